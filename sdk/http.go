@@ -1,0 +1,189 @@
+package sdk
+
+import (
+	"github.com/talowa/wedge/sdk/hostcall"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// Request is the client's request. Its methods are host calls: the request
+// itself stays in the host. Writes are allowed in the request phase only.
+type Request struct{}
+
+// Response is, in the request phase, the answer the plugin may build (headers
+// set on it are added to the origin's response when the plugin continues);
+// in the response phase, the response on its way to the client.
+type Response struct{}
+
+func field(f abi.Field) string {
+	return string(fetch(func(b []byte) int32 { return hostcall.FieldGet(f, b) }))
+}
+
+// Method is the request method, "GET".
+func (Request) Method() string { return field(abi.FieldMethod) }
+
+// Scheme is "http" or "https".
+func (Request) Scheme() string { return field(abi.FieldScheme) }
+
+// Host is the host the client asked for, with any port.
+func (Request) Host() string { return field(abi.FieldHost) }
+
+// Path is the request path as received, percent-encoded, without query.
+func (Request) Path() string { return field(abi.FieldPath) }
+
+// RawQuery is the query string without '?'.
+func (Request) RawQuery() string { return field(abi.FieldRawQuery) }
+
+// Proto is the protocol, "HTTP/1.1".
+func (Request) Proto() string { return field(abi.FieldProto) }
+
+// ClientAddr is the client's address, "203.0.113.7:51234".
+func (Request) ClientAddr() string { return field(abi.FieldClientAddr) }
+
+// ID is the host-assigned request id.
+func (Request) ID() string { return field(abi.FieldRequestID) }
+
+// SetMethod rewrites the method sent to the origin.
+func (Request) SetMethod(v string) error {
+	return errOf(hostcall.FieldSet(abi.FieldMethod, bytesOf(v)))
+}
+
+// SetHost rewrites the host sent to the origin.
+func (Request) SetHost(v string) error { return errOf(hostcall.FieldSet(abi.FieldHost, bytesOf(v))) }
+
+// SetPath rewrites the path sent to the origin; it starts with '/'.
+func (Request) SetPath(v string) error { return errOf(hostcall.FieldSet(abi.FieldPath, bytesOf(v))) }
+
+// SetRawQuery rewrites the query sent to the origin.
+func (Request) SetRawQuery(v string) error {
+	return errOf(hostcall.FieldSet(abi.FieldRawQuery, bytesOf(v)))
+}
+
+// Header is the request's header.
+func (Request) Header() Header { return Header{abi.MsgRequest} }
+
+// Body returns up to limit bytes of the request body and the body's full
+// length, so a caller can tell a truncated read.
+func (Request) Body(limit int) ([]byte, int) { return readBody(abi.MsgRequest, limit) }
+
+// SetBody replaces the request body sent to the origin.
+func (Request) SetBody(b []byte) error { return errOf(hostcall.BodySet(abi.MsgRequest, b)) }
+
+// Value returns a request-scoped value set by this or an earlier plugin.
+func (Request) Value(key string) (string, bool) {
+	b, n := fetchN(func(b []byte) int32 { return hostcall.ValueGet(bytesOf(key), b) })
+	return string(b), n >= 0
+}
+
+// SetValue stores a request-scoped value for later phases and plugins.
+func (Request) SetValue(key, value string) error {
+	return errOf(hostcall.ValueSet(bytesOf(key), bytesOf(value), 0))
+}
+
+// Forward stores a request-scoped value that is also sent to the origin, for
+// example the identity an auth plugin verified.
+func (Request) Forward(key, value string) error {
+	return errOf(hostcall.ValueSet(bytesOf(key), bytesOf(value), abi.ValueForward))
+}
+
+// Status is the response status; in the request phase 0 until set.
+func (Response) Status() int { return int(hostcall.StatusGet()) }
+
+// SetStatus sets the response status (200-599).
+func (Response) SetStatus(code int) error { return errOf(hostcall.StatusSet(int32(code))) }
+
+// Header is the response's header.
+func (Response) Header() Header { return Header{abi.MsgResponse} }
+
+// Body returns up to limit bytes of the response body and its full length.
+func (Response) Body(limit int) ([]byte, int) { return readBody(abi.MsgResponse, limit) }
+
+// SetBody replaces the response body.
+func (Response) SetBody(b []byte) error { return errOf(hostcall.BodySet(abi.MsgResponse, b)) }
+
+// Answer sets status and body and returns Answer: the request phase ends
+// the chain with this response.
+func (r Response) Answer(status int, body []byte) Action {
+	if err := r.SetStatus(status); err != nil {
+		return Fail(err)
+	}
+	if err := r.SetBody(body); err != nil {
+		return Fail(err)
+	}
+	return Answer
+}
+
+// AnswerText answers with a text/plain body.
+func (r Response) AnswerText(status int, text string) Action {
+	r.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	return r.Answer(status, bytesOf(text+"\n"))
+}
+
+func readBody(m abi.Msg, limit int) ([]byte, int) {
+	if limit <= 0 {
+		return nil, int(hostcall.BodyRead(m, 0, nil))
+	}
+	buf := make([]byte, limit)
+	n := int(hostcall.BodyRead(m, 0, buf))
+	return buf[:min(n, limit)], n
+}
+
+// Header is the header of a request or response. Names are
+// case-insensitive. Set, Add and Del refuse framing fields (Content-Length,
+// Transfer-Encoding) and values with control characters.
+type Header struct{ msg abi.Msg }
+
+// Get returns the first value of name, or "".
+func (h Header) Get(name string) string {
+	v, _ := h.Lookup(name)
+	return v
+}
+
+// Lookup returns the first value of name and whether it is present.
+func (h Header) Lookup(name string) (string, bool) {
+	b, n := fetchN(func(b []byte) int32 { return hostcall.HeaderGet(h.msg, bytesOf(name), b) })
+	return string(b), n >= 0
+}
+
+// AppendValue appends the first value of name to dst without allocating a
+// string, for hot paths.
+func (h Header) AppendValue(dst []byte, name string) ([]byte, bool) {
+	b, n := fetchN(func(b []byte) int32 { return hostcall.HeaderGet(h.msg, bytesOf(name), b) })
+	return append(dst, b...), n >= 0
+}
+
+// Values returns every value of name, in order.
+func (h Header) Values(name string) []string {
+	return list(fetch(func(b []byte) int32 { return hostcall.HeaderValues(h.msg, bytesOf(name), b) }))
+}
+
+// Names returns the header names, in order, each once.
+func (h Header) Names() []string {
+	return list(fetch(func(b []byte) int32 { return hostcall.HeaderNames(h.msg, b) }))
+}
+
+// Set replaces every value of name with value.
+func (h Header) Set(name, value string) error {
+	return errOf(hostcall.HeaderSet(h.msg, bytesOf(name), bytesOf(value)))
+}
+
+// Add appends a value to name.
+func (h Header) Add(name, value string) error {
+	return errOf(hostcall.HeaderAdd(h.msg, bytesOf(name), bytesOf(value)))
+}
+
+// Del removes every value of name.
+func (h Header) Del(name string) error {
+	return errOf(hostcall.HeaderRemove(h.msg, bytesOf(name)))
+}
+
+func list(b []byte) []string {
+	var out []string
+	for {
+		item, rest, ok := abi.NextItem(b)
+		if !ok {
+			return out
+		}
+		out = append(out, string(item))
+		b = rest
+	}
+}

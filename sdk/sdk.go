@@ -1,0 +1,181 @@
+// Package sdk is the Go SDK for Wedge plugins. A plugin is a main package
+// that registers a handler in init and is built with
+//
+//	GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm .
+//
+// (or `wedgectl plugin build DIR`). The same package builds natively too: then
+// every host call goes to the real host logic in memory, so plugin code is
+// unit-tested with plain `go test` through sdk/sdktest.
+//
+//	type hello struct{}
+//
+//	func (hello) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
+//		if req.Header().Get("X-Token") == "" {
+//			return resp.AnswerText(401, "token required")
+//		}
+//		resp.Header().Set("X-Hello", "world") // added to the origin's response
+//		return sdk.Continue
+//	}
+//
+//	func init() { sdk.Register(hello{}) }
+//	func main() {}
+//
+// Bodies, cached responses and counters stay in the host: a plugin asks for
+// what it needs through small calls and keeps per-request state in request
+// values (Request.SetValue), not in globals, because consecutive phases of one
+// request may run on different instances.
+//
+// The contract underneath is ABI v1, specified in wasm/abi/README.md.
+package sdk
+
+import (
+	"unsafe"
+
+	"github.com/talowa/wedge/sdk/hostcall"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// Action is what a phase handler returns.
+type Action = abi.Action
+
+const (
+	// Continue passes the request on, to the next plugin and the origin.
+	Continue = abi.ActionContinue
+	// Answer stops the chain and sends the response the plugin built.
+	Answer = abi.ActionAnswer
+)
+
+// Fail reports a failure to the host, which applies the plugin's failure
+// policy (continue without the plugin, or answer with an error status).
+func Fail(err error) Action {
+	hostcall.ErrorSet(bytesOf(err.Error()))
+	return abi.ActionFail
+}
+
+// Configurer is implemented by plugins that take configuration. Configure
+// runs once per instance, before any request; an error refuses the load.
+type Configurer interface {
+	Configure(config []byte) error
+}
+
+// RequestHandler runs in the request phase.
+type RequestHandler interface {
+	OnRequest(req Request, resp Response) Action
+}
+
+// ResponseHandler runs in the response phase, in reverse chain order. It
+// returns Continue, or Fail(err).
+type ResponseHandler interface {
+	OnResponse(req Request, resp Response) Action
+}
+
+var plugin any
+
+// Register makes p the plugin. Call it from init. p implements
+// RequestHandler, ResponseHandler or both, and optionally Configurer.
+func Register(p any) {
+	_, rq := p.(RequestHandler)
+	_, rs := p.(ResponseHandler)
+	if !rq && !rs {
+		panic("sdk: Register: the plugin implements neither RequestHandler nor ResponseHandler")
+	}
+	plugin = p
+}
+
+// Errno is a host function's error result. It compares equal to the
+// ErrX values: errors.Is(err, sdk.ErrNotFound).
+type Errno int32
+
+const (
+	ErrNotFound    = Errno(abi.ErrNotFound)
+	ErrInvalid     = Errno(abi.ErrInvalid)
+	ErrPhase       = Errno(abi.ErrPhase)
+	ErrTooLarge    = Errno(abi.ErrTooLarge)
+	ErrUnavailable = Errno(abi.ErrUnavailable)
+)
+
+func (e Errno) Error() string { return "wedge: " + abi.ErrnoName(int32(e)) }
+
+// errOf turns a host result into an error: nil for non-negative results.
+func errOf(r int32) error {
+	if r >= 0 {
+		return nil
+	}
+	return Errno(r)
+}
+
+// Exports returns the implementations of the guest exports configure,
+// on_request and on_response. The wasip1 build exports them with
+// //go:wasmexport; sdk/sdktest calls them natively.
+func Exports() (configure, onRequest, onResponse func() int32) {
+	return configureExport, onRequestExport, onResponseExport
+}
+
+func configureExport() int32 {
+	if plugin == nil {
+		hostcall.ErrorSet(bytesOf("sdk: no plugin registered: call sdk.Register in init"))
+		return -1
+	}
+	if c, ok := plugin.(Configurer); ok {
+		cfg := fetch(func(b []byte) int32 { return hostcall.ConfigRead(b) })
+		if err := c.Configure(append([]byte(nil), cfg...)); err != nil {
+			hostcall.ErrorSet(bytesOf(err.Error()))
+			return -1
+		}
+	}
+	var f abi.Feature
+	if _, ok := plugin.(RequestHandler); ok {
+		f |= abi.FeatureRequest
+	}
+	if _, ok := plugin.(ResponseHandler); ok {
+		f |= abi.FeatureResponse
+	}
+	return f
+}
+
+func onRequestExport() int32 {
+	h, ok := plugin.(RequestHandler)
+	if !ok {
+		return Continue
+	}
+	return h.OnRequest(Request{}, Response{})
+}
+
+func onResponseExport() int32 {
+	h, ok := plugin.(ResponseHandler)
+	if !ok {
+		return Continue
+	}
+	return h.OnResponse(Request{}, Response{})
+}
+
+// bytesOf views s as bytes without copying. Host functions never write to
+// their input arguments, so the view stays read-only.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// scratch is the output buffer host calls copy into. A guest runs one host
+// call at a time, so one buffer serves them all; callers copy out of it
+// before the next call.
+var scratch = make([]byte, 2048)
+
+// fetch runs a "buffer + limit, returns the full length" call, growing the
+// buffer and retrying once when the result did not fit. A negative result
+// is returned as nil; use fetchN to see it.
+func fetch(call func([]byte) int32) []byte {
+	b, _ := fetchN(call)
+	return b
+}
+
+func fetchN(call func([]byte) int32) ([]byte, int32) {
+	n := call(scratch)
+	if n < 0 {
+		return nil, n
+	}
+	if int(n) > len(scratch) {
+		scratch = make([]byte, n)
+		if n = call(scratch); n < 0 || int(n) > len(scratch) {
+			return nil, min(n, int32(abi.ErrInvalid))
+		}
+	}
+	return scratch[:n], n
+}

@@ -1,0 +1,136 @@
+// Package sdktest runs a plugin natively, in a plain `go test`, against the
+// real host logic of package wasm/host: the same header rules, stores, key
+// handling and errors as in production, minus the Wasm engine. Use it for
+// fast unit tests of plugin logic; use wasm/wasmtest to test the built .wasm.
+//
+//	func TestHello(t *testing.T) {
+//		h := sdktest.New(t, hello{}, nil)
+//		res := h.Do(host.Request{Method: "GET", Path: "/"})
+//		if res.Resp.Status != 401 { ... }
+//	}
+//
+// Host functions reach the test host through process-wide state, so a Host
+// serialises its calls with every other Host in the process; do not call
+// t.Parallel in tests that use it.
+package sdktest
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/talowa/wedge/sdk"
+	"github.com/talowa/wedge/sdk/hostcall"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+var mu sync.Mutex // one plugin runs at a time in this process
+
+// Host is a plugin configured against an in-memory host.
+type Host struct {
+	// Env is the plugin's environment: its stores, keys and metrics. New
+	// fills it with a 64 MiB cache, a rate limiter and a log that goes to
+	// t.Log; change fields before the first Do.
+	Env *host.Env
+	// Origin answers requests no plugin answered. The default returns 200
+	// with an empty body.
+	Origin func(*host.Request) host.Response
+
+	plugin   any
+	features abi.Feature
+	call     host.Call
+}
+
+// New registers p, configures it with config and returns its host. A
+// configure failure fails t.
+func New(t testing.TB, p any, config []byte) *Host {
+	t.Helper()
+	h, err := Configure(p, config, slog.New(slog.NewTextHandler(tlog{t}, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Configure is New without a testing.TB, for code that checks the error.
+func Configure(p any, config []byte, log *slog.Logger) (*Host, error) {
+	h := &Host{
+		Env: &host.Env{
+			Plugin:  "sdktest",
+			Version: "native",
+			Config:  config,
+			Cache:   host.NewMemCache(64 << 20),
+			Limiter: host.NewGCRA(1 << 16),
+			Keys:    host.NewKeyring(host.NewVerifyCache(1024)),
+			Metrics: host.NewMetrics(host.NewMetricFamilies(nil), "sdktest", "native"),
+			Log:     log,
+		},
+		Origin: func(*host.Request) host.Response { return host.Response{Status: 200} },
+		plugin: p,
+	}
+	res := h.run(abi.PhaseConfigure, nil)
+	if res < 0 {
+		return nil, fmt.Errorf("sdktest: configure failed: %s", h.call.ErrorMessage())
+	}
+	h.features = res
+	return h, nil
+}
+
+// run calls one guest export natively with the test host installed.
+func (h *Host) run(phase abi.Phase, ex host.Exchange) int32 {
+	mu.Lock()
+	defer mu.Unlock()
+	sdk.Register(h.plugin)
+	h.call.Reset(h.Env, phase, ex)
+	prev := hostcall.SetHost(&h.call)
+	defer hostcall.SetHost(prev)
+	defer h.call.Release()
+	configure, onRequest, onResponse := sdk.Exports()
+	switch phase {
+	case abi.PhaseConfigure:
+		return configure()
+	case abi.PhaseRequest:
+		return onRequest()
+	default:
+		return onResponse()
+	}
+}
+
+// Do runs one request through the plugin: request phase, Origin unless the
+// plugin answered, response phase.
+func (h *Host) Do(req host.Request) *host.Result {
+	return host.Run(req, h.OnRequest, h.Origin, h.OnResponse)
+}
+
+// OnRequest runs the request phase on ex.
+func (h *Host) OnRequest(ex host.Exchange) (abi.Action, error) {
+	if h.features&abi.FeatureRequest == 0 {
+		return abi.ActionContinue, nil
+	}
+	act := h.run(abi.PhaseRequest, ex)
+	if act == abi.ActionContinue || act == abi.ActionAnswer {
+		return act, nil
+	}
+	return abi.ActionContinue, fmt.Errorf("sdktest: request phase failed (action %d): %s", act, h.call.ErrorMessage())
+}
+
+// OnResponse runs the response phase on ex.
+func (h *Host) OnResponse(ex host.Exchange) error {
+	if h.features&abi.FeatureResponse == 0 {
+		return nil
+	}
+	if act := h.run(abi.PhaseResponse, ex); act != abi.ActionContinue {
+		return fmt.Errorf("sdktest: response phase failed (action %d): %s", act, h.call.ErrorMessage())
+	}
+	return nil
+}
+
+type tlog struct{ t testing.TB }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,72 @@
+package sdk
+
+import (
+	"time"
+
+	"github.com/talowa/wedge/sdk/hostcall"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// CacheInfo is what the host knows about a cached entry.
+type CacheInfo = abi.CacheInfo
+
+// CacheLookup returns the entry stored under key: the host's info and the
+// metadata the plugin stored with it.
+func CacheLookup(key []byte) (info CacheInfo, meta []byte, ok bool) {
+	b, n := fetchN(func(b []byte) int32 { return hostcall.CacheLookup(key, b) })
+	if n < abi.CacheInfoSize {
+		return CacheInfo{}, nil, false
+	}
+	return abi.ReadCacheInfo(b), append([]byte(nil), b[abi.CacheInfoSize:]...), true
+}
+
+// CacheStore stores the current response under key, fresh for ttl and kept
+// for stale after that, with the plugin's metadata and tags for purging.
+func CacheStore(key, meta []byte, ttl, stale time.Duration, tags ...string) error {
+	var list []byte
+	for _, t := range tags {
+		list = abi.AppendList(list, bytesOf(t))
+	}
+	return errOf(hostcall.CacheStore(key, meta, ttl.Milliseconds(), stale.Milliseconds(), list))
+}
+
+// CacheServe makes the entry under key the current response (the body never
+// passes through the plugin) and returns its status.
+func CacheServe(key []byte) (status int, err error) {
+	r := hostcall.CacheServe(key)
+	return int(max(r, 0)), errOf(r)
+}
+
+// CachePurge removes the entry under key; it reports whether there was one.
+func CachePurge(key []byte) bool { return hostcall.CachePurge(abi.PurgeKey, key) > 0 }
+
+// CachePurgeTag removes every entry stored with tag and returns how many.
+func CachePurgeTag(tag string) int {
+	return int(max(hostcall.CachePurge(abi.PurgeTag, bytesOf(tag)), 0))
+}
+
+// RateResult is the outcome of a rate-limit take.
+type RateResult = abi.RateResult
+
+// Limit describes an allowance: Count per Period, in bursts of up to Burst
+// (at least 1; Count when zero).
+type Limit struct {
+	Count  int
+	Period time.Duration
+	Burst  int
+}
+
+// Take spends cost units of key's allowance. Keys are shared by every plugin
+// on the node: include the policy name in the key.
+func (l Limit) Take(key []byte, cost int) (allowed bool, r RateResult, err error) {
+	var out [abi.RateResultSize]byte
+	burst := l.Burst
+	if burst == 0 {
+		burst = l.Count
+	}
+	res := hostcall.RatelimitTake(key, int32(l.Count), l.Period.Milliseconds(), int32(burst), int32(cost), out[:])
+	if res < 0 {
+		return false, RateResult{}, Errno(res)
+	}
+	return res == 1, abi.ReadRateResult(out[:]), nil
+}

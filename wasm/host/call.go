@@ -1,0 +1,449 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"time"
+
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// Call is the host side of one guest call: it implements [abi.Host] for the
+// phase it was reset to. The runtime keeps one Call per instance and reuses
+// it, so nothing here allocates on the request path.
+type Call struct {
+	env     *Env
+	phase   abi.Phase
+	ex      Exchange
+	errMsg  []byte
+	scratch []byte
+}
+
+var _ abi.Host = (*Call)(nil)
+
+// Reset prepares c for a call of phase on ex (nil in the configure phase).
+func (c *Call) Reset(env *Env, phase abi.Phase, ex Exchange) {
+	c.env, c.phase, c.ex = env, phase, ex
+	c.errMsg = c.errMsg[:0]
+}
+
+// Release drops the references c holds to the exchange, so a pooled instance
+// does not keep a finished request alive.
+func (c *Call) Release() { c.ex = nil }
+
+// ErrorMessage is the message the guest set with error_set during this call.
+func (c *Call) ErrorMessage() string { return string(c.errMsg) }
+
+// Phase is the phase c was reset to.
+func (c *Call) Phase() abi.Phase { return c.phase }
+
+func (c *Call) inExchange() bool { return c.ex != nil }
+
+// copyOut implements "buffer + limit, returns the full length".
+func copyOut(buf, data []byte) int32 {
+	copy(buf, data)
+	return int32(len(data))
+}
+
+func validMsg(m abi.Msg) bool { return m == abi.MsgRequest || m == abi.MsgResponse }
+
+// writable reports whether message m may change in this phase: the request
+// until it leaves for the origin, the response always.
+func (c *Call) writable(m abi.Msg) bool {
+	return m == abi.MsgResponse || c.phase == abi.PhaseRequest
+}
+
+// ConfigRead implements abi.Host.
+func (c *Call) ConfigRead(buf []byte) int32 { return copyOut(buf, c.env.Config) }
+
+// ErrorSet implements abi.Host.
+func (c *Call) ErrorSet(msg []byte) int32 {
+	if len(msg) > abi.MaxErrorLen {
+		msg = msg[:abi.MaxErrorLen]
+	}
+	c.errMsg = append(c.errMsg[:0], msg...)
+	return 0
+}
+
+// FieldGet implements abi.Host.
+func (c *Call) FieldGet(field int32, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !abi.ValidField(field) {
+		return abi.ErrInvalid
+	}
+	return copyOut(buf, c.ex.Field(field))
+}
+
+// FieldSet implements abi.Host.
+func (c *Call) FieldSet(field int32, value []byte) int32 {
+	if !abi.ValidField(field) || !abi.FieldWritable(field) {
+		return abi.ErrInvalid
+	}
+	if c.phase != abi.PhaseRequest {
+		return abi.ErrPhase
+	}
+	if len(value) > maxFieldLen {
+		return abi.ErrTooLarge
+	}
+	if !validField(field, value) {
+		return abi.ErrInvalid
+	}
+	c.ex.SetField(field, value)
+	return 0
+}
+
+// StatusGet implements abi.Host.
+func (c *Call) StatusGet() int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	return int32(c.ex.Status())
+}
+
+// StatusSet implements abi.Host.
+func (c *Call) StatusSet(code int32) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if code < 200 || code > 599 {
+		return abi.ErrInvalid
+	}
+	c.ex.SetStatus(int(code))
+	return 0
+}
+
+// HeaderGet implements abi.Host.
+func (c *Call) HeaderGet(msg int32, name []byte, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !validMsg(msg) {
+		return abi.ErrInvalid
+	}
+	v, ok := c.ex.HeaderGet(msg, name)
+	if !ok {
+		return abi.ErrNotFound
+	}
+	return copyOut(buf, v)
+}
+
+// HeaderValues implements abi.Host.
+func (c *Call) HeaderValues(msg int32, name []byte, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !validMsg(msg) {
+		return abi.ErrInvalid
+	}
+	c.scratch = c.ex.AppendHeaderValues(c.scratch[:0], msg, name)
+	return copyOut(buf, c.scratch)
+}
+
+// HeaderNames implements abi.Host.
+func (c *Call) HeaderNames(msg int32, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !validMsg(msg) {
+		return abi.ErrInvalid
+	}
+	c.scratch = c.ex.AppendHeaderNames(c.scratch[:0], msg)
+	return copyOut(buf, c.scratch)
+}
+
+// checkHeaderWrite validates a header mutation; value is nil for removal.
+func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !validMsg(msg) || !validHeaderName(name) || isFramingHeader(name) {
+		return abi.ErrInvalid
+	}
+	if len(value) > maxHeaderValueLen {
+		return abi.ErrTooLarge
+	}
+	if !validHeaderValue(value) {
+		return abi.ErrInvalid
+	}
+	if !c.writable(msg) {
+		return abi.ErrPhase
+	}
+	return 0
+}
+
+// HeaderSet implements abi.Host.
+func (c *Call) HeaderSet(msg int32, name []byte, value []byte) int32 {
+	if e := c.checkHeaderWrite(msg, name, value); e != 0 {
+		return e
+	}
+	c.ex.HeaderSet(msg, name, value)
+	return 0
+}
+
+// HeaderAdd implements abi.Host.
+func (c *Call) HeaderAdd(msg int32, name []byte, value []byte) int32 {
+	if e := c.checkHeaderWrite(msg, name, value); e != 0 {
+		return e
+	}
+	c.ex.HeaderAdd(msg, name, value)
+	return 0
+}
+
+// HeaderRemove implements abi.Host.
+func (c *Call) HeaderRemove(msg int32, name []byte) int32 {
+	if e := c.checkHeaderWrite(msg, name, nil); e != 0 {
+		return e
+	}
+	c.ex.HeaderDel(msg, name)
+	return 0
+}
+
+// BodyRead implements abi.Host.
+func (c *Call) BodyRead(msg int32, offset int32, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !validMsg(msg) || offset < 0 {
+		return abi.ErrInvalid
+	}
+	body := c.ex.Body(msg)
+	if int(offset) < len(body) {
+		copy(buf, body[offset:])
+	}
+	return int32(len(body))
+}
+
+// BodySet implements abi.Host.
+func (c *Call) BodySet(msg int32, body []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if !validMsg(msg) {
+		return abi.ErrInvalid
+	}
+	if len(body) > c.env.maxBody() {
+		return abi.ErrTooLarge
+	}
+	if !c.writable(msg) {
+		return abi.ErrPhase
+	}
+	c.ex.SetBody(msg, body)
+	return 0
+}
+
+// ValueGet implements abi.Host.
+func (c *Call) ValueGet(key []byte, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	v, ok := c.ex.Values().Get(key)
+	if !ok {
+		return abi.ErrNotFound
+	}
+	return copyOut(buf, v)
+}
+
+// ValueSet implements abi.Host.
+func (c *Call) ValueSet(key []byte, value []byte, flags int32) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if flags&^abi.ValueForward != 0 {
+		return abi.ErrInvalid
+	}
+	return c.ex.Values().Set(key, value, flags)
+}
+
+// CacheLookup implements abi.Host.
+func (c *Call) CacheLookup(key []byte, buf []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if c.env.Cache == nil {
+		return abi.ErrUnavailable
+	}
+	e, ok := c.env.Cache.Get(key)
+	if !ok {
+		return abi.ErrNotFound
+	}
+	n := abi.CacheInfoSize + len(e.Meta)
+	if len(buf) >= abi.CacheInfoSize {
+		age := c.env.now().Sub(e.Stored)
+		abi.CacheInfo{AgeMs: age.Milliseconds(), TTLMs: (e.TTL - age).Milliseconds()}.Put(buf)
+		copy(buf[abi.CacheInfoSize:], e.Meta)
+	}
+	return int32(n)
+}
+
+// CacheStore implements abi.Host.
+func (c *Call) CacheStore(key []byte, meta []byte, ttlMs int64, staleMs int64, tags []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if c.env.Cache == nil {
+		return abi.ErrUnavailable
+	}
+	if ttlMs < 0 || staleMs < 0 || ttlMs > maxCacheMs || staleMs > maxCacheMs || len(key) == 0 {
+		return abi.ErrInvalid
+	}
+	if len(key) > abi.MaxCacheKeyLen || len(meta) > abi.MaxCacheMetaLen {
+		return abi.ErrTooLarge
+	}
+	var tagList []string
+	for rest := tags; ; {
+		item, r, ok := abi.NextItem(rest)
+		if !ok {
+			break
+		}
+		if len(tagList) == abi.MaxTags {
+			return abi.ErrTooLarge
+		}
+		if len(item) == 0 {
+			return abi.ErrInvalid
+		}
+		tagList = append(tagList, string(item))
+		rest = r
+	}
+	c.env.Cache.Set(key, &CacheEntry{
+		Response: c.ex.StoreResponse(),
+		Meta:     append([]byte(nil), meta...),
+		Tags:     tagList,
+		Stored:   c.env.now(),
+		TTL:      time.Duration(ttlMs) * time.Millisecond,
+		Stale:    time.Duration(staleMs) * time.Millisecond,
+	})
+	return 0
+}
+
+// CacheServe implements abi.Host.
+func (c *Call) CacheServe(key []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if c.env.Cache == nil {
+		return abi.ErrUnavailable
+	}
+	e, ok := c.env.Cache.Get(key)
+	if !ok {
+		return abi.ErrNotFound
+	}
+	c.ex.LoadResponse(e.Response)
+	return int32(e.Response.Status)
+}
+
+// CachePurge implements abi.Host.
+func (c *Call) CachePurge(kind int32, match []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if c.env.Cache == nil {
+		return abi.ErrUnavailable
+	}
+	switch kind {
+	case abi.PurgeKey:
+		return int32(c.env.Cache.Purge(match))
+	case abi.PurgeTag:
+		return int32(c.env.Cache.PurgeTag(match))
+	}
+	return abi.ErrInvalid
+}
+
+// RatelimitTake implements abi.Host.
+func (c *Call) RatelimitTake(key []byte, limit int32, periodMs int64, burst int32, cost int32, result []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if c.env.Limiter == nil {
+		return abi.ErrUnavailable
+	}
+	if limit <= 0 || periodMs <= 0 || periodMs > maxCacheMs || burst <= 0 || cost < 0 || len(result) < abi.RateResultSize {
+		return abi.ErrInvalid
+	}
+	if len(key) > abi.MaxRateKeyLen {
+		return abi.ErrTooLarge
+	}
+	ok, r := c.env.Limiter.Take(key, limit, time.Duration(periodMs)*time.Millisecond, burst, cost)
+	r.Put(result)
+	if ok {
+		return 1
+	}
+	return 0
+}
+
+// KeyRegister implements abi.Host.
+func (c *Call) KeyRegister(alg int32, format int32, key []byte) int32 {
+	if c.phase != abi.PhaseConfigure {
+		return abi.ErrPhase
+	}
+	return c.env.Keys.Register(alg, format, key)
+}
+
+// Verify implements abi.Host.
+func (c *Call) Verify(key int32, msg []byte, sig []byte) int32 {
+	var r int32
+	r, c.scratch = c.env.Keys.Verify(key, msg, sig, c.scratch)
+	return r
+}
+
+// Digest implements abi.Host.
+func (c *Call) Digest(alg int32, msg []byte, buf []byte) int32 {
+	var r int32
+	r, c.scratch = digest(alg, msg, buf, c.scratch)
+	return r
+}
+
+// TimeNow implements abi.Host.
+func (c *Call) TimeNow() int64 { return c.env.now().UnixNano() }
+
+// RandomFill implements abi.Host.
+func (c *Call) RandomFill(buf []byte) int32 {
+	_, _ = rand.Read(buf) // crypto/rand.Read never fails (Go 1.24+)
+	return 0
+}
+
+// Log implements abi.Host.
+func (c *Call) Log(level int32, msg []byte, attrs []byte) int32 {
+	if len(msg)+len(attrs) > abi.MaxLogLen {
+		return abi.ErrTooLarge
+	}
+	lg := c.env.logger()
+	if !lg.Enabled(context.Background(), slog.Level(level)) {
+		return 0
+	}
+	var as []slog.Attr
+	for rest := attrs; ; {
+		k, r, ok := abi.NextItem(rest)
+		if !ok {
+			break
+		}
+		v, r2, ok := abi.NextItem(r)
+		if !ok {
+			return abi.ErrInvalid
+		}
+		as = append(as, slog.String(string(k), string(v)))
+		rest = r2
+	}
+	if c.phase != abi.PhaseConfigure && c.ex != nil {
+		if id := c.ex.Field(abi.FieldRequestID); len(id) > 0 {
+			as = append(as, slog.String("request_id", string(id)))
+		}
+	}
+	lg.LogAttrs(context.Background(), slog.Level(level), string(msg), as...)
+	return 0
+}
+
+// MetricDefine implements abi.Host.
+func (c *Call) MetricDefine(kind int32, name []byte) int32 {
+	if c.phase != abi.PhaseConfigure {
+		return abi.ErrPhase
+	}
+	return c.env.Metrics.Define(kind, name)
+}
+
+// MetricRecord implements abi.Host.
+func (c *Call) MetricRecord(metric int32, value float64) int32 {
+	return c.env.Metrics.Record(metric, value)
+}

@@ -1,0 +1,13 @@
+// Package host implements what ABI v1 host functions do, independent of any
+// Wasm engine: [Call] implements abi.Host over an [Exchange] (the HTTP
+// request and response a plugin sees) and an [Env] (the plugin's
+// configuration and the host stores: response cache, rate limiter, key ring,
+// metrics, log).
+//
+// Package wasm puts Call behind wazero host functions; sdk/sdktest puts the
+// very same Call behind the native build of the guest SDK, so a plugin's
+// unit tests run against the real host semantics, not an imitation.
+//
+// Byte slices that reach Call are views of guest memory, valid during the
+// call only: everything kept is copied.
+package host

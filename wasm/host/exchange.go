@@ -1,0 +1,347 @@
+package host
+
+import (
+	"bytes"
+
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// Exchange is one HTTP exchange as plugins see it. The edge implements it over
+// its server's request and response; [MemExchange] implements it in memory for
+// tests and the native SDK. The host validates every argument before calling a
+// setter (header names and values, fields, statuses, sizes), so an
+// implementation only stores. Byte slices passed in are views of guest memory
+// valid only during the call: an implementation copies what it keeps.
+type Exchange interface {
+	// Field returns a request attribute. The result is only read before the
+	// next call on the Exchange.
+	Field(f abi.Field) []byte
+	// SetField rewrites a writable request attribute (abi.FieldWritable).
+	SetField(f abi.Field, v []byte)
+	// Status is the response status, 0 while no answer has one.
+	Status() int
+	SetStatus(code int)
+	// HeaderGet returns the first value of a header (names compare
+	// case-insensitively).
+	HeaderGet(m abi.Msg, name []byte) ([]byte, bool)
+	// AppendHeaderValues appends every value of a header, each followed by NUL.
+	AppendHeaderValues(dst []byte, m abi.Msg, name []byte) []byte
+	// AppendHeaderNames appends each header name once, in order of first
+	// appearance, each followed by NUL.
+	AppendHeaderNames(dst []byte, m abi.Msg) []byte
+	HeaderSet(m abi.Msg, name, value []byte)
+	HeaderAdd(m abi.Msg, name, value []byte)
+	HeaderDel(m abi.Msg, name []byte)
+	Body(m abi.Msg) []byte
+	SetBody(m abi.Msg, body []byte)
+	// Values are the request-scoped values; they live until the response is
+	// written.
+	Values() *Values
+	// StoreResponse returns an immutable copy of the current response, for
+	// the response cache.
+	StoreResponse() *StoredResponse
+	// LoadResponse makes r the current response. r is shared and immutable:
+	// an implementation may reference r.Body rather than copy it.
+	LoadResponse(r *StoredResponse)
+}
+
+// HeaderField is one header line.
+type HeaderField struct {
+	Name, Value string
+}
+
+// StoredResponse is an immutable response held by the cache.
+type StoredResponse struct {
+	Status int
+	Header []HeaderField
+	Body   []byte
+}
+
+// Size is the memory a stored response accounts for in the cache.
+func (r *StoredResponse) Size() int {
+	n := 64 + len(r.Body)
+	for _, f := range r.Header {
+		n += 32 + len(f.Name) + len(f.Value)
+	}
+	return n
+}
+
+// Header is an ordered, multi-valued header list. Names keep the case they
+// were added with and compare case-insensitively.
+type Header struct {
+	Fields []HeaderField
+}
+
+// Get returns the first value of name.
+func (h *Header) Get(name string) (string, bool) {
+	for _, f := range h.Fields {
+		if equalFold(f.Name, name) {
+			return f.Value, true
+		}
+	}
+	return "", false
+}
+
+// Values returns every value of name, in order.
+func (h *Header) Values(name string) []string {
+	var vs []string
+	for _, f := range h.Fields {
+		if equalFold(f.Name, name) {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
+}
+
+// Add appends a field.
+func (h *Header) Add(name, value string) {
+	h.Fields = append(h.Fields, HeaderField{name, value})
+}
+
+// Set replaces every value of name with value, at the position of the first.
+func (h *Header) Set(name, value string) {
+	for i, f := range h.Fields {
+		if equalFold(f.Name, name) {
+			h.Fields[i].Value = value
+			h.del(name, i+1)
+			return
+		}
+	}
+	h.Add(name, value)
+}
+
+// Del removes every value of name.
+func (h *Header) Del(name string) { h.del(name, 0) }
+
+func (h *Header) del(name string, from int) {
+	out := h.Fields[:from]
+	for _, f := range h.Fields[from:] {
+		if !equalFold(f.Name, name) {
+			out = append(out, f)
+		}
+	}
+	h.Fields = out
+}
+
+func equalFold(a, b string) bool {
+	return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b))
+}
+
+// Request is an HTTP request held in memory.
+type Request struct {
+	Method, Scheme, Host, Path, RawQuery, Proto, ClientAddr, ID string
+	Header                                                      Header
+	Body                                                        []byte
+}
+
+// Response is an HTTP response held in memory.
+type Response struct {
+	Status int
+	Header Header
+	Body   []byte
+}
+
+// MemExchange is an [Exchange] held in memory: what wasmtest and sdktest run
+// plugins against. It is not safe for concurrent use.
+type MemExchange struct {
+	Req  Request
+	Resp Response
+	Vals Values
+}
+
+var _ Exchange = (*MemExchange)(nil)
+
+func (x *MemExchange) header(m abi.Msg) *Header {
+	if m == abi.MsgRequest {
+		return &x.Req.Header
+	}
+	return &x.Resp.Header
+}
+
+// Field implements Exchange.
+func (x *MemExchange) Field(f abi.Field) []byte {
+	switch f {
+	case abi.FieldMethod:
+		return []byte(x.Req.Method)
+	case abi.FieldScheme:
+		return []byte(x.Req.Scheme)
+	case abi.FieldHost:
+		return []byte(x.Req.Host)
+	case abi.FieldPath:
+		return []byte(x.Req.Path)
+	case abi.FieldRawQuery:
+		return []byte(x.Req.RawQuery)
+	case abi.FieldProto:
+		return []byte(x.Req.Proto)
+	case abi.FieldClientAddr:
+		return []byte(x.Req.ClientAddr)
+	case abi.FieldRequestID:
+		return []byte(x.Req.ID)
+	}
+	return nil
+}
+
+// SetField implements Exchange.
+func (x *MemExchange) SetField(f abi.Field, v []byte) {
+	switch f {
+	case abi.FieldMethod:
+		x.Req.Method = string(v)
+	case abi.FieldHost:
+		x.Req.Host = string(v)
+	case abi.FieldPath:
+		x.Req.Path = string(v)
+	case abi.FieldRawQuery:
+		x.Req.RawQuery = string(v)
+	}
+}
+
+// Status implements Exchange.
+func (x *MemExchange) Status() int { return x.Resp.Status }
+
+// SetStatus implements Exchange.
+func (x *MemExchange) SetStatus(code int) { x.Resp.Status = code }
+
+// HeaderGet implements Exchange.
+func (x *MemExchange) HeaderGet(m abi.Msg, name []byte) ([]byte, bool) {
+	v, ok := x.header(m).Get(string(name))
+	return []byte(v), ok
+}
+
+// AppendHeaderValues implements Exchange.
+func (x *MemExchange) AppendHeaderValues(dst []byte, m abi.Msg, name []byte) []byte {
+	for _, f := range x.header(m).Fields {
+		if equalFold(f.Name, string(name)) {
+			dst = abi.AppendList(dst, []byte(f.Value))
+		}
+	}
+	return dst
+}
+
+// AppendHeaderNames implements Exchange.
+func (x *MemExchange) AppendHeaderNames(dst []byte, m abi.Msg) []byte {
+	fields := x.header(m).Fields
+	for i, f := range fields {
+		seen := false
+		for _, g := range fields[:i] {
+			if equalFold(f.Name, g.Name) {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			dst = abi.AppendList(dst, []byte(f.Name))
+		}
+	}
+	return dst
+}
+
+// HeaderSet implements Exchange.
+func (x *MemExchange) HeaderSet(m abi.Msg, name, value []byte) {
+	x.header(m).Set(string(name), string(value))
+}
+
+// HeaderAdd implements Exchange.
+func (x *MemExchange) HeaderAdd(m abi.Msg, name, value []byte) {
+	x.header(m).Add(string(name), string(value))
+}
+
+// HeaderDel implements Exchange.
+func (x *MemExchange) HeaderDel(m abi.Msg, name []byte) { x.header(m).Del(string(name)) }
+
+// Body implements Exchange.
+func (x *MemExchange) Body(m abi.Msg) []byte {
+	if m == abi.MsgRequest {
+		return x.Req.Body
+	}
+	return x.Resp.Body
+}
+
+// SetBody implements Exchange.
+func (x *MemExchange) SetBody(m abi.Msg, body []byte) {
+	b := bytes.Clone(body)
+	if m == abi.MsgRequest {
+		x.Req.Body = b
+	} else {
+		x.Resp.Body = b
+	}
+}
+
+// Values implements Exchange.
+func (x *MemExchange) Values() *Values { return &x.Vals }
+
+// StoreResponse implements Exchange.
+func (x *MemExchange) StoreResponse() *StoredResponse {
+	return &StoredResponse{
+		Status: x.Resp.Status,
+		Header: append([]HeaderField(nil), x.Resp.Header.Fields...),
+		Body:   bytes.Clone(x.Resp.Body),
+	}
+}
+
+// LoadResponse implements Exchange.
+func (x *MemExchange) LoadResponse(r *StoredResponse) {
+	x.Resp.Status = r.Status
+	x.Resp.Header.Fields = append(x.Resp.Header.Fields[:0], r.Header...)
+	x.Resp.Body = r.Body
+}
+
+// Values holds request-scoped values. The zero value is empty and ready; Reset
+// keeps the storage for the next request.
+type Values struct {
+	items []valueItem
+}
+
+type valueItem struct {
+	key, val []byte
+	flags    abi.ValueFlag
+}
+
+// Get returns the value stored under key.
+func (v *Values) Get(key []byte) ([]byte, bool) {
+	for i := range v.items {
+		if bytes.Equal(v.items[i].key, key) {
+			return v.items[i].val, true
+		}
+	}
+	return nil, false
+}
+
+// Set stores a copy of val under key, replacing any earlier value.
+func (v *Values) Set(key, val []byte, flags abi.ValueFlag) abi.Errno {
+	if len(key) > abi.MaxValueKeyLen || len(val) > abi.MaxValueLen {
+		return abi.ErrTooLarge
+	}
+	for i := range v.items {
+		if bytes.Equal(v.items[i].key, key) {
+			v.items[i].val = append(v.items[i].val[:0], val...)
+			v.items[i].flags = flags
+			return 0
+		}
+	}
+	if len(v.items) >= abi.MaxValues {
+		return abi.ErrTooLarge
+	}
+	if len(v.items) < cap(v.items) {
+		// Reuse the buffers a previous request left behind.
+		v.items = v.items[:len(v.items)+1]
+		it := &v.items[len(v.items)-1]
+		it.key = append(it.key[:0], key...)
+		it.val = append(it.val[:0], val...)
+		it.flags = flags
+		return 0
+	}
+	v.items = append(v.items, valueItem{bytes.Clone(key), bytes.Clone(val), flags})
+	return 0
+}
+
+// Len is the number of values.
+func (v *Values) Len() int { return len(v.items) }
+
+// At returns the i-th value in insertion order.
+func (v *Values) At(i int) (key, val []byte, flags abi.ValueFlag) {
+	it := &v.items[i]
+	return it.key, it.val, it.flags
+}
+
+// Reset empties v, keeping its storage.
+func (v *Values) Reset() { v.items = v.items[:0] }

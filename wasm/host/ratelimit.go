@@ -1,0 +1,120 @@
+package host
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// Limiter is the rate-limit host store.
+type Limiter interface {
+	// Take spends cost units of key's allowance: limit units per period, with
+	// bursts of up to burst units.
+	Take(key []byte, limit int32, period time.Duration, burst, cost int32) (allowed bool, r abi.RateResult)
+}
+
+// GCRA is a [Limiter] implementing the generic cell rate algorithm: per key it
+// stores one number, the theoretical arrival time (TAT) of the next unit.
+// A key whose TAT has passed is back at its full burst, which is exactly the
+// state of an absent key, so such keys are dropped as they are met.
+//
+// Keys are spread over shards, each a map under its own mutex, so unrelated
+// keys rarely contend. A shard holds at most maxKeys/shards keys: under a
+// flood of unique keys it drops live keys rather than grow without bound,
+// which can only make the limiter more lenient, never wrongly deny.
+type GCRA struct {
+	seed     maphash.Seed
+	perShard int
+	epoch    time.Time
+	shards   [gcraShards]gcraShard
+}
+
+const gcraShards = 64
+
+type gcraShard struct {
+	mu  sync.Mutex
+	tat map[string]int64 // ns since epoch
+	_   [40]byte         // keep neighbouring shards off one cache line
+}
+
+// NewGCRA returns a limiter tracking up to maxKeys keys.
+func NewGCRA(maxKeys int) *GCRA {
+	g := &GCRA{seed: maphash.MakeSeed(), perShard: max(maxKeys/gcraShards, 16), epoch: time.Now()}
+	for i := range g.shards {
+		g.shards[i].tat = map[string]int64{}
+	}
+	return g
+}
+
+// Take implements Limiter.
+func (g *GCRA) Take(key []byte, limit int32, period time.Duration, burst, cost int32) (bool, abi.RateResult) {
+	interval := int64(period) / int64(limit) // emission interval T
+	if interval <= 0 {
+		interval = 1
+	}
+	tolerance := interval * int64(burst) // how far TAT may run ahead of now
+	now := int64(time.Since(g.epoch))
+
+	s := &g.shards[maphash.Bytes(g.seed, key)%gcraShards]
+	s.mu.Lock()
+	tat, ok := s.tat[string(key)]
+	if !ok || tat < now {
+		tat = now
+	}
+	next := tat + int64(cost)*interval
+	if next-now > tolerance {
+		s.mu.Unlock()
+		return false, abi.RateResult{
+			Remaining:    (tolerance - (tat - now)) / interval,
+			ResetMs:      ceilMs(tat - now),
+			RetryAfterMs: max(ceilMs(next-tolerance-now), 1),
+		}
+	}
+	if !ok {
+		g.makeRoom(s, now)
+	}
+	s.tat[string(key)] = next
+	s.mu.Unlock()
+	return true, abi.RateResult{
+		Remaining: (tolerance - (next - now)) / interval,
+		ResetMs:   ceilMs(next - now),
+	}
+}
+
+// makeRoom drops a few expired keys before an insert, so expiry costs O(1)
+// per new key instead of a periodic sweep; if the shard is still full it
+// drops an arbitrary key.
+func (g *GCRA) makeRoom(s *gcraShard, now int64) {
+	checked := 0
+	for k, tat := range s.tat {
+		if tat < now {
+			delete(s.tat, k)
+		} else if len(s.tat) >= g.perShard {
+			delete(s.tat, k)
+		}
+		if checked++; checked == 8 && len(s.tat) < g.perShard {
+			return
+		}
+	}
+}
+
+// Len is the number of keys tracked.
+func (g *GCRA) Len() int {
+	n := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		n += len(s.tat)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func ceilMs(ns int64) int64 {
+	if ns <= 0 {
+		return 0
+	}
+	return (ns + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+}

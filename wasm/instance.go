@@ -1,0 +1,209 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// instance is one instantiated, configured guest. It runs one call at a time:
+// the pool hands it to a single caller for the duration of a guest call.
+//
+// # Why an instance is a context.Context
+//
+// Host functions find the calling instance through the ctx wazero passes
+// them. Deriving a context per call with context.WithValue would allocate on
+// every call; passing the instance itself as the (never cancelled) context
+// allocates nothing. hostOf recovers it.
+type instance struct {
+	context.Context
+
+	m    *Module
+	mod  api.Module
+	mem  api.Memory
+	hc   host.Call
+	tail tailBuffer
+
+	onRequest, onResponse api.Function
+
+	// deadline is the nanotime the running call must end by. Only the
+	// goroutine running the call reads it: from yield and from sleep.
+	deadline int64
+	// live is set once the instance counts in the instances gauge.
+	live bool
+
+	features abi.Feature
+	stack    [1]uint64
+}
+
+// hostOf returns the abi.Host of the instance making a host call.
+func hostOf(ctx context.Context) abi.Host {
+	inst, ok := ctx.(*instance)
+	if !ok {
+		panic("wasm: host function called outside a Wedge instance call")
+	}
+	return &inst.hc
+}
+
+// view resolves a (ptr, len) argument of host function fn to guest memory,
+// trapping the call when the range is outside it.
+func view(mem api.Memory, ptr, n uint64, fn string) []byte {
+	p, l := uint32(ptr), uint32(n)
+	if l == 0 {
+		return nil
+	}
+	if mem != nil {
+		if b, ok := mem.Read(p, l); ok {
+			return b
+		}
+	}
+	var size uint32
+	if mem != nil {
+		size = mem.Size()
+	}
+	panic(&outOfBounds{fn: fn, ptr: p, len: l, memSize: size})
+}
+
+// errDeadline is the panic value that ends a call past its deadline; wazero
+// turns it into the call's error.
+var errDeadline = errors.New("call deadline exceeded")
+
+// yield is the host function the instrumentation calls every fuelPerYield
+// loop iterations (see wasmbin.Instrument). Returning to Go here is also
+// what lets the Go scheduler preempt a long-running guest.
+func yield(ctx context.Context, _ api.Module, _ []uint64) {
+	if nanotime() > ctx.(*instance).deadline {
+		panic(errDeadline)
+	}
+}
+
+// sleep serves the guest's WASI sleeps: up to the call's deadline, where the
+// call ends.
+func (i *instance) sleep(ns int64) {
+	left := i.deadline - nanotime()
+	time.Sleep(time.Duration(min(ns, max(left, 0))))
+	if ns >= left {
+		panic(errDeadline)
+	}
+}
+
+func (m *Module) id() string { return m.spec.Name + "@" + m.spec.Version }
+
+// newInstance instantiates and configures one instance.
+func (m *Module) newInstance(ctx context.Context) (*instance, error) {
+	inst := &instance{Context: context.Background(), m: m}
+	cfg := wazero.NewModuleConfig().
+		WithName("").         // anonymous: many instances of one compiled module
+		WithStartFunctions(). // _initialize runs below, under a deadline
+		WithSysNanotime().    // real clocks: with fake ones the Go guest GC stalls
+		WithSysWalltime().
+		WithNanosleep(inst.sleep).
+		WithRandSource(rand.Reader).
+		WithStdout(&inst.tail).
+		WithStderr(&inst.tail)
+	mod, err := m.rt.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: plugin %s: instantiate: %v", ErrInvalidModule, m.id(), err)
+	}
+	inst.mod = mod
+	inst.mem = mod.Memory()
+	inst.onRequest = mod.ExportedFunction(abi.ExportOnRequest)
+	inst.onResponse = mod.ExportedFunction(abi.ExportOnResponse)
+	initTimeout := max(m.timeout, m.rt.cfg.initTimeout)
+	if init := mod.ExportedFunction("_initialize"); init != nil {
+		if _, ce := inst.invoke(init, abi.PhaseConfigure, nil, initTimeout); ce != nil {
+			inst.close()
+			return nil, fmt.Errorf("%w: %w", ErrConfigure, ce)
+		}
+	}
+	res, ce := inst.invoke(mod.ExportedFunction(abi.ExportConfigure), abi.PhaseConfigure, nil, initTimeout)
+	if ce == nil && res < 0 {
+		ce = &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: "configure", Kind: KindGuest,
+			Detail: cmpOr(inst.hc.ErrorMessage(), fmt.Sprintf("configure returned %d", res))}
+	}
+	if ce != nil {
+		inst.close()
+		return nil, fmt.Errorf("%w: %w", ErrConfigure, ce)
+	}
+	inst.features = res
+	inst.live = true
+	m.m.instances.Inc()
+	return inst, nil
+}
+
+// invoke runs fn under the deadline. Any error leaves the instance in an
+// unknown state: the caller discards it.
+func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, timeout time.Duration) (int32, *CallError) {
+	i.hc.Reset(i.m.env, phase, ex)
+	i.tail.reset()
+	i.stack[0] = 0
+	i.deadline = nanotime() + int64(timeout)
+	err := fn.CallWithStack(i, i.stack[:])
+	i.hc.Release()
+	if err == nil {
+		return int32(i.stack[0]), nil
+	}
+	ce := &CallError{Plugin: i.m.spec.Name, Version: i.m.spec.Version, Phase: abi.PhaseName(phase), Err: err}
+	var exit *sys.ExitError
+	switch {
+	case errors.Is(err, errDeadline):
+		ce.Kind, ce.Err = KindTimeout, fmt.Errorf("stopped at its %v deadline", timeout)
+	case i.nearMemoryLimit():
+		ce.Kind = KindMemory
+	case errors.As(err, &exit):
+		ce.Kind = KindExit
+	default:
+		ce.Kind = KindTrap
+	}
+	ce.Detail = i.tail.String()
+	return 0, ce
+}
+
+// nearMemoryLimit guesses whether a failure came from the memory limit: a
+// failed memory.grow is not a trap, so the guest's allocator reports it (a Go
+// guest prints "out of memory" and exits).
+func (i *instance) nearMemoryLimit() bool {
+	limit := uint64(i.m.rt.cfg.memoryLimit) * wasmPage
+	return i.mem != nil && uint64(i.mem.Size()) >= limit/8*7 ||
+		bytes.Contains(i.tail.buf, []byte("out of memory"))
+}
+
+func (i *instance) close() {
+	_ = i.mod.Close(context.Background())
+	if i.live {
+		i.live = false
+		i.m.m.instances.Dec()
+	}
+}
+
+// tailBuffer keeps the last stderrTail bytes a guest wrote: a Go panic and
+// its stack end up in the call's error instead of being lost.
+type tailBuffer struct {
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) > stderrTail {
+		p = p[len(p)-stderrTail:]
+	}
+	if over := len(t.buf) + len(p) - stderrTail; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.buf = append(t.buf, p...)
+	return n, nil
+}
+
+func (t *tailBuffer) reset() { t.buf = t.buf[:0] }
+
+func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.buf)) }

@@ -1,0 +1,101 @@
+// Command misbehave fails on purpose. Its config names a failure for the
+// configure phase ("configure:loop"); a request names one with its
+// X-Misbehave header ("request:trap", "response:grow"). Without either it
+// behaves, answering 204 with X-Instance naming its instance and X-Config
+// echoing its config, so tests see the host still serving, instances being
+// replaced and which version answered.
+package main
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/talowa/wedge/sdk"
+	"github.com/talowa/wedge/sdk/hostcall"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+type plugin struct{ id, config string }
+
+var (
+	sink    [][]byte
+	counter int
+	anchor  byte
+)
+
+// misbehave does what mode says and returns the action to return, if the
+// mode returns at all.
+func misbehave(mode string) (sdk.Action, bool) {
+	switch mode {
+	case "trap": // a real Wasm trap: a load far outside linear memory
+		p := (*byte)(unsafe.Add(unsafe.Pointer(&anchor), 1<<31))
+		anchor = *p
+	case "panic":
+		panic("misbehave: deliberate panic")
+	case "exit":
+		os.Exit(3)
+	case "loop":
+		for {
+			counter++
+		}
+	case "grow":
+		for {
+			sink = append(sink, make([]byte, 1<<20))
+		}
+	case "sleep":
+		time.Sleep(time.Hour)
+	case "oob": // a host call with a buffer outside linear memory
+		bad := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&anchor), 1<<31)), 64)
+		hostcall.HeaderGet(abi.MsgRequest, []byte("X-Misbehave"), bad)
+	case "fail":
+		return sdk.Fail(errors.New("misbehave: deliberate failure")), true
+	case "badaction":
+		return 7, true
+	case "bloat": // grow by 8 MiB and keep it: for the recycling test
+		sink = append(sink, make([]byte, 8<<20))
+		return sdk.Continue, true
+	}
+	return 0, false
+}
+
+func (p *plugin) Configure(cfg []byte) error {
+	phase, mode, _ := strings.Cut(string(cfg), ":")
+	if phase == "configure" {
+		if act, ok := misbehave(mode); ok && act == abi.ActionFail {
+			return errors.New("misbehave: configure refused")
+		}
+	}
+	p.config = string(cfg)
+	var b [8]byte
+	sdk.Random(b[:])
+	p.id = strconv.FormatUint(uint64(*(*uint64)(unsafe.Pointer(&b))), 36)
+	return nil
+}
+
+func (p *plugin) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
+	if phase, mode, _ := strings.Cut(req.Header().Get("X-Misbehave"), ":"); phase == "request" {
+		if act, ok := misbehave(mode); ok && act != sdk.Continue {
+			return act
+		}
+	}
+	resp.Header().Set("X-Instance", p.id)
+	resp.Header().Set("X-Config", p.config)
+	return resp.Answer(204, nil)
+}
+
+func (p *plugin) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
+	if phase, mode, _ := strings.Cut(req.Header().Get("X-Misbehave"), ":"); phase == "response" {
+		if act, ok := misbehave(mode); ok {
+			return act
+		}
+	}
+	return sdk.Continue
+}
+
+func init() { sdk.Register(&plugin{}) }
+
+func main() {}

@@ -1,0 +1,719 @@
+// Package wasmbin reads and rewrites WebAssembly binaries just enough for the
+// host: [Instrument] adds the fuel check that lets the host stop runaway
+// guests, and [Module] assembles the small hand-made modules tests need.
+//
+// # Why not a library
+//
+// github.com/tetratelabs/wabin decodes sections but keeps function bodies as
+// opaque bytes and has been unmaintained since 2023; the rewrite needs an
+// instruction walker anyway, and every section it does not change passes
+// through untouched. The walker knows every instruction wazero accepts (MVP,
+// sign extension, saturating conversions, bulk memory, reference types, SIMD,
+// threads, tail calls) and refuses anything else with an error, never a guess.
+package wasmbin
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+)
+
+var magic = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+
+// Section ids.
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+// order is each known section's rank in the order the binary format
+// requires; custom sections may appear anywhere.
+var order = map[byte]int{
+	secType: 1, secImport: 2, secFunction: 3, secTable: 4, secMemory: 5, secTag: 6,
+	secGlobal: 7, secExport: 8, secStart: 9, secElement: 10, secDataCount: 11, secCode: 12, secData: 13,
+}
+
+// ErrMalformed wraps every decoding failure.
+var ErrMalformed = errors.New("wasmbin: malformed module")
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+}
+
+// Instrument returns a copy of the module bin in which every loop iteration
+// burns one unit of fuel from a new global, and a loop that finds the fuel
+// spent calls the imported host function hostModule.yield (type () -> ())
+// and refills it:
+//
+//	loop ...
+//	  global.get $fuel  i32.const 1  i32.sub  global.set $fuel
+//	  global.get $fuel  i32.eqz
+//	  if
+//	    call $yield
+//	    i32.const <fuel>  global.set $fuel
+//	  end
+//
+// The yield call is how the host stops a runaway guest (it traps the call
+// once the deadline has passed) and, as important, how the goroutine running
+// the guest gets back into Go code, where the Go scheduler can preempt it:
+// compiled Wasm has no preemption points, so a guest spinning without host
+// calls would otherwise stall every stop-the-world phase of the garbage
+// collector, and with it the whole process. Code without loops runs for a
+// bounded time (its size, or the call stack limit for recursion), so loop
+// headers are enough.
+//
+// The import is appended after the module's own imports, which moves every
+// defined function up by one index; Instrument renumbers calls, ref.func,
+// exports, the start function, element segments and the name section. DWARF
+// sections (.debug_*) are dropped: they describe code offsets the rewrite
+// moves. A module that already imports hostModule.yield is refused.
+func Instrument(bin []byte, hostModule, yield string, fuel uint32) ([]byte, error) {
+	if !bytes.HasPrefix(bin, magic) {
+		return nil, malformed("not a core WebAssembly 1.0 binary")
+	}
+	w := &rewriter{hostModule: hostModule, yield: yield, fuel: fuel}
+	r := reader{b: bin, off: len(magic)}
+	out := append(make([]byte, 0, len(bin)+len(bin)/8), magic...)
+	rank := 0
+	for !r.done() {
+		id, _ := r.byte()
+		payload, err := r.bytesU32()
+		if err != nil {
+			return nil, malformed("section %d: %v", id, err)
+		}
+		if id == secCustom {
+			if out, err = w.custom(out, payload); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		rk, ok := order[id]
+		if !ok {
+			return nil, malformed("unknown section id %d", id)
+		}
+		if rk <= rank {
+			return nil, malformed("section %d out of order", id)
+		}
+		rank = rk
+		// Sections the rewrite needs but the module lacks go just before the
+		// first section that must follow them.
+		if out, err = w.addMissing(out, rk); err != nil {
+			return nil, err
+		}
+		var p []byte
+		switch id {
+		case secType:
+			p, err = w.types(payload)
+		case secImport:
+			p, err = w.imports(payload)
+		case secTable:
+			p, err = w.tables(payload)
+		case secGlobal:
+			p, err = w.globals(payload)
+		case secExport:
+			p, err = w.exports(payload)
+		case secStart:
+			p, err = w.start(payload)
+		case secElement:
+			p, err = w.elements(payload)
+		case secCode:
+			p, err = w.code(payload)
+		default:
+			p = payload
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = appendSection(out, id, p)
+	}
+	return w.addMissing(out, len(order)+1)
+}
+
+// rewriter carries what the rewrite learns section by section.
+type rewriter struct {
+	hostModule, yield string
+	fuel              uint32
+
+	typeDone, importDone, globalDone bool
+	voidType                         uint32 // index of the type () -> ()
+	importedFuncs                    uint32 // also the index of the yield import
+	importedGlobals                  uint32
+	fuelGlobal                       uint32
+}
+
+// fn renumbers a function index for the added import.
+func (w *rewriter) fn(i uint32) uint32 {
+	if i >= w.importedFuncs {
+		return i + 1
+	}
+	return i
+}
+
+func (w *rewriter) addMissing(out []byte, rank int) ([]byte, error) {
+	var err error
+	if rank > order[secType] && !w.typeDone {
+		var p []byte
+		if p, err = w.types(appendU32(nil, 0)); err != nil {
+			return nil, err
+		}
+		out = appendSection(out, secType, p)
+	}
+	if rank > order[secImport] && !w.importDone {
+		var p []byte
+		if p, err = w.imports(appendU32(nil, 0)); err != nil {
+			return nil, err
+		}
+		out = appendSection(out, secImport, p)
+	}
+	if rank > order[secGlobal] && !w.globalDone {
+		var p []byte
+		if p, err = w.globals(appendU32(nil, 0)); err != nil {
+			return nil, err
+		}
+		out = appendSection(out, secGlobal, p)
+	}
+	return out, nil
+}
+
+// types finds the type () -> (), adding it if absent.
+func (w *rewriter) types(payload []byte) ([]byte, error) {
+	w.typeDone = true
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("type count: %v", err)
+	}
+	countLen := r.off
+	found := false
+	for i := uint32(0); i < n; i++ {
+		start := r.off
+		form, err := r.byte()
+		if err != nil || form != 0x60 {
+			return nil, malformed("type %d: not a function type", i)
+		}
+		var counts [2]uint32
+		for j := range counts {
+			if counts[j], err = r.u32(); err != nil {
+				return nil, malformed("type %d: %v", i, err)
+			}
+			if err = r.skip(int(counts[j])); err != nil {
+				return nil, malformed("type %d: %v", i, err)
+			}
+		}
+		if !found && r.off-start == 3 { // 0x60 0x00 0x00
+			w.voidType, found = i, true
+		}
+	}
+	if !r.done() {
+		return nil, malformed("trailing bytes in type section")
+	}
+	if found {
+		return payload, nil
+	}
+	w.voidType = n
+	p := append(appendU32(nil, n+1), payload[countLen:]...)
+	return append(p, 0x60, 0x00, 0x00), nil
+}
+
+// imports counts imported functions and globals and appends the yield import.
+func (w *rewriter) imports(payload []byte) ([]byte, error) {
+	w.importDone = true
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("import count: %v", err)
+	}
+	countLen := r.off
+	for i := uint32(0); i < n; i++ {
+		mod, err1 := r.name()
+		name, err2 := r.name()
+		kind, err3 := r.byte()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, malformed("import %d: %v", i, err)
+		}
+		switch kind {
+		case 0x00: // func: type index
+			if string(mod) == w.hostModule && string(name) == w.yield {
+				return nil, malformed("the module imports %s.%s, which is reserved for the host", mod, name)
+			}
+			w.importedFuncs++
+			_, err = r.u32()
+		case 0x01: // table: reftype, limits
+			if _, err = r.byte(); err == nil {
+				err = r.limits()
+			}
+		case 0x02: // memory: limits
+			err = r.limits()
+		case 0x03: // global: value type, mutability
+			w.importedGlobals++
+			err = r.skip(2)
+		case 0x04: // tag: attribute, type index
+			if _, err = r.byte(); err == nil {
+				_, err = r.u32()
+			}
+		default:
+			err = fmt.Errorf("unknown kind %d", kind)
+		}
+		if err != nil {
+			return nil, malformed("import %d: %v", i, err)
+		}
+	}
+	if !r.done() {
+		return nil, malformed("trailing bytes in import section")
+	}
+	p := append(appendU32(nil, n+1), payload[countLen:]...)
+	p = appendName(appendName(p, w.hostModule), w.yield)
+	return appendU32(append(p, 0x00), w.voidType), nil
+}
+
+// tables rewrites table initializer expressions (the 0x40 0x00 form).
+func (w *rewriter) tables(payload []byte) ([]byte, error) {
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("table count: %v", err)
+	}
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		start := r.off
+		withInit := len(r.rest()) > 0 && r.rest()[0] == 0x40
+		if withInit {
+			if err := r.skip(2); err != nil {
+				return nil, malformed("table %d: %v", i, err)
+			}
+		}
+		if _, err := r.byte(); err != nil { // reftype
+			return nil, malformed("table %d: %v", i, err)
+		}
+		if err := r.limits(); err != nil {
+			return nil, malformed("table %d: %v", i, err)
+		}
+		out = append(out, payload[start:r.off]...)
+		if withInit {
+			if out, err = w.constExpr(out, &r); err != nil {
+				return nil, malformed("table %d: %v", i, err)
+			}
+		}
+	}
+	return out, w.end(&r, "table")
+}
+
+// globals rewrites initializers and appends the fuel global.
+func (w *rewriter) globals(payload []byte) ([]byte, error) {
+	w.globalDone = true
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("global count: %v", err)
+	}
+	out := appendU32(nil, n+1)
+	for i := uint32(0); i < n; i++ {
+		start := r.off
+		if err := r.skip(2); err != nil { // value type, mutability
+			return nil, malformed("global %d: %v", i, err)
+		}
+		out = append(out, payload[start:r.off]...)
+		if out, err = w.constExpr(out, &r); err != nil {
+			return nil, malformed("global %d: %v", i, err)
+		}
+	}
+	if err := w.end(&r, "global"); err != nil {
+		return nil, err
+	}
+	w.fuelGlobal = w.importedGlobals + n
+	out = append(out, 0x7f, 0x01, 0x41) // mutable i32 = fuel
+	out = appendS64(out, int64(w.fuel))
+	return append(out, 0x0b), nil
+}
+
+func (w *rewriter) exports(payload []byte) ([]byte, error) {
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("export count: %v", err)
+	}
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		name, err := r.name()
+		if err != nil {
+			return nil, malformed("export %d: %v", i, err)
+		}
+		kind, err1 := r.byte()
+		idx, err2 := r.u32()
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, malformed("export %d: %v", i, err)
+		}
+		if kind == 0x00 {
+			idx = w.fn(idx)
+		}
+		out = appendU32(append(appendName(out, string(name)), kind), idx)
+	}
+	return out, w.end(&r, "export")
+}
+
+func (w *rewriter) start(payload []byte) ([]byte, error) {
+	r := reader{b: payload}
+	idx, err := r.u32()
+	if err != nil {
+		return nil, malformed("start: %v", err)
+	}
+	return appendU32(nil, w.fn(idx)), w.end(&r, "start")
+}
+
+// elements renumbers function indexes in the eight element segment forms.
+func (w *rewriter) elements(payload []byte) ([]byte, error) {
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("element count: %v", err)
+	}
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		if out, err = w.element(out, &r); err != nil {
+			return nil, malformed("element segment %d: %v", i, err)
+		}
+	}
+	return out, w.end(&r, "element")
+}
+
+func (w *rewriter) element(out []byte, r *reader) ([]byte, error) {
+	flags, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	if flags > 7 {
+		return nil, fmt.Errorf("unknown flags %d", flags)
+	}
+	out = appendU32(out, flags)
+	if flags == 2 || flags == 6 { // explicit table index
+		t, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendU32(out, t)
+	}
+	if flags&1 == 0 { // active: offset expression
+		if out, err = w.constExpr(out, r); err != nil {
+			return nil, err
+		}
+	}
+	if flags != 0 && flags != 4 { // elemkind or reftype
+		b, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	count, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out = appendU32(out, count)
+	for j := uint32(0); j < count; j++ {
+		if flags&4 == 0 { // function indexes
+			f, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(out, w.fn(f))
+		} else if out, err = w.constExpr(out, r); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (w *rewriter) end(r *reader, section string) error {
+	if !r.done() {
+		return malformed("trailing bytes in %s section", section)
+	}
+	return nil
+}
+
+// custom drops DWARF and renumbers the name section; other custom sections
+// pass through.
+func (w *rewriter) custom(out, payload []byte) ([]byte, error) {
+	r := reader{b: payload}
+	name, err := r.name()
+	if err != nil {
+		return nil, malformed("custom section name: %v", err)
+	}
+	switch {
+	case bytes.HasPrefix(name, []byte(".debug_")):
+		return out, nil
+	case string(name) == "name":
+		if p, err := w.names(payload[:r.off], r.rest()); err == nil {
+			return appendSection(out, secCustom, p), nil
+		}
+		// A name section is advisory: one we cannot read is dropped, as a
+		// Wasm engine would ignore it.
+		return out, nil
+	}
+	return appendSection(out, secCustom, payload), nil
+}
+
+// names renumbers function names (subsection 1) and local names (2), keeps
+// the module name (0) and drops the other subsections, which are keyed by
+// function index too but only serve debuggers.
+func (w *rewriter) names(head, body []byte) ([]byte, error) {
+	out := append([]byte(nil), head...)
+	r := reader{b: body}
+	for !r.done() {
+		id, _ := r.byte()
+		sub, err := r.bytesU32()
+		if err != nil {
+			return nil, err
+		}
+		switch id {
+		case 0:
+			out = appendSection(out, id, sub)
+		case 1, 2:
+			sr := reader{b: sub}
+			n, err := sr.u32()
+			if err != nil {
+				return nil, err
+			}
+			p := appendU32(nil, n)
+			for i := uint32(0); i < n; i++ {
+				idx, err := sr.u32()
+				if err != nil {
+					return nil, err
+				}
+				start := sr.off
+				if id == 1 {
+					_, err = sr.name()
+				} else {
+					err = sr.nameMap()
+				}
+				if err != nil {
+					return nil, err
+				}
+				p = append(appendU32(p, w.fn(idx)), sub[start:sr.off]...)
+			}
+			if !sr.done() {
+				return nil, errors.New("trailing bytes in name subsection")
+			}
+			out = appendSection(out, id, p)
+		}
+	}
+	return out, nil
+}
+
+func (w *rewriter) code(payload []byte) ([]byte, error) {
+	r := reader{b: payload}
+	n, err := r.u32()
+	if err != nil {
+		return nil, malformed("function count: %v", err)
+	}
+	// The sequence inserted after each loop header; see Instrument.
+	g := appendU32([]byte{0x23}, w.fuelGlobal)
+	check := append(append([]byte(nil), g...), 0x41, 0x01, 0x6b) // fuel - 1
+	check = append(appendU32(append(check, 0x24), w.fuelGlobal), g...)
+	check = append(check, 0x45, 0x04, 0x40) // i32.eqz if
+	check = appendU32(append(check, 0x10), w.importedFuncs)
+	check = append(appendS64(append(check, 0x41), int64(w.fuel)), 0x24)
+	check = append(appendU32(check, w.fuelGlobal), 0x0b)
+
+	out := appendU32(make([]byte, 0, len(payload)+len(payload)/4), n)
+	var body []byte
+	for i := uint32(0); i < n; i++ {
+		fn, err := r.bytesU32()
+		if err != nil {
+			return nil, malformed("function %d: %v", i, err)
+		}
+		if body, err = w.body(body[:0], fn, check); err != nil {
+			return nil, malformed("function %d: %v", i, err)
+		}
+		out = append(appendU32(out, uint32(len(body))), body...)
+	}
+	return out, w.end(&r, "code")
+}
+
+func (w *rewriter) body(dst, fn, check []byte) ([]byte, error) {
+	r := reader{b: fn}
+	groups, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	for i := uint32(0); i < groups; i++ {
+		if _, err := r.u32(); err != nil {
+			return nil, err
+		}
+		if _, err := r.byte(); err != nil {
+			return nil, err
+		}
+	}
+	dst = append(dst, fn[:r.off]...)
+	for !r.done() {
+		if dst, err = w.instr(dst, &r, check); err != nil {
+			return nil, err
+		}
+	}
+	return dst, nil
+}
+
+// constExpr copies a constant expression up to and including its end,
+// renumbering ref.func.
+func (w *rewriter) constExpr(dst []byte, r *reader) ([]byte, error) {
+	for {
+		if r.done() {
+			return nil, errShort
+		}
+		op := r.rest()[0]
+		var err error
+		if dst, err = w.instr(dst, r, nil); err != nil {
+			return nil, err
+		}
+		if op == 0x0b {
+			return dst, nil
+		}
+	}
+}
+
+// instr copies one instruction, renumbering function indexes and, when check
+// is set, adding it after a loop header.
+func (w *rewriter) instr(dst []byte, r *reader, check []byte) ([]byte, error) {
+	start := r.off
+	op, err := r.byte()
+	if err != nil {
+		return nil, err
+	}
+	switch op {
+	case 0x10, 0x12, 0xd2: // call, return_call, ref.func
+		f, err := r.u32()
+		if err != nil {
+			return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, start, err)
+		}
+		return appendU32(append(dst, op), w.fn(f)), nil
+	}
+	if err := skipImmediates(r, op); err != nil {
+		return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, start, err)
+	}
+	dst = append(dst, r.b[start:r.off]...)
+	if op == 0x03 && check != nil { // loop
+		dst = append(dst, check...)
+	}
+	return dst, nil
+}
+
+// skipImmediates advances r past the immediates of opcode op.
+func skipImmediates(r *reader, op byte) error {
+	var err error
+	switch {
+	case op == 0x00 || op == 0x01 || op == 0x05 || op == 0x0b || op == 0x0f || op == 0x1a || op == 0x1b || op == 0xd1:
+		// unreachable, nop, else, end, return, drop, select, ref.is_null
+	case op >= 0x02 && op <= 0x04: // block, loop, if
+		err = r.blockType()
+	case op == 0x0c || op == 0x0d || op == 0x10 || op == 0x12 || op == 0xd2 ||
+		(op >= 0x20 && op <= 0x26): // br, br_if, call, return_call, ref.func, local.*, global.*, table.get/set
+		_, err = r.u32()
+	case op == 0x0e: // br_table
+		var n uint32
+		if n, err = r.u32(); err == nil {
+			for i := uint32(0); i <= n && err == nil; i++ {
+				_, err = r.u32()
+			}
+		}
+	case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+		if _, err = r.u32(); err == nil {
+			_, err = r.u32()
+		}
+	case op == 0x1c: // select t*
+		var n uint32
+		if n, err = r.u32(); err == nil {
+			err = r.skip(int(n))
+		}
+	case op >= 0x28 && op <= 0x3e: // loads and stores
+		err = r.memarg()
+	case op == 0x3f || op == 0x40: // memory.size, memory.grow
+		_, err = r.u32()
+	case op == 0x41:
+		err = r.leb(5)
+	case op == 0x42:
+		err = r.leb(10)
+	case op == 0x43:
+		err = r.skip(4)
+	case op == 0x44:
+		err = r.skip(8)
+	case op >= 0x45 && op <= 0xc4: // numeric, sign extension
+	case op == 0xd0: // ref.null t
+		_, err = r.byte()
+	case op == 0xfc:
+		err = skipFC(r)
+	case op == 0xfd:
+		err = skipFD(r)
+	case op == 0xfe:
+		err = skipFE(r)
+	default:
+		err = errors.New("unsupported instruction")
+	}
+	return err
+}
+
+func skipFC(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 7: // saturating truncation
+	case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
+		if _, err = r.u32(); err == nil {
+			_, err = r.u32()
+		}
+	case sub == 9 || sub == 11 || sub == 13 || (sub >= 15 && sub <= 17): // one index
+		_, err = r.u32()
+	default:
+		err = fmt.Errorf("unsupported 0xfc sub-opcode %d", sub)
+	}
+	return err
+}
+
+func skipFD(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // v128 loads and stores
+		return r.memarg()
+	case sub == 0x0c || sub == 0x0d: // v128.const, i8x16.shuffle
+		return r.skip(16)
+	case sub >= 0x15 && sub <= 0x22: // extract_lane, replace_lane
+		return r.skip(1)
+	case sub >= 0x54 && sub <= 0x5b: // load_lane, store_lane
+		if err := r.memarg(); err != nil {
+			return err
+		}
+		return r.skip(1)
+	case sub <= 0x113:
+		return nil
+	}
+	return fmt.Errorf("unsupported 0xfd sub-opcode %d", sub)
+}
+
+func skipFE(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if sub == 0x03 { // atomic.fence
+		return r.skip(1)
+	}
+	if sub <= 0x4e {
+		return r.memarg()
+	}
+	return fmt.Errorf("unsupported 0xfe sub-opcode %d", sub)
+}

@@ -1,0 +1,142 @@
+package wasmbin
+
+import "errors"
+
+var errShort = errors.New("unexpected end")
+
+// reader decodes the primitive encodings of the binary format.
+type reader struct {
+	b   []byte
+	off int
+}
+
+func (r *reader) done() bool   { return r.off >= len(r.b) }
+func (r *reader) rest() []byte { return r.b[r.off:] }
+
+func (r *reader) byte() (byte, error) {
+	if r.off >= len(r.b) {
+		return 0, errShort
+	}
+	c := r.b[r.off]
+	r.off++
+	return c, nil
+}
+
+func (r *reader) skip(n int) error {
+	if n < 0 || n > len(r.b)-r.off {
+		return errShort
+	}
+	r.off += n
+	return nil
+}
+
+// u32 reads an unsigned LEB128 of at most 32 bits.
+func (r *reader) u32() (uint32, error) {
+	var v uint32
+	for shift := 0; shift < 35; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		if shift == 28 && c > 0x0f {
+			return 0, errors.New("u32 overflows")
+		}
+		v |= uint32(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, errors.New("u32 too long")
+}
+
+// leb skips a LEB128 of at most max bytes, signed or not.
+func (r *reader) leb(max int) error {
+	for i := 0; i < max; i++ {
+		c, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if c&0x80 == 0 {
+			return nil
+		}
+	}
+	return errors.New("LEB128 too long")
+}
+
+// bytesU32 reads a length-prefixed byte string (a section, a body, a name).
+func (r *reader) bytesU32() ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	start := r.off
+	if err := r.skip(int(n)); err != nil {
+		return nil, err
+	}
+	return r.b[start:r.off], nil
+}
+
+func (r *reader) name() ([]byte, error) { return r.bytesU32() }
+
+// nameMap skips a vec of (index, name) pairs.
+func (r *reader) nameMap() error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+		if _, err := r.name(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockType skips a block type: 0x40, a value type, or an s33 type index.
+// All three read as one signed LEB128.
+func (r *reader) blockType() error { return r.leb(5) }
+
+func (r *reader) limits() error {
+	flags, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if err := r.leb(10); err != nil {
+		return err
+	}
+	if flags&1 != 0 {
+		return r.leb(10)
+	}
+	return nil
+}
+
+// memarg skips alignment (with a memory index when bit 6 is set) and offset.
+func (r *reader) memarg() error {
+	align, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if align&0x40 != 0 {
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+	}
+	return r.leb(10)
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func appendSection(out []byte, id byte, payload []byte) []byte {
+	out = append(out, id)
+	out = appendU32(out, uint32(len(payload)))
+	return append(out, payload...)
+}

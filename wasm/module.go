@@ -1,0 +1,372 @@
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+	"github.com/talowa/wedge/wasm/internal/wasmbin"
+)
+
+// Spec describes one plugin version to load.
+type Spec struct {
+	// Name and Version identify the plugin in errors, logs and metrics.
+	Name, Version string
+	// Binary is the .wasm module.
+	Binary []byte
+	// Config is handed to the plugin's configure export.
+	Config []byte
+	// Policy is what a request gets when the plugin fails.
+	Policy Policy
+	// PoolSize and Timeout override the runtime's defaults when non-zero.
+	PoolSize int
+	Timeout  time.Duration
+}
+
+// Policy is a plugin's failure policy: what a request gets when the plugin
+// traps, times out or reports a failure.
+type Policy struct {
+	// Open continues the chain as if the plugin had not been there. Otherwise
+	// the request is answered with Status.
+	Open   bool
+	Status int
+}
+
+// FailOpen continues past a failed plugin: right for a cache, wrong for auth.
+func FailOpen() Policy { return Policy{Open: true} }
+
+// FailClosed answers with status when the plugin fails. The zero Policy is
+// FailClosed(503).
+func FailClosed(status int) Policy { return Policy{Status: status} }
+
+func (p Policy) String() string {
+	if p.Open {
+		return "fail open"
+	}
+	return fmt.Sprintf("fail closed (%d)", p.status())
+}
+
+func (p Policy) status() int {
+	if p.Status == 0 {
+		return http.StatusServiceUnavailable
+	}
+	return p.Status
+}
+
+// Module is one loaded plugin version: its compiled code and a warm pool of
+// configured instances. Calls on a Module are safe for concurrent use; each
+// runs on an instance of its own.
+//
+// A Module is reference counted. The loader holds the first reference and
+// gives it up with Close (or Plugin.Swap does); Plugin.Acquire takes one per
+// request and Release returns it. When the count reaches zero, in-flight
+// calls have finished and the Module closes its instances.
+type Module struct {
+	rt       *Runtime
+	spec     Spec
+	digest   string
+	compiled wazero.CompiledModule
+	env      *host.Env
+	timeout  time.Duration
+	features abi.Feature
+	failResp *host.StoredResponse
+	pool     *pool
+	m        moduleMetrics
+
+	refs      atomic.Int64
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+// Load validates, compiles and configures a plugin, and warms its pool.
+// Errors name the plugin and wrap ErrInvalidModule or ErrConfigure.
+func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	id := spec.Name + "@" + spec.Version
+	if err := validateID(spec.Name, spec.Version); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	if len(spec.Binary) > maxModuleSize {
+		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(spec.Binary), maxModuleSize)
+	}
+	sum := sha256.Sum256(spec.Binary)
+	bin := spec.Binary
+	if !r.cfg.unprotected {
+		var err error
+		if bin, err = wasmbin.Instrument(bin, abi.HostModule, abi.HostYield, fuelPerYield); err != nil {
+			return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
+		}
+	}
+	compiled, err := r.rt.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, fmt.Errorf("%w: plugin %s: compile: %v", ErrInvalidModule, id, err)
+	}
+	if err := r.validate(compiled); err != nil {
+		compiled.Close(ctx)
+		return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
+	}
+	m := &Module{
+		rt:       r,
+		spec:     spec,
+		digest:   hex.EncodeToString(sum[:]),
+		compiled: compiled,
+		timeout:  cmpOr(spec.Timeout, r.cfg.timeout),
+		done:     make(chan struct{}),
+		env: &host.Env{
+			Plugin:      spec.Name,
+			Version:     spec.Version,
+			Config:      spec.Config,
+			Cache:       r.cfg.cache,
+			Limiter:     r.cfg.limiter,
+			Keys:        host.NewKeyring(r.verify),
+			Metrics:     host.NewMetrics(r.fams, spec.Name, spec.Version),
+			Log:         r.log.With("plugin", spec.Name, "version", spec.Version),
+			MaxBodySize: r.cfg.maxBodySize,
+		},
+	}
+	status := spec.Policy.status()
+	m.failResp = &host.StoredResponse{
+		Status: status,
+		Header: []host.HeaderField{{Name: "Content-Type", Value: "text/plain; charset=utf-8"}},
+		Body:   []byte(http.StatusText(status) + "\n"),
+	}
+	m.m = r.metrics.forModule(spec.Name, spec.Version)
+	m.refs.Store(1)
+	size := cmpOr(spec.PoolSize, r.cfg.poolSize)
+	m.pool = newPool(m, size)
+	// The first instance tells us whether configure accepts the config; fill
+	// the rest only then, so a bad config fails fast with one clear error.
+	first, err := m.newInstance(ctx)
+	if err != nil {
+		m.release()
+		<-m.done
+		return nil, err
+	}
+	m.features = first.features
+	m.pool.put(first)
+	for i := 1; i < size; i++ {
+		inst, err := m.newInstance(ctx)
+		if err != nil {
+			m.release()
+			<-m.done
+			return nil, err
+		}
+		m.pool.put(inst)
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		m.release()
+		<-m.done
+		return nil, ErrClosed
+	}
+	r.modules[m] = struct{}{}
+	r.mu.Unlock()
+	r.log.Info("plugin loaded", "plugin", spec.Name, "version", spec.Version,
+		"digest", m.digest, "instances", size, "policy", spec.Policy.String())
+	return m, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// validate checks the module against ABI v1 before anything runs: exports,
+// their signatures, and that every import is a host function that exists.
+func (r *Runtime) validate(cm wazero.CompiledModule) error {
+	exports := cm.ExportedFunctions()
+	if _, ok := exports[abi.ExportVersionMarker]; !ok {
+		for name := range exports {
+			if strings.HasPrefix(name, "wedge_abi_v") {
+				return fmt.Errorf("speaks ABI %s, this host speaks v%d", strings.TrimPrefix(name, "wedge_abi_"), abi.Version)
+			}
+		}
+		return fmt.Errorf("not a Wedge plugin: no export %s", abi.ExportVersionMarker)
+	}
+	want := []struct {
+		name    string
+		results []api.ValueType
+	}{
+		{abi.ExportVersionMarker, nil},
+		{abi.ExportConfigure, []api.ValueType{api.ValueTypeI32}},
+		{abi.ExportOnRequest, []api.ValueType{api.ValueTypeI32}},
+		{abi.ExportOnResponse, []api.ValueType{api.ValueTypeI32}},
+	}
+	for _, w := range want {
+		def, ok := exports[w.name]
+		if !ok {
+			return fmt.Errorf("missing export %s", w.name)
+		}
+		if len(def.ParamTypes()) != 0 || !sameTypes(def.ResultTypes(), w.results) {
+			return fmt.Errorf("export %s has signature %s, want %s", w.name,
+				sig(def.ParamTypes(), def.ResultTypes()), sig(nil, w.results))
+		}
+	}
+	if len(cm.ExportedMemories()) == 0 {
+		return errors.New("exports no memory: host functions need the guest's linear memory")
+	}
+	var unknown []string
+	for _, def := range cm.ImportedFunctions() {
+		mod, name, _ := def.Import()
+		switch {
+		case mod == abi.HostModule && name == abi.HostYield:
+			// Added by the instrumentation; a guest's own import of it was
+			// refused there.
+		case mod == abi.HostModule:
+			f, ok := abi.FuncByName(name)
+			if !ok {
+				unknown = append(unknown, mod+"."+name)
+				continue
+			}
+			var params []api.ValueType
+			for _, p := range f.WasmParams() {
+				params = append(params, valueType(p.Type))
+			}
+			results := []api.ValueType{valueType(f.Result)}
+			if !sameTypes(def.ParamTypes(), params) || !sameTypes(def.ResultTypes(), results) {
+				return fmt.Errorf("import %s.%s has signature %s, ABI v1 says %s", mod, name,
+					sig(def.ParamTypes(), def.ResultTypes()), f.Signature())
+			}
+		case mod == "wasi_snapshot_preview1":
+			if !r.wasiFuncs[name] {
+				unknown = append(unknown, mod+"."+name)
+			}
+		default:
+			unknown = append(unknown, mod+"."+name)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown imports %s (the host offers %s.* from ABI v1 and wasi_snapshot_preview1)",
+			strings.Join(unknown, ", "), abi.HostModule)
+	}
+	if len(cm.ImportedMemories()) > 0 {
+		return errors.New("imports a memory: a plugin defines its own")
+	}
+	return nil
+}
+
+func sameTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func sig(params, results []api.ValueType) string {
+	names := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(s, ", ")
+	}
+	return "(" + names(params) + ") -> (" + names(results) + ")"
+}
+
+// Name is the plugin name.
+func (m *Module) Name() string { return m.spec.Name }
+
+// Version is the plugin version.
+func (m *Module) Version() string { return m.spec.Version }
+
+// Digest is the hex sha256 of the module binary as given to Load.
+func (m *Module) Digest() string { return m.digest }
+
+// Policy is the plugin's failure policy.
+func (m *Module) Policy() Policy { return m.spec.Policy }
+
+// Phases reports which phases the plugin asked for at configure time.
+func (m *Module) Phases() (request, response bool) {
+	return m.features&abi.FeatureRequest != 0, m.features&abi.FeatureResponse != 0
+}
+
+// Done is closed once the module has closed all its instances.
+func (m *Module) Done() <-chan struct{} { return m.done }
+
+// OnRequest runs the request phase on ex. The returned action already
+// reflects the failure policy: on failure, fail-open yields ActionContinue
+// and fail-closed yields ActionAnswer with ex's response replaced by the
+// policy's status; the error says what went wrong.
+func (m *Module) OnRequest(ex host.Exchange) (abi.Action, error) {
+	if m.features&abi.FeatureRequest == 0 {
+		return abi.ActionContinue, nil
+	}
+	act, err := m.call(abi.PhaseRequest, ex)
+	if err != nil {
+		return m.fail(ex), err
+	}
+	return act, nil
+}
+
+// OnResponse runs the response phase on ex. On failure, fail-closed replaces
+// ex's response with the policy's status.
+func (m *Module) OnResponse(ex host.Exchange) error {
+	if m.features&abi.FeatureResponse == 0 {
+		return nil
+	}
+	if _, err := m.call(abi.PhaseResponse, ex); err != nil {
+		m.fail(ex)
+		return err
+	}
+	return nil
+}
+
+func (m *Module) fail(ex host.Exchange) abi.Action {
+	if m.spec.Policy.Open {
+		return abi.ActionContinue
+	}
+	ex.LoadResponse(m.failResp)
+	return abi.ActionAnswer
+}
+
+// validateID keeps plugin names and versions to what is safe in metric
+// labels, log lines, file names and registry keys.
+func validateID(name, version string) error {
+	if !validChars(name, 64, "-_") || name[0] == '-' || name[0] == '_' {
+		return fmt.Errorf("plugin name %q: want 1-64 of [A-Za-z0-9_-], starting with a letter or digit", name)
+	}
+	if !validChars(version, 64, ".-+_") {
+		return fmt.Errorf("plugin %s: version %q: want 1-64 of [A-Za-z0-9.+_-]", name, version)
+	}
+	return nil
+}
+
+func validChars(s string, maxLen int, extra string) bool {
+	if len(s) == 0 || len(s) > maxLen {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(extra, c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
