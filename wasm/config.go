@@ -35,7 +35,7 @@ const (
 	DefaultVerifyCache = 1 << 16 // entries
 	wasmPage           = 64 << 10
 	maxModuleSize      = 64 << 20
-	initTimeoutFloor   = 5 * time.Second
+	DefaultInitTimeout = 5 * time.Second
 	stderrTail         = 4 << 10
 	// fuelPerYield is how many loop iterations a guest runs between calls
 	// to the yield host function: rare enough that the call costs nothing
