@@ -36,7 +36,7 @@ const (
 	wasmPage           = 64 << 10
 	maxModuleSize      = 64 << 20
 	DefaultInitTimeout = 5 * time.Second
-	stderrTail         = 4 << 10
+	guestOutputMax     = 2 << 10 // bytes of guest stdout and stderr kept per call
 	// fuelPerYield is how many loop iterations a guest runs between calls
 	// to the yield host function: rare enough that the call costs nothing
 	// measurable, often enough that a runaway stops within a millisecond or

@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/talowa/wedge/wasm/abi"
@@ -28,11 +30,11 @@ import (
 type instance struct {
 	context.Context
 
-	m    *Module
-	mod  api.Module
-	mem  api.Memory
-	hc   host.Call
-	tail tailBuffer
+	m   *Module
+	mod api.Module
+	mem api.Memory
+	hc  host.Call
+	out outputBuffer
 
 	onRequest, onResponse api.Function
 
@@ -109,9 +111,9 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		WithSysWalltime().
 		WithNanosleep(inst.sleep).
 		WithRandSource(rand.Reader).
-		WithStdout(&inst.tail).
-		WithStderr(&inst.tail)
-	mod, err := m.rt.rt.InstantiateModule(ctx, m.compiled, cfg)
+		WithStdout(&inst.out).
+		WithStderr(&inst.out)
+	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, mmapAllocator), m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: plugin %s: instantiate: %v", ErrInvalidModule, m.id(), err)
 	}
@@ -145,7 +147,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 // unknown state: the caller discards it.
 func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, timeout time.Duration) (int32, *CallError) {
 	i.hc.Reset(i.m.env, phase, ex)
-	i.tail.reset()
+	i.out.reset()
 	i.stack[0] = 0
 	i.deadline = nanotime() + int64(timeout)
 	err := fn.CallWithStack(i, i.stack[:])
@@ -165,7 +167,7 @@ func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, ti
 	default:
 		ce.Kind = KindTrap
 	}
-	ce.Detail = i.tail.String()
+	ce.Detail = i.out.String()
 	return 0, ce
 }
 
@@ -175,7 +177,7 @@ func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, ti
 func (i *instance) nearMemoryLimit() bool {
 	limit := uint64(i.m.rt.cfg.memoryLimit) * wasmPage
 	return i.mem != nil && uint64(i.mem.Size()) >= limit/8*7 ||
-		bytes.Contains(i.tail.buf, []byte("out of memory"))
+		bytes.Contains(i.out.buf, []byte("out of memory"))
 }
 
 func (i *instance) close() {
@@ -186,24 +188,28 @@ func (i *instance) close() {
 	}
 }
 
-// tailBuffer keeps the last stderrTail bytes a guest wrote: a Go panic and
-// its stack end up in the call's error instead of being lost.
-type tailBuffer struct {
-	buf []byte
+// outputBuffer keeps the start of what a guest wrote during one call: a Go
+// panic or fatal error and the top of its stack end up in the call's error
+// instead of being lost. The start, because Go prints the reason first and
+// then every goroutine.
+type outputBuffer struct {
+	buf     []byte
+	dropped int
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	n := len(p)
-	if len(p) > stderrTail {
-		p = p[len(p)-stderrTail:]
-	}
-	if over := len(t.buf) + len(p) - stderrTail; over > 0 {
-		t.buf = append(t.buf[:0], t.buf[over:]...)
-	}
-	t.buf = append(t.buf, p...)
-	return n, nil
+func (o *outputBuffer) Write(p []byte) (int, error) {
+	keep := min(len(p), guestOutputMax-len(o.buf))
+	o.buf = append(o.buf, p[:keep]...)
+	o.dropped += len(p) - keep
+	return len(p), nil
 }
 
-func (t *tailBuffer) reset() { t.buf = t.buf[:0] }
+func (o *outputBuffer) reset() { o.buf, o.dropped = o.buf[:0], 0 }
 
-func (t *tailBuffer) String() string { return string(bytes.TrimSpace(t.buf)) }
+func (o *outputBuffer) String() string {
+	s := string(bytes.TrimSpace(o.buf))
+	if o.dropped > 0 {
+		s += " [" + strconv.Itoa(o.dropped) + " more bytes]"
+	}
+	return s
+}

@@ -1,0 +1,378 @@
+package wasm_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+	"github.com/talowa/wedge/wasm/internal/wasmbin"
+	"github.com/talowa/wedge/wasm/wasmtest"
+)
+
+func guest(t testing.TB, name string) []byte {
+	t.Helper()
+	return wasmtest.Build(t, "internal/testguests/"+name)
+}
+
+// metric returns the value of the series name{labels} in reg, 0 if absent.
+func metric(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return 0
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func okOrigin(*host.Request) host.Response { return host.Response{Status: 200} }
+
+func misbehaveReq(mode string) host.Request {
+	r := host.Request{Method: "GET", Path: "/", Proto: "HTTP/1.1"}
+	if mode != "" {
+		r.Header.Add("X-Misbehave", mode)
+	}
+	return r
+}
+
+// plugin with the ABI exports but nothing else, for hand-made bad modules.
+func abiExports(skip string) (funcs []wasmbin.Func, exports []wasmbin.Export) {
+	ret := wasmbin.FuncType{Results: []byte{wasmbin.I32}}
+	for _, e := range []struct {
+		name string
+		f    wasmbin.Func
+	}{
+		{abi.ExportVersionMarker, wasmbin.Func{Body: []byte{0x0b}}},
+		{abi.ExportConfigure, wasmbin.Func{Type: ret, Body: wasmbin.Cat(wasmbin.I32Const(1), []byte{0x0b})}},
+		{abi.ExportOnRequest, wasmbin.Func{Type: ret, Body: wasmbin.Cat(wasmbin.I32Const(0), []byte{0x0b})}},
+		{abi.ExportOnResponse, wasmbin.Func{Type: ret, Body: wasmbin.Cat(wasmbin.I32Const(0), []byte{0x0b})}},
+	} {
+		if e.name == skip {
+			continue
+		}
+		funcs = append(funcs, e.f)
+		exports = append(exports, wasmbin.Export{Name: e.name})
+	}
+	return funcs, exports
+}
+
+func TestLoadRejectsBadModules(t *testing.T) {
+	mem := &wasmbin.Limits{Min: 1}
+	memExport := wasmbin.Export{Name: "memory", Memory: true}
+	module := func(skip string, imports []wasmbin.Import, withMem bool, extra ...wasmbin.Export) []byte {
+		funcs, exports := abiExports(skip)
+		m := wasmbin.Module{Imports: imports, Funcs: funcs}
+		for i := range exports {
+			exports[i].Index = uint32(len(imports) + i)
+		}
+		m.Exports = append(exports, extra...)
+		if withMem {
+			m.Memory = mem
+			m.Exports = append(m.Exports, memExport)
+		}
+		return m.Encode()
+	}
+	i32 := wasmbin.I32
+	cases := []struct {
+		name, want string
+		bin        []byte
+	}{
+		{"garbage", "not a core WebAssembly", []byte("this is not wasm")},
+		{"truncated", "malformed", module("", nil, true)[:20]},
+		{"not a plugin", "no export wedge_abi_v1", (&wasmbin.Module{Memory: mem}).Encode()},
+		{"other ABI version", "speaks ABI v2", func() []byte {
+			funcs, _ := abiExports("")
+			return (&wasmbin.Module{Funcs: funcs, Memory: mem, Exports: []wasmbin.Export{{Name: "wedge_abi_v2"}, memExport}}).Encode()
+		}()},
+		{"missing on_request", "missing export wedge_on_request", module(abi.ExportOnRequest, nil, true)},
+		{"missing configure", "missing export wedge_configure", module(abi.ExportConfigure, nil, true)},
+		{"no memory", "exports no memory", module("", nil, false)},
+		{"unknown host function", "unknown imports wedge.teleport", module("", []wasmbin.Import{
+			{Module: abi.HostModule, Name: "teleport", Type: wasmbin.FuncType{Results: []byte{i32}}}}, true)},
+		{"unknown module", "unknown imports env.abort", module("", []wasmbin.Import{
+			{Module: "env", Name: "abort"}}, true)},
+		{"unknown WASI function", "unknown imports wasi_snapshot_preview1.sock_teleport", module("", []wasmbin.Import{
+			{Module: "wasi_snapshot_preview1", Name: "sock_teleport"}}, true)},
+		{"wrong import signature", "import wedge.status_set has signature", module("", []wasmbin.Import{
+			{Module: abi.HostModule, Name: "status_set", Type: wasmbin.FuncType{Params: []byte{wasmbin.I64}, Results: []byte{i32}}}}, true)},
+		{"reserved import", "reserved for the host", module("", []wasmbin.Import{
+			{Module: abi.HostModule, Name: abi.HostYield}}, true)},
+	}
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1))
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := rt.Load(context.Background(), wasm.Spec{Name: "bad", Version: "1.0", Binary: c.bin})
+			if !errors.Is(err, wasm.ErrInvalidModule) {
+				t.Fatalf("Load: %v, want ErrInvalidModule", err)
+			}
+			if !strings.Contains(err.Error(), "plugin bad@1.0") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Load: %q, want it to name plugin bad@1.0 and say %q", err, c.want)
+			}
+		})
+	}
+	t.Run("well-formed control", func(t *testing.T) {
+		m, err := rt.Load(context.Background(), wasm.Spec{Name: "good", Version: "1.0", Binary: module("", nil, true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+	})
+	t.Run("bad name", func(t *testing.T) {
+		_, err := rt.Load(context.Background(), wasm.Spec{Name: "../etc", Version: "1", Binary: module("", nil, true)})
+		if !errors.Is(err, wasm.ErrInvalidModule) || !strings.Contains(err.Error(), "plugin name") {
+			t.Fatalf("Load: %v", err)
+		}
+	})
+}
+
+func TestMisbehavingGuests(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	const timeout = 300 * time.Millisecond
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().
+		WithPoolSize(2).WithTimeout(timeout).WithMemoryLimit(48<<20).WithRegisterer(reg))
+	p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1.0", Binary: guest(t, "misbehave"),
+		Policy: wasm.FailClosed(503)})
+	p.Origin = okOrigin
+	labels := func(kv ...string) map[string]string {
+		m := map[string]string{"plugin": "misbehave", "version": "1.0"}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		mode     string
+		kind     wasm.Kind
+		detail   string // in the error text
+		replaced bool   // the instance is discarded
+	}{
+		{"request:trap", wasm.KindTrap, "out of bounds memory access", true},
+		{"request:panic", wasm.KindTrap, "deliberate panic", true},
+		{"request:exit", wasm.KindExit, "exit_code(3)", true},
+		{"request:loop", wasm.KindTimeout, "deadline", true},
+		{"request:sleep", wasm.KindTimeout, "deadline", true},
+		{"request:grow", wasm.KindMemory, "out of memory", true},
+		{"request:oob", wasm.KindTrap, "wedge.header_get: range", true},
+		{"request:fail", wasm.KindGuest, "deliberate failure", false},
+		{"request:badaction", wasm.KindGuest, "invalid action 7", false},
+		{"response:trap", wasm.KindTrap, "out of bounds memory access", true},
+		{"response:loop", wasm.KindTimeout, "deadline", true},
+	}
+	for _, c := range cases {
+		t.Run(c.mode, func(t *testing.T) {
+			phase, _, _ := strings.Cut(c.mode, ":")
+			errs0 := metric(t, reg, "wedge_plugin_errors_total", labels("phase", phase, "kind", c.kind.String()))
+			repl0 := metric(t, reg, "wedge_plugin_instance_replacements_total", labels("reason", c.kind.String()))
+			start := time.Now()
+			res := p.Do(misbehaveReq(c.mode))
+			elapsed := time.Since(start)
+			err := res.RequestErr
+			if phase == "response" {
+				err = res.ResponseErr
+			}
+			var ce *wasm.CallError
+			if !errors.As(err, &ce) || ce.Kind != c.kind {
+				t.Fatalf("error %v, want a %s CallError", err, c.kind)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "plugin misbehave@1.0: "+phase) || !strings.Contains(msg, c.detail) {
+				t.Fatalf("error %q: want plugin, version, phase and %q", msg, c.detail)
+			}
+			if res.Resp.Status != 503 {
+				t.Fatalf("status %d, want the fail-closed 503", res.Resp.Status)
+			}
+			if c.kind == wasm.KindTimeout && elapsed > timeout+time.Second {
+				t.Fatalf("a runaway guest ran %v against a %v deadline", elapsed, timeout)
+			}
+			if got := metric(t, reg, "wedge_plugin_errors_total", labels("phase", phase, "kind", c.kind.String())); got != errs0+1 {
+				t.Fatalf("errors_total{kind=%s} = %v, want %v", c.kind, got, errs0+1)
+			}
+			want := repl0
+			if c.replaced {
+				want++
+			}
+			if got := metric(t, reg, "wedge_plugin_instance_replacements_total", labels("reason", c.kind.String())); got != want {
+				t.Fatalf("replacements{reason=%s} = %v, want %v", c.kind, got, want)
+			}
+			// The host keeps serving and the pool fills up again.
+			eventually(t, "pool refilled", func() bool {
+				return metric(t, reg, "wedge_plugin_instances", labels()) == 2
+			})
+			for i := 0; i < 4; i++ {
+				if res := p.Do(misbehaveReq("")); res.RequestErr != nil || res.Resp.Status != 204 {
+					t.Fatalf("healthy request after %s: %d %v", c.mode, res.Resp.Status, res.RequestErr)
+				}
+			}
+		})
+	}
+}
+
+func TestFailOpenContinues(t *testing.T) {
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1))
+	p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1", Binary: guest(t, "misbehave"), Policy: wasm.FailOpen()})
+	p.Origin = func(*host.Request) host.Response { return host.Response{Status: 200, Body: []byte("origin")} }
+	res := p.Do(misbehaveReq("request:trap"))
+	if res.RequestErr == nil || res.Answered || res.Resp.Status != 200 || string(res.Resp.Body) != "origin" {
+		t.Fatalf("fail open: answered=%v status=%d err=%v", res.Answered, res.Resp.Status, res.RequestErr)
+	}
+}
+
+func TestConfigureFailures(t *testing.T) {
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(2).WithInitTimeout(300*time.Millisecond).WithTimeout(50*time.Millisecond))
+	bin := guest(t, "misbehave")
+	for _, c := range []struct{ config, want string }{
+		{"configure:fail", "configure refused"},
+		{"configure:trap", "trap"},
+		{"configure:panic", "deliberate panic"},
+		{"configure:loop", "timeout"},
+		{"configure:exit", "exit"},
+	} {
+		t.Run(c.config, func(t *testing.T) {
+			_, err := rt.Load(context.Background(), wasm.Spec{Name: "misbehave", Version: "2", Binary: bin, Config: []byte(c.config)})
+			if !errors.Is(err, wasm.ErrConfigure) || !strings.Contains(err.Error(), "misbehave@2") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Load: %v, want ErrConfigure naming misbehave@2 and %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestRecycleBloatedInstance(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithRegisterer(reg).WithRecycleAt(12<<20))
+	p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1", Binary: guest(t, "misbehave")})
+	first := p.Do(misbehaveReq("")).Resp.Header
+	id, _ := first.Get("X-Instance")
+	for i := 0; i < 3; i++ { // 8 MiB each: past the 12 MiB mark
+		if res := p.Do(misbehaveReq("request:bloat")); res.RequestErr != nil {
+			t.Fatal(res.RequestErr)
+		}
+	}
+	if got := metric(t, reg, "wedge_plugin_instance_replacements_total", map[string]string{"reason": "recycle"}); got < 1 {
+		t.Fatalf("no instance recycled after growing past the mark")
+	}
+	eventually(t, "replacement instance", func() bool {
+		res := p.Do(misbehaveReq(""))
+		now, _ := res.Resp.Header.Get("X-Instance")
+		return res.RequestErr == nil && now != id
+	})
+}
+
+// TestHotSwapHammer swaps versions while requests run. Each request must be
+// served whole by the version it acquired, none may fail, and every retired
+// version must close its instances.
+func TestHotSwapHammer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(2).WithRegisterer(reg))
+	bin := guest(t, "misbehave")
+	load := func(v int) *wasm.Module {
+		ver := "v" + string(rune('0'+v))
+		m, err := rt.Load(context.Background(), wasm.Spec{Name: "hammer", Version: ver, Binary: bin, Config: []byte(ver)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	slot := wasm.NewPlugin(load(0))
+	defer slot.Close()
+
+	const workers, swaps = 8, 6
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	served := 0
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 100000; n++ { // bounded, and stopped after the swaps
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m := slot.Acquire()
+				x := &host.MemExchange{Req: misbehaveReq("")}
+				act, err := m.OnRequest(x)
+				rerr := m.OnResponse(x)
+				cfg, _ := x.Resp.Header.Get("X-Config")
+				ver := m.Version()
+				m.Release()
+				mu.Lock()
+				served++
+				if err != nil || rerr != nil || act != abi.ActionAnswer || x.Resp.Status != 204 || cfg != ver {
+					failures = append(failures, ver+": "+cfg)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var retired []*wasm.Module
+	for v := 1; v <= swaps; v++ {
+		time.Sleep(20 * time.Millisecond) // let requests run on the current version
+		retired = append(retired, slot.Swap(load(v)))
+	}
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d of %d requests failed across swaps, first: %v", len(failures), served, failures[0])
+	}
+	for _, m := range retired {
+		select {
+		case <-m.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("retired version %s never closed", m.Version())
+		}
+		if n := metric(t, reg, "wedge_plugin_instances", map[string]string{"plugin": "hammer", "version": m.Version()}); n != 0 {
+			t.Fatalf("version %s still reports %v instances", m.Version(), n)
+		}
+	}
+	if n := metric(t, reg, "wedge_plugin_instances", map[string]string{"plugin": "hammer", "version": "v6"}); n != 2 {
+		t.Fatalf("current version has %v instances, want 2", n)
+	}
+	t.Logf("%d requests across %d swaps", served, swaps)
+}
