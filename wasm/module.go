@@ -108,14 +108,19 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(spec.Binary), maxModuleSize)
 	}
 	sum := sha256.Sum256(spec.Binary)
+	// The structural checks run in both modes: they are what keeps hostile
+	// bytes from reaching wazero's decoder (see wasmbin.Check).
 	bin := spec.Binary
-	if !r.cfg.unprotected {
-		var err error
-		if bin, err = wasmbin.Instrument(bin, abi.HostModule, abi.HostYield, fuelPerYield); err != nil {
-			return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
-		}
+	var err error
+	if r.cfg.unprotected {
+		err = wasmbin.Check(bin)
+	} else {
+		bin, err = wasmbin.Instrument(bin, abi.HostModule, abi.HostYield, fuelPerYield)
 	}
-	compiled, err := r.rt.CompileModule(ctx, bin)
+	if err != nil {
+		return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
+	}
+	compiled, err := r.compile(ctx, bin)
 	if err != nil {
 		return nil, fmt.Errorf("%w: plugin %s: compile: %v", ErrInvalidModule, id, err)
 	}
@@ -183,6 +188,17 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 	r.log.Info("plugin loaded", "plugin", spec.Name, "version", spec.Version,
 		"digest", m.digest, "instances", size, "policy", spec.Policy.String())
 	return m, nil
+}
+
+// compile compiles bin, turning a panic in the engine into an error. The
+// checks before it exist so that this never fires; it is the second line.
+func (r *Runtime) compile(ctx context.Context, bin []byte) (cm wazero.CompiledModule, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("engine panicked: %v", p)
+		}
+	}()
+	return r.rt.CompileModule(ctx, bin)
 }
 
 func cmpOr[T comparable](v, def T) T {

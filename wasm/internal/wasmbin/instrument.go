@@ -45,6 +45,14 @@ var order = map[byte]int{
 	secGlobal: 7, secExport: 8, secStart: 9, secElement: 10, secDataCount: 11, secCode: 12, secData: 13,
 }
 
+// Limits beyond which a module is refused, as in the JavaScript embedding
+// of WebAssembly; they stop modules that would make a decoder allocate
+// without bound.
+const (
+	MaxLocals    = 50_000
+	MaxTableSize = 10_000_000
+)
+
 // ErrMalformed wraps every decoding failure.
 var ErrMalformed = errors.New("wasmbin: malformed module")
 
@@ -130,7 +138,20 @@ func Instrument(bin []byte, hostModule, yield string, fuel uint32) ([]byte, erro
 			p, err = w.elements(payload)
 		case secCode:
 			p, err = w.code(payload)
-		default:
+		case secFunction:
+			p, err = payload, vector(payload, id, w.typeIndex)
+		case secTag:
+			p, err = payload, vector(payload, id, func(r *reader) error {
+				if _, err := r.byte(); err != nil { // attribute
+					return err
+				}
+				return w.typeIndex(r)
+			})
+		case secMemory:
+			p, err = payload, vector(payload, id, func(r *reader) error { _, err := r.limits(); return err })
+		case secData:
+			p, err = payload, vector(payload, id, w.dataSegment)
+		default: // data count
 			p = payload
 		}
 		if err != nil {
@@ -148,6 +169,7 @@ type rewriter struct {
 
 	typeDone, importDone, globalDone bool
 	voidType                         uint32 // index of the type () -> ()
+	numTypes                         uint32 // how many types the module has
 	importedFuncs                    uint32 // also the index of the yield import
 	importedGlobals                  uint32
 	fuelGlobal                       uint32
@@ -191,7 +213,7 @@ func (w *rewriter) addMissing(out []byte, rank int) ([]byte, error) {
 func (w *rewriter) types(payload []byte) ([]byte, error) {
 	w.typeDone = true
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("type count: %v", err)
 	}
@@ -205,7 +227,7 @@ func (w *rewriter) types(payload []byte) ([]byte, error) {
 		}
 		var counts [2]uint32
 		for j := range counts {
-			if counts[j], err = r.u32(); err != nil {
+			if counts[j], err = r.count(); err != nil {
 				return nil, malformed("type %d: %v", i, err)
 			}
 			if err = r.skip(int(counts[j])); err != nil {
@@ -219,9 +241,11 @@ func (w *rewriter) types(payload []byte) ([]byte, error) {
 	if !r.done() {
 		return nil, malformed("trailing bytes in type section")
 	}
+	w.numTypes = n
 	if found {
 		return payload, nil
 	}
+	w.numTypes++
 	w.voidType = n
 	p := append(appendU32(nil, n+1), payload[countLen:]...)
 	return append(p, 0x60, 0x00, 0x00), nil
@@ -231,7 +255,7 @@ func (w *rewriter) types(payload []byte) ([]byte, error) {
 func (w *rewriter) imports(payload []byte) ([]byte, error) {
 	w.importDone = true
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("import count: %v", err)
 	}
@@ -249,13 +273,13 @@ func (w *rewriter) imports(payload []byte) ([]byte, error) {
 				return nil, malformed("the module imports %s.%s, which is reserved for the host", mod, name)
 			}
 			w.importedFuncs++
-			_, err = r.u32()
+			err = w.typeIndex(&r)
 		case 0x01: // table: reftype, limits
 			if _, err = r.byte(); err == nil {
-				err = r.limits()
+				err = r.tableLimits()
 			}
 		case 0x02: // memory: limits
-			err = r.limits()
+			_, err = r.limits()
 		case 0x03: // global: value type, mutability
 			w.importedGlobals++
 			err = r.skip(2)
@@ -281,7 +305,7 @@ func (w *rewriter) imports(payload []byte) ([]byte, error) {
 // tables rewrites table initializer expressions (the 0x40 0x00 form).
 func (w *rewriter) tables(payload []byte) ([]byte, error) {
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("table count: %v", err)
 	}
@@ -297,7 +321,7 @@ func (w *rewriter) tables(payload []byte) ([]byte, error) {
 		if _, err := r.byte(); err != nil { // reftype
 			return nil, malformed("table %d: %v", i, err)
 		}
-		if err := r.limits(); err != nil {
+		if err := r.tableLimits(); err != nil {
 			return nil, malformed("table %d: %v", i, err)
 		}
 		out = append(out, payload[start:r.off]...)
@@ -314,7 +338,7 @@ func (w *rewriter) tables(payload []byte) ([]byte, error) {
 func (w *rewriter) globals(payload []byte) ([]byte, error) {
 	w.globalDone = true
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("global count: %v", err)
 	}
@@ -340,7 +364,7 @@ func (w *rewriter) globals(payload []byte) ([]byte, error) {
 
 func (w *rewriter) exports(payload []byte) ([]byte, error) {
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("export count: %v", err)
 	}
@@ -375,7 +399,7 @@ func (w *rewriter) start(payload []byte) ([]byte, error) {
 // elements renumbers function indexes in the eight element segment forms.
 func (w *rewriter) elements(payload []byte) ([]byte, error) {
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("element count: %v", err)
 	}
@@ -416,7 +440,7 @@ func (w *rewriter) element(out []byte, r *reader) ([]byte, error) {
 		}
 		out = append(out, b)
 	}
-	count, err := r.u32()
+	count, err := r.count()
 	if err != nil {
 		return nil, err
 	}
@@ -433,6 +457,59 @@ func (w *rewriter) element(out []byte, r *reader) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// typeIndex reads a type index and checks that the type exists (wazero
+// v1.12 indexes its type table with it before checking).
+func (w *rewriter) typeIndex(r *reader) error {
+	t, err := r.u32()
+	if err == nil && t >= w.numTypes {
+		err = fmt.Errorf("type index %d out of range", t)
+	}
+	return err
+}
+
+// vector checks a section that passes through unchanged: a count, then
+// count elements that item reads.
+func vector(payload []byte, id byte, item func(*reader) error) error {
+	r := reader{b: payload}
+	n, err := r.count()
+	if err != nil {
+		return malformed("section %d: %v", id, err)
+	}
+	for i := uint32(0); i < n; i++ {
+		if err := item(&r); err != nil {
+			return malformed("section %d, element %d: %v", id, i, err)
+		}
+	}
+	if !r.done() {
+		return malformed("trailing bytes in section %d", id)
+	}
+	return nil
+}
+
+// dataSegment reads one data segment (active, passive, or active with a
+// memory index) without changing it.
+func (w *rewriter) dataSegment(r *reader) error {
+	flags, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if flags > 2 {
+		return fmt.Errorf("data flags %d", flags)
+	}
+	if flags == 2 {
+		if _, err := r.u32(); err != nil {
+			return err
+		}
+	}
+	if flags != 1 {
+		if _, err := w.constExpr(nil, r); err != nil {
+			return err
+		}
+	}
+	_, err = r.bytesU32()
+	return err
 }
 
 func (w *rewriter) end(r *reader, section string) error {
@@ -454,12 +531,11 @@ func (w *rewriter) custom(out, payload []byte) ([]byte, error) {
 	case bytes.HasPrefix(name, []byte(".debug_")):
 		return out, nil
 	case string(name) == "name":
-		if p, err := w.names(payload[:r.off], r.rest()); err == nil {
-			return appendSection(out, secCustom, p), nil
+		p, err := w.names(payload[:r.off], r.rest())
+		if err != nil {
+			return nil, malformed("name section: %v", err)
 		}
-		// A name section is advisory: one we cannot read is dropped, as a
-		// Wasm engine would ignore it.
-		return out, nil
+		return appendSection(out, secCustom, p), nil
 	}
 	return appendSection(out, secCustom, payload), nil
 }
@@ -478,6 +554,10 @@ func (w *rewriter) names(head, body []byte) ([]byte, error) {
 		}
 		switch id {
 		case 0:
+			sr := reader{b: sub}
+			if _, err := sr.name(); err != nil || !sr.done() {
+				return nil, errors.New("bad module name subsection")
+			}
 			out = appendSection(out, id, sub)
 		case 1, 2:
 			sr := reader{b: sub}
@@ -513,7 +593,7 @@ func (w *rewriter) names(head, body []byte) ([]byte, error) {
 
 func (w *rewriter) code(payload []byte) ([]byte, error) {
 	r := reader{b: payload}
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return nil, malformed("function count: %v", err)
 	}
@@ -543,13 +623,18 @@ func (w *rewriter) code(payload []byte) ([]byte, error) {
 
 func (w *rewriter) body(dst, fn, check []byte) ([]byte, error) {
 	r := reader{b: fn}
-	groups, err := r.u32()
+	groups, err := r.count()
 	if err != nil {
 		return nil, err
 	}
+	var locals uint64
 	for i := uint32(0); i < groups; i++ {
-		if _, err := r.u32(); err != nil {
+		n, err := r.u32()
+		if err != nil {
 			return nil, err
+		}
+		if locals += uint64(n); locals > MaxLocals {
+			return nil, fmt.Errorf("more than %d locals", MaxLocals)
 		}
 		if _, err := r.byte(); err != nil {
 			return nil, err
@@ -716,4 +801,12 @@ func skipFE(r *reader) error {
 		return r.memarg()
 	}
 	return fmt.Errorf("unsupported 0xfe sub-opcode %d", sub)
+}
+
+// Check runs the structural checks of Instrument without keeping the
+// rewrite, for modules loaded unprotected: wazero must never see bytes that
+// could make its decoder allocate without bound.
+func Check(bin []byte) error {
+	_, err := Instrument(bin, "\x00", "\x00", 1)
+	return err
 }

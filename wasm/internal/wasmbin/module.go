@@ -1,5 +1,7 @@
 package wasmbin
 
+import "slices"
+
 // Value types.
 const (
 	I32 byte = 0x7f
@@ -42,6 +44,16 @@ type Module struct {
 	Memory  *Limits
 	Exports []Export
 	Globals int // mutable i32 globals, initialised to 0
+	// Table, when non-zero, defines a funcref table of that size; Elems
+	// fills it from slot 0 (an active segment of function indexes).
+	Table uint32
+	Elems []uint32
+	// Declared lists functions declared for ref.func (a declarative segment).
+	Declared []uint32
+	// Start names the start function.
+	Start *uint32
+	// Names, when set, adds a name section naming each function index.
+	Names map[uint32]string
 }
 
 // Limits of a memory, in 64 KiB pages.
@@ -97,6 +109,9 @@ func (m *Module) Encode() []byte {
 		out = appendSection(out, secImport, imports)
 	}
 	out = appendSection(out, secFunction, funcs)
+	if m.Table > 0 {
+		out = appendSection(out, secTable, appendU32(append(appendU32(nil, 1), 0x70, 0x00), m.Table))
+	}
 	if m.Memory != nil {
 		mem := appendU32(nil, 1)
 		if m.Memory.Max != nil {
@@ -126,7 +141,41 @@ func (m *Module) Encode() []byte {
 		}
 		out = appendSection(out, secExport, ex)
 	}
-	return appendSection(out, secCode, code)
+	if m.Start != nil {
+		out = appendSection(out, secStart, appendU32(nil, *m.Start))
+	}
+	var elems [][]byte
+	if len(m.Elems) > 0 { // flags 0: active, table 0, offset expression, function indexes
+		elems = append(elems, appendFuncs(append(appendU32(nil, 0), Cat(I32Const(0), []byte{0x0b})...), m.Elems))
+	}
+	if len(m.Declared) > 0 { // flags 3: declarative, elemkind 0x00, function indexes
+		elems = append(elems, appendFuncs(append(appendU32(nil, 3), 0x00), m.Declared))
+	}
+	if len(elems) > 0 {
+		out = appendSection(out, secElement, append(appendU32(nil, uint32(len(elems))), Cat(elems...)...))
+	}
+	out = appendSection(out, secCode, code)
+	if len(m.Names) > 0 {
+		var idx []uint32
+		for i := range m.Names {
+			idx = append(idx, i)
+		}
+		slices.Sort(idx)
+		sub := appendU32(nil, uint32(len(idx)))
+		for _, i := range idx {
+			sub = appendName(appendU32(sub, i), m.Names[i])
+		}
+		out = appendSection(out, secCustom, appendSection(appendName(nil, "name"), 1, sub))
+	}
+	return out
+}
+
+func appendFuncs(b []byte, fs []uint32) []byte {
+	b = appendU32(b, uint32(len(fs)))
+	for _, f := range fs {
+		b = appendU32(b, f)
+	}
+	return b
 }
 
 func appendName(b []byte, s string) []byte {

@@ -1,6 +1,9 @@
 package wasmbin
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var errShort = errors.New("unexpected end")
 
@@ -49,6 +52,20 @@ func (r *reader) u32() (uint32, error) {
 	return 0, errors.New("u32 too long")
 }
 
+// count reads a vector length. Every element takes at least one byte, so a
+// length beyond the bytes left is malformed; checking it here is what keeps
+// a tiny hostile module from making a decoder allocate gigabytes.
+func (r *reader) count() (uint32, error) {
+	n, err := r.u32()
+	if err != nil {
+		return 0, err
+	}
+	if int64(n) > int64(len(r.b)-r.off) {
+		return 0, fmt.Errorf("vector of %d elements in %d bytes", n, len(r.b)-r.off)
+	}
+	return n, nil
+}
+
 // leb skips a LEB128 of at most max bytes, signed or not.
 func (r *reader) leb(max int) error {
 	for i := 0; i < max; i++ {
@@ -80,7 +97,7 @@ func (r *reader) name() ([]byte, error) { return r.bytesU32() }
 
 // nameMap skips a vec of (index, name) pairs.
 func (r *reader) nameMap() error {
-	n, err := r.u32()
+	n, err := r.count()
 	if err != nil {
 		return err
 	}
@@ -99,18 +116,44 @@ func (r *reader) nameMap() error {
 // All three read as one signed LEB128.
 func (r *reader) blockType() error { return r.leb(5) }
 
-func (r *reader) limits() error {
+// limits reads the limits of a table or memory and returns the minimum.
+func (r *reader) limits() (uint64, error) {
 	flags, err := r.byte()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := r.leb(10); err != nil {
-		return err
+	if flags > 0x07 {
+		return 0, fmt.Errorf("limits flags 0x%02x", flags)
+	}
+	min, err := r.u64()
+	if err != nil {
+		return 0, err
 	}
 	if flags&1 != 0 {
-		return r.leb(10)
+		if _, err := r.u64(); err != nil {
+			return 0, err
+		}
 	}
-	return nil
+	return min, nil
+}
+
+// u64 reads an unsigned LEB128 of at most 64 bits.
+func (r *reader) u64() (uint64, error) {
+	var v uint64
+	for shift := 0; shift < 70; shift += 7 {
+		c, err := r.byte()
+		if err != nil {
+			return 0, err
+		}
+		if shift == 63 && c > 1 {
+			return 0, errors.New("u64 overflows")
+		}
+		v |= uint64(c&0x7f) << shift
+		if c&0x80 == 0 {
+			return v, nil
+		}
+	}
+	return 0, errors.New("u64 too long")
 }
 
 // memarg skips alignment (with a memory index when bit 6 is set) and offset.
@@ -139,4 +182,12 @@ func appendSection(out []byte, id byte, payload []byte) []byte {
 	out = append(out, id)
 	out = appendU32(out, uint32(len(payload)))
 	return append(out, payload...)
+}
+
+func (r *reader) tableLimits() error {
+	min, err := r.limits()
+	if err == nil && min > MaxTableSize {
+		err = fmt.Errorf("table of %d elements, more than %d", min, MaxTableSize)
+	}
+	return err
 }
