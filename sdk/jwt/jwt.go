@@ -128,8 +128,8 @@ func (t *Token) Claim(name string) ([]byte, bool) {
 // Claims are the registered claims (RFC 7519 section 4.1). Times are Unix
 // seconds; zero means absent.
 type Claims struct {
-	Issuer, Subject, ID          string
-	Audience                     []string
+	Issuer, Subject, ID         string
+	Audience                    []string
 	Expiry, NotBefore, IssuedAt int64
 }
 

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/sdk/hostcall"
 	"github.com/talowa/wedge/wasm/abi"
@@ -37,6 +39,8 @@ type Host struct {
 	// Origin answers requests no plugin answered. The default returns 200
 	// with an empty body.
 	Origin func(*host.Request) host.Response
+	// Registry holds the plugin's metrics.
+	Registry *prometheus.Registry
 
 	plugin   any
 	features abi.Feature
@@ -56,7 +60,9 @@ func New(t testing.TB, p any, config []byte) *Host {
 
 // Configure is New without a testing.TB, for code that checks the error.
 func Configure(p any, config []byte, log *slog.Logger) (*Host, error) {
+	reg := prometheus.NewRegistry()
 	h := &Host{
+		Registry: reg,
 		Env: &host.Env{
 			Plugin:  "sdktest",
 			Version: "native",
@@ -64,7 +70,7 @@ func Configure(p any, config []byte, log *slog.Logger) (*Host, error) {
 			Cache:   host.NewMemCache(64 << 20),
 			Limiter: host.NewGCRA(1 << 16),
 			Keys:    host.NewKeyring(host.NewVerifyCache(1024)),
-			Metrics: host.NewMetrics(host.NewMetricFamilies(nil), "sdktest", "native"),
+			Metrics: host.NewMetrics(host.NewMetricFamilies(reg), "sdktest", "native"),
 			Log:     log,
 		},
 		Origin: func(*host.Request) host.Response { return host.Response{Status: 200} },

@@ -1,0 +1,82 @@
+// Package tck is the ABI v1 conformance kit: a plugin (Plugin, built as
+// ./guest) that calls every host function, on its success and its error
+// paths, in every phase, and reports each check in the response body; and
+// the fixture both sides agree on. The kit runs as Wasm against package wasm
+// and natively against sdk/sdktest (tck_test.go), so a change to the host or
+// the SDK that breaks the contract fails one of the two.
+//
+// Report lines are "PASS <function>: <what>" or "FAIL <function>: <what>:
+// <detail>"; Summary parses them.
+package tck
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+)
+
+// The request the test sends.
+const (
+	Method     = "POST"
+	Scheme     = "https"
+	Host       = "tck.example"
+	Path       = "/a/b"
+	RawQuery   = "x=1&y=2"
+	Proto      = "HTTP/1.1"
+	ClientAddr = "192.0.2.1:4242"
+	RequestID  = "tck-1"
+	Body       = `{"hello":"world"}`
+)
+
+// Headers of the request, in order.
+var Headers = [][2]string{
+	{"Accept", "text/html"},
+	{"X-Multi", "one"},
+	{"Content-Type", "application/json"},
+	{"X-Multi", "two"},
+	{"X-Remove-Me", "gone"},
+}
+
+// The origin's response.
+const (
+	OriginStatus = 201
+	OriginBody   = "origin body"
+)
+
+// OriginHeaders are the origin response's headers.
+var OriginHeaders = [][2]string{{"X-Origin", "yes"}, {"Cache-Control", "max-age=60"}}
+
+// What the kit changes, for the host side to check.
+const (
+	RewrittenPath   = "/rewritten"
+	RewrittenMethod = "PUT"
+	RequestBody     = "replaced body"
+	FinalStatus     = 299
+	CacheKey        = "tck-key"
+	CacheMeta       = "tck-meta"
+	ForwardKey      = "tck.fwd"
+	ForwardValue    = "alice"
+	LogMessage      = "tck log"
+	MaxBodySize     = 64 << 10 // the host limit the kit tests body_set against
+	GaugeValue      = -5
+)
+
+// Summary splits a report into passes and failures and lists the host
+// functions it exercised.
+func Summary(report []byte) (passed int, failures []string, funcs map[string]bool) {
+	funcs = map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(report))
+	for sc.Scan() {
+		line := sc.Text()
+		status, rest, _ := strings.Cut(line, " ")
+		fn, _, _ := strings.Cut(rest, ":")
+		funcs[fn] = true
+		switch status {
+		case "PASS":
+			passed++
+		default:
+			failures = append(failures, line)
+		}
+	}
+	return passed, failures, funcs
+}
