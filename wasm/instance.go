@@ -41,8 +41,10 @@ type instance struct {
 	// deadline is the nanotime the running call must end by. Only the
 	// goroutine running the call reads it: from yield and from sleep.
 	deadline int64
-	// live is set once the instance counts in the instances gauge.
-	live bool
+	// live is set once the instance counts in the instances gauge; memSize
+	// is what it last added to the memory gauge.
+	live    bool
+	memSize uint32
 
 	features abi.Feature
 	stack    [1]uint64
@@ -140,6 +142,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.features = res
 	inst.live = true
 	m.m.instances.Inc()
+	inst.trackMemory()
 	return inst, nil
 }
 
@@ -185,7 +188,19 @@ func (i *instance) close() {
 	if i.live {
 		i.live = false
 		i.m.m.instances.Dec()
+		i.m.m.memory.Sub(float64(i.memSize))
 	}
+}
+
+// trackMemory keeps the memory gauge current; linear memory only grows, and
+// rarely, so this is a compare per call.
+func (i *instance) trackMemory() uint32 {
+	size := i.mem.Size()
+	if size != i.memSize {
+		i.m.m.memory.Add(float64(size) - float64(i.memSize))
+		i.memSize = size
+	}
+	return size
 }
 
 // outputBuffer keeps the start of what a guest wrote during one call: a Go

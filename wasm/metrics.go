@@ -13,6 +13,7 @@ type metrics struct {
 	errors    *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	instances *prometheus.GaugeVec
+	memory    *prometheus.GaugeVec
 	replaced  *prometheus.CounterVec
 }
 
@@ -33,12 +34,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "wedge_plugin_instances", Help: "Live instances per plugin version.",
 		}, pv),
+		memory: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "wedge_plugin_memory_bytes", Help: "Linear memory held by live instances per plugin version.",
+		}, pv),
 		replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wedge_plugin_instance_replacements_total", Help: "Instances discarded and replaced, by reason.",
 		}, append(pv, "reason")),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.calls, m.errors, m.duration, m.instances, m.replaced} {
+		for _, c := range []prometheus.Collector{m.calls, m.errors, m.duration, m.instances, m.memory, m.replaced} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -54,6 +58,7 @@ type moduleMetrics struct {
 	labels    prometheus.Labels
 	phase     [2]phaseMetrics // request, response
 	instances prometheus.Gauge
+	memory    prometheus.Gauge
 	replaced  *prometheus.CounterVec
 }
 
@@ -68,6 +73,7 @@ func (m *metrics) forModule(plugin, version string) moduleMetrics {
 		all:       m,
 		labels:    prometheus.Labels{"plugin": plugin, "version": version},
 		instances: m.instances.WithLabelValues(plugin, version),
+		memory:    m.memory.WithLabelValues(plugin, version),
 	}
 	mm.replaced = m.replaced.MustCurryWith(mm.labels)
 	for i, ph := range []abi.Phase{abi.PhaseRequest, abi.PhaseResponse} {
@@ -86,7 +92,7 @@ func (m *metrics) forModule(plugin, version string) moduleMetrics {
 func (mm *moduleMetrics) delete() {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{mm.all.calls, mm.all.errors, mm.all.duration, mm.all.instances, mm.all.replaced} {
+	}{mm.all.calls, mm.all.errors, mm.all.duration, mm.all.instances, mm.all.memory, mm.all.replaced} {
 		v.DeletePartialMatch(mm.labels)
 	}
 }

@@ -146,7 +146,7 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 		gerr = &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindGuest, Detail: detail}
 	}
 	switch {
-	case inst.mem != nil && inst.mem.Size() > m.rt.cfg.recycleBytes:
+	case inst.trackMemory() > m.rt.cfg.recycleBytes:
 		m.pool.discard(inst, "recycle")
 	default:
 		m.pool.put(inst)

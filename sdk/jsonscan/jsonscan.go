@@ -34,84 +34,145 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
+// Iter walks the members of an object or the elements of an array without
+// closures or allocation:
+//
+//	var it jsonscan.Iter
+//	it.Object(data)
+//	for it.Next() {
+//		key, value := it.Key(), it.Value()
+//	}
+//	if err := it.Err(); err != nil { ... }
+//
+// Key is the raw key (no quotes, escapes intact; compare with KeyIs), Value
+// the raw value. Each value is validated as it is reached.
+type Iter struct {
+	data       []byte
+	i          int
+	close      byte // '}' or ']'
+	key, value []byte
+	escaped    bool // key has escapes
+	name       []byte
+	err        error
+	started    bool
+}
+
+// Object starts walking the object data.
+func (it *Iter) Object(data []byte) { it.start(data, '{', '}') }
+
+// Array starts walking the array data.
+func (it *Iter) Array(data []byte) { it.start(data, '[', ']') }
+
+func (it *Iter) start(data []byte, open, close byte) {
+	*it = Iter{data: data, close: close, name: it.name[:0]}
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != open {
+		it.err = ErrType
+		return
+	}
+	it.i = i + 1
+}
+
+// Next advances to the next member or element, reporting whether there is
+// one.
+func (it *Iter) Next() bool {
+	if it.err != nil || it.i < 0 {
+		return false
+	}
+	b := it.data
+	i := skipSpace(b, it.i)
+	if i >= len(b) {
+		return it.fail()
+	}
+	if b[i] == it.close {
+		it.i = -1
+		if trailing(b, i+1) != nil {
+			return it.fail()
+		}
+		return false
+	}
+	if it.started {
+		if b[i] != ',' {
+			return it.fail()
+		}
+		i = skipSpace(b, i+1)
+	}
+	it.started = true
+	if it.close == '}' {
+		if i >= len(b) || b[i] != '"' {
+			return it.fail()
+		}
+		kend, escaped, err := scanString(b, i)
+		if err != nil {
+			return it.fail()
+		}
+		it.key, it.escaped = b[i+1:kend-1], escaped
+		i = skipSpace(b, kend)
+		if i >= len(b) || b[i] != ':' {
+			return it.fail()
+		}
+		i = skipSpace(b, i+1)
+	}
+	end, err := skipValue(b, i, 1)
+	if err != nil {
+		return it.fail()
+	}
+	it.value = b[i:end]
+	it.i = end
+	return true
+}
+
+func (it *Iter) fail() bool {
+	if it.err == nil {
+		it.err = ErrSyntax
+	}
+	return false
+}
+
+// Key is the current member's raw key.
+func (it *Iter) Key() []byte { return it.key }
+
+// Name is the current member's key, unescaped: the raw key itself unless it
+// has escapes, so a switch on string(it.Name()) costs no allocation.
+func (it *Iter) Name() []byte {
+	if !it.escaped {
+		return it.key
+	}
+	it.name, _ = appendUnquoted(it.name[:0], it.key)
+	return it.name
+}
+
+// Value is the current raw value.
+func (it *Iter) Value() []byte { return it.value }
+
+// Err is the first error met, nil after a complete walk.
+func (it *Iter) Err() error { return it.err }
+
 // Object calls fn for each member of the object data, with the raw key
 // (without quotes, escapes intact) and the raw value. fn returns false to
-// stop early. The whole object is validated only as far as it is walked.
+// stop early.
 func Object(data []byte, fn func(key, value []byte) bool) error {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '{' {
-		return ErrType
-	}
-	i = skipSpace(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return trailing(data, i+1)
-	}
-	for {
-		if i >= len(data) || data[i] != '"' {
-			return ErrSyntax
-		}
-		kend, err := skipString(data, i)
-		if err != nil {
-			return err
-		}
-		key := data[i+1 : kend-1]
-		i = skipSpace(data, kend)
-		if i >= len(data) || data[i] != ':' {
-			return ErrSyntax
-		}
-		vstart := skipSpace(data, i+1)
-		vend, err := skipValue(data, vstart, 1)
-		if err != nil {
-			return err
-		}
-		if !fn(key, data[vstart:vend]) {
+	var it Iter
+	it.Object(data)
+	for it.Next() {
+		if !fn(it.key, it.value) {
 			return nil
 		}
-		i = skipSpace(data, vend)
-		if i >= len(data) {
-			return ErrSyntax
-		}
-		if data[i] == '}' {
-			return trailing(data, i+1)
-		}
-		if data[i] != ',' {
-			return ErrSyntax
-		}
-		i = skipSpace(data, i+1)
 	}
+	return it.err
 }
 
 // Array calls fn for each element of the array data; fn returns false to
 // stop early.
 func Array(data []byte, fn func(elem []byte) bool) error {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '[' {
-		return ErrType
-	}
-	i = skipSpace(data, i+1)
-	if i < len(data) && data[i] == ']' {
-		return trailing(data, i+1)
-	}
-	for {
-		end, err := skipValue(data, i, 1)
-		if err != nil {
-			return err
-		}
-		if !fn(data[i:end]) {
+	var it Iter
+	it.Array(data)
+	for it.Next() {
+		if !fn(it.value) {
 			return nil
 		}
-		i = skipSpace(data, end)
-		if i >= len(data) {
-			return ErrSyntax
-		}
-		if data[i] == ']' {
-			return trailing(data, i+1)
-		}
-		if data[i] != ',' {
-			return ErrSyntax
-		}
-		i = skipSpace(data, i+1)
 	}
+	return it.err
 }
 
 func trailing(b []byte, i int) error {
@@ -124,14 +185,14 @@ func trailing(b []byte, i int) error {
 // Member returns the raw value of the first member of object data whose key
 // is key.
 func Member(data []byte, key string) (value []byte, ok bool, err error) {
-	err = Object(data, func(k, v []byte) bool {
-		if KeyIs(k, key) {
-			value, ok = v, true
-			return false
+	var it Iter
+	it.Object(data)
+	for it.Next() {
+		if KeyIs(it.key, key) {
+			return it.value, true, nil
 		}
-		return true
-	})
-	return value, ok, err
+	}
+	return nil, false, it.err
 }
 
 // KeyIs reports whether raw key k (as Object passes it) equals key.
@@ -273,36 +334,56 @@ func skipNumber(b []byte, i int) (int, error) {
 	return i, nil
 }
 
+// plain marks bytes that need no attention inside a string.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // skipString returns the index after the closing quote of the string that
 // starts at b[i], validating escapes and rejecting raw control characters.
 func skipString(b []byte, i int) (int, error) {
+	end, _, err := scanString(b, i)
+	return end, err
+}
+
+// scanString is skipString that also reports whether the string has escapes.
+func scanString(b []byte, i int) (end int, escaped bool, err error) {
 	i++
 	for i < len(b) {
-		switch c := b[i]; {
-		case c == '"':
-			return i + 1, nil
-		case c == '\\':
+		// Runs of ordinary bytes are the common case: one table load each.
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch b[i] {
+		case '"':
+			return i + 1, escaped, nil
+		case '\\':
+			escaped = true
 			if i+1 >= len(b) {
-				return 0, ErrSyntax
+				return 0, false, ErrSyntax
 			}
 			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
-					return 0, ErrSyntax
+					return 0, false, ErrSyntax
 				}
 				i += 6
 			default:
-				return 0, ErrSyntax
+				return 0, false, ErrSyntax
 			}
-		case c < 0x20:
-			return 0, ErrSyntax
-		default:
-			i++
+		default: // a control character
+			return 0, false, ErrSyntax
 		}
 	}
-	return 0, ErrSyntax
+	return 0, false, ErrSyntax
 }
 
 func isHex4(b []byte) bool {
@@ -411,11 +492,25 @@ func Int(raw []byte) (int64, error) {
 	if end, err := skipNumber(raw, 0); err != nil || end != len(raw) {
 		return 0, ErrType
 	}
-	v, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
+	neg := raw[0] == '-'
+	digits := raw
+	if neg {
+		digits = raw[1:]
+	}
+	var v uint64
+	for _, c := range digits {
+		if c < '0' || c > '9' || v > (1<<63)/10 {
+			return 0, ErrType // a fraction, an exponent, or out of range
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	if v > 1<<63 || (!neg && v == 1<<63) {
 		return 0, ErrType
 	}
-	return v, nil
+	if neg {
+		return -int64(v), nil
+	}
+	return int64(v), nil
 }
 
 // Float parses a raw number.

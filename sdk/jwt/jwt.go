@@ -3,7 +3,8 @@
 // It never verifies a signature itself: hand SigningInput and Signature to a
 // host key (sdk.Key.Verify), which runs the crypto natively.
 //
-//	tok, err := jwt.Parse(raw)
+//	var tok jwt.Token // reused: parsing then allocates nothing
+//	err := tok.Parse(raw)
 //	if err != nil || tok.Alg != key.Alg() || !key.Verify(tok.SigningInput, tok.Signature) {
 //		return resp.AnswerText(401, "invalid token")
 //	}
@@ -39,76 +40,151 @@ var (
 
 var b64 = base64.RawURLEncoding.Strict()
 
-// Token is a parsed, unverified token.
+// Token is a parsed, unverified token. Its byte fields are views into memory
+// the Token owns and reuses: they stay valid until the next Parse on it.
+// Reusing one Token per plugin makes parsing allocation-free, which matters
+// inside a Go guest, where every allocation costs several times native.
 type Token struct {
 	// Alg is the header's algorithm as an ABI value; 0 when it is not one
 	// the host can verify (including "none").
 	Alg abi.Alg
-	// Kid and Typ are the header's key id and type.
-	Kid, Typ string
+	// Kid and Typ are the header's key id and type, unescaped.
+	Kid, Typ []byte
 	// Header and Payload are the decoded JSON objects.
 	Header, Payload []byte
-	// SigningInput is the signed part of the token: header.payload.
+	// SigningInput is the signed part of the token (header.payload); it
+	// points into the raw token passed to Parse.
 	SigningInput []byte
 	// Signature is the decoded signature.
 	Signature []byte
+
+	buf      []byte // decoded payload and signature, then unescaped strings
+	claimsAt int    // where Claims' strings start in buf
+
+	// The last header, raw and parsed. Tokens of one issuer share their
+	// header, so most parses skip decoding and scanning it.
+	hdrRaw []byte
+	hdr    []byte // decoded header, then kid and typ
+	alg    abi.Alg
+	kid    []byte
+	typ    []byte
 }
 
-// Parse splits and decodes a compact JWS. It checks structure only.
+// Parse parses raw into a new Token.
 func Parse(raw []byte) (*Token, error) {
+	t := new(Token)
+	return t, t.Parse(raw)
+}
+
+// Parse splits and decodes a compact JWS into t, reusing t's memory. It
+// checks structure only: verify SigningInput and Signature with a host key.
+func (t *Token) Parse(raw []byte) error {
 	if len(raw) > MaxTokenSize {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenSize)
+		return fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenSize)
 	}
 	d1 := bytes.IndexByte(raw, '.')
 	if d1 < 0 {
-		return nil, fmt.Errorf("%w: no '.'", ErrMalformed)
+		return fmt.Errorf("%w: no '.'", ErrMalformed)
 	}
 	d2 := bytes.IndexByte(raw[d1+1:], '.')
 	if d2 < 0 {
-		return nil, fmt.Errorf("%w: two parts, want three", ErrMalformed)
+		return fmt.Errorf("%w: two parts, want three", ErrMalformed)
 	}
 	d2 += d1 + 1
 	if bytes.IndexByte(raw[d2+1:], '.') >= 0 {
-		return nil, fmt.Errorf("%w: more than three parts (JWE is not supported)", ErrMalformed)
+		return fmt.Errorf("%w: more than three parts (JWE is not supported)", ErrMalformed)
 	}
-	// One buffer holds the three decoded parts.
-	buf := make([]byte, b64.DecodedLen(d1)+b64.DecodedLen(d2-d1-1)+b64.DecodedLen(len(raw)-d2-1))
-	t := &Token{SigningInput: raw[:d2]}
+	if err := t.parseHeader(raw[:d1]); err != nil {
+		return err
+	}
+	// One buffer holds the payload and signature, plus room for unescaped
+	// claims (never longer than their JSON).
+	pl, sl := b64.DecodedLen(d2-d1-1), b64.DecodedLen(len(raw)-d2-1)
+	if need := 2*pl + sl; cap(t.buf) < need {
+		t.buf = make([]byte, 0, need)
+	}
+	buf := t.buf[:pl+sl]
+	t.SigningInput = raw[:d2]
 	var err error
-	if t.Header, buf, err = decode(buf, raw[:d1]); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
-	}
 	if t.Payload, buf, err = decode(buf, raw[d1+1:d2]); err != nil {
-		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
 	if t.Signature, _, err = decode(buf, raw[d2+1:]); err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: signature: %v", ErrMalformed, err)
 	}
-	err = jsonscan.Object(t.Header, func(k, v []byte) bool {
-		var s []byte
-		switch {
-		case jsonscan.KeyIs(k, "alg"):
+	t.buf = t.buf[:len(t.Payload)+len(t.Signature)]
+	// The payload is validated as Claims or Claim walk it; a full pass here
+	// would double the cost of every token.
+	if len(t.Payload) == 0 || t.Payload[0] != '{' {
+		return fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+	}
+	t.claimsAt = len(t.buf)
+	return nil
+}
+
+// parseHeader decodes and reads the JOSE header, unless it is the same as
+// the last one.
+func (t *Token) parseHeader(raw []byte) error {
+	if t.hdrRaw == nil || !bytes.Equal(raw, t.hdrRaw) {
+		t.hdrRaw = nil // not valid until fully parsed
+		if err := t.readHeader(raw); err != nil {
+			return err
+		}
+		t.hdrRaw = append(t.hdrRaw[:0], raw...)
+	}
+	t.Alg, t.Kid, t.Typ, t.Header = t.alg, t.kid, t.typ, t.hdr[:len(t.hdr)-len(t.kid)-len(t.typ)]
+	return nil
+}
+
+func (t *Token) readHeader(raw []byte) error {
+	hl := b64.DecodedLen(len(raw))
+	if cap(t.hdr) < 2*hl {
+		t.hdr = make([]byte, 0, 2*hl)
+	}
+	n, err := b64.Decode(t.hdr[:hl], raw)
+	if err != nil {
+		return fmt.Errorf("%w: header: %v", ErrMalformed, err)
+	}
+	t.hdr = t.hdr[:n]
+	t.alg, t.kid, t.typ = 0, nil, nil
+	var it jsonscan.Iter
+	for it.Object(t.hdr[:n]); it.Next(); {
+		v := it.Value()
+		switch string(it.Name()) {
+		case "alg":
+			var s []byte
 			if s, err = jsonscan.AppendString(nil, v); err == nil {
-				t.Alg = abi.AlgByName(s)
+				t.alg = abi.AlgByName(s)
 			}
-		case jsonscan.KeyIs(k, "kid"):
-			t.Kid, err = jsonscan.String(v)
-		case jsonscan.KeyIs(k, "typ"):
-			t.Typ, err = jsonscan.String(v)
-		case jsonscan.KeyIs(k, "crit"):
+		case "kid":
+			t.kid, err = jsonscan.AppendString(nil, v)
+		case "typ":
+			t.typ, err = jsonscan.AppendString(nil, v)
+		case "crit":
 			// RFC 7515 4.1.11: we understand no extensions, so a token that
 			// makes any critical must be refused.
 			err = errors.New("crit header not supported")
 		}
-		return err == nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		if err != nil {
+			return fmt.Errorf("%w: header: %v", ErrMalformed, err)
+		}
 	}
-	if !jsonscan.Valid(t.Payload) || t.Payload[0] != '{' {
-		return nil, fmt.Errorf("%w: payload is not a JSON object", ErrMalformed)
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
-	return t, nil
+	// kid and typ live after the decoded header, so the cache owns them.
+	t.hdr = append(append(t.hdr, t.kid...), t.typ...)
+	t.kid = t.hdr[n : n+len(t.kid) : n+len(t.kid)]
+	t.typ = t.hdr[n+len(t.kid):]
+	return nil
+}
+
+// str unescapes a raw JSON string into t's buffer and returns a view of it.
+func (t *Token) str(raw []byte) ([]byte, error) {
+	start := len(t.buf)
+	var err error
+	t.buf, err = jsonscan.AppendString(t.buf, raw)
+	return t.buf[start:len(t.buf):len(t.buf)], err
 }
 
 func decode(buf, src []byte) (part, rest []byte, err error) {
@@ -125,63 +201,83 @@ func (t *Token) Claim(name string) ([]byte, bool) {
 	return v, ok && err == nil
 }
 
-// Claims are the registered claims (RFC 7519 section 4.1). Times are Unix
-// seconds; zero means absent.
+// Claims are the registered claims (RFC 7519 section 4.1), as views into the
+// Token they came from. Times are Unix seconds; zero means absent.
 type Claims struct {
-	Issuer, Subject, ID         string
-	Audience                    []string
+	Issuer, Subject, ID         []byte
 	Expiry, NotBefore, IssuedAt int64
+	// audience is the raw aud claim: a string or an array of strings.
+	audience []byte
 }
 
 // Claims decodes the registered claims.
 func (t *Token) Claims() (Claims, error) {
+	t.buf = t.buf[:t.claimsAt]
 	var c Claims
 	var err error
-	num := func(v []byte) int64 {
-		f, e := jsonscan.Float(v) // NumericDate may have a fraction
-		if e != nil {
-			err = fmt.Errorf("%w: bad NumericDate", ErrMalformed)
-		}
-		return int64(f)
-	}
-	str := func(v []byte) string {
-		s, e := jsonscan.String(v)
-		if e != nil {
-			err = fmt.Errorf("%w: claim is not a string", ErrMalformed)
-		}
-		return s
-	}
-	perr := jsonscan.Object(t.Payload, func(k, v []byte) bool {
-		switch {
-		case jsonscan.KeyIs(k, "iss"):
-			c.Issuer = str(v)
-		case jsonscan.KeyIs(k, "sub"):
-			c.Subject = str(v)
-		case jsonscan.KeyIs(k, "jti"):
-			c.ID = str(v)
-		case jsonscan.KeyIs(k, "exp"):
-			c.Expiry = num(v)
-		case jsonscan.KeyIs(k, "nbf"):
-			c.NotBefore = num(v)
-		case jsonscan.KeyIs(k, "iat"):
-			c.IssuedAt = num(v)
-		case jsonscan.KeyIs(k, "aud"):
-			// A single string or an array of strings (RFC 7519 4.1.3).
-			if len(v) > 0 && v[0] == '"' {
-				c.Audience = append(c.Audience, str(v))
-			} else if e := jsonscan.Array(v, func(el []byte) bool {
-				c.Audience = append(c.Audience, str(el))
-				return err == nil
-			}); e != nil {
-				err = fmt.Errorf("%w: bad aud", ErrMalformed)
+	var it jsonscan.Iter
+	for it.Object(t.Payload); it.Next(); {
+		v := it.Value()
+		switch string(it.Name()) {
+		case "iss":
+			c.Issuer, err = t.str(v)
+		case "sub":
+			c.Subject, err = t.str(v)
+		case "jti":
+			c.ID, err = t.str(v)
+		case "exp":
+			c.Expiry, err = numericDate(v)
+		case "nbf":
+			c.NotBefore, err = numericDate(v)
+		case "iat":
+			c.IssuedAt, err = numericDate(v)
+		case "aud":
+			c.audience = v
+			if len(v) == 0 || (v[0] != '"' && v[0] != '[') {
+				err = errors.New("aud is neither a string nor an array")
 			}
 		}
-		return err == nil
-	})
-	if err == nil {
-		err = perr
+		if err != nil {
+			return c, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
 	}
-	return c, err
+	if err := it.Err(); err != nil {
+		return c, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	return c, nil
+}
+
+// numericDate reads a NumericDate: seconds, possibly with a fraction.
+func numericDate(v []byte) (int64, error) {
+	if n, err := jsonscan.Int(v); err == nil {
+		return n, nil
+	}
+	f, err := jsonscan.Float(v)
+	if err != nil {
+		return 0, errors.New("bad NumericDate")
+	}
+	return int64(f), nil
+}
+
+// HasAudience reports whether aud is one of the token's audiences (RFC 7519
+// 4.1.3: a single string or an array of strings).
+func (c *Claims) HasAudience(aud string) bool {
+	if len(c.audience) > 0 && c.audience[0] == '"' {
+		return stringIs(c.audience, aud)
+	}
+	var it jsonscan.Iter
+	for it.Array(c.audience); it.Next(); {
+		if stringIs(it.Value(), aud) {
+			return true
+		}
+	}
+	return false
+}
+
+// stringIs compares a raw JSON string with s, without allocating for the
+// common string without escapes.
+func stringIs(raw []byte, s string) bool {
+	return len(raw) >= 2 && raw[0] == '"' && jsonscan.KeyIs(raw[1:len(raw)-1], s)
 }
 
 // Validation says how to check Claims.
@@ -211,15 +307,9 @@ func (c *Claims) Validate(v Validation) error {
 		return ErrNotYetValid
 	case c.IssuedAt != 0 && now+leeway < c.IssuedAt:
 		return ErrIssuedLater
-	case v.Issuer != "" && c.Issuer != v.Issuer:
+	case v.Issuer != "" && string(c.Issuer) != v.Issuer:
 		return ErrIssuer
-	}
-	if v.Audience != "" {
-		for _, a := range c.Audience {
-			if a == v.Audience {
-				return nil
-			}
-		}
+	case v.Audience != "" && !c.HasAudience(v.Audience):
 		return ErrAudience
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 type plugin struct {
 	key sdk.Key
+	tok jwt.Token
 	buf []byte
 }
 
@@ -28,7 +29,8 @@ func (p *plugin) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	if !ok || !bytes.HasPrefix(p.buf, []byte("Bearer ")) {
 		return resp.AnswerText(401, "missing bearer token")
 	}
-	tok, err := jwt.Parse(p.buf[len("Bearer "):])
+	tok := &p.tok
+	err := tok.Parse(p.buf[len("Bearer "):])
 	if err != nil || tok.Alg != p.key.Alg() || !p.key.Verify(tok.SigningInput, tok.Signature) {
 		return resp.AnswerText(401, "invalid token")
 	}

@@ -1,0 +1,117 @@
+package wasm_test
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+	"github.com/talowa/wedge/wasm/wasmtest"
+)
+
+const hs256Secret = "bench-secret"
+
+// hs256Tokens returns n distinct valid tokens (sub differs), signed ahead of
+// the timed loop. The host never caches HMAC results, so no token is cheaper
+// for having been seen.
+func hs256Tokens(n int) []string {
+	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
+	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	toks := make([]string, n)
+	for i := range toks {
+		body := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"user-` + strconv.Itoa(i) + `","exp":` + exp + `}`))
+		mac := hmac.New(sha256.New, []byte(hs256Secret))
+		mac.Write([]byte(head + "." + body))
+		toks[i] = "Bearer " + head + "." + body + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	}
+	return toks
+}
+
+func loadBench(b *testing.B, guestName string, cfg wasm.Config, config string) (*wasm.Module, *prometheus.Registry) {
+	b.Helper()
+	reg := prometheus.NewRegistry()
+	rt := wasmtest.NewRuntime(b, cfg.WithRegisterer(reg))
+	p := wasmtest.LoadSpec(b, rt, wasm.Spec{Name: guestName, Version: "bench", Binary: guest(b, guestName), Config: []byte(config)})
+	return p.Module, reg
+}
+
+// BenchmarkCallNoop is the fixed cost of a plugin call: pool checkout, the
+// guest export, metrics, return. Runaway protection is on, as in production.
+func BenchmarkCallNoop(b *testing.B) {
+	m, _ := loadBench(b, "noop", wasm.NewConfig(), "")
+	x := &host.MemExchange{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if act, err := m.OnRequest(x); err != nil || act != abi.ActionContinue {
+			b.Fatal(act, err)
+		}
+	}
+}
+
+// BenchmarkCallNoopParallel is the same call from GOMAXPROCS goroutines.
+func BenchmarkCallNoopParallel(b *testing.B) {
+	m, _ := loadBench(b, "noop", wasm.NewConfig(), "")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		x := &host.MemExchange{}
+		for pb.Next() {
+			if _, err := m.OnRequest(x); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func benchHS256(b *testing.B, protected bool) {
+	m, _ := loadBench(b, "hs256", wasm.NewConfig().WithProtection(protected), hs256Secret)
+	toks := hs256Tokens(min(b.N, 1<<20))
+	x := &host.MemExchange{}
+	x.Req.Header.Add("Authorization", "")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		x.Req.Header.Fields[0].Value = toks[i%len(toks)]
+		if act, err := m.OnRequest(x); err != nil || act != abi.ActionContinue {
+			b.Fatalf("token %d: action %d, status %d, %v", i, act, x.Resp.Status, err)
+		}
+	}
+}
+
+// BenchmarkCallAuthHS256 reads a bearer token, parses the JWT in the guest
+// and verifies it through host crypto, a different token each iteration,
+// without runaway protection.
+func BenchmarkCallAuthHS256(b *testing.B) { benchHS256(b, false) }
+
+// BenchmarkCallAuthHS256Protected is the same with runaway protection on:
+// the fuel check at every guest loop header.
+func BenchmarkCallAuthHS256Protected(b *testing.B) { benchHS256(b, true) }
+
+// BenchmarkInstanceMemory reports the linear memory of one instance after
+// 10,000 HS256 calls (memory only grows, so this is its high-water mark).
+func BenchmarkInstanceMemory(b *testing.B) {
+	m, reg := loadBench(b, "hs256", wasm.NewConfig().WithPoolSize(1), hs256Secret)
+	toks := hs256Tokens(10000)
+	x := &host.MemExchange{}
+	x.Req.Header.Add("Authorization", "")
+	labels := map[string]string{"plugin": "hs256", "version": "bench"}
+	before := wasmtest.Metric(b, reg, "wedge_plugin_memory_bytes", labels)
+	for b.Loop() {
+		for _, tok := range toks {
+			x.Req.Header.Fields[0].Value = tok
+			if _, err := m.OnRequest(x); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	after := wasmtest.Metric(b, reg, "wedge_plugin_memory_bytes", labels)
+	b.ReportMetric(before/(1<<20), "MiB-before")
+	b.ReportMetric(after/(1<<20), "MiB-after-10k-calls")
+}
