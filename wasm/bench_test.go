@@ -59,6 +59,7 @@ func BenchmarkCallNoop(b *testing.B) {
 func BenchmarkCallNoopParallel(b *testing.B) {
 	m, _ := loadBench(b, "noop", wasm.NewConfig(), "")
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		x := &host.MemExchange{}
 		for pb.Next() {

@@ -48,6 +48,7 @@ type instance struct {
 
 	features abi.Feature
 	stack    [1]uint64
+	calls    [2]callStats // by phase index; see callStats
 }
 
 // hostOf returns the abi.Host of the instance making a host call.
@@ -142,6 +143,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.features = res
 	inst.live = true
 	m.m.instances.Inc()
+	m.calls.add(inst)
 	inst.trackMemory()
 	return inst, nil
 }
@@ -187,6 +189,7 @@ func (i *instance) close() {
 	_ = i.mod.Close(context.Background())
 	if i.live {
 		i.live = false
+		i.m.calls.remove(i)
 		i.m.m.instances.Dec()
 		i.m.m.memory.Sub(float64(i.memSize))
 	}

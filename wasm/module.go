@@ -85,32 +85,32 @@ type Module struct {
 	failResp *host.StoredResponse
 	pool     *pool
 	m        moduleMetrics
+	calls    moduleCalls
 
 	refs      atomic.Int64
 	closeOnce sync.Once
 	done      chan struct{}
 }
 
-// Load validates, compiles and configures a plugin, and warms its pool.
-// Errors name the plugin and wrap ErrInvalidModule or ErrConfigure.
-func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
-	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
+// Validate checks that bin is a module this runtime would load: well-formed,
+// ABI v1, with known imports. It runs no guest code, so it cannot check the
+// plugin's configuration.
+func (r *Runtime) Validate(ctx context.Context, bin []byte) error {
+	cm, err := r.prepare(ctx, "module", bin)
+	if err != nil {
+		return err
 	}
-	id := spec.Name + "@" + spec.Version
-	if err := validateID(spec.Name, spec.Version); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	return cm.Close(ctx)
+}
+
+// prepare checks, instruments and compiles bin, and validates it against
+// the ABI. id names the plugin in errors.
+func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.CompiledModule, error) {
+	if len(bin) > maxModuleSize {
+		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(bin), maxModuleSize)
 	}
-	if len(spec.Binary) > maxModuleSize {
-		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(spec.Binary), maxModuleSize)
-	}
-	sum := sha256.Sum256(spec.Binary)
 	// The structural checks run in both modes: they are what keeps hostile
 	// bytes from reaching wazero's decoder (see wasmbin.Check).
-	bin := spec.Binary
 	var err error
 	if r.cfg.unprotected {
 		err = wasmbin.Check(bin)
@@ -127,6 +127,27 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 	if err := r.validate(compiled); err != nil {
 		compiled.Close(ctx)
 		return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
+	}
+	return compiled, nil
+}
+
+// Load validates, compiles and configures a plugin, and warms its pool.
+// Errors name the plugin and wrap ErrInvalidModule or ErrConfigure.
+func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	id := spec.Name + "@" + spec.Version
+	if err := validateID(spec.Name, spec.Version); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	sum := sha256.Sum256(spec.Binary)
+	compiled, err := r.prepare(ctx, id, spec.Binary)
+	if err != nil {
+		return nil, err
 	}
 	m := &Module{
 		rt:       r,
@@ -185,6 +206,7 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 	}
 	r.modules[m] = struct{}{}
 	r.mu.Unlock()
+	r.metrics.calls.add(m)
 	r.log.Info("plugin loaded", "plugin", spec.Name, "version", spec.Version,
 		"digest", m.digest, "instances", size, "policy", spec.Policy.String())
 	return m, nil

@@ -90,6 +90,7 @@ func (m *Module) shutdown() {
 	_ = m.compiled.Close(context.Background())
 	m.env.Metrics.Close()
 	m.m.delete()
+	m.rt.metrics.calls.remove(m)
 	m.rt.forget(m)
 	m.rt.log.Info("plugin closed", "plugin", m.spec.Name, "version", m.spec.Version)
 	close(m.done)

@@ -3,6 +3,7 @@ package wasm
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,10 +19,24 @@ var errBusy = errors.New("no free instance within the call deadline")
 // the duration of one guest call, so a pool of a few instances per core
 // carries full load. A failed instance is closed and replaced in the
 // background by a single refill goroutine.
+//
+// # Why slots rather than a channel
+//
+// Every call takes an instance and puts it back. With a buffered channel the
+// two cores of a loaded node spent over a third of their time contending for
+// the channel's lock. Idle instances instead sit in a fixed array of atomic
+// slots: get and put each start at a random slot and claim one with a
+// compare-and-swap, so two goroutines rarely touch the same slot. Only when
+// every slot is empty does get wait: then put hands its instance straight to
+// a waiter (fairly, in channel order, so callers that find a free slot first
+// cannot starve the waiting ones), and wake covers the moment between a
+// waiter's last look at the slots and its wait.
 type pool struct {
 	m       *Module
-	size    int
-	idle    chan *instance
+	slots   []atomic.Pointer[instance]
+	waiters atomic.Int32
+	handoff chan *instance // unbuffered: put to a blocked waiter
+	wake    chan struct{}  // capacity 1
 	missing atomic.Int32
 	filling atomic.Bool
 	fillers sync.WaitGroup
@@ -29,24 +44,68 @@ type pool struct {
 }
 
 func newPool(m *Module, size int) *pool {
-	return &pool{m: m, size: size, idle: make(chan *instance, size), closing: make(chan struct{})}
+	return &pool{m: m, slots: make([]atomic.Pointer[instance], size),
+		handoff: make(chan *instance), wake: make(chan struct{}, 1), closing: make(chan struct{})}
 }
 
-func (p *pool) put(i *instance) { p.idle <- i } // capacity is size: never blocks
+// put returns an instance to a free slot. There is always one: the pool
+// never holds more instances than slots.
+func (p *pool) put(i *instance) {
+	if p.waiters.Load() > 0 {
+		select {
+		case p.handoff <- i:
+			return
+		default:
+		}
+	}
+	n := len(p.slots)
+	for start, k := rand.IntN(n), 0; ; k++ {
+		if p.slots[(start+k)%n].CompareAndSwap(nil, i) {
+			break
+		}
+	}
+	if p.waiters.Load() > 0 {
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take claims any idle instance, or returns nil.
+func (p *pool) take() *instance {
+	n := len(p.slots)
+	start := rand.IntN(n)
+	for k := 0; k < n; k++ {
+		s := &p.slots[(start+k)%n]
+		if i := s.Load(); i != nil && s.CompareAndSwap(i, nil) {
+			return i
+		}
+	}
+	return nil
+}
 
 func (p *pool) get(wait time.Duration) (*instance, error) {
-	select {
-	case i := <-p.idle:
+	if i := p.take(); i != nil {
 		return i, nil
-	default:
 	}
+	p.waiters.Add(1)
+	defer p.waiters.Add(-1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	select {
-	case i := <-p.idle:
-		return i, nil
-	case <-t.C:
-		return nil, errBusy
+	for {
+		// Look again after announcing the wait: a put that came before it
+		// did not signal.
+		if i := p.take(); i != nil {
+			return i, nil
+		}
+		select {
+		case i := <-p.handoff:
+			return i, nil
+		case <-p.wake:
+		case <-t.C:
+			return nil, errBusy
+		}
 	}
 }
 
@@ -104,22 +163,18 @@ func (p *pool) refill() {
 func (p *pool) close() {
 	close(p.closing)
 	p.fillers.Wait()
-	for {
-		select {
-		case i := <-p.idle:
-			i.close()
-		default:
-			return
-		}
+	for i := p.take(); i != nil; i = p.take() {
+		i.close()
 	}
 }
 
 // call runs one phase on an instance from the pool.
 func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
-	pm := &m.m.phase[phaseIndex(phase)]
+	ph := phaseIndex(phase)
+	errs := &m.m.errors[ph]
 	inst, err := m.pool.get(m.timeout)
 	if err != nil {
-		pm.errors[KindBusy].Inc()
+		errs[KindBusy].Inc()
 		return 0, &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindBusy, Err: err}
 	}
 	fn := inst.onRequest
@@ -128,10 +183,9 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 	}
 	start := nanotime()
 	act, cerr := inst.invoke(fn, phase, ex, m.timeout)
-	pm.duration.Observe(float64(nanotime()-start) / 1e9)
-	pm.calls.Inc()
+	inst.calls[ph].observe(nanotime() - start)
 	if cerr != nil {
-		pm.errors[cerr.Kind].Inc()
+		errs[cerr.Kind].Inc()
 		m.pool.discard(inst, cerr.Kind.String())
 		return 0, cerr
 	}
@@ -142,7 +196,7 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 		if act != abi.ActionFail {
 			detail = "invalid action " + strconv.Itoa(int(act)) + " " + detail
 		}
-		pm.errors[KindGuest].Inc()
+		errs[KindGuest].Inc()
 		gerr = &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindGuest, Detail: detail}
 	}
 	switch {

@@ -1,0 +1,65 @@
+// Command wedgectl is the one binary operators and plugin authors use:
+//
+//	wedgectl plugin build DIR [-o FILE.wasm]   build a Go plugin, reproducibly
+//	wedgectl plugin run DIR [METHOD] PATH      build it and send it requests
+//
+// Run `wedgectl help` for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+)
+
+// command is one subcommand: its usage line and what it runs.
+type command struct {
+	usage string
+	run   func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+var commands = map[string]command{
+	"plugin build": {"plugin build DIR [-o FILE.wasm]", pluginBuild},
+	"plugin run":   {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
+}
+
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "wedgectl:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run dispatches args to a subcommand of one or two words.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	for n := 2; n >= 1; n-- {
+		if len(args) < n {
+			continue
+		}
+		name := args[0]
+		if n == 2 {
+			name += " " + args[1]
+		}
+		if c, ok := commands[name]; ok {
+			return c.run(ctx, args[n:], stdout)
+		}
+	}
+	usage(os.Stderr)
+	return errUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: wedgectl COMMAND")
+	for _, c := range commands {
+		fmt.Fprintln(w, "  wedgectl "+c.usage)
+	}
+}

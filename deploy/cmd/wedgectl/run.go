@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/host"
+	"github.com/talowa/wedge/wasm/wasmbuild"
+)
+
+// headerFlags collects repeated -H "Name: value" flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+// pluginRun is the plugin author's local loop: build the plugin, load it
+// into a runtime with in-memory stores, send it requests and print what
+// came back, with the plugin's logs and any failure in full.
+func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("plugin run", flag.ContinueOnError)
+	var headers headerFlags
+	fs.Var(&headers, "H", "request header `Name: value` (repeatable)")
+	config := fs.String("config", "", "plugin configuration, or @file to read it from a file")
+	body := fs.String("d", "", "request body")
+	repeat := fs.Int("n", 1, "send the request this many times (to see the cache, rate limits, timings)")
+	originStatus := fs.Int("origin-status", 200, "status of the stand-in origin")
+	originBody := fs.String("origin-body", "hello from the origin\n", "body of the stand-in origin")
+	if err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 || fs.NArg() > 3 {
+		return fmt.Errorf("plugin run: want DIR [METHOD] PATH, got %q", fs.Args())
+	}
+	dir, method, target := fs.Arg(0), "GET", fs.Arg(fs.NArg()-1)
+	if fs.NArg() == 3 {
+		method = fs.Arg(1)
+	}
+	cfg := []byte(*config)
+	if strings.HasPrefix(*config, "@") {
+		var err error
+		if cfg, err = os.ReadFile((*config)[1:]); err != nil {
+			return err
+		}
+	}
+	req := host.Request{Method: method, Scheme: "http", Host: "localhost", Proto: "HTTP/1.1",
+		ClientAddr: "127.0.0.1:50000", Body: []byte(*body)}
+	req.Path, req.RawQuery, _ = strings.Cut(target, "?")
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok {
+			return fmt.Errorf("plugin run: header %q is not Name: value", h)
+		}
+		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+
+	start := time.Now()
+	path, err := wasmbuild.Cached(ctx, dir, wasmbuild.DefaultCacheDir())
+	if err != nil {
+		return err
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	built := time.Since(start)
+	cacheDir := filepath.Join(filepath.Dir(wasmbuild.DefaultCacheDir()), "wazero")
+	rt, err := wasm.NewRuntime(ctx, wasm.NewConfig().WithPoolSize(1).WithCompilationCache(cacheDir).
+		WithStores(host.NewMemCache(64<<20), host.NewGCRA(1<<16)).
+		WithLogger(slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	abs, _ := filepath.Abs(dir)
+	m, err := rt.Load(ctx, wasm.Spec{Name: filepath.Base(abs), Version: "dev", Binary: bin, Config: cfg})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	fmt.Fprintf(stdout, "# %s: %d bytes, sha256 %s, built in %v, loaded in %v\n",
+		filepath.Base(abs), len(bin), m.Digest()[:16], built.Round(time.Millisecond), (time.Since(start) - built).Round(time.Millisecond))
+
+	origin := func(*host.Request) host.Response {
+		return host.Response{Status: *originStatus, Body: []byte(*originBody),
+			Header: host.Header{Fields: []host.HeaderField{{Name: "Content-Type", Value: "text/plain"}}}}
+	}
+	var failed error
+	for i := 0; i < *repeat; i++ {
+		start := time.Now()
+		res := host.Run(req, m.OnRequest, origin, m.OnResponse)
+		took := time.Since(start)
+		fmt.Fprintf(stdout, "\n# request %d: %s %s -> %d in %v", i+1, method, target, res.Resp.Status, took.Round(time.Microsecond))
+		if res.Answered {
+			fmt.Fprint(stdout, " (answered by the plugin)")
+		}
+		fmt.Fprintln(stdout)
+		for _, e := range []error{res.RequestErr, res.ResponseErr} {
+			if e != nil {
+				fmt.Fprintf(stdout, "# error: %v\n", e)
+				failed = errors.Join(failed, e)
+			}
+		}
+		for _, f := range res.Resp.Header.Fields {
+			fmt.Fprintf(stdout, "%s: %s\n", f.Name, f.Value)
+		}
+		for j := 0; j < res.Vals.Len(); j++ {
+			k, v, _ := res.Vals.At(j)
+			fmt.Fprintf(stdout, "# value %s = %s\n", k, v)
+		}
+		fmt.Fprintf(stdout, "\n%s", res.Resp.Body)
+	}
+	if failed != nil {
+		return errors.New("plugin run: the plugin failed")
+	}
+	return nil
+}
