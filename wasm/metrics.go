@@ -10,16 +10,20 @@ import (
 // metrics are the runtime's Prometheus families, labelled by plugin and
 // version (and phase, kind, reason).
 type metrics struct {
-	calls     *callCollector
-	errors    *prometheus.CounterVec
-	instances *prometheus.GaugeVec
-	memory    *prometheus.GaugeVec
-	replaced  *prometheus.CounterVec
+	loadErrors *prometheus.CounterVec
+	calls      *callCollector
+	errors     *prometheus.CounterVec
+	instances  *prometheus.GaugeVec
+	memory     *prometheus.GaugeVec
+	replaced   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	pv := []string{"plugin", "version"}
 	m := &metrics{
+		loadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wedge_plugin_load_errors_total", Help: "Plugin versions refused at load, by reason (invalid module, configure failure).",
+		}, append(pv, "reason")),
 		calls: &callCollector{modules: map[*Module]struct{}{}},
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wedge_plugin_errors_total", Help: "Failed guest calls by phase and kind (trap, timeout, exit, memory, guest, busy).",
@@ -35,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, append(pv, "reason")),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.calls, m.errors, m.instances, m.memory, m.replaced} {
+		for _, c := range []prometheus.Collector{m.loadErrors, m.calls, m.errors, m.instances, m.memory, m.replaced} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -134,6 +134,22 @@ func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.Co
 // Load validates, compiles and configures a plugin, and warms its pool.
 // Errors name the plugin and wrap ErrInvalidModule or ErrConfigure.
 func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
+	if err := validateID(spec.Name, spec.Version); err != nil {
+		r.metrics.loadErrors.WithLabelValues("-", "-", "invalid").Inc()
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	m, err := r.load(ctx, spec)
+	if err != nil {
+		reason := "invalid"
+		if errors.Is(err, ErrConfigure) {
+			reason = "configure"
+		}
+		r.metrics.loadErrors.WithLabelValues(spec.Name, spec.Version, reason).Inc()
+	}
+	return m, err
+}
+
+func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	r.mu.Lock()
 	closed := r.closed
 	r.mu.Unlock()
@@ -141,9 +157,6 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 		return nil, ErrClosed
 	}
 	id := spec.Name + "@" + spec.Version
-	if err := validateID(spec.Name, spec.Version); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
-	}
 	sum := sha256.Sum256(spec.Binary)
 	compiled, err := r.prepare(ctx, id, spec.Binary)
 	if err != nil {

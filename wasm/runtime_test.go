@@ -3,6 +3,7 @@ package wasm_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -112,10 +113,15 @@ func TestLoadRejectsBadModules(t *testing.T) {
 		{"reserved import", "reserved for the host", module("", []wasmbin.Import{
 			{Module: abi.HostModule, Name: abi.HostYield}}, true)},
 	}
-	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1))
+	reg := prometheus.NewRegistry()
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithRegisterer(reg))
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			before := metric(t, reg, "wedge_plugin_load_errors_total", map[string]string{"plugin": "bad", "reason": "invalid"})
 			_, err := rt.Load(context.Background(), wasm.Spec{Name: "bad", Version: "1.0", Binary: c.bin})
+			if after := metric(t, reg, "wedge_plugin_load_errors_total", map[string]string{"plugin": "bad", "reason": "invalid"}); after != before+1 {
+				t.Errorf("load errors went from %v to %v", before, after)
+			}
 			if !errors.Is(err, wasm.ErrInvalidModule) {
 				t.Fatalf("Load: %v, want ErrInvalidModule", err)
 			}
@@ -232,7 +238,9 @@ func TestFailOpenContinues(t *testing.T) {
 }
 
 func TestConfigureFailures(t *testing.T) {
-	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(2).WithInitTimeout(300*time.Millisecond).WithTimeout(50*time.Millisecond))
+	reg := prometheus.NewRegistry()
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(2).WithInitTimeout(300*time.Millisecond).
+		WithTimeout(50*time.Millisecond).WithRegisterer(reg))
 	bin := guest(t, "misbehave")
 	for _, c := range []struct{ config, want string }{
 		{"configure:fail", "configure refused"},
@@ -246,7 +254,33 @@ func TestConfigureFailures(t *testing.T) {
 			if !errors.Is(err, wasm.ErrConfigure) || !strings.Contains(err.Error(), "misbehave@2") || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("Load: %v, want ErrConfigure naming misbehave@2 and %q", err, c.want)
 			}
+			if n := metric(t, reg, "wedge_plugin_instances", map[string]string{"plugin": "misbehave"}); n != 0 {
+				t.Fatalf("%v instances left behind by a failed load", n)
+			}
 		})
+	}
+}
+
+func TestCompilationCacheOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	bin := guest(t, "noop")
+	for i := 0; i < 2; i++ { // the second runtime compiles from the cache
+		rt, err := wasm.NewRuntime(context.Background(), wasm.NewConfig().WithPoolSize(1).WithCompilationCache(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := rt.Load(context.Background(), wasm.Spec{Name: "noop", Version: "1", Binary: bin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act, err := m.OnRequest(&host.MemExchange{}); err != nil || act != abi.ActionContinue {
+			t.Fatal(act, err)
+		}
+		rt.Close(context.Background())
+		entries, _ := os.ReadDir(dir)
+		if len(entries) == 0 {
+			t.Fatal("nothing written to the compilation cache")
+		}
 	}
 }
 

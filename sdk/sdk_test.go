@@ -1,0 +1,241 @@
+package sdk_test
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/sdk"
+	"github.com/talowa/wedge/sdk/sdktest"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// probe runs a test body in each phase, so the high-level API can be
+// exercised against the real host logic.
+type probe struct {
+	configure  func() error
+	onRequest  func(sdk.Request, sdk.Response) sdk.Action
+	onResponse func(sdk.Request, sdk.Response) sdk.Action
+}
+
+func (p *probe) Configure([]byte) error {
+	if p.configure != nil {
+		return p.configure()
+	}
+	return nil
+}
+
+func (p *probe) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
+	if p.onRequest != nil {
+		return p.onRequest(req, resp)
+	}
+	return sdk.Continue
+}
+
+func (p *probe) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
+	if p.onResponse != nil {
+		return p.onResponse(req, resp)
+	}
+	return sdk.Continue
+}
+
+func TestRequestAndHeaders(t *testing.T) {
+	long := strings.Repeat("v", 5000) // past the SDK's first buffer: exercises the retry
+	var got []string
+	p := &probe{onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+		h := req.Header()
+		got = append(got, req.Method(), req.Path(), req.RawQuery(), h.Get("x-long"), strings.Join(h.Values("X-Multi"), ","),
+			strings.Join(h.Names(), ","))
+		if _, ok := h.Lookup("Missing"); ok {
+			t.Error("Lookup found a missing header")
+		}
+		if err := h.Set("X-Bad", "a\r\nb"); !errors.Is(err, sdk.ErrInvalid) {
+			t.Errorf("header injection: %v, want ErrInvalid", err)
+		}
+		if err := req.SetPath("/new"); err != nil {
+			t.Error(err)
+		}
+		body, n := req.Body(4)
+		got = append(got, string(body), strings.Repeat("#", n))
+		req.Forward("user", "alice")
+		resp.Header().Add("X-Early", "1")
+		return sdk.Continue
+	}}
+	h := sdktest.New(t, p, nil)
+	var originPath string
+	h.Origin = func(r *host.Request) host.Response { originPath = r.Path; return host.Response{Status: 200} }
+	req := host.Request{Method: "GET", Path: "/p", RawQuery: "q=1", Body: []byte("hello")}
+	req.Header.Add("X-Long", long)
+	req.Header.Add("X-Multi", "a")
+	req.Header.Add("X-Multi", "b")
+	res := h.Do(req)
+	want := []string{"GET", "/p", "q=1", long, "a,b", "X-Long,X-Multi", "hell", "#####"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if originPath != "/new" {
+		t.Errorf("origin saw %q", originPath)
+	}
+	if v, _ := res.Resp.Header.Get("X-Early"); v != "1" {
+		t.Error("a request-phase response header did not reach the response")
+	}
+	if k, v, flags := res.Vals.At(0); string(k) != "user" || string(v) != "alice" || flags != abi.ValueForward {
+		t.Errorf("forwarded value %q=%q flags %d", k, v, flags)
+	}
+}
+
+func TestAnswersAndFailures(t *testing.T) {
+	h := sdktest.New(t, &probe{onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+		switch req.Path() {
+		case "/deny":
+			return resp.AnswerText(403, "no")
+		case "/bad-status":
+			return resp.Answer(99, nil)
+		}
+		return sdk.Fail(errors.New("broken"))
+	}}, nil)
+	if res := h.Do(host.Request{Path: "/deny"}); !res.Answered || res.Resp.Status != 403 || string(res.Resp.Body) != "no\n" {
+		t.Errorf("deny: %v %d %q", res.Answered, res.Resp.Status, res.Resp.Body)
+	}
+	if res := h.Do(host.Request{Path: "/bad-status"}); res.RequestErr == nil || !strings.Contains(res.RequestErr.Error(), "ErrInvalid") {
+		t.Errorf("an invalid status should fail the plugin: %v", res.RequestErr)
+	}
+	if res := h.Do(host.Request{Path: "/x"}); res.RequestErr == nil || !strings.Contains(res.RequestErr.Error(), "broken") {
+		t.Errorf("Fail: %v", res.RequestErr)
+	}
+}
+
+func TestCache(t *testing.T) {
+	key := []byte("k1")
+	h := sdktest.New(t, &probe{
+		onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			if req.Path() == "/purge" {
+				return resp.AnswerText(200, strings.Repeat("x", sdk.CachePurgeTag("tag-a")))
+			}
+			if info, meta, ok := sdk.CacheLookup(key); ok {
+				if string(meta) != "meta" || info.TTLMs <= 0 {
+					t.Errorf("lookup: %+v %q", info, meta)
+				}
+				if st, err := sdk.CacheServe(key); err != nil || st != 200 {
+					t.Errorf("serve: %d %v", st, err)
+				}
+				return sdk.Answer
+			}
+			return sdk.Continue
+		},
+		onResponse: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			if req.Path() == "/purge" {
+				return sdk.Continue
+			}
+			if err := sdk.CacheStore(key, []byte("meta"), time.Minute, 0, "tag-a"); err != nil {
+				t.Error(err)
+			}
+			return sdk.Continue
+		},
+	}, nil)
+	h.Origin = func(*host.Request) host.Response { return host.Response{Status: 200, Body: []byte("cached body")} }
+	if first := h.Do(host.Request{Path: "/"}); first.Answered {
+		t.Fatal("first request answered from an empty cache")
+	}
+	if second := h.Do(host.Request{Path: "/"}); !second.Answered || string(second.Resp.Body) != "cached body" {
+		t.Fatalf("second request: answered %v body %q", second.Answered, second.Resp.Body)
+	}
+	if purged := h.Do(host.Request{Path: "/purge"}); string(purged.Resp.Body) != "x\n" {
+		t.Fatalf("purge by tag removed %q entries, want one", purged.Resp.Body)
+	}
+	if third := h.Do(host.Request{Path: "/"}); third.Answered {
+		t.Fatal("answered from the cache after the purge")
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	h := sdktest.New(t, &probe{onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+		ok, r, err := sdk.Limit{Count: 2, Period: time.Minute}.Take([]byte("rl"), 1)
+		if err != nil {
+			return sdk.Fail(err)
+		}
+		if !ok {
+			if r.RetryAfterMs <= 0 || r.Remaining != 0 {
+				t.Errorf("denied with %+v", r)
+			}
+			return resp.AnswerText(429, "slow down")
+		}
+		return sdk.Continue
+	}}, nil)
+	for i, want := range []int{200, 200, 429} {
+		if res := h.Do(host.Request{Path: "/"}); res.Resp.Status != want {
+			t.Fatalf("request %d: %d, want %d (%v)", i+1, res.Resp.Status, want, res.RequestErr)
+		}
+	}
+}
+
+func TestKeysDigestsLogsMetrics(t *testing.T) {
+	secret := []byte("s3cret")
+	var key sdk.Key
+	var hits sdk.Metric
+	h := sdktest.New(t, &probe{
+		configure: func() error {
+			var err error
+			if key, err = sdk.RegisterKey(abi.AlgHS256, abi.KeyRaw, secret); err != nil {
+				return err
+			}
+			hits, err = sdk.NewCounter("probe_hits_total")
+			return err
+		},
+		onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			msg := []byte("message")
+			mac := hmac.New(sha256.New, secret)
+			mac.Write(msg)
+			if !key.Verify(msg, mac.Sum(nil)) || key.Verify(msg, []byte("bad")) {
+				t.Error("Verify")
+			}
+			sum := sha256.Sum256(msg)
+			if d := sdk.Digest(abi.DigestSHA256, []byte("prefix:"), msg); !bytes.Equal(d[7:], sum[:]) || string(d[:7]) != "prefix:" {
+				t.Errorf("Digest appended %x", d)
+			}
+			if _, err := sdk.RegisterKey(abi.AlgHS256, abi.KeyRaw, secret); !errors.Is(err, sdk.ErrPhase) {
+				t.Errorf("RegisterKey in a request: %v, want ErrPhase", err)
+			}
+			if now := sdk.Now(); time.Since(now).Abs() > time.Minute {
+				t.Errorf("Now %v", now)
+			}
+			var r [16]byte
+			sdk.Random(r[:])
+			if r == [16]byte{} {
+				t.Error("Random left zeros")
+			}
+			sdk.Info("probe", "k", "v")
+			hits.Record(1)
+			return sdk.Continue
+		},
+	}, nil)
+	h.Do(host.Request{Path: "/"})
+	h.Do(host.Request{Path: "/"})
+	fams, err := h.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range fams {
+		if f.GetName() == "wedge_plugin_probe_hits_total" {
+			found = f.GetMetric()[0].GetCounter().GetValue() == 2
+		}
+	}
+	if !found {
+		t.Error("the counter did not reach 2")
+	}
+}
+
+func TestRegisterNeedsAHandler(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("Register accepted a plugin without handlers")
+		}
+	}()
+	sdk.Register(struct{}{})
+}
