@@ -214,13 +214,14 @@ func Valid(data []byte) bool {
 	return err == nil && trailing(data, end) == nil
 }
 
-// skipValue returns the end of the value starting at b[i].
+// skipValue returns the end of the value starting at b[i]; depth is the
+// number of containers around it.
 func skipValue(b []byte, i, depth int) (int, error) {
-	if depth > MaxDepth {
-		return 0, ErrSyntax
-	}
 	if i >= len(b) {
 		return 0, ErrSyntax
+	}
+	if depth >= MaxDepth && (b[i] == '{' || b[i] == '[') {
+		return 0, ErrSyntax // one more container would nest past MaxDepth
 	}
 	switch c := b[i]; {
 	case c == '"':

@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/talowa/wedge/sdk/jsonscan"
@@ -79,6 +80,9 @@ func Parse(raw []byte) (*Token, error) {
 // Parse splits and decodes a compact JWS into t, reusing t's memory. It
 // checks structure only: verify SigningInput and Signature with a host key.
 func (t *Token) Parse(raw []byte) error {
+	// Until this parse succeeds the token holds nothing: Claims on it fails.
+	t.Alg, t.Kid, t.Typ, t.Header, t.Payload, t.Signature, t.SigningInput = 0, nil, nil, nil, nil, nil, nil
+	t.buf, t.claimsAt = t.buf[:0], 0
 	if len(raw) > MaxTokenSize {
 		return fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenSize)
 	}
@@ -132,7 +136,10 @@ func (t *Token) parseHeader(raw []byte) error {
 		}
 		t.hdrRaw = append(t.hdrRaw[:0], raw...)
 	}
-	t.Alg, t.Kid, t.Typ, t.Header = t.alg, t.kid, t.typ, t.hdr[:len(t.hdr)-len(t.kid)-len(t.typ)]
+	// Header is capped so that appending to it cannot overwrite the cached
+	// kid and typ that follow it.
+	h := len(t.hdr) - len(t.kid) - len(t.typ)
+	t.Alg, t.Kid, t.Typ, t.Header = t.alg, t.kid, t.typ, t.hdr[:h:h]
 	return nil
 }
 
@@ -142,6 +149,9 @@ func (t *Token) readHeader(raw []byte) error {
 		t.hdr = make([]byte, 0, 2*hl)
 	}
 	n, err := b64.Decode(t.hdr[:hl], raw)
+	if err == nil && b64.EncodedLen(n) != len(raw) {
+		err = errLineBreak
+	}
 	if err != nil {
 		return fmt.Errorf("%w: header: %v", ErrMalformed, err)
 	}
@@ -187,8 +197,15 @@ func (t *Token) str(raw []byte) ([]byte, error) {
 	return t.buf[start:len(t.buf):len(t.buf)], err
 }
 
+// errLineBreak reports a segment with '\r' or '\n', which the base64 package
+// skips but RFC 7515 forbids: accepting them would make tokens malleable.
+var errLineBreak = errors.New("line break in base64url data")
+
 func decode(buf, src []byte) (part, rest []byte, err error) {
 	n, err := b64.Decode(buf, src)
+	if err == nil && b64.EncodedLen(n) != len(src) {
+		err = errLineBreak
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -202,10 +219,12 @@ func (t *Token) Claim(name string) ([]byte, bool) {
 }
 
 // Claims are the registered claims (RFC 7519 section 4.1), as views into the
-// Token they came from. Times are Unix seconds; zero means absent.
+// Token they came from. Times are Unix seconds, each valid when its Has field
+// is set ("exp":0 is an expiry at the epoch, not a missing one).
 type Claims struct {
-	Issuer, Subject, ID         []byte
-	Expiry, NotBefore, IssuedAt int64
+	Issuer, Subject, ID                  []byte
+	Expiry, NotBefore, IssuedAt          int64
+	HasExpiry, HasNotBefore, HasIssuedAt bool
 	// audience is the raw aud claim: a string or an array of strings.
 	audience []byte
 }
@@ -227,10 +246,13 @@ func (t *Token) Claims() (Claims, error) {
 			c.ID, err = t.str(v)
 		case "exp":
 			c.Expiry, err = numericDate(v)
+			c.HasExpiry = true
 		case "nbf":
 			c.NotBefore, err = numericDate(v)
+			c.HasNotBefore = true
 		case "iat":
 			c.IssuedAt, err = numericDate(v)
+			c.HasIssuedAt = true
 		case "aud":
 			c.audience = v
 			if len(v) == 0 || (v[0] != '"' && v[0] != '[') {
@@ -255,6 +277,14 @@ func numericDate(v []byte) (int64, error) {
 	f, err := jsonscan.Float(v)
 	if err != nil {
 		return 0, errors.New("bad NumericDate")
+	}
+	// Converting an out-of-range float is implementation-defined in Go
+	// (MinInt64 on amd64, saturating on wasm): saturate explicitly.
+	switch {
+	case f >= math.MaxInt64:
+		return math.MaxInt64, nil
+	case f <= math.MinInt64:
+		return math.MinInt64, nil
 	}
 	return int64(f), nil
 }
@@ -299,13 +329,13 @@ func (c *Claims) Validate(v Validation) error {
 	now := v.Now.Unix()
 	leeway := int64(v.Leeway / time.Second)
 	switch {
-	case c.Expiry == 0 && v.RequireExpiry:
+	case !c.HasExpiry && v.RequireExpiry:
 		return ErrNoExpiry
-	case c.Expiry != 0 && now >= c.Expiry+leeway:
+	case c.HasExpiry && now-leeway >= c.Expiry: // c.Expiry+leeway may overflow
 		return ErrExpired
-	case c.NotBefore != 0 && now+leeway < c.NotBefore:
+	case c.HasNotBefore && now+leeway < c.NotBefore:
 		return ErrNotYetValid
-	case c.IssuedAt != 0 && now+leeway < c.IssuedAt:
+	case c.HasIssuedAt && now+leeway < c.IssuedAt:
 		return ErrIssuedLater
 	case v.Issuer != "" && string(c.Issuer) != v.Issuer:
 		return ErrIssuer
