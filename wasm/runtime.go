@@ -119,8 +119,9 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every module loaded from r, waiting for in-flight calls to
-// finish, then the engine.
+// Close closes every module loaded from r, waiting until requests holding
+// them have released them, then the engine. If ctx ends first, Close returns
+// an error and leaves the engine running.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed {
@@ -139,7 +140,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 	for _, m := range mods {
 		select {
 		case <-m.done:
-		case <-ctx.Done(): // a request still holds m; closing the engine stops it
+		case <-ctx.Done():
+			// A request still holds m, and a call may be running on it:
+			// closing the engine would unmap memory under the guest. Leave
+			// the engine to the process's end rather than risk that.
+			return fmt.Errorf("wasm: close: plugin %s@%s still in use: %w", m.spec.Name, m.spec.Version, ctx.Err())
 		}
 	}
 	err := r.rt.Close(ctx)
