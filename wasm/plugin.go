@@ -22,7 +22,8 @@ func NewPlugin(m *Module) *Plugin {
 }
 
 // Acquire returns the current version with a reference held; the caller
-// must Release it. It never returns a closed module.
+// must Release it. It never returns a closed module: after Close it returns
+// nil.
 func (p *Plugin) Acquire() *Module {
 	for {
 		m := p.cur.Load()
@@ -33,6 +34,10 @@ func (p *Plugin) Acquire() *Module {
 			// Swapped meanwhile: a request that starts after Swap runs on
 			// the new version.
 			m.Release()
+			continue
+		}
+		if p.cur.Load() == m {
+			return nil // closed and not replaced: the slot is closed
 		}
 	}
 }

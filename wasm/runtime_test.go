@@ -324,7 +324,6 @@ func TestHotSwapHammer(t *testing.T) {
 		return m
 	}
 	slot := wasm.NewPlugin(load(0))
-	defer slot.Close()
 
 	const workers, swaps = 8, 6
 	stop := make(chan struct{})
@@ -380,6 +379,16 @@ func TestHotSwapHammer(t *testing.T) {
 	}
 	if n := metric(t, reg, "wedge_plugin_instances", map[string]string{"plugin": "hammer", "version": "v6"}); n != 2 {
 		t.Fatalf("current version has %v instances, want 2", n)
+	}
+	last := slot.Current()
+	slot.Close()
+	if m := slot.Acquire(); m != nil {
+		t.Fatal("Acquire on a closed slot returned a module")
+	}
+	select {
+	case <-last.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("closing the slot did not close its version")
 	}
 	t.Logf("%d requests across %d swaps", served, swaps)
 }
