@@ -58,7 +58,8 @@ func NewMemCache(maxBytes uint64) *MemCache {
 		}),
 		// Atomic, so the index never names an entry the cache no longer has
 		// for longer than the deletion itself. It only takes m.mu, never
-		// calls the cache, as otter requires.
+		// calls the cache, as otter requires (so does Set's Compute function;
+		// m.mu is never held while calling the cache).
 		OnAtomicDeletion: func(ev otter.DeletionEvent[string, *CacheEntry]) { m.unindex(ev.Key, ev.Value) },
 	})
 	return m
@@ -73,20 +74,31 @@ func (m *MemCache) Get(key []byte) (*CacheEntry, bool) {
 // Set implements Cache.
 func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	k := string(key)
-	if len(e.Tags) > 0 {
-		// Index first: if the entry is evicted at once, unindex finds it.
-		m.mu.Lock()
-		for _, t := range e.Tags {
-			keys := m.tags[t]
-			if keys == nil {
-				keys = map[string]*CacheEntry{}
-				m.tags[t] = keys
-			}
-			keys[k] = e
-		}
-		m.mu.Unlock()
+	if len(e.Tags) == 0 {
+		m.c.Set(k, e)
+		return
 	}
-	m.c.Set(k, e)
+	// Index under the key's bucket lock, which the replaced entry's deletion
+	// event also runs under: two stores of one key racing cannot leave the
+	// index naming the loser while the cache holds the winner. Index before
+	// the write: if the entry is evicted at once, unindex finds it.
+	m.c.Compute(k, func(*CacheEntry, bool) (*CacheEntry, otter.ComputeOp) {
+		m.index(k, e)
+		return e, otter.WriteOp
+	})
+}
+
+func (m *MemCache) index(key string, e *CacheEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range e.Tags {
+		keys := m.tags[t]
+		if keys == nil {
+			keys = map[string]*CacheEntry{}
+			m.tags[t] = keys
+		}
+		keys[key] = e
+	}
 }
 
 func (m *MemCache) unindex(key string, e *CacheEntry) {

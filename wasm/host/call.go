@@ -409,6 +409,19 @@ func (c *Call) Log(level int32, msg []byte, attrs []byte) int32 {
 	if len(msg)+len(attrs) > abi.MaxLogLen {
 		return abi.ErrTooLarge
 	}
+	// Count the items before asking the logger, so that an odd list is
+	// refused whatever level the host logs at.
+	n := 0
+	for rest := attrs; ; n++ {
+		_, r, ok := abi.NextItem(rest)
+		if !ok {
+			break
+		}
+		rest = r
+	}
+	if n%2 != 0 {
+		return abi.ErrInvalid
+	}
 	lg := c.env.logger()
 	if !lg.Enabled(context.Background(), slog.Level(level)) {
 		return 0
@@ -419,10 +432,7 @@ func (c *Call) Log(level int32, msg []byte, attrs []byte) int32 {
 		if !ok {
 			break
 		}
-		v, r2, ok := abi.NextItem(r)
-		if !ok {
-			return abi.ErrInvalid
-		}
+		v, r2, _ := abi.NextItem(r)
 		as = append(as, slog.String(string(k), string(v)))
 		rest = r2
 	}

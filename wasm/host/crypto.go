@@ -305,6 +305,12 @@ func jwkMaterial(alg abi.Alg, data []byte) ([]byte, abi.KeyFormat, error) {
 	if j.Alg != "" && j.Alg != abi.AlgName(alg) {
 		return nil, 0, fmt.Errorf("host: JWK is for %s, registered as %s", j.Alg, abi.AlgName(alg))
 	}
+	// The key type must fit the algorithm's family: otherwise an EC or OKP
+	// public key would pass as an HMAC secret (algorithm confusion), and a
+	// secret as a raw public key.
+	if want := jwkKty(alg); j.Kty != want {
+		return nil, 0, fmt.Errorf("host: JWK of kty %q registered as %s, want kty %q", j.Kty, abi.AlgName(alg), want)
+	}
 	b64 := base64.RawURLEncoding.DecodeString
 	switch j.Kty {
 	case "oct":
@@ -338,6 +344,19 @@ func jwkMaterial(alg abi.Alg, data []byte) ([]byte, abi.KeyFormat, error) {
 		return x, abi.KeyRaw, err
 	}
 	return nil, 0, fmt.Errorf("host: unsupported JWK kty %q", j.Kty)
+}
+
+// jwkKty is the JWK key type of alg's family.
+func jwkKty(alg abi.Alg) string {
+	switch {
+	case alg <= abi.AlgHS512:
+		return "oct"
+	case alg <= abi.AlgPS512:
+		return "RSA"
+	case alg <= abi.AlgES384:
+		return "EC"
+	}
+	return "OKP"
 }
 
 // VerifyCache remembers asymmetric signature verification results, keyed by a

@@ -161,26 +161,31 @@ func (x *MemExchange) header(m abi.Msg) *Header {
 
 // Field implements Exchange.
 func (x *MemExchange) Field(f abi.Field) []byte {
+	var v string
 	switch f {
 	case abi.FieldMethod:
-		return []byte(x.Req.Method)
+		v = x.Req.Method
 	case abi.FieldScheme:
-		return []byte(x.Req.Scheme)
+		v = x.Req.Scheme
 	case abi.FieldHost:
-		return []byte(x.Req.Host)
+		v = x.Req.Host
 	case abi.FieldPath:
-		return []byte(x.Req.Path)
+		v = x.Req.Path
 	case abi.FieldRawQuery:
-		return []byte(x.Req.RawQuery)
+		v = x.Req.RawQuery
 	case abi.FieldProto:
-		return []byte(x.Req.Proto)
+		v = x.Req.Proto
 	case abi.FieldClientAddr:
-		return []byte(x.Req.ClientAddr)
+		v = x.Req.ClientAddr
 	case abi.FieldRequestID:
-		return []byte(x.Req.ID)
+		v = x.Req.ID
 	}
-	return nil
+	return view(v)
 }
+
+// view is s as bytes without a copy: the host only reads what Field and
+// HeaderGet return, before the next call.
+func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // SetField implements Exchange.
 func (x *MemExchange) SetField(f abi.Field, v []byte) {
@@ -205,9 +210,7 @@ func (x *MemExchange) SetStatus(code int) { x.Resp.Status = code }
 // HeaderGet implements Exchange.
 func (x *MemExchange) HeaderGet(m abi.Msg, name []byte) ([]byte, bool) {
 	v, ok := x.header(m).Get(unsafe.String(unsafe.SliceData(name), len(name)))
-	// The host only reads the result before the next call, so a view of the
-	// string is safe and keeps benchmarks free of test-only allocations.
-	return unsafe.Slice(unsafe.StringData(v), len(v)), ok
+	return view(v), ok
 }
 
 // AppendHeaderValues implements Exchange.
