@@ -45,6 +45,8 @@ type instance struct {
 	// is what it last added to the memory gauge.
 	live    bool
 	memSize uint32
+	// slot is the pool slot the instance was last put in.
+	slot int
 
 	features abi.Feature
 	stack    [1]uint64
