@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -270,7 +271,7 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 		if !ok {
 			return fmt.Errorf("missing export %s", w.name)
 		}
-		if len(def.ParamTypes()) != 0 || !sameTypes(def.ResultTypes(), w.results) {
+		if len(def.ParamTypes()) != 0 || !slices.Equal(def.ResultTypes(), w.results) {
 			return fmt.Errorf("export %s has signature %s, want %s", w.name,
 				sig(def.ParamTypes(), def.ResultTypes()), sig(nil, w.results))
 		}
@@ -296,7 +297,7 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 				params = append(params, valueType(p.Type))
 			}
 			results := []api.ValueType{valueType(f.Result)}
-			if !sameTypes(def.ParamTypes(), params) || !sameTypes(def.ResultTypes(), results) {
+			if !slices.Equal(def.ParamTypes(), params) || !slices.Equal(def.ResultTypes(), results) {
 				return fmt.Errorf("import %s.%s has signature %s, ABI v1 says %s", mod, name,
 					sig(def.ParamTypes(), def.ResultTypes()), f.Signature())
 			}
@@ -317,18 +318,6 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 		return errors.New("imports a memory: a plugin defines its own")
 	}
 	return nil
-}
-
-func sameTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func sig(params, results []api.ValueType) string {

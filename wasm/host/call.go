@@ -257,17 +257,26 @@ func (c *Call) ValueSet(key []byte, value []byte, flags int32) int32 {
 	return c.ex.Values().Set(key, value, flags)
 }
 
-// CacheLookup implements abi.Host.
-func (c *Call) CacheLookup(key []byte, buf []byte) int32 {
+// cached returns the entry under key, or the Errno of why not.
+func (c *Call) cached(key []byte) (*CacheEntry, int32) {
 	if !c.inExchange() {
-		return abi.ErrPhase
+		return nil, abi.ErrPhase
 	}
 	if c.env.Cache == nil {
-		return abi.ErrUnavailable
+		return nil, abi.ErrUnavailable
 	}
 	e, ok := c.env.Cache.Get(key)
 	if !ok {
-		return abi.ErrNotFound
+		return nil, abi.ErrNotFound
+	}
+	return e, 0
+}
+
+// CacheLookup implements abi.Host.
+func (c *Call) CacheLookup(key []byte, buf []byte) int32 {
+	e, errno := c.cached(key)
+	if e == nil {
+		return errno
 	}
 	n := abi.CacheInfoSize + len(e.Meta)
 	if len(buf) >= abi.CacheInfoSize {
@@ -320,15 +329,9 @@ func (c *Call) CacheStore(key []byte, meta []byte, ttlMs int64, staleMs int64, t
 
 // CacheServe implements abi.Host.
 func (c *Call) CacheServe(key []byte) int32 {
-	if !c.inExchange() {
-		return abi.ErrPhase
-	}
-	if c.env.Cache == nil {
-		return abi.ErrUnavailable
-	}
-	e, ok := c.env.Cache.Get(key)
-	if !ok {
-		return abi.ErrNotFound
+	e, errno := c.cached(key)
+	if e == nil {
+		return errno
 	}
 	c.ex.LoadResponse(e.Response)
 	return int32(e.Response.Status)
