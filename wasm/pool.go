@@ -185,6 +185,7 @@ func (p *pool) close() {
 func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 	ph := phaseIndex(phase)
 	errs := &m.m.errors[ph]
+	start := nanotime()
 	inst, err := m.pool.get(m.timeout)
 	if err != nil {
 		errs[KindBusy].Inc()
@@ -194,7 +195,6 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 	if phase == abi.PhaseResponse {
 		fn = inst.onResponse
 	}
-	start := nanotime()
 	act, cerr := inst.invoke(fn, phase, ex, m.timeout)
 	inst.calls[ph].observe(nanotime() - start)
 	if cerr != nil {
