@@ -15,7 +15,7 @@ type KeyFormat = abi.KeyFormat
 // the host, which also caches asymmetric results, so a token seen before
 // costs a hash and a lookup.
 type Key struct {
-	handle int32
+	handle int32 // the host's handle + 1: the zero Key verifies nothing
 	alg    Alg
 }
 
@@ -25,14 +25,16 @@ func RegisterKey(alg Alg, format KeyFormat, key []byte) (Key, error) {
 	if h < 0 {
 		return Key{}, Errno(h)
 	}
-	return Key{handle: h, alg: alg}, nil
+	return Key{handle: h + 1, alg: alg}, nil
 }
 
 // Alg is the algorithm the key was registered for.
 func (k Key) Alg() Alg { return k.alg }
 
 // Verify reports whether sig is a valid signature of msg.
-func (k Key) Verify(msg, sig []byte) bool { return hostcall.Verify(k.handle, msg, sig) == 1 }
+func (k Key) Verify(msg, sig []byte) bool {
+	return k.handle > 0 && hostcall.Verify(k.handle-1, msg, sig) == 1
+}
 
 // Digest appends the digest of msg (abi.DigestSHA256, ...) to dst.
 func Digest(alg abi.Digest, dst, msg []byte) []byte {

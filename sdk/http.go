@@ -118,12 +118,14 @@ func (r Response) AnswerText(status int, text string) Action {
 	return r.Answer(status, bytesOf(text+"\n"))
 }
 
+// readBody reads up to limit bytes of a body; the length is 0 when the body
+// is not available in this phase.
 func readBody(m abi.Msg, limit int) ([]byte, int) {
 	if limit <= 0 {
-		return nil, int(hostcall.BodyRead(m, 0, nil))
+		return nil, max(int(hostcall.BodyRead(m, 0, nil)), 0)
 	}
 	buf := make([]byte, limit)
-	n := int(hostcall.BodyRead(m, 0, buf))
+	n := max(int(hostcall.BodyRead(m, 0, buf)), 0)
 	return buf[:min(n, limit)], n
 }
 

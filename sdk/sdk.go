@@ -86,12 +86,13 @@ func Register(p any) {
 // ErrX values: errors.Is(err, sdk.ErrNotFound).
 type Errno int32
 
+// The host's error codes; wasm/abi/README.md says when each is returned.
 const (
-	ErrNotFound    = Errno(abi.ErrNotFound)
-	ErrInvalid     = Errno(abi.ErrInvalid)
-	ErrPhase       = Errno(abi.ErrPhase)
-	ErrTooLarge    = Errno(abi.ErrTooLarge)
-	ErrUnavailable = Errno(abi.ErrUnavailable)
+	ErrNotFound    = Errno(abi.ErrNotFound)    // no such header, value, entry, key or metric
+	ErrInvalid     = Errno(abi.ErrInvalid)     // a malformed argument
+	ErrPhase       = Errno(abi.ErrPhase)       // not available in this phase
+	ErrTooLarge    = Errno(abi.ErrTooLarge)    // past a host limit
+	ErrUnavailable = Errno(abi.ErrUnavailable) // the host has no such store
 )
 
 func (e Errno) Error() string { return "wedge: " + abi.ErrnoName(int32(e)) }

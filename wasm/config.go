@@ -42,6 +42,9 @@ const (
 	// measurable, often enough that a runaway stops within a millisecond or
 	// so of its deadline and never holds up the Go garbage collector long.
 	fuelPerYield = 1 << 12
+	// hostWorkCheck is how much host work (about a byte each, see charge)
+	// runs between deadline checks: some 100 us of hashing.
+	hostWorkCheck = 256 << 10
 )
 
 // NewConfig returns the defaults: runaway protection on, 64 MiB of linear

@@ -48,7 +48,7 @@ func (k Kind) String() string {
 // CallError is a failed guest call. Error() names plugin, version and phase,
 // for example:
 //
-//	wasm: plugin auth@1.2.0: request: timeout: interrupted after 50ms
+//	wasm: plugin auth@1.2.0: request: timeout: stopped at its 50ms deadline
 type CallError struct {
 	Plugin, Version string
 	Phase           string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -93,6 +94,7 @@ func (tr *tramp) call(f abi.Func, phase abi.Phase, args []uint64) (uint64, error
 		ex = tr.ex
 	}
 	tr.inst.hc.Reset(tr.inst.m.env, phase, ex)
+	tr.inst.deadline = nanotime() + int64(time.Hour)
 	defer tr.inst.hc.Release()
 	stack := make([]uint64, max(len(args), 1))
 	copy(stack, args)

@@ -38,9 +38,11 @@ type instance struct {
 
 	onRequest, onResponse api.Function
 
-	// deadline is the nanotime the running call must end by. Only the
-	// goroutine running the call reads it: from yield and from sleep.
+	// deadline is the nanotime the running call must end by; work counts
+	// host work towards the next deadline check. Only the goroutine running
+	// the call uses them: in yield, sleep and charge.
 	deadline int64
+	work     int
 	// live is set once the instance counts in the instances gauge; memSize
 	// is what it last added to the memory gauge.
 	live    bool
@@ -53,13 +55,23 @@ type instance struct {
 	calls    [2]callStats // by phase index; see callStats
 }
 
-// hostOf returns the abi.Host of the instance making a host call.
-func hostOf(ctx context.Context) abi.Host {
-	inst, ok := ctx.(*instance)
+// charge accounts units of host work (about a byte each) to the call
+// running on the instance behind ctx, and returns its abi.Host. Every
+// hostWorkCheck units it checks the deadline: loop headers are not the only
+// way to spend time, and a guest looping over large digests or signature
+// checks must stop at its deadline too.
+func charge(ctx context.Context, units int) abi.Host {
+	i, ok := ctx.(*instance)
 	if !ok {
 		panic("wasm: host function called outside a Wedge instance call")
 	}
-	return &inst.hc
+	if i.work += units; i.work >= hostWorkCheck {
+		i.work = 0
+		if nanotime() > i.deadline {
+			panic(errDeadline)
+		}
+	}
+	return &i.hc
 }
 
 // view resolves a (ptr, len) argument of host function fn to guest memory,

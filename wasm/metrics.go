@@ -10,6 +10,12 @@ import (
 // metrics are the runtime's Prometheus families, labelled by plugin and
 // version (and phase, kind, reason).
 type metrics struct {
+	// users counts live modules per (plugin, version): a version loaded
+	// twice (a new config, say) shares its series, which go only with the
+	// last of them.
+	mu    sync.Mutex
+	users map[[2]string]int
+
 	loadErrors *prometheus.CounterVec
 	calls      *callCollector
 	errors     *prometheus.CounterVec
@@ -21,6 +27,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	pv := []string{"plugin", "version"}
 	m := &metrics{
+		users: map[[2]string]int{},
 		loadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wedge_plugin_load_errors_total", Help: "Plugin versions refused at load, by reason (invalid module, configure failure).",
 		}, append(pv, "reason")),
@@ -60,6 +67,9 @@ type moduleMetrics struct {
 }
 
 func (m *metrics) forModule(plugin, version string) moduleMetrics {
+	m.mu.Lock()
+	m.users[[2]string{plugin, version}]++
+	m.mu.Unlock()
 	mm := moduleMetrics{
 		all:       m,
 		labels:    prometheus.Labels{"plugin": plugin, "version": version},
@@ -77,8 +87,15 @@ func (m *metrics) forModule(plugin, version string) moduleMetrics {
 
 var phaseNames = [2]string{"request", "response"}
 
-// delete drops the version's series once it is gone.
+// delete drops the version's series once no module of it is left.
 func (mm *moduleMetrics) delete() {
+	key := [2]string{mm.labels["plugin"], mm.labels["version"]}
+	mm.all.mu.Lock()
+	defer mm.all.mu.Unlock()
+	if mm.all.users[key]--; mm.all.users[key] > 0 {
+		return
+	}
+	delete(mm.all.users, key)
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{mm.all.errors, mm.all.instances, mm.all.memory, mm.all.replaced} {
@@ -188,17 +205,27 @@ func (c *callCollector) remove(m *Module) {
 // Describe implements prometheus.Collector.
 func (c *callCollector) Describe(ch chan<- *prometheus.Desc) { ch <- callDesc }
 
-// Collect implements prometheus.Collector.
+// Collect implements prometheus.Collector. Modules of one plugin version
+// (loaded twice, with two configs) are summed into one series.
 func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
+	type key struct{ plugin, version string }
+	sums := map[key]*[2]callStats{}
+	var order []key
 	c.mu.Lock()
-	mods := make([]*Module, 0, len(c.modules))
 	for m := range c.modules {
-		mods = append(mods, m)
+		k := key{m.spec.Name, m.spec.Version}
+		if sums[k] == nil {
+			sums[k] = new([2]callStats)
+			order = append(order, k)
+		}
+		for p := range phaseNames {
+			m.calls.sum(p).addTo(&sums[k][p])
+		}
 	}
 	c.mu.Unlock()
-	for _, m := range mods {
+	for _, k := range order {
 		for p, name := range phaseNames {
-			s := m.calls.sum(p)
+			s := &sums[k][p]
 			buckets := make(map[float64]uint64, len(callBuckets))
 			var cum uint64
 			for i, le := range callBuckets {
@@ -206,7 +233,7 @@ func (c *callCollector) Collect(ch chan<- prometheus.Metric) {
 				buckets[float64(le)/1e9] = cum
 			}
 			ch <- prometheus.MustNewConstHistogram(callDesc, s.count.Load(), float64(s.sumNs.Load())/1e9,
-				buckets, m.spec.Name, m.spec.Version, name)
+				buckets, k.plugin, k.version, name)
 		}
 	}
 }

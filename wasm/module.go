@@ -119,11 +119,11 @@ func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.Co
 		bin, err = wasmbin.Instrument(bin, abi.HostModule, abi.HostYield, fuelPerYield)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
+		return nil, fmt.Errorf("%w: plugin %s: %w", ErrInvalidModule, id, err)
 	}
 	compiled, err := r.compile(ctx, bin)
 	if err != nil {
-		return nil, fmt.Errorf("%w: plugin %s: compile: %v", ErrInvalidModule, id, err)
+		return nil, fmt.Errorf("%w: plugin %s: compile: %w", ErrInvalidModule, id, err)
 	}
 	if err := r.validate(compiled); err != nil {
 		compiled.Close(ctx)
@@ -152,12 +152,17 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 
 func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	r.mu.Lock()
-	closed := r.closed
-	r.mu.Unlock()
-	if closed {
+	if r.closed {
+		r.mu.Unlock()
 		return nil, ErrClosed
 	}
+	r.loads.Add(1) // Close waits: it must not close the engine under us
+	r.mu.Unlock()
+	defer r.loads.Done()
 	id := spec.Name + "@" + spec.Version
+	if spec.PoolSize < 0 || spec.Timeout < 0 {
+		return nil, fmt.Errorf("%w: plugin %s: negative pool size or timeout", ErrInvalidModule, id)
+	}
 	sum := sha256.Sum256(spec.Binary)
 	compiled, err := r.prepare(ctx, id, spec.Binary)
 	if err != nil {
@@ -245,6 +250,11 @@ func cmpOr[T comparable](v, def T) T {
 	return v
 }
 
+type abiExport struct {
+	name    string
+	results []api.ValueType
+}
+
 // validate checks the module against ABI v1 before anything runs: exports,
 // their signatures, and that every import is a host function that exists.
 func (r *Runtime) validate(cm wazero.CompiledModule) error {
@@ -257,10 +267,7 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 		}
 		return fmt.Errorf("not a Wedge plugin: no export %s", abi.ExportVersionMarker)
 	}
-	want := []struct {
-		name    string
-		results []api.ValueType
-	}{
+	want := []abiExport{
 		{abi.ExportVersionMarker, nil},
 		{abi.ExportConfigure, []api.ValueType{api.ValueTypeI32}},
 		{abi.ExportOnRequest, []api.ValueType{api.ValueTypeI32}},
@@ -276,6 +283,11 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 				sig(def.ParamTypes(), def.ResultTypes()), sig(nil, w.results))
 		}
 	}
+	for name := range exports {
+		if strings.HasPrefix(name, abi.ExportPrefix) && !slices.ContainsFunc(want, func(w abiExport) bool { return w.name == name }) {
+			return fmt.Errorf("exports %s: names starting with %s are reserved for ABI v1's exports", name, abi.ExportPrefix)
+		}
+	}
 	if len(cm.ExportedMemories()) == 0 {
 		return errors.New("exports no memory: host functions need the guest's linear memory")
 	}
@@ -284,8 +296,11 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 		mod, name, _ := def.Import()
 		switch {
 		case mod == abi.HostModule && name == abi.HostYield:
-			// Added by the instrumentation; a guest's own import of it was
-			// refused there.
+			// Added by the instrumentation, which refuses a guest's own
+			// import of it; unprotected modules are not instrumented.
+			if r.cfg.unprotected {
+				unknown = append(unknown, mod+"."+name)
+			}
 		case mod == abi.HostModule:
 			f, ok := abi.FuncByName(name)
 			if !ok {

@@ -76,8 +76,8 @@ func (m *Module) Release() { m.release() }
 
 func (m *Module) release() {
 	if m.refs.Add(-1) == 0 {
-		// The last reference may be a request's; closing instances takes
-		// milliseconds, which that request should not wait for.
+		// The last reference may be a request's; closing all the instances
+		// of a version takes milliseconds, which it should not wait for.
 		go m.shutdown()
 	}
 }

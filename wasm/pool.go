@@ -36,7 +36,7 @@ type pool struct {
 	slots   []slot
 	waiters atomic.Int32
 	handoff chan *instance // unbuffered: put to a blocked waiter
-	wake    chan struct{}  // capacity 1
+	wake    chan struct{}  // one token per slot at most: no waiter misses a put
 	missing atomic.Int32
 	filling atomic.Bool
 	fillers sync.WaitGroup
@@ -45,7 +45,7 @@ type pool struct {
 
 func newPool(m *Module, size int) *pool {
 	return &pool{m: m, slots: make([]slot, size),
-		handoff: make(chan *instance), wake: make(chan struct{}, 1), closing: make(chan struct{})}
+		handoff: make(chan *instance), wake: make(chan struct{}, size), closing: make(chan struct{})}
 }
 
 // slot holds one idle instance, alone on its cache line so that cores
@@ -203,10 +203,14 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 		return 0, cerr
 	}
 	var gerr error
-	if act != abi.ActionContinue && (act != abi.ActionAnswer || phase != abi.PhaseRequest) {
+	answered := act == abi.ActionAnswer && phase == abi.PhaseRequest
+	if act != abi.ActionContinue && !answered || answered && ex.Status() == 0 {
 		// An orderly failure: the instance itself is fine.
 		detail := inst.hc.ErrorMessage()
-		if act != abi.ActionFail {
+		switch {
+		case answered:
+			detail = "answered without setting a status"
+		case act != abi.ActionFail:
 			detail = "invalid action " + strconv.Itoa(int(act)) + " " + detail
 		}
 		errs[KindGuest].Inc()

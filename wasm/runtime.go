@@ -28,9 +28,11 @@ type Runtime struct {
 	verify    *host.VerifyCache
 	log       *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
-	modules map[*Module]struct{}
+	mu           sync.Mutex
+	closed       bool // no more loads
+	engineClosed bool
+	loads        sync.WaitGroup // loads in progress
+	modules      map[*Module]struct{}
 }
 
 // NewRuntime starts a runtime.
@@ -119,16 +121,27 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every module loaded from r, waiting until requests holding
-// them have released them, then the engine. If ctx ends first, Close returns
-// an error and leaves the engine running.
+// Close closes every module loaded from r, waiting for loads in progress
+// and for requests holding modules to release them, then the engine. If ctx
+// ends first, Close returns an error and leaves the engine running (closing
+// it would unmap memory under a running guest); calling Close again waits
+// again.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	r.closed = true
+	done := r.engineClosed
+	r.mu.Unlock()
+	if done {
 		return nil
 	}
-	r.closed = true
+	loaded := make(chan struct{})
+	go func() { r.loads.Wait(); close(loaded) }()
+	select {
+	case <-loaded:
+	case <-ctx.Done():
+		return fmt.Errorf("wasm: close: a plugin is still loading: %w", ctx.Err())
+	}
+	r.mu.Lock()
 	mods := make([]*Module, 0, len(r.modules))
 	for m := range r.modules {
 		mods = append(mods, m)
@@ -141,11 +154,14 @@ func (r *Runtime) Close(ctx context.Context) error {
 		select {
 		case <-m.done:
 		case <-ctx.Done():
-			// A request still holds m, and a call may be running on it:
-			// closing the engine would unmap memory under the guest. Leave
-			// the engine to the process's end rather than risk that.
 			return fmt.Errorf("wasm: close: plugin %s@%s still in use: %w", m.spec.Name, m.spec.Version, ctx.Err())
 		}
+	}
+	r.mu.Lock()
+	done, r.engineClosed = r.engineClosed, true
+	r.mu.Unlock()
+	if done {
+		return nil
 	}
 	err := r.rt.Close(ctx)
 	if r.ccache != nil {

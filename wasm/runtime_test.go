@@ -112,6 +112,7 @@ func TestLoadRejectsBadModules(t *testing.T) {
 			{Module: abi.HostModule, Name: "status_set", Type: wasmbin.FuncType{Params: []byte{wasmbin.I64}, Results: []byte{i32}}}}, true)},
 		{"reserved import", "reserved for the host", module("", []wasmbin.Import{
 			{Module: abi.HostModule, Name: abi.HostYield}}, true)},
+		{"reserved export name", "reserved for ABI v1", module("", nil, true, wasmbin.Export{Name: "wedge_extra"})},
 	}
 	reg := prometheus.NewRegistry()
 	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithRegisterer(reg))
@@ -136,6 +137,14 @@ func TestLoadRejectsBadModules(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.Close()
+	})
+	t.Run("reserved import, unprotected", func(t *testing.T) {
+		open := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithProtection(false))
+		bin := module("", []wasmbin.Import{{Module: abi.HostModule, Name: abi.HostYield}}, true)
+		if _, err := open.Load(context.Background(), wasm.Spec{Name: "bad", Version: "1.0", Binary: bin}); !errors.Is(err, wasm.ErrInvalidModule) ||
+			!strings.Contains(err.Error(), "wedge.yield") {
+			t.Fatalf("Load: %v", err)
+		}
 	})
 	t.Run("bad name", func(t *testing.T) {
 		_, err := rt.Load(context.Background(), wasm.Spec{Name: "../etc", Version: "1", Binary: module("", nil, true)})
@@ -171,10 +180,12 @@ func TestMisbehavingGuests(t *testing.T) {
 		{"request:exit", wasm.KindExit, "exit_code(3)", true},
 		{"request:loop", wasm.KindTimeout, "deadline", true},
 		{"request:sleep", wasm.KindTimeout, "deadline", true},
+		{"request:digestloop", wasm.KindTimeout, "deadline", true},
 		{"request:grow", wasm.KindMemory, "out of memory", true},
 		{"request:oob", wasm.KindTrap, "wedge.header_get: range", true},
 		{"request:fail", wasm.KindGuest, "deliberate failure", false},
 		{"request:badaction", wasm.KindGuest, "invalid action 7", false},
+		{"request:nostatus", wasm.KindGuest, "answered without setting a status", false},
 		{"response:trap", wasm.KindTrap, "out of bounds memory access", true},
 		{"response:loop", wasm.KindTimeout, "deadline", true},
 	}
@@ -391,4 +402,38 @@ func TestHotSwapHammer(t *testing.T) {
 		t.Fatal("closing the slot did not close its version")
 	}
 	t.Logf("%d requests across %d swaps", served, swaps)
+}
+
+// TestSameVersionTwice loads one plugin version twice (as a config change
+// would): the two share their series, scrapes keep working, and the series
+// go only with the second.
+func TestSameVersionTwice(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithRegisterer(reg))
+	bin := guest(t, "misbehave")
+	var mods []*wasm.Module
+	for _, cfg := range []string{"a", "b"} {
+		m, err := rt.Load(context.Background(), wasm.Spec{Name: "dup", Version: "1", Binary: bin, Config: []byte(cfg)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.OnRequest(&host.MemExchange{}); err != nil {
+			t.Fatal(err)
+		}
+		mods = append(mods, m)
+	}
+	labels := map[string]string{"plugin": "dup", "version": "1", "phase": "request"}
+	if n := metric(t, reg, "wedge_plugin_call_duration_seconds", labels); n != 2 {
+		t.Fatalf("%v calls counted, want 2 (and a scrape without duplicate series)", n)
+	}
+	mods[0].Close()
+	<-mods[0].Done()
+	if n := metric(t, reg, "wedge_plugin_instances", map[string]string{"plugin": "dup"}); n != 1 {
+		t.Fatalf("%v instances after closing one of two, want 1", n)
+	}
+	mods[1].Close()
+	<-mods[1].Done()
+	if n := metric(t, reg, "wedge_plugin_call_duration_seconds", labels); n != 0 {
+		t.Fatalf("series outlived both modules: %v", n)
+	}
 }

@@ -10,118 +10,157 @@ import (
 
 // hostFuncs binds every abi.Funcs entry to the abi.Host of the calling
 // instance. Each adapter resolves its (ptr, len) pairs with view, which traps
-// the call on a range outside linear memory.
+// the call on a range outside linear memory, and charges the work to the
+// call's deadline.
 var hostFuncs = map[string]api.GoModuleFunc{
 	"config_read": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).ConfigRead(view(mem, s[0], s[1], "config_read")))
+		buf := view(mem, s[0], s[1], "config_read")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(buf)).ConfigRead(buf))
 	},
 	"error_set": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).ErrorSet(view(mem, s[0], s[1], "error_set")))
+		msg := view(mem, s[0], s[1], "error_set")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(msg)).ErrorSet(msg))
 	},
 	"field_get": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).FieldGet(api.DecodeI32(s[0]), view(mem, s[1], s[2], "field_get")))
+		buf := view(mem, s[1], s[2], "field_get")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(buf)).FieldGet(api.DecodeI32(s[0]), buf))
 	},
 	"field_set": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).FieldSet(api.DecodeI32(s[0]), view(mem, s[1], s[2], "field_set")))
+		value := view(mem, s[1], s[2], "field_set")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(value)).FieldSet(api.DecodeI32(s[0]), value))
 	},
 	"status_get": func(ctx context.Context, m api.Module, s []uint64) {
-		s[0] = api.EncodeI32(hostOf(ctx).StatusGet())
+		s[0] = api.EncodeI32(charge(ctx, 64).StatusGet())
 	},
 	"status_set": func(ctx context.Context, m api.Module, s []uint64) {
-		s[0] = api.EncodeI32(hostOf(ctx).StatusSet(api.DecodeI32(s[0])))
+		s[0] = api.EncodeI32(charge(ctx, 64).StatusSet(api.DecodeI32(s[0])))
 	},
 	"header_get": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).HeaderGet(api.DecodeI32(s[0]), view(mem, s[1], s[2], "header_get"), view(mem, s[3], s[4], "header_get")))
+		name := view(mem, s[1], s[2], "header_get")
+		buf := view(mem, s[3], s[4], "header_get")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(name)+len(buf)).HeaderGet(api.DecodeI32(s[0]), name, buf))
 	},
 	"header_values": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).HeaderValues(api.DecodeI32(s[0]), view(mem, s[1], s[2], "header_values"), view(mem, s[3], s[4], "header_values")))
+		name := view(mem, s[1], s[2], "header_values")
+		buf := view(mem, s[3], s[4], "header_values")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(name)+len(buf)).HeaderValues(api.DecodeI32(s[0]), name, buf))
 	},
 	"header_names": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).HeaderNames(api.DecodeI32(s[0]), view(mem, s[1], s[2], "header_names")))
+		buf := view(mem, s[1], s[2], "header_names")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(buf)).HeaderNames(api.DecodeI32(s[0]), buf))
 	},
 	"header_set": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).HeaderSet(api.DecodeI32(s[0]), view(mem, s[1], s[2], "header_set"), view(mem, s[3], s[4], "header_set")))
+		name := view(mem, s[1], s[2], "header_set")
+		value := view(mem, s[3], s[4], "header_set")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(name)+len(value)).HeaderSet(api.DecodeI32(s[0]), name, value))
 	},
 	"header_add": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).HeaderAdd(api.DecodeI32(s[0]), view(mem, s[1], s[2], "header_add"), view(mem, s[3], s[4], "header_add")))
+		name := view(mem, s[1], s[2], "header_add")
+		value := view(mem, s[3], s[4], "header_add")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(name)+len(value)).HeaderAdd(api.DecodeI32(s[0]), name, value))
 	},
 	"header_remove": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).HeaderRemove(api.DecodeI32(s[0]), view(mem, s[1], s[2], "header_remove")))
+		name := view(mem, s[1], s[2], "header_remove")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(name)).HeaderRemove(api.DecodeI32(s[0]), name))
 	},
 	"body_read": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).BodyRead(api.DecodeI32(s[0]), api.DecodeI32(s[1]), view(mem, s[2], s[3], "body_read")))
+		buf := view(mem, s[2], s[3], "body_read")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(buf)).BodyRead(api.DecodeI32(s[0]), api.DecodeI32(s[1]), buf))
 	},
 	"body_set": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).BodySet(api.DecodeI32(s[0]), view(mem, s[1], s[2], "body_set")))
+		body := view(mem, s[1], s[2], "body_set")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(body)).BodySet(api.DecodeI32(s[0]), body))
 	},
 	"value_get": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).ValueGet(view(mem, s[0], s[1], "value_get"), view(mem, s[2], s[3], "value_get")))
+		key := view(mem, s[0], s[1], "value_get")
+		buf := view(mem, s[2], s[3], "value_get")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)+len(buf)).ValueGet(key, buf))
 	},
 	"value_set": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).ValueSet(view(mem, s[0], s[1], "value_set"), view(mem, s[2], s[3], "value_set"), api.DecodeI32(s[4])))
+		key := view(mem, s[0], s[1], "value_set")
+		value := view(mem, s[2], s[3], "value_set")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)+len(value)).ValueSet(key, value, api.DecodeI32(s[4])))
 	},
 	"cache_lookup": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).CacheLookup(view(mem, s[0], s[1], "cache_lookup"), view(mem, s[2], s[3], "cache_lookup")))
+		key := view(mem, s[0], s[1], "cache_lookup")
+		buf := view(mem, s[2], s[3], "cache_lookup")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)+len(buf)).CacheLookup(key, buf))
 	},
 	"cache_store": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).CacheStore(view(mem, s[0], s[1], "cache_store"), view(mem, s[2], s[3], "cache_store"), int64(s[4]), int64(s[5]), view(mem, s[6], s[7], "cache_store")))
+		key := view(mem, s[0], s[1], "cache_store")
+		meta := view(mem, s[2], s[3], "cache_store")
+		tags := view(mem, s[6], s[7], "cache_store")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)+len(meta)+len(tags)).CacheStore(key, meta, int64(s[4]), int64(s[5]), tags))
 	},
 	"cache_serve": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).CacheServe(view(mem, s[0], s[1], "cache_serve")))
+		key := view(mem, s[0], s[1], "cache_serve")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)).CacheServe(key))
 	},
 	"cache_purge": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).CachePurge(api.DecodeI32(s[0]), view(mem, s[1], s[2], "cache_purge")))
+		match := view(mem, s[1], s[2], "cache_purge")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(match)).CachePurge(api.DecodeI32(s[0]), match))
 	},
 	"ratelimit_take": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).RatelimitTake(view(mem, s[0], s[1], "ratelimit_take"), api.DecodeI32(s[2]), int64(s[3]), api.DecodeI32(s[4]), api.DecodeI32(s[5]), view(mem, s[6], s[7], "ratelimit_take")))
+		key := view(mem, s[0], s[1], "ratelimit_take")
+		result := view(mem, s[6], s[7], "ratelimit_take")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)+len(result)).RatelimitTake(key, api.DecodeI32(s[2]), int64(s[3]), api.DecodeI32(s[4]), api.DecodeI32(s[5]), result))
 	},
 	"key_register": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).KeyRegister(api.DecodeI32(s[0]), api.DecodeI32(s[1]), view(mem, s[2], s[3], "key_register")))
+		key := view(mem, s[2], s[3], "key_register")
+		s[0] = api.EncodeI32(charge(ctx, 16384+len(key)).KeyRegister(api.DecodeI32(s[0]), api.DecodeI32(s[1]), key))
 	},
 	"verify": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).Verify(api.DecodeI32(s[0]), view(mem, s[1], s[2], "verify"), view(mem, s[3], s[4], "verify")))
+		msg := view(mem, s[1], s[2], "verify")
+		sig := view(mem, s[3], s[4], "verify")
+		s[0] = api.EncodeI32(charge(ctx, 16384+len(msg)+len(sig)).Verify(api.DecodeI32(s[0]), msg, sig))
 	},
 	"digest": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).Digest(api.DecodeI32(s[0]), view(mem, s[1], s[2], "digest"), view(mem, s[3], s[4], "digest")))
+		msg := view(mem, s[1], s[2], "digest")
+		buf := view(mem, s[3], s[4], "digest")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(msg)+len(buf)).Digest(api.DecodeI32(s[0]), msg, buf))
 	},
 	"time_now": func(ctx context.Context, m api.Module, s []uint64) {
-		s[0] = uint64(hostOf(ctx).TimeNow())
+		s[0] = uint64(charge(ctx, 64).TimeNow())
 	},
 	"random_fill": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).RandomFill(view(mem, s[0], s[1], "random_fill")))
+		buf := view(mem, s[0], s[1], "random_fill")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(buf)).RandomFill(buf))
 	},
 	"log": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).Log(api.DecodeI32(s[0]), view(mem, s[1], s[2], "log"), view(mem, s[3], s[4], "log")))
+		msg := view(mem, s[1], s[2], "log")
+		attrs := view(mem, s[3], s[4], "log")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(msg)+len(attrs)).Log(api.DecodeI32(s[0]), msg, attrs))
 	},
 	"metric_define": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
-		s[0] = api.EncodeI32(hostOf(ctx).MetricDefine(api.DecodeI32(s[0]), view(mem, s[1], s[2], "metric_define")))
+		name := view(mem, s[1], s[2], "metric_define")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(name)).MetricDefine(api.DecodeI32(s[0]), name))
 	},
 	"metric_record": func(ctx context.Context, m api.Module, s []uint64) {
-		s[0] = api.EncodeI32(hostOf(ctx).MetricRecord(api.DecodeI32(s[0]), api.DecodeF64(s[1])))
+		s[0] = api.EncodeI32(charge(ctx, 64).MetricRecord(api.DecodeI32(s[0]), api.DecodeF64(s[1])))
 	},
 }

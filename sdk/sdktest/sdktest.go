@@ -15,6 +15,7 @@
 package sdktest
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -41,6 +42,9 @@ type Host struct {
 	Origin func(*host.Request) host.Response
 	// Registry holds the plugin's metrics.
 	Registry *prometheus.Registry
+	// FailOpen makes a failed phase continue, as a fail-open plugin does;
+	// by default a failure answers 503, like the runtime's default policy.
+	FailOpen bool
 
 	plugin   any
 	features abi.Feature
@@ -110,16 +114,22 @@ func (h *Host) Do(req host.Request) *host.Result {
 	return host.Run(req, h.OnRequest, h.Origin, h.OnResponse)
 }
 
-// OnRequest runs the request phase on ex.
+// OnRequest runs the request phase on ex, applying the failure policy as
+// the runtime does.
 func (h *Host) OnRequest(ex host.Exchange) (abi.Action, error) {
 	if h.features&abi.FeatureRequest == 0 {
 		return abi.ActionContinue, nil
 	}
 	act := h.run(abi.PhaseRequest, ex)
-	if act == abi.ActionContinue || act == abi.ActionAnswer {
+	switch {
+	case act == abi.ActionContinue:
 		return act, nil
+	case act == abi.ActionAnswer && ex.Status() != 0:
+		return act, nil
+	case act == abi.ActionAnswer:
+		return h.fail(ex, errors.New("sdktest: request phase answered without setting a status"))
 	}
-	return abi.ActionContinue, fmt.Errorf("sdktest: request phase failed (action %d): %s", act, h.call.ErrorMessage())
+	return h.fail(ex, fmt.Errorf("sdktest: request phase failed (action %d): %s", act, h.call.ErrorMessage()))
 }
 
 // OnResponse runs the response phase on ex.
@@ -128,9 +138,20 @@ func (h *Host) OnResponse(ex host.Exchange) error {
 		return nil
 	}
 	if act := h.run(abi.PhaseResponse, ex); act != abi.ActionContinue {
-		return fmt.Errorf("sdktest: response phase failed (action %d): %s", act, h.call.ErrorMessage())
+		_, err := h.fail(ex, fmt.Errorf("sdktest: response phase failed (action %d): %s", act, h.call.ErrorMessage()))
+		return err
 	}
 	return nil
+}
+
+// fail applies the failure policy: continue, or answer 503.
+func (h *Host) fail(ex host.Exchange, err error) (abi.Action, error) {
+	if h.FailOpen {
+		return abi.ActionContinue, err
+	}
+	ex.LoadResponse(&host.StoredResponse{Status: 503, Body: []byte("Service Unavailable\n"),
+		Header: []host.HeaderField{{Name: "Content-Type", Value: "text/plain; charset=utf-8"}}})
+	return abi.ActionAnswer, err
 }
 
 type tlog struct{ t testing.TB }

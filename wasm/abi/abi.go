@@ -63,9 +63,10 @@ const HostYield = "yield"
 // Feature is the mask wedge_configure returns: which phases the host calls.
 type Feature = int32
 
+// Features: the phases a plugin asks the host to call.
 const (
-	FeatureRequest  Feature = 1 << 0
-	FeatureResponse Feature = 1 << 1
+	FeatureRequest  Feature = 1 << 0 // call wedge_on_request
+	FeatureResponse Feature = 1 << 1 // call wedge_on_response
 )
 
 // Action is what a phase handler returns.
@@ -120,10 +121,11 @@ func ErrnoName(e Errno) string {
 // Phase is the guest export the host is currently running.
 type Phase = int32
 
+// The phases, as the spec numbers them.
 const (
-	PhaseConfigure Phase = 1
-	PhaseRequest   Phase = 2
-	PhaseResponse  Phase = 3
+	PhaseConfigure Phase = 1 // wedge_configure (and _initialize)
+	PhaseRequest   Phase = 2 // wedge_on_request
+	PhaseResponse  Phase = 3 // wedge_on_response
 )
 
 // PhaseName returns "configure", "request" or "response".

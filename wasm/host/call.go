@@ -159,7 +159,7 @@ func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
 	if !c.inExchange() {
 		return abi.ErrPhase
 	}
-	if !validMsg(msg) || !validHeaderName(name) || isFramingHeader(name) {
+	if !validMsg(msg) || !validHeaderName(name) || isReservedHeader(name) {
 		return abi.ErrInvalid
 	}
 	if len(value) > maxHeaderValueLen {
@@ -254,6 +254,11 @@ func (c *Call) ValueSet(key []byte, value []byte, flags int32) int32 {
 	if flags&^abi.ValueForward != 0 {
 		return abi.ErrInvalid
 	}
+	// Forwarded values reach the origin: keep them to what a header could
+	// carry, whatever the transport does with them.
+	if flags&abi.ValueForward != 0 && (!validToken(key) || !validHeaderValue(value)) {
+		return abi.ErrInvalid
+	}
 	return c.ex.Values().Set(key, value, flags)
 }
 
@@ -300,6 +305,9 @@ func (c *Call) CacheStore(key []byte, meta []byte, ttlMs int64, staleMs int64, t
 	}
 	if len(key) > abi.MaxCacheKeyLen || len(meta) > abi.MaxCacheMetaLen {
 		return abi.ErrTooLarge
+	}
+	if st := c.ex.Status(); st < 200 || st > 599 {
+		return abi.ErrInvalid // a response without a status is no response to serve
 	}
 	var tagList []string
 	for rest := tags; ; {

@@ -98,11 +98,19 @@ func (k *Keyring) Verify(h int32, msg, sig, scratch []byte) (int32, []byte) {
 	// Asymmetric verification costs 30 us to 1 ms; a hash of the input and a
 	// cache lookup cost well under a microsecond for a typical JWT. HMAC skips
 	// the cache: its check is itself just two hashes.
-	scratch = append(scratch[:0], kk.fp[:]...)
-	scratch = binary.BigEndian.AppendUint32(scratch, uint32(len(msg)))
-	scratch = append(scratch, msg...)
-	scratch = append(scratch, sig...)
-	ck := sha256.Sum256(scratch)
+	// The input is hashed in a stream, not gathered first: a guest's
+	// megabyte message must not become megabytes the instance keeps.
+	hs := sha256Pool.Get().(hash.Hash)
+	hs.Reset()
+	hs.Write(kk.fp[:])
+	scratch = binary.BigEndian.AppendUint32(scratch[:0], uint32(len(msg)))
+	hs.Write(scratch)
+	hs.Write(msg)
+	hs.Write(sig)
+	var ck [32]byte
+	scratch = hs.Sum(scratch[:0])
+	copy(ck[:], scratch)
+	sha256Pool.Put(hs)
 	if ok, hit := k.cache.get(ck); hit {
 		return b2i(ok), scratch
 	}
@@ -110,6 +118,8 @@ func (k *Keyring) Verify(h int32, msg, sig, scratch []byte) (int32, []byte) {
 	k.cache.put(ck, ok)
 	return b2i(ok), scratch
 }
+
+var sha256Pool = sync.Pool{New: func() any { return sha256.New() }}
 
 func b2i(ok bool) int32 {
 	if ok {
@@ -319,8 +329,11 @@ func jwkMaterial(alg abi.Alg, data []byte) ([]byte, abi.KeyFormat, error) {
 	case "RSA":
 		n, err1 := b64(j.N)
 		e, err2 := b64(j.E)
-		if err := errors.Join(err1, err2); err != nil || len(e) > 4 {
-			return nil, 0, fmt.Errorf("host: bad RSA JWK: %v", err)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, 0, fmt.Errorf("host: bad RSA JWK: %w", err)
+		}
+		if len(e) > 4 {
+			return nil, 0, errors.New("host: bad RSA JWK: exponent longer than 4 bytes")
 		}
 		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
 		der, err := x509.MarshalPKIXPublicKey(pub)

@@ -16,9 +16,10 @@ import (
 // one per metric name, labelled by plugin and version. One set serves a whole
 // runtime; it registers families on first definition.
 type MetricFamilies struct {
-	reg prometheus.Registerer
-	mu  sync.Mutex
-	fam map[string]family
+	reg   prometheus.Registerer
+	mu    sync.Mutex
+	fam   map[string]family
+	users map[[2]string]int // live Metrics per (plugin, version)
 }
 
 type family struct {
@@ -34,7 +35,7 @@ func NewMetricFamilies(reg prometheus.Registerer) *MetricFamilies {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	return &MetricFamilies{reg: reg, fam: map[string]family{}}
+	return &MetricFamilies{reg: reg, fam: map[string]family{}, users: map[[2]string]int{}}
 }
 
 func (f *MetricFamilies) family(kind abi.MetricKind, name string) (family, error) {
@@ -87,6 +88,9 @@ type metric struct {
 
 // NewMetrics returns the metrics of one plugin version.
 func NewMetrics(fams *MetricFamilies, plugin, version string) *Metrics {
+	fams.mu.Lock()
+	fams.users[[2]string{plugin, version}]++
+	fams.mu.Unlock()
 	return &Metrics{fams: fams, plugin: plugin, version: version}
 }
 
@@ -173,14 +177,21 @@ func (m *Metrics) Record(h int32, value float64) int32 {
 }
 
 // Close deletes this version's series, so retired versions do not linger in
-// the scrape output.
+// the scrape output. Call it once.
 func (m *Metrics) Close() {
+	m.fams.mu.Lock()
+	defer m.fams.mu.Unlock()
+	key := [2]string{m.plugin, m.version}
+	// Series are shared with other live Metrics of the same version (a
+	// version loaded twice): they go with the last.
+	if m.fams.users[key]--; m.fams.users[key] > 0 {
+		return
+	}
+	delete(m.fams.users, key)
 	p := m.defs.Load()
 	if p == nil {
 		return
 	}
-	m.fams.mu.Lock()
-	defer m.fams.mu.Unlock()
 	for _, d := range *p {
 		switch v := m.fams.fam[d.name].vec.(type) {
 		case *prometheus.CounterVec:

@@ -58,10 +58,21 @@ func validHeaderValue(b []byte) bool {
 	return true
 }
 
-// isFramingHeader reports the fields that decide message framing. The host
-// owns them: a plugin changes a body with body_set and the length follows.
-func isFramingHeader(name []byte) bool {
-	return bytes.EqualFold(name, []byte("Content-Length")) || bytes.EqualFold(name, []byte("Transfer-Encoding"))
+// reservedHeaders are the fields the host owns: those that decide message
+// framing (a plugin changes a body with body_set and the length follows),
+// the hop-by-hop fields of RFC 9110 section 7.6.1 that concern only one
+// connection, and Host, which field_set changes under its own rules. A
+// plugin that could set them could split or smuggle requests.
+var reservedHeaders = []string{"Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive",
+	"Proxy-Connection", "TE", "Trailer", "Upgrade", "Host"}
+
+func isReservedHeader(name []byte) bool {
+	for _, h := range reservedHeaders {
+		if bytes.EqualFold(name, []byte(h)) {
+			return true
+		}
+	}
+	return false
 }
 
 // validField checks a new value of a writable request field.

@@ -275,7 +275,8 @@ func (p *Plugin) headers() {
 		{"name with space", "Bad Name", "v"}, {"empty name", "", "v"}, {"name with colon", "A:b", "v"},
 		{"value with CRLF", "X-Inject", "a\r\nSet-Cookie: x"}, {"value with LF", "X-Inject", "a\nb"},
 		{"value with NUL", "X-Inject", "a\x00b"}, {"Content-Length", "Content-Length", "0"},
-		{"Transfer-Encoding", "transfer-encoding", "chunked"},
+		{"Transfer-Encoding", "transfer-encoding", "chunked"}, {"Connection", "Connection", "close"},
+		{"Upgrade", "upgrade", "websocket"}, {"Host", "Host", "evil.example"},
 	} {
 		p.errno("header_set", bad.what, hostcall.HeaderSet(req, b(bad.name), b(bad.value)), abi.ErrInvalid)
 		p.errno("header_add", bad.what, hostcall.HeaderAdd(resp, b(bad.name), b(bad.value)), abi.ErrInvalid)
@@ -326,6 +327,8 @@ func (p *Plugin) values() {
 	p.errno("value_get", "missing", hostcall.ValueGet(b("tck.none"), nil), abi.ErrNotFound)
 	p.eq("value_set", "forwarded", hostcall.ValueSet(b(ForwardKey), b(ForwardValue), abi.ValueForward), 0)
 	p.errno("value_set", "unknown flag", hostcall.ValueSet(b("k"), b("v"), 4), abi.ErrInvalid)
+	p.errno("value_set", "forwarded key with a space", hostcall.ValueSet(b("a b"), b("v"), abi.ValueForward), abi.ErrInvalid)
+	p.errno("value_set", "forwarded value with CRLF", hostcall.ValueSet(b("k"), b("a\r\nb"), abi.ValueForward), abi.ErrInvalid)
 	p.errno("value_set", "key of 257 bytes", hostcall.ValueSet(bytes.Repeat(b("k"), abi.MaxValueKeyLen+1), b("v"), 0), abi.ErrTooLarge)
 	p.errno("value_set", "value past the limit", hostcall.ValueSet(b("k"), make([]byte, abi.MaxValueLen+1), 0), abi.ErrTooLarge)
 	for i := 0; ; i++ { // fill up to the count limit
@@ -339,6 +342,7 @@ func (p *Plugin) values() {
 
 func (p *Plugin) requestStores() {
 	p.errno("cache_lookup", "missing", hostcall.CacheLookup(b("tck-none"), nil), abi.ErrNotFound)
+	p.errno("cache_store", "a response without a status", hostcall.CacheStore(b("k"), nil, 1000, 0, nil), abi.ErrInvalid)
 	p.errno("cache_serve", "missing", hostcall.CacheServe(b("tck-none")), abi.ErrNotFound)
 	p.errno("cache_purge", "kind 9", hostcall.CachePurge(9, b("k")), abi.ErrInvalid)
 

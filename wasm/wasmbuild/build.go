@@ -60,11 +60,14 @@ func Build(ctx context.Context, dir, out string) error {
 }
 
 // SourceHash hashes everything the build of dir depends on: the Go version,
-// flags, go.sum, and every source file of the module's packages it imports
-// (dependencies outside the module are pinned by go.sum). Equal hashes mean
+// flags, go.mod, go.sum (and go.work), and every source file of the packages
+// it imports from the main module or from a module replaced by a local
+// directory (other dependencies are pinned by go.sum). Equal hashes mean
 // Build would produce equal bytes, which is what lets Cached skip builds.
 func SourceHash(ctx context.Context, dir string) (string, error) {
-	const format = `{{if .Module}}{{if .Module.Main}}{{.Dir}}` +
+	// Packages of the main module, and of modules replaced by a local
+	// directory: both change without go.sum noticing.
+	const format = `{{if .Module}}{{if or .Module.Main (and .Module.Replace (not .Module.Replace.Version))}}{{.Dir}}` +
 		`{{range .GoFiles}}|{{.}}{{end}}{{range .EmbedFiles}}|{{.}}{{end}}{{"\n"}}{{end}}{{end}}`
 	cmd := command(ctx, dir, "list", "-deps", "-f", format, ".")
 	var stderr bytes.Buffer
@@ -73,15 +76,23 @@ func SourceHash(ctx context.Context, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("wasmbuild: go list %s: %w\n%s", dir, err, strings.TrimSpace(stderr.String()))
 	}
-	ver, err := command(ctx, dir, "env", "GOVERSION", "GOMOD").Output()
+	env, err := command(ctx, dir, "env", "GOVERSION", "GOMOD", "GOWORK").Output()
 	if err != nil {
 		return "", fmt.Errorf("wasmbuild: go env: %w", err)
 	}
-	lines := strings.Split(strings.TrimSpace(string(ver)), "\n")
+	lines := strings.Split(string(env), "\n")
 	h := sha256.New()
 	fmt.Fprintln(h, lines[0], Flags, Env)
-	if len(lines) > 1 && lines[1] != "" {
-		if err := hashFile(h, filepath.Join(filepath.Dir(lines[1]), "go.sum")); err != nil && !os.IsNotExist(err) {
+	var files []string
+	if len(lines) > 1 && lines[1] != "" && lines[1] != os.DevNull {
+		files = append(files, lines[1], filepath.Join(filepath.Dir(lines[1]), "go.sum"))
+	}
+	if len(lines) > 2 && lines[2] != "" && lines[2] != "off" {
+		files = append(files, lines[2], lines[2]+".sum")
+	}
+	for _, f := range files {
+		fmt.Fprintln(h, filepath.Base(f))
+		if err := hashFile(h, f); err != nil && !os.IsNotExist(err) {
 			return "", err
 		}
 	}

@@ -50,7 +50,8 @@ var order = map[byte]int{
 // without bound.
 const (
 	MaxLocals    = 50_000
-	MaxTableSize = 10_000_000
+	MaxTableSize = 1_000_000 // entries, in all tables together
+	MaxTables    = 16
 )
 
 // ErrMalformed wraps every decoding failure.
@@ -92,6 +93,9 @@ func Instrument(bin []byte, hostModule, yield string, fuel uint32) ([]byte, erro
 		return nil, malformed("not a core WebAssembly 1.0 binary")
 	}
 	w := &rewriter{hostModule: hostModule, yield: yield, fuel: fuel}
+	if err := w.scan(bin); err != nil {
+		return nil, err
+	}
 	r := reader{b: bin, off: len(magic)}
 	out := append(make([]byte, 0, len(bin)+len(bin)/8), magic...)
 	rank := 0
@@ -139,16 +143,17 @@ func Instrument(bin []byte, hostModule, yield string, fuel uint32) ([]byte, erro
 		case secCode:
 			p, err = w.code(payload)
 		case secFunction:
-			p, err = payload, vector(payload, id, w.typeIndex)
+			p = payload // checked by scan
 		case secTag:
 			p, err = payload, vector(payload, id, func(r *reader) error {
 				if _, err := r.byte(); err != nil { // attribute
 					return err
 				}
-				return w.typeIndex(r)
+				_, err := w.typeIndex(r)
+				return err
 			})
 		case secMemory:
-			p, err = payload, vector(payload, id, func(r *reader) error { _, err := r.limits(); return err })
+			p, err = payload, vector(payload, id, func(r *reader) error { _, _, err := r.limits(); return err })
 		case secData:
 			p, err = payload, vector(payload, id, w.dataSegment)
 		default: // data count
@@ -162,17 +167,74 @@ func Instrument(bin []byte, hostModule, yield string, fuel uint32) ([]byte, erro
 	return w.addMissing(out, len(order)+1)
 }
 
-// rewriter carries what the rewrite learns section by section.
+// rewriter carries what the rewrite learns about the module: scan fills in
+// the indexes and types before any section is rewritten, so that sections
+// may refer to each other in any order (a name section may come first).
 type rewriter struct {
 	hostModule, yield string
 	fuel              uint32
 
 	typeDone, importDone, globalDone bool
-	voidType                         uint32 // index of the type () -> ()
-	numTypes                         uint32 // how many types the module has
-	importedFuncs                    uint32 // also the index of the yield import
+	voidType                         uint32   // index of the type () -> ()
+	typeParams                       []uint32 // parameter count of each type
+	importedFuncs                    uint32   // also the index of the yield import
 	importedGlobals                  uint32
-	fuelGlobal                       uint32
+	fuelGlobal                       uint32   // one past the module's own globals
+	funcTypes                        []uint32 // type of each defined function
+	numTables                        int
+	tableElems                       uint64
+}
+
+// scan reads the type, import, global and function sections ahead of the
+// rewrite, checking every count and index it relies on.
+func (w *rewriter) scan(bin []byte) error {
+	r := reader{b: bin, off: len(magic)}
+	var definedGlobals uint32
+	for !r.done() {
+		id, _ := r.byte()
+		payload, err := r.bytesU32()
+		if err != nil {
+			return malformed("section %d: %v", id, err)
+		}
+		switch id {
+		case secType:
+			err = vector(payload, id, func(r *reader) error {
+				form, err := r.byte()
+				if err != nil || form != 0x60 {
+					return errors.New("not a function type")
+				}
+				var counts [2]uint32
+				for j := range counts {
+					if counts[j], err = r.count(); err != nil {
+						return err
+					}
+					if err = r.skip(int(counts[j])); err != nil {
+						return err
+					}
+				}
+				w.typeParams = append(w.typeParams, counts[0])
+				return nil
+			})
+		case secImport:
+			err = w.scanImports(payload)
+		case secGlobal:
+			pr := reader{b: payload}
+			if definedGlobals, err = pr.count(); err != nil {
+				err = malformed("global count: %v", err)
+			}
+		case secFunction:
+			err = vector(payload, id, func(r *reader) error {
+				t, err := w.typeIndex(r)
+				w.funcTypes = append(w.funcTypes, t)
+				return err
+			})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	w.fuelGlobal = w.importedGlobals + definedGlobals
+	return nil
 }
 
 // fn renumbers a function index for the added import.
@@ -218,113 +280,109 @@ func (w *rewriter) types(payload []byte) ([]byte, error) {
 		return nil, malformed("type count: %v", err)
 	}
 	countLen := r.off
-	found := false
 	for i := uint32(0); i < n; i++ {
 		start := r.off
-		form, err := r.byte()
-		if err != nil || form != 0x60 {
-			return nil, malformed("type %d: not a function type", i)
+		_, _ = r.byte() // 0x60, checked by scan
+		for j := 0; j < 2; j++ {
+			c, _ := r.count()
+			_ = r.skip(int(c))
 		}
-		var counts [2]uint32
-		for j := range counts {
-			if counts[j], err = r.count(); err != nil {
-				return nil, malformed("type %d: %v", i, err)
-			}
-			if err = r.skip(int(counts[j])); err != nil {
-				return nil, malformed("type %d: %v", i, err)
-			}
-		}
-		if !found && r.off-start == 3 { // 0x60 0x00 0x00
-			w.voidType, found = i, true
+		if r.off-start == 3 { // 0x60 0x00 0x00
+			w.voidType = i
+			return payload, nil
 		}
 	}
-	if !r.done() {
-		return nil, malformed("trailing bytes in type section")
-	}
-	w.numTypes = n
-	if found {
-		return payload, nil
-	}
-	w.numTypes++
 	w.voidType = n
 	p := append(appendU32(nil, n+1), payload[countLen:]...)
 	return append(p, 0x60, 0x00, 0x00), nil
 }
 
-// imports counts imported functions and globals and appends the yield import.
-func (w *rewriter) imports(payload []byte) ([]byte, error) {
-	w.importDone = true
-	r := reader{b: payload}
-	n, err := r.count()
-	if err != nil {
-		return nil, malformed("import count: %v", err)
-	}
-	countLen := r.off
-	for i := uint32(0); i < n; i++ {
+// scanImports counts imported functions and globals and checks each import.
+func (w *rewriter) scanImports(payload []byte) error {
+	return vector(payload, secImport, func(r *reader) error {
 		mod, err1 := r.name()
 		name, err2 := r.name()
 		kind, err3 := r.byte()
 		if err := errors.Join(err1, err2, err3); err != nil {
-			return nil, malformed("import %d: %v", i, err)
+			return err
 		}
 		switch kind {
 		case 0x00: // func: type index
 			if string(mod) == w.hostModule && string(name) == w.yield {
-				return nil, malformed("the module imports %s.%s, which is reserved for the host", mod, name)
+				return fmt.Errorf("the module imports %s.%s, which is reserved for the host", mod, name)
 			}
 			w.importedFuncs++
-			err = w.typeIndex(&r)
+			_, err := w.typeIndex(r)
+			return err
 		case 0x01: // table: reftype, limits
-			if _, err = r.byte(); err == nil {
-				err = r.tableLimits()
+			if _, err := r.byte(); err != nil {
+				return err
 			}
+			_, _, err := r.limits()
+			return err
 		case 0x02: // memory: limits
-			_, err = r.limits()
+			_, _, err := r.limits()
+			return err
 		case 0x03: // global: value type, mutability
 			w.importedGlobals++
-			err = r.skip(2)
+			return r.skip(2)
 		case 0x04: // tag: attribute, type index
-			if _, err = r.byte(); err == nil {
-				_, err = r.u32()
+			if _, err := r.byte(); err != nil {
+				return err
 			}
-		default:
-			err = fmt.Errorf("unknown kind %d", kind)
+			_, err := w.typeIndex(r)
+			return err
 		}
-		if err != nil {
-			return nil, malformed("import %d: %v", i, err)
-		}
-	}
-	if !r.done() {
-		return nil, malformed("trailing bytes in import section")
-	}
-	p := append(appendU32(nil, n+1), payload[countLen:]...)
+		return fmt.Errorf("unknown import kind %d", kind)
+	})
+}
+
+// imports appends the yield import.
+func (w *rewriter) imports(payload []byte) ([]byte, error) {
+	w.importDone = true
+	r := reader{b: payload}
+	n, _ := r.count() // checked by scan
+	p := append(appendU32(nil, n+1), payload[r.off:]...)
 	p = appendName(appendName(p, w.hostModule), w.yield)
 	return appendU32(append(p, 0x00), w.voidType), nil
 }
 
-// tables rewrites table initializer expressions (the 0x40 0x00 form).
+// tables rewrites table initializer expressions (the 0x40 0x00 form) and
+// gives every table a maximum of at most MaxTableSize. wazero grows a table
+// without a maximum by whatever table.grow asks, up to 2^32 entries.
 func (w *rewriter) tables(payload []byte) ([]byte, error) {
 	r := reader{b: payload}
 	n, err := r.count()
 	if err != nil {
 		return nil, malformed("table count: %v", err)
 	}
+	if w.numTables += int(n); w.numTables > MaxTables {
+		return nil, malformed("%d tables, more than %d", w.numTables, MaxTables)
+	}
 	out := appendU32(nil, n)
 	for i := uint32(0); i < n; i++ {
-		start := r.off
 		withInit := len(r.rest()) > 0 && r.rest()[0] == 0x40
 		if withInit {
 			if err := r.skip(2); err != nil {
 				return nil, malformed("table %d: %v", i, err)
 			}
+			out = append(out, 0x40, 0x00)
 		}
-		if _, err := r.byte(); err != nil { // reftype
+		reftype, err := r.byte()
+		if err != nil {
 			return nil, malformed("table %d: %v", i, err)
 		}
-		if err := r.tableLimits(); err != nil {
+		min, max, err := r.limits()
+		if err != nil {
 			return nil, malformed("table %d: %v", i, err)
 		}
-		out = append(out, payload[start:r.off]...)
+		if max < 0 || max > MaxTableSize {
+			max = MaxTableSize
+		}
+		if w.tableElems += uint64(min); min > uint64(max) || w.tableElems > MaxTableSize {
+			return nil, malformed("table %d: %d elements, more than the %d allowed", i, min, MaxTableSize)
+		}
+		out = appendU32(appendU32(append(out, reftype, 0x01), uint32(min)), uint32(max))
 		if withInit {
 			if out, err = w.constExpr(out, &r); err != nil {
 				return nil, malformed("table %d: %v", i, err)
@@ -356,7 +414,6 @@ func (w *rewriter) globals(payload []byte) ([]byte, error) {
 	if err := w.end(&r, "global"); err != nil {
 		return nil, err
 	}
-	w.fuelGlobal = w.importedGlobals + n
 	out = append(out, 0x7f, 0x01, 0x41) // mutable i32 = fuel
 	out = appendS64(out, int64(w.fuel))
 	return append(out, 0x0b), nil
@@ -379,8 +436,11 @@ func (w *rewriter) exports(payload []byte) ([]byte, error) {
 		if err := errors.Join(err1, err2); err != nil {
 			return nil, malformed("export %d: %v", i, err)
 		}
-		if kind == 0x00 {
+		switch {
+		case kind == 0x00:
 			idx = w.fn(idx)
+		case kind == 0x03 && idx >= w.fuelGlobal:
+			return nil, malformed("export %q of global %d, which the module does not define", name, idx)
 		}
 		out = appendU32(append(appendName(out, string(name)), kind), idx)
 	}
@@ -461,12 +521,12 @@ func (w *rewriter) element(out []byte, r *reader) ([]byte, error) {
 
 // typeIndex reads a type index and checks that the type exists (wazero
 // v1.12 indexes its type table with it before checking).
-func (w *rewriter) typeIndex(r *reader) error {
+func (w *rewriter) typeIndex(r *reader) (uint32, error) {
 	t, err := r.u32()
-	if err == nil && t >= w.numTypes {
+	if err == nil && t >= uint32(len(w.typeParams)) {
 		err = fmt.Errorf("type index %d out of range", t)
 	}
-	return err
+	return t, err
 }
 
 // vector checks a section that passes through unchanged: a count, then
@@ -597,15 +657,9 @@ func (w *rewriter) code(payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, malformed("function count: %v", err)
 	}
-	// The sequence inserted after each loop header; see Instrument.
-	g := appendU32([]byte{0x23}, w.fuelGlobal)
-	check := append(append([]byte(nil), g...), 0x41, 0x01, 0x6b) // fuel - 1
-	check = append(appendU32(append(check, 0x24), w.fuelGlobal), g...)
-	check = append(check, 0x45, 0x04, 0x40) // i32.eqz if
-	check = appendU32(append(check, 0x10), w.importedFuncs)
-	check = append(appendS64(append(check, 0x41), int64(w.fuel)), 0x24)
-	check = append(appendU32(check, w.fuelGlobal), 0x0b)
-
+	if int(n) != len(w.funcTypes) {
+		return nil, malformed("%d function bodies for %d functions", n, len(w.funcTypes))
+	}
 	out := appendU32(make([]byte, 0, len(payload)+len(payload)/4), n)
 	var body []byte
 	for i := uint32(0); i < n; i++ {
@@ -613,7 +667,7 @@ func (w *rewriter) code(payload []byte) ([]byte, error) {
 		if err != nil {
 			return nil, malformed("function %d: %v", i, err)
 		}
-		if body, err = w.body(body[:0], fn, check); err != nil {
+		if body, err = w.body(body[:0], fn, w.typeParams[w.funcTypes[i]]); err != nil {
 			return nil, malformed("function %d: %v", i, err)
 		}
 		out = append(appendU32(out, uint32(len(body))), body...)
@@ -621,28 +675,63 @@ func (w *rewriter) code(payload []byte) ([]byte, error) {
 	return out, w.end(&r, "code")
 }
 
-func (w *rewriter) body(dst, fn, check []byte) ([]byte, error) {
+// charge appends the fuel check: spend the fuel the i32 on top of the stack
+// (or cost, when scratch is unused) says, and yield when none is left.
+//
+//	global.get $fuel  <cost>  i32.sub  global.set $fuel
+//	global.get $fuel  i32.const 0  i32.le_s
+//	if  call $yield  i32.const <fuel>  global.set $fuel  end
+func (w *rewriter) charge(dst, cost []byte) []byte {
+	g := appendU32([]byte{0x23}, w.fuelGlobal)
+	dst = append(append(dst, g...), cost...)
+	dst = appendU32(append(dst, 0x6b, 0x24), w.fuelGlobal)        // i32.sub global.set
+	dst = append(append(dst, g...), 0x41, 0x00, 0x4c, 0x04, 0x40) // i32.const 0 i32.le_s if
+	dst = appendU32(append(dst, 0x10), w.importedFuncs)           // call $yield
+	dst = append(appendS64(append(dst, 0x41), int64(w.fuel)), 0x24)
+	return append(appendU32(dst, w.fuelGlobal), 0x0b)
+}
+
+// Bulk operations are charged by size: one unit per 64 KiB of memory or 8 Ki
+// table entries, so that a straight run of them cannot outlast the deadline
+// between yields the way it could at one unit each.
+const (
+	memoryShift = 16
+	tableShift  = 13
+)
+
+// body rewrites one function: a scratch local is added for the charge of
+// bulk operations, fuel is charged at entry (recursion needs no loop),
+// at every loop header and before every bulk operation, and indexes of
+// functions and globals are renumbered or checked.
+func (w *rewriter) body(dst, fn []byte, params uint32) ([]byte, error) {
 	r := reader{b: fn}
 	groups, err := r.count()
 	if err != nil {
 		return nil, err
 	}
+	groupsEnd := r.off
 	var locals uint64
 	for i := uint32(0); i < groups; i++ {
 		n, err := r.u32()
 		if err != nil {
 			return nil, err
 		}
-		if locals += uint64(n); locals > MaxLocals {
+		if locals += uint64(n); locals >= MaxLocals {
 			return nil, fmt.Errorf("more than %d locals", MaxLocals)
 		}
 		if _, err := r.byte(); err != nil {
 			return nil, err
 		}
 	}
-	dst = append(dst, fn[:r.off]...)
+	scratch := uint32(uint64(params) + locals)
+	dst = appendU32(dst, groups+1)
+	dst = append(dst, fn[groupsEnd:r.off]...)
+	dst = append(dst, 0x01, 0x7f) // one more i32: the scratch local
+
+	unit := []byte{0x41, 0x01} // i32.const 1
+	dst = w.charge(dst, unit)
 	for !r.done() {
-		if dst, err = w.instr(dst, &r, check); err != nil {
+		if dst, err = w.instr(dst, &r, unit, scratch); err != nil {
 			return nil, err
 		}
 	}
@@ -658,7 +747,7 @@ func (w *rewriter) constExpr(dst []byte, r *reader) ([]byte, error) {
 		}
 		op := r.rest()[0]
 		var err error
-		if dst, err = w.instr(dst, r, nil); err != nil {
+		if dst, err = w.instr(dst, r, nil, 0); err != nil {
 			return nil, err
 		}
 		if op == 0x0b {
@@ -667,30 +756,68 @@ func (w *rewriter) constExpr(dst []byte, r *reader) ([]byte, error) {
 	}
 }
 
-// instr copies one instruction, renumbering function indexes and, when check
-// is set, adding it after a loop header.
-func (w *rewriter) instr(dst []byte, r *reader, check []byte) ([]byte, error) {
+// instr copies one instruction, renumbering function indexes. In a function
+// body (unit set) it also charges fuel after loop headers and before bulk
+// operations, and refuses global indexes past the module's own: those would
+// reach the fuel global.
+func (w *rewriter) instr(dst []byte, r *reader, unit []byte, scratch uint32) ([]byte, error) {
 	start := r.off
 	op, err := r.byte()
 	if err != nil {
 		return nil, err
 	}
+	fail := func(err error) ([]byte, error) {
+		return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, start, err)
+	}
 	switch op {
 	case 0x10, 0x12, 0xd2: // call, return_call, ref.func
 		f, err := r.u32()
 		if err != nil {
-			return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, start, err)
+			return fail(err)
 		}
 		return appendU32(append(dst, op), w.fn(f)), nil
+	case 0x23, 0x24: // global.get, global.set
+		g, err := r.u32()
+		if err != nil {
+			return fail(err)
+		}
+		if g >= w.fuelGlobal && unit != nil {
+			return fail(fmt.Errorf("global %d does not exist", g))
+		}
+		return appendU32(append(dst, op), g), nil
+	case 0xfc:
+		sub, err := (&reader{b: r.b, off: r.off}).u32()
+		if err == nil && unit != nil {
+			if shift, ok := bulkShift(sub); ok {
+				// The size operand is on top of the stack: keep a copy in the
+				// scratch local and charge for it.
+				dst = appendU32(append(dst, 0x22), scratch) // local.tee
+				cost := appendU32([]byte{0x20}, scratch)    // local.get
+				cost = append(cost, 0x41, shift, 0x76)      // i32.const shift i32.shr_u
+				dst = w.charge(dst, cost)
+			}
+		}
 	}
 	if err := skipImmediates(r, op); err != nil {
-		return nil, fmt.Errorf("instruction 0x%02x at offset %d: %w", op, start, err)
+		return fail(err)
 	}
 	dst = append(dst, r.b[start:r.off]...)
-	if op == 0x03 && check != nil { // loop
-		dst = append(dst, check...)
+	if op == 0x03 && unit != nil { // loop
+		dst = w.charge(dst, unit)
 	}
 	return dst, nil
+}
+
+// bulkShift says whether 0xfc sub-opcode sub is a bulk operation whose last
+// operand is a size, and how to scale that size into fuel.
+func bulkShift(sub uint32) (byte, bool) {
+	switch sub {
+	case 8, 10, 11: // memory.init, memory.copy, memory.fill
+		return memoryShift, true
+	case 12, 14, 17: // table.init, table.copy, table.fill
+		return tableShift, true
+	}
+	return 0, false
 }
 
 // skipImmediates advances r past the immediates of opcode op.

@@ -108,9 +108,11 @@ func TestInstrumentKeepsBehaviour(t *testing.T) {
 	if want["indirect"] != 42 || want["loop"] != 10000 || want["started"] != 7 {
 		t.Fatalf("the test module itself is wrong: %v", want)
 	}
-	// 10000 loop iterations at 64 fuel each refill.
-	if yields != 10000/fuel {
-		t.Fatalf("yield ran %d times, want %d", yields, 10000/fuel)
+	// Fuel is spent at every function entry and loop header: the start
+	// function 1, indirect 2 (itself and plus), reffunc 1, started 1, and
+	// counter 1 + 2 per iteration (its loop header and the call to plus).
+	if spent := 1 + 2 + 1 + 1 + 1 + 2*10000; yields != spent/fuel {
+		t.Fatalf("yield ran %d times, want %d", yields, spent/fuel)
 	}
 }
 
@@ -236,4 +238,126 @@ func FuzzInstrument(f *testing.F) {
 			t.Fatal("Instrument changed nothing")
 		}
 	})
+}
+
+// yieldCounter instantiates bin with a yield that panics with stop after n
+// calls, and returns the error of calling export.
+func yieldCounter(t *testing.T, bin []byte, n int, export string, args ...uint64) (int, error) {
+	t.Helper()
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	calls := 0
+	if _, err := rt.NewHostModuleBuilder("wedge").NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(func(context.Context, api.Module, []uint64) {
+			if calls++; calls == n {
+				panic(errStop)
+			}
+		}), nil, nil).Export("yield").Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mod.ExportedFunction(export).Call(ctx, args...)
+	return calls, err
+}
+
+var errStop = errors.New("stop")
+
+// TestInstrumentStopsRecursion: f(n) calls f(n-1) twice, without a loop. At
+// n = 60 that is 2^60 calls on a 60-deep stack: only the charge at function
+// entry brings it back to the host.
+func TestInstrumentStopsRecursion(t *testing.T) {
+	p := wasmbin.FuncType{Params: []byte{i32}}
+	rec := wasmbin.Cat(
+		wasmbin.LocalGet(0), []byte{0x45, 0x04, 0x40, 0x0f, 0x0b}, // if n == 0 return
+		wasmbin.LocalGet(0), wasmbin.I32Const(1), []byte{0x6b}, wasmbin.Call(0), // f(n-1)
+		wasmbin.LocalGet(0), wasmbin.I32Const(1), []byte{0x6b}, wasmbin.Call(0), // f(n-1)
+		end)
+	bin, err := wasmbin.Instrument((&wasmbin.Module{
+		Funcs:   []wasmbin.Func{{Type: p, Body: rec}},
+		Exports: []wasmbin.Export{{Name: "f"}},
+	}).Encode(), "wedge", "yield", fuel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls, err := yieldCounter(t, bin, 100, "f", 60); !errors.Is(err, errStop) || calls != 100 {
+		t.Fatalf("after %d yields: %v, want the host's stop", calls, err)
+	}
+}
+
+// TestInstrumentChargesBulkOperations: straight-line memory.fill of 1 MiB,
+// 64 times, holds no loop header and no call, yet must reach yield.
+func TestInstrumentChargesBulkOperations(t *testing.T) {
+	fill := wasmbin.Cat(wasmbin.I32Const(0), wasmbin.I32Const(7), wasmbin.I32Const(1<<20), []byte{0xfc, 0x0b, 0x00})
+	var body []byte
+	for i := 0; i < 64; i++ {
+		body = append(body, fill...)
+	}
+	bin, err := wasmbin.Instrument((&wasmbin.Module{
+		Funcs:   []wasmbin.Func{{Body: append(body, 0x0b)}},
+		Memory:  &wasmbin.Limits{Min: 16},
+		Exports: []wasmbin.Export{{Name: "fill"}},
+	}).Encode(), "wedge", "yield", fuel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each fill costs 16 units (1 MiB / 64 KiB): 1 + 64*16 units in all.
+	calls, err := yieldCounter(t, bin, 1<<30, "fill")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (1 + 64*16) / fuel; calls != want {
+		t.Fatalf("%d yields, want %d", calls, want)
+	}
+}
+
+func TestInstrumentGuardsTheFuelGlobal(t *testing.T) {
+	// The module has no globals of its own, so global 0 would be the fuel.
+	for name, m := range map[string]*wasmbin.Module{
+		"global.set": {Funcs: []wasmbin.Func{{Body: wasmbin.Cat(wasmbin.I32Const(1<<30), []byte{0x24, 0x00}, end)}}},
+		"global.get": {Funcs: []wasmbin.Func{{Type: retI32, Body: []byte{0x23, 0x00, 0x0b}}}},
+	} {
+		if _, err := wasmbin.Instrument(m.Encode(), "wedge", "yield", fuel); !errors.Is(err, wasmbin.ErrMalformed) {
+			t.Errorf("%s of a global the module lacks: %v, want a refusal", name, err)
+		}
+	}
+	// Its own globals stay usable.
+	own := &wasmbin.Module{Globals: 1, Funcs: []wasmbin.Func{{Body: wasmbin.Cat(wasmbin.I32Const(1), []byte{0x24, 0x00}, end)}}}
+	if _, err := wasmbin.Instrument(own.Encode(), "wedge", "yield", fuel); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInstrumentBoundsTables(t *testing.T) {
+	if _, err := wasmbin.Instrument((&wasmbin.Module{Table: wasmbin.MaxTableSize + 1}).Encode(), "wedge", "yield", fuel); !errors.Is(err, wasmbin.ErrMalformed) {
+		t.Fatalf("a table past the bound: %v", err)
+	}
+	// A table without a maximum gets one: table.grow past it fails (-1)
+	// instead of allocating.
+	grow := wasmbin.Cat([]byte{0xd0, 0x70}, wasmbin.I32Const(2_000_000), []byte{0xfc, 0x0f, 0x00}, end)
+	bin, err := wasmbin.Instrument((&wasmbin.Module{
+		Table:   10,
+		Funcs:   []wasmbin.Func{{Type: retI32, Body: grow}},
+		Exports: []wasmbin.Export{{Name: "grow"}},
+	}).Encode(), "wedge", "yield", fuel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	if _, err := rt.NewHostModuleBuilder("wedge").NewFunctionBuilder().WithFunc(func() {}).Export("yield").Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := mod.ExportedFunction("grow").Call(ctx)
+	if err != nil || int32(res[0]) != -1 {
+		t.Fatalf("table.grow by 2M: %v %v, want -1", res, err)
+	}
 }

@@ -116,26 +116,31 @@ func (r *reader) nameMap() error {
 // All three read as one signed LEB128.
 func (r *reader) blockType() error { return r.leb(5) }
 
-// limits reads the limits of a table or memory and returns the minimum.
-func (r *reader) limits() (uint64, error) {
+// limits reads the limits of a table or memory: the minimum, and the
+// maximum or -1 when there is none.
+func (r *reader) limits() (min uint64, max int64, err error) {
 	flags, err := r.byte()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if flags > 0x07 {
-		return 0, fmt.Errorf("limits flags 0x%02x", flags)
+		return 0, 0, fmt.Errorf("limits flags 0x%02x", flags)
 	}
-	min, err := r.u64()
-	if err != nil {
-		return 0, err
+	if min, err = r.u64(); err != nil {
+		return 0, 0, err
 	}
+	max = -1
 	if flags&1 != 0 {
-		if _, err := r.u64(); err != nil {
-			return 0, err
+		m, err := r.u64()
+		if err != nil {
+			return 0, 0, err
 		}
+		max = int64(min64(m, 1<<62))
 	}
-	return min, nil
+	return min, max, nil
 }
+
+func min64(a, b uint64) uint64 { return min(a, b) }
 
 // u64 reads an unsigned LEB128 of at most 64 bits.
 func (r *reader) u64() (uint64, error) {
@@ -182,12 +187,4 @@ func appendSection(out []byte, id byte, payload []byte) []byte {
 	out = append(out, id)
 	out = appendU32(out, uint32(len(payload)))
 	return append(out, payload...)
-}
-
-func (r *reader) tableLimits() error {
-	min, err := r.limits()
-	if err == nil && min > MaxTableSize {
-		err = fmt.Errorf("table of %d elements, more than %d", min, MaxTableSize)
-	}
-	return err
 }

@@ -122,25 +122,27 @@ func genHostInterface(b *bytes.Buffer) {
 	b.WriteString("}\n")
 }
 
+// hostWork is the fixed cost, in work units (about bytes processed), that an
+// adapter charges for a host function beyond the bytes it is given; see
+// charge in package wasm. Signature checks and key parsing cost what
+// hashing tens of kilobytes costs.
+var hostWork = map[string]int{"verify": 16 << 10, "key_register": 16 << 10}
+
 func genHostAdapters(b *bytes.Buffer) {
 	b.WriteString("package wasm\n\n")
 	b.WriteString("import (\n\"context\"\n\n\"github.com/tetratelabs/wazero/api\"\n)\n\n")
 	b.WriteString("// hostFuncs binds every abi.Funcs entry to the abi.Host of the calling\n")
 	b.WriteString("// instance. Each adapter resolves its (ptr, len) pairs with view, which traps\n")
-	b.WriteString("// the call on a range outside linear memory.\n")
+	b.WriteString("// the call on a range outside linear memory, and charges the work to the\n")
+	b.WriteString("// call's deadline.\n")
 	b.WriteString("var hostFuncs = map[string]api.GoModuleFunc{\n")
 	for _, f := range abi.Funcs {
 		fmt.Fprintf(b, "%q: func(ctx context.Context, m api.Module, s []uint64) {\n", f.Name)
-		uses := false
-		for _, p := range f.Params {
-			uses = uses || p.Type == abi.Bytes
-		}
-		if uses {
-			b.WriteString("mem := m.Memory()\n")
-		}
-		var args []string
+		var views, args []string
+		work := []string{fmt.Sprint(cmpOr(hostWork[f.Name], 64))}
 		i := 0
 		for _, p := range f.Params {
+			n := lowerName(p.Name)
 			switch p.Type {
 			case abi.I32:
 				args = append(args, fmt.Sprintf("api.DecodeI32(s[%d])", i))
@@ -152,11 +154,17 @@ func genHostAdapters(b *bytes.Buffer) {
 				args = append(args, fmt.Sprintf("api.DecodeF64(s[%d])", i))
 				i++
 			case abi.Bytes:
-				args = append(args, fmt.Sprintf("view(mem, s[%d], s[%d], %q)", i, i+1, f.Name))
+				views = append(views, fmt.Sprintf("%s := view(mem, s[%d], s[%d], %q)\n", n, i, i+1, f.Name))
+				args = append(args, n)
+				work = append(work, "len("+n+")")
 				i += 2
 			}
 		}
-		call := fmt.Sprintf("hostOf(ctx).%s(%s)", goName(f.Name), strings.Join(args, ", "))
+		if len(views) > 0 {
+			b.WriteString("mem := m.Memory()\n")
+			b.WriteString(strings.Join(views, ""))
+		}
+		call := fmt.Sprintf("charge(ctx, %s).%s(%s)", strings.Join(work, "+"), goName(f.Name), strings.Join(args, ", "))
 		if f.Result == abi.I64 {
 			fmt.Fprintf(b, "s[0] = uint64(%s)\n", call)
 		} else {
@@ -165,6 +173,13 @@ func genHostAdapters(b *bytes.Buffer) {
 		b.WriteString("},\n")
 	}
 	b.WriteString("}\n")
+}
+
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }
 
 func genGuestImports(b *bytes.Buffer) {

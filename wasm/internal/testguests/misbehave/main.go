@@ -48,6 +48,11 @@ func misbehave(mode string) (sdk.Action, bool) {
 		}
 	case "sleep":
 		time.Sleep(time.Hour)
+	case "digestloop": // a loop whose time goes into host calls, not loop headers
+		buf := make([]byte, 4<<20)
+		for {
+			sdk.Digest(abi.DigestSHA512, nil, buf)
+		}
 	case "oob": // a host call with a buffer outside linear memory
 		bad := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&anchor), 1<<31)), 64)
 		hostcall.HeaderGet(abi.MsgRequest, []byte("X-Misbehave"), bad)
@@ -55,6 +60,8 @@ func misbehave(mode string) (sdk.Action, bool) {
 		return sdk.Fail(errors.New("misbehave: deliberate failure")), true
 	case "badaction":
 		return 7, true
+	case "nostatus": // answers without setting a status
+		return sdk.Answer, true
 	case "bloat": // grow by 8 MiB and keep it: for the recycling test
 		sink = append(sink, make([]byte, 8<<20))
 		return sdk.Continue, true
