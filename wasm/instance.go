@@ -26,7 +26,7 @@ import (
 // Host functions find the calling instance through the ctx wazero passes
 // them. Deriving a context per call with context.WithValue would allocate on
 // every call; passing the instance itself as the (never cancelled) context
-// allocates nothing. hostOf recovers it.
+// allocates nothing. charge and yield recover it.
 type instance struct {
 	context.Context
 
@@ -97,9 +97,9 @@ func view(mem api.Memory, ptr, n uint64, fn string) []byte {
 // turns it into the call's error.
 var errDeadline = errors.New("call deadline exceeded")
 
-// yield is the host function the instrumentation calls every fuelPerYield
-// loop iterations (see wasmbin.Instrument). Returning to Go here is also
-// what lets the Go scheduler preempt a long-running guest.
+// yield is the host function the instrumented guest calls whenever its fuel
+// runs out (see wasmbin.Instrument). Returning to Go here is also what lets
+// the Go scheduler preempt a long-running guest.
 func yield(ctx context.Context, _ api.Module, _ []uint64) {
 	if nanotime() > ctx.(*instance).deadline {
 		panic(errDeadline)
