@@ -355,14 +355,6 @@ func (m *Module) Version() string { return m.spec.Version }
 // Digest is the hex sha256 of the module binary as given to Load.
 func (m *Module) Digest() string { return m.digest }
 
-// Policy is the plugin's failure policy.
-func (m *Module) Policy() Policy { return m.spec.Policy }
-
-// Phases reports which phases the plugin asked for at configure time.
-func (m *Module) Phases() (request, response bool) {
-	return m.features&abi.FeatureRequest != 0, m.features&abi.FeatureResponse != 0
-}
-
 // Done is closed once the module has closed all its instances.
 func (m *Module) Done() <-chan struct{} { return m.done }
 
