@@ -342,6 +342,7 @@ func TestHotSwapHammer(t *testing.T) {
 	var mu sync.Mutex
 	var failures []string
 	served := 0
+	perVersion := map[string]int{}
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
@@ -361,6 +362,7 @@ func TestHotSwapHammer(t *testing.T) {
 				m.Release()
 				mu.Lock()
 				served++
+				perVersion[ver]++
 				if err != nil || rerr != nil || act != abi.ActionAnswer || x.Resp.Status != 204 || cfg != ver {
 					failures = append(failures, ver+": "+cfg)
 				}
@@ -368,11 +370,18 @@ func TestHotSwapHammer(t *testing.T) {
 			}
 		}()
 	}
+	// Swap only once requests are running on the current version.
+	servedBy := func(ver string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return perVersion[ver] >= 100
+	}
 	var retired []*wasm.Module
 	for v := 1; v <= swaps; v++ {
-		time.Sleep(20 * time.Millisecond) // let requests run on the current version
+		eventually(t, "requests on the current version", func() bool { return servedBy(slot.Current().Version()) })
 		retired = append(retired, slot.Swap(load(v)))
 	}
+	eventually(t, "requests on the last version", func() bool { return servedBy(slot.Current().Version()) })
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/talowa/wedge/sdk/internal/jsontest"
 	"github.com/talowa/wedge/sdk/jsonscan"
 )
 
@@ -41,12 +42,12 @@ func fuzzJSON(t testing.TB, data []byte) {
 	valid := jsonscan.Valid(data)
 	if std := json.Valid(data); valid != std {
 		// The only allowed difference is jsonscan's lower nesting limit.
-		if !std || depth(data) <= jsonscan.MaxDepth {
-			t.Fatalf("Valid(%q) = %v, json.Valid = %v (depth %d)", data, valid, std, depth(data))
+		if !std || jsontest.Depth(data) <= jsonscan.MaxDepth {
+			t.Fatalf("Valid(%q) = %v, json.Valid = %v (depth %d)", data, valid, std, jsontest.Depth(data))
 		}
 	}
-	if valid && depth(data) > jsonscan.MaxDepth {
-		t.Fatalf("Valid(%q) accepts depth %d > MaxDepth", data, depth(data))
+	if valid && jsontest.Depth(data) > jsonscan.MaxDepth {
+		t.Fatalf("Valid(%q) accepts depth %d > MaxDepth", data, jsontest.Depth(data))
 	}
 
 	checkScalars(t, data, valid)
@@ -80,7 +81,7 @@ func checkScalars(t testing.TB, data []byte, valid bool) {
 		}
 		// encoding/json turns each invalid UTF-8 byte into U+FFFD; jsonscan
 		// passes raw bytes through. Escapes must decode identically.
-		if utf8.Valid(data) && s != std || toValidUTF8(s) != std {
+		if utf8.Valid(data) && s != std || jsontest.ToValidUTF8(s) != std {
 			t.Fatalf("String(%q) = %q, encoding/json: %q", data, s, std)
 		}
 		if !jsonscan.KeyIs(data[1:len(data)-1], s) {
@@ -152,7 +153,7 @@ func checkObject(t testing.TB, data []byte, valid bool) {
 		t.Fatalf("Iter.Object(%q): %d members, encoding/json: %d", data, len(names), len(want))
 	}
 	for i, m := range want {
-		if toValidUTF8(string(names[i])) != m.key || !bytes.Equal(values[i], m.value) {
+		if jsontest.ToValidUTF8(string(names[i])) != m.key || !bytes.Equal(values[i], m.value) {
 			t.Fatalf("Iter.Object(%q) member %d: %q: %q; encoding/json: %q: %q", data, i, names[i], values[i], m.key, m.value)
 		}
 	}
@@ -261,45 +262,4 @@ func walk(t testing.TB, v []byte, d int) {
 	if it.Err() != nil {
 		t.Fatalf("walking %q: %v", v, it.Err())
 	}
-}
-
-// depth is the nesting depth of well-formed JSON: how many containers
-// enclose the deepest point.
-func depth(data []byte) int {
-	d, maxD, inString := 0, 0, false
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			d++
-			maxD = max(maxD, d)
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return maxD
-}
-
-// toValidUTF8 replaces each byte of an invalid UTF-8 sequence with U+FFFD,
-// as encoding/json does when it decodes a string.
-func toValidUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b.WriteRune(utf8.RuneError)
-		} else {
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
 }

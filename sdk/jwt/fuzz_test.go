@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/talowa/wedge/sdk/internal/jsontest"
 	"github.com/talowa/wedge/sdk/jsonscan"
 	"github.com/talowa/wedge/sdk/jwt"
 	"github.com/talowa/wedge/wasm/abi"
@@ -215,7 +216,7 @@ func checkToken(t testing.TB, data []byte, tok *jwt.Token) {
 				t.Fatalf("header %q: %s: %v", tok.Header, name, err)
 			}
 		}
-		if toValidUTF8(string(got)) != want {
+		if jsontest.ToValidUTF8(string(got)) != want {
 			t.Fatalf("header %q: %s %q, want %q", tok.Header, name, got, want)
 		}
 	}
@@ -253,7 +254,7 @@ type member struct {
 // members lists every member of a JSON object, duplicates included, in
 // order; ok is false unless data is a JSON object within MaxDepth.
 func members(data []byte) (ms []member, ok bool) {
-	if !json.Valid(data) || depth(data) > jsonscan.MaxDepth {
+	if !json.Valid(data) || jsontest.Depth(data) > jsonscan.MaxDepth {
 		return nil, false
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -352,8 +353,8 @@ func checkClaims(t testing.TB, tok, other *jwt.Token) {
 		}
 		return
 	}
-	if toValidUTF8(string(c.Issuer)) != string(want.Issuer) || toValidUTF8(string(c.Subject)) != string(want.Subject) ||
-		toValidUTF8(string(c.ID)) != string(want.ID) || c.Expiry != want.Expiry || c.NotBefore != want.NotBefore ||
+	if jsontest.ToValidUTF8(string(c.Issuer)) != string(want.Issuer) || jsontest.ToValidUTF8(string(c.Subject)) != string(want.Subject) ||
+		jsontest.ToValidUTF8(string(c.ID)) != string(want.ID) || c.Expiry != want.Expiry || c.NotBefore != want.NotBefore ||
 		c.IssuedAt != want.IssuedAt {
 		t.Fatalf("payload %q: Claims %+v, encoding/json %+v", tok.Payload, c, want)
 	}
@@ -414,44 +415,4 @@ func sameClaims(a, b jwt.Claims) bool {
 	return bytes.Equal(a.Issuer, b.Issuer) && bytes.Equal(a.Subject, b.Subject) && bytes.Equal(a.ID, b.ID) &&
 		a.Expiry == b.Expiry && a.NotBefore == b.NotBefore && a.IssuedAt == b.IssuedAt &&
 		a.HasExpiry == b.HasExpiry && a.HasNotBefore == b.HasNotBefore && a.HasIssuedAt == b.HasIssuedAt
-}
-
-// depth is the nesting depth of well-formed JSON.
-func depth(data []byte) int {
-	d, maxD, inString := 0, 0, false
-	for i := 0; i < len(data); i++ {
-		c := data[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case inString:
-		case c == '{' || c == '[':
-			d++
-			maxD = max(maxD, d)
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return maxD
-}
-
-// toValidUTF8 replaces each byte of an invalid UTF-8 sequence with U+FFFD,
-// as encoding/json does when it decodes a string.
-func toValidUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 {
-			b.WriteRune(utf8.RuneError)
-		} else {
-			b.WriteString(s[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
 }

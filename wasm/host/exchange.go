@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"strings"
 	"unsafe"
 
 	"github.com/talowa/wedge/wasm/abi"
@@ -76,7 +77,7 @@ type Header struct {
 // Get returns the first value of name.
 func (h *Header) Get(name string) (string, bool) {
 	for _, f := range h.Fields {
-		if equalFold(f.Name, name) {
+		if strings.EqualFold(f.Name, name) {
 			return f.Value, true
 		}
 	}
@@ -87,7 +88,7 @@ func (h *Header) Get(name string) (string, bool) {
 func (h *Header) Values(name string) []string {
 	var vs []string
 	for _, f := range h.Fields {
-		if equalFold(f.Name, name) {
+		if strings.EqualFold(f.Name, name) {
 			vs = append(vs, f.Value)
 		}
 	}
@@ -102,7 +103,7 @@ func (h *Header) Add(name, value string) {
 // Set replaces every value of name with value, at the position of the first.
 func (h *Header) Set(name, value string) {
 	for i, f := range h.Fields {
-		if equalFold(f.Name, name) {
+		if strings.EqualFold(f.Name, name) {
 			h.Fields[i].Value = value
 			h.del(name, i+1)
 			return
@@ -117,15 +118,11 @@ func (h *Header) Del(name string) { h.del(name, 0) }
 func (h *Header) del(name string, from int) {
 	out := h.Fields[:from]
 	for _, f := range h.Fields[from:] {
-		if !equalFold(f.Name, name) {
+		if !strings.EqualFold(f.Name, name) {
 			out = append(out, f)
 		}
 	}
 	h.Fields = out
-}
-
-func equalFold(a, b string) bool {
-	return len(a) == len(b) && bytes.EqualFold([]byte(a), []byte(b))
 }
 
 // Request is an HTTP request held in memory.
@@ -216,7 +213,7 @@ func (x *MemExchange) HeaderGet(m abi.Msg, name []byte) ([]byte, bool) {
 // AppendHeaderValues implements Exchange.
 func (x *MemExchange) AppendHeaderValues(dst []byte, m abi.Msg, name []byte) []byte {
 	for _, f := range x.header(m).Fields {
-		if equalFold(f.Name, string(name)) {
+		if strings.EqualFold(f.Name, string(name)) {
 			dst = abi.AppendList(dst, []byte(f.Value))
 		}
 	}
@@ -229,7 +226,7 @@ func (x *MemExchange) AppendHeaderNames(dst []byte, m abi.Msg) []byte {
 	for i, f := range fields {
 		seen := false
 		for _, g := range fields[:i] {
-			if equalFold(f.Name, g.Name) {
+			if strings.EqualFold(f.Name, g.Name) {
 				seen = true
 				break
 			}

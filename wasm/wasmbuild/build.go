@@ -147,6 +147,13 @@ func Cached(ctx context.Context, dir, cacheDir string) (string, error) {
 	return path, os.Rename(tmp.Name(), path)
 }
 
+// CompilationCacheDir is where wedgectl and tests keep wazero's compiled
+// code, beside the built modules, so that a second process compiles a plugin
+// in a fraction of the first one's time.
+func CompilationCacheDir() string {
+	return filepath.Join(filepath.Dir(DefaultCacheDir()), "wazero")
+}
+
 // DefaultCacheDir is where Cached keeps modules: the user cache directory,
 // or the system temp directory when there is none.
 func DefaultCacheDir() string {

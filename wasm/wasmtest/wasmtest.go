@@ -35,17 +35,11 @@ func Build(t testing.TB, dir string) []byte {
 	return bin
 }
 
-// CompilationCache is the on-disk wazero cache tests share, so each test
-// process compiles a plugin in a fraction of the first compile's time.
-func CompilationCache() string {
-	return filepath.Join(filepath.Dir(wasmbuild.DefaultCacheDir()), "wazero")
-}
-
 // NewRuntime starts a runtime with cfg plus the shared compilation cache and
 // closes it when t ends.
 func NewRuntime(t testing.TB, cfg wasm.Config) *wasm.Runtime {
 	t.Helper()
-	rt, err := wasm.NewRuntime(context.Background(), cfg.WithCompilationCache(CompilationCache()))
+	rt, err := wasm.NewRuntime(context.Background(), cfg.WithCompilationCache(wasmbuild.CompilationCacheDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

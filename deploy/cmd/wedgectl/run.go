@@ -73,8 +73,7 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	built := time.Since(start)
-	cacheDir := filepath.Join(filepath.Dir(wasmbuild.DefaultCacheDir()), "wazero")
-	rt, err := wasm.NewRuntime(ctx, wasm.NewConfig().WithPoolSize(1).WithCompilationCache(cacheDir).
+	rt, err := wasm.NewRuntime(ctx, wasm.NewConfig().WithPoolSize(1).WithCompilationCache(wasmbuild.CompilationCacheDir()).
 		WithStores(host.NewMemCache(64<<20), host.NewGCRA(1<<16)).
 		WithLogger(slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if err != nil {

@@ -118,7 +118,7 @@ func (r *reader) blockType() error { return r.leb(5) }
 
 // limits reads the limits of a table or memory: the minimum, and the
 // maximum or -1 when there is none.
-func (r *reader) limits() (min uint64, max int64, err error) {
+func (r *reader) limits() (lo uint64, hi int64, err error) {
 	flags, err := r.byte()
 	if err != nil {
 		return 0, 0, err
@@ -126,21 +126,18 @@ func (r *reader) limits() (min uint64, max int64, err error) {
 	if flags > 0x07 {
 		return 0, 0, fmt.Errorf("limits flags 0x%02x", flags)
 	}
-	if min, err = r.u64(); err != nil {
+	if lo, err = r.u64(); err != nil {
 		return 0, 0, err
 	}
-	max = -1
-	if flags&1 != 0 {
-		m, err := r.u64()
-		if err != nil {
-			return 0, 0, err
-		}
-		max = int64(min64(m, 1<<62))
+	if flags&1 == 0 {
+		return lo, -1, nil
 	}
-	return min, max, nil
+	m, err := r.u64()
+	if err != nil {
+		return 0, 0, err
+	}
+	return lo, int64(min(m, 1<<62)), nil
 }
-
-func min64(a, b uint64) uint64 { return min(a, b) }
 
 // u64 reads an unsigned LEB128 of at most 64 bits.
 func (r *reader) u64() (uint64, error) {
