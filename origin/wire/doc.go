@@ -4,8 +4,9 @@
 // origin service both import it; it imports nothing of Wedge's.
 //
 // README.md in this directory is the normative spec, with the CDDL of both
-// envelopes and the frame layout; testdata/ holds golden vectors that the
-// tests check byte for byte.
+// envelopes, the frame layout, the HTTP contract and worked examples; the
+// tests check it against the code, and testdata/golden holds vectors that
+// they check byte for byte.
 //
 // # Why
 //
@@ -13,11 +14,22 @@
 // before compression, and deterministic encoding makes the same envelope the
 // same bytes, which golden vectors and a trained zstd dictionary both rely
 // on. The dictionary pays most on small envelopes, where it supplies the
-// header names and values a lone request cannot: see BenchmarkWireMix.
+// header names and values a lone request cannot: about 3x smaller frames in
+// TestDictShrinksSmallEnvelopes; see BenchmarkExchange for the cost.
 //
 // Frames are signed with a shared key (HMAC-SHA256, truncated to 128 bits)
 // rather than relying on mTLS alone, so the origin authenticates every
 // envelope before it decompresses or parses a byte of it: an unauthenticated
 // peer cannot reach the zstd or CBOR decoders at all. A response's MAC covers
-// its request's MAC, so it cannot be replayed onto another request.
+// its request's MAC, so it cannot be replayed onto another request. The MAC
+// does not hide anything: links that are not trusted need TLS as well.
+//
+// Key holders are still not trusted with memory: a zstd payload is checked
+// from its headers alone (content size, or what its blocks can hold) before
+// it is decompressed, so a bomb is refused without being inflated.
+//
+// The codec path allocates nothing once warm: frames are appended to the
+// caller's buffer, scratch buffers and MAC states are pooled, and decoding
+// into a reused Request or Response appends into its existing capacity
+// (TestAllocs).
 package wire

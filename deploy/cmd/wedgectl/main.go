@@ -2,6 +2,8 @@
 //
 //	wedgectl plugin build DIR [-o FILE.wasm]   build a Go plugin, reproducibly
 //	wedgectl plugin run DIR [METHOD] PATH      build it and send it requests
+//	wedgectl origin keygen                     a key that signs edge<->origin frames
+//	wedgectl origin train-dict SAMPLES...      a zstd dictionary for the origin link
 //
 // Run `wedgectl help` for the list.
 package main
@@ -11,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 )
 
 // command is one subcommand: its usage line and what it runs.
@@ -22,8 +26,10 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"plugin build": {"plugin build DIR [-o FILE.wasm]", pluginBuild},
-	"plugin run":   {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
+	"plugin build":      {"plugin build DIR [-o FILE.wasm]", pluginBuild},
+	"plugin run":        {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
+	"origin keygen":     {"origin keygen [-id N]", originKeygen},
+	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},
 }
 
 var errUsage = errors.New("usage")
@@ -59,7 +65,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: wedgectl COMMAND")
-	for _, c := range commands {
-		fmt.Fprintln(w, "  wedgectl "+c.usage)
+	for _, name := range slices.Sorted(maps.Keys(commands)) {
+		fmt.Fprintln(w, "  wedgectl "+commands[name].usage)
 	}
 }

@@ -1,0 +1,5 @@
+//go:build race
+
+package originclient
+
+const raceEnabled = true

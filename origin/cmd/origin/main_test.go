@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// syncBuffer is the command's stdout, read while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var testKey = wire.Key{ID: 3, Secret: bytes.Repeat([]byte{0x5a}, 32)}
+
+func TestRun(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-User", string(ctx.Request.Header.Peek("Wedge-Value-User")))
+		ctx.SetBodyString("hello from " + string(ctx.Path()))
+	}}
+	go up.Serve(ln)                     //nolint:errcheck
+	t.Cleanup(func() { up.Shutdown() }) //nolint:errcheck
+
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys")
+	other := wire.Key{ID: 4, Secret: bytes.Repeat([]byte{1}, 16)}
+	if err := os.WriteFile(keyFile, []byte("# keys\n"+testKey.String()+"\n\n"+other.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	samples := filepath.Join(dir, "samples")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-key", "@" + keyFile,
+			"-upstream", "http://" + ln.Addr().String(), "-samples", samples, "-sample-every", "1"}, out)
+	}()
+	re := regexp.MustCompile(`listen=(\S+) metrics=(\S+)`)
+	var m []string
+	deadline := time.Now().Add(10 * time.Second)
+	for m = re.FindStringSubmatch(out.String()); m == nil; m = re.FindStringSubmatch(out.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("origin did not start:\n%s", out)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run: %v\n%s", err, out)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	addr, maddr := m[1], m[2]
+
+	// The edge's side of one exchange, signed with the second key.
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer codec.Close()
+	req := &wire.Request{Method: wire.Bytes("GET"), Host: wire.Bytes("app.example"), Path: wire.Bytes("/hi"),
+		Timeout: 5_000_000}
+	req.AddHeader([]byte("Cookie"), []byte("session=secret"))
+	req.AddValue([]byte("User"), []byte("alice"))
+	frame, x, err := codec.AppendRequest(nil, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hreq, hresp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	hreq.SetRequestURI("http://" + addr + wire.Path)
+	hreq.Header.SetMethod("POST")
+	hreq.Header.SetContentType("application/wedge")
+	hreq.SetBody(frame)
+	if err := fasthttp.DoTimeout(hreq, hresp, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if hresp.StatusCode() != 200 {
+		t.Fatalf("transport status %d: %s", hresp.StatusCode(), hresp.Body())
+	}
+	var resp wire.Response
+	if _, err := codec.DecodeResponse(hresp.Body(), x, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if user, _ := wire.Get(resp.Header, "x-user"); resp.Status != 200 || string(resp.Body) != "hello from /hi" || string(user) != "alice" {
+		t.Fatalf("got %d %q user %q", resp.Status, resp.Body, user)
+	}
+
+	get := func(path string) (int, string) {
+		r, err := http.Get("http://" + maddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	if code, body := get("/health"); code != 200 {
+		t.Errorf("/health: %d %q", code, body)
+	}
+	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, `wedge_origin_exchanges_total{code="2xx"} 1`) ||
+		!strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics: %d\n%s", code, body)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// The sample is written by the time run returns.
+	b, err := os.ReadFile(filepath.Join(samples, "1.req.cbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sreq wire.Request
+	if err := wire.Unmarshal(b, &sreq); err != nil {
+		t.Fatal(err)
+	}
+	cookie, _ := wire.Get(sreq.Header, "cookie")
+	if string(sreq.Path) != "/hi" || string(cookie) != "redacted" || string(sreq.Values[0].Value) != "redacted" {
+		t.Errorf("sample request %+v", sreq)
+	}
+	b, err = os.ReadFile(filepath.Join(samples, "1.resp.cbor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sresp wire.Response
+	if err := wire.Unmarshal(b, &sresp); err != nil || string(sresp.Body) != "hello from /hi" {
+		t.Errorf("sample response %+v: %v", sresp, err)
+	}
+}
+
+func TestRunRefuses(t *testing.T) {
+	t.Setenv(keyEnv, "")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-upstream", "http://127.0.0.1:1"}, "no key"},
+		{[]string{"-key", testKey.String()}, "no upstream"},
+		{[]string{"-key", "7:zz", "-upstream", "http://127.0.0.1:1"}, "key secret"},
+		{[]string{"-key", "@/nonexistent/keys", "-upstream", "http://127.0.0.1:1"}, "no such file"},
+		{[]string{"-key", testKey.String(), "-upstream", "ftp://x"}, "want http://host:port"},
+		{[]string{"-key", testKey.String(), "-upstream", "http://127.0.0.1:1", "-dict", "/nonexistent"}, "-dict"},
+	} {
+		err := run(context.Background(), c.args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error with %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestKeyFromEnvironment(t *testing.T) {
+	t.Setenv(keyEnv, testKey.String())
+	keys, err := loadKeys("")
+	if err != nil || len(keys) != 1 || keys[0].ID != testKey.ID || !bytes.Equal(keys[0].Secret, testKey.Secret) {
+		t.Fatalf("got %v %v", keys, err)
+	}
+}

@@ -1,0 +1,175 @@
+package origin
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"hash/maphash"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// flight is one upstream request that identical concurrent requests wait
+// for. Its fields are guarded by Proxy.mu until done is closed; after that
+// resp and shared are read-only.
+type flight struct {
+	key      []byte
+	done     chan struct{} // made by the first follower
+	waiting  int           // followers still waiting
+	finished bool
+	shared   bool
+	resp     wire.Response // the leader's answer, copied for the followers
+}
+
+// varyFields are the request fields that responses commonly vary on, and
+// those that make a request conditional or partial: requests that differ in
+// any of them are not collapsed. A field's index stands for its name in the
+// key, so case does not matter.
+var varyFields = [...]string{
+	"accept", "accept-encoding", "accept-language", "authorization", "cookie",
+	"range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
+}
+
+// collapsible reports whether req may share an upstream request with
+// identical ones: a GET or HEAD without a body whose client did not ask to
+// bypass caches.
+func collapsible(req *wire.Request) bool {
+	if len(req.Body) > 0 || (string(req.Method) != "GET" && string(req.Method) != "HEAD") {
+		return false
+	}
+	for i := range req.Header {
+		f := &req.Header[i]
+		switch {
+		case asciiEqualFold(f.Name, "cache-control"):
+			if hasToken(f.Value, "no-cache") || hasToken(f.Value, "no-store") {
+				return false
+			}
+		case asciiEqualFold(f.Name, "pragma"):
+			if hasToken(f.Value, "no-cache") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// appendKey appends what identifies a collapsible request: method, scheme,
+// host, path, query, the forwarded values and the varyFields, each length
+// prefixed so that no two requests share a key by accident.
+func appendKey(b []byte, req *wire.Request) []byte {
+	for _, part := range [...][]byte{req.Method, req.Scheme, req.Host, req.Path, req.Query} {
+		b = appendPart(b, part)
+	}
+	b = binary.AppendUvarint(b, uint64(len(req.Values)))
+	for i := range req.Values {
+		b = appendPart(b, req.Values[i].Name)
+		b = appendPart(b, req.Values[i].Value)
+	}
+	for i := range req.Header {
+		f := &req.Header[i]
+		for j, name := range varyFields {
+			if asciiEqualFold(f.Name, name) {
+				b = append(b, byte(j))
+				b = appendPart(b, f.Value)
+				break
+			}
+		}
+	}
+	return b
+}
+
+func appendPart(b, part []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(part)))
+	return append(b, part...)
+}
+
+// collapse answers req as the leader of a flight, or as a follower of the
+// flight already in the air for the same key.
+//
+// Followers get a copy of the leader's answer only if it is shareable;
+// otherwise each makes its own upstream request, as it would have without
+// collapsing. A follower whose deadline passes leaves with a 504.
+func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Request, resp *wire.Response) {
+	bp := p.bufs.Get().(*[]byte)
+	key := appendKey((*bp)[:0], req)
+	h := maphash.Bytes(p.seed, key)
+
+	p.mu.Lock()
+	if f := p.flights[h]; f != nil {
+		if !bytes.Equal(f.key, key) {
+			// A hash collision: rare enough to just not collapse.
+			p.mu.Unlock()
+			*bp = key[:0]
+			p.bufs.Put(bp)
+			p.forward(deadline, req, resp)
+			return
+		}
+		f.waiting++
+		if f.done == nil {
+			f.done = make(chan struct{})
+		}
+		done := f.done
+		p.mu.Unlock()
+		*bp = key[:0]
+		p.bufs.Put(bp)
+		p.follow(ctx, f, done, deadline, req, resp)
+		return
+	}
+	f := p.fpool.Get().(*flight)
+	f.key = append(f.key[:0], key...)
+	p.flights[h] = f
+	p.mu.Unlock()
+	*bp = key[:0]
+	p.bufs.Put(bp)
+
+	p.forward(deadline, req, resp)
+	share := shareable(resp)
+
+	p.mu.Lock()
+	delete(p.flights, h)
+	f.finished = true
+	n, done := f.waiting, f.done
+	p.mu.Unlock()
+	if n > 0 && share {
+		copyResponse(&f.resp, resp)
+		f.shared = true
+		resp.Cache.Shared = uint64(n)
+		p.m.collapsed.Add(float64(n))
+	}
+	if done != nil {
+		close(done)
+		return
+	}
+	// No follower ever saw this flight, so nobody else holds it.
+	*f = flight{key: f.key[:0], resp: f.resp}
+	if cap(f.resp.Body) > maxPooled {
+		f.resp.Body = nil
+	}
+	p.fpool.Put(f)
+}
+
+func (p *Proxy) follow(ctx context.Context, f *flight, done chan struct{}, deadline time.Time, req *wire.Request, resp *wire.Response) {
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.mu.Lock()
+		if !f.finished {
+			f.waiting--
+			p.mu.Unlock()
+			p.m.timeout.Inc()
+			failure(resp, fasthttp.StatusGatewayTimeout, "upstream timeout")
+			return
+		}
+		// The leader counted this request as served: take the answer.
+		p.mu.Unlock()
+		<-done
+	}
+	if f.shared {
+		copyResponse(resp, &f.resp)
+		return
+	}
+	p.forward(deadline, req, resp)
+}

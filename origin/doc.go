@@ -1,0 +1,61 @@
+// Package origin is the origin service: the far end of the edge<->origin
+// transport. A Server takes the frames edges POST to wire.Path, checks and
+// decodes them with a wire.Codec, runs a Handler with the request's deadline
+// and answers with a response frame. The Handler is either an application
+// in the origin's own process (a HandlerFunc, or a net/http application
+// through HTTP) or a Proxy to HTTP applications behind it.
+//
+//	codec, _ := wire.NewCodec(wire.Config{Keys: keys})
+//	proxy, _ := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://127.0.0.1:8080"}})
+//	srv, _ := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: proxy})
+//	go srv.Serve(ln)
+//
+// # Transport
+//
+// A frame that authenticates and decodes is answered with HTTP 200 and a
+// response frame, whatever the application's status. Refusals are plain
+// text: 401 for a bad signature, key or timestamp (counted in
+// wedge_origin_auth_failures_total), 400 for a malformed frame, compression
+// or envelope, 413 for one too large, 503 with Retry-After when MaxInFlight
+// exchanges are in progress, 404 for other paths, 405 for other methods.
+// When the origin answers for the application (502, 503, 504), the envelope
+// carries the reason in Error and as a text/plain body.
+//
+// # Deadlines
+//
+// Request.Timeout is the edge's remaining budget. The handler's context ends
+// at the budget less a margin for the way back (10%, at most 50 ms), capped
+// by MaxTimeout; the server then waits half the margin for the handler to
+// answer for itself and otherwise answers 504. The handler runs on its own
+// goroutine with its own Request and Response, so one that never returns
+// holds neither a connection nor a buffer anyone else uses; it holds an
+// in-flight slot until it returns, so a wedged application ends in 503s
+// rather than in unbounded goroutines.
+//
+// # Proxy
+//
+// Requests go to the healthy upstream with the fewest in flight, ties round
+// robin. A request that was not sent (the dial failed) moves to the next
+// upstream whatever its method; one that failed after sending moves only if
+// its method is idempotent. Consecutive failures, of checks or of requests,
+// take an upstream out of rotation; only passing checks bring it back.
+//
+// Identical concurrent GET and HEAD requests are collapsed into one upstream
+// request. The key covers what responses usually vary on (see varyFields)
+// and the forwarded values, but not Vary itself, which only the response
+// names; so the leader's answer is handed to the others only when it is one
+// a shared cache could store (no private, no-store or no-cache, no
+// Set-Cookie, no Vary: *). Otherwise each waiting request goes upstream on
+// its own, as it would have without collapsing.
+//
+// # Why
+//
+// The handler runs on a goroutine of its own, not on the fasthttp worker:
+// that costs a goroutine start per exchange (about a microsecond) and buys
+// the guarantee that the edge hears back before its deadline whatever the
+// application does. Go cannot stop a goroutine, so the guarantee has to
+// come from not waiting for it.
+//
+// Collapsing needs "a follower retries if the answer was not shareable",
+// which singleflight cannot express, hence the small flight group here.
+package origin

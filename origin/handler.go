@@ -1,0 +1,200 @@
+package origin
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// Handler answers requests that reached the origin: an application running
+// in the origin's process, or a Proxy to applications behind it.
+//
+// ctx carries the request's deadline, derived from the edge's remaining
+// budget; a handler that needs longer is answered for with a 504 and its
+// late answer is dropped. resp arrives Reset; the handler sets Status (0
+// becomes 200), Header, Body and, where it knows them, the cache hints. req
+// and resp belong to the handler only until ServeOrigin returns: keep no
+// reference to them, or to their fields, past that.
+type Handler interface {
+	ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, req *wire.Request, resp *wire.Response)
+
+// ServeOrigin calls f.
+func (f HandlerFunc) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response) {
+	f(ctx, req, resp)
+}
+
+// HTTP runs a net/http application in the origin's process. The application
+// sees what it would behind a proxy: the forwarded values as Wedge-Value-*
+// header fields (any the client sent are dropped), the client's address as
+// RemoteAddr, and ctx as the request's context. Its response is recorded
+// whole; Flush is accepted and does nothing.
+func HTTP(h http.Handler) Handler { return httpHandler{h} }
+
+type httpHandler struct{ h http.Handler }
+
+func (a httpHandler) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response) {
+	target := string(req.Path)
+	if target == "" {
+		target = "/"
+	}
+	if len(req.Query) > 0 {
+		target += "?" + string(req.Query)
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		failure(resp, http.StatusBadRequest, "bad request target")
+		return
+	}
+	hr := &http.Request{
+		Method:     string(req.Method),
+		URL:        u,
+		RequestURI: target,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, len(req.Header)+len(req.Values)),
+		Host:       string(req.Host),
+		RemoteAddr: net.JoinHostPort(string(req.Client), "0"),
+	}
+	if len(req.Client) == 0 {
+		hr.RemoteAddr = ""
+	}
+	if string(req.Scheme) == "https" {
+		// Applications tell HTTPS by r.TLS; the edge terminated it.
+		hr.TLS = &tls.ConnectionState{}
+	}
+	conn := false
+	for i := range req.Header {
+		conn = conn || asciiEqualFold(req.Header[i].Name, "connection")
+	}
+	for i := range req.Header {
+		f := &req.Header[i]
+		// What a proxy would not pass on, the application does not see.
+		if dropRequestField(f) || (conn && listedInConnection(req.Header, f.Name)) {
+			continue
+		}
+		k := http.CanonicalHeaderKey(string(f.Name))
+		hr.Header[k] = append(hr.Header[k], string(f.Value))
+	}
+	for _, f := range req.Values {
+		if !validName(f.Name) || !validValue(f.Value) {
+			continue
+		}
+		k := http.CanonicalHeaderKey(valuePrefix + string(f.Name))
+		hr.Header[k] = append(hr.Header[k], string(f.Value))
+	}
+	hr.ContentLength = int64(len(req.Body))
+	if len(req.Body) > 0 {
+		hr.Body = io.NopCloser(bytes.NewReader(req.Body))
+	} else {
+		hr.Body = http.NoBody
+	}
+	hr = hr.WithContext(ctx)
+
+	w := &recorder{resp: resp, header: http.Header{}}
+	a.h.ServeHTTP(w, hr)
+	w.finish()
+	if hr.Method == http.MethodHead {
+		// As net/http does: a HEAD answer has the GET's fields, no body.
+		resp.Body = resp.Body[:0]
+	}
+}
+
+// recorder is the http.ResponseWriter the HTTP adapter hands applications;
+// it writes the body straight into the envelope.
+type recorder struct {
+	resp        *wire.Response
+	header      http.Header
+	wroteHeader bool
+	status      int
+}
+
+func (w *recorder) Header() http.Header { return w.header }
+
+func (w *recorder) WriteHeader(code int) {
+	if w.wroteHeader || code < 100 || code > 599 {
+		return
+	}
+	if code < 200 {
+		// Informational responses do not reach the edge.
+		return
+	}
+	w.status = code
+	w.wroteHeader = true
+	w.snapshot()
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.resp.Body = append(w.resp.Body, b...)
+	return len(b), nil
+}
+
+func (w *recorder) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// snapshot copies the header map the way net/http does when the header is
+// written: later changes to the map have no effect.
+func (w *recorder) snapshot() {
+	keys := make([]string, 0, len(w.header))
+	for k := range w.header {
+		keys = append(keys, k)
+	}
+	// A map has no order; sorted names make the envelope deterministic.
+	slices.Sort(keys)
+	for _, k := range keys {
+		if isHopByHop([]byte(k)) || asciiEqualFold([]byte(k), "content-length") {
+			continue
+		}
+		for _, v := range w.header[k] {
+			w.resp.AddHeader([]byte(k), []byte(v))
+		}
+	}
+}
+
+func (w *recorder) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	w.resp.Status = uint64(w.status)
+	if _, ok := w.header["Content-Type"]; !ok && len(w.resp.Body) > 0 && bodyAllowed(w.status) {
+		// net/http sniffs a missing Content-Type, so applications rely on it.
+		w.resp.AddHeader([]byte("Content-Type"), []byte(http.DetectContentType(w.resp.Body)))
+	}
+	if !bodyAllowed(w.status) {
+		w.resp.Body = w.resp.Body[:0]
+	}
+	fillTags(w.resp)
+}
+
+func bodyAllowed(status int) bool { return status != 204 && status != 304 && status >= 200 }
+
+// failure makes resp an origin-generated answer: the status, the reason in
+// Error and the same reason as a text/plain body.
+func failure(resp *wire.Response, status int, reason string) {
+	resp.Reset()
+	resp.Status = uint64(status)
+	resp.AddHeader([]byte("Content-Type"), textPlain)
+	resp.AddHeader([]byte("Cache-Control"), []byte("no-store"))
+	resp.Error = append(resp.Error, reason...)
+	resp.Body = append(resp.Body, reason...)
+	resp.Body = append(resp.Body, '\n')
+}
+
+var textPlain = []byte("text/plain; charset=utf-8")

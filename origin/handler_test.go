@@ -1,0 +1,119 @@
+package origin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+func TestHTTPAdapter(t *testing.T) {
+	var seen struct {
+		method, uri, path, query, host, remote, body, ctype string
+		accept, user, spoof, hop                            []string
+		tls, hasDeadline                                    bool
+		contentLength                                       int64
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen.method, seen.uri, seen.path, seen.query = r.Method, r.RequestURI, r.PathValue("id"), r.URL.Query().Get("q")
+		seen.host, seen.remote, seen.body, seen.ctype = r.Host, r.RemoteAddr, string(b), r.Header.Get("Content-Type")
+		seen.accept, seen.user, seen.spoof = r.Header.Values("Accept"), r.Header.Values("Wedge-Value-User"), r.Header.Values("Wedge-Value-Admin")
+		seen.hop = append(r.Header.Values("Connection"), r.Header.Values("X-Hop")...)
+		seen.tls, seen.contentLength = r.TLS != nil, r.ContentLength
+		_, seen.hasDeadline = r.Context().Deadline()
+		w.Header().Add("Set-Cookie", "a=1")
+		w.Header().Add("Set-Cookie", "b=2")
+		w.Header().Set("Surrogate-Key", "item-7 items")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "999") // the envelope's body length wins
+		w.WriteHeader(http.StatusCreated)
+		w.Header().Set("X-Too-Late", "1") // after WriteHeader: not sent, as in net/http
+		fmt.Fprintf(w, `{"id":%q}`, r.PathValue("id"))
+	})
+	mux.HandleFunc("/plain", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "<!doctype html><p>hi")
+	})
+	mux.HandleFunc("/empty", func(w http.ResponseWriter, r *http.Request) {})
+	o := startOrigin(t, HTTP(mux), nil)
+
+	req := getReq("/items/7")
+	req.Method = wire.Bytes("PUT")
+	req.Query = wire.Bytes("q=a%20b")
+	req.AddHeader([]byte("accept"), []byte("text/a"))
+	req.AddHeader([]byte("Accept"), []byte("text/b"))
+	req.AddHeader([]byte("Content-Type"), []byte("text/plain"))
+	req.AddHeader([]byte("Wedge-Value-Admin"), []byte("yes"))
+	req.AddHeader([]byte("Content-Length"), []byte("1"))
+	req.AddHeader([]byte("Connection"), []byte("X-Hop"))
+	req.AddHeader([]byte("X-Hop"), []byte("1"))
+	req.AddValue([]byte("User"), []byte("alice"))
+	req.Body = wire.Bytes("payload")
+	resp := exchange(t, o.addr, o.codec, req)
+
+	if seen.method != "PUT" || seen.uri != "/items/7?q=a%20b" || seen.path != "7" || seen.query != "a b" ||
+		seen.host != "app.example" || seen.remote != "192.0.2.7:0" || seen.body != "payload" || seen.contentLength != 7 ||
+		seen.ctype != "text/plain" || !seen.tls || !seen.hasDeadline {
+		t.Errorf("application saw %+v", seen)
+	}
+	if !slices.Equal(seen.accept, []string{"text/a", "text/b"}) || !slices.Equal(seen.user, []string{"alice"}) || seen.spoof != nil || seen.hop != nil {
+		t.Errorf("application saw Accept %q, user %q, spoofed %q, hop-by-hop %q", seen.accept, seen.user, seen.spoof, seen.hop)
+	}
+	want := []wire.Field{
+		{Name: wire.Bytes("Content-Type"), Value: wire.Bytes("application/json")},
+		{Name: wire.Bytes("Set-Cookie"), Value: wire.Bytes("a=1")},
+		{Name: wire.Bytes("Set-Cookie"), Value: wire.Bytes("b=2")},
+		{Name: wire.Bytes("Surrogate-Key"), Value: wire.Bytes("item-7 items")},
+	}
+	if resp.Status != 201 || string(resp.Body) != `{"id":"7"}` || !wire.Equal(resp.Header, want) {
+		t.Errorf("got %d %q %q", resp.Status, resp.Header, resp.Body)
+	}
+	if len(resp.Cache.Tags) != 2 || string(resp.Cache.Tags[0]) != "item-7" || string(resp.Cache.Tags[1]) != "items" {
+		t.Errorf("tags %q", resp.Cache.Tags)
+	}
+
+	resp = exchange(t, o.addr, o.codec, getReq("/plain"))
+	if ct, _ := wire.Get(resp.Header, "content-type"); resp.Status != 200 || !strings.HasPrefix(string(ct), "text/html") {
+		t.Errorf("/plain: %d, sniffed Content-Type %q", resp.Status, ct)
+	}
+	head := getReq("/plain")
+	head.Method = wire.Bytes("HEAD")
+	resp = exchange(t, o.addr, o.codec, head)
+	if ct, _ := wire.Get(resp.Header, "content-type"); resp.Status != 200 || len(resp.Body) != 0 || !strings.HasPrefix(string(ct), "text/html") {
+		t.Errorf("HEAD /plain: %d %q, Content-Type %q", resp.Status, resp.Body, ct)
+	}
+	resp = exchange(t, o.addr, o.codec, getReq("/empty"))
+	if resp.Status != 200 || len(resp.Body) != 0 || len(resp.Header) != 0 {
+		t.Errorf("/empty: %+v", resp)
+	}
+	resp = exchange(t, o.addr, o.codec, getReq("/missing"))
+	if resp.Status != 404 {
+		t.Errorf("/missing: %d", resp.Status)
+	}
+}
+
+func TestHTTPAdapterContext(t *testing.T) {
+	h := HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			w.WriteHeader(http.StatusGatewayTimeout)
+			io.WriteString(w, r.Context().Err().Error())
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	var resp wire.Response
+	start := time.Now()
+	h.ServeOrigin(ctx, getReq("/"), &resp)
+	if resp.Status != 504 || string(resp.Body) != context.DeadlineExceeded.Error() || time.Since(start) > 5*time.Second {
+		t.Fatalf("got %d %q after %v", resp.Status, resp.Body, time.Since(start))
+	}
+}

@@ -1,0 +1,229 @@
+package origin
+
+import (
+	"bytes"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// valuePrefix starts the header field that carries a forwarded value to an
+// HTTP application: Wedge-Value-<Name>.
+const valuePrefix = "Wedge-Value-"
+
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// asciiEqualFold compares b with s, ignoring ASCII case.
+func asciiEqualFold[S ~string | ~[]byte](b []byte, s S) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		if asciiLower(b[i]) != asciiLower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
+}
+
+// isHopByHop reports whether a field belongs to one connection and so is
+// not forwarded (RFC 9110 §7.6.1), plus the Proxy-* fields, which concern
+// the proxy rather than the application.
+func isHopByHop(name []byte) bool {
+	switch len(name) {
+	case 2:
+		return asciiEqualFold(name, "te")
+	case 7:
+		return asciiEqualFold(name, "trailer") || asciiEqualFold(name, "upgrade")
+	case 10:
+		return asciiEqualFold(name, "connection") || asciiEqualFold(name, "keep-alive")
+	case 17:
+		return asciiEqualFold(name, "transfer-encoding")
+	}
+	return hasPrefixFold(name, "proxy-")
+}
+
+// listedInConnection reports whether name is one of the field names that
+// the Connection fields among fs list, which are hop-by-hop too.
+func listedInConnection(fs []wire.Field, name []byte) bool {
+	for i := range fs {
+		if asciiEqualFold(fs[i].Name, "connection") && hasToken(fs[i].Value, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasToken reports whether the comma-separated list v holds tok (ASCII
+// case-insensitive). A list member may carry parameters after '=' or ';'.
+func hasToken[S ~string | ~[]byte](v []byte, tok S) bool {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, nil
+		}
+		if i := bytes.IndexAny(item, "=;"); i >= 0 {
+			item = item[:i]
+		}
+		if asciiEqualFold(trimOWS(item), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// validName reports whether b is an HTTP field name (a token, RFC 9110
+// §5.1); validValue whether b is a field value without CR, LF or NUL.
+// Fields failing either are dropped rather than written to an upstream,
+// where they could split a request.
+func validName(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isTokenChar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget reports whether b may stand in a request line: no controls,
+// spaces or DEL.
+func validTarget(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// fillTags gathers purge tags from Surrogate-Key (space separated) and
+// Cache-Tag (comma separated) into the cache hints, keeping the fields.
+func fillTags(resp *wire.Response) {
+	for i := range resp.Header {
+		f := &resp.Header[i]
+		switch {
+		case asciiEqualFold(f.Name, "surrogate-key"):
+			resp.Cache.Tags = appendTags(resp.Cache.Tags, f.Value, ' ')
+		case asciiEqualFold(f.Name, "cache-tag"):
+			resp.Cache.Tags = appendTags(resp.Cache.Tags, f.Value, ',')
+		}
+	}
+}
+
+func appendTags(tags []wire.Bytes, v []byte, sep byte) []wire.Bytes {
+	for len(v) > 0 && len(tags) < wire.MaxFields {
+		var t []byte
+		if i := bytes.IndexByte(v, sep); i >= 0 {
+			t, v = v[:i], v[i+1:]
+		} else {
+			t, v = v, nil
+		}
+		if t = trimOWS(t); len(t) == 0 {
+			continue
+		}
+		tags = appendTag(tags, t)
+	}
+	return tags
+}
+
+// appendTag appends a copy of t, reusing spare capacity.
+func appendTag(tags []wire.Bytes, t []byte) []wire.Bytes {
+	if len(tags) < cap(tags) {
+		tags = tags[:len(tags)+1]
+		tags[len(tags)-1] = append(tags[len(tags)-1][:0], t...)
+		return tags
+	}
+	return append(tags, wire.Bytes(bytes.Clone(t)))
+}
+
+// shareable reports whether one client's response may be handed to another
+// client that sent an identical request at the same time: a response a
+// shared cache could store (RFC 9111 §3), that carries no per-client state,
+// and that the application, not the origin, produced.
+func shareable(resp *wire.Response) bool {
+	if len(resp.Error) > 0 {
+		return false
+	}
+	switch s := resp.Status; {
+	case s >= 200 && s < 400:
+	case s == 404, s == 405, s == 410, s == 414, s == 501:
+	default:
+		return false
+	}
+	for i := range resp.Header {
+		f := &resp.Header[i]
+		switch {
+		case asciiEqualFold(f.Name, "set-cookie"):
+			return false
+		case asciiEqualFold(f.Name, "cache-control"):
+			if hasToken(f.Value, "private") || hasToken(f.Value, "no-store") ||
+				hasToken(f.Value, "no-cache") {
+				return false
+			}
+		case asciiEqualFold(f.Name, "vary"):
+			if hasToken(f.Value, "*") {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// copyResponse makes dst a deep copy of src, reusing dst's buffers.
+func copyResponse(dst, src *wire.Response) {
+	dst.Reset()
+	dst.Status = src.Status
+	for i := range src.Header {
+		dst.AddHeader(src.Header[i].Name, src.Header[i].Value)
+	}
+	dst.Body = append(dst.Body, src.Body...)
+	dst.Error = append(dst.Error, src.Error...)
+	dst.Cache.TTL, dst.Cache.Stale = src.Cache.TTL, src.Cache.Stale
+	for _, t := range src.Cache.Tags {
+		dst.Cache.Tags = appendTag(dst.Cache.Tags, t)
+	}
+}

@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/wire"
+)
+
+var testKey = wire.Key{ID: 3, Secret: bytes.Repeat([]byte{0x5a}, 32)}
+
+// stack is one edge client talking to one origin service that proxies to
+// upstream HTTP servers: the whole origin link, on real loopback sockets.
+type stack struct {
+	client     *originclient.Client
+	edgeCodec  *wire.Codec
+	origin     *origin.Server
+	originAddr string
+	originReg  *prometheus.Registry
+	edgeReg    *prometheus.Registry
+	link       *counter // bytes between the edge client and the origin
+}
+
+type stackOpts struct {
+	dicts     [][]byte
+	dict      uint32
+	proxy     origin.ProxyConfig
+	handler   origin.Handler // instead of a Proxy
+	client    func(*originclient.Config)
+	maxFrame  int
+	originCfg func(*origin.ServerConfig)
+}
+
+func newCodec(tb testing.TB, cfg wire.Config) *wire.Codec {
+	tb.Helper()
+	if cfg.Keys == nil {
+		cfg.Keys = []wire.Key{testKey}
+	}
+	c, err := wire.NewCodec(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+func newStack(tb testing.TB, o stackOpts) *stack {
+	tb.Helper()
+	s := &stack{originReg: prometheus.NewRegistry(), edgeReg: prometheus.NewRegistry(), link: new(counter)}
+	originCodec := newCodec(tb, wire.Config{Dicts: o.dicts, MaxEnvelope: o.maxFrame})
+	s.edgeCodec = newCodec(tb, wire.Config{Dicts: o.dicts, Dict: o.dict, MaxEnvelope: o.maxFrame})
+	om := origin.NewMetrics(s.originReg)
+	h := o.handler
+	if h == nil {
+		o.proxy.Metrics = om
+		p, err := origin.NewProxy(o.proxy)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(p.Close)
+		h = p
+	}
+	cfg := origin.ServerConfig{Codec: originCodec, Handler: h, Metrics: om, MaxFrame: o.maxFrame}
+	if o.originCfg != nil {
+		o.originCfg(&cfg)
+	}
+	srv, err := origin.NewServer(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln := listen(tb)
+	go srv.Serve(countingListener{ln, s.link})
+	tb.Cleanup(func() { srv.Shutdown(context.Background()) })
+	s.origin, s.originAddr = srv, ln.Addr().String()
+	ccfg := originclient.Config{Addr: s.originAddr, Codec: s.edgeCodec, Metrics: originclient.NewMetrics(s.edgeReg),
+		MaxFrame: o.maxFrame}
+	if o.client != nil {
+		o.client(&ccfg)
+	}
+	if s.client, err = originclient.New(ccfg); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.client.Close)
+	return s
+}
+
+// do sends req with a budget and fails the test on error.
+func (s *stack) do(tb testing.TB, budget time.Duration, req *wire.Request) *wire.Response {
+	tb.Helper()
+	resp := new(wire.Response)
+	if err := s.client.Do(time.Now().Add(budget), req, resp); err != nil {
+		tb.Fatalf("%s %s: %v", req.Method, req.Path, err)
+	}
+	return resp
+}
+
+func newRequest(method, path string) *wire.Request {
+	path, query, _ := strings.Cut(path, "?")
+	return &wire.Request{Method: wire.Bytes(method), Scheme: wire.Bytes("https"), Host: wire.Bytes("shop.example.com"),
+		Path: wire.Bytes(path), Query: wire.Bytes(query), Client: wire.Bytes("203.0.113.9"), POP: wire.Bytes("fra1"),
+		Region: wire.Bytes("eu-west")}
+}
+
+// metric reads one series from a registry; 0 if it does not exist.
+func metric(tb testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return 0
+}
+
+// eventually polls cond until it holds or d passes.
+func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(tb testing.TB) string {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+type originProxy = origin.ProxyConfig
+
+func dialRaw(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}

@@ -1,0 +1,481 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// ProxyConfig configures a Proxy. Upstreams is required; every other field
+// has a default.
+type ProxyConfig struct {
+	// Upstreams are the applications' base URLs, http://host:port (or
+	// https://), without a path. At most 64.
+	Upstreams []string
+	// HealthPath is what active health checks GET. Default "/".
+	HealthPath string
+	// HealthInterval is the time between checks of one upstream. Default
+	// 2 s. A negative interval turns health tracking off: no checks, and
+	// failures do not take an upstream out of rotation either, since
+	// nothing would bring it back.
+	HealthInterval time.Duration
+	// HealthTimeout bounds one check. Default 1 s, at most the interval.
+	HealthTimeout time.Duration
+	// Rise is how many checks in a row must pass to bring an upstream
+	// back; Fall how many failures in a row (checks or transport failures
+	// of proxied requests) take it out. Default 2 each. Upstreams start in
+	// rotation.
+	Rise, Fall int
+	// MaxConnsPerUpstream bounds the keep-alive connections to each
+	// upstream; requests past it wait for one, within their deadline.
+	// Default 512.
+	MaxConnsPerUpstream int
+	// MaxResponseBody bounds an upstream response body; a larger one is
+	// answered with 502. Keep it under the codec's MaxEnvelope, with room
+	// for the header fields. Default wire.DefaultMaxEnvelope - 1 MiB.
+	MaxResponseBody int
+	// Timeout is the deadline of a request whose context has none.
+	// Default 30 s.
+	Timeout time.Duration
+	// Metrics receives the proxy's counts; nil keeps them unregistered.
+	Metrics *Metrics
+	// Logger receives health changes; nil discards.
+	Logger *slog.Logger
+}
+
+// Proxy is a Handler that forwards requests to HTTP applications: least
+// requests in flight among the healthy upstreams, failover when a request
+// was not sent or may be repeated, active and passive health checks, and
+// collapsing of identical concurrent cacheable requests.
+type Proxy struct {
+	ups        []*upstream
+	rr         atomic.Uint32
+	tracking   bool
+	rise, fall int32
+	timeout    time.Duration
+	m          *Metrics
+	log        *slog.Logger
+
+	seed    maphash.Seed
+	mu      sync.Mutex // guards flights and the fields of each flight
+	flights map[uint64]*flight
+	fpool   sync.Pool // *flight
+	bufs    sync.Pool // *[]byte scratch
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+type upstream struct {
+	idx      int
+	name     string // host:port, the metrics label and default Host
+	tls      bool
+	client   *fasthttp.HostClient
+	health   *fasthttp.HostClient
+	inflight atomic.Int32
+	up       atomic.Bool
+	fails    atomic.Int32 // consecutive failures, checks or requests
+	oks      atomic.Int32 // consecutive passed checks while out of rotation
+	c        upstreamCounters
+}
+
+// maxUpstreams lets a bit set of one word record which upstreams a request
+// tried.
+const maxUpstreams = 64
+
+// NewProxy checks cfg, builds the upstreams' connection pools and starts
+// their health checks.
+func NewProxy(cfg ProxyConfig) (*Proxy, error) {
+	if len(cfg.Upstreams) == 0 {
+		return nil, errors.New("origin: proxy needs at least one upstream")
+	}
+	if len(cfg.Upstreams) > maxUpstreams {
+		return nil, fmt.Errorf("origin: %d upstreams, at most %d", len(cfg.Upstreams), maxUpstreams)
+	}
+	if cfg.HealthPath == "" {
+		cfg.HealthPath = "/"
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 2 * time.Second
+	}
+	if cfg.HealthTimeout <= 0 {
+		cfg.HealthTimeout = time.Second
+	}
+	if cfg.HealthInterval > 0 {
+		cfg.HealthTimeout = min(cfg.HealthTimeout, cfg.HealthInterval)
+	}
+	if cfg.Rise <= 0 {
+		cfg.Rise = 2
+	}
+	if cfg.Fall <= 0 {
+		cfg.Fall = 2
+	}
+	if cfg.MaxConnsPerUpstream <= 0 {
+		cfg.MaxConnsPerUpstream = 512
+	}
+	if cfg.MaxResponseBody <= 0 {
+		cfg.MaxResponseBody = wire.DefaultMaxEnvelope - 1<<20
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p := &Proxy{
+		tracking: cfg.HealthInterval > 0, rise: int32(cfg.Rise), fall: int32(cfg.Fall),
+		timeout: cfg.Timeout, m: cfg.Metrics, log: cfg.Logger,
+		seed: maphash.MakeSeed(), flights: map[uint64]*flight{}, stop: make(chan struct{}),
+	}
+	p.fpool.New = func() any { return new(flight) }
+	p.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	seen := map[string]bool{}
+	for i, raw := range cfg.Upstreams {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("origin: upstream %q: %w", raw, err)
+		}
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("origin: upstream %q: want http://host:port", raw)
+		}
+		if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+			return nil, fmt.Errorf("origin: upstream %q: a base URL has no path, query or credentials", raw)
+		}
+		tls := u.Scheme == "https"
+		name := fasthttp.AddMissingPort(u.Host, tls)
+		if seen[name] {
+			return nil, fmt.Errorf("origin: upstream %s given twice", name)
+		}
+		seen[name] = true
+		up := &upstream{idx: i, name: name, tls: tls, c: p.m.upstream(name)}
+		up.client = &fasthttp.HostClient{
+			Addr: name, IsTLS: tls, DialTimeout: dial, MaxConns: cfg.MaxConnsPerUpstream,
+			// Waiting for a connection is bounded by each request's deadline.
+			MaxConnWaitTimeout: time.Hour,
+			// Shorter than the idle timeouts of common application servers
+			// (Node's is 5 s), so the upstream rarely closes a connection
+			// just as a request goes out on it.
+			MaxIdleConnDuration: 4 * time.Second,
+			ConnPoolStrategy:    fasthttp.LIFO,
+			// A connection the upstream closed while idle fails the next
+			// request before a byte of answer: repeat that once, on a new
+			// connection, when the method allows. Other retries are the
+			// proxy's, on another upstream.
+			MaxIdemponentCallAttempts: 2,
+			RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
+				return false, idempotent(req.Header.Method()) && closedEarly(err)
+			},
+			ReadBufferSize:                32 << 10, // the largest response header accepted
+			MaxResponseBodySize:           cfg.MaxResponseBody,
+			NoDefaultUserAgentHeader:      true,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+		}
+		up.health = &fasthttp.HostClient{
+			Addr: name, IsTLS: tls, DialTimeout: dial, MaxConns: 1, MaxResponseBodySize: 64 << 10,
+			NoDefaultUserAgentHeader: true, ReadBufferSize: 32 << 10,
+		}
+		up.up.Store(true)
+		up.c.healthy.Set(1)
+		p.ups = append(p.ups, up)
+	}
+	if p.tracking {
+		for _, u := range p.ups {
+			p.wg.Add(1)
+			go p.watch(u, cfg.HealthPath, cfg.HealthInterval, cfg.HealthTimeout)
+		}
+	}
+	return p, nil
+}
+
+// Close stops the health checks and closes idle connections. Requests in
+// flight finish.
+func (p *Proxy) Close() {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		for _, u := range p.ups {
+			u.client.CloseIdleConnections()
+			u.health.CloseIdleConnections()
+		}
+	})
+}
+
+// Healthy returns how many upstreams are in rotation.
+func (p *Proxy) Healthy() int {
+	n := 0
+	for _, u := range p.ups {
+		if u.up.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// dialError marks a failure to connect: the request was not sent, so any
+// method may go to another upstream.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+func dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	c, err := fasthttp.DialDualStackTimeout(addr, timeout)
+	if err != nil {
+		return nil, &dialError{err}
+	}
+	return c, nil
+}
+
+// ServeOrigin forwards req to an upstream, collapsing it with identical
+// requests in flight where that is safe.
+func (p *Proxy) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.timeout)
+	}
+	if !collapsible(req) {
+		p.forward(deadline, req, resp)
+		return
+	}
+	p.collapse(ctx, deadline, req, resp)
+}
+
+// pick returns the healthy upstream, not yet tried, with the fewest
+// requests in flight. Each request starts its scan one further than the
+// last, so ties go round robin.
+func (p *Proxy) pick(start uint32, tried uint64) *upstream {
+	n := uint32(len(p.ups))
+	var best *upstream
+	var load int32
+	for i := range n {
+		u := p.ups[(start+i)%n]
+		if tried&(1<<u.idx) != 0 || !u.up.Load() {
+			continue
+		}
+		if l := u.inflight.Load(); best == nil || l < load {
+			best, load = u, l
+		}
+	}
+	return best
+}
+
+// forward sends req upstream, failing over while the request allows, and
+// fills resp with the answer or with the origin's own 502, 503 or 504.
+func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Response) {
+	if !validName(req.Method) || !validTarget(req.Path) || !validTarget(req.Query) {
+		// Written as given, these would split the request line.
+		failure(resp, fasthttp.StatusBadRequest, "request line not valid HTTP")
+		return
+	}
+	freq := fasthttp.AcquireRequest()
+	fresp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(freq)
+	defer fasthttp.ReleaseResponse(fresp)
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	*bp = buildRequest(freq, req, p.ups[0].name, (*bp)[:0])
+
+	var tried uint64
+	reason := ""
+	start := p.rr.Add(1)
+	for {
+		u := p.pick(start, tried)
+		if u == nil {
+			p.m.upstreamErr.Inc()
+			if reason == "" {
+				failure(resp, fasthttp.StatusServiceUnavailable, "no healthy upstream")
+			} else {
+				failure(resp, fasthttp.StatusBadGateway, reason)
+			}
+			return
+		}
+		tried |= 1 << u.idx
+		if len(req.Host) == 0 {
+			freq.Header.Set(fasthttp.HeaderHost, u.name)
+		}
+		if u.tls {
+			freq.URI().SetScheme("https")
+		}
+		u.inflight.Add(1)
+		err := u.client.DoDeadline(freq, fresp, deadline)
+		u.inflight.Add(-1)
+		if err == nil {
+			u.c.ok.Inc()
+			u.succeeded()
+			copyUpstream(resp, fresp, *bp)
+			return
+		}
+		switch {
+		case isTimeout(err) || !time.Now().Before(deadline):
+			u.c.timeout.Inc()
+			p.m.timeout.Inc()
+			failure(resp, fasthttp.StatusGatewayTimeout, "upstream timeout")
+			return
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			u.c.tooLarge.Inc()
+			p.m.upstreamErr.Inc()
+			failure(resp, fasthttp.StatusBadGateway, "upstream response too large")
+			return
+		case errors.Is(err, fasthttp.ErrNoFreeConns):
+			// Nothing was sent and the upstream is fine, only busy.
+			u.c.busy.Inc()
+			reason = "upstream busy"
+			continue
+		}
+		var de *dialError
+		if errors.As(err, &de) {
+			u.c.dial.Inc()
+			p.failed(u)
+			reason = dialReason(err)
+			continue
+		}
+		u.c.err.Inc()
+		p.failed(u)
+		reason = transportReason(err)
+		if !idempotent(req.Method) {
+			p.m.upstreamErr.Inc()
+			failure(resp, fasthttp.StatusBadGateway, reason)
+			return
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// closedEarly reports whether a connection ended before any answer, as an
+// idle one the upstream closed does.
+func closedEarly(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+func dialReason(err error) string {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return "upstream refused the connection"
+	}
+	return "upstream unreachable"
+}
+
+func transportReason(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "upstream reset the connection"
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "upstream closed the connection"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return "upstream connection failed"
+	}
+	return "upstream sent an invalid response"
+}
+
+// idempotent reports whether a method may be sent again after a failure
+// that may have reached the application (RFC 9110 §9.2.2).
+func idempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+func (u *upstream) succeeded() {
+	if u.fails.Load() != 0 {
+		u.fails.Store(0)
+	}
+}
+
+// failed counts a transport failure; enough in a row take the upstream out
+// of rotation until checks bring it back.
+func (p *Proxy) failed(u *upstream) {
+	if p.tracking && u.fails.Add(1) >= p.fall {
+		p.setUp(u, false, "requests failing")
+	}
+}
+
+func (p *Proxy) setUp(u *upstream, up bool, why string) {
+	if !u.up.CompareAndSwap(!up, up) {
+		return
+	}
+	u.oks.Store(0)
+	if up {
+		u.c.healthy.Set(1)
+		p.log.Info("origin: upstream back in rotation", "upstream", u.name)
+	} else {
+		u.c.healthy.Set(0)
+		p.log.Warn("origin: upstream out of rotation", "upstream", u.name, "why", why)
+	}
+}
+
+// watch checks one upstream every interval until Close.
+func (p *Proxy) watch(u *upstream, path string, interval, timeout time.Duration) {
+	defer p.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		if p.probe(u, path, timeout) {
+			u.succeeded()
+			if !u.up.Load() && u.oks.Add(1) >= p.rise {
+				p.setUp(u, true, "")
+			}
+			continue
+		}
+		u.oks.Store(0)
+		if u.fails.Add(1) >= p.fall {
+			p.setUp(u, false, "health check failing")
+		}
+	}
+}
+
+// probe GETs path on a fresh connection: a check proves that the upstream
+// accepts connections, not only that an old one still works.
+func (p *Proxy) probe(u *upstream, path string, timeout time.Duration) bool {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(path)
+	req.Header.SetHost(u.name)
+	if u.tls {
+		req.URI().SetScheme("https")
+	}
+	req.SetConnectionClose()
+	if err := u.health.DoTimeout(req, resp, timeout); err != nil {
+		return false
+	}
+	code := resp.StatusCode()
+	return code >= 200 && code < 400
+}

@@ -1,0 +1,214 @@
+package origin
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+var (
+	nameHost          = []byte("Host")
+	nameXForwardedFor = []byte("X-Forwarded-For")
+	nameForwarded     = []byte("Forwarded")
+)
+
+// buildRequest writes req into freq as an upstream will see it: the fields
+// in the order the client sent them, minus hop-by-hop ones and any
+// Wedge-Value-* a client sent; then X-Forwarded-For and Forwarded with the
+// client appended; then the forwarded values. b is scratch space, returned
+// for reuse.
+//
+// Special-header handling is off so fasthttp writes every field as given,
+// in order and with its case, Host included, and adds only the body's
+// Content-Length.
+func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string, b []byte) []byte {
+	h := &freq.Header
+	h.DisableSpecialHeader()
+	h.DisableNormalizing()
+	h.SetMethodBytes(req.Method)
+	b = append(b[:0], req.Path...)
+	if len(b) == 0 {
+		b = append(b, '/')
+	}
+	if len(req.Query) > 0 {
+		b = append(b, '?')
+		b = append(b, req.Query...)
+	}
+	h.SetRequestURIBytes(b)
+	if len(req.Host) > 0 && validValue(req.Host) {
+		h.AddBytesKV(nameHost, req.Host)
+	} else {
+		h.AddBytesKV(nameHost, append(b[:0], defaultHost...))
+	}
+
+	conn := false
+	for i := range req.Header {
+		if asciiEqualFold(req.Header[i].Name, "connection") {
+			conn = true
+			break
+		}
+	}
+	for i := range req.Header {
+		f := &req.Header[i]
+		if dropRequestField(f) || (conn && listedInConnection(req.Header, f.Name)) ||
+			asciiEqualFold(f.Name, "x-forwarded-for") || asciiEqualFold(f.Name, "forwarded") {
+			continue
+		}
+		h.AddBytesKV(f.Name, f.Value)
+	}
+
+	b = joinFields(b[:0], req.Header, "x-forwarded-for")
+	if len(req.Client) > 0 && validValue(req.Client) {
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, req.Client...)
+	}
+	if len(b) > 0 {
+		h.AddBytesKV(nameXForwardedFor, b)
+	}
+	b = joinFields(b[:0], req.Header, "forwarded")
+	if len(req.Client) > 0 {
+		if len(b) > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendForwarded(b, req)
+	}
+	if len(b) > 0 {
+		h.AddBytesKV(nameForwarded, b)
+	}
+
+	for i := range req.Values {
+		v := &req.Values[i]
+		if !validName(v.Name) || !validValue(v.Value) {
+			continue
+		}
+		b = append(append(b[:0], valuePrefix...), v.Name...)
+		h.AddBytesKV(b, v.Value)
+	}
+	// The envelope's body outlives freq, which only reads it.
+	freq.SetBodyRaw(req.Body)
+	return b
+}
+
+// dropRequestField reports whether a client's field stays at the proxy:
+// malformed, hop-by-hop, framing that fasthttp sets from the body, Host
+// (the envelope carries it), or a claim to be a forwarded value.
+func dropRequestField(f *wire.Field) bool {
+	return !validName(f.Name) || !validValue(f.Value) || isHopByHop(f.Name) ||
+		asciiEqualFold(f.Name, "content-length") || asciiEqualFold(f.Name, "host") ||
+		hasPrefixFold(f.Name, valuePrefix)
+}
+
+// joinFields appends the values of the fields named name, comma separated,
+// as one field would carry them (RFC 9110 §5.3).
+func joinFields(b []byte, fs []wire.Field, name string) []byte {
+	for i := range fs {
+		if asciiEqualFold(fs[i].Name, name) && validValue(fs[i].Value) && len(fs[i].Value) > 0 {
+			if len(b) > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, fs[i].Value...)
+		}
+	}
+	return b
+}
+
+// appendForwarded appends this hop's Forwarded element (RFC 7239 §4):
+// for=client;proto=scheme;host=host.
+func appendForwarded(b []byte, req *wire.Request) []byte {
+	b = append(b, "for="...)
+	if bytesContains(req.Client, ':') {
+		// An IPv6 address goes in brackets, which a token cannot hold.
+		b = append(b, `"[`...)
+		b = appendEscaped(b, req.Client)
+		b = append(b, `]"`...)
+	} else {
+		b = appendParam(b, req.Client)
+	}
+	if len(req.Scheme) > 0 {
+		b = append(b, ";proto="...)
+		b = appendParam(b, req.Scheme)
+	}
+	if len(req.Host) > 0 {
+		b = append(b, ";host="...)
+		b = appendParam(b, req.Host)
+	}
+	return b
+}
+
+// appendParam appends v as a token if it is one, else as a quoted string.
+func appendParam(b, v []byte) []byte {
+	if validName(v) {
+		return append(b, v...)
+	}
+	b = append(b, '"')
+	b = appendEscaped(b, v)
+	return append(b, '"')
+}
+
+func appendEscaped(b, v []byte) []byte {
+	for _, c := range v {
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c == '\r' || c == '\n' || c == 0:
+			// dropped: a field value cannot hold them
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func bytesContains(b []byte, c byte) bool {
+	for _, x := range b {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// copyUpstream fills resp from an upstream's answer: status, the fields
+// minus hop-by-hop ones and Content-Length (the envelope's body defines
+// it), the body, and purge tags. b is scratch space.
+//
+// fasthttp keeps repeated fields of one name in order, Set-Cookie included,
+// and keeps the order of ordinary fields, but lists Content-Type,
+// Content-Encoding, Server and Set-Cookie ahead of them and keeps only the
+// last of a repeated Content-Type, Content-Encoding or Server. The order of
+// fields with different names carries no meaning (RFC 9110 §5.3).
+func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
+	resp.Status = uint64(fresp.StatusCode())
+	conn := b[:0]
+	for k, v := range fresp.Header.All() {
+		if asciiEqualFold(k, "connection") {
+			if len(conn) > 0 {
+				conn = append(conn, ',')
+			}
+			conn = append(conn, v...)
+			continue
+		}
+		if isHopByHop(k) || asciiEqualFold(k, "content-length") {
+			continue
+		}
+		resp.AddHeader(k, v)
+	}
+	if len(conn) > 0 {
+		// Fields that Connection names are this hop's only.
+		k := 0
+		for i := range resp.Header {
+			if hasToken(conn, resp.Header[i].Name) {
+				continue
+			}
+			// Swap rather than overwrite, so the dropped field's buffers
+			// stay in the slice for reuse.
+			resp.Header[k], resp.Header[i] = resp.Header[i], resp.Header[k]
+			k++
+		}
+		resp.Header = resp.Header[:k]
+	}
+	resp.Body = append(resp.Body[:0], fresp.Body()...)
+	fillTags(resp)
+}

@@ -1,0 +1,509 @@
+package origin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// ErrServerClosed is what Serve returns when called after Shutdown.
+var ErrServerClosed = errors.New("origin: server closed")
+
+// ServerConfig configures a Server. Codec and Handler are required; every
+// other field has a default.
+type ServerConfig struct {
+	// Codec opens request frames and seals the answers.
+	Codec *wire.Codec
+	// Handler answers the decoded requests.
+	Handler Handler
+	// MaxInFlight bounds the exchanges in progress, counting handlers that
+	// outlived their deadline; past it the server answers 503 without
+	// decoding. Default 4096.
+	MaxInFlight int
+	// MaxTimeout bounds the time a handler gets: the deadline when a
+	// request carries no budget, and the cap when its budget is larger.
+	// Default 30 s.
+	MaxTimeout time.Duration
+	// MaxFrame bounds a request frame's size; give it the codec's
+	// MaxEnvelope. Default wire.DefaultMaxEnvelope.
+	MaxFrame int
+	// Metrics receives the server's counts; nil keeps them unregistered.
+	Metrics *Metrics
+	// Logger receives timeouts, panics and transport errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is the origin's end of the transport: it takes frames an edge
+// POSTs to wire.Path, authenticates and decodes them, runs the Handler with
+// the request's deadline and answers with a response frame.
+type Server struct {
+	codec    *wire.Codec
+	handler  Handler
+	max      int64
+	maxTime  time.Duration
+	m        *Metrics
+	log      *slog.Logger
+	srv      *fasthttp.Server
+	inflight atomic.Int64
+
+	jobs   sync.Pool // *job
+	spares sync.Pool // *wire.Response for answers made without the handler
+	frames sync.Pool // *[]byte
+
+	mu     sync.Mutex
+	closed bool
+	lns    []net.Listener
+}
+
+// NewServer checks cfg and builds a Server.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Codec == nil {
+		return nil, errors.New("origin: server needs a codec")
+	}
+	if cfg.Handler == nil {
+		return nil, errors.New("origin: server needs a handler")
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 4096
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = 30 * time.Second
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = wire.DefaultMaxEnvelope
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{codec: cfg.Codec, handler: cfg.Handler, max: int64(cfg.MaxInFlight), maxTime: cfg.MaxTimeout,
+		m: cfg.Metrics, log: cfg.Logger}
+	s.jobs.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &job{s: s, done: make(chan struct{}, 1), timer: t}
+	}
+	s.spares.New = func() any { return new(wire.Response) }
+	s.frames.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.srv = &fasthttp.Server{
+		Handler:      s.handle,
+		ErrorHandler: s.transportError,
+		// Frames can be megabytes over a long path; the edge's own
+		// deadline is what bounds an exchange.
+		ReadTimeout:  cfg.MaxTimeout + 10*time.Second,
+		WriteTimeout: cfg.MaxTimeout + 10*time.Second,
+		// Longer than an edge keeps an idle connection, so the edge closes
+		// first and never sends on a connection being closed here.
+		IdleTimeout:           2 * time.Minute,
+		MaxRequestBodySize:    cfg.MaxFrame,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         true,
+		Logger:                fasthttpLogger{cfg.Logger},
+	}
+	return s, nil
+}
+
+// Serve answers connections from ln until Shutdown, then returns nil.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	err := s.srv.Serve(ln)
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("origin: serve: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting connections, closes idle ones and waits for the
+// exchanges in progress to be answered, or for ctx to end.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	lns := s.lns
+	s.lns = nil
+	s.mu.Unlock()
+	// Closing the listeners here, not only in fasthttp, covers a Serve that
+	// has not handed its listener to fasthttp yet.
+	for _, ln := range lns {
+		ln.Close()
+	}
+	if err := s.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("origin: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the request handler, for serving wire.Path from a
+// fasthttp server of one's own. That server's MaxRequestBodySize bounds the
+// frames.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+var (
+	contentTypeWedge = []byte("application/wedge")
+	headerAllow      = []byte("Allow")
+	headerRetryAfter = []byte("Retry-After")
+	methodPost       = []byte("POST")
+	one              = []byte("1")
+)
+
+// Job states: a running handler's job belongs to both sides; whichever side
+// moves it out of running decides who puts it back in the pool.
+const (
+	running int32 = iota
+	finished
+	abandoned
+)
+
+// job carries one exchange to the goroutine that runs the handler. It has
+// its own Request and Response, so a handler that outlives its deadline
+// writes to buffers nobody else uses until it returns.
+type job struct {
+	s     *Server
+	ctx   *exchangeCtx
+	req   wire.Request
+	resp  wire.Response
+	state atomic.Int32
+	done  chan struct{}
+	timer *time.Timer
+}
+
+func (s *Server) handle(rc *fasthttp.RequestCtx) {
+	if string(rc.Path()) != wire.Path {
+		refuse(rc, fasthttp.StatusNotFound, "not found")
+		return
+	}
+	if !rc.IsPost() {
+		rc.Response.Header.SetBytesKV(headerAllow, methodPost)
+		refuse(rc, fasthttp.StatusMethodNotAllowed, "method not allowed: frames are POSTed")
+		return
+	}
+	if s.inflight.Add(1) > s.max {
+		s.inflight.Add(-1)
+		s.m.overload.Inc()
+		rc.Response.Header.SetBytesKV(headerRetryAfter, one)
+		refuse(rc, fasthttp.StatusServiceUnavailable, "origin overloaded")
+		return
+	}
+	s.m.inflight.Inc()
+	start := time.Now()
+	j := s.jobs.Get().(*job)
+	frame := rc.PostBody()
+	x, err := s.codec.DecodeRequest(frame, &j.req)
+	if err != nil {
+		s.putJob(j)
+		s.finish()
+		s.refuseFrame(rc, err)
+		return
+	}
+	s.m.bytes[dirIn][stageWire].Add(float64(len(frame)))
+	s.m.bytes[dirIn][stageC].Add(float64(x.Size))
+	if x.Dict != 0 {
+		s.m.dict[1].Inc()
+	} else {
+		s.m.dict[0].Inc()
+	}
+
+	appDeadline, hard := s.deadlines(start, j.req.Timeout)
+	// Once the handler runs, j.req is its own: keep what a timeout log
+	// needs without allocating.
+	var idBuf [64]byte
+	id := idBuf[:copy(idBuf[:], j.req.ID)]
+	budget := j.req.Timeout
+	j.ctx = &exchangeCtx{deadline: appDeadline}
+	j.resp.Reset()
+	j.state.Store(running)
+	go j.run()
+
+	resp := &j.resp
+	j.timer.Reset(time.Until(appDeadline))
+	select {
+	case <-j.done:
+		j.timer.Stop()
+	case <-j.timer.C:
+		// Tell the handler, then give it the grace to answer for itself
+		// (a proxy's own 504 says more than ours).
+		j.ctx.cancel(context.DeadlineExceeded)
+		j.timer.Reset(time.Until(hard))
+		select {
+		case <-j.done:
+			j.timer.Stop()
+		case <-j.timer.C:
+			if j.state.CompareAndSwap(running, abandoned) {
+				// The job is the handler goroutine's now.
+				j = nil
+				s.log.Warn("origin: handler missed its deadline", "id", string(id), "budget_us", budget)
+				resp = s.spares.Get().(*wire.Response)
+				failure(resp, fasthttp.StatusGatewayTimeout, "application did not answer in time")
+				s.m.timeout.Inc()
+			} else {
+				<-j.done
+			}
+		}
+	}
+	if j != nil {
+		j.ctx.cancel(context.Canceled)
+		checkStatus(resp)
+	}
+	s.answer(rc, x, resp)
+	s.m.duration.Observe(time.Since(start).Seconds())
+	if j != nil {
+		s.putJob(j)
+	} else {
+		resp.Reset()
+		s.spares.Put(resp)
+	}
+}
+
+// deadlines gives the handler's deadline and the time the server answers
+// for it. The edge's budget loses a margin for the answer's way back (10%,
+// at most 50 ms); half of the margin is the handler's grace after its
+// context ends, so both stay before the edge gives up.
+func (s *Server) deadlines(now time.Time, timeoutUS uint64) (app, hard time.Time) {
+	d := s.maxTime
+	margin := min(d/10, 50*time.Millisecond)
+	if timeoutUS > 0 {
+		budget := time.Duration(math.MaxInt64)
+		if timeoutUS < uint64(math.MaxInt64/int64(time.Microsecond)) {
+			budget = time.Duration(timeoutUS) * time.Microsecond
+		}
+		margin = min(budget/10, 50*time.Millisecond)
+		d = min(budget-margin, s.maxTime)
+	}
+	return now.Add(d), now.Add(d + margin/2)
+}
+
+func (j *job) run() {
+	j.serve()
+	s := j.s
+	s.finish()
+	if j.state.CompareAndSwap(running, finished) {
+		j.done <- struct{}{}
+		return
+	}
+	// The server answered without us; nobody else holds the job.
+	s.putJob(j)
+}
+
+func (j *job) serve() {
+	defer func() {
+		if r := recover(); r != nil {
+			j.s.log.Error("origin: handler panicked", "id", string(j.req.ID), "panic", r)
+			failure(&j.resp, fasthttp.StatusBadGateway, "application handler panicked")
+		}
+	}()
+	j.s.handler.ServeOrigin(j.ctx, &j.req, &j.resp)
+}
+
+func (s *Server) finish() {
+	s.inflight.Add(-1)
+	s.m.inflight.Dec()
+}
+
+// maxPooled keeps a rare huge exchange from pinning its buffers in a pool.
+const maxPooled = 1 << 20
+
+func (s *Server) putJob(j *job) {
+	j.ctx = nil
+	if cap(j.req.Body) > maxPooled {
+		j.req.Body = nil
+	}
+	if cap(j.resp.Body) > maxPooled {
+		j.resp.Body = nil
+	}
+	s.jobs.Put(j)
+}
+
+// checkStatus makes a status the edge can use of what the handler left.
+func checkStatus(resp *wire.Response) {
+	if resp.Status == 0 {
+		resp.Status = fasthttp.StatusOK
+	}
+	if resp.Status < 200 || resp.Status > 599 {
+		failure(resp, fasthttp.StatusBadGateway, "application answered with an invalid status")
+	}
+}
+
+// answer seals resp into the HTTP response body.
+func (s *Server) answer(rc *fasthttp.RequestCtx, x wire.Exchange, resp *wire.Response) {
+	fp := s.frames.Get().(*[]byte)
+	out, n, err := s.codec.AppendResponse((*fp)[:0], x, resp)
+	if err != nil {
+		reason := "application response could not be encoded"
+		if errors.Is(err, wire.ErrTooLarge) {
+			reason = "application response too large for the wire"
+		}
+		s.log.Warn("origin: "+reason, "err", err)
+		s.m.errors.WithLabelValues(wire.Kind(err)).Inc()
+		failure(resp, fasthttp.StatusBadGateway, reason)
+		out, n, err = s.codec.AppendResponse(out[:0], x, resp)
+		if err != nil {
+			s.log.Error("origin: cannot seal a response", "err", err)
+			refuse(rc, fasthttp.StatusInternalServerError, "cannot seal a response")
+			s.putFrame(fp, out)
+			return
+		}
+	}
+	s.m.exchange(resp.Status)
+	s.m.bytes[dirOut][stageWire].Add(float64(len(out)))
+	s.m.bytes[dirOut][stageC].Add(float64(n))
+	rc.Response.Header.SetContentTypeBytes(contentTypeWedge)
+	rc.SetBody(out)
+	s.putFrame(fp, out)
+}
+
+func (s *Server) putFrame(fp *[]byte, b []byte) {
+	if cap(b) > maxPooled {
+		return
+	}
+	*fp = b[:0]
+	s.frames.Put(fp)
+}
+
+// refuseFrame answers a frame the codec refused, with the status the
+// transport contract gives its kind.
+func (s *Server) refuseFrame(rc *fasthttp.RequestCtx, err error) {
+	s.m.codecError(err)
+	switch {
+	case errors.Is(err, wire.ErrAuth):
+		s.log.Debug("origin: frame refused", "remote", rc.RemoteAddr().String(), "err", err)
+		refuse(rc, fasthttp.StatusUnauthorized, err.Error())
+	case errors.Is(err, wire.ErrTooLarge):
+		refuse(rc, fasthttp.StatusRequestEntityTooLarge, err.Error())
+	default:
+		refuse(rc, fasthttp.StatusBadRequest, err.Error())
+	}
+}
+
+// transportError answers what fasthttp could not read as a request.
+func (s *Server) transportError(rc *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.m.errors.WithLabelValues("too_large").Inc()
+		linger(rc)
+		refuse(rc, fasthttp.StatusRequestEntityTooLarge, "frame too large")
+		return
+	}
+	s.log.Debug("origin: unreadable request", "remote", rc.RemoteAddr().String(), "err", err)
+	refuse(rc, fasthttp.StatusBadRequest, "malformed HTTP request")
+}
+
+// Bounds of the read-and-discard before refusing an oversized frame: in
+// all, and the quiet that means the sender has finished.
+const (
+	lingerBytes = 64 << 20
+	lingerTime  = 2 * time.Second
+	lingerIdle  = 50 * time.Millisecond
+)
+
+// linger reads and discards the body of a request refused for its size
+// before the answer goes out. fasthttp refuses on the Content-Length alone
+// and closes the connection; a sender still writing the body would get a
+// reset instead of the 413 (the lingering close of RFC 9112 §9.6). The
+// bytes fasthttp already buffered are not counted, so the drain ends when
+// the sender goes quiet rather than at the declared length.
+func linger(rc *fasthttp.RequestCtx) {
+	c := rc.Conn()
+	n := rc.Request.Header.ContentLength()
+	if c == nil || n <= 0 {
+		return
+	}
+	end := time.Now().Add(lingerTime)
+	left := min(n, lingerBytes)
+	var buf [32 << 10]byte
+	for left > 0 && time.Now().Before(end) {
+		if c.SetReadDeadline(time.Now().Add(lingerIdle)) != nil {
+			return
+		}
+		m, err := c.Read(buf[:min(left, len(buf))])
+		left -= m
+		if err != nil {
+			return
+		}
+	}
+}
+
+func refuse(rc *fasthttp.RequestCtx, status int, msg string) {
+	rc.SetStatusCode(status)
+	rc.Response.Header.SetContentTypeBytes(textPlain)
+	rc.SetBodyString(msg)
+}
+
+// exchangeCtx is the context a handler gets: the request's deadline, ended
+// by the server's timer rather than one of its own. Its Done channel is made
+// only if the handler asks for it.
+type exchangeCtx struct {
+	deadline time.Time
+	mu       sync.Mutex
+	done     chan struct{}
+	err      error
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (c *exchangeCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *exchangeCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.err != nil {
+			c.done = closedChan
+		} else {
+			c.done = make(chan struct{})
+		}
+	}
+	return c.done
+}
+
+func (c *exchangeCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+func (c *exchangeCtx) Value(any) any { return nil }
+
+func (c *exchangeCtx) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+func (c *exchangeCtx) String() string { return "origin.exchangeCtx" }
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("origin: fasthttp: " + fmt.Sprintf(format, args...))
+}
