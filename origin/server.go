@@ -35,9 +35,6 @@ type ServerConfig struct {
 	// request carries no budget, and the cap when its budget is larger.
 	// Default 30 s.
 	MaxTimeout time.Duration
-	// MaxFrame bounds a request frame's size; give it the codec's
-	// MaxEnvelope. Default wire.DefaultMaxEnvelope.
-	MaxFrame int
 	// Metrics receives the server's counts; nil keeps them unregistered.
 	Metrics *Metrics
 	// Logger receives timeouts, panics and transport errors; nil discards.
@@ -80,9 +77,6 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 30 * time.Second
 	}
-	if cfg.MaxFrame <= 0 {
-		cfg.MaxFrame = wire.DefaultMaxEnvelope
-	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -108,7 +102,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		// Longer than an edge keeps an idle connection, so the edge closes
 		// first and never sends on a connection being closed here.
 		IdleTimeout:           2 * time.Minute,
-		MaxRequestBodySize:    cfg.MaxFrame,
+		MaxRequestBodySize:    cfg.Codec.MaxEnvelope(),
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,

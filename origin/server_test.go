@@ -115,7 +115,6 @@ func TestServerRefusals(t *testing.T) {
 	o := startOrigin(t, h, func(c *ServerConfig) {
 		c.Codec = srvCodec
 		c.MaxInFlight = 1
-		c.MaxFrame = 128 << 10
 	})
 	o.codec = srvCodec
 	seal := func(c *wire.Codec, r *wire.Request) []byte {

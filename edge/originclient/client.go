@@ -96,10 +96,7 @@ type Config struct {
 	// MaxRetries bounds the attempts after the first. Default 2; negative
 	// means none.
 	MaxRetries int
-	// MaxFrame bounds a response frame; keep it equal to the Codec's
-	// MaxEnvelope. Default wire.DefaultMaxEnvelope.
-	MaxFrame int
-	Breaker  BreakerConfig
+	Breaker    BreakerConfig
 	// Metrics receives this origin's series; nil keeps them unregistered.
 	Metrics *Metrics
 	// Dial, when set, opens connections in place of the built-in dialer
@@ -167,10 +164,6 @@ func New(cfg Config) (*Client, error) {
 	if maxConns <= 0 {
 		maxConns = 1024
 	}
-	maxFrame := cfg.MaxFrame
-	if maxFrame <= 0 {
-		maxFrame = wire.DefaultMaxEnvelope
-	}
 	scheme := "http://"
 	if cfg.TLS != nil {
 		scheme = "https://"
@@ -200,7 +193,7 @@ func New(cfg Config) (*Client, error) {
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
-		MaxResponseBodySize:           maxFrame,
+		MaxResponseBodySize:           cfg.Codec.MaxEnvelope(),
 	}
 	c.calls.New = func() any {
 		k := &call{}

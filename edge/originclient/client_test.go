@@ -319,7 +319,7 @@ func TestMisbehavingOrigin(t *testing.T) {
 
 func TestResponseTooLarge(t *testing.T) {
 	o := newFakeOrigin(t, echo)
-	c := newClient(t, o.addr, func(cfg *Config) { cfg.MaxFrame = 4096 })
+	c := newClient(t, o.addr, func(cfg *Config) { cfg.Codec = newCodec(t, wire.Config{MaxEnvelope: 4096}) })
 	req := getReq("POST", "/")
 	req.Body = make([]byte, 64<<10)
 	if _, err := rand.Read(req.Body); err != nil {

@@ -97,8 +97,12 @@ func ParseKey(s string) (Key, error) {
 	return Key{ID: uint8(n), Secret: b}, nil
 }
 
-// String formats k the way ParseKey reads it.
-func (k Key) String() string { return strconv.Itoa(int(k.ID)) + ":" + hex.EncodeToString(k.Secret) }
+// Text formats k the way ParseKey reads it, secret included.
+func (k Key) Text() string { return strconv.Itoa(int(k.ID)) + ":" + hex.EncodeToString(k.Secret) }
+
+// String names the key without its secret, so a Key or Config that ends up
+// in a log line does not leak it.
+func (k Key) String() string { return "wire key " + strconv.Itoa(int(k.ID)) }
 
 // Config configures a Codec. The zero value of each field has a default.
 type Config struct {
@@ -249,6 +253,10 @@ func NewCodec(cfg Config) (_ *Codec, err error) {
 	c.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 4096)) }
 	return c, nil
 }
+
+// MaxEnvelope is the bound on frames and envelopes this Codec enforces;
+// transports size their body limits from it.
+func (c *Codec) MaxEnvelope() int { return c.max }
 
 // decOptions are the CBOR decode limits. Envelopes nest three deep (map,
 // field list, field), so eight levels leave room for fields added later; the

@@ -115,8 +115,11 @@ func TestParseKey(t *testing.T) {
 	if err != nil || k.ID != 7 || !bytes.Equal(k.Secret, testKey().Secret) {
 		t.Fatalf("%v %v", k, err)
 	}
-	if back, err := ParseKey(k.String()); err != nil || back.ID != k.ID || !bytes.Equal(back.Secret, k.Secret) {
-		t.Fatalf("String does not round-trip: %v %v", back, err)
+	if back, err := ParseKey(k.Text()); err != nil || back.ID != k.ID || !bytes.Equal(back.Secret, k.Secret) {
+		t.Fatalf("Text does not round-trip: %v %v", back, err)
+	}
+	if s := fmt.Sprintf("%v %+v", k, Config{Keys: []Key{k}}); strings.Contains(s, "4242") {
+		t.Fatalf("formatting a key shows its secret: %s", s)
 	}
 	if k, err := ParseKey("255:" + strings.Repeat("AB", 64)); err != nil || k.ID != 255 {
 		t.Fatalf("%v %v", k, err)

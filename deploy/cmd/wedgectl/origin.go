@@ -29,7 +29,7 @@ func originKeygen(_ context.Context, args []string, stdout io.Writer) error {
 	}
 	k := wire.Key{ID: uint8(*id), Secret: make([]byte, 32)}
 	rand.Read(k.Secret)
-	fmt.Fprintln(stdout, k)
+	fmt.Fprintln(stdout, k.Text())
 	return nil
 }
 

@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: handler, MaxInFlight: *maxInFlight,
-		MaxTimeout: *timeout, MaxFrame: *maxEnvelope, Metrics: metrics, Logger: log})
+		MaxTimeout: *timeout, Metrics: metrics, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,7 @@ func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "keys")
 	other := wire.Key{ID: 4, Secret: bytes.Repeat([]byte{1}, 16)}
-	if err := os.WriteFile(keyFile, []byte("# keys\n"+testKey.String()+"\n\n"+other.String()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyFile, []byte("# keys\n"+testKey.Text()+"\n\n"+other.Text()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	samples := filepath.Join(dir, "samples")
@@ -164,11 +164,11 @@ func TestRunRefuses(t *testing.T) {
 		want string
 	}{
 		{[]string{"-upstream", "http://127.0.0.1:1"}, "no key"},
-		{[]string{"-key", testKey.String()}, "no upstream"},
+		{[]string{"-key", testKey.Text()}, "no upstream"},
 		{[]string{"-key", "7:zz", "-upstream", "http://127.0.0.1:1"}, "key secret"},
 		{[]string{"-key", "@/nonexistent/keys", "-upstream", "http://127.0.0.1:1"}, "no such file"},
-		{[]string{"-key", testKey.String(), "-upstream", "ftp://x"}, "want http://host:port"},
-		{[]string{"-key", testKey.String(), "-upstream", "http://127.0.0.1:1", "-dict", "/nonexistent"}, "-dict"},
+		{[]string{"-key", testKey.Text(), "-upstream", "ftp://x"}, "want http://host:port"},
+		{[]string{"-key", testKey.Text(), "-upstream", "http://127.0.0.1:1", "-dict", "/nonexistent"}, "-dict"},
 	} {
 		err := run(context.Background(), c.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -178,7 +178,7 @@ func TestRunRefuses(t *testing.T) {
 }
 
 func TestKeyFromEnvironment(t *testing.T) {
-	t.Setenv(keyEnv, testKey.String())
+	t.Setenv(keyEnv, testKey.Text())
 	keys, err := loadKeys("")
 	if err != nil || len(keys) != 1 || keys[0].ID != testKey.ID || !bytes.Equal(keys[0].Secret, testKey.Secret) {
 		t.Fatalf("got %v %v", keys, err)

@@ -67,7 +67,7 @@ func newStack(tb testing.TB, o stackOpts) *stack {
 		tb.Cleanup(p.Close)
 		h = p
 	}
-	cfg := origin.ServerConfig{Codec: originCodec, Handler: h, Metrics: om, MaxFrame: o.maxFrame}
+	cfg := origin.ServerConfig{Codec: originCodec, Handler: h, Metrics: om}
 	if o.originCfg != nil {
 		o.originCfg(&cfg)
 	}
@@ -79,8 +79,7 @@ func newStack(tb testing.TB, o stackOpts) *stack {
 	go srv.Serve(countingListener{ln, s.link})
 	tb.Cleanup(func() { srv.Shutdown(context.Background()) })
 	s.origin, s.originAddr = srv, ln.Addr().String()
-	ccfg := originclient.Config{Addr: s.originAddr, Codec: s.edgeCodec, Metrics: originclient.NewMetrics(s.edgeReg),
-		MaxFrame: o.maxFrame}
+	ccfg := originclient.Config{Addr: s.originAddr, Codec: s.edgeCodec, Metrics: originclient.NewMetrics(s.edgeReg)}
 	if o.client != nil {
 		o.client(&ccfg)
 	}
