@@ -29,7 +29,7 @@ type flight struct {
 // any of them are not collapsed. A field's index stands for its name in the
 // key, so case does not matter.
 var varyFields = [...]string{
-	"accept", "accept-encoding", "accept-language", "authorization", "cookie",
+	"accept", "accept-encoding", "accept-language", "authorization", "cookie", "origin",
 	"range", "if-range", "if-none-match", "if-modified-since", "if-match", "if-unmodified-since",
 }
 
@@ -125,15 +125,23 @@ func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Requ
 	*bp = key[:0]
 	p.bufs.Put(bp)
 
+	// Deferred, so that a panic in forward (which the server recovers)
+	// cannot leave the flight in the map for every later request to join.
+	share := false
+	defer p.land(h, f, resp, &share)
 	p.forward(deadline, req, resp)
-	share := shareable(resp)
+	share = shareable(resp)
+}
 
+// land takes the leader's flight out of the map and hands its answer, if
+// shareable, to the followers waiting on it.
+func (p *Proxy) land(h uint64, f *flight, resp *wire.Response, share *bool) {
 	p.mu.Lock()
 	delete(p.flights, h)
 	f.finished = true
 	n, done := f.waiting, f.done
 	p.mu.Unlock()
-	if n > 0 && share {
+	if n > 0 && *share {
 		copyResponse(&f.resp, resp)
 		f.shared = true
 		resp.Cache.Shared = uint64(n)

@@ -254,6 +254,8 @@ func TestShareable(t *testing.T) {
 		{200, [][2]string{{"Cache-Control", `no-cache="Set-Cookie"`}}, "", false},
 		{200, [][2]string{{"Cache-Control", "NO-STORE"}}, "", false},
 		{200, [][2]string{{"Vary", "*"}}, "", false},
+		{200, [][2]string{{"Vary", "accept-encoding, Origin"}, {"Vary", "Accept-Language"}}, "", true},
+		{200, [][2]string{{"Vary", "Accept-Encoding, User-Agent"}}, "", false},
 		{200, [][2]string{{"Cache-Control", "s-maxage=10, must-revalidate"}}, "", true},
 	} {
 		r := &wire.Response{Status: c.status, Error: wire.Bytes(c.errMsg)}

@@ -45,8 +45,9 @@
 // and the forwarded values, but not Vary itself, which only the response
 // names; so the leader's answer is handed to the others only when it is one
 // a shared cache could store (no private, no-store or no-cache, no
-// Set-Cookie, no Vary: *). Otherwise each waiting request goes upstream on
-// its own, as it would have without collapsing.
+// Set-Cookie) and whose Vary names only fields the key covers. Otherwise
+// each waiting request goes upstream on its own, as it would have without
+// collapsing.
 //
 // # Why
 //

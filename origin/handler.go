@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/talowa/wedge/origin/wire"
 )
@@ -159,14 +160,18 @@ func (w *recorder) snapshot() {
 	// A map has no order; sorted names make the envelope deterministic.
 	slices.Sort(keys)
 	for _, k := range keys {
-		if isHopByHop([]byte(k)) || asciiEqualFold([]byte(k), "content-length") {
+		// As net/http writes a header: invalid names dropped, CR and LF
+		// in values turned to spaces, so an application cannot split it.
+		if kb := []byte(k); !validName(kb) || isHopByHop(kb) || asciiEqualFold(kb, "content-length") {
 			continue
 		}
 		for _, v := range w.header[k] {
-			w.resp.AddHeader([]byte(k), []byte(v))
+			w.resp.AddHeader([]byte(k), []byte(headerNewlineToSpace.Replace(v)))
 		}
 	}
 }
+
+var headerNewlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
 
 func (w *recorder) finish() {
 	if !w.wroteHeader {

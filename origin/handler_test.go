@@ -34,6 +34,8 @@ func TestHTTPAdapter(t *testing.T) {
 		w.Header().Set("Surrogate-Key", "item-7 items")
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Content-Length", "999") // the envelope's body length wins
+		w.Header()["Bad Name"] = []string{"dropped"}
+		w.Header().Set("X-Split", "a\r\nSet-Cookie: evil=1")
 		w.WriteHeader(http.StatusCreated)
 		w.Header().Set("X-Too-Late", "1") // after WriteHeader: not sent, as in net/http
 		fmt.Fprintf(w, `{"id":%q}`, r.PathValue("id"))
@@ -71,6 +73,7 @@ func TestHTTPAdapter(t *testing.T) {
 		{Name: wire.Bytes("Set-Cookie"), Value: wire.Bytes("a=1")},
 		{Name: wire.Bytes("Set-Cookie"), Value: wire.Bytes("b=2")},
 		{Name: wire.Bytes("Surrogate-Key"), Value: wire.Bytes("item-7 items")},
+		{Name: wire.Bytes("X-Split"), Value: wire.Bytes("a  Set-Cookie: evil=1")},
 	}
 	if resp.Status != 201 || string(resp.Body) != `{"id":"7"}` || !wire.Equal(resp.Header, want) {
 		t.Errorf("got %d %q %q", resp.Status, resp.Header, resp.Body)

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/talowa/wedge/origin/wire"
 )
@@ -67,19 +68,24 @@ func listedInConnection(fs []wire.Field, name []byte) bool {
 func hasToken[S ~string | ~[]byte](v []byte, tok S) bool {
 	for len(v) > 0 {
 		var item []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, nil
-		}
+		item, v = cutItem(v, ',')
 		if i := bytes.IndexAny(item, "=;"); i >= 0 {
-			item = item[:i]
+			item = trimOWS(item[:i])
 		}
-		if asciiEqualFold(trimOWS(item), tok) {
+		if asciiEqualFold(item, tok) {
 			return true
 		}
 	}
 	return false
+}
+
+// cutItem splits the first member, without surrounding whitespace, off
+// the list v whose members sep separates.
+func cutItem(v []byte, sep byte) (item, rest []byte) {
+	if i := bytes.IndexByte(v, sep); i >= 0 {
+		return trimOWS(v[:i]), v[i+1:]
+	}
+	return trimOWS(v), nil
 }
 
 func trimOWS(b []byte) []byte {
@@ -128,6 +134,12 @@ func validTarget(b []byte) bool {
 	return true
 }
 
+// validPath reports whether b is an origin-form path (RFC 9112 §3.2.1),
+// or empty, which stands for "/".
+func validPath(b []byte) bool {
+	return len(b) == 0 || (b[0] == '/' && validTarget(b))
+}
+
 func isTokenChar(c byte) bool {
 	switch {
 	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
@@ -157,15 +169,9 @@ func fillTags(resp *wire.Response) {
 func appendTags(tags []wire.Bytes, v []byte, sep byte) []wire.Bytes {
 	for len(v) > 0 && len(tags) < wire.MaxFields {
 		var t []byte
-		if i := bytes.IndexByte(v, sep); i >= 0 {
-			t, v = v[:i], v[i+1:]
-		} else {
-			t, v = v, nil
+		if t, v = cutItem(v, sep); len(t) > 0 {
+			tags = appendTag(tags, t)
 		}
-		if t = trimOWS(t); len(t) == 0 {
-			continue
-		}
-		tags = appendTag(tags, t)
 	}
 	return tags
 }
@@ -205,9 +211,25 @@ func shareable(resp *wire.Response) bool {
 				return false
 			}
 		case asciiEqualFold(f.Name, "vary"):
-			if hasToken(f.Value, "*") {
+			// The key holds only varyFields: a response that varies on
+			// anything else (or on "*") may not suit the other requests.
+			if !varyCovered(f.Value) {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// varyCovered reports whether every field the Vary list v names is one of
+// varyFields, which requests must agree on to be collapsed.
+func varyCovered(v []byte) bool {
+	for len(v) > 0 {
+		var item []byte
+		if item, v = cutItem(v, ','); len(item) > 0 && !slices.ContainsFunc(varyFields[:], func(n string) bool {
+			return asciiEqualFold(item, n)
+		}) {
+			return false
 		}
 	}
 	return true

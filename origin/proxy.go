@@ -283,8 +283,9 @@ func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 // forward sends req upstream, failing over while the request allows, and
 // fills resp with the answer or with the origin's own 502, 503 or 504.
 func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Response) {
-	if !validName(req.Method) || !validTarget(req.Path) || !validTarget(req.Query) {
-		// Written as given, these would split the request line.
+	if !validName(req.Method) || !validPath(req.Path) || !validTarget(req.Query) {
+		// Written as given, these would split the request line, or (a path
+		// in absolute form) have fasthttp take its scheme and host from it.
 		failure(resp, fasthttp.StatusBadRequest, "request line not valid HTTP")
 		return
 	}
@@ -314,8 +315,13 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 		if len(req.Host) == 0 {
 			freq.Header.Set(fasthttp.HeaderHost, u.name)
 		}
+		// Set both ways: a HostClient refuses a request whose scheme is not
+		// its own, which failing over between http and https upstreams
+		// would otherwise leave behind.
 		if u.tls {
 			freq.URI().SetScheme("https")
+		} else {
+			freq.URI().SetScheme("http")
 		}
 		u.inflight.Add(1)
 		err := u.client.DoDeadline(freq, fresp, deadline)

@@ -188,6 +188,8 @@ func TestProxyRefusesBrokenRequestLine(t *testing.T) {
 		func(r *wire.Request) { r.Method = wire.Bytes("GET /x HTTP/1.1\r\nX:") },
 		func(r *wire.Request) { r.Path = wire.Bytes("/a b") },
 		func(r *wire.Request) { r.Query = wire.Bytes("a=1\r\nHost: evil") },
+		func(r *wire.Request) { r.Path = wire.Bytes("https://evil.example/x") },
+		func(r *wire.Request) { r.Path = wire.Bytes("x") },
 	} {
 		r := getReq("/")
 		mod(r)
@@ -215,6 +217,7 @@ func TestProxyResponse(t *testing.T) {
 			"Surrogate-Key: k1  k2\r\n" +
 			"Cache-Tag: t1, t2,\r\n" +
 			"Proxy-Authenticate: Basic\r\n" +
+			"Bad Name: dropped\r\n" +
 			"X-Dup: 2\r\n" +
 			"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
 		return append([]byte(h), body...)
@@ -310,6 +313,19 @@ func TestProxyFailover(t *testing.T) {
 	deadName := strings.TrimPrefix(dead, "http://")
 	if got := metric(t, reg, "wedge_origin_upstream_requests_total", "upstream", deadName, "outcome", "dial_error"); got != 5 {
 		t.Errorf("dial errors on the dead upstream: %v, want 5", got)
+	}
+}
+
+// TestProxyFailoverAcrossSchemes fails over from an https upstream to an
+// http one: the request must go out with the second upstream's scheme.
+func TestProxyFailoverAcrossSchemes(t *testing.T) {
+	good := startUpstream(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("good") })
+	dead := "https://" + strings.TrimPrefix(deadPort(t), "http://")
+	p := newProxy(t, ProxyConfig{Upstreams: []string{dead, good.url}, HealthInterval: -1})
+	for i := range 6 {
+		if resp := serve(p, getReq("/"), 5*time.Second); resp.Status != 200 || string(resp.Body) != "good" {
+			t.Fatalf("request %d: %d %q", i, resp.Status, resp.Error)
+		}
 	}
 }
 

@@ -171,7 +171,7 @@ func bytesContains(b []byte, c byte) bool {
 }
 
 // copyUpstream fills resp from an upstream's answer: status, the fields
-// minus hop-by-hop ones and Content-Length (the envelope's body defines
+// minus malformed and hop-by-hop ones and Content-Length (the envelope's body defines
 // it), the body, and purge tags. b is scratch space.
 //
 // fasthttp keeps repeated fields of one name in order, Set-Cookie included,
@@ -190,7 +190,9 @@ func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
 			conn = append(conn, v...)
 			continue
 		}
-		if isHopByHop(k) || asciiEqualFold(k, "content-length") {
+		// fasthttp lets a name with spaces through; the edge would write
+		// it out to its client as given.
+		if !validName(k) || !validValue(v) || isHopByHop(k) || asciiEqualFold(k, "content-length") {
 			continue
 		}
 		resp.AddHeader(k, v)

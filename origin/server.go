@@ -153,11 +153,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the request handler, for serving wire.Path from a
-// fasthttp server of one's own. That server's MaxRequestBodySize bounds the
-// frames.
-func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
-
 var (
 	contentTypeWedge = []byte("application/wedge")
 	headerAllow      = []byte("Allow")

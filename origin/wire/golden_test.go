@@ -235,7 +235,7 @@ func TestGoldenFrames(t *testing.T) {
 	for _, f := range frames {
 		files[f.name] = checkGolden(t, f.name, goldenFile([]string{
 			f.name + ": " + f.about,
-			fmt.Sprintf("key %s, clock %s", testKey(), testNow.UTC().Format("2006-01-02T15:04:05.000Z")),
+			fmt.Sprintf("key %s, clock %s", testKey().Text(), testNow.UTC().Format("2006-01-02T15:04:05.000Z")),
 			fmt.Sprintf("flags %02x | key id %02x | timestamp %x | mac %x | payload %d bytes",
 				f.frame[0], f.frame[1], f.frame[offTime:offMAC], f.frame[offMAC:headerLen], len(f.frame)-headerLen),
 		}, f.frame))

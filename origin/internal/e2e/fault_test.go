@@ -14,6 +14,7 @@ import (
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/wasmtest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -87,14 +88,22 @@ func TestUpstreamFaults(t *testing.T) {
 				resp := new(wire.Response)
 				err := s.client.Do(start.Add(budget), newRequest(method, "/x"), resp)
 				took := time.Since(start)
+				if took > budget+slack {
+					t.Errorf("%s: answered after %s, budget %s", method, took, budget)
+				}
+				// The origin answers a slow application 504 a margin
+				// before the edge's deadline; on a loaded machine that
+				// margin can run out first, and the edge's own timeout
+				// gives its client the same 504.
+				if f.status == 504 && errors.Is(err, originclient.ErrTimeout) {
+					t.Logf("%s: the edge's deadline passed before the origin's 504 arrived", method)
+					continue
+				}
 				if err != nil {
 					t.Fatalf("%s: edge client error %v, want the origin's %d", method, err, f.status)
 				}
 				if resp.Status != f.status || len(resp.Error) == 0 || !strings.Contains(string(resp.Error), f.reason) {
 					t.Errorf("%s: %d %q, want %d with a reason containing %q", method, resp.Status, resp.Error, f.status, f.reason)
-				}
-				if took > budget+slack {
-					t.Errorf("%s: answered after %s, budget %s", method, took, budget)
 				}
 			}
 		})
@@ -114,9 +123,9 @@ func TestUpstreamFailover(t *testing.T) {
 		}
 	}
 	eventually(t, 5*time.Second, "dead upstream still in rotation", func() bool {
-		return metric(t, s.originReg, "wedge_origin_upstream_healthy", map[string]string{"upstream": dead}) == 0
+		return wasmtest.Metric(t, s.originReg, "wedge_origin_upstream_healthy", map[string]string{"upstream": dead}) == 0
 	})
-	if up := metric(t, s.originReg, "wedge_origin_upstream_healthy", map[string]string{"upstream": strings.TrimPrefix(live, "http://")}); up != 1 {
+	if up := wasmtest.Metric(t, s.originReg, "wedge_origin_upstream_healthy", map[string]string{"upstream": strings.TrimPrefix(live, "http://")}); up != 1 {
 		t.Errorf("live upstream healthy = %v", up)
 	}
 }
@@ -186,7 +195,7 @@ func TestBreaker(t *testing.T) {
 		if err := get(); !errors.Is(err, originclient.ErrBreakerOpen) || originclient.Status(err) != 503 {
 			t.Fatalf("open breaker: %v", err)
 		}
-		if took := time.Since(start); took > 10*time.Millisecond {
+		if took := time.Since(start); took > slack {
 			t.Errorf("open breaker took %s to refuse", took)
 		}
 	}

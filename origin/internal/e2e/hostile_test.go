@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/wasmtest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -114,8 +115,8 @@ func TestHostileFrames(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			before := metric(t, s.originReg, "wedge_origin_errors_total", map[string]string{"kind": c.kind})
-			auth := metric(t, s.originReg, "wedge_origin_auth_failures_total", nil)
+			before := wasmtest.Metric(t, s.originReg, "wedge_origin_errors_total", map[string]string{"kind": c.kind})
+			auth := wasmtest.Metric(t, s.originReg, "wedge_origin_auth_failures_total", nil)
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			heap := ms.HeapAlloc
@@ -124,11 +125,11 @@ func TestHostileFrames(t *testing.T) {
 				t.Errorf("got %d %q, want %d with %q", status, body, c.status, c.reason)
 			}
 			if c.kind != "" {
-				if got := metric(t, s.originReg, "wedge_origin_errors_total", map[string]string{"kind": c.kind}); got != before+1 {
+				if got := wasmtest.Metric(t, s.originReg, "wedge_origin_errors_total", map[string]string{"kind": c.kind}); got != before+1 {
 					t.Errorf("errors_total{kind=%q} went %v -> %v", c.kind, before, got)
 				}
 			}
-			if got := metric(t, s.originReg, "wedge_origin_auth_failures_total", nil); (c.status == 401) != (got == auth+1) {
+			if got := wasmtest.Metric(t, s.originReg, "wedge_origin_auth_failures_total", nil); (c.status == 401) != (got == auth+1) {
 				t.Errorf("auth_failures_total went %v -> %v for a %d", auth, got, c.status)
 			}
 			runtime.ReadMemStats(&ms)
