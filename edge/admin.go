@@ -1,0 +1,92 @@
+package edge
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminHandler serves the admin API:
+//
+//	GET  /health          liveness: 200 while the process serves
+//	GET  /ready           readiness: 200 when every route's plugins are loaded
+//	                      and no origin's circuit breaker is open, else 503
+//	                      with the reasons
+//	GET  /metrics         Prometheus
+//	POST /purge?tag=T     purge cached responses tagged T (token required)
+//	POST /purge?key=K     purge one cache key (token required)
+//	POST /reload          reload the config file (token required)
+//
+// reload is what POST /reload runs; nil answers 501.
+func (n *Node) AdminHandler(reload func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		if problems := n.notReady(); len(problems) > 0 {
+			http.Error(w, "not ready: "+strings.Join(problems, "; "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /purge", n.authorized(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case q.Has("tag"):
+			fmt.Fprintf(w, "purged %d\n", n.cache.PurgeTag([]byte(q.Get("tag"))))
+		case q.Has("key"):
+			fmt.Fprintf(w, "purged %d\n", n.cache.Purge([]byte(q.Get("key"))))
+		default:
+			http.Error(w, "want ?tag=T or ?key=K", http.StatusBadRequest)
+		}
+	}))
+	mux.HandleFunc("POST /reload", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
+		if reload == nil {
+			http.Error(w, "this node has no config file to reload", http.StatusNotImplemented)
+			return
+		}
+		if err := reload(); err != nil {
+			http.Error(w, "reload failed, still serving the previous config: "+err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
+	}))
+	return mux
+}
+
+// authorized requires the admin token as a bearer token. Without a token
+// configured, the calls that change state are refused outright rather than
+// left open.
+func (n *Node) authorized(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token := n.gen.Load().cfg.Admin.Token
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wedge-admin"`)
+			http.Error(w, "admin token required", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (n *Node) notReady() []string {
+	var problems []string
+	g := n.gen.Load()
+	for name, o := range g.origins {
+		if st := o.client.State(); st == "open" {
+			problems = append(problems, "origin "+name+": circuit open")
+		}
+	}
+	for _, p := range g.plugins {
+		if p.Current() == nil {
+			problems = append(problems, "a plugin is not loaded")
+		}
+	}
+	return problems
+}

@@ -1,0 +1,278 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// Config is an edge node's configuration, as its YAML file holds it. Zero
+// values take the defaults documented on each field; Load fills them in.
+type Config struct {
+	// Listen is the HTTP listener's address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Admin is the admin listener (health, metrics, reload); "" turns it
+	// off. Token, when set, is the bearer token the reload call needs.
+	Admin struct {
+		Listen string `yaml:"listen"`
+		Token  string `yaml:"token"`
+	} `yaml:"admin"`
+	// POP and Region name this node in envelopes, logs and metrics.
+	POP    string `yaml:"pop"`
+	Region string `yaml:"region"`
+	Limits Limits `yaml:"limits"`
+	// Cache bounds the shared response cache, in bytes. Default 256 MiB.
+	CacheBytes uint64 `yaml:"cache_bytes"`
+	// Origins are the origin services, by name.
+	Origins map[string]*OriginConfig `yaml:"origins"`
+	// Routes are matched by host, then by the longest path prefix.
+	Routes []*RouteConfig `yaml:"routes"`
+
+	dir string // the config file's directory: relative paths start there
+}
+
+// Limits bound what a client may send and hold.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line and headers. Default 16 KiB;
+	// larger gets 431.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body. Default 8 MiB; larger gets 413.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxConns bounds concurrent client connections. Default 100,000.
+	MaxConns int `yaml:"max_conns"`
+	// IdleTimeout closes keep-alive connections idle that long. Default 60 s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ReadTimeout bounds reading one request, headers and body. Default 10 s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+}
+
+// OriginConfig is one origin service.
+type OriginConfig struct {
+	// Addr is the origin's host:port.
+	Addr string `yaml:"addr"`
+	// Key signs the envelopes: "ID:HEX" as `wedgectl origin keygen`
+	// prints it, or "@FILE" naming a file that holds one.
+	Key string `yaml:"key"`
+	// Dicts are zstd dictionary files; Dict the ID requests use (0: none).
+	Dicts []string `yaml:"dicts"`
+	Dict  uint32   `yaml:"dict"`
+	// Timeout is the budget of one request to the origin. Default 10 s.
+	Timeout Duration `yaml:"timeout"`
+
+	key   wire.Key
+	dicts [][]byte
+}
+
+// RouteConfig is one route: where it matches, its plugin chain and its
+// origin.
+type RouteConfig struct {
+	// Name labels the route in metrics and logs. Default host + path.
+	Name string `yaml:"name"`
+	// Host is the host the route answers, without port; "" or "*" matches
+	// any host.
+	Host string `yaml:"host"`
+	// Path is the path prefix the route answers. Default "/".
+	Path string `yaml:"path"`
+	// Chain is the plugin chain, run in order on requests and in reverse
+	// on responses.
+	Chain []*PluginConfig `yaml:"chain"`
+	// Origin names the origin service requests go to.
+	Origin string `yaml:"origin"`
+}
+
+// PluginConfig is one plugin of a chain.
+type PluginConfig struct {
+	// Name is the plugin's name. Default the file's base name.
+	Name string `yaml:"name"`
+	// File is the .wasm module.
+	File string `yaml:"file"`
+	// Version labels the plugin version. Default the first 12 hex digits
+	// of the module's sha256.
+	Version string `yaml:"version"`
+	// Config is handed to the plugin's configure export as JSON.
+	Config any `yaml:"config"`
+	// Failure is what requests get when the plugin fails: "closed" (the
+	// default: answer FailureStatus, default 503) or "open" (continue as
+	// if the plugin were not there).
+	Failure       string `yaml:"failure"`
+	FailureStatus int    `yaml:"failure_status"`
+
+	config []byte // Config as JSON
+}
+
+// Duration is a time.Duration written as "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration like 10s", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadConfig reads and checks a config file.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("edge: config: %w", err)
+	}
+	cfg, err := ParseConfig(b, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("edge: config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses and checks YAML; relative file names in it are taken
+// from dir. Unknown fields are errors: a misspelt limit must not silently
+// fall back to its default.
+func ParseConfig(b []byte, dir string) (*Config, error) {
+	cfg := &Config{dir: dir}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *Config) check() error {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = Duration(d)
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	def(&c.Limits.MaxHeaderBytes, 16<<10)
+	def(&c.Limits.MaxBodyBytes, 8<<20)
+	def(&c.Limits.MaxConns, 100_000)
+	defDur(&c.Limits.IdleTimeout, 60*time.Second)
+	defDur(&c.Limits.ReadTimeout, 10*time.Second)
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 256 << 20
+	}
+	for name, o := range c.Origins {
+		if o == nil || o.Addr == "" {
+			return fmt.Errorf("origin %q: no addr", name)
+		}
+		defDur(&o.Timeout, 10*time.Second)
+		keyText := o.Key
+		if file, ok := strings.CutPrefix(keyText, "@"); ok {
+			b, err := os.ReadFile(c.path(file))
+			if err != nil {
+				return fmt.Errorf("origin %q: key: %w", name, err)
+			}
+			keyText = string(b)
+		}
+		k, err := wire.ParseKey(keyText)
+		if err != nil {
+			return fmt.Errorf("origin %q: %w", name, err)
+		}
+		o.key = k
+		for _, f := range o.Dicts {
+			d, err := os.ReadFile(c.path(f))
+			if err != nil {
+				return fmt.Errorf("origin %q: dictionary: %w", name, err)
+			}
+			o.dicts = append(o.dicts, d)
+		}
+	}
+	if len(c.Routes) == 0 {
+		return errors.New("no routes")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		if r == nil {
+			return fmt.Errorf("route %d is empty", i)
+		}
+		if r.Host == "*" {
+			r.Host = ""
+		}
+		r.Host = strings.ToLower(r.Host)
+		if r.Path == "" {
+			r.Path = "/"
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			return fmt.Errorf("route %d: path %q must start with /", i, r.Path)
+		}
+		if r.Name == "" {
+			r.Name = r.Host + r.Path
+		}
+		if seen[r.Host+" "+r.Path] {
+			return fmt.Errorf("route %q: host %q and path %q given twice", r.Name, r.Host, r.Path)
+		}
+		seen[r.Host+" "+r.Path] = true
+		if c.Origins[r.Origin] == nil {
+			return fmt.Errorf("route %q: origin %q is not among the origins", r.Name, r.Origin)
+		}
+		for j, p := range r.Chain {
+			if p == nil || p.File == "" {
+				return fmt.Errorf("route %q: plugin %d has no file", r.Name, j)
+			}
+			p.File = c.path(p.File)
+			if p.Name == "" {
+				p.Name = strings.TrimSuffix(filepath.Base(p.File), ".wasm")
+			}
+			switch p.Failure {
+			case "", "closed", "open":
+			default:
+				return fmt.Errorf("route %q: plugin %s: failure %q: want closed or open", r.Name, p.Name, p.Failure)
+			}
+			if p.FailureStatus == 0 {
+				p.FailureStatus = 503
+			}
+			if p.FailureStatus < 200 || p.FailureStatus > 599 {
+				return fmt.Errorf("route %q: plugin %s: failure_status %d", r.Name, p.Name, p.FailureStatus)
+			}
+			var err error
+			if p.config, err = pluginJSON(p.Config); err != nil {
+				return fmt.Errorf("route %q: plugin %s: config: %w", r.Name, p.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Config) path(p string) string {
+	if filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// pluginJSON turns a plugin's YAML config into the JSON its configure
+// export reads. A string is taken as JSON already.
+func pluginJSON(v any) ([]byte, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if !json.Valid([]byte(v)) {
+			return nil, errors.New("a string config must be JSON")
+		}
+		return []byte(v), nil
+	}
+	return json.Marshal(v)
+}

@@ -1,0 +1,38 @@
+// Package edge is the Wedge edge node (a POP): a fasthttp server that routes
+// each request by host and longest path prefix, runs the route's plugin
+// chain (request phase in order, response phase in reverse), and sends what
+// no plugin answered to the route's origin service through originclient.
+//
+// A node is built from a Config (YAML, see LoadConfig):
+//
+//	listen: 127.0.0.1:8080
+//	admin: {listen: 127.0.0.1:9090, token: s3cret}
+//	pop: fra1
+//	region: eu-west
+//	origins:
+//	  app: {addr: 127.0.0.1:9000, key: "@origin.key"}
+//	routes:
+//	  - host: api.example.com
+//	    path: /
+//	    origin: app
+//	    chain:
+//	      - {file: auth.wasm, config: {realm: api}}
+//	      - {file: cache.wasm, failure: open}
+//
+// # Reload
+//
+// A reload builds a complete new generation (origins, loaded plugins,
+// router) and swaps it in with one atomic store. A request acquires every
+// plugin of its chain before running any, so both of its phases run on one
+// version; the old generation's plugins close when their last request
+// releases them. If anything in the new config fails to load, the node
+// keeps serving the old one.
+//
+// # Why
+//
+// Plugins see the request through host.MemExchange, a copy of the fasthttp
+// request. That costs a few allocations per request (the strings of the
+// request line and header fields) and keeps the exchange semantics exactly
+// those the conformance kit and sdktest check; an Exchange over fasthttp's
+// own buffers is the next step once benchmarks say it matters.
+package edge

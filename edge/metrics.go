@@ -1,0 +1,61 @@
+package edge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the node's own series (namespace wedge_edge); plugins and the
+// origin client add theirs to the same registry.
+type metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	unrouted prometheus.Counter
+	refused  *prometheus.CounterVec
+	reloads  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns = "wedge_edge"
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "requests_total",
+			Help: "Requests answered, by route and status."}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
+			Help:    "Time from a routed request's arrival to its response being handed to the server, by route.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}},
+			[]string{"route"}),
+		unrouted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "unrouted_total",
+			Help: "Requests no route matched (answered 404)."}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "refused_total",
+			Help: "Requests refused before routing (malformed, too large, too slow), by status."}, []string{"code"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
+			Help: "Config reloads by result."}, []string{"result"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads)
+	return m
+}
+
+// routeMetrics are a route's series, resolved once per route so that a
+// request costs a few atomic adds.
+type routeMetrics struct {
+	codes    [6]prometheus.Counter // by status class; 0 = other
+	duration prometheus.Observer
+}
+
+func (m *metrics) route(name string) routeMetrics {
+	r := routeMetrics{duration: m.duration.WithLabelValues(name)}
+	for i, c := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
+		r.codes[i] = m.requests.WithLabelValues(name, c)
+	}
+	return r
+}
+
+func (r routeMetrics) observe(status int, d time.Duration) {
+	c := status / 100
+	if c < 1 || c > 5 {
+		c = 0
+	}
+	r.codes[c].Inc()
+	r.duration.Observe(d.Seconds())
+}

@@ -1,0 +1,230 @@
+package edge
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// Node is one edge node (a POP): it serves HTTP through the routes and
+// plugin chains of its config and sends what no plugin answers to the
+// route's origin.
+type Node struct {
+	cfg     *Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	rt      *wasm.Runtime
+	cache   *host.MemCache
+	limiter *host.GCRA
+	m       *metrics
+	om      *originclient.Metrics
+	srv     *fasthttp.Server
+	gen     atomic.Pointer[generation]
+	pool    sync.Pool // *exchange
+	reqID   atomic.Uint64
+	idBase  string
+
+	reloadMu sync.Mutex // one reload at a time
+}
+
+// generation is what one config produced: the routes, their loaded plugins
+// and their origins. Requests hold the generation they started on.
+type generation struct {
+	cfg     *Config
+	router  *router
+	origins map[string]*origin
+	plugins []*wasm.Plugin
+}
+
+// Options are what a Node takes besides its config.
+type Options struct {
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+	// CompilationCache is a directory for compiled plugins; "" keeps them
+	// in memory only.
+	CompilationCache string
+}
+
+// New builds a node from cfg: it loads every plugin of every route (each
+// loaded plugin is compiled, configured and warm before New returns) and
+// connects nothing yet.
+func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	n := &Node{cfg: cfg, log: opts.Logger, reg: prometheus.NewRegistry(),
+		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewGCRA(1 << 20)}
+	n.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	n.m = newMetrics(n.reg)
+	n.om = originclient.NewMetrics(n.reg)
+	hostname, _ := os.Hostname()
+	n.idBase = fmt.Sprintf("%s-%x-", strings.ReplaceAll(cfg.POP+hostname, " ", ""), time.Now().UnixNano()&0xffffff)
+	wcfg := wasm.NewConfig().WithStores(n.cache, n.limiter).WithRegisterer(n.reg).WithLogger(opts.Logger).
+		WithMaxBodySize(cfg.Limits.MaxBodyBytes)
+	if opts.CompilationCache != "" {
+		wcfg = wcfg.WithCompilationCache(opts.CompilationCache)
+	}
+	var err error
+	if n.rt, err = wasm.NewRuntime(ctx, wcfg); err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	g, err := n.build(ctx, cfg)
+	if err != nil {
+		n.rt.Close(ctx)
+		return nil, err
+	}
+	n.gen.Store(g)
+	n.pool.New = func() any { return new(exchange) }
+	n.srv = &fasthttp.Server{
+		Handler:                       n.serve,
+		ErrorHandler:                  n.transportError,
+		Name:                          "wedge",
+		ReadBufferSize:                cfg.Limits.MaxHeaderBytes,
+		MaxRequestBodySize:            cfg.Limits.MaxBodyBytes,
+		Concurrency:                   cfg.Limits.MaxConns,
+		IdleTimeout:                   time.Duration(cfg.Limits.IdleTimeout),
+		ReadTimeout:                   time.Duration(cfg.Limits.ReadTimeout),
+		WriteTimeout:                  30 * time.Second,
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultContentType:          true,
+		NoDefaultServerHeader:         true,
+		Logger:                        slogPrintf{opts.Logger},
+	}
+	return n, nil
+}
+
+// build loads what cfg describes into a new generation.
+func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error) {
+	g := &generation{cfg: cfg, origins: map[string]*origin{}}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
+	for name, oc := range cfg.Origins {
+		o, err := newOrigin(name, oc, n.om)
+		if err != nil {
+			return nil, err
+		}
+		g.origins[name] = o
+	}
+	var routes []*route
+	for _, rc := range cfg.Routes {
+		rt := &route{name: rc.Name, host: rc.Host, path: rc.Path, origin: g.origins[rc.Origin], m: n.m.route(rc.Name)}
+		for _, pc := range rc.Chain {
+			p, err := n.loadPlugin(ctx, pc)
+			if err != nil {
+				return nil, fmt.Errorf("edge: route %s: %w", rc.Name, err)
+			}
+			g.plugins = append(g.plugins, p)
+			rt.chain = append(rt.chain, p)
+		}
+		routes = append(routes, rt)
+	}
+	g.router = newRouter(routes)
+	return g, nil
+}
+
+func (n *Node) loadPlugin(ctx context.Context, pc *PluginConfig) (*wasm.Plugin, error) {
+	bin, err := os.ReadFile(pc.File)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+	}
+	policy := wasm.FailClosed(pc.FailureStatus)
+	if pc.Failure == "open" {
+		policy = wasm.FailOpen()
+	}
+	version := pc.Version
+	if version == "" {
+		sum := sha256.Sum256(bin)
+		version = hex.EncodeToString(sum[:6])
+	}
+	m, err := n.rt.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: pc.config, Policy: policy})
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+	}
+	return wasm.NewPlugin(m), nil
+}
+
+func (g *generation) close() {
+	for _, p := range g.plugins {
+		p.Close()
+	}
+	for _, o := range g.origins {
+		o.close()
+	}
+}
+
+// Serve answers HTTP on ln until Shutdown.
+func (n *Node) Serve(ln net.Listener) error {
+	if err := n.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("edge: %w", err)
+	}
+	return nil
+}
+
+// Reload builds the routes, plugins and origins of cfg and swaps them in:
+// requests in flight finish on what they started with, new ones take the
+// new config. If anything in cfg fails to load, nothing changes.
+// Listeners and limits keep their values until a restart.
+func (n *Node) Reload(ctx context.Context, cfg *Config) error {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	g, err := n.build(ctx, cfg)
+	if err != nil {
+		n.m.reloads.WithLabelValues("error").Inc()
+		return err
+	}
+	old := n.gen.Swap(g)
+	n.m.reloads.WithLabelValues("ok").Inc()
+	// Plugins close once their last request releases them (wasm.Plugin);
+	// origins have no such count, so give requests on the old generation
+	// their whole origin budget before closing its connections.
+	for _, p := range old.plugins {
+		p.Close()
+	}
+	wait := time.Duration(0)
+	for _, o := range old.origins {
+		wait = max(wait, o.timeout)
+	}
+	time.AfterFunc(wait+time.Second, func() {
+		for _, o := range old.origins {
+			o.close()
+		}
+	})
+	return nil
+}
+
+// Shutdown stops accepting, waits for requests in flight (within ctx), and
+// releases everything.
+func (n *Node) Shutdown(ctx context.Context) error {
+	err := n.srv.ShutdownWithContext(ctx)
+	n.gen.Load().close()
+	n.rt.Close(ctx)
+	return err
+}
+
+// Registry is the node's Prometheus registry, served on /metrics.
+func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// slogPrintf adapts slog to fasthttp's logger.
+type slogPrintf struct{ l *slog.Logger }
+
+func (s slogPrintf) Printf(format string, args ...any) { s.l.Warn(fmt.Sprintf(format, args...)) }

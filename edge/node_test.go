@@ -1,0 +1,348 @@
+package edge_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/wasmbuild"
+	"github.com/talowa/wedge/wasm/wasmtest"
+)
+
+var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)}
+
+// startOrigin runs an origin service with an in-process application that
+// says who it is and what it got, and returns its address.
+func startOrigin(t *testing.T, name string) string {
+	t.Helper()
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(codec.Close)
+	app := origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+		resp.Status = 200
+		resp.AddHeader([]byte("Content-Type"), []byte("text/plain"))
+		resp.AddHeader([]byte("Set-Cookie"), []byte("a=1"))
+		resp.AddHeader([]byte("Set-Cookie"), []byte("b=2"))
+		resp.Body = fmt.Appendf(resp.Body, "%s: %s %s?%s pop=%s", name, req.Method, req.Path, req.Query, req.POP)
+		if ua, ok := wire.Get(req.Header, "User-Agent"); ok {
+			resp.Body = fmt.Appendf(resp.Body, " ua=%s", ua)
+		}
+		resp.Body = fmt.Appendf(resp.Body, " body=%d", len(req.Body))
+	})
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
+var (
+	helloOnce sync.Once
+	helloWasm string
+)
+
+// hello builds plugins/hello to a .wasm file once per test binary.
+func hello(t *testing.T) string {
+	helloOnce.Do(func() {
+		bin := wasmtest.Build(t, "../plugins/hello")
+		dir, err := os.MkdirTemp("", "edge-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		helloWasm = filepath.Join(dir, "hello.wasm")
+		if err := os.WriteFile(helloWasm, bin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return helloWasm
+}
+
+type testNode struct {
+	*edge.Node
+	addr  string
+	admin *httptest.Server
+}
+
+func startNode(t *testing.T, yaml string) *testNode {
+	t.Helper()
+	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.Serve(ln)
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	tn := &testNode{Node: n, addr: ln.Addr().String(), admin: httptest.NewServer(n.AdminHandler(nil))}
+	t.Cleanup(tn.admin.Close)
+	return tn
+}
+
+func config(originAddr, plugin string, extra string) string {
+	return fmt.Sprintf(`
+pop: test1
+region: eu-test
+admin: {token: s3cret}
+limits: {max_header_bytes: 4096, max_body_bytes: 65536}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - name: api
+    host: api.example.com
+    path: /api/
+    origin: app
+  - name: hello
+    path: /
+    origin: app
+    chain:
+      - {file: %q, config: {greeting: Hi}}
+%s`, originAddr, originKey.Text(), plugin, extra)
+}
+
+// get sends a request to the node and returns status, headers and body.
+func (n *testNode) do(t *testing.T, method, host, target string, body []byte, hdr ...string) (int, *fasthttp.ResponseHeader, string) {
+	t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + n.addr + target)
+	req.Header.SetMethod(method)
+	req.Header.SetHost(host)
+	req.UseHostHeader = true
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	req.SetBody(body)
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	h := new(fasthttp.ResponseHeader)
+	resp.Header.CopyTo(h)
+	return resp.StatusCode(), h, string(resp.Body())
+}
+
+func TestNodeRoutesAndChain(t *testing.T) {
+	n := startNode(t, config(startOrigin(t, "origin-1"), hello(t), ""))
+
+	// The plugin answers by itself.
+	st, h, body := n.do(t, "GET", "www.example.com", "/hello?name=Ada", nil)
+	if st != 200 || body != "Hi, Ada!\n" || string(h.Peek("X-Hello")) != "Hi" {
+		t.Fatalf("plugin answer: %d %q X-Hello=%q", st, body, h.Peek("X-Hello"))
+	}
+	// Through the chain to the origin: the response phase still runs.
+	st, h, body = n.do(t, "POST", "www.example.com", "/other?q=1", []byte("abc"), "User-Agent", "test-agent")
+	if want := "origin-1: POST /other?q=1 pop=test1 ua=test-agent body=3"; st != 200 || body != want {
+		t.Fatalf("origin answer: %d %q, want %q", st, body, want)
+	}
+	if string(h.Peek("X-Hello")) != "Hi" {
+		t.Errorf("response phase did not run on the origin's answer")
+	}
+	var cookies []string
+	for k, v := range h.All() {
+		if strings.EqualFold(string(k), "Set-Cookie") {
+			cookies = append(cookies, string(v))
+		}
+	}
+	if fmt.Sprint(cookies) != "[a=1 b=2]" {
+		t.Errorf("Set-Cookie fields = %q", cookies)
+	}
+	// A route for one host, with no chain; its prefix matches only whole
+	// segments, and host matching ignores case and port.
+	if st, h, body := n.do(t, "GET", "API.example.com:8080", "/api/x", nil); st != 200 || !strings.HasPrefix(body, "origin-1: GET /api/x") || h.Peek("X-Hello") != nil {
+		t.Fatalf("host route: %d %q, X-Hello %q (the api route has no plugin)", st, body, h.Peek("X-Hello"))
+	}
+	// Not under /api/, so the catch-all route with the plugin answers.
+	if _, h, _ := n.do(t, "GET", "api.example.com", "/apix", nil); string(h.Peek("X-Hello")) != "Hi" {
+		t.Errorf("/apix did not fall through to the catch-all route")
+	}
+	metrics := n.get(t, "/metrics", "")
+	for _, want := range []string{`wedge_edge_requests_total{code="2xx",route="hello"} 3`, `wedge_edge_requests_total{code="2xx",route="api"} 1`, "wedge_plugin_hello_greetings_total"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s in\n%s", want, grepLines(metrics, "wedge_edge_requests"))
+		}
+	}
+}
+
+func TestNodeUnrouted(t *testing.T) {
+	cfg := strings.Replace(config(startOrigin(t, "o"), hello(t), ""), "    path: /\n", "    path: /only/\n", 1)
+	n := startNode(t, cfg)
+	if st, _, body := n.do(t, "GET", "www.example.com", "/elsewhere", nil); st != 404 || !strings.Contains(body, "no route") {
+		t.Fatalf("unrouted: %d %q", st, body)
+	}
+}
+
+func TestNodeLimits(t *testing.T) {
+	n := startNode(t, config(startOrigin(t, "o"), hello(t), ""))
+	if st, _, _ := n.do(t, "GET", "x", "/", nil, "X-Big", strings.Repeat("a", 8000)); st != 431 {
+		t.Errorf("oversized header: %d, want 431", st)
+	}
+	if st, _, _ := n.do(t, "POST", "x", "/", make([]byte, 100_000)); st != 413 {
+		t.Errorf("oversized body: %d, want 413", st)
+	}
+	// And the node serves the next client.
+	if st, _, _ := n.do(t, "GET", "x", "/hello", nil); st != 200 {
+		t.Errorf("after refusals: %d", st)
+	}
+}
+
+func TestNodeOriginDown(t *testing.T) {
+	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	n := startNode(t, config(addr, hello(t), ""))
+	st, _, body := n.do(t, "GET", "x", "/nothing-answers-this", nil)
+	if st != 502 || !strings.Contains(body, "origin app") {
+		t.Fatalf("origin down: %d %q", st, body)
+	}
+}
+
+func TestNodeReloadUnderLoad(t *testing.T) {
+	first, second := startOrigin(t, "first"), startOrigin(t, "second")
+	n := startNode(t, config(first, hello(t), ""))
+	var failed atomic.Int64
+	var sawSecond atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := 0; i < 2000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st, _, body := n.do(t, "GET", "x", "/r", nil)
+				switch {
+				case st != 200:
+					failed.Add(1)
+				case strings.HasPrefix(body, "second:"):
+					sawSecond.Store(true)
+				}
+			}
+		})
+	}
+	for i := range 2 {
+		target := second
+		if i%2 == 1 {
+			target = first
+		}
+		cfg, err := edge.ParseConfig([]byte(config(target, hello(t), "")), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Reload(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, _ := edge.ParseConfig([]byte(config(second, hello(t), "")), t.TempDir())
+	if err := n.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !sawSecond.Load() && time.Now().Before(deadline) {
+		n.do(t, "GET", "x", "/r", nil)
+	}
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed across reloads", failed.Load())
+	}
+	if st, _, body := n.do(t, "GET", "x", "/r", nil); st != 200 || !strings.HasPrefix(body, "second:") {
+		t.Errorf("after reloads: %d %q", st, body)
+	}
+	// A config that does not load leaves the node as it was.
+	bad, _ := edge.ParseConfig([]byte(strings.Replace(config(first, hello(t), ""), "greeting: Hi", "greeting: 7", 1)), t.TempDir())
+	if err := n.Reload(context.Background(), bad); err == nil {
+		t.Fatal("a plugin config the plugin refuses reloaded fine")
+	}
+	if _, _, body := n.do(t, "GET", "x", "/r", nil); !strings.HasPrefix(body, "second:") {
+		t.Errorf("a failed reload changed the node: %q", body)
+	}
+}
+
+func TestNodeAdmin(t *testing.T) {
+	n := startNode(t, config(startOrigin(t, "o"), hello(t), ""))
+	if got := n.get(t, "/health", ""); got != "ok\n" {
+		t.Errorf("/health = %q", got)
+	}
+	if got := n.get(t, "/ready", ""); got != "ready\n" {
+		t.Errorf("/ready = %q", got)
+	}
+	for _, token := range []string{"", "wrong"} {
+		resp := n.post(t, "/purge?tag=x", token)
+		if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("purge with token %q: %d", token, resp.StatusCode)
+		}
+	}
+	if resp := n.post(t, "/purge?tag=x", "s3cret"); resp.StatusCode != 200 {
+		t.Errorf("purge with the token: %d", resp.StatusCode)
+	}
+	if resp := n.post(t, "/reload", "s3cret"); resp.StatusCode != 501 {
+		t.Errorf("reload without a file: %d", resp.StatusCode)
+	}
+}
+
+func (n *testNode) get(t *testing.T, path, token string) string {
+	t.Helper()
+	resp, err := http.Get(n.admin.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func (n *testNode) post(t *testing.T, path, token string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", n.admin.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.SplitSeq(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,103 @@
+package edge
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/talowa/wedge/wasm"
+)
+
+// route is a RouteConfig made ready to serve: its plugins loaded.
+type route struct {
+	name   string
+	host   string
+	path   string
+	chain  []*wasm.Plugin
+	origin *origin
+	m      routeMetrics
+}
+
+// router holds one generation of routes. It is immutable once built; a
+// reload builds a new one and swaps it in whole.
+type router struct {
+	byHost map[string][]*route // exact host -> routes, longest path first
+	any    []*route            // routes for any host, longest path first
+}
+
+func newRouter(routes []*route) *router {
+	r := &router{byHost: map[string][]*route{}}
+	for _, rt := range routes {
+		if rt.host == "" {
+			r.any = append(r.any, rt)
+		} else {
+			r.byHost[rt.host] = append(r.byHost[rt.host], rt)
+		}
+	}
+	longestFirst := func(rs []*route) {
+		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].path) > len(rs[j].path) })
+	}
+	for _, rs := range r.byHost {
+		longestFirst(rs)
+	}
+	longestFirst(r.any)
+	return r
+}
+
+// match finds the route for a request: routes naming the host first, then
+// routes for any host; within each, the longest matching path prefix. host
+// may carry a port and any case; path is the path as received.
+func (r *router) match(host, path []byte) *route {
+	h := hostOnly(host)
+	// Lowercasing into a stack buffer keeps the lookup allocation-free:
+	// Go does not allocate for a map index with string(b).
+	var buf [256]byte
+	if len(h) <= len(buf) {
+		n := copy(buf[:], h)
+		lower(buf[:n])
+		if rt := matchPath(r.byHost[string(buf[:n])], path); rt != nil {
+			return rt
+		}
+	}
+	return matchPath(r.any, path)
+}
+
+func matchPath(rs []*route, path []byte) *route {
+	for _, rt := range rs {
+		if prefixMatch(path, rt.path) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// prefixMatch reports whether path is under prefix. A prefix not ending in
+// "/" matches only at a segment boundary, so /api matches /api and /api/x
+// but not /apix.
+func prefixMatch(path []byte, prefix string) bool {
+	if !strings.HasPrefix(string(path), prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/' || path[len(prefix)] == '?'
+}
+
+// hostOnly strips a port from a Host header value, keeping IPv6 brackets.
+func hostOnly(h []byte) []byte {
+	if len(h) > 0 && h[0] == '[' {
+		if i := strings.IndexByte(string(h), ']'); i > 0 {
+			return h[:i+1]
+		}
+		return h
+	}
+	if i := strings.LastIndexByte(string(h), ':'); i >= 0 {
+		return h[:i]
+	}
+	return h
+}
+
+func lower(b []byte) {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+}
