@@ -20,6 +20,12 @@ import (
 type Config struct {
 	// Listen is the HTTP listener's address. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// TLS is the HTTPS listener, with a certificate per SNI name; off when
+	// Listen is "". Certificates are read again on every reload.
+	TLS struct {
+		Listen string     `yaml:"listen"`
+		Certs  []CertPair `yaml:"certs"`
+	} `yaml:"tls"`
 	// Admin is the admin listener (health, metrics, reload); "" turns it
 	// off. Token, when set, is the bearer token the reload call needs.
 	Admin struct {
@@ -38,6 +44,13 @@ type Config struct {
 	Routes []*RouteConfig `yaml:"routes"`
 
 	dir string // the config file's directory: relative paths start there
+}
+
+// CertPair names a PEM certificate chain and its key. The certificate
+// answers for the DNS names (and IP addresses) it lists.
+type CertPair struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // Limits bound what a client may send and hold.
@@ -198,6 +211,13 @@ func (c *Config) check() error {
 			}
 			o.dicts = append(o.dicts, d)
 		}
+	}
+	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
+		return errors.New("tls: a listener needs at least one certificate")
+	}
+	for i := range c.TLS.Certs {
+		c.TLS.Certs[i].Cert = c.path(c.TLS.Certs[i].Cert)
+		c.TLS.Certs[i].Key = c.path(c.TLS.Certs[i].Key)
 	}
 	if len(c.Routes) == 0 {
 		return errors.New("no routes")

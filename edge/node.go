@@ -51,6 +51,7 @@ type generation struct {
 	router  *router
 	origins map[string]*origin
 	plugins []*wasm.Plugin
+	certs   *certs
 }
 
 // Options are what a Node takes besides its config.
@@ -118,6 +119,9 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 			g.close()
 		}
 	}()
+	if g.certs, err = loadCerts(cfg.TLS.Certs); err != nil {
+		return nil, err
+	}
 	for name, oc := range cfg.Origins {
 		o, err := newOrigin(name, oc, n.om)
 		if err != nil {

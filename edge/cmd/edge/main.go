@@ -65,6 +65,16 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	}
 	errc := make(chan error, 2)
 	go func() { errc <- n.Serve(ln) }()
+	tlsAddr := "off"
+	if cfg.TLS.Listen != "" {
+		tln, err := net.Listen("tcp", cfg.TLS.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("tls listen: %w", err)
+		}
+		tlsAddr = tln.Addr().String()
+		go func() { errc <- n.ServeTLS(tln) }()
+	}
 	adminAddr := "off"
 	var admin *http.Server
 	if cfg.Admin.Listen != "" {
@@ -77,7 +87,7 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		admin = &http.Server{Handler: n.AdminHandler(reload), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(aln) }()
 	}
-	log.Info("edge: serving", "listen", ln.Addr().String(), "admin", adminAddr, "pop", cfg.POP, "region", cfg.Region)
+	log.Info("edge: serving", "listen", ln.Addr().String(), "tls", tlsAddr, "admin", adminAddr, "pop", cfg.POP, "region", cfg.Region)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
