@@ -28,7 +28,9 @@ type exchange struct {
 
 func (x *exchange) reset() {
 	x.Req = host.Request{Header: host.Header{Fields: x.Req.Header.Fields[:0]}}
-	x.Resp = host.Response{Header: host.Header{Fields: x.Resp.Header.Fields[:0]}, Body: x.Resp.Body[:0]}
+	// The body is never reused: a cached response loaded into the
+	// exchange shares its body with the cache.
+	x.Resp = host.Response{Header: host.Header{Fields: x.Resp.Header.Fields[:0]}}
 	x.Vals.Reset()
 	clear(x.held)
 	x.held = x.held[:0]

@@ -46,7 +46,7 @@ func (o *origin) exchange(n *Node, req *host.Request, vals *host.Values, wreq *w
 	if err != nil {
 		status := originclient.Status(err)
 		*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]},
-			Body: append(resp.Body[:0], fmt.Sprintf("%d %s: origin %s: %v\n", status, statusText(status), o.name, err)...)}
+			Body: fmt.Appendf(nil, "%d %s: origin %s: %v\n", status, statusText(status), o.name, err)}
 		resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
 		return
 	}
@@ -55,7 +55,10 @@ func (o *origin) exchange(n *Node, req *host.Request, vals *host.Values, wreq *w
 	for _, f := range wresp.Header {
 		resp.Header.Add(string(f.Name), string(f.Value))
 	}
-	resp.Body = append(resp.Body[:0], wresp.Body...)
+	// The response takes the envelope's body rather than a copy of it; the
+	// next decode into wresp grows a new one. A body may outlive the
+	// request in the cache, so it is never written into again.
+	resp.Body, wresp.Body = wresp.Body, nil
 }
 
 // toWire fills an envelope from the request as the chain left it, with

@@ -1,0 +1,555 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/sdk/sdktest"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+	"github.com/talowa/wedge/wasm/wasmtest"
+)
+
+const (
+	realm     = `Bearer realm="api"`
+	testIss   = "https://issuer.example"
+	testAud   = "api"
+	ciKey     = "ci-key-0123456789"
+	deployKey = "deploy-key-9876543210"
+)
+
+// now is the native tests' host clock: token times are relative to it.
+var now = time.Unix(1_800_000_000, 0)
+
+func hexSum(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// baseConfig is a config with every kind of key the tests sign with, each
+// with a kid and alg, plus two API keys; extra overrides members.
+func baseConfig(t testing.TB, extra map[string]any) []byte {
+	k := mustKeys(t)
+	cfg := map[string]any{
+		"realm": "api",
+		"jwks": jwks(
+			jwkOf(k.hmac, "hs256", "HS256"), jwkOf(k.hmac, "hs384", "HS384"), jwkOf(k.hmac, "hs512", "HS512"),
+			jwkOf(k.rsa, "rs256", "RS256"), jwkOf(k.rsa, "rs384", "RS384"), jwkOf(k.rsa, "rs512", "RS512"),
+			jwkOf(k.rsa, "ps256", "PS256"), jwkOf(k.rsa, "ps384", "PS384"), jwkOf(k.rsa, "ps512", "PS512"),
+			jwkOf(k.p256, "es256", "ES256"), jwkOf(k.p384, "es384", "ES384"), jwkOf(k.ed, "ed", "EdDSA"),
+		),
+		"issuer":   testIss,
+		"audience": []string{testAud},
+		"public":   []string{"/health", "/public/"},
+		"api_keys": []map[string]string{{"name": "ci", "sha256": hexSum(ciKey)}, {"name": "deploy", "sha256": hexSum(deployKey)}},
+	}
+	for key, v := range extra {
+		if v == nil {
+			delete(cfg, key)
+		} else {
+			cfg[key] = v
+		}
+	}
+	return mustJSON(t, cfg)
+}
+
+// claims are valid claims at now, with overrides (nil deletes).
+func claims(over map[string]any) map[string]any {
+	c := map[string]any{
+		"sub": "user-42", "iss": testIss, "aud": testAud,
+		"iat": now.Unix() - 60, "nbf": now.Unix() - 60, "exp": now.Unix() + 600,
+	}
+	for k, v := range over {
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+	}
+	return c
+}
+
+// newHost configures the plugin natively with the host clock at now; the
+// origin records the request it receives.
+func newHost(t *testing.T, cfg []byte) *sdktest.Host {
+	t.Helper()
+	h := sdktest.New(t, &auth{}, cfg)
+	h.Env.Now = func() time.Time { return now }
+	return h
+}
+
+func get(path string, hdr ...string) host.Request {
+	r := host.Request{Method: "GET", Scheme: "https", Host: "api.example", Path: path, Proto: "HTTP/1.1"}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Add(hdr[i], hdr[i+1])
+	}
+	return r
+}
+
+func bearerReq(tok string) host.Request { return get("/orders", "Authorization", "Bearer "+tok) }
+
+// forwarded returns the values the origin receives with the request.
+func forwarded(res *host.Result) map[string]string {
+	out := map[string]string{}
+	for i := range res.Vals.Len() {
+		k, v, f := res.Vals.At(i)
+		if f&abi.ValueForward != 0 {
+			out[string(k)] = string(v)
+		}
+	}
+	return out
+}
+
+// want is the expected outcome of one request.
+type want struct {
+	status int
+	// challenge is the exact WWW-Authenticate; "" expects none.
+	challenge string
+	// values are the forwarded values, exactly (nil: none).
+	values map[string]string
+}
+
+func invalid(desc string) want {
+	return want{401, realm + `, error="invalid_token", error_description="` + desc + `"`, nil}
+}
+
+var noCreds = want{401, realm, nil}
+
+func ok(values map[string]string) want { return want{200, "", values} }
+
+func jwtID(sub string) map[string]string {
+	return map[string]string{"identity-method": "jwt", "identity-sub": sub, "identity-iss": testIss}
+}
+
+func check(t *testing.T, res *host.Result, w want) {
+	t.Helper()
+	if res.RequestErr != nil || res.ResponseErr != nil {
+		t.Fatalf("phase errors: %v, %v", res.RequestErr, res.ResponseErr)
+	}
+	ch, hasCh := res.Resp.Header.Get("WWW-Authenticate")
+	if res.Resp.Status != w.status || ch != w.challenge || hasCh != (w.challenge != "") {
+		t.Fatalf("got %d WWW-Authenticate=%q body %q, want %d %q", res.Resp.Status, ch, res.Resp.Body, w.status, w.challenge)
+	}
+	if res.Answered != (w.status != 200) {
+		t.Fatalf("answered=%v with status %d: the origin must be asked exactly for admitted requests", res.Answered, w.status)
+	}
+	got := forwarded(res)
+	if len(got) != len(w.values) {
+		t.Fatalf("forwarded %v, want %v", got, w.values)
+	}
+	for k, v := range w.values {
+		if got[k] != v {
+			t.Fatalf("forwarded %s=%q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if w.status == 200 {
+		for _, h := range []string{"Authorization", "X-Api-Key"} {
+			if v, has := res.Req.Header.Get(h); has {
+				t.Fatalf("origin received %s: %q", h, v)
+			}
+		}
+	}
+}
+
+// TestAlgorithms signs a token with a freshly generated key of each family
+// and algorithm, and checks that it passes, and that the same token signed
+// by another key of the same type fails.
+func TestAlgorithms(t *testing.T) {
+	k := mustKeys(t)
+	h := newHost(t, baseConfig(t, nil))
+	for _, c := range []struct {
+		alg, kid   string
+		key, other any
+	}{
+		{"HS256", "hs256", k.hmac, k.hmac2}, {"HS384", "hs384", k.hmac, k.hmac2}, {"HS512", "hs512", k.hmac, k.hmac2},
+		{"RS256", "rs256", k.rsa, k.rsa2}, {"RS384", "rs384", k.rsa, k.rsa2}, {"RS512", "rs512", k.rsa, k.rsa2},
+		{"PS256", "ps256", k.rsa, k.rsa2}, {"PS384", "ps384", k.rsa, k.rsa2}, {"PS512", "ps512", k.rsa, k.rsa2},
+		{"ES256", "es256", k.p256, k.ecOtherCurve}, {"ES384", "es384", k.p384, nil},
+		{"EdDSA", "ed", k.ed, k.ed2},
+	} {
+		t.Run(c.alg, func(t *testing.T) {
+			check(t, h.Do(bearerReq(sign(t, c.alg, c.key, c.kid, claims(nil)))), ok(jwtID("user-42")))
+			// Without a kid the token is tried against every key of its alg.
+			check(t, h.Do(bearerReq(sign(t, c.alg, c.key, "", claims(nil)))), ok(jwtID("user-42")))
+			if c.other != nil {
+				check(t, h.Do(bearerReq(sign(t, c.alg, c.other, c.kid, claims(nil)))), invalid("bad signature"))
+			}
+		})
+	}
+}
+
+// TestJWKSelection covers keys without alg (registered for their family)
+// and without kid, and skipped encryption keys.
+func TestJWKSelection(t *testing.T) {
+	k := mustKeys(t)
+	cfg := baseConfig(t, map[string]any{"jwks": jwks(
+		jwkOf(k.rsa, "", ""),    // every RSA algorithm, any kid
+		jwkOf(k.p384, "ec", ""), // ES384 from the curve
+		jwkOf(k.ed, "okp", ""),  // EdDSA
+		map[string]any{"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"}, // skipped, although unusable
+		map[string]any{"kty": "oct", "key_ops": []string{"sign"}, "k": "c2VjcmV0"},         // skipped: cannot verify
+	)})
+	h := newHost(t, cfg)
+	for _, c := range []struct {
+		name string
+		tok  string
+		w    want
+	}{
+		{"RS512 with a kid the kid-less key matches", sign(t, "RS512", k.rsa, "any", claims(nil)), ok(jwtID("user-42"))},
+		{"PS256 without kid", sign(t, "PS256", k.rsa, "", claims(nil)), ok(jwtID("user-42"))},
+		{"ES384 by curve", sign(t, "ES384", k.p384, "ec", claims(nil)), ok(jwtID("user-42"))},
+		{"EdDSA", sign(t, "EdDSA", k.ed, "okp", claims(nil)), ok(jwtID("user-42"))},
+		{"ES256 has no key", sign(t, "ES256", k.p256, "", claims(nil)), invalid("algorithm not accepted for the key")},
+		{"kid of the skipped enc key", sign(t, "HS256", k.hmac, "enc", claims(nil)), invalid("algorithm not accepted for the key")},
+		{"HS256 has no key", sign(t, "HS256", []byte("c2VjcmV0"), "", claims(nil)), invalid("algorithm not accepted for the key")},
+	} {
+		t.Run(c.name, func(t *testing.T) { check(t, h.Do(bearerReq(c.tok)), c.w) })
+	}
+}
+
+// TestAttacks covers tokens that must never pass: unsigned, algorithm
+// confusion, unknown keys, tampering and malformed input.
+func TestAttacks(t *testing.T) {
+	k := mustKeys(t)
+	h := newHost(t, baseConfig(t, nil))
+	good := sign(t, "RS256", k.rsa, "rs256", claims(nil))
+	parts := strings.Split(good, ".")
+	tampered := parts[0] + "." + b64(mustJSON(t, claims(map[string]any{"sub": "admin"}))) + "." + parts[2]
+	hdr := func(m map[string]any) []byte { return mustJSON(t, m) }
+	body := mustJSON(t, claims(nil))
+	for _, c := range []struct {
+		name, tok string
+		w         want
+	}{
+		{"alg none", signRaw(t, "none", nil, hdr(map[string]any{"alg": "none", "kid": "rs256"}), body), invalid("algorithm not accepted for the key")},
+		{"alg none no kid", signRaw(t, "none", nil, hdr(map[string]any{"alg": "none"}), body), invalid("algorithm not accepted for the key")},
+		{"alg None with RS256 signature", strings.Replace(good, parts[0], b64(hdr(map[string]any{"alg": "None", "kid": "rs256"})), 1), invalid("algorithm not accepted for the key")},
+		// The classic confusion: HMAC keyed with the RSA public key.
+		{"HS256 with the RSA public key as secret", sign(t, "HS256", k.rsaPKIX, "rs256", claims(nil)), invalid("algorithm not accepted for the key")},
+		{"HS256 with the RSA modulus as secret, no kid", sign(t, "HS256", k.rsa.N.Bytes(), "", claims(nil)), invalid("bad signature")},
+		{"PS256 against an RS256-only key", sign(t, "PS256", k.rsa, "rs256", claims(nil)), invalid("algorithm not accepted for the key")},
+		{"ES384 against the ES256 kid", sign(t, "ES384", k.p384, "es256", claims(nil)), invalid("algorithm not accepted for the key")},
+		{"unknown kid", sign(t, "RS256", k.rsa, "rotated-away", claims(nil)), invalid("unknown key id")},
+		{"tampered payload", tampered, invalid("bad signature")},
+		{"signature of another token", parts[0] + "." + parts[1] + "." + strings.Split(sign(t, "RS256", k.rsa, "rs256", claims(map[string]any{"sub": "x"})), ".")[2], invalid("bad signature")},
+		{"empty signature", parts[0] + "." + parts[1] + ".", invalid("bad signature")},
+		{"truncated ES256 signature", func() string {
+			s := strings.Split(sign(t, "ES256", k.p256, "es256", claims(nil)), ".")
+			sig, _ := base64.RawURLEncoding.DecodeString(s[2])
+			return s[0] + "." + s[1] + "." + b64(sig[:63])
+		}(), invalid("bad signature")},
+		{"one part", "abc", invalid("malformed token")},
+		{"two parts", parts[0] + "." + parts[1], invalid("malformed token")},
+		{"four parts (JWE-like)", good + ".x", invalid("malformed token")},
+		{"bad base64", parts[0] + ".!!!." + parts[2], invalid("malformed token")},
+		{"header not JSON", b64([]byte("{alg")) + "." + parts[1] + "." + parts[2], invalid("malformed token")},
+		{"crit header", signRaw(t, "HS256", k.hmac, hdr(map[string]any{"alg": "HS256", "kid": "hs256", "crit": []string{"exp"}}), body), invalid("malformed token")},
+		{"payload not an object", signRaw(t, "HS256", k.hmac, hdr(map[string]any{"alg": "HS256", "kid": "hs256"}), []byte(`"x"`)), invalid("malformed token")},
+		{"payload not JSON", signRaw(t, "HS256", k.hmac, hdr(map[string]any{"alg": "HS256", "kid": "hs256"}), []byte(`{"sub":`)), invalid("malformed claims")},
+		{"exp not a number", sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"exp": "tomorrow"})), invalid("malformed claims")},
+		{"empty bearer", "", invalid("malformed token")},
+		{"oversized", strings.Repeat("a", 17<<10), invalid("malformed token")},
+		{"control character in sub", sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"sub": "a\r\nX-Admin: 1"})), invalid("claims cannot be forwarded")},
+		{"scope of the wrong type", sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"scope": 7})), invalid("malformed scope claim")},
+	} {
+		t.Run(c.name, func(t *testing.T) { check(t, h.Do(bearerReq(c.tok)), c.w) })
+	}
+}
+
+// TestClaims checks exp, nbf and iat with and without leeway, iss and aud.
+func TestClaims(t *testing.T) {
+	k := mustKeys(t)
+	strict := newHost(t, baseConfig(t, nil))
+	lenient := newHost(t, baseConfig(t, map[string]any{"leeway": "30s"}))
+	noExp := newHost(t, baseConfig(t, map[string]any{"require_exp": false, "issuer": nil, "audience": nil}))
+	multiAud := newHost(t, baseConfig(t, map[string]any{"audience": []string{"web", "api"}}))
+	n := now.Unix()
+	for _, c := range []struct {
+		name string
+		h    *sdktest.Host
+		over map[string]any
+		w    want
+	}{
+		{"valid", strict, nil, ok(jwtID("user-42"))},
+		{"expired", strict, map[string]any{"exp": n - 10}, invalid("token expired")},
+		{"expires now", strict, map[string]any{"exp": n}, invalid("token expired")},
+		{"expired within leeway", lenient, map[string]any{"exp": n - 10}, ok(jwtID("user-42"))},
+		{"expired past leeway", lenient, map[string]any{"exp": n - 31}, invalid("token expired")},
+		{"not yet valid", strict, map[string]any{"nbf": n + 10}, invalid("token not yet valid")},
+		{"not yet valid within leeway", lenient, map[string]any{"nbf": n + 10}, ok(jwtID("user-42"))},
+		{"not yet valid past leeway", lenient, map[string]any{"nbf": n + 31}, invalid("token not yet valid")},
+		{"issued in the future", strict, map[string]any{"iat": n + 10}, invalid("token issued in the future")},
+		{"issued in the future within leeway", lenient, map[string]any{"iat": n + 10}, ok(jwtID("user-42"))},
+		{"issued in the future past leeway", lenient, map[string]any{"iat": n + 31}, invalid("token issued in the future")},
+		{"no exp", strict, map[string]any{"exp": nil}, invalid("token has no expiry")},
+		{"no exp allowed", noExp, map[string]any{"exp": nil, "iss": nil}, ok(map[string]string{"identity-method": "jwt", "identity-sub": "user-42"})},
+		{"wrong issuer", strict, map[string]any{"iss": "https://evil.example"}, invalid("wrong issuer")},
+		{"no issuer", strict, map[string]any{"iss": nil}, invalid("wrong issuer")},
+		{"wrong audience", strict, map[string]any{"aud": "other"}, invalid("wrong audience")},
+		{"no audience", strict, map[string]any{"aud": nil}, invalid("wrong audience")},
+		{"audience in an array", strict, map[string]any{"aud": []string{"x", "api"}}, ok(jwtID("user-42"))},
+		{"one of the configured audiences", multiAud, map[string]any{"aud": "web"}, ok(jwtID("user-42"))},
+		{"none of the configured audiences", multiAud, map[string]any{"aud": []string{"x"}}, invalid("wrong audience")},
+		{"no sub", strict, map[string]any{"sub": nil}, ok(map[string]string{"identity-method": "jwt", "identity-iss": testIss})},
+		{"scope", strict, map[string]any{"scope": "orders:read orders:write"},
+			ok(map[string]string{"identity-method": "jwt", "identity-sub": "user-42", "identity-iss": testIss, "identity-scope": "orders:read orders:write"})},
+		{"scp array", strict, map[string]any{"scp": []string{"a", "b"}},
+			ok(map[string]string{"identity-method": "jwt", "identity-sub": "user-42", "identity-iss": testIss, "identity-scope": "a b"})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			check(t, c.h.Do(bearerReq(sign(t, "ES256", k.p256, "es256", claims(c.over)))), c.w)
+		})
+	}
+}
+
+func TestAPIKeys(t *testing.T) {
+	k := mustKeys(t)
+	h := newHost(t, baseConfig(t, nil))
+	custom := newHost(t, baseConfig(t, map[string]any{"api_key_header": "X-Key", "jwks": nil}))
+	id := func(name string) map[string]string {
+		return map[string]string{"identity-method": "api-key", "identity-key": name}
+	}
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	for _, c := range []struct {
+		name string
+		h    *sdktest.Host
+		req  host.Request
+		w    want
+	}{
+		{"good", h, get("/orders", "X-Api-Key", ciKey), ok(id("ci"))},
+		{"second key", h, get("/orders", "x-api-key", deployKey), ok(id("deploy"))},
+		{"bad", h, get("/orders", "X-Api-Key", "ci-key-0123456788"), invalid("invalid API key")},
+		{"empty", h, get("/orders", "X-Api-Key", ""), invalid("invalid API key")},
+		{"the digest itself", h, get("/orders", "X-Api-Key", hexSum(ciKey)), invalid("invalid API key")},
+		{"two keys", h, get("/orders", "X-Api-Key", ciKey, "X-Api-Key", deployKey),
+			want{400, realm + `, error="invalid_request", error_description="more than one credential"`, nil}},
+		{"key and token", h, get("/orders", "X-Api-Key", ciKey, "Authorization", "Bearer "+tok),
+			want{400, realm + `, error="invalid_request", error_description="more than one credential"`, nil}},
+		{"key and Basic credentials", h, get("/orders", "X-Api-Key", ciKey, "Authorization", "Basic dTpw"), ok(id("ci"))},
+		{"custom header", custom, get("/orders", "X-Key", deployKey), ok(id("deploy"))},
+		{"default header not read", custom, get("/orders", "X-Api-Key", deployKey), noCreds},
+		{"token without jwks", custom, bearerReq(tok), invalid("unknown key id")},
+	} {
+		t.Run(c.name, func(t *testing.T) { check(t, c.h.Do(c.req), c.w) })
+	}
+}
+
+// TestChallenge checks the credential-less and malformed cases and the
+// exact WWW-Authenticate of each.
+func TestChallenge(t *testing.T) {
+	k := mustKeys(t)
+	h := newHost(t, baseConfig(t, nil))
+	realmed := newHost(t, baseConfig(t, map[string]any{"realm": "orders service"}))
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	for _, c := range []struct {
+		name string
+		h    *sdktest.Host
+		req  host.Request
+		w    want
+	}{
+		{"nothing", h, get("/orders"), noCreds},
+		{"nothing, own realm", realmed, get("/orders"), want{401, `Bearer realm="orders service"`, nil}},
+		{"bad token, own realm", realmed, bearerReq("x"), want{401, `Bearer realm="orders service", error="invalid_token", error_description="malformed token"`, nil}},
+		{"Basic scheme", h, get("/orders", "Authorization", "Basic dTpw"), noCreds},
+		{"Bearerx scheme", h, get("/orders", "Authorization", "Bearerx "+tok), noCreds},
+		{"lower-case scheme", h, get("/orders", "Authorization", "bearer "+tok), ok(jwtID("user-42"))},
+		{"extra spaces", h, get("/orders", "Authorization", "Bearer   "+tok+" "), ok(jwtID("user-42"))},
+		{"scheme only", h, get("/orders", "Authorization", "Bearer"), invalid("malformed token")},
+		{"two Authorization fields", h, get("/orders", "Authorization", "Bearer "+tok, "Authorization", "Bearer x"),
+			want{400, realm + `, error="invalid_request", error_description="more than one Authorization header"`, nil}},
+	} {
+		t.Run(c.name, func(t *testing.T) { check(t, c.h.Do(c.req), c.w) })
+	}
+	// The body names the problem, for humans with curl.
+	res := h.Do(bearerReq("x"))
+	if string(res.Resp.Body) != "malformed token\n" {
+		t.Errorf("body %q", res.Resp.Body)
+	}
+}
+
+func TestPublicPaths(t *testing.T) {
+	k := mustKeys(t)
+	h := newHost(t, baseConfig(t, nil))
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	public := want{200, "", nil}
+	for _, c := range []struct {
+		path string
+		w    want
+	}{
+		{"/health", public},
+		{"/health/live", public},
+		{"/public/", public},
+		{"/public/a/b.css", public},
+		{"/public/..data", public},
+		{"/healthz", noCreds},
+		{"/public", noCreds},
+		{"/", noCreds},
+		{"/api/health", noCreds},
+		{"/public/../admin", noCreds},
+		{"/public/./x", noCreds},
+		{"/public/..;/admin", noCreds},
+		{"/public/%2e%2e/admin", noCreds},
+		{"/public/%2E%2E/admin", noCreds},
+		{"/public/..%2fadmin", noCreds},
+		{"/public/..%5Cadmin", noCreds},
+		{"/public\\..\\admin", noCreds},
+		{"/health/..", noCreds},
+	} {
+		t.Run(c.path, func(t *testing.T) { check(t, h.Do(get(c.path)), c.w) })
+	}
+	// Credentials on a public path are neither checked nor passed on.
+	res := h.Do(get("/health", "Authorization", "Bearer "+tok, "X-Api-Key", "wrong"))
+	check(t, res, public)
+}
+
+func TestStripCredentials(t *testing.T) {
+	k := mustKeys(t)
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	keep := newHost(t, baseConfig(t, map[string]any{"strip_credentials": false}))
+	res := keep.Do(bearerReq(tok))
+	if v, _ := res.Req.Header.Get("Authorization"); res.Resp.Status != 200 || v != "Bearer "+tok {
+		t.Fatalf("strip_credentials false: %d, origin got Authorization %q", res.Resp.Status, v)
+	}
+	res = keep.Do(get("/orders", "X-Api-Key", ciKey))
+	if v, _ := res.Req.Header.Get("X-Api-Key"); res.Resp.Status != 200 || v != ciKey {
+		t.Fatalf("strip_credentials false: %d, origin got X-Api-Key %q", res.Resp.Status, v)
+	}
+	strip := newHost(t, baseConfig(t, nil))
+	res = strip.Do(get("/orders", "Authorization", "Bearer "+tok, "Cookie", "a=b"))
+	if _, has := res.Req.Header.Get("Authorization"); has || res.Resp.Status != 200 {
+		t.Fatalf("%d, Authorization reached the origin", res.Resp.Status)
+	}
+	if v, _ := res.Req.Header.Get("Cookie"); v != "a=b" {
+		t.Fatalf("other fields must pass untouched, Cookie %q", v)
+	}
+	// Without api_keys the API-key header is not a credential of ours.
+	jwtOnly := newHost(t, baseConfig(t, map[string]any{"api_keys": nil}))
+	res = jwtOnly.Do(get("/orders", "Authorization", "Bearer "+tok, "X-Api-Key", "theirs"))
+	if v, _ := res.Req.Header.Get("X-Api-Key"); res.Resp.Status != 200 || v != "theirs" {
+		t.Fatalf("%d, X-Api-Key %q", res.Resp.Status, v)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	k := mustKeys(t)
+	h := newHost(t, baseConfig(t, nil))
+	h.Do(get("/health"))
+	h.Do(get("/orders"))
+	h.Do(bearerReq("x"))
+	h.Do(bearerReq(sign(t, "HS256", k.hmac, "hs256", claims(nil))))
+	for name, n := range map[string]float64{
+		"wedge_plugin_auth_public_total": 1, "wedge_plugin_auth_rejected_total": 2, "wedge_plugin_auth_accepted_total": 1,
+	} {
+		if got := wasmtest.Metric(t, h.Registry, name, nil); got != n {
+			t.Errorf("%s = %v, want %v", name, got, n)
+		}
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	k := mustKeys(t)
+	small, err := rsaKey(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv := jwkOf(k.p256, "p", "ES256")
+	priv["d"] = b64(k.p256.D.Bytes())
+	for _, c := range []struct {
+		name string
+		cfg  []byte
+		msg  string
+	}{
+		{"empty", nil, "config is required"},
+		{"not an object", []byte(`[1]`), "not a JSON object"},
+		{"not JSON", []byte(`{"realm":`), "not a JSON object"},
+		{"no credentials", []byte(`{"realm":"api"}`), "no usable jwks keys and no api_keys"},
+		{"unknown field", baseConfig(t, map[string]any{"audiance": "api"}), `unknown config field "audiance"`},
+		{"realm with quote", baseConfig(t, map[string]any{"realm": `a"b`}), "realm must be"},
+		{"realm empty", baseConfig(t, map[string]any{"realm": ""}), "realm must be a non-empty string"},
+		{"leeway not a duration", baseConfig(t, map[string]any{"leeway": "soon"}), `leeway "soon" is not a duration`},
+		{"leeway fraction", baseConfig(t, map[string]any{"leeway": "1500ms"}), "whole number of seconds"},
+		{"leeway too large", baseConfig(t, map[string]any{"leeway": "2h"}), "outside 0s..10m0s"},
+		{"leeway number", baseConfig(t, map[string]any{"leeway": 30}), "leeway must be a non-empty string"},
+		{"audience number", baseConfig(t, map[string]any{"audience": 1}), "audience must be an array of strings"},
+		{"public relative", baseConfig(t, map[string]any{"public": []string{"health"}}), `public path "health" must start with '/'`},
+		{"public dot segment", baseConfig(t, map[string]any{"public": []string{"/a/../b"}}), `public path "/a/../b"`},
+		{"require_exp string", baseConfig(t, map[string]any{"require_exp": "no"}), "require_exp must be true or false"},
+		{"strip string", baseConfig(t, map[string]any{"strip_credentials": "no"}), "strip_credentials must be true or false"},
+		{"api key header Authorization", baseConfig(t, map[string]any{"api_key_header": "authorization"}), "other than Authorization"},
+		{"api key header not a token", baseConfig(t, map[string]any{"api_key_header": "X Key"}), `api_key_header "X Key"`},
+		{"api key short digest", baseConfig(t, map[string]any{"api_keys": []map[string]string{{"name": "ci", "sha256": "abcd"}}}), "api_keys[0] (ci): sha256 must be 64 hex digits"},
+		{"api key plain key", baseConfig(t, map[string]any{"api_keys": []map[string]string{{"name": "ci", "sha256": ciKey}}}), "sha256 must be 64 hex digits"},
+		{"api key no name", baseConfig(t, map[string]any{"api_keys": []map[string]string{{"sha256": hexSum(ciKey)}}}), "api_keys[0] needs a name"},
+		{"api key unknown field", baseConfig(t, map[string]any{"api_keys": []map[string]string{{"name": "ci", "key": ciKey}}}), `api_keys[0]: unknown field "key"`},
+		{"api key duplicate", baseConfig(t, map[string]any{"api_keys": []map[string]string{{"name": "a", "sha256": hexSum(ciKey)}, {"name": "b", "sha256": hexSum(ciKey)}}}), "api_keys[1] (b): duplicate"},
+		{"api keys object", baseConfig(t, map[string]any{"api_keys": map[string]string{}}), "api_keys must be an array"},
+		{"jwks without keys", baseConfig(t, map[string]any{"jwks": map[string]any{}}), "jwks must be a JWK Set"},
+		{"jwks keys not array", baseConfig(t, map[string]any{"jwks": map[string]any{"keys": 1}}), "jwks keys must be an array"},
+		{"jwk unsupported kty", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "DSA"})}), `jwks key 0 (kid ""): unsupported kty "DSA"`},
+		{"jwk unsupported alg", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p256, "k", "ES512"))}), `alg "ES512" is not supported for kty "EC"`},
+		{"jwk alg none", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac, "k", "none"))}), `alg "none" is not supported`},
+		{"jwk alg of another family", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.rsa, "k", "HS256"))}), `alg "HS256" is not supported for kty "RSA"`},
+		{"jwk unsupported curve", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"})}), `unsupported curve "P-521"`},
+		{"jwk curve mismatch", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p384, "k", "ES256"))}), "the host refused it for ES256"},
+		{"jwk private", baseConfig(t, map[string]any{"jwks": jwks(priv)}), "holds private key material"},
+		{"jwk short RSA", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(small, "small", "RS256"))}), `jwks key 0 (kid "small"): the host refused it for RS256`},
+		{"jwk bad base64", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "!!"})}), "the host refused it for EdDSA"},
+		{"jwk duplicate kid", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p256, "k", ""), jwkOf(k.ecOtherCurve, "k", ""))}), `jwks key 1: duplicate kid "k" for ES256`},
+		{"only enc keys", baseConfig(t, map[string]any{"api_keys": nil, "jwks": jwks(map[string]any{"kty": "RSA", "use": "enc"})}), "no usable jwks keys"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := sdktest.Configure(&auth{}, c.cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), c.msg) {
+				t.Fatalf("got %v, want an error containing %q", err, c.msg)
+			}
+		})
+	}
+}
+
+// TestWasm runs the main paths through the real Wasm build, with the real
+// clock (tokens are signed relative to time.Now).
+func TestWasm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the plugin")
+	}
+	k := mustKeys(t)
+	p := wasmtest.Load(t, ".", baseConfig(t, nil))
+	var seen *host.Request
+	p.Origin = func(r *host.Request) host.Response { seen = r; return host.Response{Status: 200} }
+	real := time.Now().Unix()
+	fresh := claims(map[string]any{"iat": real - 60, "nbf": real - 60, "exp": real + 600})
+	expired := claims(map[string]any{"iat": real - 600, "nbf": nil, "exp": real - 60})
+	for _, c := range []struct {
+		name string
+		req  host.Request
+		w    want
+	}{
+		{"public", get("/health/live"), want{200, "", nil}},
+		{"no credentials", get("/orders"), noCreds},
+		{"HS256", bearerReq(sign(t, "HS256", k.hmac, "hs256", fresh)), ok(jwtID("user-42"))},
+		{"RS256", bearerReq(sign(t, "RS256", k.rsa, "rs256", fresh)), ok(jwtID("user-42"))},
+		{"PS256", bearerReq(sign(t, "PS256", k.rsa, "ps256", fresh)), ok(jwtID("user-42"))},
+		{"ES256", bearerReq(sign(t, "ES256", k.p256, "es256", fresh)), ok(jwtID("user-42"))},
+		{"EdDSA", bearerReq(sign(t, "EdDSA", k.ed, "ed", fresh)), ok(jwtID("user-42"))},
+		{"expired", bearerReq(sign(t, "ES256", k.p256, "es256", expired)), invalid("token expired")},
+		{"bad signature", bearerReq(sign(t, "EdDSA", k.ed2, "ed", fresh)), invalid("bad signature")},
+		{"alg confusion", bearerReq(sign(t, "HS256", k.rsaPKIX, "rs256", fresh)), invalid("algorithm not accepted for the key")},
+		{"alg none", bearerReq(signRaw(t, "none", nil, []byte(`{"alg":"none"}`), mustJSON(t, fresh))), invalid("algorithm not accepted for the key")},
+		{"unknown kid", bearerReq(sign(t, "RS256", k.rsa, "nope", fresh)), invalid("unknown key id")},
+		{"API key", get("/orders", "X-Api-Key", ciKey), ok(map[string]string{"identity-method": "api-key", "identity-key": "ci"})},
+		{"bad API key", get("/orders", "X-Api-Key", "nope"), invalid("invalid API key")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			seen = nil
+			res := p.Do(c.req)
+			check(t, res, c.w)
+			if (seen != nil) != (c.w.status == 200) {
+				t.Fatalf("origin asked: %v", seen != nil)
+			}
+		})
+	}
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/talowa/wedge/sdk"
+	"github.com/talowa/wedge/sdk/jsonscan"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// maxLeeway bounds the clock-skew allowance: past a few minutes it stops
+// absorbing skew and starts extending the life of every token.
+const maxLeeway = 10 * time.Minute
+
+// verifier is one registered key, bound to one algorithm by the host.
+type verifier struct {
+	kid string
+	key sdk.Key
+}
+
+// apiKey is one accepted API key, known only by its SHA-256 digest.
+type apiKey struct {
+	name   string
+	digest [32]byte
+}
+
+// config is the parsed plugin configuration; it never changes after
+// Configure.
+type config struct {
+	challenge    string // `Bearer realm="..."`, built once
+	keys         []verifier
+	issuer       string
+	audience     []string
+	leeway       time.Duration
+	requireExp   bool
+	public       []string
+	apiKeys      []apiKey
+	apiKeyHeader string
+	strip        bool
+}
+
+// parseConfig reads the JSON configuration and registers the JWKS keys with
+// the host. Every error names the field at fault, since it is what an
+// operator sees when a rollout refuses the plugin.
+func parseConfig(data []byte) (*config, error) {
+	c := &config{requireExp: true, strip: true, apiKeyHeader: "X-Api-Key"}
+	realm := "api"
+	if len(data) == 0 {
+		return nil, errors.New("auth: config is required: give jwks keys or api_keys")
+	}
+	var jwks []byte
+	var it jsonscan.Iter
+	for it.Object(data); it.Next(); {
+		v := it.Value()
+		var err error
+		switch name := string(it.Name()); name {
+		case "realm":
+			realm, err = str(v, name)
+			if err == nil && !validRealm(realm) {
+				err = errors.New(`auth: realm must be non-empty printable ASCII without '"' or '\'`)
+			}
+		case "jwks":
+			jwks = v
+		case "issuer":
+			c.issuer, err = str(v, name)
+		case "audience":
+			c.audience, err = strs(v, name, true)
+		case "leeway":
+			c.leeway, err = leeway(v)
+		case "require_exp":
+			c.requireExp, err = boolean(v, name)
+		case "public":
+			c.public, err = publicPaths(v)
+		case "api_keys":
+			c.apiKeys, err = apiKeys(v)
+		case "api_key_header":
+			c.apiKeyHeader, err = str(v, name)
+			if err == nil && (!isToken(c.apiKeyHeader) || strings.EqualFold(c.apiKeyHeader, "Authorization")) {
+				err = fmt.Errorf("auth: api_key_header %q must be a header name other than Authorization", c.apiKeyHeader)
+			}
+		case "strip_credentials":
+			c.strip, err = boolean(v, name)
+		default:
+			err = fmt.Errorf("auth: unknown config field %q", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("auth: config is not a JSON object: %w", err)
+	}
+	if jwks != nil {
+		var err error
+		if c.keys, err = parseJWKS(jwks); err != nil {
+			return nil, err
+		}
+	}
+	if len(c.keys) == 0 && len(c.apiKeys) == 0 {
+		return nil, errors.New("auth: config has no usable jwks keys and no api_keys: every request would be refused")
+	}
+	c.challenge = `Bearer realm="` + realm + `"`
+	return c, nil
+}
+
+func str(v []byte, field string) (string, error) {
+	s, err := jsonscan.String(v)
+	if err != nil || s == "" {
+		return "", fmt.Errorf("auth: %s must be a non-empty string", field)
+	}
+	return s, nil
+}
+
+func boolean(v []byte, field string) (bool, error) {
+	b, err := jsonscan.Bool(v)
+	if err != nil {
+		return false, fmt.Errorf("auth: %s must be true or false", field)
+	}
+	return b, nil
+}
+
+// strs reads a list of non-empty strings; one string is a list of one when
+// single is set (as for the JWT aud claim itself).
+func strs(v []byte, field string, single bool) ([]string, error) {
+	if single && len(v) > 0 && v[0] == '"' {
+		s, err := str(v, field)
+		return []string{s}, err
+	}
+	var out []string
+	var it jsonscan.Iter
+	for it.Array(v); it.Next(); {
+		s, err := str(it.Value(), field+" element")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if it.Err() != nil {
+		return nil, fmt.Errorf("auth: %s must be an array of strings", field)
+	}
+	return out, nil
+}
+
+func leeway(v []byte) (time.Duration, error) {
+	s, err := str(v, "leeway")
+	if err != nil {
+		return 0, err
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("auth: leeway %q is not a duration like \"30s\"", s)
+	case d < 0 || d > maxLeeway:
+		return 0, fmt.Errorf("auth: leeway %s is outside 0s..%s", d, maxLeeway)
+	case d%time.Second != 0:
+		// JWT times are whole seconds; a fraction would be silently dropped.
+		return 0, fmt.Errorf("auth: leeway %s is not a whole number of seconds", d)
+	}
+	return d, nil
+}
+
+func publicPaths(v []byte) ([]string, error) {
+	ps, err := strs(v, "public", false)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if p[0] != '/' || !cleanPath(p) || strings.ContainsAny(p, "?#") {
+			return nil, fmt.Errorf("auth: public path %q must start with '/' and hold no dot segments, '%%' escapes of '.', '/' or '\\', '?' or '#'", p)
+		}
+	}
+	return ps, nil
+}
+
+func apiKeys(v []byte) ([]apiKey, error) {
+	var out []apiKey
+	var it jsonscan.Iter
+	for it.Array(v); it.Next(); {
+		i := len(out)
+		var k apiKey
+		var sum string
+		var inner jsonscan.Iter
+		for inner.Object(it.Value()); inner.Next(); {
+			var err error
+			switch name := string(inner.Name()); name {
+			case "name":
+				k.name, err = str(inner.Value(), "api_keys name")
+			case "sha256":
+				sum, err = str(inner.Value(), "api_keys sha256")
+			default:
+				err = fmt.Errorf("auth: api_keys[%d]: unknown field %q", i, name)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		if inner.Err() != nil {
+			return nil, fmt.Errorf("auth: api_keys[%d] must be an object {\"name\":...,\"sha256\":...}", i)
+		}
+		if k.name == "" || !validValue(k.name) {
+			return nil, fmt.Errorf("auth: api_keys[%d] needs a name of printable characters", i)
+		}
+		// Digests, not keys: a leaked config must not hand out credentials.
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != len(k.digest) {
+			return nil, fmt.Errorf("auth: api_keys[%d] (%s): sha256 must be 64 hex digits, the SHA-256 of the key", i, k.name)
+		} else {
+			copy(k.digest[:], b)
+		}
+		for _, o := range out {
+			if o.name == k.name || o.digest == k.digest {
+				return nil, fmt.Errorf("auth: api_keys[%d] (%s): duplicate name or sha256", i, k.name)
+			}
+		}
+		out = append(out, k)
+	}
+	if it.Err() != nil {
+		return nil, errors.New("auth: api_keys must be an array of objects")
+	}
+	return out, nil
+}
+
+// jwk is the part of a JWK the plugin reads itself; the host parses the
+// key material.
+type jwk struct {
+	raw                []byte
+	kty, kid, alg, crv string
+	use                string
+	verify, hasOps     bool
+	private            bool
+}
+
+func readJWK(raw []byte) (jwk, error) {
+	k := jwk{raw: raw}
+	var it jsonscan.Iter
+	for it.Object(raw); it.Next(); {
+		v := it.Value()
+		var err error
+		switch string(it.Name()) {
+		case "kty":
+			k.kty, err = jsonscan.String(v)
+		case "kid":
+			k.kid, err = jsonscan.String(v)
+		case "alg":
+			k.alg, err = jsonscan.String(v)
+		case "crv":
+			k.crv, err = jsonscan.String(v)
+		case "use":
+			k.use, err = jsonscan.String(v)
+		case "key_ops":
+			k.hasOps = true
+			err = jsonscan.Array(v, func(op []byte) bool {
+				if s, e := jsonscan.String(op); e == nil && s == "verify" {
+					k.verify = true
+				}
+				return true
+			})
+		case "d", "p", "q", "dp", "dq", "qi":
+			k.private = true
+		}
+		if err != nil {
+			return k, fmt.Errorf("bad member %q", it.Name())
+		}
+	}
+	if err := it.Err(); err != nil {
+		return k, errors.New("not a JSON object")
+	}
+	return k, nil
+}
+
+// algsFor is the algorithms a JWK is registered for: its alg member, or,
+// without one, what its key type allows. The host binds each registration
+// to one algorithm, so a token can only ever be checked under an algorithm
+// of the key's own family.
+func algsFor(k jwk) ([]abi.Alg, error) {
+	family := map[string][]abi.Alg{
+		"oct": {abi.AlgHS256, abi.AlgHS384, abi.AlgHS512},
+		"RSA": {abi.AlgRS256, abi.AlgRS384, abi.AlgRS512, abi.AlgPS256, abi.AlgPS384, abi.AlgPS512},
+		"EC":  {abi.AlgES256, abi.AlgES384},
+		"OKP": {abi.AlgEdDSA},
+	}[k.kty]
+	if family == nil {
+		return nil, fmt.Errorf("unsupported kty %q (want oct, RSA, EC or OKP)", k.kty)
+	}
+	if k.alg == "" {
+		switch {
+		case k.kty == "EC" && k.crv == "P-256":
+			return []abi.Alg{abi.AlgES256}, nil
+		case k.kty == "EC" && k.crv == "P-384":
+			return []abi.Alg{abi.AlgES384}, nil
+		case k.kty == "EC" || k.kty == "OKP" && k.crv != "Ed25519":
+			return nil, fmt.Errorf("unsupported curve %q", k.crv)
+		}
+		return family, nil
+	}
+	a := abi.AlgByName([]byte(k.alg))
+	for _, f := range family {
+		if a == f {
+			return []abi.Alg{a}, nil
+		}
+	}
+	return nil, fmt.Errorf("alg %q is not supported for kty %q", k.alg, k.kty)
+}
+
+func parseJWKS(v []byte) ([]verifier, error) {
+	keys, ok, err := jsonscan.Member(v, "keys")
+	if err != nil || !ok {
+		return nil, errors.New(`auth: jwks must be a JWK Set: {"keys":[...]}`)
+	}
+	var out []verifier
+	var it jsonscan.Iter
+	i := 0
+	for it.Array(keys); it.Next(); i++ {
+		k, err := readJWK(it.Value())
+		if err != nil {
+			return nil, fmt.Errorf("auth: jwks key %d: %w", i, err)
+		}
+		// Encryption keys may share a published set; they verify nothing.
+		if (k.use != "" && k.use != "sig") || (k.hasOps && !k.verify) {
+			continue
+		}
+		if k.private && k.kty != "oct" {
+			return nil, fmt.Errorf("auth: jwks key %d (kid %q) holds private key material: give the public key only", i, k.kid)
+		}
+		algs, err := algsFor(k)
+		if err != nil {
+			return nil, fmt.Errorf("auth: jwks key %d (kid %q): %w", i, k.kid, err)
+		}
+		for _, a := range algs {
+			for _, o := range out {
+				if o.kid == k.kid && o.key.Alg() == a && k.kid != "" {
+					return nil, fmt.Errorf("auth: jwks key %d: duplicate kid %q for %s", i, k.kid, abi.AlgName(a))
+				}
+			}
+			key, err := sdk.RegisterKey(a, abi.KeyJWK, k.raw)
+			if err != nil {
+				return nil, fmt.Errorf("auth: jwks key %d (kid %q): the host refused it for %s "+
+					"(bad key material, RSA under 2048 bits, or a key that does not fit the algorithm): %w",
+					i, k.kid, abi.AlgName(a), err)
+			}
+			out = append(out, verifier{kid: k.kid, key: key})
+		}
+	}
+	if it.Err() != nil {
+		return nil, errors.New("auth: jwks keys must be an array of JWK objects")
+	}
+	return out, nil
+}
+
+// validRealm keeps the realm a quoted-string that needs no escapes.
+func validRealm(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validValue is the host's rule for forwarded values (header field
+// content): no control characters but HTAB.
+func validValue[S ~string | ~[]byte](s S) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,403 @@
+// Command ratelimit is the Wedge rate-limiting plugin: a list of policies,
+// each counting requests by client IP, a header, a request value (the
+// identity an earlier auth plugin verified) or a path prefix against its
+// own allowance in the host's GCRA limiter. A request any enforced policy
+// refuses gets 429 with Retry-After and the RateLimit / RateLimit-Policy
+// fields of draft-ietf-httpapi-ratelimit-headers-11; allowed responses
+// carry those fields for the most constrained policy. See README.md.
+//
+// # Why
+//
+// Refused requests consume nothing. Every applicable policy is first
+// peeked (a take of cost 0, which the host answers without storing
+// anything), and units are taken only when all enforced policies have one
+// to give. Taking from each policy in turn would let a client that keeps
+// hitting a narrow policy (one endpoint) drain its broader allowances (its
+// per-IP budget for the whole site) with requests that were never served.
+// The price is one extra host call per policy, and a window between peek
+// and take: when another instance spends a policy's last unit inside it,
+// the request is refused after some policies gave a unit, which errs on the
+// strict side by that one unit.
+//
+// The RateLimit fields are added in the response phase from a request
+// value rather than put on the answer in the request phase, so they reach
+// the client whichever plugin or origin produced the response (a cache hit
+// served by a later plugin included).
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"strconv"
+
+	"github.com/talowa/wedge/sdk"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// fieldsValue is the request value that carries the RateLimit fields from
+// the request phase to the response phase: RateLimit-Policy, '\n',
+// RateLimit (field values never hold a newline).
+const fieldsValue = "ratelimit.fields"
+
+// maxKeyValue bounds the key part taken from a request as is; longer ones
+// are hashed, keeping rate keys under the host's 1 KiB limit.
+const maxKeyValue = 512
+
+type ratelimit struct {
+	cfg          *config
+	refusedTotal sdk.Metric
+
+	// Per-call scratch, reused: an instance runs one call at a time and
+	// none of it outlives the call.
+	states [maxPolicies]state
+	keys   [maxPolicies][]byte
+	path   []byte
+	hash   []byte
+	out    []byte
+}
+
+// state is what one policy decided for the current request.
+type state struct {
+	applies bool // the request is in the policy's scope and has a key
+	taken   bool // a unit was taken
+	refused bool
+	hashed  bool // the key's value part is a SHA-256 of the request's value
+	r       sdk.RateResult
+}
+
+// Configure parses the config (README.md) and defines the metrics.
+func (rl *ratelimit) Configure(data []byte) error {
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return err
+	}
+	if rl.refusedTotal, err = sdk.NewCounter("ratelimit_refused_total"); err != nil {
+		return err
+	}
+	for i := range cfg.policies {
+		p := &cfg.policies[i]
+		name := "ratelimit_refused_" + p.name + "_total"
+		if p.shadow {
+			name = "ratelimit_shadow_refused_" + p.name + "_total"
+		}
+		if p.refused, err = sdk.NewCounter(name); err != nil {
+			return errors.New("ratelimit: defining metric " + name + ": " + err.Error())
+		}
+	}
+	rl.cfg = cfg
+	return nil
+}
+
+// OnRequest evaluates every policy; see the package doc for why it peeks
+// before it takes.
+func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
+	var ip string
+	var haveIP, havePath bool
+	refused := false
+	for i := range rl.cfg.policies {
+		p := &rl.cfg.policies[i]
+		st := &rl.states[i]
+		*st = state{}
+		key := append(rl.keys[i][:0], p.keyPrefix...)
+		start := len(key)
+		found := true
+		switch p.kind {
+		case keyPath:
+			if !havePath {
+				rl.path, havePath = normalizePath(rl.path[:0], req.Path()), true
+			}
+			if !underPrefix(rl.path, p.arg) {
+				rl.keys[i] = key
+				continue
+			}
+			key = append(key, 'p')
+		case keyHeader:
+			key = append(key, 'k')
+			key, found = req.Header().AppendValue(key, p.arg)
+			found = found && len(key) > start+1
+		case keyValue:
+			var v string
+			v, found = req.Value(p.arg)
+			found = found && v != ""
+			key = append(append(key, 'k'), v...)
+		}
+		if !found && !p.fallbackIP {
+			rl.keys[i] = key[:start]
+			continue
+		}
+		if p.kind == keyIP || !found {
+			if !haveIP {
+				ip, haveIP = clientIP(req.ClientAddr()), true
+			}
+			key = append(append(key[:start], 'i'), ip...)
+		}
+		if len(key)-start > maxKeyValue {
+			rl.hash = sdk.Digest(abi.DigestSHA256, rl.hash[:0], key[start+1:])
+			key = append(append(key[:start], 'h'), rl.hash...)
+			st.hashed = true
+		}
+		rl.keys[i] = key
+		st.applies = true
+
+		_, r, err := p.limit.Take(key, 0)
+		if err != nil {
+			return rl.fail(p, err)
+		}
+		st.r = r
+		if r.Remaining < 1 {
+			// The peek says no; a real take confirms it (a refused take
+			// spends nothing) and returns the wait. If a unit came back in
+			// between, the take succeeds and the unit is spent, even should
+			// another policy refuse: the same one-unit strictness as the
+			// race the package doc describes.
+			ok, r, err := p.limit.Take(key, 1)
+			if err != nil {
+				return rl.fail(p, err)
+			}
+			st.r, st.taken, st.refused = r, ok, !ok
+		}
+		if st.refused && rl.record(p, st, key) {
+			refused = true
+		}
+	}
+	if !refused {
+		for i := range rl.cfg.policies {
+			p, st := &rl.cfg.policies[i], &rl.states[i]
+			if !st.applies || st.taken || st.refused {
+				continue
+			}
+			ok, r, err := p.limit.Take(rl.keys[i], 1)
+			if err != nil {
+				return rl.fail(p, err)
+			}
+			st.r, st.taken, st.refused = r, ok, !ok
+			if st.refused && rl.record(p, st, rl.keys[i]) {
+				refused = true
+			}
+		}
+	}
+	if refused {
+		return rl.refuse(resp)
+	}
+	if rl.cfg.headers {
+		if err := rl.setFields(req); err != nil {
+			return sdk.Fail(err)
+		}
+	}
+	return sdk.Continue
+}
+
+// OnResponse adds the RateLimit fields the request phase computed. It adds
+// rather than replaces: both fields are lists, and an origin's own
+// policies stay visible next to the edge's.
+func (rl *ratelimit) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
+	v, ok := req.Value(fieldsValue)
+	if !ok {
+		return sdk.Continue
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\n' {
+			if err := resp.Header().Add("RateLimit-Policy", v[:i]); err != nil {
+				return sdk.Fail(err)
+			}
+			if err := resp.Header().Add("RateLimit", v[i+1:]); err != nil {
+				return sdk.Fail(err)
+			}
+			break
+		}
+	}
+	return sdk.Continue
+}
+
+// record counts and reports a refusal by p; it returns whether the
+// refusal blocks the request (p is not in shadow mode).
+func (rl *ratelimit) record(p *policy, st *state, key []byte) bool {
+	p.refused.Record(1)
+	if !p.shadow {
+		return true
+	}
+	sdk.Info("ratelimit: shadow policy would refuse", "policy", p.name,
+		"key", keyText(key[len(p.keyPrefix):], st.hashed),
+		"retry_after_ms", strconv.FormatInt(st.r.RetryAfterMs, 10))
+	return false
+}
+
+func (rl *ratelimit) fail(p *policy, err error) sdk.Action {
+	return sdk.Fail(errors.New("ratelimit: policy " + p.name + ": " + err.Error()))
+}
+
+// refuse answers 429. Retry-After and the RateLimit fields name the
+// enforced policy with the longest wait, since the client has to wait for
+// all of them; the problem body (the draft's quota-exceeded type) lists
+// every enforced policy that refused.
+func (rl *ratelimit) refuse(resp sdk.Response) sdk.Action {
+	rl.refusedTotal.Record(1)
+	worst := -1
+	for i := range rl.cfg.policies {
+		st := &rl.states[i]
+		if st.refused && !rl.cfg.policies[i].shadow && (worst < 0 || st.r.RetryAfterMs > rl.states[worst].r.RetryAfterMs) {
+			worst = i
+		}
+	}
+	p, st := &rl.cfg.policies[worst], &rl.states[worst]
+	// The wait rounds up, so a client that honours it is never early; the
+	// draft wants Retry-After no earlier than the effective window's end,
+	// so t is the same number.
+	wait := strconv.FormatInt(max(ceilSeconds(st.r.RetryAfterMs), 1), 10)
+	h := resp.Header()
+	b := rl.out[:0]
+	b = append(b, `{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded",`...)
+	b = append(b, `"title":"Request cannot be satisfied as assigned quota has been exceeded","status":429,"violated-policies":[`...)
+	sep := ""
+	for i := range rl.cfg.policies {
+		if rl.states[i].refused && !rl.cfg.policies[i].shadow {
+			b = append(append(append(b, sep...), '"'), rl.cfg.policies[i].name...)
+			b = append(b, '"')
+			sep = ","
+		}
+	}
+	b = append(b, "]}\n"...)
+	rl.out = b
+	for _, f := range [...][2]string{
+		{"Content-Type", "application/problem+json"},
+		{"Retry-After", wait},
+		{"RateLimit-Policy", p.policyField},
+		{"RateLimit", quote(p.name) + ";r=" + strconv.FormatInt(st.r.Remaining, 10) + ";t=" + wait},
+	} {
+		if err := h.Set(f[0], f[1]); err != nil {
+			return sdk.Fail(err)
+		}
+	}
+	return resp.Answer(429, b)
+}
+
+// setFields stores the RateLimit fields of the most constrained enforced
+// policy for the response phase: the fewest units left, then the longest
+// time to a full allowance, then the first configured. Shadow policies are
+// never advertised: they do not limit the client.
+func (rl *ratelimit) setFields(req sdk.Request) error {
+	best := -1
+	for i := range rl.cfg.policies {
+		st := &rl.states[i]
+		if !st.taken || rl.cfg.policies[i].shadow {
+			continue
+		}
+		if b := &rl.states[max(best, 0)]; best < 0 || st.r.Remaining < b.r.Remaining ||
+			st.r.Remaining == b.r.Remaining && st.r.ResetMs > b.r.ResetMs {
+			best = i
+		}
+	}
+	if best < 0 {
+		return nil
+	}
+	p, st := &rl.cfg.policies[best], &rl.states[best]
+	b := append(rl.out[:0], p.policyField...)
+	b = append(b, '\n', '"')
+	b = append(b, p.name...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, st.r.Remaining, 10)
+	b = append(b, ";t="...)
+	// t is the time until the whole burst is back: within it the client
+	// cannot get more than r units at once.
+	b = strconv.AppendInt(b, ceilSeconds(st.r.ResetMs), 10)
+	rl.out = b
+	return req.SetValue(fieldsValue, string(b))
+}
+
+// ceilSeconds rounds milliseconds up to whole seconds, the unit of
+// Retry-After and of the RateLimit t parameter.
+func ceilSeconds(ms int64) int64 { return (ms + 999) / 1000 }
+
+// clientIP strips the port from "203.0.113.7:51234" or "[2001:db8::1]:443".
+func clientIP(addr string) string {
+	if len(addr) > 0 && addr[0] == '[' {
+		for i := 1; i < len(addr); i++ {
+			if addr[i] == ']' {
+				return addr[1:i]
+			}
+		}
+		return addr
+	}
+	colon := -1
+	for i := 0; i < len(addr); i++ {
+		if addr[i] == ':' {
+			if colon >= 0 {
+				return addr // a bare IPv6 address: no port to strip
+			}
+			colon = i
+		}
+	}
+	if colon >= 0 {
+		return addr[:colon]
+	}
+	return addr
+}
+
+// normalizePath appends path to dst with percent-escaped unreserved
+// characters decoded (RFC 3986 section 6.2.2.2: "/%73earch" is "/search"),
+// so an escape cannot slip a request past a path policy. Other escapes
+// stay as they are: decoding "%2F" would change the path's meaning.
+func normalizePath(dst []byte, path string) []byte {
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c == '%' && i+2 < len(path) {
+			if d, ok := unhex(path[i+1], path[i+2]); ok && unreserved(d) {
+				dst = append(dst, d)
+				i += 2
+				continue
+			}
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+func unhex(a, b byte) (byte, bool) {
+	hi, ok1 := hexVal(a)
+	lo, ok2 := hexVal(b)
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func unreserved(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// underPrefix reports whether path lies under prefix at a segment
+// boundary: "/search" covers "/search" and "/search/x" but not
+// "/searchlight"; a prefix ending in '/' covers everything below it.
+func underPrefix(path []byte, prefix string) bool {
+	if len(path) < len(prefix) || string(path[:len(prefix)]) != prefix {
+		return false
+	}
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
+}
+
+// keyText is a policy key's value part as logged, without its tag byte:
+// the client IP, header or request value; hashed values in hex, long
+// values cut.
+func keyText(k []byte, hashed bool) string {
+	if len(k) == 0 {
+		return ""
+	}
+	if hashed {
+		return "sha256:" + hex.EncodeToString(k[1:])
+	}
+	return string(k[1:min(len(k), 129)])
+}
+
+func init() { sdk.Register(&ratelimit{}) }
+
+func main() {}
