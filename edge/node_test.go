@@ -346,3 +346,41 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestNodeMaxConns: past max_conns a new connection gets a clear 503 and is
+// closed, and the connections within the limit keep being served.
+func TestNodeMaxConns(t *testing.T) {
+	cfg := strings.Replace(config(startOrigin(t, "o"), hello(t), ""), "limits: {", "limits: {max_conns: 2, ", 1)
+	n := startNode(t, cfg)
+	var held []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp4", n.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+		buf := make([]byte, 256)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if m, _ := c.Read(buf); !strings.HasPrefix(string(buf[:m]), "HTTP/1.1 200") {
+			t.Fatalf("within the limit: %q", buf[:m])
+		}
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp4", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	fmt.Fprintf(extra, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+	extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(extra)
+	if !strings.HasPrefix(string(got), "HTTP/1.1 503") {
+		t.Fatalf("past the limit: %q", got)
+	}
+	fmt.Fprintf(held[0], "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+	buf := make([]byte, 256)
+	if m, _ := held[0].Read(buf); !strings.HasPrefix(string(buf[:m]), "HTTP/1.1 200") {
+		t.Fatalf("a held connection after the refusal: %q", buf[:m])
+	}
+}

@@ -1,5 +1,6 @@
 // Command wedgectl is the one binary operators and plugin authors use:
 //
+//	wedgectl up                                the whole system, locally
 //	wedgectl plugin build DIR [-o FILE.wasm]   build a Go plugin, reproducibly
 //	wedgectl plugin run DIR [METHOD] PATH      build it and send it requests
 //	wedgectl origin keygen                     a key that signs edge<->origin frames
@@ -28,6 +29,7 @@ type command struct {
 var commands = map[string]command{
 	"plugin build":      {"plugin build DIR [-o FILE.wasm]", pluginBuild},
 	"plugin run":        {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
+	"up":                {"up [--listen ADDR] [--upstream URL] [--chain auth,ratelimit,cache]", up},
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},
 	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},
 }

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/talowa/wedge/sdk/sdktest"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// e2e are end-to-end scenarios through the plugin and the real host logic
+// (scenario_test.go has the format). Those without wait and purge-tag also
+// run as Wasm.
+var e2e = []struct{ name, rfc, script string }{
+	{"age grows with the clock", "9111 §4.2.3", `
+origin: 200 a
+origin-header: Cache-Control: max-age=100
+origin-header: Age: 10
+request: GET /a
+expect: 200 a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=90
+expect-header: Age: 10
+wait: 20s
+request: GET /a
+expect: 200 a
+expect-header: Age: 30
+expect-header: Cache-Status: wedge; hit; ttl=70
+wait: 75s
+request: GET /a
+expect: 200 a
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=200; stored; ttl=90
+expect-origin: 2
+`},
+	{"date makes apparent age", "9111 §4.2.3", `
+origin: 200 a
+origin-header: Date: Fri, 27 Nov 2026 11:59:00 GMT
+origin-header: Cache-Control: max-age=100
+request: GET /a
+expect: 200 a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=40
+request: GET /a
+expect-header: Age: 60
+`},
+	{"query is part of the key", "9111 §2", `
+origin: 200 one
+origin-header: Cache-Control: max-age=60
+request: GET /q?x=1
+expect: 200 one
+origin: 200 two
+origin-header: Cache-Control: max-age=60
+request: GET /q?x=2
+expect: 200 two
+request: GET /q?x=1
+expect: 200 one
+expect-origin: 2
+`},
+	{"no-store is not stored", "9111 §5.2.2.5", `
+origin: 200 a
+origin-header: Cache-Control: no-store
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; detail=no-store
+request: GET /a
+expect-origin: 2
+`},
+	{"request no-store is not stored", "9111 §5.2.1.5", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60
+request: GET /a
+request-header: Cache-Control: no-store
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; detail=request-no-store
+request: GET /a
+expect-origin: 2
+`},
+	{"authorization needs public", "9111 §3.5", `
+origin: 200 secret
+origin-header: Cache-Control: max-age=60
+request: GET /a
+request-header: Authorization: Bearer x
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; detail=authorization
+request: GET /a
+expect-origin: 2
+origin: 200 shared
+origin-header: Cache-Control: public, max-age=60
+request: GET /b
+request-header: Authorization: Bearer x
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=60
+`},
+	{"no freshness, no validator: not stored", "9111 §4.2.2", `
+origin: 200 a
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; ttl=0; detail=no-lifetime
+`},
+	{"heuristic freshness from Last-Modified", "9111 §4.2.2", `
+origin: 200 a
+origin-header: Date: Fri, 27 Nov 2026 12:00:00 GMT
+origin-header: Last-Modified: Fri, 27 Nov 2026 02:00:00 GMT
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=3600
+`},
+	{"no-cache always revalidates", "9111 §5.2.2.4", `
+origin: 200 a
+origin-header: Cache-Control: no-cache
+origin-header: ETag: "e"
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=0
+origin: 304
+origin-header: ETag: "e"
+request: GET /a
+expect: 200 a
+expect-origin-header: If-None-Match: "e"
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=304; stored; ttl=0
+expect-origin: 2
+`},
+	{"last-modified validation", "9111 §4.3.1", `
+origin: 200 a
+origin-header: Cache-Control: max-age=1
+origin-header: Last-Modified: Thu, 26 Nov 2026 12:00:00 GMT
+request: GET /a
+expect: 200 a
+wait: 2s
+origin: 304
+request: GET /a
+expect: 200 a
+expect-origin-header: If-Modified-Since: Thu, 26 Nov 2026 12:00:00 GMT
+expect-header: Cache-Control: max-age=1
+`},
+	{"request no-cache forwards", "9111 §5.2.1.4", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60
+origin-header: ETag: "e"
+request: GET /a
+expect: 200 a
+request: GET /a
+request-header: Cache-Control: no-cache
+expect: 200 a
+expect-origin-header: If-None-Match: "e"
+expect-header: Cache-Status: wedge; fwd=request; fwd-status=200; stored; ttl=60
+expect-origin: 2
+`},
+	{"pragma no-cache forwards", "9111 §5.4", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60
+request: GET /a
+expect: 200 a
+request: GET /a
+request-header: Pragma: no-cache
+expect-origin: 2
+`},
+	{"client conditionals pass through", "9111 §4.3.2", `
+origin: 200 a
+origin-header: Cache-Control: max-age=1
+origin-header: ETag: "new"
+request: GET /a
+expect: 200 a
+wait: 5s
+origin: 304
+origin-header: ETag: "old"
+request: GET /a
+request-header: If-None-Match: "old"
+expect: 304
+expect-origin-header: If-None-Match: "old"
+`},
+	{"max-age request directive", "9111 §5.2.1.1", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60
+request: GET /a
+expect: 200 a
+wait: 10s
+request: GET /a
+request-header: Cache-Control: max-age=5
+expect-header: Cache-Status: wedge; fwd=request; fwd-status=200; stored; ttl=60
+`},
+	{"max-stale serves stale", "9111 §5.2.1.2", `
+origin: 200 a
+origin-header: Cache-Control: max-age=10
+request: GET /a
+expect: 200 a
+wait: 15s
+request: GET /a
+request-header: Cache-Control: max-stale=10
+expect-header: Cache-Status: wedge; hit; ttl=-5; detail=max-stale
+expect-origin: 1
+`},
+	{"only-if-cached misses with 504", "9111 §5.2.1.7", `
+origin: 200 a
+request: GET /nothing
+request-header: Cache-Control: only-if-cached
+expect: 504
+expect-header: Cache-Status: wedge; detail=only-if-cached
+expect-origin: 0
+`},
+	{"stale-if-error serves stale on 503", "5861 §4", `
+origin: 200 good
+origin-header: Cache-Control: max-age=10, stale-if-error=60
+request: GET /a
+expect: 200 good
+wait: 30s
+origin: 503 down
+request: GET /a
+expect: 200 good
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=503; ttl=-20; detail=stale-if-error
+expect-header: Age: 30
+wait: 60s
+request: GET /a
+expect: 503 down
+`},
+	{"must-revalidate refuses stale-if-error", "9111 §5.2.2.2", `
+origin: 200 good
+origin-header: Cache-Control: max-age=10, stale-if-error=60, must-revalidate
+request: GET /a
+expect: 200 good
+wait: 30s
+origin: 503 down
+request: GET /a
+expect: 503 down
+`},
+	{"stale-while-revalidate serves stale to all but one", "5861 §3", `
+origin: 200 v1
+origin-header: Cache-Control: max-age=1, stale-while-revalidate=60
+request: GET /a
+expect: 200 v1
+wait: 5s
+origin: 200 v2
+origin-header: Cache-Control: max-age=1, stale-while-revalidate=60
+request: GET /a
+expect: 200 v2
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=200; stored; ttl=1
+wait: 5s
+request: GET /a
+expect: 200 v2
+expect-header: Cache-Status: wedge; hit; ttl=-4; detail=stale-while-revalidate
+expect-origin: 2
+`},
+	{"vary keeps variants", "9111 §4.1", `
+origin: 200 gzip
+origin-header: Cache-Control: max-age=60
+origin-header: Vary: Accept-Encoding
+request: GET /v
+request-header: Accept-Encoding: gzip
+expect: 200 gzip
+origin: 200 br
+origin-header: Cache-Control: max-age=60
+origin-header: Vary: Accept-Encoding
+request: GET /v
+request-header: Accept-Encoding: br
+expect: 200 br
+expect-header: Cache-Status: wedge; fwd=vary-miss; fwd-status=200; stored; ttl=60
+request: GET /v
+request-header: Accept-Encoding: gzip
+expect: 200 gzip
+expect-header: Cache-Status: wedge; hit; ttl=60
+request: GET /v
+request-header: Accept-Encoding: br
+expect: 200 br
+request: GET /v
+expect-header: Cache-Status: wedge; fwd=vary-miss; fwd-status=200; stored; ttl=60
+expect-origin: 3
+`},
+	{"vary star is never reused", "9111 §4.1", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60
+origin-header: Vary: *
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; detail=vary-star
+request: GET /a
+expect-origin: 2
+`},
+	{"post invalidates url and location", "9111 §4.4", `
+origin: 200 one
+origin-header: Cache-Control: max-age=60
+request: GET /items/1
+expect: 200 one
+request: GET /items/2
+expect: 200 one
+request: GET /items/3
+expect: 200 one
+origin: 201 made
+origin-header: Location: /items/2
+origin-header: Content-Location: https://other.example/items/3
+request: POST /items/1
+expect: 201 made
+expect-header: Cache-Status: wedge; fwd=method; fwd-status=201; detail=invalidated
+origin: 200 two
+origin-header: Cache-Control: max-age=60
+request: GET /items/1
+expect: 200 two
+request: GET /items/2
+expect: 200 two
+request: GET /items/3
+expect: 200 one
+`},
+	{"failed post does not invalidate", "9111 §4.4", `
+origin: 200 one
+origin-header: Cache-Control: max-age=60
+request: GET /a
+expect: 200 one
+origin: 500 no
+request: DELETE /a
+expect: 500 no
+expect-header: Cache-Status: wedge; fwd=method; fwd-status=500
+request: GET /a
+expect: 200 one
+`},
+	{"invalidation drops every variant", "9111 §4.4", `
+origin: 200 x
+origin-header: Cache-Control: max-age=60
+origin-header: Vary: Accept
+request: GET /v
+request-header: Accept: a
+expect: 200 x
+request: GET /v
+request-header: Accept: b
+expect: 200 x
+origin: 204
+request: PUT /v
+expect: 204
+origin: 200 y
+origin-header: Cache-Control: max-age=60
+origin-header: Vary: Accept
+request: GET /v
+request-header: Accept: b
+expect: 200 y
+`},
+	{"targeted field wins and is consumed", "9213 §2.1", `
+origin: 200 a
+origin-header: Cache-Control: no-store
+origin-header: CDN-Cache-Control: max-age=30
+origin-header: Wedge-Cache-Control: max-age=600
+request: GET /a
+expect: 200 a
+expect-header: Wedge-Cache-Control:
+expect-header: CDN-Cache-Control: max-age=30
+expect-header: Cache-Control: no-store
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=600
+request: GET /a
+expect-header: Wedge-Cache-Control:
+expect-header: Cache-Status: wedge; hit; ttl=600
+`},
+	{"invalid targeted field is ignored", "9213 §2", `
+origin: 200 a
+origin-header: Cache-Control: max-age=5
+origin-header: CDN-Cache-Control: Max-Age=600
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=5
+`},
+	{"options bypasses", "9211 §2.2", `
+origin: 200 a
+request: OPTIONS /a
+expect-header: Cache-Status: wedge; fwd=method; fwd-status=200
+`},
+	{"purge by tag", "tags", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60
+origin-header: Surrogate-Key: news home
+origin-header: Cache-Tag: sport
+request: GET /a
+expect: 200 a
+request: GET /a
+expect-origin: 1
+purge-tag: home
+request: GET /a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=60
+expect-origin: 2
+purge-tag: sport
+request: GET /a
+expect-origin: 3
+`},
+}
+
+func TestEndToEndNative(t *testing.T) {
+	for _, c := range e2e {
+		t.Run(c.name, func(t *testing.T) {
+			t.Logf("checks RFC %s", c.rfc)
+			runScenario(t, nativeRunner(t, ""), c.script)
+		})
+	}
+}
+
+func TestEndToEndWasm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the plugin")
+	}
+	for _, c := range e2e {
+		if slices.ContainsFunc([]string{"wait:", "purge-tag:", "Date:"}, func(s string) bool { return contains(c.script, s) }) {
+			continue // the Wasm runtime's clock cannot be moved
+		}
+		t.Run(c.name, func(t *testing.T) {
+			runScenario(t, wasmRunner(t, ""), c.script)
+		})
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStoresTags checks the entry's tags in the host store itself.
+func TestStoresTags(t *testing.T) {
+	hs := sdktest.New(t, &cache{}, nil)
+	hs.Origin = func(*host.Request) host.Response {
+		r := host.Response{Status: 200}
+		r.Header.Add("Cache-Control", "max-age=60")
+		r.Header.Add("Surrogate-Key", "a  b")
+		r.Header.Add("Cache-Tag", "b, c")
+		return r
+	}
+	hs.Do(host.Request{Method: "GET", Scheme: "https", Host: "Example.COM", Path: "/t"})
+	e, ok := hs.Env.Cache.Get([]byte(cacheKey("https", "example.com", "/t", "")))
+	if !ok {
+		t.Fatal("not stored under the primary key")
+	}
+	if !slices.Equal(e.Tags, []string{"a", "b", "c"}) {
+		t.Fatalf("tags %q", e.Tags)
+	}
+	if n := hs.Env.Cache.PurgeTag([]byte("c")); n != 1 {
+		t.Fatalf("purge by tag removed %d", n)
+	}
+}
+
+func TestRefusesBadConfig(t *testing.T) {
+	for _, cfg := range []string{`[1]`, `{"name":""}`, `{"name":"a b"}`, `{"name":"1x"}`, `{"heuristic_percent":101}`,
+		`{"keep_stale":-1}`, `{"keep_stale":"1d"}`, `{"strip_cdn_cache_control":1}`, `{"ttl":60}`} {
+		if _, err := sdktest.Configure(&cache{}, []byte(cfg), nil); err == nil {
+			t.Errorf("config %s accepted", cfg)
+		}
+	}
+	if _, err := sdktest.Configure(&cache{}, []byte(`{"name":"edge","heuristic_percent":0,"heuristic_max":60,"keep_stale":0,"strip_cdn_cache_control":true}`), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var e2eMore = []struct{ name, rfc, script string }{
+	{"304 with another etag updates nothing", "9111 §4.3.4", `
+origin: 200 v1
+origin-header: Cache-Control: max-age=1
+origin-header: ETag: "v1"
+request: GET /a
+expect: 200 v1
+wait: 5s
+origin: 304
+origin-header: ETag: "v9"
+origin-header: X-New: 1
+request: GET /a
+expect: 200 v1
+expect-header: X-New:
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=304; detail=validator-mismatch
+origin: 200 v2
+origin-header: Cache-Control: max-age=1
+request: GET /a
+expect: 200 v2
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=1
+`},
+	{"head revalidation freshens the get entry", "9111 §4.3.5", `
+origin: 200 body
+origin-header: Cache-Control: max-age=1
+origin-header: ETag: "e"
+request: GET /a
+expect: 200 body
+wait: 5s
+origin: 304
+origin-header: Cache-Control: max-age=100
+origin-header: ETag: "e"
+request: HEAD /a
+expect: 200
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=304; stored; ttl=100
+request: GET /a
+expect: 200 body
+expect-header: Cache-Status: wedge; hit; ttl=100
+expect-origin: 2
+`},
+	{"304 drops the stale age", "9111 §4.3.4", `
+origin: 200 a
+origin-header: Cache-Control: max-age=100
+origin-header: Age: 95
+origin-header: ETag: "e"
+request: GET /a
+expect: 200 a
+wait: 10s
+origin: 304
+origin-header: ETag: "e"
+request: GET /a
+expect: 200 a
+expect-header: Age:
+expect-header: Cache-Status: wedge; fwd=stale; fwd-status=304; stored; ttl=100
+`},
+	{"fresh hit answers a conditional with 304", "9111 §4.3.2", `
+origin: 200 body
+origin-header: Cache-Control: max-age=60
+origin-header: ETag: "e"
+origin-header: Content-Type: text/plain
+request: GET /a
+expect: 200 body
+request: GET /a
+request-header: If-None-Match: W/"e"
+expect: 304
+expect-body:
+expect-header: ETag: "e"
+expect-header: Content-Type:
+expect-header: Cache-Status: wedge; hit; ttl=60
+request: GET /a
+request-header: If-None-Match: "other"
+expect: 200 body
+expect-origin: 1
+`},
+}
+
+func TestEndToEndMoreNative(t *testing.T) {
+	for _, c := range e2eMore {
+		t.Run(c.name, func(t *testing.T) {
+			t.Logf("checks RFC %s", c.rfc)
+			runScenario(t, nativeRunner(t, ""), c.script)
+		})
+	}
+}

@@ -1,0 +1,820 @@
+package main
+
+// This file is the cache policy of RFC 9111 (with RFC 9213 targeted fields
+// and RFC 9211 Cache-Status) as pure functions over header values: no host
+// calls, so policy_test.go checks every rule natively and fast.
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// headers is what the policy reads a message through: sdk.Header in the
+// plugin, a plain map in tests.
+type headers interface {
+	Values(name string) []string
+}
+
+// maxDelta is what a delta-seconds too large to represent becomes
+// (RFC 9111 §1.2.2).
+const maxDelta = 1 << 31
+
+// Absent numeric directives are -1.
+const absent = -1
+
+// directives is a parsed Cache-Control (or targeted) field.
+type directives struct {
+	noStore, noCache, private, public   bool
+	mustRevalidate, proxyRevalidate     bool
+	mustUnderstand, onlyIfCached        bool
+	maxStaleAny                         bool // max-stale without a value
+	maxAge, sMaxAge, maxStale, minFresh int64
+	swr, sie                            int64 // stale-while-revalidate, stale-if-error
+}
+
+func noDirectives() directives {
+	return directives{maxAge: absent, sMaxAge: absent, maxStale: absent, minFresh: absent, swr: absent, sie: absent}
+}
+
+// parseDelta parses delta-seconds (RFC 9111 §1.2.2): digits only, clamped to
+// 2^31 on overflow.
+func parseDelta(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < maxDelta {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return min(n, maxDelta), true
+}
+
+// splitList splits a comma-separated field value into members, keeping
+// quoted strings (which may hold commas) whole.
+func splitList(v string, fn func(member string)) {
+	start, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && quoted:
+			i++
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			if m := trimOWS(v[start:i]); m != "" {
+				fn(m)
+			}
+			start = i + 1
+		}
+	}
+	if m := trimOWS(v[start:]); m != "" {
+		fn(m)
+	}
+}
+
+func trimOWS(s string) string { return strings.Trim(s, " \t") }
+
+// unquote returns the content of a quoted-string (RFC 9110 §5.6.4), or s.
+func unquote(s string) string {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return s
+	}
+	s = s[1 : len(s)-1]
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// parseCacheControl parses Cache-Control field lines (RFC 9111 §5.2).
+// Names are case-insensitive; arguments may be tokens or quoted strings
+// (§5.2: recipients accept both). For the freshness directives a duplicate
+// with another value, or an invalid number, leaves the response stale
+// (§4.2.1: "either the first occurrence should be used or the response
+// should be considered stale"; we pick the conservative one). For request
+// directives an invalid number is ignored.
+func parseCacheControl(lines []string, response bool) directives {
+	d := noDirectives()
+	for _, line := range lines {
+		splitList(line, func(m string) {
+			name, val, hasVal := strings.Cut(m, "=")
+			name = strings.ToLower(trimOWS(name))
+			val = unquote(trimOWS(val))
+			num := func(dst *int64) {
+				n, ok := parseDelta(val)
+				switch {
+				case !ok && response && (name == "max-age" || name == "s-maxage"):
+					*dst = 0
+				case !ok:
+				case *dst != absent && *dst != n && response && (name == "max-age" || name == "s-maxage"):
+					*dst = 0
+				case *dst == absent:
+					*dst = n
+				}
+			}
+			switch name {
+			case "no-store":
+				d.noStore = true
+			case "no-cache":
+				d.noCache = true // qualified no-cache is treated as unqualified: always safe
+			case "private":
+				d.private = true // likewise qualified private: a shared cache stores none of it
+			case "public":
+				d.public = true
+			case "must-revalidate":
+				d.mustRevalidate = true
+			case "proxy-revalidate":
+				d.proxyRevalidate = true
+			case "must-understand":
+				d.mustUnderstand = true
+			case "only-if-cached":
+				d.onlyIfCached = true
+			case "max-age":
+				num(&d.maxAge)
+			case "s-maxage":
+				num(&d.sMaxAge)
+			case "max-stale":
+				if !hasVal {
+					d.maxStaleAny = true
+				} else {
+					num(&d.maxStale)
+				}
+			case "min-fresh":
+				num(&d.minFresh)
+			case "stale-while-revalidate":
+				num(&d.swr)
+			case "stale-if-error":
+				num(&d.sie)
+			}
+		})
+	}
+	return d
+}
+
+// sfItem is a Structured Field bare item (RFC 8941 §3.3), as far as cache
+// directives need: booleans, integers, and everything else as "other".
+type sfItem struct {
+	kind byte // 'b' boolean, 'i' integer, 's' string, 'o' other (token, decimal, bytes)
+	b    bool
+	i    int64
+}
+
+// parseSFDictionary parses a Structured Field Dictionary (RFC 8941 §4.2.2)
+// strictly; ok is false on any syntax error, which makes RFC 9213 §2 ignore
+// the whole targeted field.
+func parseSFDictionary(s string) (map[string]sfItem, bool) {
+	out := map[string]sfItem{}
+	i := 0
+	sp := func() {
+		for i < len(s) && s[i] == ' ' {
+			i++
+		}
+	}
+	ows := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+	}
+	key := func() (string, bool) {
+		if i >= len(s) || !(s[i] >= 'a' && s[i] <= 'z' || s[i] == '*') {
+			return "", false
+		}
+		st := i
+		for i < len(s) {
+			c := s[i]
+			if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '*' {
+				i++
+				continue
+			}
+			break
+		}
+		return s[st:i], true
+	}
+	bare := func() (sfItem, bool) {
+		if i >= len(s) {
+			return sfItem{}, false
+		}
+		switch c := s[i]; {
+		case c == '-' || c >= '0' && c <= '9':
+			st := i
+			if c == '-' {
+				i++
+			}
+			digits, dot := 0, false
+			for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' && !dot) {
+				if s[i] == '.' {
+					dot = true
+				} else {
+					digits++
+				}
+				i++
+			}
+			if digits == 0 || s[i-1] == '.' || (!dot && digits > 15) || (dot && digits > 15) {
+				return sfItem{}, false
+			}
+			if dot {
+				return sfItem{kind: 'o'}, true
+			}
+			n, err := strconv.ParseInt(s[st:i], 10, 64)
+			return sfItem{kind: 'i', i: n}, err == nil
+		case c == '"':
+			for i++; i < len(s); i++ {
+				switch {
+				case s[i] == '\\':
+					i++
+					if i >= len(s) || s[i] != '"' && s[i] != '\\' {
+						return sfItem{}, false
+					}
+				case s[i] == '"':
+					i++
+					return sfItem{kind: 's'}, true
+				case s[i] < 0x20 || s[i] > 0x7e:
+					return sfItem{}, false
+				}
+			}
+			return sfItem{}, false
+		case c == '?':
+			if i+1 < len(s) && (s[i+1] == '0' || s[i+1] == '1') {
+				i += 2
+				return sfItem{kind: 'b', b: s[i-1] == '1'}, true
+			}
+			return sfItem{}, false
+		case c == ':':
+			end := strings.IndexByte(s[i+1:], ':')
+			if end < 0 {
+				return sfItem{}, false
+			}
+			i += end + 2
+			return sfItem{kind: 'o'}, true
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '*':
+			for i++; i < len(s) && (isTchar(s[i]) || s[i] == ':' || s[i] == '/'); i++ {
+			}
+			return sfItem{kind: 'o'}, true
+		}
+		return sfItem{}, false
+	}
+	sp()
+	for i < len(s) {
+		k, ok := key()
+		if !ok {
+			return nil, false
+		}
+		item := sfItem{kind: 'b', b: true}
+		if i < len(s) && s[i] == '=' {
+			i++
+			if item, ok = bare(); !ok {
+				return nil, false
+			}
+		}
+		for i < len(s) && s[i] == ';' { // parameters: parsed, then ignored (RFC 9213 §2)
+			i++
+			sp()
+			if _, ok := key(); !ok {
+				return nil, false
+			}
+			if i < len(s) && s[i] == '=' {
+				i++
+				if _, ok := bare(); !ok {
+					return nil, false
+				}
+			}
+		}
+		out[k] = item
+		ows()
+		if i >= len(s) {
+			return out, true
+		}
+		if s[i] != ',' {
+			return nil, false
+		}
+		i++
+		ows()
+		if i >= len(s) {
+			return nil, false // trailing comma
+		}
+	}
+	return out, true
+}
+
+func isTchar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// parseTargeted reads a targeted field (RFC 9213 §2.1) into directives. ok
+// is false for an absent, empty or unparsable field, which is then ignored.
+// A directive whose value has the wrong type (max-age=1.5, no-store=3) is
+// not consumed (§2.1: SHOULD NOT consume values violating the constraints).
+func parseTargeted(lines []string) (directives, bool) {
+	joined := strings.Join(lines, ", ")
+	if trimOWS(joined) == "" {
+		return directives{}, false
+	}
+	dict, ok := parseSFDictionary(joined)
+	if !ok || len(dict) == 0 {
+		return directives{}, false
+	}
+	d := noDirectives()
+	flag := func(name string) bool {
+		it, ok := dict[name]
+		// no-cache and private may carry a string of field names; treated as
+		// unqualified, as in Cache-Control.
+		return ok && (it.kind == 'b' && it.b || it.kind == 's' && (name == "no-cache" || name == "private"))
+	}
+	num := func(name string) int64 {
+		if it, ok := dict[name]; ok && it.kind == 'i' && it.i >= 0 {
+			return min(it.i, maxDelta)
+		}
+		return absent
+	}
+	d.noStore, d.noCache, d.private, d.public = flag("no-store"), flag("no-cache"), flag("private"), flag("public")
+	d.mustRevalidate, d.proxyRevalidate, d.mustUnderstand = flag("must-revalidate"), flag("proxy-revalidate"), flag("must-understand")
+	d.maxAge, d.sMaxAge, d.swr, d.sie = num("max-age"), num("s-maxage"), num("stale-while-revalidate"), num("stale-if-error")
+	return d, true
+}
+
+// targetList is this cache's RFC 9213 target list, most specific first.
+var targetList = []string{"Wedge-Cache-Control", "CDN-Cache-Control"}
+
+// responsePolicy is what a response says about caching: the effective
+// directives and the fields freshness depends on.
+type responsePolicy struct {
+	cc         directives
+	targeted   string // the targeted field used, "" for Cache-Control
+	hasExpires bool
+	expires    time.Time // zero when invalid: already expired (RFC 9111 §5.3)
+	date       time.Time // zero when absent or invalid
+	lastMod    time.Time
+	age        int64 // Age field, absent when missing or invalid
+}
+
+// readResponse extracts the policy of response h. The first valid
+// targeted field on the target list wins and then Cache-Control and Expires
+// are ignored (RFC 9213 §2.1).
+func readResponse(h headers) responsePolicy {
+	p := responsePolicy{age: absent}
+	for _, name := range targetList {
+		if d, ok := parseTargeted(h.Values(name)); ok {
+			p.cc, p.targeted = d, name
+			break
+		}
+	}
+	if p.targeted == "" {
+		p.cc = parseCacheControl(h.Values("Cache-Control"), true)
+		if v := h.Values("Expires"); len(v) > 0 {
+			p.hasExpires = true
+			// §4.2.1: several Expires lines leave the response stale.
+			if len(v) == 1 {
+				p.expires, _ = parseHTTPDate(trimOWS(v[0]))
+			}
+		}
+	}
+	if v := h.Values("Date"); len(v) > 0 {
+		p.date, _ = parseHTTPDate(trimOWS(v[0]))
+	}
+	if v := h.Values("Last-Modified"); len(v) > 0 {
+		p.lastMod, _ = parseHTTPDate(trimOWS(v[0]))
+	}
+	if v := h.Values("Age"); len(v) > 0 {
+		// §5.1: use the first member of a list; ignore an invalid value.
+		first, _, _ := strings.Cut(v[0], ",")
+		if n, ok := parseDelta(trimOWS(first)); ok {
+			p.age = n
+		}
+	}
+	return p
+}
+
+// heuristicStatus reports the status codes that are heuristically
+// cacheable (RFC 9110 §15.1, used by RFC 9111 §4.2.2).
+func heuristicStatus(code int) bool {
+	switch code {
+	case 200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501:
+		return true
+	}
+	return false
+}
+
+// understoodStatus reports the final status codes this cache knows the
+// semantics of (RFC 9111 §3: a cache stores only those it understands;
+// §5.2.2.3 must-understand relies on it).
+func understoodStatus(code int) bool {
+	switch {
+	case code >= 200 && code <= 208, code >= 300 && code <= 308 && code != 306,
+		code >= 400 && code <= 417, code >= 421 && code <= 426, code == 428, code == 429, code == 431, code == 451,
+		code >= 500 && code <= 508, code == 510, code == 511:
+		return true
+	}
+	return false
+}
+
+// Reasons a response is not stored, reported in Cache-Status detail.
+const (
+	okStore         = ""
+	whyMethod       = "method"
+	whyStatus       = "status"
+	whyNoStore      = "no-store"
+	whyPrivate      = "private"
+	whyAuth         = "authorization"
+	whyNoFreshness  = "no-freshness"
+	whyVaryStar     = "vary-star"
+	whyReqNoStore   = "request-no-store"
+	whyNotUseful    = "no-lifetime"
+	whyPartialCache = "partial"
+)
+
+// storable decides RFC 9111 §3 for a shared cache: method, status,
+// no-store (with must-understand, §5.2.2.3), private, Authorization (§3.5),
+// and that the response has explicit freshness or a heuristically cacheable
+// status. Vary: * is refused too: it can never be reused (§4.1).
+func storable(method string, status int, req directives, p responsePolicy, hasAuth, varyStar bool) string {
+	switch {
+	case method != "GET":
+		return whyMethod
+	case status == 206:
+		return whyPartialCache // no range support: §3.3 would have to combine parts
+	case !understoodStatus(status) || status == 304:
+		return whyStatus
+	case req.noStore:
+		return whyReqNoStore
+	case p.cc.noStore && !p.cc.mustUnderstand:
+		return whyNoStore
+	case p.cc.private:
+		return whyPrivate
+	case hasAuth && !p.cc.public && !p.cc.mustRevalidate && p.cc.sMaxAge == absent:
+		return whyAuth
+	case varyStar:
+		return whyVaryStar
+	case p.cc.public || p.cc.maxAge != absent || p.cc.sMaxAge != absent || p.hasExpires || heuristicStatus(status):
+		return okStore
+	}
+	return whyNoFreshness
+}
+
+// freshness computes the freshness lifetime for a shared cache (RFC 9111
+// §4.2.1): s-maxage, then max-age, then Expires minus Date (or the receipt
+// time without a Date), then a heuristic (§4.2.2) of pct percent of the time
+// since Last-Modified, capped at heurMax, for heuristically cacheable
+// statuses or public responses only. No explicit freshness and no
+// Last-Modified means zero: there is no default TTL.
+func freshness(p responsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
+	switch {
+	case p.cc.sMaxAge != absent:
+		return time.Duration(p.cc.sMaxAge) * time.Second, false
+	case p.cc.maxAge != absent:
+		return time.Duration(p.cc.maxAge) * time.Second, false
+	case p.hasExpires:
+		if p.expires.IsZero() {
+			return 0, false
+		}
+		date := p.date
+		if date.IsZero() {
+			date = responseTime
+		}
+		return max(p.expires.Sub(date), 0), false
+	}
+	if pct <= 0 || p.lastMod.IsZero() || !(heuristicStatus(status) || p.cc.public) {
+		return 0, false
+	}
+	date := p.date
+	if date.IsZero() {
+		date = responseTime
+	}
+	if since := date.Sub(p.lastMod); since > 0 {
+		return min(since*time.Duration(pct)/100, heurMax), true
+	}
+	return 0, false
+}
+
+// initialAge is corrected_initial_age (RFC 9111 §4.2.3): the larger of the
+// apparent age (receipt time minus Date) and the Age field corrected by the
+// response delay.
+func initialAge(p responsePolicy, requestTime, responseTime time.Time) time.Duration {
+	var apparent time.Duration
+	if !p.date.IsZero() {
+		apparent = max(responseTime.Sub(p.date), 0)
+	}
+	corrected := max(responseTime.Sub(requestTime), 0)
+	if p.age != absent {
+		corrected += time.Duration(p.age) * time.Second
+	}
+	return max(apparent, corrected)
+}
+
+// revalidateOnStale reports whether a stale response must not be served
+// without validation: must-revalidate, and for a shared cache
+// proxy-revalidate and s-maxage (RFC 9111 §5.2.2.2, .8, .10).
+func revalidateOnStale(cc directives) bool {
+	return cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge != absent
+}
+
+// decision is what the request phase does with a stored response.
+type decision int
+
+const (
+	useFresh      decision = iota // serve it: a hit
+	useStale                      // serve it stale, allowed by max-stale: a hit
+	useStaleSWR                   // serve it stale unless this request is elected to revalidate
+	validate                      // forward with conditionals; keep it for 304 and stale-if-error
+	validateByReq                 // like validate, but it was fresh: the request's directives refused it
+)
+
+// reuse decides RFC 9111 §4 / §4.2 for a stored response of the given
+// current age against the request's directives (§5.2.1).
+func reuse(m *meta, age time.Duration, rq directives) decision {
+	left := time.Duration(m.lifetime)*time.Millisecond - age
+	fresh := left > 0 && !m.noCache
+	switch {
+	case rq.noCache:
+		return validateByReq // §5.2.1.4
+	case fresh && rq.maxAge != absent && age > time.Duration(rq.maxAge)*time.Second:
+		return validateByReq // §5.2.1.1
+	case fresh && rq.minFresh != absent && left < time.Duration(rq.minFresh)*time.Second:
+		return validateByReq // §5.2.1.3
+	case fresh:
+		return useFresh
+	case m.noCache || m.mustRevalidate:
+		return validate // §4.2.4: no stale use
+	case rq.maxAge != absent && age > time.Duration(rq.maxAge)*time.Second:
+		return validate
+	case rq.maxStaleAny || rq.maxStale != absent && -left <= time.Duration(rq.maxStale)*time.Second:
+		return useStale // §5.2.1.2
+	case m.swr > 0 && -left <= time.Duration(m.swr)*time.Second:
+		return useStaleSWR // RFC 5861 §3
+	}
+	return validate
+}
+
+// staleIfError reports whether a stored response of the given age may
+// answer for an origin error status (RFC 5861 §4): the response's or the
+// request's stale-if-error window covers its staleness, and nothing forbids
+// stale use.
+func staleIfError(m *meta, age time.Duration, reqSIE int64, status int) bool {
+	if m.noCache || m.mustRevalidate {
+		return false
+	}
+	switch status {
+	case 500, 502, 503, 504:
+	default:
+		return false
+	}
+	stale := age - time.Duration(m.lifetime)*time.Millisecond
+	window := max(m.sie, reqSIE)
+	return window > 0 && stale <= time.Duration(window)*time.Second
+}
+
+// safeMethod reports the methods RFC 9110 §9.2.1 defines as safe; every
+// other method, known or not, invalidates (RFC 9111 §4.4).
+func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" }
+
+// invalidates reports whether a response to method invalidates the target
+// URI: an unsafe method with a non-error (2xx or 3xx) status (§4.4).
+func invalidates(method string, status int) bool {
+	return !safeMethod(method) && status >= 200 && status < 400
+}
+
+// cacheKey is the primary key: scheme, host (case-insensitive) and target.
+// GET and HEAD share it: a HEAD is answered from a stored GET.
+func cacheKey(scheme, host, path, query string) string {
+	k := "wc1\x00" + strings.ToLower(scheme) + "://" + strings.ToLower(host) + path
+	if query != "" {
+		k += "?" + query
+	}
+	return k
+}
+
+// varyNames normalises the Vary field lines: lowercase names, each once, in
+// order; star reports a "*" member (RFC 9110 §12.5.5).
+func varyNames(lines []string) (names string, star bool) {
+	var seen []string
+	for _, l := range lines {
+		splitList(l, func(m string) {
+			m = strings.ToLower(m)
+			if m == "*" {
+				star = true
+			}
+			for _, s := range seen {
+				if s == m {
+					return
+				}
+			}
+			seen = append(seen, m)
+		})
+	}
+	return strings.Join(seen, ","), star
+}
+
+// variant is the request's values for the Vary'd names, normalised as RFC
+// 9111 §4.1 allows: field lines combined, whitespace around list commas
+// dropped. An absent header differs from an empty one.
+func variant(names string, req headers) string {
+	if names == "" {
+		return ""
+	}
+	var b strings.Builder
+	for n := range strings.SplitSeq(names, ",") {
+		vals := req.Values(n)
+		if len(vals) == 0 {
+			b.WriteString("\x01") // absent
+		} else {
+			first := true
+			for _, v := range vals {
+				splitList(v, func(m string) {
+					if !first {
+						b.WriteByte(',')
+					}
+					first = false
+					b.WriteString(m)
+				})
+			}
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// skipOnUpdate lists the fields a 304 does not copy onto the stored
+// response (RFC 9111 §3.2): hop-by-hop and framing fields, and those the
+// stored body depends on.
+func skipOnUpdate(name string) bool {
+	switch strings.ToLower(name) {
+	case "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer", "upgrade",
+		"proxy-authenticate", "proxy-authentication-info", "proxy-authorization",
+		"content-length", "content-encoding", "content-range", "cache-status":
+		return true
+	}
+	return false
+}
+
+// tags collects purge tags: Surrogate-Key is space-separated, Cache-Tag
+// comma-separated. Each tag once, at most limit.
+func tags(surrogate, cacheTag []string, limit int) []string {
+	var out []string
+	add := func(t string) {
+		if t == "" || len(out) >= limit {
+			return
+		}
+		for _, o := range out {
+			if o == t {
+				return
+			}
+		}
+		out = append(out, t)
+	}
+	for _, l := range surrogate {
+		for _, t := range strings.Fields(l) {
+			add(t)
+		}
+	}
+	for _, l := range cacheTag {
+		splitList(l, func(m string) { add(m) })
+	}
+	return out
+}
+
+// cacheStatus formats one Cache-Status member (RFC 9211 §2): the cache's
+// name, then hit or fwd (with fwd-status and stored), ttl and detail. ttl is
+// in whole seconds, negative once stale.
+func cacheStatus(name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) string {
+	b := []byte(name)
+	if hit {
+		b = append(b, "; hit"...)
+	}
+	if fwd != "" {
+		b = append(b, "; fwd="...)
+		b = append(b, fwd...)
+	}
+	if fwdStatus > 0 {
+		b = append(b, "; fwd-status="...)
+		b = strconv.AppendInt(b, int64(fwdStatus), 10)
+	}
+	if stored {
+		b = append(b, "; stored"...)
+	}
+	if hasTTL {
+		b = append(b, "; ttl="...)
+		b = strconv.AppendInt(b, ttl, 10)
+	}
+	if detail != "" {
+		b = append(b, "; detail="...)
+		b = append(b, detail...)
+	}
+	return string(b)
+}
+
+// ttlSeconds is the remaining freshness in whole seconds as Cache-Status
+// reports it: the lifetime minus the age the Age field shows, so the two
+// fields always add up (Age: 5 with ttl=55 for max-age=60).
+func ttlSeconds(lifetime, age time.Duration) int64 {
+	return int64(lifetime/time.Second) - int64(age/time.Second)
+}
+
+// parseHTTPDate parses an HTTP-date in the three formats RFC 9110 §5.6.7
+// accepts. It is net/http's ParseTime without pulling net/http into the
+// guest.
+func parseHTTPDate(s string) (time.Time, error) {
+	var err error
+	for _, layout := range [...]string{"Mon, 02 Jan 2006 15:04:05 GMT", "Monday, 02-Jan-06 15:04:05 GMT", "Mon Jan _2 15:04:05 2006"} {
+		var t time.Time
+		if t, err = time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, err
+}
+
+// sameOriginKey resolves a Location or Content-Location value against the
+// request URI and returns its cache key, if it has the request's origin:
+// RFC 9111 §4.4 forbids invalidating another origin's URIs.
+func sameOriginKey(scheme, host, path, query, ref string) (string, bool) {
+	base, err := url.Parse(strings.ToLower(scheme) + "://" + host + path)
+	if err != nil {
+		return "", false
+	}
+	base.RawQuery = query
+	r, err := url.Parse(ref)
+	if err != nil {
+		return "", false
+	}
+	u := base.ResolveReference(r)
+	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
+		return "", false
+	}
+	return cacheKey(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery), true
+}
+
+// String renders the set directives in a fixed order; tests compare it.
+func (d directives) String() string {
+	var out []string
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{d.noStore, "no-store"}, {d.noCache, "no-cache"}, {d.private, "private"}, {d.public, "public"},
+		{d.mustRevalidate, "must-revalidate"}, {d.proxyRevalidate, "proxy-revalidate"},
+		{d.mustUnderstand, "must-understand"}, {d.onlyIfCached, "only-if-cached"}, {d.maxStaleAny, "max-stale"}} {
+		if f.on {
+			out = append(out, f.name)
+		}
+	}
+	for _, f := range []struct {
+		v    int64
+		name string
+	}{{d.maxAge, "max-age"}, {d.sMaxAge, "s-maxage"}, {d.maxStale, "max-stale"}, {d.minFresh, "min-fresh"},
+		{d.swr, "stale-while-revalidate"}, {d.sie, "stale-if-error"}} {
+		if f.v != absent {
+			out = append(out, f.name+"="+strconv.FormatInt(f.v, 10))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// notModified evaluates a client's conditional GET or HEAD against a stored
+// response (RFC 9111 §4.3.2): If-None-Match with the weak comparison (RFC
+// 9110 §13.1.2), else If-Modified-Since against Last-Modified (§13.1.3).
+func notModified(inm []string, ims, etag, lastMod string) bool {
+	if len(inm) > 0 {
+		if etag == "" {
+			return false
+		}
+		match := false
+		for _, l := range inm {
+			splitList(l, func(m string) {
+				match = match || m == "*" || strings.TrimPrefix(m, "W/") == strings.TrimPrefix(etag, "W/")
+			})
+		}
+		return match
+	}
+	if ims == "" || lastMod == "" {
+		return false
+	}
+	since, err := parseHTTPDate(trimOWS(ims))
+	if err != nil {
+		return false // §13.1.3: an invalid date is ignored
+	}
+	lm, err := parseHTTPDate(lastMod)
+	return err == nil && !lm.After(since)
+}
+
+// keepOn304 lists the fields a 304 carries (RFC 9110 §15.4.5), plus the
+// cache's own Age and Cache-Status.
+func keepOn304(name string) bool {
+	switch strings.ToLower(name) {
+	case "cache-control", "content-location", "date", "etag", "expires", "vary", "age", "cache-status", "last-modified":
+		return true
+	}
+	return false
+}
