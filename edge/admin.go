@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -12,12 +13,14 @@ import (
 // AdminHandler serves the admin API:
 //
 //	GET  /health          liveness: 200 while the process serves
-//	GET  /ready           readiness: 200 when every route's plugins are loaded
-//	                      and no origin's circuit breaker is open, else 503
+//	GET  /ready           readiness: 200 unless an origin's circuit breaker
+//	                      is open or the node is shutting down, else 503
 //	                      with the reasons
 //	GET  /metrics         Prometheus
 //	POST /purge?tag=T     purge cached responses tagged T (token required)
-//	POST /purge?key=K     purge one cache key (token required)
+//	POST /purge?url=U     purge the cached responses for URL U, every
+//	                      variant (token required)
+//	POST /purge?key=K     purge one raw cache key (token required)
 //	POST /reload          reload the config file (token required)
 //
 // reload is what POST /reload runs; nil answers 501.
@@ -39,10 +42,17 @@ func (n *Node) AdminHandler(reload func() error) http.Handler {
 		switch {
 		case q.Has("tag"):
 			fmt.Fprintf(w, "purged %d\n", n.cache.PurgeTag([]byte(q.Get("tag"))))
+		case q.Has("url"):
+			key, err := urlKey(q.Get("url"))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, "purged %d\n", n.cache.Purge(key))
 		case q.Has("key"):
 			fmt.Fprintf(w, "purged %d\n", n.cache.Purge([]byte(q.Get("key"))))
 		default:
-			http.Error(w, "want ?tag=T or ?key=K", http.StatusBadRequest)
+			http.Error(w, "want ?tag=T, ?url=U or ?key=K", http.StatusBadRequest)
 		}
 	}))
 	mux.HandleFunc("POST /reload", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
@@ -83,10 +93,25 @@ func (n *Node) notReady() []string {
 			problems = append(problems, "origin "+name+": circuit open")
 		}
 	}
-	for _, p := range g.plugins {
-		if p.Current() == nil {
-			problems = append(problems, "a plugin is not loaded")
-		}
+	// Every plugin is loaded once New or Reload returns, so what remains
+	// is draining: a node shutting down stops taking traffic.
+	if g.retired.Load() {
+		problems = append(problems, "shutting down")
 	}
 	return problems
+}
+
+// urlKey is the cache plugin's primary key for an absolute URL: key format
+// "wc1", as plugins/cache documents it (cacheKey there). Purging it makes
+// every Vary variant of the URL unreachable too.
+func urlKey(raw string) ([]byte, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("url %q: want an absolute http(s) URL", raw)
+	}
+	k := "wc1\x00" + u.Scheme + "://" + strings.ToLower(u.Host) + u.EscapedPath()
+	if u.RawQuery != "" {
+		k += "?" + u.RawQuery
+	}
+	return []byte(k), nil
 }

@@ -19,13 +19,19 @@
 //	      - {file: auth.wasm, config: {realm: api}}
 //	      - {file: cache.wasm, failure: open}
 //
+// Routing matches the path as fasthttp normalizes it (percent-decoded, "//",
+// "." and ".." resolved), while plugins and the origin get the path as sent.
+// A request whose path normalizes to something else is answered 400, so no
+// route is chosen for one resource while the origin serves another
+// (/public/../admin).
+//
 // # Reload
 //
 // A reload builds a complete new generation (origins, loaded plugins,
 // router) and swaps it in with one atomic store. A request acquires every
 // plugin of its chain before running any, so both of its phases run on one
-// version; the old generation's plugins close when their last request
-// releases them. If anything in the new config fails to load, the node
+// version, and holds its generation, so the old generation's plugins and
+// origin connections close when its last request is done. If anything in the new config fails to load, the node
 // keeps serving the old one.
 //
 // # Why

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -20,10 +21,10 @@ import (
 // the request holds.
 type exchange struct {
 	host.MemExchange
-	wreq  wire.Request
-	wresp wire.Response
-	held  []*wasm.Module
-	idBuf []byte
+	wreq    wire.Request
+	wresp   wire.Response
+	held    []*wasm.Module
+	pending []host.HeaderField // the request phase's response fields
 }
 
 func (x *exchange) reset() {
@@ -32,8 +33,6 @@ func (x *exchange) reset() {
 	// exchange shares its body with the cache.
 	x.Resp = host.Response{Header: host.Header{Fields: x.Resp.Header.Fields[:0]}}
 	x.Vals.Reset()
-	clear(x.held)
-	x.held = x.held[:0]
 }
 
 // serve is the request path: route, plugin chain (request phase in order),
@@ -44,7 +43,20 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	defer n.pool.Put(x)
 	x.reset()
 
-	rt := n.acquire(ctx, x)
+	if !samePath(ctx.URI().PathOriginal(), ctx.Path()) {
+		// Routing uses the normalized path, plugins and the origin the path
+		// as sent: with dot segments or "//" they name different resources
+		// (/public/../admin routes as /admin, an auth plugin sees /public/).
+		n.m.refused.WithLabelValues("400").Inc()
+		ctx.Error("400 Bad Request: path not in normal form (dot or empty segments)\n", fasthttp.StatusBadRequest)
+		return
+	}
+	g, rt, ok := n.acquire(ctx, x)
+	if !ok {
+		ctx.Error("503 Service Unavailable: shutting down\n", fasthttp.StatusServiceUnavailable)
+		ctx.SetConnectionClose()
+		return
+	}
 	if rt == nil {
 		n.m.unrouted.Inc()
 		ctx.Error("404 Not Found: no route for this host and path\n", fasthttp.StatusNotFound)
@@ -67,50 +79,97 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	if !answered {
 		// Headers plugins put on the response before the origin answered
 		// are added to the origin's response (ABI: response phase).
-		pending := append([]host.HeaderField(nil), x.Resp.Header.Fields...)
+		x.pending = append(x.pending[:0], x.Resp.Header.Fields...)
 		rt.origin.exchange(n, &x.Req, &x.Vals, &x.wreq, &x.wresp, &x.Resp)
-		x.Resp.Header.Fields = append(x.Resp.Header.Fields, pending...)
+		x.Resp.Header.Fields = append(x.Resp.Header.Fields, x.pending...)
+		clear(x.pending)
 	}
 	for i := ran - 1; i >= 0; i-- {
 		if err := x.held[i].OnResponse(&x.MemExchange); err != nil {
 			n.pluginError(rt, x.held[i], abi.PhaseResponse, err)
 		}
 	}
-	for _, m := range x.held {
-		m.Release()
-	}
+	n.releaseHeld(x)
+	g.release()
 	n.write(ctx, &x.Resp)
 	rt.m.observe(x.Resp.Status, time.Since(start))
 }
 
-// acquire routes the request and takes a reference on every plugin of its
-// chain, so both phases run on the versions the request started with even
-// if a reload or swap happens meanwhile. A generation retired between
-// loading it and acquiring is retried on the new one.
-func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) *route {
+// acquire routes the request and takes a reference on its generation and
+// on every plugin of its chain, so both phases run on the versions the
+// request started with and its origin stays open even if a reload happens
+// meanwhile. A generation retired between loading it and acquiring is
+// retried on the new one; ok is false when the current one is retired
+// (Shutdown).
+func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ *route, ok bool) {
 	for {
-		rt := n.gen.Load().router.match(ctx.Host(), ctx.Path())
-		if rt == nil {
-			return nil
+		g := n.gen.Load()
+		if !g.acquire() {
+			if n.gen.Load() == g {
+				return nil, nil, false
+			}
+			continue
 		}
-		ok := true
+		rt := g.router.match(ctx.Host(), ctx.Path())
+		if rt == nil {
+			g.release()
+			return nil, nil, true
+		}
 		for _, p := range rt.chain {
 			m := p.Acquire()
 			if m == nil {
-				ok = false
-				break
+				// Only after Shutdown closed the runtime under a request
+				// that got in just before.
+				n.releaseHeld(x)
+				g.release()
+				return nil, nil, false
 			}
 			x.held = append(x.held, m)
 		}
-		if ok {
-			return rt
-		}
-		for _, m := range x.held {
-			m.Release()
-		}
-		clear(x.held)
-		x.held = x.held[:0]
+		return g, rt, true
 	}
+}
+
+func (n *Node) releaseHeld(x *exchange) {
+	for _, m := range x.held {
+		m.Release()
+	}
+	clear(x.held)
+	x.held = x.held[:0]
+}
+
+// samePath reports whether raw, the path as received, percent-decodes to
+// norm, the path fasthttp normalized from it (decoded, with "//", "." and
+// ".." resolved). Decoding is fasthttp's: an invalid escape stays as is.
+func samePath(raw, norm []byte) bool {
+	if string(raw) == string(norm) {
+		return true
+	}
+	j := 0
+	for i := 0; i < len(raw); i, j = i+1, j+1 {
+		c := raw[i]
+		if c == '%' && i+2 < len(raw) {
+			if hi, lo := unhex(raw[i+1]), unhex(raw[i+2]); hi < 16 && lo < 16 {
+				c, i = hi<<4|lo, i+2
+			}
+		}
+		if j >= len(norm) || norm[j] != c {
+			return false
+		}
+	}
+	return j == len(norm)
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 16
 }
 
 func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, err error) {
@@ -137,12 +196,18 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, r *host.Request) {
 	r.Proto = string(ctx.Request.Header.Protocol())
 	r.ClientAddr = ctx.RemoteAddr().String()
 	r.ID = n.idBase + strconv.FormatUint(n.reqID.Add(1), 36)
+	var conn []string
 	for k, v := range ctx.Request.Header.All() {
-		if string(k) == "Host" || string(k) == "host" {
+		name := b2s(k)
+		if strings.EqualFold(name, "Connection") {
+			conn = append(conn, string(v))
+		}
+		if hopByHop(name) || strings.EqualFold(name, "Host") {
 			continue
 		}
 		r.Header.Add(string(k), string(v))
 	}
+	dropConnectionListed(&r.Header, conn)
 	r.Body = ctx.Request.Body()
 }
 
@@ -154,6 +219,13 @@ func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response) {
 		status = fasthttp.StatusBadGateway
 	}
 	ctx.SetStatusCode(status)
+	var conn []string
+	for _, f := range r.Header.Fields {
+		if strings.EqualFold(f.Name, "Connection") {
+			conn = append(conn, f.Value)
+		}
+	}
+	dropConnectionListed(&r.Header, conn)
 	for _, f := range r.Header.Fields {
 		if hopByHop(f.Name) {
 			continue
@@ -180,7 +252,19 @@ func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 }
 
-func statusText(code int) string { return http.StatusText(code) }
+// dropConnectionListed removes the fields the Connection field values
+// name: they are hop-by-hop too (RFC 9110 §7.6.1).
+func dropConnectionListed(h *host.Header, conn []string) {
+	for _, v := range conn {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+}
+
+func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // hopByHop are the fields that describe one connection, not the message
 // (RFC 9110 §7.6.1), plus the framing fasthttp computes itself.

@@ -42,16 +42,50 @@ type Node struct {
 	idBase  string
 
 	reloadMu sync.Mutex // one reload at a time
+
+	lnMu   sync.Mutex // guards closed and lns
+	closed bool
+	lns    []net.Listener
 }
 
 // generation is what one config produced: the routes, their loaded plugins
-// and their origins. Requests hold the generation they started on.
+// and their origins. Requests hold the generation they started on: it
+// closes when it has been retired and its last request is done.
 type generation struct {
 	cfg     *Config
 	router  *router
 	origins map[string]*origin
 	plugins []*wasm.Plugin
 	certs   *certs
+
+	refs      atomic.Int64 // requests holding it, plus one until retired
+	retired   atomic.Bool
+	closeOnce sync.Once
+}
+
+// acquire takes a reference for a request; false once g is retired.
+func (g *generation) acquire() bool {
+	g.refs.Add(1)
+	if g.retired.Load() {
+		// The release may be the last one (retire's came first), so
+		// closing is once only.
+		g.release()
+		return false
+	}
+	return true
+}
+
+func (g *generation) release() {
+	if g.refs.Add(-1) == 0 {
+		g.close()
+	}
+}
+
+// retire gives up the reference g held as the current generation.
+func (g *generation) retire() {
+	if !g.retired.Swap(true) {
+		g.release()
+	}
 }
 
 // Options are what a Node takes besides its config.
@@ -104,6 +138,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		ReadTimeout:                   time.Duration(cfg.Limits.ReadTimeout),
 		WriteTimeout:                  30 * time.Second,
 		DisableHeaderNamesNormalizing: true,
+		ReduceMemoryUsage:             true,
 		NoDefaultContentType:          true,
 		NoDefaultServerHeader:         true,
 		Logger:                        slogPrintf{opts.Logger},
@@ -114,6 +149,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 // build loads what cfg describes into a new generation.
 func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error) {
 	g := &generation{cfg: cfg, origins: map[string]*origin{}}
+	g.refs.Store(1)
 	defer func() {
 		if err != nil {
 			g.close()
@@ -168,16 +204,29 @@ func (n *Node) loadPlugin(ctx context.Context, pc *PluginConfig) (*wasm.Plugin, 
 }
 
 func (g *generation) close() {
-	for _, p := range g.plugins {
-		p.Close()
-	}
-	for _, o := range g.origins {
-		o.close()
-	}
+	g.closeOnce.Do(func() {
+		for _, p := range g.plugins {
+			p.Close()
+		}
+		for _, o := range g.origins {
+			o.close()
+		}
+	})
 }
 
 // Serve answers HTTP on ln until Shutdown.
 func (n *Node) Serve(ln net.Listener) error {
+	// fasthttp's Shutdown does not see a listener whose Serve has not
+	// registered it yet, which would then serve forever: Shutdown closes
+	// the listeners itself, and a Serve after it returns at once.
+	n.lnMu.Lock()
+	if n.closed {
+		n.lnMu.Unlock()
+		ln.Close()
+		return nil
+	}
+	n.lns = append(n.lns, ln)
+	n.lnMu.Unlock()
 	if err := n.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: %w", err)
 	}
@@ -196,33 +245,30 @@ func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 		n.m.reloads.WithLabelValues("error").Inc()
 		return err
 	}
-	old := n.gen.Swap(g)
+	n.gen.Swap(g).retire()
 	n.m.reloads.WithLabelValues("ok").Inc()
-	// Plugins close once their last request releases them (wasm.Plugin);
-	// origins have no such count, so give requests on the old generation
-	// their whole origin budget before closing its connections.
-	for _, p := range old.plugins {
-		p.Close()
-	}
-	wait := time.Duration(0)
-	for _, o := range old.origins {
-		wait = max(wait, o.timeout)
-	}
-	time.AfterFunc(wait+time.Second, func() {
-		for _, o := range old.origins {
-			o.close()
-		}
-	})
 	return nil
 }
 
 // Shutdown stops accepting, waits for requests in flight (within ctx), and
 // releases everything.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.lnMu.Lock()
+	n.closed = true
+	for _, ln := range n.lns {
+		ln.Close()
+	}
+	n.lns = nil
+	n.lnMu.Unlock()
 	err := n.srv.ShutdownWithContext(ctx)
-	n.gen.Load().close()
+	// Requests still running when ctx ran out keep the generation (and the
+	// runtime its plugins) open until they are done; later ones get 503.
+	n.gen.Load().retire()
 	n.rt.Close(ctx)
-	return err
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("edge: shutdown: %w", err)
+	}
+	return nil
 }
 
 // Registry is the node's Prometheus registry, served on /metrics.

@@ -31,12 +31,7 @@ var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)}
 // says who it is and what it got, and returns its address.
 func startOrigin(t *testing.T, name string) string {
 	t.Helper()
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	app := origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	return serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.AddHeader([]byte("Content-Type"), []byte("text/plain"))
 		resp.AddHeader([]byte("Set-Cookie"), []byte("a=1"))
@@ -46,8 +41,18 @@ func startOrigin(t *testing.T, name string) string {
 			resp.Body = fmt.Appendf(resp.Body, " ua=%s", ua)
 		}
 		resp.Body = fmt.Appendf(resp.Body, " body=%d", len(req.Body))
-	})
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: app})
+	}))
+}
+
+// serveOrigin runs an origin service in front of h and returns its address.
+func serveOrigin(t *testing.T, h origin.Handler) string {
+	t.Helper()
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(codec.Close)
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package edge
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/talowa/wedge/edge/originclient"
@@ -44,9 +45,12 @@ func (o *origin) exchange(n *Node, req *host.Request, vals *host.Values, wreq *w
 	toWire(n, req, vals, wreq)
 	err := o.client.Do(time.Now().Add(o.timeout), wreq, wresp)
 	if err != nil {
+		// The error names internal addresses: it goes to the log, and the
+		// client gets the status.
 		status := originclient.Status(err)
+		n.log.Warn("origin failed", "origin", o.name, "status", status, "err", err)
 		*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]},
-			Body: fmt.Appendf(nil, "%d %s: origin %s: %v\n", status, statusText(status), o.name, err)}
+			Body: fmt.Appendf(nil, "%d %s: origin %s\n", status, http.StatusText(status), o.name)}
 		resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
 		return
 	}

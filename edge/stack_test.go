@@ -1,13 +1,13 @@
 package edge_test
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/origin"
-	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
@@ -88,6 +87,8 @@ func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
+	case "/private":
+		w.Header().Set("Cache-Control", "max-age=60")
 	case "/fragile":
 		w.Header().Set("Cache-Control", "public, max-age=1, stale-if-error=300")
 	default:
@@ -108,26 +109,12 @@ func startStack(t *testing.T) (*testNode, *app) {
 	go hs.Serve(ln)
 	t.Cleanup(func() { hs.Close() })
 
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
 	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: proxy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(oln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	originAddr := serveOrigin(t, proxy)
 
 	p := plugins(t)
 	k := base64.RawURLEncoding.EncodeToString(jwtSecret)
@@ -142,7 +129,7 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
       - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 5, period: 1m, burst: 5}]}}
       - {file: %q}
-`, oln.Addr().String(), originKey.Text(), p["auth"], k, p["ratelimit"], p["cache"]))
+`, originAddr, originKey.Text(), p["auth"], k, p["ratelimit"], p["cache"]))
 	return n, a
 }
 
@@ -245,5 +232,16 @@ func TestStackCache(t *testing.T) {
 	}
 	if _, body, cs, _ := get("/fresh"); body == first || !strings.Contains(cs, "miss") {
 		t.Fatalf("after purging its tag /fresh is still cached: %q", cs)
+	}
+	// And by URL: the scheme and host the client used, then the path.
+	get("/fresh")
+	if _, _, cs, _ := get("/fresh"); !strings.Contains(cs, "hit") {
+		t.Fatalf("/fresh not cached again: %q", cs)
+	}
+	if resp := n.post(t, "/purge?url="+url.QueryEscape("http://x/fresh"), "s3cret"); resp.StatusCode != 200 {
+		t.Fatalf("purge by URL: %d", resp.StatusCode)
+	}
+	if _, _, cs, _ := get("/fresh"); !strings.Contains(cs, "miss") {
+		t.Fatalf("after purging its URL /fresh is still cached: %q", cs)
 	}
 }

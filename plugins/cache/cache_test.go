@@ -2,9 +2,11 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/talowa/wedge/sdk/sdktest"
+	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 )
 
@@ -515,5 +517,27 @@ func TestEndToEndMoreNative(t *testing.T) {
 			t.Logf("checks RFC %s", c.rfc)
 			runScenario(t, nativeRunner(t, ""), c.script)
 		})
+	}
+}
+
+// TestAuthenticatedByValue: the auth plugin strips the Authorization it
+// verified, so the cache must take its identity value as §3.5's
+// Authorization, or it would serve one user's private page to the next.
+func TestAuthenticatedByValue(t *testing.T) {
+	hs := sdktest.New(t, &cache{}, nil)
+	hs.Origin = func(*host.Request) host.Response {
+		r := host.Response{Status: 200, Body: []byte("alice's page")}
+		r.Header.Add("Cache-Control", "max-age=60")
+		return r
+	}
+	authed := func(ex host.Exchange) (abi.Action, error) {
+		ex.Values().Set([]byte("identity-method"), []byte("jwt"), abi.ValueForward)
+		return hs.OnRequest(ex)
+	}
+	for range 2 {
+		res := host.Run(host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/me"}, authed, hs.Origin, hs.OnResponse)
+		if cs, _ := res.Resp.Header.Get("Cache-Status"); !strings.Contains(cs, "detail=authorization") {
+			t.Fatalf("Cache-Status %q, want it refused for authorization", cs)
+		}
 	}
 }

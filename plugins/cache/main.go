@@ -40,6 +40,10 @@ import (
 // stateKey names the request-scoped value that carries state between phases.
 const stateKey = "cache.state"
 
+// identityMethod is the request value the auth plugin sets on every
+// request it authenticated, whether or not it stripped the credentials.
+const identityMethod = "identity-method"
+
 type cache struct {
 	name      string        // the Cache-Status cache identifier
 	heurPct   int           // heuristic freshness, percent of the Last-Modified age; 0 disables
@@ -443,6 +447,12 @@ func (c *cache) store(req sdk.Request, resp sdk.Response, st *state, p responseP
 	h := resp.Header()
 	rqh := req.Header()
 	_, auth := rqh.Lookup("Authorization")
+	if !auth {
+		// The auth plugin strips the credentials it verified before this
+		// plugin sees the request; the identity it forwards says the
+		// request was authenticated all the same (§3.5).
+		_, auth = req.Value(identityMethod)
+	}
 	names, star := varyNames(h.Values("Vary"))
 	why := storable(method, status, directives{noStore: st.noStore}, p, auth, star)
 	var ttl int64

@@ -589,6 +589,8 @@ func invalidates(method string, status int) bool {
 
 // cacheKey is the primary key: scheme, host (case-insensitive) and target.
 // GET and HEAD share it: a HEAD is answered from a stored GET.
+// The edge's purge-by-URL (edge/admin.go, urlKey) builds the same key: a
+// change of format takes a new prefix and a change there.
 func cacheKey(scheme, host, path, query string) string {
 	k := "wc1\x00" + strings.ToLower(scheme) + "://" + strings.ToLower(host) + path
 	if query != "" {

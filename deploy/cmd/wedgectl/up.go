@@ -137,16 +137,16 @@ Try:
 Ctrl-C stops everything.
 `, addr, originAddr, *upstream, strings.Join(names, " -> "), token)
 
+	var serveErr error
 	select {
 	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil {
-			return err
-		}
+	case serveErr = <-errc:
 	}
+	// Shut the node down either way: a Serve that failed leaves its
+	// plugins, runtime and origin connections to close.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return n.Shutdown(sctx)
+	return errors.Join(serveErr, n.Shutdown(sctx))
 }
 
 func parseChain(s string) ([]string, error) {
