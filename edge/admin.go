@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"strings"
 
@@ -22,6 +23,7 @@ import (
 //	                      variant (token required)
 //	POST /purge?key=K     purge one raw cache key (token required)
 //	POST /reload          reload the config file (token required)
+//	GET  /debug/pprof/    Go profiles (token required)
 //
 // reload is what POST /reload runs; nil answers 501.
 func (n *Node) AdminHandler(reload func() error) http.Handler {
@@ -55,6 +57,9 @@ func (n *Node) AdminHandler(reload func() error) http.Handler {
 			http.Error(w, "want ?tag=T, ?url=U or ?key=K", http.StatusBadRequest)
 		}
 	}))
+	// Profiles show memory contents, so they need the token too.
+	mux.HandleFunc("GET /debug/pprof/", n.authorized(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", n.authorized(pprof.Profile))
 	mux.HandleFunc("POST /reload", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
 		if reload == nil {
 			http.Error(w, "this node has no config file to reload", http.StatusNotImplemented)
