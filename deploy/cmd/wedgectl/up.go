@@ -86,6 +86,9 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "building plugin %s...\n", name)
 		file, err := wasmbuild.Cached(ctx, filepath.Join(*root, name), wasmbuild.DefaultCacheDir())
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // Ctrl-C during the build: a clean stop, not a failure
+			}
 			return fmt.Errorf("up: plugin %s: %w", name, err)
 		}
 		conf, _ := json.Marshal(demoConfig(name, jwtSecret))
