@@ -30,6 +30,12 @@ func (Request) Host() string { return field(abi.FieldHost) }
 // Path is the request path as received, percent-encoded, without query.
 func (Request) Path() string { return field(abi.FieldPath) }
 
+// AppendPath appends the path to dst, for hot paths that must not
+// allocate a string.
+func (Request) AppendPath(dst []byte) []byte {
+	return append(dst, fetch(func(b []byte) int32 { return hostcall.FieldGet(abi.FieldPath, b) })...)
+}
+
 // RawQuery is the query string without '?'.
 func (Request) RawQuery() string { return field(abi.FieldRawQuery) }
 
@@ -151,6 +157,22 @@ func (h Header) Lookup(name string) (string, bool) {
 func (h Header) AppendValue(dst []byte, name string) ([]byte, bool) {
 	b, n := fetchN(func(b []byte) int32 { return hostcall.HeaderGet(h.msg, bytesOf(name), b) })
 	return append(dst, b...), n >= 0
+}
+
+// AppendValues appends every value of name to dst, each followed by a NUL
+// byte (the ABI's list form; walk it with abi.NextItem), and returns how
+// many there were: for hot paths that must tell one value from several
+// without allocating strings.
+func (h Header) AppendValues(dst []byte, name string) ([]byte, int) {
+	b := fetch(func(b []byte) int32 { return hostcall.HeaderValues(h.msg, bytesOf(name), b) })
+	n := 0
+	for rest := b; ; n++ {
+		var ok bool
+		if _, rest, ok = abi.NextItem(rest); !ok {
+			break
+		}
+	}
+	return append(dst, b...), n
 }
 
 // Values returns every value of name, in order.

@@ -54,6 +54,16 @@ func TestRequestAndHeaders(t *testing.T) {
 		if _, ok := h.Lookup("Missing"); ok {
 			t.Error("Lookup found a missing header")
 		}
+		vals, n := h.AppendValues([]byte("pre:"), "x-multi")
+		if string(vals) != "pre:a\x00b\x00" || n != 2 {
+			t.Errorf("AppendValues = %q, %d", vals, n)
+		}
+		if vals, n := h.AppendValues(nil, "Missing"); len(vals) != 0 || n != 0 {
+			t.Errorf("AppendValues of a missing header = %q, %d", vals, n)
+		}
+		if p := req.AppendPath([]byte("at ")); string(p) != "at /p" {
+			t.Errorf("AppendPath = %q", p)
+		}
 		if err := h.Set("X-Bad", "a\r\nb"); !errors.Is(err, sdk.ErrInvalid) {
 			t.Errorf("header injection: %v, want ErrInvalid", err)
 		}

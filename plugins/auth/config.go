@@ -33,6 +33,7 @@ type apiKey struct {
 type config struct {
 	challenge    string // `Bearer realm="..."`, built once
 	keys         []verifier
+	byAlg        [abi.AlgEdDSA + 1][]verifier // keys, split by algorithm
 	issuer       string
 	audience     []string
 	leeway       time.Duration
@@ -41,6 +42,14 @@ type config struct {
 	apiKeys      []apiKey
 	apiKeyHeader string
 	strip        bool
+}
+
+// keysFor is the keys registered for alg, in JWKS order.
+func (c *config) keysFor(alg abi.Alg) []verifier {
+	if alg <= 0 || int(alg) >= len(c.byAlg) {
+		return nil
+	}
+	return c.byAlg[alg]
 }
 
 // parseConfig reads the JSON configuration and registers the JWKS keys with
@@ -102,6 +111,11 @@ func parseConfig(data []byte) (*config, error) {
 	}
 	if len(c.keys) == 0 && len(c.apiKeys) == 0 {
 		return nil, errors.New("auth: config has no usable jwks keys and no api_keys: every request would be refused")
+	}
+	for _, k := range c.keys {
+		if a := k.key.Alg(); a > 0 && int(a) < len(c.byAlg) {
+			c.byAlg[a] = append(c.byAlg[a], k)
+		}
 	}
 	c.challenge = `Bearer realm="` + realm + `"`
 	return c, nil

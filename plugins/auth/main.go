@@ -17,13 +17,17 @@
 // comparison time says nothing about the key.
 //
 // The request path parses with sdk/jwt and jsonscan into buffers the plugin
-// reuses: no reflection, and few allocations inside the guest.
+// reuses: no reflection, and no allocation inside the guest on the admitted
+// path. Credential headers and the path are appended into per-instance
+// buffers (Header.AppendValues, Request.AppendPath) rather than read as
+// fresh strings.
 package main
 
 import (
 	"crypto/subtle"
 	"errors"
 	"strings"
+	"unsafe"
 
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/sdk/jsonscan"
@@ -45,11 +49,15 @@ const (
 type auth struct {
 	cfg *config
 
-	// Reused per request: an instance runs one call at a time.
-	tok   jwt.Token
-	raw   []byte
-	sum   []byte
-	scope []byte
+	// Reused per request: an instance runs one call at a time. authz and
+	// keyHdr receive header value lists from the host, path the request
+	// path; tok's views point into authz.
+	tok    jwt.Token
+	authz  []byte
+	keyHdr []byte
+	path   []byte
+	sum    []byte
+	scope  []byte
 
 	accepted, rejected, public sdk.Metric
 }
@@ -74,51 +82,105 @@ func (a *auth) Configure(data []byte) error {
 
 // OnRequest admits public paths and requests with valid credentials, and
 // answers the rest.
+//
+// # Why
+//
+// Every host call is a guest->host transition and every allocation in a Go
+// guest costs several times native, so the hot path appends headers and the
+// path into buffers the instance owns, reads each credential header once
+// (its value list says both whether it is repeated and what it holds), and
+// skips deleting a header it has just seen to be absent.
 func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-	if a.isPublic(req.Path()) {
-		a.public.Record(1)
-		return a.pass(req)
+	if len(a.cfg.public) > 0 {
+		a.path = req.AppendPath(a.path[:0])
+		if a.isPublic(bytesString(a.path)) {
+			a.public.Record(1)
+			return a.pass(req, hasAuthz|hasKey)
+		}
 	}
 	h := req.Header()
-	authz := h.Values("Authorization")
-	if len(authz) > 1 {
+	a.authz, _ = h.AppendValues(a.authz[:0], "Authorization")
+	authz, nAuthz := firstOf(a.authz)
+	if nAuthz > 1 {
 		// Two tokens: an origin that reads the other one would trust what
 		// was never checked.
 		return a.reject(resp, 400, "invalid_request", "more than one Authorization header")
 	}
-	token, isBearer := "", false
-	if len(authz) == 1 {
-		token, isBearer = bearer(authz[0])
+	var token []byte
+	isBearer := false
+	if nAuthz == 1 {
+		token, isBearer = bearer(authz)
 	}
-	var keys []string
+	var key []byte
+	nKeys := 0
 	if len(a.cfg.apiKeys) > 0 {
-		keys = h.Values(a.cfg.apiKeyHeader)
+		a.keyHdr, _ = h.AppendValues(a.keyHdr[:0], a.cfg.apiKeyHeader)
+		key, nKeys = firstOf(a.keyHdr)
+	}
+	present := presence(0)
+	if nAuthz > 0 {
+		present |= hasAuthz
+	}
+	if nKeys > 0 {
+		present |= hasKey
 	}
 	switch {
-	case len(keys) > 1 || (isBearer && len(keys) == 1):
+	case nKeys > 1 || (isBearer && nKeys == 1):
 		return a.reject(resp, 400, "invalid_request", "more than one credential")
 	case isBearer:
-		return a.checkJWT(req, resp, token)
-	case len(keys) == 1:
-		return a.checkAPIKey(req, resp, keys[0])
+		return a.checkJWT(req, resp, token, present)
+	case nKeys == 1:
+		return a.checkAPIKey(req, resp, key, present)
 	}
 	// RFC 6750 3.1: no error code when the client sent no credentials it
 	// could know we accept (none at all, or another scheme).
 	return a.reject(resp, 401, "", "credentials required")
 }
 
+// presence records which credential headers a request carried, so pass
+// deletes only those.
+type presence uint8
+
+const (
+	hasAuthz presence = 1 << iota
+	hasKey
+)
+
+// firstOf returns the first item of a host value list and how many items
+// it holds, counting no further than two.
+func firstOf(list []byte) ([]byte, int) {
+	first, rest, ok := abi.NextItem(list)
+	if !ok {
+		return nil, 0
+	}
+	if _, _, ok := abi.NextItem(rest); ok {
+		return first, 2
+	}
+	return first, 1
+}
+
+// bytesString views b as a string without copying; b must not change while
+// the string is in use.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
 // bearer extracts the token of "Bearer <token>" (the scheme is
 // case-insensitive, RFC 9110 11.1).
-func bearer(v string) (string, bool) {
+func bearer(v []byte) ([]byte, bool) {
 	const scheme = "bearer"
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", false
+	if len(v) < len(scheme) || !strings.EqualFold(bytesString(v[:len(scheme)]), scheme) {
+		return nil, false
 	}
 	rest := v[len(scheme):]
-	if rest != "" && rest[0] != ' ' {
-		return "", false // "Bearerx": another scheme
+	if len(rest) != 0 && rest[0] != ' ' {
+		return nil, false // "Bearerx": another scheme
 	}
-	return strings.Trim(rest, " \t"), true
+	for len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
+		rest = rest[1:]
+	}
+	for len(rest) > 0 && (rest[len(rest)-1] == ' ' || rest[len(rest)-1] == '\t') {
+		rest = rest[:len(rest)-1]
+	}
+	return rest, true
 }
 
 var (
@@ -127,9 +189,8 @@ var (
 	errSignature = errors.New("bad signature")
 )
 
-func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token string) sdk.Action {
-	a.raw = append(a.raw[:0], token...)
-	if err := a.tok.Parse(a.raw); err != nil {
+func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token []byte, present presence) sdk.Action {
+	if err := a.tok.Parse(token); err != nil {
 		return a.invalid(resp, "malformed token")
 	}
 	if err := a.verify(); err != nil {
@@ -167,7 +228,8 @@ func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token string) sdk.Ac
 		if len(v.val) == 0 {
 			continue
 		}
-		if err := req.Forward(v.name, string(v.val)); err != nil {
+		// The host copies the value, so a view of the token's memory will do.
+		if err := req.Forward(v.name, bytesString(v.val)); err != nil {
 			return sdk.Fail(err)
 		}
 	}
@@ -175,7 +237,7 @@ func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token string) sdk.Ac
 		return sdk.Fail(err)
 	}
 	a.accepted.Record(1)
-	return a.pass(req)
+	return a.pass(req, present)
 }
 
 // verify checks the parsed token's signature against the keys that may
@@ -186,6 +248,15 @@ func (a *auth) verify() error {
 	if a.tok.Alg == 0 {
 		return errAlg // "none", or an algorithm the host does not verify
 	}
+	// Only keys registered for the token's algorithm can succeed; the full
+	// list is walked only to say why a token failed.
+	for _, k := range a.cfg.keysFor(a.tok.Alg) {
+		if k.kid == "" || len(a.tok.Kid) == 0 || k.kid == bytesString(a.tok.Kid) {
+			if k.key.Verify(a.tok.SigningInput, a.tok.Signature) {
+				return nil
+			}
+		}
+	}
 	kidKnown, tried := false, false
 	for i := range a.cfg.keys {
 		k := &a.cfg.keys[i]
@@ -194,12 +265,8 @@ func (a *auth) verify() error {
 			continue
 		}
 		kidKnown = true
-		if k.key.Alg() != a.tok.Alg {
-			continue
-		}
-		tried = true
-		if k.key.Verify(a.tok.SigningInput, a.tok.Signature) {
-			return nil
+		if k.key.Alg() == a.tok.Alg {
+			tried = true
 		}
 	}
 	switch {
@@ -228,6 +295,9 @@ func (a *auth) audienceOK(c *jwt.Claims) bool {
 // array joined with spaces; nil when neither is present. One walk of the
 // payload finds both.
 func (a *auth) scopeClaim() ([]byte, error) {
+	if !mayHaveScope(a.tok.Payload) {
+		return nil, nil
+	}
 	var scope, scp []byte
 	var it jsonscan.Iter
 	for it.Object(a.tok.Payload); it.Next(); {
@@ -265,6 +335,23 @@ func (a *auth) scopeClaim() ([]byte, error) {
 	return a.scope, err
 }
 
+// mayHaveScope reports whether payload may have a member named scope or
+// scp. Claims has already walked it without a syntax error, so the walk in
+// scopeClaim can only find one if such a name appears: verbatim (it starts
+// with `"sc`), unless the payload holds an escape. Most tokens carry
+// neither, and this one loop without calls spares them a second walk.
+func mayHaveScope(payload []byte) bool {
+	for i, c := range payload {
+		switch {
+		case c == '\\':
+			return true
+		case c == '"' && i+2 < len(payload) && payload[i+1] == 's' && payload[i+2] == 'c':
+			return true
+		}
+	}
+	return false
+}
+
 func claimError(err error) string {
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
@@ -283,9 +370,8 @@ func claimError(err error) string {
 	return "malformed claims"
 }
 
-func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key string) sdk.Action {
-	a.raw = append(a.raw[:0], key...)
-	a.sum = sdk.Digest(abi.DigestSHA256, a.sum[:0], a.raw)
+func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key []byte, present presence) sdk.Action {
+	a.sum = sdk.Digest(abi.DigestSHA256, a.sum[:0], key)
 	name := ""
 	for i := range a.cfg.apiKeys {
 		// Every digest is compared, in constant time, so the time taken
@@ -294,7 +380,7 @@ func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key string) sdk.A
 			name = a.cfg.apiKeys[i].name
 		}
 	}
-	if key == "" || name == "" {
+	if len(key) == 0 || name == "" {
 		return a.invalid(resp, "invalid API key")
 	}
 	if err := req.Forward(valKey, name); err != nil {
@@ -304,20 +390,24 @@ func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key string) sdk.A
 		return sdk.Fail(err)
 	}
 	a.accepted.Record(1)
-	return a.pass(req)
+	return a.pass(req, present)
 }
 
 // pass lets the request through, without its credentials when configured:
 // a token that reaches the origin can be replayed by anything that logs it.
-func (a *auth) pass(req sdk.Request) sdk.Action {
+// present says which credential headers may be there; deleting one the
+// request was just seen not to carry would be a wasted host call.
+func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
 	if !a.cfg.strip {
 		return sdk.Continue
 	}
 	h := req.Header()
-	if err := h.Del("Authorization"); err != nil {
-		return sdk.Fail(err)
+	if present&hasAuthz != 0 {
+		if err := h.Del("Authorization"); err != nil {
+			return sdk.Fail(err)
+		}
 	}
-	if len(a.cfg.apiKeys) > 0 {
+	if len(a.cfg.apiKeys) > 0 && present&hasKey != 0 {
 		if err := h.Del(a.cfg.apiKeyHeader); err != nil {
 			return sdk.Fail(err)
 		}
