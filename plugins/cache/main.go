@@ -45,6 +45,10 @@ const stateKey = "cache.state"
 const identityMethod = "identity-method"
 
 type cache struct {
+	// Scratch buffers, reused from call to call: an instance runs one
+	// call at a time, and the host copies whatever it keeps.
+	key, vkey, vbuf, buf []byte
+
 	name      string        // the Cache-Status cache identifier
 	heurPct   int           // heuristic freshness, percent of the Last-Modified age; 0 disables
 	heurMax   time.Duration // cap on heuristic freshness
@@ -129,9 +133,13 @@ func validToken(s string) bool {
 
 // OnRequest looks the request up and answers fresh hits; otherwise it
 // continues, with conditionals added when a stale entry can be validated.
+//
+// A hit is the path that matters for speed: it makes as few host calls as
+// it can, builds keys and header values in the instance's scratch buffers
+// and saves no state (OnResponse has nothing to do for a hit, and finds
+// that out from the missing state).
 func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-	now := sdk.Now()
-	st := state{mode: modeForward, reqTime: now.UnixMilli()}
+	st := state{mode: modeForward}
 	method := req.Method()
 	switch {
 	case !safeMethod(method):
@@ -148,12 +156,13 @@ func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		rq.noCache = true // RFC 9111 §5.4: Pragma counts only without Cache-Control
 	}
 	st.noStore, st.reqSIE = rq.noStore, max(rq.sie, 0)
-	_, inm := rh.Lookup("If-None-Match")
-	_, ims := rh.Lookup("If-Modified-Since")
-	st.clientCond = inm || ims
+	inm := rh.Values("If-None-Match") // empty exactly when absent
+	ims, hasIMS := rh.Lookup("If-Modified-Since")
+	st.clientCond = len(inm) > 0 || hasIMS
 
-	key := cacheKey(req.Scheme(), req.Host(), req.Path(), req.RawQuery())
-	info, mb, ok := sdk.CacheLookup([]byte(key))
+	c.key = appendCacheKey(c.key[:0], req.Scheme(), req.Host(), req.Path(), req.RawQuery())
+	key := view(c.key) // valid until the next call
+	info, mb, ok := sdk.CacheLookup(c.key)
 	var m meta
 	if ok {
 		m, ok = decodeMeta(mb)
@@ -163,12 +172,14 @@ func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		return c.miss(req, resp, &st, rq)
 	}
 	st.primary, st.primaryNames, st.primaryVar, st.primaryGen = true, m.varyNames, m.variant, m.gen
-	entry := key
+	entry := c.key
 	if m.varyNames != "" {
-		if v := variant(m.varyNames, rh); v != m.variant {
-			entry = variantKey(key, m.gen, v)
+		c.vbuf = appendVariant(c.vbuf[:0], m.varyNames, rh)
+		if v := view(c.vbuf); v != m.variant {
+			c.vkey = appendVariantKey(c.vkey[:0], key, m.gen, v)
+			entry = c.vkey
 			var vm meta
-			if info, mb, ok = sdk.CacheLookup([]byte(entry)); ok {
+			if info, mb, ok = sdk.CacheLookup(entry); ok {
 				vm, ok = decodeMeta(mb)
 				// The metadata, not the key, proves the match: keys of long
 				// variants are digests.
@@ -184,12 +195,12 @@ func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	age := time.Duration(m.initialAge+info.AgeMs) * time.Millisecond
 	switch reuse(&m, age, rq) {
 	case useFresh:
-		return c.serve(req, resp, &st, entry, &m, age, "")
+		return c.serve(req, resp, &st, entry, &m, age, "", inm, ims)
 	case useStale:
-		return c.serve(req, resp, &st, entry, &m, age, "max-stale")
+		return c.serve(req, resp, &st, entry, &m, age, "max-stale", inm, ims)
 	case useStaleSWR:
-		if !c.elected(entry, &m, age) {
-			return c.serve(req, resp, &st, entry, &m, age, "stale-while-revalidate")
+		if !c.elected(view(entry), &m, age) {
+			return c.serve(req, resp, &st, entry, &m, age, "stale-while-revalidate", inm, ims)
 		}
 		st.fwd = "stale"
 	case validate:
@@ -200,7 +211,7 @@ func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	if rq.onlyIfCached {
 		return c.gatewayTimeout(req, resp, &st)
 	}
-	st.entryKey = entry
+	st.entryKey = string(entry)
 	if !st.clientCond {
 		// §4.3.1: validate with the stored validators. A client's own
 		// conditionals are left alone: its 304 is then passed through.
@@ -240,21 +251,22 @@ func (c *cache) gatewayTimeout(req sdk.Request, resp sdk.Response, st *state) sd
 }
 
 // serve answers from the entry: Age is the current age (§4.2.3, §5.1).
-func (c *cache) serve(req sdk.Request, resp sdk.Response, st *state, entry string, m *meta, age time.Duration, detail string) sdk.Action {
-	if _, err := sdk.CacheServe([]byte(entry)); err != nil {
+// inm and ims are the client's If-None-Match and If-Modified-Since.
+func (c *cache) serve(req sdk.Request, resp sdk.Response, st *state, entry []byte, m *meta, age time.Duration, detail string, inm []string, ims string) sdk.Action {
+	if _, err := sdk.CacheServe(entry); err != nil {
 		st.fwd = "uri-miss" // evicted since the lookup
 		c.misses.Record(1)
 		return c.save(req, st)
 	}
-	st.mode = modeHit
-	c.save(req, st)
+	// No state saved: OnResponse passes a response without it through.
 	h := resp.Header()
-	_ = h.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
+	c.buf = strconv.AppendInt(c.buf[:0], int64(age/time.Second), 10)
+	_ = h.Set("Age", view(c.buf))
 	ttl := ttlSeconds(time.Duration(m.lifetime)*time.Millisecond, age)
-	_ = h.Add("Cache-Status", cacheStatus(c.name, true, "", 0, false, ttl, true, detail))
+	c.buf = appendCacheStatus(c.buf[:0], c.name, true, "", 0, false, ttl, true, detail)
+	_ = h.Add("Cache-Status", view(c.buf))
 	c.hits.Record(1)
-	rh := req.Header()
-	if st.clientCond && notModified(rh.Values("If-None-Match"), rh.Get("If-Modified-Since"), m.etag, m.lastMod) {
+	if st.clientCond && notModified(inm, ims, m.etag, m.lastMod) {
 		// §4.3.2: the client already has this representation. The 304
 		// keeps only the fields §15.4.5 of RFC 9110 lists; the host
 		// recomputes framing for the empty body.
@@ -293,14 +305,27 @@ func shortKey(prefix, key string) []byte {
 
 // variantKey is the secondary key of one variant of the primary key.
 func variantKey(key, gen, v string) string {
-	k := key + "\x00v\x00" + gen + "\x00" + v
-	if len(k) <= abi.MaxCacheKeyLen/2 {
-		return k
-	}
-	return key + "\x00v\x00" + gen + "\x00#" + hex.EncodeToString(sdk.Digest(abi.DigestSHA256, nil, []byte(v)))
+	return string(appendVariantKey(nil, key, gen, v))
 }
 
+// appendVariantKey appends variantKey(key, gen, v) to dst.
+func appendVariantKey(dst []byte, key, gen, v string) []byte {
+	start := len(dst)
+	dst = append(dst, key...)
+	dst = append(dst, "\x00v\x00"...)
+	dst = append(dst, gen...)
+	dst = append(dst, 0)
+	if len(dst)-start+len(v) <= abi.MaxCacheKeyLen/2 {
+		return append(dst, v...)
+	}
+	dst = append(dst, '#')
+	return hex.AppendEncode(dst, sdk.Digest(abi.DigestSHA256, nil, []byte(v)))
+}
+
+// save stores the state for OnResponse. request_time (§4.2.3) is taken
+// here, as the request leaves for the origin; hits never need it.
 func (c *cache) save(req sdk.Request, st *state) sdk.Action {
+	st.reqTime = sdk.Now().UnixMilli()
 	if err := req.SetValue(stateKey, st.encode()); err != nil {
 		return sdk.Fail(err)
 	}

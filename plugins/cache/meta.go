@@ -3,7 +3,13 @@ package main
 import (
 	"strconv"
 	"strings"
+	"unsafe"
 )
+
+// view is b as a string without a copy. The caller guarantees b does not
+// change while the string is in use: a per-instance buffer that is only
+// rewritten by the next call, or a slice nothing else holds.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // meta is what the plugin stores beside a cached response: the policy the
 // response came with, so a lookup decides freshness without reading the
@@ -66,9 +72,11 @@ func (m *meta) encode() []byte {
 }
 
 // decodeMeta parses meta; ok is false for anything this version did not
-// write, which the plugin then treats as a miss.
+// write, which the plugin then treats as a miss. The strings in m share b's
+// memory, so b must not change afterwards: callers pass the fresh slice
+// sdk.CacheLookup returned, which saves a copy on every lookup.
 func decodeMeta(b []byte) (m meta, ok bool) {
-	s := string(b)
+	s := view(b)
 	rest, found := strings.CutPrefix(s, "wc1\n")
 	if !found {
 		return m, false
@@ -132,6 +140,8 @@ type state struct {
 	primaryGen   string
 }
 
+// A hit saves no state any more; modeHit is still understood because
+// during a rollout the other phase may run on an older version.
 const (
 	modeHit     = 'h' // answered from cache
 	modeForward = 'f' // a cacheable request that went to the origin

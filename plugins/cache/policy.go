@@ -592,11 +592,39 @@ func invalidates(method string, status int) bool {
 // The edge's purge-by-URL (edge/admin.go, urlKey) builds the same key: a
 // change of format takes a new prefix and a change there.
 func cacheKey(scheme, host, path, query string) string {
-	k := "wc1\x00" + strings.ToLower(scheme) + "://" + strings.ToLower(host) + path
+	return string(appendCacheKey(nil, scheme, host, path, query))
+}
+
+// appendCacheKey appends cacheKey(scheme, host, path, query) to dst.
+func appendCacheKey(dst []byte, scheme, host, path, query string) []byte {
+	dst = append(dst, "wc1\x00"...)
+	dst = appendLower(dst, scheme)
+	dst = append(dst, "://"...)
+	dst = appendLower(dst, host)
+	dst = append(dst, path...)
 	if query != "" {
-		k += "?" + query
+		dst = append(dst, '?')
+		dst = append(dst, query...)
 	}
-	return k
+	return dst
+}
+
+// appendLower appends s lowercased as strings.ToLower does for ASCII;
+// anything else goes through strings.ToLower.
+func appendLower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return append(dst, strings.ToLower(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // varyNames normalises the Vary field lines: lowercase names, each once, in
@@ -627,26 +655,33 @@ func variant(names string, req headers) string {
 	if names == "" {
 		return ""
 	}
-	var b strings.Builder
+	return string(appendVariant(nil, names, req))
+}
+
+// appendVariant appends variant(names, req) to dst.
+func appendVariant(dst []byte, names string, req headers) []byte {
+	if names == "" {
+		return dst
+	}
 	for n := range strings.SplitSeq(names, ",") {
 		vals := req.Values(n)
 		if len(vals) == 0 {
-			b.WriteString("\x01") // absent
+			dst = append(dst, '\x01') // absent
 		} else {
 			first := true
 			for _, v := range vals {
 				splitList(v, func(m string) {
 					if !first {
-						b.WriteByte(',')
+						dst = append(dst, ',')
 					}
 					first = false
-					b.WriteString(m)
+					dst = append(dst, m...)
 				})
 			}
 		}
-		b.WriteByte(0)
+		dst = append(dst, 0)
 	}
-	return b.String()
+	return dst
 }
 
 // skipOnUpdate lists the fields a 304 does not copy onto the stored
@@ -692,7 +727,12 @@ func tags(surrogate, cacheTag []string, limit int) []string {
 // name, then hit or fwd (with fwd-status and stored), ttl and detail. ttl is
 // in whole seconds, negative once stale.
 func cacheStatus(name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) string {
-	b := []byte(name)
+	return string(appendCacheStatus(nil, name, hit, fwd, fwdStatus, stored, ttl, hasTTL, detail))
+}
+
+// appendCacheStatus appends cacheStatus(...) to dst.
+func appendCacheStatus(b []byte, name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) []byte {
+	b = append(b, name...)
 	if hit {
 		b = append(b, "; hit"...)
 	}
@@ -715,7 +755,7 @@ func cacheStatus(name string, hit bool, fwd string, fwdStatus int, stored bool, 
 		b = append(b, "; detail="...)
 		b = append(b, detail...)
 	}
-	return string(b)
+	return b
 }
 
 // ttlSeconds is the remaining freshness in whole seconds as Cache-Status
