@@ -266,13 +266,8 @@ func dropConnectionListed(h *host.Header, conn []string) {
 
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
-// hopByHop are the fields that describe one connection, not the message
-// (RFC 9110 §7.6.1), plus the framing fasthttp computes itself.
+// hopByHop reports the fields that never pass the edge either way: those
+// of one connection (wire.HopByHop) and the framing fasthttp computes itself.
 func hopByHop(name string) bool {
-	for _, h := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length"} {
-		if strings.EqualFold(name, h) {
-			return true
-		}
-	}
-	return false
+	return wire.HopByHop(name) || strings.EqualFold(name, "Content-Length")
 }

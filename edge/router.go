@@ -77,7 +77,7 @@ func prefixMatch(path []byte, prefix string) bool {
 	if !strings.HasPrefix(string(path), prefix) {
 		return false
 	}
-	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/' || path[len(prefix)] == '?'
+	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
 // hostOnly strips a port from a Host header value, keeping IPv6 brackets.

@@ -168,7 +168,6 @@ func TestStackAuthAndRateLimit(t *testing.T) {
 
 func TestStackCache(t *testing.T) {
 	n, a := startStack(t)
-	auth := []string{"Authorization", "Bearer " + token("carol")}
 	// Each user may make 5 requests a minute; spread them over users.
 	user := 0
 	get := func(path string) (int, string, string, string) {
@@ -176,7 +175,6 @@ func TestStackCache(t *testing.T) {
 		st, h, body := n.do(t, "GET", "x", path, nil, "Authorization", "Bearer "+token(fmt.Sprint("u", user)))
 		return st, body, string(h.Peek("Cache-Status")), string(h.Peek("Age"))
 	}
-	_ = auth
 
 	// A miss, then a hit with Age.
 	st, first, cs, _ := get("/fresh")

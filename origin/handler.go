@@ -162,7 +162,7 @@ func (w *recorder) snapshot() {
 	for _, k := range keys {
 		// As net/http writes a header: invalid names dropped, CR and LF
 		// in values turned to spaces, so an application cannot split it.
-		if kb := []byte(k); !validName(kb) || isHopByHop(kb) || asciiEqualFold(kb, "content-length") {
+		if kb := []byte(k); !validName(kb) || wire.HopByHop(kb) || asciiEqualFold(kb, "content-length") {
 			continue
 		}
 		for _, v := range w.header[k] {

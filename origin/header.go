@@ -35,23 +35,6 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
 }
 
-// isHopByHop reports whether a field belongs to one connection and so is
-// not forwarded (RFC 9110 §7.6.1), plus the Proxy-* fields, which concern
-// the proxy rather than the application.
-func isHopByHop(name []byte) bool {
-	switch len(name) {
-	case 2:
-		return asciiEqualFold(name, "te")
-	case 7:
-		return asciiEqualFold(name, "trailer") || asciiEqualFold(name, "upgrade")
-	case 10:
-		return asciiEqualFold(name, "connection") || asciiEqualFold(name, "keep-alive")
-	case 17:
-		return asciiEqualFold(name, "transfer-encoding")
-	}
-	return hasPrefixFold(name, "proxy-")
-}
-
 // listedInConnection reports whether name is one of the field names that
 // the Connection fields among fs list, which are hop-by-hop too.
 func listedInConnection(fs []wire.Field, name []byte) bool {

@@ -95,7 +95,7 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 // malformed, hop-by-hop, framing that fasthttp sets from the body, Host
 // (the envelope carries it), or a claim to be a forwarded value.
 func dropRequestField(f *wire.Field) bool {
-	return !validName(f.Name) || !validValue(f.Value) || isHopByHop(f.Name) ||
+	return !validName(f.Name) || !validValue(f.Value) || wire.HopByHop(f.Name) ||
 		asciiEqualFold(f.Name, "content-length") || asciiEqualFold(f.Name, "host") ||
 		hasPrefixFold(f.Name, valuePrefix)
 }
@@ -192,7 +192,7 @@ func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
 		}
 		// fasthttp lets a name with spaces through; the edge would write
 		// it out to its client as given.
-		if !validName(k) || !validValue(v) || isHopByHop(k) || asciiEqualFold(k, "content-length") {
+		if !validName(k) || !validValue(v) || wire.HopByHop(k) || asciiEqualFold(k, "content-length") {
 			continue
 		}
 		resp.AddHeader(k, v)

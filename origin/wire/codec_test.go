@@ -212,3 +212,15 @@ func TestReuse(t *testing.T) {
 		t.Fatal("Marshal of another type")
 	}
 }
+
+func TestHopByHop(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Connection": true, "keep-alive": true, "TE": true, "Trailer": true, "Transfer-Encoding": true,
+		"UPGRADE": true, "Proxy-Authorization": true, "proxy-connection": true,
+		"Content-Length": false, "Host": false, "Te-X": false, "Proxy": false, "X-Proxy-Id": false, "": false,
+	} {
+		if HopByHop(name) != want || HopByHop([]byte(name)) != want {
+			t.Errorf("HopByHop(%q) = %v, want %v", name, !want, want)
+		}
+	}
+}

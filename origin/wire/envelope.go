@@ -134,11 +134,29 @@ func Get(fs []Field, name string) ([]byte, bool) {
 	return nil, false
 }
 
-func asciiEqualFold(b []byte, s string) bool {
+// HopByHop reports whether a field belongs to one connection rather than
+// to the message (RFC 9110 §7.6.1): Connection, Keep-Alive, TE, Trailer,
+// Transfer-Encoding, Upgrade, and the Proxy-* fields, which are for the
+// proxy and not the application. Such fields never travel in an envelope.
+func HopByHop[S ~string | ~[]byte](name S) bool {
+	switch len(name) {
+	case 2:
+		return asciiEqualFold(name, "te")
+	case 7:
+		return asciiEqualFold(name, "trailer") || asciiEqualFold(name, "upgrade")
+	case 10:
+		return asciiEqualFold(name, "connection") || asciiEqualFold(name, "keep-alive")
+	case 17:
+		return asciiEqualFold(name, "transfer-encoding")
+	}
+	return len(name) >= 6 && asciiEqualFold(name[:6], "proxy-")
+}
+
+func asciiEqualFold[S ~string | ~[]byte](b S, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
-	for i := range b {
+	for i := 0; i < len(b); i++ {
 		x, y := b[i], s[i]
 		if 'A' <= x && x <= 'Z' {
 			x += 'a' - 'A'

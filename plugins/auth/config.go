@@ -88,7 +88,7 @@ func parseConfig(data []byte) (*config, error) {
 			c.apiKeys, err = apiKeys(v)
 		case "api_key_header":
 			c.apiKeyHeader, err = str(v, name)
-			if err == nil && (!isToken(c.apiKeyHeader) || strings.EqualFold(c.apiKeyHeader, "Authorization")) {
+			if err == nil && (!abi.ValidHeaderName(c.apiKeyHeader) || strings.EqualFold(c.apiKeyHeader, "Authorization")) {
 				err = fmt.Errorf("auth: api_key_header %q must be a header name other than Authorization", c.apiKeyHeader)
 			}
 		case "strip_credentials":
@@ -215,7 +215,7 @@ func apiKeys(v []byte) ([]apiKey, error) {
 		if inner.Err() != nil {
 			return nil, fmt.Errorf("auth: api_keys[%d] must be an object {\"name\":...,\"sha256\":...}", i)
 		}
-		if k.name == "" || !validValue(k.name) {
+		if k.name == "" || !abi.ValidHeaderValue(k.name) {
 			return nil, fmt.Errorf("auth: api_keys[%d] needs a name of printable characters", i)
 		}
 		// Digests, not keys: a leaked config must not hand out credentials.
@@ -372,28 +372,4 @@ func validRealm(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// validValue is the host's rule for forwarded values (header field
-// content): no control characters but HTAB.
-func validValue[S ~string | ~[]byte](s S) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }

@@ -218,7 +218,7 @@ func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token []byte, presen
 		val  []byte
 	}{{valSub, claims.Subject}, {valIss, claims.Issuer}, {valScope, scope}}
 	for _, v := range ids {
-		if !validValue(v.val) {
+		if !abi.ValidHeaderValue(v.val) {
 			// Control characters in a claim cannot travel as a header
 			// value; refusing beats forwarding a mangled identity.
 			return a.invalid(resp, "claims cannot be forwarded")

@@ -10,16 +10,15 @@ import (
 
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/sdk/jsonscan"
+	"github.com/talowa/wedge/wasm/abi"
 )
 
 // Bounds of the configuration. A policy costs one or two host calls per
 // request and defines a metric; the host allows 64 metrics per plugin.
 const (
-	maxPolicies   = 32
-	maxNameLen    = 32
-	maxValueName  = 256 // abi MaxValueKeyLen
-	maxPeriod     = 400 * 24 * time.Hour
-	maxHeaderName = 256
+	maxPolicies = 32
+	maxNameLen  = 32
+	maxPeriod   = 400 * 24 * time.Hour
 )
 
 // keyKind says what a policy counts by.
@@ -211,13 +210,13 @@ func (p *policy) parseKey(spec string) error {
 		}
 		p.kind = keyIP
 	case "header":
-		if !isToken(arg) || len(arg) > maxHeaderName {
+		if !abi.ValidHeaderName(arg) {
 			return fmt.Errorf("key %q: header needs a header name", spec)
 		}
 		p.kind, p.arg = keyHeader, arg
 	case "value":
-		if arg == "" || len(arg) > maxValueName {
-			return fmt.Errorf("key %q: value needs a request value name of 1 to %d bytes", spec, maxValueName)
+		if arg == "" || len(arg) > abi.MaxValueKeyLen {
+			return fmt.Errorf("key %q: value needs a request value name of 1 to %d bytes", spec, abi.MaxValueKeyLen)
 		}
 		p.kind, p.arg = keyValue, arg
 	case "path":
@@ -238,23 +237,6 @@ func validName(s string) bool {
 	for i := 1; i < len(s); i++ {
 		c := s[i]
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// isToken reports whether s is an RFC 9110 token (a valid field name).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
 			return false
 		}
 	}

@@ -293,15 +293,16 @@ const (
 
 // Limits the host enforces; exceeding one returns ErrTooLarge.
 const (
-	MaxValueKeyLen  = 256      // bytes in a request-scoped value's key
-	MaxValueLen     = 64 << 10 // bytes in one request-scoped value
-	MaxValues       = 64       // request-scoped values per request
-	MaxCacheKeyLen  = 4 << 10  // bytes in a cache key
-	MaxCacheMetaLen = 16 << 10
-	MaxTags         = 32 // tags per cache entry
-	MaxRateKeyLen   = 1 << 10
-	MaxKeys         = 256 // keys registered per plugin version
-	MaxMetrics      = 64  // metrics defined per plugin version
-	MaxErrorLen     = 1 << 10
-	MaxLogLen       = 8 << 10 // bytes of message plus attributes in one log call
+	MaxHeaderNameLen = 256      // bytes in a header name a plugin sets
+	MaxValueKeyLen   = 256      // bytes in a request-scoped value's key
+	MaxValueLen      = 64 << 10 // bytes in one request-scoped value
+	MaxValues        = 64       // request-scoped values per request
+	MaxCacheKeyLen   = 4 << 10  // bytes in a cache key
+	MaxCacheMetaLen  = 16 << 10
+	MaxTags          = 32 // tags per cache entry
+	MaxRateKeyLen    = 1 << 10
+	MaxKeys          = 256 // keys registered per plugin version
+	MaxMetrics       = 64  // metrics defined per plugin version
+	MaxErrorLen      = 1 << 10
+	MaxLogLen        = 8 << 10 // bytes of message plus attributes in one log call
 )

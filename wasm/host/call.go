@@ -159,13 +159,13 @@ func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
 	if !c.inExchange() {
 		return abi.ErrPhase
 	}
-	if !validMsg(msg) || !validHeaderName(name) || isReservedHeader(name) {
+	if !validMsg(msg) || !abi.ValidHeaderName(name) || isReservedHeader(name) {
 		return abi.ErrInvalid
 	}
 	if len(value) > maxHeaderValueLen {
 		return abi.ErrTooLarge
 	}
-	if !validHeaderValue(value) {
+	if !abi.ValidHeaderValue(value) {
 		return abi.ErrInvalid
 	}
 	if !c.writable(msg) {
@@ -256,7 +256,7 @@ func (c *Call) ValueSet(key []byte, value []byte, flags int32) int32 {
 	}
 	// Forwarded values reach the origin: keep them to what a header could
 	// carry, whatever the transport does with them.
-	if flags&abi.ValueForward != 0 && (!validToken(key) || !validHeaderValue(value)) {
+	if flags&abi.ValueForward != 0 && (!abi.ValidToken(key) || !abi.ValidHeaderValue(value)) {
 		return abi.ErrInvalid
 	}
 	return c.ex.Values().Set(key, value, flags)

@@ -12,51 +12,9 @@ import (
 const (
 	maxFieldLen       = 8 << 10
 	maxHeaderValueLen = 16 << 10
-	maxHeaderNameLen  = 256
 	// maxCacheMs bounds TTLs, stale windows and rate periods: ~400 days.
 	maxCacheMs = 400 * 24 * 3600 * 1000
 )
-
-// tokenChars marks the tchar set of RFC 9110 section 5.6.2.
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func validToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tokenChars[c] {
-			return false
-		}
-	}
-	return true
-}
-
-func validHeaderName(b []byte) bool { return len(b) <= maxHeaderNameLen && validToken(b) }
-
-// validHeaderValue accepts field-content (RFC 9110 section 5.5): visible
-// characters, obs-text, and SP or HTAB. CR, LF, NUL and other controls are
-// refused: they are how a header value turns into header injection.
-func validHeaderValue(b []byte) bool {
-	for _, c := range b {
-		if (c < 0x20 && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
 
 // reservedHeaders are the fields the host owns: those that decide message
 // framing (a plugin changes a body with body_set and the length follows),
@@ -79,7 +37,7 @@ func isReservedHeader(name []byte) bool {
 func validField(f abi.Field, v []byte) bool {
 	switch f {
 	case abi.FieldMethod:
-		return validToken(v)
+		return abi.ValidToken(v)
 	case abi.FieldHost:
 		return len(v) > 0 && visibleExcept(v, "/?#@\\")
 	case abi.FieldPath:
