@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -42,9 +43,29 @@ type Config struct {
 	Origins map[string]*OriginConfig `yaml:"origins"`
 	// Routes are matched by host, then by the longest path prefix.
 	Routes []*RouteConfig `yaml:"routes"`
+	// Fleet connects the node to the control plane, which then sets the
+	// plugin versions its routes run (edge/fleet); off when NATS is "".
+	Fleet FleetConfig `yaml:"fleet"`
 
 	dir string // the config file's directory: relative paths start there
 }
+
+// FleetConfig is the node's link to the control plane.
+type FleetConfig struct {
+	// NATS is the control plane's URL, e.g. nats://127.0.0.1:4222.
+	NATS string `yaml:"nats"`
+	// Trust lists PEM public keys (`wedgectl keys gen`): the node runs
+	// only plugin versions one of them signed.
+	Trust []string `yaml:"trust"`
+	// StateDir keeps the last-known-good state, served when the control
+	// plane is unreachable. Default "state" next to the config file.
+	StateDir string `yaml:"state_dir"`
+
+	trust manifest.TrustStore
+}
+
+// TrustStore is the Trust keys, loaded.
+func (f *FleetConfig) TrustStore() manifest.TrustStore { return f.trust }
 
 // CertPair names a PEM certificate chain and its key. The certificate
 // answers for the DNS names (and IP addresses) it lists.
@@ -218,6 +239,30 @@ func (c *Config) check() error {
 	for i := range c.TLS.Certs {
 		c.TLS.Certs[i].Cert = c.path(c.TLS.Certs[i].Cert)
 		c.TLS.Certs[i].Key = c.path(c.TLS.Certs[i].Key)
+	}
+	if c.Fleet.NATS != "" {
+		if c.POP == "" || c.Region == "" {
+			return errors.New("fleet: a node on the control plane needs its pop and region")
+		}
+		if len(c.Fleet.Trust) == 0 {
+			return errors.New("fleet: no trust keys: no plugin version could be accepted")
+		}
+		c.Fleet.trust = manifest.TrustStore{}
+		for _, f := range c.Fleet.Trust {
+			b, err := os.ReadFile(c.path(f))
+			if err != nil {
+				return fmt.Errorf("fleet: trust: %w", err)
+			}
+			k, err := manifest.ParsePublicKey(b)
+			if err != nil {
+				return fmt.Errorf("fleet: trust %s: %w", f, err)
+			}
+			c.Fleet.trust[manifest.KeyID(k)] = k
+		}
+		if c.Fleet.StateDir == "" {
+			c.Fleet.StateDir = "state"
+		}
+		c.Fleet.StateDir = c.path(c.Fleet.StateDir)
 	}
 	if len(c.Routes) == 0 {
 		return errors.New("no routes")

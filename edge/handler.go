@@ -23,7 +23,8 @@ type exchange struct {
 	host.MemExchange
 	wreq    wire.Request
 	wresp   wire.Response
-	held    []*wasm.Module
+	held    []*loaded          // the version of each plugin of the chain this request runs
+	failed  uint64             // bit i: held[i] failed
 	pending []host.HeaderField // the request phase's response fields
 }
 
@@ -66,10 +67,11 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	ran := 0
 	answered := false
 	for ran < len(x.held) {
-		act, err := x.held[ran].OnRequest(&x.MemExchange)
+		act, err := x.held[ran].m.OnRequest(&x.MemExchange)
 		ran++
 		if err != nil {
-			n.pluginError(rt, x.held[ran-1], abi.PhaseRequest, err)
+			x.fail(ran - 1)
+			n.pluginError(rt, x.held[ran-1].m, abi.PhaseRequest, err)
 		}
 		if act == abi.ActionAnswer {
 			answered = true
@@ -85,22 +87,30 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		clear(x.pending)
 	}
 	for i := ran - 1; i >= 0; i-- {
-		if err := x.held[i].OnResponse(&x.MemExchange); err != nil {
-			n.pluginError(rt, x.held[i], abi.PhaseResponse, err)
+		if err := x.held[i].m.OnResponse(&x.MemExchange); err != nil {
+			x.fail(i)
+			n.pluginError(rt, x.held[i].m, abi.PhaseResponse, err)
 		}
 	}
-	n.releaseHeld(x)
-	g.release()
 	n.write(ctx, &x.Resp)
-	rt.m.observe(x.Resp.Status, time.Since(start))
+	d := time.Since(start)
+	rt.m.observe(x.Resp.Status, d)
+	for i, l := range x.held {
+		l.h.observe(x.Resp.Status, d, x.failed&(1<<min(i, 63)) != 0)
+	}
+	clear(x.held)
+	x.held, x.failed = x.held[:0], 0
+	g.release()
 }
 
-// acquire routes the request and takes a reference on its generation and
-// on every plugin of its chain, so both phases run on the versions the
-// request started with and its origin stays open even if a reload happens
-// meanwhile. A generation retired between loading it and acquiring is
-// retried on the new one; ok is false when the current one is retired
-// (Shutdown).
+func (x *exchange) fail(i int) { x.failed |= 1 << min(i, 63) }
+
+// acquire routes the request, takes a reference on its generation (which
+// holds the plugin versions and origins of its routes, so both phases run
+// on the versions the request started with even if a reload happens
+// meanwhile) and picks the version of each plugin it runs. A generation
+// retired between loading it and acquiring is retried on the new one; ok is
+// false when the current one is retired (Shutdown).
 func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ *route, ok bool) {
 	for {
 		g := n.gen.Load()
@@ -115,27 +125,11 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 			g.release()
 			return nil, nil, true
 		}
-		for _, p := range rt.chain {
-			m := p.Acquire()
-			if m == nil {
-				// Only after Shutdown closed the runtime under a request
-				// that got in just before.
-				n.releaseHeld(x)
-				g.release()
-				return nil, nil, false
-			}
-			x.held = append(x.held, m)
+		for _, s := range rt.chain {
+			x.held = append(x.held, s.choose(ctx))
 		}
 		return g, rt, true
 	}
-}
-
-func (n *Node) releaseHeld(x *exchange) {
-	for _, m := range x.held {
-		m.Release()
-	}
-	clear(x.held)
-	x.held = x.held[:0]
 }
 
 // samePath reports whether raw, the path as received, percent-decodes to

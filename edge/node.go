@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -41,7 +39,9 @@ type Node struct {
 	reqID   atomic.Uint64
 	idBase  string
 
-	reloadMu sync.Mutex // one reload at a time
+	reloadMu sync.Mutex // one reload at a time; guards mods and releases
+	mods     map[modKey]*loaded
+	releases map[string]*Release
 
 	lnMu   sync.Mutex // guards closed and lns
 	closed bool
@@ -54,8 +54,9 @@ type Node struct {
 type generation struct {
 	cfg     *Config
 	router  *router
+	routes  []*route
 	origins map[string]*origin
-	plugins []*wasm.Plugin
+	loaded  map[modKey]*loaded // a reference held on each
 	certs   *certs
 
 	refs      atomic.Int64 // requests holding it, plus one until retired
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	n := &Node{cfg: cfg, log: opts.Logger, reg: prometheus.NewRegistry(),
-		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewGCRA(1 << 20)}
+		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewGCRA(1 << 20), mods: map[modKey]*loaded{}}
 	n.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	n.m = newMetrics(n.reg)
 	n.om = originclient.NewMetrics(n.reg)
@@ -122,6 +123,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	}
 	g, err := n.build(ctx, cfg)
 	if err != nil {
+		n.prune(g)
 		n.rt.Close(ctx)
 		return nil, err
 	}
@@ -146,9 +148,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	return n, nil
 }
 
-// build loads what cfg describes into a new generation.
+// build loads what cfg and the releases describe into a new generation.
+// On error it returns the generation, closed, for prune.
 func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error) {
-	g := &generation{cfg: cfg, origins: map[string]*origin{}}
+	g := &generation{cfg: cfg, origins: map[string]*origin{}, loaded: map[modKey]*loaded{}}
 	g.refs.Store(1)
 	defer func() {
 		if err != nil {
@@ -156,57 +159,37 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		}
 	}()
 	if g.certs, err = loadCerts(cfg.TLS.Certs); err != nil {
-		return nil, err
+		return g, err
 	}
 	for name, oc := range cfg.Origins {
 		o, err := newOrigin(name, oc, n.om)
 		if err != nil {
-			return nil, err
+			return g, err
 		}
 		g.origins[name] = o
 	}
-	var routes []*route
 	for _, rc := range cfg.Routes {
 		rt := &route{name: rc.Name, host: rc.Host, path: rc.Path, origin: g.origins[rc.Origin], m: n.m.route(rc.Name)}
 		for _, pc := range rc.Chain {
-			p, err := n.loadPlugin(ctx, pc)
+			s, err := n.loadStep(ctx, g, rc.Name, pc)
 			if err != nil {
-				return nil, fmt.Errorf("edge: route %s: %w", rc.Name, err)
+				return g, fmt.Errorf("edge: route %s: %w", rc.Name, err)
 			}
-			g.plugins = append(g.plugins, p)
-			rt.chain = append(rt.chain, p)
+			rt.chain = append(rt.chain, s)
 		}
-		routes = append(routes, rt)
+		g.routes = append(g.routes, rt)
 	}
-	g.router = newRouter(routes)
+	g.router = newRouter(g.routes)
 	return g, nil
 }
 
-func (n *Node) loadPlugin(ctx context.Context, pc *PluginConfig) (*wasm.Plugin, error) {
-	bin, err := os.ReadFile(pc.File)
-	if err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
-	}
-	policy := wasm.FailClosed(pc.FailureStatus)
-	if pc.Failure == "open" {
-		policy = wasm.FailOpen()
-	}
-	version := pc.Version
-	if version == "" {
-		sum := sha256.Sum256(bin)
-		version = hex.EncodeToString(sum[:6])
-	}
-	m, err := n.rt.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: pc.config, Policy: policy})
-	if err != nil {
-		return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
-	}
-	return wasm.NewPlugin(m), nil
-}
+// binary reads the plugin's module file.
+func (pc *PluginConfig) binary() ([]byte, error) { return os.ReadFile(pc.File) }
 
 func (g *generation) close() {
 	g.closeOnce.Do(func() {
-		for _, p := range g.plugins {
-			p.Close()
+		for _, l := range g.loaded {
+			l.m.Release()
 		}
 		for _, o := range g.origins {
 			o.close()
@@ -240,12 +223,21 @@ func (n *Node) Serve(ln net.Listener) error {
 func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
+	return n.swap(ctx, cfg)
+}
+
+// swap builds a generation from cfg and the releases and makes it current.
+// Plugin versions both generations run are shared, not loaded again, so
+// their pools stay warm and their health counters continue.
+func (n *Node) swap(ctx context.Context, cfg *Config) error {
 	g, err := n.build(ctx, cfg)
 	if err != nil {
+		n.prune(n.gen.Load())
 		n.m.reloads.WithLabelValues("error").Inc()
 		return err
 	}
 	n.gen.Swap(g).retire()
+	n.prune(g)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
 }
@@ -264,6 +256,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// Requests still running when ctx ran out keep the generation (and the
 	// runtime its plugins) open until they are done; later ones get 503.
 	n.gen.Load().retire()
+	n.reloadMu.Lock()
+	n.prune(&generation{})
+	n.reloadMu.Unlock()
 	n.rt.Close(ctx)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: shutdown: %w", err)

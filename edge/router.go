@@ -3,8 +3,6 @@ package edge
 import (
 	"sort"
 	"strings"
-
-	"github.com/talowa/wedge/wasm"
 )
 
 // route is a RouteConfig made ready to serve: its plugins loaded.
@@ -12,7 +10,7 @@ type route struct {
 	name   string
 	host   string
 	path   string
-	chain  []*wasm.Plugin
+	chain  []*step
 	origin *origin
 	m      routeMetrics
 }

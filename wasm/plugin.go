@@ -71,7 +71,12 @@ func (m *Module) tryRef() bool {
 	}
 }
 
-// Release returns a reference taken by Plugin.Acquire.
+// Ref takes a reference for a holder that is not a request going through
+// a Plugin slot, such as an edge config generation that shares a version
+// with the next one; false once the module is closing. Release returns it.
+func (m *Module) Ref() bool { return m.tryRef() }
+
+// Release returns a reference taken by Plugin.Acquire or Ref.
 func (m *Module) Release() { m.release() }
 
 func (m *Module) release() {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
@@ -51,6 +52,16 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 	n, err := edge.New(ctx, cfg, edge.Options{Logger: log, CompilationCache: *cacheDir})
 	if err != nil {
 		return err
+	}
+	var agent *fleet.Agent
+	if cfg.Fleet.NATS != "" {
+		if agent, err = fleet.New(n, fleet.Options{URL: cfg.Fleet.NATS, Region: cfg.Region, POP: cfg.POP,
+			Trust: cfg.Fleet.TrustStore(), Dir: cfg.Fleet.StateDir, Logger: log}); err != nil {
+			return err
+		}
+		if err := agent.Restore(ctx); err != nil {
+			return err
+		}
 	}
 	reload := func() error {
 		cfg, err := edge.LoadConfig(*path)
@@ -86,6 +97,9 @@ func run(ctx context.Context, args []string, logOut io.Writer) error {
 		adminAddr = aln.Addr().String()
 		admin = &http.Server{Handler: n.AdminHandler(reload), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(aln) }()
+	}
+	if agent != nil {
+		go agent.Run(ctx)
 	}
 	log.Info("edge: serving", "listen", ln.Addr().String(), "tls", tlsAddr, "admin", adminAddr, "pop", cfg.POP, "region", cfg.Region)
 

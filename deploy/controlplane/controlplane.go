@@ -1,0 +1,190 @@
+// Package controlplane runs and opens Wedge's control plane: NATS
+// JetStream, embedded in this process by default or an external cluster by
+// URL. It creates the buckets and the audit stream that deploy/manifest
+// names; everything built on it (registry, rollouts, the edge agent) goes
+// through those.
+//
+// # Why
+//
+// JetStream gives us replicated KV with Watch, an object store with sha256
+// digests, leaf nodes for POPs and clustering when one machine is outgrown.
+// Wedge keeps no store, consensus or gossip of its own.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// Options configure an embedded server.
+type Options struct {
+	// Dir keeps JetStream's files; "" uses a temporary directory that
+	// Shutdown removes.
+	Dir string
+	// Listen is the client address edges and wedgectl connect to, e.g.
+	// 127.0.0.1:4222; port 0 picks a free one; "" accepts in-process
+	// connections only.
+	Listen string
+}
+
+// Server is an embedded NATS server with JetStream.
+type Server struct {
+	ns  *server.Server
+	tmp string // removed on Shutdown
+}
+
+// Start runs an embedded server and waits until it accepts connections.
+func Start(opts Options) (*Server, error) {
+	s := &Server{}
+	if opts.Dir == "" {
+		var err error
+		if s.tmp, err = os.MkdirTemp("", "wedge-nats-"); err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		opts.Dir = s.tmp
+	}
+	so := &server.Options{
+		ServerName: "wedge",
+		JetStream:  true,
+		StoreDir:   opts.Dir,
+		NoSigs:     true,
+		NoLog:      true,
+		DontListen: opts.Listen == "",
+		// A module is one message per 128 KiB chunk; records are small.
+		MaxPayload: 1 << 20,
+	}
+	if opts.Listen != "" {
+		host, port, err := net.SplitHostPort(opts.Listen)
+		if err != nil {
+			s.cleanup()
+			return nil, fmt.Errorf("controlplane: listen %q: %w", opts.Listen, err)
+		}
+		so.Host = host
+		if so.Port, err = strconv.Atoi(port); err != nil {
+			s.cleanup()
+			return nil, fmt.Errorf("controlplane: listen %q: bad port", opts.Listen)
+		}
+		if so.Port == 0 {
+			so.Port = server.RANDOM_PORT
+		}
+	}
+	ns, err := server.NewServer(so)
+	if err != nil {
+		s.cleanup()
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	s.ns = ns
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("controlplane: embedded NATS server did not start within 10s")
+	}
+	return s, nil
+}
+
+func (s *Server) cleanup() {
+	if s.tmp != "" {
+		os.RemoveAll(s.tmp)
+	}
+}
+
+// URL is the address clients in other processes connect to ("" when the
+// server listens in-process only).
+func (s *Server) URL() string {
+	if s.ns.Addr() == nil {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+// Connect opens an in-process connection, which needs no socket.
+func (s *Server) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name))
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: connect: %w", err)
+	}
+	return nc, nil
+}
+
+// Shutdown stops the server and waits for it.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+	s.cleanup()
+}
+
+// Dial connects to a control plane by URL and keeps reconnecting for as
+// long as the connection is open: an edge must outlive any outage.
+func Dial(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: connect %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// Stores are the control plane's buckets and stream, opened.
+type Stores struct {
+	JS        jetstream.JetStream
+	Modules   jetstream.ObjectStore
+	Artifacts jetstream.KeyValue
+	Revoked   jetstream.KeyValue
+	Desired   jetstream.KeyValue
+	Status    jetstream.KeyValue
+	Rollouts  jetstream.KeyValue
+	Audit     jetstream.Stream
+}
+
+// Ensure creates whatever of the buckets and stream does not exist yet
+// (it is idempotent) and opens them.
+func Ensure(ctx context.Context, nc *nats.Conn) (*Stores, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	s := &Stores{JS: js}
+	if s.Modules, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket: manifest.BucketModules, Description: "plugin modules by sha256", Storage: jetstream.FileStorage,
+	}); err != nil {
+		return nil, fmt.Errorf("controlplane: bucket %s: %w", manifest.BucketModules, err)
+	}
+	kvs := []struct {
+		kv      *jetstream.KeyValue
+		name    string
+		history uint8
+		what    string
+	}{
+		{&s.Artifacts, manifest.BucketArtifacts, 1, "signed plugin versions"},
+		{&s.Revoked, manifest.BucketRevoked, 1, "revoked module digests"},
+		{&s.Desired, manifest.BucketDesired, 64, "desired state per region and POP"},
+		{&s.Status, manifest.BucketStatus, 1, "what each POP runs, and its health"},
+		{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts"},
+	}
+	for _, k := range kvs {
+		if *k.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
+		}); err != nil {
+			return nil, fmt.Errorf("controlplane: bucket %s: %w", k.name, err)
+		}
+	}
+	if s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: manifest.StreamAudit, Subjects: []string{manifest.SubjectAudit + ".>"},
+		Description: "who did what to which rollout, and why", Storage: jetstream.FileStorage,
+		DenyDelete: true, DenyPurge: true,
+	}); err != nil {
+		return nil, fmt.Errorf("controlplane: stream %s: %w", manifest.StreamAudit, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,336 @@
+// Package manifest is THE contract between Wedge's control plane and its
+// edges: the names of the JetStream buckets and keys, the signed artifact
+// record of a plugin version, the desired state per region and POP, the
+// status a POP reports, and the audit entry. It is a leaf package (standard
+// library only) so the edge can import it without the control plane.
+//
+// All records are JSON in JetStream KV, so an operator can read them with
+// the nats CLI. Layout:
+//
+//	object store  wedge_modules    <sha256 hex>         the .wasm bytes
+//	KV            wedge_artifacts  <name>.<version>     Artifact (signed)
+//	KV            wedge_revoked    <sha256 hex>         Revocation
+//	KV            wedge_desired    region.<r> | pop.<p> Desired
+//	KV            wedge_status     pop.<p>              Status
+//	KV            wedge_rollouts   <id>                 the controller's own records
+//	stream        WEDGE_AUDIT      wedge.audit.<kind>   Audit (append-only)
+//
+// # Why
+//
+// The edge trusts nothing it fetches: a module is run only if its bytes
+// hash to the digest the desired state names, an Ed25519 key of the edge's
+// trust store signed (name, version, digest) together (so a module cannot
+// be relabelled as another plugin or version), and the digest is not
+// revoked. The control plane can be wrong or compromised without an edge
+// running code nobody signed.
+package manifest
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Bucket, stream and subject names.
+const (
+	BucketModules   = "wedge_modules"
+	BucketArtifacts = "wedge_artifacts"
+	BucketRevoked   = "wedge_revoked"
+	BucketDesired   = "wedge_desired"
+	BucketStatus    = "wedge_status"
+	BucketRollouts  = "wedge_rollouts"
+	StreamAudit     = "WEDGE_AUDIT"
+	SubjectAudit    = "wedge.audit" // entries go to wedge.audit.<kind>
+)
+
+// RegionKey is the wedge_desired key of a region's desired state.
+func RegionKey(region string) string { return "region." + region }
+
+// POPKey is the wedge_desired key of one POP's overrides, and the
+// wedge_status key of its report.
+func POPKey(pop string) string { return "pop." + pop }
+
+// ArtifactKey is the wedge_artifacts key of a plugin version.
+func ArtifactKey(name, version string) string { return name + "." + version }
+
+// Names of regions, POPs, plugins and versions: safe in KV keys, subjects,
+// file names and metric labels.
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+var validVersion = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
+
+// CheckName reports whether s is a valid region, POP or plugin name.
+func CheckName(what, s string) error {
+	if !validName.MatchString(s) {
+		return fmt.Errorf("manifest: %s %q: want 1-64 of a-z 0-9 - _, starting with a letter or digit", what, s)
+	}
+	return nil
+}
+
+// CheckVersion reports whether s is a valid plugin version.
+func CheckVersion(s string) error {
+	if !validVersion.MatchString(s) {
+		return fmt.Errorf("manifest: version %q: want 1-64 of A-Z a-z 0-9 . _ + -", s)
+	}
+	return nil
+}
+
+// Digest returns the hex sha256 of a module: its name in the object store.
+func Digest(bin []byte) string {
+	sum := sha256.Sum256(bin)
+	return hex.EncodeToString(sum[:])
+}
+
+// Artifact is the registry's record of one plugin version, signed.
+type Artifact struct {
+	Name    string    `json:"name"`
+	Version string    `json:"version"`
+	Digest  string    `json:"digest"` // hex sha256 of the module
+	Size    int64     `json:"size"`
+	KeyID   string    `json:"key_id"`    // KeyID of the signing key
+	Sig     []byte    `json:"signature"` // Ed25519 over SigningPayload
+	Created time.Time `json:"created"`
+	By      string    `json:"by,omitempty"` // who pushed it
+}
+
+// SigningPayload is what a signature covers: a domain tag and the three
+// fields that identify a version, NUL-separated (none may hold a NUL).
+func SigningPayload(name, version, digest string) []byte {
+	return fmt.Appendf(nil, "wedge-plugin-v1\x00%s\x00%s\x00%s", name, version, digest)
+}
+
+// KeyID names a public key: the first 8 bytes of its sha256, in hex.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Sign returns the artifact record of bin as name@version, signed by key.
+func Sign(key ed25519.PrivateKey, name, version string, bin []byte, by string) (*Artifact, error) {
+	if err := CheckName("plugin", name); err != nil {
+		return nil, err
+	}
+	if err := CheckVersion(version); err != nil {
+		return nil, err
+	}
+	a := &Artifact{Name: name, Version: version, Digest: Digest(bin), Size: int64(len(bin)),
+		KeyID: KeyID(key.Public().(ed25519.PublicKey)), Created: time.Now().UTC(), By: by}
+	a.Sig = ed25519.Sign(key, SigningPayload(a.Name, a.Version, a.Digest))
+	return a, nil
+}
+
+// Errors of Verify, for callers that count refusals by reason.
+var (
+	ErrUnsigned     = errors.New("manifest: module is not signed")
+	ErrUnknownKey   = errors.New("manifest: signed by a key not in the trust store")
+	ErrBadSignature = errors.New("manifest: signature does not match name, version and digest")
+	ErrDigest       = errors.New("manifest: module bytes do not match the digest")
+	ErrRevoked      = errors.New("manifest: module is revoked")
+	ErrMismatch     = errors.New("manifest: artifact is not the one the desired state names")
+)
+
+// TrustStore is the set of public keys whose signatures an edge accepts.
+type TrustStore map[string]ed25519.PublicKey
+
+// NewTrustStore indexes keys by KeyID.
+func NewTrustStore(keys ...ed25519.PublicKey) TrustStore {
+	t := TrustStore{}
+	for _, k := range keys {
+		t[KeyID(k)] = k
+	}
+	return t
+}
+
+// Verify checks that bin is the module a signed, unrevoked artifact
+// describes. revoked may be nil. The order of checks makes the error name
+// the first thing wrong, most specific first.
+func (t TrustStore) Verify(a *Artifact, bin []byte, revoked map[string]Revocation) error {
+	if len(a.Sig) == 0 {
+		return fmt.Errorf("%w: %s@%s", ErrUnsigned, a.Name, a.Version)
+	}
+	if r, ok := revoked[a.Digest]; ok {
+		return fmt.Errorf("%w: %s@%s (%s): %s", ErrRevoked, a.Name, a.Version, short(a.Digest), r.Reason)
+	}
+	pub, ok := t[a.KeyID]
+	if !ok {
+		return fmt.Errorf("%w: %s@%s key %q", ErrUnknownKey, a.Name, a.Version, a.KeyID)
+	}
+	if !ed25519.Verify(pub, SigningPayload(a.Name, a.Version, a.Digest), a.Sig) {
+		return fmt.Errorf("%w: %s@%s", ErrBadSignature, a.Name, a.Version)
+	}
+	if bin != nil && Digest(bin) != a.Digest {
+		return fmt.Errorf("%w: %s@%s want %s, got %s", ErrDigest, a.Name, a.Version, short(a.Digest), short(Digest(bin)))
+	}
+	return nil
+}
+
+func short(digest string) string {
+	if len(digest) > 12 {
+		return digest[:12]
+	}
+	return digest
+}
+
+// Revocation withdraws a digest: edges refuse to load it.
+type Revocation struct {
+	Digest string    `json:"digest"`
+	Reason string    `json:"reason"`
+	Time   time.Time `json:"time"`
+	By     string    `json:"by,omitempty"`
+}
+
+// Desired is the desired state of a region (key region.<r>) or the
+// overrides of one POP (key pop.<p>, which win plugin by plugin).
+type Desired struct {
+	// Plugins maps a plugin to its release. The key is a plugin name,
+	// which applies on every route whose chain has that plugin, or
+	// "<route>/<plugin>", which applies on that route only and wins.
+	Plugins map[string]Release `json:"plugins"`
+	// Why and By say who set this and why, for status pages.
+	Why string `json:"why,omitempty"`
+	By  string `json:"by,omitempty"`
+}
+
+// Release is what a plugin should run: a signed version and its config,
+// and optionally a canary version serving Share percent of clients.
+type Release struct {
+	Artifact Artifact `json:"artifact"`
+	// Config is the plugin's JSON config; null keeps the config file's.
+	Config []byte  `json:"config,omitempty"`
+	Canary *Canary `json:"canary,omitempty"`
+}
+
+// Canary is a second version on a share of the clients. A client stays on
+// one side (the split hashes its key), and a request with the header
+// PinHeader: <plugin>@<version> runs that version if it is one of the two.
+type Canary struct {
+	Artifact Artifact `json:"artifact"`
+	Config   []byte   `json:"config,omitempty"`
+	Share    float64  `json:"share"` // percent of clients, (0, 100]
+}
+
+// PinHeader lets a smoke test choose the version it runs.
+const PinHeader = "Wedge-Pin"
+
+// Merge returns the region's desired state with a POP's overrides applied.
+func Merge(region, pop *Desired) map[string]Release {
+	out := map[string]Release{}
+	for _, d := range []*Desired{region, pop} {
+		if d == nil {
+			continue
+		}
+		for k, r := range d.Plugins {
+			out[k] = r
+		}
+	}
+	return out
+}
+
+// Status is what a POP reports every few seconds (key pop.<p>).
+type Status struct {
+	POP    string    `json:"pop"`
+	Region string    `json:"region"`
+	Time   time.Time `json:"time"`
+	// Revision is the revision of the last desired state the POP saw
+	// (region and POP keys: the larger of the two), and Applied whether
+	// it runs it (ACK) or refused it (NACK, with Error).
+	Revision uint64 `json:"revision"`
+	Applied  bool   `json:"applied"`
+	Error    string `json:"error,omitempty"`
+	// Running is what the POP serves, by the same keys as Desired.Plugins.
+	Running map[string]Running `json:"running"`
+	// Health is per plugin version, cumulative since the POP started.
+	Health []Health `json:"health"`
+	// Source says where the running state came from: "control" or "disk".
+	Source string `json:"source"`
+}
+
+// Running is one plugin as a POP serves it.
+type Running struct {
+	Version string  `json:"version"`
+	Digest  string  `json:"digest"`
+	Canary  string  `json:"canary,omitempty"` // the canary's version
+	Share   float64 `json:"share,omitempty"`
+}
+
+// Health counts the requests that ran through one plugin version. Errors
+// are those answered 5xx or on which the plugin failed. Buckets count
+// request latencies by LatencyBounds (the last bucket is +Inf); they are
+// cumulative counters, so rates over a window are differences of two
+// reports.
+type Health struct {
+	Plugin   string   `json:"plugin"`
+	Version  string   `json:"version"`
+	Digest   string   `json:"digest"`
+	Requests uint64   `json:"requests"`
+	Errors   uint64   `json:"errors"`
+	Buckets  []uint64 `json:"buckets"`
+}
+
+// LatencyBounds are the upper bounds of Health.Buckets.
+var LatencyBounds = []time.Duration{
+	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+}
+
+// Quantile estimates the q-quantile of the latencies in buckets (as
+// Health.Buckets, or the difference of two) by the upper bound of the
+// bucket it falls in: a conservative figure for a gate. It is 0 for no
+// requests and LatencyBounds' last times 2 for the +Inf bucket.
+func Quantile(q float64, buckets []uint64) time.Duration {
+	var total uint64
+	for _, b := range buckets {
+		total += b
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(total) + 0.999999)
+	var seen uint64
+	for i, b := range buckets {
+		seen += b
+		if seen >= rank {
+			if i < len(LatencyBounds) {
+				return LatencyBounds[i]
+			}
+			break
+		}
+	}
+	return 2 * LatencyBounds[len(LatencyBounds)-1]
+}
+
+// Audit is one entry of the append-only audit stream.
+type Audit struct {
+	Time    time.Time `json:"time"`
+	Who     string    `json:"who"`
+	Action  string    `json:"action"` // e.g. rollout.start, wave.promote, rollout.rollback
+	Rollout string    `json:"rollout,omitempty"`
+	Plugin  string    `json:"plugin,omitempty"`
+	Version string    `json:"version,omitempty"`
+	Region  string    `json:"region,omitempty"`
+	Why     string    `json:"why"`
+}
+
+// ParsePublicKey reads an Ed25519 public key from PEM (PKIX, as
+// `wedgectl keys gen` writes it): how edges load their trust store.
+func ParsePublicKey(pemBytes []byte) (ed25519.PublicKey, error) {
+	b, _ := pem.Decode(pemBytes)
+	if b == nil || b.Type != "PUBLIC KEY" {
+		return nil, errors.New("manifest: not a PEM \"PUBLIC KEY\" block")
+	}
+	k, err := x509.ParsePKIXPublicKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: public key: %w", err)
+	}
+	pub, ok := k.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("manifest: public key is %T, want Ed25519", k)
+	}
+	return pub, nil
+}

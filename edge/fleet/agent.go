@@ -1,0 +1,453 @@
+// Package fleet connects an edge node to Wedge's control plane: it watches
+// the desired state of its region and POP, fetches and verifies the plugin
+// versions it names, applies them to the node (an atomic swap), keeps the
+// last state it applied on disk, and reports what it runs and how each
+// plugin version is doing.
+//
+// # Why
+//
+// A POP must keep serving whatever happens to the control plane. Nothing
+// here is on the request path: the node serves from its current generation
+// while the agent fetches, verifies and compiles, and a POP cut off from
+// the control plane, or restarted while cut off, serves its last-known-good
+// state from disk. Every module is checked against the trust store before
+// it is compiled (deploy/manifest's Verify), whatever the control plane says.
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge"
+)
+
+// Options configure an agent.
+type Options struct {
+	// URL is the control plane; Conn, when set, is used instead (an
+	// in-process connection) and stays the caller's to close.
+	URL  string
+	Conn *nats.Conn
+	// Region and POP say which desired state applies.
+	Region, POP string
+	// Trust is the set of keys whose signatures the POP accepts.
+	Trust manifest.TrustStore
+	// Dir keeps the last-known-good state and the verified modules; ""
+	// keeps nothing (a restart then serves the config file's plugins).
+	Dir string
+	// Report is how often the POP reports its status. Default 1 s.
+	Report time.Duration
+	// MaxModule bounds a module's size. Default 64 MiB.
+	MaxModule int64
+	Logger    *slog.Logger
+}
+
+// Agent runs one node's side of the control plane.
+type Agent struct {
+	node *edge.Node
+	o    Options
+
+	mu      sync.Mutex // guards the fields below, read by Status
+	status  manifest.Status
+	revoked map[string]manifest.Revocation
+
+	desired map[string]*keyState // by wedge_desired key: the region's and the POP's
+}
+
+// keyState is the last value and revision seen of one desired-state key.
+type keyState struct {
+	rev uint64
+	d   *manifest.Desired
+}
+
+// state is what the agent keeps on disk: the releases it applied, with the
+// artifacts that name the module files next to it.
+type state struct {
+	Revision uint64                         `json:"revision"`
+	Releases map[string]manifest.Release    `json:"releases"`
+	Revoked  map[string]manifest.Revocation `json:"revoked"`
+}
+
+// New returns an agent for node. Run starts it.
+func New(node *edge.Node, o Options) (*Agent, error) {
+	if err := manifest.CheckName("region", o.Region); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	if err := manifest.CheckName("pop", o.POP); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	if len(o.Trust) == 0 {
+		return nil, errors.New("fleet: empty trust store: no module could ever be accepted")
+	}
+	if o.URL == "" && o.Conn == nil {
+		return nil, errors.New("fleet: no control plane URL")
+	}
+	if o.Report <= 0 {
+		o.Report = time.Second
+	}
+	if o.MaxModule <= 0 {
+		o.MaxModule = 64 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a := &Agent{node: node, o: o, revoked: map[string]manifest.Revocation{},
+		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}}}
+	a.status = manifest.Status{POP: o.POP, Region: o.Region, Applied: true, Source: "config"}
+	return a, nil
+}
+
+// Status is what the agent reports now.
+func (a *Agent) Status() manifest.Status {
+	a.mu.Lock()
+	s := a.status
+	a.mu.Unlock()
+	s.Time = time.Now().UTC()
+	s.Running = a.node.Running()
+	s.Health = a.node.Health()
+	return s
+}
+
+// Run follows the control plane until ctx ends. Losing the control plane
+// is not an error: the node keeps serving what it runs, and Run keeps
+// trying to reconnect.
+func (a *Agent) Run(ctx context.Context) error {
+	nc := a.o.Conn
+	if nc == nil {
+		var err error
+		nc, err = nats.Connect(a.o.URL, nats.Name("wedge-edge-"+a.o.POP), nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+		if err != nil {
+			return fmt.Errorf("fleet: connect %s: %w", a.o.URL, err)
+		}
+		defer nc.Close()
+	}
+	for ctx.Err() == nil {
+		err := a.follow(ctx, nc)
+		if ctx.Err() != nil {
+			break
+		}
+		a.o.Logger.Warn("control plane unreachable; serving the current state", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// follow opens the buckets and watches them until ctx ends or the link
+// breaks; the caller starts it again, and the watchers' first values then
+// catch up with whatever changed meanwhile.
+func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	desired, err := js.KeyValue(ctx, manifest.BucketDesired)
+	if err != nil {
+		return err
+	}
+	revokedKV, err := js.KeyValue(ctx, manifest.BucketRevoked)
+	if err != nil {
+		return err
+	}
+	status, err := js.KeyValue(ctx, manifest.BucketStatus)
+	if err != nil {
+		return err
+	}
+	modules, err := js.ObjectStore(ctx, manifest.BucketModules)
+	if err != nil {
+		return err
+	}
+	dw, err := desired.WatchFiltered(ctx, []string{manifest.RegionKey(a.o.Region), manifest.POPKey(a.o.POP)})
+	if err != nil {
+		return err
+	}
+	defer dw.Stop()
+	rw, err := revokedKV.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer rw.Stop()
+
+	// A reconnect may have missed updates; watching again replays the
+	// current values.
+	lost := make(chan struct{}, 1)
+	nc.SetReconnectHandler(func(*nats.Conn) {
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})
+	report := time.NewTicker(a.o.Report)
+	defer report.Stop()
+	synced := false // the watcher delivered the current values
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-lost:
+			return errors.New("fleet: reconnected to the control plane")
+		case e, ok := <-rw.Updates():
+			if !ok {
+				return errors.New("fleet: revocation watch ended")
+			}
+			if e != nil {
+				a.revoke(e)
+			}
+		case e, ok := <-dw.Updates():
+			if !ok {
+				return errors.New("fleet: desired-state watch ended")
+			}
+			if e == nil {
+				synced = true
+			} else if !a.see(e) {
+				continue
+			}
+			if synced {
+				a.reconcile(ctx, modules)
+				a.report(ctx, status)
+			}
+		case <-report.C:
+			a.report(ctx, status)
+		}
+	}
+}
+
+// see records a desired-state update; false if it changes nothing.
+func (a *Agent) see(e jetstream.KeyValueEntry) bool {
+	ks := a.desired[e.Key()]
+	if ks == nil || e.Revision() <= ks.rev {
+		return false
+	}
+	ks.rev, ks.d = e.Revision(), nil
+	if e.Operation() == jetstream.KeyValuePut {
+		d := new(manifest.Desired)
+		if err := json.Unmarshal(e.Value(), d); err != nil {
+			a.nack(e.Revision(), fmt.Errorf("fleet: desired state %s: %w", e.Key(), err))
+			return false
+		}
+		ks.d = d
+	}
+	return true
+}
+
+func (a *Agent) revoke(e jetstream.KeyValueEntry) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(a.revoked, e.Key())
+		return
+	}
+	var r manifest.Revocation
+	if json.Unmarshal(e.Value(), &r) == nil {
+		r.Digest = e.Key()
+		a.revoked[e.Key()] = r
+	}
+}
+
+// reconcile applies the merged desired state if it is newer than what runs.
+func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) {
+	region := a.desired[manifest.RegionKey(a.o.Region)]
+	pop := a.desired[manifest.POPKey(a.o.POP)]
+	rev := max(region.rev, pop.rev)
+	a.mu.Lock()
+	done := a.status.Revision >= rev && a.status.Source == "control"
+	a.mu.Unlock()
+	if done {
+		return
+	}
+	releases := manifest.Merge(region.d, pop.d)
+	start := time.Now()
+	if err := a.apply(ctx, releases, modules); err != nil {
+		a.nack(rev, err)
+		return
+	}
+	a.mu.Lock()
+	a.status.Revision, a.status.Applied, a.status.Error, a.status.Source = rev, true, "", "control"
+	revoked := a.revoked
+	a.mu.Unlock()
+	a.o.Logger.Info("desired state applied", "revision", rev, "plugins", len(releases), "took", time.Since(start))
+	if err := a.save(state{Revision: rev, Releases: releases, Revoked: revoked}); err != nil {
+		a.o.Logger.Error("last-known-good state not saved", "err", err)
+	}
+}
+
+func (a *Agent) nack(rev uint64, err error) {
+	a.o.Logger.Warn("desired state refused; serving the previous one", "revision", rev, "err", err)
+	a.mu.Lock()
+	a.status.Revision, a.status.Applied, a.status.Error = rev, false, err.Error()
+	a.mu.Unlock()
+}
+
+// apply fetches and verifies every module the releases name, then swaps
+// them in at once: all or nothing.
+func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release, modules jetstream.ObjectStore) error {
+	rel := make(map[string]*edge.Release, len(releases))
+	for key, r := range releases {
+		er := &edge.Release{Config: r.Config}
+		if r.Artifact.Digest != "" {
+			bin, err := a.module(ctx, &r.Artifact, modules)
+			if err != nil {
+				return fmt.Errorf("fleet: %s: %w", key, err)
+			}
+			er.Version, er.Binary = r.Artifact.Version, bin
+		}
+		if c := r.Canary; c != nil {
+			bin, err := a.module(ctx, &c.Artifact, modules)
+			if err != nil {
+				return fmt.Errorf("fleet: %s canary: %w", key, err)
+			}
+			er.Canary = &edge.Release{Version: c.Artifact.Version, Binary: bin, Config: c.Config}
+			er.Share = c.Share
+		}
+		rel[key] = er
+	}
+	return a.node.SetReleases(ctx, rel)
+}
+
+// module returns the verified bytes of an artifact: from the local copy
+// if there is one, else from the object store (then kept locally). modules
+// may be nil when restoring from disk.
+func (a *Agent) module(ctx context.Context, art *manifest.Artifact, modules jetstream.ObjectStore) ([]byte, error) {
+	a.mu.Lock()
+	revoked := a.revoked
+	a.mu.Unlock()
+	// Refuse what no bytes could fix before fetching any.
+	if err := a.o.Trust.Verify(art, nil, revoked); err != nil {
+		return nil, err
+	}
+	path := a.modulePath(art.Digest)
+	bin, err := os.ReadFile(path)
+	if err == nil && manifest.Digest(bin) == art.Digest {
+		return bin, nil
+	}
+	if modules == nil {
+		return nil, fmt.Errorf("module %s not on disk", art.Digest)
+	}
+	info, err := modules.GetInfo(ctx, art.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("module %s@%s: %w", art.Name, art.Version, err)
+	}
+	if int64(info.Size) > a.o.MaxModule {
+		return nil, fmt.Errorf("module %s@%s is %d bytes, over the %d limit", art.Name, art.Version, info.Size, a.o.MaxModule)
+	}
+	if bin, err = modules.GetBytes(ctx, art.Digest); err != nil {
+		return nil, fmt.Errorf("module %s@%s: %w", art.Name, art.Version, err)
+	}
+	if err := a.o.Trust.Verify(art, bin, revoked); err != nil {
+		return nil, err
+	}
+	if a.o.Dir != "" {
+		if err := writeFile(path, bin); err != nil {
+			a.o.Logger.Warn("module not kept on disk", "digest", art.Digest, "err", err)
+		}
+	}
+	return bin, nil
+}
+
+func (a *Agent) modulePath(digest string) string {
+	if a.o.Dir == "" {
+		return ""
+	}
+	return filepath.Join(a.o.Dir, "modules", digest+".wasm")
+}
+
+// report writes the POP's status; a failure only means the control plane
+// is away, and the next tick tries again.
+func (a *Agent) report(ctx context.Context, kv jetstream.KeyValue) {
+	b, err := json.Marshal(a.Status())
+	if err != nil {
+		return
+	}
+	if _, err := kv.Put(ctx, manifest.POPKey(a.o.POP), b); err != nil {
+		a.o.Logger.Debug("status not reported", "err", err)
+	}
+}
+
+// Restore applies the last-known-good state from disk, verifying every
+// module again (the trust store may have changed since). Call it before the
+// node serves, so a restarted POP never serves older plugins than it did.
+// Only a disk that cannot be read is an error; a state that no longer
+// verifies is logged and the node keeps the config file's plugins.
+func (a *Agent) Restore(ctx context.Context) error {
+	if a.o.Dir == "" {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(a.o.Dir, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	var st state
+	if err := json.Unmarshal(b, &st); err != nil {
+		a.o.Logger.Error("last-known-good state unreadable; serving the config file's plugins", "err", err)
+		return nil
+	}
+	a.mu.Lock()
+	if st.Revoked != nil {
+		a.revoked = st.Revoked
+	}
+	a.mu.Unlock()
+	if err := a.apply(ctx, st.Releases, nil); err != nil {
+		a.o.Logger.Error("last-known-good state refused; serving the config file's plugins", "err", err)
+		return nil
+	}
+	a.mu.Lock()
+	a.status.Revision, a.status.Source = st.Revision, "disk"
+	a.mu.Unlock()
+	a.o.Logger.Info("serving the last-known-good state from disk", "revision", st.Revision, "plugins", len(st.Releases))
+	return nil
+}
+
+func (a *Agent) save(st state) error {
+	if a.o.Dir == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(a.o.Dir, "state.json"), b)
+}
+
+// writeFile replaces path atomically, so a crash leaves the old state or
+// the new, never half of one.
+func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

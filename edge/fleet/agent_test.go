@@ -1,0 +1,456 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/fleet"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/wasmbuild"
+	"github.com/talowa/wedge/wasm/wasmtest"
+)
+
+const guests = "../../wasm/internal/testguests/fleet/"
+
+var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{9}, 32)}
+
+// fixture is one POP on a control plane: the stamp plugin at v1 from its
+// config file, an origin behind it, and a signing key the POP trusts.
+type fixture struct {
+	t      *testing.T
+	cp     *controlplane.Server
+	stores *controlplane.Stores
+	key    ed25519.PrivateKey
+	trust  manifest.TrustStore
+	yaml   string // the node's config
+	node   *edge.Node
+	addr   string
+	agent  *fleet.Agent
+	stop   func()
+}
+
+func newFixture(t *testing.T, cpOpts controlplane.Options) *fixture {
+	t.Helper()
+	f := &fixture{t: t}
+	var err error
+	if f.cp, err = controlplane.Start(cpOpts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.cp.Shutdown() })
+	nc, err := f.cp.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if f.stores, err = controlplane.Ensure(context.Background(), nc); err != nil {
+		t.Fatal(err)
+	}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.key, f.trust = key, manifest.NewTrustStore(pub)
+	dir := t.TempDir()
+	v1 := filepath.Join(dir, "v1.wasm")
+	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.yaml = fmt.Sprintf(`
+pop: pop1
+region: eu-test
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
+`, startOrigin(t), originKey.Text(), v1)
+	return f
+}
+
+// startPOP starts the node and its agent, restoring from dir first.
+func (f *fixture) startPOP(opts fleet.Options) {
+	t := f.t
+	t.Helper()
+	cfg, err := edge.ParseConfig([]byte(f.yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Region, opts.POP, opts.Trust, opts.Report = "eu-test", "pop1", f.trust, 100*time.Millisecond
+	a, err := fleet.New(n, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restore(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.Serve(ln)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	f.node, f.addr, f.agent = n, ln.Addr().String(), a
+	f.stop = sync.OnceFunc(func() {
+		cancel()
+		<-done
+		n.Shutdown(context.Background())
+	})
+	t.Cleanup(f.stop)
+}
+
+// publish stores a module and returns its artifact, signed by key.
+func (f *fixture) publish(key ed25519.PrivateKey, version string, bin []byte) manifest.Artifact {
+	f.t.Helper()
+	a, err := manifest.Sign(key, "stamp", version, bin, "test")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.stores.Modules.PutBytes(context.Background(), a.Digest, bin); err != nil {
+		f.t.Fatal(err)
+	}
+	return *a
+}
+
+// setDesired writes the region's desired state and returns its revision.
+func (f *fixture) setDesired(rel manifest.Release) uint64 {
+	f.t.Helper()
+	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"stamp": rel}})
+	rev, err := f.stores.Desired.Put(context.Background(), manifest.RegionKey("eu-test"), b)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return rev
+}
+
+// status polls the POP's report until ok accepts it.
+func (f *fixture) status(what string, ok func(manifest.Status) bool) manifest.Status {
+	f.t.Helper()
+	var st manifest.Status
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if e, err := f.stores.Status.Get(context.Background(), manifest.POPKey("pop1")); err == nil {
+			st = manifest.Status{}
+			if json.Unmarshal(e.Value(), &st) == nil && ok(st) {
+				return st
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.t.Fatalf("no status with %s; last: %+v", what, st)
+	return st
+}
+
+// stamp returns which version answered a request, failing on any error.
+func (f *fixture) stamp(pin string) string {
+	f.t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + f.addr + "/x")
+	if pin != "" {
+		req.Header.Set(manifest.PinHeader, pin)
+	}
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		f.t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 {
+		f.t.Fatalf("status %d: %s", resp.StatusCode(), resp.Body())
+	}
+	return string(resp.Header.Peek("X-Stamp"))
+}
+
+// waitStamp polls until requests are answered by version.
+func (f *fixture) waitStamp(version string) {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	got := ""
+	for time.Now().Before(deadline) {
+		if got = f.stamp(""); got == version {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.t.Fatalf("requests answered by %q, want %q", got, version)
+}
+
+func startOrigin(t *testing.T) string {
+	t.Helper()
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(codec.Close)
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: origin.HandlerFunc(
+		func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
+// TestCanaryAndHealth applies a canary, pins requests to each side,
+// reads the health the POP reports per version, and promotes the canary.
+func TestCanaryAndHealth(t *testing.T) {
+	f := newFixture(t, controlplane.Options{})
+	nc, err := f.cp.Connect("pop1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	f.startPOP(fleet.Options{Conn: nc})
+	if got := f.stamp(""); got != "v1" {
+		t.Fatalf("before any desired state: %q, want the config file's v1", got)
+	}
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	rev := f.setDesired(manifest.Release{Canary: &manifest.Canary{Artifact: v2, Share: 50}})
+	st := f.status("the canary applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+	if r := st.Running["stamp"]; r.Version != "v1" || r.Canary != "v2" || r.Share != 50 || st.Source != "control" {
+		t.Fatalf("running %+v from %q, want v1 with canary v2 at 50%% from control", r, st.Source)
+	}
+	// The pin header chooses a side; without it a client stays on one.
+	for range 5 {
+		if got := f.stamp("cache@9, stamp@v2"); got != "v2" {
+			t.Fatalf("pinned to v2, answered by %q", got)
+		}
+		if got := f.stamp("stamp@v1"); got != "v1" {
+			t.Fatalf("pinned to v1, answered by %q", got)
+		}
+	}
+	side := f.stamp("")
+	for range 20 {
+		if got := f.stamp("stamp@v7"); got != side {
+			t.Fatalf("one client on both sides of the split: %q and %q", side, got)
+		}
+	}
+	st = f.status("health for both versions", func(s manifest.Status) bool {
+		var seen int
+		for _, h := range s.Health {
+			if h.Plugin == "stamp" && h.Requests >= 5 && h.Errors == 0 && len(h.Buckets) == len(manifest.LatencyBounds)+1 {
+				seen++
+			}
+		}
+		return seen == 2
+	})
+	for _, h := range st.Health {
+		if want := map[string]string{"v1": manifest.Digest(wasmtest.Build(t, guests+"v1")), "v2": v2.Digest}[h.Version]; h.Digest != want {
+			t.Fatalf("health of %s names digest %s, want %s", h.Version, h.Digest, want)
+		}
+	}
+
+	rev = f.setDesired(manifest.Release{Artifact: v2})
+	f.status("v2 promoted", func(s manifest.Status) bool {
+		return s.Revision >= rev && s.Applied && s.Running["stamp"] == manifest.Running{Version: "v2", Digest: v2.Digest}
+	})
+	f.waitStamp("v2")
+	for range 10 {
+		if got := f.stamp(""); got != "v2" {
+			t.Fatalf("after promotion a request ran %q", got)
+		}
+	}
+}
+
+// TestRefusals writes desired states naming modules an edge must not run,
+// and checks each is refused with its reason while the POP keeps serving
+// what it ran.
+func TestRefusals(t *testing.T) {
+	f := newFixture(t, controlplane.Options{})
+	nc, err := f.cp.Connect("pop1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	f.startPOP(fleet.Options{Conn: nc})
+	ctx := context.Background()
+	v2bin := wasmtest.Build(t, guests+"v2")
+	good := f.publish(f.key, "v2", v2bin)
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+
+	unsigned := good
+	unsigned.Sig = nil
+	relabelled := good
+	relabelled.Version = "v3"
+	badSig := good
+	badSig.Sig = bytes.Clone(good.Sig)
+	badSig.Sig[10] ^= 1
+	// Tampered: the store holds other bytes under the signed digest.
+	trapBin := wasmtest.Build(t, guests+"trap")
+	tampered, err := manifest.Sign(f.key, "stamp", "t1", trapBin, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.stores.Modules.PutBytes(ctx, tampered.Digest, wasmtest.Build(t, guests+"fail500")); err != nil {
+		t.Fatal(err)
+	}
+	revoked := f.publish(f.key, "r1", wasmtest.Build(t, guests+"fail500"))
+	rv, _ := json.Marshal(manifest.Revocation{Digest: revoked.Digest, Reason: "answers 500s"})
+	if _, err := f.stores.Revoked.Put(ctx, revoked.Digest, rv); err != nil {
+		t.Fatal(err)
+	}
+	missing, err := manifest.Sign(f.key, "stamp", "m1", []byte("\x00asm\x01\x00\x00\x00never stored"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		name string
+		art  manifest.Artifact
+		want string
+	}{
+		{"unsigned", unsigned, "not signed"},
+		{"relabelled", relabelled, "signature does not match"},
+		{"bad signature", badSig, "signature does not match"},
+		{"wrong key", f.publish(stranger, "v2", v2bin), "not in the trust store"},
+		{"tampered", *tampered, "do not match the digest"},
+		{"revoked", revoked, "revoked"},
+		{"missing", *missing, "not found"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rev := f.setDesired(manifest.Release{Artifact: c.art})
+			st := f.status("a refusal", func(s manifest.Status) bool { return s.Revision >= rev })
+			if st.Applied || !strings.Contains(st.Error, c.want) {
+				t.Fatalf("applied=%v error %q, want a refusal saying %q", st.Applied, st.Error, c.want)
+			}
+			if r := st.Running["stamp"]; r.Version != "v1" {
+				t.Fatalf("after a refusal the POP runs %+v, want v1", r)
+			}
+			if got := f.stamp(""); got != "v1" {
+				t.Fatalf("after a refusal a request ran %q", got)
+			}
+		})
+	}
+	// And a good one still applies after all that.
+	rev := f.setDesired(manifest.Release{Artifact: good})
+	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+	f.waitStamp("v2")
+}
+
+// TestCutOffAndRestart cuts the POP's link to the control plane: it keeps
+// serving, converges once the link returns, and a POP restarted while cut
+// off comes up on its last-known-good state from disk.
+func TestCutOffAndRestart(t *testing.T) {
+	f := newFixture(t, controlplane.Options{Listen: "127.0.0.1:0"})
+	link := newLink(t, strings.TrimPrefix(f.cp.URL(), "nats://"))
+	state := t.TempDir()
+	popOpts := fleet.Options{URL: "nats://" + link.addr, Dir: state}
+	f.startPOP(popOpts)
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	rev := f.setDesired(manifest.Release{Artifact: v2})
+	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+	f.waitStamp("v2")
+
+	link.cut()
+	// Cut off, the POP serves on; the control plane moves on without it.
+	v1 := f.publish(f.key, "v1b", wasmtest.Build(t, guests+"v1"))
+	rev = f.setDesired(manifest.Release{Artifact: v1})
+	for range 20 {
+		if got := f.stamp(""); got != "v2" {
+			t.Fatalf("cut off, a request ran %q", got)
+		}
+	}
+
+	// Restarted while cut off: the state on disk, not the config file.
+	f.stop()
+	f.startPOP(popOpts)
+	if got := f.stamp(""); got != "v2" {
+		t.Fatalf("restarted while cut off, the POP serves %q, want v2 from disk", got)
+	}
+	if st := f.agent.Status(); st.Source != "disk" {
+		t.Fatalf("restarted POP reports source %q, want disk", st.Source)
+	}
+
+	start := time.Now()
+	link.restore()
+	f.status("convergence after the link returned", func(s manifest.Status) bool {
+		return s.Revision >= rev && s.Applied && s.Running["stamp"].Version == "v1b"
+	})
+	f.waitStamp("v1")
+	t.Logf("converged %s after the link returned", time.Since(start).Round(time.Millisecond))
+}
+
+// link is a TCP relay that can be cut: the POP's link to the control plane.
+type link struct {
+	addr   string
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func newLink(t *testing.T, target string) *link {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &link{addr: ln.Addr().String(), target: target}
+	t.Cleanup(func() { ln.Close(); l.cut() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			l.mu.Lock()
+			if l.down {
+				l.mu.Unlock()
+				c.Close()
+				continue
+			}
+			u, err := net.Dial("tcp4", target)
+			if err != nil {
+				l.mu.Unlock()
+				c.Close()
+				continue
+			}
+			l.conns = append(l.conns, c, u)
+			l.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	return l
+}
+
+func (l *link) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = true
+	for _, c := range l.conns {
+		c.Close()
+	}
+	l.conns = nil
+}
+
+func (l *link) restore() {
+	l.mu.Lock()
+	l.down = false
+	l.mu.Unlock()
+}

@@ -1,0 +1,295 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/wasm"
+)
+
+// Release replaces what the config file says a plugin runs: it is how the
+// fleet agent (edge/fleet) applies the control plane's desired state. The
+// caller has verified the binaries; the node only loads them.
+type Release struct {
+	// Version and Binary are the version to run; a nil Binary keeps the
+	// config file's module (a canary against what the POP was set up with).
+	Version string
+	Binary  []byte
+	// Config is the plugin's JSON config; nil keeps the config file's.
+	Config []byte
+	// Canary, when set, runs on Share percent of clients, chosen by a hash
+	// of the client address so a client stays on one side.
+	Canary *Release
+	Share  float64
+}
+
+// SetReleases applies releases over the config file's chains and swaps the
+// result in, like Reload: requests in flight finish on what they started
+// with. A key is a plugin name (every route whose chain has it) or
+// "route/plugin" (that route only, and it wins). Releases stay in force
+// across reloads of the config file until the next SetReleases; a key that
+// names no plugin of any route is an error, and nothing changes.
+func (n *Node) SetReleases(ctx context.Context, rel map[string]*Release) error {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	cfg := n.gen.Load().cfg
+	for k := range rel {
+		if !releaseMatches(cfg, k) {
+			n.m.reloads.WithLabelValues("error").Inc()
+			return fmt.Errorf("edge: release %q: no route has that plugin", k)
+		}
+	}
+	prev := n.releases
+	n.releases = rel
+	if err := n.swap(ctx, cfg); err != nil {
+		n.releases = prev
+		return err
+	}
+	return nil
+}
+
+func releaseMatches(cfg *Config, key string) bool {
+	for _, rc := range cfg.Routes {
+		for _, pc := range rc.Chain {
+			if key == pc.Name || key == rc.Name+"/"+pc.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// release finds the release for a plugin of a route, if any.
+func (n *Node) release(route, plugin string) *Release {
+	if r, ok := n.releases[route+"/"+plugin]; ok {
+		return r
+	}
+	return n.releases[plugin]
+}
+
+// step is one plugin of a route's chain: the version it runs and, during a
+// rollout, a canary version on a share of the clients.
+type step struct {
+	key    string // the release key it answers to: plugin or route/plugin
+	stable *loaded
+	canary *loaded
+	share  uint32 // canary share, in 1/10000 of clients
+}
+
+// loaded is a module shared by every generation that runs it, with the
+// health counters the fleet reports for it.
+type loaded struct {
+	key modKey
+	m   *wasm.Module
+	h   health
+}
+
+// modKey identifies what a module was loaded from: generations whose
+// configs agree reuse it rather than compile and warm it again.
+type modKey struct {
+	name, version, digest, policy string
+	config                        [32]byte
+}
+
+// choose picks the version a request runs: the pinned one if the request
+// names one of the two, else the client's side of the split.
+func (s *step) choose(ctx *fasthttp.RequestCtx) *loaded {
+	if s.canary == nil {
+		return s.stable
+	}
+	if pin := ctx.Request.Header.Peek(manifest.PinHeader); len(pin) > 0 {
+		switch {
+		case pinned(pin, s.stable.m.Name(), s.canary.m.Version()):
+			return s.canary
+		case pinned(pin, s.stable.m.Name(), s.stable.m.Version()):
+			return s.stable
+		}
+	}
+	if clientBucket(s.stable.m.Name(), ctx.RemoteIP()) < s.share {
+		return s.canary
+	}
+	return s.stable
+}
+
+// pinned reports whether a Wedge-Pin value ("auth@2.0.0, cache@1.1")
+// names plugin@version.
+func pinned(v []byte, plugin, version string) bool {
+	for len(v) > 0 {
+		var item []byte
+		item, v, _ = bytes.Cut(v, []byte(","))
+		item = bytes.TrimSpace(item)
+		name, ver, ok := bytes.Cut(item, []byte("@"))
+		if ok && string(name) == plugin && string(ver) == version {
+			return true
+		}
+	}
+	return false
+}
+
+// clientBucket places a client in [0, 10000) for a plugin's split: FNV-1a
+// of the plugin name and the client address, so the split is sticky per
+// client and independent between plugins.
+func clientBucket(plugin string, ip []byte) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(plugin); i++ {
+		h = (h ^ uint32(plugin[i])) * 16777619
+	}
+	for _, c := range ip {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h % 10000
+}
+
+// health counts the requests that ran through one module version, for the
+// fleet's gates: requests, those answered 5xx or on which the plugin failed,
+// and latencies by manifest.LatencyBounds.
+type health struct {
+	requests, errors atomic.Uint64
+	buckets          [12]atomic.Uint64 // len(manifest.LatencyBounds)+1
+}
+
+func (h *health) observe(status int, d time.Duration, failed bool) {
+	h.requests.Add(1)
+	if failed || status >= 500 {
+		h.errors.Add(1)
+	}
+	i := 0
+	for i < len(manifest.LatencyBounds) && d > manifest.LatencyBounds[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+}
+
+// Health reports the counters of every plugin version the node runs now,
+// sorted by plugin and version.
+func (n *Node) Health() []manifest.Health {
+	g := n.gen.Load()
+	var out []manifest.Health
+	for _, l := range g.loaded {
+		mh := manifest.Health{Plugin: l.m.Name(), Version: l.m.Version(), Digest: l.m.Digest(),
+			Requests: l.h.requests.Load(), Errors: l.h.errors.Load(), Buckets: make([]uint64, len(l.h.buckets))}
+		for i := range l.h.buckets {
+			mh.Buckets[i] = l.h.buckets[i].Load()
+		}
+		out = append(out, mh)
+	}
+	slices.SortFunc(out, func(a, b manifest.Health) int {
+		if a.Plugin != b.Plugin {
+			return cmpString(a.Plugin, b.Plugin)
+		}
+		return cmpString(a.Version, b.Version)
+	})
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Running reports what each plugin of each route runs now, by release key
+// (plugin name, and route/plugin where a route differs from the others).
+func (n *Node) Running() map[string]manifest.Running {
+	g := n.gen.Load()
+	out := map[string]manifest.Running{}
+	for _, rt := range g.routes {
+		for _, s := range rt.chain {
+			r := manifest.Running{Version: s.stable.m.Version(), Digest: s.stable.m.Digest()}
+			if s.canary != nil {
+				r.Canary = s.canary.m.Version()
+				r.Share = float64(s.share) / 100
+			}
+			out[s.key] = r
+		}
+	}
+	return out
+}
+
+// loadStep loads (or reuses) what one chain entry runs under the current
+// releases.
+func (n *Node) loadStep(ctx context.Context, g *generation, route string, pc *PluginConfig) (*step, error) {
+	s := &step{key: pc.Name}
+	if _, ok := n.releases[route+"/"+pc.Name]; ok {
+		s.key = route + "/" + pc.Name
+	}
+	rel := n.release(route, pc.Name)
+	var err error
+	if s.stable, err = n.loadVersion(ctx, g, pc, rel); err != nil {
+		return nil, err
+	}
+	if rel != nil && rel.Canary != nil {
+		if s.canary, err = n.loadVersion(ctx, g, pc, rel.Canary); err != nil {
+			return nil, err
+		}
+		s.share = uint32(min(max(rel.Share, 0), 100) * 100)
+	}
+	return s, nil
+}
+
+// loadVersion loads the module rel names for pc (the config file's if rel
+// is nil or has no binary), reusing a module another generation loaded from
+// the same bytes and config, and takes g's reference on it.
+func (n *Node) loadVersion(ctx context.Context, g *generation, pc *PluginConfig, rel *Release) (*loaded, error) {
+	bin, version, config := []byte(nil), pc.Version, pc.config
+	if rel != nil && rel.Binary != nil {
+		bin, version = rel.Binary, rel.Version
+	} else {
+		var err error
+		if bin, err = pc.binary(); err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+		}
+	}
+	if rel != nil && rel.Config != nil {
+		config = rel.Config
+	}
+	digest := manifest.Digest(bin)
+	if version == "" {
+		version = digest[:12]
+	}
+	policy := wasm.FailClosed(pc.FailureStatus)
+	if pc.Failure == "open" {
+		policy = wasm.FailOpen()
+	}
+	key := modKey{name: pc.Name, version: version, digest: digest, policy: policy.String(), config: sha256.Sum256(config)}
+	if l, ok := g.loaded[key]; ok {
+		return l, nil
+	}
+	l := n.mods[key]
+	if l == nil || !l.m.Ref() {
+		m, err := n.rt.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: config, Policy: policy})
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+		}
+		// The node's map holds the loader's reference; g takes its own.
+		l = &loaded{key: key, m: m}
+		n.mods[key] = l
+		m.Ref()
+	}
+	g.loaded[key] = l
+	return l, nil
+}
+
+// prune closes the modules no generation but (at most) retiring ones use:
+// they finish when those generations' last requests are done.
+func (n *Node) prune(cur *generation) {
+	for k, l := range maps.Clone(n.mods) {
+		if _, ok := cur.loaded[k]; !ok {
+			delete(n.mods, k)
+			l.m.Close()
+		}
+	}
+}
