@@ -62,7 +62,7 @@ func ArtifactKey(name, version string) string { return name + "." + version }
 // Names of regions, POPs, plugins and versions: safe in KV keys, subjects,
 // file names and metric labels.
 var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
-var validVersion = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
+var validVersion = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) // no "+": KV keys refuse it
 
 // CheckName reports whether s is a valid region, POP or plugin name.
 func CheckName(what, s string) error {
@@ -75,7 +75,7 @@ func CheckName(what, s string) error {
 // CheckVersion reports whether s is a valid plugin version.
 func CheckVersion(s string) error {
 	if !validVersion.MatchString(s) {
-		return fmt.Errorf("manifest: version %q: want 1-64 of A-Z a-z 0-9 . _ + -", s)
+		return fmt.Errorf("manifest: version %q: want 1-64 of A-Z a-z 0-9 . _ -", s)
 	}
 	return nil
 }

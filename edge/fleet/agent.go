@@ -23,11 +23,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
@@ -63,6 +65,15 @@ type Agent struct {
 	revoked map[string]manifest.Revocation
 
 	desired map[string]*keyState // by wedge_desired key: the region's and the POP's
+	tries   map[uint64]int       // failed fetches by desired revision
+
+	applies  *prometheus.CounterVec
+	revision prometheus.Gauge
+
+	// compiling is held while a module compiles (prefetch) or a state
+	// applies, so an apply of a version being prefetched waits for the
+	// compile and loads it from the cache instead of compiling it again.
+	compiling sync.Mutex
 }
 
 // keyState is the last value and revision seen of one desired-state key.
@@ -103,8 +114,16 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a := &Agent{node: node, o: o, revoked: map[string]manifest.Revocation{},
-		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}}}
+		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}},
+		tries:   map[uint64]int{}}
 	a.status = manifest.Status{POP: o.POP, Region: o.Region, Applied: true, Source: "config"}
+	a.applies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_applies_total",
+		Help: "Desired states applied (ok) or refused (nack), and states restored from disk (disk)."}, []string{"result"})
+	a.revision = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wedge_fleet_revision",
+		Help: "Revision of the desired state the POP runs."})
+	if err := errors.Join(node.Registry().Register(a.applies), node.Registry().Register(a.revision)); err != nil {
+		return nil, fmt.Errorf("fleet: metrics: %w", err)
+	}
 	return a, nil
 }
 
@@ -161,6 +180,10 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
+	artifacts, err := js.KeyValue(ctx, manifest.BucketArtifacts)
+	if err != nil {
+		return err
+	}
 	revokedKV, err := js.KeyValue(ctx, manifest.BucketRevoked)
 	if err != nil {
 		return err
@@ -183,6 +206,17 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 		return err
 	}
 	defer rw.Stop()
+	aw, err := artifacts.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	defer aw.Stop()
+	pushed := make(chan manifest.Artifact, 16)
+	go a.prefetch(ctx, pushed, modules)
+	// Reports go on while an apply compiles: a POP that is busy is not
+	// a POP that is gone.
+	applied := make(chan struct{}, 1)
+	go a.reportEvery(ctx, status, applied)
 
 	// A reconnect may have missed updates; watching again replays the
 	// current values.
@@ -193,15 +227,25 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 		default:
 		}
 	})
-	report := time.NewTicker(a.o.Report)
-	defer report.Stop()
 	synced := false // the watcher delivered the current values
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-lost:
 			return errors.New("fleet: reconnected to the control plane")
+		case e, ok := <-aw.Updates():
+			if !ok {
+				return errors.New("fleet: artifact watch ended")
+			}
+			var art manifest.Artifact
+			if e != nil && e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &art) == nil {
+				select {
+				case pushed <- art:
+				default: // behind: the apply will fetch it
+				}
+			}
 		case e, ok := <-rw.Updates():
 			if !ok {
 				return errors.New("fleet: revocation watch ended")
@@ -219,11 +263,10 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 				continue
 			}
 			if synced {
-				a.reconcile(ctx, modules)
-				a.report(ctx, status)
+				retry = a.reconcileOrRetry(ctx, modules, applied)
 			}
-		case <-report.C:
-			a.report(ctx, status)
+		case <-retry:
+			retry = a.reconcileOrRetry(ctx, modules, applied)
 		}
 	}
 }
@@ -260,23 +303,52 @@ func (a *Agent) revoke(e jetstream.KeyValueEntry) {
 	}
 }
 
+// reconcileOrRetry reconciles, reports at once, and returns when to try
+// again after a transient failure (nil: no need).
+func (a *Agent) reconcileOrRetry(ctx context.Context, modules jetstream.ObjectStore, applied chan<- struct{}) <-chan time.Time {
+	again := a.reconcile(ctx, modules)
+	select {
+	case applied <- struct{}{}:
+	default:
+	}
+	if again {
+		return time.After(500 * time.Millisecond)
+	}
+	return nil
+}
+
+// maxTries bounds the attempts at a desired state whose modules could not
+// be fetched (a timeout, the link down) before it is refused.
+const maxTries = 10
+
 // reconcile applies the merged desired state if it is newer than what runs.
-func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) {
+// It reports true when a fetch failed in a way that may pass: the state is
+// then neither applied nor refused yet, and the caller tries again.
+func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) (again bool) {
 	region := a.desired[manifest.RegionKey(a.o.Region)]
 	pop := a.desired[manifest.POPKey(a.o.POP)]
 	rev := max(region.rev, pop.rev)
 	a.mu.Lock()
-	done := a.status.Revision >= rev && a.status.Source == "control"
+	// Nothing desired yet and nothing but the config file running is
+	// already in step; a state from disk with nothing desired is not.
+	done := a.status.Revision >= rev && (a.status.Source == "control" || rev == 0 && a.status.Source == "config")
 	a.mu.Unlock()
 	if done {
-		return
+		return false
 	}
 	releases := manifest.Merge(region.d, pop.d)
 	start := time.Now()
 	if err := a.apply(ctx, releases, modules); err != nil {
+		if a.tries[rev]++; errors.Is(err, errFetch) && a.tries[rev] < maxTries && ctx.Err() == nil {
+			a.o.Logger.Warn("desired state not applied yet; trying again", "revision", rev, "try", a.tries[rev], "err", err)
+			return true
+		}
 		a.nack(rev, err)
-		return
+		return false
 	}
+	clear(a.tries)
+	a.applies.WithLabelValues("ok").Inc()
+	a.revision.Set(float64(rev))
 	a.mu.Lock()
 	a.status.Revision, a.status.Applied, a.status.Error, a.status.Source = rev, true, "", "control"
 	revoked := a.revoked
@@ -285,10 +357,12 @@ func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) {
 	if err := a.save(state{Revision: rev, Releases: releases, Revoked: revoked}); err != nil {
 		a.o.Logger.Error("last-known-good state not saved", "err", err)
 	}
+	return false
 }
 
 func (a *Agent) nack(rev uint64, err error) {
 	a.o.Logger.Warn("desired state refused; serving the previous one", "revision", rev, "err", err)
+	a.applies.WithLabelValues("nack").Inc()
 	a.mu.Lock()
 	a.status.Revision, a.status.Applied, a.status.Error = rev, false, err.Error()
 	a.mu.Unlock()
@@ -297,6 +371,8 @@ func (a *Agent) nack(rev uint64, err error) {
 // apply fetches and verifies every module the releases name, then swaps
 // them in at once: all or nothing.
 func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release, modules jetstream.ObjectStore) error {
+	a.compiling.Lock()
+	defer a.compiling.Unlock()
 	rel := make(map[string]*edge.Release, len(releases))
 	for key, r := range releases {
 		er := &edge.Release{Config: r.Config}
@@ -341,13 +417,13 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, modules jets
 	}
 	info, err := modules.GetInfo(ctx, art.Digest)
 	if err != nil {
-		return nil, fmt.Errorf("module %s@%s: %w", art.Name, art.Version, err)
+		return nil, fetchError(art, err)
 	}
 	if int64(info.Size) > a.o.MaxModule {
 		return nil, fmt.Errorf("module %s@%s is %d bytes, over the %d limit", art.Name, art.Version, info.Size, a.o.MaxModule)
 	}
 	if bin, err = modules.GetBytes(ctx, art.Digest); err != nil {
-		return nil, fmt.Errorf("module %s@%s: %w", art.Name, art.Version, err)
+		return nil, fetchError(art, err)
 	}
 	if err := a.o.Trust.Verify(art, bin, revoked); err != nil {
 		return nil, err
@@ -360,6 +436,17 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, modules jets
 	return bin, nil
 }
 
+// errFetch marks a fetch that failed in a way that may pass: a timeout or
+// a lost link, not a missing module.
+var errFetch = errors.New("fetch failed")
+
+func fetchError(art *manifest.Artifact, err error) error {
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("module %s@%s: %w", art.Name, art.Version, err)
+	}
+	return fmt.Errorf("module %s@%s: %w: %w", art.Name, art.Version, errFetch, err)
+}
+
 func (a *Agent) modulePath(digest string) string {
 	if a.o.Dir == "" {
 		return ""
@@ -367,15 +454,65 @@ func (a *Agent) modulePath(digest string) string {
 	return filepath.Join(a.o.Dir, "modules", digest+".wasm")
 }
 
-// report writes the POP's status; a failure only means the control plane
-// is away, and the next tick tries again.
-func (a *Agent) report(ctx context.Context, kv jetstream.KeyValue) {
-	b, err := json.Marshal(a.Status())
-	if err != nil {
-		return
+// prefetch fetches, verifies and compiles newly pushed versions of the
+// plugins the node runs, one at a time, so that a rollout reaching this POP
+// later only has to load them: publish to applied in well under the
+// seconds a compile of a Go plugin takes.
+func (a *Agent) prefetch(ctx context.Context, pushed <-chan manifest.Artifact, modules jetstream.ObjectStore) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case art := <-pushed:
+			if !a.runs(art.Name) {
+				continue
+			}
+			start := time.Now()
+			a.compiling.Lock()
+			bin, err := a.module(ctx, &art, modules)
+			if err == nil {
+				err = a.node.Precompile(ctx, bin)
+			}
+			a.compiling.Unlock()
+			if err != nil {
+				a.o.Logger.Warn("pushed version not prefetched", "plugin", art.Name, "version", art.Version, "err", err)
+				continue
+			}
+			a.o.Logger.Info("pushed version prefetched", "plugin", art.Name, "version", art.Version, "took", time.Since(start))
+		}
 	}
-	if _, err := kv.Put(ctx, manifest.POPKey(a.o.POP), b); err != nil {
-		a.o.Logger.Debug("status not reported", "err", err)
+}
+
+// runs reports whether any route of the node runs the plugin.
+func (a *Agent) runs(plugin string) bool {
+	for key := range a.node.Running() {
+		if key == plugin || strings.HasSuffix(key, "/"+plugin) {
+			return true
+		}
+	}
+	return false
+}
+
+// reportEvery writes the POP's status every Report interval and at once
+// after each apply. A failed write only means the control plane is away;
+// the next one tries again.
+func (a *Agent) reportEvery(ctx context.Context, kv jetstream.KeyValue, applied <-chan struct{}) {
+	tick := time.NewTicker(a.o.Report)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-applied:
+		}
+		b, err := json.Marshal(a.Status())
+		if err != nil {
+			continue
+		}
+		if _, err := kv.Put(ctx, manifest.POPKey(a.o.POP), b); err != nil {
+			a.o.Logger.Debug("status not reported", "err", err)
+		}
 	}
 }
 
@@ -409,6 +546,8 @@ func (a *Agent) Restore(ctx context.Context) error {
 		a.o.Logger.Error("last-known-good state refused; serving the config file's plugins", "err", err)
 		return nil
 	}
+	a.applies.WithLabelValues("disk").Inc()
+	a.revision.Set(float64(st.Revision))
 	a.mu.Lock()
 	a.status.Revision, a.status.Source = st.Revision, "disk"
 	a.mu.Unlock()

@@ -351,6 +351,30 @@ func TestRefusals(t *testing.T) {
 	rev := f.setDesired(manifest.Release{Artifact: good})
 	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
 	f.waitStamp("v2")
+	if nack, ok := f.applies("nack"), f.applies("ok"); nack != 7 || ok != 1 {
+		t.Fatalf("wedge_fleet_applies_total: nack %v ok %v, want 7 and 1", nack, ok)
+	}
+}
+
+// applies reads wedge_fleet_applies_total{result} off the node's registry.
+func (f *fixture) applies(result string) float64 {
+	mfs, err := f.node.Registry().Gather()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "wedge_fleet_applies_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 // TestCutOffAndRestart cuts the POP's link to the control plane: it keeps

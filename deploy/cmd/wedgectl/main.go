@@ -29,9 +29,23 @@ type command struct {
 var commands = map[string]command{
 	"plugin build":      {"plugin build DIR [-o FILE.wasm]", pluginBuild},
 	"plugin run":        {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
-	"up":                {"up [--listen ADDR] [--upstream URL] [--chain auth,ratelimit,cache]", up},
+	"up":                {"up [--listen ADDR] [--upstream URL] [--chain auth,ratelimit,cache] [--regions eu-west,us-east,ap-south] [--nats ADDR] [--status ADDR]", up},
+	"edge":              {"edge -config FILE [-compilation-cache DIR]", edgeCmd},
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},
 	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},
+	"control":           {"control [--nats URL] [--embedded DIR]", control},
+	"rollout start":     {"rollout start PLUGIN@VERSION --waves eu-west:10%,eu-west,us-east,* --gate error_rate<1%,p99<50ms [--bake 2m] [--key ROUTE/PLUGIN] [--config JSON] [--min-requests N] [--dry-run] [--why TEXT]", rolloutStart},
+	"rollout status":    {"rollout status [--nats URL]", rolloutStatus},
+	"rollout pause":     {"rollout pause ID [--why TEXT]", rolloutAction("pause")},
+	"rollout resume":    {"rollout resume ID [--why TEXT]", rolloutAction("resume")},
+	"rollout promote":   {"rollout promote ID [--why TEXT]", rolloutAction("promote")},
+	"rollout abort":     {"rollout abort ID [--why TEXT]", rolloutAction("abort")},
+	"rollout rollback":  {"rollout rollback ID [--why TEXT]", rolloutAction("rollback")},
+	"rollout audit":     {"rollout audit [-n 20]", rolloutAudit},
+	"keys gen":          {"keys gen [-o DIR] NAME", keysGen},
+	"plugin push":       {"plugin push FILE.wasm --name N --version V --key KEY.pem [--nats URL]", pluginPush},
+	"plugin list":       {"plugin list [--nats URL]", pluginList},
+	"plugin revoke":     {"plugin revoke DIGEST --reason TEXT [--nats URL]", pluginRevoke},
 }
 
 var errUsage = errors.New("usage")

@@ -19,22 +19,30 @@ import (
 	"strings"
 	"time"
 
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/deploy/status"
 	"github.com/talowa/wedge/edge"
+	edgefleet "github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
-// up runs the whole system on this machine: it builds the auth, ratelimit
-// and cache plugins, starts a demo application (unless -upstream names
-// one), an origin service in front of it, and an edge node whose route runs
-// the chain, then prints how to try it. Ctrl-C stops everything.
+// up runs the whole system on this machine: an embedded control plane with
+// the rollout controller and its status page, a demo application (unless
+// -upstream names one), an origin service in front of it, and edges whose
+// route runs the chain: one in this process, or with -regions one edge
+// process per region. It builds the auth, ratelimit and cache plugins,
+// prints how to try it all, and Ctrl-C stops everything.
 func up(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8080", "the edge's address")
+	listen := fs.String("listen", "127.0.0.1:8080", "the edge's address; with -regions, the first edge's (the next ones take the next ports)")
 	upstream := fs.String("upstream", "", "your application's base URL (default: a demo application)")
 	chain := fs.String("chain", "auth,ratelimit,cache", "plugins in order, from auth, ratelimit, cache; \"\" for none")
 	root := fs.String("plugins", "", "the plugins directory (default: ./plugins of this checkout)")
+	regionList := fs.String("regions", "", "one edge process per region, e.g. eu-west,us-east,ap-south (default: one edge in this process)")
+	natsAddr := fs.String("nats", "127.0.0.1:4222", "the control plane's client address, for wedgectl and the edges")
+	statusAddr := fs.String("status", "127.0.0.1:9090", "the controller's status page (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,6 +50,10 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("up: unexpected argument %q", fs.Arg(0))
 	}
 	names, err := parseChain(*chain)
+	if err != nil {
+		return err
+	}
+	regions, err := parseRegions(*regionList)
 	if err != nil {
 		return err
 	}
@@ -57,6 +69,27 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
+	// The control plane first: the edges join it as they start.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fleet, err := startFleet(ctx, dir, *natsAddr, log)
+	if err != nil {
+		return fmt.Errorf("up: control plane: %w", err)
+	}
+	defer fleet.stop()
+	defer cancel() // before fleet.stop: the controller ends with ctx
+	statusURL := "off"
+	if *statusAddr != "" {
+		ln, err := net.Listen("tcp", *statusAddr)
+		if err != nil {
+			return fmt.Errorf("up: status page: %w", err)
+		}
+		page := &http.Server{Handler: status.Handler(fleet.stores, log), ReadHeaderTimeout: 10 * time.Second}
+		go page.Serve(ln)
+		defer page.Close()
+		statusURL = "http://" + ln.Addr().String() + "/"
+	}
+
 	// The application: the demo, or the one the user named.
 	if *upstream == "" {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -69,7 +102,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		*upstream = "http://" + ln.Addr().String()
 	}
 
-	// The origin service, with a fresh key it shares with the edge.
+	// The origin service, with a fresh key it shares with the edges.
 	key := wire.Key{ID: 1, Secret: make([]byte, 32)}
 	rand.Read(key.Secret)
 	originAddr, stopOrigin, err := startOrigin(key, *upstream, log)
@@ -98,58 +131,149 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(names) > 0 {
 		chainYAML = "    chain:\n" + pluginYAML.String()
 	}
-	yaml := fmt.Sprintf(`listen: %q
-pop: local
-region: local
+	edgeYAML := func(listen, region string) string {
+		return fmt.Sprintf(`listen: %q
+pop: %s-1
+region: %s
 origins:
   app: {addr: %q, key: %q}
+fleet: {nats: %q, trust: [%q], state_dir: %q}
 routes:
   - name: app
     path: /
     origin: app
-%s`, *listen, originAddr, key.Text(), chainYAML)
-	cfg, err := edge.ParseConfig([]byte(yaml), dir)
-	if err != nil {
-		return fmt.Errorf("up: %w", err)
+%s`, listen, region, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, region+"-state"), chainYAML)
 	}
-	n, err := edge.New(ctx, cfg, edge.Options{Logger: log, CompilationCache: wasmbuild.CompilationCacheDir()})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		n.Shutdown(context.Background())
-		return fmt.Errorf("up: %w", err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- n.Serve(ln) }()
 
-	addr := ln.Addr().String()
+	var edges []string // "http://addr (region)"
+	errc := make(chan error, 1)
+	if len(regions) == 0 {
+		addr, stop, err := serveLocal(ctx, edgeYAML(*listen, "local"), dir, fleet, log, errc)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		edges = append(edges, "http://"+addr)
+	} else {
+		for i, region := range regions {
+			l, err := nextPort(*listen, i)
+			if err != nil {
+				return fmt.Errorf("up: -listen: %w", err)
+			}
+			cfg := filepath.Join(dir, region+".yaml")
+			if err := os.WriteFile(cfg, []byte(edgeYAML(l, region)), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "starting edge %s...\n", region)
+			c, addr, err := spawnEdge(cfg, filepath.Join(dir, region+".log"))
+			if err != nil {
+				return fmt.Errorf("up: %w", err)
+			}
+			defer c.stop()
+			edges = append(edges, fmt.Sprintf("http://%s (%s)", addr, region))
+		}
+	}
+
+	addr := strings.Fields(edges[0])[0]
 	token := demoToken(jwtSecret, "demo-user", 24*time.Hour)
 	fmt.Fprintf(stdout, `
-Wedge is up: edge http://%[1]s -> origin %[2]s -> application %[3]s
+Wedge is up: edge %[1]s -> origin %[2]s -> application %[3]s
 chain: %[4]s
+edges: %[8]s
+control plane: %[6]s   status page: %[7]s
+plugin signing key: %[9]s
 
 WEDGE_TOKEN=%[5]s
 
 Try:
-  curl -i http://%[1]s/api/hello                                         # 401 without a token
-  curl -i -H "Authorization: Bearer $WEDGE_TOKEN" http://%[1]s/api/hello  # 200, then a cache HIT with Age
-  for i in $(seq 15); do curl -s -o /dev/null -w '%%{http_code} ' -H "Authorization: Bearer $WEDGE_TOKEN" http://%[1]s/api/hello; done; echo  # 429 past 10/s
+  curl -i %[1]s/api/hello                                         # 401 without a token
+  curl -i -H "Authorization: Bearer $WEDGE_TOKEN" %[1]s/api/hello  # 200, then a cache HIT with Age
+  for i in $(seq 15); do curl -s -o /dev/null -w '%%{http_code} ' -H "Authorization: Bearer $WEDGE_TOKEN" %[1]s/api/hello; done; echo  # 429 past 10/s
+
+Roll a plugin version out (in another terminal):
+  wedgectl plugin build plugins/cache -o /tmp/cache.wasm
+  wedgectl plugin push /tmp/cache.wasm --name cache --version 2 --key %[9]s
+  wedgectl rollout start cache@2 --waves "*:10%%,*" --gate "error_rate<1%%,p99<50ms" --bake 30s
+  wedgectl rollout status
 
 Ctrl-C stops everything.
-`, addr, originAddr, *upstream, strings.Join(names, " -> "), token)
+`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key)
 
-	var serveErr error
 	select {
 	case <-ctx.Done():
-	case serveErr = <-errc:
+		return nil
+	case err := <-errc:
+		return err
 	}
-	// Shut the node down either way: a Serve that failed leaves its
-	// plugins, runtime and origin connections to close.
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return errors.Join(serveErr, n.Shutdown(sctx))
+}
+
+// serveLocal runs the edge in this process, on the control plane like any
+// other, and returns its address and how to stop it.
+func serveLocal(ctx context.Context, yaml, dir string, f *localFleet, log *slog.Logger, errc chan<- error) (string, func(), error) {
+	cfg, err := edge.ParseConfig([]byte(yaml), dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("up: %w", err)
+	}
+	n, err := edge.New(ctx, cfg, edge.Options{Logger: log, CompilationCache: wasmbuild.CompilationCacheDir()})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		n.Shutdown(context.Background())
+		return "", nil, fmt.Errorf("up: %w", err)
+	}
+	nc, err := f.cp.Connect(cfg.POP)
+	if err != nil {
+		n.Shutdown(context.Background())
+		return "", nil, err
+	}
+	agent, err := edgefleet.New(n, edgefleet.Options{Conn: nc, Region: cfg.Region, POP: cfg.POP,
+		Trust: cfg.Fleet.TrustStore(), Dir: cfg.Fleet.StateDir, Logger: log})
+	if err != nil {
+		nc.Close()
+		n.Shutdown(context.Background())
+		return "", nil, err
+	}
+	actx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan struct{})
+	go func() { agent.Run(actx); close(agentDone) }()
+	go func() {
+		if err := n.Serve(ln); err != nil {
+			select {
+			case errc <- err:
+			default:
+			}
+		}
+	}()
+	return ln.Addr().String(), func() {
+		stopAgent()
+		<-agentDone
+		nc.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n.Shutdown(sctx)
+	}, nil
+}
+
+// parseRegions checks a -regions list.
+func parseRegions(s string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for r := range strings.SplitSeq(s, ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if err := manifest.CheckName("region", r); err != nil {
+			return nil, fmt.Errorf("up: -regions: %w", err)
+		}
+		if seen[r] {
+			return nil, fmt.Errorf("up: -regions: %s given twice", r)
+		}
+		seen[r] = true
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func parseChain(s string) ([]string, error) {

@@ -3,6 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
@@ -11,6 +17,9 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/rollout"
 )
 
 // syncBuffer is a bytes.Buffer safe to write from up's goroutine while the
@@ -32,6 +41,129 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// TestMain lets the test binary stand in for wedgectl when `up` starts
+// edge processes: it runs them by executing itself.
+func TestMain(m *testing.M) {
+	if os.Getenv("WEDGECTL_SUBPROCESS") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		err := run(ctx, os.Args[1:], os.Stdout)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "wedgectl:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestUpRegions runs `wedgectl up --regions` and checks the local fleet:
+// one edge process per region serving, each reporting to the embedded
+// control plane under its region, and the status page showing all three.
+// Ctrl-C (the context) stops the processes and the control plane.
+func TestUpRegions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three edge processes")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := new(syncBuffer)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"up", "--regions", "eu-west,us-east,ap-south", "--chain", "cache",
+			"--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0"}, out)
+	}()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("up: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("up did not stop within 60 s of Ctrl-C")
+		}
+	}
+	defer stop()
+	re := regexp.MustCompile(`edges: (.*)\ncontrol plane: (\S+)\s+status page: (\S+)`)
+	var m []string
+	for deadline := time.Now().Add(5 * time.Minute); m == nil; m = re.FindStringSubmatch(out.String()) {
+		select {
+		case err := <-done:
+			t.Fatalf("up ended: %v\n%s", err, out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("up printed no fleet in 5 minutes:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	edges := regexp.MustCompile(`http://(\S+) \(([a-z-]+)\)`).FindAllStringSubmatch(m[1], -1)
+	if len(edges) != 3 {
+		t.Fatalf("edges line %q: want three", m[1])
+	}
+	for _, e := range edges {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + e[1] + "/api/hello")
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("edge %s (%s): %v %d %s", e[2], e[1], err, resp.StatusCode(), resp.Body())
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+
+	nc, err := controlplane.Dial(m[2], "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		sum, err := rollout.Overview(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range sum.Regions {
+			got = append(got, r.Region+":"+strings.Join(r.POPs, "+"))
+		}
+		if strings.Join(got, " ") == "ap-south:ap-south-1 eu-west:eu-west-1 us-east:us-east-1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("control plane sees %v, want the three regions' POPs", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	page, err := http.Get(m[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	for _, want := range []string{"eu-west-1", "us-east-1", "ap-south-1"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("status page does not show %s:\n%s", want, body)
+		}
+	}
+	nc.Close()
+	stop()
+	// The edge processes are gone with up.
+	for _, e := range edges {
+		if c, err := net.DialTimeout("tcp", e[1], time.Second); err == nil {
+			c.Close()
+			t.Fatalf("edge %s still accepts after up stopped", e[2])
+		}
+	}
+}
+
 // TestUp runs `wedgectl up` on a free port and walks the README's tour of
 // it: 401 without a token, 200 with the printed one, a cache hit with Age
 // and Cache-Status on the repeat, 429 with RateLimit fields past the
@@ -43,7 +175,9 @@ func TestUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0"}, out) }()
+	go func() {
+		done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0"}, out)
+	}()
 	defer func() {
 		cancel()
 		select {

@@ -1,4 +1,4 @@
-package main
+package pop
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ func TestRunReload(t *testing.T) {
 	defer srv.Shutdown(context.Background())
 
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), wasmtest.Build(t, "../../../plugins/hello"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), wasmtest.Build(t, "../../plugins/hello"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfgFile := filepath.Join(dir, "edge.yaml")
@@ -79,7 +79,7 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 	out := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-config", cfgFile}, out) }()
+	go func() { done <- Run(ctx, []string{"-config", cfgFile}, out) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/registry"
+	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/edge/pop"
+)
+
+// edgeCmd is `wedgectl edge`: the POP itself, so that one binary is all an
+// operator needs, and `up` starts its edges as processes of its own.
+func edgeCmd(ctx context.Context, args []string, _ io.Writer) error {
+	return pop.Run(ctx, args, os.Stderr)
+}
+
+// natsFlag is the --nats flag of the commands that talk to the control
+// plane.
+func natsFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("WEDGE_NATS")
+	if def == "" {
+		def = "nats://127.0.0.1:4222"
+	}
+	return fs.String("nats", def, "control plane `URL` (default $WEDGE_NATS or nats://127.0.0.1:4222)")
+}
+
+// connect opens the control plane's stores for one command. It does not
+// retry: a CLI command should fail, not hang, when nothing is listening.
+func connect(ctx context.Context, url string) (*controlplane.Stores, func(), error) {
+	nc, err := nats.Connect(url, nats.Name("wedgectl"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to the control plane at %s: %w (is `wedgectl up` or `wedgectl control --embedded DIR` running?)", url, err)
+	}
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return s, nc.Close, nil
+}
+
+// who names the operator in records and the audit stream: $USER, else
+// "unknown".
+func who() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "unknown"
+}
+
+// subprocessEnv marks a process `up` started, for the tests' re-exec.
+const subprocessEnv = "WEDGECTL_SUBPROCESS=1"
+
+// localFleet is the control plane `up` runs: embedded NATS, the rollout
+// controller, and the key that signs the plugin versions the edges trust.
+type localFleet struct {
+	cp     *controlplane.Server
+	stores *controlplane.Stores
+	key    string // private key file, for `wedgectl plugin push --key`
+	pub    string // public key file, in every edge's trust store
+	done   chan struct{}
+}
+
+func startFleet(ctx context.Context, dir, listen string, log *slog.Logger) (*localFleet, error) {
+	f := &localFleet{done: make(chan struct{})}
+	var err error
+	if f.key, f.pub, err = registry.GenerateKey(dir, "up"); err != nil {
+		return nil, err
+	}
+	if f.cp, err = controlplane.Start(controlplane.Options{Dir: filepath.Join(dir, "nats"), Listen: listen}); err != nil {
+		return nil, err
+	}
+	nc, err := f.cp.Connect("wedgectl-up")
+	if err != nil {
+		f.cp.Shutdown()
+		return nil, err
+	}
+	if f.stores, err = controlplane.Ensure(ctx, nc); err != nil {
+		nc.Close()
+		f.cp.Shutdown()
+		return nil, err
+	}
+	go func() {
+		defer close(f.done)
+		defer nc.Close()
+		rollout.NewController(f.stores, rollout.Options{Log: log}).Run(ctx)
+	}()
+	return f, nil
+}
+
+// stop waits for the controller (its ctx must be done) and stops NATS.
+func (f *localFleet) stop() {
+	<-f.done
+	f.cp.Shutdown()
+}
+
+// child is an edge process.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var servingLine = regexp.MustCompile(`msg="edge: serving" listen=(\S+)`)
+
+// spawnEdge starts `wedgectl edge -config cfg` with its log in logFile and
+// returns once it serves, with the address it bound.
+func spawnEdge(cfg, logFile string) (*child, string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := os.Create(logFile)
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(exe, "edge", "-config", cfg)
+	cmd.Env = append(os.Environ(), subprocessEnv)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		out.Close()
+		return nil, "", err
+	}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, "", err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	addr := make(chan string, 1)
+	go func() {
+		defer out.Close()
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			fmt.Fprintln(out, sc.Text())
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		cmd.Wait()
+		close(c.done)
+	}()
+	select {
+	case a := <-addr:
+		return c, a, nil
+	case <-c.done:
+		return nil, "", fmt.Errorf("edge %s exited: %s; its log is %s", cfg, cmd.ProcessState, logFile)
+	case <-time.After(2 * time.Minute):
+		c.stop()
+		return nil, "", fmt.Errorf("edge %s did not serve within 2 minutes; its log is %s", cfg, logFile)
+	}
+}
+
+// stop interrupts the edge, which drains, and kills it if it has not
+// ended in 15 s.
+func (c *child) stop() {
+	c.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.done
+	}
+}
+
+// nextPort returns addr with its port moved by i ("host:0" stays 0).
+func nextPort(addr string, i int) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	var p int
+	if _, err := fmt.Sscan(port, &p); err != nil {
+		return "", fmt.Errorf("bad port in %q", addr)
+	}
+	if p != 0 {
+		p += i
+	}
+	return net.JoinHostPort(host, fmt.Sprint(p)), nil
+}

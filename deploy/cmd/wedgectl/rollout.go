@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/deploy/status"
+)
+
+// control runs the rollout controller until interrupted.
+func control(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("control", flag.ContinueOnError)
+	url := natsFlag(fs)
+	embedded := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on 127.0.0.1:4222")
+	httpAddr := fs.String("http", "", "serve the status page on `ADDR`, e.g. 127.0.0.1:9090")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("control: unexpected arguments %q", fs.Args())
+	}
+	var nc *nats.Conn
+	if *embedded != "" {
+		srv, err := controlplane.Start(controlplane.Options{Dir: *embedded, Listen: "127.0.0.1:4222"})
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown()
+		if nc, err = srv.Connect("wedgectl-control"); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embedded)
+	} else {
+		var err error
+		if nc, err = controlplane.Dial(*url, "wedgectl-control"); err != nil {
+			return err
+		}
+	}
+	defer nc.Close()
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if *httpAddr != "" {
+		// Bind first: a busy port is an error now, not a log line later.
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("control: --http %s: %w", *httpAddr, err)
+		}
+		hs := &http.Server{Handler: status.Handler(s, log), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
+	}
+	fmt.Fprintln(stdout, "rollout controller running; interrupt to stop")
+	c := rollout.NewController(s, rollout.Options{Log: log})
+	return c.Run(ctx)
+}
+
+func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rollout start", flag.ContinueOnError)
+	url := natsFlag(fs)
+	waves := fs.String("waves", "", "waves, e.g. `eu-west:10%,eu-west:100%,us-east,*`")
+	gates := fs.String("gate", "", "health gates, e.g. `error_rate<1%,p99<50ms`")
+	bake := fs.Duration("bake", 2*time.Minute, "how long each wave's gates must hold")
+	key := fs.String("key", "", "desired-state key, `ROUTE/PLUGIN` to roll out on one route (default: the plugin on every route)")
+	config := fs.String("config", "", "the version's plugin config as `JSON` (default: keep the POPs')")
+	minReq := fs.Uint64("min-requests", rollout.DefaultMinRequests, "requests a wave must see before its gates are judged")
+	dry := fs.Bool("dry-run", false, "print the plan and change nothing")
+	why := fs.String("why", "", "reason, for the audit stream")
+	if err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("rollout start: want one PLUGIN@VERSION")
+	}
+	plugin, version, ok := strings.Cut(fs.Arg(0), "@")
+	if !ok {
+		return fmt.Errorf("rollout start: %q: want PLUGIN@VERSION", fs.Arg(0))
+	}
+	if *waves == "" || *gates == "" {
+		return errors.New("rollout start: --waves and --gate are required")
+	}
+	spec := rollout.Spec{Plugin: plugin, Version: version, Key: *key, Waves: *waves, Gates: *gates,
+		Bake: *bake, MinRequests: *minReq, Who: who(), Why: *why}
+	if *config != "" {
+		spec.Config = json.RawMessage(*config)
+	}
+	s, closeFn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if *dry {
+		p, err := rollout.Resolve(ctx, s, spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, "dry run, nothing changed:\n", p)
+		return nil
+	}
+	id, err := rollout.Start(ctx, s, spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, id)
+	return nil
+}
+
+// rolloutAction returns the subcommand that sends action to a rollout.
+func rolloutAction(action string) func(context.Context, []string, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		fs := flag.NewFlagSet("rollout "+action, flag.ContinueOnError)
+		url := natsFlag(fs)
+		why := fs.String("why", "", "reason, for the audit stream")
+		if err := parseInterspersed(fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			return fmt.Errorf("rollout %s: want one rollout ID", action)
+		}
+		s, closeFn, err := connect(ctx, *url)
+		if err != nil {
+			return err
+		}
+		defer closeFn()
+		if err := rollout.Command(ctx, s, fs.Arg(0), action, who(), *why); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s sent to %s\n", action, fs.Arg(0))
+		return nil
+	}
+}
+
+func rolloutStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rollout status", flag.ContinueOnError)
+	url := natsFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s, closeFn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	o, err := rollout.Overview(ctx, s)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGION\tPOPS\tPLUGIN\tVERSION\tDIGEST\tON POPS\tREQUESTS\tERRORS\tP99")
+	for _, r := range o.Regions {
+		if len(r.Versions) == 0 {
+			fmt.Fprintf(tw, "%s\t%d\t-\t\t\t\t\t\t\n", r.Region, len(r.POPs))
+		}
+		for _, v := range r.Versions {
+			version := v.Version
+			if version == "" {
+				version = "(own)"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.12s\t%d\t%d\t%.2f%%\t%s\n",
+				r.Region, len(r.POPs), v.Plugin, version, v.Digest, v.POPs, v.Requests, v.ErrorRate, v.P99)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "(health %s)\n\n", o.HealthWindow)
+	if len(o.Rollouts) == 0 {
+		fmt.Fprintln(stdout, "no rollouts")
+		return nil
+	}
+	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROLLOUT\tRELEASE\tSTATE\tPROGRESS\tWINDOW\tGATES\tREASON")
+	for _, r := range o.Rollouts {
+		var gates []string
+		for _, g := range r.GateValues {
+			mark := "ok"
+			if !g.OK {
+				mark = "FAIL"
+			}
+			gates = append(gates, fmt.Sprintf("%s: %s %s", g.Gate, g.Value, mark))
+		}
+		window := "-"
+		if r.Phase == rollout.PhaseBaking {
+			window = fmt.Sprintf("%d/%d req", r.Window.Requests, r.MinRequests)
+		}
+		fmt.Fprintf(tw, "%s\t%s@%s (%s)\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Plugin, r.Version, r.Key, r.State,
+			r.Progress(), window, strings.Join(gates, ", "), r.Reason)
+	}
+	return tw.Flush()
+}
+
+func rolloutAudit(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("rollout audit", flag.ContinueOnError)
+	url := natsFlag(fs)
+	n := fs.Int("n", 20, "how many of the latest entries")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n <= 0 {
+		return fmt.Errorf("rollout audit: -n %d: want a positive count", *n)
+	}
+	s, closeFn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	entries, err := rollout.RecentAudit(ctx, s, *n)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tWHO\tACTION\tROLLOUT\tREGION\tWHY")
+	for _, a := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Local().Format(time.DateTime), a.Who, a.Action, a.Rollout, a.Region, a.Why)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,419 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/deploy/registry"
+	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/fleet"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/wasmbuild"
+	"github.com/talowa/wedge/wasm/wasmtest"
+)
+
+const guests = "../wasm/internal/testguests/fleet/"
+
+// A local fleet: three regions, two POPs in the canary region.
+var pops = []struct{ region, pop string }{
+	{"eu-west", "eu-west-1"}, {"eu-west", "eu-west-2"}, {"us-east", "us-east-1"}, {"ap-south", "ap-south-1"},
+}
+
+// clients per POP, each from its own loopback source address so the
+// canary split (sticky by client address) has clients on both sides.
+const clients = 24
+
+type pop struct {
+	region, name, addr string
+	node               *edge.Node
+}
+
+// result is one client's count of answers by version and status.
+type tally struct {
+	mu sync.Mutex
+	// by region, client and "status version"
+	seen map[string]map[int]map[string]int
+}
+
+func (t *tally) add(region string, client, status int, version string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen[region] == nil {
+		t.seen[region] = map[int]map[string]int{}
+	}
+	if t.seen[region][client] == nil {
+		t.seen[region][client] = map[string]int{}
+	}
+	t.seen[region][client][fmt.Sprintf("%d %s", status, version)]++
+}
+
+// failures returns, per region, the clients that got anything but a 200
+// and what they got.
+func (t *tally) failures() map[string]map[int][]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]map[int][]string{}
+	for region, cs := range t.seen {
+		for c, seen := range cs {
+			for k := range seen {
+				if !strings.HasPrefix(k, "200 ") {
+					if out[region] == nil {
+						out[region] = map[int][]string{}
+					}
+					out[region][c] = append(out[region][c], k)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestFleetRollouts runs a good version through every wave of a three
+// region fleet, then a version that answers 500s and one that traps: each
+// bad one is stopped in the canary share of the first region and rolled
+// back automatically, and no request outside that share fails. The audit
+// stream records every step.
+func TestFleetRollouts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a fleet of four POPs under load")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cp, err := controlplane.Start(controlplane.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Shutdown) // after the POPs' cleanups: they hold connections
+	nc, err := cp.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stores, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.New(stores)
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
+	trust := manifest.NewTrustStore(pub)
+
+	originAddr := startOrigin(t)
+	v1 := filepath.Join(t.TempDir(), "v1.wasm")
+	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fleetPOPs []*pop
+	for _, p := range pops {
+		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, cp, trust, p.region, p.pop, originAddr, v1))
+	}
+	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond})
+	ctlDone := make(chan struct{})
+	go func() { ctl.Run(ctx); close(ctlDone) }()
+	defer func() { cancel(); <-ctlDone }()
+
+	// Steady traffic on every POP from every client, bounded in time by
+	// the test and in rate by a pause between requests.
+	var tl = &tally{seen: map[string]map[int]map[string]int{}}
+	var sent atomic.Int64
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	var load sync.WaitGroup
+	for _, p := range fleetPOPs {
+		for c := range clients {
+			load.Add(1)
+			go func() {
+				defer load.Done()
+				client(loadCtx, p, c, tl, &sent)
+			}()
+		}
+	}
+	defer func() { stopLoad(); load.Wait() }()
+
+	waves := "eu-west:10%,eu-west:100%,us-east,*"
+	gates := "error_rate<1%,p99<1s"
+	run := func(version, guest string) *rollout.Rollout {
+		t.Helper()
+		bin := wasmtest.Build(t, guests+guest)
+		pushed := time.Now()
+		if _, err := reg.Push(ctx, key, "stamp", version, bin, "test"); err != nil {
+			t.Fatal(err)
+		}
+		id, err := rollout.Start(ctx, stores, rollout.Spec{Plugin: "stamp", Version: version, Waves: waves, Gates: gates,
+			Bake: 1500 * time.Millisecond, MinRequests: 30, Who: "test", Why: "fleet test " + version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r *rollout.Rollout
+		for deadline := time.Now().Add(90 * time.Second); ; {
+			if r, err = rollout.Get(ctx, stores, id); err != nil {
+				t.Fatal(err)
+			}
+			if r.State == rollout.StateDone || r.State == rollout.StateRolledBack {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("rollout of %s still %s (%s) after 90 s", version, r.State, r.Progress())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		// Publish -> applied: from the controller writing a wave's
+		// desired state to every POP of its region acknowledging it.
+		var applying time.Time
+		var waves []string
+		audit, err := rollout.RecentAudit(ctx, stores, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range audit {
+			switch {
+			case a.Version != version:
+			case a.Action == "wave.apply":
+				applying = a.Time
+			case a.Action == "wave.applied":
+				waves = append(waves, fmt.Sprintf("%s %s", a.Region, a.Time.Sub(applying).Round(time.Millisecond)))
+			}
+		}
+		t.Logf("%s: %s %s after the push (%s); desired state to applied on every POP: %s; rollback applied in %s",
+			version, r.State, time.Since(pushed).Round(time.Millisecond), r.Reason, strings.Join(waves, ", "),
+			r.RollbackDuration.Round(time.Millisecond))
+		return r
+	}
+	desiredRevs := func() map[string]uint64 {
+		out := map[string]uint64{}
+		for _, region := range []string{"eu-west", "us-east", "ap-south"} {
+			if e, err := stores.Desired.Get(ctx, manifest.RegionKey(region)); err == nil {
+				out[region] = e.Revision()
+			}
+		}
+		return out
+	}
+
+	// A good version reaches every POP of every region.
+	if r := run("v2", "v2"); r.State != rollout.StateDone {
+		t.Fatalf("good version: %s: %s", r.State, r.Reason)
+	}
+	for _, p := range fleetPOPs {
+		if got := p.node.Running()["stamp"]; got.Version != "v2" || got.Canary != "" {
+			t.Fatalf("%s runs %+v after the good rollout, want v2", p.name, got)
+		}
+	}
+	if f := tl.failures(); len(f) != 0 {
+		t.Fatalf("requests failed during the good rollout: %v", f)
+	}
+
+	// Bad versions: stopped in eu-west's canary share and rolled back.
+	// Responses name the version that answered by its guest (X-Stamp).
+	var canaryClients []int
+	for _, bad := range []struct{ version, guest string }{{"v3-500", "fail500"}, {"v4-trap", "trap"}} {
+		before := desiredRevs()
+		r := run(bad.version, bad.guest)
+		if r.State != rollout.StateRolledBack || r.Wave != 0 {
+			t.Fatalf("%s: %s in wave %d (%s), want rolled back in the first wave", bad.version, r.State, r.Wave, r.Reason)
+		}
+		after := desiredRevs()
+		for _, region := range []string{"us-east", "ap-south"} {
+			if before[region] != after[region] {
+				t.Fatalf("%s: the desired state of %s changed (revision %d -> %d)", bad.version, region, before[region], after[region])
+			}
+		}
+		waitRunning(t, fleetPOPs, "v2")
+		failed := tl.failures()
+		for region := range failed {
+			if region != "eu-west" {
+				t.Fatalf("%s: requests failed outside the canary region: %s: %v", bad.version, region, failed[region])
+			}
+		}
+		// Only clients of the canary share failed, and only on the bad
+		// version: at most about 10% of eu-west's clients.
+		var canary []int
+		for c, what := range failed["eu-west"] {
+			for _, w := range what {
+				// A trapped plugin's fail-closed 503 carries no stamp.
+				if !strings.HasSuffix(w, " "+bad.guest) && (bad.guest != "trap" || w != "503 ") {
+					t.Fatalf("%s: client %d got %q, not from the canary version", bad.version, c, w)
+				}
+			}
+			canary = append(canary, c)
+		}
+		if len(canary) == 0 || len(canary) > clients/5 {
+			t.Fatalf("%s: %d of %d eu-west clients saw failures, want the canary share (about 10%%)", bad.version, len(canary), clients)
+		}
+		// The split is sticky per client and plugin, whatever the version.
+		slices.Sort(canary)
+		if canaryClients != nil && !slices.Equal(canary, canaryClients) {
+			t.Fatalf("%s: failures from clients %v, but the canary share is %v", bad.version, canary, canaryClients)
+		}
+		canaryClients = canary
+		t.Logf("%s: failures only in eu-west, from the %d canary clients %v", bad.version, len(canary), canary)
+		tl.reset()
+	}
+
+	// The audit stream holds each step, in order.
+	audit, err := rollout.RecentAudit(ctx, stores, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, a := range audit {
+		if a.Plugin == "stamp" {
+			steps = append(steps, a.Action+" "+a.Version)
+		}
+	}
+	want := []string{"rollout.start v2", "wave.apply v2", "wave.applied v2", "wave.promote v2", "rollout.done v2",
+		"rollout.start v3-500", "wave.apply v3-500", "wave.applied v3-500", "gate.fail v3-500", "rollout.rolled_back v3-500",
+		"rollout.start v4-trap", "gate.fail v4-trap", "rollout.rolled_back v4-trap"}
+	if !inOrder(steps, want) {
+		t.Fatalf("audit steps:\n%s\nwant, in order, among them:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
+	}
+	t.Logf("%d requests in all", sent.Load())
+}
+
+// inOrder reports whether want is a subsequence of got.
+func inOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+func (t *tally) reset() {
+	t.mu.Lock()
+	t.seen = map[string]map[int]map[string]int{}
+	t.mu.Unlock()
+}
+
+func waitRunning(t *testing.T, ps []*pop, version string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		all := true
+		for _, p := range ps {
+			if r := p.node.Running()["stamp"]; r.Version != version || r.Canary != "" {
+				all = false
+			}
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POPs not back on %s within 20 s", version)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client sends requests from its own loopback address until ctx ends.
+func client(ctx context.Context, p *pop, c int, tl *tally, sent *atomic.Int64) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(c+1))}
+	hc := &fasthttp.HostClient{Addr: p.addr, MaxConns: 1, Dial: func(addr string) (net.Conn, error) {
+		d := net.Dialer{LocalAddr: local, Timeout: 2 * time.Second}
+		return d.Dial("tcp4", addr)
+	}}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + p.addr + "/x")
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		status, version := 0, "transport-error"
+		if err := hc.DoTimeout(req, resp, 5*time.Second); err == nil {
+			status, version = resp.StatusCode(), string(resp.Header.Peek("X-Stamp"))
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		sent.Add(1)
+		tl.add(p.region, c, status, version)
+	}
+}
+
+func startPOP(t *testing.T, ctx context.Context, cp *controlplane.Server, trust manifest.TrustStore, region, name, originAddr, v1 string) *pop {
+	t.Helper()
+	cfg, err := edge.ParseConfig([]byte(fmt.Sprintf(`
+pop: %s
+region: %s
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
+`, name, region, originAddr, originKey.Text(), v1)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := edge.New(ctx, cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.Serve(ln)
+	nc, err := cp.Connect(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := fleet.New(n, fleet.Options{Conn: nc, Region: region, POP: name, Trust: trust,
+		Dir: t.TempDir(), Report: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { a.Run(actx); close(done) }()
+	t.Cleanup(func() {
+		stop()
+		<-done
+		nc.Close()
+		n.Shutdown(context.Background())
+	})
+	return &pop{region: region, name: name, addr: ln.Addr().String(), node: n}
+}
+
+var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{5}, 32)}
+
+func startOrigin(t *testing.T) string {
+	t.Helper()
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(codec.Close)
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: origin.HandlerFunc(
+		func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}

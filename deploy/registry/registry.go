@@ -1,0 +1,360 @@
+// Package registry is Wedge's signed plugin registry: it stores a plugin
+// version's module in the control plane's object store under its sha256
+// and a signed manifest.Artifact record for it in the artifacts KV, keeps
+// the revocation list, and fetches a version back, verified against a
+// trust store. It also reads and writes the Ed25519 key files that sign
+// and verify.
+//
+// # Why
+//
+// Versions are immutable: a name@version is written once (a create-only
+// KV write), so a rollout that names it always gets the same bytes, and a
+// second push of different bytes under it is refused rather than silently
+// replacing code running on the fleet. Modules are named by digest, so two
+// versions with the same bytes share one object.
+//
+// Nothing read back is trusted: Fetch checks the signature over (name,
+// version, digest), the revocation list and the bytes' sha256 itself
+// instead of relying on the object store's own digest, because the point
+// of signing is that a wrong or compromised control plane cannot make an
+// edge run code nobody signed.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// MaxModuleSize bounds a module pushed or fetched, so a hostile object
+// cannot exhaust an edge's memory. Go plugins are 2-6 MB.
+const MaxModuleSize = 64 << 20
+
+// maxModuleSize is MaxModuleSize, lowered by tests.
+var maxModuleSize int64 = MaxModuleSize
+
+// wasmHeader is the magic and binary format version 1 every Wasm module
+// starts with.
+var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
+
+// Registry reads and writes plugin versions in a control plane.
+type Registry struct {
+	s *controlplane.Stores
+}
+
+// New returns a registry on the control plane's stores.
+func New(s *controlplane.Stores) *Registry { return &Registry{s: s} }
+
+// Push signs bin as name@version and stores it. Pushing the same bytes
+// again under the same name@version returns the existing record; other
+// bytes under it are refused.
+func (r *Registry) Push(ctx context.Context, key ed25519.PrivateKey, name, version string, bin []byte, by string) (*manifest.Artifact, error) {
+	if int64(len(bin)) > maxModuleSize {
+		return nil, fmt.Errorf("registry: push %s@%s: module is %d bytes, limit %d", name, version, len(bin), maxModuleSize)
+	}
+	if !bytes.HasPrefix(bin, wasmHeader) {
+		return nil, fmt.Errorf("registry: push %s@%s: not a WebAssembly module (want the \\0asm magic and version 1)", name, version)
+	}
+	a, err := manifest.Sign(key, name, version, bin, by)
+	if err != nil {
+		return nil, fmt.Errorf("registry: push: %w", err)
+	}
+	// Check first so that a refused push uploads nothing.
+	if old, err := r.Artifact(ctx, name, version); err == nil {
+		return sameOrRefuse(old, a)
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err := r.putModule(ctx, a.Digest, bin); err != nil {
+		return nil, err
+	}
+	rec, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("registry: push %s@%s: %w", name, version, err)
+	}
+	if _, err := r.s.Artifacts.Create(ctx, manifest.ArtifactKey(name, version), rec); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			// Another push of this version won the race.
+			old, gerr := r.Artifact(ctx, name, version)
+			if gerr != nil {
+				return nil, gerr
+			}
+			return sameOrRefuse(old, a)
+		}
+		return nil, fmt.Errorf("registry: push %s@%s: write artifact: %w", name, version, err)
+	}
+	r.audit(ctx, manifest.Audit{Who: by, Action: "plugin.push", Plugin: name, Version: version,
+		Why: "digest " + a.Digest + " key " + a.KeyID})
+	return a, nil
+}
+
+func sameOrRefuse(old, pushed *manifest.Artifact) (*manifest.Artifact, error) {
+	if old.Digest == pushed.Digest {
+		return old, nil
+	}
+	return nil, fmt.Errorf("registry: push %s@%s: version is immutable: it holds digest %s, refusing digest %s",
+		old.Name, old.Version, old.Digest, pushed.Digest)
+}
+
+// putModule uploads bin under its digest unless an object with that name
+// and the right content is already there. An object under that name with
+// other content (tampered) is replaced: the pusher holds the true bytes.
+func (r *Registry) putModule(ctx context.Context, digest string, bin []byte) error {
+	info, err := r.s.Modules.GetInfo(ctx, digest)
+	switch {
+	case err == nil && info.Digest == objectDigest(bin):
+		return nil
+	case err != nil && !errors.Is(err, jetstream.ErrObjectNotFound):
+		return fmt.Errorf("registry: module %s: %w", digest, err)
+	}
+	if _, err := r.s.Modules.PutBytes(ctx, digest, bin); err != nil {
+		return fmt.Errorf("registry: store module %s: %w", digest, err)
+	}
+	return nil
+}
+
+// objectDigest is bin's digest the way the object store writes it.
+func objectDigest(bin []byte) string {
+	sum := sha256.Sum256(bin)
+	return "SHA-256=" + base64.URLEncoding.EncodeToString(sum[:])
+}
+
+// ErrNotFound is returned (wrapped) for a version, module or digest the
+// registry does not hold.
+var ErrNotFound = errors.New("registry: not found")
+
+// Artifact returns the record of name@version.
+func (r *Registry) Artifact(ctx context.Context, name, version string) (*manifest.Artifact, error) {
+	e, err := r.s.Artifacts.Get(ctx, manifest.ArtifactKey(name, version))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: no plugin version %s@%s", ErrNotFound, name, version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: artifact %s@%s: %w", name, version, err)
+	}
+	var a manifest.Artifact
+	if err := json.Unmarshal(e.Value(), &a); err != nil {
+		return nil, fmt.Errorf("registry: artifact %s@%s: bad record: %w", name, version, err)
+	}
+	return &a, nil
+}
+
+// List returns every plugin version, sorted by name, then creation time.
+func (r *Registry) List(ctx context.Context) ([]manifest.Artifact, error) {
+	var out []manifest.Artifact
+	err := eachEntry(ctx, r.s.Artifacts, func(key string, v []byte) error {
+		var a manifest.Artifact
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("registry: artifact %s: bad record: %w", key, err)
+		}
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b manifest.Artifact) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Version, b.Version)
+	})
+	return out, nil
+}
+
+// eachEntry calls fn with every live key of kv and its value.
+func eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func(key string, v []byte) error) error {
+	keys, err := kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("registry: list %s: %w", kv.Bucket(), err)
+	}
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted since it was listed
+		}
+		if err != nil {
+			return fmt.Errorf("registry: %s %s: %w", kv.Bucket(), k, err)
+		}
+		if err := fn(k, e.Value()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Module returns the module stored under digest, refusing bytes that do
+// not hash to it (the error wraps manifest.ErrDigest).
+func (r *Registry) Module(ctx context.Context, digest string) ([]byte, error) {
+	if err := checkDigest(digest); err != nil {
+		return nil, err
+	}
+	res, err := r.s.Modules.Get(ctx, digest)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("%w: no module %s", ErrNotFound, digest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("registry: module %s: %w", digest, err)
+	}
+	defer res.Close()
+	if info, err := res.Info(); err == nil && uint64(info.Size) > uint64(maxModuleSize) {
+		return nil, fmt.Errorf("registry: module %s is %d bytes, limit %d", digest, info.Size, maxModuleSize)
+	}
+	// The object's size is its own claim: bound the read as well.
+	bin, err := io.ReadAll(io.LimitReader(res, maxModuleSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("registry: module %s: %w", digest, err)
+	}
+	if int64(len(bin)) > maxModuleSize {
+		return nil, fmt.Errorf("registry: module %s is over the %d byte limit", digest, maxModuleSize)
+	}
+	if got := manifest.Digest(bin); got != digest {
+		return nil, fmt.Errorf("registry: module %s: %w: the stored bytes hash to %s", digest, manifest.ErrDigest, got)
+	}
+	return bin, nil
+}
+
+func checkDigest(digest string) error {
+	if len(digest) != 64 {
+		return fmt.Errorf("registry: digest %q: want the 64 hex characters of a sha256, got %d characters", digest, len(digest))
+	}
+	if _, err := hex.DecodeString(digest); err != nil || strings.ToLower(digest) != digest {
+		return fmt.Errorf("registry: digest %q: want 64 lowercase hex characters of sha256", digest)
+	}
+	return nil
+}
+
+// Revoke withdraws a digest: edges refuse to load it from then on. The
+// digest must be one the registry holds, as a module or in an artifact, so
+// a typo cannot pass for a revocation. Revoking a revoked digest keeps the
+// first record.
+func (r *Registry) Revoke(ctx context.Context, digest, reason, by string) error {
+	if err := checkDigest(digest); err != nil {
+		return err
+	}
+	if strings.TrimSpace(reason) == "" {
+		return errors.New("registry: revoke: a reason is required")
+	}
+	known, err := r.knows(ctx, digest)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return fmt.Errorf("%w: revoke %s: no module in %s and no artifact in %s has that digest",
+			ErrNotFound, digest, manifest.BucketModules, manifest.BucketArtifacts)
+	}
+	rec, err := json.Marshal(manifest.Revocation{Digest: digest, Reason: reason, Time: time.Now().UTC(), By: by})
+	if err != nil {
+		return fmt.Errorf("registry: revoke %s: %w", digest, err)
+	}
+	if _, err := r.s.Revoked.Create(ctx, digest, rec); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return nil
+		}
+		return fmt.Errorf("registry: revoke %s: %w", digest, err)
+	}
+	r.audit(ctx, manifest.Audit{Who: by, Action: "plugin.revoke", Why: "digest " + digest + ": " + reason})
+	return nil
+}
+
+// knows reports whether digest is in the object store or named by an
+// artifact record.
+func (r *Registry) knows(ctx context.Context, digest string) (bool, error) {
+	_, err := r.s.Modules.GetInfo(ctx, digest)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, fmt.Errorf("registry: revoke %s: %w", digest, err)
+	}
+	list, err := r.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(list, func(a manifest.Artifact) bool { return a.Digest == digest }), nil
+}
+
+// Revoked returns the revocation list by digest.
+func (r *Registry) Revoked(ctx context.Context) (map[string]manifest.Revocation, error) {
+	out := map[string]manifest.Revocation{}
+	err := eachEntry(ctx, r.s.Revoked, func(key string, v []byte) error {
+		var rv manifest.Revocation
+		if err := json.Unmarshal(v, &rv); err != nil {
+			return fmt.Errorf("registry: revocation %s: bad record: %w", key, err)
+		}
+		// The key is what the write was made under; the record's own
+		// field is not trusted to agree.
+		rv.Digest = key
+		out[key] = rv
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Fetch returns name@version and its module, verified against trust and
+// the revocation list. A refusal wraps the manifest sentinel that names
+// the reason (manifest.ErrUnsigned, ErrRevoked, ErrUnknownKey,
+// ErrBadSignature, ErrDigest, ErrMismatch).
+func (r *Registry) Fetch(ctx context.Context, trust manifest.TrustStore, name, version string) (*manifest.Artifact, []byte, error) {
+	a, err := r.Artifact(ctx, name, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.Name != name || a.Version != version {
+		return nil, nil, fmt.Errorf("registry: fetch %s@%s: %w: the record names %s@%s",
+			name, version, manifest.ErrMismatch, a.Name, a.Version)
+	}
+	revoked, err := r.Revoked(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Verify the record before downloading: a refused module is never
+	// fetched at all.
+	if err := trust.Verify(a, nil, revoked); err != nil {
+		return nil, nil, fmt.Errorf("registry: fetch: %w", err)
+	}
+	bin, err := r.Module(ctx, a.Digest) // its error names the digest
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := trust.Verify(a, bin, revoked); err != nil {
+		return nil, nil, fmt.Errorf("registry: fetch: %w", err)
+	}
+	return a, bin, nil
+}
+
+// audit records an action in the append-only audit stream. The action
+// itself has happened by then, so a failed audit write must not turn it
+// into an error the caller would retry; it is best effort.
+func (r *Registry) audit(ctx context.Context, e manifest.Audit) {
+	e.Time = time.Now().UTC()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	_, _ = r.s.JS.Publish(ctx, manifest.SubjectAudit+".registry", b)
+}

@@ -1,0 +1,129 @@
+package rollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// Summary is the fleet and its rollouts at a glance, for `wedgectl
+// rollout status` and the controller's status page.
+type Summary struct {
+	Time time.Time `json:"time"`
+	// HealthWindow says what the health figures of Regions cover: they
+	// are cumulative since each POP started (a report holds counters, and
+	// one read has no earlier report to subtract). Gate values of the
+	// rollouts are over the current wave's bake window instead.
+	HealthWindow string           `json:"health_window"`
+	Regions      []RegionHealth   `json:"regions"`
+	Rollouts     []*Rollout       `json:"rollouts"` // active ones, then the 10 most recent others
+	Audit        []manifest.Audit `json:"audit"`    // the last 20, oldest first
+}
+
+// RegionHealth is one region: its reporting POPs and the plugin versions
+// they run.
+type RegionHealth struct {
+	Region   string          `json:"region"`
+	POPs     []string        `json:"pops"`
+	Versions []VersionHealth `json:"versions"`
+}
+
+// VersionHealth is one plugin version summed over a region's POPs.
+type VersionHealth struct {
+	Plugin    string        `json:"plugin"`
+	Version   string        `json:"version"`
+	Digest    string        `json:"digest"`
+	POPs      int           `json:"pops"` // POPs that report traffic for it
+	Requests  uint64        `json:"requests"`
+	Errors    uint64        `json:"errors"`
+	ErrorRate float64       `json:"error_rate"` // percent
+	P99       time.Duration `json:"p99"`
+}
+
+// Overview reads the fleet, the rollouts and the audit tail.
+func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
+	f, err := readFleet(ctx, s, DefaultFresh)
+	if err != nil {
+		return nil, err
+	}
+	o := &Summary{Time: time.Now().UTC(), HealthWindow: "cumulative since each POP started"}
+	for _, region := range f.regions() {
+		rh := RegionHealth{Region: region}
+		byVersion := map[string]*VersionHealth{}
+		buckets := map[string]*Window{}
+		for _, st := range f.pops(region) {
+			rh.POPs = append(rh.POPs, st.POP)
+			for _, h := range st.Health {
+				k := h.Plugin + "@" + h.Version + "#" + h.Digest
+				v := byVersion[k]
+				if v == nil {
+					v = &VersionHealth{Plugin: h.Plugin, Version: h.Version, Digest: h.Digest}
+					byVersion[k], buckets[k] = v, &Window{}
+				}
+				v.POPs++
+				buckets[k].add(h, nil)
+			}
+		}
+		for k, v := range byVersion {
+			w := buckets[k]
+			v.Requests, v.Errors = w.Requests, w.Errors
+			v.ErrorRate = w.Value(MetricErrorRate)
+			v.P99 = time.Duration(w.Value(MetricP99))
+			rh.Versions = append(rh.Versions, *v)
+		}
+		slices.SortFunc(rh.Versions, func(a, b VersionHealth) int {
+			return strings.Compare(a.Plugin+"@"+a.Version, b.Plugin+"@"+b.Version)
+		})
+		o.Regions = append(o.Regions, rh)
+	}
+	rs, err := List(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	var ended []*Rollout
+	for _, r := range rs {
+		if r.Active() {
+			o.Rollouts = append(o.Rollouts, r)
+		} else {
+			ended = append(ended, r)
+		}
+	}
+	slices.SortFunc(ended, func(a, b *Rollout) int { return b.Updated.Compare(a.Updated) })
+	o.Rollouts = append(o.Rollouts, ended[:min(len(ended), 10)]...)
+	if o.Audit, err = RecentAudit(ctx, s, 20); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// RecentAudit returns the last n audit entries, oldest first.
+func RecentAudit(ctx context.Context, s *controlplane.Stores, n int) ([]manifest.Audit, error) {
+	info, err := s.Audit.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("rollout: audit stream: %w", err)
+	}
+	last := info.State.LastSeq
+	first := max(info.State.FirstSeq, 1)
+	if last >= uint64(n) && last-uint64(n)+1 > first {
+		first = last - uint64(n) + 1
+	}
+	var out []manifest.Audit
+	for seq := first; seq <= last && info.State.Msgs > 0; seq++ {
+		m, err := s.Audit.GetMsg(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("rollout: audit entry %d: %w", seq, err)
+		}
+		var a manifest.Audit
+		if err := json.Unmarshal(m.Data, &a); err != nil {
+			a = manifest.Audit{Time: m.Time, Action: strings.TrimPrefix(m.Subject, manifest.SubjectAudit+"."), Why: "unreadable entry: " + err.Error()}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}

@@ -1,0 +1,560 @@
+// Package rollout rolls a plugin version out across the fleet, region by
+// region in waves, each with an optional canary share, and rolls it back
+// on its own when a health gate fails while a wave bakes.
+//
+// The controller (Controller.Run, `wedgectl control`) is the one writer
+// of desired state for rollouts. Everything it knows lives in the control
+// plane: the rollout records in the wedge_rollouts KV, the desired state it
+// writes, the status POPs report and the audit stream. So a controller
+// that restarts, or another one that takes over, continues where the last
+// one stopped; and the CLI in another process drives a rollout through
+// the same records (Start, Command).
+//
+// A rollout goes: running (wave by wave: apply, wait for every POP of the
+// wave's regions to ACK, bake while the gates hold, promote) -> done; or,
+// when a gate fails, a POP NACKs, an apply times out or an operator says
+// abort or rollback -> rolling_back -> rolled_back, with every region it
+// touched restored to what it ran before.
+//
+// # Why
+//
+// Health is judged from the difference of the POPs' cumulative counters
+// since the wave was applied (the baseline), over the target version only
+// (plugin name and digest): the canary's own traffic, not the region's.
+// A gate is checked on every tick once the window holds MinRequests, so a
+// bad version is stopped as soon as there is evidence, not at the end of
+// the bake. Each step is written as an intent before it touches desired
+// state, and desired-state writes compare before they write, so a
+// controller that dies between the two repeats the step harmlessly
+// instead of recording its own canary as the state to restore.
+//
+// Commands reach the controller through the rollout record: the CLI
+// appends a numbered command with compare-and-set, the controller
+// handles those above the number it last handled. Neither loses the
+// other's write.
+package rollout
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// States of a rollout.
+const (
+	StateRunning     = "running"
+	StateRollingBack = "rolling_back"
+	StateDone        = "done"
+	StateRolledBack  = "rolled_back"
+)
+
+// Phases of the current wave while running.
+const (
+	PhasePending  = "pending"  // not applied yet
+	PhaseApplying = "applying" // written, waiting for the POPs' ACKs
+	PhaseBaking   = "baking"   // applied, gates watched
+)
+
+// Commands an operator can send to a rollout.
+const (
+	ActionPause    = "pause"
+	ActionResume   = "resume"
+	ActionPromote  = "promote"
+	ActionAbort    = "abort"
+	ActionRollback = "rollback"
+)
+
+// Defaults of Spec and Options.
+const (
+	DefaultMinRequests  = 20
+	DefaultApplyTimeout = 30 * time.Second
+	DefaultFresh        = 10 * time.Second
+	DefaultTick         = 250 * time.Millisecond
+)
+
+// Spec is what an operator asks for.
+type Spec struct {
+	Plugin  string // plugin name
+	Version string // target version: its artifact must be in the registry
+	// Key is the Desired.Plugins key: "" for Plugin on every route, or
+	// "<route>/<plugin>".
+	Key         string
+	Config      json.RawMessage // the target's config; nil keeps the POPs'
+	Waves       string          // e.g. "eu-west:10%,eu-west:100%,us-east,*"
+	Gates       string          // e.g. "error_rate<1%,p99<50ms"
+	Bake        time.Duration   // how long a wave's gates must hold
+	MinRequests uint64          // requests a window needs before it is judged; 0 means 20
+	Who, Why    string          // for the audit stream
+}
+
+// Rollout is the record of one rollout in the wedge_rollouts KV.
+type Rollout struct {
+	ID          string            `json:"id"`
+	Key         string            `json:"key"`
+	Plugin      string            `json:"plugin"`
+	Version     string            `json:"version"`
+	Artifact    manifest.Artifact `json:"artifact"`
+	Config      json.RawMessage   `json:"config,omitempty"`
+	Waves       []Wave            `json:"waves"`
+	Gates       []Gate            `json:"gates"`
+	Bake        time.Duration     `json:"bake"`
+	MinRequests uint64            `json:"min_requests"`
+	By          string            `json:"by"`
+	Why         string            `json:"why,omitempty"`
+	Created     time.Time         `json:"created"`
+	Updated     time.Time         `json:"updated"`
+
+	State  string `json:"state"`
+	Paused bool   `json:"paused,omitempty"`
+	Reason string `json:"reason,omitempty"` // why it ended or was rolled back
+
+	// The current wave.
+	Wave       int                        `json:"wave"`
+	Phase      string                     `json:"phase"`
+	Revisions  map[string]uint64          `json:"revisions,omitempty"` // region -> desired revision written
+	AppliedAt  time.Time                  `json:"applied_at,omitzero"`
+	WaveStart  time.Time                  `json:"wave_start,omitzero"`
+	Baseline   map[string]manifest.Health `json:"baseline,omitempty"` // POP -> target health when applied
+	Promote    bool                       `json:"promote,omitempty"`  // bake cut short by an operator
+	Window     Window                     `json:"window"`
+	GateValues []GateValue                `json:"gate_values,omitempty"`
+
+	// Previous is what each region the rollout touched ran for Key
+	// before it (nil: the key was absent), in the order touched.
+	Previous map[string]*manifest.Release `json:"previous,omitempty"`
+	Touched  []string                     `json:"touched,omitempty"`
+
+	RollbackStart    time.Time         `json:"rollback_start,omitzero"`
+	RollbackRevs     map[string]uint64 `json:"rollback_revisions,omitempty"`
+	RollbackDuration time.Duration     `json:"rollback_duration,omitempty"`
+
+	Commands []Instruction `json:"commands,omitempty"` // waiting for the controller
+	Handled  uint64        `json:"handled"`            // highest Instruction.Seq handled
+
+	rev uint64 // KV revision read
+}
+
+// Instruction is an operator's command, queued on the record.
+type Instruction struct {
+	Seq    uint64    `json:"seq"`
+	Action string    `json:"action"`
+	Who    string    `json:"who"`
+	Why    string    `json:"why,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// Active reports whether the controller still has work on the rollout.
+func (r *Rollout) Active() bool { return r.State == StateRunning || r.State == StateRollingBack }
+
+// Progress is "wave 2/4 eu-west:100% baking" for tables.
+func (r *Rollout) Progress() string {
+	switch r.State {
+	case StateDone:
+		return fmt.Sprintf("%d/%d waves", len(r.Waves), len(r.Waves))
+	case StateRunning:
+		if r.Wave < len(r.Waves) {
+			s := fmt.Sprintf("wave %d/%d %s %s", r.Wave+1, len(r.Waves), r.Waves[r.Wave], r.Phase)
+			if r.Paused {
+				s += " (paused)"
+			}
+			return s
+		}
+	case StateRolledBack:
+		if r.RollbackDuration > 0 {
+			return fmt.Sprintf("restored in %s", r.RollbackDuration.Round(time.Millisecond))
+		}
+	}
+	return r.State
+}
+
+// Plan is a rollout resolved against the fleet as it is now.
+type Plan struct {
+	Plugin, Version, Key string
+	Digest               string
+	Waves                []PlannedWave
+	Gates                []Gate
+	Bake                 time.Duration
+	MinRequests          uint64
+}
+
+// PlannedWave is a wave with the regions and POPs it would reach now.
+type PlannedWave struct {
+	Wave    Wave
+	Regions []string
+	POPs    map[string][]string // region -> fresh POPs
+}
+
+// String prints the plan for a dry run.
+func (p *Plan) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rollout %s@%s (digest %.12s) as %q\n", p.Plugin, p.Version, p.Digest, p.Key)
+	for i, w := range p.Waves {
+		fmt.Fprintf(&b, "  wave %d  %-22s", i+1, w.Wave)
+		if len(w.Regions) == 0 {
+			b.WriteString(" no regions: skipped")
+		}
+		for j, r := range w.Regions {
+			if j > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s (%d POPs: %s)", r, len(w.POPs[r]), strings.Join(w.POPs[r], " "))
+		}
+		b.WriteString("\n")
+	}
+	gates := make([]string, len(p.Gates))
+	for i, g := range p.Gates {
+		gates[i] = g.String()
+	}
+	fmt.Fprintf(&b, "  gates %s, bake %s each wave, judged after %d requests\n", strings.Join(gates, ", "), p.Bake, p.MinRequests)
+	return b.String()
+}
+
+// Resolve validates spec against the registry and the fleet and returns
+// the plan, changing nothing: the dry run, and the first half of Start.
+func Resolve(ctx context.Context, s *controlplane.Stores, spec Spec) (*Plan, error) {
+	r, err := prepare(ctx, s, spec)
+	if err != nil {
+		return nil, err
+	}
+	return plan(ctx, s, r)
+}
+
+func plan(ctx context.Context, s *controlplane.Stores, r *Rollout) (*Plan, error) {
+	fleet, err := readFleet(ctx, s, DefaultFresh)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Plugin: r.Plugin, Version: r.Version, Key: r.Key, Digest: r.Artifact.Digest,
+		Gates: r.Gates, Bake: r.Bake, MinRequests: r.MinRequests}
+	named := map[string]bool{}
+	for _, w := range r.Waves {
+		pw := PlannedWave{Wave: w, POPs: map[string][]string{}}
+		if w.Region == Everywhere {
+			pw.Regions = fleet.remaining(named)
+		} else {
+			if !fleet.known[w.Region] {
+				return nil, fmt.Errorf("rollout: region %q is unknown: no POP reports it and it has no desired state (known: %s)",
+					w.Region, strings.Join(fleet.regions(), ", "))
+			}
+			pw.Regions = []string{w.Region}
+			named[w.Region] = true
+		}
+		for _, region := range pw.Regions {
+			for _, st := range fleet.pops(region) {
+				pw.POPs[region] = append(pw.POPs[region], st.POP)
+			}
+		}
+		p.Waves = append(p.Waves, pw)
+	}
+	return p, nil
+}
+
+// prepare validates spec and builds the record Start would store.
+func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, error) {
+	if err := manifest.CheckName("plugin", spec.Plugin); err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	if err := manifest.CheckVersion(spec.Version); err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	key := spec.Key
+	if key == "" {
+		key = spec.Plugin
+	}
+	if key != spec.Plugin {
+		route, plugin, ok := strings.Cut(key, "/")
+		if !ok || plugin != spec.Plugin || route == "" || strings.ContainsAny(route, "/ .*>") {
+			return nil, fmt.Errorf("rollout: key %q: want %q or ROUTE/%s", key, spec.Plugin, spec.Plugin)
+		}
+	}
+	if spec.Config != nil && !json.Valid(spec.Config) {
+		return nil, fmt.Errorf("rollout: config of %s@%s is not valid JSON", spec.Plugin, spec.Version)
+	}
+	if spec.Bake < 0 {
+		return nil, fmt.Errorf("rollout: bake %s is negative", spec.Bake)
+	}
+	waves, err := ParseWaves(spec.Waves)
+	if err != nil {
+		return nil, err
+	}
+	gates, err := ParseGates(spec.Gates)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.Artifacts.Get(ctx, manifest.ArtifactKey(spec.Plugin, spec.Version))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("rollout: %s@%s is not in the registry: push it first", spec.Plugin, spec.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rollout: read artifact %s@%s: %w", spec.Plugin, spec.Version, err)
+	}
+	var a manifest.Artifact
+	if err := json.Unmarshal(e.Value(), &a); err != nil {
+		return nil, fmt.Errorf("rollout: artifact %s@%s: %w", spec.Plugin, spec.Version, err)
+	}
+	if a.Name != spec.Plugin || a.Version != spec.Version || a.Digest == "" || len(a.Sig) == 0 {
+		return nil, fmt.Errorf("rollout: artifact record %s@%s names %s@%s (digest %q, %d signature bytes): refusing it",
+			spec.Plugin, spec.Version, a.Name, a.Version, a.Digest, len(a.Sig))
+	}
+	minReq := spec.MinRequests
+	if minReq == 0 {
+		minReq = DefaultMinRequests
+	}
+	who := spec.Who
+	if who == "" {
+		who = "unknown"
+	}
+	now := time.Now().UTC()
+	return &Rollout{
+		ID: newID(spec.Plugin, now), Key: key, Plugin: spec.Plugin, Version: spec.Version, Artifact: a,
+		Config: spec.Config, Waves: waves, Gates: gates, Bake: spec.Bake, MinRequests: minReq,
+		By: who, Why: spec.Why, Created: now, Updated: now,
+		State: StateRunning, Phase: PhasePending,
+	}, nil
+}
+
+func newID(plugin string, now time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return plugin + "-" + now.Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// lockKey holds the ID of the one active rollout of a plugin key.
+func lockKey(key string) string { return "active." + key }
+
+func isRecord(kvKey string) bool {
+	return !strings.HasPrefix(kvKey, "active.") && !strings.HasPrefix(kvKey, "controller.")
+}
+
+// Start validates spec, resolves it against the fleet and stores the
+// rollout for the controller to run. It refuses a second active rollout
+// of the same plugin key.
+func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, error) {
+	r, err := prepare(ctx, s, spec)
+	if err != nil {
+		return "", err
+	}
+	if _, err := plan(ctx, s, r); err != nil {
+		return "", err
+	}
+	if _, err := s.Rollouts.Create(ctx, lockKey(r.Key), []byte(r.ID)); err != nil {
+		if e, gerr := s.Rollouts.Get(ctx, lockKey(r.Key)); gerr == nil {
+			return "", fmt.Errorf("rollout: %s already has an active rollout, %s: abort it or wait for it to end", r.Key, e.Value())
+		}
+		return "", fmt.Errorf("rollout: lock %s: %w", r.Key, err)
+	}
+	b, _ := json.Marshal(r)
+	if _, err := s.Rollouts.Create(ctx, r.ID, b); err != nil {
+		s.Rollouts.Delete(ctx, lockKey(r.Key))
+		return "", fmt.Errorf("rollout: store %s: %w", r.ID, err)
+	}
+	waves := make([]string, len(r.Waves))
+	for i, w := range r.Waves {
+		waves[i] = w.String()
+	}
+	gates := make([]string, len(r.Gates))
+	for i, g := range r.Gates {
+		gates[i] = g.String()
+	}
+	why := fmt.Sprintf("start %s@%s on %s: waves %s, gates %s, bake %s, min %d requests",
+		r.Plugin, r.Version, r.Key, strings.Join(waves, ","), strings.Join(gates, ","), r.Bake, r.MinRequests)
+	if spec.Why != "" {
+		why += ": " + spec.Why
+	}
+	if err := publish(ctx, s, r, "rollout.start", r.By, "", why); err != nil {
+		return r.ID, err
+	}
+	return r.ID, nil
+}
+
+// Command sends an action (pause, resume, promote, abort, rollback) to a
+// rollout; the controller carries it out on its next tick.
+func Command(ctx context.Context, s *controlplane.Stores, id, action, who, why string) error {
+	switch action {
+	case ActionPause, ActionResume, ActionPromote, ActionAbort, ActionRollback:
+	default:
+		return fmt.Errorf("rollout: unknown action %q: want pause, resume, promote, abort or rollback", action)
+	}
+	if who == "" {
+		who = "unknown"
+	}
+	for {
+		r, err := Get(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case r.State == StateDone && action == ActionRollback:
+			if e, err := s.Rollouts.Get(ctx, lockKey(r.Key)); err == nil && string(e.Value()) != r.ID {
+				return fmt.Errorf("rollout: %s: rollout %s of %s is active: restoring the state before %s would undo it", id, e.Value(), r.Key, id)
+			}
+		case !r.Active():
+			return fmt.Errorf("rollout: %s is %s: nothing to %s", id, r.State, action)
+		case r.State == StateRollingBack:
+			return fmt.Errorf("rollout: %s is already rolling back", id)
+		}
+		seq := r.Handled
+		for _, c := range r.Commands {
+			seq = max(seq, c.Seq)
+		}
+		r.Commands = append(slices.DeleteFunc(r.Commands, func(c Instruction) bool { return c.Seq <= r.Handled }),
+			Instruction{Seq: seq + 1, Action: action, Who: who, Why: why, Time: time.Now().UTC()})
+		b, _ := json.Marshal(r)
+		_, err = s.Rollouts.Update(ctx, id, b, r.rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // the controller wrote meanwhile: queue on the new record
+		}
+		if err != nil {
+			return fmt.Errorf("rollout: %s %s: %w", action, id, err)
+		}
+		return nil
+	}
+}
+
+// Get reads one rollout.
+func Get(ctx context.Context, s *controlplane.Stores, id string) (*Rollout, error) {
+	if !isRecord(id) {
+		return nil, fmt.Errorf("rollout: %q is not a rollout ID", id)
+	}
+	e, err := s.Rollouts.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, fmt.Errorf("rollout: no rollout %q", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rollout: read %s: %w", id, err)
+	}
+	return decode(e)
+}
+
+func decode(e jetstream.KeyValueEntry) (*Rollout, error) {
+	r := &Rollout{}
+	if err := json.Unmarshal(e.Value(), r); err != nil {
+		return nil, fmt.Errorf("rollout: record %s: %w", e.Key(), err)
+	}
+	r.rev = e.Revision()
+	return r, nil
+}
+
+// List returns every rollout, oldest first.
+func List(ctx context.Context, s *controlplane.Stores) ([]*Rollout, error) {
+	entries, err := readAll(ctx, s.Rollouts, ">")
+	if err != nil {
+		return nil, fmt.Errorf("rollout: list: %w", err)
+	}
+	var out []*Rollout
+	for _, e := range entries {
+		if !isRecord(e.Key()) {
+			continue
+		}
+		r, err := decode(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b *Rollout) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// readAll returns the latest entry of every key matching filter.
+func readAll(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
+	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []jetstream.KeyValueEntry
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // the initial values are all in
+				return out, nil
+			}
+			out = append(out, e)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// publish appends an audit entry and waits for the stream's ack.
+func publish(ctx context.Context, s *controlplane.Stores, r *Rollout, action, who, region, why string) error {
+	a := manifest.Audit{Time: time.Now().UTC(), Who: who, Action: action, Rollout: r.ID,
+		Plugin: r.Plugin, Version: r.Version, Region: region, Why: why}
+	b, _ := json.Marshal(a)
+	if _, err := s.JS.Publish(ctx, manifest.SubjectAudit+"."+action, b); err != nil {
+		return fmt.Errorf("rollout: audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// fleet is the POP status reports and desired-state regions read at once.
+type fleet struct {
+	status []manifest.Status // fresh reports only, sorted by POP
+	// known are the regions with a region.<r> key or any POP report,
+	// fresh or not: a region whose POPs went quiet is still a region, and
+	// a "*" wave must fail on it rather than skip it.
+	known map[string]bool
+}
+
+func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration) (*fleet, error) {
+	f := &fleet{known: map[string]bool{}}
+	entries, err := readAll(ctx, s.Status, "pop.>")
+	if err != nil {
+		return nil, fmt.Errorf("rollout: read status: %w", err)
+	}
+	now := time.Now()
+	for _, e := range entries {
+		var st manifest.Status
+		if err := json.Unmarshal(e.Value(), &st); err != nil {
+			continue // one POP's garbage must not stop every rollout
+		}
+		if st.Region == "" {
+			continue
+		}
+		f.known[st.Region] = true
+		if now.Sub(st.Time) <= fresh {
+			f.status = append(f.status, st)
+		}
+	}
+	slices.SortFunc(f.status, func(a, b manifest.Status) int { return strings.Compare(a.POP, b.POP) })
+	entries, err = readAll(ctx, s.Desired, "region.>")
+	if err != nil {
+		return nil, fmt.Errorf("rollout: read desired state: %w", err)
+	}
+	for _, e := range entries {
+		f.known[strings.TrimPrefix(e.Key(), "region.")] = true
+	}
+	return f, nil
+}
+
+func (f *fleet) pops(region string) []manifest.Status {
+	var out []manifest.Status
+	for _, st := range f.status {
+		if st.Region == region {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+func (f *fleet) regions() []string {
+	return slices.Sorted(maps.Keys(f.known))
+}
+
+// remaining is the known regions not in named, sorted.
+func (f *fleet) remaining(named map[string]bool) []string {
+	return slices.DeleteFunc(f.regions(), func(r string) bool { return named[r] })
+}

@@ -1,0 +1,642 @@
+package rollout
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+func TestParseWaves(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string // waves joined by space, or "error: <substring>"
+	}{
+		{"eu-west:10%,eu-west:100%,us-east,*", "eu-west:10% eu-west:100% us-east:100% *"},
+		{" eu-west:2.5% , us-east:50 ", "eu-west:2.5% us-east:50%"},
+		{"*", "*"},
+		{"", "error: empty"},
+		{"eu-west,,us-east", "error: wave 2 is empty"},
+		{"*,eu-west", "error: * must be the last"},
+		{"eu-west:0%", "error: (0, 100]"},
+		{"eu-west:101%", "error: (0, 100]"},
+		{"eu-west:ten", "error: share"},
+		{"EU", "error: region"},
+		{"eu-west:50%,eu-west:10%", "error: must grow"},
+		{"eu-west,eu-west", "error: must grow"},
+		{"*:10%", "error: region"},
+	} {
+		ws, err := ParseWaves(tc.in)
+		got := ""
+		if err != nil {
+			got = "error: " + err.Error()
+			if !strings.HasPrefix(tc.want, "error: ") || !strings.Contains(got, strings.TrimPrefix(tc.want, "error: ")) {
+				t.Errorf("ParseWaves(%q) = %v, want %s", tc.in, err, tc.want)
+			}
+			continue
+		}
+		var parts []string
+		for _, w := range ws {
+			parts = append(parts, w.String())
+		}
+		if got = strings.Join(parts, " "); got != tc.want {
+			t.Errorf("ParseWaves(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseGates(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []Gate
+		err  string
+	}{
+		{in: "error_rate<1%,p99<50ms", want: []Gate{{MetricErrorRate, "<", 1}, {MetricP99, "<", float64(50 * time.Millisecond)}}},
+		{in: "error_rate <= 0.5% , p50<=2ms,p90<1s,p95<100us", want: []Gate{{MetricErrorRate, "<=", 0.5},
+			{MetricP50, "<=", float64(2 * time.Millisecond)}, {MetricP90, "<", float64(time.Second)}, {MetricP95, "<", float64(100 * time.Microsecond)}}},
+		{in: "", err: "no gates"},
+		{in: "error_rate<1", err: "wants a percentage"},
+		{in: "error_rate<200%", err: "not a percentage"},
+		{in: "p99<fast", err: "not a positive duration"},
+		{in: "p99>50ms", err: "want METRIC<VALUE"},
+		{in: "p42<5ms", err: "unknown metric"},
+	} {
+		got, err := ParseGates(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("ParseGates(%q) error = %v, want one containing %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ParseGates(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	g := Gate{MetricErrorRate, "<", 1}
+	if !g.Holds(0.99) || g.Holds(1) || !(Gate{MetricErrorRate, "<=", 1}).Holds(1) {
+		t.Error("Gate.Holds compares wrongly")
+	}
+}
+
+func TestWindow(t *testing.T) {
+	base := manifest.Health{Requests: 100, Errors: 1, Buckets: []uint64{50, 50}}
+	var w Window
+	w.add(manifest.Health{Requests: 140, Errors: 21, Buckets: []uint64{50, 90}}, &base)
+	// A restarted POP counts from zero: everything it reports is new.
+	w.add(manifest.Health{Requests: 10, Errors: 0, Buckets: []uint64{10, 0}}, &base)
+	if w.Requests != 50 || w.Errors != 20 || !slices.Equal(w.Buckets, []uint64{10, 40}) {
+		t.Fatalf("window = %+v", w)
+	}
+	if got := w.Value(MetricErrorRate); got != 40 {
+		t.Errorf("error rate = %v, want 40", got)
+	}
+	if got := time.Duration(w.Value(MetricP99)); got != 2*time.Millisecond {
+		t.Errorf("p99 = %v, want 2ms", got)
+	}
+}
+
+// env is an embedded control plane, a registry with auth@v1 and auth@v2,
+// and fake POPs.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	s      *controlplane.Stores
+	v1, v2 manifest.Artifact
+	mu     sync.Mutex
+	bad    map[string]bool // digests that answer 50% errors
+	nack   map[string]bool // digests the POPs refuse
+}
+
+func newEnv(t *testing.T) *env {
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	t.Cleanup(cancel)
+	srv, err := controlplane.Start(controlplane.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, ctx: ctx, s: s, bad: map[string]bool{}, nack: map[string]bool{}}
+	_, key, _ := ed25519.GenerateKey(nil)
+	for _, v := range []struct {
+		a    *manifest.Artifact
+		ver  string
+		code string
+	}{{&e.v1, "v1", "one"}, {&e.v2, "v2", "two"}} {
+		a, err := manifest.Sign(key, "auth", v.ver, []byte(v.code), "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		*v.a = *a
+		b, _ := json.Marshal(a)
+		if _, err := s.Artifacts.Put(ctx, manifest.ArtifactKey("auth", v.ver), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func (e *env) mark(set map[string]bool, digest string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	set[digest] = true
+}
+
+func (e *env) putDesired(region string, d manifest.Desired) uint64 {
+	b, _ := json.Marshal(d)
+	rev, err := e.s.Desired.Put(e.ctx, manifest.RegionKey(region), b)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rev
+}
+
+func (e *env) desired(region string) (manifest.Desired, uint64) {
+	var d manifest.Desired
+	ent, err := e.s.Desired.Get(e.ctx, manifest.RegionKey(region))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return d, 0
+	}
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := json.Unmarshal(ent.Value(), &d); err != nil {
+		e.t.Fatal(err)
+	}
+	return d, ent.Revision()
+}
+
+// pop runs a fake POP until the test ends: it echoes its region's desired
+// state into its status (NACKing digests in e.nack) and serves 10 requests
+// per version per report, half of them failing on digests in e.bad.
+func (e *env) pop(name, region string) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	e.t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		health := map[string]*manifest.Health{}
+		running := map[string]manifest.Running{}
+		var applied uint64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			st := manifest.Status{POP: name, Region: region, Time: time.Now(), Applied: true, Source: "control"}
+			ent, err := e.s.Desired.Get(ctx, manifest.RegionKey(region))
+			if err == nil {
+				st.Revision = ent.Revision()
+				var d manifest.Desired
+				json.Unmarshal(ent.Value(), &d)
+				e.mu.Lock()
+				for _, rel := range d.Plugins {
+					if e.nack[rel.Artifact.Digest] || (rel.Canary != nil && e.nack[rel.Canary.Artifact.Digest]) {
+						st.Applied, st.Error = false, "compile auth: wasm: trap in _initialize"
+					}
+				}
+				e.mu.Unlock()
+				if st.Applied && applied != st.Revision {
+					applied = st.Revision
+					running = map[string]manifest.Running{}
+					for k, rel := range d.Plugins {
+						r := manifest.Running{Version: rel.Artifact.Version, Digest: rel.Artifact.Digest}
+						if rel.Canary != nil {
+							r.Canary, r.Share = rel.Canary.Artifact.Version, rel.Canary.Share
+						}
+						running[k] = r
+					}
+				}
+			}
+			st.Running = running
+			versions := map[string]string{}
+			for _, r := range running {
+				versions[r.Digest] = r.Version
+				if r.Canary != "" {
+					if r.Canary == e.v1.Version {
+						versions[e.v1.Digest] = r.Canary
+					} else {
+						versions[e.v2.Digest] = r.Canary
+					}
+				}
+			}
+			e.mu.Lock()
+			for digest, version := range versions {
+				h := health[digest]
+				if h == nil {
+					h = &manifest.Health{Plugin: "auth", Version: version, Digest: digest, Buckets: make([]uint64, len(manifest.LatencyBounds)+1)}
+					health[digest] = h
+				}
+				h.Requests += 10
+				h.Buckets[2] += 10 // 5ms
+				if e.bad[digest] {
+					h.Errors += 5
+				}
+			}
+			e.mu.Unlock()
+			st.Health = nil
+			for _, h := range health {
+				hc := *h
+				hc.Buckets = slices.Clone(h.Buckets)
+				st.Health = append(st.Health, hc)
+			}
+			b, _ := json.Marshal(st)
+			e.s.Status.Put(ctx, manifest.POPKey(name), b)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// fleet is three regions: eu-west (two POPs, running auth@v1),
+// us-east and ap-south (one POP each, other plugins only).
+func (e *env) fleet() {
+	e.putDesired("eu-west", manifest.Desired{Plugins: map[string]manifest.Release{"auth": {Artifact: e.v1}}})
+	e.putDesired("us-east", manifest.Desired{Plugins: map[string]manifest.Release{"cache": {}}})
+	e.putDesired("ap-south", manifest.Desired{Plugins: map[string]manifest.Release{"cache": {}}})
+	e.pop("eu-west-1", "eu-west")
+	e.pop("eu-west-2", "eu-west")
+	e.pop("us-east-1", "us-east")
+	e.pop("ap-south-1", "ap-south")
+	// The POPs report asynchronously; a rollout started before their
+	// first report would find regions without traffic.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, err := readFleet(e.ctx, e.s, time.Minute)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if len(f.status) == 4 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d of 4 POPs reported", len(f.status))
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}
+
+// controller runs a controller until the returned stop is called (or
+// the test ends).
+func (e *env) controller() (stop func()) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	c := NewController(e.s, Options{Tick: 25 * time.Millisecond, Fresh: 2 * time.Second, ApplyTimeout: 5 * time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) start(waves string, bake time.Duration) string {
+	id, err := Start(e.ctx, e.s, Spec{Plugin: "auth", Version: "v2", Waves: waves, Gates: "error_rate<1%,p99<50ms",
+		Bake: bake, Who: "alice", Why: "test"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// wait polls the rollout until cond holds.
+func (e *env) wait(id, what string, cond func(*Rollout) bool) *Rollout {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := Get(e.ctx, e.s, id)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if cond(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("rollout never got %s: state %s, %s, reason %q", what, r.State, r.Progress(), r.Reason)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func (e *env) actions(id string) []string {
+	all, err := RecentAudit(e.ctx, e.s, 1000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []string
+	for _, a := range all {
+		if a.Rollout == id {
+			out = append(out, a.Action)
+		}
+	}
+	return out
+}
+
+func release(d manifest.Desired, key string) (manifest.Release, bool) {
+	r, ok := d.Plugins[key]
+	return r, ok
+}
+
+func TestGoodRolloutReachesEveryRegion(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	e.controller()
+	id := e.start("eu-west:10%,eu-west:100%,us-east,*", 300*time.Millisecond)
+	r := e.wait(id, "done", func(r *Rollout) bool { return r.State == StateDone || r.State == StateRolledBack })
+	if r.State != StateDone {
+		t.Fatalf("state %s: %s", r.State, r.Reason)
+	}
+	for _, region := range []string{"eu-west", "us-east", "ap-south"} {
+		d, _ := e.desired(region)
+		rel, ok := release(d, "auth")
+		if !ok || rel.Artifact.Digest != e.v2.Digest || rel.Canary != nil {
+			t.Errorf("%s runs %+v, want auth@v2 alone", region, rel)
+		}
+	}
+	if got := r.Waves[3].Regions; !slices.Equal(got, []string{"ap-south"}) {
+		t.Errorf("* resolved to %v, want [ap-south]", got)
+	}
+	// The first wave was a 10% canary beside v1.
+	hist, err := e.s.Desired.History(e.ctx, manifest.RegionKey("eu-west"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var canary bool
+	for _, h := range hist {
+		var d manifest.Desired
+		json.Unmarshal(h.Value(), &d)
+		if rel := d.Plugins["auth"]; rel.Canary != nil {
+			canary = rel.Canary.Share == 10 && rel.Canary.Artifact.Digest == e.v2.Digest && rel.Artifact.Digest == e.v1.Digest
+		}
+	}
+	if !canary {
+		t.Error("eu-west never ran v2 as a 10% canary beside v1")
+	}
+	want := []string{"rollout.start"}
+	for range 4 {
+		want = append(want, "wave.apply", "wave.applied", "wave.promote")
+	}
+	want = append(want, "rollout.done")
+	if got := e.actions(id); !slices.Equal(got, want) {
+		t.Errorf("audit = %v\nwant    %v", got, want)
+	}
+	if _, err := e.s.Rollouts.Get(e.ctx, lockKey("auth")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("lock of a finished rollout: %v", err)
+	}
+	o, err := Overview(e.ctx, e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Regions) != 3 || len(o.Rollouts) != 1 || o.Rollouts[0].ID != id || len(o.Audit) != len(want) {
+		t.Fatalf("overview: %d regions, %d rollouts, %d audit entries", len(o.Regions), len(o.Rollouts), len(o.Audit))
+	}
+	var sawV2 bool
+	for _, v := range o.Regions[0].Versions { // ap-south, sorted first
+		sawV2 = sawV2 || (v.Version == "v2" && v.Requests > 0 && v.ErrorRate == 0 && v.P99 == 5*time.Millisecond)
+	}
+	if o.Regions[0].Region != "ap-south" || !sawV2 {
+		t.Errorf("overview of %s: %+v", o.Regions[0].Region, o.Regions[0].Versions)
+	}
+}
+
+func TestBadVersionRolledBackInCanary(t *testing.T) {
+	e := newEnv(t)
+	e.mark(e.bad, e.v2.Digest)
+	e.fleet()
+	_, usRev := e.desired("us-east")
+	_, apRev := e.desired("ap-south")
+	before, _ := e.desired("eu-west")
+	e.controller()
+	id := e.start("eu-west:10%,eu-west:100%,us-east,*", 300*time.Millisecond)
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return r.State == StateDone || r.State == StateRolledBack })
+	if r.State != StateRolledBack || r.Wave != 0 || !strings.Contains(r.Reason, "error_rate 50% is not < 1%") {
+		t.Fatalf("state %s at wave %d, reason %q", r.State, r.Wave, r.Reason)
+	}
+	if r.RollbackDuration <= 0 {
+		t.Error("no rollback duration recorded")
+	}
+	if _, rev := e.desired("us-east"); rev != usRev {
+		t.Errorf("us-east desired revision %d -> %d: a bad canary reached another region", usRev, rev)
+	}
+	if _, rev := e.desired("ap-south"); rev != apRev {
+		t.Errorf("ap-south desired revision %d -> %d", apRev, rev)
+	}
+	after, _ := e.desired("eu-west")
+	a, _ := json.Marshal(before.Plugins)
+	b, _ := json.Marshal(after.Plugins)
+	if string(a) != string(b) {
+		t.Errorf("eu-west not restored:\n%s\nwant\n%s", b, a)
+	}
+	want := []string{"rollout.start", "wave.apply", "wave.applied", "gate.fail", "rollout.rollback", "rollout.rolled_back"}
+	if got := e.actions(id); !slices.Equal(got, want) {
+		t.Errorf("audit = %v\nwant    %v", got, want)
+	}
+}
+
+func TestNACKRollsBack(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	// eu-west had no auth release: the rollback must remove the key.
+	e.putDesired("eu-west", manifest.Desired{Plugins: map[string]manifest.Release{"cache": {}}})
+	e.mark(e.nack, e.v2.Digest)
+	e.controller()
+	id := e.start("eu-west:10%,*", time.Hour)
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateRolledBack || !strings.Contains(r.Reason, "trap in _initialize") {
+		t.Fatalf("state %s, reason %q", r.State, r.Reason)
+	}
+	d, _ := e.desired("eu-west")
+	if _, ok := d.Plugins["auth"]; ok || len(d.Plugins) != 1 {
+		t.Errorf("eu-west after rollback: %+v, want cache only", d.Plugins)
+	}
+	if got := e.actions(id); !slices.Contains(got, "wave.nack") || got[len(got)-1] != "rollout.rolled_back" {
+		t.Errorf("audit = %v", got)
+	}
+}
+
+func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	e.controller()
+	bake := 200 * time.Millisecond
+	id := e.start("eu-west:10%,eu-west", bake)
+	e.wait(id, "first wave baking", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	if err := Command(e.ctx, e.s, id, ActionPause, "bob", "looking at dashboards"); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(id, "paused", func(r *Rollout) bool { return r.Paused })
+	// Well past the bake with plenty of traffic, it must still be on wave 1.
+	r := e.wait(id, "a long healthy bake", func(r *Rollout) bool {
+		return r.Wave > 0 || (r.Window.Requests >= 4*r.MinRequests && time.Since(r.AppliedAt) > 3*bake)
+	})
+	if r.Wave != 0 || r.State != StateRunning {
+		t.Fatalf("paused rollout moved on: %s", r.Progress())
+	}
+	if err := Command(e.ctx, e.s, id, ActionResume, "bob", "looks fine"); err != nil {
+		t.Fatal(err)
+	}
+	r = e.wait(id, "done", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateDone {
+		t.Fatalf("state %s: %s", r.State, r.Reason)
+	}
+	got := e.actions(id)
+	if i, j := slices.Index(got, "rollout.pause"), slices.Index(got, "rollout.resume"); i < 0 || j < i || slices.Index(got, "wave.promote") < j {
+		t.Errorf("audit = %v: want pause, resume, then the promotion", got)
+	}
+	if err := Command(e.ctx, e.s, id, ActionPause, "bob", ""); err == nil {
+		t.Error("pausing a finished rollout succeeded")
+	}
+}
+
+func TestPromoteSkipsBakeAndAbortRestores(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	before, _ := e.desired("eu-west")
+	e.controller()
+	id := e.start("eu-west:10%,eu-west,us-east", time.Hour)
+	e.wait(id, "first wave baking", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	if err := Command(e.ctx, e.s, id, ActionPromote, "carol", "smoke tests pass"); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(id, "second wave baking", func(r *Rollout) bool { return r.Wave == 1 && r.Phase == PhaseBaking })
+	if err := Command(e.ctx, e.s, id, ActionAbort, "carol", "customer report"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateRolledBack || !strings.Contains(r.Reason, "customer report") {
+		t.Fatalf("state %s, reason %q", r.State, r.Reason)
+	}
+	after, _ := e.desired("eu-west")
+	if a, b := after.Plugins["auth"], before.Plugins["auth"]; a.Artifact.Digest != b.Artifact.Digest || a.Canary != nil {
+		t.Errorf("eu-west after abort runs %+v, want v1", a)
+	}
+	d, _ := e.desired("us-east")
+	if _, ok := d.Plugins["auth"]; ok {
+		t.Error("us-east got auth though its wave never started")
+	}
+	got := e.actions(id)
+	if !slices.Contains(got, "rollout.promote") || !slices.Contains(got, "rollout.abort") {
+		t.Errorf("audit = %v", got)
+	}
+	if err := Command(e.ctx, e.s, id, ActionResume, "carol", ""); err == nil {
+		t.Error("resuming a rolled back rollout succeeded")
+	}
+}
+
+func TestRestartedControllerContinues(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	stop := e.controller()
+	id := e.start("eu-west:10%,eu-west,*", 300*time.Millisecond)
+	e.wait(id, "second wave", func(r *Rollout) bool { return r.Wave == 1 })
+	stop()
+	e.controller()
+	r := e.wait(id, "done", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateDone {
+		t.Fatalf("state %s: %s", r.State, r.Reason)
+	}
+	// What it remembers as eu-west's previous state is v1, not its canary:
+	// rolling the finished rollout back restores the state before it.
+	if p := r.Previous["eu-west"]; p == nil || p.Artifact.Digest != e.v1.Digest || p.Canary != nil {
+		t.Fatalf("previous eu-west release: %+v", p)
+	}
+	if err := Command(e.ctx, e.s, id, ActionRollback, "dave", "revert the week's changes"); err != nil {
+		t.Fatal(err)
+	}
+	r = e.wait(id, "rolled back", func(r *Rollout) bool { return r.State == StateRolledBack })
+	for region, want := range map[string]string{"eu-west": e.v1.Digest, "us-east": "", "ap-south": ""} {
+		d, _ := e.desired(region)
+		rel, ok := d.Plugins["auth"]
+		if (want == "") == ok || rel.Artifact.Digest != want {
+			t.Errorf("%s after rollback: %+v (present %v), want digest %q", region, rel, ok, want)
+		}
+	}
+	// The restart repeated nothing.
+	got := e.actions(id)
+	if n := len(slices.DeleteFunc(slices.Clone(got), func(a string) bool { return a != "wave.apply" })); n != 3 {
+		t.Errorf("audit = %v: want 3 wave.apply", got)
+	}
+}
+
+func TestStartValidates(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	e.putDesired("empty", manifest.Desired{Plugins: map[string]manifest.Release{}})
+	good := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second}
+	for _, tc := range []struct {
+		change func(*Spec)
+		err    string
+	}{
+		{func(s *Spec) { s.Version = "v3" }, "not in the registry"},
+		{func(s *Spec) { s.Plugin = "Auth" }, "plugin"},
+		{func(s *Spec) { s.Waves = "mars" }, `region "mars" is unknown`},
+		{func(s *Spec) { s.Config = json.RawMessage("{") }, "not valid JSON"},
+		{func(s *Spec) { s.Key = "api/cache" }, "want \"auth\" or ROUTE/auth"},
+		{func(s *Spec) { s.Gates = "latency<1ms" }, "unknown metric"},
+		{func(s *Spec) { s.Bake = -time.Second }, "negative"},
+	} {
+		spec := good
+		tc.change(&spec)
+		if _, err := Start(e.ctx, e.s, spec); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("Start(%+v) error = %v, want %q", spec, err, tc.err)
+		}
+	}
+	p, err := Resolve(e.ctx, e.s, Spec{Plugin: "auth", Version: "v2", Waves: "eu-west:10%,*", Gates: "p99<50ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Waves[1].Regions; !slices.Equal(got, []string{"ap-south", "empty", "us-east"}) ||
+		!slices.Equal(p.Waves[0].POPs["eu-west"], []string{"eu-west-1", "eu-west-2"}) {
+		t.Errorf("plan: %s", p)
+	}
+	if rs, _ := List(e.ctx, e.s); len(rs) != 0 {
+		t.Errorf("a dry run or a refused start stored %d rollouts", len(rs))
+	}
+	if _, err := Start(e.ctx, e.s, good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(e.ctx, e.s, good); err == nil || !strings.Contains(err.Error(), "already has an active rollout") {
+		t.Errorf("second rollout of auth: %v", err)
+	}
+	// A region without POPs cannot be gated: the rollout fails at once.
+	e.controller()
+	spec := good
+	spec.Key = "api/auth"
+	spec.Waves = "empty"
+	id, err := Start(e.ctx, e.s, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "failed", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateRolledBack || !strings.Contains(r.Reason, "cannot gate without traffic") {
+		t.Errorf("state %s, reason %q", r.State, r.Reason)
+	}
+}
