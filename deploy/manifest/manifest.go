@@ -30,10 +30,12 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -200,22 +202,81 @@ type Desired struct {
 // and optionally a canary version serving Share percent of clients.
 type Release struct {
 	Artifact Artifact `json:"artifact"`
-	// Config is the plugin's JSON config; null keeps the config file's.
-	Config []byte  `json:"config,omitempty"`
-	Canary *Canary `json:"canary,omitempty"`
+	// Config is the plugin's JSON config; absent keeps the config file's.
+	Config json.RawMessage `json:"config,omitempty"`
+	Canary *Canary         `json:"canary,omitempty"`
 }
 
 // Canary is a second version on a share of the clients. A client stays on
 // one side (the split hashes its key), and a request with the header
 // PinHeader: <plugin>@<version> runs that version if it is one of the two.
 type Canary struct {
-	Artifact Artifact `json:"artifact"`
-	Config   []byte   `json:"config,omitempty"`
-	Share    float64  `json:"share"` // percent of clients, (0, 100]
+	Artifact Artifact        `json:"artifact"`
+	Config   json.RawMessage `json:"config,omitempty"`
+	Share    float64         `json:"share"` // percent of clients, (0, 100]
 }
 
 // PinHeader lets a smoke test choose the version it runs.
 const PinHeader = "Wedge-Pin"
+
+// ParseDesired decodes and checks a desired state: what an edge does with
+// bytes from the control plane before it believes any of them. Unknown
+// fields are ignored, so a newer controller can add some.
+func ParseDesired(b []byte) (*Desired, error) {
+	var d Desired
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("manifest: desired state: %w", err)
+	}
+	for key, r := range d.Plugins {
+		if err := r.check(key); err != nil {
+			return nil, fmt.Errorf("manifest: desired state %q: %w", key, err)
+		}
+	}
+	return &d, nil
+}
+
+// check validates a release under its key ("plugin" or "route/plugin"):
+// the artifacts must be of that plugin, so a module signed for one plugin
+// cannot be slotted in as another.
+func (r *Release) check(key string) error {
+	plugin := key[strings.LastIndexByte(key, '/')+1:]
+	if err := CheckName("plugin", plugin); err != nil {
+		return err
+	}
+	if r.Artifact.Digest != "" {
+		if err := r.Artifact.check(plugin); err != nil {
+			return err
+		}
+	}
+	if r.Config != nil && !json.Valid(r.Config) {
+		return errors.New("config is not JSON")
+	}
+	if c := r.Canary; c != nil {
+		if err := c.Artifact.check(plugin); err != nil {
+			return fmt.Errorf("canary: %w", err)
+		}
+		if !(c.Share > 0 && c.Share <= 100) {
+			return fmt.Errorf("canary share %g: want a percentage in (0, 100]", c.Share)
+		}
+		if c.Config != nil && !json.Valid(c.Config) {
+			return errors.New("canary config is not JSON")
+		}
+	}
+	return nil
+}
+
+func (a *Artifact) check(plugin string) error {
+	if a.Name != plugin {
+		return fmt.Errorf("%w: artifact of plugin %q in the slot of %q", ErrMismatch, a.Name, plugin)
+	}
+	if err := CheckVersion(a.Version); err != nil {
+		return err
+	}
+	if len(a.Digest) != 64 || strings.Trim(a.Digest, "0123456789abcdef") != "" {
+		return fmt.Errorf("digest %q: want 64 lowercase hex digits", a.Digest)
+	}
+	return nil
+}
 
 // Merge returns the region's desired state with a POP's overrides applied.
 func Merge(region, pop *Desired) map[string]Release {

@@ -277,15 +277,16 @@ func (a *Agent) see(e jetstream.KeyValueEntry) bool {
 	if ks == nil || e.Revision() <= ks.rev {
 		return false
 	}
-	ks.rev, ks.d = e.Revision(), nil
+	var d *manifest.Desired // a deleted key desires nothing
 	if e.Operation() == jetstream.KeyValuePut {
-		d := new(manifest.Desired)
-		if err := json.Unmarshal(e.Value(), d); err != nil {
-			a.nack(e.Revision(), fmt.Errorf("fleet: desired state %s: %w", e.Key(), err))
+		var err error
+		if d, err = manifest.ParseDesired(e.Value()); err != nil {
+			// Refused whole: the key keeps its last good value.
+			a.nack(e.Revision(), fmt.Errorf("fleet: %s: %w", e.Key(), err))
 			return false
 		}
-		ks.d = d
 	}
+	ks.rev, ks.d = e.Revision(), d
 	return true
 }
 

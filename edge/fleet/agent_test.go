@@ -319,6 +319,11 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Signed, but for another plugin: it must not fill stamp's slot.
+	other, err := manifest.Sign(f.key, "other", "v2", v2bin, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, c := range []struct {
 		name string
@@ -332,6 +337,7 @@ func TestRefusals(t *testing.T) {
 		{"tampered", *tampered, "do not match the digest"},
 		{"revoked", revoked, "revoked"},
 		{"missing", *missing, "not found"},
+		{"another plugin's", *other, "in the slot of"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rev := f.setDesired(manifest.Release{Artifact: c.art})
@@ -347,12 +353,22 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Bytes that are not a desired state at all.
+	rev, err := f.stores.Desired.Put(ctx, manifest.RegionKey("eu-test"), []byte(`{"plugins":{"stamp":{"canary":{"share":"all"}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.status("a refusal", func(s manifest.Status) bool { return s.Revision >= rev }); st.Applied ||
+		!strings.Contains(st.Error, "desired state") || f.stamp("") != "v1" {
+		t.Fatalf("malformed desired state: applied=%v error %q", st.Applied, st.Error)
+	}
+
 	// And a good one still applies after all that.
-	rev := f.setDesired(manifest.Release{Artifact: good})
+	rev = f.setDesired(manifest.Release{Artifact: good})
 	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
 	f.waitStamp("v2")
-	if nack, ok := f.applies("nack"), f.applies("ok"); nack != 7 || ok != 1 {
-		t.Fatalf("wedge_fleet_applies_total: nack %v ok %v, want 7 and 1", nack, ok)
+	if nack, ok := f.applies("nack"), f.applies("ok"); nack != 9 || ok != 1 {
+		t.Fatalf("wedge_fleet_applies_total: nack %v ok %v, want 9 and 1", nack, ok)
 	}
 }
 
