@@ -175,6 +175,10 @@ routes:
 	}
 
 	addr := strings.Fields(edges[0])[0]
+	waves := "local:10%,local" // a canary in the first region, then everywhere
+	if len(regions) > 0 {
+		waves = regions[0] + ":10%," + regions[0] + ",*"
+	}
 	token := demoToken(jwtSecret, "demo-user", 24*time.Hour)
 	fmt.Fprintf(stdout, `
 Wedge is up: edge %[1]s -> origin %[2]s -> application %[3]s
@@ -193,11 +197,11 @@ Try:
 Roll a plugin version out (in another terminal):
   wedgectl plugin build plugins/cache -o /tmp/cache.wasm
   wedgectl plugin push /tmp/cache.wasm --name cache --version 2 --key %[9]s
-  wedgectl rollout start cache@2 --waves "*:10%%,*" --gate "error_rate<1%%,p99<50ms" --bake 30s
+  wedgectl rollout start cache@2 --waves "%[10]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
   wedgectl rollout status
 
 Ctrl-C stops everything.
-`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key)
+`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, waves)
 
 	select {
 	case <-ctx.Done():
