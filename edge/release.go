@@ -21,7 +21,8 @@ import (
 // caller has verified the binaries; the node only loads them.
 type Release struct {
 	// Version and Binary are the version to run; a nil Binary keeps the
-	// config file's module (a canary against what the POP was set up with).
+	// config file's module (a canary against what the POP was set up with,
+	// or a config change), and "" its version label.
 	Version string
 	Binary  []byte
 	// Config is the plugin's JSON config; nil keeps the config file's.
@@ -251,12 +252,15 @@ func (n *Node) loadStep(ctx context.Context, g *generation, route string, pc *Pl
 func (n *Node) loadVersion(ctx context.Context, g *generation, pc *PluginConfig, rel *Release) (*loaded, error) {
 	bin, version, config := []byte(nil), pc.Version, pc.config
 	if rel != nil && rel.Binary != nil {
-		bin, version = rel.Binary, rel.Version
+		bin = rel.Binary
 	} else {
 		var err error
 		if bin, err = pc.binary(); err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
 		}
+	}
+	if rel != nil && rel.Version != "" {
+		version = rel.Version
 	}
 	if rel != nil && rel.Config != nil {
 		config = rel.Config

@@ -276,6 +276,22 @@ func TestCanaryAndHealth(t *testing.T) {
 			t.Fatalf("after promotion a request ran %q", got)
 		}
 	}
+
+	// A POP's own key wins over its region's, plugin by plugin; deleting
+	// it puts the POP back on the region's state.
+	v1b := f.publish(f.key, "v1b", wasmtest.Build(t, guests+"v1"))
+	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"stamp": {Artifact: v1b}}})
+	ctx := context.Background()
+	if rev, err = f.stores.Desired.Put(ctx, manifest.POPKey("pop1"), b); err != nil {
+		t.Fatal(err)
+	}
+	f.status("the POP override", func(s manifest.Status) bool { return s.Revision >= rev && s.Running["stamp"].Version == "v1b" })
+	f.waitStamp("v1")
+	if err := f.stores.Desired.Delete(ctx, manifest.POPKey("pop1")); err != nil {
+		t.Fatal(err)
+	}
+	f.status("the override removed", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v2" })
+	f.waitStamp("v2")
 }
 
 // TestRefusals writes desired states naming modules an edge must not run,

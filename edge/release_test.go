@@ -1,0 +1,100 @@
+package edge_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge"
+)
+
+// TestSetReleases checks how fleet releases override a config file: by
+// plugin name everywhere or by route/plugin on one route, staying in force
+// across reloads, sharing unchanged plugin versions between generations
+// (their health counters go on), and refusing keys no route has.
+func TestSetReleases(t *testing.T) {
+	ctx := context.Background()
+	yaml := config(startOrigin(t, "o"), hello(t), "")
+	n := startNode(t, yaml)
+	greeting := func() string {
+		t.Helper()
+		_, h, _ := n.do(t, "GET", "www.example.com", "/x", nil)
+		return string(h.Peek("X-Hello"))
+	}
+	requests := func() uint64 {
+		t.Helper()
+		for _, h := range n.Health() {
+			if h.Plugin == "hello" {
+				return h.Requests
+			}
+		}
+		t.Fatal("no health for hello")
+		return 0
+	}
+	if got := greeting(); got != "Hi" {
+		t.Fatalf("config file greeting %q", got)
+	}
+
+	if err := n.SetReleases(ctx, map[string]*edge.Release{"nope": {}}); err == nil || !strings.Contains(err.Error(), "no route has that plugin") {
+		t.Fatalf("release for no plugin: %v", err)
+	}
+	if got := greeting(); got != "Hi" {
+		t.Fatalf("a refused release changed the greeting to %q", got)
+	}
+
+	// By plugin name; then a route key, which wins on its route.
+	if err := n.SetReleases(ctx, map[string]*edge.Release{"hello": {Config: []byte(`{"greeting":"Yo"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := greeting(); got != "Yo" {
+		t.Fatalf("greeting %q after a release by plugin name", got)
+	}
+	before := requests()
+	rel := map[string]*edge.Release{"hello": {Config: []byte(`{"greeting":"Yo"}`)}, "hello/hello": {Config: []byte(`{"greeting":"Hey"}`)}}
+	if err := n.SetReleases(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	if got := greeting(); got != "Hey" {
+		t.Fatalf("greeting %q, want the route's release", got)
+	}
+	if _, ok := n.Running()["hello/hello"]; !ok {
+		t.Fatalf("running %v: want the route key", n.Running())
+	}
+
+	// The same releases again, and a reload of the config file: the
+	// version is shared, not loaded again, so its counters go on.
+	if err := n.SetReleases(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := greeting(); got != "Hey" {
+		t.Fatalf("greeting %q after a reload: releases must stay in force", got)
+	}
+	if after := requests(); after <= before {
+		t.Fatalf("health went from %d to %d requests: the version was loaded again, not shared", before, after)
+	}
+
+	// A canary on every client, and the pin header choosing the stable side.
+	rel = map[string]*edge.Release{"hello": {Canary: &edge.Release{Config: []byte(`{"greeting":"Canary"}`), Version: "c1"}, Share: 100}}
+	if err := n.SetReleases(ctx, rel); err != nil {
+		t.Fatal(err)
+	}
+	if got := greeting(); got != "Canary" {
+		t.Fatalf("greeting %q with a 100%% canary", got)
+	}
+	stable := n.Running()["hello"].Version
+	_, h, _ := n.do(t, "GET", "www.example.com", "/x", nil, manifest.PinHeader, "hello@"+stable)
+	if got := string(h.Peek("X-Hello")); got != "Hi" {
+		t.Fatalf("pinned to the stable %s: greeting %q", stable, got)
+	}
+	if r := n.Running()["hello"]; r.Canary != "c1" || r.Share != 100 {
+		t.Fatalf("running %+v", r)
+	}
+}
