@@ -95,7 +95,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	n.write(ctx, &x.Resp)
 	d := time.Since(start)
 	rt.m.observe(x.Resp.Status, d)
-	for i, l := range x.held {
+	// Health goes to the versions that ran: a plugin behind one that
+	// answered did not see the request.
+	for i, l := range x.held[:ran] {
 		l.h.observe(x.Resp.Status, d, x.failed&(1<<min(i, 63)) != 0)
 	}
 	clear(x.held)

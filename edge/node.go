@@ -39,9 +39,11 @@ type Node struct {
 	reqID   atomic.Uint64
 	idBase  string
 
-	reloadMu sync.Mutex // one reload at a time; guards mods and releases
-	mods     map[modKey]*loaded
-	releases map[string]*Release
+	reloadMu     sync.Mutex // one reload at a time; guards mods, releases and shut
+	mods         map[modKey]*loaded
+	releases     map[string]*Release
+	shut         bool // Shutdown began: no more generations
+	compileCache bool // compiled modules are kept on disk
 
 	lnMu   sync.Mutex // guards closed and lns
 	closed bool
@@ -121,9 +123,10 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	if n.rt, err = wasm.NewRuntime(ctx, wcfg); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
+	n.compileCache = opts.CompilationCache != ""
 	g, err := n.build(ctx, cfg)
 	if err != nil {
-		n.prune(g)
+		n.prune(&generation{})
 		n.rt.Close(ctx)
 		return nil, err
 	}
@@ -230,6 +233,9 @@ func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 // Plugin versions both generations run are shared, not loaded again, so
 // their pools stay warm and their health counters continue.
 func (n *Node) swap(ctx context.Context, cfg *Config) error {
+	if n.shut {
+		return ErrClosed
+	}
 	g, err := n.build(ctx, cfg)
 	if err != nil {
 		n.prune(n.gen.Load())
@@ -255,8 +261,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	err := n.srv.ShutdownWithContext(ctx)
 	// Requests still running when ctx ran out keep the generation (and the
 	// runtime its plugins) open until they are done; later ones get 503.
-	n.gen.Load().retire()
+	// Under reloadMu, so no reload or release can install a generation
+	// after the last one is retired.
 	n.reloadMu.Lock()
+	n.shut = true
+	n.gen.Load().retire()
 	n.prune(&generation{})
 	n.reloadMu.Unlock()
 	n.rt.Close(ctx)

@@ -2,11 +2,14 @@ package edge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +35,9 @@ type Release struct {
 	Canary *Release
 	Share  float64
 }
+
+// ErrClosed is returned by SetReleases and Reload after Shutdown.
+var ErrClosed = errors.New("edge: node is shut down")
 
 // SetReleases applies releases over the config file's chains and swaps the
 // result in, like Reload: requests in flight finish on what they started
@@ -61,7 +67,12 @@ func (n *Node) SetReleases(ctx context.Context, rel map[string]*Release) error {
 // Precompile checks and compiles a module ahead of a release naming it, so
 // that applying the release later costs a load from the compilation cache
 // (Options.CompilationCache) rather than a compile of seconds.
-func (n *Node) Precompile(ctx context.Context, bin []byte) error { return n.rt.Validate(ctx, bin) }
+func (n *Node) Precompile(ctx context.Context, bin []byte) error {
+	if !n.compileCache {
+		return nil // a compile kept nowhere would only cost time
+	}
+	return n.rt.Validate(ctx, bin)
+}
 
 func releaseMatches(cfg *Config, key string) bool {
 	for _, rc := range cfg.Routes {
@@ -176,35 +187,34 @@ func (h *health) observe(status int, d time.Duration, failed bool) {
 }
 
 // Health reports the counters of every plugin version the node runs now,
-// sorted by plugin and version.
+// one entry per plugin, version and digest (summed over the configs it
+// runs with), sorted. Counters start when a version is loaded: a version
+// the node stops running and loads again starts from zero.
 func (n *Node) Health() []manifest.Health {
 	g := n.gen.Load()
-	var out []manifest.Health
+	type id struct{ plugin, version, digest string }
+	sum := map[id]*manifest.Health{}
 	for _, l := range g.loaded {
-		mh := manifest.Health{Plugin: l.m.Name(), Version: l.m.Version(), Digest: l.m.Digest(),
-			Requests: l.h.requests.Load(), Errors: l.h.errors.Load(), Buckets: make([]uint64, len(l.h.buckets))}
-		for i := range l.h.buckets {
-			mh.Buckets[i] = l.h.buckets[i].Load()
+		k := id{l.m.Name(), l.m.Version(), l.m.Digest()}
+		mh := sum[k]
+		if mh == nil {
+			mh = &manifest.Health{Plugin: k.plugin, Version: k.version, Digest: k.digest, Buckets: make([]uint64, len(l.h.buckets))}
+			sum[k] = mh
 		}
-		out = append(out, mh)
+		mh.Requests += l.h.requests.Load()
+		mh.Errors += l.h.errors.Load()
+		for i := range l.h.buckets {
+			mh.Buckets[i] += l.h.buckets[i].Load()
+		}
+	}
+	out := make([]manifest.Health, 0, len(sum))
+	for _, mh := range sum {
+		out = append(out, *mh)
 	}
 	slices.SortFunc(out, func(a, b manifest.Health) int {
-		if a.Plugin != b.Plugin {
-			return cmpString(a.Plugin, b.Plugin)
-		}
-		return cmpString(a.Version, b.Version)
+		return cmp.Or(strings.Compare(a.Plugin, b.Plugin), strings.Compare(a.Version, b.Version), strings.Compare(a.Digest, b.Digest))
 	})
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Running reports what each plugin of each route runs now, by release key
@@ -216,7 +226,7 @@ func (n *Node) Running() map[string]manifest.Running {
 		for _, s := range rt.chain {
 			r := manifest.Running{Version: s.stable.m.Version(), Digest: s.stable.m.Digest()}
 			if s.canary != nil {
-				r.Canary = s.canary.m.Version()
+				r.Canary, r.CanaryDigest = s.canary.m.Version(), s.canary.m.Digest()
 				r.Share = float64(s.share) / 100
 			}
 			out[s.key] = r

@@ -2,11 +2,15 @@ package edge_test
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
 // TestSetReleases checks how fleet releases override a config file: by
@@ -50,7 +54,6 @@ func TestSetReleases(t *testing.T) {
 	if got := greeting(); got != "Yo" {
 		t.Fatalf("greeting %q after a release by plugin name", got)
 	}
-	before := requests()
 	rel := map[string]*edge.Release{"hello": {Config: []byte(`{"greeting":"Yo"}`)}, "hello/hello": {Config: []byte(`{"greeting":"Hey"}`)}}
 	if err := n.SetReleases(ctx, rel); err != nil {
 		t.Fatal(err)
@@ -61,6 +64,7 @@ func TestSetReleases(t *testing.T) {
 	if _, ok := n.Running()["hello/hello"]; !ok {
 		t.Fatalf("running %v: want the route key", n.Running())
 	}
+	before := requests()
 
 	// The same releases again, and a reload of the config file: the
 	// version is shared, not loaded again, so its counters go on.
@@ -96,5 +100,43 @@ func TestSetReleases(t *testing.T) {
 	}
 	if r := n.Running()["hello"]; r.Canary != "c1" || r.Share != 100 {
 		t.Fatalf("running %+v", r)
+	}
+}
+
+// TestShutdownDuringReleases: releases applied while the node shuts down
+// either land before it or are refused with ErrClosed; none installs a
+// generation after the last one was retired (which would hold its plugins
+// open and make Shutdown wait out its context).
+func TestShutdownDuringReleases(t *testing.T) {
+	cfg, err := edge.ParseConfig([]byte(config(startOrigin(t, "o"), hello(t), "")), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			greeting := []byte(`{"greeting":"G` + strconv.Itoa(i%3) + `"}`)
+			if err := n.SetReleases(context.Background(), map[string]*edge.Release{"hello": {Config: greeting}}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, edge.ErrClosed) {
+			t.Fatalf("SetReleases after Shutdown: %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SetReleases still succeeding 10 s after Shutdown")
 	}
 }

@@ -22,7 +22,10 @@
 // trust store signed (name, version, digest) together (so a module cannot
 // be relabelled as another plugin or version), and the digest is not
 // revoked. The control plane can be wrong or compromised without an edge
-// running code nobody signed.
+// running code nobody signed. Plugin configs in the desired state are not
+// signed: a compromised control plane can still change a plugin's settings
+// (an auth plugin's keys, say), which is why write access to the
+// wedge_desired bucket must be as guarded as the signing keys.
 package manifest
 
 import (
@@ -50,6 +53,10 @@ const (
 	StreamAudit     = "WEDGE_AUDIT"
 	SubjectAudit    = "wedge.audit" // entries go to wedge.audit.<kind>
 )
+
+// MaxModuleSize bounds a plugin module pushed, stored or fetched, so a
+// hostile object cannot exhaust a POP's memory.
+const MaxModuleSize = 64 << 20
 
 // RegionKey is the wedge_desired key of a region's desired state.
 func RegionKey(region string) string { return "region." + region }
@@ -305,7 +312,7 @@ type Status struct {
 	Error    string `json:"error,omitempty"`
 	// Running is what the POP serves, by the same keys as Desired.Plugins.
 	Running map[string]Running `json:"running"`
-	// Health is per plugin version, cumulative since the POP started.
+	// Health is per plugin version, counted since the POP loaded it.
 	Health []Health `json:"health"`
 	// Source says where the running state came from: "control" or "disk".
 	Source string `json:"source"`
@@ -313,17 +320,20 @@ type Status struct {
 
 // Running is one plugin as a POP serves it.
 type Running struct {
-	Version string  `json:"version"`
-	Digest  string  `json:"digest"`
-	Canary  string  `json:"canary,omitempty"` // the canary's version
-	Share   float64 `json:"share,omitempty"`
+	Version      string  `json:"version"`
+	Digest       string  `json:"digest"`
+	Canary       string  `json:"canary,omitempty"` // the canary's version
+	CanaryDigest string  `json:"canary_digest,omitempty"`
+	Share        float64 `json:"share,omitempty"`
 }
 
-// Health counts the requests that ran through one plugin version. Errors
-// are those answered 5xx or on which the plugin failed. Buckets count
-// request latencies by LatencyBounds (the last bucket is +Inf); they are
-// cumulative counters, so rates over a window are differences of two
-// reports.
+// Health counts the requests that ran through one plugin version (a plugin
+// behind one that answered did not run). Errors are those whose answer was
+// 5xx (the plugin's own or not: a version that breaks the origin is bad
+// too) or on which the plugin failed. Buckets count whole-request
+// latencies by LatencyBounds (the last bucket is +Inf). All are counters
+// from when the POP loaded the version, so rates over a window are
+// differences of two reports.
 type Health struct {
 	Plugin   string   `json:"plugin"`
 	Version  string   `json:"version"`

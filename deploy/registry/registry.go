@@ -43,7 +43,7 @@ import (
 
 // MaxModuleSize bounds a module pushed or fetched, so a hostile object
 // cannot exhaust an edge's memory. Go plugins are 2-6 MB.
-const MaxModuleSize = 64 << 20
+const MaxModuleSize = manifest.MaxModuleSize
 
 // maxModuleSize is MaxModuleSize, lowered by tests.
 var maxModuleSize int64 = MaxModuleSize

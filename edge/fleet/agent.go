@@ -21,8 +21,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +52,7 @@ type Options struct {
 	Dir string
 	// Report is how often the POP reports its status. Default 1 s.
 	Report time.Duration
-	// MaxModule bounds a module's size. Default 64 MiB.
+	// MaxModule bounds a module's size. Default manifest.MaxModuleSize.
 	MaxModule int64
 	Logger    *slog.Logger
 }
@@ -65,7 +67,15 @@ type Agent struct {
 	revoked map[string]manifest.Revocation
 
 	desired map[string]*keyState // by wedge_desired key: the region's and the POP's
-	tries   map[uint64]int       // failed fetches by desired revision
+	// Desired states by content (their releases as JSON): the one the
+	// node runs, those refused for good, and failed fetches of others.
+	// Content, not revision, decides whether to apply, so a control plane
+	// rebuilt from scratch (revisions from 1 again) is followed too.
+	applied string
+	stopped string // what of the applied state the node does not run
+	refused map[string]bool
+	tries   map[string]int
+	force   bool // apply even if in step: a running version was revoked
 
 	applies  *prometheus.CounterVec
 	revision prometheus.Gauge
@@ -108,14 +118,14 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		o.Report = time.Second
 	}
 	if o.MaxModule <= 0 {
-		o.MaxModule = 64 << 20
+		o.MaxModule = manifest.MaxModuleSize
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a := &Agent{node: node, o: o, revoked: map[string]manifest.Revocation{},
 		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}},
-		tries:   map[uint64]int{}}
+		applied: "{}", refused: map[string]bool{}, tries: map[string]int{}}
 	a.status = manifest.Status{POP: o.POP, Region: o.Region, Applied: true, Source: "config"}
 	a.applies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_applies_total",
 		Help: "Desired states applied (ok) or refused (nack), and states restored from disk (disk)."}, []string{"result"})
@@ -196,6 +206,12 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
+	// The watch replays the current values: take them whatever their
+	// revisions, and give failed fetches a fresh set of tries.
+	for _, ks := range a.desired {
+		ks.rev = 0
+	}
+	clear(a.tries)
 	dw, err := desired.WatchFiltered(ctx, []string{manifest.RegionKey(a.o.Region), manifest.POPKey(a.o.POP)})
 	if err != nil {
 		return err
@@ -250,8 +266,8 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 			if !ok {
 				return errors.New("fleet: revocation watch ended")
 			}
-			if e != nil {
-				a.revoke(e)
+			if e != nil && a.revoke(e) && synced {
+				retry = a.reconcileOrRetry(ctx, modules, applied)
 			}
 		case e, ok := <-dw.Updates():
 			if !ok {
@@ -290,18 +306,49 @@ func (a *Agent) see(e jetstream.KeyValueEntry) bool {
 	return true
 }
 
-func (a *Agent) revoke(e jetstream.KeyValueEntry) {
+// revoke records a change of the revocation list; true if the desired
+// state must be applied again: a version the node runs was revoked (and
+// must stop), or a revocation that stopped one was withdrawn.
+func (a *Agent) revoke(e jetstream.KeyValueEntry) bool {
+	// Copy on write: module() reads the map outside the lock.
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	m := maps.Clone(a.revoked)
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(a.revoked, e.Key())
-		return
-	}
-	var r manifest.Revocation
-	if json.Unmarshal(e.Value(), &r) == nil {
+		delete(m, e.Key())
+	} else {
+		var r manifest.Revocation
+		if json.Unmarshal(e.Value(), &r) != nil {
+			a.mu.Unlock()
+			return false
+		}
 		r.Digest = e.Key()
-		a.revoked[e.Key()] = r
+		m[e.Key()] = r
 	}
+	a.revoked = m
+	a.mu.Unlock()
+	clear(a.refused) // a state refused for a revocation may pass now
+	switch {
+	case e.Operation() == jetstream.KeyValuePut && a.running()[e.Key()]:
+		a.o.Logger.Error("a version this POP runs was revoked; stopping it", "digest", e.Key())
+	case e.Operation() != jetstream.KeyValuePut && a.stopped != "":
+		a.o.Logger.Info("a revocation was withdrawn; applying the desired state again", "digest", e.Key())
+	default:
+		return false
+	}
+	a.force = true
+	return true
+}
+
+// running is the set of digests the node serves, canaries included.
+func (a *Agent) running() map[string]bool {
+	out := map[string]bool{}
+	for _, r := range a.node.Running() {
+		out[r.Digest] = true
+		if r.CanaryDigest != "" {
+			out[r.CanaryDigest] = true
+		}
+	}
+	return out
 }
 
 // reconcileOrRetry reconciles, reports at once, and returns when to try
@@ -319,46 +366,63 @@ func (a *Agent) reconcileOrRetry(ctx context.Context, modules jetstream.ObjectSt
 }
 
 // maxTries bounds the attempts at a desired state whose modules could not
-// be fetched (a timeout, the link down) before it is refused.
+// be fetched (a timeout, the link down) before it is refused; the next
+// time the agent reconnects it tries again.
 const maxTries = 10
 
-// reconcile applies the merged desired state if it is newer than what runs.
-// It reports true when a fetch failed in a way that may pass: the state is
-// then neither applied nor refused yet, and the caller tries again.
+// reconcile applies the merged desired state unless the node runs it
+// already or it was refused for good. It reports true when a fetch failed
+// in a way that may pass: the state is then neither applied nor refused
+// yet, and the caller tries again.
 func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) (again bool) {
 	region := a.desired[manifest.RegionKey(a.o.Region)]
 	pop := a.desired[manifest.POPKey(a.o.POP)]
 	rev := max(region.rev, pop.rev)
-	a.mu.Lock()
-	// Nothing desired yet and nothing but the config file running is
-	// already in step; a state from disk with nothing desired is not.
-	done := a.status.Revision >= rev && (a.status.Source == "control" || rev == 0 && a.status.Source == "config")
-	a.mu.Unlock()
-	if done {
+	releases := manifest.Merge(region.d, pop.d)
+	b, _ := json.Marshal(releases) // map keys sorted: equal states, equal bytes
+	key := string(b)
+	switch {
+	case key == a.applied && !a.force:
+		a.ack(rev, a.stopped)
+		return false
+	case a.refused[key]:
 		return false
 	}
-	releases := manifest.Merge(region.d, pop.d)
 	start := time.Now()
-	if err := a.apply(ctx, releases, modules); err != nil {
-		if a.tries[rev]++; errors.Is(err, errFetch) && a.tries[rev] < maxTries && ctx.Err() == nil {
-			a.o.Logger.Warn("desired state not applied yet; trying again", "revision", rev, "try", a.tries[rev], "err", err)
+	warning, err := a.apply(ctx, releases, modules)
+	if err != nil {
+		a.tries[key]++
+		if errors.Is(err, errFetch) && a.tries[key] < maxTries && ctx.Err() == nil {
+			a.o.Logger.Warn("desired state not applied yet; trying again", "revision", rev, "try", a.tries[key], "err", err)
 			return true
+		}
+		if !errors.Is(err, errFetch) {
+			a.refused[key] = true
 		}
 		a.nack(rev, err)
 		return false
 	}
-	clear(a.tries)
+	delete(a.tries, key)
+	a.applied, a.stopped, a.force = key, warning, false
 	a.applies.WithLabelValues("ok").Inc()
-	a.revision.Set(float64(rev))
+	a.ack(rev, warning)
+	a.o.Logger.Info("desired state applied", "revision", rev, "plugins", len(releases), "took", time.Since(start))
 	a.mu.Lock()
-	a.status.Revision, a.status.Applied, a.status.Error, a.status.Source = rev, true, "", "control"
 	revoked := a.revoked
 	a.mu.Unlock()
-	a.o.Logger.Info("desired state applied", "revision", rev, "plugins", len(releases), "took", time.Since(start))
 	if err := a.save(state{Revision: rev, Releases: releases, Revoked: revoked}); err != nil {
 		a.o.Logger.Error("last-known-good state not saved", "err", err)
 	}
 	return false
+}
+
+// ack reports the node in step with revision rev; warning says what of it
+// the node could not run (a revoked version it stopped).
+func (a *Agent) ack(rev uint64, warning string) {
+	a.revision.Set(float64(rev))
+	a.mu.Lock()
+	a.status.Revision, a.status.Applied, a.status.Error, a.status.Source = rev, true, warning, "control"
+	a.mu.Unlock()
 }
 
 func (a *Agent) nack(rev uint64, err error) {
@@ -370,31 +434,53 @@ func (a *Agent) nack(rev uint64, err error) {
 }
 
 // apply fetches and verifies every module the releases name, then swaps
-// them in at once: all or nothing.
-func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release, modules jetstream.ObjectStore) error {
+// them in at once: all or nothing. A revoked version is refused, unless the
+// node runs it already: that one is stopped (the slot falls back to the
+// config file's version, a canary is dropped) and the warning says so.
+func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release, modules jetstream.ObjectStore) (warning string, err error) {
 	a.compiling.Lock()
 	defer a.compiling.Unlock()
+	a.mu.Lock()
+	revoked := a.revoked
+	a.mu.Unlock()
+	running := a.running()
+	var stopped []string
+	stop := func(key string, art *manifest.Artifact) bool {
+		r, ok := revoked[art.Digest]
+		if ok && running[art.Digest] {
+			stopped = append(stopped, fmt.Sprintf("%s: %s@%s revoked (%s)", key, art.Name, art.Version, r.Reason))
+		}
+		return ok && running[art.Digest]
+	}
 	rel := make(map[string]*edge.Release, len(releases))
 	for key, r := range releases {
 		er := &edge.Release{Config: r.Config}
 		if r.Artifact.Digest != "" {
-			bin, err := a.module(ctx, &r.Artifact, modules)
-			if err != nil {
-				return fmt.Errorf("fleet: %s: %w", key, err)
+			if stop(key, &r.Artifact) {
+				er = &edge.Release{}
+			} else {
+				bin, err := a.module(ctx, &r.Artifact, modules)
+				if err != nil {
+					return "", fmt.Errorf("fleet: %s: %w", key, err)
+				}
+				er.Version, er.Binary = r.Artifact.Version, bin
 			}
-			er.Version, er.Binary = r.Artifact.Version, bin
 		}
-		if c := r.Canary; c != nil {
+		if c := r.Canary; c != nil && !stop(key+" canary", &c.Artifact) {
 			bin, err := a.module(ctx, &c.Artifact, modules)
 			if err != nil {
-				return fmt.Errorf("fleet: %s canary: %w", key, err)
+				return "", fmt.Errorf("fleet: %s canary: %w", key, err)
 			}
 			er.Canary = &edge.Release{Version: c.Artifact.Version, Binary: bin, Config: c.Config}
 			er.Share = c.Share
 		}
 		rel[key] = er
 	}
-	return a.node.SetReleases(ctx, rel)
+	if len(stopped) > 0 {
+		slices.Sort(stopped)
+		warning = "stopped: " + strings.Join(stopped, "; ")
+	}
+	return warning, a.node.SetReleases(ctx, rel)
 }
 
 // module returns the verified bytes of an artifact: from the local copy
@@ -416,15 +502,17 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, modules jets
 	if modules == nil {
 		return nil, fmt.Errorf("module %s not on disk", art.Digest)
 	}
-	info, err := modules.GetInfo(ctx, art.Digest)
+	res, err := modules.Get(ctx, art.Digest)
 	if err != nil {
 		return nil, fetchError(art, err)
 	}
-	if int64(info.Size) > a.o.MaxModule {
-		return nil, fmt.Errorf("module %s@%s is %d bytes, over the %d limit", art.Name, art.Version, info.Size, a.o.MaxModule)
-	}
-	if bin, err = modules.GetBytes(ctx, art.Digest); err != nil {
+	defer res.Close()
+	// Bounded whatever the object's info says: it may change under us.
+	if bin, err = io.ReadAll(io.LimitReader(res, a.o.MaxModule+1)); err != nil {
 		return nil, fetchError(art, err)
+	}
+	if int64(len(bin)) > a.o.MaxModule {
+		return nil, fmt.Errorf("module %s@%s is over the %d-byte limit", art.Name, art.Version, a.o.MaxModule)
 	}
 	if err := a.o.Trust.Verify(art, bin, revoked); err != nil {
 		return nil, err
@@ -543,10 +631,17 @@ func (a *Agent) Restore(ctx context.Context) error {
 		a.revoked = st.Revoked
 	}
 	a.mu.Unlock()
-	if err := a.apply(ctx, st.Releases, nil); err != nil {
+	// The same checks as anything from the control plane.
+	d, _ := json.Marshal(manifest.Desired{Plugins: st.Releases})
+	if _, err = manifest.ParseDesired(d); err == nil {
+		_, err = a.apply(ctx, st.Releases, nil)
+	}
+	if err != nil {
 		a.o.Logger.Error("last-known-good state refused; serving the config file's plugins", "err", err)
 		return nil
 	}
+	applied, _ := json.Marshal(st.Releases)
+	a.applied = string(applied)
 	a.applies.WithLabelValues("disk").Inc()
 	a.revision.Set(float64(st.Revision))
 	a.mu.Lock()
@@ -556,6 +651,8 @@ func (a *Agent) Restore(ctx context.Context) error {
 	return nil
 }
 
+// save writes the state, then removes module files it does not name that
+// are older than an hour (younger ones may be prefetched for a rollout).
 func (a *Agent) save(st state) error {
 	if a.o.Dir == "" {
 		return nil
@@ -564,7 +661,23 @@ func (a *Agent) save(st state) error {
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(a.o.Dir, "state.json"), b)
+	if err := writeFile(filepath.Join(a.o.Dir, "state.json"), b); err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for _, r := range st.Releases {
+		keep[r.Artifact.Digest+".wasm"] = true
+		if r.Canary != nil {
+			keep[r.Canary.Artifact.Digest+".wasm"] = true
+		}
+	}
+	files, _ := os.ReadDir(filepath.Join(a.o.Dir, "modules"))
+	for _, f := range files {
+		if info, err := f.Info(); err == nil && !keep[f.Name()] && time.Since(info.ModTime()) > time.Hour {
+			os.Remove(filepath.Join(a.o.Dir, "modules", f.Name()))
+		}
+	}
+	return nil
 }
 
 // writeFile replaces path atomically, so a crash leaves the old state or

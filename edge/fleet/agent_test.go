@@ -510,3 +510,50 @@ func (l *link) restore() {
 	l.down = false
 	l.mu.Unlock()
 }
+
+// TestRevokeRunning revokes the version a POP runs: the POP stops it (the
+// slot falls back to the config file's version) and says so, and runs it
+// again once the revocation is withdrawn. The version is also pushed to
+// the artifacts bucket, so the agent prefetches it while the revocation
+// lands (a race the race detector would see).
+func TestRevokeRunning(t *testing.T) {
+	f := newFixture(t, controlplane.Options{})
+	nc, err := f.cp.Connect("pop1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	f.startPOP(fleet.Options{Conn: nc})
+	ctx := context.Background()
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	rev := f.setDesired(manifest.Release{Artifact: v2})
+	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+	f.waitStamp("v2")
+
+	rec, _ := json.Marshal(v2)
+	if _, err := f.stores.Artifacts.Put(ctx, manifest.ArtifactKey("stamp", "v2"), rec); err != nil {
+		t.Fatal(err)
+	}
+	rv, _ := json.Marshal(manifest.Revocation{Digest: v2.Digest, Reason: "leaks tokens"})
+	if _, err := f.stores.Revoked.Put(ctx, v2.Digest, rv); err != nil {
+		t.Fatal(err)
+	}
+	st := f.status("v2 stopped", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v1" })
+	if !st.Applied || !strings.Contains(st.Error, "stamp@v2 revoked (leaks tokens)") {
+		t.Fatalf("after the revocation: applied=%v error %q, want the stop explained", st.Applied, st.Error)
+	}
+	f.waitStamp("v1")
+
+	// The same desired state written again is still not run.
+	rev = f.setDesired(manifest.Release{Artifact: v2})
+	st = f.status("the same state again", func(s manifest.Status) bool { return s.Revision >= rev })
+	if st.Running["stamp"].Version != "v1" || !strings.Contains(st.Error, "revoked") {
+		t.Fatalf("a revoked version came back: %+v %q", st.Running["stamp"], st.Error)
+	}
+
+	if err := f.stores.Revoked.Delete(ctx, v2.Digest); err != nil {
+		t.Fatal(err)
+	}
+	f.status("v2 back", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v2" && s.Error == "" })
+	f.waitStamp("v2")
+}

@@ -87,13 +87,20 @@ func Run(ctx context.Context, args []string, logOut io.Writer) error {
 		admin = &http.Server{Handler: n.AdminHandler(reload), ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- admin.Serve(aln) }()
 	}
-	if agent != nil {
-		go func() {
-			if err := agent.Run(ctx); err != nil {
-				log.Error("edge: fleet agent stopped; serving the current plugins", "err", err)
-			}
-		}()
-	}
+	// The agent stops before the node shuts down, so it cannot apply a
+	// state to a node that is closing.
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		if agent == nil {
+			return
+		}
+		if err := agent.Run(agentCtx); err != nil {
+			log.Error("edge: fleet agent stopped; serving the current plugins", "err", err)
+		}
+	}()
+	defer func() { stopAgent(); <-agentDone }()
 	log.Info("edge: serving", "listen", ln.Addr().String(), "tls", tlsAddr, "admin", adminAddr, "pop", cfg.POP, "region", cfg.Region)
 
 	hup := make(chan os.Signal, 1)
@@ -112,6 +119,8 @@ func Run(ctx context.Context, args []string, logOut io.Writer) error {
 				return err
 			}
 		case <-ctx.Done():
+			stopAgent()
+			<-agentDone
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			if admin != nil {
