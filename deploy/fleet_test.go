@@ -278,7 +278,7 @@ func TestFleetRollouts(t *testing.T) {
 	}
 	want := []string{"rollout.start v2", "wave.apply v2", "wave.applied v2", "wave.promote v2", "rollout.done v2",
 		"rollout.start v3-500", "wave.apply v3-500", "wave.applied v3-500", "gate.fail v3-500", "rollout.rolled_back v3-500",
-		"rollout.start v4-trap", "gate.fail v4-trap", "rollout.rolled_back v4-trap"}
+		"rollout.start v4-trap", "wave.apply v4-trap", "wave.applied v4-trap", "gate.fail v4-trap", "rollout.rolled_back v4-trap"}
 	if !inOrder(steps, want) {
 		t.Fatalf("audit steps:\n%s\nwant, in order, among them:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}

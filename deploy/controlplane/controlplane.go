@@ -147,18 +147,46 @@ type Stores struct {
 	Audit     jetstream.Stream
 }
 
+// errNotInitialised is what Open says when a bucket or the stream is
+// missing: only `wedgectl up` and `wedgectl control` create them.
+var errNotInitialised = errors.New("control plane not initialised: run wedgectl up or wedgectl control")
+
 // Ensure creates whatever of the buckets and stream does not exist yet
-// (it is idempotent) and opens them.
+// and updates the configs of those that do (it is idempotent), and opens
+// them. Only the processes that own the control plane should call it.
 func Ensure(ctx context.Context, nc *nats.Conn) (*Stores, error) {
+	return open(ctx, nc, true)
+}
+
+// Open opens the buckets and stream, which must exist, and changes
+// nothing: what a CLI command uses, so that running one never rewrites
+// the control plane's configuration.
+func Open(ctx context.Context, nc *nats.Conn) (*Stores, error) {
+	return open(ctx, nc, false)
+}
+
+func open(ctx context.Context, nc *nats.Conn, create bool) (*Stores, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
 	}
+	missing := func(what, name string, err error) error {
+		if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("controlplane: %w (%s %s is missing)", errNotInitialised, what, name)
+		}
+		return fmt.Errorf("controlplane: %s %s: %w", what, name, err)
+	}
 	s := &Stores{JS: js}
-	if s.Modules, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	osCfg := jetstream.ObjectStoreConfig{
 		Bucket: manifest.BucketModules, Description: "plugin modules by sha256", Storage: jetstream.FileStorage,
-	}); err != nil {
-		return nil, fmt.Errorf("controlplane: bucket %s: %w", manifest.BucketModules, err)
+	}
+	if create {
+		s.Modules, err = js.CreateOrUpdateObjectStore(ctx, osCfg)
+	} else {
+		s.Modules, err = js.ObjectStore(ctx, osCfg.Bucket)
+	}
+	if err != nil {
+		return nil, missing("bucket", osCfg.Bucket, err)
 	}
 	kvs := []struct {
 		kv      *jetstream.KeyValue
@@ -173,18 +201,28 @@ func Ensure(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 		{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts"},
 	}
 	for _, k := range kvs {
-		if *k.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
-		}); err != nil {
-			return nil, fmt.Errorf("controlplane: bucket %s: %w", k.name, err)
+		if create {
+			*k.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
+			})
+		} else {
+			*k.kv, err = js.KeyValue(ctx, k.name)
+		}
+		if err != nil {
+			return nil, missing("bucket", k.name, err)
 		}
 	}
-	if s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: manifest.StreamAudit, Subjects: []string{manifest.SubjectAudit + ".>"},
-		Description: "who did what to which rollout, and why", Storage: jetstream.FileStorage,
-		DenyDelete: true, DenyPurge: true,
-	}); err != nil {
-		return nil, fmt.Errorf("controlplane: stream %s: %w", manifest.StreamAudit, err)
+	if create {
+		s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: manifest.StreamAudit, Subjects: []string{manifest.SubjectAudit + ".>"},
+			Description: "who did what to which rollout, and why", Storage: jetstream.FileStorage,
+			DenyDelete: true, DenyPurge: true,
+		})
+	} else {
+		s.Audit, err = js.Stream(ctx, manifest.StreamAudit)
+	}
+	if err != nil {
+		return nil, missing("stream", manifest.StreamAudit, err)
 	}
 	return s, nil
 }

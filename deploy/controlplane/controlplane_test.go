@@ -2,8 +2,12 @@ package controlplane
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/manifest"
 )
@@ -77,5 +81,62 @@ func TestEnsureAndReconnect(t *testing.T) {
 	}
 	if err := st.Audit.Purge(ctx); err == nil {
 		t.Fatal("purging the audit stream succeeded")
+	}
+}
+
+// TestOpen checks that Open neither creates nor updates anything: on an
+// empty server it fails, naming the fix; after Ensure it opens the same
+// buckets and leaves a config an operator changed as it is.
+func TestOpen(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := s.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := Open(ctx, nc); err == nil || !strings.Contains(err.Error(), "control plane not initialised: run wedgectl up or wedgectl control") {
+		t.Fatalf("Open on an empty server: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.ObjectStore(ctx, manifest.BucketModules); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("after a failed Open, bucket %s: %v; want it still missing", manifest.BucketModules, err)
+	}
+
+	ens, err := Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ens.Desired.Put(ctx, manifest.RegionKey("eu-west"), []byte(`{"plugins":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	// An operator raised the rollouts' history: Open must not undo it
+	// (Ensure would).
+	if _, err := js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: manifest.BucketRollouts, History: 32, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := Open(ctx, nc)
+	if err != nil {
+		t.Fatalf("Open after Ensure: %v", err)
+	}
+	if e, err := st.Desired.Get(ctx, manifest.RegionKey("eu-west")); err != nil || string(e.Value()) != `{"plugins":{}}` {
+		t.Fatalf("desired state through Open: %v", err)
+	}
+	if _, err := st.JS.Publish(ctx, manifest.SubjectAudit+".test", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Audit.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("audit stream through Open: %+v, %v", info, err)
+	}
+	if status, err := st.Rollouts.Status(ctx); err != nil || status.History() != 32 {
+		t.Fatalf("history of %s after Open = %v; want 32", manifest.BucketRollouts, err)
 	}
 }

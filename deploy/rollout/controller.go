@@ -25,16 +25,24 @@ type Options struct {
 	Fresh        time.Duration // a POP report older than this is ignored; 10s
 	ApplyTimeout time.Duration // how long POPs have to ACK a wave; 30s
 	// Lease is how long a controller that stopped without a goodbye
-	// keeps others from taking over; 5s. Only the holder writes.
+	// keeps others from taking over; 30s. Only the holder writes: it
+	// renews the lease before every rollout step and gives a step at
+	// most a third of the lease, so a successor cannot take over while
+	// a step still writes.
 	Lease time.Duration
 	Log   *slog.Logger
 }
+
+// DefaultLease is the default of Options.Lease.
+const DefaultLease = 30 * time.Second
 
 // Controller advances every active rollout on each tick.
 type Controller struct {
 	s    *controlplane.Stores
 	opts Options
 	id   string
+
+	beforeStep func(*Rollout) // tests only: runs before each step's lease check
 }
 
 const leaseKey = "controller.lease"
@@ -56,7 +64,7 @@ func NewController(s *controlplane.Stores, opts Options) *Controller {
 		opts.ApplyTimeout = DefaultApplyTimeout
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = 5 * time.Second
+		opts.Lease = DefaultLease
 	}
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -131,7 +139,7 @@ func (c *Controller) tick(ctx context.Context) error {
 	if err != nil || !ok {
 		return err
 	}
-	rs, err := List(ctx, c.s)
+	rs, err := list(ctx, c.s, c.opts.Log)
 	if err != nil {
 		return err
 	}
@@ -140,6 +148,15 @@ func (c *Controller) tick(ctx context.Context) error {
 		if !r.Active() && !r.pending() {
 			continue
 		}
+		if c.beforeStep != nil {
+			c.beforeStep(r)
+		}
+		// Renewed before every step, the lease outlives the step (a third
+		// of it at most): another controller can only take over between
+		// steps, and then this tick stops here.
+		if ok, err := c.lead(ctx); err != nil || !ok {
+			return err
+		}
 		if f == nil {
 			if f, err = readFleet(ctx, c.s, c.opts.Fresh); err != nil {
 				return err
@@ -147,7 +164,7 @@ func (c *Controller) tick(ctx context.Context) error {
 		}
 		// A step is a few writes that belong together: a controller being
 		// stopped finishes the step rather than leave half of it.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.Lease/3)
 		err := c.step(sctx, f, r)
 		cancel()
 		if err != nil {
@@ -206,8 +223,21 @@ func (c *Controller) commands(ctx context.Context, f *fleet, r *Rollout) error {
 		case cmd.Action == ActionPromote && r.State == StateRunning:
 			r.Promote = true
 			err = c.saveAudit(ctx, r, "rollout.promote", cmd.Who, "", fmt.Sprintf("promote requested at %s, skipping the rest of the bake: %s", at, why))
-		case cmd.Action == ActionAbort && r.State == StateRunning,
-			cmd.Action == ActionRollback && (r.State == StateRunning || r.State == StateDone):
+		case cmd.Action == ActionRollback && r.State == StateDone:
+			// A finished rollout no longer holds its key: it takes it
+			// again, so no new rollout starts while it restores (the
+			// lock goes when it is rolled back).
+			var holder string
+			if holder, err = c.lock(ctx, r); err != nil {
+				return err
+			}
+			if holder != r.ID {
+				err = c.saveAudit(ctx, r, "rollout.ignored", "controller", "", fmt.Sprintf(
+					"rollback from %s ignored: rollout %s of %s is active, and restoring the state before %s would undo it", cmd.Who, holder, r.Key, r.ID))
+				break
+			}
+			err = c.rollback(ctx, f, r, "rollout."+cmd.Action, cmd.Who, fmt.Sprintf("%s by %s at %s: %s", cmd.Action, cmd.Who, at, why))
+		case (cmd.Action == ActionAbort || cmd.Action == ActionRollback) && r.State == StateRunning:
 			err = c.rollback(ctx, f, r, "rollout."+cmd.Action, cmd.Who, fmt.Sprintf("%s by %s at %s: %s", cmd.Action, cmd.Who, at, why))
 		default:
 			err = c.saveAudit(ctx, r, "rollout.ignored", "controller", "", fmt.Sprintf("%s from %s ignored: rollout is %s", cmd.Action, cmd.Who, at))
@@ -248,6 +278,21 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 				r.Wave+1, len(r.Waves), w, region, c.opts.Fresh))
 		}
 	}
+	// A POP's own pop.<p> release of the key wins over its region's: that
+	// POP would confirm the wave without running the target.
+	for _, region := range regions {
+		for _, st := range f.pops(region) {
+			d, _, err := c.readDesired(ctx, manifest.POPKey(st.POP))
+			if err != nil {
+				return err
+			}
+			if _, ok := d.Plugins[r.Key]; ok {
+				return c.rollback(ctx, f, r, "rollout.fail", "controller", fmt.Sprintf(
+					"wave %d/%d %s: POP %s of %s has its own %s in its desired state (%s), which overrides the region's: remove the override or target the POP",
+					r.Wave+1, len(r.Waves), w, st.POP, region, r.Key, manifest.POPKey(st.POP)))
+			}
+		}
+	}
 	// Intent first: a controller that dies after writing desired state
 	// must not take its own canary for the state to restore.
 	if r.Previous == nil {
@@ -258,7 +303,7 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 		if _, ok := r.Previous[region]; ok {
 			continue
 		}
-		d, _, err := c.readDesired(ctx, region)
+		d, _, err := c.readDesired(ctx, manifest.RegionKey(region))
 		if err != nil {
 			return err
 		}
@@ -342,9 +387,40 @@ func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, 
 	return len(waiting) == 0 && len(f.pops(region)) > 0, waiting, nil
 }
 
+// silent returns a region of the current wave none of whose POPs has
+// reported for longer than ApplyTimeout (counted from the wave's start at
+// the earliest), and how long: a wave there can neither confirm nor bake.
+func (c *Controller) silent(f *fleet, r *Rollout) (string, time.Duration) {
+	for _, region := range waveRegions(r.Waves[r.Wave]) {
+		if len(f.pops(region)) > 0 {
+			continue
+		}
+		since := f.last[region]
+		if since.Before(r.WaveStart) {
+			since = r.WaveStart
+		}
+		if q := time.Since(since); q > c.opts.ApplyTimeout {
+			return region, q
+		}
+	}
+	return "", 0
+}
+
+func (c *Controller) rollbackSilent(ctx context.Context, f *fleet, r *Rollout) (bool, error) {
+	region, q := c.silent(f, r)
+	if region == "" {
+		return false, nil
+	}
+	return true, c.rollback(ctx, f, r, "wave.silent", "controller", fmt.Sprintf(
+		"wave %d/%d %s: POPs of %s stopped reporting for %s", r.Wave+1, len(r.Waves), r.Waves[r.Wave], region, q.Round(time.Second)))
+}
+
 func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	w := r.Waves[r.Wave]
 	regions := waveRegions(w)
+	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
+		return err
+	}
 	all := true
 	var waiting []string
 	for _, region := range regions {
@@ -396,6 +472,9 @@ func (r *Rollout) health(st manifest.Status) (manifest.Health, bool) {
 
 func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 	w := r.Waves[r.Wave]
+	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
+		return err
+	}
 	var win Window
 	for _, region := range waveRegions(w) {
 		for _, st := range f.pops(region) {
@@ -490,22 +569,42 @@ func (c *Controller) rollback(ctx context.Context, f *fleet, r *Rollout, action,
 func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) error {
 	if len(r.RollbackRevs) < len(r.Touched) {
 		revs := map[string]uint64{}
+		var kept []string
 		for _, region := range slices.Backward(r.Touched) {
 			prev := r.Previous[region]
 			why := fmt.Sprintf("rollout %s rolled back: %s restored", r.ID, r.Key)
+			var now string // what the region runs, when newer work replaced the rollout's release
 			rev, err := c.writeDesired(ctx, region, why, func(d *manifest.Desired) {
-				if prev == nil {
-					delete(d.Plugins, r.Key)
-				} else {
-					d.Plugins[r.Key] = *prev
+				now = ""
+				cur, ok := d.Plugins[r.Key]
+				switch {
+				case sameRelease(cur, ok, prev):
+					// Restored already (a repeated step).
+				case ok && slices.ContainsFunc(r.written(region), func(w manifest.Release) bool { return sameRelease(cur, true, &w) }):
+					if prev == nil {
+						delete(d.Plugins, r.Key)
+					} else {
+						d.Plugins[r.Key] = *prev
+					}
+				case ok:
+					now = describe(cur)
+				default:
+					now = "absent"
 				}
 			})
 			if err != nil {
 				return err
 			}
 			revs[region] = rev
+			if now != "" {
+				kept = append(kept, region)
+				if err := publish(ctx, c.s, r, "region.skip", "controller", region, fmt.Sprintf(
+					"%s left as it is: its %s is now %s, not what rollout %s wrote there, so newer work replaced it", region, r.Key, now, r.ID)); err != nil {
+					return err
+				}
+			}
 		}
-		r.RollbackRevs = revs
+		r.RollbackRevs, r.RollbackKept = revs, kept
 		if err := c.save(ctx, r); err != nil {
 			return err
 		}
@@ -525,18 +624,75 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 		return nil
 	}
 	r.State, r.RollbackDuration = StateRolledBack, took
-	why := fmt.Sprintf("%s restored in %s on every POP of %s", r.Key, took.Round(time.Millisecond), strings.Join(r.Touched, ", "))
-	if len(r.Touched) == 0 {
-		why = "nothing had been changed"
+	restored := slices.DeleteFunc(slices.Clone(r.Touched), func(region string) bool { return slices.Contains(r.RollbackKept, region) })
+	why := fmt.Sprintf("%s restored in %s on every POP of %s", r.Key, took.Round(time.Millisecond), strings.Join(restored, ", "))
+	if len(restored) == 0 {
+		why = "nothing to restore"
 	}
 	if len(waiting) > 0 {
 		why = fmt.Sprintf("%s restored in the desired state, but after %s these POPs have not confirmed it: %s",
 			r.Key, c.opts.ApplyTimeout, strings.Join(waiting, ", "))
 	}
+	if len(r.RollbackKept) > 0 {
+		why += fmt.Sprintf("; %s left as they are: newer work replaced the rollout there", strings.Join(r.RollbackKept, ", "))
+	}
 	if err := c.saveAudit(ctx, r, "rollout.rolled_back", "controller", strings.Join(r.Touched, ","), why); err != nil {
 		return err
 	}
 	return c.unlock(ctx, r)
+}
+
+// written is every release the rollout may have written to region: one
+// per wave up to the current that reached it.
+func (r *Rollout) written(region string) []manifest.Release {
+	var out []manifest.Release
+	for i, w := range r.Waves {
+		if i <= r.Wave && slices.Contains(waveRegions(w), region) {
+			out = append(out, r.release(region, w.Share))
+		}
+	}
+	return out
+}
+
+// sameRelease reports whether cur (present: ok) is want (nil: absent).
+func sameRelease(cur manifest.Release, ok bool, want *manifest.Release) bool {
+	if want == nil || !ok {
+		return want == nil && !ok
+	}
+	a, _ := json.Marshal(cur)
+	b, _ := json.Marshal(want)
+	return bytes.Equal(a, b)
+}
+
+func describe(rel manifest.Release) string {
+	s := rel.Artifact.Name + "@" + rel.Artifact.Version
+	if rel.Artifact.Digest == "" {
+		s = "the POPs' own version"
+	}
+	if rel.Canary != nil {
+		s += fmt.Sprintf(" with %s@%s on %g%%", rel.Canary.Artifact.Name, rel.Canary.Artifact.Version, rel.Canary.Share)
+	}
+	return s
+}
+
+// lock takes the key's active lock for r and returns its holder: r.ID
+// when r has it (now or from before a restart).
+func (c *Controller) lock(ctx context.Context, r *Rollout) (string, error) {
+	_, err := c.s.Rollouts.Create(ctx, lockKey(r.Key), []byte(r.ID))
+	if err == nil {
+		return r.ID, nil
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		return "", fmt.Errorf("rollout: lock %s: %w", r.Key, err)
+	}
+	e, err := c.s.Rollouts.Get(ctx, lockKey(r.Key))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return c.lock(ctx, r) // released meanwhile
+	}
+	if err != nil {
+		return "", fmt.Errorf("rollout: lock %s: %w", r.Key, err)
+	}
+	return string(e.Value()), nil
 }
 
 func (c *Controller) unlock(ctx context.Context, r *Rollout) error {
@@ -560,8 +716,10 @@ func (c *Controller) saveAudit(ctx context.Context, r *Rollout, action, who, reg
 	return c.save(ctx, r)
 }
 
-// save writes the record; when the CLI queued a command meanwhile it
-// keeps those and writes again (the controller owns every other field).
+// save writes the record. When the CLI queued a command meanwhile it
+// keeps those and writes again; when anything else changed, another
+// controller took over and wrote its own state, which must not be
+// overwritten: save fails and this controller's step ends there.
 func (c *Controller) save(ctx context.Context, r *Rollout) error {
 	r.Updated = time.Now().UTC()
 	for {
@@ -569,7 +727,7 @@ func (c *Controller) save(ctx context.Context, r *Rollout) error {
 		b, _ := json.Marshal(r)
 		rev, err := c.s.Rollouts.Update(ctx, r.ID, b, r.rev)
 		if err == nil {
-			r.rev = rev
+			r.rev, r.base = rev, stateOf(b)
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
@@ -579,22 +737,27 @@ func (c *Controller) save(ctx context.Context, r *Rollout) error {
 		if err != nil {
 			return err
 		}
+		if !bytes.Equal(fresh.base, r.base) {
+			return fmt.Errorf("rollout: save %s: another controller changed it meanwhile (revision %d): leaving it to that one", r.ID, fresh.rev)
+		}
 		r.Commands, r.rev = fresh.Commands, fresh.rev
 	}
 }
 
-func (c *Controller) readDesired(ctx context.Context, region string) (*manifest.Desired, uint64, error) {
+// readDesired reads a wedge_desired key (region.<r> or pop.<p>); a missing
+// one is empty.
+func (c *Controller) readDesired(ctx context.Context, key string) (*manifest.Desired, uint64, error) {
 	d := &manifest.Desired{}
-	e, err := c.s.Desired.Get(ctx, manifest.RegionKey(region))
+	e, err := c.s.Desired.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		d.Plugins = map[string]manifest.Release{}
 		return d, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("rollout: read desired state of %s: %w", region, err)
+		return nil, 0, fmt.Errorf("rollout: read desired state %s: %w", key, err)
 	}
 	if err := json.Unmarshal(e.Value(), d); err != nil {
-		return nil, 0, fmt.Errorf("rollout: desired state of %s: %w", region, err)
+		return nil, 0, fmt.Errorf("rollout: desired state %s: %w", key, err)
 	}
 	if d.Plugins == nil {
 		d.Plugins = map[string]manifest.Release{}
@@ -607,14 +770,14 @@ func (c *Controller) readDesired(ctx context.Context, region string) (*manifest.
 // again, so a step repeated after a crash does not bump the revision.
 func (c *Controller) writeDesired(ctx context.Context, region, why string, change func(*manifest.Desired)) (uint64, error) {
 	for {
-		d, rev, err := c.readDesired(ctx, region)
+		d, rev, err := c.readDesired(ctx, manifest.RegionKey(region))
 		if err != nil {
 			return 0, err
 		}
 		before, _ := json.Marshal(d.Plugins)
 		change(d)
 		after, _ := json.Marshal(d.Plugins)
-		if rev != 0 && bytes.Equal(before, after) {
+		if bytes.Equal(before, after) {
 			return rev, nil
 		}
 		d.By, d.Why = "controller", why

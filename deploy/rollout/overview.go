@@ -17,9 +17,11 @@ import (
 type Summary struct {
 	Time time.Time `json:"time"`
 	// HealthWindow says what the health figures of Regions cover: they
-	// are cumulative since each POP started (a report holds counters, and
-	// one read has no earlier report to subtract). Gate values of the
-	// rollouts are over the current wave's bake window instead.
+	// are each POP's counters of that plugin version, which start from
+	// zero whenever the POP loads the version (again), as a report holds
+	// counters and one read has no earlier report to subtract. Gate
+	// values of the rollouts are over the current wave's bake window
+	// instead.
 	HealthWindow string           `json:"health_window"`
 	Regions      []RegionHealth   `json:"regions"`
 	Rollouts     []*Rollout       `json:"rollouts"` // active ones, then the 10 most recent others
@@ -52,7 +54,7 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Summary{Time: time.Now().UTC(), HealthWindow: "cumulative since each POP started"}
+	o := &Summary{Time: time.Now().UTC(), HealthWindow: "counted per POP since it last loaded each version"}
 	for _, region := range f.regions() {
 		rh := RegionHealth{Region: region}
 		byVersion := map[string]*VersionHealth{}

@@ -8,19 +8,27 @@
 // writes, the status POPs report and the audit stream. So a controller
 // that restarts, or another one that takes over, continues where the last
 // one stopped; and the CLI in another process drives a rollout through
-// the same records (Start, Command).
+// the same records (Start, Command). Controllers take turns through a
+// lease in the same KV, renewed before every step and outliving the step;
+// and a controller saves a record only if no other one changed it since
+// it read it, so one that lost the lease cannot overwrite its successor.
 //
 // A rollout goes: running (wave by wave: apply, wait for every POP of the
 // wave's regions to ACK, bake while the gates hold, promote) -> done; or,
 // when a gate fails, a POP NACKs, an apply times out or an operator says
 // abort or rollback -> rolling_back -> rolled_back, with every region it
-// touched restored to what it ran before.
+// touched restored to what it ran before, unless newer work has replaced
+// the rollout's release there (that region is left alone and the audit
+// says so). A wave whose region stops reporting, and a wave a POP's own
+// override of the key would hide from that POP, are rolled back too.
 //
 // # Why
 //
-// Health is judged from the difference of the POPs' cumulative counters
-// since the wave was applied (the baseline), over the target version only
-// (plugin name and digest): the canary's own traffic, not the region's.
+// Health is judged from the difference of the POPs' counters since the
+// wave was applied (the baseline), over the target version only (plugin
+// name and digest): the canary's own traffic, not the region's. A POP
+// counts per loaded plugin version and starts again from zero when it
+// loads a version again, so a report below its baseline counts whole.
 // A gate is checked on every tick once the window holds MinRequests, so a
 // bad version is stopped as soon as there is evidence, not at the end of
 // the bake. Each step is written as an intent before it touches desired
@@ -41,6 +49,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -139,11 +148,15 @@ type Rollout struct {
 	RollbackStart    time.Time         `json:"rollback_start,omitzero"`
 	RollbackRevs     map[string]uint64 `json:"rollback_revisions,omitempty"`
 	RollbackDuration time.Duration     `json:"rollback_duration,omitempty"`
+	// RollbackKept are the touched regions left alone by the rollback:
+	// newer work had replaced the rollout's release there.
+	RollbackKept []string `json:"rollback_kept,omitempty"`
 
 	Commands []Instruction `json:"commands,omitempty"` // waiting for the controller
 	Handled  uint64        `json:"handled"`            // highest Instruction.Seq handled
 
-	rev uint64 // KV revision read
+	rev  uint64 // KV revision read
+	base []byte // stateOf the revision read: what save compares
 }
 
 // Instruction is an operator's command, queued on the record.
@@ -166,6 +179,9 @@ func (r *Rollout) Progress() string {
 	case StateRunning:
 		if r.Wave < len(r.Waves) {
 			s := fmt.Sprintf("wave %d/%d %s %s", r.Wave+1, len(r.Waves), r.Waves[r.Wave], r.Phase)
+			if r.Phase == PhaseBaking && r.Window.Requests < r.MinRequests {
+				s += fmt.Sprintf(", waiting for traffic (%d/%d requests)", r.Window.Requests, r.MinRequests)
+			}
 			if r.Paused {
 				s += " (paused)"
 			}
@@ -443,12 +459,27 @@ func decode(e jetstream.KeyValueEntry) (*Rollout, error) {
 	if err := json.Unmarshal(e.Value(), r); err != nil {
 		return nil, fmt.Errorf("rollout: record %s: %w", e.Key(), err)
 	}
-	r.rev = e.Revision()
+	r.rev, r.base = e.Revision(), stateOf(e.Value())
 	return r, nil
 }
 
-// List returns every rollout, oldest first.
+// stateOf is a stored record without its command queue, normalised: the
+// fields only a controller writes.
+func stateOf(b []byte) []byte {
+	var r Rollout
+	json.Unmarshal(b, &r)
+	r.Commands = nil
+	out, _ := json.Marshal(&r)
+	return out
+}
+
+// List returns every rollout, oldest first. A record that cannot be read
+// is logged and left out, so that it does not hide the others.
 func List(ctx context.Context, s *controlplane.Stores) ([]*Rollout, error) {
+	return list(ctx, s, slog.Default())
+}
+
+func list(ctx context.Context, s *controlplane.Stores, log *slog.Logger) ([]*Rollout, error) {
 	entries, err := readAll(ctx, s.Rollouts, ">")
 	if err != nil {
 		return nil, fmt.Errorf("rollout: list: %w", err)
@@ -460,7 +491,8 @@ func List(ctx context.Context, s *controlplane.Stores) ([]*Rollout, error) {
 		}
 		r, err := decode(e)
 		if err != nil {
-			return nil, err
+			log.Warn("rollout: skipping an unreadable record", "key", e.Key(), "revision", e.Revision(), "err", err)
+			continue
 		}
 		out = append(out, r)
 	}
@@ -478,7 +510,10 @@ func readAll(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetst
 	var out []jetstream.KeyValueEntry
 	for {
 		select {
-		case e := <-w.Updates():
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watcher closed before the initial values were in")
+			}
 			if e == nil { // the initial values are all in
 				return out, nil
 			}
@@ -507,10 +542,13 @@ type fleet struct {
 	// fresh or not: a region whose POPs went quiet is still a region, and
 	// a "*" wave must fail on it rather than skip it.
 	known map[string]bool
+	// last is the newest report of any POP of a region, by the server's
+	// clock, fresh or not.
+	last map[string]time.Time
 }
 
 func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration) (*fleet, error) {
-	f := &fleet{known: map[string]bool{}}
+	f := &fleet{known: map[string]bool{}, last: map[string]time.Time{}}
 	entries, err := readAll(ctx, s.Status, "pop.>")
 	if err != nil {
 		return nil, fmt.Errorf("rollout: read status: %w", err)
@@ -525,7 +563,13 @@ func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration)
 			continue
 		}
 		f.known[st.Region] = true
-		if now.Sub(st.Time) <= fresh {
+		// The server's time of the report, not the POP's own: a POP whose
+		// clock is off must look neither fresh nor stale for it.
+		at := e.Created()
+		if at.After(f.last[st.Region]) {
+			f.last[st.Region] = at
+		}
+		if now.Sub(at) <= fresh {
 			f.status = append(f.status, st)
 		}
 	}

@@ -186,13 +186,15 @@ func (e *env) desired(region string) (manifest.Desired, uint64) {
 	return d, ent.Revision()
 }
 
-// pop runs a fake POP until the test ends: it echoes its region's desired
-// state into its status (NACKing digests in e.nack) and serves 10 requests
-// per version per report, half of them failing on digests in e.bad.
-func (e *env) pop(name, region string) {
+// pop runs a fake POP until stop is called or the test ends: it echoes
+// its region's desired state into its status (NACKing digests in e.nack)
+// and serves 10 requests per version per report, half of them failing on
+// digests in e.bad.
+func (e *env) pop(name, region string) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
-	e.t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	e.t.Cleanup(stop)
 	go func() {
 		defer close(done)
 		health := map[string]*manifest.Health{}
@@ -267,18 +269,20 @@ func (e *env) pop(name, region string) {
 			}
 		}
 	}()
+	return stop
 }
 
 // fleet is three regions: eu-west (two POPs, running auth@v1),
 // us-east and ap-south (one POP each, other plugins only).
-func (e *env) fleet() {
+// It returns the POPs' stop functions by name.
+func (e *env) fleet() map[string]func() {
 	e.putDesired("eu-west", manifest.Desired{Plugins: map[string]manifest.Release{"auth": {Artifact: e.v1}}})
 	e.putDesired("us-east", manifest.Desired{Plugins: map[string]manifest.Release{"cache": {}}})
 	e.putDesired("ap-south", manifest.Desired{Plugins: map[string]manifest.Release{"cache": {}}})
-	e.pop("eu-west-1", "eu-west")
-	e.pop("eu-west-2", "eu-west")
-	e.pop("us-east-1", "us-east")
-	e.pop("ap-south-1", "ap-south")
+	stops := map[string]func(){}
+	for _, p := range [][2]string{{"eu-west-1", "eu-west"}, {"eu-west-2", "eu-west"}, {"us-east-1", "us-east"}, {"ap-south-1", "ap-south"}} {
+		stops[p[0]] = e.pop(p[0], p[1])
+	}
 	// The POPs report asynchronously; a rollout started before their
 	// first report would find regions without traffic.
 	deadline := time.Now().Add(10 * time.Second)
@@ -288,7 +292,7 @@ func (e *env) fleet() {
 			e.t.Fatal(err)
 		}
 		if len(f.status) == 4 {
-			return
+			return stops
 		}
 		if time.Now().After(deadline) {
 			e.t.Fatalf("%d of 4 POPs reported", len(f.status))
@@ -300,9 +304,15 @@ func (e *env) fleet() {
 // controller runs a controller until the returned stop is called (or
 // the test ends).
 func (e *env) controller() (stop func()) {
+	// Fresh is generous: on a loaded 2-core machine under -race a fake POP
+	// can miss seconds of reports.
+	return e.controllerWith(Options{Tick: 25 * time.Millisecond, Fresh: 5 * time.Second, ApplyTimeout: 10 * time.Second})
+}
+
+func (e *env) controllerWith(opts Options) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	c := NewController(e.s, Options{Tick: 25 * time.Millisecond, Fresh: 2 * time.Second, ApplyTimeout: 5 * time.Second,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := NewController(e.s, opts)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	var once sync.Once

@@ -40,12 +40,14 @@ func natsFlag(fs *flag.FlagSet) *string {
 
 // connect opens the control plane's stores for one command. It does not
 // retry: a CLI command should fail, not hang, when nothing is listening.
+// It opens, never creates: the buckets' configs are `up`'s and `control`'s
+// to set, and a command run against the wrong server must not initialise it.
 func connect(ctx context.Context, url string) (*controlplane.Stores, func(), error) {
 	nc, err := nats.Connect(url, nats.Name("wedgectl"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to the control plane at %s: %w (is `wedgectl up` or `wedgectl control --embedded DIR` running?)", url, err)
 	}
-	s, err := controlplane.Ensure(ctx, nc)
+	s, err := controlplane.Open(ctx, nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

@@ -30,6 +30,16 @@ func TestRegistryCommands(t *testing.T) {
 	defer srv.Shutdown()
 	url := srv.URL()
 	dir := t.TempDir()
+	// The commands open the control plane, they do not create it: that is
+	// `wedgectl up`'s and `wedgectl control`'s job.
+	setup, err := srv.Connect("setup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer setup.Close()
+	if _, err := controlplane.Ensure(ctx, setup); err != nil {
+		t.Fatal(err)
+	}
 
 	var out bytes.Buffer
 	if err := run(ctx, []string{"keys", "gen", "-o", dir, "ops"}, &out); err != nil {
