@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"bytes"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -44,6 +46,22 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	defer n.pool.Put(x)
 	x.reset()
 
+	if status, msg := lenient(ctx); status != 0 {
+		// fasthttp parses these leniently; the framing of what follows on
+		// the connection is not to be trusted either.
+		n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
+		ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
+		ctx.SetConnectionClose()
+		return
+	}
+	if bytes.IndexByte(ctx.Path(), '\\') >= 0 {
+		// A backslash, raw or as %5C, is a separator to some origins
+		// (/public/..\admin): the route would be /public/'s, the resource
+		// /admin. RFC 3986 has no backslash in a path, so refuse it.
+		n.m.refused.WithLabelValues("400").Inc()
+		ctx.Error("400 Bad Request: backslash in the path\n", fasthttp.StatusBadRequest)
+		return
+	}
 	if !samePath(ctx.URI().PathOriginal(), ctx.Path()) {
 		// Routing uses the normalized path, plugins and the origin the path
 		// as sent: with dot segments or "//" they name different resources
@@ -132,6 +150,47 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 		}
 		return g, rt, true
 	}
+}
+
+// lenient reports what fasthttp accepts but RFC 9110/9112 do not, or allow
+// only as a choice that is safer refused at an edge:
+//   - a major version other than 1: fasthttp answers HTTP/2.0 or HTTP/9.9
+//     as 1.0; RFC 9112 §2.3 lets a server refuse it with 505;
+//   - a field name that is not a token (RFC 9110 §5.1): fasthttp takes
+//     "X A: b" and would pass the name on;
+//   - a bare LF ending a field line: RFC 9112 §2.2 allows reading it as a
+//     line end, but fasthttp does so only when a CRLF CRLF follows
+//     somewhere in its buffer, and a parser before the edge may read the
+//     two lines as one field;
+//   - obs-fold: RFC 9112 §5.2 allows replacing it with a space, which
+//     fasthttp does, or a 400; a fold is how a second field hides in
+//     another's value, so refuse it.
+func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
+	if p := ctx.Request.Header.Protocol(); len(p) < 6 || p[5] != '1' {
+		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.x"
+	}
+	for k := range ctx.Request.Header.All() {
+		if !abi.ValidToken(k) {
+			return fasthttp.StatusBadRequest, "field name not a token"
+		}
+	}
+	// The header section as received, after the request line.
+	raw := ctx.Request.Header.RawHeaders()
+	for off := 0; ; {
+		i := bytes.IndexByte(raw[off:], '\n')
+		if i < 0 {
+			break
+		}
+		i += off
+		if i == 0 || raw[i-1] != '\r' {
+			return fasthttp.StatusBadRequest, "bare LF in the header section"
+		}
+		if i+1 < len(raw) && (raw[i+1] == ' ' || raw[i+1] == '\t') {
+			return fasthttp.StatusBadRequest, "obsolete line folding"
+		}
+		off = i + 1
+	}
+	return 0, ""
 }
 
 // samePath reports whether raw, the path as received, percent-decodes to
@@ -235,12 +294,15 @@ func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response) {
 func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
 	status, msg := fasthttp.StatusBadRequest, "malformed request"
 	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body larger than the limit"
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
 		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header larger than the limit"
-	case errors.Is(err, fasthttp.ErrTimeout):
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout():
+		// The read deadline (read_timeout) passed mid-request: fasthttp
+		// hands over the connection's net.Error.
 		status, msg = fasthttp.StatusRequestTimeout, "request not received in time"
 	}
 	n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()

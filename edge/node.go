@@ -111,6 +111,14 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewGCRA(1 << 20), mods: map[modKey]*loaded{}}
 	n.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	n.m = newMetrics(n.reg)
+	// How full the response cache is against its cache_bytes bound.
+	n.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "cache_bytes",
+			Help: "Bytes the response cache accounts for (bounded by cache_bytes)."},
+			func() float64 { return float64(n.cache.WeightedSize()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "cache_entries",
+			Help: "Entries in the response cache."},
+			func() float64 { return float64(n.cache.Len()) }))
 	n.om = originclient.NewMetrics(n.reg)
 	hostname, _ := os.Hostname()
 	n.idBase = fmt.Sprintf("%s-%x-", strings.ReplaceAll(cfg.POP+hostname, " ", ""), time.Now().UnixNano()&0xffffff)
