@@ -70,9 +70,13 @@ func (p *pool) put(i *instance) {
 	// taking its cache line away from the core that uses it.
 	if s := &p.slots[i.slot]; s.Load() != nil || !s.CompareAndSwap(nil, i) {
 		for k := range p.slots {
-			if s := &p.slots[k]; s.Load() == nil && s.CompareAndSwap(nil, i) {
+			if s := &p.slots[k]; s.Load() == nil {
+				// Set before the CAS publishes i: once in a slot it may be
+				// taken, and its new holder's put reads slot.
 				i.slot = k
-				break
+				if s.CompareAndSwap(nil, i) {
+					break
+				}
 			}
 		}
 	}

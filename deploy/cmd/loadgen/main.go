@@ -1,0 +1,317 @@
+// Command loadgen is an open-loop HTTP load generator for the benchmarks on
+// 127.0.0.1: it sends requests at a fixed target rate, whatever the server's
+// latency, and measures each response from the moment its request was due,
+// so a server that stalls is charged for the queue it builds (wrk, a closed
+// loop, slows down with the server and hides that). It can first open and
+// hold idle keep-alive connections, to measure what they cost the server.
+//
+//	loadgen -url http://127.0.0.1:18105/bench -H 'Host: full' -rate 20000 -d 10s
+//	loadgen -url http://127.0.0.1:18105/bench -hold 19000 -pid 1234 -rate 10000 -d 10s
+//
+// It prints one line of key=value pairs (latencies in microseconds) for
+// scripts to read. Every run is bounded: -n requests at most, -d of sending,
+// and each response waits -timeout at most.
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+type headers []string
+
+func (h *headers) String() string     { return strings.Join(*h, ", ") }
+func (h *headers) Set(v string) error { *h = append(*h, v); return nil }
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	target  *url.URL
+	host    string
+	headers [][2]string
+	rate    float64
+	n       int
+	dur     time.Duration
+	conns   int
+	timeout time.Duration
+	expect  int
+	hold    int
+	pid     int
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	rawURL := fs.String("url", "", "the target, http://127.x.x.x:port/path (loopback only)")
+	var hs headers
+	fs.Var(&hs, "H", "a request header, 'Name: value' (repeatable; 'Host: x' sets the host)")
+	rate := fs.Float64("rate", 0, "requests per second, sent on schedule (0: send none)")
+	n := fs.Int("n", 1_000_000, "requests at most")
+	dur := fs.Duration("d", 10*time.Second, "how long to send")
+	conns := fs.Int("c", 256, "connections the paced requests may use at most")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long one response may take")
+	expect := fs.Int("expect", 200, "the status every response should have")
+	hold := fs.Int("hold", 0, "idle keep-alive connections to open and hold during the run")
+	pid := fs.Int("pid", 0, "the server's process id, to report its resident memory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := options{rate: *rate, n: *n, dur: *dur, conns: *conns, timeout: *timeout, expect: *expect, hold: *hold, pid: *pid}
+	u, err := url.Parse(*rawURL)
+	if err != nil || u.Scheme != "http" || u.Port() == "" {
+		return fmt.Errorf("-url %q: want http://127.x.x.x:port/path", *rawURL)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return fmt.Errorf("-url %q: only IPv4 loopback targets are allowed", *rawURL)
+	}
+	o.target, o.host = u, u.Host
+	for _, h := range hs {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok {
+			return fmt.Errorf("-H %q: want 'Name: value'", h)
+		}
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if strings.EqualFold(name, "host") {
+			o.host = value
+			continue
+		}
+		o.headers = append(o.headers, [2]string{name, value})
+	}
+	if o.rate < 0 || o.n <= 0 || o.dur <= 0 || o.conns <= 0 || (o.rate == 0 && o.hold == 0) {
+		return errors.New("want -rate > 0 or -hold > 0, and positive -n, -d and -c")
+	}
+	raiseFileLimit()
+
+	var out []string
+	var held []*heldConn
+	if o.hold > 0 {
+		base := rss(o.pid)
+		start := time.Now()
+		var failed int
+		held, failed = openHeld(o)
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		heldRSS := rss(o.pid)
+		out = append(out, fmt.Sprintf("hold=%d held=%d hold_failed=%d open_ms=%d", o.hold, len(held), failed, time.Since(start).Milliseconds()))
+		if o.pid > 0 {
+			per := 0.0
+			if len(held) > 0 {
+				per = float64(heldRSS-base) / 1024 / float64(len(held))
+			}
+			out = append(out, fmt.Sprintf("rss_base_kib=%d rss_held_kib=%d kib_per_conn=%.2f", base>>10, heldRSS>>10, per))
+		}
+	}
+	if o.rate > 0 {
+		out = append(out, paced(o))
+		if o.pid > 0 {
+			out = append(out, fmt.Sprintf("rss_after_kib=%d", rss(o.pid)>>10))
+		}
+	}
+	if len(held) > 0 {
+		// Held connections must still be served, not just still open.
+		dead, sampled := 0, 0
+		for i := 0; i < len(held); i += 100 {
+			sampled++
+			if held[i].roundTrip(o) != nil {
+				dead++
+			}
+		}
+		out = append(out, fmt.Sprintf("held_sampled=%d held_dead=%d", sampled, dead))
+	}
+	fmt.Fprintln(stdout, strings.Join(out, " "))
+	return nil
+}
+
+// paced sends requests on a fixed schedule and returns its summary line.
+// The dispatcher hands out due times; a request's latency counts from its
+// due time, so time spent waiting for a free connection is latency too.
+func paced(o options) string {
+	hc := &fasthttp.HostClient{Addr: o.target.Host, MaxConns: o.conns, MaxConnWaitTimeout: o.timeout,
+		ReadTimeout: o.timeout, WriteTimeout: o.timeout, MaxIdleConnDuration: time.Minute}
+	interval := time.Duration(float64(time.Second) / o.rate)
+	total := min(o.n, int(o.dur/interval)+1)
+	due := make(chan time.Time, min(total, 1<<16))
+	var ok, wrong, failed atomic.Int64
+	lats := make([][]time.Duration, o.conns)
+	var last atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now().Add(10 * time.Millisecond)
+	for w := range o.conns {
+		wg.Go(func() {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(o.target.String())
+			req.SetHost(o.host)
+			for _, h := range o.headers {
+				req.Header.Set(h[0], h[1])
+			}
+			mine := make([]time.Duration, 0, total/o.conns+16)
+			for t := range due {
+				err := hc.DoTimeout(req, resp, o.timeout)
+				now := time.Now()
+				switch {
+				case err != nil:
+					failed.Add(1)
+					continue
+				case resp.StatusCode() != o.expect:
+					wrong.Add(1)
+				default:
+					ok.Add(1)
+				}
+				mine = append(mine, now.Sub(t))
+				last.Store(now.UnixNano())
+			}
+			lats[w] = mine
+		})
+	}
+	// Hand out due times in batches: sleeping once per request cannot keep
+	// a 30k/s schedule, but the due times themselves stay exact.
+	sent := 0
+	for sent < total {
+		now := time.Now()
+		for sent < total {
+			t := start.Add(time.Duration(sent) * interval)
+			if t.After(now) {
+				break
+			}
+			due <- t
+			sent++
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	close(due)
+	wg.Wait()
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	q := func(p float64) int64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()
+	}
+	elapsed := time.Duration(last.Load() - start.UnixNano())
+	achieved := 0.0
+	if elapsed > 0 {
+		achieved = float64(len(all)) / elapsed.Seconds()
+	}
+	return fmt.Sprintf("target_rate=%.0f sent=%d ok=%d wrong_status=%d errors=%d achieved=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d",
+		o.rate, sent, ok.Load(), wrong.Load(), failed.Load(), achieved, q(0.50), q(0.90), q(0.99), q(0.999), q(1))
+}
+
+// heldConn is one idle keep-alive connection and its reader.
+type heldConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *heldConn) roundTrip(o options) error {
+	c.SetDeadline(time.Now().Add(o.timeout))
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\n", o.target.RequestURI(), o.host)
+	for _, h := range o.headers {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(c, b.String()); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(c.r, nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != o.expect {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	c.SetDeadline(time.Time{})
+	return err
+}
+
+// openHeld opens o.hold connections, each answering one request, from
+// source addresses 127.0.0.2-5: one address has only ~28k ephemeral ports.
+func openHeld(o options) ([]*heldConn, int) {
+	var mu sync.Mutex
+	var conns []*heldConn
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	const groups = 8
+	per := (o.hold + groups - 1) / groups
+	for g := range groups {
+		wg.Go(func() {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+g/2))}, Timeout: o.timeout}
+			for range max(0, min(per, o.hold-g*per)) {
+				nc, err := d.Dial("tcp4", o.target.Host)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				c := &heldConn{Conn: nc, r: bufio.NewReaderSize(nc, 1024)}
+				if err := c.roundTrip(o); err != nil {
+					nc.Close()
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return conns, int(failed.Load())
+}
+
+var vmRSS = regexp.MustCompile(`VmRSS:\s+(\d+) kB`)
+
+// rss is the resident memory of process pid in bytes (0 if unknown).
+func rss(pid int) int64 {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	m := vmRSS.FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: holding
+// connections needs one descriptor each.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serve starts a fasthttp server on 127.0.0.1 answering status, and checks
+// the Host and header loadgen was told to send.
+func serve(t *testing.T, status int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Host()) != "hit" || string(ctx.Request.Header.Peek("X-Token")) != "t" {
+			ctx.SetStatusCode(400)
+			return
+		}
+		ctx.SetStatusCode(status)
+		ctx.SetBodyString("ok")
+	}}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	return "http://" + ln.Addr().String() + "/bench"
+}
+
+func runKV(t *testing.T, args ...string) map[string]float64 {
+	t.Helper()
+	var out bytes.Buffer
+	if err := run(args, &out); err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	m := map[string]float64{}
+	for _, f := range strings.Fields(out.String()) {
+		k, v, _ := strings.Cut(f, "=")
+		m[k], _ = strconv.ParseFloat(v, 64)
+	}
+	return m
+}
+
+func TestPacedSendsOnScheduleAndHolds(t *testing.T) {
+	url := serve(t, 200)
+	m := runKV(t, "-url", url, "-H", "Host: hit", "-H", "X-Token: t", "-rate", "2000", "-d", "500ms", "-c", "8",
+		"-hold", "40", "-pid", strconv.Itoa(os.Getpid()))
+	// 500 ms at 2000/s is 1001 due times, the first at 0.
+	if m["sent"] != 1001 || m["ok"] != 1001 || m["errors"] != 0 || m["wrong_status"] != 0 {
+		t.Fatalf("sent %v ok %v errors %v wrong %v, want 1001 answered 200", m["sent"], m["ok"], m["errors"], m["wrong_status"])
+	}
+	if m["achieved"] < 1500 || m["achieved"] > 2500 {
+		t.Errorf("achieved %v req/s, want about 2000", m["achieved"])
+	}
+	if m["held"] != 40 || m["hold_failed"] != 0 || m["held_sampled"] != 1 || m["held_dead"] != 0 {
+		t.Errorf("held %v failed %v sampled %v dead %v", m["held"], m["hold_failed"], m["held_sampled"], m["held_dead"])
+	}
+	if m["rss_held_kib"] == 0 {
+		t.Errorf("no resident memory reported for -pid")
+	}
+}
+
+func TestCountsWrongStatus(t *testing.T) {
+	url := serve(t, 503)
+	m := runKV(t, "-url", url, "-H", "Host: hit", "-H", "X-Token: t", "-rate", "1000", "-d", "100ms", "-n", "50")
+	if m["sent"] != 50 || m["wrong_status"] != 50 || m["ok"] != 0 {
+		t.Fatalf("sent %v wrong %v ok %v, want 50 requests, all the wrong status", m["sent"], m["wrong_status"], m["ok"])
+	}
+}
+
+func TestRefusesNonLoopback(t *testing.T) {
+	for _, u := range []string{"http://10.0.0.1:80/", "http://example.com:80/", "https://127.0.0.1:443/", "http://[::1]:80/"} {
+		if err := run([]string{"-url", u, "-rate", "1"}, &bytes.Buffer{}); err == nil {
+			t.Errorf("%s: accepted", u)
+		}
+	}
+}
