@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -125,10 +126,21 @@ func (s *Server) Shutdown() {
 }
 
 // Dial connects to a control plane by URL and keeps reconnecting for as
-// long as the connection is open: an edge must outlive any outage.
-func Dial(url, name string) (*nats.Conn, error) {
+// long as the connection is open: a controller must outlive any outage.
+// log (nil: slog's default) hears when the link goes and comes back.
+func Dial(url, name string, log *slog.Logger) (*nats.Conn, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("control plane link lost", "url", url, "err", err)
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { log.Info("control plane link back", "url", url) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("control plane error", "url", url, "err", err)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: connect %s: %w", url, err)
 	}

@@ -27,7 +27,7 @@ func TestEnsureAndReconnect(t *testing.T) {
 	if s.URL() == "" {
 		t.Fatal("no client URL for a listening server")
 	}
-	nc, err := Dial(s.URL(), "test")
+	nc, err := Dial(s.URL(), "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

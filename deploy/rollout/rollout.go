@@ -529,7 +529,10 @@ func publish(ctx context.Context, s *controlplane.Stores, r *Rollout, action, wh
 	a := manifest.Audit{Time: time.Now().UTC(), Who: who, Action: action, Rollout: r.ID,
 		Plugin: r.Plugin, Version: r.Version, Region: region, Why: why}
 	b, _ := json.Marshal(a)
-	if _, err := s.JS.Publish(ctx, manifest.SubjectAudit+"."+action, b); err != nil {
+	// The ID makes a retried step's entry (a publish the server took but
+	// whose ack was lost) a duplicate the stream drops.
+	id := fmt.Sprintf("%s.%d.%s.%s", r.ID, r.rev, action, region)
+	if _, err := s.JS.Publish(ctx, manifest.SubjectAudit+"."+action, b, jetstream.WithMsgID(id)); err != nil {
 		return fmt.Errorf("rollout: audit %s: %w", action, err)
 	}
 	return nil

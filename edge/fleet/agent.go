@@ -77,8 +77,9 @@ type Agent struct {
 	tries   map[string]int
 	force   bool // apply even if in step: a running version was revoked
 
-	applies  *prometheus.CounterVec
-	revision prometheus.Gauge
+	applies   *prometheus.CounterVec
+	revision  prometheus.Gauge
+	connected prometheus.Gauge
 
 	// compiling is held while a module compiles (prefetch) or a state
 	// applies, so an apply of a version being prefetched waits for the
@@ -131,7 +132,10 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		Help: "Desired states applied (ok) or refused (nack), and states restored from disk (disk)."}, []string{"result"})
 	a.revision = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wedge_fleet_revision",
 		Help: "Revision of the desired state the POP runs."})
-	if err := errors.Join(node.Registry().Register(a.applies), node.Registry().Register(a.revision)); err != nil {
+	a.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wedge_fleet_connected",
+		Help: "1 while the POP's link to the control plane is up."})
+	reg := node.Registry()
+	if err := errors.Join(reg.Register(a.applies), reg.Register(a.revision), reg.Register(a.connected)); err != nil {
 		return nil, fmt.Errorf("fleet: metrics: %w", err)
 	}
 	return a, nil
@@ -162,6 +166,16 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer nc.Close()
 	}
+	// Say when the link goes and comes back, as it happens: the POP serves
+	// on either way, and that is worth a log line and a metric.
+	a.connected.Set(b2f(nc.IsConnected()))
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		a.connected.Set(0)
+		a.o.Logger.Warn("control plane link lost; serving the current state", "err", err)
+	})
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		a.o.Logger.Warn("control plane error", "err", err)
+	})
 	for ctx.Err() == nil {
 		err := a.follow(ctx, nc)
 		if ctx.Err() != nil {
@@ -238,6 +252,8 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	// current values.
 	lost := make(chan struct{}, 1)
 	nc.SetReconnectHandler(func(*nats.Conn) {
+		a.connected.Set(1)
+		a.o.Logger.Info("control plane link back; catching up")
 		select {
 		case lost <- struct{}{}:
 		default:
@@ -703,4 +719,11 @@ func writeFile(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

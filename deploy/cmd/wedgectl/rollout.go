@@ -47,7 +47,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embedded)
 	} else {
 		var err error
-		if nc, err = controlplane.Dial(*url, "wedgectl-control"); err != nil {
+		if nc, err = controlplane.Dial(*url, "wedgectl-control", nil); err != nil {
 			return err
 		}
 	}

@@ -116,7 +116,7 @@ func TestUpRegions(t *testing.T) {
 		fasthttp.ReleaseResponse(resp)
 	}
 
-	nc, err := controlplane.Dial(m[2], "test")
+	nc, err := controlplane.Dial(m[2], "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
