@@ -63,7 +63,7 @@ type options struct {
 
 func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	rawURL := fs.String("url", "", "the target, http://127.x.x.x:port/path (loopback only)")
+	rawURL := fs.String("url", "", "the target, http://127.0.0.1:port/path (nothing else is allowed)")
 	var hs headers
 	fs.Var(&hs, "H", "a request header, 'Name: value' (repeatable; 'Host: x' sets the host)")
 	rate := fs.Float64("rate", 0, "requests per second, sent on schedule (0: send none)")
@@ -80,10 +80,10 @@ func run(args []string, stdout io.Writer) error {
 	o := options{rate: *rate, n: *n, dur: *dur, conns: *conns, timeout: *timeout, expect: *expect, hold: *hold, pid: *pid}
 	u, err := url.Parse(*rawURL)
 	if err != nil || u.Scheme != "http" || u.Port() == "" {
-		return fmt.Errorf("-url %q: want http://127.x.x.x:port/path", *rawURL)
+		return fmt.Errorf("-url %q: want http://127.0.0.1:port/path", *rawURL)
 	}
-	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		return fmt.Errorf("-url %q: only IPv4 loopback targets are allowed", *rawURL)
+	if u.Hostname() != "127.0.0.1" {
+		return fmt.Errorf("-url %q: only 127.0.0.1 is allowed", *rawURL)
 	}
 	o.target, o.host = u, u.Host
 	for _, h := range hs {

@@ -74,7 +74,7 @@ func TestCountsWrongStatus(t *testing.T) {
 }
 
 func TestRefusesNonLoopback(t *testing.T) {
-	for _, u := range []string{"http://10.0.0.1:80/", "http://example.com:80/", "https://127.0.0.1:443/", "http://[::1]:80/"} {
+	for _, u := range []string{"http://10.0.0.1:80/", "http://example.com:80/", "https://127.0.0.1:443/", "http://[::1]:80/", "http://127.0.0.2:80/"} {
 		if err := run([]string{"-url", u, "-rate", "1"}, &bytes.Buffer{}); err == nil {
 			t.Errorf("%s: accepted", u)
 		}
