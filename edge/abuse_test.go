@@ -344,6 +344,7 @@ func TestAbuseConnFlood(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("after the held connections closed, %d new ones served, then %q %v", len(held), st, err)
 			}
+			time.Sleep(10 * time.Millisecond) // polling interval
 			continue
 		}
 		held = append(held, c)

@@ -160,7 +160,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if nc == nil {
 		var err error
 		nc, err = nats.Connect(a.o.URL, nats.Name("wedge-edge-"+a.o.POP), nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+			// A first connect after starting cut off is not a reconnect.
+			nats.ConnectHandler(func(*nats.Conn) { a.connected.Set(1) }))
 		if err != nil {
 			return fmt.Errorf("fleet: connect %s: %w", a.o.URL, err)
 		}
