@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,20 +115,8 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	go func() { ctl.Run(ctlCtx); close(ctlDone) }()
 	defer func() { stopCtl(); <-ctlDone }()
 
-	tl := &tally{seen: map[string]map[int]map[string]int{}}
-	var sent atomic.Int64
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var load sync.WaitGroup
-	for _, p := range fleetPOPs {
-		for c := range clients {
-			load.Add(1)
-			go func() {
-				defer load.Done()
-				client(loadCtx, p, c, tl, &sent)
-			}()
-		}
-	}
-	defer func() { stopLoad(); load.Wait() }()
+	tl, sent, stopLoad := startLoad(ctx, fleetPOPs)
+	defer stopLoad()
 
 	if _, err := registry.New(stores).Push(ctx, key, "stamp", "v2", wasmtest.Build(t, guests+"v2"), "test"); err != nil {
 		t.Fatal(err)

@@ -129,22 +129,8 @@ func TestFleetRollouts(t *testing.T) {
 	go func() { ctl.Run(ctx); close(ctlDone) }()
 	defer func() { cancel(); <-ctlDone }()
 
-	// Steady traffic on every POP from every client, bounded in time by
-	// the test and in rate by a pause between requests.
-	var tl = &tally{seen: map[string]map[int]map[string]int{}}
-	var sent atomic.Int64
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	var load sync.WaitGroup
-	for _, p := range fleetPOPs {
-		for c := range clients {
-			load.Add(1)
-			go func() {
-				defer load.Done()
-				client(loadCtx, p, c, tl, &sent)
-			}()
-		}
-	}
-	defer func() { stopLoad(); load.Wait() }()
+	tl, sent, stopLoad := startLoad(ctx, fleetPOPs)
+	defer stopLoad()
 
 	waves := "eu-west:10%,eu-west:100%,us-east,*"
 	gates := "error_rate<1%,p99<1s"
@@ -283,6 +269,20 @@ func TestFleetRollouts(t *testing.T) {
 		t.Fatalf("audit steps:\n%s\nwant, in order, among them:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
 	t.Logf("%d requests in all", sent.Load())
+}
+
+// startLoad sends steady traffic to every POP from every client, bounded
+// in time by stop (or ctx) and in rate by a pause between requests.
+func startLoad(ctx context.Context, ps []*pop) (tl *tally, sent *atomic.Int64, stop func()) {
+	tl, sent = &tally{seen: map[string]map[int]map[string]int{}}, new(atomic.Int64)
+	loadCtx, cancel := context.WithCancel(ctx)
+	var load sync.WaitGroup
+	for _, p := range ps {
+		for c := range clients {
+			load.Go(func() { client(loadCtx, p, c, tl, sent) })
+		}
+	}
+	return tl, sent, func() { cancel(); load.Wait() }
 }
 
 // inOrder reports whether want is a subsequence of got.
