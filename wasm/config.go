@@ -63,7 +63,9 @@ func NewConfig() Config {
 }
 
 // WithCompilationCache keeps compiled code in dir, so the next process that
-// loads the same plugin skips most of the compile.
+// loads the same plugin skips most of the compile. Runtimes of one process
+// with the same dir also share the compiled code in memory, and compile a
+// module once between them.
 func (c Config) WithCompilationCache(dir string) Config { c.cacheDir = dir; return c }
 
 // WithMemoryLimit caps each instance's linear memory at bytes (rounded down

@@ -95,13 +95,31 @@ type Module struct {
 
 // Validate checks that bin is a module this runtime would load: well-formed,
 // ABI v1, with known imports. It runs no guest code, so it cannot check the
-// plugin's configuration.
+// plugin's configuration. With a compilation cache it leaves the compiled
+// code there for a later Load. After Close it returns ErrClosed.
 func (r *Runtime) Validate(ctx context.Context, bin []byte) error {
+	if err := r.begin("module"); err != nil {
+		return err
+	}
+	defer r.loads.Done()
 	cm, err := r.prepare(ctx, "module", bin)
 	if err != nil {
 		return err
 	}
 	return cm.Close(ctx)
+}
+
+// begin registers a compile with Close, which waits for it before closing
+// the engine: wazero's engine is not safe to close under a compile (it
+// frees what the compiler is using). The caller calls r.loads.Done.
+func (r *Runtime) begin(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return fmt.Errorf("%w: plugin %s not compiled: the runtime is closing", ErrClosed, id)
+	}
+	r.loads.Add(1)
+	return nil
 }
 
 // prepare checks, instruments and compiles bin, and validates it against
@@ -151,15 +169,11 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 }
 
 func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return nil, ErrClosed
-	}
-	r.loads.Add(1) // Close waits: it must not close the engine under us
-	r.mu.Unlock()
-	defer r.loads.Done()
 	id := spec.Name + "@" + spec.Version
+	if err := r.begin(id); err != nil {
+		return nil, err
+	}
+	defer r.loads.Done()
 	if spec.PoolSize < 0 || spec.Timeout < 0 {
 		return nil, fmt.Errorf("%w: plugin %s: negative pool size or timeout", ErrInvalidModule, id)
 	}
@@ -234,6 +248,9 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 // compile compiles bin, turning a panic in the engine into an error. The
 // checks before it exist so that this never fires; it is the second line.
 func (r *Runtime) compile(ctx context.Context, bin []byte) (cm wazero.CompiledModule, err error) {
+	if r.ccache != nil {
+		defer r.ccache.claim(bin)() // waits now, ends the claim on return
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("engine panicked: %v", p)

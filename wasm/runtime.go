@@ -2,9 +2,11 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	"github.com/tetratelabs/wazero"
@@ -21,7 +23,7 @@ import (
 type Runtime struct {
 	cfg       Config
 	rt        wazero.Runtime
-	ccache    wazero.CompilationCache
+	ccache    *sharedCache // nil without a compilation cache
 	wasiFuncs map[string]bool
 	metrics   *metrics
 	fams      *host.MetricFamilies
@@ -29,24 +31,32 @@ type Runtime struct {
 	log       *slog.Logger
 
 	mu           sync.Mutex
-	closed       bool // no more loads
+	closed       bool // no more loads or validations
 	engineClosed bool
-	loads        sync.WaitGroup // loads in progress
+	loads        sync.WaitGroup // loads and validations in progress: compiles
 	modules      map[*Module]struct{}
 }
 
-// NewRuntime starts a runtime.
+// NewRuntime starts a runtime. Runtimes of one process given the same
+// compilation cache directory share the compiled code (see sharedCache).
 func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	rcfg := wazero.NewRuntimeConfigCompiler().WithMemoryLimitPages(cfg.memoryLimit)
-	var ccache wazero.CompilationCache
+	var ccache *sharedCache
 	if cfg.cacheDir != "" {
 		var err error
-		if ccache, err = wazero.NewCompilationCacheWithDir(cfg.cacheDir); err != nil {
+		if ccache, err = openSharedCache(cfg.cacheDir); err != nil {
 			return nil, fmt.Errorf("wasm: compilation cache %s: %w", cfg.cacheDir, err)
 		}
-		rcfg = rcfg.WithCompilationCache(ccache)
+		rcfg = rcfg.WithCompilationCache(ccache.cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, rcfg)
+	// Every failure below closes rt and gives the cache back.
+	closeRT := func() {
+		rt.Close(ctx)
+		if ccache != nil {
+			ccache.release(ctx)
+		}
+	}
 	r := &Runtime{
 		cfg:     cfg,
 		rt:      rt,
@@ -61,7 +71,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	var err error
 	if r.metrics, err = newMetrics(cfg.registerer); err != nil {
-		rt.Close(ctx)
+		closeRT()
 		return nil, err
 	}
 	wasi := wasi_snapshot_preview1.NewBuilder(rt)
@@ -70,7 +80,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		_, err = rt.InstantiateModule(ctx, wasiCompiled, wazero.NewModuleConfig())
 	}
 	if err != nil {
-		rt.Close(ctx)
+		closeRT()
 		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
 	}
 	r.wasiFuncs = map[string]bool{}
@@ -78,7 +88,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		r.wasiFuncs[name] = true
 	}
 	if err := r.instantiateHost(ctx); err != nil {
-		rt.Close(ctx)
+		closeRT()
 		return nil, err
 	}
 	return r, nil
@@ -121,11 +131,12 @@ func (r *Runtime) instantiateHost(ctx context.Context) error {
 	return nil
 }
 
-// Close closes every module loaded from r, waiting for loads in progress
-// and for requests holding modules to release them, then the engine. If ctx
-// ends first, Close returns an error and leaves the engine running (closing
-// it would unmap memory under a running guest); calling Close again waits
-// again.
+// Close closes every module loaded from r, waiting for loads and
+// validations in progress (their compiles use the engine) and for requests
+// holding modules to release them, then the engine. Loads and validations
+// that start after Close return ErrClosed. If ctx ends first, Close returns
+// an error and leaves the engine running (closing it would unmap memory
+// under a running guest); calling Close again waits again.
 func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
@@ -139,7 +150,7 @@ func (r *Runtime) Close(ctx context.Context) error {
 	select {
 	case <-loaded:
 	case <-ctx.Done():
-		return fmt.Errorf("wasm: close: a plugin is still loading: %w", ctx.Err())
+		return fmt.Errorf("wasm: close: a plugin is still loading or compiling: %w", ctx.Err())
 	}
 	r.mu.Lock()
 	mods := make([]*Module, 0, len(r.modules))
@@ -165,9 +176,95 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	err := r.rt.Close(ctx)
 	if r.ccache != nil {
-		err = errors.Join(err, r.ccache.Close(ctx))
+		err = errors.Join(err, r.ccache.release(ctx))
 	}
 	return err
+}
+
+// sharedCache is the wazero compilation cache of one directory, shared by
+// every Runtime of the process that names the directory. Runtimes sharing
+// a wazero cache share its engine: code one of them compiled is in memory
+// for the others. And compiles of one module wait for each other instead of
+// running side by side, which wazero leaves to its embedder (see
+// wazero.CompilationCache): several nodes in one process (tests, a local
+// fleet) that all load or prefetch a new plugin version compile it once.
+type sharedCache struct {
+	dir   string
+	cache wazero.CompilationCache
+	refs  int // guarded by sharedCaches.mu
+
+	mu        sync.Mutex
+	compiling map[[sha256.Size]byte]chan struct{} // closed when that compile ends
+}
+
+var sharedCaches = struct {
+	mu sync.Mutex
+	m  map[string]*sharedCache
+}{m: map[string]*sharedCache{}}
+
+// openSharedCache takes a reference to dir's cache, opening it if no
+// runtime holds it.
+func openSharedCache(dir string) (*sharedCache, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	sharedCaches.mu.Lock()
+	defer sharedCaches.mu.Unlock()
+	if c := sharedCaches.m[abs]; c != nil {
+		c.refs++
+		return c, nil
+	}
+	cc, err := wazero.NewCompilationCacheWithDir(abs)
+	if err != nil {
+		return nil, err
+	}
+	c := &sharedCache{dir: abs, cache: cc, refs: 1, compiling: map[[sha256.Size]byte]chan struct{}{}}
+	sharedCaches.m[abs] = c
+	return c, nil
+}
+
+// release gives a reference back; the last one closes the engine. A
+// runtime releases only after its own compiles have ended, so the last
+// release closes an engine no compile uses.
+func (c *sharedCache) release(ctx context.Context) error {
+	sharedCaches.mu.Lock()
+	c.refs--
+	last := c.refs == 0
+	if last {
+		delete(sharedCaches.m, c.dir)
+	}
+	sharedCaches.mu.Unlock()
+	if !last {
+		return nil
+	}
+	return c.cache.Close(ctx)
+}
+
+// claim waits until no compile of bin runs in any runtime sharing c, then
+// marks one running; the caller calls done when it has ended. The compile
+// that waited then finds the code in the engine's memory. Like a compile
+// (wazero's does not look at its context), the wait does not end with a
+// context: the compile it waits for bounds it.
+func (c *sharedCache) claim(bin []byte) (done func()) {
+	key := sha256.Sum256(bin)
+	for {
+		c.mu.Lock()
+		running, busy := c.compiling[key]
+		if !busy {
+			ch := make(chan struct{})
+			c.compiling[key] = ch
+			c.mu.Unlock()
+			return func() {
+				c.mu.Lock()
+				delete(c.compiling, key)
+				c.mu.Unlock()
+				close(ch)
+			}
+		}
+		c.mu.Unlock()
+		<-running
+	}
 }
 
 func (r *Runtime) forget(m *Module) {

@@ -167,11 +167,13 @@ func TestRollbackOfFinishedRolloutNeedsTheLock(t *testing.T) {
 }
 
 // A wave whose region stops reporting while it bakes is rolled back
-// rather than left baking forever.
+// rather than left baking forever. Fresh and ApplyTimeout are short so the
+// test is, but not so short that the fake POPs (reporting every 20 ms)
+// going unscheduled for a moment on a busy machine looks like silence.
 func TestSilentRegionRollsBack(t *testing.T) {
 	e := newEnv(t)
 	stops := e.fleet()
-	e.controllerWith(Options{Tick: 25 * time.Millisecond, Fresh: 300 * time.Millisecond, ApplyTimeout: time.Second})
+	e.controllerWith(Options{Tick: 25 * time.Millisecond, Fresh: time.Second, ApplyTimeout: 3 * time.Second})
 	id := e.start("eu-west:10%,eu-west", time.Hour)
 	e.wait(id, "baking", func(r *Rollout) bool { return r.Phase == PhaseBaking })
 	stops["eu-west-1"]()

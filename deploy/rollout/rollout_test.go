@@ -340,7 +340,7 @@ func (e *env) start(waves string, bake time.Duration) string {
 // wait polls the rollout until cond holds.
 func (e *env) wait(id, what string, cond func(*Rollout) bool) *Rollout {
 	e.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a hang guard, not a bound on the controller
 	for {
 		r, err := Get(e.ctx, e.s, id)
 		if err != nil {

@@ -154,7 +154,9 @@ func (a *Agent) Status() manifest.Status {
 
 // Run follows the control plane until ctx ends. Losing the control plane
 // is not an error: the node keeps serving what it runs, and Run keeps
-// trying to reconnect.
+// trying to reconnect. Run returns only once everything it started has
+// stopped (a prefetch may finish a compile first), so the node can be shut
+// down after it: closing the node's runtime under a compile is not safe.
 func (a *Agent) Run(ctx context.Context) error {
 	nc := a.o.Conn
 	if nc == nil {
@@ -197,7 +199,8 @@ func (a *Agent) Run(ctx context.Context) error {
 // catch up with whatever changed meanwhile.
 func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var workers sync.WaitGroup // prefetch and reports: they use the node
+	defer func() { cancel(); workers.Wait() }()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -244,11 +247,11 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	}
 	defer aw.Stop()
 	pushed := make(chan manifest.Artifact, 16)
-	go a.prefetch(ctx, pushed, modules)
+	workers.Go(func() { a.prefetch(ctx, pushed, modules) })
 	// Reports go on while an apply compiles: a POP that is busy is not
 	// a POP that is gone.
 	applied := make(chan struct{}, 1)
-	go a.reportEvery(ctx, status, applied)
+	workers.Go(func() { a.reportEvery(ctx, status, applied) })
 
 	// A reconnect may have missed updates; watching again replays the
 	// current values.
@@ -571,8 +574,8 @@ func (a *Agent) prefetch(ctx context.Context, pushed <-chan manifest.Artifact, m
 		case <-ctx.Done():
 			return
 		case art := <-pushed:
-			if !a.runs(art.Name) {
-				continue
+			if !a.runs(art.Name) || ctx.Err() != nil {
+				continue // the next round returns if ctx ended
 			}
 			start := time.Now()
 			a.compiling.Lock()

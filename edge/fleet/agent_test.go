@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -44,8 +45,15 @@ type fixture struct {
 	node   *edge.Node
 	addr   string
 	agent  *fleet.Agent
-	stop   func()
+	// stopAgent cancels the agent's Run and waits for it to return; stop
+	// does that, then shuts the node down, as edge/pop does.
+	stopAgent, stop func()
 }
+
+// hangGuard bounds every wait on the POP: long enough for an apply on a
+// machine busy with other tests under -race (seconds each), so that
+// reaching it means a hang, not a slow machine.
+const hangGuard = 2 * time.Minute
 
 func newFixture(t *testing.T, cpOpts controlplane.Options) *fixture {
 	t.Helper()
@@ -113,9 +121,12 @@ func (f *fixture) startPOP(opts fleet.Options) {
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	f.node, f.addr, f.agent = n, ln.Addr().String(), a
-	f.stop = sync.OnceFunc(func() {
+	f.stopAgent = sync.OnceFunc(func() {
 		cancel()
 		<-done
+	})
+	f.stop = sync.OnceFunc(func() {
+		f.stopAgent()
 		n.Shutdown(context.Background())
 	})
 	t.Cleanup(f.stop)
@@ -149,7 +160,7 @@ func (f *fixture) setDesired(rel manifest.Release) uint64 {
 func (f *fixture) status(what string, ok func(manifest.Status) bool) manifest.Status {
 	f.t.Helper()
 	var st manifest.Status
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for time.Now().Before(deadline) {
 		if e, err := f.stores.Status.Get(context.Background(), manifest.POPKey("pop1")); err == nil {
 			st = manifest.Status{}
@@ -185,7 +196,7 @@ func (f *fixture) stamp(pin string) string {
 // waitStamp polls until requests are answered by version.
 func (f *fixture) waitStamp(version string) {
 	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	got := ""
 	for time.Now().Before(deadline) {
 		if got = f.stamp(""); got == version {
@@ -556,4 +567,59 @@ func TestRevokeRunning(t *testing.T) {
 	}
 	f.status("v2 back", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v2" && s.Error == "" })
 	f.waitStamp("v2")
+}
+
+// TestStopDuringPrefetch stops the agent while it precompiles a pushed
+// version, then shuts the node down, as edge/pop does. Run must not return
+// before the compile is done: shutting the node down closes its runtime,
+// and wazero's engine closed under a compile was a data race (and then a
+// crash in the compiler).
+func TestStopDuringPrefetch(t *testing.T) {
+	f := newFixture(t, controlplane.Options{})
+	nc, err := f.cp.Connect("pop1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	f.startPOP(fleet.Options{Conn: nc})
+	// The first report comes once the watches are set up.
+	f.status("a first report", func(manifest.Status) bool { return true })
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	rec, _ := json.Marshal(v2)
+	if _, err := f.stores.Artifacts.Put(context.Background(), manifest.ArtifactKey("stamp", "v2"), rec); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(hangGuard)
+	for !stacksHold("edge.(*Node).Precompile") {
+		if time.Now().After(deadline) {
+			t.Fatal("the pushed version was never precompiled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.stopAgent()
+	if stacksHold("fleet.(*Agent)") {
+		t.Fatal("the agent's Run returned while its goroutines still run (a prefetch compiling)")
+	}
+	f.stop()
+}
+
+// stacksHold reports whether any goroutine runs fn: a frame of fn on its
+// stack (a goroutine fn started, on its way out, only names it in its
+// "created by" line).
+func stacksHold(fn string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for line := range bytes.Lines(buf) {
+		if bytes.Contains(line, []byte(fn)) && !bytes.HasPrefix(line, []byte("created by ")) {
+			return true
+		}
+	}
+	return false
 }

@@ -123,12 +123,19 @@ func hashFile(w io.Writer, path string) error {
 // Cached returns the path of dir's module in cacheDir, building it only when
 // no build of the same sources is there yet. Concurrent callers (parallel
 // test binaries) may both build; each renames a complete file into place.
+// The file is named after the folder, however dir spells it: a plugin's
+// own tests build "." and others build "plugins/NAME", and both must find
+// the one build.
 func Cached(ctx context.Context, dir, cacheDir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("wasmbuild: %w", err)
+	}
 	sum, err := SourceHash(ctx, dir)
 	if err != nil {
 		return "", err
 	}
-	path := filepath.Join(cacheDir, filepath.Base(dir)+"-"+sum[:16]+".wasm")
+	path := filepath.Join(cacheDir, filepath.Base(abs)+"-"+sum[:16]+".wasm")
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}

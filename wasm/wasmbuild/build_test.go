@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +46,25 @@ func TestCachedBuildsOnce(t *testing.T) {
 	}
 	if st2, _ := os.Stat(second); !st2.ModTime().Equal(st.ModTime()) {
 		t.Fatal("the cached module was rebuilt")
+	}
+}
+
+// TestCachedOneBuildPerFolder builds one plugin folder spelled two ways, as
+// a plugin's own tests (".") and other packages' tests (a path to it) do:
+// one build, one file, named after the folder.
+func TestCachedOneBuildPerFolder(t *testing.T) {
+	cache := t.TempDir()
+	dir := filepath.Join("..", "internal", "testguests", "noop")
+	first, err := Cached(context.Background(), dir, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	second, err := Cached(context.Background(), ".", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != first || !strings.HasPrefix(filepath.Base(first), "noop-") {
+		t.Fatalf("the same folder built as %q and %q, want one file named after it", first, second)
 	}
 }

@@ -41,7 +41,9 @@ func pluginBuild(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rt, err := wasm.NewRuntime(ctx, wasm.NewConfig())
+	// The compilation cache that `plugin run`, `up` and `edge` use: the
+	// check's compile is then the one they load from.
+	rt, err := wasm.NewRuntime(ctx, wasm.NewConfig().WithCompilationCache(wasmbuild.CompilationCacheDir()))
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 // operator would, against a control plane listening on 127.0.0.1, and
 // checks what they print and what they leave in the registry.
 func TestRegistryCommands(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	t.Setenv("USER", "ops-test")
 	srv, err := controlplane.Start(controlplane.Options{Listen: "127.0.0.1:0"})

@@ -20,7 +20,7 @@ import (
 // TestRolloutCLI drives a rollout through the commands, over a real
 // socket: dry run, start, status, a controller in `control`, pause, audit.
 func TestRolloutCLI(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	srv, err := controlplane.Start(controlplane.Options{Listen: "127.0.0.1:0"})
 	if err != nil {
@@ -82,7 +82,7 @@ func TestRolloutCLI(t *testing.T) {
 
 	waitFor := func(what string, cond func(*rollout.Rollout) bool) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(hangGuard)
 		for {
 			r, err := rollout.Get(ctx, s, id)
 			if err != nil {

@@ -7,7 +7,7 @@
 // auth-only route to the origin under a steady closed-loop load and checks
 // that memory, goroutines, file descriptors, plugin instances and the
 // cache's bytes stay flat. Its length comes from WEDGE_SOAK (a Go
-// duration, default 90s, so CI runs a short one):
+// duration, default 45s, so that every `go test ./...` runs a short one):
 //
 //	WEDGE_SOAK=10m go test -run TestSoak ./edge/internal/soak -v
 //

@@ -25,7 +25,10 @@ const (
 	// iterations), discarding its instance and writing the 503, on a
 	// machine whose two cores are also running the load, the runaways and
 	// the replacements' start-up, under -race. Measured: loops answered in
-	// 100-180 ms, the rest in under 60 ms, with -race.
+	// 100-180 ms, the rest in under 60 ms, with -race. A machine busy with
+	// other work slows every request, not only these: the bound adds the
+	// slowest well-behaved request of the same test (see slowSteady), so
+	// it holds the faults to the machine's pace, not to the wall clock.
 	faultMargin = 900 * time.Millisecond
 	faultRounds = 3
 )
@@ -91,6 +94,7 @@ routes:
 		failuresN  int
 		steady     = map[string]int{}
 		instanceID = map[string]bool{}
+		slowSteady time.Duration // the slowest well-behaved answer
 	)
 	fail := func(format string, args ...any) {
 		mu.Lock()
@@ -118,6 +122,7 @@ routes:
 			}
 			mu.Lock()
 			steady[name]++
+			slowSteady = max(slowSteady, r.took)
 			mu.Unlock()
 		}
 	}
@@ -148,7 +153,7 @@ routes:
 
 	// Warm, then the baseline: pools whole, RSS after returning freed
 	// heap to the kernel.
-	eventually(t, "steady load under way", 10*time.Second, func() bool {
+	eventually(t, "steady load under way", hangGuard, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return steady["hello"] > 50 && steady["misbehave"] > 50
@@ -187,12 +192,16 @@ routes:
 			}
 			bwg.Wait()
 			want[f.kind] += float64(burst)
+			mu.Lock()
+			pace := slowSteady
+			mu.Unlock()
 			for _, r := range replies {
 				if r.err != nil || r.status != 503 {
 					t.Errorf("round %d, %s: %d %.80q %v, want the fail-closed 503", round, f.mode, r.status, r.body, r.err)
 				}
-				if r.took > pluginTimeout+faultMargin {
-					t.Errorf("round %d, %s: answered in %v, over the %v deadline + %v", round, f.mode, r.took, pluginTimeout, faultMargin)
+				if r.took > pluginTimeout+faultMargin+pace {
+					t.Errorf("round %d, %s: answered in %v, over the %v deadline + %v + %v (the slowest well-behaved request so far)",
+						round, f.mode, r.took, pluginTimeout, faultMargin, pace)
 				}
 				slowest[f.mode] = max(slowest[f.mode], r.took)
 			}
@@ -201,7 +210,7 @@ routes:
 				// their memory is held until they are closed.
 				peakRSS = max(peakRSS, measure(t, false).rss)
 			}
-			eventually(t, fmt.Sprintf("round %d, %s: misbehave pool back to %.0f", round, f.mode, pool), 30*time.Second, func() bool {
+			eventually(t, fmt.Sprintf("round %d, %s: misbehave pool back to %.0f", round, f.mode, pool), hangGuard, func() bool {
 				return instances("misbehave") == pool
 			})
 		}
@@ -210,7 +219,8 @@ routes:
 	wg.Wait()
 	after := measure(t, true)
 
-	t.Logf("steady answers: %v; misbehave instances seen: %d; slowest fault answers: %v", steady, len(instanceID), slowest)
+	t.Logf("steady answers: %v; misbehave instances seen: %d; slowest fault answers: %v; slowest steady answer: %v",
+		steady, len(instanceID), slowest, slowSteady)
 	t.Logf("RSS %.1f MiB before, %.1f MiB peak after a grow burst, %.1f MiB after; heap %.1f -> %.1f MiB; goroutines %d -> %d",
 		mib(before.rss), mib(peakRSS), mib(after.rss), mib(before.heap), mib(after.heap), before.goroutines, after.goroutines)
 

@@ -174,6 +174,10 @@ func sum(t *testing.T, g prometheus.Gatherer, name string, labels map[string]str
 	return total
 }
 
+// hangGuard bounds a wait for an event (a pool refilled, the load under
+// way): only a hang reaches it, however busy the machine.
+const hangGuard = 2 * time.Minute
+
 // eventually polls cond every 10 ms until it holds or the deadline passes.
 func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
