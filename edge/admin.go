@@ -15,8 +15,9 @@ import (
 //
 //	GET  /health          liveness: 200 while the process serves
 //	GET  /ready           readiness: 200 unless an origin's circuit breaker
-//	                      is open or the node is shutting down, else 503
-//	                      with the reasons
+//	                      is open (the origin cannot serve: see
+//	                      originclient) or the node is shutting down, else
+//	                      503 with the reasons
 //	GET  /metrics         Prometheus
 //	POST /purge?tag=T     purge cached responses tagged T (token required)
 //	POST /purge?url=U     purge the cached responses for URL U, every
@@ -95,7 +96,7 @@ func (n *Node) notReady() []string {
 	g := n.gen.Load()
 	for name, o := range g.origins {
 		if st := o.client.State(); st == "open" {
-			problems = append(problems, "origin "+name+": circuit open")
+			problems = append(problems, "origin "+name+": circuit open ("+o.client.TripReason()+")")
 		}
 	}
 	// Every plugin is loaded once New or Reload returns, so what remains

@@ -19,7 +19,11 @@
 // or envelope, 413 for one too large, 503 with Retry-After when MaxInFlight
 // exchanges are in progress, 404 for other paths, 405 for other methods.
 // When the origin answers for the application (502, 503, 504), the envelope
-// carries the reason in Error and as a text/plain body.
+// carries the reason in Error and as a text/plain body, and its Scope says
+// whether the failure is that request's alone (wire.ScopeRequest) or the
+// origin can serve nothing now (wire.ScopeOrigin: no upstream in rotation,
+// or every one refused the connection), the only kind an edge's circuit
+// breaker counts.
 //
 // # Deadlines
 //
@@ -32,13 +36,41 @@
 // in-flight slot until it returns, so a wedged application ends in 503s
 // rather than in unbounded goroutines.
 //
+// A frame can wait before the server reads it (a stalled origin, a full
+// accept queue), and by then its edge may have answered its client 504.
+// So the budget is also reckoned from the frame's timestamp: a frame read
+// after its timestamp plus its budget is answered 504 ("request expired
+// before the origin took it") without running the handler, and counted in
+// wedge_origin_errors_total{kind="expired"}; one read in time gets what is
+// left of its budget. This compares the edge's clock with the origin's:
+// they must agree for the frame timestamp check (wire.Config.Skew) already,
+// and here more closely than budgets are long, which NTP gives.
+//
 // # Proxy
 //
 // Requests go to the healthy upstream with the fewest in flight, ties round
 // robin. A request that was not sent (the dial failed) moves to the next
 // upstream whatever its method; one that failed after sending moves only if
-// its method is idempotent. Consecutive failures, of checks or of requests,
-// take an upstream out of rotation; only passing checks bring it back.
+// its method is idempotent. Consecutive failures, of checks or of dials for
+// requests, take an upstream out of rotation; only passing checks bring it
+// back. A request that fails after it was sent does not count: that may be
+// one URL's trouble, and taking the upstream out would fail every other
+// request.
+//
+// Responses are read more strictly than fasthttp reads them, so that no
+// bytes an application sends become the answer to another request (and be
+// cached under its URL at the edge): a header block with a bare CR or LF,
+// obs-fold, several differing Content-Lengths, Content-Length together with
+// Transfer-Encoding, or a coding other than chunked is answered 502 and its
+// connection closed, as is a response followed at once by bytes past its
+// end. A 204, a 304 or an answer to HEAD ends at its header (RFC 9112
+// §6.3) and is passed on, but the connection is not used again if anything
+// follows it. A connection goes back to the pool only with nothing unread,
+// and connwatch checks it again before the next request goes out on it,
+// for bytes that came later. Informational responses are passed on in the
+// envelope (wire.Response.Interim, at most wire.MaxInterim of them), but
+// for 100 Continue, which is this hop's, and 101, which the proxy never
+// asks for and refuses with 502.
 //
 // Identical concurrent GET and HEAD requests are collapsed into one upstream
 // request. The key covers what responses usually vary on (see varyFields)

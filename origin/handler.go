@@ -39,7 +39,8 @@ func (f HandlerFunc) ServeOrigin(ctx context.Context, req *wire.Request, resp *w
 // sees what it would behind a proxy: the forwarded values as Wedge-Value-*
 // header fields (any the client sent are dropped), the client's address as
 // RemoteAddr, and ctx as the request's context. Its response is recorded
-// whole; Flush is accepted and does nothing.
+// whole; Flush is accepted and does nothing. Informational responses it
+// writes (WriteHeader with 102-199) are recorded as interim responses.
 func HTTP(h http.Handler) Handler { return httpHandler{h} }
 
 type httpHandler struct{ h http.Handler }
@@ -128,12 +129,16 @@ func (w *recorder) WriteHeader(code int) {
 		return
 	}
 	if code < 200 {
-		// Informational responses do not reach the edge.
+		// As net/http does, an informational response carries the header
+		// as it stands; 100 and 101 are this hop's and never travel.
+		if code != http.StatusContinue && code != http.StatusSwitchingProtocols && len(w.resp.Interim) < wire.MaxInterim {
+			w.snapshot(w.resp.AddInterim(uint64(code)))
+		}
 		return
 	}
 	w.status = code
 	w.wroteHeader = true
-	w.snapshot()
+	w.snapshot(w.resp)
 }
 
 func (w *recorder) Write(b []byte) (int, error) {
@@ -152,7 +157,7 @@ func (w *recorder) Flush() {
 
 // snapshot copies the header map the way net/http does when the header is
 // written: later changes to the map have no effect.
-func (w *recorder) snapshot() {
+func (w *recorder) snapshot(dst interface{ AddHeader(name, value []byte) }) {
 	keys := make([]string, 0, len(w.header))
 	for k := range w.header {
 		keys = append(keys, k)
@@ -166,7 +171,7 @@ func (w *recorder) snapshot() {
 			continue
 		}
 		for _, v := range w.header[k] {
-			w.resp.AddHeader([]byte(k), []byte(headerNewlineToSpace.Replace(v)))
+			dst.AddHeader([]byte(k), []byte(headerNewlineToSpace.Replace(v)))
 		}
 	}
 }
@@ -191,15 +196,24 @@ func (w *recorder) finish() {
 func bodyAllowed(status int) bool { return status != 204 && status != 304 && status >= 200 }
 
 // failure makes resp an origin-generated answer: the status, the reason in
-// Error and the same reason as a text/plain body.
+// Error and the same reason as a text/plain body. It is this request's own
+// failure (wire.ScopeRequest): other requests are served.
 func failure(resp *wire.Response, status int, reason string) {
 	resp.Reset()
 	resp.Status = uint64(status)
+	resp.Scope = wire.ScopeRequest
 	resp.AddHeader([]byte("Content-Type"), textPlain)
 	resp.AddHeader([]byte("Cache-Control"), []byte("no-store"))
 	resp.Error = append(resp.Error, reason...)
 	resp.Body = append(resp.Body, reason...)
 	resp.Body = append(resp.Body, '\n')
+}
+
+// unavailable is failure for an origin that cannot serve any request now
+// (wire.ScopeOrigin), which is what an edge's circuit breaker counts.
+func unavailable(resp *wire.Response, status int, reason string) {
+	failure(resp, status, reason)
+	resp.Scope = wire.ScopeOrigin
 }
 
 var textPlain = []byte("text/plain; charset=utf-8")

@@ -25,7 +25,17 @@ func TestHTTPAdapter(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		seen.method, seen.uri, seen.path, seen.query = r.Method, r.RequestURI, r.PathValue("id"), r.URL.Query().Get("q")
 		seen.host, seen.remote, seen.body, seen.ctype = r.Host, r.RemoteAddr, string(b), r.Header.Get("Content-Type")
-		seen.accept, seen.user, seen.spoof = r.Header.Values("Accept"), r.Header.Values("Wedge-Value-User"), r.Header.Values("Wedge-Value-Admin")
+		seen.accept = r.Header.Values("Accept")
+		for k, v := range r.Header {
+			// As a CGI-style gateway reads them: every spelling of
+			// Wedge-Value-User is HTTP_WEDGE_VALUE_USER.
+			switch k := strings.ToUpper(strings.ReplaceAll(k, "-", "_")); {
+			case k == "WEDGE_VALUE_USER":
+				seen.user = append(seen.user, v...)
+			case strings.HasPrefix(k, "WEDGE_VALUE_"):
+				seen.spoof = append(seen.spoof, v...)
+			}
+		}
 		seen.hop = append(r.Header.Values("Connection"), r.Header.Values("X-Hop")...)
 		seen.tls, seen.contentLength = r.TLS != nil, r.ContentLength
 		_, seen.hasDeadline = r.Context().Deadline()
@@ -53,6 +63,8 @@ func TestHTTPAdapter(t *testing.T) {
 	req.AddHeader([]byte("Accept"), []byte("text/b"))
 	req.AddHeader([]byte("Content-Type"), []byte("text/plain"))
 	req.AddHeader([]byte("Wedge-Value-Admin"), []byte("yes"))
+	req.AddHeader([]byte("Wedge_Value_User"), []byte("mallory"))
+	req.AddHeader([]byte("wedge_value_admin"), []byte("yes"))
 	req.AddHeader([]byte("Content-Length"), []byte("1"))
 	req.AddHeader([]byte("Connection"), []byte("X-Hop"))
 	req.AddHeader([]byte("X-Hop"), []byte("1"))

@@ -9,7 +9,7 @@ import (
 
 // valuePrefix starts the header field that carries a forwarded value to an
 // HTTP application: Wedge-Value-<Name>.
-const valuePrefix = "Wedge-Value-"
+const valuePrefix = wire.ValuePrefix
 
 func asciiLower(c byte) byte {
 	if 'A' <= c && c <= 'Z' {
@@ -29,10 +29,6 @@ func asciiEqualFold[S ~string | ~[]byte](b []byte, s S) bool {
 		}
 	}
 	return true
-}
-
-func hasPrefixFold(b []byte, prefix string) bool {
-	return len(b) >= len(prefix) && asciiEqualFold(b[:len(prefix)], prefix)
 }
 
 // listedInConnection reports whether name is one of the field names that
@@ -230,5 +226,11 @@ func copyResponse(dst, src *wire.Response) {
 	dst.Cache.TTL, dst.Cache.Stale = src.Cache.TTL, src.Cache.Stale
 	for _, t := range src.Cache.Tags {
 		dst.Cache.Tags = appendTag(dst.Cache.Tags, t)
+	}
+	for i := range src.Interim {
+		in := dst.AddInterim(src.Interim[i].Status)
+		for _, f := range src.Interim[i].Header {
+			in.AddHeader(f.Name, f.Value)
+		}
 	}
 }

@@ -17,6 +17,7 @@ type Metrics struct {
 	errors       *prometheus.CounterVec
 	overload     prometheus.Counter
 	timeout      prometheus.Counter
+	expired      prometheus.Counter
 	upstreamErr  prometheus.Counter
 	authFailures prometheus.Counter
 	duration     prometheus.Histogram
@@ -47,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Decoded requests by whether they were compressed with a dictionary (hit) or not (none)."}, []string{"dict"})
 	m := &Metrics{
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "errors_total",
-			Help: "Failures by kind: frame codec errors (frame, auth, too_large, compression, envelope, version, other), overload, timeout, upstream."},
+			Help: "Failures by kind: frame codec errors (frame, auth, too_large, compression, envelope, version, other), overload, timeout, expired (the edge's deadline passed before the origin read the frame), upstream."},
 			[]string{"kind"}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "auth_failures_total",
 			Help: "Frames refused with 401 because their signature, key or timestamp did not check out."}),
@@ -76,6 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.dict[1] = dict.WithLabelValues("hit")
 	m.overload = m.errors.WithLabelValues("overload")
 	m.timeout = m.errors.WithLabelValues("timeout")
+	m.expired = m.errors.WithLabelValues("expired")
 	m.upstreamErr = m.errors.WithLabelValues("upstream")
 	if reg != nil {
 		reg.MustRegister(exchanges, bytes, dict, m.errors, m.authFailures, m.duration, m.inflight,

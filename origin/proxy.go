@@ -2,6 +2,7 @@ package origin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -35,9 +37,11 @@ type ProxyConfig struct {
 	// HealthTimeout bounds one check. Default 1 s, at most the interval.
 	HealthTimeout time.Duration
 	// Rise is how many checks in a row must pass to bring an upstream
-	// back; Fall how many failures in a row (checks or transport failures
-	// of proxied requests) take it out. Default 2 each. Upstreams start in
-	// rotation.
+	// back; Fall how many failures in a row (checks, or proxied requests
+	// that could not connect) take it out. Default 2 each. Upstreams start
+	// in rotation. A proxied request that fails after it was sent does not
+	// count: that may be one URL's trouble, and the checks see an upstream
+	// that fails them all.
 	Rise, Fall int
 	// MaxConnsPerUpstream bounds the keep-alive connections to each
 	// upstream; requests past it wait for one, within their deadline.
@@ -165,8 +169,10 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		}
 		seen[name] = true
 		up := &upstream{idx: i, name: name, tls: tls, c: p.m.upstream(name)}
+		dial := dialer(name, tls)
 		up.client = &fasthttp.HostClient{
 			Addr: name, IsTLS: tls, DialTimeout: dial, MaxConns: cfg.MaxConnsPerUpstream,
+			Transport: strictTransport{},
 			// Waiting for a connection is bounded by each request's deadline.
 			MaxConnWaitTimeout: time.Hour,
 			// Shorter than the idle timeouts of common application servers
@@ -236,15 +242,38 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-func dial(addr string, timeout time.Duration) (net.Conn, error) {
-	if timeout <= 0 {
-		timeout = 3 * time.Second
+// dialer opens connections to the upstream at addr, watched by connwatch
+// so that one that is not silent when a request is about to go out on it
+// is never used. An https upstream's TLS handshake happens here rather than
+// in fasthttp, which takes a conn with a Handshake method as TLS already:
+// run under the watch, the handshake's own reads and writes would look like
+// a response and the next request.
+func dialer(addr string, useTLS bool) fasthttp.DialFuncWithTimeout {
+	var cfg *tls.Config
+	if useTLS {
+		host, _, _ := net.SplitHostPort(addr)
+		cfg = &tls.Config{ServerName: host}
 	}
-	c, err := fasthttp.DialDualStackTimeout(addr, timeout)
-	if err != nil {
-		return nil, &dialError{err}
+	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		if timeout <= 0 {
+			timeout = 3 * time.Second
+		}
+		c, err := fasthttp.DialDualStackTimeout(addr, timeout)
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		if cfg == nil {
+			return connwatch.Watch(c, c), nil
+		}
+		tc := tls.Client(c, cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &dialError{fmt.Errorf("tls handshake: %w", err)}
+		}
+		return connwatch.Watch(tc, c), nil
 	}
-	return c, nil
 }
 
 // ServeOrigin forwards req to an upstream, collapsing it with identical
@@ -296,17 +325,24 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
 	*bp = buildRequest(freq, req, p.ups[0].name, (*bp)[:0])
+	freq.SetUserValue(interimKey{}, resp)
 
 	var tried uint64
 	reason := ""
+	// down holds while every upstream tried refused the connection: then
+	// the origin cannot serve any request, not only this one.
+	down := true
 	start := p.rr.Add(1)
 	for {
 		u := p.pick(start, tried)
 		if u == nil {
 			p.m.upstreamErr.Inc()
-			if reason == "" {
-				failure(resp, fasthttp.StatusServiceUnavailable, "no healthy upstream")
-			} else {
+			switch {
+			case reason == "":
+				unavailable(resp, fasthttp.StatusServiceUnavailable, "no healthy upstream")
+			case down:
+				unavailable(resp, fasthttp.StatusBadGateway, reason)
+			default:
 				failure(resp, fasthttp.StatusBadGateway, reason)
 			}
 			return
@@ -347,6 +383,7 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 			// Nothing was sent and the upstream is fine, only busy.
 			u.c.busy.Inc()
 			reason = "upstream busy"
+			down = false
 			continue
 		}
 		var de *dialError
@@ -357,7 +394,7 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 			continue
 		}
 		u.c.err.Inc()
-		p.failed(u)
+		down = false
 		reason = transportReason(err)
 		if !idempotent(req.Method) {
 			p.m.upstreamErr.Inc()
@@ -390,7 +427,10 @@ func dialReason(err error) string {
 }
 
 func transportReason(err error) string {
+	var ue *upstreamError
 	switch {
+	case errors.As(err, &ue):
+		return ue.reason
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return "upstream reset the connection"
 	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -419,7 +459,7 @@ func (u *upstream) succeeded() {
 	}
 }
 
-// failed counts a transport failure; enough in a row take the upstream out
+// failed counts a failure to connect; enough in a row take the upstream out
 // of rotation until checks bring it back.
 func (p *Proxy) failed(u *upstream) {
 	if p.tracking && u.fails.Add(1) >= p.fall {

@@ -107,6 +107,12 @@ func TestProxyRequest(t *testing.T) {
 		{"Content-Length", "999"},
 		{"Host", "spoofed.example"},
 		{"wedge-value-user", "mallory"},
+		// Spellings a CGI-style gateway reads as Wedge-Value-User too.
+		{"Wedge_Value_User", "mallory"},
+		{"WEDGE_VALUE_USER", "mallory"},
+		{"wedge-value_user", "mallory"},
+		{"Proxy", "http://evil.example"}, // HTTP_PROXY (httpoxy)
+		{"X_Custom", "kept"},             // '_' in a name is fine otherwise
 		{"X-Forwarded-For", "198.51.100.1"},
 		{"Forwarded", "for=198.51.100.1"},
 		{"X-Dup", "2"},
@@ -128,6 +134,7 @@ func TestProxyRequest(t *testing.T) {
 		"Host: app.example:8443",
 		"accept: text/html",
 		"X-Dup: 1",
+		"X_Custom: kept",
 		"X-Dup: 2",
 		"cOOkie: a=1",
 		"X-Forwarded-For: 198.51.100.1, 2001:db8::7",
@@ -267,7 +274,7 @@ func TestProxyErrors(t *testing.T) {
 		reason                 string
 	}{
 		{"refused", deadPort(t), "GET", 502, "upstream refused the connection"},
-		{"garbage", garbage.url, "GET", 502, "upstream sent an invalid response"},
+		{"garbage", garbage.url, "GET", 502, "upstream sent an invalid response: malformed status line"},
 		{"closed", closer.url, "POST", 502, "upstream closed the connection"},
 		{"too large", huge.url, "GET", 502, "upstream response too large"},
 		{"timeout", slow.url, "GET", 504, "upstream timeout"},

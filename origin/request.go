@@ -13,10 +13,10 @@ var (
 )
 
 // buildRequest writes req into freq as an upstream will see it: the fields
-// in the order the client sent them, minus hop-by-hop ones and any
-// Wedge-Value-* a client sent; then X-Forwarded-For and Forwarded with the
-// client appended; then the forwarded values. b is scratch space, returned
-// for reuse.
+// in the order the client sent them, minus hop-by-hop ones and any a client
+// may not set (wire.Reserved: Wedge-Value-* in any spelling); then
+// X-Forwarded-For and Forwarded with the client appended; then the
+// forwarded values. b is scratch space, returned for reuse.
 //
 // Special-header handling is off so fasthttp writes every field as given,
 // in order and with its case, Host included, and adds only the body's
@@ -93,11 +93,14 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 
 // dropRequestField reports whether a client's field stays at the proxy:
 // malformed, hop-by-hop, framing that fasthttp sets from the body, Host
-// (the envelope carries it), or a claim to be a forwarded value.
+// (the envelope carries it), or reserved to Wedge (wire.Reserved: a claim
+// to be a forwarded value, in whatever spelling a gateway would read as
+// one). The edge drops reserved fields too; the origin does again because
+// it is the last hop before the application.
 func dropRequestField(f *wire.Field) bool {
 	return !validName(f.Name) || !validValue(f.Value) || wire.HopByHop(f.Name) ||
 		asciiEqualFold(f.Name, "content-length") || asciiEqualFold(f.Name, "host") ||
-		hasPrefixFold(f.Name, valuePrefix)
+		wire.Reserved(f.Name)
 }
 
 // joinFields appends the values of the fields named name, comma separated,

@@ -53,6 +53,10 @@ type Server struct {
 	log      *slog.Logger
 	srv      *fasthttp.Server
 	inflight atomic.Int64
+	// expiredLog is the Unix second of the last expired-frame log line:
+	// a backlog after a stall expires frames by the thousand, and the
+	// metric counts each, so the log says it once a second.
+	expiredLog atomic.Int64
 
 	jobs   sync.Pool // *job
 	spares sync.Pool // *wire.Response for answers made without the handler
@@ -107,6 +111,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
 		Logger:                fasthttpLogger{cfg.Logger},
+		// fasthttp's errors otherwise quote the bytes it could not parse,
+		// and a frame's stored zstd literals are an envelope's plain text.
+		SecureErrorLogMessage: true,
 	}
 	return s, nil
 }
@@ -218,12 +225,31 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		s.m.dict[0].Inc()
 	}
 
-	appDeadline, hard := s.deadlines(start, j.req.Timeout)
+	budget, ok := left(start, x.Sealed, j.req.Timeout)
+	if !ok {
+		// The edge has given up on this request already, so running it
+		// would only do what nobody waits for: a POST executed after its
+		// client was told 504. Answer for whoever might still listen.
+		s.m.expired.Inc()
+		if sec, last := start.Unix(), s.expiredLog.Load(); sec != last && s.expiredLog.CompareAndSwap(last, sec) {
+			s.log.Warn("origin: request expired before the origin took it (logged once a second; see errors_total{kind=\"expired\"})",
+				"id", string(j.req.ID), "budget_us", j.req.Timeout, "waited", start.Sub(x.Sealed).Round(time.Millisecond))
+		}
+		s.putJob(j)
+		s.finish()
+		resp := s.spares.Get().(*wire.Response)
+		failure(resp, fasthttp.StatusGatewayTimeout, "request expired before the origin took it")
+		s.answer(rc, x, resp)
+		resp.Reset()
+		s.spares.Put(resp)
+		s.m.duration.Observe(time.Since(start).Seconds())
+		return
+	}
+	appDeadline, hard := s.deadlines(start, budget)
 	// Once the handler runs, j.req is its own: keep what a timeout log
 	// needs without allocating.
 	var idBuf [64]byte
 	id := idBuf[:copy(idBuf[:], j.req.ID)]
-	budget := j.req.Timeout
 	j.ctx = &exchangeCtx{deadline: appDeadline}
 	j.resp.Reset()
 	j.state.Store(running)
@@ -267,6 +293,32 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		resp.Reset()
 		s.spares.Put(resp)
 	}
+}
+
+// left is what remains, by this clock at now, of the budget timeoutUS of a
+// request frame sealed at sealed (by the edge's clock), and false when
+// nothing does: the edge gave up at sealed plus the budget, and a frame can
+// wait before the server reads it (an origin stall, a full accept queue, a
+// proxy in between), which a budget counted from the read would not see.
+// The timestamp is truncated to the millisecond, so this can take up to a
+// millisecond off a budget, which no useful answer fits in anyway; rounded
+// up, it would let the application run a request in the moment after its
+// edge gave up. A request without a budget (0) is not checked.
+//
+// This reads the edge's clock against this one. They must agree for the
+// timestamp check (wire.Config.Skew) already; here they must agree more
+// closely than budgets are long, which NTP-synced hosts do by orders of
+// magnitude. An edge clock behind this one shortens every budget by the
+// difference, and wedge_origin_errors_total{kind="expired"} shows it.
+func left(now, sealed time.Time, timeoutUS uint64) (uint64, bool) {
+	if timeoutUS == 0 || timeoutUS >= uint64(math.MaxInt64/int64(time.Microsecond)) {
+		return timeoutUS, true
+	}
+	remain := sealed.Add(time.Duration(timeoutUS) * time.Microsecond).Sub(now)
+	if remain <= 0 {
+		return 0, false
+	}
+	return min(timeoutUS, uint64(remain/time.Microsecond)), true
 }
 
 // deadlines gives the handler's deadline and the time the server answers

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/valyala/fasthttp"
 )
@@ -64,19 +65,6 @@ func Status(err error) int {
 	return fasthttp.StatusBadGateway
 }
 
-// BreakerConfig tunes a Client's circuit breaker; zero fields take defaults.
-type BreakerConfig struct {
-	// Failures is how many consecutive failed attempts open the breaker.
-	// Default 5.
-	Failures uint32
-	// OpenFor is how long it stays open before letting probes through.
-	// Default 5 s.
-	OpenFor time.Duration
-	// Probes is how many requests it lets through while half-open; that
-	// many successes in a row close it. Default 1.
-	Probes uint32
-}
-
 // Config configures a Client; zero fields take defaults.
 type Config struct {
 	// Addr is the origin's host:port.
@@ -99,6 +87,9 @@ type Config struct {
 	Breaker    BreakerConfig
 	// Metrics receives this origin's series; nil keeps them unregistered.
 	Metrics *Metrics
+	// Logger receives the breaker's state changes, with why it opened;
+	// nil discards.
+	Logger *slog.Logger
 	// Dial, when set, opens connections in place of the built-in dialer
 	// (TLS is still layered on top). Note that the deadline cannot bound it.
 	Dial fasthttp.DialFunc
@@ -114,7 +105,7 @@ type Client struct {
 	retries int
 	tls     *tls.Config
 	dialFn  fasthttp.DialFunc
-	cb      *gobreaker.CircuitBreaker[struct{}]
+	br      *breaker
 	m       *series
 	calls   sync.Pool // *call
 }
@@ -209,34 +200,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.m = m.series(name)
 	c.m.state.Set(0)
-
-	failures := cfg.Breaker.Failures
-	if failures == 0 {
-		failures = 5
-	}
-	openFor := cfg.Breaker.OpenFor
-	if openFor <= 0 {
-		openFor = 5 * time.Second
-	}
-	probes := cfg.Breaker.Probes
-	if probes == 0 {
-		probes = 1
-	}
-	c.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        name,
-		MaxRequests: probes,
-		Timeout:     openFor,
-		ReadyToTrip: func(n gobreaker.Counts) bool { return n.ConsecutiveFailures >= failures },
-		IsExcluded:  func(err error) bool { return err == errExcluded },
-		OnStateChange: func(_ string, _, to gobreaker.State) {
-			// gobreaker's states are 0 closed, 1 half-open, 2 open: the
-			// gauge's encoding.
-			if i := int(to); i >= 0 && i < len(stateNames) {
-				c.m.state.Set(float64(i))
-				c.m.transitions[i].Inc()
-			}
-		},
-	})
+	c.br = newBreaker(name, cfg.Breaker, c.timeout, c.m, cfg.Logger)
 	return c, nil
 }
 
@@ -251,7 +215,11 @@ func orDefault(a, b string) string {
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 // State is the circuit breaker's state: "closed", "half-open" or "open".
-func (c *Client) State() string { return c.cb.State().String() }
+func (c *Client) State() string { return c.br.cb.State().String() }
+
+// TripReason is why the circuit breaker last opened, as the reason label of
+// breaker_opens_total has it, or "" if it never opened.
+func (c *Client) TripReason() string { return c.br.tripReason() }
 
 // Do sends req to the origin and opens its answer into resp, returning by
 // deadline (or by now plus Config.Timeout when deadline is zero). It sets
@@ -324,9 +292,9 @@ func (c *Client) attempt(k *call, deadline time.Time, req *wire.Request, resp *w
 		cls class
 		err error
 	)
-	_, _ = c.cb.Execute(func() (struct{}, error) {
+	_, _ = c.br.cb.Execute(func() (struct{}, error) {
 		cls, err = c.exchange(k, deadline, req, resp)
-		return struct{}{}, cls.verdict()
+		return struct{}{}, c.br.verdict(cls)
 	})
 	if cls == clsNotRun {
 		return clsBreakerOpen, ErrBreakerOpen
@@ -365,14 +333,21 @@ func (c *Client) exchange(k *call, deadline time.Time, req *wire.Request, resp *
 	n, err := c.codec.DecodeResponse(body, x, resp)
 	c.m.recvCBOR.Add(float64(n))
 	if err != nil {
-		return clsBadResponse, fmt.Errorf("originclient: response from %s: %w", c.name, err)
+		cls := clsBadResponse
+		if errors.Is(err, wire.ErrTooLarge) {
+			cls = clsTooLarge
+		}
+		return cls, fmt.Errorf("originclient: response from %s: %w", c.name, err)
 	}
 	if x.Dict != 0 {
 		c.m.dictHit.Inc()
 	} else {
 		c.m.dictNone.Inc()
 	}
-	if len(resp.Error) > 0 && resp.Status >= 502 && resp.Status <= 504 {
+	switch {
+	case resp.OriginDown():
+		return clsOriginDown, nil
+	case len(resp.Error) > 0 && resp.Status >= 502 && resp.Status <= 504:
 		return clsOriginError, nil
 	}
 	return clsOK, nil
@@ -385,13 +360,13 @@ func (c *Client) transportError(err error, deadline time.Time) (class, error) {
 		return clsTimeout, ErrTimeout
 	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		return clsBadResponse, fmt.Errorf("originclient: response from %s: %w: %w", c.name, wire.ErrTooLarge, err)
+		return clsTooLarge, fmt.Errorf("originclient: response from %s: %w: %w", c.name, wire.ErrTooLarge, err)
 	}
 	var de *dialError
 	if errors.As(err, &de) {
 		return clsDial, fmt.Errorf("%w: %w", ErrTransport, de.err)
 	}
-	if errors.Is(err, errStale) {
+	if errors.Is(err, connwatch.ErrStale) {
 		return clsStale, fmt.Errorf("%w: %w", ErrTransport, err)
 	}
 	return clsTransport, fmt.Errorf("%w: %w", ErrTransport, err)
@@ -448,7 +423,7 @@ func (c *Client) dial(addr string, timeout time.Duration) (net.Conn, error) {
 		return nil, &dialError{err}
 	}
 	if c.tls == nil {
-		return watchStale(conn, conn), nil
+		return connwatch.Watch(conn, conn), nil
 	}
 	tc := tls.Client(conn, c.tls)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -457,7 +432,7 @@ func (c *Client) dial(addr string, timeout time.Duration) (net.Conn, error) {
 		conn.Close()
 		return nil, &dialError{fmt.Errorf("tls handshake: %w", err)}
 	}
-	return watchStale(tc, conn), nil
+	return connwatch.Watch(tc, conn), nil
 }
 
 // isIdempotent reports whether method is idempotent (RFC 9110 §9.2.2), so
@@ -476,9 +451,11 @@ type class uint8
 const (
 	clsNotRun class = iota // the breaker refused before the exchange ran
 	clsOK
-	clsOriginError
+	clsOriginError // a failure envelope confined to this request
+	clsOriginDown  // a failure envelope saying the origin cannot serve
 	clsBadRequest
 	clsBadResponse
+	clsTooLarge // a response larger than this edge takes
 	clsRefused
 	clsRefused5xx
 	clsOverloaded
@@ -488,24 +465,6 @@ const (
 	clsStale // a pooled connection was found dead before the request went out
 	clsBreakerOpen
 )
-
-// errExcluded tells the breaker an attempt says nothing about the origin.
-var errExcluded = errors.New("originclient: excluded from breaker counts")
-
-// errFailed tells the breaker an attempt counts as a failure.
-var errFailed = errors.New("originclient: origin failure")
-
-func (cls class) verdict() error {
-	switch cls {
-	case clsOK, clsRefused:
-		return nil
-	case clsBadRequest, clsStale:
-		// A pooled connection the origin closed while idle is routine (its
-		// idle timeout, a restart) and says nothing about its health.
-		return errExcluded
-	}
-	return errFailed
-}
 
 func (cls class) retryable(idempotent bool) bool {
 	switch cls {
@@ -521,11 +480,11 @@ func (cls class) outcome() outcome {
 	switch cls {
 	case clsOK:
 		return outOK
-	case clsOriginError:
+	case clsOriginError, clsOriginDown:
 		return outOriginError
 	case clsBadRequest:
 		return outBadRequest
-	case clsBadResponse:
+	case clsBadResponse, clsTooLarge:
 		return outBadResponse
 	case clsRefused, clsRefused5xx, clsOverloaded:
 		return outRefused

@@ -600,6 +600,10 @@ func TestBreaker(t *testing.T) {
 	if got := value(t, c.m.errors.WithLabelValues("o1", "breaker_open")); got != 3 {
 		t.Errorf("breaker_open errors %v", got)
 	}
+	// Opened by a run of broken exchanges, then by a probe that broke too.
+	if got := value(t, c.m.opens.WithLabelValues("o1", "transport")); got != 2 || c.TripReason() != "transport" {
+		t.Errorf("opens{reason=transport} %v, trip reason %q", got, c.TripReason())
+	}
 }
 
 func TestBreakerFailures(t *testing.T) {
@@ -610,11 +614,20 @@ func TestBreakerFailures(t *testing.T) {
 	}{
 		{"application 500", func(o *fakeOrigin, ctx *fasthttp.RequestCtx) { echoStatus(o, ctx, 500, "") }, false},
 		{"application 503 without a reason", func(o *fakeOrigin, ctx *fasthttp.RequestCtx) { echoStatus(o, ctx, 503, "") }, false},
-		{"origin 502 envelope", func(o *fakeOrigin, ctx *fasthttp.RequestCtx) { echoStatus(o, ctx, 502, "upstream reset") }, true},
-		{"origin 504 envelope", func(o *fakeOrigin, ctx *fasthttp.RequestCtx) { echoStatus(o, ctx, 504, "upstream timeout") }, true},
+		// Failures confined to one request: the origin serves others.
+		{"origin 502 envelope", failing(502, "upstream closed the connection", wire.ScopeRequest), false},
+		{"origin 504 envelope", failing(504, "upstream timeout", wire.ScopeRequest), false},
+		{"origin 502 envelope without a scope", failing(502, "upstream reset", 0), false},
+		{"origin 504 envelope without a scope", failing(504, "upstream timeout", 0), false},
+		{"origin 503 envelope of request scope", failing(503, "one request's trouble", wire.ScopeRequest), false},
+		// An origin that cannot serve anything.
+		{"origin 503 no healthy upstream", failing(503, "no healthy upstream", wire.ScopeOrigin), true},
+		{"origin 502 every upstream refused", failing(502, "upstream refused the connection", wire.ScopeOrigin), true},
+		{"origin 503 envelope without a scope", failing(503, "no healthy upstream", 0), true},
 		{"503 refusal", func(_ *fakeOrigin, ctx *fasthttp.RequestCtx) { ctx.Error("overloaded", 503) }, true},
 		{"413 refusal", func(_ *fakeOrigin, ctx *fasthttp.RequestCtx) { ctx.Error("too large", 413) }, false},
 		{"bad signature", func(_ *fakeOrigin, ctx *fasthttp.RequestCtx) { ctx.SetBody(make([]byte, 64)) }, true},
+		{"hang up", hangup, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,12 +21,31 @@
 // The pool's idle timeout (fasthttp's default, 10 s) should still stay below
 // the origin's, which leaves only the race of a close in flight.
 //
-// The circuit breaker counts what says the origin is unwell: transport
-// failures, timeouts, 5xx refusals, responses that fail authentication or do
-// not decode, and failure envelopes the origin made itself (502, 503, 504
-// with Response.Error set). An application's own 500 is a well-formed answer
-// and does not count, nor do 4xx refusals, which say the origin is up and
-// this edge is misconfigured.
+// The circuit breaker is there for an origin that cannot serve at all (its
+// process down, the link broken or stalled, no application behind it): it
+// fails requests fast and makes /ready say so. It must never open for one
+// request's or one URL's trouble, since that would refuse every other
+// request to the origin, so it counts only what speaks for the origin as a
+// whole. Failures that prove the origin down open it after BreakerConfig
+// Failures in a row: connections refused or broken, 5xx refusals (the
+// origin's overload 503), responses that fail authentication or do not
+// decode, and failure envelopes of scope wire.ScopeOrigin (no healthy
+// upstream). Timeouts are ambiguous (a stalled origin, or one slow URL
+// whose origin-made 504 arrived a little late), so they count only towards
+// the other rule: a FailureRatio of failures among at least MinRequests
+// attempts that ended in a rolling Window, gobreaker's. A stalled origin
+// therefore opens it only once MinRequests have timed out within the
+// window: under lighter traffic every request waits out its deadline
+// instead of failing fast. What says the
+// origin is up counts as a success and breaks a run: the application's
+// answers, 4xx refusals (the origin is up, this edge is misconfigured),
+// and failure envelopes of scope wire.ScopeRequest, which the origin makes
+// when one request's upstream timed out, closed the connection or sent an
+// invalid or too large response. A response too large for this edge is
+// one response's trouble and counts as nothing. Once open, it lets Probes
+// requests through after OpenFor; as many successes close it, a failure
+// opens it again. Why it opened is in breaker_opens_total, TripReason (which /ready
+// shows) and a log line with the counts that tripped it.
 //
 // Requests, responses and frame buffers are pooled per Client, so a steady
 // exchange into a reused wire.Response allocates nothing (TestDoAllocs,

@@ -221,6 +221,18 @@ func echoStatus(o *fakeOrigin, ctx *fasthttp.RequestCtx, status uint64, reason s
 	o.answer(ctx, nil, x, &resp)
 }
 
+// failing answers with a failure envelope the origin made itself: status,
+// reason and scope (0: a sender that predates scopes).
+func failing(status uint64, reason string, scope uint64) func(*fakeOrigin, *fasthttp.RequestCtx) {
+	return func(o *fakeOrigin, ctx *fasthttp.RequestCtx) {
+		var req wire.Request
+		if x, ok := o.decode(ctx, &req); ok {
+			o.answer(ctx, nil, x, &wire.Response{Status: status, Error: wire.Bytes(reason), Scope: scope,
+				Body: wire.Bytes(reason + "\n")})
+		}
+	}
+}
+
 // hangup closes the connection without answering, after the request was
 // read: what an origin that crashed mid-request looks like.
 func hangup(_ *fakeOrigin, ctx *fasthttp.RequestCtx) {

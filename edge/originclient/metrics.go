@@ -14,6 +14,7 @@ type Metrics struct {
 	retries     *prometheus.CounterVec
 	state       *prometheus.GaugeVec
 	transitions *prometheus.CounterVec
+	opens       *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 }
 
@@ -32,6 +33,14 @@ const namespace = "wedge_edge_origin"
 // answered exchanges by whether their frames used a zstd dictionary.
 // exchange_duration_seconds times each Do that reached the network,
 // retries included.
+//
+// breaker_state{origin} is the circuit breaker's state (0 closed,
+// 1 half-open, 2 open), breaker_transitions_total{origin,to} counts the
+// states it entered, and breaker_opens_total{origin,reason} counts its
+// openings by why: connect, transport, refused, unavailable (the origin
+// said it cannot serve), bad_response or timeout is the failure that
+// completed a run of Failures or failed a half-open probe; error_rate is
+// the FailureRatio reached in the Window.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		exchanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "exchanges_total",
@@ -49,13 +58,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open."}, []string{"origin"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "breaker_transitions_total",
 			Help: "Circuit breaker state changes by the state entered."}, []string{"origin", "to"}),
+		opens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "breaker_opens_total",
+			Help: "Circuit breaker openings by reason: the failure that opened it, or error_rate."}, []string{"origin", "reason"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "exchange_duration_seconds",
 			Help:    "Time Do spent on exchanges that reached the network, retries included.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}},
 			[]string{"origin"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exchanges, m.bytes, m.dict, m.errors, m.retries, m.state, m.transitions, m.duration)
+		reg.MustRegister(m.exchanges, m.bytes, m.dict, m.errors, m.retries, m.state, m.transitions, m.opens, m.duration)
 	}
 	return m
 }
@@ -110,6 +121,7 @@ type series struct {
 	retries                                prometheus.Counter
 	state                                  prometheus.Gauge
 	transitions                            [len(stateNames)]prometheus.Counter
+	opens                                  [numReasons]prometheus.Counter
 	duration                               prometheus.Observer
 }
 
@@ -133,6 +145,9 @@ func (m *Metrics) series(origin string) *series {
 	}
 	for i, n := range stateNames {
 		s.transitions[i] = m.transitions.WithLabelValues(origin, n)
+	}
+	for i, n := range reasonNames {
+		s.opens[i] = m.opens.WithLabelValues(origin, n)
 	}
 	return s
 }

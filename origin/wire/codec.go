@@ -172,7 +172,10 @@ type Exchange struct {
 	Dict uint32
 	// Size is the request's CBOR size before compression.
 	Size int
-	mac  [macLen]byte
+	// Sealed is when the request frame was sealed, by the sender's clock:
+	// the frame's timestamp, to the millisecond.
+	Sealed time.Time
+	mac    [macLen]byte
 }
 
 // NewCodec checks cfg and builds a Codec.
@@ -258,9 +261,9 @@ func NewCodec(cfg Config) (_ *Codec, err error) {
 // transports size their body limits from it.
 func (c *Codec) MaxEnvelope() int { return c.max }
 
-// decOptions are the CBOR decode limits. Envelopes nest three deep (map,
-// field list, field), so eight levels leave room for fields added later; the
-// array bound caps header fields, values and tags.
+// decOptions are the CBOR decode limits. Envelopes nest five deep (map,
+// interim list, interim, field list, field), so eight levels leave room for
+// fields added later; the array bound caps header fields, values and tags.
 var decOptions = cbor.DecOptions{
 	DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 	MaxNestedLevels:  8,
@@ -298,7 +301,7 @@ func (c *Codec) AppendRequest(dst []byte, r *Request) ([]byte, Exchange, error) 
 	if err != nil {
 		return dst[:start], Exchange{}, err
 	}
-	x := Exchange{Key: c.sign.id, Dict: c.dict, Size: n}
+	x := Exchange{Key: c.sign.id, Dict: c.dict, Size: n, Sealed: frameTime(dst[start:])}
 	copy(x.mac[:], dst[start+offMAC:])
 	return dst, x, nil
 }
@@ -315,6 +318,7 @@ func (c *Codec) DecodeRequest(frame []byte, r *Request) (Exchange, error) {
 		return x, err
 	}
 	x.Key = ks.id
+	x.Sealed = frameTime(frame)
 	copy(x.mac[:], frame[offMAC:])
 	r.Reset()
 	x.Size, x.Dict, err = c.decode(frame[offFlags], payload, r)
@@ -343,6 +347,9 @@ func (c *Codec) AppendResponse(dst []byte, x Exchange, r *Response) ([]byte, int
 	if err := checkCounts(len(r.Header), 0, len(r.Cache.Tags)); err != nil {
 		return dst, 0, err
 	}
+	if err := checkInterim(r.Interim); err != nil {
+		return dst, 0, err
+	}
 	start := len(dst)
 	dst, n, err := c.seal(dst, r, ks, x.Dict, x.mac[:])
 	if err != nil {
@@ -369,7 +376,24 @@ func (c *Codec) DecodeResponse(frame []byte, x Exchange, r *Response) (int, erro
 	if r.Status < 100 || r.Status > 599 {
 		return n, fmt.Errorf("%w: status %d", ErrEnvelope, r.Status)
 	}
-	return n, nil
+	return n, checkInterim(r.Interim)
+}
+
+// checkInterim refuses informational responses that may not travel: more
+// than MaxInterim, or a status outside 102..199.
+func checkInterim(in []Interim) error {
+	if len(in) > MaxInterim {
+		return fmt.Errorf("%w: %d interim responses, limit %d", ErrEnvelope, len(in), MaxInterim)
+	}
+	for i := range in {
+		if s := in[i].Status; s < 102 || s > 199 {
+			return fmt.Errorf("%w: interim status %d", ErrEnvelope, s)
+		}
+		if err := checkCounts(len(in[i].Header), 0, 0); err != nil {
+			return fmt.Errorf("interim response %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // checkCounts refuses to send what the peer's decoder would refuse, so the
@@ -441,8 +465,13 @@ func (c *Codec) open(frame, bind []byte) (*keyState, []byte, error) {
 	return ks, frame[headerLen:], nil
 }
 
+// frameTime reads a frame's timestamp.
+func frameTime(frame []byte) time.Time {
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(frame[offTime:])))
+}
+
 func (c *Codec) checkTime(frame []byte) error {
-	t := time.UnixMilli(int64(binary.BigEndian.Uint64(frame[offTime:])))
+	t := frameTime(frame)
 	if d := c.now().Sub(t); d > c.skew || d < -c.skew {
 		return fmt.Errorf("%w: timestamp %s is %s off this clock, more than %s",
 			ErrAuth, t.UTC().Format(time.RFC3339Nano), d.Round(time.Millisecond), c.skew)
@@ -584,8 +613,15 @@ func (ks *keyState) sum(frame, bind []byte) (out [macLen]byte) {
 }
 
 // encMode is the deterministic (RFC 8949 §4.2.1 core) encoding every
-// envelope uses, in frames and from Marshal alike.
-var encMode, _ = cbor.CoreDetEncOptions().UserBufferEncMode()
+// envelope uses, in frames and from Marshal alike. Nil slices go out empty
+// rather than as null, which the spec forbids: map entries are omitted when
+// empty anyway, but array members (a field's name, an interim's header)
+// are not.
+var encMode, _ = func() cbor.EncOptions {
+	o := cbor.CoreDetEncOptions()
+	o.NilContainers = cbor.NilContainerAsEmpty
+	return o
+}().UserBufferEncMode()
 
 // Marshal returns the deterministic CBOR of a Request or Response, as it is
 // before compression: what golden vectors hold and what dictionaries are

@@ -66,6 +66,71 @@ type Response struct {
 	// Error is set when the origin service made this response itself
 	// (a 502, 503 or 504): why the application could not answer.
 	Error Bytes `cbor:"5,keyasint,omitempty"`
+	// Interim are the informational (1xx) responses the application sent
+	// before this one, in order, such as 103 Early Hints: an HTTP proxy
+	// forwards them (RFC 9110 §15.2). At most MaxInterim.
+	Interim []Interim `cbor:"6,keyasint,omitempty"`
+	// Scope says, on a response with Error set, how far the failure
+	// reaches: ScopeRequest or ScopeOrigin. An edge's circuit breaker
+	// needs to tell one request's failure from an origin that can serve
+	// nothing; 0 is a sender that predates the field (see OriginDown).
+	Scope uint64 `cbor:"7,keyasint,omitempty"`
+}
+
+// Values of Response.Scope. Others are read as absent.
+const (
+	// ScopeRequest is a failure confined to this request: its upstream
+	// timed out, closed the connection, or sent an invalid or too large
+	// response. The origin serves other requests.
+	ScopeRequest = 1
+	// ScopeOrigin is an origin service that cannot serve any request now:
+	// no upstream is in rotation, or none would take a connection.
+	ScopeOrigin = 2
+)
+
+// OriginDown reports whether r is a failure the origin service made
+// because it cannot serve any request now, rather than one confined to
+// this request. When the sender set no Scope it goes by the status: before
+// Scope, only a 503 (no healthy upstream) meant that.
+func (r *Response) OriginDown() bool {
+	if len(r.Error) == 0 {
+		return false
+	}
+	switch r.Scope {
+	case ScopeRequest:
+		return false
+	case ScopeOrigin:
+		return true
+	}
+	return r.Status == 503
+}
+
+// Interim is one informational response: a status of 102 to 199 and its
+// header fields. 100 Continue and 101 Switching Protocols answer what one
+// connection asked for and never travel in an envelope.
+type Interim struct {
+	_      struct{} `cbor:",toarray"`
+	Status uint64
+	Header []Field
+}
+
+// MaxInterim bounds the informational responses of one envelope.
+const MaxInterim = 8
+
+// AddHeader appends a header field, reusing spare capacity.
+func (r *Interim) AddHeader(name, value []byte) { r.Header = appendField(r.Header, name, value) }
+
+// AddInterim appends an informational response with status and no fields,
+// reusing spare capacity, and returns it for its fields to be added.
+func (r *Response) AddInterim(status uint64) *Interim {
+	if len(r.Interim) < cap(r.Interim) {
+		r.Interim = r.Interim[:len(r.Interim)+1]
+	} else {
+		r.Interim = append(r.Interim, Interim{})
+	}
+	in := &r.Interim[len(r.Interim)-1]
+	in.Status, in.Header = status, in.Header[:0]
+	return in
 }
 
 // Hints are what the origin knows about caching the response beyond its
@@ -98,7 +163,7 @@ func (r *Request) Reset() {
 func (r *Response) Reset() {
 	*r = Response{
 		Header: r.Header[:0], Body: r.Body[:0], Error: r.Error[:0],
-		Cache: Hints{Tags: r.Cache.Tags[:0]},
+		Cache: Hints{Tags: r.Cache.Tags[:0]}, Interim: r.Interim[:0],
 	}
 }
 

@@ -72,11 +72,30 @@ var goldenEnvelopes = []struct {
 		Body:  Bytes(`{"id":42,"name":"widget"}`),
 		Cache: Hints{TTL: 300, Stale: 60, Tags: []Bytes{Bytes("product-42"), Bytes("catalog")}, Shared: 3},
 	}},
+	{"response-early-hints", &Response{
+		Status: 200,
+		Header: []Field{{Name: Bytes("content-type"), Value: Bytes("text/html")}},
+		Body:   Bytes("<!doctype html>"),
+		Interim: []Interim{
+			{Status: 102},
+			{Status: 103, Header: []Field{
+				{Name: Bytes("link"), Value: Bytes("</style.css>; rel=preload; as=style")},
+				{Name: Bytes("link"), Value: Bytes("</app.js>; rel=preload; as=script")},
+			}},
+		},
+	}},
 	{"response-origin-504", &Response{
 		Status: 504,
 		Header: []Field{{Name: Bytes("content-type"), Value: Bytes("text/plain; charset=utf-8")}},
 		Body:   Bytes("upstream timeout\n"),
 		Error:  Bytes("upstream timeout"),
+	}},
+	{"response-origin-unavailable", &Response{
+		Status: 503,
+		Header: []Field{{Name: Bytes("content-type"), Value: Bytes("text/plain; charset=utf-8")}},
+		Body:   Bytes("no healthy upstream\n"),
+		Error:  Bytes("no healthy upstream"),
+		Scope:  ScopeOrigin,
 	}},
 }
 

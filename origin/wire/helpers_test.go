@@ -97,6 +97,15 @@ func normRequest(r *Request) Request {
 func normResponse(r *Response) Response {
 	n := *r
 	n.Header, n.Body, n.Error = nf(n.Header), nb(n.Body), nb(n.Error)
+	if len(n.Interim) == 0 {
+		n.Interim = nil
+	} else {
+		in := make([]Interim, len(n.Interim))
+		for i, x := range n.Interim {
+			in[i] = Interim{Status: x.Status, Header: nf(x.Header)}
+		}
+		n.Interim = in
+	}
 	if len(n.Cache.Tags) == 0 {
 		n.Cache.Tags = nil
 	} else {

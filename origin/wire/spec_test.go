@@ -42,7 +42,7 @@ type cddlRule struct {
 var (
 	ruleStart = regexp.MustCompile(`^([a-z]+) = ([{\[])$`)
 	mapEntry  = regexp.MustCompile(`^(\? )?(\d+) => (.+?),\s*; ([a-z]+): \S`)
-	arrEntry  = regexp.MustCompile(`^([a-z]+): ([^\s,]+),?$`)
+	arrEntry  = regexp.MustCompile(`^([a-z]+): (\[\* [a-z]+\]|[^\s,\[]+),?$`)
 	extEntry  = regexp.MustCompile(`^\* \(int / tstr\) => any,\s*; extensions: `)
 )
 
@@ -95,11 +95,12 @@ func parseCDDL(t *testing.T, src string) map[string]*cddlRule {
 
 // cddlTypes are the CDDL types each Go field type may be written as.
 var cddlTypes = map[reflect.Type]*regexp.Regexp{
-	reflect.TypeFor[uint64]():  regexp.MustCompile(`^(uint|\d+\.\.\d+)$`),
-	reflect.TypeFor[Bytes]():   regexp.MustCompile(`^bstr( \.size \(1\.\.\))?$`),
-	reflect.TypeFor[[]Field](): regexp.MustCompile(`^\[\* field\]$`),
-	reflect.TypeFor[[]Bytes](): regexp.MustCompile(`^\[\* bstr\]$`),
-	reflect.TypeFor[Hints]():   regexp.MustCompile(`^hints$`),
+	reflect.TypeFor[uint64]():    regexp.MustCompile(`^(uint|\d+\.\.\d+)$`),
+	reflect.TypeFor[Bytes]():     regexp.MustCompile(`^bstr( \.size \(1\.\.\))?$`),
+	reflect.TypeFor[[]Field]():   regexp.MustCompile(`^\[\* field\]$`),
+	reflect.TypeFor[[]Bytes]():   regexp.MustCompile(`^\[\* bstr\]$`),
+	reflect.TypeFor[Hints]():     regexp.MustCompile(`^hints$`),
+	reflect.TypeFor[[]Interim](): regexp.MustCompile(`^\[\* interim\]$`),
 }
 
 // TestSpecCDDL checks README.md's CDDL against the struct tags: every field
@@ -117,9 +118,10 @@ func TestSpecCDDL(t *testing.T) {
 		"response": reflect.TypeFor[Response](),
 		"hints":    reflect.TypeFor[Hints](),
 		"field":    reflect.TypeFor[Field](),
+		"interim":  reflect.TypeFor[Interim](),
 	}
 	if len(rules) != len(types) {
-		t.Errorf("CDDL defines %d rules, want %d (request, response, hints, field)", len(rules), len(types))
+		t.Errorf("CDDL defines %d rules, want %d (request, response, hints, field, interim)", len(rules), len(types))
 	}
 	for name, typ := range types {
 		rule := rules[name]
@@ -282,6 +284,7 @@ func TestSpecConstants(t *testing.T) {
 	for _, want := range []string{
 		"`" + Path + "`",
 		"`MaxFields`, " + strconv.Itoa(MaxFields),
+		"`MaxInterim`, " + strconv.Itoa(MaxInterim),
 		"| 0 | 1 | flags |", "| 1 | 1 | key id |", "| 2 | 8 | timestamp", "| 10 | 16 | MAC |", "| 26 | rest | payload",
 		`"wedge/1 request\x00"`, `"wedge/1 response"`,
 		"| entries of one map | " + strconv.Itoa(decOptions.MaxMapPairs) + " |",

@@ -36,6 +36,7 @@ type stackOpts struct {
 	client    func(*originclient.Config)
 	maxFrame  int
 	originCfg func(*origin.ServerConfig)
+	listener  func(net.Listener) net.Listener // wraps the origin's listener
 }
 
 func newCodec(tb testing.TB, cfg wire.Config) *wire.Codec {
@@ -76,7 +77,11 @@ func newStack(tb testing.TB, o stackOpts) *stack {
 		tb.Fatal(err)
 	}
 	ln := listen(tb)
-	go srv.Serve(countingListener{ln, s.link})
+	var l net.Listener = countingListener{ln, s.link}
+	if o.listener != nil {
+		l = o.listener(l)
+	}
+	go srv.Serve(l)
 	tb.Cleanup(func() { srv.Shutdown(context.Background()) })
 	s.origin, s.originAddr = srv, ln.Addr().String()
 	ccfg := originclient.Config{Addr: s.originAddr, Codec: s.edgeCodec, Metrics: originclient.NewMetrics(s.edgeReg)}

@@ -1,7 +1,7 @@
 //go:build !linux && !darwin && !freebsd && !netbsd && !openbsd
 
-package originclient
+package connwatch
 
 const canPeek = false
 
-func peekClosed(uintptr, []byte) bool { return false }
+func readable(uintptr, []byte) bool { return false }

@@ -1,0 +1,78 @@
+package connwatch
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"syscall"
+)
+
+// ErrStale is what writing a request onto a watched connection returns when
+// the connection was not silent (closed by the peer, reset, or holding
+// stray bytes). Nothing was written, so any request may be retried on
+// another connection.
+var ErrStale = errors.New("connwatch: pooled connection closed or not silent")
+
+// conn watches a connection that is used from one goroutine at a time, as
+// HTTP client pools use theirs, so it needs no locking.
+type conn struct {
+	net.Conn
+	raw     syscall.RawConn
+	reading bool // the last operation was a read: a write starts a request
+	peek    func(fd uintptr) bool
+	dead    bool
+	buf     [1]byte
+}
+
+// tlsConn keeps a watched TLS connection recognisable as one: fasthttp
+// takes a conn with a Handshake method as TLS already and skips its own
+// handshake. A plain connection must not have the method, or fasthttp would
+// skip the handshake an https upstream needs.
+type tlsConn struct {
+	*conn
+	tls *tls.Conn
+}
+
+func (c *tlsConn) Handshake() error { return c.tls.Handshake() }
+
+// Watch wraps c, whose transport socket is sock (c itself, or the socket
+// under a *tls.Conn), so that the first Write after a Read fails with
+// ErrStale when sock is not silent at that moment. Where sock cannot be
+// peeked at, it returns c as it is.
+func Watch(c, sock net.Conn) net.Conn {
+	sc, ok := sock.(syscall.Conn)
+	if !ok || !canPeek {
+		return c
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	w := &conn{Conn: c, raw: raw}
+	w.peek = func(fd uintptr) bool {
+		w.dead = readable(fd, w.buf[:])
+		return true
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsConn{conn: w, tls: tc}
+	}
+	return w
+}
+
+func (c *conn) Write(b []byte) (int, error) {
+	if c.reading {
+		c.reading = false
+		if err := c.raw.Read(c.peek); err != nil || c.dead {
+			return 0, ErrStale
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *conn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.reading = true
+	}
+	return n, err
+}
