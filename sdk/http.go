@@ -106,6 +106,18 @@ func (Response) Body(limit int) ([]byte, int) { return readBody(abi.MsgResponse,
 // SetBody replaces the response body.
 func (Response) SetBody(b []byte) error { return errOf(hostcall.BodySet(abi.MsgResponse, b)) }
 
+// ApplyRange applies a Range field value (RFC 9110 §14.2) to the response,
+// in the host: a single satisfiable byte range of a 200 makes it a 206 with
+// Content-Range and that part of the body (a view of the body, cached
+// bodies included, not a copy); a range past the end makes it a 416; any
+// other value or response is left as it is. It returns the status
+// afterwards. Whether a range applies at all (the method, If-Range) is the
+// caller's decision.
+func (Response) ApplyRange(value string) (status int, err error) {
+	r := hostcall.RangeApply(bytesOf(value))
+	return int(max(r, 0)), errOf(r)
+}
+
 // Answer sets status and body and returns Answer: the request phase ends
 // the chain with this response.
 func (r Response) Answer(status int, body []byte) Action {

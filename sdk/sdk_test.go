@@ -163,6 +163,51 @@ func TestCache(t *testing.T) {
 	}
 }
 
+// TestRevalidateAndRange: a request answered from the cache with a range
+// of the stored body, which asks for a background revalidation; its
+// response phase runs again on the copy, with the value set before the
+// call.
+func TestRevalidateAndRange(t *testing.T) {
+	key := []byte("k")
+	var phases []string
+	h := sdktest.New(t, &probe{
+		onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			if _, _, ok := sdk.CacheLookup(key); !ok {
+				return sdk.Continue
+			}
+			req.SetValue("phase", "background")
+			if ok, err := sdk.CacheRevalidate(key); !ok || err != nil {
+				t.Errorf("CacheRevalidate = %v, %v", ok, err)
+			}
+			if ok, err := sdk.CacheRevalidate(key); ok || err != nil {
+				t.Errorf("a second CacheRevalidate = %v, %v, want skipped", ok, err)
+			}
+			req.SetValue("phase", "client")
+			sdk.CacheServe(key)
+			if st, err := resp.ApplyRange("bytes=-4"); st != 206 || err != nil {
+				t.Errorf("ApplyRange = %d, %v", st, err)
+			}
+			return sdk.Answer
+		},
+		onResponse: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			v, _ := req.Value("phase")
+			phases = append(phases, v)
+			if v == "" {
+				if err := sdk.CacheStore(key, nil, time.Minute, 0); err != nil {
+					t.Error(err)
+				}
+			}
+			return sdk.Continue
+		},
+	}, nil)
+	h.Origin = func(*host.Request) host.Response { return host.Response{Status: 200, Body: []byte("cached body")} }
+	h.Do(host.Request{Path: "/"})
+	res := h.Do(host.Request{Path: "/"})
+	if string(res.Resp.Body) != "body" || res.Background == nil || strings.Join(phases, ",") != ",client,background" {
+		t.Fatalf("body %q, background %v, response phases %q", res.Resp.Body, res.Background != nil, phases)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	h := sdktest.New(t, &probe{onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
 		ok, r, err := sdk.Limit{Count: 2, Period: time.Minute}.Take([]byte("rl"), 1)
@@ -185,7 +230,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestKeysDigestsLogsMetrics(t *testing.T) {
-	secret := []byte("s3cret")
+	secret := []byte("s3cret, at least 32 bytes for HS256")
 	var key sdk.Key
 	var hits sdk.Metric
 	h := sdktest.New(t, &probe{

@@ -37,6 +37,20 @@ func CacheServe(key []byte) (status int, err error) {
 	return int(max(r, 0)), errOf(r)
 }
 
+// CacheRevalidate asks the host to revalidate the entry under key in the
+// background, with a copy of the request and its values as they are now:
+// once the response to this request is written, the host sends the copy to
+// the origin and runs the response phase of the plugins that ran on the
+// request on the origin's answer. It takes effect only if the request phase
+// answers. scheduled is false when the host skipped it (the key is being
+// revalidated already, or the node is at its bound): serve the stale
+// response all the same, a later request asks again. ErrUnavailable means
+// the host cannot revalidate in the background at all.
+func CacheRevalidate(key []byte) (scheduled bool, err error) {
+	r := hostcall.CacheRevalidate(key)
+	return r == 1, errOf(r)
+}
+
 // CachePurge removes the entry under key; it reports whether there was one.
 func CachePurge(key []byte) bool { return hostcall.CachePurge(abi.PurgeKey, key) > 0 }
 

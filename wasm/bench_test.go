@@ -16,7 +16,7 @@ import (
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
-const hs256Secret = "bench-secret"
+const hs256Secret = "bench-secret, 32 bytes for HS256"
 
 // hs256Tokens returns n distinct valid tokens (sub differs), signed ahead of
 // the timed loop. The host never caches HMAC results, so no token is cheaper

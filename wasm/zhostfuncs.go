@@ -118,6 +118,16 @@ var hostFuncs = map[string]api.GoModuleFunc{
 		match := view(mem, s[1], s[2], "cache_purge")
 		s[0] = api.EncodeI32(charge(ctx, 64+len(match)).CachePurge(api.DecodeI32(s[0]), match))
 	},
+	"cache_revalidate": func(ctx context.Context, m api.Module, s []uint64) {
+		mem := m.Memory()
+		key := view(mem, s[0], s[1], "cache_revalidate")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(key)).CacheRevalidate(key))
+	},
+	"range_apply": func(ctx context.Context, m api.Module, s []uint64) {
+		mem := m.Memory()
+		value := view(mem, s[0], s[1], "range_apply")
+		s[0] = api.EncodeI32(charge(ctx, 64+len(value)).RangeApply(value))
+	},
 	"ratelimit_take": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
 		key := view(mem, s[0], s[1], "ratelimit_take")

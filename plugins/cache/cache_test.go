@@ -216,22 +216,55 @@ origin: 503 down
 request: GET /a
 expect: 503 down
 `},
-	{"stale-while-revalidate serves stale to all but one", "5861 §3", `
+	{"stale-while-revalidate serves stale and refreshes in the background", "5861 §3", `
 origin: 200 v1
 origin-header: Cache-Control: max-age=1, stale-while-revalidate=60
 request: GET /a
 expect: 200 v1
 wait: 5s
 origin: 200 v2
+origin-header: Cache-Control: max-age=10, stale-while-revalidate=60
+request: GET /a
+expect: 200 v1
+expect-header: Cache-Status: wedge; hit; ttl=-4; detail=stale-while-revalidate
+expect-header: Age: 5
+expect-origin: 2
+request: GET /a
+expect: 200 v2
+expect-header: Cache-Status: wedge; hit; ttl=10
+expect-origin: 2
+`},
+	{"stale-while-revalidate revalidates with the validators", "5861 §3", `
+origin: 200 body
+origin-header: Cache-Control: max-age=1, stale-while-revalidate=60
+origin-header: ETag: "e1"
+request: GET /a
+expect: 200 body
+wait: 5s
+origin: 304
+origin-header: Cache-Control: max-age=30
+origin-header: ETag: "e1"
+request: GET /a
+request-header: Range: bytes=0-1
+request-header: If-None-Match: "other"
+expect: 206 bo
+expect-origin: 2
+expect-origin-header: If-None-Match: "e1"
+expect-origin-header: Range:
+request: GET /a
+expect: 200 body
+expect-header: Cache-Status: wedge; hit; ttl=30
+expect-origin: 2
+`},
+	{"stale-while-revalidate on HEAD serves stale only", "5861 §3", `
+origin: 200 v1
 origin-header: Cache-Control: max-age=1, stale-while-revalidate=60
 request: GET /a
-expect: 200 v2
-expect-header: Cache-Status: wedge; fwd=stale; fwd-status=200; stored; ttl=1
+expect: 200 v1
 wait: 5s
-request: GET /a
-expect: 200 v2
+request: HEAD /a
 expect-header: Cache-Status: wedge; hit; ttl=-4; detail=stale-while-revalidate
-expect-origin: 2
+expect-origin: 1
 `},
 	{"vary keeps variants", "9111 §4.1", `
 origin: 200 gzip
@@ -350,6 +383,160 @@ origin: 200 a
 request: OPTIONS /a
 expect-header: Cache-Status: wedge; fwd=method; fwd-status=200
 `},
+	{"set-cookie is not stored", "9111 §7.3", `
+origin: 200 a
+origin-header: Cache-Control: public, max-age=60
+origin-header: Set-Cookie: session=alice
+request: GET /a
+expect: 200 a
+expect-header: Set-Cookie: session=alice
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; detail=set-cookie
+request: GET /a
+expect-origin: 2
+`},
+	{"qualified no-cache stores without the field", "9111 §5.2.2.4", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60, no-cache="Set-Cookie"
+origin-header: Set-Cookie: session=alice
+origin-header: X-Kept: 1
+request: GET /a
+expect: 200 a
+expect-header: Set-Cookie: session=alice
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=60
+request: GET /a
+expect: 200 a
+expect-header: Set-Cookie:
+expect-header: X-Kept: 1
+expect-header: Cache-Status: wedge; hit; ttl=60
+expect-origin: 1
+`},
+	{"qualified private stores without the fields", "9111 §5.2.2.7", `
+origin: 200 a
+origin-header: Cache-Control: max-age=60, private="X-User, X-Other"
+origin-header: X-User: alice
+origin-header: X-User: admin
+origin-header: X-Kept: 1
+request: GET /a
+expect: 200 a
+expect-header: X-User: alice, admin
+expect-names: Cache-Control, X-Kept, X-User, X-User, Cache-Status
+request: GET /a
+expect: 200 a
+expect-header: X-User:
+expect-header: X-Kept: 1
+expect-origin: 1
+`},
+	{"set_cookie strip stores without Set-Cookie", "9111 §7.3", `
+config: {"set_cookie":"strip"}
+origin: 200 a
+origin-header: Cache-Control: public, max-age=60
+origin-header: Set-Cookie: lb=7
+request: GET /a
+expect: 200 a
+expect-header: Set-Cookie: lb=7
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=60
+request: GET /a
+expect-header: Set-Cookie:
+expect-header: Cache-Status: wedge; hit; ttl=60
+expect-origin: 1
+`},
+	{"lifetimes over 400 days are capped", "9111 §1.2.2", `
+origin: 200 a
+origin-header: Cache-Control: max-age=99999999
+request: GET /a
+expect: 200 a
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; stored; ttl=34560000
+request: GET /a
+expect-header: Cache-Status: wedge; hit; ttl=34560000
+expect-origin: 1
+`},
+	{"invalid Expires is already expired", "9111 §5.3", `
+origin: 200 a
+origin-header: Expires: Fri, 01 Jan 2100  00:00:00 GMT
+request: GET /two-spaces
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; ttl=0; detail=no-lifetime
+origin: 200 a
+origin-header: Expires: Fri, 01 Jan 2100 0:00:00 GMT
+request: GET /one-digit-hour
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; ttl=0; detail=no-lifetime
+origin: 200 a
+origin-header: Expires: Fri, 01 Jan 2100 00:00:00 UTC
+request: GET /utc
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=200; ttl=0; detail=no-lifetime
+`},
+	{"a single range of a stored 200", "9110 §14.2", `
+origin: 200 0123456789
+origin-header: Cache-Control: max-age=60
+origin-header: ETag: "r1"
+origin-header: Content-Type: text/plain
+request: GET /r
+expect: 200 0123456789
+request: GET /r
+request-header: Range: bytes=0-3
+expect: 206 0123
+expect-header: Content-Range: bytes 0-3/10
+expect-header: Content-Type: text/plain
+expect-header: ETag: "r1"
+expect-header: Cache-Status: wedge; hit; ttl=60
+request: GET /r
+request-header: Range: bytes=-3
+expect: 206 789
+expect-header: Content-Range: bytes 7-9/10
+request: GET /r
+request-header: Range: bytes=5-
+expect: 206 56789
+expect-header: Content-Range: bytes 5-9/10
+request: GET /r
+request-header: Range: bytes=8-100
+expect: 206 89
+expect-header: Content-Range: bytes 8-9/10
+request: GET /r
+request-header: Range: bytes=10-
+expect: 416
+expect-body:
+expect-header: Content-Range: bytes */10
+request: GET /r
+request-header: Range: bytes=0-1, 4-5
+expect: 200 0123456789
+expect-header: Content-Range:
+request: GET /r
+request-header: Range: lines=0-1
+expect: 200 0123456789
+request: GET /r
+request-header: Range: bytes=0-3
+request-header: If-Range: "r1"
+expect: 206 0123
+request: GET /r
+request-header: Range: bytes=0-3
+request-header: If-Range: "r0"
+expect: 200 0123456789
+request: GET /r
+request-header: Range: bytes=0-3
+request-header: If-Range: W/"r1"
+expect: 200 0123456789
+request: HEAD /r
+request-header: Range: bytes=0-3
+expect: 200
+expect-header: Content-Range:
+request: GET /r
+request-header: Range: bytes=0-3
+request-header: If-None-Match: "r1"
+expect: 304
+expect-header: Content-Range:
+expect-origin: 1
+request: GET /r
+expect: 200 0123456789
+`},
+	{"range on a miss goes to the origin", "9110 §14.2", `
+origin: 206 01
+origin-header: Content-Range: bytes 0-1/10
+origin-header: Cache-Control: max-age=60
+request: GET /r
+request-header: Range: bytes=0-1
+expect: 206 01
+expect-origin-header: Range: bytes=0-1
+expect-header: Cache-Status: wedge; fwd=uri-miss; fwd-status=206; detail=partial
+`},
 	{"purge by tag", "tags", `
 origin: 200 a
 origin-header: Cache-Control: max-age=60
@@ -373,7 +560,7 @@ func TestEndToEndNative(t *testing.T) {
 	for _, c := range e2e {
 		t.Run(c.name, func(t *testing.T) {
 			t.Logf("checks RFC %s", c.rfc)
-			runScenario(t, nativeRunner(t, ""), c.script)
+			runScenario(t, nativeRunner(t, scenarioConfig(c.script)), c.script)
 		})
 	}
 }
@@ -387,7 +574,7 @@ func TestEndToEndWasm(t *testing.T) {
 			continue // the Wasm runtime's clock cannot be moved
 		}
 		t.Run(c.name, func(t *testing.T) {
-			runScenario(t, wasmRunner(t, ""), c.script)
+			runScenario(t, wasmRunner(t, scenarioConfig(c.script)), c.script)
 		})
 	}
 }
@@ -426,12 +613,12 @@ func TestStoresTags(t *testing.T) {
 
 func TestRefusesBadConfig(t *testing.T) {
 	for _, cfg := range []string{`[1]`, `{"name":""}`, `{"name":"a b"}`, `{"name":"1x"}`, `{"heuristic_percent":101}`,
-		`{"keep_stale":-1}`, `{"keep_stale":"1d"}`, `{"strip_cdn_cache_control":1}`, `{"ttl":60}`} {
+		`{"keep_stale":-1}`, `{"keep_stale":"1d"}`, `{"strip_cdn_cache_control":1}`, `{"ttl":60}`, `{"set_cookie":"store"}`, `{"set_cookie":true}`} {
 		if _, err := sdktest.Configure(&cache{}, []byte(cfg), nil); err == nil {
 			t.Errorf("config %s accepted", cfg)
 		}
 	}
-	if _, err := sdktest.Configure(&cache{}, []byte(`{"name":"edge","heuristic_percent":0,"heuristic_max":60,"keep_stale":0,"strip_cdn_cache_control":true}`), nil); err != nil {
+	if _, err := sdktest.Configure(&cache{}, []byte(`{"name":"edge","heuristic_percent":0,"heuristic_max":60,"keep_stale":0,"strip_cdn_cache_control":true,"set_cookie":"refuse"}`), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -515,7 +702,7 @@ func TestEndToEndMoreNative(t *testing.T) {
 	for _, c := range e2eMore {
 		t.Run(c.name, func(t *testing.T) {
 			t.Logf("checks RFC %s", c.rfc)
-			runScenario(t, nativeRunner(t, ""), c.script)
+			runScenario(t, nativeRunner(t, scenarioConfig(c.script)), c.script)
 		})
 	}
 }
@@ -539,5 +726,108 @@ func TestAuthenticatedByValue(t *testing.T) {
 		if cs, _ := res.Resp.Header.Get("Cache-Status"); !strings.Contains(cs, "detail=authorization") {
 			t.Fatalf("Cache-Status %q, want it refused for authorization", cs)
 		}
+	}
+}
+
+// TestStaleWhileRevalidateInBackground: in the stale-while-revalidate
+// window the first request gets the stale response at once and the entry
+// is refreshed behind it (RFC 5861 §3), natively and as Wasm. host.Run
+// runs the background revalidation before it returns, as the edge does once
+// the response is written (edge/revalidate_test.go has that side).
+func TestStaleWhileRevalidateInBackground(t *testing.T) {
+	runners := map[string]func(*testing.T) runner{"native": func(t *testing.T) runner { return nativeRunner(t, "") }}
+	if !testing.Short() {
+		runners["wasm"] = func(t *testing.T) runner { return wasmRunner(t, "") }
+	}
+	for name, newRunner := range runners {
+		t.Run(name, func(t *testing.T) {
+			r := newRunner(t)
+			calls := 0
+			version := "v1"
+			r.setOrig(func(req *host.Request) host.Response {
+				calls++
+				resp := host.Response{Status: 200, Body: []byte(version)}
+				// v1 is stale at once, so the Wasm build needs no clock.
+				cc := "max-age=0, stale-while-revalidate=60"
+				if version == "v2" {
+					cc = "max-age=60"
+				}
+				resp.Header.Add("Cache-Control", cc)
+				return resp
+			})
+			req := host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/swr"}
+			if res := r.do(req); string(res.Resp.Body) != "v1" || res.Background != nil {
+				t.Fatalf("first: %q, background %v", res.Resp.Body, res.Background != nil)
+			}
+			version = "v2"
+			res := r.do(req)
+			cs, _ := res.Resp.Header.Get("Cache-Status")
+			if !res.Answered || string(res.Resp.Body) != "v1" || !strings.Contains(cs, "hit") || !strings.HasSuffix(cs, "detail=stale-while-revalidate") {
+				t.Fatalf("stale request: answered %v, %q, Cache-Status %q", res.Answered, res.Resp.Body, cs)
+			}
+			if res.Background == nil {
+				t.Fatal("no background revalidation")
+			}
+			bcs, _ := res.Background.Resp.Header.Get("Cache-Status")
+			if calls != 2 || string(res.Background.Resp.Body) != "v2" || bcs != "wedge; fwd=stale; fwd-status=200; stored; ttl=60" {
+				t.Fatalf("background: %d origin calls, %q, Cache-Status %q", calls, res.Background.Resp.Body, bcs)
+			}
+			res = r.do(req)
+			cs, _ = res.Resp.Header.Get("Cache-Status")
+			if string(res.Resp.Body) != "v2" || cs != "wedge; hit; ttl=60" || calls != 2 || res.Background != nil {
+				t.Fatalf("after: %q, Cache-Status %q, %d origin calls", res.Resp.Body, cs, calls)
+			}
+		})
+	}
+}
+
+// TestStaleWhileRevalidateCollapses: while a revalidation of the entry is
+// in flight, stale requests are served without asking for another; once it
+// is done, the next one asks again.
+func TestStaleWhileRevalidateCollapses(t *testing.T) {
+	hs := sdktest.New(t, &cache{}, nil)
+	calls := 0
+	hs.Origin = func(*host.Request) host.Response {
+		calls++
+		r := host.Response{Status: 200, Body: []byte("v")}
+		r.Header.Add("Cache-Control", "max-age=0, stale-while-revalidate=60")
+		return r
+	}
+	req := host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/c"}
+	hs.Do(req)
+	release, ok := hs.Env.Cache.(host.Revalidator).BeginRevalidation([]byte(cacheKey("https", "example.com", "/c", "")))
+	if !ok {
+		t.Fatal("could not take the key")
+	}
+	for range 3 {
+		res := hs.Do(req)
+		if cs, _ := res.Resp.Header.Get("Cache-Status"); !res.Answered || res.Background != nil || !strings.HasSuffix(cs, "detail=stale-while-revalidate") {
+			t.Fatalf("with one in flight: answered %v, background %v, %q", res.Answered, res.Background != nil, cs)
+		}
+	}
+	release()
+	if res := hs.Do(req); res.Background == nil || calls != 2 {
+		t.Fatalf("after it is done: background %v, %d origin calls", res.Background != nil, calls)
+	}
+}
+
+// TestStaleWhileRevalidateWithoutBackground: on a host whose cache cannot
+// revalidate in the background, the request in the window revalidates in
+// the foreground.
+func TestStaleWhileRevalidateWithoutBackground(t *testing.T) {
+	hs := sdktest.New(t, &cache{}, nil)
+	hs.Env.Cache = struct{ host.Cache }{hs.Env.Cache} // hides BeginRevalidation
+	version := "v1"
+	hs.Origin = func(*host.Request) host.Response {
+		r := host.Response{Status: 200, Body: []byte(version)}
+		r.Header.Add("Cache-Control", "max-age=0, stale-while-revalidate=60")
+		return r
+	}
+	req := host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/f"}
+	hs.Do(req)
+	version = "v2"
+	res := hs.Do(req)
+	if cs, _ := res.Resp.Header.Get("Cache-Status"); res.Answered || string(res.Resp.Body) != "v2" || cs != "wedge; fwd=stale; fwd-status=200; stored; ttl=0" {
+		t.Fatalf("answered %v, %q, Cache-Status %q", res.Answered, res.Resp.Body, cs)
 	}
 }

@@ -23,6 +23,15 @@
 // values. Purging or invalidating the primary key therefore orphans every
 // variant at once (a new primary gets a new generation), without the host
 // needing a prefix purge.
+//
+// A stale-while-revalidate hit hands the revalidation to the host
+// (sdk.CacheRevalidate) with a copy of the request made into a plain
+// revalidation and the forwarding state saved for it, then marks its own
+// state as a hit: the copy's response phase stores or freshens the entry
+// like any forwarded request's, and the client's answer is never held up.
+// Ranges follow "parse in the host, decide in the guest": the plugin
+// decides that a hit may be answered with a range (GET, a stored 200,
+// If-Range), the host parses Range and cuts the stored body.
 package main
 
 import (
@@ -49,11 +58,12 @@ type cache struct {
 	// call at a time, and the host copies whatever it keeps.
 	key, vkey, vbuf, buf []byte
 
-	name      string        // the Cache-Status cache identifier
-	heurPct   int           // heuristic freshness, percent of the Last-Modified age; 0 disables
-	heurMax   time.Duration // cap on heuristic freshness
-	keepStale time.Duration // how long a stale entry with validators is kept for revalidation
-	stripCDN  bool          // remove CDN-Cache-Control before it reaches clients
+	name         string        // the Cache-Status cache identifier
+	heurPct      int           // heuristic freshness, percent of the Last-Modified age; 0 disables
+	heurMax      time.Duration // cap on heuristic freshness
+	keepStale    time.Duration // how long a stale entry with validators is kept for revalidation
+	stripCDN     bool          // remove CDN-Cache-Control before it reaches clients
+	stripCookies bool          // store responses with Set-Cookie without it, rather than not at all
 
 	hits, misses, stores sdk.Metric
 }
@@ -94,6 +104,12 @@ func (c *cache) Configure(cfg []byte) error {
 					bad = errors.New("cache: strip_cdn_cache_control must be a boolean")
 				}
 				c.stripCDN = b
+			case jsonscan.KeyIs(k, "set_cookie"):
+				s, err := jsonscan.String(v)
+				if err != nil || s != "refuse" && s != "strip" {
+					bad = errors.New(`cache: set_cookie must be "refuse" or "strip"`)
+				}
+				c.stripCookies = s == "strip"
 			default:
 				bad = errors.New("cache: unknown config field " + strconv.Quote(string(k)))
 			}
@@ -193,16 +209,43 @@ func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		}
 	}
 	age := time.Duration(m.initialAge+info.AgeMs) * time.Millisecond
-	switch reuse(&m, age, rq) {
-	case useFresh:
-		return c.serve(req, resp, &st, entry, &m, age, "", inm, ims)
-	case useStale:
-		return c.serve(req, resp, &st, entry, &m, age, "max-stale", inm, ims)
-	case useStaleSWR:
-		if !c.elected(view(entry), &m, age) {
-			return c.serve(req, resp, &st, entry, &m, age, "stale-while-revalidate", inm, ims)
+	d := reuse(&m, age, rq)
+	if d == useFresh || d == useStale || d == useStaleSWR {
+		var rg clientRange
+		if method == "GET" { // RFC 9110 §14.2: Range is for GET only
+			rg.value, rg.has = rh.Lookup("Range")
+			if rg.has {
+				rg.ifRange, rg.hasIfRange = rh.Lookup("If-Range")
+			}
 		}
-		st.fwd = "stale"
+		detail, bg := "", false
+		switch {
+		case d == useStale:
+			detail = "max-stale"
+		case d == useStaleSWR && method == "GET":
+			if bg = c.background(req, rh, &st, entry, &m); !bg {
+				d = validate // the host cannot: this request revalidates
+			}
+			detail = "stale-while-revalidate"
+		case d == useStaleSWR:
+			// HEAD is served stale without a revalidation: the stored
+			// response is a GET's, and the next GET asks for one.
+			detail = "stale-while-revalidate"
+		}
+		if d != validate {
+			a := c.serve(req, resp, &st, entry, &m, age, detail, inm, ims, rg)
+			if a == sdk.Continue && bg {
+				// Evicted since the lookup, after background() made the
+				// request a revalidation: forward it as a plain request.
+				_ = rh.Del("If-None-Match")
+				_ = rh.Del("If-Modified-Since")
+				st.clientCond = false
+				return c.save(req, &st)
+			}
+			return a
+		}
+	}
+	switch d {
 	case validate:
 		st.fwd = "stale"
 	case validateByReq:
@@ -250,10 +293,19 @@ func (c *cache) gatewayTimeout(req sdk.Request, resp sdk.Response, st *state) sd
 	return resp.AnswerText(504, "Gateway Timeout: not in cache")
 }
 
+// clientRange is a request's Range and If-Range, as far as a hit needs them.
+type clientRange struct {
+	value, ifRange  string
+	has, hasIfRange bool
+}
+
 // serve answers from the entry: Age is the current age (§4.2.3, §5.1).
-// inm and ims are the client's If-None-Match and If-Modified-Since.
-func (c *cache) serve(req sdk.Request, resp sdk.Response, st *state, entry []byte, m *meta, age time.Duration, detail string, inm []string, ims string) sdk.Action {
-	if _, err := sdk.CacheServe(entry); err != nil {
+// inm and ims are the client's If-None-Match and If-Modified-Since, rg its
+// Range: a stored 200 answers a single byte range with a 206 the host cuts
+// from the stored body (RFC 9110 §14.2), after the conditionals (§13.2.2).
+func (c *cache) serve(req sdk.Request, resp sdk.Response, st *state, entry []byte, m *meta, age time.Duration, detail string, inm []string, ims string, rg clientRange) sdk.Action {
+	status, err := sdk.CacheServe(entry)
+	if err != nil {
 		st.fwd = "uri-miss" // evicted since the lookup
 		c.misses.Record(1)
 		return c.save(req, st)
@@ -277,30 +329,57 @@ func (c *cache) serve(req sdk.Request, resp sdk.Response, st *state, entry []byt
 		}
 		_ = resp.SetStatus(304)
 		_ = resp.SetBody(nil)
+		return sdk.Answer
+	}
+	if rg.has && status == 200 && rangeAllowed(rg.ifRange, rg.hasIfRange, m.etag) {
+		if _, err := resp.ApplyRange(rg.value); err != nil {
+			return sdk.Fail(err)
+		}
 	}
 	return sdk.Answer
 }
 
-// elected reports whether this request revalidates a response in its
-// stale-while-revalidate window. The host has no background fetch, so the
-// chain model does it this way: the host's atomic rate limiter admits one
-// request per key and interval, which goes to the origin (and refreshes the
-// entry); every other request meanwhile gets the stale response at once.
-// Without a limiter every request revalidates, which is correct but slow.
-func (c *cache) elected(entry string, m *meta, age time.Duration) bool {
-	left := time.Duration(m.swr)*time.Second - (age - time.Duration(m.lifetime)*time.Millisecond)
-	period := min(max(left, time.Second), 10*time.Second)
-	ok, _, err := sdk.Limit{Count: 1, Period: period, Burst: 1}.Take(shortKey("wedge-cache:swr\x00", entry), 1)
-	return ok || err != nil
-}
-
-// shortKey bounds a key derived from a cache key for the rate limiter
-// (1 KiB) by hashing long ones in the host.
-func shortKey(prefix, key string) []byte {
-	if len(prefix)+len(key) <= abi.MaxRateKeyLen {
-		return []byte(prefix + key)
+// background asks the host to revalidate the stale entry once this
+// request is answered from it (RFC 5861 §3): the host sends a copy of the
+// request as it is when sdk.CacheRevalidate is called, and runs
+// OnResponse on the origin's answer, which stores or freshens the entry as
+// for any forwarded request. It reports false when the host cannot
+// revalidate in the background; the request and st are then set up to
+// revalidate in the foreground.
+//
+// The copy has to be a plain revalidation of the whole stored response,
+// whatever this client asked: its own conditionals and Range are replaced
+// by the stored validators. The client's answer no longer needs them: the
+// caller read them already.
+func (c *cache) background(req sdk.Request, rh sdk.Header, st *state, entry []byte, m *meta) bool {
+	for _, n := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Range", "If-Range"} {
+		_ = rh.Del(n)
 	}
-	return append([]byte(prefix), hex.EncodeToString(sdk.Digest(abi.DigestSHA256, nil, []byte(key)))...)
+	if m.etag != "" {
+		_ = rh.Set("If-None-Match", m.etag)
+	}
+	if m.lastMod != "" {
+		_ = rh.Set("If-Modified-Since", m.lastMod)
+	}
+	bg := *st // the copy's state: the client's answer is served with st
+	bg.fwd, bg.entryKey, bg.clientCond = "stale", string(entry), false
+	if c.save(req, &bg) != sdk.Continue {
+		*st = bg
+		return false
+	}
+	scheduled, err := sdk.CacheRevalidate(entry)
+	if errors.Is(err, sdk.ErrUnavailable) {
+		*st = bg
+		return false
+	}
+	if scheduled {
+		c.misses.Record(1)
+	}
+	// Scheduled or skipped (a revalidation is under way already): either
+	// way this request is a hit, and its own OnResponse must not take the
+	// stale answer for the origin's.
+	_ = req.SetValue(stateKey, hitState)
+	return true
 }
 
 // variantKey is the secondary key of one variant of the primary key.
@@ -350,7 +429,7 @@ func (c *cache) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
 	status := resp.Status()
 	// The targeted field named for this cache is consumed here; RFC 9213 §3
 	// lets CDN-Cache-Control go on downstream unless configured otherwise.
-	p := readResponse(rh)
+	p := readPolicy(rh)
 	_ = rh.Del("Wedge-Cache-Control")
 	if c.stripCDN {
 		_ = rh.Del("CDN-Cache-Control")
@@ -413,18 +492,14 @@ func (c *cache) staleOnError(resp sdk.Response, st *state, status int) (sdk.Acti
 // own (§3.2), becomes the response and is stored again.
 func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *state) sdk.Action {
 	h := resp.Header()
-	type field struct {
-		name string
-		vals []string
-	}
-	var fields []field
+	var fields []headerField
 	hasAge := false
 	for _, n := range h.Names() {
 		if skipOnUpdate(n) {
 			continue
 		}
 		hasAge = hasAge || strings.EqualFold(n, "Age")
-		fields = append(fields, field{n, h.Values(n)})
+		fields = append(fields, headerField{n, h.Values(n)})
 	}
 	etag := h.Get("ETag")
 	var stored string
@@ -455,7 +530,7 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *state) sdk.Actio
 	if !hasAge {
 		_ = h.Del("Age") // the stored Age described the old response
 	}
-	p := readResponse(h)
+	p := readPolicy(h)
 	_ = h.Del("Wedge-Cache-Control")
 	if c.stripCDN {
 		_ = h.Del("CDN-Cache-Control")
@@ -479,10 +554,14 @@ func (c *cache) store(req sdk.Request, resp sdk.Response, st *state, p responseP
 		_, auth = req.Value(identityMethod)
 	}
 	names, star := varyNames(h.Values("Vary"))
+	if c.stripCookies && p.setCookie {
+		p.cc.privateFields = append(p.cc.privateFields, "Set-Cookie")
+	}
 	why := storable(method, status, directives{noStore: st.noStore}, p, auth, star)
 	var ttl int64
 	hasTTL := false
 	if why == okStore {
+		p.readTimes(h)
 		now := sdk.Now()
 		lifetime, _ := freshness(p, status, now, c.heurPct, c.heurMax)
 		ia := initialAge(p, time.UnixMilli(st.reqTime), now)
@@ -517,7 +596,17 @@ func (c *cache) store(req sdk.Request, resp sdk.Response, st *state, p responseP
 				}
 			}
 			tagList := tags(h.Values("Surrogate-Key"), h.Values("Cache-Tag"), abi.MaxTags)
-			if err := sdk.CacheStore([]byte(key), m.encode(), fresh, min(keep, 400*24*time.Hour), tagList...); err != nil {
+			// The host stores the response as it is at the call: without
+			// the fields a qualified no-cache or private names, which the
+			// client of this request still gets (after the others now).
+			kept := withheld(h, p.omitted())
+			err := sdk.CacheStore([]byte(key), m.encode(), fresh, min(keep, maxLifetime), tagList...)
+			for _, f := range kept {
+				for _, v := range f.vals {
+					_ = h.Add(f.name, v)
+				}
+			}
+			if err != nil {
 				why = "store-failed"
 				sdk.Warn("cache: store failed", "error", err.Error())
 			} else {
@@ -527,6 +616,26 @@ func (c *cache) store(req sdk.Request, resp sdk.Response, st *state, p responseP
 		ttl, hasTTL = ttlSeconds(lifetime, ia), true
 	}
 	return c.status(h, cacheStatus(c.name, false, st.fwd, fwdStatus, why == okStore, ttl, hasTTL, why))
+}
+
+// headerField is a header field's name and values.
+type headerField struct {
+	name string
+	vals []string
+}
+
+// withheld removes the named fields from h and returns them, to be put back
+// after the response is stored. A name the host owns (framing, hop-by-hop)
+// cannot be removed, and needs not be: the host never replays those from
+// the cache.
+func withheld(h sdk.Header, names []string) []headerField {
+	var out []headerField
+	for _, n := range names {
+		if vals := h.Values(n); len(vals) > 0 && h.Del(n) == nil {
+			out = append(out, headerField{n, vals})
+		}
+	}
+	return out
 }
 
 func newGen() string {

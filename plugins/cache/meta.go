@@ -140,8 +140,9 @@ type state struct {
 	primaryGen   string
 }
 
-// A hit saves no state any more; modeHit is still understood because
-// during a rollout the other phase may run on an older version.
+// A hit saves no state, except one that asked for a background
+// revalidation (hitState): the state it saved for that copy of the request
+// must not be found by its own response phase.
 const (
 	modeHit     = 'h' // answered from cache
 	modeForward = 'f' // a cacheable request that went to the origin
@@ -149,6 +150,11 @@ const (
 	modeBypass  = 'b' // nothing to do but say so
 	modeAnswer  = 'a' // the plugin answered without the cache (504)
 )
+
+// hitState is what a hit that asked for a background revalidation saves
+// after the call: it replaces the forwarding state saved for the host's
+// copy of the request, so the hit's own response phase passes through.
+const hitState = string(modeHit) + "\n"
 
 func (s *state) encode() string {
 	var b strings.Builder

@@ -6,6 +6,7 @@ package main
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,14 +25,18 @@ const maxDelta = 1 << 31
 // Absent numeric directives are -1.
 const absent = -1
 
-// directives is a parsed Cache-Control (or targeted) field.
+// directives is a parsed Cache-Control (or targeted) field. noCache and
+// private are the unqualified forms; the qualified ones name fields
+// (RFC 9111 §5.2.2.4, §5.2.2.7), which a shared cache stores the response
+// without.
 type directives struct {
 	noStore, noCache, private, public   bool
 	mustRevalidate, proxyRevalidate     bool
 	mustUnderstand, onlyIfCached        bool
 	maxStaleAny                         bool // max-stale without a value
 	maxAge, sMaxAge, maxStale, minFresh int64
-	swr, sie                            int64 // stale-while-revalidate, stale-if-error
+	swr, sie                            int64    // stale-while-revalidate, stale-if-error
+	noCacheFields, privateFields        []string // no-cache="...", private="..."
 }
 
 func noDirectives() directives {
@@ -80,6 +85,36 @@ func splitList(v string, fn func(member string)) {
 }
 
 func trimOWS(s string) string { return strings.Trim(s, " \t") }
+
+// fieldNames parses the argument of a qualified no-cache or private: a
+// comma-separated list of field names. ok is false unless it names at least
+// one field and every member is a token; the caller then takes the
+// directive as unqualified, the safe reading of a list it cannot trust.
+func fieldNames(v string) (names []string, ok bool) {
+	ok = true
+	splitList(v, func(m string) {
+		for i := 0; i < len(m); i++ {
+			if !isTchar(m[i]) {
+				ok = false
+				return
+			}
+		}
+		names = append(names, m)
+	})
+	return names, ok && len(names) > 0
+}
+
+// qualified records a no-cache or private directive with argument arg
+// (hasArg without one is the unqualified form) into flag or fields.
+func qualified(flag *bool, fields *[]string, arg string, hasArg bool) {
+	if hasArg {
+		if names, ok := fieldNames(arg); ok {
+			*fields = append(*fields, names...)
+			return
+		}
+	}
+	*flag = true
+}
 
 // unquote returns the content of a quoted-string (RFC 9110 §5.6.4), or s.
 func unquote(s string) string {
@@ -130,9 +165,9 @@ func parseCacheControl(lines []string, response bool) directives {
 			case "no-store":
 				d.noStore = true
 			case "no-cache":
-				d.noCache = true // qualified no-cache is treated as unqualified: always safe
+				qualified(&d.noCache, &d.noCacheFields, val, hasVal)
 			case "private":
-				d.private = true // likewise qualified private: a shared cache stores none of it
+				qualified(&d.private, &d.privateFields, val, hasVal)
 			case "public":
 				d.public = true
 			case "must-revalidate":
@@ -171,6 +206,7 @@ type sfItem struct {
 	kind byte // 'b' boolean, 'i' integer, 's' string, 'o' other (token, decimal, bytes)
 	b    bool
 	i    int64
+	s    string // a string as written, quotes and escapes included
 }
 
 // parseSFDictionary parses a Structured Field Dictionary (RFC 8941 §4.2.2)
@@ -232,6 +268,7 @@ func parseSFDictionary(s string) (map[string]sfItem, bool) {
 			n, err := strconv.ParseInt(s[st:i], 10, 64)
 			return sfItem{kind: 'i', i: n}, err == nil
 		case c == '"':
+			st := i
 			for i++; i < len(s); i++ {
 				switch {
 				case s[i] == '\\':
@@ -241,7 +278,7 @@ func parseSFDictionary(s string) (map[string]sfItem, bool) {
 					}
 				case s[i] == '"':
 					i++
-					return sfItem{kind: 's'}, true
+					return sfItem{kind: 's', s: s[st:i]}, true
 				case s[i] < 0x20 || s[i] > 0x7e:
 					return sfItem{}, false
 				}
@@ -331,9 +368,14 @@ func parseTargeted(lines []string) (directives, bool) {
 	d := noDirectives()
 	flag := func(name string) bool {
 		it, ok := dict[name]
-		// no-cache and private may carry a string of field names; treated as
-		// unqualified, as in Cache-Control.
-		return ok && (it.kind == 'b' && it.b || it.kind == 's' && (name == "no-cache" || name == "private"))
+		return ok && it.kind == 'b' && it.b
+	}
+	// no-cache and private may carry a string of field names instead of
+	// true, as in Cache-Control.
+	fields := func(name string, flag *bool, dst *[]string) {
+		if it, ok := dict[name]; ok && it.kind == 's' {
+			qualified(flag, dst, unquote(it.s), true)
+		}
 	}
 	num := func(name string) int64 {
 		if it, ok := dict[name]; ok && it.kind == 'i' && it.i >= 0 {
@@ -342,6 +384,8 @@ func parseTargeted(lines []string) (directives, bool) {
 		return absent
 	}
 	d.noStore, d.noCache, d.private, d.public = flag("no-store"), flag("no-cache"), flag("private"), flag("public")
+	fields("no-cache", &d.noCache, &d.noCacheFields)
+	fields("private", &d.private, &d.privateFields)
 	d.mustRevalidate, d.proxyRevalidate, d.mustUnderstand = flag("must-revalidate"), flag("proxy-revalidate"), flag("must-understand")
 	d.maxAge, d.sMaxAge, d.swr, d.sie = num("max-age"), num("s-maxage"), num("stale-while-revalidate"), num("stale-if-error")
 	return d, true
@@ -356,16 +400,26 @@ type responsePolicy struct {
 	cc         directives
 	targeted   string // the targeted field used, "" for Cache-Control
 	hasExpires bool
+	setCookie  bool      // the response sets cookies
 	expires    time.Time // zero when invalid: already expired (RFC 9111 §5.3)
 	date       time.Time // zero when absent or invalid
 	lastMod    time.Time
 	age        int64 // Age field, absent when missing or invalid
 }
 
-// readResponse extracts the policy of response h. The first valid
-// targeted field on the target list wins and then Cache-Control and Expires
-// are ignored (RFC 9213 §2.1).
+// readResponse extracts the whole policy of response h.
 func readResponse(h headers) responsePolicy {
+	p := readPolicy(h)
+	p.readTimes(h)
+	return p
+}
+
+// readPolicy extracts what decides whether response h is stored: the
+// directives, and whether it has Expires and Set-Cookie. The first valid
+// targeted field on the target list wins and then Cache-Control and Expires
+// are ignored (RFC 9213 §2.1). Dates are left to readTimes: most responses
+// that are not stored never need them parsed.
+func readPolicy(h headers) responsePolicy {
 	p := responsePolicy{age: absent}
 	for _, name := range targetList {
 		if d, ok := parseTargeted(h.Values(name)); ok {
@@ -375,12 +429,20 @@ func readResponse(h headers) responsePolicy {
 	}
 	if p.targeted == "" {
 		p.cc = parseCacheControl(h.Values("Cache-Control"), true)
-		if v := h.Values("Expires"); len(v) > 0 {
-			p.hasExpires = true
-			// §4.2.1: several Expires lines leave the response stale.
-			if len(v) == 1 {
-				p.expires, _ = parseHTTPDate(trimOWS(v[0]))
-			}
+		p.hasExpires = len(h.Values("Expires")) > 0
+	}
+	p.setCookie = len(h.Values("Set-Cookie")) > 0
+	return p
+}
+
+// readTimes adds what freshness and age are computed from: Expires, Date,
+// Last-Modified and Age.
+func (p *responsePolicy) readTimes(h headers) {
+	if p.hasExpires {
+		// §4.2.1: several Expires lines leave the response stale; §5.3: an
+		// invalid date means already expired (expires stays zero).
+		if v := h.Values("Expires"); len(v) == 1 {
+			p.expires, _ = parseHTTPDate(trimOWS(v[0]))
 		}
 	}
 	if v := h.Values("Date"); len(v) > 0 {
@@ -396,7 +458,6 @@ func readResponse(h headers) responsePolicy {
 			p.age = n
 		}
 	}
-	return p
 }
 
 // heuristicStatus reports the status codes that are heuristically
@@ -435,12 +496,17 @@ const (
 	whyReqNoStore   = "request-no-store"
 	whyNotUseful    = "no-lifetime"
 	whyPartialCache = "partial"
+	whySetCookie    = "set-cookie"
 )
 
 // storable decides RFC 9111 §3 for a shared cache: method, status,
 // no-store (with must-understand, §5.2.2.3), private, Authorization (§3.5),
 // and that the response has explicit freshness or a heuristically cacheable
-// status. Vary: * is refused too: it can never be reused (§4.1).
+// status. Vary: * is refused too: it can never be reused (§4.1). So is
+// Set-Cookie, unless a qualified no-cache or private names it (then the
+// response is stored without it, see omitted): RFC 9111 §7.3 leaves cookies
+// to the cache, and replaying one client's cookie to every other client is
+// how sessions leak.
 func storable(method string, status int, req directives, p responsePolicy, hasAuth, varyStar bool) string {
 	switch {
 	case method != "GET":
@@ -455,6 +521,8 @@ func storable(method string, status int, req directives, p responsePolicy, hasAu
 		return whyNoStore
 	case p.cc.private:
 		return whyPrivate
+	case p.setCookie && !p.omits("Set-Cookie"):
+		return whySetCookie
 	case hasAuth && !p.cc.public && !p.cc.mustRevalidate && p.cc.sMaxAge == absent:
 		return whyAuth
 	case varyStar:
@@ -465,13 +533,43 @@ func storable(method string, status int, req directives, p responsePolicy, hasAu
 	return whyNoFreshness
 }
 
+// omitted is the fields a qualified no-cache or private names: the
+// response is stored without them (RFC 9111 §5.2.2.4, §5.2.2.7).
+func (p *responsePolicy) omitted() []string {
+	return append(p.cc.noCacheFields[:len(p.cc.noCacheFields):len(p.cc.noCacheFields)], p.cc.privateFields...)
+}
+
+// omits reports whether the response is stored without field name.
+func (p *responsePolicy) omits(name string) bool {
+	for _, n := range p.omitted() {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLifetime caps freshness lifetimes: the host keeps an entry at most 400
+// days (cache_store in wasm/abi/README.md), and a cache may always keep a
+// response for less than it allows: RFC 9111 never obliges it to keep one
+// (§3), and lets it clamp a delta-seconds to the greatest value it can
+// conveniently represent (§1.2.2). Past the cap a stored response is
+// stale, and revalidated.
+const maxLifetime = 400 * 24 * time.Hour
+
 // freshness computes the freshness lifetime for a shared cache (RFC 9111
 // §4.2.1): s-maxage, then max-age, then Expires minus Date (or the receipt
 // time without a Date), then a heuristic (§4.2.2) of pct percent of the time
 // since Last-Modified, capped at heurMax, for heuristically cacheable
 // statuses or public responses only. No explicit freshness and no
-// Last-Modified means zero: there is no default TTL.
+// Last-Modified means zero: there is no default TTL. Lifetimes are capped
+// at maxLifetime.
 func freshness(p responsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
+	lifetime, heuristic = uncappedFreshness(p, status, responseTime, pct, heurMax)
+	return min(lifetime, maxLifetime), heuristic
+}
+
+func uncappedFreshness(p responsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
 	switch {
 	case p.cc.sMaxAge != absent:
 		return time.Duration(p.cc.sMaxAge) * time.Second, false
@@ -528,7 +626,7 @@ type decision int
 const (
 	useFresh      decision = iota // serve it: a hit
 	useStale                      // serve it stale, allowed by max-stale: a hit
-	useStaleSWR                   // serve it stale unless this request is elected to revalidate
+	useStaleSWR                   // serve it stale and revalidate it in the background
 	validate                      // forward with conditionals; keep it for 304 and stale-if-error
 	validateByReq                 // like validate, but it was fresh: the request's directives refused it
 )
@@ -765,18 +863,109 @@ func ttlSeconds(lifetime, age time.Duration) int64 {
 	return int64(lifetime/time.Second) - int64(age/time.Second)
 }
 
-// parseHTTPDate parses an HTTP-date in the three formats RFC 9110 §5.6.7
-// accepts. It is net/http's ParseTime without pulling net/http into the
-// guest.
-func parseHTTPDate(s string) (time.Time, error) {
-	var err error
-	for _, layout := range [...]string{"Mon, 02 Jan 2006 15:04:05 GMT", "Monday, 02-Jan-06 15:04:05 GMT", "Mon Jan _2 15:04:05 2006"} {
-		var t time.Time
-		if t, err = time.Parse(layout, s); err == nil {
-			return t, nil
+// parseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) exactly as its
+// grammar has it: the IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", or one of
+// the obsolete forms a recipient must accept, RFC 850's
+// "Sunday, 06-Nov-94 08:49:37 GMT" and asctime's "Sun Nov  6 08:49:37 1994".
+// Names are case-sensitive, every digit and space is where the grammar puts
+// it (no one-digit hour, no doubled space) and the date must exist; ok is
+// false for anything else, which for Expires means already expired (RFC
+// 9111 §5.3). time.Parse, which net/http's ParseTime uses, is more lenient
+// on all three counts. The weekday is not checked against the date: the
+// grammar does not tie them. It does not allocate.
+func parseHTTPDate(s string) (t time.Time, ok bool) {
+	var year, month, day int
+	var clock string
+	switch {
+	case len(s) == 29 && s[3] == ',': // IMF-fixdate
+		if slices.Index(shortDays[:], s[:3]) < 0 || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' || s[25:] != " GMT" {
+			return t, false
+		}
+		day, month, year, clock = num(s[5:7]), slices.Index(months[:], s[8:11])+1, num(s[12:16]), s[17:25]
+	case len(s) == 24 && s[3] == ' ': // asctime-date
+		if slices.Index(shortDays[:], s[:3]) < 0 || s[7] != ' ' || s[10] != ' ' || s[19] != ' ' {
+			return t, false
+		}
+		d := s[8:10]
+		if d[0] == ' ' { // ( SP DIGIT )
+			d = d[1:]
+		}
+		day, month, year, clock = num(d), slices.Index(months[:], s[4:7])+1, num(s[20:24]), s[11:19]
+	default: // rfc850-date
+		comma := strings.IndexByte(s, ',')
+		if comma < 0 || slices.Index(longDays[:], s[:comma]) < 0 {
+			return t, false
+		}
+		r := s[comma:] // ", 06-Nov-94 08:49:37 GMT"
+		if len(r) != 24 || r[1] != ' ' || r[4] != '-' || r[8] != '-' || r[11] != ' ' || r[20:] != " GMT" {
+			return t, false
+		}
+		day, month, year, clock = num(r[2:4]), slices.Index(months[:], r[5:8])+1, num(r[9:11]), r[12:20]
+		if year >= 0 {
+			year = twoDigitYear(year, time.Now().Year())
 		}
 	}
-	return time.Time{}, err
+	if len(clock) != 8 || clock[2] != ':' || clock[5] != ':' {
+		return t, false
+	}
+	hour, minute, sec := num(clock[:2]), num(clock[3:5]), num(clock[6:])
+	if year < 0 || month < 1 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 60 {
+		return t, false
+	}
+	if time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Day() != day {
+		return t, false // 31 Nov, 29 Feb 2026
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC), true
+}
+
+var (
+	shortDays = [...]string{"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+	longDays  = [...]string{"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"}
+	months    = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+)
+
+// num is the value of s, all ASCII digits, or -1.
+func num(s string) int {
+	if s == "" {
+		return -1
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return -1
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}
+
+// twoDigitYear is the latest year ending in yy that is not more than 50
+// years after now (RFC 9110 §5.6.7: a later one is taken as the most recent
+// past year with those digits).
+func twoDigitYear(yy, now int) int {
+	y := now - now%100 + yy
+	switch {
+	case y > now+50:
+		y -= 100
+	case y+100 <= now+50:
+		y += 100
+	}
+	return y
+}
+
+// rangeAllowed reports whether a cached 200 may be answered with the range
+// the client asked for, given its If-Range (RFC 9110 §13.1.5): always
+// without one; with an entity-tag only when it is strong and the stored
+// ETag is the same strong tag (the strong comparison of §8.8.3.2). An
+// If-Range date is not honoured: it would need the stored Last-Modified to
+// be a strong validator, which the entry does not record, and serving the
+// whole representation is what §13.1.5 asks for when the condition fails.
+func rangeAllowed(ifRange string, hasIfRange bool, etag string) bool {
+	if !hasIfRange {
+		return true
+	}
+	v := trimOWS(ifRange)
+	return len(v) >= 2 && v[0] == '"' && v == etag
 }
 
 // sameOriginKey resolves a Location or Content-Location value against the
@@ -821,6 +1010,12 @@ func (d directives) String() string {
 			out = append(out, f.name+"="+strconv.FormatInt(f.v, 10))
 		}
 	}
+	if len(d.noCacheFields) > 0 {
+		out = append(out, `no-cache="`+strings.Join(d.noCacheFields, ",")+`"`)
+	}
+	if len(d.privateFields) > 0 {
+		out = append(out, `private="`+strings.Join(d.privateFields, ",")+`"`)
+	}
 	return strings.Join(out, " ")
 }
 
@@ -843,12 +1038,12 @@ func notModified(inm []string, ims, etag, lastMod string) bool {
 	if ims == "" || lastMod == "" {
 		return false
 	}
-	since, err := parseHTTPDate(trimOWS(ims))
-	if err != nil {
+	since, ok := parseHTTPDate(trimOWS(ims))
+	if !ok {
 		return false // §13.1.3: an invalid date is ignored
 	}
-	lm, err := parseHTTPDate(lastMod)
-	return err == nil && !lm.After(since)
+	lm, ok := parseHTTPDate(lastMod)
+	return ok && !lm.After(since)
 }
 
 // keepOn304 lists the fields a 304 carries (RFC 9110 §15.4.5), plus the

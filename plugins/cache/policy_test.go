@@ -42,9 +42,14 @@ var ccCases = []struct {
 	{"9111 §5.2", []string{"public", "max-age=60"}, true, "public max-age=60"},
 	{"9111 §5.2", []string{" no-cache ,  no-store "}, true, "no-store no-cache"},
 	{"9111 §5.2", []string{"max-age = 60"}, true, "max-age=60"},
-	{"9111 §5.2.2.4", []string{`no-cache="Set-Cookie, X-Foo"`}, true, "no-cache"},
-	{"9111 §5.2.2.7", []string{`private="Set-Cookie"`}, true, "private"},
-	{"9111 §5.2", []string{`no-cache="a,b", max-age=5`}, true, "no-cache max-age=5"},
+	{"9111 §5.2.2.4", []string{`no-cache="Set-Cookie, X-Foo"`}, true, `no-cache="Set-Cookie,X-Foo"`},
+	{"9111 §5.2.2.7", []string{`private="Set-Cookie"`}, true, `private="Set-Cookie"`},
+	{"9111 §5.2", []string{`no-cache="a,b", max-age=5`}, true, `max-age=5 no-cache="a,b"`},
+	{"9111 §5.2", []string{`no-cache=Set-Cookie`}, true, `no-cache="Set-Cookie"`},
+	{"9111 §5.2.2.4", []string{`no-cache, no-cache="X-Foo"`}, true, `no-cache no-cache="X-Foo"`},
+	{"9111 §5.2.2.4", []string{`no-cache=""`}, true, "no-cache"},
+	{"9111 §5.2.2.7", []string{`private="a b"`}, true, "private"},
+	{"9111 §5.2.2.7", []string{`private=", ,"`}, true, "private"},
 	{"9111 §1.2.2", []string{"max-age=abc"}, true, "max-age=0"},
 	{"9111 §1.2.2", []string{"max-age=-1"}, true, "max-age=0"},
 	{"9111 §1.2.2", []string{"max-age=1.5"}, true, "max-age=0"},
@@ -101,7 +106,9 @@ var targetedCases = []struct {
 	{"9213 §2.1", h("CDN-Cache-Control", "max-age=1.5"), "CDN-Cache-Control", ""},
 	{"9213 §2.1", h("CDN-Cache-Control", `max-age="60"`), "CDN-Cache-Control", ""},
 	{"9213 §2.1", h("CDN-Cache-Control", "no-store, max-age=60"), "CDN-Cache-Control", "no-store max-age=60"},
-	{"9213 §2.1", h("CDN-Cache-Control", `no-cache="set-cookie"`), "CDN-Cache-Control", "no-cache"},
+	{"9213 §2.1", h("CDN-Cache-Control", `no-cache="set-cookie"`), "CDN-Cache-Control", `no-cache="set-cookie"`},
+	{"9213 §2.1", h("CDN-Cache-Control", `private="x-a, x-b"`), "CDN-Cache-Control", `private="x-a,x-b"`},
+	{"9213 §2.1", h("CDN-Cache-Control", `private="a b"`), "CDN-Cache-Control", "private"},
 	{"9213 §2.1", h("CDN-Cache-Control", "private;foo=bar"), "CDN-Cache-Control", "private"},
 	{"9213 §2.1", h("CDN-Cache-Control", "max-age=60", "CDN-Cache-Control", "must-revalidate"), "CDN-Cache-Control", "must-revalidate max-age=60"},
 	{"8941 §4.2.2", h("CDN-Cache-Control", "max-age=60, max-age=120"), "CDN-Cache-Control", "max-age=120"},
@@ -136,6 +143,14 @@ var freshCases = []struct {
 	{"9111 §5.3", 200, h("Expires", "garbage", "Last-Modified", httpDate(t0.Add(-100*time.Hour))), 0, false},
 	{"9111 §4.2.1", 200, h("Expires", httpDate(t0.Add(-time.Hour)), "Date", httpDate(t0)), 0, false},
 	{"9111 §4.2.1", 200, h("Expires", httpDate(t0.Add(time.Hour)), "Expires", httpDate(t0.Add(2*time.Hour))), 0, false},
+	{"9111 §1.2.2", 200, h("Cache-Control", "max-age=2147483648"), maxLifetime, false},
+	{"9111 §1.2.2", 200, h("Cache-Control", "s-maxage=34560001"), maxLifetime, false},
+	{"9111 §4.2.1", 200, h("Cache-Control", "max-age=34560000"), 400 * 24 * time.Hour, false},
+	{"9111 §4.2.1", 200, h("Expires", "Fri, 01 Jan 9999 00:00:00 GMT", "Date", httpDate(t0)), maxLifetime, false},
+	{"9111 §5.3", 200, h("Expires", "Fri, 27 Nov 2026  13:00:00 GMT", "Date", httpDate(t0)), 0, false},
+	{"9111 §5.3", 200, h("Expires", "Fri, 27 Nov 2026 3:00:00 GMT", "Date", httpDate(t0)), 0, false},
+	{"9111 §5.3", 200, h("Expires", "Fri, 27 Nov 2026 13:00:00 UTC", "Date", httpDate(t0)), 0, false},
+	{"9111 §5.3", 200, h("Expires", "Fri, 27-Nov-26 13:00:00 GMT", "Date", httpDate(t0)), 0, false},
 	{"9110 §5.6.7", 200, h("Expires", "Friday, 27-Nov-26 13:00:00 GMT", "Date", httpDate(t0)), time.Hour, false},
 	{"9110 §5.6.7", 200, h("Expires", "Fri Nov 27 13:00:00 2026", "Date", httpDate(t0)), time.Hour, false},
 	{"9111 §4.2.2", 200, h("Last-Modified", httpDate(t0.Add(-10*time.Hour)), "Date", httpDate(t0)), time.Hour, true},
@@ -213,7 +228,14 @@ var storeCases = []struct {
 	{"9111 §5.2.2.3", "GET", 299, "", h("Cache-Control", "must-understand, no-store, max-age=60"), false, whyStatus},
 	{"9111 §5.2.1.5", "GET", 200, "no-store", h("Cache-Control", "max-age=60"), false, whyReqNoStore},
 	{"9111 §5.2.2.7", "GET", 200, "", h("Cache-Control", "private, max-age=60"), false, whyPrivate},
-	{"9111 §5.2.2.7", "GET", 200, "", h("Cache-Control", `private="Set-Cookie", max-age=60`), false, whyPrivate},
+	{"9111 §5.2.2.7", "GET", 200, "", h("Cache-Control", `private="Set-Cookie", max-age=60`), false, okStore},
+	{"9111 §5.2.2.7", "GET", 200, "", h("Cache-Control", `private="X-A", private, max-age=60`), false, whyPrivate},
+	{"9111 §7.3", "GET", 200, "", h("Cache-Control", "public, max-age=60", "Set-Cookie", "s=1"), false, whySetCookie},
+	{"9111 §7.3", "GET", 404, "", h("Set-Cookie", "s=1"), false, whySetCookie},
+	{"9111 §5.2.2.4", "GET", 200, "", h("Cache-Control", `max-age=60, no-cache="Set-Cookie"`, "Set-Cookie", "s=1"), false, okStore},
+	{"9111 §5.2.2.7", "GET", 200, "", h("Cache-Control", `max-age=60, private="set-cookie"`, "Set-Cookie", "s=1"), false, okStore},
+	{"9111 §5.2.2.7", "GET", 200, "", h("Cache-Control", `max-age=60, private="X-Other"`, "Set-Cookie", "s=1"), false, whySetCookie},
+	{"9213 §2.1", "GET", 200, "", h("CDN-Cache-Control", `max-age=60, no-cache="set-cookie"`, "Set-Cookie", "s=1"), false, okStore},
 	{"9111 §3.5", "GET", 200, "", h("Cache-Control", "max-age=60"), true, whyAuth},
 	{"9111 §3.5", "GET", 200, "", h("Cache-Control", "public, max-age=60"), true, okStore},
 	{"9111 §3.5", "GET", 200, "", h("Cache-Control", "s-maxage=60"), true, okStore},
@@ -508,11 +530,127 @@ func TestConditional(t *testing.T) {
 	}
 }
 
+var dateCases = []struct {
+	rfc, in string
+	ok      bool
+	want    time.Time
+}{
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:49:37 GMT", true, time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)},
+	{"9110 §5.6.7", "Sunday, 06-Nov-94 08:49:37 GMT", true, time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)},
+	{"9110 §5.6.7", "Sun Nov  6 08:49:37 1994", true, time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)},
+	{"9110 §5.6.7", "Sun Nov 16 08:49:37 1994", true, time.Date(1994, 11, 16, 8, 49, 37, 0, time.UTC)},
+	{"9110 §5.6.7", "Sun Nov 06 08:49:37 1994", true, time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)},
+	{"9110 §5.6.7", "Thu, 29 Feb 2024 23:59:59 GMT", true, time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC)},
+	{"9110 §5.6.7", "Mon, 06 Nov 1994 08:49:37 GMT", true, time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC)}, // weekday not checked
+	{"9110 §5.6.7", "Sun, 06 Nov 1994  08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun,  06 Nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 8:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 6 Nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 94 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "sun, 06 Nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:49:37 gmt", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:49:37 UTC", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:49:37 +0000", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:49:37", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 24:00:00 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:60:00 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 31 Nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Fri, 29 Feb 2026 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 00 Nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08:49:3x GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06 Nov 1994 08-49-37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sunday, 06 Nov 1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun, 06-Nov-94 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sunday, 06-Nov-1994 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sunday, 6-Nov-94 08:49:37 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun Nov 6 08:49:37 1994", false, time.Time{}},
+	{"9110 §5.6.7", "Sun Nov  6 08:49:37 1994 GMT", false, time.Time{}},
+	{"9110 §5.6.7", "Sun Nov   6 08:49:37 1994", false, time.Time{}},
+	{"9110 §5.6.7", "1994-11-06T08:49:37Z", false, time.Time{}},
+	{"9110 §5.6.7", "0", false, time.Time{}},
+	{"9110 §5.6.7", "", false, time.Time{}},
+}
+
+func TestHTTPDate(t *testing.T) {
+	for _, c := range dateCases {
+		got, ok := parseHTTPDate(c.in)
+		if ok != c.ok || !got.Equal(c.want) {
+			t.Errorf("%s: %q = %v %v, want %v %v", c.rfc, c.in, got, ok, c.want, c.ok)
+		}
+	}
+	// RFC 850's two-digit year: within 50 years ahead, else the century
+	// before (RFC 9110 §5.6.7).
+	for _, c := range []struct{ yy, now, want int }{{94, 2026, 1994}, {26, 2026, 2026}, {76, 2026, 2076}, {77, 2026, 1977}, {5, 2099, 2105}} {
+		if got := twoDigitYear(c.yy, c.now); got != c.want {
+			t.Errorf("9110 §5.6.7: year %02d in %d = %d, want %d", c.yy, c.now, got, c.want)
+		}
+	}
+}
+
+// TestHTTPDateAllocs: dates are parsed for every response that is stored.
+func TestHTTPDateAllocs(t *testing.T) {
+	for _, in := range []string{"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "garbage"} {
+		if n := testing.AllocsPerRun(100, func() { parseHTTPDate(in) }); n != 0 {
+			t.Errorf("%q: %v allocations", in, n)
+		}
+	}
+}
+
+// TestDatesNotParsedForUnstored: a response refused on its directives
+// never has its dates looked at (the miss path's cost).
+func TestDatesNotParsedForUnstored(t *testing.T) {
+	seen := map[string]bool{}
+	p := readPolicy(spy{h("Cache-Control", "no-store", "Expires", httpDate(t0), "Date", httpDate(t0), "Last-Modified", httpDate(t0)), seen})
+	if storable("GET", 200, directives{}, p, false, false) != whyNoStore {
+		t.Fatal("no-store stored")
+	}
+	if seen["Date"] || seen["Last-Modified"] {
+		t.Fatalf("read %v deciding storability", seen)
+	}
+}
+
+// spy is a hdr that records the fields read.
+type spy struct {
+	hdr
+	seen map[string]bool
+}
+
+func (s spy) Values(name string) []string {
+	s.seen[name] = true
+	return s.hdr.Values(name)
+}
+
+var ifRangeCases = []struct {
+	rfc, ifRange string
+	has          bool
+	etag         string
+	want         bool
+}{
+	{"9110 §13.1.5", "", false, `"a"`, true},
+	{"9110 §13.1.5", `"a"`, true, `"a"`, true},
+	{"9110 §13.1.5", ` "a" `, true, `"a"`, true},
+	{"9110 §13.1.5", `"b"`, true, `"a"`, false},
+	{"9110 §13.1.5", `W/"a"`, true, `"a"`, false},
+	{"9110 §13.1.5", `W/"a"`, true, `W/"a"`, false},
+	{"9110 §13.1.5", `"a"`, true, `W/"a"`, false},
+	{"9110 §13.1.5", `"a"`, true, "", false},
+	{"9110 §13.1.5", httpDate(t0), true, `"a"`, false},
+}
+
+func TestIfRange(t *testing.T) {
+	for _, c := range ifRangeCases {
+		if got := rangeAllowed(c.ifRange, c.has, c.etag); got != c.want {
+			t.Errorf("%s: If-Range %q against %q = %v, want %v", c.rfc, c.ifRange, c.etag, got, c.want)
+		}
+	}
+}
+
 // TestSuiteSize keeps the RFC suite at its promised size.
 func TestSuiteSize(t *testing.T) {
 	n := len(ccCases) + len(targetedCases) + len(freshCases) + len(ageCases) + len(storeCases) + len(reuseCases) +
 		len(sieCases) + len(varyCases) + len(invalidationCases) + len(locationCases) + len(updateCases) + len(statusCases) +
-		len(conditionalCases)
+		len(conditionalCases) + len(dateCases) + len(ifRangeCases)
 	if n < 100 {
 		t.Fatalf("RFC suite has %d cases, want at least 100", n)
 	}

@@ -104,6 +104,16 @@ func CachePurge(kind int32, match []byte) int32 {
 	return native().CachePurge(kind, match)
 }
 
+// CacheRevalidate schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno.
+func CacheRevalidate(key []byte) int32 {
+	return native().CacheRevalidate(key)
+}
+
+// RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
+func RangeApply(value []byte) int32 {
+	return native().RangeApply(value)
+}
+
 // RatelimitTake gCRA: takes cost units from key's allowance of limit per period with the given burst; writes a RateResult; returns 1 allowed, 0 denied.
 func RatelimitTake(key []byte, limit int32, periodMs int64, burst int32, cost int32, result []byte) int32 {
 	return native().RatelimitTake(key, limit, periodMs, burst, cost, result)

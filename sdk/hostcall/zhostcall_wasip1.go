@@ -166,6 +166,22 @@ func CachePurge(kind int32, match []byte) int32 {
 	return wedgeCachePurge(kind, unsafe.SliceData(match), uint32(len(match)))
 }
 
+//go:wasmimport wedge cache_revalidate
+func wedgeCacheRevalidate(keyPtr *byte, keyLen uint32) int32
+
+// CacheRevalidate schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno.
+func CacheRevalidate(key []byte) int32 {
+	return wedgeCacheRevalidate(unsafe.SliceData(key), uint32(len(key)))
+}
+
+//go:wasmimport wedge range_apply
+func wedgeRangeApply(valuePtr *byte, valueLen uint32) int32
+
+// RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
+func RangeApply(value []byte) int32 {
+	return wedgeRangeApply(unsafe.SliceData(value), uint32(len(value)))
+}
+
 //go:wasmimport wedge ratelimit_take
 func wedgeRatelimitTake(keyPtr *byte, keyLen uint32, limit int32, periodMs int64, burst int32, cost int32, resultPtr *byte, resultLen uint32) int32
 

@@ -109,7 +109,10 @@ func (h *Host) run(phase abi.Phase, ex host.Exchange) int32 {
 }
 
 // Do runs one request through the plugin: request phase, Origin unless the
-// plugin answered, response phase.
+// plugin answered, response phase; then the background revalidation the
+// request phase asked for (sdk.CacheRevalidate), if it answered: Origin
+// again with the copied request, and the response phase on that
+// (Result.Background).
 func (h *Host) Do(req host.Request) *host.Result {
 	return host.Run(req, h.OnRequest, h.Origin, h.OnResponse)
 }

@@ -237,12 +237,18 @@ const (
 	DigestSHA256 Digest = 1
 	DigestSHA384 Digest = 2
 	DigestSHA512 Digest = 3
+	// DigestKeyed is HMAC-SHA256 under a secret the host draws when it
+	// starts and never hands out: one value digests the same within a host
+	// process, and its digest tells nothing about it to whoever reads a
+	// log, however few values it could be. For naming a client's key or
+	// credential in logs and metrics.
+	DigestKeyed Digest = 4
 )
 
 // DigestSize returns the output size of d, or 0 if d is unknown.
 func DigestSize(d Digest) int {
 	switch d {
-	case DigestSHA256:
+	case DigestSHA256, DigestKeyed:
 		return 32
 	case DigestSHA384:
 		return 48

@@ -89,6 +89,10 @@ var Funcs = []Func{
 		"Replaces the current response with the stored one, without copying it through the guest; returns its status or ErrNotFound."},
 	{"cache_purge", []Param{p("kind", I32), p("match", Bytes)}, I32,
 		"Removes the entry with this key (PurgeKey) or every entry with this tag (PurgeTag); returns how many."},
+	{"cache_revalidate", []Param{p("key", Bytes)}, I32,
+		"Schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno."},
+	{"range_apply", []Param{p("value", Bytes)}, I32,
+		"Applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status."},
 
 	// Rate limiter.
 	{"ratelimit_take", []Param{p("key", Bytes), p("limit", I32), p("period_ms", I64), p("burst", I32), p("cost", I32), p("result", Bytes)}, I32,

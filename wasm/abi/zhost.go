@@ -46,6 +46,10 @@ type Host interface {
 	CacheServe(key []byte) int32
 	// CachePurge removes the entry with this key (PurgeKey) or every entry with this tag (PurgeTag); returns how many.
 	CachePurge(kind int32, match []byte) int32
+	// CacheRevalidate schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno.
+	CacheRevalidate(key []byte) int32
+	// RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
+	RangeApply(value []byte) int32
 	// RatelimitTake gCRA: takes cost units from key's allowance of limit per period with the given burst; writes a RateResult; returns 1 allowed, 0 denied.
 	RatelimitTake(key []byte, limit int32, periodMs int64, burst int32, cost int32, result []byte) int32
 	// KeyRegister registers a verification key for one Alg (configure phase); returns a key handle (>= 0).

@@ -53,6 +53,7 @@ func TestHotPathsDoNotAllocate(t *testing.T) {
 		{"CacheLookup hit", func() int32 { return c.CacheLookup(cached, buf) }, abi.CacheInfoSize + 4},
 		{"StatusGet", func() int32 { return c.StatusGet() }, 0},
 		{"Digest", func() int32 { return c.Digest(abi.DigestSHA256, msg, buf) }, 32},
+		{"Digest keyed", func() int32 { return c.Digest(abi.DigestKeyed, msg, buf) }, 32},
 		{"HeaderValues", func() int32 { return c.HeaderValues(abi.MsgRequest, xa, buf) }, 2},
 		{"HeaderNames", func() int32 { return c.HeaderNames(abi.MsgRequest, buf) }, int32(len("X-A\x00" + long + "\x00"))},
 		{"MetricRecord", func() int32 { return c.MetricRecord(0, 1) }, 0},

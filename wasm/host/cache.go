@@ -45,11 +45,14 @@ type MemCache struct {
 
 	mu   sync.Mutex
 	tags map[string]map[string]*CacheEntry // tag -> key -> entry that carries it
+
+	reval revalidations // background revalidations in flight (revalidate.go)
 }
 
 // NewMemCache returns a cache that holds at most maxBytes of entries.
 func NewMemCache(maxBytes uint64) *MemCache {
-	m := &MemCache{tags: map[string]map[string]*CacheEntry{}}
+	m := &MemCache{tags: map[string]map[string]*CacheEntry{},
+		reval: revalidations{max: DefaultMaxRevalidations, inFlight: map[string]time.Time{}}}
 	m.c = otter.Must(&otter.Options[string, *CacheEntry]{
 		MaximumWeight: maxBytes,
 		Weigher:       func(k string, e *CacheEntry) uint32 { return e.weight(k) },

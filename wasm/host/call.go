@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/talowa/wedge/wasm/abi"
@@ -361,6 +362,72 @@ func (c *Call) CachePurge(kind int32, match []byte) int32 {
 	}
 	return abi.ErrInvalid
 }
+
+// CacheRevalidate implements abi.Host.
+func (c *Call) CacheRevalidate(key []byte) int32 {
+	if c.phase != abi.PhaseRequest {
+		return abi.ErrPhase
+	}
+	rv, ok := c.env.Cache.(Revalidator)
+	if !ok {
+		return abi.ErrUnavailable // no cache, or one that cannot admit them
+	}
+	if len(key) == 0 {
+		return abi.ErrInvalid
+	}
+	if len(key) > abi.MaxCacheKeyLen {
+		return abi.ErrTooLarge
+	}
+	release, ok := rv.BeginRevalidation(key)
+	if !ok {
+		return 0
+	}
+	if !c.ex.Revalidate(key, release) {
+		release()
+		return 0
+	}
+	return 1
+}
+
+// RangeApply implements abi.Host.
+func (c *Call) RangeApply(value []byte) int32 {
+	if !c.inExchange() {
+		return abi.ErrPhase
+	}
+	if len(value) > maxHeaderValueLen {
+		return abi.ErrTooLarge
+	}
+	status := c.ex.Status()
+	size := int64(len(c.ex.Body(abi.MsgResponse)))
+	if status != 200 || size == 0 {
+		// Only a whole representation has ranges; an empty one has no
+		// range a Content-Range can name (RFC 9110 §14.1.1).
+		return int32(status)
+	}
+	kind, first, last := parseRange(value, size)
+	switch kind {
+	case rangeSatisfiable:
+		c.scratch = append(c.scratch[:0], "bytes "...)
+		c.scratch = strconv.AppendInt(c.scratch, first, 10)
+		c.scratch = append(c.scratch, '-')
+		c.scratch = strconv.AppendInt(c.scratch, last, 10)
+		status = 206
+		c.ex.SliceResponseBody(int(first), int(last)+1)
+	case rangeUnsatisfiable:
+		c.scratch = append(c.scratch[:0], "bytes *"...)
+		status = 416
+		c.ex.SliceResponseBody(0, 0)
+	default:
+		return int32(status)
+	}
+	c.scratch = append(c.scratch, '/')
+	c.scratch = strconv.AppendInt(c.scratch, size, 10)
+	c.ex.HeaderSet(abi.MsgResponse, contentRange, c.scratch)
+	c.ex.SetStatus(status)
+	return int32(status)
+}
+
+var contentRange = []byte("Content-Range")
 
 // RatelimitTake implements abi.Host.
 func (c *Call) RatelimitTake(key []byte, limit int32, periodMs int64, burst int32, cost int32, result []byte) int32 {

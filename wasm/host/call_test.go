@@ -62,7 +62,7 @@ type fixture struct {
 	reg  *prometheus.Registry
 }
 
-var fixtureSecret = []byte("fixture secret")
+var fixtureSecret = []byte("fixture secret, 32 bytes for HS256")[:32]
 
 func newFixture(t testing.TB, phase abi.Phase) *fixture {
 	t.Helper()
@@ -150,8 +150,12 @@ func TestCallPhases(t *testing.T) {
 		{"cache_store", func(c *Call) int32 { return c.CacheStore([]byte("k"), nil, 1000, 0, nil) }, [3]int32{P, abi.ErrInvalid, 0}}, // no status yet in the request phase
 		{"cache_serve", func(c *Call) int32 { return c.CacheServe([]byte("none")) }, [3]int32{P, N, N}},
 		{"cache_purge", func(c *Call) int32 { return c.CachePurge(abi.PurgeKey, []byte("none")) }, [3]int32{P, 0, 0}},
+		{"cache_revalidate", func(c *Call) int32 { return c.CacheRevalidate([]byte("k")) }, [3]int32{P, 1, P}},
+		{"range_apply", func(c *Call) int32 { return c.RangeApply([]byte("bytes=0-1")) }, [3]int32{P, 0, 201}}, // ranges apply to a 200 only
 		{"ratelimit_take", func(c *Call) int32 { return c.RatelimitTake([]byte("k"), 1, 1000, 1, 1, rr[:]) }, [3]int32{P, 1, 1}},
-		{"key_register", func(c *Call) int32 { return c.KeyRegister(abi.AlgHS256, abi.KeyRaw, []byte("k2")) }, [3]int32{1, P, P}},
+		{"key_register", func(c *Call) int32 {
+			return c.KeyRegister(abi.AlgHS256, abi.KeyRaw, []byte("a second secret, 32 bytes for HS256")[:32])
+		}, [3]int32{1, P, P}},
 		{"verify", func(c *Call) int32 { return c.Verify(0, []byte("m"), fixtureMAC([]byte("m"))) }, [3]int32{1, 1, 1}},
 		{"digest", func(c *Call) int32 { return c.Digest(abi.DigestSHA256, []byte("m"), buf) }, [3]int32{32, 32, 32}},
 		{"random_fill", func(c *Call) int32 { return c.RandomFill(buf[:8]) }, [3]int32{0, 0, 0}},
@@ -889,13 +893,14 @@ func TestCallStoresUnavailable(t *testing.T) {
 	c := f.call
 	var rr [abi.RateResultSize]byte
 	for name, got := range map[string]int32{
-		"cache_lookup":   c.CacheLookup([]byte("k"), nil),
-		"cache_store":    c.CacheStore([]byte("k"), nil, 1, 0, nil),
-		"cache_serve":    c.CacheServe([]byte("k")),
-		"cache_purge":    c.CachePurge(abi.PurgeKey, []byte("k")),
-		"ratelimit_take": c.RatelimitTake([]byte("k"), 1, 1000, 1, 1, rr[:]),
-		"verify":         c.Verify(0, nil, nil),
-		"metric_record":  c.MetricRecord(0, 1),
+		"cache_lookup":     c.CacheLookup([]byte("k"), nil),
+		"cache_store":      c.CacheStore([]byte("k"), nil, 1, 0, nil),
+		"cache_serve":      c.CacheServe([]byte("k")),
+		"cache_purge":      c.CachePurge(abi.PurgeKey, []byte("k")),
+		"cache_revalidate": c.CacheRevalidate([]byte("k")),
+		"ratelimit_take":   c.RatelimitTake([]byte("k"), 1, 1000, 1, 1, rr[:]),
+		"verify":           c.Verify(0, nil, nil),
+		"metric_record":    c.MetricRecord(0, 1),
 	} {
 		if got != abi.ErrUnavailable {
 			t.Errorf("%s without its store = %s, want ErrUnavailable", name, errnoOr(got))

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -187,12 +188,27 @@ func hashSum(a abi.Alg, msg []byte) []byte {
 	return nil
 }
 
+// keyedDigests are HMAC-SHA256 states under the secret of
+// abi.DigestKeyed: drawn once per process, never handed out.
+var keyedDigests = sync.Pool{New: func() any { return hmac.New(sha256.New, keyedSecret[:]) }}
+
+var keyedSecret = func() (k [32]byte) {
+	_, _ = rand.Read(k[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return k
+}()
+
 // digest implements the digest host function over scratch memory.
 func digest(alg abi.Digest, msg, buf, scratch []byte) (int32, []byte) {
 	switch alg {
 	case abi.DigestSHA256:
 		s := sha256.Sum256(msg)
 		scratch = append(scratch[:0], s[:]...)
+	case abi.DigestKeyed:
+		m := keyedDigests.Get().(hash.Hash)
+		m.Reset()
+		m.Write(msg)
+		scratch = m.Sum(scratch[:0])
+		keyedDigests.Put(m)
 	case abi.DigestSHA384:
 		s := sha512.Sum384(msg)
 		scratch = append(scratch[:0], s[:]...)
@@ -204,9 +220,6 @@ func digest(alg abi.Digest, msg, buf, scratch []byte) (int32, []byte) {
 	}
 	return copyOut(buf, scratch), scratch
 }
-
-// minRSABits refuses keys that no longer give real security.
-const minRSABits = 2048
 
 func parseKey(alg abi.Alg, format abi.KeyFormat, data []byte) (*key, error) {
 	if abi.AlgName(alg) == "" {
@@ -228,8 +241,11 @@ func parseKey(alg abi.Alg, format abi.KeyFormat, data []byte) (*key, error) {
 		return nil, fmt.Errorf("host: unknown key format %d", format)
 	}
 	if alg <= abi.AlgHS512 {
-		if format != abi.KeyRaw || len(material) == 0 {
-			return nil, errors.New("host: an HMAC key is a non-empty raw secret")
+		if format != abi.KeyRaw {
+			return nil, errors.New("host: an HMAC key is a raw secret")
+		}
+		if err := abi.CheckHMACKey(alg, len(material)); err != nil {
+			return nil, fmt.Errorf("host: %w", err)
 		}
 		secret := bytes.Clone(material)
 		newHash := map[abi.Alg]func() hash.Hash{abi.AlgHS256: sha256.New, abi.AlgHS384: sha512.New384, abi.AlgHS512: sha512.New}[alg]
@@ -276,8 +292,11 @@ func parsePublic(alg abi.Alg, format abi.KeyFormat, data []byte) (crypto.PublicK
 		if alg < abi.AlgRS256 || alg > abi.AlgPS512 {
 			return nil, errors.New("host: RSA key for a non-RSA algorithm")
 		}
-		if p.N.BitLen() < minRSABits {
-			return nil, fmt.Errorf("host: RSA key of %d bits, want at least %d", p.N.BitLen(), minRSABits)
+		if p.E < 0 {
+			return nil, errors.New("host: RSA exponent is negative")
+		}
+		if err := abi.CheckRSAKey(p.N.Bytes(), uint64(p.E)); err != nil {
+			return nil, fmt.Errorf("host: %w", err)
 		}
 	case *ecdsa.PublicKey:
 		if p.Curve != curveOf(alg) {

@@ -37,8 +37,16 @@ var (
 		}
 		return k
 	})
-	testSecret = []byte("a shared HMAC secret of 32 bytes")
+	// 64 bytes: long enough for HS512 (RFC 7518 §3.2), so one secret serves
+	// every HMAC algorithm.
+	testSecret = []byte("a shared HMAC secret of 64 bytes, long enough for HS512 (RFC 7518)")[:64]
 )
+
+// secretN is the HS256 secret numbered i in a family: 32 bytes, the least
+// key_register takes for HS256.
+func secretN(family string, i int) []byte {
+	return fmt.Appendf(nil, "%-32s", family+"-"+strconv.Itoa(i))
+}
 
 func mustRSA(bits int) *rsa.PrivateKey {
 	k, err := rsa.GenerateKey(rand.Reader, bits)
@@ -383,6 +391,19 @@ func TestKeyringRegisterRefused(t *testing.T) {
 		{"JWK alg mismatch EC", abi.AlgES256, abi.KeyJWK, ecJWK(p256, "ES384")},
 		{"JWK RSA exponent too long", abi.AlgRS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": b64([]byte{1, 0, 0, 0, 1})})},
 		{"JWK RSA exponent 0", abi.AlgRS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": "AA"})},
+		// Weak keys (RFC 7518 §3.2; RSA exponents that sign nothing).
+		{"JWK RSA exponent 1", abi.AlgRS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": "AQ"})},
+		{"JWK RSA exponent 2", abi.AlgPS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": "Ag"})},
+		{"JWK RSA exponent 65536", abi.AlgRS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": b64([]byte{1, 0, 0})})},
+		{"RSA exponent 1 PKIX", abi.AlgRS256, abi.KeyPKIX, pkix(&rsa.PublicKey{N: rsaPub.N, E: 1})},
+		{"RSA exponent 2 PKIX", abi.AlgRS512, abi.KeyPKIX, pkix(&rsa.PublicKey{N: rsaPub.N, E: 2})},
+		{"RSA even modulus", abi.AlgRS256, abi.KeyPKIX, pkix(&rsa.PublicKey{N: new(big.Int).Lsh(rsaPub.N, 1), E: 65537})},
+		{"HS256 secret of 1 byte", abi.AlgHS256, abi.KeyRaw, []byte("k")},
+		{"HS256 secret of 31 bytes", abi.AlgHS256, abi.KeyRaw, testSecret[:31]},
+		{"HS384 secret of 32 bytes", abi.AlgHS384, abi.KeyRaw, testSecret[:32]},
+		{"HS512 secret of 48 bytes", abi.AlgHS512, abi.KeyRaw, testSecret[:48]},
+		{"JWK HS256 secret of 1 byte", abi.AlgHS256, abi.KeyJWK, octJWK([]byte("k"), "HS256")},
+		{"JWK HS512 secret of 32 bytes", abi.AlgHS512, abi.KeyJWK, octJWK(testSecret[:32], "")},
 		{"JWK RSA as ES256", abi.AlgES256, abi.KeyJWK, rsaJWK(rsaPub, "")},
 		{"JWK EC P-256 as ES384", abi.AlgES384, abi.KeyJWK, ecJWK(p256, "")},
 		{"JWK EC P-521", abi.AlgES256, abi.KeyJWK, jwk(map[string]string{"kty": "EC", "crv": "P-521", "x": b64(make([]byte, 66)), "y": b64(make([]byte, 66))})},
@@ -403,6 +424,28 @@ func TestKeyringRegisterRefused(t *testing.T) {
 				t.Fatalf("Register = %d, want ErrInvalid", h)
 			}
 		})
+	}
+}
+
+// TestKeyringWeakKeyBounds: the least key_register takes is accepted.
+func TestKeyringWeakKeyBounds(t *testing.T) {
+	rsaPub := &testRSA().PublicKey
+	ring := NewKeyring(nil)
+	for _, tc := range []struct {
+		name   string
+		alg    abi.Alg
+		format abi.KeyFormat
+		data   []byte
+	}{
+		{"HS256, 32 bytes", abi.AlgHS256, abi.KeyRaw, testSecret[:32]},
+		{"HS384, 48 bytes", abi.AlgHS384, abi.KeyRaw, testSecret[:48]},
+		{"HS512, 64 bytes", abi.AlgHS512, abi.KeyJWK, octJWK(testSecret[:64], "HS512")},
+		{"RSA exponent 3", abi.AlgRS256, abi.KeyPKIX, pkix(&rsa.PublicKey{N: rsaPub.N, E: 3})},
+		{"RSA exponent 3 as JWK", abi.AlgPS256, abi.KeyJWK, rsaJWK(&rsa.PublicKey{N: rsaPub.N, E: 3}, "")},
+	} {
+		if h := ring.Register(tc.alg, tc.format, tc.data); h < 0 {
+			t.Errorf("%s: Register = %d", tc.name, h)
+		}
 	}
 }
 
@@ -439,20 +482,20 @@ func TestKeyringHandles(t *testing.T) {
 func TestKeyringMaxKeys(t *testing.T) {
 	ring := NewKeyring(nil)
 	for i := range abi.MaxKeys {
-		if h := ring.Register(abi.AlgHS256, abi.KeyRaw, []byte("secret-"+strconv.Itoa(i))); h != int32(i) {
+		if h := ring.Register(abi.AlgHS256, abi.KeyRaw, secretN("secret", i)); h != int32(i) {
 			t.Fatalf("key %d: handle %d", i, h)
 		}
 	}
-	if h := ring.Register(abi.AlgHS256, abi.KeyRaw, []byte("one too many")); h != abi.ErrTooLarge {
+	if h := ring.Register(abi.AlgHS256, abi.KeyRaw, secretN("one too many", 0)); h != abi.ErrTooLarge {
 		t.Fatalf("key %d: Register = %d, want ErrTooLarge", abi.MaxKeys, h)
 	}
 	// A key already there is still found on a full ring.
-	if h := ring.Register(abi.AlgHS256, abi.KeyRaw, []byte("secret-7")); h != 7 {
+	if h := ring.Register(abi.AlgHS256, abi.KeyRaw, secretN("secret", 7)); h != 7 {
 		t.Fatalf("re-registering key 7 on a full ring = %d", h)
 	}
 	// Every handle verifies with its own secret.
 	for _, i := range []int{0, 100, abi.MaxKeys - 1} {
-		m := hmac.New(sha256.New, []byte("secret-"+strconv.Itoa(i)))
+		m := hmac.New(sha256.New, secretN("secret", i))
 		m.Write([]byte("x"))
 		if got, _ := ring.Verify(int32(i), []byte("x"), m.Sum(nil), nil); got != 1 {
 			t.Errorf("handle %d does not verify its own key", i)
@@ -652,7 +695,7 @@ func TestKeyringConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for i := range 100 {
-			ring.Register(abi.AlgHS256, abi.KeyRaw, []byte("extra-"+strconv.Itoa(i)))
+			ring.Register(abi.AlgHS256, abi.KeyRaw, secretN("extra", i))
 		}
 	})
 	for w := range 8 {
@@ -693,7 +736,7 @@ func TestDigest(t *testing.T) {
 		{"sha256 probe", abi.DigestSHA256, 0, 32, nil},
 		{"sha512 short buffer", abi.DigestSHA512, 10, 64, s512[:10]},
 		{"unknown 0", 0, 64, abi.ErrInvalid, nil},
-		{"unknown 4", 4, 64, abi.ErrInvalid, nil},
+		{"unknown 5", 5, 64, abi.ErrInvalid, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Call
@@ -710,5 +753,36 @@ func TestDigest(t *testing.T) {
 				t.Fatal("Digest wrote past the digest")
 			}
 		})
+	}
+}
+
+// TestDigestKeyed: the keyed digest is stable within the process, tells
+// messages apart, and is neither a plain hash nor an HMAC under a key
+// anyone could guess.
+func TestDigestKeyed(t *testing.T) {
+	var c Call
+	c.Reset(&Env{}, abi.PhaseRequest, nil)
+	sum := func(msg string) []byte {
+		buf := make([]byte, 40)
+		if n := c.Digest(abi.DigestKeyed, []byte(msg), buf); n != 32 || abi.DigestSize(abi.DigestKeyed) != 32 {
+			t.Fatalf("Digest = %d", n)
+		}
+		if !bytes.Equal(buf[32:], make([]byte, 8)) {
+			t.Fatal("Digest wrote past the digest")
+		}
+		return buf[:32]
+	}
+	a, again, b := sum("key-1"), sum("key-1"), sum("key-2")
+	if !bytes.Equal(a, again) || bytes.Equal(a, b) {
+		t.Fatalf("key-1 %x then %x, key-2 %x", a, again, b)
+	}
+	plain := sha256.Sum256([]byte("key-1"))
+	zero := hmac.New(sha256.New, nil)
+	zero.Write([]byte("key-1"))
+	if bytes.Equal(a, plain[:]) || bytes.Equal(a, zero.Sum(nil)) {
+		t.Fatal("the keyed digest is a guessable hash")
+	}
+	if keyedSecret == [32]byte{} {
+		t.Fatal("no secret drawn")
 	}
 }

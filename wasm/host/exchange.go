@@ -45,6 +45,16 @@ type Exchange interface {
 	// LoadResponse makes r the current response. r is shared and immutable:
 	// an implementation may reference r.Body rather than copy it.
 	LoadResponse(r *StoredResponse)
+	// SliceResponseBody narrows the response body to its bytes [from, to)
+	// without copying them: a range of a cached body stays a view of the
+	// stored bytes (range_apply). 0 <= from <= to <= len(body).
+	SliceResponseBody(from, to int)
+	// Revalidate keeps a copy of the request and its values as they are
+	// now, for a background revalidation of cache entry key
+	// (cache_revalidate); release is called once that is done or dropped.
+	// It reports false, keeping nothing, when the exchange already keeps
+	// one.
+	Revalidate(key []byte, release func()) bool
 }
 
 // HeaderField is one header line.
@@ -145,6 +155,8 @@ type MemExchange struct {
 	Req  Request
 	Resp Response
 	Vals Values
+
+	reval *Revalidation // what cache_revalidate asked for, until taken
 }
 
 var _ Exchange = (*MemExchange)(nil)
@@ -286,6 +298,31 @@ func (x *MemExchange) LoadResponse(r *StoredResponse) {
 	x.Resp.Status = r.Status
 	x.Resp.Header.Fields = append(x.Resp.Header.Fields[:0], r.Header...)
 	x.Resp.Body = r.Body
+}
+
+// SliceResponseBody implements Exchange. The slice's capacity ends with it,
+// so nothing appended to the body can reach the stored bytes after it.
+func (x *MemExchange) SliceResponseBody(from, to int) {
+	x.Resp.Body = x.Resp.Body[from:to:to]
+}
+
+// Revalidate implements Exchange.
+func (x *MemExchange) Revalidate(key []byte, release func()) bool {
+	if x.reval != nil {
+		return false
+	}
+	x.reval = newRevalidation(key, &x.Req, &x.Vals, release)
+	return true
+}
+
+// TakeRevalidation returns the revalidation cache_revalidate asked for
+// during this exchange, if any, and forgets it: the runner of the chain
+// calls it once the response is written and owns the result (it runs it or
+// drops it, then calls Done).
+func (x *MemExchange) TakeRevalidation() *Revalidation {
+	r := x.reval
+	x.reval = nil
+	return r
 }
 
 // Values holds request-scoped values. The zero value is empty and ready; Reset

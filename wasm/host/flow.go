@@ -10,6 +10,11 @@ type Result struct {
 	Answered bool
 	// RequestErr and ResponseErr are the phases' failures, if any.
 	RequestErr, ResponseErr error
+	// Background is the background revalidation the request phase asked
+	// for (cache_revalidate) as it ran after the exchange: the copied
+	// request, the origin's response to it and the response phase's
+	// changes. Nil when none ran.
+	Background *Result
 }
 
 // Run runs one exchange the way the edge runs a chain of one plugin: the
@@ -17,6 +22,11 @@ type Result struct {
 // the headers the request phase put on its (unsent) answer; then the
 // response phase. wasmtest and sdktest both run plugins through it, so a
 // plugin behaves the same natively and as Wasm.
+//
+// A background revalidation the request phase asked for runs after that,
+// as the edge runs it once the response is written: the copied request
+// goes to origin and the response phase runs on the answer. Run does it
+// before returning, so a test sees its effect on the next request.
 func Run(req Request, request func(Exchange) (abi.Action, error), origin func(*Request) Response, response func(Exchange) error) *Result {
 	r := &Result{MemExchange: MemExchange{Req: req}}
 	act, err := request(&r.MemExchange)
@@ -29,5 +39,14 @@ func Run(req Request, request func(Exchange) (abi.Action, error), origin func(*R
 		r.Resp.Header.Fields = append(r.Resp.Header.Fields, pending...)
 	}
 	r.ResponseErr = response(&r.MemExchange)
+	if rv := r.TakeRevalidation(); rv != nil {
+		if r.Answered { // cache_revalidate takes effect on an answer only
+			b := &Result{MemExchange: *rv.Exchange()}
+			b.Resp = origin(&b.Req)
+			b.ResponseErr = response(&b.MemExchange)
+			r.Background = b
+		}
+		rv.Done()
+	}
 	return r
 }

@@ -53,6 +53,7 @@ const (
 	RequestBody     = "replaced body"
 	FinalStatus     = 299
 	CacheKey        = "tck-key"
+	RevalidateKey   = "tck-reval"
 	CacheMeta       = "tck-meta"
 	ForwardKey      = "tck.fwd"
 	ForwardValue    = "alice"

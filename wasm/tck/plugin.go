@@ -106,6 +106,8 @@ func (p *Plugin) Configure(cfg []byte) error {
 	p.errno("cache_store", "in configure", hostcall.CacheStore(b("k"), nil, 1, 0, nil), abi.ErrPhase)
 	p.errno("cache_serve", "in configure", hostcall.CacheServe(b("k")), abi.ErrPhase)
 	p.errno("cache_purge", "in configure", hostcall.CachePurge(abi.PurgeKey, b("k")), abi.ErrPhase)
+	p.errno("cache_revalidate", "in configure", hostcall.CacheRevalidate(b("k")), abi.ErrPhase)
+	p.errno("range_apply", "in configure", hostcall.RangeApply(b("bytes=0-1")), abi.ErrPhase)
 	var rr [abi.RateResultSize]byte
 	p.errno("ratelimit_take", "in configure", hostcall.RatelimitTake(b("k"), 1, 1000, 1, 1, rr[:]), abi.ErrPhase)
 
@@ -160,6 +162,8 @@ func (p *Plugin) configureKeys(cfg []byte) {
 	p.errno("key_register", "algorithm 99", hostcall.KeyRegister(99, abi.KeyRaw, b("secret")), abi.ErrInvalid)
 	p.errno("key_register", "format 9", hostcall.KeyRegister(abi.AlgHS256, 9, b("secret")), abi.ErrInvalid)
 	p.errno("key_register", "empty HMAC secret", hostcall.KeyRegister(abi.AlgHS256, abi.KeyRaw, nil), abi.ErrInvalid)
+	p.errno("key_register", "HS256 secret shorter than the hash", hostcall.KeyRegister(abi.AlgHS256, abi.KeyRaw, make([]byte, 31)), abi.ErrInvalid)
+	p.errno("key_register", "HS512 secret shorter than the hash", hostcall.KeyRegister(abi.AlgHS512, abi.KeyRaw, make([]byte, 63)), abi.ErrInvalid)
 	p.errno("key_register", "garbage PKIX", hostcall.KeyRegister(abi.AlgRS256, abi.KeyPKIX, b("garbage")), abi.ErrInvalid)
 	p.errno("key_register", "garbage JWK", hostcall.KeyRegister(abi.AlgRS256, abi.KeyJWK, b("{")), abi.ErrInvalid)
 	p.errno("key_register", "raw key for RSA", hostcall.KeyRegister(abi.AlgRS256, abi.KeyRaw, make([]byte, 256)), abi.ErrInvalid)
@@ -345,6 +349,14 @@ func (p *Plugin) requestStores() {
 	p.errno("cache_store", "a response without a status", hostcall.CacheStore(b("k"), nil, 1000, 0, nil), abi.ErrInvalid)
 	p.errno("cache_serve", "missing", hostcall.CacheServe(b("tck-none")), abi.ErrNotFound)
 	p.errno("cache_purge", "kind 9", hostcall.CachePurge(9, b("k")), abi.ErrInvalid)
+	p.errno("cache_revalidate", "empty key", hostcall.CacheRevalidate(nil), abi.ErrInvalid)
+	p.errno("cache_revalidate", "key of 5 KiB", hostcall.CacheRevalidate(make([]byte, 5<<10)), abi.ErrTooLarge)
+	p.eq("cache_revalidate", "scheduled", hostcall.CacheRevalidate(b(RevalidateKey)), 1)
+	// The request continues, so the host drops it: tck_test.go checks that
+	// the key is free again afterwards.
+	p.eq("cache_revalidate", "a second one for the same request is skipped", hostcall.CacheRevalidate(b("tck-reval-2")), 0)
+	p.eq("range_apply", "no answer yet: status 0, nothing to cut", hostcall.RangeApply(b("bytes=0-1")), 0)
+	p.errno("range_apply", "value of 17 KiB", hostcall.RangeApply(bytes.Repeat(b("1"), 17<<10)), abi.ErrTooLarge)
 
 	var out [abi.RateResultSize]byte
 	take := func(cost int32) (int32, abi.RateResult) {
@@ -394,6 +406,11 @@ func (p *Plugin) crypto() {
 	got, n = read(64, func(buf []byte) int32 { return hostcall.Digest(abi.DigestSHA512, b("abc"), buf) })
 	p.check("digest", "SHA-512 of abc", n == 64 && hex.EncodeToString(got[:4]) == "ddaf35a1", hex.EncodeToString(got))
 	p.eq("digest", "probe", hostcall.Digest(abi.DigestSHA256, b("abc"), nil), 32)
+	keyed, n := read(64, func(buf []byte) int32 { return hostcall.Digest(abi.DigestKeyed, b("abc"), buf) })
+	again, _ := read(64, func(buf []byte) int32 { return hostcall.Digest(abi.DigestKeyed, b("abc"), buf) })
+	other, _ := read(64, func(buf []byte) int32 { return hostcall.Digest(abi.DigestKeyed, b("abd"), buf) })
+	p.check("digest", "keyed: 32 bytes, stable, not SHA-256", n == 32 && bytes.Equal(keyed, again) &&
+		!bytes.Equal(keyed, other) && !bytes.Equal(keyed, sum[:]), hex.EncodeToString(keyed))
 	p.errno("digest", "algorithm 9", hostcall.Digest(9, b("abc"), nil), abi.ErrInvalid)
 }
 
@@ -489,4 +506,43 @@ func (p *Plugin) responseCache() {
 	hostcall.CacheStore(b("tck-p3"), nil, 60000, 0, nil)
 	p.eq("cache_purge", "by key", hostcall.CachePurge(abi.PurgeKey, b("tck-p3")), 1)
 	p.eq("cache_purge", "by key, again", hostcall.CachePurge(abi.PurgeKey, b("tck-p3")), 0)
+	p.errno("cache_revalidate", "in response", hostcall.CacheRevalidate(key), abi.ErrPhase)
+
+	p.ranges(key)
+}
+
+// ranges checks range_apply on the stored response (OriginBody, 11 bytes),
+// made a 200 first: ranges apply to a 200 only.
+func (p *Plugin) ranges(key []byte) {
+	hostcall.CacheServe(key)
+	p.eq("range_apply", "a 201 is left alone", hostcall.RangeApply(b("bytes=0-5")), OriginStatus)
+	header := func(name string) string {
+		v, _ := read(64, func(buf []byte) int32 { return hostcall.HeaderGet(abi.MsgResponse, b(name), buf) })
+		return string(v)
+	}
+	for _, c := range []struct {
+		value        string
+		status       int32
+		body, cRange string
+	}{
+		{"bytes=0-5", 206, "origin", "bytes 0-5/11"},
+		{"bytes=-4", 206, "body", "bytes 7-10/11"},
+		{"BYTES=7-", 206, "body", "bytes 7-10/11"},
+		{"bytes=11-", 416, "", "bytes */11"},
+		{"bytes=0-1,3-4", 200, OriginBody, ""},
+		{"items=0-1", 200, OriginBody, ""},
+		{"bytes=5-2", 200, OriginBody, ""},
+	} {
+		hostcall.CacheServe(key)
+		hostcall.StatusSet(200)
+		p.eq("range_apply", c.value, hostcall.RangeApply(b(c.value)), c.status)
+		got, _ := read(64, func(buf []byte) int32 { return hostcall.BodyRead(abi.MsgResponse, 0, buf) })
+		p.eqBytes("range_apply", c.value+": body", got, c.body)
+		p.check("range_apply", c.value+": Content-Range", header("Content-Range") == c.cRange, header("Content-Range"))
+		p.eq("range_apply", c.value+": status_get agrees", hostcall.StatusGet(), c.status)
+	}
+	hostcall.CacheServe(key)
+	got, _ := read(64, func(buf []byte) int32 { return hostcall.BodyRead(abi.MsgResponse, 0, buf) })
+	p.eqBytes("range_apply", "the stored body stays whole", got, OriginBody)
+	p.check("range_apply", "the stored response has no Content-Range", header("Content-Range") == "", header("Content-Range"))
 }

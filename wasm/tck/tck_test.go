@@ -1,6 +1,7 @@
 package tck_test
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -45,12 +46,14 @@ func config(t *testing.T) []byte {
 			t.Fatal(err)
 		}
 	}
-	mac := hmac.New(sha256.New, []byte("hs256-secret"))
+	// Secrets as long as the hash, the least key_register takes.
+	hs256, hs512 := bytes.Repeat([]byte("hs256-secret"), 3)[:32], bytes.Repeat([]byte("hs512-secret"), 6)[:64]
+	mac := hmac.New(sha256.New, hs256)
 	mac.Write(msg)
-	add("HS256", abi.KeyRaw, []byte("hs256-secret"), mac.Sum(nil))
-	mac = hmac.New(sha512.New, []byte("hs512-secret"))
+	add("HS256", abi.KeyRaw, hs256, mac.Sum(nil))
+	mac = hmac.New(sha512.New, hs512)
 	mac.Write(msg)
-	jwk, _ := json.Marshal(map[string]string{"kty": "oct", "k": url([]byte("hs512-secret"))})
+	jwk, _ := json.Marshal(map[string]string{"kty": "oct", "k": url(hs512)})
 	add("HS512", abi.KeyJWK, jwk, mac.Sum(nil))
 
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -205,6 +208,15 @@ func check(t *testing.T, res *host.Result, o *origin, cache host.Cache, reg prom
 	e, ok := cache.Get([]byte(tck.CacheKey))
 	if !ok || e.Response.Status != tck.OriginStatus || string(e.Response.Body) != tck.OriginBody || strings.Join(e.Tags, ",") != "t1,t2" {
 		t.Errorf("cache entry: %v %+v", ok, e)
+	}
+	// The kit's revalidation was dropped (its request continued) and gave
+	// its key back.
+	if rv, ok := cache.(host.Revalidator); !ok {
+		t.Error("the kit's cache admits no revalidations")
+	} else if release, ok := rv.BeginRevalidation([]byte(tck.RevalidateKey)); !ok {
+		t.Error("the dropped revalidation still holds its key")
+	} else {
+		release()
 	}
 	if n := wasmtest.Metric(t, reg, "wedge_plugin_tck_checks", labels); n != float64(passed) {
 		t.Errorf("tck_checks counter %v, want %d", n, passed)

@@ -76,7 +76,8 @@ func LoadSpec(t testing.TB, rt *wasm.Runtime, spec wasm.Spec) *Plugin {
 	return &Plugin{Module: m, Origin: func(*host.Request) host.Response { return host.Response{Status: 200} }}
 }
 
-// Do runs one request: request phase, Origin unless answered, response phase.
+// Do runs one request: request phase, Origin unless answered, response
+// phase, then any background revalidation (host.Run, Result.Background).
 func (p *Plugin) Do(req host.Request) *host.Result {
 	return host.Run(req, p.OnRequest, p.Origin, p.OnResponse)
 }

@@ -1,0 +1,220 @@
+package edge_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin"
+)
+
+// startCacheStack runs app behind an origin service and a node whose only
+// plugin is the cache (built from plugins/cache).
+func startCacheStack(t *testing.T, app http.Handler) *testNode {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: app}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	return startNode(t, fmt.Sprintf(`
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - path: /
+    origin: app
+    chain:
+      - {file: %q}
+`, serveOrigin(t, proxy), originKey.Text(), plugins(t)["cache"]))
+}
+
+// swrApp answers /swr with v1, stale at once with a minute of
+// stale-while-revalidate; every later request is a revalidation, which
+// says it started and then waits for release before it answers v2, fresh
+// for a minute.
+type swrApp struct {
+	hits    atomic.Int64
+	started chan struct{}
+	release chan struct{}
+}
+
+func (a *swrApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if a.hits.Add(1) == 1 {
+		w.Header().Set("Cache-Control", "max-age=0, stale-while-revalidate=60")
+		fmt.Fprint(w, "v1")
+		return
+	}
+	a.started <- struct{}{}
+	select {
+	case <-a.release:
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Cache-Control", "max-age=60")
+	fmt.Fprint(w, "v2")
+}
+
+// get200 is a GET for path that must answer 200; it reports failures
+// instead of failing the test, for goroutines.
+func (n *testNode) get200(path string) (body, cacheStatus string, err error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + n.addr + path)
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+		return "", "", err
+	}
+	if resp.StatusCode() != 200 {
+		return "", "", fmt.Errorf("status %d", resp.StatusCode())
+	}
+	return string(resp.Body()), string(resp.Header.Peek("Cache-Status")), nil
+}
+
+// TestEdgeStaleWhileRevalidate: in the stale-while-revalidate window the
+// first request gets the stale response at once while the application is
+// still working on the revalidation it caused; concurrent stale requests
+// meanwhile cause no other; once it is done the entry is fresh with the new
+// content (RFC 5861 §3).
+func TestEdgeStaleWhileRevalidate(t *testing.T) {
+	a := &swrApp{started: make(chan struct{}, 16), release: make(chan struct{})}
+	var once sync.Once
+	release := func() { once.Do(func() { close(a.release) }) }
+	t.Cleanup(release) // never leave the application waiting
+	n := startCacheStack(t, a)
+
+	if body, cs, err := n.get200("/swr"); err != nil || body != "v1" || !strings.Contains(cs, "stored") {
+		t.Fatalf("miss: %q %q %v", body, cs, err)
+	}
+	// The application holds the revalidation until release: the client has
+	// its answer before that, or never.
+	body, cs, err := n.get200("/swr")
+	if err != nil || body != "v1" || !strings.Contains(cs, "hit") || !strings.HasSuffix(cs, "detail=stale-while-revalidate") {
+		t.Fatalf("stale request: %q %q %v", body, cs, err)
+	}
+	select {
+	case <-a.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no revalidation reached the application")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			if body, cs, err := n.get200("/swr"); err != nil || body != "v1" || !strings.HasSuffix(cs, "detail=stale-while-revalidate") {
+				errs <- fmt.Errorf("concurrent stale request: %q %q %v", body, cs, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if h := a.hits.Load(); h != 2 {
+		t.Fatalf("the application got %d requests while one revalidation was in flight, want 2", h)
+	}
+	release()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body, cs, err := n.get200("/swr")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body == "v2" {
+			if !strings.HasPrefix(cs, "wedge; hit; ttl=") || strings.Contains(cs, "detail") {
+				t.Fatalf("refreshed entry: Cache-Status %q, want a fresh hit", cs)
+			}
+			break
+		}
+		if body != "v1" || time.Now().After(deadline) {
+			t.Fatalf("no refresh in 10 s: %q %q", body, cs)
+		}
+		time.Sleep(10 * time.Millisecond) // a poll interval, not a wait for the event
+	}
+	if h := a.hits.Load(); h != 2 {
+		t.Fatalf("the application got %d requests, want the miss and one revalidation", h)
+	}
+}
+
+// rangeBody is what /range serves: 1000 distinct-enough bytes.
+var rangeBody = func() []byte {
+	b := make([]byte, 1000)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return b
+}()
+
+// TestEdgeRange: a stored 200 answers single byte ranges with a 206 cut
+// from it (RFC 9110 §14.2), as a client reads it off the wire.
+func TestEdgeRange(t *testing.T) {
+	var hits atomic.Int64
+	n := startCacheStack(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Method == "POST" {
+			fmt.Fprintf(w, "posted with Range %q", r.Header.Get("Range"))
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"r1"`)
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(rangeBody)
+	}))
+	if resp, body := n.raw(t, "GET /range HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || body != string(rangeBody) {
+		t.Fatalf("miss: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	for _, tc := range []struct {
+		name, fields string
+		status       int
+		body         []byte
+		contentRange string
+	}{
+		{"first 100", "Range: bytes=0-99\r\n", 206, rangeBody[:100], "bytes 0-99/1000"},
+		{"last 10", "Range: bytes=-10\r\n", 206, rangeBody[990:], "bytes 990-999/1000"},
+		{"from 100", "Range: bytes=100-\r\n", 206, rangeBody[100:], "bytes 100-999/1000"},
+		{"past the end", "Range: bytes=1000-\r\n", 416, nil, "bytes */1000"},
+		{"two ranges", "Range: bytes=0-1,5-6\r\n", 200, rangeBody, ""},
+		{"If-Range matches", "Range: bytes=0-9\r\nIf-Range: \"r1\"\r\n", 206, rangeBody[:10], "bytes 0-9/1000"},
+		{"If-Range does not", "Range: bytes=0-9\r\nIf-Range: \"r0\"\r\n", 200, rangeBody, ""},
+	} {
+		resp, body := n.raw(t, "GET /range HTTP/1.1\r\nHost: x\r\n"+tc.fields+"\r\n")
+		cr := resp.Header.Get("Content-Range")
+		if resp.StatusCode != tc.status || body != string(tc.body) || cr != tc.contentRange || resp.ContentLength != int64(len(tc.body)) {
+			t.Errorf("%s: %d, Content-Range %q, Content-Length %d, body %d bytes; want %d %q %d", tc.name,
+				resp.StatusCode, cr, resp.ContentLength, len(body), tc.status, tc.contentRange, len(tc.body))
+		}
+		if ct := resp.Header.Get("Content-Type"); tc.status != 416 && ct != "text/plain" {
+			t.Errorf("%s: Content-Type %q", tc.name, ct)
+		}
+	}
+	// HEAD has no ranges: the whole representation's header.
+	if resp, _ := n.raw(t, "HEAD /range HTTP/1.1\r\nHost: x\r\nRange: bytes=0-99\r\n\r\n"); resp.StatusCode != 200 || resp.Header.Get("Content-Range") != "" {
+		t.Errorf("HEAD with Range: %d, Content-Range %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	if h := hits.Load(); h != 1 {
+		t.Fatalf("the application got %d requests; ranges of a stored response must not reach it", h)
+	}
+	// Other methods are not the cache's to answer: the origin gets Range.
+	if resp, body := n.raw(t, "POST /range HTTP/1.1\r\nHost: x\r\nRange: bytes=0-99\r\nContent-Length: 0\r\n\r\n"); resp.StatusCode != 200 || body != `posted with Range "bytes=0-99"` {
+		t.Fatalf("POST with Range: %d %q", resp.StatusCode, body)
+	}
+	// The cached body is whole after every part cut from it.
+	if resp, body := n.raw(t, "GET /range HTTP/1.1\r\nHost: x\r\n\r\n"); resp.StatusCode != 200 || !bytes.Equal([]byte(body), rangeBody) {
+		t.Fatalf("after ranges: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
