@@ -154,7 +154,7 @@ func TestAbuseSlowloris(t *testing.T) {
 		got     string
 		elapsed time.Duration
 	}
-	done := make(chan outcome, slow+1)
+	done := make(chan outcome, slow)
 	var stop atomic.Bool
 	defer stop.Store(true)
 	start := time.Now()
@@ -184,19 +184,8 @@ func TestAbuseSlowloris(t *testing.T) {
 			done <- outcome{string(got), time.Since(start)}
 		}()
 	}
-	// And one with only bare LFs: fasthttp looks for CRLF CRLF to end a
-	// header section, so to it this request never ends either.
-	lf, err := net.Dial("tcp4", n.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	io.WriteString(lf, "GET /api/lf HTTP/1.1\nHost: api.example.com\n\n")
-	go func() {
-		lf.SetReadDeadline(time.Now().Add(10 * time.Second))
-		got, _ := io.ReadAll(lf)
-		done <- outcome{string(got), time.Since(start)}
-	}()
+	// (A header section with bare LFs, which fasthttp never sees end,
+	// gets a 400 at once: TestBareLFAtOnce.)
 	// Meanwhile, with every slow client still sending.
 	served(t, n.addr, "during the slowloris")
 	if len(done) != 0 {
@@ -204,7 +193,7 @@ func TestAbuseSlowloris(t *testing.T) {
 	}
 	served(t, n.addr, "during the slowloris")
 	served(t, n.addr, "during the slowloris")
-	for range slow + 1 {
+	for range slow {
 		o := <-done
 		if !strings.HasPrefix(o.got, "HTTP/1.1 408 ") {
 			t.Errorf("slow header: got %q, want a 408", o.got)

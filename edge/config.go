@@ -54,8 +54,9 @@ type Config struct {
 type FleetConfig struct {
 	// NATS is the control plane's URL, e.g. nats://127.0.0.1:4222.
 	NATS string `yaml:"nats"`
-	// Trust lists PEM public keys (`wedgectl keys gen`): the node runs
-	// only plugin versions one of them signed.
+	// Trust lists files of PEM public keys (`wedgectl keys gen`; a file
+	// may hold several, and every one is trusted): the node runs only
+	// plugin versions one of them signed.
 	Trust []string `yaml:"trust"`
 	// StateDir keeps the last-known-good state, served when the control
 	// plane is unreachable. Default "state" next to the config file.
@@ -77,7 +78,8 @@ type CertPair struct {
 // Limits bound what a client may send and hold.
 type Limits struct {
 	// MaxHeaderBytes bounds the request line and headers. Default 16 KiB;
-	// larger gets 431.
+	// larger gets 431, as do more header fields than the origin link
+	// carries (wire.MaxFields, 1024), however short.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxBodyBytes bounds a request body. Default 8 MiB; larger gets 413.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
@@ -87,6 +89,16 @@ type Limits struct {
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// ReadTimeout bounds reading one request, headers and body. Default 10 s.
 	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing one response: a client that has not
+	// taken all of it by then is cut off. Default 30 s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxWriteBytes bounds, node-wide, the response bodies held for
+	// clients still receiving them: a slow reader keeps its body until it
+	// has taken it or the write times out. Bodies served from the
+	// response cache are the cache's own bytes and not counted. Default
+	// 256 MiB; a response past it is refused with 503 and Retry-After, and
+	// the connection closed (so one larger than it always is).
+	MaxWriteBytes int `yaml:"max_write_bytes"`
 }
 
 // OriginConfig is one origin service.
@@ -204,6 +216,8 @@ func (c *Config) check() error {
 	def(&c.Limits.MaxConns, 100_000)
 	defDur(&c.Limits.IdleTimeout, 60*time.Second)
 	defDur(&c.Limits.ReadTimeout, 10*time.Second)
+	defDur(&c.Limits.WriteTimeout, 30*time.Second)
+	def(&c.Limits.MaxWriteBytes, 256<<20)
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}
@@ -247,17 +261,13 @@ func (c *Config) check() error {
 		if len(c.Fleet.Trust) == 0 {
 			return errors.New("fleet: no trust keys: no plugin version could be accepted")
 		}
-		c.Fleet.trust = manifest.TrustStore{}
-		for _, f := range c.Fleet.Trust {
-			b, err := os.ReadFile(c.path(f))
-			if err != nil {
-				return fmt.Errorf("fleet: trust: %w", err)
-			}
-			k, err := manifest.ParsePublicKey(b)
-			if err != nil {
-				return fmt.Errorf("fleet: trust %s: %w", f, err)
-			}
-			c.Fleet.trust[manifest.KeyID(k)] = k
+		paths := make([]string, len(c.Fleet.Trust))
+		for i, f := range c.Fleet.Trust {
+			paths[i] = c.path(f)
+		}
+		var err error
+		if c.Fleet.trust, err = manifest.LoadTrustFiles(paths...); err != nil {
+			return fmt.Errorf("fleet: trust: %w", err)
 		}
 		if c.Fleet.StateDir == "" {
 			c.Fleet.StateDir = "state"

@@ -25,13 +25,24 @@
 // route is chosen for one resource while the origin serves another
 // (/public/../admin).
 //
+// # Responses
+//
+// A response keeps the Date it has: the origin's, or on a cache hit the
+// stored one, whose age the cache's Age gives. One without gets the
+// node's, when it arrives from the origin, so the cache stores that one.
+// Bodies go to the server as they are, never copied per connection; those
+// not shared with the cache count against limits.max_write_bytes until the
+// client has them, and past it a response is refused with 503.
+//
 // # Reload
 //
 // A reload builds a complete new generation (origins, loaded plugins,
 // router) and swaps it in with one atomic store. A request acquires every
 // plugin of its chain before running any, so both of its phases run on one
 // version, and holds its generation, so the old generation's plugins and
-// origin connections close when its last request is done. If anything in the new config fails to load, the node
+// origin connections close when its last request is done (or its last
+// background revalidation, which a cache hit may leave running after its
+// response is written: revalidate.go). If anything in the new config fails to load, the node
 // keeps serving the old one.
 //
 // # Why

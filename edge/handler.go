@@ -28,6 +28,25 @@ type exchange struct {
 	held    []*loaded          // the version of each plugin of the chain this request runs
 	failed  uint64             // bit i: held[i] failed
 	pending []host.HeaderField // the request phase's response fields
+	loaded  []byte             // the body LoadResponse last put in the response
+}
+
+// LoadResponse records which body is a stored one (the cache's, shared
+// with it), which the write does not count as its own.
+func (x *exchange) LoadResponse(r *host.StoredResponse) {
+	x.MemExchange.LoadResponse(r)
+	x.loaded = r.Body
+}
+
+// sharedBody reports whether the response's body is a stored one, or a
+// part of one (a range): a plugin that set a body after loading one
+// replaced it with its own copy.
+func (x *exchange) sharedBody() bool {
+	if len(x.Resp.Body) == 0 || len(x.loaded) == 0 {
+		return false
+	}
+	b, stored := uintptr(unsafe.Pointer(unsafe.SliceData(x.Resp.Body))), uintptr(unsafe.Pointer(unsafe.SliceData(x.loaded)))
+	return b >= stored && b+uintptr(len(x.Resp.Body)) <= stored+uintptr(len(x.loaded))
 }
 
 func (x *exchange) reset() {
@@ -35,6 +54,7 @@ func (x *exchange) reset() {
 	// The body is never reused: a cached response loaded into the
 	// exchange shares its body with the cache.
 	x.Resp = host.Response{Header: host.Header{Fields: x.Resp.Header.Fields[:0]}}
+	x.loaded = nil
 	x.Vals.Reset()
 }
 
@@ -85,7 +105,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	ran := 0
 	answered := false
 	for ran < len(x.held) {
-		act, err := x.held[ran].m.OnRequest(&x.MemExchange)
+		act, err := x.held[ran].m.OnRequest(x)
 		ran++
 		if err != nil {
 			x.fail(ran - 1)
@@ -101,23 +121,27 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		// are added to the origin's response (ABI: response phase).
 		x.pending = append(x.pending[:0], x.Resp.Header.Fields...)
 		rt.origin.exchange(n, &x.Req, &x.Vals, &x.wreq, &x.wresp, &x.Resp)
+		n.interim(ctx, &x.wresp)
 		x.Resp.Header.Fields = append(x.Resp.Header.Fields, x.pending...)
 		clear(x.pending)
 	}
 	for i := ran - 1; i >= 0; i-- {
-		if err := x.held[i].m.OnResponse(&x.MemExchange); err != nil {
+		if err := x.held[i].m.OnResponse(x); err != nil {
 			x.fail(i)
 			n.pluginError(rt, x.held[i].m, abi.PhaseResponse, err)
 		}
 	}
-	n.write(ctx, &x.Resp)
+	sent := n.write(ctx, &x.Resp, x.sharedBody())
 	d := time.Since(start)
-	rt.m.observe(x.Resp.Status, d)
+	rt.m.observe(sent, d)
 	// Health goes to the versions that ran: a plugin behind one that
-	// answered did not see the request.
+	// answered did not see the request. It takes the chain's status, not
+	// a refusal of the write, which is the node's overload and no
+	// plugin's doing.
 	for i, l := range x.held[:ran] {
 		l.h.observe(x.Resp.Status, d, x.failed&(1<<min(i, 63)) != 0)
 	}
+	n.revalidate(x, g, rt, ran, answered) // after the write: edge/revalidate.go
 	clear(x.held)
 	x.held, x.failed = x.held[:0], 0
 	g.release()
@@ -165,11 +189,20 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 //   - obs-fold: RFC 9112 §5.2 allows replacing it with a space, which
 //     fasthttp does, or a 400; a fold is how a second field hides in
 //     another's value, so refuse it.
+//
+// It also answers 431 for more header fields than an envelope carries
+// (wire.MaxFields): max_header_bytes bounds bytes, and short fields fit
+// past that count in it. Refused here, such a request never runs the chain,
+// so it cannot fail later as a 502 that counts against plugin health.
 func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 	if p := ctx.Request.Header.Protocol(); len(p) < 6 || p[5] != '1' {
 		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.x"
 	}
+	fields := 0
 	for k := range ctx.Request.Header.All() {
+		if fields++; fields > wire.MaxFields {
+			return fasthttp.StatusRequestHeaderFieldsTooLarge, "more header fields than the limit"
+		}
 		if !abi.ValidToken(k) {
 			return fasthttp.StatusBadRequest, "field name not a token"
 		}
@@ -237,7 +270,11 @@ func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, err error
 		"phase", phase, "kind", kind, "err", err)
 }
 
-// fromHTTP copies the client's request into the form plugins see.
+// fromHTTP copies the client's request into the form plugins see, without
+// the fields no plugin or origin should take from a client: hop-by-hop ones,
+// Host (the request's host is its own field) and those reserved to Wedge
+// (wire.Reserved), which an application behind a CGI-style gateway would
+// read as what the edge verified.
 func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, r *host.Request) {
 	r.Method = string(ctx.Method())
 	r.Scheme = "http"
@@ -257,7 +294,7 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, r *host.Request) {
 		if strings.EqualFold(name, "Connection") {
 			conn = append(conn, string(v))
 		}
-		if hopByHop(name) || strings.EqualFold(name, "Host") {
+		if hopByHop(name) || strings.EqualFold(name, "Host") || wire.Reserved(k) {
 			continue
 		}
 		r.Header.Add(string(k), string(v))
@@ -268,7 +305,23 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, r *host.Request) {
 
 // write sends the response as the chain left it. Framing is fasthttp's:
 // Content-Length comes from the body, and hop-by-hop fields never pass.
-func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response) {
+// The body goes to fasthttp as it is, never copied: a shared one (stored
+// in the cache) costs nothing more, any other counts against the node's
+// writes until fasthttp is done with it, and past their limit the
+// response is refused. It returns the status sent.
+func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response, shared bool) int {
+	var cost int64
+	if !shared {
+		// What the write keeps alive is the whole buffer.
+		cost = int64(cap(r.Body))
+	}
+	if len(r.Body) > 0 && !n.writes.start(cost) {
+		n.m.writeRefused.Inc()
+		ctx.Error("503 Service Unavailable: too many responses being written to slow clients\n", fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.Set("Retry-After", "5")
+		ctx.SetConnectionClose()
+		return fasthttp.StatusServiceUnavailable
+	}
 	status := r.Status
 	if status == 0 {
 		status = fasthttp.StatusBadGateway
@@ -281,33 +334,56 @@ func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response) {
 		}
 	}
 	dropConnectionListed(&r.Header, conn)
+	dated := false
 	for _, f := range r.Header.Fields {
 		if hopByHop(f.Name) {
 			continue
 		}
+		if strings.EqualFold(f.Name, "Date") {
+			// The origin's, or the stored one on a hit: a cache does not
+			// change it, Age says how old it is (RFC 9110 §6.6.1).
+			if !dated {
+				setDate(&ctx.Response.Header, f.Value)
+				dated = true
+			}
+			continue
+		}
 		ctx.Response.Header.Add(f.Name, f.Value)
 	}
-	ctx.SetBody(r.Body)
+	if len(r.Body) > 0 {
+		setBody(ctx, r.Body, cost, &n.writes)
+	}
+	return status
 }
 
 // transportError answers requests fasthttp could not parse or accept.
 func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
-	status, msg := fasthttp.StatusBadRequest, "malformed request"
+	status, msg := transportClass(err)
+	n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
+	ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
+	ctx.SetConnectionClose()
+}
+
+// transportClass is the answer to a request fasthttp could not parse or
+// accept, and the whole of what the node says about it: fasthttp's error
+// quotes what the client sent ("invalid header value %q"), credentials
+// included, so its text goes neither to the client nor to the log.
+func transportClass(err error) (status int, msg string) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body larger than the limit"
+		return fasthttp.StatusRequestEntityTooLarge, "request body larger than the limit"
 	case errors.As(err, &small) || errors.Is(err, fasthttp.ErrSmallReadBuffer):
-		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header larger than the limit"
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, "request header larger than the limit"
+	case errors.Is(err, errBareLF):
+		return fasthttp.StatusBadRequest, "bare LF in the header section"
 	case errors.Is(err, fasthttp.ErrTimeout) || errors.As(err, &ne) && ne.Timeout():
 		// The read deadline (read_timeout) passed mid-request: fasthttp
 		// hands over the connection's net.Error.
-		status, msg = fasthttp.StatusRequestTimeout, "request not received in time"
+		return fasthttp.StatusRequestTimeout, "request not received in time"
 	}
-	n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
-	ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
-	ctx.SetConnectionClose()
+	return fasthttp.StatusBadRequest, "malformed request"
 }
 
 // dropConnectionListed removes the fields the Connection field values

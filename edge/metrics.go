@@ -14,6 +14,8 @@ type metrics struct {
 	unrouted prometheus.Counter
 	refused  *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
+
+	writeRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,8 +33,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests refused before routing (malformed, too large, too slow), by status."}, []string{"code"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "reloads_total",
 			Help: "Config reloads by result."}, []string{"result"}),
+		writeRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "write_refused_total",
+			Help: "Responses refused (503) because the bodies held for slow clients were at max_write_bytes."}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads)
+	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused)
 	return m
 }
 

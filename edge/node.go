@@ -34,6 +34,7 @@ type Node struct {
 	m       *metrics
 	om      *originclient.Metrics
 	srv     *fasthttp.Server
+	writes  writes
 	gen     atomic.Pointer[generation]
 	pool    sync.Pool // *exchange
 	reqID   atomic.Uint64
@@ -118,7 +119,15 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 			func() float64 { return float64(n.cache.WeightedSize()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "cache_entries",
 			Help: "Entries in the response cache."},
-			func() float64 { return float64(n.cache.Len()) }))
+			func() float64 { return float64(n.cache.Len()) }),
+		// What responses being written hold, against max_write_bytes.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "write_bytes",
+			Help: "Bytes of response bodies held for clients still receiving them, cached bodies not counted (bounded by max_write_bytes)."},
+			func() float64 { return float64(n.writes.bytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "writes",
+			Help: "Response bodies handed to the server and not yet written (slow clients hold theirs up to the write timeout)."},
+			func() float64 { return float64(n.writes.n.Load()) }))
+	n.writes.limit = int64(cfg.Limits.MaxWriteBytes)
 	n.om = originclient.NewMetrics(n.reg)
 	hostname, _ := os.Hostname()
 	n.idBase = fmt.Sprintf("%s-%x-", strings.ReplaceAll(cfg.POP+hostname, " ", ""), time.Now().UnixNano()&0xffffff)
@@ -141,20 +150,29 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	n.gen.Store(g)
 	n.pool.New = func() any { return new(exchange) }
 	n.srv = &fasthttp.Server{
-		Handler:                       n.serve,
-		ErrorHandler:                  n.transportError,
+		Handler:                       func(ctx *fasthttp.RequestCtx) { n.serve(ctx); date(&ctx.Response.Header) },
+		ErrorHandler:                  func(ctx *fasthttp.RequestCtx, err error) { n.transportError(ctx, err); date(&ctx.Response.Header) },
 		Name:                          "wedge",
 		ReadBufferSize:                cfg.Limits.MaxHeaderBytes,
 		MaxRequestBodySize:            cfg.Limits.MaxBodyBytes,
 		Concurrency:                   cfg.Limits.MaxConns,
 		IdleTimeout:                   time.Duration(cfg.Limits.IdleTimeout),
 		ReadTimeout:                   time.Duration(cfg.Limits.ReadTimeout),
-		WriteTimeout:                  30 * time.Second,
+		WriteTimeout:                  time.Duration(cfg.Limits.WriteTimeout),
 		DisableHeaderNamesNormalizing: true,
 		ReduceMemoryUsage:             true,
 		NoDefaultContentType:          true,
 		NoDefaultServerHeader:         true,
-		Logger:                        slogPrintf{opts.Logger},
+		// A response keeps the Date it has (the origin's, or the stored
+		// one on a cache hit); date adds the node's where there is none.
+		NoDefaultDate: true,
+		Logger:        slogPrintf{opts.Logger},
+		// fasthttp's errors otherwise quote the request's header section,
+		// credentials included, into the log.
+		SecureErrorLogMessage: true,
+		// Marks where a request ends for lineEndConn (lineEndListener),
+		// which relies on ReduceMemoryUsage too.
+		ConnState: connState,
 	}
 	return n, nil
 }
@@ -173,7 +191,7 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		return g, err
 	}
 	for name, oc := range cfg.Origins {
-		o, err := newOrigin(name, oc, n.om)
+		o, err := newOrigin(name, oc, n.om, n.log)
 		if err != nil {
 			return g, err
 		}
@@ -221,7 +239,7 @@ func (n *Node) Serve(ln net.Listener) error {
 	}
 	n.lns = append(n.lns, ln)
 	n.lnMu.Unlock()
-	if err := n.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := n.srv.Serve(lineEndListener{ln}); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: %w", err)
 	}
 	return nil
@@ -289,4 +307,17 @@ func (n *Node) Registry() *prometheus.Registry { return n.reg }
 // slogPrintf adapts slog to fasthttp's logger.
 type slogPrintf struct{ l *slog.Logger }
 
-func (s slogPrintf) Printf(format string, args ...any) { s.l.Warn(fmt.Sprintf(format, args...)) }
+// Printf logs fasthttp's message with each parse error in it replaced by
+// what transportClass makes of it: fasthttp's errors quote the client's
+// bytes ("invalid header value %q"), credentials included, even with
+// SecureErrorLogMessage. Socket errors (a write timeout, a reset) name only
+// the operation and addresses, and keep their cause.
+func (s slogPrintf) Printf(format string, args ...any) {
+	for i, a := range args {
+		var oe *net.OpError
+		if err, ok := a.(error); ok && !errors.As(err, &oe) {
+			_, args[i] = transportClass(err)
+		}
+	}
+	s.l.Warn(fmt.Sprintf(format, args...))
+}

@@ -2,9 +2,13 @@ package edge
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/origin/wire"
@@ -20,13 +24,13 @@ type origin struct {
 	timeout time.Duration
 }
 
-func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics) (*origin, error) {
+func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slog.Logger) (*origin, error) {
 	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{cfg.key}, Dicts: cfg.dicts, Dict: cfg.Dict})
 	if err != nil {
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
 	}
 	c, err := originclient.New(originclient.Config{Addr: cfg.Addr, Codec: codec, Name: name, Metrics: m,
-		Timeout: time.Duration(cfg.Timeout)})
+		Logger: log, Timeout: time.Duration(cfg.Timeout)})
 	if err != nil {
 		codec.Close()
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
@@ -49,6 +53,8 @@ func (o *origin) exchange(n *Node, req *host.Request, vals *host.Values, wreq *w
 		// client gets the status.
 		status := originclient.Status(err)
 		n.log.Warn("origin failed", "origin", o.name, "status", status, "err", err)
+		// Nothing of an answer that did not come is passed on (interim).
+		wresp.Interim = wresp.Interim[:0]
 		*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]},
 			Body: fmt.Appendf(nil, "%d %s: origin %s\n", status, http.StatusText(status), o.name)}
 		resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
@@ -59,10 +65,68 @@ func (o *origin) exchange(n *Node, req *host.Request, vals *host.Values, wreq *w
 	for _, f := range wresp.Header {
 		resp.Header.Add(string(f.Name), string(f.Value))
 	}
+	if _, dated := wire.Get(wresp.Header, "Date"); !dated {
+		// A recipient with a clock dates a response that has no Date when
+		// it caches or forwards it (RFC 9110 §6.6.1): on receipt, so that
+		// the cache stores it and its hits carry it.
+		resp.Header.Add("Date", httpDate(time.Now()))
+	}
 	// The response takes the envelope's body rather than a copy of it; the
 	// next decode into wresp grows a new one. A body may outlive the
 	// request in the cache, so it is never written into again.
 	resp.Body, wresp.Body = wresp.Body, nil
+}
+
+// interim writes the informational responses the application sent before
+// its answer (103 Early Hints and the like) to the client, ahead of the
+// final response, as a proxy must (RFC 9110 §15.2). It writes them straight
+// to the connection, as fasthttp's RequestCtx.EarlyHints does, and only to
+// an HTTP/1.1 client: HTTP/1.0 has no interim responses and would take one
+// for the answer. 100 and 101 never get here (they are a hop's own), and
+// fields are checked again, since the edge writes them as they come.
+func (n *Node) interim(ctx *fasthttp.RequestCtx, wresp *wire.Response) {
+	if len(wresp.Interim) == 0 || !ctx.Request.Header.IsHTTP11() || ctx.Conn() == nil {
+		return
+	}
+	var b []byte
+	for i := range wresp.Interim[:min(len(wresp.Interim), wire.MaxInterim)] {
+		in := &wresp.Interim[i]
+		if in.Status < 102 || in.Status > 199 {
+			continue
+		}
+		b = append(b, "HTTP/1.1 "...)
+		b = strconv.AppendUint(b, in.Status, 10)
+		b = append(b, ' ')
+		b = append(b, http.StatusText(int(in.Status))...)
+		b = append(b, "\r\n"...)
+		for _, f := range in.Header {
+			if !abi.ValidHeaderName(f.Name) || !abi.ValidHeaderValue(f.Value) || hopByHop(b2s(f.Name)) {
+				continue
+			}
+			b = append(append(append(append(b, f.Name...), ": "...), f.Value...), "\r\n"...)
+		}
+		b = append(b, "\r\n"...)
+	}
+	if len(b) == 0 {
+		return
+	}
+	// The connection's write deadline may be one that passed since the
+	// last response; fasthttp sets its own before it writes the next, if
+	// it has a WriteTimeout.
+	c := ctx.Conn()
+	d := n.srv.WriteTimeout
+	if d <= 0 {
+		d = 30 * time.Second
+		defer c.SetWriteDeadline(time.Time{})
+	}
+	if c.SetWriteDeadline(time.Now().Add(d)) != nil {
+		return
+	}
+	if _, err := c.Write(b); err != nil {
+		// Part of an interim response may be out: what follows could not
+		// be framed for the client.
+		ctx.SetConnectionClose()
+	}
 }
 
 // toWire fills an envelope from the request as the chain left it, with

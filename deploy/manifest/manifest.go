@@ -29,6 +29,7 @@
 package manifest
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
@@ -37,6 +38,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -388,20 +390,89 @@ type Audit struct {
 	Why     string    `json:"why"`
 }
 
-// ParsePublicKey reads an Ed25519 public key from PEM (PKIX, as
-// `wedgectl keys gen` writes it): how edges load their trust store.
-func ParsePublicKey(pemBytes []byte) (ed25519.PublicKey, error) {
-	b, _ := pem.Decode(pemBytes)
-	if b == nil || b.Type != "PUBLIC KEY" {
-		return nil, errors.New("manifest: not a PEM \"PUBLIC KEY\" block")
-	}
-	k, err := x509.ParsePKIXPublicKey(b.Bytes)
+// ParsePublicKeys reads the Ed25519 public keys of a trust file: PEM
+// blocks of type "PUBLIC KEY" (PKIX, as `wedgectl keys gen` writes them),
+// one key each, with only whitespace around them. Anything else (another
+// block type, a key of another type, PEM headers, text between or around
+// the blocks, no block at all) is an error, not skipped: a trust file is
+// read one way, every key of it, or refused.
+func ParsePublicKeys(data []byte) ([]ed25519.PublicKey, error) {
+	keys, err := parsePublicKeys(data)
 	if err != nil {
-		return nil, fmt.Errorf("manifest: public key: %w", err)
+		return nil, fmt.Errorf("manifest: public keys: %w", err)
 	}
-	pub, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("manifest: public key is %T, want Ed25519", k)
+	return keys, nil
+}
+
+func parsePublicKeys(data []byte) ([]ed25519.PublicKey, error) {
+	var keys []ed25519.PublicKey
+	for rest := data; ; {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(rest) == 0 {
+			break
+		}
+		at := len(data) - len(rest)
+		if !bytes.HasPrefix(rest, []byte("-----BEGIN ")) {
+			return nil, fmt.Errorf("at byte %d: text outside a PEM block", at)
+		}
+		// pem.Decode skips a malformed block to find the next good one, so
+		// it gets this block alone: up to the first END line, with no other
+		// BEGIN line before it.
+		end := bytes.Index(rest, []byte("\n-----END "))
+		if end < 0 {
+			return nil, fmt.Errorf("at byte %d: PEM block without an END line", at)
+		}
+		if nl := bytes.IndexByte(rest[end+1:], '\n'); nl >= 0 {
+			end += 1 + nl + 1
+		} else {
+			end = len(rest)
+		}
+		b, tail := pem.Decode(rest[:end])
+		if b == nil || len(bytes.TrimSpace(tail)) > 0 || bytes.Count(rest[:end], []byte("-----BEGIN ")) != 1 {
+			return nil, fmt.Errorf("at byte %d: malformed PEM block", at)
+		}
+		rest = rest[end:]
+		n := len(keys) + 1
+		switch {
+		case b.Type != "PUBLIC KEY":
+			return nil, fmt.Errorf("block %d: PEM block is %q, want \"PUBLIC KEY\" (PKIX)", n, b.Type)
+		case len(b.Headers) > 0:
+			return nil, fmt.Errorf("block %d: PEM headers in a public key", n)
+		}
+		k, err := x509.ParsePKIXPublicKey(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("block %d: %w", n, err)
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("block %d: %T is not an Ed25519 key", n, k)
+		}
+		keys = append(keys, pub)
 	}
-	return pub, nil
+	if len(keys) == 0 {
+		return nil, errors.New("no PEM block")
+	}
+	return keys, nil
+}
+
+// LoadTrustFiles reads trust files (ParsePublicKeys, every key of each)
+// into a TrustStore. Edges (fleet.trust) and the registry load their
+// trust stores with it, so both read a file the same way.
+func LoadTrustFiles(paths ...string) (TrustStore, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("manifest: no public key files given")
+	}
+	var keys []ed25519.PublicKey
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: %w", err)
+		}
+		ks, err := parsePublicKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("manifest: trust file %s: %w", path, err)
+		}
+		keys = append(keys, ks...)
+	}
+	return NewTrustStore(keys...), nil
 }

@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,17 +77,116 @@ func TestVerifyOrder(t *testing.T) {
 	}
 }
 
-func TestParsePublicKey(t *testing.T) {
+// TestParsePublicKeys: a trust file is read whole, every key of it, and a
+// file with anything but Ed25519 public keys in PEM is refused, not read in
+// part.
+func TestParsePublicKeys(t *testing.T) {
+	var pubs []ed25519.PublicKey
+	var blocks []string
+	for i := range 3 {
+		s := bytes.Repeat([]byte{byte(i + 1)}, ed25519.SeedSize)
+		pub := ed25519.NewKeyFromSeed(s).Public().(ed25519.PublicKey)
+		der, _ := x509.MarshalPKIXPublicKey(pub)
+		pubs = append(pubs, pub)
+		blocks = append(blocks, string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})))
+	}
+	for _, tc := range []struct {
+		name string
+		file string
+		want int // keys; 0: refused
+	}{
+		{"one", blocks[0], 1},
+		{"three", blocks[0] + blocks[1] + blocks[2], 3},
+		{"blank lines and CRLF around", "\r\n\n" + blocks[0] + "\n\t\n" + strings.ReplaceAll(blocks[1], "\n", "\r\n") + "\n\n", 2},
+		{"no final newline", blocks[0] + strings.TrimSuffix(blocks[1], "\n"), 2},
+		{"empty", "", 0},
+		{"blank", " \n\n", 0},
+		{"not PEM", "not pem", 0},
+		{"text before", "# ops key\n" + blocks[0], 0},
+		{"text between", blocks[0] + "junk\n" + blocks[1], 0},
+		{"text after", blocks[0] + blocks[1] + "trailing", 0},
+		{"private key block", blocks[0] + strings.ReplaceAll(blocks[1], "PUBLIC KEY", "PRIVATE KEY"), 0},
+		{"certificate block", strings.ReplaceAll(blocks[0], "PUBLIC KEY", "CERTIFICATE"), 0},
+		{"junk DER", blocks[0] + string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")})), 0},
+		{"PEM headers", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Headers: map[string]string{"Proc-Type": "4,ENCRYPTED"}, Bytes: pubs[0]})), 0},
+		{"no END line", strings.Split(blocks[0], "-----END")[0], 0},
+		// pem.Decode alone would skip a broken block and read the next.
+		{"broken block, then a good one", "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----\n" + blocks[1], 0},
+		{"truncated block, then a good one", strings.Split(blocks[0], "-----END")[0] + blocks[1], 0},
+	} {
+		got, err := ParsePublicKeys([]byte(tc.file))
+		if tc.want == 0 {
+			if err == nil || !strings.HasPrefix(err.Error(), "manifest: public keys: ") {
+				t.Errorf("%s: %d keys, err %v; want refused", tc.name, len(got), err)
+			}
+			continue
+		}
+		if err != nil || len(got) != tc.want {
+			t.Errorf("%s: %d keys, %v; want %d", tc.name, len(got), err, tc.want)
+			continue
+		}
+		for i, k := range got {
+			if !k.Equal(pubs[i]) {
+				t.Errorf("%s: key %d is not the file's", tc.name, i)
+			}
+		}
+	}
+}
+
+func FuzzParsePublicKeys(f *testing.F) {
 	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
 	der, _ := x509.MarshalPKIXPublicKey(pub)
-	got, err := ParsePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-	if err != nil || !got.Equal(pub) {
-		t.Fatalf("ParsePublicKey = %v, %v", got, err)
+	block := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	f.Add(block)
+	f.Add(append(append([]byte{}, block...), block...))
+	f.Add([]byte("-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----\n"))
+	f.Add([]byte("junk"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := ParsePublicKeys(data)
+		if err == nil && len(keys) == 0 {
+			t.Fatal("no error and no keys")
+		}
+		for _, k := range keys {
+			if len(k) != ed25519.PublicKeySize {
+				t.Fatalf("key of %d bytes", len(k))
+			}
+		}
+	})
+}
+
+// TestLoadTrustFiles: every key of every file is trusted.
+func TestLoadTrustFiles(t *testing.T) {
+	dir := t.TempDir()
+	var pubs []ed25519.PublicKey
+	var paths []string
+	for i := range 3 {
+		var file []byte
+		for j := range i + 1 {
+			pub := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{byte(10*i + j)}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
+			der, _ := x509.MarshalPKIXPublicKey(pub)
+			file = append(file, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})...)
+			pubs = append(pubs, pub)
+		}
+		p := filepath.Join(dir, fmt.Sprint("k", i, ".pub"))
+		if err := os.WriteFile(p, file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
 	}
-	for _, bad := range []string{"", "not pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("junk")}))} {
-		if _, err := ParsePublicKey([]byte(bad)); err == nil {
-			t.Errorf("ParsePublicKey(%.20q) accepted", bad)
+	trust, err := LoadTrustFiles(paths...)
+	if err != nil || len(trust) != len(pubs) {
+		t.Fatalf("LoadTrustFiles: %d keys, %v; want %d", len(trust), err, len(pubs))
+	}
+	for _, k := range pubs {
+		if !trust[KeyID(k)].Equal(k) {
+			t.Errorf("key %s not trusted", KeyID(k))
+		}
+	}
+	bad := filepath.Join(dir, "bad.pub")
+	os.WriteFile(bad, []byte("junk"), 0o644)
+	for _, ps := range [][]string{nil, {bad}, {paths[0], bad}, {filepath.Join(dir, "nope.pub")}} {
+		if _, err := LoadTrustFiles(ps...); err == nil || !strings.HasPrefix(err.Error(), "manifest: ") {
+			t.Errorf("LoadTrustFiles(%q): %v, want an error", ps, err)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,42 +96,14 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// LoadPublicKeys reads PKIX PEM Ed25519 public keys into a trust store. A
-// file may hold several keys, one PEM block each.
+// LoadPublicKeys reads trust files, every key of each, into a trust store:
+// manifest.LoadTrustFiles, the one reader edges use too.
 func LoadPublicKeys(paths ...string) (manifest.TrustStore, error) {
-	if len(paths) == 0 {
-		return nil, errors.New("registry: no public key files given")
+	t, err := manifest.LoadTrustFiles(paths...)
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
 	}
-	var keys []ed25519.PublicKey
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("registry: %w", err)
-		}
-		n := 0
-		for rest := data; ; n++ {
-			var b *pem.Block
-			if b, rest = pem.Decode(rest); b == nil {
-				break
-			}
-			if b.Type != pemPublic {
-				return nil, fmt.Errorf("registry: %s: PEM block is %q, want %q (PKIX)", path, b.Type, pemPublic)
-			}
-			k, err := x509.ParsePKIXPublicKey(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("registry: %s: %w", path, err)
-			}
-			pub, ok := k.(ed25519.PublicKey)
-			if !ok {
-				return nil, fmt.Errorf("registry: %s: %T is not an Ed25519 key", path, k)
-			}
-			keys = append(keys, pub)
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("registry: %s: no PEM block", path)
-		}
-	}
-	return manifest.NewTrustStore(keys...), nil
+	return t, nil
 }
 
 func readPEM(path string) (*pem.Block, error) {

@@ -211,6 +211,29 @@ func TestJWKSelection(t *testing.T) {
 	}
 }
 
+// rsaExp is the public JWK of the test RSA key with its exponent replaced:
+// e is base64url, "" for 2.
+func rsaExp(k *testKeys, kid, e string) map[string]any {
+	m := jwkOf(k.rsa, kid, "")
+	if e == "" {
+		e = "Ag"
+	}
+	m["e"] = e
+	return m
+}
+
+// TestShortOctKey: an oct key without alg is registered only for the HMAC
+// algorithms its length suffices for (RFC 7518 §3.2): 32 bytes verify
+// HS256, and an HS512 token made with them finds no key.
+func TestShortOctKey(t *testing.T) {
+	k := mustKeys(t)
+	secret := k.hmac[:32]
+	h := newHost(t, baseConfig(t, map[string]any{"jwks": jwks(jwkOf(secret, "", ""))}))
+	check(t, h.Do(bearerReq(sign(t, "HS256", secret, "", claims(nil)))), ok(jwtID("user-42")))
+	check(t, h.Do(bearerReq(sign(t, "HS384", secret, "", claims(nil)))), invalid("algorithm not accepted for the key"))
+	check(t, h.Do(bearerReq(sign(t, "HS512", secret, "", claims(nil)))), invalid("algorithm not accepted for the key"))
+}
+
 // TestAttacks covers tokens that must never pass: unsigned, algorithm
 // confusion, unknown keys, tampering and malformed input.
 func TestAttacks(t *testing.T) {
@@ -496,7 +519,13 @@ func TestBadConfig(t *testing.T) {
 		{"jwk unsupported curve", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"})}), `unsupported curve "P-521"`},
 		{"jwk curve mismatch", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p384, "k", "ES256"))}), "the host refused it for ES256"},
 		{"jwk private", baseConfig(t, map[string]any{"jwks": jwks(priv)}), "holds private key material"},
-		{"jwk short RSA", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(small, "small", "RS256"))}), `jwks key 0 (kid "small"): the host refused it for RS256`},
+		// Weak keys are refused at configure with the key and the rule named.
+		{"jwk short RSA", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(small, "small", "RS256"))}), `jwks key 0 (kid "small"): RSA modulus of 1024 bits, want at least 2048`},
+		{"jwk RSA exponent 1", baseConfig(t, map[string]any{"jwks": jwks(rsaExp(k, "e1", "AQ"))}), `jwks key 0 (kid "e1"): RSA exponent 1: want an odd number of at least 3`},
+		{"jwk RSA exponent 2", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac, "ok", "HS256"), rsaExp(k, "e2", ""))}), `jwks key 1 (kid "e2"): RSA exponent 2`},
+		{"jwk HS256 of 1 byte", baseConfig(t, map[string]any{"jwks": jwks(jwkOf([]byte("k"), "tiny", "HS256"))}), `jwks key 0 (kid "tiny"): HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2), this one has 1`},
+		{"jwk HS512 of 32 bytes", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac[:32], "h", "HS512"))}), `jwks key 0 (kid "h"): HS512 needs a secret of at least 64 bytes`},
+		{"jwk oct of 31 bytes, no alg", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac[:31], "h", ""))}), `jwks key 0 (kid "h"): HS256 needs a secret of at least 32 bytes`},
 		{"jwk bad base64", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "!!"})}), "the host refused it for EdDSA"},
 		{"jwk duplicate kid", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p256, "k", ""), jwkOf(k.ecOtherCurve, "k", ""))}), `jwks key 1: duplicate kid "k" for ES256`},
 		{"only enc keys", baseConfig(t, map[string]any{"api_keys": nil, "jwks": jwks(map[string]any{"kty": "RSA", "use": "enc"})}), "no usable jwks keys"},

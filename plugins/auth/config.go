@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -243,6 +244,7 @@ type jwk struct {
 	raw                []byte
 	kty, kid, alg, crv string
 	use                string
+	k, n, e            string // key material, read only to check its strength
 	verify, hasOps     bool
 	private            bool
 }
@@ -264,6 +266,12 @@ func readJWK(raw []byte) (jwk, error) {
 			k.crv, err = jsonscan.String(v)
 		case "use":
 			k.use, err = jsonscan.String(v)
+		case "k":
+			k.k, err = jsonscan.String(v)
+		case "n":
+			k.n, err = jsonscan.String(v)
+		case "e":
+			k.e, err = jsonscan.String(v)
 		case "key_ops":
 			k.hasOps = true
 			err = jsonscan.Array(v, func(op []byte) bool {
@@ -319,6 +327,46 @@ func algsFor(k jwk) ([]abi.Alg, error) {
 	return nil, fmt.Errorf("alg %q is not supported for kty %q", k.alg, k.kty)
 }
 
+// strongEnough returns the algorithms of algs that k's key material is
+// strong enough for, by the rules key_register applies (abi.CheckHMACKey,
+// abi.CheckRSAKey), or an error naming the rule it breaks. The host would
+// refuse a weak key too, but only with ErrInvalid; checking here first lets
+// the operator read which key and which rule. An oct key without alg is
+// kept for the HMAC algorithms its length suffices for: 32 bytes make an
+// HS256 key, not an HS512 one (RFC 7518 §3.2). Material that does not
+// decode is left to the host to refuse.
+func strongEnough(k jwk, algs []abi.Alg) ([]abi.Alg, error) {
+	switch k.kty {
+	case "oct":
+		secret, err := base64.RawURLEncoding.DecodeString(k.k)
+		if err != nil {
+			return algs, nil
+		}
+		var ok []abi.Alg
+		for _, a := range algs {
+			if abi.CheckHMACKey(a, len(secret)) == nil {
+				ok = append(ok, a)
+			}
+		}
+		if len(ok) == 0 {
+			return nil, abi.CheckHMACKey(algs[0], len(secret))
+		}
+		return ok, nil
+	case "RSA":
+		n, err1 := base64.RawURLEncoding.DecodeString(k.n)
+		e, err2 := base64.RawURLEncoding.DecodeString(k.e)
+		if err1 != nil || err2 != nil || len(e) > 8 {
+			return algs, nil
+		}
+		var exp uint64
+		for _, b := range e {
+			exp = exp<<8 | uint64(b)
+		}
+		return algs, abi.CheckRSAKey(n, exp)
+	}
+	return algs, nil
+}
+
 func parseJWKS(v []byte) ([]verifier, error) {
 	keys, ok, err := jsonscan.Member(v, "keys")
 	if err != nil || !ok {
@@ -340,6 +388,9 @@ func parseJWKS(v []byte) ([]verifier, error) {
 			return nil, fmt.Errorf("auth: jwks key %d (kid %q) holds private key material: give the public key only", i, k.kid)
 		}
 		algs, err := algsFor(k)
+		if err == nil {
+			algs, err = strongEnough(k, algs)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("auth: jwks key %d (kid %q): %w", i, k.kid, err)
 		}
@@ -352,7 +403,7 @@ func parseJWKS(v []byte) ([]verifier, error) {
 			key, err := sdk.RegisterKey(a, abi.KeyJWK, k.raw)
 			if err != nil {
 				return nil, fmt.Errorf("auth: jwks key %d (kid %q): the host refused it for %s "+
-					"(bad key material, RSA under 2048 bits, or a key that does not fit the algorithm): %w",
+					"(bad key material, or a key that does not fit the algorithm): %w",
 					i, k.kid, abi.AlgName(a), err)
 			}
 			out = append(out, verifier{kid: k.kid, key: key})

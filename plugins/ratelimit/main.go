@@ -61,7 +61,6 @@ type state struct {
 	applies bool // the request is in the policy's scope and has a key
 	taken   bool // a unit was taken
 	refused bool
-	hashed  bool // the key's value part is a SHA-256 of the request's value
 	r       sdk.RateResult
 }
 
@@ -134,7 +133,6 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		if len(key)-start > maxKeyValue {
 			rl.hash = sdk.Digest(abi.DigestSHA256, rl.hash[:0], key[start+1:])
 			key = append(append(key[:start], 'h'), rl.hash...)
-			st.hashed = true
 		}
 		rl.keys[i] = key
 		st.applies = true
@@ -216,10 +214,34 @@ func (rl *ratelimit) record(p *policy, st *state, key []byte) bool {
 	if !p.shadow {
 		return true
 	}
-	sdk.Info("ratelimit: shadow policy would refuse", "policy", p.name,
-		"key", keyText(key[len(p.keyPrefix):], st.hashed),
+	kind, id := rl.keyID(p, key[len(p.keyPrefix):])
+	sdk.Info("ratelimit: shadow policy would refuse", "policy", p.name, "key_kind", kind, "key", id,
 		"retry_after_ms", strconv.FormatInt(st.r.RetryAfterMs, 10))
 	return false
+}
+
+// keyID names the value part of p's key k (its tag byte, then the value)
+// in a log line: a client IP as it is, a path policy by nothing (the
+// policy says it), and a header or request value only by its keyed digest
+// (abi.DigestKeyed), since it may be a credential: an API key or a bearer
+// token must not reach the logs, and a plain hash of a guessable value (a
+// user ID) is undone by trying candidates. The digest's first 16 bytes, in
+// hex, tell one client's lines apart from another's on a node.
+func (rl *ratelimit) keyID(p *policy, k []byte) (kind, id string) {
+	switch {
+	case len(k) == 0:
+		return "", ""
+	case k[0] == 'i': // the policy's own kind, or a missing key's fallback
+		return "ip", string(k[1:])
+	case p.kind == keyPath:
+		return "path", ""
+	}
+	kind = "header"
+	if p.kind == keyValue {
+		kind = "value"
+	}
+	rl.hash = sdk.Digest(abi.DigestKeyed, rl.hash[:0], k[1:])
+	return kind, "keyed:" + hex.EncodeToString(rl.hash[:min(len(rl.hash), 16)])
 }
 
 func (rl *ratelimit) fail(p *policy, err error) sdk.Action {
@@ -383,19 +405,6 @@ func underPrefix(path []byte, prefix string) bool {
 		return false
 	}
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
-}
-
-// keyText is a policy key's value part as logged, without its tag byte:
-// the client IP, header or request value; hashed values in hex, long
-// values cut.
-func keyText(k []byte, hashed bool) string {
-	if len(k) == 0 {
-		return ""
-	}
-	if hashed {
-		return "sha256:" + hex.EncodeToString(k[1:])
-	}
-	return string(k[1:min(len(k), 129)])
 }
 
 func init() { sdk.Register(&ratelimit{}) }
