@@ -70,7 +70,8 @@ type troubled struct {
 
 // startTroubled runs the application, an origin service proxying to it
 // with active health checks every 200 ms, and a node whose one route goes
-// there with a 1 s budget.
+// there with a 3 s budget: ample for the normal requests on a busy machine,
+// so that only the breaker can fail them.
 func startTroubled(t *testing.T) *troubled {
 	t.Helper()
 	a := &troubledApp{stop: make(chan struct{})}
@@ -89,7 +90,7 @@ func startTroubled(t *testing.T) *troubled {
 	n := startNode(t, fmt.Sprintf(`
 admin: {token: s3cret}
 origins:
-  app: {addr: %q, key: %q, timeout: 1s}
+  app: {addr: %q, key: %q, timeout: 3s}
 routes:
   - path: /
     origin: app
