@@ -18,7 +18,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -157,6 +159,45 @@ type Stores struct {
 	Status    jetstream.KeyValue
 	Rollouts  jetstream.KeyValue
 	Audit     jetstream.Stream
+}
+
+// ReadAll returns the latest entry of every live key of kv, one of s's
+// buckets, that matches filter, in key order.
+//
+// The keys come from the bucket's stream (its subjects matching filter),
+// and each key's entry from a Get. A watch, or KeyValue.Keys (a watch
+// too), is not used: its marker for "the initial values are all in" comes
+// when a delivered entry says no more are pending, and under concurrent
+// writes (every POP rewrites its status each second) that count reaches 0
+// before every key was delivered, so a watch read missed POPs that were
+// reporting (TestReadAllUnderWrites).
+func (s *Stores) ReadAll(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
+	prefix := "$KV." + kv.Bucket() + "."
+	st, err := s.JS.Stream(ctx, "KV_"+kv.Bucket())
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: bucket %s: %w", kv.Bucket(), err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+filter))
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: bucket %s: %w", kv.Bucket(), err)
+	}
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		keys = append(keys, strings.TrimPrefix(subj, prefix))
+	}
+	slices.Sort(keys)
+	out := make([]jetstream.KeyValueEntry, 0, len(keys))
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted or purged: its subject holds the marker
+		}
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: %s %s: %w", kv.Bucket(), k, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // errNotInitialised is what Open says when a bucket or the stream is

@@ -3,7 +3,9 @@ package controlplane
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +141,59 @@ func TestOpen(t *testing.T) {
 	if status, err := st.Rollouts.Status(ctx); err != nil || status.History() != 32 {
 		t.Fatalf("history of %s after Open = %v; want 32", manifest.BucketRollouts, err)
 	}
+}
+
+// TestReadAllUnderWrites: every key is read while all of them are being
+// rewritten, as POPs rewrite their status every second. A watch's
+// end-of-initial-values marker came early under such writes, and the
+// controller planned and gated waves without POPs that were reporting.
+func TestReadAllUnderWrites(t *testing.T) {
+	s, ctx0 := testStores(t)
+	const keys = 16
+	ctx, stop := context.WithCancel(ctx0)
+	var writers sync.WaitGroup
+	defer func() { stop(); writers.Wait() }()
+	for i := range keys {
+		key := manifest.POPKey(fmt.Sprintf("pop-%02d", i))
+		if _, err := s.Status.Put(ctx0, key, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		writers.Go(func() {
+			for ctx.Err() == nil {
+				s.Status.Put(ctx, key, []byte("{}"))
+			}
+		})
+	}
+	for round := range 100 {
+		got, err := s.ReadAll(ctx0, s.Status, "pop.>")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != keys {
+			t.Fatalf("round %d: read %d of %d keys", round, len(got), keys)
+		}
+	}
+}
+
+// testStores runs an embedded control plane for one test and opens its
+// buckets.
+func testStores(t *testing.T) (*Stores, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	srv, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	s, err := Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ctx
 }

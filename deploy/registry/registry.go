@@ -157,7 +157,7 @@ func (r *Registry) Artifact(ctx context.Context, name, version string) (*manifes
 // List returns every plugin version, sorted by name, then creation time.
 func (r *Registry) List(ctx context.Context) ([]manifest.Artifact, error) {
 	var out []manifest.Artifact
-	err := eachEntry(ctx, r.s.Artifacts, func(key string, v []byte) error {
+	err := r.eachEntry(ctx, r.s.Artifacts, func(key string, v []byte) error {
 		var a manifest.Artifact
 		if err := json.Unmarshal(v, &a); err != nil {
 			return fmt.Errorf("registry: artifact %s: bad record: %w", key, err)
@@ -181,23 +181,13 @@ func (r *Registry) List(ctx context.Context) ([]manifest.Artifact, error) {
 }
 
 // eachEntry calls fn with every live key of kv and its value.
-func eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func(key string, v []byte) error) error {
-	keys, err := kv.Keys(ctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil
-	}
+func (r *Registry) eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func(key string, v []byte) error) error {
+	entries, err := r.s.ReadAll(ctx, kv, ">")
 	if err != nil {
-		return fmt.Errorf("registry: list %s: %w", kv.Bucket(), err)
+		return fmt.Errorf("registry: %w", err)
 	}
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // deleted since it was listed
-		}
-		if err != nil {
-			return fmt.Errorf("registry: %s %s: %w", kv.Bucket(), k, err)
-		}
-		if err := fn(k, e.Value()); err != nil {
+	for _, e := range entries {
+		if err := fn(e.Key(), e.Value()); err != nil {
 			return err
 		}
 	}
@@ -298,7 +288,7 @@ func (r *Registry) knows(ctx context.Context, digest string) (bool, error) {
 // Revoked returns the revocation list by digest.
 func (r *Registry) Revoked(ctx context.Context) (map[string]manifest.Revocation, error) {
 	out := map[string]manifest.Revocation{}
-	err := eachEntry(ctx, r.s.Revoked, func(key string, v []byte) error {
+	err := r.eachEntry(ctx, r.s.Revoked, func(key string, v []byte) error {
 		var rv manifest.Revocation
 		if err := json.Unmarshal(v, &rv); err != nil {
 			return fmt.Errorf("registry: revocation %s: bad record: %w", key, err)

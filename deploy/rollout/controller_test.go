@@ -1,7 +1,6 @@
 package rollout
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -217,28 +216,6 @@ func TestFreshnessUsesServerTime(t *testing.T) {
 	}
 	if n := len(f.pops("eu-west")); n != 0 {
 		t.Errorf("%d POPs fresh within 1ns of their reports, want 0 (a POP clock an hour ahead)", n)
-	}
-}
-
-type closedKV struct{ jetstream.KeyValue }
-
-func (closedKV) WatchFiltered(context.Context, []string, ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	return closedWatcher{}, nil
-}
-
-type closedWatcher struct{}
-
-func (closedWatcher) Updates() <-chan jetstream.KeyValueEntry {
-	c := make(chan jetstream.KeyValueEntry)
-	close(c)
-	return c
-}
-
-func (closedWatcher) Stop() error { return nil }
-
-func TestReadAllClosedWatcherIsAnError(t *testing.T) {
-	if got, err := readAll(context.Background(), closedKV{}, ">"); err == nil {
-		t.Errorf("readAll over a closed watcher = %v, nil; want an error", got)
 	}
 }
 

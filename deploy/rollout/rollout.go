@@ -480,7 +480,7 @@ func List(ctx context.Context, s *controlplane.Stores) ([]*Rollout, error) {
 }
 
 func list(ctx context.Context, s *controlplane.Stores, log *slog.Logger) ([]*Rollout, error) {
-	entries, err := readAll(ctx, s.Rollouts, ">")
+	entries, err := s.ReadAll(ctx, s.Rollouts, ">")
 	if err != nil {
 		return nil, fmt.Errorf("rollout: list: %w", err)
 	}
@@ -498,30 +498,6 @@ func list(ctx context.Context, s *controlplane.Stores, log *slog.Logger) ([]*Rol
 	}
 	slices.SortFunc(out, func(a, b *Rollout) int { return a.Created.Compare(b.Created) })
 	return out, nil
-}
-
-// readAll returns the latest entry of every key matching filter.
-func readAll(ctx context.Context, kv jetstream.KeyValue, filter string) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer w.Stop()
-	var out []jetstream.KeyValueEntry
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("watcher closed before the initial values were in")
-			}
-			if e == nil { // the initial values are all in
-				return out, nil
-			}
-			out = append(out, e)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
 
 // publish appends an audit entry and waits for the stream's ack.
@@ -552,7 +528,7 @@ type fleet struct {
 
 func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration) (*fleet, error) {
 	f := &fleet{known: map[string]bool{}, last: map[string]time.Time{}}
-	entries, err := readAll(ctx, s.Status, "pop.>")
+	entries, err := s.ReadAll(ctx, s.Status, "pop.>")
 	if err != nil {
 		return nil, fmt.Errorf("rollout: read status: %w", err)
 	}
@@ -577,7 +553,7 @@ func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration)
 		}
 	}
 	slices.SortFunc(f.status, func(a, b manifest.Status) int { return strings.Compare(a.POP, b.POP) })
-	entries, err = readAll(ctx, s.Desired, "region.>")
+	entries, err = s.ReadAll(ctx, s.Desired, "region.>")
 	if err != nil {
 		return nil, fmt.Errorf("rollout: read desired state: %w", err)
 	}
