@@ -14,8 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -509,30 +507,12 @@ func TestAbuseSmuggling(t *testing.T) {
 	served(t, n.addr, "after the smuggling attempts")
 }
 
-var (
-	injectOnce sync.Once
-	injectWasm string
-)
-
 // TestAbuseHeaderInjection: a plugin that sets a response field with CR LF
 // in its value, or a name with ':' in it, gets an error from the host and
 // nothing of it reaches the client. The host's refusals are unit-tested in
 // wasm/host and wasm/tck; this is the same end to end through the node.
 func TestAbuseHeaderInjection(t *testing.T) {
-	injectOnce.Do(func() {
-		bin := wasmtest.Build(t, "../wasm/internal/testguests/inject")
-		dir, err := os.MkdirTemp("", "edge-inject")
-		if err != nil {
-			t.Fatal(err)
-		}
-		injectWasm = filepath.Join(dir, "inject.wasm")
-		if err := os.WriteFile(injectWasm, bin, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if injectWasm == "" {
-		t.Fatal("the inject guest failed to build in an earlier test")
-	}
+	injectWasm := wasmtest.BuildFile(t, "../wasm/internal/testguests/inject")
 	cfg := fmt.Sprintf(`
 origins:
   app: {addr: %q, key: %q}

@@ -11,8 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -46,27 +44,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var (
-	misbehaveOnce sync.Once
-	misbehaveWasm string
-)
-
+// misbehave is the test guest that fails on request, built to a .wasm file.
 func misbehave(t *testing.T) string {
-	misbehaveOnce.Do(func() {
-		bin := wasmtest.Build(t, "../wasm/internal/testguests/misbehave")
-		dir, err := os.MkdirTemp("", "edge-misbehave")
-		if err != nil {
-			t.Fatal(err)
-		}
-		misbehaveWasm = filepath.Join(dir, "misbehave.wasm")
-		if err := os.WriteFile(misbehaveWasm, bin, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if misbehaveWasm == "" {
-		t.Fatal("the misbehave guest failed to build in an earlier test")
-	}
-	return misbehaveWasm
+	return wasmtest.BuildFile(t, "../wasm/internal/testguests/misbehave")
 }
 
 // TestNoSecretInLogs plants distinctive credentials in Authorization,

@@ -65,25 +65,19 @@ func serveOrigin(t *testing.T, h origin.Handler) string {
 	return ln.Addr().String()
 }
 
-var (
-	helloOnce sync.Once
-	helloWasm string
-)
+// hello is plugins/hello built to a .wasm file.
+func hello(t *testing.T) string { return moduleFile(t, "../plugins/hello") }
 
-// hello builds plugins/hello to a .wasm file once per test binary.
-func hello(t *testing.T) string {
-	helloOnce.Do(func() {
-		bin := wasmtest.Build(t, "../plugins/hello")
-		dir, err := os.MkdirTemp("", "edge-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		helloWasm = filepath.Join(dir, "hello.wasm")
-		if err := os.WriteFile(helloWasm, bin, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	})
-	return helloWasm
+// moduleFile is the plugin in dir built to NAME.wasm, NAME being the
+// folder's: a chain step without a name takes its file's. The file links
+// to the build cache's, which is named after the sources' hash.
+func moduleFile(t *testing.T, dir string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
+	if err := os.Symlink(wasmtest.BuildFile(t, dir), f); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 type testNode struct {

@@ -8,45 +8,22 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/talowa/wedge/origin"
-	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
-var (
-	pluginOnce  sync.Once
-	pluginFiles map[string]string
-)
-
-// plugins builds auth, ratelimit and cache to .wasm files once per test
-// binary.
+// plugins is auth, ratelimit and cache built to .wasm files, by name.
 func plugins(t *testing.T) map[string]string {
-	pluginOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edge-plugins")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pluginFiles = map[string]string{}
-		for _, name := range []string{"auth", "ratelimit", "cache"} {
-			f := filepath.Join(dir, name+".wasm")
-			if err := os.WriteFile(f, wasmtest.Build(t, "../plugins/"+name), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			pluginFiles[name] = f
-		}
-	})
-	if pluginFiles == nil {
-		t.Fatal("plugins failed to build in an earlier test")
+	files := map[string]string{}
+	for _, name := range []string{"auth", "ratelimit", "cache"} {
+		files[name] = moduleFile(t, "../plugins/"+name)
 	}
-	return pluginFiles
+	return files
 }
 
 var jwtSecret = []byte("0123456789abcdef0123456789abcdef")

@@ -24,15 +24,23 @@ import (
 // module bytes.
 func Build(t testing.TB, dir string) []byte {
 	t.Helper()
-	path, err := wasmbuild.Cached(context.Background(), dir, wasmbuild.DefaultCacheDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := os.ReadFile(path)
+	bin, err := os.ReadFile(BuildFile(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// BuildFile builds the plugin in dir (cached by source hash) and returns
+// the path of the module file, for configurations that name one. The file
+// is the build cache's: it is never written again, only replaced whole.
+func BuildFile(t testing.TB, dir string) string {
+	t.Helper()
+	path, err := wasmbuild.Cached(context.Background(), dir, wasmbuild.DefaultCacheDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // NewRuntime starts a runtime with cfg plus the shared compilation cache and
