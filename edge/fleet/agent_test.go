@@ -42,9 +42,12 @@ type fixture struct {
 	key    ed25519.PrivateKey
 	trust  manifest.TrustStore
 	yaml   string // the node's config
-	node   *edge.Node
-	addr   string
-	agent  *fleet.Agent
+	// cache is the node's compilation cache directory; empty means the
+	// one every test shares.
+	cache string
+	node  *edge.Node
+	addr  string
+	agent *fleet.Agent
 	// stopAgent cancels the agent's Run and waits for it to return; stop
 	// does that, then shuts the node down, as edge/pop does.
 	stopAgent, stop func()
@@ -100,7 +103,11 @@ func (f *fixture) startPOP(opts fleet.Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
+	cache := f.cache
+	if cache == "" {
+		cache = wasmbuild.CompilationCacheDir()
+	}
+	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: cache})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +150,18 @@ func (f *fixture) publish(key ed25519.PrivateKey, version string, bin []byte) ma
 		f.t.Fatal(err)
 	}
 	return *a
+}
+
+// startConnectedPOP starts the POP on a connection of its own to the
+// control plane, closed once the POP has stopped.
+func (f *fixture) startConnectedPOP() {
+	f.t.Helper()
+	nc, err := f.cp.Connect("pop1")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(nc.Close)
+	f.startPOP(fleet.Options{Conn: nc})
 }
 
 // setDesired writes the region's desired state and returns its revision.
@@ -232,12 +251,7 @@ func startOrigin(t *testing.T) string {
 // reads the health the POP reports per version, and promotes the canary.
 func TestCanaryAndHealth(t *testing.T) {
 	f := newFixture(t, controlplane.Options{})
-	nc, err := f.cp.Connect("pop1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	f.startPOP(fleet.Options{Conn: nc})
+	f.startConnectedPOP()
 	if got := f.stamp(""); got != "v1" {
 		t.Fatalf("before any desired state: %q, want the config file's v1", got)
 	}
@@ -293,6 +307,7 @@ func TestCanaryAndHealth(t *testing.T) {
 	v1b := f.publish(f.key, "v1b", wasmtest.Build(t, guests+"v1"))
 	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"stamp": {Artifact: v1b}}})
 	ctx := context.Background()
+	var err error
 	if rev, err = f.stores.Desired.Put(ctx, manifest.POPKey("pop1"), b); err != nil {
 		t.Fatal(err)
 	}
@@ -310,12 +325,7 @@ func TestCanaryAndHealth(t *testing.T) {
 // what it ran.
 func TestRefusals(t *testing.T) {
 	f := newFixture(t, controlplane.Options{})
-	nc, err := f.cp.Connect("pop1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	f.startPOP(fleet.Options{Conn: nc})
+	f.startConnectedPOP()
 	ctx := context.Background()
 	v2bin := wasmtest.Build(t, guests+"v2")
 	good := f.publish(f.key, "v2", v2bin)
@@ -529,12 +539,7 @@ func (l *link) restore() {
 // lands (a race the race detector would see).
 func TestRevokeRunning(t *testing.T) {
 	f := newFixture(t, controlplane.Options{})
-	nc, err := f.cp.Connect("pop1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	f.startPOP(fleet.Options{Conn: nc})
+	f.startConnectedPOP()
 	ctx := context.Background()
 	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
 	rev := f.setDesired(manifest.Release{Artifact: v2})
@@ -576,12 +581,11 @@ func TestRevokeRunning(t *testing.T) {
 // crash in the compiler).
 func TestStopDuringPrefetch(t *testing.T) {
 	f := newFixture(t, controlplane.Options{})
-	nc, err := f.cp.Connect("pop1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	f.startPOP(fleet.Options{Conn: nc})
+	// An empty compilation cache: the prefetch compiles for real (seconds,
+	// not the milliseconds of loading compiled code), so the poll below
+	// sees it under way rather than hoping to.
+	f.cache = t.TempDir()
+	f.startConnectedPOP()
 	// The first report comes once the watches are set up.
 	f.status("a first report", func(manifest.Status) bool { return true })
 	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
