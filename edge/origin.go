@@ -25,7 +25,8 @@ type origin struct {
 }
 
 func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slog.Logger) (*origin, error) {
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{cfg.key}, Dicts: cfg.dicts, Dict: cfg.Dict})
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{cfg.key}, Dicts: cfg.dicts, Dict: cfg.Dict,
+		MinCompress: wire.DefaultMinCompress})
 	if err != nil {
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
 	}

@@ -34,7 +34,9 @@
 // goroutine with its own Request and Response, so one that never returns
 // holds neither a connection nor a buffer anyone else uses; it holds an
 // in-flight slot until it returns, so a wedged application ends in 503s
-// rather than in unbounded goroutines.
+// rather than in unbounded goroutines. A DeadlineKeeper, such as Proxy,
+// returns by its deadline by itself and runs on the connection's goroutine
+// instead, with no goroutine or timer per exchange.
 //
 // A frame can wait before the server reads it (a stalled origin, a full
 // accept queue), and by then its edge may have answered its client 504.
@@ -87,7 +89,10 @@
 // that costs a goroutine start per exchange (about a microsecond) and buys
 // the guarantee that the edge hears back before its deadline whatever the
 // application does. Go cannot stop a goroutine, so the guarantee has to
-// come from not waiting for it.
+// come from not waiting for it. The Proxy needs none of it: every upstream
+// request carries the deadline (fasthttp's DoDeadline sets the connection's
+// deadlines), so it is a DeadlineKeeper and the miss path skips the
+// goroutine and the timer.
 //
 // Collapsing needs "a follower retries if the answer was not shareable",
 // which singleflight cannot express, hence the small flight group here.

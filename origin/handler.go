@@ -27,6 +27,18 @@ type Handler interface {
 	ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response)
 }
 
+// DeadlineKeeper is a Handler that returns by its context's deadline on its
+// own, as Proxy does (every upstream request carries the deadline). The
+// Server runs one on the connection's goroutine, with neither a goroutine
+// nor a timer of its own per exchange; it cannot answer for such a handler
+// that overruns. Other handlers run under the Server's watch, which answers
+// with a 504 when they miss their deadline.
+type DeadlineKeeper interface {
+	Handler
+	// KeepsDeadline reports whether the handler returns by its deadline.
+	KeepsDeadline() bool
+}
+
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(ctx context.Context, req *wire.Request, resp *wire.Response)
 

@@ -276,6 +276,11 @@ func dialer(addr string, useTLS bool) fasthttp.DialFuncWithTimeout {
 	}
 }
 
+// KeepsDeadline reports true: each upstream request carries the deadline
+// (connection deadlines from fasthttp's DoDeadline), and a collapsed
+// request waits for its leader no longer than its context allows.
+func (p *Proxy) KeepsDeadline() bool { return true }
+
 // ServeOrigin forwards req to an upstream, collapsing it with identical
 // requests in flight where that is safe.
 func (p *Proxy) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response) {

@@ -47,6 +47,7 @@ type ServerConfig struct {
 type Server struct {
 	codec    *wire.Codec
 	handler  Handler
+	inline   bool // the handler is a DeadlineKeeper: run it on the connection's goroutine
 	max      int64
 	maxTime  time.Duration
 	m        *Metrics
@@ -89,6 +90,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{codec: cfg.Codec, handler: cfg.Handler, max: int64(cfg.MaxInFlight), maxTime: cfg.MaxTimeout,
 		m: cfg.Metrics, log: cfg.Logger}
+	if dk, ok := cfg.Handler.(DeadlineKeeper); ok && dk.KeepsDeadline() {
+		s.inline = true
+	}
 	s.jobs.New = func() any {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
@@ -246,6 +250,10 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		return
 	}
 	appDeadline, hard := s.deadlines(start, budget)
+	if s.inline {
+		s.serveInline(rc, x, j, start, appDeadline)
+		return
+	}
 	// Once the handler runs, j.req is its own: keep what a timeout log
 	// needs without allocating.
 	var idBuf [64]byte
@@ -293,6 +301,21 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		resp.Reset()
 		s.spares.Put(resp)
 	}
+}
+
+// serveInline runs a DeadlineKeeper on the connection's own goroutine: it
+// returns by its deadline by itself, so the exchange needs neither a
+// goroutine to run it nor a timer to answer for it.
+func (s *Server) serveInline(rc *fasthttp.RequestCtx, x wire.Exchange, j *job, start, deadline time.Time) {
+	j.ctx = &exchangeCtx{deadline: deadline, timed: true}
+	j.resp.Reset()
+	j.serve()
+	s.finish()
+	j.ctx.cancel(context.Canceled)
+	checkStatus(&j.resp)
+	s.answer(rc, x, &j.resp)
+	s.m.duration.Observe(time.Since(start).Seconds())
+	s.putJob(j)
 }
 
 // left is what remains, by this clock at now, of the budget timeoutUS of a
@@ -496,11 +519,15 @@ func refuse(rc *fasthttp.RequestCtx, status int, msg string) {
 
 // exchangeCtx is the context a handler gets: the request's deadline, ended
 // by the server's timer rather than one of its own. Its Done channel is made
-// only if the handler asks for it.
+// only if the handler asks for it. A DeadlineKeeper's exchange has no server
+// timer (timed): its context ends at the deadline by a timer of its own,
+// armed only when the handler asks for Done, and Err reads the clock.
 type exchangeCtx struct {
 	deadline time.Time
+	timed    bool
 	mu       sync.Mutex
 	done     chan struct{}
+	timer    *time.Timer
 	err      error
 }
 
@@ -512,10 +539,16 @@ func (c *exchangeCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.done == nil {
+		if c.err == nil && c.timed && !time.Now().Before(c.deadline) {
+			c.err = context.DeadlineExceeded
+		}
 		if c.err != nil {
 			c.done = closedChan
 		} else {
 			c.done = make(chan struct{})
+			if c.timed {
+				c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
+			}
 		}
 	}
 	return c.done
@@ -524,6 +557,9 @@ func (c *exchangeCtx) Done() <-chan struct{} {
 func (c *exchangeCtx) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err == nil && c.timed && !time.Now().Before(c.deadline) {
+		c.err = context.DeadlineExceeded
+	}
 	return c.err
 }
 
@@ -536,7 +572,10 @@ func (c *exchangeCtx) cancel(err error) {
 		return
 	}
 	c.err = err
-	if c.done != nil {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.done != nil && c.done != closedChan {
 		close(c.done)
 	}
 }

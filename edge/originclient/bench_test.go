@@ -102,3 +102,32 @@ func BenchmarkDoParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDoMinCompress is BenchmarkDo with both codecs configured as the
+// edge and origin binaries are (wire.DefaultMinCompress): the ~1 KB
+// envelopes travel uncompressed.
+func BenchmarkDoMinCompress(b *testing.B) {
+	o := benchOrigin(b)
+	o.codec = newCodec(b, wire.Config{MinCompress: wire.DefaultMinCompress})
+	d := &countingDialer{}
+	c := newClient(b, o.addr, func(cfg *Config) {
+		cfg.Dial = d.Dial
+		cfg.Codec = newCodec(b, wire.Config{MinCompress: wire.DefaultMinCompress})
+	})
+	req := benchRequest()
+	var resp wire.Response
+	if err := c.Do(time.Now().Add(5*time.Second), req, &resp); err != nil {
+		b.Fatal(err)
+	}
+	sent, recvd := d.sent.Load(), d.recvd.Load()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.Do(time.Now().Add(5*time.Second), req, &resp); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(d.sent.Load()-sent)/float64(b.N), "sent-B/op")
+	b.ReportMetric(float64(d.recvd.Load()-recvd)/float64(b.N), "recv-B/op")
+}

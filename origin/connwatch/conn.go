@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"time"
 )
 
 // ErrStale is what writing a request onto a watched connection returns when
@@ -17,12 +18,17 @@ var ErrStale = errors.New("connwatch: pooled connection closed or not silent")
 // HTTP client pools use theirs, so it needs no locking.
 type conn struct {
 	net.Conn
-	raw     syscall.RawConn
-	reading bool // the last operation was a read: a write starts a request
-	peek    func(fd uintptr) bool
-	dead    bool
-	buf     [1]byte
+	raw      syscall.RawConn
+	reading  bool // the last operation was a read: a write starts a request
+	peek     func(fd uintptr) bool
+	dead     bool
+	buf      [1]byte
+	idle     time.Duration // checked only after this long without a read
+	lastRead time.Duration // when the last read returned bytes, since epoch
 }
+
+// epoch anchors lastRead on the monotonic clock.
+var epoch = time.Now()
 
 // tlsConn keeps a watched TLS connection recognisable as one: fasthttp
 // takes a conn with a Handshake method as TLS already and skips its own
@@ -39,7 +45,15 @@ func (c *tlsConn) Handshake() error { return c.tls.Handshake() }
 // under a *tls.Conn), so that the first Write after a Read fails with
 // ErrStale when sock is not silent at that moment. Where sock cannot be
 // peeked at, it returns c as it is.
-func Watch(c, sock net.Conn) net.Conn {
+func Watch(c, sock net.Conn) net.Conn { return WatchIdle(c, sock, 0) }
+
+// WatchIdle is Watch checking only a connection that sat idle: the first
+// Write after a Read is checked when at least idle has passed since that
+// Read (0 checks every time, as Watch does). For a peer that closes
+// connections only after an idle timeout far longer than idle and never
+// writes past its responses, a connection reused sooner cannot be found
+// stale by the check, which is then a wasted recvfrom per request.
+func WatchIdle(c, sock net.Conn, idle time.Duration) net.Conn {
 	sc, ok := sock.(syscall.Conn)
 	if !ok || !canPeek {
 		return c
@@ -48,7 +62,7 @@ func Watch(c, sock net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	w := &conn{Conn: c, raw: raw}
+	w := &conn{Conn: c, raw: raw, idle: idle}
 	w.peek = func(fd uintptr) bool {
 		w.dead = readable(fd, w.buf[:])
 		return true
@@ -62,8 +76,10 @@ func Watch(c, sock net.Conn) net.Conn {
 func (c *conn) Write(b []byte) (int, error) {
 	if c.reading {
 		c.reading = false
-		if err := c.raw.Read(c.peek); err != nil || c.dead {
-			return 0, ErrStale
+		if c.idle == 0 || time.Since(epoch)-c.lastRead >= c.idle {
+			if err := c.raw.Read(c.peek); err != nil || c.dead {
+				return 0, ErrStale
+			}
 		}
 	}
 	return c.Conn.Write(b)
@@ -73,6 +89,9 @@ func (c *conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
 		c.reading = true
+		if c.idle > 0 {
+			c.lastRead = time.Since(epoch)
+		}
 	}
 	return n, err
 }

@@ -146,3 +146,32 @@ func TestWatchTLSHandshake(t *testing.T) {
 		t.Error("a watched TLS connection lost its Handshake method")
 	}
 }
+
+// TestWatchIdle: with an idle threshold, a connection reused before it has
+// passed is written to without a check, even one that is not silent (the
+// recvfrom is what the threshold saves), and one that sat idle is checked.
+func TestWatchIdle(t *testing.T) {
+	if !canPeek {
+		t.Skip("no MSG_PEEK here")
+	}
+	for _, tc := range []struct {
+		name  string
+		idle  time.Duration
+		stale bool
+	}{
+		{"reused at once", time.Hour, false},
+		{"reused after sitting idle", time.Nanosecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plain, s := pair(t)
+			c := WatchIdle(plain.(*conn).Conn, plain.(*conn).Conn, tc.idle)
+			exchange(t, c, s, "answer")
+			s.Write([]byte("leftover"))
+			waitReadable(t, plain)
+			_, err := c.Write([]byte("next"))
+			if got := errors.Is(err, ErrStale); got != tc.stale {
+				t.Fatalf("write: %v; want stale %v", err, tc.stale)
+			}
+		})
+	}
+}

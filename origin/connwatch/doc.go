@@ -20,7 +20,11 @@
 // on that connection, which a cache would then store under the next URL.
 //
 // The check is one non-blocking recvfrom with MSG_PEEK per request on a
-// reused connection, and allocates nothing. It sees the socket, not what a
+// reused connection, and allocates nothing. WatchIdle skips it for a
+// connection reused soon after its last response, for a peer that closes
+// connections only after a long idle timeout and never writes past its
+// responses: the edge's link to the origin service uses it, the origin's
+// link to applications (which may misbehave) checks every reuse. It sees the socket, not what a
 // TLS layer above it has buffered; a reader that buffers (bufio) must still
 // check its own buffer is empty before it gives a connection back. Bytes
 // that arrive after the peek, while the request is on its way, cannot be

@@ -118,3 +118,23 @@ func BenchmarkExchangeParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExchangeMinCompress is BenchmarkExchange with the sides
+// configured as the edge and origin binaries are (DefaultMinCompress): the
+// small exchange goes uncompressed, the larger ones as before.
+func BenchmarkExchangeMinCompress(b *testing.B) {
+	for _, tc := range exchangeCases() {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := Config{MinCompress: DefaultMinCompress}
+			e := &exchanger{edge: newCodec(b, cfg), origin: newCodec(b, cfg)}
+			e.run(b, tc)
+			b.SetBytes(int64(e.reqSize + e.respCBOR))
+			b.ReportAllocs()
+			for b.Loop() {
+				e.run(b, tc)
+			}
+			b.ReportMetric(float64(len(e.reqBuf)), "req-B/frame")
+			b.ReportMetric(float64(len(e.respBuf)), "resp-B/frame")
+		})
+	}
+}

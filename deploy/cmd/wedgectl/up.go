@@ -320,7 +320,7 @@ func findPlugins() (string, error) {
 }
 
 func startOrigin(key wire.Key, upstream string, log *slog.Logger) (string, func(), error) {
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{key}})
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{key}, MinCompress: wire.DefaultMinCompress})
 	if err != nil {
 		return "", nil, err
 	}

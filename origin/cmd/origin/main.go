@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := wire.Config{Keys: keys, MaxEnvelope: *maxEnvelope}
+	cfg := wire.Config{Keys: keys, MaxEnvelope: *maxEnvelope, MinCompress: wire.DefaultMinCompress}
 	for _, path := range dicts {
 		d, err := os.ReadFile(path)
 		if err != nil {
