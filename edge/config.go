@@ -14,6 +14,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm"
 )
 
 // Config is an edge node's configuration, as its YAML file holds it. Zero
@@ -151,9 +152,23 @@ type PluginConfig struct {
 	// if the plugin were not there).
 	Failure       string `yaml:"failure"`
 	FailureStatus int    `yaml:"failure_status"`
+	// Deadline is the CPU time one call of the plugin may use before it is
+	// stopped (and fails as Failure says), 1ms to 10s. Default 100ms.
+	Deadline Duration `yaml:"deadline"`
+	// MemoryBytes caps the linear memory of each of the plugin's
+	// instances, in bytes (rounded down to 64 KiB pages), from 64 KiB to
+	// the node's 64 MiB, the default. An instance growing past 3/4 of it is
+	// replaced between calls; a call that needs more than all of it fails.
+	MemoryBytes int `yaml:"memory_bytes"`
 
 	config []byte // Config as JSON
 }
+
+// Bounds of a plugin's deadline.
+const (
+	minPluginDeadline = time.Millisecond
+	maxPluginDeadline = 10 * time.Second
+)
 
 // Duration is a time.Duration written as "10s" in YAML.
 type Duration time.Duration
@@ -320,6 +335,13 @@ func (c *Config) check() error {
 			}
 			if p.FailureStatus < 200 || p.FailureStatus > 599 {
 				return fmt.Errorf("route %q: plugin %s: failure_status %d", r.Name, p.Name, p.FailureStatus)
+			}
+			if d := time.Duration(p.Deadline); d != 0 && (d < minPluginDeadline || d > maxPluginDeadline) {
+				return fmt.Errorf("route %q: plugin %s: deadline %v: want %v to %v", r.Name, p.Name, d, minPluginDeadline, maxPluginDeadline)
+			}
+			if p.MemoryBytes != 0 && (p.MemoryBytes < 64<<10 || p.MemoryBytes > wasm.DefaultMemoryLimit) {
+				return fmt.Errorf("route %q: plugin %s: memory_bytes %d: want 65536 (64 KiB) to %d (64 MiB)",
+					r.Name, p.Name, p.MemoryBytes, wasm.DefaultMemoryLimit)
 			}
 			var err error
 			if p.config, err = pluginJSON(p.Config); err != nil {

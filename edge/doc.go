@@ -16,8 +16,12 @@
 //	    path: /
 //	    origin: app
 //	    chain:
-//	      - {file: auth.wasm, config: {realm: api}}
-//	      - {file: cache.wasm, failure: open}
+//	      - {file: auth.wasm, config: {realm: api}, deadline: 20ms}
+//	      - {file: cache.wasm, failure: open, memory_bytes: 33554432}
+//
+// A chain step may set the plugin's deadline (CPU time per call, default
+// 100ms) and memory_bytes (linear memory per instance, default and at most
+// 64 MiB) for that route; see PluginConfig.
 //
 // Routing matches the path as fasthttp normalizes it (percent-decoded, "//",
 // "." and ".." resolved), while plugins and the origin get the path as sent.

@@ -115,6 +115,8 @@ type loaded struct {
 type modKey struct {
 	name, version, digest, policy string
 	config                        [32]byte
+	deadline                      Duration
+	memory                        int
 }
 
 // choose picks the version a request runs: the pinned one if the request
@@ -283,13 +285,15 @@ func (n *Node) loadVersion(ctx context.Context, g *generation, pc *PluginConfig,
 	if pc.Failure == "open" {
 		policy = wasm.FailOpen()
 	}
-	key := modKey{name: pc.Name, version: version, digest: digest, policy: policy.String(), config: sha256.Sum256(config)}
+	key := modKey{name: pc.Name, version: version, digest: digest, policy: policy.String(), config: sha256.Sum256(config),
+		deadline: pc.Deadline, memory: pc.MemoryBytes}
 	if l, ok := g.loaded[key]; ok {
 		return l, nil
 	}
 	l := n.mods[key]
 	if l == nil || !l.m.Ref() {
-		m, err := n.rt.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: config, Policy: policy})
+		m, err := n.rt.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: config, Policy: policy,
+			Timeout: time.Duration(pc.Deadline), MemoryLimit: uint32(pc.MemoryBytes)})
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
 		}

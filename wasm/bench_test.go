@@ -13,6 +13,7 @@ import (
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
+	"github.com/talowa/wedge/wasm/internal/wasmbin"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
@@ -50,6 +51,28 @@ func BenchmarkCallNoop(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if act, err := m.OnRequest(x); err != nil || act != abi.ActionContinue {
+			b.Fatal(act, err)
+		}
+	}
+}
+
+// BenchmarkCallBare is the host's share of BenchmarkCallNoop: the same call
+// on a hand-made module whose on_request only returns, so what is left is
+// the pool, the deadline, the metrics and wazero's entry and exit, without
+// the Go guest runtime's export wrapper.
+func BenchmarkCallBare(b *testing.B) {
+	funcs, exports := abiExports("")
+	for i := range exports {
+		exports[i].Index = uint32(i)
+	}
+	m := wasmbin.Module{Funcs: funcs, Exports: append(exports, wasmbin.Export{Name: "memory", Memory: true}),
+		Memory: &wasmbin.Limits{Min: 1}}
+	rt := wasmtest.NewRuntime(b, wasm.NewConfig())
+	p := wasmtest.LoadSpec(b, rt, wasm.Spec{Name: "bare", Version: "bench", Binary: m.Encode()})
+	x := &host.MemExchange{}
+	b.ReportAllocs()
+	for b.Loop() {
+		if act, err := p.OnRequest(x); err != nil || act != abi.ActionContinue {
 			b.Fatal(act, err)
 		}
 	}

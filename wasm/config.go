@@ -70,6 +70,7 @@ func (c Config) WithCompilationCache(dir string) Config { c.cacheDir = dir; retu
 
 // WithMemoryLimit caps each instance's linear memory at bytes (rounded down
 // to 64 KiB pages) and recycles an instance once it has grown past 3/4 of it.
+// Spec.MemoryLimit may lower it for one version.
 func (c Config) WithMemoryLimit(bytes uint32) Config {
 	c.memoryLimit = max(bytes/wasmPage, 1)
 	c.recycleBytes = c.memoryLimit * wasmPage / 4 * 3
@@ -79,7 +80,8 @@ func (c Config) WithMemoryLimit(bytes uint32) Config {
 // WithRecycleAt recycles an instance whose linear memory grew past bytes.
 func (c Config) WithRecycleAt(bytes uint32) Config { c.recycleBytes = bytes; return c }
 
-// WithTimeout sets the default per-call deadline; Spec.Timeout overrides it.
+// WithTimeout sets the default per-call deadline, in CPU time used by the
+// call; Spec.Timeout overrides it.
 func (c Config) WithTimeout(d time.Duration) Config { c.timeout = d; return c }
 
 // WithInitTimeout bounds a new instance's start-up: the Go runtime's

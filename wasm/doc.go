@@ -30,7 +30,12 @@
 //     return to the host every few thousand loop iterations (wasmbin), which
 //     ends a runaway call and keeps the Go scheduler in control; measured at
 //     1.08x on a JWT-checking Go guest, against 4-7x for wazero's
-//     context-driven interruption.
+//     context-driven interruption. The deadline counts the CPU time the call
+//     used, so a busy machine does not kill calls that merely waited for a
+//     core; the monotonic clock decides when the dearer thread CPU clock is
+//     worth reading (instance.overtime).
+//   - Each version has its own deadline and memory limit (Spec), the
+//     runtime's by default.
 //   - Any failure discards the instance (its state is unknown), replaces it
 //     in the background and hands the request the plugin's failure policy.
 //   - Calls allocate nothing on the host; call statistics are kept per

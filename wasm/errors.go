@@ -22,7 +22,8 @@ const (
 	// KindTrap: the guest trapped (unreachable, out-of-bounds access, an
 	// invalid argument to a host function such as an out-of-range pointer).
 	KindTrap Kind = iota + 1
-	// KindTimeout: the call ran past its deadline and was interrupted.
+	// KindTimeout: the call used its deadline's worth of CPU time (or
+	// slept past it) and was interrupted.
 	KindTimeout
 	// KindExit: the guest exited (a Go panic ends in proc_exit(2)).
 	KindExit

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -38,11 +39,21 @@ type instance struct {
 
 	onRequest, onResponse api.Function
 
-	// deadline is the nanotime the running call must end by; work counts
-	// host work towards the next deadline check. Only the goroutine running
-	// the call uses them: in yield, sleep and charge.
-	deadline int64
-	work     int
+	// The running call's deadline (see overtime). Only the goroutine
+	// running the call uses these: in invoke, yield, sleep and charge.
+	//
+	// start is the nanotime the call began and budget its deadline, in ns of
+	// CPU time. deadline is the nanotime of the next check: until then the
+	// call cannot have used its budget, so no clock but the cheap monotonic
+	// one is read. cpuBase is the thread's CPU clock at the first check and
+	// cpuLeft the budget left then; locked says the goroutine is locked to
+	// its thread since that check. wall says deadline is the end of the
+	// budget on the wall clock: there is no thread clock to read. work
+	// counts host work towards the next check.
+	start, budget, deadline int64
+	cpuBase, cpuLeft        int64
+	locked, wall            bool
+	work                    int
 	// live is set once the instance counts in the instances gauge; memSize
 	// is what it last added to the memory gauge.
 	live    bool
@@ -67,8 +78,8 @@ func charge(ctx context.Context, units int) abi.Host {
 	}
 	if i.work += units; i.work >= hostWorkCheck {
 		i.work = 0
-		if nanotime() > i.deadline {
-			panic(errDeadline)
+		if now := nanotime(); now > i.deadline {
+			i.overtime(now)
 		}
 	}
 	return &i.hc
@@ -101,15 +112,87 @@ var errDeadline = errors.New("call deadline exceeded")
 // runs out (see wasmbin.Instrument). Returning to Go here is also what lets
 // the Go scheduler preempt a long-running guest.
 func yield(ctx context.Context, _ api.Module, _ []uint64) {
-	if nanotime() > ctx.(*instance).deadline {
-		panic(errDeadline)
+	i := ctx.(*instance)
+	if now := nanotime(); now > i.deadline {
+		i.overtime(now)
 	}
 }
 
-// sleep serves the guest's WASI sleeps: up to the call's deadline, where the
-// call ends.
+// arm starts the deadline of a call beginning at now. With a thread clock
+// the first check comes at half the budget: that far into a call no thread
+// can have spent more than half of it.
+func (i *instance) arm(now int64, budget time.Duration) {
+	i.start, i.budget, i.wall = now, int64(budget), !haveThreadClock
+	i.deadline = now + i.budget/2
+	if i.wall {
+		i.deadline = now + i.budget
+	}
+}
+
+// overtime is the deadline check of a call past its next check time on the
+// wall clock. It ends the call (panics with errDeadline) once the call has
+// used its budget of CPU time, and otherwise sets the next check time.
+//
+// # Why CPU time, and why this way
+//
+// On a busy machine a call waits for a core: on the wall clock, calls that
+// needed microseconds of CPU were killed at a 100 ms deadline, and their
+// instances (milliseconds of CPU each to replace) with them. What a deadline
+// is for is stopping a guest that computes too long, so it counts CPU.
+//
+// Reading a thread's CPU clock is a system call, dearer than a whole plugin
+// call, so the cheap monotonic clock decides when to look: a call cannot use
+// more CPU than wall time has passed. The first look comes at half the
+// budget on the wall clock. A guest that runs reaches a check within
+// microseconds of it being due (every few thousand loop iterations, or
+// hostWorkCheck units of host work), so what passed between the due time
+// and the check is time the call did not run: it has used at most half its
+// budget, and may use the other half from here on. So a runaway stops
+// having used its budget of CPU, as it did on the wall clock when it had a
+// core to itself, while a call that waited for a core only pays for what it
+// ran.
+//
+// From the first look on, the goroutine stays locked to its thread until
+// the call ends: a goroutine can move to another thread at any host call,
+// and then the difference of two readings would be two threads' time, some
+// of it other goroutines'. A locked thread runs this goroutine only. Later
+// looks come no earlier than the rest of the budget could be used up.
+//
+// Time a call spends blocked in a host function does not count either, so
+// host functions must bound their own waits; a guest's own sleeps do count
+// (see sleep).
+func (i *instance) overtime(now int64) {
+	if i.wall {
+		panic(errDeadline)
+	}
+	if !i.locked {
+		runtime.LockOSThread()
+		i.locked = true
+		cpu, ok := threadCPU()
+		if !ok { // the wall clock it is
+			i.wall, i.deadline = true, i.start+i.budget
+			return
+		}
+		i.cpuBase, i.cpuLeft = cpu, i.budget-i.budget/2
+		i.deadline = now + i.cpuLeft
+		return
+	}
+	cpu, ok := threadCPU()
+	if !ok {
+		panic(errDeadline)
+	}
+	left := i.cpuLeft - (cpu - i.cpuBase)
+	if left <= 0 {
+		panic(errDeadline)
+	}
+	i.deadline = now + left
+}
+
+// sleep serves the guest's WASI sleeps, on the wall clock: a sleep is
+// waiting the guest asked for, not waiting for a core, so it counts in full
+// against the budget, and a sleep past the end of it ends the call.
 func (i *instance) sleep(ns int64) {
-	left := i.deadline - nanotime()
+	left := i.start + i.budget - nanotime()
 	time.Sleep(time.Duration(min(ns, max(left, 0))))
 	if ns >= left {
 		panic(errDeadline)
@@ -130,7 +213,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		WithRandSource(rand.Reader).
 		WithStdout(&inst.out).
 		WithStderr(&inst.out)
-	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, mmapAllocator), m.compiled, cfg)
+	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: plugin %s: instantiate: %v", ErrInvalidModule, m.id(), err)
 	}
@@ -140,12 +223,12 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.onResponse = mod.ExportedFunction(abi.ExportOnResponse)
 	initTimeout := max(m.timeout, m.rt.cfg.initTimeout)
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		if _, ce := inst.invoke(init, abi.PhaseConfigure, nil, initTimeout); ce != nil {
+		if _, ce := inst.invoke(init, abi.PhaseConfigure, nil, initTimeout, nanotime()); ce != nil {
 			inst.close()
 			return nil, fmt.Errorf("%w: %w", ErrConfigure, ce)
 		}
 	}
-	res, ce := inst.invoke(mod.ExportedFunction(abi.ExportConfigure), abi.PhaseConfigure, nil, initTimeout)
+	res, ce := inst.invoke(mod.ExportedFunction(abi.ExportConfigure), abi.PhaseConfigure, nil, initTimeout, nanotime())
 	if ce == nil && res < 0 {
 		ce = &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: "configure", Kind: KindGuest,
 			Detail: cmpOr(inst.hc.ErrorMessage(), fmt.Sprintf("configure returned %d", res))}
@@ -162,15 +245,20 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// invoke runs fn under the deadline. Any error leaves the instance in an
-// unknown state: the caller discards it.
-func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, timeout time.Duration) (int32, *CallError) {
+// invoke runs fn under a deadline of timeout from now, which the caller
+// read: the call path has just read the clock. Any error leaves the
+// instance in an unknown state: the caller discards it.
+func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, timeout time.Duration, now int64) (int32, *CallError) {
 	i.hc.Reset(i.m.env, phase, ex)
 	i.out.reset()
 	i.stack[0] = 0
-	i.deadline = nanotime() + int64(timeout)
+	i.arm(now, timeout)
 	err := fn.CallWithStack(i, i.stack[:])
 	i.hc.Release()
+	if i.locked {
+		i.locked = false
+		runtime.UnlockOSThread()
+	}
 	if err == nil {
 		return int32(i.stack[0]), nil
 	}
@@ -194,7 +282,7 @@ func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, ti
 // failed memory.grow is not a trap, so the guest's allocator reports it (a Go
 // guest prints "out of memory" and exits).
 func (i *instance) nearMemoryLimit() bool {
-	limit := uint64(i.m.rt.cfg.memoryLimit) * wasmPage
+	limit := uint64(i.m.memLimit) * wasmPage
 	return i.mem != nil && uint64(i.mem.Size()) >= limit/8*7 ||
 		bytes.Contains(i.out.buf, []byte("out of memory"))
 }

@@ -4,6 +4,8 @@ package wasm
 
 import "github.com/tetratelabs/wazero/experimental"
 
-var mmapAllocator experimental.MemoryAllocator = experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
-	return &sliceMemory{max: max}
-})
+func mmapAllocator(limit uint64) experimental.MemoryAllocator {
+	return experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
+		return &sliceMemory{max: min(max, limit)}
+	})
+}

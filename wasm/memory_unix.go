@@ -8,7 +8,9 @@ import (
 )
 
 // mmapAllocator backs each instance's linear memory with its own anonymous
-// mapping of the memory limit.
+// mapping of its memory limit: the memory's declared maximum, at most limit
+// bytes. limit is the module's own, which may be below the runtime's (the
+// one wazero enforces, for all modules); memory.grow past it fails alike.
 //
 // # Why
 //
@@ -20,13 +22,16 @@ import (
 //
 // Unmapping is safe because an instance is only closed when no call runs on
 // it (the pool holds it, or Runtime.Close found no module in use).
-var mmapAllocator experimental.MemoryAllocator = experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
-	b, err := unix.Mmap(-1, 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
-	if err != nil {
-		return &sliceMemory{max: max}
-	}
-	return &mmapMemory{b: b}
-})
+func mmapAllocator(limit uint64) experimental.MemoryAllocator {
+	return experimental.MemoryAllocatorFunc(func(_, max uint64) experimental.LinearMemory {
+		max = min(max, limit)
+		b, err := unix.Mmap(-1, 0, int(max), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_NORESERVE)
+		if err != nil {
+			return &sliceMemory{max: max}
+		}
+		return &mmapMemory{b: b}
+	})
+}
 
 type mmapMemory struct{ b []byte }
 

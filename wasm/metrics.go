@@ -124,12 +124,15 @@ type callStats struct {
 	buckets [len(callBuckets)]atomic.Uint64 // non-cumulative
 }
 
+// observe counts one call. Only the goroutine holding the instance writes
+// its stats, so a load and a store do: a locked add would cost more than
+// the rest of the bookkeeping, and atomics keep the scrape's reads sound.
 func (s *callStats) observe(ns int64) {
-	s.count.Add(1)
-	s.sumNs.Add(uint64(ns))
+	s.count.Store(s.count.Load() + 1)
+	s.sumNs.Store(s.sumNs.Load() + uint64(ns))
 	for i, le := range callBuckets {
 		if ns <= le {
-			s.buckets[i].Add(1)
+			s.buckets[i].Store(s.buckets[i].Load() + 1)
 			return
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -32,9 +33,14 @@ type Spec struct {
 	Config []byte
 	// Policy is what a request gets when the plugin fails.
 	Policy Policy
-	// PoolSize and Timeout override the runtime's defaults when non-zero.
-	PoolSize int
-	Timeout  time.Duration
+	// PoolSize, Timeout (the deadline of a call, in CPU time) and
+	// MemoryLimit (bytes of linear memory per instance, rounded down to 64
+	// KiB pages) override the runtime's defaults when non-zero. MemoryLimit
+	// may only lower the runtime's; an instance is recycled past 3/4 of it,
+	// or at the runtime's mark if that is lower.
+	PoolSize    int
+	Timeout     time.Duration
+	MemoryLimit uint32
 }
 
 // Policy is a plugin's failure policy: what a request gets when the plugin
@@ -82,11 +88,16 @@ type Module struct {
 	compiled wazero.CompiledModule
 	env      *host.Env
 	timeout  time.Duration
-	features abi.Feature
-	failResp *host.StoredResponse
-	pool     *pool
-	m        moduleMetrics
-	calls    moduleCalls
+	// memLimit (pages) and recycleBytes are the runtime's or Spec's; alloc
+	// holds instances to memLimit.
+	memLimit     uint32
+	recycleBytes uint32
+	alloc        experimental.MemoryAllocator
+	features     abi.Feature
+	failResp     *host.StoredResponse
+	pool         *pool
+	m            moduleMetrics
+	calls        moduleCalls
 
 	refs      atomic.Int64
 	closeOnce sync.Once
@@ -177,18 +188,39 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	if spec.PoolSize < 0 || spec.Timeout < 0 {
 		return nil, fmt.Errorf("%w: plugin %s: negative pool size or timeout", ErrInvalidModule, id)
 	}
+	memLimit, recycle := r.cfg.memoryLimit, r.cfg.recycleBytes
+	if spec.MemoryLimit > 0 {
+		if spec.MemoryLimit < wasmPage || spec.MemoryLimit/wasmPage > r.cfg.memoryLimit {
+			return nil, fmt.Errorf("%w: plugin %s: memory limit of %d bytes: want 64 KiB to the runtime's %d MiB",
+				ErrInvalidModule, id, spec.MemoryLimit, uint64(r.cfg.memoryLimit)*wasmPage>>20)
+		}
+		memLimit = spec.MemoryLimit / wasmPage
+		recycle = min(recycle, memLimit*wasmPage/4*3)
+	}
 	sum := sha256.Sum256(spec.Binary)
 	compiled, err := r.prepare(ctx, id, spec.Binary)
 	if err != nil {
 		return nil, err
 	}
+	// An instance must get its declared minimum, or wazero panics when the
+	// allocator refuses it.
+	for _, mem := range compiled.ExportedMemories() {
+		if mem.Min() > memLimit {
+			compiled.Close(ctx)
+			return nil, fmt.Errorf("%w: plugin %s: declares %d KiB of memory at start, more than its limit of %d KiB",
+				ErrInvalidModule, id, uint64(mem.Min())*wasmPage>>10, uint64(memLimit)*wasmPage>>10)
+		}
+	}
 	m := &Module{
-		rt:       r,
-		spec:     spec,
-		digest:   hex.EncodeToString(sum[:]),
-		compiled: compiled,
-		timeout:  cmpOr(spec.Timeout, r.cfg.timeout),
-		done:     make(chan struct{}),
+		rt:           r,
+		spec:         spec,
+		digest:       hex.EncodeToString(sum[:]),
+		compiled:     compiled,
+		timeout:      cmpOr(spec.Timeout, r.cfg.timeout),
+		memLimit:     memLimit,
+		recycleBytes: recycle,
+		alloc:        mmapAllocator(uint64(memLimit) * wasmPage),
+		done:         make(chan struct{}),
 		env: &host.Env{
 			Plugin:      spec.Name,
 			Version:     spec.Version,

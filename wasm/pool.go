@@ -102,10 +102,8 @@ func (p *pool) take() *instance {
 	return nil
 }
 
-func (p *pool) get(wait time.Duration) (*instance, error) {
-	if i := p.take(); i != nil {
-		return i, nil
-	}
+// wait waits up to wait for an instance, when take found none.
+func (p *pool) wait(wait time.Duration) (*instance, error) {
 	p.waiters.Add(1)
 	defer p.waiters.Add(-1)
 	t := time.NewTimer(wait)
@@ -189,17 +187,24 @@ func (p *pool) close() {
 func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 	ph := phaseIndex(phase)
 	errs := &m.m.errors[ph]
+	// One clock reading serves the duration metric and the deadline, unless
+	// the call had to wait for an instance: the deadline is the guest's.
 	start := nanotime()
-	inst, err := m.pool.get(m.timeout)
-	if err != nil {
-		errs[KindBusy].Inc()
-		return 0, &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindBusy, Err: err}
+	begin := start
+	inst := m.pool.take()
+	if inst == nil {
+		var err error
+		if inst, err = m.pool.wait(m.timeout); err != nil {
+			errs[KindBusy].Inc()
+			return 0, &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindBusy, Err: err}
+		}
+		begin = nanotime()
 	}
 	fn := inst.onRequest
 	if phase == abi.PhaseResponse {
 		fn = inst.onResponse
 	}
-	act, cerr := inst.invoke(fn, phase, ex, m.timeout)
+	act, cerr := inst.invoke(fn, phase, ex, m.timeout, begin)
 	inst.calls[ph].observe(nanotime() - start)
 	if cerr != nil {
 		errs[cerr.Kind].Inc()
@@ -221,7 +226,7 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 		gerr = &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindGuest, Detail: detail}
 	}
 	switch {
-	case inst.trackMemory() > m.rt.cfg.recycleBytes:
+	case inst.trackMemory() > m.recycleBytes:
 		m.pool.discard(inst, "recycle")
 	default:
 		m.pool.put(inst)

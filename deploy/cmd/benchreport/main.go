@@ -316,7 +316,7 @@ func (r *report) capacity(w io.Writer, m model) {
 		}
 	}
 	if any {
-		p("**Under paced load.** `deploy/cmd/loadgen` sends cache hits on a fixed schedule (open loop: latency counts from when a request was due, so queueing shows) at 50%% and 90%% of the full chain's measured maximum (its median cache-hit req/s above); nginx gets the same rates for reference.\n\n")
+		p("**Under paced load.** `deploy/cmd/loadgen` sends cache hits on a fixed schedule (open loop: latency counts from when a request was due, so queueing shows, and failed requests count with their time to failure) at 50%% and 90%% of the full chain's measured maximum (its median cache-hit req/s above); nginx gets the same rates for reference.\n\n")
 		p("| target | level | target req/s | achieved req/s | p50 | p90 | p99 | p99.9 | errors |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, t := range []string{"wedge", "nginx"} {
 			for _, l := range levels {

@@ -8,9 +8,19 @@
 //	loadgen -url http://127.0.0.1:18105/bench -H 'Host: full' -rate 20000 -d 10s
 //	loadgen -url http://127.0.0.1:18105/bench -hold 19000 -pid 1234 -rate 10000 -d 10s
 //
+// Every request due counts in the latency percentiles, failed ones too,
+// with the time they took to fail: leaving them out would make an
+// overloaded server's tail look better than a healthy one's. A request the
+// generator could not start on time (every connection busy) counts from its
+// due time all the same, and is also counted as late.
+//
 // It prints one line of key=value pairs (latencies in microseconds) for
-// scripts to read. Every run is bounded: -n requests at most, -d of sending,
-// and each response waits -timeout at most.
+// scripts to read: target_rate, sent, ok, wrong_status, errors (requests
+// that got no response), achieved (responses per second), p50_us, p90_us,
+// p99_us, p999_us and max_us over every request sent, late (requests
+// started more than 1 ms after they were due) and lag_max_us (the most any
+// request started after its due time). Every run is bounded: -n requests at
+// most, -d of sending, and each response waits -timeout at most.
 package main
 
 import (
@@ -146,6 +156,10 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// lateAfter is how long after its due time a request may start and still
+// be on time: the dispatcher hands out due times every 100 us or so.
+const lateAfter = time.Millisecond
+
 // paced sends requests on a fixed schedule and returns its summary line.
 // The dispatcher hands out due times; a request's latency counts from its
 // due time, so time spent waiting for a free connection is latency too.
@@ -155,8 +169,9 @@ func paced(o options) string {
 	interval := time.Duration(float64(time.Second) / o.rate)
 	total := min(o.n, int(o.dur/interval)+1)
 	due := make(chan time.Time, min(total, 1<<16))
-	var ok, wrong, failed atomic.Int64
+	var ok, wrong, failed, late atomic.Int64
 	lats := make([][]time.Duration, o.conns)
+	lags := make([]time.Duration, o.conns)
 	var last atomic.Int64
 	var wg sync.WaitGroup
 	start := time.Now().Add(10 * time.Millisecond)
@@ -172,8 +187,14 @@ func paced(o options) string {
 			}
 			mine := make([]time.Duration, 0, total/o.conns+16)
 			for t := range due {
+				if lag := time.Since(t); lag > lateAfter {
+					late.Add(1)
+					lags[w] = max(lags[w], lag)
+				}
 				err := hc.DoTimeout(req, resp, o.timeout)
 				now := time.Now()
+				// A failure counts too, with the time it took to fail.
+				mine = append(mine, now.Sub(t))
 				switch {
 				case err != nil:
 					failed.Add(1)
@@ -183,7 +204,6 @@ func paced(o options) string {
 				default:
 					ok.Add(1)
 				}
-				mine = append(mine, now.Sub(t))
 				last.Store(now.UnixNano())
 			}
 			lats[w] = mine
@@ -217,10 +237,11 @@ func paced(o options) string {
 	elapsed := time.Duration(last.Load() - start.UnixNano())
 	achieved := 0.0
 	if elapsed > 0 {
-		achieved = float64(len(all)) / elapsed.Seconds()
+		achieved = float64(ok.Load()+wrong.Load()) / elapsed.Seconds()
 	}
-	return fmt.Sprintf("target_rate=%.0f sent=%d ok=%d wrong_status=%d errors=%d achieved=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d",
-		o.rate, sent, ok.Load(), wrong.Load(), failed.Load(), achieved, q(0.50), q(0.90), q(0.99), q(0.999), q(1))
+	return fmt.Sprintf("target_rate=%.0f sent=%d ok=%d wrong_status=%d errors=%d achieved=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d late=%d lag_max_us=%d",
+		o.rate, sent, ok.Load(), wrong.Load(), failed.Load(), achieved, q(0.50), q(0.90), q(0.99), q(0.999), q(1),
+		late.Load(), slices.Max(lags).Microseconds())
 }
 
 // heldConn is one idle keep-alive connection and its reader.

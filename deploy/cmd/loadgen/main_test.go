@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -70,6 +73,79 @@ func TestCountsWrongStatus(t *testing.T) {
 	m := runKV(t, "-url", url, "-H", "Host: hit", "-H", "X-Token: t", "-rate", "1000", "-d", "100ms", "-n", "50")
 	if m["sent"] != 50 || m["wrong_status"] != 50 || m["ok"] != 0 {
 		t.Fatalf("sent %v wrong %v ok %v, want 50 requests, all the wrong status", m["sent"], m["wrong_status"], m["ok"])
+	}
+}
+
+// TestCountsFailuresInLatency: requests that fail count in the percentiles
+// with at least their time to failure. The server takes requests and never
+// answers, so every request times out.
+func TestCountsFailuresInLatency(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go io.Copy(io.Discard, c) // read the requests, answer none
+		}
+	}()
+	const timeout = 200 * time.Millisecond
+	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "100", "-d", "50ms", "-c", "4",
+		"-timeout", timeout.String())
+	if m["sent"] != 6 || m["errors"] != 6 {
+		t.Fatalf("sent %v errors %v, want 6 requests, all failed", m["sent"], m["errors"])
+	}
+	if m["p50_us"] < float64(timeout.Microseconds()) || m["max_us"] < m["p50_us"] {
+		t.Fatalf("p50 %v us, max %v us: failed requests must count their %v to failure", m["p50_us"], m["max_us"], timeout)
+	}
+	if m["achieved"] != 0 {
+		t.Errorf("achieved %v req/s with no response", m["achieved"])
+	}
+}
+
+// TestCountsLateFromSchedule: with one connection and a server that holds
+// the first request 200 ms, every later request starts late; each counts
+// from when it was due, and is counted late.
+func TestCountsLateFromSchedule(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first sync.Once
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		first.Do(func() { time.Sleep(200 * time.Millisecond) }) // the stall under test
+	}}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	// 100 ms at 200/s: 21 due times, all but the first due before the
+	// first response.
+	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "200", "-d", "100ms", "-c", "1")
+	if m["sent"] != 21 || m["ok"] != 21 {
+		t.Fatalf("sent %v ok %v, want 21 answered", m["sent"], m["ok"])
+	}
+	if m["late"] < 20 || m["lag_max_us"] < 100_000 {
+		t.Fatalf("late %v, lag_max %v us: want the 20 requests queued behind the stall late, by 100 ms or more", m["late"], m["lag_max_us"])
+	}
+	// The median request was due at 50 ms and started after 200 ms.
+	if m["p50_us"] < 150_000 {
+		t.Fatalf("p50 %v us: a late request must count from its due time", m["p50_us"])
 	}
 }
 

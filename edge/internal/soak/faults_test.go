@@ -13,9 +13,9 @@ import (
 	"github.com/talowa/wedge/wasm"
 )
 
-// The edge config has no per-plugin timeout or memory limit: routes run
-// with the wasm runtime's defaults, wasm.DefaultTimeout (100 ms) and
-// wasm.DefaultMemoryLimit (64 MiB). Both are small enough for this test:
+// The routes here set no per-plugin deadline or memory limit: they run
+// with the wasm runtime's defaults, wasm.DefaultTimeout (100 ms of CPU
+// time) and wasm.DefaultMemoryLimit (64 MiB). Both are small enough for this test:
 // a runaway costs 100 ms and a blow-up touches at most 64 MiB.
 const (
 	pluginTimeout = wasm.DefaultTimeout

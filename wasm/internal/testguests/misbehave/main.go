@@ -1,9 +1,10 @@
 // Command misbehave fails on purpose. Its config names a failure for the
 // configure phase ("configure:loop"); a request names one with its
-// X-Misbehave header ("request:trap", "response:grow"). Without either it
-// behaves, answering 204 with X-Instance naming its instance and X-Config
-// echoing its config, so tests see the host still serving, instances being
-// replaced and which version answered.
+// X-Misbehave header ("request:trap", "response:grow"). Without either, or
+// with a mode that ends well ("request:hostwait"), it behaves, answering 204
+// with X-Instance naming its instance and X-Config echoing its config, so
+// tests see the host still serving, instances being replaced and which
+// version answered.
 package main
 
 import (
@@ -53,6 +54,19 @@ func misbehave(mode string) (sdk.Action, bool) {
 		for {
 			sdk.Digest(abi.DigestSHA512, nil, buf)
 		}
+	case "hostwait": // slow only for waiting in host calls: a busy machine
+		for range 4 {
+			hostWait()
+			for range 1 << 14 { // loop headers: deadline checks
+				counter++
+			}
+		}
+		return 0, false
+	case "hostwaitloop": // waits in a host call, then runs away
+		hostWait()
+		for {
+			counter++
+		}
 	case "oob": // a host call with a buffer outside linear memory
 		bad := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&anchor), 1<<31)), 64)
 		hostcall.HeaderGet(abi.MsgRequest, []byte("X-Misbehave"), bad)
@@ -67,6 +81,12 @@ func misbehave(mode string) (sdk.Action, bool) {
 		return sdk.Continue, true
 	}
 	return 0, false
+}
+
+// hostWait makes a host call that the test's rate limiter answers slowly,
+// without using CPU: what a guest sees when its thread waits for a core.
+func hostWait() {
+	sdk.Limit{Count: 1, Period: time.Second}.Take([]byte("misbehave-wait"), 1)
 }
 
 func (p *plugin) Configure(cfg []byte) error {
