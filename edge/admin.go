@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
 )
 
 // AdminHandler serves the admin API:
@@ -107,17 +108,13 @@ func (n *Node) notReady() []string {
 	return problems
 }
 
-// urlKey is the cache plugin's primary key for an absolute URL: key format
-// "wc1", as plugins/cache documents it (cacheKey there). Purging it makes
-// every Vary variant of the URL unreachable too.
+// urlKey is the cache plugin's primary key for an absolute URL
+// (httpcache.Key, which the plugin and the host build keys with). Purging
+// it makes every Vary variant of the URL unreachable too.
 func urlKey(raw string) ([]byte, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("url %q: want an absolute http(s) URL", raw)
 	}
-	k := "wc1\x00" + u.Scheme + "://" + strings.ToLower(u.Host) + u.EscapedPath()
-	if u.RawQuery != "" {
-		k += "?" + u.RawQuery
-	}
-	return []byte(k), nil
+	return httpcache.AppendKey(nil, u.Scheme, u.Host, u.EscapedPath(), u.RawQuery), nil
 }

@@ -25,10 +25,10 @@ type exchange struct {
 	host.MemExchange
 	wreq    wire.Request
 	wresp   wire.Response
-	held    []*loaded          // the version of each plugin of the chain this request runs
-	failed  uint64             // bit i: held[i] failed
-	pending []host.HeaderField // the request phase's response fields
-	loaded  []byte             // the body LoadResponse last put in the response
+	held    []*loaded    // the version of each plugin of the chain this request runs
+	failed  uint64       // bit i: held[i] failed
+	pending host.Pending // fields request phases left on their answers
+	loaded  []byte       // the body LoadResponse last put in the response
 }
 
 // LoadResponse records which body is a stored one (the cache's, shared
@@ -50,12 +50,9 @@ func (x *exchange) sharedBody() bool {
 }
 
 func (x *exchange) reset() {
-	x.Req = host.Request{Header: host.Header{Fields: x.Req.Header.Fields[:0]}}
-	// The body is never reused: a cached response loaded into the
-	// exchange shares its body with the cache.
-	x.Resp = host.Response{Header: host.Header{Fields: x.Resp.Header.Fields[:0]}}
+	x.MemExchange.Reset()
 	x.loaded = nil
-	x.Vals.Reset()
+	x.pending.Reset()
 }
 
 // serve is the request path: route, plugin chain (request phase in order),
@@ -115,17 +112,16 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 			answered = true
 			break
 		}
+		x.pending.Continued(ran-1, &x.Resp)
 	}
 	if !answered {
-		// Headers plugins put on the response before the origin answered
-		// are added to the origin's response (ABI: response phase).
-		x.pending = append(x.pending[:0], x.Resp.Header.Fields...)
 		rt.origin.exchange(n, &x.Req, &x.Vals, &x.wreq, &x.wresp, &x.Resp)
 		n.interim(ctx, &x.wresp)
-		x.Resp.Header.Fields = append(x.Resp.Header.Fields, x.pending...)
-		clear(x.pending)
 	}
 	for i := ran - 1; i >= 0; i-- {
+		// Fields plugin i left on its answer when it continued join the
+		// response at its place (ABI section 4; the same in host.RunChain).
+		x.pending.Apply(i, &x.Resp)
 		if err := x.held[i].m.OnResponse(x); err != nil {
 			x.fail(i)
 			n.pluginError(rt, x.held[i].m, abi.PhaseResponse, err)

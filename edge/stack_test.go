@@ -220,3 +220,48 @@ func TestStackCache(t *testing.T) {
 		t.Fatalf("after purging its URL /fresh is still cached: %q", cs)
 	}
 }
+
+// TestStackRateLimitFieldsOnHits: the rate limiter puts its RateLimit
+// fields on the response in its request phase and has no response phase.
+// They reach the client whether the origin answered or the cache plugin
+// behind it served a hit, each time the requesting client's own count, and
+// the cache never stores them (ABI section 4): a stored copy would come
+// back on a later hit next to that client's fields.
+func TestStackRateLimitFieldsOnHits(t *testing.T) {
+	n, a := startStack(t)
+	get := func(user string) (string, []string, []string) {
+		t.Helper()
+		st, h, _ := n.do(t, "GET", "x", "/fresh", nil, "Authorization", "Bearer "+token(user))
+		if st != 200 {
+			t.Fatalf("%s: status %d", user, st)
+		}
+		var policy, limit []string
+		for _, v := range h.PeekAll("RateLimit-Policy") {
+			policy = append(policy, string(v))
+		}
+		for _, v := range h.PeekAll("RateLimit") {
+			limit = append(limit, string(v))
+		}
+		return string(h.Peek("Cache-Status")), policy, limit
+	}
+	for i, c := range []struct {
+		user, cache, limit string
+	}{
+		{"alice", "stored", `"per_user";r=4;t=12`}, // the miss
+		{"alice", "hit", `"per_user";r=3;t=24`},
+		{"bob", "hit", `"per_user";r=4;t=12`},
+		{"bob", "hit", `"per_user";r=3;t=24`},
+		{"carol", "hit", `"per_user";r=4;t=12`},
+	} {
+		cs, policy, limit := get(c.user)
+		if !strings.Contains(cs, c.cache) {
+			t.Fatalf("request %d (%s): Cache-Status %q, want %s", i+1, c.user, cs, c.cache)
+		}
+		if len(policy) != 1 || policy[0] != `"per_user";q=5;w=60` || len(limit) != 1 || limit[0] != c.limit {
+			t.Errorf("request %d (%s, %s): RateLimit-Policy %q RateLimit %q, want exactly %q", i+1, c.user, c.cache, policy, limit, c.limit)
+		}
+	}
+	if hits := a.hits.Load(); hits != 1 {
+		t.Errorf("the application saw %d requests for one cached URL", hits)
+	}
+}

@@ -9,9 +9,11 @@ import (
 // itself stays in the host. Writes are allowed in the request phase only.
 type Request struct{}
 
-// Response is, in the request phase, the answer the plugin may build (headers
-// set on it are added to the origin's response when the plugin continues);
-// in the response phase, the response on its way to the client.
+// Response is, in the request phase, the answer the plugin may build (header
+// fields set on it reach the client's response when the plugin continues,
+// whichever plugin or origin produces it, and plugins behind this one never
+// see them: wasm/abi/README.md section 4); in the response phase, the
+// response on its way to the client.
 type Response struct{}
 
 func field(f abi.Field) string {
@@ -20,6 +22,12 @@ func field(f abi.Field) string {
 
 // Method is the request method, "GET".
 func (Request) Method() string { return field(abi.FieldMethod) }
+
+// AppendMethod appends the request method to dst, for hot paths that must
+// not allocate a string.
+func (Request) AppendMethod(dst []byte) []byte {
+	return append(dst, fetch(func(b []byte) int32 { return hostcall.FieldGet(abi.FieldMethod, b) })...)
+}
 
 // Scheme is "http" or "https".
 func (Request) Scheme() string { return field(abi.FieldScheme) }
@@ -44,6 +52,12 @@ func (Request) Proto() string { return field(abi.FieldProto) }
 
 // ClientAddr is the client's address, "203.0.113.7:51234".
 func (Request) ClientAddr() string { return field(abi.FieldClientAddr) }
+
+// AppendClientAddr appends the client's address to dst, for hot paths
+// that must not allocate a string.
+func (Request) AppendClientAddr(dst []byte) []byte {
+	return append(dst, fetch(func(b []byte) int32 { return hostcall.FieldGet(abi.FieldClientAddr, b) })...)
+}
 
 // ID is the host-assigned request id.
 func (Request) ID() string { return field(abi.FieldRequestID) }
@@ -78,6 +92,14 @@ func (Request) SetBody(b []byte) error { return errOf(hostcall.BodySet(abi.MsgRe
 func (Request) Value(key string) (string, bool) {
 	b, n := fetchN(func(b []byte) int32 { return hostcall.ValueGet(bytesOf(key), b) })
 	return string(b), n >= 0
+}
+
+// AppendValue appends the request-scoped value under key to dst and
+// reports whether there is one, for hot paths that must not allocate a
+// string.
+func (Request) AppendValue(dst []byte, key string) ([]byte, bool) {
+	b, n := fetchN(func(b []byte) int32 { return hostcall.ValueGet(bytesOf(key), b) })
+	return append(dst, b...), n >= 0
 }
 
 // SetValue stores a request-scoped value for later phases and plugins.
@@ -205,6 +227,12 @@ func (h Header) Set(name, value string) error {
 // Add appends a value to name.
 func (h Header) Add(name, value string) error {
 	return errOf(hostcall.HeaderAdd(h.msg, bytesOf(name), bytesOf(value)))
+}
+
+// AddBytes is Add for a value built in a reused buffer, which it does not
+// keep: the host copies it.
+func (h Header) AddBytes(name string, value []byte) error {
+	return errOf(hostcall.HeaderAdd(h.msg, bytesOf(name), value))
 }
 
 // Del removes every value of name.

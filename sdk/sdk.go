@@ -13,7 +13,7 @@
 //		if req.Header().Get("X-Token") == "" {
 //			return resp.AnswerText(401, "token required")
 //		}
-//		resp.Header().Set("X-Hello", "world") // added to the origin's response
+//		resp.Header().Set("X-Hello", "world") // added to the client's response
 //		return sdk.Continue
 //	}
 //
@@ -71,15 +71,22 @@ type ResponseHandler interface {
 
 var plugin any
 
+// The plugin's handlers, looked up once: an interface assertion on every
+// call is a hash lookup, which a Go guest pays many times over.
+var (
+	requestHandler  RequestHandler
+	responseHandler ResponseHandler
+)
+
 // Register makes p the plugin. Call it from init. p implements
 // RequestHandler, ResponseHandler or both, and optionally Configurer.
 func Register(p any) {
-	_, rq := p.(RequestHandler)
-	_, rs := p.(ResponseHandler)
-	if !rq && !rs {
+	rq, _ := p.(RequestHandler)
+	rs, _ := p.(ResponseHandler)
+	if rq == nil && rs == nil {
 		panic("sdk: Register: the plugin implements neither RequestHandler nor ResponseHandler")
 	}
-	plugin = p
+	plugin, requestHandler, responseHandler = p, rq, rs
 }
 
 // Errno is a host function's error result. It compares equal to the
@@ -125,29 +132,27 @@ func configureExport() int32 {
 		}
 	}
 	var f abi.Feature
-	if _, ok := plugin.(RequestHandler); ok {
+	if requestHandler != nil {
 		f |= abi.FeatureRequest
 	}
-	if _, ok := plugin.(ResponseHandler); ok {
+	if responseHandler != nil {
 		f |= abi.FeatureResponse
 	}
 	return f
 }
 
 func onRequestExport() int32 {
-	h, ok := plugin.(RequestHandler)
-	if !ok {
+	if requestHandler == nil {
 		return Continue
 	}
-	return h.OnRequest(Request{}, Response{})
+	return requestHandler.OnRequest(Request{}, Response{})
 }
 
 func onResponseExport() int32 {
-	h, ok := plugin.(ResponseHandler)
-	if !ok {
+	if responseHandler == nil {
 		return Continue
 	}
-	return h.OnResponse(Request{}, Response{})
+	return responseHandler.OnResponse(Request{}, Response{})
 }
 
 // bytesOf views s as bytes without copying. Host functions never write to

@@ -51,6 +51,18 @@ func CacheRevalidate(key []byte) (scheduled bool, err error) {
 	return r == 1, errOf(r)
 }
 
+// CacheRequest runs the request phase of the RFC 9111 cache in the host
+// (cache_request, package wasm/abi/httpcache) for the current GET or HEAD
+// request, reporting in Cache-Status under name: a usable entry is answered
+// there and then, otherwise the request is set up to go to the origin and
+// the state for the response phase is saved under httpcache.StateKey.
+// flags are httpcache.Answered, Hit, Forward and Revalidating: return
+// Answer when Answered is set, Continue otherwise.
+func CacheRequest(name string) (flags int32, err error) {
+	r := hostcall.CacheRequest(bytesOf(name))
+	return max(r, 0), errOf(r)
+}
+
 // CachePurge removes the entry under key; it reports whether there was one.
 func CachePurge(key []byte) bool { return hostcall.CachePurge(abi.PurgeKey, key) > 0 }
 
@@ -73,14 +85,19 @@ type Limit struct {
 // Take spends cost units of key's allowance. Keys are shared by every plugin
 // on the node: include the policy name in the key.
 func (l Limit) Take(key []byte, cost int) (allowed bool, r RateResult, err error) {
-	var out [abi.RateResultSize]byte
 	burst := l.Burst
 	if burst == 0 {
 		burst = l.Count
 	}
-	res := hostcall.RatelimitTake(key, int32(l.Count), l.Period.Milliseconds(), int32(burst), int32(cost), out[:])
+	out := rateResult[:]
+	res := hostcall.RatelimitTake(key, int32(l.Count), l.Period.Milliseconds(), int32(burst), int32(cost), out)
 	if res < 0 {
 		return false, RateResult{}, Errno(res)
 	}
-	return res == 1, abi.ReadRateResult(out[:]), nil
+	return res == 1, abi.ReadRateResult(out), nil
 }
+
+// rateResult is where the host writes a take's result: a local array
+// would move to the heap on every take, since a pointer passed to a host
+// import escapes. A guest runs one call at a time, so one serves all.
+var rateResult [abi.RateResultSize]byte

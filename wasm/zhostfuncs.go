@@ -123,6 +123,11 @@ var hostFuncs = map[string]api.GoModuleFunc{
 		key := view(mem, s[0], s[1], "cache_revalidate")
 		s[0] = api.EncodeI32(charge(ctx, 64+len(key)).CacheRevalidate(key))
 	},
+	"cache_request": func(ctx context.Context, m api.Module, s []uint64) {
+		mem := m.Memory()
+		name := view(mem, s[0], s[1], "cache_request")
+		s[0] = api.EncodeI32(charge(ctx, 4096+len(name)).CacheRequest(name))
+	},
 	"range_apply": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
 		value := view(mem, s[0], s[1], "range_apply")
@@ -150,6 +155,17 @@ var hostFuncs = map[string]api.GoModuleFunc{
 		msg := view(mem, s[1], s[2], "digest")
 		buf := view(mem, s[3], s[4], "digest")
 		s[0] = api.EncodeI32(charge(ctx, 64+len(msg)+len(buf)).Digest(api.DecodeI32(s[0]), msg, buf))
+	},
+	"token_policy": func(ctx context.Context, m api.Module, s []uint64) {
+		mem := m.Memory()
+		spec := view(mem, s[0], s[1], "token_policy")
+		s[0] = api.EncodeI32(charge(ctx, 16384+len(spec)).TokenPolicy(spec))
+	},
+	"token_verify": func(ctx context.Context, m api.Module, s []uint64) {
+		mem := m.Memory()
+		token := view(mem, s[1], s[2], "token_verify")
+		buf := view(mem, s[3], s[4], "token_verify")
+		s[0] = api.EncodeI32(charge(ctx, 16384+len(token)+len(buf)).TokenVerify(api.DecodeI32(s[0]), token, buf))
 	},
 	"time_now": func(ctx context.Context, m api.Module, s []uint64) {
 		s[0] = uint64(charge(ctx, 64).TimeNow())

@@ -30,6 +30,7 @@ func BenchmarkRequest(b *testing.B) {
 	for _, r := range reqs {
 		b.Run("wasm/"+r.name, func(b *testing.B) {
 			b.ReportAllocs()
+			defer reportCPU(b)()
 			for b.Loop() {
 				if res := p.Do(r.req); res.Resp.Status != 200 {
 					b.Fatal(res.Resp.Status, string(res.Resp.Body))

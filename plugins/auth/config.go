@@ -34,7 +34,7 @@ type apiKey struct {
 type config struct {
 	challenge    string // `Bearer realm="..."`, built once
 	keys         []verifier
-	byAlg        [abi.AlgEdDSA + 1][]verifier // keys, split by algorithm
+	tokens       *sdk.TokenVerifier // the keys, issuer, audience and times as a host policy
 	issuer       string
 	audience     []string
 	leeway       time.Duration
@@ -43,14 +43,6 @@ type config struct {
 	apiKeys      []apiKey
 	apiKeyHeader string
 	strip        bool
-}
-
-// keysFor is the keys registered for alg, in JWKS order.
-func (c *config) keysFor(alg abi.Alg) []verifier {
-	if alg <= 0 || int(alg) >= len(c.byAlg) {
-		return nil
-	}
-	return c.byAlg[alg]
 }
 
 // parseConfig reads the JSON configuration and registers the JWKS keys with
@@ -113,13 +105,31 @@ func parseConfig(data []byte) (*config, error) {
 	if len(c.keys) == 0 && len(c.apiKeys) == 0 {
 		return nil, errors.New("auth: config has no usable jwks keys and no api_keys: every request would be refused")
 	}
-	for _, k := range c.keys {
-		if a := k.key.Alg(); a > 0 && int(a) < len(c.byAlg) {
-			c.byAlg[a] = append(c.byAlg[a], k)
-		}
+	var err error
+	if c.tokens, err = sdk.NewTokenVerifier(c.tokenPolicy()); err != nil {
+		return nil, fmt.Errorf("auth: the host refused the token policy: %w", err)
 	}
 	c.challenge = `Bearer realm="` + realm + `"`
 	return c, nil
+}
+
+// tokenPolicy is the host's half of JWT checking: every key with its kid,
+// and the claim rules. With no keys (API keys only) the host still says
+// why a bearer token fails: malformed, unknown kid or algorithm.
+func (c *config) tokenPolicy() sdk.TokenPolicy {
+	p := sdk.TokenPolicy{
+		Issuer:        []byte(c.issuer),
+		Leeway:        uint32(c.leeway / time.Second),
+		RequireExpiry: c.requireExp,
+		Claims:        policyClaims[:],
+	}
+	for _, k := range c.keys {
+		p.Keys = append(p.Keys, abi.TokenKey{Key: k.key.Handle(), Kid: []byte(k.kid)})
+	}
+	for _, a := range c.audience {
+		p.Audiences = append(p.Audiences, []byte(a))
+	}
+	return p
 }
 
 func str(v []byte, field string) (string, error) {

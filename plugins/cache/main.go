@@ -4,8 +4,14 @@
 // the responses, so bodies never pass through the guest. Every response it
 // handles carries an RFC 9211 Cache-Status member. See README.md.
 //
-// The policy is in policy.go as pure functions, tested natively against
-// the RFC text in policy_test.go; this file wires it to the host.
+// The policy is package wasm/abi/httpcache, pure functions tested natively
+// against the RFC text in policy_test.go, and shared with the host: the
+// request phase runs there (sdk.CacheRequest, cache_request), where key
+// building, metadata decoding, directive parsing and freshness arithmetic
+// cost a fraction of what they cost in a Go guest. The plugin still decides
+// whether a request is looked up (its method) and under what name the cache
+// reports; the response phase (storability, freshness, what is stored)
+// runs here.
 //
 // # Why
 //
@@ -25,13 +31,12 @@
 // needing a prefix purge.
 //
 // A stale-while-revalidate hit hands the revalidation to the host
-// (sdk.CacheRevalidate) with a copy of the request made into a plain
+// (cache_revalidate) with a copy of the request made into a plain
 // revalidation and the forwarding state saved for it, then marks its own
 // state as a hit: the copy's response phase stores or freshens the entry
 // like any forwarded request's, and the client's answer is never held up.
-// Ranges follow "parse in the host, decide in the guest": the plugin
-// decides that a hit may be answered with a range (GET, a stored 200,
-// If-Range), the host parses Range and cuts the stored body.
+// A hit is answered with a range when RFC 9110 allows it (GET, a stored
+// 200, If-Range), cut from the stored body by the host.
 package main
 
 import (
@@ -40,14 +45,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/sdk/jsonscan"
 	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
 )
-
-// stateKey names the request-scoped value that carries state between phases.
-const stateKey = "cache.state"
 
 // identityMethod is the request value the auth plugin sets on every
 // request it authenticated, whether or not it stripped the credentials.
@@ -56,7 +60,10 @@ const identityMethod = "identity-method"
 type cache struct {
 	// Scratch buffers, reused from call to call: an instance runs one
 	// call at a time, and the host copies whatever it keeps.
-	key, vkey, vbuf, buf []byte
+	buf    []byte
+	method []byte
+	state  []byte      // the request-scoped state, read in the response phase
+	resp   headerLines // the response header as the policy reads it
 
 	name         string        // the Cache-Status cache identifier
 	heurPct      int           // heuristic freshness, percent of the Last-Modified age; 0 disables
@@ -140,272 +147,54 @@ func validToken(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isTchar(s[i]) {
+		if !httpcache.IsTchar(s[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-// OnRequest looks the request up and answers fresh hits; otherwise it
-// continues, with conditionals added when a stale entry can be validated.
+// OnRequest looks GET and HEAD requests up in the host (sdk.CacheRequest),
+// which answers usable entries and otherwise prepares the forward; other
+// methods are forwarded with a state that tells the response phase what
+// to do with them.
 //
-// A hit is the path that matters for speed: it makes as few host calls as
-// it can, builds keys and header values in the instance's scratch buffers
-// and saves no state (OnResponse has nothing to do for a hit, and finds
-// that out from the missing state).
+// A hit is the path that matters for speed: one host call, no state saved
+// (OnResponse has nothing to do for a hit, and finds that out from the
+// missing state).
 func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-	st := state{mode: modeForward}
-	method := req.Method()
-	switch {
-	case !safeMethod(method):
-		st.mode, st.fwd = modeUnsafe, "method"
-		return c.save(req, &st)
-	case method != "GET" && method != "HEAD":
-		st.mode, st.fwd = modeBypass, "method"
+	c.buf = req.AppendMethod(c.buf[:0])
+	if method := c.buf; string(method) != "GET" && string(method) != "HEAD" {
+		st := httpcache.State{Mode: httpcache.ModeBypass, Fwd: "method"}
+		if !httpcache.SafeMethod(string(method)) {
+			st.Mode = httpcache.ModeUnsafe
+		}
 		return c.save(req, &st)
 	}
-	rh := req.Header()
-	ccLines := rh.Values("Cache-Control")
-	rq := parseCacheControl(ccLines, false)
-	if len(ccLines) == 0 && pragmaNoCache(rh.Values("Pragma")) {
-		rq.noCache = true // RFC 9111 §5.4: Pragma counts only without Cache-Control
-	}
-	st.noStore, st.reqSIE = rq.noStore, max(rq.sie, 0)
-	inm := rh.Values("If-None-Match") // empty exactly when absent
-	ims, hasIMS := rh.Lookup("If-Modified-Since")
-	st.clientCond = len(inm) > 0 || hasIMS
-
-	c.key = appendCacheKey(c.key[:0], req.Scheme(), req.Host(), req.Path(), req.RawQuery())
-	key := view(c.key) // valid until the next call
-	info, mb, ok := sdk.CacheLookup(c.key)
-	var m meta
-	if ok {
-		m, ok = decodeMeta(mb)
-	}
-	if !ok {
-		st.fwd = "uri-miss"
-		return c.miss(req, resp, &st, rq)
-	}
-	st.primary, st.primaryNames, st.primaryVar, st.primaryGen = true, m.varyNames, m.variant, m.gen
-	entry := c.key
-	if m.varyNames != "" {
-		c.vbuf = appendVariant(c.vbuf[:0], m.varyNames, rh)
-		if v := view(c.vbuf); v != m.variant {
-			c.vkey = appendVariantKey(c.vkey[:0], key, m.gen, v)
-			entry = c.vkey
-			var vm meta
-			if info, mb, ok = sdk.CacheLookup(entry); ok {
-				vm, ok = decodeMeta(mb)
-				// The metadata, not the key, proves the match: keys of long
-				// variants are digests.
-				ok = ok && vm.variant == v && vm.varyNames == m.varyNames && vm.gen == m.gen
-			}
-			if !ok {
-				st.fwd = "vary-miss"
-				return c.miss(req, resp, &st, rq)
-			}
-			m = vm
-		}
-	}
-	age := time.Duration(m.initialAge+info.AgeMs) * time.Millisecond
-	d := reuse(&m, age, rq)
-	if d == useFresh || d == useStale || d == useStaleSWR {
-		var rg clientRange
-		if method == "GET" { // RFC 9110 §14.2: Range is for GET only
-			rg.value, rg.has = rh.Lookup("Range")
-			if rg.has {
-				rg.ifRange, rg.hasIfRange = rh.Lookup("If-Range")
-			}
-		}
-		detail, bg := "", false
-		switch {
-		case d == useStale:
-			detail = "max-stale"
-		case d == useStaleSWR && method == "GET":
-			if bg = c.background(req, rh, &st, entry, &m); !bg {
-				d = validate // the host cannot: this request revalidates
-			}
-			detail = "stale-while-revalidate"
-		case d == useStaleSWR:
-			// HEAD is served stale without a revalidation: the stored
-			// response is a GET's, and the next GET asks for one.
-			detail = "stale-while-revalidate"
-		}
-		if d != validate {
-			a := c.serve(req, resp, &st, entry, &m, age, detail, inm, ims, rg)
-			if a == sdk.Continue && bg {
-				// Evicted since the lookup, after background() made the
-				// request a revalidation: forward it as a plain request.
-				_ = rh.Del("If-None-Match")
-				_ = rh.Del("If-Modified-Since")
-				st.clientCond = false
-				return c.save(req, &st)
-			}
-			return a
-		}
-	}
-	switch d {
-	case validate:
-		st.fwd = "stale"
-	case validateByReq:
-		st.fwd = "request"
-	}
-	if rq.onlyIfCached {
-		return c.gatewayTimeout(req, resp, &st)
-	}
-	st.entryKey = string(entry)
-	if !st.clientCond {
-		// §4.3.1: validate with the stored validators. A client's own
-		// conditionals are left alone: its 304 is then passed through.
-		if m.etag != "" {
-			_ = rh.Set("If-None-Match", m.etag)
-		}
-		if m.lastMod != "" {
-			_ = rh.Set("If-Modified-Since", m.lastMod)
-		}
-	}
-	c.misses.Record(1)
-	return c.save(req, &st)
-}
-
-func pragmaNoCache(lines []string) bool {
-	found := false
-	for _, l := range lines {
-		splitList(l, func(m string) { found = found || strings.EqualFold(m, "no-cache") })
-	}
-	return found
-}
-
-func (c *cache) miss(req sdk.Request, resp sdk.Response, st *state, rq directives) sdk.Action {
-	if rq.onlyIfCached {
-		return c.gatewayTimeout(req, resp, st)
-	}
-	c.misses.Record(1)
-	return c.save(req, st)
-}
-
-// gatewayTimeout answers only-if-cached without a usable entry (§5.2.1.7).
-func (c *cache) gatewayTimeout(req sdk.Request, resp sdk.Response, st *state) sdk.Action {
-	st.mode = modeAnswer
-	c.save(req, st)
-	_ = resp.Header().Add("Cache-Status", cacheStatus(c.name, false, "", 0, false, 0, false, "only-if-cached"))
-	return resp.AnswerText(504, "Gateway Timeout: not in cache")
-}
-
-// clientRange is a request's Range and If-Range, as far as a hit needs them.
-type clientRange struct {
-	value, ifRange  string
-	has, hasIfRange bool
-}
-
-// serve answers from the entry: Age is the current age (§4.2.3, §5.1).
-// inm and ims are the client's If-None-Match and If-Modified-Since, rg its
-// Range: a stored 200 answers a single byte range with a 206 the host cuts
-// from the stored body (RFC 9110 §14.2), after the conditionals (§13.2.2).
-func (c *cache) serve(req sdk.Request, resp sdk.Response, st *state, entry []byte, m *meta, age time.Duration, detail string, inm []string, ims string, rg clientRange) sdk.Action {
-	status, err := sdk.CacheServe(entry)
+	flags, err := sdk.CacheRequest(c.name)
 	if err != nil {
-		st.fwd = "uri-miss" // evicted since the lookup
-		c.misses.Record(1)
-		return c.save(req, st)
+		return sdk.Fail(err)
 	}
-	// No state saved: OnResponse passes a response without it through.
-	h := resp.Header()
-	c.buf = strconv.AppendInt(c.buf[:0], int64(age/time.Second), 10)
-	_ = h.Set("Age", view(c.buf))
-	ttl := ttlSeconds(time.Duration(m.lifetime)*time.Millisecond, age)
-	c.buf = appendCacheStatus(c.buf[:0], c.name, true, "", 0, false, ttl, true, detail)
-	_ = h.Add("Cache-Status", view(c.buf))
-	c.hits.Record(1)
-	if st.clientCond && notModified(inm, ims, m.etag, m.lastMod) {
-		// §4.3.2: the client already has this representation. The 304
-		// keeps only the fields §15.4.5 of RFC 9110 lists; the host
-		// recomputes framing for the empty body.
-		for _, n := range h.Names() {
-			if !keepOn304(n) {
-				_ = h.Del(n)
-			}
-		}
-		_ = resp.SetStatus(304)
-		_ = resp.SetBody(nil)
+	if flags&httpcache.Hit != 0 {
+		c.hits.Record(1)
+	}
+	if flags&httpcache.Forward != 0 {
+		c.misses.Record(1)
+	}
+	if flags&httpcache.Revalidating != 0 {
+		c.misses.Record(1)
+	}
+	if flags&httpcache.Answered != 0 {
 		return sdk.Answer
 	}
-	if rg.has && status == 200 && rangeAllowed(rg.ifRange, rg.hasIfRange, m.etag) {
-		if _, err := resp.ApplyRange(rg.value); err != nil {
-			return sdk.Fail(err)
-		}
-	}
-	return sdk.Answer
-}
-
-// background asks the host to revalidate the stale entry once this
-// request is answered from it (RFC 5861 §3): the host sends a copy of the
-// request as it is when sdk.CacheRevalidate is called, and runs
-// OnResponse on the origin's answer, which stores or freshens the entry as
-// for any forwarded request. It reports false when the host cannot
-// revalidate in the background; the request and st are then set up to
-// revalidate in the foreground.
-//
-// The copy has to be a plain revalidation of the whole stored response,
-// whatever this client asked: its own conditionals and Range are replaced
-// by the stored validators. The client's answer no longer needs them: the
-// caller read them already.
-func (c *cache) background(req sdk.Request, rh sdk.Header, st *state, entry []byte, m *meta) bool {
-	for _, n := range [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Range", "If-Range"} {
-		_ = rh.Del(n)
-	}
-	if m.etag != "" {
-		_ = rh.Set("If-None-Match", m.etag)
-	}
-	if m.lastMod != "" {
-		_ = rh.Set("If-Modified-Since", m.lastMod)
-	}
-	bg := *st // the copy's state: the client's answer is served with st
-	bg.fwd, bg.entryKey, bg.clientCond = "stale", string(entry), false
-	if c.save(req, &bg) != sdk.Continue {
-		*st = bg
-		return false
-	}
-	scheduled, err := sdk.CacheRevalidate(entry)
-	if errors.Is(err, sdk.ErrUnavailable) {
-		*st = bg
-		return false
-	}
-	if scheduled {
-		c.misses.Record(1)
-	}
-	// Scheduled or skipped (a revalidation is under way already): either
-	// way this request is a hit, and its own OnResponse must not take the
-	// stale answer for the origin's.
-	_ = req.SetValue(stateKey, hitState)
-	return true
-}
-
-// variantKey is the secondary key of one variant of the primary key.
-func variantKey(key, gen, v string) string {
-	return string(appendVariantKey(nil, key, gen, v))
-}
-
-// appendVariantKey appends variantKey(key, gen, v) to dst.
-func appendVariantKey(dst []byte, key, gen, v string) []byte {
-	start := len(dst)
-	dst = append(dst, key...)
-	dst = append(dst, "\x00v\x00"...)
-	dst = append(dst, gen...)
-	dst = append(dst, 0)
-	if len(dst)-start+len(v) <= abi.MaxCacheKeyLen/2 {
-		return append(dst, v...)
-	}
-	dst = append(dst, '#')
-	return hex.AppendEncode(dst, sdk.Digest(abi.DigestSHA256, nil, []byte(v)))
+	return sdk.Continue
 }
 
 // save stores the state for OnResponse. request_time (§4.2.3) is taken
 // here, as the request leaves for the origin; hits never need it.
-func (c *cache) save(req sdk.Request, st *state) sdk.Action {
-	st.reqTime = sdk.Now().UnixMilli()
-	if err := req.SetValue(stateKey, st.encode()); err != nil {
+func (c *cache) save(req sdk.Request, st *httpcache.State) sdk.Action {
+	st.ReqTime = sdk.Now().UnixMilli()
+	if err := req.SetValue(httpcache.StateKey, st.Encode()); err != nil {
 		return sdk.Fail(err)
 	}
 	return sdk.Continue
@@ -414,40 +203,41 @@ func (c *cache) save(req sdk.Request, st *state) sdk.Action {
 // OnResponse stores, freshens, serves stale on error or invalidates, and
 // says what it did in Cache-Status.
 func (c *cache) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
-	v, ok := req.Value(stateKey)
-	if !ok {
+	var ok bool
+	if c.state, ok = req.AppendValue(c.state[:0], httpcache.StateKey); !ok {
 		return sdk.Continue // another plugin answered before this one ran
 	}
-	st, ok := decodeState(v)
+	st, ok := httpcache.DecodeState(view(c.state)) // views of c.state, which this call no longer writes
 	if !ok {
 		return sdk.Continue
 	}
-	if st.mode == modeHit || st.mode == modeAnswer {
+	if st.Mode == httpcache.ModeHit || st.Mode == httpcache.ModeAnswer {
 		return sdk.Continue
 	}
 	rh := resp.Header()
 	status := resp.Status()
 	// The targeted field named for this cache is consumed here; RFC 9213 §3
 	// lets CDN-Cache-Control go on downstream unless configured otherwise.
-	p := readPolicy(rh)
+	c.resp.reset(rh)
+	p := httpcache.ReadPolicy(&c.resp)
 	_ = rh.Del("Wedge-Cache-Control")
 	if c.stripCDN {
 		_ = rh.Del("CDN-Cache-Control")
 	}
-	switch st.mode {
-	case modeBypass:
-		return c.status(rh, cacheStatus(c.name, false, st.fwd, status, false, 0, false, ""))
-	case modeUnsafe:
+	switch st.Mode {
+	case httpcache.ModeBypass:
+		return c.report(rh, false, st.Fwd, status, false, 0, false, "")
+	case httpcache.ModeUnsafe:
 		detail := ""
-		if invalidates(req.Method(), status) {
+		if httpcache.Invalidates(string(req.AppendMethod(c.buf[:0])), status) {
 			c.invalidate(req, rh)
 			detail = "invalidated"
 		}
-		return c.status(rh, cacheStatus(c.name, false, st.fwd, status, false, 0, false, detail))
+		return c.report(rh, false, st.Fwd, status, false, 0, false, detail)
 	}
-	if st.entryKey != "" {
+	if st.EntryKey != "" {
 		switch {
-		case status == 304 && !st.clientCond:
+		case status == 304 && !st.ClientCond:
 			return c.freshen(req, resp, &st)
 		case status >= 500:
 			if a, ok := c.staleOnError(resp, &st, status); ok {
@@ -455,11 +245,14 @@ func (c *cache) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
 			}
 		}
 	}
-	return c.store(req, resp, &st, p, req.Method(), status, status)
+	c.method = req.AppendMethod(c.method[:0])
+	return c.store(req, resp, &st, p, view(c.method), status, status)
 }
 
-func (c *cache) status(h sdk.Header, v string) sdk.Action {
-	if err := h.Add("Cache-Status", v); err != nil {
+// report adds this cache's Cache-Status member (RFC 9211 §2) to h.
+func (c *cache) report(h sdk.Header, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) sdk.Action {
+	c.buf = httpcache.AppendCacheStatus(c.buf[:0], c.name, hit, fwd, fwdStatus, stored, ttl, hasTTL, detail)
+	if err := h.AddBytes("Cache-Status", c.buf); err != nil {
 		return sdk.Fail(err)
 	}
 	return sdk.Continue
@@ -467,35 +260,35 @@ func (c *cache) status(h sdk.Header, v string) sdk.Action {
 
 // staleOnError serves the stale entry for an origin error within its
 // stale-if-error window (RFC 5861 §4).
-func (c *cache) staleOnError(resp sdk.Response, st *state, status int) (sdk.Action, bool) {
-	info, mb, ok := sdk.CacheLookup([]byte(st.entryKey))
+func (c *cache) staleOnError(resp sdk.Response, st *httpcache.State, status int) (sdk.Action, bool) {
+	info, mb, ok := sdk.CacheLookup([]byte(st.EntryKey))
 	if !ok {
 		return 0, false
 	}
-	m, ok := decodeMeta(mb)
-	age := time.Duration(m.initialAge+info.AgeMs) * time.Millisecond
-	if !ok || !staleIfError(&m, age, st.reqSIE, status) {
+	m, ok := httpcache.DecodeMeta(mb)
+	age := time.Duration(m.InitialAge+info.AgeMs) * time.Millisecond
+	if !ok || !httpcache.StaleIfError(&m, age, st.ReqSIE, status) {
 		return 0, false
 	}
-	if _, err := sdk.CacheServe([]byte(st.entryKey)); err != nil {
+	if _, err := sdk.CacheServe([]byte(st.EntryKey)); err != nil {
 		return 0, false
 	}
 	h := resp.Header()
 	_ = h.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
-	ttl := ttlSeconds(time.Duration(m.lifetime)*time.Millisecond, age)
+	ttl := httpcache.TTLSeconds(time.Duration(m.Lifetime)*time.Millisecond, age)
 	c.hits.Record(1)
-	return c.status(h, cacheStatus(c.name, false, "stale", status, false, ttl, true, "stale-if-error")), true
+	return c.report(h, false, "stale", status, false, ttl, true, "stale-if-error"), true
 }
 
 // freshen handles a 304 to the plugin's own validation (RFC 9111 §4.3.3,
 // §4.3.4): the stored response, with the 304's header fields replacing its
 // own (§3.2), becomes the response and is stored again.
-func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *state) sdk.Action {
+func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *httpcache.State) sdk.Action {
 	h := resp.Header()
 	var fields []headerField
 	hasAge := false
 	for _, n := range h.Names() {
-		if skipOnUpdate(n) {
+		if httpcache.SkipOnUpdate(n) {
 			continue
 		}
 		hasAge = hasAge || strings.EqualFold(n, "Age")
@@ -503,23 +296,23 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *state) sdk.Actio
 	}
 	etag := h.Get("ETag")
 	var stored string
-	if _, mb, ok := sdk.CacheLookup([]byte(st.entryKey)); ok {
-		if m, ok := decodeMeta(mb); ok {
-			stored = m.etag
+	if _, mb, ok := sdk.CacheLookup([]byte(st.EntryKey)); ok {
+		if m, ok := httpcache.DecodeMeta(mb); ok {
+			stored = m.ETag
 		}
 	}
-	status, err := sdk.CacheServe([]byte(st.entryKey))
+	status, err := sdk.CacheServe([]byte(st.EntryKey))
 	if err != nil {
 		// Evicted since the request phase: the 304 answers conditionals the
 		// client never sent, so say so rather than pretend.
-		return c.status(h, cacheStatus(c.name, false, "stale", 304, false, 0, false, "entry-lost"))
+		return c.report(h, false, "stale", 304, false, 0, false, "entry-lost")
 	}
 	if etag != "" && stored != "" && etag != stored {
 		// §4.3.4: a 304 naming another representation updates nothing. The
 		// client asked unconditionally, so it gets the stored response this
 		// once, and the entry goes so the next request fetches afresh.
-		sdk.CachePurge([]byte(st.entryKey))
-		return c.status(h, cacheStatus(c.name, false, "stale", 304, false, 0, false, "validator-mismatch"))
+		sdk.CachePurge([]byte(st.EntryKey))
+		return c.report(h, false, "stale", 304, false, 0, false, "validator-mismatch")
 	}
 	for _, f := range fields {
 		_ = h.Set(f.name, f.vals[0])
@@ -530,7 +323,8 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *state) sdk.Actio
 	if !hasAge {
 		_ = h.Del("Age") // the stored Age described the old response
 	}
-	p := readPolicy(h)
+	c.resp.reset(h)
+	p := httpcache.ReadPolicy(&c.resp)
 	_ = h.Del("Wedge-Cache-Control")
 	if c.stripCDN {
 		_ = h.Del("CDN-Cache-Control")
@@ -540,82 +334,110 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *state) sdk.Actio
 	return c.store(req, resp, st, p, "GET", status, 304)
 }
 
+// authorized reports whether the request carried credentials (RFC 9111
+// §3.5). The auth plugin strips the credentials it verified before this
+// plugin sees the request; the identity it forwards says the request was
+// authenticated all the same.
+func authorized(req sdk.Request) bool {
+	if _, ok := req.Header().Lookup("Authorization"); ok {
+		return true
+	}
+	_, ok := req.Value(identityMethod)
+	return ok
+}
+
 // store decides storability and freshness of the current response and
 // stores it, then adds Cache-Status. fwdStatus is what the origin answered
 // (304 when the current response is a freshened stored one).
-func (c *cache) store(req sdk.Request, resp sdk.Response, st *state, p responsePolicy, method string, status, fwdStatus int) sdk.Action {
+//
+// The decision comes first, from the method, the status and the
+// directives already read, and asks the host for more only where it can
+// still change: Authorization matters only to a response that does not
+// override it, Vary only to one that would be stored, and dates only once
+// it is stored. A response that cannot be stored (no-store is the common
+// miss) costs no date or list parsing.
+func (c *cache) store(req sdk.Request, resp sdk.Response, st *httpcache.State, p httpcache.ResponsePolicy, method string, status, fwdStatus int) sdk.Action {
 	h := resp.Header()
-	rqh := req.Header()
-	_, auth := rqh.Lookup("Authorization")
-	if !auth {
-		// The auth plugin strips the credentials it verified before this
-		// plugin sees the request; the identity it forwards says the
-		// request was authenticated all the same (§3.5).
-		_, auth = req.Value(identityMethod)
+	if c.stripCookies && p.SetCookie {
+		p.CC.PrivateFields = append(p.CC.PrivateFields, "Set-Cookie")
 	}
-	names, star := varyNames(h.Values("Vary"))
-	if c.stripCookies && p.setCookie {
-		p.cc.privateFields = append(p.cc.privateFields, "Set-Cookie")
+	rqd := httpcache.Directives{NoStore: st.NoStore}
+	why := httpcache.Storable(method, status, rqd, p, false, false)
+	if why == httpcache.OKStore || why == httpcache.WhyNoFreshness {
+		// Storable ranks Authorization and Vary: * before freshness.
+		auth := !p.CC.Public && !p.CC.MustRevalidate && p.CC.SMaxAge == httpcache.Absent && authorized(req)
+		var star bool
+		names := ""
+		if auth || why == httpcache.OKStore {
+			names, star = httpcache.VaryNames(c.resp.Values("Vary"))
+		}
+		why = httpcache.Storable(method, status, rqd, p, auth, star)
+		if why == httpcache.OKStore {
+			return c.put(req, resp, st, p, names, status, fwdStatus)
+		}
 	}
-	why := storable(method, status, directives{noStore: st.noStore}, p, auth, star)
-	var ttl int64
-	hasTTL := false
-	if why == okStore {
-		p.readTimes(h)
-		now := sdk.Now()
-		lifetime, _ := freshness(p, status, now, c.heurPct, c.heurMax)
-		ia := initialAge(p, time.UnixMilli(st.reqTime), now)
-		m := meta{
-			initialAge: ia.Milliseconds(), lifetime: lifetime.Milliseconds(),
-			noCache: p.cc.noCache, mustRevalidate: revalidateOnStale(p.cc),
-			swr: max(p.cc.swr, 0), sie: max(p.cc.sie, 0),
-			etag: h.Get("ETag"), lastMod: h.Get("Last-Modified"), varyNames: names,
+	return c.report(h, false, st.Fwd, fwdStatus, false, 0, false, why)
+}
+
+// put stores a storable response with its freshness (RFC 9111 §4.2) and
+// metadata, then adds Cache-Status. names is its normalised Vary.
+func (c *cache) put(req sdk.Request, resp sdk.Response, st *httpcache.State, p httpcache.ResponsePolicy, names string, status, fwdStatus int) sdk.Action {
+	h := resp.Header()
+	why := httpcache.OKStore
+	p.ReadTimes(&c.resp)
+	now := sdk.Now()
+	lifetime, _ := httpcache.Freshness(p, status, now, c.heurPct, c.heurMax)
+	ia := httpcache.InitialAge(p, time.UnixMilli(st.ReqTime), now)
+	m := httpcache.Meta{
+		InitialAge: ia.Milliseconds(), Lifetime: lifetime.Milliseconds(),
+		NoCache: p.CC.NoCache, MustRevalidate: httpcache.RevalidateOnStale(p.CC),
+		SWR: max(p.CC.SWR, 0), SIE: max(p.CC.SIE, 0),
+		ETag: h.Get("ETag"), LastMod: h.Get("Last-Modified"), VaryNames: names,
+	}
+	fresh := max(lifetime-ia, 0)
+	if m.NoCache {
+		fresh = 0
+	}
+	keep := time.Duration(max(m.SWR, m.SIE)) * time.Second
+	if m.ETag != "" || m.LastMod != "" {
+		keep = max(keep, c.keepStale)
+	}
+	if fresh+keep <= 0 {
+		why = httpcache.WhyNotUseful
+	} else {
+		key := httpcache.Key(req.Scheme(), req.Host(), req.Path(), req.RawQuery())
+		if names != "" {
+			m.Variant = httpcache.Variant(names, req.Header())
+			switch {
+			case st.Primary && st.PrimaryNames == names && st.PrimaryGen != "":
+				m.Gen = st.PrimaryGen
+				if m.Variant != st.PrimaryVar {
+					key = httpcache.VariantKey(key, m.Gen, m.Variant)
+				}
+			default:
+				m.Gen = newGen()
+			}
 		}
-		fresh := max(lifetime-ia, 0)
-		if m.noCache {
-			fresh = 0
+		tagList := httpcache.Tags(c.resp.Values("Surrogate-Key"), c.resp.Values("Cache-Tag"), abi.MaxTags)
+		// The host stores the response as it is at the call: without
+		// the fields a qualified no-cache or private names, which the
+		// client of this request still gets (after the others now).
+		kept := withheld(h, p.Omitted())
+		err := sdk.CacheStore([]byte(key), m.Encode(), fresh, min(keep, httpcache.MaxLifetime), tagList...)
+		for _, f := range kept {
+			for _, v := range f.vals {
+				_ = h.Add(f.name, v)
+			}
 		}
-		keep := time.Duration(max(m.swr, m.sie)) * time.Second
-		if m.etag != "" || m.lastMod != "" {
-			keep = max(keep, c.keepStale)
-		}
-		if fresh+keep <= 0 {
-			why = whyNotUseful
+		if err != nil {
+			why = "store-failed"
+			sdk.Warn("cache: store failed", "error", err.Error())
 		} else {
-			key := cacheKey(req.Scheme(), req.Host(), req.Path(), req.RawQuery())
-			if names != "" {
-				m.variant = variant(names, rqh)
-				switch {
-				case st.primary && st.primaryNames == names && st.primaryGen != "":
-					m.gen = st.primaryGen
-					if m.variant != st.primaryVar {
-						key = variantKey(key, m.gen, m.variant)
-					}
-				default:
-					m.gen = newGen()
-				}
-			}
-			tagList := tags(h.Values("Surrogate-Key"), h.Values("Cache-Tag"), abi.MaxTags)
-			// The host stores the response as it is at the call: without
-			// the fields a qualified no-cache or private names, which the
-			// client of this request still gets (after the others now).
-			kept := withheld(h, p.omitted())
-			err := sdk.CacheStore([]byte(key), m.encode(), fresh, min(keep, maxLifetime), tagList...)
-			for _, f := range kept {
-				for _, v := range f.vals {
-					_ = h.Add(f.name, v)
-				}
-			}
-			if err != nil {
-				why = "store-failed"
-				sdk.Warn("cache: store failed", "error", err.Error())
-			} else {
-				c.stores.Record(1)
-			}
+			c.stores.Record(1)
 		}
-		ttl, hasTTL = ttlSeconds(lifetime, ia), true
 	}
-	return c.status(h, cacheStatus(c.name, false, st.fwd, fwdStatus, why == okStore, ttl, hasTTL, why))
+	ttl := httpcache.TTLSeconds(lifetime, ia)
+	return c.report(h, false, st.Fwd, fwdStatus, why == httpcache.OKStore, ttl, true, why)
 }
 
 // headerField is a header field's name and values.
@@ -649,15 +471,46 @@ func newGen() string {
 // variants (see the package doc).
 func (c *cache) invalidate(req sdk.Request, h sdk.Header) {
 	scheme, host, path, query := req.Scheme(), req.Host(), req.Path(), req.RawQuery()
-	sdk.CachePurge([]byte(cacheKey(scheme, host, path, query)))
+	sdk.CachePurge([]byte(httpcache.Key(scheme, host, path, query)))
 	for _, name := range [...]string{"Location", "Content-Location"} {
 		if v := h.Get(name); v != "" {
-			if k, ok := sameOriginKey(scheme, host, path, query, v); ok {
+			if k, ok := httpcache.SameOriginKey(scheme, host, path, query, v); ok {
 				sdk.CachePurge([]byte(k))
 			}
 		}
 	}
 }
+
+// headerLines is a message header as httpcache.Headers: its field lines as
+// views of one buffer reused from call to call, where sdk.Header.Values
+// makes a string of each. The buffer only grows during a call, so a view
+// stays valid until reset (a moved array is not written again).
+type headerLines struct {
+	h     sdk.Header
+	buf   []byte
+	lines []string
+}
+
+func (f *headerLines) reset(h sdk.Header) { f.h, f.buf, f.lines = h, f.buf[:0], f.lines[:0] }
+
+// Values implements httpcache.Headers.
+func (f *headerLines) Values(name string) []string {
+	start, from := len(f.lines), len(f.buf)
+	f.buf, _ = f.h.AppendValues(f.buf, name)
+	for rest := f.buf[from:]; ; {
+		item, next, ok := abi.NextItem(rest)
+		if !ok {
+			break
+		}
+		f.lines = append(f.lines, view(item))
+		rest = next
+	}
+	return f.lines[start:len(f.lines):len(f.lines)]
+}
+
+// view is b as a string without a copy, for bytes nothing writes while
+// the string is in use.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func init() { sdk.Register(&cache{}) }
 

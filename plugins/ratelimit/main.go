@@ -8,21 +8,27 @@
 //
 // # Why
 //
-// Refused requests consume nothing. Every applicable policy is first
-// peeked (a take of cost 0, which the host answers without storing
-// anything), and units are taken only when all enforced policies have one
-// to give. Taking from each policy in turn would let a client that keeps
-// hitting a narrow policy (one endpoint) drain its broader allowances (its
-// per-IP budget for the whole site) with requests that were never served.
-// The price is one extra host call per policy, and a window between peek
-// and take: when another instance spends a policy's last unit inside it,
-// the request is refused after some policies gave a unit, which errs on the
-// strict side by that one unit.
+// Refused requests consume nothing. Every applicable policy but the last
+// is first peeked (a take of cost 0, which the host answers without
+// storing anything), and units are taken only when all enforced policies
+// have one to give. Taking from each policy in turn would let a client that
+// keeps hitting a narrow policy (one endpoint) drain its broader allowances
+// (its per-IP budget for the whole site) with requests that were never
+// served. The last applicable policy needs no peek: when nothing before it
+// refused, its take is the peek (a refused take spends nothing), so an
+// allowed request makes two takes per applicable policy but one for the
+// last, and with one policy a single take. The price is a window between
+// peek and take: when another instance spends a policy's last unit inside
+// it, the request is refused after some policies gave a unit, which errs on
+// the strict side by that one unit.
 //
-// The RateLimit fields are added in the response phase from a request
-// value rather than put on the answer in the request phase, so they reach
-// the client whichever plugin or origin produced the response (a cache hit
-// served by a later plugin included).
+// The RateLimit fields are put on the response in the request phase, and
+// the plugin has no response phase: the host adds fields a plugin left on
+// its answer when it continued to whatever response the request gets (the
+// origin's, or a cache hit a later plugin served), after the response
+// phases of the plugins behind it (wasm/abi/README.md section 4), so they
+// reach the client and a cache behind this plugin never stores them. That
+// saves a whole plugin call on every request.
 package main
 
 import (
@@ -33,11 +39,6 @@ import (
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/wasm/abi"
 )
-
-// fieldsValue is the request value that carries the RateLimit fields from
-// the request phase to the response phase: RateLimit-Policy, '\n',
-// RateLimit (field values never hold a newline).
-const fieldsValue = "ratelimit.fields"
 
 // maxKeyValue bounds the key part taken from a request as is; longer ones
 // are hashed, keeping rate keys under the host's 1 KiB limit.
@@ -51,7 +52,9 @@ type ratelimit struct {
 	// none of it outlives the call.
 	states [maxPolicies]state
 	keys   [maxPolicies][]byte
-	path   []byte
+	raw    []byte // the path as received
+	path   []byte // normalized
+	addr   []byte // the client's address; ip is a part of it
 	hash   []byte
 	out    []byte
 }
@@ -88,22 +91,22 @@ func (rl *ratelimit) Configure(data []byte) error {
 }
 
 // OnRequest evaluates every policy; see the package doc for why it peeks
-// before it takes.
+// before it takes. It allocates nothing (TestHitPathAllocs).
 func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-	var ip string
-	var haveIP, havePath bool
-	refused := false
+	last := -1 // the last policy that applies
+	var ip []byte
+	haveIP, havePath := false, false
 	for i := range rl.cfg.policies {
 		p := &rl.cfg.policies[i]
-		st := &rl.states[i]
-		*st = state{}
+		rl.states[i] = state{}
 		key := append(rl.keys[i][:0], p.keyPrefix...)
 		start := len(key)
 		found := true
 		switch p.kind {
 		case keyPath:
 			if !havePath {
-				rl.path, havePath = normalizePath(rl.path[:0], req.Path()), true
+				rl.raw = req.AppendPath(rl.raw[:0])
+				rl.path, havePath = normalizePath(rl.path[:0], rl.raw), true
 			}
 			if !underPrefix(rl.path, p.arg) {
 				rl.keys[i] = key
@@ -115,10 +118,8 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 			key, found = req.Header().AppendValue(key, p.arg)
 			found = found && len(key) > start+1
 		case keyValue:
-			var v string
-			v, found = req.Value(p.arg)
-			found = found && v != ""
-			key = append(append(key, 'k'), v...)
+			key, found = req.AppendValue(append(key, 'k'), p.arg)
+			found = found && len(key) > start+1
 		}
 		if !found && !p.fallbackIP {
 			rl.keys[i] = key[:start]
@@ -126,7 +127,8 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		}
 		if p.kind == keyIP || !found {
 			if !haveIP {
-				ip, haveIP = clientIP(req.ClientAddr()), true
+				rl.addr = req.AppendClientAddr(rl.addr[:0])
+				ip, haveIP = clientIP(rl.addr), true
 			}
 			key = append(append(key[:start], 'i'), ip...)
 		}
@@ -135,31 +137,48 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 			key = append(append(key[:start], 'h'), rl.hash...)
 		}
 		rl.keys[i] = key
-		st.applies = true
-
-		_, r, err := p.limit.Take(key, 0)
-		if err != nil {
-			return rl.fail(p, err)
+		rl.states[i].applies = true
+		last = i
+	}
+	refused := false
+	for i := 0; i <= last; i++ {
+		p, st := &rl.cfg.policies[i], &rl.states[i]
+		if !st.applies {
+			continue
 		}
-		st.r = r
-		if r.Remaining < 1 {
-			// The peek says no; a real take confirms it (a refused take
-			// spends nothing) and returns the wait. If a unit came back in
-			// between, the take succeeds and the unit is spent, even should
-			// another policy refuse: the same one-unit strictness as the
-			// race the package doc describes.
-			ok, r, err := p.limit.Take(key, 1)
+		if i == last && !refused {
+			// The take is the peek: refused, it spent nothing.
+			ok, r, err := p.limit.Take(rl.keys[i], 1)
 			if err != nil {
 				return rl.fail(p, err)
 			}
 			st.r, st.taken, st.refused = r, ok, !ok
+		} else {
+			_, r, err := p.limit.Take(rl.keys[i], 0)
+			if err != nil {
+				return rl.fail(p, err)
+			}
+			st.r = r
+			if r.Remaining < 1 {
+				// The peek says no; a real take confirms it (a refused
+				// take spends nothing) and returns the wait. If a unit
+				// came back in between, the take succeeds and the unit is
+				// spent, even should another policy refuse: the same
+				// one-unit strictness as the race the package doc
+				// describes.
+				ok, r, err := p.limit.Take(rl.keys[i], 1)
+				if err != nil {
+					return rl.fail(p, err)
+				}
+				st.r, st.taken, st.refused = r, ok, !ok
+			}
 		}
-		if st.refused && rl.record(p, st, key) {
+		if st.refused && rl.record(p, st, rl.keys[i]) {
 			refused = true
 		}
 	}
 	if !refused {
-		for i := range rl.cfg.policies {
+		for i := range last {
 			p, st := &rl.cfg.policies[i], &rl.states[i]
 			if !st.applies || st.taken || st.refused {
 				continue
@@ -178,30 +197,8 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		return rl.refuse(resp)
 	}
 	if rl.cfg.headers {
-		if err := rl.setFields(req); err != nil {
+		if err := rl.addFields(resp); err != nil {
 			return sdk.Fail(err)
-		}
-	}
-	return sdk.Continue
-}
-
-// OnResponse adds the RateLimit fields the request phase computed. It adds
-// rather than replaces: both fields are lists, and an origin's own
-// policies stay visible next to the edge's.
-func (rl *ratelimit) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
-	v, ok := req.Value(fieldsValue)
-	if !ok {
-		return sdk.Continue
-	}
-	for i := 0; i < len(v); i++ {
-		if v[i] == '\n' {
-			if err := resp.Header().Add("RateLimit-Policy", v[:i]); err != nil {
-				return sdk.Fail(err)
-			}
-			if err := resp.Header().Add("RateLimit", v[i+1:]); err != nil {
-				return sdk.Fail(err)
-			}
-			break
 		}
 	}
 	return sdk.Continue
@@ -293,11 +290,13 @@ func (rl *ratelimit) refuse(resp sdk.Response) sdk.Action {
 	return resp.Answer(429, b)
 }
 
-// setFields stores the RateLimit fields of the most constrained enforced
-// policy for the response phase: the fewest units left, then the longest
-// time to a full allowance, then the first configured. Shadow policies are
-// never advertised: they do not limit the client.
-func (rl *ratelimit) setFields(req sdk.Request) error {
+// addFields puts the RateLimit fields of the most constrained enforced
+// policy on the response: the fewest units left, then the longest time to
+// a full allowance, then the first configured. Shadow policies are never
+// advertised: they do not limit the client. The host adds the fields to
+// the response the client gets, next to any the origin sent: both fields
+// are lists, and an origin's own policies stay visible beside the edge's.
+func (rl *ratelimit) addFields(resp sdk.Response) error {
 	best := -1
 	for i := range rl.cfg.policies {
 		st := &rl.states[i]
@@ -313,8 +312,11 @@ func (rl *ratelimit) setFields(req sdk.Request) error {
 		return nil
 	}
 	p, st := &rl.cfg.policies[best], &rl.states[best]
-	b := append(rl.out[:0], p.policyField...)
-	b = append(b, '\n', '"')
+	h := resp.Header()
+	if err := h.Add("RateLimit-Policy", p.policyField); err != nil {
+		return err
+	}
+	b := append(rl.out[:0], '"')
 	b = append(b, p.name...)
 	b = append(b, `";r=`...)
 	b = strconv.AppendInt(b, st.r.Remaining, 10)
@@ -323,7 +325,7 @@ func (rl *ratelimit) setFields(req sdk.Request) error {
 	// cannot get more than r units at once.
 	b = strconv.AppendInt(b, ceilSeconds(st.r.ResetMs), 10)
 	rl.out = b
-	return req.SetValue(fieldsValue, string(b))
+	return h.AddBytes("RateLimit", b)
 }
 
 // ceilSeconds rounds milliseconds up to whole seconds, the unit of
@@ -331,7 +333,7 @@ func (rl *ratelimit) setFields(req sdk.Request) error {
 func ceilSeconds(ms int64) int64 { return (ms + 999) / 1000 }
 
 // clientIP strips the port from "203.0.113.7:51234" or "[2001:db8::1]:443".
-func clientIP(addr string) string {
+func clientIP[T string | []byte](addr T) T {
 	if len(addr) > 0 && addr[0] == '[' {
 		for i := 1; i < len(addr); i++ {
 			if addr[i] == ']' {
@@ -359,7 +361,7 @@ func clientIP(addr string) string {
 // characters decoded (RFC 3986 section 6.2.2.2: "/%73earch" is "/search"),
 // so an escape cannot slip a request past a path policy. Other escapes
 // stay as they are: decoding "%2F" would change the path's meaning.
-func normalizePath(dst []byte, path string) []byte {
+func normalizePath[T string | []byte](dst []byte, path T) []byte {
 	for i := 0; i < len(path); i++ {
 		c := path[i]
 		if c == '%' && i+2 < len(path) {

@@ -109,6 +109,11 @@ func CacheRevalidate(key []byte) int32 {
 	return native().CacheRevalidate(key)
 }
 
+// CacheRequest runs the request phase of the RFC 9111 cache (package httpcache) for the current GET or HEAD: answers a usable entry in the host or prepares the forward, naming the cache name in Cache-Status; returns CacheRequest flags or an Errno.
+func CacheRequest(name []byte) int32 {
+	return native().CacheRequest(name)
+}
+
 // RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
 func RangeApply(value []byte) int32 {
 	return native().RangeApply(value)
@@ -132,6 +137,16 @@ func Verify(key int32, msg []byte, sig []byte) int32 {
 // Digest writes the Digest of msg into buf; returns the digest size.
 func Digest(alg int32, msg []byte, buf []byte) int32 {
 	return native().Digest(alg, msg, buf)
+}
+
+// TokenPolicy registers a TokenPolicy, encoded by TokenPolicy.Append (configure phase); returns a policy handle (>= 0).
+func TokenPolicy(spec []byte) int32 {
+	return native().TokenPolicy(spec)
+}
+
+// TokenVerify verifies a compact JWS under a policy; copies a TokenVerdict byte, then for a valid token the policy's claims as a list, into buf; returns the full length.
+func TokenVerify(policy int32, token []byte, buf []byte) int32 {
+	return native().TokenVerify(policy, token, buf)
 }
 
 // TimeNow returns the host's wall clock in Unix nanoseconds.

@@ -174,6 +174,14 @@ func CacheRevalidate(key []byte) int32 {
 	return wedgeCacheRevalidate(unsafe.SliceData(key), uint32(len(key)))
 }
 
+//go:wasmimport wedge cache_request
+func wedgeCacheRequest(namePtr *byte, nameLen uint32) int32
+
+// CacheRequest runs the request phase of the RFC 9111 cache (package httpcache) for the current GET or HEAD: answers a usable entry in the host or prepares the forward, naming the cache name in Cache-Status; returns CacheRequest flags or an Errno.
+func CacheRequest(name []byte) int32 {
+	return wedgeCacheRequest(unsafe.SliceData(name), uint32(len(name)))
+}
+
 //go:wasmimport wedge range_apply
 func wedgeRangeApply(valuePtr *byte, valueLen uint32) int32
 
@@ -212,6 +220,22 @@ func wedgeDigest(alg int32, msgPtr *byte, msgLen uint32, bufPtr *byte, bufLen ui
 // Digest writes the Digest of msg into buf; returns the digest size.
 func Digest(alg int32, msg []byte, buf []byte) int32 {
 	return wedgeDigest(alg, unsafe.SliceData(msg), uint32(len(msg)), unsafe.SliceData(buf), uint32(len(buf)))
+}
+
+//go:wasmimport wedge token_policy
+func wedgeTokenPolicy(specPtr *byte, specLen uint32) int32
+
+// TokenPolicy registers a TokenPolicy, encoded by TokenPolicy.Append (configure phase); returns a policy handle (>= 0).
+func TokenPolicy(spec []byte) int32 {
+	return wedgeTokenPolicy(unsafe.SliceData(spec), uint32(len(spec)))
+}
+
+//go:wasmimport wedge token_verify
+func wedgeTokenVerify(policy int32, tokenPtr *byte, tokenLen uint32, bufPtr *byte, bufLen uint32) int32
+
+// TokenVerify verifies a compact JWS under a policy; copies a TokenVerdict byte, then for a valid token the policy's claims as a list, into buf; returns the full length.
+func TokenVerify(policy int32, token []byte, buf []byte) int32 {
+	return wedgeTokenVerify(policy, unsafe.SliceData(token), uint32(len(token)), unsafe.SliceData(buf), uint32(len(buf)))
 }
 
 //go:wasmimport wedge time_now

@@ -148,8 +148,10 @@ const (
 	// MsgRequest is the client's request. Writable in the request phase only.
 	MsgRequest Msg = 0
 	// MsgResponse is, in the request phase, the answer the plugin is building
-	// (headers on it are added to the origin's response if the chain
-	// continues); in the response phase, the response on its way to the client.
+	// (if it continues, the host adds its header fields to the client's
+	// response at the plugin's position in the response phase, whoever
+	// produced it: README.md section 4); in the response phase, the response
+	// on its way to the client.
 	MsgResponse Msg = 1
 )
 

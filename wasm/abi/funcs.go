@@ -91,6 +91,8 @@ var Funcs = []Func{
 		"Removes the entry with this key (PurgeKey) or every entry with this tag (PurgeTag); returns how many."},
 	{"cache_revalidate", []Param{p("key", Bytes)}, I32,
 		"Schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno."},
+	{"cache_request", []Param{p("name", Bytes)}, I32,
+		"Runs the request phase of the RFC 9111 cache (package httpcache) for the current GET or HEAD: answers a usable entry in the host or prepares the forward, naming the cache name in Cache-Status; returns CacheRequest flags or an Errno."},
 	{"range_apply", []Param{p("value", Bytes)}, I32,
 		"Applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status."},
 
@@ -105,6 +107,10 @@ var Funcs = []Func{
 		"Verifies sig over msg with a registered key; returns 1 valid, 0 invalid, or ErrNotFound."},
 	{"digest", []Param{p("alg", I32), p("msg", Bytes), p("buf", Bytes)}, I32,
 		"Writes the Digest of msg into buf; returns the digest size."},
+	{"token_policy", []Param{p("spec", Bytes)}, I32,
+		"Registers a TokenPolicy, encoded by TokenPolicy.Append (configure phase); returns a policy handle (>= 0)."},
+	{"token_verify", []Param{p("policy", I32), p("token", Bytes), p("buf", Bytes)}, I32,
+		"Verifies a compact JWS under a policy; copies a TokenVerdict byte, then for a valid token the policy's claims as a list, into buf; returns the full length."},
 
 	// Clock and randomness.
 	{"time_now", nil, I64,

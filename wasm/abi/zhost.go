@@ -48,6 +48,8 @@ type Host interface {
 	CachePurge(kind int32, match []byte) int32
 	// CacheRevalidate schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno.
 	CacheRevalidate(key []byte) int32
+	// CacheRequest runs the request phase of the RFC 9111 cache (package httpcache) for the current GET or HEAD: answers a usable entry in the host or prepares the forward, naming the cache name in Cache-Status; returns CacheRequest flags or an Errno.
+	CacheRequest(name []byte) int32
 	// RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
 	RangeApply(value []byte) int32
 	// RatelimitTake gCRA: takes cost units from key's allowance of limit per period with the given burst; writes a RateResult; returns 1 allowed, 0 denied.
@@ -58,6 +60,10 @@ type Host interface {
 	Verify(key int32, msg []byte, sig []byte) int32
 	// Digest writes the Digest of msg into buf; returns the digest size.
 	Digest(alg int32, msg []byte, buf []byte) int32
+	// TokenPolicy registers a TokenPolicy, encoded by TokenPolicy.Append (configure phase); returns a policy handle (>= 0).
+	TokenPolicy(spec []byte) int32
+	// TokenVerify verifies a compact JWS under a policy; copies a TokenVerdict byte, then for a valid token the policy's claims as a list, into buf; returns the full length.
+	TokenVerify(policy int32, token []byte, buf []byte) int32
 	// TimeNow returns the host's wall clock in Unix nanoseconds.
 	TimeNow() int64
 	// RandomFill fills buf with cryptographically secure random bytes; returns 0.

@@ -9,7 +9,9 @@ import (
 )
 
 // Cache is the response cache host store. Freshness policy belongs to the
-// plugin; the store keeps entries for TTL plus Stale, within a byte bound.
+// plugin (package httpcache: the cache plugin stores with it, cache_request
+// looks up with it); the store keeps entries for TTL plus Stale, within a
+// byte bound.
 type Cache interface {
 	Get(key []byte) (*CacheEntry, bool)
 	Set(key []byte, e *CacheEntry)

@@ -19,6 +19,8 @@ type Call struct {
 	ex      Exchange
 	errMsg  []byte
 	scratch []byte
+	tokens  tokenScratch // token_verify's parse state
+	creq    cacheRequest // cache_request's views of the request
 }
 
 var _ abi.Host = (*Call)(nil)

@@ -151,6 +151,7 @@ func TestCallPhases(t *testing.T) {
 		{"cache_serve", func(c *Call) int32 { return c.CacheServe([]byte("none")) }, [3]int32{P, N, N}},
 		{"cache_purge", func(c *Call) int32 { return c.CachePurge(abi.PurgeKey, []byte("none")) }, [3]int32{P, 0, 0}},
 		{"cache_revalidate", func(c *Call) int32 { return c.CacheRevalidate([]byte("k")) }, [3]int32{P, 1, P}},
+		{"cache_request", func(c *Call) int32 { return c.CacheRequest([]byte("c")) }, [3]int32{P, 4, P}},       // a miss: forward
 		{"range_apply", func(c *Call) int32 { return c.RangeApply([]byte("bytes=0-1")) }, [3]int32{P, 0, 201}}, // ranges apply to a 200 only
 		{"ratelimit_take", func(c *Call) int32 { return c.RatelimitTake([]byte("k"), 1, 1000, 1, 1, rr[:]) }, [3]int32{P, 1, 1}},
 		{"key_register", func(c *Call) int32 {
@@ -158,6 +159,10 @@ func TestCallPhases(t *testing.T) {
 		}, [3]int32{1, P, P}},
 		{"verify", func(c *Call) int32 { return c.Verify(0, []byte("m"), fixtureMAC([]byte("m"))) }, [3]int32{1, 1, 1}},
 		{"digest", func(c *Call) int32 { return c.Digest(abi.DigestSHA256, []byte("m"), buf) }, [3]int32{32, 32, 32}},
+		{"token_policy", func(c *Call) int32 {
+			return c.TokenPolicy((&abi.TokenPolicy{Keys: []abi.TokenKey{{Key: 0}}}).Append(nil))
+		}, [3]int32{0, P, P}},
+		{"token_verify", func(c *Call) int32 { return c.TokenVerify(0, []byte("a.b.c"), buf) }, [3]int32{N, N, N}}, // no policy registered
 		{"random_fill", func(c *Call) int32 { return c.RandomFill(buf[:8]) }, [3]int32{0, 0, 0}},
 		{"log", func(c *Call) int32 { return c.Log(abi.LevelInfo, []byte("m"), nil) }, [3]int32{0, 0, 0}},
 		{"metric_define", func(c *Call) int32 { return c.MetricDefine(abi.MetricGauge, []byte("other")) }, [3]int32{1, P, P}},

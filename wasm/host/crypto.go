@@ -27,7 +27,8 @@ import (
 	"github.com/talowa/wedge/wasm/abi"
 )
 
-// Keyring holds the verification keys of one plugin version.
+// Keyring holds the verification keys of one plugin version, and its token
+// policies with their verified-token cache (token.go).
 //
 // # Why
 //
@@ -39,6 +40,9 @@ type Keyring struct {
 	mu    sync.Mutex
 	keys  atomic.Pointer[[]*key] // copy on write: Verify reads without a lock
 	cache *VerifyCache
+
+	policies atomic.Pointer[[]*tokenPolicy] // copy on write, like keys
+	tokens   *tokenCache                    // made with the first policy, under mu
 }
 
 // NewKeyring returns an empty key ring that caches asymmetric verification

@@ -10,4 +10,9 @@
 //
 // Byte slices that reach Call are views of guest memory, valid during the
 // call only: everything kept is copied.
+//
+// [RunChain] runs an exchange through a chain of plugins as the edge does,
+// and [Pending] is the part of that both chain runners share: where the
+// fields a plugin left on its answer when it continued join the response
+// (wasm/abi/README.md section 4).
 package host

@@ -157,6 +157,57 @@ type MemExchange struct {
 	Vals Values
 
 	reval *Revalidation // what cache_revalidate asked for, until taken
+
+	// strs holds the names and values of the header fields plugins set
+	// (HeaderSet, HeaderAdd), so that setting one allocates nothing once
+	// the exchange is warm: Reset reuses it for the next request. What
+	// outlives the request copies them (StoreResponse, Revalidate); a full
+	// chunk is replaced, never reused, so the strings in it stay valid.
+	strs []byte
+}
+
+// Reset empties x for the next request, keeping its storage: header
+// fields, values, and the bytes of the fields plugins set. The body is
+// never reused: a cached response loaded into the exchange shares its
+// body with the cache. Nothing may keep a header field string of x's past
+// Reset without copying it.
+func (x *MemExchange) Reset() {
+	x.Req = Request{Header: Header{Fields: x.Req.Header.Fields[:0]}}
+	x.Resp = Response{Header: Header{Fields: x.Resp.Header.Fields[:0]}}
+	x.Vals.Reset()
+	x.strs = x.strs[:0]
+}
+
+// str returns a copy of b as a string held in x.strs.
+func (x *MemExchange) str(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if len(x.strs)+len(b) > cap(x.strs) {
+		x.strs = make([]byte, 0, max(2*cap(x.strs), len(b), 512))
+	}
+	at := len(x.strs)
+	x.strs = append(x.strs, b...)
+	return unsafe.String(&x.strs[at], len(b))
+}
+
+// own returns s, copied if it is held in x.strs (which Reset reuses).
+func (x *MemExchange) own(s string) string {
+	if len(s) == 0 || cap(x.strs) == 0 {
+		return s
+	}
+	p, base := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.SliceData(x.strs)))
+	if p < base || p >= base+uintptr(cap(x.strs)) {
+		return s
+	}
+	return strings.Clone(s)
+}
+
+// ownFields copies the strings of fs that x.strs holds.
+func (x *MemExchange) ownFields(fs []HeaderField) {
+	for i := range fs {
+		fs[i].Name, fs[i].Value = x.own(fs[i].Name), x.own(fs[i].Value)
+	}
 }
 
 var _ Exchange = (*MemExchange)(nil)
@@ -252,12 +303,12 @@ func (x *MemExchange) AppendHeaderNames(dst []byte, m abi.Msg) []byte {
 
 // HeaderSet implements Exchange.
 func (x *MemExchange) HeaderSet(m abi.Msg, name, value []byte) {
-	x.header(m).Set(string(name), string(value))
+	x.header(m).Set(x.str(name), x.str(value))
 }
 
 // HeaderAdd implements Exchange.
 func (x *MemExchange) HeaderAdd(m abi.Msg, name, value []byte) {
-	x.header(m).Add(string(name), string(value))
+	x.header(m).Add(x.str(name), x.str(value))
 }
 
 // HeaderDel implements Exchange.
@@ -286,11 +337,13 @@ func (x *MemExchange) Values() *Values { return &x.Vals }
 
 // StoreResponse implements Exchange.
 func (x *MemExchange) StoreResponse() *StoredResponse {
-	return &StoredResponse{
+	r := &StoredResponse{
 		Status: x.Resp.Status,
 		Header: append([]HeaderField(nil), x.Resp.Header.Fields...),
 		Body:   bytes.Clone(x.Resp.Body),
 	}
+	x.ownFields(r.Header)
+	return r
 }
 
 // LoadResponse implements Exchange.
@@ -312,6 +365,7 @@ func (x *MemExchange) Revalidate(key []byte, release func()) bool {
 		return false
 	}
 	x.reval = newRevalidation(key, &x.Req, &x.Vals, release)
+	x.ownFields(x.reval.Req.Header.Fields)
 	return true
 }
 

@@ -34,6 +34,7 @@ type Plugin struct {
 	counter int32
 	gauge   int32
 	hist    int32
+	policy  int32 // token_policy handle (token.go)
 }
 
 type regKey struct {
@@ -107,11 +108,13 @@ func (p *Plugin) Configure(cfg []byte) error {
 	p.errno("cache_serve", "in configure", hostcall.CacheServe(b("k")), abi.ErrPhase)
 	p.errno("cache_purge", "in configure", hostcall.CachePurge(abi.PurgeKey, b("k")), abi.ErrPhase)
 	p.errno("cache_revalidate", "in configure", hostcall.CacheRevalidate(b("k")), abi.ErrPhase)
+	p.errno("cache_request", "in configure", hostcall.CacheRequest(b("tck")), abi.ErrPhase)
 	p.errno("range_apply", "in configure", hostcall.RangeApply(b("bytes=0-1")), abi.ErrPhase)
 	var rr [abi.RateResultSize]byte
 	p.errno("ratelimit_take", "in configure", hostcall.RatelimitTake(b("k"), 1, 1000, 1, 1, rr[:]), abi.ErrPhase)
 
 	p.configureKeys(cfg)
+	p.configureTokens()
 	p.configureMetrics()
 	return nil
 }
@@ -203,6 +206,7 @@ func (p *Plugin) OnRequest(sdk.Request, sdk.Response) sdk.Action {
 	p.values()
 	p.requestStores()
 	p.crypto()
+	p.tokens()
 	p.misc()
 	p.errno("key_register", "in request", hostcall.KeyRegister(abi.AlgHS256, abi.KeyRaw, b("s")), abi.ErrPhase)
 	p.errno("metric_define", "in request", hostcall.MetricDefine(abi.MetricCounter, b("tck_late")), abi.ErrPhase)
@@ -355,6 +359,12 @@ func (p *Plugin) requestStores() {
 	// The request continues, so the host drops it: tck_test.go checks that
 	// the key is free again afterwards.
 	p.eq("cache_revalidate", "a second one for the same request is skipped", hostcall.CacheRevalidate(b("tck-reval-2")), 0)
+	p.errno("cache_request", "a name that is not a token", hostcall.CacheRequest(b("a b")), abi.ErrInvalid)
+	p.errno("cache_request", "a "+RewrittenMethod+" is not looked up", hostcall.CacheRequest(b("tck")), abi.ErrInvalid)
+	hostcall.FieldSet(abi.FieldMethod, b("GET"))
+	// values() filled the request's values: a miss cannot save its state.
+	p.errno("cache_request", "a miss with no room for its state", hostcall.CacheRequest(b("tck")), abi.ErrTooLarge)
+	hostcall.FieldSet(abi.FieldMethod, b(RewrittenMethod))
 	p.eq("range_apply", "no answer yet: status 0, nothing to cut", hostcall.RangeApply(b("bytes=0-1")), 0)
 	p.errno("range_apply", "value of 17 KiB", hostcall.RangeApply(bytes.Repeat(b("1"), 17<<10)), abi.ErrTooLarge)
 
@@ -507,6 +517,7 @@ func (p *Plugin) responseCache() {
 	p.eq("cache_purge", "by key", hostcall.CachePurge(abi.PurgeKey, b("tck-p3")), 1)
 	p.eq("cache_purge", "by key, again", hostcall.CachePurge(abi.PurgeKey, b("tck-p3")), 0)
 	p.errno("cache_revalidate", "in response", hostcall.CacheRevalidate(key), abi.ErrPhase)
+	p.errno("cache_request", "in response", hostcall.CacheRequest(b("tck")), abi.ErrPhase)
 
 	p.ranges(key)
 }

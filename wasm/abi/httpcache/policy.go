@@ -1,8 +1,7 @@
-package main
+package httpcache
 
 // This file is the cache policy of RFC 9111 (with RFC 9213 targeted fields
-// and RFC 9211 Cache-Status) as pure functions over header values: no host
-// calls, so policy_test.go checks every rule natively and fast.
+// and RFC 9211 Cache-Status) as pure functions over header values.
 
 import (
 	"net/url"
@@ -12,40 +11,41 @@ import (
 	"time"
 )
 
-// headers is what the policy reads a message through: sdk.Header in the
-// plugin, a plain map in tests.
-type headers interface {
+// Headers is what the policy reads a message through: sdk.Header in the
+// plugin, the exchange's request header in the host, a plain map in tests.
+type Headers interface {
 	Values(name string) []string
 }
 
-// maxDelta is what a delta-seconds too large to represent becomes
+// MaxDelta is what a delta-seconds too large to represent becomes
 // (RFC 9111 §1.2.2).
-const maxDelta = 1 << 31
+const MaxDelta = 1 << 31
 
 // Absent numeric directives are -1.
-const absent = -1
+const Absent = -1
 
-// directives is a parsed Cache-Control (or targeted) field. noCache and
+// Directives is a parsed Cache-Control (or targeted) field. noCache and
 // private are the unqualified forms; the qualified ones name fields
 // (RFC 9111 §5.2.2.4, §5.2.2.7), which a shared cache stores the response
 // without.
-type directives struct {
-	noStore, noCache, private, public   bool
-	mustRevalidate, proxyRevalidate     bool
-	mustUnderstand, onlyIfCached        bool
-	maxStaleAny                         bool // max-stale without a value
-	maxAge, sMaxAge, maxStale, minFresh int64
-	swr, sie                            int64    // stale-while-revalidate, stale-if-error
-	noCacheFields, privateFields        []string // no-cache="...", private="..."
+type Directives struct {
+	NoStore, NoCache, Private, Public   bool
+	MustRevalidate, ProxyRevalidate     bool
+	MustUnderstand, OnlyIfCached        bool
+	MaxStaleAny                         bool // max-stale without a value
+	MaxAge, SMaxAge, MaxStale, MinFresh int64
+	SWR, SIE                            int64    // stale-while-revalidate, stale-if-error
+	NoCacheFields, PrivateFields        []string // no-cache="...", private="..."
 }
 
-func noDirectives() directives {
-	return directives{maxAge: absent, sMaxAge: absent, maxStale: absent, minFresh: absent, swr: absent, sie: absent}
+// NoDirectives is Directives with every numeric directive Absent.
+func NoDirectives() Directives {
+	return Directives{MaxAge: Absent, SMaxAge: Absent, MaxStale: Absent, MinFresh: Absent, SWR: Absent, SIE: Absent}
 }
 
-// parseDelta parses delta-seconds (RFC 9111 §1.2.2): digits only, clamped to
+// ParseDelta parses delta-seconds (RFC 9111 §1.2.2): digits only, clamped to
 // 2^31 on overflow.
-func parseDelta(s string) (int64, bool) {
+func ParseDelta(s string) (int64, bool) {
 	if s == "" {
 		return 0, false
 	}
@@ -55,16 +55,16 @@ func parseDelta(s string) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		if n < maxDelta {
+		if n < MaxDelta {
 			n = n*10 + int64(c-'0')
 		}
 	}
-	return min(n, maxDelta), true
+	return min(n, MaxDelta), true
 }
 
-// splitList splits a comma-separated field value into members, keeping
+// SplitList splits a comma-separated field value into members, keeping
 // quoted strings (which may hold commas) whole.
-func splitList(v string, fn func(member string)) {
+func SplitList(v string, fn func(member string)) {
 	start, quoted := 0, false
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; {
@@ -73,18 +73,19 @@ func splitList(v string, fn func(member string)) {
 		case c == '"':
 			quoted = !quoted
 		case c == ',' && !quoted:
-			if m := trimOWS(v[start:i]); m != "" {
+			if m := TrimOWS(v[start:i]); m != "" {
 				fn(m)
 			}
 			start = i + 1
 		}
 	}
-	if m := trimOWS(v[start:]); m != "" {
+	if m := TrimOWS(v[start:]); m != "" {
 		fn(m)
 	}
 }
 
-func trimOWS(s string) string { return strings.Trim(s, " \t") }
+// TrimOWS trims optional whitespace (RFC 9110 §5.6.3).
+func TrimOWS(s string) string { return strings.Trim(s, " \t") }
 
 // fieldNames parses the argument of a qualified no-cache or private: a
 // comma-separated list of field names. ok is false unless it names at least
@@ -92,9 +93,9 @@ func trimOWS(s string) string { return strings.Trim(s, " \t") }
 // directive as unqualified, the safe reading of a list it cannot trust.
 func fieldNames(v string) (names []string, ok bool) {
 	ok = true
-	splitList(v, func(m string) {
+	SplitList(v, func(m string) {
 		for i := 0; i < len(m); i++ {
-			if !isTchar(m[i]) {
+			if !IsTchar(m[i]) {
 				ok = false
 				return
 			}
@@ -135,65 +136,65 @@ func unquote(s string) string {
 	return b.String()
 }
 
-// parseCacheControl parses Cache-Control field lines (RFC 9111 §5.2).
+// ParseCacheControl parses Cache-Control field lines (RFC 9111 §5.2).
 // Names are case-insensitive; arguments may be tokens or quoted strings
 // (§5.2: recipients accept both). For the freshness directives a duplicate
 // with another value, or an invalid number, leaves the response stale
 // (§4.2.1: "either the first occurrence should be used or the response
 // should be considered stale"; we pick the conservative one). For request
 // directives an invalid number is ignored.
-func parseCacheControl(lines []string, response bool) directives {
-	d := noDirectives()
+func ParseCacheControl(lines []string, response bool) Directives {
+	d := NoDirectives()
 	for _, line := range lines {
-		splitList(line, func(m string) {
+		SplitList(line, func(m string) {
 			name, val, hasVal := strings.Cut(m, "=")
-			name = strings.ToLower(trimOWS(name))
-			val = unquote(trimOWS(val))
+			name = strings.ToLower(TrimOWS(name))
+			val = unquote(TrimOWS(val))
 			num := func(dst *int64) {
-				n, ok := parseDelta(val)
+				n, ok := ParseDelta(val)
 				switch {
 				case !ok && response && (name == "max-age" || name == "s-maxage"):
 					*dst = 0
 				case !ok:
-				case *dst != absent && *dst != n && response && (name == "max-age" || name == "s-maxage"):
+				case *dst != Absent && *dst != n && response && (name == "max-age" || name == "s-maxage"):
 					*dst = 0
-				case *dst == absent:
+				case *dst == Absent:
 					*dst = n
 				}
 			}
 			switch name {
 			case "no-store":
-				d.noStore = true
+				d.NoStore = true
 			case "no-cache":
-				qualified(&d.noCache, &d.noCacheFields, val, hasVal)
+				qualified(&d.NoCache, &d.NoCacheFields, val, hasVal)
 			case "private":
-				qualified(&d.private, &d.privateFields, val, hasVal)
+				qualified(&d.Private, &d.PrivateFields, val, hasVal)
 			case "public":
-				d.public = true
+				d.Public = true
 			case "must-revalidate":
-				d.mustRevalidate = true
+				d.MustRevalidate = true
 			case "proxy-revalidate":
-				d.proxyRevalidate = true
+				d.ProxyRevalidate = true
 			case "must-understand":
-				d.mustUnderstand = true
+				d.MustUnderstand = true
 			case "only-if-cached":
-				d.onlyIfCached = true
+				d.OnlyIfCached = true
 			case "max-age":
-				num(&d.maxAge)
+				num(&d.MaxAge)
 			case "s-maxage":
-				num(&d.sMaxAge)
+				num(&d.SMaxAge)
 			case "max-stale":
 				if !hasVal {
-					d.maxStaleAny = true
+					d.MaxStaleAny = true
 				} else {
-					num(&d.maxStale)
+					num(&d.MaxStale)
 				}
 			case "min-fresh":
-				num(&d.minFresh)
+				num(&d.MinFresh)
 			case "stale-while-revalidate":
-				num(&d.swr)
+				num(&d.SWR)
 			case "stale-if-error":
-				num(&d.sie)
+				num(&d.SIE)
 			}
 		})
 	}
@@ -298,7 +299,7 @@ func parseSFDictionary(s string) (map[string]sfItem, bool) {
 			i += end + 2
 			return sfItem{kind: 'o'}, true
 		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '*':
-			for i++; i < len(s) && (isTchar(s[i]) || s[i] == ':' || s[i] == '/'); i++ {
+			for i++; i < len(s) && (IsTchar(s[i]) || s[i] == ':' || s[i] == '/'); i++ {
 			}
 			return sfItem{kind: 'o'}, true
 		}
@@ -347,25 +348,26 @@ func parseSFDictionary(s string) (map[string]sfItem, bool) {
 	return out, true
 }
 
-func isTchar(c byte) bool {
+// IsTchar reports whether c may appear in a token (RFC 9110 §5.6.2).
+func IsTchar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
-// parseTargeted reads a targeted field (RFC 9213 §2.1) into directives. ok
+// ParseTargeted reads a targeted field (RFC 9213 §2.1) into directives. ok
 // is false for an absent, empty or unparsable field, which is then ignored.
 // A directive whose value has the wrong type (max-age=1.5, no-store=3) is
 // not consumed (§2.1: SHOULD NOT consume values violating the constraints).
-func parseTargeted(lines []string) (directives, bool) {
+func ParseTargeted(lines []string) (Directives, bool) {
 	joined := strings.Join(lines, ", ")
-	if trimOWS(joined) == "" {
-		return directives{}, false
+	if TrimOWS(joined) == "" {
+		return Directives{}, false
 	}
 	dict, ok := parseSFDictionary(joined)
 	if !ok || len(dict) == 0 {
-		return directives{}, false
+		return Directives{}, false
 	}
-	d := noDirectives()
+	d := NoDirectives()
 	flag := func(name string) bool {
 		it, ok := dict[name]
 		return ok && it.kind == 'b' && it.b
@@ -379,90 +381,90 @@ func parseTargeted(lines []string) (directives, bool) {
 	}
 	num := func(name string) int64 {
 		if it, ok := dict[name]; ok && it.kind == 'i' && it.i >= 0 {
-			return min(it.i, maxDelta)
+			return min(it.i, MaxDelta)
 		}
-		return absent
+		return Absent
 	}
-	d.noStore, d.noCache, d.private, d.public = flag("no-store"), flag("no-cache"), flag("private"), flag("public")
-	fields("no-cache", &d.noCache, &d.noCacheFields)
-	fields("private", &d.private, &d.privateFields)
-	d.mustRevalidate, d.proxyRevalidate, d.mustUnderstand = flag("must-revalidate"), flag("proxy-revalidate"), flag("must-understand")
-	d.maxAge, d.sMaxAge, d.swr, d.sie = num("max-age"), num("s-maxage"), num("stale-while-revalidate"), num("stale-if-error")
+	d.NoStore, d.NoCache, d.Private, d.Public = flag("no-store"), flag("no-cache"), flag("private"), flag("public")
+	fields("no-cache", &d.NoCache, &d.NoCacheFields)
+	fields("private", &d.Private, &d.PrivateFields)
+	d.MustRevalidate, d.ProxyRevalidate, d.MustUnderstand = flag("must-revalidate"), flag("proxy-revalidate"), flag("must-understand")
+	d.MaxAge, d.SMaxAge, d.SWR, d.SIE = num("max-age"), num("s-maxage"), num("stale-while-revalidate"), num("stale-if-error")
 	return d, true
 }
 
-// targetList is this cache's RFC 9213 target list, most specific first.
-var targetList = []string{"Wedge-Cache-Control", "CDN-Cache-Control"}
+// TargetList is this cache's RFC 9213 target list, most specific first.
+var TargetList = []string{"Wedge-Cache-Control", "CDN-Cache-Control"}
 
-// responsePolicy is what a response says about caching: the effective
+// ResponsePolicy is what a response says about caching: the effective
 // directives and the fields freshness depends on.
-type responsePolicy struct {
-	cc         directives
-	targeted   string // the targeted field used, "" for Cache-Control
-	hasExpires bool
-	setCookie  bool      // the response sets cookies
-	expires    time.Time // zero when invalid: already expired (RFC 9111 §5.3)
-	date       time.Time // zero when absent or invalid
-	lastMod    time.Time
-	age        int64 // Age field, absent when missing or invalid
+type ResponsePolicy struct {
+	CC         Directives
+	Targeted   string // the targeted field used, "" for Cache-Control
+	HasExpires bool
+	SetCookie  bool      // the response sets cookies
+	Expires    time.Time // zero when invalid: already expired (RFC 9111 §5.3)
+	Date       time.Time // zero when absent or invalid
+	LastMod    time.Time
+	Age        int64 // Age field, absent when missing or invalid
 }
 
-// readResponse extracts the whole policy of response h.
-func readResponse(h headers) responsePolicy {
-	p := readPolicy(h)
-	p.readTimes(h)
+// ReadResponse extracts the whole policy of response h.
+func ReadResponse(h Headers) ResponsePolicy {
+	p := ReadPolicy(h)
+	p.ReadTimes(h)
 	return p
 }
 
-// readPolicy extracts what decides whether response h is stored: the
+// ReadPolicy extracts what decides whether response h is stored: the
 // directives, and whether it has Expires and Set-Cookie. The first valid
 // targeted field on the target list wins and then Cache-Control and Expires
 // are ignored (RFC 9213 §2.1). Dates are left to readTimes: most responses
 // that are not stored never need them parsed.
-func readPolicy(h headers) responsePolicy {
-	p := responsePolicy{age: absent}
-	for _, name := range targetList {
-		if d, ok := parseTargeted(h.Values(name)); ok {
-			p.cc, p.targeted = d, name
+func ReadPolicy(h Headers) ResponsePolicy {
+	p := ResponsePolicy{Age: Absent}
+	for _, name := range TargetList {
+		if d, ok := ParseTargeted(h.Values(name)); ok {
+			p.CC, p.Targeted = d, name
 			break
 		}
 	}
-	if p.targeted == "" {
-		p.cc = parseCacheControl(h.Values("Cache-Control"), true)
-		p.hasExpires = len(h.Values("Expires")) > 0
+	if p.Targeted == "" {
+		p.CC = ParseCacheControl(h.Values("Cache-Control"), true)
+		p.HasExpires = len(h.Values("Expires")) > 0
 	}
-	p.setCookie = len(h.Values("Set-Cookie")) > 0
+	p.SetCookie = len(h.Values("Set-Cookie")) > 0
 	return p
 }
 
-// readTimes adds what freshness and age are computed from: Expires, Date,
+// ReadTimes adds what freshness and age are computed from: Expires, Date,
 // Last-Modified and Age.
-func (p *responsePolicy) readTimes(h headers) {
-	if p.hasExpires {
+func (p *ResponsePolicy) ReadTimes(h Headers) {
+	if p.HasExpires {
 		// §4.2.1: several Expires lines leave the response stale; §5.3: an
 		// invalid date means already expired (expires stays zero).
 		if v := h.Values("Expires"); len(v) == 1 {
-			p.expires, _ = parseHTTPDate(trimOWS(v[0]))
+			p.Expires, _ = ParseHTTPDate(TrimOWS(v[0]))
 		}
 	}
 	if v := h.Values("Date"); len(v) > 0 {
-		p.date, _ = parseHTTPDate(trimOWS(v[0]))
+		p.Date, _ = ParseHTTPDate(TrimOWS(v[0]))
 	}
 	if v := h.Values("Last-Modified"); len(v) > 0 {
-		p.lastMod, _ = parseHTTPDate(trimOWS(v[0]))
+		p.LastMod, _ = ParseHTTPDate(TrimOWS(v[0]))
 	}
 	if v := h.Values("Age"); len(v) > 0 {
 		// §5.1: use the first member of a list; ignore an invalid value.
 		first, _, _ := strings.Cut(v[0], ",")
-		if n, ok := parseDelta(trimOWS(first)); ok {
-			p.age = n
+		if n, ok := ParseDelta(TrimOWS(first)); ok {
+			p.Age = n
 		}
 	}
 }
 
-// heuristicStatus reports the status codes that are heuristically
+// HeuristicStatus reports the status codes that are heuristically
 // cacheable (RFC 9110 §15.1, used by RFC 9111 §4.2.2).
-func heuristicStatus(code int) bool {
+func HeuristicStatus(code int) bool {
 	switch code {
 	case 200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501:
 		return true
@@ -470,10 +472,10 @@ func heuristicStatus(code int) bool {
 	return false
 }
 
-// understoodStatus reports the final status codes this cache knows the
+// UnderstoodStatus reports the final status codes this cache knows the
 // semantics of (RFC 9111 §3: a cache stores only those it understands;
 // §5.2.2.3 must-understand relies on it).
-func understoodStatus(code int) bool {
+func UnderstoodStatus(code int) bool {
 	switch {
 	case code >= 200 && code <= 208, code >= 300 && code <= 308 && code != 306,
 		code >= 400 && code <= 417, code >= 421 && code <= 426, code == 428, code == 429, code == 431, code == 451,
@@ -485,21 +487,21 @@ func understoodStatus(code int) bool {
 
 // Reasons a response is not stored, reported in Cache-Status detail.
 const (
-	okStore         = ""
-	whyMethod       = "method"
-	whyStatus       = "status"
-	whyNoStore      = "no-store"
-	whyPrivate      = "private"
-	whyAuth         = "authorization"
-	whyNoFreshness  = "no-freshness"
-	whyVaryStar     = "vary-star"
-	whyReqNoStore   = "request-no-store"
-	whyNotUseful    = "no-lifetime"
-	whyPartialCache = "partial"
-	whySetCookie    = "set-cookie"
+	OKStore         = ""
+	WhyMethod       = "method"
+	WhyStatus       = "status"
+	WhyNoStore      = "no-store"
+	WhyPrivate      = "private"
+	WhyAuth         = "authorization"
+	WhyNoFreshness  = "no-freshness"
+	WhyVaryStar     = "vary-star"
+	WhyReqNoStore   = "request-no-store"
+	WhyNotUseful    = "no-lifetime"
+	WhyPartialCache = "partial"
+	WhySetCookie    = "set-cookie"
 )
 
-// storable decides RFC 9111 §3 for a shared cache: method, status,
+// Storable decides RFC 9111 §3 for a shared cache: method, status,
 // no-store (with must-understand, §5.2.2.3), private, Authorization (§3.5),
 // and that the response has explicit freshness or a heuristically cacheable
 // status. Vary: * is refused too: it can never be reused (§4.1). So is
@@ -507,41 +509,41 @@ const (
 // response is stored without it, see omitted): RFC 9111 §7.3 leaves cookies
 // to the cache, and replaying one client's cookie to every other client is
 // how sessions leak.
-func storable(method string, status int, req directives, p responsePolicy, hasAuth, varyStar bool) string {
+func Storable(method string, status int, req Directives, p ResponsePolicy, hasAuth, varyStar bool) string {
 	switch {
 	case method != "GET":
-		return whyMethod
+		return WhyMethod
 	case status == 206:
-		return whyPartialCache // no range support: §3.3 would have to combine parts
-	case !understoodStatus(status) || status == 304:
-		return whyStatus
-	case req.noStore:
-		return whyReqNoStore
-	case p.cc.noStore && !p.cc.mustUnderstand:
-		return whyNoStore
-	case p.cc.private:
-		return whyPrivate
-	case p.setCookie && !p.omits("Set-Cookie"):
-		return whySetCookie
-	case hasAuth && !p.cc.public && !p.cc.mustRevalidate && p.cc.sMaxAge == absent:
-		return whyAuth
+		return WhyPartialCache // no range support: §3.3 would have to combine parts
+	case !UnderstoodStatus(status) || status == 304:
+		return WhyStatus
+	case req.NoStore:
+		return WhyReqNoStore
+	case p.CC.NoStore && !p.CC.MustUnderstand:
+		return WhyNoStore
+	case p.CC.Private:
+		return WhyPrivate
+	case p.SetCookie && !p.Omits("Set-Cookie"):
+		return WhySetCookie
+	case hasAuth && !p.CC.Public && !p.CC.MustRevalidate && p.CC.SMaxAge == Absent:
+		return WhyAuth
 	case varyStar:
-		return whyVaryStar
-	case p.cc.public || p.cc.maxAge != absent || p.cc.sMaxAge != absent || p.hasExpires || heuristicStatus(status):
-		return okStore
+		return WhyVaryStar
+	case p.CC.Public || p.CC.MaxAge != Absent || p.CC.SMaxAge != Absent || p.HasExpires || HeuristicStatus(status):
+		return OKStore
 	}
-	return whyNoFreshness
+	return WhyNoFreshness
 }
 
-// omitted is the fields a qualified no-cache or private names: the
+// Omitted is the fields a qualified no-cache or private names: the
 // response is stored without them (RFC 9111 §5.2.2.4, §5.2.2.7).
-func (p *responsePolicy) omitted() []string {
-	return append(p.cc.noCacheFields[:len(p.cc.noCacheFields):len(p.cc.noCacheFields)], p.cc.privateFields...)
+func (p *ResponsePolicy) Omitted() []string {
+	return append(p.CC.NoCacheFields[:len(p.CC.NoCacheFields):len(p.CC.NoCacheFields)], p.CC.PrivateFields...)
 }
 
-// omits reports whether the response is stored without field name.
-func (p *responsePolicy) omits(name string) bool {
-	for _, n := range p.omitted() {
+// Omits reports whether the response is stored without field name.
+func (p *ResponsePolicy) Omits(name string) bool {
+	for _, n := range p.Omitted() {
 		if strings.EqualFold(n, name) {
 			return true
 		}
@@ -549,120 +551,120 @@ func (p *responsePolicy) omits(name string) bool {
 	return false
 }
 
-// maxLifetime caps freshness lifetimes: the host keeps an entry at most 400
+// MaxLifetime caps freshness lifetimes: the host keeps an entry at most 400
 // days (cache_store in wasm/abi/README.md), and a cache may always keep a
 // response for less than it allows: RFC 9111 never obliges it to keep one
 // (§3), and lets it clamp a delta-seconds to the greatest value it can
 // conveniently represent (§1.2.2). Past the cap a stored response is
 // stale, and revalidated.
-const maxLifetime = 400 * 24 * time.Hour
+const MaxLifetime = 400 * 24 * time.Hour
 
-// freshness computes the freshness lifetime for a shared cache (RFC 9111
+// Freshness computes the freshness lifetime for a shared cache (RFC 9111
 // §4.2.1): s-maxage, then max-age, then Expires minus Date (or the receipt
 // time without a Date), then a heuristic (§4.2.2) of pct percent of the time
 // since Last-Modified, capped at heurMax, for heuristically cacheable
 // statuses or public responses only. No explicit freshness and no
 // Last-Modified means zero: there is no default TTL. Lifetimes are capped
 // at maxLifetime.
-func freshness(p responsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
+func Freshness(p ResponsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
 	lifetime, heuristic = uncappedFreshness(p, status, responseTime, pct, heurMax)
-	return min(lifetime, maxLifetime), heuristic
+	return min(lifetime, MaxLifetime), heuristic
 }
 
-func uncappedFreshness(p responsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
+func uncappedFreshness(p ResponsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
 	switch {
-	case p.cc.sMaxAge != absent:
-		return time.Duration(p.cc.sMaxAge) * time.Second, false
-	case p.cc.maxAge != absent:
-		return time.Duration(p.cc.maxAge) * time.Second, false
-	case p.hasExpires:
-		if p.expires.IsZero() {
+	case p.CC.SMaxAge != Absent:
+		return time.Duration(p.CC.SMaxAge) * time.Second, false
+	case p.CC.MaxAge != Absent:
+		return time.Duration(p.CC.MaxAge) * time.Second, false
+	case p.HasExpires:
+		if p.Expires.IsZero() {
 			return 0, false
 		}
-		date := p.date
+		date := p.Date
 		if date.IsZero() {
 			date = responseTime
 		}
-		return max(p.expires.Sub(date), 0), false
+		return max(p.Expires.Sub(date), 0), false
 	}
-	if pct <= 0 || p.lastMod.IsZero() || !(heuristicStatus(status) || p.cc.public) {
+	if pct <= 0 || p.LastMod.IsZero() || !(HeuristicStatus(status) || p.CC.Public) {
 		return 0, false
 	}
-	date := p.date
+	date := p.Date
 	if date.IsZero() {
 		date = responseTime
 	}
-	if since := date.Sub(p.lastMod); since > 0 {
+	if since := date.Sub(p.LastMod); since > 0 {
 		return min(since*time.Duration(pct)/100, heurMax), true
 	}
 	return 0, false
 }
 
-// initialAge is corrected_initial_age (RFC 9111 §4.2.3): the larger of the
+// InitialAge is corrected_initial_age (RFC 9111 §4.2.3): the larger of the
 // apparent age (receipt time minus Date) and the Age field corrected by the
 // response delay.
-func initialAge(p responsePolicy, requestTime, responseTime time.Time) time.Duration {
+func InitialAge(p ResponsePolicy, requestTime, responseTime time.Time) time.Duration {
 	var apparent time.Duration
-	if !p.date.IsZero() {
-		apparent = max(responseTime.Sub(p.date), 0)
+	if !p.Date.IsZero() {
+		apparent = max(responseTime.Sub(p.Date), 0)
 	}
 	corrected := max(responseTime.Sub(requestTime), 0)
-	if p.age != absent {
-		corrected += time.Duration(p.age) * time.Second
+	if p.Age != Absent {
+		corrected += time.Duration(p.Age) * time.Second
 	}
 	return max(apparent, corrected)
 }
 
-// revalidateOnStale reports whether a stale response must not be served
+// RevalidateOnStale reports whether a stale response must not be served
 // without validation: must-revalidate, and for a shared cache
 // proxy-revalidate and s-maxage (RFC 9111 §5.2.2.2, .8, .10).
-func revalidateOnStale(cc directives) bool {
-	return cc.mustRevalidate || cc.proxyRevalidate || cc.sMaxAge != absent
+func RevalidateOnStale(cc Directives) bool {
+	return cc.MustRevalidate || cc.ProxyRevalidate || cc.SMaxAge != Absent
 }
 
-// decision is what the request phase does with a stored response.
-type decision int
+// Decision is what the request phase does with a stored response.
+type Decision int
 
 const (
-	useFresh      decision = iota // serve it: a hit
-	useStale                      // serve it stale, allowed by max-stale: a hit
-	useStaleSWR                   // serve it stale and revalidate it in the background
-	validate                      // forward with conditionals; keep it for 304 and stale-if-error
-	validateByReq                 // like validate, but it was fresh: the request's directives refused it
+	UseFresh      Decision = iota // serve it: a hit
+	UseStale                      // serve it stale, allowed by max-stale: a hit
+	UseStaleSWR                   // serve it stale and revalidate it in the background
+	Validate                      // forward with conditionals; keep it for 304 and stale-if-error
+	ValidateByReq                 // like validate, but it was fresh: the request's directives refused it
 )
 
-// reuse decides RFC 9111 §4 / §4.2 for a stored response of the given
+// Reuse decides RFC 9111 §4 / §4.2 for a stored response of the given
 // current age against the request's directives (§5.2.1).
-func reuse(m *meta, age time.Duration, rq directives) decision {
-	left := time.Duration(m.lifetime)*time.Millisecond - age
-	fresh := left > 0 && !m.noCache
+func Reuse(m *Meta, age time.Duration, rq Directives) Decision {
+	left := time.Duration(m.Lifetime)*time.Millisecond - age
+	fresh := left > 0 && !m.NoCache
 	switch {
-	case rq.noCache:
-		return validateByReq // §5.2.1.4
-	case fresh && rq.maxAge != absent && age > time.Duration(rq.maxAge)*time.Second:
-		return validateByReq // §5.2.1.1
-	case fresh && rq.minFresh != absent && left < time.Duration(rq.minFresh)*time.Second:
-		return validateByReq // §5.2.1.3
+	case rq.NoCache:
+		return ValidateByReq // §5.2.1.4
+	case fresh && rq.MaxAge != Absent && age > time.Duration(rq.MaxAge)*time.Second:
+		return ValidateByReq // §5.2.1.1
+	case fresh && rq.MinFresh != Absent && left < time.Duration(rq.MinFresh)*time.Second:
+		return ValidateByReq // §5.2.1.3
 	case fresh:
-		return useFresh
-	case m.noCache || m.mustRevalidate:
-		return validate // §4.2.4: no stale use
-	case rq.maxAge != absent && age > time.Duration(rq.maxAge)*time.Second:
-		return validate
-	case rq.maxStaleAny || rq.maxStale != absent && -left <= time.Duration(rq.maxStale)*time.Second:
-		return useStale // §5.2.1.2
-	case m.swr > 0 && -left <= time.Duration(m.swr)*time.Second:
-		return useStaleSWR // RFC 5861 §3
+		return UseFresh
+	case m.NoCache || m.MustRevalidate:
+		return Validate // §4.2.4: no stale use
+	case rq.MaxAge != Absent && age > time.Duration(rq.MaxAge)*time.Second:
+		return Validate
+	case rq.MaxStaleAny || rq.MaxStale != Absent && -left <= time.Duration(rq.MaxStale)*time.Second:
+		return UseStale // §5.2.1.2
+	case m.SWR > 0 && -left <= time.Duration(m.SWR)*time.Second:
+		return UseStaleSWR // RFC 5861 §3
 	}
-	return validate
+	return Validate
 }
 
-// staleIfError reports whether a stored response of the given age may
+// StaleIfError reports whether a stored response of the given age may
 // answer for an origin error status (RFC 5861 §4): the response's or the
 // request's stale-if-error window covers its staleness, and nothing forbids
 // stale use.
-func staleIfError(m *meta, age time.Duration, reqSIE int64, status int) bool {
-	if m.noCache || m.mustRevalidate {
+func StaleIfError(m *Meta, age time.Duration, reqSIE int64, status int) bool {
+	if m.NoCache || m.MustRevalidate {
 		return false
 	}
 	switch status {
@@ -670,31 +672,31 @@ func staleIfError(m *meta, age time.Duration, reqSIE int64, status int) bool {
 	default:
 		return false
 	}
-	stale := age - time.Duration(m.lifetime)*time.Millisecond
-	window := max(m.sie, reqSIE)
+	stale := age - time.Duration(m.Lifetime)*time.Millisecond
+	window := max(m.SIE, reqSIE)
 	return window > 0 && stale <= time.Duration(window)*time.Second
 }
 
-// safeMethod reports the methods RFC 9110 §9.2.1 defines as safe; every
+// SafeMethod reports the methods RFC 9110 §9.2.1 defines as safe; every
 // other method, known or not, invalidates (RFC 9111 §4.4).
-func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" }
+func SafeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" }
 
-// invalidates reports whether a response to method invalidates the target
+// Invalidates reports whether a response to method invalidates the target
 // URI: an unsafe method with a non-error (2xx or 3xx) status (§4.4).
-func invalidates(method string, status int) bool {
-	return !safeMethod(method) && status >= 200 && status < 400
+func Invalidates(method string, status int) bool {
+	return !SafeMethod(method) && status >= 200 && status < 400
 }
 
-// cacheKey is the primary key: scheme, host (case-insensitive) and target.
+// Key is the primary key: scheme, host (case-insensitive) and target.
 // GET and HEAD share it: a HEAD is answered from a stored GET.
-// The edge's purge-by-URL (edge/admin.go, urlKey) builds the same key: a
-// change of format takes a new prefix and a change there.
-func cacheKey(scheme, host, path, query string) string {
-	return string(appendCacheKey(nil, scheme, host, path, query))
+// The edge's purge-by-URL (edge/admin.go) builds keys with it too; a change
+// of format takes a new prefix.
+func Key(scheme, host, path, query string) string {
+	return string(AppendKey(nil, scheme, host, path, query))
 }
 
-// appendCacheKey appends cacheKey(scheme, host, path, query) to dst.
-func appendCacheKey(dst []byte, scheme, host, path, query string) []byte {
+// AppendKey appends cacheKey(scheme, host, path, query) to dst.
+func AppendKey(dst []byte, scheme, host, path, query string) []byte {
 	dst = append(dst, "wc1\x00"...)
 	dst = appendLower(dst, scheme)
 	dst = append(dst, "://"...)
@@ -725,12 +727,12 @@ func appendLower(dst []byte, s string) []byte {
 	return dst
 }
 
-// varyNames normalises the Vary field lines: lowercase names, each once, in
+// VaryNames normalises the Vary field lines: lowercase names, each once, in
 // order; star reports a "*" member (RFC 9110 §12.5.5).
-func varyNames(lines []string) (names string, star bool) {
+func VaryNames(lines []string) (names string, star bool) {
 	var seen []string
 	for _, l := range lines {
-		splitList(l, func(m string) {
+		SplitList(l, func(m string) {
 			m = strings.ToLower(m)
 			if m == "*" {
 				star = true
@@ -746,18 +748,18 @@ func varyNames(lines []string) (names string, star bool) {
 	return strings.Join(seen, ","), star
 }
 
-// variant is the request's values for the Vary'd names, normalised as RFC
+// Variant is the request's values for the Vary'd names, normalised as RFC
 // 9111 §4.1 allows: field lines combined, whitespace around list commas
 // dropped. An absent header differs from an empty one.
-func variant(names string, req headers) string {
+func Variant(names string, req Headers) string {
 	if names == "" {
 		return ""
 	}
-	return string(appendVariant(nil, names, req))
+	return string(AppendVariant(nil, names, req))
 }
 
-// appendVariant appends variant(names, req) to dst.
-func appendVariant(dst []byte, names string, req headers) []byte {
+// AppendVariant appends variant(names, req) to dst.
+func AppendVariant(dst []byte, names string, req Headers) []byte {
 	if names == "" {
 		return dst
 	}
@@ -768,7 +770,7 @@ func appendVariant(dst []byte, names string, req headers) []byte {
 		} else {
 			first := true
 			for _, v := range vals {
-				splitList(v, func(m string) {
+				SplitList(v, func(m string) {
 					if !first {
 						dst = append(dst, ',')
 					}
@@ -782,10 +784,10 @@ func appendVariant(dst []byte, names string, req headers) []byte {
 	return dst
 }
 
-// skipOnUpdate lists the fields a 304 does not copy onto the stored
+// SkipOnUpdate lists the fields a 304 does not copy onto the stored
 // response (RFC 9111 §3.2): hop-by-hop and framing fields, and those the
 // stored body depends on.
-func skipOnUpdate(name string) bool {
+func SkipOnUpdate(name string) bool {
 	switch strings.ToLower(name) {
 	case "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer", "upgrade",
 		"proxy-authenticate", "proxy-authentication-info", "proxy-authorization",
@@ -795,9 +797,9 @@ func skipOnUpdate(name string) bool {
 	return false
 }
 
-// tags collects purge tags: Surrogate-Key is space-separated, Cache-Tag
+// Tags collects purge tags: Surrogate-Key is space-separated, Cache-Tag
 // comma-separated. Each tag once, at most limit.
-func tags(surrogate, cacheTag []string, limit int) []string {
+func Tags(surrogate, cacheTag []string, limit int) []string {
 	var out []string
 	add := func(t string) {
 		if t == "" || len(out) >= limit {
@@ -816,20 +818,20 @@ func tags(surrogate, cacheTag []string, limit int) []string {
 		}
 	}
 	for _, l := range cacheTag {
-		splitList(l, func(m string) { add(m) })
+		SplitList(l, func(m string) { add(m) })
 	}
 	return out
 }
 
-// cacheStatus formats one Cache-Status member (RFC 9211 §2): the cache's
+// CacheStatus formats one Cache-Status member (RFC 9211 §2): the cache's
 // name, then hit or fwd (with fwd-status and stored), ttl and detail. ttl is
 // in whole seconds, negative once stale.
-func cacheStatus(name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) string {
-	return string(appendCacheStatus(nil, name, hit, fwd, fwdStatus, stored, ttl, hasTTL, detail))
+func CacheStatus(name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) string {
+	return string(AppendCacheStatus(nil, name, hit, fwd, fwdStatus, stored, ttl, hasTTL, detail))
 }
 
-// appendCacheStatus appends cacheStatus(...) to dst.
-func appendCacheStatus(b []byte, name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) []byte {
+// AppendCacheStatus appends cacheStatus(...) to dst.
+func AppendCacheStatus(b []byte, name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) []byte {
 	b = append(b, name...)
 	if hit {
 		b = append(b, "; hit"...)
@@ -856,14 +858,14 @@ func appendCacheStatus(b []byte, name string, hit bool, fwd string, fwdStatus in
 	return b
 }
 
-// ttlSeconds is the remaining freshness in whole seconds as Cache-Status
+// TTLSeconds is the remaining freshness in whole seconds as Cache-Status
 // reports it: the lifetime minus the age the Age field shows, so the two
 // fields always add up (Age: 5 with ttl=55 for max-age=60).
-func ttlSeconds(lifetime, age time.Duration) int64 {
+func TTLSeconds(lifetime, age time.Duration) int64 {
 	return int64(lifetime/time.Second) - int64(age/time.Second)
 }
 
-// parseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) exactly as its
+// ParseHTTPDate parses an HTTP-date (RFC 9110 §5.6.7) exactly as its
 // grammar has it: the IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", or one of
 // the obsolete forms a recipient must accept, RFC 850's
 // "Sunday, 06-Nov-94 08:49:37 GMT" and asctime's "Sun Nov  6 08:49:37 1994".
@@ -873,7 +875,7 @@ func ttlSeconds(lifetime, age time.Duration) int64 {
 // 9111 §5.3). time.Parse, which net/http's ParseTime uses, is more lenient
 // on all three counts. The weekday is not checked against the date: the
 // grammar does not tie them. It does not allocate.
-func parseHTTPDate(s string) (t time.Time, ok bool) {
+func ParseHTTPDate(s string) (t time.Time, ok bool) {
 	var year, month, day int
 	var clock string
 	switch {
@@ -902,7 +904,7 @@ func parseHTTPDate(s string) (t time.Time, ok bool) {
 		}
 		day, month, year, clock = num(r[2:4]), slices.Index(months[:], r[5:8])+1, num(r[9:11]), r[12:20]
 		if year >= 0 {
-			year = twoDigitYear(year, time.Now().Year())
+			year = TwoDigitYear(year, time.Now().Year())
 		}
 	}
 	if len(clock) != 8 || clock[2] != ':' || clock[5] != ':' {
@@ -939,10 +941,10 @@ func num(s string) int {
 	return n
 }
 
-// twoDigitYear is the latest year ending in yy that is not more than 50
+// TwoDigitYear is the latest year ending in yy that is not more than 50
 // years after now (RFC 9110 §5.6.7: a later one is taken as the most recent
 // past year with those digits).
-func twoDigitYear(yy, now int) int {
+func TwoDigitYear(yy, now int) int {
 	y := now - now%100 + yy
 	switch {
 	case y > now+50:
@@ -953,25 +955,25 @@ func twoDigitYear(yy, now int) int {
 	return y
 }
 
-// rangeAllowed reports whether a cached 200 may be answered with the range
+// RangeAllowed reports whether a cached 200 may be answered with the range
 // the client asked for, given its If-Range (RFC 9110 §13.1.5): always
 // without one; with an entity-tag only when it is strong and the stored
 // ETag is the same strong tag (the strong comparison of §8.8.3.2). An
 // If-Range date is not honoured: it would need the stored Last-Modified to
 // be a strong validator, which the entry does not record, and serving the
 // whole representation is what §13.1.5 asks for when the condition fails.
-func rangeAllowed(ifRange string, hasIfRange bool, etag string) bool {
+func RangeAllowed(ifRange string, hasIfRange bool, etag string) bool {
 	if !hasIfRange {
 		return true
 	}
-	v := trimOWS(ifRange)
+	v := TrimOWS(ifRange)
 	return len(v) >= 2 && v[0] == '"' && v == etag
 }
 
-// sameOriginKey resolves a Location or Content-Location value against the
+// SameOriginKey resolves a Location or Content-Location value against the
 // request URI and returns its cache key, if it has the request's origin:
 // RFC 9111 §4.4 forbids invalidating another origin's URIs.
-func sameOriginKey(scheme, host, path, query, ref string) (string, bool) {
+func SameOriginKey(scheme, host, path, query, ref string) (string, bool) {
 	base, err := url.Parse(strings.ToLower(scheme) + "://" + host + path)
 	if err != nil {
 		return "", false
@@ -985,18 +987,18 @@ func sameOriginKey(scheme, host, path, query, ref string) (string, bool) {
 	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
 		return "", false
 	}
-	return cacheKey(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery), true
+	return Key(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery), true
 }
 
 // String renders the set directives in a fixed order; tests compare it.
-func (d directives) String() string {
+func (d Directives) String() string {
 	var out []string
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{d.noStore, "no-store"}, {d.noCache, "no-cache"}, {d.private, "private"}, {d.public, "public"},
-		{d.mustRevalidate, "must-revalidate"}, {d.proxyRevalidate, "proxy-revalidate"},
-		{d.mustUnderstand, "must-understand"}, {d.onlyIfCached, "only-if-cached"}, {d.maxStaleAny, "max-stale"}} {
+	}{{d.NoStore, "no-store"}, {d.NoCache, "no-cache"}, {d.Private, "private"}, {d.Public, "public"},
+		{d.MustRevalidate, "must-revalidate"}, {d.ProxyRevalidate, "proxy-revalidate"},
+		{d.MustUnderstand, "must-understand"}, {d.OnlyIfCached, "only-if-cached"}, {d.MaxStaleAny, "max-stale"}} {
 		if f.on {
 			out = append(out, f.name)
 		}
@@ -1004,32 +1006,32 @@ func (d directives) String() string {
 	for _, f := range []struct {
 		v    int64
 		name string
-	}{{d.maxAge, "max-age"}, {d.sMaxAge, "s-maxage"}, {d.maxStale, "max-stale"}, {d.minFresh, "min-fresh"},
-		{d.swr, "stale-while-revalidate"}, {d.sie, "stale-if-error"}} {
-		if f.v != absent {
+	}{{d.MaxAge, "max-age"}, {d.SMaxAge, "s-maxage"}, {d.MaxStale, "max-stale"}, {d.MinFresh, "min-fresh"},
+		{d.SWR, "stale-while-revalidate"}, {d.SIE, "stale-if-error"}} {
+		if f.v != Absent {
 			out = append(out, f.name+"="+strconv.FormatInt(f.v, 10))
 		}
 	}
-	if len(d.noCacheFields) > 0 {
-		out = append(out, `no-cache="`+strings.Join(d.noCacheFields, ",")+`"`)
+	if len(d.NoCacheFields) > 0 {
+		out = append(out, `no-cache="`+strings.Join(d.NoCacheFields, ",")+`"`)
 	}
-	if len(d.privateFields) > 0 {
-		out = append(out, `private="`+strings.Join(d.privateFields, ",")+`"`)
+	if len(d.PrivateFields) > 0 {
+		out = append(out, `private="`+strings.Join(d.PrivateFields, ",")+`"`)
 	}
 	return strings.Join(out, " ")
 }
 
-// notModified evaluates a client's conditional GET or HEAD against a stored
+// NotModified evaluates a client's conditional GET or HEAD against a stored
 // response (RFC 9111 §4.3.2): If-None-Match with the weak comparison (RFC
 // 9110 §13.1.2), else If-Modified-Since against Last-Modified (§13.1.3).
-func notModified(inm []string, ims, etag, lastMod string) bool {
+func NotModified(inm []string, ims, etag, lastMod string) bool {
 	if len(inm) > 0 {
 		if etag == "" {
 			return false
 		}
 		match := false
 		for _, l := range inm {
-			splitList(l, func(m string) {
+			SplitList(l, func(m string) {
 				match = match || m == "*" || strings.TrimPrefix(m, "W/") == strings.TrimPrefix(etag, "W/")
 			})
 		}
@@ -1038,17 +1040,17 @@ func notModified(inm []string, ims, etag, lastMod string) bool {
 	if ims == "" || lastMod == "" {
 		return false
 	}
-	since, ok := parseHTTPDate(trimOWS(ims))
+	since, ok := ParseHTTPDate(TrimOWS(ims))
 	if !ok {
 		return false // §13.1.3: an invalid date is ignored
 	}
-	lm, ok := parseHTTPDate(lastMod)
+	lm, ok := ParseHTTPDate(lastMod)
 	return ok && !lm.After(since)
 }
 
-// keepOn304 lists the fields a 304 carries (RFC 9110 §15.4.5), plus the
+// KeepOn304 lists the fields a 304 carries (RFC 9110 §15.4.5), plus the
 // cache's own Age and Cache-Status.
-func keepOn304(name string) bool {
+func KeepOn304(name string) bool {
 	switch strings.ToLower(name) {
 	case "cache-control", "content-location", "date", "etag", "expires", "vary", "age", "cache-status", "last-modified":
 		return true

@@ -1,0 +1,129 @@
+package host
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// fieldNames lists the names of h's fields, in order.
+func fieldNames(h *Header) []string {
+	var names []string
+	for _, f := range h.Fields {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// TestRunChainPending: fields a plugin leaves on its answer when it
+// continues reach the client's response at that plugin's position in the
+// response phase, whoever produced the response (ABI section 4): plugins
+// behind it never see them, so a cache behind it cannot store them, and
+// plugins before it do. Status and body of such an answer are dropped.
+func TestRunChainPending(t *testing.T) {
+	stored := &StoredResponse{Status: 200, Header: []HeaderField{{"Cache-Control", "max-age=60"}}, Body: []byte("stored")}
+	for _, hit := range []bool{false, true} {
+		var seen [3][]string // header names each plugin's response phase saw
+		var cached *StoredResponse
+		phase := func(i int) func(Exchange) error {
+			return func(ex Exchange) error {
+				seen[i] = fieldNames(&ex.(*MemExchange).Resp.Header)
+				if i == 2 && !hit {
+					cached = ex.StoreResponse()
+				}
+				return nil
+			}
+		}
+		chain := []Stage{
+			{func(ex Exchange) (abi.Action, error) { // an outer plugin adding a field
+				ex.HeaderAdd(abi.MsgResponse, []byte("X-Outer"), []byte("o"))
+				return abi.ActionContinue, nil
+			}, phase(0)},
+			{func(ex Exchange) (abi.Action, error) { // a rate limiter
+				if ex.Status() != 0 {
+					t.Errorf("the answer the rate limiter starts from has status %d", ex.Status())
+				}
+				ex.HeaderAdd(abi.MsgResponse, []byte("RateLimit"), []byte(`"u";r=4;t=12`))
+				ex.SetStatus(418) // dropped: it continues
+				ex.SetBody(abi.MsgResponse, []byte("dropped"))
+				return abi.ActionContinue, nil
+			}, phase(1)},
+			{func(ex Exchange) (abi.Action, error) { // a cache
+				if names := fieldNames(&ex.(*MemExchange).Resp.Header); len(names) != 0 || ex.Status() != 0 {
+					t.Errorf("the cache's request phase sees an answer: %d %v", ex.Status(), names)
+				}
+				if !hit {
+					return abi.ActionContinue, nil
+				}
+				ex.LoadResponse(stored)
+				return abi.ActionAnswer, nil
+			}, phase(2)},
+		}
+		origin := func(*Request) Response {
+			r := Response{Status: 200, Body: []byte("origin")}
+			r.Header.Add("Cache-Control", "max-age=60")
+			return r
+		}
+		res := RunChain(Request{Method: "GET", Path: "/"}, chain, origin)
+		want := []string{"Cache-Control", "RateLimit", "X-Outer"}
+		if got := fieldNames(&res.Resp.Header); !slices.Equal(got, want) || res.Resp.Status != 200 || res.Answered != hit {
+			t.Errorf("hit %t: client got %d %v (answered %t), want 200 %v", hit, res.Resp.Status, got, res.Answered, want)
+		}
+		for i, w := range [][]string{{"Cache-Control", "RateLimit", "X-Outer"}, {"Cache-Control", "RateLimit"}, {"Cache-Control"}} {
+			if !slices.Equal(seen[i], w) {
+				t.Errorf("hit %t: plugin %d's response phase saw %v, want %v", hit, i, seen[i], w)
+			}
+		}
+		if !hit && (cached == nil || len(cached.Header) != 1 || string(cached.Body) != "origin") {
+			t.Errorf("the cache stored %+v, want the origin's response alone", cached)
+		}
+	}
+}
+
+// TestExchangeResetKeepsStored: header fields plugins set live in storage
+// the exchange reuses after Reset; what outlives the request (a stored
+// response, a revalidation's copy of the request) must not change with it.
+func TestExchangeResetKeepsStored(t *testing.T) {
+	var x MemExchange
+	x.HeaderAdd(abi.MsgResponse, []byte("X-Set"), []byte("first"))
+	x.HeaderAdd(abi.MsgRequest, []byte("If-None-Match"), []byte(`"v1"`))
+	stored := x.StoreResponse()
+	if !x.Revalidate([]byte("k"), func() {}) {
+		t.Fatal("no revalidation kept")
+	}
+	rv := x.TakeRevalidation()
+	defer rv.Done()
+	x.Reset()
+	x.HeaderAdd(abi.MsgResponse, []byte("X-Other"), []byte("secnd"))
+	x.HeaderAdd(abi.MsgRequest, []byte("If-None-Match"), []byte(`"v2"`))
+	if f := stored.Header[0]; f.Name != "X-Set" || f.Value != "first" {
+		t.Errorf("stored response changed with the next request: %q: %q", f.Name, f.Value)
+	}
+	if v, _ := rv.Exchange().Req.Header.Get("If-None-Match"); v != `"v1"` {
+		t.Errorf("the revalidation's request changed with the next request: %q", v)
+	}
+}
+
+// TestPendingAllocs: carrying fields aside allocates nothing once warm,
+// and neither does setting them on a reset exchange.
+func TestPendingAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	var x MemExchange
+	var p Pending
+	request := func() {
+		x.Reset()
+		p.Reset()
+		x.HeaderAdd(abi.MsgResponse, []byte("RateLimit-Policy"), []byte(`"u";q=5;w=60`))
+		x.HeaderAdd(abi.MsgResponse, []byte("RateLimit"), []byte(`"u";r=4;t=12`))
+		p.Continued(0, &x.Resp)
+		x.Resp.Status = 200
+		p.Apply(0, &x.Resp)
+	}
+	request()
+	if n := testing.AllocsPerRun(100, request); n != 0 {
+		t.Errorf("%v allocations per request, want 0", n)
+	}
+}
