@@ -140,6 +140,9 @@ func TestCountsLateFromSchedule(t *testing.T) {
 	if m["sent"] != 21 || m["ok"] != 21 {
 		t.Fatalf("sent %v ok %v, want 21 answered", m["sent"], m["ok"])
 	}
+	if _, ok := m["pace_late"]; !ok {
+		t.Errorf("no pace_late: the generator's own lateness must be reported apart")
+	}
 	if m["late"] < 20 || m["lag_max_us"] < 100_000 {
 		t.Fatalf("late %v, lag_max %v us: want the 20 requests queued behind the stall late, by 100 ms or more", m["late"], m["lag_max_us"])
 	}

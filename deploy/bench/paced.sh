@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The latency tail under paced (open-loop) load, alone and quickly: the bare
+# application (fasthttp, the generator's own floor), nginx with proxy_cache
+# and Wedge's full chain (auth HS256 + ratelimit + cache), all serving cache
+# hits, servers on core 0 and loadgen on core 1 as in report.sh's capacity
+# section. Each RATES entry is requests/s; each target runs at each rate for
+# DURATION, ROUNDS times, interleaved. EDGE_ENV is put in the edge's
+# environment (e.g. EDGE_ENV="GODEBUG=gctrace=1" prints the edge's GC cycles
+# per run, to set them beside its tail). RT=1 runs the servers and loadgen
+# at SCHED_FIFO priority 1 (root), so that compile jobs sharing the cores
+# do not preempt them: on a busy machine the tails are otherwise theirs.
+#
+#   deploy/bench/paced.sh                                  # RATES="30000 54000" DURATION=5s ROUNDS=1
+#   EDGE_ENV="GODEBUG=gctrace=1" RATES=30000 deploy/bench/paced.sh
+#
+# Ports 18141-18145: it may run beside report.sh, but share the machine's
+# cores with no other benchmark (flock /tmp/wedge-bench.lock).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${DURATION:-5s}
+rounds=${ROUNDS:-1}
+rates=${RATES:-30000 54000}
+targets=${TARGETS:-fasthttp nginx wedge}
+size=${SIZE:-1024}
+rt=()
+[ -z "${RT:-}" ] || rt=(chrt -f 1)
+secs=$(awk -v d="$duration" 'BEGIN {n = d + 0; if (d ~ /ms$/) n /= 1000; else if (d ~ /m$/) n *= 60; print n}')
+
+for c in nginx taskset python3 curl; do command -v "$c" >/dev/null || { echo "paced.sh: needs $c" >&2; exit 1; }; done
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+go build -o "$tmp/edge" ./edge/cmd/edge
+go build -o "$tmp/benchserve" ./deploy/cmd/benchserve
+go build -o "$tmp/loadgen" ./deploy/cmd/loadgen
+go build -o "$tmp/wedgectl" ./deploy/cmd/wedgectl
+go build -o "$tmp/origin" ./origin/cmd/origin
+for p in auth ratelimit cache; do "$tmp/wedgectl" plugin build "plugins/$p" -o "$tmp/$p.wasm" >/dev/null; done
+
+"${rt[@]}" taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18141 -size "$size" & pids+=($!)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx.conf" <<NGINX
+user root;
+worker_processes 1;
+daemon off;
+pid $tmp/nginx/pid;
+error_log $tmp/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $tmp/nginx/body;
+	proxy_temp_path $tmp/nginx/proxy;
+	fastcgi_temp_path $tmp/nginx/fastcgi;
+	uwsgi_temp_path $tmp/nginx/uwsgi;
+	scgi_temp_path $tmp/nginx/scgi;
+	proxy_cache_path $tmp/nginx/cache keys_zone=c:10m;
+	upstream app { server 127.0.0.1:18141; keepalive 32; }
+	server {
+		listen 127.0.0.1:18142;
+		location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache c; }
+	}
+}
+NGINX
+"${rt[@]}" taskset -c 0 nginx -c "$tmp/nginx.conf" & pids+=($!)
+
+# An origin service for the one fill; every later request is a hit.
+"$tmp/wedgectl" origin keygen >"$tmp/origin.key"
+WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") "${rt[@]}" taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18144 -log-level warn \
+	-metrics 127.0.0.1:18143 -upstream http://127.0.0.1:18141 -health-path "" >"$tmp/origin.log" 2>&1 & pids+=($!)
+secret=$(python3 -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
+token=$(python3 - "$secret" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+key = base64.urlsafe_b64decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 4))
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+now = int(time.time())
+claims = b64(json.dumps({"sub": "bench", "iat": now, "exp": now + 86400}).encode())
+sig = b64(hmac.new(key, (head + "." + claims).encode(), hashlib.sha256).digest())
+print(head + "." + claims + "." + sig)
+PY
+)
+cat >"$tmp/edge.yaml" <<YAML
+listen: 127.0.0.1:18145
+origins:
+  app: {addr: 127.0.0.1:18144, key: "@origin.key"}
+routes:
+  - name: hit
+    host: hit
+    origin: app
+    chain:
+      - {file: auth.wasm, config: {realm: bench, jwks: {keys: [{kty: oct, alg: HS256, k: "$secret"}]}}}
+      - {file: ratelimit.wasm, config: {policies: [{name: bulk, key: "value:identity-sub", limit: 2000000000, period: 1s, burst: 2000000000}]}}
+      - {file: cache.wasm}
+YAML
+# shellcheck disable=SC2086 # EDGE_ENV is a list of assignments
+env ${EDGE_ENV:-} "${rt[@]}" taskset -c 0 "$tmp/edge" -config "$tmp/edge.yaml" -compilation-cache "$tmp/cc" >"$tmp/edge.log" 2>&1 & pids+=($!)
+
+bearer="Authorization: Bearer $token"
+up() { # url header...
+	for _ in $(seq 600); do
+		curl -fsS -o /dev/null -H "Host: hit" ${2:+-H "$2"} "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "not up: $1" >&2
+	tail -20 "$tmp"/*.log >&2
+	exit 1
+}
+up http://127.0.0.1:18141/bench
+up http://127.0.0.1:18142/bench
+up http://127.0.0.1:18145/bench "$bearer"
+curl -fsS -D - -o /dev/null -H "Host: hit" -H "$bearer" http://127.0.0.1:18145/bench | grep -qi '^cache-status: .*hit' ||
+	{ echo "wedge: not a hit" >&2; exit 1; }
+
+echo "# $(date -u +%FT%TZ) loadgen on core 1, servers on core 0, $duration per run, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$rounds"); do
+	for rate in $rates; do
+		for t in $targets; do
+			port=18141 h=
+			case $t in nginx) port=18142 ;; wedge) port=18145 h=$bearer ;; esac
+			logged=$(wc -l <"$tmp/edge.log")
+			line=$("${rt[@]}" taskset -c 1 "$tmp/loadgen" -url "http://127.0.0.1:$port/bench" -H "Host: hit" ${h:+-H "$h"} \
+				-rate "$rate" -d "$duration" -n "$(awk -v r="$rate" -v s="$secs" 'BEGIN {printf "%.0f", r * s + 1}')")
+			extra=
+			if [ "$t" = wedge ] && grep -q '^gc ' "$tmp/edge.log"; then
+				# gctrace: "gc N @t s P%: a+b+c ms clock, ..., x->y->z MB, ..."
+				extra=$(tail -n +"$((logged + 1))" "$tmp/edge.log" | awk '/^gc / {n++; split($5, c, "+"); w += c[1] + c[2] + c[3]; if (c[2] > m) m = c[2]; h = $11}
+					END {printf " edge_gcs=%d gc_wall_ms=%.1f gc_mark_max_ms=%.2f heap_mb=%s", n, w, m, h}')
+			fi
+			printf '%-8s rate=%-6s round=%s %s%s\n' "$t" "$rate" "$r" "$line" "$extra"
+		done
+	done
+done
