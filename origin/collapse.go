@@ -12,6 +12,10 @@ import (
 	"github.com/talowa/wedge/origin/wire"
 )
 
+// defaultMaxPasses bounds Proxy.passes: a key past it is evicted at
+// random, which costs one more collapsed round of its requests.
+const defaultMaxPasses = 4096
+
 // flight is one upstream request that identical concurrent requests wait
 // for. Its fields are guarded by Proxy.mu until done is closed; after that
 // resp and shared are read-only.
@@ -87,7 +91,10 @@ func appendPart(b, part []byte) []byte {
 }
 
 // collapse answers req as the leader of a flight, or as a follower of the
-// flight already in the air for the same key.
+// flight already in the air for the same key, or on its own when the last
+// answer for its key could not be shared (a pass): followers of a flight
+// whose answer they cannot take wait a whole upstream round trip for
+// nothing, and under load every request but one would.
 //
 // Followers get a copy of the leader's answer only if it is shareable;
 // otherwise each makes its own upstream request, as it would have without
@@ -98,6 +105,14 @@ func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Requ
 	h := maphash.Bytes(p.seed, key)
 
 	p.mu.Lock()
+	if _, pass := p.passes[h]; pass {
+		p.mu.Unlock()
+		*bp = key[:0]
+		p.bufs.Put(bp)
+		p.forward(deadline, req, resp)
+		p.learn(h, resp)
+		return
+	}
 	if f := p.flights[h]; f != nil {
 		if !bytes.Equal(f.key, key) {
 			// A hash collision: rare enough to just not collapse.
@@ -140,6 +155,7 @@ func (p *Proxy) land(h uint64, f *flight, resp *wire.Response, share *bool) {
 	delete(p.flights, h)
 	f.finished = true
 	n, done := f.waiting, f.done
+	p.mark(h, resp, *share)
 	p.mu.Unlock()
 	if n > 0 && *share {
 		copyResponse(&f.resp, resp)
@@ -157,6 +173,37 @@ func (p *Proxy) land(h uint64, f *flight, resp *wire.Response, share *bool) {
 		f.resp.Body = nil
 	}
 	p.fpool.Put(f)
+}
+
+// learn records whether the answer to a request that went upstream
+// without collapsing could have been shared.
+func (p *Proxy) learn(h uint64, resp *wire.Response) {
+	share := shareable(resp)
+	p.mu.Lock()
+	p.mark(h, resp, share)
+	p.mu.Unlock()
+}
+
+// mark keeps the key h out of collapsing while the application's answers
+// to it cannot be shared, and lets it back in at the first that can. The
+// origin's own failures (a 502 or 504 with Error) say nothing about the
+// resource and leave the mark as it is. Called with p.mu held.
+func (p *Proxy) mark(h uint64, resp *wire.Response, share bool) {
+	switch {
+	case share:
+		delete(p.passes, h)
+	case len(resp.Error) > 0:
+	default:
+		if len(p.passes) >= p.maxPasses {
+			// Map iteration starts at a random entry: a cheap random
+			// eviction, and an evicted key only collapses once more.
+			for k := range p.passes {
+				delete(p.passes, k)
+				break
+			}
+		}
+		p.passes[h] = struct{}{}
+	}
 }
 
 func (p *Proxy) follow(ctx context.Context, f *flight, done chan struct{}, deadline time.Time, req *wire.Request, resp *wire.Response) {

@@ -81,7 +81,11 @@
 // a shared cache could store (no private, no-store or no-cache, no
 // Set-Cookie) and whose Vary names only fields the key covers. Otherwise
 // each waiting request goes upstream on its own, as it would have without
-// collapsing.
+// collapsing. Such a key is then remembered (4096 keys at most) and its
+// requests go upstream side by side, without waiting behind one another for
+// answers they cannot share, until an answer to one of them could be shared
+// again: a per-key "hit-for-pass". The origin's own failures (502, 504)
+// leave that memory as it is.
 //
 // # Why
 //

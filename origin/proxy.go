@@ -74,10 +74,15 @@ type Proxy struct {
 	log        *slog.Logger
 
 	seed    maphash.Seed
-	mu      sync.Mutex // guards flights and the fields of each flight
+	mu      sync.Mutex // guards flights, passes and the fields of each flight
 	flights map[uint64]*flight
-	fpool   sync.Pool // *flight
-	bufs    sync.Pool // *[]byte scratch
+	// passes holds the keys (hashes) whose last answer could not be
+	// shared: requests for them go upstream without collapsing. At most
+	// maxPasses of them.
+	passes    map[uint64]struct{}
+	maxPasses int
+	fpool     sync.Pool // *flight
+	bufs      sync.Pool // *[]byte scratch
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -147,6 +152,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		tracking: cfg.HealthInterval > 0, rise: int32(cfg.Rise), fall: int32(cfg.Fall),
 		timeout: cfg.Timeout, m: cfg.Metrics, log: cfg.Logger,
 		seed: maphash.MakeSeed(), flights: map[uint64]*flight{}, stop: make(chan struct{}),
+		passes: map[uint64]struct{}{}, maxPasses: defaultMaxPasses,
 	}
 	p.fpool.New = func() any { return new(flight) }
 	p.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
