@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
+	"os"
+	"sync"
+	"syscall"
 
 	"github.com/valyala/fasthttp"
 )
@@ -43,7 +47,7 @@ func (l lineEndListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return c, err
 	}
-	lc := &lineEndConn{Conn: c}
+	lc := &lineEndConn{Conn: c, raw: rawConn(c)}
 	if tc, ok := c.(*tls.Conn); ok {
 		// fasthttp tells HTTPS by these methods (RequestCtx.IsTLS).
 		return &lineEndTLSConn{lineEndConn: lc, tls: tc}, nil
@@ -66,6 +70,13 @@ type lineEndConn struct {
 	line  int   // bytes of the current line so far, its CR included
 	lines bool  // a line that is not empty (the request line) has ended
 	err   error // sticky, once a bare LF was read
+
+	raw   syscall.RawConn    // the socket's, for readFirst; nil over TLS
+	ready func(uintptr) bool // readReady, as a method value
+	buf   *[aheadSize]byte
+	ahead []byte // what readFirst read past the byte asked for, in buf
+	n     int    // readReady's result
+	rerr  error
 }
 
 func (c *lineEndConn) Read(p []byte) (int, error) {
@@ -78,7 +89,7 @@ func (c *lineEndConn) Read(p []byte) (int, error) {
 			c.state, c.prev, c.line, c.lines = inHead, 0, 0, false
 		}
 	}
-	n, err := c.Conn.Read(p)
+	n, err := c.read(p)
 	if c.state == inHead && n > 0 && c.bareLF(p[:n]) {
 		// The bytes go up, the error with the next read: fasthttp takes an
 		// error on a request's first byte for the client going away, and
@@ -87,6 +98,81 @@ func (c *lineEndConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return n, err
+}
+
+// read reads from the connection, what readFirst read ahead first.
+func (c *lineEndConn) read(p []byte) (int, error) {
+	if len(c.ahead) > 0 {
+		n := copy(p, c.ahead)
+		if c.ahead = c.ahead[n:]; len(c.ahead) == 0 {
+			aheadPool.Put(c.buf)
+			c.buf, c.ahead = nil, nil
+		}
+		return n, nil
+	}
+	if len(p) != 1 || c.raw == nil {
+		return c.Conn.Read(p)
+	}
+	return c.readFirst(p)
+}
+
+// aheadSize is what readFirst reads at most: a request's header section
+// usually arrives whole in it, as it would in fasthttp's own buffer.
+const aheadSize = 4096
+
+var aheadPool = sync.Pool{New: func() any { return new([aheadSize]byte) }}
+
+// readFirst is a 1-byte read, which is how fasthttp (ReduceMemoryUsage)
+// waits for a connection's next request: it reads what has arrived into
+// a pooled buffer, taken only once the socket is readable, and keeps what
+// it read past p for the reads that follow.
+//
+// # Why
+//
+// An idle connection then holds no buffer (that is what ReduceMemoryUsage
+// is for), and a request costs one read() instead of two: the byte, then
+// the rest. The bytes go up to fasthttp in the same order as before, each
+// through Read's scan, so the guard sees the same request boundaries.
+func (c *lineEndConn) readFirst(p []byte) (int, error) {
+	if c.ready == nil {
+		// A method value allocates: made once per connection.
+		c.ready = c.readReady
+	}
+	err := c.raw.Read(c.ready)
+	n, rerr := c.n, c.rerr
+	c.rerr = nil
+	switch {
+	case err == nil && rerr != nil:
+		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
+	case err == nil && n <= 0:
+		err = io.EOF
+	}
+	if err == nil {
+		p[0] = c.buf[0]
+		c.ahead = c.buf[1:n]
+	}
+	if len(c.ahead) == 0 && c.buf != nil {
+		aheadPool.Put(c.buf)
+		c.buf, c.ahead = nil, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// readReady is readFirst's read, called by the runtime once the socket
+// may be readable; false to wait again. It takes the buffer only for a
+// read that brings something.
+func (c *lineEndConn) readReady(fd uintptr) bool {
+	b := aheadPool.Get().(*[aheadSize]byte)
+	c.n, c.rerr = readFD(fd, b[:])
+	if c.rerr == syscall.EAGAIN {
+		aheadPool.Put(b)
+		return false
+	}
+	c.buf = b
+	return true
 }
 
 // idle marks the end of a request (fasthttp.StateIdle).

@@ -153,7 +153,9 @@ type PluginConfig struct {
 	Failure       string `yaml:"failure"`
 	FailureStatus int    `yaml:"failure_status"`
 	// Deadline is the CPU time one call of the plugin may use before it is
-	// stopped (and fails as Failure says), 1ms to 10s. Default 100ms.
+	// stopped (and fails as Failure says), 1ms to 10s. Default 100ms. It
+	// also bounds, on the wall clock, how long a call waits for a free
+	// instance of the plugin when all are busy.
 	Deadline Duration `yaml:"deadline"`
 	// MemoryBytes caps the linear memory of each of the plugin's
 	// instances, in bytes (rounded down to 64 KiB pages), from 64 KiB to

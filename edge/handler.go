@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +30,8 @@ type exchange struct {
 	failed  uint64       // bit i: held[i] failed
 	pending host.Pending // fields request phases left on their answers
 	loaded  []byte       // the body LoadResponse last put in the response
+	scratch []byte       // fromHTTP's, for the texts it formats
+	conn    []string     // fromHTTP's, the Connection field values
 }
 
 // LoadResponse records which body is a stored one (the cache's, shared
@@ -98,7 +101,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Error("404 Not Found: no route for this host and path\n", fasthttp.StatusNotFound)
 		return
 	}
-	n.fromHTTP(ctx, &x.Req)
+	n.fromHTTP(ctx, x)
 	ran := 0
 	answered := false
 	for ran < len(x.held) {
@@ -270,33 +273,58 @@ func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, err error
 // the fields no plugin or origin should take from a client: hop-by-hop ones,
 // Host (the request's host is its own field) and those reserved to Wedge
 // (wire.Reserved), which an application behind a CGI-style gateway would
-// read as what the edge verified.
-func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, r *host.Request) {
-	r.Method = string(ctx.Method())
+// read as what the edge verified. The strings are copies held in x
+// (MemExchange.CopyString), reused by the next request x serves, so the
+// copy allocates nothing once x is warm.
+func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
+	r := &x.Req
+	r.Method = x.CopyString(ctx.Method())
 	r.Scheme = "http"
 	if ctx.IsTLS() {
 		r.Scheme = "https"
 	}
-	r.Host = string(ctx.Host())
-	r.Path = string(ctx.URI().PathOriginal())
-	r.Path, _, _ = strings.Cut(r.Path, "?")
-	r.RawQuery = string(ctx.URI().QueryString())
-	r.Proto = string(ctx.Request.Header.Protocol())
-	r.ClientAddr = ctx.RemoteAddr().String()
-	r.ID = n.idBase + strconv.FormatUint(n.reqID.Add(1), 36)
-	var conn []string
+	r.Host = x.CopyString(ctx.Host())
+	path := ctx.URI().PathOriginal()
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	r.Path = x.CopyString(path)
+	r.RawQuery = x.CopyString(ctx.URI().QueryString())
+	r.Proto = x.CopyString(ctx.Request.Header.Protocol())
+	x.scratch = appendAddr(x.scratch[:0], ctx.RemoteAddr())
+	r.ClientAddr = x.CopyString(x.scratch)
+	x.scratch = strconv.AppendUint(append(x.scratch[:0], n.idBase...), n.reqID.Add(1), 36)
+	r.ID = x.CopyString(x.scratch)
+	conn := x.conn[:0]
 	for k, v := range ctx.Request.Header.All() {
 		name := b2s(k)
 		if strings.EqualFold(name, "Connection") {
-			conn = append(conn, string(v))
+			conn = append(conn, x.CopyString(v))
 		}
 		if hopByHop(name) || strings.EqualFold(name, "Host") || wire.Reserved(k) {
 			continue
 		}
-		r.Header.Add(string(k), string(v))
+		r.Header.Add(x.CopyString(k), x.CopyString(v))
 	}
 	dropConnectionListed(&r.Header, conn)
+	clear(conn)
+	x.conn = conn[:0]
 	r.Body = ctx.Request.Body()
+}
+
+// appendAddr appends a's text as a.String() has it: "ip:port", "[ip]:port"
+// for IPv6, an IPv4 address in IPv6 form as IPv4. A TCP address without a
+// zone is formatted without the allocations of TCPAddr.String.
+func appendAddr(dst []byte, a net.Addr) []byte {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok || ta.Zone != "" {
+		return append(dst, a.String()...)
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return append(dst, a.String()...)
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(ta.Port)).AppendTo(dst)
 }
 
 // write sends the response as the chain left it. Framing is fasthttp's:

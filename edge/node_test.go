@@ -45,7 +45,7 @@ func startOrigin(t *testing.T, name string) string {
 }
 
 // serveOrigin runs an origin service in front of h and returns its address.
-func serveOrigin(t *testing.T, h origin.Handler) string {
+func serveOrigin(t testing.TB, h origin.Handler) string {
 	t.Helper()
 	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
 	if err != nil {
@@ -71,7 +71,7 @@ func hello(t *testing.T) string { return moduleFile(t, "../plugins/hello") }
 // moduleFile is the plugin in dir built to NAME.wasm, NAME being the
 // folder's: a chain step without a name takes its file's. The file links
 // to the build cache's, which is named after the sources' hash.
-func moduleFile(t *testing.T, dir string) string {
+func moduleFile(t testing.TB, dir string) string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
 	if err := os.Symlink(wasmtest.BuildFile(t, dir), f); err != nil {
@@ -86,7 +86,7 @@ type testNode struct {
 	admin *httptest.Server
 }
 
-func startNode(t *testing.T, yaml string) *testNode {
+func startNode(t testing.TB, yaml string) *testNode {
 	t.Helper()
 	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 )
 
 // plugins is auth, ratelimit and cache built to .wasm files, by name.
-func plugins(t *testing.T) map[string]string {
+func plugins(t testing.TB) map[string]string {
 	files := map[string]string{}
 	for _, name := range []string{"auth", "ratelimit", "cache"} {
 		files[name] = moduleFile(t, "../plugins/"+name)

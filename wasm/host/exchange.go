@@ -191,6 +191,13 @@ func (x *MemExchange) str(b []byte) string {
 	return unsafe.String(&x.strs[at], len(b))
 }
 
+// CopyString returns a copy of b held in x's own storage, which Reset reuses:
+// a server filling Req from its buffers takes its fields this way, with no
+// allocation per field once x is warm. The result is valid until Reset;
+// what x hands out to outlive the request (StoreResponse, Revalidate) it
+// copies first.
+func (x *MemExchange) CopyString(b []byte) string { return x.str(b) }
+
 // own returns s, copied if it is held in x.strs (which Reset reuses).
 func (x *MemExchange) own(s string) string {
 	if len(s) == 0 || cap(x.strs) == 0 {
@@ -365,7 +372,11 @@ func (x *MemExchange) Revalidate(key []byte, release func()) bool {
 		return false
 	}
 	x.reval = newRevalidation(key, &x.Req, &x.Vals, release)
-	x.ownFields(x.reval.Req.Header.Fields)
+	r := &x.reval.Req
+	for _, s := range []*string{&r.Method, &r.Scheme, &r.Host, &r.Path, &r.RawQuery, &r.Proto, &r.ClientAddr, &r.ID} {
+		*s = x.own(*s)
+	}
+	x.ownFields(r.Header.Fields)
 	return true
 }
 

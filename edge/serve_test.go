@@ -1,0 +1,129 @@
+package edge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// startHitNode runs a node whose one route is the full chain of
+// deploy/bench/edge-hit.sh (auth with an HS256 key, ratelimit by the
+// verified subject with room for any benchmark, cache) in front of an
+// origin that answers a cacheable 1 KiB body, and returns it with a raw
+// request the chain serves from the cache once it has been made once.
+func startHitNode(tb testing.TB) (*testNode, []byte) {
+	tb.Helper()
+	body := bytes.Repeat([]byte("x"), 1024)
+	addr := serveOrigin(tb, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
+		resp.Status = 200
+		resp.AddHeader([]byte("Content-Type"), []byte("text/plain"))
+		resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=3600"))
+		resp.Body = append(resp.Body, body...)
+	}))
+	p := plugins(tb)
+	n := startNode(tb, fmt.Sprintf(`
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - name: full
+    origin: app
+    chain:
+      - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
+      - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 2000000000, period: 1s}]}}
+      - {file: %q}
+`, addr, originKey.Text(), p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
+	req := []byte("GET /bench HTTP/1.1\r\nHost: full\r\nUser-Agent: wrk\r\nAccept: */*\r\n" +
+		"Authorization: Bearer " + token("bench") + "\r\n\r\n")
+	return n, req
+}
+
+// handlerCtx is a RequestCtx holding req as if the server had read it from
+// a client at 127.0.0.1, for running the node's handler without a
+// connection.
+func handlerCtx(tb testing.TB, req []byte) (*fasthttp.RequestCtx, *fasthttp.Request) {
+	tb.Helper()
+	var r fasthttp.Request
+	if err := r.Read(bufio.NewReader(bytes.NewReader(req))); err != nil {
+		tb.Fatal(err)
+	}
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&r, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	return ctx, &r
+}
+
+// fill runs req through h once, the miss that puts its response in the
+// cache.
+func fill(h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	req.CopyTo(&ctx.Request)
+	h(ctx)
+	ctx.Response.Reset()
+}
+
+// serveHit runs one request through h and checks it was a cache hit; the
+// response is reset after, as the server does, which gives the body back.
+func serveHit(tb testing.TB, h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	req.CopyTo(&ctx.Request)
+	h(ctx)
+	if ctx.Response.StatusCode() != 200 || !bytes.Contains(ctx.Response.Header.Peek("Cache-Status"), []byte("hit")) {
+		tb.Fatalf("not a hit: %d %q", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Cache-Status"))
+	}
+	ctx.Response.Reset()
+}
+
+// BenchmarkServeHit is a full-chain cache hit at the edge: through the
+// node's handler alone (what the edge adds to the plugins: request copy,
+// checks, routing, the write, metrics), and through the server on one
+// keep-alive TCP connection on 127.0.0.1 (fasthttp, the bare-LF guard and
+// the socket as well; the client's share is in it too).
+func BenchmarkServeHit(b *testing.B) {
+	n, req := startHitNode(b)
+	b.Run("handler", func(b *testing.B) {
+		h := n.Handler()
+		ctx, r := handlerCtx(b, req)
+		fill(h, ctx, r)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			serveHit(b, h, ctx, r)
+		}
+	})
+	b.Run("conn", func(b *testing.B) {
+		c, err := net.Dial("tcp4", n.addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		var resp fasthttp.Response
+		get := func() {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			resp.Reset()
+			if err := resp.Read(br); err != nil {
+				b.Fatal(err)
+			}
+			if resp.StatusCode() != 200 || !strings.Contains(string(resp.Header.Peek("Cache-Status")), "hit") {
+				b.Fatalf("not a hit: %d %q", resp.StatusCode(), resp.Header.Peek("Cache-Status"))
+			}
+		}
+		c.Write(req) // the miss that fills the cache
+		resp.Read(br)
+		get()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for b.Loop() {
+			get()
+		}
+	})
+}
