@@ -63,6 +63,16 @@ func CacheRequest(name string) (flags int32, err error) {
 	return max(r, 0), errOf(r)
 }
 
+// CacheResponse settles the response phase of the RFC 9111 cache in the
+// host (cache_response) when the response will not be stored: it adds the
+// Cache-Status member under name and reports httpcache.Settled. Without
+// Settled nothing was changed, and the plugin decides. options are
+// httpcache.StripCDN and StripSetCookie.
+func CacheResponse(name string, options int32) (flags int32, err error) {
+	r := hostcall.CacheResponse(bytesOf(name), options)
+	return max(r, 0), errOf(r)
+}
+
 // CachePurge removes the entry under key; it reports whether there was one.
 func CachePurge(key []byte) bool { return hostcall.CachePurge(abi.PurgeKey, key) > 0 }
 

@@ -42,8 +42,10 @@ func (k Key) Handle() int32 { return k.handle - 1 }
 
 // Verify verifies token. For abi.TokenValid, claims holds the policy's
 // Claims as a list (read it with abi.NextItem), each item the claim's raw
-// JSON value, or empty when the token lacks it. claims is a view of v's
-// buffer, valid until the next Verify.
+// JSON value, or empty when the token lacks it, and the host has set the
+// policy's Forwards as request values (a guest that only forwards claims
+// asks for none back). claims is a view of v's buffer, valid until the
+// next Verify.
 func (v *TokenVerifier) Verify(token []byte) (verdict TokenVerdict, claims []byte, err error) {
 	if v == nil || v.handle <= 0 {
 		return abi.TokenMalformed, nil, Errno(abi.ErrNotFound)

@@ -147,10 +147,11 @@ func (i *instance) arm(now int64, budget time.Duration) {
 // microseconds of it being due (every few thousand loop iterations, or
 // hostWorkCheck units of host work), so what passed between the due time
 // and the check is time the call did not run: it has used at most half its
-// budget, and may use the other half from here on. So a runaway stops
-// having used its budget of CPU, as it did on the wall clock when it had a
-// core to itself, while a call that waited for a core only pays for what it
-// ran.
+// budget, and is charged exactly that half, however little it ran, since
+// the CPU it used before the first look is not known. It may use the other
+// half from here on. So a runaway stops having used between half and all
+// of its budget of CPU, and a call that waited for a core is never ended by
+// the waiting: it gets half its budget of CPU after the first look.
 //
 // From the first look on, the goroutine stays locked to its thread until
 // the call ends: a goroutine can move to another thread at any host call,
@@ -159,8 +160,10 @@ func (i *instance) arm(now int64, budget time.Duration) {
 // looks come no earlier than the rest of the budget could be used up.
 //
 // Time a call spends blocked in a host function does not count either, so
-// host functions must bound their own waits; a guest's own sleeps do count
-// (see sleep).
+// host functions must bound their own waits. A guest's own sleeps count on
+// the wall clock in sleep only: a guest that sleeps almost its whole budget
+// may still compute half a budget after the first look, so a call can take
+// up to one and a half budgets of wall time.
 func (i *instance) overtime(now int64) {
 	if i.wall {
 		panic(errDeadline)

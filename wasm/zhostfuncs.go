@@ -128,6 +128,11 @@ var hostFuncs = map[string]api.GoModuleFunc{
 		name := view(mem, s[0], s[1], "cache_request")
 		s[0] = api.EncodeI32(charge(ctx, 4096+len(name)).CacheRequest(name))
 	},
+	"cache_response": func(ctx context.Context, m api.Module, s []uint64) {
+		mem := m.Memory()
+		name := view(mem, s[0], s[1], "cache_response")
+		s[0] = api.EncodeI32(charge(ctx, 2048+len(name)).CacheResponse(name, api.DecodeI32(s[2])))
+	},
 	"range_apply": func(ctx context.Context, m api.Module, s []uint64) {
 		mem := m.Memory()
 		value := view(mem, s[0], s[1], "range_apply")

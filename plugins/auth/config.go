@@ -32,7 +32,7 @@ type apiKey struct {
 // config is the parsed plugin configuration; it never changes after
 // Configure.
 type config struct {
-	challenge    string // `Bearer realm="..."`, built once
+	refusals     [reasonCount]refusal // every refusal's answer, built once
 	keys         []verifier
 	tokens       *sdk.TokenVerifier // the keys, issuer, audience and times as a host policy
 	issuer       string
@@ -109,19 +109,20 @@ func parseConfig(data []byte) (*config, error) {
 	if c.tokens, err = sdk.NewTokenVerifier(c.tokenPolicy()); err != nil {
 		return nil, fmt.Errorf("auth: the host refused the token policy: %w", err)
 	}
-	c.challenge = `Bearer realm="` + realm + `"`
+	c.refusals = refusals(`Bearer realm="` + realm + `"`)
 	return c, nil
 }
 
 // tokenPolicy is the host's half of JWT checking: every key with its kid,
-// and the claim rules. With no keys (API keys only) the host still says
-// why a bearer token fails: malformed, unknown kid or algorithm.
+// the claim rules, and what a valid token forwards to the origin. With no
+// keys (API keys only) the host still says why a bearer token fails:
+// malformed, unknown kid or algorithm.
 func (c *config) tokenPolicy() sdk.TokenPolicy {
 	p := sdk.TokenPolicy{
 		Issuer:        []byte(c.issuer),
 		Leeway:        uint32(c.leeway / time.Second),
 		RequireExpiry: c.requireExp,
-		Claims:        policyClaims[:],
+		Forwards:      jwtForwards,
 	}
 	for _, k := range c.keys {
 		p.Keys = append(p.Keys, abi.TokenKey{Key: k.key.Handle(), Kid: []byte(k.kid)})
@@ -130,6 +131,17 @@ func (c *config) tokenPolicy() sdk.TokenPolicy {
 		p.Audiences = append(p.Audiences, []byte(a))
 	}
 	return p
+}
+
+// jwtForwards is what a valid token becomes: its sub and iss claims, its
+// scope (RFC 8693 4.2: a space-separated string) or else the scp claim
+// some issuers use instead, a string or an array the host joins with
+// spaces, and identity-method "jwt".
+var jwtForwards = []abi.TokenForward{
+	{Name: []byte(valSub), Claims: [][]byte{[]byte("sub")}},
+	{Name: []byte(valIss), Claims: [][]byte{[]byte("iss")}},
+	{Name: []byte(valScope), Claims: [][]byte{[]byte("scope"), []byte("scp")}},
+	{Name: []byte(valMethod), Value: []byte("jwt")},
 }
 
 func str(v []byte, field string) (string, error) {

@@ -23,19 +23,22 @@
 //
 // The request path reads the host's answers into buffers the plugin
 // reuses: no reflection, and no allocation inside the guest on the
-// admitted path. Credential headers and the path are appended into
-// per-instance buffers (Header.AppendValues, Request.AppendPath) rather
-// than read as fresh strings.
+// admitted or the refused path. Credential headers and the path are
+// appended into per-instance buffers (Header.AppendValues,
+// Request.AppendPath) rather than read as fresh strings. The plugin's
+// mapping of claims to request values is part of its token policy
+// (TokenPolicy.Forwards), so the host sets them as it answers token_verify
+// instead of handing the claims back for the guest to unescape, check and
+// forward one host call each; every refusal's challenge and body are built
+// once, at configure time.
 package main
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"strings"
 	"unsafe"
 
 	"github.com/talowa/wedge/sdk"
-	"github.com/talowa/wedge/sdk/jsonscan"
 	"github.com/talowa/wedge/wasm/abi"
 )
 
@@ -55,13 +58,11 @@ type auth struct {
 
 	// Reused per request: an instance runs one call at a time. authz and
 	// keyHdr receive header value lists from the host, path the request
-	// path; sub, iss and scope the unescaped identity claims.
-	authz    []byte
-	keyHdr   []byte
-	path     []byte
-	sum      []byte
-	sub, iss []byte
-	scope    []byte
+	// path, sum an API key's digest.
+	authz  []byte
+	keyHdr []byte
+	path   []byte
+	sum    []byte
 
 	accepted, rejected, public sdk.Metric
 }
@@ -109,7 +110,7 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	if nAuthz > 1 {
 		// Two tokens: an origin that reads the other one would trust what
 		// was never checked.
-		return a.reject(resp, 400, "invalid_request", "more than one Authorization header")
+		return a.reject(resp, reasonTwoAuthz)
 	}
 	var token []byte
 	isBearer := false
@@ -131,15 +132,13 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	}
 	switch {
 	case nKeys > 1 || (isBearer && nKeys == 1):
-		return a.reject(resp, 400, "invalid_request", "more than one credential")
+		return a.reject(resp, reasonTwoCredentials)
 	case isBearer:
 		return a.checkJWT(req, resp, token, present)
 	case nKeys == 1:
 		return a.checkAPIKey(req, resp, key, present)
 	}
-	// RFC 6750 3.1: no error code when the client sent no credentials it
-	// could know we accept (none at all, or another scheme).
-	return a.reject(resp, 401, "", "credentials required")
+	return a.reject(resp, reasonNoCredentials)
 }
 
 // presence records which credential headers a request carried, so pass
@@ -189,134 +188,20 @@ func bearer(v []byte) ([]byte, bool) {
 	return rest, true
 }
 
-// verdictText is the error_description of each refused token.
-var verdictText = [...]string{
-	abi.TokenMalformed:       "malformed token",
-	abi.TokenUnknownKid:      "unknown key id",
-	abi.TokenAlgNotAccepted:  "algorithm not accepted for the key",
-	abi.TokenBadSignature:    "bad signature",
-	abi.TokenMalformedClaims: "malformed claims",
-	abi.TokenNoExpiry:        "token has no expiry",
-	abi.TokenExpired:         "token expired",
-	abi.TokenNotYetValid:     "token not yet valid",
-	abi.TokenIssuedLater:     "token issued in the future",
-	abi.TokenWrongIssuer:     "wrong issuer",
-	abi.TokenWrongAudience:   "wrong audience",
-}
-
-// The claims the token policy asks the host for, in this order.
-const (
-	claimSub = iota
-	claimIss
-	claimScope
-	claimScp
-	claimCount
-)
-
-var policyClaims = [claimCount][]byte{
-	claimSub: []byte("sub"), claimIss: []byte("iss"), claimScope: []byte("scope"), claimScp: []byte("scp"),
-}
-
 // checkJWT has the host verify the token (signature, claims JSON, times,
-// issuer, audience) and decides what the verified claims become.
+// issuer, audience) and set the request values the policy forwards (the
+// identity claims and identity-method, see config.tokenPolicy); the plugin
+// decides what a refusal says.
 func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token []byte, present presence) sdk.Action {
-	verdict, list, err := a.cfg.tokens.Verify(token)
+	verdict, _, err := a.cfg.tokens.Verify(token)
 	if err != nil {
 		return sdk.Fail(err)
 	}
 	if verdict != abi.TokenValid {
-		desc := "malformed claims" // a verdict newer than this plugin
-		if int(verdict) < len(verdictText) && verdictText[verdict] != "" {
-			desc = verdictText[verdict]
-		}
-		return a.invalid(resp, desc)
-	}
-	var raw [claimCount][]byte
-	for i := range raw {
-		raw[i], list, _ = abi.NextItem(list)
-	}
-	// The host has checked that sub and iss are strings, so unescaping
-	// them cannot fail.
-	a.sub, _ = appendClaim(a.sub[:0], raw[claimSub])
-	a.iss, _ = appendClaim(a.iss[:0], raw[claimIss])
-	scope, err := a.scopeClaim(raw[claimScope], raw[claimScp])
-	if err != nil {
-		return a.invalid(resp, "malformed scope claim")
-	}
-	ids := [...]struct {
-		name string
-		val  []byte
-	}{{valSub, a.sub}, {valIss, a.iss}, {valScope, scope}}
-	for _, v := range ids {
-		if !abi.ValidHeaderValue(v.val) {
-			// Control characters in a claim cannot travel as a header
-			// value; refusing beats forwarding a mangled identity.
-			return a.invalid(resp, "claims cannot be forwarded")
-		}
-	}
-	for _, v := range ids {
-		if len(v.val) == 0 {
-			continue
-		}
-		// The host copies the value, so a view of the plugin's buffer will do.
-		if err := req.Forward(v.name, bytesString(v.val)); err != nil {
-			return sdk.Fail(err)
-		}
-	}
-	if err := req.Forward(valMethod, "jwt"); err != nil {
-		return sdk.Fail(err)
+		return a.reject(resp, verdictReason(verdict))
 	}
 	a.accepted.Record(1)
 	return a.pass(req, present)
-}
-
-// appendClaim appends the unescaped JSON string raw to dst; an absent
-// claim (empty raw) appends nothing.
-//
-// # Why
-//
-// The host has validated every claim value as JSON, and claims almost
-// never hold an escape: a string without a backslash is its bytes between
-// the quotes, found with bytes.IndexByte (assembly in Go's Wasm port)
-// instead of a second byte-by-byte scan in the guest.
-func appendClaim(dst, raw []byte) ([]byte, error) {
-	if len(raw) == 0 {
-		return dst, nil
-	}
-	if len(raw) >= 2 && raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
-		return append(dst, raw[1:len(raw)-1]...), nil
-	}
-	return jsonscan.AppendString(dst, raw)
-}
-
-// scopeClaim returns the scope claim (RFC 8693 4.2: a space-separated
-// string), or else the scp claim some issuers use instead, a string or an
-// array joined with spaces; nil when neither is present. scope and scp are
-// the raw values the host returned, empty when absent.
-func (a *auth) scopeClaim(scope, scp []byte) ([]byte, error) {
-	raw := scope
-	if len(raw) == 0 {
-		if raw = scp; len(raw) == 0 {
-			return nil, nil
-		}
-	}
-	a.scope = a.scope[:0]
-	var err error
-	if raw[0] == '[' {
-		var it jsonscan.Iter
-		for it.Array(raw); it.Next() && err == nil; {
-			if len(a.scope) > 0 {
-				a.scope = append(a.scope, ' ')
-			}
-			a.scope, err = appendClaim(a.scope, it.Value())
-		}
-		if err == nil {
-			err = it.Err()
-		}
-		return a.scope, err
-	}
-	a.scope, err = appendClaim(a.scope, raw)
-	return a.scope, err
 }
 
 func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key []byte, present presence) sdk.Action {
@@ -330,7 +215,7 @@ func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key []byte, prese
 		}
 	}
 	if len(key) == 0 || name == "" {
-		return a.invalid(resp, "invalid API key")
+		return a.reject(resp, reasonBadAPIKey)
 	}
 	if err := req.Forward(valKey, name); err != nil {
 		return sdk.Fail(err)
@@ -364,23 +249,94 @@ func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
 	return sdk.Continue
 }
 
-func (a *auth) invalid(resp sdk.Response, desc string) sdk.Action {
-	return a.reject(resp, 401, "invalid_token", desc)
-}
-
-// reject answers with an RFC 6750 challenge: error and error_description
-// only when credentials were presented (code != ""). Descriptions are fixed
-// strings within the RFC's character set, so they need no escaping.
-func (a *auth) reject(resp sdk.Response, status int, code, desc string) sdk.Action {
+// reject answers with the refusal configure built for r: its status, its
+// RFC 6750 challenge and its text body, without building anything.
+func (a *auth) reject(resp sdk.Response, r reason) sdk.Action {
 	a.rejected.Record(1)
-	challenge := a.cfg.challenge
-	if code != "" {
-		challenge += `, error="` + code + `", error_description="` + desc + `"`
-	}
-	if err := resp.Header().Set("WWW-Authenticate", challenge); err != nil {
+	ans := &a.cfg.refusals[r]
+	h := resp.Header()
+	if err := h.Set("WWW-Authenticate", ans.challenge); err != nil {
 		return sdk.Fail(err)
 	}
-	return resp.AnswerText(status, desc)
+	if err := h.Set("Content-Type", "text/plain; charset=utf-8"); err != nil {
+		return sdk.Fail(err)
+	}
+	return resp.Answer(refusalText[r].status, ans.body)
+}
+
+// reason is why a request is refused; each has a fixed answer. It is a
+// byte, as a token verdict is, so that reasonVerdict + verdict needs no
+// conversion.
+type reason = uint8
+
+const (
+	reasonNoCredentials = iota
+	reasonTwoAuthz
+	reasonTwoCredentials
+	reasonBadAPIKey
+	// reasonVerdict + v is the refusal of a token with verdict v.
+	reasonVerdict
+	reasonCount = reasonVerdict + abi.TokenClaimNotValue + 1
+)
+
+// refusalText is each refusal's status, RFC 6750 error code and
+// error_description (also the body). Descriptions are fixed strings within
+// the RFC's character set, so they need no escaping.
+var refusalText = [reasonCount]struct {
+	status     int
+	code, desc string
+}{
+	// RFC 6750 3.1: no error code when the client sent no credentials it
+	// could know we accept (none at all, or another scheme).
+	reasonNoCredentials:  {401, "", "credentials required"},
+	reasonTwoAuthz:       {400, "invalid_request", "more than one Authorization header"},
+	reasonTwoCredentials: {400, "invalid_request", "more than one credential"},
+	reasonBadAPIKey:      {401, "invalid_token", "invalid API key"},
+
+	reasonVerdict + abi.TokenValid:           {401, "invalid_token", "malformed claims"}, // unused
+	reasonVerdict + abi.TokenMalformed:       {401, "invalid_token", "malformed token"},
+	reasonVerdict + abi.TokenUnknownKid:      {401, "invalid_token", "unknown key id"},
+	reasonVerdict + abi.TokenAlgNotAccepted:  {401, "invalid_token", "algorithm not accepted for the key"},
+	reasonVerdict + abi.TokenBadSignature:    {401, "invalid_token", "bad signature"},
+	reasonVerdict + abi.TokenMalformedClaims: {401, "invalid_token", "malformed claims"},
+	reasonVerdict + abi.TokenNoExpiry:        {401, "invalid_token", "token has no expiry"},
+	reasonVerdict + abi.TokenExpired:         {401, "invalid_token", "token expired"},
+	reasonVerdict + abi.TokenNotYetValid:     {401, "invalid_token", "token not yet valid"},
+	reasonVerdict + abi.TokenIssuedLater:     {401, "invalid_token", "token issued in the future"},
+	reasonVerdict + abi.TokenWrongIssuer:     {401, "invalid_token", "wrong issuer"},
+	reasonVerdict + abi.TokenWrongAudience:   {401, "invalid_token", "wrong audience"},
+	// Of the forwarded claims only scope (or scp) can have the wrong type:
+	// the host has checked that sub and iss are strings.
+	reasonVerdict + abi.TokenClaimNotText: {401, "invalid_token", "malformed scope claim"},
+	// Control characters in a claim cannot travel as a header value;
+	// refusing beats forwarding a mangled identity.
+	reasonVerdict + abi.TokenClaimNotValue: {401, "invalid_token", "claims cannot be forwarded"},
+}
+
+// verdictReason is the refusal of a token with verdict v; a verdict newer
+// than this plugin reads as malformed claims.
+func verdictReason(v abi.TokenVerdict) reason {
+	if v == abi.TokenValid || int(v) >= int(reasonCount-reasonVerdict) {
+		return reasonVerdict + abi.TokenMalformedClaims
+	}
+	return reasonVerdict + v
+}
+
+// refusal is one refusal's answer as this configuration sends it.
+type refusal struct {
+	challenge string // `Bearer realm="..."` and, for presented credentials, the error
+	body      []byte // the description and a newline
+}
+
+// refusals builds every refusal's answer for the challenge of the realm.
+func refusals(challenge string) (out [reasonCount]refusal) {
+	for r, t := range refusalText {
+		out[r] = refusal{challenge: challenge, body: []byte(t.desc + "\n")}
+		if t.code != "" {
+			out[r].challenge += `, error="` + t.code + `", error_description="` + t.desc + `"`
+		}
+	}
+	return out
 }
 
 // isPublic reports whether path is under a public prefix. A prefix matches
@@ -435,20 +391,3 @@ func cleanPath(path string) bool {
 func init() { sdk.Register(&auth{}) }
 
 func main() {}
-
-// mayHaveScope reports whether payload may have a member named scope or
-// scp: only if such a name appears verbatim (it starts with `"sc`), unless
-// the payload holds an escape. The request path no longer needs it (the
-// host returns scope and scp with the other claims); it stays for guests
-// that parse tokens with sdk/jwt themselves, pinned by TestMayHaveScope.
-func mayHaveScope(payload []byte) bool {
-	for i, c := range payload {
-		switch {
-		case c == '\\':
-			return true
-		case c == '"' && i+2 < len(payload) && payload[i+1] == 's' && payload[i+2] == 'c':
-			return true
-		}
-	}
-	return false
-}

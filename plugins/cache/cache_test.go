@@ -291,6 +291,21 @@ request: GET /v
 expect-header: Cache-Status: wedge; fwd=vary-miss; fwd-status=200; stored; ttl=60
 expect-origin: 3
 `},
+	// The host builds the request's variant from several fields, the
+	// first absent: its values must not overwrite each other.
+	{"vary on several fields, one absent", "9111 §4.1", `
+origin: 200 gzip
+origin-header: Cache-Control: max-age=60
+origin-header: Vary: Origin, Accept-Encoding
+request: GET /v
+request-header: Accept-Encoding: gzip, br
+expect: 200 gzip
+request: GET /v
+request-header: Accept-Encoding: gzip, br
+expect: 200 gzip
+expect-header: Cache-Status: wedge; hit; ttl=60
+expect-origin: 1
+`},
 	{"vary star is never reused", "9111 §4.1", `
 origin: 200 a
 origin-header: Cache-Control: max-age=60

@@ -144,3 +144,22 @@ func BenchmarkHitReusedWasm(b *testing.B) {
 	}
 	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }
+
+// BenchmarkMissRequestWasm is the request phase of a GET miss through the
+// real Wasm build, on one exchange reused as the edge reuses its own: the
+// forward cache_request prepares, and what the plugin adds to it.
+func BenchmarkMissRequestWasm(b *testing.B) {
+	p := wasmtest.Load(b, ".", nil)
+	req := host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/miss", RawQuery: "a=1"}
+	ex := &host.MemExchange{Req: req}
+	b.ReportAllocs()
+	cpu := processCPU()
+	for b.Loop() {
+		ex.Reset()
+		ex.Req = req
+		if act, err := p.OnRequest(ex); act != abi.ActionContinue || err != nil {
+			b.Fatal("not a forward", act, err)
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+}

@@ -10,8 +10,10 @@
 // building, metadata decoding, directive parsing and freshness arithmetic
 // cost a fraction of what they cost in a Go guest. The plugin still decides
 // whether a request is looked up (its method) and under what name the cache
-// reports; the response phase (storability, freshness, what is stored)
-// runs here.
+// reports. The response phase of a response that will not be stored is
+// settled in the host too (sdk.CacheResponse, cache_response, with
+// httpcache.Settle, which the plugin decides with as well); the rest of the
+// response phase (storability, freshness, what is stored) runs here.
 //
 // # Why
 //
@@ -71,6 +73,7 @@ type cache struct {
 	keepStale    time.Duration // how long a stale entry with validators is kept for revalidation
 	stripCDN     bool          // remove CDN-Cache-Control before it reaches clients
 	stripCookies bool          // store responses with Set-Cookie without it, rather than not at all
+	options      int32         // the two above as cache_response options
 
 	hits, misses, stores sdk.Metric
 }
@@ -129,6 +132,13 @@ func (c *cache) Configure(cfg []byte) error {
 			return bad
 		}
 	}
+	c.options = 0
+	if c.stripCDN {
+		c.options |= httpcache.StripCDN
+	}
+	if c.stripCookies {
+		c.options |= httpcache.StripSetCookie
+	}
 	var err error
 	if c.hits, err = sdk.NewCounter("cache_hits_total"); err != nil {
 		return err
@@ -162,16 +172,20 @@ func validToken(s string) bool {
 // A hit is the path that matters for speed: one host call, no state saved
 // (OnResponse has nothing to do for a hit, and finds that out from the
 // missing state).
+//
+// The host checks the method itself: cache_request refuses any but GET and
+// HEAD with ErrInvalid (the name was checked by Configure), so a GET or
+// HEAD costs no method read.
 func (c *cache) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-	c.buf = req.AppendMethod(c.buf[:0])
-	if method := c.buf; string(method) != "GET" && string(method) != "HEAD" {
+	flags, err := sdk.CacheRequest(c.name)
+	if errors.Is(err, sdk.ErrInvalid) {
+		c.buf = req.AppendMethod(c.buf[:0])
 		st := httpcache.State{Mode: httpcache.ModeBypass, Fwd: "method"}
-		if !httpcache.SafeMethod(string(method)) {
+		if !httpcache.SafeMethod(string(c.buf)) {
 			st.Mode = httpcache.ModeUnsafe
 		}
 		return c.save(req, &st)
 	}
-	flags, err := sdk.CacheRequest(c.name)
 	if err != nil {
 		return sdk.Fail(err)
 	}
@@ -201,8 +215,26 @@ func (c *cache) save(req sdk.Request, st *httpcache.State) sdk.Action {
 }
 
 // OnResponse stores, freshens, serves stale on error or invalidates, and
-// says what it did in Cache-Status.
+// says what it did in Cache-Status. A response that will not be stored
+// (no-store is the common miss) is settled in the host
+// (sdk.CacheResponse) with the decision decide makes: one host call, where
+// reading the state, the status and five fields, parsing them and
+// reporting took nine and most of a 5 us response phase as Wasm.
 func (c *cache) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
+	flags, err := sdk.CacheResponse(c.name, c.options)
+	if err != nil {
+		return sdk.Fail(err)
+	}
+	if flags&httpcache.Settled != 0 {
+		return sdk.Continue
+	}
+	return c.decide(req, resp)
+}
+
+// decide is the response phase of a response cache_response left to the
+// plugin: one that may be stored, a freshening, a stale-if-error, an
+// invalidation.
+func (c *cache) decide(req sdk.Request, resp sdk.Response) sdk.Action {
 	var ok bool
 	if c.state, ok = req.AppendValue(c.state[:0], httpcache.StateKey); !ok {
 		return sdk.Continue // another plugin answered before this one ran
@@ -224,12 +256,13 @@ func (c *cache) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
 	if c.stripCDN {
 		_ = rh.Del("CDN-Cache-Control")
 	}
-	switch st.Mode {
-	case httpcache.ModeBypass:
-		return c.report(rh, false, st.Fwd, status, false, 0, false, "")
-	case httpcache.ModeUnsafe:
+	c.method = req.AppendMethod(c.method[:0])
+	if detail, ok := httpcache.Settle(&st, view(c.method), status, p, c.stripCookies); ok {
+		return c.report(rh, false, st.Fwd, status, false, 0, false, detail)
+	}
+	if st.Mode == httpcache.ModeUnsafe {
 		detail := ""
-		if httpcache.Invalidates(string(req.AppendMethod(c.buf[:0])), status) {
+		if httpcache.Invalidates(string(c.method), status) {
 			c.invalidate(req, rh)
 			detail = "invalidated"
 		}
@@ -245,7 +278,6 @@ func (c *cache) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
 			}
 		}
 	}
-	c.method = req.AppendMethod(c.method[:0])
 	return c.store(req, resp, &st, p, view(c.method), status, status)
 }
 

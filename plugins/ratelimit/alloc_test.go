@@ -47,3 +47,60 @@ func TestHitPathAllocs(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusePathAllocs holds a refused request to zero allocations as
+// TestHitPathAllocs does an allowed one: the 429, its fields and its
+// problem body are built from what Configure prepared, in reused buffers.
+func TestRefusePathAllocs(t *testing.T) {
+	for _, c := range refuseConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			rl := &ratelimit{}
+			h := sdktest.New(t, rl, []byte(c.config))
+			var call host.Call
+			prev := hostcall.SetHost(&call)
+			defer hostcall.SetHost(prev)
+			x := benchExchange()
+			req := x.Req
+			ex := &reusedBody{MemExchange: x}
+			request := func(want sdk.Action) {
+				nextRequest(x, req)
+				call.Reset(h.Env, abi.PhaseRequest, ex)
+				if act := rl.OnRequest(sdk.Request{}, sdk.Response{}); act != want {
+					t.Fatalf("action %d, want %d: %s", act, want, call.ErrorMessage())
+				}
+				call.Release()
+			}
+			request(sdk.Continue) // spends the allowance
+			request(sdk.Answer)   // warm: scratch buffers
+			if n := testing.AllocsPerRun(200, func() { request(sdk.Answer) }); n != 0 {
+				t.Errorf("%v allocations per refused request, want 0", n)
+			}
+			if x.Resp.Status != 429 || len(x.Resp.Body) == 0 {
+				t.Errorf("answer %d %q, want a 429 with a problem body", x.Resp.Status, x.Resp.Body)
+			}
+			for _, f := range []string{"Retry-After", "RateLimit", "RateLimit-Policy", "Content-Type"} {
+				if v, _ := x.Resp.Header.Get(f); v == "" {
+					t.Errorf("no %s on the answer: %v", f, x.Resp.Header.Fields)
+				}
+			}
+		})
+	}
+}
+
+// reusedBody keeps an answer's body in storage reused from request to
+// request, as the edge's exchange does (fasthttp copies a body into the
+// response's own buffer); MemExchange clones every body, an allocation of
+// the harness and not of the plugin.
+type reusedBody struct {
+	*host.MemExchange
+	buf []byte
+}
+
+func (x *reusedBody) SetBody(m abi.Msg, b []byte) {
+	if m != abi.MsgResponse {
+		x.MemExchange.SetBody(m, b)
+		return
+	}
+	x.buf = append(x.buf[:0], b...)
+	x.Resp.Body = x.buf
+}

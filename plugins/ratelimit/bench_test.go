@@ -71,6 +71,39 @@ func BenchmarkTakeWasm(b *testing.B) {
 	}
 }
 
+// refuseConfigs are allowances the first request spends, so every
+// request after it is refused: the 429 answer.
+var refuseConfigs = []struct{ name, config string }{
+	{"value", `{"policies":[{"name":"peruser","key":"value:identity-sub","limit":1,"period":"24h"}]}`},
+	{"two", `{"policies":[{"name":"peruser","key":"value:identity-sub","limit":1,"period":"24h"},
+		{"name":"perip","key":"ip","limit":1,"period":"24h"}]}`},
+}
+
+// BenchmarkRefuseWasm is a refused request through the real Wasm build:
+// the request phase that answers 429 with Retry-After, the RateLimit
+// fields and the problem body, on a reused exchange.
+func BenchmarkRefuseWasm(b *testing.B) {
+	for _, c := range refuseConfigs {
+		p := wasmtest.Load(b, ".", []byte(c.config))
+		x := benchExchange()
+		req := x.Req
+		nextRequest(x, req)
+		if act, err := p.OnRequest(x); act != abi.ActionContinue || err != nil {
+			b.Fatal(act, err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			defer reportCPU(b)()
+			for b.Loop() {
+				nextRequest(x, req)
+				if act, err := p.OnRequest(x); act != abi.ActionAnswer || err != nil || x.Resp.Status != 429 {
+					b.Fatal(act, err, x.Resp.Status)
+				}
+			}
+		})
+	}
+}
+
 // reportCPU reports the process's CPU time per op (cpu-ns/op), the
 // guest's GC and the host's included, which a busy neighbour does not
 // inflate the way it does wall time. Defer the function it returns.

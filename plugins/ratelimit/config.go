@@ -47,6 +47,11 @@ type policy struct {
 
 	policyField string // `"perip";q=100;w=60`
 	keyPrefix   []byte // "ratelimit\x00perip\x00"
+	// What a 429 for this policy needs that does not depend on the
+	// request: the RateLimit field up to r's value, and the problem body
+	// when this policy is the only one refusing (the common case).
+	limitPrefix []byte // `"perip";r=`
+	problem     []byte // the problem+json body naming this policy alone
 	refused     sdk.Metric
 }
 
@@ -197,6 +202,8 @@ func parsePolicy(raw []byte) (policy, error) {
 	// carry the plugin and the policy name: the name is the counter's
 	// identity, and routes configuring the same name share it.
 	p.keyPrefix = []byte("ratelimit\x00" + p.name + "\x00")
+	p.limitPrefix = []byte(quote(p.name) + ";r=")
+	p.problem = []byte(problemHead + quote(p.name) + problemTail)
 	return p, nil
 }
 

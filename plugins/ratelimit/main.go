@@ -35,6 +35,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"unsafe"
 
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/wasm/abi"
@@ -57,6 +58,8 @@ type ratelimit struct {
 	addr   []byte // the client's address; ip is a part of it
 	hash   []byte
 	out    []byte
+	wait   []byte // Retry-After, also RateLimit's t
+	field  []byte // RateLimit of a 429
 }
 
 // state is what one policy decided for the current request.
@@ -245,16 +248,30 @@ func (rl *ratelimit) fail(p *policy, err error) sdk.Action {
 	return sdk.Fail(errors.New("ratelimit: policy " + p.name + ": " + err.Error()))
 }
 
+// problemHead and problemTail frame a 429's problem body (the draft's
+// quota-exceeded type) around the names of the policies that refused.
+const (
+	problemHead = `{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded",` +
+		`"title":"Request cannot be satisfied as assigned quota has been exceeded","status":429,"violated-policies":[`
+	problemTail = "]}\n"
+)
+
 // refuse answers 429. Retry-After and the RateLimit fields name the
 // enforced policy with the longest wait, since the client has to wait for
 // all of them; the problem body (the draft's quota-exceeded type) lists
-// every enforced policy that refused.
+// every enforced policy that refused. Everything but the two numbers was
+// prepared by Configure, and the numbers are written into reused buffers:
+// a refused request allocates nothing (TestRefusePathAllocs).
 func (rl *ratelimit) refuse(resp sdk.Response) sdk.Action {
 	rl.refusedTotal.Record(1)
-	worst := -1
+	worst, violated := -1, 0
 	for i := range rl.cfg.policies {
 		st := &rl.states[i]
-		if st.refused && !rl.cfg.policies[i].shadow && (worst < 0 || st.r.RetryAfterMs > rl.states[worst].r.RetryAfterMs) {
+		if !st.refused || rl.cfg.policies[i].shadow {
+			continue
+		}
+		violated++
+		if worst < 0 || st.r.RetryAfterMs > rl.states[worst].r.RetryAfterMs {
 			worst = i
 		}
 	}
@@ -262,32 +279,36 @@ func (rl *ratelimit) refuse(resp sdk.Response) sdk.Action {
 	// The wait rounds up, so a client that honours it is never early; the
 	// draft wants Retry-After no earlier than the effective window's end,
 	// so t is the same number.
-	wait := strconv.FormatInt(max(ceilSeconds(st.r.RetryAfterMs), 1), 10)
-	h := resp.Header()
-	b := rl.out[:0]
-	b = append(b, `{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded",`...)
-	b = append(b, `"title":"Request cannot be satisfied as assigned quota has been exceeded","status":429,"violated-policies":[`...)
-	sep := ""
-	for i := range rl.cfg.policies {
-		if rl.states[i].refused && !rl.cfg.policies[i].shadow {
-			b = append(append(append(b, sep...), '"'), rl.cfg.policies[i].name...)
-			b = append(b, '"')
-			sep = ","
+	rl.wait = strconv.AppendInt(rl.wait[:0], max(ceilSeconds(st.r.RetryAfterMs), 1), 10)
+	f := append(rl.field[:0], p.limitPrefix...)
+	f = strconv.AppendInt(f, st.r.Remaining, 10)
+	rl.field = append(append(f, ";t="...), rl.wait...)
+	body := p.problem
+	if violated > 1 {
+		b := append(rl.out[:0], problemHead...)
+		sep := ""
+		for i := range rl.cfg.policies {
+			if rl.states[i].refused && !rl.cfg.policies[i].shadow {
+				b = append(append(append(b, sep...), '"'), rl.cfg.policies[i].name...)
+				b = append(b, '"')
+				sep = ","
+			}
 		}
+		rl.out = append(b, problemTail...)
+		body = rl.out
 	}
-	b = append(b, "]}\n"...)
-	rl.out = b
+	h := resp.Header()
 	for _, f := range [...][2]string{
 		{"Content-Type", "application/problem+json"},
-		{"Retry-After", wait},
+		{"Retry-After", view(rl.wait)},
 		{"RateLimit-Policy", p.policyField},
-		{"RateLimit", quote(p.name) + ";r=" + strconv.FormatInt(st.r.Remaining, 10) + ";t=" + wait},
+		{"RateLimit", view(rl.field)},
 	} {
 		if err := h.Set(f[0], f[1]); err != nil {
 			return sdk.Fail(err)
 		}
 	}
-	return resp.Answer(429, b)
+	return resp.Answer(429, body)
 }
 
 // addFields puts the RateLimit fields of the most constrained enforced
@@ -408,6 +429,10 @@ func underPrefix(path []byte, prefix string) bool {
 	}
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
+
+// view is b as a string without a copy, for a value the host copies
+// before the buffer is written again.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func init() { sdk.Register(&ratelimit{}) }
 

@@ -418,6 +418,31 @@ func TestProblemBody(t *testing.T) {
 	}
 }
 
+// TestProblemBodyOnePolicy: the body Configure prepares for a policy
+// refusing alone, with a shadow policy refusing beside it, is the one
+// built for several.
+func TestProblemBodyOnePolicy(t *testing.T) {
+	h := native(t, `{"policies":[
+		{"name":"a","key":"ip","limit":1,"period":"1m"},
+		{"name":"b","key":"ip","limit":1,"period":"1m","shadow":true}]}`)
+	ex := exchange{method: "GET", target: "/", ip: "203.0.113.7"}
+	if res := do(h, ex); res.Resp.Status != 200 {
+		t.Fatalf("first request: %d", res.Resp.Status)
+	}
+	for range 2 { // the second from the buffers the first left
+		res := do(h, ex)
+		want := `{"type":"https://iana.org/assignments/http-problem-types#quota-exceeded",` +
+			`"title":"Request cannot be satisfied as assigned quota has been exceeded","status":429,` +
+			`"violated-policies":["a"]}` + "\n"
+		if res.Resp.Status != 429 || string(res.Resp.Body) != want {
+			t.Fatalf("got %d %s, want 429 %s", res.Resp.Status, res.Resp.Body, want)
+		}
+		if got, _ := res.Resp.Header.Get("RateLimit"); !strings.HasPrefix(got, `"a";r=0;t=`) {
+			t.Errorf("RateLimit %q", got)
+		}
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	ok := `"name":"p","key":"ip","limit":1,"period":"1s"`
 	for _, c := range []struct{ config, want string }{

@@ -114,6 +114,11 @@ func CacheRequest(name []byte) int32 {
 	return native().CacheRequest(name)
 }
 
+// CacheResponse settles the response phase of the RFC 9111 cache (package httpcache) in the host for a response it will not store, adding name's Cache-Status member; returns CacheResponse flags (0: the plugin decides) or an Errno.
+func CacheResponse(name []byte, options int32) int32 {
+	return native().CacheResponse(name, options)
+}
+
 // RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
 func RangeApply(value []byte) int32 {
 	return native().RangeApply(value)

@@ -182,6 +182,14 @@ func CacheRequest(name []byte) int32 {
 	return wedgeCacheRequest(unsafe.SliceData(name), uint32(len(name)))
 }
 
+//go:wasmimport wedge cache_response
+func wedgeCacheResponse(namePtr *byte, nameLen uint32, options int32) int32
+
+// CacheResponse settles the response phase of the RFC 9111 cache (package httpcache) in the host for a response it will not store, adding name's Cache-Status member; returns CacheResponse flags (0: the plugin decides) or an Errno.
+func CacheResponse(name []byte, options int32) int32 {
+	return wedgeCacheResponse(unsafe.SliceData(name), uint32(len(name)), options)
+}
+
 //go:wasmimport wedge range_apply
 func wedgeRangeApply(valuePtr *byte, valueLen uint32) int32
 

@@ -30,8 +30,8 @@ import (
 	"github.com/talowa/wedge/wasm/abi"
 )
 
-// MaxTokenSize bounds what Parse accepts.
-const MaxTokenSize = 16 << 10
+// MaxTokenSize bounds what Parse accepts: the host's bound for token_verify.
+const MaxTokenSize = abi.MaxTokenLen
 
 var (
 	ErrMalformed   = errors.New("jwt: malformed token")

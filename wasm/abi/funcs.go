@@ -93,6 +93,8 @@ var Funcs = []Func{
 		"Schedules a background revalidation of key with a copy of the request as it is now, run once an answered request is written; returns 1 scheduled, 0 skipped, or an Errno."},
 	{"cache_request", []Param{p("name", Bytes)}, I32,
 		"Runs the request phase of the RFC 9111 cache (package httpcache) for the current GET or HEAD: answers a usable entry in the host or prepares the forward, naming the cache name in Cache-Status; returns CacheRequest flags or an Errno."},
+	{"cache_response", []Param{p("name", Bytes), p("options", I32)}, I32,
+		"Settles the response phase of the RFC 9111 cache (package httpcache) in the host for a response it will not store, adding name's Cache-Status member; returns CacheResponse flags (0: the plugin decides) or an Errno."},
 	{"range_apply", []Param{p("value", Bytes)}, I32,
 		"Applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status."},
 

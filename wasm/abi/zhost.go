@@ -50,6 +50,8 @@ type Host interface {
 	CacheRevalidate(key []byte) int32
 	// CacheRequest runs the request phase of the RFC 9111 cache (package httpcache) for the current GET or HEAD: answers a usable entry in the host or prepares the forward, naming the cache name in Cache-Status; returns CacheRequest flags or an Errno.
 	CacheRequest(name []byte) int32
+	// CacheResponse settles the response phase of the RFC 9111 cache (package httpcache) in the host for a response it will not store, adding name's Cache-Status member; returns CacheResponse flags (0: the plugin decides) or an Errno.
+	CacheResponse(name []byte, options int32) int32
 	// RangeApply applies a Range field value to the current response (206 or 416, the body a view of the old one); returns the resulting status.
 	RangeApply(value []byte) int32
 	// RatelimitTake gCRA: takes cost units from key's allowance of limit per period with the given burst; writes a RateResult; returns 1 allowed, 0 denied.

@@ -27,6 +27,9 @@ type cacheRequest struct {
 	lines     []string // views into buf, one per field line
 	out       []byte   // what is written to the exchange
 	key, vkey []byte
+	// variant is built apart from buf: AppendVariant reads the request's
+	// values through Values, which appends them to buf.
+	variant []byte
 }
 
 // requestHeaders is the request header as httpcache.Headers: field lines
@@ -35,9 +38,23 @@ type requestHeaders Call
 
 // Values implements httpcache.Headers.
 func (h *requestHeaders) Values(name string) []string {
-	r := &h.creq
+	return (*Call)(h).headerLines(abi.MsgRequest, name)
+}
+
+// responseHeaders is requestHeaders for the response.
+type responseHeaders Call
+
+// Values implements httpcache.Headers.
+func (h *responseHeaders) Values(name string) []string {
+	return (*Call)(h).headerLines(abi.MsgResponse, name)
+}
+
+// headerLines returns the field lines of name in message m as views of
+// the Call's scratch.
+func (c *Call) headerLines(m abi.Msg, name string) []string {
+	r := &c.creq
 	start, from := len(r.lines), len(r.buf)
-	r.buf = h.ex.AppendHeaderValues(r.buf, abi.MsgRequest, view(name))
+	r.buf = c.ex.AppendHeaderValues(r.buf, m, view(name))
 	for rest := r.buf[from:]; ; {
 		item, next, ok := abi.NextItem(rest)
 		if !ok {
@@ -114,9 +131,8 @@ func (c *Call) CacheRequest(name []byte) int32 {
 	st.Primary, st.PrimaryNames, st.PrimaryVar, st.PrimaryGen = true, m.VaryNames, m.Variant, m.Gen
 	entry := r.key
 	if m.VaryNames != "" {
-		from := len(r.buf)
-		r.buf = httpcache.AppendVariant(r.buf, m.VaryNames, h)
-		if v := bytesView(r.buf[from:]); v != m.Variant {
+		r.variant = httpcache.AppendVariant(r.variant[:0], m.VaryNames, h)
+		if v := bytesView(r.variant); v != m.Variant {
 			r.vkey = httpcache.AppendVariantKey(r.vkey[:0], bytesView(r.key), m.Gen, v)
 			entry = r.vkey
 			ve, vm, ok := c.cacheEntry(entry)
@@ -176,6 +192,46 @@ func (c *Call) CacheRequest(name []byte) int32 {
 	return c.cacheForward(&st, rq, name)
 }
 
+// CacheResponse implements abi.Host: the response phase of the cache
+// plugin for a response that will not be stored, the common miss
+// (no-store, private, an uncacheable status), settled natively with
+// httpcache.Settle; anything else is left untouched for the plugin.
+func (c *Call) CacheResponse(name []byte, options int32) int32 {
+	if c.phase != abi.PhaseResponse {
+		return abi.ErrPhase
+	}
+	if len(name) == 0 || len(name) > abi.MaxValueKeyLen || !abi.ValidToken(name) || options&^httpcache.ResponseOptions != 0 {
+		return abi.ErrInvalid
+	}
+	v, ok := c.ex.Values().Get(view(httpcache.StateKey))
+	if !ok {
+		return httpcache.Settled // another plugin answered before the cache ran
+	}
+	r := &c.creq
+	r.buf, r.lines = append(r.buf[:0], v...), r.lines[:0]
+	st, ok := httpcache.DecodeState(bytesView(r.buf)) // views of r.buf, which only grows from here
+	if !ok || st.Mode == httpcache.ModeHit || st.Mode == httpcache.ModeAnswer {
+		return httpcache.Settled
+	}
+	method := (*requestHeaders)(c).keep(c.ex.Field(abi.FieldMethod))
+	status := int(c.ex.Status())
+	p := httpcache.ReadPolicy((*responseHeaders)(c))
+	detail, settled := httpcache.Settle(&st, method, status, p, options&httpcache.StripSetCookie != 0)
+	if !settled {
+		return 0
+	}
+	// The targeted field named for this cache is consumed here, as the
+	// plugin does; RFC 9213 §3 lets CDN-Cache-Control go on downstream
+	// unless configured otherwise.
+	c.ex.HeaderDel(abi.MsgResponse, wedgeCCName)
+	if options&httpcache.StripCDN != 0 {
+		c.ex.HeaderDel(abi.MsgResponse, cdnCCName)
+	}
+	r.out = httpcache.AppendCacheStatus(r.out[:0], bytesView(name), false, st.Fwd, status, false, 0, false, detail)
+	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
+	return httpcache.Settled
+}
+
 // cacheEntry looks key up and decodes the plugin's metadata; an entry
 // another version wrote is a miss.
 func (c *Call) cacheEntry(key []byte) (*CacheEntry, httpcache.Meta, bool) {
@@ -220,6 +276,8 @@ var (
 	ageName            = []byte("Age")
 	inmName            = []byte("If-None-Match")
 	imsName            = []byte("If-Modified-Since")
+	wedgeCCName        = []byte(httpcache.TargetList[0])
+	cdnCCName          = []byte(httpcache.TargetList[1])
 )
 
 // saveCacheState stores st for the response phase. request_time (RFC 9111

@@ -152,6 +152,7 @@ func TestCallPhases(t *testing.T) {
 		{"cache_purge", func(c *Call) int32 { return c.CachePurge(abi.PurgeKey, []byte("none")) }, [3]int32{P, 0, 0}},
 		{"cache_revalidate", func(c *Call) int32 { return c.CacheRevalidate([]byte("k")) }, [3]int32{P, 1, P}},
 		{"cache_request", func(c *Call) int32 { return c.CacheRequest([]byte("c")) }, [3]int32{P, 4, P}},       // a miss: forward
+		{"cache_response", func(c *Call) int32 { return c.CacheResponse([]byte("c"), 0) }, [3]int32{P, P, 1}},  // no state: settled
 		{"range_apply", func(c *Call) int32 { return c.RangeApply([]byte("bytes=0-1")) }, [3]int32{P, 0, 201}}, // ranges apply to a 200 only
 		{"ratelimit_take", func(c *Call) int32 { return c.RatelimitTake([]byte("k"), 1, 1000, 1, 1, rr[:]) }, [3]int32{P, 1, 1}},
 		{"key_register", func(c *Call) int32 {

@@ -39,7 +39,19 @@ type tokenPolicy struct {
 	leeway     int64
 	requireExp bool
 	claims     [][]byte
-	cache      *tokenCache
+	// forwards are the request values a valid token sets; their claim
+	// names follow claims in want, so one walk of the payload finds both.
+	forwards []tokenForward
+	want     [][]byte
+	cache    *tokenCache
+}
+
+// tokenForward is an abi.TokenForward with its claims as indexes into the
+// policy's want.
+type tokenForward struct {
+	name   []byte
+	claims []int
+	value  []byte
 }
 
 type policyKey struct {
@@ -53,7 +65,7 @@ type tokenScratch struct {
 	tok     jwt.Token
 	it      jsonscan.Iter
 	scratch []byte
-	vals    [abi.MaxTokenClaims][]byte
+	vals    [2 * abi.MaxTokenClaims][]byte // returned claims, then forwarded ones
 }
 
 // RegisterPolicy registers a token policy (abi.TokenPolicy encoding) whose
@@ -86,6 +98,15 @@ func (k *Keyring) RegisterPolicy(spec []byte) int32 {
 	}
 	for _, c := range p.Claims {
 		tp.claims = append(tp.claims, bytes.Clone(c))
+	}
+	tp.want = tp.claims[:len(tp.claims):len(tp.claims)]
+	for _, f := range p.Forwards {
+		tf := tokenForward{name: bytes.Clone(f.Name), value: bytes.Clone(f.Value)}
+		for _, c := range f.Claims {
+			tf.claims = append(tf.claims, len(tp.want))
+			tp.want = append(tp.want, bytes.Clone(c))
+		}
+		tp.forwards = append(tp.forwards, tf)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -134,23 +155,38 @@ func (k *Keyring) RegisterPolicy(spec []byte) int32 {
 // header alone, which costs less than remembering them, and are not cached.
 // Both caches are bounded by weight (token and claim bytes), not count.
 func (k *Keyring) VerifyToken(h int32, token, buf []byte, now int64, s *tokenScratch) int32 {
+	p, errno := k.policy(h)
+	if p == nil {
+		return errno
+	}
+	n, _ := p.verify(token, buf, now, s)
+	return n
+}
+
+// policy returns the policy with handle h, or the Errno of why not.
+func (k *Keyring) policy(h int32) (*tokenPolicy, int32) {
 	if k == nil {
-		return abi.ErrUnavailable
+		return nil, abi.ErrUnavailable
 	}
 	pp := k.policies.Load()
 	if pp == nil || h < 0 || int(h) >= len(*pp) {
-		return abi.ErrNotFound
+		return nil, abi.ErrNotFound
 	}
-	p := (*pp)[h]
+	return (*pp)[h], 0
+}
+
+// verify is VerifyToken under p; it also returns the entry of a token
+// found TokenValid, whose forwards the caller sets.
+func (p *tokenPolicy) verify(token, buf []byte, now int64, s *tokenScratch) (int32, *tokenEntry) {
 	if len(token) > abi.MaxTokenLen {
-		return writeVerdict(buf, abi.TokenMalformed)
+		return writeVerdict(buf, abi.TokenMalformed), nil
 	}
 	ck := p.key(token)
 	if e, ok := p.cache.good.GetIfPresent(ck); ok && bytes.Equal(e.token, token) {
 		return p.answer(e, buf, now)
 	}
 	if e, ok := p.cache.bad.GetIfPresent(ck); ok && bytes.Equal(e.token, token) {
-		return writeVerdict(buf, abi.TokenBadSignature)
+		return writeVerdict(buf, abi.TokenBadSignature), nil
 	}
 	e, v := p.check(token, now, s)
 	switch {
@@ -160,23 +196,20 @@ func (k *Keyring) VerifyToken(h int32, token, buf []byte, now int64, s *tokenScr
 	case v == abi.TokenBadSignature:
 		p.cache.bad.Set(ck, &tokenEntry{token: bytes.Clone(token), ttl: maxTokenTTL})
 	}
-	return writeVerdict(buf, v)
+	return writeVerdict(buf, v), nil
 }
 
-// verdictBytes lets writeVerdict copy a verdict without a buffer of its own.
-var verdictBytes = func() (b [256]byte) {
-	for i := range b {
-		b[i] = byte(i)
-	}
-	return b
-}()
-
+// writeVerdict writes a verdict alone, under the buffer + limit convention.
 func writeVerdict(buf []byte, v abi.TokenVerdict) int32 {
-	return copyOut(buf, verdictBytes[v:v+1])
+	if len(buf) > 0 {
+		buf[0] = byte(v)
+	}
+	return 1
 }
 
-// answer runs the time checks of e at now and writes the outcome.
-func (p *tokenPolicy) answer(e *tokenEntry, buf []byte, now int64) int32 {
+// answer runs the time checks of e at now and writes the outcome; it
+// returns e when the token is valid.
+func (p *tokenPolicy) answer(e *tokenEntry, buf []byte, now int64) (int32, *tokenEntry) {
 	v := e.pre
 	if v == abi.TokenValid {
 		switch {
@@ -193,9 +226,9 @@ func (p *tokenPolicy) answer(e *tokenEntry, buf []byte, now int64) int32 {
 		}
 	}
 	if v != abi.TokenValid {
-		return writeVerdict(buf, v)
+		return writeVerdict(buf, v), nil
 	}
-	return copyOut(buf, e.out)
+	return copyOut(buf, e.out), e
 }
 
 // check verifies token without the cache. It returns the entry to remember
@@ -259,31 +292,100 @@ func (p *tokenPolicy) entry(token []byte, now int64, s *tokenScratch) *tokenEntr
 		left := time.Duration(min(max(e.exp+p.leeway-now, 0), int64(maxTokenTTL/time.Second))) * time.Second
 		e.ttl = max(left, minTokenTTL)
 	}
-	switch {
-	case len(p.issuer) > 0 && !bytes.Equal(c.Issuer, p.issuer):
-		e.post = abi.TokenWrongIssuer
-	case len(p.audiences) > 0 && !hasAudience(&c, p.audiences):
-		e.post = abi.TokenWrongAudience
-	}
 	// One walk finds every requested claim; the last of repeated members
 	// wins, as it does for the registered claims above.
-	vals := s.vals[:len(p.claims)]
+	vals := s.vals[:len(p.want)]
 	clear(vals)
 	for s.it.Object(t.Payload); s.it.Next(); {
 		name := s.it.Name()
-		for i, want := range p.claims {
+		for i, want := range p.want {
 			if bytes.Equal(name, want) {
 				vals[i] = s.it.Value()
 			}
 		}
 	}
+	switch {
+	case len(p.issuer) > 0 && !bytes.Equal(c.Issuer, p.issuer):
+		e.post = abi.TokenWrongIssuer
+	case len(p.audiences) > 0 && !hasAudience(&c, p.audiences):
+		e.post = abi.TokenWrongAudience
+	default:
+		e.post = p.forwardTexts(e, vals)
+	}
 	// Claims walked the same payload without error, and validated JSON
 	// holds no NUL, so every value fits in a list.
 	e.out = append(e.out, abi.TokenValid)
-	for _, v := range vals {
+	for _, v := range vals[:len(p.claims)] {
 		e.out = abi.AppendList(e.out, v)
 	}
 	return e
+}
+
+// forwardTexts works out, once per verified token, the text of each
+// forward into e, and returns the verdict: TokenValid, or why the claims
+// cannot be forwarded. vals are the raw values of p.want.
+//
+// # Why
+//
+// Every type is checked before any text is: a guest that did this itself
+// refused a claim of the wrong type before looking at what the others
+// hold, and the verdict says the same.
+func (p *tokenPolicy) forwardTexts(e *tokenEntry, vals [][]byte) abi.TokenVerdict {
+	if len(p.forwards) == 0 {
+		return abi.TokenValid
+	}
+	ends := make([]int, len(p.forwards))
+	for i, f := range p.forwards {
+		raw := []byte(nil)
+		for _, c := range f.claims {
+			if raw = vals[c]; len(raw) > 0 {
+				break
+			}
+		}
+		if len(raw) == 0 {
+			e.fwdText = append(e.fwdText, f.value...)
+		} else {
+			var err error
+			if e.fwdText, err = appendClaimText(e.fwdText, raw); err != nil {
+				e.fwdText = nil
+				return abi.TokenClaimNotText
+			}
+		}
+		ends[i] = len(e.fwdText)
+	}
+	if !abi.ValidHeaderValue(e.fwdText) {
+		e.fwdText = nil
+		return abi.TokenClaimNotValue
+	}
+	e.fwd = make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		e.fwd[i] = e.fwdText[start:end:end]
+		start = end
+	}
+	return abi.TokenValid
+}
+
+// appendClaimText appends the text of a claim's raw JSON value to dst: a
+// string unescaped, an array of strings joined with spaces (a separator
+// only once the text is not empty); anything else is an error.
+func appendClaimText(dst, raw []byte) ([]byte, error) {
+	if raw[0] != '[' {
+		return jsonscan.AppendString(dst, raw)
+	}
+	start := len(dst)
+	var it jsonscan.Iter
+	var err error
+	for it.Array(raw); it.Next() && err == nil; {
+		if len(dst) > start {
+			dst = append(dst, ' ')
+		}
+		dst, err = jsonscan.AppendString(dst, it.Value())
+	}
+	if err == nil {
+		err = it.Err()
+	}
+	return dst, err
 }
 
 func hasAudience(c *jwt.Claims, auds []string) bool {
@@ -305,7 +407,11 @@ type tokenEntry struct {
 	hasExp, hasNbf, hasIat bool
 	exp, nbf, iat          int64
 	out                    []byte // TokenValid then the claims list
-	ttl                    time.Duration
+	// fwd is the text of each of the policy's forwards (empty: nothing to
+	// set), views of fwdText.
+	fwd     [][]byte
+	fwdText []byte
+	ttl     time.Duration
 }
 
 type tokenKey struct {
@@ -329,7 +435,7 @@ func newTokenCache() *tokenCache {
 		return &otter.Options[tokenKey, *tokenEntry]{
 			MaximumWeight: uint64(bytes),
 			Weigher: func(_ tokenKey, e *tokenEntry) uint32 {
-				return uint32(len(e.token) + len(e.out) + tokenEntryOverhead)
+				return uint32(len(e.token) + len(e.out) + len(e.fwdText) + 24*len(e.fwd) + tokenEntryOverhead)
 			},
 			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[tokenKey, *tokenEntry]) time.Duration {
 				return e.Value.ttl
@@ -351,7 +457,30 @@ func (c *Call) TokenPolicy(spec []byte) int32 {
 	return c.env.Keys.RegisterPolicy(spec)
 }
 
-// TokenVerify implements abi.Host.
+// TokenVerify implements abi.Host. A valid token under a policy with
+// forwards sets them as request values, as value_set with ValueForward
+// would, so only where value_set may: elsewhere such a policy is ErrPhase.
 func (c *Call) TokenVerify(policy int32, token []byte, buf []byte) int32 {
-	return c.env.Keys.VerifyToken(policy, token, buf, c.env.now().Unix(), &c.tokens)
+	p, errno := c.env.Keys.policy(policy)
+	if p == nil {
+		return errno
+	}
+	if len(p.forwards) > 0 && !c.inExchange() {
+		return abi.ErrPhase
+	}
+	n, e := p.verify(token, buf, c.env.now().Unix(), &c.tokens)
+	if e == nil {
+		return n
+	}
+	// Names and literal values were checked at registration and claim texts
+	// when the token was verified: nothing here can be a bad header.
+	for i, f := range p.forwards {
+		if len(e.fwd[i]) == 0 {
+			continue
+		}
+		if r := c.ex.Values().Set(f.name, e.fwd[i], abi.ValueForward); r != 0 {
+			return r
+		}
+	}
+	return n
 }

@@ -109,6 +109,7 @@ func (p *Plugin) Configure(cfg []byte) error {
 	p.errno("cache_purge", "in configure", hostcall.CachePurge(abi.PurgeKey, b("k")), abi.ErrPhase)
 	p.errno("cache_revalidate", "in configure", hostcall.CacheRevalidate(b("k")), abi.ErrPhase)
 	p.errno("cache_request", "in configure", hostcall.CacheRequest(b("tck")), abi.ErrPhase)
+	p.errno("cache_response", "in configure", hostcall.CacheResponse(b("tck"), 0), abi.ErrPhase)
 	p.errno("range_apply", "in configure", hostcall.RangeApply(b("bytes=0-1")), abi.ErrPhase)
 	var rr [abi.RateResultSize]byte
 	p.errno("ratelimit_take", "in configure", hostcall.RatelimitTake(b("k"), 1, 1000, 1, 1, rr[:]), abi.ErrPhase)
@@ -365,6 +366,7 @@ func (p *Plugin) requestStores() {
 	// values() filled the request's values: a miss cannot save its state.
 	p.errno("cache_request", "a miss with no room for its state", hostcall.CacheRequest(b("tck")), abi.ErrTooLarge)
 	hostcall.FieldSet(abi.FieldMethod, b(RewrittenMethod))
+	p.errno("cache_response", "in request", hostcall.CacheResponse(b("tck"), 0), abi.ErrPhase)
 	p.eq("range_apply", "no answer yet: status 0, nothing to cut", hostcall.RangeApply(b("bytes=0-1")), 0)
 	p.errno("range_apply", "value of 17 KiB", hostcall.RangeApply(bytes.Repeat(b("1"), 17<<10)), abi.ErrTooLarge)
 
@@ -518,6 +520,8 @@ func (p *Plugin) responseCache() {
 	p.eq("cache_purge", "by key, again", hostcall.CachePurge(abi.PurgeKey, b("tck-p3")), 0)
 	p.errno("cache_revalidate", "in response", hostcall.CacheRevalidate(key), abi.ErrPhase)
 	p.errno("cache_request", "in response", hostcall.CacheRequest(b("tck")), abi.ErrPhase)
+	p.errno("cache_response", "a name that is not a token", hostcall.CacheResponse(b("a b"), 0), abi.ErrInvalid)
+	p.errno("cache_response", "an unknown option", hostcall.CacheResponse(b("tck"), 1<<7), abi.ErrInvalid)
 
 	p.ranges(key)
 }

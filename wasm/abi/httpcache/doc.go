@@ -7,7 +7,9 @@
 // Both sides of the ABI use it: the cache plugin (plugins/cache, a Go
 // guest) decides storability and freshness in its response phase and
 // stores with it; the host runs the request phase with it (cache_request,
-// wasm/host), and the edge's purge-by-URL builds keys with it. One
+// wasm/host) and settles the response phase of a response that will not be
+// stored (cache_response, Settle), and the edge's purge-by-URL builds keys
+// with it. One
 // implementation means an entry the plugin stores is found and judged by
 // the host exactly as the plugin would.
 //

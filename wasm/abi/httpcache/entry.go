@@ -298,3 +298,26 @@ const (
 	// which goes to the origin too.
 	Revalidating
 )
+
+// What cache_response returns, as flags.
+const (
+	// Settled: the host finished the response phase. The response is not
+	// stored (or the request phase left nothing to do); its Cache-Status
+	// member is added and the targeted field consumed. Without it nothing
+	// was changed and the plugin decides: a response that may be stored,
+	// a 304 or 5xx to a validation of an entry, an unsafe method's.
+	Settled = 1 << iota
+)
+
+// cache_response's options: what the plugin's config changes in the
+// decision.
+const (
+	// StripCDN removes CDN-Cache-Control too (RFC 9213 §3 lets it pass
+	// downstream by default).
+	StripCDN = 1 << iota
+	// StripSetCookie stores responses with Set-Cookie without it rather
+	// than not at all.
+	StripSetCookie
+	// ResponseOptions is every option.
+	ResponseOptions = StripCDN | StripSetCookie
+)

@@ -535,6 +535,36 @@ func Storable(method string, status int, req Directives, p ResponsePolicy, hasAu
 	return WhyNoFreshness
 }
 
+// Settle is the part of the response phase decided from the request
+// phase's State, the method, the status and the directives alone: whether
+// the response to a request in state st will not be stored (settled, with
+// the Cache-Status detail saying why), or needs what only the plugin has
+// (its config, the request's Authorization and Vary, dates, the entry).
+// Both the host (cache_response) and the plugin decide with it, so a
+// response settles the same way wherever it is decided. stripCookies is
+// the plugin's option to store a response without its Set-Cookie.
+func Settle(st *State, method string, status int, p ResponsePolicy, stripCookies bool) (detail string, settled bool) {
+	switch {
+	case st.Mode == ModeBypass:
+		return "", true
+	case st.Mode != ModeForward:
+		return "", false
+	case st.EntryKey != "" && (status == 304 && !st.ClientCond || status >= 500):
+		return "", false // freshening or stale-if-error needs the entry
+	}
+	if stripCookies {
+		// The cookie goes, not the response: as if private named it.
+		p.SetCookie = false
+	}
+	why := Storable(method, status, Directives{NoStore: st.NoStore}, p, false, false)
+	if why == OKStore || why == WhyNoFreshness {
+		// Authorization and Vary: * rank before freshness, and only the
+		// plugin reads them.
+		return "", false
+	}
+	return why, true
+}
+
 // Omitted is the fields a qualified no-cache or private names: the
 // response is stored without them (RFC 9111 §5.2.2.4, §5.2.2.7).
 func (p *ResponsePolicy) Omitted() []string {
