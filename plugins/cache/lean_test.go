@@ -2,7 +2,6 @@ package main
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/talowa/wedge/wasm/abi"
@@ -30,28 +29,16 @@ func BenchmarkMissNoStoreWasm(b *testing.B) {
 	}
 	ex.Resp = host.Response{Status: 200, Body: []byte("hello")}
 	b.ReportAllocs()
-	cpu := processCPU()
+	defer wasmtest.ReportCPU(b)()
 	for b.Loop() {
 		ex.Resp.Header.Fields = append(ex.Resp.Header.Fields[:0], origin...)
 		if err := p.OnResponse(&ex); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 	if cs, _ := ex.Resp.Header.Get("Cache-Status"); cs != "wedge; fwd=uri-miss; fwd-status=200; detail=no-store" {
 		b.Fatalf("Cache-Status %q", cs)
 	}
-}
-
-// processCPU is the CPU time the process has used, in nanoseconds: on a
-// shared machine a benchmark's wall time counts the time it waited for a
-// core, its CPU time does not.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // readLog is an exchange that records which header fields a plugin reads.
@@ -131,7 +118,7 @@ func BenchmarkHitReusedWasm(b *testing.B) {
 	p.Do(req) // stores
 	ex := &host.MemExchange{Req: req}
 	b.ReportAllocs()
-	cpu := processCPU()
+	defer wasmtest.ReportCPU(b)()
 	for b.Loop() {
 		ex.Reset()
 		ex.Req = req
@@ -142,7 +129,6 @@ func BenchmarkHitReusedWasm(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkMissRequestWasm is the request phase of a GET miss through the
@@ -153,7 +139,7 @@ func BenchmarkMissRequestWasm(b *testing.B) {
 	req := host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/miss", RawQuery: "a=1"}
 	ex := &host.MemExchange{Req: req}
 	b.ReportAllocs()
-	cpu := processCPU()
+	defer wasmtest.ReportCPU(b)()
 	for b.Loop() {
 		ex.Reset()
 		ex.Req = req
@@ -161,5 +147,4 @@ func BenchmarkMissRequestWasm(b *testing.B) {
 			b.Fatal("not a forward", act, err)
 		}
 	}
-	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -47,7 +45,7 @@ func BenchmarkTakeWasm(b *testing.B) {
 		req := x.Req
 		b.Run(c.name+"/request", func(b *testing.B) {
 			b.ReportAllocs()
-			defer reportCPU(b)()
+			defer wasmtest.ReportCPU(b)()
 			for b.Loop() {
 				nextRequest(x, req)
 				if act, err := p.OnRequest(x); act != abi.ActionContinue || err != nil {
@@ -57,7 +55,7 @@ func BenchmarkTakeWasm(b *testing.B) {
 		})
 		b.Run(c.name+"/chain", func(b *testing.B) {
 			b.ReportAllocs()
-			defer reportCPU(b)()
+			defer wasmtest.ReportCPU(b)()
 			for b.Loop() {
 				nextRequest(x, req)
 				if act, err := p.OnRequest(x); act != abi.ActionContinue || err != nil {
@@ -93,7 +91,7 @@ func BenchmarkRefuseWasm(b *testing.B) {
 		}
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
-			defer reportCPU(b)()
+			defer wasmtest.ReportCPU(b)()
 			for b.Loop() {
 				nextRequest(x, req)
 				if act, err := p.OnRequest(x); act != abi.ActionAnswer || err != nil || x.Resp.Status != 429 {
@@ -102,20 +100,4 @@ func BenchmarkRefuseWasm(b *testing.B) {
 			}
 		})
 	}
-}
-
-// reportCPU reports the process's CPU time per op (cpu-ns/op), the
-// guest's GC and the host's included, which a busy neighbour does not
-// inflate the way it does wall time. Defer the function it returns.
-func reportCPU(b *testing.B) func() {
-	start := cpuTime(b)
-	return func() { b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op") }
-}
-
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
