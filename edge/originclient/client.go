@@ -441,7 +441,10 @@ func (c *Client) dial(addr string, timeout time.Duration) (net.Conn, error) {
 // writes past a response frame; so a connection back in use within a few
 // milliseconds, as every one is under load, is not checked, which saved a
 // recvfrom per exchange. A connection that sat longer is, and a request
-// on one the origin closed meanwhile goes to a fresh connection.
+// on one the origin closed meanwhile goes to a fresh connection. One the
+// origin closed within the window (it shut down) is written to unchecked:
+// the exchange fails as a broken connection, retried only when the
+// method is idempotent, as for any connection lost mid-exchange.
 const staleCheckAfter = 5 * time.Millisecond
 
 // isIdempotent reports whether method is idempotent (RFC 9110 §9.2.2), so
