@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"slices"
+
 	"github.com/talowa/wedge/sdk/hostcall"
 	"github.com/talowa/wedge/wasm/abi"
 )
@@ -197,8 +199,20 @@ func (h Header) AppendValue(dst []byte, name string) ([]byte, bool) {
 // byte (the ABI's list form; walk it with abi.NextItem), and returns how
 // many there were: for hot paths that must tell one value from several
 // without allocating strings.
+//
+// The host writes into dst's spare capacity, not the shared scratch buffer,
+// so a value list (a bearer token's is hundreds of bytes) is not copied
+// again inside the guest.
 func (h Header) AppendValues(dst []byte, name string) ([]byte, int) {
-	b := fetch(func(b []byte) int32 { return hostcall.HeaderValues(h.msg, bytesOf(name), b) })
+	l := hostcall.HeaderValues(h.msg, bytesOf(name), dst[len(dst):cap(dst)])
+	if int(l) > cap(dst)-len(dst) {
+		dst = slices.Grow(dst, int(l))
+		l = hostcall.HeaderValues(h.msg, bytesOf(name), dst[len(dst):cap(dst)])
+	}
+	if l <= 0 || int(l) > cap(dst)-len(dst) {
+		return dst, 0
+	}
+	b := dst[len(dst) : len(dst)+int(l)]
 	n := 0
 	for rest := b; ; n++ {
 		var ok bool
@@ -206,7 +220,7 @@ func (h Header) AppendValues(dst []byte, name string) ([]byte, int) {
 			break
 		}
 	}
-	return append(dst, b...), n
+	return dst[:len(dst)+len(b)], n
 }
 
 // Values returns every value of name, in order.

@@ -440,6 +440,13 @@ func newTokenCache() *tokenCache {
 			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[tokenKey, *tokenEntry]) time.Duration {
 				return e.Value.ttl
 			}),
+			// Maintenance on the caller's goroutine: the default executor
+			// starts a goroutine whenever a read buffer fills, and with a
+			// hot token that spawn and the wake-up of an idle P cost more
+			// CPU per admitted request than the guest's own code. The
+			// caches have no OnDeletion handler and no Compute, so running
+			// maintenance under their locks cannot deadlock.
+			Executor: func(fn func()) { fn() },
 		}
 	}
 	return &tokenCache{
