@@ -7,10 +7,18 @@ import (
 	"syscall"
 )
 
-// rawConn is c's socket for lineEndConn.readFirst, nil if c has none (TLS).
+// rawConn is c's socket for lineEndConn.readFirst, nil unless c is a bare
+// TCP or Unix connection: a wrapper that embeds one (TLS, or a listener
+// that buffers a PROXY header) may hold bytes of its own that reading the
+// socket directly would skip.
 func rawConn(c net.Conn) syscall.RawConn {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	raw, err := sc.SyscallConn()

@@ -65,3 +65,28 @@ func TestReadFirstTakesTheRest(t *testing.T) {
 		t.Fatalf("after a bare LF: %v, want errBareLF", err)
 	}
 }
+
+// TestReadFirstOnlyBareSockets: the read-ahead reads the socket itself, so
+// it is used only on bare TCP and Unix connections. A wrapper that embeds
+// one (and so offers its SyscallConn) may hold bytes of its own, such as a
+// PROXY header reader's buffer, that a socket read would skip.
+func TestReadFirstOnlyBareSockets(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	tcp := client.(*net.TCPConn)
+	if rawConn(tcp) == nil {
+		t.Fatal("a bare TCP connection gets no read-ahead")
+	}
+	type buffering struct{ *net.TCPConn }
+	if rawConn(buffering{tcp}) != nil {
+		t.Fatal("a wrapper around a TCP connection gets the read-ahead: its own buffered bytes would be skipped")
+	}
+}

@@ -194,6 +194,9 @@ func (p *Proxy) mark(h uint64, resp *wire.Response, share bool) {
 		delete(p.passes, h)
 	case len(resp.Error) > 0:
 	default:
+		if _, ok := p.passes[h]; ok {
+			return
+		}
 		if len(p.passes) >= p.maxPasses {
 			// Map iteration starts at a random entry: a cheap random
 			// eviction, and an evicted key only collapses once more.

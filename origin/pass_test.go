@@ -2,6 +2,7 @@ package origin
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -110,6 +111,20 @@ func TestPassBounded(t *testing.T) {
 	}
 	if got := passed(p); got != 8 {
 		t.Errorf("%d keys passed, want 8", got)
+	}
+	// A key already marked, marked again with the map full, evicts nobody
+	// (each key in turn: an eviction picks a random one).
+	p.mu.Lock()
+	before := maps.Clone(p.passes)
+	p.mu.Unlock()
+	for h := range before {
+		p.mu.Lock()
+		p.mark(h, &wire.Response{Status: 200}, false)
+		same := maps.Equal(before, p.passes)
+		p.mu.Unlock()
+		if !same {
+			t.Fatalf("marking a marked key again changed the marks")
+		}
 	}
 
 	down := newProxy(t, ProxyConfig{Upstreams: []string{deadPort(t)}, HealthInterval: -1})
