@@ -73,18 +73,7 @@ WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127
 WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18214 -log-level warn \
 	-metrics 127.0.0.1:18234 -upstream http://127.0.0.1:18211 -health-path "" >"$tmp/origin2.log" 2>&1 & origin2=$!
 pids+=("$origin1" "$origin2")
-secret=$(python3 -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
-token=$(python3 - "$secret" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
-key = base64.urlsafe_b64decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 4))
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-now = int(time.time())
-claims = b64(json.dumps({"sub": "bench", "iat": now, "exp": now + 86400}).encode())
-sig = b64(hmac.new(key, (head + "." + claims).encode(), hashlib.sha256).digest())
-print(head + "." + claims + "." + sig)
-PY
-)
+. deploy/bench/token.sh
 chain="    chain:
       - {file: auth.wasm, config: {realm: bench, jwks: {keys: [{kty: oct, alg: HS256, k: \"$secret\"}]}}}
       - {file: ratelimit.wasm, config: {policies: [{name: bulk, key: \"value:identity-sub\", limit: 2000000000, period: 1s, burst: 2000000000}]}}

@@ -85,18 +85,7 @@ taskset -c 0 varnishd -F -j none -n "$tmp/varnish" -a 127.0.0.1:18003 -b 127.0.0
 "$tmp/wedgectl" origin keygen >"$tmp/origin.key"
 WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18004 \
 	-metrics 127.0.0.1:18014 -upstream http://127.0.0.1:18001 -health-path "" >"$tmp/origin.log" 2>&1 & pids+=($!)
-secret=$(python3 -c 'import os,base64;print(base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
-token=$(python3 - "$secret" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
-key = base64.urlsafe_b64decode(sys.argv[1] + "=" * (-len(sys.argv[1]) % 4))
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-now = int(time.time())
-claims = b64(json.dumps({"sub": "bench", "iat": now, "exp": now + 86400}).encode())
-sig = b64(hmac.new(key, (head + "." + claims).encode(), hashlib.sha256).digest())
-print(head + "." + claims + "." + sig)
-PY
-)
+. deploy/bench/token.sh
 cat >"$tmp/edge.yaml" <<YAML
 listen: 127.0.0.1:18005
 limits: {max_conns: 20000}

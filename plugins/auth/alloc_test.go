@@ -13,72 +13,6 @@ import (
 	"github.com/talowa/wedge/wasm/host"
 )
 
-// countingHost counts the host calls a request makes: every function a
-// request phase may call passes through it to the real host.
-type countingHost struct {
-	*host.Call
-	n int
-}
-
-func (c *countingHost) FieldGet(f int32, buf []byte) int32 { c.n++; return c.Call.FieldGet(f, buf) }
-func (c *countingHost) FieldSet(f int32, v []byte) int32   { c.n++; return c.Call.FieldSet(f, v) }
-func (c *countingHost) StatusGet() int32                   { c.n++; return c.Call.StatusGet() }
-func (c *countingHost) StatusSet(code int32) int32         { c.n++; return c.Call.StatusSet(code) }
-func (c *countingHost) HeaderGet(m int32, name, buf []byte) int32 {
-	c.n++
-	return c.Call.HeaderGet(m, name, buf)
-}
-func (c *countingHost) HeaderValues(m int32, name, buf []byte) int32 {
-	c.n++
-	return c.Call.HeaderValues(m, name, buf)
-}
-func (c *countingHost) HeaderNames(m int32, buf []byte) int32 {
-	c.n++
-	return c.Call.HeaderNames(m, buf)
-}
-func (c *countingHost) HeaderSet(m int32, name, v []byte) int32 {
-	c.n++
-	return c.Call.HeaderSet(m, name, v)
-}
-func (c *countingHost) HeaderAdd(m int32, name, v []byte) int32 {
-	c.n++
-	return c.Call.HeaderAdd(m, name, v)
-}
-func (c *countingHost) HeaderRemove(m int32, name []byte) int32 {
-	c.n++
-	return c.Call.HeaderRemove(m, name)
-}
-func (c *countingHost) BodyRead(m, off int32, buf []byte) int32 {
-	c.n++
-	return c.Call.BodyRead(m, off, buf)
-}
-func (c *countingHost) BodySet(m int32, b []byte) int32     { c.n++; return c.Call.BodySet(m, b) }
-func (c *countingHost) ValueGet(k, buf []byte) int32        { c.n++; return c.Call.ValueGet(k, buf) }
-func (c *countingHost) ValueSet(k, v []byte, f int32) int32 { c.n++; return c.Call.ValueSet(k, v, f) }
-func (c *countingHost) Verify(k int32, msg, sig []byte) int32 {
-	c.n++
-	return c.Call.Verify(k, msg, sig)
-}
-func (c *countingHost) Digest(alg int32, msg, buf []byte) int32 {
-	c.n++
-	return c.Call.Digest(alg, msg, buf)
-}
-func (c *countingHost) TokenVerify(p int32, tok, buf []byte) int32 {
-	c.n++
-	return c.Call.TokenVerify(p, tok, buf)
-}
-func (c *countingHost) TimeNow() int64              { c.n++; return c.Call.TimeNow() }
-func (c *countingHost) RandomFill(buf []byte) int32 { c.n++; return c.Call.RandomFill(buf) }
-func (c *countingHost) MetricRecord(m int32, v float64) int32 {
-	c.n++
-	return c.Call.MetricRecord(m, v)
-}
-func (c *countingHost) Log(l int32, msg, attrs []byte) int32 {
-	c.n++
-	return c.Call.Log(l, msg, attrs)
-}
-func (c *countingHost) ErrorSet(msg []byte) int32 { c.n++; return c.Call.ErrorSet(msg) }
-
 // bodyExchange keeps the body it is given in a buffer it reuses, as the
 // edge's fasthttp exchange does (MemExchange copies each body afresh,
 // since it may hold a cached one).
@@ -122,7 +56,8 @@ func TestRequestPathCost(t *testing.T) {
 		{"expired", bearerReq(sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"exp": now.Unix() - 1}))), sdk.Answer, 3 + 6},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ch := &countingHost{Call: new(host.Call)}
+			call := new(host.Call)
+			ch := &abi.CountingHost{Host: call}
 			prev := hostcall.SetHost(ch)
 			defer hostcall.SetHost(prev)
 			x := &bodyExchange{MemExchange: &host.MemExchange{}}
@@ -132,19 +67,19 @@ func TestRequestPathCost(t *testing.T) {
 				x.Req = c.req
 				// The plugin strips the credential: give it a copy to strip.
 				x.Req.Header.Fields = append(fields, c.req.Header.Fields...)
-				ch.n = 0
-				ch.Reset(h.Env, abi.PhaseRequest, x)
+				ch.Calls = [len(ch.Calls)]int{}
+				call.Reset(h.Env, abi.PhaseRequest, x)
 				if act := a.OnRequest(sdk.Request{}, sdk.Response{}); act != c.act {
-					t.Fatalf("action %d, want %d: %s (status %d, body %q)", act, c.act, ch.ErrorMessage(), x.Resp.Status, x.Resp.Body)
+					t.Fatalf("action %d, want %d: %s (status %d, body %q)", act, c.act, call.ErrorMessage(), x.Resp.Status, x.Resp.Body)
 				}
-				ch.Release()
+				call.Release()
 			}
 			request() // warm: buffers, and the host's verified-token cache
 			if n := testing.AllocsPerRun(200, request); n != 0 {
 				t.Errorf("%v allocations per request, want 0", n)
 			}
-			if ch.n != c.calls {
-				t.Errorf("%d host calls, want %d", ch.n, c.calls)
+			if n := ch.Count(); n != c.calls {
+				t.Errorf("%d host calls, want %d", n, c.calls)
 			}
 		})
 	}

@@ -39,6 +39,7 @@ func generate() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for path, gen := range map[string]func(*bytes.Buffer){
 		"wasm/abi/zhost.go":                genHostInterface,
+		"wasm/abi/zcount.go":               genCountingHost,
 		"wasm/zhostfuncs.go":               genHostAdapters,
 		"sdk/hostcall/zhostcall_wasip1.go": genGuestImports,
 		"sdk/hostcall/zhostcall_native.go": genGuestNative,
@@ -120,6 +121,23 @@ func genHostInterface(b *bytes.Buffer) {
 		fmt.Fprintf(b, "%s(%s) %s\n", goName(f.Name), goParams(f), goType(f.Result))
 	}
 	b.WriteString("}\n")
+}
+
+func genCountingHost(b *bytes.Buffer) {
+	b.WriteString("package abi\n\nimport \"slices\"\n\n")
+	b.WriteString("// CountingHost is a Host that counts the calls of each host function, by its\n")
+	b.WriteString("// index in Funcs, before passing them on: tests use it to hold a plugin's\n")
+	b.WriteString("// paths to the host calls they need. It does not allocate.\n")
+	b.WriteString("type CountingHost struct {\n\tHost\n\tCalls [" + fmt.Sprint(len(abi.Funcs)) + "]int\n}\n\n")
+	for i, f := range abi.Funcs {
+		fmt.Fprintf(b, "// %s implements Host.\n", goName(f.Name))
+		fmt.Fprintf(b, "func (c *CountingHost) %s(%s) %s {\n\tc.Calls[%d]++\n\treturn c.Host.%s(%s)\n}\n\n",
+			goName(f.Name), goParams(f), goType(f.Result), i, goName(f.Name), argNames(f))
+	}
+	b.WriteString("// Count is the number of calls of the named functions, or of all when none\n")
+	b.WriteString("// is named. An unknown name counts nothing.\n")
+	b.WriteString("func (c *CountingHost) Count(names ...string) int {\n\tn := 0\n")
+	b.WriteString("\tfor i, f := range Funcs {\n\t\tif len(names) == 0 || slices.Contains(names, f.Name) {\n\t\t\tn += c.Calls[i]\n\t\t}\n\t}\n\treturn n\n}\n")
 }
 
 // hostWork is the fixed cost, in work units (about bytes processed), that an
