@@ -82,17 +82,7 @@ func BenchmarkExchange(b *testing.B) {
 			if dict {
 				name = tc.name + "/dict"
 			}
-			b.Run(name, func(b *testing.B) {
-				e := newExchanger(b, dict)
-				e.run(b, tc)
-				b.SetBytes(int64(e.reqSize + e.respCBOR))
-				b.ReportAllocs()
-				for b.Loop() {
-					e.run(b, tc)
-				}
-				b.ReportMetric(float64(len(e.reqBuf)), "req-B/frame")
-				b.ReportMetric(float64(len(e.respBuf)), "resp-B/frame")
-			})
+			b.Run(name, func(b *testing.B) { loopExchange(b, newExchanger(b, dict), tc) })
 		}
 	}
 }
@@ -126,15 +116,20 @@ func BenchmarkExchangeMinCompress(b *testing.B) {
 	for _, tc := range exchangeCases() {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := Config{MinCompress: DefaultMinCompress}
-			e := &exchanger{edge: newCodec(b, cfg), origin: newCodec(b, cfg)}
-			e.run(b, tc)
-			b.SetBytes(int64(e.reqSize + e.respCBOR))
-			b.ReportAllocs()
-			for b.Loop() {
-				e.run(b, tc)
-			}
-			b.ReportMetric(float64(len(e.reqBuf)), "req-B/frame")
-			b.ReportMetric(float64(len(e.respBuf)), "resp-B/frame")
+			loopExchange(b, &exchanger{edge: newCodec(b, cfg), origin: newCodec(b, cfg)}, tc)
 		})
 	}
+}
+
+// loopExchange runs tc's exchange through e as one benchmark, reporting the
+// frames' sizes.
+func loopExchange(b *testing.B, e *exchanger, tc exchangeCase) {
+	e.run(b, tc)
+	b.SetBytes(int64(e.reqSize + e.respCBOR))
+	b.ReportAllocs()
+	for b.Loop() {
+		e.run(b, tc)
+	}
+	b.ReportMetric(float64(len(e.reqBuf)), "req-B/frame")
+	b.ReportMetric(float64(len(e.respBuf)), "resp-B/frame")
 }
