@@ -88,9 +88,10 @@ func TestRefusePathAllocs(t *testing.T) {
 }
 
 // reusedBody keeps an answer's body in storage reused from request to
-// request, as the edge's exchange does (fasthttp copies a body into the
-// response's own buffer); MemExchange clones every body, an allocation of
-// the harness and not of the plugin.
+// request, so that the test counts the plugin's allocations only:
+// MemExchange, the edge's too, clones every body (the edge hands it to
+// fasthttp uncopied, to be written after the exchange is back in its
+// pool), one allocation per answer that is the host's, not the plugin's.
 type reusedBody struct {
 	*host.MemExchange
 	buf []byte
