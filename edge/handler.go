@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -32,6 +33,41 @@ type exchange struct {
 	loaded  []byte       // the body LoadResponse last put in the response
 	scratch []byte       // fromHTTP's, for the texts it formats
 	conn    []string     // fromHTTP's, the Connection field values
+	answer  *[]byte      // the buffer SetBody keeps a plugin's answer in
+}
+
+// maxPooledAnswer is the largest body SetBody keeps in a pooled buffer;
+// a larger one gets a buffer of its own, so the pool holds no giants.
+const maxPooledAnswer = 64 << 10
+
+var answerPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// SetBody keeps a body a plugin sets on the response in a pooled buffer
+// rather than a fresh copy per answer (a 401's or a 429's): the write takes
+// the buffer with the body (takeAnswer) and fasthttp gives it back to the
+// pool once written (body.Close), since the exchange goes back to its own
+// pool before then.
+func (x *exchange) SetBody(m abi.Msg, b []byte) {
+	if m != abi.MsgResponse || len(b) == 0 || len(b) > maxPooledAnswer {
+		x.MemExchange.SetBody(m, b)
+		return
+	}
+	if x.answer == nil {
+		x.answer = answerPool.Get().(*[]byte)
+	}
+	*x.answer = append((*x.answer)[:0], b...)
+	x.Resp.Body = *x.answer
+}
+
+// takeAnswer hands over the answer buffer when the response's body lies in
+// it (a range may have cut it): the write holds it from here on.
+func (x *exchange) takeAnswer() *[]byte {
+	if x.answer == nil || !within(x.Resp.Body, *x.answer) {
+		return nil
+	}
+	a := x.answer
+	x.answer = nil
+	return a
 }
 
 // LoadResponse records which body is a stored one (the cache's, shared
@@ -48,8 +84,16 @@ func (x *exchange) sharedBody() bool {
 	if len(x.Resp.Body) == 0 || len(x.loaded) == 0 {
 		return false
 	}
-	b, stored := uintptr(unsafe.Pointer(unsafe.SliceData(x.Resp.Body))), uintptr(unsafe.Pointer(unsafe.SliceData(x.loaded)))
-	return b >= stored && b+uintptr(len(x.Resp.Body)) <= stored+uintptr(len(x.loaded))
+	return within(x.Resp.Body, x.loaded)
+}
+
+// within reports whether the non-empty b lies in buf's bytes.
+func within(b, buf []byte) bool {
+	if len(b) == 0 || len(buf) == 0 {
+		return false
+	}
+	p, start := uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return p >= start && p+uintptr(len(b)) <= start+uintptr(len(buf))
 }
 
 func (x *exchange) reset() {
@@ -130,7 +174,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 			n.pluginError(rt, x.held[i].m, abi.PhaseResponse, err)
 		}
 	}
-	sent := n.write(ctx, &x.Resp, x.sharedBody())
+	sent := n.write(ctx, &x.Resp, x.sharedBody(), x.takeAnswer())
 	d := time.Since(start)
 	rt.m.observe(sent, d)
 	// Health goes to the versions that ran: a plugin behind one that
@@ -333,7 +377,7 @@ func appendAddr(dst []byte, a net.Addr) []byte {
 // in the cache) costs nothing more, any other counts against the node's
 // writes until fasthttp is done with it, and past their limit the
 // response is refused. It returns the status sent.
-func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response, shared bool) int {
+func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response, shared bool, own *[]byte) int {
 	var cost int64
 	if !shared {
 		// What the write keeps alive is the whole buffer.
@@ -375,7 +419,7 @@ func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response, shared bool) in
 		ctx.Response.Header.Add(f.Name, f.Value)
 	}
 	if len(r.Body) > 0 {
-		setBody(ctx, r.Body, cost, &n.writes)
+		setBody(ctx, r.Body, cost, &n.writes, own)
 	}
 	return status
 }

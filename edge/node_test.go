@@ -383,3 +383,28 @@ func TestNodeMaxConns(t *testing.T) {
 		t.Fatalf("a held connection after the refusal: %q", buf[:m])
 	}
 }
+
+// TestPluginAnswersKeepTheirBodies: a body a plugin answers with goes to
+// fasthttp in a pooled buffer that returns to the pool only once written.
+// The first answer is held unwritten (as for a client that does not read)
+// while the next request, on the same goroutine, gets the exchange the
+// first one used back from its pool and answers with another body.
+func TestPluginAnswersKeepTheirBodies(t *testing.T) {
+	n := startNode(t, config(startOrigin(t, "o"), hello(t), ""))
+	h := n.Handler()
+	held, r1 := handlerCtx(t, []byte("GET /hello?name=first HTTP/1.1\r\nHost: www.example.com\r\n\r\n"))
+	r1.CopyTo(&held.Request)
+	h(held)
+	for i := range 20 {
+		ctx, r := handlerCtx(t, []byte(fmt.Sprintf("GET /hello?name=later%03d HTTP/1.1\r\nHost: www.example.com\r\n\r\n", i)))
+		r.CopyTo(&ctx.Request)
+		h(ctx)
+		if want := fmt.Sprintf("Hi, later%03d!\n", i); string(ctx.Response.Body()) != want {
+			t.Fatalf("body %q, want %q", ctx.Response.Body(), want)
+		}
+		ctx.Response.Reset()
+	}
+	if got := string(held.Response.Body()); got != "Hi, first!\n" {
+		t.Fatalf("the held answer's body became %q", got)
+	}
+}

@@ -58,15 +58,17 @@ type body struct {
 	off  int
 	cost int64
 	w    *writes
+	own  *[]byte // the answer buffer b lies in, back to its pool on Close
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(body) }}
 
 // setBody hands b to fasthttp without copying it; cost is what it counts
-// against w, already taken with w.start.
-func setBody(ctx *fasthttp.RequestCtx, b []byte, cost int64, w *writes) {
+// against w, already taken with w.start; own, if not nil, is the pooled
+// answer buffer b lies in.
+func setBody(ctx *fasthttp.RequestCtx, b []byte, cost int64, w *writes, own *[]byte) {
 	r := bodyPool.Get().(*body)
-	r.b, r.cost, r.w = b, cost, w
+	r.b, r.cost, r.w, r.own = b, cost, w, own
 	ctx.Response.SetBodyStream(r, len(b))
 }
 
@@ -93,6 +95,9 @@ func (r *body) SupportsBodyWriteTo() bool { return true }
 // Close is fasthttp saying it is done with the body.
 func (r *body) Close() error {
 	r.w.done(r.cost)
+	if r.own != nil {
+		answerPool.Put(r.own)
+	}
 	*r = body{}
 	bodyPool.Put(r)
 	return nil
