@@ -69,8 +69,15 @@ func (p *Plugin) tokens() {
 		got, n := read(64, func(buf []byte) int32 { return hostcall.TokenVerify(p.policy, tok, buf) })
 		p.check("token_verify", what+" -> "+abi.TokenVerdictName(v), n == 1 && got[0] == v, "got ", got)
 	}
+	// Swap a signature character for another base64url letter: flipping a
+	// bit could make it '-' or '_' into an invalid character (Malformed),
+	// depending on the signed time.
 	bad := append([]byte(nil), good...)
-	bad[len(bad)-2] ^= 0x01
+	if bad[len(bad)-2] == 'A' {
+		bad[len(bad)-2] = 'B'
+	} else {
+		bad[len(bad)-2] = 'A'
+	}
 	verdict("tampered signature", bad, abi.TokenBadSignature)
 	verdict("expired", sign(`{"sub":"alice","exp":`+strconv.FormatInt(now-10, 10)+`}`), abi.TokenExpired)
 	verdict("no exp", sign(`{"sub":"alice"}`), abi.TokenNoExpiry)
