@@ -3,8 +3,6 @@ package deploy_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,15 +22,13 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
-	"github.com/talowa/wedge/edge"
-	"github.com/talowa/wedge/edge/fleet"
 	edgepop "github.com/talowa/wedge/edge/pop"
-	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
-	"github.com/talowa/wedge/wasm/wasmbuild"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
@@ -51,7 +47,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	defer cancel()
 	dataDir := t.TempDir()
 	var cpMu sync.Mutex
-	cp, err := controlplane.Start(controlplane.Options{Dir: dataDir, Listen: "127.0.0.1:0"})
+	cp, err := embedded.Start(embedded.Options{Dir: dataDir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,18 +83,15 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	trust := manifest.NewTrustStore(pub)
-	originAddr := startOrigin(t)
+	key, trust := signer(t)
+	originAddr := startOrigin(t, answer200)
 	v1 := filepath.Join(t.TempDir(), "v1.wasm")
 	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var fleetPOPs []*pop
-	logs := map[string]*logBuffer{}
 	for _, p := range pops {
-		logs[p.pop] = &logBuffer{}
-		fleetPOPs = append(fleetPOPs, startDialledPOP(t, ctx, url, trust, p.region, p.pop, originAddr, v1, logs[p.pop]))
+		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, url, trust, p.region, p.pop, originAddr, v1))
 	}
 	// A rollout is planned against the POPs that report: wait for all.
 	for _, p := range fleetPOPs {
@@ -191,7 +184,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 
 	// Back on the same port and files.
 	cpMu.Lock()
-	cp, err = controlplane.Start(controlplane.Options{Dir: dataDir, Listen: hostPort})
+	cp, err = embedded.Start(embedded.Options{Dir: dataDir, Listen: hostPort})
 	cpMu.Unlock()
 	if err != nil {
 		t.Fatalf("control plane restart on %s: %v", hostPort, err)
@@ -281,13 +274,13 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	}
 	for _, p := range fleetPOPs {
 		poll(t, hangGuard, p.name+" logging the lost link", func() bool {
-			return strings.Contains(logs[p.name].String(), "reconnected to the control plane")
+			return strings.Contains(p.log.String(), "reconnected to the control plane")
 		})
 	}
 	t.Logf("%d requests in all, none failed", sent.Load())
 }
 
-// TestEdgeRestartUnderLoad runs one POP through edge/pop.Run, the POP
+// TestEdgeRestartUnderLoad runs one POP through edge/pop.Main, the POP
 // process, under steady keep-alive load, with requests held at the origin
 // when it is told to stop; then starts it again on the same port and config
 // with the control plane gone.
@@ -307,32 +300,10 @@ func TestEdgeRestartUnderLoad(t *testing.T) {
 		t.Skip("a POP restarted under load")
 	}
 	ctx := context.Background()
-	cp, err := controlplane.Start(controlplane.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cpOnce sync.Once
-	stopCP := func() { cpOnce.Do(cp.Shutdown) }
-	t.Cleanup(stopCP)
-	nc, err := cp.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	stores, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 
 	dir := t.TempDir()
-	privPath, pubPath, err := registry.GenerateKey(dir, "signer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := registry.LoadPrivateKey(privPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, pubPath := signer(t)
 	if err := os.WriteFile(filepath.Join(dir, "v1.wasm"), wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +404,7 @@ fleet:
 	drained := gone.Sub(stopped)
 
 	// Restarted with the control plane gone: from its state on disk.
-	stopCP()
+	cp.Shutdown()
 	restart := time.Now()
 	second := runPOP(t, cfgFile)
 	serving := time.Now()
@@ -448,7 +419,7 @@ fleet:
 	// next request dials the new one.
 	poll(t, hangGuard, "every client served by the new process", func() bool { return rec.allServedAfter(loaders, gone, 20) })
 	reconnected := rec.reconnectTimes(loaders, serving)
-	t.Logf("drain %s; restart (pop.Run to serving) %s; each client's first answer from the new process %v after its serving line",
+	t.Logf("drain %s; restart (pop.Main to serving) %s; each client's first answer from the new process %v after its serving line",
 		drained.Round(time.Millisecond), serving.Sub(restart).Round(time.Millisecond), reconnected)
 	m = second.metrics(t)
 	for _, want := range []string{`wedge_fleet_applies_total{result="disk"} 1`, fmt.Sprintf("wedge_fleet_revision %d", rev)} {
@@ -468,49 +439,6 @@ fleet:
 		t.Fatalf("the restarted process: %v", err)
 	}
 	t.Logf("the restarted process logged the unreachable control plane %s after serving", unreachable.Round(time.Millisecond))
-}
-
-// startDialledPOP starts a POP like startPOP, but its agent dials the
-// control plane by URL (reconnecting forever, as a POP in its own process
-// does) and keeps its state in a directory, so a control plane that goes
-// away is lost for real and found again when it returns.
-func startDialledPOP(t *testing.T, ctx context.Context, url string, trust manifest.TrustStore, region, name, originAddr, v1 string, log io.Writer) *pop {
-	t.Helper()
-	cfg, err := edge.ParseConfig([]byte(fmt.Sprintf(`
-pop: %s
-region: %s
-origins:
-  app: {addr: %q, key: %q}
-routes:
-  - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
-`, name, region, originAddr, originKey.Text(), v1)), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(log, nil))
-	n, err := edge.New(ctx, cfg, edge.Options{Logger: logger, CompilationCache: wasmbuild.CompilationCacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := fleet.New(n, fleet.Options{URL: url, Region: region, POP: name, Trust: trust,
-		Dir: t.TempDir(), Report: 200 * time.Millisecond, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go n.Serve(ln)
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { a.Run(actx); close(done) }()
-	t.Cleanup(func() {
-		stop()
-		<-done
-		n.Shutdown(context.Background())
-	})
-	return &pop{region: region, name: name, addr: ln.Addr().String(), node: n}
 }
 
 // poll calls ok until it is true, failing the test after limit.
@@ -575,32 +503,16 @@ type holdingOrigin struct {
 func startHoldingOrigin(t *testing.T) *holdingOrigin {
 	t.Helper()
 	o := &holdingOrigin{entered: make(chan struct{}, 16), release: make(chan struct{})}
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: origin.HandlerFunc(
-		func(_ context.Context, req *wire.Request, resp *wire.Response) {
-			if string(req.Path) == "/slow" {
-				o.entered <- struct{}{}
-				select {
-				case <-o.release:
-				case <-time.After(hangGuard): // a failed test must not hang
-				}
+	o.addr = startOrigin(t, func(_ context.Context, req *wire.Request, resp *wire.Response) {
+		if string(req.Path) == "/slow" {
+			o.entered <- struct{}{}
+			select {
+			case <-o.release:
+			case <-time.After(hangGuard): // a failed test must not hang
 			}
-			resp.Status = 200
-		})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	o.addr = ln.Addr().String()
+		}
+		resp.Status = 200
+	})
 	return o
 }
 
@@ -615,7 +527,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// popProcess is one run of pop.Run.
+// popProcess is one run of pop.Main.
 type popProcess struct {
 	admin  string
 	log    *logBuffer
@@ -632,32 +544,32 @@ func (p *popProcess) stop(t *testing.T, limit time.Duration) error {
 	case <-p.done:
 		return p.err
 	case <-time.After(limit):
-		t.Fatalf("pop.Run did not return within %s of its stop", limit)
+		t.Fatalf("pop.Main did not return within %s of its stop", limit)
 		return nil
 	}
 }
 
 var servingLine = regexp.MustCompile(`edge: serving" listen=(\S+) tls=off admin=(\S+)`)
 
-// runPOP starts pop.Run on the config file and waits until it serves.
+// runPOP starts pop.Main on the config file and waits until it serves.
 func runPOP(t *testing.T, cfgFile string) *popProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &popProcess{log: &logBuffer{}, done: make(chan struct{}), cancel: cancel}
-	go func() { p.err = edgepop.Run(ctx, []string{"-config", cfgFile}, p.log); close(p.done) }()
+	go func() { p.err = edgepop.Main(ctx, []string{"-config", cfgFile}, p.log); close(p.done) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-p.done:
 		case <-time.After(hangGuard):
-			t.Errorf("pop.Run did not return within %s of the end of the test", hangGuard)
+			t.Errorf("pop.Main did not return within %s of the end of the test", hangGuard)
 		}
 	})
 	var m []string
 	for deadline := time.Now().Add(hangGuard); m == nil; m = servingLine.FindStringSubmatch(p.log.String()) {
 		select {
 		case <-p.done:
-			t.Fatalf("pop.Run: %v\n%s", p.err, p.log.String())
+			t.Fatalf("pop.Main: %v\n%s", p.err, p.log.String())
 		default:
 		}
 		if time.Now().After(deadline) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -21,11 +20,13 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge"
-	"github.com/talowa/wedge/edge/fleet"
+	edgepop "github.com/talowa/wedge/edge/pop"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmbuild"
@@ -69,6 +70,7 @@ const gates = "error_rate<1%,p99<5s"
 type pop struct {
 	region, name, addr string
 	node               *edge.Node
+	log                *logBuffer
 }
 
 // result is one client's count of answers by version and status.
@@ -169,32 +171,20 @@ func TestFleetRollouts(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cp, err := controlplane.Start(controlplane.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cp.Shutdown) // after the POPs' cleanups: they hold connections
-	nc, err := cp.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	stores, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Listening on loopback: the POPs dial it, as POPs elsewhere would.
+	// Started first, so it stops after the POPs: they hold connections.
+	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	reg := registry.New(stores)
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	trust := manifest.NewTrustStore(pub)
+	key, trust := signer(t)
 
-	originAddr := startOrigin(t)
+	originAddr := startOrigin(t, answer200)
 	v1 := filepath.Join(t.TempDir(), "v1.wasm")
 	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var fleetPOPs []*pop
 	for _, p := range pops {
-		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, cp, trust, p.region, p.pop, originAddr, v1))
+		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, cp.URL(), trust, p.region, p.pop, originAddr, v1))
 	}
 	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard})
 	ctlDone := make(chan struct{})
@@ -444,64 +434,76 @@ func client(ctx context.Context, p *pop, c int, tl *tally, sent *atomic.Int64) {
 	}
 }
 
-func startPOP(t *testing.T, ctx context.Context, cp *controlplane.Server, trust manifest.TrustStore, region, name, originAddr, v1 string) *pop {
+// startPOP starts a POP with pop.New and Run, the way `wedgectl up` and
+// the edge command do: its agent dials the control plane at url (and keeps
+// reconnecting, so a control plane that goes away is lost for real and
+// found again when it returns), trusts the keys in the file trust, keeps
+// its state in a directory of its own and reports every 200 ms. Its log is
+// p.log, shown if the test fails.
+func startPOP(t *testing.T, ctx context.Context, url, trust, region, name, originAddr, v1 string) *pop {
 	t.Helper()
+	dir := t.TempDir()
 	cfg, err := edge.ParseConfig([]byte(fmt.Sprintf(`
+listen: 127.0.0.1:0
 pop: %s
 region: %s
 origins:
   app: {addr: %q, key: %q}
 routes:
   - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
-`, name, region, originAddr, originKey.Text(), v1)), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := edge.New(ctx, cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go n.Serve(ln)
-	nc, err := cp.Connect(name)
+fleet: {nats: %q, trust: [%q], state_dir: state}
+`, name, region, originAddr, originKey.Text(), v1, url, trust)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	lb := &logBuffer{}
-	a, err := fleet.New(n, fleet.Options{Conn: nc, Region: region, POP: name, Trust: trust,
-		Dir: t.TempDir(), Report: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(lb, nil))})
+	p, err := edgepop.New(ctx, cfg, edgepop.Options{Logger: slog.New(slog.NewTextHandler(lb, nil)),
+		CompilationCache: wasmbuild.CompilationCacheDir(), Report: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { a.Run(actx); close(done) }()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(rctx) }()
 	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("%s: run: %v", name, err)
+		}
 		if t.Failed() {
 			t.Logf("%s log:\n%s", name, lb.String())
 		}
-		stop()
-		<-done
-		nc.Close()
-		n.Shutdown(context.Background())
 	})
-	return &pop{region: region, name: name, addr: ln.Addr().String(), node: n}
+	return &pop{region: region, name: name, addr: p.Addr().String(), node: p.Node(), log: lb}
+}
+
+// signer is a new signing key, with the file of its public key for the
+// POPs' trust lists.
+func signer(t *testing.T) (ed25519.PrivateKey, string) {
+	t.Helper()
+	priv, pub, err := registry.GenerateKey(t.TempDir(), "signer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := registry.LoadPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, pub
 }
 
 var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{5}, 32)}
 
-func startOrigin(t *testing.T) string {
+// startOrigin serves h as an origin service on 127.0.0.1, with originKey,
+// until the test ends.
+func startOrigin(t *testing.T, h origin.HandlerFunc) string {
 	t.Helper()
 	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: origin.HandlerFunc(
-		func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 })})
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,3 +515,6 @@ func startOrigin(t *testing.T) string {
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	return ln.Addr().String()
 }
+
+// answer200 is an origin that answers every request with an empty 200.
+func answer200(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 }

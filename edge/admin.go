@@ -109,12 +109,12 @@ func (n *Node) notReady() []string {
 }
 
 // urlKey is the cache plugin's primary key for an absolute URL
-// (httpcache.Key, which the plugin and the host build keys with). Purging
-// it makes every Vary variant of the URL unreachable too.
+// (httpcache.AppendURLKey, the format the plugin and the host build keys
+// with). Purging it makes every Vary variant of the URL unreachable too.
 func urlKey(raw string) ([]byte, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("url %q: want an absolute http(s) URL", raw)
 	}
-	return httpcache.AppendKey(nil, u.Scheme, u.Host, u.EscapedPath(), u.RawQuery), nil
+	return httpcache.AppendURLKey(nil, u), nil
 }

@@ -21,19 +21,15 @@ import (
 )
 
 // exchange is the per-request state, pooled: the request and response as
-// plugins see them, the envelopes for the origin, and the plugin versions
-// the request holds.
+// plugins see them, the chain the request runs and the runner's state.
 type exchange struct {
 	host.MemExchange
-	wreq    wire.Request
-	wresp   wire.Response
-	held    []*loaded    // the version of each plugin of the chain this request runs
-	failed  uint64       // bit i: held[i] failed
-	pending host.Pending // fields request phases left on their answers
-	loaded  []byte       // the body LoadResponse last put in the response
-	scratch []byte       // fromHTTP's, for the texts it formats
-	conn    []string     // fromHTTP's, the Connection field values
-	answer  *[]byte      // the buffer SetBody keeps a plugin's answer in
+	chain   requestChain
+	flow    host.Flow
+	loaded  []byte   // the body LoadResponse last put in the response
+	scratch []byte   // fromHTTP's, for the texts it formats
+	conn    []string // fromHTTP's, the Connection field values
+	answer  *[]byte  // the buffer SetBody keeps a plugin's answer in
 }
 
 // maxPooledAnswer is the largest body SetBody keeps in a pooled buffer;
@@ -99,11 +95,58 @@ func within(b, buf []byte) bool {
 func (x *exchange) reset() {
 	x.MemExchange.Reset()
 	x.loaded = nil
-	x.pending.Reset()
+}
+
+// requestChain is the chain one request runs, as host.Flow runs it: the
+// version of each plugin of its route's chain that it holds, the route's
+// origin, and the node that logs the failures. A background revalidation
+// runs on a copy holding the plugins that ran (revalidate.go).
+type requestChain struct {
+	n      *Node
+	rt     *route
+	ctx    *fasthttp.RequestCtx // for interim responses; nil in the background
+	held   []*loaded
+	failed uint64 // bit i: held[i] failed
+	wreq   wire.Request
+	wresp  wire.Response
+}
+
+var _ host.Chain = (*requestChain)(nil)
+
+func (c *requestChain) Len() int { return len(c.held) }
+
+func (c *requestChain) OnRequest(i int, ex host.Exchange) (abi.Action, error) {
+	return c.held[i].m.OnRequest(ex)
+}
+
+func (c *requestChain) OnResponse(i int, ex host.Exchange) error { return c.held[i].m.OnResponse(ex) }
+
+// Failed marks the version failed for its health and logs why.
+func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
+	c.failed |= 1 << min(i, 63)
+	c.n.pluginError(c.rt, c.held[i].m, phase, err)
+}
+
+// Origin sends the request as the chain left it to the route's origin; the
+// informational responses that came before the answer go to the client
+// first.
+func (c *requestChain) Origin(x *host.MemExchange) {
+	c.rt.origin.exchange(c.n, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	if c.ctx != nil {
+		c.n.interim(c.ctx, &c.wresp)
+	}
+}
+
+// done lets go of what the request held, keeping the storage.
+func (c *requestChain) done() {
+	clear(c.held)
+	c.n, c.rt, c.ctx = nil, nil, nil
+	c.held, c.failed = c.held[:0], 0
 }
 
 // serve is the request path: route, plugin chain (request phase in order),
-// origin unless a plugin answered, response phase in reverse, write.
+// origin unless a plugin answered, response phase in reverse, write; the
+// chain's phases are host.Flow's, the same runner the tests use.
 func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	x := n.pool.Get().(*exchange)
@@ -146,34 +189,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	n.fromHTTP(ctx, x)
-	ran := 0
-	answered := false
-	for ran < len(x.held) {
-		act, err := x.held[ran].m.OnRequest(x)
-		ran++
-		if err != nil {
-			x.fail(ran - 1)
-			n.pluginError(rt, x.held[ran-1].m, abi.PhaseRequest, err)
-		}
-		if act == abi.ActionAnswer {
-			answered = true
-			break
-		}
-		x.pending.Continued(ran-1, &x.Resp)
-	}
-	if !answered {
-		rt.origin.exchange(n, &x.Req, &x.Vals, &x.wreq, &x.wresp, &x.Resp)
-		n.interim(ctx, &x.wresp)
-	}
-	for i := ran - 1; i >= 0; i-- {
-		// Fields plugin i left on its answer when it continued join the
-		// response at its place (ABI section 4; the same in host.RunChain).
-		x.pending.Apply(i, &x.Resp)
-		if err := x.held[i].m.OnResponse(x); err != nil {
-			x.fail(i)
-			n.pluginError(rt, x.held[i].m, abi.PhaseResponse, err)
-		}
-	}
+	c := &x.chain
+	c.n, c.rt, c.ctx = n, rt, ctx
+	x.flow.Run(c, x, &x.MemExchange)
 	sent := n.write(ctx, &x.Resp, x.sharedBody(), x.takeAnswer())
 	d := time.Since(start)
 	rt.m.observe(sent, d)
@@ -181,16 +199,13 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	// answered did not see the request. It takes the chain's status, not
 	// a refusal of the write, which is the node's overload and no
 	// plugin's doing.
-	for i, l := range x.held[:ran] {
-		l.h.observe(x.Resp.Status, d, x.failed&(1<<min(i, 63)) != 0)
+	for i, l := range c.held[:x.flow.Ran()] {
+		l.h.observe(x.Resp.Status, d, c.failed&(1<<min(i, 63)) != 0)
 	}
-	n.revalidate(x, g, rt, ran, answered) // after the write: edge/revalidate.go
-	clear(x.held)
-	x.held, x.failed = x.held[:0], 0
+	n.revalidate(x, g) // after the write: edge/revalidate.go
+	c.done()
 	g.release()
 }
-
-func (x *exchange) fail(i int) { x.failed |= 1 << min(i, 63) }
 
 // acquire routes the request, takes a reference on its generation (which
 // holds the plugin versions and origins of its routes, so both phases run
@@ -213,7 +228,7 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 			return nil, nil, true
 		}
 		for _, s := range rt.chain {
-			x.held = append(x.held, s.choose(ctx))
+			x.chain.held = append(x.chain.held, s.choose(ctx))
 		}
 		return g, rt, true
 	}
@@ -233,25 +248,20 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 //     fasthttp does, or a 400; a fold is how a second field hides in
 //     another's value, so refuse it.
 //
-// It also answers 431 for more header fields than an envelope carries
-// (wire.MaxFields): max_header_bytes bounds bytes, and short fields fit
-// past that count in it. Refused here, such a request never runs the chain,
-// so it cannot fail later as a 502 that counts against plugin health.
+// It reads the header section as received, the lines fromHTTP passes on as
+// one field each, and also answers 431 for more header fields than an
+// envelope carries (wire.MaxFields): max_header_bytes bounds bytes, and
+// short fields fit past that count in it. Refused here, such a request
+// never runs the chain, so it cannot fail later as a 502 that counts
+// against plugin health.
 func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 	if p := ctx.Request.Header.Protocol(); len(p) < 6 || p[5] != '1' {
 		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.x"
 	}
-	fields := 0
-	for k := range ctx.Request.Header.All() {
-		if fields++; fields > wire.MaxFields {
-			return fasthttp.StatusRequestHeaderFieldsTooLarge, "more header fields than the limit"
-		}
-		if !abi.ValidToken(k) {
-			return fasthttp.StatusBadRequest, "field name not a token"
-		}
-	}
-	// The header section as received, after the request line.
+	// The header section as received, after the request line, one field
+	// per line as fromHTTP passes them on.
 	raw := ctx.Request.Header.RawHeaders()
+	fields := 0
 	for off := 0; ; {
 		i := bytes.IndexByte(raw[off:], '\n')
 		if i < 0 {
@@ -263,6 +273,18 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 		}
 		if i+1 < len(raw) && (raw[i+1] == ' ' || raw[i+1] == '\t') {
 			return fasthttp.StatusBadRequest, "obsolete line folding"
+		}
+		if line := raw[off : i-1]; len(line) > 0 {
+			if fields++; fields > wire.MaxFields {
+				return fasthttp.StatusRequestHeaderFieldsTooLarge, "more header fields than the limit"
+			}
+			name := line
+			if j := bytes.IndexByte(line, ':'); j >= 0 {
+				name = line[:j]
+			}
+			if !abi.ValidToken(name) {
+				return fasthttp.StatusBadRequest, "field name not a token"
+			}
 		}
 		off = i + 1
 	}
@@ -340,7 +362,25 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 	x.scratch = strconv.AppendUint(append(x.scratch[:0], n.idBase...), n.reqID.Add(1), 36)
 	r.ID = x.CopyString(x.scratch)
 	conn := x.conn[:0]
-	for k, v := range ctx.Request.Header.All() {
+	// The fields as the client sent them, names spelt as sent
+	// (DisableHeaderNamesNormalizing), in its order: plugins see the order
+	// of first appearance (header_names, wasm/abi/README.md). fasthttp's
+	// Header.All puts Host, Content-Type, User-Agent and Cookie first,
+	// spells them its way and merges Cookie lines into one. lenient has
+	// refused what does not split into lines of name and value.
+	for raw := ctx.Request.Header.RawHeaders(); len(raw) > 0; {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, cr)
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue // the empty line that ends the section
+		}
+		k, v := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		name := b2s(k)
 		if strings.EqualFold(name, "Connection") {
 			conn = append(conn, x.CopyString(v))
@@ -465,6 +505,8 @@ func dropConnectionListed(h *host.Header, conn []string) {
 		}
 	}
 }
+
+var cr = []byte{'\r'}
 
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 

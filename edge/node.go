@@ -28,7 +28,7 @@ type Node struct {
 	cfg     *Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
-	rt      *wasm.Runtime
+	runtime *wasm.Runtime
 	cache   *host.MemCache
 	limiter *host.GCRA
 	m       *metrics
@@ -40,6 +40,9 @@ type Node struct {
 	reqID   atomic.Uint64
 	idBase  string
 
+	// Lock order: reloadMu, then the wasm.Runtime's own locks (a reload
+	// loads and compiles under it). lnMu is a leaf, never held with
+	// reloadMu: Shutdown lets go of it before it takes reloadMu.
 	reloadMu     sync.Mutex // one reload at a time; guards mods, releases and shut
 	mods         map[modKey]*loaded
 	releases     map[string]*Release
@@ -137,14 +140,14 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		wcfg = wcfg.WithCompilationCache(opts.CompilationCache)
 	}
 	var err error
-	if n.rt, err = wasm.NewRuntime(ctx, wcfg); err != nil {
+	if n.runtime, err = wasm.NewRuntime(ctx, wcfg); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
 	n.compileCache = opts.CompilationCache != ""
 	g, err := n.build(ctx, cfg)
 	if err != nil {
 		n.prune(&generation{})
-		n.rt.Close(ctx)
+		n.runtime.Close(ctx)
 		return nil, err
 	}
 	n.gen.Store(g)
@@ -294,7 +297,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.gen.Load().retire()
 	n.prune(&generation{})
 	n.reloadMu.Unlock()
-	n.rt.Close(ctx)
+	n.runtime.Close(ctx)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: shutdown: %w", err)
 	}

@@ -88,17 +88,26 @@ type testNode struct {
 
 func startNode(t testing.TB, yaml string) *testNode {
 	t.Helper()
+	return startNodeWith(t, yaml, edge.Options{}, nil)
+}
+
+// startNodeWith is startNode with opts (the compilation cache is the
+// tests' shared one), serving on ln; nil listens on a port of its own.
+func startNodeWith(t testing.TB, yaml string, opts edge.Options, ln net.Listener) *testNode {
+	t.Helper()
 	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
+	opts.CompilationCache = wasmbuild.CompilationCacheDir()
+	n, err := edge.New(context.Background(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	go n.Serve(ln)
 	t.Cleanup(func() { n.Shutdown(context.Background()) })

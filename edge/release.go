@@ -71,7 +71,7 @@ func (n *Node) Precompile(ctx context.Context, bin []byte) error {
 	if !n.compileCache {
 		return nil // a compile kept nowhere would only cost time
 	}
-	return n.rt.Validate(ctx, bin)
+	return n.runtime.Validate(ctx, bin)
 }
 
 func releaseMatches(cfg *Config, key string) bool {
@@ -173,7 +173,7 @@ func clientBucket(plugin string, ip []byte) uint32 {
 // and latencies by manifest.LatencyBounds.
 type health struct {
 	requests, errors atomic.Uint64
-	buckets          [12]atomic.Uint64 // len(manifest.LatencyBounds)+1
+	buckets          [len(manifest.LatencyBounds) + 1]atomic.Uint64 // the last is +Inf
 }
 
 func (h *health) observe(status int, d time.Duration, failed bool) {
@@ -292,7 +292,7 @@ func (n *Node) loadVersion(ctx context.Context, g *generation, pc *PluginConfig,
 	}
 	l := n.mods[key]
 	if l == nil || !l.m.Ref() {
-		m, err := n.rt.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: config, Policy: policy,
+		m, err := n.runtime.Load(ctx, wasm.Spec{Name: pc.Name, Version: version, Binary: bin, Config: config, Policy: policy,
 			Timeout: time.Duration(pc.Deadline), MemoryLimit: uint32(pc.MemoryBytes)})
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)

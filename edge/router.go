@@ -43,7 +43,10 @@ func newRouter(routes []*route) *router {
 
 // match finds the route for a request: routes naming the host first, then
 // routes for any host; within each, the longest matching path prefix. host
-// may carry a port and any case; path is the path as received.
+// may carry a port and any case; path is the path fasthttp normalized
+// (percent-decoded, "//", "." and ".." resolved), which the handler has
+// already checked decodes from the path as sent, so the route chosen is the
+// one for the resource the origin will serve.
 func (r *router) match(host, path []byte) *route {
 	h := hostOnly(host)
 	// Lowercasing into a stack buffer keeps the lookup allocation-free:

@@ -7,10 +7,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
@@ -82,9 +82,10 @@ func serveHit(tb testing.TB, h fasthttp.RequestHandler, ctx *fasthttp.RequestCtx
 
 // BenchmarkServeHit is a full-chain cache hit at the edge: through the
 // node's handler alone (what the edge adds to the plugins: request copy,
-// checks, routing, the write, metrics), and through the server on one
-// keep-alive TCP connection on 127.0.0.1 (fasthttp, the bare-LF guard and
-// the socket as well; the client's share is in it too).
+// checks, routing, the write, metrics); through the server on one
+// keep-alive in-memory connection (fasthttp's connection loop and the
+// bare-LF guard as well, no kernel); and on one keep-alive TCP connection
+// on 127.0.0.1 (the socket too). The client's share is in the last two.
 func BenchmarkServeHit(b *testing.B) {
 	n, req := startHitNode(b)
 	b.Run("handler", func(b *testing.B) {
@@ -97,33 +98,71 @@ func BenchmarkServeHit(b *testing.B) {
 			serveHit(b, h, ctx, r)
 		}
 	})
-	b.Run("conn", func(b *testing.B) {
-		c, err := net.Dial("tcp4", n.addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer c.Close()
-		br := bufio.NewReader(c)
-		var resp fasthttp.Response
-		get := func() {
-			if _, err := c.Write(req); err != nil {
-				b.Fatal(err)
-			}
-			resp.Reset()
-			if err := resp.Read(br); err != nil {
-				b.Fatal(err)
-			}
-			if resp.StatusCode() != 200 || !strings.Contains(string(resp.Header.Peek("Cache-Status")), "hit") {
-				b.Fatalf("not a hit: %d %q", resp.StatusCode(), resp.Header.Peek("Cache-Status"))
-			}
-		}
-		c.Write(req) // the miss that fills the cache
-		resp.Read(br)
-		get()
-		b.ReportAllocs()
-		b.ResetTimer()
-		for b.Loop() {
+	for _, tc := range []struct {
+		name string
+		dial func(testing.TB, *testNode) net.Conn
+	}{{"memconn", dialMem}, {"conn", dialTCP}} {
+		b.Run(tc.name, func(b *testing.B) {
+			get := hitOver(b, tc.dial(b, n), req)
 			get()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				get()
+			}
+		})
+	}
+}
+
+// dialMem serves n on an in-memory listener and returns a client
+// connection to it: the node's whole server path (Serve, the bare-LF
+// guard, fasthttp's connection loop, the handler) without a socket, so an
+// allocation count holds only what the process does.
+func dialMem(tb testing.TB, n *testNode) net.Conn {
+	tb.Helper()
+	ln := fasthttputil.NewInmemoryListener()
+	go n.Serve(ln)
+	c, err := ln.Dial()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialTCP opens a client connection to n's TCP listener on 127.0.0.1.
+func dialTCP(tb testing.TB, n *testNode) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp4", n.addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// hitOver sends req once over c, the miss that fills the cache, and
+// returns a function that sends it again on the same keep-alive
+// connection and checks the answer is a cache hit. It reuses one response
+// and one reader, so the client allocates nothing per request.
+func hitOver(tb testing.TB, c net.Conn, req []byte) func() {
+	tb.Helper()
+	br := bufio.NewReader(c)
+	var resp fasthttp.Response
+	send := func() {
+		if _, err := c.Write(req); err != nil {
+			tb.Fatal(err)
 		}
-	})
+		resp.Reset()
+		if err := resp.Read(br); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	send()
+	return func() {
+		send()
+		if resp.StatusCode() != 200 || !bytes.Contains(resp.Header.Peek("Cache-Status"), []byte("hit")) {
+			tb.Fatalf("not a hit: %d %q", resp.StatusCode(), resp.Header.Peek("Cache-Status"))
+		}
+	}
 }

@@ -94,9 +94,12 @@ func proxyOrigin(t *testing.T, addr string) string {
 	return serveOrigin(t, p)
 }
 
+// cacheNode runs the cache plugin alone in front of the origin service at
+// originAddr, with the admin token s3cret.
 func cacheNode(t *testing.T, originAddr string) *testNode {
 	t.Helper()
 	return startNode(t, fmt.Sprintf(`
+admin: {token: s3cret}
 origins:
   app: {addr: %q, key: %q}
 routes:

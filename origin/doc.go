@@ -3,12 +3,9 @@
 // decodes them with a wire.Codec, runs a Handler with the request's deadline
 // and answers with a response frame. The Handler is either an application
 // in the origin's own process (a HandlerFunc, or a net/http application
-// through HTTP) or a Proxy to HTTP applications behind it.
-//
-//	codec, _ := wire.NewCodec(wire.Config{Keys: keys})
-//	proxy, _ := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://127.0.0.1:8080"}})
-//	srv, _ := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: proxy})
-//	go srv.Serve(ln)
+// through HTTP) or a Proxy to HTTP applications behind it. The package
+// Example wires a Codec, a Proxy and a Server and runs one exchange through
+// them as an edge would.
 //
 // # Transport
 //

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
 )
 
 // Handler answers requests that reached the origin: an application running
@@ -102,7 +103,7 @@ func (a httpHandler) ServeOrigin(ctx context.Context, req *wire.Request, resp *w
 		hr.Header[k] = append(hr.Header[k], string(f.Value))
 	}
 	for _, f := range req.Values {
-		if !validName(f.Name) || !validValue(f.Value) {
+		if !abi.ValidToken(f.Name) || !abi.ValidHeaderValue(f.Value) {
 			continue
 		}
 		k := http.CanonicalHeaderKey(valuePrefix + string(f.Name))
@@ -179,11 +180,15 @@ func (w *recorder) snapshot(dst interface{ AddHeader(name, value []byte) }) {
 	for _, k := range keys {
 		// As net/http writes a header: invalid names dropped, CR and LF
 		// in values turned to spaces, so an application cannot split it.
-		if kb := []byte(k); !validName(kb) || wire.HopByHop(kb) || asciiEqualFold(kb, "content-length") {
+		// A value with other controls is dropped as every other hop drops
+		// it (RFC 9110 §5.5).
+		if kb := []byte(k); !abi.ValidToken(kb) || wire.HopByHop(kb) || asciiEqualFold(kb, "content-length") {
 			continue
 		}
 		for _, v := range w.header[k] {
-			dst.AddHeader([]byte(k), []byte(headerNewlineToSpace.Replace(v)))
+			if v = headerNewlineToSpace.Replace(v); abi.ValidHeaderValue(v) {
+				dst.AddHeader([]byte(k), []byte(v))
+			}
 		}
 	}
 }

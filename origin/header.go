@@ -77,31 +77,6 @@ func trimOWS(b []byte) []byte {
 	return b
 }
 
-// validName reports whether b is an HTTP field name (a token, RFC 9110
-// §5.1); validValue whether b is a field value without CR, LF or NUL.
-// Fields failing either are dropped rather than written to an upstream,
-// where they could split a request.
-func validName(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !isTokenChar(c) {
-			return false
-		}
-	}
-	return true
-}
-
-func validValue(b []byte) bool {
-	for _, c := range b {
-		if c == '\r' || c == '\n' || c == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // validTarget reports whether b may stand in a request line: no controls,
 // spaces or DEL.
 func validTarget(b []byte) bool {
@@ -117,18 +92,6 @@ func validTarget(b []byte) bool {
 // or empty, which stands for "/".
 func validPath(b []byte) bool {
 	return len(b) == 0 || (b[0] == '/' && validTarget(b))
-}
-
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
 }
 
 // fillTags gathers purge tags from Surrogate-Key (space separated) and

@@ -19,6 +19,7 @@ import (
 
 	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
 )
 
 // ProxyConfig configures a Proxy. Upstreams is required; every other field
@@ -323,7 +324,7 @@ func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 // forward sends req upstream, failing over while the request allows, and
 // fills resp with the answer or with the origin's own 502, 503 or 504.
 func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Response) {
-	if !validName(req.Method) || !validPath(req.Path) || !validTarget(req.Query) {
+	if !abi.ValidToken(req.Method) || !validPath(req.Path) || !validTarget(req.Query) {
 		// Written as given, these would split the request line, or (a path
 		// in absolute form) have fasthttp take its scheme and host from it.
 		failure(resp, fasthttp.StatusBadRequest, "request line not valid HTTP")

@@ -4,6 +4,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
 )
 
 var (
@@ -35,7 +36,7 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 		b = append(b, req.Query...)
 	}
 	h.SetRequestURIBytes(b)
-	if len(req.Host) > 0 && validValue(req.Host) {
+	if len(req.Host) > 0 && abi.ValidHeaderValue(req.Host) {
 		h.AddBytesKV(nameHost, req.Host)
 	} else {
 		h.AddBytesKV(nameHost, append(b[:0], defaultHost...))
@@ -58,7 +59,7 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 	}
 
 	b = joinFields(b[:0], req.Header, "x-forwarded-for")
-	if len(req.Client) > 0 && validValue(req.Client) {
+	if len(req.Client) > 0 && abi.ValidHeaderValue(req.Client) {
 		if len(b) > 0 {
 			b = append(b, ", "...)
 		}
@@ -80,7 +81,7 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 
 	for i := range req.Values {
 		v := &req.Values[i]
-		if !validName(v.Name) || !validValue(v.Value) {
+		if !abi.ValidToken(v.Name) || !abi.ValidHeaderValue(v.Value) {
 			continue
 		}
 		b = append(append(b[:0], valuePrefix...), v.Name...)
@@ -98,7 +99,7 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 // one). The edge drops reserved fields too; the origin does again because
 // it is the last hop before the application.
 func dropRequestField(f *wire.Field) bool {
-	return !validName(f.Name) || !validValue(f.Value) || wire.HopByHop(f.Name) ||
+	return !abi.ValidToken(f.Name) || !abi.ValidHeaderValue(f.Value) || wire.HopByHop(f.Name) ||
 		asciiEqualFold(f.Name, "content-length") || asciiEqualFold(f.Name, "host") ||
 		wire.Reserved(f.Name)
 }
@@ -107,7 +108,7 @@ func dropRequestField(f *wire.Field) bool {
 // as one field would carry them (RFC 9110 §5.3).
 func joinFields(b []byte, fs []wire.Field, name string) []byte {
 	for i := range fs {
-		if asciiEqualFold(fs[i].Name, name) && validValue(fs[i].Value) && len(fs[i].Value) > 0 {
+		if asciiEqualFold(fs[i].Name, name) && abi.ValidHeaderValue(fs[i].Value) && len(fs[i].Value) > 0 {
 			if len(b) > 0 {
 				b = append(b, ", "...)
 			}
@@ -142,7 +143,7 @@ func appendForwarded(b []byte, req *wire.Request) []byte {
 
 // appendParam appends v as a token if it is one, else as a quoted string.
 func appendParam(b, v []byte) []byte {
-	if validName(v) {
+	if abi.ValidToken(v) {
 		return append(b, v...)
 	}
 	b = append(b, '"')
@@ -195,7 +196,7 @@ func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
 		}
 		// fasthttp lets a name with spaces through; the edge would write
 		// it out to its client as given.
-		if !validName(k) || !validValue(v) || wire.HopByHop(k) || asciiEqualFold(k, "content-length") {
+		if !abi.ValidToken(k) || !abi.ValidHeaderValue(v) || wire.HopByHop(k) || asciiEqualFold(k, "content-length") {
 			continue
 		}
 		resp.AddHeader(k, v)

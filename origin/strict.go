@@ -11,6 +11,7 @@ import (
 
 	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
 )
 
 // strictTransport is the fasthttp.RoundTripper of the upstream pools. It
@@ -367,7 +368,7 @@ func addInterim(sink *wire.Response, status int, block []byte) {
 		line, rest = cutLine(rest)
 		colon := bytes.IndexByte(line, ':')
 		name, value := line[:colon], trimOWS(line[colon+1:])
-		if !validName(name) || !validValue(value) || wire.HopByHop(name) || asciiEqualFold(name, "content-length") ||
+		if !abi.ValidToken(name) || !abi.ValidHeaderValue(value) || wire.HopByHop(name) || asciiEqualFold(name, "content-length") ||
 			connectionListed(fields, name) {
 			continue
 		}

@@ -5,20 +5,9 @@
 //
 // (or `wedgectl plugin build DIR`). The same package builds natively too: then
 // every host call goes to the real host logic in memory, so plugin code is
-// unit-tested with plain `go test` through sdk/sdktest.
-//
-//	type hello struct{}
-//
-//	func (hello) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-//		if req.Header().Get("X-Token") == "" {
-//			return resp.AnswerText(401, "token required")
-//		}
-//		resp.Header().Set("X-Hello", "world") // added to the client's response
-//		return sdk.Continue
-//	}
-//
-//	func init() { sdk.Register(hello{}) }
-//	func main() {}
+// unit-tested with plain `go test` through sdk/sdktest. The package Example
+// is a whole plugin, run that way; plugins/hello is one with configuration,
+// a response phase and a metric.
 //
 // Bodies, cached responses and counters stay in the host: a plugin asks for
 // what it needs through small calls and keeps per-request state in request

@@ -1,12 +1,11 @@
 package wasm_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"runtime"
 	"testing"
 
+	"github.com/talowa/wedge/internal/leaktest"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/internal/wasmbin"
 )
@@ -24,10 +23,18 @@ func TestCloseDuringValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := bulkyPlugin(1000)
+	// The test holds the compile's claim until Close is under way, so the
+	// compile runs while Close waits, however busy the machine (catching a
+	// compile in flight by polling missed it when the compile ended first).
+	release := rt.HoldCompile(bin)
 	validated := make(chan error, 1)
 	go func() { validated <- rt.Validate(ctx, bin) }()
-	eventually(t, "the compile under way", func() bool { return stacksHold("wasm.(*Runtime).compile") })
-	if err := rt.Close(ctx); err != nil {
+	eventually(t, "the compile waiting for its claim", func() bool { return stacksHold("wasm.(*sharedCache).claim") })
+	closed := make(chan error, 1)
+	go func() { closed <- rt.Close(ctx) }()
+	eventually(t, "Close under way", func() bool { return stacksHold("wasm.(*Runtime).Close") })
+	release()
+	if err := <-closed; err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	if stacksHold("wasm.(*Runtime).prepare") {
@@ -66,6 +73,11 @@ func bulkyPlugin(n int) []byte {
 // test fleet do with a version pushed to all of them: one compiles, the
 // others wait and then take its code from memory. A runtime closing does
 // not close the cache under the others.
+//
+// The test holds the module's compile claim itself while the four start,
+// so all four are seen waiting on it and none compiling, however busy the
+// machine: waiting to catch one compile in flight with the others queued
+// behind it missed the moment when the compile ended first.
 func TestSharedCacheCompilesOnce(t *testing.T) {
 	ctx := context.Background()
 	cfg := wasm.NewConfig().WithCompilationCache(t.TempDir())
@@ -77,17 +89,18 @@ func TestSharedCacheCompilesOnce(t *testing.T) {
 		}
 	}
 	bin := bulkyPlugin(1000)
+	release := rts[0].HoldCompile(bin)
 	errs := make(chan error, len(rts))
 	for _, rt := range rts {
 		go func() { errs <- rt.Validate(ctx, bin) }()
 	}
-	const compiling = "wazevo.(*engine).compileModule"
-	eventually(t, "one compile under way, the others waiting", func() bool {
-		if n := goroutinesIn(compiling); n > 1 {
-			t.Fatalf("%d compiles of one module at once", n)
+	eventually(t, "every runtime waiting for the held compile", func() bool {
+		if n := goroutinesIn("wazevo.(*engine).compileModule"); n > 0 {
+			t.Fatalf("%d compiles started while another runtime held the module's compile", n)
 		}
-		return goroutinesIn(compiling) == 1 && goroutinesIn("wasm.(*sharedCache).claim") == len(rts)-1
+		return goroutinesIn("wasm.(*sharedCache).claim") == len(rts)
 	})
+	release()
 	for range rts {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
@@ -109,27 +122,5 @@ func TestSharedCacheCompilesOnce(t *testing.T) {
 // stacksHold reports whether any goroutine runs fn.
 func stacksHold(fn string) bool { return goroutinesIn(fn) > 0 }
 
-// goroutinesIn counts the goroutines running fn: with a frame of fn on
-// their stacks (a goroutine fn started, on its way out, only names it in
-// its "created by" line).
-func goroutinesIn(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for g := range bytes.SplitSeq(buf, []byte("\n\n")) {
-		for line := range bytes.Lines(g) {
-			if bytes.Contains(line, []byte(fn)) && !bytes.HasPrefix(line, []byte("created by ")) {
-				count++
-				break
-			}
-		}
-	}
-	return count
-}
+// goroutinesIn counts the goroutines running fn (see leaktest.Stacks).
+func goroutinesIn(fn string) int { return len(leaktest.Stacks(fn)) }

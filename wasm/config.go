@@ -13,29 +13,29 @@ import (
 // Config configures a Runtime. It is immutable: each WithX returns a changed
 // copy, so one Config may be shared freely.
 type Config struct {
-	cacheDir        string
-	initTimeout     time.Duration
-	memoryLimit     uint32 // pages
-	recycleBytes    uint32
-	timeout         time.Duration
-	poolSize        int
-	unprotected     bool
-	registerer      prometheus.Registerer
-	logger          *slog.Logger
-	cache           host.Cache
-	limiter         host.Limiter
-	verifyCacheSize int
-	maxBodySize     int
+	cacheDir     string
+	initTimeout  time.Duration
+	memoryLimit  uint32 // pages
+	recycleBytes uint32
+	timeout      time.Duration
+	poolSize     int
+	unprotected  bool
+	registerer   prometheus.Registerer
+	logger       *slog.Logger
+	cache        host.Cache
+	limiter      host.Limiter
+	maxBodySize  int
 }
 
 // Defaults.
 const (
 	DefaultMemoryLimit = 64 << 20 // bytes of linear memory per instance
 	DefaultTimeout     = 100 * time.Millisecond
-	DefaultVerifyCache = 1 << 16 // entries
 	wasmPage           = 64 << 10
-	maxModuleSize      = 64 << 20
 	DefaultInitTimeout = 5 * time.Second
+	// verifyCacheEntries bounds the cache of signature verification
+	// results the runtime's plugins share (host.VerifyCache).
+	verifyCacheEntries = 1 << 16
 	guestOutputMax     = 2 << 10 // bytes of guest stdout and stderr kept per call
 	// fuelPerYield is how many loop iterations a guest runs between calls
 	// to the yield host function: rare enough that the call costs nothing
@@ -53,12 +53,11 @@ const (
 // no cache or limiter store.
 func NewConfig() Config {
 	return Config{
-		memoryLimit:     DefaultMemoryLimit / wasmPage,
-		recycleBytes:    DefaultMemoryLimit / 4 * 3,
-		timeout:         DefaultTimeout,
-		initTimeout:     DefaultInitTimeout,
-		poolSize:        2 * runtime.GOMAXPROCS(0),
-		verifyCacheSize: DefaultVerifyCache,
+		memoryLimit:  DefaultMemoryLimit / wasmPage,
+		recycleBytes: DefaultMemoryLimit / 4 * 3,
+		timeout:      DefaultTimeout,
+		initTimeout:  DefaultInitTimeout,
+		poolSize:     2 * runtime.GOMAXPROCS(0),
 	}
 }
 
@@ -109,9 +108,6 @@ func (c Config) WithStores(cache host.Cache, limiter host.Limiter) Config {
 	c.cache, c.limiter = cache, limiter
 	return c
 }
-
-// WithVerifyCache bounds the cache of signature verification results.
-func (c Config) WithVerifyCache(entries int) Config { c.verifyCacheSize = entries; return c }
 
 // WithMaxBodySize bounds the bodies plugins may set.
 func (c Config) WithMaxBodySize(n int) Config { c.maxBodySize = n; return c }

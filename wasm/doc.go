@@ -2,17 +2,14 @@
 // versions, keeps warm pools of configured instances, runs the ABI v1 phases
 // on them (see wasm/abi/README.md) and survives any plugin that misbehaves.
 //
-// The lifecycle of a plugin version:
-//
-//	rt, _ := wasm.NewRuntime(ctx, wasm.NewConfig().WithCompilationCache(dir))
-//	m, err := rt.Load(ctx, wasm.Spec{Name: "auth", Version: "1.4.0", Binary: bin, Config: cfg,
-//		Policy: wasm.FailClosed(503)})      // check, instrument, compile, configure, warm
-//	slot := wasm.NewPlugin(m)               // what a route holds
-//	v := slot.Acquire()                     // per request: the version it runs on
-//	act, err := v.OnRequest(exchange)       // request phase
-//	err = v.OnResponse(exchange)            // response phase
-//	v.Release()
-//	slot.Swap(m2)                           // hot swap; m closes when drained
+// A plugin version's lifecycle is NewRuntime, Runtime.Load (check,
+// instrument, compile, configure, warm a pool), Module.OnRequest and
+// Module.OnResponse per request from any goroutine, Module.Close: see the
+// package Example, which runs plugins/hello. A Module is reference counted:
+// holders that outlive the loader's claim (the edge's config generations,
+// which requests hold in turn) take a reference with Module.Ref and return
+// it with Module.Release, so a version retired by a reload or a rollout
+// closes only once its last request is done.
 //
 // # Design
 //

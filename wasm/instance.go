@@ -242,7 +242,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	}
 	inst.features = res
 	inst.live = true
-	m.m.instances.Inc()
+	m.series.instances.Inc()
 	m.calls.add(inst)
 	inst.trackMemory()
 	return inst, nil
@@ -295,8 +295,8 @@ func (i *instance) close() {
 	if i.live {
 		i.live = false
 		i.m.calls.remove(i)
-		i.m.m.instances.Dec()
-		i.m.m.memory.Sub(float64(i.memSize))
+		i.m.series.instances.Dec()
+		i.m.series.memory.Sub(float64(i.memSize))
 	}
 }
 
@@ -305,7 +305,7 @@ func (i *instance) close() {
 func (i *instance) trackMemory() uint32 {
 	size := i.mem.Size()
 	if size != i.memSize {
-		i.m.m.memory.Add(float64(size) - float64(i.memSize))
+		i.m.series.memory.Add(float64(size) - float64(i.memSize))
 		i.memSize = size
 	}
 	return size

@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/internal/wasmbin"
@@ -78,9 +79,9 @@ func (p Policy) status() int {
 // runs on an instance of its own.
 //
 // A Module is reference counted. The loader holds the first reference and
-// gives it up with Close (or Plugin.Swap does); Plugin.Acquire takes one per
-// request and Release returns it. When the count reaches zero, in-flight
-// calls have finished and the Module closes its instances.
+// gives it up with Close; every other holder takes one with Ref and returns
+// it with Release. When the count reaches zero, in-flight calls have
+// finished and the Module closes its instances.
 type Module struct {
 	rt       *Runtime
 	spec     Spec
@@ -96,7 +97,7 @@ type Module struct {
 	features     abi.Feature
 	failResp     *host.StoredResponse
 	pool         *pool
-	m            moduleMetrics
+	series       moduleMetrics // this version's metric series
 	calls        moduleCalls
 
 	refs      atomic.Int64
@@ -136,8 +137,10 @@ func (r *Runtime) begin(id string) error {
 // prepare checks, instruments and compiles bin, and validates it against
 // the ABI. id names the plugin in errors.
 func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.CompiledModule, error) {
-	if len(bin) > maxModuleSize {
-		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(bin), maxModuleSize)
+	// The limit the registry and the fleet agent hold modules to, so that
+	// a module they accept is one the runtime compiles.
+	if len(bin) > manifest.MaxModuleSize {
+		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(bin), manifest.MaxModuleSize)
 	}
 	// The structural checks run in both modes: they are what keeps hostile
 	// bytes from reaching wazero's decoder (see wasmbin.Check).
@@ -239,7 +242,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 		Header: []host.HeaderField{{Name: "Content-Type", Value: "text/plain; charset=utf-8"}},
 		Body:   []byte(http.StatusText(status) + "\n"),
 	}
-	m.m = r.metrics.forModule(spec.Name, spec.Version)
+	m.series = r.metrics.forModule(spec.Name, spec.Version)
 	m.refs.Store(1)
 	size := cmpOr(spec.PoolSize, r.cfg.poolSize)
 	m.pool = newPool(m, size)
@@ -247,7 +250,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	// the rest only then, so a bad config fails fast with one clear error.
 	first, err := m.newInstance(ctx)
 	if err != nil {
-		m.release()
+		m.Release()
 		<-m.done
 		return nil, err
 	}
@@ -256,7 +259,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	for i := 1; i < size; i++ {
 		inst, err := m.newInstance(ctx)
 		if err != nil {
-			m.release()
+			m.Release()
 			<-m.done
 			return nil, err
 		}
@@ -265,7 +268,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		m.release()
+		m.Release()
 		<-m.done
 		return nil, ErrClosed
 	}

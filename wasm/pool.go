@@ -127,7 +127,7 @@ func (p *pool) wait(wait time.Duration) (*instance, error) {
 // discard closes a failed or bloated instance and schedules its replacement.
 func (p *pool) discard(i *instance, reason string) {
 	i.close()
-	p.m.m.replaced.WithLabelValues(reason).Inc()
+	p.m.series.replaced.WithLabelValues(reason).Inc()
 	p.m.rt.log.Warn("plugin instance replaced", "plugin", p.m.spec.Name, "version", p.m.spec.Version, "reason", reason)
 	p.missing.Add(1)
 	p.refill()
@@ -186,7 +186,7 @@ func (p *pool) close() {
 // call runs one phase on an instance from the pool.
 func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 	ph := phaseIndex(phase)
-	errs := &m.m.errors[ph]
+	errs := &m.series.errors[ph]
 	// One clock reading serves the duration metric and the deadline, unless
 	// the call had to wait for an instance: the deadline is the guest's.
 	start := nanotime()

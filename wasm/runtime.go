@@ -30,6 +30,8 @@ type Runtime struct {
 	verify    *host.VerifyCache
 	log       *slog.Logger
 
+	// mu, sharedCaches.mu and each sharedCache's mu are leaves: none is
+	// held while taking another, or across a compile or a wait.
 	mu           sync.Mutex
 	closed       bool // no more loads or validations
 	engineClosed bool
@@ -62,7 +64,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt:      rt,
 		ccache:  ccache,
 		fams:    host.NewMetricFamilies(cfg.registerer),
-		verify:  host.NewVerifyCache(cfg.verifyCacheSize),
+		verify:  host.NewVerifyCache(verifyCacheEntries),
 		log:     cfg.logger,
 		modules: map[*Module]struct{}{},
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,9 +317,12 @@ func TestRecycleBloatedInstance(t *testing.T) {
 	})
 }
 
-// TestHotSwapHammer swaps versions while requests run. Each request must be
-// served whole by the version it acquired, none may fail, and every retired
-// version must close its instances.
+// TestHotSwapHammer swaps versions while requests run, holding them the way
+// the edge's config generations do: a request takes a reference (Ref) on the
+// current version, runs both phases on it and returns it (Release); a swap
+// publishes the next version and Closes the old one. Each request must be
+// served whole by the version it took, none may fail, every retired version
+// must close its instances, and a closed version must refuse new references.
 func TestHotSwapHammer(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	// A generous call timeout: eight workers share two instances, and on a
@@ -334,7 +338,26 @@ func TestHotSwapHammer(t *testing.T) {
 		}
 		return m
 	}
-	slot := wasm.NewPlugin(load(0))
+	var cur atomic.Pointer[wasm.Module]
+	cur.Store(load(0))
+	// acquire is the edge's acquire of a generation: a reference taken on a
+	// version that was swapped out meanwhile is given back, so a request
+	// that starts after a swap runs on the new version.
+	acquire := func() *wasm.Module {
+		for {
+			m := cur.Load()
+			if m.Ref() {
+				if cur.Load() == m {
+					return m
+				}
+				m.Release()
+				continue
+			}
+			if cur.Load() == m {
+				return nil
+			}
+		}
+	}
 
 	const workers, swaps = 8, 6
 	stop := make(chan struct{})
@@ -353,7 +376,7 @@ func TestHotSwapHammer(t *testing.T) {
 					return
 				default:
 				}
-				m := slot.Acquire()
+				m := acquire()
 				x := &host.MemExchange{Req: misbehaveReq("")}
 				act, err := m.OnRequest(x)
 				rerr := m.OnResponse(x)
@@ -378,10 +401,12 @@ func TestHotSwapHammer(t *testing.T) {
 	}
 	var retired []*wasm.Module
 	for v := 1; v <= swaps; v++ {
-		eventually(t, "requests on the current version", func() bool { return servedBy(slot.Current().Version()) })
-		retired = append(retired, slot.Swap(load(v)))
+		eventually(t, "requests on the current version", func() bool { return servedBy(cur.Load().Version()) })
+		old := cur.Swap(load(v))
+		old.Close()
+		retired = append(retired, old)
 	}
-	eventually(t, "requests on the last version", func() bool { return servedBy(slot.Current().Version()) })
+	eventually(t, "requests on the last version", func() bool { return servedBy(cur.Load().Version()) })
 	close(stop)
 	wg.Wait()
 	if len(failures) > 0 {
@@ -400,15 +425,15 @@ func TestHotSwapHammer(t *testing.T) {
 	if n := metric(t, reg, "wedge_plugin_instances", map[string]string{"plugin": "hammer", "version": "v6"}); n != 2 {
 		t.Fatalf("current version has %v instances, want 2", n)
 	}
-	last := slot.Current()
-	slot.Close()
-	if m := slot.Acquire(); m != nil {
-		t.Fatal("Acquire on a closed slot returned a module")
+	last := cur.Load()
+	last.Close()
+	if m := acquire(); m != nil {
+		t.Fatal("a closed version took a reference")
 	}
 	select {
 	case <-last.Done():
 	case <-time.After(20 * time.Second):
-		t.Fatal("closing the slot did not close its version")
+		t.Fatal("closing the last version did not close it")
 	}
 	t.Logf("%d requests across %d swaps", served, swaps)
 }

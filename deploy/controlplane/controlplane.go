@@ -1,14 +1,27 @@
-// Package controlplane runs and opens Wedge's control plane: NATS
-// JetStream, embedded in this process by default or an external cluster by
-// URL. It creates the buckets and the audit stream that deploy/manifest
-// names; everything built on it (registry, rollouts, the edge agent) goes
-// through those.
+// Package controlplane is the client of Wedge's control plane (NATS
+// JetStream, embedded in a control process or an external cluster, reached
+// by URL): it dials it, opens the buckets and the audit stream that
+// deploy/manifest names (and creates them, for the processes that own the
+// control plane), and reads plugin versions back verified against a trust
+// store. Everything that uses the control plane goes through it: the edge's
+// agent (edge/fleet), the registry, the rollout controller, the status page
+// and wedgectl. The server itself is deploy/controlplane/embedded.
 //
 // # Why
 //
 // JetStream gives us replicated KV with Watch, an object store with sha256
 // digests, leaf nodes for POPs and clustering when one machine is outgrown.
 // Wedge keeps no store, consensus or gossip of its own.
+//
+// Client and server are apart so that the edge binary, which only needs
+// the client, links no NATS server.
+//
+// Nothing read back is trusted: Fetch checks the signature over (name,
+// version, digest), the revocation list and the bytes' sha256 itself
+// instead of relying on the object store's own digest, because the point
+// of signing is that a wrong or compromised control plane cannot make an
+// edge run code nobody signed. The edge and the registry's tools fetch
+// through the same code, so what a test of one refuses the other refuses.
 package controlplane
 
 import (
@@ -16,133 +29,34 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
-// Options configure an embedded server.
-type Options struct {
-	// Dir keeps JetStream's files; "" uses a temporary directory that
-	// Shutdown removes.
-	Dir string
-	// Listen is the client address edges and wedgectl connect to, e.g.
-	// 127.0.0.1:4222; port 0 picks a free one; "" accepts in-process
-	// connections only.
-	Listen string
-}
-
-// Server is an embedded NATS server with JetStream.
-type Server struct {
-	ns  *server.Server
-	tmp string // removed on Shutdown
-}
-
-// Start runs an embedded server and waits until it accepts connections.
-func Start(opts Options) (*Server, error) {
-	s := &Server{}
-	if opts.Dir == "" {
-		var err error
-		if s.tmp, err = os.MkdirTemp("", "wedge-nats-"); err != nil {
-			return nil, fmt.Errorf("controlplane: %w", err)
-		}
-		opts.Dir = s.tmp
-	}
-	so := &server.Options{
-		ServerName: "wedge",
-		JetStream:  true,
-		StoreDir:   opts.Dir,
-		NoSigs:     true,
-		NoLog:      true,
-		DontListen: opts.Listen == "",
-		// A module is one message per 128 KiB chunk; records are small.
-		MaxPayload: 1 << 20,
-	}
-	if opts.Listen != "" {
-		host, port, err := net.SplitHostPort(opts.Listen)
-		if err != nil {
-			s.cleanup()
-			return nil, fmt.Errorf("controlplane: listen %q: %w", opts.Listen, err)
-		}
-		so.Host = host
-		if so.Port, err = strconv.Atoi(port); err != nil {
-			s.cleanup()
-			return nil, fmt.Errorf("controlplane: listen %q: bad port", opts.Listen)
-		}
-		if so.Port == 0 {
-			so.Port = server.RANDOM_PORT
-		}
-	}
-	ns, err := server.NewServer(so)
-	if err != nil {
-		s.cleanup()
-		return nil, fmt.Errorf("controlplane: %w", err)
-	}
-	s.ns = ns
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("controlplane: embedded NATS server did not start within 10s")
-	}
-	return s, nil
-}
-
-func (s *Server) cleanup() {
-	if s.tmp != "" {
-		os.RemoveAll(s.tmp)
-	}
-}
-
-// URL is the address clients in other processes connect to ("" when the
-// server listens in-process only).
-func (s *Server) URL() string {
-	if s.ns.Addr() == nil {
-		return ""
-	}
-	return s.ns.ClientURL()
-}
-
-// Connect opens an in-process connection, which needs no socket.
-func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name))
-	if err != nil {
-		return nil, fmt.Errorf("controlplane: connect: %w", err)
-	}
-	return nc, nil
-}
-
-// Shutdown stops the server and waits for it.
-func (s *Server) Shutdown() {
-	s.ns.Shutdown()
-	s.ns.WaitForShutdown()
-	s.cleanup()
-}
-
 // Dial connects to a control plane by URL and keeps reconnecting for as
-// long as the connection is open: a controller must outlive any outage.
-// log (nil: slog's default) hears when the link goes and comes back.
-func Dial(url, name string, log *slog.Logger) (*nats.Conn, error) {
+// long as the connection is open: a controller or a POP must outlive any
+// outage. log (nil: slog's default) hears when the link goes and comes
+// back; opts come after Dial's own, so a caller can replace a handler.
+func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("control plane link lost", "url", url, "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("control plane link back", "url", url) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("control plane error", "url", url, "err", err)
-		}))
+		})}, opts...)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: connect %s: %w", url, err)
 	}

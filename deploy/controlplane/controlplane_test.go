@@ -1,7 +1,9 @@
-package controlplane
+package controlplane_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -22,23 +27,23 @@ func TestEnsureAndReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	s, err := Start(Options{Dir: dir, Listen: "127.0.0.1:0"})
+	s, err := embedded.Start(embedded.Options{Dir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.URL() == "" {
 		t.Fatal("no client URL for a listening server")
 	}
-	nc, err := Dial(s.URL(), "test", nil)
+	nc, err := controlplane.Dial(s.URL(), "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	st, err := Ensure(ctx, nc)
+	st, err := controlplane.Ensure(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Ensure(ctx, nc); err != nil {
+	if _, err := controlplane.Ensure(ctx, nc); err != nil {
 		t.Fatalf("second Ensure: %v", err)
 	}
 	if _, err := st.Desired.Put(ctx, manifest.RegionKey("eu-west"), []byte(`{"plugins":{}}`)); err != nil {
@@ -49,7 +54,7 @@ func TestEnsureAndReconnect(t *testing.T) {
 	}
 	s.Shutdown()
 
-	s, err = Start(Options{Dir: dir, Listen: "127.0.0.1:0"})
+	s, err = embedded.Start(embedded.Options{Dir: dir, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +64,7 @@ func TestEnsureAndReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	st, err = Ensure(ctx, in)
+	st, err = controlplane.Ensure(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +97,7 @@ func TestEnsureAndReconnect(t *testing.T) {
 func TestOpen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := Start(Options{})
+	s, err := embedded.Start(embedded.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +107,7 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	if _, err := Open(ctx, nc); err == nil || !strings.Contains(err.Error(), "control plane not initialised: run wedgectl up or wedgectl control") {
+	if _, err := controlplane.Open(ctx, nc); err == nil || !strings.Contains(err.Error(), "control plane not initialised: run wedgectl up or wedgectl control") {
 		t.Fatalf("Open on an empty server: %v", err)
 	}
 	js, err := jetstream.New(nc)
@@ -113,7 +118,7 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("after a failed Open, bucket %s: %v; want it still missing", manifest.BucketModules, err)
 	}
 
-	ens, err := Ensure(ctx, nc)
+	ens, err := controlplane.Ensure(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +130,7 @@ func TestOpen(t *testing.T) {
 	if _, err := js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: manifest.BucketRollouts, History: 32, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := Open(ctx, nc)
+	st, err := controlplane.Open(ctx, nc)
 	if err != nil {
 		t.Fatalf("Open after Ensure: %v", err)
 	}
@@ -148,7 +153,9 @@ func TestOpen(t *testing.T) {
 // end-of-initial-values marker came early under such writes, and the
 // controller planned and gated waves without POPs that were reporting.
 func TestReadAllUnderWrites(t *testing.T) {
-	s, ctx0 := testStores(t)
+	_, s := controlplanetest.Start(t, embedded.Options{})
+	ctx0, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	const keys = 16
 	ctx, stop := context.WithCancel(ctx0)
 	var writers sync.WaitGroup
@@ -175,25 +182,34 @@ func TestReadAllUnderWrites(t *testing.T) {
 	}
 }
 
-// testStores runs an embedded control plane for one test and opens its
-// buckets.
-func testStores(t *testing.T) (*Stores, context.Context) {
-	t.Helper()
+// TestFetchErrors pins the classification edge/fleet retries by: a module
+// the store lacks is ErrNotFound, for good; a control plane that does not
+// answer is ErrUnavailable, which may pass.
+func TestFetchErrors(t *testing.T) {
+	_, s := controlplanetest.Start(t, embedded.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	srv, err := Start(Options{})
+	defer cancel()
+	pub, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
+	trust := manifest.NewTrustStore(pub)
+	bin := []byte("\x00asm\x01\x00\x00\x00")
+	art, err := manifest.Sign(key, "p", "1", bin, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	s, err := Ensure(ctx, nc)
-	if err != nil {
+	if _, err := s.Fetch(ctx, trust, art, nil, manifest.MaxModuleSize); !errors.Is(err, controlplane.ErrNotFound) || errors.Is(err, controlplane.ErrUnavailable) {
+		t.Fatalf("Fetch of a module never stored: %v; want ErrNotFound only", err)
+	}
+	if _, err := s.Modules.PutBytes(ctx, art.Digest, bin); err != nil {
 		t.Fatal(err)
 	}
-	return s, ctx
+	if got, err := s.Fetch(ctx, trust, art, nil, manifest.MaxModuleSize); err != nil || !bytes.Equal(got, bin) {
+		t.Fatalf("Fetch = %q, %v; want the stored module", got, err)
+	}
+	s.JS.Conn().Close()
+	if _, err := s.Fetch(ctx, trust, art, nil, manifest.MaxModuleSize); !errors.Is(err, controlplane.ErrUnavailable) {
+		t.Fatalf("Fetch over a closed link: %v; want ErrUnavailable", err)
+	}
 }

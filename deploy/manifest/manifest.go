@@ -56,8 +56,9 @@ const (
 	SubjectAudit    = "wedge.audit" // entries go to wedge.audit.<kind>
 )
 
-// MaxModuleSize bounds a plugin module pushed, stored or fetched, so a
-// hostile object cannot exhaust a POP's memory.
+// MaxModuleSize bounds a plugin module pushed, stored, fetched or compiled
+// (the registry, the fleet agent and the wasm runtime all hold modules to
+// it), so a hostile object cannot exhaust a POP's memory.
 const MaxModuleSize = 64 << 20
 
 // RegionKey is the wedge_desired key of a region's desired state.
@@ -95,6 +96,16 @@ func CheckVersion(s string) error {
 func Digest(bin []byte) string {
 	sum := sha256.Sum256(bin)
 	return hex.EncodeToString(sum[:])
+}
+
+// CheckDigest reports whether s has the form Digest gives: 64 lowercase
+// hex digits. A digest names an object in the store, so nothing else may
+// pass for one (a path, an upper-case twin of another name).
+func CheckDigest(s string) error {
+	if len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
+		return fmt.Errorf("manifest: digest %q: want the 64 hex digits of a sha256, lowercase", s)
+	}
+	return nil
 }
 
 // Artifact is the registry's record of one plugin version, signed.
@@ -281,10 +292,7 @@ func (a *Artifact) check(plugin string) error {
 	if err := CheckVersion(a.Version); err != nil {
 		return err
 	}
-	if len(a.Digest) != 64 || strings.Trim(a.Digest, "0123456789abcdef") != "" {
-		return fmt.Errorf("digest %q: want 64 lowercase hex digits", a.Digest)
-	}
-	return nil
+	return CheckDigest(a.Digest)
 }
 
 // Merge returns the region's desired state with a POP's overrides applied.
@@ -345,8 +353,9 @@ type Health struct {
 	Buckets  []uint64 `json:"buckets"`
 }
 
-// LatencyBounds are the upper bounds of Health.Buckets.
-var LatencyBounds = []time.Duration{
+// LatencyBounds are the upper bounds of Health.Buckets. An array, so that
+// a POP's counters are sized by it: [len(LatencyBounds) + 1] is a constant.
+var LatencyBounds = [...]time.Duration{
 	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
 	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,

@@ -2,8 +2,8 @@
 // version's module in the control plane's object store under its sha256
 // and a signed manifest.Artifact record for it in the artifacts KV, keeps
 // the revocation list, and fetches a version back, verified against a
-// trust store. It also reads and writes the Ed25519 key files that sign
-// and verify.
+// trust store by deploy/controlplane's Fetch, the code edges fetch with. It
+// also reads and writes the Ed25519 key files that sign and verify.
 //
 // # Why
 //
@@ -12,12 +12,6 @@
 // second push of different bytes under it is refused rather than silently
 // replacing code running on the fleet. Modules are named by digest, so two
 // versions with the same bytes share one object.
-//
-// Nothing read back is trusted: Fetch checks the signature over (name,
-// version, digest), the revocation list and the bytes' sha256 itself
-// instead of relying on the object store's own digest, because the point
-// of signing is that a wrong or compromised control plane cannot make an
-// edge run code nobody signed.
 package registry
 
 import (
@@ -26,11 +20,9 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -41,12 +33,9 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
-// MaxModuleSize bounds a module pushed or fetched, so a hostile object
-// cannot exhaust an edge's memory. Go plugins are 2-6 MB.
-const MaxModuleSize = manifest.MaxModuleSize
-
-// maxModuleSize is MaxModuleSize, lowered by tests.
-var maxModuleSize int64 = MaxModuleSize
+// maxModuleSize is manifest.MaxModuleSize (Go plugins are 2-6 MB), lowered
+// by tests.
+var maxModuleSize int64 = manifest.MaxModuleSize
 
 // wasmHeader is the magic and binary format version 1 every Wasm module
 // starts with.
@@ -75,7 +64,7 @@ func (r *Registry) Push(ctx context.Context, key ed25519.PrivateKey, name, versi
 		return nil, fmt.Errorf("registry: push: %w", err)
 	}
 	// Check first so that a refused push uploads nothing.
-	if old, err := r.Artifact(ctx, name, version); err == nil {
+	if old, err := r.s.Artifact(ctx, name, version); err == nil {
 		return sameOrRefuse(old, a)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
@@ -90,7 +79,7 @@ func (r *Registry) Push(ctx context.Context, key ed25519.PrivateKey, name, versi
 	if _, err := r.s.Artifacts.Create(ctx, manifest.ArtifactKey(name, version), rec); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			// Another push of this version won the race.
-			old, gerr := r.Artifact(ctx, name, version)
+			old, gerr := r.s.Artifact(ctx, name, version)
 			if gerr != nil {
 				return nil, gerr
 			}
@@ -135,24 +124,9 @@ func objectDigest(bin []byte) string {
 }
 
 // ErrNotFound is returned (wrapped) for a version, module or digest the
-// registry does not hold.
-var ErrNotFound = errors.New("registry: not found")
-
-// Artifact returns the record of name@version.
-func (r *Registry) Artifact(ctx context.Context, name, version string) (*manifest.Artifact, error) {
-	e, err := r.s.Artifacts.Get(ctx, manifest.ArtifactKey(name, version))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: no plugin version %s@%s", ErrNotFound, name, version)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("registry: artifact %s@%s: %w", name, version, err)
-	}
-	var a manifest.Artifact
-	if err := json.Unmarshal(e.Value(), &a); err != nil {
-		return nil, fmt.Errorf("registry: artifact %s@%s: bad record: %w", name, version, err)
-	}
-	return &a, nil
-}
+// registry does not hold: controlplane.ErrNotFound, so that errors.Is holds
+// whichever of the two a caller names.
+var ErrNotFound = controlplane.ErrNotFound
 
 // List returns every plugin version, sorted by name, then creation time.
 func (r *Registry) List(ctx context.Context) ([]manifest.Artifact, error) {
@@ -194,54 +168,13 @@ func (r *Registry) eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func
 	return nil
 }
 
-// Module returns the module stored under digest, refusing bytes that do
-// not hash to it (the error wraps manifest.ErrDigest).
-func (r *Registry) Module(ctx context.Context, digest string) ([]byte, error) {
-	if err := checkDigest(digest); err != nil {
-		return nil, err
-	}
-	res, err := r.s.Modules.Get(ctx, digest)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return nil, fmt.Errorf("%w: no module %s", ErrNotFound, digest)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("registry: module %s: %w", digest, err)
-	}
-	defer res.Close()
-	if info, err := res.Info(); err == nil && uint64(info.Size) > uint64(maxModuleSize) {
-		return nil, fmt.Errorf("registry: module %s is %d bytes, limit %d", digest, info.Size, maxModuleSize)
-	}
-	// The object's size is its own claim: bound the read as well.
-	bin, err := io.ReadAll(io.LimitReader(res, maxModuleSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("registry: module %s: %w", digest, err)
-	}
-	if int64(len(bin)) > maxModuleSize {
-		return nil, fmt.Errorf("registry: module %s is over the %d byte limit", digest, maxModuleSize)
-	}
-	if got := manifest.Digest(bin); got != digest {
-		return nil, fmt.Errorf("registry: module %s: %w: the stored bytes hash to %s", digest, manifest.ErrDigest, got)
-	}
-	return bin, nil
-}
-
-func checkDigest(digest string) error {
-	if len(digest) != 64 {
-		return fmt.Errorf("registry: digest %q: want the 64 hex characters of a sha256, got %d characters", digest, len(digest))
-	}
-	if _, err := hex.DecodeString(digest); err != nil || strings.ToLower(digest) != digest {
-		return fmt.Errorf("registry: digest %q: want 64 lowercase hex characters of sha256", digest)
-	}
-	return nil
-}
-
 // Revoke withdraws a digest: edges refuse to load it from then on. The
 // digest must be one the registry holds, as a module or in an artifact, so
 // a typo cannot pass for a revocation. Revoking a revoked digest keeps the
 // first record.
 func (r *Registry) Revoke(ctx context.Context, digest, reason, by string) error {
-	if err := checkDigest(digest); err != nil {
-		return err
+	if err := manifest.CheckDigest(digest); err != nil {
+		return fmt.Errorf("registry: revoke: %w", err)
 	}
 	if strings.TrimSpace(reason) == "" {
 		return errors.New("registry: revoke: a reason is required")
@@ -306,33 +239,22 @@ func (r *Registry) Revoked(ctx context.Context) (map[string]manifest.Revocation,
 }
 
 // Fetch returns name@version and its module, verified against trust and
-// the revocation list. A refusal wraps the manifest sentinel that names
-// the reason (manifest.ErrUnsigned, ErrRevoked, ErrUnknownKey,
-// ErrBadSignature, ErrDigest, ErrMismatch).
+// the revocation list as an edge verifies it (controlplane's Fetch). A
+// refusal wraps the manifest sentinel that names the reason
+// (manifest.ErrUnsigned, ErrRevoked, ErrUnknownKey, ErrBadSignature,
+// ErrDigest, ErrMismatch).
 func (r *Registry) Fetch(ctx context.Context, trust manifest.TrustStore, name, version string) (*manifest.Artifact, []byte, error) {
-	a, err := r.Artifact(ctx, name, version)
+	a, err := r.s.Artifact(ctx, name, version)
 	if err != nil {
 		return nil, nil, err
-	}
-	if a.Name != name || a.Version != version {
-		return nil, nil, fmt.Errorf("registry: fetch %s@%s: %w: the record names %s@%s",
-			name, version, manifest.ErrMismatch, a.Name, a.Version)
 	}
 	revoked, err := r.Revoked(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Verify the record before downloading: a refused module is never
-	// fetched at all.
-	if err := trust.Verify(a, nil, revoked); err != nil {
-		return nil, nil, fmt.Errorf("registry: fetch: %w", err)
-	}
-	bin, err := r.Module(ctx, a.Digest) // its error names the digest
+	bin, err := r.s.Fetch(ctx, trust, a, revoked, maxModuleSize)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := trust.Verify(a, bin, revoked); err != nil {
-		return nil, nil, fmt.Errorf("registry: fetch: %w", err)
+		return nil, nil, fmt.Errorf("registry: %w", err)
 	}
 	return a, bin, nil
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -27,20 +29,7 @@ func newRegistry(t *testing.T) (context.Context, *Registry, *controlplane.Stores
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	srv, err := controlplane.Start(controlplane.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("registry-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	st, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, st := controlplanetest.Start(t, embedded.Options{})
 	return ctx, New(st), st
 }
 
@@ -119,7 +108,7 @@ func TestPushFetch(t *testing.T) {
 		t.Errorf("List = %v, want %s", names, want)
 	}
 
-	if _, err := r.Artifact(ctx, "auth", "9"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "auth@9") {
+	if _, err := st.Artifact(ctx, "auth", "9"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "auth@9") {
 		t.Errorf("missing version: err = %v", err)
 	}
 	if _, _, err := r.Fetch(ctx, trustOf(key), "nope", "1"); !errors.Is(err, ErrNotFound) {
@@ -179,6 +168,28 @@ func TestImmutableVersions(t *testing.T) {
 	_, bin, err := r.Fetch(ctx, trustOf(key), "auth", "1")
 	if err != nil || !bytes.Equal(bin, module("one")) {
 		t.Errorf("after refused push Fetch = %q, %v", bin, err)
+	}
+}
+
+// TestPushOverRelabelledRecord: the key of name@version holds a record
+// naming another version with the same digest, as a corrupted control
+// plane could. A push of name@version must be refused, not answered with
+// that record as if it were the version pushed.
+func TestPushOverRelabelledRecord(t *testing.T) {
+	ctx, r, st := newRegistry(t)
+	key := newKey(t)
+	bin := module("auth")
+	other, err := manifest.Sign(key, "other", "1", bin, "mallory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := json.Marshal(other)
+	if _, err := st.Artifacts.Put(ctx, manifest.ArtifactKey("auth", "1"), rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Push(ctx, key, "auth", "1", bin, "alice")
+	if !errors.Is(err, manifest.ErrMismatch) {
+		t.Fatalf("Push over a relabelled record = %+v, %v; want an error wrapping %v", got, err, manifest.ErrMismatch)
 	}
 }
 
@@ -292,10 +303,10 @@ func TestModuleRefusesOversize(t *testing.T) {
 	if _, err := st.Modules.PutBytes(ctx, digest, big); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Module(ctx, digest); err == nil || !strings.Contains(err.Error(), "limit") {
+	if _, err := st.Module(ctx, digest, maxModuleSize); err == nil || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("oversized object: err = %v", err)
 	}
-	if _, err := r.Module(ctx, "../etc/passwd"); err == nil || !strings.Contains(err.Error(), "64 hex") {
+	if _, err := st.Module(ctx, "../etc/passwd", maxModuleSize); err == nil || !strings.Contains(err.Error(), "64 hex") {
 		t.Errorf("bad digest: err = %v", err)
 	}
 }

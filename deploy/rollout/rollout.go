@@ -309,20 +309,18 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 	if err != nil {
 		return nil, err
 	}
-	e, err := s.Artifacts.Get(ctx, manifest.ArtifactKey(spec.Plugin, spec.Version))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	a, err := s.Artifact(ctx, spec.Plugin, spec.Version)
+	if errors.Is(err, controlplane.ErrNotFound) {
 		return nil, fmt.Errorf("rollout: %s@%s is not in the registry: push it first", spec.Plugin, spec.Version)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rollout: read artifact %s@%s: %w", spec.Plugin, spec.Version, err)
+		return nil, fmt.Errorf("rollout: %w", err)
 	}
-	var a manifest.Artifact
-	if err := json.Unmarshal(e.Value(), &a); err != nil {
-		return nil, fmt.Errorf("rollout: artifact %s@%s: %w", spec.Plugin, spec.Version, err)
-	}
-	if a.Name != spec.Plugin || a.Version != spec.Version || a.Digest == "" || len(a.Sig) == 0 {
-		return nil, fmt.Errorf("rollout: artifact record %s@%s names %s@%s (digest %q, %d signature bytes): refusing it",
-			spec.Plugin, spec.Version, a.Name, a.Version, a.Digest, len(a.Sig))
+	// Edges would refuse it anyway; refusing it here fails the start, not
+	// every wave.
+	if a.Digest == "" || len(a.Sig) == 0 {
+		return nil, fmt.Errorf("rollout: artifact record %s@%s (digest %q, %d signature bytes) is not signed: refusing it",
+			spec.Plugin, spec.Version, a.Digest, len(a.Sig))
 	}
 	minReq := spec.MinRequests
 	if minReq == 0 {
@@ -334,7 +332,7 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 	}
 	now := time.Now().UTC()
 	return &Rollout{
-		ID: newID(spec.Plugin, now), Key: key, Plugin: spec.Plugin, Version: spec.Version, Artifact: a,
+		ID: newID(spec.Plugin, now), Key: key, Plugin: spec.Plugin, Version: spec.Version, Artifact: *a,
 		Config: spec.Config, Waves: waves, Gates: gates, Bake: spec.Bake, MinRequests: minReq,
 		By: who, Why: spec.Why, Created: now, Updated: now,
 		State: StateRunning, Phase: PhasePending,

@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -122,20 +124,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	t.Cleanup(cancel)
-	srv, err := controlplane.Start(controlplane.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := controlplanetest.Start(t, embedded.Options{})
 	e := &env{t: t, ctx: ctx, s: s, bad: map[string]bool{}, nack: map[string]bool{}}
 	_, key, _ := ed25519.GenerateKey(nil)
 	for _, v := range []struct {

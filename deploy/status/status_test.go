@@ -19,9 +19,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
 )
@@ -31,7 +31,6 @@ const hostile = "<script>alert(1)</script>"
 // fleet is a control plane with a status page in front of it.
 type fleet struct {
 	s   *controlplane.Stores
-	nc  *nats.Conn
 	url string // the status page, http://127.0.0.1:port
 
 	mu   sync.Mutex
@@ -41,25 +40,10 @@ type fleet struct {
 // newFleet starts an embedded JetStream and serves Handler on 127.0.0.1.
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	srv, err := controlplane.Start(controlplane.Options{Listen: ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("status-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, s := controlplanetest.Start(t, embedded.Options{})
 	web := httptest.NewServer(Handler(s, nil)) // listens on 127.0.0.1:0
 	t.Cleanup(web.Close)
-	return &fleet{s: s, nc: nc, url: web.URL}
+	return &fleet{s: s, url: web.URL}
 }
 
 // report writes every POP's status now and then every 500 ms until the
@@ -427,7 +411,7 @@ func TestEscapesHostileInput(t *testing.T) {
 // says why, and the JSON an error object.
 func TestControlPlaneDown(t *testing.T) {
 	f := newFleet(t)
-	f.nc.Close()
+	f.s.JS.Conn().Close()
 	res, page := get(t, http.MethodGet, f.url+"/")
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("GET / with the control plane gone = %s", res.Status)

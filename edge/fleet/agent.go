@@ -12,6 +12,9 @@
 // the control plane, or restarted while cut off, serves its last-known-good
 // state from disk. Every module is checked against the trust store before
 // it is compiled (deploy/manifest's Verify), whatever the control plane says.
+// The buckets are opened and modules fetched and verified by
+// deploy/controlplane, the client every other user of the control plane
+// goes through too.
 package fleet
 
 import (
@@ -33,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 )
@@ -62,6 +66,9 @@ type Agent struct {
 	node *edge.Node
 	o    Options
 
+	// Lock order: compiling, then mu (apply holds compiling throughout and
+	// takes mu for moments); never compiling while holding mu, which Status
+	// takes from other goroutines.
 	mu      sync.Mutex // guards the fields below, read by Status
 	status  manifest.Status
 	revoked map[string]manifest.Revocation
@@ -161,12 +168,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	nc := a.o.Conn
 	if nc == nil {
 		var err error
-		nc, err = nats.Connect(a.o.URL, nats.Name("wedge-edge-"+a.o.POP), nats.MaxReconnects(-1),
-			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true),
+		nc, err = controlplane.Dial(a.o.URL, "wedge-edge-"+a.o.POP, a.o.Logger,
 			// A first connect after starting cut off is not a reconnect.
 			nats.ConnectHandler(func(*nats.Conn) { a.connected.Set(1) }))
 		if err != nil {
-			return fmt.Errorf("fleet: connect %s: %w", a.o.URL, err)
+			return fmt.Errorf("fleet: %w", err)
 		}
 		defer nc.Close()
 	}
@@ -201,27 +207,7 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var workers sync.WaitGroup // prefetch and reports: they use the node
 	defer func() { cancel(); workers.Wait() }()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	desired, err := js.KeyValue(ctx, manifest.BucketDesired)
-	if err != nil {
-		return err
-	}
-	artifacts, err := js.KeyValue(ctx, manifest.BucketArtifacts)
-	if err != nil {
-		return err
-	}
-	revokedKV, err := js.KeyValue(ctx, manifest.BucketRevoked)
-	if err != nil {
-		return err
-	}
-	status, err := js.KeyValue(ctx, manifest.BucketStatus)
-	if err != nil {
-		return err
-	}
-	modules, err := js.ObjectStore(ctx, manifest.BucketModules)
+	stores, err := controlplane.Open(ctx, nc)
 	if err != nil {
 		return err
 	}
@@ -231,27 +217,27 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 		ks.rev = 0
 	}
 	clear(a.tries)
-	dw, err := desired.WatchFiltered(ctx, []string{manifest.RegionKey(a.o.Region), manifest.POPKey(a.o.POP)})
+	dw, err := stores.Desired.WatchFiltered(ctx, []string{manifest.RegionKey(a.o.Region), manifest.POPKey(a.o.POP)})
 	if err != nil {
 		return err
 	}
 	defer dw.Stop()
-	rw, err := revokedKV.WatchAll(ctx)
+	rw, err := stores.Revoked.WatchAll(ctx)
 	if err != nil {
 		return err
 	}
 	defer rw.Stop()
-	aw, err := artifacts.WatchAll(ctx, jetstream.UpdatesOnly())
+	aw, err := stores.Artifacts.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		return err
 	}
 	defer aw.Stop()
 	pushed := make(chan manifest.Artifact, 16)
-	workers.Go(func() { a.prefetch(ctx, pushed, modules) })
+	workers.Go(func() { a.prefetch(ctx, pushed, stores) })
 	// Reports go on while an apply compiles: a POP that is busy is not
 	// a POP that is gone.
 	applied := make(chan struct{}, 1)
-	workers.Go(func() { a.reportEvery(ctx, status, applied) })
+	workers.Go(func() { a.reportEvery(ctx, stores.Status, applied) })
 
 	// A reconnect may have missed updates; watching again replays the
 	// current values.
@@ -288,7 +274,7 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 				return errors.New("fleet: revocation watch ended")
 			}
 			if e != nil && a.revoke(e) && synced {
-				retry = a.reconcileOrRetry(ctx, modules, applied)
+				retry = a.reconcileOrRetry(ctx, stores, applied)
 			}
 		case e, ok := <-dw.Updates():
 			if !ok {
@@ -300,10 +286,10 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 				continue
 			}
 			if synced {
-				retry = a.reconcileOrRetry(ctx, modules, applied)
+				retry = a.reconcileOrRetry(ctx, stores, applied)
 			}
 		case <-retry:
-			retry = a.reconcileOrRetry(ctx, modules, applied)
+			retry = a.reconcileOrRetry(ctx, stores, applied)
 		}
 	}
 }
@@ -374,8 +360,8 @@ func (a *Agent) running() map[string]bool {
 
 // reconcileOrRetry reconciles, reports at once, and returns when to try
 // again after a transient failure (nil: no need).
-func (a *Agent) reconcileOrRetry(ctx context.Context, modules jetstream.ObjectStore, applied chan<- struct{}) <-chan time.Time {
-	again := a.reconcile(ctx, modules)
+func (a *Agent) reconcileOrRetry(ctx context.Context, stores *controlplane.Stores, applied chan<- struct{}) <-chan time.Time {
+	again := a.reconcile(ctx, stores)
 	select {
 	case applied <- struct{}{}:
 	default:
@@ -395,7 +381,7 @@ const maxTries = 10
 // already or it was refused for good. It reports true when a fetch failed
 // in a way that may pass: the state is then neither applied nor refused
 // yet, and the caller tries again.
-func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) (again bool) {
+func (a *Agent) reconcile(ctx context.Context, stores *controlplane.Stores) (again bool) {
 	region := a.desired[manifest.RegionKey(a.o.Region)]
 	pop := a.desired[manifest.POPKey(a.o.POP)]
 	rev := max(region.rev, pop.rev)
@@ -410,14 +396,14 @@ func (a *Agent) reconcile(ctx context.Context, modules jetstream.ObjectStore) (a
 		return false
 	}
 	start := time.Now()
-	warning, err := a.apply(ctx, releases, modules)
+	warning, err := a.apply(ctx, releases, stores)
 	if err != nil {
 		a.tries[key]++
-		if errors.Is(err, errFetch) && a.tries[key] < maxTries && ctx.Err() == nil {
+		if errors.Is(err, controlplane.ErrUnavailable) && a.tries[key] < maxTries && ctx.Err() == nil {
 			a.o.Logger.Warn("desired state not applied yet; trying again", "revision", rev, "try", a.tries[key], "err", err)
 			return true
 		}
-		if !errors.Is(err, errFetch) {
+		if !errors.Is(err, controlplane.ErrUnavailable) {
 			a.refused[key] = true
 		}
 		a.nack(rev, err)
@@ -458,7 +444,7 @@ func (a *Agent) nack(rev uint64, err error) {
 // them in at once: all or nothing. A revoked version is refused, unless the
 // node runs it already: that one is stopped (the slot falls back to the
 // config file's version, a canary is dropped) and the warning says so.
-func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release, modules jetstream.ObjectStore) (warning string, err error) {
+func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release, stores *controlplane.Stores) (warning string, err error) {
 	a.compiling.Lock()
 	defer a.compiling.Unlock()
 	a.mu.Lock()
@@ -480,7 +466,7 @@ func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release,
 			if stop(key, &r.Artifact) {
 				er = &edge.Release{}
 			} else {
-				bin, err := a.module(ctx, &r.Artifact, modules)
+				bin, err := a.module(ctx, &r.Artifact, stores)
 				if err != nil {
 					return "", fmt.Errorf("fleet: %s: %w", key, err)
 				}
@@ -488,7 +474,7 @@ func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release,
 			}
 		}
 		if c := r.Canary; c != nil && !stop(key+" canary", &c.Artifact) {
-			bin, err := a.module(ctx, &c.Artifact, modules)
+			bin, err := a.module(ctx, &c.Artifact, stores)
 			if err != nil {
 				return "", fmt.Errorf("fleet: %s canary: %w", key, err)
 			}
@@ -505,37 +491,28 @@ func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release,
 }
 
 // module returns the verified bytes of an artifact: from the local copy
-// if there is one, else from the object store (then kept locally). modules
-// may be nil when restoring from disk.
-func (a *Agent) module(ctx context.Context, art *manifest.Artifact, modules jetstream.ObjectStore) ([]byte, error) {
+// if there is one, else from the control plane (then kept locally). stores
+// is nil when restoring from disk.
+func (a *Agent) module(ctx context.Context, art *manifest.Artifact, stores *controlplane.Stores) ([]byte, error) {
 	a.mu.Lock()
 	revoked := a.revoked
 	a.mu.Unlock()
-	// Refuse what no bytes could fix before fetching any.
-	if err := a.o.Trust.Verify(art, nil, revoked); err != nil {
-		return nil, err
-	}
 	path := a.modulePath(art.Digest)
-	bin, err := os.ReadFile(path)
-	if err == nil && manifest.Digest(bin) == art.Digest {
-		return bin, nil
+	// A local copy passes the checks a fetched one does; one whose bytes
+	// are not the signed ones is fetched again.
+	if bin, err := os.ReadFile(path); err == nil {
+		switch err := a.o.Trust.Verify(art, bin, revoked); {
+		case err == nil:
+			return bin, nil
+		case !errors.Is(err, manifest.ErrDigest):
+			return nil, err
+		}
 	}
-	if modules == nil {
+	if stores == nil {
 		return nil, fmt.Errorf("module %s not on disk", art.Digest)
 	}
-	res, err := modules.Get(ctx, art.Digest)
+	bin, err := stores.Fetch(ctx, a.o.Trust, art, revoked, a.o.MaxModule)
 	if err != nil {
-		return nil, fetchError(art, err)
-	}
-	defer res.Close()
-	// Bounded whatever the object's info says: it may change under us.
-	if bin, err = io.ReadAll(io.LimitReader(res, a.o.MaxModule+1)); err != nil {
-		return nil, fetchError(art, err)
-	}
-	if int64(len(bin)) > a.o.MaxModule {
-		return nil, fmt.Errorf("module %s@%s is over the %d-byte limit", art.Name, art.Version, a.o.MaxModule)
-	}
-	if err := a.o.Trust.Verify(art, bin, revoked); err != nil {
 		return nil, err
 	}
 	if a.o.Dir != "" {
@@ -544,17 +521,6 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, modules jets
 		}
 	}
 	return bin, nil
-}
-
-// errFetch marks a fetch that failed in a way that may pass: a timeout or
-// a lost link, not a missing module.
-var errFetch = errors.New("fetch failed")
-
-func fetchError(art *manifest.Artifact, err error) error {
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return fmt.Errorf("module %s@%s: %w", art.Name, art.Version, err)
-	}
-	return fmt.Errorf("module %s@%s: %w: %w", art.Name, art.Version, errFetch, err)
 }
 
 func (a *Agent) modulePath(digest string) string {
@@ -568,7 +534,7 @@ func (a *Agent) modulePath(digest string) string {
 // plugins the node runs, one at a time, so that a rollout reaching this POP
 // later only has to load them: publish to applied in well under the
 // seconds a compile of a Go plugin takes.
-func (a *Agent) prefetch(ctx context.Context, pushed <-chan manifest.Artifact, modules jetstream.ObjectStore) {
+func (a *Agent) prefetch(ctx context.Context, pushed <-chan manifest.Artifact, stores *controlplane.Stores) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -579,7 +545,7 @@ func (a *Agent) prefetch(ctx context.Context, pushed <-chan manifest.Artifact, m
 			}
 			start := time.Now()
 			a.compiling.Lock()
-			bin, err := a.module(ctx, &art, modules)
+			bin, err := a.module(ctx, &art, stores)
 			if err == nil {
 				err = a.node.Precompile(ctx, bin)
 			}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +19,12 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/fleet"
+	"github.com/talowa/wedge/internal/leaktest"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmbuild"
@@ -37,7 +39,7 @@ var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{9}, 32)}
 // config file, an origin behind it, and a signing key the POP trusts.
 type fixture struct {
 	t      *testing.T
-	cp     *controlplane.Server
+	cp     *embedded.Server
 	stores *controlplane.Stores
 	key    ed25519.PrivateKey
 	trust  manifest.TrustStore
@@ -58,22 +60,10 @@ type fixture struct {
 // reaching it means a hang, not a slow machine.
 const hangGuard = 2 * time.Minute
 
-func newFixture(t *testing.T, cpOpts controlplane.Options) *fixture {
+func newFixture(t *testing.T, cpOpts embedded.Options) *fixture {
 	t.Helper()
 	f := &fixture{t: t}
-	var err error
-	if f.cp, err = controlplane.Start(cpOpts); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.cp.Shutdown() })
-	nc, err := f.cp.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if f.stores, err = controlplane.Ensure(context.Background(), nc); err != nil {
-		t.Fatal(err)
-	}
+	f.cp, f.stores = controlplanetest.Start(t, cpOpts)
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +240,7 @@ func startOrigin(t *testing.T) string {
 // TestCanaryAndHealth applies a canary, pins requests to each side,
 // reads the health the POP reports per version, and promotes the canary.
 func TestCanaryAndHealth(t *testing.T) {
-	f := newFixture(t, controlplane.Options{})
+	f := newFixture(t, embedded.Options{})
 	f.startConnectedPOP()
 	if got := f.stamp(""); got != "v1" {
 		t.Fatalf("before any desired state: %q, want the config file's v1", got)
@@ -324,7 +314,7 @@ func TestCanaryAndHealth(t *testing.T) {
 // and checks each is refused with its reason while the POP keeps serving
 // what it ran.
 func TestRefusals(t *testing.T) {
-	f := newFixture(t, controlplane.Options{})
+	f := newFixture(t, embedded.Options{})
 	f.startConnectedPOP()
 	ctx := context.Background()
 	v2bin := wasmtest.Build(t, guests+"v2")
@@ -434,7 +424,7 @@ func (f *fixture) applies(result string) float64 {
 // serving, converges once the link returns, and a POP restarted while cut
 // off comes up on its last-known-good state from disk.
 func TestCutOffAndRestart(t *testing.T) {
-	f := newFixture(t, controlplane.Options{Listen: "127.0.0.1:0"})
+	f := newFixture(t, embedded.Options{Listen: "127.0.0.1:0"})
 	link := newLink(t, strings.TrimPrefix(f.cp.URL(), "nats://"))
 	state := t.TempDir()
 	popOpts := fleet.Options{URL: "nats://" + link.addr, Dir: state}
@@ -538,7 +528,7 @@ func (l *link) restore() {
 // the artifacts bucket, so the agent prefetches it while the revocation
 // lands (a race the race detector would see).
 func TestRevokeRunning(t *testing.T) {
-	f := newFixture(t, controlplane.Options{})
+	f := newFixture(t, embedded.Options{})
 	f.startConnectedPOP()
 	ctx := context.Background()
 	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
@@ -580,7 +570,7 @@ func TestRevokeRunning(t *testing.T) {
 // and wazero's engine closed under a compile was a data race (and then a
 // crash in the compiler).
 func TestStopDuringPrefetch(t *testing.T) {
-	f := newFixture(t, controlplane.Options{})
+	f := newFixture(t, embedded.Options{})
 	// An empty compilation cache: the prefetch compiles for real (seconds,
 	// not the milliseconds of loading compiled code), so the poll below
 	// sees it under way rather than hoping to.
@@ -594,36 +584,15 @@ func TestStopDuringPrefetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(hangGuard)
-	for !stacksHold("edge.(*Node).Precompile") {
+	for len(leaktest.Stacks("edge.(*Node).Precompile")) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the pushed version was never precompiled")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	f.stopAgent()
-	if stacksHold("fleet.(*Agent)") {
+	if len(leaktest.Stacks("fleet.(*Agent)")) > 0 {
 		t.Fatal("the agent's Run returned while its goroutines still run (a prefetch compiling)")
 	}
 	f.stop()
-}
-
-// stacksHold reports whether any goroutine runs fn: a frame of fn on its
-// stack (a goroutine fn started, on its way out, only names it in its
-// "created by" line).
-func stacksHold(fn string) bool {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	for line := range bytes.Lines(buf) {
-		if bytes.Contains(line, []byte(fn)) && !bytes.HasPrefix(line, []byte("created by ")) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,8 +1,24 @@
-// Package pop is an edge node's process: it loads the config, serves the
-// HTTP, HTTPS and admin listeners, reloads on SIGHUP and the admin call,
-// joins the control plane when the config has a fleet section, and drains
-// on shutdown. edge/cmd/edge and `wedgectl edge` both run it, so the POP
-// an operator deploys and the one `wedgectl up` starts are the same code.
+// Package pop is an edge node's process: one POP wired from its config, the
+// node, its fleet agent and its listeners, started and stopped in one order.
+//
+// New builds the node (edge), the agent that joins the control plane when
+// the config has a fleet section (edge/fleet), and binds the HTTP, HTTPS
+// and admin listeners; Run serves until its context ends and then shuts it
+// all down. Main is the edge command on top of them: flags, the config
+// file, and reloading on SIGHUP or the admin call. edge/cmd/edge and
+// `wedgectl edge` run Main, `wedgectl up` and the fleet tests call New and
+// Run, so the POP an operator deploys, the one `wedgectl up` starts and the
+// ones the tests run are the same code.
+//
+// # Why this shutdown order
+//
+// The agent stops first, so it cannot apply a desired state to a node that
+// is closing (and a prefetch it started finishes its compile before the
+// node's runtime closes). The admin listener goes next, so no reload or
+// purge it serves runs against a closing node. Last the node stops
+// accepting, drains the requests in flight and closes its plugins. The
+// drain is what clients feel, so a slow admin call (a CPU profile runs for
+// its duration) is cut off rather than waited for.
 package pop
 
 import (
@@ -24,109 +40,229 @@ import (
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
-// Run starts the node and serves until ctx ends. The line "edge: serving"
-// in the log names the addresses actually bound, so tests can use port 0.
-func Run(ctx context.Context, args []string, logOut io.Writer) error {
+// drainTimeout bounds how long Run waits for requests in flight once it
+// stops; requests still running then finish on their own (edge.Node
+// keeps what they hold open), without Run.
+const drainTimeout = 30 * time.Second
+
+// Options are what a POP needs besides its config.
+type Options struct {
+	// Logger receives the node's and the agent's logs; nil discards them.
+	Logger *slog.Logger
+	// CompilationCache is a directory for compiled plugins; "" keeps them
+	// in memory only.
+	CompilationCache string
+	// Reload returns the config that SIGHUP and the admin listener's
+	// POST /reload apply: the config file, read again. nil turns reloading
+	// off and leaves SIGHUP alone, as a POP sharing its process with
+	// others (`wedgectl up`, tests) must not take the process's signals.
+	Reload func() (*edge.Config, error)
+	// Report is how often the fleet agent reports the POP's status; 0
+	// keeps the agent's default. Tests shorten it.
+	Report time.Duration
+}
+
+// POP is one edge node with its agent and listeners. Run it once.
+type POP struct {
+	cfg   *edge.Config
+	opts  Options
+	log   *slog.Logger
+	node  *edge.Node
+	agent *fleet.Agent // nil without a fleet section
+	// The listeners New bound; tls and admin are nil when the config
+	// turns them off.
+	http, tls, admin net.Listener
+}
+
+// New builds the POP of cfg and binds its listeners, so its addresses are
+// known before it serves. With a fleet section it restores the state the
+// control plane last set from disk first, so a restarted POP never serves
+// older plugins than it did.
+func New(ctx context.Context, cfg *edge.Config, opts Options) (_ *POP, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n, err := edge.New(ctx, cfg, edge.Options{Logger: log, CompilationCache: opts.CompilationCache})
+	if err != nil {
+		return nil, err
+	}
+	p := &POP{cfg: cfg, opts: opts, log: log, node: n}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	if cfg.Fleet.NATS != "" {
+		if p.agent, err = fleet.New(n, fleet.Options{URL: cfg.Fleet.NATS, Region: cfg.Region, POP: cfg.POP,
+			Trust: cfg.Fleet.TrustStore(), Dir: cfg.Fleet.StateDir, Report: opts.Report, Logger: log}); err != nil {
+			return nil, err
+		}
+		if err = p.agent.Restore(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if p.http, err = listen("listen", cfg.Listen); err != nil {
+		return nil, err
+	}
+	if cfg.TLS.Listen != "" {
+		if p.tls, err = listen("tls listen", cfg.TLS.Listen); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Admin.Listen != "" {
+		if p.admin, err = listen("admin listen", cfg.Admin.Listen); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func listen(what, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pop: %s: %w", what, err)
+	}
+	return ln, nil
+}
+
+// close undoes a New that failed half way.
+func (p *POP) close() {
+	for _, ln := range []net.Listener{p.http, p.tls, p.admin} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	p.node.Shutdown(context.Background())
+}
+
+// Node is the POP's edge node.
+func (p *POP) Node() *edge.Node { return p.node }
+
+// Addr is the HTTP listener's address.
+func (p *POP) Addr() net.Addr { return p.http.Addr() }
+
+// AdminAddr is the admin listener's address, nil when it is off.
+func (p *POP) AdminAddr() net.Addr {
+	if p.admin == nil {
+		return nil
+	}
+	return p.admin.Addr()
+}
+
+// Run serves until ctx ends or a listener fails, then shuts the POP down
+// in the order the package doc gives, within drainTimeout. It returns once
+// everything it started has stopped: the error is a listener's failure or
+// the shutdown's, nil after a clean stop. The line "edge: serving" in the
+// log names the addresses bound, for whoever reads the log (a process
+// that started this one, tests of Main).
+func (p *POP) Run(ctx context.Context) error {
+	errc := make(chan error, 3)
+	serving := 0
+	serve := func(f func() error) {
+		serving++
+		go func() { errc <- f() }()
+	}
+	serve(func() error { return p.node.Serve(p.http) })
+	if p.tls != nil {
+		serve(func() error { return p.node.ServeTLS(p.tls) })
+	}
+	var reload func() error
+	if p.opts.Reload != nil {
+		reload = func() error {
+			cfg, err := p.opts.Reload()
+			if err != nil {
+				return err
+			}
+			return p.node.Reload(ctx, cfg)
+		}
+	}
+	var admin *http.Server
+	if p.admin != nil {
+		admin = &http.Server{Handler: p.node.AdminHandler(reload), ReadHeaderTimeout: 10 * time.Second}
+		serve(func() error { return admin.Serve(p.admin) })
+	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	agentDone := make(chan struct{})
+	go func() {
+		defer close(agentDone)
+		if p.agent == nil {
+			return
+		}
+		if err := p.agent.Run(agentCtx); err != nil {
+			p.log.Error("edge: fleet agent stopped; serving the current plugins", "err", err)
+		}
+	}()
+	p.log.Info("edge: serving", "listen", p.http.Addr().String(), "tls", addrText(p.tls), "admin", addrText(p.admin),
+		"pop", p.cfg.POP, "region", p.cfg.Region)
+
+	var hup chan os.Signal // nil without reload: that select case never fires
+	if reload != nil {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+	var failed error
+	for failed == nil && ctx.Err() == nil {
+		select {
+		case <-hup:
+			if err := reload(); err != nil {
+				p.log.Error("edge: reload failed; still serving the previous config", "err", err)
+			} else {
+				p.log.Info("edge: reloaded")
+			}
+		case err := <-errc:
+			serving--
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				failed = err
+			}
+		case <-ctx.Done():
+		}
+	}
+
+	stopAgent()
+	<-agentDone
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	if admin != nil {
+		admin.Close() // closes its listener, so its Serve returns
+	}
+	failed = errors.Join(failed, p.node.Shutdown(sctx))
+	// The listeners are closed now, so every Serve returns.
+	for ; serving > 0; serving-- {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed = errors.Join(failed, err)
+		}
+	}
+	return failed
+}
+
+func addrText(ln net.Listener) string {
+	if ln == nil {
+		return "off"
+	}
+	return ln.Addr().String()
+}
+
+// Main is the edge command: it reads the config file its flags name, runs
+// the POP until ctx ends, and reloads the file on SIGHUP and on the admin
+// listener's POST /reload. Logs go to logOut.
+func Main(ctx context.Context, args []string, logOut io.Writer) error {
 	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
 	path := fs.String("config", "edge.yaml", "config file")
 	cacheDir := fs.String("compilation-cache", wasmbuild.CompilationCacheDir(), "directory for compiled plugins (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(logOut, nil))
 	cfg, err := edge.LoadConfig(*path)
 	if err != nil {
 		return err
 	}
-	n, err := edge.New(ctx, cfg, edge.Options{Logger: log, CompilationCache: *cacheDir})
+	p, err := New(ctx, cfg, Options{Logger: slog.New(slog.NewTextHandler(logOut, nil)), CompilationCache: *cacheDir,
+		Reload: func() (*edge.Config, error) { return edge.LoadConfig(*path) }})
 	if err != nil {
 		return err
 	}
-	var agent *fleet.Agent
-	if cfg.Fleet.NATS != "" {
-		if agent, err = fleet.New(n, fleet.Options{URL: cfg.Fleet.NATS, Region: cfg.Region, POP: cfg.POP,
-			Trust: cfg.Fleet.TrustStore(), Dir: cfg.Fleet.StateDir, Logger: log}); err != nil {
-			return err
-		}
-		if err := agent.Restore(ctx); err != nil {
-			return err
-		}
-	}
-	reload := func() error {
-		cfg, err := edge.LoadConfig(*path)
-		if err != nil {
-			return err
-		}
-		return n.Reload(ctx, cfg)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	errc := make(chan error, 2)
-	go func() { errc <- n.Serve(ln) }()
-	tlsAddr := "off"
-	if cfg.TLS.Listen != "" {
-		tln, err := net.Listen("tcp", cfg.TLS.Listen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("tls listen: %w", err)
-		}
-		tlsAddr = tln.Addr().String()
-		go func() { errc <- n.ServeTLS(tln) }()
-	}
-	adminAddr := "off"
-	var admin *http.Server
-	if cfg.Admin.Listen != "" {
-		aln, err := net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("admin listen: %w", err)
-		}
-		adminAddr = aln.Addr().String()
-		admin = &http.Server{Handler: n.AdminHandler(reload), ReadHeaderTimeout: 10 * time.Second}
-		go func() { errc <- admin.Serve(aln) }()
-	}
-	// The agent stops before the node shuts down, so it cannot apply a
-	// state to a node that is closing.
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan struct{})
-	go func() {
-		defer close(agentDone)
-		if agent == nil {
-			return
-		}
-		if err := agent.Run(agentCtx); err != nil {
-			log.Error("edge: fleet agent stopped; serving the current plugins", "err", err)
-		}
-	}()
-	defer func() { stopAgent(); <-agentDone }()
-	log.Info("edge: serving", "listen", ln.Addr().String(), "tls", tlsAddr, "admin", adminAddr, "pop", cfg.POP, "region", cfg.Region)
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-hup:
-			if err := reload(); err != nil {
-				log.Error("edge: reload failed; still serving the previous config", "err", err)
-			} else {
-				log.Info("edge: reloaded", "config", *path)
-			}
-		case err := <-errc:
-			if err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-		case <-ctx.Done():
-			stopAgent()
-			<-agentDone
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if admin != nil {
-				admin.Shutdown(sctx)
-			}
-			return n.Shutdown(sctx)
-		}
-	}
+	return p.Run(ctx)
 }

@@ -1,19 +1,26 @@
-package pop
+package pop_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
+	"github.com/talowa/wedge/deploy/registry"
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/pop"
+	"github.com/talowa/wedge/internal/leaktest"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
@@ -36,27 +43,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestRunReload starts the command on a config file, then rewrites the file
+// TestMainReload starts the command on a config file, then rewrites the file
 // and asks the admin listener to reload it: the new greeting is served by
 // the same process, and a broken file leaves the old config serving.
-func TestRunReload(t *testing.T) {
-	key := wire.Key{ID: 1, Secret: bytes.Repeat([]byte{9}, 32)}
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{key}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer codec.Close()
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: origin.HandlerFunc(
-		func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 204 })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(oln)
-	defer srv.Shutdown(context.Background())
+func TestMainReload(t *testing.T) {
+	originAddr, _ := startOrigin(t, func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 204 })
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), wasmtest.Build(t, "../../plugins/hello"), 0o644); err != nil {
@@ -70,7 +61,7 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {origin: app, chain: [{file: hello.wasm, config: {greeting: %s}}]}
-`, oln.Addr().String(), key.Text(), greeting)
+`, originAddr, originKey.Text(), greeting)
 		if err := os.WriteFile(cfgFile, []byte(y), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +70,7 @@ routes:
 	ctx, cancel := context.WithCancel(context.Background())
 	out := new(syncBuffer)
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, []string{"-config", cfgFile}, out) }()
+	go func() { done <- pop.Main(ctx, []string{"-config", cfgFile}, out) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -132,4 +123,181 @@ routes:
 	if got := greet(); got != "Hello, world!\n" {
 		t.Fatalf("after a failed reload: %q", got)
 	}
+}
+
+// hangGuard bounds each wait for an event: only a hang reaches it, however
+// busy the machine.
+const hangGuard = 2 * time.Minute
+
+// TestRunStops starts a POP with New and Run, on a control plane, and stops
+// it with a request in flight: the POP serves over a real socket and its
+// agent connects; on cancel it stops accepting at once but Run waits for
+// the request, which gets its answer; then Run returns nil and leaves no
+// goroutine of the node, the agent, the servers or the NATS client behind.
+func TestRunStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cp, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Shutdown()
+	dir := t.TempDir()
+	_, trust, err := registry.GenerateKey(dir, "signer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The origin service holds /slow until release is closed.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	originAddr, stopOrigin := startOrigin(t, func(_ context.Context, req *wire.Request, resp *wire.Response) {
+		if string(req.Path) == "/slow" {
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-time.After(hangGuard): // a failed test must not hang
+			}
+		}
+		resp.Status = 200
+		resp.Body = []byte("from the origin")
+	})
+
+	cfg, err := edge.ParseConfig([]byte(fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0}
+pop: pop-1
+region: eu-west
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {origin: app, chain: [{name: hello, file: %q}]}
+fleet: {nats: %q, trust: [%q]}
+`, originAddr, originKey.Text(), wasmtest.BuildFile(t, "../../plugins/hello"), cp.URL(), trust)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := new(syncBuffer)
+	p, err := pop.New(ctx, cfg, pop.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Report: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	defer func() {
+		stop()
+		<-done
+		if t.Failed() {
+			t.Logf("POP log:\n%s", logs.String())
+		}
+	}()
+
+	addr := p.Addr().String()
+	get := func(path string) (int, string, error) {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: hangGuard}
+		resp, err := c.Get("http://" + addr + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), err
+	}
+	if st, body, err := get("/hello"); st != 200 || body != "Hello, world!\n" || err != nil {
+		t.Fatalf("GET /hello: %d %q %v", st, body, err)
+	}
+	// The agent runs: its link to the control plane is up.
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get("http://" + p.AdminAddr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(m, []byte("\nwedge_fleet_connected 1\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never connected")
+		}
+	}
+
+	slow := make(chan string, 1)
+	go func() {
+		st, body, err := get("/slow")
+		slow <- fmt.Sprintf("%d %s %v", st, body, err)
+	}()
+	select {
+	case <-entered:
+	case <-time.After(hangGuard):
+		t.Fatal("the held request never reached the origin")
+	}
+	stop()
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp4", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts after the stop")
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned with a request in flight: %v", err)
+	case got := <-slow:
+		t.Fatalf("the request in flight ended before the origin answered: %s", got)
+	default:
+	}
+	close(release)
+	if got := <-slow; got != "200 from the origin <nil>" {
+		t.Fatalf("the request in flight at the stop got %q", got)
+	}
+	select {
+	case err := <-done:
+		done <- err // for the deferred wait
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatalf("Run did not return within %s of the stop", hangGuard)
+	}
+	// What Run waits for has stopped when it returns, not a moment later.
+	if left := leaktest.Stacks("fleet.(*Agent)", "edge.(*Node).Serve", "pop.(*POP)"); len(left) > 0 {
+		t.Fatalf("Run returned with %d goroutines of its own running:\n\n%s", len(left), strings.Join(left, "\n\n"))
+	}
+	// The origin service is the test's: stopped first, so what is left is
+	// the POP's. Connections and workers end as their servers and clients
+	// close, which may take a moment.
+	stopOrigin()
+	leaktest.Check(t, hangGuard, "github.com/talowa/wedge/edge", "fasthttp.(*Server)", "fasthttp.(*workerPool)",
+		"fasthttp.(*HostClient)", "net/http.(*Server)", "net/http.(*conn)", "nats%2ego")
+}
+
+var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{9}, 32)}
+
+// startOrigin serves h as an origin service on 127.0.0.1, with originKey,
+// until the test ends or stop is called.
+func startOrigin(t *testing.T, h origin.HandlerFunc) (addr string, stop func()) {
+	t.Helper()
+	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
+	if err != nil {
+		codec.Close()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		codec.Close()
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	stop = sync.OnceFunc(func() {
+		srv.Shutdown(context.Background())
+		codec.Close()
+	})
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }

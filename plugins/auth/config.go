@@ -138,10 +138,10 @@ func (c *config) tokenPolicy() sdk.TokenPolicy {
 // some issuers use instead, a string or an array the host joins with
 // spaces, and identity-method "jwt".
 var jwtForwards = []abi.TokenForward{
-	{Name: []byte(valSub), Claims: [][]byte{[]byte("sub")}},
-	{Name: []byte(valIss), Claims: [][]byte{[]byte("iss")}},
-	{Name: []byte(valScope), Claims: [][]byte{[]byte("scope"), []byte("scp")}},
-	{Name: []byte(valMethod), Value: []byte("jwt")},
+	{Name: []byte(abi.IdentitySub), Claims: [][]byte{[]byte("sub")}},
+	{Name: []byte(abi.IdentityIss), Claims: [][]byte{[]byte("iss")}},
+	{Name: []byte(abi.IdentityScope), Claims: [][]byte{[]byte("scope"), []byte("scp")}},
+	{Name: []byte(abi.IdentityMethod), Value: []byte("jwt")},
 }
 
 func str(v []byte, field string) (string, error) {

@@ -42,17 +42,6 @@ import (
 	"github.com/talowa/wedge/wasm/abi"
 )
 
-// Names of the request values forwarded to the origin, which receives them
-// as Wedge-Value-<Name> header fields; later plugins (ratelimit) read them
-// with Request.Value.
-const (
-	valMethod = "identity-method" // "jwt" or "api-key"
-	valSub    = "identity-sub"    // the JWT sub claim
-	valIss    = "identity-iss"    // the JWT iss claim
-	valScope  = "identity-scope"  // the JWT scope claim (or scp, space-joined)
-	valKey    = "identity-key"    // the configured name of the API key
-)
-
 type auth struct {
 	cfg *config
 
@@ -226,10 +215,10 @@ func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key []byte, prese
 	if len(key) == 0 || name == "" {
 		return a.reject(resp, reasonBadAPIKey)
 	}
-	if err := req.Forward(valKey, name); err != nil {
+	if err := req.Forward(abi.IdentityKey, name); err != nil {
 		return sdk.Fail(err)
 	}
-	if err := req.Forward(valMethod, "api-key"); err != nil {
+	if err := req.Forward(abi.IdentityMethod, "api-key"); err != nil {
 		return sdk.Fail(err)
 	}
 	a.accepted.Record(1)

@@ -55,10 +55,6 @@ import (
 	"github.com/talowa/wedge/wasm/abi/httpcache"
 )
 
-// identityMethod is the request value the auth plugin sets on every
-// request it authenticated, whether or not it stripped the credentials.
-const identityMethod = "identity-method"
-
 type cache struct {
 	// Scratch buffers, reused from call to call: an instance runs one
 	// call at a time, and the host copies whatever it keeps.
@@ -151,17 +147,10 @@ func (c *cache) Configure(cfg []byte) error {
 }
 
 // validToken reports whether s can name the cache in Cache-Status: an
-// sf-token (RFC 9211 §2, RFC 8941 §3.3.4) made of plain tchars.
+// sf-token (RFC 9211 §2, RFC 8941 §3.3.4) made of plain tchars, so it
+// starts with a letter.
 func validToken(s string) bool {
-	if s == "" || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !httpcache.IsTchar(s[i]) {
-			return false
-		}
-	}
-	return true
+	return s != "" && (s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') && abi.ValidToken(s)
 }
 
 // OnRequest looks GET and HEAD requests up in the host (sdk.CacheRequest),
@@ -258,7 +247,7 @@ func (c *cache) decide(req sdk.Request, resp sdk.Response) sdk.Action {
 	}
 	c.method = req.AppendMethod(c.method[:0])
 	if detail, ok := httpcache.Settle(&st, view(c.method), status, p, c.stripCookies); ok {
-		return c.report(rh, false, st.Fwd, status, false, 0, false, detail)
+		return c.report(rh, httpcache.CacheStatus{Fwd: st.Fwd, FwdStatus: status, Detail: detail})
 	}
 	if st.Mode == httpcache.ModeUnsafe {
 		detail := ""
@@ -266,7 +255,7 @@ func (c *cache) decide(req sdk.Request, resp sdk.Response) sdk.Action {
 			c.invalidate(req, rh)
 			detail = "invalidated"
 		}
-		return c.report(rh, false, st.Fwd, status, false, 0, false, detail)
+		return c.report(rh, httpcache.CacheStatus{Fwd: st.Fwd, FwdStatus: status, Detail: detail})
 	}
 	if st.EntryKey != "" {
 		switch {
@@ -281,9 +270,11 @@ func (c *cache) decide(req sdk.Request, resp sdk.Response) sdk.Action {
 	return c.store(req, resp, &st, p, view(c.method), status, status)
 }
 
-// report adds this cache's Cache-Status member (RFC 9211 §2) to h.
-func (c *cache) report(h sdk.Header, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) sdk.Action {
-	c.buf = httpcache.AppendCacheStatus(c.buf[:0], c.name, hit, fwd, fwdStatus, stored, ttl, hasTTL, detail)
+// report adds this cache's Cache-Status member (RFC 9211 §2) to h,
+// named as configured.
+func (c *cache) report(h sdk.Header, st httpcache.CacheStatus) sdk.Action {
+	st.Name = c.name
+	c.buf = st.Append(c.buf[:0])
 	if err := h.AddBytes("Cache-Status", c.buf); err != nil {
 		return sdk.Fail(err)
 	}
@@ -309,7 +300,7 @@ func (c *cache) staleOnError(resp sdk.Response, st *httpcache.State, status int)
 	_ = h.Set("Age", strconv.FormatInt(int64(age/time.Second), 10))
 	ttl := httpcache.TTLSeconds(time.Duration(m.Lifetime)*time.Millisecond, age)
 	c.hits.Record(1)
-	return c.report(h, false, "stale", status, false, ttl, true, "stale-if-error"), true
+	return c.report(h, httpcache.CacheStatus{Fwd: "stale", FwdStatus: status, TTL: ttl, HasTTL: true, Detail: "stale-if-error"}), true
 }
 
 // freshen handles a 304 to the plugin's own validation (RFC 9111 §4.3.3,
@@ -337,14 +328,14 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *httpcache.State)
 	if err != nil {
 		// Evicted since the request phase: the 304 answers conditionals the
 		// client never sent, so say so rather than pretend.
-		return c.report(h, false, "stale", 304, false, 0, false, "entry-lost")
+		return c.report(h, httpcache.CacheStatus{Fwd: "stale", FwdStatus: 304, Detail: "entry-lost"})
 	}
 	if etag != "" && stored != "" && etag != stored {
 		// §4.3.4: a 304 naming another representation updates nothing. The
 		// client asked unconditionally, so it gets the stored response this
 		// once, and the entry goes so the next request fetches afresh.
 		sdk.CachePurge([]byte(st.EntryKey))
-		return c.report(h, false, "stale", 304, false, 0, false, "validator-mismatch")
+		return c.report(h, httpcache.CacheStatus{Fwd: "stale", FwdStatus: 304, Detail: "validator-mismatch"})
 	}
 	for _, f := range fields {
 		_ = h.Set(f.name, f.vals[0])
@@ -374,7 +365,7 @@ func authorized(req sdk.Request) bool {
 	if _, ok := req.Header().Lookup("Authorization"); ok {
 		return true
 	}
-	_, ok := req.Value(identityMethod)
+	_, ok := req.Value(abi.IdentityMethod) // set on every request the auth plugin admitted
 	return ok
 }
 
@@ -408,7 +399,7 @@ func (c *cache) store(req sdk.Request, resp sdk.Response, st *httpcache.State, p
 			return c.put(req, resp, st, p, names, status, fwdStatus)
 		}
 	}
-	return c.report(h, false, st.Fwd, fwdStatus, false, 0, false, why)
+	return c.report(h, httpcache.CacheStatus{Fwd: st.Fwd, FwdStatus: fwdStatus, Detail: why})
 }
 
 // put stores a storable response with its freshness (RFC 9111 §4.2) and
@@ -469,7 +460,7 @@ func (c *cache) put(req sdk.Request, resp sdk.Response, st *httpcache.State, p h
 		}
 	}
 	ttl := httpcache.TTLSeconds(lifetime, ia)
-	return c.report(h, false, st.Fwd, fwdStatus, why == httpcache.OKStore, ttl, true, why)
+	return c.report(h, httpcache.CacheStatus{Fwd: st.Fwd, FwdStatus: fwdStatus, Stored: why == httpcache.OKStore, TTL: ttl, HasTTL: true, Detail: why})
 }
 
 // headerField is a header field's name and values.
@@ -529,14 +520,7 @@ func (f *headerLines) reset(h sdk.Header) { f.h, f.buf, f.lines = h, f.buf[:0], 
 func (f *headerLines) Values(name string) []string {
 	start, from := len(f.lines), len(f.buf)
 	f.buf, _ = f.h.AppendValues(f.buf, name)
-	for rest := f.buf[from:]; ; {
-		item, next, ok := abi.NextItem(rest)
-		if !ok {
-			break
-		}
-		f.lines = append(f.lines, view(item))
-		rest = next
-	}
+	f.lines = httpcache.AppendLines(f.lines, f.buf[from:])
 	return f.lines[start:len(f.lines):len(f.lines)]
 }
 

@@ -45,6 +45,8 @@ const (
 
 type decision = httpcache.Decision
 
+type cacheStatus = httpcache.CacheStatus
+
 // directives mirrors httpcache.Directives.
 type directives struct {
 	noStore, noCache, private, public   bool
@@ -168,7 +170,6 @@ var (
 	tags          = httpcache.Tags
 	sameOriginKey = httpcache.SameOriginKey
 	cacheKey      = httpcache.Key
-	cacheStatus   = httpcache.CacheStatus
 	ttlSeconds    = httpcache.TTLSeconds
 	parseHTTPDate = httpcache.ParseHTTPDate
 	twoDigitYear  = httpcache.TwoDigitYear

@@ -391,6 +391,9 @@ var locationCases = []struct {
 	{"9111 §4.4", "https://other.example/a", "", false},
 	{"9111 §4.4", "http://example.com/a", "", false},
 	{"9111 §4.4", "//other.example/a", "", false},
+	// An empty path is "/", the path a client requests it by.
+	{"9110 §4.2.3", "https://example.com", cacheKey("https", "example.com", "/", ""), true},
+	{"9110 §4.2.3", "https://example.com?x=1", cacheKey("https", "example.com", "/", "x=1"), true},
 }
 
 func TestLocationInvalidation(t *testing.T) {
@@ -429,12 +432,12 @@ var statusCases = []struct {
 	got    string
 	expect string
 }{
-	{"9211 §2.1", cacheStatus("wedge", true, "", 0, false, 37, true, ""), "wedge; hit; ttl=37"},
-	{"9211 §2.2", cacheStatus("wedge", false, "uri-miss", 200, true, 60, true, ""), "wedge; fwd=uri-miss; fwd-status=200; stored; ttl=60"},
-	{"9211 §2.7", cacheStatus("wedge", true, "", 0, false, ttlSeconds(60*time.Second, 61500*time.Millisecond), true, ""), "wedge; hit; ttl=-1"},
-	{"9211 §2.7", cacheStatus("wedge", true, "", 0, false, ttlSeconds(60*time.Second, 5900*time.Millisecond), true, ""), "wedge; hit; ttl=55"},
-	{"9211 §2.4", cacheStatus("wedge", false, "stale", 304, true, 10, true, ""), "wedge; fwd=stale; fwd-status=304; stored; ttl=10"},
-	{"9211 §2.8", cacheStatus("wedge", false, "method", 201, false, 0, false, "invalidated"), "wedge; fwd=method; fwd-status=201; detail=invalidated"},
+	{"9211 §2.1", cacheStatus{Name: "wedge", Hit: true, TTL: 37, HasTTL: true}.String(), "wedge; hit; ttl=37"},
+	{"9211 §2.2", cacheStatus{Name: "wedge", Fwd: "uri-miss", FwdStatus: 200, Stored: true, TTL: 60, HasTTL: true}.String(), "wedge; fwd=uri-miss; fwd-status=200; stored; ttl=60"},
+	{"9211 §2.7", cacheStatus{Name: "wedge", Hit: true, TTL: ttlSeconds(60*time.Second, 61500*time.Millisecond), HasTTL: true}.String(), "wedge; hit; ttl=-1"},
+	{"9211 §2.7", cacheStatus{Name: "wedge", Hit: true, TTL: ttlSeconds(60*time.Second, 5900*time.Millisecond), HasTTL: true}.String(), "wedge; hit; ttl=55"},
+	{"9211 §2.4", cacheStatus{Name: "wedge", Fwd: "stale", FwdStatus: 304, Stored: true, TTL: 10, HasTTL: true}.String(), "wedge; fwd=stale; fwd-status=304; stored; ttl=10"},
+	{"9211 §2.8", cacheStatus{Name: "wedge", Fwd: "method", FwdStatus: 201, Detail: "invalidated"}.String(), "wedge; fwd=method; fwd-status=201; detail=invalidated"},
 }
 
 func TestCacheStatusFormat(t *testing.T) {

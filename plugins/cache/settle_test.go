@@ -121,7 +121,7 @@ func FuzzSettle(f *testing.F) {
 	f.Add(`no-cache="Set-Cookie", max-age=5`, "", 200, true)
 	f.Add("max-age=1;a=?1, private", "max-stale", 404, false)
 	f.Fuzz(func(t *testing.T, cc, reqCC string, status int, cookie bool) {
-		if status < 200 || status > 599 || !validValue(cc) || !validValue(reqCC) {
+		if status < 200 || status > 599 || !abi.ValidHeaderValue(cc) || !abi.ValidHeaderValue(reqCC) {
 			return
 		}
 		sc := settleCase{method: "GET", reqCC: reqCC, status: status, fields: []string{"Cache-Control", cc, "Wedge-Cache-Control", cc}}
@@ -134,16 +134,6 @@ func FuzzSettle(f *testing.F) {
 			t.Fatalf("%+v:\nsettled  %v\nplugin's %v", sc, got, want)
 		}
 	})
-}
-
-// validValue reports whether v can be a field value the host accepts.
-func validValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if v[i] < ' ' && v[i] != '\t' || v[i] == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // TestLookupReadsNothing: a GET or HEAD is looked up with cache_request

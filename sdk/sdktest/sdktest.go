@@ -1,13 +1,8 @@
 // Package sdktest runs a plugin natively, in a plain `go test`, against the
 // real host logic of package wasm/host: the same header rules, stores, key
 // handling and errors as in production, minus the Wasm engine. Use it for
-// fast unit tests of plugin logic; use wasm/wasmtest to test the built .wasm.
-//
-//	func TestHello(t *testing.T) {
-//		h := sdktest.New(t, hello{}, nil)
-//		res := h.Do(host.Request{Method: "GET", Path: "/"})
-//		if res.Resp.Status != 401 { ... }
-//	}
+// fast unit tests of plugin logic (ExampleHost_Do; plugins/hello's tests run
+// the same cases here and as Wasm); use wasm/wasmtest to test the built .wasm.
 //
 // Host functions reach the test host through process-wide state, so a Host
 // serialises its calls with every other Host in the process; do not call

@@ -20,6 +20,10 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
+// IsTokenChar reports whether c is a tchar (RFC 9110 §5.6.2), for parsers
+// of grammars built on tokens (RFC 8941's sf-token adds ':' and '/').
+func IsTokenChar(c byte) bool { return tokenChars[c] }
+
 // ValidToken reports whether s is an RFC 9110 token (§5.6.2): what field
 // names and the keys of forwarded values must be.
 func ValidToken[S ~string | ~[]byte](s S) bool {

@@ -55,14 +55,7 @@ func (c *Call) headerLines(m abi.Msg, name string) []string {
 	r := &c.creq
 	start, from := len(r.lines), len(r.buf)
 	r.buf = c.ex.AppendHeaderValues(r.buf, m, view(name))
-	for rest := r.buf[from:]; ; {
-		item, next, ok := abi.NextItem(rest)
-		if !ok {
-			break
-		}
-		r.lines = append(r.lines, bytesView(item))
-		rest = next
-	}
+	r.lines = httpcache.AppendLines(r.lines, r.buf[from:])
 	return r.lines[start:len(r.lines):len(r.lines)]
 }
 
@@ -227,7 +220,7 @@ func (c *Call) CacheResponse(name []byte, options int32) int32 {
 	if options&httpcache.StripCDN != 0 {
 		c.ex.HeaderDel(abi.MsgResponse, cdnCCName)
 	}
-	r.out = httpcache.AppendCacheStatus(r.out[:0], bytesView(name), false, st.Fwd, status, false, 0, false, detail)
+	r.out = httpcache.CacheStatus{Name: bytesView(name), Fwd: st.Fwd, FwdStatus: status, Detail: detail}.Append(r.out[:0])
 	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
 	return httpcache.Settled
 }
@@ -260,7 +253,7 @@ func (c *Call) cacheForward(st *httpcache.State, rq httpcache.Directives, name [
 		return e
 	}
 	r := &c.creq
-	r.out = httpcache.AppendCacheStatus(r.out[:0], bytesView(name), false, "", 0, false, 0, false, "only-if-cached")
+	r.out = httpcache.CacheStatus{Name: bytesView(name), Detail: "only-if-cached"}.Append(r.out[:0])
 	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
 	c.ex.HeaderSet(abi.MsgResponse, contentTypeName, textPlain)
 	c.ex.SetStatus(504)
@@ -341,7 +334,7 @@ func (c *Call) cacheServe(e *CacheEntry, m *httpcache.Meta, st *httpcache.State,
 	r.out = strconv.AppendInt(r.out[:0], int64(age/time.Second), 10)
 	c.ex.HeaderSet(abi.MsgResponse, ageName, r.out)
 	ttl := httpcache.TTLSeconds(time.Duration(m.Lifetime)*time.Millisecond, age)
-	r.out = httpcache.AppendCacheStatus(r.out[:0], bytesView(name), true, "", 0, false, ttl, true, detail)
+	r.out = httpcache.CacheStatus{Name: bytesView(name), Hit: true, TTL: ttl, HasTTL: true, Detail: detail}.Append(r.out[:0])
 	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
 	const flags = httpcache.Answered | httpcache.Hit
 	if st.ClientCond && httpcache.NotModified(inm, ims, m.ETag, m.LastMod) {

@@ -11,8 +11,10 @@
 // Byte slices that reach Call are views of guest memory, valid during the
 // call only: everything kept is copied.
 //
-// [RunChain] runs an exchange through a chain of plugins as the edge does,
-// and [Pending] is the part of that both chain runners share: where the
+// [Flow] is the one chain runner: the order of the phases, where the
 // fields a plugin left on its answer when it continued join the response
-// (wasm/abi/README.md section 4).
+// (wasm/abi/README.md section 4), what answered means and the background
+// revalidation. The edge runs its requests through it over a [Chain] of
+// its own (edge/handler.go); [RunChain] runs it over plain functions for
+// wasmtest, sdktest and the conformance kit.
 package host

@@ -8,12 +8,16 @@ import (
 	"github.com/talowa/wedge/wasm/abi"
 )
 
-// Exchange is one HTTP exchange as plugins see it. The edge implements it over
-// its server's request and response; [MemExchange] implements it in memory for
-// tests and the native SDK. The host validates every argument before calling a
-// setter (header names and values, fields, statuses, sizes), so an
-// implementation only stores. Byte slices passed in are views of guest memory
-// valid only during the call: an implementation copies what it keeps.
+// Exchange is one HTTP exchange as plugins see it. [MemExchange] is the
+// implementation everything runs on: the edge embeds it in its pooled
+// per-request exchange (filled from a copy of the fasthttp request; it
+// overrides SetBody and LoadResponse to pool answers' bodies and to tell
+// cached bodies from its own), and wasmtest, sdktest and the conformance kit
+// use it as it is, so all of them share one set of exchange semantics. The
+// host validates every argument before calling a setter (header names and
+// values, fields, statuses, sizes), so an implementation only stores. Byte
+// slices passed in are views of guest memory valid only during the call: an
+// implementation copies what it keeps.
 type Exchange interface {
 	// Field returns a request attribute. The result is only read before the
 	// next call on the Exchange.
@@ -149,8 +153,9 @@ type Response struct {
 	Body   []byte
 }
 
-// MemExchange is an [Exchange] held in memory: what wasmtest and sdktest run
-// plugins against. It is not safe for concurrent use.
+// MemExchange is an [Exchange] held in memory: what the edge (embedded in its
+// pooled exchange), wasmtest and sdktest run plugins against. It is not safe
+// for concurrent use.
 type MemExchange struct {
 	Req  Request
 	Resp Response

@@ -6,6 +6,113 @@ import (
 	"github.com/talowa/wedge/wasm/abi"
 )
 
+// Chain is a chain of plugins and the origin behind it, as [Flow] runs an
+// exchange through them. The edge implements it over the plugin versions a
+// request holds and its origin client (edge/handler.go); [RunChain]
+// implements it over [Stage]s and a function, for wasmtest, sdktest and
+// the conformance kit. Whatever implements it, the order of the phases,
+// the fields a plugin leaves on its answer, what answered means and the
+// background revalidation are [Flow]'s, so the edge runs the code the
+// tests run.
+type Chain interface {
+	// Len is the number of plugins.
+	Len() int
+	// OnRequest runs plugin i's request phase (i from 0, in chain order)
+	// with its failure policy applied: on a failure it returns the error
+	// with the action the policy chose.
+	OnRequest(i int, ex Exchange) (abi.Action, error)
+	// OnResponse runs plugin i's response phase; a plugin without one
+	// returns nil.
+	OnResponse(i int, ex Exchange) error
+	// Failed reports plugin i's failure in a phase, the error OnRequest
+	// or OnResponse returned.
+	Failed(i int, phase abi.Phase, err error)
+	// Origin sends x.Req, with the values in x.Vals, to the origin and
+	// puts its answer, or the failure to get one, in x.Resp.
+	Origin(x *MemExchange)
+}
+
+// Flow runs one exchange at a time through a [Chain]: request phases in
+// chain order until one answers, the origin unless one did, then response
+// phases in reverse order, each preceded by the fields its plugin's
+// request phase left on its answer (wasm/abi/README.md section 4). Its
+// storage is reused from one exchange to the next: the edge keeps one per
+// pooled exchange, and it allocates nothing once warm.
+type Flow struct {
+	pending  pending
+	ran      int
+	answered bool
+}
+
+// Run runs x through c. ex is the exchange the plugins see: x itself, or
+// a type that embeds x to change how it keeps bodies (the edge's).
+func (f *Flow) Run(c Chain, ex Exchange, x *MemExchange) {
+	f.pending.Reset()
+	f.ran, f.answered = 0, false
+	for n := c.Len(); f.ran < n; {
+		i := f.ran
+		act, err := c.OnRequest(i, ex)
+		f.ran++
+		if err != nil {
+			c.Failed(i, abi.PhaseRequest, err)
+		}
+		if act == abi.ActionAnswer {
+			f.answered = true
+			break
+		}
+		f.pending.Continued(i, &x.Resp)
+	}
+	if !f.answered {
+		c.Origin(x)
+	}
+	for i := f.ran - 1; i >= 0; i-- {
+		f.pending.Apply(i, &x.Resp)
+		if err := c.OnResponse(i, ex); err != nil {
+			c.Failed(i, abi.PhaseResponse, err)
+		}
+	}
+}
+
+// Ran is how many plugins' request phases the last Run ran: the plugins
+// that saw the request, the one that answered included. Plugins behind
+// them did not.
+func (f *Flow) Ran() int { return f.ran }
+
+// Answered reports whether a request phase of the last Run answered, so
+// that the origin was not asked.
+func (f *Flow) Answered() bool { return f.answered }
+
+// Revalidation takes from x the background revalidation the last Run's
+// request phase asked for (cache_revalidate), to run once the response is
+// written with [RunRevalidation] on a chain of the first Ran() plugins. It
+// is nil when none was asked for, or when no request phase answered: the
+// ABI runs a revalidation on an answer only, so Revalidation drops it
+// (Done) then. The caller calls Done on what it gets, whether it runs it
+// or drops it.
+func (f *Flow) Revalidation(x *MemExchange) *Revalidation {
+	rv := x.TakeRevalidation()
+	if rv != nil && !f.answered {
+		rv.Done()
+		return nil
+	}
+	return rv
+}
+
+// RunRevalidation runs a background revalidation on x, the exchange of its
+// copied request ([Revalidation.Exchange]): the origin, then every
+// response phase of c in reverse order, c being the plugins whose request
+// phase ran on the request that asked for it. No fields are pending: no
+// request phase ran on x. Its response goes nowhere; what it is for is
+// what the response phases store.
+func RunRevalidation(c Chain, x *MemExchange) {
+	c.Origin(x)
+	for i := c.Len() - 1; i >= 0; i-- {
+		if err := c.OnResponse(i, x); err != nil {
+			c.Failed(i, abi.PhaseResponse, err)
+		}
+	}
+}
+
 // Result is the outcome of one exchange run by [Run] or [RunChain].
 type Result struct {
 	MemExchange
@@ -29,85 +136,75 @@ type Stage struct {
 	OnResponse func(Exchange) error
 }
 
-// Run runs one exchange the way the edge runs a chain of one plugin: the
-// request phase; unless it answered, the origin; then the header fields the
-// request phase left on its answer when it continued, added to the
-// response; then the response phase. wasmtest and sdktest both run plugins
-// through it, so a plugin behaves the same natively and as Wasm.
-//
-// A background revalidation the request phase asked for runs after that,
-// as the edge runs it once the response is written: the copied request
-// goes to origin and the response phase runs on the answer. Run does it
-// before returning, so a test sees its effect on the next request.
+// Run runs one exchange through a chain of one plugin, as the edge runs a
+// chain: see [RunChain]. wasmtest and sdktest both run plugins through
+// it, so a plugin behaves the same natively and as Wasm.
 func Run(req Request, request func(Exchange) (abi.Action, error), origin func(*Request) Response, response func(Exchange) error) *Result {
 	return RunChain(req, []Stage{{request, response}}, origin)
 }
 
-// RunChain runs one exchange through a chain of plugins as the edge does
-// (edge/handler.go): request phases in order until one answers, the origin
-// unless one did, then response phases in reverse order, each preceded by
-// the fields its plugin's request phase left aside ([Pending]).
+// RunChain runs one exchange through a chain of plugins with the edge's
+// runner, [Flow], and origin in place of the origin service.
+//
+// A background revalidation the request phase asked for runs after that,
+// as the edge runs it once the response is written: the copied request
+// goes to origin and the response phases of the plugins that ran run on
+// the answer. RunChain does it before returning, so a test sees its
+// effect on the next request.
 func RunChain(req Request, chain []Stage, origin func(*Request) Response) *Result {
 	r := &Result{MemExchange: MemExchange{Req: req}}
-	var pending Pending
-	var reqErrs, respErrs []error
-	ran := 0
-	for ran < len(chain) {
-		act, err := chain[ran].OnRequest(&r.MemExchange)
-		reqErrs = append(reqErrs, err)
-		if act == abi.ActionAnswer {
-			ran++
-			r.Answered = true
-			break
-		}
-		pending.Continued(ran, &r.Resp)
-		ran++
-	}
-	if !r.Answered {
-		r.Resp = origin(&r.Req)
-	}
-	for i := ran - 1; i >= 0; i-- {
-		pending.Apply(i, &r.Resp)
-		respErrs = append(respErrs, chain[i].OnResponse(&r.MemExchange))
-	}
-	r.RequestErr, r.ResponseErr = join(reqErrs), join(respErrs)
-	if rv := r.TakeRevalidation(); rv != nil {
-		if r.Answered { // cache_revalidate takes effect on an answer only
-			b := &Result{MemExchange: *rv.Exchange()}
-			b.Resp = origin(&b.Req)
-			var errs []error
-			for i := ran - 1; i >= 0; i-- {
-				errs = append(errs, chain[i].OnResponse(&b.MemExchange))
-			}
-			b.ResponseErr = join(errs)
-			r.Background = b
-		}
+	c := &stages{list: chain, origin: origin}
+	var f Flow
+	f.Run(c, &r.MemExchange, &r.MemExchange)
+	r.Answered = f.Answered()
+	r.RequestErr, r.ResponseErr = join(c.reqErrs), join(c.respErrs)
+	if rv := f.Revalidation(&r.MemExchange); rv != nil {
+		b := &Result{MemExchange: *rv.Exchange()}
+		bc := &stages{list: chain[:f.Ran()], origin: origin}
+		RunRevalidation(bc, &b.MemExchange)
+		b.ResponseErr = join(bc.respErrs)
+		r.Background = b
 		rv.Done()
 	}
 	return r
 }
 
+// stages is a [Chain] of [Stage]s that keeps the failures it is told of.
+type stages struct {
+	list              []Stage
+	origin            func(*Request) Response
+	reqErrs, respErrs []error
+}
+
+func (s *stages) Len() int { return len(s.list) }
+
+func (s *stages) OnRequest(i int, ex Exchange) (abi.Action, error) { return s.list[i].OnRequest(ex) }
+
+func (s *stages) OnResponse(i int, ex Exchange) error { return s.list[i].OnResponse(ex) }
+
+func (s *stages) Failed(_ int, phase abi.Phase, err error) {
+	if phase == abi.PhaseRequest {
+		s.reqErrs = append(s.reqErrs, err)
+	} else {
+		s.respErrs = append(s.respErrs, err)
+	}
+}
+
+func (s *stages) Origin(x *MemExchange) { x.Resp = s.origin(&x.Req) }
+
 // join is errors.Join, but one error stays itself: a chain of one plugin
 // reports its phase's error as it was returned.
 func join(errs []error) error {
-	var one error
-	n := 0
-	for _, err := range errs {
-		if err != nil {
-			one, n = err, n+1
-		}
+	if len(errs) == 1 {
+		return errs[0]
 	}
-	if n > 1 {
-		return errors.Join(errs...)
-	}
-	return one
+	return errors.Join(errs...)
 }
 
-// Pending keeps, for each plugin of a chain whose request phase continued,
+// pending keeps, for each plugin of a chain whose request phase continued,
 // the header fields it left on its answer, until the response phase
-// reaches that plugin (wasm/abi/README.md section 4). Both chain runners,
-// the edge's and [RunChain], use it, so they cannot disagree. Its storage
-// is reused across requests: it allocates nothing once warm.
+// reaches that plugin (wasm/abi/README.md section 4), for [Flow]. Its
+// storage is reused across requests: it allocates nothing once warm.
 //
 // # Why
 //
@@ -119,13 +216,13 @@ func join(errs []error) error {
 // position in the response phase, as if its response phase had added
 // them: plugins behind it never see them, so a cache behind it never
 // stores per-client fields, and plugins before it do.
-type Pending struct {
+type pending struct {
 	fields []HeaderField
 	ends   []int // ends[i]: where plugin i's fields end in fields
 }
 
 // Reset empties p for the next request, keeping its storage.
-func (p *Pending) Reset() {
+func (p *pending) Reset() {
 	clear(p.fields) // the strings belong to the request that is done
 	p.fields, p.ends = p.fields[:0], p.ends[:0]
 }
@@ -134,7 +231,7 @@ func (p *Pending) Reset() {
 // from 0) continued: it takes aside the header fields on resp, the
 // plugin's unsent answer, and empties resp, status and body too, so the
 // next plugin starts from no answer.
-func (p *Pending) Continued(i int, resp *Response) {
+func (p *pending) Continued(i int, resp *Response) {
 	for len(p.ends) < i {
 		p.ends = append(p.ends, len(p.fields))
 	}
@@ -147,7 +244,7 @@ func (p *Pending) Continued(i int, resp *Response) {
 // Apply adds plugin i's fields to resp, the response on its way to the
 // client; it is called where plugin i's response phase runs, just before
 // it, whether or not the plugin has one.
-func (p *Pending) Apply(i int, resp *Response) {
+func (p *pending) Apply(i int, resp *Response) {
 	if i >= len(p.ends) {
 		return
 	}

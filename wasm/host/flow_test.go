@@ -112,7 +112,7 @@ func TestPendingAllocs(t *testing.T) {
 		t.Skip("the race detector allocates")
 	}
 	var x MemExchange
-	var p Pending
+	var p pending
 	request := func() {
 		x.Reset()
 		p.Reset()

@@ -2,8 +2,10 @@
 // ./guest) that calls every host function, on its success and its error
 // paths, in every phase, and reports each check in the response body; and
 // the fixture both sides agree on. The kit runs as Wasm against package wasm
-// and natively against sdk/sdktest (tck_test.go), so a change to the host or
-// the SDK that breaks the contract fails one of the two.
+// and natively against sdk/sdktest (tck_test.go), and as Wasm in a live edge
+// node over a socket (edge/tck_test.go), so a change to the host, the SDK or
+// the edge that breaks the contract fails one of the three. Package tcktest
+// is the host's side: configuration, fixture request and origin, checks.
 //
 // Report lines are "PASS <function>: <what>" or "FAIL <function>: <what>:
 // <detail>"; Summary parses them.
@@ -27,6 +29,23 @@ const (
 	RequestID  = "tck-1"
 	Body       = `{"hello":"world"}`
 )
+
+// Assigned is what a host assigns a request itself, where a run does not take
+// it from the fixture: a live host takes the scheme from its listener and
+// the client address from the connection, and gives the request an id of
+// its own. It goes in the kit's config as member "assigned". An empty member
+// keeps the fixture's value; a RequestID of AnyRequestID accepts any
+// non-empty id, since a live host's is not known before the request
+// (the test then checks that the host's log records carry the id its
+// origin got).
+type Assigned struct {
+	Scheme     string `json:"scheme,omitempty"`
+	ClientAddr string `json:"client_addr,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+}
+
+// AnyRequestID in Assigned.RequestID accepts any non-empty request id.
+const AnyRequestID = "*"
 
 // Headers of the request, in order.
 var Headers = [][2]string{

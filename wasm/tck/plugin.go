@@ -29,12 +29,13 @@ type Key struct {
 // Plugin is the conformance plugin. Register it with sdk.Register; run it
 // with a pool of one instance so all three phases see the same state.
 type Plugin struct {
-	lines   []string
-	keys    []regKey
-	counter int32
-	gauge   int32
-	hist    int32
-	policy  int32 // token_policy handle (token.go)
+	lines    []string
+	keys     []regKey
+	counter  int32
+	gauge    int32
+	hist     int32
+	policy   int32    // token_policy handle (token.go)
+	assigned Assigned // the fixture's request fields, or what the config says the host assigns
 }
 
 type regKey struct {
@@ -114,10 +115,34 @@ func (p *Plugin) Configure(cfg []byte) error {
 	var rr [abi.RateResultSize]byte
 	p.errno("ratelimit_take", "in configure", hostcall.RatelimitTake(b("k"), 1, 1000, 1, 1, rr[:]), abi.ErrPhase)
 
+	p.configureAssigned(cfg)
 	p.configureKeys(cfg)
 	p.configureTokens()
 	p.configureMetrics()
 	return nil
+}
+
+// configureAssigned reads config member "assigned" (Assigned) over the
+// fixture's values.
+func (p *Plugin) configureAssigned(cfg []byte) {
+	p.assigned = Assigned{Scheme: Scheme, ClientAddr: ClientAddr, RequestID: RequestID}
+	raw, ok, err := jsonscan.Member(cfg, "assigned")
+	if !ok || err != nil {
+		return
+	}
+	_ = jsonscan.Object(raw, func(name, v []byte) bool {
+		s, _ := jsonscan.String(v)
+		switch {
+		case s == "":
+		case string(name) == "scheme":
+			p.assigned.Scheme = s
+		case string(name) == "client_addr":
+			p.assigned.ClientAddr = s
+		case string(name) == "request_id":
+			p.assigned.RequestID = s
+		}
+		return true
+	})
 }
 
 func (p *Plugin) configureKeys(cfg []byte) {
@@ -219,10 +244,14 @@ func (p *Plugin) fields() {
 		field abi.Field
 		want  string
 	}{
-		{abi.FieldMethod, Method}, {abi.FieldScheme, Scheme}, {abi.FieldHost, Host}, {abi.FieldPath, Path},
-		{abi.FieldRawQuery, RawQuery}, {abi.FieldProto, Proto}, {abi.FieldClientAddr, ClientAddr}, {abi.FieldRequestID, RequestID},
+		{abi.FieldMethod, Method}, {abi.FieldScheme, p.assigned.Scheme}, {abi.FieldHost, Host}, {abi.FieldPath, Path},
+		{abi.FieldRawQuery, RawQuery}, {abi.FieldProto, Proto}, {abi.FieldClientAddr, p.assigned.ClientAddr}, {abi.FieldRequestID, p.assigned.RequestID},
 	} {
 		got, _ := read(256, func(buf []byte) int32 { return hostcall.FieldGet(f.field, buf) })
+		if f.want == AnyRequestID {
+			p.check("field_get", fmt.Sprintf("field %d", f.field), len(got) > 0, "empty")
+			continue
+		}
 		p.eqBytes("field_get", fmt.Sprintf("field %d", f.field), got, f.want)
 	}
 	p.eq("field_get", "probe", hostcall.FieldGet(abi.FieldHost, nil), int32(len(Host)))

@@ -1,12 +1,8 @@
 // Package wasmtest runs .wasm plugins in tests: ours and plugin authors'.
 // It builds a plugin folder (once per source state, cached on disk), loads it
-// into a real runtime with in-memory stores, and runs requests through it.
-//
-//	func TestAuthRejects(t *testing.T) {
-//		p := wasmtest.Load(t, ".", []byte(`{"secret":"s3cret"}`))
-//		res := p.Do(host.Request{Method: "GET", Path: "/api"})
-//		if res.Resp.Status != 401 { ... }
-//	}
+// into a real runtime with in-memory stores, and runs requests through it:
+// see the package Example, and plugins/hello's tests, which run the same
+// cases natively (sdk/sdktest) and as Wasm here.
 package wasmtest
 
 import (

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge/pop"
@@ -25,7 +26,7 @@ import (
 // edgeCmd is `wedgectl edge`: the POP itself, so that one binary is all an
 // operator needs, and `up` starts its edges as processes of its own.
 func edgeCmd(ctx context.Context, args []string, _ io.Writer) error {
-	return pop.Run(ctx, args, os.Stderr)
+	return pop.Main(ctx, args, os.Stderr)
 }
 
 // natsFlag is the --nats flag of the commands that talk to the control
@@ -70,7 +71,7 @@ const subprocessEnv = "WEDGECTL_SUBPROCESS=1"
 // localFleet is the control plane `up` runs: embedded NATS, the rollout
 // controller, and the key that signs the plugin versions the edges trust.
 type localFleet struct {
-	cp     *controlplane.Server
+	cp     *embedded.Server
 	stores *controlplane.Stores
 	key    string // private key file, for `wedgectl plugin push --key`
 	pub    string // public key file, in every edge's trust store
@@ -83,7 +84,7 @@ func startFleet(ctx context.Context, dir, listen string, log *slog.Logger) (*loc
 	if f.key, f.pub, err = registry.GenerateKey(dir, "up"); err != nil {
 		return nil, err
 	}
-	if f.cp, err = controlplane.Start(controlplane.Options{Dir: filepath.Join(dir, "nats"), Listen: listen}); err != nil {
+	if f.cp, err = embedded.Start(embedded.Options{Dir: filepath.Join(dir, "nats"), Listen: listen}); err != nil {
 		return nil, err
 	}
 	nc, err := f.cp.Connect("wedgectl-up")

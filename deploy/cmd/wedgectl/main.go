@@ -1,12 +1,3 @@
-// Command wedgectl is the one binary operators and plugin authors use:
-//
-//	wedgectl up                                the whole system, locally
-//	wedgectl plugin build DIR [-o FILE.wasm]   build a Go plugin, reproducibly
-//	wedgectl plugin run DIR [METHOD] PATH      build it and send it requests
-//	wedgectl origin keygen                     a key that signs edge<->origin frames
-//	wedgectl origin train-dict SAMPLES...      a zstd dictionary for the origin link
-//
-// Run `wedgectl help` for the list.
 package main
 
 import (

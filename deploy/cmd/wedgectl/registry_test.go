@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/registry"
 )
@@ -23,23 +24,12 @@ func TestRegistryCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	t.Setenv("USER", "ops-test")
-	srv, err := controlplane.Start(controlplane.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
+	// The commands open the control plane, they do not create it: that is
+	// `wedgectl up`'s and `wedgectl control`'s job, done here by the
+	// fixture.
+	srv, st := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	url := srv.URL()
 	dir := t.TempDir()
-	// The commands open the control plane, they do not create it: that is
-	// `wedgectl up`'s and `wedgectl control`'s job.
-	setup, err := srv.Connect("setup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer setup.Close()
-	if _, err := controlplane.Ensure(ctx, setup); err != nil {
-		t.Fatal(err)
-	}
 
 	var out bytes.Buffer
 	if err := run(ctx, []string{"keys", "gen", "-o", dir, "ops"}, &out); err != nil {
@@ -111,15 +101,6 @@ func TestRegistryCommands(t *testing.T) {
 	}
 
 	// What the commands wrote is what an edge with the public key refuses.
-	nc, err := srv.Connect("check")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	st, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	trust, err := registry.LoadPublicKeys(pubPath)
 	if err != nil {
 		t.Fatal(err)

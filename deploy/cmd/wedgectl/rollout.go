@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/deploy/status"
 )
@@ -26,7 +27,7 @@ import (
 func control(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	url := natsFlag(fs)
-	embedded := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on 127.0.0.1:4222")
+	embeddedDir := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on 127.0.0.1:4222")
 	httpAddr := fs.String("http", "", "serve the status page on `ADDR`, e.g. 127.0.0.1:9090")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -35,8 +36,8 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("control: unexpected arguments %q", fs.Args())
 	}
 	var nc *nats.Conn
-	if *embedded != "" {
-		srv, err := controlplane.Start(controlplane.Options{Dir: *embedded, Listen: "127.0.0.1:4222"})
+	if *embeddedDir != "" {
+		srv, err := embedded.Start(embedded.Options{Dir: *embeddedDir, Listen: "127.0.0.1:4222"})
 		if err != nil {
 			return err
 		}
@@ -44,7 +45,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if nc, err = srv.Connect("wedgectl-control"); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embedded)
+		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embeddedDir)
 	} else {
 		var err error
 		if nc, err = controlplane.Dial(*url, "wedgectl-control", nil); err != nil {

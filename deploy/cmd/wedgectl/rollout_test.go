@@ -12,7 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
 )
@@ -22,20 +23,7 @@ import (
 func TestRolloutCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	srv, err := controlplane.Start(controlplane.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	s, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, s := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	_, key, _ := ed25519.GenerateKey(nil)
 	a, err := manifest.Sign(key, "auth", "v2", []byte("module"), "test")
 	if err != nil {

@@ -22,9 +22,10 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/status"
 	"github.com/talowa/wedge/edge"
-	edgefleet "github.com/talowa/wedge/edge/fleet"
+	"github.com/talowa/wedge/edge/pop"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
@@ -148,7 +149,7 @@ routes:
 	var edges []string // "http://addr (region)"
 	errc := make(chan error, 1)
 	if len(regions) == 0 {
-		addr, stop, err := serveLocal(ctx, edgeYAML(*listen, "local"), dir, fleet, log, errc)
+		addr, stop, err := serveLocal(ctx, edgeYAML(*listen, "local"), dir, log, errc)
 		if err != nil {
 			return err
 		}
@@ -211,53 +212,31 @@ Ctrl-C stops everything.
 	}
 }
 
-// serveLocal runs the edge in this process, on the control plane like any
-// other, and returns its address and how to stop it.
-func serveLocal(ctx context.Context, yaml, dir string, f *localFleet, log *slog.Logger, errc chan<- error) (string, func(), error) {
+// serveLocal runs the edge in this process: the POP `wedgectl edge` runs
+// (edge/pop), which joins the control plane like any other. It returns the
+// edge's address and how to stop it; a failure while it serves goes to
+// errc.
+func serveLocal(ctx context.Context, yaml, dir string, log *slog.Logger, errc chan<- error) (string, func(), error) {
 	cfg, err := edge.ParseConfig([]byte(yaml), dir)
 	if err != nil {
 		return "", nil, fmt.Errorf("up: %w", err)
 	}
-	n, err := edge.New(ctx, cfg, edge.Options{Logger: log, CompilationCache: wasmbuild.CompilationCacheDir()})
+	p, err := pop.New(ctx, cfg, pop.Options{Logger: log, CompilationCache: wasmbuild.CompilationCacheDir()})
 	if err != nil {
-		return "", nil, err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		n.Shutdown(context.Background())
 		return "", nil, fmt.Errorf("up: %w", err)
 	}
-	nc, err := f.cp.Connect(cfg.POP)
-	if err != nil {
-		n.Shutdown(context.Background())
-		return "", nil, err
-	}
-	agent, err := edgefleet.New(n, edgefleet.Options{Conn: nc, Region: cfg.Region, POP: cfg.POP,
-		Trust: cfg.Fleet.TrustStore(), Dir: cfg.Fleet.StateDir, Logger: log})
-	if err != nil {
-		nc.Close()
-		n.Shutdown(context.Background())
-		return "", nil, err
-	}
-	actx, stopAgent := context.WithCancel(ctx)
-	agentDone := make(chan struct{})
-	go func() { agent.Run(actx); close(agentDone) }()
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
-		if err := n.Serve(ln); err != nil {
+		defer close(done)
+		if err := p.Run(ctx); err != nil {
 			select {
 			case errc <- err:
 			default:
 			}
 		}
 	}()
-	return ln.Addr().String(), func() {
-		stopAgent()
-		<-agentDone
-		nc.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		n.Shutdown(sctx)
-	}, nil
+	return p.Addr().String(), func() { stop(); <-done }, nil
 }
 
 // parseRegions checks a -regions list.
@@ -364,7 +343,7 @@ func demoConfig(name string, secret []byte) any {
 		}
 	case "ratelimit":
 		return map[string]any{"policies": []any{
-			map[string]any{"name": "per_user", "key": "value:identity-sub", "limit": 10, "period": "1s", "burst": 10},
+			map[string]any{"name": "per_user", "key": "value:" + abi.IdentitySub, "limit": 10, "period": "1s", "burst": 10},
 		}}
 	}
 	return map[string]any{}
@@ -392,7 +371,7 @@ func demoApp() http.Handler {
 		w.Header().Set("Surrogate-Key", "hello demo")
 		json.NewEncoder(w).Encode(map[string]string{
 			"message":    "Hello from the demo application",
-			"user":       r.Header.Get("Wedge-Value-Identity-Sub"),
+			"user":       r.Header.Get(wire.ValuePrefix + abi.IdentitySub),
 			"generated":  time.Now().UTC().Format(time.RFC3339Nano),
 			"through":    r.Header.Get("Forwarded"),
 			"request_id": r.Header.Get("X-Request-Id"),

@@ -1,13 +1,9 @@
 package httpcache
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"unsafe"
-
-	"github.com/talowa/wedge/wasm/abi"
 )
 
 // view is b as a string without a copy. The caller guarantees b does not
@@ -256,29 +252,6 @@ func PragmaNoCache(lines []string) bool {
 		SplitList(l, func(m string) { found = found || strings.EqualFold(m, "no-cache") })
 	}
 	return found
-}
-
-// VariantKey is the secondary key of one variant of the primary key.
-func VariantKey(key, gen, v string) string {
-	return string(AppendVariantKey(nil, key, gen, v))
-}
-
-// AppendVariantKey appends VariantKey(key, gen, v) to dst: the primary
-// key, the generation and the variant, or the variant's SHA-256 when the
-// key would pass half of abi.MaxCacheKeyLen. The entry's Meta, not its
-// key, proves a match.
-func AppendVariantKey(dst []byte, key, gen, v string) []byte {
-	start := len(dst)
-	dst = append(dst, key...)
-	dst = append(dst, "\x00v\x00"...)
-	dst = append(dst, gen...)
-	dst = append(dst, 0)
-	if len(dst)-start+len(v) <= abi.MaxCacheKeyLen/2 {
-		return append(dst, v...)
-	}
-	dst = append(dst, '#')
-	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(v), len(v)))
-	return hex.AppendEncode(dst, sum[:])
 }
 
 // What cache_request returns, as flags: whether the host answered, and

@@ -4,11 +4,12 @@ package httpcache
 // and RFC 9211 Cache-Status) as pure functions over header values.
 
 import (
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/talowa/wedge/wasm/abi"
 )
 
 // Headers is what the policy reads a message through: sdk.Header in the
@@ -94,11 +95,9 @@ func TrimOWS(s string) string { return strings.Trim(s, " \t") }
 func fieldNames(v string) (names []string, ok bool) {
 	ok = true
 	SplitList(v, func(m string) {
-		for i := 0; i < len(m); i++ {
-			if !IsTchar(m[i]) {
-				ok = false
-				return
-			}
+		if !abi.ValidToken(m) {
+			ok = false
+			return
 		}
 		names = append(names, m)
 	})
@@ -212,146 +211,193 @@ type sfItem struct {
 
 // parseSFDictionary parses a Structured Field Dictionary (RFC 8941 §4.2.2)
 // strictly; ok is false on any syntax error, which makes RFC 9213 §2 ignore
-// the whole targeted field.
+// the whole targeted field. Inner lists are a syntax error here: no cache
+// directive takes one.
 func parseSFDictionary(s string) (map[string]sfItem, bool) {
+	p := sfParser{s: s}
+	p.skipSP()
 	out := map[string]sfItem{}
-	i := 0
-	sp := func() {
-		for i < len(s) && s[i] == ' ' {
-			i++
-		}
-	}
-	ows := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
-			i++
-		}
-	}
-	key := func() (string, bool) {
-		if i >= len(s) || !(s[i] >= 'a' && s[i] <= 'z' || s[i] == '*') {
-			return "", false
-		}
-		st := i
-		for i < len(s) {
-			c := s[i]
-			if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '*' {
-				i++
-				continue
-			}
-			break
-		}
-		return s[st:i], true
-	}
-	bare := func() (sfItem, bool) {
-		if i >= len(s) {
-			return sfItem{}, false
-		}
-		switch c := s[i]; {
-		case c == '-' || c >= '0' && c <= '9':
-			st := i
-			if c == '-' {
-				i++
-			}
-			digits, dot := 0, false
-			for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.' && !dot) {
-				if s[i] == '.' {
-					dot = true
-				} else {
-					digits++
-				}
-				i++
-			}
-			if digits == 0 || s[i-1] == '.' || (!dot && digits > 15) || (dot && digits > 15) {
-				return sfItem{}, false
-			}
-			if dot {
-				return sfItem{kind: 'o'}, true
-			}
-			n, err := strconv.ParseInt(s[st:i], 10, 64)
-			return sfItem{kind: 'i', i: n}, err == nil
-		case c == '"':
-			st := i
-			for i++; i < len(s); i++ {
-				switch {
-				case s[i] == '\\':
-					i++
-					if i >= len(s) || s[i] != '"' && s[i] != '\\' {
-						return sfItem{}, false
-					}
-				case s[i] == '"':
-					i++
-					return sfItem{kind: 's', s: s[st:i]}, true
-				case s[i] < 0x20 || s[i] > 0x7e:
-					return sfItem{}, false
-				}
-			}
-			return sfItem{}, false
-		case c == '?':
-			if i+1 < len(s) && (s[i+1] == '0' || s[i+1] == '1') {
-				i += 2
-				return sfItem{kind: 'b', b: s[i-1] == '1'}, true
-			}
-			return sfItem{}, false
-		case c == ':':
-			end := strings.IndexByte(s[i+1:], ':')
-			if end < 0 {
-				return sfItem{}, false
-			}
-			i += end + 2
-			return sfItem{kind: 'o'}, true
-		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '*':
-			for i++; i < len(s) && (IsTchar(s[i]) || s[i] == ':' || s[i] == '/'); i++ {
-			}
-			return sfItem{kind: 'o'}, true
-		}
-		return sfItem{}, false
-	}
-	sp()
-	for i < len(s) {
-		k, ok := key()
+	for !p.done() {
+		k, ok := p.key()
 		if !ok {
 			return nil, false
 		}
 		item := sfItem{kind: 'b', b: true}
-		if i < len(s) && s[i] == '=' {
-			i++
-			if item, ok = bare(); !ok {
+		if p.eat('=') {
+			if item, ok = p.bareItem(); !ok {
 				return nil, false
 			}
 		}
-		for i < len(s) && s[i] == ';' { // parameters: parsed, then ignored (RFC 9213 §2)
-			i++
-			sp()
-			if _, ok := key(); !ok {
-				return nil, false
-			}
-			if i < len(s) && s[i] == '=' {
-				i++
-				if _, ok := bare(); !ok {
-					return nil, false
-				}
-			}
-		}
-		out[k] = item
-		ows()
-		if i >= len(s) {
-			return out, true
-		}
-		if s[i] != ',' {
+		if !p.params() {
 			return nil, false
 		}
-		i++
-		ows()
-		if i >= len(s) {
+		out[k] = item
+		p.skipOWS()
+		if p.done() {
+			return out, true
+		}
+		if !p.eat(',') {
+			return nil, false
+		}
+		p.skipOWS()
+		if p.done() {
 			return nil, false // trailing comma
 		}
 	}
 	return out, true
 }
 
-// IsTchar reports whether c may appear in a token (RFC 9110 §5.6.2).
-func IsTchar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+// sfParser is a cursor over a Structured Field value: each method parses
+// one production of RFC 8941 §4.2 at the cursor and moves past it.
+type sfParser struct {
+	s string
+	i int
+}
+
+func (p *sfParser) done() bool { return p.i >= len(p.s) }
+
+// peek is the byte at the cursor, 0 at the end (no production starts with
+// a 0 byte, so it fails like any other wrong byte).
+func (p *sfParser) peek() byte {
+	if p.done() {
+		return 0
+	}
+	return p.s[p.i]
+}
+
+// eat moves past c if it is at the cursor.
+func (p *sfParser) eat(c byte) bool {
+	if p.peek() != c || p.done() {
+		return false
+	}
+	p.i++
+	return true
+}
+
+func (p *sfParser) skipSP() {
+	for p.peek() == ' ' {
+		p.i++
+	}
+}
+
+func (p *sfParser) skipOWS() {
+	for c := p.peek(); c == ' ' || c == '\t'; c = p.peek() {
+		p.i++
+	}
+}
+
+// digits moves past a run of digits and returns its length.
+func (p *sfParser) digits() int {
+	st := p.i
+	for c := p.peek(); c >= '0' && c <= '9'; c = p.peek() {
+		p.i++
+	}
+	return p.i - st
+}
+
+// key parses a key (§4.2.3.3): lcalpha or "*", then lcalpha, digits and
+// "_-.*".
+func (p *sfParser) key() (string, bool) {
+	if c := p.peek(); !(c >= 'a' && c <= 'z' || c == '*') {
+		return "", false
+	}
+	st := p.i
+	for c := p.peek(); c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == '*'; c = p.peek() {
+		p.i++
+	}
+	return p.s[st:p.i], true
+}
+
+// params parses the parameters after an item (§4.2.3.2), which cache
+// directives ignore (RFC 9213 §2): parsed only so a malformed one fails.
+func (p *sfParser) params() bool {
+	for p.eat(';') {
+		p.skipSP()
+		if _, ok := p.key(); !ok {
+			return false
+		}
+		if p.eat('=') {
+			if _, ok := p.bareItem(); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// bareItem parses a bare item (§4.2.3.1).
+func (p *sfParser) bareItem() (sfItem, bool) {
+	switch c := p.peek(); {
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number()
+	case c == '"':
+		return p.string()
+	case c == '?':
+		// A boolean (§4.2.8): ?0 or ?1.
+		p.i++
+		if b := p.peek(); b == '0' || b == '1' {
+			p.i++
+			return sfItem{kind: 'b', b: b == '1'}, true
+		}
+	case c == ':':
+		// A byte sequence (§4.2.7), whose contents cache directives never
+		// read.
+		end := strings.IndexByte(p.s[p.i+1:], ':')
+		if end >= 0 {
+			p.i += end + 2
+			return sfItem{kind: 'o'}, true
+		}
+	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '*':
+		// A token (§4.2.6).
+		for p.i++; !p.done() && (abi.IsTokenChar(p.s[p.i]) || p.s[p.i] == ':' || p.s[p.i] == '/'); p.i++ {
+		}
+		return sfItem{kind: 'o'}, true
+	}
+	return sfItem{}, false
+}
+
+// number parses an Integer or a Decimal (§4.2.4): an optional minus, then
+// at most 15 digits for an integer, or for a decimal at most 12 digits, a
+// point and 1 to 3 digits.
+func (p *sfParser) number() (sfItem, bool) {
+	st := p.i
+	p.eat('-')
+	n := p.digits()
+	if n == 0 {
+		return sfItem{}, false
+	}
+	if !p.eat('.') {
+		if n > 15 {
+			return sfItem{}, false
+		}
+		v, err := strconv.ParseInt(p.s[st:p.i], 10, 64)
+		return sfItem{kind: 'i', i: v}, err == nil
+	}
+	if frac := p.digits(); n > 12 || frac == 0 || frac > 3 {
+		return sfItem{}, false
+	}
+	return sfItem{kind: 'o'}, true
+}
+
+// string parses a String (§4.2.5): printable ASCII in quotes, with only
+// \" and \\ escaped. The item keeps it as written.
+func (p *sfParser) string() (sfItem, bool) {
+	st := p.i
+	for p.i++; !p.done(); p.i++ {
+		switch c := p.s[p.i]; {
+		case c == '\\':
+			p.i++
+			if b := p.peek(); b != '"' && b != '\\' {
+				return sfItem{}, false
+			}
+		case c == '"':
+			p.i++
+			return sfItem{kind: 's', s: p.s[st:p.i]}, true
+		case c < 0x20 || c > 0x7e:
+			return sfItem{}, false
+		}
+	}
+	return sfItem{}, false
 }
 
 // ParseTargeted reads a targeted field (RFC 9213 §2.1) into directives. ok
@@ -717,46 +763,6 @@ func Invalidates(method string, status int) bool {
 	return !SafeMethod(method) && status >= 200 && status < 400
 }
 
-// Key is the primary key: scheme, host (case-insensitive) and target.
-// GET and HEAD share it: a HEAD is answered from a stored GET.
-// The edge's purge-by-URL (edge/admin.go) builds keys with it too; a change
-// of format takes a new prefix.
-func Key(scheme, host, path, query string) string {
-	return string(AppendKey(nil, scheme, host, path, query))
-}
-
-// AppendKey appends cacheKey(scheme, host, path, query) to dst.
-func AppendKey(dst []byte, scheme, host, path, query string) []byte {
-	dst = append(dst, "wc1\x00"...)
-	dst = appendLower(dst, scheme)
-	dst = append(dst, "://"...)
-	dst = appendLower(dst, host)
-	dst = append(dst, path...)
-	if query != "" {
-		dst = append(dst, '?')
-		dst = append(dst, query...)
-	}
-	return dst
-}
-
-// appendLower appends s lowercased as strings.ToLower does for ASCII;
-// anything else goes through strings.ToLower.
-func appendLower(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return append(dst, strings.ToLower(s)...)
-		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	return dst
-}
-
 // VaryNames normalises the Vary field lines: lowercase names, each once, in
 // order; star reports a "*" member (RFC 9110 §12.5.5).
 func VaryNames(lines []string) (names string, star bool) {
@@ -853,37 +859,47 @@ func Tags(surrogate, cacheTag []string, limit int) []string {
 	return out
 }
 
-// CacheStatus formats one Cache-Status member (RFC 9211 §2): the cache's
-// name, then hit or fwd (with fwd-status and stored), ttl and detail. ttl is
-// in whole seconds, negative once stale.
-func CacheStatus(name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) string {
-	return string(AppendCacheStatus(nil, name, hit, fwd, fwdStatus, stored, ttl, hasTTL, detail))
+// CacheStatus is one Cache-Status member (RFC 9211 §2): the cache's name,
+// then hit or fwd (with fwd-status and stored), ttl and detail. Zero fields
+// are left out, except that HasTTL says whether TTL is.
+type CacheStatus struct {
+	Name      string
+	Hit       bool   // answered from the cache
+	Fwd       string // why the request went forward ("uri-miss", "stale", ...)
+	FwdStatus int    // the status the forwarded request got
+	Stored    bool   // the response was stored
+	TTL       int64  // freshness left in whole seconds (TTLSeconds), negative once stale
+	HasTTL    bool
+	Detail    string
 }
 
-// AppendCacheStatus appends cacheStatus(...) to dst.
-func AppendCacheStatus(b []byte, name string, hit bool, fwd string, fwdStatus int, stored bool, ttl int64, hasTTL bool, detail string) []byte {
-	b = append(b, name...)
-	if hit {
+// String formats the member.
+func (s CacheStatus) String() string { return string(s.Append(nil)) }
+
+// Append appends the formatted member to b.
+func (s CacheStatus) Append(b []byte) []byte {
+	b = append(b, s.Name...)
+	if s.Hit {
 		b = append(b, "; hit"...)
 	}
-	if fwd != "" {
+	if s.Fwd != "" {
 		b = append(b, "; fwd="...)
-		b = append(b, fwd...)
+		b = append(b, s.Fwd...)
 	}
-	if fwdStatus > 0 {
+	if s.FwdStatus > 0 {
 		b = append(b, "; fwd-status="...)
-		b = strconv.AppendInt(b, int64(fwdStatus), 10)
+		b = strconv.AppendInt(b, int64(s.FwdStatus), 10)
 	}
-	if stored {
+	if s.Stored {
 		b = append(b, "; stored"...)
 	}
-	if hasTTL {
+	if s.HasTTL {
 		b = append(b, "; ttl="...)
-		b = strconv.AppendInt(b, ttl, 10)
+		b = strconv.AppendInt(b, s.TTL, 10)
 	}
-	if detail != "" {
+	if s.Detail != "" {
 		b = append(b, "; detail="...)
-		b = append(b, detail...)
+		b = append(b, s.Detail...)
 	}
 	return b
 }
@@ -998,26 +1014,6 @@ func RangeAllowed(ifRange string, hasIfRange bool, etag string) bool {
 	}
 	v := TrimOWS(ifRange)
 	return len(v) >= 2 && v[0] == '"' && v == etag
-}
-
-// SameOriginKey resolves a Location or Content-Location value against the
-// request URI and returns its cache key, if it has the request's origin:
-// RFC 9111 §4.4 forbids invalidating another origin's URIs.
-func SameOriginKey(scheme, host, path, query, ref string) (string, bool) {
-	base, err := url.Parse(strings.ToLower(scheme) + "://" + host + path)
-	if err != nil {
-		return "", false
-	}
-	base.RawQuery = query
-	r, err := url.Parse(ref)
-	if err != nil {
-		return "", false
-	}
-	u := base.ResolveReference(r)
-	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
-		return "", false
-	}
-	return Key(u.Scheme, u.Host, u.EscapedPath(), u.RawQuery), true
 }
 
 // String renders the set directives in a fixed order; tests compare it.

@@ -186,9 +186,6 @@ func appendName(b []byte, s string) []byte {
 // I32Const returns the instruction i32.const v.
 func I32Const(v int32) []byte { return appendS64([]byte{0x41}, int64(v)) }
 
-// I64Const returns the instruction i64.const v.
-func I64Const(v int64) []byte { return appendS64([]byte{0x42}, v) }
-
 // Call returns the instruction call f.
 func Call(f uint32) []byte { return appendU32([]byte{0x10}, f) }
 

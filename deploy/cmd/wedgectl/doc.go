@@ -1,0 +1,39 @@
+// Command wedgectl is the one binary operators and plugin authors use.
+//
+// Running Wedge:
+//
+//	wedgectl up              the whole system on this machine: control plane, origin, edges
+//	wedgectl edge            one POP (an edge node and its control-plane agent)
+//	wedgectl control         the rollout controller and its status page
+//
+// Writing plugins:
+//
+//	wedgectl plugin build    build a Go plugin folder into a .wasm module, reproducibly
+//	wedgectl plugin run      build it and send it requests, printing what came back
+//
+// The signed registry:
+//
+//	wedgectl keys gen        an Ed25519 key pair that signs plugin versions
+//	wedgectl plugin push     sign a module as name@version and publish it
+//	wedgectl plugin list     every plugin version in the registry
+//	wedgectl plugin revoke   withdraw a module: edges refuse it from then on
+//
+// Rollouts, region by region with health gates:
+//
+//	wedgectl rollout start     plan and start a rollout in waves
+//	wedgectl rollout status    the rollouts and their waves
+//	wedgectl rollout pause     hold a rollout where it is
+//	wedgectl rollout resume    carry on with a paused rollout
+//	wedgectl rollout promote   end the current wave's bake now
+//	wedgectl rollout abort     stop a running rollout and restore what it replaced
+//	wedgectl rollout rollback  restore what a rollout replaced, even once it is done
+//	wedgectl rollout audit     the tail of the audit stream
+//
+// The edge<->origin link:
+//
+//	wedgectl origin keygen     a key that signs edge<->origin frames
+//	wedgectl origin train-dict a zstd dictionary for the link, from sample envelopes
+//
+// Run `wedgectl help` for every command's flags. TestDocListsEveryCommand
+// keeps this list and the command table in step.
+package main

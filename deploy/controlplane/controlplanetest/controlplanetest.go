@@ -1,0 +1,41 @@
+// Package controlplanetest runs a control plane for one test, in the
+// manner of net/http/httptest: an embedded NATS JetStream server with the
+// buckets and the audit stream created, stopped when the test ends.
+package controlplanetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
+)
+
+// Start runs an embedded control plane with opts (the zero Options: a
+// temporary directory, in-process connections only), creates its buckets
+// and returns the server and the buckets, opened over an in-process
+// connection (s.JS.Conn()). The test's cleanup closes the connection, then
+// shuts the server down.
+func Start(t testing.TB, opts embedded.Options) (*embedded.Server, *controlplane.Stores) {
+	t.Helper()
+	srv, err := embedded.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// Bounds a hang, not a measure: creating the buckets takes
+	// milliseconds.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, s
+}

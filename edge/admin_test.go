@@ -1,0 +1,84 @@
+package edge_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// purgeURL purges the cached responses for u through the admin API and
+// returns how many entries went.
+func (n *testNode) purgeURL(t *testing.T, u string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", n.admin.URL+"/purge?url="+url.QueryEscape(u), nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var purged int
+	if _, err := fmt.Sscanf(string(body), "purged %d", &purged); resp.StatusCode != 200 || err != nil {
+		t.Fatalf("purge %q: %d %q", u, resp.StatusCode, body)
+	}
+	return purged
+}
+
+// TestPurgeURLFindsWhatThePluginStored: the cache plugin keys a response
+// by the request a client sent (scheme, Host, path and query as received),
+// purge by URL by the URL an operator writes. Both go through one key
+// format (httpcache), but each side picks the parts its own way, so every
+// case is a real request stored by the real plugin and then purged by URL:
+// one entry purged means the two keys agree byte for byte.
+func TestPurgeURLFindsWhatThePluginStored(t *testing.T) {
+	addr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
+		resp.Status = 200
+		resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=600"))
+		resp.Body = append(resp.Body, "cacheable"...)
+	}))
+	n := cacheNode(t, addr)
+
+	for _, c := range []struct {
+		name, host, target string
+		url                string // names what target stored
+		other              string // names another resource: purges nothing
+	}{
+		// Each case has a host of its own: the GET after a purge stores
+		// its response again.
+		{"the empty path is /", "a", "/", "http://a", ""},
+		{"root with a query", "b", "/?a=1", "http://b?a=1", "http://b/"},
+		{"scheme and host case, port", "Example.COM:8080", "/p", "HTTP://example.com:8080/p", "http://example.com/p"},
+		{"query order as sent", "c", "/q?b=2&a=1", "http://c/q?b=2&a=1", "http://c/q?a=1&b=2"},
+		{"percent-encoding as sent", "d", "/a%2Fb/%7Eu/caf%c3%a9", "http://d/a%2Fb/%7Eu/caf%c3%a9", ""},
+		{"sub-delims as sent", "e", "/s!'()*;=,$", "http://e/s!'()*;=,$", ""},
+		{"an empty query is none", "f", "/e?", "http://f/e?", ""},
+		{"the fragment is no part of it", "g", "/f", "http://g/f#top", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp, _ := n.raw(t, "GET "+c.target+" HTTP/1.1\r\nHost: "+c.host+"\r\nConnection: close\r\n\r\n")
+			if cs := resp.Header.Get("Cache-Status"); resp.StatusCode != 200 || !strings.Contains(cs, "stored") {
+				t.Fatalf("GET %s: %d, Cache-Status %q: want it stored", c.target, resp.StatusCode, cs)
+			}
+			if c.other != "" {
+				if got := n.purgeURL(t, c.other); got != 0 {
+					t.Errorf("purge %q purged %d entries of %s", c.other, got, c.target)
+				}
+			}
+			if got := n.purgeURL(t, c.url); got != 1 {
+				t.Fatalf("purge %q purged %d entries, want the one GET %s (Host %s) stored", c.url, got, c.target, c.host)
+			}
+			resp, _ = n.raw(t, "GET "+c.target+" HTTP/1.1\r\nHost: "+c.host+"\r\nConnection: close\r\n\r\n")
+			if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "fwd=uri-miss") {
+				t.Errorf("GET %s after the purge: Cache-Status %q, want a miss", c.target, cs)
+			}
+		})
+	}
+}

@@ -1,0 +1,115 @@
+package httpcache
+
+// This file is the cache key format: the one definition that the plugin
+// (storing, invalidating), the host (cache_request) and the edge's purge by
+// URL (edge/admin.go) build keys with. A purge finds what the plugin stored
+// only while all of them build the very same bytes for one URL.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"unsafe"
+
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// Key is the primary key: scheme, host (case-insensitive) and target, the
+// path and query as the client sent them (percent-encoded, query members in
+// their order). GET and HEAD share it: a HEAD is answered from a stored
+// GET. A change of format takes a new prefix.
+//
+// For scheme "https", host "Example.com", path "/a%20b" and query "y=2&x=1"
+// it is "wc1\x00https://example.com/a%20b?y=2&x=1".
+func Key(scheme, host, path, query string) string {
+	return string(AppendKey(nil, scheme, host, path, query))
+}
+
+// AppendKey appends Key(scheme, host, path, query) to dst.
+func AppendKey(dst []byte, scheme, host, path, query string) []byte {
+	dst = append(dst, "wc1\x00"...)
+	dst = appendLower(dst, scheme)
+	dst = append(dst, "://"...)
+	dst = appendLower(dst, host)
+	dst = append(dst, path...)
+	if query != "" {
+		dst = append(dst, '?')
+		dst = append(dst, query...)
+	}
+	return dst
+}
+
+// AppendURLKey appends the primary key of the requests for the absolute URL
+// u to dst: the key a request for it is stored under. The path is u's as
+// written (EscapedPath), since requests are keyed by the path as sent, and
+// an empty path is "/": RFC 9110 §4.2.3 makes "http://x" and "http://x/"
+// one resource, and a client asks for "/" in both cases (RFC 9112 §3.2.1).
+func AppendURLKey(dst []byte, u *url.URL) []byte {
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	return AppendKey(dst, u.Scheme, u.Host, path, u.RawQuery)
+}
+
+// appendLower appends s lowercased as strings.ToLower does for ASCII;
+// anything else goes through strings.ToLower.
+func appendLower(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return append(dst, strings.ToLower(s)...)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// SameOriginKey resolves a Location or Content-Location value against the
+// request URI and returns its cache key, if it has the request's origin:
+// RFC 9111 §4.4 forbids invalidating another origin's URIs.
+func SameOriginKey(scheme, host, path, query, ref string) (string, bool) {
+	base, err := url.Parse(strings.ToLower(scheme) + "://" + host + path)
+	if err != nil {
+		return "", false
+	}
+	base.RawQuery = query
+	r, err := url.Parse(ref)
+	if err != nil {
+		return "", false
+	}
+	u := base.ResolveReference(r)
+	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
+		return "", false
+	}
+	return string(AppendURLKey(nil, u)), true
+}
+
+// VariantKey is the secondary key of one variant of the primary key.
+func VariantKey(key, gen, v string) string {
+	return string(AppendVariantKey(nil, key, gen, v))
+}
+
+// AppendVariantKey appends VariantKey(key, gen, v) to dst: the primary
+// key, the generation and the variant, or the variant's SHA-256 when the
+// key would pass half of abi.MaxCacheKeyLen. The entry's Meta, not its
+// key, proves a match.
+func AppendVariantKey(dst []byte, key, gen, v string) []byte {
+	start := len(dst)
+	dst = append(dst, key...)
+	dst = append(dst, "\x00v\x00"...)
+	dst = append(dst, gen...)
+	dst = append(dst, 0)
+	if len(dst)-start+len(v) <= abi.MaxCacheKeyLen/2 {
+		return append(dst, v...)
+	}
+	dst = append(dst, '#')
+	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(v), len(v)))
+	return hex.AppendEncode(dst, sum[:])
+}
