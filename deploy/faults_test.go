@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,9 @@ import (
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	edgepop "github.com/talowa/wedge/edge/pop"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
@@ -84,7 +86,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	}
 
 	key, trust := signer(t)
-	originAddr := startOrigin(t, answer200)
+	originAddr := origintest.Start(t, origintest.OK).Addr
 	v1 := filepath.Join(t.TempDir(), "v1.wasm")
 	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
 		t.Fatal(err)
@@ -95,13 +97,13 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	}
 	// A rollout is planned against the POPs that report: wait for all.
 	for _, p := range fleetPOPs {
-		poll(t, hangGuard, "a status report from "+p.name, func() bool {
+		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
 			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
 			return err == nil
 		})
 	}
 
-	ctlLog := &logBuffer{}
+	ctlLog := &testutil.SyncBuffer{}
 	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard,
 		Log: slog.New(slog.NewTextHandler(ctlLog, nil))})
 	ctlCtx, stopCtl := context.WithCancel(ctx)
@@ -121,7 +123,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, hangGuard, "the first wave baking", func() bool {
+	testutil.Eventually(t, hangGuard, "the first wave baking", func() bool {
 		r, err := rollout.Get(ctx, stores, id)
 		if err != nil {
 			t.Fatal(err)
@@ -151,7 +153,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	cp = nil
 	cpMu.Unlock()
 	down := time.Now()
-	poll(t, hangGuard, fmt.Sprintf("%d answers to every client with the control plane down", answersDown), func() bool {
+	testutil.Eventually(t, hangGuard, fmt.Sprintf("%d answers to every client with the control plane down", answersDown), func() bool {
 		if time.Since(down) < outage {
 			return false
 		}
@@ -192,7 +194,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	up := time.Now()
 	t.Logf("control plane down for %s", up.Sub(down).Round(time.Millisecond))
 	var r *rollout.Rollout
-	poll(t, hangGuard, "the rollout done after the control plane returned", func() bool {
+	testutil.Eventually(t, hangGuard, "the rollout done after the control plane returned", func() bool {
 		got, err := rollout.Get(ctx, stores, id)
 		if err != nil {
 			return false // the test's own connection may still be reconnecting
@@ -273,7 +275,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 		t.Logf("controller log:\n%s", warn)
 	}
 	for _, p := range fleetPOPs {
-		poll(t, hangGuard, p.name+" logging the lost link", func() bool {
+		testutil.Eventually(t, hangGuard, p.name+" logging the lost link", func() bool {
 			return strings.Contains(p.log.String(), "reconnected to the control plane")
 		})
 	}
@@ -322,7 +324,7 @@ fleet:
   nats: %s
   trust: [%q]
   state_dir: state
-`, addr, org.addr, originKey.Text(), cp.URL(), pubPath)), 0o644); err != nil {
+`, addr, org.addr, origintest.Key.Text(), cp.URL(), pubPath)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -348,7 +350,7 @@ fleet:
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(t, hangGuard, "every client answered by v2", func() bool { return rec.allSaw(loaders, "v2") })
+	testutil.Eventually(t, hangGuard, "every client answered by v2", func() bool { return rec.allSaw(loaders, "v2") })
 	m := first.metrics(t)
 	for _, want := range []string{`wedge_fleet_applies_total{result="ok"} 1`, fmt.Sprintf("wedge_fleet_revision %d", rev),
 		`wedge_edge_reloads_total{result="ok"} 1`} {
@@ -377,7 +379,7 @@ fleet:
 	rec.mark("stop", stopped)
 	first.cancel()
 	// Draining: the listener closes while the held requests run.
-	poll(t, hangGuard, "the listener closed", func() bool {
+	testutil.Eventually(t, hangGuard, "the listener closed", func() bool {
 		c, err := net.DialTimeout("tcp4", addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -417,7 +419,7 @@ fleet:
 	// connection to the old process fails at once (never waits out its
 	// request timeout, which rec.check would see as a timeout), and the
 	// next request dials the new one.
-	poll(t, hangGuard, "every client served by the new process", func() bool { return rec.allServedAfter(loaders, gone, 20) })
+	testutil.Eventually(t, hangGuard, "every client served by the new process", func() bool { return rec.allServedAfter(loaders, gone, 20) })
 	reconnected := rec.reconnectTimes(loaders, serving)
 	t.Logf("drain %s; restart (pop.Main to serving) %s; each client's first answer from the new process %v after its serving line",
 		drained.Round(time.Millisecond), serving.Sub(restart).Round(time.Millisecond), reconnected)
@@ -428,7 +430,7 @@ fleet:
 		}
 	}
 	// Its agent cannot reach the control plane, and says so.
-	poll(t, hangGuard, "the lost control plane in the log", func() bool {
+	testutil.Eventually(t, hangGuard, "the lost control plane in the log", func() bool {
 		return strings.Contains(second.log.String(), "control plane unreachable")
 	})
 	unreachable := time.Since(serving)
@@ -439,17 +441,6 @@ fleet:
 		t.Fatalf("the restarted process: %v", err)
 	}
 	t.Logf("the restarted process logged the unreachable control plane %s after serving", unreachable.Round(time.Millisecond))
-}
-
-// poll calls ok until it is true, failing the test after limit.
-func poll(t *testing.T, limit time.Duration, what string, ok func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); !ok(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, limit)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // counter reads one labelled counter off a registry.
@@ -474,24 +465,6 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 	return 0
 }
 
-// logBuffer is a log destination safe for concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // holdingOrigin answers 200 at once, except /slow, which it holds until
 // release is closed: requests in flight for as long as the test wants.
 type holdingOrigin struct {
@@ -503,7 +476,7 @@ type holdingOrigin struct {
 func startHoldingOrigin(t *testing.T) *holdingOrigin {
 	t.Helper()
 	o := &holdingOrigin{entered: make(chan struct{}, 16), release: make(chan struct{})}
-	o.addr = startOrigin(t, func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	o.addr = origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		if string(req.Path) == "/slow" {
 			o.entered <- struct{}{}
 			select {
@@ -512,7 +485,7 @@ func startHoldingOrigin(t *testing.T) *holdingOrigin {
 			}
 		}
 		resp.Status = 200
-	})
+	})).Addr
 	return o
 }
 
@@ -530,7 +503,7 @@ func freePort(t *testing.T) string {
 // popProcess is one run of pop.Main.
 type popProcess struct {
 	admin  string
-	log    *logBuffer
+	log    *testutil.SyncBuffer
 	done   chan struct{} // closed when Run has returned, with err set
 	err    error
 	cancel func()
@@ -555,7 +528,7 @@ var servingLine = regexp.MustCompile(`edge: serving" listen=(\S+) tls=off admin=
 func runPOP(t *testing.T, cfgFile string) *popProcess {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &popProcess{log: &logBuffer{}, done: make(chan struct{}), cancel: cancel}
+	p := &popProcess{log: &testutil.SyncBuffer{}, done: make(chan struct{}), cancel: cancel}
 	go func() { p.err = edgepop.Main(ctx, []string{"-config", cfgFile}, p.log); close(p.done) }()
 	t.Cleanup(func() {
 		cancel()

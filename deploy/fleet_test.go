@@ -1,7 +1,6 @@
 package deploy_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
@@ -27,8 +26,8 @@ import (
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge"
 	edgepop "github.com/talowa/wedge/edge/pop"
-	"github.com/talowa/wedge/origin"
-	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
@@ -70,7 +69,7 @@ const gates = "error_rate<1%,p99<5s"
 type pop struct {
 	region, name, addr string
 	node               *edge.Node
-	log                *logBuffer
+	log                *testutil.SyncBuffer
 }
 
 // result is one client's count of answers by version and status.
@@ -177,7 +176,7 @@ func TestFleetRollouts(t *testing.T) {
 	reg := registry.New(stores)
 	key, trust := signer(t)
 
-	originAddr := startOrigin(t, answer200)
+	originAddr := origintest.Start(t, origintest.OK).Addr
 	v1 := filepath.Join(t.TempDir(), "v1.wasm")
 	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
 		t.Fatal(err)
@@ -393,7 +392,7 @@ func (t *tally) reset() {
 
 func waitRunning(t *testing.T, ps []*pop, version string) {
 	t.Helper()
-	poll(t, hangGuard, "every POP on "+version, func() bool {
+	testutil.Eventually(t, hangGuard, "every POP on "+version, func() bool {
 		for _, p := range ps {
 			if r := p.node.Running()["stamp"]; r.Version != version || r.Canary != "" {
 				return false
@@ -452,11 +451,11 @@ origins:
 routes:
   - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
 fleet: {nats: %q, trust: [%q], state_dir: state}
-`, name, region, originAddr, originKey.Text(), v1, url, trust)), dir)
+`, name, region, originAddr, origintest.Key.Text(), v1, url, trust)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &logBuffer{}
+	lb := &testutil.SyncBuffer{}
 	p, err := edgepop.New(ctx, cfg, edgepop.Options{Logger: slog.New(slog.NewTextHandler(lb, nil)),
 		CompilationCache: wasmbuild.CompilationCacheDir(), Report: 200 * time.Millisecond})
 	if err != nil {
@@ -491,30 +490,3 @@ func signer(t *testing.T) (ed25519.PrivateKey, string) {
 	}
 	return key, pub
 }
-
-var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{5}, 32)}
-
-// startOrigin serves h as an origin service on 127.0.0.1, with originKey,
-// until the test ends.
-func startOrigin(t *testing.T, h origin.HandlerFunc) string {
-	t.Helper()
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return ln.Addr().String()
-}
-
-// answer200 is an origin that answers every request with an empty 200.
-func answer200(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 }

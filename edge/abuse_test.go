@@ -24,7 +24,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
@@ -75,7 +77,7 @@ func (o *originLog) count() int {
 func startAbused(t *testing.T, limits string) (*testNode, *originLog) {
 	t.Helper()
 	log := &originLog{}
-	cfg := config(serveOrigin(t, log.handler()), hello(t), "")
+	cfg := config(origintest.Start(t, log.handler()).Addr, hello(t), "")
 	if limits != "" {
 		cfg = strings.Replace(cfg, "limits: {", "limits: {"+limits+", ", 1)
 	}
@@ -157,7 +159,7 @@ func TestAbuseSlowloris(t *testing.T) {
 	defer stop.Store(true)
 	start := time.Now()
 	for i := range slow {
-		c, err := net.Dial("tcp4", n.addr)
+		c, err := net.Dial("tcp4", n.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,12 +187,12 @@ func TestAbuseSlowloris(t *testing.T) {
 	// (A header section with bare LFs, which fasthttp never sees end,
 	// gets a 400 at once: TestBareLFAtOnce.)
 	// Meanwhile, with every slow client still sending.
-	served(t, n.addr, "during the slowloris")
+	served(t, n.Addr, "during the slowloris")
 	if len(done) != 0 {
 		t.Fatalf("a slow client was dropped within %s, before the read timeout", time.Since(start))
 	}
-	served(t, n.addr, "during the slowloris")
-	served(t, n.addr, "during the slowloris")
+	served(t, n.Addr, "during the slowloris")
+	served(t, n.Addr, "during the slowloris")
 	for range slow {
 		o := <-done
 		if !strings.HasPrefix(o.got, "HTTP/1.1 408 ") {
@@ -203,14 +205,14 @@ func TestAbuseSlowloris(t *testing.T) {
 	if log.count() != 3 {
 		t.Errorf("the origin got %d requests, want only the 3 normal ones", log.count())
 	}
-	served(t, n.addr, "after the slowloris")
+	served(t, n.Addr, "after the slowloris")
 }
 
 // TestAbuseSlowBody: a body trickled far slower than Content-Length needs
 // gets a 408 at read_timeout and never reaches the origin in part.
 func TestAbuseSlowBody(t *testing.T) {
 	n, log := startAbused(t, "read_timeout: 1s")
-	c, err := net.Dial("tcp4", n.addr)
+	c, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,7 @@ func TestAbuseSlowBody(t *testing.T) {
 		got, _ := io.ReadAll(c)
 		done <- string(got)
 	}()
-	served(t, n.addr, "during the slow body")
+	served(t, n.Addr, "during the slow body")
 	select {
 	case got := <-done:
 		t.Fatalf("the slow body was answered %q within %s, before the read timeout", got, time.Since(start))
@@ -252,7 +254,7 @@ func TestAbuseSlowBody(t *testing.T) {
 	if log.seen("/api/slow") != 0 {
 		t.Errorf("the origin got the unfinished request")
 	}
-	served(t, n.addr, "after the slow body")
+	served(t, n.Addr, "after the slow body")
 }
 
 // TestAbuseConnFlood: with max_conns 20 and 40 connections opened, the 20
@@ -282,7 +284,7 @@ func TestAbuseConnFlood(t *testing.T) {
 		}
 	}()
 	for i := range limit {
-		c, err := net.Dial("tcp4", n.addr)
+		c, err := net.Dial("tcp4", n.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +294,7 @@ func TestAbuseConnFlood(t *testing.T) {
 		}
 	}
 	for i := range limit {
-		c, err := net.Dial("tcp4", n.addr)
+		c, err := net.Dial("tcp4", n.Addr)
 		if err != nil {
 			t.Fatalf("extra connection %d: %v", i+1, err)
 		}
@@ -322,7 +324,7 @@ func TestAbuseConnFlood(t *testing.T) {
 	// The node notices the closes as its connection goroutines return: poll.
 	deadline := time.Now().Add(5 * time.Second)
 	for len(held) < limit {
-		c, err := net.Dial("tcp4", n.addr)
+		c, err := net.Dial("tcp4", n.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,11 +369,11 @@ func TestAbuseOversized(t *testing.T) {
 		{"declared body", "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 100000\r\n\r\n", 413},
 		{"chunked body", "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked.String(), 413},
 	} {
-		resp, _, _, closed := exchange(t, n.addr, tc.req, 2*time.Second)
+		resp, _, _, closed := exchange(t, n.Addr, tc.req, 2*time.Second)
 		if resp.StatusCode != tc.want || !closed {
 			t.Errorf("%s: %d, closed %t; want %d and closed", tc.name, resp.StatusCode, closed, tc.want)
 		}
-		served(t, n.addr, "after an oversized "+tc.name)
+		served(t, n.Addr, "after an oversized "+tc.name)
 	}
 	if c := log.count(); c != log.seen("/api/ok") {
 		t.Errorf("the origin got %d requests, want only the normal ones", c)
@@ -414,11 +416,11 @@ func TestAbuseMalformed(t *testing.T) {
 		{"space before the first field", "GET /api/x HTTP/1.1\r\n " + host + "\r\n", 400},
 		{"CTL in the target", "GET /api/\x01 HTTP/1.1\r\n" + host + "\r\n", 400},
 	} {
-		resp, body, _, closed := exchange(t, n.addr, tc.req, 2*time.Second)
+		resp, body, _, closed := exchange(t, n.Addr, tc.req, 2*time.Second)
 		if resp.StatusCode != tc.want || !closed {
 			t.Errorf("%s: %d %q, closed %t; want %d and closed", tc.name, resp.StatusCode, body, closed, tc.want)
 		}
-		served(t, n.addr, "after "+tc.name)
+		served(t, n.Addr, "after "+tc.name)
 	}
 	if c := log.count(); c != log.seen("/api/ok") {
 		t.Errorf("the origin got %d requests, want only the normal ones", c)
@@ -451,7 +453,7 @@ func TestAbuseSmuggling(t *testing.T) {
 		{"CL 0 and chunked", head + "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 0},
 	} {
 		before := log.count()
-		resp, body, rest, closed := exchange(t, n.addr, tc.req, 2*time.Second)
+		resp, body, rest, closed := exchange(t, n.Addr, tc.req, 2*time.Second)
 		if want := fmt.Sprintf("POST /api/x body=%d", tc.body); resp.StatusCode != 200 || body != want {
 			t.Errorf("%s: %d %q, want 200 %q", tc.name, resp.StatusCode, body, want)
 		}
@@ -461,7 +463,7 @@ func TestAbuseSmuggling(t *testing.T) {
 		if got := log.count() - before; got != 1 {
 			t.Errorf("%s: the origin got %d requests, want 1", tc.name, got)
 		}
-		served(t, n.addr, "after "+tc.name)
+		served(t, n.Addr, "after "+tc.name)
 	}
 	// Framing the node cannot trust at all is refused.
 	for _, tc := range []struct {
@@ -492,19 +494,19 @@ func TestAbuseSmuggling(t *testing.T) {
 		{"obs-fold with tab", "GET /api/x HTTP/1.1\r\nHost: api.example.com\r\nX-A: a\r\n\tX-Smuggled: c\r\n\r\n" + smuggled},
 	} {
 		before := log.count()
-		resp, body, rest, closed := exchange(t, n.addr, tc.req, 2*time.Second)
+		resp, body, rest, closed := exchange(t, n.Addr, tc.req, 2*time.Second)
 		if resp.StatusCode != 400 || !closed || rest != "" {
 			t.Errorf("%s: %d %q, closed %t, then %q; want 400 and closed", tc.name, resp.StatusCode, body, closed, rest)
 		}
 		if got := log.count() - before; got != 0 {
 			t.Errorf("%s: the origin got %d requests", tc.name, got)
 		}
-		served(t, n.addr, "after "+tc.name)
+		served(t, n.Addr, "after "+tc.name)
 	}
 	if c := log.seen("/api/smuggled"); c != 0 {
 		t.Errorf("a smuggled request reached the origin %d times", c)
 	}
-	served(t, n.addr, "after the smuggling attempts")
+	served(t, n.Addr, "after the smuggling attempts")
 }
 
 // TestAbuseHeaderInjection: a plugin that sets a response field with CR LF
@@ -520,9 +522,9 @@ routes:
   - path: /
     origin: app
     chain: [{file: %q}]
-`, startOrigin(t, "o"), originKey.Text(), injectWasm)
+`, startOrigin(t, "o"), origintest.Key.Text(), injectWasm)
 	n := startNode(t, cfg)
-	c, err := net.Dial("tcp4", n.addr)
+	c, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +552,7 @@ routes:
 	if resp.Header.Values("Set-Cookie") != nil {
 		t.Errorf("Set-Cookie on the wire: %q", resp.Header.Values("Set-Cookie"))
 	}
-	if resp, _, _, _ := exchange(t, n.addr, "GET /again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", time.Second); resp.StatusCode != 200 {
+	if resp, _, _, _ := exchange(t, n.Addr, "GET /again HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", time.Second); resp.StatusCode != 200 {
 		t.Errorf("after the injection attempts: %d", resp.StatusCode)
 	}
 }
@@ -573,7 +575,7 @@ routes:
     origin: app
     chain:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
-`, serveOrigin(t, log.handler()), originKey.Text(), plugins(t)["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret)))
+`, origintest.Start(t, log.handler()).Addr, origintest.Key.Text(), plugins(t)["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret)))
 	for _, tc := range []struct {
 		path string
 		want int
@@ -608,7 +610,7 @@ routes:
 		{"/public%2fx", 200},
 	} {
 		before := log.count()
-		resp, body, _, _ := exchange(t, n.addr, "GET "+tc.path+" HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n", 2*time.Second)
+		resp, body, _, _ := exchange(t, n.Addr, "GET "+tc.path+" HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n", 2*time.Second)
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: %d %q, want %d", tc.path, resp.StatusCode, body, tc.want)
 			continue
@@ -623,7 +625,7 @@ routes:
 		}
 	}
 	// The private route works with a token, so its 401s above are auth's.
-	st, _, body := n.do(t, "GET", "api.example.com", "/admin/x", nil, "Authorization", "Bearer "+token("ops"))
+	st, _, body := n.do(t, "GET", "api.example.com", "/admin/x", nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, "ops"))
 	if st != 200 || !strings.HasPrefix(body, "GET /admin/x") {
 		t.Errorf("with a token: %d %q", st, body)
 	}
@@ -640,14 +642,14 @@ func TestAbuseCacheKeyFlood(t *testing.T) {
 		hits = map[string]int{}
 	)
 	page := strings.Repeat("p", 8<<10)
-	addr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		mu.Lock()
 		hits[string(req.Path)]++
 		mu.Unlock()
 		resp.Status = 200
 		resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=300"))
 		resp.Body = append(resp.Body, page...)
-	}))
+	})).Addr
 	n := startNode(t, fmt.Sprintf(`
 cache_bytes: %d
 origins:
@@ -656,7 +658,7 @@ routes:
   - path: /
     origin: app
     chain: [{file: %q}]
-`, bound, addr, originKey.Text(), plugins(t)["cache"]))
+`, bound, addr, origintest.Key.Text(), plugins(t)["cache"]))
 	gauge := func(name string) float64 {
 		m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(n.get(t, "/metrics", ""))
 		if m == nil {
@@ -666,7 +668,7 @@ routes:
 		return v
 	}
 
-	hc := &fasthttp.HostClient{Addr: n.addr, MaxConns: 8}
+	hc := &fasthttp.HostClient{Addr: n.Addr, MaxConns: 8}
 	get := func(path string) (int, string, int, error) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -17,7 +18,7 @@ import (
 // returns how many entries went.
 func (n *testNode) purgeURL(t *testing.T, u string) int {
 	t.Helper()
-	req, _ := http.NewRequest("POST", n.admin.URL+"/purge?url="+url.QueryEscape(u), nil)
+	req, _ := http.NewRequest("POST", n.Admin.URL+"/purge?url="+url.QueryEscape(u), nil)
 	req.Header.Set("Authorization", "Bearer s3cret")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -39,11 +40,11 @@ func (n *testNode) purgeURL(t *testing.T, u string) int {
 // case is a real request stored by the real plugin and then purged by URL:
 // one entry purged means the two keys agree byte for byte.
 func TestPurgeURLFindsWhatThePluginStored(t *testing.T) {
-	addr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=600"))
 		resp.Body = append(resp.Body, "cacheable"...)
-	}))
+	})).Addr
 	n := cacheNode(t, addr)
 
 	for _, c := range []struct {

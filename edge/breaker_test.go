@@ -21,6 +21,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // troubledApp answers 200 on every path but two kinds: /slow/* never
@@ -94,7 +95,7 @@ origins:
 routes:
   - path: /
     origin: app
-`, serveOrigin(t, proxy), originKey.Text()))
+`, origintest.Start(t, proxy).Addr, origintest.Key.Text()))
 	return &troubled{testNode: n, app: a}
 }
 
@@ -151,7 +152,7 @@ func readiness(t *testing.T, n *testNode, stop <-chan struct{}) (polls, unready 
 				return
 			default:
 			}
-			resp, err := http.Get(n.admin.URL + "/ready")
+			resp, err := http.Get(n.Admin.URL + "/ready")
 			polls.Add(1)
 			if err != nil {
 				unready.Add(1)
@@ -181,7 +182,7 @@ func underTrouble(t *testing.T, n *testNode, trouble func(stop <-chan struct{}),
 	troubled.Go(func() { trouble(stop) })
 	polls, unready, readyDone := readiness(t, n, stop)
 
-	l := newTraffic(n.addr)
+	l := newTraffic(n.Addr)
 	var normal sync.WaitGroup
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -239,7 +240,7 @@ func TestBreakerSlowURL(t *testing.T) {
 	tr := startTroubled(t)
 	n, a := tr.testNode, tr.app
 	var slowDone, slow504 atomic.Int64
-	l := newTraffic(n.addr)
+	l := newTraffic(n.Addr)
 	trouble := func(stop <-chan struct{}) {
 		var wg sync.WaitGroup
 		for range 50 {
@@ -269,7 +270,7 @@ func TestBreakerSlowURL(t *testing.T) {
 func TestBreakerUpstreamDisconnects(t *testing.T) {
 	n := startTroubled(t).testNode
 	var dropped, drop502 atomic.Int64
-	l := newTraffic(n.addr)
+	l := newTraffic(n.Addr)
 	trouble := func(stop <-chan struct{}) {
 		var wg sync.WaitGroup
 		for i := range 5 {
@@ -299,12 +300,12 @@ func TestBreakerUpstreamDisconnects(t *testing.T) {
 // probe closes the breaker.
 func TestBreakerOriginUnavailable(t *testing.T) {
 	tr := startTroubled(t)
-	l := newTraffic(tr.addr)
+	l := newTraffic(tr.Addr)
 	if st := l.get("/item/first"); st != 200 {
 		t.Fatalf("before: %d", st)
 	}
 	ready := func() (int, string) {
-		resp, err := http.Get(tr.admin.URL + "/ready")
+		resp, err := http.Get(tr.Admin.URL + "/ready")
 		if err != nil {
 			t.Fatal(err)
 		}

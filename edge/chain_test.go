@@ -3,6 +3,8 @@ package edge_test
 import (
 	"fmt"
 	"testing"
+
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestChainHealthOfPluginsThatRan: what the edge adds to the chain runner
@@ -21,7 +23,7 @@ routes:
       - {name: outer, file: %q, config: {greeting: Outer}}
       - {name: misbehave, file: %q, failure: open}
       - {name: inner, file: %[3]q, config: {greeting: Inner}}
-`, startOrigin(t, "o"), originKey.Text(), hello(t), misbehave(t)))
+`, startOrigin(t, "o"), origintest.Key.Text(), hello(t), misbehave(t)))
 	health := func() map[string][2]uint64 {
 		m := map[string][2]uint64{}
 		for _, h := range n.Health() {

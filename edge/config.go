@@ -214,7 +214,23 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 	return cfg, nil
 }
 
+// check turns a decoded config into a usable one, in three steps: fill in
+// defaults (and resolve file names against dir), validate what was given,
+// then read the files it names (origin keys, dictionaries, trust keys).
+// Validation comes before any file is read, so a config with a mistake
+// fails on the mistake, not on a file it names.
 func (c *Config) check() error {
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return err
+	}
+	return c.load()
+}
+
+// setDefaults fills in what the config left out and resolves file names
+// against c.dir. It skips empty origins, routes and plugins: validate
+// refuses those.
+func (c *Config) setDefaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -238,11 +254,115 @@ func (c *Config) check() error {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}
+	for _, o := range c.Origins {
+		if o != nil {
+			defDur(&o.Timeout, 10*time.Second)
+		}
+	}
+	for i := range c.TLS.Certs {
+		c.TLS.Certs[i].Cert = c.path(c.TLS.Certs[i].Cert)
+		c.TLS.Certs[i].Key = c.path(c.TLS.Certs[i].Key)
+	}
+	if c.Fleet.NATS != "" {
+		if c.Fleet.StateDir == "" {
+			c.Fleet.StateDir = "state"
+		}
+		c.Fleet.StateDir = c.path(c.Fleet.StateDir)
+	}
+	for _, r := range c.Routes {
+		if r == nil {
+			continue
+		}
+		if r.Host == "*" {
+			r.Host = ""
+		}
+		r.Host = strings.ToLower(r.Host)
+		if r.Path == "" {
+			r.Path = "/"
+		}
+		if r.Name == "" {
+			r.Name = r.Host + r.Path
+		}
+		for _, p := range r.Chain {
+			if p == nil || p.File == "" {
+				continue
+			}
+			p.File = c.path(p.File)
+			if p.Name == "" {
+				p.Name = strings.TrimSuffix(filepath.Base(p.File), ".wasm")
+			}
+			if p.FailureStatus == 0 {
+				p.FailureStatus = 503
+			}
+		}
+	}
+}
+
+// validate checks the config as given, with its defaults: no file is read.
+func (c *Config) validate() error {
 	for name, o := range c.Origins {
 		if o == nil || o.Addr == "" {
 			return fmt.Errorf("origin %q: no addr", name)
 		}
-		defDur(&o.Timeout, 10*time.Second)
+	}
+	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
+		return errors.New("tls: a listener needs at least one certificate")
+	}
+	if c.Fleet.NATS != "" {
+		if c.POP == "" || c.Region == "" {
+			return errors.New("fleet: a node on the control plane needs its pop and region")
+		}
+		if len(c.Fleet.Trust) == 0 {
+			return errors.New("fleet: no trust keys: no plugin version could be accepted")
+		}
+	}
+	if len(c.Routes) == 0 {
+		return errors.New("no routes")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Routes {
+		if r == nil {
+			return fmt.Errorf("route %d is empty", i)
+		}
+		if !strings.HasPrefix(r.Path, "/") {
+			return fmt.Errorf("route %d: path %q must start with /", i, r.Path)
+		}
+		if seen[r.Host+" "+r.Path] {
+			return fmt.Errorf("route %q: host %q and path %q given twice", r.Name, r.Host, r.Path)
+		}
+		seen[r.Host+" "+r.Path] = true
+		if c.Origins[r.Origin] == nil {
+			return fmt.Errorf("route %q: origin %q is not among the origins", r.Name, r.Origin)
+		}
+		for j, p := range r.Chain {
+			if p == nil || p.File == "" {
+				return fmt.Errorf("route %q: plugin %d has no file", r.Name, j)
+			}
+			switch p.Failure {
+			case "", "closed", "open":
+			default:
+				return fmt.Errorf("route %q: plugin %s: failure %q: want closed or open", r.Name, p.Name, p.Failure)
+			}
+			if p.FailureStatus < 200 || p.FailureStatus > 599 {
+				return fmt.Errorf("route %q: plugin %s: failure_status %d", r.Name, p.Name, p.FailureStatus)
+			}
+			if d := time.Duration(p.Deadline); d != 0 && (d < minPluginDeadline || d > maxPluginDeadline) {
+				return fmt.Errorf("route %q: plugin %s: deadline %v: want %v to %v", r.Name, p.Name, d, minPluginDeadline, maxPluginDeadline)
+			}
+			if p.MemoryBytes != 0 && (p.MemoryBytes < 64<<10 || p.MemoryBytes > wasm.DefaultMemoryLimit) {
+				return fmt.Errorf("route %q: plugin %s: memory_bytes %d: want 65536 (64 KiB) to %d (64 MiB)",
+					r.Name, p.Name, p.MemoryBytes, wasm.DefaultMemoryLimit)
+			}
+		}
+	}
+	return nil
+}
+
+// load reads and parses what the config names or holds in another form:
+// the origins' keys and dictionaries, the fleet's trust keys, and each
+// plugin's config as the JSON its configure export reads.
+func (c *Config) load() error {
+	for name, o := range c.Origins {
 		keyText := o.Key
 		if file, ok := strings.CutPrefix(keyText, "@"); ok {
 			b, err := os.ReadFile(c.path(file))
@@ -264,20 +384,7 @@ func (c *Config) check() error {
 			o.dicts = append(o.dicts, d)
 		}
 	}
-	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
-		return errors.New("tls: a listener needs at least one certificate")
-	}
-	for i := range c.TLS.Certs {
-		c.TLS.Certs[i].Cert = c.path(c.TLS.Certs[i].Cert)
-		c.TLS.Certs[i].Key = c.path(c.TLS.Certs[i].Key)
-	}
 	if c.Fleet.NATS != "" {
-		if c.POP == "" || c.Region == "" {
-			return errors.New("fleet: a node on the control plane needs its pop and region")
-		}
-		if len(c.Fleet.Trust) == 0 {
-			return errors.New("fleet: no trust keys: no plugin version could be accepted")
-		}
 		paths := make([]string, len(c.Fleet.Trust))
 		for i, f := range c.Fleet.Trust {
 			paths[i] = c.path(f)
@@ -286,65 +393,9 @@ func (c *Config) check() error {
 		if c.Fleet.trust, err = manifest.LoadTrustFiles(paths...); err != nil {
 			return fmt.Errorf("fleet: trust: %w", err)
 		}
-		if c.Fleet.StateDir == "" {
-			c.Fleet.StateDir = "state"
-		}
-		c.Fleet.StateDir = c.path(c.Fleet.StateDir)
 	}
-	if len(c.Routes) == 0 {
-		return errors.New("no routes")
-	}
-	seen := map[string]bool{}
-	for i, r := range c.Routes {
-		if r == nil {
-			return fmt.Errorf("route %d is empty", i)
-		}
-		if r.Host == "*" {
-			r.Host = ""
-		}
-		r.Host = strings.ToLower(r.Host)
-		if r.Path == "" {
-			r.Path = "/"
-		}
-		if !strings.HasPrefix(r.Path, "/") {
-			return fmt.Errorf("route %d: path %q must start with /", i, r.Path)
-		}
-		if r.Name == "" {
-			r.Name = r.Host + r.Path
-		}
-		if seen[r.Host+" "+r.Path] {
-			return fmt.Errorf("route %q: host %q and path %q given twice", r.Name, r.Host, r.Path)
-		}
-		seen[r.Host+" "+r.Path] = true
-		if c.Origins[r.Origin] == nil {
-			return fmt.Errorf("route %q: origin %q is not among the origins", r.Name, r.Origin)
-		}
-		for j, p := range r.Chain {
-			if p == nil || p.File == "" {
-				return fmt.Errorf("route %q: plugin %d has no file", r.Name, j)
-			}
-			p.File = c.path(p.File)
-			if p.Name == "" {
-				p.Name = strings.TrimSuffix(filepath.Base(p.File), ".wasm")
-			}
-			switch p.Failure {
-			case "", "closed", "open":
-			default:
-				return fmt.Errorf("route %q: plugin %s: failure %q: want closed or open", r.Name, p.Name, p.Failure)
-			}
-			if p.FailureStatus == 0 {
-				p.FailureStatus = 503
-			}
-			if p.FailureStatus < 200 || p.FailureStatus > 599 {
-				return fmt.Errorf("route %q: plugin %s: failure_status %d", r.Name, p.Name, p.FailureStatus)
-			}
-			if d := time.Duration(p.Deadline); d != 0 && (d < minPluginDeadline || d > maxPluginDeadline) {
-				return fmt.Errorf("route %q: plugin %s: deadline %v: want %v to %v", r.Name, p.Name, d, minPluginDeadline, maxPluginDeadline)
-			}
-			if p.MemoryBytes != 0 && (p.MemoryBytes < 64<<10 || p.MemoryBytes > wasm.DefaultMemoryLimit) {
-				return fmt.Errorf("route %q: plugin %s: memory_bytes %d: want 65536 (64 KiB) to %d (64 MiB)",
-					r.Name, p.Name, p.MemoryBytes, wasm.DefaultMemoryLimit)
-			}
+	for _, r := range c.Routes {
+		for _, p := range r.Chain {
 			var err error
 			if p.config, err = pluginJSON(p.Config); err != nil {
 				return fmt.Errorf("route %q: plugin %s: config: %w", r.Name, p.Name, err)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestHoldIdleConnections holds WEDGE_IDLE_CONNS idle keep-alive
@@ -49,7 +51,7 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {origin: app, chain: [{file: hello.wasm}]}
-`, want+1000, startOrigin(t, "o"), originKey.Text())
+`, want+1000, startOrigin(t, "o"), origintest.Key.Text())
 	os.WriteFile(filepath.Join(dir, "edge.yaml"), []byte(cfg), 0o644)
 	cmd := exec.Command(bin, "-config", filepath.Join(dir, "edge.yaml"))
 	stderr, _ := cmd.StderrPipe()

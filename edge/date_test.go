@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestDate: Date on a miss, on hits, for an origin's response without one,
@@ -32,8 +34,8 @@ func TestDate(t *testing.T) {
 	}))
 	n := startNode(t, `
 origins:
-  app: {addr: "`+originAddr+`", key: "`+originKey.Text()+`"}
-  down: {addr: "127.0.0.1:1", key: "`+originKey.Text()+`"}
+  app: {addr: "`+originAddr+`", key: "`+origintest.Key.Text()+`"}
+  down: {addr: "127.0.0.1:1", key: "`+origintest.Key.Text()+`"}
 routes:
   - host: cached
     origin: app
@@ -46,7 +48,7 @@ routes:
 	// without one) and Cache-Status.
 	get := func(host, path string) (status int, date time.Time, raw string, age int, cs string) {
 		t.Helper()
-		req, _ := http.NewRequest("GET", "http://"+n.addr+path, nil)
+		req, _ := http.NewRequest("GET", "http://"+n.Addr+path, nil)
 		req.Host = host
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

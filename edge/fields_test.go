@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -15,12 +16,12 @@ import (
 // User-Agent and Cookie first, spells them its way and merges Cookie
 // lines, which header_names (in order of first appearance) would report.
 func TestFieldsInClientOrder(t *testing.T) {
-	addr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		for _, f := range req.Header {
 			resp.Body = fmt.Appendf(resp.Body, "%s=%s|", f.Name, f.Value)
 		}
-	}))
+	})).Addr
 	n := startNode(t, config(addr, hello(t), ""))
 	resp, body := n.raw(t, "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nAccept: a\r\ncookie: a=1\r\n"+
 		"x-multi:  one \r\ncontent-type: text/plain\r\nCookie: b=2\r\nuser-agent: ua\r\nX-Multi: two\r\nContent-Length: 1\r\n\r\nx")

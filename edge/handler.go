@@ -204,7 +204,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	}
 	n.revalidate(x, g) // after the write: edge/revalidate.go
 	c.done()
-	g.release()
+	g.unref()
 }
 
 // acquire routes the request, takes a reference on its generation (which
@@ -216,7 +216,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ *route, ok bool) {
 	for {
 		g := n.gen.Load()
-		if !g.acquire() {
+		if !g.ref() {
 			if n.gen.Load() == g {
 				return nil, nil, false
 			}
@@ -224,7 +224,7 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 		}
 		rt := g.router.match(ctx.Host(), ctx.Path())
 		if rt == nil {
-			g.release()
+			g.unref()
 			return nil, nil, true
 		}
 		for _, s := range rt.chain {

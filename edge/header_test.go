@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -92,13 +93,13 @@ func TestBareLFAtOnce(t *testing.T) {
 		{"empty lines first", []string{"\r\n\r\n" + ok, "\n\r\n\n" + ok}, []int{200, 200}},
 	} {
 		var got []int
-		for _, resp := range conversation(t, n.addr, tc.reqs...) {
+		for _, resp := range conversation(t, n.Addr, tc.reqs...) {
 			got = append(got, resp.StatusCode)
 		}
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
-		served(t, n.addr, "after "+tc.name)
+		served(t, n.Addr, "after "+tc.name)
 	}
 	if c := log.count(); c != log.seen("/api/ok") {
 		t.Errorf("the origin got %d requests, want only the normal ones", c)
@@ -110,7 +111,7 @@ func TestBareLFAtOnce(t *testing.T) {
 // the plugins' health does not count it; one field fewer is served.
 func TestTooManyFields(t *testing.T) {
 	log := &originLog{}
-	cfg := config(serveOrigin(t, log.handler()), hello(t), "")
+	cfg := config(origintest.Start(t, log.handler()).Addr, hello(t), "")
 	cfg = strings.Replace(cfg, "max_header_bytes: 4096", "max_header_bytes: 16384", 1)
 	n := startNode(t, cfg)
 	fields := func(k int) string {
@@ -133,7 +134,7 @@ func TestTooManyFields(t *testing.T) {
 		if len(req) > 16384 {
 			t.Fatalf("%d fields take %d bytes, past max_header_bytes", k, len(req))
 		}
-		resp, body, _, closed := exchange(t, n.addr, req, 2*time.Second)
+		resp, body, _, closed := exchange(t, n.Addr, req, 2*time.Second)
 		if resp.StatusCode != 431 || !closed {
 			t.Errorf("%d fields: %d %.80q, closed %t; want 431 and closed", k, resp.StatusCode, body, closed)
 		}
@@ -144,7 +145,7 @@ func TestTooManyFields(t *testing.T) {
 	if log.count() != 0 {
 		t.Errorf("the origin got %d requests", log.count())
 	}
-	resp, body, _, _ := exchange(t, n.addr, fields(wire.MaxFields), time.Second)
+	resp, body, _, _ := exchange(t, n.Addr, fields(wire.MaxFields), time.Second)
 	if resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /x") {
 		t.Errorf("%d fields: %d %.80q, want 200", wire.MaxFields, resp.StatusCode, body)
 	}
@@ -158,10 +159,10 @@ func TestTooManyFields(t *testing.T) {
 func TestBareLFOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, cert := writeCert(t, dir, "a.example", 1)
-	originAddr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	originAddr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.Body = fmt.Appendf(resp.Body, "scheme=%s", req.Scheme)
-	}))
+	})).Addr
 	cfg := config(originAddr, hello(t), fmt.Sprintf("tls:\n  certs:\n    - {cert: %s, key: %s}\n", certFile, keyFile))
 	n := startNode(t, strings.Replace(cfg, "limits: {", "limits: {read_timeout: 1h, ", 1))
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,29 +19,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/internal/jwstest"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
-	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
-
-// syncBuffer is a log sink for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // misbehave is the test guest that fails on request, built to a .wasm file.
 func misbehave(t *testing.T) string {
@@ -69,10 +52,10 @@ func TestNoSecretInLogs(t *testing.T) {
 		badToken = "PLANTEDBEARER0005"
 		subject  = "PLANTEDSUBJECT0006"
 	)
-	goodToken := token(subject)
+	goodToken := jwstest.UserToken(jwtSecret, subject)
 	planted := []string{"PLANTED", goodToken, goodToken[strings.LastIndexByte(goodToken, '.')+1:]}
 
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	// The application: echoes nothing secret itself, and fails on demand.
@@ -106,21 +89,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: proxy, Metrics: om, Logger: logger.With("side", "origin")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(oln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	o := origintest.StartConfig(t, origin.ServerConfig{Handler: proxy, Metrics: om, Logger: logger.With("side", "origin")}, nil)
 	down, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +123,7 @@ routes:
   - name: down
     path: /down/
     origin: down
-`, oln.Addr().String(), originKey.Text(), downAddr, originKey.Text(),
+`, o.Addr, origintest.Key.Text(), downAddr, origintest.Key.Text(),
 		p["ratelimit"], shadow("by_key", "header:X-Api-Key"), shadow("by_authz", "header:Authorization"),
 		shadow("by_cookie", "header:Cookie"), shadow("by_user", "value:identity-sub"),
 		p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), hex.EncodeToString(sum[:]), misbehave(t))

@@ -1,15 +1,14 @@
 package edge_test
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
 	"github.com/talowa/wedge/edge"
-	"github.com/talowa/wedge/wasm/wasmbuild"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 func TestPluginLimitsConfig(t *testing.T) {
@@ -41,24 +40,9 @@ routes:
   - {name: roomy, path: /roomy/, origin: app, chain: [{file: %[3]q}]}
   - {name: tight, path: /tight/, origin: app, chain: [{file: %[3]q, memory_bytes: 8388608}]}
   - {name: quick, path: /quick/, origin: app, chain: [{file: %[3]q, deadline: 20ms}]}
-`, startOrigin(t, "o"), originKey.Text(), file)
-	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	n, err := edge.New(context.Background(), cfg, edge.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		CompilationCache: wasmbuild.CompilationCacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go n.Serve(ln)
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	tn := &testNode{Node: n, addr: ln.Addr().String()}
+`, startOrigin(t, "o"), origintest.Key.Text(), file)
+	logs := &testutil.SyncBuffer{}
+	tn := startNodeWith(t, yaml, edge.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
 
 	// Keeping 8 MiB more fits the default 64 MiB, not an 8 MiB limit.
 	if st, _, _ := tn.do(t, "GET", "x", "/roomy/", nil, "X-Misbehave", "request:bloat"); st != 204 {

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/internal/listeners"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/host"
 )
@@ -41,17 +42,15 @@ type Node struct {
 	idBase  string
 
 	// Lock order: reloadMu, then the wasm.Runtime's own locks (a reload
-	// loads and compiles under it). lnMu is a leaf, never held with
-	// reloadMu: Shutdown lets go of it before it takes reloadMu.
+	// loads and compiles under it). The lock of lns is a leaf, never held
+	// with reloadMu: Shutdown lets go of it before it takes reloadMu.
 	reloadMu     sync.Mutex // one reload at a time; guards mods, releases and shut
 	mods         map[modKey]*loaded
 	releases     map[string]*Release
 	shut         bool // Shutdown began: no more generations
 	compileCache bool // compiled modules are kept on disk
 
-	lnMu   sync.Mutex // guards closed and lns
-	closed bool
-	lns    []net.Listener
+	lns listeners.Set
 }
 
 // generation is what one config produced: the routes, their loaded plugins
@@ -70,19 +69,22 @@ type generation struct {
 	closeOnce sync.Once
 }
 
-// acquire takes a reference for a request; false once g is retired.
-func (g *generation) acquire() bool {
+// ref takes a reference for a request; false once g is retired. (A
+// generation's references are ref and unref: "release" in this package is
+// a Release, what a plugin runs.)
+func (g *generation) ref() bool {
 	g.refs.Add(1)
 	if g.retired.Load() {
-		// The release may be the last one (retire's came first), so
+		// This unref may be the last one (retire's came first), so
 		// closing is once only.
-		g.release()
+		g.unref()
 		return false
 	}
 	return true
 }
 
-func (g *generation) release() {
+// unref drops a reference; the last one closes g.
+func (g *generation) unref() {
 	if g.refs.Add(-1) == 0 {
 		g.close()
 	}
@@ -91,7 +93,7 @@ func (g *generation) release() {
 // retire gives up the reference g held as the current generation.
 func (g *generation) retire() {
 	if !g.retired.Swap(true) {
-		g.release()
+		g.unref()
 	}
 }
 
@@ -231,17 +233,9 @@ func (g *generation) close() {
 
 // Serve answers HTTP on ln until Shutdown.
 func (n *Node) Serve(ln net.Listener) error {
-	// fasthttp's Shutdown does not see a listener whose Serve has not
-	// registered it yet, which would then serve forever: Shutdown closes
-	// the listeners itself, and a Serve after it returns at once.
-	n.lnMu.Lock()
-	if n.closed {
-		n.lnMu.Unlock()
-		ln.Close()
-		return nil
+	if !n.lns.Add(ln) {
+		return nil // after Shutdown
 	}
-	n.lns = append(n.lns, ln)
-	n.lnMu.Unlock()
 	if err := n.srv.Serve(lineEndListener{ln}); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: %w", err)
 	}
@@ -278,15 +272,9 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 }
 
 // Shutdown stops accepting, waits for requests in flight (within ctx), and
-// releases everything.
+// closes the generations, origins and runtime.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.lnMu.Lock()
-	n.closed = true
-	for _, ln := range n.lns {
-		ln.Close()
-	}
-	n.lns = nil
-	n.lnMu.Unlock()
+	n.lns.Close()
 	err := n.srv.ShutdownWithContext(ctx)
 	// Requests still running when ctx ran out keep the generation (and the
 	// runtime its plugins) open until they are done; later ones get 503.

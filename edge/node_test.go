@@ -1,15 +1,11 @@
 package edge_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,19 +15,17 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
-	"github.com/talowa/wedge/wasm/wasmbuild"
-	"github.com/talowa/wedge/wasm/wasmtest"
 )
-
-var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)}
 
 // startOrigin runs an origin service with an in-process application that
 // says who it is and what it got, and returns its address.
 func startOrigin(t *testing.T, name string) string {
 	t.Helper()
-	return serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	return origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.AddHeader([]byte("Content-Type"), []byte("text/plain"))
 		resp.AddHeader([]byte("Set-Cookie"), []byte("a=1"))
@@ -41,79 +35,24 @@ func startOrigin(t *testing.T, name string) string {
 			resp.Body = fmt.Appendf(resp.Body, " ua=%s", ua)
 		}
 		resp.Body = fmt.Appendf(resp.Body, " body=%d", len(req.Body))
-	}))
-}
-
-// serveOrigin runs an origin service in front of h and returns its address.
-func serveOrigin(t testing.TB, h origin.Handler) string {
-	t.Helper()
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return ln.Addr().String()
+	})).Addr
 }
 
 // hello is plugins/hello built to a .wasm file.
-func hello(t *testing.T) string { return moduleFile(t, "../plugins/hello") }
+func hello(t *testing.T) string { return edgetest.ModuleFile(t, "../plugins/hello") }
 
-// moduleFile is the plugin in dir built to NAME.wasm, NAME being the
-// folder's: a chain step without a name takes its file's. The file links
-// to the build cache's, which is named after the sources' hash.
-func moduleFile(t testing.TB, dir string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
-	if err := os.Symlink(wasmtest.BuildFile(t, dir), f); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-type testNode struct {
-	*edge.Node
-	addr  string
-	admin *httptest.Server
-}
+// testNode is a node the tests of this package add their request helpers
+// to.
+type testNode struct{ *edgetest.Node }
 
 func startNode(t testing.TB, yaml string) *testNode {
 	t.Helper()
-	return startNodeWith(t, yaml, edge.Options{}, nil)
+	return &testNode{edgetest.Start(t, yaml)}
 }
 
-// startNodeWith is startNode with opts (the compilation cache is the
-// tests' shared one), serving on ln; nil listens on a port of its own.
 func startNodeWith(t testing.TB, yaml string, opts edge.Options, ln net.Listener) *testNode {
 	t.Helper()
-	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.CompilationCache = wasmbuild.CompilationCacheDir()
-	n, err := edge.New(context.Background(), cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ln == nil {
-		if ln, err = net.Listen("tcp4", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	go n.Serve(ln)
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	tn := &testNode{Node: n, addr: ln.Addr().String(), admin: httptest.NewServer(n.AdminHandler(nil))}
-	t.Cleanup(tn.admin.Close)
-	return tn
+	return &testNode{edgetest.StartWith(t, yaml, opts, ln)}
 }
 
 func config(originAddr, plugin string, extra string) string {
@@ -134,7 +73,7 @@ routes:
     origin: app
     chain:
       - {file: %q, config: {greeting: Hi}}
-%s`, originAddr, originKey.Text(), plugin, extra)
+%s`, originAddr, origintest.Key.Text(), plugin, extra)
 }
 
 // get sends a request to the node and returns status, headers and body.
@@ -143,7 +82,7 @@ func (n *testNode) do(t *testing.T, method, host, target string, body []byte, hd
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + n.addr + target)
+	req.SetRequestURI("http://" + n.Addr + target)
 	req.Header.SetMethod(method)
 	req.Header.SetHost(host)
 	req.UseHostHeader = true
@@ -322,7 +261,7 @@ func TestNodeAdmin(t *testing.T) {
 
 func (n *testNode) get(t *testing.T, path, token string) string {
 	t.Helper()
-	resp, err := http.Get(n.admin.URL + path)
+	resp, err := http.Get(n.Admin.URL + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +272,7 @@ func (n *testNode) get(t *testing.T, path, token string) string {
 
 func (n *testNode) post(t *testing.T, path, token string) *http.Response {
 	t.Helper()
-	req, _ := http.NewRequest("POST", n.admin.URL+path, nil)
+	req, _ := http.NewRequest("POST", n.Admin.URL+path, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -362,7 +301,7 @@ func TestNodeMaxConns(t *testing.T) {
 	n := startNode(t, cfg)
 	var held []net.Conn
 	for range 2 {
-		c, err := net.Dial("tcp4", n.addr)
+		c, err := net.Dial("tcp4", n.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +314,7 @@ func TestNodeMaxConns(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	extra, err := net.Dial("tcp4", n.addr)
+	extra, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,8 +85,8 @@ func releaseMatches(cfg *Config, key string) bool {
 	return false
 }
 
-// release finds the release for a plugin of a route, if any.
-func (n *Node) release(route, plugin string) *Release {
+// releaseOf finds the Release for a plugin of a route, if any.
+func (n *Node) releaseOf(route, plugin string) *Release {
 	if r, ok := n.releases[route+"/"+plugin]; ok {
 		return r
 	}
@@ -244,7 +244,7 @@ func (n *Node) loadStep(ctx context.Context, g *generation, route string, pc *Pl
 	if _, ok := n.releases[route+"/"+pc.Name]; ok {
 		s.key = route + "/" + pc.Name
 	}
-	rel := n.release(route, pc.Name)
+	rel := n.releaseOf(route, pc.Name)
 	var err error
 	if s.stable, err = n.loadVersion(ctx, g, pc, rel); err != nil {
 		return nil, err

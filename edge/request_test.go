@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
@@ -21,7 +23,7 @@ import (
 // raw sends one request as written and returns the response.
 func (n *testNode) raw(t *testing.T, req string) (*http.Response, string) {
 	t.Helper()
-	c, err := net.Dial("tcp4", n.addr)
+	c, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,16 +117,16 @@ func TestNodeServeAfterShutdown(t *testing.T) {
 // after Shutdown gave up waiting get a 503, not a handler spinning on the
 // closed plugins.
 func TestNodeShutdownTimeout(t *testing.T) {
-	addr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		if string(req.Path) == "/slow" {
 			time.Sleep(time.Second)
 		}
 		resp.Status = 200
 		resp.Body = append(resp.Body, "ok"...)
-	}))
+	})).Addr
 	n := startNode(t, config(addr, hello(t), ""))
 
-	c, err := net.Dial("tcp4", n.addr)
+	c, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +160,8 @@ func TestNodeShutdownTimeout(t *testing.T) {
 // one user's response without public or s-maxage is not served to another.
 func TestStackPrivateNotShared(t *testing.T) {
 	n, _ := startStack(t)
-	_, _, alice := n.do(t, "GET", "x", "/private", nil, "Authorization", "Bearer "+token("alice"))
-	st, h, bob := n.do(t, "GET", "x", "/private", nil, "Authorization", "Bearer "+token("bob"))
+	_, _, alice := n.do(t, "GET", "x", "/private", nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, "alice"))
+	st, h, bob := n.do(t, "GET", "x", "/private", nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, "bob"))
 	if st != 200 || bob == alice || !strings.HasSuffix(bob, "for bob\n") {
 		t.Fatalf("bob got %d %q (Cache-Status %q), alice had %q", st, bob, h.Peek("Cache-Status"), alice)
 	}
@@ -168,12 +170,12 @@ func TestStackPrivateNotShared(t *testing.T) {
 // TestNodeResponseConnectionListed: fields the origin's Connection field
 // names do not reach the client.
 func TestNodeResponseConnectionListed(t *testing.T) {
-	addr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.AddHeader([]byte("Connection"), []byte("X-Internal"))
 		resp.AddHeader([]byte("X-Internal"), []byte("secret"))
 		resp.AddHeader([]byte("X-Public"), []byte("ok"))
-	}))
+	})).Addr
 	n := startNode(t, config(addr, hello(t), ""))
 	resp, _ := n.raw(t, "GET /api/x HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
 	if resp.StatusCode != 200 || resp.Header.Get("X-Internal") != "" || resp.Header.Get("X-Public") != "ok" {

@@ -21,14 +21,14 @@ func (n *Node) revalidate(x *exchange, g *generation) {
 	if rv == nil {
 		return
 	}
-	if !g.acquire() {
+	if !g.ref() {
 		rv.Done()
 		return
 	}
 	c := &requestChain{n: n, rt: x.chain.rt, held: make([]*loaded, x.flow.Ran())}
 	copy(c.held, x.chain.held)
 	go func() {
-		defer g.release()
+		defer g.unref()
 		defer rv.Done()
 		host.RunRevalidation(c, rv.Exchange())
 	}()

@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // startCacheStack runs app behind an origin service and a node whose only
@@ -40,7 +41,7 @@ routes:
     origin: app
     chain:
       - {file: %q}
-`, serveOrigin(t, proxy), originKey.Text(), plugins(t)["cache"]))
+`, origintest.Start(t, proxy).Addr, origintest.Key.Text(), plugins(t)["cache"]))
 }
 
 // swrApp answers /swr with v1, stale at once with a minute of
@@ -75,7 +76,7 @@ func (n *testNode) get200(path string) (body, cacheStatus string, err error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + n.addr + path)
+	req.SetRequestURI("http://" + n.Addr + path)
 	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
 		return "", "", err
 	}

@@ -12,7 +12,9 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -24,12 +26,12 @@ import (
 func startHitNode(tb testing.TB) (*testNode, []byte) {
 	tb.Helper()
 	body := bytes.Repeat([]byte("x"), 1024)
-	addr := serveOrigin(tb, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
+	addr := origintest.Start(tb, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.AddHeader([]byte("Content-Type"), []byte("text/plain"))
 		resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=3600"))
 		resp.Body = append(resp.Body, body...)
-	}))
+	})).Addr
 	p := plugins(tb)
 	n := startNode(tb, fmt.Sprintf(`
 origins:
@@ -41,9 +43,9 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
       - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 2000000000, period: 1s}]}}
       - {file: %q}
-`, addr, originKey.Text(), p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
+`, addr, origintest.Key.Text(), p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
 	req := []byte("GET /bench HTTP/1.1\r\nHost: full\r\nUser-Agent: wrk\r\nAccept: */*\r\n" +
-		"Authorization: Bearer " + token("bench") + "\r\n\r\n")
+		"Authorization: Bearer " + jwstest.UserToken(jwtSecret, "bench") + "\r\n\r\n")
 	return n, req
 }
 
@@ -133,7 +135,7 @@ func dialMem(tb testing.TB, n *testNode) net.Conn {
 // dialTCP opens a client connection to n's TCP listener on 127.0.0.1.
 func dialTCP(tb testing.TB, n *testNode) net.Conn {
 	tb.Helper()
-	c, err := net.Dial("tcp4", n.addr)
+	c, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		tb.Fatal(err)
 	}

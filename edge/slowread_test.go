@@ -23,7 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/internal/jwstest"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // appOrigin runs h as the application behind an origin service and its
@@ -40,7 +43,7 @@ func appOrigin(t *testing.T, h http.Handler) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	return serveOrigin(t, proxy)
+	return origintest.Start(t, proxy).Addr
 }
 
 // bigApp serves 8 MiB bodies: /big/cached for the cache, /big/nostore
@@ -91,7 +94,7 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
       - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 5, period: 1m, burst: 5}]}}
       - {file: %q}
-`, limits, bigApp(t), originKey.Text(), p["cache"], p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
+`, limits, bigApp(t), origintest.Key.Text(), p["cache"], p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
 }
 
 // slowReader opens a connection that asks for target and reads nothing.
@@ -125,30 +128,11 @@ func slowReader(t *testing.T, addr, target string) net.Conn {
 // name=value pairs, summed over the series that have them.
 func metric(t *testing.T, n *testNode, name string, labels ...string) float64 {
 	t.Helper()
-	fams, err := n.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
+	m := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		m[labels[i]] = labels[i+1]
 	}
-	total := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
-				}
-				if !found {
-					continue series
-				}
-			}
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
+	return testutil.MetricSum(t, n.Registry(), name, m)
 }
 
 // waitMetric polls the series until ok holds for its value, failing past
@@ -221,7 +205,7 @@ func TestSlowReadersOfCachedBody(t *testing.T) {
 	)
 	n := startBig(t, "")
 	for i, want := range []string{"fwd=uri-miss", "hit"} {
-		st, cs, size, err := getBody(n.addr, "/big/cached")
+		st, cs, size, err := getBody(n.Addr, "/big/cached")
 		if err != nil || st != 200 || size != 8<<20 || !strings.Contains(cs, want) {
 			t.Fatalf("warming, request %d: %d, %d bytes, Cache-Status %q, %v; want %s", i+1, st, size, cs, err, want)
 		}
@@ -232,7 +216,7 @@ func TestSlowReadersOfCachedBody(t *testing.T) {
 	// hundred MiB rather than left to grow by gigabytes.
 	for opened := 0; opened < readers; {
 		for range batch {
-			slowReader(t, n.addr, "/big/cached")
+			slowReader(t, n.Addr, "/big/cached")
 			opened++
 		}
 		// Counted once the response is handed to the server, which then
@@ -265,7 +249,7 @@ func TestSlowReadersOfCachedBody(t *testing.T) {
 		wg.Go(func() {
 			for i := w; i < 200; i += 4 {
 				user := fmt.Sprint("u", i%50)
-				st, _, _, err := getBody(n.addr, fmt.Sprintf("/n/%d", i%20), "Authorization", "Bearer "+token(user))
+				st, _, _, err := getBody(n.Addr, fmt.Sprintf("/n/%d", i%20), "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, user))
 				if err != nil || st != 200 {
 					mu.Lock()
 					errs = append(errs, fmt.Sprintf("request %d: %d %v", i, st, err))
@@ -289,17 +273,17 @@ func TestSlowReadersOfCachedBody(t *testing.T) {
 // still served, and once the slow readers are gone the bytes are free again.
 func TestSlowReadersBound(t *testing.T) {
 	n := startBig(t, "max_write_bytes: 20971520") // room for two 8 MiB bodies
-	if st, _, size, err := getBody(n.addr, "/big/cached"); err != nil || st != 200 || size != 8<<20 {
+	if st, _, size, err := getBody(n.Addr, "/big/cached"); err != nil || st != 200 || size != 8<<20 {
 		t.Fatalf("warming: %d, %d bytes, %v", st, size, err)
 	}
 	waitMetric(t, n, zero, "wedge_edge_writes") // the fast reader's write is done
 	var held []net.Conn
 	for i := range 2 {
-		held = append(held, slowReader(t, n.addr, "/big/nostore"))
+		held = append(held, slowReader(t, n.Addr, "/big/nostore"))
 		waitMetric(t, n, atLeast(float64(i+1)*(8<<20)), "wedge_edge_write_bytes")
 	}
 
-	resp, body, _, closed := exchange(t, n.addr, "GET /big/nostore HTTP/1.1\r\nHost: x\r\n\r\n", 5*time.Second)
+	resp, body, _, closed := exchange(t, n.Addr, "GET /big/nostore HTTP/1.1\r\nHost: x\r\n\r\n", 5*time.Second)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "slow clients") || !closed {
 		t.Fatalf("past max_write_bytes: %d Retry-After %q body %q (%d bytes), connection closed %t; want 503, Retry-After, closed",
 			resp.StatusCode, resp.Header.Get("Retry-After"), body[:min(len(body), 80)], len(body), closed)
@@ -311,7 +295,7 @@ func TestSlowReadersBound(t *testing.T) {
 		t.Errorf("write_bytes %v past max_write_bytes", b)
 	}
 	// A cached body costs nothing more, so it is served all the same.
-	if st, cs, size, err := getBody(n.addr, "/big/cached"); err != nil || st != 200 || size != 8<<20 || !strings.Contains(cs, "hit") {
+	if st, cs, size, err := getBody(n.Addr, "/big/cached"); err != nil || st != 200 || size != 8<<20 || !strings.Contains(cs, "hit") {
 		t.Fatalf("cached body at the bound: %d, %d bytes, Cache-Status %q, %v", st, size, cs, err)
 	}
 
@@ -319,7 +303,7 @@ func TestSlowReadersBound(t *testing.T) {
 		c.Close()
 	}
 	waitMetric(t, n, zero, "wedge_edge_write_bytes")
-	if st, _, size, err := getBody(n.addr, "/big/nostore"); err != nil || st != 200 || size != 8<<20 {
+	if st, _, size, err := getBody(n.Addr, "/big/nostore"); err != nil || st != 200 || size != 8<<20 {
 		t.Fatalf("after the slow readers left: %d, %d bytes, %v", st, size, err)
 	}
 }

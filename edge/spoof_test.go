@@ -10,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // cgiApp is an application that reads its request fields the way a CGI
@@ -60,9 +62,9 @@ routes:
     origin: app
     chain:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
-`, serveOrigin(t, proxy), originKey.Text(), plugins(t)["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret)))
+`, origintest.Start(t, proxy).Addr, origintest.Key.Text(), plugins(t)["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret)))
 
-	alice := "Bearer " + token("alice")
+	alice := "Bearer " + jwstest.UserToken(jwtSecret, "alice")
 	for _, spoof := range []string{
 		"Wedge-Value-Identity-Sub", // the edge's own spelling
 		"Wedge_Value_Identity_Sub",

@@ -1,8 +1,6 @@
 package edge_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -14,29 +12,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/edge/edgetest"
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // plugins is auth, ratelimit and cache built to .wasm files, by name.
 func plugins(t testing.TB) map[string]string {
 	files := map[string]string{}
 	for _, name := range []string{"auth", "ratelimit", "cache"} {
-		files[name] = moduleFile(t, "../plugins/"+name)
+		files[name] = edgetest.ModuleFile(t, "../plugins/"+name)
 	}
 	return files
 }
 
 var jwtSecret = []byte("0123456789abcdef0123456789abcdef")
-
-func token(sub string) string {
-	enc := base64.RawURLEncoding
-	now := time.Now().Unix()
-	head := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	claims := enc.EncodeToString(fmt.Appendf(nil, `{"sub":%q,"iat":%d,"exp":%d}`, sub, now, now+3600))
-	mac := hmac.New(sha256.New, jwtSecret)
-	mac.Write([]byte(head + "." + claims))
-	return head + "." + claims + "." + enc.EncodeToString(mac.Sum(nil))
-}
 
 // app is the application behind the stack: /fresh is cacheable for 60 s,
 // /revalidate for 1 s with an ETag it honours, /fragile for 1 s with
@@ -91,7 +82,7 @@ func startStack(t *testing.T) (*testNode, *app) {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
-	originAddr := serveOrigin(t, proxy)
+	originAddr := origintest.Start(t, proxy).Addr
 
 	p := plugins(t)
 	k := base64.RawURLEncoding.EncodeToString(jwtSecret)
@@ -106,7 +97,7 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
       - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 5, period: 1m, burst: 5}]}}
       - {file: %q}
-`, originAddr, originKey.Text(), p["auth"], k, p["ratelimit"], p["cache"]))
+`, originAddr, origintest.Key.Text(), p["auth"], k, p["ratelimit"], p["cache"]))
 	return n, a
 }
 
@@ -118,7 +109,7 @@ func TestStackAuthAndRateLimit(t *testing.T) {
 	if st, h, _ := n.do(t, "GET", "x", "/fresh", nil, "Authorization", "Bearer x.y.z"); st != 401 || !strings.Contains(string(h.Peek("WWW-Authenticate")), `error="invalid_token"`) {
 		t.Fatalf("bad token: %d %q", st, h.Peek("WWW-Authenticate"))
 	}
-	alice := "Bearer " + token("alice")
+	alice := "Bearer " + jwstest.UserToken(jwtSecret, "alice")
 	st, _, body := n.do(t, "GET", "x", "/fresh", nil, "Authorization", alice)
 	if st != 200 || !strings.HasSuffix(body, "for alice\n") {
 		t.Fatalf("with a token: %d %q (the origin must see the identity)", st, body)
@@ -138,7 +129,7 @@ func TestStackAuthAndRateLimit(t *testing.T) {
 		t.Errorf("429 fields: RateLimit-Policy %q RateLimit %q", h.Peek("RateLimit-Policy"), h.Peek("RateLimit"))
 	}
 	// Bob has his own budget.
-	if st, _, _ := n.do(t, "GET", "x", "/fresh", nil, "Authorization", "Bearer "+token("bob")); st != 200 {
+	if st, _, _ := n.do(t, "GET", "x", "/fresh", nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, "bob")); st != 200 {
 		t.Fatalf("bob: %d", st)
 	}
 }
@@ -149,7 +140,7 @@ func TestStackCache(t *testing.T) {
 	user := 0
 	get := func(path string) (int, string, string, string) {
 		user++
-		st, h, body := n.do(t, "GET", "x", path, nil, "Authorization", "Bearer "+token(fmt.Sprint("u", user)))
+		st, h, body := n.do(t, "GET", "x", path, nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, fmt.Sprint("u", user)))
 		return st, body, string(h.Peek("Cache-Status")), string(h.Peek("Age"))
 	}
 
@@ -231,7 +222,7 @@ func TestStackRateLimitFieldsOnHits(t *testing.T) {
 	n, a := startStack(t)
 	get := func(user string) (string, []string, []string) {
 		t.Helper()
-		st, h, _ := n.do(t, "GET", "x", "/fresh", nil, "Authorization", "Bearer "+token(user))
+		st, h, _ := n.do(t, "GET", "x", "/fresh", nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, user))
 		if st != 200 {
 			t.Fatalf("%s: status %d", user, st)
 		}

@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/tck"
@@ -37,7 +39,7 @@ func TestConformanceLive(t *testing.T) {
 	var sent *host.Request
 	var id string
 	fwd := map[string]string{}
-	originAddr := serveOrigin(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	originAddr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		mu.Lock()
 		sent = &host.Request{Method: string(req.Method), Path: string(req.Path), Body: bytes.Clone(req.Body)}
 		for _, f := range req.Header {
@@ -54,7 +56,7 @@ func TestConformanceLive(t *testing.T) {
 			resp.AddHeader([]byte(f.Name), []byte(f.Value))
 		}
 		resp.Body = append(resp.Body, o.Body...)
-	}))
+	})).Addr
 
 	// The client's connection is made before the node starts, so that the
 	// kit can be told the client address the node will give the request.
@@ -83,7 +85,7 @@ routes:
     origin: app
     chain:
       - {name: tck, version: "1", file: %q, config: %s}
-`, tck.MaxBodySize, originAddr, originKey.Text(), tck.Host, moduleFile(t, "../wasm/tck/guest"), cfg), edge.Options{Logger: slog.New(lg)}, ln)
+`, tck.MaxBodySize, originAddr, origintest.Key.Text(), tck.Host, edgetest.ModuleFile(t, "../wasm/tck/guest"), cfg), edge.Options{Logger: slog.New(lg)}, ln)
 
 	if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		t.Fatal(err)

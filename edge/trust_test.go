@@ -13,6 +13,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestFleetTrustFile: a trust file with several keys has every one
@@ -46,7 +47,7 @@ origins:
   app: {addr: "127.0.0.1:1", key: %q}
 routes:
   - {path: /, origin: app}
-`, trust, originKey.Text())
+`, trust, origintest.Key.Text())
 	}
 	c, err := edge.ParseConfig([]byte(cfg(write("ops.pub", file))), dir)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // rawApp is an HTTP application written as raw bytes: it reads request
@@ -91,7 +92,7 @@ func proxyOrigin(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	return serveOrigin(t, p)
+	return origintest.Start(t, p).Addr
 }
 
 // cacheNode runs the cache plugin alone in front of the origin service at
@@ -107,7 +108,7 @@ routes:
     origin: app
     chain:
       - {file: %q}
-`, originAddr, originKey.Text(), plugins(t)["cache"]))
+`, originAddr, origintest.Key.Text(), plugins(t)["cache"]))
 }
 
 // TestStackShiftedResponseNotCached: an application that writes bytes
@@ -177,7 +178,7 @@ func TestNodeInterimResponses(t *testing.T) {
 	})
 	n := startNode(t, config(proxyOrigin(t, app.addr), hello(t), ""))
 
-	c, err := net.Dial("tcp4", n.addr)
+	c, err := net.Dial("tcp4", n.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -71,7 +72,7 @@ func TestCollapse(t *testing.T) {
 	var resps []*wire.Response
 	done := make(chan struct{})
 	go func() { resps = runConcurrently(p, n, mk, 10*time.Second); close(done) }()
-	eventually(t, 10*time.Second, "all followers to wait", func() bool { return waiting(p, mk()) == n-1 })
+	testutil.Eventually(t, 10*time.Second, "all followers to wait", func() bool { return waiting(p, mk()) == n-1 })
 	open()
 	<-done
 
@@ -116,7 +117,7 @@ func TestCollapseNotShareable(t *testing.T) {
 		var resps []*wire.Response
 		done := make(chan struct{})
 		go func() { resps = runConcurrently(p, n, mk, 10*time.Second); close(done) }()
-		eventually(t, 10*time.Second, "all followers to wait", func() bool { return waiting(p, mk()) == n-1 })
+		testutil.Eventually(t, 10*time.Second, "all followers to wait", func() bool { return waiting(p, mk()) == n-1 })
 		open()
 		<-done
 		if got := u.count(); got != n {
@@ -138,7 +139,7 @@ func TestCollapseFollowerDeadline(t *testing.T) {
 	p := newProxy(t, ProxyConfig{Upstreams: []string{u.url}, HealthInterval: -1})
 	leader := make(chan *wire.Response)
 	go func() { leader <- serve(p, getReq("/x"), 10*time.Second) }()
-	eventually(t, 10*time.Second, "the leader to reach the upstream", func() bool { return u.count() == 1 })
+	testutil.Eventually(t, 10*time.Second, "the leader to reach the upstream", func() bool { return u.count() == 1 })
 
 	const d = 50 * time.Millisecond
 	start := time.Now()

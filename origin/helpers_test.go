@@ -199,18 +199,6 @@ func headerLines(raw string) []string {
 	return out
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func newProxy(t testing.TB, cfg ProxyConfig) *Proxy {
 	t.Helper()
 	p, err := NewProxy(cfg)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -86,7 +87,7 @@ func TestPassEndsWhenShareable(t *testing.T) {
 	const k = 4
 	done := make(chan []*wire.Response)
 	go func() { done <- runConcurrently(p, k, func() *wire.Request { return getReq("/p") }, 10*time.Second) }()
-	eventually(t, 10*time.Second, "the requests to collapse again", func() bool { return waiting(p, getReq("/p")) == k-1 })
+	testutil.Eventually(t, 10*time.Second, "the requests to collapse again", func() bool { return waiting(p, getReq("/p")) == k-1 })
 	open.Do(func() { close(gate) })
 	for i, r := range <-done {
 		if r.Status != 200 {

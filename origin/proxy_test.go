@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -385,7 +385,7 @@ func TestProxyHealthChecks(t *testing.T) {
 		t.Fatalf("healthy: %d %q", resp.Status, resp.Error)
 	}
 	sick.Store(true)
-	eventually(t, 10*time.Second, "upstream out of rotation", func() bool { return p.Healthy() == 0 })
+	testutil.Eventually(t, 10*time.Second, "upstream out of rotation", func() bool { return p.Healthy() == 0 })
 	if g := metric(t, reg, "wedge_origin_upstream_healthy", "upstream", name); g != 0 {
 		t.Errorf("healthy gauge %v", g)
 	}
@@ -394,7 +394,7 @@ func TestProxyHealthChecks(t *testing.T) {
 		t.Fatalf("while down: %d %q", resp.Status, resp.Error)
 	}
 	sick.Store(false)
-	eventually(t, 10*time.Second, "upstream back in rotation", func() bool { return p.Healthy() == 1 })
+	testutil.Eventually(t, 10*time.Second, "upstream back in rotation", func() bool { return p.Healthy() == 1 })
 	if g := metric(t, reg, "wedge_origin_upstream_healthy", "upstream", name); g != 1 {
 		t.Errorf("healthy gauge %v", g)
 	}
@@ -450,7 +450,7 @@ func TestProxyBalancing(t *testing.T) {
 	// A busy upstream gets nothing while the other is idle.
 	done := make(chan *wire.Response)
 	go func() { done <- serve(p, getReq("/slow"), 10*time.Second) }()
-	eventually(t, 5*time.Second, "the slow request to arrive", func() bool { return a.count()+b.count() == 21 })
+	testutil.Eventually(t, 5*time.Second, "the slow request to arrive", func() bool { return a.count()+b.count() == 21 })
 	busy, idle := a, b
 	if b.count() == 11 {
 		busy, idle = b, a
@@ -505,32 +505,7 @@ func TestProxyConfig(t *testing.T) {
 // says nothing, with deadlines from 1 ms up: each answer comes by its
 // deadline plus scheduling slack.
 func TestProxyNeverHangs(t *testing.T) {
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var conns []net.Conn
-	var mu sync.Mutex
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	p := newProxy(t, ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
+	p := newProxy(t, ProxyConfig{Upstreams: []string{"http://" + testutil.Silent(t)}, HealthInterval: -1})
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Add(1)

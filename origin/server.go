@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/listeners"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -63,9 +64,7 @@ type Server struct {
 	spares sync.Pool // *wire.Response for answers made without the handler
 	frames sync.Pool // *[]byte
 
-	mu     sync.Mutex
-	closed bool
-	lns    []net.Listener
+	lns listeners.Set // closed by Shutdown, with a Serve still starting
 }
 
 // NewServer checks cfg and builds a Server.
@@ -124,19 +123,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Serve answers connections from ln until Shutdown, then returns nil.
 func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
+	if !s.lns.Add(ln) {
 		return ErrServerClosed
 	}
-	s.lns = append(s.lns, ln)
-	s.mu.Unlock()
 	err := s.srv.Serve(ln)
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.lns.Closed() {
 		return nil
 	}
 	if err != nil {
@@ -148,16 +139,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections, closes idle ones and waits for the
 // exchanges in progress to be answered, or for ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	lns := s.lns
-	s.lns = nil
-	s.mu.Unlock()
-	// Closing the listeners here, not only in fasthttp, covers a Serve that
-	// has not handed its listener to fasthttp yet.
-	for _, ln := range lns {
-		ln.Close()
-	}
+	s.lns.Close()
 	if err := s.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("origin: shutdown: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -67,7 +68,7 @@ func TestServerExchange(t *testing.T) {
 	if got := metric(t, o.reg, "wedge_origin_exchange_duration_seconds"); got != 1 {
 		t.Errorf("duration samples = %v", got)
 	}
-	eventually(t, 5*time.Second, "in-flight back to 0", func() bool { return o.srv.inflight.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "in-flight back to 0", func() bool { return o.srv.inflight.Load() == 0 })
 }
 
 func TestServerDictionaryCounted(t *testing.T) {
@@ -177,7 +178,7 @@ func TestServerRefusals(t *testing.T) {
 	t.Run("overload", func(t *testing.T) {
 		done := make(chan *wire.Response, 1)
 		go func() { done <- exchange(t, o.addr, o.codec, getReq("/block")) }()
-		eventually(t, 5*time.Second, "the blocking exchange to start", func() bool { return o.srv.inflight.Load() == 1 })
+		testutil.Eventually(t, 5*time.Second, "the blocking exchange to start", func() bool { return o.srv.inflight.Load() == 1 })
 		status, body, h := post(t, o.addr, "POST", wire.Path, seal(o.codec, getReq("/")))
 		if status != 503 || string(h.Peek("Retry-After")) != "1" {
 			t.Fatalf("got %d %q Retry-After %q", status, body, h.Peek("Retry-After"))
@@ -381,7 +382,7 @@ func TestServerHammer(t *testing.T) {
 	if answered < fast/2 {
 		t.Errorf("only %d of %d fast exchanges answered in time", answered, fast)
 	}
-	eventually(t, 5*time.Second, "slow handlers to return", func() bool { return o.srv.inflight.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "slow handlers to return", func() bool { return o.srv.inflight.Load() == 0 })
 }
 
 func TestServerShutdown(t *testing.T) {

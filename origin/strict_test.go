@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -166,7 +167,7 @@ func TestProxyStrictFraming(t *testing.T) {
 			if reqs, conns, _ := app.stats(); reqs != 2 || conns != 2 {
 				t.Errorf("application saw %d requests on %d connections, want 2 on 2", reqs, conns)
 			}
-			eventually(t, 5*time.Second, "the proxy to close the first connection", func() bool {
+			testutil.Eventually(t, 5*time.Second, "the proxy to close the first connection", func() bool {
 				_, _, closed := app.stats()
 				return closed == 1
 			})
@@ -213,7 +214,7 @@ func TestProxyBodilessResponses(t *testing.T) {
 			if reqs, conns, _ := app.stats(); reqs != 2 || conns != 2 {
 				t.Errorf("application saw %d requests on %d connections, want 2 on 2", reqs, conns)
 			}
-			eventually(t, 5*time.Second, "the proxy to close the first connection", func() bool {
+			testutil.Eventually(t, 5*time.Second, "the proxy to close the first connection", func() bool {
 				_, _, closed := app.stats()
 				return closed == 1
 			})

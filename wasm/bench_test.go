@@ -1,15 +1,13 @@
 package wasm_test
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -23,14 +21,14 @@ const hs256Secret = "bench-secret, 32 bytes for HS256"
 // the timed loop. The host never caches HMAC results, so no token is cheaper
 // for having been seen.
 func hs256Tokens(n int) []string {
-	head := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	exp := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	exp := time.Now().Add(time.Hour).Unix()
 	toks := make([]string, n)
 	for i := range toks {
-		body := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"user-` + strconv.Itoa(i) + `","exp":` + exp + `}`))
-		mac := hmac.New(sha256.New, []byte(hs256Secret))
-		mac.Write([]byte(head + "." + body))
-		toks[i] = "Bearer " + head + "." + body + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+		tok, err := jwstest.Token("HS256", []byte(hs256Secret), "", map[string]any{"sub": "user-" + strconv.Itoa(i), "exp": exp})
+		if err != nil {
+			panic(err)
+		}
+		toks[i] = "Bearer " + tok
 	}
 	return toks
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/talowa/wedge/internal/leaktest"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/internal/wasmbin"
 )
@@ -29,10 +30,10 @@ func TestCloseDuringValidate(t *testing.T) {
 	release := rt.HoldCompile(bin)
 	validated := make(chan error, 1)
 	go func() { validated <- rt.Validate(ctx, bin) }()
-	eventually(t, "the compile waiting for its claim", func() bool { return stacksHold("wasm.(*sharedCache).claim") })
+	testutil.Eventually(t, hangGuard, "the compile waiting for its claim", func() bool { return stacksHold("wasm.(*sharedCache).claim") })
 	closed := make(chan error, 1)
 	go func() { closed <- rt.Close(ctx) }()
-	eventually(t, "Close under way", func() bool { return stacksHold("wasm.(*Runtime).Close") })
+	testutil.Eventually(t, hangGuard, "Close under way", func() bool { return stacksHold("wasm.(*Runtime).Close") })
 	release()
 	if err := <-closed; err != nil {
 		t.Fatalf("close: %v", err)
@@ -94,7 +95,7 @@ func TestSharedCacheCompilesOnce(t *testing.T) {
 	for _, rt := range rts {
 		go func() { errs <- rt.Validate(ctx, bin) }()
 	}
-	eventually(t, "every runtime waiting for the held compile", func() bool {
+	testutil.Eventually(t, hangGuard, "every runtime waiting for the held compile", func() bool {
 		if n := goroutinesIn("wazevo.(*engine).compileModule"); n > 0 {
 			t.Fatalf("%d compiles started while another runtime held the module's compile", n)
 		}

@@ -28,23 +28,10 @@ size=${SIZE:-1024}
 out=${OUT:-deploy/bench/report/BREAKDOWN.md}
 freq=${FREQ:-1999}
 
-need=()
-for c in wrk taskset python3 curl; do command -v "$c" >/dev/null || need+=("$c"); done
-if ((${#need[@]})); then
-	echo "installing wrk curl (missing: ${need[*]})" >&2
-	apt-get update -qq && apt-get install -y -qq wrk curl >/dev/null
-fi
-
-tmp=$(mktemp -d)
-pids=()
+. deploy/bench/lib.sh
+install_missing "wrk curl" wrk taskset python3 curl
 edge=
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-	[ -z "$edge" ] || rm -f "/tmp/perf-$edge.map"
-}
-trap cleanup EXIT
+bench_cleanup() { [ -z "$edge" ] || rm -f "/tmp/perf-$edge.map"; }
 
 perf=${PERF-$(command -v perf || true)}
 if [ -n "$perf" ] && ! "$perf" record -q -e cpu-clock -o "$tmp/probe.data" -- true >/dev/null 2>&1; then
@@ -55,46 +42,28 @@ fi
 
 echo "# building" >&2
 go build -tags perfmap -o "$tmp/edge" ./edge/cmd/edge
-go build -o "$tmp/origin" ./origin/cmd/origin
-go build -o "$tmp/benchserve" ./deploy/cmd/benchserve
-go build -o "$tmp/benchbreak" ./deploy/cmd/benchbreak
-go build -o "$tmp/wedgectl" ./deploy/cmd/wedgectl
-for p in auth ratelimit cache; do "$tmp/wedgectl" plugin build "plugins/$p" -o "$tmp/$p.wasm" >/dev/null; done
+build origin benchserve benchbreak wedgectl
 
 # The application twice (cacheable answers for hits, no-store for misses),
 # an origin service in front of each, and one edge whose routes both run
 # auth -> ratelimit -> cache, with a rate limit nobody reaches.
-taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18201 -size "$size" & app=$!
-taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18211 -size "$size" -cache-control no-store & nostore=$!
-pids+=("$app" "$nostore")
-"$tmp/wedgectl" origin keygen >"$tmp/origin.key"
-WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18204 -log-level warn \
-	-metrics 127.0.0.1:18224 -upstream http://127.0.0.1:18201 -health-path "" >"$tmp/origin.log" 2>&1 & origin1=$!
-WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18214 -log-level warn \
-	-metrics 127.0.0.1:18234 -upstream http://127.0.0.1:18211 -health-path "" >"$tmp/origin2.log" 2>&1 & origin2=$!
-pids+=("$origin1" "$origin2")
+start_app 127.0.0.1:18201
+start_app 127.0.0.1:18211 -cache-control no-store
+nostore=$app_pid
+start_origin 127.0.0.1:18204 127.0.0.1:18224 127.0.0.1:18201 origin.log -log-level warn
+start_origin 127.0.0.1:18214 127.0.0.1:18234 127.0.0.1:18211 origin2.log -log-level warn
+origin2=$origin_pid
 . deploy/bench/token.sh
-chain="    chain:
-      - {file: auth.wasm, config: {realm: bench, jwks: {keys: [{kty: oct, alg: HS256, k: \"$secret\"}]}}}
-      - {file: ratelimit.wasm, config: {policies: [{name: bulk, key: \"value:identity-sub\", limit: 2000000000, period: 1s, burst: 2000000000}]}}
-      - {file: cache.wasm}"
 cat >"$tmp/edge.yaml" <<YAML
 listen: 127.0.0.1:18205
 origins:
   app: {addr: 127.0.0.1:18204, key: "@origin.key"}
   nostore: {addr: 127.0.0.1:18214, key: "@origin.key"}
 routes:
-  - name: hit
-    host: hit
-    origin: app
-$chain
-  - name: miss
-    host: miss
-    origin: nostore
-$chain
+$(route hit app bulk 2000000000 1s 2000000000)
+$(route miss nostore bulk 2000000000 1s 2000000000)
 YAML
-taskset -c 0 "$tmp/edge" -config "$tmp/edge.yaml" -compilation-cache "" >"$tmp/edge.log" 2>&1 & edge=$!
-pids+=("$edge")
+start_edge ""
 
 bearer="Authorization: Bearer $token"
 headers() { # host: the response headers of one request

@@ -18,49 +18,17 @@ conns=${CONNS:-50}
 rounds=${ROUNDS:-3}
 size=${SIZE:-1024}
 
-need=()
-for c in wrk nginx varnishd taskset python3; do command -v "$c" >/dev/null || need+=("$c"); done
-if ((${#need[@]})); then
-	echo "installing wrk nginx varnish (missing: ${need[*]})" >&2
-	apt-get update -qq && apt-get install -y -qq wrk nginx varnish >/dev/null
-fi
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. deploy/bench/lib.sh
+install_missing "wrk nginx varnish" wrk nginx varnishd taskset python3
 
 echo "# building" >&2
-go build -o "$tmp/edge" ./edge/cmd/edge
-go build -o "$tmp/origin" ./origin/cmd/origin
-go build -o "$tmp/benchserve" ./deploy/cmd/benchserve
-go build -o "$tmp/wedgectl" ./deploy/cmd/wedgectl
-for p in auth ratelimit cache; do "$tmp/wedgectl" plugin build "plugins/$p" -o "$tmp/$p.wasm" >/dev/null; done
+build edge origin benchserve wedgectl
 
 # The application: a bare fasthttp server, which is also the ceiling.
-taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18001 -size "$size" & pids+=($!)
+start_app 127.0.0.1:18001
 
 # nginx with proxy_cache.
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $tmp/nginx/pid;
-error_log $tmp/nginx/error.log;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $tmp/nginx/body;
-	proxy_temp_path $tmp/nginx/proxy;
-	fastcgi_temp_path $tmp/nginx/fastcgi;
-	uwsgi_temp_path $tmp/nginx/uwsgi;
-	scgi_temp_path $tmp/nginx/scgi;
-	proxy_cache_path $tmp/nginx/cache keys_zone=c:10m;
+start_nginx <<NGINX
 	upstream app { server 127.0.0.1:18001; keepalive 32; }
 	server {
 		listen 127.0.0.1:18002;
@@ -72,9 +40,7 @@ http {
 			add_header X-Cache \$upstream_cache_status;
 		}
 	}
-}
 NGINX
-taskset -c 0 nginx -c "$tmp/nginx.conf" & pids+=($!)
 
 # Varnish with its built-in VCL, which caches by Cache-Control.
 taskset -c 0 varnishd -F -j none -n "$tmp/varnish" -a 127.0.0.1:18003 -b 127.0.0.1:18001 -s malloc,256m \
@@ -82,9 +48,7 @@ taskset -c 0 varnishd -F -j none -n "$tmp/varnish" -a 127.0.0.1:18003 -b 127.0.0
 
 # Wedge: an origin service in front of the application, and one edge whose
 # routes, by Host, run the full chain or the cache alone.
-"$tmp/wedgectl" origin keygen >"$tmp/origin.key"
-WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18004 \
-	-metrics 127.0.0.1:18014 -upstream http://127.0.0.1:18001 -health-path "" >"$tmp/origin.log" 2>&1 & pids+=($!)
+start_origin 127.0.0.1:18004 127.0.0.1:18014 127.0.0.1:18001 origin.log
 . deploy/bench/token.sh
 cat >"$tmp/edge.yaml" <<YAML
 listen: 127.0.0.1:18005
@@ -92,35 +56,20 @@ limits: {max_conns: 20000}
 origins:
   app: {addr: 127.0.0.1:18004, key: "@origin.key"}
 routes:
-  - name: full
-    host: full
-    origin: app
-    chain:
-      - {file: auth.wasm, config: {jwks: {keys: [{kty: oct, alg: HS256, k: "$secret"}]}}}
-      - {file: ratelimit.wasm, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 2000000000, period: 1s}]}}
-      - {file: cache.wasm}
+$(route full app per_user 2000000000 1s)
   - name: cache
     host: cache
     origin: app
     chain:
       - {file: cache.wasm}
 YAML
-taskset -c 0 "$tmp/edge" -config "$tmp/edge.yaml" -compilation-cache "$tmp/cc" >"$tmp/edge.log" 2>&1 & pids+=($!)
+start_edge "$tmp/cc"
 
-wait_up() { # url [header]
-	for _ in $(seq 600); do
-		if curl -fsS -o /dev/null ${2:+-H "$2"} ${3:+-H "$3"} "$1" 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "not up: $1" >&2
-	tail -20 "$tmp"/*.log >&2 || true
-	exit 1
-}
 wait_up http://127.0.0.1:18001/bench
 wait_up http://127.0.0.1:18002/bench
 wait_up http://127.0.0.1:18003/bench
-wait_up http://127.0.0.1:18005/bench "Host: full" "Authorization: Bearer $token"
-wait_up http://127.0.0.1:18005/bench "Host: cache"
+wait_up http://127.0.0.1:18005/bench -H "Host: full" -H "Authorization: Bearer $token"
+wait_up http://127.0.0.1:18005/bench -H "Host: cache"
 
 # Each target: name, URL, and the headers its requests carry. The first
 # request fills the cache; the check below proves the rest are hits.

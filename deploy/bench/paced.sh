@@ -22,87 +22,38 @@ rounds=${ROUNDS:-1}
 rates=${RATES:-30000 54000}
 targets=${TARGETS:-fasthttp nginx wedge}
 size=${SIZE:-1024}
-rt=()
+. deploy/bench/lib.sh
 [ -z "${RT:-}" ] || rt=(chrt -f 1)
-secs=$(awk -v d="$duration" 'BEGIN {n = d + 0; if (d ~ /ms$/) n /= 1000; else if (d ~ /m$/) n *= 60; print n}')
+secs=$(seconds "$duration")
 
 for c in nginx taskset python3 curl; do command -v "$c" >/dev/null || { echo "paced.sh: needs $c" >&2; exit 1; }; done
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+build edge benchserve loadgen wedgectl origin
 
-go build -o "$tmp/edge" ./edge/cmd/edge
-go build -o "$tmp/benchserve" ./deploy/cmd/benchserve
-go build -o "$tmp/loadgen" ./deploy/cmd/loadgen
-go build -o "$tmp/wedgectl" ./deploy/cmd/wedgectl
-go build -o "$tmp/origin" ./origin/cmd/origin
-for p in auth ratelimit cache; do "$tmp/wedgectl" plugin build "plugins/$p" -o "$tmp/$p.wasm" >/dev/null; done
-
-"${rt[@]}" taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18141 -size "$size" & pids+=($!)
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $tmp/nginx/pid;
-error_log $tmp/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $tmp/nginx/body;
-	proxy_temp_path $tmp/nginx/proxy;
-	fastcgi_temp_path $tmp/nginx/fastcgi;
-	uwsgi_temp_path $tmp/nginx/uwsgi;
-	scgi_temp_path $tmp/nginx/scgi;
-	proxy_cache_path $tmp/nginx/cache keys_zone=c:10m;
+start_app 127.0.0.1:18141
+start_nginx error <<NGINX
 	upstream app { server 127.0.0.1:18141; keepalive 32; }
 	server {
 		listen 127.0.0.1:18142;
 		location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_cache c; }
 	}
-}
 NGINX
-"${rt[@]}" taskset -c 0 nginx -c "$tmp/nginx.conf" & pids+=($!)
 
 # An origin service for the one fill; every later request is a hit.
-"$tmp/wedgectl" origin keygen >"$tmp/origin.key"
-WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") "${rt[@]}" taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18144 -log-level warn \
-	-metrics 127.0.0.1:18143 -upstream http://127.0.0.1:18141 -health-path "" >"$tmp/origin.log" 2>&1 & pids+=($!)
+start_origin 127.0.0.1:18144 127.0.0.1:18143 127.0.0.1:18141 origin.log -log-level warn
 . deploy/bench/token.sh
 cat >"$tmp/edge.yaml" <<YAML
 listen: 127.0.0.1:18145
 origins:
   app: {addr: 127.0.0.1:18144, key: "@origin.key"}
 routes:
-  - name: hit
-    host: hit
-    origin: app
-    chain:
-      - {file: auth.wasm, config: {realm: bench, jwks: {keys: [{kty: oct, alg: HS256, k: "$secret"}]}}}
-      - {file: ratelimit.wasm, config: {policies: [{name: bulk, key: "value:identity-sub", limit: 2000000000, period: 1s, burst: 2000000000}]}}
-      - {file: cache.wasm}
+$(route hit app bulk 2000000000 1s 2000000000)
 YAML
-# shellcheck disable=SC2086 # EDGE_ENV is a list of assignments
-env ${EDGE_ENV:-} "${rt[@]}" taskset -c 0 "$tmp/edge" -config "$tmp/edge.yaml" -compilation-cache "$tmp/cc" >"$tmp/edge.log" 2>&1 & pids+=($!)
+start_edge "$tmp/cc"
 
 bearer="Authorization: Bearer $token"
-up() { # url header...
-	for _ in $(seq 600); do
-		curl -fsS -o /dev/null -H "Host: hit" ${2:+-H "$2"} "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "not up: $1" >&2
-	tail -20 "$tmp"/*.log >&2
-	exit 1
-}
-up http://127.0.0.1:18141/bench
-up http://127.0.0.1:18142/bench
-up http://127.0.0.1:18145/bench "$bearer"
+wait_up http://127.0.0.1:18141/bench -H "Host: hit"
+wait_up http://127.0.0.1:18142/bench -H "Host: hit"
+wait_up http://127.0.0.1:18145/bench -H "Host: hit" -H "$bearer"
 curl -fsS -D - -o /dev/null -H "Host: hit" -H "$bearer" http://127.0.0.1:18145/bench | grep -qi '^cache-status: .*hit' ||
 	{ echo "wedge: not a hit" >&2; exit 1; }
 
@@ -114,7 +65,7 @@ for r in $(seq "$rounds"); do
 			case $t in nginx) port=18142 ;; wedge) port=18145 h=$bearer ;; esac
 			logged=$(wc -l <"$tmp/edge.log")
 			line=$("${rt[@]}" taskset -c 1 "$tmp/loadgen" -url "http://127.0.0.1:$port/bench" -H "Host: hit" ${h:+-H "$h"} \
-				-rate "$rate" -d "$duration" -n "$(awk -v r="$rate" -v s="$secs" 'BEGIN {printf "%.0f", r * s + 1}')")
+				-rate "$rate" -d "$duration" -n "$(requests "$rate" "$secs")")
 			extra=
 			if [ "$t" = wedge ] && grep -q '^gc ' "$tmp/edge.log"; then
 				# gctrace: "gc N @t s P%: a+b+c ms clock, ..., x->y->z MB, ..."

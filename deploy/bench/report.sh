@@ -33,57 +33,24 @@ ulimit -n "$(ulimit -Hn)"
 fdlimit=$(ulimit -Hn)
 hold=${HOLD:-$((fdlimit - 1000))}
 
+. deploy/bench/lib.sh
 vmods=$(dirname "$(find /usr/lib -name libvmod_std.so -print -quit 2>/dev/null || echo /x/y)")
-need=()
-for c in wrk nginx varnishd taskset python3 gnuplot curl; do command -v "$c" >/dev/null || need+=("$c"); done
 [ -e "$vmods/libvmod_vsthrottle.so" ] || need+=(vsthrottle)
-if ((${#need[@]})); then
-	echo "installing wrk nginx varnish varnish-modules gnuplot-nox curl (missing: ${need[*]})" >&2
-	apt-get update -qq && apt-get install -y -qq wrk nginx varnish varnish-modules gnuplot-nox curl >/dev/null
-	vmods=$(dirname "$(find /usr/lib -name libvmod_std.so -print -quit)")
-fi
-
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+install_missing "wrk nginx varnish varnish-modules gnuplot-nox curl" wrk nginx varnishd taskset python3 gnuplot curl
+[ -e "$vmods/libvmod_std.so" ] || vmods=$(dirname "$(find /usr/lib -name libvmod_std.so -print -quit)")
 
 echo "# building" >&2
-go build -o "$tmp/edge" ./edge/cmd/edge
-go build -o "$tmp/origin" ./origin/cmd/origin
-go build -o "$tmp/benchserve" ./deploy/cmd/benchserve
-go build -o "$tmp/loadgen" ./deploy/cmd/loadgen
-go build -o "$tmp/benchreport" ./deploy/cmd/benchreport
-go build -o "$tmp/wedgectl" ./deploy/cmd/wedgectl
-for p in auth ratelimit cache; do "$tmp/wedgectl" plugin build "plugins/$p" -o "$tmp/$p.wasm" >/dev/null; done
+build edge origin benchserve loadgen benchreport wedgectl
 
 # The application, twice: cacheable answers (hits), and no-store answers
 # that no cache may keep (misses go through to it every time).
-taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18101 -size "$size" & app=$!
-taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18111 -size "$size" -cache-control no-store & nostore=$!
-pids+=("$app" "$nostore")
+start_app 127.0.0.1:18101
+app=$app_pid
+start_app 127.0.0.1:18111 -cache-control no-store
+nostore=$app_pid
 
 # Each scenario is a Host: hit, miss, auth, limit. nginx: one worker.
-mkdir -p "$tmp/nginx"
-cat >"$tmp/nginx.conf" <<NGINX
-user root;
-worker_processes 1;
-daemon off;
-pid $tmp/nginx/pid;
-error_log $tmp/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $tmp/nginx/body;
-	proxy_temp_path $tmp/nginx/proxy;
-	fastcgi_temp_path $tmp/nginx/fastcgi;
-	uwsgi_temp_path $tmp/nginx/uwsgi;
-	scgi_temp_path $tmp/nginx/scgi;
-	proxy_cache_path $tmp/nginx/cache keys_zone=c:10m;
+start_nginx error <<NGINX
 	proxy_http_version 1.1;
 	proxy_set_header Connection "";
 	add_header X-Cache \$upstream_cache_status;
@@ -122,10 +89,7 @@ http {
 		server_name limit;
 		location / { limit_req zone=rl; proxy_pass http://app; proxy_cache c; }
 	}
-}
 NGINX
-taskset -c 0 nginx -c "$tmp/nginx.conf" & ngx=$!
-pids+=("$ngx")
 
 # Varnish: the built-in VCL caches hits by Cache-Control; misses are passed;
 # auth is a header check answered by synth; the rate limit is vsthrottle.
@@ -162,25 +126,11 @@ pids+=("$varnish")
 
 # Wedge: two origin services (one per application) and one edge whose
 # routes, by Host, all run auth -> ratelimit -> cache.
-"$tmp/wedgectl" origin keygen >"$tmp/origin.key"
-WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18104 -log-level warn \
-	-metrics 127.0.0.1:18124 -upstream http://127.0.0.1:18101 -health-path "" >"$tmp/origin.log" 2>&1 & origin1=$!
-WEDGE_ORIGIN_KEY=$(cat "$tmp/origin.key") taskset -c 0 "$tmp/origin" -listen 127.0.0.1:18114 -log-level warn \
-	-metrics 127.0.0.1:18134 -upstream http://127.0.0.1:18111 -health-path "" >"$tmp/origin2.log" 2>&1 & origin2=$!
-pids+=("$origin1" "$origin2")
+start_origin 127.0.0.1:18104 127.0.0.1:18124 127.0.0.1:18101 origin.log -log-level warn
+origin1=$origin_pid
+start_origin 127.0.0.1:18114 127.0.0.1:18134 127.0.0.1:18111 origin2.log -log-level warn
+origin2=$origin_pid
 . deploy/bench/token.sh
-auth="{file: auth.wasm, config: {realm: bench, jwks: {keys: [{kty: oct, alg: HS256, k: \"$secret\"}]}}}"
-route() { # name origin policy limit period
-	cat <<YAML
-  - name: $1
-    host: $1
-    origin: $2
-    chain:
-      - $auth
-      - {file: ratelimit.wasm, config: {policies: [{name: $3, key: "value:identity-sub", limit: $4, period: $5, burst: 1}]}}
-      - {file: cache.wasm}
-YAML
-}
 {
 	cat <<YAML
 listen: 127.0.0.1:18105
@@ -191,32 +141,22 @@ origins:
 routes:
 YAML
 	# A limit nobody reaches: the take is made, it never refuses.
-	route hit app bulk_hit 2000000000 1s | sed 's/burst: 1/burst: 2000000000/'
-	route miss nostore bulk_miss 2000000000 1s | sed 's/burst: 1/burst: 2000000000/'
-	route auth app bulk_auth 2000000000 1s | sed 's/burst: 1/burst: 2000000000/'
+	route hit app bulk_hit 2000000000 1s 2000000000
+	route miss nostore bulk_miss 2000000000 1s 2000000000
+	route auth app bulk_auth 2000000000 1s 2000000000
 	# One request an hour: everything past the first is refused.
-	route limit app strict 1 3600s
+	route limit app strict 1 3600s 1
 } >"$tmp/edge.yaml"
-taskset -c 0 "$tmp/edge" -config "$tmp/edge.yaml" -compilation-cache "$tmp/cc" >"$tmp/edge.log" 2>&1 & edge=$!
-pids+=("$edge")
+start_edge "$tmp/cc"
 
 status() { # url host [header]: the status code
 	curl -sS -o /dev/null -w '%{http_code}' -H "Host: $2" ${3:+-H "$3"} "$1" 2>/dev/null || true
 }
-wait_up() { # url host [header]
-	for _ in $(seq 600); do
-		case $(status "$@") in 200 | 401 | 429) return 0 ;; esac
-		sleep 0.1
-	done
-	echo "not up: $1 (Host: $2)" >&2
-	tail -20 "$tmp"/*.log >&2 || true
-	exit 1
-}
-wait_up http://127.0.0.1:18101/bench hit
-wait_up http://127.0.0.1:18111/bench miss
-wait_up http://127.0.0.1:18102/bench hit
-wait_up http://127.0.0.1:18103/bench hit
-wait_up http://127.0.0.1:18105/bench hit "Authorization: Bearer $token"
+wait_up http://127.0.0.1:18101/bench -H "Host: hit"
+wait_up http://127.0.0.1:18111/bench -H "Host: miss"
+wait_up http://127.0.0.1:18102/bench -H "Host: hit"
+wait_up http://127.0.0.1:18103/bench -H "Host: hit"
+wait_up http://127.0.0.1:18105/bench -H "Host: hit" -H "Authorization: Bearer $token"
 
 bearer="Authorization: Bearer $token"
 # scenario|target|port|status every request should get|header|what the target does
@@ -331,7 +271,7 @@ done
 # Capacity: paced load at 50% and 90% of the full chain's measured maximum
 # (its median cache-hit req/s), for Wedge and, at the same rates, nginx.
 max=$(awk -F'\t' '$1 == "hit" && $2 == "wedge" {print $4}' "$raw/wrk.tsv" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
-secs=$(awk -v d="$duration" 'BEGIN {n = d + 0; if (d ~ /ms$/) n /= 1000; else if (d ~ /m$/) n *= 60; print n}')
+secs=$(seconds "$duration")
 echo "# paced load at 50% and 90% of $max req/s, $duration each" >&2
 for r in $(seq "$rounds"); do
 	for level in 50 90; do
@@ -340,7 +280,7 @@ for r in $(seq "$rounds"); do
 			port=18105 h=$bearer
 			[ $t = nginx ] && port=18102 h=
 			line=$(taskset -c 1 "$tmp/loadgen" -url "http://127.0.0.1:$port/bench" -H "Host: hit" ${h:+-H "$h"} \
-				-rate "$rate" -d "$duration" -n "$(awk -v r="$rate" -v s="$secs" 'BEGIN {printf "%.0f", r * s + 1}')")
+				-rate "$rate" -d "$duration" -n "$(requests "$rate" "$secs")")
 			printf '%s\t%s\t%s\t%s\n' "$t" "$level" "$r" "$line" >>"$raw/paced.tsv"
 			echo "$t ${level}% round $r: $line" >&2
 		done
@@ -352,7 +292,7 @@ done
 echo "# holding $hold idle connections on the edge (open-file limit $fdlimit)" >&2
 rate=$(awk -v m="$max" 'BEGIN {printf "%.0f", m / 2}')
 taskset -c 1 "$tmp/loadgen" -url http://127.0.0.1:18105/bench -H "Host: hit" -H "$bearer" -hold "$hold" -pid "$edge" \
-	-rate "$rate" -d "$duration" -c 64 -n "$(awk -v r="$rate" -v s="$secs" 'BEGIN {printf "%.0f", r * s + 1}')" | tee "$raw/hold.txt" >&2
+	-rate "$rate" -d "$duration" -c 64 -n "$(requests "$rate" "$secs")" | tee "$raw/hold.txt" >&2
 
 # shellcheck disable=SC2086 # MODEL is a list of flags
 "$tmp/benchreport" -raw "$raw" -out "$out" ${MODEL:-}

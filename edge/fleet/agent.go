@@ -497,15 +497,21 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, stores *cont
 	a.mu.Lock()
 	revoked := a.revoked
 	a.mu.Unlock()
+	// Refuse what no bytes could fix before touching the disk: the digest
+	// names the local file, and an unsigned record (a prefetch takes any
+	// the artifacts bucket holds) could otherwise point the read anywhere.
+	if err := manifest.CheckDigest(art.Digest); err != nil {
+		return nil, fmt.Errorf("%s@%s: %w", art.Name, art.Version, err)
+	}
+	if err := a.o.Trust.Verify(art, nil, revoked); err != nil {
+		return nil, err
+	}
 	path := a.modulePath(art.Digest)
 	// A local copy passes the checks a fetched one does; one whose bytes
 	// are not the signed ones is fetched again.
-	if bin, err := os.ReadFile(path); err == nil {
-		switch err := a.o.Trust.Verify(art, bin, revoked); {
-		case err == nil:
+	if bin, err := readLimited(path, a.o.MaxModule); err == nil {
+		if manifest.Digest(bin) == art.Digest {
 			return bin, nil
-		case !errors.Is(err, manifest.ErrDigest):
-			return nil, err
 		}
 	}
 	if stores == nil {
@@ -521,6 +527,23 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, stores *cont
 		}
 	}
 	return bin, nil
+}
+
+// readLimited reads the file at path, refusing one over limit bytes.
+func readLimited(path string, limit int64) ([]byte, error) {
+	if path == "" {
+		return nil, os.ErrNotExist
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bin, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err == nil && int64(len(bin)) > limit {
+		err = fmt.Errorf("%s: over the %d byte limit", path, limit)
+	}
+	return bin, err
 }
 
 func (a *Agent) modulePath(digest string) string {

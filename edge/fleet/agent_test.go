@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,15 +26,12 @@ import (
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/internal/leaktest"
-	"github.com/talowa/wedge/origin"
-	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
 const guests = "../../wasm/internal/testguests/fleet/"
-
-var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{9}, 32)}
 
 // fixture is one POP on a control plane: the stamp plugin at v1 from its
 // config file, an origin behind it, and a signing key the POP trusts.
@@ -74,6 +72,7 @@ func newFixture(t *testing.T, cpOpts embedded.Options) *fixture {
 	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	org := origintest.Start(t, origintest.OK)
 	f.yaml = fmt.Sprintf(`
 pop: pop1
 region: eu-test
@@ -81,7 +80,7 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
-`, startOrigin(t), originKey.Text(), v1)
+`, org.Addr, origintest.Key.Text(), v1)
 	return f
 }
 
@@ -214,27 +213,6 @@ func (f *fixture) waitStamp(version string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	f.t.Fatalf("requests answered by %q, want %q", got, version)
-}
-
-func startOrigin(t *testing.T) string {
-	t.Helper()
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: origin.HandlerFunc(
-		func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return ln.Addr().String()
 }
 
 // TestCanaryAndHealth applies a canary, pins requests to each side,
@@ -595,4 +573,26 @@ func TestStopDuringPrefetch(t *testing.T) {
 		t.Fatal("the agent's Run returned while its goroutines still run (a prefetch compiling)")
 	}
 	f.stop()
+}
+
+// TestModuleChecksTheRecordFirst holds the agent to refusing a record no
+// bytes could make good before it touches the disk: a prefetch takes any
+// record the artifacts bucket holds, and the digest names the local file,
+// so an unsigned record with a path for a digest must not reach a read.
+// Before, the read came first, and both records below got "not on disk".
+func TestModuleChecksTheRecordFirst(t *testing.T) {
+	f := newFixture(t, embedded.Options{})
+	f.startConnectedPOP()
+	ctx := context.Background()
+	good := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	traversal := manifest.Artifact{Name: "stamp", Version: "x", Digest: "../../../x"}
+	if _, err := f.agent.Module(ctx, &traversal); err == nil || !strings.Contains(err.Error(), "64 hex digits") {
+		t.Fatalf("a path for a digest: %v, want the digest refused", err)
+	}
+	unsigned := good
+	unsigned.Sig = nil
+	unsigned.Digest = manifest.Digest([]byte("never stored"))
+	if _, err := f.agent.Module(ctx, &unsigned); !errors.Is(err, manifest.ErrUnsigned) {
+		t.Fatalf("an unsigned record: %v, want ErrUnsigned", err)
+	}
 }

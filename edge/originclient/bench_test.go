@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/valyala/fasthttp"
 )
@@ -114,11 +115,11 @@ func BenchmarkDoParallel(b *testing.B) {
 // envelopes travel uncompressed.
 func BenchmarkDoMinCompress(b *testing.B) {
 	o := benchOrigin(b)
-	o.codec = newCodec(b, wire.Config{MinCompress: wire.DefaultMinCompress})
+	o.codec = origintest.NewCodec(b, wire.Config{MinCompress: wire.DefaultMinCompress})
 	d := &countingDialer{}
 	c := newClient(b, o.addr, func(cfg *Config) {
 		cfg.Dial = d.Dial
-		cfg.Codec = newCodec(b, wire.Config{MinCompress: wire.DefaultMinCompress})
+		cfg.Codec = origintest.NewCodec(b, wire.Config{MinCompress: wire.DefaultMinCompress})
 	})
 	loopDo(b, c, d)
 }

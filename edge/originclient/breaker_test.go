@@ -1,7 +1,6 @@
 package originclient
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net"
@@ -11,27 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/valyala/fasthttp"
 )
-
-// logBuffer collects log output written from any goroutine.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestBreakerOriginDown: an origin that really cannot serve opens the
 // breaker, for each way that shows, with the reason in breaker_opens_total,
@@ -62,7 +45,7 @@ func TestBreakerOriginDown(t *testing.T) {
 				echo(o, ctx)
 			})
 			refused := closedAddr(t)
-			var logs logBuffer
+			var logs testutil.SyncBuffer
 			c := newClient(t, o.addr, func(cfg *Config) {
 				cfg.MaxRetries = -1
 				cfg.Timeout = 200 * time.Millisecond
@@ -169,7 +152,7 @@ func TestBreakerOneURL(t *testing.T) {
 	}
 	o := newFakeOrigin(t, slowURL)
 	c := newClient(t, o.addr, func(cfg *Config) {
-		cfg.Codec = newCodec(t, wire.Config{MaxEnvelope: 16 << 10})
+		cfg.Codec = origintest.NewCodec(t, wire.Config{MaxEnvelope: 16 << 10})
 		cfg.Breaker = BreakerConfig{OpenFor: time.Minute, Window: time.Minute}
 	})
 	burst := func(path string, n int, budget time.Duration, want func(error, *wire.Response) bool) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/valyala/fasthttp"
 )
@@ -27,7 +28,7 @@ func newClient(t testing.TB, addr string, mod func(*Config)) *testClient {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	cfg := Config{Addr: addr, Codec: newCodec(t, wire.Config{}), Name: "o1", Metrics: m}
+	cfg := Config{Addr: addr, Codec: origintest.NewCodec(t, wire.Config{}), Name: "o1", Metrics: m}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -239,7 +240,7 @@ func TestOriginDown(t *testing.T) {
 }
 
 func TestMisbehavingOrigin(t *testing.T) {
-	wrong := newCodec(t, wire.Config{Keys: []wire.Key{wrongKey}})
+	wrong := origintest.NewCodec(t, wire.Config{Keys: []wire.Key{wrongKey}})
 	cases := []struct {
 		name    string
 		handler func(*fakeOrigin, *fasthttp.RequestCtx)
@@ -257,7 +258,7 @@ func TestMisbehavingOrigin(t *testing.T) {
 		{name: "frame of random bytes", handler: func(_ *fakeOrigin, ctx *fasthttp.RequestCtx) {
 			b := make([]byte, 200)
 			_, _ = rand.Read(b)
-			b[0], b[1] = 1, testKey.ID
+			b[0], b[1] = 1, origintest.Key.ID
 			ctx.SetBody(b)
 		}, want: wire.ErrAuth},
 		{name: "signed with the wrong key", handler: func(o *fakeOrigin, ctx *fasthttp.RequestCtx) {
@@ -319,7 +320,7 @@ func TestMisbehavingOrigin(t *testing.T) {
 
 func TestResponseTooLarge(t *testing.T) {
 	o := newFakeOrigin(t, echo)
-	c := newClient(t, o.addr, func(cfg *Config) { cfg.Codec = newCodec(t, wire.Config{MaxEnvelope: 4096}) })
+	c := newClient(t, o.addr, func(cfg *Config) { cfg.Codec = origintest.NewCodec(t, wire.Config{MaxEnvelope: 4096}) })
 	req := getReq("POST", "/")
 	req.Body = make([]byte, 64<<10)
 	if _, err := rand.Read(req.Body); err != nil {
@@ -339,7 +340,7 @@ func TestRefusal(t *testing.T) {
 	o := newFakeOrigin(t, echo)
 	// Same key ID, other secret: the origin cannot authenticate the frame.
 	c := newClient(t, o.addr, func(cfg *Config) {
-		cfg.Codec = newCodec(t, wire.Config{Keys: []wire.Key{wrongKey}})
+		cfg.Codec = origintest.NewCodec(t, wire.Config{Keys: []wire.Key{wrongKey}})
 		cfg.Breaker.Failures = 2
 	})
 	var resp wire.Response
@@ -795,8 +796,8 @@ func TestDictionary(t *testing.T) {
 	if err != nil {
 		t.Skipf("cannot train a dictionary here: %v", err)
 	}
-	o := newFakeOriginOpts(t, echo, originOpts{codec: newCodec(t, wire.Config{Dicts: [][]byte{d}})})
-	c := newClient(t, o.addr, func(cfg *Config) { cfg.Codec = newCodec(t, wire.Config{Dicts: [][]byte{d}, Dict: 9}) })
+	o := newFakeOriginOpts(t, echo, originOpts{codec: origintest.NewCodec(t, wire.Config{Dicts: [][]byte{d}})})
+	c := newClient(t, o.addr, func(cfg *Config) { cfg.Codec = origintest.NewCodec(t, wire.Config{Dicts: [][]byte{d}, Dict: 9}) })
 	var resp wire.Response
 	if err := c.Do(soon(10*time.Second), getReq("GET", "/items/1"), &resp); err != nil {
 		t.Fatal(err)
@@ -862,7 +863,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	codec := newCodec(t, wire.Config{})
+	codec := origintest.NewCodec(t, wire.Config{})
 	for _, cfg := range []Config{{Codec: codec}, {Addr: "127.0.0.1:1"}, {Addr: "no-port", Codec: codec, TLS: clientTLS(t)}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)

@@ -19,29 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/valyala/fasthttp"
 )
 
-// testKey is the key the edge and the fake origin share; wrongKey has the
-// same ID and another secret.
-var (
-	testKey  = wire.Key{ID: 3, Secret: bytes.Repeat([]byte{0x5a}, 32)}
-	wrongKey = wire.Key{ID: 3, Secret: bytes.Repeat([]byte{0xa5}, 32)}
-)
-
-func newCodec(t testing.TB, cfg wire.Config) *wire.Codec {
-	t.Helper()
-	if cfg.Keys == nil {
-		cfg.Keys = []wire.Key{testKey}
-	}
-	c, err := wire.NewCodec(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
+// wrongKey has the ID of the key the edge and the fake origin share
+// (origintest.Key) and another secret.
+var wrongKey = wire.Key{ID: origintest.Key.ID, Secret: bytes.Repeat([]byte{0xa5}, 32)}
 
 // fakeOrigin is a real fasthttp server on 127.0.0.1 that speaks the
 // transport contract through its own wire.Codec, as the origin service
@@ -84,7 +69,7 @@ func newFakeOriginOpts(t testing.TB, h func(o *fakeOrigin, ctx *fasthttp.Request
 	}
 	o := &fakeOrigin{addr: ln.Addr().String(), codec: opts.codec, handler: h, stop: make(chan struct{})}
 	if o.codec == nil {
-		o.codec = newCodec(t, wire.Config{})
+		o.codec = origintest.NewCodec(t, wire.Config{})
 	}
 	srv := &fasthttp.Server{
 		Handler:               func(ctx *fasthttp.RequestCtx) { o.requests.Add(1); o.handler(o, ctx) },

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/talowa/wedge/edge/pop"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestMainFailsClean starts the command with an admin address another
@@ -59,7 +60,7 @@ routes:
   - {origin: app}
 origins:
   app: {addr: 127.0.0.1:1, key: %q}
-`, httpAddr, tlsAddr, held.Addr(), originKey.Text())), 0o644); err != nil {
+`, httpAddr, tlsAddr, held.Addr(), origintest.Key.Text())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err = pop.Main(context.Background(), []string{"-config", cfgFile}, io.Discard)

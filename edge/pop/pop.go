@@ -17,8 +17,10 @@
 // node's runtime closes). The admin listener goes next, so no reload or
 // purge it serves runs against a closing node. Last the node stops
 // accepting, drains the requests in flight and closes its plugins. The
-// drain is what clients feel, so a slow admin call (a CPU profile runs for
-// its duration) is cut off rather than waited for.
+// drain is what clients feel, so the admin server's connections are closed
+// rather than drained: that ends the context of a call in flight (a CPU
+// profile stops early), and Run waits for such calls to return before it
+// closes the node.
 package pop
 
 import (
@@ -32,6 +34,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -178,8 +181,9 @@ func (p *POP) Run(ctx context.Context) error {
 		}
 	}
 	var admin *http.Server
+	var calls adminCalls
 	if p.admin != nil {
-		admin = &http.Server{Handler: p.node.AdminHandler(reload), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: calls.track(p.node.AdminHandler(reload)), ReadHeaderTimeout: 10 * time.Second}
 		serve(func() error { return admin.Serve(p.admin) })
 	}
 	agentCtx, stopAgent := context.WithCancel(ctx)
@@ -226,7 +230,12 @@ func (p *POP) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	if admin != nil {
+		// Close, not Shutdown: closing the connections ends the contexts of
+		// calls in flight, so a 30 s profile does not eat the drain; then
+		// wait for them, so no reload or purge runs on a closing node.
+		calls.closing()
 		admin.Close() // closes its listener, so its Serve returns
+		calls.wait()
 	}
 	failed = errors.Join(failed, p.node.Shutdown(sctx))
 	// The listeners are closed now, so every Serve returns.
@@ -237,6 +246,37 @@ func (p *POP) Run(ctx context.Context) error {
 	}
 	return failed
 }
+
+// adminCalls counts the admin calls in flight so that Run can wait for
+// them; once closing, a call that arrives is refused with 503.
+type adminCalls struct {
+	mu   sync.RWMutex // held for reading while a call registers
+	shut bool
+	wg   sync.WaitGroup
+}
+
+func (c *adminCalls) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.RLock()
+		if c.shut {
+			c.mu.RUnlock()
+			http.Error(w, "the node is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		c.wg.Add(1) // under the read lock: never after wait has begun
+		c.mu.RUnlock()
+		defer c.wg.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *adminCalls) closing() {
+	c.mu.Lock()
+	c.shut = true
+	c.mu.Unlock()
+}
+
+func (c *adminCalls) wait() { c.wg.Wait() }
 
 func addrText(ln net.Listener) string {
 	if ln == nil {

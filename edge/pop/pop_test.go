@@ -3,6 +3,7 @@ package pop_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,33 +22,18 @@ import (
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/pop"
 	"github.com/talowa/wedge/internal/leaktest"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestMainReload starts the command on a config file, then rewrites the file
 // and asks the admin listener to reload it: the new greeting is served by
 // the same process, and a broken file leaves the old config serving.
 func TestMainReload(t *testing.T) {
-	originAddr, _ := startOrigin(t, func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 204 })
+	originAddr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 204 })).Addr
 
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.wasm"), wasmtest.Build(t, "../../plugins/hello"), 0o644); err != nil {
@@ -61,14 +47,14 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {origin: app, chain: [{file: hello.wasm, config: {greeting: %s}}]}
-`, originAddr, originKey.Text(), greeting)
+`, originAddr, origintest.Key.Text(), greeting)
 		if err := os.WriteFile(cfgFile, []byte(y), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	write("Hi")
 	ctx, cancel := context.WithCancel(context.Background())
-	out := new(syncBuffer)
+	out := new(testutil.SyncBuffer)
 	done := make(chan error, 1)
 	go func() { done <- pop.Main(ctx, []string{"-config", cfgFile}, out) }()
 	defer func() {
@@ -149,7 +135,7 @@ func TestRunStops(t *testing.T) {
 	}
 	// The origin service holds /slow until release is closed.
 	entered, release := make(chan struct{}, 1), make(chan struct{})
-	originAddr, stopOrigin := startOrigin(t, func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	org := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		if string(req.Path) == "/slow" {
 			entered <- struct{}{}
 			select {
@@ -159,7 +145,7 @@ func TestRunStops(t *testing.T) {
 		}
 		resp.Status = 200
 		resp.Body = []byte("from the origin")
-	})
+	}))
 
 	cfg, err := edge.ParseConfig([]byte(fmt.Sprintf(`listen: 127.0.0.1:0
 admin: {listen: 127.0.0.1:0}
@@ -170,11 +156,11 @@ origins:
 routes:
   - {origin: app, chain: [{name: hello, file: %q}]}
 fleet: {nats: %q, trust: [%q]}
-`, originAddr, originKey.Text(), wasmtest.BuildFile(t, "../../plugins/hello"), cp.URL(), trust)), dir)
+`, org.Addr, origintest.Key.Text(), wasmtest.BuildFile(t, "../../plugins/hello"), cp.URL(), trust)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := new(syncBuffer)
+	logs := new(testutil.SyncBuffer)
 	p, err := pop.New(ctx, cfg, pop.Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Report: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -268,36 +254,73 @@ fleet: {nats: %q, trust: [%q]}
 	// The origin service is the test's: stopped first, so what is left is
 	// the POP's. Connections and workers end as their servers and clients
 	// close, which may take a moment.
-	stopOrigin()
+	org.Close()
 	leaktest.Check(t, hangGuard, "github.com/talowa/wedge/edge", "fasthttp.(*Server)", "fasthttp.(*workerPool)",
 		"fasthttp.(*HostClient)", "net/http.(*Server)", "net/http.(*conn)", "nats%2ego")
 }
 
-var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{9}, 32)}
-
-// startOrigin serves h as an origin service on 127.0.0.1, with originKey,
-// until the test ends or stop is called.
-func startOrigin(t *testing.T, h origin.HandlerFunc) (addr string, stop func()) {
-	t.Helper()
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
+// TestRunWaitsForAdminCalls holds a reload in flight through the admin API
+// while the POP stops: Run must wait for it to return (the reload would
+// otherwise run against a closed node after Run said everything stopped).
+// The reload is let go only once Run is seen waiting for it, so a Run that
+// does not wait returns first and fails the test.
+func TestRunWaitsForAdminCalls(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	org := origintest.Start(t, origintest.OK)
+	cfg, err := edge.ParseConfig([]byte(fmt.Sprintf(`listen: 127.0.0.1:0
+admin: {listen: 127.0.0.1:0, token: t0k}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {origin: app, chain: []}
+`, org.Addr, origintest.Key.Text())), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
+	entered, letGo := make(chan struct{}), make(chan struct{})
+	var reloaded atomic.Bool
+	p, err := pop.New(ctx, cfg, pop.Options{Reload: func() (*edge.Config, error) {
+		close(entered)
+		<-letGo
+		reloaded.Store(true)
+		return nil, errors.New("held reload")
+	}})
 	if err != nil {
-		codec.Close()
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		codec.Close()
-		t.Fatal(err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+p.AdminAddr().String()+"/reload", nil)
+		req.Header.Set("Authorization", "Bearer t0k")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(hangGuard):
+		t.Fatal("the reload never started")
 	}
-	go srv.Serve(ln)
-	stop = sync.OnceFunc(func() {
-		srv.Shutdown(context.Background())
-		codec.Close()
-	})
-	t.Cleanup(stop)
-	return ln.Addr().String(), stop
+	stop()
+	let := false
+	for deadline := time.Now().Add(hangGuard); ; time.Sleep(time.Millisecond) {
+		select {
+		case err := <-done:
+			if !reloaded.Load() {
+				t.Fatalf("Run returned (%v) with an admin call still running", err)
+			}
+			return
+		default:
+		}
+		if !let && len(leaktest.Stacks("pop.(*adminCalls).wait")) > 0 {
+			close(letGo)
+			let = true
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run never returned")
+		}
+	}
 }

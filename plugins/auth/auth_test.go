@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/sdk/sdktest"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -37,10 +38,10 @@ func baseConfig(t testing.TB, extra map[string]any) []byte {
 	cfg := map[string]any{
 		"realm": "api",
 		"jwks": jwks(
-			jwkOf(k.hmac, "hs256", "HS256"), jwkOf(k.hmac, "hs384", "HS384"), jwkOf(k.hmac, "hs512", "HS512"),
-			jwkOf(k.rsa, "rs256", "RS256"), jwkOf(k.rsa, "rs384", "RS384"), jwkOf(k.rsa, "rs512", "RS512"),
-			jwkOf(k.rsa, "ps256", "PS256"), jwkOf(k.rsa, "ps384", "PS384"), jwkOf(k.rsa, "ps512", "PS512"),
-			jwkOf(k.p256, "es256", "ES256"), jwkOf(k.p384, "es384", "ES384"), jwkOf(k.ed, "ed", "EdDSA"),
+			jwstest.JWK(k.hmac, "hs256", "HS256"), jwstest.JWK(k.hmac, "hs384", "HS384"), jwstest.JWK(k.hmac, "hs512", "HS512"),
+			jwstest.JWK(k.rsa, "rs256", "RS256"), jwstest.JWK(k.rsa, "rs384", "RS384"), jwstest.JWK(k.rsa, "rs512", "RS512"),
+			jwstest.JWK(k.rsa, "ps256", "PS256"), jwstest.JWK(k.rsa, "ps384", "PS384"), jwstest.JWK(k.rsa, "ps512", "PS512"),
+			jwstest.JWK(k.p256, "es256", "ES256"), jwstest.JWK(k.p384, "es384", "ES384"), jwstest.JWK(k.ed, "ed", "EdDSA"),
 		),
 		"issuer":   testIss,
 		"audience": []string{testAud},
@@ -187,9 +188,9 @@ func TestAlgorithms(t *testing.T) {
 func TestJWKSelection(t *testing.T) {
 	k := mustKeys(t)
 	cfg := baseConfig(t, map[string]any{"jwks": jwks(
-		jwkOf(k.rsa, "", ""),    // every RSA algorithm, any kid
-		jwkOf(k.p384, "ec", ""), // ES384 from the curve
-		jwkOf(k.ed, "okp", ""),  // EdDSA
+		jwstest.JWK(k.rsa, "", ""),    // every RSA algorithm, any kid
+		jwstest.JWK(k.p384, "ec", ""), // ES384 from the curve
+		jwstest.JWK(k.ed, "okp", ""),  // EdDSA
 		map[string]any{"kty": "RSA", "use": "enc", "kid": "enc", "n": "AQAB", "e": "AQAB"}, // skipped, although unusable
 		map[string]any{"kty": "oct", "key_ops": []string{"sign"}, "k": "c2VjcmV0"},         // skipped: cannot verify
 	)})
@@ -214,7 +215,7 @@ func TestJWKSelection(t *testing.T) {
 // rsaExp is the public JWK of the test RSA key with its exponent replaced:
 // e is base64url, "" for 2.
 func rsaExp(k *testKeys, kid, e string) map[string]any {
-	m := jwkOf(k.rsa, kid, "")
+	m := jwstest.JWK(k.rsa, kid, "")
 	if e == "" {
 		e = "Ag"
 	}
@@ -228,7 +229,7 @@ func rsaExp(k *testKeys, kid, e string) map[string]any {
 func TestShortOctKey(t *testing.T) {
 	k := mustKeys(t)
 	secret := k.hmac[:32]
-	h := newHost(t, baseConfig(t, map[string]any{"jwks": jwks(jwkOf(secret, "", ""))}))
+	h := newHost(t, baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(secret, "", ""))}))
 	check(t, h.Do(bearerReq(sign(t, "HS256", secret, "", claims(nil)))), ok(jwtID("user-42")))
 	check(t, h.Do(bearerReq(sign(t, "HS384", secret, "", claims(nil)))), invalid("algorithm not accepted for the key"))
 	check(t, h.Do(bearerReq(sign(t, "HS512", secret, "", claims(nil)))), invalid("algorithm not accepted for the key"))
@@ -479,7 +480,7 @@ func TestBadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv := jwkOf(k.p256, "p", "ES256")
+	priv := jwstest.JWK(k.p256, "p", "ES256")
 	priv["d"] = b64(k.p256.D.Bytes())
 	for _, c := range []struct {
 		name string
@@ -513,21 +514,21 @@ func TestBadConfig(t *testing.T) {
 		{"jwks without keys", baseConfig(t, map[string]any{"jwks": map[string]any{}}), "jwks must be a JWK Set"},
 		{"jwks keys not array", baseConfig(t, map[string]any{"jwks": map[string]any{"keys": 1}}), "jwks keys must be an array"},
 		{"jwk unsupported kty", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "DSA"})}), `jwks key 0 (kid ""): unsupported kty "DSA"`},
-		{"jwk unsupported alg", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p256, "k", "ES512"))}), `alg "ES512" is not supported for kty "EC"`},
-		{"jwk alg none", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac, "k", "none"))}), `alg "none" is not supported`},
-		{"jwk alg of another family", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.rsa, "k", "HS256"))}), `alg "HS256" is not supported for kty "RSA"`},
+		{"jwk unsupported alg", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.p256, "k", "ES512"))}), `alg "ES512" is not supported for kty "EC"`},
+		{"jwk alg none", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.hmac, "k", "none"))}), `alg "none" is not supported`},
+		{"jwk alg of another family", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.rsa, "k", "HS256"))}), `alg "HS256" is not supported for kty "RSA"`},
 		{"jwk unsupported curve", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"})}), `unsupported curve "P-521"`},
-		{"jwk curve mismatch", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p384, "k", "ES256"))}), "the host refused it for ES256"},
+		{"jwk curve mismatch", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.p384, "k", "ES256"))}), "the host refused it for ES256"},
 		{"jwk private", baseConfig(t, map[string]any{"jwks": jwks(priv)}), "holds private key material"},
 		// Weak keys are refused at configure with the key and the rule named.
-		{"jwk short RSA", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(small, "small", "RS256"))}), `jwks key 0 (kid "small"): RSA modulus of 1024 bits, want at least 2048`},
+		{"jwk short RSA", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(small, "small", "RS256"))}), `jwks key 0 (kid "small"): RSA modulus of 1024 bits, want at least 2048`},
 		{"jwk RSA exponent 1", baseConfig(t, map[string]any{"jwks": jwks(rsaExp(k, "e1", "AQ"))}), `jwks key 0 (kid "e1"): RSA exponent 1: want an odd number of at least 3`},
-		{"jwk RSA exponent 2", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac, "ok", "HS256"), rsaExp(k, "e2", ""))}), `jwks key 1 (kid "e2"): RSA exponent 2`},
-		{"jwk HS256 of 1 byte", baseConfig(t, map[string]any{"jwks": jwks(jwkOf([]byte("k"), "tiny", "HS256"))}), `jwks key 0 (kid "tiny"): HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2), this one has 1`},
-		{"jwk HS512 of 32 bytes", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac[:32], "h", "HS512"))}), `jwks key 0 (kid "h"): HS512 needs a secret of at least 64 bytes`},
-		{"jwk oct of 31 bytes, no alg", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.hmac[:31], "h", ""))}), `jwks key 0 (kid "h"): HS256 needs a secret of at least 32 bytes`},
+		{"jwk RSA exponent 2", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.hmac, "ok", "HS256"), rsaExp(k, "e2", ""))}), `jwks key 1 (kid "e2"): RSA exponent 2`},
+		{"jwk HS256 of 1 byte", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK([]byte("k"), "tiny", "HS256"))}), `jwks key 0 (kid "tiny"): HS256 needs a secret of at least 32 bytes (RFC 7518 §3.2), this one has 1`},
+		{"jwk HS512 of 32 bytes", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.hmac[:32], "h", "HS512"))}), `jwks key 0 (kid "h"): HS512 needs a secret of at least 64 bytes`},
+		{"jwk oct of 31 bytes, no alg", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.hmac[:31], "h", ""))}), `jwks key 0 (kid "h"): HS256 needs a secret of at least 32 bytes`},
 		{"jwk bad base64", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "!!"})}), "the host refused it for EdDSA"},
-		{"jwk duplicate kid", baseConfig(t, map[string]any{"jwks": jwks(jwkOf(k.p256, "k", ""), jwkOf(k.ecOtherCurve, "k", ""))}), `jwks key 1: duplicate kid "k" for ES256`},
+		{"jwk duplicate kid", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.p256, "k", ""), jwstest.JWK(k.ecOtherCurve, "k", ""))}), `jwks key 1: duplicate kid "k" for ES256`},
 		{"only enc keys", baseConfig(t, map[string]any{"api_keys": nil, "jwks": jwks(map[string]any{"kty": "RSA", "use": "enc"})}), "no usable jwks keys"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"hash"
 	"sync"
 	"testing"
+
+	"github.com/talowa/wedge/internal/jwstest"
 )
 
 // Test keys, generated once per run: RSA generation is slow under -race.
@@ -69,84 +65,27 @@ func mustKeys(t testing.TB) *testKeys {
 
 var b64 = base64.RawURLEncoding.EncodeToString
 
-// jwkOf is the public JWK of key (a secret for []byte), with kid and alg
-// members when non-empty.
-func jwkOf(key any, kid, alg string) map[string]any {
-	m := map[string]any{}
-	switch k := key.(type) {
-	case []byte:
-		m["kty"], m["k"] = "oct", b64(k)
-	case *rsa.PrivateKey:
-		m["kty"], m["n"] = "RSA", b64(k.N.Bytes())
-		m["e"] = b64([]byte{1, 0, 1})
-	case *ecdsa.PrivateKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
-		m["kty"], m["crv"] = "EC", k.Curve.Params().Name
-		m["x"], m["y"] = b64(k.X.FillBytes(make([]byte, size))), b64(k.Y.FillBytes(make([]byte, size)))
-	case ed25519.PrivateKey:
-		m["kty"], m["crv"], m["x"] = "OKP", "Ed25519", b64(k.Public().(ed25519.PublicKey))
-	default:
-		panic(fmt.Sprintf("jwkOf: %T", key))
-	}
-	if kid != "" {
-		m["kid"] = kid
-	}
-	if alg != "" {
-		m["alg"] = alg
-	}
-	return m
-}
-
-func hashOf(alg string) (crypto.Hash, func() hash.Hash) {
-	switch alg[2:] {
-	case "384":
-		return crypto.SHA384, sha512.New384
-	case "512":
-		return crypto.SHA512, sha512.New
-	}
-	return crypto.SHA256, sha256.New
-}
-
 // sign makes a compact JWS of claims with key under alg; kid is put in the
 // header when non-empty. The signature is computed natively, independently
 // of the host the plugin verifies with.
 func sign(t testing.TB, alg string, key any, kid string, claims map[string]any) string {
 	t.Helper()
-	hdr := map[string]any{"alg": alg, "typ": "JWT"}
-	if kid != "" {
-		hdr["kid"] = kid
+	tok, err := jwstest.Token(alg, key, kid, claims)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return signRaw(t, alg, key, mustJSON(t, hdr), mustJSON(t, claims))
+	return tok
 }
 
+// signRaw signs hdr and payload as they are; a nil key leaves the
+// signature empty (an unsecured token).
 func signRaw(t testing.TB, alg string, key any, hdr, payload []byte) string {
 	t.Helper()
 	in := b64(hdr) + "." + b64(payload)
-	var sig []byte
-	var err error
-	h, newHash := hashOf(alg)
-	sum := func() []byte { d := newHash(); d.Write([]byte(in)); return d.Sum(nil) }
-	switch k := key.(type) {
-	case nil:
-	case []byte:
-		m := hmac.New(newHash, k)
-		m.Write([]byte(in))
-		sig = m.Sum(nil)
-	case *rsa.PrivateKey:
-		if alg[0] == 'P' {
-			sig, err = rsa.SignPSS(rand.Reader, k, h, sum(), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		} else {
-			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, sum())
-		}
-	case *ecdsa.PrivateKey:
-		r, s, e := ecdsa.Sign(rand.Reader, k, sum())
-		size := (k.Curve.Params().BitSize + 7) / 8
-		sig, err = append(r.FillBytes(make([]byte, size)), s.FillBytes(make([]byte, size))...), e
-	case ed25519.PrivateKey:
-		sig = ed25519.Sign(k, []byte(in))
-	default:
-		t.Fatalf("sign: %T", key)
+	if key == nil {
+		return in + "."
 	}
+	sig, err := jwstest.Sign(alg, key, []byte(in))
 	if err != nil {
 		t.Fatal(err)
 	}

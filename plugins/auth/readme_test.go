@@ -1,11 +1,11 @@
 package main
 
 import (
-	"os"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/talowa/wedge/internal/readmetest"
 	"github.com/talowa/wedge/sdk/sdktest"
 	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/wasmtest"
@@ -25,32 +25,14 @@ type readmeExample struct {
 // ```http block an example in the format the README describes.
 func readme(t *testing.T) (config []byte, examples []readmeExample) {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(b), "\n## Examples\n")
-	if !ok {
-		t.Fatal("README.md has no Examples section")
-	}
-	for {
-		_, rest, ok := strings.Cut(sec, "\n```")
-		if !ok {
-			break
-		}
-		lang, rest, _ := strings.Cut(rest, "\n")
-		block, after, ok := strings.Cut(rest, "\n```")
-		if !ok {
-			t.Fatal("README.md: unterminated code block")
-		}
-		sec = after
-		switch lang {
+	for _, b := range readmetest.Blocks(t, "README.md", "## Examples") {
+		switch b.Lang {
 		case "json":
-			config = []byte(block)
+			config = []byte(b.Text)
 		case "http":
-			examples = append(examples, parseExample(t, block))
+			examples = append(examples, parseExample(t, b.Text))
 		default:
-			t.Fatalf("README.md: code block of unknown kind %q", lang)
+			t.Fatalf("README.md:%d: code block of unknown kind %q", b.Line, b.Lang)
 		}
 	}
 	if config == nil || len(examples) == 0 {

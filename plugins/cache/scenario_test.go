@@ -22,13 +22,12 @@ package main
 
 import (
 	"bufio"
-	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/internal/readmetest"
 	"github.com/talowa/wedge/sdk/sdktest"
 	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/wasmtest"
@@ -207,21 +206,13 @@ func runScenario(t *testing.T, r runner, script string) bool {
 	return true
 }
 
-var exampleBlock = regexp.MustCompile("(?s)```scenario\n(.*?)```")
-
 // readmeExamples returns the scenario blocks of README.md's Examples section.
 func readmeExamples(t *testing.T) []string {
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, examples, ok := strings.Cut(string(b), "\n## Examples\n")
-	if !ok {
-		t.Fatal("README.md has no Examples section")
-	}
 	var out []string
-	for _, m := range exampleBlock.FindAllStringSubmatch(examples, -1) {
-		out = append(out, m[1])
+	for _, b := range readmetest.Blocks(t, "README.md", "## Examples") {
+		if b.Lang == "scenario" {
+			out = append(out, b.Text+"\n")
+		}
 	}
 	if len(out) == 0 {
 		t.Fatal("README.md has no scenario examples")

@@ -1,36 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/sdk/sdktest"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
-
-// logBuffer collects log output from concurrent writers.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // shadowCredConfig has shadow policies keyed on a credential header and on
 // a request value, each refusing from the second request.
@@ -44,7 +25,7 @@ const shadowCredConfig = `{"policies":[
 func TestShadowLogHasNoCredential(t *testing.T) {
 	secrets := []string{"sk_live_PLANTED_SECRET_ONE", "sk_live_PLANTED_SECRET_TWO",
 		"sk_live_PLANTED_LONG_" + strings.Repeat("x", 600)} // past maxKeyValue: hashed into the rate key
-	run := func(t *testing.T, p phases, logs *logBuffer) {
+	run := func(t *testing.T, p phases, logs *testutil.SyncBuffer) {
 		for _, s := range secrets {
 			for range 3 {
 				ex := exchange{method: "GET", target: "/", ip: "203.0.113.9", header: [][2]string{{"X-Api-Key", s}},
@@ -73,7 +54,7 @@ func TestShadowLogHasNoCredential(t *testing.T) {
 		}
 	}
 	t.Run("native", func(t *testing.T) {
-		logs := &logBuffer{}
+		logs := &testutil.SyncBuffer{}
 		h, err := sdktest.Configure(&ratelimit{}, []byte(shadowCredConfig), slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +62,7 @@ func TestShadowLogHasNoCredential(t *testing.T) {
 		run(t, h, logs)
 	})
 	t.Run("wasm", func(t *testing.T) {
-		logs := &logBuffer{}
+		logs := &testutil.SyncBuffer{}
 		rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(2).WithLogger(slog.New(slog.NewTextHandler(logs, nil))).
 			WithStores(host.NewMemCache(1<<20), host.NewGCRA(1<<16)))
 		p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "ratelimit", Version: "test",

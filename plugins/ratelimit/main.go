@@ -151,11 +151,9 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		}
 		if i == last && !refused {
 			// The take is the peek: refused, it spent nothing.
-			ok, r, err := p.limit.Take(rl.keys[i], 1)
-			if err != nil {
+			if err := take(p, st, rl.keys[i]); err != nil {
 				return rl.fail(p, err)
 			}
-			st.r, st.taken, st.refused = r, ok, !ok
 		} else {
 			_, r, err := p.limit.Take(rl.keys[i], 0)
 			if err != nil {
@@ -169,11 +167,9 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 				// spent, even should another policy refuse: the same
 				// one-unit strictness as the race the package doc
 				// describes.
-				ok, r, err := p.limit.Take(rl.keys[i], 1)
-				if err != nil {
+				if err := take(p, st, rl.keys[i]); err != nil {
 					return rl.fail(p, err)
 				}
-				st.r, st.taken, st.refused = r, ok, !ok
 			}
 		}
 		if st.refused && rl.record(p, st, rl.keys[i]) {
@@ -186,11 +182,9 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 			if !st.applies || st.taken || st.refused {
 				continue
 			}
-			ok, r, err := p.limit.Take(rl.keys[i], 1)
-			if err != nil {
+			if err := take(p, st, rl.keys[i]); err != nil {
 				return rl.fail(p, err)
 			}
-			st.r, st.taken, st.refused = r, ok, !ok
 			if st.refused && rl.record(p, st, rl.keys[i]) {
 				refused = true
 			}
@@ -205,6 +199,17 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		}
 	}
 	return sdk.Continue
+}
+
+// take spends one unit of p's limit for key and notes the outcome in st: a
+// refused take spends nothing and says how long to wait.
+func take(p *policy, st *state, key []byte) error {
+	ok, r, err := p.limit.Take(key, 1)
+	if err != nil {
+		return err
+	}
+	st.r, st.taken, st.refused = r, ok, !ok
+	return nil
 }
 
 // record counts and reports a refusal by p; it returns whether the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/internal/readmetest"
 	"github.com/talowa/wedge/sdk/sdktest"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
@@ -174,32 +174,16 @@ func loadWasm(t *testing.T, config string) (*wasmtest.Plugin, *prometheus.Regist
 // exchange scripts that follow it.
 func readmeExamples(t *testing.T) (configs []string, scripts [][]string) {
 	t.Helper()
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lang string
-	var block []string
-	in := false
-	for _, line := range strings.Split(string(b), "\n") {
-		switch {
-		case !in && strings.HasPrefix(line, "```") && len(line) > 3:
-			in, lang, block = true, line[3:], nil
-		case in && line == "```":
-			in = false
-			text := strings.Join(block, "\n")
-			switch lang {
-			case "json":
-				configs = append(configs, text)
-				scripts = append(scripts, nil)
-			case "exchanges":
-				if len(configs) == 0 {
-					t.Fatal("README: exchanges before any json config")
-				}
-				scripts[len(scripts)-1] = append(scripts[len(scripts)-1], text)
+	for _, b := range readmetest.Blocks(t, "README.md", "") {
+		switch b.Lang {
+		case "json":
+			configs = append(configs, b.Text)
+			scripts = append(scripts, nil)
+		case "exchanges":
+			if len(configs) == 0 {
+				t.Fatal("README: exchanges before any json config")
 			}
-		case in:
-			block = append(block, line)
+			scripts[len(scripts)-1] = append(scripts[len(scripts)-1], b.Text)
 		}
 	}
 	if len(configs) < 2 {

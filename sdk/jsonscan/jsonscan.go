@@ -214,6 +214,22 @@ func Valid(data []byte) bool {
 	return err == nil && trailing(data, end) == nil
 }
 
+// afterItem reads what follows a member or element ending at b[i]: the
+// container's close (done, with the index past it) or a comma (with the
+// index of the next item).
+func afterItem(b []byte, i int, close byte) (next int, done bool, err error) {
+	i = skipSpace(b, i)
+	switch {
+	case i >= len(b):
+		return 0, false, ErrSyntax
+	case b[i] == close:
+		return i + 1, true, nil
+	case b[i] != ',':
+		return 0, false, ErrSyntax
+	}
+	return skipSpace(b, i+1), false, nil
+}
+
 // skipValue returns the end of the value starting at b[i]; depth is the
 // number of containers around it.
 func skipValue(b []byte, i, depth int) (int, error) {
@@ -246,17 +262,10 @@ func skipValue(b []byte, i, depth int) (int, error) {
 			if i, err = skipValue(b, skipSpace(b, i+1), depth+1); err != nil {
 				return 0, err
 			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return 0, ErrSyntax
+			var done bool
+			if i, done, err = afterItem(b, i, '}'); err != nil || done {
+				return i, err
 			}
-			if b[i] == '}' {
-				return i + 1, nil
-			}
-			if b[i] != ',' {
-				return 0, ErrSyntax
-			}
-			i = skipSpace(b, i+1)
 		}
 	case c == '[':
 		i = skipSpace(b, i+1)
@@ -268,17 +277,10 @@ func skipValue(b []byte, i, depth int) (int, error) {
 			if i, err = skipValue(b, i, depth+1); err != nil {
 				return 0, err
 			}
-			i = skipSpace(b, i)
-			if i >= len(b) {
-				return 0, ErrSyntax
+			var done bool
+			if i, done, err = afterItem(b, i, ']'); err != nil || done {
+				return i, err
 			}
-			if b[i] == ']' {
-				return i + 1, nil
-			}
-			if b[i] != ',' {
-				return 0, ErrSyntax
-			}
-			i = skipSpace(b, i+1)
 		}
 	case c == 't':
 		return literal(b, i, "true")

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 func testEntry(ttl, stale time.Duration, body string, tags ...string) *CacheEntry {
@@ -18,18 +20,6 @@ func testEntry(ttl, stale time.Duration, body string, tags ...string) *CacheEntr
 		Stored:   time.Now(),
 		TTL:      ttl,
 		Stale:    stale,
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -267,7 +257,7 @@ func TestMemCacheExpiry(t *testing.T) {
 			start := time.Now()
 			m.Set([]byte("/short"), testEntry(tc.ttl, tc.stale, "s", "short"))
 			m.Set([]byte("/long"), testEntry(time.Hour, 0, "l", "long"))
-			eventually(t, "the entry to expire", func() bool {
+			testutil.Eventually(t, 5*time.Second, "the entry to expire", func() bool {
 				_, ok := m.Get([]byte("/short"))
 				return !ok
 			})
@@ -276,7 +266,7 @@ func TestMemCacheExpiry(t *testing.T) {
 			if el := time.Since(start); el < tc.ttl+tc.stale {
 				t.Fatalf("entry gone after %s, before TTL+Stale %s", el, tc.ttl+tc.stale)
 			}
-			eventually(t, "the expired entry's tags to be unindexed", func() bool {
+			testutil.Eventually(t, 5*time.Second, "the expired entry's tags to be unindexed", func() bool {
 				m.c.CleanUp()
 				m.mu.Lock()
 				defer m.mu.Unlock()

@@ -20,7 +20,6 @@ import (
 	"hash"
 	"math/big"
 	"sync"
-	"sync/atomic"
 
 	"github.com/maypok86/otter/v2"
 
@@ -38,11 +37,11 @@ import (
 // deterministic) and keeps the ring bounded.
 type Keyring struct {
 	mu    sync.Mutex
-	keys  atomic.Pointer[[]*key] // copy on write: Verify reads without a lock
+	keys  handles[*key]
 	cache *VerifyCache
 
-	policies atomic.Pointer[[]*tokenPolicy] // copy on write, like keys
-	tokens   *tokenCache                    // made with the first policy, under mu
+	policies handles[*tokenPolicy]
+	tokens   *tokenCache // made with the first policy, under mu
 }
 
 // NewKeyring returns an empty key ring that caches asymmetric verification
@@ -69,10 +68,7 @@ func (k *Keyring) Register(alg, format abi.Alg, data []byte) int32 {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var cur []*key
-	if p := k.keys.Load(); p != nil {
-		cur = *p
-	}
+	cur := k.keys.all()
 	for i, have := range cur {
 		if have.fp == kk.fp {
 			return int32(i)
@@ -81,9 +77,7 @@ func (k *Keyring) Register(alg, format abi.Alg, data []byte) int32 {
 	if len(cur) >= abi.MaxKeys {
 		return abi.ErrTooLarge
 	}
-	next := append(cur[:len(cur):len(cur)], kk)
-	k.keys.Store(&next)
-	return int32(len(next) - 1)
+	return k.keys.add(kk)
 }
 
 // Verify checks sig over msg with key handle h. scratch is reusable memory
@@ -92,11 +86,10 @@ func (k *Keyring) Verify(h int32, msg, sig, scratch []byte) (int32, []byte) {
 	if k == nil {
 		return abi.ErrUnavailable, scratch
 	}
-	p := k.keys.Load()
-	if p == nil || h < 0 || int(h) >= len(*p) {
+	kk, found := k.keys.get(h)
+	if !found {
 		return abi.ErrNotFound, scratch
 	}
-	kk := (*p)[h]
 	if kk.pub == nil {
 		return kk.verifyHMAC(msg, sig, scratch)
 	}

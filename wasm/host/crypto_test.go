@@ -16,12 +16,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"math/big"
 	"strconv"
 	"sync"
 	"testing"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/wasm/abi"
 )
 
@@ -74,22 +74,6 @@ func pkix(pub crypto.PublicKey) []byte {
 
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
-func jwk(members map[string]string) []byte {
-	b, err := json.Marshal(members)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func rsaJWK(pub *rsa.PublicKey, alg string) []byte {
-	m := map[string]string{"kty": "RSA", "n": b64(pub.N.Bytes()), "e": b64(big.NewInt(int64(pub.E)).Bytes())}
-	if alg != "" {
-		m["alg"] = alg
-	}
-	return jwk(m)
-}
-
 func ecRaw(pub *ecdsa.PublicKey) []byte {
 	b, err := pub.Bytes()
 	if err != nil {
@@ -98,81 +82,42 @@ func ecRaw(pub *ecdsa.PublicKey) []byte {
 	return b
 }
 
-func ecJWK(pub *ecdsa.PublicKey, alg string) []byte {
-	raw := ecRaw(pub)
-	size := (len(raw) - 1) / 2
-	m := map[string]string{"kty": "EC", "crv": pub.Curve.Params().Name, "x": b64(raw[1 : 1+size]), "y": b64(raw[1+size:])}
-	if alg != "" {
-		m["alg"] = alg
+// jwk is members as JSON: a JWK as a test writes it, malformed on purpose
+// or (jwkOf) as an issuer publishes it.
+func jwk(members any) []byte {
+	b, err := json.Marshal(members)
+	if err != nil {
+		panic(err)
 	}
-	return jwk(m)
+	return b
 }
 
-func okpJWK(pub ed25519.PublicKey) []byte {
-	return jwk(map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64(pub)})
-}
-
-func octJWK(secret []byte, alg string) []byte {
-	m := map[string]string{"kty": "oct", "k": b64(secret)}
-	if alg != "" {
-		m["alg"] = alg
-	}
-	return jwk(m)
-}
-
-func hashOf(alg abi.Alg) (crypto.Hash, func() hash.Hash) {
-	switch algHash(alg) {
-	case crypto.SHA256:
-		return crypto.SHA256, sha256.New
-	case crypto.SHA384:
-		return crypto.SHA384, sha512.New384
-	}
-	return crypto.SHA512, sha512.New
-}
+// jwkOf is the public JWK of key, with an alg member when non-empty.
+func jwkOf(key any, alg string) []byte { return jwk(jwstest.JWK(key, "", alg)) }
 
 // sign signs msg for alg with the matching test key, in JWS encoding.
 func sign(t testing.TB, alg abi.Alg, msg []byte) []byte {
 	t.Helper()
-	h, newHash := hashOf(alg)
-	d := newHash()
-	d.Write(msg)
-	digest := d.Sum(nil)
+	var key any
 	switch alg {
 	case abi.AlgHS256, abi.AlgHS384, abi.AlgHS512:
-		m := hmac.New(newHash, testSecret)
-		m.Write(msg)
-		return m.Sum(nil)
-	case abi.AlgRS256, abi.AlgRS384, abi.AlgRS512:
-		s, err := rsa.SignPKCS1v15(nil, testRSA(), h, digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	case abi.AlgPS256, abi.AlgPS384, abi.AlgPS512:
-		s, err := rsa.SignPSS(rand.Reader, testRSA(), h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	case abi.AlgES256, abi.AlgES384:
-		k := testP256()
-		if alg == abi.AlgES384 {
-			k = testP384()
-		}
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		size := (k.Curve.Params().BitSize + 7) / 8
-		out := make([]byte, 2*size)
-		r.FillBytes(out[:size])
-		s.FillBytes(out[size:])
-		return out
+		key = testSecret
+	case abi.AlgRS256, abi.AlgRS384, abi.AlgRS512, abi.AlgPS256, abi.AlgPS384, abi.AlgPS512:
+		key = testRSA()
+	case abi.AlgES256:
+		key = testP256()
+	case abi.AlgES384:
+		key = testP384()
 	case abi.AlgEdDSA:
-		return ed25519.Sign(testEd(), msg)
+		key = testEd()
+	default:
+		t.Fatalf("no signer for alg %d", alg)
 	}
-	t.Fatalf("no signer for alg %d", alg)
-	return nil
+	sig, err := jwstest.Sign(abi.AlgName(alg), key, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
 }
 
 type keyForm struct {
@@ -188,8 +133,8 @@ func keyForms(alg abi.Alg) []keyForm {
 	case abi.AlgHS256, abi.AlgHS384, abi.AlgHS512:
 		return []keyForm{
 			{"raw", abi.KeyRaw, testSecret},
-			{"jwk", abi.KeyJWK, octJWK(testSecret, "")},
-			{"jwk with alg", abi.KeyJWK, octJWK(testSecret, name)},
+			{"jwk", abi.KeyJWK, jwkOf(testSecret, "")},
+			{"jwk with alg", abi.KeyJWK, jwkOf(testSecret, name)},
 		}
 	case abi.AlgES256, abi.AlgES384:
 		k := testP256()
@@ -199,22 +144,22 @@ func keyForms(alg abi.Alg) []keyForm {
 		return []keyForm{
 			{"raw", abi.KeyRaw, ecRaw(&k.PublicKey)},
 			{"pkix", abi.KeyPKIX, pkix(&k.PublicKey)},
-			{"jwk", abi.KeyJWK, ecJWK(&k.PublicKey, "")},
-			{"jwk with alg", abi.KeyJWK, ecJWK(&k.PublicKey, name)},
+			{"jwk", abi.KeyJWK, jwkOf(&k.PublicKey, "")},
+			{"jwk with alg", abi.KeyJWK, jwkOf(&k.PublicKey, name)},
 		}
 	case abi.AlgEdDSA:
 		pub := testEd().Public().(ed25519.PublicKey)
 		return []keyForm{
 			{"raw", abi.KeyRaw, []byte(pub)},
 			{"pkix", abi.KeyPKIX, pkix(pub)},
-			{"jwk", abi.KeyJWK, okpJWK(pub)},
+			{"jwk", abi.KeyJWK, jwkOf(pub, "")},
 		}
 	}
 	pub := &testRSA().PublicKey
 	return []keyForm{
 		{"pkix", abi.KeyPKIX, pkix(pub)},
-		{"jwk", abi.KeyJWK, rsaJWK(pub, "")},
-		{"jwk with alg", abi.KeyJWK, rsaJWK(pub, name)},
+		{"jwk", abi.KeyJWK, jwkOf(pub, "")},
+		{"jwk with alg", abi.KeyJWK, jwkOf(pub, name)},
 	}
 }
 
@@ -316,7 +261,7 @@ func TestKeyringECDSASignatureEncoding(t *testing.T) {
 			if len(sig) != tc.size {
 				t.Fatalf("r||s is %d bytes, want %d", len(sig), tc.size)
 			}
-			_, newHash := hashOf(tc.alg)
+			_, newHash := jwstest.Hash(abi.AlgName(tc.alg))
 			d := newHash()
 			d.Write(msg)
 			der, err := ecdsa.SignASN1(rand.Reader, tc.key, d.Sum(nil))
@@ -366,7 +311,7 @@ func TestKeyringRegisterRefused(t *testing.T) {
 		{"RSA PKIX as HMAC", abi.AlgHS256, abi.KeyPKIX, pkix(rsaPub)},
 		{"RSA raw", abi.AlgRS256, abi.KeyRaw, rsaPub.N.Bytes()},
 		{"RSA 1024 PKIX", abi.AlgRS256, abi.KeyPKIX, pkix(small)},
-		{"RSA 1024 JWK", abi.AlgPS256, abi.KeyJWK, rsaJWK(small, "")},
+		{"RSA 1024 JWK", abi.AlgPS256, abi.KeyJWK, jwkOf(small, "")},
 		{"RSA as ES256", abi.AlgES256, abi.KeyPKIX, pkix(rsaPub)},
 		{"RSA as EdDSA", abi.AlgEdDSA, abi.KeyPKIX, pkix(rsaPub)},
 		{"P-256 as ES384", abi.AlgES384, abi.KeyPKIX, pkix(p256)},
@@ -386,9 +331,9 @@ func TestKeyringRegisterRefused(t *testing.T) {
 		{"JWK unknown kty", abi.AlgHS256, abi.KeyJWK, []byte(`{"kty":"XYZ","k":"c2VjcmV0"}`)},
 		{"JWK bad base64", abi.AlgHS256, abi.KeyJWK, []byte(`{"kty":"oct","k":"!!"}`)},
 		{"JWK oct empty k", abi.AlgHS256, abi.KeyJWK, []byte(`{"kty":"oct","k":""}`)},
-		{"JWK alg mismatch oct", abi.AlgHS256, abi.KeyJWK, octJWK(testSecret, "HS384")},
-		{"JWK alg mismatch RSA", abi.AlgRS256, abi.KeyJWK, rsaJWK(rsaPub, "PS256")},
-		{"JWK alg mismatch EC", abi.AlgES256, abi.KeyJWK, ecJWK(p256, "ES384")},
+		{"JWK alg mismatch oct", abi.AlgHS256, abi.KeyJWK, jwkOf(testSecret, "HS384")},
+		{"JWK alg mismatch RSA", abi.AlgRS256, abi.KeyJWK, jwkOf(rsaPub, "PS256")},
+		{"JWK alg mismatch EC", abi.AlgES256, abi.KeyJWK, jwkOf(p256, "ES384")},
 		{"JWK RSA exponent too long", abi.AlgRS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": b64([]byte{1, 0, 0, 0, 1})})},
 		{"JWK RSA exponent 0", abi.AlgRS256, abi.KeyJWK, jwk(map[string]string{"kty": "RSA", "n": b64(rsaPub.N.Bytes()), "e": "AA"})},
 		// Weak keys (RFC 7518 §3.2; RSA exponents that sign nothing).
@@ -402,21 +347,21 @@ func TestKeyringRegisterRefused(t *testing.T) {
 		{"HS256 secret of 31 bytes", abi.AlgHS256, abi.KeyRaw, testSecret[:31]},
 		{"HS384 secret of 32 bytes", abi.AlgHS384, abi.KeyRaw, testSecret[:32]},
 		{"HS512 secret of 48 bytes", abi.AlgHS512, abi.KeyRaw, testSecret[:48]},
-		{"JWK HS256 secret of 1 byte", abi.AlgHS256, abi.KeyJWK, octJWK([]byte("k"), "HS256")},
-		{"JWK HS512 secret of 32 bytes", abi.AlgHS512, abi.KeyJWK, octJWK(testSecret[:32], "")},
-		{"JWK RSA as ES256", abi.AlgES256, abi.KeyJWK, rsaJWK(rsaPub, "")},
-		{"JWK EC P-256 as ES384", abi.AlgES384, abi.KeyJWK, ecJWK(p256, "")},
+		{"JWK HS256 secret of 1 byte", abi.AlgHS256, abi.KeyJWK, jwkOf([]byte("k"), "HS256")},
+		{"JWK HS512 secret of 32 bytes", abi.AlgHS512, abi.KeyJWK, jwkOf(testSecret[:32], "")},
+		{"JWK RSA as ES256", abi.AlgES256, abi.KeyJWK, jwkOf(rsaPub, "")},
+		{"JWK EC P-256 as ES384", abi.AlgES384, abi.KeyJWK, jwkOf(p256, "")},
 		{"JWK EC P-521", abi.AlgES256, abi.KeyJWK, jwk(map[string]string{"kty": "EC", "crv": "P-521", "x": b64(make([]byte, 66)), "y": b64(make([]byte, 66))})},
 		{"JWK EC short x", abi.AlgES256, abi.KeyJWK, jwk(map[string]string{"kty": "EC", "crv": "P-256", "x": b64(ecRaw(p256)[2:33]), "y": b64(ecRaw(p256)[33:])})},
 		{"JWK OKP X25519", abi.AlgEdDSA, abi.KeyJWK, jwk(map[string]string{"kty": "OKP", "crv": "X25519", "x": b64(edPub)})},
-		{"JWK OKP as ES256", abi.AlgES256, abi.KeyJWK, okpJWK(edPub)},
+		{"JWK OKP as ES256", abi.AlgES256, abi.KeyJWK, jwkOf(edPub, "")},
 		// A JWK names its key type: a public key is never an HMAC secret
 		// (algorithm confusion), and a secret is never a public key.
-		{"JWK OKP as HS256", abi.AlgHS256, abi.KeyJWK, okpJWK(edPub)},
-		{"JWK EC as HS256", abi.AlgHS256, abi.KeyJWK, ecJWK(p256, "")},
-		{"JWK RSA as HS512", abi.AlgHS512, abi.KeyJWK, rsaJWK(rsaPub, "")},
-		{"JWK oct as EdDSA", abi.AlgEdDSA, abi.KeyJWK, octJWK(edPub, "")},
-		{"JWK oct as ES256", abi.AlgES256, abi.KeyJWK, octJWK(ecRaw(p256), "")},
+		{"JWK OKP as HS256", abi.AlgHS256, abi.KeyJWK, jwkOf(edPub, "")},
+		{"JWK EC as HS256", abi.AlgHS256, abi.KeyJWK, jwkOf(p256, "")},
+		{"JWK RSA as HS512", abi.AlgHS512, abi.KeyJWK, jwkOf(rsaPub, "")},
+		{"JWK oct as EdDSA", abi.AlgEdDSA, abi.KeyJWK, jwkOf([]byte(edPub), "")},
+		{"JWK oct as ES256", abi.AlgES256, abi.KeyJWK, jwkOf(ecRaw(p256), "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ring := NewKeyring(nil)
@@ -439,9 +384,9 @@ func TestKeyringWeakKeyBounds(t *testing.T) {
 	}{
 		{"HS256, 32 bytes", abi.AlgHS256, abi.KeyRaw, testSecret[:32]},
 		{"HS384, 48 bytes", abi.AlgHS384, abi.KeyRaw, testSecret[:48]},
-		{"HS512, 64 bytes", abi.AlgHS512, abi.KeyJWK, octJWK(testSecret[:64], "HS512")},
+		{"HS512, 64 bytes", abi.AlgHS512, abi.KeyJWK, jwkOf(testSecret[:64], "HS512")},
 		{"RSA exponent 3", abi.AlgRS256, abi.KeyPKIX, pkix(&rsa.PublicKey{N: rsaPub.N, E: 3})},
-		{"RSA exponent 3 as JWK", abi.AlgPS256, abi.KeyJWK, rsaJWK(&rsa.PublicKey{N: rsaPub.N, E: 3}, "")},
+		{"RSA exponent 3 as JWK", abi.AlgPS256, abi.KeyJWK, jwkOf(&rsa.PublicKey{N: rsaPub.N, E: 3}, "")},
 	} {
 		if h := ring.Register(tc.alg, tc.format, tc.data); h < 0 {
 			t.Errorf("%s: Register = %d", tc.name, h)
@@ -462,13 +407,13 @@ func TestKeyringHandles(t *testing.T) {
 	}{
 		{"first", abi.AlgHS256, abi.KeyRaw, testSecret, 0},
 		{"same again", abi.AlgHS256, abi.KeyRaw, testSecret, 0},
-		{"same secret as JWK", abi.AlgHS256, abi.KeyJWK, octJWK(testSecret, ""), 0},
+		{"same secret as JWK", abi.AlgHS256, abi.KeyJWK, jwkOf(testSecret, ""), 0},
 		{"same secret, other alg", abi.AlgHS384, abi.KeyRaw, testSecret, 1},
 		{"rsa", abi.AlgRS256, abi.KeyPKIX, pkix(rsaPub), 2},
-		{"rsa as JWK", abi.AlgRS256, abi.KeyJWK, rsaJWK(rsaPub, "RS256"), 2},
+		{"rsa as JWK", abi.AlgRS256, abi.KeyJWK, jwkOf(rsaPub, "RS256"), 2},
 		{"rsa for PSS", abi.AlgPS256, abi.KeyPKIX, pkix(rsaPub), 3},
 		{"ec raw", abi.AlgES256, abi.KeyRaw, ecRaw(p256), 4},
-		{"ec as JWK (the same raw point)", abi.AlgES256, abi.KeyJWK, ecJWK(p256, ""), 4},
+		{"ec as JWK (the same raw point)", abi.AlgES256, abi.KeyJWK, jwkOf(p256, ""), 4},
 		{"refused", abi.AlgES384, abi.KeyRaw, ecRaw(p256), abi.ErrInvalid},
 		{"next after a refusal", abi.AlgHS512, abi.KeyRaw, testSecret, 5},
 	}

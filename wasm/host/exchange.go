@@ -231,26 +231,34 @@ func (x *MemExchange) header(m abi.Msg) *Header {
 	return &x.Resp.Header
 }
 
+// field is where x keeps f's value; nil for an unknown field.
+func (x *MemExchange) field(f abi.Field) *string {
+	switch f {
+	case abi.FieldMethod:
+		return &x.Req.Method
+	case abi.FieldScheme:
+		return &x.Req.Scheme
+	case abi.FieldHost:
+		return &x.Req.Host
+	case abi.FieldPath:
+		return &x.Req.Path
+	case abi.FieldRawQuery:
+		return &x.Req.RawQuery
+	case abi.FieldProto:
+		return &x.Req.Proto
+	case abi.FieldClientAddr:
+		return &x.Req.ClientAddr
+	case abi.FieldRequestID:
+		return &x.Req.ID
+	}
+	return nil
+}
+
 // Field implements Exchange.
 func (x *MemExchange) Field(f abi.Field) []byte {
 	var v string
-	switch f {
-	case abi.FieldMethod:
-		v = x.Req.Method
-	case abi.FieldScheme:
-		v = x.Req.Scheme
-	case abi.FieldHost:
-		v = x.Req.Host
-	case abi.FieldPath:
-		v = x.Req.Path
-	case abi.FieldRawQuery:
-		v = x.Req.RawQuery
-	case abi.FieldProto:
-		v = x.Req.Proto
-	case abi.FieldClientAddr:
-		v = x.Req.ClientAddr
-	case abi.FieldRequestID:
-		v = x.Req.ID
+	if p := x.field(f); p != nil {
+		v = *p
 	}
 	return view(v)
 }
@@ -261,15 +269,8 @@ func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // SetField implements Exchange.
 func (x *MemExchange) SetField(f abi.Field, v []byte) {
-	switch f {
-	case abi.FieldMethod:
-		x.Req.Method = string(v)
-	case abi.FieldHost:
-		x.Req.Host = string(v)
-	case abi.FieldPath:
-		x.Req.Path = string(v)
-	case abi.FieldRawQuery:
-		x.Req.RawQuery = string(v)
+	if abi.FieldWritable(f) {
+		*x.field(f) = string(v)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"sync"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -75,7 +74,7 @@ type Metrics struct {
 	fams            *MetricFamilies
 	plugin, version string
 	mu              sync.Mutex
-	defs            atomic.Pointer[[]metric]
+	defs            handles[metric]
 }
 
 type metric struct {
@@ -116,10 +115,7 @@ func (m *Metrics) Define(kind abi.MetricKind, name []byte) int32 {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var cur []metric
-	if p := m.defs.Load(); p != nil {
-		cur = *p
-	}
+	cur := m.defs.all()
 	for i, d := range cur {
 		if d.name == string(name) {
 			if d.kind != kind {
@@ -144,9 +140,7 @@ func (m *Metrics) Define(kind abi.MetricKind, name []byte) int32 {
 	case *prometheus.HistogramVec:
 		d.h = v.WithLabelValues(m.plugin, m.version)
 	}
-	next := append(cur[:len(cur):len(cur)], d)
-	m.defs.Store(&next)
-	return int32(len(next) - 1)
+	return m.defs.add(d)
 }
 
 // Record applies value to metric handle h.
@@ -154,14 +148,13 @@ func (m *Metrics) Record(h int32, value float64) int32 {
 	if m == nil {
 		return abi.ErrUnavailable
 	}
-	p := m.defs.Load()
-	if p == nil || h < 0 || int(h) >= len(*p) {
+	d, ok := m.defs.get(h)
+	if !ok {
 		return abi.ErrNotFound
 	}
 	if math.IsNaN(value) || math.IsInf(value, 0) {
 		return abi.ErrInvalid
 	}
-	d := &(*p)[h]
 	switch d.kind {
 	case abi.MetricCounter:
 		if value < 0 {
@@ -188,11 +181,7 @@ func (m *Metrics) Close() {
 		return
 	}
 	delete(m.fams.users, key)
-	p := m.defs.Load()
-	if p == nil {
-		return
-	}
-	for _, d := range *p {
+	for _, d := range m.defs.all() {
 		switch v := m.fams.fam[d.name].vec.(type) {
 		case *prometheus.CounterVec:
 			v.DeleteLabelValues(m.plugin, m.version)

@@ -79,10 +79,7 @@ func (k *Keyring) RegisterPolicy(spec []byte) int32 {
 	if err != nil {
 		return abi.ErrInvalid
 	}
-	var keys []*key
-	if kp := k.keys.Load(); kp != nil {
-		keys = *kp
-	}
+	keys := k.keys.all()
 	tp := &tokenPolicy{
 		spec: bytes.Clone(spec), leeway: int64(p.Leeway), requireExp: p.RequireExpiry,
 		issuer: bytes.Clone(p.Issuer),
@@ -110,10 +107,7 @@ func (k *Keyring) RegisterPolicy(spec []byte) int32 {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var cur []*tokenPolicy
-	if pp := k.policies.Load(); pp != nil {
-		cur = *pp
-	}
+	cur := k.policies.all()
 	for i, have := range cur {
 		if bytes.Equal(have.spec, spec) {
 			return int32(i)
@@ -126,9 +120,7 @@ func (k *Keyring) RegisterPolicy(spec []byte) int32 {
 		k.tokens = newTokenCache()
 	}
 	tp.id, tp.cache = int32(len(cur)), k.tokens
-	next := append(cur[:len(cur):len(cur)], tp)
-	k.policies.Store(&next)
-	return tp.id
+	return k.policies.add(tp)
 }
 
 // VerifyToken implements token_verify for policy handle h at Unix time now:
@@ -168,11 +160,11 @@ func (k *Keyring) policy(h int32) (*tokenPolicy, int32) {
 	if k == nil {
 		return nil, abi.ErrUnavailable
 	}
-	pp := k.policies.Load()
-	if pp == nil || h < 0 || int(h) >= len(*pp) {
+	tp, ok := k.policies.get(h)
+	if !ok {
 		return nil, abi.ErrNotFound
 	}
-	return (*pp)[h], 0
+	return tp, 0
 }
 
 // verify is VerifyToken under p; it also returns the entry of a token

@@ -20,7 +20,7 @@ func BenchmarkTokenVerify(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				ring, ph := tokenRing(b, strictPolicy(), false, alg)
 				tok := jws(b, alg, abi.AlgName(alg), goodClaims(map[string]any{"scope": "orders:read"}))
-				p := (*ring.policies.Load())[ph]
+				p := ring.policies.all()[ph]
 				var s tokenScratch
 				buf := make([]byte, 128)
 				b.ReportAllocs()

@@ -199,7 +199,7 @@ func TestTokenCacheComparesTokens(t *testing.T) {
 	if v, _ := verifyToken(t, ring, ph, good, tokenNow, &s); v != abi.TokenValid {
 		t.Fatalf("good token: %s", abi.TokenVerdictName(v))
 	}
-	p := (*ring.policies.Load())[ph]
+	p := ring.policies.all()[ph]
 	e, ok := p.cache.good.GetIfPresent(p.key(good))
 	if !ok {
 		t.Fatal("good token not cached")
@@ -239,7 +239,7 @@ func TestTokenCacheForgeryFlood(t *testing.T) {
 			t.Fatalf("forgery %d: %s", i, abi.TokenVerdictName(v))
 		}
 	}
-	p := (*ring.policies.Load())[ph]
+	p := ring.policies.all()[ph]
 	for i, tok := range good {
 		if _, ok := p.cache.good.GetIfPresent(p.key(tok)); !ok {
 			t.Fatalf("good token %d was evicted by forgeries", i)

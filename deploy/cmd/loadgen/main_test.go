@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 // serve starts a fasthttp server on 127.0.0.1 answering status, and checks
@@ -80,34 +81,9 @@ func TestCountsWrongStatus(t *testing.T) {
 // with at least their time to failure. The server takes requests and never
 // answers, so every request times out.
 func TestCountsFailuresInLatency(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go io.Copy(io.Discard, c) // read the requests, answer none
-		}
-	}()
+	addr := testutil.Silent(t)
 	const timeout = 200 * time.Millisecond
-	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "100", "-d", "50ms", "-c", "4",
+	m := runKV(t, "-url", "http://"+addr+"/bench", "-rate", "100", "-d", "50ms", "-c", "4",
 		"-timeout", timeout.String())
 	if m["sent"] != 6 || m["errors"] != 6 {
 		t.Fatalf("sent %v errors %v, want 6 requests, all failed", m["sent"], m["errors"])

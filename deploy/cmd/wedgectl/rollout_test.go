@@ -16,6 +16,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 // TestRolloutCLI drives a rollout through the commands, over a real
@@ -64,7 +65,7 @@ func TestRolloutCLI(t *testing.T) {
 
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	controlOut := new(syncBuffer)
+	controlOut := new(testutil.SyncBuffer)
 	go func() { done <- run(cctx, append([]string{"control", "--http", "127.0.0.1:0"}, nats...), controlOut) }()
 	defer func() { stop(); <-done }()
 

@@ -50,6 +50,11 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("up: unexpected argument %q", fs.Arg(0))
 	}
+	if *natsAddr == "" {
+		// The edges join the control plane over this address, as deployed
+		// ones do; without it they would run with no fleet agent.
+		return errors.New("up: -nats needs an address: the edges join the control plane over it")
+	}
 	names, err := parseChain(*chain)
 	if err != nil {
 		return err

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,26 +19,8 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe to write from up's goroutine while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // hangGuard bounds each wait for an event (a process up or stopped, a
 // report seen): long enough for a machine busy with other tests under
@@ -71,7 +52,7 @@ func TestUpRegions(t *testing.T) {
 		t.Skip("starts three edge processes")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := new(syncBuffer)
+	out := new(testutil.SyncBuffer)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"up", "--regions", "eu-west,us-east,ap-south", "--chain", "cache",
@@ -178,7 +159,7 @@ func TestUp(t *testing.T) {
 		t.Skip("builds three plugins")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := new(syncBuffer)
+	out := new(testutil.SyncBuffer)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0"}, out)
@@ -269,5 +250,15 @@ func TestUp(t *testing.T) {
 	}
 	if h.Peek("Retry-After") == nil || h.Peek("RateLimit") == nil || h.Peek("RateLimit-Policy") == nil {
 		t.Errorf("429 without Retry-After / RateLimit / RateLimit-Policy: %s", h.String())
+	}
+}
+
+// TestUpNeedsNATSAddress: the local edges join the control plane over
+// --nats, as deployed ones do, so an empty address is refused up front;
+// before, up started an edge with no fleet agent and said nothing.
+func TestUpNeedsNATSAddress(t *testing.T) {
+	err := run(context.Background(), []string{"up", "--nats", ""}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-nats needs an address") {
+		t.Fatalf("up --nats \"\": %v, want it refused", err)
 	}
 }

@@ -9,6 +9,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/edge/edgetest"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm"
 )
@@ -48,12 +52,12 @@ var faultModes = []struct{ mode, kind string }{
 }
 
 func TestPluginFaultsUnderLoad(t *testing.T) {
-	misbehave, hello := pluginFile(t, "wasm/internal/testguests/misbehave"), pluginFile(t, "plugins/hello")
-	originAddr := startOrigin(t, func(_ context.Context, req *wire.Request, resp *wire.Response) {
+	misbehave, hello := edgetest.ModuleFile(t, root+"wasm/internal/testguests/misbehave"), edgetest.ModuleFile(t, root+"plugins/hello")
+	originAddr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
 		resp.Status = 200
 		resp.Body = fmt.Appendf(resp.Body, "origin: %s", req.Path)
-	})
-	n := startNode(t, fmt.Sprintf(`
+	})).Addr
+	n := edgetest.Start(t, fmt.Sprintf(`
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -67,18 +71,18 @@ routes:
     origin: app
     chain:
       - {file: %q, config: {greeting: Hi}}
-`, originAddr, originKey.Text(), misbehave, hello))
+`, originAddr, origintest.Key.Text(), misbehave, hello))
 	reg := n.Registry()
 	pool := float64(poolSize())
 	instances := func(plugin string) float64 {
-		return sum(t, reg, "wedge_plugin_instances", map[string]string{"plugin": plugin})
+		return testutil.MetricSum(t, reg, "wedge_plugin_instances", map[string]string{"plugin": plugin})
 	}
 	errorsOf := func(plugin, kind string) float64 {
 		l := map[string]string{"plugin": plugin}
 		if kind != "" {
 			l["kind"] = kind
 		}
-		return sum(t, reg, "wedge_plugin_errors_total", l)
+		return testutil.MetricSum(t, reg, "wedge_plugin_errors_total", l)
 	}
 
 	// Steady load on both routes for the whole test: two clients on the
@@ -106,7 +110,7 @@ routes:
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	steadyClient := func(name string, check func(i int) (string, func(reply) bool)) {
-		c := n.client()
+		c := client(n)
 		defer c.CloseIdleConnections()
 		for i := 0; ; i++ {
 			select {
@@ -153,7 +157,7 @@ routes:
 
 	// Warm, then the baseline: pools whole, RSS after returning freed
 	// heap to the kernel.
-	eventually(t, "steady load under way", hangGuard, func() bool {
+	testutil.Eventually(t, hangGuard, "steady load under way", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return steady["hello"] > 50 && steady["misbehave"] > 50
@@ -162,9 +166,9 @@ routes:
 	errs0, repl0 := map[string]float64{}, map[string]float64{}
 	for _, f := range faultModes {
 		errs0[f.kind] = errorsOf("misbehave", f.kind)
-		repl0[f.kind] = sum(t, reg, "wedge_plugin_instance_replacements_total", map[string]string{"plugin": "misbehave", "reason": f.kind})
+		repl0[f.kind] = testutil.MetricSum(t, reg, "wedge_plugin_instance_replacements_total", map[string]string{"plugin": "misbehave", "reason": f.kind})
 	}
-	faulty5xx0 := sum(t, reg, "wedge_edge_requests_total", map[string]string{"route": "faulty", "code": "5xx"})
+	faulty5xx0 := testutil.MetricSum(t, reg, "wedge_edge_requests_total", map[string]string{"route": "faulty", "code": "5xx"})
 
 	// Bursts: poolSize/2 requests of one failure mode at once, then wait
 	// for the pool to be whole again (replacement is in the background)
@@ -175,7 +179,7 @@ routes:
 	// seconds and muddy the goroutine count below.
 	burstClients := make([]*fasthttp.HostClient, burst)
 	for b := range burstClients {
-		burstClients[b] = n.client()
+		burstClients[b] = client(n)
 		defer burstClients[b].CloseIdleConnections()
 	}
 	want := map[string]float64{}
@@ -210,7 +214,7 @@ routes:
 				// their memory is held until they are closed.
 				peakRSS = max(peakRSS, measure(t, false).rss)
 			}
-			eventually(t, fmt.Sprintf("round %d, %s: misbehave pool back to %.0f", round, f.mode, pool), hangGuard, func() bool {
+			testutil.Eventually(t, hangGuard, fmt.Sprintf("round %d, %s: misbehave pool back to %.0f", round, f.mode, pool), func() bool {
 				return instances("misbehave") == pool
 			})
 		}
@@ -240,7 +244,7 @@ routes:
 	} {
 		got := map[string]float64{}
 		for _, k := range []string{"trap", "timeout", "memory"} {
-			got[k] = sum(t, reg, c.family, c.labels(k)) - c.base[k]
+			got[k] = testutil.MetricSum(t, reg, c.family, c.labels(k)) - c.base[k]
 		}
 		if got["trap"] != want["trap"] || got["timeout"] < want["timeout"] || got["memory"] < 1 ||
 			got["timeout"]+got["memory"] != want["timeout"]+want["memory"] {
@@ -254,7 +258,7 @@ routes:
 	if got := errorsOf("hello", ""); got != 0 {
 		t.Errorf("hello errors %.0f, want 0", got)
 	}
-	if got := sum(t, reg, "wedge_edge_requests_total", map[string]string{"route": "faulty", "code": "5xx"}) - faulty5xx0; got != total {
+	if got := testutil.MetricSum(t, reg, "wedge_edge_requests_total", map[string]string{"route": "faulty", "code": "5xx"}) - faulty5xx0; got != total {
 		t.Errorf("faulty route 5xx rose by %.0f, want %.0f", got, total)
 	}
 	// Replaced, not just counted: the pools are whole, and the well-behaved

@@ -1,15 +1,7 @@
 package soak
 
 import (
-	"bytes"
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -18,14 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
-	"github.com/talowa/wedge/edge"
-	"github.com/talowa/wedge/origin"
-	"github.com/talowa/wedge/origin/wire"
-	"github.com/talowa/wedge/wasm/wasmbuild"
-	"github.com/talowa/wedge/wasm/wasmtest"
+	"github.com/talowa/wedge/edge/edgetest"
 )
 
 // root is the repository root, relative to this package.
@@ -35,69 +22,10 @@ const root = "../../../"
 // instances per GOMAXPROCS), which the edge does not override.
 func poolSize() int { return 2 * runtime.GOMAXPROCS(0) }
 
-// pluginFile builds the plugin or test guest in dir (relative to the
-// repository root) and writes it to a temporary .wasm file.
-func pluginFile(t *testing.T, dir string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), filepath.Base(dir)+".wasm")
-	if err := os.WriteFile(f, wasmtest.Build(t, root+dir), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
-var originKey = wire.Key{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)}
-
-// startOrigin runs an origin service in front of h and returns its address.
-func startOrigin(t *testing.T, h origin.HandlerFunc) string {
-	t.Helper()
-	codec, err := wire.NewCodec(wire.Config{Keys: []wire.Key{originKey}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(codec.Close)
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: h})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return ln.Addr().String()
-}
-
-type node struct {
-	*edge.Node
-	addr string
-}
-
-// startNode runs an edge node with the YAML config on a loopback port.
-func startNode(t *testing.T, yaml string) *node {
-	t.Helper()
-	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := edge.New(context.Background(), cfg, edge.Options{CompilationCache: wasmbuild.CompilationCacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go n.Serve(ln)
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	return &node{Node: n, addr: ln.Addr().String()}
-}
-
 // client returns a keep-alive client of the node holding one connection,
 // as one closed-loop user does.
-func (n *node) client() *fasthttp.HostClient {
-	return &fasthttp.HostClient{Addr: n.addr, MaxConns: 1, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+func client(n *edgetest.Node) *fasthttp.HostClient {
+	return &fasthttp.HostClient{Addr: n.Addr, MaxConns: 1, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 }
 
 // reply is what a request got back.
@@ -133,62 +61,9 @@ func do(c *fasthttp.HostClient, host, target string, hdr ...string) reply {
 
 var jwtSecret = []byte("0123456789abcdef0123456789abcdef")
 
-// token mints an HS256 JWT for sub, valid for an hour.
-func token(sub string) string {
-	enc := base64.RawURLEncoding
-	now := time.Now().Unix()
-	head := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`))
-	claims := enc.EncodeToString(fmt.Appendf(nil, `{"sub":%q,"iat":%d,"exp":%d}`, sub, now, now+3600))
-	mac := hmac.New(sha256.New, jwtSecret)
-	mac.Write([]byte(head + "." + claims))
-	return head + "." + claims + "." + enc.EncodeToString(mac.Sum(nil))
-}
-
-// sum adds the values of every series of the family name whose labels
-// include labels (counters and gauges).
-func sum(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
-	t.Helper()
-	fams, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range fams {
-		if f.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range f.GetMetric() {
-			have := map[string]string{}
-			for _, l := range m.GetLabel() {
-				have[l.GetName()] = l.GetValue()
-			}
-			for k, v := range labels {
-				if have[k] != v {
-					continue next
-				}
-			}
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return total
-}
-
 // hangGuard bounds a wait for an event (a pool refilled, the load under
 // way): only a hang reaches it, however busy the machine.
 const hangGuard = 2 * time.Minute
-
-// eventually polls cond every 10 ms until it holds or the deadline passes.
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // proc is what the process holds at one moment.
 type proc struct {

@@ -12,6 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/edge/edgetest"
+	"github.com/talowa/wedge/internal/jwstest"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm"
 )
@@ -110,12 +115,12 @@ func TestSoak(t *testing.T) {
 		t.Skip("soak: skipped under -short")
 	}
 	d := soakDuration(t)
-	auth, ratelimit, cache := pluginFile(t, "plugins/auth"), pluginFile(t, "plugins/ratelimit"), pluginFile(t, "plugins/cache")
+	auth, ratelimit, cache := edgetest.ModuleFile(t, root+"plugins/auth"), edgetest.ModuleFile(t, root+"plugins/ratelimit"), edgetest.ModuleFile(t, root+"plugins/cache")
 	var originHits atomic.Int64
-	originAddr := startOrigin(t, soakOrigin(&originHits))
+	originAddr := origintest.Start(t, origin.HandlerFunc(soakOrigin(&originHits))).Addr
 	k := base64.RawURLEncoding.EncodeToString(jwtSecret)
 	authStep := fmt.Sprintf(`{file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}`, auth, k)
-	n := startNode(t, fmt.Sprintf(`
+	n := edgetest.Start(t, fmt.Sprintf(`
 pop: soak1
 region: eu-test
 cache_bytes: %d
@@ -136,7 +141,7 @@ routes:
     origin: app
     chain:
       - %s
-`, soakCache, originAddr, originKey.Text(), authStep, ratelimit, limitedRate, cache, authStep))
+`, soakCache, originAddr, origintest.Key.Text(), authStep, ratelimit, limitedRate, cache, authStep))
 
 	var ty tally
 	stop := make(chan struct{})
@@ -152,10 +157,10 @@ routes:
 	take := func() {
 		s := sample{at: time.Since(start).Round(time.Second), proc: measure(t, false), instances: map[string]float64{},
 			wasmBytes:  map[string]float64{},
-			cacheBytes: sum(t, n.Registry(), "wedge_edge_cache_bytes", nil), requests: ty.total()}
+			cacheBytes: testutil.MetricSum(t, n.Registry(), "wedge_edge_cache_bytes", nil), requests: ty.total()}
 		for _, p := range []string{"auth", "ratelimit", "cache"} {
-			s.instances[p] = sum(t, n.Registry(), "wedge_plugin_instances", map[string]string{"plugin": p})
-			s.wasmBytes[p] = sum(t, n.Registry(), "wedge_plugin_memory_bytes", map[string]string{"plugin": p})
+			s.instances[p] = testutil.MetricSum(t, n.Registry(), "wedge_plugin_instances", map[string]string{"plugin": p})
+			s.wasmBytes[p] = testutil.MetricSum(t, n.Registry(), "wedge_plugin_memory_bytes", map[string]string{"plugin": p})
 		}
 		samples = append(samples, s)
 	}
@@ -304,8 +309,8 @@ routes:
 
 	// With the load gone every pool is whole again.
 	for _, p := range []string{"auth", "ratelimit", "cache"} {
-		eventually(t, p+" pool whole after the load", hangGuard, func() bool {
-			return sum(t, n.Registry(), "wedge_plugin_instances", map[string]string{"plugin": p}) == float64(poolSize())
+		testutil.Eventually(t, hangGuard, p+" pool whole after the load", func() bool {
+			return testutil.MetricSum(t, n.Registry(), "wedge_plugin_instances", map[string]string{"plugin": p}) == float64(poolSize())
 		})
 	}
 }
@@ -315,11 +320,11 @@ routes:
 // chain, uncached requests through auth to the origin, requests without a
 // valid token (401) and requests to the shared rate-limited path (429 when
 // over its budget).
-func soakClient(n *node, id int, ty *tally, stop <-chan struct{}) {
-	c := n.client()
+func soakClient(n *edgetest.Node, id int, ty *tally, stop <-chan struct{}) {
+	c := client(n)
 	defer c.CloseIdleConnections()
 	rnd := rand.New(rand.NewPCG(uint64(id), 1))
-	bearer := "Bearer " + token(fmt.Sprint("user", id))
+	bearer := "Bearer " + jwstest.UserToken(jwtSecret, fmt.Sprint("user", id))
 	for i := 0; ; i++ {
 		select {
 		case <-stop:

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 	"github.com/valyala/fasthttp"
@@ -122,7 +124,7 @@ func TestUpstreamFailover(t *testing.T) {
 			t.Fatalf("request %d: %d %q", i, resp.Status, resp.Error)
 		}
 	}
-	eventually(t, 5*time.Second, "dead upstream still in rotation", func() bool {
+	testutil.Eventually(t, 5*time.Second, "dead upstream still in rotation", func() bool {
 		return wasmtest.Metric(t, s.originReg, "wedge_origin_upstream_healthy", map[string]string{"upstream": dead}) == 0
 	})
 	if up := wasmtest.Metric(t, s.originReg, "wedge_origin_upstream_healthy", map[string]string{"upstream": strings.TrimPrefix(live, "http://")}); up != 1 {
@@ -135,7 +137,7 @@ func TestUpstreamFailover(t *testing.T) {
 // give its client.
 func TestOriginFaults(t *testing.T) {
 	blackhole := listen(t) // accepts (the kernel does) and never reads
-	codec := newCodec(t, wire.Config{})
+	codec := origintest.NewCodec(t, wire.Config{})
 	for _, c := range []struct {
 		name   string
 		addr   string
@@ -170,7 +172,7 @@ func TestOriginFaults(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	addr := freeAddr(t)
 	var accepted atomic.Int64
-	edgeCodec := newCodec(t, wire.Config{})
+	edgeCodec := origintest.NewCodec(t, wire.Config{})
 	cl, err := originclient.New(originclient.Config{Addr: addr, Codec: edgeCodec, MaxRetries: -1,
 		Breaker: originclient.BreakerConfig{Failures: 3, OpenFor: 300 * time.Millisecond},
 		Dial: func(a string) (net.Conn, error) {
@@ -213,13 +215,8 @@ func TestBreaker(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: newCodec(t, wire.Config{}), Handler: p})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Shutdown(t.Context())
-	eventually(t, 5*time.Second, "breaker never let a probe through to the recovered origin", func() bool {
+	defer origintest.StartConfig(t, origin.ServerConfig{Handler: p}, ln).Close()
+	testutil.Eventually(t, 5*time.Second, "breaker never let a probe through to the recovered origin", func() bool {
 		return get() == nil
 	})
 	if cl.State() != "closed" {

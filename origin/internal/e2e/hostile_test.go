@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 	"github.com/valyala/fasthttp"
@@ -77,9 +78,9 @@ func TestHostileFrames(t *testing.T) {
 	s := newStack(t, stackOpts{maxFrame: maxFrame,
 		proxy: func() (c originProxy) { c.Upstreams = []string{echoUpstream(t)}; return }()})
 	good := cborOf(t, &wire.Request{Version: wire.Version, Method: wire.Bytes("GET"), Path: wire.Bytes("/")})
-	valid := sign(testKey, 1, zstdOf(t, good))
-	wrongKey := wire.Key{ID: testKey.ID, Secret: bytes.Repeat([]byte{1}, 32)}
-	unknownKey := wire.Key{ID: 99, Secret: testKey.Secret}
+	valid := sign(origintest.Key, 1, zstdOf(t, good))
+	wrongKey := wire.Key{ID: origintest.Key.ID, Secret: bytes.Repeat([]byte{1}, 32)}
+	unknownKey := wire.Key{ID: 99, Secret: origintest.Key.Secret}
 	tampered := bytes.Clone(valid)
 	tampered[len(tampered)-1] ^= 1
 	unsigned := bytes.Clone(valid)
@@ -97,21 +98,21 @@ func TestHostileFrames(t *testing.T) {
 	}{
 		{"empty", nil, 400, "malformed frame", "frame"},
 		{"truncated header", valid[:20], 400, "malformed frame", "frame"},
-		{"unknown flags", sign(testKey, 0x80, good), 400, "unknown flags", "frame"},
+		{"unknown flags", sign(origintest.Key, 0x80, good), 400, "unknown flags", "frame"},
 		{"missing signature", unsigned, 401, "bad MAC", "auth"},
 		{"wrong key", sign(wrongKey, 1, zstdOf(t, good)), 401, "bad MAC", "auth"},
 		{"unknown key", sign(unknownKey, 1, zstdOf(t, good)), 401, "unknown key", "auth"},
 		{"tampered payload", tampered, 401, "bad MAC", "auth"},
 		{"truncated payload", valid[:len(valid)-3], 401, "bad MAC", "auth"},
-		{"garbage zstd", sign(testKey, 1, []byte("definitely not zstd")), 400, "compressed payload", "compression"},
-		{"truncated zstd", sign(testKey, 1, zstdOf(t, good)[:8]), 400, "compressed payload", "compression"},
-		{"garbage cbor", sign(testKey, 0, []byte{0xff, 0xfe, 0x00}), 400, "malformed envelope", "envelope"},
-		{"truncated cbor", sign(testKey, 0, good[:len(good)-2]), 400, "malformed envelope", "envelope"},
-		{"cbor nested too deep", sign(testKey, 0, deep), 400, "malformed envelope", "envelope"},
-		{"cbor not a map", sign(testKey, 0, []byte{0x63, 'G', 'E', 'T'}), 400, "malformed envelope", "envelope"},
-		{"unknown version", sign(testKey, 1, zstdOf(t, v2)), 400, "unsupported protocol version 2", "version"},
-		{"zstd bomb", sign(testKey, 1, bomb), 413, "too large", "too_large"},
-		{"oversized frame", sign(testKey, 0, make([]byte, 2*maxFrame)), 413, "", ""},
+		{"garbage zstd", sign(origintest.Key, 1, []byte("definitely not zstd")), 400, "compressed payload", "compression"},
+		{"truncated zstd", sign(origintest.Key, 1, zstdOf(t, good)[:8]), 400, "compressed payload", "compression"},
+		{"garbage cbor", sign(origintest.Key, 0, []byte{0xff, 0xfe, 0x00}), 400, "malformed envelope", "envelope"},
+		{"truncated cbor", sign(origintest.Key, 0, good[:len(good)-2]), 400, "malformed envelope", "envelope"},
+		{"cbor nested too deep", sign(origintest.Key, 0, deep), 400, "malformed envelope", "envelope"},
+		{"cbor not a map", sign(origintest.Key, 0, []byte{0x63, 'G', 'E', 'T'}), 400, "malformed envelope", "envelope"},
+		{"unknown version", sign(origintest.Key, 1, zstdOf(t, v2)), 400, "unsupported protocol version 2", "version"},
+		{"zstd bomb", sign(origintest.Key, 1, bomb), 413, "too large", "too_large"},
+		{"oversized frame", sign(origintest.Key, 0, make([]byte, 2*maxFrame)), 413, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"net"
 	"strings"
 	"testing"
@@ -11,10 +9,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
 )
-
-var testKey = wire.Key{ID: 3, Secret: bytes.Repeat([]byte{0x5a}, 32)}
 
 // stack is one edge client talking to one origin service that proxies to
 // upstream HTTP servers: the whole origin link, on real loopback sockets.
@@ -39,24 +36,11 @@ type stackOpts struct {
 	listener  func(net.Listener) net.Listener // wraps the origin's listener
 }
 
-func newCodec(tb testing.TB, cfg wire.Config) *wire.Codec {
-	tb.Helper()
-	if cfg.Keys == nil {
-		cfg.Keys = []wire.Key{testKey}
-	}
-	c, err := wire.NewCodec(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(c.Close)
-	return c
-}
-
 func newStack(tb testing.TB, o stackOpts) *stack {
 	tb.Helper()
 	s := &stack{originReg: prometheus.NewRegistry(), edgeReg: prometheus.NewRegistry(), link: new(counter)}
-	originCodec := newCodec(tb, wire.Config{Dicts: o.dicts, MaxEnvelope: o.maxFrame})
-	s.edgeCodec = newCodec(tb, wire.Config{Dicts: o.dicts, Dict: o.dict, MaxEnvelope: o.maxFrame})
+	originCodec := origintest.NewCodec(tb, wire.Config{Dicts: o.dicts, MaxEnvelope: o.maxFrame})
+	s.edgeCodec = origintest.NewCodec(tb, wire.Config{Dicts: o.dicts, Dict: o.dict, MaxEnvelope: o.maxFrame})
 	om := origin.NewMetrics(s.originReg)
 	h := o.handler
 	if h == nil {
@@ -72,25 +56,21 @@ func newStack(tb testing.TB, o stackOpts) *stack {
 	if o.originCfg != nil {
 		o.originCfg(&cfg)
 	}
-	srv, err := origin.NewServer(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	ln := listen(tb)
 	var l net.Listener = countingListener{ln, s.link}
 	if o.listener != nil {
 		l = o.listener(l)
 	}
-	go srv.Serve(l)
-	tb.Cleanup(func() { srv.Shutdown(context.Background()) })
-	s.origin, s.originAddr = srv, ln.Addr().String()
+	s.origin, s.originAddr = origintest.StartConfig(tb, cfg, l).Server, ln.Addr().String()
 	ccfg := originclient.Config{Addr: s.originAddr, Codec: s.edgeCodec, Metrics: originclient.NewMetrics(s.edgeReg)}
 	if o.client != nil {
 		o.client(&ccfg)
 	}
-	if s.client, err = originclient.New(ccfg); err != nil {
+	client, err := originclient.New(ccfg)
+	if err != nil {
 		tb.Fatal(err)
 	}
+	s.client = client
 	tb.Cleanup(s.client.Close)
 	return s
 }
@@ -110,18 +90,6 @@ func newRequest(method, path string) *wire.Request {
 	return &wire.Request{Method: wire.Bytes(method), Scheme: wire.Bytes("https"), Host: wire.Bytes("shop.example.com"),
 		Path: wire.Bytes(path), Query: wire.Bytes(query), Client: wire.Bytes("203.0.113.9"), POP: wire.Bytes("fra1"),
 		Region: wire.Bytes("eu-west")}
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %s: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // freeAddr returns a loopback address nothing listens on.

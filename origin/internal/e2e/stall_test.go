@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
@@ -62,7 +63,7 @@ func TestStalledOriginDropsExpiredFrames(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 10*time.Second, "the origin to answer the stalled frame", func() bool { return answered() == 1 })
+	testutil.Eventually(t, 10*time.Second, "the origin to answer the stalled frame", func() bool { return answered() == 1 })
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the application ran %d request(s) the edge had given up on", n)
 	}

@@ -31,25 +31,56 @@ type Meta struct {
 	Gen            string // generation of the primary entry its variants hang off
 }
 
+// Meta and State are both records: a first line that says which, then
+// "key=value" lines. These write and read one line of either.
+
+func appendField(b []byte, k, v string) []byte {
+	b = append(b, k...)
+	b = append(b, '=')
+	b = append(b, v...)
+	return append(b, '\n')
+}
+
+func appendIntField(b []byte, k string, v int64) []byte {
+	b = append(b, k...)
+	b = append(b, '=')
+	b = strconv.AppendInt(b, v, 10)
+	return append(b, '\n')
+}
+
+// appendSetField writes a field only when it has a value: a reader finds
+// an absent field as the zero value anyway.
+func appendSetField(b []byte, k, v string) []byte {
+	if v == "" {
+		return b
+	}
+	return appendField(b, k, v)
+}
+
+// nextField splits the first line off rest (skipping empty ones) into its
+// key and value. A loop over IndexByte rather than strings.SplitSeq: the
+// host decodes a Meta on every lookup, and the iterator costs a third of it.
+func nextField(rest string) (k, v, tail string, ok bool) {
+	for rest != "" {
+		line := rest
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = ""
+		}
+		if line != "" {
+			k, v, _ = strings.Cut(line, "=")
+			return k, v, rest, true
+		}
+	}
+	return "", "", "", false
+}
+
 // Encode renders m as DecodeMeta reads it.
 func (m *Meta) Encode() []byte {
 	b := []byte("wc1\n")
-	num := func(k string, v int64) {
-		b = append(b, k...)
-		b = append(b, '=')
-		b = strconv.AppendInt(b, v, 10)
-		b = append(b, '\n')
-	}
-	str := func(k, v string) {
-		if v != "" {
-			b = append(b, k...)
-			b = append(b, '=')
-			b = append(b, v...)
-			b = append(b, '\n')
-		}
-	}
-	num("ia", m.InitialAge)
-	num("lt", m.Lifetime)
+	b = appendIntField(b, "ia", m.InitialAge)
+	b = appendIntField(b, "lt", m.Lifetime)
 	flags := ""
 	if m.NoCache {
 		flags += "n"
@@ -57,19 +88,18 @@ func (m *Meta) Encode() []byte {
 	if m.MustRevalidate {
 		flags += "m"
 	}
-	str("f", flags)
+	b = appendSetField(b, "f", flags)
 	if m.SWR > 0 {
-		num("swr", m.SWR)
+		b = appendIntField(b, "swr", m.SWR)
 	}
 	if m.SIE > 0 {
-		num("sie", m.SIE)
+		b = appendIntField(b, "sie", m.SIE)
 	}
-	str("et", m.ETag)
-	str("lm", m.LastMod)
-	str("vn", m.VaryNames)
-	str("vv", m.Variant)
-	str("g", m.Gen)
-	return b
+	b = appendSetField(b, "et", m.ETag)
+	b = appendSetField(b, "lm", m.LastMod)
+	b = appendSetField(b, "vn", m.VaryNames)
+	b = appendSetField(b, "vv", m.Variant)
+	return appendSetField(b, "g", m.Gen)
 }
 
 // DecodeMeta parses meta; ok is false for anything this version did not
@@ -83,19 +113,12 @@ func DecodeMeta(b []byte) (m Meta, ok bool) {
 	if !found {
 		return m, false
 	}
-	for rest != "" {
-		// A loop over IndexByte rather than strings.SplitSeq: the host
-		// decodes on every lookup, and the iterator costs a third of it.
-		line := rest
-		if i := strings.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = ""
+	for {
+		k, v, tail, more := nextField(rest)
+		if !more {
+			break
 		}
-		if line == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(line, "=")
+		rest = tail
 		n := func() int64 {
 			x, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -176,8 +199,12 @@ func DecodeState(v string) (s State, ok bool) {
 		return s, false
 	}
 	s.Mode = v[0]
-	for line := range strings.SplitSeq(v[2:], "\n") {
-		k, val, _ := strings.Cut(line, "=")
+	for rest := v[2:]; ; {
+		k, val, tail, more := nextField(rest)
+		if !more {
+			break
+		}
+		rest = tail
 		switch k {
 		case "fwd":
 			s.Fwd = val
@@ -210,36 +237,24 @@ const StateKey = "cache.state"
 
 // AppendTo appends s.Encode() to dst.
 func (s *State) AppendTo(dst []byte) []byte {
-	put := func(k, v string) {
-		dst = append(dst, k...)
-		dst = append(dst, '=')
-		dst = append(dst, v...)
-		dst = append(dst, '\n')
-	}
 	dst = append(dst, s.Mode, '\n')
-	put("fwd", s.Fwd)
+	dst = appendField(dst, "fwd", s.Fwd)
 	if s.NoStore {
-		put("ns", "1")
+		dst = appendField(dst, "ns", "1")
 	}
 	if s.ClientCond {
-		put("cc", "1")
+		dst = appendField(dst, "cc", "1")
 	}
-	dst = append(dst, "rt="...)
-	dst = strconv.AppendInt(dst, s.ReqTime, 10)
-	dst = append(dst, '\n')
+	dst = appendIntField(dst, "rt", s.ReqTime)
 	if s.ReqSIE > 0 {
-		dst = append(dst, "sie="...)
-		dst = strconv.AppendInt(dst, s.ReqSIE, 10)
-		dst = append(dst, '\n')
+		dst = appendIntField(dst, "sie", s.ReqSIE)
 	}
-	if s.EntryKey != "" {
-		put("ek", s.EntryKey)
-	}
+	dst = appendSetField(dst, "ek", s.EntryKey)
 	if s.Primary {
-		put("p", "1")
-		put("pn", s.PrimaryNames)
-		put("pv", s.PrimaryVar)
-		put("pg", s.PrimaryGen)
+		dst = appendField(dst, "p", "1")
+		dst = appendField(dst, "pn", s.PrimaryNames)
+		dst = appendField(dst, "pv", s.PrimaryVar)
+		dst = appendField(dst, "pg", s.PrimaryGen)
 	}
 	return dst
 }

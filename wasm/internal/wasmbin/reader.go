@@ -35,21 +35,33 @@ func (r *reader) skip(n int) error {
 
 // u32 reads an unsigned LEB128 of at most 32 bits.
 func (r *reader) u32() (uint32, error) {
-	var v uint32
-	for shift := 0; shift < 35; shift += 7 {
+	v, err := r.uleb(32)
+	return uint32(v), err
+}
+
+// u64 reads an unsigned LEB128 of at most 64 bits.
+func (r *reader) u64() (uint64, error) { return r.uleb(64) }
+
+// uleb reads an unsigned LEB128 of at most bits bits: its last byte, at
+// shift last, may hold only the bits left (4 of a u32, 1 of a u64), and
+// no continuation.
+func (r *reader) uleb(bits int) (uint64, error) {
+	last := (bits - 1) / 7 * 7
+	var v uint64
+	for shift := 0; shift <= last; shift += 7 {
 		c, err := r.byte()
 		if err != nil {
 			return 0, err
 		}
-		if shift == 28 && c > 0x0f {
-			return 0, errors.New("u32 overflows")
+		if shift == last && c >= 1<<(bits-last) {
+			return 0, fmt.Errorf("u%d overflows", bits)
 		}
-		v |= uint32(c&0x7f) << shift
+		v |= uint64(c&0x7f) << shift
 		if c&0x80 == 0 {
 			return v, nil
 		}
 	}
-	return 0, errors.New("u32 too long")
+	return 0, fmt.Errorf("u%d too long", bits)
 }
 
 // count reads a vector length. Every element takes at least one byte, so a
@@ -137,25 +149,6 @@ func (r *reader) limits() (lo uint64, hi int64, err error) {
 		return 0, 0, err
 	}
 	return lo, int64(min(m, 1<<62)), nil
-}
-
-// u64 reads an unsigned LEB128 of at most 64 bits.
-func (r *reader) u64() (uint64, error) {
-	var v uint64
-	for shift := 0; shift < 70; shift += 7 {
-		c, err := r.byte()
-		if err != nil {
-			return 0, err
-		}
-		if shift == 63 && c > 1 {
-			return 0, errors.New("u64 overflows")
-		}
-		v |= uint64(c&0x7f) << shift
-		if c&0x80 == 0 {
-			return v, nil
-		}
-	}
-	return 0, errors.New("u64 too long")
 }
 
 // memarg skips alignment (with a memory index when bit 6 is set) and offset.

@@ -10,21 +10,16 @@ package tcktest
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -33,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -47,67 +43,51 @@ func Config(t testing.TB, a tck.Assigned) []byte {
 	t.Helper()
 	msg := []byte("the quick brown fox")
 	b64 := base64.StdEncoding.EncodeToString
-	url := base64.RawURLEncoding.EncodeToString
 	var keys []tck.Key
-	add := func(alg string, format abi.KeyFormat, key, sig []byte) {
-		keys = append(keys, tck.Key{Alg: alg, Format: format, Key: b64(key), Msg: b64(msg), Sig: b64(sig)})
-	}
 	must := func(err error) {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	// add signs msg with priv under alg and lists the key in format.
+	add := func(alg string, format abi.KeyFormat, key []byte, priv any) {
+		sig, err := jwstest.Sign(alg, priv, msg)
+		must(err)
+		keys = append(keys, tck.Key{Alg: alg, Format: format, Key: b64(key), Msg: b64(msg), Sig: b64(sig)})
+	}
+	jwk := func(key any) []byte {
+		b, err := json.Marshal(jwstest.JWK(key, "", ""))
+		must(err)
+		return b
+	}
 	// Secrets as long as the hash, the least key_register takes.
 	hs256, hs512 := bytes.Repeat([]byte("hs256-secret"), 3)[:32], bytes.Repeat([]byte("hs512-secret"), 6)[:64]
-	mac := hmac.New(sha256.New, hs256)
-	mac.Write(msg)
-	add("HS256", abi.KeyRaw, hs256, mac.Sum(nil))
-	mac = hmac.New(sha512.New, hs512)
-	mac.Write(msg)
-	jwk, _ := json.Marshal(map[string]string{"kty": "oct", "k": url(hs512)})
-	add("HS512", abi.KeyJWK, jwk, mac.Sum(nil))
+	add("HS256", abi.KeyRaw, hs256, hs256)
+	add("HS512", abi.KeyJWK, jwk(hs512), hs512)
 
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
 	must(err)
-	h256 := sha256.Sum256(msg)
-	sig, err := rsa.SignPKCS1v15(rand.Reader, rk, crypto.SHA256, h256[:])
-	must(err)
 	der, err := x509.MarshalPKIXPublicKey(&rk.PublicKey)
 	must(err)
-	add("RS256", abi.KeyPKIX, der, sig)
-	sig, err = rsa.SignPSS(rand.Reader, rk, crypto.SHA256, h256[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	must(err)
-	jwk, _ = json.Marshal(map[string]string{"kty": "RSA", "n": url(rk.N.Bytes()), "e": url(big.NewInt(int64(rk.E)).Bytes())})
-	add("PS256", abi.KeyJWK, jwk, sig)
+	add("RS256", abi.KeyPKIX, der, rk)
+	add("PS256", abi.KeyJWK, jwk(rk), rk)
 
-	ecSig := func(k *ecdsa.PrivateKey, digest []byte, size int) []byte {
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest)
-		must(err)
-		out := make([]byte, 2*size)
-		r.FillBytes(out[:size])
-		s.FillBytes(out[size:])
-		return out
-	}
 	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(err)
 	point, err := ek.PublicKey.Bytes()
 	must(err)
-	add("ES256", abi.KeyRaw, point, ecSig(ek, h256[:], 32))
-	jwk, _ = json.Marshal(map[string]string{"kty": "EC", "crv": "P-256",
-		"x": url(point[1:33]), "y": url(point[33:])})
-	add("ES256", abi.KeyJWK, jwk, ecSig(ek, h256[:], 32))
+	add("ES256", abi.KeyRaw, point, ek)
+	add("ES256", abi.KeyJWK, jwk(ek), ek)
 	ek384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	must(err)
 	der, err = x509.MarshalPKIXPublicKey(&ek384.PublicKey)
 	must(err)
-	h384 := sha512.Sum384(msg)
-	add("ES384", abi.KeyPKIX, der, ecSig(ek384, h384[:], 48))
+	add("ES384", abi.KeyPKIX, der, ek384)
 
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	must(err)
-	add("EdDSA", abi.KeyRaw, pub, ed25519.Sign(priv, msg))
-	jwk, _ = json.Marshal(map[string]string{"kty": "OKP", "crv": "Ed25519", "x": url(pub)})
-	add("EdDSA", abi.KeyJWK, jwk, ed25519.Sign(priv, msg))
+	add("EdDSA", abi.KeyRaw, pub, priv)
+	add("EdDSA", abi.KeyJWK, jwk(priv), priv)
 
 	cfg, err := json.Marshal(map[string]any{"keys": keys, "assigned": a})
 	must(err)

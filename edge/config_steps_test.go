@@ -1,0 +1,36 @@
+package edge_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/talowa/wedge/edge"
+)
+
+// TestConfigMistakeBeforeFiles: a config is validated before any file it
+// names is read, so a config with a mistake in it is refused for the
+// mistake, not for a key file that is not there (yet), and defaults are in
+// place by the time validation reports on a route.
+func TestConfigMistakeBeforeFiles(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nowhere.key")
+	cfg := `
+origins:
+  app: {addr: 127.0.0.1:1, key: "@` + missing + `"}
+routes:
+  - {origin: app, chain: [{file: a.wasm, failure: sideways}]}
+`
+	_, err := edge.ParseConfig([]byte(cfg), dir)
+	if err == nil || !strings.Contains(err.Error(), `route "/": plugin a: failure "sideways"`) {
+		t.Fatalf("ParseConfig: %v, want the route's failure mode refused, named by its default name", err)
+	}
+	if _, statErr := os.Stat(missing); !os.IsNotExist(statErr) {
+		t.Fatalf("the key file exists: %v", statErr)
+	}
+	fixed := strings.Replace(cfg, "failure: sideways", "failure: open", 1)
+	if _, err := edge.ParseConfig([]byte(fixed), dir); err == nil || !strings.Contains(err.Error(), `origin "app": key:`) {
+		t.Fatalf("ParseConfig of the corrected config: %v, want the missing key file", err)
+	}
+}
