@@ -96,16 +96,6 @@ func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// LoadPublicKeys reads trust files, every key of each, into a trust store:
-// manifest.LoadTrustFiles, the one reader edges use too.
-func LoadPublicKeys(paths ...string) (manifest.TrustStore, error) {
-	t, err := manifest.LoadTrustFiles(paths...)
-	if err != nil {
-		return nil, fmt.Errorf("registry: %w", err)
-	}
-	return t, nil
-}
-
 func readPEM(path string) (*pem.Block, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -238,27 +238,6 @@ func (r *Registry) Revoked(ctx context.Context) (map[string]manifest.Revocation,
 	return out, nil
 }
 
-// Fetch returns name@version and its module, verified against trust and
-// the revocation list as an edge verifies it (controlplane's Fetch). A
-// refusal wraps the manifest sentinel that names the reason
-// (manifest.ErrUnsigned, ErrRevoked, ErrUnknownKey, ErrBadSignature,
-// ErrDigest, ErrMismatch).
-func (r *Registry) Fetch(ctx context.Context, trust manifest.TrustStore, name, version string) (*manifest.Artifact, []byte, error) {
-	a, err := r.s.Artifact(ctx, name, version)
-	if err != nil {
-		return nil, nil, err
-	}
-	revoked, err := r.Revoked(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	bin, err := r.s.Fetch(ctx, trust, a, revoked, maxModuleSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("registry: %w", err)
-	}
-	return a, bin, nil
-}
-
 // audit records an action in the append-only audit stream. The action
 // itself has happened by then, so a failed audit write must not turn it
 // into an error the caller would retry; it is best effort.

@@ -101,7 +101,7 @@ func TestRegistryCommands(t *testing.T) {
 	}
 
 	// What the commands wrote is what an edge with the public key refuses.
-	trust, err := registry.LoadPublicKeys(pubPath)
+	trust, err := manifest.LoadTrustFiles(pubPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,11 @@ func TestRegistryCommands(t *testing.T) {
 	if r := rev[digest]; r.Reason != "leaked" || r.By != "ops-test" {
 		t.Errorf("revocation record %+v", r)
 	}
-	if _, _, err := registry.New(st).Fetch(ctx, trust, "auth", "1.0.0"); !errors.Is(err, manifest.ErrRevoked) {
+	art, err := st.Artifact(ctx, "auth", "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Fetch(ctx, trust, art, rev, manifest.MaxModuleSize); !errors.Is(err, manifest.ErrRevoked) {
 		t.Errorf("Fetch of the revoked push: err = %v", err)
 	}
 }
