@@ -262,19 +262,18 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 	// per line as fromHTTP passes them on.
 	raw := ctx.Request.Header.RawHeaders()
 	fields := 0
-	for off := 0; ; {
-		i := bytes.IndexByte(raw[off:], '\n')
-		if i < 0 {
+	for len(raw) > 0 {
+		line, rest, crlf, ok := headerLine(raw)
+		if !ok {
 			break
 		}
-		i += off
-		if i == 0 || raw[i-1] != '\r' {
+		if !crlf {
 			return fasthttp.StatusBadRequest, "bare LF in the header section"
 		}
-		if i+1 < len(raw) && (raw[i+1] == ' ' || raw[i+1] == '\t') {
+		if len(rest) > 0 && (rest[0] == ' ' || rest[0] == '\t') {
 			return fasthttp.StatusBadRequest, "obsolete line folding"
 		}
-		if line := raw[off : i-1]; len(line) > 0 {
+		if len(line) > 0 {
 			if fields++; fields > wire.MaxFields {
 				return fasthttp.StatusRequestHeaderFieldsTooLarge, "more header fields than the limit"
 			}
@@ -286,9 +285,26 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 				return fasthttp.StatusBadRequest, "field name not a token"
 			}
 		}
-		off = i + 1
+		raw = rest
 	}
 	return 0, ""
+}
+
+// headerLine cuts the first line off raw, a header section as received
+// (RawHeaders): the line without its line end, the rest after it, and
+// whether it ended in CRLF rather than a bare LF. ok is false when raw
+// holds no line end. lenient and fromHTTP both read the section through
+// it, so the lines lenient checks are the fields fromHTTP passes on.
+func headerLine(raw []byte) (line, rest []byte, crlf, ok bool) {
+	i := bytes.IndexByte(raw, '\n')
+	if i < 0 {
+		return nil, nil, false, false
+	}
+	line, rest = raw[:i], raw[i+1:]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		return line[:len(line)-1], rest, true, true
+	}
+	return line, rest, false, true
 }
 
 // samePath reports whether raw, the path as received, percent-decodes to
@@ -369,13 +385,11 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 	// spells them its way and merges Cookie lines into one. lenient has
 	// refused what does not split into lines of name and value.
 	for raw := ctx.Request.Header.RawHeaders(); len(raw) > 0; {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
+		line, rest, _, ok := headerLine(raw)
+		if !ok {
+			break
 		}
-		line = bytes.TrimSuffix(line, cr)
+		raw = rest
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
 			continue // the empty line that ends the section
@@ -505,8 +519,6 @@ func dropConnectionListed(h *host.Header, conn []string) {
 		}
 	}
 }
-
-var cr = []byte{'\r'}
 
 func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 

@@ -1,19 +1,12 @@
 package edge
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
-	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/wasm"
@@ -93,15 +86,6 @@ func (n *Node) releaseOf(route, plugin string) *Release {
 	return n.releases[plugin]
 }
 
-// step is one plugin of a route's chain: the version it runs and, during a
-// rollout, a canary version on a share of the clients.
-type step struct {
-	key    string // the release key it answers to: plugin or route/plugin
-	stable *loaded
-	canary *loaded
-	share  uint32 // canary share, in 1/10000 of clients
-}
-
 // loaded is a module shared by every generation that runs it, with the
 // health counters the fleet reports for it.
 type loaded struct {
@@ -117,124 +101,6 @@ type modKey struct {
 	config                        [32]byte
 	deadline                      Duration
 	memory                        int
-}
-
-// choose picks the version a request runs: the pinned one if the request
-// names one of the two, else the client's side of the split.
-func (s *step) choose(ctx *fasthttp.RequestCtx) *loaded {
-	if s.canary == nil {
-		return s.stable
-	}
-	if pin := ctx.Request.Header.Peek(manifest.PinHeader); len(pin) > 0 {
-		switch {
-		case pinned(pin, s.stable.m.Name(), s.canary.m.Version()):
-			return s.canary
-		case pinned(pin, s.stable.m.Name(), s.stable.m.Version()):
-			return s.stable
-		}
-	}
-	if clientBucket(s.stable.m.Name(), ctx.RemoteIP()) < s.share {
-		return s.canary
-	}
-	return s.stable
-}
-
-// pinned reports whether a Wedge-Pin value ("auth@2.0.0, cache@1.1")
-// names plugin@version.
-func pinned(v []byte, plugin, version string) bool {
-	for len(v) > 0 {
-		var item []byte
-		item, v, _ = bytes.Cut(v, []byte(","))
-		item = bytes.TrimSpace(item)
-		name, ver, ok := bytes.Cut(item, []byte("@"))
-		if ok && string(name) == plugin && string(ver) == version {
-			return true
-		}
-	}
-	return false
-}
-
-// clientBucket places a client in [0, 10000) for a plugin's split: FNV-1a
-// of the plugin name and the client address, so the split is sticky per
-// client and independent between plugins.
-func clientBucket(plugin string, ip []byte) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(plugin); i++ {
-		h = (h ^ uint32(plugin[i])) * 16777619
-	}
-	for _, c := range ip {
-		h = (h ^ uint32(c)) * 16777619
-	}
-	return h % 10000
-}
-
-// health counts the requests that ran through one module version, for the
-// fleet's gates: requests, those answered 5xx or on which the plugin failed,
-// and latencies by manifest.LatencyBounds.
-type health struct {
-	requests, errors atomic.Uint64
-	buckets          [len(manifest.LatencyBounds) + 1]atomic.Uint64 // the last is +Inf
-}
-
-func (h *health) observe(status int, d time.Duration, failed bool) {
-	h.requests.Add(1)
-	if failed || status >= 500 {
-		h.errors.Add(1)
-	}
-	i := 0
-	for i < len(manifest.LatencyBounds) && d > manifest.LatencyBounds[i] {
-		i++
-	}
-	h.buckets[i].Add(1)
-}
-
-// Health reports the counters of every plugin version the node runs now,
-// one entry per plugin, version and digest (summed over the configs it
-// runs with), sorted. Counters start when a version is loaded: a version
-// the node stops running and loads again starts from zero.
-func (n *Node) Health() []manifest.Health {
-	g := n.gen.Load()
-	type id struct{ plugin, version, digest string }
-	sum := map[id]*manifest.Health{}
-	for _, l := range g.loaded {
-		k := id{l.m.Name(), l.m.Version(), l.m.Digest()}
-		mh := sum[k]
-		if mh == nil {
-			mh = &manifest.Health{Plugin: k.plugin, Version: k.version, Digest: k.digest, Buckets: make([]uint64, len(l.h.buckets))}
-			sum[k] = mh
-		}
-		mh.Requests += l.h.requests.Load()
-		mh.Errors += l.h.errors.Load()
-		for i := range l.h.buckets {
-			mh.Buckets[i] += l.h.buckets[i].Load()
-		}
-	}
-	out := make([]manifest.Health, 0, len(sum))
-	for _, mh := range sum {
-		out = append(out, *mh)
-	}
-	slices.SortFunc(out, func(a, b manifest.Health) int {
-		return cmp.Or(strings.Compare(a.Plugin, b.Plugin), strings.Compare(a.Version, b.Version), strings.Compare(a.Digest, b.Digest))
-	})
-	return out
-}
-
-// Running reports what each plugin of each route runs now, by release key
-// (plugin name, and route/plugin where a route differs from the others).
-func (n *Node) Running() map[string]manifest.Running {
-	g := n.gen.Load()
-	out := map[string]manifest.Running{}
-	for _, rt := range g.routes {
-		for _, s := range rt.chain {
-			r := manifest.Running{Version: s.stable.m.Version(), Digest: s.stable.m.Digest()}
-			if s.canary != nil {
-				r.Canary, r.CanaryDigest = s.canary.m.Version(), s.canary.m.Digest()
-				r.Share = float64(s.share) / 100
-			}
-			out[s.key] = r
-		}
-	}
-	return out
 }
 
 // loadStep loads (or reuses) what one chain entry runs under the current

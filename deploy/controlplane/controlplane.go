@@ -122,17 +122,25 @@ var errNotInitialised = errors.New("control plane not initialised: run wedgectl 
 // and updates the configs of those that do (it is idempotent), and opens
 // them. Only the processes that own the control plane should call it.
 func Ensure(ctx context.Context, nc *nats.Conn) (*Stores, error) {
-	return open(ctx, nc, true)
+	return open(ctx, nc, true, false)
 }
 
 // Open opens the buckets and stream, which must exist, and changes
 // nothing: what a CLI command uses, so that running one never rewrites
 // the control plane's configuration.
 func Open(ctx context.Context, nc *nats.Conn) (*Stores, error) {
-	return open(ctx, nc, false)
+	return open(ctx, nc, false, false)
 }
 
-func open(ctx context.Context, nc *nats.Conn, create bool) (*Stores, error) {
+// OpenEdge opens what a POP's agent reads and writes (modules, artifacts,
+// revocations, desired state, status), as Open does, leaving Rollouts and
+// Audit nil: a POP whose credentials cover only those buckets joins too,
+// and a control plane's rollout state is none of its business.
+func OpenEdge(ctx context.Context, nc *nats.Conn) (*Stores, error) {
+	return open(ctx, nc, false, true)
+}
+
+func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: %w", err)
@@ -167,6 +175,9 @@ func open(ctx context.Context, nc *nats.Conn, create bool) (*Stores, error) {
 		{&s.Status, manifest.BucketStatus, 1, "what each POP runs, and its health"},
 		{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts"},
 	}
+	if edge {
+		kvs = kvs[:len(kvs)-1] // not Rollouts
+	}
 	for _, k := range kvs {
 		if create {
 			*k.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
@@ -178,6 +189,9 @@ func open(ctx context.Context, nc *nats.Conn, create bool) (*Stores, error) {
 		if err != nil {
 			return nil, missing("bucket", k.name, err)
 		}
+	}
+	if edge {
+		return s, nil
 	}
 	if create {
 		s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{

@@ -213,3 +213,44 @@ func TestFetchErrors(t *testing.T) {
 		t.Fatalf("Fetch over a closed link: %v; want ErrUnavailable", err)
 	}
 }
+
+// TestOpenEdge: a POP's agent opens only the buckets it uses, so it joins
+// a control plane whose rollout bucket and audit stream it cannot see (a
+// POP's credentials cover its own buckets), where Open refuses.
+func TestOpenEdge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := s.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := controlplane.Ensure(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteKeyValue(ctx, manifest.BucketRollouts); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, manifest.StreamAudit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := controlplane.Open(ctx, nc); err == nil {
+		t.Fatal("Open without the rollouts bucket and audit stream succeeded")
+	}
+	st, err := controlplane.OpenEdge(ctx, nc)
+	if err != nil {
+		t.Fatalf("OpenEdge: %v", err)
+	}
+	if st.Modules == nil || st.Artifacts == nil || st.Revoked == nil || st.Desired == nil || st.Status == nil {
+		t.Fatalf("OpenEdge left a bucket the agent uses unopened: %+v", st)
+	}
+}

@@ -1,0 +1,141 @@
+// Rolling back: restore every region the rollout touched to what it ran
+// before, except where newer work replaced the rollout's release, and
+// wait for the POPs to confirm. Apart from the waves, which only start it.
+
+package rollout
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// rollback records the intent to restore, then restores every region the
+// rollout touched to what it ran before.
+func (c *Controller) rollback(ctx context.Context, f *fleet, r *Rollout, action, who, why string) error {
+	r.State, r.Phase, r.Reason = StateRollingBack, "", why
+	r.RollbackStart, r.RollbackRevs, r.RollbackDuration = time.Now().UTC(), nil, 0
+	touched := "nothing to restore"
+	if len(r.Touched) > 0 {
+		touched = "restoring " + strings.Join(r.Touched, ", ")
+	}
+	if err := c.saveAudit(ctx, r, action, who, strings.Join(r.Touched, ","), why+"; "+touched); err != nil {
+		return err
+	}
+	return c.rollingBack(ctx, f, r)
+}
+
+func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) error {
+	if len(r.RollbackRevs) < len(r.Touched) {
+		revs := map[string]uint64{}
+		var kept []string
+		for _, region := range slices.Backward(r.Touched) {
+			prev := r.Previous[region]
+			why := fmt.Sprintf("rollout %s rolled back: %s restored", r.ID, r.Key)
+			var now string // what the region runs, when newer work replaced the rollout's release
+			rev, err := c.writeDesired(ctx, region, why, func(d *manifest.Desired) {
+				now = ""
+				cur, ok := d.Plugins[r.Key]
+				switch {
+				case sameRelease(cur, ok, prev):
+					// Restored already (a repeated step).
+				case ok && slices.ContainsFunc(r.written(region), func(w manifest.Release) bool { return sameRelease(cur, true, &w) }):
+					if prev == nil {
+						delete(d.Plugins, r.Key)
+					} else {
+						d.Plugins[r.Key] = *prev
+					}
+				case ok:
+					now = describe(cur)
+				default:
+					now = "absent"
+				}
+			})
+			if err != nil {
+				return err
+			}
+			revs[region] = rev
+			if now != "" {
+				kept = append(kept, region)
+				if err := publish(ctx, c.s, r, "region.skip", "controller", region, fmt.Sprintf(
+					"%s left as it is: its %s is now %s, not what rollout %s wrote there, so newer work replaced it", region, r.Key, now, r.ID)); err != nil {
+					return err
+				}
+			}
+		}
+		r.RollbackRevs, r.RollbackKept = revs, kept
+		if err := c.save(ctx, r); err != nil {
+			return err
+		}
+	}
+	var waiting []string
+	for _, region := range r.Touched {
+		ok, wait, nack := confirmed(f, region, r.RollbackRevs[region])
+		switch {
+		case nack != nil:
+			waiting = append(waiting, nack.POP+" (NACK: "+nack.Error+")")
+		case !ok && len(f.pops(region)) > 0:
+			waiting = append(waiting, wait...)
+		}
+	}
+	took := time.Since(r.RollbackStart)
+	if len(waiting) > 0 && took <= c.opts.ApplyTimeout {
+		return nil
+	}
+	r.State, r.RollbackDuration = StateRolledBack, took
+	restored := slices.DeleteFunc(slices.Clone(r.Touched), func(region string) bool { return slices.Contains(r.RollbackKept, region) })
+	why := fmt.Sprintf("%s restored in %s on every POP of %s", r.Key, took.Round(time.Millisecond), strings.Join(restored, ", "))
+	if len(restored) == 0 {
+		why = "nothing to restore"
+	}
+	if len(waiting) > 0 {
+		why = fmt.Sprintf("%s restored in the desired state, but after %s these POPs have not confirmed it: %s",
+			r.Key, c.opts.ApplyTimeout, strings.Join(waiting, ", "))
+	}
+	if len(r.RollbackKept) > 0 {
+		why += fmt.Sprintf("; %s left as they are: newer work replaced the rollout there", strings.Join(r.RollbackKept, ", "))
+	}
+	if err := c.saveAudit(ctx, r, "rollout.rolled_back", "controller", strings.Join(r.Touched, ","), why); err != nil {
+		return err
+	}
+	return c.unlock(ctx, r)
+}
+
+// written is every release the rollout may have written to region: one
+// per wave up to the current that reached it.
+func (r *Rollout) written(region string) []manifest.Release {
+	var out []manifest.Release
+	for i, w := range r.Waves {
+		if i <= r.Wave && slices.Contains(waveRegions(w), region) {
+			out = append(out, r.release(region, w.Share))
+		}
+	}
+	return out
+}
+
+// sameRelease reports whether cur (present: ok) is want (nil: absent).
+func sameRelease(cur manifest.Release, ok bool, want *manifest.Release) bool {
+	if want == nil || !ok {
+		return want == nil && !ok
+	}
+	a, _ := json.Marshal(cur)
+	b, _ := json.Marshal(want)
+	return bytes.Equal(a, b)
+}
+
+func describe(rel manifest.Release) string {
+	s := rel.Artifact.Name + "@" + rel.Artifact.Version
+	if rel.Artifact.Digest == "" {
+		s = "the POPs' own version"
+	}
+	if rel.Canary != nil {
+		s += fmt.Sprintf(" with %s@%s on %g%%", rel.Canary.Artifact.Name, rel.Canary.Artifact.Version, rel.Canary.Share)
+	}
+	return s
+}

@@ -1,0 +1,318 @@
+// The waves going forward: apply a wave's release, wait for every POP
+// to confirm it, bake it against the gates, promote it, finish. Apart
+// from the loop that picks the step (controller.go) and from rolling back
+// (rollback.go).
+
+package rollout
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// apply starts the current wave: remember what each region ran, then
+// write the wave's release into each region's desired state.
+func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
+	if r.Paused {
+		return nil
+	}
+	if r.Wave >= len(r.Waves) {
+		return c.finish(ctx, r)
+	}
+	w := &r.Waves[r.Wave]
+	if w.Region == Everywhere && len(w.Regions) == 0 {
+		named := map[string]bool{}
+		for _, prev := range r.Waves[:r.Wave] {
+			named[prev.Region] = true
+		}
+		w.Regions = f.remaining(named)
+		if len(w.Regions) == 0 {
+			r.Wave++
+			return c.saveAudit(ctx, r, "wave.skip", "controller", "", fmt.Sprintf("wave %d/%d (*) has no regions left to reach", r.Wave, len(r.Waves)))
+		}
+	}
+	regions := waveRegions(*w)
+	for _, region := range regions {
+		if len(f.pops(region)) == 0 {
+			return c.rollback(ctx, f, r, "rollout.fail", "controller", fmt.Sprintf(
+				"wave %d/%d %s: region %s has no POP reporting within %s: cannot gate without traffic",
+				r.Wave+1, len(r.Waves), w, region, c.opts.Fresh))
+		}
+	}
+	// A POP's own pop.<p> release of the key wins over its region's: that
+	// POP would confirm the wave without running the target.
+	for _, region := range regions {
+		for _, st := range f.pops(region) {
+			d, _, err := c.readDesired(ctx, manifest.POPKey(st.POP))
+			if err != nil {
+				return err
+			}
+			if _, ok := d.Plugins[r.Key]; ok {
+				return c.rollback(ctx, f, r, "rollout.fail", "controller", fmt.Sprintf(
+					"wave %d/%d %s: POP %s of %s has its own %s in its desired state (%s), which overrides the region's: remove the override or target the POP",
+					r.Wave+1, len(r.Waves), w, st.POP, region, r.Key, manifest.POPKey(st.POP)))
+			}
+		}
+	}
+	// Intent first: a controller that dies after writing desired state
+	// must not take its own canary for the state to restore.
+	if r.Previous == nil {
+		r.Previous = map[string]*manifest.Release{}
+	}
+	fresh := false
+	for _, region := range regions {
+		if _, ok := r.Previous[region]; ok {
+			continue
+		}
+		d, _, err := c.readDesired(ctx, manifest.RegionKey(region))
+		if err != nil {
+			return err
+		}
+		var prev *manifest.Release
+		if rel, ok := d.Plugins[r.Key]; ok {
+			prev = &rel
+		}
+		r.Previous[region] = prev
+		r.Touched = append(r.Touched, region)
+		fresh = true
+	}
+	if fresh {
+		if err := c.save(ctx, r); err != nil {
+			return err
+		}
+	}
+	revs := map[string]uint64{}
+	for _, region := range regions {
+		rel := r.release(region, w.Share)
+		why := fmt.Sprintf("rollout %s wave %d/%d: %s@%s at %g%%", r.ID, r.Wave+1, len(r.Waves), r.Plugin, r.Version, w.Share)
+		rev, err := c.writeDesired(ctx, region, why, func(d *manifest.Desired) { d.Plugins[r.Key] = rel })
+		if err != nil {
+			return err
+		}
+		revs[region] = rev
+	}
+	r.Revisions, r.Phase, r.WaveStart, r.Promote = revs, PhaseApplying, time.Now().UTC(), false
+	r.Baseline, r.Window, r.GateValues = nil, Window{}, nil
+	stable := "the POPs' own version"
+	if p := r.Previous[regions[0]]; p != nil && p.Artifact.Digest != "" {
+		stable = p.Artifact.Version
+	}
+	what := fmt.Sprintf("%s@%s on every client", r.Plugin, r.Version)
+	if w.Share < 100 {
+		what = fmt.Sprintf("%s@%s on %g%% of clients, %s on the rest", r.Plugin, r.Version, w.Share, stable)
+	}
+	return c.saveAudit(ctx, r, "wave.apply", "controller", strings.Join(regions, ","), fmt.Sprintf(
+		"wave %d/%d: %s in %s (desired state revision %s)", r.Wave+1, len(r.Waves), what, strings.Join(regions, ", "), fmtRevs(regions, revs)))
+}
+
+func fmtRevs(regions []string, revs map[string]uint64) string {
+	parts := make([]string, len(regions))
+	for i, r := range regions {
+		parts[i] = fmt.Sprintf("%s=%d", r, revs[r])
+	}
+	return strings.Join(parts, " ")
+}
+
+func waveRegions(w Wave) []string {
+	if w.Region == Everywhere {
+		return w.Regions
+	}
+	return []string{w.Region}
+}
+
+// release is what region runs for the key in a wave of share percent:
+// the stable side is always what the region ran before the rollout.
+func (r *Rollout) release(region string, share float64) manifest.Release {
+	if share >= 100 {
+		return manifest.Release{Artifact: r.Artifact, Config: r.Config}
+	}
+	var rel manifest.Release
+	if p := r.Previous[region]; p != nil {
+		rel.Artifact, rel.Config = p.Artifact, p.Config
+	}
+	rel.Canary = &manifest.Canary{Artifact: r.Artifact, Config: r.Config, Share: share}
+	return rel
+}
+
+// confirmed reports whether every fresh POP of region runs revision rev
+// or later; nack is the first POP that refused it.
+func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, nack *manifest.Status) {
+	for _, st := range f.pops(region) {
+		switch {
+		case st.Revision < rev:
+			waiting = append(waiting, st.POP)
+		case !st.Applied:
+			return false, waiting, &st
+		}
+	}
+	return len(waiting) == 0 && len(f.pops(region)) > 0, waiting, nil
+}
+
+// silent returns a region of the current wave none of whose POPs has
+// reported for longer than ApplyTimeout (counted from the wave's start at
+// the earliest), and how long: a wave there can neither confirm nor bake.
+func (c *Controller) silent(f *fleet, r *Rollout) (string, time.Duration) {
+	for _, region := range waveRegions(r.Waves[r.Wave]) {
+		if len(f.pops(region)) > 0 {
+			continue
+		}
+		since := f.last[region]
+		if since.Before(r.WaveStart) {
+			since = r.WaveStart
+		}
+		if q := time.Since(since); q > c.opts.ApplyTimeout {
+			return region, q
+		}
+	}
+	return "", 0
+}
+
+func (c *Controller) rollbackSilent(ctx context.Context, f *fleet, r *Rollout) (bool, error) {
+	region, q := c.silent(f, r)
+	if region == "" {
+		return false, nil
+	}
+	return true, c.rollback(ctx, f, r, "wave.silent", "controller", fmt.Sprintf(
+		"wave %d/%d %s: POPs of %s stopped reporting for %s", r.Wave+1, len(r.Waves), r.Waves[r.Wave], region, q.Round(time.Second)))
+}
+
+func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
+	w := r.Waves[r.Wave]
+	regions := waveRegions(w)
+	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
+		return err
+	}
+	all := true
+	var waiting []string
+	for _, region := range regions {
+		ok, wait, nack := confirmed(f, region, r.Revisions[region])
+		if nack != nil {
+			return c.rollback(ctx, f, r, "wave.nack", "controller", fmt.Sprintf(
+				"wave %d/%d %s: POP %s of %s refused revision %d: %s", r.Wave+1, len(r.Waves), w, nack.POP, region, nack.Revision, nack.Error))
+		}
+		if !ok {
+			all = false
+			if len(f.pops(region)) == 0 {
+				wait = append(wait, "(no POP of "+region+" reporting)")
+			}
+			waiting = append(waiting, wait...)
+		}
+	}
+	took := time.Since(r.WaveStart)
+	if !all {
+		if took > c.opts.ApplyTimeout {
+			return c.rollback(ctx, f, r, "wave.timeout", "controller", fmt.Sprintf(
+				"wave %d/%d %s not applied within %s: waiting for %s", r.Wave+1, len(r.Waves), w, c.opts.ApplyTimeout, strings.Join(waiting, ", ")))
+		}
+		return nil
+	}
+	r.Baseline = map[string]manifest.Health{}
+	n := 0
+	for _, region := range regions {
+		for _, st := range f.pops(region) {
+			n++
+			if h, ok := r.health(st); ok {
+				r.Baseline[st.POP] = h
+			}
+		}
+	}
+	r.Phase, r.AppliedAt = PhaseBaking, time.Now().UTC()
+	return c.saveAudit(ctx, r, "wave.applied", "controller", strings.Join(regions, ","), fmt.Sprintf(
+		"wave %d/%d %s applied on all %d POPs in %s; baking for %s", r.Wave+1, len(r.Waves), w, n, took.Round(time.Millisecond), r.Bake))
+}
+
+// health is the POP's counters of the target version.
+func (r *Rollout) health(st manifest.Status) (manifest.Health, bool) {
+	for _, h := range st.Health {
+		if h.Plugin == r.Plugin && h.Digest == r.Artifact.Digest {
+			return h, true
+		}
+	}
+	return manifest.Health{}, false
+}
+
+func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
+	w := r.Waves[r.Wave]
+	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
+		return err
+	}
+	var win Window
+	for _, region := range waveRegions(w) {
+		for _, st := range f.pops(region) {
+			h, ok := r.health(st)
+			if !ok {
+				continue
+			}
+			var base *manifest.Health
+			if b, ok := r.Baseline[st.POP]; ok {
+				base = &b
+			}
+			win.add(h, base)
+		}
+	}
+	changed := win.Requests != r.Window.Requests || win.Errors != r.Window.Errors
+	r.Window = win
+	r.GateValues = r.GateValues[:0]
+	var failed []string
+	for _, g := range r.Gates {
+		v := win.Value(g.Metric)
+		gv := GateValue{Gate: g.String(), Value: formatMetric(g.Metric, v), Raw: v, OK: g.Holds(v)}
+		r.GateValues = append(r.GateValues, gv)
+		if !gv.OK {
+			failed = append(failed, fmt.Sprintf("%s %s is not %s %s", g.Metric, gv.Value, g.Op, formatMetric(g.Metric, g.Limit)))
+		}
+	}
+	enough := win.Requests >= r.MinRequests
+	if enough && len(failed) > 0 {
+		why := fmt.Sprintf("wave %d/%d %s: %s over %d requests (%d errors) after %s",
+			r.Wave+1, len(r.Waves), w, strings.Join(failed, ", "), win.Requests, win.Errors, time.Since(r.AppliedAt).Round(time.Millisecond))
+		if err := publish(ctx, c.s, r, "gate.fail", "controller", strings.Join(waveRegions(w), ","), why); err != nil {
+			return err
+		}
+		return c.rollback(ctx, f, r, "rollout.rollback", "controller", "automatic rollback: "+why)
+	}
+	baked := time.Since(r.AppliedAt)
+	if r.Paused || !(r.Promote || (enough && baked >= r.Bake)) {
+		if changed {
+			return c.save(ctx, r)
+		}
+		return nil
+	}
+	values := make([]string, len(r.GateValues))
+	for i, gv := range r.GateValues {
+		values[i] = gv.Gate + " was " + gv.Value
+	}
+	why := fmt.Sprintf("wave %d/%d %s held its gates for %s over %d requests (%s)",
+		r.Wave+1, len(r.Waves), w, baked.Round(time.Millisecond), win.Requests, strings.Join(values, ", "))
+	if r.Promote && !(enough && baked >= r.Bake) {
+		why = fmt.Sprintf("wave %d/%d %s promoted by an operator after %s of %s bake, %d requests",
+			r.Wave+1, len(r.Waves), w, baked.Round(time.Millisecond), r.Bake, win.Requests)
+	}
+	r.Wave++
+	r.Phase, r.Promote = PhasePending, false
+	if err := c.saveAudit(ctx, r, "wave.promote", "controller", strings.Join(waveRegions(w), ","), why); err != nil {
+		return err
+	}
+	// Straight on to the next wave: a tick of delay per wave buys nothing.
+	return c.apply(ctx, f, r)
+}
+
+func (c *Controller) finish(ctx context.Context, r *Rollout) error {
+	r.State, r.Phase = StateDone, ""
+	var regions []string
+	for _, w := range r.Waves {
+		regions = append(regions, waveRegions(w)...)
+	}
+	slices.Sort(regions)
+	if err := c.saveAudit(ctx, r, "rollout.done", "controller", "", fmt.Sprintf(
+		"%s@%s is on %s in %s, %s after the start", r.Plugin, r.Version, r.Key, strings.Join(slices.Compact(regions), ", "),
+		time.Since(r.Created).Round(time.Millisecond))); err != nil {
+		return err
+	}
+	return c.unlock(ctx, r)
+}

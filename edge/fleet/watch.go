@@ -1,0 +1,215 @@
+// The control-plane link and the watch loop: Run keeps the link up, and
+// follow turns the desired-state, revocation and artifact watches into
+// reconciles (apply.go), prefetches (module.go) and reports (report.go).
+
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// Run follows the control plane until ctx ends. Losing the control plane
+// is not an error: the node keeps serving what it runs, and Run keeps
+// trying to reconnect. Run returns only once everything it started has
+// stopped (a prefetch may finish a compile first), so the node can be shut
+// down after it: closing the node's runtime under a compile is not safe.
+func (a *Agent) Run(ctx context.Context) error {
+	nc := a.o.Conn
+	if nc == nil {
+		var err error
+		nc, err = controlplane.Dial(a.o.URL, "wedge-edge-"+a.o.POP, a.o.Logger,
+			// A first connect after starting cut off is not a reconnect.
+			nats.ConnectHandler(func(*nats.Conn) { a.connected.Set(1) }))
+		if err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+		defer nc.Close()
+	}
+	// Say when the link goes and comes back, as it happens: the POP serves
+	// on either way, and that is worth a log line and a metric.
+	a.connected.Set(b2f(nc.IsConnected()))
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		a.connected.Set(0)
+		a.o.Logger.Warn("control plane link lost; serving the current state", "err", err)
+	})
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		a.o.Logger.Warn("control plane error", "err", err)
+	})
+	for ctx.Err() == nil {
+		err := a.follow(ctx, nc)
+		if ctx.Err() != nil {
+			break
+		}
+		a.o.Logger.Warn("control plane unreachable; serving the current state", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// follow opens the buckets and watches them until ctx ends or the link
+// breaks; the caller starts it again, and the watchers' first values then
+// catch up with whatever changed meanwhile.
+func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var workers sync.WaitGroup // prefetch and reports: they use the node
+	defer func() { cancel(); workers.Wait() }()
+	stores, err := controlplane.OpenEdge(ctx, nc)
+	if err != nil {
+		return err
+	}
+	// The watch replays the current values: take them whatever their
+	// revisions, and give failed fetches a fresh set of tries.
+	for _, ks := range a.desired {
+		ks.rev = 0
+	}
+	clear(a.tries)
+	dw, err := stores.Desired.WatchFiltered(ctx, []string{manifest.RegionKey(a.o.Region), manifest.POPKey(a.o.POP)})
+	if err != nil {
+		return err
+	}
+	defer dw.Stop()
+	rw, err := stores.Revoked.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	defer rw.Stop()
+	aw, err := stores.Artifacts.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return err
+	}
+	defer aw.Stop()
+	pushed := make(chan manifest.Artifact, 16)
+	workers.Go(func() { a.prefetch(ctx, pushed, stores) })
+	// Reports go on while an apply compiles: a POP that is busy is not
+	// a POP that is gone.
+	applied := make(chan struct{}, 1)
+	workers.Go(func() { a.reportEvery(ctx, stores.Status, applied) })
+
+	// A reconnect may have missed updates; watching again replays the
+	// current values.
+	lost := make(chan struct{}, 1)
+	nc.SetReconnectHandler(func(*nats.Conn) {
+		a.connected.Set(1)
+		a.o.Logger.Info("control plane link back; catching up")
+		select {
+		case lost <- struct{}{}:
+		default:
+		}
+	})
+	synced := false // the watcher delivered the current values
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-lost:
+			return errors.New("fleet: reconnected to the control plane")
+		case e, ok := <-aw.Updates():
+			if !ok {
+				return errors.New("fleet: artifact watch ended")
+			}
+			var art manifest.Artifact
+			if e != nil && e.Operation() == jetstream.KeyValuePut && json.Unmarshal(e.Value(), &art) == nil {
+				select {
+				case pushed <- art:
+				default: // behind: the apply will fetch it
+				}
+			}
+		case e, ok := <-rw.Updates():
+			if !ok {
+				return errors.New("fleet: revocation watch ended")
+			}
+			if e != nil && a.revoke(e) && synced {
+				retry = a.reconcileOrRetry(ctx, stores, applied)
+			}
+		case e, ok := <-dw.Updates():
+			if !ok {
+				return errors.New("fleet: desired-state watch ended")
+			}
+			if e == nil {
+				synced = true
+			} else if !a.see(e) {
+				continue
+			}
+			if synced {
+				retry = a.reconcileOrRetry(ctx, stores, applied)
+			}
+		case <-retry:
+			retry = a.reconcileOrRetry(ctx, stores, applied)
+		}
+	}
+}
+
+// see records a desired-state update; false if it changes nothing.
+func (a *Agent) see(e jetstream.KeyValueEntry) bool {
+	ks := a.desired[e.Key()]
+	if ks == nil || e.Revision() <= ks.rev {
+		return false
+	}
+	var d *manifest.Desired // a deleted key desires nothing
+	if e.Operation() == jetstream.KeyValuePut {
+		var err error
+		if d, err = manifest.ParseDesired(e.Value()); err != nil {
+			// Refused whole: the key keeps its last good value.
+			a.nack(e.Revision(), fmt.Errorf("fleet: %s: %w", e.Key(), err))
+			return false
+		}
+	}
+	ks.rev, ks.d = e.Revision(), d
+	return true
+}
+
+// revoke records a change of the revocation list; true if the desired
+// state must be applied again: a version the node runs was revoked (and
+// must stop), or a revocation that stopped one was withdrawn.
+func (a *Agent) revoke(e jetstream.KeyValueEntry) bool {
+	// Copy on write: module() reads the map outside the lock.
+	a.mu.Lock()
+	m := maps.Clone(a.revoked)
+	if e.Operation() != jetstream.KeyValuePut {
+		delete(m, e.Key())
+	} else {
+		var r manifest.Revocation
+		if json.Unmarshal(e.Value(), &r) != nil {
+			a.mu.Unlock()
+			return false
+		}
+		r.Digest = e.Key()
+		m[e.Key()] = r
+	}
+	a.revoked = m
+	a.mu.Unlock()
+	clear(a.refused) // a state refused for a revocation may pass now
+	switch {
+	case e.Operation() == jetstream.KeyValuePut && a.running()[e.Key()]:
+		a.o.Logger.Error("a version this POP runs was revoked; stopping it", "digest", e.Key())
+	case e.Operation() != jetstream.KeyValuePut && a.stopped != "":
+		a.o.Logger.Info("a revocation was withdrawn; applying the desired state again", "digest", e.Key())
+	default:
+		return false
+	}
+	a.force = true
+	return true
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
