@@ -189,9 +189,9 @@ func TestMisbehavingGuests(t *testing.T) {
 			phase, _, _ := strings.Cut(c.mode, ":")
 			errs0 := metric(t, reg, "wedge_plugin_errors_total", labels("phase", phase, "kind", c.kind.String()))
 			repl0 := metric(t, reg, "wedge_plugin_instance_replacements_total", labels("reason", c.kind.String()))
-			cpu0 := processCPU(t)
+			cpu0, start := processCPU(t), time.Now()
 			res := p.Do(misbehaveReq(c.mode))
-			cpu := processCPU(t) - cpu0
+			cpu, elapsed := processCPU(t)-cpu0, time.Since(start)
 			err := res.RequestErr
 			if phase == "response" {
 				err = res.ResponseErr
@@ -211,6 +211,12 @@ func TestMisbehavingGuests(t *testing.T) {
 			// clock a busy machine stretches a call past any margin.
 			if c.kind == wasm.KindTimeout && cpu > timeout+2*time.Second {
 				t.Fatalf("a runaway guest took %v of CPU against a %v deadline", cpu, timeout)
+			}
+			// A sleeping guest uses no CPU: its sleep is capped on the wall
+			// clock (one and a half budgets), which a busy machine barely
+			// stretches, since nothing runs meanwhile.
+			if c.mode == "request:sleep" && elapsed > timeout+2*time.Second {
+				t.Fatalf("a sleeping guest held its call %v against a %v deadline", elapsed, timeout)
 			}
 			if got := metric(t, reg, "wedge_plugin_errors_total", labels("phase", phase, "kind", c.kind.String())); got != errs0+1 {
 				t.Fatalf("errors_total{kind=%s} = %v, want %v", c.kind, got, errs0+1)

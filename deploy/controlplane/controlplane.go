@@ -63,7 +63,8 @@ func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, 
 	return nc, nil
 }
 
-// Stores are the control plane's buckets and stream, opened.
+// Stores are the control plane's buckets and stream, opened. From OpenEdge,
+// Rollouts and Audit are nil.
 type Stores struct {
 	JS        jetstream.JetStream
 	Modules   jetstream.ObjectStore
@@ -163,20 +164,20 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 	if err != nil {
 		return nil, missing("bucket", osCfg.Bucket, err)
 	}
-	kvs := []struct {
+	type bucket struct {
 		kv      *jetstream.KeyValue
 		name    string
 		history uint8
 		what    string
-	}{
+	}
+	kvs := []bucket{
 		{&s.Artifacts, manifest.BucketArtifacts, 1, "signed plugin versions"},
 		{&s.Revoked, manifest.BucketRevoked, 1, "revoked module digests"},
 		{&s.Desired, manifest.BucketDesired, 64, "desired state per region and POP"},
 		{&s.Status, manifest.BucketStatus, 1, "what each POP runs, and its health"},
-		{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts"},
 	}
-	if edge {
-		kvs = kvs[:len(kvs)-1] // not Rollouts
+	if !edge {
+		kvs = append(kvs, bucket{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts"})
 	}
 	for _, k := range kvs {
 		if create {

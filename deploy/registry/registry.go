@@ -1,9 +1,10 @@
 // Package registry is Wedge's signed plugin registry: it stores a plugin
 // version's module in the control plane's object store under its sha256
-// and a signed manifest.Artifact record for it in the artifacts KV, keeps
-// the revocation list, and fetches a version back, verified against a
-// trust store by deploy/controlplane's Fetch, the code edges fetch with. It
-// also reads and writes the Ed25519 key files that sign and verify.
+// and a signed manifest.Artifact record for it in the artifacts KV, and
+// keeps the revocation list; a version is read back, verified against a
+// trust store, by deploy/controlplane's Fetch, the code edges fetch with.
+// It also writes the Ed25519 key pairs that sign, and reads the private
+// half (trust files are manifest.LoadTrustFiles's to read).
 //
 // # Why
 //

@@ -235,7 +235,9 @@ func (p *POP) Run(ctx context.Context) error {
 		// wait for them, so no reload or purge runs on a closing node.
 		calls.closing()
 		admin.Close() // closes its listener, so its Serve returns
-		calls.wait()
+		if !calls.wait(sctx) {
+			p.log.Warn("edge: admin calls still running at the end of the drain")
+		}
 	}
 	failed = errors.Join(failed, p.node.Shutdown(sctx))
 	// The listeners are closed now, so every Serve returns.
@@ -276,7 +278,19 @@ func (c *adminCalls) closing() {
 	c.mu.Unlock()
 }
 
-func (c *adminCalls) wait() { c.wg.Wait() }
+// wait waits for the calls in flight, at most until ctx ends (a call that
+// ignores its context, a reload compiling plugins, must not hold the
+// node's drain forever); it reports whether they all returned.
+func (c *adminCalls) wait(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
 
 func addrText(ln net.Listener) string {
 	if ln == nil {

@@ -269,8 +269,8 @@ func view(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // SetField implements Exchange.
 func (x *MemExchange) SetField(f abi.Field, v []byte) {
-	if abi.FieldWritable(f) {
-		*x.field(f) = string(v)
+	if p := x.field(f); p != nil && abi.FieldWritable(f) {
+		*p = string(v)
 	}
 }
 
