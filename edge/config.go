@@ -27,6 +27,9 @@ type Config struct {
 	TLS struct {
 		Listen string     `yaml:"listen"`
 		Certs  []CertPair `yaml:"certs"`
+		// HTTP2 and HTTP3 are the listener's other protocols (h2.go, h3.go).
+		HTTP2 HTTP2Config `yaml:"http2"`
+		HTTP3 HTTP3Config `yaml:"http3"`
 	} `yaml:"tls"`
 	// Admin is the admin listener (health, metrics, reload); "" turns it
 	// off. Token, when set, is the bearer token the reload call needs.
@@ -82,8 +85,23 @@ type Limits struct {
 	// larger gets 431, as do more header fields than the origin link
 	// carries (wire.MaxFields, 1024), however short.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxBodyBytes bounds a request body. Default 8 MiB; larger gets 413.
+	// MaxBodyBytes bounds a request body, for routes that set no
+	// max_body_bytes of their own, and the bodies plugins set. Default
+	// 8 MiB; larger gets 413.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// StreamThreshold, when set, makes a request body larger than it, or
+	// of unknown length (chunked), stream to the origin in chunks rather
+	// than be read whole (edge/stream.go), and lets a route's
+	// max_body_bytes pass max_body_bytes; 1 MiB is a good value. 0, the
+	// default, reads every body whole. Streaming costs two things:
+	// fasthttp then keeps each keep-alive connection's read buffer
+	// (max_header_bytes) between its requests, and a bare LF in a later
+	// request on a kept-alive connection gets lenient's 400 once its
+	// header section is complete (or a 408) rather than a 400 at once.
+	// read_timeout then bounds each stall of a streamed body, not all of
+	// it (max_conns bounds what slow senders hold). Responses stream
+	// whatever this says.
+	StreamThreshold int `yaml:"stream_threshold"`
 	// MaxConns bounds concurrent client connections. Default 100,000.
 	MaxConns int `yaml:"max_conns"`
 	// IdleTimeout closes keep-alive connections idle that long. Default 60 s.
@@ -100,6 +118,10 @@ type Limits struct {
 	// 256 MiB; a response past it is refused with 503 and Retry-After, and
 	// the connection closed (so one larger than it always is).
 	MaxWriteBytes int `yaml:"max_write_bytes"`
+	// WebSocket bounds the WebSocket tunnels (edge/tunnel.go), e.g.
+	// websocket: {max_tunnels: 10000, idle_timeout: 2m,
+	// max_message_bytes: 16777216, drain_timeout: 5s}.
+	WebSocket WebSocketLimits `yaml:"websocket"`
 }
 
 // OriginConfig is one origin service.
@@ -134,6 +156,22 @@ type RouteConfig struct {
 	Chain []*PluginConfig `yaml:"chain"`
 	// Origin names the origin service requests go to.
 	Origin string `yaml:"origin"`
+	// Timeout is the budget of one request of this route to its origin,
+	// in place of the origin's timeout: longer where the application holds
+	// requests on purpose, as socket.io's long polls (up to its
+	// pingInterval, 25 s by default) do. The origin service caps what it
+	// grants at its own -timeout, which must be as long. Default the
+	// origin's timeout.
+	Timeout Duration `yaml:"timeout"`
+	// MaxBodyBytes bounds a request body of this route: larger gets 413,
+	// and a chunked one is cut off when it passes it. Default
+	// limits.max_body_bytes; negative for no bound. Past
+	// limits.max_body_bytes only when limits.stream_threshold is set:
+	// bodies then stream, so the bound is not memory.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxResponseBytes bounds a streamed response body of this route: one
+	// that passes it is cut off mid-stream. Default 0, no bound.
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 }
 
 // PluginConfig is one plugin of a chain.
@@ -251,6 +289,9 @@ func (c *Config) setDefaults() {
 	defDur(&c.Limits.ReadTimeout, 10*time.Second)
 	defDur(&c.Limits.WriteTimeout, 30*time.Second)
 	def(&c.Limits.MaxWriteBytes, 256<<20)
+	c.Limits.WebSocket.setDefaults()
+	c.TLS.HTTP2.setDefaults()
+	c.TLS.HTTP3.setDefaults()
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}

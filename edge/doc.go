@@ -18,10 +18,17 @@
 //	    chain:
 //	      - {file: auth.wasm, config: {realm: api}, deadline: 20ms}
 //	      - {file: cache.wasm, failure: open, memory_bytes: 33554432}
+//	  - path: /socket.io/
+//	    origin: app
+//	    timeout: 60s
+//	    chain: [{file: auth.wasm}]
 //
 // A chain step may set the plugin's deadline (CPU time per call, default
 // 100ms) and memory_bytes (linear memory per instance, default and at most
-// 64 MiB) for that route; see PluginConfig.
+// 64 MiB) for that route; see PluginConfig. A route's timeout replaces its
+// origin's as the budget of its requests, for applications that hold
+// requests on purpose, such as socket.io's long polls; see
+// RouteConfig.Timeout.
 //
 // Routing matches the path as fasthttp normalizes it (percent-decoded, "//",
 // "." and ".." resolved), while plugins and the origin get the path as sent.
@@ -37,6 +44,35 @@
 // Bodies go to the server as they are, never copied per connection; those
 // not shared with the cache count against limits.max_write_bytes until the
 // client has them, and past it a response is refused with 503.
+//
+// # Streamed bodies
+//
+// An answer the origin streams (a body larger than an envelope holds, of
+// unknown length past it, or server-sent events) goes to the client as it
+// comes, flushed piece by piece, and the cache stores it once it has gone
+// by whole, up to 16 MiB. With Limits.StreamThreshold set, request bodies
+// past it, and chunked ones, stream to the origin too, bounded by the
+// route's RouteConfig.MaxBodyBytes rather than by memory. See stream.go.
+//
+// # HTTP/2 and HTTP/3
+//
+// ServeTLS completes each TLS handshake itself and hands a connection that
+// negotiated h2 to net/http's HTTP/2 server, any other to fasthttp as
+// before; with tls.http3 enabled it serves HTTP/3 (quic-go) on the same
+// port over UDP and advertises it with Alt-Svc. Both HTTP/2 and HTTP/3
+// requests run through the one request path: frontDoor (frontdoor.go)
+// turns each into a fasthttp.RequestCtx, runs the handler HTTP/1.1
+// requests run, and writes its response out. Limits are HTTP/1.1's, plus
+// HTTP2Config and HTTP3Config.
+//
+// # WebSocket
+//
+// A GET asking to upgrade to websocket runs its route's request phase,
+// then, unless a plugin answered, becomes a tunnel to the application
+// through the origin service, on connections of its own (tunnel.go has
+// the whole story). Its limits are limits.websocket (WebSocketLimits); a
+// reload drains the tunnels opened under the config before, with close
+// frames 1001, and Shutdown drains them all within drain_timeout.
 //
 // # Reload
 //

@@ -30,6 +30,7 @@ type exchange struct {
 	scratch []byte   // fromHTTP's, for the texts it formats
 	conn    []string // fromHTTP's, the Connection field values
 	answer  *[]byte  // the buffer SetBody keeps a plugin's answer in
+	st      stream   // the bodies it streams (stream.go)
 }
 
 // maxPooledAnswer is the largest body SetBody keeps in a pooled buffer;
@@ -109,6 +110,11 @@ type requestChain struct {
 	failed uint64 // bit i: held[i] failed
 	wreq   wire.Request
 	wresp  wire.Response
+	st     *stream // the request's streamed bodies; nil in the background
+	// A WebSocket handshake (tunnel.go): upgrade is set for the request
+	// phase, tun holds the origin's connection once it answered 101.
+	upgrade bool
+	tun     net.Conn
 }
 
 var _ host.Chain = (*requestChain)(nil)
@@ -119,7 +125,14 @@ func (c *requestChain) OnRequest(i int, ex host.Exchange) (abi.Action, error) {
 	return c.held[i].m.OnRequest(ex)
 }
 
-func (c *requestChain) OnResponse(i int, ex host.Exchange) error { return c.held[i].m.OnResponse(ex) }
+// OnResponse runs plugin i's response phase, which a 101 opening a tunnel
+// does not get: it has no body, and nothing may store it.
+func (c *requestChain) OnResponse(i int, ex host.Exchange) error {
+	if c.tun != nil {
+		return nil
+	}
+	return c.held[i].m.OnResponse(ex)
+}
 
 // Failed marks the version failed for its health and logs why.
 func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
@@ -131,7 +144,11 @@ func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
 // informational responses that came before the answer go to the client
 // first.
 func (c *requestChain) Origin(x *host.MemExchange) {
-	c.rt.origin.exchange(c.n, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	if c.upgrade {
+		c.n.openTunnel(c, x)
+		return
+	}
+	c.rt.origin.exchange(c.n, c.rt.timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
 	}
@@ -142,6 +159,7 @@ func (c *requestChain) done() {
 	clear(c.held)
 	c.n, c.rt, c.ctx = nil, nil, nil
 	c.held, c.failed = c.held[:0], 0
+	c.upgrade = false
 }
 
 // serve is the request path: route, plugin chain (request phase in order),
@@ -189,10 +207,22 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	n.fromHTTP(ctx, x)
+	if !n.readBody(ctx, x, rt) { // whole, or streamed: edge/stream.go
+		x.chain.done()
+		g.unref()
+		return
+	}
 	c := &x.chain
-	c.n, c.rt, c.ctx = n, rt, ctx
+	c.n, c.rt, c.ctx, c.st = n, rt, ctx, &x.st
+	c.upgrade = wantsTunnel(ctx)
 	x.flow.Run(c, x, &x.MemExchange)
-	sent := n.write(ctx, &x.Resp, x.sharedBody(), x.takeAnswer())
+	var sent int
+	if c.tun != nil {
+		sent = n.startTunnel(ctx, g, c, &x.Resp)
+	} else {
+		sent = n.write(ctx, &x.Resp, x.sharedBody(), x.takeAnswer())
+		n.send(ctx, x, rt) // a streamed answer's body: edge/stream.go
+	}
 	d := time.Since(start)
 	rt.m.observe(sent, d)
 	// Health goes to the versions that ran: a plugin behind one that
@@ -203,6 +233,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		l.h.observe(x.Resp.Status, d, c.failed&(1<<min(i, 63)) != 0)
 	}
 	n.revalidate(x, g) // after the write: edge/revalidate.go
+	x.st.reset()
 	c.done()
 	g.unref()
 }
@@ -255,7 +286,7 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 // never runs the chain, so it cannot fail later as a 502 that counts
 // against plugin health.
 func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
-	if p := ctx.Request.Header.Protocol(); len(p) < 6 || p[5] != '1' {
+	if p := ctx.Request.Header.Protocol(); (len(p) < 6 || p[5] != '1') && !viaFrontDoor(ctx) {
 		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.x"
 	}
 	// The header section as received, after the request line, one field
@@ -407,7 +438,7 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 	dropConnectionListed(&r.Header, conn)
 	clear(conn)
 	x.conn = conn[:0]
-	r.Body = ctx.Request.Body()
+	// The body is readBody's (stream.go): it may stream.
 }
 
 // appendAddr appends a's text as a.String() has it: "ip:port", "[ip]:port"

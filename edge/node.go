@@ -36,6 +36,7 @@ type Node struct {
 	om      *originclient.Metrics
 	srv     *fasthttp.Server
 	writes  writes
+	tun     tunnels // WebSocket tunnels: tunnel.go
 	gen     atomic.Pointer[generation]
 	pool    sync.Pool // *exchange
 	reqID   atomic.Uint64
@@ -50,7 +51,8 @@ type Node struct {
 	shut         bool // Shutdown began: no more generations
 	compileCache bool // compiled modules are kept on disk
 
-	lns listeners.Set
+	lns   listeners.Set
+	doors doors // HTTP/2 and HTTP/3 (h2.go, h3.go)
 }
 
 // generation is what one config produced: the routes, their loaded plugins
@@ -117,6 +119,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewGCRA(1 << 20), mods: map[modKey]*loaded{}}
 	n.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	n.m = newMetrics(n.reg)
+	n.doors.register(n.reg)
 	// How full the response cache is against its cache_bytes bound.
 	n.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "cache_bytes",
@@ -134,6 +137,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 			func() float64 { return float64(n.writes.n.Load()) }))
 	n.writes.limit = int64(cfg.Limits.MaxWriteBytes)
 	n.om = originclient.NewMetrics(n.reg)
+	n.tun.init(cfg.Limits.WebSocket, n.reg)
 	hostname, _ := os.Hostname()
 	n.idBase = fmt.Sprintf("%s-%x-", strings.ReplaceAll(cfg.POP+hostname, " ", ""), time.Now().UnixNano()&0xffffff)
 	wcfg := wasm.NewConfig().WithStores(n.cache, n.limiter).WithRegisterer(n.reg).WithLogger(opts.Logger).
@@ -155,11 +159,15 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	n.gen.Store(g)
 	n.pool.New = func() any { return new(exchange) }
 	n.srv = &fasthttp.Server{
-		Handler:                       func(ctx *fasthttp.RequestCtx) { n.serve(ctx); date(&ctx.Response.Header) },
+		Handler:                       func(ctx *fasthttp.RequestCtx) { n.serve(ctx); date(&ctx.Response.Header); n.servedH1(ctx) },
 		ErrorHandler:                  func(ctx *fasthttp.RequestCtx, err error) { n.transportError(ctx, err); date(&ctx.Response.Header) },
 		Name:                          "wedge",
 		ReadBufferSize:                cfg.Limits.MaxHeaderBytes,
 		MaxRequestBodySize:            cfg.Limits.MaxBodyBytes,
+		StreamRequestBody:             cfg.Limits.StreamThreshold > 0, // stream.go
+		HeaderReceived:                n.headerReceived,
+		ExpectHandler:                 n.expect,
+		DisablePreParseMultipartForm:  true, // a multipart body goes on as sent, never spooled (stream.go)
 		Concurrency:                   cfg.Limits.MaxConns,
 		IdleTimeout:                   time.Duration(cfg.Limits.IdleTimeout),
 		ReadTimeout:                   time.Duration(cfg.Limits.ReadTimeout),
@@ -204,6 +212,10 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 	}
 	for _, rc := range cfg.Routes {
 		rt := &route{name: rc.Name, host: rc.Host, path: rc.Path, origin: g.origins[rc.Origin], m: n.m.route(rc.Name)}
+		if rt.timeout = time.Duration(rc.Timeout); rt.timeout == 0 {
+			rt.timeout = rt.origin.timeout
+		}
+		rt.maxBody, rt.maxResponse = routeMax(rc, &cfg.Limits) // stream.go
 		for _, pc := range rc.Chain {
 			s, err := n.loadStep(ctx, g, rc.Name, pc)
 			if err != nil {
@@ -266,6 +278,7 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	n.gen.Swap(g).retire()
+	n.tun.drain(g) // tunnels opened under the config before
 	n.prune(g)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
@@ -276,6 +289,11 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.lns.Close()
 	err := n.srv.ShutdownWithContext(ctx)
+	// Tunnels are hijacked connections, which fasthttp no longer waits for.
+	n.tun.shutdown(ctx)
+	if derr := n.doors.shutdown(ctx); err == nil {
+		err = derr
+	}
 	// Requests still running when ctx ran out keep the generation (and the
 	// runtime its plugins) open until they are done; later ones get 503.
 	// Under reloadMu, so no reload or release can install a generation

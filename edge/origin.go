@@ -45,11 +45,12 @@ func (o *origin) close() {
 	o.codec.Close()
 }
 
-// exchange sends the request as the chain left it and puts the answer, or
-// the failure, into resp.
-func (o *origin) exchange(n *Node, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) {
+// exchange sends the request as the chain left it, with timeout as its
+// budget, and puts the answer, or the failure, into resp; what st streams
+// (a request body, an answer's body) goes through it (stream.go).
+func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) {
 	toWire(n, req, vals, wreq)
-	err := o.client.Do(time.Now().Add(o.timeout), wreq, wresp)
+	err := o.do(time.Now().Add(timeout), timeout, wreq, wresp, req.Body, st) // stream.go
 	if err != nil {
 		// The error names internal addresses: it goes to the log, and the
 		// client gets the status.

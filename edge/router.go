@@ -3,6 +3,7 @@ package edge
 import (
 	"sort"
 	"strings"
+	"time"
 )
 
 // route is a RouteConfig made ready to serve: its plugins loaded.
@@ -12,7 +13,13 @@ type route struct {
 	path   string
 	chain  []*step
 	origin *origin
-	m      routeMetrics
+	// timeout is the budget of a request to the origin: the route's, or
+	// else the origin's.
+	timeout time.Duration
+	// maxBody and maxResponse bound its bodies (stream.go); 0: no
+	// bound.
+	maxBody, maxResponse int64
+	m                    routeMetrics
 }
 
 // router holds one generation of routes. It is immutable once built; a

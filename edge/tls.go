@@ -88,7 +88,16 @@ func (n *Node) tlsConfig() *tls.Config {
 }
 
 // ServeTLS answers HTTPS on ln until Shutdown, with the certificates of the
-// current config.
+// current config: HTTP/1.1 and, unless tls.http2 disables it, HTTP/2 (ALPN
+// h2); with tls.http3 enabled, HTTP/3 on the same port over UDP too.
 func (n *Node) ServeTLS(ln net.Listener) error {
-	return n.Serve(tls.NewListener(ln, n.tlsConfig()))
+	if !n.lns.Add(ln) {
+		return nil // after Shutdown
+	}
+	if n.cfg.TLS.HTTP3.Enabled {
+		if err := n.serveH3(ln.Addr()); err != nil {
+			return err
+		}
+	}
+	return n.serveTLS(ln)
 }

@@ -39,9 +39,13 @@ var varyFields = [...]string{
 
 // collapsible reports whether req may share an upstream request with
 // identical ones: a GET or HEAD without a body whose client did not ask to
-// bypass caches.
+// bypass caches, and not engine.io's, whose handshakes open a session
+// each (sticky.go).
 func collapsible(req *wire.Request) bool {
 	if len(req.Body) > 0 || (string(req.Method) != "GET" && string(req.Method) != "HEAD") {
+		return false
+	}
+	if _, eio := engineIO(req.Query); eio {
 		return false
 	}
 	for i := range req.Header {
@@ -109,7 +113,7 @@ func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Requ
 		p.mu.Unlock()
 		*bp = key[:0]
 		p.bufs.Put(bp)
-		p.forward(deadline, req, resp)
+		p.forward(ctx, deadline, req, resp)
 		p.learn(h, resp)
 		return
 	}
@@ -119,7 +123,7 @@ func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Requ
 			p.mu.Unlock()
 			*bp = key[:0]
 			p.bufs.Put(bp)
-			p.forward(deadline, req, resp)
+			p.forward(ctx, deadline, req, resp)
 			return
 		}
 		f.waiting++
@@ -144,8 +148,8 @@ func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Requ
 	// cannot leave the flight in the map for every later request to join.
 	share := false
 	defer p.land(h, f, resp, &share)
-	p.forward(deadline, req, resp)
-	share = shareable(resp)
+	p.forward(ctx, deadline, req, resp)
+	share = shareable(resp) && !streamOf(ctx).streamed() // a streamed body is the leader's alone
 }
 
 // land takes the leader's flight out of the map and hands its answer, if
@@ -229,5 +233,5 @@ func (p *Proxy) follow(ctx context.Context, f *flight, done chan struct{}, deadl
 		copyResponse(resp, &f.resp)
 		return
 	}
-	p.forward(deadline, req, resp)
+	p.forward(ctx, deadline, req, resp)
 }

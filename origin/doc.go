@@ -56,6 +56,11 @@
 // one URL's trouble, and taking the upstream out would fail every other
 // request.
 //
+// The requests of an engine.io (socket.io) session, which name it in their
+// sid query parameter, go to the upstream whose handshake answer opened
+// it, while that one is in rotation: the proxy learns the session IDs from
+// those answers (sticky.go). WebSocket handshakes choose the same way.
+//
 // Responses are read more strictly than fasthttp reads them, so that no
 // bytes an application sends become the answer to another request (and be
 // cached under its URL at the edge): a header block with a bare CR or LF,
@@ -83,6 +88,32 @@
 // answers they cannot share, until an answer to one of them could be shared
 // again: a per-key "hit-for-pass". The origin's own failures (502, 504)
 // leave that memory as it is.
+//
+// # Streamed bodies
+//
+// A request body an edge streams arrives as a head and chunks, and the
+// Proxy sends it on to the upstream as it comes; an edge that takes
+// streamed answers gets an upstream body larger than
+// ProxyConfig.StreamThreshold, of unknown length past it, or an event
+// stream the same way. The server reads a streamed request body to its end,
+// and so checks every chunk of it, before it answers: the answer covers the
+// whole body. An in-process Handler gets a streamed body whole, within the
+// codec's MaxEnvelope. See stream.go and origin/wire/README.md.
+//
+// # Tunnels
+//
+// Handshakes POSTed to wire.TunnelPath (WebSocket upgrades, one connection
+// each) are authenticated and decoded like any frame and handed to the
+// Handler if it is a Tunneler, as Proxy is: it sends the handshake to the
+// upstream the balancer picks on a new connection and reads the answer as
+// strictly as any response (a 101 must switch to websocket). On 101 the
+// sealed answer goes back and the server copies bytes both ways between
+// the edge's connection and the application's, raw, passing on a half
+// close, until both have ended; anything else is answered as an exchange
+// and the connection closed. ServerConfig.MaxTunnels bounds the tunnels
+// (503 past it), Shutdown closes them, and a Handler that is not a
+// Tunneler gets every handshake answered 501. wire's README.md has the
+// protocol.
 //
 // # Why
 //

@@ -25,6 +25,7 @@ type Metrics struct {
 	upstreamReqs *prometheus.CounterVec
 	healthy      *prometheus.GaugeVec
 	collapsed    prometheus.Counter
+	streams      *prometheus.CounterVec // streamed bodies (stream.go)
 }
 
 // Indexes into Metrics.bytes.
@@ -64,6 +65,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while an upstream is in rotation, 0 while health checks hold it out."}, []string{"upstream"}),
 		collapsed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "collapsed_total",
 			Help: "Requests answered with a copy of an identical concurrent request's upstream response."}),
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "streams_total",
+			Help: "Streamed bodies: request (received in chunks), response (sent in chunks), aborted (the upstream's body failed mid-stream)."},
+			[]string{"kind"}),
 	}
 	for i, c := range []string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"} {
 		m.exchanges[i] = exchanges.WithLabelValues(c)
@@ -81,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.upstreamErr = m.errors.WithLabelValues("upstream")
 	if reg != nil {
 		reg.MustRegister(exchanges, bytes, dict, m.errors, m.authFailures, m.duration, m.inflight,
-			m.upstreamReqs, m.healthy, m.collapsed)
+			m.upstreamReqs, m.healthy, m.collapsed, m.streams)
 	}
 	return m
 }

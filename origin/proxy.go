@@ -52,6 +52,13 @@ type ProxyConfig struct {
 	// answered with 502. Keep it under the codec's MaxEnvelope, with room
 	// for the header fields. Default wire.DefaultMaxEnvelope - 1 MiB.
 	MaxResponseBody int
+	// StreamThreshold is the response body size above which the body
+	// streams to an edge that takes streamed responses, as a body of
+	// unknown length does once past it, and an event stream always does
+	// (stream.go). Default MaxResponseBody, so a response that travelled
+	// whole before still does (and can be cached); lower it to bound what
+	// an exchange holds.
+	StreamThreshold int
 	// Timeout is the deadline of a request whose context has none.
 	// Default 30 s.
 	Timeout time.Duration
@@ -71,6 +78,7 @@ type Proxy struct {
 	tracking   bool
 	rise, fall int32
 	timeout    time.Duration
+	streamMin  int // StreamThreshold
 	m          *Metrics
 	log        *slog.Logger
 
@@ -84,6 +92,8 @@ type Proxy struct {
 	maxPasses int
 	fpool     sync.Pool // *flight
 	bufs      sync.Pool // *[]byte scratch
+
+	sessions sessions // engine.io sessions by upstream (sticky.go)
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -143,6 +153,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.StreamThreshold <= 0 || cfg.StreamThreshold > cfg.MaxResponseBody {
+		cfg.StreamThreshold = cfg.MaxResponseBody
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -151,7 +164,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	}
 	p := &Proxy{
 		tracking: cfg.HealthInterval > 0, rise: int32(cfg.Rise), fall: int32(cfg.Fall),
-		timeout: cfg.Timeout, m: cfg.Metrics, log: cfg.Logger,
+		timeout: cfg.Timeout, streamMin: cfg.StreamThreshold, m: cfg.Metrics, log: cfg.Logger,
 		seed: maphash.MakeSeed(), flights: map[uint64]*flight{}, stop: make(chan struct{}),
 		passes: map[uint64]struct{}{}, maxPasses: defaultMaxPasses,
 	}
@@ -193,7 +206,8 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 			// proxy's, on another upstream.
 			MaxIdemponentCallAttempts: 2,
 			RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
-				return false, idempotent(req.Header.Method()) && closedEarly(err)
+				// A streamed body (stream.go) cannot be sent again.
+				return false, idempotent(req.Header.Method()) && closedEarly(err) && !req.IsBodyStream()
 			},
 			ReadBufferSize:                32 << 10, // the largest response header accepted
 			MaxResponseBodySize:           cfg.MaxResponseBody,
@@ -295,8 +309,8 @@ func (p *Proxy) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.R
 	if !ok {
 		deadline = time.Now().Add(p.timeout)
 	}
-	if !collapsible(req) {
-		p.forward(deadline, req, resp)
+	if !collapsible(req) || streamOf(ctx).sendsBody() {
+		p.forward(ctx, deadline, req, resp)
 		return
 	}
 	p.collapse(ctx, deadline, req, resp)
@@ -323,7 +337,7 @@ func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 
 // forward sends req upstream, failing over while the request allows, and
 // fills resp with the answer or with the origin's own 502, 503 or 504.
-func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Response) {
+func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Request, resp *wire.Response) {
 	if !abi.ValidToken(req.Method) || !validPath(req.Path) || !validTarget(req.Query) {
 		// Written as given, these would split the request line, or (a path
 		// in absolute form) have fasthttp take its scheme and host from it.
@@ -338,6 +352,8 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 	defer p.bufs.Put(bp)
 	*bp = buildRequest(freq, req, p.ups[0].name, (*bp)[:0])
 	freq.SetUserValue(interimKey{}, resp)
+	st := streamOf(ctx)
+	st.prepare(freq, p.streamMin) // streamed bodies (stream.go)
 
 	var tried uint64
 	reason := ""
@@ -346,7 +362,7 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 	down := true
 	start := p.rr.Add(1)
 	for {
-		u := p.pick(start, tried)
+		u := p.choose(req, start, tried)
 		if u == nil {
 			p.m.upstreamErr.Inc()
 			switch {
@@ -378,6 +394,7 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 			u.c.ok.Inc()
 			u.succeeded()
 			copyUpstream(resp, fresp, *bp)
+			p.learnSession(req, resp, u)
 			return
 		}
 		switch {
@@ -408,7 +425,7 @@ func (p *Proxy) forward(deadline time.Time, req *wire.Request, resp *wire.Respon
 		u.c.err.Inc()
 		down = false
 		reason = transportReason(err)
-		if !idempotent(req.Method) {
+		if !idempotent(req.Method) || st.sendsBody() {
 			p.m.upstreamErr.Inc()
 			failure(resp, fasthttp.StatusBadGateway, reason)
 			return

@@ -32,6 +32,10 @@ type ServerConfig struct {
 	// outlived their deadline; past it the server answers 503 without
 	// decoding. Default 4096.
 	MaxInFlight int
+	// MaxTunnels bounds the tunnels (WebSocket) the server carries, and
+	// handshakes in progress; past it a handshake is refused with 503.
+	// Default DefaultMaxTunnels.
+	MaxTunnels int
 	// MaxTimeout bounds the time a handler gets: the deadline when a
 	// request carries no budget, and the cap when its budget is larger.
 	// Default 30 s.
@@ -64,7 +68,8 @@ type Server struct {
 	spares sync.Pool // *wire.Response for answers made without the handler
 	frames sync.Pool // *[]byte
 
-	lns listeners.Set // closed by Shutdown, with a Serve still starting
+	lns     listeners.Set // closed by Shutdown, with a Serve still starting
+	tunnels tunnelSet     // origin/tunnel.go
 }
 
 // NewServer checks cfg and builds a Server.
@@ -81,6 +86,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxTimeout <= 0 {
 		cfg.MaxTimeout = 30 * time.Second
 	}
+	if cfg.MaxTunnels <= 0 {
+		cfg.MaxTunnels = DefaultMaxTunnels
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -89,6 +97,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{codec: cfg.Codec, handler: cfg.Handler, max: int64(cfg.MaxInFlight), maxTime: cfg.MaxTimeout,
 		m: cfg.Metrics, log: cfg.Logger}
+	s.tunnels.max = cfg.MaxTunnels
 	if dk, ok := cfg.Handler.(DeadlineKeeper); ok && dk.KeepsDeadline() {
 		s.inline = true
 	}
@@ -110,6 +119,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		// first and never sends on a connection being closed here.
 		IdleTimeout:           2 * time.Minute,
 		MaxRequestBodySize:    cfg.Codec.MaxEnvelope(),
+		StreamRequestBody:     true, // streamed exchanges are never held whole; readFrame bounds whole ones (stream.go)
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
@@ -140,6 +150,8 @@ func (s *Server) Serve(ln net.Listener) error {
 // exchanges in progress to be answered, or for ctx to end.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.lns.Close()
+	// Tunnels are connections fasthttp no longer tracks.
+	defer s.tunnels.close()
 	if err := s.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("origin: shutdown: %w", err)
 	}
@@ -173,9 +185,15 @@ type job struct {
 	state atomic.Int32
 	done  chan struct{}
 	timer *time.Timer
+	// stream is what the exchange streams (stream.go).
+	stream exchangeStream
 }
 
 func (s *Server) handle(rc *fasthttp.RequestCtx) {
+	if string(rc.Path()) == wire.TunnelPath {
+		s.tunnel(rc) // origin/tunnel.go
+		return
+	}
 	if string(rc.Path()) != wire.Path {
 		refuse(rc, fasthttp.StatusNotFound, "not found")
 		return
@@ -195,15 +213,14 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 	s.m.inflight.Inc()
 	start := time.Now()
 	j := s.jobs.Get().(*job)
-	frame := rc.PostBody()
-	x, err := s.codec.DecodeRequest(frame, &j.req)
+	x, frameLen, err := s.open(rc, j) // a whole frame, or a streamed head (stream.go)
 	if err != nil {
 		s.putJob(j)
 		s.finish()
 		s.refuseFrame(rc, err)
 		return
 	}
-	s.m.bytes[dirIn][stageWire].Add(float64(len(frame)))
+	s.m.bytes[dirIn][stageWire].Add(float64(frameLen))
 	s.m.bytes[dirIn][stageC].Add(float64(x.Size))
 	if x.Dict != 0 {
 		s.m.dict[1].Inc()
@@ -221,8 +238,12 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 			s.log.Warn("origin: request expired before the origin took it (logged once a second; see errors_total{kind=\"expired\"})",
 				"id", string(j.req.ID), "budget_us", j.req.Timeout, "waited", start.Sub(x.Sealed).Round(time.Millisecond))
 		}
+		x, ok = s.endBody(rc, &j.stream) // the answer covers a streamed body whole
 		s.putJob(j)
 		s.finish()
+		if !ok {
+			return
+		}
 		resp := s.spares.Get().(*wire.Response)
 		failure(resp, fasthttp.StatusGatewayTimeout, "request expired before the origin took it")
 		s.answer(rc, x, resp)
@@ -233,7 +254,7 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 	}
 	appDeadline, hard := s.deadlines(start, budget)
 	if s.inline {
-		s.serveInline(rc, x, j, start, appDeadline)
+		s.serveInline(rc, j, start, appDeadline)
 		return
 	}
 	// Once the handler runs, j.req is its own: keep what a timeout log
@@ -288,14 +309,14 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 // serveInline runs a DeadlineKeeper on the connection's own goroutine: it
 // returns by its deadline by itself, so the exchange needs neither a
 // goroutine to run it nor a timer to answer for it.
-func (s *Server) serveInline(rc *fasthttp.RequestCtx, x wire.Exchange, j *job, start, deadline time.Time) {
-	j.ctx = &exchangeCtx{deadline: deadline, timed: true}
+func (s *Server) serveInline(rc *fasthttp.RequestCtx, j *job, start, deadline time.Time) {
+	j.ctx = &exchangeCtx{deadline: deadline, timed: true, stream: j.stream.ctx()}
 	j.resp.Reset()
 	j.serve()
 	s.finish()
 	j.ctx.cancel(context.Canceled)
 	checkStatus(&j.resp)
-	s.answer(rc, x, &j.resp)
+	s.respond(rc, &j.resp, &j.stream) // whole, or streamed (stream.go)
 	s.m.duration.Observe(time.Since(start).Seconds())
 	s.putJob(j)
 }
@@ -376,6 +397,7 @@ const maxPooled = 1 << 20
 
 func (s *Server) putJob(j *job) {
 	j.ctx = nil
+	j.stream.release()
 	if cap(j.req.Body) > maxPooled {
 		j.req.Body = nil
 	}
@@ -511,6 +533,7 @@ type exchangeCtx struct {
 	done     chan struct{}
 	timer    *time.Timer
 	err      error
+	stream   *exchangeStream // what the exchange streams; nil if nothing
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -83,12 +83,14 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 	if sink != nil {
 		sink.Interim = sink.Interim[:0]
 	}
+	st, _ := req.UserValue(streamKey{}).(*exchangeStream) // stream.go
 	for {
 		cc, err := hc.AcquireConn(timeout, req.ConnectionClose())
 		if err != nil {
 			return false, err
 		}
 		conn := cc.Conn()
+		st.sending(conn)
 		resp.ParseNetConn(conn)
 		if err := conn.SetDeadline(deadline); err != nil {
 			hc.CloseConn(cc)
@@ -118,7 +120,20 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			resp.Header.DisableNormalizing()
 		}
 		br := hc.AcquireReader(conn)
-		keep, err := readResponse(br, req.Header.IsHead(), resp, hc.MaxResponseBodySize, sink)
+		keep, err := readResponse(br, req.Header.IsHead(), resp, hc.MaxResponseBodySize, sink, st)
+		if err == nil && st.handing() {
+			// The body is read as the edge takes it, from the connection.
+			reuse := !req.ConnectionClose() && !resp.ConnectionClose()
+			st.take(conn, br, func(keep bool) {
+				hc.ReleaseReader(br)
+				if keep && reuse {
+					hc.ReleaseConn(cc)
+				} else {
+					hc.CloseConn(cc)
+				}
+			}, resp)
+			return false, nil
+		}
 		hc.ReleaseReader(br)
 		if err != nil {
 			hc.CloseConn(cc)
@@ -149,7 +164,7 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 // which of the two readings it meant cannot be known, and a cache must
 // store neither, so the response is refused. Bytes that come later are
 // found by connwatch when the connection is next used.
-func readResponse(br *bufio.Reader, head bool, resp *fasthttp.Response, maxBody int, sink *wire.Response) (keep bool, err error) {
+func readResponse(br *bufio.Reader, head bool, resp *fasthttp.Response, maxBody int, sink *wire.Response, st *exchangeStream) (keep bool, err error) {
 	interimBytes := 0
 	var info headerInfo
 	for n := 0; ; n++ {
@@ -182,11 +197,15 @@ func readResponse(br *bufio.Reader, head bool, resp *fasthttp.Response, maxBody 
 	// The final header block is checked and still buffered: fasthttp
 	// parses the same bytes.
 	bodiless := head
-	if bodiless {
+	if bodiless || st.wants(info, bodiless || info.status == fasthttp.StatusNoContent || info.status == fasthttp.StatusNotModified) {
+		// A body handed over is read from br later (stream.go).
 		resp.SkipBody = true
 	}
 	if err := resp.ReadLimitBody(br, maxBody); err != nil {
 		return false, err
+	}
+	if st.handing() {
+		return false, nil
 	}
 	bodiless = bodiless || info.status == fasthttp.StatusNoContent || info.status == fasthttp.StatusNotModified
 	switch {

@@ -116,6 +116,8 @@ type call struct {
 	req   fasthttp.Request
 	resp  fasthttp.Response
 	frame []byte
+	link  link  // what the exchange streams (stream.go)
+	body  *Body // a streamed answer's body, which holds the call until closed
 }
 
 const (
@@ -185,12 +187,14 @@ func New(cfg Config) (*Client, error) {
 		DisableHeaderNamesNormalizing: true,
 		DisablePathNormalizing:        true,
 		MaxResponseBodySize:           cfg.Codec.MaxEnvelope(),
+		// Takes streamed answers with their connections (stream.go).
+		Transport: linkTransport{},
 	}
 	c.calls.New = func() any {
 		k := &call{}
 		k.req.Header.SetMethod(fasthttp.MethodPost)
 		k.req.SetRequestURI(c.uri)
-		k.req.Header.SetContentType(contentType)
+		k.req.SetUserValue(linkKey{}, &k.link)
 		return k
 	}
 
@@ -230,11 +234,18 @@ func (c *Client) TripReason() string { return c.br.tripReason() }
 // matches ErrBreakerOpen, ErrTimeout, ErrRefused, ErrTransport or a wire
 // error, and Status maps it to the status to answer with.
 func (c *Client) Do(deadline time.Time, req *wire.Request, resp *wire.Response) error {
+	k := c.calls.Get().(*call)
+	_, err := c.run(k, deadline, req, resp)
+	return err
+}
+
+// run is Do and DoStream on the call k: it returns the answer's Body when
+// the origin streamed it, which then holds k.
+func (c *Client) run(k *call, deadline time.Time, req *wire.Request, resp *wire.Response) (*Body, error) {
 	start := time.Now()
 	if deadline.IsZero() {
 		deadline = start.Add(c.timeout)
 	}
-	k := c.calls.Get().(*call)
 	idempotent := isIdempotent(req.Method)
 	var (
 		cls   class
@@ -245,6 +256,10 @@ func (c *Client) Do(deadline time.Time, req *wire.Request, resp *wire.Response) 
 		cls, err = c.attempt(k, deadline, req, resp)
 		if err != nil {
 			c.m.errors[cls.kind(err)].Inc()
+		}
+		if k.link.consumed {
+			// A streamed body that started going out cannot be sent again.
+			break
 		}
 		// After an origin restart every pooled connection is dead; each
 		// one found is closed, so retrying at once drains them without
@@ -272,8 +287,13 @@ func (c *Client) Do(deadline time.Time, req *wire.Request, resp *wire.Response) 
 	if o != outBreakerOpen && o != outBadRequest {
 		c.m.duration.Observe(time.Since(start).Seconds())
 	}
+	if b := k.body; b != nil {
+		k.body = nil
+		return b, err
+	}
+	k.unlink()
 	c.release(k)
-	return err
+	return nil, err
 }
 
 func (c *Client) release(k *call) {
@@ -309,12 +329,17 @@ func (c *Client) exchange(k *call, deadline time.Time, req *wire.Request, resp *
 		return clsTimeout, ErrTimeout
 	}
 	req.Timeout = uint64(budget / time.Microsecond)
-	frame, x, err := c.codec.AppendRequest(k.frame[:0], req)
+	seal := c.codec.AppendRequest
+	if k.link.in != nil {
+		seal = c.codec.AppendRequestHead
+	}
+	frame, x, err := seal(k.frame[:0], req)
 	k.frame = frame
 	if err != nil {
 		return clsBadRequest, fmt.Errorf("originclient: seal request: %w", err)
 	}
-	k.req.SetBodyRaw(frame)
+	k.link.x = x
+	k.link.prepare(c, k, frame) // the body, whole or streamed (stream.go)
 	if err := c.hc.DoDeadline(&k.req, &k.resp, deadline); err != nil {
 		cls, err := c.transportError(err, deadline)
 		if cls != clsDial && cls != clsStale {
@@ -325,12 +350,18 @@ func (c *Client) exchange(k *call, deadline time.Time, req *wire.Request, resp *
 	}
 	c.m.sentWire.Add(float64(len(frame)))
 	c.m.sentCBOR.Add(float64(x.Size))
+	if k.link.up != nil {
+		if cls, err := c.openStream(k, resp); err != nil {
+			return cls, err
+		}
+		return c.answered(x, resp), nil
+	}
 	body := k.resp.Body()
 	c.m.recvWire.Add(float64(len(body)))
 	if code := k.resp.StatusCode(); code != fasthttp.StatusOK {
 		return refusal(code, body)
 	}
-	n, err := c.codec.DecodeResponse(body, x, resp)
+	n, err := c.codec.DecodeResponse(body, k.link.x, resp)
 	c.m.recvCBOR.Add(float64(n))
 	if err != nil {
 		cls := clsBadResponse
@@ -339,6 +370,11 @@ func (c *Client) exchange(k *call, deadline time.Time, req *wire.Request, resp *
 		}
 		return cls, fmt.Errorf("originclient: response from %s: %w", c.name, err)
 	}
+	return c.answered(x, resp), nil
+}
+
+// answered counts an answer that opened and classes it.
+func (c *Client) answered(x wire.Exchange, resp *wire.Response) class {
 	if x.Dict != 0 {
 		c.m.dictHit.Inc()
 	} else {
@@ -346,11 +382,11 @@ func (c *Client) exchange(k *call, deadline time.Time, req *wire.Request, resp *
 	}
 	switch {
 	case resp.OriginDown():
-		return clsOriginDown, nil
+		return clsOriginDown
 	case len(resp.Error) > 0 && resp.Status >= 502 && resp.Status <= 504:
-		return clsOriginError, nil
+		return clsOriginError
 	}
-	return clsOK, nil
+	return clsOK
 }
 
 func (c *Client) transportError(err error, deadline time.Time) (class, error) {

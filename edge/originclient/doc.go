@@ -9,6 +9,12 @@
 // the TLS handshake, writing and reading, and retry backoff is skipped when it
 // would not leave time for another attempt.
 //
+// DoStream sends a request body that streams in chunks after the head, and
+// takes an answer the origin streams as a Body to read: it holds a chunk of
+// either at a time, and the deadline bounds the head while each wait for a
+// piece of a body gets the budget anew. A streamed request body is never
+// sent twice once a byte of it went out.
+//
 // # Why
 //
 // Retries are limited to what cannot run a request twice: idempotent methods

@@ -53,7 +53,8 @@ const (
 	headerLen   = 26
 	macLen      = 16
 	flagZstd    = 1 << 0
-	knownFlags  = flagZstd
+	flagStream  = 1 << 1 // a streamed exchange's head: the body follows in chunks (stream.go)
+	knownFlags  = flagZstd | flagStream
 	offFlags    = 0
 	offKey      = 1
 	offTime     = 2
@@ -325,8 +326,14 @@ func (c *Codec) AppendRequest(dst []byte, r *Request) ([]byte, Exchange, error) 
 // DecodeRequest opens a request frame into r, which it resets first. The
 // frame is authenticated before a byte of it is decompressed or parsed.
 func (c *Codec) DecodeRequest(frame []byte, r *Request) (Exchange, error) {
+	return c.decodeRequest(frame, r, false)
+}
+
+// decodeRequest is DecodeRequest for a whole envelope or, with head, for a
+// streamed request's head (DecodeRequestHead).
+func (c *Codec) decodeRequest(frame []byte, r *Request, head bool) (Exchange, error) {
 	var x Exchange
-	ks, payload, err := c.open(frame, nil)
+	ks, payload, err := c.open(frame, nil, head)
 	if err != nil {
 		return x, err
 	}
@@ -377,7 +384,13 @@ func (c *Codec) AppendResponse(dst []byte, x Exchange, r *Response) ([]byte, int
 // DecodeResponse opens a response frame that answers x into r, which it
 // resets first, and returns the envelope's size before compression.
 func (c *Codec) DecodeResponse(frame []byte, x Exchange, r *Response) (int, error) {
-	ks, payload, err := c.open(frame, x.mac[:])
+	return c.decodeResponse(frame, x, r, false)
+}
+
+// decodeResponse is DecodeResponse for a whole envelope or, with head, for
+// a streamed response's head (DecodeResponseHead).
+func (c *Codec) decodeResponse(frame []byte, x Exchange, r *Response, head bool) (int, error) {
+	ks, payload, err := c.open(frame, x.mac[:], head)
 	if err != nil {
 		return 0, err
 	}
@@ -466,7 +479,9 @@ func (c *Codec) seal(dst []byte, v any, ks *keyState, dict uint32, bind []byte) 
 }
 
 // open checks a frame's header and MAC and returns the key and the payload.
-func (c *Codec) open(frame, bind []byte) (*keyState, []byte, error) {
+// head says whether the frame must be a streamed exchange's head or must
+// not be one: a head taken for a whole envelope would be a body cut off.
+func (c *Codec) open(frame, bind []byte, head bool) (*keyState, []byte, error) {
 	if len(frame) < headerLen {
 		return nil, nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrFrame, len(frame), headerLen)
 	}
@@ -483,6 +498,12 @@ func (c *Codec) open(frame, bind []byte) (*keyState, []byte, error) {
 	want := ks.sum(frame, bind)
 	if !hmac.Equal(want[:], frame[offMAC:offMAC+macLen]) {
 		return nil, nil, fmt.Errorf("%w: bad MAC for key %d", ErrAuth, ks.id)
+	}
+	if isHead := frame[offFlags]&flagStream != 0; isHead != head {
+		if isHead {
+			return nil, nil, fmt.Errorf("%w: a streamed exchange's head where a whole envelope was expected", ErrFrame)
+		}
+		return nil, nil, fmt.Errorf("%w: a whole envelope where a streamed exchange's head was expected", ErrFrame)
 	}
 	return ks, frame[headerLen:], nil
 }

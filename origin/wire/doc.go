@@ -35,6 +35,12 @@
 // its request's MAC, so it cannot be replayed onto another request. The MAC
 // does not hide anything: links that are not trusted need TLS as well.
 //
+// A body too large for an envelope, or of unknown length, streams after its
+// envelope (the head, flag 0x02) in chunks of at most MaxChunk, each MAC
+// chained to the one before from the head's (stream.go, FuzzBodyReader),
+// so a receiver holds and checks one chunk at a time, and a body cut short
+// or rearranged is refused.
+//
 // Key holders are still not trusted with memory: a zstd payload is checked
 // from its headers alone (content size, or what its blocks can hold) before
 // it is decompressed, so a bomb is refused without being inflated.

@@ -452,10 +452,14 @@ func (c *cache) put(req sdk.Request, resp sdk.Response, st *httpcache.State, p h
 				_ = h.Add(f.name, v)
 			}
 		}
-		if err != nil {
+		switch {
+		case errors.Is(err, sdk.ErrTooLarge):
+			// A body the host does not hold whole (the edge streams it).
+			why = "too-large"
+		case err != nil:
 			why = "store-failed"
 			sdk.Warn("cache: store failed", "error", err.Error())
-		} else {
+		default:
 			c.stores.Record(1)
 		}
 	}

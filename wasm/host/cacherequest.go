@@ -83,6 +83,13 @@ func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(
 // client asked (its answer is served from the entry).
 var clientConditionals = [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "Range", "If-Range"}
 
+// Upgrading is implemented by an Exchange whose request may be a protocol
+// upgrade, such as the WebSocket handshakes the edge tunnels. Plugins see
+// such a request as a plain GET (Upgrade and Connection are hop-by-hop), so
+// the host keeps the cache out of it: no stored response answers a
+// handshake, and its answer is not stored.
+type Upgrading interface{ Upgrading() bool }
+
 // CacheRequest implements abi.Host.
 func (c *Call) CacheRequest(name []byte) int32 {
 	if c.phase != abi.PhaseRequest {
@@ -101,6 +108,10 @@ func (c *Call) CacheRequest(name []byte) int32 {
 	h := (*requestHeaders)(c)
 
 	st := httpcache.State{Mode: httpcache.ModeForward}
+	if u, ok := c.ex.(Upgrading); ok && u.Upgrading() {
+		st.NoStore, st.Fwd = true, "bypass"
+		return c.cacheForward(&st, httpcache.Directives{}, name)
+	}
 	ccLines := h.Values("Cache-Control")
 	rq := httpcache.ParseCacheControl(ccLines, false)
 	if len(ccLines) == 0 && httpcache.PragmaNoCache(h.Values("Pragma")) {

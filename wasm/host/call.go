@@ -327,15 +327,34 @@ func (c *Call) CacheStore(key []byte, meta []byte, ttlMs int64, staleMs int64, t
 		tagList = append(tagList, string(item))
 		rest = r
 	}
-	c.env.Cache.Set(key, &CacheEntry{
+	e := &CacheEntry{
 		Response: c.ex.StoreResponse(),
 		Meta:     append([]byte(nil), meta...),
 		Tags:     tagList,
 		Stored:   c.env.now(),
 		TTL:      time.Duration(ttlMs) * time.Millisecond,
 		Stale:    time.Duration(staleMs) * time.Millisecond,
-	})
+	}
+	if s, ok := c.ex.(BodyStreamer); ok && s.BodyStreams() {
+		if !s.StoreAfter(c.env.Cache, key, e) {
+			return abi.ErrTooLarge
+		}
+		return 0
+	}
+	c.env.Cache.Set(key, e)
 	return 0
+}
+
+// BodyStreamer is an Exchange whose response body may stream past the host
+// rather than lie in the response (the edge's, for a large body): the
+// cache stores such a response once its body has gone by whole.
+type BodyStreamer interface {
+	// BodyStreams reports whether the response's body streams.
+	BodyStreams() bool
+	// StoreAfter takes e, whose Response has no body yet, to set under
+	// key in cache once the body has streamed whole and fitted the
+	// exchange's bound; false if it cannot (a length known to be past it).
+	StoreAfter(cache Cache, key []byte, e *CacheEntry) bool
 }
 
 // CacheServe implements abi.Host.

@@ -75,8 +75,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		healthPath  = fs.String("health-path", "/", "path upstream health checks GET; empty turns health tracking off")
 		healthEvery = fs.Duration("health-interval", 2*time.Second, "time between health checks of an upstream")
 		maxInFlight = fs.Int("max-inflight", 4096, "exchanges in progress past which the origin answers 503")
+		maxTunnels  = fs.Int("max-tunnels", origin.DefaultMaxTunnels, "WebSocket tunnels (and handshakes) past which a handshake gets 503")
 		timeout     = fs.Duration("timeout", 30*time.Second, "longest time an exchange may take, whatever the edge's budget")
 		maxEnvelope = fs.Int("max-envelope", wire.DefaultMaxEnvelope, "largest frame and envelope, in bytes")
+		streamMin   = fs.Int("stream-threshold", 0, "response body size past which a body streams to edges that take it; 0: what an envelope holds")
 		metricsAddr = fs.String("metrics", "127.0.0.1:9001", "address for /metrics and /health; empty turns it off")
 		samplesDir  = fs.String("samples", "", "directory to write sample envelopes to, for dictionary training")
 		sampleEvery = fs.Uint64("sample-every", 100, "write every Nth exchange to -samples")
@@ -131,6 +133,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		Upstreams: upstreams, HealthPath: *healthPath, HealthInterval: interval, Timeout: *timeout,
 		// Room for the header fields within the envelope.
 		MaxResponseBody: max(*maxEnvelope-*maxEnvelope/16, 1),
+		StreamThreshold: *streamMin,
 		Metrics:         metrics, Logger: log,
 	})
 	if err != nil {
@@ -148,7 +151,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		handler = s
 	}
 
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: handler, MaxInFlight: *maxInFlight,
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: handler, MaxInFlight: *maxInFlight, MaxTunnels: *maxTunnels,
 		MaxTimeout: *timeout, Metrics: metrics, Logger: log})
 	if err != nil {
 		return err

@@ -1,7 +1,8 @@
 // Package testguests holds the guest plugins tests and benchmarks build:
 // noop (the cheapest possible call), hs256 (a realistic JWT check through
 // host crypto), misbehave (every way a guest can go wrong, chosen per
-// request), inject (header injection attempts, for the edge's abuse tests)
+// request), inject (header injection attempts, for the edge's abuse tests),
+// seen (what plugins read of a request, for the edge's front-door tests)
 // and fleet/* (versions of one plugin, good and bad, for rollout tests).
 // Each is a main package built by wasm/wasmtest.Build.
 package testguests

@@ -1,0 +1,328 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// frontDoor serves HTTP/2 and HTTP/3 requests through the node's one
+// request path: it turns a net/http request into a fasthttp.RequestCtx,
+// runs the handler HTTP/1.1 requests run (Node.serve: routing, the plugin
+// chain, the origin), and writes the ctx's response to the
+// http.ResponseWriter.
+//
+// # Why
+//
+// One core, several front doors: HTTP/2 and HTTP/3 differ from HTTP/1.1 in
+// framing and multiplexing, not in what the edge does with a request, so a
+// second implementation of the request path would be a second set of
+// checks to keep equal. The request is handed to fasthttp as an HTTP/1.1
+// header section that fasthttp parses, so RawHeaders, which lenient and
+// fromHTTP read, are there as for HTTP/1.1, and the request line names the
+// protocol (HTTP/2.0, HTTP/3.0) that plugins and the origin see. The
+// request's pseudo-header fields and fields are checked here before they
+// are written out, so none can add a line the client did not send.
+type frontDoor struct {
+	n         *Node
+	proto     string // the request line's protocol: HTTP/2.0 or HTTP/3.0
+	requests  prometheus.Counter
+	resets    prometheus.Counter
+	maxResets int64
+	advertise bool      // Alt-Svc names HTTP/3 once it is served (HTTP/2)
+	heads     sync.Pool // *frontHead
+}
+
+// frontHead is a request's header section as fasthttp reads it, pooled:
+// the bytes, and a reader sized to max_header_bytes (a larger section gets
+// 431, as over HTTP/1.1) that later reads the body.
+type frontHead struct {
+	b  []byte
+	rd bytes.Reader
+	br *bufio.Reader
+}
+
+var (
+	frontCtxs   = sync.Pool{New: func() any { return new(fasthttp.RequestCtx) }}
+	copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+)
+
+func newFrontDoor(n *Node, proto, label string, maxResets int) *frontDoor {
+	f := &frontDoor{n: n, proto: proto, requests: n.doors.requests.WithLabelValues(label),
+		resets: n.doors.resets.WithLabelValues(label), maxResets: int64(maxResets)}
+	size := n.cfg.Limits.MaxHeaderBytes
+	f.heads.New = func() any { return &frontHead{br: bufio.NewReaderSize(nil, size)} }
+	return f
+}
+
+// peerKey keys the *peer of a request's connection in its context.
+type peerKey struct{}
+
+// peer is one HTTP/2 or HTTP/3 client connection as the fasthttp core sees
+// it: the net.Conn a RequestCtx is initialised with, so RemoteAddr,
+// LocalAddr and IsTLS answer as they do for HTTP/1.1. No bytes pass
+// through it: responses go to the http.ResponseWriter, and nothing the
+// core writes to a connection (interim responses, hijacking) applies to a
+// request that is not HTTP/1.1.
+type peer struct {
+	remote, local net.Addr
+	state         tls.ConnectionState
+	// end closes the client's connection (too many early resets).
+	end     func()
+	endOnce sync.Once
+	streams atomic.Int64 // requests the connection brought
+	resets  atomic.Int64 // of them, those the client reset before their answer
+}
+
+var errNotAStream = errors.New("edge: an HTTP/2 or HTTP/3 request's connection carries no bytes of its own")
+
+func (p *peer) Read([]byte) (int, error)         { return 0, errNotAStream }
+func (p *peer) Write([]byte) (int, error)        { return 0, errNotAStream }
+func (p *peer) Close() error                     { return nil }
+func (p *peer) LocalAddr() net.Addr              { return p.local }
+func (p *peer) RemoteAddr() net.Addr             { return p.remote }
+func (p *peer) SetDeadline(time.Time) error      { return nil }
+func (p *peer) SetReadDeadline(time.Time) error  { return nil }
+func (p *peer) SetWriteDeadline(time.Time) error { return nil }
+
+// Handshake and ConnectionState are how fasthttp tells HTTPS
+// (RequestCtx.IsTLS); every HTTP/2 or HTTP/3 connection of the node is TLS.
+func (p *peer) Handshake() error                     { return nil }
+func (p *peer) ConnectionState() tls.ConnectionState { return p.state }
+
+// ServeHTTP is one HTTP/2 or HTTP/3 request.
+func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p, _ := r.Context().Value(peerKey{}).(*peer)
+	if p == nil {
+		http.Error(w, "500 Internal Server Error: no connection state", http.StatusInternalServerError)
+		return
+	}
+	p.streams.Add(1)
+	if r.Context().Err() != nil {
+		// Reset before it started: nothing to run.
+		f.reset(p)
+		return
+	}
+	// A reset while the request runs counts at once: the connection of a
+	// client resetting what the node is working on ends before that work
+	// is done.
+	stop := context.AfterFunc(r.Context(), func() { f.reset(p) })
+	defer stop()
+	f.requests.Inc()
+	ctx := frontCtxs.Get().(*fasthttp.RequestCtx)
+	h := f.heads.Get().(*frontHead)
+	defer func() {
+		ctx.Request.Reset()
+		// Closes the body stream, which gives its bytes back to the writes.
+		ctx.Response.Reset()
+		frontCtxs.Put(ctx)
+		h.rd.Reset(nil)
+		h.br.Reset(nil)
+		f.heads.Put(h)
+	}()
+	ctx.Init2(p, slogPrintf{f.n.log}, true)
+	ctx.Request.Header.DisableNormalizing()
+	ctx.Response.Header.DisableNormalizing()
+	ctx.Response.Header.SetNoDefaultContentType(true)
+	if status, msg := f.read(ctx, h, r); status != 0 {
+		f.n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
+		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg, status)
+		return
+	}
+	f.n.serve(ctx)
+	date(&ctx.Response.Header)
+	f.write(w, r, ctx)
+}
+
+// read puts r into ctx as fasthttp would have read it from an HTTP/1.1
+// connection, within the same limits; a status other than 0 refuses it.
+func (f *frontDoor) read(ctx *fasthttp.RequestCtx, h *frontHead, r *http.Request) (status int, msg string) {
+	var ok bool
+	if h.b, ok = f.head(h.b[:0], r); !ok {
+		return http.StatusBadRequest, "malformed request"
+	}
+	h.rd.Reset(h.b)
+	h.br.Reset(&h.rd)
+	if err := ctx.Request.Header.Read(h.br); err != nil {
+		return transportClass(err)
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return 0, ""
+	}
+	if f.n.cfg.Limits.StreamThreshold > 0 {
+		// The core takes it as it takes a streamed HTTP/1.1 body: whole
+		// when small, else a prefix and the rest as it comes, within the
+		// route's maximum (stream.go). -1 is a body of unknown length.
+		ctx.Request.SetBodyStream(r.Body, int(r.ContentLength))
+		return 0, ""
+	}
+	// Read whole, within the bound fasthttp gives an HTTP/1.1 body of
+	// this route (headerReceived).
+	maxBody := f.n.cfg.Limits.MaxBodyBytes
+	if rc := f.n.headerReceived(&ctx.Request.Header); rc.MaxRequestBodySize > 0 {
+		maxBody = rc.MaxRequestBodySize
+	}
+	if r.ContentLength > int64(maxBody) {
+		return transportClass(fasthttp.ErrBodyTooLarge)
+	}
+	// -2: the body runs to its end, as the stream says, whatever its
+	// Content-Length (which the HTTP/2 and HTTP/3 servers hold it to).
+	h.br.Reset(r.Body)
+	if err := ctx.Request.ReadBody(h.br, -2, maxBody); err != nil {
+		return transportClass(err)
+	}
+	return 0, ""
+}
+
+// head appends r's header section, as an HTTP/1.1 client would send it, to
+// dst: the request line with f's protocol, Host from :authority, then the
+// fields, sorted by name (the order the fields of different names came in
+// is gone in r.Header; each name's values keep theirs). Content-Length is
+// left out: the body follows from the stream, not from it. ok is false if
+// a method, target, authority or field could not be written as sent.
+func (f *frontDoor) head(dst []byte, r *http.Request) (_ []byte, ok bool) {
+	if !abi.ValidToken(r.Method) || !validTarget(r.RequestURI) || r.Host == "" || !abi.ValidHeaderValue(r.Host) {
+		return dst, false
+	}
+	dst = append(dst, r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, r.RequestURI...)
+	dst = append(dst, ' ')
+	dst = append(dst, f.proto...)
+	dst = append(dst, "\r\nHost: "...)
+	dst = append(dst, r.Host...)
+	dst = append(dst, "\r\n"...)
+	for _, name := range slices.Sorted(maps.Keys(r.Header)) {
+		if !abi.ValidHeaderName(name) {
+			return dst, false
+		}
+		if name == "Content-Length" || name == "Host" {
+			continue
+		}
+		for _, v := range r.Header[name] {
+			if !abi.ValidHeaderValue(v) {
+				return dst, false
+			}
+			dst = append(dst, name...)
+			dst = append(dst, ": "...)
+			dst = append(dst, v...)
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	return append(dst, "\r\n"...), true
+}
+
+// validTarget reports whether a request target can stand in a request
+// line as sent: no spaces, controls or DEL, and not empty.
+func validTarget(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// write sends the response the core left in ctx to w: status, fields
+// (without the hop-by-hop ones HTTP/2 and HTTP/3 forbid), and body, flushed
+// per chunk when it is a stream.
+func (f *frontDoor) write(w http.ResponseWriter, r *http.Request, ctx *fasthttp.RequestCtx) {
+	hdr := w.Header()
+	for k, v := range ctx.Response.Header.All() {
+		name := string(k)
+		if hopByHop(name) {
+			continue
+		}
+		hdr.Add(name, string(v))
+	}
+	if _, ok := hdr["Content-Type"]; !ok {
+		// net/http would sniff one; the edge sends what the origin sent.
+		hdr["Content-Type"] = nil
+	}
+	if a := f.n.doors.altSvc.Load(); f.advertise && a != nil && hdr.Get("Alt-Svc") == "" {
+		hdr.Set("Alt-Svc", *a)
+	}
+	resp := &ctx.Response
+	status := resp.StatusCode()
+	// Content-Length as fasthttp frames it: none on a response that has
+	// no body by its status (RFC 9110 §8.6), nor on one to HEAD, whose
+	// length is not the body sent.
+	framed := r.Method != http.MethodHead && status >= 200 && status != 204 && status != 304
+	stream := resp.BodyStream()
+	if stream == nil {
+		if framed {
+			hdr.Set("Content-Length", strconv.Itoa(len(resp.Body())))
+		}
+		w.WriteHeader(status)
+		w.Write(resp.Body())
+		return
+	}
+	if cl := resp.Header.ContentLength(); cl >= 0 && framed {
+		hdr.Set("Content-Length", strconv.Itoa(cl))
+	}
+	w.WriteHeader(status)
+	if b, ok := stream.(*body); ok {
+		// A body that lies whole in memory: one write.
+		b.WriteTo(w)
+		return
+	}
+	// A streamed body: each chunk goes to the client as it comes, so
+	// events of an event stream are not held back.
+	flusher, _ := w.(http.Flusher)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	for {
+		n, err := stream.Read(*buf)
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				f.n.log.Warn("edge: response body stream failed", "proto", f.proto, "err", err)
+			}
+			return
+		}
+	}
+}
+
+// reset counts a stream the client reset before its answer was written,
+// and closes the connection of a client that resets too many: past
+// maxResets of them, and more than half of the streams it opened. A client
+// that cancels what it asked for now and then is never cut off; one that
+// opens streams only to reset them (CVE-2023-44487, "rapid reset") makes
+// the node start work it then throws away, and is.
+func (f *frontDoor) reset(p *peer) {
+	f.resets.Inc()
+	if r := p.resets.Add(1); r > f.maxResets && 2*r > p.streams.Load() {
+		p.endOnce.Do(p.end)
+	}
+}
+
+// viaFrontDoor reports whether ctx is an HTTP/2 or HTTP/3 request the
+// front door made, whose request line names its protocol, rather than an
+// HTTP/1.1 connection's (lenient refuses other versions there).
+func viaFrontDoor(ctx *fasthttp.RequestCtx) bool {
+	_, ok := ctx.Conn().(*peer)
+	return ok
+}

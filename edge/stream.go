@@ -1,0 +1,397 @@
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// Streamed bodies. With limits.stream_threshold set, a request body larger
+// than it, or of unknown length (chunked), is not read whole: the plugins see its first
+// streamPrefix bytes (what a bounded body read asks for), and the origin
+// gets it as it comes, in chunks after the request's head
+// (origin/wire/README.md, "Streamed bodies"). An answer the origin streams
+// (a large body, one of unknown length, an event stream) goes to the client
+// as it comes, each piece flushed. Either way the node holds a chunk of the
+// body at a time, and a slow reader or writer at one end slows the other
+// down rather than filling memory. The route's max_body_bytes bounds a
+// request body (413, or the connection cut when a chunked one passes it),
+// max_response_bytes a response (a streamed one is cut off mid-stream).
+
+// streamPrefix is how much of a streamed request body plugins see.
+const streamPrefix = 64 << 10
+
+// errTooLarge ends a streamed body past its route's maximum.
+var errTooLarge = errors.New("edge: body larger than the route's maximum")
+
+// routeMax is a route's bounds on its request and response bodies, from
+// its config and the node's limits: no bound is 0.
+func routeMax(rc *RouteConfig, l *Limits) (body, resp int64) {
+	body = rc.MaxBodyBytes
+	switch {
+	case body == 0:
+		body = int64(l.MaxBodyBytes)
+	case body < 0:
+		body = 0
+	}
+	if l.StreamThreshold <= 0 {
+		// Bodies are read whole, within max_body_bytes.
+		if body == 0 || body > int64(l.MaxBodyBytes) {
+			body = int64(l.MaxBodyBytes)
+		}
+	}
+	return body, max(rc.MaxResponseBytes, 0)
+}
+
+// headerReceived is the server's HeaderReceived hook: a request body past
+// its route's maximum is refused before a byte of it is read. A body read
+// whole gets the route's maximum as its bound, so fasthttp refuses it
+// (413) on its Content-Length, or once a chunked one passes it. A
+// streaming server would take a first piece of the body before the
+// handler runs, which a client that sent only the header waits forever
+// for: the request gets an Expect of 100-continue instead (parsed, not in
+// the header section passed on), and expect refuses it.
+func (n *Node) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	rt := n.route(h)
+	if rt == nil || rt.maxBody <= 0 {
+		return fasthttp.RequestConfig{}
+	}
+	if n.cfg.Limits.StreamThreshold <= 0 {
+		return fasthttp.RequestConfig{MaxRequestBodySize: int(rt.maxBody)}
+	}
+	if int64(h.ContentLength()) > rt.maxBody && h.IsHTTP11() {
+		h.Set(fasthttp.HeaderExpect, "100-continue")
+	}
+	return fasthttp.RequestConfig{}
+}
+
+// expect is the server's ExpectHandler: 413 for a declared body past the
+// route's maximum, else fasthttp answers 100 Continue and reads on.
+func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
+	rt := n.route(&ctx.Request.Header)
+	if rt != nil && rt.maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > rt.maxBody {
+		n.m.refused.WithLabelValues("413").Inc()
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
+// route is the route a request header names, by its path as sent: only
+// its bounds are read, and a request whose path is not in normal form is
+// refused later anyway.
+func (n *Node) route(h *fasthttp.RequestHeader) *route {
+	path := h.RequestURI()
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return n.gen.Load().router.match(h.Host(), path)
+}
+
+// stream is what one request streams: its pooled exchange holds it.
+type stream struct {
+	buf   []byte             // the body read whole, or the prefix plugins see
+	in    io.Reader          // the rest of a streamed request body; nil when whole
+	body  *originclient.Body // the origin's streamed answer
+	store *pendingStore      // the cache entry its body completes
+}
+
+// reset closes what a request left open.
+func (s *stream) reset() {
+	if s.body != nil {
+		s.body.Close()
+	}
+	s.in, s.body, s.store = nil, nil, nil
+	if cap(s.buf) > streamPrefix {
+		s.buf = nil
+	}
+}
+
+// readBody reads the request body as the route allows: whole when it is
+// small, else its prefix, leaving the rest to stream. It answers the
+// client itself (413, 408, 400) and returns false when the body cannot be
+// taken.
+func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
+	s := &x.st
+	s.buf = s.buf[:0]
+	size := ctx.Request.Header.ContentLength()
+	if size > 0 && rt.maxBody > 0 && int64(size) > rt.maxBody {
+		n.m.refused.WithLabelValues("413").Inc()
+		ctx.Error("413 Request Entity Too Large: request body larger than the limit\n", fasthttp.StatusRequestEntityTooLarge)
+		ctx.SetConnectionClose()
+		return false
+	}
+	src := ctx.RequestBodyStream()
+	switch {
+	case src == nil:
+		// Read whole already: request bodies do not stream
+		// (stream_threshold not set), or a front door (h2.go) read it.
+		x.Req.Body = ctx.Request.Body()
+		return true
+	case size == 0 || size == -2:
+		x.Req.Body = nil
+		return true
+	}
+	// A body with a length within the threshold, or within the prefix
+	// plugins see, is read whole; one past both up to that prefix. A
+	// chunked one is read up to the threshold: one that ends within it goes
+	// whole as well. read_timeout bounds reading a whole body, as it does
+	// without streaming, and each stall of one that may stream.
+	thr := n.cfg.Limits.StreamThreshold
+	whole := size > 0 && (size <= thr || size <= streamPrefix)
+	var in io.Reader = src
+	if !whole {
+		in = &idleReader{r: src, c: ctx.Conn(), idle: n.srv.ReadTimeout}
+	}
+	if size == -1 && rt.maxBody > 0 {
+		in = &maxReader{r: in, left: rt.maxBody}
+	}
+	want := streamPrefix
+	switch {
+	case whole:
+		want = size
+	case size == -1:
+		want = thr + 1
+	}
+	if cap(s.buf) < want {
+		s.buf = make([]byte, 0, want)
+	}
+	got, err := io.ReadFull(in, s.buf[:want])
+	s.buf = s.buf[:got]
+	switch {
+	case size == -1 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
+		// Ended within the threshold.
+	case err != nil:
+		n.bodyFailed(ctx, err)
+		return false
+	case !whole:
+		s.in = in
+	}
+	x.Req.Body = s.buf
+	return true
+}
+
+// bodyFailed answers a request whose body could not be read.
+func (n *Node) bodyFailed(ctx *fasthttp.RequestCtx, err error) {
+	status, msg := fasthttp.StatusBadRequest, "request body incomplete"
+	var ne net.Error
+	switch {
+	case errors.Is(err, errTooLarge):
+		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body larger than the limit"
+	case errors.As(err, &ne) && ne.Timeout():
+		status, msg = fasthttp.StatusRequestTimeout, "request not received in time"
+	}
+	n.m.refused.WithLabelValues(fmt.Sprint(status)).Inc()
+	ctx.Error(fmt.Sprintf("%d %s: %s\n", status, fasthttp.StatusMessage(status), msg), status)
+	ctx.SetConnectionClose()
+}
+
+// BodyStreams implements host.BodyStreamer: the response's body streams.
+func (x *exchange) BodyStreams() bool { return x.st.body != nil }
+
+// StoreAfter implements host.BodyStreamer: the cache gets a streamed
+// response once its body has gone by to the client whole, if it is at most
+// maxStreamedStore; one whose length says it is larger is refused now, so
+// the cache's Cache-Status says it was not stored.
+func (x *exchange) StoreAfter(cache host.Cache, key []byte, e *host.CacheEntry) bool {
+	if n := streamedLength(&x.Resp); n > maxStreamedStore {
+		return false
+	}
+	x.st.store = &pendingStore{cache: cache, key: bytes.Clone(key), e: e}
+	return true
+}
+
+// maxStreamedStore is the largest streamed body the cache stores: what
+// one response envelope holds.
+const maxStreamedStore = wire.DefaultMaxEnvelope
+
+// pendingStore is a cache entry waiting for its streamed body.
+type pendingStore struct {
+	cache host.Cache
+	key   []byte
+	e     *host.CacheEntry
+	body  []byte
+	over  bool // past maxStreamedStore: dropped
+}
+
+// add gathers a piece of the body, giving up past the bound.
+func (p *pendingStore) add(b []byte) {
+	if p.over || len(b) == 0 {
+		return
+	}
+	if len(p.body)+len(b) > maxStreamedStore {
+		p.over, p.body = true, nil
+		return
+	}
+	p.body = append(p.body, b...)
+}
+
+// commit stores the entry with the whole body.
+func (p *pendingStore) commit() {
+	if p.over {
+		return
+	}
+	r := *p.e.Response
+	r.Body = p.body
+	p.e.Response = &r
+	p.cache.Set(p.key, p.e)
+}
+
+// streamedLength is a streamed body's length as the origin gave it
+// (Content-Length in the head), or -1.
+func streamedLength(r *host.Response) int64 {
+	if v, ok := r.Header.Get("Content-Length"); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
+}
+
+// do sends the exchange to the origin, streaming what st streams; st is nil
+// for a background revalidation, which takes its answer whole.
+func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, wresp *wire.Response, body []byte, st *stream) error {
+	if st == nil {
+		return o.client.Do(deadline, wreq, wresp)
+	}
+	up := st.upload(body)
+	if up != nil {
+		wreq.Body = wreq.Body[:0]
+	}
+	b, err := o.client.DoStream(deadline, wreq, up, idle, wresp)
+	st.body = b
+	return err
+}
+
+// upload is the request body the origin gets as a stream: what plugins saw
+// of it, then the rest; nil when the body is whole. A plugin that set a
+// body of its own replaced the prefix, and its body goes instead.
+func (s *stream) upload(body []byte) io.Reader {
+	if s.in == nil {
+		return nil
+	}
+	if !sameBytes(body, s.buf) {
+		return nil
+	}
+	return io.MultiReader(bytes.NewReader(body), s.in)
+}
+
+// sameBytes reports whether a and b are the same slice of memory.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// send hands the origin's streamed answer to fasthttp, which writes it as
+// it comes (chunked, each piece flushed) after the handler returns. A
+// response a plugin gave a body of its own, or that has none (HEAD, 204,
+// 304), drops it.
+func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
+	s := &x.st
+	if s.body == nil {
+		return
+	}
+	body, store := s.body, s.store
+	s.body, s.store = nil, nil
+	st := ctx.Response.StatusCode()
+	if len(x.Resp.Body) > 0 || ctx.IsHead() || st == fasthttp.StatusNoContent || st == fasthttp.StatusNotModified || st < 200 {
+		body.Close()
+		return
+	}
+	// A streamed answer holds a chunk at a time: that is what it counts
+	// against the node's writes.
+	if !n.writes.start(wire.MaxChunk) {
+		body.Close()
+		n.m.writeRefused.Inc()
+		ctx.Response.ResetBody()
+		ctx.Error("503 Service Unavailable: too many responses being written to slow clients\n", fasthttp.StatusServiceUnavailable)
+		ctx.Response.Header.Set("Retry-After", "5")
+		ctx.SetConnectionClose()
+		return
+	}
+	out := &sendBody{body: body, c: ctx.Conn(), idle: n.srv.WriteTimeout, w: &n.writes, max: rt.maxResponse, store: store}
+	// With the origin's length the client gets Content-Length, and a body
+	// that comes up short fails the write rather than end early.
+	ctx.Response.SetBodyStream(out, int(streamedLength(&x.Resp)))
+}
+
+// sendBody is a streamed answer as fasthttp writes it: each read moves the
+// client connection's write deadline on, so write_timeout bounds a stall
+// rather than the whole body, and a body past the route's maximum ends the
+// response mid-stream (the client sees it cut off, never a shorter
+// complete one).
+type sendBody struct {
+	body  *originclient.Body
+	c     net.Conn
+	idle  time.Duration
+	w     *writes
+	max   int64 // the route's max_response_bytes; 0: no bound
+	sent  int64
+	store *pendingStore // the cache entry the body completes, if any
+}
+
+func (b *sendBody) Read(p []byte) (int, error) {
+	if b.c != nil && b.idle > 0 {
+		_ = b.c.SetWriteDeadline(time.Now().Add(b.idle))
+	}
+	n, err := b.body.Read(p)
+	if b.sent += int64(n); b.max > 0 && b.sent > b.max {
+		b.store = nil
+		return 0, errTooLarge
+	}
+	if b.store != nil {
+		b.store.add(p[:n])
+		if errors.Is(err, io.EOF) {
+			// The origin's end chunk checked out: the body is whole.
+			b.store.commit()
+			b.store = nil
+		}
+	}
+	return n, err
+}
+
+// Close is fasthttp done with the body, written or not.
+func (b *sendBody) Close() error {
+	b.body.Close()
+	b.w.done(wire.MaxChunk)
+	return nil
+}
+
+// idleReader moves a connection's read deadline on before each read of a
+// streamed request body: read_timeout bounds a stall, not the whole body.
+type idleReader struct {
+	r    io.Reader
+	c    net.Conn
+	idle time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if r.c != nil && r.idle > 0 {
+		_ = r.c.SetReadDeadline(time.Now().Add(r.idle))
+	}
+	return r.r.Read(p)
+}
+
+// maxReader fails a body of unknown length once it passes the route's
+// maximum.
+type maxReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (r *maxReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if r.left -= int64(n); r.left < 0 {
+		// fasthttp closes the connection: the rest of the body is unread.
+		return 0, errTooLarge
+	}
+	return n, err
+}

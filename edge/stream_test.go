@@ -1,0 +1,342 @@
+package edge_test
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
+)
+
+// pattern is the deterministic body the streaming tests send and expect:
+// byte i is a function of i, so either end can make or check it on the fly.
+type pattern struct{ off, n int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.off >= p.n {
+		return 0, io.EOF
+	}
+	b = b[:min(int64(len(b)), p.n-p.off)]
+	for i := range b {
+		x := p.off + int64(i)
+		b[i] = byte(x*31 + x>>13)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// sumOf is the sha256 of the first n bytes of the pattern.
+func sumOf(n int64) string {
+	h := sha256.New()
+	io.Copy(h, &pattern{n: n})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// streamApp is the application behind the origin in the streaming tests:
+//
+//	GET /download?n=N[&chunked=1]  N bytes of the pattern
+//	PUT /upload                    the sha256 and length of the body
+//	GET /events?n=K                K server-sent events, each sent once the
+//	                               test took the one before (next)
+type streamApp struct {
+	next chan struct{}
+}
+
+func (a *streamApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/download":
+		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.Copy(w, &pattern{n: n})
+	case "/upload":
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	case "/events":
+		k, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		for i := range k {
+			if i > 0 {
+				select {
+				case <-a.next:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			fmt.Fprintf(w, "data: event %d\n\n", i)
+			f.Flush()
+		}
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// streamStack is an edge in front of an origin service proxying to a
+// streamApp, all on loopback.
+type streamStack struct {
+	app  *streamApp
+	edge string
+	reg  *prometheus.Registry // the origin's metrics
+}
+
+// streamed is the threshold the stacks stream request and response bodies
+// from: well under an envelope's 16 MiB, so the tests stay quick.
+const streamed = 1 << 20
+
+// startStreamStack starts the stack, with routeExtra added to its route
+// (bounds, a chain).
+func startStreamStack(t *testing.T, routeExtra string) *streamStack {
+	t.Helper()
+	return startStreamStackAt(t, streamed, routeExtra)
+}
+
+// startStreamStackAt starts the stack with the edge streaming request
+// bodies past threshold.
+func startStreamStackAt(t *testing.T, threshold int, routeExtra string) *streamStack {
+	t.Helper()
+	app := &streamApp{next: make(chan struct{})}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: app}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	reg := prometheus.NewRegistry()
+	m := origin.NewMetrics(reg)
+	p, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1,
+		StreamThreshold: streamed, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	o := origintest.StartConfig(t, origin.ServerConfig{Handler: p, Metrics: m}, nil)
+	n := startNode(t, fmt.Sprintf(`
+limits: {stream_threshold: %d}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {path: /, origin: app%s}
+`, threshold, o.Addr, origintest.Key.Text(), routeExtra))
+	return &streamStack{app: app, edge: n.Addr, reg: reg}
+}
+
+func (s *streamStack) url(path string) string { return "http://" + s.edge + path }
+
+// TestStreamDownload: a response larger than an envelope holds (16 MiB)
+// reaches the client whole, streamed, whether the application gave its
+// length or not.
+func TestStreamDownload(t *testing.T) {
+	s := startStreamStack(t, "")
+	const size = 20 << 20
+	for _, q := range []string{"", "&chunked=1"} {
+		resp, err := http.Get(s.url("/download?n=" + strconv.Itoa(size) + q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || n != size || hex.EncodeToString(h.Sum(nil)) != sumOf(size) {
+			t.Fatalf("%s: status %d, %d bytes (%v), want 200 and the %d bytes sent", q, resp.StatusCode, n, err, size)
+		}
+	}
+	// A small response still travels whole, in its envelope.
+	resp, err := http.Get(s.url("/download?n=1000&chunked=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(b) != 1000 || resp.ContentLength != 1000 {
+		t.Fatalf("small chunked response: %d bytes, Content-Length %d: want it whole", len(b), resp.ContentLength)
+	}
+	if got := testutil.MetricSum(t, s.reg, "wedge_origin_streams_total", map[string]string{"kind": "response"}); got != 2 {
+		t.Fatalf("streams_total{kind=response} = %v, want the 2 large ones", got)
+	}
+}
+
+// TestStreamUpload: request bodies past the threshold, with a length or
+// chunked, reach the application whole, within a route maximum well above
+// what an envelope holds.
+func TestStreamUpload(t *testing.T) {
+	s := startStreamStack(t, ", max_body_bytes: -1")
+	const size = 20 << 20
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = &pattern{n: size}
+		if chunked {
+			body = struct{ io.Reader }{body} // no length: sent chunked
+		}
+		req, _ := http.NewRequest("PUT", s.url("/upload"), body)
+		if !chunked {
+			req.ContentLength = size
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("%d %s", size, sumOf(size)); resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("chunked %v: %d %q, want 200 %q", chunked, resp.StatusCode, b, want)
+		}
+	}
+}
+
+// TestStreamUploadAroundPrefix: with a threshold under the prefix plugins
+// see (64 KiB), bodies past the threshold but shorter than the prefix, as
+// long as it and just past it, all arrive whole.
+func TestStreamUploadAroundPrefix(t *testing.T) {
+	s := startStreamStackAt(t, 4096, "")
+	for _, size := range []int64{4097, 10000, 64 << 10, 64<<10 + 1, 200000} {
+		req, _ := http.NewRequest("PUT", s.url("/upload"), &pattern{n: size})
+		req.ContentLength = size
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := fmt.Sprintf("%d %s", size, sumOf(size)); resp.StatusCode != 200 || string(b) != want {
+			t.Fatalf("%d bytes: %d %q, want 200 %q", size, resp.StatusCode, b, want)
+		}
+	}
+}
+
+// TestStreamRouteMaximum: a request body over the route's maximum is
+// refused with 413 (by its length, or once a chunked one passes it), and
+// a streamed response over the route's maximum is cut off mid-stream.
+func TestStreamRouteMaximum(t *testing.T) {
+	s := startStreamStack(t, ", max_body_bytes: 3000000, max_response_bytes: 5000000")
+	// Only the header is sent: the 413 must not wait for the body.
+	c, err := net.Dial("tcp4", s.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 4<<20)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a hang guard, not a wait
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 413 {
+		t.Fatalf("declared body over the maximum: %v %v, want 413 before the body", resp, err)
+	}
+	req, _ := http.NewRequest("PUT", s.url("/upload"), struct{ io.Reader }{&pattern{n: 4 << 20}})
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatalf("chunked body over the maximum reached the application: %q", b)
+		}
+	}
+	// Within the maximum, fine.
+	req, _ = http.NewRequest("PUT", s.url("/upload"), &pattern{n: 2 << 20})
+	req.ContentLength = 2 << 20
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("body within the maximum: %v %v", resp, err)
+	}
+
+	resp, err = http.Get(s.url("/download?n=" + strconv.Itoa(8<<20)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil || n > 5000000 {
+		t.Fatalf("response over the maximum: %d bytes, err %v; want it cut off by 5000000", n, err)
+	}
+}
+
+// TestStreamEvents: server-sent events reach the client one by one: the
+// application sends each only once the client has the one before, so
+// buffering at any hop would stall the stream.
+func TestStreamEvents(t *testing.T) {
+	s := startStreamStack(t, "")
+	const k = 5
+	resp, err := http.Get(s.url("/events?n=" + strconv.Itoa(k)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	got := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "data: ") {
+				got <- line
+			}
+		}
+		close(got)
+	}()
+	for i := range k {
+		select {
+		case line := <-got:
+			if want := fmt.Sprintf("data: event %d", i); line != want {
+				t.Fatalf("got %q, want %q", line, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("event %d did not arrive: held back at some hop", i)
+		}
+		if i < k-1 {
+			s.app.next <- struct{}{}
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "the stream to end", func() bool {
+		_, open := <-got
+		return !open
+	})
+}
+
+// TestStreamCache: a streamed response is stored once its body has gone by
+// whole, within the cache's per-object bound (the next request is a hit);
+// one whose length is past it is not, and Cache-Status says why.
+func TestStreamCache(t *testing.T) {
+	s := startStreamStack(t, fmt.Sprintf(", chain: [{file: %q}]", plugins(t)["cache"]))
+	get := func(n int) (string, int64) {
+		t.Helper()
+		resp, err := http.Get(s.url("/download?n=" + strconv.Itoa(n)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		got, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || got != int64(n) || hex.EncodeToString(h.Sum(nil)) != sumOf(int64(n)) {
+			t.Fatalf("%d bytes: status %d, got %d (%v)", n, resp.StatusCode, got, err)
+		}
+		return resp.Header.Get("Cache-Status"), resp.ContentLength
+	}
+	const small = 4 << 20 // streamed, and within the bound
+	if cs, cl := get(small); !strings.Contains(cs, "stored") || cl != small {
+		t.Fatalf("first: Cache-Status %q, Content-Length %d; want stored and the length", cs, cl)
+	}
+	if cs, _ := get(small); !strings.Contains(cs, "hit") {
+		t.Fatalf("second: Cache-Status %q, want a hit", cs)
+	}
+	const big = 20 << 20
+	if cs, _ := get(big); !strings.Contains(cs, "detail=too-large") {
+		t.Fatalf("past the bound: Cache-Status %q, want detail=too-large", cs)
+	}
+}

@@ -1,0 +1,527 @@
+package edge_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/internal/jwstest"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// wsApp is the application behind the tunnels: a WebSocket echo on
+// coder/websocket. A text message "close N" makes it close with code N,
+// "send N" makes it send a binary message of N bytes. A plain GET is
+// answered 200, cacheable; so is, in its 101, a handshake.
+type wsApp struct {
+	addr              string // where it listens, for a direct connection
+	handshakes, plain atomic.Int64
+	closed            chan websocket.StatusCode // what each connection ended with
+}
+
+func (a *wsApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	if r.Header.Get("Upgrade") == "" {
+		a.plain.Add(1)
+		fmt.Fprintln(w, "plain")
+		return
+	}
+	a.handshakes.Add(1)
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(64 << 20)
+	ctx := context.Background()
+	for {
+		typ, msg, err := c.Read(ctx)
+		if err != nil {
+			a.closed <- websocket.CloseStatus(err)
+			return
+		}
+		var n int
+		switch {
+		case typ == websocket.MessageText && bytes.HasPrefix(msg, []byte("close ")):
+			fmt.Sscan(string(msg[6:]), &n)
+			c.Close(websocket.StatusCode(n), "the app closes")
+			a.closed <- websocket.StatusCode(n)
+			return
+		case typ == websocket.MessageText && bytes.HasPrefix(msg, []byte("send ")):
+			fmt.Sscan(string(msg[5:]), &n)
+			err = c.Write(ctx, websocket.MessageBinary, make([]byte, n))
+		default:
+			err = c.Write(ctx, typ, msg)
+		}
+		if err != nil {
+			a.closed <- websocket.CloseStatus(err)
+			return
+		}
+	}
+}
+
+// startWS starts the app, an origin service proxying to it and an edge
+// node in front with the limits and chain given (YAML, "" for none).
+func startWS(t testing.TB, limits, chain string) (*testNode, *wsApp) {
+	n, a, _ := startWSConfig(t, limits, chain, "")
+	return n, a
+}
+
+// startWSConfig is startWS that also returns the node's config, with
+// extra (top-level YAML) added to it.
+func startWSConfig(t testing.TB, limits, chain, extra string) (*testNode, *wsApp, string) {
+	t.Helper()
+	a := &wsApp{closed: make(chan websocket.StatusCode, 16)}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.addr = ln.Addr().String()
+	hs := &http.Server{Handler: a}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	o := origintest.Start(t, proxy)
+	yaml := wsConfig(o.Addr, limits, chain) + extra
+	return startNode(t, yaml), a, yaml
+}
+
+func wsConfig(originAddr, limits, chain string) string {
+	if chain != "" {
+		chain = "\n    chain: " + chain
+	}
+	return fmt.Sprintf(`
+limits: {websocket: {%s}}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - path: /
+    origin: app%s
+`, limits, originAddr, origintest.Key.Text(), chain)
+}
+
+// dial opens a WebSocket to the node, failing the test if it cannot.
+func dial(t testing.TB, n *testNode, hdr ...string) *websocket.Conn {
+	t.Helper()
+	c, resp, err := dialWS(n, hdr...)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial: %v (status %d)", err, status)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func dialWS(n *testNode, hdr ...string) (*websocket.Conn, *http.Response, error) {
+	return dialURL("ws://"+n.Addr+"/ws", hdr...)
+}
+
+func dialURL(url string, hdr ...string) (*websocket.Conn, *http.Response, error) {
+	return dialWith(nil, url, hdr...)
+}
+
+// dialWith dials url with the HTTP client hc (nil: the default one).
+func dialWith(hc *http.Client, url string, hdr ...string) (*websocket.Conn, *http.Response, error) {
+	h := http.Header{}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		h.Add(hdr[i], hdr[i+1])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc,
+		CompressionMode: websocket.CompressionDisabled})
+	if err == nil {
+		c.SetReadLimit(64 << 20)
+	}
+	return c, resp, err
+}
+
+// echo sends msg and reads the answer, which must be msg again.
+func echo(t testing.TB, c *websocket.Conn, typ websocket.MessageType, msg []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.Write(ctx, typ, msg); err != nil {
+		t.Fatal(err)
+	}
+	gt, got, err := c.Read(ctx)
+	if err != nil || gt != typ || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %d bytes: type %v, %d bytes, %v", len(msg), gt, len(got), err)
+	}
+}
+
+// closedWith reads from c until it fails and returns the close code.
+func closedWith(t testing.TB, c *websocket.Conn) websocket.StatusCode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return websocket.CloseStatus(err)
+		}
+	}
+}
+
+func appClosed(t testing.TB, a *wsApp) websocket.StatusCode {
+	t.Helper()
+	select {
+	case code := <-a.closed:
+		return code
+	case <-time.After(time.Minute):
+		t.Fatal("the app's connection never ended")
+		return 0
+	}
+}
+
+func tunnelMetric(t testing.TB, n *testNode, name string, labels map[string]string) float64 {
+	return testutil.MetricSum(t, n.Registry(), name, labels)
+}
+
+func TestTunnelEcho(t *testing.T) {
+	n, a := startWS(t, "max_message_bytes: 16777216", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("hello"))
+	echo(t, c, websocket.MessageBinary, []byte{0, 1, 2, 0xff})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 10<<20/16)
+	echo(t, c, websocket.MessageBinary, big)
+
+	// A message in fragments: coder/websocket writes a frame per Write.
+	ctx := context.Background()
+	w, err := c.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"frag", "ment", "ed"} {
+		if _, err := w.Write([]byte(part)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := c.Read(ctx); err != nil || string(got) != "fragmented" {
+		t.Fatalf("fragmented message: %q %v", got, err)
+	}
+
+	// Ping, answered by the app, the pong read by a Read in progress.
+	pinged := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		pinged <- c.Ping(pctx)
+	}()
+	// Echoes keep a Read running until the pong has come.
+	for i := 0; ; i++ {
+		echo(t, c, websocket.MessageText, []byte("while pinging"))
+		select {
+		case err := <-pinged:
+			if err != nil {
+				t.Fatalf("ping: %v", err)
+			}
+		default:
+			if i < 10000 {
+				continue
+			}
+			t.Fatal("no pong after 10,000 echoes")
+		}
+		break
+	}
+
+	// Close codes cross both ways.
+	if err := c.Close(4001, "the client closes"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if code := appClosed(t, a); code != 4001 {
+		t.Fatalf("the app saw close %d, want 4001", code)
+	}
+	c2 := dial(t, n)
+	if err := c2.Write(ctx, websocket.MessageText, []byte("close 4002")); err != nil {
+		t.Fatal(err)
+	}
+	if code := closedWith(t, c2); code != 4002 {
+		t.Fatalf("the client saw close %d, want 4002", code)
+	}
+	<-a.closed
+
+	testutil.Eventually(t, time.Minute, "both tunnels counted closed", func() bool {
+		return tunnelMetric(t, n, "wedge_edge_tunnels_open", nil) == 0 &&
+			tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "client"}) == 1 &&
+			tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "upstream"}) == 1
+	})
+	for _, dir := range []string{"to_origin", "to_client"} {
+		if b := tunnelMetric(t, n, "wedge_edge_tunnel_bytes_total", map[string]string{"direction": dir}); b < float64(len(big)) {
+			t.Errorf("%s: %v bytes counted, fewer than the 10 MiB message", dir, b)
+		}
+	}
+	if a.handshakes.Load() != 2 {
+		t.Errorf("the app saw %d handshakes, want 2", a.handshakes.Load())
+	}
+}
+
+func TestTunnelMessageLimit(t *testing.T) {
+	n, a := startWS(t, "max_message_bytes: 1048576", "")
+	ctx := context.Background()
+	tooBig := func(name string, send func(c *websocket.Conn)) {
+		t.Helper()
+		c := dial(t, n)
+		echo(t, c, websocket.MessageBinary, make([]byte, 1<<20)) // at the limit
+		go send(c)
+		if code := closedWith(t, c); code != websocket.StatusMessageTooBig {
+			t.Fatalf("%s: the client saw close %d, want 1009", name, code)
+		}
+		appClosed(t, a) // its side was closed
+	}
+	tooBig("one frame", func(c *websocket.Conn) { c.Write(ctx, websocket.MessageBinary, make([]byte, 1<<20+1)) })
+	tooBig("fragments", func(c *websocket.Conn) {
+		w, err := c.Writer(ctx, websocket.MessageBinary)
+		if err != nil {
+			return
+		}
+		w.Write(make([]byte, 600<<10))
+		w.Write(make([]byte, 600<<10))
+		w.Close()
+	})
+	tooBig("from the app", func(c *websocket.Conn) { c.Write(ctx, websocket.MessageText, []byte("send 1048577")) })
+	testutil.Eventually(t, time.Minute, "three closes for too_big", func() bool {
+		return tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "too_big"}) == 3
+	})
+}
+
+func TestTunnelMaxTunnels(t *testing.T) {
+	n, _ := startWS(t, "max_tunnels: 1", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("first"))
+	_, resp, err := dialWS(n)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a tunnel past max_tunnels: %v %+v, want 503 with Retry-After", err, resp)
+	}
+	if m := tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "limit"}); m != 1 {
+		t.Fatalf("closes for limit: %v", m)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	testutil.Eventually(t, time.Minute, "a slot free again", func() bool {
+		c, _, err := dialWS(n)
+		if err == nil {
+			c.CloseNow()
+		}
+		return err == nil
+	})
+}
+
+func TestTunnelIdle(t *testing.T) {
+	n, a := startWS(t, "idle_timeout: 200ms", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("then nothing"))
+	if code := closedWith(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("the client saw close %d, want 1001", code)
+	}
+	if code := appClosed(t, a); code != websocket.StatusGoingAway {
+		t.Fatalf("the app saw close %d, want 1001", code)
+	}
+	testutil.Eventually(t, time.Minute, "a close for idle", func() bool {
+		return tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "idle"}) == 1
+	})
+}
+
+// TestTunnelAuthAndCache runs the handshake through auth and cache: it is
+// refused without a token, and the 101, cacheable as the app labels it,
+// is never stored: the next plain GET of the same URL is a miss; and a
+// stored response never answers a handshake.
+func TestTunnelAuthAndCache(t *testing.T) {
+	p := plugins(t)
+	k := base64.RawURLEncoding.EncodeToString(jwtSecret)
+	n, a := startWS(t, "", fmt.Sprintf(`[{file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}, {file: %q}]`,
+		p["auth"], k, p["cache"]))
+	_, resp, err := dialWS(n)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without a token: %v %+v, want 401", err, resp)
+	}
+	token := []string{"Authorization", "Bearer " + jwstest.UserToken(jwtSecret, "alice")}
+	for range 2 {
+		c := dial(t, n, token...)
+		echo(t, c, websocket.MessageText, []byte("authenticated"))
+		c.Close(websocket.StatusNormalClosure, "")
+		appClosed(t, a)
+	}
+	if a.handshakes.Load() != 2 {
+		t.Fatalf("the app saw %d handshakes, want 2", a.handshakes.Load())
+	}
+	st, h, body := n.do(t, "GET", "x", "/ws", nil, token...)
+	if st != 200 || body != "plain\n" || strings.Contains(string(h.Peek("Cache-Status")), "hit") || a.plain.Load() != 1 {
+		t.Fatalf("plain GET after the tunnels: %d %q %q, app saw %d: the 101 was stored", st, body, h.Peek("Cache-Status"), a.plain.Load())
+	}
+	// A 200 stored under the handshake's own URL (its host is the node's
+	// address) must not answer a handshake either.
+	for i := range 2 {
+		st, h, _ := n.do(t, "GET", n.Addr, "/ws", nil, token...)
+		if st != 200 || i == 1 && !strings.Contains(string(h.Peek("Cache-Status")), "hit") {
+			t.Fatalf("plain GET %d of the handshake's URL: %d %q, want it stored", i, st, h.Peek("Cache-Status"))
+		}
+	}
+	c := dial(t, n, token...)
+	echo(t, c, websocket.MessageText, []byte("not from the cache"))
+	c.Close(websocket.StatusNormalClosure, "")
+	appClosed(t, a)
+	if a.handshakes.Load() != 3 {
+		t.Fatalf("the app saw %d handshakes, want 3", a.handshakes.Load())
+	}
+}
+
+func TestTunnelDrainOnShutdown(t *testing.T) {
+	n, a := startWS(t, "drain_timeout: 30s", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("before the drain"))
+	done := make(chan error, 1)
+	go func() { done <- n.Shutdown(context.Background()) }()
+	if code := closedWith(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("the client saw close %d, want 1001", code)
+	}
+	if code := appClosed(t, a); code != websocket.StatusGoingAway {
+		t.Fatalf("the app saw close %d, want 1001", code)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Shutdown hangs on a drained tunnel")
+	}
+	if m := tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "drain"}); m != 1 {
+		t.Fatalf("closes for drain: %v", m)
+	}
+}
+
+// TestTunnelShutdownBound: a client that never answers the close frame
+// holds Shutdown for drain_timeout at most.
+func TestTunnelShutdownBound(t *testing.T) {
+	n, _ := startWS(t, "drain_timeout: 100ms", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("then deaf"))
+	// The client reads nothing more, so it never answers the close.
+	done := make(chan error, 1)
+	go func() { done <- n.Shutdown(context.Background()) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("Shutdown hangs on a tunnel whose client does not close")
+	}
+}
+
+func TestTunnelDrainOnReload(t *testing.T) {
+	n, a, yaml := startWSConfig(t, "", "", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("old config"))
+	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code := closedWith(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("a tunnel of the old config saw close %d, want 1001", code)
+	}
+	appClosed(t, a)
+	echo(t, dial(t, n), websocket.MessageText, []byte("new config"))
+}
+
+// TestTunnelRefused: an origin whose application runs in process
+// refuses tunnels with 501, and a handshake the app refuses is served as
+// the app's answer.
+func TestTunnelRefused(t *testing.T) {
+	o := origintest.Start(t, origintest.OK)
+	n := startNode(t, wsConfig(o.Addr, "", ""))
+	if _, resp, err := dialWS(n); err == nil || resp == nil || resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("in-process origin: %v %+v, want 501", err, resp)
+	}
+	// The same origin with a key the edge does not hold: its 401 becomes a 502.
+	other := origintest.NewCodec(t, wire.Config{Keys: []wire.Key{{ID: 9, Secret: bytes.Repeat([]byte{9}, 32)}}})
+	o2 := origintest.StartConfig(t, origin.ServerConfig{Handler: origintest.OK, Codec: other}, nil)
+	n2 := startNode(t, wsConfig(o2.Addr, "", ""))
+	if _, resp, err := dialWS(n2); err == nil || resp == nil || resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("origin refusing the frame: %v %+v, want 502", err, resp)
+	}
+	if m := tunnelMetric(t, n2, "wedge_edge_tunnels_open", nil); m != 0 {
+		t.Fatalf("%v tunnels open after refusals", m)
+	}
+}
+
+// TestTunnelTLS: a tunnel through the node's TLS listener (wss://).
+func TestTunnelTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, cert := writeCert(t, dir, "ws.example", 1)
+	n, _, _ := startWSConfig(t, "", "", fmt.Sprintf("tls:\n  certs: [{cert: %s, key: %s}]\n", certFile, keyFile))
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.ServeTLS(ln)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "ws.example", RootCAs: pool}}}
+	c, _, err := dialWith(hc, "wss://"+ln.Addr().String()+"/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	echo(t, c, websocket.MessageBinary, bytes.Repeat([]byte("tls"), 100_000))
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("close over TLS: %v", err)
+	}
+}
+
+// TestTunnelDrainAtFrameBoundary: a drain that comes while a message is on
+// its way to the client sends its close frame after that message's frame,
+// never inside it.
+func TestTunnelDrainAtFrameBoundary(t *testing.T) {
+	n, a, yaml := startWSConfig(t, "drain_timeout: 1m", "", "")
+	c := dial(t, n)
+	ctx := context.Background()
+	const size = 10 << 20
+	// The client reads nothing while the app sends: the edge is held in
+	// the middle of the frame, writing to a full socket.
+	if err := c.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf("send %d", size))); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, "the message on its way", func() bool {
+		return tunnelMetric(t, n, "wedge_edge_tunnel_bytes_total", map[string]string{"direction": "to_client"}) > 1<<20
+	})
+	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	typ, msg, err := c.Read(ctx)
+	if err != nil || typ != websocket.MessageBinary || len(msg) != size {
+		t.Fatalf("the message in flight: type %v, %d bytes, %v", typ, len(msg), err)
+	}
+	if code := closedWith(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("then close %d, want 1001", code)
+	}
+	appClosed(t, a)
+}

@@ -1,0 +1,394 @@
+package origin
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// Tunneler is a Handler that also carries tunnels (WebSocket, RFC 6455):
+// Proxy is one. A Server whose Handler is not answers tunnel handshakes
+// with 501.
+type Tunneler interface {
+	// OpenTunnel sends the handshake req to an application by deadline
+	// and fills resp with its answer, or with the origin's own failure.
+	// When resp.Status is 101 it returns the connection to the
+	// application, which carries the tunnel's bytes from then on; else
+	// nil.
+	OpenTunnel(deadline time.Time, req *wire.Request, resp *wire.Response) net.Conn
+}
+
+// DefaultMaxTunnels is ServerConfig.MaxTunnels when left 0.
+const DefaultMaxTunnels = 10_000
+
+// tunnelSet is what a Server knows of the tunnels it carries: how many,
+// bounded, and their connections, which Shutdown closes.
+type tunnelSet struct {
+	mu     sync.Mutex
+	max    int
+	n      int // slots taken: handshakes in progress and open tunnels
+	conns  map[*pipe]struct{}
+	closed bool
+}
+
+// pipe is one open tunnel: the edge's connection and the application's.
+type pipe struct{ edge, app net.Conn }
+
+func (ts *tunnelSet) reserve() bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.closed || ts.n >= ts.max {
+		return false
+	}
+	ts.n++
+	return true
+}
+
+func (ts *tunnelSet) release() {
+	ts.mu.Lock()
+	ts.n--
+	ts.mu.Unlock()
+}
+
+// add registers an open tunnel; false once the set is closed.
+func (ts *tunnelSet) add(p *pipe) bool {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.closed {
+		return false
+	}
+	if ts.conns == nil {
+		ts.conns = map[*pipe]struct{}{}
+	}
+	ts.conns[p] = struct{}{}
+	return true
+}
+
+func (ts *tunnelSet) remove(p *pipe) {
+	ts.mu.Lock()
+	delete(ts.conns, p)
+	ts.mu.Unlock()
+}
+
+// close closes every open tunnel and refuses new ones. The edge sends
+// close frames on a drain; the origin only ends the connections.
+func (ts *tunnelSet) close() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	ts.closed = true
+	for p := range ts.conns {
+		unwrap(p.edge).Close()
+		p.app.Close()
+	}
+}
+
+// tunnel answers a tunnel handshake an edge POSTed to wire.TunnelPath: the
+// frame is authenticated and decoded as on wire.Path, the handshake goes
+// to the application through the Handler (a Tunneler), and its answer goes
+// back sealed. On 101 the connection becomes the tunnel: bytes are copied
+// both ways, raw, until either side ends.
+func (s *Server) tunnel(rc *fasthttp.RequestCtx) {
+	if !rc.IsPost() {
+		rc.Response.Header.SetBytesKV(headerAllow, methodPost)
+		refuse(rc, fasthttp.StatusMethodNotAllowed, "method not allowed: frames are POSTed")
+		return
+	}
+	if !s.tunnels.reserve() {
+		s.m.overload.Inc()
+		rc.Response.Header.SetBytesKV(headerRetryAfter, one)
+		refuse(rc, fasthttp.StatusServiceUnavailable, "origin carries as many tunnels as it may")
+		return
+	}
+	kept := false
+	defer func() {
+		if !kept {
+			s.tunnels.release()
+		}
+	}()
+	start := time.Now()
+	var req wire.Request
+	var resp wire.Response
+	frame, err := s.readBody(rc, nil) // bounded by MaxEnvelope, as any frame
+	var x wire.Exchange
+	if err == nil {
+		x, err = s.codec.DecodeRequest(frame, &req)
+	}
+	if err != nil {
+		rc.SetConnectionClose()
+		s.refuseFrame(rc, err)
+		return
+	}
+	s.m.bytes[dirIn][stageWire].Add(float64(len(frame)))
+	s.m.bytes[dirIn][stageC].Add(float64(x.Size))
+	budget, ok := left(start, x.Sealed, req.Timeout)
+	t, tunnels := s.handler.(Tunneler)
+	var app net.Conn
+	switch {
+	case !ok:
+		s.m.expired.Inc()
+		failure(&resp, fasthttp.StatusGatewayTimeout, "request expired before the origin took it")
+	case !tunnels:
+		failure(&resp, fasthttp.StatusNotImplemented, "this origin carries no tunnels: its application runs in process, not behind a proxy")
+	default:
+		deadline, _ := s.deadlines(start, budget)
+		app = t.OpenTunnel(deadline, &req, &resp)
+	}
+	s.answer(rc, x, &resp)
+	if app == nil || rc.Response.StatusCode() != fasthttp.StatusOK {
+		// No tunnel (the 101 could not be sealed, if there was one): the
+		// connection served its one exchange.
+		if app != nil {
+			app.Close()
+		}
+		rc.SetConnectionClose()
+		return
+	}
+	// The answer is written here rather than by fasthttp, which skips the
+	// hijack when its write fails: the application's connection and the
+	// slot would be left behind.
+	kept = true
+	body := rc.Response.Body()
+	out := append([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/wedge\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	rc.HijackSetNoResponse(true)
+	rc.Hijack(func(edge net.Conn) {
+		defer s.tunnels.release()
+		p := &pipe{edge: edge, app: app}
+		edge.SetWriteDeadline(time.Now().Add(s.srv.WriteTimeout))
+		if _, err := edge.Write(out); err != nil || !s.tunnels.add(p) {
+			app.Close()
+			return
+		}
+		defer s.tunnels.remove(p)
+		splice(edge, app)
+	})
+}
+
+// splice copies bytes both ways between a and b until both directions
+// have ended; a direction that ends (its reader saw EOF) is passed on as
+// a half close, so a close handshake's last bytes get through. It closes
+// b; the caller closes a.
+func splice(a, b net.Conn) {
+	a.SetDeadline(time.Time{})
+	done := make(chan struct{})
+	go func() {
+		copyHalf(b, a)
+		close(done)
+	}()
+	copyHalf(a, b)
+	<-done
+	b.Close()
+}
+
+// copyHalf copies src to dst; when src ends it ends dst's writing, or,
+// when that cannot be done, closes both, so that the other direction ends
+// too.
+func copyHalf(dst, src net.Conn) {
+	_, err := io.Copy(dst, src)
+	if err == nil && closeWrite(dst) == nil {
+		return
+	}
+	unwrap(dst).Close()
+	unwrap(src).Close()
+}
+
+// unwrap is the connection under fasthttp's hijacked one, whose Close does
+// nothing until the hijack handler returns.
+func unwrap(c net.Conn) net.Conn {
+	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
+		return u.UnsafeConn()
+	}
+	return c
+}
+
+// closeWrite half-closes c where it can: a TCP or TLS connection.
+func closeWrite(c net.Conn) error {
+	if cw, ok := unwrap(c).(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
+// maxTunnelAnswer bounds the body of an application's refusal of a
+// handshake, which the edge serves as any response.
+const maxTunnelAnswer = 1 << 20
+
+// OpenTunnel sends a tunnel's handshake to the upstream the balancer
+// picks (tunnelUpstream), failing over while the connection could not be
+// made, and reads the answer as strictly as any response: a 101 that does
+// not switch to websocket, or with anything unparsable, is a 502.
+func (p *Proxy) OpenTunnel(deadline time.Time, req *wire.Request, resp *wire.Response) net.Conn {
+	if !validPath(req.Path) || !validTarget(req.Query) {
+		failure(resp, fasthttp.StatusBadRequest, "request line not valid HTTP")
+		return nil
+	}
+	var tried uint64
+	reason := ""
+	for {
+		u := p.tunnelUpstream(req, tried)
+		if u == nil {
+			p.m.upstreamErr.Inc()
+			if reason == "" {
+				unavailable(resp, fasthttp.StatusServiceUnavailable, "no healthy upstream")
+			} else {
+				unavailable(resp, fasthttp.StatusBadGateway, reason)
+			}
+			return nil
+		}
+		tried |= 1 << u.idx
+		conn, err := dialTunnel(u, deadline)
+		if err != nil {
+			u.c.dial.Inc()
+			p.failed(u)
+			reason = dialReason(err)
+			continue
+		}
+		u.inflight.Add(1)
+		app, err := p.handshake(conn, u, deadline, req, resp)
+		u.inflight.Add(-1)
+		if err != nil {
+			conn.Close()
+			p.m.upstreamErr.Inc()
+			if isTimeout(err) || !time.Now().Before(deadline) {
+				u.c.timeout.Inc()
+				failure(resp, fasthttp.StatusGatewayTimeout, "upstream timeout")
+			} else {
+				u.c.err.Inc()
+				failure(resp, fasthttp.StatusBadGateway, transportReason(err))
+			}
+			return nil
+		}
+		u.c.ok.Inc()
+		u.succeeded()
+		if app == nil {
+			conn.Close()
+		}
+		return app
+	}
+}
+
+// tunnelUpstream is the upstream a tunnel's handshake goes to: the
+// balancer's choice among the healthy ones not yet tried, or the one that
+// holds the request's engine.io session (sticky.go).
+func (p *Proxy) tunnelUpstream(req *wire.Request, tried uint64) *upstream {
+	return p.choose(req, p.rr.Add(1), tried)
+}
+
+// dialTunnel opens a connection of the tunnel's own to u: not pooled, and
+// not watched by connwatch, since a tunnel's bytes flow both ways at any
+// time.
+func dialTunnel(u *upstream, deadline time.Time) (net.Conn, error) {
+	d := net.Dialer{Deadline: deadline}
+	c, err := d.Dial("tcp", u.name)
+	if err != nil || !u.tls {
+		return c, err
+	}
+	host, _, _ := net.SplitHostPort(u.name)
+	tc := tls.Client(c, &tls.Config{ServerName: host})
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+var (
+	nameConnection = []byte("Connection")
+	nameUpgrade    = []byte("Upgrade")
+	valueUpgrade   = []byte("Upgrade")
+	valueWebSocket = []byte("websocket")
+)
+
+// handshake writes the handshake on conn, as forward writes any request
+// plus the upgrade's own (hop-by-hop) fields, and reads the answer into
+// resp: on 101 it returns the tunnel's connection, else nil with resp the
+// application's answer.
+func (p *Proxy) handshake(conn net.Conn, u *upstream, deadline time.Time, req *wire.Request, resp *wire.Response) (net.Conn, error) {
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	freq := fasthttp.AcquireRequest()
+	fresp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(freq)
+	defer fasthttp.ReleaseResponse(fresp)
+	buildRequest(freq, req, u.name, nil)
+	freq.Header.AddBytesKV(nameConnection, valueUpgrade)
+	freq.Header.AddBytesKV(nameUpgrade, valueWebSocket)
+	bw := bufio.NewWriter(conn)
+	if err := freq.Write(bw); err != nil {
+		return nil, err
+	}
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(conn, 32<<10)
+	fresp.Header.DisableNormalizing()
+	for n := 0; ; n++ {
+		block, err := peekHeader(br)
+		if err != nil {
+			return nil, err
+		}
+		info, err := checkResponseHeader(block)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case info.status == fasthttp.StatusSwitchingProtocols:
+			if err := fresp.Header.Read(br); err != nil {
+				return nil, err
+			}
+			if !hasToken(fresp.Header.PeekBytes(nameUpgrade), valueWebSocket) {
+				return nil, invalid("101 Switching Protocols to other than websocket")
+			}
+			copyUpstream(resp, fresp, nil)
+			if err := conn.SetDeadline(time.Time{}); err != nil {
+				return nil, err
+			}
+			return &bufferedConn{Conn: conn, br: br}, nil
+		case info.status >= 200:
+			if err := fresp.ReadLimitBody(br, maxTunnelAnswer); err != nil {
+				return nil, err
+			}
+			copyUpstream(resp, fresp, nil)
+			return nil, nil
+		case n >= maxInterimRead:
+			return nil, errTooManyInterim
+		}
+		// 100 Continue and hints: a handshake's answer is what matters.
+		if _, err := br.Discard(len(block)); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// bufferedConn is a tunnel's connection to the application: what the
+// handshake's reader took past the 101 comes first.
+type bufferedConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p)
+		}
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite half-closes the connection under it.
+func (c *bufferedConn) CloseWrite() error { return closeWrite(c.Conn) }

@@ -1,0 +1,239 @@
+package origin
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/origin/wire"
+)
+
+// rawApp is an application that answers every connection's request with
+// answer, as bytes, and then, when it switched protocols, echoes what
+// comes. It keeps the request heads it read.
+type rawApp struct {
+	addr   string
+	mu     sync.Mutex
+	heads  []string
+	answer string
+}
+
+func startRawApp(t *testing.T, answer string) *rawApp {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &rawApp{addr: ln.Addr().String(), answer: answer}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				var head strings.Builder
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					head.WriteString(line)
+					if line == "\r\n" {
+						break
+					}
+				}
+				a.mu.Lock()
+				a.heads = append(a.heads, head.String())
+				a.mu.Unlock()
+				if _, err := io.WriteString(c, a.answer); err != nil || !strings.HasPrefix(a.answer, "HTTP/1.1 101") {
+					return
+				}
+				io.Copy(c, br)
+			})
+		}
+	})
+	return a
+}
+
+func (a *rawApp) lastHead() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.heads) == 0 {
+		return ""
+	}
+	return a.heads[len(a.heads)-1]
+}
+
+const switched = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+
+func wsReq(path string) *wire.Request {
+	r := getReq(path)
+	r.AddHeader([]byte("Sec-WebSocket-Key"), []byte("dGhlIHNhbXBsZSBub25jZQ=="))
+	r.AddHeader([]byte("Sec-WebSocket-Version"), []byte("13"))
+	return r
+}
+
+// openTunnel POSTs req's frame, sealed by codec, to the origin's tunnel
+// path on a connection of its own, and returns the transport status, the
+// envelope when there is one, and the connection, open, for the tunnel.
+func openTunnel(t *testing.T, addr string, codec *wire.Codec, req *wire.Request) (int, *wire.Response, net.Conn, *bufio.Reader) {
+	t.Helper()
+	frame, x, err := codec.AppendRequest(nil, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postTunnel(t, addr, frame, func(body []byte) *wire.Response {
+		resp := new(wire.Response)
+		if _, err := codec.DecodeResponse(body, x, resp); err != nil {
+			t.Fatalf("decode response: %v", err)
+		}
+		return resp
+	})
+}
+
+func postTunnel(t *testing.T, addr string, frame []byte, open func([]byte) *wire.Response) (int, *wire.Response, net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(time.Minute))
+	head := "POST " + wire.TunnelPath + " HTTP/1.1\r\nHost: origin\r\nContent-Type: application/wedge\r\nContent-Length: " +
+		strconv.Itoa(len(frame)) + "\r\n\r\n"
+	if _, err := c.Write(append([]byte(head), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	hr, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(hr.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hr.StatusCode != 200 {
+		return hr.StatusCode, nil, c, br
+	}
+	return hr.StatusCode, open(body), c, br
+}
+
+func TestTunnelThroughProxy(t *testing.T) {
+	// The app's first bytes come in the same write as its 101.
+	app := startRawApp(t, switched+"early")
+	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}),
+		func(c *ServerConfig) { c.MaxTunnels = 1 })
+	status, resp, c, br := openTunnel(t, o.addr, o.codec, wsReq("/chat"))
+	if status != 200 || resp.Status != 101 {
+		t.Fatalf("handshake: transport %d, envelope %+v", status, resp)
+	}
+	if v, _ := wire.Get(resp.Header, "Sec-WebSocket-Accept"); string(v) != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("101 fields: %q", resp.Header)
+	}
+	for _, f := range resp.Header {
+		if wire.HopByHop(f.Name) {
+			t.Fatalf("hop-by-hop field %s in the 101 envelope", f.Name)
+		}
+	}
+	h := app.lastHead()
+	for _, want := range []string{"GET /chat HTTP/1.1\r\n", "\r\nConnection: Upgrade\r\n", "\r\nUpgrade: websocket\r\n",
+		"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "\r\nX-Forwarded-For: 192.0.2.7\r\n"} {
+		if !strings.Contains(h, want) {
+			t.Fatalf("the app's handshake lacks %q:\n%s", want, h)
+		}
+	}
+	// Raw bytes both ways, the app's early ones first.
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("earlyping"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "earlyping" {
+		t.Fatalf("tunnel bytes: %q %v", got, err)
+	}
+	// MaxTunnels: the second handshake is refused.
+	if status, _, _, _ := openTunnel(t, o.addr, o.codec, wsReq("/chat")); status != 503 {
+		t.Fatalf("past MaxTunnels: transport %d, want 503", status)
+	}
+	// Shutdown closes the tunnel.
+	o.srv.Shutdown(t.Context())
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatalf("after Shutdown: %v", err)
+	}
+}
+
+func TestTunnelAppAnswers(t *testing.T) {
+	for _, c := range []struct {
+		name, answer string
+		status       uint64
+	}{
+		{"refused", "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno", 403},
+		{"other protocol", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", 502},
+		{"bare LF", "HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\n\n", 502},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := startRawApp(t, c.answer)
+			o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}), nil)
+			status, resp, conn, _ := openTunnel(t, o.addr, o.codec, wsReq("/chat"))
+			if status != 200 || resp.Status != c.status {
+				t.Fatalf("transport %d, envelope status %d, want %d", status, resp.Status, c.status)
+			}
+			// No tunnel: the origin closes the connection.
+			conn.SetReadDeadline(time.Now().Add(time.Minute))
+			if n, err := conn.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+				t.Fatalf("after a refused handshake: %d %v, want EOF", n, err)
+			}
+		})
+	}
+}
+
+// TestTunnelFrameRefused: a handshake whose frame does not authenticate
+// never reaches a decoder or an application.
+func TestTunnelFrameRefused(t *testing.T) {
+	app := startRawApp(t, switched)
+	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}), nil)
+	other := newCodec(t, wire.Config{Keys: []wire.Key{{ID: 7, Secret: bytes.Repeat([]byte{1}, 32)}}})
+	frame, _, err := other.AppendRequest(nil, wsReq("/chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := bytes.Clone(frame)
+	clear(unsigned[10:26]) // the MAC
+	for name, f := range map[string][]byte{"another secret": frame, "no MAC": unsigned} {
+		if status, _, _, _ := postTunnel(t, o.addr, f, nil); status != 401 {
+			t.Errorf("%s: transport %d, want 401", name, status)
+		}
+	}
+	if app.lastHead() != "" {
+		t.Fatal("a refused frame reached the app")
+	}
+	if status, _, _ := post(t, o.addr, "GET", wire.TunnelPath, nil); status != 405 {
+		t.Fatalf("GET: %d, want 405", status)
+	}
+}
+
+// TestTunnelInProcess: an application in process cannot take a tunnel.
+func TestTunnelInProcess(t *testing.T) {
+	o := startOrigin(t, HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 }), nil)
+	status, resp, _, _ := openTunnel(t, o.addr, o.codec, wsReq("/chat"))
+	if status != 200 || resp.Status != 501 || len(resp.Error) == 0 {
+		t.Fatalf("transport %d, envelope %+v, want 501 with a reason", status, resp)
+	}
+}
