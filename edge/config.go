@@ -114,7 +114,8 @@ type Limits struct {
 	// MaxWriteBytes bounds, node-wide, the response bodies held for
 	// clients still receiving them: a slow reader keeps its body until it
 	// has taken it or the write times out. Bodies served from the
-	// response cache are the cache's own bytes and not counted. Default
+	// response cache are the cache's own bytes and not counted; the body
+	// a streamed response gathers for the cache is. Default
 	// 256 MiB; a response past it is refused with 503 and Retry-After, and
 	// the connection closed (so one larger than it always is).
 	MaxWriteBytes int `yaml:"max_write_bytes"`

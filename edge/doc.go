@@ -50,7 +50,7 @@
 // An answer the origin streams (a body larger than an envelope holds, of
 // unknown length past it, or server-sent events) goes to the client as it
 // comes, flushed piece by piece, and the cache stores it once it has gone
-// by whole, up to 16 MiB. With Limits.StreamThreshold set, request bodies
+// by whole, up to 16 MiB, gathering it within limits.max_write_bytes. With Limits.StreamThreshold set, request bodies
 // past it, and chunked ones, stream to the origin too, bounded by the
 // route's RouteConfig.MaxBodyBytes rather than by memory. See stream.go.
 //

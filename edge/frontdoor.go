@@ -47,15 +47,22 @@ type frontDoor struct {
 	maxResets int64
 	advertise bool      // Alt-Svc names HTTP/3 once it is served (HTTP/2)
 	heads     sync.Pool // *frontHead
+
+	// read_timeout and write_timeout, which bound a request's stream as
+	// they bound an HTTP/1.1 connection (frontStream). readTimeout is 0
+	// over HTTP/2, whose server arms it on each stream itself.
+	readTimeout, writeTimeout time.Duration
 }
 
-// frontHead is a request's header section as fasthttp reads it, pooled:
-// the bytes, and a reader sized to max_header_bytes (a larger section gets
-// 431, as over HTTP/1.1) that later reads the body.
+// frontHead is a request as the core sees it, pooled: its header section
+// as fasthttp reads it (the bytes, and a reader sized to max_header_bytes,
+// so a larger section gets 431, as over HTTP/1.1, that later reads the
+// body), and its connection.
 type frontHead struct {
-	b  []byte
-	rd bytes.Reader
-	br *bufio.Reader
+	b    []byte
+	rd   bytes.Reader
+	br   *bufio.Reader
+	conn frontStream
 }
 
 var (
@@ -65,7 +72,8 @@ var (
 
 func newFrontDoor(n *Node, proto, label string, maxResets int) *frontDoor {
 	f := &frontDoor{n: n, proto: proto, requests: n.doors.requests.WithLabelValues(label),
-		resets: n.doors.resets.WithLabelValues(label), maxResets: int64(maxResets)}
+		resets: n.doors.resets.WithLabelValues(label), maxResets: int64(maxResets),
+		writeTimeout: time.Duration(n.cfg.Limits.WriteTimeout)}
 	size := n.cfg.Limits.MaxHeaderBytes
 	f.heads.New = func() any { return &frontHead{br: bufio.NewReaderSize(nil, size)} }
 	return f
@@ -75,11 +83,11 @@ func newFrontDoor(n *Node, proto, label string, maxResets int) *frontDoor {
 type peerKey struct{}
 
 // peer is one HTTP/2 or HTTP/3 client connection as the fasthttp core sees
-// it: the net.Conn a RequestCtx is initialised with, so RemoteAddr,
-// LocalAddr and IsTLS answer as they do for HTTP/1.1. No bytes pass
-// through it: responses go to the http.ResponseWriter, and nothing the
-// core writes to a connection (interim responses, hijacking) applies to a
-// request that is not HTTP/1.1.
+// it, through the stream of each request: RemoteAddr, LocalAddr and IsTLS
+// answer as they do for HTTP/1.1. No bytes pass through it: responses go
+// to the http.ResponseWriter, and nothing the core writes to a connection
+// (interim responses, hijacking) applies to a request that is not
+// HTTP/1.1.
 type peer struct {
 	remote, local net.Addr
 	state         tls.ConnectionState
@@ -92,19 +100,38 @@ type peer struct {
 
 var errNotAStream = errors.New("edge: an HTTP/2 or HTTP/3 request's connection carries no bytes of its own")
 
-func (p *peer) Read([]byte) (int, error)         { return 0, errNotAStream }
-func (p *peer) Write([]byte) (int, error)        { return 0, errNotAStream }
-func (p *peer) Close() error                     { return nil }
-func (p *peer) LocalAddr() net.Addr              { return p.local }
-func (p *peer) RemoteAddr() net.Addr             { return p.remote }
-func (p *peer) SetDeadline(time.Time) error      { return nil }
-func (p *peer) SetReadDeadline(time.Time) error  { return nil }
-func (p *peer) SetWriteDeadline(time.Time) error { return nil }
+func (p *peer) Read([]byte) (int, error)  { return 0, errNotAStream }
+func (p *peer) Write([]byte) (int, error) { return 0, errNotAStream }
+func (p *peer) Close() error              { return nil }
+func (p *peer) LocalAddr() net.Addr       { return p.local }
+func (p *peer) RemoteAddr() net.Addr      { return p.remote }
 
 // Handshake and ConnectionState are how fasthttp tells HTTPS
 // (RequestCtx.IsTLS); every HTTP/2 or HTTP/3 connection of the node is TLS.
 func (p *peer) Handshake() error                     { return nil }
 func (p *peer) ConnectionState() tls.ConnectionState { return p.state }
+
+// frontStream is the net.Conn a front door's RequestCtx is initialised with:
+// the client's connection (peer), whose read deadline is that of the
+// request's stream. The core moves a connection's read deadline on as a
+// streamed body comes (stream.go: read_timeout bounds a stall, not the
+// whole body); here that moves the HTTP/2 or HTTP/3 stream's, which the
+// connection's deadline would not (it carries other streams), and which
+// the HTTP/2 server otherwise arms once per stream, for the whole of it.
+//
+// Write deadlines the core sets are ignored: it sets one before it waits
+// for the origin's next chunk, and a stream's deadline, unlike a
+// connection's, resets the stream when it passes even with no write
+// pending. The front door arms the stream's write deadline around each
+// write itself (write).
+type frontStream struct {
+	*peer
+	rc http.ResponseController
+}
+
+func (s *frontStream) SetDeadline(t time.Time) error     { return s.rc.SetReadDeadline(t) }
+func (s *frontStream) SetReadDeadline(t time.Time) error { return s.rc.SetReadDeadline(t) }
+func (s *frontStream) SetWriteDeadline(time.Time) error  { return nil }
 
 // ServeHTTP is one HTTP/2 or HTTP/3 request.
 func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -134,9 +161,20 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		frontCtxs.Put(ctx)
 		h.rd.Reset(nil)
 		h.br.Reset(nil)
+		h.conn = frontStream{}
 		f.heads.Put(h)
 	}()
-	ctx.Init2(p, slogPrintf{f.n.log}, true)
+	// The controller is copied into h, pooled: no allocation per request.
+	h.conn = frontStream{peer: p, rc: *http.NewResponseController(w)}
+	// read_timeout bounds the request from here, as from its first byte
+	// over HTTP/1.1 (the HTTP/3 server arms no deadline of its own);
+	// write_timeout each write of its answer, not the time the core works
+	// on it (write).
+	if f.readTimeout > 0 {
+		h.conn.SetReadDeadline(time.Now().Add(f.readTimeout))
+	}
+	h.conn.rc.SetWriteDeadline(time.Time{})
+	ctx.Init2(&h.conn, slogPrintf{f.n.log}, true)
 	ctx.Request.Header.DisableNormalizing()
 	ctx.Response.Header.DisableNormalizing()
 	ctx.Response.Header.SetNoDefaultContentType(true)
@@ -147,7 +185,7 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f.n.serve(ctx)
 	date(&ctx.Response.Header)
-	f.write(w, r, ctx)
+	f.write(w, r, ctx, &h.conn.rc)
 }
 
 // read puts r into ctx as fasthttp would have read it from an HTTP/1.1
@@ -241,8 +279,10 @@ func validTarget(s string) bool {
 
 // write sends the response the core left in ctx to w: status, fields
 // (without the hop-by-hop ones HTTP/2 and HTTP/3 forbid), and body, flushed
-// per chunk when it is a stream.
-func (f *frontDoor) write(w http.ResponseWriter, r *http.Request, ctx *fasthttp.RequestCtx) {
+// per chunk when it is a stream. write_timeout bounds each write to the
+// stream, as it bounds a stall over HTTP/1.1, not the whole body; the
+// stream has no write deadline while a chunk is awaited from the origin.
+func (f *frontDoor) write(w http.ResponseWriter, r *http.Request, ctx *fasthttp.RequestCtx, rc *http.ResponseController) {
 	hdr := w.Header()
 	for k, v := range ctx.Response.Header.All() {
 		name := string(k)
@@ -265,6 +305,7 @@ func (f *frontDoor) write(w http.ResponseWriter, r *http.Request, ctx *fasthttp.
 	// length is not the body sent.
 	framed := r.Method != http.MethodHead && status >= 200 && status != 204 && status != 304
 	stream := resp.BodyStream()
+	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
 	if stream == nil {
 		if framed {
 			hdr.Set("Content-Length", strconv.Itoa(len(resp.Body())))
@@ -284,18 +325,18 @@ func (f *frontDoor) write(w http.ResponseWriter, r *http.Request, ctx *fasthttp.
 	}
 	// A streamed body: each chunk goes to the client as it comes, so
 	// events of an event stream are not held back.
-	flusher, _ := w.(http.Flusher)
+	rc.SetWriteDeadline(time.Time{})
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
 	for {
 		n, err := stream.Read(*buf)
 		if n > 0 {
+			rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
 			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return
 			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+			rc.Flush()
+			rc.SetWriteDeadline(time.Time{})
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
@@ -323,6 +364,6 @@ func (f *frontDoor) reset(p *peer) {
 // front door made, whose request line names its protocol, rather than an
 // HTTP/1.1 connection's (lenient refuses other versions there).
 func viaFrontDoor(ctx *fasthttp.RequestCtx) bool {
-	_, ok := ctx.Conn().(*peer)
+	_, ok := ctx.Conn().(*frontStream)
 	return ok
 }

@@ -18,9 +18,11 @@ import (
 )
 
 // HTTP2Config is the TLS listener's HTTP/2 (tls.http2 in the config).
-// Header list size, request body size and the idle, read and write
-// timeouts are the limits HTTP/1.1 has (Limits); a read or write timeout
-// applies to each stream.
+// Header list size, request body size, the number of connections and the
+// idle, read and write timeouts are the limits HTTP/1.1 has (Limits): the
+// read timeout bounds a request's stream from its start, the write timeout
+// its answer from when it is written, and for a streamed body each bounds a
+// stall, not the whole body, as over HTTP/1.1.
 type HTTP2Config struct {
 	// Disabled keeps the TLS listener to HTTP/1.1: ALPN offers h2 unless
 	// it is set.
@@ -52,6 +54,7 @@ type doors struct {
 	resets   *prometheus.CounterVec // early resets, by protocol
 	h2errors *prometheus.CounterVec // by the HTTP/2 server's error type
 	h2conns  atomic.Int64           // open HTTP/2 connections
+	h3conns  atomic.Int64           // open HTTP/3 (QUIC) connections
 	pending  atomic.Int64           // TLS handshakes in progress
 
 	// altSvc is the Alt-Svc field value advertising HTTP/3 on TLS

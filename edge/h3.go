@@ -13,8 +13,10 @@ import (
 )
 
 // HTTP3Config is HTTP/3 (QUIC) on the TLS listener's port over UDP
-// (tls.http3 in the config). Header size, request body size and the idle
-// timeout are the limits HTTP/1.1 has (Limits).
+// (tls.http3 in the config). Header size, request body size, the number of
+// connections (max_conns, counted apart from TCP's) and the idle, read and
+// write timeouts are the limits HTTP/1.1 has (Limits), as over HTTP/2
+// (HTTP2Config).
 type HTTP3Config struct {
 	// Enabled serves HTTP/3 and advertises it on TLS responses (Alt-Svc).
 	Enabled bool `yaml:"enabled"`
@@ -50,8 +52,10 @@ func (n *Node) serveH3(addr net.Addr) error {
 		return fmt.Errorf("edge: http/3: %w", err)
 	}
 	lim, c := n.cfg.Limits, n.cfg.TLS.HTTP3
+	door := newFrontDoor(n, "HTTP/3.0", "h3", c.MaxResets)
+	door.readTimeout = time.Duration(lim.ReadTimeout)
 	srv := &http3.Server{
-		Handler:   newFrontDoor(n, "HTTP/3.0", "h3", c.MaxResets),
+		Handler:   door,
 		TLSConfig: n.tlsConfig(),
 		QUICConfig: &quic.Config{
 			MaxIncomingStreams:   int64(c.MaxConcurrentStreams),
@@ -62,6 +66,13 @@ func (n *Node) serveH3(addr net.Addr) error {
 		IdleTimeout:    time.Duration(lim.IdleTimeout),
 		Logger:         n.log,
 		ConnContext: func(ctx context.Context, qc *quic.Conn) context.Context {
+			// max_conns bounds QUIC connections as fasthttp bounds TCP
+			// ones, apart from them.
+			d := &n.doors
+			context.AfterFunc(qc.Context(), func() { d.h3conns.Add(-1) })
+			if d.h3conns.Add(1) > int64(lim.MaxConns) {
+				qc.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeExcessiveLoad), "too many connections")
+			}
 			p := &peer{remote: qc.RemoteAddr(), local: qc.LocalAddr(), state: qc.ConnectionState().TLS,
 				end: func() {
 					qc.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeExcessiveLoad), "too many early resets")

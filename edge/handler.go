@@ -214,7 +214,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	}
 	c := &x.chain
 	c.n, c.rt, c.ctx, c.st = n, rt, ctx, &x.st
-	c.upgrade = wantsTunnel(ctx)
+	c.upgrade = c.upgrade && wantsTunnel(ctx) // c.upgrade: fromHTTP saw an Upgrade field
 	x.flow.Run(c, x, &x.MemExchange)
 	var sent int
 	if c.tun != nil {
@@ -431,6 +431,8 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 			conn = append(conn, x.CopyString(v))
 		}
 		if hopByHop(name) || strings.EqualFold(name, "Host") || wire.Reserved(k) {
+			// wantsTunnel reads the section again only where this is set.
+			x.chain.upgrade = x.chain.upgrade || strings.EqualFold(name, "Upgrade")
 			continue
 		}
 		r.Header.Add(x.CopyString(k), x.CopyString(v))

@@ -65,6 +65,9 @@ type generation struct {
 	origins map[string]*origin
 	loaded  map[modKey]*loaded // a reference held on each
 	certs   *certs
+	// routeBodies: a route bounds request bodies apart from
+	// limits.max_body_bytes, which headerReceived then looks up.
+	routeBodies bool
 
 	refs      atomic.Int64 // requests holding it, plus one until retired
 	retired   atomic.Bool
@@ -216,6 +219,7 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 			rt.timeout = rt.origin.timeout
 		}
 		rt.maxBody, rt.maxResponse = routeMax(rc, &cfg.Limits) // stream.go
+		g.routeBodies = g.routeBodies || rc.MaxBodyBytes != 0
 		for _, pc := range rc.Chain {
 			s, err := n.loadStep(ctx, g, rc.Name, pc)
 			if err != nil {

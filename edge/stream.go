@@ -62,6 +62,12 @@ func routeMax(rc *RouteConfig, l *Limits) (body, resp int64) {
 // for: the request gets an Expect of 100-continue instead (parsed, not in
 // the header section passed on), and expect refuses it.
 func (n *Node) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if n.cfg.Limits.StreamThreshold <= 0 && !n.gen.Load().routeBodies {
+		return fasthttp.RequestConfig{} // the server's bound is every route's: no lookup
+	}
+	if cl := h.ContentLength(); cl == 0 || cl == -2 {
+		return fasthttp.RequestConfig{} // no body
+	}
 	rt := n.route(h)
 	if rt == nil || rt.maxBody <= 0 {
 		return fasthttp.RequestConfig{}
@@ -86,15 +92,14 @@ func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
 	return fasthttp.StatusContinue
 }
 
-// route is the route a request header names, by its path as sent: only
-// its bounds are read, and a request whose path is not in normal form is
-// refused later anyway.
+// route is the route a request header names, matched as serve matches
+// it: on the host and normalized path of the request's URI, so that an
+// absolute-form target or an escaped path gets its route's bounds too.
 func (n *Node) route(h *fasthttp.RequestHeader) *route {
-	path := h.RequestURI()
-	if i := bytes.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	return n.gen.Load().router.match(h.Host(), path)
+	u := fasthttp.AcquireURI()
+	defer fasthttp.ReleaseURI(u)
+	_ = u.Parse(h.Host(), h.RequestURI()) // as ctx.URI(): what parsed is what serve routes on
+	return n.gen.Load().router.match(u.Host(), u.Path())
 }
 
 // stream is what one request streams: its pooled exchange holds it.
@@ -155,29 +160,52 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 	if size == -1 && rt.maxBody > 0 {
 		in = &maxReader{r: in, left: rt.maxBody}
 	}
-	want := streamPrefix
+	want := int64(streamPrefix)
 	switch {
 	case whole:
-		want = size
+		want = int64(size)
 	case size == -1:
-		want = thr + 1
+		want = int64(thr) + 1
 	}
-	if cap(s.buf) < want {
-		s.buf = make([]byte, 0, want)
+	// The buffer grows as bytes arrive, not to what the length claims, and
+	// only a clean end of the body (io.EOF) ends it without an error: a
+	// chunked body cut off (io.ErrUnexpectedEOF from fasthttp) fails here
+	// rather than go to the origin as a whole one.
+	var err error
+	s.buf, err = readUpTo(s.buf[:0], in, want)
+	if err == nil && size != -1 && int64(len(s.buf)) < want {
+		err = io.ErrUnexpectedEOF // shorter than its Content-Length
 	}
-	got, err := io.ReadFull(in, s.buf[:want])
-	s.buf = s.buf[:got]
 	switch {
-	case size == -1 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)):
-		// Ended within the threshold.
 	case err != nil:
 		n.bodyFailed(ctx, err)
 		return false
-	case !whole:
+	case !whole && int64(len(s.buf)) == want:
+		// Past the threshold, or the prefix of a longer body: the rest
+		// streams.
 		s.in = in
 	}
 	x.Req.Body = s.buf
 	return true
+}
+
+// readUpTo appends what r gives to buf until it holds max bytes or r ends
+// (io.EOF, returned as nil), growing buf as the bytes arrive.
+func readUpTo(buf []byte, r io.Reader, max int64) ([]byte, error) {
+	for int64(len(buf)) < max {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), max)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // bodyFailed answers a request whose body could not be read.
@@ -200,8 +228,9 @@ func (x *exchange) BodyStreams() bool { return x.st.body != nil }
 
 // StoreAfter implements host.BodyStreamer: the cache gets a streamed
 // response once its body has gone by to the client whole, if it is at most
-// maxStreamedStore; one whose length says it is larger is refused now, so
-// the cache's Cache-Status says it was not stored.
+// maxStreamedStore and the node's max_write_bytes had room for it as it
+// gathered; one whose length says it is larger is refused now, so the
+// cache's Cache-Status says it was not stored.
 func (x *exchange) StoreAfter(cache host.Cache, key []byte, e *host.CacheEntry) bool {
 	if n := streamedLength(&x.Resp); n > maxStreamedStore {
 		return false
@@ -214,28 +243,39 @@ func (x *exchange) StoreAfter(cache host.Cache, key []byte, e *host.CacheEntry) 
 // one response envelope holds.
 const maxStreamedStore = wire.DefaultMaxEnvelope
 
-// pendingStore is a cache entry waiting for its streamed body.
+// pendingStore is a cache entry waiting for its streamed body. The body
+// gathered so far counts against the node's writes (max_write_bytes), as
+// a whole body being written does: a thousand cacheable downloads in
+// flight would otherwise hold up to maxStreamedStore each outside it.
 type pendingStore struct {
 	cache host.Cache
 	key   []byte
 	e     *host.CacheEntry
+	w     *writes // what body counts against; set by send
 	body  []byte
-	over  bool // past maxStreamedStore: dropped
+	over  bool // past maxStreamedStore or the writes' limit: dropped
 }
 
-// add gathers a piece of the body, giving up past the bound.
+// add gathers a piece of the body, giving up past the bounds.
 func (p *pendingStore) add(b []byte) {
 	if p.over || len(b) == 0 {
 		return
 	}
-	if len(p.body)+len(b) > maxStreamedStore {
-		p.over, p.body = true, nil
+	if len(p.body)+len(b) > maxStreamedStore || !p.w.take(int64(len(b))) {
+		p.drop()
 		return
 	}
 	p.body = append(p.body, b...)
 }
 
-// commit stores the entry with the whole body.
+// drop gives the entry up, and the bytes it held back to the writes.
+func (p *pendingStore) drop() {
+	p.w.bytes.Add(-int64(len(p.body)))
+	p.over, p.body = true, nil
+}
+
+// commit stores the entry with the whole body: the cache holds it now,
+// within its own bounds.
 func (p *pendingStore) commit() {
 	if p.over {
 		return
@@ -244,6 +284,7 @@ func (p *pendingStore) commit() {
 	r.Body = p.body
 	p.e.Response = &r
 	p.cache.Set(p.key, p.e)
+	p.w.bytes.Add(-int64(len(p.body)))
 }
 
 // streamedLength is a streamed body's length as the origin gave it
@@ -317,6 +358,9 @@ func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
 		ctx.SetConnectionClose()
 		return
 	}
+	if store != nil {
+		store.w = &n.writes
+	}
 	out := &sendBody{body: body, c: ctx.Conn(), idle: n.srv.WriteTimeout, w: &n.writes, max: rt.maxResponse, store: store}
 	// With the origin's length the client gets Content-Length, and a body
 	// that comes up short fails the write rather than end early.
@@ -344,7 +388,7 @@ func (b *sendBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.body.Read(p)
 	if b.sent += int64(n); b.max > 0 && b.sent > b.max {
-		b.store = nil
+		b.dropStore()
 		return 0, errTooLarge
 	}
 	if b.store != nil {
@@ -361,8 +405,17 @@ func (b *sendBody) Read(p []byte) (int, error) {
 // Close is fasthttp done with the body, written or not.
 func (b *sendBody) Close() error {
 	b.body.Close()
+	b.dropStore() // the body did not go by whole
 	b.w.done(wire.MaxChunk)
 	return nil
+}
+
+// dropStore gives up the cache entry the body was to complete.
+func (b *sendBody) dropStore() {
+	if b.store != nil {
+		b.store.drop()
+		b.store = nil
+	}
 }
 
 // idleReader moves a connection's read deadline on before each read of a

@@ -96,6 +96,7 @@ func (a *streamApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type streamStack struct {
 	app  *streamApp
 	edge string
+	node *testNode
 	reg  *prometheus.Registry // the origin's metrics
 }
 
@@ -113,6 +114,13 @@ func startStreamStack(t *testing.T, routeExtra string) *streamStack {
 // startStreamStackAt starts the stack with the edge streaming request
 // bodies past threshold.
 func startStreamStackAt(t *testing.T, threshold int, routeExtra string) *streamStack {
+	t.Helper()
+	return startStreamStackWith(t, fmt.Sprintf("stream_threshold: %d", threshold), "  - {path: /, origin: app"+routeExtra+"}\n")
+}
+
+// startStreamStackWith starts the stack with the edge's limits and routes
+// (YAML; the origin is app).
+func startStreamStackWith(t *testing.T, limits, routes string) *streamStack {
 	t.Helper()
 	app := &streamApp{next: make(chan struct{})}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -132,13 +140,12 @@ func startStreamStackAt(t *testing.T, threshold int, routeExtra string) *streamS
 	t.Cleanup(p.Close)
 	o := origintest.StartConfig(t, origin.ServerConfig{Handler: p, Metrics: m}, nil)
 	n := startNode(t, fmt.Sprintf(`
-limits: {stream_threshold: %d}
+limits: {%s}
 origins:
   app: {addr: %q, key: %q}
 routes:
-  - {path: /, origin: app%s}
-`, threshold, o.Addr, origintest.Key.Text(), routeExtra))
-	return &streamStack{app: app, edge: n.Addr, reg: reg}
+%s`, limits, o.Addr, origintest.Key.Text(), routes))
+	return &streamStack{app: app, edge: n.Addr, node: n, reg: reg}
 }
 
 func (s *streamStack) url(path string) string { return "http://" + s.edge + path }
@@ -219,6 +226,35 @@ func TestStreamUploadAroundPrefix(t *testing.T) {
 		resp.Body.Close()
 		if want := fmt.Sprintf("%d %s", size, sumOf(size)); resp.StatusCode != 200 || string(b) != want {
 			t.Fatalf("%d bytes: %d %q, want 200 %q", size, resp.StatusCode, b, want)
+		}
+	}
+}
+
+// TestRouteMaximumWhole: without streaming, a route's max_body_bytes
+// under the node's still bounds the bodies read whole, chunked ones too.
+func TestRouteMaximumWhole(t *testing.T) {
+	s := startStreamStackAt(t, 0, ", max_body_bytes: 1000")
+	for _, tc := range []struct {
+		size    int64
+		chunked bool
+		want    int
+	}{{1000, false, 200}, {1001, false, 413}, {1000, true, 200}, {1001, true, 413}} {
+		var body io.Reader = &pattern{n: tc.size}
+		if tc.chunked {
+			body = struct{ io.Reader }{body}
+		}
+		req, _ := http.NewRequest("PUT", s.url("/upload"), body)
+		if !tc.chunked {
+			req.ContentLength = tc.size
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%d bytes, chunked %v: %d, want %d", tc.size, tc.chunked, resp.StatusCode, tc.want)
 		}
 	}
 }
@@ -339,4 +375,85 @@ func TestStreamCache(t *testing.T) {
 	if cs, _ := get(big); !strings.Contains(cs, "detail=too-large") {
 		t.Fatalf("past the bound: Cache-Status %q, want detail=too-large", cs)
 	}
+}
+
+// rawStatus sends req on a connection of its own, closes the connection's
+// sending side, and returns the status of the answer.
+func rawStatus(t *testing.T, addr, req string) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestStreamChunkedCutOff: a chunked request body the client stops
+// sending before its last chunk is refused (400), never forwarded to the
+// origin as a complete shorter body; the same body with its last chunk
+// goes through.
+func TestStreamChunkedCutOff(t *testing.T) {
+	s := startStreamStack(t, "")
+	const head = "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+	if st := rawStatus(t, s.edge, head); st != http.StatusBadRequest {
+		t.Fatalf("cut off: status %d, want 400", st)
+	}
+	if st := rawStatus(t, s.edge, head+"0\r\n\r\n"); st != http.StatusOK {
+		t.Fatalf("whole: status %d, want 200", st)
+	}
+}
+
+// TestRouteMaximumNormalized: a route's max_body_bytes bounds a chunked
+// body read whole when the request names the route's path in another form
+// (escaped, or absolute-form), as serve routes it.
+func TestRouteMaximumNormalized(t *testing.T) {
+	s := startStreamStackWith(t, "stream_threshold: 0", `
+  - {path: /, origin: app}
+  - {path: /upload, origin: app, max_body_bytes: 1000}
+`)
+	body := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", 1001, strings.Repeat("a", 1001))
+	for _, target := range []string{"/upload", "/%75pload", "http://" + s.edge + "/upload"} {
+		req := "PUT " + target + " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+		if st := rawStatus(t, s.edge, req); st != http.StatusRequestEntityTooLarge {
+			t.Fatalf("%s: status %d, want 413", target, st)
+		}
+	}
+}
+
+// TestStreamCacheWrites: the body a streamed response gathers for the
+// cache counts against max_write_bytes: past it the entry is dropped (the
+// next request is not a hit), and the bytes go back once it is.
+func TestStreamCacheWrites(t *testing.T) {
+	s := startStreamStackWith(t, fmt.Sprintf("stream_threshold: %d, max_write_bytes: %d", streamed, 2<<20),
+		fmt.Sprintf("  - {path: /, origin: app, chain: [{file: %q}]}\n", plugins(t)["cache"]))
+	const size = 4 << 20 // streamed, within the cache's bound, past max_write_bytes
+	for i := range 2 {
+		resp, err := http.Get(s.url("/download?n=" + strconv.Itoa(size)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		got, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || got != size || hex.EncodeToString(h.Sum(nil)) != sumOf(size) {
+			t.Fatalf("request %d: status %d, got %d (%v)", i, resp.StatusCode, got, err)
+		}
+		if cs := resp.Header.Get("Cache-Status"); strings.Contains(cs, "hit") {
+			t.Fatalf("request %d: Cache-Status %q: stored past max_write_bytes", i, cs)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, "write_bytes back to 0", func() bool {
+		return metric(t, s.node, "wedge_edge_write_bytes") == 0
+	})
 }

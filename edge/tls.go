@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 )
 
@@ -52,9 +53,10 @@ func (c *certs) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 	if name == "" {
 		// No SNI (an IP literal, or an old client): the local address may
-		// still name a certificate.
-		if a, ok := hello.Conn.LocalAddr().(*net.TCPAddr); ok {
-			name = a.IP.String()
+		// still name a certificate. It is a *net.TCPAddr over TCP and a
+		// *net.UDPAddr over QUIC; both print as host:port.
+		if ap, err := netip.ParseAddrPort(hello.Conn.LocalAddr().String()); err == nil {
+			name = ap.Addr().Unmap().WithZone("").String()
 		}
 	}
 	if cert := c.byName[name]; cert != nil {

@@ -17,10 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
 	"github.com/talowa/wedge/edge"
 )
 
-// writeCert writes a self-signed certificate for name into dir and returns
+// writeCert writes a self-signed certificate for name (a DNS name or an
+// IP address) into dir and returns
 // the file names and the certificate.
 func writeCert(t *testing.T, dir, name string, serial int64) (certFile, keyFile string, cert *x509.Certificate) {
 	t.Helper()
@@ -29,8 +33,13 @@ func writeCert(t *testing.T, dir, name string, serial int64) (certFile, keyFile 
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		DNSNames: []string{name}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{name}
+	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -101,4 +110,43 @@ func TestNodeTLS(t *testing.T) {
 	}
 	handshake("a.example", a2)
 	handshake("b.example", b)
+}
+
+// TestTLSWithoutSNI: a client that sends no SNI (it dialed an IP address)
+// gets the certificate for the address it reached, over TCP and over
+// QUIC alike, not the first one configured.
+func TestTLSWithoutSNI(t *testing.T) {
+	dir := t.TempDir()
+	aCert, aKey, _ := writeCert(t, dir, "a.example", 1)
+	ipCert, ipKey, ip := writeCert(t, dir, "127.0.0.1", 2)
+	tlsCfg := fmt.Sprintf("tls:\n  certs:\n    - {cert: %s, key: %s}\n    - {cert: %s, key: %s}\n  http3: {enabled: true}\n",
+		aCert, aKey, ipCert, ipKey)
+	n := startNode(t, config(startOrigin(t, "tls-origin"), hello(t), tlsCfg))
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go n.ServeTLS(ln)
+	pool := x509.NewCertPool()
+	pool.AddCert(ip)
+	cfg := &tls.Config{RootCAs: pool} // ServerName from the address: no SNI for an IP
+
+	conn, err := tls.Dial("tcp4", ln.Addr().String(), cfg)
+	if err != nil {
+		t.Fatalf("tcp: %v", err)
+	}
+	conn.Close()
+
+	qcfg := cfg.Clone()
+	qcfg.NextProtos = []string{http3.NextProtoH3}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a hang guard
+	defer cancel()
+	qc, err := quic.DialAddr(ctx, ln.Addr().String(), qcfg, nil)
+	if err != nil {
+		t.Fatalf("quic: %v", err)
+	}
+	defer qc.CloseWithError(0, "")
+	if got := qc.ConnectionState().TLS.PeerCertificates[0]; !got.Equal(ip) {
+		t.Fatalf("quic: served the certificate with serial %v, want %v", got.SerialNumber, ip.SerialNumber)
+	}
 }

@@ -221,7 +221,8 @@ func (ts *tunnels) shutdown(ctx context.Context) {
 // wantsTunnel reports whether the request asks for a WebSocket: a GET in
 // HTTP/1.1 with "upgrade" among its Connection options and "websocket"
 // among its Upgrade protocols (RFC 6455 §4.1). It reads the header section
-// as received, without allocating, and only for a GET.
+// as received, without allocating, and only for a GET; serve asks only
+// when fromHTTP saw an Upgrade field, so other requests skip the pass.
 func wantsTunnel(ctx *fasthttp.RequestCtx) bool {
 	if !ctx.IsGet() || !ctx.Request.Header.IsHTTP11() {
 		return false
@@ -302,12 +303,29 @@ func textResponse(resp *host.Response, status int, what string) {
 // startTunnel writes the 101 that opened c.tun to the client and hands the
 // connection to the tunnel, which runs once the request is done. g is the
 // generation the handshake ran on, which a reload drains.
+//
+// fasthttp skips the hijack handler when it cannot first write what it
+// holds for the connection (pipelined responses, within write_timeout):
+// then, drain_timeout past that, the origin's connection is closed and the
+// slot released. Whichever of the two comes first takes them.
 func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, g *generation, c *requestChain, r *host.Response) int {
 	origin := c.tun
 	c.tun = nil
 	head := appendSwitch(nil, r)
+	var taken atomic.Bool
+	lost := time.AfterFunc(n.srv.WriteTimeout+time.Duration(n.tun.lim.DrainTimeout), func() {
+		if taken.CompareAndSwap(false, true) {
+			origin.Close()
+			n.tun.release()
+		}
+	})
 	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(client net.Conn) { n.tun.run(g, client, origin, head) })
+	ctx.Hijack(func(client net.Conn) {
+		if taken.CompareAndSwap(false, true) {
+			lost.Stop()
+			n.tun.run(g, client, origin, head)
+		}
+	})
 	return fasthttp.StatusSwitchingProtocols
 }
 
@@ -338,14 +356,15 @@ func (ts *tunnels) run(g *generation, client, origin net.Conn, head []byte) {
 	t := &tunnel{ts: ts, gen: g, client: client, origin: origin, stopped: make(chan struct{})}
 	t.why.Store(-1)
 	t.last.Store(time.Now().UnixNano())
-	t.up = half{t: t, src: client, dst: origin, side: closeClient, bytes: ts.bytes[0],
+	raw := unhijack(client)
+	t.up = half{t: t, src: client, wake: raw, dst: origin, side: closeClient, bytes: ts.bytes[0],
 		tr: wsframe.Tracker{Masked: true, Max: uint64(ts.lim.MaxMessageBytes)}}
 	// Writes to the client go to the connection under fasthttp's hijacked
-	// one: a drain may inject a close frame just as the tunnel ends, and
-	// fasthttp clears the hijacked connection once run returns. Reads
-	// stay on the hijacked one, which holds what the client sent after
-	// its handshake, and end before run returns.
-	t.down = half{t: t, src: origin, dst: unhijack(client), side: closeUpstream, bytes: ts.bytes[1],
+	// one, and so do the deadlines inject moves: a drain may stop the
+	// tunnel just as it ends, and fasthttp clears the hijacked connection
+	// once run returns. Reads stay on the hijacked one, which holds what
+	// the client sent after its handshake, and end before run returns.
+	t.down = half{t: t, src: origin, wake: origin, dst: raw, side: closeUpstream, bytes: ts.bytes[1],
 		tr: wsframe.Tracker{Max: uint64(ts.lim.MaxMessageBytes)}}
 	// fasthttp's read and write deadlines of the request are not the
 	// tunnel's.
@@ -372,6 +391,7 @@ type tunnel struct {
 	why            atomic.Int32 // the close reason, once known; -1 before
 	stopped        chan struct{}
 	stopOnce       sync.Once
+	dropOrigin     atomic.Bool // close the origin once the client's close frame went
 }
 
 // because records why the tunnel ends, unless that is known already.
@@ -388,15 +408,17 @@ func (t *tunnel) isStopped() bool {
 
 // stop ends the tunnel from the node's side: close frames with the codes
 // given to the client and the origin, each at the next frame boundary of
-// its direction (toOrigin 0 closes the origin's connection at once), and
-// drain_timeout for the close handshake (serve).
+// its direction, and drain_timeout for the close handshake (serve). With
+// toOrigin 0 the origin's connection is closed instead, once the client's
+// close frame went (the down half reads the origin until its frame ends).
+// It only asks: the halves write, so that a drain of many tunnels whose
+// clients stopped reading does not wait on each in turn.
 func (t *tunnel) stop(why int, toClient, toOrigin uint16) {
 	t.because(why)
 	t.stopOnce.Do(func() {
+		t.dropOrigin.Store(toOrigin == 0)
 		t.down.inject(toClient)
-		if toOrigin == 0 {
-			t.origin.Close()
-		} else {
+		if toOrigin != 0 {
 			t.up.inject(toOrigin)
 		}
 		close(t.stopped)
@@ -456,7 +478,8 @@ func (t *tunnel) serve() {
 type half struct {
 	t        *tunnel
 	src, dst net.Conn
-	side     int // the close reason when src ends or fails first
+	wake     net.Conn // src, or the connection under it, for inject
+	side     int      // the close reason when src ends or fails first
 	bytes    prometheus.Counter
 
 	mu   sync.Mutex // held while writing to dst; guards tr and shut
@@ -468,7 +491,8 @@ type half struct {
 }
 
 // Sizes of a half's read buffer. A half reads into a small one of its own,
-// all an idle tunnel holds (tens of thousands may be open); a read that
+// all an idle half holds of its own (tens of thousands may be open; the
+// client's connection keeps fasthttp's read buffer too); a read that
 // fills it moves the half to a large one from a pool, for as long as
 // reads keep coming in large pieces.
 const (
@@ -500,6 +524,18 @@ func (h *half) run() {
 		if err := h.src.SetReadDeadline(deadline); err != nil {
 			h.err = err
 			return
+		}
+		if h.want.Load() != 0 {
+			// After the deadline, which inject moves to wake the read:
+			// a close asked for before it is seen here, one after it
+			// ends the read.
+			h.mu.Lock()
+			h.injectLocked()
+			drop := h.shut && h == &h.t.down && h.t.dropOrigin.Load()
+			h.mu.Unlock()
+			if drop {
+				h.t.origin.Close()
+			}
 		}
 		n, err := h.src.Read(buf[held:])
 		if n > 0 {
@@ -560,8 +596,8 @@ func (h *half) forward(data []byte) (held int) {
 		why, code = closeTooBig, codeMessageSize
 	}
 	if err != nil && h == &h.t.down {
-		// Scan stopped before the frame: the client's close goes here,
-		// since stop cannot take this half's lock.
+		// Scan stopped before the frame: the client's close goes now,
+		// before the half reads on.
 		h.want.Store(uint32(code))
 	}
 	h.injectLocked()
@@ -587,14 +623,11 @@ func (h *half) other() int {
 }
 
 // inject asks for a close frame with code to go to dst at the next frame
-// boundary: now, if the half is between frames and not writing, else
-// when its next frame ends.
+// boundary, and wakes the half's read: its goroutine writes the frame
+// (run), now if the half is between frames, else when its frame ends.
 func (h *half) inject(code uint16) {
 	h.want.Store(uint32(code))
-	if h.mu.TryLock() {
-		h.injectLocked()
-		h.mu.Unlock()
-	}
+	h.wake.SetReadDeadline(time.Now())
 }
 
 // injectLocked sends the close frame asked for, if the half is between

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -466,6 +467,28 @@ func TestTunnelRefused(t *testing.T) {
 	}
 	if m := tunnelMetric(t, n2, "wedge_edge_tunnels_open", nil); m != 0 {
 		t.Fatalf("%v tunnels open after refusals", m)
+	}
+}
+
+// TestTunnelFieldNamesAnyCase: a handshake whose field names are in lower
+// case is one all the same; serve looks for it only when fromHTTP saw an
+// Upgrade field, in any case.
+func TestTunnelFieldNamesAnyCase(t *testing.T) {
+	n, a := startWS(t, "", "")
+	c, err := net.Dial("tcp", n.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nhost: ws\r\nconnection: upgrade\r\nupgrade: WebSocket\r\n"+
+		"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	line := make([]byte, len("HTTP/1.1 101"))
+	if _, err := io.ReadFull(c, line); err != nil || string(line) != "HTTP/1.1 101" {
+		t.Fatalf("answer %q, %v; want a 101", line, err)
+	}
+	if a.handshakes.Load() != 1 {
+		t.Fatalf("the app saw %d handshakes", a.handshakes.Load())
 	}
 }
 

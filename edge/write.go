@@ -33,13 +33,22 @@ type writes struct {
 // start takes cost bytes for a response about to be handed to the server;
 // false if the limit has no room for them.
 func (w *writes) start(cost int64) bool {
+	if !w.take(cost) {
+		return false
+	}
+	w.n.Add(1)
+	return true
+}
+
+// take counts cost more bytes held for a write; false if the limit has no
+// room for them. Give them back with w.bytes.Add(-cost), or with done.
+func (w *writes) take(cost int64) bool {
 	// Add first and give back on failure: the bytes held never pass the
 	// limit, at the price of a rare refusal while another start races.
 	if cost > 0 && w.bytes.Add(cost) > w.limit {
 		w.bytes.Add(-cost)
 		return false
 	}
-	w.n.Add(1)
 	return true
 }
 

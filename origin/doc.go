@@ -14,7 +14,9 @@
 // text: 401 for a bad signature, key or timestamp (counted in
 // wedge_origin_auth_failures_total), 400 for a malformed frame, compression
 // or envelope, 413 for one too large, 503 with Retry-After when MaxInFlight
-// exchanges are in progress, 404 for other paths, 405 for other methods.
+// exchanges are in progress (counted once a frame has authenticated, so a
+// peer without the key takes no slot), 404 for other paths, 405 for other
+// methods.
 // When the origin answers for the application (502, 503, 504), the envelope
 // carries the reason in Error and as a text/plain body, and its Scope says
 // whether the failure is that request's alone (wire.ScopeRequest) or the
@@ -109,11 +111,14 @@
 // strictly as any response (a 101 must switch to websocket). On 101 the
 // sealed answer goes back and the server copies bytes both ways between
 // the edge's connection and the application's, raw, passing on a half
-// close, until both have ended; anything else is answered as an exchange
-// and the connection closed. ServerConfig.MaxTunnels bounds the tunnels
-// (503 past it), Shutdown closes them, and a Handler that is not a
-// Tunneler gets every handshake answered 501. wire's README.md has the
-// protocol.
+// close, until both have ended, or ServerConfig.TunnelCloseGrace after
+// the first did; anything else is answered as an exchange and the
+// connection closed. A handshake frame accepted once is refused (401)
+// when it comes again within the codec's Skew: a replay would open a
+// session with the captured client's identity (tunnel_replay.go).
+// ServerConfig.MaxTunnels bounds the tunnels (503 past it), Shutdown
+// closes them, and a Handler that is not a Tunneler gets every handshake
+// answered 501. wire's README.md has the protocol.
 //
 // # Why
 //

@@ -29,13 +29,18 @@ type ServerConfig struct {
 	// Handler answers the decoded requests.
 	Handler Handler
 	// MaxInFlight bounds the exchanges in progress, counting handlers that
-	// outlived their deadline; past it the server answers 503 without
-	// decoding. Default 4096.
+	// outlived their deadline; past it the server answers 503 to a frame
+	// once it is authenticated (a peer without the key takes no slot).
+	// Default 4096.
 	MaxInFlight int
 	// MaxTunnels bounds the tunnels (WebSocket) the server carries, and
 	// handshakes in progress; past it a handshake is refused with 503.
 	// Default DefaultMaxTunnels.
 	MaxTunnels int
+	// TunnelCloseGrace is how long a tunnel's other direction has to end
+	// once one has ended (the edge or the application half-closed) before
+	// the origin closes both connections. Default 5 s.
+	TunnelCloseGrace time.Duration
 	// MaxTimeout bounds the time a handler gets: the deadline when a
 	// request carries no budget, and the cap when its budget is larger.
 	// Default 30 s.
@@ -89,6 +94,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxTunnels <= 0 {
 		cfg.MaxTunnels = DefaultMaxTunnels
 	}
+	if cfg.TunnelCloseGrace <= 0 {
+		cfg.TunnelCloseGrace = 5 * time.Second
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
@@ -98,6 +106,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{codec: cfg.Codec, handler: cfg.Handler, max: int64(cfg.MaxInFlight), maxTime: cfg.MaxTimeout,
 		m: cfg.Metrics, log: cfg.Logger}
 	s.tunnels.max = cfg.MaxTunnels
+	s.tunnels.grace = cfg.TunnelCloseGrace
 	if dk, ok := cfg.Handler.(DeadlineKeeper); ok && dk.KeepsDeadline() {
 		s.inline = true
 	}
@@ -203,23 +212,35 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		refuse(rc, fasthttp.StatusMethodNotAllowed, "method not allowed: frames are POSTed")
 		return
 	}
+	start := time.Now()
+	j := s.jobs.Get().(*job)
+	// The frame is authenticated before the exchange takes a slot: a peer
+	// without the key takes none.
+	x, frameLen, err := s.open(rc, j) // a whole frame, or a streamed head (stream.go)
+	if err != nil {
+		s.putJob(j)
+		s.refuseFrame(rc, err)
+		return
+	}
 	if s.inflight.Add(1) > s.max {
 		s.inflight.Add(-1)
+		if j.stream.body != nil {
+			rc.SetConnectionClose() // the body is left unread
+		}
+		s.putJob(j)
 		s.m.overload.Inc()
 		rc.Response.Header.SetBytesKV(headerRetryAfter, one)
 		refuse(rc, fasthttp.StatusServiceUnavailable, "origin overloaded")
 		return
 	}
 	s.m.inflight.Inc()
-	start := time.Now()
-	j := s.jobs.Get().(*job)
-	x, frameLen, err := s.open(rc, j) // a whole frame, or a streamed head (stream.go)
-	if err != nil {
+	if err := s.readWhole(rc, j); err != nil {
 		s.putJob(j)
 		s.finish()
 		s.refuseFrame(rc, err)
 		return
 	}
+	x = j.stream.x // past a streamed body read whole, the answer covers it
 	s.m.bytes[dirIn][stageWire].Add(float64(frameLen))
 	s.m.bytes[dirIn][stageC].Add(float64(x.Size))
 	if x.Dict != 0 {

@@ -239,24 +239,22 @@ func (s *Server) readBody(rc *fasthttp.RequestCtx, buf []byte) ([]byte, error) {
 	if body == nil {
 		return rc.PostBody(), nil
 	}
-	if n < 0 {
-		// Chunked: read to the end, within the bound.
-		w := bytes.NewBuffer(buf[:0])
-		m, err := w.ReadFrom(io.LimitReader(body, int64(max)+1))
-		if err != nil {
-			return w.Bytes(), fmt.Errorf("%w: reading the frame: %w", wire.ErrFrame, err)
-		}
-		if m > int64(max) {
-			return w.Bytes(), fmt.Errorf("%w: frame larger than %d bytes", wire.ErrTooLarge, max)
-		}
-		return w.Bytes(), nil
+	// Read to the end (chunked) or to the length, within the bound. The
+	// buffer grows as bytes arrive: until the frame is authenticated its
+	// length is only a claim.
+	limit := max + 1
+	if n >= 0 {
+		limit = n
 	}
-	if cap(buf) < n {
-		buf = make([]byte, n)
+	buf, err := gather(buf[:0], body, limit)
+	switch {
+	case err == nil && n >= 0 && len(buf) < n:
+		err = io.ErrUnexpectedEOF
+	case len(buf) > max:
+		return buf, fmt.Errorf("%w: frame larger than %d bytes", wire.ErrTooLarge, max)
 	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(body, buf); err != nil {
-		return buf[:0], fmt.Errorf("%w: reading the frame: %w", wire.ErrFrame, err)
+	if err != nil {
+		return buf, fmt.Errorf("%w: reading the frame: %w", wire.ErrFrame, err)
 	}
 	return buf, nil
 }
@@ -279,9 +277,13 @@ func (d *deadlineReader) Read(p []byte) (int, error) {
 }
 
 // open reads and opens the request: a whole frame, or a streamed
-// exchange's head. A streamed body is left to come in as the Proxy reads
-// it (j.stream.body); any other handler gets it whole, up to the codec's
-// MaxEnvelope. It returns the frame's size.
+// exchange's head. It authenticates what it read before the server gives
+// the exchange anything more: a frame is read within the request's read
+// timeout and a head within maxTime, both fixed, so that a peer without the
+// key holds the connection no longer than one frame takes, however slowly
+// it sends. A streamed body is left to come in as it is read (j.stream.body;
+// readWhole for a handler that takes it whole). It returns the frame's
+// size.
 func (s *Server) open(rc *fasthttp.RequestCtx, j *job) (_ wire.Exchange, _ int, err error) {
 	st := &j.stream
 	*st = exchangeStream{idle: s.maxTime, accept: acceptsStream(rc)}
@@ -302,8 +304,11 @@ func (s *Server) open(rc *fasthttp.RequestCtx, j *job) (_ wire.Exchange, _ int, 
 			rc.SetConnectionClose()
 		}
 	}()
-	in := &deadlineReader{r: rc.RequestBodyStream(), c: rc.Conn(), idle: s.maxTime}
-	head, err := s.codec.ReadHead(in, (*fp)[:0])
+	src := rc.RequestBodyStream()
+	if c := rc.Conn(); c != nil {
+		_ = c.SetReadDeadline(time.Now().Add(s.maxTime))
+	}
+	head, err := s.codec.ReadHead(src, (*fp)[:0])
 	if cap(head) <= maxPooled {
 		*fp = head[:0]
 	}
@@ -313,26 +318,39 @@ func (s *Server) open(rc *fasthttp.RequestCtx, j *job) (_ wire.Exchange, _ int, 
 	if st.x, err = s.codec.DecodeRequestHead(head, &j.req); err != nil {
 		return st.x, len(head), err
 	}
+	// Authenticated: from here on each stall of the body moves the
+	// deadline on, so maxTime bounds a stall, not the body.
+	in := &deadlineReader{r: src, c: rc.Conn(), idle: s.maxTime}
 	body, err := s.codec.NewBodyReader(in, &st.x)
 	if err != nil {
 		return st.x, len(head), err
 	}
 	st.body = body
 	s.m.streams.WithLabelValues("request").Inc()
-	if _, proxy := s.handler.(*Proxy); !proxy {
-		// Only the proxy reads a body as it comes.
-		b, err := io.ReadAll(io.LimitReader(body, int64(s.codec.MaxEnvelope())+1))
-		body.Close()
-		st.body = nil
-		switch {
-		case err != nil:
-			return st.x, len(head), err
-		case len(b) > s.codec.MaxEnvelope():
-			return st.x, len(head), fmt.Errorf("%w: streamed body past %d bytes for an in-process handler", wire.ErrTooLarge, s.codec.MaxEnvelope())
-		}
-		j.req.Body = b
-	}
 	return st.x, len(head), nil
+}
+
+// readWhole reads a streamed request body whole for a handler other than
+// the proxy, which alone reads a body as it comes, up to the codec's
+// MaxEnvelope.
+func (s *Server) readWhole(rc *fasthttp.RequestCtx, j *job) error {
+	st := &j.stream
+	if _, proxy := s.handler.(*Proxy); proxy || st.body == nil {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(st.body, int64(s.codec.MaxEnvelope())+1))
+	st.body.Close()
+	st.body = nil
+	switch {
+	case err != nil:
+	case len(b) > s.codec.MaxEnvelope():
+		err = fmt.Errorf("%w: streamed body past %d bytes for an in-process handler", wire.ErrTooLarge, s.codec.MaxEnvelope())
+	default:
+		j.req.Body = b
+		return nil
+	}
+	rc.SetConnectionClose() // what is left of the body cannot be framed
+	return err
 }
 
 // ctx is the stream state the handler's context carries: nil when the
@@ -426,7 +444,8 @@ func (s *Server) respond(rc *fasthttp.RequestCtx, resp *wire.Response, st *excha
 }
 
 // gather reads r to its end into dst's storage, or until it holds max
-// bytes: the response body's own buffer, reused from exchange to exchange.
+// bytes, growing it as the bytes arrive: a buffer reused from exchange to
+// exchange (the response body's, a pooled frame's).
 func gather(dst []byte, r io.Reader, max int) ([]byte, error) {
 	for len(dst) < max {
 		if len(dst) == cap(dst) {

@@ -1,17 +1,23 @@
 package origin
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -114,5 +120,122 @@ func TestServerStreamedRequest(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// keyless opens a connection that POSTs a chunked body to path with
+// Content-Type ct, sends pre (a first piece of the body, as raw chunks),
+// and returns once the server has read the header and runs the handler
+// (its 100 Continue came): a peer without the key, holding on.
+func keyless(t *testing.T, addr, path, ct, pre string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(time.Minute))
+	head := "POST " + path + " HTTP/1.1\r\nHost: origin\r\nContent-Type: " + ct +
+		"\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n"
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+		t.Fatalf("want a 100 Continue, got %q (%v)", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, pre); err != nil {
+		t.Fatal(err)
+	}
+	return c, br
+}
+
+// TestPreAuthNoSlots: peers without the key, sending a frame, a streamed
+// head or a tunnel handshake slowly, take neither an in-flight slot nor a
+// tunnel slot: with one of each, an edge's exchange and tunnel handshake
+// still go through while they hold on.
+func TestPreAuthNoSlots(t *testing.T) {
+	h := HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Body = append(resp.Body, "ok"...) })
+	o := startOrigin(t, h, func(c *ServerConfig) { c.MaxInFlight, c.MaxTunnels = 1, 1 })
+	claim := "4\r\n\x00\x10\x00\x00\r\n" // a head of 1 MiB, as a chunk
+	keyless(t, o.addr, wire.Path, "application/wedge", "3\r\nabc\r\n")
+	keyless(t, o.addr, wire.Path, wire.StreamContentType, claim)
+	keyless(t, o.addr, wire.TunnelPath, "application/wedge", "3\r\nabc\r\n")
+	if r := exchange(t, o.addr, o.codec, getReq("/")); r.Status != 200 || string(r.Body) != "ok" {
+		t.Fatalf("exchange: %d %q, want 200 ok", r.Status, r.Body)
+	}
+	// Not a Tunneler: the answer is the envelope's 501, past the slot.
+	if status, resp, _, _ := openTunnel(t, o.addr, o.codec, wsReq("/chat")); status != 200 || resp.Status != 501 {
+		t.Fatalf("tunnel handshake: transport %d, want 200 with the envelope's 501", status)
+	}
+}
+
+// TestPreAuthHeadDeadline: a peer without the key that trickles a
+// streamed head byte by byte is cut off at a fixed deadline (MaxTimeout),
+// which its bytes do not move on.
+func TestPreAuthHeadDeadline(t *testing.T) {
+	h := HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {})
+	o := startOrigin(t, h, func(c *ServerConfig) { c.MaxTimeout = 300 * time.Millisecond })
+	c, br := keyless(t, o.addr, wire.Path, wire.StreamContentType, "4\r\n\x00\x00\x10\x00\r\n")
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, _ := http.ReadResponse(br, nil)
+		answered <- resp
+	}()
+	// Each byte comes well within MaxTimeout of the one before, so a
+	// deadline moved on by each read never passes; 100 of them take 5 s.
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for range 100 {
+		select {
+		case resp := <-answered:
+			if resp == nil || resp.StatusCode != 400 {
+				t.Fatalf("cut off with %v, want a 400", resp)
+			}
+			return
+		case <-tick.C:
+			if _, err := io.WriteString(c, "1\r\nx\r\n"); err != nil {
+				return // closed: cut off
+			}
+		}
+	}
+	t.Fatal("a head trickled for 5 s was not cut off")
+}
+
+// TestPreAuthMemory: what a peer without the key makes the server hold
+// is what it sent, not the length it claims: four connections claiming
+// frames and heads of 16 MiB, each sending a few bytes, leave the server
+// far from 64 MiB allocated.
+func TestPreAuthMemory(t *testing.T) {
+	h := HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {})
+	o := startOrigin(t, h, nil)
+	max := o.codec.MaxEnvelope()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	frame := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: origin\r\nContent-Type: application/wedge\r\nContent-Length: %d\r\n\r\n", wire.Path, max)
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: origin\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n\x00\xff\xff\xff",
+		wire.Path, wire.StreamContentType, max)
+	for _, req := range []string{frame, frame, head, head} {
+		c, err := net.Dial("tcp", o.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Past fasthttp's own pre-read of 8 KiB, so the handler runs.
+		if _, err := io.WriteString(c, req+strings.Repeat("x", 10<<10)); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	testutil.Eventually(t, 20*time.Second, "the four frames refused", func() bool {
+		return metric(t, o.reg, "wedge_origin_errors_total", "kind", "frame") == 4
+	})
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Fatalf("four cut-off frames of 10 KiB allocated %d MiB", grew>>20)
 	}
 }

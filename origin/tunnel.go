@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -39,6 +40,8 @@ type tunnelSet struct {
 	n      int // slots taken: handshakes in progress and open tunnels
 	conns  map[*pipe]struct{}
 	closed bool
+	grace  time.Duration // ServerConfig.TunnelCloseGrace
+	seen   handshakes    // origin/tunnel_replay.go
 }
 
 // pipe is one open tunnel: the edge's connection and the application's.
@@ -103,6 +106,21 @@ func (s *Server) tunnel(rc *fasthttp.RequestCtx) {
 		refuse(rc, fasthttp.StatusMethodNotAllowed, "method not allowed: frames are POSTed")
 		return
 	}
+	start := time.Now()
+	var req wire.Request
+	var resp wire.Response
+	frame, err := s.readBody(rc, nil) // bounded by MaxEnvelope, as any frame
+	var x wire.Exchange
+	if err == nil {
+		x, err = s.codec.DecodeRequest(frame, &req)
+	}
+	if err != nil {
+		rc.SetConnectionClose()
+		s.refuseFrame(rc, err)
+		return
+	}
+	// A slot is taken only for a handshake that checked out: a peer
+	// without the key holds none.
 	if !s.tunnels.reserve() {
 		s.m.overload.Inc()
 		rc.Response.Header.SetBytesKV(headerRetryAfter, one)
@@ -115,17 +133,9 @@ func (s *Server) tunnel(rc *fasthttp.RequestCtx) {
 			s.tunnels.release()
 		}
 	}()
-	start := time.Now()
-	var req wire.Request
-	var resp wire.Response
-	frame, err := s.readBody(rc, nil) // bounded by MaxEnvelope, as any frame
-	var x wire.Exchange
-	if err == nil {
-		x, err = s.codec.DecodeRequest(frame, &req)
-	}
-	if err != nil {
+	if !s.tunnels.seen.first(frame, x.Sealed, s.codec.Skew()) {
 		rc.SetConnectionClose()
-		s.refuseFrame(rc, err)
+		s.refuseFrame(rc, fmt.Errorf("%w: tunnel handshake replayed, or more handshakes within the skew window than remembered", wire.ErrAuth))
 		return
 	}
 	s.m.bytes[dirIn][stageWire].Add(float64(len(frame)))
@@ -170,36 +180,86 @@ func (s *Server) tunnel(rc *fasthttp.RequestCtx) {
 			return
 		}
 		defer s.tunnels.remove(p)
-		splice(edge, app)
+		splice(edge, app, s.tunnels.grace)
 	})
 }
 
-// splice copies bytes both ways between a and b until both directions
-// have ended; a direction that ends (its reader saw EOF) is passed on as
-// a half close, so a close handshake's last bytes get through. It closes
-// b; the caller closes a.
-func splice(a, b net.Conn) {
-	a.SetDeadline(time.Time{})
+// splice copies bytes both ways between edge, fasthttp's hijacked
+// connection, and app until both directions have ended; a direction that
+// ends (its reader saw EOF) is passed on as a half close, so a close
+// handshake's last bytes get through. Once one direction has ended, the
+// other has grace to end too, then both connections are closed: an
+// application that ignores the half close would otherwise hold the
+// tunnel's slot forever. It closes app; the caller closes edge.
+func splice(edge, app net.Conn, grace time.Duration) {
+	edge.SetDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {
-		copyHalf(b, a)
+		copyHalf(app, edge)
+		app.SetReadDeadline(time.Now().Add(grace))
 		close(done)
 	}()
-	copyHalf(a, b)
+	copyHalf(edge, app)
+	edge.SetReadDeadline(time.Now().Add(grace))
 	<-done
-	b.Close()
+	app.Close()
 }
 
 // copyHalf copies src to dst; when src ends it ends dst's writing, or,
-// when that cannot be done, closes both, so that the other direction ends
-// too.
+// when that cannot be done (or src failed, or outlived its grace), closes
+// both, so that the other direction ends too.
 func copyHalf(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
-	if err == nil && closeWrite(dst) == nil {
+	if copyBytes(dst, src) == nil && closeWrite(dst) == nil {
 		return
 	}
 	unwrap(dst).Close()
 	unwrap(src).Close()
+}
+
+// Sizes of a direction's read buffer. It reads into a small one of its
+// own, all an idle tunnel holds (thousands may be open; io.Copy would hold
+// 32 KiB per direction for the tunnel's life); a read that fills it moves
+// the direction to a large one from a pool while reads keep filling it.
+const (
+	smallTunnelRead = 2 << 10
+	largeTunnelRead = 32 << 10
+)
+
+var largeTunnelBufs = sync.Pool{New: func() any { b := make([]byte, largeTunnelRead); return &b }}
+
+// copyBytes copies src to dst until src ends (nil) or either fails.
+func copyBytes(dst io.Writer, src io.Reader) error {
+	small := make([]byte, smallTunnelRead)
+	buf := small
+	var large *[]byte
+	defer func() {
+		if large != nil {
+			largeTunnelBufs.Put(large)
+		}
+	}()
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+			switch {
+			case n == len(buf) && large == nil:
+				large = largeTunnelBufs.Get().(*[]byte)
+				buf = *large
+			case n < smallTunnelRead && large != nil:
+				largeTunnelBufs.Put(large)
+				large = nil
+				buf = small
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // unwrap is the connection under fasthttp's hijacked one, whose Close does

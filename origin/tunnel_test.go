@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -235,5 +236,148 @@ func TestTunnelInProcess(t *testing.T) {
 	status, resp, _, _ := openTunnel(t, o.addr, o.codec, wsReq("/chat"))
 	if status != 200 || resp.Status != 501 || len(resp.Error) == 0 {
 		t.Fatalf("transport %d, envelope %+v, want 501 with a reason", status, resp)
+	}
+}
+
+// TestTunnelReplayRefused: a handshake frame sent again within the skew
+// window (captured on a plaintext link) opens no second session.
+func TestTunnelReplayRefused(t *testing.T) {
+	app := startRawApp(t, switched)
+	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}), nil)
+	frame, x, err := o.codec.AppendRequest(nil, wsReq("/chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(body []byte) *wire.Response {
+		resp := new(wire.Response)
+		if _, err := o.codec.DecodeResponse(body, x, resp); err != nil {
+			t.Fatalf("decode response: %v", err)
+		}
+		return resp
+	}
+	if status, resp, _, _ := postTunnel(t, o.addr, frame, open); status != 200 || resp.Status != 101 {
+		t.Fatalf("first handshake: transport %d, envelope %+v", status, resp)
+	}
+	if status, _, _, _ := postTunnel(t, o.addr, frame, open); status != 401 {
+		t.Fatalf("replayed handshake: transport %d, want 401", status)
+	}
+	app.mu.Lock()
+	defer app.mu.Unlock()
+	if len(app.heads) != 1 {
+		t.Fatalf("the app saw %d handshakes, want 1", len(app.heads))
+	}
+}
+
+// TestHandshakesBounded: the set of handshakes remembered is bounded, and
+// makes room as they expire.
+func TestHandshakesBounded(t *testing.T) {
+	h := handshakes{max: 2}
+	frame := func(b byte) []byte { return bytes.Repeat([]byte{b}, 26) }
+	now := time.Now()
+	if !h.first(frame(1), now.Add(-time.Hour), time.Minute) || !h.first(frame(2), now, time.Minute) {
+		t.Fatal("fresh handshakes refused")
+	}
+	if h.first(frame(2), now, time.Minute) {
+		t.Fatal("a repeat accepted")
+	}
+	// Full, but the first has expired: it makes room.
+	if !h.first(frame(3), now, time.Minute) {
+		t.Fatal("refused although an entry had expired")
+	}
+	if h.first(frame(4), now, time.Minute) {
+		t.Fatal("accepted past the bound")
+	}
+}
+
+// TestTunnelCloseGrace: once the edge ended its sending, an application
+// that never closes its side gets TunnelCloseGrace, then the origin closes
+// both connections and the tunnel's slot is free again.
+func TestTunnelCloseGrace(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		close(stop)
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, switched)
+				io.Copy(io.Discard, br) // to the edge's half close, then it holds on
+				<-stop
+			})
+		}
+	})
+	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1}),
+		func(c *ServerConfig) { c.MaxTunnels = 1; c.TunnelCloseGrace = 50 * time.Millisecond })
+	status, resp, c, br := openTunnel(t, o.addr, o.codec, wsReq("/chat"))
+	if status != 200 || resp.Status != 101 {
+		t.Fatalf("handshake: transport %d, envelope %+v", status, resp)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	// postTunnel's deadline of a minute is the hang guard.
+	if _, err := io.ReadAll(br); err != nil {
+		t.Fatalf("the origin did not close the tunnel: %v", err)
+	}
+	testutil.Eventually(t, time.Minute, "the tunnel's slot freed", func() bool {
+		status, resp, _, _ := openTunnel(t, o.addr, o.codec, wsReq("/chat"))
+		return status == 200 && resp.Status == 101
+	})
+}
+
+// pieces reads as its sizes say, one piece per Read at most.
+type pieces struct {
+	data  []byte
+	sizes []int
+}
+
+func (p *pieces) Read(b []byte) (int, error) {
+	if len(p.sizes) == 0 {
+		return 0, io.EOF
+	}
+	n := min(p.sizes[0], len(b), len(p.data))
+	p.sizes = p.sizes[1:]
+	copy(b, p.data[:n])
+	p.data = p.data[n:]
+	return n, nil
+}
+
+// TestCopyBytes: a tunnel direction copies every byte, in the order they
+// came, as it moves from its small buffer to a pooled large one and back.
+func TestCopyBytes(t *testing.T) {
+	data := make([]byte, 200_000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	src := &pieces{data: data, sizes: []int{10, 1 << 20, 1 << 20, 1 << 20, 100, 1 << 20, 5000, 1 << 20, 1 << 20}}
+	var dst bytes.Buffer
+	if err := copyBytes(&dst, src); err != nil {
+		t.Fatal(err)
+	}
+	want := len(data) - len(src.data)
+	if !bytes.Equal(dst.Bytes(), data[:want]) {
+		t.Fatalf("copied %d bytes, not the %d read in order", dst.Len(), want)
+	}
+	if want <= 2*largeTunnelRead {
+		t.Fatalf("only %d bytes read: the large buffer was not used", want)
 	}
 }

@@ -90,7 +90,7 @@ func (k *call) unlink() {
 // DoStream is Do for an exchange whose bodies may stream. body, when not
 // nil, is the request body (req.Body must be empty): it is sent in chunks
 // as it is read, and such a request is never sent twice once a byte of it
-// went out. The answer's body comes back in resp.Body, or, when the origin
+// was read. The answer's body comes back in resp.Body, or, when the origin
 // streams it, as a Body to read and close; idle bounds each wait for a
 // piece of either body.
 func (c *Client) DoStream(deadline time.Time, req *wire.Request, body io.Reader, idle time.Duration, resp *wire.Response) (*Body, error) {
@@ -121,8 +121,14 @@ var contentTypeWedge = []byte(contentType)
 
 // sealer reads the request body from the caller and hands fasthttp the
 // head, then the body's chunks. The head comes out alone first, so that a
-// pooled connection found dead at the first write fails before a byte of
-// the caller's body was read, and the request can go out on another.
+// pooled connection whose reset already arrived fails that first write
+// before a byte of the caller's body was read, and the request can go out
+// on another. Usually, though, the head's write succeeds locally on a
+// connection the origin has closed, the body's first piece is read, and
+// the failure shows only after it: such a request fails (502) rather than
+// being sent again, since its body cannot be read twice. A connection that
+// sat idle is checked before reuse (staleCheckAfter), so this takes an
+// origin that closed one within moments of its last use (it shut down).
 type sealer struct {
 	c    *Client
 	l    *link

@@ -278,6 +278,10 @@ func NewCodec(cfg Config) (_ *Codec, err error) {
 // transports size their body limits from it.
 func (c *Codec) MaxEnvelope() int { return c.max }
 
+// Skew is how far from this clock a request's timestamp may be: the window
+// in which a captured request frame can be replayed.
+func (c *Codec) Skew() time.Duration { return c.skew }
+
 // decOptions are the CBOR decode limits. Envelopes nest five deep (map,
 // interim list, interim, field list, field), so eight levels leave room for
 // fields added later; the array bound caps header fields, values and tags.

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"encoding/binary"
 	"errors"
@@ -101,7 +102,10 @@ func AppendHead(dst, frame []byte) []byte {
 }
 
 // ReadHead reads a length-prefixed head frame from r into buf's storage.
-// The frame is at most MaxEnvelope bytes; it is not opened here.
+// The frame is at most MaxEnvelope bytes; it is not opened here. The
+// buffer grows as the bytes arrive: before the frame is authenticated, its
+// length is only a claim, and a peer that claims MaxEnvelope and sends a
+// byte holds little memory.
 func (c *Codec) ReadHead(r io.Reader, buf []byte) ([]byte, error) {
 	var p [headLenPrefix]byte
 	if _, err := io.ReadFull(r, p[:]); err != nil {
@@ -111,14 +115,15 @@ func (c *Codec) ReadHead(r io.Reader, buf []byte) ([]byte, error) {
 	if uint64(n) > uint64(c.max) {
 		return buf[:0], fmt.Errorf("%w: stream head of %d bytes, limit %d", ErrTooLarge, n, c.max)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
+	b := bytes.NewBuffer(buf[:0])
+	m, err := b.ReadFrom(io.LimitReader(r, int64(n)))
+	if err == nil && m < int64(n) {
+		err = io.ErrUnexpectedEOF
 	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return buf[:0], fmt.Errorf("%w: stream head: %w", ErrFrame, unexpected(err))
+	if err != nil {
+		return b.Bytes()[:0], fmt.Errorf("%w: stream head: %w", ErrFrame, err)
 	}
-	return buf, nil
+	return b.Bytes(), nil
 }
 
 // unexpected reads an end of input before the end chunk as the truncation

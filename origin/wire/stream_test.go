@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -238,4 +239,40 @@ func BenchmarkBodyStream(b *testing.B) {
 		}
 		r.Close()
 	}
+}
+
+// TestReadHeadClaim: a head's length is a claim until the frame is
+// authenticated: a peer that claims the largest head and sends a few bytes
+// makes ReadHead hold about what it sent, and the cut-off head is an
+// ErrFrame.
+func TestReadHeadClaim(t *testing.T) {
+	c := newCodec(t, Config{})
+	in := binary.BigEndian.AppendUint32(nil, uint32(c.MaxEnvelope()))
+	in = append(in, make([]byte, 100)...)
+	buf, err := c.ReadHead(bytes.NewReader(in), nil)
+	if !errors.Is(err, ErrFrame) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("cut-off head: %v, want ErrFrame and io.ErrUnexpectedEOF", err)
+	}
+	if cap(buf) > 64<<10 {
+		t.Fatalf("cut-off head of 100 bytes held %d bytes", cap(buf))
+	}
+}
+
+// FuzzReadHead: ReadHead never panics, and a head it returns is the bytes
+// after the length prefix, as long as it says.
+func FuzzReadHead(f *testing.F) {
+	c := newCodec(f, Config{})
+	f.Add(AppendHead(nil, []byte("head")))
+	f.Add([]byte{0, 0, 0, 9, 1, 2})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		head, err := c.ReadHead(bytes.NewReader(in), nil)
+		if err != nil {
+			return
+		}
+		if n := binary.BigEndian.Uint32(in); int64(n) != int64(len(head)) || !bytes.Equal(head, in[4:4+n]) {
+			t.Fatalf("head %x from input %x", head, in)
+		}
+	})
 }

@@ -1,0 +1,165 @@
+package edge
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// These tests run tunnels over net.Pipe: a write blocks until the other
+// end reads, which is a client or an application that stopped reading, at
+// any point the test chooses.
+
+var switchHead = []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")
+
+func newTestTunnels(t *testing.T, lim WebSocketLimits) *tunnels {
+	lim.setDefaults()
+	ts := new(tunnels)
+	ts.init(lim, prometheus.NewRegistry())
+	t.Cleanup(ts.wg.Wait) // after the pipes closed
+	return ts
+}
+
+// openPipeTunnel runs a tunnel between two pipes and returns their other
+// ends, the 101 read off the client's: the client's and the origin's.
+func openPipeTunnel(t *testing.T, ts *tunnels) (client, origin net.Conn) {
+	t.Helper()
+	c, client := net.Pipe()
+	o, origin := net.Pipe()
+	if !ts.reserve() {
+		t.Fatal("no slot")
+	}
+	go ts.run(nil, c, o, switchHead)
+	if _, err := io.ReadFull(client, make([]byte, len(switchHead))); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client.Close()
+		origin.Close()
+	})
+	return client, origin
+}
+
+// only is the one open tunnel, once run registered it.
+func only(t *testing.T, ts *tunnels) *tunnel {
+	t.Helper()
+	var tun *tunnel
+	testutil.Eventually(t, time.Minute, "the tunnel open", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		for x := range ts.open {
+			tun = x
+		}
+		return tun != nil
+	})
+	return tun
+}
+
+// TestTunnelDrainDoesNotWait: a drain asks every tunnel for its close
+// frames and returns; it does not write them, one tunnel after another,
+// to clients that do not read (each would hold it drain_timeout).
+func TestTunnelDrainDoesNotWait(t *testing.T) {
+	ts := newTestTunnels(t, WebSocketLimits{DrainTimeout: Duration(time.Hour)})
+	const tunnels = 3
+	var clients, origins []net.Conn
+	for range tunnels {
+		c, o := openPipeTunnel(t, ts)
+		clients, origins = append(clients, c), append(origins, o)
+	}
+	testutil.Eventually(t, time.Minute, "the tunnels open", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return len(ts.open) == tunnels
+	})
+	done := make(chan struct{})
+	go func() {
+		ts.drain(nil)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the drain waits on clients that do not read")
+	}
+	// The close frames go as the ends read: 1001 both ways.
+	for i := range tunnels {
+		b := make([]byte, 4)
+		if _, err := io.ReadFull(clients[i], b); err != nil || !bytes.Equal(b, []byte{0x88, 2, 0x03, 0xe9}) {
+			t.Fatalf("to the client: % x, %v; want close 1001", b, err)
+		}
+		b = make([]byte, 8)
+		if _, err := io.ReadFull(origins[i], b); err != nil || b[0] != 0x88 || b[1] != 0x82 ||
+			b[6]^b[2] != 0x03 || b[7]^b[3] != 0xe9 {
+			t.Fatalf("to the origin: % x, %v; want masked close 1001", b, err)
+		}
+	}
+}
+
+// TestTunnelTooBigWhileMidFrame: a client's message over the limit, while
+// the origin is in the middle of a frame to the client, still gets the
+// client its close 1009: the origin is closed once that frame ended and the
+// close frame went, not at once.
+func TestTunnelTooBigWhileMidFrame(t *testing.T) {
+	ts := newTestTunnels(t, WebSocketLimits{MaxMessageBytes: 1024, DrainTimeout: Duration(time.Hour)})
+	client, origin := openPipeTunnel(t, ts)
+	tun := only(t, ts)
+	// Half a 100-byte binary frame from the application, on its way to
+	// the client.
+	frame := append([]byte{0x82, 100}, make([]byte, 100)...)
+	go origin.Write(frame[:52])
+	if _, err := io.ReadFull(client, make([]byte, 52)); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(client)
+		got <- b
+	}()
+	// A client frame claiming 1025 bytes: refused at its header.
+	if _, err := client.Write([]byte{0x82, 0x80 | 126, 0x04, 0x01, 1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, "the tunnel stopped", tun.isStopped)
+	if _, err := origin.Write(frame[52:]); err != nil {
+		t.Fatalf("the rest of the frame in flight: %v (the origin closed before the client's close frame)", err)
+	}
+	// Then the origin's connection is closed.
+	if _, err := origin.Read(make([]byte, 16)); err != io.EOF {
+		t.Fatalf("the origin's end reads %v, want EOF", err)
+	}
+	client.Close()
+	b := <-got
+	want := append(frame[52:], 0x88, 2, 0x03, 0xf1) // close 1009
+	if !bytes.Equal(b, want) {
+		t.Fatalf("the client got % x, want the rest of the frame then close 1009", b)
+	}
+}
+
+// TestTunnelHijackSkipped: when fasthttp never runs the hijack handler
+// (it could not write what it held for the connection), the origin's
+// connection is closed and the slot released all the same.
+func TestTunnelHijackSkipped(t *testing.T) {
+	n := &Node{srv: &fasthttp.Server{WriteTimeout: time.Millisecond}}
+	n.tun.init(WebSocketLimits{MaxTunnels: 1, DrainTimeout: Duration(time.Millisecond)}, prometheus.NewRegistry())
+	if !n.tun.reserve() {
+		t.Fatal("no slot")
+	}
+	o, origin := net.Pipe()
+	defer origin.Close()
+	var ctx fasthttp.RequestCtx
+	n.startTunnel(&ctx, nil, &requestChain{tun: o}, &host.Response{Status: fasthttp.StatusSwitchingProtocols})
+	// ctx is never served: its hijack handler never runs.
+	origin.SetReadDeadline(time.Now().Add(time.Minute))
+	if _, err := origin.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the origin's end reads %v, want EOF", err)
+	}
+	testutil.Eventually(t, time.Minute, "the slot released", n.tun.reserve)
+}
