@@ -21,6 +21,7 @@ import (
 
 	"github.com/talowa/wedge/edge/internal/wsframe"
 	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/internal/connx"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 )
@@ -356,7 +357,7 @@ func (ts *tunnels) run(g *generation, client, origin net.Conn, head []byte) {
 	t := &tunnel{ts: ts, gen: g, client: client, origin: origin, stopped: make(chan struct{})}
 	t.why.Store(-1)
 	t.last.Store(time.Now().UnixNano())
-	raw := unhijack(client)
+	raw := connx.Unwrap(client)
 	t.up = half{t: t, src: client, wake: raw, dst: origin, side: closeClient, bytes: ts.bytes[0],
 		tr: wsframe.Tracker{Masked: true, Max: uint64(ts.lim.MaxMessageBytes)}}
 	// Writes to the client go to the connection under fasthttp's hijacked
@@ -428,16 +429,8 @@ func (t *tunnel) stop(why int, toClient, toOrigin uint16) {
 // closeConns closes both connections: the client's under fasthttp's
 // hijacked one, whose Close does nothing until the tunnel returns.
 func (t *tunnel) closeConns() {
-	unhijack(t.client).Close()
+	connx.Unwrap(t.client).Close()
 	t.origin.Close()
-}
-
-// unhijack is the connection under fasthttp's hijacked one.
-func unhijack(c net.Conn) net.Conn {
-	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
-		return u.UnsafeConn()
-	}
-	return c
 }
 
 // serve runs both halves until both end. One that ends passes its end on
@@ -669,15 +662,12 @@ func (h *half) ended() {
 // closeWrite half-closes c, under fasthttp's hijacked connection and the
 // node's own wrappers, where it is a TCP (or TLS) connection.
 func closeWrite(c net.Conn) error {
-	c = unhijack(c)
+	c = connx.Unwrap(c)
 	switch lc := c.(type) {
 	case *lineEndConn:
 		c = lc.Conn
 	case *lineEndTLSConn:
 		c = lc.tls
 	}
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
+	return connx.CloseWrite(c)
 }

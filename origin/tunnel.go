@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/connx"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -90,7 +91,7 @@ func (ts *tunnelSet) close() {
 	defer ts.mu.Unlock()
 	ts.closed = true
 	for p := range ts.conns {
-		unwrap(p.edge).Close()
+		connx.Unwrap(p.edge).Close()
 		p.app.Close()
 	}
 }
@@ -209,11 +210,11 @@ func splice(edge, app net.Conn, grace time.Duration) {
 // when that cannot be done (or src failed, or outlived its grace), closes
 // both, so that the other direction ends too.
 func copyHalf(dst, src net.Conn) {
-	if copyBytes(dst, src) == nil && closeWrite(dst) == nil {
+	if copyBytes(dst, src) == nil && connx.CloseWrite(dst) == nil {
 		return
 	}
-	unwrap(dst).Close()
-	unwrap(src).Close()
+	connx.Unwrap(dst).Close()
+	connx.Unwrap(src).Close()
 }
 
 // Sizes of a direction's read buffer. It reads into a small one of its
@@ -260,23 +261,6 @@ func copyBytes(dst io.Writer, src io.Reader) error {
 			return err
 		}
 	}
-}
-
-// unwrap is the connection under fasthttp's hijacked one, whose Close does
-// nothing until the hijack handler returns.
-func unwrap(c net.Conn) net.Conn {
-	if u, ok := c.(interface{ UnsafeConn() net.Conn }); ok {
-		return u.UnsafeConn()
-	}
-	return c
-}
-
-// closeWrite half-closes c where it can: a TCP or TLS connection.
-func closeWrite(c net.Conn) error {
-	if cw, ok := unwrap(c).(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
 }
 
 // maxTunnelAnswer bounds the body of an application's refusal of a
@@ -416,7 +400,7 @@ func (p *Proxy) handshake(conn net.Conn, u *upstream, deadline time.Time, req *w
 			if err := conn.SetDeadline(time.Time{}); err != nil {
 				return nil, err
 			}
-			return &bufferedConn{Conn: conn, br: br}, nil
+			return &connx.Buffered{Conn: conn, R: br}, nil
 		case info.status >= 200:
 			if err := fresp.ReadLimitBody(br, maxTunnelAnswer); err != nil {
 				return nil, err
@@ -432,23 +416,3 @@ func (p *Proxy) handshake(conn net.Conn, u *upstream, deadline time.Time, req *w
 		}
 	}
 }
-
-// bufferedConn is a tunnel's connection to the application: what the
-// handshake's reader took past the 101 comes first.
-type bufferedConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) {
-	if c.br != nil {
-		if c.br.Buffered() > 0 {
-			return c.br.Read(p)
-		}
-		c.br = nil
-	}
-	return c.Conn.Read(p)
-}
-
-// CloseWrite half-closes the connection under it.
-func (c *bufferedConn) CloseWrite() error { return closeWrite(c.Conn) }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/connx"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -109,7 +109,7 @@ func (c *Client) handshake(deadline time.Time, req *wire.Request, resp *wire.Res
 		return nil, clsTransport, fmt.Errorf("%w: %w", ErrTransport, err)
 	}
 	ok = true
-	return &tunnelConn{Conn: conn, br: br}, clsOK, nil
+	return &connx.Buffered{Conn: conn, R: br}, clsOK, nil
 }
 
 // tunnelFailure classes a handshake's broken connection: a timeout when
@@ -149,30 +149,4 @@ func (c *Client) dialTunnel(deadline time.Time) (net.Conn, error) {
 		return nil, fmt.Errorf("tls handshake: %w", err)
 	}
 	return tc, nil
-}
-
-// tunnelConn is a tunnel's connection to the origin: what the handshake's
-// reader took past the response frame comes first.
-type tunnelConn struct {
-	net.Conn
-	br *bufio.Reader
-}
-
-func (c *tunnelConn) Read(p []byte) (int, error) {
-	if c.br != nil {
-		if c.br.Buffered() > 0 {
-			return c.br.Read(p)
-		}
-		c.br = nil
-	}
-	return c.Conn.Read(p)
-}
-
-// CloseWrite ends the tunnel's bytes towards the origin, keeping the other
-// direction open: a client that finished sending is passed on as such.
-func (c *tunnelConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.ErrUnsupported
 }
