@@ -74,13 +74,7 @@ func TestStreamProcesses(t *testing.T) {
 			defer func() { active.Add(-1); written.Delete(r) }()
 			io.Copy(&countWriter{w: w, n: c}, &pattern{n: n})
 		case "/upload":
-			h := sha256.New()
-			n, err := io.Copy(h, r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), 400)
-				return
-			}
-			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+			hashUpload(w, r)
 		default:
 			w.Write([]byte("ok"))
 		}

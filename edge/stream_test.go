@@ -64,13 +64,7 @@ func (a *streamApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "max-age=60")
 		io.Copy(w, &pattern{n: n})
 	case "/upload":
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+		hashUpload(w, r)
 	case "/events":
 		k, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -183,6 +177,40 @@ func TestStreamDownload(t *testing.T) {
 	}
 }
 
+// hashUpload is the tests' applications' /upload: it answers with the
+// length and sha256 of the body it received.
+func hashUpload(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	n, err := io.Copy(h, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+}
+
+// put uploads size bytes of the pattern to /upload, with a length or
+// chunked, and returns the status and the body of the answer: the app's
+// "LENGTH SHA256" of what it received.
+func (s *streamStack) put(t *testing.T, size int64, chunked bool) (int, string) {
+	t.Helper()
+	var body io.Reader = &pattern{n: size}
+	if chunked {
+		body = struct{ io.Reader }{body} // no length: sent chunked
+	}
+	req, _ := http.NewRequest("PUT", s.url("/upload"), body)
+	if !chunked {
+		req.ContentLength = size
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // TestStreamUpload: request bodies past the threshold, with a length or
 // chunked, reach the application whole, within a route maximum well above
 // what an envelope holds.
@@ -190,22 +218,8 @@ func TestStreamUpload(t *testing.T) {
 	s := startStreamStack(t, ", max_body_bytes: -1")
 	const size = 20 << 20
 	for _, chunked := range []bool{false, true} {
-		var body io.Reader = &pattern{n: size}
-		if chunked {
-			body = struct{ io.Reader }{body} // no length: sent chunked
-		}
-		req, _ := http.NewRequest("PUT", s.url("/upload"), body)
-		if !chunked {
-			req.ContentLength = size
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if want := fmt.Sprintf("%d %s", size, sumOf(size)); resp.StatusCode != 200 || string(b) != want {
-			t.Fatalf("chunked %v: %d %q, want 200 %q", chunked, resp.StatusCode, b, want)
+		if st, b := s.put(t, size, chunked); st != 200 || b != fmt.Sprintf("%d %s", size, sumOf(size)) {
+			t.Fatalf("chunked %v: %d %q, want 200 and the body's sum", chunked, st, b)
 		}
 	}
 }
@@ -216,16 +230,8 @@ func TestStreamUpload(t *testing.T) {
 func TestStreamUploadAroundPrefix(t *testing.T) {
 	s := startStreamStackAt(t, 4096, "")
 	for _, size := range []int64{4097, 10000, 64 << 10, 64<<10 + 1, 200000} {
-		req, _ := http.NewRequest("PUT", s.url("/upload"), &pattern{n: size})
-		req.ContentLength = size
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if want := fmt.Sprintf("%d %s", size, sumOf(size)); resp.StatusCode != 200 || string(b) != want {
-			t.Fatalf("%d bytes: %d %q, want 200 %q", size, resp.StatusCode, b, want)
+		if st, b := s.put(t, size, false); st != 200 || b != fmt.Sprintf("%d %s", size, sumOf(size)) {
+			t.Fatalf("%d bytes: %d %q, want 200 and the body's sum", size, st, b)
 		}
 	}
 }
@@ -239,22 +245,8 @@ func TestRouteMaximumWhole(t *testing.T) {
 		chunked bool
 		want    int
 	}{{1000, false, 200}, {1001, false, 413}, {1000, true, 200}, {1001, true, 413}} {
-		var body io.Reader = &pattern{n: tc.size}
-		if tc.chunked {
-			body = struct{ io.Reader }{body}
-		}
-		req, _ := http.NewRequest("PUT", s.url("/upload"), body)
-		if !tc.chunked {
-			req.ContentLength = tc.size
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Fatalf("%d bytes, chunked %v: %d, want %d", tc.size, tc.chunked, resp.StatusCode, tc.want)
+		if st, _ := s.put(t, tc.size, tc.chunked); st != tc.want {
+			t.Fatalf("%d bytes, chunked %v: %d, want %d", tc.size, tc.chunked, st, tc.want)
 		}
 	}
 }
