@@ -50,6 +50,14 @@ type Config struct {
 	// Fleet connects the node to the control plane, which then sets the
 	// plugin versions its routes run (edge/fleet); off when NATS is "".
 	Fleet FleetConfig `yaml:"fleet"`
+	// ServedHeader, when true, makes every response carry Wedge-Served:
+	// the plugin versions that ran for the request, in chain order, as
+	// "auth@2, ratelimit@1, cache@3" (a canary's or a Wedge-Pin's version
+	// where one was chosen; on a cache hit too), so a person with curl
+	// sees what served them. It replaces one an origin sent; absent when
+	// no plugin ran, and on a 101 that opens a WebSocket tunnel. Default
+	// false: it tells clients what runs.
+	ServedHeader bool `yaml:"served_header"`
 
 	dir string // the config file's directory: relative paths start there
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/origin/wire"
-	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 )
@@ -30,6 +29,7 @@ type exchange struct {
 	scratch []byte   // fromHTTP's, for the texts it formats
 	conn    []string // fromHTTP's, the Connection field values
 	answer  *[]byte  // the buffer SetBody keeps a plugin's answer in
+	served  []byte   // setServed's, the Wedge-Served text (served.go)
 	st      stream   // the bodies it streams (stream.go)
 }
 
@@ -221,6 +221,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		sent = n.startTunnel(ctx, g, c, &x.Resp)
 	} else {
 		sent = n.write(ctx, &x.Resp, x.sharedBody(), x.takeAnswer())
+		if g.cfg.ServedHeader {
+			setServed(ctx, x, x.flow.Ran())
+		}
 		n.send(ctx, x, rt) // a streamed answer's body: edge/stream.go
 	}
 	d := time.Since(start)
@@ -370,16 +373,6 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return 16
-}
-
-func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, err error) {
-	kind := "error"
-	var ce *wasm.CallError
-	if errors.As(err, &ce) {
-		kind = ce.Kind.String()
-	}
-	n.log.Warn("plugin failed", "route", rt.name, "plugin", m.Name(), "version", m.Version(),
-		"phase", phase, "kind", kind, "err", err)
 }
 
 // fromHTTP copies the client's request into the form plugins see, without

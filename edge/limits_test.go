@@ -51,7 +51,7 @@ routes:
 	if st, _, _ := tn.do(t, "GET", "x", "/tight/", nil, "X-Misbehave", "request:bloat"); st != 503 {
 		t.Fatalf("tight route: %d, want the fail-closed 503", st)
 	}
-	if !strings.Contains(logs.String(), "route=tight plugin=misbehave") || !strings.Contains(logs.String(), "kind=memory") {
+	if !strings.Contains(logs.String(), "plugin failed\" plugin=misbehave") || !strings.Contains(logs.String(), "route=tight phase=request kind=memory") {
 		t.Fatalf("no memory failure logged for the tight route:\n%s", logs)
 	}
 	if st, _, _ := tn.do(t, "GET", "x", "/quick/", nil, "X-Misbehave", "request:loop"); st != 503 {

@@ -25,6 +25,12 @@ import (
 // request the chain serves from the cache once it has been made once.
 func startHitNode(tb testing.TB) (*testNode, []byte) {
 	tb.Helper()
+	return startHitNodeWith(tb, "")
+}
+
+// startHitNodeWith is startHitNode with top-level config lines added.
+func startHitNodeWith(tb testing.TB, extra string) (*testNode, []byte) {
+	tb.Helper()
 	body := bytes.Repeat([]byte("x"), 1024)
 	addr := origintest.Start(tb, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
 		resp.Status = 200
@@ -33,7 +39,7 @@ func startHitNode(tb testing.TB) (*testNode, []byte) {
 		resp.Body = append(resp.Body, body...)
 	})).Addr
 	p := plugins(tb)
-	n := startNode(tb, fmt.Sprintf(`
+	n := startNode(tb, fmt.Sprintf(`%s
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -43,7 +49,7 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
       - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 2000000000, period: 1s}]}}
       - {file: %q}
-`, addr, origintest.Key.Text(), p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
+`, extra, addr, origintest.Key.Text(), p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
 	req := []byte("GET /bench HTTP/1.1\r\nHost: full\r\nUser-Agent: wrk\r\nAccept: */*\r\n" +
 		"Authorization: Bearer " + jwstest.UserToken(jwtSecret, "bench") + "\r\n\r\n")
 	return n, req

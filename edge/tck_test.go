@@ -31,8 +31,15 @@ import (
 // harness and the node run a chain through the same runner (host.Flow);
 // this holds the node's side of it (its exchange, request copy, origin
 // link, stores, metrics and logs) to the contract too.
-func TestConformanceLive(t *testing.T) {
-	harness := tcktest.RunWasm(t)
+func TestConformanceLive(t *testing.T) { conformanceLive(t, tcktest.GuestDir(t)) }
+
+// TestConformanceLiveRust is TestConformanceLive with the kit's guest in
+// Rust.
+func TestConformanceLiveRust(t *testing.T) { conformanceLive(t, tcktest.RustGuestDir(t)) }
+
+// conformanceLive runs the kit built from guest in a live edge node.
+func conformanceLive(t *testing.T, guest string) {
+	harness := tcktest.RunWasmGuest(t, guest)
 
 	// What the origin got, copied: the envelope's buffers are reused.
 	var mu sync.Mutex
@@ -85,7 +92,7 @@ routes:
     origin: app
     chain:
       - {name: tck, version: "1", file: %q, config: %s}
-`, tck.MaxBodySize, originAddr, origintest.Key.Text(), tck.Host, edgetest.ModuleFile(t, "../wasm/tck/guest"), cfg), edge.Options{Logger: slog.New(lg)}, ln)
+`, tck.MaxBodySize, originAddr, origintest.Key.Text(), tck.Host, edgetest.ModuleFile(t, guest), cfg), edge.Options{Logger: slog.New(lg)}, ln)
 
 	if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		t.Fatal(err)
@@ -114,7 +121,7 @@ routes:
 		t.Fatal("the origin got no request")
 	}
 	var failed error
-	if lg.Has("plugin failed", "plugin", "tck") {
+	if lg.Has("plugin failed", "plugin", "tck@1") {
 		failed = fmt.Errorf("the node logged a failure of the kit")
 	}
 	passed := tcktest.Check(t, tcktest.Observed{Resp: &client, Failed: failed, Origin: sent, Forwarded: fwd,

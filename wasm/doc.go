@@ -37,4 +37,14 @@
 //     in the background and hands the request the plugin's failure policy.
 //   - Calls allocate nothing on the host; call statistics are kept per
 //     instance and summed at scrape time, so cores do not contend for them.
+//
+// # Logs
+//
+// A plugin's log calls and the runtime's records about a version go to the
+// Config's logger with the attribute plugin=NAME@VERSION first (plugin=hello@3),
+// so a person reading the log sees which version spoke before anything else,
+// and a query still filters on one attribute. A failed call is described by
+// FailureAttrs: kind, a one-line err, and stack, the guest's panic and
+// goroutine stack as it wrote them (stdout and stderr, the first 2 KiB of
+// the call's) followed by the engine's wasm stack trace, newlines kept.
 package wasm

@@ -232,7 +232,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 			Limiter:     r.cfg.limiter,
 			Keys:        host.NewKeyring(r.verify),
 			Metrics:     host.NewMetrics(r.fams, spec.Name, spec.Version),
-			Log:         r.log.With("plugin", spec.Name, "version", spec.Version),
+			Log:         r.log.With("plugin", id), // "hello@3": the first thing a reader sees
 			MaxBodySize: r.cfg.maxBodySize,
 		},
 	}
@@ -275,7 +275,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	r.modules[m] = struct{}{}
 	r.mu.Unlock()
 	r.metrics.calls.add(m)
-	r.log.Info("plugin loaded", "plugin", spec.Name, "version", spec.Version,
+	r.log.Info("plugin loaded", "plugin", id,
 		"digest", m.digest, "instances", size, "policy", spec.Policy.String())
 	return m, nil
 }

@@ -3,7 +3,7 @@ package wasm
 import (
 	"context"
 	"errors"
-
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -128,7 +128,7 @@ func (p *pool) wait(wait time.Duration) (*instance, error) {
 func (p *pool) discard(i *instance, reason string) {
 	i.close()
 	p.m.series.replaced.WithLabelValues(reason).Inc()
-	p.m.rt.log.Warn("plugin instance replaced", "plugin", p.m.spec.Name, "version", p.m.spec.Version, "reason", reason)
+	p.m.rt.log.Warn("plugin instance replaced", "plugin", p.m.id(), "reason", reason)
 	p.missing.Add(1)
 	p.refill()
 }
@@ -150,8 +150,9 @@ func (p *pool) refill() {
 			}
 			inst, err := p.m.newInstance(context.Background())
 			if err != nil {
-				p.m.rt.log.Error("plugin instance replacement failed", "plugin", p.m.spec.Name,
-					"version", p.m.spec.Version, "err", err, "retry_in", backoff)
+				attrs := append([]slog.Attr{slog.String("plugin", p.m.id()), slog.String("phase", "configure")}, FailureAttrs(err)...)
+				p.m.rt.log.LogAttrs(context.Background(), slog.LevelError, "plugin instance replacement failed",
+					append(attrs, slog.Duration("retry_in", backoff))...)
 				select {
 				case <-p.closing:
 					p.filling.Store(false)

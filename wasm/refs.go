@@ -42,6 +42,6 @@ func (m *Module) shutdown() {
 	m.series.delete()
 	m.rt.metrics.calls.remove(m)
 	m.rt.forget(m)
-	m.rt.log.Info("plugin closed", "plugin", m.spec.Name, "version", m.spec.Version)
+	m.rt.log.Info("plugin closed", "plugin", m.id())
 	close(m.done)
 }

@@ -7,6 +7,13 @@
 // the edge that breaks the contract fails one of the three. Package tcktest
 // is the host's side: configuration, fixture request and origin, checks.
 //
+// ./rustguest is the same kit in Rust, on the Rust SDK's host calls
+// (sdk/rust): the same checks with the same texts, held to the same
+// standard and to the Go kit's count of passing checks, as Wasm and in a
+// live edge. Its ./probe runs the Rust SDK's JSON scanner, base64 and token
+// policy encoder on request bodies, for rust_test.go to compare with the
+// Go packages.
+//
 // Report lines are "PASS <function>: <what>" or "FAIL <function>: <what>:
 // <detail>"; Summary parses them.
 package tck

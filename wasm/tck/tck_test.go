@@ -13,6 +13,16 @@ import (
 // TestConformanceWasm runs the kit as a Wasm plugin in the runtime.
 func TestConformanceWasm(t *testing.T) { tcktest.RunWasm(t) }
 
+// TestConformanceWasmRust runs the kit's guest in Rust (rustguest), built
+// on the Rust SDK's host calls, to the same standard: every check passes,
+// and as many as the Go guest's.
+func TestConformanceWasmRust(t *testing.T) {
+	rust := tcktest.RunWasmGuest(t, tcktest.RustGuestDir(t))
+	if goKit := tcktest.RunWasm(t); rust != goKit {
+		t.Errorf("%d checks passed in the Rust kit, %d in the Go kit", rust, goKit)
+	}
+}
+
 // TestConformanceNative runs the same kit natively through sdktest: the SDK's
 // native build must behave exactly like the Wasm one.
 func TestConformanceNative(t *testing.T) {

@@ -1,6 +1,7 @@
-// Package wasmbuild builds a Go plugin folder into a .wasm module,
+// Package wasmbuild builds a plugin folder into a .wasm module,
 // reproducibly: the same source and toolchain give the same bytes, so a
-// module's sha256 identifies its source.
+// module's sha256 identifies its source. A folder with a Cargo.toml is a
+// Rust crate built with cargo (cargo.go); any other is a Go package.
 package wasmbuild
 
 import (
@@ -43,11 +44,14 @@ func command(ctx context.Context, dir string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// Build compiles the plugin package in dir to out.
+// Build compiles the plugin in dir to out.
 func Build(ctx context.Context, dir, out string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
+	}
+	if IsRust(dir) {
+		return buildRust(ctx, dir, abs)
 	}
 	args := append(append([]string{"build"}, Flags...), "-o", abs, ".")
 	cmd := command(ctx, dir, args...)
@@ -65,6 +69,9 @@ func Build(ctx context.Context, dir, out string) error {
 // directory (other dependencies are pinned by go.sum). Equal hashes mean
 // Build would produce equal bytes, which is what lets Cached skip builds.
 func SourceHash(ctx context.Context, dir string) (string, error) {
+	if IsRust(dir) {
+		return rustSourceHash(ctx, dir)
+	}
 	// Packages of the main module, and of modules replaced by a local
 	// directory: both change without go.sum noticing.
 	const format = `{{if .Module}}{{if or .Module.Main (and .Module.Replace (not .Module.Replace.Version))}}{{.Dir}}` +

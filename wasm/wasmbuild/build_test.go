@@ -1,6 +1,7 @@
 package wasmbuild
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -66,5 +67,88 @@ func TestCachedOneBuildPerFolder(t *testing.T) {
 	}
 	if second != first || !strings.HasPrefix(filepath.Base(first), "noop-") {
 		t.Fatalf("the same folder built as %q and %q, want one file named after it", first, second)
+	}
+}
+
+// TestRustBuild builds a Rust crate through the same entry points as a Go
+// package: a module that imports only the ABI, a hash that is stable, and
+// one that follows a change of a path dependency (the SDK) too.
+func TestRustBuild(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join("..", "internal", "testguests", "rustnoop")
+	if _, _, err := rustToolchain(ctx); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
+		t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
+	}
+	cache := t.TempDir()
+	path, err := Cached(ctx, dir, cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(bin, []byte("\x00asm")) || len(bin) > 64<<10 {
+		t.Fatalf("built %d bytes starting %q, want a small Wasm module", len(bin), bin[:min(len(bin), 4)])
+	}
+	again, err := Cached(ctx, dir, cache)
+	if err != nil || again != path {
+		t.Fatalf("second build %q %v, want the cached %q", again, err, path)
+	}
+	// Files of a local dependency count: copy the crate and the SDK, and
+	// touch the SDK's copy.
+	tmp := t.TempDir()
+	copyTree(t, dir, filepath.Join(tmp, "wasm", "internal", "testguests", "rustnoop"))
+	copyTree(t, filepath.Join("..", "..", "sdk", "rust"), filepath.Join(tmp, "sdk", "rust"))
+	crate := filepath.Join(tmp, "wasm", "internal", "testguests", "rustnoop")
+	before, err := SourceHash(ctx, crate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(tmp, "sdk", "rust", "src", "lib.rs")
+	src, err := os.ReadFile(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lib, append(src, "\n// changed\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := SourceHash(ctx, crate); err != nil || after == before {
+		t.Fatalf("hash after changing the SDK: %v (same: %v)", err, after == before)
+	}
+}
+
+// TestRustBuildError shows the compiler's message.
+func TestRustBuildError(t *testing.T) {
+	if _, _, err := rustToolchain(context.Background()); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
+		t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "src"), 0o755)
+	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[lib]\ncrate-type = [\"cdylib\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "lib.rs"), []byte("pub fn f() -> i32 { \"not a number\" }\n"), 0o644)
+	err := Build(context.Background(), dir, filepath.Join(dir, "out.wasm"))
+	if err == nil || !strings.Contains(err.Error(), "mismatched types") {
+		t.Fatalf("err = %v, want the compiler's mismatched types", err)
+	}
+}
+
+func copyTree(t *testing.T, from, to string) {
+	t.Helper()
+	files, err := packageFiles(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(from, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(to, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

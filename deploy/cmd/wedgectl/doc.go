@@ -8,8 +8,13 @@
 //
 // Writing plugins:
 //
-//	wedgectl plugin build    build a Go plugin folder into a .wasm module, reproducibly
+//	wedgectl plugin new      a working plugin folder (Go or Rust) with its tests and README
+//	wedgectl plugin build    build a plugin folder into a .wasm module, reproducibly
 //	wedgectl plugin run      build it and send it requests, printing what came back
+//
+// `wedgectl up --plugin DIR` runs a plugin folder in the local edge and
+// rebuilds and swaps it in on every save (--chain, --plugin-config NAME=JSON,
+// --log-level debug|info|warn|error); see README.md, "Writing a plugin".
 //
 // The signed registry:
 //

@@ -18,9 +18,10 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"plugin new":        {"plugin new NAME [--lang go|rust] [--sdk DIR] [DIR]", pluginNew},
 	"plugin build":      {"plugin build DIR [-o FILE.wasm]", pluginBuild},
 	"plugin run":        {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
-	"up":                {"up [--listen ADDR] [--upstream URL] [--chain auth,ratelimit,cache] [--regions eu-west,us-east,ap-south] [--nats ADDR] [--status ADDR]", up},
+	"up":                {"up [--plugin DIR]... [--plugin-config NAME=JSON]... [--chain auth,ratelimit,cache] [--listen ADDR] [--upstream URL] [--regions eu-west,us-east,ap-south] [--nats ADDR] [--status ADDR] [--log-level info]", up},
 	"edge":              {"edge -config FILE [-compilation-cache DIR]", edgeCmd},
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},
 	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},

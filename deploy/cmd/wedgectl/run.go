@@ -17,18 +17,12 @@ import (
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
-// headerFlags collects repeated -H "Name: value" flags.
-type headerFlags []string
-
-func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
-func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
-
 // pluginRun is the plugin author's local loop: build the plugin, load it
 // into a runtime with in-memory stores, send it requests and print what
 // came back, with the plugin's logs and any failure in full.
 func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("plugin run", flag.ContinueOnError)
-	var headers headerFlags
+	var headers listFlag
 	fs.Var(&headers, "H", "request header `Name: value` (repeatable)")
 	config := fs.String("config", "", "plugin configuration, or @file to read it from a file")
 	body := fs.String("d", "", "request body")

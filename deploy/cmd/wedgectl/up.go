@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/talowa/wedge/deploy/internal/console"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/status"
 	"github.com/talowa/wedge/edge"
@@ -33,13 +35,19 @@ import (
 // the rollout controller and its status page, a demo application (unless
 // -upstream names one), an origin service in front of it, and edges whose
 // route runs the chain: one in this process, or with -regions one edge
-// process per region. It builds the auth, ratelimit and cache plugins,
-// prints how to try it all, and Ctrl-C stops everything.
+// process per region. It builds the auth, ratelimit and cache plugins, or
+// the plugin folders given with --plugin, which it rebuilds and swaps into
+// the running edge on every save (devplugins.go); it prints how to try it
+// all, and Ctrl-C stops everything.
 func up(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "the edge's address; with -regions, the first edge's (the next ones take the next ports)")
 	upstream := fs.String("upstream", "", "your application's base URL (default: a demo application)")
-	chain := fs.String("chain", "auth,ratelimit,cache", "plugins in order, from auth, ratelimit, cache; \"\" for none")
+	chain := fs.String("chain", "auth,ratelimit,cache", "plugins in order, from auth, ratelimit, cache and the --plugin folders' names; \"\" for none (default with --plugin: those plugins, in order)")
+	var pluginDirs, configFlags listFlag
+	fs.Var(&pluginDirs, "plugin", "a plugin `DIR` to build, run in the edge and rebuild on every save (repeatable; the folder's name is the plugin's)")
+	fs.Var(&configFlags, "plugin-config", "a plugin's config, `NAME=JSON` (repeatable)")
+	logLevel := fs.String("log-level", "info", "the log's level: debug, info, warn or error (plugin logs included)")
 	root := fs.String("plugins", "", "the plugins directory (default: ./plugins of this checkout)")
 	regionList := fs.String("regions", "", "one edge process per region, e.g. eu-west,us-east,ap-south (default: one edge in this process)")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "the control plane's client address, for wedgectl and the edges")
@@ -55,20 +63,33 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		// ones do; without it they would run with no fleet agent.
 		return errors.New("up: -nats needs an address: the edges join the control plane over it")
 	}
-	names, err := parseChain(*chain)
+	dev, err := devPlugins(pluginDirs)
 	if err != nil {
+		return err
+	}
+	chainSet := false
+	fs.Visit(func(f *flag.Flag) { chainSet = chainSet || f.Name == "chain" })
+	plugins := dev // with --plugin and no --chain, the chain is theirs
+	if chainSet || len(dev) == 0 {
+		if plugins, err = parseChain(*chain, dev, *root); err != nil {
+			return err
+		}
+	}
+	if err := pluginConfigs(configFlags, plugins); err != nil {
 		return err
 	}
 	regions, err := parseRegions(*regionList)
 	if err != nil {
 		return err
 	}
-	if *root == "" {
-		if *root, err = findPlugins(); err != nil {
-			return err
-		}
+	if len(dev) > 0 && len(regions) > 0 {
+		return errors.New("up: --plugin runs in the edge of this process, which --regions replaces by edge processes; leave out one of them")
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level, err := parseLevel(*logLevel)
+	if err != nil {
+		return err
+	}
+	log := slog.New(console.New(os.Stderr, level))
 	dir, err := os.MkdirTemp("", "wedge-up")
 	if err != nil {
 		return err
@@ -120,25 +141,24 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	// The plugins, built (or taken from the build cache) from source.
 	jwtSecret := make([]byte, 32)
 	rand.Read(jwtSecret)
-	var pluginYAML strings.Builder
-	for _, name := range names {
-		fmt.Fprintf(stdout, "building plugin %s...\n", name)
-		file, err := wasmbuild.Cached(ctx, filepath.Join(*root, name), wasmbuild.DefaultCacheDir())
-		if err != nil {
+	var names []string
+	for _, p := range plugins {
+		if p.config == "" {
+			conf, _ := json.Marshal(demoConfig(p.name, jwtSecret))
+			p.config = string(conf)
+		}
+		fmt.Fprintf(stdout, "building plugin %s...\n", p.name)
+		if _, err := p.build(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil // Ctrl-C during the build: a clean stop, not a failure
 			}
-			return fmt.Errorf("up: plugin %s: %w", name, err)
+			return fmt.Errorf("up: plugin %s: %w", p.name, err)
 		}
-		conf, _ := json.Marshal(demoConfig(name, jwtSecret))
-		fmt.Fprintf(&pluginYAML, "      - {name: %s, file: %q, config: %s}\n", name, file, conf)
+		names = append(names, p.name)
 	}
-	chainYAML := "    chain: []\n"
-	if len(names) > 0 {
-		chainYAML = "    chain:\n" + pluginYAML.String()
-	}
-	edgeYAML := func(listen, region string) string {
+	edgeYAML := func(listen, region string, chain []*chainPlugin) string {
 		return fmt.Sprintf(`listen: %q
+served_header: true
 pop: %s-1
 region: %s
 origins:
@@ -148,18 +168,37 @@ routes:
   - name: app
     path: /
     origin: app
-%s`, listen, region, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, region+"-state"), chainYAML)
+%s`, listen, region, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, region+"-state"), chainYAML(chain))
 	}
 
 	var edges []string // "http://addr (region)"
+	var watching strings.Builder
 	errc := make(chan error, 1)
 	if len(regions) == 0 {
-		addr, stop, err := serveLocal(ctx, edgeYAML(*listen, "local"), dir, log, errc)
+		p, stop, err := serveLocal(ctx, edgeYAML(*listen, "local", plugins), dir, log, errc)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		edges = append(edges, "http://"+addr)
+		edges = append(edges, "http://"+p.Addr().String())
+		// The listener keeps its port: the edge config's listen is the
+		// address bound, not the one asked for (127.0.0.1:0).
+		local := p.Addr().String()
+		reload := func(chain []*chainPlugin) error {
+			cfg, err := edge.ParseConfig([]byte(edgeYAML(local, "local", chain)), dir)
+			if err != nil {
+				return err
+			}
+			return p.Node().Reload(ctx, cfg)
+		}
+		for _, p := range dev { // before the watcher owns them
+			fmt.Fprintf(&watching, "watching %s (%s, serving %s): save a change and it is rebuilt and swapped into the edge\n", p.name, p.dir, p.version)
+		}
+		stopWatching, err := watchPlugins(ctx, plugins, reload, stdout, log)
+		if err != nil {
+			return err
+		}
+		defer stopWatching()
 	} else {
 		for i, region := range regions {
 			l, err := nextPort(*listen, i)
@@ -167,7 +206,7 @@ routes:
 				return fmt.Errorf("up: -listen: %w", err)
 			}
 			cfg := filepath.Join(dir, region+".yaml")
-			if err := os.WriteFile(cfg, []byte(edgeYAML(l, region)), 0o600); err != nil {
+			if err := os.WriteFile(cfg, []byte(edgeYAML(l, region, plugins)), 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "starting edge %s...\n", region)
@@ -194,7 +233,12 @@ control plane: %[6]s   status page: %[7]s
 plugin signing key: %[9]s
 
 WEDGE_TOKEN=%[5]s
-
+`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key)
+	if len(dev) > 0 {
+		fmt.Fprintf(stdout, "\n%s\nTry:\n  curl -i %s/%s  # what `wedgectl plugin new %[3]s` made answers\n\nCtrl-C stops everything.\n",
+			watching.String(), addr, dev[0].name)
+	} else {
+		fmt.Fprintf(stdout, `
 Try:
   curl -i %[1]s/api/hello                                         # 401 without a token
   curl -i -H "Authorization: Bearer $WEDGE_TOKEN" %[1]s/api/hello  # 200, then a cache HIT with Age
@@ -202,12 +246,13 @@ Try:
 
 Roll a plugin version out (in another terminal):
   wedgectl plugin build plugins/cache -o /tmp/cache.wasm
-  wedgectl plugin push /tmp/cache.wasm --name cache --version 2 --key %[9]s
-  wedgectl rollout start cache@2 --waves "%[10]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
+  wedgectl plugin push /tmp/cache.wasm --name cache --version 2 --key %[2]s
+  wedgectl rollout start cache@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
   wedgectl rollout status
 
 Ctrl-C stops everything.
-`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, waves)
+`, addr, fleet.key, waves)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -219,16 +264,15 @@ Ctrl-C stops everything.
 
 // serveLocal runs the edge in this process: the POP `wedgectl edge` runs
 // (edge/pop), which joins the control plane like any other. It returns the
-// edge's address and how to stop it; a failure while it serves goes to
-// errc.
-func serveLocal(ctx context.Context, yaml, dir string, log *slog.Logger, errc chan<- error) (string, func(), error) {
+// POP and how to stop it; a failure while it serves goes to errc.
+func serveLocal(ctx context.Context, yaml, dir string, log *slog.Logger, errc chan<- error) (*pop.POP, func(), error) {
 	cfg, err := edge.ParseConfig([]byte(yaml), dir)
 	if err != nil {
-		return "", nil, fmt.Errorf("up: %w", err)
+		return nil, nil, fmt.Errorf("up: %w", err)
 	}
 	p, err := pop.New(ctx, cfg, pop.Options{Logger: log, CompilationCache: wasmbuild.CompilationCacheDir()})
 	if err != nil {
-		return "", nil, fmt.Errorf("up: %w", err)
+		return nil, nil, fmt.Errorf("up: %w", err)
 	}
 	ctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -241,7 +285,7 @@ func serveLocal(ctx context.Context, yaml, dir string, log *slog.Logger, errc ch
 			}
 		}
 	}()
-	return p.Addr().String(), func() { stop(); <-done }, nil
+	return p, func() { stop(); <-done }, nil
 }
 
 // parseRegions checks a -regions list.
@@ -264,43 +308,59 @@ func parseRegions(s string) ([]string, error) {
 	return out, nil
 }
 
-func parseChain(s string) ([]string, error) {
-	var names []string
+// parseChain reads the -chain list: the repository's plugins by name (from
+// root, default the checkout's plugins folder) and the --plugin folders by
+// theirs. Every --plugin folder must be in it.
+func parseChain(s string, dev []*chainPlugin, root string) ([]*chainPlugin, error) {
+	var chain []*chainPlugin
 	seen := map[string]bool{}
 	for n := range strings.SplitSeq(s, ",") {
 		if n = strings.TrimSpace(n); n == "" {
 			continue
 		}
-		switch n {
-		case "auth", "ratelimit", "cache":
-		default:
-			return nil, fmt.Errorf("up: -chain: unknown plugin %q (want auth, ratelimit, cache)", n)
-		}
 		if seen[n] {
 			return nil, fmt.Errorf("up: -chain: %s given twice", n)
 		}
 		seen[n] = true
-		names = append(names, n)
+		if i := slices.IndexFunc(dev, func(p *chainPlugin) bool { return p.name == n }); i >= 0 {
+			chain = append(chain, dev[i])
+			continue
+		}
+		switch n {
+		case "auth", "ratelimit", "cache":
+		default:
+			return nil, fmt.Errorf("up: -chain: unknown plugin %q (want auth, ratelimit, cache or a --plugin folder's name)", n)
+		}
+		if root == "" {
+			repo, err := findCheckout("")
+			if err != nil {
+				return nil, fmt.Errorf("up: plugin %s: %w, or give -plugins", n, err)
+			}
+			root = filepath.Join(repo, "plugins")
+		}
+		chain = append(chain, &chainPlugin{name: n, dir: filepath.Join(root, n)})
 	}
-	return names, nil
+	for _, p := range dev {
+		if !seen[p.name] {
+			return nil, fmt.Errorf("up: -chain leaves out %s, given with --plugin", p.name)
+		}
+	}
+	return chain, nil
 }
 
-// findPlugins finds the plugins directory of the checkout this runs from.
-func findPlugins() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
+// parseLevel reads --log-level.
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "plugins", "auth", "main.go")); err == nil {
-			return filepath.Join(dir, "plugins"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("up: no plugins directory here or above; run from the Wedge checkout or give -plugins")
-		}
-		dir = parent
-	}
+	return 0, fmt.Errorf("up: --log-level %q: want debug, info, warn or error", s)
 }
 
 func startOrigin(key wire.Key, upstream string, log *slog.Logger) (string, func(), error) {

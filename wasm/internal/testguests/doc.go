@@ -3,6 +3,7 @@
 // host crypto), misbehave (every way a guest can go wrong, chosen per
 // request), inject (header injection attempts, for the edge's abuse tests),
 // seen (what plugins read of a request, for the edge's front-door tests)
-// and fleet/* (versions of one plugin, good and bad, for rollout tests).
-// Each is a main package built by wasm/wasmtest.Build.
+// fleet/* (versions of one plugin, good and bad, for rollout tests) and
+// rustnoop (a Rust crate, for wasmbuild's Cargo path). Each is built by
+// wasm/wasmtest.Build.
 package testguests

@@ -278,12 +278,19 @@ func Harness(res *host.Result, origin *host.Request, cache host.Cache, reg prome
 // count a live host's run must reach too.
 func RunWasm(t testing.TB) (passed int) {
 	t.Helper()
+	return RunWasmGuest(t, GuestDir(t))
+}
+
+// RunWasmGuest is RunWasm with the kit's guest built from dir: GuestDir or
+// RustGuestDir.
+func RunWasmGuest(t testing.TB, dir string) (passed int) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	lg := &Logs{}
 	cache := host.NewMemCache(8 << 20)
 	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithRegisterer(reg).
 		WithLogger(slog.New(lg)).WithStores(cache, host.NewGCRA(1024)).WithMaxBodySize(tck.MaxBodySize))
-	p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "tck", Version: "1", Binary: wasmtest.Build(t, GuestDir(t)), Config: Config(t, tck.Assigned{})})
+	p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "tck", Version: "1", Binary: wasmtest.Build(t, dir), Config: Config(t, tck.Assigned{})})
 	var got host.Request
 	p.Origin = func(r *host.Request) host.Response {
 		got = *r
@@ -300,6 +307,12 @@ func GuestDir(t testing.TB) string {
 		t.Fatal("tcktest: no source location for the guest")
 	}
 	return filepath.Join(filepath.Dir(file), "..", "guest")
+}
+
+// RustGuestDir is the folder of the kit's guest in Rust
+// (wasm/tck/rustguest), which performs the same checks.
+func RustGuestDir(t testing.TB) string {
+	return filepath.Join(GuestDir(t), "..", "rustguest")
 }
 
 // Forwarded lists the values of vals set with abi.ValueForward, which go

@@ -70,6 +70,9 @@ func misbehave(mode string) (sdk.Action, bool) {
 	case "oob": // a host call with a buffer outside linear memory
 		bad := unsafe.Slice((*byte)(unsafe.Add(unsafe.Pointer(&anchor), 1<<31)), 64)
 		hostcall.HeaderGet(abi.MsgRequest, []byte("X-Misbehave"), bad)
+	case "log": // behaves, logging one record for the log tests
+		sdk.Info("misbehave: deliberate log", "k", "v")
+		return 0, false
 	case "fail":
 		return sdk.Fail(errors.New("misbehave: deliberate failure")), true
 	case "badaction":

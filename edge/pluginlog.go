@@ -1,0 +1,22 @@
+package edge
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/abi"
+)
+
+// pluginError logs a failed plugin call for a human first: the plugin as
+// name@version (as its own log records have it), the phase by name, and a
+// Go guest's panic and stack as their own multi-line attribute
+// (wasm.FailureAttrs) rather than squashed into err.
+func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, err error) {
+	attrs := append([]slog.Attr{
+		slog.String("plugin", m.Name()+"@"+m.Version()),
+		slog.String("route", rt.name),
+		slog.String("phase", abi.PhaseName(phase)),
+	}, wasm.FailureAttrs(err)...)
+	n.log.LogAttrs(context.Background(), slog.LevelWarn, "plugin failed", attrs...)
+}
