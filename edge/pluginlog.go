@@ -14,7 +14,7 @@ import (
 // (wasm.FailureAttrs) rather than squashed into err.
 func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, err error) {
 	attrs := append([]slog.Attr{
-		slog.String("plugin", m.Name()+"@"+m.Version()),
+		slog.String("plugin", wasm.PluginID(m.Name(), m.Version())),
 		slog.String("route", rt.name),
 		slog.String("phase", abi.PhaseName(phase)),
 	}, wasm.FailureAttrs(err)...)

@@ -202,7 +202,7 @@ func (i *instance) sleep(ns int64) {
 	}
 }
 
-func (m *Module) id() string { return m.spec.Name + "@" + m.spec.Version }
+func (m *Module) id() string { return PluginID(m.spec.Name, m.spec.Version) }
 
 // newInstance instantiates and configures one instance.
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {

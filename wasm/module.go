@@ -183,7 +183,7 @@ func (r *Runtime) Load(ctx context.Context, spec Spec) (*Module, error) {
 }
 
 func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
-	id := spec.Name + "@" + spec.Version
+	id := PluginID(spec.Name, spec.Version)
 	if err := r.begin(id); err != nil {
 		return nil, err
 	}
@@ -397,6 +397,10 @@ func sig(params, results []api.ValueType) string {
 	}
 	return "(" + names(params) + ") -> (" + names(results) + ")"
 }
+
+// PluginID names a version of a plugin as the runtime's logs do, in their
+// plugin attribute: NAME@VERSION, "hello@3".
+func PluginID(name, version string) string { return name + "@" + version }
 
 // Name is the plugin name.
 func (m *Module) Name() string { return m.spec.Name }

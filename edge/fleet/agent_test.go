@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/internal/leaktest"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 	"github.com/talowa/wedge/wasm/wasmtest"
@@ -45,6 +47,7 @@ type fixture struct {
 	// cache is the node's compilation cache directory; empty means the
 	// one every test shares.
 	cache string
+	log   *slog.Logger // the agent's; nil discards
 	node  *edge.Node
 	addr  string
 	agent *fleet.Agent
@@ -100,7 +103,7 @@ func (f *fixture) startPOP(opts fleet.Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Region, opts.POP, opts.Trust, opts.Report = "eu-test", "pop1", f.trust, 100*time.Millisecond
+	opts.Region, opts.POP, opts.Trust, opts.Report, opts.Logger = "eu-test", "pop1", f.trust, 100*time.Millisecond, f.log
 	a, err := fleet.New(n, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -573,6 +576,28 @@ func TestStopDuringPrefetch(t *testing.T) {
 		t.Fatal("the agent's Run returned while its goroutines still run (a prefetch compiling)")
 	}
 	f.stop()
+}
+
+// TestPrefetchLogs: the prefetch's log lines name the version as the
+// runtime's do, plugin=NAME@VERSION.
+func TestPrefetchLogs(t *testing.T) {
+	f := newFixture(t, embedded.Options{})
+	var log testutil.SyncBuffer
+	f.log = slog.New(slog.NewTextHandler(&log, nil))
+	f.startConnectedPOP()
+	// The first report comes once the watches are set up.
+	f.status("a first report", func(manifest.Status) bool { return true })
+	missing := manifest.Artifact{Name: "stamp", Version: "x", Digest: manifest.Digest([]byte("never stored"))}
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	for _, art := range []manifest.Artifact{missing, v2} {
+		rec, _ := json.Marshal(art)
+		if _, err := f.stores.Artifacts.Put(context.Background(), manifest.ArtifactKey("stamp", art.Version), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{`msg="pushed version not prefetched" plugin=stamp@x err=`, `msg="pushed version prefetched" plugin=stamp@v2 took=`} {
+		testutil.Eventually(t, hangGuard, want, func() bool { return strings.Contains(log.String(), want) })
+	}
 }
 
 // TestModuleChecksTheRecordFirst holds the agent to refusing a record no

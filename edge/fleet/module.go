@@ -16,6 +16,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/wasm"
 )
 
 // module returns the verified bytes of an artifact: from the local copy
@@ -102,10 +103,10 @@ func (a *Agent) prefetch(ctx context.Context, pushed <-chan manifest.Artifact, s
 			}
 			a.compiling.Unlock()
 			if err != nil {
-				a.o.Logger.Warn("pushed version not prefetched", "plugin", art.Name, "version", art.Version, "err", err)
+				a.o.Logger.Warn("pushed version not prefetched", "plugin", wasm.PluginID(art.Name, art.Version), "err", err)
 				continue
 			}
-			a.o.Logger.Info("pushed version prefetched", "plugin", art.Name, "version", art.Version, "took", time.Since(start))
+			a.o.Logger.Info("pushed version prefetched", "plugin", wasm.PluginID(art.Name, art.Version), "took", time.Since(start))
 		}
 	}
 }

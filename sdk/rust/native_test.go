@@ -29,12 +29,13 @@ func TestNativeHost(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the crate's tests")
 	}
-	list := cargos()
+	list := toolchains()
 	if len(list) == 0 {
-		t.Skip("no Rust toolchain on this machine")
+		needRust(t, "no Rust toolchain on this machine")
 	}
 	var transcripts []string
-	for i, cargo := range list {
+	for i, tc := range list {
+		cargo := tc.cargo
 		bin := filepath.Dir(cargo)
 		out := filepath.Join(t.TempDir(), "transcript"+strconv.Itoa(i))
 		cmd := exec.Command(cargo, "test", "--offline")
@@ -101,38 +102,9 @@ func TestNativeHost(t *testing.T) {
 				w = wasm[j]
 			}
 			if n != w {
-				t.Errorf("%s: probe line %d: native %q, Wasm in the real host %q", list[i], j+1, n, w)
+				t.Errorf("%s: probe line %d: native %q, Wasm in the real host %q", list[i].cargo, j+1, n, w)
 			}
 		}
 	}
 	t.Logf("probe: %d lines agree", len(wasm))
-}
-
-// cargos are the machine's cargo binaries, each once: Debian's and the one
-// on PATH. A rustup proxy (a symlink to rustup) is run by its own path:
-// rustup picks the tool by the name it was run as.
-func cargos() []string {
-	var list []string
-	seen := map[string]bool{}
-	candidates := []string{"/usr/bin/cargo"}
-	if p, err := exec.LookPath("cargo"); err == nil {
-		candidates = append(candidates, p)
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(c); err != nil {
-			continue
-		}
-		abs, err := filepath.Abs(c)
-		if err != nil {
-			continue
-		}
-		if real, err := filepath.EvalSymlinks(abs); err == nil && !strings.HasSuffix(real, "rustup") {
-			abs = real // /bin/cargo and /usr/bin/cargo are one
-		}
-		if !seen[abs] {
-			seen[abs] = true
-			list = append(list, c)
-		}
-	}
-	return list
 }

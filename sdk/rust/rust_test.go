@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,11 +236,28 @@ routes:
 	}
 }
 
-// toolchains are the cargo binaries of the machine's Rust toolchains,
-// one per sysroot, with the targets each has a standard library for ("" is
-// the host's).
-func toolchains() map[string][]string {
-	found := map[string][]string{}
+// needRust fails t for want of a Rust toolchain, or skips it where
+// WEDGE_SKIP_RUST is set, as wasmtest.BuildFile does.
+func needRust(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("WEDGE_SKIP_RUST") != "" {
+		t.Skip("WEDGE_SKIP_RUST is set: " + why)
+	}
+	t.Fatal(why + " (set WEDGE_SKIP_RUST to skip the Rust tests)")
+}
+
+// toolchain is one of the machine's Rust toolchains: its cargo, and the
+// targets it has a standard library for ("" is the host's).
+type toolchain struct {
+	cargo   string
+	targets []string
+}
+
+// toolchains are the machine's Rust toolchains, one per sysroot: Debian's
+// (/usr/bin) and the one on PATH (a rustup proxy is run by its own path:
+// rustup picks the tool by the name it was run as).
+func toolchains() []toolchain {
+	var found []toolchain
 	seen := map[string]bool{}
 	paths := []string{"/usr/bin/cargo"}
 	if p, err := exec.LookPath("cargo"); err == nil {
@@ -256,7 +274,7 @@ func toolchains() map[string][]string {
 		if _, err := os.Stat(filepath.Join(sysroot, "lib", "rustlib", wasmbuild.RustTarget)); err == nil {
 			targets = append(targets, wasmbuild.RustTarget)
 		}
-		found[cargo] = targets
+		found = append(found, toolchain{cargo, targets})
 	}
 	return found
 }
@@ -271,8 +289,12 @@ func TestCompilesWithoutWarnings(t *testing.T) {
 		t.Skip("compiles the crate several times")
 	}
 	tcs := toolchains()
-	if len(tcs) == 0 {
-		t.Skip("no Rust toolchain on this machine")
+	wasm32 := false
+	for _, tc := range tcs {
+		wasm32 = wasm32 || slices.Contains(tc.targets, wasmbuild.RustTarget)
+	}
+	if !wasm32 {
+		needRust(t, "no Rust toolchain with the "+wasmbuild.RustTarget+" target on this machine")
 	}
 	t.Logf("toolchains and targets checked: %v", tcs)
 	if len(tcs) == 1 {
@@ -287,9 +309,10 @@ func TestCompilesWithoutWarnings(t *testing.T) {
 		{".", []string{"--no-default-features", "--features", "panic-handler"}},
 		{rustHello, nil},
 	}
-	for cargo, targets := range tcs {
+	for _, tc := range tcs {
+		cargo := tc.cargo
 		targetDir := filepath.Join(t.TempDir(), "target") // one per toolchain
-		for _, target := range targets {
+		for _, target := range tc.targets {
 			for _, c := range checks {
 				// The example's native tests run where they can.
 				verb := "check"

@@ -76,7 +76,7 @@ func TestCachedOneBuildPerFolder(t *testing.T) {
 func TestRustBuild(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join("..", "internal", "testguests", "rustnoop")
-	if _, _, err := rustToolchain(ctx); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
+	if _, err := rustToolchain(); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
 		t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
 	}
 	cache := t.TempDir()
@@ -120,7 +120,7 @@ func TestRustBuild(t *testing.T) {
 
 // TestRustBuildError shows the compiler's message.
 func TestRustBuildError(t *testing.T) {
-	if _, _, err := rustToolchain(context.Background()); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
+	if _, err := rustToolchain(); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
 		t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
 	}
 	dir := t.TempDir()
@@ -135,7 +135,7 @@ func TestRustBuildError(t *testing.T) {
 
 func copyTree(t *testing.T, from, to string) {
 	t.Helper()
-	files, err := packageFiles(from)
+	files, err := packageFiles(from, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,6 +149,55 @@ func copyTree(t *testing.T, from, to string) {
 		}
 		if err := os.WriteFile(filepath.Join(to, f), b, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestRustSourceHashInputs changes, one at a time, inputs of a build that
+// live outside the crate's own sources or look like build output: each
+// must change the hash, or a rebuild would serve the old module.
+func TestRustSourceHashInputs(t *testing.T) {
+	if _, err := rustToolchain(); err != nil && os.Getenv("WEDGE_SKIP_RUST") != "" {
+		t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
+	}
+	sdk, err := filepath.Abs(filepath.Join("..", "..", "sdk", "rust"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := t.TempDir()
+	crate := filepath.Join(ws, "plug")
+	write := func(path, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(ws, "Cargo.toml"), "[workspace]\nmembers = [\"plug\"]\n")
+	write(filepath.Join(crate, "Cargo.toml"), "[package]\nname = \"plug\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[lib]\ncrate-type = [\"cdylib\"]\n[dependencies]\nwedge = { path = \""+sdk+"\" }\n")
+	write(filepath.Join(crate, "src", "lib.rs"), "mod target;\n")
+	write(filepath.Join(crate, "src", "target", "mod.rs"), "pub fn f() {}\n")
+	hash := func() string {
+		t.Helper()
+		h, err := SourceHash(context.Background(), crate)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	prev := hash()
+	for _, change := range []struct{ what, path, content string }{
+		{"the workspace's manifest", filepath.Join(ws, "Cargo.toml"), "[workspace]\nmembers = [\"plug\"]\n[profile.release]\nopt-level = 1\n"},
+		{"a source folder named target", filepath.Join(crate, "src", "target", "mod.rs"), "pub fn g() {}\n"},
+		{"a cargo configuration above the crate", filepath.Join(ws, ".cargo", "config.toml"), "[build]\nrustflags = []\n"},
+	} {
+		write(change.path, change.content)
+		if h := hash(); h == prev {
+			t.Errorf("changing %s left the hash as it was", change.what)
+		} else {
+			prev = h
 		}
 	}
 }

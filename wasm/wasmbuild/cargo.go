@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // A folder with a Cargo.toml is a Rust plugin: a cdylib crate built for
@@ -57,8 +58,9 @@ func IsRust(dir string) bool {
 // rustToolchain finds a cargo and rustc pair whose standard library exists
 // for RustTarget: $RUSTC (with $CARGO or the cargo beside it) if set, else
 // the rustc on PATH (a rustup toolchain with the target added), else
-// Debian's (/usr/bin, with libstd-rust-dev-wasm32).
-func rustToolchain(ctx context.Context) (cargo, rustc string, err error) {
+// Debian's (/usr/bin, with libstd-rust-dev-wasm32). It looks once per
+// process: a build asks several times.
+var rustToolchain = sync.OnceValues(func() (toolchain, error) {
 	var candidates []string
 	if env := os.Getenv("RUSTC"); env != "" {
 		candidates = []string{env}
@@ -69,14 +71,14 @@ func rustToolchain(ctx context.Context) (cargo, rustc string, err error) {
 		candidates = append(candidates, "/usr/bin/rustc")
 	}
 	for _, rc := range candidates {
-		sysroot, err := exec.CommandContext(ctx, rc, "--print", "sysroot").Output()
+		sysroot, err := exec.Command(rc, "--print", "sysroot").Output()
 		if err != nil {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(strings.TrimSpace(string(sysroot)), "lib", "rustlib", RustTarget, "lib")); err != nil {
 			continue
 		}
-		cargo = os.Getenv("CARGO")
+		cargo := os.Getenv("CARGO")
 		if cargo == "" {
 			cargo = filepath.Join(filepath.Dir(rc), "cargo")
 			if _, err := os.Stat(cargo); err != nil {
@@ -85,20 +87,30 @@ func rustToolchain(ctx context.Context) (cargo, rustc string, err error) {
 				}
 			}
 		}
-		return cargo, rc, nil
+		version, err := exec.Command(rc, "-vV").Output()
+		if err != nil {
+			continue
+		}
+		return toolchain{cargo: cargo, rustc: rc, version: string(version)}, nil
 	}
-	return "", "", fmt.Errorf("wasmbuild: %w (tried %s): install Debian's rustc, cargo and libstd-rust-dev-wasm32, or run `rustup target add %s`",
+	return toolchain{}, fmt.Errorf("wasmbuild: %w (tried %s): install Debian's rustc, cargo and libstd-rust-dev-wasm32, or run `rustup target add %s`",
 		ErrNoRust, strings.Join(candidates, ", "), RustTarget)
+})
+
+// toolchain is a cargo and the rustc it builds with, and that rustc's
+// version (rustc -vV), which a build's hash includes.
+type toolchain struct {
+	cargo, rustc, version string
 }
 
 func cargoCommand(ctx context.Context, dir string, args ...string) (*exec.Cmd, error) {
-	cargo, rustc, err := rustToolchain(ctx)
+	tc, err := rustToolchain()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, cargo, args...)
+	cmd := exec.CommandContext(ctx, tc.cargo, args...)
 	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "RUSTC="+rustc), RustEnv...)
+	cmd.Env = append(append(os.Environ(), "RUSTC="+tc.rustc), RustEnv...)
 	return cmd, nil
 }
 
@@ -153,9 +165,10 @@ func buildRust(ctx context.Context, dir, out string) error {
 }
 
 // rustSourceHash hashes what a Rust build depends on: the toolchain's
-// version, RustEnv, and the sources of every local package of the crate's
-// graph (the crate, the SDK and any other path dependency; crates from a
-// registry are pinned by Cargo.lock, which is hashed with its crate).
+// version, RustEnv, the workspace's Cargo.toml and Cargo.lock (which pin
+// crates from a registry), every cargo configuration file that applies,
+// and the files of every local package of the crate's graph (the crate,
+// the SDK and any other path dependency).
 func rustSourceHash(ctx context.Context, dir string) (string, error) {
 	cmd, err := cargoCommand(ctx, dir, "metadata", "--format-version", "1")
 	if err != nil {
@@ -172,17 +185,25 @@ func rustSourceHash(ctx context.Context, dir string) (string, error) {
 			Source       *string `json:"source"`
 			ManifestPath string  `json:"manifest_path"`
 		} `json:"packages"`
+		WorkspaceRoot   string `json:"workspace_root"`
+		TargetDirectory string `json:"target_directory"`
 	}
 	if err := json.Unmarshal(out, &meta); err != nil {
 		return "", fmt.Errorf("wasmbuild: cargo metadata %s: %w", dir, err)
 	}
-	_, rustc, _ := rustToolchain(ctx)
-	version, err := exec.CommandContext(ctx, rustc, "-vV").Output()
-	if err != nil {
-		return "", fmt.Errorf("wasmbuild: %s -vV: %w", rustc, err)
-	}
+	tc, _ := rustToolchain()
 	h := sha256.New()
-	fmt.Fprintln(h, string(version), RustEnv)
+	fmt.Fprintln(h, tc.version, RustEnv)
+	// Files that may not exist: a workspace's lock before its first build,
+	// configuration files.
+	optional := []string{filepath.Join(meta.WorkspaceRoot, "Cargo.toml"), filepath.Join(meta.WorkspaceRoot, "Cargo.lock")}
+	optional = append(optional, cargoConfigs(dir)...)
+	for _, f := range optional {
+		fmt.Fprintln(h, f)
+		if err := hashFile(h, f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+	}
 	var roots []string
 	for _, p := range meta.Packages {
 		if p.Source == nil {
@@ -191,7 +212,7 @@ func rustSourceHash(ctx context.Context, dir string) (string, error) {
 	}
 	sort.Strings(roots)
 	for _, root := range roots {
-		files, err := packageFiles(root)
+		files, err := packageFiles(root, meta.TargetDirectory)
 		if err != nil {
 			return "", err
 		}
@@ -205,10 +226,37 @@ func rustSourceHash(ctx context.Context, dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// cargoConfigs lists the cargo configuration files that may apply to a
+// build in dir: .cargo/config.toml (or .cargo/config) in dir and every
+// folder above it, and in $CARGO_HOME.
+func cargoConfigs(dir string) []string {
+	var dirs []string
+	if abs, err := filepath.Abs(dir); err == nil {
+		for d := abs; ; d = filepath.Dir(d) {
+			dirs = append(dirs, filepath.Join(d, ".cargo"))
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	if home := os.Getenv("CARGO_HOME"); home != "" {
+		dirs = append(dirs, home)
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, ".cargo"))
+	}
+	var files []string
+	for _, d := range dirs {
+		files = append(files, filepath.Join(d, "config.toml"), filepath.Join(d, "config"))
+	}
+	return files
+}
+
 // packageFiles lists the files of the package rooted at root that a build
-// reads, relative to root: everything but build output (target), hidden
-// folders and the folders of other packages nested inside it.
-func packageFiles(root string) ([]string, error) {
+// reads, relative to root: everything but the build output (root/target,
+// and target, the workspace's target directory), version control and
+// editor folders (dot folders), and the folders of other packages nested
+// inside it.
+func packageFiles(root, target string) ([]string, error) {
 	var files []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -218,7 +266,7 @@ func packageFiles(root string) ([]string, error) {
 			if path == root {
 				return nil
 			}
-			if d.Name() == "target" || strings.HasPrefix(d.Name(), ".") {
+			if path == filepath.Join(root, "target") || path == target || strings.HasPrefix(d.Name(), ".") {
 				return filepath.SkipDir
 			}
 			if _, err := os.Stat(filepath.Join(path, "Cargo.toml")); err == nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,31 +32,69 @@ type chainPlugin struct {
 	name   string
 	dir    string // its source folder
 	dev    bool   // given with --plugin: watched and rebuilt as dev-N
+	rust   bool   // a Cargo crate, whose builds go to its target/
 	config string // JSON
-	// The build the edge serves: file, and version (dev-N for a --plugin
-	// folder, "" for the default, the module's digest).
+	// cache is where its builds go: for a --plugin folder one that up
+	// removes, as each save adds a module; "" for the build cache.
+	cache string
+	// The build the edge serves: file, its moduleSum, and version (dev-N
+	// for a --plugin folder, "" for the default, the module's digest).
 	file, version string
+	sum           [sha256.Size]byte
 	builds        int  // builds of a --plugin folder so far, for dev-N
 	failed        bool // its last build failed
 }
 
 // build builds p's folder (or takes it from the build cache). A --plugin
-// folder whose build gives a new module gets the next dev-N version;
-// changed reports that.
+// folder whose build gives a module other than the one serving gets the
+// next dev-N version; changed reports that. A change of the source that
+// leaves the module as it was (a comment, say) changes nothing.
 func (p *chainPlugin) build(ctx context.Context) (changed bool, err error) {
-	file, err := wasmbuild.Cached(ctx, p.dir, wasmbuild.DefaultCacheDir())
+	cache := p.cache
+	if cache == "" {
+		cache = wasmbuild.DefaultCacheDir()
+	}
+	file, err := wasmbuild.Cached(ctx, p.dir, cache)
 	if err != nil {
 		return false, err
 	}
-	if file == p.file {
+	bin, err := os.ReadFile(file)
+	if err != nil {
+		return false, err
+	}
+	sum := moduleSum(bin)
+	if p.file != "" && sum == p.sum {
 		return false, nil
 	}
-	p.file = file
+	p.file, p.sum = file, sum
 	if p.dev {
 		p.builds++
 		p.version = fmt.Sprintf("dev-%d", p.builds)
 	}
 	return true, nil
+}
+
+// moduleSum is the sha256 of a module less Go's build ID (the custom
+// section go:buildid), which hashes the source: a comment changes it and
+// nothing else in the module.
+func moduleSum(bin []byte) [sha256.Size]byte {
+	h := sha256.New()
+	head := min(8, len(bin)) // the magic number and version
+	h.Write(bin[:head])
+	rest := bin[head:]
+	for len(rest) > 1 { // sections: id, size (LEB128, as a uvarint), content
+		size, n := binary.Uvarint(rest[1:])
+		if n <= 0 || size > uint64(len(rest)-1-n) {
+			break // malformed: the rest as it is
+		}
+		end := 1 + n + int(size)
+		if rest[0] != 0 || !bytes.HasPrefix(rest[1+n:end], []byte("\x0ago:buildid")) {
+			h.Write(rest[:end])
+		}
+		rest = rest[end:]
+	}
+	h.Write(rest)
+	return [sha256.Size]byte(h.Sum(nil))
 }
 
 // chainYAML is the routes' chain in the edge config.
@@ -99,7 +140,7 @@ func devPlugins(dirs []string) ([]*chainPlugin, error) {
 			return nil, fmt.Errorf("up: --plugin %s and %s: both are named %s", prev, d, name)
 		}
 		seen[name] = d
-		out = append(out, &chainPlugin{name: name, dir: abs, dev: true})
+		out = append(out, &chainPlugin{name: name, dir: abs, dev: true, rust: wasmbuild.IsRust(abs)})
 	}
 	return out, nil
 }
@@ -144,7 +185,7 @@ func watchPlugins(ctx context.Context, chain []*chainPlugin, reload func([]*chai
 	var dev []*chainPlugin
 	for _, p := range chain {
 		if p.dev {
-			if err := watchTree(w, p.dir, p.dir); err != nil {
+			if err := watchTree(w, p, p.dir); err != nil {
 				w.Close()
 				return nil, fmt.Errorf("up: watch %s: %w", p.dir, err)
 			}
@@ -167,12 +208,12 @@ func watchPlugins(ctx context.Context, chain []*chainPlugin, reload func([]*chai
 				log.Warn("up: watching plugin folders", "err", err)
 			case ev := <-w.Events:
 				p := owner(dev, ev.Name)
-				if p == nil || ignored(p.dir, ev.Name) {
+				if p == nil || p.ignored(ev.Name) {
 					continue
 				}
 				if ev.Has(fsnotify.Create) {
 					if st, err := os.Stat(ev.Name); err == nil && st.IsDir() { // a new source folder
-						if err := watchTree(w, p.dir, ev.Name); err != nil {
+						if err := watchTree(w, p, ev.Name); err != nil {
 							log.Warn("up: not watching a new folder; changes in it need a save elsewhere", "plugin", p.name, "err", err)
 						}
 					}
@@ -197,7 +238,7 @@ func watchPlugins(ctx context.Context, chain []*chainPlugin, reload func([]*chai
 // the edge; what fails leaves the previous version serving.
 func rebuild(ctx context.Context, p *chainPlugin, chain []*chainPlugin, reload func([]*chainPlugin) error, out io.Writer) {
 	start := time.Now()
-	prevFile, prevVersion := p.file, p.version
+	prevFile, prevSum, prevVersion := p.file, p.sum, p.version
 	changed, err := p.build(ctx)
 	switch {
 	case ctx.Err() != nil:
@@ -206,7 +247,7 @@ func rebuild(ctx context.Context, p *chainPlugin, chain []*chainPlugin, reload f
 	case changed:
 		if err = reload(chain); err != nil {
 			fmt.Fprintf(out, "%s (%s) does not load; still serving %s:\n%v\n", p.name, p.version, prevVersion, err)
-			p.file, p.version = prevFile, prevVersion // builds stays: a dev-N is never reused
+			p.file, p.sum, p.version = prevFile, prevSum, prevVersion // builds stays: a dev-N is never reused
 			break
 		}
 		fmt.Fprintf(out, "rebuilt %s (%s) in %.1fs\n", p.name, p.version, time.Since(start).Seconds())
@@ -227,25 +268,25 @@ func owner(dev []*chainPlugin, path string) *chainPlugin {
 	return nil
 }
 
-// ignored reports whether path, under root, is no source: a dot file or
-// folder (.git, an editor's swap file) or Cargo's target folder, where
-// builds write.
-func ignored(root, path string) bool {
-	rel, err := filepath.Rel(root, path)
+// ignored reports whether path, in p's folder, is no source: a dot file or
+// folder (.git, an editor's swap file) or, in a Cargo crate, the target
+// folder, where builds write.
+func (p *chainPlugin) ignored(path string) bool {
+	rel, err := filepath.Rel(p.dir, path)
 	if err != nil || rel == "." {
 		return false
 	}
 	for i, part := range strings.Split(rel, string(filepath.Separator)) {
-		if strings.HasPrefix(part, ".") || (i == 0 && part == "target") {
+		if strings.HasPrefix(part, ".") || (p.rust && i == 0 && part == "target") {
 			return true
 		}
 	}
 	return false
 }
 
-// watchTree adds the folder start, under the plugin folder root, and its
-// folders to w, leaving out ignored ones.
-func watchTree(w *fsnotify.Watcher, root, start string) error {
+// watchTree adds the folder start, in p's folder, and its folders to w,
+// leaving out ignored ones.
+func watchTree(w *fsnotify.Watcher, p *chainPlugin, start string) error {
 	return filepath.WalkDir(start, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -256,7 +297,7 @@ func watchTree(w *fsnotify.Watcher, root, start string) error {
 		if !d.IsDir() {
 			return nil
 		}
-		if ignored(root, path) {
+		if p.ignored(path) {
 			return filepath.SkipDir
 		}
 		return w.Add(path)

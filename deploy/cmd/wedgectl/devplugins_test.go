@@ -50,22 +50,55 @@ func TestUpPluginFlagsRefused(t *testing.T) {
 }
 
 func TestIgnored(t *testing.T) {
-	root := filepath.FromSlash("/p/greeter")
-	for path, want := range map[string]bool{
-		"/p/greeter":                    false,
-		"/p/greeter/main.go":            false,
-		"/p/greeter/src/lib.rs":         false,
-		"/p/greeter/src/target/x.rs":    false, // only the crate's own target/
-		"/p/greeter/target/debug/x":     true,
-		"/p/greeter/target":             true,
-		"/p/greeter/.git/index":         true,
-		"/p/greeter/.main.go.swp":       true,
-		"/p/greeter/src/.#lib.rs":       true,
-		"/p/greeter/internal/x/util.go": false,
+	for _, c := range []struct {
+		path       string
+		rust, want bool
+	}{
+		{"/p/greeter", true, false},
+		{"/p/greeter/main.go", false, false},
+		{"/p/greeter/src/lib.rs", true, false},
+		{"/p/greeter/src/target/x.rs", true, false}, // only the crate's own target/
+		{"/p/greeter/target/debug/x", true, true},
+		{"/p/greeter/target", true, true},
+		{"/p/greeter/target", false, false}, // a Go plugin's package
+		{"/p/greeter/target/target.go", false, false},
+		{"/p/greeter/.git/index", false, true},
+		{"/p/greeter/.main.go.swp", false, true},
+		{"/p/greeter/src/.#lib.rs", true, true},
+		{"/p/greeter/internal/x/util.go", false, false},
 	} {
-		if got := ignored(root, filepath.FromSlash(path)); got != want {
-			t.Errorf("ignored(%s) = %t, want %t", path, got, want)
+		p := &chainPlugin{dir: filepath.FromSlash("/p/greeter"), rust: c.rust}
+		if got := p.ignored(filepath.FromSlash(c.path)); got != c.want {
+			t.Errorf("ignored(%s) in a Rust crate %t = %t, want %t", c.path, c.rust, got, c.want)
 		}
+	}
+}
+
+// TestBuildSameModule: a save that leaves the module as it was (a
+// comment) is no new version, though its source hash, and so the build
+// cache's file, is new.
+func TestBuildSameModule(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin twice")
+	}
+	dir := filepath.Join(t.TempDir(), "same")
+	ctx := context.Background()
+	if err := run(ctx, []string{"plugin", "new", "same", dir}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	p := &chainPlugin{name: "same", dir: dir, dev: true, cache: cache}
+	if changed, err := p.build(ctx); err != nil || !changed || p.version != "dev-1" {
+		t.Fatalf("first build: changed %t, %s, %v; want dev-1", changed, p.version, err)
+	}
+	edit(t, filepath.Join(dir, "main.go"), func(s string) string {
+		return strings.Replace(s, "func main() {}", "func main() {} // a plugin is a library", 1)
+	})
+	if changed, err := p.build(ctx); err != nil || changed || p.version != "dev-1" {
+		t.Errorf("a comment: changed %t, %s, %v; want dev-1 still", changed, p.version, err)
+	}
+	if built, _ := filepath.Glob(filepath.Join(cache, "same-*.wasm")); len(built) != 2 {
+		t.Errorf("builds in the cache: %v, want one per source", built)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -57,7 +58,7 @@ func pluginNew(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if flags.NArg() < 1 || flags.NArg() > 2 {
-		return fmt.Errorf("plugin new: want NAME [DIR], got %q", flags.Args())
+		return fmt.Errorf("plugin new: want NAME [PARENT/NAME], got %q", flags.Args())
 	}
 	name := flags.Arg(0)
 	if !pluginName.MatchString(name) {
@@ -86,6 +87,9 @@ func pluginNew(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if filepath.Base(abs) != name {
+		return fmt.Errorf("plugin new: %s: the folder must be named %s, as up names a plugin after its folder", dir, name)
+	}
 	if entries, err := os.ReadDir(abs); err == nil && len(entries) > 0 {
 		return fmt.Errorf("plugin new: %s is not empty", dir)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -94,23 +98,24 @@ func pluginNew(ctx context.Context, args []string, stdout io.Writer) error {
 	rel, err := filepath.Rel(root, abs)
 	data := templateData{Name: name, Ident: strings.ReplaceAll(name, "-", "_"), RepoRoot: root,
 		InRepo: err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), GoVersion: goVersion}
+	undo := created(abs)
 	written, err := writeTemplates(tree, abs, data)
+	goMod := slices.Contains(written, "go.mod")
+	if err == nil && goMod {
+		// go.sum, so that the first build and test need no step of the
+		// author's.
+		err = goModTidy(ctx, abs)
+	}
 	if err != nil {
+		undo() // so that the folder does not refuse a second try
 		return fmt.Errorf("plugin new: %w", err)
 	}
 	fmt.Fprintf(stdout, "created plugin %s (%s) in %s:\n", name, *lang, dir)
 	for _, f := range written {
 		fmt.Fprintln(stdout, "  "+filepath.Join(dir, f))
 	}
-	for _, f := range written {
-		if f == "go.mod" {
-			// go.sum, so that the first build and test need no step of the
-			// author's.
-			if err := goModTidy(ctx, abs); err != nil {
-				return fmt.Errorf("plugin new: %w", err)
-			}
-			fmt.Fprintf(stdout, "  %s (go mod tidy; go.mod takes the SDK from %s, see README.md)\n", filepath.Join(dir, "go.sum"), root)
-		}
+	if goMod {
+		fmt.Fprintf(stdout, "  %s (go mod tidy; go.mod takes the SDK from %s, see README.md)\n", filepath.Join(dir, "go.sum"), root)
 	}
 	fmt.Fprintln(stdout, "\nNext:")
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
@@ -124,6 +129,28 @@ func pluginNew(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintln(tw, "  wedgectl up --plugin .\t# a local edge running it; save a change and it is swapped in")
 	tw.Flush()
 	return nil
+}
+
+// created returns what removes all that is written into dir from now on:
+// when dir exists (empty), what it holds then; else dir and the folders
+// above it that do not exist yet.
+func created(dir string) (undo func()) {
+	if _, err := os.Stat(dir); err == nil {
+		return func() {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	top := dir
+	for parent := filepath.Dir(top); parent != top; parent = filepath.Dir(top) {
+		if _, err := os.Stat(parent); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		top = parent
+	}
+	return func() { os.RemoveAll(top) }
 }
 
 // writeTemplates writes tree into dir (created) and returns the files

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"go/format"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
 // fakeCheckout is a folder that findCheckout takes for a Wedge checkout.
@@ -23,7 +28,7 @@ func fakeCheckout(t *testing.T) string {
 
 func TestPluginNewRefuses(t *testing.T) {
 	tmp := t.TempDir()
-	full := filepath.Join(tmp, "full")
+	full := filepath.Join(tmp, "full", "x")
 	if err := os.MkdirAll(full, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -39,10 +44,11 @@ func TestPluginNewRefuses(t *testing.T) {
 		{[]string{"1st"}, `name "1st"`},
 		{[]string{"my_plugin"}, `name "my_plugin"`},
 		{[]string{strings.Repeat("a", 33)}, "up to 31"},
-		{[]string{}, "want NAME [DIR]"},
-		{[]string{"a", "b", "c"}, "want NAME [DIR]"},
+		{[]string{}, "want NAME [PARENT/NAME]"},
+		{[]string{"a", "b", "c"}, "want NAME [PARENT/NAME]"},
 		{[]string{"--lang", "cobol", "x"}, "no template for --lang cobol"},
 		{[]string{"--sdk", sdk, "x", full}, "is not empty"},
+		{[]string{"--sdk", sdk, "x", filepath.Join(tmp, "y")}, "the folder must be named x"},
 		{[]string{"--sdk", tmp, "x", filepath.Join(tmp, "x")}, "--sdk " + tmp + ": no go.mod of github.com/talowa/wedge"},
 	} {
 		err := run(context.Background(), append([]string{"plugin", "new"}, c.args...), io.Discard)
@@ -52,6 +58,32 @@ func TestPluginNewRefuses(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(full, "notes.txt")); err != nil || string(b) != "mine" {
 		t.Errorf("the non-empty folder was touched: %q %v", b, err)
+	}
+}
+
+// TestPluginNewUndone: a plugin new that fails (here go mod tidy, with no
+// module proxy and an empty module cache) removes what it wrote, so that
+// the folder takes a second try: the folders it made, or what it wrote
+// into an empty one.
+func TestPluginNewUndone(t *testing.T) {
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOMODCACHE", t.TempDir())
+	tmp := t.TempDir()
+	empty := filepath.Join(tmp, "there", "x")
+	if err := os.MkdirAll(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{filepath.Join(tmp, "new", "parent", "x"), empty} {
+		err := run(context.Background(), []string{"plugin", "new", "x", dir}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "go mod tidy") {
+			t.Fatalf("plugin new x %s: %v, want go mod tidy's failure", dir, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the folders plugin new made are left: %v", err)
+	}
+	if entries, err := os.ReadDir(empty); err != nil || len(entries) > 0 {
+		t.Errorf("the empty folder: %v %v, want it there and empty", entries, err)
 	}
 }
 
@@ -130,6 +162,68 @@ func TestTemplatesRender(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestPluginNewTests runs what plugin new wrote as its author would:
+// `plugin run DIR /NAME`, the Wasm module in a runtime, and the template's
+// own tests (for Go natively and as Wasm, for Rust natively with cargo
+// test). The Wasm run goes first: without a Rust toolchain for Wasm it
+// fails the test, or skips it where WEDGE_SKIP_RUST is set.
+func TestPluginNewTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and tests the new plugins")
+	}
+	for _, lang := range []string{"go", "rust"} {
+		t.Run(lang, func(t *testing.T) {
+			name := "tested-" + lang
+			dir := filepath.Join(t.TempDir(), name)
+			ctx := context.Background()
+			if err := run(ctx, []string{"plugin", "new", "--lang", lang, name, dir}, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			out := new(testutil.SyncBuffer) // the module logs its close after run returns
+			err := run(ctx, []string{"plugin", "run", dir, "/" + name}, out)
+			if errors.Is(err, wasmbuild.ErrNoRust) && os.Getenv("WEDGE_SKIP_RUST") != "" {
+				t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
+			}
+			if err != nil {
+				t.Fatalf("plugin run: %v\n%s", err, out)
+			}
+			for _, want := range []string{"-> 200 in ", "(answered by the plugin)", "X-" + name + ": 1\n", "\nHello from " + name + "!\n"} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("plugin run printed no %q:\n%s", want, out)
+				}
+			}
+			cmd := exec.Command("go", "test", "./...")
+			if lang == "rust" {
+				cmd = exec.Command("cargo", "test", "--offline")
+			}
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s in %s: %v\n%s", cmd, dir, err, out)
+			}
+		})
+	}
+}
+
+// TestRustTemplateAnswerNoAlloc: the Rust template's on_request, the
+// pattern an author copies for the hot path, neither allocates (the answer
+// is made in configure) nor logs on every request.
+func TestRustTemplateAnswerNoAlloc(t *testing.T) {
+	b, err := fs.ReadFile(newPluginFS, "newplugin/rust/src/lib.rs.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hot, ok := strings.Cut(string(b), "fn on_request(")
+	hot, _, _ = strings.Cut(hot, "\n    }\n")
+	if !ok || !strings.Contains(hot, "answer_text") {
+		t.Fatalf("no on_request answering in the Rust template:\n%s", b)
+	}
+	for _, bad := range []string{"clone()", "to_vec()", "push(", "vec!", "format!", "String", "Vec::", "wedge::debug", "wedge::log", "wedge::info"} {
+		if strings.Contains(hot, bad) {
+			t.Errorf("the Rust template's on_request has %s:\n%s", bad, hot)
 		}
 	}
 }

@@ -95,6 +95,10 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	for _, p := range dev {
+		// Each save builds a module: they go with up, not to the build cache.
+		p.cache = filepath.Join(dir, "plugins")
+	}
 
 	// The control plane first: the edges join it as they start.
 	ctx, cancel := context.WithCancel(ctx)
@@ -191,14 +195,16 @@ routes:
 			}
 			return p.Node().Reload(ctx, cfg)
 		}
-		for _, p := range dev { // before the watcher owns them
-			fmt.Fprintf(&watching, "watching %s (%s, serving %s): save a change and it is rebuilt and swapped into the edge\n", p.name, p.dir, p.version)
+		if len(dev) > 0 { // no watcher, and no inotify instance, for none
+			for _, p := range dev { // before the watcher owns them
+				fmt.Fprintf(&watching, "watching %s (%s, serving %s): save a change and it is rebuilt and swapped into the edge\n", p.name, p.dir, p.version)
+			}
+			stopWatching, err := watchPlugins(ctx, plugins, reload, stdout, log)
+			if err != nil {
+				return err
+			}
+			defer stopWatching()
 		}
-		stopWatching, err := watchPlugins(ctx, plugins, reload, stdout, log)
-		if err != nil {
-			return err
-		}
-		defer stopWatching()
 	} else {
 		for i, region := range regions {
 			l, err := nextPort(*listen, i)

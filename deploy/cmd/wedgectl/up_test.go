@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -191,6 +192,16 @@ func TestUp(t *testing.T) {
 			t.Fatalf("up printed no address and token in 5 minutes:\n%s", out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Without --plugin there is nothing to watch: no inotify instance, of
+	// which a user has few (fs.inotify.max_user_instances). Linux only.
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		for _, fd := range fds {
+			if l, _ := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); l == "anon_inode:inotify" {
+				t.Errorf("up without --plugin holds an inotify instance (fd %s)", fd.Name())
+			}
+		}
 	}
 
 	get := func(auth string) (int, *fasthttp.ResponseHeader, string) {

@@ -1,7 +1,7 @@
 // Package console is a slog.Handler for a person watching a terminal
 // (`wedgectl up`): one short line per record, the plugin first,
 //
-//	15:04:05.000 WARN  misbehave@1 plugin failed route=app phase=request kind=exit err="..."
+//	15:04:05.000 WARN  misbehave@1 plugin failed route=app phase=request kind=trap err="..."
 //	    stack:
 //	        panic: misbehave: deliberate panic
 //	        ...
@@ -9,10 +9,11 @@
 // The wasm runtime gives each plugin's log records the attribute
 // plugin=NAME@VERSION, and the edge's plugin failures carry it too; this
 // handler prints its value before the message instead of among the
-// attributes. An attribute whose value spans lines (a Go guest's panic
-// stack, wasm.FailureAttrs's "stack") follows the line, indented, rather
-// than being escaped into it. Production logs stay structured: this is
-// for humans only.
+// attributes. Only the first plugin attribute, the runtime's, leads: one a
+// plugin logs itself is printed as an ordinary attribute. An attribute
+// whose value spans lines (a Go guest's panic stack, wasm.FailureAttrs's
+// "stack") follows the line, indented, rather than being escaped into it.
+// Production logs stay structured: this is for humans only.
 package console
 
 import (
@@ -71,7 +72,7 @@ func (f *fields) add(prefix string, a slog.Attr) {
 		}
 		return
 	}
-	if prefix == "" && a.Key == "plugin" {
+	if prefix == "" && a.Key == "plugin" && f.plugin == "" { // the runtime's, first; a later one is the plugin's own
 		f.plugin = a.Value.String()
 		return
 	}

@@ -45,8 +45,8 @@ func TestStack(t *testing.T) {
 	var b bytes.Buffer
 	stack := "panic: misbehave: deliberate panic\n\ngoroutine 1 [running]:\nmain.misbehave(...)\n\t/src/main.go:37\n"
 	logAt(t, console.New(&b, nil), slog.LevelWarn, "plugin failed", "plugin", "misbehave@1", "phase", "request",
-		"kind", "exit", "stack", stack, "route", "app")
-	want := `03:04:05.678 WARN  misbehave@1 plugin failed phase=request kind=exit route=app
+		"kind", "trap", "stack", stack, "route", "app")
+	want := `03:04:05.678 WARN  misbehave@1 plugin failed phase=request kind=trap route=app
     stack:
         panic: misbehave: deliberate panic
 
@@ -60,12 +60,13 @@ func TestStack(t *testing.T) {
 }
 
 // A plugin's message or value cannot forge a line of its own: newlines in
-// the message and carriage returns and escapes in a stack are quoted.
+// the message and carriage returns and escapes in a stack are quoted, and
+// a plugin attribute of its own is an ordinary one, not the runtime's.
 func TestForgery(t *testing.T) {
 	var b bytes.Buffer
 	h := console.New(&b, nil).WithAttrs([]slog.Attr{slog.String("plugin", "evil@1")})
-	logAt(t, h, slog.LevelInfo, "hi\n03:04:05.678 ERROR auth@1 forged", "k", "a\rb", "stack", "x\n\x1b[2Jy\rz")
-	want := `03:04:05.678 INFO  evil@1 "hi\n03:04:05.678 ERROR auth@1 forged" k="a\rb"
+	logAt(t, h, slog.LevelInfo, "hi\n03:04:05.678 ERROR auth@1 forged", "k", "a\rb", "plugin", "auth@2", "stack", "x\n\x1b[2Jy\rz")
+	want := `03:04:05.678 INFO  evil@1 "hi\n03:04:05.678 ERROR auth@1 forged" k="a\rb" plugin=auth@2
     stack:
         x
         "\x1b[2Jy\rz"

@@ -11,14 +11,28 @@ use crate::{hostcall, Action, Error, Plugin, Request, Response};
 /// the guest, so one mutable reference at a time is all there ever is; the
 /// busy flag turns any other use (an export called from plugin code, or
 /// from two test threads) into a panic instead of aliased references.
+/// [`crate::plugin!`] compiles natively too, where there are threads, so a
+/// plugin that is not `Send` cannot be put in one:
+///
+/// ```compile_fail,E0277
+/// #[derive(Default)]
+/// struct P(std::rc::Rc<()>);
+/// impl wedge::Plugin for P {
+///     fn configure(&mut self, _: &[u8]) -> Result<wedge::Features, wedge::Error> {
+///         Ok(wedge::Features::REQUEST)
+///     }
+/// }
+/// wedge::plugin!(P);
+/// ```
 #[doc(hidden)]
 pub struct Slot<T> {
     plugin: UnsafeCell<Option<T>>,
     busy: AtomicBool,
 }
 
-// SAFETY: access goes through with, which the busy flag makes exclusive.
-unsafe impl<T> Sync for Slot<T> {}
+// SAFETY: access goes through with, which the busy flag makes exclusive;
+// T: Send because with hands a &mut T to whichever thread calls it.
+unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T> Slot<T> {
     /// An empty slot, filled by configure.

@@ -211,15 +211,10 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     // Only the location: formatting the message would pull core::fmt's
     // machinery into every module.
     let mut attrs = [0u8; 320];
-    let mut w = list::ListWriter::new(&mut attrs);
-    if let Some(loc) = info.location() {
-        let mut line = [0u8; 10];
-        w.push(b"file");
-        w.push(loc.file().as_bytes());
-        w.push(b"line");
-        w.push(observe::format_u32(loc.line(), &mut line));
-    }
-    let n = w.len();
+    let n = match info.location() {
+        Some(loc) => observe::panic_attrs(&mut attrs, loc.file(), loc.line()),
+        None => 0,
+    };
     hostcall::log(abi::LEVEL_ERROR, b"plugin panicked", &attrs[..n]);
     core::arch::wasm32::unreachable()
 }

@@ -60,12 +60,6 @@ impl<'a> ListWriter<'a> {
             None
         }
     }
-
-    /// The length of the items that fit.
-    #[cfg(all(feature = "panic-handler", target_arch = "wasm32"))]
-    pub(crate) fn len(&self) -> usize {
-        self.n
-    }
 }
 
 /// Writes `items` as a list into buf; returns its length, or None when it
