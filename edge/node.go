@@ -31,7 +31,7 @@ type Node struct {
 	reg     *prometheus.Registry
 	runtime *wasm.Runtime
 	cache   *host.MemCache
-	limiter *host.GCRA
+	limiter *host.Shared // region and global keys exchanged by edge/limitsync
 	m       *metrics
 	om      *originclient.Metrics
 	srv     *fasthttp.Server
@@ -119,7 +119,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	n := &Node{cfg: cfg, log: opts.Logger, reg: prometheus.NewRegistry(),
-		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewGCRA(1 << 20), mods: map[modKey]*loaded{}}
+		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewShared(host.NewGCRA(1 << 20)), mods: map[modKey]*loaded{}}
 	n.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	n.m = newMetrics(n.reg)
 	n.doors.register(n.reg)
@@ -316,6 +316,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 
 // Registry is the node's Prometheus registry, served on /metrics.
 func (n *Node) Registry() *prometheus.Registry { return n.reg }
+
+// Limits is the node's rate-limit store, for the exchange of shared scopes
+// (edge/limitsync).
+func (n *Node) Limits() *host.Shared { return n.limiter }
 
 // slogPrintf adapts slog to fasthttp's logger.
 type slogPrintf struct{ l *slog.Logger }

@@ -63,8 +63,9 @@ func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, 
 	return nc, nil
 }
 
-// Stores are the control plane's buckets and stream, opened. From OpenEdge,
-// Rollouts and Audit are nil.
+// Stores are the control plane's buckets and streams, opened. From
+// OpenEdge, Rollouts, Audit and Purges are nil (the agent opens the purge
+// stream itself: see edge/fleet's purge.go).
 type Stores struct {
 	JS        jetstream.JetStream
 	Modules   jetstream.ObjectStore
@@ -74,6 +75,7 @@ type Stores struct {
 	Status    jetstream.KeyValue
 	Rollouts  jetstream.KeyValue
 	Audit     jetstream.Stream
+	Purges    jetstream.Stream
 }
 
 // ReadAll returns the latest entry of every live key of kv, one of s's
@@ -205,6 +207,14 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 	}
 	if err != nil {
 		return nil, missing("stream", manifest.StreamAudit, err)
+	}
+	if create {
+		s.Purges, err = js.CreateOrUpdateStream(ctx, PurgeStreamConfig)
+	} else {
+		s.Purges, err = js.Stream(ctx, manifest.StreamPurge)
+	}
+	if err != nil {
+		return nil, missing("stream", manifest.StreamPurge, err)
 	}
 	return s, nil
 }

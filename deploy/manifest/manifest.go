@@ -11,9 +11,10 @@
 //	KV            wedge_artifacts  <name>.<version>     Artifact (signed)
 //	KV            wedge_revoked    <sha256 hex>         Revocation
 //	KV            wedge_desired    region.<r> | pop.<p> Desired
-//	KV            wedge_status     pop.<p>              Status
+//	KV            wedge_status     pop.<p>              Status (also membership)
 //	KV            wedge_rollouts   <id>                 the controller's own records
 //	stream        WEDGE_AUDIT      wedge.audit.<kind>   Audit (append-only)
+//	stream        WEDGE_PURGE      wedge.purge.region.<r> | wedge.purge.fleet   Purge (purge.go)
 //
 // # Why
 //
@@ -54,6 +55,9 @@ const (
 	BucketRollouts  = "wedge_rollouts"
 	StreamAudit     = "WEDGE_AUDIT"
 	SubjectAudit    = "wedge.audit" // entries go to wedge.audit.<kind>
+	// Rate-limit usage batches (edge/limitsync), core NATS, not stored:
+	// wedge.ratelimit.global and wedge.ratelimit.region.<region>.
+	SubjectRateLimit = "wedge.ratelimit"
 )
 
 // MaxModuleSize bounds a plugin module pushed, stored, fetched or compiled
@@ -309,7 +313,9 @@ func Merge(region, pop *Desired) map[string]Release {
 	return out
 }
 
-// Status is what a POP reports every few seconds (key pop.<p>).
+// Status is what a POP reports every few seconds (key pop.<p>). The POPs
+// of a region also learn of each other from these reports: a POP whose
+// reports stop leaves its peers' views (edge/fleet's Peers).
 type Status struct {
 	POP    string    `json:"pop"`
 	Region string    `json:"region"`
@@ -326,6 +332,12 @@ type Status struct {
 	Health []Health `json:"health"`
 	// Source says where the running state came from: "control" or "disk".
 	Source string `json:"source"`
+	// Peer is the address other POPs of the region reach this one at (for
+	// now its HTTP listener as bound; the regional cache tier will get a
+	// listener of its own). Members are the POPs of its region the POP
+	// sees reporting (itself included), by name: its membership view.
+	Peer    string   `json:"peer,omitempty"`
+	Members []string `json:"members,omitempty"`
 }
 
 // Running is one plugin as a POP serves it.

@@ -2,7 +2,19 @@
 // the desired state of its region and POP, fetches and verifies the plugin
 // versions it names, applies them to the node (an atomic swap), keeps the
 // last state it applied on disk, and reports what it runs and how each
-// plugin version is doing.
+// plugin version is doing. It also applies the purges issued to its region
+// or the fleet to the node's cache, and acknowledges them (purge.go).
+//
+// The agent also keeps a view of its region (Peers, OnPeers): the POPs of
+// its region whose status reports keep arriving, with the address each
+// says its peers reach it at (manifest.Status.Peer). A POP silent for 3 of
+// this agent's report intervals is out of Peers, measured from when its
+// last report arrived here, and OnPeers callbacks hear of it within one
+// interval more (3-4 s at the default); a deleted report leaves at once.
+// The POPs of a region are expected to report at the same interval. Cut
+// off from the control plane, a POP's view soon holds itself alone, which
+// is what a tier built on it should fall back to. The view is what the
+// regional cache tier hashes keys over (edge/internal/rendezvous).
 //
 // # Why
 //
@@ -75,9 +87,12 @@ type Agent struct {
 	tries   map[string]int
 	force   bool // apply even if in step: a running version was revoked
 
+	purge     *purger // the place in the purge stream (purge.go)
 	applies   *prometheus.CounterVec
 	revision  prometheus.Gauge
 	connected prometheus.Gauge
+
+	members members // the region's POPs, by their reports (members.go)
 
 	// compiling is held while a module compiles (prefetch) or a state
 	// applies, so an apply of a version being prefetched waits for the
@@ -118,14 +133,17 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}},
 		applied: "{}", refused: map[string]bool{}, tries: map[string]int{}}
 	a.status = manifest.Status{POP: o.POP, Region: o.Region, Applied: true, Source: "config"}
+	a.members = members{ttl: peerTTL * o.Report, others: map[string]Peer{}}
 	a.applies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_applies_total",
 		Help: "Desired states applied (ok) or refused (nack), and states restored from disk (disk)."}, []string{"result"})
 	a.revision = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wedge_fleet_revision",
 		Help: "Revision of the desired state the POP runs."})
 	a.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wedge_fleet_connected",
 		Help: "1 while the POP's link to the control plane is up."})
+	a.purge = newPurger(a)
 	reg := node.Registry()
-	if err := errors.Join(reg.Register(a.applies), reg.Register(a.revision), reg.Register(a.connected)); err != nil {
+	if err := errors.Join(reg.Register(a.applies), reg.Register(a.revision), reg.Register(a.connected),
+		reg.Register(a.purge.applied)); err != nil {
 		return nil, fmt.Errorf("fleet: metrics: %w", err)
 	}
 	return a, nil

@@ -22,6 +22,7 @@ func (a *Agent) Status() manifest.Status {
 	s.Time = time.Now().UTC()
 	s.Running = a.node.Running()
 	s.Health = a.node.Health()
+	s.Members = memberNames(a.Peers())
 	return s
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge/limitsync"
 )
 
 // Run follows the control plane until ctx ends. Losing the control plane
@@ -47,6 +48,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		a.o.Logger.Warn("control plane error", "err", err)
 	})
+	// Rate limits of region and global scope share usage over the same link.
+	ls, err := limitsync.Start(limitsync.Options{Conn: nc, Limits: a.node.Limits(),
+		Region: a.o.Region, POP: a.o.POP, Logger: a.o.Logger, Registerer: a.node.Registry()})
+	if err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
+	defer ls.Stop()
+	// Silent POPs leave the view even while the control plane is away.
+	expiring := make(chan struct{})
+	go func() { a.expirePeers(ctx); close(expiring) }()
+	defer func() { <-expiring }()
 	for ctx.Err() == nil {
 		err := a.follow(ctx, nc)
 		if ctx.Err() != nil {
@@ -99,6 +111,8 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	// a POP that is gone.
 	applied := make(chan struct{}, 1)
 	workers.Go(func() { a.reportEvery(ctx, stores.Status, applied) })
+	workers.Go(func() { a.followPurges(ctx, nc) })
+	workers.Go(func() { a.watchPeers(ctx, stores.Status) })
 
 	// A reconnect may have missed updates; watching again replays the
 	// current values.

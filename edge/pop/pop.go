@@ -108,6 +108,11 @@ func New(ctx context.Context, cfg *edge.Config, opts Options) (_ *POP, err error
 	if p.http, err = listen("listen", cfg.Listen); err != nil {
 		return nil, err
 	}
+	if p.agent != nil {
+		// Until the cache tier has a listener of its own, peers reach
+		// a POP at its HTTP listener, as bound.
+		p.agent.SetPeer(p.http.Addr().String())
+	}
 	if cfg.TLS.Listen != "" {
 		if p.tls, err = listen("tls listen", cfg.TLS.Listen); err != nil {
 			return nil, err

@@ -55,6 +55,10 @@ type policy struct {
 	refused     sdk.Metric
 }
 
+// scopePrefix is the key prefix by which the host shares a policy's
+// allowance across the POPs of a region or all POPs; a pop scope has none.
+var scopePrefix = map[string]string{"region": "@region:", "global": "@global:"}
+
 // config is the parsed plugin configuration.
 type config struct {
 	policies []policy
@@ -119,7 +123,7 @@ func parseConfig(data []byte) (*config, error) {
 
 func parsePolicy(raw []byte) (policy, error) {
 	p := policy{fallbackIP: true}
-	var keySpec, missing string
+	var keySpec, missing, scope string
 	var limit, burst int64
 	var hasKey, hasLimit, hasPeriod, hasMissing bool
 	var err error
@@ -168,6 +172,10 @@ func parsePolicy(raw []byte) (policy, error) {
 			if p.shadow, err = jsonscan.Bool(v); err != nil {
 				return p, errors.New("shadow must be true or false")
 			}
+		case "scope":
+			if scope, err = jsonscan.String(v); err != nil || scopePrefix[scope] == "" && scope != "pop" {
+				return p, errors.New(`scope must be "pop", "region" or "global"`)
+			}
 		case "missing":
 			hasMissing = true
 			if missing, err = jsonscan.String(v); err != nil || (missing != "skip" && missing != "ip") {
@@ -201,7 +209,9 @@ func parsePolicy(raw []byte) (policy, error) {
 	// The host's limiter is shared by every plugin on the node, so keys
 	// carry the plugin and the policy name: the name is the counter's
 	// identity, and routes configuring the same name share it.
-	p.keyPrefix = []byte("ratelimit\x00" + p.name + "\x00")
+	// A region or global scope is the host's to share: it is named by the
+	// key's prefix (wasm/abi/README.md, ratelimit_take).
+	p.keyPrefix = []byte(scopePrefix[scope] + "ratelimit\x00" + p.name + "\x00")
 	p.limitPrefix = []byte(quote(p.name) + ";r=")
 	p.problem = []byte(problemHead + quote(p.name) + problemTail)
 	return p, nil

@@ -456,6 +456,8 @@ func TestConfigErrors(t *testing.T) {
 		{`{"policies":[{` + ok + `}],"headers":"yes"}`, "headers must be true or false"},
 		{`{"policies":[{` + ok + `},{` + ok + `}]}`, `"p" used twice`},
 		{`{"policies":[{` + ok + `,"brust":3}]}`, `unknown field "brust"`},
+		{`{"policies":[{` + ok + `,"scope":"continent"}]}`, `scope must be "pop", "region" or "global"`},
+		{`{"policies":[{` + ok + `,"scope":1}]}`, `scope must be`},
 		{`{"policies":[{"key":"ip","limit":1,"period":"1s"}]}`, "name"},
 		{`{"policies":[{"name":"Per-IP","key":"ip","limit":1,"period":"1s"}]}`, "must match"},
 		{`{"policies":[{"name":"` + strings.Repeat("a", 33) + `","key":"ip","limit":1,"period":"1s"}]}`, "at most 32"},
@@ -550,4 +552,19 @@ func manyPolicies(n int) string {
 		fmt.Fprintf(&b, `{"name":"p%d","key":"ip","limit":1,"period":"1s"}`, i)
 	}
 	return b.String()
+}
+
+// TestScopeKeys: a region or global policy names its scope by the key's
+// prefix, which the host shares (wasm/host.KeyScope); pop has none.
+func TestScopeKeys(t *testing.T) {
+	for scope, want := range map[string]string{"": "ratelimit\x00p\x00", `,"scope":"pop"`: "ratelimit\x00p\x00",
+		`,"scope":"region"`: "@region:ratelimit\x00p\x00", `,"scope":"global"`: "@global:ratelimit\x00p\x00"} {
+		cfg, err := parseConfig([]byte(`{"policies":[{"name":"p","key":"ip","limit":1,"period":"1s"` + scope + `}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(cfg.policies[0].keyPrefix); got != want {
+			t.Errorf("scope %s: key prefix %q, want %q", scope, got, want)
+		}
+	}
 }

@@ -147,6 +147,14 @@ func (m *MemCache) PurgeTag(tag []byte) int {
 	return n
 }
 
+// PurgeAll empties the cache: what a POP does when it cannot know which
+// purges it missed (edge/fleet's purge.go).
+func (m *MemCache) PurgeAll() int {
+	n := m.c.EstimatedSize()
+	m.c.InvalidateAll()
+	return n
+}
+
 // WeightedSize is the bytes the cache accounts for now.
 func (m *MemCache) WeightedSize() uint64 { return m.c.WeightedSize() }
 

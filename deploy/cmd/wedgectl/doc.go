@@ -34,6 +34,11 @@
 //	wedgectl rollout rollback  restore what a rollout replaced, even once it is done
 //	wedgectl rollout audit     the tail of the audit stream
 //
+// Purging cached responses from every POP (or a region's), each POP
+// confirming; a POP cut off applies the purge when it is back:
+//
+//	wedgectl purge           purge a tag (--tag T) or a URL (--url U), [--region R]
+//
 // The edge<->origin link:
 //
 //	wedgectl origin keygen     a key that signs edge<->origin frames

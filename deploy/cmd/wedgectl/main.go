@@ -21,7 +21,7 @@ var commands = map[string]command{
 	"plugin new":        {"plugin new NAME [--lang go|rust] [--sdk DIR] [PARENT/NAME]", pluginNew},
 	"plugin build":      {"plugin build DIR [-o FILE.wasm]", pluginBuild},
 	"plugin run":        {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
-	"up":                {"up [--plugin DIR]... [--plugin-config NAME=JSON]... [--chain auth,ratelimit,cache] [--listen ADDR] [--upstream URL] [--regions eu-west,us-east,ap-south] [--nats ADDR] [--status ADDR] [--log-level info]", up},
+	"up":                {"up [--plugin DIR]... [--plugin-config NAME=JSON]... [--chain auth,ratelimit,cache] [--listen ADDR] [--upstream URL] [--regions eu-west:3,us-east,ap-south] [--nats ADDR] [--status ADDR] [--log-level info]", up},
 	"edge":              {"edge -config FILE [-compilation-cache DIR]", edgeCmd},
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},
 	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},
@@ -38,6 +38,7 @@ var commands = map[string]command{
 	"plugin push":       {"plugin push FILE.wasm --name N --version V --key KEY.pem [--nats URL]", pluginPush},
 	"plugin list":       {"plugin list [--nats URL]", pluginList},
 	"plugin revoke":     {"plugin revoke DIGEST --reason TEXT [--nats URL]", pluginRevoke},
+	"purge":             {"purge --tag T | --url URL [--region R] [--timeout 5s] [--alive 5s] [--nats URL]", purge},
 }
 
 var errUsage = errors.New("usage")

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,13 +36,14 @@ import (
 // the rollout controller and its status page, a demo application (unless
 // -upstream names one), an origin service in front of it, and edges whose
 // route runs the chain: one in this process, or with -regions one edge
-// process per region. It builds the auth, ratelimit and cache plugins, or
+// process per POP, N POPs in a region given as NAME:N (default 1), on
+// consecutive ports. It builds the auth, ratelimit and cache plugins, or
 // the plugin folders given with --plugin, which it rebuilds and swaps into
 // the running edge on every save (devplugins.go); it prints how to try it
 // all, and Ctrl-C stops everything.
 func up(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:8080", "the edge's address; with -regions, the first edge's (the next ones take the next ports)")
+	listen := fs.String("listen", "127.0.0.1:8080", "the edge's address; with -regions, the first POP's (the next ones take the next ports)")
 	upstream := fs.String("upstream", "", "your application's base URL (default: a demo application)")
 	chain := fs.String("chain", "auth,ratelimit,cache", "plugins in order, from auth, ratelimit, cache and the --plugin folders' names; \"\" for none (default with --plugin: those plugins, in order)")
 	var pluginDirs, configFlags listFlag
@@ -49,7 +51,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.Var(&configFlags, "plugin-config", "a plugin's config, `NAME=JSON` (repeatable)")
 	logLevel := fs.String("log-level", "info", "the log's level: debug, info, warn or error (plugin logs included)")
 	root := fs.String("plugins", "", "the plugins directory (default: ./plugins of this checkout)")
-	regionList := fs.String("regions", "", "one edge process per region, e.g. eu-west,us-east,ap-south (default: one edge in this process)")
+	regionList := fs.String("regions", "", "edge processes by region, NAME or NAME:N for N POPs (<region>-1..N), e.g. eu-west:3,us-east (default: one edge in this process)")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "the control plane's client address, for wedgectl and the edges")
 	statusAddr := fs.String("status", "127.0.0.1:9090", "the controller's status page (\"\": none)")
 	if err := fs.Parse(args); err != nil {
@@ -78,11 +80,11 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := pluginConfigs(configFlags, plugins); err != nil {
 		return err
 	}
-	regions, err := parseRegions(*regionList)
+	pops, err := parseRegions(*regionList)
 	if err != nil {
 		return err
 	}
-	if len(dev) > 0 && len(regions) > 0 {
+	if len(dev) > 0 && len(pops) > 0 {
 		return errors.New("up: --plugin runs in the edge of this process, which --regions replaces by edge processes; leave out one of them")
 	}
 	level, err := parseLevel(*logLevel)
@@ -160,10 +162,10 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		names = append(names, p.name)
 	}
-	edgeYAML := func(listen, region string, chain []*chainPlugin) string {
+	edgeYAML := func(listen, region, pop string, chain []*chainPlugin) string {
 		return fmt.Sprintf(`listen: %q
 served_header: true
-pop: %s-1
+pop: %s
 region: %s
 origins:
   app: {addr: %q, key: %q}
@@ -172,14 +174,14 @@ routes:
   - name: app
     path: /
     origin: app
-%s`, listen, region, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, region+"-state"), chainYAML(chain))
+%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, pop+"-state"), chainYAML(chain))
 	}
 
-	var edges []string // "http://addr (region)"
+	var edges []string // "http://addr (pop)"
 	var watching strings.Builder
 	errc := make(chan error, 1)
-	if len(regions) == 0 {
-		p, stop, err := serveLocal(ctx, edgeYAML(*listen, "local", plugins), dir, log, errc)
+	if len(pops) == 0 {
+		p, stop, err := serveLocal(ctx, edgeYAML(*listen, "local", "local-1", plugins), dir, log, errc)
 		if err != nil {
 			return err
 		}
@@ -189,7 +191,7 @@ routes:
 		// address bound, not the one asked for (127.0.0.1:0).
 		local := p.Addr().String()
 		reload := func(chain []*chainPlugin) error {
-			cfg, err := edge.ParseConfig([]byte(edgeYAML(local, "local", chain)), dir)
+			cfg, err := edge.ParseConfig([]byte(edgeYAML(local, "local", "local-1", chain)), dir)
 			if err != nil {
 				return err
 			}
@@ -206,29 +208,29 @@ routes:
 			defer stopWatching()
 		}
 	} else {
-		for i, region := range regions {
+		for i, pop := range pops {
 			l, err := nextPort(*listen, i)
 			if err != nil {
 				return fmt.Errorf("up: -listen: %w", err)
 			}
-			cfg := filepath.Join(dir, region+".yaml")
-			if err := os.WriteFile(cfg, []byte(edgeYAML(l, region, plugins)), 0o600); err != nil {
+			cfg := filepath.Join(dir, pop.name+".yaml")
+			if err := os.WriteFile(cfg, []byte(edgeYAML(l, pop.region, pop.name, plugins)), 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "starting edge %s...\n", region)
-			c, addr, err := spawnEdge(cfg, filepath.Join(dir, region+".log"))
+			fmt.Fprintf(stdout, "starting edge %s...\n", pop.name)
+			c, addr, err := spawnEdge(cfg, filepath.Join(dir, pop.name+".log"))
 			if err != nil {
 				return fmt.Errorf("up: %w", err)
 			}
 			defer c.stop()
-			edges = append(edges, fmt.Sprintf("http://%s (%s)", addr, region))
+			edges = append(edges, fmt.Sprintf("http://%s (%s)", addr, pop.name))
 		}
 	}
 
 	addr := strings.Fields(edges[0])[0]
 	waves := "local:10%,local" // a canary in the first region, then everywhere
-	if len(regions) > 0 {
-		waves = regions[0] + ":10%," + regions[0] + ",*"
+	if len(pops) > 0 {
+		waves = pops[0].region + ":10%," + pops[0].region + ",*"
 	}
 	token := demoToken(jwtSecret, "demo-user", 24*time.Hour)
 	fmt.Fprintf(stdout, `
@@ -294,22 +296,45 @@ func serveLocal(ctx context.Context, yaml, dir string, log *slog.Logger, errc ch
 	return p, func() { stop(); <-done }, nil
 }
 
-// parseRegions checks a -regions list.
-func parseRegions(s string) ([]string, error) {
-	var out []string
+// maxPOPs bounds NAME:N in -regions: each POP is a process on this
+// machine, and a typo (eu-west:30) should not start thirty.
+const maxPOPs = 9
+
+// popSpec is one POP up starts: its name and its region's.
+type popSpec struct{ name, region string }
+
+// parseRegions reads a -regions list, NAME or NAME:N comma-separated, into
+// the POPs to start: <region>-1..N for each, in order.
+func parseRegions(s string) ([]popSpec, error) {
+	var out []popSpec
 	seen := map[string]bool{}
 	for r := range strings.SplitSeq(s, ",") {
 		if r = strings.TrimSpace(r); r == "" {
 			continue
 		}
-		if err := manifest.CheckName("region", r); err != nil {
+		name, count, hasCount := strings.Cut(r, ":")
+		n := 1
+		if hasCount {
+			var err error
+			if n, err = strconv.Atoi(count); err != nil || n < 1 || n > maxPOPs {
+				return nil, fmt.Errorf("up: -regions: %s: want NAME or NAME:N with N from 1 to %d POPs", r, maxPOPs)
+			}
+		}
+		if err := manifest.CheckName("region", name); err != nil {
 			return nil, fmt.Errorf("up: -regions: %w", err)
 		}
-		if seen[r] {
-			return nil, fmt.Errorf("up: -regions: %s given twice", r)
+		if seen[name] {
+			return nil, fmt.Errorf("up: -regions: %s given twice", name)
 		}
-		seen[r] = true
-		out = append(out, r)
+		seen[name] = true
+		for i := 1; i <= n; i++ {
+			pop := fmt.Sprintf("%s-%d", name, i)
+			// "-N" may take a long region name past the limit.
+			if err := manifest.CheckName("pop", pop); err != nil {
+				return nil, fmt.Errorf("up: -regions: %w", err)
+			}
+			out = append(out, popSpec{pop, name})
+		}
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/internal/testutil"
 )
@@ -44,19 +46,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestUpRegions runs `wedgectl up --regions` and checks the local fleet:
-// one edge process per region serving, each reporting to the embedded
-// control plane under its region, and the status page showing all three.
-// Ctrl-C (the context) stops the processes and the control plane.
+// TestUpRegions runs `wedgectl up --regions eu-west:3,us-east` and checks
+// the local fleet: one edge process per POP serving on consecutive ports,
+// three in eu-west and one in us-east, each reporting to the embedded
+// control plane under its region, each eu-west POP seeing the other two
+// (the membership its status reports), and the status page showing all
+// four. Ctrl-C (the context) stops the processes and the control plane.
 func TestUpRegions(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts three edge processes")
+		t.Skip("starts four edge processes")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := new(testutil.SyncBuffer)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"up", "--regions", "eu-west,us-east,ap-south", "--chain", "cache",
+		done <- run(ctx, []string{"up", "--regions", "eu-west:3,us-east", "--chain", "cache",
 			"--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0"}, out)
 	}()
 	stopped := false
@@ -89,9 +93,13 @@ func TestUpRegions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	edges := regexp.MustCompile(`http://(\S+) \(([a-z-]+)\)`).FindAllStringSubmatch(m[1], -1)
-	if len(edges) != 3 {
-		t.Fatalf("edges line %q: want three", m[1])
+	edges := regexp.MustCompile(`http://(\S+) \(([a-z0-9-]+)\)`).FindAllStringSubmatch(m[1], -1)
+	var pops []string
+	for _, e := range edges {
+		pops = append(pops, e[2])
+	}
+	if strings.Join(pops, " ") != "eu-west-1 eu-west-2 eu-west-3 us-east-1" {
+		t.Fatalf("edges line %q: want eu-west-1..3 and us-east-1", m[1])
 	}
 	for _, e := range edges {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -121,11 +129,11 @@ func TestUpRegions(t *testing.T) {
 		for _, r := range sum.Regions {
 			got = append(got, r.Region+":"+strings.Join(r.POPs, "+"))
 		}
-		if strings.Join(got, " ") == "ap-south:ap-south-1 eu-west:eu-west-1 us-east:us-east-1" {
+		if strings.Join(got, " ") == "eu-west:eu-west-1+eu-west-2+eu-west-3 us-east:us-east-1" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("control plane sees %v, want the three regions' POPs", got)
+			t.Fatalf("control plane sees %v, want the two regions' POPs", got)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -135,7 +143,21 @@ func TestUpRegions(t *testing.T) {
 	}
 	body, _ := io.ReadAll(page.Body)
 	page.Body.Close()
-	for _, want := range []string{"eu-west-1", "us-east-1", "ap-south-1"} {
+	// Each POP sees the POPs of its region, by the status reports they
+	// write, and says so in its own, with the address they listen on.
+	want := map[string]string{
+		"eu-west-1": "eu-west-1 eu-west-2 eu-west-3", "eu-west-2": "eu-west-1 eu-west-2 eu-west-3",
+		"eu-west-3": "eu-west-1 eu-west-2 eu-west-3", "us-east-1": "us-east-1",
+	}
+	for _, e := range edges {
+		testutil.Eventually(t, hangGuard, e[2]+" sees its region", func() bool {
+			entry, err := s.Status.Get(ctx, manifest.POPKey(e[2]))
+			var st manifest.Status
+			return err == nil && json.Unmarshal(entry.Value(), &st) == nil &&
+				strings.Join(st.Members, " ") == want[e[2]] && st.Peer == e[1]
+		})
+	}
+	for _, want := range []string{"eu-west-1", "eu-west-2", "eu-west-3", "us-east-1"} {
 		if !strings.Contains(string(body), want) {
 			t.Fatalf("status page does not show %s:\n%s", want, body)
 		}
@@ -147,6 +169,36 @@ func TestUpRegions(t *testing.T) {
 		if c, err := net.DialTimeout("tcp", e[1], time.Second); err == nil {
 			c.Close()
 			t.Fatalf("edge %s still accepts after up stopped", e[2])
+		}
+	}
+}
+
+// TestParseRegions: NAME:N names N POPs <region>-1..N, in order (up gives
+// them consecutive ports in that order), NAME alone one; bad lists say why.
+func TestParseRegions(t *testing.T) {
+	got, err := parseRegions("eu-west:3, us-east,ap-south:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, p.region+"/"+p.name)
+	}
+	if want := "eu-west/eu-west-1 eu-west/eu-west-2 eu-west/eu-west-3 us-east/us-east-1 ap-south/ap-south-1"; strings.Join(s, " ") != want {
+		t.Fatalf("got %v, want %s", s, want)
+	}
+	for in, want := range map[string]string{
+		"eu-west:0":         "N from 1 to 9",
+		"eu-west:10":        "N from 1 to 9",
+		"eu-west:x":         "N from 1 to 9",
+		"eu-west:":          "N from 1 to 9",
+		"Eu-West":           `region "Eu-West"`,
+		"eu-west:2,eu-west": "eu-west given twice",
+		// A valid region whose POP names ("-1") are too long.
+		strings.Repeat("r", 63): `pop "` + strings.Repeat("r", 63) + `-1"`,
+	} {
+		if _, err := parseRegions(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseRegions(%q): %v, want an error with %q", in, err, want)
 		}
 	}
 }

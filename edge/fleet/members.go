@@ -1,0 +1,203 @@
+// Membership: which POPs of the agent's region are up, from the status
+// every POP reports to the wedge_status bucket. The regional cache tier
+// hashes keys over this view (edge/internal/rendezvous).
+
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// peerTTL is how many report intervals a POP may stay silent and still be
+// a member: one lost or late report is not a POP gone.
+const peerTTL = 3
+
+// Peer is a POP of the agent's region.
+type Peer struct {
+	POP, Region string
+	// Addr is where the POP says its peers reach it (manifest.Status.Peer).
+	Addr string
+	// Seen is when this agent last received the POP's report (its own
+	// clock, so POPs' clocks need not agree). The agent itself is always
+	// seen now.
+	Seen time.Time
+	Self bool
+}
+
+// members is the agent's view of its region.
+type members struct {
+	ttl time.Duration
+	// notify is held while a view is computed and handed to the
+	// callbacks, so they see views one at a time and in order.
+	notify sync.Mutex
+	mu     sync.Mutex // guards the fields below
+	others map[string]Peer
+	last   string // the view the callbacks saw last, as viewKey
+	subs   []func([]Peer)
+}
+
+// Peers returns the POPs of the agent's region seen within the last
+// 3 report intervals, itself included, sorted by name.
+func (a *Agent) Peers() []Peer { return a.peers(time.Now()) }
+
+// OnPeers calls f with the current view now, then with the new one
+// whenever a POP joins or leaves the region or changes its address (a view
+// may come twice). Calls come one at a time, from the agent's goroutines:
+// f must not block, call OnPeers, or modify the view, which other
+// callbacks share.
+func (a *Agent) OnPeers(f func([]Peer)) {
+	m := &a.members
+	m.notify.Lock()
+	defer m.notify.Unlock()
+	m.mu.Lock()
+	m.subs = append(m.subs, f)
+	m.mu.Unlock()
+	f(a.peers(time.Now()))
+}
+
+func (a *Agent) peers(now time.Time) []Peer {
+	a.mu.Lock()
+	addr := a.status.Peer
+	a.mu.Unlock()
+	m := &a.members
+	m.mu.Lock()
+	out := []Peer{{POP: a.o.POP, Region: a.o.Region, Addr: addr, Seen: now, Self: true}}
+	for _, p := range m.others {
+		if now.Sub(p.Seen) <= m.ttl {
+			out = append(out, p)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(x, y Peer) int { return strings.Compare(x.POP, y.POP) })
+	return out
+}
+
+// SetPeer sets the address the agent reports for its peers to reach it.
+func (a *Agent) SetPeer(addr string) {
+	a.mu.Lock()
+	a.status.Peer = addr
+	a.mu.Unlock()
+	a.publishPeers(time.Now())
+}
+
+// seePeer records a status report from the bucket under key: value if
+// put, else deleted. Reports of other regions, and the agent's own, are
+// not its business; a deleted report is a POP that left.
+func (a *Agent) seePeer(key string, put bool, value []byte, seen time.Time) {
+	pop := strings.TrimPrefix(key, manifest.POPKey(""))
+	if pop == a.o.POP {
+		return
+	}
+	m := &a.members
+	var st manifest.Status
+	if !put || json.Unmarshal(value, &st) != nil || st.Region != a.o.Region || st.POP != pop {
+		// Gone, unreadable, moved to another region, or a report under
+		// another POP's key: not a member we could reach.
+		m.mu.Lock()
+		delete(m.others, pop)
+		m.mu.Unlock()
+	} else {
+		m.mu.Lock()
+		m.others[pop] = Peer{POP: pop, Region: st.Region, Addr: st.Peer, Seen: seen}
+		m.mu.Unlock()
+	}
+	a.publishPeers(time.Now())
+}
+
+// publishPeers tells the callbacks if the view changed.
+func (a *Agent) publishPeers(now time.Time) {
+	m := &a.members
+	m.notify.Lock()
+	defer m.notify.Unlock()
+	view := a.peers(now)
+	m.mu.Lock()
+	key := viewKey(view)
+	changed := key != m.last
+	m.last = key
+	subs := slices.Clone(m.subs)
+	m.mu.Unlock()
+	if !changed {
+		return
+	}
+	for _, f := range subs {
+		f(view)
+	}
+}
+
+// viewKey is what of a view the callbacks care about: who, and where.
+func viewKey(view []Peer) string {
+	var b strings.Builder
+	for _, p := range view {
+		b.WriteString(p.POP + "=" + p.Addr + " ")
+	}
+	return b.String()
+}
+
+// memberNames is the view as the status reports it.
+func memberNames(view []Peer) []string {
+	names := make([]string, len(view))
+	for i, p := range view {
+		names[i] = p.POP
+	}
+	return names
+}
+
+// expirePeers looks for silent POPs every report interval until ctx ends,
+// whether the control plane is there or not: a POP that stops reporting
+// leaves the view within 3 report intervals of its last report, plus one
+// for this sweep, and so does every other POP when this one is cut off.
+func (a *Agent) expirePeers(ctx context.Context) {
+	tick := time.NewTicker(a.o.Report)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			a.publishPeers(now)
+		}
+	}
+}
+
+// watchPeers feeds the status bucket's reports to the view until ctx ends
+// or the watch does (follow then starts again).
+func (a *Agent) watchPeers(ctx context.Context, kv jetstream.KeyValue) {
+	w, err := kv.Watch(ctx, manifest.POPKey("*"))
+	if err != nil {
+		a.o.Logger.Warn("status watch not started; peers leave the view until the link is back", "err", err)
+		return
+	}
+	defer w.Stop()
+	synced := false // the watch replayed the current reports
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				synced = true
+				continue
+			}
+			// A replayed report may be the last of a POP long gone:
+			// it counts from when it was written. A live one counts
+			// from now, on this POP's clock, whatever the server's.
+			seen := time.Now()
+			if !synced && e.Created().Before(seen) {
+				seen = e.Created()
+			}
+			a.seePeer(e.Key(), e.Operation() == jetstream.KeyValuePut, e.Value(), seen)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+// Purges everywhere, the POP's side: follow the purge stream's records for
+// the POP's region and the whole fleet, apply each to the node's cache,
+// acknowledge it to whoever issued it, and keep the stream sequence of the
+// last one applied on disk. The issuing side is deploy/controlplane's
+// purge.go.
+//
+// A POP that was cut off reads on from the sequence after the last purge it
+// applied, so it applies every purge issued while it was away. What it
+// cannot do that way, it makes up for by emptying its cache (a "gap", in
+// the log and in wedge_fleet_purges_total{result="gap"}): when records it
+// had not applied are no longer in the stream (away for longer than
+// manifest.PurgeRetention, or more than manifest.PurgeMaxMsgs purges
+// since), or the stream is not the one it followed (a control plane
+// rebuilt from scratch). A POP that never applied a purge reads from a
+// minute before its agent started (the margin is for the clocks of the POP
+// and the control plane; applying a purge twice does no harm).
+
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// purger is the agent's place in the purge stream. Only the one
+// followPurges running at a time uses it (follow waits for it).
+type purger struct {
+	seq     uint64    // stream sequence of the last purge applied; 0: none yet
+	stream  time.Time // creation time of the stream seq is of
+	since   time.Time // where reading starts while seq is 0
+	applied *prometheus.CounterVec
+}
+
+// purgeState is what purge.json in Options.Dir keeps.
+type purgeState struct {
+	Stream time.Time `json:"stream"`
+	Seq    uint64    `json:"seq"`
+}
+
+func newPurger(a *Agent) *purger {
+	p := &purger{since: time.Now().Add(-time.Minute),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_purges_total",
+			Help: "Purges from the control plane applied (ok), refused as malformed (bad), and caches emptied for purges missed (gap)."},
+			[]string{"result"})}
+	if a.o.Dir == "" {
+		return p
+	}
+	b, err := os.ReadFile(filepath.Join(a.o.Dir, "purge.json"))
+	var st purgeState
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	switch {
+	case err == nil:
+		p.seq, p.stream = st.Seq, st.Stream
+	case !errors.Is(err, os.ErrNotExist):
+		// The cache is in memory, so a restarted POP has nothing older
+		// than its start to purge: reading from there is enough.
+		a.o.Logger.Warn("purge position unreadable; following purges from now", "err", err)
+	}
+	return p
+}
+
+// followPurges applies purges until ctx ends, opening the stream again
+// after an error.
+func (a *Agent) followPurges(ctx context.Context, nc *nats.Conn) {
+	for ctx.Err() == nil {
+		err := a.consumePurges(ctx, nc)
+		if ctx.Err() != nil {
+			return
+		}
+		a.o.Logger.Warn("purges not followed; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	st, err := js.Stream(ctx, manifest.StreamPurge)
+	if err != nil {
+		return fmt.Errorf("fleet: purge stream: %w", err)
+	}
+	info := st.CachedInfo()
+	p := a.purge
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{manifest.SubjectPurgeFleet, manifest.PurgeRegionSubject(a.o.Region)}}
+	first, last := info.State.FirstSeq, info.State.LastSeq
+	var gap string
+	switch {
+	case p.seq == 0 && first > 1 && info.State.FirstTime.After(p.since):
+		gap = "purges issued since the POP started are no longer kept"
+	case p.seq == 0:
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &p.since
+	case !info.Created.Equal(p.stream) || p.seq > last:
+		gap = "the purge stream is not the one this POP followed"
+	case first > p.seq+1:
+		gap = "purges issued while the POP was away are no longer kept"
+	default:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.seq+1
+	}
+	if gap != "" {
+		a.o.Logger.Warn("purges missed; emptying the cache", "why", gap, "entries", a.node.PurgeAll(),
+			"applied", p.seq, "kept_from", first)
+		p.applied.WithLabelValues("gap").Inc()
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	p.stream = info.Created
+	cons, err := js.OrderedConsumer(ctx, manifest.StreamPurge, cfg)
+	if err != nil {
+		return fmt.Errorf("fleet: purge stream: %w", err)
+	}
+	msgs, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("fleet: purge stream: %w", err)
+	}
+	defer context.AfterFunc(ctx, msgs.Stop)()
+	defer msgs.Stop()
+	for {
+		m, err := msgs.Next()
+		if err != nil {
+			return fmt.Errorf("fleet: purge stream: %w", err)
+		}
+		a.applyPurge(nc, m)
+	}
+}
+
+// applyPurge applies one record and acknowledges it, then records its
+// sequence: a crash in between applies it again, which does no harm.
+func (a *Agent) applyPurge(nc *nats.Conn, m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return // not a stream message: an ordered consumer delivers none
+	}
+	n, pr, err := a.purgeOne(m.Data())
+	if err != nil {
+		a.o.Logger.Error("purge refused", "seq", meta.Sequence.Stream, "err", err)
+		a.purge.applied.WithLabelValues("bad").Inc()
+	} else {
+		a.o.Logger.Info("purge applied", "id", pr.ID, "tag", pr.Tag, "url", pr.URL, "purged", n, "by", pr.Who)
+		a.purge.applied.WithLabelValues("ok").Inc()
+		ack, _ := json.Marshal(manifest.PurgeAck{ID: pr.ID, POP: a.o.POP, Region: a.o.Region, Purged: n})
+		if err := nc.Publish(manifest.PurgeAckSubject(pr.ID), ack); err != nil {
+			a.o.Logger.Debug("purge not acknowledged", "id", pr.ID, "err", err)
+		}
+	}
+	a.purge.seq = meta.Sequence.Stream
+	if a.o.Dir == "" {
+		return
+	}
+	b, _ := json.Marshal(purgeState{Stream: a.purge.stream, Seq: a.purge.seq})
+	if err := writeFile(filepath.Join(a.o.Dir, "purge.json"), b); err != nil {
+		a.o.Logger.Warn("purge position not saved", "err", err)
+	}
+}
+
+// purgeOne applies a record to the node's cache: what the admin API's
+// POST /purge does with a tag or a URL.
+func (a *Agent) purgeOne(b []byte) (int, *manifest.Purge, error) {
+	pr, err := manifest.ParsePurge(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	if pr.Tag != "" {
+		return a.node.PurgeTag(pr.Tag), pr, nil
+	}
+	n, err := a.node.PurgeURL(pr.URL)
+	return n, pr, err
+}

@@ -1,0 +1,269 @@
+// Package limitsync shares rate limits of region and global scope across
+// POPs: each POP publishes what it spent from shared keys in batches over
+// NATS and charges what other POPs published to the same keys in its own
+// limiter (host.Shared), whose GCRA alone decides each request.
+//
+// A POP publishes every Interval (200 ms by default) one batch per scope
+// it spent from, on wedge.ratelimit.global or
+// wedge.ratelimit.region.<region> (manifest.SubjectRateLimit), and a
+// heartbeat (an empty batch) at least every second, so its peers know it
+// is there. It subscribes to its region's subject and the global one.
+// A key's allowance is then the scope's, less what every POP spent as far
+// as their batches have arrived: a POP learns of its peers' usage within
+// Interval plus the link's latency, and the scope can admit more than its
+// limit by what the other POPs admitted in that time (about
+// Interval x the key's rate x (POPs-1)/POPs), never more.
+//
+// When the link to the control plane is down, each POP enforces the share
+// limit/n of every shared key, n being the POPs of the scope it heard from
+// in the last peerTTL, itself included (host.Shared.SetShare): a cut-off
+// region or global limit degrades to a per-POP limit, never to none. The
+// whole limit comes back with the link.
+//
+// # Why core NATS subjects, not JetStream counters
+//
+// JetStream's distributed counters (nats-server 2.12+, allow_msg_counter)
+// keep one total per subject: every increment is a stored, acknowledged
+// stream write, a POP reads others' totals with a get per key, and a total
+// only grows, where a GCRA needs the usage of the last period. A rate key
+// is short-lived (one client, one period) and there may be a million of
+// them: a subject and a stored message each would cost the control plane
+// more than the requests they count. Usage is also worthless once a period
+// old, so there is nothing to store or replay: a POP that was away starts
+// from its own counts and its share. Plain publishes cost one message per
+// scope per interval per POP whatever the request rate, and the decision
+// stays local, so a request never waits on NATS.
+package limitsync
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// DefaultInterval is how often a POP publishes its usage.
+const DefaultInterval = 200 * time.Millisecond
+
+// heartbeat is how often a POP with nothing to publish says it is there.
+const heartbeat = time.Second
+
+// peerTTL is how long a POP counts a peer it has not heard from as part of
+// its scope.
+const peerTTL = 5 * time.Second
+
+// maxPeers bounds the POPs remembered per scope, against a publisher
+// inventing names.
+const maxPeers = 4096
+
+// Options configure an exchange.
+type Options struct {
+	Conn     *nats.Conn // stays the caller's to close
+	Limits   *host.Shared
+	Region   string
+	POP      string
+	Logger   *slog.Logger
+	Interval time.Duration // DefaultInterval when 0
+	// Registerer, when set, gets wedge_ratelimit_peers and
+	// wedge_ratelimit_share by scope, for as long as the exchange runs.
+	Registerer prometheus.Registerer
+}
+
+// Sync is a running exchange.
+type Sync struct {
+	o        Options
+	subjects [3]string // by host.Scope; POP has none
+	subs     []*nats.Subscription
+	metrics  []prometheus.Collector
+	stop     chan struct{}
+	done     chan struct{}
+
+	mu       sync.Mutex
+	seen     [3]map[string]time.Time // peers by scope, when last heard
+	lastSent [3]time.Time
+	cut      bool // the link was down at the last tick
+}
+
+// Subject is the subject of scope sc's batches as seen from region.
+func Subject(sc host.Scope, region string) string {
+	if sc == host.ScopeGlobal {
+		return manifest.SubjectRateLimit + ".global"
+	}
+	return manifest.SubjectRateLimit + ".region." + region
+}
+
+// Start subscribes and starts publishing; Stop ends it.
+func Start(o Options) (*Sync, error) {
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Sync{o: o, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+		s.subjects[sc] = Subject(sc, o.Region)
+		s.seen[sc] = map[string]time.Time{}
+		var es []entry // one handler runs at a time per subscription
+		sub, err := o.Conn.Subscribe(s.subjects[sc], func(m *nats.Msg) { es = s.receive(sc, m.Data, es[:0]) })
+		if err != nil {
+			s.unsubscribe()
+			return nil, fmt.Errorf("limitsync: %w", err)
+		}
+		s.subs = append(s.subs, sub)
+		if o.Registerer != nil {
+			labels := prometheus.Labels{"scope": [3]string{host.ScopeRegion: "region", host.ScopeGlobal: "global"}[sc]}
+			s.metrics = append(s.metrics,
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wedge_ratelimit_peers", ConstLabels: labels,
+					Help: "Other POPs of the scope heard from in the last 5 s."}, func() float64 { return float64(s.Peers(sc)) }),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wedge_ratelimit_share", ConstLabels: labels,
+					Help: "1 while the scope's limits are shared; n when cut off, enforcing limit/n."}, func() float64 { return float64(o.Limits.Share(sc)) }))
+		}
+	}
+	for i, m := range s.metrics {
+		if err := o.Registerer.Register(m); err != nil {
+			s.metrics = s.metrics[:i]
+			s.unsubscribe()
+			return nil, fmt.Errorf("limitsync: metrics: %w", err)
+		}
+	}
+	o.Limits.SetSyncing(true)
+	go s.run()
+	return s, nil
+}
+
+// Stop stops publishing and receiving; shared keys are per-POP keys again.
+func (s *Sync) Stop() {
+	close(s.stop)
+	<-s.done
+	s.unsubscribe()
+	s.o.Limits.SetSyncing(false)
+	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+		s.o.Limits.SetShare(sc, 1)
+	}
+}
+
+// unsubscribe undoes what Start did besides the loop.
+func (s *Sync) unsubscribe() {
+	for _, sub := range s.subs {
+		sub.Unsubscribe()
+	}
+	for _, m := range s.metrics {
+		s.o.Registerer.Unregister(m)
+	}
+}
+
+// Peers is the number of other POPs of scope sc heard from in the last
+// peerTTL.
+func (s *Sync) Peers(sc host.Scope) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peers(sc, time.Now())
+}
+
+func (s *Sync) peers(sc host.Scope, now time.Time) int {
+	n := 0
+	for pop, t := range s.seen[sc] {
+		if now.Sub(t) > peerTTL {
+			delete(s.seen[sc], pop)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// receive charges a peer's batch; it reports a bad one and keeps going.
+func (s *Sync) receive(sc host.Scope, data []byte, es []entry) []entry {
+	pop, es, err := decodeBatch(data, sc, es)
+	if err != nil {
+		s.o.Logger.Warn("limitsync: batch refused", "subject", s.subjects[sc], "err", err)
+		return es
+	}
+	if pop == s.o.POP {
+		return es // our own, already counted
+	}
+	s.mu.Lock()
+	if _, ok := s.seen[sc][pop]; ok || len(s.seen[sc]) < maxPeers {
+		s.seen[sc][pop] = time.Now()
+	}
+	s.mu.Unlock()
+	for _, e := range es {
+		s.o.Limits.Charge(e.key, e.limit, e.period, e.units)
+	}
+	return es
+}
+
+func (s *Sync) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.o.Interval)
+	defer t.Stop()
+	var bufs [3][]byte
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		bufs = s.tick(bufs)
+	}
+}
+
+// tick publishes the usage since the last tick, or, with the link down,
+// drops it and falls back to each POP's share.
+func (s *Sync) tick(bufs [3][]byte) [3][]byte {
+	now := time.Now()
+	var batches [3][][]byte
+	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+		bufs[sc] = appendHeader(bufs[sc][:0], s.o.POP)
+	}
+	head := len(bufs[host.ScopeRegion])
+	s.o.Limits.Drain(func(sc host.Scope, key string, u host.Usage) {
+		if len(bufs[sc])+len(key)+32 > maxBatch {
+			batches[sc] = append(batches[sc], bufs[sc])
+			bufs[sc] = appendHeader(nil, s.o.POP)
+		}
+		bufs[sc] = appendEntry(bufs[sc], key, u)
+	})
+	connected := s.o.Conn.IsConnected()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !connected {
+		if !s.cut {
+			s.cut = true
+			for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+				n := 1 + s.peers(sc, now)
+				s.o.Limits.SetShare(sc, n)
+				s.o.Logger.Warn("limitsync: control plane lost; enforcing this POP's share", "subject", s.subjects[sc], "pops", n)
+			}
+		}
+		return bufs
+	}
+	if s.cut {
+		s.cut = false
+		for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+			s.o.Limits.SetShare(sc, 1)
+		}
+		s.o.Logger.Info("limitsync: control plane back; enforcing whole limits")
+	}
+	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+		batches[sc] = append(batches[sc], bufs[sc])
+		if len(batches[sc]) == 1 && len(bufs[sc]) == head && now.Sub(s.lastSent[sc]) < heartbeat {
+			continue
+		}
+		s.lastSent[sc] = now
+		for _, b := range batches[sc] {
+			if err := s.o.Conn.Publish(s.subjects[sc], b); err != nil {
+				s.o.Logger.Warn("limitsync: publish", "subject", s.subjects[sc], "err", err)
+				break
+			}
+		}
+	}
+	return bufs
+}

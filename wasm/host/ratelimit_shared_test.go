@@ -1,0 +1,120 @@
+package host
+
+import (
+	"testing"
+	"time"
+)
+
+func TestKeyScope(t *testing.T) {
+	for key, want := range map[string]Scope{
+		"": ScopePOP, "ratelimit\x00a\x00ki": ScopePOP, "@other:x": ScopePOP, "@region": ScopePOP,
+		"@region:ratelimit": ScopeRegion, "@global:ratelimit": ScopeGlobal,
+	} {
+		if got := KeyScope([]byte(key)); got != want {
+			t.Errorf("KeyScope(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+// TestSharedCharge: what other POPs spent counts against a shared key, up
+// to two periods ahead; a POP key is never shared.
+func TestSharedCharge(t *testing.T) {
+	g, clk := newTestGCRA(1024)
+	s := NewShared(g)
+	key := []byte("@global:k")
+	s.Charge(key, 10, time.Second, 9) // 9 of 10 spent elsewhere
+	if ok, _ := s.Take(key, 10, time.Second, 10, 1); !ok {
+		t.Fatal("the 10th unit refused")
+	}
+	if ok, r := s.Take(key, 10, time.Second, 10, 1); ok {
+		t.Fatalf("an 11th unit allowed: %+v", r)
+	}
+	s.Charge(key, 10, time.Second, 1_000_000)
+	clk.advance(2 * time.Second)
+	if ok, _ := s.Take(key, 10, time.Second, 10, 1); !ok {
+		t.Fatal("a huge charge locked the key past two periods")
+	}
+}
+
+// TestSharedUsage: only shared keys' allowed takes are kept for the
+// exchange, and only while it runs.
+func TestSharedUsage(t *testing.T) {
+	g, _ := newTestGCRA(1024)
+	s := NewShared(g)
+	s.Take([]byte("@region:z"), 10, time.Second, 10, 1) // not syncing: not kept
+	s.SetSyncing(true)
+	for range 3 {
+		s.Take([]byte("@region:a"), 10, time.Second, 2, 1) // the third is refused
+	}
+	s.Take([]byte("@global:b"), 10, time.Second, 10, 4)
+	s.Take([]byte("pop"), 10, time.Second, 10, 1)
+	got := map[string]Usage{}
+	s.Drain(func(sc Scope, key string, u Usage) { got[key] = u })
+	want := map[string]Usage{"@region:a": {10, time.Second, 2}, "@global:b": {10, time.Second, 4}}
+	if len(got) != len(want) || got["@region:a"] != want["@region:a"] || got["@global:b"] != want["@global:b"] {
+		t.Fatalf("drained %v, want %v", got, want)
+	}
+	s.Drain(func(sc Scope, key string, u Usage) { t.Errorf("drained %q again", key) })
+	s.Drain(func(Scope, string, Usage) {})
+	if len(s.usage) != 0 {
+		t.Errorf("idle keys kept: %d", len(s.usage))
+	}
+}
+
+// TestSharedShare: cut off, each POP enforces limit/n, from the state the
+// key already had.
+func TestSharedShare(t *testing.T) {
+	g, clk := newTestGCRA(1024)
+	s := NewShared(g)
+	s.SetShare(ScopeRegion, 3)
+	key := []byte("@region:k")
+	n := 0
+	for range 100 {
+		if ok, _ := s.Take(key, 30, 3*time.Second, 30, 1); ok {
+			n++
+		}
+	}
+	if n != 10 {
+		t.Fatalf("share of 3 admitted %d at once, want 10 (burst 30/3)", n)
+	}
+	clk.advance(3 * time.Second)
+	if ok, _ := s.Take([]byte("pop"), 1, time.Second, 1, 1); !ok || s.Share(ScopePOP) != 1 {
+		t.Fatal("a POP key was affected")
+	}
+	n = 0
+	for range 100 {
+		if ok, _ := s.Take(key, 30, 3*time.Second, 30, 1); ok {
+			n++
+		}
+	}
+	if n != 10 {
+		t.Fatalf("after a period the share admitted %d, want 10", n)
+	}
+}
+
+func TestSharedTakeAllocs(t *testing.T) {
+	s := NewShared(NewGCRA(1024))
+	s.SetSyncing(true)
+	key := []byte("@region:ratelimit\x00p\x00kalice")
+	s.Take(key, 1<<30, time.Second, 1<<30, 1)
+	if n := testing.AllocsPerRun(100, func() { s.Take(key, 1<<30, time.Second, 1<<30, 1) }); n != 0 {
+		t.Errorf("a take on a known shared key allocates %.1f times", n)
+	}
+}
+
+// BenchmarkSharedTake is the request-path cost of a region-scoped take
+// (GCRA plus the usage kept for the exchange) against a POP-scoped one.
+func BenchmarkSharedTake(b *testing.B) {
+	for _, key := range []string{"ratelimit\x00p\x00kalice", "@region:ratelimit\x00p\x00kalice"} {
+		name := map[Scope]string{ScopePOP: "pop", ScopeRegion: "region"}[KeyScope([]byte(key))]
+		b.Run(name, func(b *testing.B) {
+			s := NewShared(NewGCRA(1 << 16))
+			s.SetSyncing(true)
+			k := []byte(key)
+			b.ReportAllocs()
+			for b.Loop() {
+				s.Take(k, 1<<30, time.Second, 1<<30, 1)
+			}
+		})
+	}
+}
