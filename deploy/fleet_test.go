@@ -455,9 +455,18 @@ fleet: {nats: %q, trust: [%q], state_dir: state}
 	if err != nil {
 		t.Fatal(err)
 	}
+	p, lb := servePOP(t, ctx, name, cfg, 200*time.Millisecond)
+	return &pop{region: region, name: name, addr: p.Addr().String(), node: p.Node(), log: lb}
+}
+
+// servePOP makes a POP of cfg with pop.New and runs it until the test ends,
+// its agent reporting every report (0: the default). Its log is the
+// buffer returned, shown if the test fails.
+func servePOP(t *testing.T, ctx context.Context, name string, cfg *edge.Config, report time.Duration) (*edgepop.POP, *testutil.SyncBuffer) {
+	t.Helper()
 	lb := &testutil.SyncBuffer{}
 	p, err := edgepop.New(ctx, cfg, edgepop.Options{Logger: slog.New(slog.NewTextHandler(lb, nil)),
-		CompilationCache: wasmbuild.CompilationCacheDir(), Report: 200 * time.Millisecond})
+		CompilationCache: wasmbuild.CompilationCacheDir(), Report: report})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +482,7 @@ fleet: {nats: %q, trust: [%q], state_dir: state}
 			t.Logf("%s log:\n%s", name, lb.String())
 		}
 	})
-	return &pop{region: region, name: name, addr: p.Addr().String(), node: p.Node(), log: lb}
+	return p, lb
 }
 
 // signer is a new signing key, with the file of its public key for the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -20,12 +19,10 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/edgetest"
-	edgepop "github.com/talowa/wedge/edge/pop"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
-	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
 // TestPurgeEverywhere runs a fleet of four POPs in three regions, each with
@@ -189,20 +186,7 @@ fleet: {nats: %q, trust: [%q], state_dir: state}
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := edgepop.New(ctx, cfg, edgepop.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		CompilationCache: wasmbuild.CompilationCacheDir(), Report: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(rctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("%s: run: %v", name, err)
-		}
-	})
+	p, _ := servePOP(t, ctx, name, cfg, 200*time.Millisecond)
 	addr := p.Addr().String()
 	return &cachePOP{name: name, addr: addr, node: p.Node(), link: link, hc: &fasthttp.HostClient{Addr: addr}}
 }

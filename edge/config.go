@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,13 @@ import (
 type Config struct {
 	// Listen is the HTTP listener's address. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// Advertise is the host:port the other POPs of the region reach this
+	// one's HTTP listener at, which it reports to the control plane
+	// (manifest.Status.Peer): set it when Listen is a wildcard (":8080",
+	// "0.0.0.0:8080", "[::]:8080") or behind a NAT. Default: Listen as
+	// bound, or, for a wildcard, no address at all (peers cannot dial
+	// one), which the POP logs.
+	Advertise string `yaml:"advertise"`
 	// TLS is the HTTPS listener, with a certificate per SNI name; off when
 	// Listen is "". Certificates are read again on every reload.
 	TLS struct {
@@ -357,6 +366,13 @@ func (c *Config) validate() error {
 	}
 	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
 		return errors.New("tls: a listener needs at least one certificate")
+	}
+	if c.Advertise != "" {
+		host, port, err := net.SplitHostPort(c.Advertise)
+		ip := net.ParseIP(host)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || host == "" || ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("advertise %q: want HOST:PORT that peers can dial", c.Advertise)
+		}
 	}
 	if c.Fleet.NATS != "" {
 		if c.POP == "" || c.Region == "" {

@@ -93,7 +93,9 @@ type Limit struct {
 }
 
 // Take spends cost units of key's allowance. Keys are shared by every plugin
-// on the node: include the policy name in the key.
+// on the node: include the policy name in the key. A key beginning
+// "@region:" or "@global:" is one allowance for every POP of the edge's
+// region, or for every POP (wasm/abi/README.md, ratelimit_take).
 func (l Limit) Take(key []byte, cost int) (allowed bool, r RateResult, err error) {
 	burst := l.Burst
 	if burst == 0 {

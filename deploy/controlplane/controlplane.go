@@ -65,7 +65,8 @@ func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, 
 
 // Stores are the control plane's buckets and streams, opened. From
 // OpenEdge, Rollouts, Audit and Purges are nil (the agent opens the purge
-// stream itself: see edge/fleet's purge.go).
+// stream itself: see edge/fleet's purge.go). From Open, Purges is nil on a
+// control plane that predates purges, and Purge fails there.
 type Stores struct {
 	JS        jetstream.JetStream
 	Modules   jetstream.ObjectStore
@@ -128,17 +129,21 @@ func Ensure(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 	return open(ctx, nc, true, false)
 }
 
-// Open opens the buckets and stream, which must exist, and changes
+// Open opens the buckets and streams, which must exist, and changes
 // nothing: what a CLI command uses, so that running one never rewrites
-// the control plane's configuration.
+// the control plane's configuration. The purge stream alone may be missing
+// (a control plane not yet upgraded): only Purge needs it.
 func Open(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 	return open(ctx, nc, false, false)
 }
 
-// OpenEdge opens what a POP's agent reads and writes (modules, artifacts,
-// revocations, desired state, status), as Open does, leaving Rollouts and
-// Audit nil: a POP whose credentials cover only those buckets joins too,
-// and a control plane's rollout state is none of its business.
+// OpenEdge opens the buckets a POP's agent reads and writes (modules,
+// artifacts, revocations, desired state, status), as Open does, leaving
+// Rollouts, Audit and Purges nil: a POP whose credentials cover only what
+// it uses joins too, and a control plane's rollout state is none of its
+// business. Besides these buckets the agent reads the purge stream
+// (edge/fleet's purge.go), publishes on wedge.purge.ack.* and publishes
+// and subscribes on wedge.ratelimit.> (edge/limitsync).
 func OpenEdge(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 	return open(ctx, nc, false, true)
 }
@@ -210,8 +215,8 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 	}
 	if create {
 		s.Purges, err = js.CreateOrUpdateStream(ctx, PurgeStreamConfig)
-	} else {
-		s.Purges, err = js.Stream(ctx, manifest.StreamPurge)
+	} else if s.Purges, err = js.Stream(ctx, manifest.StreamPurge); errors.Is(err, jetstream.ErrStreamNotFound) {
+		return s, nil // Purge says so
 	}
 	if err != nil {
 		return nil, missing("stream", manifest.StreamPurge, err)

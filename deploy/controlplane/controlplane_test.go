@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/controlplane"
@@ -220,23 +221,7 @@ func TestFetchErrors(t *testing.T) {
 func TestOpenEdge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := embedded.Start(embedded.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	nc, err := s.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := controlplane.Ensure(ctx, nc); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := ensured(t, ctx)
 	if err := js.DeleteKeyValue(ctx, manifest.BucketRollouts); err != nil {
 		t.Fatal(err)
 	}
@@ -253,4 +238,47 @@ func TestOpenEdge(t *testing.T) {
 	if st.Modules == nil || st.Artifacts == nil || st.Revoked == nil || st.Desired == nil || st.Status == nil {
 		t.Fatalf("OpenEdge left a bucket the agent uses unopened: %+v", st)
 	}
+}
+
+// TestOpenWithoutPurgeStream: a control plane that predates purges has no
+// purge stream. Open still opens it (every other command works), and only
+// Purge fails, saying why.
+func TestOpenWithoutPurgeStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc, js := ensured(t, ctx)
+	if err := js.DeleteStream(ctx, manifest.StreamPurge); err != nil {
+		t.Fatal(err)
+	}
+	st, err := controlplane.Open(ctx, nc)
+	if err != nil {
+		t.Fatalf("Open without the purge stream: %v", err)
+	}
+	if _, err := st.Purge(ctx, manifest.Purge{Tag: "t"}, time.Minute, time.Millisecond); err == nil || !strings.Contains(err.Error(), "predates purges") {
+		t.Fatalf("Purge without the purge stream: %v", err)
+	}
+}
+
+// ensured is a connection to a new control plane that Ensure set up, and
+// JetStream on it; both go when the test ends.
+func ensured(t *testing.T, ctx context.Context) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s, err := embedded.Start(embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := s.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := controlplane.Ensure(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }

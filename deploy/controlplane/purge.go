@@ -65,6 +65,9 @@ func (s *Stores) Purge(ctx context.Context, p manifest.Purge, alive, timeout tim
 	if err := p.Check(); err != nil {
 		return nil, err
 	}
+	if s.Purges == nil {
+		return nil, fmt.Errorf("controlplane: purge: the control plane has no stream %s: it predates purges (upgrade it: wedgectl up or wedgectl control create the stream)", manifest.StreamPurge)
+	}
 	res := &PurgeResult{Purge: p}
 	statuses, err := s.ReadAll(ctx, s.Status, "pop.*")
 	if err != nil {

@@ -333,8 +333,9 @@ type Status struct {
 	// Source says where the running state came from: "control" or "disk".
 	Source string `json:"source"`
 	// Peer is the address other POPs of the region reach this one at (for
-	// now its HTTP listener as bound; the regional cache tier will get a
-	// listener of its own). Members are the POPs of its region the POP
+	// now its HTTP listener: the edge config's advertise, else the
+	// listener as bound, "" for a wildcard; the regional cache tier will
+	// get a listener of its own). Members are the POPs of its region the POP
 	// sees reporting (itself included), by name: its membership view.
 	Peer    string   `json:"peer,omitempty"`
 	Members []string `json:"members,omitempty"`

@@ -16,6 +16,14 @@
 // is what a tier built on it should fall back to. The view is what the
 // regional cache tier hashes keys over (edge/internal/rendezvous).
 //
+// It is not the only view of the region: edge/limitsync keeps its own,
+// per rate-limit scope (region or global), from the usage batches and
+// heartbeats the POPs publish. This one, from status reports, governs
+// which POP owns which keys of the cache tier; limitsync's only decides
+// whether a scope is cut off and, if so, the share of its limit each POP
+// enforces. They may disagree for a few seconds; neither is derived from
+// the other.
+//
 // # Why
 //
 // A POP must keep serving whatever happens to the control plane. Nothing

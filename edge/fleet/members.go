@@ -7,6 +7,7 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -27,8 +28,10 @@ type Peer struct {
 	// Addr is where the POP says its peers reach it (manifest.Status.Peer).
 	Addr string
 	// Seen is when this agent last received the POP's report (its own
-	// clock, so POPs' clocks need not agree). The agent itself is always
-	// seen now.
+	// clock, so POPs' clocks need not agree); for a report replayed when
+	// the status is watched, when the report was written, the server's
+	// clock being taken as this agent's less the lag measured then. The
+	// agent itself is always seen now.
 	Seen time.Time
 	Self bool
 }
@@ -43,11 +46,30 @@ type members struct {
 	others map[string]Peer
 	last   string // the view the callbacks saw last, as viewKey
 	subs   []func([]Peer)
+
+	// Tests set these before Run (members_export_test.go): the POP's
+	// clock, and how the status is watched. nil is the real one.
+	now   func() time.Time
+	watch func(context.Context, jetstream.KeyValue) (jetstream.KeyWatcher, error)
+}
+
+func (m *members) clock() time.Time {
+	if m.now != nil {
+		return m.now()
+	}
+	return time.Now()
+}
+
+func (m *members) startWatch(ctx context.Context, kv jetstream.KeyValue) (jetstream.KeyWatcher, error) {
+	if m.watch != nil {
+		return m.watch(ctx, kv)
+	}
+	return kv.Watch(ctx, manifest.POPKey("*"))
 }
 
 // Peers returns the POPs of the agent's region seen within the last
 // 3 report intervals, itself included, sorted by name.
-func (a *Agent) Peers() []Peer { return a.peers(time.Now()) }
+func (a *Agent) Peers() []Peer { return a.peers(a.members.clock()) }
 
 // OnPeers calls f with the current view now, then with the new one
 // whenever a POP joins or leaves the region or changes its address (a view
@@ -61,7 +83,7 @@ func (a *Agent) OnPeers(f func([]Peer)) {
 	m.mu.Lock()
 	m.subs = append(m.subs, f)
 	m.mu.Unlock()
-	f(a.peers(time.Now()))
+	f(a.peers(m.clock()))
 }
 
 func (a *Agent) peers(now time.Time) []Peer {
@@ -86,7 +108,7 @@ func (a *Agent) SetPeer(addr string) {
 	a.mu.Lock()
 	a.status.Peer = addr
 	a.mu.Unlock()
-	a.publishPeers(time.Now())
+	a.publishPeers(a.members.clock())
 }
 
 // seePeer records a status report from the bucket under key: value if
@@ -110,7 +132,7 @@ func (a *Agent) seePeer(key string, put bool, value []byte, seen time.Time) {
 		m.others[pop] = Peer{POP: pop, Region: st.Region, Addr: st.Peer, Seen: seen}
 		m.mu.Unlock()
 	}
-	a.publishPeers(time.Now())
+	a.publishPeers(m.clock())
 }
 
 // publishPeers tells the callbacks if the view changed.
@@ -162,42 +184,92 @@ func (a *Agent) expirePeers(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			a.publishPeers(now)
+		case <-tick.C:
+			a.publishPeers(a.members.clock())
 		}
 	}
 }
 
+// watchRetry is the first wait before the status is watched again after
+// a watch failed or ended; each failure in a row doubles it, up to one
+// report interval.
+const watchRetry = 100 * time.Millisecond
+
 // watchPeers feeds the status bucket's reports to the view until ctx ends
-// or the watch does (follow then starts again).
+// (follow then starts again). A watch that fails or ends while the link is
+// up is started again, so that the view does not shrink to this POP.
 func (a *Agent) watchPeers(ctx context.Context, kv jetstream.KeyValue) {
-	w, err := kv.Watch(ctx, manifest.POPKey("*"))
-	if err != nil {
-		a.o.Logger.Warn("status watch not started; peers leave the view until the link is back", "err", err)
-		return
-	}
-	defer w.Stop()
-	synced := false // the watch replayed the current reports
+	wait := watchRetry
 	for {
+		synced, err := a.watchPeersOnce(ctx, kv)
+		if ctx.Err() != nil {
+			return
+		}
+		if synced {
+			wait = watchRetry
+		}
+		if wait == watchRetry {
+			a.o.Logger.Warn("status watch ended; watching again", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, max(a.o.Report, watchRetry))
+	}
+}
+
+// watchPeersOnce watches the status bucket until ctx ends or the watch
+// does, and says whether it replayed the current reports first.
+func (a *Agent) watchPeersOnce(ctx context.Context, kv jetstream.KeyValue) (synced bool, _ error) {
+	m := &a.members
+	// A replayed report may be the last of a POP long gone: it counts
+	// from when it was written, on the server's clock, which is taken
+	// as this POP's minus lag (as of the reply: a report looks fresher
+	// by up to the round trip, never older). A live one counts from now.
+	lag, known, err := serverLag(ctx, kv, m.clock)
+	if err != nil {
+		return false, err
+	}
+	w, err := m.startWatch(ctx, kv)
+	if err != nil {
+		return false, err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return synced, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok {
-				return
+				return synced, errors.New("the watch ended")
 			}
 			if e == nil {
 				synced = true
 				continue
 			}
-			// A replayed report may be the last of a POP long gone:
-			// it counts from when it was written. A live one counts
-			// from now, on this POP's clock, whatever the server's.
-			seen := time.Now()
-			if !synced && e.Created().Before(seen) {
-				seen = e.Created()
+			seen := m.clock()
+			if !synced && known && e.Created().Add(lag).Before(seen) {
+				seen = e.Created().Add(lag)
 			}
 			a.seePeer(e.Key(), e.Operation() == jetstream.KeyValuePut, e.Value(), seen)
 		}
 	}
+}
+
+// serverLag is how far the server's clock is behind now's, from the time
+// the server puts on the bucket's stream info; not known if it puts none
+// (replayed reports then count from now, like live ones).
+func serverLag(ctx context.Context, kv jetstream.KeyValue, now func() time.Time) (lag time.Duration, known bool, _ error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	at := now()
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo().TimeStamp.IsZero() {
+		return 0, false, nil
+	}
+	return at.Sub(bs.StreamInfo().TimeStamp), true, nil
 }

@@ -5,13 +5,17 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
@@ -34,7 +38,8 @@ type member struct {
 	stop  func()
 }
 
-func startMember(t *testing.T, cp *embedded.Server, region, pop string) *member {
+// startMember starts a member; before runs on its agent before it starts.
+func startMember(t *testing.T, cp *embedded.Server, region, pop string, before ...func(*fleet.Agent)) *member {
 	t.Helper()
 	org := origintest.Start(t, origintest.OK)
 	cfg, err := edge.ParseConfig(fmt.Appendf(nil, `
@@ -59,6 +64,9 @@ routes:
 	a, err := fleet.New(n, fleet.Options{Conn: nc, Region: region, POP: pop, Trust: testTrust(t), Report: report})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(a)
 	}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -203,5 +211,61 @@ func TestPeersReports(t *testing.T) {
 	}
 	testutil.Eventually(t, hangGuard, "pop-x leaves once deleted", func() bool {
 		return names(a.agent.PeersAt(x.Seen)) == "pop-a"
+	})
+}
+
+// TestPeersWatchAgain ends pop-a's status watch under it, then fails the
+// next one: pop-a watches again while its link is up, and pop-b, which
+// keeps reporting, stays in its view rather than leaving it for good.
+func TestPeersWatchAgain(t *testing.T) {
+	cp, _ := controlplanetest.Start(t, embedded.Options{})
+	var calls atomic.Int32
+	watchers := make(chan jetstream.KeyWatcher, 8)
+	a := startMember(t, cp, "eu-test", "pop-a", func(a *fleet.Agent) {
+		a.SetStatusWatch(func(ctx context.Context, kv jetstream.KeyValue) (jetstream.KeyWatcher, error) {
+			if calls.Add(1) == 2 {
+				return nil, errors.New("refused by the test")
+			}
+			w, err := kv.Watch(ctx, manifest.POPKey("*"))
+			if err == nil {
+				select {
+				case watchers <- w:
+				default:
+				}
+			}
+			return w, err
+		})
+	})
+	startMember(t, cp, "eu-test", "pop-b")
+	testutil.Eventually(t, hangGuard, "pop-a sees pop-b", func() bool { return names(a.agent.Peers()) == "pop-a pop-b" })
+
+	(<-watchers).Stop() // its updates end
+	testutil.Eventually(t, hangGuard, "pop-a watches again, past a failed watch", func() bool { return calls.Load() >= 3 })
+	again := time.Now()
+	testutil.Eventually(t, hangGuard, "pop-b's reports reach pop-a again", func() bool {
+		for _, p := range a.agent.Peers() {
+			if p.POP == "pop-b" && p.Seen.After(again) {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// TestPeersReplayClockSkew runs pop-a with a clock 10 s ahead of the
+// control plane's: pop-x, which reported once just before pop-a started,
+// is in pop-a's view from the replayed report, aged by the server's clock
+// and not compared with pop-a's.
+func TestPeersReplayClockSkew(t *testing.T) {
+	cp, stores := controlplanetest.Start(t, embedded.Options{})
+	st, _ := json.Marshal(manifest.Status{POP: "pop-x", Region: "eu-test", Peer: "127.0.0.1:1"})
+	if _, err := stores.Status.Put(context.Background(), manifest.POPKey("pop-x"), st); err != nil {
+		t.Fatal(err)
+	}
+	a := startMember(t, cp, "eu-test", "pop-a", func(a *fleet.Agent) {
+		a.SetClock(func() time.Time { return time.Now().Add(10 * time.Second) })
+	})
+	testutil.Eventually(t, hangGuard, "pop-x, replayed, joins pop-a's view", func() bool {
+		return names(a.agent.Peers()) == "pop-a pop-x"
 	})
 }

@@ -1,17 +1,23 @@
-// Purges everywhere, the POP's side: follow the purge stream's records for
-// the POP's region and the whole fleet, apply each to the node's cache,
+// Purges everywhere, the POP's side: follow the purge stream, apply each
+// record for the POP's region or the whole fleet to the node's cache,
 // acknowledge it to whoever issued it, and keep the stream sequence of the
-// last one applied on disk. The issuing side is deploy/controlplane's
+// last record read on disk. The issuing side is deploy/controlplane's
 // purge.go.
 //
-// A POP that was cut off reads on from the sequence after the last purge it
-// applied, so it applies every purge issued while it was away. What it
+// The POP reads the other regions' records too, only to move past them, so
+// that its position is one in the whole stream: a record gone from the
+// stream after it is one the POP did not read. (Following its own subjects
+// only, it could not tell its own records gone from other regions' ones
+// that aged out, and emptied its cache for those.)
+//
+// A POP that was cut off reads on from the sequence after the last record
+// it read, so it applies every purge issued while it was away. What it
 // cannot do that way, it makes up for by emptying its cache (a "gap", in
 // the log and in wedge_fleet_purges_total{result="gap"}): when records it
-// had not applied are no longer in the stream (away for longer than
+// had not read are no longer in the stream (away for longer than
 // manifest.PurgeRetention, or more than manifest.PurgeMaxMsgs purges
 // since), or the stream is not the one it followed (a control plane
-// rebuilt from scratch). A POP that never applied a purge reads from a
+// rebuilt from scratch). A POP that never read a record reads from a
 // minute before its agent started (the margin is for the clocks of the POP
 // and the control plane; applying a purge twice does no harm).
 
@@ -36,7 +42,7 @@ import (
 // purger is the agent's place in the purge stream. Only the one
 // followPurges running at a time uses it (follow waits for it).
 type purger struct {
-	seq     uint64    // stream sequence of the last purge applied; 0: none yet
+	seq     uint64    // stream sequence of the last record read (after a gap: the one before those kept); 0: none
 	stream  time.Time // creation time of the stream seq is of
 	since   time.Time // where reading starts while seq is 0
 	applied *prometheus.CounterVec
@@ -73,17 +79,29 @@ func newPurger(a *Agent) *purger {
 }
 
 // followPurges applies purges until ctx ends, opening the stream again
-// after an error.
+// after an error. A control plane that predates purges has no stream: that
+// is said once, and asked again less and less often (up to every 30 s).
 func (a *Agent) followPurges(ctx context.Context, nc *nats.Conn) {
+	const retry, maxRetry = 250 * time.Millisecond, 30 * time.Second
+	wait, missing := retry, false
 	for ctx.Err() == nil {
 		err := a.consumePurges(ctx, nc)
 		if ctx.Err() != nil {
 			return
 		}
-		a.o.Logger.Warn("purges not followed; trying again", "err", err)
+		switch {
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			a.o.Logger.Warn("purges not followed; trying again", "err", err)
+			wait, missing = retry, false
+		case !missing:
+			a.o.Logger.Warn("the control plane has no purge stream (it predates purges); purges are not followed until it has one", "err", err)
+			missing = true
+		default:
+			wait = min(2*wait, maxRetry)
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -99,16 +117,17 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 	}
 	info := st.CachedInfo()
 	p := a.purge
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{manifest.SubjectPurgeFleet, manifest.PurgeRegionSubject(a.o.Region)}}
+	var cfg jetstream.OrderedConsumerConfig // every record: see the top of the file
 	first, last := info.State.FirstSeq, info.State.LastSeq
+	same := info.Created.Equal(p.stream)
+	p.stream = info.Created
 	var gap string
 	switch {
 	case p.seq == 0 && first > 1 && info.State.FirstTime.After(p.since):
 		gap = "purges issued since the POP started are no longer kept"
 	case p.seq == 0:
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &p.since
-	case !info.Created.Equal(p.stream) || p.seq > last:
+	case !same || p.seq > last:
 		gap = "the purge stream is not the one this POP followed"
 	case first > p.seq+1:
 		gap = "purges issued while the POP was away are no longer kept"
@@ -117,11 +136,15 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 	}
 	if gap != "" {
 		a.o.Logger.Warn("purges missed; emptying the cache", "why", gap, "entries", a.node.PurgeAll(),
-			"applied", p.seq, "kept_from", first)
+			"read", p.seq, "kept_from", first)
 		p.applied.WithLabelValues("gap").Inc()
+		// The records kept are applied again, so that each is
+		// acknowledged; the position moves to just before them, so that
+		// the next start does not empty the cache again for this gap.
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+		p.seq = max(first, 1) - 1
+		a.savePurgePosition()
 	}
-	p.stream = info.Created
 	cons, err := js.OrderedConsumer(ctx, manifest.StreamPurge, cfg)
 	if err != nil {
 		return fmt.Errorf("fleet: purge stream: %w", err)
@@ -141,32 +164,50 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 	}
 }
 
-// applyPurge applies one record and acknowledges it, then records its
-// sequence: a crash in between applies it again, which does no harm.
+// applyPurge applies one record, if it is for this POP, and acknowledges
+// it, then records its sequence: a crash in between applies it again,
+// which does no harm.
 func (a *Agent) applyPurge(nc *nats.Conn, m jetstream.Msg) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return // not a stream message: an ordered consumer delivers none
 	}
-	n, pr, err := a.purgeOne(m.Data())
-	if err != nil {
-		a.o.Logger.Error("purge refused", "seq", meta.Sequence.Stream, "err", err)
-		a.purge.applied.WithLabelValues("bad").Inc()
-	} else {
-		a.o.Logger.Info("purge applied", "id", pr.ID, "tag", pr.Tag, "url", pr.URL, "purged", n, "by", pr.Who)
-		a.purge.applied.WithLabelValues("ok").Inc()
-		ack, _ := json.Marshal(manifest.PurgeAck{ID: pr.ID, POP: a.o.POP, Region: a.o.Region, Purged: n})
-		if err := nc.Publish(manifest.PurgeAckSubject(pr.ID), ack); err != nil {
-			a.o.Logger.Debug("purge not acknowledged", "id", pr.ID, "err", err)
-		}
+	// Another region's record only moves the position, which is saved
+	// once the stream is read to its end rather than for each such record.
+	mine := m.Subject() == manifest.SubjectPurgeFleet || m.Subject() == manifest.PurgeRegionSubject(a.o.Region)
+	if mine {
+		a.purgeAndAck(nc, meta.Sequence.Stream, m.Data())
 	}
 	a.purge.seq = meta.Sequence.Stream
+	if mine || meta.NumPending == 0 {
+		a.savePurgePosition()
+	}
+}
+
+// savePurgePosition keeps the position in the purge stream in Options.Dir.
+func (a *Agent) savePurgePosition() {
 	if a.o.Dir == "" {
 		return
 	}
 	b, _ := json.Marshal(purgeState{Stream: a.purge.stream, Seq: a.purge.seq})
 	if err := writeFile(filepath.Join(a.o.Dir, "purge.json"), b); err != nil {
 		a.o.Logger.Warn("purge position not saved", "err", err)
+	}
+}
+
+// purgeAndAck applies record seq and acknowledges it.
+func (a *Agent) purgeAndAck(nc *nats.Conn, seq uint64, b []byte) {
+	n, pr, err := a.purgeOne(b)
+	if err != nil {
+		a.o.Logger.Error("purge refused", "seq", seq, "err", err)
+		a.purge.applied.WithLabelValues("bad").Inc()
+		return
+	}
+	a.o.Logger.Info("purge applied", "id", pr.ID, "tag", pr.Tag, "url", pr.URL, "purged", n, "by", pr.Who)
+	a.purge.applied.WithLabelValues("ok").Inc()
+	ack, _ := json.Marshal(manifest.PurgeAck{ID: pr.ID, POP: a.o.POP, Region: a.o.Region, Purged: n})
+	if err := nc.Publish(manifest.PurgeAckSubject(pr.ID), ack); err != nil {
+		a.o.Logger.Debug("purge not acknowledged", "id", pr.ID, "err", err)
 	}
 }
 

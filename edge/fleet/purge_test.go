@@ -2,6 +2,11 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,52 +23,145 @@ import (
 // where it was) nor the other region's. A POP that kept nothing would read
 // from a minute before it started and apply both of its purges again.
 func TestPurgeResumesAfterRestart(t *testing.T) {
+	f := newFixture(t, embedded.Options{})
+	dir := t.TempDir()
+	f.startPurgePOP(dir)
+	f.purgeConfirmed("before")
+	f.stop()
+	// pop1 is down: nothing confirms, and the timeout only ends the wait.
+	f.purge(manifest.Purge{Tag: "missed", Region: "eu-test"})
+	f.purge(manifest.Purge{Tag: "elsewhere", Region: "us-test"})
+
+	f.startPurgePOP(dir)
+	f.purgeConfirmed("after")
+	// Purges apply in stream order, so "missed" came before "after".
+	if n := f.purges("ok"); n != 2 {
+		t.Fatalf("the restarted POP applied %v purges, want 2 (the one it missed, and the new one)", n)
+	}
+	if n := f.purges("gap"); n != 0 {
+		t.Fatalf("the restarted POP emptied its cache %v times for a gap there was not", n)
+	}
+}
+
+// TestPurgeGapsOnlyForItsOwn: another region's purges, read while the POP
+// followed the stream, leave it (deleted here, as age does); a POP that
+// reads on from there is missing none of its own, so it keeps its cache. A
+// record of its own that left while it was down empties the cache once,
+// and not again at every start after.
+func TestPurgeGapsOnlyForItsOwn(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, embedded.Options{})
 	dir := t.TempDir()
-	start := func() {
-		nc, err := f.cp.Connect("pop1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		f.startPOP(fleet.Options{Conn: nc, Dir: dir})
-		f.status("a report", func(manifest.Status) bool { return true })
+	st, err := f.stores.JS.Stream(ctx, manifest.StreamPurge)
+	if err != nil {
+		t.Fatal(err)
 	}
-	applied := func() float64 {
-		return testutil.MetricSum(t, f.node.Registry(), "wedge_fleet_purges_total", map[string]string{"result": "ok"})
-	}
-	purge := func(p manifest.Purge, timeout time.Duration) []string {
+	drop := func(seqs ...uint64) {
 		t.Helper()
-		res, err := f.stores.Purge(ctx, p, time.Minute, timeout)
-		if err != nil {
+		for _, seq := range seqs {
+			if err := st.DeleteMsg(ctx, seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	startAndCount := func(want float64) {
+		t.Helper()
+		f.startPurgePOP(dir)
+		f.purgeConfirmed("sync") // the POP is past whatever it read at its start
+		if n := f.purges("gap"); n != want {
+			t.Fatalf("the POP emptied its cache %v times at its start, want %v", n, want)
+		}
+		f.stop()
+	}
+
+	f.startPurgePOP(dir)
+	f.purgeConfirmed("own") // 1
+	f.purge(manifest.Purge{Tag: "other", Region: "us-test"})
+	f.purge(manifest.Purge{Tag: "other", Region: "us-test"}) // 3
+	testutil.Eventually(t, hangGuard, "the POP's position past the other region's purges", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "purge.json"))
+		var pos struct{ Seq uint64 }
+		return json.Unmarshal(b, &pos) == nil && pos.Seq == 3
+	})
+	f.stop()
+	drop(1, 2, 3)
+	startAndCount(0) // 4
+
+	f.purge(manifest.Purge{Tag: "missed", Region: "eu-test"}) // 5
+	drop(4, 5)
+	f.startPurgePOP(dir)
+	testutil.Eventually(t, hangGuard, "the cache emptied for the purge missed", func() bool { return f.purges("gap") == 1 })
+	f.stop()
+	startAndCount(0)
+}
+
+// startPurgePOP starts the POP with its state in dir and waits for its
+// first report.
+func (f *fixture) startPurgePOP(dir string) {
+	f.t.Helper()
+	nc, err := f.cp.Connect("pop1")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(nc.Close)
+	f.startPOP(fleet.Options{Conn: nc, Dir: dir})
+	f.status("a report", func(manifest.Status) bool { return true })
+}
+
+// purge issues p and returns at once: for purges no POP is there to
+// confirm.
+func (f *fixture) purge(p manifest.Purge) {
+	f.t.Helper()
+	if _, err := f.stores.Purge(context.Background(), p, time.Minute, time.Millisecond); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// purgeConfirmed issues a purge of tag for the whole fleet and waits for
+// pop1 to confirm it.
+func (f *fixture) purgeConfirmed(tag string) {
+	f.t.Helper()
+	res, err := f.stores.Purge(context.Background(), manifest.Purge{Tag: tag}, time.Minute, hangGuard)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if len(res.Confirmed) != 1 || res.Confirmed[0].POP != "pop1" {
+		f.t.Fatalf("purge %s confirmed by %+v, want pop1", tag, res.Confirmed)
+	}
+}
+
+// purges is the POP's count of purges with result.
+func (f *fixture) purges(result string) float64 {
+	return testutil.MetricSum(f.t, f.node.Registry(), "wedge_fleet_purges_total", map[string]string{"result": result})
+}
+
+// TestPurgeStreamMissing: a control plane that predates purges has no
+// purge stream. The POP asks for it again and again, but says so once,
+// not at every try.
+func TestPurgeStreamMissing(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, embedded.Options{})
+	if err := f.stores.JS.DeleteStream(ctx, manifest.StreamPurge); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := f.cp.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	asked, err := nc.SubscribeSync("$JS.API.STREAM.INFO." + manifest.StreamPurge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log testutil.SyncBuffer
+	f.log = slog.New(slog.NewTextHandler(&log, nil))
+	f.startPurgePOP("")
+	for range 3 {
+		if _, err := asked.NextMsg(hangGuard); err != nil {
 			t.Fatal(err)
 		}
-		var by []string
-		for _, c := range res.Confirmed {
-			by = append(by, c.POP)
-		}
-		return by
 	}
-
-	start()
-	if by := purge(manifest.Purge{Tag: "before"}, hangGuard); len(by) != 1 || by[0] != "pop1" {
-		t.Fatalf("purge confirmed by %v, want pop1", by)
-	}
-	f.stop()
-	// pop1 is down: nothing confirms, and the timeout only ends the wait.
-	purge(manifest.Purge{Tag: "missed", Region: "eu-test"}, time.Millisecond)
-	purge(manifest.Purge{Tag: "elsewhere", Region: "us-test"}, time.Millisecond)
-
-	start()
-	if by := purge(manifest.Purge{Tag: "after"}, hangGuard); len(by) != 1 || by[0] != "pop1" {
-		t.Fatalf("purge after the restart confirmed by %v, want pop1", by)
-	}
-	// Purges apply in stream order, so "missed" came before "after".
-	if n := applied(); n != 2 {
-		t.Fatalf("the restarted POP applied %v purges, want 2 (the one it missed, and the new one)", n)
-	}
-	if n := testutil.MetricSum(t, f.node.Registry(), "wedge_fleet_purges_total", map[string]string{"result": "gap"}); n != 0 {
-		t.Fatalf("the restarted POP emptied its cache %v times for a gap there was not", n)
+	if n := strings.Count(log.String(), "stream not found"); n != 1 {
+		t.Fatalf("the POP said %d times that there is no purge stream, want once:\n%s", n, log.String())
 	}
 }

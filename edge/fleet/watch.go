@@ -32,11 +32,22 @@ func (a *Agent) Run(ctx context.Context) error {
 		var err error
 		nc, err = controlplane.Dial(a.o.URL, "wedge-edge-"+a.o.POP, a.o.Logger,
 			// A first connect after starting cut off is not a reconnect.
-			nats.ConnectHandler(func(*nats.Conn) { a.connected.Set(1) }))
+			nats.ConnectHandler(func(*nats.Conn) { a.connected.Set(1) }),
+			// A link that drops silently must be seen as down soon: shared
+			// rate limits fall back to shares only then.
+			nats.PingInterval(limitsync.PingInterval))
 		if err != nil {
 			return fmt.Errorf("fleet: %w", err)
 		}
 		defer nc.Close()
+		// Closed as ctx ends, before what Run started sees it end: a
+		// watch that stops asks the control plane to delete its consumer,
+		// which on a link that is down waits out a 5 s timeout, per watch.
+		parent := ctx
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(context.WithoutCancel(parent))
+		defer cancel()
+		defer context.AfterFunc(parent, func() { nc.Close(); cancel() })()
 	}
 	// Say when the link goes and comes back, as it happens: the POP serves
 	// on either way, and that is worth a log line and a metric.

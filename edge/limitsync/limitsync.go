@@ -11,14 +11,22 @@
 // A key's allowance is then the scope's, less what every POP spent as far
 // as their batches have arrived: a POP learns of its peers' usage within
 // Interval plus the link's latency, and the scope can admit more than its
-// limit by what the other POPs admitted in that time (about
-// Interval x the key's rate x (POPs-1)/POPs), never more.
+// limit by what the other POPs admitted in that time: with N POPs, up to
+// (N-1) x (burst + Interval x the key's rate), each of the others spending
+// its burst and its rate unseen. Batches are core NATS publishes, at most
+// once: one lost (a reconnect, a slow consumer) is usage the others never
+// see, and adds to that.
 //
-// When the link to the control plane is down, each POP enforces the share
-// limit/n of every shared key, n being the POPs of the scope it heard from
-// in the last peerTTL, itself included (host.Shared.SetShare): a cut-off
-// region or global limit degrades to a per-POP limit, never to none. The
-// whole limit comes back with the link.
+// When the link to the control plane is down, or every peer of a scope has
+// been silent for peerTTL while the link looks up (a partition the link's
+// pings have not seen yet), each POP enforces the share limit/n of the
+// scope's keys, n being the POPs of the scope it heard from in the last
+// rememberTTL, itself included (host.Shared.SetShare): a cut-off region or
+// global limit degrades to a per-POP limit, never to none. n is fixed when
+// the cut is seen. The whole limit comes back with the link and the peers'
+// batches, or once peers silent on a live link are a rememberTTL gone (the
+// scope shrank). The agent dials with PingInterval so that a link that
+// drops silently is seen as down within a few seconds.
 //
 // # Why core NATS subjects, not JetStream counters
 //
@@ -58,6 +66,16 @@ const heartbeat = time.Second
 // its scope.
 const peerTTL = 5 * time.Second
 
+// rememberTTL is how long a POP counts a silent peer when it takes up its
+// share: far longer than peerTTL, so that the peers lost before the cut
+// was seen still count.
+const rememberTTL = time.Minute
+
+// PingInterval is how often a POP should check its link to the control
+// plane (nats.PingInterval): nats.go's default of 2 minutes would leave a
+// dropped link unseen that long.
+const PingInterval = 2 * time.Second
+
 // maxPeers bounds the POPs remembered per scope, against a publisher
 // inventing names.
 const maxPeers = 4096
@@ -71,7 +89,8 @@ type Options struct {
 	Logger   *slog.Logger
 	Interval time.Duration // DefaultInterval when 0
 	// Registerer, when set, gets wedge_ratelimit_peers and
-	// wedge_ratelimit_share by scope, for as long as the exchange runs.
+	// wedge_ratelimit_share by scope, and wedge_ratelimit_dropped_total,
+	// for as long as the exchange runs.
 	Registerer prometheus.Registerer
 }
 
@@ -87,7 +106,7 @@ type Sync struct {
 	mu       sync.Mutex
 	seen     [3]map[string]time.Time // peers by scope, when last heard
 	lastSent [3]time.Time
-	cut      bool // the link was down at the last tick
+	share    [3]int // by scope: 0 while shared; n while cut off
 }
 
 // Subject is the subject of scope sc's batches as seen from region.
@@ -124,6 +143,14 @@ func Start(o Options) (*Sync, error) {
 					Help: "Other POPs of the scope heard from in the last 5 s."}, func() float64 { return float64(s.Peers(sc)) }),
 				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wedge_ratelimit_share", ConstLabels: labels,
 					Help: "1 while the scope's limits are shared; n when cut off, enforcing limit/n."}, func() float64 { return float64(o.Limits.Share(sc)) }))
+		}
+	}
+	if o.Registerer != nil {
+		for what, name := range [...]string{host.DroppedUsage: "usage", host.DroppedCharge: "charge"} {
+			s.metrics = append(s.metrics, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wedge_ratelimit_dropped_total",
+				ConstLabels: prometheus.Labels{"what": name},
+				Help:        "Shared keys dropped for want of room: usage not published (usage), peers' charges not taken (charge)."},
+				func() float64 { return float64(o.Limits.Dropped(what)) }))
 		}
 	}
 	for i, m := range s.metrics {
@@ -164,24 +191,56 @@ func (s *Sync) unsubscribe() {
 func (s *Sync) Peers(sc host.Scope) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.peers(sc, time.Now())
+	recent, _ := s.peers(sc, time.Now())
+	return recent
 }
 
-func (s *Sync) peers(sc host.Scope, now time.Time) int {
-	n := 0
+// peers counts the other POPs of sc heard from in the last peerTTL and
+// rememberTTL.
+func (s *Sync) peers(sc host.Scope, now time.Time) (recent, remembered int) {
 	for pop, t := range s.seen[sc] {
-		if now.Sub(t) > peerTTL {
+		switch age := now.Sub(t); {
+		case age > rememberTTL:
 			delete(s.seen[sc], pop)
 			continue
+		case age <= peerTTL:
+			recent++
 		}
-		n++
+		remembered++
 	}
-	return n
+	return recent, remembered
+}
+
+// heard notes a batch from pop.
+func (s *Sync) heard(sc host.Scope, pop string, now time.Time) {
+	s.mu.Lock()
+	if _, ok := s.seen[sc][pop]; ok || len(s.seen[sc]) < maxPeers {
+		s.seen[sc][pop] = now
+	}
+	s.mu.Unlock()
+}
+
+// setShares decides each scope's share (see the package doc). s.mu is held.
+func (s *Sync) setShares(connected bool, now time.Time) {
+	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
+		recent, remembered := s.peers(sc, now)
+		switch cut := !connected || recent == 0 && remembered > 0; {
+		case cut && s.share[sc] == 0:
+			s.share[sc] = 1 + remembered
+			s.o.Limits.SetShare(sc, s.share[sc])
+			s.o.Logger.Warn("limitsync: cut off from the scope's POPs; enforcing this POP's share",
+				"subject", s.subjects[sc], "pops", s.share[sc], "link", connected)
+		case !cut && s.share[sc] != 0:
+			s.share[sc] = 0
+			s.o.Limits.SetShare(sc, 1)
+			s.o.Logger.Info("limitsync: back in touch; enforcing whole limits", "subject", s.subjects[sc])
+		}
+	}
 }
 
 // receive charges a peer's batch; it reports a bad one and keeps going.
 func (s *Sync) receive(sc host.Scope, data []byte, es []entry) []entry {
-	pop, es, err := decodeBatch(data, sc, es)
+	pop, es, skipped, err := decodeBatch(data, sc, es)
 	if err != nil {
 		s.o.Logger.Warn("limitsync: batch refused", "subject", s.subjects[sc], "err", err)
 		return es
@@ -189,11 +248,10 @@ func (s *Sync) receive(sc host.Scope, data []byte, es []entry) []entry {
 	if pop == s.o.POP {
 		return es // our own, already counted
 	}
-	s.mu.Lock()
-	if _, ok := s.seen[sc][pop]; ok || len(s.seen[sc]) < maxPeers {
-		s.seen[sc][pop] = time.Now()
+	if skipped > 0 {
+		s.o.Logger.Warn("limitsync: bad entries skipped", "subject", s.subjects[sc], "pop", pop, "skipped", skipped)
 	}
-	s.mu.Unlock()
+	s.heard(sc, pop, time.Now())
 	for _, e := range es {
 		s.o.Limits.Charge(e.key, e.limit, e.period, e.units)
 	}
@@ -215,8 +273,8 @@ func (s *Sync) run() {
 	}
 }
 
-// tick publishes the usage since the last tick, or, with the link down,
-// drops it and falls back to each POP's share.
+// tick decides the shares and publishes the usage since the last tick, or,
+// with the link down, drops it.
 func (s *Sync) tick(bufs [3][]byte) [3][]byte {
 	now := time.Now()
 	var batches [3][][]byte
@@ -234,23 +292,9 @@ func (s *Sync) tick(bufs [3][]byte) [3][]byte {
 	connected := s.o.Conn.IsConnected()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setShares(connected, now)
 	if !connected {
-		if !s.cut {
-			s.cut = true
-			for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
-				n := 1 + s.peers(sc, now)
-				s.o.Limits.SetShare(sc, n)
-				s.o.Logger.Warn("limitsync: control plane lost; enforcing this POP's share", "subject", s.subjects[sc], "pops", n)
-			}
-		}
 		return bufs
-	}
-	if s.cut {
-		s.cut = false
-		for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
-			s.o.Limits.SetShare(sc, 1)
-		}
-		s.o.Logger.Info("limitsync: control plane back; enforcing whole limits")
 	}
 	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
 		batches[sc] = append(batches[sc], bufs[sc])

@@ -110,8 +110,13 @@ func New(ctx context.Context, cfg *edge.Config, opts Options) (_ *POP, err error
 	}
 	if p.agent != nil {
 		// Until the cache tier has a listener of its own, peers reach
-		// a POP at its HTTP listener, as bound.
-		p.agent.SetPeer(p.http.Addr().String())
+		// a POP at its HTTP listener.
+		peer := peerAddr(cfg.Advertise, p.http.Addr())
+		if peer == "" {
+			log.Warn("edge: the HTTP listener is on a wildcard address, which peers cannot dial; no peer address is reported: set advertise",
+				"listen", p.http.Addr().String())
+		}
+		p.agent.SetPeer(peer)
 	}
 	if cfg.TLS.Listen != "" {
 		if p.tls, err = listen("tls listen", cfg.TLS.Listen); err != nil {
@@ -124,6 +129,18 @@ func New(ctx context.Context, cfg *edge.Config, opts Options) (_ *POP, err error
 		}
 	}
 	return p, nil
+}
+
+// peerAddr is the address the POP reports for its peers to reach it at:
+// advertise if set, else the listener's as bound, but "" for a wildcard.
+func peerAddr(advertise string, bound net.Addr) string {
+	if advertise != "" {
+		return advertise
+	}
+	if a, ok := bound.(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		return ""
+	}
+	return bound.String()
 }
 
 func listen(what, addr string) (net.Listener, error) {

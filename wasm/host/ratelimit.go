@@ -124,14 +124,24 @@ func (g *GCRA) clock() int64 {
 // per new key instead of a periodic sweep; if the shard is still full it
 // drops an arbitrary key.
 func (g *GCRA) makeRoom(s *gcraShard, now int64) {
+	g.dropExpired(s, now)
+	for k := range s.tat {
+		if len(s.tat) < g.perShard {
+			return
+		}
+		delete(s.tat, k)
+	}
+}
+
+// dropExpired drops the expired keys among a few of s's, without evicting
+// a live one as makeRoom may.
+func (g *GCRA) dropExpired(s *gcraShard, now int64) {
 	checked := 0
 	for k, tat := range s.tat {
 		if *tat < now {
 			delete(s.tat, k)
-		} else if len(s.tat) >= g.perShard {
-			delete(s.tat, k)
 		}
-		if checked++; checked == 8 && len(s.tat) < g.perShard {
+		if checked++; checked == 8 {
 			return
 		}
 	}

@@ -63,7 +63,25 @@ type Shared struct {
 
 	mu    sync.Mutex
 	usage map[string]*Usage // units spent here since the last Drain, by key
+
+	dropped [2]atomic.Uint64 // by Dropped's what: keys not kept, charges not taken
 }
+
+// MaxUsageKeys bounds the shared keys whose usage is kept between two
+// Drains: a new key past it is still decided here but not published (and
+// counted by Dropped).
+const MaxUsageKeys = 1 << 16
+
+// MaxChargePeriod caps the period Charge believes a peer's entry: a charge
+// moves a key at most two of these (2 h) ahead, whatever limit and period
+// the entry claims.
+const MaxChargePeriod = time.Hour
+
+// What Dropped counts.
+const (
+	DroppedUsage  = 0 // a new key's usage not kept: MaxUsageKeys reached
+	DroppedCharge = 1 // a charge to a new key not taken: its shard is full
+)
 
 // Usage is what one POP spent from one shared key in one interval.
 type Usage struct {
@@ -94,12 +112,17 @@ func (s *Shared) Take(key []byte, limit int32, period time.Duration, burst, cost
 	if ok && cost > 0 && s.syncing.Load() {
 		s.mu.Lock()
 		u := s.usage[string(key)] // no allocation: the lookup's conversion is elided
-		if u == nil {
-			u = &Usage{}
+		if u == nil && len(s.usage) < MaxUsageKeys {
+			u = &Usage{} // once per key per Drain
 			s.usage[string(key)] = u
 		}
-		u.Limit, u.Period, u.Units = limit, period, u.Units+int64(cost)
+		if u != nil {
+			u.Limit, u.Period, u.Units = limit, period, u.Units+int64(cost)
+		}
 		s.mu.Unlock()
+		if u == nil {
+			s.dropped[DroppedUsage].Add(1)
+		}
 	}
 	return ok, r
 }
@@ -124,27 +147,31 @@ func (s *Shared) SetShare(sc Scope, n int) {
 func (s *Shared) Share(sc Scope) int { return max(int(s.share[sc].Load()), 1) }
 
 // Drain calls f with each shared key spent since the last Drain and the
-// units spent, then starts counting afresh. Keys not spent since the last
-// Drain are dropped, so the map holds the keys in use, and a key in
-// constant use allocates nothing. f runs under s's lock: it must not call s.
+// units spent, then starts counting afresh in a new map, so takes wait for
+// no more than the swap while f runs. A key in constant use allocates once
+// per Drain, not per take. f may call s; Drain must not run concurrently
+// with itself.
 func (s *Shared) Drain(f func(sc Scope, key string, u Usage)) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, u := range s.usage {
-		if u.Units == 0 {
-			delete(s.usage, k)
-			continue
-		}
+	usage := s.usage
+	s.usage = make(map[string]*Usage, len(usage))
+	s.mu.Unlock()
+	for k, u := range usage {
 		f(KeyScope([]byte(k)), k, *u)
-		u.Units = 0
 	}
 }
+
+// Dropped is how many times what (DroppedUsage, DroppedCharge) was dropped
+// for want of room.
+func (s *Shared) Dropped(what int) uint64 { return s.dropped[what].Load() }
 
 // Charge spends units of key's allowance (limit per period) that another
 // POP spent: unlike Take it always succeeds, running the key past its
 // burst if need be, so the next takes here wait for it. A charge moves the
-// key at most two periods ahead of now: more than that is a peer's bug,
-// not usage, and must not lock a client out for longer.
+// key at most two periods ahead of now, the period capped at
+// MaxChargePeriod: more than that is a peer's bug or a forgery, not usage,
+// and must not lock a client out for longer. A charge never evicts a live
+// key: one to a new key whose shard is full is dropped (Dropped).
 func (s *Shared) Charge(key []byte, limit int32, period time.Duration, units int64) {
 	if limit <= 0 || period <= 0 || units <= 0 {
 		return
@@ -152,13 +179,19 @@ func (s *Shared) Charge(key []byte, limit int32, period time.Duration, units int
 	g := s.g
 	interval := max(int64(period)/int64(limit), 1)
 	now := g.clock()
-	ceiling := now + mulWindow(int64(period), 2)
+	ceiling := now + 2*int64(min(period, MaxChargePeriod))
 	sh := &g.shards[maphash.Bytes(g.seed, key)%gcraShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	p := sh.tat[string(key)]
 	if p == nil {
-		g.makeRoom(sh, now)
+		if len(sh.tat) >= g.perShard {
+			g.dropExpired(sh, now)
+		}
+		if len(sh.tat) >= g.perShard {
+			s.dropped[DroppedCharge].Add(1)
+			return
+		}
 		p = new(int64)
 		sh.tat[string(key)] = p
 	}

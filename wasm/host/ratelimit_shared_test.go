@@ -1,6 +1,7 @@
 package host
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -116,5 +117,78 @@ func BenchmarkSharedTake(b *testing.B) {
 				s.Take(k, 1<<30, time.Second, 1<<30, 1)
 			}
 		})
+	}
+}
+
+// TestSharedDrainUnlocked: takes do not wait for f, which encodes a batch.
+func TestSharedDrainUnlocked(t *testing.T) {
+	s := NewShared(NewGCRA(1024))
+	s.SetSyncing(true)
+	s.Take([]byte("@region:a"), 10, time.Second, 10, 1)
+	n := 0
+	s.Drain(func(Scope, string, Usage) {
+		n++
+		if !s.mu.TryLock() {
+			t.Fatal("Drain holds the usage lock while f runs")
+		}
+		s.mu.Unlock()
+	})
+	if n != 1 {
+		t.Fatalf("drained %d keys, want 1", n)
+	}
+}
+
+// TestSharedUsageCap: past MaxUsageKeys new keys are decided but not kept,
+// and counted.
+func TestSharedUsageCap(t *testing.T) {
+	s := NewShared(NewGCRA(1024))
+	s.SetSyncing(true)
+	key := []byte("@global:k00000000")
+	for i := range MaxUsageKeys + 10 {
+		key = fmt.Appendf(key[:len("@global:k")], "%08d", i)
+		if ok, _ := s.Take(key, 10, time.Second, 10, 1); !ok {
+			t.Fatalf("take %d refused", i)
+		}
+	}
+	n := 0
+	s.Drain(func(Scope, string, Usage) { n++ })
+	if n != MaxUsageKeys || s.Dropped(DroppedUsage) != 10 {
+		t.Fatalf("kept %d keys, dropped %d; want %d and 10", n, s.Dropped(DroppedUsage), MaxUsageKeys)
+	}
+}
+
+// TestSharedChargeForged: a peer's entry claiming limit 1 per 400 days
+// locks a key for two MaxChargePeriods at most.
+func TestSharedChargeForged(t *testing.T) {
+	g, clk := newTestGCRA(1024)
+	s := NewShared(g)
+	key := []byte("@global:victim")
+	s.Charge(key, 1, 400*24*time.Hour, 1)
+	if ok, _ := s.Take(key, 10, time.Second, 10, 1); ok {
+		t.Fatal("the charge did not count")
+	}
+	clk.advance(2*MaxChargePeriod + time.Millisecond)
+	if ok, _ := s.Take(key, 10, time.Second, 10, 1); !ok {
+		t.Fatal("a forged charge locked the key past 2 x MaxChargePeriod")
+	}
+}
+
+// TestSharedChargeFlood: charges to many new keys never evict a live key;
+// those that find no room are dropped and counted.
+func TestSharedChargeFlood(t *testing.T) {
+	g, _ := newTestGCRA(1024)
+	s := NewShared(g)
+	live := []byte("@global:live")
+	for range 10 {
+		s.Take(live, 10, time.Minute, 10, 1)
+	}
+	for i := range 10 * gcraBound(1024) {
+		s.Charge(fmt.Appendf(nil, "@global:flood%d", i), 10, time.Minute, 1)
+	}
+	if ok, _ := s.Take(live, 10, time.Minute, 10, 1); ok {
+		t.Fatal("a flood of charges evicted a live key: its burst is back")
+	}
+	if s.Dropped(DroppedCharge) == 0 || g.Len() > gcraBound(1024) {
+		t.Fatalf("dropped %d charges, %d keys kept", s.Dropped(DroppedCharge), g.Len())
 	}
 }

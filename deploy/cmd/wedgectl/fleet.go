@@ -191,5 +191,8 @@ func nextPort(addr string, i int) (string, error) {
 	if p != 0 {
 		p += i
 	}
+	if p > 65535 {
+		return "", fmt.Errorf("%q: no port %d for the POP after %d others", addr, p, i)
+	}
 	return net.JoinHostPort(host, fmt.Sprint(p)), nil
 }

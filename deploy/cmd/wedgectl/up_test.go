@@ -203,6 +203,41 @@ func TestParseRegions(t *testing.T) {
 	}
 }
 
+// TestRegionPorts: the POPs of --regions take consecutive ports from
+// --listen's, in parseRegions' order; port 0 gives each a free port, and
+// a list that runs past port 65535 is refused.
+func TestRegionPorts(t *testing.T) {
+	pops, err := parseRegions("eu-west:3,us-east")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := func(listen string) (string, error) {
+		var s []string
+		for i, p := range pops {
+			l, err := nextPort(listen, i)
+			if err != nil {
+				return "", err
+			}
+			s = append(s, p.name+"="+l)
+		}
+		return strings.Join(s, " "), nil
+	}
+	for listen, want := range map[string]string{
+		"127.0.0.1:8080": "eu-west-1=127.0.0.1:8080 eu-west-2=127.0.0.1:8081 eu-west-3=127.0.0.1:8082 us-east-1=127.0.0.1:8083",
+		"[::1]:9000":     "eu-west-1=[::1]:9000 eu-west-2=[::1]:9001 eu-west-3=[::1]:9002 us-east-1=[::1]:9003",
+		"127.0.0.1:0":    "eu-west-1=127.0.0.1:0 eu-west-2=127.0.0.1:0 eu-west-3=127.0.0.1:0 us-east-1=127.0.0.1:0",
+	} {
+		if got, err := ports(listen); got != want || err != nil {
+			t.Errorf("--listen %s: %s %v, want %s", listen, got, err, want)
+		}
+	}
+	for _, bad := range []string{"127.0.0.1:65533", "127.0.0.1", "127.0.0.1:http"} {
+		if got, err := ports(bad); err == nil {
+			t.Errorf("--listen %s: %s, want an error", bad, got)
+		}
+	}
+}
+
 // TestUp runs `wedgectl up` on a free port and walks the README's tour of
 // it: 401 without a token, 200 with the printed one, a cache hit with Age
 // and Cache-Status on the repeat, 429 with RateLimit fields past the

@@ -129,7 +129,9 @@ pub struct RateResult {
 
 /// Takes `cost` units from the allowance of key (GCRA: `limit` units per
 /// `period_ms`, bursts of up to `burst`). Keys are shared by every plugin
-/// of the node: include the policy's name. `cost` 0 peeks.
+/// of the node: include the policy's name. `cost` 0 peeks. A key beginning
+/// `@region:` or `@global:` is one allowance for every POP of the edge's
+/// region, or for every POP (wasm/abi/README.md, `ratelimit_take`).
 pub fn ratelimit_take(key: &[u8], limit: u32, period_ms: i64, burst: u32, cost: u32) -> Result<RateResult, Error> {
     let mut res = [0u8; abi::RATE_RESULT_SIZE as usize];
     let to_i32 = |v: u32| i32::try_from(v).map_err(|_| Error::Invalid);
