@@ -51,6 +51,18 @@ func (o *origin) close() {
 func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) {
 	toWire(n, req, vals, wreq)
 	err := o.do(time.Now().Add(timeout), timeout, wreq, wresp, req.Body, st) // stream.go
+	if err != nil && st != nil {
+		if in := st.inErr.Load(); in != nil {
+			// The client's body failed as it streamed: its answer, not
+			// the origin's.
+			status, text := n.bodyRefused(*in)
+			st.refused = true
+			wresp.Interim = wresp.Interim[:0]
+			*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]}, Body: []byte(text)}
+			resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
+			return
+		}
+	}
 	if err != nil {
 		// The error names internal addresses: it goes to the log, and the
 		// client gets the status.

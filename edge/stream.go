@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -108,6 +109,23 @@ type stream struct {
 	in    io.Reader          // the rest of a streamed request body; nil when whole
 	body  *originclient.Body // the origin's streamed answer
 	store *pendingStore      // the cache entry its body completes
+	// inErr is what the client's body gave as the origin link read it (the
+	// link may read on a goroutine of its own), and refused that the
+	// answer is the client's fault: its connection holds unread bytes.
+	inErr   atomic.Pointer[error]
+	refused bool
+}
+
+// clientBody is the rest of a streamed request body as the origin link
+// reads it, keeping the first error the client's side gave.
+type clientBody struct{ s *stream }
+
+func (b clientBody) Read(p []byte) (int, error) {
+	n, err := b.s.in.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.s.inErr.CompareAndSwap(nil, &err)
+	}
+	return n, err
 }
 
 // reset closes what a request left open.
@@ -115,7 +133,8 @@ func (s *stream) reset() {
 	if s.body != nil {
 		s.body.Close()
 	}
-	s.in, s.body, s.store = nil, nil, nil
+	s.in, s.body, s.store, s.refused = nil, nil, nil, false
+	s.inErr.Store(nil)
 	if cap(s.buf) > streamPrefix {
 		s.buf = nil
 	}
@@ -210,6 +229,15 @@ func readUpTo(buf []byte, r io.Reader, max int64) ([]byte, error) {
 
 // bodyFailed answers a request whose body could not be read.
 func (n *Node) bodyFailed(ctx *fasthttp.RequestCtx, err error) {
+	status, text := n.bodyRefused(err)
+	ctx.Error(text, status)
+	ctx.SetConnectionClose()
+}
+
+// bodyRefused is the answer to a request whose body could not be read,
+// whether before the chain ran or as it streamed to the origin: the
+// client's fault (413, 408, 400), never the origin's.
+func (n *Node) bodyRefused(err error) (status int, text string) {
 	status, msg := fasthttp.StatusBadRequest, "request body incomplete"
 	var ne net.Error
 	switch {
@@ -219,8 +247,7 @@ func (n *Node) bodyFailed(ctx *fasthttp.RequestCtx, err error) {
 		status, msg = fasthttp.StatusRequestTimeout, "request not received in time"
 	}
 	n.m.refused.WithLabelValues(fmt.Sprint(status)).Inc()
-	ctx.Error(fmt.Sprintf("%d %s: %s\n", status, fasthttp.StatusMessage(status), msg), status)
-	ctx.SetConnectionClose()
+	return status, fmt.Sprintf("%d %s: %s\n", status, fasthttp.StatusMessage(status), msg)
 }
 
 // BodyStreams implements host.BodyStreamer: the response's body streams.
@@ -323,7 +350,7 @@ func (s *stream) upload(body []byte) io.Reader {
 	if !sameBytes(body, s.buf) {
 		return nil
 	}
-	return io.MultiReader(bytes.NewReader(body), s.in)
+	return io.MultiReader(bytes.NewReader(body), clientBody{s})
 }
 
 // sameBytes reports whether a and b are the same slice of memory.
@@ -337,6 +364,11 @@ func sameBytes(a, b []byte) bool {
 // 304), drops it.
 func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
 	s := &x.st
+	if s.refused {
+		// The rest of the client's body is unread: the connection carries
+		// no other request.
+		ctx.SetConnectionClose()
+	}
 	if s.body == nil {
 		return
 	}

@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -268,18 +269,21 @@ func TestStreamRouteMaximum(t *testing.T) {
 	if err != nil || resp.StatusCode != 413 {
 		t.Fatalf("declared body over the maximum: %v %v, want 413 before the body", resp, err)
 	}
+	// A chunked one: refused once it passes the maximum (the client may
+	// see its upload cut instead), and its connection, with the rest of the
+	// body unread, is closed rather than pooled for the next request.
 	req, _ := http.NewRequest("PUT", s.url("/upload"), struct{ io.Reader }{&pattern{n: 4 << 20}})
 	if resp, err := http.DefaultClient.Do(req); err == nil {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode == 200 {
-			t.Fatalf("chunked body over the maximum reached the application: %q", b)
+		if resp.StatusCode != 413 || !resp.Close {
+			t.Fatalf("chunked body over the maximum: %d %q (close %v), want 413 and the connection closed", resp.StatusCode, b, resp.Close)
 		}
 	}
 	// Within the maximum, fine.
 	req, _ = http.NewRequest("PUT", s.url("/upload"), &pattern{n: 2 << 20})
 	req.ContentLength = 2 << 20
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+	if resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("body within the maximum: %v %v", resp, err)
 	}
 
@@ -291,6 +295,40 @@ func TestStreamRouteMaximum(t *testing.T) {
 	resp.Body.Close()
 	if err == nil || n > 5000000 {
 		t.Fatalf("response over the maximum: %d bytes, err %v; want it cut off by 5000000", n, err)
+	}
+}
+
+// TestStreamRouteMaximumChunked: a chunked body that passes the route's
+// maximum as it streams to the origin is the client's fault, 413, not the
+// origin's (it was 502), and the connection closes: the rest of the body
+// is unread.
+func TestStreamRouteMaximumChunked(t *testing.T) {
+	s := startStreamStack(t, ", max_body_bytes: 3000000")
+	c, err := net.Dial("tcp4", s.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The body is written on its own goroutine: the edge stops reading it
+	// at the maximum, and the write then blocks until the connection goes.
+	go func() {
+		w := bufio.NewWriter(c)
+		fmt.Fprintf(w, "PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+		chunk := bytes.Repeat([]byte("x"), 64<<10)
+		for range 64 { // 4 MiB
+			fmt.Fprintf(w, "%x\r\n%s\r\n", len(chunk), chunk)
+		}
+		w.WriteString("0\r\n\r\n")
+		w.Flush()
+	}()
+	c.SetReadDeadline(time.Now().Add(time.Minute)) // a hang guard, not a wait
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 413 || !resp.Close {
+		t.Fatalf("chunked body over the maximum: %d (close %v), want 413 and the connection closed", resp.StatusCode, resp.Close)
 	}
 }
 
