@@ -61,7 +61,8 @@ func TestStreamProcesses(t *testing.T) {
 	// what it wrote for each download in progress.
 	var (
 		active  atomic.Int64
-		written sync.Map // request -> *atomic.Int64
+		writing atomic.Int64 // downloads inside a write: blocked, once nobody reads
+		written sync.Map     // request -> *atomic.Int64
 	)
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -72,7 +73,7 @@ func TestStreamProcesses(t *testing.T) {
 			written.Store(r, c)
 			active.Add(1)
 			defer func() { active.Add(-1); written.Delete(r) }()
-			io.Copy(&countWriter{w: w, n: c}, &pattern{n: n})
+			io.Copy(&countWriter{w: w, n: c, in: &writing}, &pattern{n: n})
 		case "/upload":
 			hashUpload(w, r)
 		default:
@@ -167,8 +168,9 @@ routes:
 		conns = append(conns, c)
 		fmt.Fprintf(c, "GET /download?n=%d HTTP/1.1\r\nHost: x\r\n\r\n", slow)
 	}
-	// Every body is under way, and has stopped moving: the buffers
-	// between the application and the readers are full.
+	// Every body is under way, and has stopped moving: every download's
+	// write is blocked and no byte moved since the last look, so the
+	// buffers between the application and the readers are full.
 	testutil.Eventually(t, 60*time.Second, "every slow reader's body to be under way", func() bool {
 		return active.Load() == readers
 	})
@@ -176,11 +178,8 @@ routes:
 	testutil.Eventually(t, 60*time.Second, "the slow readers' bodies to stop moving", func() bool {
 		var total int64
 		written.Range(func(_, v any) bool { total += v.(*atomic.Int64).Load(); return true })
-		still := total == last
+		still := total == last && writing.Load() == readers
 		last = total
-		if !still {
-			time.Sleep(200 * time.Millisecond) // between looks at the count, not a wait for an event
-		}
 		return still
 	})
 	heldEdge, heldOrigin := edge.status(t, "VmRSS")-restEdge, origin.status(t, "VmRSS")-restOrigin
@@ -196,11 +195,14 @@ routes:
 
 // countWriter counts what it writes.
 type countWriter struct {
-	w io.Writer
-	n *atomic.Int64
+	w  io.Writer
+	n  *atomic.Int64
+	in *atomic.Int64 // writes in progress
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
+	c.in.Add(1)
+	defer c.in.Add(-1)
 	n, err := c.w.Write(p)
 	c.n.Add(int64(n))
 	return n, err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/internal/testutil"
-	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
 // TestJourney is issue 15's plugin author, from an empty folder outside
@@ -66,41 +64,10 @@ func journey(t *testing.T, lang, name string) {
 		}
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	out = new(testutil.SyncBuffer)
+	u := startUp(t, "--plugin", name, "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "")
+	out = u.out
 	defer func() { t.Logf("up printed:\n%s", out) }()
-	go func() {
-		done <- run(ctx, []string{"up", "--plugin", name, "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", ""}, out)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("up: %v", err)
-			}
-		case <-time.After(hangGuard):
-			t.Errorf("up did not stop within %s of Ctrl-C", hangGuard)
-		}
-	}()
-	var addr string
-	re := regexp.MustCompile(`edge http://(\S+) `)
-	testutil.Eventually(t, 5*time.Minute, "up printing its edge", func() bool {
-		select {
-		case err := <-done:
-			done <- nil // for the deferred stop
-			if errors.Is(err, wasmbuild.ErrNoRust) && os.Getenv("WEDGE_SKIP_RUST") != "" {
-				t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
-			}
-			t.Fatalf("up ended: %v\n%s", err, out)
-		default:
-		}
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			addr = m[1]
-		}
-		return addr != ""
-	})
+	addr := u.await(t, "up printing its edge", regexp.MustCompile(`edge http://(\S+) `))[1]
 	// The body, and the versions that served it (up turns the edge's
 	// served_header on).
 	get := func() (string, string) {

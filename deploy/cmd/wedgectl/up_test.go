@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
 // hangGuard bounds each wait for an event (a process up or stopped, a
@@ -56,43 +58,9 @@ func TestUpRegions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts four edge processes")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := new(testutil.SyncBuffer)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"up", "--regions", "eu-west:3,us-east", "--chain", "cache",
-			"--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0"}, out)
-	}()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("up: %v", err)
-			}
-		case <-time.After(hangGuard):
-			t.Errorf("up did not stop within %s of Ctrl-C", hangGuard)
-		}
-	}
-	defer stop()
-	re := regexp.MustCompile(`edges: (.*)\ncontrol plane: (\S+)\s+status page: (\S+)`)
-	var m []string
-	for deadline := time.Now().Add(5 * time.Minute); m == nil; m = re.FindStringSubmatch(out.String()) {
-		select {
-		case err := <-done:
-			t.Fatalf("up ended: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("up printed no fleet in 5 minutes:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	u := startUp(t, "--regions", "eu-west:3,us-east", "--chain", "cache",
+		"--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0")
+	m := u.await(t, "up printing its fleet", regexp.MustCompile(`edges: (.*)\ncontrol plane: (\S+)\s+status page: (\S+)`))
 	edges := regexp.MustCompile(`http://(\S+) \(([a-z0-9-]+)\)`).FindAllStringSubmatch(m[1], -1)
 	var pops []string
 	for _, e := range edges {
@@ -116,6 +84,7 @@ func TestUpRegions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	ctx := t.Context()
 	s, err := controlplane.Ensure(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +132,7 @@ func TestUpRegions(t *testing.T) {
 		}
 	}
 	nc.Close()
-	stop()
+	u.stop(t)
 	// The edge processes are gone with up.
 	for _, e := range edges {
 		if c, err := net.DialTimeout("tcp", e[1], time.Second); err == nil {
@@ -246,40 +215,9 @@ func TestUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds three plugins")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := new(testutil.SyncBuffer)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"up", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0"}, out)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("up: %v", err)
-			}
-		case <-time.After(hangGuard):
-			t.Errorf("up did not stop within %s of Ctrl-C", hangGuard)
-		}
-	}()
-	var addr, token string
-	re := regexp.MustCompile(`edge http://(\S+) .*\n(?s:.*)WEDGE_TOKEN=(\S+)`)
-	for deadline := time.Now().Add(5 * time.Minute); ; {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			addr, token = m[1], m[2]
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("up ended: %v\n%s", err, out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("up printed no address and token in 5 minutes:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	u := startUp(t, "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0")
+	m := u.await(t, "up printing its address and token", regexp.MustCompile(`edge http://(\S+) .*\n(?s:.*)WEDGE_TOKEN=(\S+)`))
+	addr, token := m[1], m[2]
 
 	// Without --plugin there is nothing to watch: no inotify instance, of
 	// which a user has few (fs.inotify.max_user_instances). Linux only.
@@ -359,4 +297,60 @@ func TestUpNeedsNATSAddress(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "-nats needs an address") {
 		t.Fatalf("up --nats \"\": %v, want it refused", err)
 	}
+}
+
+// upRun is `wedgectl up` run by a test on a goroutine, as a person runs
+// it; stop is their Ctrl-C, and the test's end stops it too.
+type upRun struct {
+	out    *testutil.SyncBuffer
+	cancel context.CancelFunc
+	done   chan error
+	ended  bool
+}
+
+func startUp(t *testing.T, args ...string) *upRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	u := &upRun{out: new(testutil.SyncBuffer), cancel: cancel, done: make(chan error, 1)}
+	go func() { u.done <- run(ctx, append([]string{"up"}, args...), u.out) }()
+	t.Cleanup(func() { u.stop(t) })
+	return u
+}
+
+// stop stops up, once, and checks that it ends cleanly and in time.
+func (u *upRun) stop(t *testing.T) {
+	if u.ended {
+		return
+	}
+	u.ended = true
+	u.cancel()
+	select {
+	case err := <-u.done:
+		if err != nil {
+			t.Errorf("up: %v", err)
+		}
+	case <-time.After(hangGuard):
+		t.Errorf("up did not stop within %s of Ctrl-C", hangGuard)
+	}
+}
+
+// await returns re's match in what up prints, polling until it appears;
+// up ending first fails t (or skips it, for want of a Rust toolchain where
+// WEDGE_SKIP_RUST is set).
+func (u *upRun) await(t *testing.T, what string, re *regexp.Regexp) []string {
+	t.Helper()
+	var m []string
+	testutil.Eventually(t, 5*time.Minute, what, func() bool {
+		select {
+		case err := <-u.done:
+			u.ended = true
+			if errors.Is(err, wasmbuild.ErrNoRust) && os.Getenv("WEDGE_SKIP_RUST") != "" {
+				t.Skipf("WEDGE_SKIP_RUST is set: %v", err)
+			}
+			t.Fatalf("up ended: %v\n%s", err, u.out)
+		default:
+		}
+		m = re.FindStringSubmatch(u.out.String())
+		return m != nil
+	})
+	return m
 }
