@@ -462,7 +462,7 @@ fleet: {nats: %q, trust: [%q], state_dir: state}
 // servePOP makes a POP of cfg with pop.New and runs it until the test ends,
 // its agent reporting every report (0: the default). Its log is the
 // buffer returned, shown if the test fails.
-func servePOP(t *testing.T, ctx context.Context, name string, cfg *edge.Config, report time.Duration) (*edgepop.POP, *testutil.SyncBuffer) {
+func servePOP(t testing.TB, ctx context.Context, name string, cfg *edge.Config, report time.Duration) (*edgepop.POP, *testutil.SyncBuffer) {
 	t.Helper()
 	lb := &testutil.SyncBuffer{}
 	p, err := edgepop.New(ctx, cfg, edgepop.Options{Logger: slog.New(slog.NewTextHandler(lb, nil)),
@@ -487,7 +487,7 @@ func servePOP(t *testing.T, ctx context.Context, name string, cfg *edge.Config, 
 
 // signer is a new signing key, with the file of its public key for the
 // POPs' trust lists.
-func signer(t *testing.T) (ed25519.PrivateKey, string) {
+func signer(t testing.TB) (ed25519.PrivateKey, string) {
 	t.Helper()
 	priv, pub, err := registry.GenerateKey(t.TempDir(), "signer")
 	if err != nil {

@@ -20,6 +20,22 @@ type step struct {
 	stable *loaded
 	canary *loaded
 	share  uint32 // canary share, in 1/10000 of clients
+	split  split  // what places a client on a side
+}
+
+// split is a canary's split key (manifest.ParseSplit): the client address
+// (kind ""), or the value of a header or a cookie named name.
+type split struct {
+	kind string // "", manifest.SplitHeader or manifest.SplitCookie
+	name []byte
+}
+
+// String is the split as manifest.Canary.Split has it, "" for the address.
+func (sp split) String() string {
+	if sp.kind == "" {
+		return ""
+	}
+	return sp.kind + ":" + string(sp.name)
 }
 
 // choose picks the version a request runs: the pinned one if the request
@@ -36,10 +52,69 @@ func (s *step) choose(ctx *fasthttp.RequestCtx) *loaded {
 			return s.stable
 		}
 	}
-	if clientBucket(s.stable.m.Name(), ctx.RemoteIP()) < s.share {
+	key := s.split.value(ctx.Request.Header.RawHeaders())
+	if key == nil {
+		key = ctx.RemoteIP()
+	}
+	if clientBucket(s.stable.m.Name(), key) < s.share {
 		return s.canary
 	}
 	return s.stable
+}
+
+// value finds the split's key in a request's header section as received
+// (the fields fromHTTP passes on, not fasthttp's parsed view: reading its
+// cookies would take the Cookie fields out of the header): the first
+// field named name, or the first cookie named name over every Cookie
+// field. It is nil for an address split and when the value is missing or
+// empty, so the client's address decides.
+func (sp *split) value(raw []byte) []byte {
+	if sp.kind == "" {
+		return nil
+	}
+	for len(raw) > 0 {
+		line, rest, _, ok := headerLine(raw)
+		if !ok || len(line) == 0 {
+			return nil
+		}
+		raw = rest
+		name, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		v = bytes.Trim(v, " \t")
+		switch {
+		case sp.kind == manifest.SplitHeader && bytes.EqualFold(name, sp.name):
+			if len(v) == 0 {
+				return nil
+			}
+			return v
+		case sp.kind == manifest.SplitCookie && bytes.EqualFold(name, []byte("Cookie")):
+			if c := cookie(v, sp.name); len(c) > 0 {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// cookie returns the value of the cookie named name in a Cookie field's
+// value ("a=1; b=2", RFC 6265 section 4.2.1), without its quotes; nil if
+// there is none.
+func cookie(v, name []byte) []byte {
+	for len(v) > 0 {
+		var pair []byte
+		pair, v, _ = bytes.Cut(v, []byte(";"))
+		k, val, ok := bytes.Cut(bytes.TrimLeft(pair, " \t"), []byte("="))
+		if ok && bytes.Equal(k, name) {
+			val = bytes.TrimRight(val, " \t")
+			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
+			return val
+		}
+	}
+	return nil
 }
 
 // pinned reports whether a Wedge-Pin value ("auth@2.0.0, cache@1.1")
@@ -58,14 +133,15 @@ func pinned(v []byte, plugin, version string) bool {
 }
 
 // clientBucket places a client in [0, 10000) for a plugin's split: FNV-1a
-// of the plugin name and the client address, so the split is sticky per
-// client and independent between plugins.
-func clientBucket(plugin string, ip []byte) uint32 {
+// of the plugin name and the client's key (its address, or the split's
+// header or cookie value), so the split is sticky per client and
+// independent between plugins.
+func clientBucket(plugin string, key []byte) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(plugin); i++ {
 		h = (h ^ uint32(plugin[i])) * 16777619
 	}
-	for _, c := range ip {
+	for _, c := range key {
 		h = (h ^ uint32(c)) * 16777619
 	}
 	return h % 10000

@@ -24,13 +24,18 @@ import (
 type Config struct {
 	// Listen is the HTTP listener's address. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
-	// Advertise is the host:port the other POPs of the region reach this
-	// one's HTTP listener at, which it reports to the control plane
-	// (manifest.Status.Peer): set it when Listen is a wildcard (":8080",
-	// "0.0.0.0:8080", "[::]:8080") or behind a NAT. Default: Listen as
-	// bound, or, for a wildcard, no address at all (peers cannot dial
-	// one), which the POP logs.
+	// Advertise is the host:port the other POPs reach this one's cache
+	// tier listener (Tier.Listen) at, which it reports to the control
+	// plane (manifest.Status.Peer): set it when Tier.Listen is a wildcard
+	// (":9080", "0.0.0.0:9080", "[::]:9080") or behind a NAT. Default:
+	// Tier.Listen as bound, or, for a wildcard, no address at all (peers
+	// cannot dial one), which the POP logs. Without a tier listener the
+	// POP reports no address.
 	Advertise string `yaml:"advertise"`
+	// Tier is the regional cache tier (edge/tier.go): the listener peers
+	// ask for the cache keys this POP owns, and the key their envelopes
+	// are signed with.
+	Tier TierConfig `yaml:"tier"`
 	// TLS is the HTTPS listener, with a certificate per SNI name; off when
 	// Listen is "". Certificates are read again on every reload.
 	TLS struct {
@@ -71,9 +76,27 @@ type Config struct {
 	dir string // the config file's directory: relative paths start there
 }
 
+// TierConfig is the regional cache tier's listener and key: a miss for a
+// cache key another POP of the region owns asks that POP before the
+// origin, on routes with tier: region (edge/tier.go).
+type TierConfig struct {
+	// Listen is the tier listener's address, where peers' asks come in,
+	// e.g. 127.0.0.1:9080. "" (the default) turns the tier off: the POP
+	// asks nobody and is asked by nobody, and reports no peer address.
+	Listen string `yaml:"listen"`
+	// Key signs the envelopes POPs exchange: "ID:HEX" as `wedgectl origin
+	// keygen` prints it, or "@FILE" naming a file that holds one. Every
+	// POP of the fleet has the same one. Required when Listen is set.
+	Key string `yaml:"key"`
+
+	key wire.Key
+}
+
 // FleetConfig is the node's link to the control plane.
 type FleetConfig struct {
-	// NATS is the control plane's URL, e.g. nats://127.0.0.1:4222.
+	// NATS is the control plane's URL, e.g. nats://127.0.0.1:4222: on a
+	// cluster, every member's, comma-separated (the agent moves to another
+	// when one goes), or the URL of the region's leaf node.
 	NATS string `yaml:"nats"`
 	// Trust lists files of PEM public keys (`wedgectl keys gen`; a file
 	// may hold several, and every one is trusted): the node runs only
@@ -190,6 +213,17 @@ type RouteConfig struct {
 	// MaxResponseBytes bounds a streamed response body of this route: one
 	// that passes it is cut off mid-stream. Default 0, no bound.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// Tier is "region" to send a cacheable miss (a GET the chain's cache
+	// looked up and forwarded) to the POP of the region that owns its
+	// cache key before the origin, so that a region fetches each object
+	// once (edge/tier.go); "" or "off", the default, sends every miss to
+	// the origin. Needs tier.listen on the node to take effect.
+	Tier string `yaml:"tier"`
+	// Shield is a region whose POPs act as a second tier across regions:
+	// the owner of a key in this POP's region asks the owner of the key
+	// in the shield region before the origin. Optional; needs tier:
+	// region. Within the shield region itself misses go to the origin.
+	Shield string `yaml:"shield"`
 }
 
 // PluginConfig is one plugin of a chain.
@@ -374,6 +408,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("advertise %q: want HOST:PORT that peers can dial", c.Advertise)
 		}
 	}
+	if c.Tier.Listen != "" && c.Tier.Key == "" {
+		return errors.New("tier: a listener needs a key")
+	}
 	if c.Fleet.NATS != "" {
 		if c.POP == "" || c.Region == "" {
 			return errors.New("fleet: a node on the control plane needs its pop and region")
@@ -399,6 +436,14 @@ func (c *Config) validate() error {
 		seen[r.Host+" "+r.Path] = true
 		if c.Origins[r.Origin] == nil {
 			return fmt.Errorf("route %q: origin %q is not among the origins", r.Name, r.Origin)
+		}
+		switch r.Tier {
+		case "", "off", "region":
+		default:
+			return fmt.Errorf("route %q: tier %q: want region or off", r.Name, r.Tier)
+		}
+		if r.Shield != "" && r.Tier != "region" {
+			return fmt.Errorf("route %q: shield %q needs tier: region", r.Name, r.Shield)
 		}
 		for j, p := range r.Chain {
 			if p == nil || p.File == "" {
@@ -429,15 +474,7 @@ func (c *Config) validate() error {
 // plugin's config as the JSON its configure export reads.
 func (c *Config) load() error {
 	for name, o := range c.Origins {
-		keyText := o.Key
-		if file, ok := strings.CutPrefix(keyText, "@"); ok {
-			b, err := os.ReadFile(c.path(file))
-			if err != nil {
-				return fmt.Errorf("origin %q: key: %w", name, err)
-			}
-			keyText = string(b)
-		}
-		k, err := wire.ParseKey(keyText)
+		k, err := c.readKey(o.Key)
 		if err != nil {
 			return fmt.Errorf("origin %q: %w", name, err)
 		}
@@ -449,6 +486,13 @@ func (c *Config) load() error {
 			}
 			o.dicts = append(o.dicts, d)
 		}
+	}
+	if c.Tier.Listen != "" {
+		k, err := c.readKey(c.Tier.Key)
+		if err != nil {
+			return fmt.Errorf("tier: %w", err)
+		}
+		c.Tier.key = k
 	}
 	if c.Fleet.NATS != "" {
 		paths := make([]string, len(c.Fleet.Trust))
@@ -469,6 +513,18 @@ func (c *Config) load() error {
 		}
 	}
 	return nil
+}
+
+// readKey reads a wire key given as "ID:HEX" or as "@FILE".
+func (c *Config) readKey(text string) (wire.Key, error) {
+	if file, ok := strings.CutPrefix(text, "@"); ok {
+		b, err := os.ReadFile(c.path(file))
+		if err != nil {
+			return wire.Key{}, fmt.Errorf("key: %w", err)
+		}
+		text = string(b)
+	}
+	return wire.ParseKey(text)
 }
 
 func (c *Config) path(p string) string {

@@ -74,6 +74,38 @@
 // reload drains the tunnels opened under the config before, with close
 // frames 1001, and Shutdown drains them all within drain_timeout.
 //
+// # Regional cache tier
+//
+// The POPs of a region share their caches: each cache key has one owner
+// among the region's live POPs (rendezvous hashing over their names,
+// edge/internal/rendezvous; the membership comes from the fleet agent
+// through Node.SetPeers), and a miss for a key another POP owns asks that
+// POP before the origin (tier.go). A request is tiered when its route
+// says tier: region, it is a GET and not a WebSocket handshake, a chain
+// step's cache_request forwarded it with a state that may be stored, and
+// the node has peers. The ask is a signed envelope, the origin link's
+// (origin/wire), sealed with tier.key and sent to the owner's tier
+// listener (tier.listen, tier_serve.go), carrying the request as the
+// chain left it and three values: the cache step's plugin name, the hop
+// (region or shield) and the asker's purge position. The owner runs that
+// one step on it (the plugins before it ran at the asker, those after it
+// run their response phase there), so its cache answers a hit or stores
+// what it fetches, and names itself NAME-tier (or NAME-shield) in
+// Cache-Status: a client sees "wedge-tier; hit, wedge; fwd=uri-miss;
+// stored". The owner's fetches, its own clients' misses and its peers'
+// asks alike, collapse (tier_collapse.go): concurrent requests alike in
+// method, key and the fields a response varies on share one, from the
+// owner of the key in the route's shield region if it names one, else
+// from the origin. Every failure of an ask (a dead owner, its breaker
+// open, a failure envelope, a response too large for an envelope) falls
+// back to the origin at once, so a dead owner costs a refused connect
+// until its breaker opens and no failed request. An owner that has not
+// yet applied a purge its asker has waits up to a second for it, else
+// refuses, so that it never hands back a purged object. Metrics:
+// wedge_tier_requests_total{result} at the asker,
+// wedge_tier_asks_total{result} and wedge_tier_collapsed_total at the
+// owner.
+//
 // # Reload
 //
 // A reload builds a complete new generation (origins, loaded plugins,

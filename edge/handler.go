@@ -31,6 +31,10 @@ type exchange struct {
 	answer  *[]byte  // the buffer SetBody keeps a plugin's answer in
 	served  []byte   // setServed's, the Wedge-Served text (served.go)
 	st      stream   // the bodies it streams (stream.go)
+	// hop is the suffix a tier ask's Cache-Status members take, "" when
+	// not on one (tier.go); status is HeaderAdd's scratch for them.
+	hop    string
+	status []byte
 }
 
 // maxPooledAnswer is the largest body SetBody keeps in a pooled buffer;
@@ -115,6 +119,11 @@ type requestChain struct {
 	// phase, tun holds the origin's connection once it answered 101.
 	upgrade bool
 	tun     net.Conn
+	// The regional cache tier (tier.go): cur is the step whose request
+	// phase runs, cacheStep 1 + the one that forwarded a cache lookup (0:
+	// none), key the cache key's scratch.
+	cur, cacheStep int
+	key            []byte
 }
 
 var _ host.Chain = (*requestChain)(nil)
@@ -122,6 +131,7 @@ var _ host.Chain = (*requestChain)(nil)
 func (c *requestChain) Len() int { return len(c.held) }
 
 func (c *requestChain) OnRequest(i int, ex host.Exchange) (abi.Action, error) {
+	c.cur = i
 	return c.held[i].m.OnRequest(ex)
 }
 
@@ -148,6 +158,9 @@ func (c *requestChain) Origin(x *host.MemExchange) {
 		c.n.openTunnel(c, x)
 		return
 	}
+	if c.tiered(x) { // tier.go
+		return
+	}
 	c.rt.origin.exchange(c.n, c.rt.timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
@@ -160,6 +173,7 @@ func (c *requestChain) done() {
 	c.n, c.rt, c.ctx = nil, nil, nil
 	c.held, c.failed = c.held[:0], 0
 	c.upgrade = false
+	c.cacheStep = 0
 }
 
 // serve is the request path: route, plugin chain (request phase in order),
@@ -231,10 +245,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	// Health goes to the versions that ran: a plugin behind one that
 	// answered did not see the request. It takes the chain's status, not
 	// a refusal of the write, which is the node's overload and no
-	// plugin's doing.
-	for i, l := range c.held[:x.flow.Ran()] {
-		l.h.observe(x.Resp.Status, d, c.failed&(1<<min(i, 63)) != 0)
-	}
+	// plugin's doing. Its outcome goes to the versions that produced it
+	// (health.go).
+	observeChain(rt.chain, c.held[:x.flow.Ran()], c.failed, x.flow.Answered(), x.Resp.Status, d)
 	n.revalidate(x, g) // after the write: edge/revalidate.go
 	x.st.reset()
 	c.done()

@@ -16,16 +16,16 @@ import (
 )
 
 // health counts the requests that ran through one module version, for the
-// fleet's gates: requests, those answered 5xx or on which the plugin failed,
-// and latencies by manifest.LatencyBounds.
+// fleet's gates and the status page: requests, and of the requests whose
+// outcome is this version's (observeChain) those answered 5xx or on which
+// a plugin failed, and their latencies by manifest.LatencyBounds.
 type health struct {
 	requests, errors atomic.Uint64
 	buckets          [len(manifest.LatencyBounds) + 1]atomic.Uint64 // the last is +Inf
 }
 
-func (h *health) observe(status int, d time.Duration, failed bool) {
-	h.requests.Add(1)
-	if failed || status >= 500 {
+func (h *health) outcome(failed bool, d time.Duration) {
+	if failed {
 		h.errors.Add(1)
 	}
 	i := 0
@@ -33,6 +33,44 @@ func (h *health) observe(status int, d time.Duration, failed bool) {
 		i++
 	}
 	h.buckets[i].Add(1)
+}
+
+// observeChain counts a request in the health of each version that ran it
+// (held[i] is what step chain[i] ran; bit i of failed is set where held[i]
+// failed) and gives its outcome, an error (a 5xx or a failure) and its
+// latency, only to the versions that produced it, so that a version's
+// figures are its own and not the chain's around it (a canary that breaks
+// requests must not show as errors of the stable versions beside it):
+//   - the versions that failed;
+//   - else, for a 5xx a plugin answered, the one that answered;
+//   - else the canary versions the request ran, if any: next to versions
+//     that serve the other requests as well, they are what differs;
+//   - else every version that ran: a broken origin and a version that
+//     breaks what it sends there are not told apart by one request.
+func observeChain(chain []*step, held []*loaded, failed uint64, answered bool, status int, d time.Duration) {
+	var blame uint64 // bit i: held[i] gets the outcome
+	switch {
+	case failed != 0:
+		blame = failed
+	case answered && status >= 500 && len(held) > 0:
+		blame = 1 << min(len(held)-1, 63)
+	default:
+		for i, l := range held {
+			if s := chain[i]; l == s.canary && l != s.stable {
+				blame |= 1 << min(i, 63)
+			}
+		}
+	}
+	if blame == 0 {
+		blame = ^uint64(0)
+	}
+	bad := failed != 0 || status >= 500
+	for i, l := range held {
+		l.h.requests.Add(1)
+		if blame&(1<<min(i, 63)) != 0 {
+			l.h.outcome(bad, d)
+		}
+	}
 }
 
 // Health reports the counters of every plugin version the node runs now,
@@ -76,7 +114,7 @@ func (n *Node) Running() map[string]manifest.Running {
 			r := manifest.Running{Version: s.stable.m.Version(), Digest: s.stable.m.Digest()}
 			if s.canary != nil {
 				r.Canary, r.CanaryDigest = s.canary.m.Version(), s.canary.m.Digest()
-				r.Share = float64(s.share) / 100
+				r.Share, r.Split = float64(s.share)/100, s.split.String()
 			}
 			out[s.key] = r
 		}

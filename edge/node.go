@@ -53,6 +53,7 @@ type Node struct {
 
 	lns   listeners.Set
 	doors doors // HTTP/2 and HTTP/3 (h2.go, h3.go)
+	tier  tier  // the regional cache tier (tier.go)
 }
 
 // generation is what one config produced: the routes, their loaded plugins
@@ -161,6 +162,12 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	}
 	n.gen.Store(g)
 	n.pool.New = func() any { return new(exchange) }
+	if err := n.tier.init(n, cfg); err != nil {
+		n.gen.Load().retire()
+		n.prune(&generation{})
+		n.runtime.Close(ctx)
+		return nil, err
+	}
 	n.srv = &fasthttp.Server{
 		Handler:                       func(ctx *fasthttp.RequestCtx) { n.serve(ctx); date(&ctx.Response.Header); n.servedH1(ctx) },
 		ErrorHandler:                  func(ctx *fasthttp.RequestCtx, err error) { n.transportError(ctx, err); date(&ctx.Response.Header) },
@@ -214,7 +221,8 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		g.origins[name] = o
 	}
 	for _, rc := range cfg.Routes {
-		rt := &route{name: rc.Name, host: rc.Host, path: rc.Path, origin: g.origins[rc.Origin], m: n.m.route(rc.Name)}
+		rt := &route{name: rc.Name, host: rc.Host, path: rc.Path, origin: g.origins[rc.Origin], m: n.m.route(rc.Name),
+			tier: rc.Tier == "region", shield: rc.Shield}
 		if rt.timeout = time.Duration(rc.Timeout); rt.timeout == 0 {
 			rt.timeout = rt.origin.timeout
 		}
@@ -293,6 +301,9 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.lns.Close()
 	err := n.srv.ShutdownWithContext(ctx)
+	if terr := n.tier.shutdown(ctx); err == nil { // tier.go
+		err = terr
+	}
 	// Tunnels are hijacked connections, which fasthttp no longer waits for.
 	n.tun.shutdown(ctx)
 	if derr := n.doors.shutdown(ctx); err == nil {

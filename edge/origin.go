@@ -63,6 +63,12 @@ func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.
 			return
 		}
 	}
+	o.settle(n, err, wresp, resp)
+}
+
+// settle puts what the origin answered in wresp, or the failure err to
+// get an answer, into resp, and takes the body out of wresp.
+func (o *origin) settle(n *Node, err error, wresp *wire.Response, resp *host.Response) {
 	if err != nil {
 		// The error names internal addresses: it goes to the log, and the
 		// client gets the status.

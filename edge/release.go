@@ -24,9 +24,13 @@ type Release struct {
 	// Config is the plugin's JSON config; nil keeps the config file's.
 	Config []byte
 	// Canary, when set, runs on Share percent of clients, chosen by a hash
-	// of the client address so a client stays on one side.
+	// of the client's key so a client stays on one side. Split names the
+	// key (manifest.ParseSplit): "" or "addr" the client address,
+	// "header:NAME" or "cookie:NAME" that value, the address where a
+	// request has none.
 	Canary *Release
 	Share  float64
+	Split  string
 }
 
 // ErrClosed is returned by SetReleases and Reload after Shutdown.
@@ -120,6 +124,13 @@ func (n *Node) loadStep(ctx context.Context, g *generation, route string, pc *Pl
 			return nil, err
 		}
 		s.share = uint32(min(max(rel.Share, 0), 100) * 100)
+		kind, name, err := manifest.ParseSplit(rel.Split)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)
+		}
+		if kind != manifest.SplitAddr {
+			s.split = split{kind: kind, name: []byte(name)}
+		}
 	}
 	return s, nil
 }

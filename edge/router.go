@@ -20,6 +20,10 @@ type route struct {
 	// bound.
 	maxBody, maxResponse int64
 	m                    routeMetrics
+	// tier: misses go to the regional cache tier, through the shield
+	// region if one is named (tier.go).
+	tier   bool
+	shield string
 }
 
 // router holds one generation of routes. It is immutable once built; a

@@ -41,8 +41,11 @@ import (
 
 // Dial connects to a control plane by URL and keeps reconnecting for as
 // long as the connection is open: a controller or a POP must outlive any
-// outage. log (nil: slog's default) hears when the link goes and comes
-// back; opts come after Dial's own, so a caller can replace a handler.
+// outage. url may list a cluster's members, comma-separated
+// ("nats://a:4222,nats://b:4222,nats://c:4222"): the connection goes to
+// one and, when it goes, to another. log (nil: slog's default) hears
+// when the link goes and comes back; opts come after Dial's own, so a
+// caller can replace a handler.
 func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, error) {
 	if log == nil {
 		log = slog.Default()
@@ -124,7 +127,9 @@ var errNotInitialised = errors.New("control plane not initialised: run wedgectl 
 
 // Ensure creates whatever of the buckets and stream does not exist yet
 // and updates the configs of those that do (it is idempotent), and opens
-// them. Only the processes that own the control plane should call it.
+// them, each kept in Replicas(nc) copies. Only the processes that own the
+// control plane should call it, one at a time: JetStream may leave
+// concurrent creates of one stream unanswered.
 func Ensure(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 	return open(ctx, nc, true, false)
 }
@@ -163,7 +168,9 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 	osCfg := jetstream.ObjectStoreConfig{
 		Bucket: manifest.BucketModules, Description: "plugin modules by sha256", Storage: jetstream.FileStorage,
 	}
+	replicas := Replicas(nc)
 	if create {
+		osCfg.Replicas = replicas
 		s.Modules, err = js.CreateOrUpdateObjectStore(ctx, osCfg)
 	} else {
 		s.Modules, err = js.ObjectStore(ctx, osCfg.Bucket)
@@ -190,6 +197,7 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 		if create {
 			*k.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 				Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
+				Replicas: replicas,
 			})
 		} else {
 			*k.kv, err = js.KeyValue(ctx, k.name)
@@ -205,7 +213,7 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 		s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: manifest.StreamAudit, Subjects: []string{manifest.SubjectAudit + ".>"},
 			Description: "who did what to which rollout, and why", Storage: jetstream.FileStorage,
-			DenyDelete: true, DenyPurge: true,
+			DenyDelete: true, DenyPurge: true, Replicas: replicas,
 		})
 	} else {
 		s.Audit, err = js.Stream(ctx, manifest.StreamAudit)
@@ -214,7 +222,9 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 		return nil, missing("stream", manifest.StreamAudit, err)
 	}
 	if create {
-		s.Purges, err = js.CreateOrUpdateStream(ctx, PurgeStreamConfig)
+		purgeCfg := PurgeStreamConfig
+		purgeCfg.Replicas = replicas
+		s.Purges, err = js.CreateOrUpdateStream(ctx, purgeCfg)
 	} else if s.Purges, err = js.Stream(ctx, manifest.StreamPurge); errors.Is(err, jetstream.ErrStreamNotFound) {
 		return s, nil // Purge says so
 	}

@@ -238,6 +238,41 @@ type Canary struct {
 	Artifact Artifact        `json:"artifact"`
 	Config   json.RawMessage `json:"config,omitempty"`
 	Share    float64         `json:"share"` // percent of clients, (0, 100]
+	// Split is the key a client is placed by (CheckSplit): "" or "addr"
+	// its address, "header:NAME" a request header's value, "cookie:NAME"
+	// a cookie's. Empty in records written before splits existed.
+	Split string `json:"split,omitempty"`
+}
+
+// Split kinds, the part of a Canary.Split before the colon.
+const (
+	SplitAddr   = "addr"
+	SplitHeader = "header"
+	SplitCookie = "cookie"
+)
+
+// ParseSplit reads a canary split key: "" or "addr", "header:NAME" or
+// "cookie:NAME", NAME an HTTP token (RFC 9110 section 5.6.2) of at most
+// 64 bytes. A header or cookie split behind which clients share one
+// address (NAT, a proxy) still gives a wave its share; a request without
+// the value falls back to its address.
+func ParseSplit(s string) (kind, name string, err error) {
+	if s == "" || s == SplitAddr {
+		return SplitAddr, "", nil
+	}
+	kind, name, _ = strings.Cut(s, ":")
+	if kind != SplitHeader && kind != SplitCookie {
+		return "", "", fmt.Errorf("manifest: split %q: want addr, header:NAME or cookie:NAME", s)
+	}
+	if name == "" || len(name) > 64 || strings.IndexFunc(name, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
+		return "", "", fmt.Errorf("manifest: split %q: %s name %q: want 1-64 characters of an HTTP token", s, kind, name)
+	}
+	return kind, name, nil
+}
+
+func isTokenChar(c rune) bool {
+	return c < 0x7f && (c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' ||
+		strings.ContainsRune("!#$%&'*+-.^_`|~", c))
 }
 
 // PinHeader lets a smoke test choose the version it runs.
@@ -284,6 +319,9 @@ func (r *Release) check(key string) error {
 		}
 		if c.Config != nil && !json.Valid(c.Config) {
 			return errors.New("canary config is not JSON")
+		}
+		if _, _, err := ParseSplit(c.Split); err != nil {
+			return fmt.Errorf("canary: %w", err)
 		}
 	}
 	return nil
@@ -332,10 +370,9 @@ type Status struct {
 	Health []Health `json:"health"`
 	// Source says where the running state came from: "control" or "disk".
 	Source string `json:"source"`
-	// Peer is the address other POPs of the region reach this one at (for
-	// now its HTTP listener: the edge config's advertise, else the
-	// listener as bound, "" for a wildcard; the regional cache tier will
-	// get a listener of its own). Members are the POPs of its region the POP
+	// Peer is the address other POPs reach this one's cache tier listener
+	// at: the edge config's advertise, else tier.listen as bound, "" for a
+	// wildcard or no tier listener. Members are the POPs of its region the POP
 	// sees reporting (itself included), by name: its membership view.
 	Peer    string   `json:"peer,omitempty"`
 	Members []string `json:"members,omitempty"`
@@ -348,15 +385,20 @@ type Running struct {
 	Canary       string  `json:"canary,omitempty"` // the canary's version
 	CanaryDigest string  `json:"canary_digest,omitempty"`
 	Share        float64 `json:"share,omitempty"`
+	Split        string  `json:"split,omitempty"` // the canary's split key, "" for the address
 }
 
 // Health counts the requests that ran through one plugin version (a plugin
-// behind one that answered did not run). Errors are those whose answer was
-// 5xx (the plugin's own or not: a version that breaks the origin is bad
-// too) or on which the plugin failed. Buckets count whole-request
-// latencies by LatencyBounds (the last bucket is +Inf). All are counters
-// from when the POP loaded the version, so rates over a window are
-// differences of two reports.
+// behind one that answered did not run). Errors and Buckets count the
+// outcome of the requests that are the version's: an error (a 5xx answer
+// or a plugin failure) and the whole-request latency, by LatencyBounds
+// (the last bucket is +Inf), each request's given only to the versions
+// that produced it: those that failed; else the plugin that answered a
+// 5xx; else the canary versions the request ran; else every version that
+// ran (a version that breaks the origin is bad too). So a failing canary's
+// errors are not the stable versions' beside it (edge/health.go). All are
+// counters from when the POP loaded the version, so rates over a window
+// are differences of two reports.
 type Health struct {
 	Plugin   string   `json:"plugin"`
 	Version  string   `json:"version"`

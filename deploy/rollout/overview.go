@@ -26,6 +26,9 @@ type Summary struct {
 	Regions      []RegionHealth   `json:"regions"`
 	Rollouts     []*Rollout       `json:"rollouts"` // active ones, then the 10 most recent others
 	Audit        []manifest.Audit `json:"audit"`    // the last 20, oldest first
+	// Waves are the waves of each running rollout, by ID, with the bake
+	// time each has left (Rollout.WaveStates at Time).
+	Waves map[string][]WaveState `json:"waves,omitempty"`
 }
 
 // RegionHealth is one region: its reporting POPs and the plugin versions
@@ -46,6 +49,12 @@ type VersionHealth struct {
 	Errors    uint64        `json:"errors"`
 	ErrorRate float64       `json:"error_rate"` // percent
 	P99       time.Duration `json:"p99"`
+	// CanaryShare is set where the version runs as a canary: the percent
+	// of clients it serves (the largest any POP of the region reports,
+	// which differ only while a wave applies) and how they are chosen
+	// (manifest.Canary.Split, "" by address).
+	CanaryShare float64 `json:"canary_share,omitempty"`
+	Split       string  `json:"split,omitempty"`
 }
 
 // Overview reads the fleet, the rollouts and the audit tail.
@@ -54,13 +63,22 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Summary{Time: time.Now().UTC(), HealthWindow: "counted per POP since it last loaded each version"}
+	o := &Summary{Time: time.Now().UTC(), HealthWindow: "counted per POP since it last loaded each version",
+		Waves: map[string][]WaveState{}}
 	for _, region := range f.regions() {
 		rh := RegionHealth{Region: region}
 		byVersion := map[string]*VersionHealth{}
 		buckets := map[string]*Window{}
+		type canary struct{ plugin, digest string }
+		canaries := map[canary]manifest.Running{}
 		for _, st := range f.pops(region) {
 			rh.POPs = append(rh.POPs, st.POP)
+			for key, run := range st.Running {
+				c := canary{key[strings.LastIndexByte(key, '/')+1:], run.CanaryDigest}
+				if run.Canary != "" && run.Share > canaries[c].Share {
+					canaries[c] = run
+				}
+			}
 			for _, h := range st.Health {
 				k := h.Plugin + "@" + h.Version + "#" + h.Digest
 				v := byVersion[k]
@@ -77,6 +95,9 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 			v.Requests, v.Errors = w.Requests, w.Errors
 			v.ErrorRate = w.Value(MetricErrorRate)
 			v.P99 = time.Duration(w.Value(MetricP99))
+			if run, ok := canaries[canary{v.Plugin, v.Digest}]; ok {
+				v.CanaryShare, v.Split = run.Share, run.Split
+			}
 			rh.Versions = append(rh.Versions, *v)
 		}
 		slices.SortFunc(rh.Versions, func(a, b VersionHealth) int {
@@ -92,6 +113,9 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 	for _, r := range rs {
 		if r.Active() {
 			o.Rollouts = append(o.Rollouts, r)
+			if ws := r.WaveStates(o.Time); ws != nil {
+				o.Waves[r.ID] = ws
+			}
 		} else {
 			ended = append(ended, r)
 		}

@@ -105,7 +105,10 @@ type Spec struct {
 	Gates       string          // e.g. "error_rate<1%,p99<50ms"
 	Bake        time.Duration   // how long a wave's gates must hold
 	MinRequests uint64          // requests a window needs before it is judged; 0 means 20
-	Who, Why    string          // for the audit stream
+	// Split places clients on the canary's side (manifest.ParseSplit):
+	// "" or "addr" by address, "header:NAME" or "cookie:NAME" by value.
+	Split    string
+	Who, Why string // for the audit stream; Who is required
 }
 
 // Rollout is the record of one rollout in the wedge_rollouts KV.
@@ -120,6 +123,7 @@ type Rollout struct {
 	Gates       []Gate            `json:"gates"`
 	Bake        time.Duration     `json:"bake"`
 	MinRequests uint64            `json:"min_requests"`
+	Split       string            `json:"split,omitempty"` // the canary's split key, "" for the address
 	By          string            `json:"by"`
 	Why         string            `json:"why,omitempty"`
 	Created     time.Time         `json:"created"`
@@ -309,6 +313,13 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 	if err != nil {
 		return nil, err
 	}
+	if _, _, err := manifest.ParseSplit(spec.Split); err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	split := spec.Split
+	if split == manifest.SplitAddr {
+		split = "" // as records written before splits say it
+	}
 	a, err := s.Artifact(ctx, spec.Plugin, spec.Version)
 	if errors.Is(err, controlplane.ErrNotFound) {
 		return nil, fmt.Errorf("rollout: %s@%s is not in the registry: push it first", spec.Plugin, spec.Version)
@@ -326,18 +337,18 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 	if minReq == 0 {
 		minReq = DefaultMinRequests
 	}
-	who := spec.Who
-	if who == "" {
-		who = "unknown"
-	}
 	now := time.Now().UTC()
 	return &Rollout{
 		ID: newID(spec.Plugin, now), Key: key, Plugin: spec.Plugin, Version: spec.Version, Artifact: *a,
-		Config: spec.Config, Waves: waves, Gates: gates, Bake: spec.Bake, MinRequests: minReq,
-		By: who, Why: spec.Why, Created: now, Updated: now,
+		Config: spec.Config, Waves: waves, Gates: gates, Bake: spec.Bake, MinRequests: minReq, Split: split,
+		By: spec.Who, Why: spec.Why, Created: now, Updated: now,
 		State: StateRunning, Phase: PhasePending,
 	}, nil
 }
+
+// errNoWho refuses an audit entry without an actor: "unknown" in an
+// audit answers nothing.
+var errNoWho = errors.New("rollout: no operator named for the audit: say who (wedgectl --who or WEDGE_WHO)")
 
 func newID(plugin string, now time.Time) string {
 	var b [3]byte
@@ -356,6 +367,9 @@ func isRecord(kvKey string) bool {
 // rollout for the controller to run. It refuses a second active rollout
 // of the same plugin key.
 func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, error) {
+	if spec.Who == "" {
+		return "", errNoWho
+	}
 	r, err := prepare(ctx, s, spec)
 	if err != nil {
 		return "", err
@@ -384,6 +398,9 @@ func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, erro
 	}
 	why := fmt.Sprintf("start %s@%s on %s: waves %s, gates %s, bake %s, min %d requests",
 		r.Plugin, r.Version, r.Key, strings.Join(waves, ","), strings.Join(gates, ","), r.Bake, r.MinRequests)
+	if r.Split != "" {
+		why += ", canary split by " + r.Split
+	}
 	if spec.Why != "" {
 		why += ": " + spec.Why
 	}
@@ -402,7 +419,7 @@ func Command(ctx context.Context, s *controlplane.Stores, id, action, who, why s
 		return fmt.Errorf("rollout: unknown action %q: want pause, resume, promote, abort or rollback", action)
 	}
 	if who == "" {
-		who = "unknown"
+		return errNoWho
 	}
 	for {
 		r, err := Get(ctx, s, id)

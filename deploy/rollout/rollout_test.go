@@ -589,7 +589,7 @@ func TestStartValidates(t *testing.T) {
 	e := newEnv(t)
 	e.fleet()
 	e.putDesired("empty", manifest.Desired{Plugins: map[string]manifest.Release{}})
-	good := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second}
+	good := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second, Who: "alice"}
 	for _, tc := range []struct {
 		change func(*Spec)
 		err    string
@@ -601,6 +601,8 @@ func TestStartValidates(t *testing.T) {
 		{func(s *Spec) { s.Key = "api/cache" }, "want \"auth\" or ROUTE/auth"},
 		{func(s *Spec) { s.Gates = "latency<1ms" }, "unknown metric"},
 		{func(s *Spec) { s.Bake = -time.Second }, "negative"},
+		{func(s *Spec) { s.Split = "ip" }, "split \"ip\""},
+		{func(s *Spec) { s.Who = "" }, "no operator named"},
 	} {
 		spec := good
 		tc.change(&spec)

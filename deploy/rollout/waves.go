@@ -135,7 +135,7 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 	if p := r.Previous[region]; p != nil {
 		rel.Artifact, rel.Config = p.Artifact, p.Config
 	}
-	rel.Canary = &manifest.Canary{Artifact: r.Artifact, Config: r.Config, Share: share}
+	rel.Canary = &manifest.Canary{Artifact: r.Artifact, Config: r.Config, Share: share, Split: r.Split}
 	return rel
 }
 

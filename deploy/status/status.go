@@ -1,8 +1,11 @@
 // Package status serves the rollout controller's web status page: the
-// regions and their POPs, the plugin versions they run with their health,
-// the rollouts with their wave progress and gate values, and the tail of
-// the audit stream. GET / is one plain HTML page, GET /api/summary the
-// same data as JSON (rollout.Summary).
+// regions and their POPs, the plugin versions they run with their health
+// (each request's error and latency on the versions that produced it, see
+// manifest.Health) and the canaries marked with their share and split, the
+// rollouts with their wave progress, the bake time each wave of a running
+// one has left and gate values, and the tail of the audit stream. GET / is
+// one plain HTML page, GET /api/summary the same data as JSON
+// (rollout.Summary).
 //
 // # Why
 //
@@ -55,11 +58,13 @@ const refreshSeconds = 2
 
 var (
 	page = template.Must(template.New("page").Funcs(template.FuncMap{
-		"pct":  func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + "%" },
-		"dur":  formatDuration,
-		"when": formatTime,
-		"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
-		"rows": func(n int) int { return max(n, 1) },
+		"pct":   func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + "%" },
+		"dur":   formatDuration,
+		"when":  formatTime,
+		"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
+		"rows":  func(n int) int { return max(n, 1) },
+		"share": func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) + "%" },
+		"wave":  formatWave,
 	}).Parse(pageSource))
 
 	// csp allows the page's own inline style, by hash, and nothing else:
@@ -92,6 +97,24 @@ func formatDuration(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// formatWave is one wave of an active rollout with what its bake has
+// left: "eu-west:100% baking, 1m12s of 2m0s bake left". Bake times are
+// shown to the second: the page reloads every refreshSeconds.
+func formatWave(w rollout.WaveState, bake time.Duration) string {
+	s := w.Wave.String() + " " + w.State
+	left := w.BakeLeft.Round(time.Second).String()
+	switch w.State {
+	case rollout.PhaseBaking:
+		if w.BakeLeft <= 0 {
+			return s + ", bake over"
+		}
+		return s + ", " + left + " of " + bake.String() + " bake left"
+	case rollout.WaveWaiting, rollout.PhasePending, rollout.PhaseApplying:
+		return s + ", bake " + bake.String() + " to come"
+	}
+	return s
 }
 
 // view is what the page template renders.

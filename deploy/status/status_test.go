@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -151,10 +152,14 @@ func (f *fleet) seed(t *testing.T) (ratelimitID string) {
 			Running: map[string]manifest.Running{"auth": {Version: "1.3.0"}, "ratelimit": {Version: "2.1.0"}},
 			Health:  []manifest.Health{health("auth", "1.3.0", 1000, 2, buckets(0, 0, 900, 80, 20)), rl21}},
 		manifest.Status{POP: "us-east-1", Region: "us-east", Applied: true, Source: "control", Revision: 3,
-			Running: map[string]manifest.Running{"auth": {Version: "1.3.0"}, "ratelimit": {Version: "2.0.0"}},
+			Running: map[string]manifest.Running{"auth": {Version: "1.3.0"}, "ratelimit": {Version: "2.0.0"},
+				"api/cache": {Version: "2.9.0", Digest: health("cache", "2.9.0", 0, 0, nil).Digest,
+					Canary: "3.0.0", CanaryDigest: health("cache", "3.0.0", 0, 0, nil).Digest, Share: 10, Split: "cookie:uid"}},
 			Health: []manifest.Health{
 				health("auth", "1.3.0", 500, 0, buckets(500)),
 				health("ratelimit", "2.0.0", 600, 1, buckets(600)),
+				health("cache", "2.9.0", 450, 0, buckets(450)),
+				health("cache", "3.0.0", 50, 0, buckets(50)),
 			}},
 	)
 
@@ -265,16 +270,33 @@ func checkPage(t *testing.T, page, ratelimitID string) {
 	if strings.Contains(us, `data-version="ratelimit@2.1.0"`) {
 		t.Error("us-east shows ratelimit@2.1.0, which none of its POPs reports")
 	}
+	// The canary is marked with its share and split; its stable side and
+	// the versions that run alone are not.
+	wantIn(t, "us-east cache@3.0.0", row(t, us, `data-version="cache@3.0.0"`), `class="canary"`, "canary 10% by cookie:uid")
+	for _, v := range []string{"cache@2.9.0", "ratelimit@2.0.0", "auth@1.3.0"} {
+		if strings.Contains(row(t, us, `data-version="`+v+`"`), `class="canary"`) {
+			t.Errorf("us-east %s is marked a canary", v)
+		}
+	}
 
 	rl := row(t, page, `data-rollout="`+ratelimitID+`"`)
 	wantIn(t, "ratelimit rollout", rl, "ratelimit@2.1.0", `data-state="running"`,
-		"wave 2/3 eu-west:100% baking", `class="gate pass"`, "0% pass", "2ms pass", "1600 req, 0 err")
+		"wave 2/3 eu-west:100% baking", `class="gate pass"`, "0% pass", "2ms pass", "1600 req, 0 err",
+		`<li class="wave wave-done">eu-west:10% done</li>`, `<li class="wave wave-waiting">us-east:100% waiting, bake 2m0s to come</li>`)
+	// The wave baking since the seed: what is left of its 2 minutes, to
+	// the second (how much has passed depends on the machine's pace).
+	if !regexp.MustCompile(`<li class="wave wave-baking">eu-west:100% baking, (1m[0-5]?[0-9]s|2m0s) of 2m0s bake left</li>`).MatchString(rl) {
+		t.Errorf("ratelimit rollout: no bake time left for its baking wave:\n%s", rl)
+	}
 	if strings.Contains(rl, `class="gate fail"`) {
 		t.Errorf("ratelimit rollout shows a failing gate:\n%s", rl)
 	}
 	auth := row(t, page, `data-rollout="auth-20260101-120000-abcdef"`)
 	wantIn(t, "auth rollout", auth, "auth@1.4.0", `data-state="rolled_back"`, "restored in 1.234s",
 		`class="gate fail"`, "15% FAIL", "gate failed in eu-west: error_rate 15% is not", ">1.234s<")
+	if strings.Contains(auth, `class="wave`+" ") || strings.Contains(auth, `class="waves"`) {
+		t.Errorf("the ended auth rollout lists bake times:\n%s", auth)
+	}
 	// Active rollouts come first.
 	if strings.Index(page, `data-rollout="`+ratelimitID+`"`) > strings.Index(page, `data-rollout="auth-`) {
 		t.Error("the ended auth rollout is listed before the running ratelimit one")
@@ -350,6 +372,39 @@ func TestSummaryJSON(t *testing.T) {
 	}
 	if len(sum.Audit) != 3 || sum.Audit[2].Action != "rollout.rollback" {
 		t.Errorf("audit = %+v", sum.Audit)
+	}
+	if w := sum.Waves[id]; len(w) != 3 || w[0].State != rollout.WaveDone || w[1].State != rollout.PhaseBaking ||
+		w[1].BakeLeft <= 0 || w[1].BakeLeft > 2*time.Minute || w[2].BakeLeft != 2*time.Minute || len(sum.Waves) != 1 {
+		t.Errorf("waves = %+v", sum.Waves)
+	}
+	var canaries []string
+	for _, r := range sum.Regions {
+		for _, v := range r.Versions {
+			if v.CanaryShare != 0 {
+				canaries = append(canaries, fmt.Sprintf("%s %s@%s %g%% %s", r.Region, v.Plugin, v.Version, v.CanaryShare, v.Split))
+			}
+		}
+	}
+	if got := strings.Join(canaries, "; "); got != "us-east cache@3.0.0 10% cookie:uid" {
+		t.Errorf("canaries: %q", got)
+	}
+}
+
+func TestFormatWave(t *testing.T) {
+	w := rollout.Wave{Region: "eu-west", Share: 10}
+	for _, tc := range []struct {
+		state string
+		left  time.Duration
+		want  string
+	}{
+		{rollout.PhaseBaking, 71400 * time.Millisecond, "eu-west:10% baking, 1m11s of 2m0s bake left"},
+		{rollout.PhaseBaking, 0, "eu-west:10% baking, bake over"},
+		{rollout.PhaseApplying, 2 * time.Minute, "eu-west:10% applying, bake 2m0s to come"},
+		{rollout.WaveDone, 0, "eu-west:10% done"},
+	} {
+		if got := formatWave(rollout.WaveState{Wave: w, State: tc.state, BakeLeft: tc.left}, 2*time.Minute); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.state, tc.left, got, tc.want)
+		}
 	}
 }
 

@@ -5,9 +5,10 @@
 // plugin version is doing. It also applies the purges issued to its region
 // or the fleet to the node's cache, and acknowledges them (purge.go).
 //
-// The agent also keeps a view of its region (Peers, OnPeers): the POPs of
-// its region whose status reports keep arriving, with the address each
-// says its peers reach it at (manifest.Status.Peer). A POP silent for 3 of
+// The agent also keeps a view of the fleet (Peers gives its region's,
+// OnPeers every region's, for a shield region's tier): the POPs whose
+// status reports keep arriving, with the address each says its peers
+// reach it at (manifest.Status.Peer). A POP silent for 3 of
 // this agent's report intervals is out of Peers, measured from when its
 // last report arrived here, and OnPeers callbacks hear of it within one
 // interval more (3-4 s at the default); a deleted report leaves at once.

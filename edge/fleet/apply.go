@@ -134,7 +134,7 @@ func (a *Agent) apply(ctx context.Context, releases map[string]manifest.Release,
 				return "", fmt.Errorf("fleet: %s canary: %w", key, err)
 			}
 			er.Canary = &edge.Release{Version: c.Artifact.Version, Binary: bin, Config: c.Config}
-			er.Share = c.Share
+			er.Share, er.Split = c.Share, c.Split
 		}
 		rel[key] = er
 	}

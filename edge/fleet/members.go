@@ -22,7 +22,7 @@ import (
 // a member: one lost or late report is not a POP gone.
 const peerTTL = 3
 
-// Peer is a POP of the agent's region.
+// Peer is a POP of the fleet, as the agent sees it from status reports.
 type Peer struct {
 	POP, Region string
 	// Addr is where the POP says its peers reach it (manifest.Status.Peer).
@@ -71,11 +71,12 @@ func (m *members) startWatch(ctx context.Context, kv jetstream.KeyValue) (jetstr
 // 3 report intervals, itself included, sorted by name.
 func (a *Agent) Peers() []Peer { return a.peers(a.members.clock()) }
 
-// OnPeers calls f with the current view now, then with the new one
-// whenever a POP joins or leaves the region or changes its address (a view
-// may come twice). Calls come one at a time, from the agent's goroutines:
-// f must not block, call OnPeers, or modify the view, which other
-// callbacks share.
+// OnPeers calls f with the current view of the whole fleet (every region's
+// POPs, as Peers sees its own region's: a shield region's POPs are asked
+// too) now, then with the new one whenever a POP joins or leaves or
+// changes its address (a view may come twice). Calls come one at a time,
+// from the agent's goroutines: f must not block, call OnPeers, or modify
+// the view, which other callbacks share.
 func (a *Agent) OnPeers(f func([]Peer)) {
 	m := &a.members
 	m.notify.Lock()
@@ -83,10 +84,16 @@ func (a *Agent) OnPeers(f func([]Peer)) {
 	m.mu.Lock()
 	m.subs = append(m.subs, f)
 	m.mu.Unlock()
-	f(a.peers(m.clock()))
+	f(a.fleet(m.clock()))
 }
 
+// peers is the view of the agent's region at now.
 func (a *Agent) peers(now time.Time) []Peer {
+	return slices.DeleteFunc(a.fleet(now), func(p Peer) bool { return p.Region != a.o.Region })
+}
+
+// fleet is the view of every region at now, sorted by name.
+func (a *Agent) fleet(now time.Time) []Peer {
 	a.mu.Lock()
 	addr := a.status.Peer
 	a.mu.Unlock()
@@ -112,8 +119,8 @@ func (a *Agent) SetPeer(addr string) {
 }
 
 // seePeer records a status report from the bucket under key: value if
-// put, else deleted. Reports of other regions, and the agent's own, are
-// not its business; a deleted report is a POP that left.
+// put, else deleted. The agent's own is not its business; a deleted
+// report is a POP that left.
 func (a *Agent) seePeer(key string, put bool, value []byte, seen time.Time) {
 	pop := strings.TrimPrefix(key, manifest.POPKey(""))
 	if pop == a.o.POP {
@@ -121,9 +128,9 @@ func (a *Agent) seePeer(key string, put bool, value []byte, seen time.Time) {
 	}
 	m := &a.members
 	var st manifest.Status
-	if !put || json.Unmarshal(value, &st) != nil || st.Region != a.o.Region || st.POP != pop {
-		// Gone, unreadable, moved to another region, or a report under
-		// another POP's key: not a member we could reach.
+	if !put || json.Unmarshal(value, &st) != nil || st.Region == "" || st.POP != pop {
+		// Gone, unreadable, of no region, or a report under another
+		// POP's key: not a member we could reach.
 		m.mu.Lock()
 		delete(m.others, pop)
 		m.mu.Unlock()
@@ -140,7 +147,7 @@ func (a *Agent) publishPeers(now time.Time) {
 	m := &a.members
 	m.notify.Lock()
 	defer m.notify.Unlock()
-	view := a.peers(now)
+	view := a.fleet(now)
 	m.mu.Lock()
 	key := viewKey(view)
 	changed := key != m.last
@@ -159,7 +166,7 @@ func (a *Agent) publishPeers(now time.Time) {
 func viewKey(view []Peer) string {
 	var b strings.Builder
 	for _, p := range view {
-		b.WriteString(p.POP + "=" + p.Addr + " ")
+		b.WriteString(p.Region + "/" + p.POP + "=" + p.Addr + " ")
 	}
 	return b.String()
 }

@@ -46,6 +46,18 @@ type purger struct {
 	stream  time.Time // creation time of the stream seq is of
 	since   time.Time // where reading starts while seq is 0
 	applied *prometheus.CounterVec
+
+	// Tests set this before Run (purge_export_test.go): how the records
+	// are read from the consumer. nil is its Messages.
+	messages func(jetstream.Consumer) (jetstream.MessagesContext, error)
+}
+
+// open starts reading the records of cons.
+func (p *purger) open(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
+	if p.messages != nil {
+		return p.messages(cons)
+	}
+	return cons.Messages()
 }
 
 // purgeState is what purge.json in Options.Dir keeps.
@@ -117,7 +129,14 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 	}
 	info := st.CachedInfo()
 	p := a.purge
-	var cfg jetstream.OrderedConsumerConfig // every record: see the top of the file
+	// Every record: see the top of the file. When nats.go recreates the
+	// consumer inside Next (after a reconnect, a missed heartbeat, the
+	// consumer gone), one try, not its default of trying forever: ctx
+	// does not reach that loop, so Next would not end with it. A failed
+	// try ends Next with its error, and followPurges opens the stream
+	// again from the position; the try itself is bounded by nats.go's own
+	// 10 s request timeout.
+	cfg := jetstream.OrderedConsumerConfig{MaxResetAttempts: 1}
 	first, last := info.State.FirstSeq, info.State.LastSeq
 	same := info.Created.Equal(p.stream)
 	p.stream = info.Created
@@ -149,14 +168,19 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("fleet: purge stream: %w", err)
 	}
-	msgs, err := cons.Messages()
+	msgs, err := p.open(cons)
 	if err != nil {
 		return fmt.Errorf("fleet: purge stream: %w", err)
 	}
-	defer context.AfterFunc(ctx, msgs.Stop)()
+	// Next ends with ctx, and the iterator is stopped only once Next has
+	// returned, never from another goroutine as ctx ends: a Stop that
+	// lands while Next recreates the consumer (on a reconnect) stops the
+	// consumer being replaced, and Next then waits on the new one until
+	// the link closes. A POP followed no desired state for minutes after
+	// the control plane came back, its follow waiting for this.
 	defer msgs.Stop()
 	for {
-		m, err := msgs.Next()
+		m, err := msgs.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			return fmt.Errorf("fleet: purge stream: %w", err)
 		}
@@ -179,6 +203,9 @@ func (a *Agent) applyPurge(nc *nats.Conn, m jetstream.Msg) {
 		a.purgeAndAck(nc, meta.Sequence.Stream, m.Data())
 	}
 	a.purge.seq = meta.Sequence.Stream
+	// The cache tier's owners answer an ask only once they have applied
+	// every purge the asker has (edge/tier.go).
+	a.node.SetPurged(a.purge.seq)
 	if mine || meta.NumPending == 0 {
 		a.savePurgePosition()
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge/fleet"
@@ -164,4 +165,33 @@ func TestPurgeStreamMissing(t *testing.T) {
 	if n := strings.Count(log.String(), "stream not found"); n != 1 {
 		t.Fatalf("the POP said %d times that there is no purge stream, want once:\n%s", n, log.String())
 	}
+}
+
+// TestPurgeStreamDeletedWhileFollowed deletes the purge stream under a POP
+// that follows it: the POP says so (nats.go, left to itself, would try to
+// recreate its consumer inside Next forever, where the agent's stop cannot
+// reach it, and where the POP would say nothing), and follows the stream
+// again once it is back.
+func TestPurgeStreamDeletedWhileFollowed(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, embedded.Options{})
+	var log testutil.SyncBuffer
+	f.log = slog.New(slog.NewTextHandler(&log, nil))
+	f.startPurgePOP("")
+	f.purgeConfirmed("before")
+	if err := f.stores.JS.DeleteStream(ctx, manifest.StreamPurge); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, hangGuard, "the POP saying the purge stream is gone", func() bool {
+		return strings.Contains(log.String(), "stream not found")
+	})
+	nc, err := f.cp.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := controlplane.Ensure(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+	f.purgeConfirmed("after")
 }

@@ -40,7 +40,8 @@ func TestPeerAddr(t *testing.T) {
 }
 
 // TestAdvertise: the config refuses an advertise address peers cannot
-// dial, and a POP on the control plane reports the one it is given.
+// dial, and a POP on the control plane with a tier listener reports the
+// one it is given.
 func TestAdvertise(t *testing.T) {
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	dir := t.TempDir()
@@ -52,6 +53,7 @@ func TestAdvertise(t *testing.T) {
 	config := func(advertise string) (*edge.Config, error) {
 		return edge.ParseConfig(fmt.Appendf(nil, `listen: 127.0.0.1:0
 advertise: %q
+tier: {listen: 127.0.0.1:0, key: %q}
 pop: pop-1
 region: eu-west
 origins:
@@ -59,7 +61,7 @@ origins:
 routes:
   - {origin: app}
 fleet: {nats: %q, trust: [%q]}
-`, advertise, org.Addr, origintest.Key.Text(), cp.URL(), trust), dir)
+`, advertise, origintest.Key.Text(), org.Addr, origintest.Key.Text(), cp.URL(), trust), dir)
 	}
 	for _, bad := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "edge-1", "edge-1:0", "edge-1:http"} {
 		if _, err := config(bad); err == nil || !strings.Contains(err.Error(), "advertise") {

@@ -72,9 +72,9 @@ type POP struct {
 	log   *slog.Logger
 	node  *edge.Node
 	agent *fleet.Agent // nil without a fleet section
-	// The listeners New bound; tls and admin are nil when the config
-	// turns them off.
-	http, tls, admin net.Listener
+	// The listeners New bound; tls, admin and tier (the regional cache
+	// tier's) are nil when the config turns them off.
+	http, tls, admin, tier net.Listener
 }
 
 // New builds the POP of cfg and binds its listeners, so its addresses are
@@ -108,15 +108,28 @@ func New(ctx context.Context, cfg *edge.Config, opts Options) (_ *POP, err error
 	if p.http, err = listen("listen", cfg.Listen); err != nil {
 		return nil, err
 	}
-	if p.agent != nil {
-		// Until the cache tier has a listener of its own, peers reach
-		// a POP at its HTTP listener.
-		peer := peerAddr(cfg.Advertise, p.http.Addr())
+	if cfg.Tier.Listen != "" {
+		if p.tier, err = listen("tier listen", cfg.Tier.Listen); err != nil {
+			return nil, err
+		}
+	}
+	if p.agent != nil && p.tier != nil {
+		// Peers reach a POP at its tier listener; one without reports
+		// no address, and is no member of the tier.
+		peer := peerAddr(cfg.Advertise, p.tier.Addr())
 		if peer == "" {
-			log.Warn("edge: the HTTP listener is on a wildcard address, which peers cannot dial; no peer address is reported: set advertise",
-				"listen", p.http.Addr().String())
+			log.Warn("edge: the tier listener is on a wildcard address, which peers cannot dial; no peer address is reported: set advertise",
+				"listen", p.tier.Addr().String())
 		}
 		p.agent.SetPeer(peer)
+		// The tier owns keys over the POPs the agent sees reporting.
+		p.agent.OnPeers(func(view []fleet.Peer) {
+			peers := make([]edge.Peer, len(view))
+			for i, v := range view {
+				peers[i] = edge.Peer{POP: v.POP, Region: v.Region, Addr: v.Addr, Self: v.Self}
+			}
+			p.node.SetPeers(peers)
+		})
 	}
 	if cfg.TLS.Listen != "" {
 		if p.tls, err = listen("tls listen", cfg.TLS.Listen); err != nil {
@@ -153,7 +166,7 @@ func listen(what, addr string) (net.Listener, error) {
 
 // close undoes a New that failed half way.
 func (p *POP) close() {
-	for _, ln := range []net.Listener{p.http, p.tls, p.admin} {
+	for _, ln := range []net.Listener{p.http, p.tls, p.admin, p.tier} {
 		if ln != nil {
 			ln.Close()
 		}
@@ -166,6 +179,14 @@ func (p *POP) Node() *edge.Node { return p.node }
 
 // Addr is the HTTP listener's address.
 func (p *POP) Addr() net.Addr { return p.http.Addr() }
+
+// TierAddr is the tier listener's address, nil when it is off.
+func (p *POP) TierAddr() net.Addr {
+	if p.tier == nil {
+		return nil
+	}
+	return p.tier.Addr()
+}
 
 // AdminAddr is the admin listener's address, nil when it is off.
 func (p *POP) AdminAddr() net.Addr {
@@ -182,7 +203,7 @@ func (p *POP) AdminAddr() net.Addr {
 // log names the addresses bound, for whoever reads the log (a process
 // that started this one, tests of Main).
 func (p *POP) Run(ctx context.Context) error {
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	serving := 0
 	serve := func(f func() error) {
 		serving++
@@ -191,6 +212,9 @@ func (p *POP) Run(ctx context.Context) error {
 	serve(func() error { return p.node.Serve(p.http) })
 	if p.tls != nil {
 		serve(func() error { return p.node.ServeTLS(p.tls) })
+	}
+	if p.tier != nil {
+		serve(func() error { return p.node.ServeTier(p.tier) })
 	}
 	var reload func() error
 	if p.opts.Reload != nil {
@@ -220,7 +244,7 @@ func (p *POP) Run(ctx context.Context) error {
 			p.log.Error("edge: fleet agent stopped; serving the current plugins", "err", err)
 		}
 	}()
-	p.log.Info("edge: serving", "listen", p.http.Addr().String(), "tls", addrText(p.tls), "admin", addrText(p.admin),
+	p.log.Info("edge: serving", "listen", p.http.Addr().String(), "tls", addrText(p.tls), "admin", addrText(p.admin), "tier", addrText(p.tier),
 		"pop", p.cfg.POP, "region", p.cfg.Region)
 
 	var hup chan os.Signal // nil without reload: that select case never fires

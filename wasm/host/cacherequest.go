@@ -90,6 +90,14 @@ var clientConditionals = [...]string{"If-None-Match", "If-Modified-Since", "If-M
 // handshake, and its answer is not stored.
 type Upgrading interface{ Upgrading() bool }
 
+// CacheForwarding is implemented by an Exchange that wants to know which
+// plugin looked a request up in the cache and forwarded it: the edge's
+// regional cache tier (edge/tier.go) asks the POP that owns the key in
+// that plugin's place. CacheRequest calls CacheForwarded each time it
+// saves a forwarding state (the state, in the values under
+// httpcache.StateKey, says whether it may be stored).
+type CacheForwarding interface{ CacheForwarded() }
+
 // CacheRequest implements abi.Host.
 func (c *Call) CacheRequest(name []byte) int32 {
 	if c.phase != abi.PhaseRequest {
@@ -256,6 +264,9 @@ func (c *Call) cacheForward(st *httpcache.State, rq httpcache.Directives, name [
 	if !rq.OnlyIfCached {
 		if e := c.saveCacheState(st); e != 0 {
 			return e
+		}
+		if f, ok := c.ex.(CacheForwarding); ok {
+			f.CacheForwarded()
 		}
 		return httpcache.Forward
 	}

@@ -4,7 +4,11 @@
 //
 //	wedgectl up              the whole system on this machine: control plane, origin, edges
 //	wedgectl edge            one POP (an edge node and its control-plane agent)
-//	wedgectl control         the rollout controller and its status page
+//	wedgectl control         the rollout controller and its status page (--embedded DIR
+//	                         --cluster ROUTES: a member of a three-server control plane)
+//	wedgectl control leaf    a region's leaf node, which its POPs connect to (README.md, "A highly available control plane")
+//	wedgectl control backup  the whole control plane to a directory of plain files, checked
+//	wedgectl control restore a backup into an empty control plane (README.md, "Backup and restore")
 //
 // Writing plugins:
 //
@@ -33,6 +37,12 @@
 //	wedgectl rollout abort     stop a running rollout and restore what it replaced
 //	wedgectl rollout rollback  restore what a rollout replaced, even once it is done
 //	wedgectl rollout audit     the tail of the audit stream
+//
+// The commands that write the audit stream or a record's author (plugin
+// push and revoke, rollout start and its commands, purge) name the operator
+// by --who NAME, else $WEDGE_WHO, else the OS user; with none they refuse.
+// `rollout start --split addr|header:NAME|cookie:NAME` chooses what places
+// a client on a canary's side (default its address).
 //
 // Purging cached responses from every POP (or a region's), each POP
 // confirming; a POP cut off applies the purge when it is back:

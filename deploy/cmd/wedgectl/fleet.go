@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
-	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge/pop"
@@ -36,7 +35,7 @@ func natsFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = "nats://127.0.0.1:4222"
 	}
-	return fs.String("nats", def, "control plane `URL` (default $WEDGE_NATS or nats://127.0.0.1:4222)")
+	return fs.String("nats", def, "control plane `URL`, or a cluster's members' URLs, comma-separated (default $WEDGE_NATS or nats://127.0.0.1:4222)")
 }
 
 // connect opens the control plane's stores for one command. It does not
@@ -56,35 +55,26 @@ func connect(ctx context.Context, url string) (*controlplane.Stores, func(), err
 	return s, nc.Close, nil
 }
 
-// who names the operator in records and the audit stream: $USER, else
-// "unknown".
-func who() string {
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	return "unknown"
-}
-
 // subprocessEnv marks a process `up` started, for the tests' re-exec.
 const subprocessEnv = "WEDGECTL_SUBPROCESS=1"
 
 // localFleet is the control plane `up` runs: embedded NATS, the rollout
 // controller, and the key that signs the plugin versions the edges trust.
 type localFleet struct {
-	cp     *embedded.Server
+	cp     controlPlane
 	stores *controlplane.Stores
 	key    string // private key file, for `wedgectl plugin push --key`
 	pub    string // public key file, in every edge's trust store
 	done   chan struct{}
 }
 
-func startFleet(ctx context.Context, dir, listen string, log *slog.Logger) (*localFleet, error) {
+func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logger) (*localFleet, error) {
 	f := &localFleet{done: make(chan struct{})}
 	var err error
 	if f.key, f.pub, err = registry.GenerateKey(dir, "up"); err != nil {
 		return nil, err
 	}
-	if f.cp, err = embedded.Start(embedded.Options{Dir: filepath.Join(dir, "nats"), Listen: listen}); err != nil {
+	if f.cp, err = startControlPlane(filepath.Join(dir, "nats"), listen, ha); err != nil {
 		return nil, err
 	}
 	nc, err := f.cp.Connect("wedgectl-up")

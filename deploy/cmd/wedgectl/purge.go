@@ -25,13 +25,18 @@ func purge(ctx context.Context, args []string, stdout io.Writer) error {
 	timeout := fs.Duration("timeout", 5*time.Second, "wait this long for the POPs to confirm")
 	alive := fs.Duration("alive", 5*time.Second, "expect a confirmation from each POP whose status is younger than this")
 	url := natsFlag(fs)
+	whoName := whoFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("purge: unexpected arguments %q", fs.Args())
 	}
-	p := manifest.Purge{ID: manifest.NewPurgeID(), Tag: *tag, URL: *rawURL, Region: *region, Who: who()}
+	who, err := operator(*whoName)
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	p := manifest.Purge{ID: manifest.NewPurgeID(), Tag: *tag, URL: *rawURL, Region: *region, Who: who}
 	// Checked before connecting, so a bad flag fails at once.
 	if err := p.Check(); err != nil {
 		return fmt.Errorf("purge: %w", err)

@@ -23,7 +23,7 @@ import (
 func TestPurgeCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	t.Setenv("USER", "ops-test")
+	t.Setenv("WEDGE_WHO", "ops-test") // the --who default
 	srv, st := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	for _, s := range []manifest.Status{{POP: "eu-1", Region: "eu"}, {POP: "us-1", Region: "us"}} {
 		b, _ := json.Marshal(s)

@@ -45,6 +45,7 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 	version := fs.String("version", "", "plugin `VERSION` (immutable once pushed)")
 	keyPath := fs.String("key", "", "signing key `KEY.pem` (from keys gen)")
 	url := natsFlag(fs)
+	whoName := whoFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +54,10 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *name == "" || *version == "" || *keyPath == "" {
 		return fmt.Errorf("plugin push: --name, --version and --key are required")
+	}
+	who, err := operator(*whoName)
+	if err != nil {
+		return fmt.Errorf("plugin push: %w", err)
 	}
 	key, err := registry.LoadPrivateKey(*keyPath)
 	if err != nil {
@@ -63,7 +68,7 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("plugin push: %w", err)
 	}
 	return withRegistry(ctx, *url, func(r *registry.Registry) error {
-		a, err := r.Push(ctx, key, *name, *version, bin, who())
+		a, err := r.Push(ctx, key, *name, *version, bin, who)
 		if err != nil {
 			return err
 		}
@@ -110,6 +115,7 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("plugin revoke", flag.ContinueOnError)
 	reason := fs.String("reason", "", "why, for the audit trail (required)")
 	url := natsFlag(fs)
+	whoName := whoFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -119,8 +125,12 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	if *reason == "" {
 		return fmt.Errorf("plugin revoke: --reason is required")
 	}
+	who, err := operator(*whoName)
+	if err != nil {
+		return fmt.Errorf("plugin revoke: %w", err)
+	}
 	return withRegistry(ctx, *url, func(r *registry.Registry) error {
-		if err := r.Revoke(ctx, fs.Arg(0), *reason, who()); err != nil {
+		if err := r.Revoke(ctx, fs.Arg(0), *reason, who); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked %s: %s\n", fs.Arg(0), *reason)

@@ -23,7 +23,7 @@ import (
 func TestRegistryCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	t.Setenv("USER", "ops-test")
+	t.Setenv("WEDGE_WHO", "ops-test") // the --who default
 	// The commands open the control plane, they do not create it: that is
 	// `wedgectl up`'s and `wedgectl control`'s job, done here by the
 	// fixture.

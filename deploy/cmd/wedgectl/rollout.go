@@ -19,6 +19,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
+	"github.com/talowa/wedge/deploy/monitoring"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/deploy/status"
 )
@@ -27,21 +28,29 @@ import (
 func control(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	url := natsFlag(fs)
-	embeddedDir := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on 127.0.0.1:4222")
-	httpAddr := fs.String("http", "", "serve the status page on `ADDR`, e.g. 127.0.0.1:9090")
+	embeddedDir := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on --listen")
+	member := addMemberFlags(fs)
+	httpAddr := fs.String("http", "", "serve the status page and the control plane's /metrics on `ADDR`, e.g. 127.0.0.1:9090")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("control: unexpected arguments %q", fs.Args())
 	}
+	if err := member.check(fs, *embeddedDir); err != nil {
+		return err
+	}
 	var nc *nats.Conn
+	var clusterMember *embedded.Server // with --cluster
 	if *embeddedDir != "" {
-		srv, err := embedded.Start(embedded.Options{Dir: *embeddedDir, Listen: "127.0.0.1:4222"})
+		srv, err := embedded.Start(member.options(*embeddedDir))
 		if err != nil {
 			return err
 		}
 		defer srv.Shutdown()
+		if *member.cluster != "" {
+			clusterMember = srv
+		}
 		if nc, err = srv.Connect("wedgectl-control"); err != nil {
 			return err
 		}
@@ -53,7 +62,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	defer nc.Close()
-	s, err := controlplane.Ensure(ctx, nc)
+	s, err := ensure(ctx, clusterMember, nc, stdout)
 	if err != nil {
 		return err
 	}
@@ -64,7 +73,10 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("control: --http %s: %w", *httpAddr, err)
 		}
-		hs := &http.Server{Handler: status.Handler(s, log), ReadHeaderTimeout: 5 * time.Second}
+		mux := http.NewServeMux()
+		mux.Handle("/", status.Handler(s, log))
+		mux.Handle("GET /metrics", monitoring.Handler(s)) // deploy/monitoring's alerts read it
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(ln)
 		defer hs.Close()
 		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
@@ -85,6 +97,8 @@ func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
 	minReq := fs.Uint64("min-requests", rollout.DefaultMinRequests, "requests a wave must see before its gates are judged")
 	dry := fs.Bool("dry-run", false, "print the plan and change nothing")
 	why := fs.String("why", "", "reason, for the audit stream")
+	split := fs.String("split", "addr", "what places a client on the canary's side: `addr|header:NAME|cookie:NAME` (a request without the value goes by its address)")
+	whoName := whoFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -98,8 +112,12 @@ func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
 	if *waves == "" || *gates == "" {
 		return errors.New("rollout start: --waves and --gate are required")
 	}
+	who, err := operator(*whoName)
+	if err != nil && !*dry {
+		return fmt.Errorf("rollout start: %w", err)
+	}
 	spec := rollout.Spec{Plugin: plugin, Version: version, Key: *key, Waves: *waves, Gates: *gates,
-		Bake: *bake, MinRequests: *minReq, Who: who(), Why: *why}
+		Bake: *bake, MinRequests: *minReq, Split: *split, Who: who, Why: *why}
 	if *config != "" {
 		spec.Config = json.RawMessage(*config)
 	}
@@ -130,18 +148,23 @@ func rolloutAction(action string) func(context.Context, []string, io.Writer) err
 		fs := flag.NewFlagSet("rollout "+action, flag.ContinueOnError)
 		url := natsFlag(fs)
 		why := fs.String("why", "", "reason, for the audit stream")
+		whoName := whoFlag(fs)
 		if err := parseInterspersed(fs, args); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
 			return fmt.Errorf("rollout %s: want one rollout ID", action)
 		}
+		who, err := operator(*whoName)
+		if err != nil {
+			return fmt.Errorf("rollout %s: %w", action, err)
+		}
 		s, closeFn, err := connect(ctx, *url)
 		if err != nil {
 			return err
 		}
 		defer closeFn()
-		if err := rollout.Command(ctx, s, fs.Arg(0), action, who(), *why); err != nil {
+		if err := rollout.Command(ctx, s, fs.Arg(0), action, who, *why); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "%s sent to %s\n", action, fs.Arg(0))

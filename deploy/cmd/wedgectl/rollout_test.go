@@ -116,6 +116,16 @@ func TestRolloutCLI(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(html), id) || !strings.Contains(string(html), "eu-west") {
 		t.Errorf("status page: %d, want the rollout %s and eu-west:\n%s", resp.StatusCode, id, html)
 	}
+	// So does its /metrics, for deploy/monitoring's rules and dashboard.
+	resp, err = http.Get(page[1] + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `wedge_control_rollout_wave{id="` + id + `"`; resp.StatusCode != 200 || !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics: %d, want %s...:\n%s", resp.StatusCode, want, metrics)
+	}
 	out, err = cli("rollout", "audit", "-n", "2")
 	if err != nil {
 		t.Fatal(err)

@@ -53,6 +53,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	root := fs.String("plugins", "", "the plugins directory (default: ./plugins of this checkout)")
 	regionList := fs.String("regions", "", "edge processes by region, NAME or NAME:N for N POPs (<region>-1..N), e.g. eu-west:3,us-east (default: one edge in this process)")
 	natsAddr := fs.String("nats", "127.0.0.1:4222", "the control plane's client address, for wedgectl and the edges")
+	ha := fs.Bool("ha", false, "run the control plane as a cluster of three NATS servers, on --nats and the next two ports")
 	statusAddr := fs.String("status", "127.0.0.1:9090", "the controller's status page (\"\": none)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -105,7 +106,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	// The control plane first: the edges join it as they start.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fleet, err := startFleet(ctx, dir, *natsAddr, log)
+	fleet, err := startFleet(ctx, dir, *natsAddr, *ha, log)
 	if err != nil {
 		return fmt.Errorf("up: control plane: %w", err)
 	}
@@ -162,6 +163,16 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		names = append(names, p.name)
 	}
+	// With -regions, the POPs of a region share their caches: each has a
+	// tier listener (on a port of the system's choosing: its peers learn
+	// it from its status) and signs its asks with a key they all share.
+	tierKey := wire.Key{ID: 1, Secret: make([]byte, 32)}
+	rand.Read(tierKey.Secret)
+	tier, routeTier := "", ""
+	if len(pops) > 0 {
+		tier = fmt.Sprintf("tier: {listen: \"127.0.0.1:0\", key: %q}\n", tierKey.Text())
+		routeTier = "    tier: region\n"
+	}
 	edgeYAML := func(listen, region, pop string, chain []*chainPlugin) string {
 		return fmt.Sprintf(`listen: %q
 served_header: true
@@ -170,11 +181,11 @@ region: %s
 origins:
   app: {addr: %q, key: %q}
 fleet: {nats: %q, trust: [%q], state_dir: %q}
-routes:
+%sroutes:
   - name: app
     path: /
     origin: app
-%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, pop+"-state"), chainYAML(chain))
+%s%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, pop+"-state"), tier, routeTier, chainYAML(chain))
 	}
 
 	var edges []string // "http://addr (pop)"

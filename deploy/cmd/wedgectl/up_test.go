@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,8 @@ func TestUpRegions(t *testing.T) {
 	body, _ := io.ReadAll(page.Body)
 	page.Body.Close()
 	// Each POP sees the POPs of its region, by the status reports they
-	// write, and says so in its own, with the address they listen on.
+	// write, and says so in its own, with the address of its cache tier's
+	// listener (not the HTTP one).
 	want := map[string]string{
 		"eu-west-1": "eu-west-1 eu-west-2 eu-west-3", "eu-west-2": "eu-west-1 eu-west-2 eu-west-3",
 		"eu-west-3": "eu-west-1 eu-west-2 eu-west-3", "us-east-1": "us-east-1",
@@ -123,8 +125,33 @@ func TestUpRegions(t *testing.T) {
 			entry, err := s.Status.Get(ctx, manifest.POPKey(e[2]))
 			var st manifest.Status
 			return err == nil && json.Unmarshal(entry.Value(), &st) == nil &&
-				strings.Join(st.Members, " ") == want[e[2]] && st.Peer == e[1]
+				strings.Join(st.Members, " ") == want[e[2]] && st.Peer != "" && st.Peer != e[1]
 		})
+	}
+	// The eu-west POPs share a cache tier: of three asking for a new URL
+	// in turn, those that do not own it get it from the one that does.
+	// (The same Host for all: the POPs' own addresses would make three
+	// URLs, three cache keys.)
+	var statuses []string
+	for _, e := range edges[:3] {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + e[1] + "/api/hello?tier=1")
+		req.UseHostHeader = true
+		req.Header.SetHost("app.test")
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("edge %s (%s): %v %d %s", e[2], e[1], err, resp.StatusCode(), resp.Body())
+		}
+		var lines []string
+		for _, v := range resp.Header.PeekAll("Cache-Status") {
+			lines = append(lines, string(v))
+		}
+		statuses = append(statuses, strings.Join(lines, ", "))
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	t.Logf("Cache-Status at eu-west-1..3 in turn: %q", statuses)
+	if !slices.ContainsFunc(statuses[1:], func(s string) bool { return strings.Contains(s, "-tier; hit") }) {
+		t.Fatalf("no eu-west POP was answered by the tier: Cache-Status %q", statuses)
 	}
 	for _, want := range []string{"eu-west-1", "eu-west-2", "eu-west-3", "us-east-1"} {
 		if !strings.Contains(string(body), want) {

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/internal/testutil"
+)
+
+// TestControlCluster runs the control plane as an operator would on three
+// machines: three `wedgectl control --embedded --cluster` processes (here
+// goroutines) given the same list of routes, and a region's `wedgectl
+// control leaf` linked to them. Every bucket and stream is then kept in
+// three copies, and the CLI reaches the control plane by the members' list
+// of URLs and through the leaf.
+func TestControlCluster(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	addrs := freeAddrs(t, 10)
+	client, route, leafIn := addrs[0:3], addrs[3:6], addrs[6:9]
+	routes := make([]string, 3)
+	hub := make([]string, 3)
+	urls := make([]string, 3)
+	for i := range 3 {
+		routes[i], hub[i], urls[i] = "nats-route://"+route[i], "nats-leaf://"+leafIn[i], "nats://"+client[i]
+	}
+	runCmd := func(what string, args ...string) *testutil.SyncBuffer {
+		out := &testutil.SyncBuffer{}
+		cctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- run(cctx, args, out) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v\n%s", what, err, out.String())
+			}
+		})
+		return out
+	}
+	var members []*testutil.SyncBuffer
+	for i := range 3 {
+		name := fmt.Sprintf("cp-%d", i+1)
+		members = append(members, runCmd(name, "control", "--embedded", filepath.Join(t.TempDir(), name), "--name", name,
+			"--listen", client[i], "--cluster", strings.Join(routes, ","), "--cluster-listen", route[i], "--leaf-listen", leafIn[i]))
+	}
+	for i, out := range members {
+		testutil.Eventually(t, hangGuard, fmt.Sprintf("cp-%d running its controller", i+1), func() bool {
+			return strings.Contains(out.String(), "rollout controller running")
+		})
+	}
+	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ","), "--listen", addrs[9], "--name", "leaf-eu")
+	testutil.Eventually(t, hangGuard, "the leaf node running", func() bool {
+		return strings.Contains(leaf.String(), "leaf node on nats://"+addrs[9])
+	})
+
+	list := strings.Join(urls, ",")
+	nc, err := nats.Connect(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := controlplane.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for name := range s.JS.StreamNames(ctx).Name() {
+		info, err := s.JS.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := info.CachedInfo().Config.Replicas; r != 3 {
+			t.Errorf("stream %s: %d replicas, want 3", name, r)
+		}
+		n++
+	}
+	if n < 7 {
+		t.Errorf("%d streams, want every bucket's and the audit and purge streams", n)
+	}
+
+	// The CLI, by the list of URLs and through the leaf.
+	for _, url := range []string{list, "nats://" + addrs[9]} {
+		testutil.Eventually(t, hangGuard, "plugin list --nats "+url, func() bool {
+			return run(ctx, []string{"plugin", "list", "--nats", url}, &testutil.SyncBuffer{}) == nil
+		})
+	}
+}
+
+// TestUpHA runs `wedgectl up --ha`: its control plane is three servers,
+// whose list of URLs it prints and hands the edge, with every stream in
+// three copies, and the edge serves through the whole chain.
+func TestUpHA(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds three plugins")
+	}
+	u := startUp(t, "--ha", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "")
+	m := u.await(t, "up printing its address, control plane and token",
+		regexp.MustCompile(`edge http://(\S+) .*\n(?s:.*)control plane: (\S+)(?s:.*)WEDGE_TOKEN=(\S+)`))
+	addr, list, token := m[1], m[2], m[3]
+	if n := len(strings.Split(list, ",")); n != 3 {
+		t.Fatalf("up --ha printed the control plane %q, want three URLs", list)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	nc, err := nats.Connect(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := controlplane.Open(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Audit.Info(ctx); err != nil || info.Config.Replicas != 3 {
+		t.Fatalf("the audit stream of up --ha: %v, %+v", err, info)
+	}
+	// The edge joined the control plane by the list, and reports.
+	testutil.Eventually(t, hangGuard, "the edge's status report", func() bool {
+		_, err := s.Status.Get(ctx, manifest.POPKey("local-1"))
+		return err == nil
+	})
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/api/hello")
+	req.Header.Set("Authorization", "Bearer "+token)
+	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+		t.Fatalf("through the edge: %v %d", err, resp.StatusCode())
+	}
+}
+
+func TestControlClusterFlagsRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"control", "leaf"},
+		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422", "extra"},
+		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:bad"},
+		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "nats-route://127.0.0.1:bad,127.0.0.1:2,127.0.0.1:3", "--cluster-listen", "127.0.0.1:0"},
+		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "127.0.0.1:1,127.0.0.1:2", "--cluster-listen", "127.0.0.1:0"},
+		{"up", "--ha", "--nats", "127.0.0.1:65535"},
+		{"control", "--cluster", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"},
+	} {
+		if err := run(ctx, args, &testutil.SyncBuffer{}); err == nil {
+			t.Errorf("wedgectl %s: no error", strings.Join(args, " "))
+		}
+	}
+}
+
+// freeAddrs returns n loopback addresses no one listens on just now.
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	out := make([]string, n)
+	for i := range out {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close() // held until all are picked: n different ports
+		out[i] = ln.Addr().String()
+	}
+	return out
+}

@@ -1,0 +1,504 @@
+// Package backup copies a Wedge control plane to a directory of plain
+// files and puts it back: every JetStream stream of the account (each KV
+// bucket, the module object store, the audit and purge streams, and any
+// stream added later), with a manifest that holds a SHA-256 and a count
+// per file. `wedgectl control backup DIR` and `wedgectl control restore
+// DIR` run it; README.md, "Backup and restore", is the operator's guide.
+//
+// A backup directory:
+//
+//	backup.json                      the Manifest: streams, their configs, counts, files and digests
+//	streams/<STREAM>.jsonl           a KV bucket's or stream's messages, one JSON object a line, oldest first
+//	objects/<BUCKET>.jsonl           an object store's objects (name, size, digest, metadata, file)
+//	objects/<BUCKET>/<NAME>          an object's bytes, as stored
+//
+// # Why
+//
+// Plain files, not JetStream's own snapshot format, so that an operator
+// can read (and grep, and diff) what a backup holds, and a module is the
+// .wasm file it was. The manifest is written last: a directory without one
+// is a backup that did not finish.
+//
+// A backup is consistent in the order the records refer to each other:
+// desired state, rollouts and status are read first, then the audit,
+// purge and revocation streams (and any other), then the signed artifacts,
+// then the modules. Each stream is read as it stood when its reading began
+// (up to its last sequence then; a KV key rewritten meanwhile at the value
+// that replaced it), so a record in the backup was written before the
+// reading of anything it names began: every artifact a desired state
+// names, and every module an artifact names, is in the backup too.
+//
+// Restore checks the whole backup (every file's size and SHA-256, every
+// line, each module's bytes against its name) before it writes anything,
+// and writes only into a control plane whose streams are absent or empty:
+// restoring over live state would mix two histories, and the POPs would
+// follow whichever was written last. What changes and what does not:
+//
+//   - KV keys and values, in history order, are identical; their revisions
+//     are new. A restored bucket's revisions start after the last one the
+//     old server gave out, so nothing that compares revisions (a POP, a
+//     rollout's compare-and-set) takes the restored values for older ones;
+//     the POPs' agent (edge/fleet) decides by content anyway.
+//   - A plain stream (the audit, purges) keeps its sequence numbers, which
+//     are its entries' IDs, and its bytes; the timestamps the server keeps
+//     are the restore's (each audit entry carries its own time).
+//   - Objects keep their names, bytes, digests and metadata.
+//
+// The status bucket is restored last: a POP attaches to the control plane
+// only once every bucket it reads exists (controlplane.OpenEdge), so no POP
+// sees a half-restored desired state.
+package backup
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// Format names the layout a backup.json describes.
+const Format = "wedge-backup/1"
+
+// ManifestFile is the manifest's name in a backup directory.
+const ManifestFile = "backup.json"
+
+// Kinds of stream in a backup.
+const (
+	KindKV      = "kv"      // a KV bucket: messages, restored with new revisions
+	KindStream  = "stream"  // a plain stream: messages, restored with their sequences
+	KindObjects = "objects" // an object store: objects, restored by name
+)
+
+// Manifest describes a backup: what it holds and how to check it.
+type Manifest struct {
+	Format  string    `json:"format"`
+	Taken   time.Time `json:"taken"`
+	Streams []Stream  `json:"streams"`
+	// Files are every file of the backup but the manifest.
+	Files []File `json:"files"`
+}
+
+// Stream is one stream of the backup.
+type Stream struct {
+	Name   string                 `json:"name"`
+	Kind   string                 `json:"kind"`
+	Config jetstream.StreamConfig `json:"config"`
+	// File is the stream's messages, or the object store's index.
+	File string `json:"file"`
+	// Count is the number of lines of File: messages, or objects.
+	Count int `json:"count"`
+	// FirstSeq and LastSeq are the stream's first and last sequence when
+	// the backup read it.
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+}
+
+// File is one file of the backup, by its slash-separated path in the
+// directory.
+type File struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Message is one line of a stream's file. Data is the payload when it is
+// compact JSON (as every Wedge record is), so that it reads as written;
+// any other payload is in DataB64.
+type Message struct {
+	Seq     uint64          `json:"seq"`
+	Time    time.Time       `json:"time"`
+	Subject string          `json:"subject"`
+	Header  nats.Header     `json:"header,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	DataB64 []byte          `json:"data_b64,omitempty"`
+}
+
+// payload is the message's data as published.
+func (m *Message) payload() []byte {
+	if m.Data != nil {
+		return m.Data
+	}
+	return m.DataB64
+}
+
+// Object is one line of an object store's index.
+type Object struct {
+	jetstream.ObjectMeta
+	File     string    `json:"file"`
+	Size     uint64    `json:"size"`
+	Digest   string    `json:"digest"` // the object store's: SHA-256=<base64url>
+	Modified time.Time `json:"modified"`
+}
+
+// kindOf tells a stream's kind by the names JetStream gives a KV bucket's
+// and an object store's streams.
+func kindOf(stream string) string {
+	switch {
+	case strings.HasPrefix(stream, "KV_"):
+		return KindKV
+	case strings.HasPrefix(stream, "OBJ_"):
+		return KindObjects
+	}
+	return KindStream
+}
+
+// readOrder ranks a stream for backup: referrers before what they refer
+// to (see the package doc). Restore writes in the reverse order.
+func readOrder(stream string) int {
+	switch stream {
+	case "KV_" + manifest.BucketDesired, "KV_" + manifest.BucketRollouts, "KV_" + manifest.BucketStatus:
+		return 0
+	case "KV_" + manifest.BucketArtifacts:
+		return 2
+	}
+	if kindOf(stream) == KindObjects {
+		return 3
+	}
+	return 1
+}
+
+// Backup writes every stream of the control plane nc reaches to dir,
+// which must be empty or not exist, and returns the manifest it wrote.
+func Backup(ctx context.Context, nc *nats.Conn, dir string) (*Manifest, error) {
+	if err := emptyDir(dir); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	var names []string
+	lister := js.StreamNames(ctx)
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("backup: list streams: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("backup: the control plane holds no streams: nothing to back up")
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Or(cmp.Compare(readOrder(a), readOrder(b)), cmp.Compare(a, b))
+	})
+	w := &writer{dir: dir}
+	m := &Manifest{Format: Format, Taken: time.Now().UTC()}
+	for _, name := range names {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("backup: stream %s: %w", name, err)
+		}
+		var s *Stream
+		if kindOf(name) == KindObjects {
+			s, err = w.objects(ctx, js, st)
+		} else {
+			s, err = w.messages(ctx, st)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("backup: stream %s: %w", name, err)
+		}
+		m.Streams = append(m.Streams, *s)
+	}
+	m.Files = w.files
+	var b bytes.Buffer
+	enc := jsonLines(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	// Written under another name and renamed: a backup.json is whole.
+	tmp := filepath.Join(dir, ManifestFile+".tmp")
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestFile)); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	return m, nil
+}
+
+// emptyDir creates dir, or checks that it has nothing in it: a backup is
+// never written over another.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("backup: %w", err)
+	case len(entries) > 0:
+		return fmt.Errorf("backup: %s is not empty: a backup goes into a new directory", dir)
+	}
+	return nil
+}
+
+// writer writes the files of a backup and records their digests.
+type writer struct {
+	dir   string
+	files []File
+}
+
+// file is one file being written: its bytes go through the hash.
+type file struct {
+	File
+	f   *os.File
+	buf *bufio.Writer
+	sum hash.Hash
+}
+
+func (w *writer) create(path string) (*file, error) {
+	full := filepath.Join(w.dir, filepath.FromSlash(path))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fl := &file{File: File{Path: path}, f: f, sum: sha256.New()}
+	fl.buf = bufio.NewWriterSize(io.MultiWriter(f, fl.sum), 64<<10)
+	return fl, nil
+}
+
+func (fl *file) Write(p []byte) (int, error) {
+	fl.Size += int64(len(p))
+	return fl.buf.Write(p)
+}
+
+// close finishes the file and records it.
+func (w *writer) close(fl *file) error {
+	err := errors.Join(fl.buf.Flush(), fl.f.Sync(), fl.f.Close())
+	if err != nil {
+		return err
+	}
+	fl.SHA256 = hex.EncodeToString(fl.sum.Sum(nil))
+	w.files = append(w.files, fl.File)
+	return nil
+}
+
+// jsonLines encodes JSON values one after the other, leaving <, > and &
+// as they are, so that a subject's ">" reads as written.
+func jsonLines(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// messages writes a KV bucket's or a stream's messages, oldest first, as
+// the stream stood when its reading began (readStream).
+func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, error) {
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := info.Config.Name
+	s := &Stream{Name: name, Kind: kindOf(name), Config: info.Config, File: "streams/" + name + ".jsonl"}
+	fl, err := w.create(s.File)
+	if err != nil {
+		return nil, err
+	}
+	defer fl.f.Close()
+	enc := jsonLines(fl)
+	first := true
+	s.FirstSeq, s.LastSeq, err = readStream(ctx, st, s.Kind == KindKV, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+		if first {
+			s.FirstSeq, first = meta.Sequence.Stream, false
+		}
+		s.Count++
+		line := Message{Seq: meta.Sequence.Stream, Time: meta.Timestamp.UTC(), Subject: m.Subject(), Header: m.Headers()}
+		if data := m.Data(); compactJSON(data) {
+			line.Data = data
+		} else {
+			line.DataB64 = data
+		}
+		return enc.Encode(&line)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, w.close(fl)
+}
+
+// readStream calls fn for each message of st as it stood when the call
+// began, oldest first, and returns the first and last sequence of the
+// stream (the last: the highest it saw). It reads with an ordered consumer,
+// which skips the gaps of a KV stream (a key rewritten leaves one) instead
+// of asking for every sequence.
+//
+// The stream as it stood: up to its last sequence then. For a KV bucket
+// (kv), whose history limit removes a key's message when the key is
+// written again, a key that was live then but whose message went before
+// the reading reached it is read at the value that replaced it, its first
+// one after: the stream goes on being written while it is read, and a
+// backup must not lose a key for it.
+func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) (first, last uint64, err error) {
+	var opts []jetstream.StreamInfoOpt
+	if kv {
+		opts = append(opts, jetstream.WithSubjectFilter(">"))
+	}
+	info, err := st.Info(ctx, opts...)
+	if err != nil {
+		return 0, 0, err
+	}
+	first, cutoff := info.State.FirstSeq, info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return first, cutoff, nil
+	}
+	missing := map[string]bool{} // live keys not read yet
+	for subj := range info.State.Subjects {
+		missing[subj] = true
+	}
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return 0, 0, err
+	}
+	it, err := c.Messages()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer it.Stop()
+	// atEnd asks the stream itself: the consumer's pending count is an
+	// estimate, and a message the reading waits for may have expired.
+	atEnd := func(seen uint64) (bool, error) {
+		info, err := st.Info(ctx)
+		return err == nil && info.State.LastSeq <= seen, err
+	}
+	var seen uint64
+	for {
+		next, cancel := context.WithTimeout(ctx, 5*time.Second)
+		m, err := it.Next(jetstream.NextContext(next))
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if end, err := atEnd(seen); end || err != nil {
+				return first, max(cutoff, seen), err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("read: %w", err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return 0, 0, fmt.Errorf("read: %w", err)
+		}
+		seen = meta.Sequence.Stream
+		if seen <= cutoff || missing[m.Subject()] {
+			if err := fn(m, meta); err != nil {
+				return 0, 0, err
+			}
+		}
+		delete(missing, m.Subject())
+		if seen >= cutoff && len(missing) == 0 {
+			return first, max(cutoff, seen), nil
+		}
+		if meta.NumPending == 0 {
+			if end, err := atEnd(seen); end || err != nil {
+				return first, max(cutoff, seen), err
+			}
+		}
+	}
+}
+
+// compactJSON reports whether b is JSON that encoding/json writes back
+// byte for byte as a json.RawMessage (it compacts what it writes).
+func compactJSON(b []byte) bool {
+	if len(b) == 0 || !json.Valid(b) {
+		return false
+	}
+	var c bytes.Buffer
+	return json.Compact(&c, b) == nil && bytes.Equal(c.Bytes(), b)
+}
+
+// objects writes an object store's objects, each to a file of its own,
+// and their index.
+func (w *writer) objects(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) (*Stream, error) {
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := info.Config.Name
+	bucket := strings.TrimPrefix(name, "OBJ_")
+	s := &Stream{Name: name, Kind: KindObjects, Config: info.Config, File: "objects/" + bucket + ".jsonl",
+		FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq}
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := store.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, err
+	}
+	slices.SortFunc(infos, func(a, b *jetstream.ObjectInfo) int { return cmp.Compare(a.Name, b.Name) })
+	index, err := w.create(s.File)
+	if err != nil {
+		return nil, err
+	}
+	defer index.f.Close()
+	enc := jsonLines(index)
+	for _, oi := range infos {
+		o := Object{ObjectMeta: oi.ObjectMeta, File: "objects/" + bucket + "/" + objectFile(oi.Name),
+			Size: oi.Size, Digest: oi.Digest, Modified: oi.ModTime.UTC()}
+		if err := w.object(ctx, store, &o); err != nil {
+			return nil, fmt.Errorf("object %s: %w", oi.Name, err)
+		}
+		if err := enc.Encode(&o); err != nil {
+			return nil, err
+		}
+		s.Count++
+	}
+	return s, w.close(index)
+}
+
+// object copies one object's bytes to its file; the object store's reader
+// checks them against the object's digest as it ends.
+func (w *writer) object(ctx context.Context, store jetstream.ObjectStore, o *Object) error {
+	r, err := store.Get(ctx, o.Name)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	fl, err := w.create(o.File)
+	if err != nil {
+		return err
+	}
+	defer fl.f.Close()
+	if _, err := io.Copy(fl, r); err != nil {
+		return err
+	}
+	return w.close(fl)
+}
+
+// safeName is an object name that can be a file name as it is (a
+// module's, a sha256 in hex, always is).
+var safeName = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$`)
+
+// objectFile is the file name of an object: its name, or for a name that
+// cannot be one, the sha256 of the name.
+func objectFile(name string) string {
+	if safeName.MatchString(name) {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "name-sha256-" + hex.EncodeToString(sum[:])
+}

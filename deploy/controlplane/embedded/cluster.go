@@ -1,0 +1,204 @@
+// A whole cluster in one process, for `wedgectl up --ha` and tests.
+//
+// A real fleet runs one member per machine, each a `wedgectl control
+// --embedded DIR --cluster ROUTES` process given the same list of the
+// members' route URLs: three processes in one place survive nothing the
+// place does not.
+
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Cluster is a NATS cluster whose members run in this process.
+type Cluster struct {
+	mu      sync.Mutex
+	opts    []Options // each member's, as it ran: restarts reuse them
+	members []*Server // nil while stopped
+}
+
+// StartCluster runs a cluster of one member per client address in
+// listen (port 0 picks a free one), each keeping its files in
+// dir/wedge-<n> and accepting leaf nodes on a free port of its host,
+// and waits until JetStream has a leader and every member is current. It
+// takes three members or more: a cluster of two could not lose one.
+func StartCluster(dir string, listen ...string) (*Cluster, error) {
+	if len(listen) < 3 {
+		return nil, fmt.Errorf("controlplane: a cluster of %d: it takes three members or more", len(listen))
+	}
+	c := &Cluster{opts: make([]Options, len(listen)), members: make([]*Server, len(listen))}
+	// The route and leaf ports are fixed before any member starts (every
+	// member's routes name every member), each held until all are picked
+	// so that no two are the same.
+	var held []net.Listener
+	defer func() {
+		for _, ln := range held {
+			ln.Close()
+		}
+	}()
+	pick := func(host string) (string, error) {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return "", fmt.Errorf("controlplane: %w", err)
+		}
+		held = append(held, ln)
+		return ln.Addr().String(), nil
+	}
+	routes := make([]string, len(listen))
+	for i, l := range listen {
+		host, _, err := net.SplitHostPort(l)
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: listen %q: %w", l, err)
+		}
+		route, err := pick(host)
+		if err != nil {
+			return nil, err
+		}
+		leaf, err := pick(host)
+		if err != nil {
+			return nil, err
+		}
+		routes[i] = "nats-route://" + route
+		name := fmt.Sprintf("wedge-%d", i+1)
+		c.opts[i] = Options{Dir: filepath.Join(dir, name), Listen: l, Name: name,
+			LeafListen: leaf, Cluster: &ClusterOptions{Listen: route, Routes: routes}}
+	}
+	for _, ln := range held {
+		ln.Close()
+	}
+	held = nil
+	for i := range c.opts {
+		if err := c.Restart(i); err != nil {
+			c.Shutdown()
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		c.Shutdown()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Members are the cluster's servers, by index; a stopped one is nil.
+func (c *Cluster) Members() []*Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Server(nil), c.members...)
+}
+
+// URL is every member's client URL, comma-separated: what POPs and
+// wedgectl are given, so that they reach the cluster through whichever
+// member is up.
+func (c *Cluster) URL() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	urls := make([]string, len(c.opts))
+	for i, o := range c.opts {
+		urls[i] = "nats://" + o.Listen
+	}
+	return strings.Join(urls, ",")
+}
+
+// LeafURLs are the members' leaf node URLs, a region's leaf server's Hub.
+func (c *Cluster) LeafURLs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	urls := make([]string, len(c.opts))
+	for i, o := range c.opts {
+		urls[i] = "nats-leaf://" + o.LeafListen
+	}
+	return urls
+}
+
+// Index is the index of the member named name, or -1.
+func (c *Cluster) Index(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, o := range c.opts {
+		if o.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Stop shuts member i down, as losing its machine would (its files stay).
+func (c *Cluster) Stop(i int) {
+	c.mu.Lock()
+	s := c.members[i]
+	c.members[i] = nil
+	c.mu.Unlock()
+	if s != nil {
+		s.Shutdown()
+	}
+}
+
+// Restart starts member i, stopped, again on its addresses and files.
+func (c *Cluster) Restart(i int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.members[i] != nil {
+		return fmt.Errorf("controlplane: %s is running", c.opts[i].Name)
+	}
+	s, err := Start(c.opts[i])
+	if err != nil {
+		return fmt.Errorf("controlplane: %s: %w", c.opts[i].Name, err)
+	}
+	c.opts[i] = s.opts // with the client port it bound, for the next restart
+	c.members[i] = s
+	return nil
+}
+
+// WaitReady waits until JetStream has a leader among the running members,
+// every one of them is current with it, and the leader counts each of them
+// as a place for a stream's copy, or ctx ends.
+func (c *Cluster) WaitReady(ctx context.Context) error {
+	return poll(ctx, "the cluster's JetStream leader, with every member current", c.ready)
+}
+
+func (c *Cluster) ready() bool {
+	running, places := 0, 0
+	for _, s := range c.Members() {
+		if s == nil {
+			continue
+		}
+		if !s.ns.JetStreamIsCurrent() {
+			return false
+		}
+		running++
+		if s.ns.JetStreamIsLeader() {
+			places = len(s.ns.JetStreamClusterPeers())
+		}
+	}
+	return running > 0 && places >= running
+}
+
+// Connect dials the cluster by URL, reconnecting to whichever member is
+// up for as long as the connection is open.
+func (c *Cluster) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(c.URL(), nats.Name(name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond))
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: connect: %w", err)
+	}
+	return nc, nil
+}
+
+// Shutdown stops every member.
+func (c *Cluster) Shutdown() {
+	for i := range c.Members() {
+		c.Stop(i)
+	}
+}

@@ -1,0 +1,132 @@
+package monitoring
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/deploy/rollout"
+)
+
+// readTimeout bounds one scrape's read of the control plane: a hung
+// JetStream fails the scrape (up == 0) instead of holding Prometheus.
+const readTimeout = 5 * time.Second
+
+var (
+	popsDesc = prometheus.NewDesc("wedge_control_pops",
+		"POPs of a region whose status report is fresh (the rollout controller's notion of reporting).",
+		[]string{"region"}, nil)
+	refusingDesc = prometheus.NewDesc("wedge_control_pops_refusing",
+		"Reporting POPs of a region whose last desired state was refused (NACK): they serve the previous one.",
+		[]string{"region"}, nil)
+	rolloutsDesc = prometheus.NewDesc("wedge_control_rollouts",
+		"Rollout records by state; rolled_back only grows, so a rise is a rollback.",
+		[]string{"state"}, nil)
+	waveDesc = prometheus.NewDesc("wedge_control_rollout_wave",
+		"The wave (from 1) an active rollout is at, with its state and the current wave's phase.",
+		[]string{"id", "plugin", "version", "state", "phase"}, nil)
+)
+
+// states are the rollout states exported even at zero, so that a rule
+// comparing a count over time never sees the series appear from nothing.
+var states = [...]string{rollout.StateRunning, rollout.StateRollingBack, rollout.StateDone, rollout.StateRolledBack}
+
+// Collector exports the control plane's state (POP reports, rollouts) as
+// Prometheus series, read afresh from the buckets on every scrape: the
+// rollout controller keeps no counters of its own, and any controller
+// process (or several) exports the same figures.
+type Collector struct {
+	s *controlplane.Stores
+}
+
+// NewCollector returns a collector over s, which must be opened with
+// controlplane.Open or Ensure (it reads the rollouts bucket).
+func NewCollector(s *controlplane.Stores) *Collector { return &Collector{s: s} }
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{popsDesc, refusingDesc, rolloutsDesc, waveDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. A control plane that cannot be
+// read fails the scrape rather than exporting zeros an alert would trust.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+	defer cancel()
+	if err := c.collectPOPs(ctx, ch); err != nil {
+		ch <- prometheus.NewInvalidMetric(popsDesc, err)
+	}
+	if err := c.collectRollouts(ctx, ch); err != nil {
+		ch <- prometheus.NewInvalidMetric(rolloutsDesc, err)
+	}
+}
+
+func (c *Collector) collectPOPs(ctx context.Context, ch chan<- prometheus.Metric) error {
+	entries, err := c.s.ReadAll(ctx, c.s.Status, manifest.POPKey(">"))
+	if err != nil {
+		return fmt.Errorf("monitoring: read status: %w", err)
+	}
+	pops, refusing := map[string]int{}, map[string]int{}
+	now := time.Now()
+	for _, e := range entries {
+		var st manifest.Status
+		if json.Unmarshal(e.Value(), &st) != nil || st.Region == "" {
+			continue // one POP's garbage must not hide the others
+		}
+		// A region whose POPs all went silent stays, at 0: that is the
+		// figure to see. Freshness is by the server's clock, as the
+		// controller judges it.
+		if _, ok := pops[st.Region]; !ok {
+			pops[st.Region], refusing[st.Region] = 0, 0
+		}
+		if now.Sub(e.Created()) > rollout.DefaultFresh {
+			continue
+		}
+		pops[st.Region]++
+		if !st.Applied {
+			refusing[st.Region]++
+		}
+	}
+	for region, n := range pops {
+		ch <- prometheus.MustNewConstMetric(popsDesc, prometheus.GaugeValue, float64(n), region)
+		ch <- prometheus.MustNewConstMetric(refusingDesc, prometheus.GaugeValue, float64(refusing[region]), region)
+	}
+	return nil
+}
+
+func (c *Collector) collectRollouts(ctx context.Context, ch chan<- prometheus.Metric) error {
+	rs, err := rollout.List(ctx, c.s)
+	if err != nil {
+		return fmt.Errorf("monitoring: %w", err)
+	}
+	count := map[string]int{}
+	for _, r := range rs {
+		count[r.State]++
+		if r.Active() {
+			ch <- prometheus.MustNewConstMetric(waveDesc, prometheus.GaugeValue, float64(r.Wave+1),
+				r.ID, r.Plugin, r.Version, r.State, r.Phase)
+		}
+	}
+	for _, st := range states {
+		ch <- prometheus.MustNewConstMetric(rolloutsDesc, prometheus.GaugeValue, float64(count[st]), st)
+	}
+	return nil
+}
+
+// Handler serves the collector's series (and no process metrics: those
+// of the controller process are not the fleet's) in Prometheus' text
+// format, for `wedgectl control --http`'s /metrics.
+func Handler(s *controlplane.Stores) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(s))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

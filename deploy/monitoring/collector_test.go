@@ -1,0 +1,102 @@
+package monitoring_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/deploy/monitoring"
+	"github.com/talowa/wedge/deploy/rollout"
+)
+
+// TestCollector writes POP reports and rollout records, garbage among
+// them, and reads the series the collector makes of them.
+func TestCollector(t *testing.T) {
+	ctx := context.Background()
+	_, s := controlplanetest.Start(t, embedded.Options{})
+	put := func(kv interface {
+		Put(context.Context, string, []byte) (uint64, error)
+	}, key string, v any) {
+		t.Helper()
+		b, ok := v.([]byte)
+		if !ok {
+			b, _ = json.Marshal(v)
+		}
+		if _, err := kv.Put(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, st := range []manifest.Status{
+		{POP: "eu-1", Region: "eu-west", Applied: true},
+		{POP: "eu-2", Region: "eu-west", Applied: false, Error: "bad signature"},
+		{POP: "us-1", Region: "us-east", Applied: true},
+	} {
+		put(s.Status, manifest.POPKey(st.POP), st)
+	}
+	put(s.Status, manifest.POPKey("junk"), []byte("{not json"))
+	now := time.Now()
+	for i, r := range []rollout.Rollout{
+		{ID: "auth-1", Plugin: "auth", Version: "2", State: rollout.StateRunning, Phase: rollout.PhaseApplying, Wave: 0},
+		{ID: "cache-1", Plugin: "cache", Version: "3", State: rollout.StateRollingBack, Wave: 2},
+		{ID: "cache-0", Plugin: "cache", Version: "2", State: rollout.StateRolledBack},
+		{ID: "rl-0", Plugin: "ratelimit", Version: "1", State: rollout.StateDone},
+		{ID: "rl-1", Plugin: "ratelimit", Version: "2", State: rollout.StateDone},
+	} {
+		r.Created = now.Add(time.Duration(i) * time.Second)
+		put(s.Rollouts, r.ID, r)
+	}
+	put(s.Rollouts, "garbage-1", []byte("not a rollout"))
+	put(s.Rollouts, "active.cache", []byte("cache-1")) // a lock, not a record
+
+	srv := httptest.NewServer(monitoring.Handler(s))
+	defer srv.Close()
+	fams := scrape(t, srv.URL)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"wedge_control_pops", map[string]string{"region": "eu-west"}, 2},
+		{"wedge_control_pops", map[string]string{"region": "us-east"}, 1},
+		{"wedge_control_pops_refusing", map[string]string{"region": "eu-west"}, 1},
+		{"wedge_control_pops_refusing", map[string]string{"region": "us-east"}, 0},
+		{"wedge_control_rollouts", map[string]string{"state": "running"}, 1},
+		{"wedge_control_rollouts", map[string]string{"state": "rolling_back"}, 1},
+		{"wedge_control_rollouts", map[string]string{"state": "rolled_back"}, 1},
+		{"wedge_control_rollouts", map[string]string{"state": "done"}, 2},
+		{"wedge_control_rollout_wave", map[string]string{"id": "auth-1", "plugin": "auth", "version": "2", "state": "running", "phase": "applying"}, 1},
+		{"wedge_control_rollout_wave", map[string]string{"id": "cache-1", "state": "rolling_back"}, 3},
+		{"wedge_control_rollout_wave", map[string]string{"id": "cache-0"}, -1}, // ended: no wave
+	} {
+		if got := value(fams, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if n := len(fams["wedge_control_pops"].GetMetric()); n != 2 {
+		t.Errorf("wedge_control_pops has %d series, want 2 (the unreadable report counts nowhere)", n)
+	}
+}
+
+// TestCollectorFailsScrape checks that a control plane that cannot be
+// read fails the scrape (Prometheus marks the target down) rather than
+// exporting zeros an alert would take for a healthy fleet.
+func TestCollectorFailsScrape(t *testing.T) {
+	_, s := controlplanetest.Start(t, embedded.Options{})
+	srv := httptest.NewServer(monitoring.Handler(s))
+	defer srv.Close()
+	s.JS.Conn().Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("scrape of an unreachable control plane: %s, want 500", resp.Status)
+	}
+}

@@ -1,0 +1,355 @@
+// The regional cache tier, at the POP a client reached: which POP owns a
+// cache key (SetPeers), whether a miss is tiered, and asking the owner.
+// The owner's side, the tier listener, is tier_serve.go; the fetch the
+// owner shares among concurrent misses is tier_collapse.go.
+
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/edge/internal/rendezvous"
+	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// Peer is one live POP of the fleet, as SetPeers takes it.
+type Peer struct {
+	// POP and Region name it; Addr is its tier listener's address, ""
+	// when it has none (it is then no member of the tier).
+	POP, Region, Addr string
+	// Self marks this node.
+	Self bool
+}
+
+// The request values an ask carries to the owner, which strips them again.
+const (
+	// tierStepValue names the plugin whose cache looked the request up:
+	// the one step the owner runs.
+	tierStepValue = "wedge-tier-step"
+	// tierHopValue is hopRegion or hopShield.
+	tierHopValue = "wedge-tier-hop"
+	// tierPurgeValue is the asker's applied purge position (SetPurged).
+	tierPurgeValue = "wedge-tier-purge"
+
+	hopRegion = "region"
+	hopShield = "shield"
+)
+
+const (
+	// tierConnect bounds connecting to a peer: a POP of the same region
+	// answers a connect in milliseconds, and a dead one must cost little
+	// more than that before the request falls back to the origin.
+	tierConnect = time.Second
+	// tierPurgeWait bounds how long an ask ahead of the owner's purge
+	// position waits for the owner to apply the purges it lacks.
+	tierPurgeWait = time.Second
+)
+
+// tier is a node's share of the regional cache tier. Its codec is nil
+// when the config has no tier listener: the node then tiers nothing.
+type tier struct {
+	codec *wire.Codec
+	srv   *fasthttp.Server // the tier listener's (tier_serve.go)
+	peers atomic.Pointer[tierPeers]
+
+	mu      sync.Mutex                      // one SetPeers at a time
+	clients map[string]*originclient.Client // by POP and address
+
+	purgeMu sync.Mutex
+	purged  atomic.Uint64
+	caught  chan struct{} // closed (and replaced) when purged moves
+
+	flights flights        // tier_collapse.go
+	asks    sync.Pool      // *ask (tier_serve.go)
+	bg      sync.WaitGroup // background revalidations of asks
+	m       tierMetrics
+}
+
+// tierPeers is one membership: per region, the POPs that own keys.
+type tierPeers struct {
+	regions map[string]*tierRegion
+	others  bool // a POP other than this one is a member
+}
+
+// tierRegion is one region's members and the clients that reach them.
+type tierRegion struct {
+	set     *rendezvous.Set
+	clients []*originclient.Client // by member; nil for this node
+}
+
+type tierMetrics struct {
+	peer, self, fallback        prometheus.Counter
+	ok, failed, refused, behind prometheus.Counter
+}
+
+func (t *tier) init(n *Node, cfg *Config) error {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_tier_requests_total",
+		Help: "Cacheable misses on tiered routes at the POP the client reached, by result: peer (the owner answered), self (this POP owns the key), fallback (asking failed: the origin answered)."},
+		[]string{"result"})
+	asks := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_tier_asks_total",
+		Help: "Asks of peers at this POP's tier listener, by result: ok, failed (the fetch failed), refused (a bad frame, no tiered route or step), behind (this POP had not applied the asker's purges)."},
+		[]string{"result"})
+	collapsed := prometheus.NewCounter(prometheus.CounterOpts{Name: "wedge_tier_collapsed_total",
+		Help: "Fetches of the tier at this POP that took the answer of the same request's fetch in progress rather than going to the shield or origin."})
+	n.reg.MustRegister(requests, asks, collapsed)
+	t.flights.collapsed = collapsed
+	t.m = tierMetrics{peer: requests.WithLabelValues("peer"), self: requests.WithLabelValues("self"),
+		fallback: requests.WithLabelValues("fallback"), ok: asks.WithLabelValues("ok"),
+		failed: asks.WithLabelValues("failed"), refused: asks.WithLabelValues("refused"),
+		behind: asks.WithLabelValues("behind")}
+	t.caught = make(chan struct{})
+	t.flights.m = map[string]*flight{}
+	if cfg.Tier.Listen == "" {
+		return nil
+	}
+	var err error
+	if t.codec, err = wire.NewCodec(wire.Config{Keys: []wire.Key{cfg.Tier.key}, MinCompress: wire.DefaultMinCompress}); err != nil {
+		return fmt.Errorf("edge: tier: %w", err)
+	}
+	t.srv = n.tierServer()
+	return nil
+}
+
+// SetPeers sets the live POPs of the fleet, of every region (a route's
+// shield is another region's): the POPs with an address, and this one,
+// own the keys of their region from now on. It does not block on the
+// network: a client for a new peer connects on its first ask, and one for
+// a peer that left closes its idle connections. A node without a tier
+// listener ignores it.
+func (n *Node) SetPeers(peers []Peer) {
+	t := &n.tier
+	if t.codec == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	members := map[string][]Peer{n.cfg.Region: {{POP: n.cfg.POP, Region: n.cfg.Region, Self: true}}}
+	seen := map[string]bool{n.cfg.POP: true}
+	next := &tierPeers{regions: map[string]*tierRegion{}}
+	for _, p := range peers {
+		if p.Self || p.Addr == "" || seen[p.POP] {
+			continue
+		}
+		seen[p.POP] = true
+		members[p.Region] = append(members[p.Region], p)
+		next.others = true
+	}
+	clients := map[string]*originclient.Client{}
+	for region, ps := range members {
+		r := &tierRegion{clients: make([]*originclient.Client, len(ps))}
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.POP
+			if p.Self {
+				continue
+			}
+			id := p.POP + " " + p.Addr
+			c := t.clients[id]
+			if c == nil {
+				var err error
+				if c, err = n.tierClient(p); err != nil {
+					n.log.Warn("edge: tier: peer left out", "pop", p.POP, "addr", p.Addr, "err", err)
+					continue // its keys go to the origin
+				}
+			}
+			clients[id], r.clients[i] = c, c
+		}
+		r.set = rendezvous.New(names...)
+		next.regions[region] = r
+	}
+	t.peers.Store(next)
+	for id, c := range t.clients {
+		if clients[id] == nil {
+			c.Close()
+		}
+	}
+	t.clients = clients
+}
+
+// tierClient is the client that asks peer p: no retries, a short connect
+// and a breaker that opens on the first failure (for 5 s, then a probe),
+// since every failure falls back to the origin at once: a dead peer
+// costs one connect, and its keys go to the origin meanwhile.
+func (n *Node) tierClient(p Peer) (*originclient.Client, error) {
+	return originclient.New(originclient.Config{Addr: p.Addr, Codec: n.tier.codec, Name: "tier:" + p.POP,
+		Metrics: n.om, Logger: n.log, MaxRetries: -1,
+		Breaker: originclient.BreakerConfig{Failures: 1},
+		Dial:    func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, tierConnect) }})
+}
+
+// SetPurged records the position of the last purge this node applied
+// (0: unknown). Asks carry the asker's; an owner that is behind waits for
+// its own to catch up before answering (tier_serve.go).
+func (n *Node) SetPurged(seq uint64) { n.tier.setPurged(seq) }
+
+func (t *tier) setPurged(seq uint64) {
+	t.purgeMu.Lock()
+	t.purged.Store(seq)
+	close(t.caught)
+	t.caught = make(chan struct{})
+	t.purgeMu.Unlock()
+}
+
+// waitPurged waits until the node applied purges up to seq, at most
+// tierPurgeWait and until deadline; it reports whether it did.
+func (t *tier) waitPurged(seq uint64, deadline time.Time) bool {
+	timer := time.NewTimer(min(tierPurgeWait, time.Until(deadline)))
+	defer timer.Stop()
+	for {
+		t.purgeMu.Lock()
+		caught := t.caught
+		t.purgeMu.Unlock()
+		if t.purged.Load() >= seq {
+			return true
+		}
+		select {
+		case <-caught:
+		case <-timer.C:
+			return t.purged.Load() >= seq
+		}
+	}
+}
+
+// stateKey is httpcache.StateKey, for Values.Get.
+var stateKey = []byte(httpcache.StateKey)
+
+// tiered fetches through the tier what the chain sends to the origin, when
+// it is a GET on a tiered route that a cache step looked up and forwarded
+// with a state that may be stored, and the node has peers: from the POP
+// of the region that owns the cache key, or, when that is this one,
+// through the owner's shared fetch. It reports whether the answer is in
+// x.Resp; false sends the request to the origin as any other.
+func (c *requestChain) tiered(x *host.MemExchange) bool {
+	if c.cacheStep == 0 || !c.rt.tier || x.Req.Method != fasthttp.MethodGet {
+		return false
+	}
+	t := &c.n.tier
+	ps := t.peers.Load()
+	if ps == nil || !ps.others {
+		return false
+	}
+	if v, ok := x.Vals.Get(stateKey); !ok {
+		return false
+	} else if st, ok := httpcache.DecodeState(b2s(v)); !ok || st.Mode != httpcache.ModeForward || st.NoStore {
+		return false
+	}
+	region := ps.regions[c.n.cfg.Region]
+	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
+	owner := region.set.Owner(c.key)
+	step := c.held[c.cacheStep-1].m.Name()
+	deadline := time.Now().Add(c.rt.timeout)
+	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
+	var err error
+	if cl := region.clients[owner]; cl != nil {
+		err = c.n.ask(cl, hopRegion, step, deadline, &c.wreq, &c.wresp)
+		if err == nil {
+			t.m.peer.Inc()
+		}
+	} else if region.set.Name(owner) == c.n.cfg.POP {
+		err = c.n.tierFetch(c.rt, step, c.key, deadline, &c.wreq, &c.wresp)
+		if err == nil {
+			t.m.self.Inc()
+		}
+	} else {
+		err = errNoClient
+	}
+	if err != nil {
+		t.m.fallback.Inc()
+		c.n.log.Debug("edge: tier: falling back to the origin", "route", c.rt.name, "err", err)
+		return false
+	}
+	c.rt.origin.settle(c.n, nil, &c.wresp, &x.Resp)
+	return true
+}
+
+var errNoClient = errors.New("edge: tier: the owner has no client")
+
+// ask sends wreq, the request as toWire made it, to a peer with the tier
+// values added (and taken off again), and opens its answer into wresp. A
+// failure envelope is an error: the peer could not answer.
+func (n *Node) ask(cl *originclient.Client, hop, step string, deadline time.Time, wreq *wire.Request, wresp *wire.Response) error {
+	values := len(wreq.Values)
+	wreq.AddValue([]byte(tierStepValue), []byte(step))
+	wreq.AddValue([]byte(tierHopValue), []byte(hop))
+	var pos [20]byte
+	wreq.AddValue([]byte(tierPurgeValue), strconv.AppendUint(pos[:0], n.tier.purged.Load(), 10))
+	err := cl.Do(deadline, wreq, wresp)
+	wreq.Values = wreq.Values[:values]
+	if err == nil && len(wresp.Error) > 0 {
+		err = fmt.Errorf("edge: tier: %s refused: %s", hop, wresp.Error)
+	}
+	return err
+}
+
+// shutdown stops the tier listener (its asks drain within ctx), waits
+// for the revalidations asks started, and closes the clients and the
+// codec.
+func (t *tier) shutdown(ctx context.Context) error {
+	if t.codec == nil {
+		return nil
+	}
+	err := t.srv.ShutdownWithContext(ctx)
+	done := make(chan struct{})
+	go func() { t.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	for _, c := range t.clients {
+		c.Close()
+	}
+	t.clients = nil
+	t.mu.Unlock()
+	t.codec.Close()
+	return err
+}
+
+// CacheForwarded implements host.CacheForwarding: the step running now is
+// the cache a tiered miss is asked for in.
+func (x *exchange) CacheForwarded() { x.chain.cacheStep = x.chain.cur + 1 }
+
+// HeaderAdd names the tier in the Cache-Status members a step adds on a
+// tier ask: "wedge; hit" becomes "wedge-tier; hit" (x.hop "-tier"), so a
+// client sees which tier answered.
+func (x *exchange) HeaderAdd(m abi.Msg, name, value []byte) {
+	if x.hop != "" && m == abi.MsgResponse && strings.EqualFold(b2s(name), "Cache-Status") {
+		x.status = appendTierStatus(x.status[:0], value, x.hop)
+		value = x.status
+	}
+	x.MemExchange.HeaderAdd(m, name, value)
+}
+
+// appendTierStatus appends the Cache-Status field line v with suffix
+// added to the name of its first member, a token or a quoted string (a
+// plugin adds one member per line, as the cache does).
+func appendTierStatus(dst, v []byte, suffix string) []byte {
+	if len(v) > 0 && v[0] == '"' {
+		if end := bytes.IndexByte(v[1:], '"'); end >= 0 {
+			end++
+			return append(append(append(dst, v[:end]...), suffix...), v[end:]...)
+		}
+		return append(dst, v...)
+	}
+	end := bytes.IndexAny(v, ";, ")
+	if end < 0 {
+		end = len(v)
+	}
+	return append(append(append(dst, v[:end]...), suffix...), v[end:]...)
+}

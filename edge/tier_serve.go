@@ -1,0 +1,337 @@
+// The regional cache tier at the POP that owns a key: the tier listener,
+// where peers ask for what they missed.
+
+package edge
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// ask is the pooled state of one ask at the tier listener.
+type ask struct {
+	wreq  wire.Request
+	wresp wire.Response
+	frame []byte
+	uri   fasthttp.URI // normalizes the path for routing
+	raw   []byte       // the header section, for a canary's split
+}
+
+// tierServer is the tier listener's server: bounded as the node's own
+// listener is, bodies by the largest envelope.
+func (n *Node) tierServer() *fasthttp.Server {
+	lim := &n.cfg.Limits
+	return &fasthttp.Server{
+		Handler:                       n.serveTier,
+		Name:                          "wedge",
+		MaxRequestBodySize:            n.tier.codec.MaxEnvelope(),
+		Concurrency:                   lim.MaxConns,
+		IdleTimeout:                   time.Duration(lim.IdleTimeout),
+		ReadTimeout:                   time.Duration(lim.ReadTimeout),
+		WriteTimeout:                  time.Duration(lim.WriteTimeout),
+		DisableHeaderNamesNormalizing: true,
+		NoDefaultContentType:          true,
+		NoDefaultServerHeader:         true,
+		Logger:                        slogPrintf{n.log},
+		SecureErrorLogMessage:         true,
+	}
+}
+
+// ServeTier answers peers' asks on ln, the tier listener, until
+// Shutdown. A node without a tier (no tier.listen) refuses to.
+func (n *Node) ServeTier(ln net.Listener) error {
+	if n.tier.codec == nil {
+		return errors.New("edge: tier: no tier.listen in the config")
+	}
+	if !n.lns.Add(ln) {
+		return nil // after Shutdown
+	}
+	if err := n.tier.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// serveTier answers one ask: a frame sealed with the tier key, which is
+// authenticated before anything else happens. What it cannot open is
+// refused with the status an origin service answers (401, 400, 413);
+// an ask it opened gets an envelope: the answer, or a failure that sends
+// the asker to the origin.
+func (n *Node) serveTier(ctx *fasthttp.RequestCtx) {
+	t := &n.tier
+	switch {
+	case string(ctx.Path()) != wire.Path:
+		ctx.Error("404 Not Found\n", fasthttp.StatusNotFound)
+		return
+	case !ctx.IsPost():
+		ctx.Response.Header.Set("Allow", fasthttp.MethodPost)
+		ctx.Error("405 Method Not Allowed: frames are POSTed\n", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	a, _ := t.asks.Get().(*ask)
+	if a == nil {
+		a = new(ask)
+	}
+	defer t.asks.Put(a)
+	x, err := t.codec.DecodeRequest(ctx.PostBody(), &a.wreq)
+	if err != nil {
+		t.m.refused.Inc()
+		switch {
+		case errors.Is(err, wire.ErrAuth):
+			ctx.Error("401 Unauthorized: "+err.Error()+"\n", fasthttp.StatusUnauthorized)
+		case errors.Is(err, wire.ErrTooLarge):
+			ctx.Error("413 Request Entity Too Large: "+err.Error()+"\n", fasthttp.StatusRequestEntityTooLarge)
+		default:
+			ctx.Error("400 Bad Request: "+err.Error()+"\n", fasthttp.StatusBadRequest)
+		}
+		return
+	}
+	a.wresp.Reset()
+	// The exchange goes back to the pool once the answer is sealed: the
+	// answer's body may be in its buffer.
+	ex := n.pool.Get().(*exchange)
+	defer n.pool.Put(ex)
+	if why := n.answerAsk(a, ex); why != "" {
+		a.wresp.Reset()
+		a.wresp.Status, a.wresp.Scope = fasthttp.StatusBadGateway, wire.ScopeRequest
+		a.wresp.Error = append(a.wresp.Error, why...)
+	} else {
+		t.m.ok.Inc()
+	}
+	a.frame, _, err = t.codec.AppendResponse(a.frame[:0], x, &a.wresp)
+	a.wresp.Body = nil // it may be the cache's: never decode into it
+	if err != nil {
+		n.log.Warn("edge: tier: sealing an answer failed", "err", err)
+		ctx.Error("500 Internal Server Error\n", fasthttp.StatusInternalServerError)
+		return
+	}
+	ctx.SetContentType("application/wedge")
+	ctx.SetBody(a.frame)
+}
+
+// answerAsk runs the ask in a on x: the cache step it names, alone, on
+// the request as the asker's chain left it, its origin being the owner's
+// shared fetch; the answer goes into a.wresp. It returns why it could not
+// answer, "" when it did.
+func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
+	t := &n.tier
+	name, hop, purge, ok := takeTierValues(&a.wreq)
+	if !ok {
+		t.m.refused.Inc()
+		return "tier: no valid tier values"
+	}
+	// The asker's budget, when it sent one, bounds the owner's work.
+	deadline := time.Now().Add(time.Duration(a.wreq.Timeout) * time.Microsecond)
+	if a.wreq.Timeout == 0 {
+		deadline = time.Now().Add(tierPurgeWait)
+	}
+	if purge > t.purged.Load() && !t.waitPurged(purge, deadline) {
+		t.m.behind.Inc()
+		return "tier: purges not applied yet"
+	}
+	g := n.gen.Load()
+	if !g.ref() {
+		t.m.refused.Inc()
+		return "tier: shutting down"
+	}
+	defer g.unref()
+	a.uri.SetPathBytes(a.wreq.Path)
+	rt := g.router.match(a.wreq.Host, a.uri.Path())
+	if rt == nil || !rt.tier {
+		t.m.refused.Inc()
+		return "tier: no tiered route"
+	}
+	var s *step
+	for _, c := range rt.chain {
+		if c.stable.m.Name() == name {
+			s = c
+		}
+	}
+	if s == nil {
+		t.m.refused.Inc()
+		return "tier: no such step"
+	}
+	var ip []byte
+	if addr, err := netip.ParseAddr(b2s(a.wreq.Client)); err == nil {
+		ip = addr.Unmap().AsSlice()
+	}
+	a.raw = a.raw[:0]
+	for i := range a.wreq.Header {
+		f := &a.wreq.Header[i]
+		a.raw = append(append(append(append(a.raw, f.Name...), ": "...), f.Value...), "\r\n"...)
+	}
+	x.reset()
+	x.hop = "-tier"
+	if hop == hopShield {
+		x.hop = "-shield"
+	}
+	fromAsk(x, &a.wreq)
+	if d := time.Now().Add(rt.timeout); a.wreq.Timeout == 0 || d.Before(deadline) {
+		deadline = d
+	}
+	c := &tierChain{n: n, rt: rt, l: s.forClient(a.raw, ip), deadline: deadline}
+	start := time.Now()
+	x.flow.Run(c, x, &x.MemExchange)
+	// The version that ran the ask records it for the rollout gates, as
+	// for a request of the owner's own clients.
+	observeChain([]*step{s}, []*loaded{c.l}, c.failed, x.flow.Answered(), x.Resp.Status, time.Since(start))
+	if rv := x.flow.Revalidation(&x.MemExchange); rv != nil {
+		if !g.ref() {
+			rv.Done()
+		} else {
+			t.bg.Add(1)
+			bc := &tierChain{n: n, rt: rt, l: c.l, deadline: time.Now().Add(rt.timeout)}
+			go func() {
+				defer t.bg.Done()
+				defer g.unref()
+				defer rv.Done()
+				host.RunRevalidation(bc, rv.Exchange())
+			}()
+		}
+	}
+	x.hop = ""
+	x.chain.done()
+	if c.err != nil {
+		t.m.failed.Inc()
+		return "tier: fetch failed"
+	}
+	toAnswer(&x.Resp, &a.wresp)
+	return ""
+}
+
+// takeTierValues takes the tier values off r: what its asker tiered it
+// by. ok is false when one is missing or malformed.
+func takeTierValues(r *wire.Request) (step, hop string, purge uint64, ok bool) {
+	var haveStep, havePurge bool
+	vals := r.Values[:0]
+	for _, f := range r.Values {
+		switch string(f.Name) {
+		case tierStepValue:
+			step, haveStep = string(f.Value), true
+		case tierHopValue:
+			hop = string(f.Value)
+		case tierPurgeValue:
+			var err error
+			purge, err = strconv.ParseUint(string(f.Value), 10, 64)
+			havePurge = err == nil
+		default:
+			vals = append(vals, f)
+			continue
+		}
+	}
+	// The slots past the end held fields now moved down: cleared, so that
+	// no two fields share buffers when they are reused.
+	for i := len(vals); i < len(r.Values); i++ {
+		r.Values[i] = wire.Field{}
+	}
+	r.Values = vals
+	return step, hop, purge, haveStep && havePurge && step != "" && (hop == hopRegion || hop == hopShield)
+}
+
+// fromAsk fills x from an ask, as fromHTTP fills it from a client's
+// request: the request as the asker's chain left it, its forwarded values
+// forwarded again.
+func fromAsk(x *exchange, w *wire.Request) {
+	r := &x.Req
+	r.Method = x.CopyString(w.Method)
+	r.Scheme = x.CopyString(w.Scheme)
+	r.Host = x.CopyString(w.Host)
+	r.Path = x.CopyString(w.Path)
+	r.RawQuery = x.CopyString(w.Query)
+	r.Proto = "HTTP/1.1"
+	r.ClientAddr = net.JoinHostPort(string(w.Client), "0")
+	r.ID = x.CopyString(w.ID)
+	for i := range w.Header {
+		r.Header.Add(x.CopyString(w.Header[i].Name), x.CopyString(w.Header[i].Value))
+	}
+	r.Body = bytes.Clone(w.Body)
+	for i := range w.Values {
+		x.Vals.Set(w.Values[i].Name, w.Values[i].Value, abi.ValueForward)
+	}
+}
+
+// toAnswer fills w from the response the step left, as fromWire reads
+// one: the status, the fields that pass the edge, and the body, which w
+// then shares.
+func toAnswer(r *host.Response, w *wire.Response) {
+	w.Status = uint64(r.Status)
+	if w.Status == 0 {
+		w.Status = fasthttp.StatusBadGateway
+	}
+	for _, f := range r.Header.Fields {
+		if !hopByHop(f.Name) {
+			w.AddHeader(s2b(f.Name), s2b(f.Value))
+		}
+	}
+	w.Body = r.Body
+}
+
+// tierChain is the one step an ask runs, with the owner's shared fetch
+// as its origin.
+type tierChain struct {
+	n        *Node
+	rt       *route
+	l        *loaded
+	deadline time.Time
+	key      []byte
+	wreq     wire.Request
+	wresp    wire.Response
+	err      error  // the fetch's failure
+	failed   uint64 // bit 0: the step failed
+}
+
+var _ host.Chain = (*tierChain)(nil)
+
+func (c *tierChain) Len() int { return 1 }
+
+func (c *tierChain) OnRequest(_ int, ex host.Exchange) (abi.Action, error) {
+	return c.l.m.OnRequest(ex)
+}
+
+func (c *tierChain) OnResponse(_ int, ex host.Exchange) error { return c.l.m.OnResponse(ex) }
+
+func (c *tierChain) Failed(_ int, phase abi.Phase, err error) {
+	c.failed = 1
+	c.n.pluginError(c.rt, c.l.m, phase, err)
+}
+
+// Origin fetches the request through the collapse; a failure is answered
+// as the origin's would be, for the step's response phase, and recorded
+// so that the asker is told to fall back.
+func (c *tierChain) Origin(x *host.MemExchange) {
+	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
+	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
+	c.err = c.n.tierFetch(c.rt, c.l.m.Name(), c.key, c.deadline, &c.wreq, &c.wresp)
+	c.rt.origin.settle(c.n, c.err, &c.wresp, &x.Resp)
+}
+
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// forClient is choose for an ask: the client's side of the canary split,
+// by the header section raw (a header or cookie split) or else by its
+// address; a Wedge-Pin does not reach the owner.
+func (s *step) forClient(raw, ip []byte) *loaded {
+	if s.canary == nil {
+		return s.stable
+	}
+	key := s.split.value(raw)
+	if key == nil {
+		key = ip
+	}
+	if clientBucket(s.stable.m.Name(), key) < s.share {
+		return s.canary
+	}
+	return s.stable
+}

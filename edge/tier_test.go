@@ -1,0 +1,441 @@
+package edge_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/internal/rendezvous"
+	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
+	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
+)
+
+// tierKey signs the tier's envelopes in these tests: not the origin's.
+var tierKey = wire.Key{ID: 9, Secret: bytes.Repeat([]byte{9}, 32)}
+
+// tierHost is the host every request of these tests names, so that the
+// POPs share cache keys.
+const tierHost = "tier.example"
+
+// countingOrigin answers every GET with a body naming its path, cacheable
+// for a minute, and counts what it is asked; hold, when set, makes each
+// request wait until it is closed.
+type countingOrigin struct {
+	n    atomic.Int64
+	hold chan struct{}
+}
+
+func (o *countingOrigin) ServeOrigin(_ context.Context, req *wire.Request, resp *wire.Response) {
+	o.n.Add(1)
+	if o.hold != nil {
+		<-o.hold
+	}
+	resp.Status = 200
+	resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=60"))
+	resp.Body = append(resp.Body, "object "+string(req.Path)...)
+}
+
+// tierPOP is one POP of a test region: a node and its tier listener.
+type tierPOP struct {
+	*testNode
+	name, region string
+	tier         net.Listener
+}
+
+// startRegion starts one POP per name in region eu, with org as their
+// origin, and gives each the others as peers: see startPOPs.
+func startRegion(t *testing.T, org *countingOrigin, routes string, names ...string) []*tierPOP {
+	t.Helper()
+	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", routes, names...)
+	connect(pops...)
+	return pops
+}
+
+// startPOPs starts one POP per name in region, each with the cache
+// plugin on a route with tier: region (extra routes from routes, with
+// the origin at addr as app).
+func startPOPs(t *testing.T, addr, region, routes string, names ...string) []*tierPOP {
+	t.Helper()
+	cache := plugins(t)["cache"]
+	var pops []*tierPOP
+	for _, name := range names {
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := startNode(t, fmt.Sprintf(`
+pop: %s
+region: %s
+tier: {listen: %q, key: %q}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - path: /
+    origin: app
+    tier: region
+    chain:
+      - {file: %q}
+%s`, name, region, ln.Addr(), tierKey.Text(), addr, origintest.Key.Text(), cache, routes))
+		go n.ServeTier(ln)
+		pops = append(pops, &tierPOP{testNode: n, name: name, region: region, tier: ln})
+	}
+	return pops
+}
+
+// connect gives each POP all of them as its peers, as the fleet agent
+// does from the POPs' status.
+func connect(pops ...*tierPOP) {
+	var peers []edge.Peer
+	for _, p := range pops {
+		peers = append(peers, edge.Peer{POP: p.name, Region: p.region, Addr: p.tier.Addr().String()})
+	}
+	for _, p := range pops {
+		view := append([]edge.Peer(nil), peers...)
+		for i := range view {
+			view[i].Self = view[i].POP == p.name
+		}
+		p.SetPeers(view)
+	}
+}
+
+// ownedBy returns n paths under prefix whose cache key the POP named
+// owner owns among names.
+func ownedBy(owner, prefix string, n int, names ...string) []string {
+	set := rendezvous.New(names...)
+	var paths []string
+	for i := 0; len(paths) < n; i++ {
+		p := fmt.Sprintf("%s%d", prefix, i)
+		if set.Name(set.Owner(httpcache.AppendKey(nil, "http", tierHost, p, ""))) == owner {
+			paths = append(paths, p)
+		}
+	}
+	return paths
+}
+
+// tierGet sends method to the POP for path with tierHost as host, and
+// returns the status, the Cache-Status field lines joined and the body.
+func (p *tierPOP) tierGet(method, path string, hdr ...string) (int, string, string, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + p.Addr + path)
+	req.UseHostHeader = true
+	req.Header.SetHost(tierHost)
+	req.Header.SetMethod(method)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	if err := fasthttp.DoTimeout(req, resp, 20*time.Second); err != nil {
+		return 0, "", "", err
+	}
+	var status []string
+	for _, v := range resp.Header.PeekAll("Cache-Status") {
+		status = append(status, string(v))
+	}
+	return resp.StatusCode(), strings.Join(status, ", "), string(resp.Body()), nil
+}
+
+func (p *tierPOP) mustGet(t *testing.T, path string) (cacheStatus string) {
+	t.Helper()
+	code, cs, body, err := p.tierGet("GET", path)
+	if err != nil || code != 200 || body != "object "+path {
+		t.Fatalf("GET %s at %s: %d %q %v", path, p.name, code, body, err)
+	}
+	return cs
+}
+
+// TestTierRegion: a key that B owns, asked for at A, reaches the origin
+// once, through B; asked for at C next, B answers from its cache and C's
+// client sees it in Cache-Status; A and C store it too.
+func TestTierRegion(t *testing.T) {
+	org := &countingOrigin{}
+	pops := startRegion(t, org, "", "pop-a", "pop-b", "pop-c")
+	a, b, c := pops[0], pops[1], pops[2]
+	path := ownedBy("pop-b", "/obj/", 1, "pop-a", "pop-b", "pop-c")[0]
+
+	if cs := a.mustGet(t, path); !strings.HasPrefix(cs, "wedge-tier; fwd=uri-miss") || !strings.Contains(cs, ", wedge; fwd=uri-miss; fwd-status=200; stored") {
+		t.Errorf("first GET at A: Cache-Status %q, want B's miss and A's store", cs)
+	}
+	if got := org.n.Load(); got != 1 {
+		t.Fatalf("origin saw %d requests, want 1", got)
+	}
+	if cs := c.mustGet(t, path); !strings.HasPrefix(cs, "wedge-tier; hit") || !strings.Contains(cs, ", wedge; fwd=uri-miss; fwd-status=200; stored") {
+		t.Errorf("GET at C: Cache-Status %q, want B's hit and C's store", cs)
+	}
+	for _, p := range []*tierPOP{a, c} {
+		if cs := p.mustGet(t, path); !strings.Contains(cs, ", wedge; hit") {
+			t.Errorf("again at %s: Cache-Status %q, want its own hit", p.name, cs)
+		}
+	}
+	if got := org.n.Load(); got != 1 {
+		t.Errorf("origin saw %d requests, want 1", got)
+	}
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "peer"); got != 1 {
+		t.Errorf("A's tier requests answered by a peer: %v, want 1", got)
+	}
+	if got := metric(t, b.testNode, "wedge_tier_asks_total", "result", "ok"); got != 2 {
+		t.Errorf("B's asks answered: %v, want 2", got)
+	}
+	// A key B owns, asked for at B: its own fetch, no ask.
+	own := ownedBy("pop-b", "/own/", 1, "pop-a", "pop-b", "pop-c")[0]
+	b.mustGet(t, own)
+	if got := metric(t, b.testNode, "wedge_tier_requests_total", "result", "self"); got != 1 {
+		t.Errorf("B's own keys fetched by itself: %v, want 1", got)
+	}
+}
+
+// TestTierCollapse: concurrent asks for one key at its owner share one
+// origin request.
+func TestTierCollapse(t *testing.T) {
+	const n = 8
+	org := &countingOrigin{hold: make(chan struct{})}
+	pops := startRegion(t, org, "", "pop-a", "pop-b")
+	a, b := pops[0], pops[1]
+	path := ownedBy("pop-b", "/collapse/", 1, "pop-a", "pop-b")[0]
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		p := a
+		if i%2 == 1 {
+			p = b // the owner's own clients share it too
+		}
+		wg.Go(func() {
+			code, _, body, err := p.tierGet("GET", path)
+			if err != nil || code != 200 || body != "object "+path {
+				errs <- fmt.Errorf("at %s: %d %q %v", p.name, code, body, err)
+			}
+		})
+	}
+	waitMetric(t, b.testNode, func(v float64) bool { return v == n-1 }, "wedge_tier_collapsed_total")
+	close(org.hold)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := org.n.Load(); got != 1 {
+		t.Errorf("origin saw %d requests for %d concurrent misses, want 1", got, n)
+	}
+}
+
+// TestTierDeadOwner: with B's tier listener gone, requests at A for keys
+// B owns all succeed from the origin; B's breaker at A opens, so only the
+// first asks cost a refused connect.
+func TestTierDeadOwner(t *testing.T) {
+	org := &countingOrigin{}
+	pops := startRegion(t, org, "", "pop-a", "pop-b")
+	a, b := pops[0], pops[1]
+	b.tier.Close()
+	paths := ownedBy("pop-b", "/dead/", 20, "pop-a", "pop-b")
+	for _, p := range paths {
+		a.mustGet(t, p)
+	}
+	if got := org.n.Load(); got != int64(len(paths)) {
+		t.Errorf("origin saw %d requests, want %d", got, len(paths))
+	}
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != float64(len(paths)) {
+		t.Errorf("fallbacks at A: %v, want %d", got, len(paths))
+	}
+	if got := metric(t, a.testNode, "wedge_edge_origin_breaker_opens_total", "origin", "tier:pop-b"); got < 1 {
+		t.Errorf("A's breaker for B opened %v times, want it open", got)
+	}
+}
+
+// TestTierRefusesFrames: the tier listener opens nothing it cannot
+// authenticate, and fetches nothing for it.
+func TestTierRefusesFrames(t *testing.T) {
+	org := &countingOrigin{}
+	b := startRegion(t, org, "", "pop-b")[0]
+	url := "http://" + b.tier.Addr().String()
+	post := func(path, method string, body []byte) int {
+		t.Helper()
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(url + path)
+		req.Header.SetMethod(method)
+		req.SetBody(body)
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode()
+	}
+	req := &wire.Request{Method: []byte("GET"), Scheme: []byte("http"), Host: []byte(tierHost), Path: []byte("/x")}
+	req.AddValue([]byte("wedge-tier-step"), []byte("cache"))
+	req.AddValue([]byte("wedge-tier-hop"), []byte("region"))
+	req.AddValue([]byte("wedge-tier-purge"), []byte("0"))
+	seal := func(k wire.Key) []byte {
+		codec := origintest.NewCodec(t, wire.Config{Keys: []wire.Key{k}})
+		frame, _, err := codec.AppendRequest(nil, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return frame
+	}
+	good := seal(tierKey)
+	unsigned := append([]byte(nil), good...)
+	unsigned[len(unsigned)-1] ^= 1 // the MAC no longer matches
+	for _, c := range []struct {
+		what, path, method string
+		body               []byte
+		want               int
+	}{
+		{"garbage", wire.Path, "POST", []byte("not a frame at all"), 400},
+		{"origin key", wire.Path, "POST", seal(origintest.Key), 401},
+		{"bad MAC", wire.Path, "POST", unsigned, 401},
+		{"empty", wire.Path, "POST", nil, 400},
+		{"GET", wire.Path, "GET", nil, 405},
+		{"other path", "/", "POST", good, 404},
+	} {
+		if got := post(c.path, c.method, c.body); got != c.want {
+			t.Errorf("%s: %d, want %d", c.what, got, c.want)
+		}
+	}
+	if got := org.n.Load(); got != 0 {
+		t.Errorf("origin saw %d requests, want none", got)
+	}
+	if got := metric(t, b.testNode, "wedge_tier_asks_total", "result", "refused"); got != 4 {
+		t.Errorf("refused frames: %v, want 4", got)
+	}
+	// The good frame is answered: an envelope under the tier key.
+	codec := origintest.NewCodec(t, wire.Config{Keys: []wire.Key{tierKey}})
+	cl, err := originclient.New(originclient.Config{Addr: b.tier.Addr().String(), Codec: codec, MaxRetries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var resp wire.Response
+	if err := cl.Do(time.Now().Add(10*time.Second), req, &resp); err != nil || resp.Status != 200 || string(resp.Body) != "object /x" {
+		t.Fatalf("a good ask: %v %d %q %q", err, resp.Status, resp.Body, resp.Error)
+	}
+}
+
+// TestTierPurgeOrder: an ask from a POP that applied purges its owner has
+// not yet is not answered by the owner (which could hand back a purged
+// object): the asker gets it from the origin. An owner ahead answers.
+func TestTierPurgeOrder(t *testing.T) {
+	org := &countingOrigin{}
+	pops := startRegion(t, org, "", "pop-a", "pop-b")
+	a, b := pops[0], pops[1]
+	paths := ownedBy("pop-b", "/purge/", 2, "pop-a", "pop-b")
+	a.SetPurged(5)
+	a.mustGet(t, paths[0])
+	if got := metric(t, b.testNode, "wedge_tier_asks_total", "result", "behind"); got != 1 {
+		t.Errorf("asks B was behind on: %v, want 1", got)
+	}
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != 1 {
+		t.Errorf("fallbacks at A: %v, want 1", got)
+	}
+	b.SetPurged(7)
+	a.mustGet(t, paths[1])
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "peer"); got != 1 {
+		t.Errorf("asks B answered: %v, want 1", got)
+	}
+}
+
+// TestTierNotTiered: a route without tier, a POST and a no-store request
+// go to the origin without asking the owner.
+func TestTierNotTiered(t *testing.T) {
+	org := &countingOrigin{}
+	pops := startRegion(t, org, `  - path: /plain/
+    origin: app
+    chain:
+      - {file: `+plugins(t)["cache"]+`}
+`, "pop-a", "pop-b")
+	a, b := pops[0], pops[1]
+	plain := ownedBy("pop-b", "/plain/", 1, "pop-a", "pop-b")[0]
+	a.mustGet(t, plain)
+	path := ownedBy("pop-b", "/obj/", 2, "pop-a", "pop-b")
+	if code, _, _, err := a.tierGet("POST", path[0]); err != nil || code != 200 {
+		t.Errorf("POST: %d %v", code, err)
+	}
+	if code, _, _, err := a.tierGet("GET", path[1], "Cache-Control", "no-store"); err != nil || code != 200 {
+		t.Errorf("no-store GET: %d %v", code, err)
+	}
+	if got := org.n.Load(); got != 3 {
+		t.Errorf("origin saw %d requests, want 3", got)
+	}
+	if got := metric(t, a.testNode, "wedge_tier_requests_total"); got != 0 {
+		t.Errorf("tiered requests at A: %v, want none", got)
+	}
+	if got := metric(t, b.testNode, "wedge_tier_asks_total"); got != 0 {
+		t.Errorf("asks at B: %v, want none", got)
+	}
+}
+
+// TestTierShield: on a route with a shield region, the owner of a key
+// in the POP's region asks the owner in the shield region, which alone
+// fetches from the origin; a second region's owner then gets a shield hit.
+func TestTierShield(t *testing.T) {
+	org := &countingOrigin{}
+	addr := origintest.Start(t, org).Addr
+	shielded := `  - path: /shielded/
+    origin: app
+    tier: region
+    shield: us
+    chain:
+      - {file: ` + plugins(t)["cache"] + `}
+`
+	eu := startPOPs(t, addr, "eu", shielded, "pop-a", "pop-b")
+	ap := startPOPs(t, addr, "ap", shielded, "pop-p")
+	us := startPOPs(t, addr, "us", shielded, "pop-s")
+	connect(append(append(eu, ap...), us...)...)
+	path := ownedBy("pop-b", "/shielded/", 1, "pop-a", "pop-b")[0]
+	cs := eu[0].mustGet(t, path)
+	if !strings.HasPrefix(cs, "wedge-shield; fwd=uri-miss") || !strings.Contains(cs, ", wedge-tier; fwd=uri-miss") {
+		t.Errorf("GET at A: Cache-Status %q, want the shield's miss, then B's", cs)
+	}
+	if cs := ap[0].mustGet(t, path); !strings.HasPrefix(cs, "wedge-shield; hit") {
+		t.Errorf("GET in another region: Cache-Status %q, want the shield's hit", cs)
+	}
+	if got := org.n.Load(); got != 1 {
+		t.Errorf("origin saw %d requests, want 1", got)
+	}
+	// In the shield region, the owner fetches from the origin.
+	if cs := us[0].mustGet(t, "/shielded/own"); !strings.HasPrefix(cs, "wedge; fwd=uri-miss") {
+		t.Errorf("GET in the shield region: Cache-Status %q, want its own miss", cs)
+	}
+}
+
+var _ origin.Handler = (*countingOrigin)(nil)
+
+// TestTierConfig: the config refuses a tier listener without a key, a
+// route tier other than region or off, and a shield without a tier.
+func TestTierConfig(t *testing.T) {
+	base := `
+origins:
+  app: {addr: 127.0.0.1:1, key: "` + origintest.Key.Text() + `"}
+`
+	for _, c := range []struct{ yaml, want string }{
+		{"tier: {listen: 127.0.0.1:0}\nroutes: [{origin: app}]", "tier: a listener needs a key"},
+		{"tier: {listen: 127.0.0.1:0, key: nonsense}\nroutes: [{origin: app}]", "tier:"},
+		{"routes: [{origin: app, tier: global}]", `tier "global"`},
+		{"routes: [{origin: app, shield: us}]", "needs tier: region"},
+		{"routes: [{origin: app, tier: off, shield: us}]", "needs tier: region"},
+	} {
+		if _, err := edge.ParseConfig([]byte(base+c.yaml), t.TempDir()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+	for _, ok := range []string{
+		"routes: [{origin: app, tier: region, shield: us}]",
+		"routes: [{origin: app, tier: off}]",
+		"tier: {listen: 127.0.0.1:0, key: \"" + tierKey.Text() + "\"}\nroutes: [{origin: app, tier: region}]",
+	} {
+		if _, err := edge.ParseConfig([]byte(base+ok), t.TempDir()); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+}
