@@ -1,24 +1,29 @@
 package deploy_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/internal/testutil"
-	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
@@ -30,26 +35,20 @@ import (
 // leaf node. With the server down the rollout goes on to its next wave
 // and every POP keeps reporting; the server comes back on its files and
 // catches up; the rollout finishes, every POP runs the new version, no
-// request failed, and the audit stream holds every step exactly once.
+// request failed, and the audit stream holds every step exactly once,
+// though the controller's connection was cut just after it published its
+// first step, before the ack: the step it published again was dropped as
+// a duplicate (its Nats-Msg-Id, within the stream's two-minute duplicate
+// window).
 func TestClusterServerLostMidRollout(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a three-server control plane, a fleet of three POPs under load, and a server lost")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cluster, err := embedded.StartCluster(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered first, so it runs after the POPs and the controller stop.
-	t.Cleanup(cluster.Shutdown)
+	// Started first, so it stops after the POPs and the controller.
+	cluster, testNC := controlplanetest.StartCluster(t)
 	url := cluster.URL() // nats://a,nats://b,nats://c
-	linkLog := slog.New(slog.NewTextHandler(&testutil.SyncBuffer{}, nil))
-	testNC, err := controlplane.Dial(url, "test", linkLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(testNC.Close)
 	stores, err := controlplane.Ensure(ctx, testNC)
 	if err != nil {
 		t.Fatal(err)
@@ -63,10 +62,21 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 	}
 	victim := cluster.Index(info.Cluster.Leader)
 
-	// The controller dials the victim first: it loses its server too.
+	// The controller dials the victim first, through a proxy that cuts
+	// its connection right after its first wave.apply entry goes out,
+	// before the ack returns: the controller repeats the step, and the
+	// entry's Nats-Msg-Id makes the stream drop the second copy. Later it
+	// loses the victim too.
 	members := strings.Split(url, ",")
-	ctlURL := strings.Join(append([]string{members[victim]}, append(members[:victim:victim], members[victim+1:]...)...), ",")
-	ctlNC, err := controlplane.Dial(ctlURL, "controller", linkLog, nats.DontRandomize())
+	cutter := startAckCutter(t, strings.TrimPrefix(members[victim], "nats://"), manifest.SubjectAudit+".wave.apply")
+	order := []string{cutter.url()}
+	for i, m := range members {
+		if i != victim {
+			order = append(order, m)
+		}
+	}
+	linkLog := slog.New(slog.NewTextHandler(&testutil.SyncBuffer{}, nil))
+	ctlNC, err := controlplane.Dial(strings.Join(order, ","), "controller", linkLog, nats.DontRandomize())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,23 +96,13 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 	}
 	t.Cleanup(leaf.Shutdown)
 
-	key, trust := signer(t)
-	originAddr := origintest.Start(t, origintest.OK).Addr
-	v1 := filepath.Join(t.TempDir(), "v1.wasm")
-	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fleetPOPs := []*pop{
-		startPOP(t, ctx, url, trust, "eu-west", "eu-west-1", originAddr, v1),
-		startPOP(t, ctx, url, trust, "eu-west", "eu-west-2", originAddr, v1),
-		startPOP(t, ctx, leaf.URL(), trust, "ap-south", "ap-south-1", originAddr, v1),
-	}
-	for _, p := range fleetPOPs {
-		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
-			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
-			return err == nil
-		})
-	}
+	// ap-south's POP dials its leaf, the others the cluster's list.
+	fleetPOPs, key := startFleet(t, ctx, stores, []popSpec{pops[0], pops[1], pops[3]}, func(region string) string {
+		if region == "ap-south" {
+			return leaf.URL()
+		}
+		return url
+	})
 
 	ctlLog := &testutil.SyncBuffer{}
 	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard,
@@ -223,8 +223,137 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 	if strings.Join(steps, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit of %s:\n%s\nwant exactly:\n%s\ncontroller log:\n%s", id, strings.Join(steps, "\n"), strings.Join(want, "\n"), ctlLog.String())
 	}
+	// The first wave.apply kept is the one whose ack was cut: the step
+	// was published again (the rollout went on, which takes an ack), and
+	// that copy was dropped as a duplicate.
+	cut := cutter.message(t)
+	if first := audit[slices.IndexFunc(audit, func(a manifest.Audit) bool { return a.Rollout == id && a.Action == "wave.apply" })]; !first.Time.Equal(cut.Time) {
+		t.Fatalf("the first wave.apply kept was published at %s; the one whose ack was cut, at %s", first.Time, cut.Time)
+	}
 	if warn := grepLines(ctlLog.String(), "time="); warn != "" {
 		t.Logf("controller log:\n%s", warn)
 	}
 	t.Logf("%d requests in all, none failed", sent.Load())
+}
+
+// ackCutter is a TCP proxy to a NATS server's client port. It passes a
+// client's traffic until the client publishes on subject: it passes that
+// message whole, then cuts the connection before the server's ack can
+// come back, as a server lost just after taking a publish would. It cuts
+// once; later connections pass.
+type ackCutter struct {
+	ln              net.Listener
+	target, subject string
+	mu              sync.Mutex
+	cut             []byte // the message's body once cut off
+}
+
+func startAckCutter(t *testing.T, target, subject string) *ackCutter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &ackCutter{ln: ln, target: target, subject: subject}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go a.forward(c)
+		}
+	}()
+	return a
+}
+
+func (a *ackCutter) url() string { return "nats://" + a.ln.Addr().String() }
+
+// message is the audit entry whose ack was cut off.
+func (a *ackCutter) message(t *testing.T) manifest.Audit {
+	t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var e manifest.Audit
+	if err := json.Unmarshal(a.cut, &e); err != nil {
+		t.Fatalf("the message cut off (%q): %v", a.cut, err)
+	}
+	return e
+}
+
+// take reports whether to cut after the message with this body, the
+// first on the subject.
+func (a *ackCutter) take(body []byte) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cut != nil {
+		return false
+	}
+	a.cut = body
+	return true
+}
+
+// forward reads the client's protocol operations whole (a PUB or HPUB
+// with its payload) and passes them to the server, and the server's
+// bytes back, until either side closes or a cut.
+func (a *ackCutter) forward(c net.Conn) {
+	defer c.Close()
+	s, err := net.Dial("tcp", a.target)
+	if err != nil {
+		return // the server is down: the client tries its next one
+	}
+	defer s.Close()
+	var backMu sync.Mutex // held while passing the server's bytes back
+	cutOff := false
+	go func() {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := s.Read(buf)
+			backMu.Lock()
+			if n > 0 && !cutOff {
+				c.Write(buf[:n]) // a failure ends the client's side, and so this
+			}
+			backMu.Unlock()
+			if err != nil {
+				c.Close()
+				return
+			}
+		}
+	}()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(string(line))
+		var payload []byte
+		if len(f) >= 3 && (f[0] == "PUB" || f[0] == "HPUB") {
+			size, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				return
+			}
+			payload = make([]byte, size+2) // and its CRLF
+			if _, err := io.ReadFull(r, payload); err != nil {
+				return
+			}
+		}
+		cut := false
+		if len(f) == 5 && f[0] == "HPUB" && f[1] == a.subject {
+			hdr, err := strconv.Atoi(f[3])
+			if err != nil || hdr > len(payload)-2 {
+				return
+			}
+			cut = a.take(payload[hdr : len(payload)-2])
+		}
+		if cut {
+			backMu.Lock()
+			cutOff = true
+			backMu.Unlock()
+		}
+		if _, err := s.Write(append(line, payload...)); err != nil || cut {
+			return
+		}
+	}
 }

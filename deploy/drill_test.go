@@ -20,7 +20,6 @@ import (
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/internal/testutil"
-	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
@@ -59,22 +58,7 @@ func TestDisasterDrill(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	key, trust := signer(t)
-	originAddr := origintest.Start(t, origintest.OK).Addr
-	v1 := filepath.Join(t.TempDir(), "v1.wasm")
-	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var fleetPOPs []*pop
-	for _, p := range pops[:3] {
-		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, url, trust, p.region, p.pop, originAddr, v1))
-	}
-	for _, p := range fleetPOPs {
-		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
-			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
-			return err == nil
-		})
-	}
+	fleetPOPs, key := startFleet(t, ctx, stores, pops[:3], func(string) string { return url })
 	tl, sent, stopLoad := startLoad(ctx, fleetPOPs)
 	defer stopLoad()
 

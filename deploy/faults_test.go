@@ -85,23 +85,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	key, trust := signer(t)
-	originAddr := origintest.Start(t, origintest.OK).Addr
-	v1 := filepath.Join(t.TempDir(), "v1.wasm")
-	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var fleetPOPs []*pop
-	for _, p := range pops {
-		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, url, trust, p.region, p.pop, originAddr, v1))
-	}
-	// A rollout is planned against the POPs that report: wait for all.
-	for _, p := range fleetPOPs {
-		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
-			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
-			return err == nil
-		})
-	}
+	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return url })
 
 	ctlLog := &testutil.SyncBuffer{}
 	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard,

@@ -34,8 +34,11 @@ import (
 
 const guests = "../wasm/internal/testguests/fleet/"
 
+// popSpec names a POP: its region and name.
+type popSpec struct{ region, pop string }
+
 // A local fleet: three regions, two POPs in the canary region.
-var pops = []struct{ region, pop string }{
+var pops = []popSpec{
 	{"eu-west", "eu-west-1"}, {"eu-west", "eu-west-2"}, {"us-east", "us-east-1"}, {"ap-south", "ap-south-1"},
 }
 
@@ -174,17 +177,7 @@ func TestFleetRollouts(t *testing.T) {
 	// Started first, so it stops after the POPs: they hold connections.
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	reg := registry.New(stores)
-	key, trust := signer(t)
-
-	originAddr := origintest.Start(t, origintest.OK).Addr
-	v1 := filepath.Join(t.TempDir(), "v1.wasm")
-	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var fleetPOPs []*pop
-	for _, p := range pops {
-		fleetPOPs = append(fleetPOPs, startPOP(t, ctx, cp.URL(), trust, p.region, p.pop, originAddr, v1))
-	}
+	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return cp.URL() })
 	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard})
 	ctlDone := make(chan struct{})
 	go func() { ctl.Run(ctx); close(ctlDone) }()
@@ -431,6 +424,33 @@ func client(ctx context.Context, p *pop, c int, tl *tally, sent *atomic.Int64) {
 		sent.Add(1)
 		tl.add(p, c, status, version)
 	}
+}
+
+// startFleet starts a POP for each of specs, every one running v1 of the
+// stamp plugin against one origin and trusting a new signing key, its
+// agent dialing the control plane at url(its region), and waits until
+// each has reported to stores: a rollout is planned against the POPs that
+// report. It returns the POPs, and the key that signs the versions the
+// test pushes.
+func startFleet(t *testing.T, ctx context.Context, stores *controlplane.Stores, specs []popSpec, url func(region string) string) ([]*pop, ed25519.PrivateKey) {
+	t.Helper()
+	key, trust := signer(t)
+	originAddr := origintest.Start(t, origintest.OK).Addr
+	v1 := filepath.Join(t.TempDir(), "v1.wasm")
+	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fleet []*pop
+	for _, s := range specs {
+		fleet = append(fleet, startPOP(t, ctx, url(s.region), trust, s.region, s.pop, originAddr, v1))
+	}
+	for _, p := range fleet {
+		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
+			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
+			return err == nil
+		})
+	}
+	return fleet, key
 }
 
 // startPOP starts a POP with pop.New and Run, the way `wedgectl up` and

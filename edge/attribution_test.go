@@ -10,6 +10,7 @@ import (
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
 // TestHealthAttribution: a request's error and latency count for the
@@ -116,5 +117,71 @@ routes:
 	}
 	if got, want := h["misbehave"], (counts{1, 1, 1}); got != want {
 		t.Errorf("stable misbehave: %+v, want %+v", got, want)
+	}
+}
+
+// TestHealthAttributionCanaryUpstream: a canary that breaks what it passes
+// on, so that a stable plugin after it traps or answers 5xx, has the error
+// on its own row too: its rollout gates must see it, not only the stable
+// plugin that failed.
+func TestHealthAttributionCanaryUpstream(t *testing.T) {
+	app := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) {
+		resp.Status = 200
+	}))
+	n := startNode(t, fmt.Sprintf(`
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - path: /
+    origin: app
+    chain:
+      - {name: relay, file: %q}
+      - {name: misbehave, file: %q}
+`, app.Addr, origintest.Key.Text(), wasmtest.BuildFile(t, "../wasm/internal/testguests/relay"), misbehave(t)))
+	set := func(mode string) *edge.Release {
+		return &edge.Release{Version: "c-" + mode, Config: fmt.Appendf(nil, `{"name":"X-Misbehave","value":"request:%s"}`, mode)}
+	}
+	rel := map[string]*edge.Release{"relay": {Canary: set("trap"), Share: 0.01}}
+	if err := n.SetReleases(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	errs := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, h := range n.Health() {
+			m[h.Plugin+"@"+h.Version] += h.Errors
+		}
+		return m
+	}
+	stable := n.Running()["relay"].Version
+	// Through the stable relay misbehave behaves: no errors anywhere.
+	if st, _, body := n.do(t, "GET", "x", "/", nil, manifest.PinHeader, "relay@"+stable); st != 204 {
+		t.Fatalf("stable relay: %d %q, want 204", st, body)
+	}
+	// The trapping canary makes the stable misbehave trap (a 5xx).
+	for range 3 {
+		if st, _, body := n.do(t, "GET", "x", "/", nil, manifest.PinHeader, "relay@c-trap"); st < 500 {
+			t.Fatalf("relay canary c-trap: %d %q, want a 5xx", st, body)
+		}
+	}
+	// A version's counters go with it: look before replacing the canary.
+	if e := errs(); e["relay@c-trap"] != 3 {
+		t.Errorf("relay canary whose output traps misbehave: %d errors, want 3 (%v)", e["relay@c-trap"], e)
+	}
+	// Another canary makes it fail, answered 503.
+	rel["relay"].Canary = set("fail")
+	if err := n.SetReleases(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if st, _, body := n.do(t, "GET", "x", "/", nil, manifest.PinHeader, "relay@c-fail"); st != 503 {
+			t.Fatalf("relay canary c-fail: %d %q, want 503", st, body)
+		}
+	}
+	e := errs()
+	if e["relay@c-fail"] != 2 {
+		t.Errorf("relay canary whose output fails misbehave: %d errors, want 2 (%v)", e["relay@c-fail"], e)
+	}
+	if e["relay@"+stable] != 0 {
+		t.Errorf("stable relay: %d errors, want 0 (%v)", e["relay@"+stable], e)
 	}
 }

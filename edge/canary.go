@@ -52,14 +52,11 @@ func (s *step) choose(ctx *fasthttp.RequestCtx) *loaded {
 			return s.stable
 		}
 	}
-	key := s.split.value(ctx.Request.Header.RawHeaders())
-	if key == nil {
-		key = ctx.RemoteIP()
+	ip := ctx.RemoteIP()
+	if v4 := ip.To4(); v4 != nil {
+		ip = v4 // as an ask's owner hashes it (clientIP)
 	}
-	if clientBucket(s.stable.m.Name(), key) < s.share {
-		return s.canary
-	}
-	return s.stable
+	return s.forClient(ctx.Request.Header.RawHeaders(), ip)
 }
 
 // value finds the split's key in a request's header section as received

@@ -82,11 +82,14 @@
 // through Node.SetPeers), and a miss for a key another POP owns asks that
 // POP before the origin (tier.go). A request is tiered when its route
 // says tier: region, it is a GET and not a WebSocket handshake, a chain
-// step's cache_request forwarded it with a state that may be stored, and
-// the node has peers. The ask is a signed envelope, the origin link's
-// (origin/wire), sealed with tier.key and sent to the owner's tier
-// listener (tier.listen, tier_serve.go), carrying the request as the
-// chain left it and three values: the cache step's plugin name, the hop
+// step's cache_request forwarded it with a state that may be stored, no
+// request body streams in, and the node has peers. The ask is a signed
+// envelope, the origin link's (origin/wire), sealed with tier.key and sent
+// to the owner's tier listener (tier.listen, tier_serve.go), carrying the
+// request as the chain left it and four values: the route's name (the
+// owner finds the route by it, not by host and path, which later steps
+// may have rewritten), the cache step's index and plugin name (refused
+// unless the owner's route has that plugin at that index), the hop
 // (region or shield) and the asker's purge position. The owner runs that
 // one step on it (the plugins before it ran at the asker, those after it
 // run their response phase there), so its cache answers a hit or stores
@@ -94,17 +97,50 @@
 // Cache-Status: a client sees "wedge-tier; hit, wedge; fwd=uri-miss;
 // stored". The owner's fetches, its own clients' misses and its peers'
 // asks alike, collapse (tier_collapse.go): concurrent requests alike in
-// method, key and the fields a response varies on share one, from the
-// owner of the key in the route's shield region if it names one, else
-// from the origin. Every failure of an ask (a dead owner, its breaker
-// open, a failure envelope, a response too large for an envelope) falls
-// back to the origin at once, so a dead owner costs a refused connect
-// until its breaker opens and no failed request. An owner that has not
+// method, key, forwarded values and the fields a response commonly
+// varies on share one, from the owner of the key in the route's shield
+// region if it names one (never for a shield's own ask, which goes to the
+// origin, so asks cannot loop), else from the origin. A follower takes
+// the leader's answer only if it is for any client (not private or
+// no-store, no Set-Cookie, no Vary: *) and the fields its Vary names are
+// the same in both requests; else it fetches on its own. A request never
+// joins a fetch that began before a purge the owner applied since. Every
+// failure of an ask (a dead or hung owner, its breaker open, a failure
+// envelope, a response too large for an envelope) falls back to the
+// origin at once, within what is left of the request's budget: an ask
+// gets half of it, at most 2 s, and a peer's breaker opens on its first
+// refused connect or on half of 3 asks in 10 s failing, timeouts
+// included. So a dead owner costs a refused connect, a hung one a few
+// asks' waits, and neither a failed request. A peer's client is closed
+// when its peer leaves and its last ask is done. An owner that has not
 // yet applied a purge its asker has waits up to a second for it, else
-// refuses, so that it never hands back a purged object. Metrics:
+// refuses; an asker that applies a purge while its ask is out drops the
+// answer and asks the origin, so that neither hands back a purged
+// object. tier.listen and tier.key are read at start: a reload does not
+// change them. Peers are no origins: they have no origin metrics.
+// Metrics:
 // wedge_tier_requests_total{result} at the asker,
 // wedge_tier_asks_total{result} and wedge_tier_collapsed_total at the
 // owner.
+//
+// HTTP caching holds across the hop (tier_http.go). The targeted cache
+// fields (Wedge-Cache-Control, CDN-Cache-Control) stay on an ask's answer
+// and in what the owner stores for it, so the asking cache judges the
+// answer by them as the owner did; a cache consumes them before a client
+// sees the response, on a hit too. An asking cache's validation of its
+// stale entry is marked as its own (the value wedge-tier-cond): the owner
+// looks the request up unconditionally (serving its fresh entry, or
+// validating or fetching and storing its own) and answers 304 when the
+// asker's validators match, so the asker freshens its entry and the owner
+// keeps its own current; a client's own conditionals pass through as
+// before. A stale-while-revalidate hit's background revalidation is
+// tiered as a miss is. A key whose response was too large for an
+// envelope is remembered (up to 4,096 keys, for 5 minutes) at the POP
+// that found it so, so that its misses stream from the origin at once
+// rather than fetch the object twice. The owner's Cache-Status member
+// stays in what the asker stores and is served again on the asker's hits,
+// as RFC 9211 passes upstream caches' members along: it tells how the
+// response was first obtained.
 //
 // # Reload
 //

@@ -158,10 +158,11 @@ func (c *requestChain) Origin(x *host.MemExchange) {
 		c.n.openTunnel(c, x)
 		return
 	}
-	if c.tiered(x) { // tier.go
+	timeout := c.rt.timeout
+	if c.tiered(x, &timeout) { // tier.go
 		return
 	}
-	c.rt.origin.exchange(c.n, c.rt.timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	c.rt.origin.exchange(c.n, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
 	}

@@ -38,28 +38,29 @@ func (h *health) outcome(failed bool, d time.Duration) {
 // observeChain counts a request in the health of each version that ran it
 // (held[i] is what step chain[i] ran; bit i of failed is set where held[i]
 // failed) and gives its outcome, an error (a 5xx or a failure) and its
-// latency, only to the versions that produced it, so that a version's
-// figures are its own and not the chain's around it (a canary that breaks
-// requests must not show as errors of the stable versions beside it):
-//   - the versions that failed;
-//   - else, for a 5xx a plugin answered, the one that answered;
-//   - else the canary versions the request ran, if any: next to versions
-//     that serve the other requests as well, they are what differs;
-//   - else every version that ran: a broken origin and a version that
-//     breaks what it sends there are not told apart by one request.
+// latency, only to the versions that may have produced it, so that a
+// version's figures are its own and not the chain's around it (a canary
+// that breaks requests must not show as errors of the stable versions
+// beside it):
+//   - the canary versions the request ran, whenever there are any: a
+//     canary can break what it passes on, so a later plugin's failure or
+//     5xx may be its doing, and its gates must see it;
+//   - and the versions that failed, else for a 5xx a plugin answered the
+//     one that answered;
+//   - with neither, every version that ran: a broken origin and a version
+//     that breaks what it sends there are not told apart by one request.
 func observeChain(chain []*step, held []*loaded, failed uint64, answered bool, status int, d time.Duration) {
 	var blame uint64 // bit i: held[i] gets the outcome
+	for i, l := range held {
+		if s := chain[i]; l == s.canary && l != s.stable {
+			blame |= 1 << min(i, 63)
+		}
+	}
 	switch {
 	case failed != 0:
-		blame = failed
+		blame |= failed
 	case answered && status >= 500 && len(held) > 0:
-		blame = 1 << min(len(held)-1, 63)
-	default:
-		for i, l := range held {
-			if s := chain[i]; l == s.canary && l != s.stable {
-				blame |= 1 << min(i, 63)
-			}
-		}
+		blame |= 1 << min(len(held)-1, 63)
 	}
 	if blame == 0 {
 		blame = ^uint64(0)

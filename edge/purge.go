@@ -18,3 +18,7 @@ func (n *Node) PurgeURL(raw string) (int, error) {
 // PurgeAll empties the response cache, for a POP that missed purges it
 // cannot name.
 func (n *Node) PurgeAll() int { return n.cache.PurgeAll() }
+
+// Purged is the position of the last purge the node applied, as SetPurged
+// last set it (0: unknown).
+func (n *Node) Purged() uint64 { return n.tier.purged.Load() }

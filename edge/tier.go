@@ -39,8 +39,12 @@ type Peer struct {
 
 // The request values an ask carries to the owner, which strips them again.
 const (
-	// tierStepValue names the plugin whose cache looked the request up:
-	// the one step the owner runs.
+	// tierRouteValue names the route the asker routed the request by:
+	// later steps may have rewritten its host and path since.
+	tierRouteValue = "wedge-tier-route"
+	// tierStepValue is "INDEX:NAME", the index in the route's chain and
+	// the plugin of the step whose cache looked the request up: the one
+	// step the owner runs (a chain may hold one plugin twice).
 	tierStepValue = "wedge-tier-step"
 	// tierHopValue is hopRegion or hopShield.
 	tierHopValue = "wedge-tier-hop"
@@ -59,6 +63,12 @@ const (
 	// tierPurgeWait bounds how long an ask ahead of the owner's purge
 	// position waits for the owner to apply the purges it lacks.
 	tierPurgeWait = time.Second
+	// tierAskMax bounds an ask: an owner that accepts and then hangs must
+	// leave the request most of its budget for the origin. An owner
+	// answers from its cache in milliseconds and a miss costs it one
+	// origin fetch, so 2 s (or half the route's budget, if less) is ample
+	// for a live one.
+	tierAskMax = 2 * time.Second
 )
 
 // tier is a node's share of the regional cache tier. Its codec is nil
@@ -68,14 +78,16 @@ type tier struct {
 	srv   *fasthttp.Server // the tier listener's (tier_serve.go)
 	peers atomic.Pointer[tierPeers]
 
-	mu      sync.Mutex                      // one SetPeers at a time
-	clients map[string]*originclient.Client // by POP and address
+	mu      sync.Mutex             // one SetPeers at a time
+	clients map[string]*peerClient // by POP and address
+	closed  bool                   // by shutdown: no more clients
 
 	purgeMu sync.Mutex
 	purged  atomic.Uint64
 	caught  chan struct{} // closed (and replaced) when purged moves
 
 	flights flights        // tier_collapse.go
+	big     bigKeys        // tier_http.go
 	asks    sync.Pool      // *ask (tier_serve.go)
 	bg      sync.WaitGroup // background revalidations of asks
 	m       tierMetrics
@@ -90,7 +102,37 @@ type tierPeers struct {
 // tierRegion is one region's members and the clients that reach them.
 type tierRegion struct {
 	set     *rendezvous.Set
-	clients []*originclient.Client // by member; nil for this node
+	clients []*peerClient // by member; nil for this node
+}
+
+// peerClient is the client that asks one peer. refs counts its holders:
+// the membership that lists the peer (one) and the asks using it; the
+// last to let go closes it, so a peer that leaves mid-ask is closed when
+// the ask is done, not under it.
+type peerClient struct {
+	*originclient.Client
+	refs atomic.Int64
+}
+
+// hold takes a reference for an ask; false when the client is closed or
+// closing (its peer left): the ask then falls back.
+func (p *peerClient) hold() bool {
+	for {
+		r := p.refs.Load()
+		if r == 0 {
+			return false
+		}
+		if p.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+// release lets go of a reference, closing the client with the last.
+func (p *peerClient) release() {
+	if p.refs.Add(-1) == 0 {
+		p.Client.Close()
+	}
 }
 
 type tierMetrics struct {
@@ -139,6 +181,9 @@ func (n *Node) SetPeers(peers []Peer) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return // after shutdown: the codec is closed
+	}
 	members := map[string][]Peer{n.cfg.Region: {{POP: n.cfg.POP, Region: n.cfg.Region, Self: true}}}
 	seen := map[string]bool{n.cfg.POP: true}
 	next := &tierPeers{regions: map[string]*tierRegion{}}
@@ -150,9 +195,9 @@ func (n *Node) SetPeers(peers []Peer) {
 		members[p.Region] = append(members[p.Region], p)
 		next.others = true
 	}
-	clients := map[string]*originclient.Client{}
+	clients := map[string]*peerClient{}
 	for region, ps := range members {
-		r := &tierRegion{clients: make([]*originclient.Client, len(ps))}
+		r := &tierRegion{clients: make([]*peerClient, len(ps))}
 		names := make([]string, len(ps))
 		for i, p := range ps {
 			names[i] = p.POP
@@ -162,11 +207,13 @@ func (n *Node) SetPeers(peers []Peer) {
 			id := p.POP + " " + p.Addr
 			c := t.clients[id]
 			if c == nil {
-				var err error
-				if c, err = n.tierClient(p); err != nil {
+				cl, err := n.tierClient(p)
+				if err != nil {
 					n.log.Warn("edge: tier: peer left out", "pop", p.POP, "addr", p.Addr, "err", err)
 					continue // its keys go to the origin
 				}
+				c = &peerClient{Client: cl}
+				c.refs.Store(1) // the membership's
 			}
 			clients[id], r.clients[i] = c, c
 		}
@@ -176,20 +223,24 @@ func (n *Node) SetPeers(peers []Peer) {
 	t.peers.Store(next)
 	for id, c := range t.clients {
 		if clients[id] == nil {
-			c.Close()
+			c.release()
 		}
 	}
 	t.clients = clients
 }
 
 // tierClient is the client that asks peer p: no retries, a short connect
-// and a breaker that opens on the first failure (for 5 s, then a probe),
-// since every failure falls back to the origin at once: a dead peer
-// costs one connect, and its keys go to the origin meanwhile.
+// and a breaker that opens fast (for 5 s, then a probe), since every
+// failure falls back to the origin at once: on the first refused or
+// broken connection, and on half of at least 3 asks in 10 s failing,
+// timeouts included, so that a peer that accepts and hangs costs a few
+// asks' budgets, not one per request. Its keys go to the origin
+// meanwhile. It has no origin metrics (it is no origin): the
+// wedge_tier_* series count asks.
 func (n *Node) tierClient(p Peer) (*originclient.Client, error) {
 	return originclient.New(originclient.Config{Addr: p.Addr, Codec: n.tier.codec, Name: "tier:" + p.POP,
-		Metrics: n.om, Logger: n.log, MaxRetries: -1,
-		Breaker: originclient.BreakerConfig{Failures: 1},
+		Logger: n.log, MaxRetries: -1, Timeout: tierAskMax,
+		Breaker: originclient.BreakerConfig{Failures: 1, MinRequests: 3, Window: 10 * time.Second},
 		Dial:    func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, tierConnect) }})
 }
 
@@ -230,13 +281,15 @@ func (t *tier) waitPurged(seq uint64, deadline time.Time) bool {
 var stateKey = []byte(httpcache.StateKey)
 
 // tiered fetches through the tier what the chain sends to the origin, when
-// it is a GET on a tiered route that a cache step looked up and forwarded
-// with a state that may be stored, and the node has peers: from the POP
-// of the region that owns the cache key, or, when that is this one,
-// through the owner's shared fetch. It reports whether the answer is in
-// x.Resp; false sends the request to the origin as any other.
-func (c *requestChain) tiered(x *host.MemExchange) bool {
-	if c.cacheStep == 0 || !c.rt.tier || x.Req.Method != fasthttp.MethodGet {
+// it is a GET on a tiered route, with no body streaming in, that a cache
+// step looked up and forwarded with a state that may be stored, and the
+// node has peers: from the POP of the region that owns the cache key, or,
+// when that is this one, through the owner's shared fetch. It reports
+// whether the answer is in x.Resp; false sends the request to the origin
+// as any other, within *timeout, which it lowers to what is left of the
+// request's budget after a failed ask.
+func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) bool {
+	if c.cacheStep == 0 || !c.rt.tier || x.Req.Method != fasthttp.MethodGet || (c.st != nil && c.st.in != nil) {
 		return false
 	}
 	t := &c.n.tier
@@ -244,54 +297,102 @@ func (c *requestChain) tiered(x *host.MemExchange) bool {
 	if ps == nil || !ps.others {
 		return false
 	}
-	if v, ok := x.Vals.Get(stateKey); !ok {
+	v, ok := x.Vals.Get(stateKey)
+	if !ok {
 		return false
-	} else if st, ok := httpcache.DecodeState(b2s(v)); !ok || st.Mode != httpcache.ModeForward || st.NoStore {
+	}
+	st, ok := httpcache.DecodeState(b2s(v))
+	if !ok || st.Mode != httpcache.ModeForward || st.NoStore {
 		return false
 	}
 	region := ps.regions[c.n.cfg.Region]
 	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
+	if t.big.has(c.key) {
+		return false // tier_http.go
+	}
 	owner := region.set.Owner(c.key)
-	step := c.held[c.cacheStep-1].m.Name()
-	deadline := time.Now().Add(c.rt.timeout)
+	s := tierStep{route: c.rt.name, index: c.cacheStep - 1, name: c.held[c.cacheStep-1].m.Name(), cond: ownValidators(&st)}
+	start := time.Now()
+	deadline := start.Add(c.rt.timeout)
+	// A purge applied while the answer was on its way may be older than
+	// the answer's object: the answer is dropped.
+	purged := t.purged.Load()
 	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
 	var err error
-	if cl := region.clients[owner]; cl != nil {
-		err = c.n.ask(cl, hopRegion, step, deadline, &c.wreq, &c.wresp)
+	if cl := region.clients[owner]; cl != nil && cl.hold() {
+		err = c.n.ask(cl, s, hopRegion, askDeadline(start, deadline), &c.wreq, &c.wresp)
+		cl.release()
 		if err == nil {
 			t.m.peer.Inc()
 		}
 	} else if region.set.Name(owner) == c.n.cfg.POP {
-		err = c.n.tierFetch(c.rt, step, c.key, deadline, &c.wreq, &c.wresp)
+		err = c.n.tierFetch(c.rt, s, hopRegion, c.key, deadline, &c.wreq, &c.wresp)
+		if err == nil && upstreamTooLarge(&c.wresp) {
+			err = errTierTooLarge // tier_http.go: streamed from the origin instead
+		}
 		if err == nil {
 			t.m.self.Inc()
 		}
 	} else {
 		err = errNoClient
 	}
+	if err == nil && t.purged.Load() != purged {
+		err = errPurged
+	}
 	if err != nil {
+		if isTooLarge(err) {
+			t.big.add(c.key)
+		}
 		t.m.fallback.Inc()
 		c.n.log.Debug("edge: tier: falling back to the origin", "route", c.rt.name, "err", err)
+		*timeout = time.Until(deadline)
 		return false
 	}
 	c.rt.origin.settle(c.n, nil, &c.wresp, &x.Resp)
 	return true
 }
 
-var errNoClient = errors.New("edge: tier: the owner has no client")
+var (
+	errNoClient = errors.New("edge: tier: the owner has no client")
+	errPurged   = errors.New("edge: tier: a purge was applied during the ask")
+)
+
+// askDeadline is an ask's share of a request's budget, which began at
+// start and ends at deadline: half of it, at most tierAskMax, so that a
+// hung owner leaves the fallback at least the other half.
+func askDeadline(start, deadline time.Time) time.Time {
+	return start.Add(min(deadline.Sub(start)/2, tierAskMax))
+}
+
+// tierStep names the step an ask is for: its route, its index in the
+// route's chain, and its plugin.
+type tierStep struct {
+	route string
+	index int
+	name  string
+	// cond: the request's validators are the asking cache's own
+	// (tier_http.go).
+	cond bool
+}
 
 // ask sends wreq, the request as toWire made it, to a peer with the tier
 // values added (and taken off again), and opens its answer into wresp. A
 // failure envelope is an error: the peer could not answer.
-func (n *Node) ask(cl *originclient.Client, hop, step string, deadline time.Time, wreq *wire.Request, wresp *wire.Response) error {
+func (n *Node) ask(cl *peerClient, s tierStep, hop string, deadline time.Time, wreq *wire.Request, wresp *wire.Response) error {
 	values := len(wreq.Values)
-	wreq.AddValue([]byte(tierStepValue), []byte(step))
+	var buf [20]byte
+	wreq.AddValue([]byte(tierRouteValue), []byte(s.route))
+	wreq.AddValue([]byte(tierStepValue), append(append(strconv.AppendInt(buf[:0], int64(s.index), 10), ':'), s.name...))
 	wreq.AddValue([]byte(tierHopValue), []byte(hop))
-	var pos [20]byte
-	wreq.AddValue([]byte(tierPurgeValue), strconv.AppendUint(pos[:0], n.tier.purged.Load(), 10))
+	wreq.AddValue([]byte(tierPurgeValue), strconv.AppendUint(buf[:0], n.tier.purged.Load(), 10))
+	if s.cond {
+		wreq.AddValue([]byte(tierCondValue), []byte("cache"))
+	}
 	err := cl.Do(deadline, wreq, wresp)
 	wreq.Values = wreq.Values[:values]
-	if err == nil && len(wresp.Error) > 0 {
+	if err == nil && string(wresp.Error) == tooLargeText {
+		err = errTierTooLarge
+	} else if err == nil && len(wresp.Error) > 0 {
 		err = fmt.Errorf("edge: tier: %s refused: %s", hop, wresp.Error)
 	}
 	return err
@@ -312,8 +413,9 @@ func (t *tier) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	t.mu.Lock()
+	t.closed = true
 	for _, c := range t.clients {
-		c.Close()
+		c.release()
 	}
 	t.clients = nil
 	t.mu.Unlock()

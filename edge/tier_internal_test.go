@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"bytes"
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -29,54 +32,73 @@ func TestTierStatus(t *testing.T) {
 func TestTakeTierValues(t *testing.T) {
 	var r wire.Request
 	r.AddValue([]byte("user"), []byte("alice"))
-	r.AddValue([]byte(tierStepValue), []byte("cache"))
+	r.AddValue([]byte(tierRouteValue), []byte("r0"))
+	r.AddValue([]byte(tierStepValue), []byte("2:cache"))
 	r.AddValue([]byte(tierHopValue), []byte(hopShield))
 	r.AddValue([]byte("tenant"), []byte("t1"))
 	r.AddValue([]byte(tierPurgeValue), []byte("42"))
-	step, hop, purge, ok := takeTierValues(&r)
-	if !ok || step != "cache" || hop != hopShield || purge != 42 {
-		t.Fatalf("got %q %q %d %v", step, hop, purge, ok)
+	v, ok := takeTierValues(&r)
+	if want := (tierValues{step: tierStep{route: "r0", index: 2, name: "cache"}, hop: hopShield, purge: 42}); !ok || v != want {
+		t.Fatalf("got %+v %v", v, ok)
 	}
 	if len(r.Values) != 2 || string(r.Values[0].Value) != "alice" || string(r.Values[1].Value) != "t1" {
 		t.Fatalf("values left: %q", r.Values)
 	}
-	for _, bad := range [][3]string{
-		{"", hopRegion, "1"},
-		{"cache", "elsewhere", "1"},
-		{"cache", hopRegion, "-1"},
-		{"cache", hopRegion, ""},
+	for _, bad := range [][4]string{
+		{"r0", "0:", hopRegion, "1"},
+		{"r0", "cache", hopRegion, "1"},
+		{"r0", "-1:cache", hopRegion, "1"},
+		{"r0", "99999:cache", hopRegion, "1"},
+		{"r0", "0:cache", "elsewhere", "1"},
+		{"r0", "0:cache", hopRegion, "-1"},
+		{"r0", "0:cache", hopRegion, ""},
 	} {
 		var r wire.Request
-		r.AddValue([]byte(tierStepValue), []byte(bad[0]))
-		r.AddValue([]byte(tierHopValue), []byte(bad[1]))
-		r.AddValue([]byte(tierPurgeValue), []byte(bad[2]))
-		if _, _, _, ok := takeTierValues(&r); ok {
+		r.AddValue([]byte(tierRouteValue), []byte(bad[0]))
+		r.AddValue([]byte(tierStepValue), []byte(bad[1]))
+		r.AddValue([]byte(tierHopValue), []byte(bad[2]))
+		r.AddValue([]byte(tierPurgeValue), []byte(bad[3]))
+		if _, ok := takeTierValues(&r); ok {
 			t.Errorf("%q taken", bad)
 		}
+	}
+	var noRoute wire.Request
+	noRoute.AddValue([]byte(tierStepValue), []byte("0:cache"))
+	noRoute.AddValue([]byte(tierHopValue), []byte(hopRegion))
+	noRoute.AddValue([]byte(tierPurgeValue), []byte("1"))
+	if _, ok := takeTierValues(&noRoute); ok {
+		t.Error("an ask naming no route taken")
 	}
 }
 
 // FuzzTakeTierValues: whatever values an ask carries, taking the tier
 // values off never panics, leaves none of them, and keeps the others.
 func FuzzTakeTierValues(f *testing.F) {
-	f.Add([]byte("cache"), []byte("region"), []byte("0"), []byte("user"))
-	f.Add([]byte(""), []byte("shield"), []byte("18446744073709551615"), []byte(tierStepValue))
-	f.Add([]byte("x"), []byte("region"), []byte("99999999999999999999"), []byte(""))
-	f.Fuzz(func(t *testing.T, step, hop, purge, other []byte) {
+	f.Add([]byte("r"), []byte("0:cache"), []byte("region"), []byte("0"), []byte("user"))
+	f.Add([]byte(""), []byte(":"), []byte("shield"), []byte("18446744073709551615"), []byte(tierStepValue))
+	f.Add([]byte("r"), []byte("70000:x"), []byte("region"), []byte("99999999999999999999"), []byte(""))
+	f.Fuzz(func(t *testing.T, route, step, hop, purge, other []byte) {
 		var r wire.Request
 		r.AddValue(other, step)
+		r.AddValue([]byte(tierRouteValue), route)
 		r.AddValue([]byte(tierStepValue), step)
 		r.AddValue([]byte(tierHopValue), hop)
 		r.AddValue([]byte(tierPurgeValue), purge)
 		r.AddValue(other, hop)
 		takeTierValues(&r)
+		isTier := func(name string) bool {
+			switch name {
+			case tierRouteValue, tierStepValue, tierHopValue, tierPurgeValue:
+				return true
+			}
+			return false
+		}
 		for _, v := range r.Values {
-			switch string(v.Name) {
-			case tierStepValue, tierHopValue, tierPurgeValue:
+			if isTier(string(v.Name)) {
 				t.Fatalf("%q left", v.Name)
 			}
 		}
-		if tier := string(other) == tierStepValue || string(other) == tierHopValue || string(other) == tierPurgeValue; !tier && len(r.Values) != 2 {
+		if !isTier(string(other)) && len(r.Values) != 2 {
 			t.Fatalf("%d values left, want the 2 others", len(r.Values))
 		}
 	})
@@ -99,5 +121,22 @@ func TestWaitPurged(t *testing.T) {
 	}
 	if tr.waitPurged(6, time.Now()) {
 		t.Error("an owner behind answered past the deadline")
+	}
+}
+
+// TestClientIP: the owner hashes an ask's client address as the POP the
+// client reached does (net.IP.To4 of the connection's address), so a
+// canary's address split puts the client on the same side at both.
+func TestClientIP(t *testing.T) {
+	for _, s := range []string{"192.0.2.7", "::ffff:192.0.2.7", "2001:db8::1"} {
+		var buf [16]byte
+		got := clientIP(netip.MustParseAddr(s), &buf)
+		want := net.ParseIP(s) // 16 bytes, as a connection's may be
+		if v4 := want.To4(); v4 != nil {
+			want = v4
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", s, got, []byte(want))
+		}
 	}
 }

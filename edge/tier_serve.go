@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -25,8 +26,9 @@ type ask struct {
 	wreq  wire.Request
 	wresp wire.Response
 	frame []byte
-	uri   fasthttp.URI // normalizes the path for routing
-	raw   []byte       // the header section, for a canary's split
+	raw   []byte    // the header section, for a canary's split
+	ip    [16]byte  // the client's address, for a canary's split
+	chain tierChain // the one step the ask runs
 }
 
 // tierServer is the tier listener's server: bounded as the node's own
@@ -111,6 +113,13 @@ func (n *Node) serveTier(ctx *fasthttp.RequestCtx) {
 		t.m.ok.Inc()
 	}
 	a.frame, _, err = t.codec.AppendResponse(a.frame[:0], x, &a.wresp)
+	if errors.Is(err, wire.ErrTooLarge) {
+		// The asker remembers the key and streams it from the origin.
+		a.wresp.Reset()
+		a.wresp.Status, a.wresp.Scope = fasthttp.StatusBadGateway, wire.ScopeRequest
+		a.wresp.Error = append(a.wresp.Error, tooLargeText...)
+		a.frame, _, err = t.codec.AppendResponse(a.frame[:0], x, &a.wresp)
+	}
 	a.wresp.Body = nil // it may be the cache's: never decode into it
 	if err != nil {
 		n.log.Warn("edge: tier: sealing an answer failed", "err", err)
@@ -127,7 +136,8 @@ func (n *Node) serveTier(ctx *fasthttp.RequestCtx) {
 // answer, "" when it did.
 func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 	t := &n.tier
-	name, hop, purge, ok := takeTierValues(&a.wreq)
+	cond := takeCond(&a.wreq) // tier_http.go
+	v, ok := takeTierValues(&a.wreq)
 	if !ok {
 		t.m.refused.Inc()
 		return "tier: no valid tier values"
@@ -137,7 +147,7 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 	if a.wreq.Timeout == 0 {
 		deadline = time.Now().Add(tierPurgeWait)
 	}
-	if purge > t.purged.Load() && !t.waitPurged(purge, deadline) {
+	if v.purge > t.purged.Load() && !t.waitPurged(v.purge, deadline) {
 		t.m.behind.Inc()
 		return "tier: purges not applied yet"
 	}
@@ -147,25 +157,20 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 		return "tier: shutting down"
 	}
 	defer g.unref()
-	a.uri.SetPathBytes(a.wreq.Path)
-	rt := g.router.match(a.wreq.Host, a.uri.Path())
-	if rt == nil || !rt.tier {
+	// By the route's name, not the request's host and path: the steps
+	// after the cache at the asker may have rewritten those.
+	rt := namedRoute(g.router, v.step.route)
+	if rt == nil || !rt.tier || v.step.index >= len(rt.chain) || rt.chain[v.step.index].stable.m.Name() != v.step.name {
 		t.m.refused.Inc()
-		return "tier: no tiered route"
+		return "tier: no such tiered route and step"
 	}
-	var s *step
-	for _, c := range rt.chain {
-		if c.stable.m.Name() == name {
-			s = c
-		}
-	}
-	if s == nil {
-		t.m.refused.Inc()
-		return "tier: no such step"
-	}
-	var ip []byte
+	s := rt.chain[v.step.index]
+	// The route's and step's own strings from here: the ask's bytes are
+	// reused after it, while a revalidation it starts is not done.
+	v.step = tierStep{route: rt.name, index: v.step.index, name: s.stable.m.Name()}
+	ip := a.ip[:0]
 	if addr, err := netip.ParseAddr(b2s(a.wreq.Client)); err == nil {
-		ip = addr.Unmap().AsSlice()
+		ip = clientIP(addr, &a.ip)
 	}
 	a.raw = a.raw[:0]
 	for i := range a.wreq.Header {
@@ -174,14 +179,21 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 	}
 	x.reset()
 	x.hop = "-tier"
-	if hop == hopShield {
+	if v.hop == hopShield {
 		x.hop = "-shield"
 	}
 	fromAsk(x, &a.wreq)
+	var av askerValidators
+	if cond {
+		av.take(x)
+	}
 	if d := time.Now().Add(rt.timeout); a.wreq.Timeout == 0 || d.Before(deadline) {
 		deadline = d
 	}
-	c := &tierChain{n: n, rt: rt, l: s.forClient(a.raw, ip), deadline: deadline}
+	c := &a.chain
+	*c = tierChain{n: n, rt: rt, l: s.forClient(a.raw, ip), step: v.step, hop: v.hop, deadline: deadline,
+		key: c.key[:0], wreq: c.wreq, wresp: c.wresp}
+	defer func() { c.n, c.rt, c.l = nil, nil, nil }()
 	start := time.Now()
 	x.flow.Run(c, x, &x.MemExchange)
 	// The version that ran the ask records it for the rollout gates, as
@@ -192,7 +204,7 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 			rv.Done()
 		} else {
 			t.bg.Add(1)
-			bc := &tierChain{n: n, rt: rt, l: c.l, deadline: time.Now().Add(rt.timeout)}
+			bc := &tierChain{n: n, rt: rt, l: c.l, step: v.step, hop: v.hop, deadline: time.Now().Add(rt.timeout)}
 			go func() {
 				defer t.bg.Done()
 				defer g.unref()
@@ -202,29 +214,88 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 		}
 	}
 	x.hop = ""
-	x.chain.done()
 	if c.err != nil {
 		t.m.failed.Inc()
+		if isTooLarge(c.err) {
+			return tooLargeText
+		}
 		return "tier: fetch failed"
+	}
+	if cond {
+		av.answer304(x)
 	}
 	toAnswer(&x.Resp, &a.wresp)
 	return ""
 }
 
+// namedRoute is the route of r named name, nil if none is or two are
+// (the config does not make names unique, and a wrong route must not
+// answer).
+func namedRoute(r *router, name string) *route {
+	var found *route
+	for _, rts := range r.byHost {
+		for _, rt := range rts {
+			if rt.name == name {
+				if found != nil {
+					return nil
+				}
+				found = rt
+			}
+		}
+	}
+	for _, rt := range r.any {
+		if rt.name == name {
+			if found != nil {
+				return nil
+			}
+			found = rt
+		}
+	}
+	return found
+}
+
+// clientIP is the bytes of addr that a canary's address split hashes,
+// as step.choose does at the POP the client reached: four for IPv4
+// (mapped or not), sixteen for IPv6.
+func clientIP(addr netip.Addr, buf *[16]byte) []byte {
+	*buf = addr.As16()
+	if addr.Unmap().Is4() {
+		return buf[12:]
+	}
+	return buf[:]
+}
+
+// tierValues are what an ask carries in its tier values.
+type tierValues struct {
+	step  tierStep
+	hop   string
+	purge uint64
+}
+
 // takeTierValues takes the tier values off r: what its asker tiered it
-// by. ok is false when one is missing or malformed.
-func takeTierValues(r *wire.Request) (step, hop string, purge uint64, ok bool) {
-	var haveStep, havePurge bool
+// by. ok is false when one is missing or malformed. The route and step
+// names are r's bytes, valid until r decodes again: no allocation.
+func takeTierValues(r *wire.Request) (v tierValues, ok bool) {
+	var haveRoute, haveStep, havePurge bool
 	vals := r.Values[:0]
 	for _, f := range r.Values {
 		switch string(f.Name) {
+		case tierRouteValue:
+			v.step.route, haveRoute = b2s(f.Value), true
 		case tierStepValue:
-			step, haveStep = string(f.Value), true
+			index, name, found := strings.Cut(b2s(f.Value), ":")
+			i, err := strconv.ParseUint(index, 10, 16)
+			v.step.index, v.step.name, haveStep = int(i), name, found && err == nil && name != ""
 		case tierHopValue:
-			hop = string(f.Value)
+			switch string(f.Value) {
+			case hopRegion:
+				v.hop = hopRegion
+			case hopShield:
+				v.hop = hopShield
+			}
 		case tierPurgeValue:
 			var err error
-			purge, err = strconv.ParseUint(string(f.Value), 10, 64)
+			v.purge, err = strconv.ParseUint(b2s(f.Value), 10, 64)
 			havePurge = err == nil
 		default:
 			vals = append(vals, f)
@@ -237,7 +308,7 @@ func takeTierValues(r *wire.Request) (step, hop string, purge uint64, ok bool) {
 		r.Values[i] = wire.Field{}
 	}
 	r.Values = vals
-	return step, hop, purge, haveStep && havePurge && step != "" && (hop == hopRegion || hop == hopShield)
+	return v, haveRoute && haveStep && havePurge && v.hop != ""
 }
 
 // fromAsk fills x from an ask, as fromHTTP fills it from a client's
@@ -279,11 +350,13 @@ func toAnswer(r *host.Response, w *wire.Response) {
 }
 
 // tierChain is the one step an ask runs, with the owner's shared fetch
-// as its origin.
+// as its origin; pooled with the ask, its buffers kept.
 type tierChain struct {
 	n        *Node
 	rt       *route
 	l        *loaded
+	step     tierStep
+	hop      string
 	deadline time.Time
 	key      []byte
 	wreq     wire.Request
@@ -313,15 +386,24 @@ func (c *tierChain) Failed(_ int, phase abi.Phase, err error) {
 func (c *tierChain) Origin(x *host.MemExchange) {
 	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
 	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
-	c.err = c.n.tierFetch(c.rt, c.l.m.Name(), c.key, c.deadline, &c.wreq, &c.wresp)
+	s := c.step
+	if v, ok := x.Vals.Get(stateKey); ok {
+		st, ok := httpcache.DecodeState(b2s(v))
+		s.cond = ok && ownValidators(&st) // a shield absorbs this step's validations
+	}
+	c.err = c.n.tierFetch(c.rt, s, c.hop, c.key, c.deadline, &c.wreq, &c.wresp)
+	if c.err == nil && upstreamTooLarge(&c.wresp) {
+		c.err = errTierTooLarge // tier_http.go
+	}
 	c.rt.origin.settle(c.n, c.err, &c.wresp, &x.Resp)
 }
 
 func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// forClient is choose for an ask: the client's side of the canary split,
-// by the header section raw (a header or cookie split) or else by its
-// address; a Wedge-Pin does not reach the owner.
+// forClient is the client's side of the canary split, by the header
+// section raw (a header or cookie split) or else by its address ip (four
+// bytes for IPv4: clientIP): choose past a Wedge-Pin, and all of it for an
+// ask, which a Wedge-Pin does not reach.
 func (s *step) forClient(raw, ip []byte) *loaded {
 	if s.canary == nil {
 		return s.stable

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/internal/rendezvous"
 	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
@@ -56,7 +58,7 @@ type tierPOP struct {
 
 // startRegion starts one POP per name in region eu, with org as their
 // origin, and gives each the others as peers: see startPOPs.
-func startRegion(t *testing.T, org *countingOrigin, routes string, names ...string) []*tierPOP {
+func startRegion(t testing.TB, org *countingOrigin, routes string, names ...string) []*tierPOP {
 	t.Helper()
 	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", routes, names...)
 	connect(pops...)
@@ -66,7 +68,7 @@ func startRegion(t *testing.T, org *countingOrigin, routes string, names ...stri
 // startPOPs starts one POP per name in region, each with the cache
 // plugin on a route with tier: region (extra routes from routes, with
 // the origin at addr as app).
-func startPOPs(t *testing.T, addr, region, routes string, names ...string) []*tierPOP {
+func startPOPs(t testing.TB, addr, region, routes string, names ...string) []*tierPOP {
 	t.Helper()
 	cache := plugins(t)["cache"]
 	var pops []*tierPOP
@@ -248,8 +250,73 @@ func TestTierDeadOwner(t *testing.T) {
 	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != float64(len(paths)) {
 		t.Errorf("fallbacks at A: %v, want %d", got, len(paths))
 	}
-	if got := metric(t, a.testNode, "wedge_edge_origin_breaker_opens_total", "origin", "tier:pop-b"); got < 1 {
-		t.Errorf("A's breaker for B opened %v times, want it open", got)
+	// A peer is no origin: its failures are the tier's fallbacks, not
+	// origin series (and alerts) named after it.
+	if got := testutil.Series(t, a.Registry(), "wedge_edge_origin_requests_total", map[string]string{"origin": "tier:pop-b"}); len(got) != 0 {
+		t.Errorf("A reports B as an origin: %v", got)
+	}
+}
+
+// TestTierHungOwner: an owner that accepts asks and never answers costs
+// A's clients nothing but the ask's share of their budget: every request
+// is answered by the origin, and the breaker for B opens after a few
+// asks, so later requests do not reach B at all.
+func TestTierHungOwner(t *testing.T) {
+	org := &countingOrigin{}
+	// A budget of 1 s: asks of half a second each.
+	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", fmt.Sprintf(`
+  - path: /hung/
+    origin: app
+    tier: region
+    timeout: 1s
+    chain:
+      - {file: %q}`, plugins(t)["cache"]), "pop-a")
+	a := pops[0]
+	hung, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		held  sync.WaitGroup
+	)
+	defer func() {
+		hung.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		held.Wait()
+	}()
+	held.Go(func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			held.Go(func() { io.Copy(io.Discard, c) }) // reads the ask, never answers
+		}
+	})
+	a.SetPeers([]edge.Peer{{POP: "pop-a", Region: "eu", Self: true}, {POP: "pop-b", Region: "eu", Addr: hung.Addr().String()}})
+	paths := ownedBy("pop-b", "/hung/", 8, "pop-a", "pop-b")
+	for _, p := range paths {
+		a.mustGet(t, p)
+	}
+	if got := org.n.Load(); got != int64(len(paths)) {
+		t.Errorf("origin saw %d requests, want %d", got, len(paths))
+	}
+	// Three timed-out asks open the breaker (its minimum of requests);
+	// the fourth may be its first probe only after OpenFor, seconds away.
+	mu.Lock()
+	asked := len(conns)
+	mu.Unlock()
+	if asked > 3 {
+		t.Errorf("B was asked on %d connections for %d requests, want the breaker open after 3", asked, len(paths))
 	}
 }
 
@@ -273,7 +340,8 @@ func TestTierRefusesFrames(t *testing.T) {
 		return resp.StatusCode()
 	}
 	req := &wire.Request{Method: []byte("GET"), Scheme: []byte("http"), Host: []byte(tierHost), Path: []byte("/x")}
-	req.AddValue([]byte("wedge-tier-step"), []byte("cache"))
+	req.AddValue([]byte("wedge-tier-route"), []byte("/"))
+	req.AddValue([]byte("wedge-tier-step"), []byte("0:cache"))
 	req.AddValue([]byte("wedge-tier-hop"), []byte("region"))
 	req.AddValue([]byte("wedge-tier-purge"), []byte("0"))
 	seal := func(k wire.Key) []byte {
@@ -437,5 +505,82 @@ origins:
 		if _, err := edge.ParseConfig([]byte(base+ok), t.TempDir()); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
+	}
+}
+
+// TestTierShieldNoLoop: a shield's ask is never asked onward, even when
+// the shield region's route names the asking region as its own shield
+// (as during a rollout of a config that swaps them): the shield fetches
+// from the origin, and the region's owner is asked once.
+func TestTierShieldNoLoop(t *testing.T) {
+	org := &countingOrigin{}
+	addr := origintest.Start(t, org).Addr
+	shielded := func(region string) string {
+		return `  - path: /loop/
+    origin: app
+    tier: region
+    shield: ` + region + `
+    chain:
+      - {file: ` + plugins(t)["cache"] + `}
+`
+	}
+	eu := startPOPs(t, addr, "eu", shielded("us"), "pop-a", "pop-b")
+	us := startPOPs(t, addr, "us", shielded("eu"), "pop-s")
+	connect(append(eu, us...)...)
+	path := ownedBy("pop-b", "/loop/", 1, "pop-a", "pop-b")[0]
+	if cs := eu[0].mustGet(t, path); !strings.HasPrefix(cs, "wedge-shield; fwd=uri-miss") {
+		t.Errorf("GET at A: Cache-Status %q, want the shield's miss", cs)
+	}
+	if got := org.n.Load(); got != 1 {
+		t.Errorf("origin saw %d requests, want 1", got)
+	}
+	if got := metric(t, eu[1].testNode, "wedge_tier_asks_total"); got != 1 {
+		t.Errorf("B was asked %v times, want once (by A)", got)
+	}
+	if got := metric(t, us[0].testNode, "wedge_tier_asks_total", "result", "ok"); got != 1 {
+		t.Errorf("the shield answered %v asks, want 1", got)
+	}
+}
+
+// TestTierPurgeDuringAsk: a purge the asker applies while its ask is on
+// the way may be newer than the answer: the asker drops the answer and
+// fetches from the origin.
+func TestTierPurgeDuringAsk(t *testing.T) {
+	org := &countingOrigin{hold: make(chan struct{})}
+	pops := startRegion(t, org, "", "pop-a", "pop-b")
+	a := pops[0]
+	path := ownedBy("pop-b", "/purged/", 1, "pop-a", "pop-b")[0]
+	got := make(chan error, 1)
+	go func() {
+		code, _, body, err := a.tierGet("GET", path)
+		if err == nil && (code != 200 || body != "object "+path) {
+			err = fmt.Errorf("%d %q", code, body)
+		}
+		got <- err
+	}()
+	testutil.Eventually(t, 20*time.Second, "B's fetch reaches the origin", func() bool { return org.n.Load() == 1 })
+	a.SetPurged(1) // A applies a purge while B fetches
+	close(org.hold)
+	if err := <-got; err != nil {
+		t.Fatalf("GET at A: %v", err)
+	}
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != 1 {
+		t.Errorf("fallbacks at A: %v, want 1 (the answer dropped)", got)
+	}
+	if got := org.n.Load(); got != 2 {
+		t.Errorf("origin saw %d requests, want 2 (B's, then A's own)", got)
+	}
+}
+
+// TestTierSetPeersAfterShutdown: a membership that arrives after the node
+// shut down makes no client on the closed tier codec.
+func TestTierSetPeersAfterShutdown(t *testing.T) {
+	a := startPOPs(t, origintest.Start(t, &countingOrigin{}).Addr, "eu", "", "pop-a")[0]
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.SetPeers([]edge.Peer{{POP: "pop-a", Region: "eu", Self: true}, {POP: "pop-b", Region: "eu", Addr: "127.0.0.1:1"}})
+	if n := a.TierClients(); n != 0 {
+		t.Errorf("%d tier clients after Shutdown, want none", n)
 	}
 }

@@ -253,9 +253,10 @@ const (
 
 // ParseSplit reads a canary split key: "" or "addr", "header:NAME" or
 // "cookie:NAME", NAME an HTTP token (RFC 9110 section 5.6.2) of at most
-// 64 bytes. A header or cookie split behind which clients share one
-// address (NAT, a proxy) still gives a wave its share; a request without
-// the value falls back to its address.
+// 64 bytes and, for a header, not a hop-by-hop field (hopByHop). A header
+// or cookie split behind which clients share one address (NAT, a proxy)
+// still gives a wave its share; a request without the value falls back
+// to its address.
 func ParseSplit(s string) (kind, name string, err error) {
 	if s == "" || s == SplitAddr {
 		return SplitAddr, "", nil
@@ -267,7 +268,24 @@ func ParseSplit(s string) (kind, name string, err error) {
 	if name == "" || len(name) > 64 || strings.IndexFunc(name, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
 		return "", "", fmt.Errorf("manifest: split %q: %s name %q: want 1-64 characters of an HTTP token", s, kind, name)
 	}
+	if kind == SplitHeader && hopByHop(name) {
+		return "", "", fmt.Errorf("manifest: split %q: %s is a hop-by-hop header, which does not reach a tier owner", s, name)
+	}
 	return kind, name, nil
+}
+
+// hopByHop reports whether a header belongs to one connection (RFC 9110
+// section 7.6.1): an edge that asks a regional tier owner does not pass
+// it on, so a split by it would place a client on one side at its own
+// edge and on the other at the owner. The same list as origin/wire's
+// HopByHop, which this leaf package does not import.
+func hopByHop(name string) bool {
+	for _, h := range []string{"Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade"} {
+		if strings.EqualFold(name, h) {
+			return true
+		}
+	}
+	return len(name) >= 6 && strings.EqualFold(name[:6], "Proxy-")
 }
 
 func isTokenChar(c rune) bool {
@@ -393,10 +411,11 @@ type Running struct {
 // outcome of the requests that are the version's: an error (a 5xx answer
 // or a plugin failure) and the whole-request latency, by LatencyBounds
 // (the last bucket is +Inf), each request's given only to the versions
-// that produced it: those that failed; else the plugin that answered a
-// 5xx; else the canary versions the request ran; else every version that
-// ran (a version that breaks the origin is bad too). So a failing canary's
-// errors are not the stable versions' beside it (edge/health.go). All are
+// that may have produced it: the canary versions the request ran (a canary
+// can break what a later plugin gets), and those that failed, else the
+// plugin that answered a 5xx; with neither, every version that ran (a
+// version that breaks the origin is bad too). So a failing canary's errors
+// are not the stable versions' beside it (edge/health.go). All are
 // counters from when the POP loaded the version, so rates over a window
 // are differences of two reports.
 type Health struct {

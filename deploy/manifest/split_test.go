@@ -13,6 +13,8 @@ func TestParseSplit(t *testing.T) {
 		"header:X-User":   {SplitHeader, "X-User"},
 		"cookie:uid":      {SplitCookie, "uid"},
 		"cookie:__Host-s": {SplitCookie, "__Host-s"},
+		"header:Proxyish": {SplitHeader, "Proxyish"},
+		"cookie:TE":       {SplitCookie, "TE"},
 	} {
 		kind, name, err := ParseSplit(in)
 		if err != nil || kind != want[0] || name != want[1] {
@@ -20,7 +22,10 @@ func TestParseSplit(t *testing.T) {
 		}
 	}
 	for _, in := range []string{"ip", "addr:x", "header", "header:", "cookie:", "header:X User", "cookie:a=b",
-		"cookie:a;b", "header:é", "query:q", "header:" + strings.Repeat("x", 65)} {
+		"cookie:a;b", "header:é", "query:q", "header:" + strings.Repeat("x", 65),
+		// Hop-by-hop fields do not reach a tier owner.
+		"header:Connection", "header:keep-alive", "header:TE", "header:Upgrade", "header:Proxy-Authorization",
+		"header:proxy-connection", "header:Transfer-Encoding", "header:Trailer"} {
 		if _, _, err := ParseSplit(in); err == nil || !strings.HasPrefix(err.Error(), "manifest: split ") {
 			t.Errorf("ParseSplit(%q): %v, want a manifest: split error", in, err)
 		}
@@ -71,7 +76,7 @@ func FuzzParseSplit(f *testing.F) {
 				t.Fatalf("ParseSplit(%q): address split with a name %q", s, name)
 			}
 		case SplitHeader, SplitCookie:
-			if s != kind+":"+name || name == "" || strings.ContainsAny(name, " \t;=:\"") {
+			if s != kind+":"+name || name == "" || strings.ContainsAny(name, " \t;=:\"") || kind == SplitHeader && hopByHop(name) {
 				t.Fatalf("ParseSplit(%q) = %q, %q", s, kind, name)
 			}
 		default:

@@ -83,8 +83,10 @@ func (c *Collector) collectPOPs(ctx context.Context, ch chan<- prometheus.Metric
 			continue // one POP's garbage must not hide the others
 		}
 		// A region whose POPs all went silent stays, at 0: that is the
-		// figure to see. Freshness is by the server's clock, as the
-		// controller judges it.
+		// figure to see. Freshness is the age of the report's write as
+		// the server stamped it, against this process's clock, as the
+		// controller judges it: a POP's own clock does not count, but
+		// this host's and the server's must agree.
 		if _, ok := pops[st.Region]; !ok {
 			pops[st.Region], refusing[st.Region] = 0, 0
 		}
@@ -92,7 +94,7 @@ func (c *Collector) collectPOPs(ctx context.Context, ch chan<- prometheus.Metric
 			continue
 		}
 		pops[st.Region]++
-		if !st.Applied {
+		if !st.Applied && st.Error != "" { // a NACK; not yet applied is not one
 			refusing[st.Region]++
 		}
 	}

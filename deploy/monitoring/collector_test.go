@@ -36,6 +36,7 @@ func TestCollector(t *testing.T) {
 		{POP: "eu-1", Region: "eu-west", Applied: true},
 		{POP: "eu-2", Region: "eu-west", Applied: false, Error: "bad signature"},
 		{POP: "us-1", Region: "us-east", Applied: true},
+		{POP: "us-2", Region: "us-east"}, // has not applied its first state yet: no NACK
 	} {
 		put(s.Status, manifest.POPKey(st.POP), st)
 	}
@@ -63,7 +64,7 @@ func TestCollector(t *testing.T) {
 		want   float64
 	}{
 		{"wedge_control_pops", map[string]string{"region": "eu-west"}, 2},
-		{"wedge_control_pops", map[string]string{"region": "us-east"}, 1},
+		{"wedge_control_pops", map[string]string{"region": "us-east"}, 2},
 		{"wedge_control_pops_refusing", map[string]string{"region": "eu-west"}, 1},
 		{"wedge_control_pops_refusing", map[string]string{"region": "us-east"}, 0},
 		{"wedge_control_rollouts", map[string]string{"state": "running"}, 1},

@@ -69,12 +69,14 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 		rh := RegionHealth{Region: region}
 		byVersion := map[string]*VersionHealth{}
 		buckets := map[string]*Window{}
-		type canary struct{ plugin, digest string }
+		// By version as well as digest: a config-only canary runs the
+		// stable version's artifact, and the stable row is no canary.
+		type canary struct{ plugin, version, digest string }
 		canaries := map[canary]manifest.Running{}
 		for _, st := range f.pops(region) {
 			rh.POPs = append(rh.POPs, st.POP)
 			for key, run := range st.Running {
-				c := canary{key[strings.LastIndexByte(key, '/')+1:], run.CanaryDigest}
+				c := canary{key[strings.LastIndexByte(key, '/')+1:], run.Canary, run.CanaryDigest}
 				if run.Canary != "" && run.Share > canaries[c].Share {
 					canaries[c] = run
 				}
@@ -95,7 +97,7 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 			v.Requests, v.Errors = w.Requests, w.Errors
 			v.ErrorRate = w.Value(MetricErrorRate)
 			v.P99 = time.Duration(w.Value(MetricP99))
-			if run, ok := canaries[canary{v.Plugin, v.Digest}]; ok {
+			if run, ok := canaries[canary{v.Plugin, v.Version, v.Digest}]; ok {
 				v.CanaryShare, v.Split = run.Share, run.Split
 			}
 			rh.Versions = append(rh.Versions, *v)

@@ -383,11 +383,32 @@ func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, erro
 		}
 		return "", fmt.Errorf("rollout: lock %s: %w", r.Key, err)
 	}
+	// Released even when ctx is what failed: a lock left behind would
+	// refuse the next start.
+	unlock := func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		s.Rollouts.Delete(ctx, lockKey(r.Key))
+	}
+	// The audit entry before the record, as the controller's steps do
+	// (saveAudit): a rollout that runs has its start audited, and one
+	// whose entry could not be written never ran, so starting it again
+	// is not refused.
+	if err := publish(ctx, s, r, "rollout.start", r.By, "", startWhy(r, spec.Why)); err != nil {
+		unlock()
+		return "", err
+	}
 	b, _ := json.Marshal(r)
 	if _, err := s.Rollouts.Create(ctx, r.ID, b); err != nil {
-		s.Rollouts.Delete(ctx, lockKey(r.Key))
+		unlock()
 		return "", fmt.Errorf("rollout: store %s: %w", r.ID, err)
 	}
+	return r.ID, nil
+}
+
+// startWhy is the rollout.start entry's text: what the rollout will do,
+// and the operator's reason.
+func startWhy(r *Rollout, reason string) string {
 	waves := make([]string, len(r.Waves))
 	for i, w := range r.Waves {
 		waves[i] = w.String()
@@ -401,13 +422,10 @@ func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, erro
 	if r.Split != "" {
 		why += ", canary split by " + r.Split
 	}
-	if spec.Why != "" {
-		why += ": " + spec.Why
+	if reason != "" {
+		why += ": " + reason
 	}
-	if err := publish(ctx, s, r, "rollout.start", r.By, "", why); err != nil {
-		return r.ID, err
-	}
-	return r.ID, nil
+	return why
 }
 
 // Command sends an action (pause, resume, promote, abort, rollback) to a

@@ -641,3 +641,35 @@ func TestStartValidates(t *testing.T) {
 		t.Errorf("state %s, reason %q", r.State, r.Reason)
 	}
 }
+
+// TestStartAuditFirst: a start whose audit entry cannot be written stores
+// no rollout and leaves no lock, so that starting again works once the
+// stream is back; a rollout that exists always has its rollout.start.
+func TestStartAuditFirst(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	spec := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second, Who: "alice"}
+	info, err := e.s.Audit.Info(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.JS.DeleteStream(e.ctx, manifest.StreamAudit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(e.ctx, e.s, spec); err == nil || !strings.Contains(err.Error(), "audit rollout.start") {
+		t.Fatalf("start without an audit stream: %v, want an audit error", err)
+	}
+	if rs, _ := List(e.ctx, e.s); len(rs) != 0 {
+		t.Fatalf("an unaudited start stored %d rollouts", len(rs))
+	}
+	if _, err := e.s.JS.CreateStream(e.ctx, info.Config); err != nil {
+		t.Fatal(err)
+	}
+	id, err := Start(e.ctx, e.s, spec)
+	if err != nil {
+		t.Fatalf("start again once the audit stream is back: %v", err)
+	}
+	if got := e.audit(id, "rollout.start"); len(got) != 1 || got[0].Who != "alice" {
+		t.Errorf("rollout.start entries: %+v, want one by alice", got)
+	}
+}

@@ -4,11 +4,18 @@
 // last record read on disk. The issuing side is deploy/controlplane's
 // purge.go.
 //
-// The POP reads the other regions' records too, only to move past them, so
-// that its position is one in the whole stream: a record gone from the
-// stream after it is one the POP did not read. (Following its own subjects
-// only, it could not tell its own records gone from other regions' ones
-// that aged out, and emptied its cache for those.)
+// The POP reads the other regions' records too, so that its position is
+// one in the whole stream: a record gone from the stream after it is one
+// the POP did not read. (Following its own subjects only, it could not tell
+// its own records gone from other regions' ones that aged out, and emptied
+// its cache for those.) It applies them as well, without confirming them:
+// it may hold another region's objects as the shield of that region's
+// routes (edge/tier.go), and a purge that returned must not leave one
+// there for the region to fetch again.
+//
+// The position is also what the cache tier's owners compare with an
+// asker's before answering (Node.SetPurged): a node has applied every
+// purge up to it.
 //
 // A POP that was cut off reads on from the sequence after the last record
 // it read, so it applies every purge issued while it was away. What it
@@ -69,7 +76,7 @@ type purgeState struct {
 func newPurger(a *Agent) *purger {
 	p := &purger{since: time.Now().Add(-time.Minute),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_purges_total",
-			Help: "Purges from the control plane applied (ok), refused as malformed (bad), and caches emptied for purges missed (gap)."},
+			Help: "Purges from the control plane applied (ok), another region's applied unconfirmed (other), refused as malformed (bad), and caches emptied for purges missed (gap)."},
 			[]string{"result"})}
 	if a.o.Dir == "" {
 		return p
@@ -82,6 +89,7 @@ func newPurger(a *Agent) *purger {
 	switch {
 	case err == nil:
 		p.seq, p.stream = st.Seq, st.Stream
+		a.node.SetPurged(p.seq)
 	case !errors.Is(err, os.ErrNotExist):
 		// The cache is in memory, so a restarted POP has nothing older
 		// than its start to purge: reading from there is enough.
@@ -146,6 +154,11 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 		gap = "purges issued since the POP started are no longer kept"
 	case p.seq == 0:
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &p.since
+		// Its cache held nothing when the agent started, so the purges
+		// before then are applied: the tier's owners need not wait for
+		// them. The records from since on come again, each moving the
+		// position back to itself (lower is only more careful) and on.
+		a.node.SetPurged(last)
 	case !same || p.seq > last:
 		gap = "the purge stream is not the one this POP followed"
 	case first > p.seq+1:
@@ -162,6 +175,7 @@ func (a *Agent) consumePurges(ctx context.Context, nc *nats.Conn) error {
 		// the next start does not empty the cache again for this gap.
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 		p.seq = max(first, 1) - 1
+		a.node.SetPurged(p.seq)
 		a.savePurgePosition()
 	}
 	cons, err := js.OrderedConsumer(ctx, manifest.StreamPurge, cfg)
@@ -201,10 +215,10 @@ func (a *Agent) applyPurge(nc *nats.Conn, m jetstream.Msg) {
 	mine := m.Subject() == manifest.SubjectPurgeFleet || m.Subject() == manifest.PurgeRegionSubject(a.o.Region)
 	if mine {
 		a.purgeAndAck(nc, meta.Sequence.Stream, m.Data())
+	} else if _, _, err := a.purgeOne(m.Data()); err == nil {
+		a.purge.applied.WithLabelValues("other").Inc()
 	}
 	a.purge.seq = meta.Sequence.Stream
-	// The cache tier's owners answer an ask only once they have applied
-	// every purge the asker has (edge/tier.go).
 	a.node.SetPurged(a.purge.seq)
 	if mine || meta.NumPending == 0 {
 		a.savePurgePosition()

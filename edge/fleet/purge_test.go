@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,16 +14,21 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestPurgeResumesAfterRestart stops a POP after it applied a purge, issues
 // one for its region and one for another while it is down, and starts it
-// again on the same state directory: it applies the one it missed, once,
-// and neither the one it had applied (the sequence it kept on disk says
-// where it was) nor the other region's. A POP that kept nothing would read
-// from a minute before it started and apply both of its purges again.
+// again on the same state directory: it applies and confirms the one it
+// missed, once, and not the one it had applied (the sequence it kept on
+// disk says where it was); the other region's it applies without
+// confirming (it may be that region's shield). A POP that kept nothing
+// would read from a minute before it started and apply both of its purges
+// again. Its position, which the cache tier's owners compare with askers',
+// ends at the stream's last record.
 func TestPurgeResumesAfterRestart(t *testing.T) {
 	f := newFixture(t, embedded.Options{})
 	dir := t.TempDir()
@@ -41,6 +47,39 @@ func TestPurgeResumesAfterRestart(t *testing.T) {
 	}
 	if n := f.purges("gap"); n != 0 {
 		t.Fatalf("the restarted POP emptied its cache %v times for a gap there was not", n)
+	}
+	if n := f.purges("other"); n != 1 {
+		t.Fatalf("the restarted POP applied %v of the other region's purges, want 1", n)
+	}
+	if got := f.node.Purged(); got != 4 {
+		t.Fatalf("the node's purge position is %d after 4 records, want 4", got)
+	}
+}
+
+// TestPurgePositionFromDisk: a POP's purge position is the one it saved,
+// from the moment its agent is made, before it reads the stream (or when
+// it cannot): the tier's owners must not make every ask wait until the next
+// purge arrives.
+func TestPurgePositionFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "purge.json"), []byte(`{"stream":"2026-01-02T03:04:05Z","seq":7}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := edge.ParseConfig(fmt.Appendf(nil, "origins: {app: {addr: \"127.0.0.1:1\", key: %q}}\nroutes: [{path: /, origin: app}]\n",
+		origintest.Key.Text()), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := edge.New(context.Background(), cfg, edge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	if _, err := fleet.New(n, fleet.Options{URL: "nats://127.0.0.1:1", Region: "eu-test", POP: "pop1", Dir: dir, Trust: testTrust(t)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Purged(); got != 7 {
+		t.Fatalf("purge position %d once the agent is made, want the 7 it saved", got)
 	}
 }
 

@@ -217,12 +217,15 @@ func (c *Call) CacheResponse(name []byte, options int32) int32 {
 	}
 	v, ok := c.ex.Values().Get(view(httpcache.StateKey))
 	if !ok {
-		return httpcache.Settled // another plugin answered before the cache ran
+		// A hit, or another plugin answered before the cache ran.
+		c.stripTargeted(options)
+		return httpcache.Settled
 	}
 	r := &c.creq
 	r.buf, r.lines = append(r.buf[:0], v...), r.lines[:0]
 	st, ok := httpcache.DecodeState(bytesView(r.buf)) // views of r.buf, which only grows from here
 	if !ok || st.Mode == httpcache.ModeHit || st.Mode == httpcache.ModeAnswer {
+		c.stripTargeted(options)
 		return httpcache.Settled
 	}
 	method := (*requestHeaders)(c).keep(c.ex.Field(abi.FieldMethod))
@@ -232,16 +235,23 @@ func (c *Call) CacheResponse(name []byte, options int32) int32 {
 	if !settled {
 		return 0
 	}
-	// The targeted field named for this cache is consumed here, as the
-	// plugin does; RFC 9213 §3 lets CDN-Cache-Control go on downstream
-	// unless configured otherwise.
+	c.stripTargeted(options)
+	r.out = httpcache.CacheStatus{Name: bytesView(name), Fwd: st.Fwd, FwdStatus: status, Detail: detail}.Append(r.out[:0])
+	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
+	return httpcache.Settled
+}
+
+// stripTargeted consumes the targeted field named for this cache, as the
+// plugin does; RFC 9213 §3 lets CDN-Cache-Control go on downstream unless
+// configured otherwise. A hit strips them too: an entry the regional cache
+// tier stored at the POP owning its key keeps them (edge/tier_http.go: a
+// tier ask's exchange ignores the deletes, so that the asking cache judges
+// the answer by them), and no client sees them.
+func (c *Call) stripTargeted(options int32) {
 	c.ex.HeaderDel(abi.MsgResponse, wedgeCCName)
 	if options&httpcache.StripCDN != 0 {
 		c.ex.HeaderDel(abi.MsgResponse, cdnCCName)
 	}
-	r.out = httpcache.CacheStatus{Name: bytesView(name), Fwd: st.Fwd, FwdStatus: status, Detail: detail}.Append(r.out[:0])
-	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
-	return httpcache.Settled
 }
 
 // cacheEntry looks key up and decodes the plugin's metadata; an entry

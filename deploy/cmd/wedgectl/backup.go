@@ -43,7 +43,7 @@ func controlRestore(ctx context.Context, args []string, stdout io.Writer) error 
 	fs := flag.NewFlagSet("control restore", flag.ContinueOnError)
 	url := natsFlag(fs)
 	force := fs.Bool("force", false, "delete the backup's streams where the control plane holds them with messages (restoring over live state)")
-	replicas := fs.Int("replicas", 0, "replicas of every stream restored (0: as backed up)")
+	replicas := fs.Int("replicas", 0, "replicas of every stream restored (0: as the control plane keeps them, 3 on a cluster, 1 on a server alone)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -42,8 +42,12 @@ func addMemberFlags(fs *flag.FlagSet) *memberFlags {
 		name:   fs.String("name", host, "with --cluster: this member's `NAME`, unique in the cluster"),
 		cluster: fs.String("cluster", "", "with --embedded: be a member of the cluster whose members' route URLs are `ROUTES`, "+
 			"e.g. nats-route://cp-1:6222,nats-route://cp-2:6222,nats-route://cp-3:6222 (the same list on every member)"),
-		clusterListen: fs.String("cluster-listen", "0.0.0.0:6222", "with --cluster: the `ADDR` the other members route to"),
-		leafListen:    fs.String("leaf-listen", "", "with --embedded: accept regions' leaf nodes (control leaf) on `ADDR`, e.g. 0.0.0.0:7422"),
+		// Loopback unless told: routes are not authenticated yet, and any
+		// host that reaches the port could join and read or write every
+		// bucket.
+		clusterListen: fs.String("cluster-listen", "127.0.0.1:6222", "with --cluster: the `ADDR` the other members route to "+
+			"(routes are unauthenticated: listen on a private network only)"),
+		leafListen: fs.String("leaf-listen", "", "with --embedded: accept regions' leaf nodes (control leaf) on `ADDR`, e.g. 0.0.0.0:7422"),
 	}
 }
 
@@ -67,9 +71,19 @@ func (m *memberFlags) options(dir string) embedded.Options {
 	o := embedded.Options{Dir: dir, Listen: *m.listen, LeafListen: *m.leafListen}
 	if *m.cluster != "" {
 		o.Name = *m.name
-		o.Cluster = &embedded.ClusterOptions{Listen: *m.clusterListen, Routes: strings.Split(*m.cluster, ",")}
+		o.Cluster = &embedded.ClusterOptions{Listen: *m.clusterListen, Routes: splitList(*m.cluster)}
 	}
 	return o
+}
+
+// splitList splits a comma-separated list of URLs, trimming the spaces
+// around each ("a, b" as "a,b").
+func splitList(s string) []string {
+	out := strings.Split(s, ",")
+	for i, u := range out {
+		out[i] = strings.TrimSpace(u)
+	}
+	return out
 }
 
 // haListen is the client addresses of `up --ha`'s three members: addr and
@@ -107,7 +121,7 @@ func controlLeaf(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 || *hub == "" {
 		return fmt.Errorf("control leaf: want --hub URLS and no arguments")
 	}
-	srv, err := embedded.Start(embedded.Options{Listen: *listen, Name: *name, Hub: strings.Split(*hub, ",")})
+	srv, err := embedded.Start(embedded.Options{Listen: *listen, Name: *name, Hub: splitList(*hub)})
 	if err != nil {
 		return err
 	}

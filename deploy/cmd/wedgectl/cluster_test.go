@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -48,18 +49,19 @@ func TestControlCluster(t *testing.T) {
 		})
 		return out
 	}
+	// The lists as a person types them, with spaces after the commas.
 	var members []*testutil.SyncBuffer
 	for i := range 3 {
 		name := fmt.Sprintf("cp-%d", i+1)
 		members = append(members, runCmd(name, "control", "--embedded", filepath.Join(t.TempDir(), name), "--name", name,
-			"--listen", client[i], "--cluster", strings.Join(routes, ","), "--cluster-listen", route[i], "--leaf-listen", leafIn[i]))
+			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i]))
 	}
 	for i, out := range members {
 		testutil.Eventually(t, hangGuard, fmt.Sprintf("cp-%d running its controller", i+1), func() bool {
 			return strings.Contains(out.String(), "rollout controller running")
 		})
 	}
-	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ","), "--listen", addrs[9], "--name", "leaf-eu")
+	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", addrs[9], "--name", "leaf-eu")
 	testutil.Eventually(t, hangGuard, "the leaf node running", func() bool {
 		return strings.Contains(leaf.String(), "leaf node on nats://"+addrs[9])
 	})
@@ -92,7 +94,11 @@ func TestControlCluster(t *testing.T) {
 	// The CLI, by the list of URLs and through the leaf.
 	for _, url := range []string{list, "nats://" + addrs[9]} {
 		testutil.Eventually(t, hangGuard, "plugin list --nats "+url, func() bool {
-			return run(ctx, []string{"plugin", "list", "--nats", url}, &testutil.SyncBuffer{}) == nil
+			// Each try bounded: a request the leaf has no route for yet
+			// may go unanswered.
+			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			return run(tctx, []string{"plugin", "list", "--nats", url}, &testutil.SyncBuffer{}) == nil
 		})
 	}
 }
@@ -137,6 +143,21 @@ func TestUpHA(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
 		t.Fatalf("through the edge: %v %d", err, resp.StatusCode())
+	}
+}
+
+// TestClusterListenLoopback: a member listens for routes on loopback
+// unless told otherwise, since routes are not authenticated.
+func TestClusterListenLoopback(t *testing.T) {
+	fs := flag.NewFlagSet("control", flag.ContinueOnError)
+	m := addMemberFlags(fs)
+	if err := fs.Parse([]string{"--cluster", "nats-route://cp-1:6222,nats-route://cp-2:6222,nats-route://cp-3:6222"}); err != nil {
+		t.Fatal(err)
+	}
+	o := m.options(t.TempDir())
+	host, _, err := net.SplitHostPort(o.Cluster.Listen)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		t.Errorf("routes listen on %q by default, want a loopback address", o.Cluster.Listen)
 	}
 }
 

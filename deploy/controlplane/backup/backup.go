@@ -22,17 +22,28 @@
 // A backup is consistent in the order the records refer to each other:
 // desired state, rollouts and status are read first, then the audit,
 // purge and revocation streams (and any other), then the signed artifacts,
-// then the modules. Each stream is read as it stood when its reading began
-// (up to its last sequence then; a KV key rewritten meanwhile at the value
-// that replaced it), so a record in the backup was written before the
-// reading of anything it names began: every artifact a desired state
-// names, and every module an artifact names, is in the backup too.
+// then the modules. Each stream is read up to its last sequence when its
+// reading began (a KV key rewritten meanwhile at the value that replaced
+// it), so a record in the backup was written before the reading of
+// anything it names began: every artifact a desired state names, and every
+// module an artifact names, is in the backup too. A stream whose limits
+// drop its oldest messages (the purge stream keeps 24 hours and 100,000
+// entries) goes on dropping them while it is read: it is read from the
+// oldest message still there when the reading reaches it, so its backup
+// may lack a few that were there when the backup began. Backup checks what
+// it wrote as Restore will (Verify) before it writes the manifest, so a
+// backup it reports done restores.
 //
 // Restore checks the whole backup (every file's size and SHA-256, every
 // line, each module's bytes against its name) before it writes anything,
 // and writes only into a control plane whose streams are absent or empty:
 // restoring over live state would mix two histories, and the POPs would
-// follow whichever was written last. What changes and what does not:
+// follow whichever was written last. It creates the streams the control
+// plane lacks before it deletes or fills anything, each with as many
+// replicas as the control plane keeps of its own (controlplane.Replicas),
+// whatever the backed-up one kept. A restore that fails part way leaves a
+// control plane that a forced restore of the same backup replaces. What
+// changes and what does not:
 //
 //   - KV keys and values, in history order, are identical; their revisions
 //     are new. A restored bucket's revisions start after the last one the
@@ -43,10 +54,17 @@
 //     are its entries' IDs, and its bytes; the timestamps the server keeps
 //     are the restore's (each audit entry carries its own time).
 //   - Objects keep their names, bytes, digests and metadata.
+//   - The status bucket comes back empty, with its config: its values are
+//     the POPs' reports, which the controller and the collector judge
+//     fresh by the time the server stored them, a restore's for restored
+//     ones, so POPs that are gone would count as reporting. Live POPs
+//     write theirs again within a second.
 //
-// The status bucket is restored last: a POP attaches to the control plane
+// The status bucket is created last: a POP attaches to the control plane
 // only once every bucket it reads exists (controlplane.OpenEdge), so no POP
-// sees a half-restored desired state.
+// sees a half-restored desired state. POPs attached to a control plane
+// that a forced restore replaces may go on watching the streams it
+// deleted: restart them, or have them reconnect.
 package backup
 
 import (
@@ -224,6 +242,13 @@ func Backup(ctx context.Context, nc *nats.Conn, dir string) (*Manifest, error) {
 	if err := enc.Encode(m); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
+	// Checked as a restore will check it, so that a backup reported done
+	// restores: a stream's limits may have removed a message between
+	// two the reading passed on, a gap a plain stream cannot be restored
+	// with.
+	if _, err := check(dir, b.Bytes()); err != nil {
+		return nil, fmt.Errorf("backup: what was read does not make a backup that restores, so %s has no %s: %w", dir, ManifestFile, err)
+	}
 	// Written under another name and renamed: a backup.json is whole.
 	tmp := filepath.Join(dir, ManifestFile+".tmp")
 	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
@@ -286,6 +311,18 @@ func (fl *file) Write(p []byte) (int, error) {
 	return fl.buf.Write(p)
 }
 
+// reset empties the file, to be written again from its start.
+func (fl *file) reset() error {
+	fl.buf.Reset(io.MultiWriter(fl.f, fl.sum))
+	fl.sum.Reset()
+	fl.Size = 0
+	if err := fl.f.Truncate(0); err != nil {
+		return err
+	}
+	_, err := fl.f.Seek(0, io.SeekStart)
+	return err
+}
+
 // close finishes the file and records it.
 func (w *writer) close(fl *file) error {
 	err := errors.Join(fl.buf.Flush(), fl.f.Sync(), fl.f.Close())
@@ -306,7 +343,8 @@ func jsonLines(w io.Writer) *json.Encoder {
 }
 
 // messages writes a KV bucket's or a stream's messages, oldest first, as
-// the stream stood when its reading began (readStream).
+// the stream stood when its reading began (readStream), from the oldest
+// still there when the reading reached it.
 func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, error) {
 	info, err := st.Info(ctx)
 	if err != nil {
@@ -320,10 +358,26 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 	}
 	defer fl.f.Close()
 	enc := jsonLines(fl)
-	first := true
-	s.FirstSeq, s.LastSeq, err = readStream(ctx, st, s.Kind == KindKV, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
-		if first {
-			s.FirstSeq, first = meta.Sequence.Stream, false
+	s.LastSeq, err = readStream(ctx, st, s.Kind == KindKV, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+		seq := meta.Sequence.Stream
+		// A plain stream is restored with its sequences, so without gaps.
+		// One after what was read means the stream's limits overtook the
+		// reading: what was read is gone from the stream too, and the
+		// backup begins again from here.
+		if s.Kind == KindStream && s.Count > 0 && seq != s.FirstSeq+uint64(s.Count) {
+			info, err := st.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if info.State.FirstSeq > s.FirstSeq+uint64(s.Count)-1 {
+				if err := fl.reset(); err != nil {
+					return err
+				}
+				s.Count = 0
+			}
+		}
+		if s.Count == 0 {
+			s.FirstSeq = seq
 		}
 		s.Count++
 		line := Message{Seq: meta.Sequence.Stream, Time: meta.Timestamp.UTC(), Subject: m.Subject(), Header: m.Headers()}
@@ -337,14 +391,18 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 	if err != nil {
 		return nil, err
 	}
+	if s.Count == 0 {
+		s.FirstSeq = s.LastSeq + 1
+	}
 	return s, w.close(fl)
 }
 
 // readStream calls fn for each message of st as it stood when the call
-// began, oldest first, and returns the first and last sequence of the
-// stream (the last: the highest it saw). It reads with an ordered consumer,
-// which skips the gaps of a KV stream (a key rewritten leaves one) instead
-// of asking for every sequence.
+// began, oldest first, and returns the last sequence of the stream (the
+// highest it saw). It reads with an ordered consumer, which skips the gaps
+// of a KV stream (a key rewritten leaves one) instead of asking for every
+// sequence, and the messages a stream's limits (an age, a count) remove
+// before the reading reaches them.
 //
 // The stream as it stood: up to its last sequence then. For a KV bucket
 // (kv), whose history limit removes a key's message when the key is
@@ -352,18 +410,18 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 // the reading reached it is read at the value that replaced it, its first
 // one after: the stream goes on being written while it is read, and a
 // backup must not lose a key for it.
-func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) (first, last uint64, err error) {
+func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) (last uint64, err error) {
 	var opts []jetstream.StreamInfoOpt
 	if kv {
 		opts = append(opts, jetstream.WithSubjectFilter(">"))
 	}
 	info, err := st.Info(ctx, opts...)
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	first, cutoff := info.State.FirstSeq, info.State.LastSeq
+	cutoff := info.State.LastSeq
 	if info.State.Msgs == 0 {
-		return first, cutoff, nil
+		return cutoff, nil
 	}
 	missing := map[string]bool{} // live keys not read yet
 	for subj := range info.State.Subjects {
@@ -371,11 +429,11 @@ func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetst
 	}
 	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	it, err := c.Messages()
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	defer it.Stop()
 	// atEnd asks the stream itself: the consumer's pending count is an
@@ -391,30 +449,30 @@ func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetst
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			if end, err := atEnd(seen); end || err != nil {
-				return first, max(cutoff, seen), err
+				return max(cutoff, seen), err
 			}
 			continue
 		}
 		if err != nil {
-			return 0, 0, fmt.Errorf("read: %w", err)
+			return 0, fmt.Errorf("read: %w", err)
 		}
 		meta, err := m.Metadata()
 		if err != nil {
-			return 0, 0, fmt.Errorf("read: %w", err)
+			return 0, fmt.Errorf("read: %w", err)
 		}
 		seen = meta.Sequence.Stream
 		if seen <= cutoff || missing[m.Subject()] {
 			if err := fn(m, meta); err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 		}
 		delete(missing, m.Subject())
 		if seen >= cutoff && len(missing) == 0 {
-			return first, max(cutoff, seen), nil
+			return max(cutoff, seen), nil
 		}
 		if meta.NumPending == 0 {
 			if end, err := atEnd(seen); end || err != nil {
-				return first, max(cutoff, seen), err
+				return max(cutoff, seen), err
 			}
 		}
 	}

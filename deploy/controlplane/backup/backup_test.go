@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -158,7 +159,7 @@ func snapshot(t testing.TB, ctx context.Context, nc *nats.Conn) map[string][]str
 			out[name] = nil
 			continue
 		}
-		_, _, err = readStream(ctx, st, false, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+		_, err = readStream(ctx, st, false, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
 			line := fmt.Sprintf("%s %v %q", m.Subject(), replayHeader(m.Headers()), m.Data())
 			if kindOf(name) == KindStream {
 				line = fmt.Sprint(meta.Sequence.Stream, " ", line)
@@ -170,6 +171,14 @@ func snapshot(t testing.TB, ctx context.Context, nc *nats.Conn) map[string][]str
 			t.Fatal(err)
 		}
 	}
+	return out
+}
+
+// restored is what snapshot gives of a control plane want restores into:
+// the same, but for the status bucket, which comes back empty.
+func restored(want map[string][]string) map[string][]string {
+	out := maps.Clone(want)
+	out[statusStream] = nil
 	return out
 }
 
@@ -210,7 +219,11 @@ func TestBackupRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	dir, src := backedUp(t, ctx)
-	want := snapshot(t, ctx, src.JS.Conn())
+	backed := snapshot(t, ctx, src.JS.Conn())
+	if len(backed[statusStream]) == 0 {
+		t.Fatal("nothing in the status bucket to back up")
+	}
+	want := restored(backed)
 
 	_, nc := bare(t)
 	// --replicas reaches the server: one server cannot keep three copies.
@@ -368,7 +381,7 @@ func TestRestoreNonEmpty(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	dir, src := backedUp(t, ctx)
-	want := snapshot(t, ctx, src.JS.Conn())
+	want := restored(snapshot(t, ctx, src.JS.Conn()))
 
 	_, empty := controlplanetest.Start(t, embedded.Options{})
 	if _, err := Restore(ctx, empty.JS.Conn(), dir, Options{}); err != nil {
@@ -383,9 +396,19 @@ func TestRestoreNonEmpty(t *testing.T) {
 	if !errors.Is(err, ErrNotEmpty) || !strings.Contains(err.Error(), "KV_wedge_desired holds 1 messages") {
 		t.Fatalf("restore over live state: %v, want ErrNotEmpty naming the desired-state bucket", err)
 	}
-	if e, err := busy.Desired.Get(ctx, manifest.RegionKey("eu-west")); err != nil || !strings.Contains(string(e.Value()), "live") {
-		t.Fatalf("a refused restore changed the live value: %v", err)
+	live := func(what string) {
+		t.Helper()
+		if e, err := busy.Desired.Get(ctx, manifest.RegionKey("eu-west")); err != nil || !strings.Contains(string(e.Value()), "live") {
+			t.Fatalf("%s changed the live value: %v", what, err)
+		}
 	}
+	live("a refused restore")
+	// Forced, but with more replicas than a server alone keeps: refused
+	// before the live streams are deleted.
+	if _, err := Restore(ctx, busy.JS.Conn(), dir, Options{Force: true, Replicas: 3}); err == nil || !strings.Contains(err.Error(), "server alone") {
+		t.Fatalf("forced restore with 3 replicas into one server: %v, want refused", err)
+	}
+	live("a forced restore refused")
 	if _, err := Restore(ctx, busy.JS.Conn(), dir, Options{Force: true}); err != nil {
 		t.Fatalf("forced restore: %v", err)
 	}
@@ -393,6 +416,79 @@ func TestRestoreNonEmpty(t *testing.T) {
 	for name, w := range want {
 		if strings.Join(got[name], "\n") != strings.Join(w, "\n") {
 			t.Errorf("stream %s after a forced restore differs from the backup's", name)
+		}
+	}
+}
+
+// TestBackupLimitedStream backs up a stream that keeps its last 2000
+// messages while it is written to every 200 us, as the purge stream's
+// limits drop its oldest entries: the oldest may go between the backup's
+// look at the stream and its reading, and each backup must still restore,
+// from the first message it read, with its sequences.
+func TestBackupLimitedStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	_, nc := bare(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LIMITED", Subjects: []string{"limited"}, MaxMsgs: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		if _, err := js.Publish(ctx, "limited", fmt.Appendf(nil, `{"n":%d}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(200 * time.Microsecond)
+		defer tick.Stop()
+		// Bounded in count; stopped as soon as the backups are done.
+		for n := 0; n < 1_000_000 && writeCtx.Err() == nil; n++ {
+			if _, err := js.Publish(writeCtx, "limited", fmt.Appendf(nil, `{"w":%d}`, n)); err != nil && writeCtx.Err() == nil {
+				done <- err
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-writeCtx.Done():
+			}
+		}
+		done <- nil
+	}()
+	var dirs []string
+	for range 5 {
+		dir := filepath.Join(t.TempDir(), "backup")
+		m, err := Backup(ctx, nc, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := m.Streams[0]; s.Count == 0 || s.FirstSeq != s.LastSeq-uint64(s.Count)+1 {
+			t.Fatalf("backed up %d messages, sequences %d-%d", s.Count, s.FirstSeq, s.LastSeq)
+		}
+		dirs = append(dirs, dir)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range dirs {
+		_, dst := bare(t)
+		m, err := Restore(ctx, dst, dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(dst)
+		st, err := js.Stream(ctx, "LIMITED")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := m.Streams[0]
+		if got := st.CachedInfo().State; got.FirstSeq != b.FirstSeq || got.LastSeq != b.LastSeq || got.Msgs != uint64(b.Count) {
+			t.Fatalf("restored %d messages, sequences %d-%d; backed up %d, %d-%d", got.Msgs, got.FirstSeq, got.LastSeq, b.Count, b.FirstSeq, b.LastSeq)
 		}
 	}
 }

@@ -1,5 +1,6 @@
-// Restoring a backup into a control plane: verified first, then stream by
-// stream, what is referred to before what refers to it, status last.
+// Restoring a backup into a control plane: verified first, every stream
+// created before any is filled, then filled stream by stream, what is
+// referred to before what refers to it; status last, without its values.
 
 package backup
 
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -24,8 +26,9 @@ type Options struct {
 	// Force deletes the backup's streams where the control plane holds
 	// them with messages, instead of refusing.
 	Force bool
-	// Replicas, if not 0, replaces every stream's replica count: a backup
-	// of a three-server cluster restored into one server, or the reverse.
+	// Replicas is every stream's replica count; 0 is as the control plane
+	// keeps its own (controlplane.Replicas: 3 on a cluster, 1 on a server
+	// alone), whatever the backed-up control plane was.
 	Replicas int
 }
 
@@ -33,7 +36,8 @@ type Options struct {
 // holds messages in a stream of the backup, without Options.Force.
 var ErrNotEmpty = errors.New("the control plane is not empty")
 
-// statusStream is restored last (see the package doc).
+// statusStream is created last, and without its values (see the package
+// doc).
 const statusStream = "KV_" + manifest.BucketStatus
 
 // Restore verifies the backup in dir (Verify: nothing is written if any
@@ -41,11 +45,18 @@ const statusStream = "KV_" + manifest.BucketStatus
 // reaches, with its config, and puts back its messages or objects. It
 // refuses a control plane where a stream of the backup holds messages,
 // unless o.Force; streams there that are empty (as `wedgectl control`
-// leaves them on a new server) are replaced.
+// leaves them on a new server) are replaced. A restore that fails part way
+// leaves a control plane that a forced restore of the same backup replaces.
 func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manifest, error) {
 	m, err := Verify(dir)
 	if err != nil {
 		return nil, err
+	}
+	replicas := cmp.Or(o.Replicas, controlplane.Replicas(nc))
+	// Refused here and not by the server, which would refuse it only
+	// after the streams to replace are deleted.
+	if replicas > 1 && nc.ConnectedClusterName() == "" {
+		return nil, fmt.Errorf("backup: restore: %d replicas on a server alone, which keeps one copy", replicas)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -79,19 +90,11 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 			"and the POPs would follow whichever was written last; restore into an empty control plane, "+
 			"or force it to delete these streams first", ErrNotEmpty, strings.Join(busy, ", "))
 	}
-	// Status first, so that POPs let go before the rest goes.
-	for _, name := range present {
-		if err := js.DeleteStream(ctx, name); err != nil {
-			return nil, fmt.Errorf("backup: restore: delete stream %s: %w", name, err)
-		}
-	}
-	for _, s := range order {
+	create := func(s Stream) error {
 		cfg := s.Config
 		// A placement names the old cluster, which a rebuilt one may not be.
 		cfg.Placement = nil
-		if o.Replicas > 0 {
-			cfg.Replicas = o.Replicas
-		}
+		cfg.Replicas = replicas
 		switch s.Kind {
 		case KindKV:
 			// Revisions carry on from the old server's last one.
@@ -100,15 +103,52 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 			cfg.FirstSeq = s.FirstSeq
 		}
 		if _, err := js.CreateStream(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("backup: restore: create stream %s: %w", s.Name, err)
+			return fmt.Errorf("create stream %s: %w", s.Name, err)
 		}
-		if s.Kind == KindObjects {
+		return nil
+	}
+	// Every stream the control plane lacks is created before anything is
+	// deleted or filled, so that one it refuses changes nothing; status
+	// is not, so that no POP attaches before the rest is filled.
+	for _, s := range order {
+		if s.Name != statusStream && !slices.Contains(present, s.Name) {
+			if err := create(s); err != nil {
+				return nil, fmt.Errorf("backup: restore: %w", err)
+			}
+		}
+	}
+	// From here on a failure leaves a part of the backup restored.
+	failed := func(err error) error {
+		return fmt.Errorf("backup: restore: %w; the control plane is part restored: restore again with --force", err)
+	}
+	// Status first, so that POPs let go before the rest goes.
+	for _, name := range present {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			return nil, failed(fmt.Errorf("delete stream %s: %w", name, err))
+		}
+	}
+	for _, s := range order {
+		if s.Name != statusStream && slices.Contains(present, s.Name) {
+			if err := create(s); err != nil {
+				return nil, failed(err)
+			}
+		}
+	}
+	for _, s := range order {
+		switch {
+		case s.Name == statusStream:
+			// Its config only: its values are the POPs' reports, which
+			// the controller and the collector judge fresh by the time
+			// the server stored them, a restore's for a restored one.
+			// Live POPs write theirs again within a second.
+			err = create(s)
+		case s.Kind == KindObjects:
 			err = restoreObjects(ctx, js, dir, s)
-		} else {
+		default:
 			err = restoreMessages(ctx, js, dir, s)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("backup: restore: stream %s: %w", s.Name, err)
+			return nil, failed(fmt.Errorf("stream %s: %w", s.Name, err))
 		}
 	}
 	return m, nil

@@ -39,20 +39,30 @@ func Verify(dir string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := parseManifest(b)
+	m, err := check(dir, b)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w: %w", ErrCorrupt, err)
+	}
+	return m, nil
+}
+
+// check is Verify of the manifest b, which Backup calls before it puts b
+// in place.
+func check(dir string, b []byte) (*Manifest, error) {
+	m, err := parseManifest(b)
+	if err != nil {
+		return nil, err
 	}
 	files := map[string]File{}
 	for _, f := range m.Files {
 		if err := checkFile(dir, f); err != nil {
-			return nil, fmt.Errorf("backup: %w: %w", ErrCorrupt, err)
+			return nil, err
 		}
 		files[f.Path] = f
 	}
 	for _, s := range m.Streams {
 		if err := checkStream(dir, s, files); err != nil {
-			return nil, fmt.Errorf("backup: %w: stream %s: %w", ErrCorrupt, s.Name, err)
+			return nil, fmt.Errorf("stream %s: %w", s.Name, err)
 		}
 	}
 	return m, nil

@@ -1,12 +1,15 @@
 // Package controlplanetest runs a control plane for one test, in the
 // manner of net/http/httptest: an embedded NATS JetStream server with the
-// buckets and the audit stream created, stopped when the test ends.
+// buckets and the audit stream created, or a cluster of three, stopped
+// when the test ends.
 package controlplanetest
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
@@ -38,4 +41,23 @@ func Start(t testing.TB, opts embedded.Options) (*embedded.Server, *controlplane
 		t.Fatal(err)
 	}
 	return srv, s
+}
+
+// StartCluster runs a cluster of three embedded servers on loopback (the
+// buckets are not created) and returns it with a connection to it, which
+// moves to another member when its own stops. The test's cleanup closes
+// the connection, then shuts the cluster down.
+func StartCluster(t testing.TB) (*embedded.Cluster, *nats.Conn) {
+	t.Helper()
+	c, err := embedded.StartCluster(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Shutdown)
+	nc, err := c.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return c, nc
 }

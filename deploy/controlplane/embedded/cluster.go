@@ -9,11 +9,13 @@ package embedded
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,50 +34,56 @@ type Cluster struct {
 // and waits until JetStream has a leader and every member is current. It
 // takes three members or more: a cluster of two could not lose one.
 func StartCluster(dir string, listen ...string) (*Cluster, error) {
+	return startCluster(dir, listen, freePorts)
+}
+
+// startAttempts bounds StartCluster's tries: each loses only if another
+// process takes one of the ports it picked before a member binds it.
+const startAttempts = 5
+
+// startCluster is StartCluster, picking the route and leaf ports with
+// ports. They are fixed before any member starts, since every member's
+// routes name every member (JetStream sizes the cluster by that list, so
+// members cannot bind port 0 and learn of each other afterwards); a port
+// taken in between fails the member's start with "address in use", and
+// the cluster is started again on new ports.
+func startCluster(dir string, listen []string, ports func(hosts []string) ([]string, error)) (*Cluster, error) {
 	if len(listen) < 3 {
 		return nil, fmt.Errorf("controlplane: a cluster of %d: it takes three members or more", len(listen))
 	}
-	c := &Cluster{opts: make([]Options, len(listen)), members: make([]*Server, len(listen))}
-	// The route and leaf ports are fixed before any member starts (every
-	// member's routes name every member), each held until all are picked
-	// so that no two are the same.
-	var held []net.Listener
-	defer func() {
-		for _, ln := range held {
-			ln.Close()
-		}
-	}()
-	pick := func(host string) (string, error) {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			return "", fmt.Errorf("controlplane: %w", err)
-		}
-		held = append(held, ln)
-		return ln.Addr().String(), nil
-	}
-	routes := make([]string, len(listen))
-	for i, l := range listen {
+	hosts := make([]string, 0, 2*len(listen))
+	for _, l := range listen {
 		host, _, err := net.SplitHostPort(l)
 		if err != nil {
 			return nil, fmt.Errorf("controlplane: listen %q: %w", l, err)
 		}
-		route, err := pick(host)
+		hosts = append(hosts, host, host) // its route and leaf ports
+	}
+	for attempt := 1; ; attempt++ {
+		addrs, err := ports(hosts)
 		if err != nil {
 			return nil, err
 		}
-		leaf, err := pick(host)
-		if err != nil {
-			return nil, err
+		c, err := startMembers(dir, listen, addrs)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == startAttempts {
+			return c, err
 		}
-		routes[i] = "nats-route://" + route
+	}
+}
+
+// startMembers starts the cluster whose members' route and leaf
+// addresses are addrs, two a member.
+func startMembers(dir string, listen, addrs []string) (*Cluster, error) {
+	c := &Cluster{opts: make([]Options, len(listen)), members: make([]*Server, len(listen))}
+	routes := make([]string, len(listen))
+	for i := range listen {
+		routes[i] = "nats-route://" + addrs[2*i]
+	}
+	for i, l := range listen {
 		name := fmt.Sprintf("wedge-%d", i+1)
 		c.opts[i] = Options{Dir: filepath.Join(dir, name), Listen: l, Name: name,
-			LeafListen: leaf, Cluster: &ClusterOptions{Listen: route, Routes: routes}}
+			LeafListen: addrs[2*i+1], Cluster: &ClusterOptions{Listen: addrs[2*i], Routes: routes}}
 	}
-	for _, ln := range held {
-		ln.Close()
-	}
-	held = nil
 	for i := range c.opts {
 		if err := c.Restart(i); err != nil {
 			c.Shutdown()
@@ -89,6 +97,21 @@ func StartCluster(dir string, listen ...string) (*Cluster, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// freePorts returns a port free just now on each of hosts, all different:
+// each is held until all are picked.
+func freePorts(hosts []string) ([]string, error) {
+	out := make([]string, len(hosts))
+	for i, host := range hosts {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		defer ln.Close()
+		out[i] = ln.Addr().String()
+	}
+	return out, nil
 }
 
 // Members are the cluster's servers, by index; a stopped one is nil.

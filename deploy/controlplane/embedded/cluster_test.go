@@ -46,16 +46,7 @@ func TestClusterKeepsThreeCopies(t *testing.T) {
 		}
 	}
 
-	c, err := embedded.StartCluster(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown()
-	nc, err := c.Connect(t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	c, nc := controlplanetest.StartCluster(t)
 	s, err := controlplane.Ensure(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +69,11 @@ func TestClusterKeepsThreeCopies(t *testing.T) {
 	c.Stop(lost)
 	key := manifest.RegionKey("eu-west")
 	testutil.Eventually(t, hangGuard, "a write with the leader stopped", func() bool {
-		_, err := s.Desired.Put(ctx, key, []byte("v2"))
+		// Each try bounded: one made before a new leader is elected goes
+		// unanswered.
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := s.Desired.Put(tctx, key, []byte("v2"))
 		return err == nil
 	})
 	if e, err := s.Desired.Get(ctx, key); err != nil || string(e.Value()) != "v2" {
@@ -98,16 +93,7 @@ func TestClusterKeepsThreeCopies(t *testing.T) {
 func TestLeafNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	c, err := embedded.StartCluster(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown()
-	nc, err := c.Connect(t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	c, nc := controlplanetest.StartCluster(t)
 	s, err := controlplane.Ensure(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +110,9 @@ func TestLeafNode(t *testing.T) {
 	defer lnc.Close()
 	var edge *controlplane.Stores
 	testutil.Eventually(t, hangGuard, "the buckets opened through the leaf", func() bool {
-		edge, err = controlplane.OpenEdge(ctx, lnc)
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		edge, err = controlplane.OpenEdge(tctx, lnc)
 		return err == nil
 	})
 	if _, err := edge.Status.Put(ctx, manifest.POPKey("eu-west-1"), []byte("up")); err != nil {

@@ -130,10 +130,18 @@ func Start(opts Options) (*Server, error) {
 			}
 		}
 	}
+	fatal := &fatalLog{}
+	ns.SetLoggerV2(fatal, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("controlplane: embedded NATS server did not start within 10s")
+	for deadline := time.Now().Add(10 * time.Second); !ns.ReadyForConnections(25 * time.Millisecond); {
+		if err := fatal.failed(); err != nil {
+			s.Shutdown()
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, errors.New("controlplane: embedded NATS server did not start within 10s")
+		}
 	}
 	if opts.Listen != "" {
 		s.opts.Listen = ns.Addr().String() // port 0 resolved, for a restart

@@ -2,8 +2,9 @@
 // noop (the cheapest possible call), hs256 (a realistic JWT check through
 // host crypto), misbehave (every way a guest can go wrong, chosen per
 // request), inject (header injection attempts, for the edge's abuse tests),
-// seen (what plugins read of a request, for the edge's front-door tests)
-// fleet/* (versions of one plugin, good and bad, for rollout tests) and
-// rustnoop (a Rust crate, for wasmbuild's Cargo path). Each is built by
-// wasm/wasmtest.Build.
+// seen (what plugins read of a request, for the edge's front-door tests),
+// relay (sets the request header its config names, for the edge's health
+// attribution tests), fleet/* (versions of one plugin, good and bad, for
+// rollout tests) and rustnoop (a Rust crate, for wasmbuild's Cargo path).
+// Each is built by wasm/wasmtest.Build.
 package testguests

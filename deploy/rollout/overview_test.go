@@ -1,0 +1,44 @@
+package rollout
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/talowa/wedge/deploy/manifest"
+)
+
+// TestOverviewConfigCanary: a canary that changes only the config runs the
+// stable version's artifact; the overview marks its own row as the canary
+// and not the stable version's, which shares the digest.
+func TestOverviewConfigCanary(t *testing.T) {
+	e := newEnv(t)
+	health := func(version string, requests uint64) manifest.Health {
+		b := make([]uint64, len(manifest.LatencyBounds)+1)
+		b[0] = requests
+		return manifest.Health{Plugin: "auth", Version: version, Digest: e.v1.Digest, Requests: requests, Buckets: b}
+	}
+	st := manifest.Status{POP: "eu-west-1", Region: "eu-west", Applied: true,
+		Running: map[string]manifest.Running{"auth": {Version: "v1", Digest: e.v1.Digest,
+			Canary: "v1-config", CanaryDigest: e.v1.Digest, Share: 5, Split: "header:X-User"}},
+		Health: []manifest.Health{health("v1", 95), health("v1-config", 5)}}
+	b, _ := json.Marshal(st)
+	if _, err := e.s.Status.Put(e.ctx, manifest.POPKey(st.POP), b); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Overview(e.ctx, e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Regions) != 1 || len(o.Regions[0].Versions) != 2 {
+		t.Fatalf("regions: %+v", o.Regions)
+	}
+	for _, v := range o.Regions[0].Versions {
+		share, split := 0.0, "" // the stable row
+		if v.Version == "v1-config" {
+			share, split = 5, "header:X-User"
+		}
+		if v.CanaryShare != share || v.Split != split {
+			t.Errorf("%s: canary share %v, split %q; want %v, %q", v.Version, v.CanaryShare, v.Split, share, split)
+		}
+	}
+}
