@@ -340,10 +340,12 @@ func (a *ackCutter) forward(c net.Conn) {
 			}
 		}
 		cut := false
-		if len(f) == 5 && f[0] == "HPUB" && f[1] == a.subject {
-			hdr, err := strconv.Atoi(f[3])
-			if err != nil || hdr > len(payload)-2 {
-				return
+		if payload != nil && f[1] == a.subject {
+			hdr := 0 // HPUB SUBJECT [REPLY] HDR_SIZE TOTAL_SIZE: headers first
+			if f[0] == "HPUB" {
+				if hdr, err = strconv.Atoi(f[len(f)-2]); err != nil || hdr > len(payload)-2 {
+					return
+				}
 			}
 			cut = a.take(payload[hdr : len(payload)-2])
 		}

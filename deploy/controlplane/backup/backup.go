@@ -361,9 +361,9 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 	s.LastSeq, err = readStream(ctx, st, s.Kind == KindKV, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
 		seq := meta.Sequence.Stream
 		// A plain stream is restored with its sequences, so without gaps.
-		// One after what was read means the stream's limits overtook the
-		// reading: what was read is gone from the stream too, and the
-		// backup begins again from here.
+		// A gap after what was read, with what was read gone from the
+		// stream, means that the stream's limits overtook the reading:
+		// the backup of the stream begins again from here.
 		if s.Kind == KindStream && s.Count > 0 && seq != s.FirstSeq+uint64(s.Count) {
 			info, err := st.Info(ctx)
 			if err != nil {
@@ -380,7 +380,7 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 			s.FirstSeq = seq
 		}
 		s.Count++
-		line := Message{Seq: meta.Sequence.Stream, Time: meta.Timestamp.UTC(), Subject: m.Subject(), Header: m.Headers()}
+		line := Message{Seq: seq, Time: meta.Timestamp.UTC(), Subject: m.Subject(), Header: m.Headers()}
 		if data := m.Data(); compactJSON(data) {
 			line.Data = data
 		} else {
@@ -398,11 +398,11 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 }
 
 // readStream calls fn for each message of st as it stood when the call
-// began, oldest first, and returns the last sequence of the stream (the
-// highest it saw). It reads with an ordered consumer, which skips the gaps
-// of a KV stream (a key rewritten leaves one) instead of asking for every
-// sequence, and the messages a stream's limits (an age, a count) remove
-// before the reading reaches them.
+// began, oldest first, but for those its limits (an age, a count) remove
+// before the reading reaches them, and returns the last sequence of the
+// stream (the highest it saw). It reads with an ordered consumer, which
+// skips the gaps of a KV stream (a key rewritten leaves one) instead of
+// asking for every sequence.
 //
 // The stream as it stood: up to its last sequence then. For a KV bucket
 // (kv), whose history limit removes a key's message when the key is

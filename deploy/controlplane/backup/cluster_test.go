@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,7 +16,7 @@ import (
 // TestRestoreIntoCluster restores a backup of a server alone into an empty
 // cluster of three: the same content, every stream kept three times as the
 // cluster keeps its own, and the control plane's own Ensure content with
-// it. A backup of that cluster comes back into a server alone with one.
+// it.
 func TestRestoreIntoCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
@@ -45,23 +46,41 @@ func TestRestoreIntoCluster(t *testing.T) {
 	if _, err := controlplane.Ensure(ctx, nc); err != nil {
 		t.Fatalf("Ensure on the restored cluster: %v", err)
 	}
+}
 
-	back := filepath.Join(t.TempDir(), "backup")
-	if _, err := Backup(ctx, nc, back); err != nil {
+// TestRestoreClusterBackupAlone restores a backup whose streams a cluster
+// kept three times into a server alone: each comes back with one.
+func TestRestoreClusterBackupAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	dir, _ := backedUp(t, ctx)
+	// The manifest is not among the files it checks: only its streams'
+	// configs change, as a cluster's backup has them.
+	p := filepath.Join(dir, ManifestFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_, one := bare(t)
-	if _, err := Restore(ctx, one, back, Options{}); err != nil {
-		t.Fatalf("a cluster's backup into a server alone: %v", err)
+	n := strings.Count(string(b), `"num_replicas": 1,`)
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), `"num_replicas": 1,`, `"num_replicas": 3,`)), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	js, _ = jetstream.New(one)
-	for name := range want {
-		st, err := js.Stream(ctx, name)
+	_, nc := bare(t)
+	m, err := Restore(ctx, nc, dir, Options{})
+	if err != nil {
+		t.Fatalf("a backup of three replicas into a server alone: %v", err)
+	}
+	if n != len(m.Streams) {
+		t.Fatalf("%d of %d streams' configs set to 3 replicas", n, len(m.Streams))
+	}
+	js, _ := jetstream.New(nc)
+	for _, s := range m.Streams {
+		st, err := js.Stream(ctx, s.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if r := st.CachedInfo().Config.Replicas; r != 1 {
-			t.Errorf("stream %s of the cluster restored into a server alone with %d replicas, want 1", name, r)
+			t.Errorf("stream %s restored into a server alone with %d replicas, want 1", s.Name, r)
 		}
 	}
 }

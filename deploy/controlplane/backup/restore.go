@@ -71,7 +71,8 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 	}
 	slices.SortStableFunc(order, func(a, b Stream) int { return cmp.Compare(rank(b), rank(a)) })
 	// Found in full before anything is deleted: a refusal changes nothing.
-	var present, busy []string
+	var present []Stream
+	var busy []string
 	for _, s := range slices.Backward(order) {
 		st, err := js.Stream(ctx, s.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -80,7 +81,7 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 		if err != nil {
 			return nil, fmt.Errorf("backup: restore: stream %s: %w", s.Name, err)
 		}
-		present = append(present, s.Name)
+		present = append(present, s)
 		if n := st.CachedInfo().State.Msgs; n > 0 {
 			busy = append(busy, fmt.Sprintf("%s holds %d messages", s.Name, n))
 		}
@@ -111,7 +112,7 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 	// deleted or filled, so that one it refuses changes nothing; status
 	// is not, so that no POP attaches before the rest is filled.
 	for _, s := range order {
-		if s.Name != statusStream && !slices.Contains(present, s.Name) {
+		if s.Name != statusStream && !slices.ContainsFunc(present, func(p Stream) bool { return p.Name == s.Name }) {
 			if err := create(s); err != nil {
 				return nil, fmt.Errorf("backup: restore: %w", err)
 			}
@@ -121,14 +122,15 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 	failed := func(err error) error {
 		return fmt.Errorf("backup: restore: %w; the control plane is part restored: restore again with --force", err)
 	}
-	// Status first, so that POPs let go before the rest goes.
-	for _, name := range present {
-		if err := js.DeleteStream(ctx, name); err != nil {
-			return nil, failed(fmt.Errorf("delete stream %s: %w", name, err))
+	// Status first, so that POPs let go before the rest goes; then one
+	// at a time, each created again at once: the server removes an
+	// account's directory of streams once it has none, racing a create
+	// that comes right after ("could not create storage directory").
+	for _, s := range present {
+		if err := js.DeleteStream(ctx, s.Name); err != nil {
+			return nil, failed(fmt.Errorf("delete stream %s: %w", s.Name, err))
 		}
-	}
-	for _, s := range order {
-		if s.Name != statusStream && slices.Contains(present, s.Name) {
+		if s.Name != statusStream {
 			if err := create(s); err != nil {
 				return nil, failed(err)
 			}

@@ -68,7 +68,8 @@ type ClusterOptions struct {
 	// Name is the cluster's, the same on every member; "" is "wedge".
 	Name string
 	// Listen is the address the other members route to, e.g.
-	// 0.0.0.0:6222; port 0 picks a free one.
+	// 10.0.0.1:6222 (a private network: routes are not authenticated);
+	// port 0 picks a free one.
 	Listen string
 	// Routes are the route URLs of every member, e.g.
 	// nats-route://10.0.0.1:6222; a member's own is ignored, so every
