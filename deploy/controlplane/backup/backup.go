@@ -32,7 +32,9 @@
 // oldest message still there when the reading reaches it, so its backup
 // may lack a few that were there when the backup began. Backup checks what
 // it wrote as Restore will (Verify) before it writes the manifest, so a
-// backup it reports done restores.
+// backup it reports done restores. A stream's reading that stops getting
+// messages the stream holds tries new consumers, then fails with how far
+// it got (see nextWait): a backup ends, done or with an error.
 //
 // Restore checks the whole backup (every file's size and SHA-256, every
 // line, each module's bytes against its name) before it writes anything,
@@ -228,7 +230,7 @@ func Backup(ctx context.Context, nc *nats.Conn, dir string) (*Manifest, error) {
 		if kindOf(name) == KindObjects {
 			s, err = w.objects(ctx, js, st)
 		} else {
-			s, err = w.messages(ctx, st)
+			s, err = w.messages(ctx, nc, st)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("backup: stream %s: %w", name, err)
@@ -345,7 +347,7 @@ func jsonLines(w io.Writer) *json.Encoder {
 // messages writes a KV bucket's or a stream's messages, oldest first, as
 // the stream stood when its reading began (readStream), from the oldest
 // still there when the reading reached it.
-func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, error) {
+func (w *writer) messages(ctx context.Context, nc *nats.Conn, st jetstream.Stream) (*Stream, error) {
 	info, err := st.Info(ctx)
 	if err != nil {
 		return nil, err
@@ -358,7 +360,7 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 	}
 	defer fl.f.Close()
 	enc := jsonLines(fl)
-	s.LastSeq, err = readStream(ctx, st, s.Kind == KindKV, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+	s.LastSeq, err = readStream(ctx, nc, st, s.Kind == KindKV, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
 		seq := meta.Sequence.Stream
 		// A plain stream is restored with its sequences, so without gaps.
 		// A gap after what was read, with what was read gone from the
@@ -397,6 +399,21 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 	return s, w.close(fl)
 }
 
+// Bounds of a stream's reading. A consumer can be created and yet
+// deliver nothing: on a cluster, the pull request of an R1 consumer whose
+// leader a stream follower has just become can be lost (seen on a freshly
+// restored cluster under load), and nats.go's ordered consumer waits for
+// it as long as its heartbeats say it lives. So a reading that waits
+// nextWait for a message the stream has opens a new consumer from where it
+// got, and gives up after maxStalls such waits in a row; and a consumer
+// that cannot be made again fails after resetAttempts tries, where
+// nats.go's default is to try for ever.
+var (
+	nextWait      = 5 * time.Second
+	maxStalls     = 6
+	resetAttempts = 3
+)
+
 // readStream calls fn for each message of st as it stood when the call
 // began, oldest first, but for those its limits (an age, a count) remove
 // before the reading reaches them, and returns the last sequence of the
@@ -410,7 +427,10 @@ func (w *writer) messages(ctx context.Context, st jetstream.Stream) (*Stream, er
 // the reading reached it is read at the value that replaced it, its first
 // one after: the stream goes on being written while it is read, and a
 // backup must not lose a key for it.
-func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) (last uint64, err error) {
+//
+// A reading that stalls (see nextWait) ends with an error that says how
+// far it got, never a hang.
+func readStream(ctx context.Context, nc *nats.Conn, st jetstream.Stream, kv bool, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) (last uint64, err error) {
 	var opts []jetstream.StreamInfoOpt
 	if kv {
 		opts = append(opts, jetstream.WithSubjectFilter(">"))
@@ -419,6 +439,7 @@ func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetst
 	if err != nil {
 		return 0, err
 	}
+	name := info.Config.Name
 	cutoff := info.State.LastSeq
 	if info.State.Msgs == 0 {
 		return cutoff, nil
@@ -427,35 +448,35 @@ func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetst
 	for subj := range info.State.Subjects {
 		missing[subj] = true
 	}
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return 0, err
-	}
-	it, err := c.Messages()
-	if err != nil {
-		return 0, err
-	}
-	defer it.Stop()
-	// atEnd asks the stream itself: the consumer's pending count is an
-	// estimate, and a message the reading waits for may have expired.
-	atEnd := func(seen uint64) (bool, error) {
-		info, err := st.Info(ctx)
-		return err == nil && info.State.LastSeq <= seen, err
-	}
 	var seen uint64
-	for {
-		next, cancel := context.WithTimeout(ctx, 5*time.Second)
+	it, err := readFrom(ctx, st, seen)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { it.Stop() }()
+	for stalls := 0; ; {
+		next, cancel := context.WithTimeout(ctx, nextWait)
 		m, err := it.Next(jetstream.NextContext(next))
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			if end, err := atEnd(seen); end || err != nil {
+			more, err := hasAfter(ctx, nc, name, seen)
+			if !more || err != nil {
 				return max(cutoff, seen), err
+			}
+			if stalls++; stalls == maxStalls {
+				return 0, fmt.Errorf("read: stalled: no message for %v after sequence %d, though the stream has more (up to %d to read)",
+					time.Duration(maxStalls)*nextWait, seen, cutoff)
+			}
+			it.Stop()
+			if it, err = readFrom(ctx, st, seen); err != nil {
+				return 0, err
 			}
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read: %w", err)
+			return 0, fmt.Errorf("read after sequence %d of up to %d: %w", seen, cutoff, err)
 		}
+		stalls = 0
 		meta, err := m.Metadata()
 		if err != nil {
 			return 0, fmt.Errorf("read: %w", err)
@@ -471,11 +492,59 @@ func readStream(ctx context.Context, st jetstream.Stream, kv bool, fn func(jetst
 			return max(cutoff, seen), nil
 		}
 		if meta.NumPending == 0 {
-			if end, err := atEnd(seen); end || err != nil {
+			if more, err := hasAfter(ctx, nc, name, seen); !more || err != nil {
 				return max(cutoff, seen), err
 			}
 		}
 	}
+}
+
+// readFrom reads st with a new ordered consumer from the first message
+// after sequence seen.
+func readFrom(ctx context.Context, st jetstream.Stream, seen uint64) (jetstream.MessagesContext, error) {
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: resetAttempts}
+	if seen > 0 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = seen + 1
+	}
+	c, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return c.Messages()
+}
+
+// hasAfter asks the stream's leader whether it holds a message after
+// sequence seen. Neither the consumer's pending count (an estimate) nor
+// the stream's last sequence (whose message may have been deleted or have
+// expired) tells; and a direct get, which any replica answers, may come
+// from one that lags.
+func hasAfter(ctx context.Context, nc *nats.Conn, stream string, seen uint64) (bool, error) {
+	req, err := json.Marshal(map[string]any{"seq": seen + 1, "next_by_subj": ">"})
+	if err != nil {
+		return false, err
+	}
+	// Bounded as jetstream bounds its own requests when ctx is not: a
+	// stream without a leader does not answer.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return false, fmt.Errorf("look for a message after sequence %d: %w", seen, err)
+	}
+	var r struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		return false, fmt.Errorf("look for a message after sequence %d: %w", seen, err)
+	}
+	switch {
+	case r.Error == nil:
+		return true, nil
+	case r.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("look for a message after sequence %d: %w", seen, r.Error)
 }
 
 // compactJSON reports whether b is JSON that encoding/json writes back

@@ -159,7 +159,7 @@ func snapshot(t testing.TB, ctx context.Context, nc *nats.Conn) map[string][]str
 			out[name] = nil
 			continue
 		}
-		_, err = readStream(ctx, st, false, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+		_, err = readStream(ctx, nc, st, false, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
 			line := fmt.Sprintf("%s %v %q", m.Subject(), replayHeader(m.Headers()), m.Data())
 			if kindOf(name) == KindStream {
 				line = fmt.Sprint(meta.Sequence.Stream, " ", line)

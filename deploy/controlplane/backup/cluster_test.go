@@ -46,6 +46,17 @@ func TestRestoreIntoCluster(t *testing.T) {
 	if _, err := controlplane.Ensure(ctx, nc); err != nil {
 		t.Fatalf("Ensure on the restored cluster: %v", err)
 	}
+	// The freshly restored cluster backs up, the same content again: its
+	// reading once stalled for good on a consumer that got no pull.
+	m, err := Backup(ctx, nc, filepath.Join(t.TempDir(), "again"))
+	if err != nil {
+		t.Fatalf("backup of the restored cluster: %v", err)
+	}
+	for _, s := range m.Streams {
+		if s.Count != len(want[s.Name]) {
+			t.Errorf("backup of the restored cluster holds %d of stream %s's %d", s.Count, s.Name, len(want[s.Name]))
+		}
+	}
 }
 
 // TestRestoreClusterBackupAlone restores a backup whose streams a cluster
