@@ -93,9 +93,10 @@ func TestProxyRequest(t *testing.T) {
 	body := []byte{0, 1, 2, 0xff, '\r', '\n', 0xfe}
 	req := &wire.Request{Method: wire.Bytes("PATCH"), Scheme: wire.Bytes("https"), Host: wire.Bytes("app.example:8443"),
 		Path: wire.Bytes("/a%2Fb/../c//d"), Query: wire.Bytes("x=1&y=%20"), Client: wire.Bytes("2001:db8::7"),
-		Body: body, Timeout: 5_000_000}
+		Body: body, Timeout: 5_000_000, ID: wire.Bytes("edge-42")}
 	for _, f := range [][2]string{
 		{"accept", "text/html"},
+		{"X-Request-ID", "chosen-by-the-client"},
 		{"X-Dup", "1"},
 		{"Connection", "keep-alive, X-Hop"},
 		{"X-Hop", "this hop only"},
@@ -139,6 +140,7 @@ func TestProxyRequest(t *testing.T) {
 		"cOOkie: a=1",
 		"X-Forwarded-For: 198.51.100.1, 2001:db8::7",
 		`Forwarded: for=198.51.100.1, for="[2001:db8::7]";proto=https;host="app.example:8443"`,
+		"X-Request-Id: edge-42",
 		"Wedge-Value-User: alice",
 		"Wedge-Value-Tenant: t-1",
 		"Content-Length: 7",

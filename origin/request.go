@@ -11,13 +11,17 @@ var (
 	nameHost          = []byte("Host")
 	nameXForwardedFor = []byte("X-Forwarded-For")
 	nameForwarded     = []byte("Forwarded")
+	nameXRequestID    = []byte("X-Request-Id")
 )
 
 // buildRequest writes req into freq as an upstream will see it: the fields
 // in the order the client sent them, minus hop-by-hop ones and any a client
 // may not set (wire.Reserved: Wedge-Value-* in any spelling); then
-// X-Forwarded-For and Forwarded with the client appended; then the
-// forwarded values. b is scratch space, returned for reuse.
+// X-Forwarded-For and Forwarded with the client appended; then
+// X-Request-Id, the envelope's ID (the one the edge's and the origin's logs
+// name the request by), in place of any a client sent, so an application
+// can log it and a client cannot choose it; then the forwarded values. b
+// is scratch space, returned for reuse.
 //
 // Special-header handling is off so fasthttp writes every field as given,
 // in order and with its case, Host included, and adds only the body's
@@ -52,7 +56,8 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 	for i := range req.Header {
 		f := &req.Header[i]
 		if dropRequestField(f) || (conn && listedInConnection(req.Header, f.Name)) ||
-			asciiEqualFold(f.Name, "x-forwarded-for") || asciiEqualFold(f.Name, "forwarded") {
+			asciiEqualFold(f.Name, "x-forwarded-for") || asciiEqualFold(f.Name, "forwarded") ||
+			(len(req.ID) > 0 && asciiEqualFold(f.Name, "x-request-id")) {
 			continue
 		}
 		h.AddBytesKV(f.Name, f.Value)
@@ -77,6 +82,9 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 	}
 	if len(b) > 0 {
 		h.AddBytesKV(nameForwarded, b)
+	}
+	if len(req.ID) > 0 && abi.ValidHeaderValue(req.ID) {
+		h.AddBytesKV(nameXRequestID, req.ID)
 	}
 
 	for i := range req.Values {

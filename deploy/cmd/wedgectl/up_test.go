@@ -276,7 +276,9 @@ func TestUp(t *testing.T) {
 		t.Fatalf("without a token: %d, WWW-Authenticate %q", st, h.Peek("WWW-Authenticate"))
 	}
 	st, _, first := get(token)
-	if st != 200 || !strings.Contains(first, `"user":"demo-user"`) {
+	// The application gets the identity the auth plugin forwarded, and
+	// the request ID the edge's logs know the request by.
+	if st != 200 || !strings.Contains(first, `"user":"demo-user"`) || !regexp.MustCompile(`"request_id":"[^"]+"`).MatchString(first) {
 		t.Fatalf("with the token: %d %s", st, first)
 	}
 	st, h, again := get(token)
