@@ -683,6 +683,7 @@ routes:
 		maxSize atomic.Uint64
 		wg      sync.WaitGroup
 		failed  atomic.Int64
+		first   atomic.Value // the first failure, as text
 	)
 	get("/hot")
 	sample := func() {
@@ -702,7 +703,9 @@ routes:
 					path = "/hot"
 				}
 				if st, _, size, err := get(path); err != nil || st != 200 || size != len(page) {
-					failed.Add(1)
+					if failed.Add(1) == 1 {
+						first.Store(fmt.Sprintf("%s: %d, %d bytes, %v", path, st, size, err))
+					}
 				}
 				if w == 0 && i%200 == 0 {
 					sample()
@@ -712,7 +715,7 @@ routes:
 	}
 	wg.Wait()
 	if failed.Load() != 0 {
-		t.Fatalf("%d of %d requests failed during the flood", failed.Load(), urls)
+		t.Fatalf("%d of %d requests failed during the flood; the first: %v", failed.Load(), urls, first.Load())
 	}
 	sample()
 	entries := gauge("wedge_edge_cache_entries")
