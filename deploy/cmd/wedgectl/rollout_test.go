@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
@@ -24,21 +25,9 @@ import (
 func TestRolloutCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	srv, s := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
-	_, key, _ := ed25519.GenerateKey(nil)
-	a, err := manifest.Sign(key, "auth", "v2", []byte("module"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(a)
-	s.Artifacts.Put(ctx, manifest.ArtifactKey("auth", "v2"), b)
 	// One POP that reports but never applies anything: the rollout stays
 	// in its first wave, which is all the commands need.
-	st, _ := json.Marshal(manifest.Status{POP: "eu-west-1", Region: "eu-west", Time: time.Now(), Applied: true,
-		Health: []manifest.Health{{Plugin: "auth", Version: "v1", Digest: "d1", Requests: 200, Errors: 2, Buckets: []uint64{0, 0, 200}}}})
-	if _, err := s.Status.Put(ctx, manifest.POPKey("eu-west-1"), st); err != nil {
-		t.Fatal(err)
-	}
+	srv, s := rolloutPlane(t, ctx, manifest.Health{Plugin: "auth", Version: "v1", Digest: "d1", Requests: 200, Errors: 2, Buckets: []uint64{0, 0, 200}})
 	nats := []string{"--nats", srv.URL()}
 	cli := func(args ...string) (string, error) {
 		var out bytes.Buffer
@@ -134,4 +123,26 @@ func TestRolloutCLI(t *testing.T) {
 		t.Errorf("audit -n 2:\n%s", out)
 	}
 	t.Logf("status:\n%s\naudit:\n%s", status, out)
+}
+
+// rolloutPlane starts a control plane on a socket holding what a rollout
+// of auth@v2 needs: the signed artifact, and POP eu-west-1 of eu-west
+// reporting with health.
+func rolloutPlane(t *testing.T, ctx context.Context, health ...manifest.Health) (*embedded.Server, *controlplane.Stores) {
+	t.Helper()
+	srv, s := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
+	_, key, _ := ed25519.GenerateKey(nil)
+	a, err := manifest.Sign(key, "auth", "v2", []byte("module"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(a)
+	if _, err := s.Artifacts.Put(ctx, manifest.ArtifactKey("auth", "v2"), b); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := json.Marshal(manifest.Status{POP: "eu-west-1", Region: "eu-west", Time: time.Now(), Applied: true, Health: health})
+	if _, err := s.Status.Put(ctx, manifest.POPKey("eu-west-1"), st); err != nil {
+		t.Fatal(err)
+	}
+	return srv, s
 }

@@ -166,10 +166,10 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	// With -regions, the POPs of a region share their caches: each has a
 	// tier listener (on a port of the system's choosing: its peers learn
 	// it from its status) and signs its asks with a key they all share.
-	tierKey := wire.Key{ID: 1, Secret: make([]byte, 32)}
-	rand.Read(tierKey.Secret)
 	tier, routeTier := "", ""
 	if len(pops) > 0 {
+		tierKey := wire.Key{ID: 1, Secret: make([]byte, 32)}
+		rand.Read(tierKey.Secret)
 		tier = fmt.Sprintf("tier: {listen: \"127.0.0.1:0\", key: %q}\n", tierKey.Text())
 		routeTier = "    tier: region\n"
 	}

@@ -3,17 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"os/user"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
-	"github.com/talowa/wedge/deploy/controlplane/embedded"
-	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
 )
 
@@ -53,18 +47,7 @@ func TestOperator(t *testing.T) {
 func TestWhoAndSplitFlags(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	srv, s := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
-	_, key, _ := ed25519.GenerateKey(nil)
-	a, err := manifest.Sign(key, "auth", "v2", []byte("module"), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(a)
-	s.Artifacts.Put(ctx, manifest.ArtifactKey("auth", "v2"), b)
-	st, _ := json.Marshal(manifest.Status{POP: "eu-west-1", Region: "eu-west", Time: time.Now(), Applied: true})
-	if _, err := s.Status.Put(ctx, manifest.POPKey("eu-west-1"), st); err != nil {
-		t.Fatal(err)
-	}
+	srv, s := rolloutPlane(t, ctx)
 	cli := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(ctx, append(args, "--nats", srv.URL()), &out)
