@@ -105,7 +105,7 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 	})
 
 	ctlLog := &testutil.SyncBuffer{}
-	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard,
+	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey,
 		Log: slog.New(slog.NewTextHandler(ctlLog, nil))})
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})

@@ -66,7 +66,7 @@ func TestDisasterDrill(t *testing.T) {
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})
 	go func() {
-		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard}).Run(ctlCtx)
+		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey}).Run(ctlCtx)
 		close(ctlDone)
 	}()
 	if _, err := registry.New(stores).Push(ctx, key, "stamp", "v2", wasmtest.Build(t, guests+"v2"), "test"); err != nil {
@@ -174,7 +174,7 @@ func TestDisasterDrill(t *testing.T) {
 	ctlCtx, stopCtl = context.WithCancel(ctx)
 	ctlDone = make(chan struct{})
 	go func() {
-		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard}).Run(ctlCtx)
+		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey}).Run(ctlCtx)
 		close(ctlDone)
 	}()
 	defer func() { stopCtl(); <-ctlDone }()

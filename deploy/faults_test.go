@@ -88,7 +88,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return url })
 
 	ctlLog := &testutil.SyncBuffer{}
-	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard,
+	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey,
 		Log: slog.New(slog.NewTextHandler(ctlLog, nil))})
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})
@@ -307,8 +307,9 @@ routes:
 fleet:
   nats: %s
   trust: [%q]
+  control_keys: [%q]
   state_dir: state
-`, addr, org.addr, origintest.Key.Text(), cp.URL(), pubPath)), 0o644); err != nil {
+`, addr, org.addr, origintest.Key.Text(), cp.URL(), pubPath, controlPub(t))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -329,11 +330,7 @@ fleet:
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"stamp": {Artifact: *art}}})
-	rev, err := stores.Desired.Put(ctx, manifest.RegionKey("eu-west"), b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rev := putDesired(t, ctx, stores, manifest.RegionKey("eu-west"), manifest.Desired{Plugins: map[string]manifest.Release{"stamp": {Artifact: *art}}})
 	testutil.Eventually(t, hangGuard, "every client answered by v2", func() bool { return rec.allSaw(loaders, "v2") })
 	m := first.metrics(t)
 	for _, want := range []string{`wedge_fleet_applies_total{result="ok"} 1`, fmt.Sprintf("wedge_fleet_revision %d", rev),

@@ -178,7 +178,7 @@ func TestFleetRollouts(t *testing.T) {
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	reg := registry.New(stores)
 	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return cp.URL() })
-	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard})
+	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey})
 	ctlDone := make(chan struct{})
 	go func() { ctl.Run(ctx); close(ctlDone) }()
 	defer func() { cancel(); <-ctlDone }()
@@ -470,8 +470,8 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {name: all, path: /, origin: app, chain: [{name: stamp, file: %q, version: v1}]}
-fleet: {nats: %q, trust: [%q], state_dir: state}
-`, name, region, originAddr, origintest.Key.Text(), v1, url, trust)), dir)
+fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
+`, name, region, originAddr, origintest.Key.Text(), v1, url, trust, controlPub(t))), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,17 +484,29 @@ fleet: {nats: %q, trust: [%q], state_dir: state}
 // buffer returned, shown if the test fails.
 func servePOP(t testing.TB, ctx context.Context, name string, cfg *edge.Config, report time.Duration) (*edgepop.POP, *testutil.SyncBuffer) {
 	t.Helper()
+	p, lb, _ := servePOPStop(t, ctx, name, cfg, report)
+	return p, lb
+}
+
+// servePOPStop is servePOP with a stop func, which returns once the POP has
+// stopped (a restart); the test's end stops it too.
+func servePOPStop(t testing.TB, ctx context.Context, name string, cfg *edge.Config, report time.Duration) (_ *edgepop.POP, _ *testutil.SyncBuffer, stop func()) {
+	t.Helper()
+	// None of these tests is about overload: several POPs and their
+	// clients flat out in one process under -race keep its CPU behind,
+	// which a node rightly sheds (edge/overload.go has its own tests).
+	cfg.Overload.Off = true
 	lb := &testutil.SyncBuffer{}
 	p, err := edgepop.New(ctx, cfg, edgepop.Options{Logger: slog.New(slog.NewTextHandler(lb, nil)),
 		CompilationCache: wasmbuild.CompilationCacheDir(), Report: report})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, stop := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- p.Run(rctx) }()
-	t.Cleanup(func() {
-		stop()
+	stop = sync.OnceFunc(func() {
+		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("%s: run: %v", name, err)
 		}
@@ -502,7 +514,8 @@ func servePOP(t testing.TB, ctx context.Context, name string, cfg *edge.Config, 
 			t.Logf("%s log:\n%s", name, lb.String())
 		}
 	})
-	return p, lb
+	t.Cleanup(stop)
+	return p, lb, stop
 }
 
 // signer is a new signing key, with the file of its public key for the

@@ -181,8 +181,8 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {name: all, path: /, origin: app, chain: [{name: cache, file: %q}]}
-fleet: {nats: %q, trust: [%q], state_dir: state}
-`, name, region, originAddr, origintest.Key.Text(), cacheWasm, link.url(), trust), t.TempDir())
+fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
+`, name, region, originAddr, origintest.Key.Text(), cacheWasm, link.url(), trust, controlPub(t)), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -175,8 +175,8 @@ routes:
     chain:
       - {file: %q, config: {headers: false, policies: [{name: perid, key: "header:X-Id", limit: %d, period: %q, burst: %d, scope: global, missing: skip},
         {name: burst, key: "header:X-Burst", limit: 5, period: 1m, scope: global, missing: skip}]}}
-fleet: {nats: %q, trust: [%q], state_dir: state}
-`, name, region, originAddr, origintest.Key.Text(), module, limitCount, limitPeriod, limitBurst, url, trust)), dir)
+fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
+`, name, region, originAddr, origintest.Key.Text(), module, limitCount, limitPeriod, limitBurst, url, trust, controlPub(t))), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

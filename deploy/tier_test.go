@@ -299,8 +299,8 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {name: all, path: /, origin: app, tier: %s, chain: [{name: cache, file: %q}]}
-fleet: {nats: %q, trust: [%q], state_dir: state}
-`, name, key, originAddr, origintest.Key.Text(), tier, cacheWasm, natsURL, trust), t.TempDir())
+fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
+`, name, key, originAddr, origintest.Key.Text(), tier, cacheWasm, natsURL, trust, controlPub(t)), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,8 +17,9 @@ import (
 //	GET  /health          liveness: 200 while the process serves
 //	GET  /ready           readiness: 200 unless an origin's circuit breaker
 //	                      is open (the origin cannot serve: see
-//	                      originclient) or the node is shutting down, else
-//	                      503 with the reasons
+//	                      originclient), the node is shedding load (and
+//	                      overload.ready_hold after), or it is shutting
+//	                      down, else 503 with the reasons
 //	GET  /metrics         Prometheus
 //	POST /purge?tag=T     purge cached responses tagged T (token required)
 //	POST /purge?url=U     purge the cached responses for URL U, every
@@ -104,6 +105,9 @@ func (n *Node) notReady() []string {
 	// is draining: a node shutting down stops taking traffic.
 	if g.retired.Load() {
 		problems = append(problems, "shutting down")
+	}
+	if why, ok := n.load.shedding(); ok { // overload.go
+		problems = append(problems, why)
 	}
 	return problems
 }

@@ -55,6 +55,9 @@ type Config struct {
 	POP    string `yaml:"pop"`
 	Region string `yaml:"region"`
 	Limits Limits `yaml:"limits"`
+	// Overload is the adaptive concurrency limit: what is past it gets a
+	// fast 503 (OverloadConfig, edge/overload.go). On by default.
+	Overload OverloadConfig `yaml:"overload"`
 	// Cache bounds the shared response cache, in bytes. Default 256 MiB.
 	CacheBytes uint64 `yaml:"cache_bytes"`
 	// Origins are the origin services, by name.
@@ -64,6 +67,9 @@ type Config struct {
 	// Fleet connects the node to the control plane, which then sets the
 	// plugin versions its routes run (edge/fleet); off when NATS is "".
 	Fleet FleetConfig `yaml:"fleet"`
+	// Tracing exports spans over OTLP (TracingConfig, edge/trace.go); off
+	// by default.
+	Tracing TracingConfig `yaml:"tracing"`
 	// ServedHeader, when true, makes every response carry Wedge-Served:
 	// the plugin versions that ran for the request, in chain order, as
 	// "auth@2, ratelimit@1, cache@3" (a canary's or a Wedge-Pin's version
@@ -72,6 +78,9 @@ type Config struct {
 	// no plugin ran, and on a 101 that opens a WebSocket tunnel. Default
 	// false: it tells clients what runs.
 	ServedHeader bool `yaml:"served_header"`
+	// AccessLog is the access log, one JSON line per request; off unless
+	// its path is set (AccessLogConfig, edge/accesslog.go).
+	AccessLog AccessLogConfig `yaml:"access_log"`
 
 	dir string // the config file's directory: relative paths start there
 }
@@ -98,19 +107,39 @@ type FleetConfig struct {
 	// cluster, every member's, comma-separated (the agent moves to another
 	// when one goes), or the URL of the region's leaf node.
 	NATS string `yaml:"nats"`
+	// Creds is the POP's credentials file (`wedgectl control creds pop
+	// NAME`: it may write this POP's status and no other's) and CA the
+	// control plane's CA certificate (ca.pem of its auth directory), for
+	// a control plane with authentication and TLS (tls:// URLs).
+	Creds string `yaml:"creds"`
+	CA    string `yaml:"ca"`
 	// Trust lists files of PEM public keys (`wedgectl keys gen`; a file
 	// may hold several, and every one is trusted): the node runs only
 	// plugin versions one of them signed.
 	Trust []string `yaml:"trust"`
+	// ControlKeys lists files of the controller's PEM public keys (the
+	// control plane's controller.pub): the node applies only desired
+	// state one of them signed (deploy/manifest's SignDesired). Apart
+	// from Trust: the controller's key signs what runs where, the
+	// artifact keys what a module is. Required unless UnsignedDesired.
+	ControlKeys []string `yaml:"control_keys"`
+	// UnsignedDesired accepts desired state nobody signed: whoever can
+	// write to the control plane's desired-state bucket then sets this
+	// node's plugins and their configs. Only for a control plane that
+	// does not sign yet.
+	UnsignedDesired bool `yaml:"insecure_unsigned_desired"`
 	// StateDir keeps the last-known-good state, served when the control
 	// plane is unreachable. Default "state" next to the config file.
 	StateDir string `yaml:"state_dir"`
 
-	trust manifest.TrustStore
+	trust, control manifest.TrustStore
 }
 
 // TrustStore is the Trust keys, loaded.
 func (f *FleetConfig) TrustStore() manifest.TrustStore { return f.trust }
+
+// ControlStore is the ControlKeys, loaded.
+func (f *FleetConfig) ControlStore() manifest.TrustStore { return f.control }
 
 // CertPair names a PEM certificate chain and its key. The certificate
 // answers for the DNS names (and IP addresses) it lists.
@@ -342,6 +371,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.Limits.WriteTimeout, 30*time.Second)
 	def(&c.Limits.MaxWriteBytes, 256<<20)
 	c.Limits.WebSocket.setDefaults()
+	c.Overload.setDefaults()
+	c.AccessLog.resolve(c)
 	c.TLS.HTTP2.setDefaults()
 	c.TLS.HTTP3.setDefaults()
 	if c.CacheBytes == 0 {
@@ -361,6 +392,11 @@ func (c *Config) setDefaults() {
 			c.Fleet.StateDir = "state"
 		}
 		c.Fleet.StateDir = c.path(c.Fleet.StateDir)
+		for _, f := range []*string{&c.Fleet.Creds, &c.Fleet.CA} {
+			if *f != "" {
+				*f = c.path(*f)
+			}
+		}
 	}
 	for _, r := range c.Routes {
 		if r == nil {
@@ -408,6 +444,15 @@ func (c *Config) validate() error {
 			return fmt.Errorf("advertise %q: want HOST:PORT that peers can dial", c.Advertise)
 		}
 	}
+	if err := c.Overload.validate(); err != nil {
+		return err
+	}
+	if err := c.AccessLog.validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.validate(); err != nil {
+		return err
+	}
 	if c.Tier.Listen != "" && c.Tier.Key == "" {
 		return errors.New("tier: a listener needs a key")
 	}
@@ -417,6 +462,12 @@ func (c *Config) validate() error {
 		}
 		if len(c.Fleet.Trust) == 0 {
 			return errors.New("fleet: no trust keys: no plugin version could be accepted")
+		}
+		if len(c.Fleet.ControlKeys) == 0 && !c.Fleet.UnsignedDesired {
+			return errors.New("fleet: no control_keys: the desired state could not be verified (give the controller's public key, or set insecure_unsigned_desired: true to accept it unsigned)")
+		}
+		if len(c.Fleet.ControlKeys) > 0 && c.Fleet.UnsignedDesired {
+			return errors.New("fleet: control_keys and insecure_unsigned_desired: true together: unsigned desired state would be accepted whatever the keys say; set one")
 		}
 	}
 	if len(c.Routes) == 0 {
@@ -495,13 +546,21 @@ func (c *Config) load() error {
 		c.Tier.key = k
 	}
 	if c.Fleet.NATS != "" {
-		paths := make([]string, len(c.Fleet.Trust))
-		for i, f := range c.Fleet.Trust {
-			paths[i] = c.path(f)
-		}
 		var err error
-		if c.Fleet.trust, err = manifest.LoadTrustFiles(paths...); err != nil {
+		if c.Fleet.trust, err = manifest.LoadTrustFiles(c.paths(c.Fleet.Trust)...); err != nil {
 			return fmt.Errorf("fleet: trust: %w", err)
+		}
+		if len(c.Fleet.ControlKeys) > 0 {
+			if c.Fleet.control, err = manifest.LoadTrustFiles(c.paths(c.Fleet.ControlKeys)...); err != nil {
+				return fmt.Errorf("fleet: control_keys: %w", err)
+			}
+		}
+		// Kept apart: a key in both would let whoever pushes plugins also
+		// sign the desired state, which is what control_keys guards.
+		for id := range c.Fleet.control {
+			if _, ok := c.Fleet.trust[id]; ok {
+				return fmt.Errorf("fleet: key %s is in both trust and control_keys: the controller's key must not be an artifact key", id)
+			}
 		}
 	}
 	for _, r := range c.Routes {
@@ -513,6 +572,15 @@ func (c *Config) load() error {
 		}
 	}
 	return nil
+}
+
+// paths resolves files relative to the config file's directory.
+func (c *Config) paths(files []string) []string {
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = c.path(f)
+	}
+	return out
 }
 
 // readKey reads a wire key given as "ID:HEX" or as "@FILE".

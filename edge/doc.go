@@ -108,7 +108,10 @@
 // failure of an ask (a dead or hung owner, its breaker open, a failure
 // envelope, a response too large for an envelope) falls back to the
 // origin at once, within what is left of the request's budget: an ask
-// gets half of it, at most 2 s, and a peer's breaker opens on its first
+// gets half of it, at most 2 s (the owner's fetch may take the rest of it,
+// the value wedge-tier-budget: an origin slower than the ask is fetched by
+// the asker's fallback too, and the owner's copy fills its cache), and a
+// peer's breaker opens on its first
 // refused connect or on half of 3 asks in 10 s failing, timeouts
 // included. So a dead owner costs a refused connect, a hung one a few
 // asks' waits, and neither a failed request. A peer's client is closed
@@ -125,14 +128,16 @@
 //
 // HTTP caching holds across the hop (tier_http.go). The targeted cache
 // fields (Wedge-Cache-Control, CDN-Cache-Control) stay on an ask's answer
-// and in what the owner stores for it, so the asking cache judges the
-// answer by them as the owner did; a cache consumes them before a client
-// sees the response, on a hit too. An asking cache's validation of its
-// stale entry is marked as its own (the value wedge-tier-cond): the owner
-// looks the request up unconditionally (serving its fresh entry, or
-// validating or fetching and storing its own) and answers 304 when the
-// asker's validators match, so the asker freshens its entry and the owner
-// keeps its own current; a client's own conditionals pass through as
+// and in every entry a cache stores (for its own clients, for an ask, or
+// by a revalidation), so the asking cache judges the answer by them as the
+// owner did; a cache consumes them before a client sees the response, on
+// a hit too. An asking cache's validation of its stale entry is marked as
+// its own (the value wedge-tier-cond): the owner looks the request up
+// unconditionally (serving its fresh entry, or validating or fetching and
+// storing its own) and answers 304 when the asker's validators match, so
+// the asker freshens its entry (taking the owner's Cache-Status member,
+// which says what the owner did) and the owner keeps its own current; a
+// client's own conditionals pass through as
 // before. A stale-while-revalidate hit's background revalidation is
 // tiered as a miss is. A key whose response was too large for an
 // envelope is remembered (up to 4,096 keys, for 5 minutes) at the POP
@@ -152,6 +157,32 @@
 // background revalidation, which a cache hit may leave running after its
 // response is written: revalidate.go). If anything in the new config fails to load, the node
 // keeps serving the old one.
+//
+// # Tracing
+//
+// The node takes part in W3C Trace Context (trace.go): a valid
+// traceparent from the client is continued with its tracestate; more than
+// one, or a malformed one, starts a new trace and drops the tracestate.
+// Plugins and the origin read it as the traceparent field. With
+// TracingConfig set, a request without one starts a new trace too, and the
+// node records a server span per request (route, status, Cache-Status, the
+// versions that ran, the request ID) and one per plugin call, sampled by
+// a ratio of trace ids (a client's sampled flag does not override it
+// unless TrustClientSampling), and sends them over OTLP/HTTP in batches;
+// the traceparent it sends on names its span. Off, a valid traceparent
+// passes unchanged and none is added. Either way a request not sampled
+// allocates nothing for it.
+//
+// # Overload
+//
+// Overload protection (overload.go, OverloadConfig) answers what the node
+// cannot take with a fast 503 and Retry-After before any plugin runs. While
+// the CPU is behind (busy for a whole window with work waiting for it:
+// process CPU time against GOMAXPROCS, and the runtime's scheduling delay)
+// it sheds a share of requests at random, which it moves so that what is
+// admitted just fits the CPU; an adaptive concurrency limit bounds the
+// requests in flight (waiting on origins). /ready reports the shedding;
+// the admin and tier listeners are never limited.
 //
 // # Why
 //

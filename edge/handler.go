@@ -35,6 +35,10 @@ type exchange struct {
 	// not on one (tier.go); status is HeaderAdd's scratch for them.
 	hop    string
 	status []byte
+	// al is the access log's: call times and the line (accesslog.go).
+	al accessRecord
+	// trace is the request's part in its trace (trace.go).
+	trace traceState
 }
 
 // maxPooledAnswer is the largest body SetBody keeps in a pooled buffer;
@@ -124,6 +128,8 @@ type requestChain struct {
 	// none), key the cache key's scratch.
 	cur, cacheStep int
 	key            []byte
+	// al times the calls for the access log; nil when it is off.
+	al *accessRecord
 }
 
 var _ host.Chain = (*requestChain)(nil)
@@ -132,6 +138,9 @@ func (c *requestChain) Len() int { return len(c.held) }
 
 func (c *requestChain) OnRequest(i int, ex host.Exchange) (abi.Action, error) {
 	c.cur = i
+	if c.al != nil {
+		defer c.al.called(i, false, c.al.begin())
+	}
 	return c.held[i].m.OnRequest(ex)
 }
 
@@ -140,6 +149,9 @@ func (c *requestChain) OnRequest(i int, ex host.Exchange) (abi.Action, error) {
 func (c *requestChain) OnResponse(i int, ex host.Exchange) error {
 	if c.tun != nil {
 		return nil
+	}
+	if c.al != nil {
+		defer c.al.called(i, true, c.al.begin())
 	}
 	return c.held[i].m.OnResponse(ex)
 }
@@ -154,6 +166,9 @@ func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
 // informational responses that came before the answer go to the client
 // first.
 func (c *requestChain) Origin(x *host.MemExchange) {
+	if c.al != nil {
+		defer c.al.originDone(c.al.begin())
+	}
 	if c.upgrade {
 		c.n.openTunnel(c, x)
 		return
@@ -175,12 +190,21 @@ func (c *requestChain) done() {
 	c.held, c.failed = c.held[:0], 0
 	c.upgrade = false
 	c.cacheStep = 0
+	c.al = nil
 }
 
 // serve is the request path: route, plugin chain (request phase in order),
 // origin unless a plugin answered, response phase in reverse, write; the
 // chain's phases are host.Flow's, the same runner the tests use.
 func (n *Node) serve(ctx *fasthttp.RequestCtx) {
+	logged := false // the access log's line for this request (accesslog.go)
+	if n.alog != nil {
+		defer n.alog.finish(ctx, time.Now(), &logged)
+	}
+	if !n.load.admit(ctx) { // overload.go: shed, answered 503
+		return
+	}
+	defer n.load.done()
 	start := time.Now()
 	x := n.pool.Get().(*exchange)
 	defer n.pool.Put(x)
@@ -230,7 +254,8 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	c := &x.chain
 	c.n, c.rt, c.ctx, c.st = n, rt, ctx, &x.st
 	c.upgrade = c.upgrade && wantsTunnel(ctx) // c.upgrade: fromHTTP saw an Upgrade field
-	x.flow.Run(c, x, &x.MemExchange)
+	c.al = n.alog.record(x, len(c.held))
+	x.flow.Run(n.trace(x, rt, start), x, &x.MemExchange) // trace.go: c, or c with a span per call
 	var sent int
 	if c.tun != nil {
 		sent = n.startTunnel(ctx, g, c, &x.Resp)
@@ -241,8 +266,13 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		}
 		n.send(ctx, x, rt) // a streamed answer's body: edge/stream.go
 	}
+	n.endTrace(x, rt, sent) // trace.go
 	d := time.Since(start)
 	rt.m.observe(sent, d)
+	if n.alog != nil {
+		n.alog.routed(ctx, x, rt, start, d)
+		logged = true
+	}
 	// Health goes to the versions that ran: a plugin behind one that
 	// answered did not see the request. It takes the chain's status, not
 	// a refusal of the write, which is the node's overload and no

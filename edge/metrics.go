@@ -16,6 +16,9 @@ type metrics struct {
 	reloads  *prometheus.CounterVec
 
 	writeRefused prometheus.Counter
+	shed         *prometheus.CounterVec // overload.go
+
+	accessLogDropped prometheus.Counter // accesslog.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -37,8 +40,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Config reloads by result."}, []string{"result"}),
 		writeRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "write_refused_total",
 			Help: "Responses refused (503) because the bodies held for slow clients were at max_write_bytes."}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "shed_total",
+			Help: "Requests shed (503) by overload protection, by reason: in_flight (requests in the handler at the concurrency limit) or cpu (the CPU behind: shed at random, wedge_edge_shed_ratio)."},
+			[]string{"reason"}),
+		accessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "access_log_dropped_total",
+			Help: "Access log lines dropped: the buffer waiting for the disk was full, or a write failed."}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused)
+	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.shed, m.accessLogDropped)
 	return m
 }
 

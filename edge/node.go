@@ -18,6 +18,7 @@ import (
 
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/internal/listeners"
+	"github.com/talowa/wedge/internal/tracing"
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/host"
 )
@@ -36,6 +37,7 @@ type Node struct {
 	om      *originclient.Metrics
 	srv     *fasthttp.Server
 	writes  writes
+	load    overload
 	tun     tunnels // WebSocket tunnels: tunnel.go
 	gen     atomic.Pointer[generation]
 	pool    sync.Pool // *exchange
@@ -54,6 +56,11 @@ type Node struct {
 	lns   listeners.Set
 	doors doors // HTTP/2 and HTTP/3 (h2.go, h3.go)
 	tier  tier  // the regional cache tier (tier.go)
+
+	// tracer records spans; nil when tracing is off (trace.go).
+	tracer *tracing.Tracer
+
+	alog *accessLog // the access log (accesslog.go); nil when off
 }
 
 // generation is what one config produced: the routes, their loaded plugins
@@ -123,6 +130,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		cache: host.NewMemCache(cfg.CacheBytes), limiter: host.NewShared(host.NewGCRA(1 << 20)), mods: map[modKey]*loaded{}}
 	n.reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	n.m = newMetrics(n.reg)
+	n.load.init(&cfg.Overload, n.m, n.reg)
 	n.doors.register(n.reg)
 	// How full the response cache is against its cache_bytes bound.
 	n.reg.MustRegister(
@@ -150,6 +158,22 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		wcfg = wcfg.WithCompilationCache(opts.CompilationCache)
 	}
 	var err error
+	if n.alog, err = openAccessLog(cfg.AccessLog, n.m.accessLogDropped, opts.Logger); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if n.srv == nil { // New failed
+			n.alog.close()
+		}
+	}()
+	if n.tracer, err = newTracer(cfg); err != nil { // trace.go
+		return nil, err
+	}
+	defer func() {
+		if n.srv == nil { // New failed: nothing was recorded
+			n.tracer.Shutdown(context.Background()) //nolint:errcheck
+		}
+	}()
 	if n.runtime, err = wasm.NewRuntime(ctx, wcfg); err != nil {
 		return nil, fmt.Errorf("edge: %w", err)
 	}
@@ -273,6 +297,7 @@ func (n *Node) Serve(ln net.Listener) error {
 func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
+	n.alog.reopen() // a rotated access log continues in a new file
 	return n.swap(ctx, cfg)
 }
 
@@ -319,6 +344,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.prune(&generation{})
 	n.reloadMu.Unlock()
 	n.runtime.Close(ctx)
+	n.alog.close() // writes the lines queued
+	// The spans still batched go to the collector.
+	if terr := n.tracer.Shutdown(ctx); err == nil {
+		err = terr
+	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: shutdown: %w", err)
 	}

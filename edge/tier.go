@@ -50,6 +50,10 @@ const (
 	tierHopValue = "wedge-tier-hop"
 	// tierPurgeValue is the asker's applied purge position (SetPurged).
 	tierPurgeValue = "wedge-tier-purge"
+	// tierBudgetValue is the microseconds left of the asker's request's
+	// budget when it asked: the owner's fetch may take that long, past the
+	// ask's own deadline (tier_serve.go).
+	tierBudgetValue = "wedge-tier-budget"
 
 	hopRegion = "region"
 	hopShield = "shield"
@@ -67,7 +71,10 @@ const (
 	// leave the request most of its budget for the origin. An owner
 	// answers from its cache in milliseconds and a miss costs it one
 	// origin fetch, so 2 s (or half the route's budget, if less) is ample
-	// for a live one.
+	// for a live one. An origin slower than that is fetched by the asker's
+	// fallback too, but the owner's fetch goes on for the rest of the
+	// request's budget (tierBudgetValue) and fills the owner's cache for
+	// the region's next misses.
 	tierAskMax = 2 * time.Second
 )
 
@@ -320,7 +327,7 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) bool 
 	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
 	var err error
 	if cl := region.clients[owner]; cl != nil && cl.hold() {
-		err = c.n.ask(cl, s, hopRegion, askDeadline(start, deadline), &c.wreq, &c.wresp)
+		err = c.n.ask(cl, s, hopRegion, askDeadline(start, deadline), deadline, &c.wreq, &c.wresp)
 		cl.release()
 		if err == nil {
 			t.m.peer.Inc()
@@ -376,15 +383,20 @@ type tierStep struct {
 }
 
 // ask sends wreq, the request as toWire made it, to a peer with the tier
-// values added (and taken off again), and opens its answer into wresp. A
-// failure envelope is an error: the peer could not answer.
-func (n *Node) ask(cl *peerClient, s tierStep, hop string, deadline time.Time, wreq *wire.Request, wresp *wire.Response) error {
+// values added (and taken off again), and opens its answer into wresp,
+// waiting until deadline; budget, the end of the request's budget, is
+// how long the peer's fetch may take. A failure envelope is an error: the
+// peer could not answer.
+func (n *Node) ask(cl *peerClient, s tierStep, hop string, deadline, budget time.Time, wreq *wire.Request, wresp *wire.Response) error {
 	values := len(wreq.Values)
 	var buf [20]byte
 	wreq.AddValue([]byte(tierRouteValue), []byte(s.route))
 	wreq.AddValue([]byte(tierStepValue), append(append(strconv.AppendInt(buf[:0], int64(s.index), 10), ':'), s.name...))
 	wreq.AddValue([]byte(tierHopValue), []byte(hop))
 	wreq.AddValue([]byte(tierPurgeValue), strconv.AppendUint(buf[:0], n.tier.purged.Load(), 10))
+	if left := time.Until(budget); left > 0 {
+		wreq.AddValue([]byte(tierBudgetValue), strconv.AppendInt(buf[:0], left.Microseconds(), 10))
+	}
 	if s.cond {
 		wreq.AddValue([]byte(tierCondValue), []byte("cache"))
 	}

@@ -209,7 +209,7 @@ func (n *Node) tierFetch(rt *route, s tierStep, hop string, key []byte, deadline
 	return t.flights.do(collapseKey(key, wreq), t.purged.Load(), wreq, deadline, wresp, func(resp *wire.Response) error {
 		if hop != hopShield {
 			if cl := n.shieldClient(rt, key); cl != nil {
-				err := n.ask(cl, s, hopShield, askDeadline(time.Now(), deadline), wreq, resp)
+				err := n.ask(cl, s, hopShield, askDeadline(time.Now(), deadline), deadline, wreq, resp)
 				cl.release()
 				if err == nil {
 					return nil

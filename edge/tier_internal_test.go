@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"math"
 	"net"
 	"net/netip"
 	"testing"
@@ -62,6 +63,21 @@ func TestTakeTierValues(t *testing.T) {
 			t.Errorf("%q taken", bad)
 		}
 	}
+	// The budget is optional; one that is sent must be a number, and one
+	// too large for a Duration is capped.
+	for budget, want := range map[string]time.Duration{"": -1, "-5": -1, "2.5": -1, "1500000": 1500 * time.Millisecond,
+		"99999999999999999999": -1, "18446744073709551615": math.MaxInt64 / 1000 * time.Microsecond} {
+		var r wire.Request
+		r.AddValue([]byte(tierRouteValue), []byte("r0"))
+		r.AddValue([]byte(tierStepValue), []byte("0:cache"))
+		r.AddValue([]byte(tierHopValue), []byte(hopRegion))
+		r.AddValue([]byte(tierPurgeValue), []byte("1"))
+		r.AddValue([]byte(tierBudgetValue), []byte(budget))
+		v, ok := takeTierValues(&r)
+		if ok != (want >= 0) || ok && v.budget != want || len(r.Values) != 0 {
+			t.Errorf("budget %q: %v %v, %d values left; want %v", budget, v.budget, ok, len(r.Values), want)
+		}
+	}
 	var noRoute wire.Request
 	noRoute.AddValue([]byte(tierStepValue), []byte("0:cache"))
 	noRoute.AddValue([]byte(tierHopValue), []byte(hopRegion))
@@ -74,21 +90,24 @@ func TestTakeTierValues(t *testing.T) {
 // FuzzTakeTierValues: whatever values an ask carries, taking the tier
 // values off never panics, leaves none of them, and keeps the others.
 func FuzzTakeTierValues(f *testing.F) {
-	f.Add([]byte("r"), []byte("0:cache"), []byte("region"), []byte("0"), []byte("user"))
-	f.Add([]byte(""), []byte(":"), []byte("shield"), []byte("18446744073709551615"), []byte(tierStepValue))
-	f.Add([]byte("r"), []byte("70000:x"), []byte("region"), []byte("99999999999999999999"), []byte(""))
-	f.Fuzz(func(t *testing.T, route, step, hop, purge, other []byte) {
+	f.Add([]byte("r"), []byte("0:cache"), []byte("region"), []byte("0"), []byte("1500000"), []byte("user"))
+	f.Add([]byte(""), []byte(":"), []byte("shield"), []byte("18446744073709551615"), []byte("18446744073709551615"), []byte(tierStepValue))
+	f.Add([]byte("r"), []byte("70000:x"), []byte("region"), []byte("99999999999999999999"), []byte("-1"), []byte(tierBudgetValue))
+	f.Fuzz(func(t *testing.T, route, step, hop, purge, budget, other []byte) {
 		var r wire.Request
 		r.AddValue(other, step)
 		r.AddValue([]byte(tierRouteValue), route)
 		r.AddValue([]byte(tierStepValue), step)
 		r.AddValue([]byte(tierHopValue), hop)
 		r.AddValue([]byte(tierPurgeValue), purge)
+		r.AddValue([]byte(tierBudgetValue), budget)
 		r.AddValue(other, hop)
-		takeTierValues(&r)
+		if v, ok := takeTierValues(&r); ok && v.budget < 0 {
+			t.Fatalf("budget %q taken as %v", budget, v.budget)
+		}
 		isTier := func(name string) bool {
 			switch name {
-			case tierRouteValue, tierStepValue, tierHopValue, tierPurgeValue:
+			case tierRouteValue, tierStepValue, tierHopValue, tierPurgeValue, tierBudgetValue:
 				return true
 			}
 			return false

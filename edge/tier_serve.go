@@ -6,6 +6,7 @@ package edge
 import (
 	"bytes"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -187,7 +188,13 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 	if cond {
 		av.take(x)
 	}
-	if d := time.Now().Add(rt.timeout); a.wreq.Timeout == 0 || d.Before(deadline) {
+	// The fetch may outlast the ask, to the end of the asker's request's
+	// budget: an origin slower than the ask then still fills this cache.
+	// Never past this route's own budget.
+	if v.budget > 0 {
+		deadline = time.Now().Add(v.budget)
+	}
+	if d := time.Now().Add(rt.timeout); (a.wreq.Timeout == 0 && v.budget == 0) || d.Before(deadline) {
 		deadline = d
 	}
 	c := &a.chain
@@ -267,16 +274,19 @@ func clientIP(addr netip.Addr, buf *[16]byte) []byte {
 
 // tierValues are what an ask carries in its tier values.
 type tierValues struct {
-	step  tierStep
-	hop   string
-	purge uint64
+	step   tierStep
+	hop    string
+	purge  uint64
+	budget time.Duration // 0 when the asker sent none
 }
 
 // takeTierValues takes the tier values off r: what its asker tiered it
-// by. ok is false when one is missing or malformed. The route and step
-// names are r's bytes, valid until r decodes again: no allocation.
+// by. ok is false when one is missing or malformed (the budget may be
+// missing). The route and step names are r's bytes, valid until r decodes
+// again: no allocation.
 func takeTierValues(r *wire.Request) (v tierValues, ok bool) {
 	var haveRoute, haveStep, havePurge bool
+	budgetOK := true
 	vals := r.Values[:0]
 	for _, f := range r.Values {
 		switch string(f.Name) {
@@ -297,6 +307,11 @@ func takeTierValues(r *wire.Request) (v tierValues, ok bool) {
 			var err error
 			v.purge, err = strconv.ParseUint(b2s(f.Value), 10, 64)
 			havePurge = err == nil
+		case tierBudgetValue:
+			us, err := strconv.ParseUint(b2s(f.Value), 10, 64)
+			// Capped where a Duration would overflow: the route's budget
+			// bounds it anyway.
+			v.budget, budgetOK = time.Duration(min(us, math.MaxInt64/1000))*time.Microsecond, err == nil
 		default:
 			vals = append(vals, f)
 			continue
@@ -308,7 +323,7 @@ func takeTierValues(r *wire.Request) (v tierValues, ok bool) {
 		r.Values[i] = wire.Field{}
 	}
 	r.Values = vals
-	return v, haveRoute && haveStep && havePurge && v.hop != ""
+	return v, haveRoute && haveStep && havePurge && budgetOK && v.hop != ""
 }
 
 // fromAsk fills x from an ask, as fromHTTP fills it from a client's

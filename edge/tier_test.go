@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/edge/internal/rendezvous"
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/internal/testutil"
@@ -63,6 +64,20 @@ func startRegion(t testing.TB, org *countingOrigin, routes string, names ...stri
 	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", routes, names...)
 	connect(pops...)
 	return pops
+}
+
+// getLater sends GET path to p in the background: the channel gets nil
+// once p answers 200 with the origin's object, else what went wrong.
+func (p *tierPOP) getLater(path string) <-chan error {
+	got := make(chan error, 1)
+	go func() {
+		code, _, body, err := p.tierGet("GET", path)
+		if err == nil && (code != 200 || body != "object "+path) {
+			err = fmt.Errorf("%d %q", code, body)
+		}
+		got <- err
+	}()
+	return got
 }
 
 // startPOPs starts one POP per name in region, each with the cache
@@ -550,14 +565,7 @@ func TestTierPurgeDuringAsk(t *testing.T) {
 	pops := startRegion(t, org, "", "pop-a", "pop-b")
 	a := pops[0]
 	path := ownedBy("pop-b", "/purged/", 1, "pop-a", "pop-b")[0]
-	got := make(chan error, 1)
-	go func() {
-		code, _, body, err := a.tierGet("GET", path)
-		if err == nil && (code != 200 || body != "object "+path) {
-			err = fmt.Errorf("%d %q", code, body)
-		}
-		got <- err
-	}()
+	got := a.getLater(path)
 	testutil.Eventually(t, 20*time.Second, "B's fetch reaches the origin", func() bool { return org.n.Load() == 1 })
 	a.SetPurged(1) // A applies a purge while B fetches
 	close(org.hold)
@@ -569,6 +577,87 @@ func TestTierPurgeDuringAsk(t *testing.T) {
 	}
 	if got := org.n.Load(); got != 2 {
 		t.Errorf("origin saw %d requests, want 2 (B's, then A's own)", got)
+	}
+}
+
+// TestTierRouteByName: a step after the cache rewrites the path, so that
+// the request the asker sends on matches another route, which has no
+// tier: the owner runs the asker's route, named in the ask, and answers
+// (a miss, then a hit from its entry), rather than refusing the ask and
+// sending the asker to the origin.
+func TestTierRouteByName(t *testing.T) {
+	org := &countingOrigin{}
+	names := []string{"pop-a", "pop-b"}
+	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", fmt.Sprintf(`
+  - name: pub
+    path: /pub/
+    origin: app
+    tier: region
+    chain:
+      - {file: %q}
+      - {file: %q, config: {from: /pub/, to: /internal/}}
+  - name: internal
+    path: /internal/
+    origin: app
+    chain:
+      - {file: %q}`, plugins(t)["cache"], edgetest.ModuleFile(t, "../wasm/internal/testguests/rewrite"), plugins(t)["cache"]), names...)
+	connect(pops...)
+	a, b := pops[0], pops[1]
+	// The key the asker tiers by is the request's as it leaves the chain.
+	internal := ownedBy("pop-b", "/internal/", 1, names...)[0]
+	path := "/pub/" + strings.TrimPrefix(internal, "/internal/")
+	for i, want := range []string{"wedge-tier; fwd=uri-miss", "wedge-tier; hit"} {
+		code, cs, body, err := a.tierGet("GET", path)
+		if err != nil || code != 200 || body != "object "+internal || !strings.HasPrefix(cs, want) {
+			t.Fatalf("GET %d at A: %d %q, Cache-Status %q, %v; want B's answer (%s)", i, code, body, cs, err, want)
+		}
+	}
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "peer"); got != 2 {
+		t.Errorf("A's tier requests answered by B: %v, want 2", got)
+	}
+	if got := metric(t, b.testNode, "wedge_tier_asks_total", "result", "refused"); got != 0 {
+		t.Errorf("asks B refused: %v, want none", got)
+	}
+	if got := org.n.Load(); got != 1 {
+		t.Errorf("origin saw %d requests, want 1", got)
+	}
+}
+
+// TestTierSlowOrigin: an origin slower than the ask (2 s here) is
+// fetched twice for the first miss, by the owner and by the asker's
+// fallback, but the owner's fetch goes on past the ask, within the
+// request's budget, and fills the owner's cache: the region's next miss
+// is the owner's hit.
+func TestTierSlowOrigin(t *testing.T) {
+	org := &countingOrigin{hold: make(chan struct{})}
+	names := []string{"pop-a", "pop-b", "pop-c"}
+	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", fmt.Sprintf(`
+  - path: /slow/
+    origin: app
+    tier: region
+    timeout: 30s
+    chain:
+      - {file: %q}`, plugins(t)["cache"]), names...)
+	connect(pops...)
+	a, b, c := pops[0], pops[1], pops[2]
+	path := ownedBy("pop-b", "/slow/", 1, names...)[0]
+	got := a.getLater(path)
+	// B's fetch, then A's fallback once its ask gave up, both held.
+	waitMetric(t, a.testNode, func(v float64) bool { return v == 1 }, "wedge_tier_requests_total", "result", "fallback")
+	testutil.Eventually(t, 20*time.Second, "A's fallback reaches the origin", func() bool { return org.n.Load() == 2 })
+	close(org.hold)
+	if err := <-got; err != nil {
+		t.Fatalf("GET at A: %v", err)
+	}
+	waitMetric(t, b.testNode, func(v float64) bool { return v == 1 }, "wedge_tier_asks_total")
+	if got := metric(t, b.testNode, "wedge_tier_asks_total", "result", "ok"); got != 1 {
+		t.Fatalf("B's fetch for A's ask failed (asks answered: %v)", got)
+	}
+	if cs := c.mustGet(t, path); !strings.HasPrefix(cs, "wedge-tier; hit") {
+		t.Errorf("GET at C: Cache-Status %q, want B's hit", cs)
+	}
+	if got := org.n.Load(); got != 2 {
+		t.Errorf("origin saw %d requests, want 2", got)
 	}
 }
 

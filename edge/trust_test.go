@@ -42,7 +42,7 @@ func TestFleetTrustFile(t *testing.T) {
 		return fmt.Sprintf(`
 pop: test1
 region: eu-test
-fleet: {nats: "nats://127.0.0.1:4222", trust: [%q]}
+fleet: {nats: "nats://127.0.0.1:4222", trust: [%q], insecure_unsigned_desired: true}
 origins:
   app: {addr: "127.0.0.1:1", key: %q}
 routes:

@@ -66,6 +66,10 @@ type ProxyConfig struct {
 	Metrics *Metrics
 	// Logger receives health changes; nil discards.
 	Logger *slog.Logger
+	// Tracer, when set, continues each request's trace with a span per
+	// upstream call (trace.go); nil passes the edge's traceparent on as
+	// it came.
+	Tracer *Tracer
 }
 
 // Proxy is a Handler that forwards requests to HTTP applications: least
@@ -81,6 +85,7 @@ type Proxy struct {
 	streamMin  int // StreamThreshold
 	m          *Metrics
 	log        *slog.Logger
+	tracer     *Tracer
 
 	seed    maphash.Seed
 	mu      sync.Mutex // guards flights, passes and the fields of each flight
@@ -166,7 +171,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		tracking: cfg.HealthInterval > 0, rise: int32(cfg.Rise), fall: int32(cfg.Fall),
 		timeout: cfg.Timeout, streamMin: cfg.StreamThreshold, m: cfg.Metrics, log: cfg.Logger,
 		seed: maphash.MakeSeed(), flights: map[uint64]*flight{}, stop: make(chan struct{}),
-		passes: map[uint64]struct{}{}, maxPasses: defaultMaxPasses,
+		passes: map[uint64]struct{}{}, maxPasses: defaultMaxPasses, tracer: cfg.Tracer,
 	}
 	p.fpool.New = func() any { return new(flight) }
 	p.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
@@ -351,6 +356,8 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
 	*bp = buildRequest(freq, req, p.ups[0].name, (*bp)[:0])
+	span := p.tracer.start(freq, req) // trace.go
+	defer span.end(resp)
 	freq.SetUserValue(interimKey{}, resp)
 	st := streamOf(ctx)
 	st.prepare(freq, p.streamMin) // streamed bodies (stream.go)

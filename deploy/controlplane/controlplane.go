@@ -178,28 +178,40 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 	if err != nil {
 		return nil, missing("bucket", osCfg.Bucket, err)
 	}
+	// A bucket with leader set is read through its stream's leader, since
+	// its readers must see the last write (ensureLeaderReadKV): the
+	// rollout and desired records are read, then compared-and-set; an
+	// artifact is pushed, then a rollout of it starts; a revocation is
+	// written, then checked. Status is rewritten by each POP every second
+	// and read by pages and gates that want any recent value: its reads
+	// stay direct, spread over the replicas.
 	type bucket struct {
 		kv      *jetstream.KeyValue
 		name    string
 		history uint8
 		what    string
+		leader  bool
 	}
 	kvs := []bucket{
-		{&s.Artifacts, manifest.BucketArtifacts, 1, "signed plugin versions"},
-		{&s.Revoked, manifest.BucketRevoked, 1, "revoked module digests"},
-		{&s.Desired, manifest.BucketDesired, 64, "desired state per region and POP"},
-		{&s.Status, manifest.BucketStatus, 1, "what each POP runs, and its health"},
+		{&s.Artifacts, manifest.BucketArtifacts, 1, "signed plugin versions", true},
+		{&s.Revoked, manifest.BucketRevoked, 1, "revoked module digests", true},
+		{&s.Desired, manifest.BucketDesired, 64, "desired state per region and POP", true},
+		{&s.Status, manifest.BucketStatus, 1, "what each POP runs, and its health", false},
 	}
 	if !edge {
-		kvs = append(kvs, bucket{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts"})
+		kvs = append(kvs, bucket{&s.Rollouts, manifest.BucketRollouts, 16, "rollouts", true})
 	}
 	for _, k := range kvs {
-		if create {
-			*k.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-				Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
-				Replicas: replicas,
-			})
-		} else {
+		cfg := jetstream.KeyValueConfig{
+			Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
+			Replicas: replicas, MaxValueSize: map[string]int32{manifest.BucketDesired: manifest.MaxDesiredSize}[k.name],
+		}
+		switch {
+		case create && k.leader:
+			*k.kv, err = ensureLeaderReadKV(ctx, js, cfg)
+		case create:
+			*k.kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		default:
 			*k.kv, err = js.KeyValue(ctx, k.name)
 		}
 		if err != nil {

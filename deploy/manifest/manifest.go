@@ -23,10 +23,25 @@
 // trust store signed (name, version, digest) together (so a module cannot
 // be relabelled as another plugin or version), and the digest is not
 // revoked. The control plane can be wrong or compromised without an edge
-// running code nobody signed. Plugin configs in the desired state are not
-// signed: a compromised control plane can still change a plugin's settings
-// (an auth plugin's keys, say), which is why write access to the
-// wedge_desired bucket must be as guarded as the signing keys.
+// running code nobody signed. The desired state is signed too, as a whole
+// (versions, configs, canaries and splits), by the controller's key, which
+// a POP trusts apart from the artifact keys (edge config
+// fleet.control_keys), for the key it is stored under and with an issue
+// time (desiredsig.go): a write to the wedge_desired bucket without that
+// key, a record moved to another region, or an old record written again
+// is refused, and the POP keeps what it runs. So an auth plugin's config
+// cannot be rewritten by whoever can write to the bucket; only a holder of
+// the controller's key can, and that key is guarded like the signing keys.
+// Deleting a record the POP applied is refused too: an empty signed
+// record, not a delete, withdraws a region's or POP's plugins.
+//
+// Replay protection rests on the latest Issued a POP accepted per key,
+// which it keeps on disk (state_dir). A POP without that floor (new, or
+// its state lost or unreadable) takes the newest Issued among the records
+// of its keys' history in the bucket that verify, so an old record written
+// again is still refused; only if that history is gone too (purged, or
+// pushed out by more writes than the bucket keeps per key) does such a POP
+// accept an old signed record.
 package manifest
 
 import (
@@ -43,6 +58,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Bucket, stream and subject names.
@@ -220,6 +236,14 @@ type Desired struct {
 	// Why and By say who set this and why, for status pages.
 	Why string `json:"why,omitempty"`
 	By  string `json:"by,omitempty"`
+	// The controller's signature over all of the above and For and Issued
+	// (desiredsig.go): For is the key the record was signed for, so it
+	// cannot be moved to another region or POP, and Issued orders the
+	// records of a key, so an old one written again is refused.
+	For    string    `json:"for,omitempty"`
+	Issued time.Time `json:"issued,omitzero"`
+	KeyID  string    `json:"key_id,omitempty"`
+	Sig    []byte    `json:"sig,omitempty"`
 }
 
 // Release is what a plugin should run: a signed version and its config,
@@ -376,12 +400,18 @@ type Status struct {
 	POP    string    `json:"pop"`
 	Region string    `json:"region"`
 	Time   time.Time `json:"time"`
-	// Revision is the revision of the last desired state the POP saw
-	// (region and POP keys: the larger of the two), and Applied whether
-	// it runs it (ACK) or refused it (NACK, with Error).
+	// Revision is the revision of the last desired state the POP
+	// accepted (region and POP keys: the larger of the two), and Applied
+	// whether it runs it (ACK) or could not (NACK, with Error: a module
+	// that does not verify, say). Error is at most MaxStatusError bytes.
 	Revision uint64 `json:"revision"`
 	Applied  bool   `json:"applied"`
 	Error    string `json:"error,omitempty"`
+	// Refused are the desired-state keys whose latest record the POP
+	// refused before applying anything (desiredsig.go): it keeps what it
+	// accepted of that key, so a refusal leaves Revision and Applied
+	// alone and a write to the bucket alone cannot NACK a rollout.
+	Refused []Refused `json:"refused,omitempty"`
 	// Running is what the POP serves, by the same keys as Desired.Plugins.
 	Running map[string]Running `json:"running"`
 	// Health is per plugin version, counted since the POP loaded it.
@@ -394,6 +424,36 @@ type Status struct {
 	// sees reporting (itself included), by name: its membership view.
 	Peer    string   `json:"peer,omitempty"`
 	Members []string `json:"members,omitempty"`
+}
+
+// Refused is a desired-state record a POP refused.
+type Refused struct {
+	Key      string `json:"key"`      // RegionKey or POPKey
+	Revision uint64 `json:"revision"` // the refused record's
+	Reason   string `json:"reason"`   // DesiredReason's, or "deleted"
+	Error    string `json:"error"`    // at most MaxStatusError bytes
+}
+
+// MaxDesiredSize bounds a wedge_desired record (the bucket's
+// MaxValueSize): a record is releases and their configs, far smaller.
+const MaxDesiredSize = 256 << 10
+
+// MaxStatusError bounds the error strings of a Status: what a refused
+// record holds must not make a report too big to write, which would make
+// the POP look gone.
+const MaxStatusError = 1024
+
+// Clip returns s cut to at most n bytes, at a rune boundary and ending in
+// "…" where it was cut.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := max(n-len("…"), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // Running is one plugin as a POP serves it.

@@ -288,7 +288,7 @@ func TestMetricNames(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	exprs := dashboardExprs(t)
 	for _, want := range []string{"Requests/s", "Error ratio", "p50 / p95 / p99", "Cache hit ratio", "Origin exchange latency",
-		"Circuit breaker", "Plugin call time", "Plugin failures", "rollouts", "POPs linked", "POPs reporting", "Rate-limit share"} {
+		"Circuit breaker", "Plugin call time", "Plugin failures", "rollouts", "POPs linked", "POPs reporting", "Rate-limit share", "Concurrency"} {
 		if !slices.ContainsFunc(slices.Collect(maps.Keys(exprs)), func(title string) bool { return strings.Contains(title, want) }) {
 			t.Errorf("dashboard.json: no panel titled with %q", want)
 		}
@@ -317,7 +317,12 @@ func TestDashboard(t *testing.T) {
 func TestNamesExported(t *testing.T) {
 	ctx := context.Background()
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
-	_, trust, err := registry.GenerateKey(t.TempDir(), "signer")
+	keys := t.TempDir()
+	_, trust, err := registry.GenerateKey(keys, "signer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, controlPub, err := registry.GenerateKey(keys, "controller")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,9 +357,9 @@ routes:
     chain:
       - {file: %q, config: {headers: false, policies: [{name: perid, key: "header:X-Id", limit: 1, period: 1m, scope: global, missing: skip}]}}
       - {file: %q}
-fleet: {nats: %q, trust: [%q], state_dir: state}
+fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
 `, app.Addr, origintest.Key.Text(), gone, origintest.Key.Text(),
-		edgetest.ModuleFile(t, "../../plugins/ratelimit"), edgetest.ModuleFile(t, "../../plugins/cache"), cp.URL(), trust), dir)
+		edgetest.ModuleFile(t, "../../plugins/ratelimit"), edgetest.ModuleFile(t, "../../plugins/cache"), cp.URL(), trust, controlPub), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,17 @@ package rollout
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
 )
 
 // Options tune a Controller; zero values take the defaults.
@@ -23,6 +26,19 @@ type Options struct {
 	// most a third of the lease, so a successor cannot take over while
 	// a step still writes.
 	Lease time.Duration
+	// Key signs the desired state the controller writes (manifest's
+	// SignDesired); POPs trust its public key as a control key and refuse
+	// what it did not sign. Required: Run fails without it.
+	Key ed25519.PrivateKey
+	// Trust are earlier controller public keys whose records the
+	// controller still takes as the base of its changes (it reads a key's
+	// newest record signed by Key or one of these): a key rotation, or a
+	// control plane restored while the key that signed its records was
+	// lost. Rotating: give POPs the new public key next to the old one in
+	// fleet.control_keys, restart the controller with the new Key and the
+	// old public key here, and drop the old one from both once every
+	// region's record was written again.
+	Trust []ed25519.PublicKey
 	Log   *slog.Logger
 }
 
@@ -31,9 +47,11 @@ const DefaultLease = 30 * time.Second
 
 // Controller advances every active rollout on each tick.
 type Controller struct {
-	s    *controlplane.Stores
-	opts Options
-	id   string
+	s     *controlplane.Stores
+	opts  Options
+	id    string
+	trust manifest.TrustStore  // Key's public key and Trust: the records readDesired takes
+	stuck map[string]stuckStep // by rollout ID: steps failing since (reportStuck)
 
 	beforeStep func(*Rollout) // tests only: runs before each step's lease check
 }
@@ -57,13 +75,21 @@ func NewController(s *controlplane.Stores, opts Options) *Controller {
 	}
 	var b [6]byte
 	rand.Read(b[:])
-	return &Controller{s: s, opts: opts, id: hex.EncodeToString(b[:])}
+	trust := manifest.NewTrustStore(opts.Trust...)
+	if opts.Key != nil {
+		pub := opts.Key.Public().(ed25519.PublicKey)
+		trust[manifest.KeyID(pub)] = pub
+	}
+	return &Controller{s: s, opts: opts, id: hex.EncodeToString(b[:]), trust: trust, stuck: map[string]stuckStep{}}
 }
 
 // Run advances rollouts until ctx ends, then returns nil. Errors of one
 // tick (the control plane unreachable, say) are logged and retried on the
 // next: the state is in the KV, so nothing is lost by waiting.
 func (c *Controller) Run(ctx context.Context) error {
+	if c.opts.Key == nil {
+		return errors.New("rollout: no controller key (Options.Key): the desired state the controller writes could not be signed")
+	}
 	defer c.release()
 	t := time.NewTicker(c.opts.Tick)
 	defer t.Stop()
@@ -114,9 +140,41 @@ func (c *Controller) tick(ctx context.Context) error {
 		cancel()
 		if err != nil {
 			c.opts.Log.Warn("rollout step", "rollout", r.ID, "err", err)
+			c.reportStuck(ctx, r, err)
+		} else {
+			delete(c.stuck, r.ID)
 		}
 	}
 	return nil
+}
+
+// stuckStep is a rollout whose steps fail tick after tick: since when,
+// and the error last put in the audit.
+type stuckStep struct {
+	since    time.Time
+	reported string
+}
+
+// reportStuck puts a step that has failed on every tick for longer than
+// ApplyTimeout in the audit (which the overview, `rollout status`, shows),
+// once per distinct error: a step that can never pass (a desired-state key
+// with no record the controller trusts, say) would otherwise be a log
+// line only. Shorter failures (the control plane away for a moment) are
+// no news: the step is retried.
+func (c *Controller) reportStuck(ctx context.Context, r *Rollout, err error) {
+	st, ok := c.stuck[r.ID]
+	if !ok {
+		st.since = time.Now()
+	}
+	msg := manifest.Clip(err.Error(), manifest.MaxStatusError)
+	if time.Since(st.since) > c.opts.ApplyTimeout && st.reported != msg && ctx.Err() == nil {
+		if err := publish(ctx, c.s, r, "rollout.stuck", "controller", "", "step failing on every tick: "+msg); err != nil {
+			c.opts.Log.Warn("rollout stuck not audited", "rollout", r.ID, "err", err)
+		} else {
+			st.reported = msg
+		}
+	}
+	c.stuck[r.ID] = st
 }
 
 func (r *Rollout) pending() bool {

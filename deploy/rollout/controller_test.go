@@ -32,7 +32,7 @@ func TestSaveKeepsAnotherControllersState(t *testing.T) {
 	e := newEnv(t)
 	e.putDesired("eu-west", manifest.Desired{Plugins: map[string]manifest.Release{}})
 	id := e.start("eu-west:10%", time.Hour)
-	old, succ := NewController(e.s, Options{Log: discard}), NewController(e.s, Options{Log: discard})
+	old, succ := NewController(e.s, Options{Log: discard, Key: e.key}), NewController(e.s, Options{Log: discard, Key: e.key})
 	stale, err := Get(e.ctx, e.s, id)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestTickStopsWhenLeaseIsLost(t *testing.T) {
 		Gates: "error_rate<1%", Bake: time.Hour, Who: "alice"}); err != nil {
 		t.Fatal(err)
 	}
-	c := NewController(e.s, Options{Log: discard})
+	c := NewController(e.s, Options{Log: discard, Key: e.key})
 	var stepped []string
 	c.beforeStep = func(r *Rollout) {
 		stepped = append(stepped, r.ID)
@@ -247,10 +247,7 @@ func TestPOPOverrideRefusesWave(t *testing.T) {
 	e := newEnv(t)
 	e.fleet()
 	_, rev := e.desired("eu-west")
-	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"auth": {Artifact: e.v1}}})
-	if _, err := e.s.Desired.Put(e.ctx, manifest.POPKey("eu-west-2"), b); err != nil {
-		t.Fatal(err)
-	}
+	e.putSigned(manifest.POPKey("eu-west-2"), manifest.Desired{Plugins: map[string]manifest.Release{"auth": {Artifact: e.v1}}})
 	e.controller()
 	id := e.start("eu-west:10%,eu-west", time.Hour)
 	r := e.wait(id, "baking or ended", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })

@@ -29,6 +29,9 @@ type Summary struct {
 	// Waves are the waves of each running rollout, by ID, with the bake
 	// time each has left (Rollout.WaveStates at Time).
 	Waves map[string][]WaveState `json:"waves,omitempty"`
+	// Stuck are the active rollouts, by ID, whose latest audit entry (of
+	// Audit) is a step that fails every tick, with why.
+	Stuck map[string]string `json:"stuck,omitempty"`
 }
 
 // RegionHealth is one region: its reporting POPs and the plugin versions
@@ -37,6 +40,17 @@ type RegionHealth struct {
 	Region   string          `json:"region"`
 	POPs     []string        `json:"pops"`
 	Versions []VersionHealth `json:"versions"`
+	// Refusing are the POPs that refused their desired state, with their
+	// reason (at most manifest.MaxStatusError bytes): a module that does
+	// not verify (a NACK), or a record the controller's key did not sign
+	// (Status.Refused). They serve the previous one.
+	Refusing []Refusal `json:"refusing,omitempty"`
+}
+
+// Refusal is a POP's reason for refusing its desired state.
+type Refusal struct {
+	POP   string `json:"pop"`
+	Error string `json:"error"`
 }
 
 // VersionHealth is one plugin version summed over a region's POPs.
@@ -75,6 +89,12 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 		canaries := map[canary]manifest.Running{}
 		for _, st := range f.pops(region) {
 			rh.POPs = append(rh.POPs, st.POP)
+			for _, rf := range st.Refused {
+				rh.Refusing = append(rh.Refusing, Refusal{st.POP, manifest.Clip(rf.Error, manifest.MaxStatusError)})
+			}
+			if !st.Applied && st.Error != "" {
+				rh.Refusing = append(rh.Refusing, Refusal{st.POP, manifest.Clip(st.Error, manifest.MaxStatusError)})
+			}
 			for key, run := range st.Running {
 				c := canary{key[strings.LastIndexByte(key, '/')+1:], run.Canary, run.CanaryDigest}
 				if run.Canary != "" && run.Share > canaries[c].Share {
@@ -126,6 +146,18 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 	o.Rollouts = append(o.Rollouts, ended[:min(len(ended), 10)]...)
 	if o.Audit, err = RecentAudit(ctx, s, 20); err != nil {
 		return nil, err
+	}
+	last := map[string]manifest.Audit{}
+	for _, a := range o.Audit {
+		last[a.Rollout] = a
+	}
+	for _, r := range o.Rollouts {
+		if a := last[r.ID]; r.Active() && a.Action == "rollout.stuck" {
+			if o.Stuck == nil {
+				o.Stuck = map[string]string{}
+			}
+			o.Stuck[r.ID] = a.Why
+		}
 	}
 	return o, nil
 }

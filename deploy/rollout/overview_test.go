@@ -2,7 +2,9 @@ package rollout
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/talowa/wedge/deploy/manifest"
 )
@@ -40,5 +42,33 @@ func TestOverviewConfigCanary(t *testing.T) {
 		if v.CanaryShare != share || v.Split != split {
 			t.Errorf("%s: canary share %v, split %q; want %v, %q", v.Version, v.CanaryShare, v.Split, share, split)
 		}
+	}
+}
+
+// Refusing lists what a POP refused, with the reason: a record refused
+// (Status.Refused) or a state it could not apply; not a POP that has only
+// just started (not Applied yet, no error), and never an unbounded reason.
+func TestOverviewRefusing(t *testing.T) {
+	e := newEnv(t)
+	for _, st := range []manifest.Status{
+		{POP: "eu-west-1", Region: "eu-west"},
+		{POP: "eu-west-2", Region: "eu-west", Applied: true, Refused: []manifest.Refused{{Key: manifest.RegionKey("eu-west"), Revision: 9,
+			Reason: "unsigned", Error: "region.eu-west revision 9 refused (unsigned)"}}},
+		{POP: "eu-west-3", Region: "eu-west", Error: strings.Repeat("x", 10<<10)},
+	} {
+		st.Time = time.Now()
+		b, _ := json.Marshal(st)
+		if _, err := e.s.Status.Put(e.ctx, manifest.POPKey(st.POP), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := Overview(e.ctx, e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := o.Regions[0].Refusing
+	if len(got) != 2 || got[0].POP != "eu-west-2" || !strings.Contains(got[0].Error, "(unsigned)") ||
+		got[1].POP != "eu-west-3" || len(got[1].Error) > manifest.MaxStatusError {
+		t.Fatalf("refusing %+v", got)
 	}
 }

@@ -39,7 +39,7 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 			prev := r.Previous[region]
 			why := fmt.Sprintf("rollout %s rolled back: %s restored", r.ID, r.Key)
 			var now string // what the region runs, when newer work replaced the rollout's release
-			rev, err := c.writeDesired(ctx, region, why, func(d *manifest.Desired) {
+			rev, err := c.writeDesired(ctx, r, region, why, func(d *manifest.Desired) {
 				now = ""
 				cur, ok := d.Plugins[r.Key]
 				switch {
@@ -78,8 +78,8 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 	for _, region := range r.Touched {
 		ok, wait, nack := confirmed(f, region, r.RollbackRevs[region])
 		switch {
-		case nack != nil:
-			waiting = append(waiting, nack.POP+" (NACK: "+nack.Error+")")
+		case nack != "":
+			waiting = append(waiting, "NACK: "+nack)
 		case !ok && len(f.pops(region)) > 0:
 			waiting = append(waiting, wait...)
 		}

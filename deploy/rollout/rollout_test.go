@@ -117,15 +117,17 @@ type env struct {
 	s      *controlplane.Stores
 	v1, v2 manifest.Artifact
 	mu     sync.Mutex
-	bad    map[string]bool // digests that answer 50% errors
-	nack   map[string]bool // digests the POPs refuse
+	bad    map[string]bool    // digests that answer 50% errors
+	nack   map[string]bool    // digests the POPs refuse
+	key    ed25519.PrivateKey // the controller's: signs desired state
 }
 
 func newEnv(t *testing.T) *env {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	t.Cleanup(cancel)
 	_, s := controlplanetest.Start(t, embedded.Options{})
-	e := &env{t: t, ctx: ctx, s: s, bad: map[string]bool{}, nack: map[string]bool{}}
+	_, ctlKey, _ := ed25519.GenerateKey(nil)
+	e := &env{t: t, ctx: ctx, s: s, bad: map[string]bool{}, nack: map[string]bool{}, key: ctlKey}
 	_, key, _ := ed25519.GenerateKey(nil)
 	for _, v := range []struct {
 		a    *manifest.Artifact
@@ -152,8 +154,17 @@ func (e *env) mark(set map[string]bool, digest string) {
 }
 
 func (e *env) putDesired(region string, d manifest.Desired) uint64 {
-	b, _ := json.Marshal(d)
-	rev, err := e.s.Desired.Put(e.ctx, manifest.RegionKey(region), b)
+	return e.putSigned(manifest.RegionKey(region), d)
+}
+
+// putSigned writes d under key signed by the controller's key, as the
+// controller would.
+func (e *env) putSigned(key string, d manifest.Desired) uint64 {
+	b, err := manifest.SignDesired(e.key, key, time.Now(), &d)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rev, err := e.s.Desired.Put(e.ctx, key, b)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -300,7 +311,7 @@ func (e *env) controller() (stop func()) {
 
 func (e *env) controllerWith(opts Options) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Log, opts.Key = slog.New(slog.NewTextHandler(io.Discard, nil)), e.key
 	c := NewController(e.s, opts)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -48,7 +48,7 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 	// POP would confirm the wave without running the target.
 	for _, region := range regions {
 		for _, st := range f.pops(region) {
-			d, _, err := c.readDesired(ctx, manifest.POPKey(st.POP))
+			d, _, _, err := c.readDesired(ctx, manifest.POPKey(st.POP))
 			if err != nil {
 				return err
 			}
@@ -69,7 +69,7 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 		if _, ok := r.Previous[region]; ok {
 			continue
 		}
-		d, _, err := c.readDesired(ctx, manifest.RegionKey(region))
+		d, _, _, err := c.readDesired(ctx, manifest.RegionKey(region))
 		if err != nil {
 			return err
 		}
@@ -90,7 +90,7 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 	for _, region := range regions {
 		rel := r.release(region, w.Share)
 		why := fmt.Sprintf("rollout %s wave %d/%d: %s@%s at %g%%", r.ID, r.Wave+1, len(r.Waves), r.Plugin, r.Version, w.Share)
-		rev, err := c.writeDesired(ctx, region, why, func(d *manifest.Desired) { d.Plugins[r.Key] = rel })
+		rev, err := c.writeDesired(ctx, r, region, why, func(d *manifest.Desired) { d.Plugins[r.Key] = rel })
 		if err != nil {
 			return err
 		}
@@ -140,17 +140,26 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 }
 
 // confirmed reports whether every fresh POP of region runs revision rev
-// or later; nack is the first POP that refused it.
-func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, nack *manifest.Status) {
+// or later; nack says why the first POP that refused it did. A POP
+// refuses rev by failing to apply it, or by refusing the record itself
+// (Status.Refused: it does not trust this controller's key, say). A
+// refused record at another revision is not this wave's NACK: anyone
+// with bucket access could write one, and the POP runs on what it had.
+func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, nack string) {
 	for _, st := range f.pops(region) {
+		for _, rf := range st.Refused {
+			if rf.Key == manifest.RegionKey(region) && rf.Revision == rev {
+				return false, waiting, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, rev, rf.Error)
+			}
+		}
 		switch {
 		case st.Revision < rev:
 			waiting = append(waiting, st.POP)
 		case !st.Applied:
-			return false, waiting, &st
+			return false, waiting, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, st.Revision, st.Error)
 		}
 	}
-	return len(waiting) == 0 && len(f.pops(region)) > 0, waiting, nil
+	return len(waiting) == 0 && len(f.pops(region)) > 0, waiting, ""
 }
 
 // silent returns a region of the current wave none of whose POPs has
@@ -191,9 +200,9 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	var waiting []string
 	for _, region := range regions {
 		ok, wait, nack := confirmed(f, region, r.Revisions[region])
-		if nack != nil {
+		if nack != "" {
 			return c.rollback(ctx, f, r, "wave.nack", "controller", fmt.Sprintf(
-				"wave %d/%d %s: POP %s of %s refused revision %d: %s", r.Wave+1, len(r.Waves), w, nack.POP, region, nack.Revision, nack.Error))
+				"wave %d/%d %s: in %s, %s", r.Wave+1, len(r.Waves), w, region, nack))
 		}
 		if !ok {
 			all = false

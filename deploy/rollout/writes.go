@@ -56,48 +56,112 @@ func (c *Controller) save(ctx context.Context, r *Rollout) error {
 	}
 }
 
-// readDesired reads a wedge_desired key (region.<r> or pop.<p>); a missing
-// one is empty.
-func (c *Controller) readDesired(ctx context.Context, key string) (*manifest.Desired, uint64, error) {
-	d := &manifest.Desired{}
-	e, err := c.s.Desired.Get(ctx, key)
+// readDesired reads a wedge_desired key (region.<r> or pop.<p>): the
+// newest record (by Issued) of the key's history that a trusted controller
+// key signed for it, which is what the POPs run, and the key's latest
+// revision, to compare-and-set against. over says what that latest
+// revision is when it is not that record ("" when it is): an unsigned
+// write, a delete or an old record written again, none of which the POPs
+// accept, so none is a base to change and sign (signing over a rewritten
+// config would give it the signature the POPs refused it for, and a
+// delete read as empty would drop every other plugin of the key). A key
+// never written is empty; one with history but no trusted record left
+// (purged, or signed by keys no longer trusted) is an error rather than
+// empty, for the same reason.
+func (c *Controller) readDesired(ctx context.Context, key string) (d *manifest.Desired, rev uint64, over string, err error) {
+	if c.opts.Key == nil {
+		return nil, 0, "", fmt.Errorf("rollout: read desired state %s: no controller key to verify it with", key)
+	}
+	hist, err := c.s.Desired.History(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		d.Plugins = map[string]manifest.Release{}
-		return d, 0, nil
+		return &manifest.Desired{Plugins: map[string]manifest.Release{}}, 0, "", nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("rollout: read desired state %s: %w", key, err)
+		return nil, 0, "", fmt.Errorf("rollout: read desired state %s: %w", key, err)
 	}
-	if err := json.Unmarshal(e.Value(), d); err != nil {
-		return nil, 0, fmt.Errorf("rollout: desired state %s: %w", key, err)
+	var base uint64
+	for _, e := range hist {
+		if e.Operation() != jetstream.KeyValuePut {
+			continue
+		}
+		if v, err := manifest.ParseSignedDesired(e.Value(), key, c.trust); err == nil && (d == nil || v.Issued.After(d.Issued)) {
+			d, base = v, e.Revision()
+		}
+	}
+	if d == nil {
+		return nil, 0, "", fmt.Errorf("rollout: desired state %s has history but no record a trusted controller key signed (purged, or signed by a key not in Options.Trust): not starting it from empty", key)
 	}
 	if d.Plugins == nil {
 		d.Plugins = map[string]manifest.Release{}
 	}
-	return d, e.Revision(), nil
+	latest := hist[len(hist)-1]
+	switch {
+	case latest.Revision() == base:
+	case latest.Operation() != jetstream.KeyValuePut:
+		over = fmt.Sprintf("revision %d deletes it", latest.Revision())
+	default:
+		why := "an older record written again"
+		if _, err := manifest.ParseSignedDesired(latest.Value(), key, c.trust); err != nil {
+			why = manifest.DesiredReason(err)
+		}
+		over = fmt.Sprintf("revision %d is not the controller's (%s)", latest.Revision(), why)
+	}
+	return d, latest.Revision(), over, nil
+}
+
+// signDesired returns the record of d under key signed by the controller's
+// key, issued now or, if the clock is behind the record it replaces, just
+// after that one: a POP refuses a record older than one it applied.
+func (c *Controller) signDesired(key string, d *manifest.Desired) ([]byte, error) {
+	if c.opts.Key == nil {
+		return nil, fmt.Errorf("rollout: write desired state %s: no controller key to sign it with", key)
+	}
+	issued := time.Now().UTC()
+	if !issued.After(d.Issued) {
+		issued = d.Issued.Add(time.Nanosecond)
+	}
+	b, err := manifest.SignDesired(c.opts.Key, key, issued, d)
+	if err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	return b, nil
 }
 
 // writeDesired changes a region's desired state with compare-and-set and
 // returns its revision. A change that is already there is not written
-// again, so a step repeated after a crash does not bump the revision.
-func (c *Controller) writeDesired(ctx context.Context, region, why string, change func(*manifest.Desired)) (uint64, error) {
+// again, so a step repeated after a crash does not bump the revision,
+// unless the latest revision is not the controller's record (readDesired):
+// then the record is written again over it, so the POPs' state and the
+// key's latest revision agree, and the audit says what was written over.
+func (c *Controller) writeDesired(ctx context.Context, r *Rollout, region, why string, change func(*manifest.Desired)) (uint64, error) {
+	key := manifest.RegionKey(region)
 	for {
-		d, rev, err := c.readDesired(ctx, manifest.RegionKey(region))
+		d, rev, over, err := c.readDesired(ctx, key)
 		if err != nil {
 			return 0, err
 		}
 		before, _ := json.Marshal(d.Plugins)
 		change(d)
 		after, _ := json.Marshal(d.Plugins)
-		if bytes.Equal(before, after) {
+		if bytes.Equal(before, after) && over == "" {
 			return rev, nil
 		}
 		d.By, d.Why = "controller", why
-		b, _ := json.Marshal(d)
+		b, err := c.signDesired(key, d)
+		if err != nil {
+			return 0, err
+		}
+		if over != "" {
+			if err := publish(ctx, c.s, r, "desired.overwrite", "controller", region, fmt.Sprintf(
+				"%s: %s, which the POPs refuse; written over with the controller's last record of %s issued %s and this change: %s",
+				key, over, key, d.Issued.Format(time.RFC3339Nano), why)); err != nil {
+				return 0, err
+			}
+		}
 		if rev == 0 {
-			rev, err = c.s.Desired.Create(ctx, manifest.RegionKey(region), b)
+			rev, err = c.s.Desired.Create(ctx, key, b)
 		} else {
-			rev, err = c.s.Desired.Update(ctx, manifest.RegionKey(region), b, rev)
+			rev, err = c.s.Desired.Update(ctx, key, b, rev)
 		}
 		if err == nil {
 			return rev, nil

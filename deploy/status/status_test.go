@@ -149,6 +149,8 @@ func (f *fleet) seed(t *testing.T) (ratelimitID string) {
 				rl21,
 			}},
 		manifest.Status{POP: "eu-west-2", Region: "eu-west", Applied: true, Source: "control", Revision: 7,
+			Refused: []manifest.Refused{{Key: "region.eu-west", Revision: 8, Reason: "unsigned",
+				Error: "fleet: region.eu-west revision 8 refused (unsigned): manifest: desired state is not signed by the controller"}},
 			Running: map[string]manifest.Running{"auth": {Version: "1.3.0"}, "ratelimit": {Version: "2.1.0"}},
 			Health:  []manifest.Health{health("auth", "1.3.0", 1000, 2, buckets(0, 0, 900, 80, 20)), rl21}},
 		manifest.Status{POP: "us-east-1", Region: "us-east", Applied: true, Source: "control", Revision: 3,
@@ -258,6 +260,10 @@ func checkPage(t *testing.T, page, ratelimitID string) {
 	wantIn(t, "regions", row(t, page, `data-region="eu-west"`),
 		`data-pop="eu-west-1"`, `data-pop="eu-west-2"`, ">2:")
 	wantIn(t, "us-east pops", row(t, page, `data-region="us-east"`), `data-pop="us-east-1"`, ">1:")
+	wantIn(t, "refusals", page, `data-pop="eu-west-2"><strong>eu-west-2 refuses its desired state</strong>`, "revision 8 refused (unsigned)")
+	if strings.Contains(page, `data-pop="eu-west-1"><strong>`) {
+		t.Error("eu-west-1, which applied its desired state, is listed as refusing it")
+	}
 	// 2 POPs x 1000 requests, 4 errors: 0.20%; p99 in the 25 ms bucket.
 	wantIn(t, "eu-west auth@1.3.0", row(t, page, `data-version="auth@1.3.0"`),
 		">2000<", ">0.20%<", ">25ms<")

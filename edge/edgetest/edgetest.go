@@ -5,6 +5,11 @@
 // Plugins compile through the compilation cache the module's tests share
 // (wasmbuild.CompilationCacheDir), so a node that loads the plugins
 // another test loaded starts in milliseconds rather than seconds.
+//
+// Overload shedding is off unless the config has an overload block: a
+// test's clients run in the node's own process, so a test that floods the
+// node keeps its CPU behind, which the node rightly sheds, and a test not
+// about overload would fail on the 503s.
 package edgetest
 
 import (
@@ -14,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/wasm/wasmbuild"
@@ -31,18 +38,22 @@ type Node struct {
 
 // Start runs a node on the YAML config, on a new loopback port, until the
 // test ends. Relative paths in the config are from a temporary directory.
-func Start(t testing.TB, yaml string) *Node {
+func Start(t testing.TB, doc string) *Node {
 	t.Helper()
-	return StartWith(t, yaml, edge.Options{}, nil)
+	return StartWith(t, doc, edge.Options{}, nil)
 }
 
 // StartWith is [Start] with opts (whose CompilationCache it sets to the
 // tests' shared one), serving on ln; a nil ln is a new loopback port.
-func StartWith(t testing.TB, yaml string, opts edge.Options, ln net.Listener) *Node {
+func StartWith(t testing.TB, doc string, opts edge.Options, ln net.Listener) *Node {
 	t.Helper()
-	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	cfg, err := edge.ParseConfig([]byte(doc), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
+	}
+	var keys map[string]any
+	if yaml.Unmarshal([]byte(doc), &keys) == nil && keys["overload"] == nil {
+		cfg.Overload.Off = true
 	}
 	opts.CompilationCache = wasmbuild.CompilationCacheDir()
 	n, err := edge.New(context.Background(), cfg, opts)

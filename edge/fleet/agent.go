@@ -32,7 +32,11 @@
 // while the agent fetches, verifies and compiles, and a POP cut off from
 // the control plane, or restarted while cut off, serves its last-known-good
 // state from disk. Every module is checked against the trust store before
-// it is compiled (deploy/manifest's Verify), whatever the control plane says.
+// it is compiled (deploy/manifest's Verify), whatever the control plane says,
+// and every desired-state record against the controller's keys before it
+// is believed (verify.go): a write to the bucket without the controller's
+// signature, for this key and newer than what the POP accepted, changes
+// nothing the POP runs.
 // The buckets are opened and modules fetched and verified by
 // deploy/controlplane, the client every other user of the control plane
 // goes through too.
@@ -49,6 +53,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 )
@@ -59,10 +64,22 @@ type Options struct {
 	// in-process connection) and stays the caller's to close.
 	URL  string
 	Conn *nats.Conn
+	// Security is the POP's credential and the control plane's CA, for
+	// URL (deploy/controlplane/auth): a POP's credential lets it read
+	// what it runs and write its own status only.
+	Security controlplane.Security
 	// Region and POP say which desired state applies.
 	Region, POP string
 	// Trust is the set of keys whose signatures the POP accepts.
 	Trust manifest.TrustStore
+	// Control is the set of controller keys whose signed desired state
+	// the POP applies (verify.go); a record none of them signed for its
+	// key is refused. Required unless Unsigned is set.
+	Control manifest.TrustStore
+	// Unsigned accepts desired state without checking its signature:
+	// anyone who can write to the bucket then sets the POP's plugins and
+	// their configs. For a control plane that predates signing only.
+	Unsigned bool
 	// Dir keeps the last-known-good state and the verified modules; ""
 	// keeps nothing (a restart then serves the config file's plugins).
 	Dir string
@@ -86,6 +103,8 @@ type Agent struct {
 	revoked map[string]manifest.Revocation
 
 	desired map[string]*keyState // by wedge_desired key: the region's and the POP's
+	// refusals counts desired-state records refused by reason (verify.go).
+	refusals *prometheus.CounterVec
 	// Desired states by content (their releases as JSON): the one the
 	// node runs, those refused for good, and failed fetches of others.
 	// Content, not revision, decides whether to apply, so a control plane
@@ -109,10 +128,14 @@ type Agent struct {
 	compiling sync.Mutex
 }
 
-// keyState is the last value and revision seen of one desired-state key.
+// keyState is the last value and revision seen of one desired-state key,
+// and the issue time of the latest record accepted for it: an older one is
+// a replay (verify.go).
 type keyState struct {
-	rev uint64
-	d   *manifest.Desired
+	rev     uint64
+	d       *manifest.Desired
+	issued  time.Time
+	refusal *manifest.Refused // why the latest update was refused, nil if it was not
 }
 
 // New returns an agent for node. Run starts it.
@@ -125,6 +148,9 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 	}
 	if len(o.Trust) == 0 {
 		return nil, errors.New("fleet: empty trust store: no module could ever be accepted")
+	}
+	if len(o.Control) == 0 && !o.Unsigned {
+		return nil, errors.New("fleet: no control keys: the desired state could not be verified (set the controller's public key, or accept unsigned desired state explicitly)")
 	}
 	if o.URL == "" && o.Conn == nil {
 		return nil, errors.New("fleet: no control plane URL")
@@ -149,9 +175,11 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		Help: "Revision of the desired state the POP runs."})
 	a.connected = prometheus.NewGauge(prometheus.GaugeOpts{Name: "wedge_fleet_connected",
 		Help: "1 while the POP's link to the control plane is up."})
+	a.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_desired_refused_total",
+		Help: "Desired-state records refused before applying, by reason: unsigned, unknown_key, bad_signature, wrong_key, stale, deleted or invalid."}, []string{"reason"})
 	a.purge = newPurger(a)
 	reg := node.Registry()
-	if err := errors.Join(reg.Register(a.applies), reg.Register(a.revision), reg.Register(a.connected),
+	if err := errors.Join(reg.Register(a.applies), reg.Register(a.refusals), reg.Register(a.revision), reg.Register(a.connected),
 		reg.Register(a.purge.applied)); err != nil {
 		return nil, fmt.Errorf("fleet: metrics: %w", err)
 	}

@@ -43,7 +43,10 @@ type fixture struct {
 	stores *controlplane.Stores
 	key    ed25519.PrivateKey
 	trust  manifest.TrustStore
-	yaml   string // the node's config
+	// control is the controller's key: setDesired signs with it, and the
+	// POP trusts its public key as its control key.
+	control ed25519.PrivateKey
+	yaml    string // the node's config
 	// cache is the node's compilation cache directory; empty means the
 	// one every test shares.
 	cache string
@@ -70,6 +73,9 @@ func newFixture(t *testing.T, cpOpts embedded.Options) *fixture {
 		t.Fatal(err)
 	}
 	f.key, f.trust = key, manifest.NewTrustStore(pub)
+	if _, f.control, err = ed25519.GenerateKey(rand.Reader); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	v1 := filepath.Join(dir, "v1.wasm")
 	if err := os.WriteFile(v1, wasmtest.Build(t, guests+"v1"), 0o644); err != nil {
@@ -104,6 +110,7 @@ func (f *fixture) startPOP(opts fleet.Options) {
 		t.Fatal(err)
 	}
 	opts.Region, opts.POP, opts.Trust, opts.Report, opts.Logger = "eu-test", "pop1", f.trust, 100*time.Millisecond, f.log
+	opts.Control = manifest.NewTrustStore(f.control.Public().(ed25519.PublicKey))
 	a, err := fleet.New(n, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -146,21 +153,36 @@ func (f *fixture) publish(key ed25519.PrivateKey, version string, bin []byte) ma
 
 // startConnectedPOP starts the POP on a connection of its own to the
 // control plane, closed once the POP has stopped.
-func (f *fixture) startConnectedPOP() {
+func (f *fixture) startConnectedPOP() { f.startConnectedPOPWith(fleet.Options{}) }
+
+// startConnectedPOPWith is startConnectedPOP with opts.
+func (f *fixture) startConnectedPOPWith(opts fleet.Options) {
 	f.t.Helper()
 	nc, err := f.cp.Connect("pop1")
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(nc.Close)
-	f.startPOP(fleet.Options{Conn: nc})
+	opts.Conn = nc
+	f.startPOP(opts)
 }
 
-// setDesired writes the region's desired state and returns its revision.
+// setDesired writes the region's desired state, signed by the
+// controller, and returns its revision.
 func (f *fixture) setDesired(rel manifest.Release) uint64 {
 	f.t.Helper()
-	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"stamp": rel}})
-	rev, err := f.stores.Desired.Put(context.Background(), manifest.RegionKey("eu-test"), b)
+	return f.putSigned(manifest.RegionKey("eu-test"), manifest.Desired{Plugins: map[string]manifest.Release{"stamp": rel}})
+}
+
+// putSigned writes d under key signed by the controller's key, issued
+// now, and returns its revision.
+func (f *fixture) putSigned(key string, d manifest.Desired) uint64 {
+	f.t.Helper()
+	b, err := manifest.SignDesired(f.control, key, time.Now(), &d)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rev, err := f.stores.Desired.Put(context.Background(), key, b)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -273,21 +295,16 @@ func TestCanaryAndHealth(t *testing.T) {
 		}
 	}
 
-	// A POP's own key wins over its region's, plugin by plugin; deleting
-	// it puts the POP back on the region's state.
+	// A POP's own key wins over its region's, plugin by plugin; an empty
+	// one (signed: a delete is not) puts the POP back on the region's state.
 	v1b := f.publish(f.key, "v1b", wasmtest.Build(t, guests+"v1"))
-	b, _ := json.Marshal(manifest.Desired{Plugins: map[string]manifest.Release{"stamp": {Artifact: v1b}}})
-	ctx := context.Background()
-	var err error
-	if rev, err = f.stores.Desired.Put(ctx, manifest.POPKey("pop1"), b); err != nil {
-		t.Fatal(err)
-	}
+	rev = f.putSigned(manifest.POPKey("pop1"), manifest.Desired{Plugins: map[string]manifest.Release{"stamp": {Artifact: v1b}}})
 	f.status("the POP override", func(s manifest.Status) bool { return s.Revision >= rev && s.Running["stamp"].Version == "v1b" })
 	f.waitStamp("v1")
-	if err := f.stores.Desired.Delete(ctx, manifest.POPKey("pop1")); err != nil {
-		t.Fatal(err)
-	}
-	f.status("the override removed", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v2" })
+	rev = f.putSigned(manifest.POPKey("pop1"), manifest.Desired{})
+	f.status("the override removed", func(s manifest.Status) bool {
+		return s.Revision >= rev && s.Applied && s.Running["stamp"].Version == "v2"
+	})
 	f.waitStamp("v2")
 }
 
@@ -349,9 +366,11 @@ func TestRefusals(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rev := f.setDesired(manifest.Release{Artifact: c.art})
-			st := f.status("a refusal", func(s manifest.Status) bool { return s.Revision >= rev })
-			if st.Applied || !strings.Contains(st.Error, c.want) {
-				t.Fatalf("applied=%v error %q, want a refusal saying %q", st.Applied, st.Error, c.want)
+			// A module refused (a NACK of the revision), or the record.
+			refused := func(s manifest.Status) bool { return len(s.Refused) > 0 && s.Refused[0].Revision >= rev }
+			st := f.status("a refusal", func(s manifest.Status) bool { return s.Revision >= rev || refused(s) })
+			if msg := st.Error + fmt.Sprint(st.Refused); (st.Applied && !refused(st)) || !strings.Contains(msg, c.want) {
+				t.Fatalf("applied=%v error %q refused %+v, want a refusal saying %q", st.Applied, st.Error, st.Refused, c.want)
 			}
 			if r := st.Running["stamp"]; r.Version != "v1" {
 				t.Fatalf("after a refusal the POP runs %+v, want v1", r)
@@ -366,9 +385,9 @@ func TestRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := f.status("a refusal", func(s manifest.Status) bool { return s.Revision >= rev }); st.Applied ||
-		!strings.Contains(st.Error, "desired state") || f.stamp("") != "v1" {
-		t.Fatalf("malformed desired state: applied=%v error %q", st.Applied, st.Error)
+	if st := f.status("a refusal", func(s manifest.Status) bool { return len(s.Refused) > 0 && s.Refused[0].Revision >= rev }); st.Refused[0].Reason != "invalid" ||
+		!strings.Contains(st.Refused[0].Error, "desired state") || f.stamp("") != "v1" {
+		t.Fatalf("malformed desired state: refused %+v", st.Refused)
 	}
 
 	// And a good one still applies after all that.

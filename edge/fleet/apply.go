@@ -89,7 +89,13 @@ func (a *Agent) reconcile(ctx context.Context, stores *controlplane.Stores) (aga
 	a.mu.Lock()
 	revoked := a.revoked
 	a.mu.Unlock()
-	if err := a.save(state{Revision: rev, Releases: releases, Revoked: revoked}); err != nil {
+	desired := map[string]*manifest.Desired{}
+	for key, ks := range a.desired {
+		if ks.d != nil {
+			desired[key] = ks.d
+		}
+	}
+	if err := a.save(state{Revision: rev, Releases: releases, Revoked: revoked, Desired: desired}); err != nil {
 		a.o.Logger.Error("last-known-good state not saved", "err", err)
 	}
 	return false

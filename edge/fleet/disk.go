@@ -17,11 +17,15 @@ import (
 )
 
 // state is what the agent keeps on disk: the releases it applied, with the
-// artifacts that name the module files next to it.
+// artifacts that name the module files next to it, and the desired-state
+// records (region's, POP's) they merge, so that after a restart a record
+// the POP refuses (verify.go: unsigned, or older than these, a replay)
+// leaves it on these rather than on the config file's plugins.
 type state struct {
 	Revision uint64                         `json:"revision"`
 	Releases map[string]manifest.Release    `json:"releases"`
 	Revoked  map[string]manifest.Revocation `json:"revoked"`
+	Desired  map[string]*manifest.Desired   `json:"desired,omitempty"`
 }
 
 // Restore applies the last-known-good state from disk, verifying every
@@ -50,6 +54,11 @@ func (a *Agent) Restore(ctx context.Context) error {
 		a.revoked = st.Revoked
 	}
 	a.mu.Unlock()
+	for key, d := range st.Desired {
+		if ks := a.desired[key]; ks != nil && d != nil {
+			ks.issued = d.Issued // a replay stays refused even if the rest is
+		}
+	}
 	// The same checks as anything from the control plane.
 	d, _ := json.Marshal(manifest.Desired{Plugins: st.Releases})
 	if _, err = manifest.ParseDesired(d); err == nil {
@@ -61,6 +70,11 @@ func (a *Agent) Restore(ctx context.Context) error {
 	}
 	applied, _ := json.Marshal(st.Releases)
 	a.applied = string(applied)
+	for key, d := range st.Desired {
+		if ks := a.desired[key]; ks != nil {
+			ks.d = d
+		}
+	}
 	a.applies.WithLabelValues("disk").Inc()
 	a.revision.Set(float64(st.Revision))
 	a.mu.Lock()

@@ -61,7 +61,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := fleet.New(n, fleet.Options{Conn: nc, Region: region, POP: pop, Trust: testTrust(t), Report: report})
+	a, err := fleet.New(n, fleet.Options{Conn: nc, Region: region, POP: pop, Trust: testTrust(t), Control: testTrust(t), Report: report})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func TestPurgePositionFromDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Shutdown(context.Background())
-	if _, err := fleet.New(n, fleet.Options{URL: "nats://127.0.0.1:1", Region: "eu-test", POP: "pop1", Dir: dir, Trust: testTrust(t)}); err != nil {
+	if _, err := fleet.New(n, fleet.Options{URL: "nats://127.0.0.1:1", Region: "eu-test", POP: "pop1", Dir: dir, Trust: testTrust(t), Control: testTrust(t)}); err != nil {
 		t.Fatal(err)
 	}
 	if got := n.Purged(); got != 7 {

@@ -30,12 +30,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	nc := a.o.Conn
 	if nc == nil {
 		var err error
-		nc, err = controlplane.Dial(a.o.URL, "wedge-edge-"+a.o.POP, a.o.Logger,
+		nc, err = controlplane.Dial(a.o.URL, "wedge-edge-"+a.o.POP, a.o.Logger, append(a.o.Security.Options(),
 			// A first connect after starting cut off is not a reconnect.
 			nats.ConnectHandler(func(*nats.Conn) { a.connected.Set(1) }),
 			// A link that drops silently must be seen as down soon: shared
 			// rate limits fall back to shares only then.
-			nats.PingInterval(limitsync.PingInterval))
+			nats.PingInterval(limitsync.PingInterval))...)
 		if err != nil {
 			return fmt.Errorf("fleet: %w", err)
 		}
@@ -101,6 +101,7 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 		ks.rev = 0
 	}
 	clear(a.tries)
+	a.floor(ctx, stores.Desired)
 	dw, err := stores.Desired.WatchFiltered(ctx, []string{manifest.RegionKey(a.o.Region), manifest.POPKey(a.o.POP)})
 	if err != nil {
 		return err
@@ -186,16 +187,20 @@ func (a *Agent) see(e jetstream.KeyValueEntry) bool {
 	if ks == nil || e.Revision() <= ks.rev {
 		return false
 	}
-	var d *manifest.Desired // a deleted key desires nothing
-	if e.Operation() == jetstream.KeyValuePut {
-		var err error
-		if d, err = manifest.ParseDesired(e.Value()); err != nil {
-			// Refused whole: the key keeps its last good value.
-			a.nack(e.Revision(), fmt.Errorf("fleet: %s: %w", e.Key(), err))
-			return false
-		}
+	d, err := a.verify(e, ks) // nil: a deleted key desires nothing
+	if err != nil {
+		// Refused whole: the key keeps its last good value.
+		a.refuse(e, ks, err)
+		return false
+	}
+	if ks.refusal != nil {
+		ks.refusal = nil
+		a.reportRefused()
 	}
 	ks.rev, ks.d = e.Revision(), d
+	if d != nil && d.Issued.After(ks.issued) {
+		ks.issued = d.Issued
+	}
 	return true
 }
 

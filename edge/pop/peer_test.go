@@ -49,6 +49,10 @@ func TestAdvertise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, control, err := registry.GenerateKey(dir, "controller")
+	if err != nil {
+		t.Fatal(err)
+	}
 	org := origintest.Start(t, origintest.OK)
 	config := func(advertise string) (*edge.Config, error) {
 		return edge.ParseConfig(fmt.Appendf(nil, `listen: 127.0.0.1:0
@@ -60,8 +64,8 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {origin: app}
-fleet: {nats: %q, trust: [%q]}
-`, advertise, origintest.Key.Text(), org.Addr, origintest.Key.Text(), cp.URL(), trust), dir)
+fleet: {nats: %q, trust: [%q], control_keys: [%q]}
+`, advertise, origintest.Key.Text(), org.Addr, origintest.Key.Text(), cp.URL(), trust, control), dir)
 	}
 	for _, bad := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "edge-1", "edge-1:0", "edge-1:http"} {
 		if _, err := config(bad); err == nil || !strings.Contains(err.Error(), "advertise") {

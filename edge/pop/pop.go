@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/wasm/wasmbuild"
@@ -98,7 +99,8 @@ func New(ctx context.Context, cfg *edge.Config, opts Options) (_ *POP, err error
 	}()
 	if cfg.Fleet.NATS != "" {
 		if p.agent, err = fleet.New(n, fleet.Options{URL: cfg.Fleet.NATS, Region: cfg.Region, POP: cfg.POP,
-			Trust: cfg.Fleet.TrustStore(), Dir: cfg.Fleet.StateDir, Report: opts.Report, Logger: log}); err != nil {
+			Trust: cfg.Fleet.TrustStore(), Control: cfg.Fleet.ControlStore(), Unsigned: cfg.Fleet.UnsignedDesired, Dir: cfg.Fleet.StateDir, Report: opts.Report, Logger: log,
+			Security: controlplane.Security{Creds: cfg.Fleet.Creds, CA: cfg.Fleet.CA}}); err != nil {
 			return nil, err
 		}
 		if err = p.agent.Restore(ctx); err != nil {

@@ -133,6 +133,10 @@ func TestRunStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, control, err := registry.GenerateKey(dir, "controller")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The origin service holds /slow until release is closed.
 	entered, release := make(chan struct{}, 1), make(chan struct{})
 	org := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
@@ -155,8 +159,8 @@ origins:
   app: {addr: %q, key: %q}
 routes:
   - {origin: app, chain: [{name: hello, file: %q}]}
-fleet: {nats: %q, trust: [%q]}
-`, org.Addr, origintest.Key.Text(), wasmtest.BuildFile(t, "../../plugins/hello"), cp.URL(), trust)), dir)
+fleet: {nats: %q, trust: [%q], control_keys: [%q]}
+`, org.Addr, origintest.Key.Text(), wasmtest.BuildFile(t, "../../plugins/hello"), cp.URL(), trust, control)), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -677,6 +677,21 @@ expect: 200 body
 expect-header: Cache-Status: wedge; hit; ttl=100
 expect-origin: 2
 `},
+	{"304 brings the upstream cache's status", "9211 §2", `
+origin: 200 v1
+origin-header: Cache-Control: max-age=1
+origin-header: ETag: "v1"
+origin-header: Cache-Status: upstream; fwd=uri-miss; stored
+request: GET /a
+expect-header: Cache-Status: upstream; fwd=uri-miss; stored, wedge; fwd=uri-miss; fwd-status=200; stored; ttl=1
+wait: 5s
+origin: 304
+origin-header: ETag: "v1"
+origin-header: Cache-Status: upstream; hit
+request: GET /a
+expect: 200 v1
+expect-header: Cache-Status: upstream; hit, wedge; fwd=stale; fwd-status=304; stored; ttl=1
+`},
 	{"304 drops the stale age", "9111 §4.3.4", `
 origin: 200 a
 origin-header: Cache-Control: max-age=100

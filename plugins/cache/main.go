@@ -237,14 +237,8 @@ func (c *cache) decide(req sdk.Request, resp sdk.Response) sdk.Action {
 	}
 	rh := resp.Header()
 	status := resp.Status()
-	// The targeted field named for this cache is consumed here; RFC 9213 §3
-	// lets CDN-Cache-Control go on downstream unless configured otherwise.
 	c.resp.reset(rh)
 	p := httpcache.ReadPolicy(&c.resp)
-	_ = rh.Del("Wedge-Cache-Control")
-	if c.stripCDN {
-		_ = rh.Del("CDN-Cache-Control")
-	}
 	c.method = req.AppendMethod(c.method[:0])
 	if detail, ok := httpcache.Settle(&st, view(c.method), status, p, c.stripCookies); ok {
 		return c.report(rh, httpcache.CacheStatus{Fwd: st.Fwd, FwdStatus: status, Detail: detail})
@@ -270,9 +264,18 @@ func (c *cache) decide(req sdk.Request, resp sdk.Response) sdk.Action {
 	return c.store(req, resp, &st, p, view(c.method), status, status)
 }
 
-// report adds this cache's Cache-Status member (RFC 9211 §2) to h,
-// named as configured.
+// report consumes the targeted field named for this cache and adds this
+// cache's Cache-Status member (RFC 9211 §2) to h, named as configured.
+// Every path of the response phase ends here, after what it stores is
+// stored: an entry keeps the targeted fields, so that the regional cache
+// tier hands them to an asking cache (edge/tier_http.go) whoever filled it,
+// and a hit consumes them on the way out (cache_response). RFC 9213 §3
+// lets CDN-Cache-Control go on downstream unless configured otherwise.
 func (c *cache) report(h sdk.Header, st httpcache.CacheStatus) sdk.Action {
+	_ = h.Del("Wedge-Cache-Control")
+	if c.stripCDN {
+		_ = h.Del("CDN-Cache-Control")
+	}
 	st.Name = c.name
 	c.buf = st.Append(c.buf[:0])
 	if err := h.AddBytes("Cache-Status", c.buf); err != nil {
@@ -311,7 +314,12 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *httpcache.State)
 	var fields []headerField
 	hasAge := false
 	for _, n := range h.Names() {
-		if httpcache.SkipOnUpdate(n) {
+		// The 304's Cache-Status, when it has one, replaces the stored
+		// one, unlike the other fields SkipOnUpdate lists: its members say
+		// how the caches before this one handled this validation (the
+		// regional tier's owner: "wedge-tier; fwd=stale; fwd-status=304"),
+		// where the stored ones describe the fetch that filled the entry.
+		if httpcache.SkipOnUpdate(n) && !strings.EqualFold(n, "Cache-Status") {
 			continue
 		}
 		hasAge = hasAge || strings.EqualFold(n, "Age")
@@ -348,10 +356,6 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *httpcache.State)
 	}
 	c.resp.reset(h)
 	p := httpcache.ReadPolicy(&c.resp)
-	_ = h.Del("Wedge-Cache-Control")
-	if c.stripCDN {
-		_ = h.Del("CDN-Cache-Control")
-	}
 	// The current response is the stored GET response, so it is stored
 	// again even when a HEAD revalidated it (§4.3.5).
 	return c.store(req, resp, st, p, "GET", status, 304)

@@ -21,8 +21,16 @@
 // started more than 1 ms after they were due), lag_max_us (the most any
 // request started after its due time) and pace_late (requests the generator
 // itself released more than 1 ms after they were due: a generator that
-// cannot keep its schedule, not a slow server). Every run is bounded: -n
-// requests at most, -d of sending, and each response waits -timeout at most.
+// cannot keep its schedule, not a slow server). For a server that sheds
+// load, the answers are also counted and their latencies given apart by
+// status: n_2xx, p50_2xx_us, p99_2xx_us, max_2xx_us for the 2xx, and the
+// same with 503 for the 503s (a shed answer must be fast, an admitted one
+// must not wait behind those shed); with -settle D, the same again for
+// the requests due D or more after the start (n_2xx_settled,
+// p99_2xx_settled_us, ..., p99_503_settled_us): a server that sheds
+// takes some time to find its level, and the requests due meanwhile
+// queue like any others. Every run is bounded: -n requests at
+// most, -d of sending, and each response waits -timeout at most.
 package main
 
 import (
@@ -71,6 +79,7 @@ type options struct {
 	expect  int
 	hold    int
 	pid     int
+	settle  time.Duration
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -86,10 +95,11 @@ func run(args []string, stdout io.Writer) error {
 	expect := fs.Int("expect", 200, "the status every response should have")
 	hold := fs.Int("hold", 0, "idle keep-alive connections to open and hold during the run")
 	pid := fs.Int("pid", 0, "the server's process id, to report its resident memory")
+	settle := fs.Duration("settle", 0, "also give the percentiles by status of the requests due this long after the start")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := options{rate: *rate, n: *n, dur: *dur, conns: *conns, timeout: *timeout, expect: *expect, hold: *hold, pid: *pid}
+	o := options{rate: *rate, n: *n, dur: *dur, conns: *conns, timeout: *timeout, expect: *expect, hold: *hold, pid: *pid, settle: *settle}
 	u, err := url.Parse(*rawURL)
 	if err != nil || u.Scheme != "http" || u.Port() == "" {
 		return fmt.Errorf("-url %q: want http://127.0.0.1:port/path", *rawURL)
@@ -191,6 +201,10 @@ func paced(o options) (string, error) {
 	due := make(chan time.Time, min(total, 1<<16))
 	var ok, wrong, failed, late atomic.Int64
 	lats := make([][]time.Duration, o.conns)
+	// The same latencies by class of answer, for a server that sheds.
+	lats2xx, lats503 := make([][]time.Duration, o.conns), make([][]time.Duration, o.conns)
+	// And those of the requests due once a server that sheds has settled.
+	settled2xx, settled503 := make([][]time.Duration, o.conns), make([][]time.Duration, o.conns)
 	lags := make([]time.Duration, o.conns)
 	var last atomic.Int64
 	var wg sync.WaitGroup
@@ -205,6 +219,7 @@ func paced(o options) (string, error) {
 				req.Header.Set(h[0], h[1])
 			}
 			mine := make([]time.Duration, 0, total/o.conns+16)
+			var mine2xx, mine503, mineSettled2xx, mineSettled503 []time.Duration
 			for t := range due {
 				if lag := time.Since(t); lag > lateAfter {
 					late.Add(1)
@@ -214,6 +229,21 @@ func paced(o options) (string, error) {
 				now := time.Now()
 				// A failure counts too, with the time it took to fail.
 				mine = append(mine, now.Sub(t))
+				if err == nil {
+					settled := o.settle > 0 && t.Sub(start) >= o.settle
+					switch st := resp.StatusCode(); {
+					case st/100 == 2:
+						mine2xx = append(mine2xx, now.Sub(t))
+						if settled {
+							mineSettled2xx = append(mineSettled2xx, now.Sub(t))
+						}
+					case st == fasthttp.StatusServiceUnavailable:
+						mine503 = append(mine503, now.Sub(t))
+						if settled {
+							mineSettled503 = append(mineSettled503, now.Sub(t))
+						}
+					}
+				}
 				switch {
 				case err != nil:
 					failed.Add(1)
@@ -225,7 +255,8 @@ func paced(o options) (string, error) {
 				}
 				last.Store(now.UnixNano())
 			}
-			lats[w] = mine
+			lats[w], lats2xx[w], lats503[w] = mine, mine2xx, mine503
+			settled2xx[w], settled503[w] = mineSettled2xx, mineSettled503
 		})
 	}
 	// Hand out every due time that has come at each tick; the due times
@@ -255,20 +286,39 @@ func paced(o options) (string, error) {
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	q := func(p float64) int64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return all[min(len(all)-1, int(p*float64(len(all))))].Microseconds()
-	}
+	q := func(p float64) int64 { return quantile(all, p) }
 	elapsed := time.Duration(last.Load() - start.UnixNano())
 	achieved := 0.0
 	if elapsed > 0 {
 		achieved = float64(ok.Load()+wrong.Load()) / elapsed.Seconds()
 	}
-	return fmt.Sprintf("target_rate=%.0f sent=%d ok=%d wrong_status=%d errors=%d achieved=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d late=%d lag_max_us=%d pace_late=%d",
+	line := fmt.Sprintf("target_rate=%.0f sent=%d ok=%d wrong_status=%d errors=%d achieved=%.0f p50_us=%d p90_us=%d p99_us=%d p999_us=%d max_us=%d late=%d lag_max_us=%d pace_late=%d",
 		o.rate, sent, ok.Load(), wrong.Load(), failed.Load(), achieved, q(0.50), q(0.90), q(0.99), q(0.999), q(1),
-		late.Load(), slices.Max(lags).Microseconds(), paceLate), nil
+		late.Load(), slices.Max(lags).Microseconds(), paceLate)
+	type class struct {
+		name string
+		lats [][]time.Duration
+	}
+	classes := []class{{"2xx", lats2xx}, {"503", lats503}}
+	if o.settle > 0 {
+		classes = append(classes, class{"2xx_settled", settled2xx}, class{"503_settled", settled503})
+	}
+	for _, c := range classes {
+		l := slices.Concat(c.lats...)
+		slices.Sort(l)
+		line += fmt.Sprintf(" n_%[1]s=%[2]d p50_%[1]s_us=%[3]d p99_%[1]s_us=%[4]d max_%[1]s_us=%[5]d",
+			c.name, len(l), quantile(l, 0.50), quantile(l, 0.99), quantile(l, 1))
+	}
+	return line, nil
+}
+
+// quantile is the p quantile of the sorted latencies, in microseconds; 0
+// for none.
+func quantile(sorted []time.Duration, p float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Microseconds()
 }
 
 // heldConn is one idle keep-alive connection and its reader.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +134,70 @@ func TestRefusesNonLoopback(t *testing.T) {
 		if err := run([]string{"-url", u, "-rate", "1"}, &bytes.Buffer{}); err == nil {
 			t.Errorf("%s: accepted", u)
 		}
+	}
+}
+
+// TestSettledSplit: with -settle, the requests due after it get their own
+// percentiles by status. The server answers 503 for the first 200 ms of
+// the run and 200 afterwards, so no settled request (due 500 ms or more
+// in) is a 503, and the 200s due between 200 and 500 ms are not settled.
+func TestSettledSplit(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first atomic.Int64
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		now := time.Now().UnixNano()
+		first.CompareAndSwap(0, now)
+		if time.Duration(now-first.Load()) < 200*time.Millisecond {
+			ctx.SetStatusCode(503)
+		}
+	}}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "100", "-d", "1s", "-c", "8", "-settle", "500ms")
+	if m["n_503"] == 0 || m["n_503_settled"] != 0 {
+		t.Fatalf("n_503 %v, n_503_settled %v: want the 503s of the start, none settled", m["n_503"], m["n_503_settled"])
+	}
+	if m["n_2xx_settled"] == 0 || m["n_2xx_settled"] >= m["n_2xx"] {
+		t.Fatalf("n_2xx_settled %v of n_2xx %v: want those due after 500 ms, some but not all", m["n_2xx_settled"], m["n_2xx"])
+	}
+	if _, ok := m["p99_2xx_settled_us"]; !ok {
+		t.Fatal("no p99_2xx_settled_us")
+	}
+	if m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "100", "-d", "50ms", "-c", "8"); m["n_2xx_settled"] != 0 {
+		t.Fatal("settled percentiles without -settle")
+	}
+}
+
+// TestSplitsByStatus: answers are counted and timed apart by class. The
+// server answers every other request 503 at once and holds the rest 20 ms
+// (the work under test) before a 200: the 2xx latencies carry the hold,
+// and the classes add up to what was answered.
+func TestSplitsByStatus(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hold = 20 * time.Millisecond
+	var n atomic.Int64
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if n.Add(1)%2 == 0 {
+			ctx.SetStatusCode(503)
+			return
+		}
+		time.Sleep(hold)
+	}}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "200", "-d", "100ms", "-c", "8")
+	if m["sent"] != 21 || m["n_2xx"] != 11 || m["n_503"] != 10 || m["ok"] != 11 || m["wrong_status"] != 10 {
+		t.Fatalf("sent %v, n_2xx %v, n_503 %v, ok %v, wrong %v: want 21 sent, 11 answered 200 and 10 503",
+			m["sent"], m["n_2xx"], m["n_503"], m["ok"], m["wrong_status"])
+	}
+	if m["p50_2xx_us"] < float64(hold.Microseconds()) || m["p99_2xx_us"] < m["p50_2xx_us"] || m["max_503_us"] < m["p50_503_us"] {
+		t.Fatalf("p50_2xx %v us, p99_2xx %v us, p50_503 %v us, max_503 %v us: want the 2xx to carry the %v hold",
+			m["p50_2xx_us"], m["p99_2xx_us"], m["p50_503_us"], m["max_503_us"], hold)
 	}
 }

@@ -23,7 +23,7 @@ func controlBackup(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("control backup: want one directory, got %q", fs.Args())
 	}
-	nc, err := dialControl(*url)
+	nc, err := dialControl(url)
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func controlRestore(ctx context.Context, args []string, stdout io.Writer) error 
 	if fs.NArg() != 1 {
 		return fmt.Errorf("control restore: want one directory, got %q", fs.Args())
 	}
-	nc, err := dialControl(*url)
+	nc, err := dialControl(url)
 	if err != nil {
 		return err
 	}
@@ -68,10 +68,10 @@ func controlRestore(ctx context.Context, args []string, stdout io.Writer) error 
 // dialControl connects once, without retrying: the control plane to back
 // up or restore into must be there now. Unlike connect, it opens no
 // buckets: a restore's target has none.
-func dialControl(url string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("wedgectl"), nats.Timeout(5*time.Second))
+func dialControl(url *controlTarget) (*nats.Conn, error) {
+	nc, err := nats.Connect(url.url, append(url.sec.Options(), nats.Name("wedgectl"), nats.Timeout(5*time.Second))...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to the control plane at %s: %w", url, err)
+		return nil, fmt.Errorf("connect to the control plane at %s: %w", url.url, err)
 	}
 	return nc, nil
 }

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 )
 
@@ -32,7 +34,7 @@ type controlPlane interface {
 
 // memberFlags are `control --embedded`'s flags for the server it runs.
 type memberFlags struct {
-	listen, name, cluster, clusterListen, leafListen *string
+	listen, name, cluster, clusterListen, leafListen, authDir, tlsHosts *string
 }
 
 func addMemberFlags(fs *flag.FlagSet) *memberFlags {
@@ -42,12 +44,14 @@ func addMemberFlags(fs *flag.FlagSet) *memberFlags {
 		name:   fs.String("name", host, "with --cluster: this member's `NAME`, unique in the cluster"),
 		cluster: fs.String("cluster", "", "with --embedded: be a member of the cluster whose members' route URLs are `ROUTES`, "+
 			"e.g. nats-route://cp-1:6222,nats-route://cp-2:6222,nats-route://cp-3:6222 (the same list on every member)"),
-		// Loopback unless told: routes are not authenticated yet, and any
-		// host that reaches the port could join and read or write every
-		// bucket.
-		clusterListen: fs.String("cluster-listen", "127.0.0.1:6222", "with --cluster: the `ADDR` the other members route to "+
-			"(routes are unauthenticated: listen on a private network only)"),
-		leafListen: fs.String("leaf-listen", "", "with --embedded: accept regions' leaf nodes (control leaf) on `ADDR`, e.g. 0.0.0.0:7422"),
+		// Loopback unless told: a member is only as safe as the auth
+		// directory every member shares (routes need its CA's certificate).
+		clusterListen: fs.String("cluster-listen", "127.0.0.1:6222", "with --cluster: the `ADDR` the other members route to"),
+		leafListen:    fs.String("leaf-listen", "", "with --embedded: accept regions' leaf nodes (control leaf) on `ADDR`, e.g. 0.0.0.0:7422"),
+		authDir: fs.String("auth", "", "with --embedded: the auth `DIR` (keys, CA, credentials), created on first start; "+
+			"the same on every member of a cluster: copy it (default DIR/auth of --embedded)"),
+		tlsHosts: fs.String("tls-hosts", "", "with --embedded: `HOSTS` (comma-separated) the servers' certificate names besides localhost and 127.0.0.1, "+
+			"when the auth directory is created: every member's (a leaf's go in its leaf bundle)"),
 	}
 }
 
@@ -57,7 +61,7 @@ func (m *memberFlags) check(fs *flag.FlagSet, embeddedDir string) error {
 	var err error
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "listen", "name", "cluster", "cluster-listen", "leaf-listen":
+		case "listen", "name", "cluster", "cluster-listen", "leaf-listen", "auth", "tls-hosts":
 			if embeddedDir == "" {
 				err = fmt.Errorf("control: --%s needs --embedded DIR", f.Name)
 			}
@@ -66,14 +70,21 @@ func (m *memberFlags) check(fs *flag.FlagSet, embeddedDir string) error {
 	return err
 }
 
-// options are the embedded server's, keeping its files in dir.
-func (m *memberFlags) options(dir string) embedded.Options {
+// options are the embedded server's, keeping its files in dir, with its
+// auth directory loaded (and created, on first start).
+func (m *memberFlags) options(dir string, stdout io.Writer) (embedded.Options, error) {
 	o := embedded.Options{Dir: dir, Listen: *m.listen, LeafListen: *m.leafListen}
 	if *m.cluster != "" {
 		o.Name = *m.name
 		o.Cluster = &embedded.ClusterOptions{Listen: *m.clusterListen, Routes: splitList(*m.cluster)}
 	}
-	return o
+	authDir := *m.authDir
+	if authDir == "" {
+		authDir = filepath.Join(dir, "auth")
+	}
+	var err error
+	o.Auth, err = initAuth(authDir, *m.tlsHosts, stdout)
+	return o, err
 }
 
 // splitList splits a comma-separated list of URLs, trimming the spaces
@@ -115,13 +126,18 @@ func controlLeaf(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", "127.0.0.1:4222", "the client `ADDR` the region's POPs connect to")
 	host, _ := os.Hostname()
 	name := fs.String("name", host+"-leaf", "the leaf server's `NAME`")
+	authDir := fs.String("auth", "", "the leaf bundle `DIR` (control leaf-bundle): the leaf checks its clients' credentials and links with its leaf credential")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 || *hub == "" {
-		return fmt.Errorf("control leaf: want --hub URLS and no arguments")
+	if fs.NArg() != 0 || *hub == "" || *authDir == "" {
+		return fmt.Errorf("control leaf: want --hub URLS, --auth DIR and no arguments")
 	}
-	srv, err := embedded.Start(embedded.Options{Listen: *listen, Name: *name, Hub: splitList(*hub)})
+	m, err := auth.LoadLeaf(*authDir)
+	if err != nil {
+		return fmt.Errorf("control leaf: %w", err)
+	}
+	srv, err := embedded.Start(embedded.Options{Listen: *listen, Name: *name, Hub: splitList(*hub), Auth: m})
 	if err != nil {
 		return err
 	}
@@ -173,10 +189,10 @@ func ensure(ctx context.Context, srv *embedded.Server, nc *nats.Conn, stdout io.
 
 // startControlPlane runs `up`'s control plane, keeping its files in dir:
 // one server on listen or, with ha, a cluster of three on listen and the
-// next two ports.
-func startControlPlane(dir, listen string, ha bool) (controlPlane, error) {
+// next two ports, all with the auth directory a.
+func startControlPlane(dir, listen string, ha bool, a *auth.Material) (controlPlane, error) {
 	if !ha {
-		srv, err := embedded.Start(embedded.Options{Dir: dir, Listen: listen})
+		srv, err := embedded.Start(embedded.Options{Dir: dir, Listen: listen, Auth: a})
 		if err != nil {
 			return nil, err
 		}
@@ -186,7 +202,7 @@ func startControlPlane(dir, listen string, ha bool) (controlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := embedded.StartCluster(dir, addrs...)
+	c, err := embedded.StartCluster(dir, a, addrs...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/internal/testutil"
 )
@@ -24,17 +26,24 @@ import (
 // goroutines) given the same list of routes, and a region's `wedgectl
 // control leaf` linked to them. Every bucket and stream is then kept in
 // three copies, and the CLI reaches the control plane by the members' list
-// of URLs and through the leaf.
+// of URLs and through the leaf. The members share one auth directory, as
+// copies of it on three machines would be: every link is authenticated
+// and encrypted.
 func TestControlCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
+	authDir := t.TempDir()
+	if _, err := auth.Init(authDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	sec := controlplane.Security{Creds: auth.CredsFile(authDir, auth.Controller), CA: filepath.Join(authDir, auth.CAFile)}
 	addrs := freeAddrs(t, 10)
 	client, route, leafIn := addrs[0:3], addrs[3:6], addrs[6:9]
 	routes := make([]string, 3)
 	hub := make([]string, 3)
 	urls := make([]string, 3)
 	for i := range 3 {
-		routes[i], hub[i], urls[i] = "nats-route://"+route[i], "nats-leaf://"+leafIn[i], "nats://"+client[i]
+		routes[i], hub[i], urls[i] = "nats-route://"+route[i], "nats-leaf://"+leafIn[i], "tls://"+client[i]
 	}
 	runCmd := func(what string, args ...string) *testutil.SyncBuffer {
 		out := &testutil.SyncBuffer{}
@@ -54,20 +63,31 @@ func TestControlCluster(t *testing.T) {
 	for i := range 3 {
 		name := fmt.Sprintf("cp-%d", i+1)
 		members = append(members, runCmd(name, "control", "--embedded", filepath.Join(t.TempDir(), name), "--name", name,
-			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i]))
+			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i], "--auth", authDir))
 	}
 	for i, out := range members {
 		testutil.Eventually(t, hangGuard, fmt.Sprintf("cp-%d running its controller", i+1), func() bool {
 			return strings.Contains(out.String(), "rollout controller running")
 		})
 	}
-	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", addrs[9], "--name", "leaf-eu")
+	// The leaf's machine gets a leaf bundle, not the auth directory.
+	bundle := filepath.Join(t.TempDir(), "leaf")
+	if err := run(ctx, []string{"control", "leaf-bundle", bundle, "--auth", authDir}, &testutil.SyncBuffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"control", "leaf", "--hub", hub[0], "--auth", authDir}, &testutil.SyncBuffer{}); err == nil {
+		t.Fatal("control leaf ran with the control plane's auth directory")
+	}
+	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", addrs[9], "--name", "leaf-eu", "--auth", bundle)
 	testutil.Eventually(t, hangGuard, "the leaf node running", func() bool {
-		return strings.Contains(leaf.String(), "leaf node on nats://"+addrs[9])
+		return strings.Contains(leaf.String(), "leaf node on tls://"+addrs[9])
 	})
 
 	list := strings.Join(urls, ",")
-	nc, err := nats.Connect(list)
+	if _, err := nats.Connect(list); err == nil {
+		t.Fatal("connected to the cluster with no credential")
+	}
+	nc, err := nats.Connect(list, sec.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +112,13 @@ func TestControlCluster(t *testing.T) {
 	}
 
 	// The CLI, by the list of URLs and through the leaf.
-	for _, url := range []string{list, "nats://" + addrs[9]} {
+	for _, url := range []string{list, "tls://" + addrs[9]} {
 		testutil.Eventually(t, hangGuard, "plugin list --nats "+url, func() bool {
 			// Each try bounded: a request the leaf has no route for yet
 			// may go unanswered.
 			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			return run(tctx, []string{"plugin", "list", "--nats", url}, &testutil.SyncBuffer{}) == nil
+			return run(tctx, []string{"plugin", "list", "--nats", url, "--creds", sec.Creds, "--ca", sec.CA}, &testutil.SyncBuffer{}) == nil
 		})
 	}
 }
@@ -112,14 +132,15 @@ func TestUpHA(t *testing.T) {
 	}
 	u := startUp(t, "--ha", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "")
 	m := u.await(t, "up printing its address, control plane and token",
-		regexp.MustCompile(`edge http://(\S+) .*\n(?s:.*)control plane: (\S+)(?s:.*)WEDGE_TOKEN=(\S+)`))
-	addr, list, token := m[1], m[2], m[3]
+		regexp.MustCompile(`edge http://(\S+) .*\n(?s:.*)control plane: (\S+)(?s:.*)WEDGE_CREDS=(\S+) WEDGE_CA=(\S+)(?s:.*)WEDGE_TOKEN=(\S+)`))
+	addr, list, token := m[1], m[2], m[5]
+	sec := controlplane.Security{Creds: m[3], CA: m[4]}
 	if n := len(strings.Split(list, ",")); n != 3 {
 		t.Fatalf("up --ha printed the control plane %q, want three URLs", list)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	nc, err := nats.Connect(list)
+	nc, err := nats.Connect(list, sec.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,15 +168,21 @@ func TestUpHA(t *testing.T) {
 }
 
 // TestClusterListenLoopback: a member listens for routes on loopback
-// unless told otherwise, since routes are not authenticated.
+// unless told otherwise.
 func TestClusterListenLoopback(t *testing.T) {
 	fs := flag.NewFlagSet("control", flag.ContinueOnError)
 	m := addMemberFlags(fs)
 	if err := fs.Parse([]string{"--cluster", "nats-route://cp-1:6222,nats-route://cp-2:6222,nats-route://cp-3:6222"}); err != nil {
 		t.Fatal(err)
 	}
-	o := m.options(t.TempDir())
+	o, err := m.options(t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
 	host, _, err := net.SplitHostPort(o.Cluster.Listen)
+	if o.Auth == nil {
+		t.Error("a member runs without auth")
+	}
 	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 		t.Errorf("routes listen on %q by default, want a loopback address", o.Cluster.Listen)
 	}
@@ -166,7 +193,9 @@ func TestControlClusterFlagsRefused(t *testing.T) {
 	for _, args := range [][]string{
 		{"control", "leaf"},
 		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422", "extra"},
-		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:bad"},
+		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:bad", "--auth", t.TempDir()},
+		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422", "--auth", t.TempDir()}, // not an auth directory
+		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422"},                        // no --auth
 		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "nats-route://127.0.0.1:bad,127.0.0.1:2,127.0.0.1:3", "--cluster-listen", "127.0.0.1:0"},
 		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "127.0.0.1:1,127.0.0.1:2", "--cluster-listen", "127.0.0.1:0"},
 		{"up", "--ha", "--nats", "127.0.0.1:65535"},

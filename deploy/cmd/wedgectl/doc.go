@@ -7,6 +7,8 @@
 //	wedgectl control         the rollout controller and its status page (--embedded DIR
 //	                         --cluster ROUTES: a member of a three-server control plane)
 //	wedgectl control leaf    a region's leaf node, which its POPs connect to (README.md, "A highly available control plane")
+//	wedgectl control creds   a credential for a role, or for one POP (README.md, "Control-plane credentials and TLS")
+//	wedgectl control leaf-bundle  what a leaf node's machine gets, without the control plane's keys (same section)
 //	wedgectl control backup  the whole control plane to a directory of plain files, checked
 //	wedgectl control restore a backup into an empty control plane (README.md, "Backup and restore")
 //
@@ -22,7 +24,8 @@
 //
 // The signed registry:
 //
-//	wedgectl keys gen        an Ed25519 key pair that signs plugin versions
+//	wedgectl keys gen        an Ed25519 key pair that signs plugin versions (or, as
+//	                         `keys gen controller`, desired state: control --controller-key)
 //	wedgectl plugin push     sign a module as name@version and publish it
 //	wedgectl plugin list     every plugin version in the registry
 //	wedgectl plugin revoke   withdraw a module: edges refuse it from then on

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge/pop"
@@ -28,24 +29,37 @@ func edgeCmd(ctx context.Context, args []string, _ io.Writer) error {
 	return pop.Main(ctx, args, os.Stderr)
 }
 
-// natsFlag is the --nats flag of the commands that talk to the control
-// plane.
-func natsFlag(fs *flag.FlagSet) *string {
+// controlTarget is the control plane a command talks to: its URL and the
+// credential and CA to present and trust.
+type controlTarget struct {
+	url string
+	sec controlplane.Security
+}
+
+// natsFlag registers the flags of the commands that talk to the control
+// plane: --nats, --creds and --ca.
+func natsFlag(fs *flag.FlagSet) *controlTarget {
 	def := os.Getenv("WEDGE_NATS")
 	if def == "" {
 		def = "nats://127.0.0.1:4222"
 	}
-	return fs.String("nats", def, "control plane `URL`, or a cluster's members' URLs, comma-separated (default $WEDGE_NATS or nats://127.0.0.1:4222)")
+	t := &controlTarget{}
+	fs.StringVar(&t.url, "nats", def, "control plane `URL`, or a cluster's members' URLs, comma-separated (default $WEDGE_NATS or nats://127.0.0.1:4222)")
+	fs.StringVar(&t.sec.Creds, "creds", os.Getenv("WEDGE_CREDS"),
+		"credentials `FILE` for the control plane (wedgectl control creds ROLE; default $WEDGE_CREDS)")
+	fs.StringVar(&t.sec.CA, "ca", os.Getenv("WEDGE_CA"),
+		"the control plane's CA certificate `FILE`, its auth directory's ca.pem (default $WEDGE_CA)")
+	return t
 }
 
 // connect opens the control plane's stores for one command. It does not
 // retry: a CLI command should fail, not hang, when nothing is listening.
 // It opens, never creates: the buckets' configs are `up`'s and `control`'s
 // to set, and a command run against the wrong server must not initialise it.
-func connect(ctx context.Context, url string) (*controlplane.Stores, func(), error) {
-	nc, err := nats.Connect(url, nats.Name("wedgectl"), nats.Timeout(5*time.Second))
+func connect(ctx context.Context, url *controlTarget) (*controlplane.Stores, func(), error) {
+	nc, err := nats.Connect(url.url, append(url.sec.Options(), nats.Name("wedgectl"), nats.Timeout(5*time.Second))...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to the control plane at %s: %w (is `wedgectl up` or `wedgectl control --embedded DIR` running?)", url, err)
+		return nil, nil, fmt.Errorf("connect to the control plane at %s: %w (is `wedgectl up` or `wedgectl control --embedded DIR` running?)", url.url, err)
 	}
 	s, err := controlplane.Open(ctx, nc)
 	if err != nil {
@@ -59,13 +73,18 @@ func connect(ctx context.Context, url string) (*controlplane.Stores, func(), err
 const subprocessEnv = "WEDGECTL_SUBPROCESS=1"
 
 // localFleet is the control plane `up` runs: embedded NATS, the rollout
-// controller, and the key that signs the plugin versions the edges trust.
+// controller, the key that signs the plugin versions the edges trust, and
+// the controller's key that signs the desired state they apply.
 type localFleet struct {
-	cp     controlPlane
-	stores *controlplane.Stores
-	key    string // private key file, for `wedgectl plugin push --key`
-	pub    string // public key file, in every edge's trust store
-	done   chan struct{}
+	cp      controlPlane
+	stores  *controlplane.Stores
+	key     string // private key file, for `wedgectl plugin push --key`
+	pub     string // public key file, in every edge's trust store
+	control string // the controller's public key file, every edge's control_keys
+	done    chan struct{}
+
+	// auth is the control plane's auth directory: every edge's credential.
+	auth *auth.Material
 }
 
 func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logger) (*localFleet, error) {
@@ -74,7 +93,19 @@ func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logg
 	if f.key, f.pub, err = registry.GenerateKey(dir, "up"); err != nil {
 		return nil, err
 	}
-	if f.cp, err = startControlPlane(filepath.Join(dir, "nats"), listen, ha); err != nil {
+	ctlPriv, ctlPub, err := registry.GenerateKey(dir, controllerKeyName)
+	if err != nil {
+		return nil, err
+	}
+	ctlKey, err := registry.LoadPrivateKey(ctlPriv)
+	if err != nil {
+		return nil, err
+	}
+	f.control = ctlPub
+	if f.auth, err = auth.Init(filepath.Join(dir, "auth"), nil); err != nil {
+		return nil, err
+	}
+	if f.cp, err = startControlPlane(filepath.Join(dir, "nats"), listen, ha, f.auth); err != nil {
 		return nil, err
 	}
 	nc, err := f.cp.Connect("wedgectl-up")
@@ -90,10 +121,28 @@ func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logg
 	go func() {
 		defer close(f.done)
 		defer nc.Close()
-		rollout.NewController(f.stores, rollout.Options{Log: log}).Run(ctx)
+		rollout.NewController(f.stores, rollout.Options{Log: log, Key: ctlKey}).Run(ctx)
 	}()
 	return f, nil
 }
+
+// creds is the controller's credentials file, for the wedgectl commands
+// run against `up` (every role's rights), and ca the CA file.
+func (f *localFleet) creds() (creds, ca string) {
+	return auth.CredsFile(f.auth.Dir, auth.Controller), filepath.Join(f.auth.Dir, auth.CAFile)
+}
+
+// writePOPCreds writes POP pop's credential to popCredsFile(dir, pop).
+func (f *localFleet) writePOPCreds(dir, pop string) error {
+	c, err := f.auth.Creds(auth.POP, pop)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(popCredsFile(dir, pop), c, 0o600)
+}
+
+// popCredsFile is where `up` keeps POP pop's credential.
+func popCredsFile(dir, pop string) string { return filepath.Join(dir, pop+".creds") }
 
 // stop waits for the controller (its ctx must be done) and stops NATS.
 func (f *localFleet) stop() {

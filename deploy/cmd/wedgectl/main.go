@@ -25,8 +25,9 @@ var commands = map[string]command{
 	"edge":              {"edge -config FILE [-compilation-cache DIR]", edgeCmd},
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},
 	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},
-	"control":           {"control [--nats URL] [--embedded DIR [--listen ADDR] [--cluster ROUTES --name NAME --cluster-listen ADDR] [--leaf-listen ADDR]] [--http ADDR]", control},
-	"control leaf":      {"control leaf --hub URLS [--listen ADDR] [--name NAME]", controlLeaf},
+	"control":           {"control [--nats URL --creds FILE --ca FILE] [--embedded DIR [--listen ADDR] [--auth DIR] [--tls-hosts HOSTS] [--cluster ROUTES --name NAME --cluster-listen ADDR] [--leaf-listen ADDR]] [--http ADDR] [--controller-key FILE] [--controller-trust FILES]", control},
+	"control leaf":      {"control leaf --hub URLS --auth DIR [--listen ADDR] [--name NAME]", controlLeaf},
+	"control creds":     {"control creds controller|push|rollout|revoke|leaf|pop [NAME] --auth DIR [-o FILE]", controlCreds},
 	"control backup":    {"control backup [--nats URL] DIR", controlBackup},
 	"control restore":   {"control restore [--nats URL] [--force] [--replicas N] DIR", controlRestore},
 	"rollout start":     {"rollout start PLUGIN@VERSION --waves eu-west:10%,eu-west,us-east,* --gate error_rate<1%,p99<50ms [--bake 2m] [--key ROUTE/PLUGIN] [--config JSON] [--min-requests N] [--dry-run] [--why TEXT]", rolloutStart},
@@ -42,6 +43,8 @@ var commands = map[string]command{
 	"plugin list":       {"plugin list [--nats URL]", pluginList},
 	"plugin revoke":     {"plugin revoke DIGEST --reason TEXT [--nats URL]", pluginRevoke},
 	"purge":             {"purge --tag T | --url URL [--region R] [--timeout 5s] [--alive 5s] [--nats URL]", purge},
+
+	"control leaf-bundle": {"control leaf-bundle DIR --auth DIR [--tls-hosts HOSTS]", controlLeafBundle},
 }
 
 var errUsage = errors.New("usage")

@@ -41,7 +41,7 @@ func purge(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := p.Check(); err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}
-	s, closeConn, err := connect(ctx, *url)
+	s, closeConn, err := connect(ctx, url)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("plugin push: %w", err)
 	}
-	return withRegistry(ctx, *url, func(r *registry.Registry) error {
+	return withRegistry(ctx, url, func(r *registry.Registry) error {
 		a, err := r.Push(ctx, key, *name, *version, bin, who)
 		if err != nil {
 			return err
@@ -87,7 +87,7 @@ func pluginList(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 0 {
 		return fmt.Errorf("plugin list: unexpected arguments %q", fs.Args())
 	}
-	return withRegistry(ctx, *url, func(r *registry.Registry) error {
+	return withRegistry(ctx, url, func(r *registry.Registry) error {
 		list, err := r.List(ctx)
 		if err != nil {
 			return err
@@ -129,7 +129,7 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("plugin revoke: %w", err)
 	}
-	return withRegistry(ctx, *url, func(r *registry.Registry) error {
+	return withRegistry(ctx, url, func(r *registry.Registry) error {
 		if err := r.Revoke(ctx, fs.Arg(0), *reason, who); err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // withRegistry connects to the control plane for one command.
-func withRegistry(ctx context.Context, url string, fn func(*registry.Registry) error) error {
+func withRegistry(ctx context.Context, url *controlTarget, fn func(*registry.Registry) error) error {
 	s, closeConn, err := connect(ctx, url)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,11 +33,17 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	embeddedDir := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on --listen")
 	member := addMemberFlags(fs)
 	httpAddr := fs.String("http", "", "serve the status page and the control plane's /metrics on `ADDR`, e.g. 127.0.0.1:9090")
+	ctlKey := controllerKeyFlag(fs)
+	ctlTrust := controllerTrustFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("control: unexpected arguments %q", fs.Args())
+	}
+	trust, err := loadControllerTrust(*ctlTrust)
+	if err != nil {
+		return err
 	}
 	if err := member.check(fs, *embeddedDir); err != nil {
 		return err
@@ -43,7 +51,11 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	var nc *nats.Conn
 	var clusterMember *embedded.Server // with --cluster
 	if *embeddedDir != "" {
-		srv, err := embedded.Start(member.options(*embeddedDir))
+		opts, err := member.options(*embeddedDir, stdout)
+		if err != nil {
+			return err
+		}
+		srv, err := embedded.Start(opts)
 		if err != nil {
 			return err
 		}
@@ -57,11 +69,21 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embeddedDir)
 	} else {
 		var err error
-		if nc, err = controlplane.Dial(*url, "wedgectl-control", nil); err != nil {
+		if nc, err = controlplane.Dial(url.url, "wedgectl-control", nil, url.sec.Options()...); err != nil {
 			return err
 		}
 	}
 	defer nc.Close()
+	// The embedded server made its auth directory by now: the key goes
+	// there, shared by a cluster's members as the directory is.
+	keyDir := ""
+	if *embeddedDir != "" {
+		keyDir = cmp.Or(*member.authDir, filepath.Join(*embeddedDir, "auth"))
+	}
+	key, err := loadControllerKey(*ctlKey, keyDir, stdout)
+	if err != nil {
+		return err
+	}
 	s, err := ensure(ctx, clusterMember, nc, stdout)
 	if err != nil {
 		return err
@@ -82,7 +104,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
 	}
 	fmt.Fprintln(stdout, "rollout controller running; interrupt to stop")
-	c := rollout.NewController(s, rollout.Options{Log: log})
+	c := rollout.NewController(s, rollout.Options{Log: log, Key: key, Trust: trust})
 	return c.Run(ctx)
 }
 
@@ -121,7 +143,7 @@ func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
 	if *config != "" {
 		spec.Config = json.RawMessage(*config)
 	}
-	s, closeFn, err := connect(ctx, *url)
+	s, closeFn, err := connect(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -159,7 +181,7 @@ func rolloutAction(action string) func(context.Context, []string, io.Writer) err
 		if err != nil {
 			return fmt.Errorf("rollout %s: %w", action, err)
 		}
-		s, closeFn, err := connect(ctx, *url)
+		s, closeFn, err := connect(ctx, url)
 		if err != nil {
 			return err
 		}
@@ -178,7 +200,7 @@ func rolloutStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s, closeFn, err := connect(ctx, *url)
+	s, closeFn, err := connect(ctx, url)
 	if err != nil {
 		return err
 	}
@@ -203,7 +225,18 @@ func rolloutStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "(health %s)\n\n", o.HealthWindow)
+	fmt.Fprintf(stdout, "(health %s)\n", o.HealthWindow)
+	for _, r := range o.Regions {
+		for _, f := range r.Refusing {
+			fmt.Fprintf(stdout, "%s REFUSES its desired state, serving the previous one: %s\n", f.POP, f.Error)
+		}
+	}
+	for _, r := range o.Rollouts {
+		if why, ok := o.Stuck[r.ID]; ok {
+			fmt.Fprintf(stdout, "rollout %s is STUCK: %s\n", r.ID, why)
+		}
+	}
+	fmt.Fprintln(stdout)
 	if len(o.Rollouts) == 0 {
 		fmt.Fprintln(stdout, "no rollouts")
 		return nil
@@ -239,7 +272,7 @@ func rolloutAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if *n <= 0 {
 		return fmt.Errorf("rollout audit: -n %d: want a positive count", *n)
 	}
-	s, closeFn, err := connect(ctx, *url)
+	s, closeFn, err := connect(ctx, url)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/internal/testutil"
 )
@@ -55,7 +56,13 @@ func TestRolloutCLI(t *testing.T) {
 	cctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	controlOut := new(testutil.SyncBuffer)
-	go func() { done <- run(cctx, append([]string{"control", "--http", "127.0.0.1:0"}, nats...), controlOut) }()
+	ctlKey, _, err := registry.GenerateKey(t.TempDir(), "controller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		done <- run(cctx, append([]string{"control", "--http", "127.0.0.1:0", "--controller-key", ctlKey}, nats...), controlOut)
+	}()
 	defer func() { stop(); <-done }()
 
 	waitFor := func(what string, cond func(*rollout.Rollout) bool) {

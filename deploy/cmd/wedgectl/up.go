@@ -173,6 +173,20 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		tier = fmt.Sprintf("tier: {listen: \"127.0.0.1:0\", key: %q}\n", tierKey.Text())
 		routeTier = "    tier: region\n"
 	}
+	// Each edge's credential: it may write its own status, and no other.
+	popNames := []string{"local-1"}
+	if len(pops) > 0 {
+		popNames = popNames[:0]
+		for _, p := range pops {
+			popNames = append(popNames, p.name)
+		}
+	}
+	for _, pop := range popNames {
+		if err := fleet.writePOPCreds(dir, pop); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+	}
+	_, ca := fleet.creds()
 	edgeYAML := func(listen, region, pop string, chain []*chainPlugin) string {
 		return fmt.Sprintf(`listen: %q
 served_header: true
@@ -180,12 +194,12 @@ pop: %s
 region: %s
 origins:
   app: {addr: %q, key: %q}
-fleet: {nats: %q, trust: [%q], state_dir: %q}
+fleet: {nats: %q, creds: %q, ca: %q, trust: [%q], control_keys: [%q], state_dir: %q}
 %sroutes:
   - name: app
     path: /
     origin: app
-%s%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), fleet.pub, filepath.Join(dir, pop+"-state"), tier, routeTier, chainYAML(chain))
+%s%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), popCredsFile(dir, pop), ca, fleet.pub, fleet.control, filepath.Join(dir, pop+"-state"), tier, routeTier, chainYAML(chain))
 	}
 
 	var edges []string // "http://addr (pop)"
@@ -244,15 +258,17 @@ fleet: {nats: %q, trust: [%q], state_dir: %q}
 		waves = pops[0].region + ":10%," + pops[0].region + ",*"
 	}
 	token := demoToken(jwtSecret, "demo-user", 24*time.Hour)
+	creds, _ := fleet.creds()
 	fmt.Fprintf(stdout, `
 Wedge is up: edge %[1]s -> origin %[2]s -> application %[3]s
 chain: %[4]s
 edges: %[8]s
 control plane: %[6]s   status page: %[7]s
+control plane credentials (every role's) and CA: WEDGE_CREDS=%[10]s WEDGE_CA=%[11]s
 plugin signing key: %[9]s
 
 WEDGE_TOKEN=%[5]s
-`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key)
+`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, creds, ca)
 	if len(dev) > 0 {
 		fmt.Fprintf(stdout, "\n%s\nTry:\n  curl -i %s/%s  # what `wedgectl plugin new %[3]s` made answers\n\nCtrl-C stops everything.\n",
 			watching.String(), addr, dev[0].name)
@@ -264,13 +280,14 @@ Try:
   for i in $(seq 15); do curl -s -o /dev/null -w '%%{http_code} ' -H "Authorization: Bearer $WEDGE_TOKEN" %[1]s/api/hello; done; echo  # 429 past 10/s
 
 Roll a plugin version out (in another terminal):
+  export WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s
   wedgectl plugin build plugins/cache -o /tmp/cache.wasm
   wedgectl plugin push /tmp/cache.wasm --name cache --version 2 --key %[2]s
   wedgectl rollout start cache@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
   wedgectl rollout status
 
 Ctrl-C stops everything.
-`, addr, fleet.key, waves)
+`, addr, fleet.key, waves, creds, ca)
 	}
 
 	select {

@@ -61,7 +61,7 @@ func TestUpRegions(t *testing.T) {
 	}
 	u := startUp(t, "--regions", "eu-west:3,us-east", "--chain", "cache",
 		"--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0")
-	m := u.await(t, "up printing its fleet", regexp.MustCompile(`edges: (.*)\ncontrol plane: (\S+)\s+status page: (\S+)`))
+	m := u.await(t, "up printing its fleet", regexp.MustCompile(`edges: (.*)\ncontrol plane: (\S+)\s+status page: (\S+)\n.*WEDGE_CREDS=(\S+) WEDGE_CA=(\S+)`))
 	edges := regexp.MustCompile(`http://(\S+) \(([a-z0-9-]+)\)`).FindAllStringSubmatch(m[1], -1)
 	var pops []string
 	for _, e := range edges {
@@ -80,7 +80,8 @@ func TestUpRegions(t *testing.T) {
 		fasthttp.ReleaseResponse(resp)
 	}
 
-	nc, err := controlplane.Dial(m[2], "test", nil)
+	// With up's credentials; an edge's own may write its status only.
+	nc, err := controlplane.Dial(m[2], "test", nil, controlplane.Security{Creds: m[4], CA: m[5]}.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 )
 
@@ -43,13 +44,25 @@ func Start(t testing.TB, opts embedded.Options) (*embedded.Server, *controlplane
 	return srv, s
 }
 
+// Auth creates an auth directory (deploy/controlplane/auth) in a
+// temporary directory, for Options.Auth: servers given it take only
+// credentials it minted, over TLS.
+func Auth(t testing.TB) *auth.Material {
+	t.Helper()
+	m, err := auth.Init(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // StartCluster runs a cluster of three embedded servers on loopback (the
 // buckets are not created) and returns it with a connection to it, which
 // moves to another member when its own stops. The test's cleanup closes
 // the connection, then shuts the cluster down.
 func StartCluster(t testing.TB) (*embedded.Cluster, *nats.Conn) {
 	t.Helper()
-	c, err := embedded.StartCluster(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	c, err := embedded.StartCluster(t.TempDir(), nil, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

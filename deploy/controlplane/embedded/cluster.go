@@ -19,10 +19,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 )
 
 // Cluster is a NATS cluster whose members run in this process.
 type Cluster struct {
+	auth    *auth.Material // every member's Options.Auth
 	mu      sync.Mutex
 	opts    []Options // each member's, as it ran: restarts reuse them
 	members []*Server // nil while stopped
@@ -32,9 +35,10 @@ type Cluster struct {
 // listen (port 0 picks a free one), each keeping its files in
 // dir/wedge-<n> and accepting leaf nodes on a free port of its host,
 // and waits until JetStream has a leader and every member is current. It
-// takes three members or more: a cluster of two could not lose one.
-func StartCluster(dir string, listen ...string) (*Cluster, error) {
-	return startCluster(dir, listen, freePorts)
+// takes three members or more: a cluster of two could not lose one. a
+// (nil: none) is every member's Options.Auth.
+func StartCluster(dir string, a *auth.Material, listen ...string) (*Cluster, error) {
+	return startCluster(dir, a, listen, freePorts)
 }
 
 // startAttempts bounds StartCluster's tries: each loses only if another
@@ -47,7 +51,7 @@ const startAttempts = 5
 // members cannot bind port 0 and learn of each other afterwards); a port
 // taken in between fails the member's start with "address in use", and
 // the cluster is started again on new ports.
-func startCluster(dir string, listen []string, ports func(hosts []string) ([]string, error)) (*Cluster, error) {
+func startCluster(dir string, a *auth.Material, listen []string, ports func(hosts []string) ([]string, error)) (*Cluster, error) {
 	if len(listen) < 3 {
 		return nil, fmt.Errorf("controlplane: a cluster of %d: it takes three members or more", len(listen))
 	}
@@ -64,7 +68,7 @@ func startCluster(dir string, listen []string, ports func(hosts []string) ([]str
 		if err != nil {
 			return nil, err
 		}
-		c, err := startMembers(dir, listen, addrs)
+		c, err := startMembers(dir, a, listen, addrs)
 		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || attempt == startAttempts {
 			return c, err
 		}
@@ -73,8 +77,8 @@ func startCluster(dir string, listen []string, ports func(hosts []string) ([]str
 
 // startMembers starts the cluster whose members' route and leaf
 // addresses are addrs, two a member.
-func startMembers(dir string, listen, addrs []string) (*Cluster, error) {
-	c := &Cluster{opts: make([]Options, len(listen)), members: make([]*Server, len(listen))}
+func startMembers(dir string, a *auth.Material, listen, addrs []string) (*Cluster, error) {
+	c := &Cluster{auth: a, opts: make([]Options, len(listen)), members: make([]*Server, len(listen))}
 	routes := make([]string, len(listen))
 	for i := range listen {
 		routes[i] = "nats-route://" + addrs[2*i]
@@ -82,7 +86,7 @@ func startMembers(dir string, listen, addrs []string) (*Cluster, error) {
 	for i, l := range listen {
 		name := fmt.Sprintf("wedge-%d", i+1)
 		c.opts[i] = Options{Dir: filepath.Join(dir, name), Listen: l, Name: name,
-			LeafListen: addrs[2*i+1], Cluster: &ClusterOptions{Listen: addrs[2*i], Routes: routes}}
+			LeafListen: addrs[2*i+1], Cluster: &ClusterOptions{Listen: addrs[2*i], Routes: routes}, Auth: a}
 	}
 	for i := range c.opts {
 		if err := c.Restart(i); err != nil {
@@ -127,9 +131,13 @@ func (c *Cluster) Members() []*Server {
 func (c *Cluster) URL() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	scheme := "nats://"
+	if c.auth != nil {
+		scheme = "tls://"
+	}
 	urls := make([]string, len(c.opts))
 	for i, o := range c.opts {
-		urls[i] = "nats://" + o.Listen
+		urls[i] = scheme + o.Listen
 	}
 	return strings.Join(urls, ",")
 }
@@ -209,10 +217,14 @@ func (c *Cluster) ready() bool {
 }
 
 // Connect dials the cluster by URL, reconnecting to whichever member is
-// up for as long as the connection is open.
+// up for as long as the connection is open: with Auth, as the controller.
 func (c *Cluster) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(c.URL(), nats.Name(name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond))
+	opts := []nats.Option{nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if c.auth != nil {
+		opts = append(opts, nats.UserCredentials(auth.CredsFile(c.auth.Dir, auth.Controller)),
+			nats.Secure(c.auth.TLS.Client()))
+	}
+	nc, err := nats.Connect(c.URL(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: connect: %w", err)
 	}

@@ -36,7 +36,7 @@ func TestStartClusterPortTaken(t *testing.T) {
 		}
 		return addrs, err
 	}
-	c, err := startCluster(t.TempDir(), []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, ports)
+	c, err := startCluster(t.TempDir(), nil, []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"}, ports)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package embedded_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
@@ -90,20 +93,52 @@ func TestClusterKeepsThreeCopies(t *testing.T) {
 // TestLeafNode reaches the cluster's buckets through a region's leaf node,
 // which keeps nothing itself: what a client of the leaf writes, the
 // cluster has, and what the cluster writes, a watch through the leaf sees.
+// Every link is authenticated and encrypted (routes, the leaf's link to
+// the cluster, the client's to the leaf), and the client is a POP, held
+// to its permissions by the leaf: it writes its own status, not desired
+// state. The leaf runs with a leaf bundle, as `control leaf` does: it
+// checks credentials and links without any seed or key of the cluster's.
 func TestLeafNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	c, nc := controlplanetest.StartCluster(t)
+	m := controlplanetest.Auth(t)
+	c, err := embedded.StartCluster(t.TempDir(), m, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Shutdown()
+	nc, err := c.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
 	s, err := controlplane.Ensure(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Name: "leaf-eu", Hub: c.LeafURLs()})
+	bundle := filepath.Join(t.TempDir(), "leaf")
+	if err := m.LeafBundle(bundle, nil); err != nil {
+		t.Fatal(err)
+	}
+	lm, err := auth.LoadLeaf(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Name: "leaf-eu", Hub: c.LeafURLs(), Auth: lm})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer leaf.Shutdown()
-	lnc, err := nats.Connect(leaf.URL())
+	creds, err := m.Creds(auth.POP, "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	credsFile := filepath.Join(t.TempDir(), "pop.creds")
+	if err := os.WriteFile(credsFile, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sec := controlplane.Security{Creds: credsFile, CA: filepath.Join(bundle, auth.CAFile)}
+	lnc, err := nats.Connect(leaf.URL(), sec.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +166,18 @@ func TestLeafNode(t *testing.T) {
 	}
 	for e := range w.Updates() {
 		if e != nil && string(e.Value()) == "v2" {
-			return
+			break
 		}
 	}
-	t.Fatal("the watch through the leaf ended")
+	// Refused, so never acknowledged: the put waits out its timeout.
+	pctx, pcancel := context.WithTimeout(ctx, time.Second)
+	defer pcancel()
+	if _, err := edge.Desired.Put(pctx, manifest.RegionKey("eu-west"), []byte("evil")); err == nil {
+		t.Fatal("a POP wrote desired state through the leaf")
+	}
+	if e, err := s.Desired.Get(ctx, manifest.RegionKey("eu-west")); err != nil || string(e.Value()) != "v2" {
+		t.Fatalf("desired state after the POP's attempt: %v", err)
+	}
 }
 
 func TestOptionsRefused(t *testing.T) {
@@ -153,7 +196,7 @@ func TestOptionsRefused(t *testing.T) {
 			t.Errorf("%s: started", name)
 		}
 	}
-	if _, err := embedded.StartCluster(t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"); err == nil {
+	if _, err := embedded.StartCluster(t.TempDir(), nil, "127.0.0.1:0", "127.0.0.1:0"); err == nil {
 		t.Error("a cluster of two started")
 	}
 }

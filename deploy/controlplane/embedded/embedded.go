@@ -13,6 +13,12 @@
 // whole cluster in this process, for `wedgectl up --ha` and tests; a real
 // fleet runs one member per machine (cluster.go).
 //
+// With Options.Auth every link is authenticated and encrypted: clients
+// present a credential whose role's permissions the server enforces, over
+// TLS; members route to each other over TLS with the CA's certificate; a
+// leaf links with the leaf credential (deploy/controlplane/auth). wedgectl
+// runs every server it starts so; tests of other things may run without.
+//
 // # Why
 //
 // The server is a package of its own so that only the processes that run
@@ -32,8 +38,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 )
 
 // Options configure an embedded server.
@@ -60,6 +69,13 @@ type Options struct {
 	// LeafListen accepts leaf nodes (Hub of a region's server) on this
 	// address; port 0 picks a free one; "" accepts none.
 	LeafListen string
+	// Auth, when set, makes every link authenticated and encrypted:
+	// clients need a credential (deploy/controlplane/auth's roles) and
+	// TLS, routes a certificate from the CA, a leaf's link the Leaf
+	// credential (auth.go); a leaf node runs with auth.LoadLeaf's. nil
+	// runs an open server, for tests of other things and in-process use
+	// only.
+	Auth *auth.Material
 }
 
 // ClusterOptions make a server a member of a NATS cluster with JetStream
@@ -68,8 +84,8 @@ type ClusterOptions struct {
 	// Name is the cluster's, the same on every member; "" is "wedge".
 	Name string
 	// Listen is the address the other members route to, e.g.
-	// 10.0.0.1:6222 (a private network: routes are not authenticated);
-	// port 0 picks a free one.
+	// 10.0.0.1:6222 (without Options.Auth routes are not authenticated:
+	// a private network only); port 0 picks a free one.
 	Listen string
 	// Routes are the route URLs of every member, e.g.
 	// nats-route://10.0.0.1:6222; a member's own is ignored, so every
@@ -81,7 +97,7 @@ type ClusterOptions struct {
 // Domain is the JetStream domain of a cluster's members and of a server
 // that accepts leaf nodes: a leaf's clients reach JetStream there under
 // $JS.wedge.API.
-const Domain = "wedge"
+const Domain = auth.Domain
 
 // Server is an embedded NATS server with JetStream.
 type Server struct {
@@ -120,12 +136,19 @@ func Start(opts Options) (*Server, error) {
 		// subjects as if JetStream were here: the cluster's answers them
 		// under its domain, for which NATS carries them across (it keeps
 		// the plain ones on their side of a leaf connection).
+		acc := ns.GlobalAccount()
+		if opts.Auth != nil {
+			if acc, err = ns.LookupAccount(opts.Auth.Account); err != nil {
+				s.cleanup()
+				return nil, fmt.Errorf("controlplane: %w", err)
+			}
+		}
 		for src, dest := range map[string]string{
 			"$JS.API.>": "$JS." + Domain + ".API.>",
 			"$KV.>":     "$JS." + Domain + ".API.$KV.>",
-			"$OBJ.>":    "$JS." + Domain + ".API.$OBJ.>",
+			"$O.>":      "$JS." + Domain + ".API.$O.>",
 		} {
-			if err := ns.GlobalAccount().AddMapping(src, dest); err != nil {
+			if err := acc.AddMapping(src, dest); err != nil {
 				s.cleanup()
 				return nil, fmt.Errorf("controlplane: %w", err)
 			}
@@ -219,7 +242,42 @@ func serverOptions(opts *Options) (*server.Options, error) {
 		// default waits a second.
 		so.LeafNode.ReconnectInterval = 250 * time.Millisecond
 	}
+	if opts.Auth != nil {
+		secure(so, opts.Auth)
+	}
 	return so, nil
+}
+
+// tlsTimeout bounds a TLS handshake: the default, half a second, is
+// short for a loaded machine.
+const tlsTimeout = 5
+
+// secure turns on operator-mode authentication and TLS on every link it
+// serves: clients and leaf nodes present a credential signed by the
+// account key (their permissions are in it), routes a certificate from
+// the CA, and a leaf's link to its hub the Leaf credential.
+func secure(so *server.Options, a *auth.Material) {
+	so.TrustedOperators = []*jwt.OperatorClaims{a.Operator}
+	so.SystemAccount = a.System
+	res := &server.MemAccResolver{}
+	for _, accounts := range []map[string]string{a.AccountJWT, a.SystemJWT} {
+		for pub, tok := range accounts {
+			res.Store(pub, tok)
+		}
+	}
+	so.AccountResolver = res
+	so.TLSConfig, so.TLSTimeout = a.TLS.Server(), tlsTimeout
+	if so.Cluster.Port != 0 {
+		so.Cluster.TLSConfig, so.Cluster.TLSTimeout = a.TLS.Route(), tlsTimeout
+	}
+	if so.LeafNode.Port != 0 {
+		so.LeafNode.TLSConfig, so.LeafNode.TLSTimeout = a.TLS.Server(), tlsTimeout
+	}
+	for _, r := range so.LeafNode.Remotes {
+		r.Credentials = auth.CredsFile(a.Dir, auth.Leaf)
+		r.LocalAccount = a.Account
+		r.TLS, r.TLSConfig, r.TLSTimeout = true, a.TLS.Client(), tlsTimeout
+	}
 }
 
 func hostPort(what, addr string) (string, int, error) {
@@ -312,9 +370,14 @@ func poll(ctx context.Context, what string, ready func() bool) error {
 	return nil
 }
 
-// Connect opens an in-process connection, which needs no socket.
+// Connect opens an in-process connection, which needs no socket: with
+// Auth, as the controller.
 func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name))
+	opts := []nats.Option{nats.InProcessServer(s.ns), nats.Name(name)}
+	if s.opts.Auth != nil {
+		opts = append(opts, nats.UserCredentials(auth.CredsFile(s.opts.Auth.Dir, auth.Controller)))
+	}
+	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: connect: %w", err)
 	}

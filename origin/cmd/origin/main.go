@@ -11,6 +11,13 @@
 // Nth exchange is written as DIR/<n>.req.cbor and DIR/<n>.resp.cbor for
 // `wedgectl origin train-dict`, with credentials and forwarded values
 // redacted.
+//
+// The origin passes the edge's traceparent and tracestate on to the
+// application. With -otlp it takes part in the trace: each upstream call
+// is a span, child of the edge's, exported over OTLP/HTTP, and the
+// application's traceparent names it; -trace-sample is the fraction of
+// traces it starts itself (for requests that came without one) that are
+// recorded.
 package main
 
 import (
@@ -83,6 +90,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		samplesDir  = fs.String("samples", "", "directory to write sample envelopes to, for dictionary training")
 		sampleEvery = fs.Uint64("sample-every", 100, "write every Nth exchange to -samples")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		otlp        = fs.String("otlp", "", "OTLP/HTTP `URL` spans go to, e.g. http://127.0.0.1:4318; empty turns tracing off")
+		traceSample = fs.Float64("trace-sample", 0.05, "fraction of new traces recorded (requests with a traceparent follow its sampled flag)")
+		traceName   = fs.String("trace-service", "wedge-origin", "service.name of the spans")
 		dicts       listFlag
 		upstreams   listFlag
 	)
@@ -125,6 +135,22 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := origin.NewMetrics(reg)
 
+	var tracer *origin.Tracer
+	if *otlp != "" {
+		if tracer, err = origin.NewTracer(origin.TracingConfig{OTLP: *otlp, Sample: *traceSample, Service: *traceName}); err != nil {
+			return fmt.Errorf("-otlp: %w", err)
+		}
+		// Last, after the server: the spans of the last requests go too,
+		// unless the collector does not take them within 5 s.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				log.Warn("origin: spans not sent", "err", err)
+			}
+		}()
+	}
+
 	interval := *healthEvery
 	if *healthPath == "" {
 		interval = -1
@@ -134,7 +160,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		// Room for the header fields within the envelope.
 		MaxResponseBody: max(*maxEnvelope-*maxEnvelope/16, 1),
 		StreamThreshold: *streamMin,
-		Metrics:         metrics, Logger: log,
+		Metrics:         metrics, Logger: log, Tracer: tracer,
 	})
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/internal/tracing/tracingtest"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -40,12 +41,14 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	samples := filepath.Join(dir, "samples")
+	collector := tracingtest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-metrics", "127.0.0.1:0", "-key", "@" + keyFile,
-			"-upstream", "http://" + ln.Addr().String(), "-samples", samples, "-sample-every", "1"}, out)
+			"-upstream", "http://" + ln.Addr().String(), "-samples", samples, "-sample-every", "1",
+			"-otlp", collector.URL, "-trace-sample", "0"}, out)
 	}()
 	re := regexp.MustCompile(`listen=(\S+) metrics=(\S+)`)
 	var m []string
@@ -71,6 +74,7 @@ func TestRun(t *testing.T) {
 	req := &wire.Request{Method: wire.Bytes("GET"), Host: wire.Bytes("app.example"), Path: wire.Bytes("/hi"),
 		Timeout: 5_000_000}
 	req.AddHeader([]byte("Cookie"), []byte("session=secret"))
+	req.AddHeader([]byte("traceparent"), []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"))
 	req.AddValue([]byte("User"), []byte("alice"))
 	frame, x, err := codec.AppendRequest(nil, req)
 	if err != nil {
@@ -116,6 +120,11 @@ func TestRun(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
+	// The upstream call's span (sampled: the edge's traceparent says so)
+	// is sent by the time run returns, well before the batch's 5 s.
+	if spans := collector.Trace("4bf92f3577b34da6a3ce929d0e0e4736"); len(spans) != 1 || spans[0].Parent != "00f067aa0ba902b7" {
+		t.Errorf("spans %+v, want the upstream call's, child of the edge's", spans)
+	}
 	// The sample is written by the time run returns.
 	b, err := os.ReadFile(filepath.Join(samples, "1.req.cbor"))
 	if err != nil {
@@ -151,6 +160,8 @@ func TestRunRefuses(t *testing.T) {
 		{[]string{"-key", "@/nonexistent/keys", "-upstream", "http://127.0.0.1:1"}, "no such file"},
 		{[]string{"-key", testKey.Text(), "-upstream", "ftp://x"}, "want http://host:port"},
 		{[]string{"-key", testKey.Text(), "-upstream", "http://127.0.0.1:1", "-dict", "/nonexistent"}, "-dict"},
+		{[]string{"-key", testKey.Text(), "-upstream", "http://127.0.0.1:1", "-otlp", "127.0.0.1:4318"}, "-otlp"},
+		{[]string{"-key", testKey.Text(), "-upstream", "http://127.0.0.1:1", "-otlp", "http://127.0.0.1:4318", "-trace-sample", "2"}, "-otlp"},
 	} {
 		err := run(context.Background(), c.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Overload: the full chain (auth HS256 + ratelimit + cache) under paced
+# load from below to well past its capacity, with the adaptive concurrency
+# limit on (the default) and off (overload: {off: true}), two edges side
+# by side on core 0 with the origin service and the application, loadgen
+# on core 1. WORKLOAD=hit (the default) serves cache hits; WORKLOAD=miss
+# makes the application answer no-store, so every request crosses the
+# origin link to the application: a request costs the node several times
+# what a shed one does, where a hit costs about twice as much.
+#
+# Then it measures the capacity of the edge without shedding: a short
+# saturating run gives its most responses/s M, then a paced sweep from
+# M/2 up finds the highest rate it keeps up with (achieved >= 98% of the
+# target, p99 <= CAP_P99_MS) for as long as a point lasts (DURATION): a
+# node a few percent past its capacity falls behind by tens of ms a
+# second, which a 2 s run may not show. Then each multiple in MULTS of that capacity
+# runs DURATION against each edge, ROUNDS times, and a table shows, per
+# point: offered and achieved req/s, the 2xx and 503 counts and their p99s
+# (loadgen times each request from when it was due, so queueing counts),
+# errors, and the edge's shed counter; the _set columns are the same
+# p99s for the requests due SETTLE (default 1s) or more into the point,
+# once the shedding edge has found its level (loadgen -settle).
+#
+# First of all, a bare fasthttp server (benchserve, a body as long as the
+# shed answer's) on core 0 takes the same saturating run: its responses/s
+# are the floor of what a 503 costs, to set against the shedding edge's
+# answers/s at 3x.
+#
+#   deploy/bench/overload.sh          # MULTS="0.5 1 1.5 2 3" DURATION=5s ROUNDS=1
+#   CAPACITY=40000 deploy/bench/overload.sh   # skip the capacity search
+#   WORKLOAD=miss RT=1 deploy/bench/overload.sh
+#   OVERLOAD="{target_delay: 2ms}" deploy/bench/overload.sh   # the shedding edge's overload block
+#
+# CONNS (default 256) is loadgen's connections: the most requests it has
+# at the edges at once. Past capacity the rest wait in loadgen, where no
+# server sees them; with few connections the queue at the server stays
+# short (256 cache hits are about 4 ms of work) and the limit, which
+# follows the server's own queue, has little to see.
+#
+# Ports 18151-18158. Share the machine with no other benchmark: run it
+# under flock /tmp/wedge-bench.lock. RT=1 runs the servers and loadgen at
+# SCHED_FIFO priority 1 (root), as paced.sh does.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${DURATION:-5s}
+rounds=${ROUNDS:-1}
+mults=${MULTS:-0.5 1 1.5 2 3}
+cap_p99_ms=${CAP_P99_MS:-50}
+size=${SIZE:-1024}
+workload=${WORKLOAD:-hit}
+conns=${CONNS:-256}
+settle=${SETTLE:-1s}
+. deploy/bench/lib.sh
+[ -z "${RT:-}" ] || rt=(chrt -f 1)
+secs=$(seconds "$duration")
+
+for c in taskset python3 curl; do command -v "$c" >/dev/null || { echo "overload.sh: needs $c" >&2; exit 1; }; done
+build edge benchserve loadgen wedgectl origin
+
+case $workload in
+hit) start_app 127.0.0.1:18151 ;;
+miss) start_app 127.0.0.1:18151 -cache-control no-store ;;
+*) echo "overload.sh: WORKLOAD=$workload: want hit or miss" >&2; exit 1 ;;
+esac
+start_origin 127.0.0.1:18153 127.0.0.1:18152 127.0.0.1:18151 origin.log -log-level warn
+. deploy/bench/token.sh
+
+# serve_edge NAME PORT ADMIN OVERLOAD: an edge serving the chain on PORT, with
+# the overload block OVERLOAD, logging to $tmp/NAME.log.
+serve_edge() {
+	cat >"$tmp/$1.yaml" <<YAML
+listen: 127.0.0.1:$2
+admin: {listen: 127.0.0.1:$3}
+overload: $4
+origins:
+  app: {addr: 127.0.0.1:18153, key: "@origin.key"}
+routes:
+$(route hit app bulk 2000000000 1s 2000000000)
+YAML
+	"${rt[@]}" taskset -c 0 "$tmp/edge" -config "$tmp/$1.yaml" -compilation-cache "$tmp/cc" >"$tmp/$1.log" 2>&1 &
+	pids+=($!)
+}
+serve_edge shed 18154 18155 "${OVERLOAD:-{\}}"
+serve_edge noshed 18156 18157 "{off: true}"
+
+bearer="Authorization: Bearer $token"
+for port in 18154 18156; do
+	wait_up "http://127.0.0.1:$port/bench" -H "Host: hit" -H "$bearer"
+	if [ "$workload" = hit ]; then
+		curl -fsS -D - -o /dev/null -H "Host: hit" -H "$bearer" "http://127.0.0.1:$port/bench" | grep -qi '^cache-status: .*hit' ||
+			{ echo "edge on $port: not a hit" >&2; exit 1; }
+	fi
+done
+
+# load PORT RATE SECONDS: one loadgen run's key=value line.
+load() {
+	"${rt[@]}" taskset -c 1 "$tmp/loadgen" -url "http://127.0.0.1:$1/bench" -H "Host: hit" -H "$bearer" \
+		-rate "$2" -d "${3}s" -n "$(requests "$2" "$3")" -c "$conns" -settle "$settle"
+}
+# kv LINE KEY: the value of KEY in a loadgen line.
+kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k {print $2}'; }
+# shed PORT: the edge's wedge_edge_shed_total, summed over reasons.
+shed() { curl -fsS "http://127.0.0.1:$1/metrics" | awk '/^wedge_edge_shed_total/ {s += $2} END {printf "%d", s}'; }
+
+echo "# $(date -u +%FT%TZ) workload $workload, $conns connections, loadgen on core 1, servers on core 0${RT:+ (SCHED_FIFO)}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"${rt[@]}" taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18158 -size 52 -cache-control "" &
+pids+=($!)
+wait_up http://127.0.0.1:18158/
+echo "# bare fasthttp peer (52-byte answer) saturated, 2 s at 300000/s offered: $(kv "$(load 18158 300000 2)" achieved) responses/s"
+capacity=${CAPACITY:-}
+if [ -z "$capacity" ]; then
+	line=$(load 18156 300000 2)
+	most=$(kv "$line" achieved)
+	echo "# saturated (no shedding, 2 s at 300000/s offered): $most responses/s"
+	capacity=0
+	for pct in 50 60 70 75 80 85 90 95 100; do
+		rate=$((most * pct / 100))
+		line=$(load 18156 "$rate" "$secs")
+		p99=$(kv "$line" p99_us) got=$(kv "$line" achieved)
+		echo "# sweep $rate/s: achieved $got, p99 ${p99} us"
+		if [ "$got" -ge $((rate * 98 / 100)) ] && [ "$p99" -le $((cap_p99_ms * 1000)) ]; then
+			capacity=$rate
+		else
+			break
+		fi
+	done
+	[ "$capacity" -gt 0 ] || { echo "no rate kept up with: capacity unknown" >&2; exit 1; }
+fi
+echo "# capacity: $capacity req/s (kept up with, p99 <= $cap_p99_ms ms, without shedding); $duration per point"
+printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11s %11s %11s %11s %11s %10s %8s\n' \
+	shedding x round offered achieved n_2xx n_503 errors p99_2xx_ms p99_503_ms p50_503_ms p99_2xx_set p99_503_set edge_shed late
+for r in $(seq "$rounds"); do
+	for m in $mults; do
+		rate=$(awk -v c="$capacity" -v m="$m" 'BEGIN {printf "%.0f", c * m}')
+		for mode in on off; do
+			port=18154 admin=18155
+			[ "$mode" = on ] || port=18156 admin=18157
+			before=$(shed "$admin")
+			line=$(load "$port" "$rate" "$secs")
+			after=$(shed "$admin")
+			printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11.2f %11.3f %11.3f %11.2f %11.3f %10s %8s\n' "$mode" "$m" "$r" "$rate" \
+				"$(kv "$line" achieved)" "$(kv "$line" n_2xx)" "$(kv "$line" n_503)" "$(kv "$line" errors)" \
+				"$(awk -v u="$(kv "$line" p99_2xx_us)" 'BEGIN {print u / 1000}')" \
+				"$(awk -v u="$(kv "$line" p99_503_us)" 'BEGIN {print u / 1000}')" \
+				"$(awk -v u="$(kv "$line" p50_503_us)" 'BEGIN {print u / 1000}')" \
+				"$(awk -v u="$(kv "$line" p99_2xx_settled_us)" 'BEGIN {print u / 1000}')" \
+				"$(awk -v u="$(kv "$line" p99_503_settled_us)" 'BEGIN {print u / 1000}')" \
+				"$((after - before))" "$(kv "$line" late)"
+		done
+	done
+done
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

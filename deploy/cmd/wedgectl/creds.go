@@ -1,0 +1,128 @@
+// The control plane's credentials: `control --embedded` and `up` run with
+// an auth directory (deploy/controlplane/auth), created on first start;
+// `control creds` mints a credential from it and `control leaf-bundle`
+// makes what a region's leaf node (`control leaf`) runs with.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/talowa/wedge/deploy/controlplane/auth"
+)
+
+// initAuth loads the auth directory dir, creating what is missing (hosts,
+// comma-separated, name the servers' certificate besides localhost and
+// 127.0.0.1), and says where the credentials are.
+func initAuth(dir, hosts string, stdout io.Writer) (*auth.Material, error) {
+	var list []string
+	if hosts != "" {
+		list = splitList(hosts)
+	}
+	m, err := auth.Init(dir, list)
+	if err != nil {
+		return nil, err
+	}
+	if missing := m.TLS.Unnamed(list); len(missing) > 0 {
+		fmt.Fprintf(stdout, "warning: the servers' certificate in %s does not name %s: --tls-hosts counts only when the certificate is made "+
+			"(remove server.pem and server-key.pem from every member to make it again)\n", dir, strings.Join(missing, ", "))
+	}
+	fmt.Fprintf(stdout, "credentials in %s (one per role; a POP's: wedgectl control creds pop NAME --auth %[2]s), CA %s\n",
+		filepath.Join(dir, "creds"), dir, filepath.Join(dir, auth.CAFile))
+	return m, nil
+}
+
+// controlCreds is `control creds ROLE [NAME]`: a credential for role (and
+// the POP NAME), signed offline by the auth directory's account key, which
+// every server of the control plane trusts: no server is told.
+func controlCreds(_ context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("control creds", flag.ContinueOnError)
+	dir := fs.String("auth", "", "the control plane's auth `DIR` (by default control --embedded DIR keeps it in DIR/auth)")
+	out := fs.String("o", "", "write the credential to `FILE`, readable by its owner only, instead of printing it")
+	if err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || fs.NArg() > 2 || *dir == "" {
+		return errors.New("control creds: want ROLE [NAME] and --auth DIR")
+	}
+	role, err := auth.ParseRole(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("control creds: %w", err)
+	}
+	if (role == auth.POP) != (fs.NArg() == 2) {
+		return errors.New("control creds: a POP's credential takes the POP's NAME, and only a POP's")
+	}
+	m, err := auth.Load(*dir)
+	if err != nil {
+		return fmt.Errorf("control creds: %w", err)
+	}
+	c, err := m.Creds(role, fs.Arg(1))
+	if err != nil {
+		return fmt.Errorf("control creds: %w", err)
+	}
+	if *out == "" {
+		_, err = stdout.Write(c)
+		return err
+	}
+	if err := writeSecret(*out, c); err != nil {
+		return fmt.Errorf("control creds: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s credential written to %s\n", role, *out)
+	return nil
+}
+
+// writeSecret replaces the file path with b, readable by its owner only
+// whatever the mode of a file it replaces (os.WriteFile would keep it):
+// b is written to a new file first, then renamed over path.
+func writeSecret(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// controlLeafBundle is `control leaf-bundle DIR`: what a region's leaf
+// node needs, and none of the control plane's seeds or keys, to copy to
+// the leaf's machine (`control leaf --auth DIR`).
+func controlLeafBundle(_ context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("control leaf-bundle", flag.ContinueOnError)
+	dir := fs.String("auth", "", "the control plane's auth `DIR` (by default control --embedded DIR keeps it in DIR/auth)")
+	hosts := fs.String("tls-hosts", "", "`HOSTS` (comma-separated) the leaf's certificate names besides localhost and 127.0.0.1: the names its POPs dial")
+	if err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *dir == "" {
+		return errors.New("control leaf-bundle: want DIR and --auth DIR")
+	}
+	m, err := auth.Load(*dir)
+	if err != nil {
+		return fmt.Errorf("control leaf-bundle: %w", err)
+	}
+	var list []string
+	if *hosts != "" {
+		list = splitList(*hosts)
+	}
+	if err := m.LeafBundle(fs.Arg(0), list); err != nil {
+		return fmt.Errorf("control leaf-bundle: %w", err)
+	}
+	fmt.Fprintf(stdout, "leaf bundle in %s: copy it to the leaf's machine (control leaf --auth DIR)\n", fs.Arg(0))
+	return nil
+}

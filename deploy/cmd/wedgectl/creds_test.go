@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
+	"github.com/talowa/wedge/deploy/controlplane/embedded"
+	"github.com/talowa/wedge/internal/testutil"
+)
+
+// TestControlCreds mints a POP's credential with `control creds` while
+// the control plane runs: the server, told nothing, takes it, and the POP
+// opens its buckets with it.
+func TestControlCreds(t *testing.T) {
+	dir := t.TempDir()
+	var out testutil.SyncBuffer
+	ctx := context.Background()
+	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--auth", dir}, &out); err == nil {
+		t.Fatal("minted a credential from a directory that is not a control plane's")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("control creds made an auth directory of its own: %v", ents)
+	}
+	m, err := auth.Init(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Auth: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := controlplane.Ensure(ctx, nc); err != nil {
+		t.Fatal(err)
+	}
+
+	// Over a file readable by all, as a careless copy leaves it.
+	file := filepath.Join(t.TempDir(), "eu-1.creds")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--auth", dir, "-o", file}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the credential file: %v, %v; want mode 0600", fi, err)
+	}
+	pop, err := nats.Connect(srv.URL(), controlplane.Security{Creds: file, CA: filepath.Join(dir, auth.CAFile)}.Options()...)
+	if err != nil {
+		t.Fatalf("the minted credential refused: %v", err)
+	}
+	defer pop.Close()
+	if _, err := controlplane.OpenEdge(ctx, pop); err != nil {
+		t.Fatal(err)
+	}
+
+	out = testutil.SyncBuffer{}
+	if err := run(ctx, []string{"control", "creds", "push", "--auth", dir}, &out); err != nil || !strings.Contains(out.String(), "NATS USER JWT") {
+		t.Fatalf("control creds push printed %q: %v", out.String(), err)
+	}
+	for _, args := range [][]string{
+		{"pop"},             // no POP name
+		{"push", "eu-1"},    // a name for a role that takes none
+		{"pop", "EU 1"},     // not a POP name
+		{"admin"},           // no such role
+		{"controller", "x"}, // a name for a role that takes none
+	} {
+		if err := run(ctx, append([]string{"control", "creds", "--auth", dir}, args...), &out); err == nil {
+			t.Errorf("control creds %s: no error", strings.Join(args, " "))
+		}
+	}
+}
+
+// TestLeafBundleAndHosts: `control leaf-bundle` needs the control plane's
+// auth directory and makes a bundle `control leaf` loads; a --tls-hosts
+// the existing certificate does not name is warned of.
+func TestLeafBundleAndHosts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	var out testutil.SyncBuffer
+	if _, err := initAuth(dir, "cp-1", &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "warning") {
+		t.Fatalf("a warning on first start: %s", out.String())
+	}
+	if _, err := initAuth(dir, "cp-1,cp-2", &out); err != nil || !strings.Contains(out.String(), "does not name cp-2") {
+		t.Fatalf("a host the certificate lacks: %v, %q", err, out.String())
+	}
+	bundle := filepath.Join(t.TempDir(), "leaf")
+	if err := run(ctx, []string{"control", "leaf-bundle", bundle, "--auth", t.TempDir()}, &out); err == nil {
+		t.Fatal("a leaf bundle from a directory that is not a control plane's")
+	}
+	if err := run(ctx, []string{"control", "leaf-bundle", bundle, "--auth", dir, "--tls-hosts", "leaf-eu"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	m, err := auth.LoadLeaf(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := m.TLS.Unnamed([]string{"leaf-eu", "localhost"}); len(missing) != 0 {
+		t.Fatalf("the leaf's certificate does not name %v", missing)
+	}
+	for _, args := range [][]string{{"control", "leaf-bundle", "--auth", dir}, {"control", "leaf-bundle", bundle}} {
+		if err := run(ctx, args, &out); err == nil {
+			t.Errorf("%s: no error", strings.Join(args, " "))
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package edge
+
+import (
+	"math"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/internal/testutil"
+)
+
+// TestGradient drives the limit's arithmetic: it grows while the delay is
+// under target and the limit in use, holds while unused, shrinks while
+// the delay is over target (faster the further over), and stays within
+// its bounds.
+func TestGradient(t *testing.T) {
+	const target = 5 * time.Millisecond
+	g := gradient{min: 10, max: 200, limit: 50, target: target}
+
+	var last float64
+	for i := range 20 {
+		l := g.update(target/2, int64(g.limit), false) // in use
+		if i > 0 && l <= last {
+			t.Fatalf("sample %d under target, in use: limit %v after %v, want it to grow", i, l, last)
+		}
+		last = l
+	}
+	held := g.limit
+	for range 20 {
+		g.update(0, 1, false) // idle
+	}
+	if g.limit != held {
+		t.Fatalf("an unused limit moved from %v to %v", held, g.limit)
+	}
+	for range 1000 {
+		g.update(0, 0, true) // shedding at no delay: grows
+	}
+	if g.limit != g.max {
+		t.Fatalf("limit %v after growing long, want the max %v", g.limit, g.max)
+	}
+
+	// Over target: it shrinks, more for a larger delay.
+	a, b := g, g
+	la, lb := a.update(3*target/2, 500, true), b.update(20*target, 500, true)
+	if !(lb < la && la < g.limit) {
+		t.Fatalf("from %v: delay 1.5x target -> %v, 20x -> %v: want both lower, 20x lowest", g.limit, la, lb)
+	}
+	for range 1000 {
+		g.update(time.Second, 500, true)
+	}
+	if g.limit != g.min {
+		t.Fatalf("limit %v after a long overload, want the min %v", g.limit, g.min)
+	}
+}
+
+// TestCPUShed drives the shed share's arithmetic: a busy CPU with no
+// queue sheds nothing however long; a queue sheds nothing before a whole
+// onset window, so a burst shorter than that never sheds; a backlog makes
+// p climb, faster the longer it lasts, to maxShed at most; once shedding,
+// the CPU alone moves p, down with slack and up (by one step) when pinned
+// again, so it settles where what is admitted fits; long slack brings it
+// back to 0.
+func TestCPUShed(t *testing.T) {
+	var c cpuShed
+	for range 1000 {
+		if p := c.update(true, false); p != 0 {
+			t.Fatalf("busy, no queue: p %v, want 0", p)
+		}
+	}
+	for range 3 {
+		for i := range onset - 1 {
+			if p := c.update(true, true); p != 0 {
+				t.Fatalf("behind %d samples, under the onset %d: p %v, want 0", i+1, onset, p)
+			}
+		}
+		c.update(true, false) // a burst's end: the run starts over
+	}
+	for range onset - 1 {
+		c.update(true, true)
+	}
+	p0 := c.update(true, true)
+	p1 := c.update(true, false) // the queue drains as the node sheds
+	p2 := c.update(true, false)
+	if !(p0 > 0 && p1-p0 > p0 && p2-p1 > p1-p0) {
+		t.Fatalf("behind a whole onset, then pinned: p %v, %v, %v: want it shedding, climbing faster", p0, p1, p2)
+	}
+	for range 100 {
+		c.update(true, false)
+	}
+	if c.p != maxShed {
+		t.Fatalf("pinned long: p %v, want %v", c.p, maxShed)
+	}
+	a := c.update(false, false)
+	if b := c.update(true, false); !(a == maxShed-shedDown && b == maxShed) {
+		t.Fatalf("slack then pinned: p %v then %v, want %v then %v", a, b, maxShed-shedDown, maxShed)
+	}
+	for range 1000 {
+		c.update(false, false)
+	}
+	if c.p != 0 {
+		t.Fatalf("p %v after long slack, want 0", c.p)
+	}
+	if p := c.update(true, false); p != 0 {
+		t.Fatalf("busy again after the backlog, no queue: p %v, want 0", p)
+	}
+}
+
+// TestOverloadSeesCPU: goroutines that keep every CPU busy (so that work
+// waits for one past target_delay, or the process uses all of its CPUs)
+// make the node shed for the CPU after the onset window; once they stop,
+// it stops.
+func TestOverloadSeesCPU(t *testing.T) {
+	var o overload
+	cfg := OverloadConfig{TargetDelay: Duration(time.Millisecond)}
+	cfg.setDefaults()
+	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	o.sample(sinceStart())
+	if o.shedP.Load() != 0 {
+		t.Fatal("shedding at start")
+	}
+
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for !stop.Load() {
+				// Spins; the runtime preempts it every 10ms.
+			}
+		})
+	}
+	busy := true
+	defer func() {
+		if busy {
+			stop.Store(true)
+			wg.Wait()
+		}
+	}()
+	testutil.Eventually(t, 20*time.Second, "shedding for a busy CPU", func() bool {
+		o.sample(sinceStart())
+		return o.shedP.Load() > 0
+	})
+	if u := math.Float64frombits(o.util.Load()); u <= 0 {
+		t.Errorf("CPU utilisation %v with every CPU spinning, want it measured", u)
+	}
+	stop.Store(true)
+	wg.Wait()
+	busy = false
+	testutil.Eventually(t, 20*time.Second, "no shedding once the CPUs are free", func() bool {
+		o.sample(sinceStart())
+		return o.shedP.Load() == 0
+	})
+}
+
+func TestOverloadConfig(t *testing.T) {
+	const base = "origins: {app: {addr: 127.0.0.1:1, key: \"1:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}}\nroutes: [{path: /, origin: app}]\n"
+	cfg, err := ParseConfig([]byte(base), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cfg.Overload; o.Off || o.MinLimit != 32 || o.MaxLimit != 10_000 || o.InitialLimit != 1000 ||
+		o.TargetDelay != Duration(5*time.Millisecond) || o.QueueDelay != Duration(500*time.Microsecond) ||
+		o.ReadyHold != Duration(5*time.Second) {
+		t.Fatalf("defaults: %+v", o)
+	}
+	for _, bad := range []string{
+		"overload: {min_limit: 100, max_limit: 10}",
+		"overload: {initial_limit: 5, min_limit: 10}",
+		"overload: {initial_limit: 50000}",
+	} {
+		if _, err := ParseConfig([]byte(base+bad), ""); err == nil || !strings.Contains(err.Error(), "overload") {
+			t.Errorf("%s: err %v, want one about overload", bad, err)
+		}
+	}
+	if _, err := ParseConfig([]byte(base+"overload: {target: 5ms}"), ""); err == nil {
+		t.Error("a misspelt field was accepted")
+	}
+}
