@@ -43,14 +43,7 @@ func BenchmarkServeHitAccessLog(b *testing.B) {
 				extra = fmt.Sprintf("access_log: {path: %q}", filepath.Join(b.TempDir(), "access.log"))
 			}
 			n, req := startHitNodeWith(b, extra)
-			h := n.Handler()
-			ctx, r := handlerCtx(b, req)
-			fill(h, ctx, r)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				serveHit(b, h, ctx, r)
-			}
+			benchHandlerHit(b, n, req)
 		})
 	}
 }

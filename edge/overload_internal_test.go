@@ -2,10 +2,7 @@ package edge
 
 import (
 	"math"
-	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,22 +121,7 @@ func TestOverloadSeesCPU(t *testing.T) {
 		t.Fatal("shedding at start")
 	}
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for range 4 * runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for !stop.Load() {
-				// Spins; the runtime preempts it every 10ms.
-			}
-		})
-	}
-	busy := true
-	defer func() {
-		if busy {
-			stop.Store(true)
-			wg.Wait()
-		}
-	}()
+	stop := testutil.SpinCPUs(t)
 	testutil.Eventually(t, 20*time.Second, "shedding for a busy CPU", func() bool {
 		o.sample(sinceStart())
 		return o.shedP.Load() > 0
@@ -147,9 +129,7 @@ func TestOverloadSeesCPU(t *testing.T) {
 	if u := math.Float64frombits(o.util.Load()); u <= 0 {
 		t.Errorf("CPU utilisation %v with every CPU spinning, want it measured", u)
 	}
-	stop.Store(true)
-	wg.Wait()
-	busy = false
+	stop()
 	testutil.Eventually(t, 20*time.Second, "no shedding once the CPUs are free", func() bool {
 		o.sample(sinceStart())
 		return o.shedP.Load() == 0

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -200,22 +199,7 @@ func TestOverloadShedsForCPU(t *testing.T) {
 		t.Fatalf("at no load: %d %q, want 200", resp.StatusCode, body)
 	}
 
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for range 4 * runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for !stop.Load() {
-				// Spins; the runtime preempts it every 10ms.
-			}
-		})
-	}
-	busy := true
-	defer func() {
-		if busy {
-			stop.Store(true)
-			wg.Wait()
-		}
-	}()
+	stop := testutil.SpinCPUs(t)
 	testutil.Eventually(t, 20*time.Second, "a request shed for the CPU", func() bool {
 		resp, body := get(t, c, r)
 		if resp.StatusCode == 503 && (resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, "overloaded")) {
@@ -229,9 +213,7 @@ func TestOverloadShedsForCPU(t *testing.T) {
 	if got := testutil.MetricSum(t, n.Registry(), "wedge_edge_shed_ratio", nil); got <= 0 {
 		t.Errorf("shed ratio %v while shedding, want above 0", got)
 	}
-	stop.Store(true)
-	wg.Wait()
-	busy = false
+	stop()
 	// Some are admitted even at the most it sheds; how soon it stops
 	// shedding depends on the machine's other load (TestOverloadSeesCPU
 	// and TestCPUShed check that it does).

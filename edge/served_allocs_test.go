@@ -49,14 +49,7 @@ func BenchmarkServeHitServed(b *testing.B) {
 	for _, on := range []bool{false, true} {
 		b.Run(fmt.Sprintf("served_header=%t", on), func(b *testing.B) {
 			n, req := startHitNodeWith(b, fmt.Sprintf("served_header: %t", on))
-			h := n.Handler()
-			ctx, r := handlerCtx(b, req)
-			fill(h, ctx, r)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				serveHit(b, h, ctx, r)
-			}
+			benchHandlerHit(b, n, req)
 		})
 	}
 }

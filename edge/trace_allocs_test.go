@@ -50,14 +50,7 @@ func BenchmarkServeHitTraced(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			n, req := startHitNodeWith(b, tc.extra)
-			h := n.Handler()
-			ctx, r := handlerCtx(b, req)
-			fill(h, ctx, r)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				serveHit(b, h, ctx, r)
-			}
+			benchHandlerHit(b, n, req)
 		})
 	}
 }
