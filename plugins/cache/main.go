@@ -314,12 +314,7 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *httpcache.State)
 	var fields []headerField
 	hasAge := false
 	for _, n := range h.Names() {
-		// The 304's Cache-Status, when it has one, replaces the stored
-		// one, unlike the other fields SkipOnUpdate lists: its members say
-		// how the caches before this one handled this validation (the
-		// regional tier's owner: "wedge-tier; fwd=stale; fwd-status=304"),
-		// where the stored ones describe the fetch that filled the entry.
-		if httpcache.SkipOnUpdate(n) && !strings.EqualFold(n, "Cache-Status") {
+		if httpcache.SkipOnUpdate(n) {
 			continue
 		}
 		hasAge = hasAge || strings.EqualFold(n, "Age")

@@ -822,12 +822,15 @@ func AppendVariant(dst []byte, names string, req Headers) []byte {
 
 // SkipOnUpdate lists the fields a 304 does not copy onto the stored
 // response (RFC 9111 §3.2): hop-by-hop and framing fields, and those the
-// stored body depends on.
+// stored body depends on. A 304's Cache-Status is copied: its members say
+// how the caches before this one handled this validation (the regional
+// tier's owner: "wedge-tier; fwd=stale; fwd-status=304"), where the stored
+// ones describe the fetch that filled the entry.
 func SkipOnUpdate(name string) bool {
 	switch strings.ToLower(name) {
 	case "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "trailer", "upgrade",
 		"proxy-authenticate", "proxy-authentication-info", "proxy-authorization",
-		"content-length", "content-encoding", "content-range", "cache-status":
+		"content-length", "content-encoding", "content-range":
 		return true
 	}
 	return false
