@@ -206,6 +206,12 @@ type OriginConfig struct {
 	Dict  uint32   `yaml:"dict"`
 	// Timeout is the budget of one request to the origin. Default 10 s.
 	Timeout Duration `yaml:"timeout"`
+	// LatencyTarget gives the origin an adaptive concurrency limit
+	// (edge/originlimit.go): while its mean latency is over the target,
+	// fewer requests are sent to it at once, and those past the limit
+	// are answered 503 at once. Set it a few times above the origin's
+	// latency under normal load. Default 0: no limit.
+	LatencyTarget Duration `yaml:"latency_target"`
 
 	key   wire.Key
 	dicts [][]byte

@@ -166,12 +166,13 @@
 // Plugins and the origin read it as the traceparent field. With
 // TracingConfig set, a request without one starts a new trace too, and the
 // node records a server span per request (route, status, Cache-Status, the
-// versions that ran, the request ID) and one per plugin call, sampled by
-// a ratio of trace ids (a client's sampled flag does not override it
-// unless TrustClientSampling), and sends them over OTLP/HTTP in batches;
-// the traceparent it sends on names its span. Off, a valid traceparent
-// passes unchanged and none is added. Either way a request not sampled
-// allocates nothing for it.
+// versions that ran, the request ID), one per plugin call and a client
+// span per origin call (trace_origin.go), sampled by a ratio of trace ids
+// (a client's sampled flag does not override it unless
+// TrustClientSampling), and sends them over OTLP/HTTP in batches; the
+// traceparent it sends on names its span, or its origin call's. Off, a
+// valid traceparent passes unchanged and none is added. Either way a
+// request not sampled allocates nothing for it.
 //
 // # Overload
 //
@@ -179,10 +180,12 @@
 // cannot take with a fast 503 and Retry-After before any plugin runs. While
 // the CPU is behind (busy for a whole window with work waiting for it:
 // process CPU time against GOMAXPROCS, and the runtime's scheduling delay)
-// it sheds a share of requests at random, which it moves so that what is
-// admitted just fits the CPU; an adaptive concurrency limit bounds the
-// requests in flight (waiting on origins). /ready reports the shedding;
-// the admin and tier listeners are never limited.
+// it sheds a share of requests at random, just enough to keep work from
+// queueing; an adaptive concurrency limit bounds the requests in flight
+// (waiting on origins). An origin with a latency_target has a limit of
+// its own on its latency (originlimit.go): past it, a request the chain
+// sends there gets the 503 instead. /ready reports the shedding; the
+// admin and tier listeners are never limited.
 //
 // # Why
 //

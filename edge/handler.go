@@ -165,22 +165,27 @@ func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
 // Origin sends the request as the chain left it to the route's origin; the
 // informational responses that came before the answer go to the client
 // first.
-func (c *requestChain) Origin(x *host.MemExchange) {
+func (c *requestChain) Origin(x *host.MemExchange) { c.forward(x) }
+
+// forward is Origin, returning the origin client's failure, if any, for
+// a sampled request's span of the call (trace_origin.go).
+func (c *requestChain) forward(x *host.MemExchange) error {
 	if c.al != nil {
 		defer c.al.originDone(c.al.begin())
 	}
 	if c.upgrade {
 		c.n.openTunnel(c, x)
-		return
+		return nil
 	}
 	timeout := c.rt.timeout
 	if c.tiered(x, &timeout) { // tier.go
-		return
+		return nil
 	}
-	c.rt.origin.exchange(c.n, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	err := c.rt.origin.exchange(c.n, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
 	}
+	return err
 }
 
 // done lets go of what the request held, keeping the storage.

@@ -18,6 +18,8 @@ type metrics struct {
 	writeRefused prometheus.Counter
 	shed         *prometheus.CounterVec // overload.go
 
+	originLimit, originLatency *prometheus.GaugeVec // originlimit.go
+
 	accessLogDropped prometheus.Counter // accesslog.go
 }
 
@@ -41,12 +43,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		writeRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "write_refused_total",
 			Help: "Responses refused (503) because the bodies held for slow clients were at max_write_bytes."}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "shed_total",
-			Help: "Requests shed (503) by overload protection, by reason: in_flight (requests in the handler at the concurrency limit) or cpu (the CPU behind: shed at random, wedge_edge_shed_ratio)."},
+			Help: "Requests shed (503) by overload protection, by reason: in_flight (requests in the handler at the concurrency limit), cpu (the CPU behind: shed at random, wedge_edge_shed_ratio) or origin (an origin at its concurrency limit, wedge_edge_origin_concurrency_limit)."},
 			[]string{"reason"}),
+		originLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "origin_concurrency_limit",
+			Help: "An origin's adaptive concurrency limit (origins with a latency_target only)."}, []string{"origin"}),
+		originLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "origin_latency_seconds",
+			Help: "An origin's mean latency over the last window its limit moved on (origins with a latency_target only)."}, []string{"origin"}),
 		accessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "access_log_dropped_total",
 			Help: "Access log lines dropped: the buffer waiting for the disk was full, or a write failed."}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.shed, m.accessLogDropped)
+	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.shed,
+		m.originLimit, m.originLatency, m.accessLogDropped)
 	return m
 }
 

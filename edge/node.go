@@ -242,6 +242,7 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		if err != nil {
 			return g, err
 		}
+		o.limit = newOriginLimit(name, time.Duration(oc.LatencyTarget), &cfg.Overload, n.m) // originlimit.go
 		g.origins[name] = o
 	}
 	for _, rc := range cfg.Routes {

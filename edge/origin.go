@@ -20,9 +20,11 @@ import (
 // origin is one origin service as the routes see it.
 type origin struct {
 	name    string
+	addr    string // its host:port, for the origin call's span (trace_origin.go)
 	client  *originclient.Client
 	codec   *wire.Codec
 	timeout time.Duration
+	limit   *originLimit // originlimit.go; nil: none
 }
 
 func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slog.Logger) (*origin, error) {
@@ -37,7 +39,7 @@ func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slo
 		codec.Close()
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
 	}
-	return &origin{name: name, client: c, codec: codec, timeout: time.Duration(cfg.Timeout)}, nil
+	return &origin{name: name, addr: cfg.Addr, client: c, codec: codec, timeout: time.Duration(cfg.Timeout)}, nil
 }
 
 func (o *origin) close() {
@@ -47,10 +49,24 @@ func (o *origin) close() {
 
 // exchange sends the request as the chain left it, with timeout as its
 // budget, and puts the answer, or the failure, into resp; what st streams
-// (a request body, an answer's body) goes through it (stream.go).
-func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) {
+// (a request body, an answer's body) goes through it (stream.go). It
+// returns the failure, if any, for the origin call's span.
+func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
+	// A route's own timeout or a streamed body: the exchange takes the
+	// time the application or the client chooses, not a measure of the
+	// origin's load (originlimit.go).
+	lim := o.limit
+	if timeout != o.timeout || (st != nil && st.in != nil) {
+		lim = nil
+	}
+	if !lim.acquire(resp) {
+		wresp.Interim = wresp.Interim[:0]
+		return errOriginBusy
+	}
 	toWire(n, req, vals, wreq)
-	err := o.do(time.Now().Add(timeout), timeout, wreq, wresp, req.Body, st) // stream.go
+	start := time.Now()
+	err := o.do(start.Add(timeout), timeout, wreq, wresp, req.Body, st) // stream.go
+	lim.release(time.Since(start))
 	if err != nil && st != nil {
 		if in := st.inErr.Load(); in != nil {
 			// The client's body failed as it streamed: its answer, not
@@ -60,10 +76,11 @@ func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.
 			wresp.Interim = wresp.Interim[:0]
 			*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]}, Body: []byte(text)}
 			resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
-			return
+			return err
 		}
 	}
 	o.settle(n, err, wresp, resp)
+	return err
 }
 
 // settle puts what the origin answered in wresp, or the failure err to

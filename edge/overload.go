@@ -39,12 +39,15 @@ import (
 // the node sheds a share p of requests, at random, once it has been
 // behind (utilisation at least saturated, delay at least queue_delay)
 // for a whole onset window: a burst (256 new connections at once) lasts
-// a few samples, a backlog for good. Once shedding, the CPU alone moves
-// p, for the queue drains as soon as p is enough: up while the CPU is
-// still pinned, by shedStep times the samples it has been pinned in a
-// row (fast from 0, a step at a time near the level), down by shedDown
-// at each sample with slack. So p settles where what is admitted just
-// fits the CPU, and goes back to 0 once the offered load does. A 503
+// a few samples, a backlog for good. Once shedding, p climbs while the
+// node is still behind, by shedStep times the samples it has been behind
+// in a row (fast from 0, a step at a time near the level), and comes down
+// by shedDown at each sample without a queue, the CPU busy or not. So p
+// settles just above the least share that keeps the queue from building,
+// and goes back to 0 once the offered load does. Holding the CPU below a
+// fixed share instead (the first controller here) trapped a node just at
+// its capacity: a burst set it shedding, and shedding held it below what
+// the load needed, so it never stopped (26-35% shed at 1x). A 503
 // costs about 6 us of CPU against about 16 for a hit, near a bare
 // fasthttp server's answer, so at twice capacity some 80% is shed; past
 // about 3x even the 503s fill the CPU (deploy/bench/overload.sh
@@ -96,17 +99,13 @@ const smoothing = 0.2
 const delayQuantile = 0.9
 
 // The shed share's controller (see above). saturated is the utilisation
-// that counts as pinned, and so about where a shedding node holds its
-// CPU: the sample's own jitter keeps a busy window from reading exactly
-// 1, and the headroom left drains the queue a burst builds (and keeps a
-// node run at SCHED_FIFO under the kernel's default real-time budget,
-// 95%, past which it is stopped for the rest of each second). onset is
-// the samples in a row behind before shedding starts. shedStep is p's
-// step up, shedDown its step down: a quarter, so p comes down slowly
-// (each 0.01 of it at twice capacity is 2% of the node's CPU) and a
-// backlog once drained does not build again. maxShed leaves a trickle
-// admitted, so a node offered more than it can even refuse still serves
-// some.
+// that counts as pinned: the sample's own jitter keeps a busy window from
+// reading exactly 1. onset is the samples in a row behind before shedding
+// starts. shedStep is p's step up, shedDown its step down: a quarter, so
+// p comes down slowly (each 0.01 of it at twice capacity is 2% of the
+// node's CPU) and a backlog once drained does not build again at once.
+// maxShed leaves a trickle admitted, so a node offered more than it can
+// even refuse still serves some.
 const (
 	saturated = 0.93
 	onset     = 10 // 50 ms
@@ -354,22 +353,16 @@ type cpuShed struct {
 // update moves p for one sample and returns it: pinned whether the CPU
 // was busy all of it, queued whether work waited for it as well.
 func (c *cpuShed) update(pinned, queued bool) float64 {
-	if !pinned {
+	switch {
+	case !pinned || !queued:
 		c.run, c.climb = 0, 0
 		c.p = max(0, c.p-shedDown)
-		return c.p
+	case c.p == 0 && c.run+1 < onset:
+		c.run++
+	default:
+		c.climb++
+		c.p = min(maxShed, c.p+shedStep*float64(c.climb))
 	}
-	if c.p == 0 {
-		if !queued {
-			c.run = 0
-			return 0
-		}
-		if c.run++; c.run < onset {
-			return 0
-		}
-	}
-	c.climb++
-	c.p = min(maxShed, c.p+shedStep*float64(c.climb))
 	return c.p
 }
 

@@ -5,9 +5,12 @@ package edge
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/wasm/host"
 )
 
 // TestOverloadAllocs holds admission and release, the sample that moves
@@ -50,5 +53,25 @@ func TestOverloadAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(1000, f); a != 0 {
 			t.Errorf("%s: %v allocations, want 0", name, a)
 		}
+	}
+}
+
+// TestOriginLimitAllocs: an origin's limit costs an exchange nothing,
+// including the update that moves it at the end of a window.
+func TestOriginLimitAllocs(t *testing.T) {
+	cfg := OverloadConfig{}
+	cfg.setDefaults()
+	l := newOriginLimit("app", time.Millisecond, &cfg, newMetrics(prometheus.NewRegistry()))
+	var resp host.Response
+	f := func() {
+		if !l.acquire(&resp) {
+			t.Fatal("refused at no load")
+		}
+		l.next.Store(0) // every release ends a window
+		l.release(2 * time.Millisecond)
+	}
+	f()
+	if a := testing.AllocsPerRun(1000, f); a != 0 {
+		t.Errorf("%v allocations, want 0", a)
 	}
 }

@@ -58,10 +58,11 @@ func TestGradient(t *testing.T) {
 // TestCPUShed drives the shed share's arithmetic: a busy CPU with no
 // queue sheds nothing however long; a queue sheds nothing before a whole
 // onset window, so a burst shorter than that never sheds; a backlog makes
-// p climb, faster the longer it lasts, to maxShed at most; once shedding,
-// the CPU alone moves p, down with slack and up (by one step) when pinned
-// again, so it settles where what is admitted fits; long slack brings it
-// back to 0.
+// p climb, faster the longer it lasts, to maxShed at most; p comes down
+// as soon as the queue is gone, even with the CPU still busy (a node just
+// at its capacity, which a burst set shedding, must come back to shedding
+// nothing rather than hold its CPU below what the load needs), and climbs
+// again by one step when the queue returns.
 func TestCPUShed(t *testing.T) {
 	var c cpuShed
 	for range 1000 {
@@ -81,29 +82,39 @@ func TestCPUShed(t *testing.T) {
 		c.update(true, true)
 	}
 	p0 := c.update(true, true)
-	p1 := c.update(true, false) // the queue drains as the node sheds
-	p2 := c.update(true, false)
+	p1 := c.update(true, true)
+	p2 := c.update(true, true)
 	if !(p0 > 0 && p1-p0 > p0 && p2-p1 > p1-p0) {
-		t.Fatalf("behind a whole onset, then pinned: p %v, %v, %v: want it shedding, climbing faster", p0, p1, p2)
+		t.Fatalf("behind a whole onset and on: p %v, %v, %v: want it shedding, climbing faster", p0, p1, p2)
 	}
 	for range 100 {
-		c.update(true, false)
+		c.update(true, true)
 	}
 	if c.p != maxShed {
-		t.Fatalf("pinned long: p %v, want %v", c.p, maxShed)
+		t.Fatalf("behind long: p %v, want %v", c.p, maxShed)
 	}
-	a := c.update(false, false)
-	if b := c.update(true, false); !(a == maxShed-shedDown && b == maxShed) {
-		t.Fatalf("slack then pinned: p %v then %v, want %v then %v", a, b, maxShed-shedDown, maxShed)
+	for range 20 {
+		c.update(true, false)
+	}
+	a := c.p
+	if b := c.update(true, true); !(math.Abs(a-(maxShed-20*shedDown)) < 1e-9 && math.Abs(b-(a+shedStep)) < 1e-9) {
+		t.Fatalf("queue gone 20 samples, CPU busy, then a queue again: p %v then %v, want %v then %v",
+			a, b, maxShed-20*shedDown, a+shedStep)
 	}
 	for range 1000 {
-		c.update(false, false)
+		c.update(true, false)
 	}
 	if c.p != 0 {
-		t.Fatalf("p %v after long slack, want 0", c.p)
+		t.Fatalf("p %v after long without a queue, the CPU busy all along: want 0", c.p)
 	}
-	if p := c.update(true, false); p != 0 {
-		t.Fatalf("busy again after the backlog, no queue: p %v, want 0", p)
+	for range onset {
+		c.update(true, true)
+	}
+	for range 1000 {
+		c.update(false, true)
+	}
+	if c.p != 0 {
+		t.Fatalf("p %v after long slack: want 0", c.p)
 	}
 }
 

@@ -99,8 +99,9 @@ type traceState struct {
 // and the origin get names this node's span, sampled or not, so the
 // origin's span is its child. With tracing off the node records no span
 // to be a parent: a valid traceparent passes unchanged, and none is added
-// where there was none. It allocates nothing unless the request is
-// sampled.
+// where there was none. A sampled request's origin gets the traceparent of
+// its origin call's span instead (trace_origin.go). It allocates nothing
+// unless the request is sampled.
 func (n *Node) trace(x *exchange, rt *route, start time.Time) host.Chain {
 	h := &x.Req.Header
 	from, err := tracing.Find(len(h.Fields),
@@ -162,7 +163,7 @@ func (n *Node) endTrace(x *exchange, rt *route, status int) {
 }
 
 // tracedChain is a sampled request's chain: the request's, with a span for
-// each plugin call.
+// each plugin call and one for the origin call (trace_origin.go).
 type tracedChain struct {
 	*requestChain
 	t      *tracing.Tracer
@@ -196,7 +197,7 @@ func (c *tracedChain) now() time.Time {
 
 func (c *tracedChain) called(i int, phase abi.Phase, start time.Time, err error) {
 	m := c.held[i].m
-	sp := c.t.Child(c.parent, "plugin "+m.Name()+" "+abi.PhaseName(phase), start)
+	sp := c.t.Child(c.parent, "plugin "+m.Name()+" "+abi.PhaseName(phase), trace.SpanKindInternal, start)
 	sp.SetAttributes(attribute.String("wedge.plugin", m.Name()), attribute.String("wedge.plugin.version", m.Version()))
 	if err != nil {
 		sp.SetStatus(codes.Error, err.Error())

@@ -52,14 +52,16 @@ func (a *traceApp) got(t *testing.T, path string) http.Header {
 }
 
 // traceStack is curl's way in: a node whose chain is auth, traceseen
-// (which copies the traceparent it reads to X-Plugin-Traceparent) and
+// (which copies the traceparent it reads to X-Plugin-Traceparent, on the
+// request in the request phase and on the response in the response phase) and
 // cache, an origin service proxying to a traceApp, and an OTLP collector,
 // which the node and the origin export to when tracing is on.
 type traceStack struct {
-	node      *testNode
-	app       *traceApp
-	collector *tracingtest.Collector
-	token     string
+	node       *testNode
+	app        *traceApp
+	collector  *tracingtest.Collector
+	token      string
+	originAddr string
 }
 
 // traceSetup is what a traceStack's node runs with: tracing, the members
@@ -98,6 +100,7 @@ func startTraceStack(t *testing.T, setup traceSetup) *traceStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(proxy.Close)
+	s.originAddr = origintest.Start(t, proxy).Addr
 	p := plugins(t)
 	s.node = startNode(t, fmt.Sprintf(`
 pop: fra1
@@ -112,18 +115,21 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}%s
       - {file: %q}
       - {file: %q}
-`, nodeYAML, origintest.Start(t, proxy).Addr, origintest.Key.Text(), p["auth"],
+`, nodeYAML, s.originAddr, origintest.Key.Text(), p["auth"],
 		base64.RawURLEncoding.EncodeToString(jwtSecret), relay, edgetest.ModuleFile(t, "../wasm/internal/testguests/traceseen"), p["cache"]))
 	return s
 }
 
 // get sends what curl would, with the trace fields given (name, value
-// pairs), and wants a 200.
-func (s *traceStack) get(t *testing.T, path string, hdr ...string) {
+// pairs), wants a 200, and returns the traceparent traceseen read in the
+// response phase.
+func (s *traceStack) get(t *testing.T, path string, hdr ...string) string {
 	t.Helper()
-	if st, _, body := s.node.do(t, "GET", "x", path, nil, append([]string{"Authorization", s.token}, hdr...)...); st != 200 {
+	st, h, body := s.node.do(t, "GET", "x", path, nil, append([]string{"Authorization", s.token}, hdr...)...)
+	if st != 200 {
 		t.Fatalf("GET %s: %d %q", path, st, body)
 	}
+	return string(h.Peek("X-Plugin-Traceparent"))
 }
 
 // spans waits for the spans of trace id, the edge's server span and the
@@ -146,6 +152,24 @@ func (s *traceStack) spans(t *testing.T, id string) (edgeSpan, originSpan tracin
 	return edgeSpan, originSpan, all
 }
 
+// originCall is the edge's client span of the origin call among a trace's
+// spans, which it wants to be a child of the edge's server span: the
+// exporter sends spans in the order they end, so it is in by the time the
+// server span is.
+func originCall(t *testing.T, edgeSpan tracingtest.Span, all []tracingtest.Span) tracingtest.Span {
+	t.Helper()
+	i := slices.IndexFunc(all, func(sp tracingtest.Span) bool {
+		return sp.Service == "wedge-edge" && sp.Kind == tracepb.Span_SPAN_KIND_CLIENT
+	})
+	if i < 0 {
+		t.Fatalf("no client span of the edge's among %d spans of trace %s", len(all), edgeSpan.TraceID)
+	}
+	if all[i].Parent != edgeSpan.SpanID {
+		t.Errorf("the origin call's span %q has parent %q, want the edge's span %s", all[i].Name, all[i].Parent, edgeSpan.SpanID)
+	}
+	return all[i]
+}
+
 // TestTraceEndToEnd is issue 17's: a request from curl through the edge,
 // its plugins and the origin service to the application is one trace:
 // the client's, continued; or a new one when the client sent none, or a
@@ -164,18 +188,35 @@ func TestTraceEndToEnd(t *testing.T) {
 		t.Errorf("unsampled: the application got %q, want trace %s, a new parent, not sampled", tp, unsampled[3:35])
 	}
 
-	s.get(t, "/traced", "traceparent", client, "tracestate", "congo=t61rcWkgMzE")
+	respPhase := s.get(t, "/traced", "traceparent", client, "tracestate", "congo=t61rcWkgMzE")
 	edgeSpan, originSpan, all := s.spans(t, clientTrace)
 	got := s.app.got(t, "/traced")
 	if edgeSpan.Parent != clientSpan {
 		t.Errorf("edge span's parent %q, want the client's %s", edgeSpan.Parent, clientSpan)
 	}
-	if originSpan.Parent != edgeSpan.SpanID {
-		t.Errorf("origin span's parent %q, want the edge's span %s", originSpan.Parent, edgeSpan.SpanID)
+	// The edge's wait on the origin is a client span between the two.
+	call := originCall(t, edgeSpan, all)
+	if originSpan.Parent != call.SpanID {
+		t.Errorf("origin span's parent %q, want the edge's origin call %s", originSpan.Parent, call.SpanID)
 	}
-	// The plugin read the traceparent naming the edge's span.
-	if want := "00-" + clientTrace + "-" + edgeSpan.SpanID + "-01"; got.Get("X-Plugin-Traceparent") != want {
-		t.Errorf("the plugin saw %q, want %q", got.Get("X-Plugin-Traceparent"), want)
+	if call.StartNano < edgeSpan.StartNano || call.EndNano > edgeSpan.EndNano || call.StartNano > call.EndNano {
+		t.Errorf("origin call from %d to %d, not within the edge's span, %d to %d", call.StartNano, call.EndNano, edgeSpan.StartNano, edgeSpan.EndNano)
+	}
+	_, port, _ := net.SplitHostPort(s.originAddr)
+	for k, want := range map[string]string{"wedge.origin": "app", "server.address": "127.0.0.1", "server.port": port,
+		"http.response.status_code": "200", "http.response.body.size": "2", "http.request.body.size": "0"} {
+		if call.Attrs[k] != want {
+			t.Errorf("origin call's %s = %q, want %q", k, call.Attrs[k], want)
+		}
+	}
+	if call.Name != "origin app" || call.StatusCode != tracepb.Status_STATUS_CODE_UNSET {
+		t.Errorf("origin call's span %q, status %v: want \"origin app\", unset", call.Name, call.StatusCode)
+	}
+	// The plugin read the traceparent naming the edge's span, in both
+	// phases: only the origin's names the call's.
+	want := "00-" + clientTrace + "-" + edgeSpan.SpanID + "-01"
+	if got.Get("X-Plugin-Traceparent") != want || respPhase != want {
+		t.Errorf("the plugin saw %q, then %q in the response phase, want %q", got.Get("X-Plugin-Traceparent"), respPhase, want)
 	}
 	// The application's names the origin's span, the tracestate unchanged.
 	if want := "00-" + clientTrace + "-" + originSpan.SpanID + "-01"; got.Get("traceparent") != want {
@@ -233,10 +274,11 @@ func TestTraceEndToEnd(t *testing.T) {
 		if got.Get("tracestate") != "" {
 			t.Errorf("%s: tracestate %q went on with a new trace", path, got.Get("tracestate"))
 		}
-		edgeSpan, originSpan, _ := s.spans(t, p.TraceID.String())
-		if edgeSpan.Parent != "" || originSpan.Parent != edgeSpan.SpanID || p.SpanID.String() != originSpan.SpanID {
-			t.Errorf("%s: edge span %s (parent %q), origin span %s (parent %s), application's parent %s",
-				path, edgeSpan.SpanID, edgeSpan.Parent, originSpan.SpanID, originSpan.Parent, p.SpanID)
+		edgeSpan, originSpan, all := s.spans(t, p.TraceID.String())
+		call := originCall(t, edgeSpan, all)
+		if edgeSpan.Parent != "" || originSpan.Parent != call.SpanID || p.SpanID.String() != originSpan.SpanID {
+			t.Errorf("%s: edge span %s (parent %q), origin call %s, origin span %s (parent %s), application's parent %s",
+				path, edgeSpan.SpanID, edgeSpan.Parent, call.SpanID, originSpan.SpanID, originSpan.Parent, p.SpanID)
 		}
 		if want := "00-" + p.TraceID.String() + "-" + edgeSpan.SpanID + "-01"; got.Get("X-Plugin-Traceparent") != want {
 			t.Errorf("%s: the plugin saw %q, want %q", path, got.Get("X-Plugin-Traceparent"), want)
@@ -359,6 +401,20 @@ func TestTraceAccessLog(t *testing.T) {
 			}
 			if traced == "" {
 				return
+			}
+			// The origin got the relay's traceparent, not one naming the
+			// edge's origin call: the origin's span is in the relay's trace.
+			var originSpan tracingtest.Span
+			testutil.Eventually(t, 20*time.Second, "the origin's span in the relay's trace", func() bool {
+				all := s.collector.Trace(rewritten[3:35])
+				i := slices.IndexFunc(all, func(sp tracingtest.Span) bool { return sp.Service == "wedge-origin" })
+				if i >= 0 {
+					originSpan = all[i]
+				}
+				return i >= 0
+			})
+			if originSpan.Parent != rewritten[36:52] {
+				t.Errorf("origin span's parent %q, want the relay's %s", originSpan.Parent, rewritten[36:52])
 			}
 			var all []tracingtest.Span
 			testutil.Eventually(t, 20*time.Second, "the edge's span", func() bool {

@@ -10,10 +10,13 @@
 #
 # Then it measures the capacity of the edge without shedding: a short
 # saturating run gives its most responses/s M, then a paced sweep from
-# M/2 up finds the highest rate it keeps up with (achieved >= 98% of the
-# target, p99 <= CAP_P99_MS) for as long as a point lasts (DURATION): a
-# node a few percent past its capacity falls behind by tens of ms a
-# second, which a 2 s run may not show. Then each multiple in MULTS of that capacity
+# M/2 up finds the highest rate it keeps up with, its latency intact
+# (achieved >= 98% of the target, p99 <= CAP_P99_MS, default 5: a few
+# times its idle p99), for as long as a point lasts (DURATION): a node a
+# few percent past its capacity falls behind by tens of ms a second,
+# which a 2 s run may not show. Just under M the node still answers
+# everything, but its queue comes and goes with p99s of tens of ms: that
+# is the load a node that keeps its queue short starts shedding at. Then each multiple in MULTS of that capacity
 # runs DURATION against each edge, ROUNDS times, and a table shows, per
 # point: offered and achieved req/s, the 2xx and 503 counts and their p99s
 # (loadgen times each request from when it was due, so queueing counts),
@@ -24,12 +27,16 @@
 # First of all, a bare fasthttp server (benchserve, a body as long as the
 # shed answer's) on core 0 takes the same saturating run: its responses/s
 # are the floor of what a 503 costs, to set against the shedding edge's
-# answers/s at 3x.
+# answers/s at 3x. It also takes each point's rate (peer_p99_ms): the
+# p99 of an answer as cheap as a 503 at that rate on this machine, the
+# floor of the shed answers' (past ~100k/s, loadgen's own core is
+# nearly full and its tail is part of every figure).
 #
 #   deploy/bench/overload.sh          # MULTS="0.5 1 1.5 2 3" DURATION=5s ROUNDS=1
 #   CAPACITY=40000 deploy/bench/overload.sh   # skip the capacity search
 #   WORKLOAD=miss RT=1 deploy/bench/overload.sh
 #   OVERLOAD="{target_delay: 2ms}" deploy/bench/overload.sh   # the shedding edge's overload block
+#   WORKLOAD=miss LATENCY_TARGET=20ms deploy/bench/overload.sh  # the origin's latency_target (default 10ms)
 #
 # CONNS (default 256) is loadgen's connections: the most requests it has
 # at the edges at once. Past capacity the rest wait in loadgen, where no
@@ -45,11 +52,12 @@ cd "$(dirname "$0")/../.."
 duration=${DURATION:-5s}
 rounds=${ROUNDS:-1}
 mults=${MULTS:-0.5 1 1.5 2 3}
-cap_p99_ms=${CAP_P99_MS:-50}
+cap_p99_ms=${CAP_P99_MS:-5}
 size=${SIZE:-1024}
 workload=${WORKLOAD:-hit}
 conns=${CONNS:-256}
 settle=${SETTLE:-1s}
+latency_target=${LATENCY_TARGET:-10ms}
 . deploy/bench/lib.sh
 [ -z "${RT:-}" ] || rt=(chrt -f 1)
 secs=$(seconds "$duration")
@@ -73,7 +81,7 @@ listen: 127.0.0.1:$2
 admin: {listen: 127.0.0.1:$3}
 overload: $4
 origins:
-  app: {addr: 127.0.0.1:18153, key: "@origin.key"}
+  app: {addr: 127.0.0.1:18153, key: "@origin.key", latency_target: $latency_target}
 routes:
 $(route hit app bulk 2000000000 1s 2000000000)
 YAML
@@ -113,7 +121,7 @@ if [ -z "$capacity" ]; then
 	most=$(kv "$line" achieved)
 	echo "# saturated (no shedding, 2 s at 300000/s offered): $most responses/s"
 	capacity=0
-	for pct in 50 60 70 75 80 85 90 95 100; do
+	for pct in 50 60 70 75 80 85 88 91 94 97 100; do
 		rate=$((most * pct / 100))
 		line=$(load 18156 "$rate" "$secs")
 		p99=$(kv "$line" p99_us) got=$(kv "$line" achieved)
@@ -127,25 +135,26 @@ if [ -z "$capacity" ]; then
 	[ "$capacity" -gt 0 ] || { echo "no rate kept up with: capacity unknown" >&2; exit 1; }
 fi
 echo "# capacity: $capacity req/s (kept up with, p99 <= $cap_p99_ms ms, without shedding); $duration per point"
-printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11s %11s %11s %11s %11s %10s %8s\n' \
-	shedding x round offered achieved n_2xx n_503 errors p99_2xx_ms p99_503_ms p50_503_ms p99_2xx_set p99_503_set edge_shed late
+printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11s %11s %11s %11s %11s %10s %8s %11s\n' \
+	shedding x round offered achieved n_2xx n_503 errors p99_2xx_ms p99_503_ms p50_503_ms p99_2xx_set p99_503_set edge_shed late peer_p99_ms
 for r in $(seq "$rounds"); do
 	for m in $mults; do
 		rate=$(awk -v c="$capacity" -v m="$m" 'BEGIN {printf "%.0f", c * m}')
+		peer=$(awk -v u="$(kv "$(load 18158 "$rate" "$secs")" p99_us)" 'BEGIN {print u / 1000}')
 		for mode in on off; do
 			port=18154 admin=18155
 			[ "$mode" = on ] || port=18156 admin=18157
 			before=$(shed "$admin")
 			line=$(load "$port" "$rate" "$secs")
 			after=$(shed "$admin")
-			printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11.2f %11.3f %11.3f %11.2f %11.3f %10s %8s\n' "$mode" "$m" "$r" "$rate" \
+			printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11.2f %11.3f %11.3f %11.2f %11.3f %10s %8s %11.3f\n' "$mode" "$m" "$r" "$rate" \
 				"$(kv "$line" achieved)" "$(kv "$line" n_2xx)" "$(kv "$line" n_503)" "$(kv "$line" errors)" \
 				"$(awk -v u="$(kv "$line" p99_2xx_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p99_503_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p50_503_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p99_2xx_settled_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p99_503_settled_us)" 'BEGIN {print u / 1000}')" \
-				"$((after - before))" "$(kv "$line" late)"
+				"$((after - before))" "$(kv "$line" late)" "$peer"
 		done
 	done
 done

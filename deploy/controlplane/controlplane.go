@@ -147,8 +147,9 @@ func Open(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 // Rollouts, Audit and Purges nil: a POP whose credentials cover only what
 // it uses joins too, and a control plane's rollout state is none of its
 // business. Besides these buckets the agent reads the purge stream
-// (edge/fleet's purge.go), publishes on wedge.purge.ack.* and publishes
-// and subscribes on wedge.ratelimit.> (edge/limitsync).
+// (edge/fleet's purge.go), publishes on wedge.purge.ack.<id>.<its name>
+// and publishes on wedge.ratelimit.<scope>.<its name> and subscribes on
+// wedge.ratelimit.> (edge/limitsync).
 func OpenEdge(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 	return open(ctx, nc, false, true)
 }

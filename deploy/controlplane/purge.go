@@ -89,7 +89,7 @@ func (s *Stores) Purge(ctx context.Context, p manifest.Purge, alive, timeout tim
 		return nil, err
 	}
 	// Listening before publishing, so no acknowledgement comes too early.
-	sub, err := s.JS.Conn().SubscribeSync(manifest.PurgeAckSubject(p.ID))
+	sub, err := s.JS.Conn().SubscribeSync(manifest.PurgeAckSubject(p.ID, "*"))
 	if err != nil {
 		return nil, fmt.Errorf("controlplane: purge: %w", err)
 	}
@@ -112,8 +112,8 @@ func (s *Stores) Purge(ctx context.Context, p manifest.Purge, alive, timeout tim
 			}
 			return nil, fmt.Errorf("controlplane: purge: %w", err)
 		}
-		a, err := manifest.ParsePurgeAck(m.Data)
-		if err != nil || a.ID != p.ID || seen[a.POP] {
+		a, err := manifest.ParsePurgeAck(m.Subject, m.Data)
+		if err != nil || seen[a.POP] { // the subject holds it to p.ID and its POP
 			continue
 		}
 		seen[a.POP] = true

@@ -31,8 +31,12 @@ const (
 // PurgeRegionSubject is the subject of a purge for one region.
 func PurgeRegionSubject(region string) string { return "wedge.purge.region." + region }
 
-// PurgeAckSubject is where the POPs acknowledge purge id.
-func PurgeAckSubject(id string) string { return SubjectPurgeAck + "." + id }
+// PurgeAckSubject is where pop acknowledges purge id; pop "*" is every
+// POP's acknowledgement of it, to subscribe to. The POP's name is the
+// subject's last token because a POP's credential may publish there only
+// for its own name (deploy/controlplane/auth): the issuer takes who
+// acknowledged from the subject, which NATS checked, not from the body.
+func PurgeAckSubject(id, pop string) string { return SubjectPurgeAck + "." + id + "." + pop }
 
 // Purge is one purge record: of the cached responses tagged Tag, or of
 // every variant of URL (an absolute http(s) URL: the POP keys it as its
@@ -112,8 +116,11 @@ type PurgeAck struct {
 	Purged int    `json:"purged"`
 }
 
-// ParsePurgeAck decodes and checks an acknowledgement.
-func ParsePurgeAck(b []byte) (*PurgeAck, error) {
+// ParsePurgeAck decodes and checks an acknowledgement that arrived on
+// subject (PurgeAckSubject): the POP it names must be the subject's, the
+// one NATS let publish there, so that no POP acknowledges in another's
+// name.
+func ParsePurgeAck(subject string, b []byte) (*PurgeAck, error) {
 	if len(b) > MaxPurgeRecord {
 		return nil, fmt.Errorf("manifest: purge ack of %d bytes, want at most %d", len(b), MaxPurgeRecord)
 	}
@@ -123,6 +130,9 @@ func ParsePurgeAck(b []byte) (*PurgeAck, error) {
 	}
 	if err := CheckName("pop", a.POP); err != nil {
 		return nil, fmt.Errorf("manifest: purge ack: %w", err)
+	}
+	if want := PurgeAckSubject(a.ID, a.POP); subject != want {
+		return nil, fmt.Errorf("manifest: purge ack from pop %q for purge %q on subject %q, want %q", a.POP, a.ID, subject, want)
 	}
 	return &a, nil
 }

@@ -41,13 +41,24 @@ func TestParsePurge(t *testing.T) {
 }
 
 func TestParsePurgeAck(t *testing.T) {
-	a, err := ParsePurgeAck([]byte(`{"id":"0123abcd","pop":"eu-west-1","region":"eu-west","purged":3}`))
+	const ack = `{"id":"0123abcd","pop":"eu-west-1","region":"eu-west","purged":3}`
+	if got := PurgeAckSubject("0123abcd", "eu-west-1"); got != "wedge.purge.ack.0123abcd.eu-west-1" {
+		t.Errorf("subject %q", got)
+	}
+	a, err := ParsePurgeAck(PurgeAckSubject("0123abcd", "eu-west-1"), []byte(ack))
 	if err != nil || a.POP != "eu-west-1" || a.Purged != 3 {
 		t.Errorf("%+v, %v", a, err)
 	}
 	for _, in := range []string{`{"id":"x"}`, `{"pop":"A B"}`, `nope`, `{"pop":"` + strings.Repeat("a", MaxPurgeRecord) + `"}`} {
-		if _, err := ParsePurgeAck([]byte(in)); err == nil {
+		if _, err := ParsePurgeAck(PurgeAckSubject("x", "*"), []byte(in)); err == nil {
 			t.Errorf("%.60s: accepted", in)
+		}
+	}
+	// One POP's acknowledgement in another's name, or of another purge,
+	// is refused: the subject is what NATS let the sender publish on.
+	for _, subject := range []string{PurgeAckSubject("0123abcd", "eu-west-2"), PurgeAckSubject("ffff0000", "eu-west-1"), "wedge.purge.ack.0123abcd"} {
+		if _, err := ParsePurgeAck(subject, []byte(ack)); err == nil || !strings.Contains(err.Error(), "want") {
+			t.Errorf("%s: %v", subject, err)
 		}
 	}
 }
@@ -74,15 +85,19 @@ func FuzzParsePurge(f *testing.F) {
 }
 
 // FuzzParsePurgeAck: an acknowledgement never panics the issuer, and one
-// accepted names a valid POP.
+// accepted names a valid POP, the one of the subject it came on.
 func FuzzParsePurgeAck(f *testing.F) {
-	f.Add([]byte(`{"id":"0123abcd","pop":"eu-west-1","region":"eu-west","purged":3}`))
-	f.Add([]byte(`{"pop":"","purged":-1}`))
-	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := ParsePurgeAck(b)
-		if err == nil && CheckName("pop", a.POP) != nil {
-			t.Fatalf("accepted %q with pop %q", b, a.POP)
+	f.Add("wedge.purge.ack.0123abcd.eu-west-1", []byte(`{"id":"0123abcd","pop":"eu-west-1","region":"eu-west","purged":3}`))
+	f.Add("wedge.purge.ack.0123abcd.eu-west-2", []byte(`{"id":"0123abcd","pop":"eu-west-1"}`))
+	f.Add("wedge.purge.ack..", []byte(`{"pop":"","purged":-1}`))
+	f.Add("", []byte(`null`))
+	f.Fuzz(func(t *testing.T, subject string, b []byte) {
+		a, err := ParsePurgeAck(subject, b)
+		if err != nil {
+			return
+		}
+		if CheckName("pop", a.POP) != nil || subject != PurgeAckSubject(a.ID, a.POP) {
+			t.Fatalf("accepted %q on %q with pop %q", b, subject, a.POP)
 		}
 	})
 }

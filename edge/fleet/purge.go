@@ -247,7 +247,7 @@ func (a *Agent) purgeAndAck(nc *nats.Conn, seq uint64, b []byte) {
 	a.o.Logger.Info("purge applied", "id", pr.ID, "tag", pr.Tag, "url", pr.URL, "purged", n, "by", pr.Who)
 	a.purge.applied.WithLabelValues("ok").Inc()
 	ack, _ := json.Marshal(manifest.PurgeAck{ID: pr.ID, POP: a.o.POP, Region: a.o.Region, Purged: n})
-	if err := nc.Publish(manifest.PurgeAckSubject(pr.ID), ack); err != nil {
+	if err := nc.Publish(manifest.PurgeAckSubject(pr.ID, a.o.POP), ack); err != nil {
 		a.o.Logger.Debug("purge not acknowledged", "id", pr.ID, "err", err)
 	}
 }

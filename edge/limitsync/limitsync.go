@@ -4,10 +4,14 @@
 // limiter (host.Shared), whose GCRA alone decides each request.
 //
 // A POP publishes every Interval (200 ms by default) one batch per scope
-// it spent from, on wedge.ratelimit.global or
-// wedge.ratelimit.region.<region> (manifest.SubjectRateLimit), and a
+// it spent from, on wedge.ratelimit.global.<pop> or
+// wedge.ratelimit.region.<region>.<pop> (manifest.SubjectRateLimit), and a
 // heartbeat (an empty batch) at least every second, so its peers know it
-// is there. It subscribes to its region's subject and the global one.
+// is there. It subscribes to its region's subjects and the global ones.
+// The POP's name ends the subject because a POP's credential may publish
+// only there (deploy/controlplane/auth): a batch whose body names another
+// POP than its subject is refused, so no POP spends or heartbeats in
+// another's name.
 // A key's allowance is then the scope's, less what every POP spent as far
 // as their batches have arrived: a POP learns of its peers' usage within
 // Interval plus the link's latency, and the scope can admit more than its
@@ -46,6 +50,7 @@ package limitsync
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -97,7 +102,8 @@ type Options struct {
 // Sync is a running exchange.
 type Sync struct {
 	o        Options
-	subjects [3]string // by host.Scope; POP has none
+	subjects [3]string // this POP's, by host.Scope; POP has none
+	prefixes [3]string // every POP's subject less its name, by host.Scope
 	subs     []*nats.Subscription
 	metrics  []prometheus.Collector
 	stop     chan struct{}
@@ -109,12 +115,13 @@ type Sync struct {
 	share    [3]int // by scope: 0 while shared; n while cut off
 }
 
-// Subject is the subject of scope sc's batches as seen from region.
-func Subject(sc host.Scope, region string) string {
+// Subject is the subject of pop's batches of scope sc as seen from
+// region; pop "*" is every POP's, to subscribe to.
+func Subject(sc host.Scope, region, pop string) string {
 	if sc == host.ScopeGlobal {
-		return manifest.SubjectRateLimit + ".global"
+		return manifest.SubjectRateLimit + ".global." + pop
 	}
-	return manifest.SubjectRateLimit + ".region." + region
+	return manifest.SubjectRateLimit + ".region." + region + "." + pop
 }
 
 // Start subscribes and starts publishing; Stop ends it.
@@ -127,10 +134,10 @@ func Start(o Options) (*Sync, error) {
 	}
 	s := &Sync{o: o, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, sc := range []host.Scope{host.ScopeRegion, host.ScopeGlobal} {
-		s.subjects[sc] = Subject(sc, o.Region)
+		s.subjects[sc], s.prefixes[sc] = Subject(sc, o.Region, o.POP), Subject(sc, o.Region, "")
 		s.seen[sc] = map[string]time.Time{}
 		var es []entry // one handler runs at a time per subscription
-		sub, err := o.Conn.Subscribe(s.subjects[sc], func(m *nats.Msg) { es = s.receive(sc, m.Data, es[:0]) })
+		sub, err := o.Conn.Subscribe(Subject(sc, o.Region, "*"), func(m *nats.Msg) { es = s.receive(sc, m.Subject, m.Data, es[:0]) })
 		if err != nil {
 			s.unsubscribe()
 			return nil, fmt.Errorf("limitsync: %w", err)
@@ -238,18 +245,24 @@ func (s *Sync) setShares(connected bool, now time.Time) {
 	}
 }
 
-// receive charges a peer's batch; it reports a bad one and keeps going.
-func (s *Sync) receive(sc host.Scope, data []byte, es []entry) []entry {
+// receive charges a peer's batch, which came on subject; it reports a bad
+// one and keeps going.
+func (s *Sync) receive(sc host.Scope, subject string, data []byte, es []entry) []entry {
 	pop, es, skipped, err := decodeBatch(data, sc, es)
 	if err != nil {
-		s.o.Logger.Warn("limitsync: batch refused", "subject", s.subjects[sc], "err", err)
+		s.o.Logger.Warn("limitsync: batch refused", "subject", subject, "err", err)
+		return es
+	}
+	if name, ok := strings.CutPrefix(subject, s.prefixes[sc]); !ok || name != pop {
+		// The subject is the one NATS let the sender publish on.
+		s.o.Logger.Warn("limitsync: batch refused: it names another POP than its subject", "subject", subject, "pop", pop)
 		return es
 	}
 	if pop == s.o.POP {
 		return es // our own, already counted
 	}
 	if skipped > 0 {
-		s.o.Logger.Warn("limitsync: bad entries skipped", "subject", s.subjects[sc], "pop", pop, "skipped", skipped)
+		s.o.Logger.Warn("limitsync: bad entries skipped", "subject", subject, "pop", pop, "skipped", skipped)
 	}
 	s.heard(sc, pop, time.Now())
 	for _, e := range es {

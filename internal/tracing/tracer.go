@@ -181,9 +181,9 @@ func (t *Tracer) Start(h *Hop, name string, kind trace.SpanKind, start time.Time
 	return sp
 }
 
-// Child records a span within parent, which Start returned.
-func (t *Tracer) Child(parent trace.Span, name string, start time.Time) trace.Span {
-	_, sp := t.tr.Start(trace.ContextWithSpan(context.Background(), parent), name, trace.WithTimestamp(start))
+// Child records a span of kind within parent, which Start returned.
+func (t *Tracer) Child(parent trace.Span, name string, kind trace.SpanKind, start time.Time) trace.Span {
+	_, sp := t.tr.Start(trace.ContextWithSpan(context.Background(), parent), name, trace.WithSpanKind(kind), trace.WithTimestamp(start))
 	return sp
 }
 

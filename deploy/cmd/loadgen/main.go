@@ -12,7 +12,9 @@
 // with the time they took to fail: leaving them out would make an
 // overloaded server's tail look better than a healthy one's. A request the
 // generator could not start on time (every connection busy) counts from its
-// due time all the same, and is also counted as late.
+// due time all the same, and is also counted as late. Before the first
+// due time it opens its connections, one unmeasured request on each
+// (-warm=false does not).
 //
 // It prints one line of key=value pairs (latencies in microseconds) for
 // scripts to read: target_rate, sent, ok, wrong_status, errors (requests
@@ -80,6 +82,7 @@ type options struct {
 	hold    int
 	pid     int
 	settle  time.Duration
+	warm    bool
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -96,10 +99,11 @@ func run(args []string, stdout io.Writer) error {
 	hold := fs.Int("hold", 0, "idle keep-alive connections to open and hold during the run")
 	pid := fs.Int("pid", 0, "the server's process id, to report its resident memory")
 	settle := fs.Duration("settle", 0, "also give the percentiles by status of the requests due this long after the start")
+	warm := fs.Bool("warm", true, "open the -c connections first, with one unmeasured request each")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	o := options{rate: *rate, n: *n, dur: *dur, conns: *conns, timeout: *timeout, expect: *expect, hold: *hold, pid: *pid, settle: *settle}
+	o := options{rate: *rate, n: *n, dur: *dur, conns: *conns, timeout: *timeout, expect: *expect, hold: *hold, pid: *pid, settle: *settle, warm: *warm}
 	u, err := url.Parse(*rawURL)
 	if err != nil || u.Scheme != "http" || u.Port() == "" {
 		return fmt.Errorf("-url %q: want http://127.0.0.1:port/path", *rawURL)
@@ -190,6 +194,9 @@ const minTick = 250 * time.Microsecond
 func paced(o options) (string, error) {
 	hc := &fasthttp.HostClient{Addr: o.target.Host, MaxConns: o.conns, MaxConnWaitTimeout: o.timeout,
 		ReadTimeout: o.timeout, WriteTimeout: o.timeout, MaxIdleConnDuration: time.Minute}
+	if o.warm {
+		warmUp(hc, o)
+	}
 	interval := time.Duration(float64(time.Second) / o.rate)
 	total := min(o.n, int(o.dur/interval)+1)
 	start := time.Now().Add(10 * time.Millisecond)
@@ -210,14 +217,9 @@ func paced(o options) (string, error) {
 	var wg sync.WaitGroup
 	for w := range o.conns {
 		wg.Go(func() {
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			req, resp := newRequest(o), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			req.SetRequestURI(o.target.String())
-			req.SetHost(o.host)
-			for _, h := range o.headers {
-				req.Header.Set(h[0], h[1])
-			}
 			mine := make([]time.Duration, 0, total/o.conns+16)
 			var mine2xx, mine503, mineSettled2xx, mineSettled503 []time.Duration
 			for t := range due {
@@ -310,6 +312,35 @@ func paced(o options) (string, error) {
 			c.name, len(l), quantile(l, 0.50), quantile(l, 0.99), quantile(l, 1))
 	}
 	return line, nil
+}
+
+// newRequest is the request every paced send repeats.
+func newRequest(o options) *fasthttp.Request {
+	req := fasthttp.AcquireRequest()
+	req.SetRequestURI(o.target.String())
+	req.SetHost(o.host)
+	for _, h := range o.headers {
+		req.Header.Set(h[0], h[1])
+	}
+	return req
+}
+
+// warmUp sends one request per connection at once, unmeasured, so that the
+// pool is open before the first due time: otherwise the first hundreds of
+// milliseconds measure the generator's handshakes and the server's new
+// goroutines (a bare fasthttp server at 139k/s: a 20 ms p99.9, all of it
+// in the first second).
+func warmUp(hc *fasthttp.HostClient, o options) {
+	var wg sync.WaitGroup
+	for range o.conns {
+		wg.Go(func() {
+			req, resp := newRequest(o), fasthttp.AcquireResponse()
+			hc.DoTimeout(req, resp, o.timeout)
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		})
+	}
+	wg.Wait()
 }
 
 // quantile is the p quantile of the sorted latencies, in microseconds; 0

@@ -113,7 +113,7 @@ func TestCountsLateFromSchedule(t *testing.T) {
 	t.Cleanup(func() { s.Shutdown() })
 	// 100 ms at 200/s: 21 due times, all but the first due before the
 	// first response.
-	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "200", "-d", "100ms", "-c", "1")
+	m := runKV(t, "-url", "http://"+ln.Addr().String()+"/bench", "-rate", "200", "-d", "100ms", "-c", "1", "-warm=false")
 	if m["sent"] != 21 || m["ok"] != 21 {
 		t.Fatalf("sent %v ok %v, want 21 answered", m["sent"], m["ok"])
 	}
@@ -126,6 +126,32 @@ func TestCountsLateFromSchedule(t *testing.T) {
 	// The median request was due at 50 ms and started after 200 ms.
 	if m["p50_us"] < 150_000 {
 		t.Fatalf("p50 %v us: a late request must count from its due time", m["p50_us"])
+	}
+}
+
+// TestWarmUp: the connections are opened first, each with a request that
+// is not measured: the server sees one request per connection more than
+// the run sends, the run counts only its own, and without -warm the two
+// agree.
+func TestWarmUp(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { n.Add(1) }}
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Shutdown() })
+	url := "http://" + ln.Addr().String() + "/bench"
+	for _, c := range []struct {
+		warm string
+		want int64
+	}{{"-warm=true", 21 + 4}, {"-warm=false", 21}} {
+		n.Store(0)
+		m := runKV(t, "-url", url, "-rate", "200", "-d", "100ms", "-c", "4", c.warm)
+		if m["sent"] != 21 || m["ok"] != 21 || n.Load() != c.want {
+			t.Errorf("%s: sent %v, ok %v, server saw %d: want 21, 21, %d", c.warm, m["sent"], m["ok"], n.Load(), c.want)
+		}
 	}
 }
 

@@ -74,7 +74,11 @@ func controlCreds(_ context.Context, args []string, stdout io.Writer) error {
 	if err := writeSecret(*out, c); err != nil {
 		return fmt.Errorf("control creds: %w", err)
 	}
-	fmt.Fprintf(stdout, "%s credential written to %s\n", role, *out)
+	key, _, err := m.CredsUser(c)
+	if err != nil {
+		return fmt.Errorf("control creds: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s credential written to %s (user %s: `wedgectl control revoke` withdraws it)\n", role, *out, key)
 	return nil
 }
 

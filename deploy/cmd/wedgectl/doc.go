@@ -8,6 +8,7 @@
 //	                         --cluster ROUTES: a member of a three-server control plane)
 //	wedgectl control leaf    a region's leaf node, which its POPs connect to (README.md, "A highly available control plane")
 //	wedgectl control creds   a credential for a role, or for one POP (README.md, "Control-plane credentials and TLS")
+//	wedgectl control revoke  withdraw one credential, on the running servers and for every start (same section)
 //	wedgectl control leaf-bundle  what a leaf node's machine gets, without the control plane's keys (same section)
 //	wedgectl control backup  the whole control plane to a directory of plain files, checked
 //	wedgectl control restore a backup into an empty control plane (README.md, "Backup and restore")

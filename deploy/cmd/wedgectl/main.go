@@ -28,6 +28,7 @@ var commands = map[string]command{
 	"control":           {"control [--nats URL --creds FILE --ca FILE] [--embedded DIR [--listen ADDR] [--auth DIR] [--tls-hosts HOSTS] [--cluster ROUTES --name NAME --cluster-listen ADDR] [--leaf-listen ADDR]] [--http ADDR] [--controller-key FILE] [--controller-trust FILES]", control},
 	"control leaf":      {"control leaf --hub URLS --auth DIR [--listen ADDR] [--name NAME]", controlLeaf},
 	"control creds":     {"control creds controller|push|rollout|revoke|leaf|pop [NAME] --auth DIR [-o FILE]", controlCreds},
+	"control revoke":    {"control revoke KEY|FILE --auth DIR --reason TEXT [--nats URLS] [--who NAME]", controlRevoke},
 	"control backup":    {"control backup [--nats URL] DIR", controlBackup},
 	"control restore":   {"control restore [--nats URL] [--force] [--replicas N] DIR", controlRestore},
 	"rollout start":     {"rollout start PLUGIN@VERSION --waves eu-west:10%,eu-west,us-east,* --gate error_rate<1%,p99<50ms [--bake 2m] [--key ROUTE/PLUGIN] [--config JSON] [--min-requests N] [--dry-run] [--why TEXT]", rolloutStart},

@@ -44,7 +44,7 @@ func TestPurgeCommand(t *testing.T) {
 			}
 			records <- p
 			ack, _ := json.Marshal(manifest.PurgeAck{ID: p.ID, POP: "eu-1", Region: "eu", Purged: 3})
-			nc.Publish(manifest.PurgeAckSubject(p.ID), ack)
+			nc.Publish(manifest.PurgeAckSubject(p.ID, "eu-1"), ack)
 		})
 		if err != nil {
 			t.Fatal(err)

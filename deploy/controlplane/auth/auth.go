@@ -27,8 +27,9 @@
 // checks its own clients' credentials itself, from a leaf bundle
 // (LeafBundle) that holds no seed and no key of the control plane's.
 //
-// A credential cannot be withdrawn yet short of a new account key (a new
-// auth directory and new credentials for everyone).
+// A credential is withdrawn as NATS does it (revoke.go): its user key is
+// revoked in the account's JWT, which the operator re-signs, recorded in
+// the auth directory for every start and pushed to the running servers.
 package auth
 
 import (
@@ -75,6 +76,8 @@ type Material struct {
 
 	operatorJWT string
 	account     nkeys.KeyPair     // nil in a leaf bundle
+	operator    nkeys.KeyPair     // nil in a leaf bundle; re-signs the account (Revoke)
+	system      nkeys.KeyPair     // nil in a leaf bundle; pushes the account (PushAccount)
 	caCert      *x509.Certificate // signs leaf certificates
 	caKey       *ecdsa.PrivateKey // nil in a leaf bundle
 }
@@ -135,7 +138,7 @@ func Load(dir string) (*Material, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Material{Dir: dir, account: acc}
+	m := &Material{Dir: dir, account: acc, operator: op, system: sys}
 	if m.Account, err = acc.PublicKey(); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -152,14 +155,13 @@ func Load(dir string) (*Material, error) {
 	if m.operatorJWT, err = m.Operator.Encode(op); err != nil { // signs, and sets the issuer
 		return nil, fmt.Errorf("auth: operator: %w", err)
 	}
-	ac := jwt.NewAccountClaims(m.Account)
-	ac.Name = "wedge"
-	// JetStream on, unbounded: the buckets' own limits apply.
-	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit,
-		Streams: jwt.NoLimit, Consumer: jwt.NoLimit, MaxAckPending: jwt.NoLimit}
-	accJWT, err := ac.Encode(op)
+	revoked, err := Revocations(dir)
 	if err != nil {
-		return nil, fmt.Errorf("auth: account: %w", err)
+		return nil, err
+	}
+	accJWT, err := accountJWT(op, m.Account, revoked) // the withdrawn credentials in it (revoke.go)
+	if err != nil {
+		return nil, err
 	}
 	sc := jwt.NewAccountClaims(m.System)
 	sc.Name = "SYS"

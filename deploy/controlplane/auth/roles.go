@@ -124,16 +124,13 @@ func kvPut(bucket, key string) string { return "$KV." + bucket + "." + key }
 // TestPOPCredentials), and a write not listed is refused by the server
 // with a permissions violation.
 //
-// Known gaps. The purge acks (wedge.purge.ack.<purge id>) and rate-limit
-// batches (wedge.ratelimit.global, .region.<region>) do not carry the
-// POP's name, so a POP may publish an ack or a batch in another POP's
-// name; the subjects would have to change to pin them. And a role that
-// may create a consumer chooses its deliver subject, which JetStream
-// publishes to with no permission check, whenever some client subscribes
-// to it: a POP can replay a stream's messages to a subject it may not
-// publish on. Tried against nats-server 2.15: a delivery into another
-// bucket's subjects stored nothing (a stream's capture is no interest),
-// and other credentials' inboxes are now their own, their names unknown.
+// A known gap: a role that may create a consumer chooses its deliver
+// subject, which JetStream publishes to with no permission check, whenever
+// some client subscribes to it: a POP can replay a stream's messages to a
+// subject it may not publish on. Tried against nats-server 2.15: a
+// delivery into another bucket's subjects stored nothing (a stream's
+// capture is no interest), and other credentials' inboxes are now their
+// own, their names unknown.
 func Permissions(role Role, name, user string) (pub, sub []string, err error) {
 	replies := []string{Inbox(user) + ".>"} // every JetStream request and publish waits for an answer
 	switch role {
@@ -149,8 +146,13 @@ func Permissions(role Role, name, user string) (pub, sub []string, err error) {
 		}
 		pub = append(slices.Clone(reads),
 			kvPut(manifest.BucketStatus, manifest.POPKey(name)), // its own status, nothing else
-			manifest.SubjectPurgeAck+".*",                       // acknowledging a purge (edge/fleet purge.go)
-			manifest.SubjectRateLimit+".>",                      // usage batches and heartbeats (edge/limitsync)
+			// Acknowledging a purge (edge/fleet purge.go), and usage
+			// batches and heartbeats (edge/limitsync): each on a subject
+			// that ends in its own name, which the readers take as the
+			// sender's, so no POP speaks for another.
+			manifest.PurgeAckSubject("*", name),
+			manifest.SubjectRateLimit+".global."+name,
+			manifest.SubjectRateLimit+".region.*."+name,
 		)
 		sub = append(replies,
 			manifest.SubjectRateLimit+".>", // the other POPs' batches
@@ -172,7 +174,7 @@ func Permissions(role Role, name, user string) (pub, sub []string, err error) {
 			manifest.SubjectPurgeRegions,        // wedgectl purge --region
 		)
 		sub = append(replies,
-			manifest.SubjectPurgeAck+".*", // the POPs' confirmations of a purge
+			manifest.PurgeAckSubject("*", "*"), // the POPs' confirmations of a purge
 		)
 		return leafForms(pub), sub, nil
 	case Revoke:

@@ -167,6 +167,16 @@ func Start(opts Options) (*Server, error) {
 			return nil, errors.New("controlplane: embedded NATS server did not start within 10s")
 		}
 	}
+	if opts.Auth != nil {
+		// Loaded now, the account is one a claims update reaches
+		// (auth.PushAccount, which withdraws credentials): a server
+		// that had not loaded it yet would skip the update and load it
+		// later as it started, without the revocations.
+		if _, err := ns.LookupAccount(opts.Auth.Account); err != nil {
+			s.Shutdown()
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+	}
 	if opts.Listen != "" {
 		s.opts.Listen = ns.Addr().String() // port 0 resolved, for a restart
 	}
