@@ -48,7 +48,7 @@ import (
 // fixed share instead (the first controller here) trapped a node just at
 // its capacity: a burst set it shedding, and shedding held it below what
 // the load needed, so it never stopped (26-35% shed at 1x). A 503
-// costs about 6 us of CPU against about 16 for a hit, near a bare
+// costs about 5 us of CPU against about 13 for a hit, near a bare
 // fasthttp server's answer, so at twice capacity some 80% is shed; past
 // about 3x even the 503s fill the CPU (deploy/bench/overload.sh
 // measures both). A delay over target_delay counts as pinned and

@@ -8,6 +8,7 @@ package edge_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/internal/jwstest"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
@@ -70,13 +72,31 @@ func bigApp(t *testing.T) string {
 // other path behind auth, ratelimit and cache, with limits. Its write
 // timeout is long enough that no slow reader is cut off while a test on a
 // busy machine still counts on it.
+//
+// Its connections have a 64 KiB send buffer (the kernel doubles it). Left
+// to itself the kernel grows the send buffer of a stalled write to
+// tcp_wmem's maximum, 4 MiB: TestSlowReadersOfCachedBody's readers then held
+// 1160 MiB of kernel memory (40 MiB now). On a 24 GiB machine that is three
+// quarters of what TCP may use before the kernel puts every socket on it
+// under memory pressure (tcp_mem), and two runs at once (another package's
+// tests, another checkout) would pass its hard limit, past which the kernel
+// drops data arriving for any socket with some queued: every test and
+// benchmark beside would stall on retransmissions. The test is about the
+// node's memory, which the buffer does not change: a write of 8 MiB stalls
+// either way.
 func startBig(t *testing.T, limits string) *testNode {
 	t.Helper()
 	if limits != "" {
 		limits = ", " + limits
 	}
+	lc := net.ListenConfig{Control: sockopt(syscall.SO_SNDBUF, 64<<10)}
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
 	p := plugins(t)
-	return startNode(t, fmt.Sprintf(`
+	return startNodeWith(t, fmt.Sprintf(`
 admin: {token: s3cret}
 limits: {write_timeout: 10m%s}
 origins:
@@ -94,7 +114,20 @@ routes:
       - {file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]}}}
       - {file: %q, config: {policies: [{name: per_user, key: "value:identity-sub", limit: 5, period: 1m, burst: 5}]}}
       - {file: %q}
-`, limits, bigApp(t), origintest.Key.Text(), p["cache"], p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]))
+`, limits, bigApp(t), origintest.Key.Text(), p["cache"], p["auth"], base64.RawURLEncoding.EncodeToString(jwtSecret), p["ratelimit"], p["cache"]),
+		edge.Options{}, ln)
+}
+
+// sockopt sets the socket option opt (SOL_SOCKET) to v on a socket about to
+// listen or connect; an accepted connection takes its listener's.
+func sockopt(opt, v int) func(_, _ string, rc syscall.RawConn) error {
+	return func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, v) }); err != nil {
+			return err
+		}
+		return serr
+	}
 }
 
 // slowReader opens a connection that asks for target and reads nothing.
@@ -102,16 +135,7 @@ routes:
 // once the kernel's send buffer is full.
 func slowReader(t *testing.T, addr, target string) net.Conn {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := net.Dialer{Timeout: 5 * time.Second, Control: sockopt(syscall.SO_RCVBUF, 4<<10)}
 	c, err := d.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +234,7 @@ func TestSlowReadersOfCachedBody(t *testing.T) {
 			t.Fatalf("warming, request %d: %d, %d bytes, Cache-Status %q, %v; want %s", i+1, st, size, cs, err, want)
 		}
 	}
-	served := metric(t, n, "wedge_edge_requests_total", "route", "big", "code", "2xx")
+	served := metric(t, n, "wedge_edge_requests_total", "route", "big") // both 200s
 	before := rss(t)
 	// In batches, so that a node that copies bodies is caught after a few
 	// hundred MiB rather than left to grow by gigabytes.
@@ -220,8 +244,13 @@ func TestSlowReadersOfCachedBody(t *testing.T) {
 			opened++
 		}
 		// Counted once the response is handed to the server, which then
-		// holds it until the client has read it all.
-		waitMetric(t, n, atLeast(served+float64(opened)), "wedge_edge_requests_total", "route", "big", "code", "2xx")
+		// holds it until the client has read it all. Waited for whatever
+		// its status, so that a failure says which it was.
+		waitMetric(t, n, atLeast(served+float64(opened)), "wedge_edge_requests_total", "route", "big")
+		if ok := metric(t, n, "wedge_edge_requests_total", "route", "big", "code", "2xx"); ok != served+float64(opened) {
+			t.Fatalf("%v of %d slow readers answered 2xx; plugin errors: %v, of which no free instance in time (busy) %v",
+				ok-served, opened, metric(t, n, "wedge_plugin_errors_total"), metric(t, n, "wedge_plugin_errors_total", "kind", "busy"))
+		}
 		if grown := rss(t) - before; grown > bound {
 			t.Fatalf("%d slow readers of a cached 8 MiB body: RSS grew by %d MiB, bound %d MiB",
 				opened, grown>>20, bound>>20)

@@ -16,8 +16,9 @@
 # few percent past its capacity falls behind by tens of ms a second,
 # which a 2 s run may not show. Just under M the node still answers
 # everything, but its queue comes and goes with p99s of tens of ms: that
-# is the load a node that keeps its queue short starts shedding at. Then each multiple in MULTS of that capacity
-# runs DURATION against each edge, ROUNDS times, and a table shows, per
+# is the load a node that keeps its queue short starts shedding at. Then
+# each multiple in MULTS of that capacity runs DURATION against each
+# edge, ROUNDS times, and a table shows, per
 # point: offered and achieved req/s, the 2xx and 503 counts and their p99s
 # (loadgen times each request from when it was due, so queueing counts),
 # errors, and the edge's shed counter; the _set columns are the same
@@ -27,10 +28,10 @@
 # First of all, a bare fasthttp server (benchserve, a body as long as the
 # shed answer's) on core 0 takes the same saturating run: its responses/s
 # are the floor of what a 503 costs, to set against the shedding edge's
-# answers/s at 3x. It also takes each point's rate (peer_p99_ms): the
-# p99 of an answer as cheap as a 503 at that rate on this machine, the
-# floor of the shed answers' (past ~100k/s, loadgen's own core is
-# nearly full and its tail is part of every figure).
+# answers/s at 3x. It also takes each point's rate (peer_p99_ms, and
+# peer_set settled): the p99 of an answer as cheap as a 503 at that rate
+# on this machine, the floor of the shed answers' (past ~100k/s, loadgen's
+# own core is nearly full and its tail is part of every figure).
 #
 #   deploy/bench/overload.sh          # MULTS="0.5 1 1.5 2 3" DURATION=5s ROUNDS=1
 #   CAPACITY=40000 deploy/bench/overload.sh   # skip the capacity search
@@ -135,26 +136,28 @@ if [ -z "$capacity" ]; then
 	[ "$capacity" -gt 0 ] || { echo "no rate kept up with: capacity unknown" >&2; exit 1; }
 fi
 echo "# capacity: $capacity req/s (kept up with, p99 <= $cap_p99_ms ms, without shedding); $duration per point"
-printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11s %11s %11s %11s %11s %10s %8s %11s\n' \
-	shedding x round offered achieved n_2xx n_503 errors p99_2xx_ms p99_503_ms p50_503_ms p99_2xx_set p99_503_set edge_shed late peer_p99_ms
+printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11s %11s %11s %11s %11s %10s %8s %11s %9s\n' \
+	shedding x round offered achieved n_2xx n_503 errors p99_2xx_ms p99_503_ms p50_503_ms p99_2xx_set p99_503_set edge_shed late peer_p99_ms peer_set
 for r in $(seq "$rounds"); do
 	for m in $mults; do
 		rate=$(awk -v c="$capacity" -v m="$m" 'BEGIN {printf "%.0f", c * m}')
-		peer=$(awk -v u="$(kv "$(load 18158 "$rate" "$secs")" p99_us)" 'BEGIN {print u / 1000}')
+		line=$(load 18158 "$rate" "$secs")
+		peer=$(awk -v u="$(kv "$line" p99_us)" 'BEGIN {print u / 1000}')
+		peer_set=$(awk -v u="$(kv "$line" p99_2xx_settled_us)" 'BEGIN {print u / 1000}')
 		for mode in on off; do
 			port=18154 admin=18155
 			[ "$mode" = on ] || port=18156 admin=18157
 			before=$(shed "$admin")
 			line=$(load "$port" "$rate" "$secs")
 			after=$(shed "$admin")
-			printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11.2f %11.3f %11.3f %11.2f %11.3f %10s %8s %11.3f\n' "$mode" "$m" "$r" "$rate" \
+			printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11.2f %11.3f %11.3f %11.2f %11.3f %10s %8s %11.3f %9.3f\n' "$mode" "$m" "$r" "$rate" \
 				"$(kv "$line" achieved)" "$(kv "$line" n_2xx)" "$(kv "$line" n_503)" "$(kv "$line" errors)" \
 				"$(awk -v u="$(kv "$line" p99_2xx_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p99_503_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p50_503_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p99_2xx_settled_us)" 'BEGIN {print u / 1000}')" \
 				"$(awk -v u="$(kv "$line" p99_503_settled_us)" 'BEGIN {print u / 1000}')" \
-				"$((after - before))" "$(kv "$line" late)" "$peer"
+				"$((after - before))" "$(kv "$line" late)" "$peer" "$peer_set"
 		done
 	done
 done

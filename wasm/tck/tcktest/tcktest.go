@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -36,63 +37,83 @@ import (
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
 
-// Config is the kit's configuration: fresh keys of every family, each with
-// a message it signed, and what the host assigns the request itself where
+// Config is the kit's configuration: keys of every family, each with a
+// message it signed, and what the host assigns the request itself where
 // it is not the fixture's (the zero tck.Assigned for the harness).
 func Config(t testing.TB, a tck.Assigned) []byte {
 	t.Helper()
+	keys, err := kitKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := json.Marshal(map[string]any{"keys": keys, "assigned": a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// kitKeys are fresh keys of every family, made once per process: making
+// them (RSA's above all) was a good part of a conformance run under -race,
+// and a test process runs the kit several times (the harness, a live node,
+// each guest).
+var kitKeys = sync.OnceValues(func() ([]tck.Key, error) {
 	msg := []byte("the quick brown fox")
 	b64 := base64.StdEncoding.EncodeToString
 	var keys []tck.Key
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	// add signs msg with priv under alg and lists the key in format.
-	add := func(alg string, format abi.KeyFormat, key []byte, priv any) {
+	add := func(alg string, format abi.KeyFormat, key []byte, priv any) error {
 		sig, err := jwstest.Sign(alg, priv, msg)
-		must(err)
 		keys = append(keys, tck.Key{Alg: alg, Format: format, Key: b64(key), Msg: b64(msg), Sig: b64(sig)})
+		return err
 	}
 	jwk := func(key any) []byte {
-		b, err := json.Marshal(jwstest.JWK(key, "", ""))
-		must(err)
+		b, _ := json.Marshal(jwstest.JWK(key, "", "")) // a map of strings
 		return b
 	}
 	// Secrets as long as the hash, the least key_register takes.
 	hs256, hs512 := bytes.Repeat([]byte("hs256-secret"), 3)[:32], bytes.Repeat([]byte("hs512-secret"), 6)[:64]
-	add("HS256", abi.KeyRaw, hs256, hs256)
-	add("HS512", abi.KeyJWK, jwk(hs512), hs512)
-
 	rk, err := rsa.GenerateKey(rand.Reader, 2048)
-	must(err)
-	der, err := x509.MarshalPKIXPublicKey(&rk.PublicKey)
-	must(err)
-	add("RS256", abi.KeyPKIX, der, rk)
-	add("PS256", abi.KeyJWK, jwk(rk), rk)
-
+	if err != nil {
+		return nil, err
+	}
+	rsaDER, err := x509.MarshalPKIXPublicKey(&rk.PublicKey)
+	if err != nil {
+		return nil, err
+	}
 	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(err)
+	if err != nil {
+		return nil, err
+	}
 	point, err := ek.PublicKey.Bytes()
-	must(err)
-	add("ES256", abi.KeyRaw, point, ek)
-	add("ES256", abi.KeyJWK, jwk(ek), ek)
+	if err != nil {
+		return nil, err
+	}
 	ek384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	must(err)
-	der, err = x509.MarshalPKIXPublicKey(&ek384.PublicKey)
-	must(err)
-	add("ES384", abi.KeyPKIX, der, ek384)
-
+	if err != nil {
+		return nil, err
+	}
+	ecDER, err := x509.MarshalPKIXPublicKey(&ek384.PublicKey)
+	if err != nil {
+		return nil, err
+	}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	must(err)
-	add("EdDSA", abi.KeyRaw, pub, priv)
-	add("EdDSA", abi.KeyJWK, jwk(priv), priv)
-
-	cfg, err := json.Marshal(map[string]any{"keys": keys, "assigned": a})
-	must(err)
-	return cfg
-}
+	if err != nil {
+		return nil, err
+	}
+	err = errors.Join(
+		add("HS256", abi.KeyRaw, hs256, hs256),
+		add("HS512", abi.KeyJWK, jwk(hs512), hs512),
+		add("RS256", abi.KeyPKIX, rsaDER, rk),
+		add("PS256", abi.KeyJWK, jwk(rk), rk),
+		add("ES256", abi.KeyRaw, point, ek),
+		add("ES256", abi.KeyJWK, jwk(ek), ek),
+		add("ES384", abi.KeyPKIX, ecDER, ek384),
+		add("EdDSA", abi.KeyRaw, pub, priv),
+		add("EdDSA", abi.KeyJWK, jwk(priv), priv),
+	)
+	return keys, err
+})
 
 // Request is the fixture request as the harness hands it to a host.
 func Request() host.Request {
