@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,18 +46,6 @@ routes:
 overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, target_delay: 1h}
 `, o.Addr, origintest.Key.Text()))
 
-	get := func(c net.Conn, r *bufio.Reader, path string) (*http.Response, string, error) {
-		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
-			return nil, "", err
-		}
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			return nil, "", err
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, string(body), err
-	}
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp4", n.Addr)
 		if err != nil {
@@ -85,7 +71,7 @@ overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, targ
 					return
 				default:
 				}
-				resp, body, err := get(c, r, "/x")
+				resp, body, err := send(c, r)
 				switch {
 				case err != nil:
 					bad.Store(err.Error())
@@ -107,7 +93,7 @@ overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, targ
 	// Under the same load, the long-poll route is not limited.
 	pc, pr := dial()
 	for range 3 {
-		if resp, body, err := get(pc, pr, "/poll"); err != nil || resp.StatusCode != 200 {
+		if resp, body, err := sendPath(pc, pr, "/poll"); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("a long poll while the origin is limited: %v %v %q, want 200", err, resp, body)
 		}
 	}
@@ -131,7 +117,7 @@ overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, targ
 		t.Errorf("the origin saw %d requests, want the %d answered", got, want)
 	}
 	c, r := dial()
-	if resp, body, err := get(c, r, "/x"); err != nil || resp.StatusCode != 200 {
+	if resp, body, err := send(c, r); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("a request after the load: %v %v %q, want 200", err, resp, body)
 	}
 }

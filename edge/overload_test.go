@@ -63,8 +63,11 @@ func get(t *testing.T, c net.Conn, r *bufio.Reader) (*http.Response, string) {
 }
 
 // send is get for another goroutine than the test's.
-func send(c net.Conn, r *bufio.Reader) (*http.Response, string, error) {
-	if _, err := io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+func send(c net.Conn, r *bufio.Reader) (*http.Response, string, error) { return sendPath(c, r, "/x") }
+
+// sendPath is send for a GET of path.
+func sendPath(c net.Conn, r *bufio.Reader, path string) (*http.Response, string, error) {
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
 		return nil, "", err
 	}
 	resp, err := http.ReadResponse(r, nil)

@@ -28,23 +28,7 @@ func TestControlCreds(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("control creds made an auth directory of its own: %v", ents)
 	}
-	m, err := auth.Init(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Auth: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect(t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := controlplane.Ensure(ctx, nc); err != nil {
-		t.Fatal(err)
-	}
+	srv, _ := authPlane(t, dir)
 
 	// Over a file readable by all, as a careless copy leaves it.
 	file := filepath.Join(t.TempDir(), "eu-1.creds")
@@ -118,4 +102,30 @@ func TestLeafBundleAndHosts(t *testing.T) {
 			t.Errorf("%s: no error", strings.Join(args, " "))
 		}
 	}
+}
+
+// authPlane is a control plane with auth on from a new auth directory in
+// dir, its buckets made, until the test ends: the server and the stores,
+// opened by the controller's in-process connection.
+func authPlane(t *testing.T, dir string) (*embedded.Server, *controlplane.Stores) {
+	t.Helper()
+	m, err := auth.Init(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Auth: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cs, err := controlplane.Ensure(context.Background(), nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, cs
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/auth"
-	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/internal/testutil"
 )
@@ -23,24 +22,7 @@ import (
 func TestControlRevoke(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	m, err := auth.Init(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Auth: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect(t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	cs, err := controlplane.Ensure(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, cs := authPlane(t, dir)
 	var out testutil.SyncBuffer
 	creds := map[string]string{}
 	for _, pop := range []string{"eu-1", "eu-2"} {

@@ -251,13 +251,9 @@ func (m *Material) Creds(role Role, name string) ([]byte, error) {
 	if m.account == nil {
 		return nil, fmt.Errorf("auth: %s is a leaf bundle: credentials are minted on the control plane", m.Dir)
 	}
-	user, err := nkeys.CreateUser()
+	user, upub, err := newUser()
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	upub, err := user.PublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, err
 	}
 	pub, sub, err := Permissions(role, name, upub)
 	if err != nil {
@@ -381,4 +377,17 @@ func LoadLeaf(dir string) (*Material, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// newUser is a fresh user key pair and its public key.
+func newUser() (nkeys.KeyPair, string, error) {
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: %w", err)
+	}
+	upub, err := user.PublicKey()
+	if err != nil {
+		return nil, "", fmt.Errorf("auth: %w", err)
+	}
+	return user, upub, nil
 }

@@ -201,13 +201,9 @@ func (m *Material) PushAccount(ctx context.Context, url string) ([]string, error
 	if m.system == nil {
 		return nil, fmt.Errorf("auth: %s is a leaf bundle: revocations are pushed from the control plane", m.Dir)
 	}
-	user, err := nkeys.CreateUser()
+	user, upub, err := newUser()
 	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
-	upub, err := user.PublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
+		return nil, err
 	}
 	uc := jwt.NewUserClaims(upub)
 	uc.Name = "push-account"
