@@ -48,10 +48,10 @@ import (
 // fixed share instead (the first controller here) trapped a node just at
 // its capacity: a burst set it shedding, and shedding held it below what
 // the load needed, so it never stopped (26-35% shed at 1x). A 503
-// costs about 5 us of CPU against about 13 for a hit, near a bare
-// fasthttp server's answer, so at twice capacity some 80% is shed; past
-// about 3x even the 503s fill the CPU (deploy/bench/overload.sh
-// measures both). A delay over target_delay counts as pinned and
+// costs about 5 us of CPU against about 13 for a 1 KiB hit, near a bare
+// fasthttp server's answer, so at twice capacity some 85% of such hits
+// are shed (two thirds of 64 KiB ones); past about 3x even the 503s
+// fill the CPU (deploy/bench/overload.sh measures both). A delay over target_delay counts as pinned and
 // queued both: work waits for a CPU that this process's own use does
 // not explain (a noisy neighbour, the origin service on the same core).
 //
