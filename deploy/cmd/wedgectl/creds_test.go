@@ -11,6 +11,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/auth"
+	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/internal/testutil"
 )
@@ -105,27 +106,12 @@ func TestLeafBundleAndHosts(t *testing.T) {
 }
 
 // authPlane is a control plane with auth on from a new auth directory in
-// dir, its buckets made, until the test ends: the server and the stores,
-// opened by the controller's in-process connection.
+// dir, its buckets made, until the test ends.
 func authPlane(t *testing.T, dir string) (*embedded.Server, *controlplane.Stores) {
 	t.Helper()
 	m, err := auth.Init(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := embedded.Start(embedded.Options{Listen: "127.0.0.1:0", Auth: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect(t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	cs, err := controlplane.Ensure(context.Background(), nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, cs
+	return controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0", Auth: m})
 }
