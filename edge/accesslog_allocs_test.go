@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 // TestServeHitAccessLogAllocs is TestServeHitAllocs with the access log
@@ -25,8 +28,15 @@ func TestServeHitAccessLogAllocs(t *testing.T) {
 	if a := leastAllocs(func() { serveHit(t, h, ctx, r) }); a != 0 {
 		t.Fatalf("%v allocations per hit, want 0", a)
 	}
-	// The hits were logged: the test measured the log's work.
-	waitAccessLog(t, logFile, 3000)
+	// The hits were logged: the test measured the log's work. Lines past
+	// the log's buffer are dropped and counted, not waited for: a writer
+	// slow to be scheduled (a busy machine) drops some of 3000 queued at
+	// once.
+	testutil.Eventually(t, 10*time.Second, "3000 lines in the access log, written or dropped", func() bool {
+		b, _ := os.ReadFile(logFile)
+		return float64(bytes.Count(b, []byte{'\n'}))+
+			testutil.MetricSum(t, n.Registry(), "wedge_edge_access_log_dropped_total", nil) >= 3000
+	})
 	if b, _ := os.ReadFile(logFile); !bytes.Contains(b, []byte(`"cache_status":"wedge; hit`)) {
 		t.Fatal("no hit in the access log")
 	}
