@@ -237,12 +237,17 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 	if g.certs, err = loadCerts(cfg.TLS.Certs); err != nil {
 		return g, err
 	}
+	prev := n.gen.Load() // nil at start
 	for name, oc := range cfg.Origins {
 		o, err := newOrigin(name, oc, n.om, n.log)
 		if err != nil {
 			return g, err
 		}
-		o.limit = newOriginLimit(name, time.Duration(oc.LatencyTarget), &cfg.Overload, n.m) // originlimit.go
+		var was *originLimit
+		if prev != nil && prev.origins[name] != nil {
+			was = prev.origins[name].limit
+		}
+		o.limit = keepOriginLimit(was, name, time.Duration(oc.LatencyTarget), &cfg.Overload, n.m) // originlimit.go
 		g.origins[name] = o
 	}
 	for _, rc := range cfg.Routes {

@@ -74,6 +74,19 @@ func newOriginLimit(name string, target time.Duration, cfg *OverloadConfig, m *m
 	return l
 }
 
+// keepOriginLimit is the origin's limit in a new generation: was, the
+// last generation's, where it limits the same way, so that a reload in
+// the middle of an overload neither forgets what the origin takes (back
+// to initial_limit, a flood for an origin already behind) nor loses count
+// of the exchanges the last generation still has in flight.
+func keepOriginLimit(was *originLimit, name string, target time.Duration, cfg *OverloadConfig, m *metrics) *originLimit {
+	if was != nil && !cfg.Off && was.g.target == target &&
+		was.g.min == float64(cfg.MinLimit) && was.g.max == float64(cfg.MaxLimit) {
+		return was
+	}
+	return newOriginLimit(name, target, cfg, m)
+}
+
 // acquire takes a place for one exchange, or answers resp 503 and reports
 // false. A nil limit admits everything.
 func (l *originLimit) acquire(resp *host.Response) bool {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
@@ -37,14 +38,15 @@ func TestOriginLimit(t *testing.T) {
 		resp.Status = 200
 		resp.Body = append(resp.Body, "done\n"...)
 	}))
-	n := edgetest.Start(t, fmt.Sprintf(`
+	doc := fmt.Sprintf(`
 origins:
   app: {addr: %q, key: %q, latency_target: 10ms}
 routes:
   - {path: /poll, origin: app, timeout: 30s}
   - {path: /, origin: app}
 overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, target_delay: 1h}
-`, o.Addr, origintest.Key.Text()))
+`, o.Addr, origintest.Key.Text())
+	n := edgetest.Start(t, doc)
 
 	dial := func() (net.Conn, *bufio.Reader) {
 		c, err := net.Dial("tcp4", n.Addr)
@@ -111,6 +113,18 @@ overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, targ
 	}
 	if lat := testutil.MetricSum(t, n.Registry(), "wedge_edge_origin_latency_seconds", map[string]string{"origin": "app"}); lat <= 0 {
 		t.Errorf("origin latency %v, want it measured", lat)
+	}
+	// A reload keeps what the limit learnt: back at initial_limit, it would
+	// let a flood through to an origin already behind.
+	cfg, err := edge.ParseConfig([]byte(doc), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.MetricSum(t, n.Registry(), "wedge_edge_origin_concurrency_limit", map[string]string{"origin": "app"}); got != limit {
+		t.Errorf("origin limit %v after a reload, want the %v it had", got, limit)
 	}
 	// The refused were never sent: the origin saw the answered and the polls.
 	if got, want := reached.Load(), ok.Load()+3; got != want {

@@ -52,21 +52,13 @@ import (
 // at its capacity: a burst set it shedding, and shedding held it below
 // what the load needed, so it never stopped (26-35% shed at 1x).
 //
-// Far past capacity the node keeps a margin. It learns what a request
-// costs (CPU time per request, from windows that shed nothing with the
-// CPU at least 3/4 busy) and so what the requests offered would take if
-// none were shed: the demand, wedge_edge_cpu_demand. While shedding with
-// a demand of at least farPast, the queue that makes p climb is a
-// quarter of queue_delay, and p comes down a step at a time: p settles
-// where the CPU has a few percent to spare, so that a 503 is not answered
-// behind a queue (its p99 at 2x with 64 KiB hits: 0.7-0.9 ms, against
-// 1.6-1.9 holding queue_delay). Nearer capacity that margin would be
-// shed from load the node can serve: a node at its capacity queues
-// 0.1-0.2 ms all along (10% shed at 1x, tried). A 503 costs about 5 us
-// of CPU against about 13 for a 1 KiB hit, near a bare fasthttp server's
-// answer, so at twice capacity some 85% of such hits are shed (two thirds
-// of 64 KiB ones); past about 3x even the 503s fill the CPU
-// (deploy/bench/overload.sh measures both).
+// A 503 costs about 5 us of CPU against about 13 for a 1 KiB hit, near a
+// bare fasthttp server's answer, so at twice capacity some 85% of such
+// hits are shed (two thirds of 64 KiB ones); past about 3x even the 503s
+// fill the CPU (deploy/bench/overload.sh measures both). A margin kept
+// far past capacity, so that a 503 waits behind no queue, brought their
+// p99 at 2x under 1 ms with 64 KiB hits but admitted a quarter fewer
+// requests: not kept (the README's Overload section has the figures).
 //
 // A delay over target_delay counts as pinned and queued both: work waits
 // for a CPU that this process's own use does not explain (a noisy
@@ -118,9 +110,11 @@ const delayQuantile = 0.9
 // The shed share's controller (see above). saturated is the utilisation
 // that counts as pinned: the sample's own jitter keeps a busy window from
 // reading exactly 1. onset is the samples in a row behind before shedding
-// starts. shedStep is p's step up, shedDown its step down: a quarter, so
-// p comes down slowly (each 0.01 of it at twice capacity is 2% of the
-// node's CPU) and a backlog once drained does not build again at once.
+// starts. shedStep is p's step up, shedDown its first step down (the
+// next ones 2, 3, ... times it while no queue returns): a quarter, so p
+// near its level comes down slowly (each 0.01 of it at twice capacity is
+// 2% of the node's CPU) and a backlog once drained does not build again
+// at once, while a p that a burst drove high is back to 0 in some 100 ms.
 // maxShed leaves a trickle admitted, so a node offered more than it can
 // even refuse still serves some.
 const (
@@ -129,7 +123,6 @@ const (
 	shedStep  = 0.02
 	shedDown  = 0.005
 	maxShed   = 0.98
-	farPast   = 1.5
 )
 
 // The shed answer, pre-rendered and never copied (SetBodyRaw: nothing
@@ -159,7 +152,6 @@ type overload struct {
 	limit    atomic.Int64
 	shedP    atomic.Uint32 // p in units of 2^-32: a request is shed when a random uint32 is below it
 	next     atomic.Int64  // sinceStart of the next sample
-	offered  atomic.Uint64 // requests that reached admit
 	shedN    atomic.Uint64
 	shed     [2]prometheus.Counter
 
@@ -168,7 +160,6 @@ type overload struct {
 	mu         sync.Mutex
 	g          gradient
 	c          cpuShed
-	d          demand
 	queueDelay time.Duration
 	samples    []rtmetrics.Sample
 	prev       []uint64 // the delay histogram's counts at the last sample
@@ -176,9 +167,7 @@ type overload struct {
 	wallAt     int64
 	delay      atomic.Int64
 	util       atomic.Uint64 // math.Float64bits of the last window's utilisation
-	demandBits atomic.Uint64 // math.Float64bits of d.load
 	shedSeen   uint64
-	offerSeen  uint64
 	lastShed   atomic.Int64 // sinceStart of the last sample that saw a shed; 0: none
 }
 
@@ -210,9 +199,6 @@ func (o *overload) init(cfg *OverloadConfig, m *metrics, reg prometheus.Register
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "cpu_utilization",
 			Help: "The process's CPU time against GOMAXPROCS CPUs over the last sample (5 ms)."},
 			func() float64 { return math.Float64frombits(o.util.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "cpu_demand",
-			Help: "The CPU the offered requests would take were none shed, against GOMAXPROCS CPUs (over 1: more than the node can serve)."},
-			func() float64 { return math.Float64frombits(o.demandBits.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "shed_ratio",
 			Help: "The share of requests shed at random while the CPU is pinned (reason cpu)."},
 			func() float64 { return float64(o.shedP.Load()) / (1 << 32) }),
@@ -227,7 +213,6 @@ func (o *overload) admit(ctx *fasthttp.RequestCtx) bool {
 	if o.off {
 		return true
 	}
-	o.offered.Add(1)
 	if now := sinceStart(); now >= o.next.Load() && o.mu.TryLock() {
 		o.sample(now)
 		o.mu.Unlock()
@@ -281,11 +266,9 @@ func (o *overload) sample(now int64) {
 	if !ok {
 		return // no CPU time on this platform: the limit alone
 	}
-	util, offered := 0.0, o.offered.Load()
+	util := 0.0
 	if o.wallAt != 0 && now > o.wallAt {
-		capacity := time.Duration(now-o.wallAt) * time.Duration(runtime.GOMAXPROCS(0))
-		util = float64(cpu-o.cpuAt) / float64(capacity)
-		o.d.update(cpu-o.cpuAt, offered-o.offerSeen, shed || o.c.p > 0, capacity)
+		util = float64(cpu-o.cpuAt) / float64(now-o.wallAt) / float64(runtime.GOMAXPROCS(0))
 		// Samples run only as requests come: the ones a quiet spell
 		// skipped (the CPU mostly idle, not merely too busy to sample)
 		// saw no queue.
@@ -293,17 +276,12 @@ func (o *overload) sample(now int64) {
 			o.c.idle(int((now-o.wallAt)/int64(sampleEvery)) - 1)
 		}
 	}
-	o.cpuAt, o.wallAt, o.offerSeen = cpu, now, offered
+	o.cpuAt, o.wallAt = cpu, now
 	o.util.Store(math.Float64bits(util))
-	o.demandBits.Store(math.Float64bits(o.d.load))
 	// A delay past target_delay is work waiting for a CPU that this
 	// process's own use does not explain: another process has it.
 	stolen := delay > o.g.target
-	queue, far := o.queueDelay, o.c.p > 0 && o.d.load >= farPast
-	if far {
-		queue /= 4
-	}
-	p := o.c.update(util >= saturated || stolen, delay >= queue || stolen, far)
+	p := o.c.update(util >= saturated || stolen, delay >= o.queueDelay || stolen)
 	o.shedP.Store(uint32(p * (1 << 32)))
 }
 
@@ -391,17 +369,12 @@ type cpuShed struct {
 }
 
 // update moves p for one sample and returns it: pinned whether the CPU
-// was busy all of it, queued whether work waited for it as well, far
-// whether the offered load is well past what the CPU serves.
-func (c *cpuShed) update(pinned, queued, far bool) float64 {
+// was busy all of it, queued whether work waited for it as well.
+func (c *cpuShed) update(pinned, queued bool) float64 {
 	switch {
 	case !pinned || !queued:
 		c.run, c.climb, c.calm = 0, 0, c.calm+1
-		down := shedDown
-		if !far {
-			down *= float64(c.calm)
-		}
-		c.p = max(0, c.p-down)
+		c.p = max(0, c.p-shedDown*float64(c.calm))
 	case c.p == 0 && c.run+1 < onset:
 		c.run++
 	default:
@@ -409,46 +382,6 @@ func (c *cpuShed) update(pinned, queued, far bool) float64 {
 		c.p = min(maxShed, c.p+shedStep*float64(c.climb))
 	}
 	return c.p
-}
-
-// demand is the CPU the offered load would take if none of it were shed,
-// against the CPUs the process has (see above): the requests offered
-// times what one costs. The cost is learnt from windows that shed
-// nothing with the CPU at least 3/4 busy, so that it is what a request
-// costs near capacity (at lower loads each costs more: the netpoller
-// wakes for fewer at a time, and timers weigh more); while shedding it
-// stands.
-type demand struct {
-	cpu, n float64 // EWMAs of such a window's CPU time and requests
-	load   float64 // smoothed over about demandSmooth^-1 samples
-}
-
-// Each window's weight in the cost's averages, and in load's.
-const (
-	costSmooth   = 0.05
-	demandSmooth = 0.2
-)
-
-// update takes one window: the CPU time the process used, the requests
-// offered, whether any was shed, and the CPU time the process could have
-// used, avail (wall time times GOMAXPROCS).
-func (d *demand) update(cpu time.Duration, offered uint64, shed bool, avail time.Duration) {
-	if avail <= 0 {
-		return
-	}
-	if !shed && offered > 0 && 4*cpu >= 3*avail {
-		if d.n == 0 {
-			d.cpu, d.n = float64(cpu), float64(offered)
-		} else {
-			d.cpu += (float64(cpu) - d.cpu) * costSmooth
-			d.n += (float64(offered) - d.n) * costSmooth
-		}
-	}
-	load := float64(cpu) / float64(avail) // no cost learnt yet: what it used
-	if d.n > 0 {
-		load = float64(offered) * d.cpu / d.n / float64(avail)
-	}
-	d.load += (load - d.load) * demandSmooth
 }
 
 // idle counts n samples that saw no queue (none ran: no request came).

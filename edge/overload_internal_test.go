@@ -62,96 +62,60 @@ func TestGradient(t *testing.T) {
 // as soon as the queue is gone, even with the CPU still busy (a node just
 // at its capacity, which a burst set shedding, must come back to shedding
 // nothing rather than hold its CPU below what the load needs), faster the
-// longer it stays gone, by one step at a time while the offered load is
-// far past capacity, and climbs again by one step when the queue returns.
+// longer it stays gone, and climbs again by one step when the queue
+// returns.
 func TestCPUShed(t *testing.T) {
 	var c cpuShed
 	for range 1000 {
-		if p := c.update(true, false, false); p != 0 {
+		if p := c.update(true, false); p != 0 {
 			t.Fatalf("busy, no queue: p %v, want 0", p)
 		}
 	}
 	for range 3 {
 		for i := range onset - 1 {
-			if p := c.update(true, true, false); p != 0 {
+			if p := c.update(true, true); p != 0 {
 				t.Fatalf("behind %d samples, under the onset %d: p %v, want 0", i+1, onset, p)
 			}
 		}
-		c.update(true, false, false) // a burst's end: the run starts over
+		c.update(true, false) // a burst's end: the run starts over
 	}
 	for range onset - 1 {
-		c.update(true, true, false)
+		c.update(true, true)
 	}
-	p0 := c.update(true, true, false)
-	p1 := c.update(true, true, false)
-	p2 := c.update(true, true, false)
+	p0 := c.update(true, true)
+	p1 := c.update(true, true)
+	p2 := c.update(true, true)
 	if !(p0 > 0 && p1-p0 > p0 && p2-p1 > p1-p0) {
 		t.Fatalf("behind a whole onset and on: p %v, %v, %v: want it shedding, climbing faster", p0, p1, p2)
 	}
-	behindLong := func() {
-		for range 100 {
-			c.update(true, true, true)
-		}
-		if c.p != maxShed {
-			t.Fatalf("behind long: p %v, want %v", c.p, maxShed)
-		}
+	for range 100 {
+		c.update(true, true)
 	}
-	behindLong()
-	for range 20 {
-		c.update(true, false, true)
+	if c.p != maxShed {
+		t.Fatalf("behind long: p %v, want %v", c.p, maxShed)
+	}
+	for range 10 {
+		c.update(true, false)
 	}
 	a := c.p
-	if b := c.update(true, true, true); !(math.Abs(a-(maxShed-20*shedDown)) < 1e-9 && math.Abs(b-(a+shedStep)) < 1e-9) {
-		t.Fatalf("far past capacity, queue gone 20 samples, CPU busy, then a queue again: p %v then %v, want %v then %v",
-			a, b, maxShed-20*shedDown, a+shedStep)
+	if b := c.update(true, true); !(math.Abs(a-(maxShed-55*shedDown)) < 1e-9 && math.Abs(b-(a+shedStep)) < 1e-9) {
+		t.Fatalf("queue gone 10 samples, CPU busy, then a queue again: p %v then %v, want %v (down by 1, 2, ... steps) then %v",
+			a, b, maxShed-55*shedDown, a+shedStep)
 	}
-	behindLong()
-	for range 10 {
-		c.update(true, false, false)
-	}
-	if want := maxShed - 55*shedDown; math.Abs(c.p-want) > 1e-9 {
-		t.Fatalf("near capacity, queue gone 10 samples: p %v, want %v (down by 1, 2, ... steps)", c.p, want)
-	}
-	for range 1000 {
-		c.update(true, false, false)
+	for range 30 {
+		c.update(true, false)
 	}
 	if c.p != 0 {
-		t.Fatalf("p %v after long without a queue, the CPU busy all along: want 0", c.p)
+		t.Fatalf("p %v after 30 samples without a queue, the CPU busy all along: want 0", c.p)
 	}
 	for range onset {
-		c.update(true, true, false)
+		c.update(true, true)
 	}
 	for range 1000 {
-		c.update(false, true, false)
+		c.update(false, true)
 	}
 	if c.p != 0 {
 		t.Fatalf("p %v after long slack: want 0", c.p)
-	}
-}
-
-// TestDemand: the cost of a request is learnt from windows that shed
-// nothing with the CPU at least 3/4 busy, and stands while shedding, so
-// that the load offered while shedding reads as the CPU it would take.
-func TestDemand(t *testing.T) {
-	var d demand
-	const capacity = 5 * time.Millisecond
-	for range 100 {
-		d.update(4*time.Millisecond, 400, false, capacity) // 10 us a request, 80% busy
-	}
-	if math.Abs(d.load-0.8) > 1e-6 {
-		t.Fatalf("unshed at 80%%: load %v, want 0.8", d.load)
-	}
-	for range 100 {
-		d.update(3*time.Millisecond, 100, false, capacity) // 60% busy, 30 us a request: not learnt
-	}
-	if want := 100 * 10 * time.Microsecond.Seconds() / capacity.Seconds(); math.Abs(d.load-want) > 1e-6 {
-		t.Fatalf("60%% busy: load %v, want %v (the cost learnt near capacity)", d.load, want)
-	}
-	for range 100 {
-		d.update(5*time.Millisecond, 1000, true, capacity) // shedding, twice capacity offered
-	}
-	if math.Abs(d.load-2) > 1e-6 {
-		t.Fatalf("shedding, 1000 offered a window: load %v, want 2", d.load)
 	}
 }
 
