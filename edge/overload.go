@@ -42,12 +42,11 @@ import (
 // a few samples, a backlog for good. Once shedding, p climbs while the
 // node is still behind, by shedStep times the samples it has been behind
 // in a row (fast from 0, a step at a time near the level), and comes down
-// as soon as there is no queue, the CPU busy or not: by shedDown times
-// the samples in a row without one, so that a burst's backlog, which
-// drives p high while it drains, leaves it within tens of ms. So p
+// by shedDown at each sample without a queue, the CPU busy or not. So p
 // settles just above the least share that keeps the queue from building,
 // and goes back to 0 once the offered load does (samples that a quiet
-// spell skipped count as samples without a queue). Holding the CPU below
+// spell skipped count as samples without a queue: a share left from a
+// burst must not meet the next load). Holding the CPU below
 // a fixed share instead (the first controller here) trapped a node just
 // at its capacity: a burst set it shedding, and shedding held it below
 // what the load needed, so it never stopped (26-35% shed at 1x).
@@ -110,11 +109,9 @@ const delayQuantile = 0.9
 // The shed share's controller (see above). saturated is the utilisation
 // that counts as pinned: the sample's own jitter keeps a busy window from
 // reading exactly 1. onset is the samples in a row behind before shedding
-// starts. shedStep is p's step up, shedDown its first step down (the
-// next ones 2, 3, ... times it while no queue returns): a quarter, so p
-// near its level comes down slowly (each 0.01 of it at twice capacity is
-// 2% of the node's CPU) and a backlog once drained does not build again
-// at once, while a p that a burst drove high is back to 0 in some 100 ms.
+// starts. shedStep is p's step up, shedDown its step down: a quarter, so
+// p comes down slowly (each 0.01 of it at twice capacity is 2% of the
+// node's CPU) and a backlog once drained does not build again at once.
 // maxShed leaves a trickle admitted, so a node offered more than it can
 // even refuse still serves some.
 const (
@@ -365,7 +362,6 @@ type cpuShed struct {
 	p     float64
 	run   int // samples in a row behind, before shedding
 	climb int // samples in a row pinned, while shedding
-	calm  int // samples in a row not behind, while shedding
 }
 
 // update moves p for one sample and returns it: pinned whether the CPU
@@ -373,12 +369,12 @@ type cpuShed struct {
 func (c *cpuShed) update(pinned, queued bool) float64 {
 	switch {
 	case !pinned || !queued:
-		c.run, c.climb, c.calm = 0, 0, c.calm+1
-		c.p = max(0, c.p-shedDown*float64(c.calm))
+		c.run, c.climb = 0, 0
+		c.p = max(0, c.p-shedDown)
 	case c.p == 0 && c.run+1 < onset:
 		c.run++
 	default:
-		c.climb, c.calm = c.climb+1, 0
+		c.climb++
 		c.p = min(maxShed, c.p+shedStep*float64(c.climb))
 	}
 	return c.p
@@ -387,7 +383,7 @@ func (c *cpuShed) update(pinned, queued bool) float64 {
 // idle counts n samples that saw no queue (none ran: no request came).
 func (c *cpuShed) idle(n int) {
 	if n > 0 {
-		c.run, c.climb, c.calm = 0, 0, 0
+		c.run, c.climb = 0, 0
 		c.p = max(0, c.p-shedDown*float64(n))
 	}
 }
