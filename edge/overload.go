@@ -46,18 +46,19 @@ import (
 // settles just above the least share that keeps the queue from building,
 // and goes back to 0 once the offered load does (samples that a quiet
 // spell skipped count as samples without a queue: a share left from a
-// burst must not meet the next load). Holding the CPU below
-// a fixed share instead (the first controller here) trapped a node just
-// at its capacity: a burst set it shedding, and shedding held it below
-// what the load needed, so it never stopped (26-35% shed at 1x).
+// burst must not meet the next load). Holding the CPU below a fixed
+// share instead (the first controller here) trapped a node just at its
+// capacity: a burst set it shedding, and shedding held it below what the
+// load needed, so it never stopped (26-35% shed at 1x).
 //
 // A 503 costs about 5 us of CPU against about 13 for a 1 KiB hit, near a
 // bare fasthttp server's answer, so at twice capacity some 85% of such
 // hits are shed (two thirds of 64 KiB ones); past about 3x even the 503s
 // fill the CPU (deploy/bench/overload.sh measures both). A margin kept
 // far past capacity, so that a 503 waits behind no queue, brought their
-// p99 at 2x under 1 ms with 64 KiB hits but admitted a quarter fewer
-// requests: not kept (the README's Overload section has the figures).
+// p99 at 2x to 0.6-1.3 ms in most runs with 64 KiB hits (from 1.6-1.9),
+// but admitted a quarter fewer requests: not kept (the README's Overload
+// section has the figures).
 //
 // A delay over target_delay counts as pinned and queued both: work waits
 // for a CPU that this process's own use does not explain (a noisy

@@ -120,8 +120,8 @@ func TestCPUShed(t *testing.T) {
 
 // TestOverloadForgetsAfterQuiet: samples run only as requests come, so a
 // shed share left from a burst must come down with the time since, not
-// stand until traffic returns (a node idle for seconds after an overload
-// shed most of its first second of ordinary load).
+// stand until traffic returns (a node quiet for ten seconds after 2x shed
+// 6% of a 1x point, all in its first second).
 func TestOverloadForgetsAfterQuiet(t *testing.T) {
 	var o overload
 	cfg := OverloadConfig{}

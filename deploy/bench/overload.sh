@@ -14,8 +14,7 @@
 # (achieved >= 98% of the target, p99 <= CAP_P99_MS, default 5: a few
 # times its idle p99), for as long as a point lasts (DURATION): a node a
 # few percent past its capacity falls behind by tens of ms a second,
-# which a 2 s run may not show (a point that fails runs once more: one
-# slow second of a shared machine fails a point). Just under M the node still answers
+# which a 2 s run may not show. Just under M the node still answers
 # everything, but its queue comes and goes with p99s of tens of ms: that
 # is the load a node that keeps its queue short starts shedding at. Then
 # each multiple in MULTS of that capacity runs DURATION against each
@@ -123,24 +122,16 @@ if [ -z "$capacity" ]; then
 	most=$(kv "$line" achieved)
 	echo "# saturated (no shedding, 2 s at 300000/s offered): $most responses/s"
 	capacity=0
-	# kept RATE: whether the edge without shedding kept up with RATE for a
-	# point. A point that fails is run once more before the sweep stops:
-	# on a shared machine one slow second fails a point well within the
-	# node's capacity.
-	kept() {
-		local line p99 got try
-		for try in 1 2; do
-			line=$(load 18156 "$1" "$secs")
-			p99=$(kv "$line" p99_us) got=$(kv "$line" achieved)
-			echo "# sweep $1/s: achieved $got, p99 ${p99} us"
-			[ "$got" -ge $(($1 * 98 / 100)) ] && [ "$p99" -le $((cap_p99_ms * 1000)) ] && return 0
-		done
-		return 1
-	}
 	for pct in 50 60 70 75 80 85 88 91 94 97 100; do
 		rate=$((most * pct / 100))
-		kept "$rate" || break
-		capacity=$rate
+		line=$(load 18156 "$rate" "$secs")
+		p99=$(kv "$line" p99_us) got=$(kv "$line" achieved)
+		echo "# sweep $rate/s: achieved $got, p99 ${p99} us"
+		if [ "$got" -ge $((rate * 98 / 100)) ] && [ "$p99" -le $((cap_p99_ms * 1000)) ]; then
+			capacity=$rate
+		else
+			break
+		fi
 	done
 	[ "$capacity" -gt 0 ] || { echo "no rate kept up with: capacity unknown" >&2; exit 1; }
 fi
