@@ -243,9 +243,11 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		if err != nil {
 			return g, err
 		}
-		var was *originLimit
-		if prev != nil && prev.origins[name] != nil {
-			was = prev.origins[name].limit
+		var was *originLimit // the same origin's in the last generation
+		if prev != nil {
+			if po := prev.origins[name]; po != nil && po.addr == oc.Addr {
+				was = po.limit
+			}
 		}
 		o.limit = keepOriginLimit(was, name, time.Duration(oc.LatencyTarget), &cfg.Overload, n.m) // originlimit.go
 		g.origins[name] = o

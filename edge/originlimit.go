@@ -75,7 +75,8 @@ func newOriginLimit(name string, target time.Duration, cfg *OverloadConfig, m *m
 }
 
 // keepOriginLimit is the origin's limit in a new generation: was, the
-// last generation's, where it limits the same way, so that a reload in
+// last generation's for the same address (nil for another), where it
+// limits the same way, so that a reload in
 // the middle of an overload neither forgets what the origin takes (back
 // to initial_limit, a flood for an origin already behind) nor loses count
 // of the exchanges the last generation still has in flight.

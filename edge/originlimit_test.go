@@ -134,4 +134,16 @@ overload: {min_limit: 2, initial_limit: 64, max_limit: 64, queue_delay: 1h, targ
 	if resp, body, err := send(c, r); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("a request after the load: %v %v %q, want 200", err, resp, body)
 	}
+	// Another address under the same name is another origin: it starts
+	// from initial_limit, not from what the last one could take.
+	o2 := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 200 }))
+	if cfg, err = edge.ParseConfig([]byte(strings.Replace(doc, o.Addr, o2.Addr, 1)), t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.MetricSum(t, n.Registry(), "wedge_edge_origin_concurrency_limit", map[string]string{"origin": "app"}); got != 64 {
+		t.Errorf("origin limit %v after a reload to another address, want initial_limit 64", got)
+	}
 }
