@@ -288,7 +288,8 @@ func TestMetricNames(t *testing.T) {
 func TestDashboard(t *testing.T) {
 	exprs := dashboardExprs(t)
 	for _, want := range []string{"Requests/s", "Error ratio", "p50 / p95 / p99", "Cache hit ratio", "Origin exchange latency",
-		"Circuit breaker", "Plugin call time", "Plugin failures", "rollouts", "POPs linked", "POPs reporting", "Rate-limit share", "Concurrency"} {
+		"Circuit breaker", "Plugin call time", "Plugin failures", "rollouts", "POPs linked", "POPs reporting", "Rate-limit share", "Concurrency",
+		"CPU", "Origin concurrency limit"} {
 		if !slices.ContainsFunc(slices.Collect(maps.Keys(exprs)), func(title string) bool { return strings.Contains(title, want) }) {
 			t.Errorf("dashboard.json: no panel titled with %q", want)
 		}
@@ -309,7 +310,8 @@ func TestDashboard(t *testing.T) {
 }
 
 // TestNamesExported runs a POP with the cache and ratelimit plugins, two
-// origins (one up, one gone), a control plane and the control plane's
+// origins (one up, with a latency_target so that its limit is exported;
+// one gone), a control plane and the control plane's
 // collector; drives each family into existence (a cache hit, a refused
 // request, a breaker opening, a refused desired state, an active
 // rollout); scrapes them over HTTP and checks that every metric alerts.yml
@@ -345,7 +347,7 @@ admin: {listen: 127.0.0.1:0}
 pop: eu-west-1
 region: eu-west
 origins:
-  app: {addr: %q, key: %q}
+  app: {addr: %q, key: %q, latency_target: 1s}
   gone: {addr: %q, key: %q}
 routes:
   - name: gone
