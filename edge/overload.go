@@ -264,23 +264,31 @@ func (o *overload) sample(now int64) {
 	if !ok {
 		return // no CPU time on this platform: the limit alone
 	}
-	util := 0.0
+	util, skipped := 0.0, 0
 	if o.wallAt != 0 && now > o.wallAt {
 		util = float64(cpu-o.cpuAt) / float64(now-o.wallAt) / float64(runtime.GOMAXPROCS(0))
-		// Samples run only as requests come: the ones a quiet spell
-		// skipped (the CPU mostly idle, not merely too busy to sample)
-		// saw no queue.
-		if util < 0.5 {
-			o.c.idle(int((now-o.wallAt)/int64(sampleEvery)) - 1)
-		}
+		skipped = int((now-o.wallAt)/int64(sampleEvery)) - 1
 	}
 	o.cpuAt, o.wallAt = cpu, now
 	o.util.Store(math.Float64bits(util))
+	p := o.shedFor(util, delay, skipped)
+	o.shedP.Store(uint32(p * (1 << 32)))
+}
+
+// shedFor moves p for a sample whose window saw the utilisation util and
+// the scheduling delay delay, skipped samples after the last one ran
+// (samples run only as requests come), and returns it.
+func (o *overload) shedFor(util float64, delay time.Duration, skipped int) float64 {
 	// A delay past target_delay is work waiting for a CPU that this
 	// process's own use does not explain: another process has it.
 	stolen := delay > o.g.target
-	p := o.c.update(util >= saturated || stolen, delay >= o.queueDelay || stolen)
-	o.shedP.Store(uint32(p * (1 << 32)))
+	queued := delay >= o.queueDelay || stolen
+	// The samples a quiet spell skipped (the CPU mostly idle, and no
+	// queue: not a node starved by another process) saw no queue.
+	if util < 0.5 && !queued {
+		o.c.idle(skipped)
+	}
+	return o.c.update(util >= saturated || stolen, queued)
 }
 
 // windowDelay is the delayQuantile of the scheduling delays recorded

@@ -136,6 +136,25 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 	}
 }
 
+// TestOverloadStarved: a node that another process starves (its own use
+// of the CPU under half, work waiting for one past target_delay) sheds
+// after the onset window however far apart its samples run: a gap
+// between samples is a quiet spell only without a queue (a busy machine
+// kept a node that sampled every 20 ms from ever shedding).
+func TestOverloadStarved(t *testing.T) {
+	var o overload
+	cfg := OverloadConfig{}
+	cfg.setDefaults()
+	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	p := 0.0
+	for range onset {
+		p = o.shedFor(0.4, 2*o.g.target, 3)
+	}
+	if p == 0 {
+		t.Fatalf("no shedding after %d samples starved, 3 skipped before each", onset)
+	}
+}
+
 // TestOverloadSeesCPU: goroutines that keep every CPU busy (so that work
 // waits for one past target_delay, or the process uses all of its CPUs)
 // make the node shed for the CPU after the onset window; once they stop,
