@@ -181,7 +181,7 @@ func (c *requestChain) forward(x *host.MemExchange) error {
 	if c.tiered(x, &timeout) { // tier.go
 		return nil
 	}
-	err := c.rt.origin.exchange(c.n, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	err := c.rt.origin.exchange(c.n, c.rt.limit, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
 	}

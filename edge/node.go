@@ -256,7 +256,7 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		rt := &route{name: rc.Name, host: rc.Host, path: rc.Path, origin: g.origins[rc.Origin], m: n.m.route(rc.Name),
 			tier: rc.Tier == "region", shield: rc.Shield}
 		if rt.timeout = time.Duration(rc.Timeout); rt.timeout == 0 {
-			rt.timeout = rt.origin.timeout
+			rt.timeout, rt.limit = rt.origin.timeout, rt.origin.limit
 		}
 		rt.maxBody, rt.maxResponse = routeMax(rc, &cfg.Limits) // stream.go
 		g.routeBodies = g.routeBodies || rc.MaxBodyBytes != 0

@@ -48,18 +48,18 @@ func (o *origin) close() {
 }
 
 // exchange sends the request as the chain left it, with timeout as its
-// budget, and puts the answer, or the failure, into resp; what st streams
-// (a request body, an answer's body) goes through it (stream.go). It
-// returns the failure, if any, for the origin call's span.
-func (o *origin) exchange(n *Node, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
-	// A route's own timeout or a streamed body: the exchange takes the
-	// time the application or the client chooses, not a measure of the
-	// origin's load (originlimit.go).
-	lim := o.limit
-	if timeout != o.timeout || (st != nil && st.in != nil) {
+// budget, under lim (the route's: nil for none), and puts the answer, or
+// the failure, into resp; what st streams (a request body, an answer's
+// body) goes through it (stream.go). It returns the failure, if any, for
+// the origin call's span.
+func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
+	// A streamed body: the exchange takes the time the client chooses,
+	// not a measure of the origin's load (originlimit.go).
+	if st != nil && st.in != nil {
 		lim = nil
 	}
-	if !lim.acquire(resp) {
+	if !lim.acquire() {
+		originBusyResponse(resp)
 		wresp.Interim = wresp.Interim[:0]
 		return errOriginBusy
 	}

@@ -29,10 +29,12 @@ import (
 // limit at a few requests for a while, which sheds at any load, and a
 // minimum measured under a long overload drifts up with it.
 //
-// Requests whose time is not the origin's to choose are neither limited
-// nor measured: a route with a timeout of its own (socket.io's long
-// polls wait up to 25 s on purpose) and a request body that streams (an
-// upload goes at the client's pace).
+// The regional tier's fetches (tier_collapse.go) are limited as well, at
+// the POP that fetches the key: an ask it refuses falls back to the
+// asking POP's own exchange and limit. Requests whose time is not the
+// origin's to choose are neither limited nor measured: a route with a
+// timeout of its own (socket.io's long polls wait up to 25 s on purpose)
+// and a request body that streams (an upload goes at the client's pace).
 
 // originWindow is how often an origin's limit moves: long enough to hold
 // a few exchanges at the latencies a target is set for.
@@ -88,9 +90,9 @@ func keepOriginLimit(was *originLimit, name string, target time.Duration, cfg *O
 	return newOriginLimit(name, target, cfg, m)
 }
 
-// acquire takes a place for one exchange, or answers resp 503 and reports
-// false. A nil limit admits everything.
-func (l *originLimit) acquire(resp *host.Response) bool {
+// acquire takes a place for one exchange, or reports false: the caller
+// answers originBusyResponse. A nil limit admits everything.
+func (l *originLimit) acquire() bool {
 	if l == nil {
 		return true
 	}
@@ -100,12 +102,17 @@ func (l *originLimit) acquire(resp *host.Response) bool {
 	l.inflight.Add(-1)
 	l.refused.Add(1)
 	l.shed.Inc()
+	return false
+}
+
+// originBusyResponse makes resp the answer to a request an origin's limit
+// refused.
+func originBusyResponse(resp *host.Response) {
 	// A copy: the response phase may write over a body in place.
 	*resp = host.Response{Status: 503, Header: host.Header{Fields: resp.Header.Fields[:0]},
 		Body: append([]byte(nil), originBusy...)}
 	resp.Header.Add("Retry-After", "1")
 	resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
-	return false
 }
 
 // release gives the place back with the exchange's latency, and moves the

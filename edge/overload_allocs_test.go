@@ -9,8 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
-
-	"github.com/talowa/wedge/wasm/host"
 )
 
 // TestOverloadAllocs holds admission and release, the sample that moves
@@ -62,9 +60,8 @@ func TestOriginLimitAllocs(t *testing.T) {
 	cfg := OverloadConfig{}
 	cfg.setDefaults()
 	l := newOriginLimit("app", time.Millisecond, &cfg, newMetrics(prometheus.NewRegistry()))
-	var resp host.Response
 	f := func() {
-		if !l.acquire(&resp) {
+		if !l.acquire() {
 			t.Fatal("refused at no load")
 		}
 		l.next.Store(0) // every release ends a window

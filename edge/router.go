@@ -16,6 +16,10 @@ type route struct {
 	// timeout is the budget of a request to the origin: the route's, or
 	// else the origin's.
 	timeout time.Duration
+	// limit is the origin's concurrency limit (originlimit.go), nil on a
+	// route with a timeout of its own: its exchanges take the time the
+	// application chooses (a long poll), not a measure of its load.
+	limit *originLimit
 	// maxBody and maxResponse bound its bodies (stream.go); 0: no
 	// bound.
 	maxBody, maxResponse int64

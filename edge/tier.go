@@ -346,6 +346,12 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) bool 
 	if err == nil && t.purged.Load() != purged {
 		err = errPurged
 	}
+	if errors.Is(err, errOriginBusy) {
+		// This POP's own fetch, refused by the origin's limit: the
+		// fallback would be refused too.
+		originBusyResponse(&x.Resp)
+		return true
+	}
 	if err != nil {
 		if isTooLarge(err) {
 			t.big.add(c.key)

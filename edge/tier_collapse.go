@@ -219,7 +219,15 @@ func (n *Node) tierFetch(rt *route, s tierStep, hop string, key []byte, deadline
 		}
 		// Whole, not streamed: a response too large for an envelope fails
 		// here, and the POP the client reached streams it from the origin.
-		return rt.origin.client.Do(deadline, wreq, resp)
+		// Under the route's origin limit, as any exchange with the origin:
+		// refused, an asker falls back to its own exchange and limit.
+		if !rt.limit.acquire() {
+			return errOriginBusy
+		}
+		start := time.Now()
+		err := rt.origin.client.Do(deadline, wreq, resp)
+		rt.limit.release(time.Since(start))
+		return err
 	})
 }
 

@@ -407,8 +407,13 @@ func (c *tierChain) Origin(x *host.MemExchange) {
 		s.cond = ok && ownValidators(&st) // a shield absorbs this step's validations
 	}
 	c.err = c.n.tierFetch(c.rt, s, c.hop, c.key, c.deadline, &c.wreq, &c.wresp)
-	if c.err == nil && upstreamTooLarge(&c.wresp) {
+	switch {
+	case c.err == nil && upstreamTooLarge(&c.wresp):
 		c.err = errTierTooLarge // tier_http.go
+	case errors.Is(c.err, errOriginBusy):
+		// Not a failure to log: the limit at work (originlimit.go).
+		originBusyResponse(&x.Resp)
+		return
 	}
 	c.rt.origin.settle(c.n, c.err, &c.wresp, &x.Resp)
 }

@@ -85,6 +85,16 @@ func (p *tierPOP) getLater(path string) <-chan error {
 // the origin at addr as app).
 func startPOPs(t testing.TB, addr, region, routes string, names ...string) []*tierPOP {
 	t.Helper()
+	return startPOPsWith(t, "", addr, region, routes, names...)
+}
+
+// startPOPsWith is startPOPs with more of the origin's settings: opts,
+// as in "latency_target: 10ms", and routes may end with top-level keys.
+func startPOPsWith(t testing.TB, opts, addr, region, routes string, names ...string) []*tierPOP {
+	t.Helper()
+	if opts != "" {
+		opts = ", " + opts
+	}
 	cache := plugins(t)["cache"]
 	var pops []*tierPOP
 	for _, name := range names {
@@ -97,14 +107,14 @@ pop: %s
 region: %s
 tier: {listen: %q, key: %q}
 origins:
-  app: {addr: %q, key: %q}
+  app: {addr: %q, key: %q%s}
 routes:
   - path: /
     origin: app
     tier: region
     chain:
       - {file: %q}
-%s`, name, region, ln.Addr(), tierKey.Text(), addr, origintest.Key.Text(), cache, routes))
+%s`, name, region, ln.Addr(), tierKey.Text(), addr, origintest.Key.Text(), opts, cache, routes))
 		go n.ServeTier(ln)
 		pops = append(pops, &tierPOP{testNode: n, name: name, region: region, tier: ln})
 	}
@@ -671,5 +681,70 @@ func TestTierSetPeersAfterShutdown(t *testing.T) {
 	a.SetPeers([]edge.Peer{{POP: "pop-a", Region: "eu", Self: true}, {POP: "pop-b", Region: "eu", Addr: "127.0.0.1:1"}})
 	if n := a.TierClients(); n != 0 {
 		t.Errorf("%d tier clients after Shutdown, want none", n)
+	}
+}
+
+// TestTierOriginLimit: a tiered route's fetches are under the origin's
+// limit like any exchange. Each POP's limit comes down to one from a
+// fetch slower than the 1 ms target; then, with the origin holding what
+// each POP fetches for itself, the next key B owns is refused at B (503,
+// the origin not asked), and so is A's ask for it and A's fallback to its
+// own exchange.
+func TestTierOriginLimit(t *testing.T) {
+	var seen atomic.Int64
+	hold := make(chan struct{})
+	org := origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+		seen.Add(1)
+		if bytes.HasPrefix(req.Path, []byte("/held/")) {
+			<-hold
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+		resp.Status = 200
+		resp.Body = append(resp.Body, "object "+string(req.Path)...)
+	})
+	names := []string{"pop-a", "pop-b"}
+	pops := startPOPsWith(t, "latency_target: 1ms", origintest.Start(t, org).Addr, "eu", `
+overload: {min_limit: 1, queue_delay: 1h, target_delay: 1h}`, names...)
+	connect(pops...)
+	a, b := pops[0], pops[1]
+	for _, p := range pops {
+		p.mustGet(t, ownedBy(p.name, "/slow/", 1, names...)[0])
+		waitMetric(t, p.testNode, func(v float64) bool { return v == 1 }, "wedge_edge_origin_concurrency_limit", "origin", "app")
+	}
+	held := func(p *tierPOP, path string, want int64) <-chan error {
+		t.Helper()
+		got := p.getLater(path)
+		testutil.Eventually(t, 20*time.Second, p.name+"'s fetch reaches the origin", func() bool { return seen.Load() == want })
+		return got
+	}
+	refused := func(p *tierPOP, path string) {
+		t.Helper()
+		code, _, body, err := p.tierGet("GET", path)
+		if err != nil || code != 503 || !strings.Contains(body, "origin at its concurrency limit") {
+			t.Fatalf("GET %s at %s: %d %q %v, want 503 for the origin's limit", path, p.name, code, body, err)
+		}
+	}
+	atB := ownedBy("pop-b", "/held/b", 2, names...)
+	heldB := held(b, atB[0], 3)
+	refused(b, atB[1])
+	heldA := held(a, ownedBy("pop-a", "/held/a", 1, names...)[0], 4)
+	refused(a, atB[1])
+	if got := seen.Load(); got != 4 {
+		t.Errorf("the origin saw %d requests, want the 4 admitted", got)
+	}
+	for _, c := range []struct {
+		p    *tierPOP
+		want float64
+	}{{a, 1}, {b, 2}} {
+		if got := metric(t, c.p.testNode, "wedge_edge_shed_total", "reason", "origin"); got != c.want {
+			t.Errorf("%s shed %v for the origin, want %v", c.p.name, got, c.want)
+		}
+	}
+	close(hold)
+	for _, got := range []<-chan error{heldB, heldA} {
+		if err := <-got; err != nil {
+			t.Errorf("a held request: %v", err)
+		}
 	}
 }
