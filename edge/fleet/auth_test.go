@@ -26,7 +26,7 @@ func TestPOPWithCredentials(t *testing.T) {
 	f := newFixture(t, embedded.Options{Listen: "127.0.0.1:0", Auth: m})
 	log := &testutil.SyncBuffer{}
 	f.log = slog.New(slog.NewTextHandler(log, nil))
-	c, err := m.Creds(auth.POP, "pop1")
+	c, err := m.Creds(auth.POP, "pop1", "eu-test")
 	if err != nil {
 		t.Fatal(err)
 	}

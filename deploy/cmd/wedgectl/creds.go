@@ -34,18 +34,20 @@ func initAuth(dir, hosts string, stdout io.Writer) (*auth.Material, error) {
 		fmt.Fprintf(stdout, "warning: the servers' certificate in %s does not name %s: --tls-hosts counts only when the certificate is made "+
 			"(remove server.pem and server-key.pem from every member to make it again)\n", dir, strings.Join(missing, ", "))
 	}
-	fmt.Fprintf(stdout, "credentials in %s (one per role; a POP's: wedgectl control creds pop NAME --auth %[2]s), CA %s\n",
+	fmt.Fprintf(stdout, "credentials in %s (one per role; a POP's: wedgectl control creds pop NAME --region REGION --auth %[2]s), CA %s\n",
 		filepath.Join(dir, "creds"), dir, filepath.Join(dir, auth.CAFile))
 	return m, nil
 }
 
-// controlCreds is `control creds ROLE [NAME]`: a credential for role (and
-// the POP NAME), signed offline by the auth directory's account key, which
-// every server of the control plane trusts: no server is told.
+// controlCreds is `control creds ROLE [NAME --region REGION]`: a
+// credential for role (and the POP NAME of REGION), signed offline by the
+// auth directory's account key, which every server of the control plane
+// trusts: no server is told.
 func controlCreds(_ context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("control creds", flag.ContinueOnError)
 	dir := fs.String("auth", "", "the control plane's auth `DIR` (by default control --embedded DIR keeps it in DIR/auth)")
 	out := fs.String("o", "", "write the credential to `FILE`, readable by its owner only, instead of printing it")
+	region := fs.String("region", "", "the POP's `REGION` (its config's region:), the only one it may publish rate-limit usage for")
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -56,14 +58,14 @@ func controlCreds(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("control creds: %w", err)
 	}
-	if (role == auth.POP) != (fs.NArg() == 2) {
-		return errors.New("control creds: a POP's credential takes the POP's NAME, and only a POP's")
+	if (role == auth.POP) != (fs.NArg() == 2) || (role == auth.POP) != (*region != "") {
+		return errors.New("control creds: a POP's credential takes the POP's NAME and --region, and only a POP's")
 	}
 	m, err := auth.Load(*dir)
 	if err != nil {
 		return fmt.Errorf("control creds: %w", err)
 	}
-	c, err := m.Creds(role, fs.Arg(1))
+	c, err := m.Creds(role, fs.Arg(1), *region)
 	if err != nil {
 		return fmt.Errorf("control creds: %w", err)
 	}

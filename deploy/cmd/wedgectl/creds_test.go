@@ -23,20 +23,25 @@ func TestControlCreds(t *testing.T) {
 	dir := t.TempDir()
 	var out testutil.SyncBuffer
 	ctx := context.Background()
-	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--auth", dir}, &out); err == nil {
+	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--region", "eu", "--auth", dir}, &out); err == nil {
 		t.Fatal("minted a credential from a directory that is not a control plane's")
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("control creds made an auth directory of its own: %v", ents)
 	}
 	srv, _ := authPlane(t, dir)
+	// A POP's rate-limit usage is published for its region: a credential
+	// without one would not know which.
+	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--auth", dir}, &out); err == nil || !strings.Contains(err.Error(), "--region") {
+		t.Fatalf("a POP's credential without --region: %v, want an error naming it", err)
+	}
 
 	// Over a file readable by all, as a careless copy leaves it.
 	file := filepath.Join(t.TempDir(), "eu-1.creds")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--auth", dir, "-o", file}, &out); err != nil {
+	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--region", "eu", "--auth", dir, "-o", file}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {

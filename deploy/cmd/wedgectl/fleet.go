@@ -132,9 +132,10 @@ func (f *localFleet) creds() (creds, ca string) {
 	return auth.CredsFile(f.auth.Dir, auth.Controller), filepath.Join(f.auth.Dir, auth.CAFile)
 }
 
-// writePOPCreds writes POP pop's credential to popCredsFile(dir, pop).
-func (f *localFleet) writePOPCreds(dir, pop string) error {
-	c, err := f.auth.Creds(auth.POP, pop)
+// writePOPCreds writes the credential of POP pop of region to
+// popCredsFile(dir, pop).
+func (f *localFleet) writePOPCreds(dir, pop, region string) error {
+	c, err := f.auth.Creds(auth.POP, pop, region)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func TestControlRevoke(t *testing.T) {
 	creds := map[string]string{}
 	for _, pop := range []string{"eu-1", "eu-2"} {
 		creds[pop] = filepath.Join(t.TempDir(), pop+".creds")
-		if err := run(ctx, []string{"control", "creds", "pop", pop, "--auth", dir, "-o", creds[pop]}, &out); err != nil {
+		if err := run(ctx, []string{"control", "creds", "pop", pop, "--region", "eu", "--auth", dir, "-o", creds[pop]}, &out); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -174,15 +174,12 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		routeTier = "    tier: region\n"
 	}
 	// Each edge's credential: it may write its own status, and no other.
-	popNames := []string{"local-1"}
-	if len(pops) > 0 {
-		popNames = popNames[:0]
-		for _, p := range pops {
-			popNames = append(popNames, p.name)
-		}
+	minted := pops
+	if len(pops) == 0 {
+		minted = []popSpec{{name: "local-1", region: "local"}}
 	}
-	for _, pop := range popNames {
-		if err := fleet.writePOPCreds(dir, pop); err != nil {
+	for _, pop := range minted {
+		if err := fleet.writePOPCreds(dir, pop.name, pop.region); err != nil {
 			return fmt.Errorf("up: %w", err)
 		}
 	}

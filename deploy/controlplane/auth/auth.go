@@ -12,8 +12,9 @@
 // identity of its own, and POPs come and go. With decentralised auth the
 // server trusts an operator key and the account it signed, and a user
 // credential is a JWT signed offline by the account's key with its
-// permissions inside it: `wedgectl control creds pop NAME` mints a POP's
-// credential without touching, restarting or reconfiguring any server.
+// permissions inside it: `wedgectl control creds pop NAME --region
+// REGION` mints a POP's credential without touching, restarting or
+// reconfiguring any server.
 // The alternative, one static nkey user per POP in the server's config,
 // needs a config reload on every member and leaf for each new POP.
 // Permissions name the POP's status key literally (not a `{{name()}}`
@@ -110,7 +111,7 @@ func Init(dir string, hosts []string) (*Material, error) {
 		if _, err := os.Stat(CredsFile(dir, r)); err == nil {
 			continue
 		}
-		c, err := m.Creds(r, "")
+		c, err := m.Creds(r, "", "")
 		if err != nil {
 			return nil, err
 		}
@@ -239,15 +240,16 @@ func writeNew(path string, b []byte) error {
 	return nil
 }
 
-// Creds mints a credentials file's contents for role (name: the POP's,
-// for POP; otherwise it only names the user), signed by the account key:
-// no server is told, since every server trusts what the account signs.
+// Creds mints a credentials file's contents for role (name and region:
+// the POP's, for POP; empty for the other roles), signed by the account
+// key: no server is told, since every server trusts what the account
+// signs.
 //
 // Each credential may connect only the way its role does: the leaf
 // credential as a leaf node's link and never as a client (its
 // permissions are the whole account's), the controller's also in process
 // (embedded.Server.Connect), every other as an ordinary client.
-func (m *Material) Creds(role Role, name string) ([]byte, error) {
+func (m *Material) Creds(role Role, name, region string) ([]byte, error) {
 	if m.account == nil {
 		return nil, fmt.Errorf("auth: %s is a leaf bundle: credentials are minted on the control plane", m.Dir)
 	}
@@ -255,7 +257,7 @@ func (m *Material) Creds(role Role, name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, sub, err := Permissions(role, name, upub)
+	pub, sub, err := Permissions(role, name, region, upub)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +329,7 @@ func (m *Material) LeafBundle(dir string, hosts []string) error {
 	if _, _, err := newCert(dir, leafFile, leafKeyFile, hostNames(hosts), m.caCert, m.caKey, x509.ExtKeyUsageServerAuth); err != nil {
 		return err
 	}
-	c, err := m.Creds(Leaf, "")
+	c, err := m.Creds(Leaf, "", "")
 	if err != nil {
 		return err
 	}

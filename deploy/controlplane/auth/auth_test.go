@@ -33,11 +33,18 @@ func secureServer(t *testing.T) (string, *auth.Material, *controlplane.Stores) {
 	return srv.URL(), m, s
 }
 
-// credsFile writes a credential for role (and POP name) and returns its
-// path.
+// popRegion is the region of the POPs these tests mint credentials for.
+const popRegion = "eu"
+
+// credsFile writes a credential for role (and POP name, in popRegion)
+// and returns its path.
 func credsFile(t *testing.T, m *auth.Material, role auth.Role, name string) string {
 	t.Helper()
-	c, err := m.Creds(role, name)
+	region := ""
+	if role == auth.POP {
+		region = popRegion
+	}
+	c, err := m.Creds(role, name, region)
 	if err != nil {
 		t.Fatal(err)
 	}

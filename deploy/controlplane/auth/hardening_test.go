@@ -154,7 +154,7 @@ func TestLeafBundle(t *testing.T) {
 	if leaf.Account != m.Account || leaf.System != m.System || leaf.Operator.Subject != m.Operator.Subject {
 		t.Fatal("the bundle's operator and accounts are not the control plane's")
 	}
-	if _, err := leaf.Creds(auth.POP, "pop-a"); err == nil {
+	if _, err := leaf.Creds(auth.POP, "pop-a", popRegion); err == nil {
 		t.Fatal("a leaf bundle minted a credential")
 	}
 	if err := leaf.LeafBundle(t.TempDir(), nil); err == nil {

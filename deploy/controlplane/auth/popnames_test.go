@@ -15,8 +15,9 @@ import (
 
 // TestPOPSpeaksOnlyForItself: a POP's credential publishes purge
 // acknowledgements and rate-limit batches on its own name's subjects
-// (which the issuer and the other POPs take as the sender's), and the
-// server refuses it on another POP's. The issuer's credential (rollout)
+// (which the issuer and the other POPs take as the sender's), region
+// batches in its own region only, and the server refuses it on another
+// POP's or another region's. The issuer's credential (rollout)
 // hears the honest acknowledgement.
 func TestPOPSpeaksOnlyForItself(t *testing.T) {
 	url, m, _ := secureServer(t)
@@ -40,9 +41,8 @@ func TestPOPSpeaksOnlyForItself(t *testing.T) {
 	}
 	for _, subject := range []string{
 		manifest.PurgeAckSubject("0123abcd", "pop-a"),
-		limitsync.Subject(host.ScopeGlobal, "eu", "pop-a"),
-		limitsync.Subject(host.ScopeRegion, "eu", "pop-a"),
-		limitsync.Subject(host.ScopeRegion, "us", "pop-a"),
+		limitsync.Subject(host.ScopeGlobal, popRegion, "pop-a"),
+		limitsync.Subject(host.ScopeRegion, popRegion, "pop-a"),
 	} {
 		allowed(t, nc, "publish on "+subject, publish(subject))
 	}
@@ -51,9 +51,10 @@ func TestPOPSpeaksOnlyForItself(t *testing.T) {
 	}
 	for _, subject := range []string{
 		manifest.PurgeAckSubject("0123abcd", "pop-b"),
-		limitsync.Subject(host.ScopeGlobal, "eu", "pop-b"),
-		limitsync.Subject(host.ScopeRegion, "eu", "pop-b"),
-		"wedge.ratelimit.global", // the subjects before names were in them
+		limitsync.Subject(host.ScopeGlobal, popRegion, "pop-b"),
+		limitsync.Subject(host.ScopeRegion, popRegion, "pop-b"),
+		limitsync.Subject(host.ScopeRegion, "us", "pop-a"), // another region's limits
+		"wedge.ratelimit.global",                           // the subjects before names were in them
 		"wedge.purge.ack.0123abcd",
 	} {
 		// The publish itself returns nil (NATS drops it and says so

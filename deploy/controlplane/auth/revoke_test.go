@@ -187,7 +187,7 @@ func TestRevokeCluster(t *testing.T) {
 func TestRevokeRefused(t *testing.T) {
 	m := controlplanetest.Auth(t)
 	other := controlplanetest.Auth(t)
-	c, err := other.Creds(auth.POP, "pop-a")
+	c, err := other.Creds(auth.POP, "pop-a", popRegion)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,8 @@ const (
 )
 
 // Roles are the roles `wedgectl control` makes a credential for on first
-// start; a POP's is made per POP (`wedgectl control creds pop NAME`).
+// start; a POP's is made per POP (`wedgectl control creds pop NAME
+// --region REGION`).
 var Roles = []Role{Controller, Push, Rollout, Revoke, Leaf}
 
 // ParseRole returns the role named s.
@@ -116,8 +117,9 @@ func Inbox(user string) string { return "_INBOX." + user }
 func kvPut(bucket, key string) string { return "$KV." + bucket + "." + key }
 
 // Permissions are the subjects a role may publish to and subscribe to;
-// name is the POP's, for POP (it may write only its own status), and user
-// the credential's user public key (its inbox: Inbox).
+// name and region are the POP's, for POP (it may write only its own
+// status, and speak only for itself and in its own region), and user the
+// credential's user public key (its inbox: Inbox).
 //
 // This is the one table of who may do what: each subject is there because
 // a command or the agent was seen to need it (TestRolePermissions,
@@ -131,7 +133,7 @@ func kvPut(bucket, key string) string { return "$KV." + bucket + "." + key }
 // delivery into another bucket's subjects stored nothing (a stream's
 // capture is no interest), and other credentials' inboxes are now their
 // own, their names unknown.
-func Permissions(role Role, name, user string) (pub, sub []string, err error) {
+func Permissions(role Role, name, region, user string) (pub, sub []string, err error) {
 	replies := []string{Inbox(user) + ".>"} // every JetStream request and publish waits for an answer
 	switch role {
 	case Controller, Leaf:
@@ -144,15 +146,20 @@ func Permissions(role Role, name, user string) (pub, sub []string, err error) {
 		if err := manifest.CheckName("pop", name); err != nil {
 			return nil, nil, fmt.Errorf("auth: %w", err)
 		}
+		if err := manifest.CheckName("region", region); err != nil {
+			return nil, nil, fmt.Errorf("auth: %w", err)
+		}
 		pub = append(slices.Clone(reads),
 			kvPut(manifest.BucketStatus, manifest.POPKey(name)), // its own status, nothing else
 			// Acknowledging a purge (edge/fleet purge.go), and usage
 			// batches and heartbeats (edge/limitsync): each on a subject
 			// that ends in its own name, which the readers take as the
-			// sender's, so no POP speaks for another.
+			// sender's, so no POP speaks for another, and a region's
+			// batches in its own region only, so that no POP counts
+			// against another region's limits.
 			manifest.PurgeAckSubject("*", name),
 			manifest.SubjectRateLimit+".global."+name,
-			manifest.SubjectRateLimit+".region.*."+name,
+			manifest.SubjectRateLimit+".region."+region+"."+name,
 		)
 		sub = append(replies,
 			manifest.SubjectRateLimit+".>", // the other POPs' batches

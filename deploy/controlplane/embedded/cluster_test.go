@@ -129,7 +129,7 @@ func TestLeafNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer leaf.Shutdown()
-	creds, err := m.Creds(auth.POP, "eu-west-1")
+	creds, err := m.Creds(auth.POP, "eu-west-1", "eu-west")
 	if err != nil {
 		t.Fatal(err)
 	}
