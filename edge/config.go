@@ -108,7 +108,8 @@ type FleetConfig struct {
 	// when one goes), or the URL of the region's leaf node.
 	NATS string `yaml:"nats"`
 	// Creds is the POP's credentials file (`wedgectl control creds pop
-	// NAME`: it may write this POP's status and no other's) and CA the
+	// NAME --region REGION`: it may write this POP's status and no
+	// other's, and speak for its own region only) and CA the
 	// control plane's CA certificate (ca.pem of its auth directory), for
 	// a control plane with authentication and TLS (tls:// URLs).
 	Creds string `yaml:"creds"`

@@ -52,7 +52,7 @@ func controlCreds(_ context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if fs.NArg() < 1 || fs.NArg() > 2 || *dir == "" {
-		return errors.New("control creds: want ROLE [NAME] and --auth DIR")
+		return errors.New("control creds: want ROLE [NAME --region REGION] and --auth DIR")
 	}
 	role, err := auth.ParseRole(fs.Arg(0))
 	if err != nil {
