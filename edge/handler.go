@@ -178,8 +178,8 @@ func (c *requestChain) forward(x *host.MemExchange) error {
 		return nil
 	}
 	timeout := c.rt.timeout
-	if c.tiered(x, &timeout) { // tier.go
-		return nil
+	if ok, err := c.tiered(x, &timeout); ok { // tier.go
+		return err
 	}
 	err := c.rt.origin.exchange(c.n, c.rt.limit, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {

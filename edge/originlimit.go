@@ -30,8 +30,9 @@ import (
 // minimum measured under a long overload drifts up with it.
 //
 // The regional tier's fetches (tier_collapse.go) are limited as well, at
-// the POP that fetches the key: an ask it refuses falls back to the
-// asking POP's own exchange and limit. Requests whose time is not the
+// the POP that fetches the key for its region: an ask it refuses is
+// answered 503 for the asker to pass on, not fetched again by the asker
+// from an origin this POP found behind. Requests whose time is not the
 // origin's to choose are neither limited nor measured: a route with a
 // timeout of its own (socket.io's long polls wait up to 25 s on purpose)
 // and a request body that streams (an upload goes at the client's pace).

@@ -99,6 +99,10 @@ import (
 // each sample costs a few microseconds.
 const sampleEvery = 5 * time.Millisecond
 
+// quietAfter is the gap between samples that, with the CPU mostly idle,
+// is a quiet spell (shedFor).
+const quietAfter = 100 * time.Millisecond
+
 // smoothing is the share of a sample's gradient that reaches the limit.
 const smoothing = 0.2
 
@@ -264,31 +268,34 @@ func (o *overload) sample(now int64) {
 	if !ok {
 		return // no CPU time on this platform: the limit alone
 	}
-	util, skipped := 0.0, 0
+	util, gap := 0.0, time.Duration(0)
 	if o.wallAt != 0 && now > o.wallAt {
-		util = float64(cpu-o.cpuAt) / float64(now-o.wallAt) / float64(runtime.GOMAXPROCS(0))
-		skipped = int((now-o.wallAt)/int64(sampleEvery)) - 1
+		gap = time.Duration(now - o.wallAt)
+		util = float64(cpu-o.cpuAt) / float64(gap) / float64(runtime.GOMAXPROCS(0))
 	}
 	o.cpuAt, o.wallAt = cpu, now
 	o.util.Store(math.Float64bits(util))
-	p := o.shedFor(util, delay, skipped)
+	p := o.shedFor(util, delay, gap)
 	o.shedP.Store(uint32(p * (1 << 32)))
 }
 
-// shedFor moves p for a sample whose window saw the utilisation util and
-// the scheduling delay delay, skipped samples after the last one ran
-// (samples run only as requests come), and returns it.
-func (o *overload) shedFor(util float64, delay time.Duration, skipped int) float64 {
+// shedFor moves p for a sample whose window, gap long since the last
+// sample, saw the utilisation util and the scheduling delay delay, and
+// returns it.
+func (o *overload) shedFor(util float64, delay, gap time.Duration) float64 {
+	// Samples run only as requests come: the ones a quiet spell skipped
+	// (the CPU mostly idle) saw no queue. A node that another process
+	// starves samples late too, but by a scheduler's time slices, tens of
+	// ms, not quietAfter; and its window's delay is no sign of which it
+	// is, since the window after a quiet spell holds the last load's
+	// backlog as well.
+	if util < 0.5 && gap >= quietAfter {
+		o.c.idle(int(gap/sampleEvery) - 1)
+	}
 	// A delay past target_delay is work waiting for a CPU that this
 	// process's own use does not explain: another process has it.
 	stolen := delay > o.g.target
-	queued := delay >= o.queueDelay || stolen
-	// The samples a quiet spell skipped (the CPU mostly idle, and no
-	// queue: not a node starved by another process) saw no queue.
-	if util < 0.5 && !queued {
-		o.c.idle(skipped)
-	}
-	return o.c.update(util >= saturated || stolen, queued)
+	return o.c.update(util >= saturated || stolen, delay >= o.queueDelay || stolen)
 }
 
 // windowDelay is the delayQuantile of the scheduling delays recorded

@@ -138,9 +138,9 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 
 // TestOverloadStarved: a node that another process starves (its own use
 // of the CPU under half, work waiting for one past target_delay) sheds
-// after the onset window however far apart its samples run: a gap
-// between samples is a quiet spell only without a queue (a busy machine
-// kept a node that sampled every 20 ms from ever shedding).
+// after the onset window though its samples run 20 ms apart: a gap that
+// short is no quiet spell (a busy machine kept a node that sampled every
+// 20 ms from ever shedding).
 func TestOverloadStarved(t *testing.T) {
 	var o overload
 	cfg := OverloadConfig{}
@@ -148,10 +148,10 @@ func TestOverloadStarved(t *testing.T) {
 	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
 	p := 0.0
 	for range onset {
-		p = o.shedFor(0.4, 2*o.g.target, 3)
+		p = o.shedFor(0.4, 2*o.g.target, 20*time.Millisecond)
 	}
 	if p == 0 {
-		t.Fatalf("no shedding after %d samples starved, 3 skipped before each", onset)
+		t.Fatalf("no shedding after %d samples starved, 20 ms apart", onset)
 	}
 }
 

@@ -292,30 +292,31 @@ var stateKey = []byte(httpcache.StateKey)
 // step looked up and forwarded with a state that may be stored, and the
 // node has peers: from the POP of the region that owns the cache key, or,
 // when that is this one, through the owner's shared fetch. It reports
-// whether the answer is in x.Resp; false sends the request to the origin
-// as any other, within *timeout, which it lowers to what is left of the
+// whether the answer is in x.Resp, with the failure that made it, if any,
+// for the origin call's span; false sends the request to the origin as
+// any other, within *timeout, which it lowers to what is left of the
 // request's budget after a failed ask.
-func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) bool {
+func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool, error) {
 	if c.cacheStep == 0 || !c.rt.tier || x.Req.Method != fasthttp.MethodGet || (c.st != nil && c.st.in != nil) {
-		return false
+		return false, nil
 	}
 	t := &c.n.tier
 	ps := t.peers.Load()
 	if ps == nil || !ps.others {
-		return false
+		return false, nil
 	}
 	v, ok := x.Vals.Get(stateKey)
 	if !ok {
-		return false
+		return false, nil
 	}
 	st, ok := httpcache.DecodeState(b2s(v))
 	if !ok || st.Mode != httpcache.ModeForward || st.NoStore {
-		return false
+		return false, nil
 	}
 	region := ps.regions[c.n.cfg.Region]
 	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
 	if t.big.has(c.key) {
-		return false // tier_http.go
+		return false, nil // tier_http.go
 	}
 	owner := region.set.Owner(c.key)
 	s := tierStep{route: c.rt.name, index: c.cacheStep - 1, name: c.held[c.cacheStep-1].m.Name(), cond: ownValidators(&st)}
@@ -350,7 +351,7 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) bool 
 		// This POP's own fetch, refused by the origin's limit: the
 		// fallback would be refused too.
 		originBusyResponse(&x.Resp)
-		return true
+		return true, err
 	}
 	if err != nil {
 		if isTooLarge(err) {
@@ -359,10 +360,10 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) bool 
 		t.m.fallback.Inc()
 		c.n.log.Debug("edge: tier: falling back to the origin", "route", c.rt.name, "err", err)
 		*timeout = time.Until(deadline)
-		return false
+		return false, nil
 	}
 	c.rt.origin.settle(c.n, nil, &c.wresp, &x.Resp)
-	return true
+	return true, nil
 }
 
 var (

@@ -219,8 +219,8 @@ func (n *Node) tierFetch(rt *route, s tierStep, hop string, key []byte, deadline
 		}
 		// Whole, not streamed: a response too large for an envelope fails
 		// here, and the POP the client reached streams it from the origin.
-		// Under the route's origin limit, as any exchange with the origin:
-		// refused, an asker falls back to its own exchange and limit.
+		// Under the route's origin limit, as any exchange with the origin
+		// (originlimit.go).
 		if !rt.limit.acquire() {
 			return errOriginBusy
 		}

@@ -397,7 +397,8 @@ func (c *tierChain) Failed(_ int, phase abi.Phase, err error) {
 
 // Origin fetches the request through the collapse; a failure is answered
 // as the origin's would be, for the step's response phase, and recorded
-// so that the asker is told to fall back.
+// so that the asker is told to fall back, except a refusal by the
+// origin's limit: an answer, 503, for the asker to pass on.
 func (c *tierChain) Origin(x *host.MemExchange) {
 	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
 	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
@@ -411,8 +412,11 @@ func (c *tierChain) Origin(x *host.MemExchange) {
 	case c.err == nil && upstreamTooLarge(&c.wresp):
 		c.err = errTierTooLarge // tier_http.go
 	case errors.Is(c.err, errOriginBusy):
-		// Not a failure to log: the limit at work (originlimit.go).
+		// The limit at work (originlimit.go), not a failure: the asker
+		// answers this 503 rather than falling back to the origin the
+		// limit protects, so that the region still asks it once per key.
 		originBusyResponse(&x.Resp)
+		c.err = nil
 		return
 	}
 	c.rt.origin.settle(c.n, c.err, &c.wresp, &x.Resp)

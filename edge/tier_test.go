@@ -151,12 +151,11 @@ func ownedBy(owner, prefix string, n int, names ...string) []string {
 	return paths
 }
 
-// tierGet sends method to the POP for path with tierHost as host, and
-// returns the status, the Cache-Status field lines joined and the body.
-func (p *tierPOP) tierGet(method, path string, hdr ...string) (int, string, string, error) {
+// tierDo sends method to the POP for path with tierHost as host, and
+// returns the response, for fasthttp.ReleaseResponse.
+func (p *tierPOP) tierDo(method, path string, hdr ...string) (*fasthttp.Response, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI("http://" + p.Addr + path)
 	req.UseHostHeader = true
 	req.Header.SetHost(tierHost)
@@ -165,8 +164,20 @@ func (p *tierPOP) tierGet(method, path string, hdr ...string) (int, string, stri
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	if err := fasthttp.DoTimeout(req, resp, 20*time.Second); err != nil {
+		fasthttp.ReleaseResponse(resp)
+		return nil, err
+	}
+	return resp, nil
+}
+
+// tierGet is tierDo returning the status, the Cache-Status field lines
+// joined and the body.
+func (p *tierPOP) tierGet(method, path string, hdr ...string) (int, string, string, error) {
+	resp, err := p.tierDo(method, path, hdr...)
+	if err != nil {
 		return 0, "", "", err
 	}
+	defer fasthttp.ReleaseResponse(resp)
 	var status []string
 	for _, v := range resp.Header.PeekAll("Cache-Status") {
 		status = append(status, string(v))
@@ -687,9 +698,10 @@ func TestTierSetPeersAfterShutdown(t *testing.T) {
 // TestTierOriginLimit: a tiered route's fetches are under the origin's
 // limit like any exchange. Each POP's limit comes down to one from a
 // fetch slower than the 1 ms target; then, with the origin holding what
-// each POP fetches for itself, the next key B owns is refused at B (503,
-// the origin not asked), and so is A's ask for it and A's fallback to its
-// own exchange.
+// each POP fetches for itself, the next key B owns is refused at B (503
+// with Retry-After, the origin not asked), and A's ask for it gets B's
+// 503 rather than a fallback to the origin; once A's own place is taken,
+// a fallback after a failed ask is refused by A's limit too.
 func TestTierOriginLimit(t *testing.T) {
 	var seen atomic.Int64
 	hold := make(chan struct{})
@@ -703,8 +715,11 @@ func TestTierOriginLimit(t *testing.T) {
 		resp.Status = 200
 		resp.Body = append(resp.Body, "object "+string(req.Path)...)
 	})
+	addr := origintest.Start(t, org).Addr
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // before the origin stops, should the test end early
 	names := []string{"pop-a", "pop-b"}
-	pops := startPOPsWith(t, "latency_target: 1ms", origintest.Start(t, org).Addr, "eu", `
+	pops := startPOPsWith(t, "latency_target: 1ms", addr, "eu", `
 overload: {min_limit: 1, queue_delay: 1h, target_delay: 1h}`, names...)
 	connect(pops...)
 	a, b := pops[0], pops[1]
@@ -720,16 +735,38 @@ overload: {min_limit: 1, queue_delay: 1h, target_delay: 1h}`, names...)
 	}
 	refused := func(p *tierPOP, path string) {
 		t.Helper()
-		code, _, body, err := p.tierGet("GET", path)
-		if err != nil || code != 503 || !strings.Contains(body, "origin at its concurrency limit") {
-			t.Fatalf("GET %s at %s: %d %q %v, want 503 for the origin's limit", path, p.name, code, body, err)
+		resp, err := p.tierDo("GET", path)
+		if err != nil {
+			t.Fatalf("GET %s at %s: %v", path, p.name, err)
+		}
+		defer fasthttp.ReleaseResponse(resp)
+		if body := resp.Body(); resp.StatusCode() != 503 || string(resp.Header.Peek("Retry-After")) != "1" ||
+			!bytes.Contains(body, []byte("origin at its concurrency limit")) {
+			t.Fatalf("GET %s at %s: %d, Retry-After %q, %q; want 503 for the origin's limit, Retry-After 1",
+				path, p.name, resp.StatusCode(), resp.Header.Peek("Retry-After"), body)
 		}
 	}
-	atB := ownedBy("pop-b", "/held/b", 2, names...)
+	atB := ownedBy("pop-b", "/held/b", 3, names...)
 	heldB := held(b, atB[0], 3)
 	refused(b, atB[1])
-	heldA := held(a, ownedBy("pop-a", "/held/a", 1, names...)[0], 4)
 	refused(a, atB[1])
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != 0 {
+		t.Errorf("A fell back to the origin %v times after B refused for the origin's limit, want 0", got)
+	}
+	heldA := held(a, ownedBy("pop-a", "/held/a", 1, names...)[0], 4)
+	// B gone from A's view: A's ask for B's key fails, and its fallback
+	// meets A's own limit.
+	gone, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
+	a.SetPeers([]edge.Peer{{POP: "pop-a", Region: "eu", Addr: a.tier.Addr().String(), Self: true},
+		{POP: "pop-b", Region: "eu", Addr: gone.Addr().String()}})
+	refused(a, atB[2])
+	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != 1 {
+		t.Errorf("A fell back %v times after a failed ask, want 1", got)
+	}
 	if got := seen.Load(); got != 4 {
 		t.Errorf("the origin saw %d requests, want the 4 admitted", got)
 	}
@@ -741,7 +778,7 @@ overload: {min_limit: 1, queue_delay: 1h, target_delay: 1h}`, names...)
 			t.Errorf("%s shed %v for the origin, want %v", c.p.name, got, c.want)
 		}
 	}
-	close(hold)
+	release()
 	for _, got := range []<-chan error{heldB, heldA} {
 		if err := <-got; err != nil {
 			t.Errorf("a held request: %v", err)
