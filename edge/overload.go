@@ -55,10 +55,15 @@ import (
 // bare fasthttp server's answer, so at twice capacity some 85% of such
 // hits are shed (two thirds of 64 KiB ones); past about 3x even the 503s
 // fill the CPU (deploy/bench/overload.sh measures both). A margin kept
-// far past capacity, so that a 503 waits behind no queue, brought their
-// p99 at 2x to 0.6-1.3 ms in most runs with 64 KiB hits (from 1.6-1.9),
-// but admitted a quarter fewer requests: not kept (the README's Overload
-// section has the figures).
+// far past capacity, so that a 503 waits behind no queue (a queue of a
+// quarter of queue_delay counting while the offered load, at a cost per
+// request learnt while nothing is shed, would take 1.25-1.5 times the
+// CPU), brought their p99 at 2x to 0.6-1.3 ms in eight runs of ten with
+// 64 KiB hits (from 1.6-1.9), but admitted a quarter fewer requests
+// (0.41-0.48 of capacity against 0.55-0.63): not kept. Nor were a lower
+// queue_delay while shedding (125 us: 0.77 ms at 2x, but 10% shed at 1x)
+// and a share that falls faster the longer no queue lasts (it swung:
+// 3.2 ms).
 //
 // A delay over target_delay counts as pinned and queued both: work waits
 // for a CPU that this process's own use does not explain (a noisy
