@@ -467,6 +467,14 @@ func (c *Config) validate() error {
 		if c.POP == "" || c.Region == "" {
 			return errors.New("fleet: a node on the control plane needs its pop and region")
 		}
+		// They name its status key and its subjects, and its credential
+		// is minted for them (wedgectl control creds).
+		if err := manifest.CheckName("pop", c.POP); err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
+		if err := manifest.CheckName("region", c.Region); err != nil {
+			return fmt.Errorf("fleet: %w", err)
+		}
 		if len(c.Fleet.Trust) == 0 {
 			return errors.New("fleet: no trust keys: no plugin version could be accepted")
 		}

@@ -71,6 +71,13 @@ routes:
 			t.Errorf("fleet %q: %v, want an error with %q", fleet, err, want)
 		}
 	}
+	// The names its credential is minted for (manifest.CheckName).
+	for from, to := range map[string]string{"pop: test1": "pop: Test1", "region: eu-test": "region: eu.test"} {
+		doc := strings.Replace(cfg(", control_keys: [controller.pub]"), from, to, 1)
+		if _, err := edge.ParseConfig([]byte(doc), dir); err == nil || !strings.Contains(err.Error(), strings.Split(from, ":")[0]) {
+			t.Errorf("%s: %v, want an error naming it", to, err)
+		}
+	}
 	c, err = edge.ParseConfig([]byte(cfg(", insecure_unsigned_desired: true")), dir)
 	if err != nil || len(c.Fleet.ControlStore()) != 0 || !c.Fleet.UnsignedDesired {
 		t.Fatalf("insecure_unsigned_desired: %v", err)
