@@ -104,10 +104,6 @@ import (
 // each sample costs a few microseconds.
 const sampleEvery = 5 * time.Millisecond
 
-// quietAfter is the gap between samples that, with the CPU mostly idle,
-// is a quiet spell (shedFor).
-const quietAfter = 100 * time.Millisecond
-
 // smoothing is the share of a sample's gradient that reaches the limit.
 const smoothing = 0.2
 
@@ -289,12 +285,8 @@ func (o *overload) sample(now int64) {
 // returns it.
 func (o *overload) shedFor(util float64, delay, gap time.Duration) float64 {
 	// Samples run only as requests come: the ones a quiet spell skipped
-	// (the CPU mostly idle) saw no queue. A node that another process
-	// starves samples late too, but by a scheduler's time slices, tens of
-	// ms, not quietAfter; and its window's delay is no sign of which it
-	// is, since the window after a quiet spell holds the last load's
-	// backlog as well.
-	if util < 0.5 && gap >= quietAfter {
+	// (the CPU mostly idle, not merely too busy to sample) saw no queue.
+	if util < 0.5 {
 		o.c.idle(int(gap/sampleEvery) - 1)
 	}
 	// A delay past target_delay is work waiting for a CPU that this
@@ -401,10 +393,13 @@ func (c *cpuShed) update(pinned, queued bool) float64 {
 	return c.p
 }
 
-// idle counts n samples that saw no queue (none ran: no request came).
+// idle counts n samples that saw no queue (none ran: no request came)
+// against p. Whether the node is behind now, and so the samples in a row
+// behind, is for the next update to say: a node that another process
+// starves samples late too, with its CPU use under half, and restarting
+// the count at each late sample kept it from ever shedding.
 func (c *cpuShed) idle(n int) {
 	if n > 0 {
-		c.run, c.climb = 0, 0
 		c.p = max(0, c.p-shedDown*float64(n))
 	}
 }

@@ -138,9 +138,9 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 
 // TestOverloadStarved: a node that another process starves (its own use
 // of the CPU under half, work waiting for one past target_delay) sheds
-// after the onset window though its samples run 20 ms apart: a gap that
-// short is no quiet spell (a busy machine kept a node that sampled every
-// 20 ms from ever shedding).
+// after the onset window though its samples run 20 ms apart: the samples
+// they skipped count down the share, not the samples in a row behind (a
+// busy machine kept a node that sampled every 20 ms from ever shedding).
 func TestOverloadStarved(t *testing.T) {
 	var o overload
 	cfg := OverloadConfig{}
