@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -54,6 +55,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 )
@@ -154,6 +156,15 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 	}
 	if o.URL == "" && o.Conn == nil {
 		return nil, errors.New("fleet: no control plane URL")
+	}
+	if o.Security.Creds != "" {
+		creds, err := os.ReadFile(o.Security.Creds)
+		if err != nil {
+			return nil, fmt.Errorf("fleet: %w", err)
+		}
+		if err := auth.CheckPOPCreds(creds, o.POP, o.Region); err != nil {
+			return nil, fmt.Errorf("fleet: %s: %w", o.Security.Creds, err)
+		}
 	}
 	if o.Report <= 0 {
 		o.Report = time.Second

@@ -12,6 +12,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/edge/fleet"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/wasm/wasmtest"
@@ -33,6 +34,25 @@ func TestPOPWithCredentials(t *testing.T) {
 	creds := filepath.Join(t.TempDir(), "pop1.creds")
 	if err := os.WriteFile(creds, c, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Another POP's or another region's credential is refused at start:
+	// the server would refuse its status or its rate-limit usage one
+	// message at a time.
+	n := edgetest.Start(t, f.yaml)
+	for _, other := range [][2]string{{"pop2", "eu-test"}, {"pop1", "us-test"}} {
+		oc, err := m.Creds(auth.POP, other[0], other[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(t.TempDir(), "other.creds")
+		if err := os.WriteFile(file, oc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err = fleet.New(n.Node, fleet.Options{URL: f.cp.URL(), Region: "eu-test", POP: "pop1", Trust: f.trust, Unsigned: true,
+			Security: controlplane.Security{Creds: file}})
+		if err == nil || !strings.Contains(err.Error(), "--region") {
+			t.Errorf("POP pop1 of eu-test with %s of %s's credential: %v, want an error saying how to mint one", other[0], other[1], err)
+		}
 	}
 	f.startPOP(fleet.Options{URL: f.cp.URL(), Security: controlplane.Security{Creds: creds, CA: filepath.Join(m.Dir, auth.CAFile)}})
 	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))

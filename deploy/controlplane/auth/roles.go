@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/jwt/v2"
+
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -192,4 +194,46 @@ func Permissions(role Role, name, region, user string) (pub, sub []string, err e
 		return leafForms(pub), replies, nil
 	}
 	return nil, nil, fmt.Errorf("auth: unknown role %q", role)
+}
+
+// CheckPOPCreds reports whether creds, the contents of a credentials
+// file, are POP name's of region: a credential minted for another POP or
+// region connects, but the server refuses its status or its rate-limit
+// usage one message at a time, which a POP would only log. Its
+// permissions are read as the server reads them; their signature is the
+// server's to check.
+func CheckPOPCreds(creds []byte, name, region string) error {
+	tok, err := jwt.ParseDecoratedJWT(creds)
+	if err != nil {
+		return fmt.Errorf("auth: credential: %w", err)
+	}
+	uc, err := jwt.DecodeUserClaims(tok)
+	if err != nil {
+		return fmt.Errorf("auth: credential: %w", err)
+	}
+	for _, subject := range []string{
+		kvPut(manifest.BucketStatus, manifest.POPKey(name)),
+		manifest.SubjectRateLimit + ".region." + region + "." + name,
+	} {
+		if !slices.ContainsFunc(uc.Pub.Allow, func(p string) bool { return subjectMatches(p, subject) }) {
+			return fmt.Errorf("auth: credential %q may not publish %s: not POP %s's of region %s (wedgectl control creds pop %[3]s --region %[4]s mints one)",
+				uc.Name, subject, name, region)
+		}
+	}
+	return nil
+}
+
+// subjectMatches reports whether the subject pattern p (tokens, "*" one,
+// ">" the rest) matches subject.
+func subjectMatches(p, subject string) bool {
+	pt, st := strings.Split(p, "."), strings.Split(subject, ".")
+	for i, t := range pt {
+		switch {
+		case t == ">":
+			return len(st) > i
+		case i >= len(st) || (t != "*" && t != st[i]):
+			return false
+		}
+	}
+	return len(pt) == len(st)
 }
