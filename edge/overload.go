@@ -394,13 +394,18 @@ func (c *cpuShed) update(pinned, queued bool) float64 {
 }
 
 // idle counts n samples that saw no queue (none ran: no request came)
-// against p. Whether the node is behind now, and so the samples in a row
-// behind, is for the next update to say: a node that another process
-// starves samples late too, with its CPU use under half, and restarting
-// the count at each late sample kept it from ever shedding.
+// against p. A spell that brings p to 0 ends the overload it was shed
+// for: the next one starts from a new onset. One that finds p at 0
+// leaves the samples in a row behind for the next update to judge: a
+// node that another process starves samples late too, with its CPU use
+// under half, and restarting the count at each late sample kept it from
+// ever shedding.
 func (c *cpuShed) idle(n int) {
-	if n > 0 {
-		c.p = max(0, c.p-shedDown*float64(n))
+	if n <= 0 || c.p == 0 {
+		return
+	}
+	if c.p = max(0, c.p-shedDown*float64(n)); c.p == 0 {
+		c.run, c.climb = 0, 0
 	}
 }
 

@@ -134,6 +134,12 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 	if p := o.shedP.Load(); p != 0 {
 		t.Fatalf("shed share %v after 2 s without a request, want 0", float64(p)/(1<<32))
 	}
+	// A load that was shed for ended behind; after the spell the node is
+	// behind again: a new overload, which sheds only after its own onset.
+	o.c = cpuShed{p: 0.9, run: onset - 1, climb: 5}
+	if p := o.shedFor(0.4, 2*o.g.target, 2*time.Second); p != 0 {
+		t.Fatalf("shed share %v at the first sample behind after the spell, want 0 until the onset", p)
+	}
 }
 
 // TestOverloadStarved: a node that another process starves (its own use
