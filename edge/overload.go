@@ -104,6 +104,11 @@ import (
 // each sample costs a few microseconds.
 const sampleEvery = 5 * time.Millisecond
 
+// quietFor is the spell without a sample (without a request) after which
+// the node is no longer behind, whatever it was (cpuShed.idle): far
+// longer than a starved node's samples come late.
+const quietFor = time.Second
+
 // smoothing is the share of a sample's gradient that reaches the limit.
 const smoothing = 0.2
 
@@ -394,17 +399,19 @@ func (c *cpuShed) update(pinned, queued bool) float64 {
 }
 
 // idle counts n samples that saw no queue (none ran: no request came)
-// against p. A spell that brings p to 0 ends the overload it was shed
-// for: the next one starts from a new onset. One that finds p at 0
-// leaves the samples in a row behind for the next update to judge: a
-// node that another process starves samples late too, with its CPU use
-// under half, and restarting the count at each late sample kept it from
-// ever shedding.
+// against p, and ends the overload (the samples in a row behind, the
+// climb) once p is back to 0 or the spell lasted quietFor: the next
+// starts from a new onset. A shorter spell with p at 0 leaves the count
+// for the next update to judge: a node that another process starves
+// samples late too, its CPU use under half, and restarting the count at
+// each late sample kept it from ever shedding.
 func (c *cpuShed) idle(n int) {
-	if n <= 0 || c.p == 0 {
+	if n <= 0 {
 		return
 	}
-	if c.p = max(0, c.p-shedDown*float64(n)); c.p == 0 {
+	was := c.p
+	c.p = max(0, c.p-shedDown*float64(n))
+	if (was > 0 && c.p == 0) || n >= int(quietFor/sampleEvery) {
 		c.run, c.climb = 0, 0
 	}
 }

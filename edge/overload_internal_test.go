@@ -134,11 +134,21 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 	if p := o.shedP.Load(); p != 0 {
 		t.Fatalf("shed share %v after 2 s without a request, want 0", float64(p)/(1<<32))
 	}
-	// A load that was shed for ended behind; after the spell the node is
+	// A load ended behind, shed for or not yet; after a spell that ended
+	// it (the share back to 0, or a second without a request) the node is
 	// behind again: a new overload, which sheds only after its own onset.
-	o.c = cpuShed{p: 0.9, run: onset - 1, climb: 5}
-	if p := o.shedFor(0.4, 2*o.g.target, 2*time.Second); p != 0 {
-		t.Fatalf("shed share %v at the first sample behind after the spell, want 0 until the onset", p)
+	for _, c := range []struct {
+		from cpuShed
+		gap  time.Duration
+	}{
+		{cpuShed{p: 0.9, run: onset - 1, climb: 5}, 2 * time.Second},
+		{cpuShed{p: 0.01, run: onset - 1, climb: 5}, 20 * time.Millisecond},
+		{cpuShed{run: onset - 1}, 2 * time.Second},
+	} {
+		o.c = c.from
+		if p := o.shedFor(0.4, 2*o.g.target, c.gap); p != 0 {
+			t.Fatalf("from %+v, %v without a request: shed share %v at the first sample behind, want 0 until the onset", c.from, c.gap, p)
+		}
 	}
 }
 
