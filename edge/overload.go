@@ -400,18 +400,17 @@ func (c *cpuShed) update(pinned, queued bool) float64 {
 
 // idle counts n samples that saw no queue (none ran: no request came)
 // against p, and ends the overload (the samples in a row behind, the
-// climb) once p is back to 0 or the spell lasted quietFor: the next
-// starts from a new onset. A shorter spell with p at 0 leaves the count
-// for the next update to judge: a node that another process starves
-// samples late too, its CPU use under half, and restarting the count at
-// each late sample kept it from ever shedding.
+// climb) when the spell lasted quietFor: the next starts from a new
+// onset. A shorter spell leaves them for the next update to judge: a
+// node that another process starves samples late too, its CPU use under
+// half, and ending its overload at each late sample kept it from ever
+// shedding (at 0, or at 0.02 the first step, before the next decay).
 func (c *cpuShed) idle(n int) {
 	if n <= 0 {
 		return
 	}
-	was := c.p
 	c.p = max(0, c.p-shedDown*float64(n))
-	if (was > 0 && c.p == 0) || n >= int(quietFor/sampleEvery) {
+	if n >= int(quietFor/sampleEvery) {
 		c.run, c.climb = 0, 0
 	}
 }
