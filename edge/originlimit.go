@@ -79,10 +79,10 @@ func newOriginLimit(name string, target time.Duration, cfg *OverloadConfig, m *m
 
 // keepOriginLimit is the origin's limit in a new generation: was, the
 // last generation's for the same address (nil for another), where it
-// limits the same way, so that a reload in
-// the middle of an overload neither forgets what the origin takes (back
-// to initial_limit, a flood for an origin already behind) nor loses count
-// of the exchanges the last generation still has in flight.
+// limits the same way, so that a reload in the middle of an overload
+// neither forgets what the origin takes (back to initial_limit, a flood
+// for an origin already behind) nor loses count of the exchanges the last
+// generation still has in flight.
 func keepOriginLimit(was *originLimit, name string, target time.Duration, cfg *OverloadConfig, m *metrics) *originLimit {
 	if was != nil && !cfg.Off && was.g.target == target &&
 		was.g.min == float64(cfg.MinLimit) && was.g.max == float64(cfg.MaxLimit) {
