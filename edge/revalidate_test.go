@@ -219,3 +219,38 @@ func TestEdgeRange(t *testing.T) {
 		t.Fatalf("after ranges: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
+
+// TestEdgeRevalidationKeepsContentType: a 304 without Content-Type (as
+// applications send it) leaves a stored image an image; when the origin
+// service listed fasthttp's default text/plain on the 304, the cache
+// updated the entry with it and served the image as text from then on.
+func TestEdgeRevalidationKeepsContentType(t *testing.T) {
+	var conditional atomic.Int64
+	n := startCacheStack(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0") // stored, stale at once: every hit revalidates
+		w.Header().Set("ETag", `"e1"`)
+		if r.Header.Get("If-None-Match") == `"e1"` {
+			conditional.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		w.Write([]byte("\x89PNG"))
+	}))
+	for i := range 3 {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + n.Addr + "/img")
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if ct := string(resp.Header.ContentType()); resp.StatusCode() != 200 || ct != "image/png" || string(resp.Body()) != "\x89PNG" {
+			t.Fatalf("request %d: %d, Content-Type %q, body %q (Cache-Status %q), want the image", i,
+				resp.StatusCode(), ct, resp.Body(), resp.Header.Peek("Cache-Status"))
+		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}
+	if c := conditional.Load(); c != 2 {
+		t.Fatalf("the application saw %d conditional requests, want 2 (the test needs the stored entry revalidated)", c)
+	}
+}

@@ -262,6 +262,30 @@ func TestProxyResponse(t *testing.T) {
 	}
 }
 
+// TestProxyInventsNoContentType: an answer without Content-Type reaches
+// the edge without one, a 304's included; with fasthttp's default it
+// came as text/plain, and a cache updating a stored image from the 304
+// served the image as text.
+func TestProxyInventsNoContentType(t *testing.T) {
+	for _, head := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+		"HTTP/1.1 304 Not Modified\r\nETag: \"e1\"\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\n\r\n",
+	} {
+		u := startRaw(t, func() []byte { return []byte(head) })
+		p := newProxy(t, ProxyConfig{Upstreams: []string{u.url}})
+		resp := serve(p, getReq("/"), 5*time.Second)
+		if resp.Status/100 != 2 && resp.Status != 304 {
+			t.Fatalf("%q: got %d %q", head, resp.Status, resp.Error)
+		}
+		for _, f := range resp.Header {
+			if strings.EqualFold(string(f.Name), "Content-Type") {
+				t.Errorf("%q: the envelope has Content-Type %q, which the upstream never sent", head, f.Value)
+			}
+		}
+	}
+}
+
 func TestProxyErrors(t *testing.T) {
 	garbage := startRaw(t, func() []byte { return []byte("HTTP/1.1 abc\r\n\r\n") })
 	closer := startRaw(t, func() []byte { return nil })

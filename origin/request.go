@@ -191,7 +191,12 @@ func bytesContains(b []byte, c byte) bool {
 // Content-Encoding, Server and Set-Cookie ahead of them and keeps only the
 // last of a repeated Content-Type, Content-Encoding or Server. The order of
 // fields with different names carries no meaning (RFC 9110 §5.3).
+//
+// A response without Content-Type stays without one: fasthttp would list
+// its default, text/plain, which a 304 would then write over a cached
+// image's type (RFC 9110 §8.3 leaves a missing type to the recipient).
 func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
+	fresp.Header.SetNoDefaultContentType(true)
 	resp.Status = uint64(fresp.StatusCode())
 	conn := b[:0]
 	for k, v := range fresp.Header.All() {
