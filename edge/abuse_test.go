@@ -401,6 +401,9 @@ func TestAbuseMalformed(t *testing.T) {
 		// RFC 9112 §3.2: a 1.1 request without Host, or with two, is a 400.
 		{"no Host", "GET /api/x HTTP/1.1\r\n\r\n", 400},
 		{"two Hosts", "GET /api/x HTTP/1.1\r\n" + host + "Host: other.example.com\r\n\r\n", 400},
+		// RFC 9110 §4.2.4: no userinfo; fasthttp routed "u@a" as a.
+		{"userinfo in Host", "GET /api/x HTTP/1.1\r\nHost: u:p@api.example.com\r\n\r\n", 400},
+		{"userinfo in an absolute target", "GET http://u@api.example.com/api/x HTTP/1.1\r\n" + host + "\r\n", 400},
 		{"NUL in a value", "GET /api/x HTTP/1.1\r\n" + host + "X-A: a\x00b\r\n\r\n", 400},
 		{"NUL in a name", "GET /api/x HTTP/1.1\r\n" + host + "X-\x00A: a\r\n\r\n", 400},
 		{"control in a value", "GET /api/x HTTP/1.1\r\n" + host + "X-A: a\x01b\r\n\r\n", 400},

@@ -329,7 +329,11 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 //     two lines as one field;
 //   - obs-fold: RFC 9112 §5.2 allows replacing it with a space, which
 //     fasthttp does, or a 400; a fold is how a second field hides in
-//     another's value, so refuse it.
+//     another's value, so refuse it;
+//   - userinfo in the Host or an absolute-form target: fasthttp drops it
+//     and routes "u@a" as a, where RFC 9112 §3.2 wants a 400 for an
+//     invalid Host, and RFC 9110 §4.2.4 an error for userinfo in an
+//     http(s) URI (a parser before the edge may read the host as u).
 //
 // It reads the header section as received, the lines fromHTTP passes on as
 // one field each, and also answers 431 for more header fields than an
@@ -340,6 +344,9 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 	if p := ctx.Request.Header.Protocol(); (len(p) < 6 || p[5] != '1') && !viaFrontDoor(ctx) {
 		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.x"
+	}
+	if bytes.IndexByte(ctx.Request.Header.Host(), '@') >= 0 || bytes.IndexByte(authority(ctx.Request.Header.RequestURI()), '@') >= 0 {
+		return fasthttp.StatusBadRequest, "userinfo in the host"
 	}
 	// The header section as received, after the request line, one field
 	// per line as fromHTTP passes them on.
@@ -371,6 +378,20 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 		raw = rest
 	}
 	return 0, ""
+}
+
+// authority is the authority of an absolute-form request target, nil for
+// any other form.
+func authority(target []byte) []byte {
+	i := bytes.Index(target, []byte("://"))
+	if i <= 0 || bytes.IndexByte(target[:i], '/') >= 0 {
+		return nil // origin-form ("/a://b") or no scheme
+	}
+	a := target[i+3:]
+	if j := bytes.IndexAny(a, "/?#"); j >= 0 {
+		a = a[:j]
+	}
+	return a
 }
 
 // headerLine cuts the first line off raw, a header section as received
