@@ -368,10 +368,16 @@ func TestAbuseOversized(t *testing.T) {
 		// it will not take.
 		{"declared body", "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 100000\r\n\r\n", 413},
 		{"chunked body", "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked.String(), 413},
+		// Refused before 100 Continue: the handler never runs.
+		{"declared body, Expect: 100-continue", "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n", 413},
 	} {
-		resp, _, _, closed := exchange(t, n.Addr, tc.req, 2*time.Second)
+		resp, body, _, closed := exchange(t, n.Addr, tc.req, 2*time.Second)
 		if resp.StatusCode != tc.want || !closed {
 			t.Errorf("%s: %d, closed %t; want %d and closed", tc.name, resp.StatusCode, closed, tc.want)
+		}
+		// RFC 9110 §6.6.1: a server with a clock dates its answers.
+		if resp.Header.Get("Date") == "" || !strings.Contains(body, "limit") {
+			t.Errorf("%s: Date %q, body %q; want a Date and the reason", tc.name, resp.Header.Get("Date"), body)
 		}
 		served(t, n.Addr, "after an oversized "+tc.name)
 	}
