@@ -7,10 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 // TestControlBackupRestore runs wedgectl control backup against a control
@@ -64,5 +68,49 @@ func TestControlBackupRestore(t *testing.T) {
 	}
 	if err := run(ctx, []string{"control", "restore", "--nats", dst.URL(), "--force", dir}, &out); err != nil {
 		t.Fatalf("restore --force: %v", err)
+	}
+
+	// As an operator gets an empty control plane: `control --embedded
+	// --server-only`, with no controller to create buckets and take a
+	// lease (which a restore is right to call live state). Then started
+	// as usual, its controller runs over the restored state.
+	cpDir, addr := t.TempDir(), freeAddrs(t, 1)[0]
+	authDir := filepath.Join(cpDir, "auth")
+	target := []string{"--nats", "tls://" + addr, "--creds", auth.CredsFile(authDir, auth.Controller), "--ca", filepath.Join(authDir, auth.CAFile)}
+	serve := func(what string, args ...string) (stop func()) {
+		cout := &testutil.SyncBuffer{}
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- run(cctx, append([]string{"control", "--embedded", cpDir, "--listen", addr}, args...), cout)
+		}()
+		testutil.Eventually(t, hangGuard, what, func() bool { return strings.Contains(cout.String(), what) })
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("control %q: %v\n%s", args, err, cout.String())
+			}
+		}
+	}
+	stop := serve("server only", "--server-only")
+	if err := run(ctx, append(append([]string{"control", "restore"}, target...), dir), &out); err != nil {
+		t.Fatalf("restore into a control plane run with --server-only: %v", err)
+	}
+	stop()
+	defer serve("rollout controller running")()
+	nc2, err := nats.Connect("tls://"+addr, controlplane.Security{Creds: target[3], CA: target[5]}.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	s2, err := controlplane.Open(ctx, nc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s2.Desired.Get(ctx, manifest.RegionKey("eu")); err != nil || !bytes.Equal(e.Value(), want) {
+		t.Fatalf("desired state restored through --server-only: %v", err)
+	}
+	if err := run(ctx, []string{"control", "--server-only"}, &out); err == nil || !strings.Contains(err.Error(), "--embedded") {
+		t.Errorf("--server-only without --embedded: %v, want an error naming --embedded", err)
 	}
 }

@@ -33,6 +33,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	embeddedDir := fs.String("embedded", "", "run an embedded control plane keeping its files in `DIR`, listening on --listen")
 	member := addMemberFlags(fs)
 	httpAddr := fs.String("http", "", "serve the status page and the control plane's /metrics on `ADDR`, e.g. 127.0.0.1:9090")
+	serverOnly := fs.Bool("server-only", false, "with --embedded: run the server alone, with no buckets and no controller: the empty control plane `control restore` wants")
 	ctlKey := controllerKeyFlag(fs)
 	ctlTrust := controllerTrustFlag(fs)
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +48,9 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := member.check(fs, *embeddedDir); err != nil {
 		return err
+	}
+	if *serverOnly && *embeddedDir == "" {
+		return errors.New("control: --server-only needs --embedded DIR")
 	}
 	var nc *nats.Conn
 	var clusterMember *embedded.Server // with --cluster
@@ -63,10 +67,17 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if *member.cluster != "" {
 			clusterMember = srv
 		}
+		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embeddedDir)
+		if *serverOnly {
+			// The controller would create empty buckets, and hold a lease
+			// in one, which a restore takes for live state.
+			fmt.Fprintln(stdout, "server only: no buckets, no controller; restore into it, then start it again without --server-only")
+			<-ctx.Done()
+			return nil
+		}
 		if nc, err = srv.Connect("wedgectl-control"); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "control plane on %s, files in %s\n", srv.URL(), *embeddedDir)
 	} else {
 		var err error
 		if nc, err = controlplane.Dial(url.url, "wedgectl-control", nil, url.sec.Options()...); err != nil {

@@ -89,7 +89,7 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 	if len(busy) > 0 && !o.Force {
 		return nil, fmt.Errorf("backup: restore: %w (%s): restoring over live state would mix two histories, "+
 			"and the POPs would follow whichever was written last; restore into an empty control plane, "+
-			"or force it to delete these streams first", ErrNotEmpty, strings.Join(busy, ", "))
+			"or force it to delete these streams first (--force)", ErrNotEmpty, strings.Join(busy, ", "))
 	}
 	create := func(s Stream) error {
 		cfg := s.Config
