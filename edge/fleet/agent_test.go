@@ -619,6 +619,34 @@ func TestPrefetchLogs(t *testing.T) {
 	}
 }
 
+// TestLinkClosedIsNotLost: a link the POP closes as it stops logs no
+// "link lost" warning (every `up` ended with one, err=<nil>); one that
+// drops does.
+func TestLinkClosedIsNotLost(t *testing.T) {
+	f := newFixture(t, embedded.Options{})
+	var log testutil.SyncBuffer
+	f.log = slog.New(slog.NewTextHandler(&log, nil))
+	f.startConnectedPOP()
+	nc, err := f.cp.Connect("closed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	f.agent.LinkLost(nc, nil)
+	if strings.Contains(log.String(), "link lost") {
+		t.Fatalf("a link closed on purpose logged:\n%s", log.String())
+	}
+	open, err := f.cp.Connect("open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	f.agent.LinkLost(open, io.EOF)
+	if !strings.Contains(log.String(), `msg="control plane link lost; serving the current state" err=EOF`) {
+		t.Fatalf("a link that dropped: log\n%s", log.String())
+	}
+}
+
 // TestModuleChecksTheRecordFirst holds the agent to refusing a record no
 // bytes could make good before it touches the disk: a prefetch takes any
 // record the artifacts bucket holds, and the digest names the local file,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -14,3 +16,6 @@ func (a *Agent) Module(ctx context.Context, art *manifest.Artifact) ([]byte, err
 
 // PeersAt is Peers as it would be at now.
 func (a *Agent) PeersAt(now time.Time) []Peer { return a.peers(now) }
+
+// LinkLost is the link's disconnect handler.
+func (a *Agent) LinkLost(nc *nats.Conn, err error) { a.linkLost(nc, err) }

@@ -52,10 +52,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// Say when the link goes and comes back, as it happens: the POP serves
 	// on either way, and that is worth a log line and a metric.
 	a.connected.Set(b2f(nc.IsConnected()))
-	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
-		a.connected.Set(0)
-		a.o.Logger.Warn("control plane link lost; serving the current state", "err", err)
-	})
+	nc.SetDisconnectErrHandler(a.linkLost)
 	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		a.o.Logger.Warn("control plane error", "err", err)
 	})
@@ -242,4 +239,14 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// linkLost is the link's disconnect handler. A link closed on purpose, as
+// the POP stops, is not lost: no warning then.
+func (a *Agent) linkLost(nc *nats.Conn, err error) {
+	a.connected.Set(0)
+	if nc.IsClosed() {
+		return
+	}
+	a.o.Logger.Warn("control plane link lost; serving the current state", "err", err)
 }
