@@ -227,3 +227,44 @@ func TestRustTemplateAnswerNoAlloc(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginRunFailure: `plugin run` on a plugin that panics says the host
+// answered, not the plugin, and prints the error, then the Go panic and
+// its stack, then the wasm stack trace, as up's log does. Before, it said
+// "(answered by the plugin)" and glued the panic after the trace.
+func TestPluginRunFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	dir := filepath.Join(t.TempDir(), "crashing")
+	ctx := context.Background()
+	if err := run(ctx, []string{"plugin", "new", "crashing", dir}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := strings.Replace(string(src), "\tp.answered.Record(1)\n", "\tpanic(\"crashing on purpose\")\n", 1)
+	if crash == string(src) {
+		t.Fatal("the template's OnRequest changed: no p.answered.Record(1) to replace")
+	}
+	if err := os.WriteFile(main, []byte(crash), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := new(testutil.SyncBuffer)
+	if err := run(ctx, []string{"plugin", "run", dir, "/crashing"}, out); err == nil {
+		t.Fatalf("plugin run of a plugin that panics: no error\n%s", out)
+	}
+	got := out.String()
+	if strings.Contains(got, "answered by the plugin") || !strings.Contains(got, "(the plugin failed; the host answered)") {
+		t.Errorf("plugin run says the plugin answered, or not that it failed:\n%s", got)
+	}
+	errAt := strings.Index(got, "# error (trap): wasm: plugin crashing@dev: request: trap")
+	panicAt := strings.Index(got, "panic: crashing on purpose")
+	traceAt := strings.Index(got, "wasm stack trace:")
+	if errAt < 0 || panicAt < errAt || traceAt < panicAt {
+		t.Errorf("want the error (at %d), then the panic (%d), then the wasm stack trace (%d):\n%s", errAt, panicAt, traceAt, got)
+	}
+}

@@ -93,13 +93,18 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 		res := host.Run(req, m.OnRequest, origin, m.OnResponse)
 		took := time.Since(start)
 		fmt.Fprintf(stdout, "\n# request %d: %s %s -> %d in %v", i+1, method, target, res.Resp.Status, took.Round(time.Microsecond))
-		if res.Answered {
+		switch {
+		case res.RequestErr != nil && res.Answered:
+			fmt.Fprint(stdout, " (the plugin failed; the host answered)")
+		case res.RequestErr != nil:
+			fmt.Fprint(stdout, " (the plugin failed; the request went on to the origin)")
+		case res.Answered:
 			fmt.Fprint(stdout, " (answered by the plugin)")
 		}
 		fmt.Fprintln(stdout)
 		for _, e := range []error{res.RequestErr, res.ResponseErr} {
 			if e != nil {
-				fmt.Fprintf(stdout, "# error: %v\n", e)
+				printFailure(stdout, e)
 				failed = errors.Join(failed, e)
 			}
 		}
@@ -116,4 +121,25 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 		return errors.New("plugin run: the plugin failed")
 	}
 	return nil
+}
+
+// printFailure writes a failed call as up's console log does: the error's
+// line, then what the guest wrote (a Go panic and its goroutine stack),
+// then the wasm stack trace.
+func printFailure(w io.Writer, err error) {
+	var kind, msg, stack string
+	for _, a := range wasm.FailureAttrs(err) {
+		switch a.Key {
+		case "kind":
+			kind = a.Value.String()
+		case "err":
+			msg = a.Value.String()
+		case "stack":
+			stack = a.Value.String()
+		}
+	}
+	fmt.Fprintf(w, "# error (%s): %s\n", kind, msg)
+	if stack != "" {
+		fmt.Fprintln(w, stack)
+	}
 }
