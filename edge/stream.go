@@ -398,9 +398,35 @@ func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
 		store.w = &n.writes
 	}
 	out := &sendBody{body: body, c: ctx.Conn(), idle: n.srv.WriteTimeout, w: &n.writes, max: rt.maxResponse, store: store}
+	length := int(streamedLength(&x.Resp))
+	if length < 0 && !ctx.Request.Header.IsHTTP11() && !viaFrontDoor(ctx) {
+		sendUntilClose(ctx, out)
+		return
+	}
 	// With the origin's length the client gets Content-Length, and a body
 	// that comes up short fails the write rather than end early.
-	ctx.Response.SetBodyStream(out, int(streamedLength(&x.Resp)))
+	ctx.Response.SetBodyStream(out, length)
+}
+
+// sendUntilClose writes a body of unknown length to an HTTP/1.0 client,
+// which cannot read chunked (RFC 9112 §6.1: a server sends no
+// Transfer-Encoding to one), as HTTP/1.0 ends such a body: by closing the
+// connection. fasthttp chunks every body of unknown length, so the
+// response is written on the connection taken over once the handler is
+// done, the header as fasthttp would write it but with neither
+// Content-Length nor Transfer-Encoding.
+func sendUntilClose(ctx *fasthttp.RequestCtx, out *sendBody) {
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer out.Close()
+		h := &ctx.Response.Header
+		h.Del(fasthttp.HeaderTransferEncoding)
+		h.SetContentLength(-2) // neither field; sets Connection: close
+		h.SetConnectionClose()
+		if _, err := c.Write(h.Header()); err == nil {
+			_, _ = io.Copy(c, out) // out moves the write deadline on
+		}
+	})
 }
 
 // sendBody is a streamed answer as fasthttp writes it: each read moves the

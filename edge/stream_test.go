@@ -375,6 +375,65 @@ func TestStreamEvents(t *testing.T) {
 	})
 }
 
+// TestStreamHTTP10: a body of unknown length reaches an HTTP/1.0 client
+// unchunked, ended by the connection's close (RFC 9112 §6.1), events as
+// they come; fasthttp chunked it, and the client read the framing as
+// body bytes.
+func TestStreamHTTP10(t *testing.T) {
+	s := startStreamStack(t, "")
+	c, err := net.Dial("tcp4", s.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	const n = 3 * streamed // past the threshold: streamed
+	io.WriteString(c, "GET /download?n="+strconv.Itoa(n)+"&chunked=1 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+	raw, err := io.ReadAll(c) // to the close: that is where the body ends
+	if err != nil {
+		t.Fatalf("reading to the close: %v", err)
+	}
+	head, body, ok := bytes.Cut(raw, []byte("\r\n\r\n"))
+	if !ok {
+		t.Fatalf("no header section in %q", raw[:min(len(raw), 200)])
+	}
+	h := strings.ToLower(string(head))
+	if !strings.HasPrefix(h, "http/1.1 200 ") || strings.Contains(h, "transfer-encoding") || strings.Contains(h, "content-length") ||
+		!strings.Contains(h, "\r\nconnection: close") || !strings.Contains(h, "\r\ndate: ") {
+		t.Fatalf("header section\n%s\nwant 200, Connection: close, a Date, no Transfer-Encoding and no Content-Length", head)
+	}
+	want, _ := io.ReadAll(&pattern{n: n})
+	if !bytes.Equal(body, want) {
+		t.Fatalf("body: %d bytes, want the %d the application sent, unframed", len(body), n)
+	}
+
+	// Events go out as they come, not at the end.
+	c2, err := net.Dial("tcp4", s.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c2, "GET /events?n=2 HTTP/1.0\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c2)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("header section: %v", err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "data: event 0\n" {
+		t.Fatalf("the first event before the second is sent: %q %v", line, err)
+	}
+	s.app.next <- struct{}{}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "\ndata: event 1\n\n" {
+		t.Fatalf("the rest to the close: %q %v", rest, err)
+	}
+}
+
 // TestStreamCache: a streamed response is stored once its body has gone by
 // whole, within the cache's per-object bound (the next request is a hit);
 // one whose length is past it is not, and Cache-Status says why.
