@@ -333,6 +333,15 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 		return nil, fmt.Errorf("rollout: artifact record %s@%s (digest %q, %d signature bytes) is not signed: refusing it",
 			spec.Plugin, spec.Version, a.Digest, len(a.Sig))
 	}
+	switch e, err := s.Revoked.Get(ctx, a.Digest); {
+	case err == nil:
+		var rv manifest.Revocation
+		_ = json.Unmarshal(e.Value(), &rv) // a reason is all it adds
+		return nil, fmt.Errorf("rollout: %s@%s (digest %.12s) is revoked (%q): edges refuse it",
+			spec.Plugin, spec.Version, a.Digest, rv.Reason)
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, fmt.Errorf("rollout: revocations: %w", err)
+	}
 	minReq := spec.MinRequests
 	if minReq == 0 {
 		minReq = DefaultMinRequests

@@ -629,6 +629,20 @@ func TestStartValidates(t *testing.T) {
 		!slices.Equal(p.Waves[0].POPs["eu-west"], []string{"eu-west-1", "eu-west-2"}) {
 		t.Errorf("plan: %s", p)
 	}
+	// A revoked module: every POP would refuse it, so the start (and a
+	// dry run) does, rather than a wave that rolls back.
+	rv, _ := json.Marshal(manifest.Revocation{Digest: e.v1.Digest, Reason: "leaks tokens", Time: time.Now()})
+	if _, err := e.s.Revoked.Put(e.ctx, e.v1.Digest, rv); err != nil {
+		t.Fatal(err)
+	}
+	revoked := good
+	revoked.Version = "v1"
+	if _, err := Resolve(e.ctx, e.s, revoked); err == nil || !strings.Contains(err.Error(), `is revoked ("leaks tokens")`) {
+		t.Errorf("dry run of a revoked version: %v", err)
+	}
+	if _, err := Start(e.ctx, e.s, revoked); err == nil || !strings.Contains(err.Error(), "is revoked") {
+		t.Errorf("start of a revoked version: %v", err)
+	}
 	if rs, _ := List(e.ctx, e.s); len(rs) != 0 {
 		t.Errorf("a dry run or a refused start stored %d rollouts", len(rs))
 	}
