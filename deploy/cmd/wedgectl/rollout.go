@@ -106,10 +106,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("control: --http %s: %w", *httpAddr, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/", status.Handler(s, log))
-		mux.Handle("GET /metrics", monitoring.Handler(s)) // deploy/monitoring's alerts read it
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		hs := &http.Server{Handler: statusPage(s, log), ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(ln)
 		defer hs.Close()
 		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
@@ -117,6 +114,16 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintln(stdout, "rollout controller running; interrupt to stop")
 	c := rollout.NewController(s, rollout.Options{Log: log, Key: key, Trust: trust})
 	return c.Run(ctx)
+}
+
+// statusPage is what --http (control) and --status (up) serve: the
+// status page, and the control plane's /metrics that deploy/monitoring's
+// alerts read.
+func statusPage(s *controlplane.Stores, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", status.Handler(s, log))
+	mux.Handle("GET /metrics", monitoring.Handler(s))
+	return mux
 }
 
 func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {

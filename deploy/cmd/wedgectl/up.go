@@ -23,7 +23,6 @@ import (
 
 	"github.com/talowa/wedge/deploy/internal/console"
 	"github.com/talowa/wedge/deploy/manifest"
-	"github.com/talowa/wedge/deploy/status"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/pop"
 	"github.com/talowa/wedge/origin"
@@ -118,7 +117,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("up: status page: %w", err)
 		}
-		page := &http.Server{Handler: status.Handler(fleet.stores, log), ReadHeaderTimeout: 10 * time.Second}
+		page := &http.Server{Handler: statusPage(fleet.stores, log), ReadHeaderTimeout: 10 * time.Second}
 		go page.Serve(ln)
 		defer page.Close()
 		statusURL = "http://" + ln.Addr().String() + "/"
@@ -267,25 +266,14 @@ plugin signing key: %[9]s
 WEDGE_TOKEN=%[5]s
 `, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, creds, ca)
 	if len(dev) > 0 {
-		fmt.Fprintf(stdout, "\n%s\nTry:\n  curl -i %s/%s  # what `wedgectl plugin new %[3]s` made answers\n\nCtrl-C stops everything.\n",
-			watching.String(), addr, dev[0].name)
-	} else {
-		fmt.Fprintf(stdout, `
-Try:
-  curl -i %[1]s/api/hello                                         # 401 without a token
-  curl -i -H "Authorization: Bearer $WEDGE_TOKEN" %[1]s/api/hello  # 200, then a cache HIT with Age
-  for i in $(seq 15); do curl -s -o /dev/null -w '%%{http_code} ' -H "Authorization: Bearer $WEDGE_TOKEN" %[1]s/api/hello; done; echo  # 429 past 10/s
-
-Roll a plugin version out (in another terminal):
-  export WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s
-  wedgectl plugin build plugins/cache -o /tmp/cache.wasm
-  wedgectl plugin push /tmp/cache.wasm --name cache --version 2 --key %[2]s
-  wedgectl rollout start cache@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
-  wedgectl rollout status
-
-Ctrl-C stops everything.
-`, addr, fleet.key, waves, creds, ca)
+		fmt.Fprintf(stdout, "\n%s\n", watching.String())
 	}
+	try := tryHints{addr: addr, chain: names, own: *upstream != "", key: fleet.key, waves: waves, creds: creds, ca: ca}
+	if len(dev) > 0 {
+		try.dev = dev[0].name
+	}
+	try.print(stdout)
+	fmt.Fprintln(stdout, "\nCtrl-C stops everything.")
 
 	select {
 	case <-ctx.Done():
@@ -502,4 +490,59 @@ func demoApp() http.Handler {
 		fmt.Fprintln(w, "public: no token needed for", r.URL.Path)
 	})
 	return mux
+}
+
+// tryHints is what up suggests trying, for the chain it runs: a line says
+// only what the chain makes true (no 401 without auth, no 429 without a
+// rate limit keyed on auth's identity).
+type tryHints struct {
+	addr  string
+	chain []string // the plugins, in order
+	dev   string   // the first --plugin folder's name, if any
+	own   bool     // --upstream: the application is the user's
+	// The rollout example's: the signing key, the waves, the credentials.
+	key, waves, creds, ca string
+}
+
+func (h tryHints) print(w io.Writer) {
+	has := func(p string) bool { return slices.Contains(h.chain, p) }
+	path, what := "/api/hello", "200"
+	switch {
+	case h.dev != "":
+		path, what = "/"+h.dev, "what `wedgectl plugin new "+h.dev+"` made answers"
+	case h.own:
+		path, what = "/", "your application's answer"
+	case has("cache"):
+		what = "200, then a cache HIT with Age"
+	}
+	bearer := ""
+	fmt.Fprintln(w, "\nTry:")
+	if has("auth") {
+		bearer = `-H "Authorization: Bearer $WEDGE_TOKEN" `
+		fmt.Fprintf(w, "  curl -i %s%s  # 401 without a token\n", h.addr, path)
+	}
+	fmt.Fprintf(w, "  curl -i %s%s%s  # %s\n", bearer, h.addr, path, what)
+	if has("auth") && has("ratelimit") {
+		fmt.Fprintf(w, "  for i in $(seq 15); do curl -s -o /dev/null -w '%%{http_code} ' %s%s%s; done; echo  # 429 past 10/s\n", bearer, h.addr, path)
+	}
+	// The rollout example builds a plugin of this repository's.
+	plugin := ""
+	for _, p := range []string{"cache", "ratelimit", "auth"} {
+		if has(p) {
+			plugin = p
+			break
+		}
+	}
+	if plugin == "" {
+		return
+	}
+	fmt.Fprintf(w, `
+Roll a plugin version out (in another terminal, in this checkout):
+  alias wedgectl='go run ./deploy/cmd/wedgectl'
+  export WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s
+  wedgectl plugin build plugins/%[1]s -o /tmp/%[1]s.wasm
+  wedgectl plugin push /tmp/%[1]s.wasm --name %[1]s --version 2 --key %[2]s
+  wedgectl rollout start %[1]s@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
+  wedgectl rollout status
+`, plugin, h.key, h.waves, h.creds, h.ca)
 }

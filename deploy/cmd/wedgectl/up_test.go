@@ -114,6 +114,16 @@ func TestUpRegions(t *testing.T) {
 	}
 	body, _ := io.ReadAll(page.Body)
 	page.Body.Close()
+	// The control plane's metrics, beside the page as with control --http.
+	mresp, err := http.Get(m[3] + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if mresp.StatusCode != 200 || !strings.Contains(string(metrics), "wedge_control_pops") {
+		t.Fatalf("status page /metrics: %d\n%.300s", mresp.StatusCode, metrics)
+	}
 	// Each POP sees the POPs of its region, by the status reports they
 	// write, and says so in its own, with the address of its cache tier's
 	// listener (not the HTTP one).
@@ -383,4 +393,39 @@ func (u *upRun) await(t *testing.T, what string, re *regexp.Regexp) []string {
 		return m != nil
 	})
 	return m
+}
+
+// TestTryHints: up's suggestions hold for the chain it runs. They were
+// the default chain's whatever ran: a 401 with no auth, a 429 with no
+// rate limit, a plugin's curl without the token auth in front of it asks.
+func TestTryHints(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		h         tryHints
+		want, not []string
+	}{
+		{"default", tryHints{chain: []string{"auth", "ratelimit", "cache"}},
+			[]string{"/api/hello  # 401 without a token", "# 200, then a cache HIT with Age", "# 429 past 10/s", "rollout start cache@2"}, nil},
+		{"cache alone", tryHints{chain: []string{"cache"}},
+			[]string{"curl -i /api/hello  # 200, then a cache HIT", "plugins/cache"}, []string{"401", "429", "Bearer"}},
+		{"no plugins", tryHints{},
+			[]string{"curl -i /api/hello  # 200\n"}, []string{"401", "429", "Roll a plugin"}},
+		{"auth and a plugin of one's own", tryHints{chain: []string{"auth", "greeter"}, dev: "greeter"},
+			[]string{`curl -i -H "Authorization: Bearer $WEDGE_TOKEN" /greeter  # what`, "rollout start auth@2"}, []string{"429", "HIT"}},
+		{"own application", tryHints{chain: []string{"ratelimit", "cache"}, own: true},
+			[]string{"curl -i /  # your application's answer"}, []string{"401", "429", "/api/hello"}},
+	} {
+		var b strings.Builder
+		tc.h.print(&b)
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("%s: no %q in\n%s", tc.name, w, b.String())
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(b.String(), n) {
+				t.Errorf("%s: %q in\n%s", tc.name, n, b.String())
+			}
+		}
+	}
 }
