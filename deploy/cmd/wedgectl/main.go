@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 )
 
 // command is one subcommand: its usage line and what it runs.
@@ -48,21 +50,39 @@ var commands = map[string]command{
 	"control leaf-bundle": {"control leaf-bundle DIR --auth DIR [--tls-hosts HOSTS]", controlLeafBundle},
 }
 
-var errUsage = errors.New("usage")
+// errUsage is a command line that names no command.
+var errUsage = errors.New("unknown command")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "wedgectl:", err)
-		}
-		os.Exit(2)
+	if code := report(run(ctx, os.Args[1:], os.Stdout), os.Stderr); code != 0 {
+		os.Exit(code)
 	}
+}
+
+// report writes what a run's error says to the user and returns the exit
+// code.
+func report(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp): // -h: the flag set printed its flags, as asked
+		return 0
+	case errors.Is(err, errUsage):
+		usage(stderr)
+	}
+	fmt.Fprintln(stderr, "wedgectl:", err)
+	return 2
 }
 
 // run dispatches args to a subcommand of one or two words.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: none given", errUsage)
+	}
+	if args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		usage(stdout)
+		return nil
+	}
 	for n := 2; n >= 1; n-- {
 		if len(args) < n {
 			continue
@@ -75,8 +95,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return c.run(ctx, args[n:], stdout)
 		}
 	}
-	usage(os.Stderr)
-	return errUsage
+	name := args[0]
+	for c := range commands {
+		if len(args) > 1 && strings.HasPrefix(c, name+" ") {
+			name += " " + args[1] // a group's ("plugin") unknown member
+			break
+		}
+	}
+	return fmt.Errorf("%w %q", errUsage, name)
 }
 
 func usage(w io.Writer) {
