@@ -54,6 +54,9 @@ func originTrainDict(_ context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(samples) == 0 {
+		return fmt.Errorf("origin train-dict: no samples in %s: run the origin service with -samples DIR for a while first", strings.Join(fs.Args(), ", "))
+	}
 	dict, err := wire.TrainDict(samples, uint32(*id), *size)
 	if err != nil {
 		return fmt.Errorf("origin train-dict: %w", err)

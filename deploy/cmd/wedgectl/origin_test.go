@@ -96,6 +96,17 @@ func TestOriginTrainDictRefusesNonEnvelopes(t *testing.T) {
 	}
 }
 
+// TestOriginTrainDictNoSamples: an empty samples directory says so, and
+// how to fill it (it said "train dictionary from 0 samples: no input
+// provided").
+func TestOriginTrainDictNoSamples(t *testing.T) {
+	empty := t.TempDir()
+	err := run(context.Background(), []string{"origin", "train-dict", "-o", filepath.Join(t.TempDir(), "d"), empty}, new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), "no samples in "+empty+": run the origin service with -samples DIR") {
+		t.Fatalf("err = %v, want one saying the directory holds no samples", err)
+	}
+}
+
 func TestOriginKeygen(t *testing.T) {
 	var a, b bytes.Buffer
 	for _, out := range []*bytes.Buffer{&a, &b} {
