@@ -750,3 +750,34 @@ routes:
 		t.Errorf("the hot key after the flood: %d %q %d bytes %v, want a hit", st, cs, size, err)
 	}
 }
+
+// TestAnsweredHere: TRACE is refused (an application answering it echoes
+// the request's cookies and credentials to the script that sent it), and
+// the OPTIONS requests whose final recipient is this hop (asterisk form,
+// Max-Forwards: 0; RFC 9110 §9.3.7, §7.6.2) are answered here; a larger
+// Max-Forwards reaches the origin one less. Before, all went to the
+// origin as sent, and OPTIONS * got a 400.
+func TestAnsweredHere(t *testing.T) {
+	n, log := startAbused(t, "")
+	const host = "Host: api.example.com\r\n"
+	for _, tc := range []struct {
+		name, req string
+		want      int
+	}{
+		{"TRACE", "TRACE /api/x HTTP/1.1\r\n" + host + "Cookie: session=secret\r\n\r\n", 501},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" + host + "\r\n", 200},
+		{"Max-Forwards: 0", "OPTIONS /api/x HTTP/1.1\r\n" + host + "max-forwards: 0\r\n\r\n", 200},
+	} {
+		resp, body, _, _ := exchange(t, n.Addr, tc.req, 100*time.Millisecond)
+		if resp.StatusCode != tc.want || strings.Contains(body, "secret") {
+			t.Errorf("%s: %d %q, want %d", tc.name, resp.StatusCode, body, tc.want)
+		}
+	}
+	if c := log.count(); c != 0 {
+		t.Fatalf("the origin got %d requests, want none", c)
+	}
+	resp, body, _, _ := exchange(t, n.Addr, "OPTIONS /api/x HTTP/1.1\r\n"+host+"Max-Forwards: 3\r\n\r\n", 100*time.Millisecond)
+	if resp.StatusCode != 200 || !strings.Contains(body, `Max-Forwards="2"`) {
+		t.Errorf("Max-Forwards: 3: %d %q, want the origin to see 2", resp.StatusCode, body)
+	}
+}

@@ -223,6 +223,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 		return
 	}
+	if answeredHere(ctx) {
+		return
+	}
 	if bytes.IndexByte(ctx.Path(), '\\') >= 0 {
 		// A backslash, raw or as %5C, is a separator to some origins
 		// (/public/..\admin): the route would be /public/'s, the resource
@@ -380,6 +383,51 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 	return 0, ""
 }
 
+// answeredHere answers the requests the edge does not forward:
+//   - TRACE, with 501: an application answering it echoes the request,
+//     credentials and cookies included, to whatever script sent it
+//     (cross-site tracing);
+//   - OPTIONS * (RFC 9110 §9.3.7: the server, not a resource), and an
+//     OPTIONS whose Max-Forwards is 0 (§7.6.2: this hop is its final
+//     recipient), with 200 and no body.
+//
+// An OPTIONS with a larger Max-Forwards goes on with it decremented
+// (fromHTTP): the edge and its origin service are one hop.
+func answeredHere(ctx *fasthttp.RequestCtx) bool {
+	switch {
+	case ctx.IsTrace():
+		ctx.Error("501 Not Implemented: TRACE is not served here\n", fasthttp.StatusNotImplemented)
+		return true
+	case ctx.IsOptions():
+		if string(ctx.Request.Header.RequestURI()) != "*" {
+			if mf, ok := maxForwards(ctx.Request.Header.RawHeaders()); !ok || mf > 0 {
+				return false
+			}
+		}
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		return true
+	}
+	return false
+}
+
+// maxForwards is the value of the Max-Forwards field in raw, a header
+// section as received; ok is false without one, or with one that is not
+// a number (RFC 9110 §7.6.2: 1*DIGIT), which is passed on as it came.
+func maxForwards(raw []byte) (n uint64, ok bool) {
+	for len(raw) > 0 {
+		line, rest, _, more := headerLine(raw)
+		if !more {
+			break
+		}
+		raw = rest
+		if k, v, found := bytes.Cut(line, []byte(":")); found && strings.EqualFold(b2s(k), "Max-Forwards") {
+			n, err := strconv.ParseUint(b2s(bytes.Trim(v, " \t")), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
 // authority is the authority of an absolute-form request target, nil for
 // any other form.
 func authority(target []byte) []byte {
@@ -497,6 +545,13 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 			// wantsTunnel reads the section again only where this is set.
 			x.chain.upgrade = x.chain.upgrade || strings.EqualFold(name, "Upgrade")
 			continue
+		}
+		if strings.EqualFold(name, "Max-Forwards") && ctx.IsOptions() {
+			// answeredHere answered a 0.
+			if mf, err := strconv.ParseUint(b2s(v), 10, 64); err == nil && mf > 0 {
+				x.scratch = strconv.AppendUint(x.scratch[:0], mf-1, 10)
+				v = x.scratch
+			}
 		}
 		r.Header.Add(x.CopyString(k), x.CopyString(v))
 	}
