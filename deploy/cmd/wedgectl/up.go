@@ -238,8 +238,9 @@ fleet: {nats: %q, creds: %q, ca: %q, trust: [%q], control_keys: [%q], state_dir:
 			if err := os.WriteFile(cfg, []byte(edgeYAML(l, pop.region, pop.name, plugins)), 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "starting edge %s...\n", pop.name)
-			c, addr, err := spawnEdge(cfg, filepath.Join(dir, pop.name+".log"))
+			logFile := filepath.Join(dir, pop.name+".log")
+			fmt.Fprintf(stdout, "starting edge %s (its log: %s)...\n", pop.name, logFile)
+			c, addr, err := spawnEdge(cfg, logFile)
 			if err != nil {
 				return fmt.Errorf("up: %w", err)
 			}

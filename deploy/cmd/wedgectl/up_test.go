@@ -62,6 +62,11 @@ func TestUpRegions(t *testing.T) {
 	u := startUp(t, "--regions", "eu-west:3,us-east", "--chain", "cache",
 		"--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0")
 	m := u.await(t, "up printing its fleet", regexp.MustCompile(`edges: (.*)\ncontrol plane: (\S+)\s+status page: (\S+)\n.*WEDGE_CREDS=(\S+) WEDGE_CA=(\S+)`))
+	// Each edge's log is where up said it is.
+	lf := u.await(t, "up naming an edge's log", regexp.MustCompile(`starting edge us-east-1 \(its log: (\S+)\)`))
+	if b, err := os.ReadFile(lf[1]); err != nil || len(b) == 0 {
+		t.Errorf("us-east-1's log %s: %v, %d bytes", lf[1], err, len(b))
+	}
 	edges := regexp.MustCompile(`http://(\S+) \(([a-z0-9-]+)\)`).FindAllStringSubmatch(m[1], -1)
 	var pops []string
 	for _, e := range edges {
