@@ -66,18 +66,22 @@ func (Request) ID() string { return field(abi.FieldRequestID) }
 
 // SetMethod rewrites the method sent to the origin.
 func (Request) SetMethod(v string) error {
-	return errOf(hostcall.FieldSet(abi.FieldMethod, bytesOf(v)))
+	return errAt("Request.SetMethod", "an RFC 9110 token", hostcall.FieldSet(abi.FieldMethod, bytesOf(v)))
 }
 
 // SetHost rewrites the host sent to the origin.
-func (Request) SetHost(v string) error { return errOf(hostcall.FieldSet(abi.FieldHost, bytesOf(v))) }
+func (Request) SetHost(v string) error {
+	return errAt("Request.SetHost", `printable ASCII without / ? # @ \`, hostcall.FieldSet(abi.FieldHost, bytesOf(v)))
+}
 
 // SetPath rewrites the path sent to the origin; it starts with '/'.
-func (Request) SetPath(v string) error { return errOf(hostcall.FieldSet(abi.FieldPath, bytesOf(v))) }
+func (Request) SetPath(v string) error {
+	return errAt("Request.SetPath", "'/' then printable ASCII without ? or # (SetRawQuery sets the query)", hostcall.FieldSet(abi.FieldPath, bytesOf(v)))
+}
 
 // SetRawQuery rewrites the query sent to the origin.
 func (Request) SetRawQuery(v string) error {
-	return errOf(hostcall.FieldSet(abi.FieldRawQuery, bytesOf(v)))
+	return errAt("Request.SetRawQuery", "printable ASCII without #", hostcall.FieldSet(abi.FieldRawQuery, bytesOf(v)))
 }
 
 // Header is the request's header.
@@ -88,7 +92,9 @@ func (Request) Header() Header { return Header{abi.MsgRequest} }
 func (Request) Body(limit int) ([]byte, int) { return readBody(abi.MsgRequest, limit) }
 
 // SetBody replaces the request body sent to the origin.
-func (Request) SetBody(b []byte) error { return errOf(hostcall.BodySet(abi.MsgRequest, b)) }
+func (Request) SetBody(b []byte) error {
+	return errAt("Request.SetBody", "", hostcall.BodySet(abi.MsgRequest, b))
+}
 
 // Value returns a request-scoped value set by this or an earlier plugin.
 func (Request) Value(key string) (string, bool) {
@@ -106,20 +112,22 @@ func (Request) AppendValue(dst []byte, key string) ([]byte, bool) {
 
 // SetValue stores a request-scoped value for later phases and plugins.
 func (Request) SetValue(key, value string) error {
-	return errOf(hostcall.ValueSet(bytesOf(key), bytesOf(value), 0))
+	return errAt("Request.SetValue", "", hostcall.ValueSet(bytesOf(key), bytesOf(value), 0))
 }
 
 // Forward stores a request-scoped value that is also sent to the origin, for
 // example the identity an auth plugin verified.
 func (Request) Forward(key, value string) error {
-	return errOf(hostcall.ValueSet(bytesOf(key), bytesOf(value), abi.ValueForward))
+	return errAt("Request.Forward", forwardWant, hostcall.ValueSet(bytesOf(key), bytesOf(value), abi.ValueForward))
 }
 
 // Status is the response status; in the request phase 0 until set.
 func (Response) Status() int { return int(hostcall.StatusGet()) }
 
 // SetStatus sets the response status (200-599).
-func (Response) SetStatus(code int) error { return errOf(hostcall.StatusSet(int32(code))) }
+func (Response) SetStatus(code int) error {
+	return errAt("Response.SetStatus", "a status from 200 to 599", hostcall.StatusSet(int32(code)))
+}
 
 // Header is the response's header.
 func (Response) Header() Header { return Header{abi.MsgResponse} }
@@ -128,7 +136,9 @@ func (Response) Header() Header { return Header{abi.MsgResponse} }
 func (Response) Body(limit int) ([]byte, int) { return readBody(abi.MsgResponse, limit) }
 
 // SetBody replaces the response body.
-func (Response) SetBody(b []byte) error { return errOf(hostcall.BodySet(abi.MsgResponse, b)) }
+func (Response) SetBody(b []byte) error {
+	return errAt("Response.SetBody", "", hostcall.BodySet(abi.MsgResponse, b))
+}
 
 // ApplyRange applies a Range field value (RFC 9110 §14.2) to the response,
 // in the host: a single satisfiable byte range of a 200 makes it a 206 with
@@ -170,6 +180,14 @@ func readBody(m abi.Msg, limit int) ([]byte, int) {
 	n := max(int(hostcall.BodyRead(m, 0, buf)), 0)
 	return buf[:min(n, limit)], n
 }
+
+// What header writes and forwarded values take (wasm/abi/README.md).
+const (
+	headerWant = "a field name that is an RFC 9110 token and none the host owns " +
+		"(Content-Length, Transfer-Encoding, Host, Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade), " +
+		"and a value without control characters other than tab"
+	forwardWant = "a key that is an RFC 9110 token and a value without control characters other than tab"
+)
 
 // Header is the header of a request or response. Names are
 // case-insensitive. Set, Add and Del refuse framing fields (Content-Length,
@@ -235,23 +253,23 @@ func (h Header) Names() []string {
 
 // Set replaces every value of name with value.
 func (h Header) Set(name, value string) error {
-	return errOf(hostcall.HeaderSet(h.msg, bytesOf(name), bytesOf(value)))
+	return errAt("Header.Set", headerWant, hostcall.HeaderSet(h.msg, bytesOf(name), bytesOf(value)))
 }
 
 // Add appends a value to name.
 func (h Header) Add(name, value string) error {
-	return errOf(hostcall.HeaderAdd(h.msg, bytesOf(name), bytesOf(value)))
+	return errAt("Header.Add", headerWant, hostcall.HeaderAdd(h.msg, bytesOf(name), bytesOf(value)))
 }
 
 // AddBytes is Add for a value built in a reused buffer, which it does not
 // keep: the host copies it.
 func (h Header) AddBytes(name string, value []byte) error {
-	return errOf(hostcall.HeaderAdd(h.msg, bytesOf(name), value))
+	return errAt("Header.AddBytes", headerWant, hostcall.HeaderAdd(h.msg, bytesOf(name), value))
 }
 
 // Del removes every value of name.
 func (h Header) Del(name string) error {
-	return errOf(hostcall.HeaderRemove(h.msg, bytesOf(name)))
+	return errAt("Header.Del", headerWant, hostcall.HeaderRemove(h.msg, bytesOf(name)))
 }
 
 func list(b []byte) []string {

@@ -14,10 +14,15 @@ func Now() time.Time { return time.Unix(0, hostcall.TimeNow()) }
 func Random(b []byte) { hostcall.RandomFill(b) }
 
 // Log logs msg at level with attributes given as alternating keys and values.
-// The host adds plugin, version and request id.
+// The host adds plugin, version and request id. A value left without a key
+// is logged under !BADKEY, as log/slog does: the host refuses an odd list,
+// and the record would be lost.
 func Log(level abi.Level, msg string, kv ...string) {
 	var attrs []byte
-	for _, s := range kv {
+	for i, s := range kv {
+		if i == len(kv)-1 && i%2 == 0 {
+			attrs = abi.AppendList(attrs, bytesOf("!BADKEY"))
+		}
 		attrs = abi.AppendList(attrs, bytesOf(s))
 	}
 	hostcall.Log(level, bytesOf(msg), attrs)

@@ -91,7 +91,23 @@ const (
 	ErrUnavailable = Errno(abi.ErrUnavailable) // the host has no such store
 )
 
-func (e Errno) Error() string { return "wedge: " + abi.ErrnoName(int32(e)) }
+func (e Errno) Error() string { return "wedge: " + e.text() }
+
+func (e Errno) text() string {
+	switch e {
+	case ErrNotFound:
+		return "ErrNotFound (no such header, value, entry, key or metric)"
+	case ErrInvalid:
+		return "ErrInvalid (a malformed argument)"
+	case ErrPhase:
+		return "ErrPhase (not available in this phase: requests are written in the request phase)"
+	case ErrTooLarge:
+		return "ErrTooLarge (past a host limit)"
+	case ErrUnavailable:
+		return "ErrUnavailable (the host has no such store)"
+	}
+	return abi.ErrnoName(int32(e))
+}
 
 // errOf turns a host result into an error: nil for non-negative results.
 func errOf(r int32) error {
@@ -99,6 +115,32 @@ func errOf(r int32) error {
 		return nil
 	}
 	return Errno(r)
+}
+
+// callError is a host's refusal of one SDK call: which call, and for
+// ErrInvalid what it takes, since the host answers a code alone. It is
+// its Errno to errors.Is.
+type callError struct {
+	op   string // "Request.SetPath"
+	code Errno
+	want string // what a valid argument is
+}
+
+func (e *callError) Error() string {
+	if e.code == ErrInvalid && e.want != "" {
+		return "wedge: " + e.op + ": ErrInvalid: want " + e.want
+	}
+	return "wedge: " + e.op + ": " + e.code.text()
+}
+
+func (e *callError) Unwrap() error { return e.code }
+
+// errAt is errOf for the call op, whose valid arguments are want.
+func errAt(op, want string, r int32) error {
+	if r >= 0 {
+		return nil
+	}
+	return &callError{op: op, code: Errno(r), want: want}
 }
 
 // Exports returns the implementations of the guest exports configure,

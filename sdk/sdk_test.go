@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -293,4 +294,71 @@ func TestRegisterNeedsAHandler(t *testing.T) {
 		}
 	}()
 	sdk.Register(struct{}{})
+}
+
+// TestErrorsSayWhat: a refused call names itself and what it takes (every
+// refusal read "wedge: ErrInvalid"), still errors.Is its code; an Answer
+// from the response phase says only the request phase answers; a panic
+// fails the call with its message and stack, as a trap fails it in the
+// runtime (it escaped Do); a log call with a value left over keeps it.
+func TestErrorsSayWhat(t *testing.T) {
+	var got []error
+	var log bytes.Buffer
+	h, err := sdktest.Configure(&probe{
+		onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			switch req.Path() {
+			case "/panic":
+				panic("boom")
+			case "/log":
+				sdk.Info("odd", "lonely")
+				return sdk.Continue
+			}
+			got = append(got, req.SetPath("/a?b=1"), req.Header().Set("X Bad", "v"), resp.Header().Set("Content-Length", "3"),
+				req.Forward("bad key", "v"), resp.SetStatus(0))
+			return sdk.Continue
+		},
+		onResponse: func(req sdk.Request, resp sdk.Response) sdk.Action {
+			if req.Path() == "/answer" {
+				return resp.Answer(500, nil)
+			}
+			got = append(got, req.SetPath("/x"))
+			return sdk.Continue
+		},
+	}, nil, slog.New(slog.NewTextHandler(&log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Do(host.Request{Path: "/p"})
+	want := []string{
+		"wedge: Request.SetPath: ErrInvalid: want '/' then printable ASCII without ? or # (SetRawQuery sets the query)",
+		"wedge: Header.Set: ErrInvalid: want a field name that is an RFC 9110 token",
+		"wedge: Header.Set: ErrInvalid: want a field name that is an RFC 9110 token and none the host owns (Content-Length",
+		"wedge: Request.Forward: ErrInvalid: want a key that is an RFC 9110 token",
+		"wedge: Response.SetStatus: ErrInvalid: want a status from 200 to 599",
+		"wedge: Request.SetPath: ErrPhase (not available in this phase",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d errors, want %d: %v", len(got), len(want), got)
+	}
+	for i, err := range got {
+		code := sdk.ErrInvalid
+		if i == len(got)-1 {
+			code = sdk.ErrPhase
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), want[i]) || !errors.Is(err, code) {
+			t.Errorf("error %d: %v, want %q... and errors.Is %v", i, err, want[i], code)
+		}
+	}
+	if res := h.Do(host.Request{Path: "/answer"}); res.ResponseErr == nil ||
+		!strings.Contains(res.ResponseErr.Error(), "Answer from the response phase: only the request phase answers") {
+		t.Errorf("Answer from the response phase: %v", res.ResponseErr)
+	}
+	if res := h.Do(host.Request{Path: "/panic"}); res.Resp.Status != 503 || res.RequestErr == nil ||
+		!strings.Contains(res.RequestErr.Error(), "request phase panicked: boom") || !strings.Contains(res.RequestErr.Error(), "sdk_test.go") {
+		t.Errorf("a panic: %d, %v; want 503 and the panic with its stack", res.Resp.Status, res.RequestErr)
+	}
+	h.Do(host.Request{Path: "/log"})
+	if !strings.Contains(log.String(), `msg=odd`) || !strings.Contains(log.String(), `!BADKEY=lonely`) {
+		t.Errorf("a log call with a value left over: %q", log.String())
+	}
 }

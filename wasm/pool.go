@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,7 +220,7 @@ func (m *Module) call(phase abi.Phase, ex host.Exchange) (abi.Action, error) {
 		case answered:
 			detail = "answered without setting a status"
 		case act != abi.ActionFail:
-			detail = "invalid action " + strconv.Itoa(int(act)) + " " + detail
+			detail = abi.BadAction(phase, act)
 		}
 		errs[KindGuest].Inc()
 		gerr = &CallError{Plugin: m.spec.Name, Version: m.spec.Version, Phase: abi.PhaseName(phase), Kind: KindGuest, Detail: detail}

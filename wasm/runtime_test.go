@@ -179,7 +179,7 @@ func TestMisbehavingGuests(t *testing.T) {
 		{"request:grow", wasm.KindMemory, "out of memory", true},
 		{"request:oob", wasm.KindTrap, "wedge.header_get: range", true},
 		{"request:fail", wasm.KindGuest, "deliberate failure", false},
-		{"request:badaction", wasm.KindGuest, "invalid action 7", false},
+		{"request:badaction", wasm.KindGuest, "action 7 is none of Continue, Answer and Fail", false},
 		{"request:nostatus", wasm.KindGuest, "answered without setting a status", false},
 		{"response:trap", wasm.KindTrap, "out of bounds memory access", true},
 		{"response:loop", wasm.KindTimeout, "deadline", true},

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"testing"
 
@@ -44,13 +45,15 @@ type Host struct {
 	plugin   any
 	features abi.Feature
 	call     host.Call
+	panicked error // the last call's panic
 }
 
 // New registers p, configures it with config and returns its host. A
-// configure failure fails t.
+// configure failure fails t. The plugin's logs, debug level included, go
+// to t.Log.
 func New(t testing.TB, p any, config []byte) *Host {
 	t.Helper()
-	h, err := Configure(p, config, slog.New(slog.NewTextHandler(tlog{t}, nil)))
+	h, err := Configure(p, config, slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,16 +80,31 @@ func Configure(p any, config []byte, log *slog.Logger) (*Host, error) {
 	}
 	res := h.run(abi.PhaseConfigure, nil)
 	if res < 0 {
+		if h.panicked != nil {
+			return nil, h.panicked
+		}
 		return nil, fmt.Errorf("sdktest: configure failed: %s", h.call.ErrorMessage())
 	}
 	h.features = res
 	return h, nil
 }
 
-// run calls one guest export natively with the test host installed.
-func (h *Host) run(phase abi.Phase, ex host.Exchange) int32 {
+// run calls one guest export natively with the test host installed. A
+// panic is the call's failure, as a trap is in the runtime: panicked holds
+// it, with the stack.
+func (h *Host) run(phase abi.Phase, ex host.Exchange) (act int32) {
 	mu.Lock()
 	defer mu.Unlock()
+	h.panicked = nil
+	defer func() {
+		if r := recover(); r != nil {
+			h.panicked = fmt.Errorf("sdktest: %s phase panicked: %v\n%s", abi.PhaseName(phase), r, debug.Stack())
+			act = abi.ActionFail
+			if phase == abi.PhaseConfigure {
+				act = -1 // a configure result: negative fails
+			}
+		}
+	}()
 	sdk.Register(h.plugin)
 	h.call.Reset(h.Env, phase, ex)
 	prev := hostcall.SetHost(&h.call)
@@ -127,7 +145,19 @@ func (h *Host) OnRequest(ex host.Exchange) (abi.Action, error) {
 	case act == abi.ActionAnswer:
 		return h.fail(ex, errors.New("sdktest: request phase answered without setting a status"))
 	}
-	return h.fail(ex, fmt.Errorf("sdktest: request phase failed (action %d): %s", act, h.call.ErrorMessage()))
+	return h.fail(ex, h.failure(abi.PhaseRequest, act))
+}
+
+// failure is the error of a call of phase that returned act, not Continue.
+func (h *Host) failure(phase abi.Phase, act abi.Action) error {
+	why := h.call.ErrorMessage()
+	switch bad := abi.BadAction(phase, act); {
+	case h.panicked != nil:
+		return h.panicked
+	case bad != "":
+		why = bad
+	}
+	return fmt.Errorf("sdktest: %s phase failed: %s", abi.PhaseName(phase), why)
 }
 
 // OnResponse runs the response phase on ex.
@@ -136,7 +166,7 @@ func (h *Host) OnResponse(ex host.Exchange) error {
 		return nil
 	}
 	if act := h.run(abi.PhaseResponse, ex); act != abi.ActionContinue {
-		_, err := h.fail(ex, fmt.Errorf("sdktest: response phase failed (action %d): %s", act, h.call.ErrorMessage()))
+		_, err := h.fail(ex, h.failure(abi.PhaseResponse, act))
 		return err
 	}
 	return nil

@@ -84,6 +84,19 @@ const (
 	ActionFail Action = 2
 )
 
+// BadAction says why act is no valid result of a call of phase, or ""
+// when it is one: for the failure a host reports, so that a plugin author
+// learns what the guest did wrong.
+func BadAction(phase Phase, act Action) string {
+	switch {
+	case act == ActionContinue, act == ActionFail, act == ActionAnswer && phase == PhaseRequest:
+		return ""
+	case act == ActionAnswer:
+		return "Answer from the " + PhaseName(phase) + " phase: only the request phase answers (set the status and body, then Continue)"
+	}
+	return "action " + strconv.Itoa(int(act)) + " is none of Continue, Answer and Fail"
+}
+
 // Errno is a negative host function result.
 type Errno = int32
 
