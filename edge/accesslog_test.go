@@ -276,7 +276,7 @@ func TestAccessLogNoCredentials(t *testing.T) {
 		req    string
 		status int
 	}{
-		{"GET http://user:" + secret + "-userinfo@full/admitted?access_token=" + secret + "-query&" + secret + "-name HTTP/1.1\r\n" +
+		{"GET http://full/admitted?access_token=" + secret + "-query&" + secret + "-name HTTP/1.1\r\n" +
 			"Host: full\r\n" +
 			"Authorization: Bearer " + token + "\r\n" +
 			"Cookie: session=" + secret + "-cookie\r\n" +
@@ -289,6 +289,7 @@ func TestAccessLogNoCredentials(t *testing.T) {
 			"Authorization: Bearer " + secret + "-bad.token.here\r\n\r\n", 401},
 		{"CONNECT user:" + secret + "-connect@h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n", 400},
 		{"GET //user:" + secret + "-slashes@h.example/p HTTP/1.1\r\nHost: full\r\n\r\n", 400},
+		{"GET http://user:" + secret + "-userinfo@full/p HTTP/1.1\r\nHost: full\r\n\r\n", 400},
 	}
 	for _, r := range reqs {
 		if resp, body, _ := rawExchange(t, n.Addr, r.req); resp.StatusCode != r.status {
@@ -322,6 +323,9 @@ func TestAccessLogNoCredentials(t *testing.T) {
 		if l := lines[2+i]; l.Method != method || l.Status != 400 || l.Path != "" {
 			t.Errorf("%s with userinfo in the target: %+v", method, l)
 		}
+	}
+	if l := lines[4]; l.Status != 400 {
+		t.Errorf("an absolute-form target with userinfo: %+v", l)
 	}
 }
 
