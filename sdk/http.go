@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/talowa/wedge/sdk/hostcall"
 	"github.com/talowa/wedge/wasm/abi"
@@ -14,8 +15,9 @@ type Request struct{}
 // Response is, in the request phase, the answer the plugin may build (header
 // fields set on it reach the client's response when the plugin continues,
 // whichever plugin or origin produces it, and plugins behind this one never
-// see them: wasm/abi/README.md section 4); in the response phase, the
-// response on its way to the client.
+// see them: wasm/abi/README.md section 4; its status and body only go out
+// if the plugin returns Answer); in the response phase, the response on its
+// way to the client.
 type Response struct{}
 
 func field(f abi.Field) string {
@@ -87,6 +89,25 @@ func (Request) SetRawQuery(v string) error {
 // Header is the request's header.
 func (Request) Header() Header { return Header{abi.MsgRequest} }
 
+// Cookie returns the value of the cookie name from the request's Cookie
+// fields (RFC 6265 §5.4; one pair of double quotes around it removed) and
+// whether there is one: without net/http, which would double the size of
+// a plugin's module.
+func (r Request) Cookie(name string) (string, bool) {
+	for _, line := range r.Header().Values("Cookie") {
+		for pair := range strings.SplitSeq(line, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if ok && k == name {
+				if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, true
+			}
+		}
+	}
+	return "", false
+}
+
 // Body returns up to limit bytes of the request body and the body's full
 // length, so a caller can tell a truncated read.
 func (Request) Body(limit int) ([]byte, int) { return readBody(abi.MsgRequest, limit) }
@@ -116,7 +137,9 @@ func (Request) SetValue(key, value string) error {
 }
 
 // Forward stores a request-scoped value that is also sent to the origin, for
-// example the identity an auth plugin verified.
+// example the identity an auth plugin verified. An HTTP application gets it
+// as the header field Wedge-Value-<key>, which no client can send
+// (origin/wire/README.md, values).
 func (Request) Forward(key, value string) error {
 	return errAt("Request.Forward", forwardWant, hostcall.ValueSet(bytesOf(key), bytesOf(value), abi.ValueForward))
 }

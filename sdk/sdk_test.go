@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -360,5 +361,25 @@ func TestErrorsSayWhat(t *testing.T) {
 	h.Do(host.Request{Path: "/log"})
 	if !strings.Contains(log.String(), `msg=odd`) || !strings.Contains(log.String(), `!BADKEY=lonely`) {
 		t.Errorf("a log call with a value left over: %q", log.String())
+	}
+}
+
+// TestCookie: Request.Cookie finds a cookie in any Cookie field, takes
+// off one pair of quotes, and reports a missing one.
+func TestCookie(t *testing.T) {
+	var got []string
+	h := sdktest.New(t, &probe{onRequest: func(req sdk.Request, resp sdk.Response) sdk.Action {
+		for _, name := range []string{"session", "b", "c", "a"} {
+			v, ok := req.Cookie(name)
+			got = append(got, fmt.Sprintf("%s=%q/%t", name, v, ok))
+		}
+		return sdk.Continue
+	}}, nil)
+	req := host.Request{Path: "/"}
+	req.Header.Add("Cookie", `a=1; session="xyz"`)
+	req.Header.Add("Cookie", "b=2;c")
+	h.Do(req)
+	if want := `session="xyz"/true b="2"/true c=""/false a="1"/true`; strings.Join(got, " ") != want {
+		t.Errorf("got  %s\nwant %s", strings.Join(got, " "), want)
 	}
 }

@@ -268,3 +268,59 @@ func TestPluginRunFailure(t *testing.T) {
 		t.Errorf("want the error (at %d), then the panic (%d), then the wasm stack trace (%d):\n%s", errAt, panicAt, traceAt, got)
 	}
 }
+
+// TestPluginRunShowsTheOrigin: `plugin run` prints the request the origin
+// got, after the plugin rewrote it, and how a forwarded value reaches the
+// application; a plugin whose Configure panics fails to load with the
+// panic before the wasm stack trace. Before, a rewrite could not be seen
+// without an application of one's own, and a load failure was one line
+// with the panic glued after the trace.
+func TestPluginRunShowsTheOrigin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds plugins")
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "rewriter")
+	if err := run(ctx, []string{"plugin", "new", "rewriter", dir}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(old, new string) {
+		t.Helper()
+		b := strings.Replace(string(src), old, new, 1)
+		if b == string(src) {
+			t.Fatalf("the template changed: no %q", old)
+		}
+		if err := os.WriteFile(main, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit("\tif req.Method() != \"GET\" || req.Path() != \"/rewriter\" {\n",
+		"\tif req.Path() == \"/v1/x\" {\n\t\treq.SetPath(\"/api/x\")\n\t\treq.Header().Set(\"X-Seen\", \"1\")\n\t\treq.Forward(\"user\", \"alice\")\n\t}\n"+
+			"\tif req.Method() != \"GET\" || req.Path() != \"/rewriter\" {\n")
+	out := new(testutil.SyncBuffer)
+	if err := run(ctx, []string{"plugin", "run", dir, "/v1/x?a=1"}, out); err != nil {
+		t.Fatalf("plugin run: %v\n%s", err, out)
+	}
+	for _, want := range []string{"# the origin got: GET /api/x?a=1 (host localhost)\n", "#   X-Seen: 1\n",
+		"# value user = alice (the application gets it as the header Wedge-Value-user)\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("plugin run printed no %q:\n%s", want, out)
+		}
+	}
+
+	edit("\tp.greeting = \"Hello from rewriter\"\n", "\tpanic(\"configure on purpose\")\n")
+	out = new(testutil.SyncBuffer)
+	if err := run(ctx, []string{"plugin", "run", dir, "/x"}, out); err == nil || !strings.Contains(err.Error(), "failed to load") {
+		t.Fatalf("plugin run of a plugin whose Configure panics: %v\n%s", err, out)
+	}
+	got := out.String()
+	errAt, panicAt, traceAt := strings.Index(got, "# error (trap): "), strings.Index(got, "panic: configure on purpose"), strings.Index(got, "wasm stack trace:")
+	if errAt < 0 || panicAt < errAt || traceAt < panicAt {
+		t.Errorf("want the error (at %d), then the panic (%d), then the wasm stack trace (%d):\n%s", errAt, panicAt, traceAt, got)
+	}
+}

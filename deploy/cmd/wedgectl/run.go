@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
@@ -76,6 +77,11 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 	defer rt.Close(ctx)
 	abs, _ := filepath.Abs(dir)
 	m, err := rt.Load(ctx, wasm.Spec{Name: filepath.Base(abs), Version: "dev", Binary: bin, Config: cfg})
+	var ce *wasm.CallError
+	if errors.As(err, &ce) {
+		printFailure(stdout, err) // a trap in init or Configure: the panic before the wasm trace
+		return errors.New("plugin run: the plugin failed to load")
+	}
 	if err != nil {
 		return err
 	}
@@ -83,13 +89,15 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "# %s: %d bytes, sha256 %s, built in %v, loaded in %v\n",
 		filepath.Base(abs), len(bin), m.Digest()[:16], built.Round(time.Millisecond), (time.Since(start) - built).Round(time.Millisecond))
 
-	origin := func(*host.Request) host.Response {
+	var asked *host.Request // what the stand-in origin got, for the plugin's author to check
+	origin := func(r *host.Request) host.Response {
+		asked = r
 		return host.Response{Status: *originStatus, Body: []byte(*originBody),
 			Header: host.Header{Fields: []host.HeaderField{{Name: "Content-Type", Value: "text/plain"}}}}
 	}
 	var failed error
 	for i := 0; i < *repeat; i++ {
-		start := time.Now()
+		start, asked = time.Now(), nil
 		res := host.Run(req, m.OnRequest, origin, m.OnResponse)
 		took := time.Since(start)
 		fmt.Fprintf(stdout, "\n# request %d: %s %s -> %d in %v", i+1, method, target, res.Resp.Status, took.Round(time.Microsecond))
@@ -112,8 +120,22 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "%s: %s\n", f.Name, f.Value)
 		}
 		for j := 0; j < res.Vals.Len(); j++ {
-			k, v, _ := res.Vals.At(j)
-			fmt.Fprintf(stdout, "# value %s = %s\n", k, v)
+			k, v, flags := res.Vals.At(j)
+			to := ""
+			if flags&abi.ValueForward != 0 {
+				to = " (the application gets it as the header Wedge-Value-" + string(k) + ")"
+			}
+			fmt.Fprintf(stdout, "# value %s = %s%s\n", k, v, to)
+		}
+		if asked != nil {
+			target := asked.Path
+			if asked.RawQuery != "" {
+				target += "?" + asked.RawQuery
+			}
+			fmt.Fprintf(stdout, "# the origin got: %s %s (host %s)\n", asked.Method, target, asked.Host)
+			for _, f := range asked.Header.Fields {
+				fmt.Fprintf(stdout, "#   %s: %s\n", f.Name, f.Value)
+			}
 		}
 		fmt.Fprintf(stdout, "\n%s", res.Resp.Body)
 	}
