@@ -179,6 +179,9 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 	var in io.Reader = src
 	if !whole {
 		in = &idleReader{r: src, c: ctx.Conn(), idle: n.srv.ReadTimeout}
+		if size > 0 {
+			in = &fullReader{r: in, left: int64(size)}
+		}
 	}
 	if size == -1 && rt.maxBody > 0 {
 		in = &maxReader{r: in, left: rt.maxBody}
@@ -478,6 +481,23 @@ func (b *sendBody) dropStore() {
 		b.store.drop()
 		b.store = nil
 	}
+}
+
+// fullReader is a streamed body with a Content-Length: an end before that
+// many bytes is io.ErrUnexpectedEOF. fasthttp's request stream ends a
+// body its client cut off with a plain io.EOF, and the origin got a cut
+// upload as a whole, shorter one.
+type fullReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (f *fullReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.left -= int64(n); errors.Is(err, io.EOF) && f.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // idleReader moves a connection's read deadline on before each read of a

@@ -503,6 +503,23 @@ func TestStreamChunkedCutOff(t *testing.T) {
 	}
 }
 
+// TestStreamLengthCutOff: a streamed body with a Content-Length that the
+// client stops sending half-way never reaches the application as a whole
+// one: fasthttp's request stream ended it with a clean EOF, and the
+// application stored a cut upload as complete (200 with its length).
+func TestStreamLengthCutOff(t *testing.T) {
+	s := startStreamStack(t, "")
+	const declared, sent = 3 * streamed, 2 * streamed // past the threshold: streamed
+	part, _ := io.ReadAll(&pattern{n: sent})
+	st := rawStatus(t, s.edge, fmt.Sprintf("PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", declared, part))
+	if st == http.StatusOK || st/100 != 4 {
+		t.Fatalf("cut off at %d of %d bytes: status %d, want a 4xx (the application must not answer a whole body)", sent, declared, st)
+	}
+	if st, got := s.put(t, declared, false); st != http.StatusOK || !strings.HasPrefix(got, strconv.Itoa(declared)+" ") {
+		t.Fatalf("whole: %d %q", st, got)
+	}
+}
+
 // TestRouteMaximumNormalized: a route's max_body_bytes bounds a chunked
 // body read whole when the request names the route's path in another form
 // (escaped, or absolute-form), as serve routes it.
