@@ -333,12 +333,16 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 // closes the generations, origins and runtime.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.lns.Close()
+	// Tunnels are hijacked connections, which fasthttp no longer waits
+	// for. They get their close frames now, beside the requests being
+	// drained: after them, a long poll held their 1001 up to its end.
+	tunnels := make(chan struct{})
+	go func() { n.tun.shutdown(ctx); close(tunnels) }()
 	err := n.srv.ShutdownWithContext(ctx)
 	if terr := n.tier.shutdown(ctx); err == nil { // tier.go
 		err = terr
 	}
-	// Tunnels are hijacked connections, which fasthttp no longer waits for.
-	n.tun.shutdown(ctx)
+	<-tunnels
 	if derr := n.doors.shutdown(ctx); err == nil {
 		err = derr
 	}

@@ -33,10 +33,19 @@ type wsApp struct {
 	addr              string // where it listens, for a direct connection
 	handshakes, plain atomic.Int64
 	closed            chan websocket.StatusCode // what each connection ended with
+	// GET /hold says it arrived on held, then waits for hold to close: a
+	// long poll.
+	held, hold chan struct{}
 }
 
 func (a *wsApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=60")
+	if r.URL.Path == "/hold" {
+		a.held <- struct{}{}
+		<-a.hold
+		fmt.Fprintln(w, "released")
+		return
+	}
 	if r.Header.Get("Upgrade") == "" {
 		a.plain.Add(1)
 		fmt.Fprintln(w, "plain")
@@ -87,7 +96,7 @@ func startWS(t testing.TB, limits, chain string) (*testNode, *wsApp) {
 // extra (top-level YAML) added to it.
 func startWSConfig(t testing.TB, limits, chain, extra string) (*testNode, *wsApp, string) {
 	t.Helper()
-	a := &wsApp{closed: make(chan websocket.StatusCode, 16)}
+	a := &wsApp{closed: make(chan websocket.StatusCode, 16), held: make(chan struct{}, 1), hold: make(chan struct{})}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +421,43 @@ func TestTunnelDrainOnShutdown(t *testing.T) {
 	}
 	if m := tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "drain"}); m != 1 {
 		t.Fatalf("closes for drain: %v", m)
+	}
+}
+
+// TestTunnelDrainBeforeRequests: Shutdown closes tunnels with 1001 at
+// once, while a request it waits for (a long poll) is still held; they
+// got their close frames only once it had ended, up to the drain timeout.
+func TestTunnelDrainBeforeRequests(t *testing.T) {
+	n, a := startWS(t, "drain_timeout: 30s", "")
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("before the drain"))
+	polled := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + n.Addr + "/hold")
+		if err != nil {
+			polled <- 0
+			return
+		}
+		resp.Body.Close()
+		polled <- resp.StatusCode
+	}()
+	<-a.held
+	done := make(chan error, 1)
+	go func() { done <- n.Shutdown(context.Background()) }()
+	if code := closedWith(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("the client saw close %d, want 1001", code)
+	}
+	select {
+	case st := <-polled:
+		t.Fatalf("the held request ended (%d) before the tunnel's close was seen", st)
+	default:
+	}
+	close(a.hold)
+	if st := <-polled; st != 200 {
+		t.Fatalf("the held request: %d, want it to finish with 200", st)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
