@@ -124,7 +124,8 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	// The application: the demo, or the one the user named.
-	if *upstream == "" {
+	own := *upstream != ""
+	if !own {
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -184,6 +185,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	_, ca := fleet.creds()
 	edgeYAML := func(listen, region, pop string, chain []*chainPlugin) string {
+		limits, sio, appExtra := ownApp(own, chain)
 		return fmt.Sprintf(`listen: %q
 served_header: true
 pop: %s
@@ -191,11 +193,12 @@ region: %s
 origins:
   app: {addr: %q, key: %q}
 fleet: {nats: %q, creds: %q, ca: %q, trust: [%q], control_keys: [%q], state_dir: %q}
-%sroutes:
-  - name: app
+%s%sroutes:
+%s  - name: app
     path: /
     origin: app
-%s%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), popCredsFile(dir, pop), ca, fleet.pub, fleet.control, filepath.Join(dir, pop+"-state"), tier, routeTier, chainYAML(chain))
+%s%s%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), popCredsFile(dir, pop), ca, fleet.pub, fleet.control, filepath.Join(dir, pop+"-state"),
+			tier, limits, sio, appExtra, routeTier, chainYAML(chain))
 	}
 
 	var edges []string // "http://addr (pop)"
@@ -269,7 +272,7 @@ WEDGE_TOKEN=%[5]s
 	if len(dev) > 0 {
 		fmt.Fprintf(stdout, "\n%s\n", watching.String())
 	}
-	try := tryHints{addr: addr, chain: names, own: *upstream != "", key: fleet.key, waves: waves, creds: creds, ca: ca}
+	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, waves: waves, creds: creds, ca: ca}
 	if len(dev) > 0 {
 		try.dev = dev[0].name
 	}
@@ -420,7 +423,9 @@ func startOrigin(key wire.Key, upstream string, log *slog.Logger) (string, func(
 		codec.Close()
 		return "", nil, err
 	}
-	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: proxy, Logger: log})
+	// Past the socket.io route's timeout (ownApp): the origin grants a
+	// request no more than its own.
+	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: proxy, Logger: log, MaxTimeout: 70 * time.Second})
 	if err != nil {
 		proxy.Close()
 		codec.Close()
@@ -491,6 +496,27 @@ func demoApp() http.Handler {
 		fmt.Fprintln(w, "public: no token needed for", r.URL.Path)
 	})
 	return mux
+}
+
+// ownApp is what the edge config adds for an application of the user's
+// (--upstream), which is likely to have uploads and socket.io: request
+// bodies past 1 MiB stream, up to 1 GiB on the app route; and a
+// /socket.io/ route whose 60 s timeout outlasts a long poll (socket.io's
+// pingInterval is 25 s), whose chain leaves out the cache (answers for one
+// client) and the demo's rate limit (10 a second counts every poll).
+func ownApp(own bool, chain []*chainPlugin) (limits, sioRoute, appRoute string) {
+	if !own {
+		return "", "", ""
+	}
+	var sio []*chainPlugin
+	for _, p := range chain {
+		if p.name != "cache" && p.name != "ratelimit" {
+			sio = append(sio, p)
+		}
+	}
+	return "limits: {stream_threshold: 1048576}\n",
+		"  - name: socketio\n    path: /socket.io/\n    origin: app\n    timeout: 60s\n" + chainYAML(sio),
+		"    max_body_bytes: 1073741824\n"
 }
 
 // tryHints is what up suggests trying, for the chain it runs: a line says

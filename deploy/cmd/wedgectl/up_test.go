@@ -24,7 +24,9 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
@@ -432,5 +434,36 @@ func TestTryHints(t *testing.T) {
 				t.Errorf("%s: %q in\n%s", tc.name, n, b.String())
 			}
 		}
+	}
+}
+
+// TestOwnAppConfig: with --upstream the edge config carries what an
+// application of one's own with uploads and socket.io needs: request
+// bodies stream past 1 MiB up to 1 GiB, and /socket.io/ waits 60 s (a
+// long poll outlasts the origin's 10 s) through the chain without the
+// cache and the demo's rate limit. Before, polls got 504 every 10 s and
+// 429 at once, and a 50 MB upload 413.
+func TestOwnAppConfig(t *testing.T) {
+	chain := []*chainPlugin{{name: "auth", file: "auth.wasm", config: "{}"}, {name: "ratelimit", file: "rl.wasm", config: "{}"},
+		{name: "cache", file: "cache.wasm", config: "{}"}}
+	if l, s, a := ownApp(false, chain); l+s+a != "" {
+		t.Fatalf("the demo application got %q %q %q", l, s, a)
+	}
+	limits, sio, app := ownApp(true, chain)
+	yaml := "listen: 127.0.0.1:0\norigins:\n  app: {addr: 127.0.0.1:1, key: \"" + (wire.Key{ID: 1, Secret: make([]byte, 32)}).Text() + "\"}\n" +
+		limits + "routes:\n" + sio + "  - name: app\n    path: /\n    origin: app\n" + app + chainYAML(chain)
+	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, yaml)
+	}
+	if cfg.Limits.StreamThreshold != 1<<20 || len(cfg.Routes) != 2 {
+		t.Fatalf("limits %+v, %d routes\n%s", cfg.Limits, len(cfg.Routes), yaml)
+	}
+	s, a := cfg.Routes[0], cfg.Routes[1]
+	if s.Path != "/socket.io/" || time.Duration(s.Timeout) != time.Minute || len(s.Chain) != 1 || s.Chain[0].Name != "auth" {
+		t.Errorf("socket.io route: %+v", s)
+	}
+	if a.Path != "/" || a.MaxBodyBytes != 1<<30 || len(a.Chain) != 3 {
+		t.Errorf("app route: %+v", a)
 	}
 }
