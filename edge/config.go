@@ -168,15 +168,17 @@ type Limits struct {
 	// (max_header_bytes) between its requests, and a bare LF in a later
 	// request on a kept-alive connection gets lenient's 400 once its
 	// header section is complete (or a 408) rather than a 400 at once.
-	// read_timeout then bounds each stall of a streamed body, not all of
-	// it (max_conns bounds what slow senders hold). Responses stream
+	// read_timeout then bounds each stall of a body, not all of it
+	// (max_conns bounds what slow senders hold). Responses stream
 	// whatever this says.
 	StreamThreshold int `yaml:"stream_threshold"`
 	// MaxConns bounds concurrent client connections. Default 100,000.
 	MaxConns int `yaml:"max_conns"`
 	// IdleTimeout closes keep-alive connections idle that long. Default 60 s.
 	IdleTimeout Duration `yaml:"idle_timeout"`
-	// ReadTimeout bounds reading one request, headers and body. Default 10 s.
+	// ReadTimeout bounds reading one request's header section, and its
+	// body too unless stream_threshold is set (then each stall of the
+	// body). Default 10 s.
 	ReadTimeout Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing one response: a client that has not
 	// taken all of it by then is cut off. Default 30 s.

@@ -237,6 +237,47 @@ func TestStreamUploadAroundPrefix(t *testing.T) {
 	}
 }
 
+// TestStreamSlowWholeBody: a body read whole (within the threshold) that
+// arrives slower than read_timeout in all, but never stalls that long,
+// is taken, as a phone's upload on a poor network; one that stalls longer
+// gets 408. Before, read_timeout bounded all of a whole body's read.
+func TestStreamSlowWholeBody(t *testing.T) {
+	s := startStreamStackWith(t, fmt.Sprintf("stream_threshold: %d, read_timeout: 2s", streamed), "  - {path: /, origin: app}\n")
+	body, _ := io.ReadAll(&pattern{n: 50000}) // whole: under the threshold
+	send := func(pause time.Duration, pieces int) string {
+		c, err := net.Dial("tcp4", s.edge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(c, "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", len(body))
+		step := len(body) / pieces
+		for i := 0; i < len(body); i += step {
+			if i > 0 {
+				time.Sleep(pause) // the pace under test, not a wait for an event
+			}
+			if _, err := c.Write(body[i:min(i+step, len(body))]); err != nil {
+				break // refused: the answer says why
+			}
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}
+	// 30 pieces 80 ms apart: 2.3 s in all, each stall a 25th of read_timeout.
+	if got, want := send(80*time.Millisecond, 30), fmt.Sprintf("200 %d %s", len(body), sumOf(int64(len(body)))); got != want {
+		t.Fatalf("a slow body that never stalls for read_timeout: %q, want %q", got, want)
+	}
+	if got := send(3*time.Second, 2); !strings.HasPrefix(got, "408 ") {
+		t.Fatalf("a body that stalls past read_timeout: %q, want 408", got)
+	}
+}
+
 // TestRouteMaximumWhole: without streaming, a route's max_body_bytes
 // under the node's still bounds the bodies read whole, chunked ones too.
 func TestRouteMaximumWhole(t *testing.T) {
