@@ -111,6 +111,7 @@ func (n *Node) route(h *fasthttp.RequestHeader) *route {
 type stream struct {
 	buf   []byte             // the body read whole, or the prefix plugins see
 	in    io.Reader          // the rest of a streamed request body; nil when whole
+	size  int64              // a streamed body's Content-Length; -1 for chunked
 	body  *originclient.Body // the origin's streamed answer
 	store *pendingStore      // the cache entry its body completes
 	// inErr is what the client's body gave as the origin link read it (the
@@ -209,7 +210,7 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 	case !whole && int64(len(s.buf)) == want:
 		// Past the threshold, or the prefix of a longer body: the rest
 		// streams.
-		s.in = in
+		s.in, s.size = in, int64(size)
 	}
 	x.Req.Body = s.buf
 	return true
@@ -341,11 +342,19 @@ func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, 
 	up := st.upload(body)
 	if up != nil {
 		wreq.Body = wreq.Body[:0]
+		if st.size >= 0 {
+			// The application gets the client's length, which its chunks
+			// add up to (fullReader): some insist on one (uploads signed
+			// for a size, progress, 411).
+			wreq.AddHeader(contentLength, strconv.AppendInt(nil, st.size, 10))
+		}
 	}
 	b, err := o.client.DoStream(deadline, wreq, up, idle, wresp)
 	st.body = b
 	return err
 }
+
+var contentLength = []byte("Content-Length")
 
 // upload is the request body the origin gets as a stream: what plugins saw
 // of it, then the rest; nil when the body is whole. A plugin that set a

@@ -181,6 +181,7 @@ func TestStreamDownload(t *testing.T) {
 // hashUpload is the tests' applications' /upload: it answers with the
 // length and sha256 of the body it received.
 func hashUpload(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Length", strconv.FormatInt(r.ContentLength, 10)) // -1: chunked
 	h := sha256.New()
 	n, err := io.Copy(h, r.Body)
 	if err != nil {
@@ -221,6 +222,35 @@ func TestStreamUpload(t *testing.T) {
 	for _, chunked := range []bool{false, true} {
 		if st, b := s.put(t, size, chunked); st != 200 || b != fmt.Sprintf("%d %s", size, sumOf(size)) {
 			t.Fatalf("chunked %v: %d %q, want 200 and the body's sum", chunked, st, b)
+		}
+	}
+}
+
+// TestStreamUploadLength: a streamed body the client gave a length
+// reaches the application with that Content-Length (it came chunked, and
+// applications that insist on a length refused it); a chunked one stays
+// chunked.
+func TestStreamUploadLength(t *testing.T) {
+	s := startStreamStack(t, "")
+	const size = 3 * streamed
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = &pattern{n: size}
+		want := strconv.Itoa(size)
+		if chunked {
+			body, want = struct{ io.Reader }{body}, "-1"
+		}
+		req, _ := http.NewRequest("PUT", s.url("/upload"), body)
+		if !chunked {
+			req.ContentLength = size
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Content-Length"); resp.StatusCode != 200 || got != want || string(b) != fmt.Sprintf("%d %s", size, sumOf(size)) {
+			t.Errorf("chunked %v: %d, the application saw Content-Length %s (want %s), %q", chunked, resp.StatusCode, got, want, b)
 		}
 	}
 }

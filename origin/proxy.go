@@ -360,7 +360,7 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 	defer span.end(resp)
 	freq.SetUserValue(interimKey{}, resp)
 	st := streamOf(ctx)
-	st.prepare(freq, p.streamMin) // streamed bodies (stream.go)
+	st.prepare(freq, p.streamMin, req) // streamed bodies (stream.go)
 
 	var tried uint64
 	reason := ""

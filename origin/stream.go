@@ -80,17 +80,33 @@ func streamOf(ctx context.Context) *exchangeStream {
 // the exchange's stream state to strictTransport.
 type streamKey struct{}
 
-// prepare makes freq send the streamed request body, and lets the
-// transport hand over the response body.
-func (st *exchangeStream) prepare(freq *fasthttp.Request, threshold int) {
+// prepare makes freq send the streamed request body of req, and lets the
+// transport hand over the response body. A body whose head carries the
+// client's Content-Length goes with it (chunked otherwise): fasthttp fails
+// the request when the chunks add up to more or less.
+func (st *exchangeStream) prepare(freq *fasthttp.Request, threshold int, req *wire.Request) {
 	if st == nil || !st.accept && st.body == nil {
 		return
 	}
 	st.threshold = threshold
 	if st.body != nil {
-		freq.SetBodyStream(&upstreamWriteReader{st: st}, -1)
+		freq.SetBodyStream(&upstreamWriteReader{st: st}, declaredLength(req))
 	}
 	freq.SetUserValue(streamKey{}, st)
+}
+
+// declaredLength is the Content-Length a streamed request's head carries,
+// or -1.
+func declaredLength(req *wire.Request) int {
+	for i := range req.Header {
+		if f := &req.Header[i]; asciiEqualFold(f.Name, "content-length") {
+			if n, err := strconv.ParseUint(string(f.Value), 10, 31); err == nil {
+				return int(n)
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 // sendsBody reports whether the request body streams: it cannot be sent
