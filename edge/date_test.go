@@ -114,3 +114,32 @@ routes:
 		t.Fatalf("the node's 404: %d, Date %q", st, raw)
 	}
 }
+
+// TestHeadContentLength: the answer to a HEAD the origin answers carries
+// the Content-Length a GET's body would have, as a stored one does (RFC
+// 9110 §9.3.2); it went without one, the envelope's empty body defining it.
+func TestHeadContentLength(t *testing.T) {
+	originAddr := appOrigin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "20")
+		if r.Method == http.MethodGet {
+			w.Write([]byte("twenty bytes of body"))
+		}
+	}))
+	n := startNode(t, `
+origins:
+  app: {addr: "`+originAddr+`", key: "`+origintest.Key.Text()+`"}
+routes:
+  - {path: /, origin: app}
+`)
+	for _, method := range []string{"HEAD", "GET"} {
+		req, _ := http.NewRequest(method, "http://"+n.Addr+"/x", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.ContentLength != 20 {
+			t.Errorf("%s: %d, Content-Length %d, want 20", method, resp.StatusCode, resp.ContentLength)
+		}
+	}
+}

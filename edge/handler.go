@@ -623,8 +623,17 @@ func (n *Node) write(ctx *fasthttp.RequestCtx, r *host.Response, shared bool, ow
 		}
 		ctx.Response.Header.Add(f.Name, f.Value)
 	}
-	if len(r.Body) > 0 {
+	switch {
+	case len(r.Body) > 0:
 		setBody(ctx, r.Body, cost, &n.writes, own)
+	case ctx.IsHead():
+		// How long a GET's body would be (RFC 9110 §9.3.2), as the origin
+		// says: an answer to HEAD has no body to take it from.
+		if v, ok := r.Header.Get("Content-Length"); ok {
+			if cl, err := strconv.ParseUint(v, 10, 62); err == nil {
+				ctx.Response.Header.SetContentLength(int(cl))
+			}
+		}
 	}
 	return status
 }

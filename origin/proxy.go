@@ -400,7 +400,7 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 		if err == nil {
 			u.c.ok.Inc()
 			u.succeeded()
-			copyUpstream(resp, fresp, *bp)
+			copyUpstream(resp, fresp, freq.Header.IsHead(), *bp)
 			p.learnSession(req, resp, u)
 			return
 		}

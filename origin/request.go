@@ -184,7 +184,9 @@ func bytesContains(b []byte, c byte) bool {
 
 // copyUpstream fills resp from an upstream's answer: status, the fields
 // minus malformed and hop-by-hop ones and Content-Length (the envelope's body defines
-// it), the body, and purge tags. b is scratch space.
+// it; but an answer to HEAD, head, has no body to define it, and keeps
+// the one that says how long a GET's would be, RFC 9110 §9.3.2), the body,
+// and purge tags. b is scratch space.
 //
 // fasthttp keeps repeated fields of one name in order, Set-Cookie included,
 // and keeps the order of ordinary fields, but lists Content-Type,
@@ -195,7 +197,7 @@ func bytesContains(b []byte, c byte) bool {
 // A response without Content-Type stays without one: fasthttp would list
 // its default, text/plain, which a 304 would then write over a cached
 // image's type (RFC 9110 §8.3 leaves a missing type to the recipient).
-func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
+func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, head bool, b []byte) {
 	fresp.Header.SetNoDefaultContentType(true)
 	resp.Status = uint64(fresp.StatusCode())
 	conn := b[:0]
@@ -209,7 +211,7 @@ func copyUpstream(resp *wire.Response, fresp *fasthttp.Response, b []byte) {
 		}
 		// fasthttp lets a name with spaces through; the edge would write
 		// it out to its client as given.
-		if !abi.ValidToken(k) || !abi.ValidHeaderValue(v) || wire.HopByHop(k) || asciiEqualFold(k, "content-length") {
+		if !abi.ValidToken(k) || !abi.ValidHeaderValue(v) || wire.HopByHop(k) || asciiEqualFold(k, "content-length") && !head {
 			continue
 		}
 		resp.AddHeader(k, v)

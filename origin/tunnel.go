@@ -396,7 +396,7 @@ func (p *Proxy) handshake(conn net.Conn, u *upstream, deadline time.Time, req *w
 			if !hasToken(fresp.Header.PeekBytes(nameUpgrade), valueWebSocket) {
 				return nil, invalid("101 Switching Protocols to other than websocket")
 			}
-			copyUpstream(resp, fresp, nil)
+			copyUpstream(resp, fresp, false, nil)
 			if err := conn.SetDeadline(time.Time{}); err != nil {
 				return nil, err
 			}
@@ -405,7 +405,7 @@ func (p *Proxy) handshake(conn net.Conn, u *upstream, deadline time.Time, req *w
 			if err := fresp.ReadLimitBody(br, maxTunnelAnswer); err != nil {
 				return nil, err
 			}
-			copyUpstream(resp, fresp, nil)
+			copyUpstream(resp, fresp, false, nil)
 			return nil, nil
 		case n >= maxInterimRead:
 			return nil, errTooManyInterim
