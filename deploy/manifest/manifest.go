@@ -174,6 +174,8 @@ var (
 	ErrDigest       = errors.New("manifest: module bytes do not match the digest")
 	ErrRevoked      = errors.New("manifest: module is revoked")
 	ErrMismatch     = errors.New("manifest: artifact is not the one the desired state names")
+	// ErrBadRevocation is a revocation whose signature does not match.
+	ErrBadRevocation = errors.New("manifest: signature does not match the revocation's digest, reason and time")
 )
 
 // TrustStore is the set of public keys whose signatures an edge accepts.
@@ -218,12 +220,49 @@ func short(digest string) string {
 	return digest
 }
 
-// Revocation withdraws a digest: edges refuse to load it.
+// Revocation withdraws a digest: edges refuse to load it, for good. It is
+// signed as an artifact is, by a key of the edges' trust store: a writer
+// of the revocations bucket alone could otherwise stop what a POP runs (a
+// downgrade to the config file's plugins and their configs).
 type Revocation struct {
 	Digest string    `json:"digest"`
 	Reason string    `json:"reason"`
 	Time   time.Time `json:"time"`
 	By     string    `json:"by,omitempty"`
+	KeyID  string    `json:"key_id,omitempty"`
+	Sig    []byte    `json:"signature,omitempty"` // Ed25519 over RevocationPayload
+}
+
+// RevocationPayload is what a revocation's signature covers, as
+// SigningPayload is an artifact's: a domain tag of its own, the digest,
+// the reason and the time.
+func RevocationPayload(digest, reason string, t time.Time) []byte {
+	return fmt.Appendf(nil, "wedge-revocation-v1\x00%s\x00%s\x00%s", digest, reason, t.UTC().Format(time.RFC3339Nano))
+}
+
+// SignRevocation returns the revocation of digest, signed by key.
+func SignRevocation(key ed25519.PrivateKey, digest, reason, by string) (*Revocation, error) {
+	if err := CheckDigest(digest); err != nil {
+		return nil, err
+	}
+	r := &Revocation{Digest: digest, Reason: reason, Time: time.Now().UTC(), By: by, KeyID: KeyID(key.Public().(ed25519.PublicKey))}
+	r.Sig = ed25519.Sign(key, RevocationPayload(r.Digest, r.Reason, r.Time))
+	return r, nil
+}
+
+// VerifyRevocation checks that r is signed by a key of t.
+func (t TrustStore) VerifyRevocation(r *Revocation) error {
+	if len(r.Sig) == 0 {
+		return fmt.Errorf("%w: revocation of %s", ErrUnsigned, short(r.Digest))
+	}
+	pub, ok := t[r.KeyID]
+	if !ok {
+		return fmt.Errorf("%w: revocation of %s, key %q", ErrUnknownKey, short(r.Digest), r.KeyID)
+	}
+	if !ed25519.Verify(pub, RevocationPayload(r.Digest, r.Reason, r.Time), r.Sig) {
+		return fmt.Errorf("%w: revocation of %s", ErrBadRevocation, short(r.Digest))
+	}
+	return nil
 }
 
 // Desired is the desired state of a region (key region.<r>) or the

@@ -171,9 +171,10 @@ func (r *Registry) eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func
 
 // Revoke withdraws a digest: edges refuse to load it from then on. The
 // digest must be one the registry holds, as a module or in an artifact, so
-// a typo cannot pass for a revocation. Revoking a revoked digest keeps the
-// first record.
-func (r *Registry) Revoke(ctx context.Context, digest, reason, by string) error {
+// a typo cannot pass for a revocation. key signs it (a key of the edges'
+// trust store, as for Push): edges ignore an unsigned one. Revoking a
+// revoked digest keeps the first record.
+func (r *Registry) Revoke(ctx context.Context, key ed25519.PrivateKey, digest, reason, by string) error {
 	if err := manifest.CheckDigest(digest); err != nil {
 		return fmt.Errorf("registry: revoke: %w", err)
 	}
@@ -188,7 +189,11 @@ func (r *Registry) Revoke(ctx context.Context, digest, reason, by string) error 
 		return fmt.Errorf("%w: revoke %s: no module in %s and no artifact in %s has that digest",
 			ErrNotFound, digest, manifest.BucketModules, manifest.BucketArtifacts)
 	}
-	rec, err := json.Marshal(manifest.Revocation{Digest: digest, Reason: reason, Time: time.Now().UTC(), By: by})
+	rv, err := manifest.SignRevocation(key, digest, reason, by)
+	if err != nil {
+		return fmt.Errorf("registry: revoke: %w", err)
+	}
+	rec, err := json.Marshal(rv)
 	if err != nil {
 		return fmt.Errorf("registry: revoke %s: %w", digest, err)
 	}

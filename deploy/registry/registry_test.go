@@ -241,7 +241,7 @@ func TestFetchRefuses(t *testing.T) {
 			return "b", "1"
 		}, trustOf(key), manifest.ErrMismatch},
 		{"revoked", func(ctx context.Context, t *testing.T, r *Registry, st *controlplane.Stores, a *manifest.Artifact) (string, string) {
-			if err := r.Revoke(ctx, a.Digest, "CVE-2099-1", "sec"); err != nil {
+			if err := r.Revoke(ctx, key, a.Digest, "CVE-2099-1", "sec"); err != nil {
 				t.Fatal(err)
 			}
 			return "a", "1"
@@ -318,25 +318,25 @@ func TestRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, "abc", "typo", "sec"); err == nil || !strings.Contains(err.Error(), "64 hex") {
+	if err := r.Revoke(ctx, key, "abc", "typo", "sec"); err == nil || !strings.Contains(err.Error(), "64 hex") {
 		t.Errorf("short digest: err = %v", err)
 	}
 	unknown := manifest.Digest([]byte("never pushed"))
-	if err := r.Revoke(ctx, unknown, "x", "sec"); !errors.Is(err, ErrNotFound) ||
+	if err := r.Revoke(ctx, key, unknown, "x", "sec"); !errors.Is(err, ErrNotFound) ||
 		!strings.Contains(err.Error(), manifest.BucketModules) || !strings.Contains(err.Error(), manifest.BucketArtifacts) {
 		t.Errorf("unknown digest: err = %v", err)
 	}
-	if err := r.Revoke(ctx, a.Digest, "", "sec"); err == nil {
+	if err := r.Revoke(ctx, key, a.Digest, "", "sec"); err == nil {
 		t.Error("a revocation without a reason was accepted")
 	}
 	// A digest named only by an artifact (its module gone) can be revoked.
 	if err := st.Modules.Delete(ctx, a.Digest); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, a.Digest, "leaked build", "sec"); err != nil {
+	if err := r.Revoke(ctx, key, a.Digest, "leaked build", "sec"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, a.Digest, "second reason", "other"); err != nil {
+	if err := r.Revoke(ctx, key, a.Digest, "second reason", "other"); err != nil {
 		t.Fatalf("revoking twice: %v", err)
 	}
 	rev, err := r.Revoked(ctx)
@@ -345,6 +345,15 @@ func TestRevoke(t *testing.T) {
 	}
 	if got := rev[a.Digest]; len(rev) != 1 || got.Reason != "leaked build" || got.By != "sec" || got.Time.IsZero() {
 		t.Errorf("Revoked = %+v", rev)
+	}
+	// Signed by the key given, as edges check.
+	got := rev[a.Digest]
+	if err := trustOf(key).VerifyRevocation(&got); err != nil {
+		t.Errorf("the revocation does not verify: %v", err)
+	}
+	got.Reason = "another reason"
+	if err := trustOf(key).VerifyRevocation(&got); !errors.Is(err, manifest.ErrBadRevocation) {
+		t.Errorf("a revocation with its reason changed: %v, want ErrBadRevocation", err)
 	}
 	// Push and revoke went to the audit stream.
 	info, err := st.Audit.Info(ctx)

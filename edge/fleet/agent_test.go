@@ -336,10 +336,7 @@ func TestRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoked := f.publish(f.key, "r1", wasmtest.Build(t, guests+"fail500"))
-	rv, _ := json.Marshal(manifest.Revocation{Digest: revoked.Digest, Reason: "answers 500s"})
-	if _, err := f.stores.Revoked.Put(ctx, revoked.Digest, rv); err != nil {
-		t.Fatal(err)
-	}
+	f.revoke(revoked.Digest, "answers 500s")
 	missing, err := manifest.Sign(f.key, "stamp", "m1", []byte("\x00asm\x01\x00\x00\x00never stored"), "test")
 	if err != nil {
 		t.Fatal(err)
@@ -522,13 +519,17 @@ func (l *link) restore() {
 	l.mu.Unlock()
 }
 
-// TestRevokeRunning revokes the version a POP runs: the POP stops it (the
-// slot falls back to the config file's version) and says so, and runs it
-// again once the revocation is withdrawn. The version is also pushed to
-// the artifacts bucket, so the agent prefetches it while the revocation
-// lands (a race the race detector would see).
+// TestRevokeRunning revokes the version a POP runs: a revocation not signed
+// by a trusted key is refused; a signed one makes the POP stop it (the
+// slot falls back to the config file's version) and say so, and a delete
+// of the record does not bring it back (a writer of the bucket alone did
+// both before). The version is also pushed to the artifacts bucket, so the
+// agent prefetches it while the revocation lands (a race the race detector
+// would see).
 func TestRevokeRunning(t *testing.T) {
 	f := newFixture(t, embedded.Options{})
+	var log testutil.SyncBuffer
+	f.log = slog.New(slog.NewTextHandler(&log, nil))
 	f.startConnectedPOP()
 	ctx := context.Background()
 	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
@@ -540,10 +541,20 @@ func TestRevokeRunning(t *testing.T) {
 	if _, err := f.stores.Artifacts.Put(ctx, manifest.ArtifactKey("stamp", "v2"), rec); err != nil {
 		t.Fatal(err)
 	}
-	rv, _ := json.Marshal(manifest.Revocation{Digest: v2.Digest, Reason: "leaks tokens"})
-	if _, err := f.stores.Revoked.Put(ctx, v2.Digest, rv); err != nil {
-		t.Fatal(err)
+	// Unsigned, or signed by a key the POP does not trust: ignored.
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	for i, rv := range []*manifest.Revocation{{Digest: v2.Digest, Reason: "unsigned"}, mustSignRevocation(t, stranger, v2.Digest)} {
+		rec, _ := json.Marshal(rv)
+		if _, err := f.stores.Revoked.Put(ctx, v2.Digest, rec); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, hangGuard, "the revocation refused", func() bool { return strings.Count(log.String(), "revocation refused") == i+1 })
 	}
+	if st := f.status("a report after the refusals", func(manifest.Status) bool { return true }); st.Running["stamp"].Version != "v2" {
+		t.Fatalf("a revocation without a trusted signature stopped v2: %+v", st.Running["stamp"])
+	}
+
+	f.revoke(v2.Digest, "leaks tokens")
 	st := f.status("v2 stopped", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v1" })
 	if !st.Applied || !strings.Contains(st.Error, "stamp@v2 revoked (leaks tokens)") {
 		t.Fatalf("after the revocation: applied=%v error %q, want the stop explained", st.Applied, st.Error)
@@ -557,11 +568,39 @@ func TestRevokeRunning(t *testing.T) {
 		t.Fatalf("a revoked version came back: %+v %q", st.Running["stamp"], st.Error)
 	}
 
+	// A delete does not withdraw it: v2 stays stopped.
 	if err := f.stores.Revoked.Delete(ctx, v2.Digest); err != nil {
 		t.Fatal(err)
 	}
-	f.status("v2 back", func(s manifest.Status) bool { return s.Running["stamp"].Version == "v2" && s.Error == "" })
-	f.waitStamp("v2")
+	testutil.Eventually(t, hangGuard, "the delete seen", func() bool { return strings.Contains(log.String(), "it stays in force") })
+	rev = f.setDesired(manifest.Release{Artifact: v2})
+	st = f.status("the state after the delete", func(s manifest.Status) bool { return s.Revision >= rev })
+	if st.Running["stamp"].Version != "v1" || !strings.Contains(st.Error, "revoked") {
+		t.Fatalf("a deleted revocation brought v2 back: %+v %q", st.Running["stamp"], st.Error)
+	}
+	f.waitStamp("v1")
+}
+
+// revoke writes a revocation of digest signed by the fixture's key.
+func (f *fixture) revoke(digest, reason string) {
+	f.t.Helper()
+	rv, err := manifest.SignRevocation(f.key, digest, reason, "test")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rec, _ := json.Marshal(rv)
+	if _, err := f.stores.Revoked.Put(context.Background(), digest, rec); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func mustSignRevocation(t *testing.T, key ed25519.PrivateKey, digest string) *manifest.Revocation {
+	t.Helper()
+	rv, err := manifest.SignRevocation(key, digest, "a stranger's", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rv
 }
 
 // TestStopDuringPrefetch stops the agent while it precompiles a pushed

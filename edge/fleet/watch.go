@@ -201,37 +201,48 @@ func (a *Agent) see(e jetstream.KeyValueEntry) bool {
 	return true
 }
 
-// revoke records a change of the revocation list; true if the desired
-// state must be applied again: a version the node runs was revoked (and
-// must stop), or a revocation that stopped one was withdrawn.
+// revoke records a revocation; true if the desired state must be applied
+// again: a version the node runs was revoked, and must stop. Only a
+// revocation signed by a key of the trust store counts, and none is
+// withdrawn by a delete: a writer of the bucket alone could otherwise stop
+// a version (and with it the desired config) or bring a revoked one back.
+// A revoked module stays refused; a fixed one is a new version.
 func (a *Agent) revoke(e jetstream.KeyValueEntry) bool {
+	if e.Operation() != jetstream.KeyValuePut {
+		if _, ok := a.revokedNow()[e.Key()]; ok {
+			a.o.Logger.Warn("a revocation was deleted from the control plane; it stays in force", "digest", e.Key())
+		}
+		return false
+	}
+	var r manifest.Revocation
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		a.o.Logger.Warn("revocation refused: not a revocation record", "digest", e.Key(), "err", err)
+		return false
+	}
+	r.Digest = e.Key() // what the signature must cover
+	if err := a.o.Trust.VerifyRevocation(&r); err != nil {
+		a.o.Logger.Warn("revocation refused", "digest", e.Key(), "err", err)
+		return false
+	}
 	// Copy on write: module() reads the map outside the lock.
 	a.mu.Lock()
 	m := maps.Clone(a.revoked)
-	if e.Operation() != jetstream.KeyValuePut {
-		delete(m, e.Key())
-	} else {
-		var r manifest.Revocation
-		if json.Unmarshal(e.Value(), &r) != nil {
-			a.mu.Unlock()
-			return false
-		}
-		r.Digest = e.Key()
-		m[e.Key()] = r
-	}
+	m[e.Key()] = r
 	a.revoked = m
 	a.mu.Unlock()
-	clear(a.refused) // a state refused for a revocation may pass now
-	switch {
-	case e.Operation() == jetstream.KeyValuePut && a.running()[e.Key()]:
-		a.o.Logger.Error("a version this POP runs was revoked; stopping it", "digest", e.Key())
-	case e.Operation() != jetstream.KeyValuePut && a.stopped != "":
-		a.o.Logger.Info("a revocation was withdrawn; applying the desired state again", "digest", e.Key())
-	default:
+	if !a.running()[e.Key()] {
 		return false
 	}
+	a.o.Logger.Error("a version this POP runs was revoked; stopping it", "digest", e.Key())
 	a.force = true
 	return true
+}
+
+// revokedNow is the revocation list as it stands.
+func (a *Agent) revokedNow() map[string]manifest.Revocation {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.revoked
 }
 
 func b2f(b bool) float64 {

@@ -44,7 +44,7 @@ var commands = map[string]command{
 	"keys gen":          {"keys gen [-o DIR] NAME", keysGen},
 	"plugin push":       {"plugin push FILE.wasm --name N --version V --key KEY.pem [--nats URL]", pluginPush},
 	"plugin list":       {"plugin list [--nats URL]", pluginList},
-	"plugin revoke":     {"plugin revoke DIGEST --reason TEXT [--nats URL]", pluginRevoke},
+	"plugin revoke":     {"plugin revoke DIGEST --reason TEXT --key KEY.pem [--nats URL]", pluginRevoke},
 	"purge":             {"purge --tag T | --url URL [--region R] [--timeout 5s] [--alive 5s] [--nats URL]", purge},
 
 	"control leaf-bundle": {"control leaf-bundle DIR --auth DIR [--tls-hosts HOSTS]", controlLeafBundle},

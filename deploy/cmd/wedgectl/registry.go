@@ -114,6 +114,7 @@ func pluginList(ctx context.Context, args []string, stdout io.Writer) error {
 func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("plugin revoke", flag.ContinueOnError)
 	reason := fs.String("reason", "", "why, for the audit trail (required)")
+	keyPath := fs.String("key", "", "signing key `KEY.pem` (from keys gen; one the edges trust, as for push): edges ignore an unsigned revocation")
 	url := natsFlag(fs)
 	whoName := whoFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
@@ -122,15 +123,19 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() != 1 {
 		return fmt.Errorf("plugin revoke: want one DIGEST, got %d arguments", fs.NArg())
 	}
-	if *reason == "" {
-		return fmt.Errorf("plugin revoke: --reason is required")
+	if *reason == "" || *keyPath == "" {
+		return fmt.Errorf("plugin revoke: --reason and --key are required")
+	}
+	key, err := registry.LoadPrivateKey(*keyPath)
+	if err != nil {
+		return err
 	}
 	who, err := operator(*whoName)
 	if err != nil {
 		return fmt.Errorf("plugin revoke: %w", err)
 	}
 	return withRegistry(ctx, url, func(r *registry.Registry) error {
-		if err := r.Revoke(ctx, fs.Arg(0), *reason, who); err != nil {
+		if err := r.Revoke(ctx, key, fs.Arg(0), *reason, who); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "revoked %s: %s\n", fs.Arg(0), *reason)

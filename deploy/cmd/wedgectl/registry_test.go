@@ -83,13 +83,16 @@ func TestRegistryCommands(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := run(ctx, []string{"plugin", "revoke", digest, "--reason", "leaked", "--nats", url}, &out); err != nil {
+	if err := run(ctx, []string{"plugin", "revoke", digest, "--reason", "leaked", "--nats", url}, &out); err == nil || !strings.Contains(err.Error(), "--key") {
+		t.Errorf("revoke without a key: err = %v, want one naming --key (edges ignore an unsigned revocation)", err)
+	}
+	if err := run(ctx, []string{"plugin", "revoke", digest, "--reason", "leaked", "--key", privPath, "--nats", url}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if want := "revoked " + digest + ": leaked\n"; out.String() != want {
 		t.Errorf("plugin revoke printed %q, want %q", out.String(), want)
 	}
-	if err := run(ctx, []string{"plugin", "revoke", digest, "--nats", url}, &out); err == nil || !strings.Contains(err.Error(), "--reason") {
+	if err := run(ctx, []string{"plugin", "revoke", digest, "--key", privPath, "--nats", url}, &out); err == nil || !strings.Contains(err.Error(), "--reason") {
 		t.Errorf("revoke without a reason: err = %v", err)
 	}
 	out.Reset()
