@@ -228,6 +228,44 @@ func TestRustTemplateAnswerNoAlloc(t *testing.T) {
 	}
 }
 
+// editedPlugin makes a Go plugin called name with plugin new, with old
+// replaced by new in its main.go, and returns its folder; a template
+// without old fails the test.
+func editedPlugin(t *testing.T, name, old, new string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := run(context.Background(), []string{"plugin", "new", name, dir}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	main := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(src), old, new, 1)
+	if edited == string(src) {
+		t.Fatalf("the template changed: no %q in its main.go", old)
+	}
+	if err := os.WriteFile(main, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// inOrder fails the test unless out holds each of want, in that order.
+func inOrder(t *testing.T, out string, want ...string) {
+	t.Helper()
+	at := 0
+	for _, w := range want {
+		i := strings.Index(out[at:], w)
+		if i < 0 {
+			t.Errorf("no %q after byte %d of:\n%s", w, at, out)
+			return
+		}
+		at += i + len(w)
+	}
+}
+
 // TestPluginRunFailure: `plugin run` on a plugin that panics says the host
 // answered, not the plugin, and prints the error, then the Go panic and
 // its stack, then the wasm stack trace, as up's log does. Before, it said
@@ -236,37 +274,16 @@ func TestPluginRunFailure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a plugin")
 	}
-	dir := filepath.Join(t.TempDir(), "crashing")
-	ctx := context.Background()
-	if err := run(ctx, []string{"plugin", "new", "crashing", dir}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	main := filepath.Join(dir, "main.go")
-	src, err := os.ReadFile(main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crash := strings.Replace(string(src), "\tp.answered.Record(1)\n", "\tpanic(\"crashing on purpose\")\n", 1)
-	if crash == string(src) {
-		t.Fatal("the template's OnRequest changed: no p.answered.Record(1) to replace")
-	}
-	if err := os.WriteFile(main, []byte(crash), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := editedPlugin(t, "crashing", "\tp.answered.Record(1)\n", "\tpanic(\"crashing on purpose\")\n")
 	out := new(testutil.SyncBuffer)
-	if err := run(ctx, []string{"plugin", "run", dir, "/crashing"}, out); err == nil {
+	if err := run(context.Background(), []string{"plugin", "run", dir, "/crashing"}, out); err == nil {
 		t.Fatalf("plugin run of a plugin that panics: no error\n%s", out)
 	}
 	got := out.String()
 	if strings.Contains(got, "answered by the plugin") || !strings.Contains(got, "(the plugin failed; the host answered)") {
 		t.Errorf("plugin run says the plugin answered, or not that it failed:\n%s", got)
 	}
-	errAt := strings.Index(got, "# error (trap): wasm: plugin crashing@dev: request: trap")
-	panicAt := strings.Index(got, "panic: crashing on purpose")
-	traceAt := strings.Index(got, "wasm stack trace:")
-	if errAt < 0 || panicAt < errAt || traceAt < panicAt {
-		t.Errorf("want the error (at %d), then the panic (%d), then the wasm stack trace (%d):\n%s", errAt, panicAt, traceAt, got)
-	}
+	inOrder(t, got, "# error (trap): wasm: plugin crashing@dev: request: trap", "panic: crashing on purpose", "wasm stack trace:")
 }
 
 // TestPluginRunShowsTheOrigin: `plugin run` prints the request the origin
@@ -280,26 +297,7 @@ func TestPluginRunShowsTheOrigin(t *testing.T) {
 		t.Skip("builds plugins")
 	}
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "rewriter")
-	if err := run(ctx, []string{"plugin", "new", "rewriter", dir}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	main := filepath.Join(dir, "main.go")
-	src, err := os.ReadFile(main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit := func(old, new string) {
-		t.Helper()
-		b := strings.Replace(string(src), old, new, 1)
-		if b == string(src) {
-			t.Fatalf("the template changed: no %q", old)
-		}
-		if err := os.WriteFile(main, []byte(b), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	edit("\tif req.Method() != \"GET\" || req.Path() != \"/rewriter\" {\n",
+	dir := editedPlugin(t, "rewriter", "\tif req.Method() != \"GET\" || req.Path() != \"/rewriter\" {\n",
 		"\tif req.Path() == \"/v1/x\" {\n\t\treq.SetPath(\"/api/x\")\n\t\treq.Header().Set(\"X-Seen\", \"1\")\n\t\treq.Forward(\"user\", \"alice\")\n\t}\n"+
 			"\tif req.Method() != \"GET\" || req.Path() != \"/rewriter\" {\n")
 	out := new(testutil.SyncBuffer)
@@ -313,14 +311,10 @@ func TestPluginRunShowsTheOrigin(t *testing.T) {
 		}
 	}
 
-	edit("\tp.greeting = \"Hello from rewriter\"\n", "\tpanic(\"configure on purpose\")\n")
+	dir = editedPlugin(t, "unloadable", "\tp.greeting = \"Hello from unloadable\"\n", "\tpanic(\"configure on purpose\")\n")
 	out = new(testutil.SyncBuffer)
 	if err := run(ctx, []string{"plugin", "run", dir, "/x"}, out); err == nil || !strings.Contains(err.Error(), "failed to load") {
 		t.Fatalf("plugin run of a plugin whose Configure panics: %v\n%s", err, out)
 	}
-	got := out.String()
-	errAt, panicAt, traceAt := strings.Index(got, "# error (trap): "), strings.Index(got, "panic: configure on purpose"), strings.Index(got, "wasm stack trace:")
-	if errAt < 0 || panicAt < errAt || traceAt < panicAt {
-		t.Errorf("want the error (at %d), then the panic (%d), then the wasm stack trace (%d):\n%s", errAt, panicAt, traceAt, got)
-	}
+	inOrder(t, out.String(), "# error (trap): ", "panic: configure on purpose", "wasm stack trace:")
 }
