@@ -188,6 +188,14 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		Help: "1 while the POP's link to the control plane is up."})
 	a.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_desired_refused_total",
 		Help: "Desired-state records refused before applying, by reason: unsigned, unknown_key, bad_signature, wrong_key, stale, deleted or invalid."}, []string{"reason"})
+	// Every series from 0: a counter that first appears at 1 has no
+	// increase() to show, and the alert on a first NACK would not fire.
+	for _, result := range []string{"ok", "nack", "disk"} {
+		a.applies.WithLabelValues(result)
+	}
+	for _, reason := range []string{"unsigned", "unknown_key", "bad_signature", "wrong_key", "stale", "deleted", "invalid"} {
+		a.refusals.WithLabelValues(reason)
+	}
 	a.purge = newPurger(a)
 	reg := node.Registry()
 	if err := errors.Join(reg.Register(a.applies), reg.Register(a.refusals), reg.Register(a.revision), reg.Register(a.connected),

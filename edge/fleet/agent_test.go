@@ -686,6 +686,36 @@ func TestLinkClosedIsNotLost(t *testing.T) {
 	}
 }
 
+// TestMetricsFromZero: the NACK and refusal series exist at 0 from the
+// start, so the first NACK is an increase the alert sees; they appeared at
+// 1 with it, and WedgeDesiredStateRefused never fired for a POP's first.
+func TestMetricsFromZero(t *testing.T) {
+	f := newFixture(t, embedded.Options{})
+	f.startConnectedPOP()
+	for name, labels := range map[string]map[string]string{
+		"wedge_fleet_applies_total":         {"result": "nack"},
+		"wedge_fleet_desired_refused_total": {"reason": "unsigned"},
+	} {
+		found := false
+		mfs, err := f.node.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				match := mf.GetName() == name
+				for _, l := range m.GetLabel() {
+					match = match && labels[l.GetName()] == l.GetValue()
+				}
+				found = found || match && m.GetCounter().GetValue() == 0
+			}
+		}
+		if !found {
+			t.Errorf("%s%v is not exported at 0 before any refusal", name, labels)
+		}
+	}
+}
+
 // TestModuleChecksTheRecordFirst holds the agent to refusing a record no
 // bytes could make good before it touches the disk: a prefetch takes any
 // record the artifacts bucket holds, and the digest names the local file,
