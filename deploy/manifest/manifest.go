@@ -535,9 +535,12 @@ var LatencyBounds = [...]time.Duration{
 }
 
 // Quantile estimates the q-quantile of the latencies in buckets (as
-// Health.Buckets, or the difference of two) by the upper bound of the
-// bucket it falls in: a conservative figure for a gate. It is 0 for no
-// requests and LatencyBounds' last times 2 for the +Inf bucket.
+// Health.Buckets, or the difference of two) as Prometheus's
+// histogram_quantile does, so that a gate and the dashboard agree: within
+// the bucket it falls in, by linear interpolation between the bucket's
+// bounds (the first bucket's lower is 0). A bucket's upper bound alone
+// made "p99<50ms" fail whenever one request in a hundred took 26 ms. It is
+// 0 for no requests and LatencyBounds' last times 2 for the +Inf bucket.
 func Quantile(q float64, buckets []uint64) time.Duration {
 	var total uint64
 	for _, b := range buckets {
@@ -546,16 +549,22 @@ func Quantile(q float64, buckets []uint64) time.Duration {
 	if total == 0 {
 		return 0
 	}
-	rank := uint64(q*float64(total) + 0.999999)
+	rank := q * float64(total)
 	var seen uint64
 	for i, b := range buckets {
-		seen += b
-		if seen >= rank {
-			if i < len(LatencyBounds) {
-				return LatencyBounds[i]
-			}
+		if b == 0 || float64(seen+b) < rank {
+			seen += b
+			continue
+		}
+		if i >= len(LatencyBounds) {
 			break
 		}
+		lower := time.Duration(0)
+		if i > 0 {
+			lower = LatencyBounds[i-1]
+		}
+		// To the microsecond: what a page shows, without float residue.
+		return (lower + time.Duration(float64(LatencyBounds[i]-lower)*(rank-float64(seen))/float64(b))).Round(time.Microsecond)
 	}
 	return 2 * LatencyBounds[len(LatencyBounds)-1]
 }

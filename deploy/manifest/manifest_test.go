@@ -259,8 +259,15 @@ func TestQuantile(t *testing.T) {
 	if q := Quantile(0.98, b); q != time.Millisecond {
 		t.Fatalf("p98 = %s, want 1ms", q)
 	}
-	if q := Quantile(0.99, b); q != 25*time.Millisecond {
-		t.Fatalf("p99 = %s, want 25ms", q)
+	if q := Quantile(0.99, b); q != 17500*time.Microsecond {
+		t.Fatalf("p99 = %s, want 17.5ms: halfway into (10ms, 25ms], as histogram_quantile has it", q)
+	}
+	// One request of 70 in (25ms, 50ms]: p99 is under 50ms (it was
+	// reported as 50ms, and a gate "p99<50ms" rolled a good version back).
+	c := make([]uint64, len(LatencyBounds)+1)
+	c[0], c[5] = 69, 1
+	if q := Quantile(0.99, c); q != 32500*time.Microsecond {
+		t.Fatalf("p99 of 69 fast and 1 in (25ms, 50ms] = %s, want 32.5ms", q)
 	}
 	b[len(b)-1] = 1000
 	if q := Quantile(0.5, b); q != 5*time.Second {

@@ -104,8 +104,8 @@ func TestWindow(t *testing.T) {
 	if got := w.Value(MetricErrorRate); got != 40 {
 		t.Errorf("error rate = %v, want 40", got)
 	}
-	if got := time.Duration(w.Value(MetricP99)); got != 2*time.Millisecond {
-		t.Errorf("p99 = %v, want 2ms", got)
+	if got := time.Duration(w.Value(MetricP99)); got != 1988*time.Microsecond {
+		t.Errorf("p99 = %v, want 1.988ms (interpolated in (1ms, 2ms], to the microsecond)", got)
 	}
 }
 
@@ -430,7 +430,7 @@ func TestGoodRolloutReachesEveryRegion(t *testing.T) {
 	}
 	var sawV2 bool
 	for _, v := range o.Regions[0].Versions { // ap-south, sorted first
-		sawV2 = sawV2 || (v.Version == "v2" && v.Requests > 0 && v.ErrorRate == 0 && v.P99 == 5*time.Millisecond)
+		sawV2 = sawV2 || (v.Version == "v2" && v.Requests > 0 && v.ErrorRate == 0 && v.P99 == 4970*time.Microsecond) // all in (2ms, 5ms]
 	}
 	if o.Regions[0].Region != "ap-south" || !sawV2 {
 		t.Errorf("overview of %s: %+v", o.Regions[0].Region, o.Regions[0].Versions)
