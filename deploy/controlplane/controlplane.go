@@ -52,8 +52,10 @@ func Dial(url, name string, log *slog.Logger, opts ...nats.Option) (*nats.Conn, 
 	}
 	opts = append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("control plane link lost", "url", url, "err", err)
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if !nc.IsClosed() { // closed on purpose: not lost
+				log.Warn("control plane link lost", "url", url, "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("control plane link back", "url", url) }),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 // TestEnsureAndReconnect starts an embedded server with a store on disk,
@@ -95,6 +97,26 @@ func TestEnsureAndReconnect(t *testing.T) {
 // TestOpen checks that Open neither creates nor updates anything: on an
 // empty server it fails, naming the fix; after Ensure it opens the same
 // buckets and leaves a config an operator changed as it is.
+// TestDialLogs: a link closed on purpose logs no "link lost" (every
+// wedgectl command ended with one, err=<nil>). The closed handler runs
+// after the disconnect one, on the same queue: by then the log holds
+// whatever the close wrote.
+func TestDialLogs(t *testing.T) {
+	srv, _ := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
+	var log testutil.SyncBuffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	closed := make(chan struct{})
+	nc, err := controlplane.Dial(srv.URL(), "test", logger, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	<-closed
+	if strings.Contains(log.String(), "link lost") {
+		t.Fatalf("a link closed on purpose logged:\n%s", log.String())
+	}
+}
+
 func TestOpen(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

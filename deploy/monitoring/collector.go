@@ -116,7 +116,8 @@ func (c *Collector) collectRollouts(ctx context.Context, ch chan<- prometheus.Me
 	for _, r := range rs {
 		count[r.State]++
 		if r.Active() {
-			ch <- prometheus.MustNewConstMetric(waveDesc, prometheus.GaugeValue, float64(r.Wave+1),
+			// A rollback of a finished rollout has its wave past the last.
+			ch <- prometheus.MustNewConstMetric(waveDesc, prometheus.GaugeValue, float64(min(r.Wave+1, len(r.Waves))),
 				r.ID, r.Plugin, r.Version, r.State, r.Phase)
 		}
 	}

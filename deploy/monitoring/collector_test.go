@@ -43,8 +43,11 @@ func TestCollector(t *testing.T) {
 	put(s.Status, manifest.POPKey("junk"), []byte("{not json"))
 	now := time.Now()
 	for i, r := range []rollout.Rollout{
-		{ID: "auth-1", Plugin: "auth", Version: "2", State: rollout.StateRunning, Phase: rollout.PhaseApplying, Wave: 0},
-		{ID: "cache-1", Plugin: "cache", Version: "3", State: rollout.StateRollingBack, Wave: 2},
+		{ID: "auth-1", Plugin: "auth", Version: "2", State: rollout.StateRunning, Phase: rollout.PhaseApplying, Wave: 0,
+			Waves: make([]rollout.Wave, 3)},
+		// The rollback of a finished two-wave rollout: its wave is past the
+		// last, and the gauge says the last (it said 3).
+		{ID: "cache-1", Plugin: "cache", Version: "3", State: rollout.StateRollingBack, Wave: 2, Waves: make([]rollout.Wave, 2)},
 		{ID: "cache-0", Plugin: "cache", Version: "2", State: rollout.StateRolledBack},
 		{ID: "rl-0", Plugin: "ratelimit", Version: "1", State: rollout.StateDone},
 		{ID: "rl-1", Plugin: "ratelimit", Version: "2", State: rollout.StateDone},
@@ -72,7 +75,7 @@ func TestCollector(t *testing.T) {
 		{"wedge_control_rollouts", map[string]string{"state": "rolled_back"}, 1},
 		{"wedge_control_rollouts", map[string]string{"state": "done"}, 2},
 		{"wedge_control_rollout_wave", map[string]string{"id": "auth-1", "plugin": "auth", "version": "2", "state": "running", "phase": "applying"}, 1},
-		{"wedge_control_rollout_wave", map[string]string{"id": "cache-1", "state": "rolling_back"}, 3},
+		{"wedge_control_rollout_wave", map[string]string{"id": "cache-1", "state": "rolling_back"}, 2},
 		{"wedge_control_rollout_wave", map[string]string{"id": "cache-0"}, -1}, // ended: no wave
 	} {
 		if got := value(fams, c.name, c.labels); got != c.want {

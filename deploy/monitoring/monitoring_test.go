@@ -407,7 +407,7 @@ fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
 		t.Fatal(err)
 	}
 	r, _ := json.Marshal(rollout.Rollout{ID: "cache-20260101-000000-abcdef", Key: "cache", Plugin: "cache", Version: "2.0.0",
-		State: rollout.StateRunning, Phase: rollout.PhaseBaking, Wave: 1, Created: time.Now()})
+		State: rollout.StateRunning, Phase: rollout.PhaseBaking, Wave: 1, Waves: make([]rollout.Wave, 2), Created: time.Now()})
 	if _, err := stores.Rollouts.Put(ctx, "cache-20260101-000000-abcdef", r); err != nil {
 		t.Fatal(err)
 	}

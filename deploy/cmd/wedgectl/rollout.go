@@ -300,9 +300,13 @@ func rolloutAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tWHO\tACTION\tROLLOUT\tREGION\tWHY")
+	fmt.Fprintln(tw, "TIME\tWHO\tACTION\tRELEASE\tROLLOUT\tREGION\tWHY")
 	for _, a := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Local().Format(time.DateTime), a.Who, a.Action, a.Rollout, a.Region, a.Why)
+		release := a.Plugin
+		if a.Version != "" {
+			release += "@" + a.Version
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Time.Local().Format(time.DateTime), a.Who, a.Action, release, a.Rollout, a.Region, a.Why)
 	}
 	return tw.Flush()
 }

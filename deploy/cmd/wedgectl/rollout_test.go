@@ -93,7 +93,7 @@ func TestRolloutCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"eu-west", "auth", "v1", "1.00%", "5ms", id, "wave 1/2 eu-west:10% applying (paused)"} {
+	for _, want := range []string{"eu-west", "auth", "v1", "1.00%", "4.97ms", id, "wave 1/2 eu-west:10% applying (paused)"} {
 		if !strings.Contains(status, want) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
@@ -126,7 +126,9 @@ func TestRolloutCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out, "wave.apply") || !strings.Contains(out, "rollout.pause") || strings.Contains(out, "rollout.start") {
+	// Each entry names its release (a column it lacked).
+	if !strings.Contains(out, "wave.apply") || !strings.Contains(out, "rollout.pause") || strings.Contains(out, "rollout.start") ||
+		!strings.Contains(out, "RELEASE") || strings.Count(out, "auth@v2") < 2 {
 		t.Errorf("audit -n 2:\n%s", out)
 	}
 	t.Logf("status:\n%s\naudit:\n%s", status, out)

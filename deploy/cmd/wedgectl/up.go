@@ -272,7 +272,7 @@ WEDGE_TOKEN=%[5]s
 	if len(dev) > 0 {
 		fmt.Fprintf(stdout, "\n%s\n", watching.String())
 	}
-	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, waves: waves, creds: creds, ca: ca}
+	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, waves: waves, nats: fleet.cp.URL(), creds: creds, ca: ca}
 	if len(dev) > 0 {
 		try.dev = dev[0].name
 	}
@@ -527,8 +527,9 @@ type tryHints struct {
 	chain []string // the plugins, in order
 	dev   string   // the first --plugin folder's name, if any
 	own   bool     // --upstream: the application is the user's
-	// The rollout example's: the signing key, the waves, the credentials.
-	key, waves, creds, ca string
+	// The rollout example's: the signing key, the waves, the control
+	// plane and its credentials.
+	key, waves, nats, creds, ca string
 }
 
 func (h tryHints) print(w io.Writer) {
@@ -566,10 +567,10 @@ func (h tryHints) print(w io.Writer) {
 	fmt.Fprintf(w, `
 Roll a plugin version out (in another terminal, in this checkout):
   alias wedgectl='go run ./deploy/cmd/wedgectl'
-  export WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s
+  export WEDGE_NATS=%[6]s WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s
   wedgectl plugin build plugins/%[1]s -o /tmp/%[1]s.wasm
   wedgectl plugin push /tmp/%[1]s.wasm --name %[1]s --version 2 --key %[2]s
   wedgectl rollout start %[1]s@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
   wedgectl rollout status
-`, plugin, h.key, h.waves, h.creds, h.ca)
+`, plugin, h.key, h.waves, h.creds, h.ca, h.nats)
 }

@@ -411,8 +411,9 @@ func TestTryHints(t *testing.T) {
 		h         tryHints
 		want, not []string
 	}{
-		{"default", tryHints{chain: []string{"auth", "ratelimit", "cache"}},
-			[]string{"/api/hello  # 401 without a token", "# 200, then a cache HIT with Age", "# 429 past 10/s", "rollout start cache@2"}, nil},
+		{"default", tryHints{chain: []string{"auth", "ratelimit", "cache"}, nats: "tls://127.0.0.1:18801"},
+			[]string{"/api/hello  # 401 without a token", "# 200, then a cache HIT with Age", "# 429 past 10/s", "rollout start cache@2",
+				"export WEDGE_NATS=tls://127.0.0.1:18801 "}, nil},
 		{"cache alone", tryHints{chain: []string{"cache"}},
 			[]string{"curl -i /api/hello  # 200, then a cache HIT", "plugins/cache"}, []string{"401", "429", "Bearer"}},
 		{"no plugins", tryHints{},
