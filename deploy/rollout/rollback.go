@@ -36,7 +36,10 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 		revs := map[string]uint64{}
 		var kept []string
 		for _, region := range slices.Backward(r.Touched) {
-			prev := r.Previous[region]
+			prev, err := c.unrevoked(ctx, r.Previous[region]) // revoked since the rollout began
+			if err != nil {
+				return err
+			}
 			why := fmt.Sprintf("rollout %s rolled back: %s restored", r.ID, r.Key)
 			var now string // what the region runs, when newer work replaced the rollout's release
 			rev, err := c.writeDesired(ctx, r, region, why, func(d *manifest.Desired) {

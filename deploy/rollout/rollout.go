@@ -333,14 +333,12 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 		return nil, fmt.Errorf("rollout: artifact record %s@%s (digest %q, %d signature bytes) is not signed: refusing it",
 			spec.Plugin, spec.Version, a.Digest, len(a.Sig))
 	}
-	switch e, err := s.Revoked.Get(ctx, a.Digest); {
-	case err == nil:
-		var rv manifest.Revocation
-		_ = json.Unmarshal(e.Value(), &rv) // a reason is all it adds
+	switch rv, err := revocation(ctx, s, a.Digest); {
+	case err != nil:
+		return nil, err
+	case rv != nil:
 		return nil, fmt.Errorf("rollout: %s@%s (digest %.12s) is revoked (%q): edges refuse it",
 			spec.Plugin, spec.Version, a.Digest, rv.Reason)
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
-		return nil, fmt.Errorf("rollout: revocations: %w", err)
 	}
 	minReq := spec.MinRequests
 	if minReq == 0 {
@@ -353,6 +351,20 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 		By: spec.Who, Why: spec.Why, Created: now, Updated: now,
 		State: StateRunning, Phase: PhasePending,
 	}, nil
+}
+
+// revocation is the revocations bucket's record of digest, nil for none.
+func revocation(ctx context.Context, s *controlplane.Stores, digest string) (*manifest.Revocation, error) {
+	e, err := s.Revoked.Get(ctx, digest)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("rollout: revocations: %w", err)
+	}
+	var rv manifest.Revocation
+	_ = json.Unmarshal(e.Value(), &rv) // a reason is all it adds
+	return &rv, nil
 }
 
 // errNoWho refuses an audit entry without an actor: "unknown" in an

@@ -492,6 +492,35 @@ func TestNACKRollsBack(t *testing.T) {
 	}
 }
 
+// TestRevokedStableSide: with the version a region runs revoked, a
+// canary's other side and what a rollback restores are the POPs' own
+// version, which POPs run in its place; both named the revoked version,
+// which every POP refused, so no canary could start and a rollback
+// restored nothing (ops review).
+func TestRevokedStableSide(t *testing.T) {
+	e := newEnv(t)
+	e.fleet() // eu-west runs auth v1
+	rv, _ := json.Marshal(manifest.Revocation{Digest: e.v1.Digest, Reason: "leaks tokens"})
+	if _, err := e.s.Revoked.Put(e.ctx, e.v1.Digest, rv); err != nil {
+		t.Fatal(err)
+	}
+	e.controller()
+	id := e.start("eu-west:50%,eu-west", time.Hour)
+	e.wait(id, "the canary baking", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })
+	d, _ := e.desired("eu-west")
+	if rel := d.Plugins["auth"]; rel.Artifact.Digest != "" || rel.Canary == nil || rel.Canary.Artifact.Digest != e.v2.Digest {
+		t.Fatalf("the canary's release: %+v, want v2 beside the POPs' own version", rel)
+	}
+	if err := Command(e.ctx, e.s, id, "abort", "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	d, _ = e.desired("eu-west")
+	if _, ok := d.Plugins["auth"]; ok || r.State != StateRolledBack {
+		t.Errorf("after the rollback: %s, eu-west %+v; want auth left to the POPs' own version", r.State, d.Plugins)
+	}
+}
+
 func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
 	e := newEnv(t)
 	e.fleet()

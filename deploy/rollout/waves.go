@@ -77,6 +77,9 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 		if rel, ok := d.Plugins[r.Key]; ok {
 			prev = &rel
 		}
+		if prev, err = c.unrevoked(ctx, prev); err != nil {
+			return err
+		}
 		r.Previous[region] = prev
 		r.Touched = append(r.Touched, region)
 		fresh = true
@@ -123,6 +126,23 @@ func waveRegions(w Wave) []string {
 		return w.Regions
 	}
 	return []string{w.Region}
+}
+
+// unrevoked is prev, or nil (the POPs' own version) when its version is
+// revoked: that is what POPs run in its place, and every POP refuses a
+// release that names a revoked version, as the stable side of a canary
+// or as what a rollback restores.
+func (c *Controller) unrevoked(ctx context.Context, prev *manifest.Release) (*manifest.Release, error) {
+	if prev == nil || prev.Artifact.Digest == "" {
+		return prev, nil
+	}
+	switch rv, err := revocation(ctx, c.s, prev.Artifact.Digest); {
+	case err != nil:
+		return nil, err
+	case rv != nil:
+		return nil, nil
+	}
+	return prev, nil
 }
 
 // release is what region runs for the key in a wave of share percent:
