@@ -112,6 +112,7 @@ type stream struct {
 	buf   []byte             // the body read whole, or the prefix plugins see
 	in    io.Reader          // the rest of a streamed request body; nil when whole
 	size  int64              // a streamed body's Content-Length; -1 for chunked
+	idle  idleReader         // the client's body as read, kept here so a request allocates none
 	body  *originclient.Body // the origin's streamed answer
 	store *pendingStore      // the cache entry its body completes
 	// inErr is what the client's body gave as the origin link read it (the
@@ -138,7 +139,7 @@ func (s *stream) reset() {
 	if s.body != nil {
 		s.body.Close()
 	}
-	s.in, s.body, s.store, s.refused = nil, nil, nil, false
+	s.in, s.body, s.store, s.refused, s.idle = nil, nil, nil, false, idleReader{}
 	s.inErr.Store(nil)
 	if cap(s.buf) > streamPrefix {
 		s.buf = nil
@@ -180,7 +181,8 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 	// hold, and a buffer grows only as bytes arrive.
 	thr := n.cfg.Limits.StreamThreshold
 	whole := size > 0 && (size <= thr || size <= streamPrefix)
-	var in io.Reader = &idleReader{r: src, c: ctx.Conn(), idle: n.srv.ReadTimeout}
+	s.idle = idleReader{r: src, c: ctx.Conn(), idle: n.srv.ReadTimeout}
+	var in io.Reader = &s.idle
 	if !whole && size > 0 {
 		in = &fullReader{r: in, left: int64(size)}
 	}
@@ -433,8 +435,8 @@ func sendUntilClose(ctx *fasthttp.RequestCtx, out *sendBody) {
 		defer out.Close()
 		h := &ctx.Response.Header
 		h.Del(fasthttp.HeaderTransferEncoding)
-		h.SetContentLength(-2) // neither field; sets Connection: close
-		h.SetConnectionClose()
+		h.Del(fasthttp.HeaderConnection) // the keep-alive fasthttp gives a 1.0 client that asked
+		h.SetContentLength(-2)           // neither field, and Connection: close
 		if _, err := c.Write(h.Header()); err == nil {
 			_, _ = io.Copy(c, out) // out moves the write deadline on
 		}
