@@ -100,7 +100,7 @@ func (st *exchangeStream) prepare(freq *fasthttp.Request, threshold int, req *wi
 func declaredLength(req *wire.Request) int {
 	for i := range req.Header {
 		if f := &req.Header[i]; asciiEqualFold(f.Name, "content-length") {
-			if n, err := strconv.ParseUint(string(f.Value), 10, 31); err == nil {
+			if n, err := strconv.ParseUint(string(f.Value), 10, 62); err == nil {
 				return int(n)
 			}
 			return -1
