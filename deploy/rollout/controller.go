@@ -190,6 +190,14 @@ func (c *Controller) step(ctx context.Context, f *fleet, r *Rollout) error {
 	case StateRollingBack:
 		return c.rollingBack(ctx, f, r)
 	case StateRunning:
+		// A version revoked while it rolls out stops on every POP: its
+		// waves would wait for traffic that never comes.
+		switch rv, err := revocation(ctx, c.s, r.Artifact.Digest); {
+		case err != nil:
+			return err
+		case rv != nil:
+			return c.rollback(ctx, f, r, "rollout.fail", "controller", fmt.Sprintf("%s@%s was revoked: %s", r.Plugin, r.Version, rv.Reason))
+		}
 		switch r.Phase {
 		case PhasePending:
 			return c.apply(ctx, f, r)

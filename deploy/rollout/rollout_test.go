@@ -521,6 +521,30 @@ func TestRevokedStableSide(t *testing.T) {
 	}
 }
 
+// TestRevokedMidRollout: a version revoked while its canary bakes rolls
+// back, saying so; it baked on, waiting for traffic that the POPs, which
+// stop a revoked version, no longer sent it (ops review).
+func TestRevokedMidRollout(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	before, _ := e.desired("eu-west")
+	e.controller()
+	id := e.start("eu-west:50%,eu-west", time.Hour)
+	e.wait(id, "the canary baking", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })
+	rv, _ := json.Marshal(manifest.Revocation{Digest: e.v2.Digest, Reason: "leaks tokens"})
+	if _, err := e.s.Revoked.Put(e.ctx, e.v2.Digest, rv); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateRolledBack || !strings.Contains(r.Reason, "auth@v2 was revoked: leaks tokens") {
+		t.Fatalf("state %s, reason %q", r.State, r.Reason)
+	}
+	after, _ := e.desired("eu-west")
+	if a, b := mustJSON(before.Plugins), mustJSON(after.Plugins); a != b {
+		t.Errorf("eu-west not restored: %s, want %s", b, a)
+	}
+}
+
 func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
 	e := newEnv(t)
 	e.fleet()
@@ -726,4 +750,9 @@ func TestStartAuditFirst(t *testing.T) {
 	if got := e.audit(id, "rollout.start"); len(got) != 1 || got[0].Who != "alice" {
 		t.Errorf("rollout.start entries: %+v, want one by alice", got)
 	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }
