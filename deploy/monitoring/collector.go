@@ -24,7 +24,7 @@ var (
 		"POPs of a region whose status report is fresh (the rollout controller's notion of reporting).",
 		[]string{"region"}, nil)
 	refusingDesc = prometheus.NewDesc("wedge_control_pops_refusing",
-		"Reporting POPs of a region that refused a desired-state record or failed to apply one (NACK): they serve the previous one.",
+		"Reporting POPs of a region that refused a desired-state record or failed to apply one (NACK), serving the previous one, or that stopped a revoked version it names.",
 		[]string{"region"}, nil)
 	rolloutsDesc = prometheus.NewDesc("wedge_control_rollouts",
 		"Rollout records by state; rolled_back only grows, so a rise is a rollback.",
@@ -96,7 +96,7 @@ func (c *Collector) collectPOPs(ctx context.Context, ch chan<- prometheus.Metric
 		pops[st.Region]++
 		// A record refused (unsigned, replayed...) or one that failed to
 		// apply; not yet applied is neither.
-		if len(st.Refused) > 0 || !st.Applied && st.Error != "" {
+		if len(st.Refused) > 0 || st.Error != "" { // a NACK, or an ACK that stopped a revoked version
 			refusing[st.Region]++
 		}
 	}

@@ -35,7 +35,8 @@ func TestCollector(t *testing.T) {
 	for _, st := range []manifest.Status{
 		{POP: "eu-1", Region: "eu-west", Applied: true},
 		{POP: "eu-2", Region: "eu-west", Applied: false, Error: "bad signature"},
-		{POP: "us-1", Region: "us-east", Applied: true},
+		// Applied, but a revoked version it names stopped: counted (it was not).
+		{POP: "us-1", Region: "us-east", Applied: true, Error: "cache: cache@2 revoked (leaks tokens)"},
 		{POP: "us-2", Region: "us-east"}, // has not applied its first state yet: no NACK
 	} {
 		put(s.Status, manifest.POPKey(st.POP), st)
@@ -69,7 +70,7 @@ func TestCollector(t *testing.T) {
 		{"wedge_control_pops", map[string]string{"region": "eu-west"}, 2},
 		{"wedge_control_pops", map[string]string{"region": "us-east"}, 2},
 		{"wedge_control_pops_refusing", map[string]string{"region": "eu-west"}, 1},
-		{"wedge_control_pops_refusing", map[string]string{"region": "us-east"}, 0},
+		{"wedge_control_pops_refusing", map[string]string{"region": "us-east"}, 1},
 		{"wedge_control_rollouts", map[string]string{"state": "running"}, 1},
 		{"wedge_control_rollouts", map[string]string{"state": "rolling_back"}, 1},
 		{"wedge_control_rollouts", map[string]string{"state": "rolled_back"}, 1},

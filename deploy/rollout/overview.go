@@ -43,7 +43,9 @@ type RegionHealth struct {
 	// Refusing are the POPs that refused their desired state, with their
 	// reason (at most manifest.MaxStatusError bytes): a module that does
 	// not verify (a NACK), or a record the controller's key did not sign
-	// (Status.Refused). They serve the previous one.
+	// (Status.Refused); they serve the previous one. Or that run it only
+	// in part: a revoked version it names stopped (an ACK with a warning),
+	// its slot on the POP's own version.
 	Refusing []Refusal `json:"refusing,omitempty"`
 }
 
@@ -92,7 +94,7 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 			for _, rf := range st.Refused {
 				rh.Refusing = append(rh.Refusing, Refusal{st.POP, manifest.Clip(rf.Error, manifest.MaxStatusError)})
 			}
-			if !st.Applied && st.Error != "" {
+			if st.Error != "" {
 				rh.Refusing = append(rh.Refusing, Refusal{st.POP, manifest.Clip(st.Error, manifest.MaxStatusError)})
 			}
 			for key, run := range st.Running {
