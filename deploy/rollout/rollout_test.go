@@ -147,6 +147,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// revoke writes a revocation of digest, "leaks tokens", as the controller
+// reads it (it does not check signatures; POPs do).
+func (e *env) revoke(digest string) {
+	e.t.Helper()
+	rv, _ := json.Marshal(manifest.Revocation{Digest: digest, Reason: "leaks tokens", Time: time.Now()})
+	if _, err := e.s.Revoked.Put(e.ctx, digest, rv); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func (e *env) mark(set map[string]bool, digest string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -500,10 +510,7 @@ func TestNACKRollsBack(t *testing.T) {
 func TestRevokedStableSide(t *testing.T) {
 	e := newEnv(t)
 	e.fleet() // eu-west runs auth v1
-	rv, _ := json.Marshal(manifest.Revocation{Digest: e.v1.Digest, Reason: "leaks tokens"})
-	if _, err := e.s.Revoked.Put(e.ctx, e.v1.Digest, rv); err != nil {
-		t.Fatal(err)
-	}
+	e.revoke(e.v1.Digest)
 	e.controller()
 	id := e.start("eu-west:50%,eu-west", time.Hour)
 	e.wait(id, "the canary baking", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })
@@ -531,10 +538,7 @@ func TestRevokedMidRollout(t *testing.T) {
 	e.controller()
 	id := e.start("eu-west:50%,eu-west", time.Hour)
 	e.wait(id, "the canary baking", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })
-	rv, _ := json.Marshal(manifest.Revocation{Digest: e.v2.Digest, Reason: "leaks tokens"})
-	if _, err := e.s.Revoked.Put(e.ctx, e.v2.Digest, rv); err != nil {
-		t.Fatal(err)
-	}
+	e.revoke(e.v2.Digest)
 	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
 	if r.State != StateRolledBack || !strings.Contains(r.Reason, "auth@v2 was revoked: leaks tokens") {
 		t.Fatalf("state %s, reason %q", r.State, r.Reason)
@@ -684,10 +688,7 @@ func TestStartValidates(t *testing.T) {
 	}
 	// A revoked module: every POP would refuse it, so the start (and a
 	// dry run) does, rather than a wave that rolls back.
-	rv, _ := json.Marshal(manifest.Revocation{Digest: e.v1.Digest, Reason: "leaks tokens", Time: time.Now()})
-	if _, err := e.s.Revoked.Put(e.ctx, e.v1.Digest, rv); err != nil {
-		t.Fatal(err)
-	}
+	e.revoke(e.v1.Digest)
 	revoked := good
 	revoked.Version = "v1"
 	if _, err := Resolve(e.ctx, e.s, revoked); err == nil || !strings.Contains(err.Error(), `is revoked ("leaks tokens")`) {
