@@ -70,6 +70,15 @@ func (r *Registry) Push(ctx context.Context, key ed25519.PrivateKey, name, versi
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
+	// Every edge refuses a revoked module, under any name or version.
+	switch e, err := r.s.Revoked.Get(ctx, a.Digest); {
+	case err == nil:
+		var rv manifest.Revocation
+		_ = json.Unmarshal(e.Value(), &rv)
+		return nil, fmt.Errorf("registry: push %s@%s: module %.12s is revoked (%q): edges would refuse it", name, version, a.Digest, rv.Reason)
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, fmt.Errorf("registry: push %s@%s: %w", name, version, err)
+	}
 	if err := r.putModule(ctx, a.Digest, bin); err != nil {
 		return nil, err
 	}
@@ -181,7 +190,7 @@ func (r *Registry) Revoke(ctx context.Context, key ed25519.PrivateKey, digest, r
 	if strings.TrimSpace(reason) == "" {
 		return errors.New("registry: revoke: a reason is required")
 	}
-	known, err := r.knows(ctx, digest)
+	known, versions, err := r.knows(ctx, digest)
 	if err != nil {
 		return err
 	}
@@ -203,25 +212,34 @@ func (r *Registry) Revoke(ctx context.Context, key ed25519.PrivateKey, digest, r
 		}
 		return fmt.Errorf("registry: revoke %s: %w", digest, err)
 	}
-	r.audit(ctx, manifest.Audit{Who: by, Action: "plugin.revoke", Why: "digest " + digest + ": " + reason})
+	e := manifest.Audit{Who: by, Action: "plugin.revoke", Why: "digest " + digest + ": " + reason}
+	if len(versions) == 1 { // the audit table's RELEASE column; several are in Why
+		e.Plugin, e.Version = versions[0].Name, versions[0].Version
+	}
+	if len(versions) > 0 {
+		names := make([]string, len(versions))
+		for i, a := range versions {
+			names[i] = a.Name + "@" + a.Version
+		}
+		e.Why = "digest " + digest + " (" + strings.Join(names, ", ") + "): " + reason
+	}
+	r.audit(ctx, e)
 	return nil
 }
 
 // knows reports whether digest is in the object store or named by an
-// artifact record.
-func (r *Registry) knows(ctx context.Context, digest string) (bool, error) {
+// artifact record, and the artifacts that name it.
+func (r *Registry) knows(ctx context.Context, digest string) (bool, []manifest.Artifact, error) {
 	_, err := r.s.Modules.GetInfo(ctx, digest)
-	if err == nil {
-		return true, nil
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil, fmt.Errorf("registry: revoke %s: %w", digest, err)
 	}
-	if !errors.Is(err, jetstream.ErrObjectNotFound) {
-		return false, fmt.Errorf("registry: revoke %s: %w", digest, err)
+	list, lerr := r.List(ctx)
+	if lerr != nil {
+		return false, nil, lerr
 	}
-	list, err := r.List(ctx)
-	if err != nil {
-		return false, err
-	}
-	return slices.ContainsFunc(list, func(a manifest.Artifact) bool { return a.Digest == digest }), nil
+	list = slices.DeleteFunc(list, func(a manifest.Artifact) bool { return a.Digest != digest })
+	return err == nil || len(list) > 0, list, nil
 }
 
 // Revoked returns the revocation list by digest.

@@ -339,6 +339,10 @@ func TestRevoke(t *testing.T) {
 	if err := r.Revoke(ctx, key, a.Digest, "second reason", "other"); err != nil {
 		t.Fatalf("revoking twice: %v", err)
 	}
+	// The revoked module is refused under another name and version too.
+	if _, err := r.Push(ctx, key, "auth2", "9", module("auth"), "alice"); err == nil || !strings.Contains(err.Error(), "is revoked (\"leaked build\")") {
+		t.Errorf("pushing a revoked module again: %v, want a refusal", err)
+	}
 	rev, err := r.Revoked(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -362,6 +366,16 @@ func TestRevoke(t *testing.T) {
 	}
 	if info.State.Msgs != 2 {
 		t.Errorf("audit stream holds %d entries after a push and a revocation, want 2", info.State.Msgs)
+	}
+	// The revocation's entry names the version (the audit table showed a
+	// digest alone).
+	m, err := st.Audit.GetLastMsgForSubject(ctx, manifest.SubjectAudit+".registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e manifest.Audit
+	if err := json.Unmarshal(m.Data, &e); err != nil || e.Plugin != "auth" || e.Version != "1" || !strings.Contains(e.Why, "(auth@1): leaked build") {
+		t.Errorf("revoke audit entry %+v (%v)", e, err)
 	}
 }
 
