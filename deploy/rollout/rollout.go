@@ -474,6 +474,11 @@ func Command(ctx context.Context, s *controlplane.Stores, id, action, who, why s
 			return fmt.Errorf("rollout: %s is %s: nothing to %s", id, r.State, action)
 		case r.State == StateRollingBack:
 			return fmt.Errorf("rollout: %s is already rolling back", id)
+		case r.Paused && action == ActionPromote:
+			// It would wait, unseen, and promote at the resume.
+			return fmt.Errorf("rollout: %s is paused: resume it, then promote", id)
+		case r.Paused && action == ActionPause:
+			return fmt.Errorf("rollout: %s is paused already", id)
 		}
 		seq := r.Handled
 		for _, c := range r.Commands {

@@ -560,6 +560,14 @@ func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wait(id, "paused", func(r *Rollout) bool { return r.Paused })
+	// A promote would wait unseen and promote at the resume; a second
+	// pause would do nothing: both are refused, saying why.
+	if err := Command(e.ctx, e.s, id, ActionPromote, "bob", ""); err == nil || !strings.Contains(err.Error(), "is paused: resume it, then promote") {
+		t.Errorf("promote while paused: %v", err)
+	}
+	if err := Command(e.ctx, e.s, id, ActionPause, "bob", ""); err == nil || !strings.Contains(err.Error(), "paused already") {
+		t.Errorf("pause while paused: %v", err)
+	}
 	// Well past the bake with plenty of traffic, it must still be on wave 1.
 	r := e.wait(id, "a long healthy bake", func(r *Rollout) bool {
 		return r.Wave > 0 || (r.Window.Requests >= 4*r.MinRequests && time.Since(r.AppliedAt) > 3*bake)
