@@ -546,7 +546,7 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 			x.chain.upgrade = x.chain.upgrade || strings.EqualFold(name, "Upgrade")
 			continue
 		}
-		if strings.EqualFold(name, "Max-Forwards") && ctx.IsOptions() {
+		if ctx.IsOptions() && strings.EqualFold(name, "Max-Forwards") {
 			// answeredHere answered a 0.
 			if mf, err := strconv.ParseUint(b2s(v), 10, 64); err == nil && mf > 0 {
 				x.scratch = strconv.AppendUint(x.scratch[:0], mf-1, 10)

@@ -710,7 +710,7 @@ func TestTierOriginLimit(t *testing.T) {
 		if bytes.HasPrefix(req.Path, []byte("/held/")) {
 			<-hold
 		} else {
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // the origin's latency, past the 1 ms target: not a wait for an event
 		}
 		resp.Status = 200
 		resp.Body = append(resp.Body, "object "+string(req.Path)...)

@@ -55,13 +55,7 @@ func TestControlBackupRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	s, err := controlplane.Open(ctx, nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, err := s.Desired.Get(ctx, manifest.RegionKey("eu")); err != nil || !bytes.Equal(e.Value(), want) {
-		t.Fatalf("restored desired state: %v", err)
-	}
+	wantDesired(t, ctx, nc, want, "restored desired state")
 	err = run(ctx, []string{"control", "restore", "--nats", dst.URL(), dir}, &out)
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("restore into a control plane with state: %v, want a refusal", err)
@@ -76,7 +70,8 @@ func TestControlBackupRestore(t *testing.T) {
 	// as usual, its controller runs over the restored state.
 	cpDir, addr := t.TempDir(), freeAddrs(t, 1)[0]
 	authDir := filepath.Join(cpDir, "auth")
-	target := []string{"--nats", "tls://" + addr, "--creds", auth.CredsFile(authDir, auth.Controller), "--ca", filepath.Join(authDir, auth.CAFile)}
+	sec := controlplane.Security{Creds: auth.CredsFile(authDir, auth.Controller), CA: filepath.Join(authDir, auth.CAFile)}
+	target := []string{"--nats", "tls://" + addr, "--creds", sec.Creds, "--ca", sec.CA}
 	serve := func(what string, args ...string) (stop func()) {
 		cout := &testutil.SyncBuffer{}
 		cctx, cancel := context.WithCancel(ctx)
@@ -98,19 +93,26 @@ func TestControlBackupRestore(t *testing.T) {
 	}
 	stop()
 	defer serve("rollout controller running")()
-	nc2, err := nats.Connect("tls://"+addr, controlplane.Security{Creds: target[3], CA: target[5]}.Options()...)
+	nc2, err := nats.Connect("tls://"+addr, sec.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc2.Close()
-	s2, err := controlplane.Open(ctx, nc2)
+	wantDesired(t, ctx, nc2, want, "desired state restored through --server-only")
+	if err := run(ctx, []string{"control", "--server-only"}, &out); err == nil || !strings.Contains(err.Error(), "--embedded") {
+		t.Errorf("--server-only without --embedded: %v, want an error naming --embedded", err)
+	}
+}
+
+// wantDesired fails the test unless the control plane nc reaches holds
+// want as eu's desired state.
+func wantDesired(t *testing.T, ctx context.Context, nc *nats.Conn, want []byte, what string) {
+	t.Helper()
+	s, err := controlplane.Open(ctx, nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := s2.Desired.Get(ctx, manifest.RegionKey("eu")); err != nil || !bytes.Equal(e.Value(), want) {
-		t.Fatalf("desired state restored through --server-only: %v", err)
-	}
-	if err := run(ctx, []string{"control", "--server-only"}, &out); err == nil || !strings.Contains(err.Error(), "--embedded") {
-		t.Errorf("--server-only without --embedded: %v, want an error naming --embedded", err)
+	if e, err := s.Desired.Get(ctx, manifest.RegionKey("eu")); err != nil || !bytes.Equal(e.Value(), want) {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
