@@ -32,6 +32,7 @@ import (
 type wsApp struct {
 	addr              string // where it listens, for a direct connection
 	handshakes, plain atomic.Int64
+	cookie            atomic.Value              // the last handshake's Cookie, a string
 	closed            chan websocket.StatusCode // what each connection ended with
 	// GET /hold says it arrived on held, then waits for hold to close: a
 	// long poll.
@@ -52,7 +53,9 @@ func (a *wsApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.handshakes.Add(1)
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	a.cookie.Store(r.Header.Get("Cookie"))
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled,
+		OriginPatterns: []string{"*"}}) // which pages may connect is the edge's to check
 	if err != nil {
 		return
 	}
@@ -396,6 +399,29 @@ func TestTunnelAuthAndCache(t *testing.T) {
 	appClosed(t, a)
 	if a.handshakes.Load() != 3 {
 		t.Fatalf("the app saw %d handshakes, want 3", a.handshakes.Load())
+	}
+}
+
+// TestTunnelCookieAuth is a browser's WebSocket (Flutter web, socket.io
+// in a page), which can set no Authorization: its token comes in a
+// cookie, accepted from the app's own page only, and the app gets the
+// other cookies without it.
+func TestTunnelCookieAuth(t *testing.T) {
+	p := plugins(t)
+	k := base64.RawURLEncoding.EncodeToString(jwtSecret)
+	n, a := startWS(t, "", fmt.Sprintf(`[{file: %q, config: {jwks: {keys: [{kty: oct, alg: HS256, k: %q}]},
+  token_cookie: session, cookie_origins: ["https://app.example"]}}]`, p["auth"], k))
+	cookie := "theme=dark; session=" + jwstest.UserToken(jwtSecret, "alice")
+	_, resp, err := dialWS(n, "Cookie", cookie, "Origin", "https://evil.example")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden || a.handshakes.Load() != 0 {
+		t.Fatalf("another site's page: %v %+v, the app saw %d handshakes; want 403 from the edge", err, resp, a.handshakes.Load())
+	}
+	c := dial(t, n, "Cookie", cookie, "Origin", "https://app.example")
+	echo(t, c, websocket.MessageText, []byte("from the app's page"))
+	c.Close(websocket.StatusNormalClosure, "")
+	appClosed(t, a)
+	if got := a.cookie.Load(); a.handshakes.Load() != 1 || got != "theme=dark" {
+		t.Fatalf("the app saw %d handshakes, the last with Cookie %q, want 1 with theme=dark alone", a.handshakes.Load(), got)
 	}
 }
 

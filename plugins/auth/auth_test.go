@@ -458,6 +458,52 @@ func TestStripCredentials(t *testing.T) {
 	}
 }
 
+// cookieConfig takes tokens in the cookie "session" from pages of
+// https://app.example.
+var cookieConfig = map[string]any{"token_cookie": "session", "cookie_origins": []string{"https://app.example"}}
+
+// TestTokenCookie: a browser's token in a cookie is checked as a bearer
+// token is, only for pages of cookie_origins, and never reaches the
+// origin, whichever credential was checked; the other cookies do.
+func TestTokenCookie(t *testing.T) {
+	k := mustKeys(t)
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	h := newHost(t, baseConfig(t, cookieConfig))
+	for _, c := range []struct {
+		name string
+		req  host.Request
+		w    want
+		// cookie is what the origin gets in Cookie ("" none).
+		cookie string
+	}{
+		{"own page", get("/orders", "Cookie", "theme=dark; session="+tok+"; lang=en", "Origin", "https://app.example"), ok(jwtID("user-42")), "theme=dark; lang=en"},
+		{"no page", get("/orders", "Cookie", "session="+tok), ok(jwtID("user-42")), ""},
+		{"quoted", get("/orders", "Cookie", `session="`+tok+`"`), ok(jwtID("user-42")), ""},
+		{"split fields", get("/orders", "Cookie", "a=1", "Cookie", "session="+tok, "Cookie", "b=2"), ok(jwtID("user-42")), "a=1; b=2"},
+		{"another site's page", get("/orders", "Cookie", "session="+tok, "Origin", "https://evil.example"), want{403, realm, nil}, ""},
+		{"opaque origin", get("/orders", "Cookie", "session="+tok, "Origin", "null"), want{403, realm, nil}, ""},
+		{"bad token", get("/orders", "Cookie", "session=x.y.z", "Origin", "https://app.example"), invalid("malformed token"), ""},
+		{"another cookie", get("/orders", "Cookie", "sessionx="+tok), noCreds, ""},
+		{"bearer wins", get("/orders", "Authorization", "Bearer "+tok, "Cookie", "session=unchecked; a=1"), ok(jwtID("user-42")), "a=1"},
+		{"API key", get("/orders", "X-Api-Key", ciKey, "Cookie", "session=unchecked"), ok(map[string]string{"identity-method": "api-key", "identity-key": "ci"}), ""},
+		{"public path", get("/health", "Cookie", "session=unchecked; a=1"), want{200, "", nil}, "a=1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := h.Do(c.req)
+			check(t, res, c.w)
+			if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); c.w.status == 200 && got != c.cookie {
+				t.Fatalf("origin got Cookie %q, want %q", got, c.cookie)
+			}
+		})
+	}
+	// Without strip_credentials the origin gets the cookie as it came.
+	keep := newHost(t, baseConfig(t, map[string]any{"token_cookie": "session", "cookie_origins": []string{"https://app.example"}, "strip_credentials": false}))
+	res := keep.Do(get("/orders", "Cookie", "session="+tok+"; a=1"))
+	if v, _ := res.Req.Header.Get("Cookie"); res.Resp.Status != 200 || v != "session="+tok+"; a=1" {
+		t.Fatalf("strip_credentials false: %d, Cookie %q", res.Resp.Status, v)
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	k := mustKeys(t)
 	h := newHost(t, baseConfig(t, nil))
@@ -529,6 +575,13 @@ func TestBadConfig(t *testing.T) {
 		{"jwk oct of 31 bytes, no alg", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.hmac[:31], "h", ""))}), `jwks key 0 (kid "h"): HS256 needs a secret of at least 32 bytes`},
 		{"jwk bad base64", baseConfig(t, map[string]any{"jwks": jwks(map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "!!"})}), "the host refused it for EdDSA"},
 		{"jwk duplicate kid", baseConfig(t, map[string]any{"jwks": jwks(jwstest.JWK(k.p256, "k", ""), jwstest.JWK(k.ecOtherCurve, "k", ""))}), `jwks key 1: duplicate kid "k" for ES256`},
+		{"token_cookie without origins", baseConfig(t, map[string]any{"token_cookie": "session"}), "token_cookie needs cookie_origins"},
+		{"token_cookie without jwks", baseConfig(t, map[string]any{"jwks": nil, "token_cookie": "session", "cookie_origins": []string{"https://a.example"}}), "token_cookie needs jwks keys"},
+		{"token_cookie not a name", baseConfig(t, map[string]any{"token_cookie": "a=b", "cookie_origins": []string{"https://a.example"}}), `token_cookie "a=b" is not a cookie name`},
+		{"cookie_origins alone", baseConfig(t, map[string]any{"cookie_origins": []string{"https://a.example"}}), "cookie_origins without token_cookie"},
+		{"cookie_origins with a path", baseConfig(t, map[string]any{"token_cookie": "s", "cookie_origins": []string{"https://a.example/app"}}), `cookie_origins "https://a.example/app" must be an origin`},
+		{"cookie_origins upper case", baseConfig(t, map[string]any{"token_cookie": "s", "cookie_origins": []string{"https://A.example"}}), "lower case"},
+		{"cookie_origins no scheme", baseConfig(t, map[string]any{"token_cookie": "s", "cookie_origins": []string{"a.example"}}), "must be an origin"},
 		{"only enc keys", baseConfig(t, map[string]any{"api_keys": nil, "jwks": jwks(map[string]any{"kty": "RSA", "use": "enc"})}), "no usable jwks keys"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -547,7 +600,7 @@ func TestWasm(t *testing.T) {
 		t.Skip("builds the plugin")
 	}
 	k := mustKeys(t)
-	p := wasmtest.Load(t, ".", baseConfig(t, nil))
+	p := wasmtest.Load(t, ".", baseConfig(t, cookieConfig))
 	var seen *host.Request
 	p.Origin = func(r *host.Request) host.Response { seen = r; return host.Response{Status: 200} }
 	real := time.Now().Unix()
@@ -572,6 +625,8 @@ func TestWasm(t *testing.T) {
 		{"unknown kid", bearerReq(sign(t, "RS256", k.rsa, "nope", fresh)), invalid("unknown key id")},
 		{"API key", get("/orders", "X-Api-Key", ciKey), ok(map[string]string{"identity-method": "api-key", "identity-key": "ci"})},
 		{"bad API key", get("/orders", "X-Api-Key", "nope"), invalid("invalid API key")},
+		{"cookie", get("/orders", "Cookie", "session="+sign(t, "ES256", k.p256, "es256", fresh), "Origin", "https://app.example"), ok(jwtID("user-42"))},
+		{"cookie from another site", get("/orders", "Cookie", "session="+sign(t, "ES256", k.p256, "es256", fresh), "Origin", "https://evil.example"), want{403, realm, nil}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			seen = nil

@@ -43,6 +43,11 @@ type config struct {
 	apiKeys      []apiKey
 	apiKeyHeader string
 	strip        bool
+	// tokenCookie names the cookie a browser's JWT may come in (a
+	// WebSocket handshake from a browser can carry no Authorization);
+	// cookieOrigins are the origins whose pages may use it.
+	tokenCookie   string
+	cookieOrigins []string
 }
 
 // parseConfig reads the JSON configuration and registers the JWKS keys with
@@ -86,6 +91,15 @@ func parseConfig(data []byte) (*config, error) {
 			}
 		case "strip_credentials":
 			c.strip, err = boolean(v, name)
+		case "token_cookie":
+			c.tokenCookie, err = str(v, name)
+			if err == nil && !abi.ValidHeaderName(c.tokenCookie) {
+				// RFC 6265 4.1.1: a cookie name is an RFC 9110 token, as a
+				// field name is.
+				err = fmt.Errorf("auth: token_cookie %q is not a cookie name", c.tokenCookie)
+			}
+		case "cookie_origins":
+			c.cookieOrigins, err = origins(v)
 		default:
 			err = fmt.Errorf("auth: unknown config field %q", name)
 		}
@@ -101,6 +115,17 @@ func parseConfig(data []byte) (*config, error) {
 		if c.keys, err = parseJWKS(jwks); err != nil {
 			return nil, err
 		}
+	}
+	switch {
+	case c.tokenCookie != "" && len(c.keys) == 0:
+		return nil, errors.New("auth: token_cookie needs jwks keys: the cookie carries a JWT")
+	case c.tokenCookie != "" && len(c.cookieOrigins) == 0:
+		// A browser attaches the cookie to a request any site's page
+		// makes, WebSocket handshakes included (cross-site WebSocket
+		// hijacking): the Origin is what tells the app's own pages apart.
+		return nil, errors.New("auth: token_cookie needs cookie_origins, the origins (https://app.example) whose pages may use it")
+	case c.tokenCookie == "" && c.cookieOrigins != nil:
+		return nil, errors.New("auth: cookie_origins without token_cookie")
 	}
 	if len(c.keys) == 0 && len(c.apiKeys) == 0 {
 		return nil, errors.New("auth: config has no usable jwks keys and no api_keys: every request would be refused")
@@ -211,6 +236,23 @@ func publicPaths(v []byte) ([]string, error) {
 		}
 	}
 	return ps, nil
+}
+
+// origins reads cookie_origins: each an origin as a browser sends it in
+// Origin (RFC 6454 6.1), a scheme, "://", a host and an optional port, in
+// lower case.
+func origins(v []byte) ([]string, error) {
+	os, err := strs(v, "cookie_origins", false)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range os {
+		scheme, host, ok := strings.Cut(o, "://")
+		if !ok || (scheme != "https" && scheme != "http") || host == "" || strings.ContainsAny(host, "/?#@ ") || o != strings.ToLower(o) {
+			return nil, fmt.Errorf("auth: cookie_origins %q must be an origin as browsers send it: https://host or https://host:port, lower case, no path", o)
+		}
+	}
+	return os, nil
 }
 
 func apiKeys(v []byte) ([]apiKey, error) {

@@ -34,7 +34,9 @@
 package main
 
 import (
+	"bytes"
 	"crypto/subtle"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -52,6 +54,9 @@ type auth struct {
 	keyHdr []byte
 	path   []byte
 	sum    []byte
+	// cookies holds the request's Cookie fields once read (cookiesRead),
+	// origin its Origin, rest the Cookie rebuilt without the token's.
+	cookies, origin, rest []byte
 
 	accepted, rejected, public sdk.Metric
 }
@@ -126,8 +131,63 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		return a.checkJWT(req, resp, token, present)
 	case nKeys == 1:
 		return a.checkAPIKey(req, resp, key, present)
+	case nAuthz == 0 && a.cfg.tokenCookie != "":
+		if token, ok := a.cookieToken(h); ok {
+			return a.checkCookie(req, resp, h, token)
+		}
 	}
 	return a.reject(resp, reasonNoCredentials)
+}
+
+// cookieToken reads the request's Cookie fields and returns the value of
+// the token cookie in them, the first if there are several (RFC 6265
+// 5.4: the one with the longest path comes first).
+func (a *auth) cookieToken(h sdk.Header) ([]byte, bool) {
+	a.cookies, _ = h.AppendValues(a.cookies[:0], "Cookie")
+	var tok []byte
+	found := false
+	eachCookie(a.cookies, func(name, value []byte) {
+		if !found && string(name) == a.cfg.tokenCookie {
+			tok, found = value, true
+		}
+	})
+	if len(tok) >= 2 && tok[0] == '"' && tok[len(tok)-1] == '"' {
+		tok = tok[1 : len(tok)-1]
+	}
+	return tok, found
+}
+
+// checkCookie checks a token that came in the token cookie, once the
+// page that made the request is one of cookie_origins: a browser sends
+// Origin with every WebSocket handshake and every cross-origin request
+// that could change something, so a page of another site cannot use the
+// cookie. A request without Origin comes from no browser page of
+// another site.
+func (a *auth) checkCookie(req sdk.Request, resp sdk.Response, h sdk.Header, token []byte) sdk.Action {
+	var has bool
+	if a.origin, has = h.AppendValue(a.origin[:0], "Origin"); has && !slices.Contains(a.cfg.cookieOrigins, string(a.origin)) {
+		return a.reject(resp, reasonCookieOrigin)
+	}
+	return a.checkJWT(req, resp, token, hasCookie)
+}
+
+// eachCookie calls f with each name=value pair of a list of Cookie fields
+// (the ABI's NUL-separated list form), spaces around them trimmed.
+func eachCookie(list []byte, f func(name, value []byte)) {
+	for len(list) > 0 {
+		var line []byte
+		var ok bool
+		if line, list, ok = abi.NextItem(list); !ok {
+			return
+		}
+		for len(line) > 0 {
+			var pair []byte
+			pair, line, _ = bytes.Cut(line, []byte{';'})
+			if name, value, ok := bytes.Cut(bytes.TrimSpace(pair), []byte{'='}); ok {
+				f(name, value)
+			}
+		}
+	}
 }
 
 // presence records which credential headers a request carried, so pass
@@ -137,6 +197,8 @@ type presence uint8
 const (
 	hasAuthz presence = 1 << iota
 	hasKey
+	// hasCookie: a.cookies holds the request's Cookie fields.
+	hasCookie
 )
 
 // only returns the item of a host value list that holds n items, nil
@@ -244,7 +306,43 @@ func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
 			return sdk.Fail(err)
 		}
 	}
+	if a.cfg.tokenCookie != "" {
+		// Whichever credential was checked: a browser sends the cookie
+		// with every request, and one never checked must not reach the
+		// origin either.
+		if present&hasCookie == 0 {
+			a.cookies, _ = h.AppendValues(a.cookies[:0], "Cookie")
+		}
+		if err := a.dropTokenCookie(h); err != nil {
+			return sdk.Fail(err)
+		}
+	}
 	return sdk.Continue
+}
+
+// dropTokenCookie rewrites the request's Cookie fields (in a.cookies)
+// without the token cookie, as one field (RFC 6265 5.4), and leaves them
+// alone when it is not there.
+func (a *auth) dropTokenCookie(h sdk.Header) error {
+	a.rest = a.rest[:0]
+	found := false
+	eachCookie(a.cookies, func(name, value []byte) {
+		if string(name) == a.cfg.tokenCookie {
+			found = true
+			return
+		}
+		if len(a.rest) > 0 {
+			a.rest = append(a.rest, "; "...)
+		}
+		a.rest = append(append(append(a.rest, name...), '='), value...)
+	})
+	if !found {
+		return nil
+	}
+	if err := h.Del("Cookie"); err != nil || len(a.rest) == 0 {
+		return err
+	}
+	return h.AddBytes("Cookie", a.rest)
 }
 
 // reject answers with the refusal configure built for r: its status, its
@@ -272,6 +370,7 @@ const (
 	reasonTwoAuthz
 	reasonTwoCredentials
 	reasonBadAPIKey
+	reasonCookieOrigin
 	// reasonVerdict + v is the refusal of a token with verdict v.
 	reasonVerdict
 	reasonCount = reasonVerdict + abi.TokenClaimNotValue + 1
@@ -290,6 +389,9 @@ var refusalText = [reasonCount]struct {
 	reasonTwoAuthz:       {400, "invalid_request", "more than one Authorization header"},
 	reasonTwoCredentials: {400, "invalid_request", "more than one credential"},
 	reasonBadAPIKey:      {401, "invalid_token", "invalid API key"},
+	// Not a problem with the token: no error code (RFC 6750 3.1 names
+	// none for it), and 403, since credentials would not help.
+	reasonCookieOrigin: {403, "", "cookie credentials from another origin"},
 
 	reasonVerdict + abi.TokenValid:           {401, "invalid_token", "malformed claims"}, // unused
 	reasonVerdict + abi.TokenMalformed:       {401, "invalid_token", "malformed token"},
