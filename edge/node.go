@@ -39,10 +39,17 @@ type Node struct {
 	writes  writes
 	load    overload
 	tun     tunnels // WebSocket tunnels: tunnel.go
-	gen     atomic.Pointer[generation]
-	pool    sync.Pool // *exchange
-	reqID   atomic.Uint64
-	idBase  string
+	// untilClose counts the HTTP/1.0 responses written on connections
+	// taken over (sendUntilClose), which fasthttp's Shutdown no longer
+	// waits for.
+	untilClose struct {
+		sync.WaitGroup
+		n atomic.Int64
+	}
+	gen    atomic.Pointer[generation]
+	pool   sync.Pool // *exchange
+	reqID  atomic.Uint64
+	idBase string
 
 	// Lock order: reloadMu, then the wasm.Runtime's own locks (a reload
 	// loads and compiles under it). The lock of lns is a leaf, never held
@@ -339,10 +346,16 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	tunnels := make(chan struct{})
 	go func() { n.tun.shutdown(ctx); close(tunnels) }()
 	err := n.srv.ShutdownWithContext(ctx)
+	if errors.Is(err, net.ErrClosed) {
+		err = nil // the listeners, closed above: no error to hide the next
+	}
 	if terr := n.tier.shutdown(ctx); err == nil { // tier.go
 		err = terr
 	}
 	<-tunnels
+	if werr := n.waitUntilClose(ctx); werr != nil {
+		err = errors.Join(err, werr) // an earlier step's ctx error would not say what was left
+	}
 	if derr := n.doors.shutdown(ctx); err == nil {
 		err = derr
 	}
@@ -365,6 +378,21 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("edge: shutdown: %w", err)
 	}
 	return nil
+}
+
+// waitUntilClose waits, as long as ctx lets it, for the HTTP/1.0
+// responses that end with their connection: cut by the process's exit,
+// each would look complete to its client. fasthttp's Shutdown has
+// returned, so none starts now.
+func (n *Node) waitUntilClose(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { n.untilClose.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d HTTP/1.0 responses still being written: %w", n.untilClose.n.Load(), ctx.Err())
+	}
 }
 
 // Registry is the node's Prometheus registry, served on /metrics.

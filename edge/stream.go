@@ -414,7 +414,7 @@ func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
 	out := &sendBody{body: body, c: ctx.Conn(), idle: n.srv.WriteTimeout, w: &n.writes, max: rt.maxResponse, store: store}
 	length := int(streamedLength(&x.Resp))
 	if length < 0 && !ctx.Request.Header.IsHTTP11() && !viaFrontDoor(ctx) {
-		sendUntilClose(ctx, out)
+		n.sendUntilClose(ctx, out)
 		return
 	}
 	// With the origin's length the client gets Content-Length, and a body
@@ -429,10 +429,16 @@ func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
 // response is written on the connection taken over once the handler is
 // done, the header as fasthttp would write it but with neither
 // Content-Length nor Transfer-Encoding.
-func sendUntilClose(ctx *fasthttp.RequestCtx, out *sendBody) {
+func (n *Node) sendUntilClose(ctx *fasthttp.RequestCtx, out *sendBody) {
+	n.untilClose.Add(1)
+	n.untilClose.n.Add(1)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(c net.Conn) {
-		defer out.Close()
+		defer func() {
+			out.Close()
+			n.untilClose.n.Add(-1)
+			n.untilClose.Done()
+		}()
 		h := &ctx.Response.Header
 		h.Del(fasthttp.HeaderTransferEncoding)
 		h.Del(fasthttp.HeaderConnection) // the keep-alive fasthttp gives a 1.0 client that asked

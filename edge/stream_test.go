@@ -3,6 +3,7 @@ package edge_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -499,6 +500,52 @@ func TestStreamHTTP10(t *testing.T) {
 	s.app.next <- struct{}{}
 	if rest, err := io.ReadAll(br); err != nil || string(rest) != "\ndata: event 1\n\n" {
 		t.Fatalf("the rest to the close: %q %v", rest, err)
+	}
+}
+
+// TestStreamHTTP10Shutdown: Shutdown waits for an HTTP/1.0 response that
+// ends with its connection, and says so when its context runs out first:
+// cut by the process's exit, it would look complete to the client.
+func TestStreamHTTP10Shutdown(t *testing.T) {
+	s := startStreamStack(t, "")
+	c, err := net.Dial("tcp4", s.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "GET /events?n=2 HTTP/1.0\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for line := ""; line != "data: event 0\n"; {
+		if line, err = br.ReadString('\n'); err != nil {
+			t.Fatalf("to the first event: %v", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.node.Shutdown(ctx) }()
+	// Once the listener is closed, Shutdown is under way: whichever of
+	// its steps the end of its context meets, it says what it left.
+	testutil.Eventually(t, 10*time.Second, "the listener to close", func() bool {
+		nc, err := net.Dial("tcp4", s.edge)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	cancel()
+	if err := <-done; err == nil || !strings.Contains(err.Error(), "1 HTTP/1.0 responses still being written") {
+		t.Fatalf("Shutdown: %v, want it to name the response still being written", err)
+	}
+	s.app.next <- struct{}{}
+	if rest, err := io.ReadAll(br); err != nil || string(rest) != "\ndata: event 1\n\n" {
+		t.Fatalf("the rest to the close: %q %v", rest, err)
+	}
+	// The stream over, a Shutdown has nothing to wait for.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.node.Shutdown(ctx); err != nil {
+		t.Fatalf("second Shutdown: %v", err)
 	}
 }
 
