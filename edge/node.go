@@ -39,6 +39,11 @@ type Node struct {
 	writes  writes
 	load    overload
 	tun     tunnels // WebSocket tunnels: tunnel.go
+	gen     atomic.Pointer[generation]
+	pool    sync.Pool // *exchange
+	reqID   atomic.Uint64
+	idBase  string
+
 	// untilClose counts the HTTP/1.0 responses written on connections
 	// taken over (sendUntilClose), which fasthttp's Shutdown no longer
 	// waits for.
@@ -46,10 +51,6 @@ type Node struct {
 		sync.WaitGroup
 		n atomic.Int64
 	}
-	gen    atomic.Pointer[generation]
-	pool   sync.Pool // *exchange
-	reqID  atomic.Uint64
-	idBase string
 
 	// Lock order: reloadMu, then the wasm.Runtime's own locks (a reload
 	// loads and compiles under it). The lock of lns is a leaf, never held
