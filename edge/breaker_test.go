@@ -20,6 +20,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
 )
@@ -75,6 +76,13 @@ type troubled struct {
 // so that only the breaker can fail them.
 func startTroubled(t *testing.T) *troubled {
 	t.Helper()
+	return startTroubledWith(t, "")
+}
+
+// startTroubledWith is startTroubled with extra fields (YAML) in the
+// origin's block.
+func startTroubledWith(t *testing.T, extra string) *troubled {
+	t.Helper()
 	a := &troubledApp{stop: make(chan struct{})}
 	t.Cleanup(func() { a.stopOnce.Do(func() { close(a.stop) }) })
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -91,11 +99,11 @@ func startTroubled(t *testing.T) *troubled {
 	n := startNode(t, fmt.Sprintf(`
 admin: {token: s3cret}
 origins:
-  app: {addr: %q, key: %q, timeout: 3s}
+  app: {addr: %q, key: %q, timeout: 3s%s}
 routes:
   - path: /
     origin: app
-`, origintest.Start(t, proxy).Addr, origintest.Key.Text()))
+`, origintest.Start(t, proxy).Addr, origintest.Key.Text(), extra))
 	return &troubled{testNode: n, app: a}
 }
 
@@ -351,5 +359,37 @@ func TestBreakerOriginUnavailable(t *testing.T) {
 	}
 	if st, body := ready(); st != 200 {
 		t.Fatalf("/ready after recovery: %d %q", st, body)
+	}
+}
+
+// TestBreakerConfigured: an origin's breaker block reaches its breaker.
+// With failures: 1 the origin's first "cannot serve" opens it, where the
+// default (5 in a row) leaves it closed.
+func TestBreakerConfigured(t *testing.T) {
+	for _, c := range []struct {
+		extra string
+		open  bool
+	}{{"", false}, {", breaker: {failures: 1, open_for: 1h}", true}} {
+		tr := startTroubledWith(t, c.extra)
+		l := newTraffic(tr.Addr)
+		tr.app.sick.Store(true)
+		// 502s (this request's upstream failed) until the origin's checks
+		// take the application out, then the origin's 503.
+		testutil.Eventually(t, time.Minute, "the origin's 503", func() bool {
+			st := l.get("/item/1")
+			if st != 502 && st != 503 {
+				t.Fatalf("%q: a request to a sick application: %d", c.extra, st)
+			}
+			return st == 503
+		})
+		resp, err := http.Get(tr.Admin.URL + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if open := strings.Contains(string(b), "circuit open"); open != c.open || (resp.StatusCode != 200) != c.open {
+			t.Fatalf("%q: after one failure /ready says %d %q, want the breaker open: %v", c.extra, resp.StatusCode, b, c.open)
+		}
 	}
 }

@@ -215,9 +215,32 @@ type OriginConfig struct {
 	// are answered 503 at once. Set it a few times above the origin's
 	// latency under normal load. Default 0: no limit.
 	LatencyTarget Duration `yaml:"latency_target"`
+	// Breaker tunes the origin's circuit breaker (edge/originclient):
+	// e.g. breaker: {failures: 5, failure_ratio: 0.5, min_requests: 20,
+	// window: 20s, open_for: 5s, probes: 1}, those being the defaults
+	// (window: at least twice the timeout).
+	Breaker BreakerConfig `yaml:"breaker"`
 
 	key   wire.Key
 	dicts [][]byte
+}
+
+// BreakerConfig is an origin's circuit breaker, as
+// originclient.BreakerConfig says; a field left out takes its default.
+type BreakerConfig struct {
+	// Failures is how many attempts in a row that say the origin cannot
+	// serve open it.
+	Failures uint32 `yaml:"failures"`
+	// FailureRatio is the share of attempts failed or timed out in Window
+	// that opens it, once MinRequests have ended there.
+	FailureRatio float64  `yaml:"failure_ratio"`
+	MinRequests  uint32   `yaml:"min_requests"`
+	Window       Duration `yaml:"window"`
+	// OpenFor is how long it refuses before letting Probes through: short
+	// for an origin that restarts in seconds, longer for one that an
+	// early probe would only load while it recovers.
+	OpenFor Duration `yaml:"open_for"`
+	Probes  uint32   `yaml:"probes"`
 }
 
 // RouteConfig is one route: where it matches, its plugin chain and its
@@ -441,6 +464,9 @@ func (c *Config) validate() error {
 	for name, o := range c.Origins {
 		if o == nil || o.Addr == "" {
 			return fmt.Errorf("origin %q: no addr", name)
+		}
+		if b := o.Breaker; b.FailureRatio < 0 || b.FailureRatio > 1 || b.Window < 0 || b.OpenFor < 0 {
+			return fmt.Errorf("origin %q: breaker: want failure_ratio within 0..1 and window and open_for not negative", name)
 		}
 	}
 	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {

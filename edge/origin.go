@@ -34,12 +34,17 @@ func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slo
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
 	}
 	c, err := originclient.New(originclient.Config{Addr: cfg.Addr, Codec: codec, Name: name, Metrics: m,
-		Logger: log, Timeout: time.Duration(cfg.Timeout)})
+		Logger: log, Timeout: time.Duration(cfg.Timeout), Breaker: cfg.Breaker.client()})
 	if err != nil {
 		codec.Close()
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
 	}
 	return &origin{name: name, addr: cfg.Addr, client: c, codec: codec, timeout: time.Duration(cfg.Timeout)}, nil
+}
+
+func (b BreakerConfig) client() originclient.BreakerConfig {
+	return originclient.BreakerConfig{Failures: b.Failures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
+		Window: time.Duration(b.Window), OpenFor: time.Duration(b.OpenFor), Probes: b.Probes}
 }
 
 func (o *origin) close() {
