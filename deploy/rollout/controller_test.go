@@ -181,6 +181,26 @@ func TestSilentRegionRollsBack(t *testing.T) {
 	if r.State != StateRolledBack || !strings.Contains(r.Reason, "POPs of eu-west stopped reporting for ") {
 		t.Errorf("state %s, reason %q", r.State, r.Reason)
 	}
+	// No POP of eu-west confirmed the restore: the audit must not claim it.
+	a := e.audit(id, "rollout.rolled_back")
+	if len(a) != 1 || strings.Contains(a[0].Why, "on every POP") || !strings.Contains(a[0].Why, "auth restored in the desired state of eu-west, where no POP reports") {
+		t.Errorf("rolled_back entries %+v: want one, saying no POP of eu-west confirmed", a)
+	}
+}
+
+// confirmed names every POP that refused, and the ones still behind.
+func TestConfirmedNamesEveryNACK(t *testing.T) {
+	f := &fleet{status: []manifest.Status{
+		{POP: "p1", Region: "eu", Revision: 5, Error: "trap"},
+		{POP: "p2", Region: "eu", Revision: 4, Applied: true},
+		{POP: "p3", Region: "eu", Revision: 5, Applied: true,
+			Refused: []manifest.Refused{{Key: manifest.RegionKey("eu"), Revision: 5, Error: "refused (unsigned)"}}},
+	}}
+	ok, waiting, nack := confirmed(f, "eu", 5)
+	if ok || !slices.Equal(waiting, []string{"p2"}) || !strings.Contains(nack, "POP p1 refused revision 5: trap") ||
+		!strings.Contains(nack, "POP p3 refused revision 5: refused (unsigned)") {
+		t.Errorf("confirmed: %v, waiting %v, nack %q", ok, waiting, nack)
+	}
 }
 
 func TestProgressSaysWaitingForTraffic(t *testing.T) {

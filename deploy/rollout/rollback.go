@@ -77,13 +77,16 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 			return err
 		}
 	}
-	var waiting []string
+	var waiting, silent []string
 	for _, region := range r.Touched {
 		ok, wait, nack := confirmed(f, region, r.RollbackRevs[region])
 		switch {
+		case len(f.pops(region)) == 0:
+			// Nothing to wait for, and nothing to claim either.
+			silent = append(silent, region)
 		case nack != "":
-			waiting = append(waiting, "NACK: "+nack)
-		case !ok && len(f.pops(region)) > 0:
+			waiting = append(waiting, append(wait, "NACK: "+nack)...)
+		case !ok:
 			waiting = append(waiting, wait...)
 		}
 	}
@@ -92,17 +95,27 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 		return nil
 	}
 	r.State, r.RollbackDuration = StateRolledBack, took
-	restored := slices.DeleteFunc(slices.Clone(r.Touched), func(region string) bool { return slices.Contains(r.RollbackKept, region) })
-	why := fmt.Sprintf("%s restored in %s on every POP of %s", r.Key, took.Round(time.Millisecond), strings.Join(restored, ", "))
-	if len(restored) == 0 {
-		why = "nothing to restore"
+	restored := slices.DeleteFunc(slices.Clone(r.Touched), func(region string) bool {
+		return slices.Contains(r.RollbackKept, region) || slices.Contains(silent, region)
+	})
+	var says []string
+	switch {
+	case len(waiting) > 0:
+		says = append(says, fmt.Sprintf("%s restored in the desired state, but after %s these POPs have not confirmed it: %s",
+			r.Key, c.opts.ApplyTimeout, strings.Join(waiting, ", ")))
+	case len(restored) > 0:
+		says = append(says, fmt.Sprintf("%s restored in %s on every POP of %s", r.Key, took.Round(time.Millisecond), strings.Join(restored, ", ")))
 	}
-	if len(waiting) > 0 {
-		why = fmt.Sprintf("%s restored in the desired state, but after %s these POPs have not confirmed it: %s",
-			r.Key, c.opts.ApplyTimeout, strings.Join(waiting, ", "))
+	if len(silent) > 0 {
+		says = append(says, fmt.Sprintf("%s restored in the desired state of %s, where no POP reports, so none has confirmed it",
+			r.Key, strings.Join(silent, ", ")))
 	}
 	if len(r.RollbackKept) > 0 {
-		why += fmt.Sprintf("; %s left as they are: newer work replaced the rollout there", strings.Join(r.RollbackKept, ", "))
+		says = append(says, fmt.Sprintf("%s left as they are: newer work replaced the rollout there", strings.Join(r.RollbackKept, ", ")))
+	}
+	why := strings.Join(says, "; ")
+	if len(says) == 0 {
+		why = "nothing to restore"
 	}
 	if err := c.saveAudit(ctx, r, "rollout.rolled_back", "controller", strings.Join(r.Touched, ","), why); err != nil {
 		return err

@@ -160,26 +160,28 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 }
 
 // confirmed reports whether every fresh POP of region runs revision rev
-// or later; nack says why the first POP that refused it did. A POP
-// refuses rev by failing to apply it, or by refusing the record itself
+// or later; nack says why each POP that refused it did. A POP refuses
+// rev by failing to apply it, or by refusing the record itself
 // (Status.Refused: it does not trust this controller's key, say). A
 // refused record at another revision is not this wave's NACK: anyone
 // with bucket access could write one, and the POP runs on what it had.
 func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, nack string) {
+	var nacks []string
 	for _, st := range f.pops(region) {
-		for _, rf := range st.Refused {
-			if rf.Key == manifest.RegionKey(region) && rf.Revision == rev {
-				return false, waiting, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, rev, rf.Error)
-			}
-		}
+		i := slices.IndexFunc(st.Refused, func(rf manifest.Refused) bool {
+			return rf.Key == manifest.RegionKey(region) && rf.Revision == rev
+		})
 		switch {
+		case i >= 0:
+			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, rev, st.Refused[i].Error))
 		case st.Revision < rev:
 			waiting = append(waiting, st.POP)
 		case !st.Applied:
-			return false, waiting, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, st.Revision, st.Error)
+			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, st.Revision, st.Error))
 		}
 	}
-	return len(waiting) == 0 && len(f.pops(region)) > 0, waiting, ""
+	ok = len(waiting) == 0 && len(nacks) == 0 && len(f.pops(region)) > 0
+	return ok, waiting, strings.Join(nacks, "; ")
 }
 
 // silent returns a region of the current wave none of whose POPs has
