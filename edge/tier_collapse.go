@@ -16,6 +16,7 @@ import (
 
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
 )
 
 // flights are the fetches in progress, by collapse key.
@@ -135,8 +136,9 @@ func (f *flights) do(key string, purge uint64, wreq *wire.Request, deadline time
 
 // shareable reports whether resp, the answer to a request with the fields
 // leader, is an answer to one with the fields follower too: it is for any
-// client (not private, no-store, no Set-Cookie) and every field its Vary
-// names has the same values in both (Vary: * never matches).
+// client (not private, no-store, no Set-Cookie), says itself how long it
+// stays fresh (httpcache.ExplicitlyFresh), and every field its Vary names
+// has the same values in both (Vary: * never matches).
 func shareable(resp *wire.Response, leader, follower []wire.Field) bool {
 	for i := range resp.Header {
 		h := &resp.Header[i]
@@ -160,7 +162,9 @@ func shareable(resp *wire.Response, leader, follower []wire.Field) bool {
 			}
 		}
 	}
-	return true
+	return httpcache.ExplicitlyFresh(len(resp.Header), func(i int) ([]byte, []byte) {
+		return resp.Header[i].Name, resp.Header[i].Value
+	}, time.Now())
 }
 
 // sameField reports whether the field name has the same values, in

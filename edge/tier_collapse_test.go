@@ -94,7 +94,11 @@ func TestCollapseShares(t *testing.T) {
 		shared bool
 	}{
 		{"public", []string{"Cache-Control", "max-age=60"}, nil, nil, true},
-		{"vary same", []string{"Vary", "Accept, User-Agent"}, []string{"User-Agent", "desktop"}, []string{"User-Agent", "desktop"}, true},
+		// No lifetime of its own: it may depend on what the key does not
+		// hold (an X-Api-Key, the client's address).
+		{"no lifetime", []string{"Content-Type", "application/json"}, nil, nil, false},
+		{"max-age=0", []string{"Cache-Control", "max-age=0"}, nil, nil, false},
+		{"vary same", []string{"Vary", "Accept, User-Agent", "Cache-Control", "max-age=60"}, []string{"User-Agent", "desktop"}, []string{"User-Agent", "desktop"}, true},
 		{"vary differs", []string{"Vary", "Accept, User-Agent"}, []string{"User-Agent", "desktop"}, []string{"User-Agent", "mobile"}, false},
 		{"vary missing", []string{"Vary", "user-agent"}, []string{"User-Agent", "desktop"}, nil, false},
 		{"vary star", []string{"Vary", "*"}, nil, nil, false},

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bytes"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,6 +105,13 @@ func TestCollapse(t *testing.T) {
 
 func TestCollapseNotShareable(t *testing.T) {
 	for _, hdr := range []map[string]string{
+		// No lifetime of its own: an API's answer per X-Api-Key or per
+		// address, which the key does not hold, must reach only its own
+		// client.
+		{"Content-Type": "application/json"},
+		{"Cache-Control": "public"},
+		{"Cache-Control": "max-age=0"},
+		{"Last-Modified": "Sun, 01 Nov 2026 10:00:00 GMT"},
 		{"Set-Cookie": "session=abc"},
 		{"Cache-Control": "private, max-age=60"},
 		{"Cache-Control": "no-store"},
@@ -242,10 +250,14 @@ func TestShareable(t *testing.T) {
 		errMsg string
 		want   bool
 	}{
-		{200, nil, "", true},
+		{200, [][2]string{{"Cache-Control", "max-age=60"}}, "", true},
+		{200, nil, "", false}, // no lifetime of its own
+		{200, [][2]string{{"Cache-Control", "public"}}, "", false},
+		{200, [][2]string{{"Cache-Control", "public, max-age=0"}}, "", false},
+		{200, [][2]string{{"Expires", time.Now().Add(time.Minute).UTC().Format(http.TimeFormat)}}, "", true},
 		{301, [][2]string{{"Cache-Control", "max-age=60"}}, "", true},
-		{404, nil, "", true},
-		{410, [][2]string{{"Vary", "Accept-Encoding"}}, "", true},
+		{404, [][2]string{{"Cache-Control", "max-age=60"}}, "", true},
+		{410, [][2]string{{"Vary", "Accept-Encoding"}, {"Cache-Control", "max-age=60"}}, "", true},
 		{400, nil, "", false},
 		{500, nil, "", false},
 		{503, nil, "", false},
@@ -255,7 +267,7 @@ func TestShareable(t *testing.T) {
 		{200, [][2]string{{"Cache-Control", `no-cache="Set-Cookie"`}}, "", false},
 		{200, [][2]string{{"Cache-Control", "NO-STORE"}}, "", false},
 		{200, [][2]string{{"Vary", "*"}}, "", false},
-		{200, [][2]string{{"Vary", "accept-encoding, Origin"}, {"Vary", "Accept-Language"}}, "", true},
+		{200, [][2]string{{"Vary", "accept-encoding, Origin"}, {"Vary", "Accept-Language"}, {"Cache-Control", "max-age=60"}}, "", true},
 		{200, [][2]string{{"Vary", "Accept-Encoding, User-Agent"}}, "", false},
 		{200, [][2]string{{"Cache-Control", "s-maxage=10, must-revalidate"}}, "", true},
 	} {

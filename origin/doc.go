@@ -82,8 +82,11 @@
 // request. The key covers what responses usually vary on (see varyFields)
 // and the forwarded values, but not Vary itself, which only the response
 // names; so the leader's answer is handed to the others only when it is one
-// a shared cache could store (no private, no-store or no-cache, no
-// Set-Cookie) and whose Vary names only fields the key covers. Otherwise
+// a shared cache could store and reuse at once (no private, no-store or
+// no-cache, no Set-Cookie, and a lifetime of its own: s-maxage or max-age
+// above 0, or Expires, as httpcache.ExplicitlyFresh reads them; an API's
+// answer without one may depend on an X-Api-Key or an address the key
+// does not hold) and whose Vary names only fields the key covers. Otherwise
 // each waiting request goes upstream on its own, as it would have without
 // collapsing. Such a key is then remembered (4096 keys at most) and its
 // requests go upstream side by side, without waiting behind one another for

@@ -3,8 +3,10 @@ package origin
 import (
 	"bytes"
 	"slices"
+	"time"
 
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi/httpcache"
 )
 
 // valuePrefix starts the header field that carries a forwarded value to an
@@ -130,8 +132,11 @@ func appendTag(tags []wire.Bytes, t []byte) []wire.Bytes {
 
 // shareable reports whether one client's response may be handed to another
 // client that sent an identical request at the same time: a response a
-// shared cache could store (RFC 9111 §3), that carries no per-client state,
-// and that the application, not the origin, produced.
+// shared cache could store (RFC 9111 §3) and reuse at once, since it says
+// itself how long it stays fresh (an API's answer without a lifetime may
+// depend on a credential or address the key does not hold: an X-Api-Key,
+// the client's IP), that carries no per-client state, and that the
+// application, not the origin, produced.
 func shareable(resp *wire.Response) bool {
 	if len(resp.Error) > 0 {
 		return false
@@ -160,7 +165,9 @@ func shareable(resp *wire.Response) bool {
 			}
 		}
 	}
-	return true
+	return httpcache.ExplicitlyFresh(len(resp.Header), func(i int) ([]byte, []byte) {
+		return resp.Header[i].Name, resp.Header[i].Value
+	}, time.Now())
 }
 
 // varyCovered reports whether every field the Vary list v names is one of
