@@ -57,3 +57,19 @@ func TestExplicitlyFresh(t *testing.T) {
 		}
 	}
 }
+
+// FuzzExplicitlyFresh: any Cache-Control, targeted field, Expires and Age
+// values are read without a panic, and a lifetime needs one of them.
+func FuzzExplicitlyFresh(f *testing.F) {
+	f.Add("public, max-age=60", "", "Sun, 06 Dec 2026 10:01:00 GMT", "3")
+	f.Add(`max-age="60", s-maxage=0`, "max-age=60", "0", "")
+	f.Add("", "max-age=(", "", "1,2")
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, cc, cdn, expires, age string) {
+		p := fields("Cache-Control", cc, "CDN-Cache-Control", cdn, "Expires", expires, "Age", age)
+		p.fresh(now)
+		if fields("Age", age).fresh(now) {
+			t.Fatalf("fresh with Age %q alone", age)
+		}
+	})
+}
