@@ -273,6 +273,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 			setServed(ctx, x, x.flow.Ran())
 		}
 		n.send(ctx, x, rt) // a streamed answer's body: edge/stream.go
+		// What the client gets: send answers 503 in its place when the
+		// node cannot take on another streamed write.
+		sent = ctx.Response.StatusCode()
 	}
 	n.endTrace(x, rt, sent) // trace.go
 	d := time.Since(start)

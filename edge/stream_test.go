@@ -549,6 +549,23 @@ func TestStreamHTTP10Shutdown(t *testing.T) {
 	}
 }
 
+// TestStreamWriteRefusedCounted: a streamed answer refused for the node's
+// write bound is counted as the 503 the client gets, not the origin's 200:
+// the error-rate SLO reads the counter.
+func TestStreamWriteRefusedCounted(t *testing.T) {
+	s := startStreamStackWith(t, fmt.Sprintf("stream_threshold: %d, max_write_bytes: 32768", streamed), "  - {path: /, origin: app}\n")
+	resp, err := http.Get(s.url("/download?n=" + strconv.Itoa(3*streamed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	reg := s.node.Registry()
+	if five, two := testutil.MetricSum(t, reg, "wedge_edge_requests_total", map[string]string{"code": "5xx"}),
+		testutil.MetricSum(t, reg, "wedge_edge_requests_total", map[string]string{"code": "2xx"}); resp.StatusCode != 503 || five != 1 || two != 0 {
+		t.Fatalf("client got %d; requests_total 5xx %v, 2xx %v: want the 503 counted", resp.StatusCode, five, two)
+	}
+}
+
 // TestStreamCache: a streamed response is stored once its body has gone by
 // whole, within the cache's per-object bound (the next request is a hit);
 // one whose length is past it is not, and Cache-Status says why.
