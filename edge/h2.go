@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/internal/listeners"
 )
 
 // HTTP2Config is the TLS listener's HTTP/2 (tls.http2 in the config).
@@ -198,6 +200,7 @@ func (n *Node) serveTLS(ln net.Listener) error {
 }
 
 func (n *Node) acceptTLS(ln net.Listener, cfg *tls.Config, h1, h2 *connQueue) error {
+	ln = listeners.Retry(ln, n.log)
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -300,7 +300,7 @@ func (n *Node) Serve(ln net.Listener) error {
 	if !n.lns.Add(ln) {
 		return nil // after Shutdown
 	}
-	if err := n.srv.Serve(lineEndListener{ln}); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := n.srv.Serve(lineEndListener{listeners.Retry(ln, n.log)}); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: %w", err)
 	}
 	return nil

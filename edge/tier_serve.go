@@ -16,6 +16,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/internal/listeners"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/abi/httpcache"
@@ -61,7 +62,7 @@ func (n *Node) ServeTier(ln net.Listener) error {
 	if !n.lns.Add(ln) {
 		return nil // after Shutdown
 	}
-	if err := n.tier.srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := n.tier.srv.Serve(listeners.Retry(ln, n.log)); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil

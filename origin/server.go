@@ -145,7 +145,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	if !s.lns.Add(ln) {
 		return ErrServerClosed
 	}
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(listeners.Retry(ln, s.log))
 	if s.lns.Closed() {
 		return nil
 	}

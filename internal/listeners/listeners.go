@@ -7,8 +7,12 @@
 package listeners
 
 import (
+	"errors"
+	"log/slog"
 	"net"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // Set is the listeners a server serves. Its lock is a leaf: no other lock
@@ -48,4 +52,46 @@ func (s *Set) Closed() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.closed
+}
+
+// Retry is ln with the errors that running out of a resource brings
+// (file descriptors above all: EMFILE, ENFILE; ENOBUFS, ENOMEM) waited
+// out, as net/http's Serve does: fasthttp's Serve takes every error but a
+// timeout for the listener's end, so a flood of idle connections past the
+// process's descriptor limit stopped the server for good. Accept sleeps
+// from 5 ms, doubling to a second, while the error lasts, and logs it at
+// most once a second. ECONNABORTED (a client gone before it was
+// accepted) is retried at once. One goroutine accepts at a time, as a
+// server's accept loop does.
+func Retry(ln net.Listener, log *slog.Logger) net.Listener {
+	return &retry{Listener: ln, log: log}
+}
+
+type retry struct {
+	net.Listener
+	log    *slog.Logger
+	logged time.Time
+}
+
+func (r *retry) Accept() (net.Conn, error) {
+	var wait time.Duration
+	for {
+		c, err := r.Listener.Accept()
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, syscall.ECONNABORTED):
+			continue
+		case !errors.Is(err, syscall.EMFILE) && !errors.Is(err, syscall.ENFILE) &&
+			!errors.Is(err, syscall.ENOBUFS) && !errors.Is(err, syscall.ENOMEM):
+			return c, err
+		}
+		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+		if now := time.Now(); now.Sub(r.logged) >= time.Second {
+			r.logged = now
+			r.log.Warn("accept failed: retrying; connections wait in the kernel's queue meanwhile",
+				"listener", r.Addr().String(), "err", err, "retry_in", wait)
+		}
+		time.Sleep(wait)
+	}
 }
