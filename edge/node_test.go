@@ -124,16 +124,19 @@ func TestNodeRoutesAndChain(t *testing.T) {
 		t.Errorf("Set-Cookie fields = %q", cookies)
 	}
 	// A route for one host, with no chain; its prefix matches only whole
-	// segments, and host matching ignores case and port.
-	if st, h, body := n.do(t, "GET", "API.example.com:8080", "/api/x", nil); st != 200 || !strings.HasPrefix(body, "origin-1: GET /api/x") || h.Peek("X-Hello") != nil {
-		t.Fatalf("host route: %d %q, X-Hello %q (the api route has no plugin)", st, body, h.Peek("X-Hello"))
+	// segments, and host matching ignores case, port and the DNS root's
+	// trailing dot (the same name: another route's chain must not run).
+	for _, host := range []string{"API.example.com:8080", "api.example.com."} {
+		if st, h, body := n.do(t, "GET", host, "/api/x", nil); st != 200 || !strings.HasPrefix(body, "origin-1: GET /api/x") || h.Peek("X-Hello") != nil {
+			t.Fatalf("host route for %s: %d %q, X-Hello %q (the api route has no plugin)", host, st, body, h.Peek("X-Hello"))
+		}
 	}
 	// Not under /api/, so the catch-all route with the plugin answers.
 	if _, h, _ := n.do(t, "GET", "api.example.com", "/apix", nil); string(h.Peek("X-Hello")) != "Hi" {
 		t.Errorf("/apix did not fall through to the catch-all route")
 	}
 	metrics := n.get(t, "/metrics", "")
-	for _, want := range []string{`wedge_edge_requests_total{code="2xx",route="hello"} 3`, `wedge_edge_requests_total{code="2xx",route="api"} 1`, "wedge_plugin_hello_greetings_total"} {
+	for _, want := range []string{`wedge_edge_requests_total{code="2xx",route="hello"} 3`, `wedge_edge_requests_total{code="2xx",route="api"} 2`, "wedge_plugin_hello_greetings_total"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s in\n%s", want, grepLines(metrics, "wedge_edge_requests"))
 		}

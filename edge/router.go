@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"sort"
 	"strings"
 	"time"
@@ -96,7 +97,9 @@ func prefixMatch(path []byte, prefix string) bool {
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'
 }
 
-// hostOnly strips a port from a Host header value, keeping IPv6 brackets.
+// hostOnly strips a port from a Host header value, keeping IPv6 brackets,
+// and a trailing dot: "example.com." is the same DNS name, and nginx's
+// server names match it too.
 func hostOnly(h []byte) []byte {
 	if len(h) > 0 && h[0] == '[' {
 		if i := strings.IndexByte(string(h), ']'); i > 0 {
@@ -105,9 +108,9 @@ func hostOnly(h []byte) []byte {
 		return h
 	}
 	if i := strings.LastIndexByte(string(h), ':'); i >= 0 {
-		return h[:i]
+		h = h[:i]
 	}
-	return h
+	return bytes.TrimSuffix(h, []byte{'.'})
 }
 
 func lower(b []byte) {

@@ -15,13 +15,17 @@ import (
 	"github.com/talowa/wedge/wasm/abi"
 )
 
-// Key is the primary key: scheme, host (case-insensitive) and target, the
-// path and query as the client sent them (percent-encoded, query members in
-// their order). GET and HEAD share it: a HEAD is answered from a stored
-// GET. A change of format takes a new prefix.
+// Key is the primary key: scheme, host and target, the path and query as
+// the client sent them (percent-encoded, query members in their order),
+// in the form RFC 3986 §6.2.2 and RFC 9110 §4.2.3 make equivalent URIs
+// share: the scheme and host in lower case, the host without a trailing
+// dot or the scheme's default port, and percent-escapes in upper case. A
+// purge of one form then reaches what a request in another stored. GET
+// and HEAD share it: a HEAD is answered from a stored GET. A change of
+// format takes a new prefix.
 //
-// For scheme "https", host "Example.com", path "/a%20b" and query "y=2&x=1"
-// it is "wc1\x00https://example.com/a%20b?y=2&x=1".
+// For scheme "https", host "Example.com.:443", path "/a%2fb" and query
+// "y=2&x=1" it is "wc1\x00https://example.com/a%2Fb?y=2&x=1".
 func Key(scheme, host, path, query string) string {
 	return string(AppendKey(nil, scheme, host, path, query))
 }
@@ -31,11 +35,39 @@ func AppendKey(dst []byte, scheme, host, path, query string) []byte {
 	dst = append(dst, "wc1\x00"...)
 	dst = appendLower(dst, scheme)
 	dst = append(dst, "://"...)
-	dst = appendLower(dst, host)
-	dst = append(dst, path...)
+	name, port := host, ""
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		name, port = host[:i], host[i:]
+	}
+	if (port == ":80" && strings.EqualFold(scheme, "http")) || (port == ":443" && strings.EqualFold(scheme, "https")) {
+		port = ""
+	}
+	dst = appendLower(dst, strings.TrimSuffix(name, "."))
+	dst = append(dst, port...)
+	dst = appendEscapes(dst, path)
 	if query != "" {
 		dst = append(dst, '?')
-		dst = append(dst, query...)
+		dst = appendEscapes(dst, query)
+	}
+	return dst
+}
+
+// appendEscapes appends s with the hex digits of its percent-escapes in
+// upper case (RFC 3986 §6.2.2.1).
+func appendEscapes(dst []byte, s string) []byte {
+	hex := 0 // digits of an escape still to come
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%':
+			hex = 2
+		case hex > 0:
+			hex--
+			if 'a' <= c && c <= 'f' {
+				c -= 'a' - 'A'
+			}
+		}
+		dst = append(dst, c)
 	}
 	return dst
 }
