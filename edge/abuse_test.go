@@ -485,6 +485,10 @@ func TestAbuseSmuggling(t *testing.T) {
 		// is what fasthttp answers and closes just the same.
 		{"gzip", head + "Transfer-Encoding: gzip\r\n\r\nabc" + smuggled},
 		{"chunked, identity", head + "Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + smuggled},
+		// RFC 9112 §6.3: chunked not the final coding. fasthttp took
+		// identity for no body and what followed for the next request.
+		{"identity", head + "Transfer-Encoding: identity\r\n\r\n" + smuggled},
+		{"Identity with a Content-Length", head + "Transfer-Encoding: Identity\r\nContent-Length: 3\r\n\r\nabc" + smuggled},
 		{"two Transfer-Encodings", head + "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
 		// RFC 9112 §6.1: in HTTP/1.0 Transfer-Encoding means faulty framing.
 		{"chunked in HTTP/1.0", "POST /api/x HTTP/1.0\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},

@@ -373,12 +373,17 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 			if fields++; fields > wire.MaxFields {
 				return fasthttp.StatusRequestHeaderFieldsTooLarge, "more header fields than the limit"
 			}
-			name := line
-			if j := bytes.IndexByte(line, ':'); j >= 0 {
-				name = line[:j]
-			}
+			name, value, _ := bytes.Cut(line, []byte{':'})
 			if !abi.ValidToken(name) {
 				return fasthttp.StatusBadRequest, "field name not a token"
+			}
+			// RFC 9112 §6.3: a Transfer-Encoding whose final coding is not
+			// chunked leaves the body's length unknown. fasthttp refuses
+			// codings it does not know but takes identity for no body, and
+			// the body's bytes for the next request.
+			if len(name) == len("transfer-encoding") && bytes.EqualFold(name, []byte("transfer-encoding")) &&
+				!bytes.EqualFold(bytes.TrimSpace(value), []byte("chunked")) {
+				return fasthttp.StatusBadRequest, "Transfer-Encoding other than chunked"
 			}
 		}
 		raw = rest

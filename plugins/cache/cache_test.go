@@ -726,6 +726,22 @@ request-header: If-None-Match: "other"
 expect: 200 body
 expect-origin: 1
 `},
+	{"a stored 404 is not made a 304", "9110 §13.2.1, §15.4.5", `
+origin: 404 gone
+origin-header: Cache-Control: max-age=60
+origin-header: ETag: "404page"
+origin-header: Last-Modified: Sun, 01 Nov 2026 10:00:00 GMT
+request: GET /gone
+expect: 404 gone
+request: GET /gone
+request-header: If-None-Match: "404page"
+expect: 404 gone
+expect-header: Cache-Status: wedge; hit; ttl=60
+request: GET /gone
+request-header: If-Modified-Since: Sun, 06 Dec 2026 10:00:00 GMT
+expect: 404 gone
+expect-origin: 1
+`},
 }
 
 func TestEndToEndMoreNative(t *testing.T) {

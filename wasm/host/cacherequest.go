@@ -369,7 +369,10 @@ func (c *Call) cacheServe(e *CacheEntry, m *httpcache.Meta, st *httpcache.State,
 	r.out = httpcache.CacheStatus{Name: bytesView(name), Hit: true, TTL: ttl, HasTTL: true, Detail: detail}.Append(r.out[:0])
 	c.ex.HeaderAdd(abi.MsgResponse, cacheStatusName, r.out)
 	const flags = httpcache.Answered | httpcache.Hit
-	if st.ClientCond && httpcache.NotModified(inm, ims, m.ETag, m.LastMod) {
+	// Preconditions apply only to what would be a 2xx (RFC 9110 §13.2.1),
+	// and a 304 stands for a 200 (§15.4.5): a stored 404 or 301 is sent
+	// as it is, whatever validators the client holds.
+	if st.ClientCond && e.Response.Status/100 == 2 && httpcache.NotModified(inm, ims, m.ETag, m.LastMod) {
 		// The 304 keeps only the fields RFC 9110 §15.4.5 lists; the host
 		// recomputes framing for the empty body.
 		from := len(r.buf)
