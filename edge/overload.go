@@ -76,7 +76,8 @@ import (
 // shrinks to target/delay of itself (at most by half, smoothed); while
 // under, it grows by its square root when it was in use (a request shed,
 // or at least half of it taken), so an idle node does not grow it without
-// bound. It stays within min_limit and max_limit. A goroutine made ready
+// bound, and a quiet second brings it back to at least
+// initial_limit. It stays within min_limit and max_limit. A goroutine made ready
 // runs at once while a CPU is free, so the delay's no-load value is
 // microseconds: no measured baseline is needed (Gradient2's long-window
 // latency drifts up under a sustained overload until it looks normal).
@@ -189,7 +190,7 @@ func sinceStart() int64 { return int64(time.Since(start)) }
 func (o *overload) init(cfg *OverloadConfig, m *metrics, reg prometheus.Registerer) {
 	o.off, o.hold, o.queueDelay = cfg.Off, time.Duration(cfg.ReadyHold), time.Duration(cfg.QueueDelay)
 	o.g = gradient{min: float64(cfg.MinLimit), max: float64(cfg.MaxLimit), limit: float64(cfg.InitialLimit),
-		target: time.Duration(cfg.TargetDelay)}
+		initial: float64(cfg.InitialLimit), target: time.Duration(cfg.TargetDelay)}
 	o.limit.Store(int64(cfg.InitialLimit))
 	o.shed = [2]prometheus.Counter{m.shed.WithLabelValues("in_flight"), m.shed.WithLabelValues("cpu")}
 	o.samples = []rtmetrics.Sample{{Name: "/sched/latencies:seconds"}}
@@ -258,6 +259,12 @@ func (o *overload) done() {
 // sample reads the runtime's figures and the process's CPU time and moves
 // the limit and p; under mu.
 func (o *overload) sample(now int64) {
+	// A quiet spell (no request, so no sample) ends what an overload left:
+	// a limit cut to its minimum grows only while in use, and the next
+	// burst on an idle node was shed while it grew back.
+	if last := o.next.Load() - int64(sampleEvery); last > 0 && now-last >= int64(quietFor) {
+		o.g.limit = max(o.g.limit, o.g.initial)
+	}
 	o.next.Store(now + int64(sampleEvery))
 	rtmetrics.Read(o.samples)
 	delay := o.windowDelay()
@@ -419,6 +426,7 @@ func (c *cpuShed) idle(n int) {
 // runtime so that a test can drive it.
 type gradient struct {
 	min, max, limit float64
+	initial         float64 // what a quiet spell brings a lower limit back to
 	target          time.Duration
 }
 

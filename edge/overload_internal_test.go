@@ -130,9 +130,15 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 	now := sinceStart()
 	o.sample(now)
 	o.c.p = 0.9
+	o.g.limit = o.g.min // cut by the overload
 	o.sample(now + int64(2*time.Second))
 	if p := o.shedP.Load(); p != 0 {
 		t.Fatalf("shed share %v after 2 s without a request, want 0", float64(p)/(1<<32))
+	}
+	// Nor may the limit stay cut: it grows only while in use, and the next
+	// burst on the idle node was shed while it grew back.
+	if l := o.limit.Load(); l < int64(cfg.InitialLimit) {
+		t.Fatalf("concurrency limit %d after 2 s without a request, want the initial %d", l, cfg.InitialLimit)
 	}
 	// A load ended behind, shed for or not yet; after a second without
 	// a request the node is behind again: a new overload, which sheds only
