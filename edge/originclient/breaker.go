@@ -213,6 +213,11 @@ func (b *breaker) onStateChange(name string, from, to gobreaker.State) {
 		b.log.Warn("originclient: circuit opened", "origin", name, "reason", reasonNames[t.reason], "rule", t.rule,
 			"run", t.run, "failures", t.counts.TotalFailures, "successes", t.counts.TotalSuccesses,
 			"window", b.window, "open_for", b.openFor)
+		// gobreaker moves to half-open only when asked: without a request
+		// after open_for, the gauge (and the alert on it) said open for
+		// good. Asking once open_for is over moves it, and a request
+		// then probes. Under gobreaker's lock here, so not at once.
+		time.AfterFunc(b.openFor, func() { b.cb.State() })
 	case gobreaker.StateHalfOpen:
 		b.log.Info("originclient: circuit half-open, probing", "origin", name)
 	case gobreaker.StateClosed:

@@ -101,7 +101,12 @@ func TestBreakerOriginDown(t *testing.T) {
 				t.Errorf("log line %q, want origin=o1 and %q", line, tc.logs)
 			}
 
+			// With no request at all, the gauge an alert reads leaves
+			// open once open_for is over.
 			down.Store(false)
+			testutil.Eventually(t, 10*time.Second, "breaker_state to say half-open without a request", func() bool {
+				return value(t, c.m.state.WithLabelValues("o1")) == 1
+			})
 			waitState(t, c, "half-open")
 			if err := c.Do(soon(5*time.Second), getReq("GET", "/"), &resp); err != nil || resp.Status != 200 {
 				t.Fatalf("probe: %v (status %d)", err, resp.Status)
