@@ -397,13 +397,17 @@ func TestAccessLogUnrouted(t *testing.T) {
 		"GET /x HTTP/1.1\r\nHost: elsewhere\r\n\r\n":      404,
 		"GET /a/../b HTTP/1.1\r\nHost: held\r\n\r\n":      400,
 		"GET /x HTTP/1.1\r\nHost: held\r\nX A: b\r\n\r\n": 400,
+		// fasthttp's own refusals (transportError): framing it cannot
+		// trust, a header past max_header_bytes.
+		"POST /dup HTTP/1.1\r\nHost: held\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab": 400,
+		"GET /big HTTP/1.1\r\nHost: held\r\nX-Big: " + strings.Repeat("b", 20000) + "\r\n\r\n": 431,
 	} {
 		if resp, body, _ := rawExchange(t, n.Addr, req); resp.StatusCode != status {
 			t.Fatalf("%q: %d %s, want %d", req, resp.StatusCode, body, status)
 		}
 	}
 	shed()
-	lines := waitAccessLog(t, logFile, 5)
+	lines := waitAccessLog(t, logFile, 7)
 	byPath := map[string][]accessLine{}
 	for _, l := range lines {
 		byPath[l.Path] = append(byPath[l.Path], l)
@@ -416,6 +420,13 @@ func TestAccessLogUnrouted(t *testing.T) {
 	}
 	if l := byPath["/a/../b"]; len(l) != 1 || l[0].Status != 400 || l[0].Host != "held" {
 		t.Errorf("/a/../b: %+v", l)
+	}
+	statuses := map[int]int{}
+	for _, l := range lines {
+		statuses[l.Status]++
+	}
+	if statuses[400] != 3 || statuses[431] != 1 {
+		t.Errorf("statuses %v: want the two 400s and the 431 fasthttp answered logged too", statuses)
 	}
 	if l := byPath["/held"]; len(l) != 1 || l[0].Status != 200 || l[0].Route != "held/" || l[0].Shed {
 		t.Errorf("/held: %+v", l)

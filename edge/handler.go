@@ -652,6 +652,12 @@ func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
 	n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
 	ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
 	ctx.SetConnectionClose()
+	if n.alog != nil {
+		// Answered without serve: its line too (what parsed of the
+		// request, which may be nothing).
+		logged := false
+		n.alog.finish(ctx, ctx.Time(), &logged)
+	}
 }
 
 // transportClass is the answer to a request fasthttp could not parse or
