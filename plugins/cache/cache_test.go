@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -623,6 +624,47 @@ func TestStoresTags(t *testing.T) {
 	}
 	if n := hs.Env.Cache.PurgeTag([]byte("c")); n != 1 {
 		t.Fatalf("purge by tag removed %d", n)
+	}
+}
+
+// TestPurgeDuringFetchSticks: a URL purged while a request for its
+// primary variant is at the origin stays purged for the other variants:
+// the fetched response is stored under a new generation, not the purged
+// one, which would make every variant filed under it reachable again.
+func TestPurgeDuringFetchSticks(t *testing.T) {
+	hs := sdktest.New(t, &cache{}, nil)
+	primary := []byte(cacheKey("https", "example.com", "/v", ""))
+	fetches := 0
+	purge := false
+	hs.Origin = func(r *host.Request) host.Response {
+		fetches++
+		if purge {
+			hs.Env.Cache.(interface{ Purge([]byte) int }).Purge(primary) // the purge, while the origin answers
+		}
+		lang, _ := r.Header.Get("Accept-Language")
+		resp := host.Response{Status: 200, Body: []byte(fmt.Sprintf("%s %d", lang, fetches))}
+		resp.Header.Add("Cache-Control", "max-age=300")
+		resp.Header.Add("Vary", "Accept-Language")
+		return resp
+	}
+	get := func(lang string, hdr ...string) string {
+		r := host.Request{Method: "GET", Scheme: "https", Host: "example.com", Path: "/v"}
+		r.Header.Add("Accept-Language", lang)
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Add(hdr[i], hdr[i+1])
+		}
+		return string(hs.Do(r).Resp.Body)
+	}
+	get("en") // the primary
+	get("fr") // a variant under its generation
+	if got := get("fr"); got != "fr 2" {
+		t.Fatalf("fr again: %q, want the stored variant", got)
+	}
+	purge = true
+	get("en", "Cache-Control", "no-cache") // goes to the origin, purged meanwhile
+	purge = false
+	if got := get("fr"); got != "fr 4" {
+		t.Fatalf("fr after the purge: %q, want a fresh fetch (fr 4), not the purged variant", got)
 	}
 }
 

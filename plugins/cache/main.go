@@ -431,12 +431,16 @@ func (c *cache) put(req sdk.Request, resp sdk.Response, st *httpcache.State, p h
 		if names != "" {
 			m.Variant = httpcache.Variant(names, req.Header())
 			switch {
-			case st.Primary && st.PrimaryNames == names && st.PrimaryGen != "":
+			case st.Primary && st.PrimaryNames == names && st.PrimaryGen != "" && m.Variant != st.PrimaryVar:
 				m.Gen = st.PrimaryGen
-				if m.Variant != st.PrimaryVar {
-					key = httpcache.VariantKey(key, m.Gen, m.Variant)
-				}
+				key = httpcache.VariantKey(key, m.Gen, m.Variant)
+			case st.Primary && st.PrimaryNames == names && st.PrimaryGen != "" && primaryGen(key) == st.PrimaryGen:
+				// The primary again, still in place: its variants stay.
+				m.Gen = st.PrimaryGen
 			default:
+				// A primary purged or invalidated while this response was
+				// fetched must not come back with its generation: that
+				// would make every variant filed under it reachable again.
 				m.Gen = newGen()
 			}
 		}
@@ -484,6 +488,17 @@ func withheld(h sdk.Header, names []string) []headerField {
 		}
 	}
 	return out
+}
+
+// primaryGen is the generation of the primary entry stored under key
+// now, "" when there is none.
+func primaryGen(key string) string {
+	_, b, ok := sdk.CacheLookup([]byte(key))
+	if !ok {
+		return ""
+	}
+	m, _ := httpcache.DecodeMeta(b)
+	return m.Gen
 }
 
 func newGen() string {
