@@ -21,6 +21,9 @@ type Call struct {
 	scratch []byte
 	tokens  tokenScratch // token_verify's parse state
 	creq    cacheRequest // cache_request's views of the request
+	// The call's header writes so far, against maxHeaderWrites and
+	// maxHeaderWriteBytes.
+	hdrWrites, hdrBytes int
 }
 
 var _ abi.Host = (*Call)(nil)
@@ -29,6 +32,7 @@ var _ abi.Host = (*Call)(nil)
 func (c *Call) Reset(env *Env, phase abi.Phase, ex Exchange) {
 	c.env, c.phase, c.ex = env, phase, ex
 	c.errMsg = c.errMsg[:0]
+	c.hdrWrites, c.hdrBytes = 0, 0
 }
 
 // Release drops the references c holds to the exchange, so a pooled instance
@@ -173,6 +177,14 @@ func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
 	}
 	if !c.writable(msg) {
 		return abi.ErrPhase
+	}
+	if value != nil {
+		if c.hdrWrites++; c.hdrWrites > maxHeaderWrites {
+			return abi.ErrTooLarge
+		}
+		if c.hdrBytes += len(name) + len(value); c.hdrBytes > maxHeaderWriteBytes {
+			return abi.ErrTooLarge
+		}
 	}
 	return 0
 }

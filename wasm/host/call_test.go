@@ -424,6 +424,32 @@ func TestCallStatus(t *testing.T) {
 	}
 }
 
+// TestCallHeaderWriteBudget: one call's header writes are bounded in
+// number and bytes (a plugin added 1500 fields of 16 KB: a 24 MB header
+// section to the client, 450 MB of heap for 8 requests); the next call
+// has its own budget.
+func TestCallHeaderWriteBudget(t *testing.T) {
+	f := newFixture(t, abi.PhaseResponse)
+	for i := range maxHeaderWrites {
+		if got := f.call.HeaderAdd(abi.MsgResponse, []byte("X-N"), []byte("v")); got != 0 {
+			t.Fatalf("write %d: %d", i+1, got)
+		}
+	}
+	if got := f.call.HeaderAdd(abi.MsgResponse, []byte("X-N"), []byte("v")); got != abi.ErrTooLarge {
+		t.Fatalf("write %d: %d, want ErrTooLarge", maxHeaderWrites+1, got)
+	}
+	big := []byte(strings.Repeat("v", maxHeaderValueLen))
+	f.call.Reset(f.env, abi.PhaseResponse, f.ex)
+	for i := range maxHeaderWriteBytes / (maxHeaderValueLen + 3) {
+		if got := f.call.HeaderSet(abi.MsgResponse, []byte("X-B"), big); got != 0 {
+			t.Fatalf("%d KiB written: %d", (i+1)*16, got)
+		}
+	}
+	if got := f.call.HeaderAdd(abi.MsgResponse, []byte("X-B"), big); got != abi.ErrTooLarge {
+		t.Fatalf("past %d bytes: %d, want ErrTooLarge", maxHeaderWriteBytes, got)
+	}
+}
+
 func TestCallHeaderWriteValidation(t *testing.T) {
 	longName := strings.Repeat("n", abi.MaxHeaderNameLen)
 	longValue := strings.Repeat("v", maxHeaderValueLen)

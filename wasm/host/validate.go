@@ -12,6 +12,13 @@ import (
 const (
 	maxFieldLen       = 8 << 10
 	maxHeaderValueLen = 16 << 10
+	// A call's header writes (header_set, header_add) together: past them
+	// ErrTooLarge. A header section of more than this is of no use to a
+	// client or an origin (the edge takes 16 KiB from a client), and
+	// without a bound one call could build tens of MB of fields within
+	// its CPU deadline, outside its memory limit.
+	maxHeaderWrites     = 256
+	maxHeaderWriteBytes = 64 << 10
 	// maxCacheMs bounds TTLs, stale windows and rate periods: ~400 days.
 	maxCacheMs = 400 * 24 * 3600 * 1000
 )
