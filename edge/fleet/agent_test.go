@@ -1,6 +1,7 @@
 package fleet_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -13,8 +14,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -461,12 +464,52 @@ func TestCutOffAndRestart(t *testing.T) {
 }
 
 // link is a TCP relay that can be cut: the POP's link to the control plane.
+// With swallow set it drops the POP's requests to delete the consumers it
+// created before, as a cluster leaves unanswered those for consumers that
+// lived on a server lost.
 type link struct {
-	addr   string
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  []net.Conn
+	addr    string
+	target  string
+	mu      sync.Mutex
+	down    bool
+	conns   []net.Conn
+	swallow atomic.Bool
+	created sync.Map // consumer names the POP created while swallow was off
+}
+
+// relay copies the POP's protocol lines to the server, but for the
+// consumer deletions it swallows.
+func (l *link) relay(dst io.Writer, src io.Reader) {
+	br := bufio.NewReader(src)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		f := strings.Fields(string(line))
+		if len(f) >= 3 && (f[0] == "PUB" || f[0] == "HPUB") {
+			n, _ := strconv.Atoi(f[len(f)-1])
+			payload := make([]byte, n+2)
+			if _, err := io.ReadFull(br, payload); err != nil {
+				return
+			}
+			// $JS.API.CONSUMER.CREATE.<stream>.<name>[.<filter>] and
+			// $JS.API.CONSUMER.DELETE.<stream>.<name>.
+			if p := strings.Split(f[1], "."); len(p) >= 6 && p[0] == "$JS" && p[2] == "CONSUMER" {
+				_, old := l.created.Load(p[5])
+				switch {
+				case p[3] == "CREATE" && !l.swallow.Load():
+					l.created.Store(p[5], true)
+				case p[3] == "DELETE" && old && l.swallow.Load():
+					continue
+				}
+			}
+			line = append(line, payload...)
+		}
+		if _, err := dst.Write(line); err != nil {
+			return
+		}
+	}
 }
 
 func newLink(t *testing.T, target string) *link {
@@ -496,7 +539,7 @@ func newLink(t *testing.T, target string) *link {
 			}
 			l.conns = append(l.conns, c, u)
 			l.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
+			go func() { l.relay(u, c); u.Close() }()
 			go func() { io.Copy(c, u); c.Close() }()
 		}
 	}()
@@ -517,6 +560,34 @@ func (l *link) restore() {
 	l.mu.Lock()
 	l.down = false
 	l.mu.Unlock()
+}
+
+// TestReconnectFollowsAtOnce: a POP whose link comes back follows the
+// desired state at once, though the consumer deletions its old watches
+// ask for go unanswered, as they do when those consumers lived on a
+// server lost: each waits out nats.go's 5 s timeout, and waiting for
+// three of them in a row kept a POP from following a rollback for 15 s.
+// The bound below is that one timeout: a change applied within it was
+// not waiting for any of them.
+func TestReconnectFollowsAtOnce(t *testing.T) {
+	f := newFixture(t, embedded.Options{Listen: "127.0.0.1:0"})
+	link := newLink(t, strings.TrimPrefix(f.cp.URL(), "nats://"))
+	f.startPOP(fleet.Options{URL: "nats://" + link.addr})
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	rev := f.setDesired(manifest.Release{Artifact: v2})
+	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+
+	link.swallow.Store(true)
+	link.cut()
+	link.restore()
+	// Back: the agent reports through its new watches' follow only.
+	back := time.Now()
+	f.status("a report after the link returned", func(s manifest.Status) bool { return s.Time.After(back) })
+	rev = f.setDesired(manifest.Release{Artifact: v2, Config: json.RawMessage(`{"after":"reconnect"}`)})
+	f.status("the change applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+	if took := time.Since(back); took >= 5*time.Second {
+		t.Fatalf("the POP followed %s after its link returned: it waited for its old watches' consumer deletions", took.Round(time.Millisecond))
+	}
 }
 
 // TestRevokeRunning revokes the version a POP runs: a revocation not signed

@@ -243,7 +243,7 @@ func (a *Agent) watchPeersOnce(ctx context.Context, kv jetstream.KeyValue) (sync
 	if err != nil {
 		return false, err
 	}
-	defer w.Stop()
+	defer stopSoon(w) // follow waits for this reader: watch.go
 	for {
 		select {
 		case <-ctx.Done():

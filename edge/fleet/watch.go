@@ -81,6 +81,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	return nil
 }
 
+// stopSoon stops a watch without waiting for it: stopping asks the
+// control plane to delete the watch's consumer, and after a reconnect to
+// another server that consumer may have lived on the one lost, so the
+// request waits out nats.go's 5 s timeout. Three watches in a row kept a
+// POP from following desired state, rollbacks included, for 15 s after
+// its link came back.
+func stopSoon(w interface{ Stop() error }) { go w.Stop() }
+
 // follow opens the buckets and watches them until ctx ends or the link
 // breaks; the caller starts it again, and the watchers' first values then
 // catch up with whatever changed meanwhile.
@@ -103,17 +111,17 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
-	defer dw.Stop()
+	defer stopSoon(dw)
 	rw, err := stores.Revoked.WatchAll(ctx)
 	if err != nil {
 		return err
 	}
-	defer rw.Stop()
+	defer stopSoon(rw)
 	aw, err := stores.Artifacts.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		return err
 	}
-	defer aw.Stop()
+	defer stopSoon(aw)
 	pushed := make(chan manifest.Artifact, 16)
 	workers.Go(func() { a.prefetch(ctx, pushed, stores) })
 	// Reports go on while an apply compiles: a POP that is busy is not
