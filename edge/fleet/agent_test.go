@@ -808,3 +808,31 @@ func TestModuleChecksTheRecordFirst(t *testing.T) {
 		t.Fatalf("an unsigned record: %v, want ErrUnsigned", err)
 	}
 }
+
+// TestModuleOnDiskDamaged: a module whose file on disk fails its digest is
+// named damaged, not "not on disk", which sent an operator looking for a
+// file that was there.
+func TestModuleOnDiskDamaged(t *testing.T) {
+	f := newFixture(t, embedded.Options{})
+	state := t.TempDir()
+	f.startConnectedPOPWith(fleet.Options{Dir: state})
+	v2 := f.publish(f.key, "v2", wasmtest.Build(t, guests+"v2"))
+	rev := f.setDesired(manifest.Release{Artifact: v2})
+	f.status("v2 applied", func(s manifest.Status) bool { return s.Revision >= rev && s.Applied })
+	path := filepath.Join(state, "modules", v2.Digest+".wasm")
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin[len(bin)/2] ^= 1
+	if err := os.WriteFile(path, bin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.agent.Module(context.Background(), &v2); err == nil || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("a module flipped on disk: %v, want it named damaged", err)
+	}
+	os.Remove(path)
+	if _, err := f.agent.Module(context.Background(), &v2); err == nil || !strings.Contains(err.Error(), "not on disk") {
+		t.Fatalf("a module gone from disk: %v, want not on disk", err)
+	}
+}

@@ -7,6 +7,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,15 +39,21 @@ func (a *Agent) module(ctx context.Context, art *manifest.Artifact, stores *cont
 	path := a.modulePath(art.Digest)
 	// A local copy passes the checks a fetched one does; one whose bytes
 	// are not the signed ones is fetched again.
-	if bin, err := readLimited(path, a.o.MaxModule); err == nil {
-		if manifest.Digest(bin) == art.Digest {
+	bin, err := readLimited(path, a.o.MaxModule)
+	if err == nil {
+		if got := manifest.Digest(bin); got != art.Digest {
+			err = fmt.Errorf("%s on disk is damaged: its bytes hash to %s", path, got)
+		} else {
 			return bin, nil
 		}
 	}
 	if stores == nil {
-		return nil, fmt.Errorf("module %s not on disk", art.Digest)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("module %s not on disk", art.Digest)
+		}
+		return nil, fmt.Errorf("module %s: %w", art.Digest, err)
 	}
-	bin, err := stores.Fetch(ctx, a.o.Trust, art, revoked, a.o.MaxModule)
+	bin, err = stores.Fetch(ctx, a.o.Trust, art, revoked, a.o.MaxModule)
 	if err != nil {
 		return nil, err
 	}
