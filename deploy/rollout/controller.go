@@ -21,7 +21,8 @@ type Options struct {
 	Fresh        time.Duration // a POP report older than this is ignored; 10s
 	ApplyTimeout time.Duration // how long POPs have to ACK a wave; 30s
 	// Lease is how long a controller that stopped without a goodbye
-	// keeps others from taking over; 30s. Only the holder writes: it
+	// keeps others from taking over; 10s (a gate that fails meanwhile
+	// rolls back that much later, and a command waits as long). Only the holder writes: it
 	// renews the lease before every rollout step and gives a step at
 	// most a third of the lease, so a successor cannot take over while
 	// a step still writes.
@@ -43,7 +44,7 @@ type Options struct {
 }
 
 // DefaultLease is the default of Options.Lease.
-const DefaultLease = 30 * time.Second
+const DefaultLease = 10 * time.Second
 
 // Controller advances every active rollout on each tick.
 type Controller struct {

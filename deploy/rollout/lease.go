@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/talowa/wedge/deploy/controlplane"
 )
 
 const leaseKey = "controller.lease"
@@ -19,11 +21,13 @@ const leaseKey = "controller.lease"
 type lease struct {
 	Holder  string    `json:"holder"`
 	Expires time.Time `json:"expires"`
+	// Every is how often the holder renews it (its tick).
+	Every time.Duration `json:"every,omitempty"`
 }
 
 // lead takes or renews the lease; false means another controller holds it.
 func (c *Controller) lead(ctx context.Context) (bool, error) {
-	b, _ := json.Marshal(lease{Holder: c.id, Expires: time.Now().Add(c.opts.Lease)})
+	b, _ := json.Marshal(lease{Holder: c.id, Expires: time.Now().Add(c.opts.Lease), Every: c.opts.Tick})
 	e, err := c.s.Rollouts.Get(ctx, leaseKey)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		_, err = c.s.Rollouts.Create(ctx, leaseKey, b)
@@ -39,6 +43,27 @@ func (c *Controller) lead(ctx context.Context) (bool, error) {
 	}
 	_, err = c.s.Rollouts.Update(ctx, leaseKey, b, e.Revision())
 	return err == nil, ignoreConflict(err)
+}
+
+// leaderless says why no controller acts at now, "" when one does: a
+// lease renewed within two of its holder's ticks and a second is held.
+func leaderless(ctx context.Context, s *controlplane.Stores, now time.Time) (string, error) {
+	e, err := s.Rollouts.Get(ctx, leaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "no controller holds the lease: no rollout advances and commands wait until one runs (wedgectl control)", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("rollout: lease: %w", err)
+	}
+	var l lease
+	if err := json.Unmarshal(e.Value(), &l); err != nil {
+		return "", fmt.Errorf("rollout: lease: %w", err)
+	}
+	if quiet := now.Sub(e.Created()); quiet > 2*l.Every+time.Second {
+		return fmt.Sprintf("no controller has renewed the lease for %s (holder %.8s, lease until %s): no rollout advances and commands wait until it runs out for another to take over",
+			quiet.Round(time.Second), l.Holder, l.Expires.UTC().Format(time.TimeOnly)), nil
+	}
+	return "", nil
 }
 
 func ignoreConflict(err error) error {

@@ -32,6 +32,11 @@ type Summary struct {
 	// Stuck are the active rollouts, by ID, whose latest audit entry (of
 	// Audit) is a step that fails every tick, with why.
 	Stuck map[string]string `json:"stuck,omitempty"`
+	// Leaderless says, while rollouts are active, that no controller
+	// holds the lease (its holder stopped without a goodbye, and its
+	// lease has not run out for another to take over): nothing advances
+	// them and commands wait, though their figures look as before.
+	Leaderless string `json:"leaderless,omitempty"`
 }
 
 // RegionHealth is one region: its reporting POPs and the plugin versions
@@ -152,6 +157,11 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 	last := map[string]manifest.Audit{}
 	for _, a := range o.Audit {
 		last[a.Rollout] = a
+	}
+	if slices.ContainsFunc(o.Rollouts, (*Rollout).Active) {
+		if o.Leaderless, err = leaderless(ctx, s, o.Time); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range o.Rollouts {
 		if a := last[r.ID]; r.Active() && a.Action == "rollout.stuck" {

@@ -72,3 +72,35 @@ func TestOverviewRefusing(t *testing.T) {
 		t.Fatalf("refusing %+v", got)
 	}
 }
+
+// TestOverviewLeaderless: while rollouts are active, the overview says when
+// no controller acts on them (none running, or its holder gone without a
+// goodbye and its lease not run out): their figures stand still but look
+// live. A controller that renews its lease is acting.
+func TestOverviewLeaderless(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	id := e.start("eu-west:10%,eu-west", time.Hour)
+	o, err := Overview(e.ctx, e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(o.Leaderless, "no controller holds the lease") {
+		t.Fatalf("no controller running: Leaderless %q", o.Leaderless)
+	}
+	stop := e.controller()
+	e.wait(id, "baking", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	if o, err = Overview(e.ctx, e.s); err != nil || o.Leaderless != "" {
+		t.Fatalf("a controller renewing its lease: %v, Leaderless %q", err, o.Leaderless)
+	}
+	// Gone without a goodbye: its lease stays, renewed no more.
+	stop()
+	b, _ := json.Marshal(lease{Holder: "gone", Expires: time.Now().Add(DefaultLease), Every: 250 * time.Millisecond})
+	if _, err := e.s.Rollouts.Put(e.ctx, leaseKey, b); err != nil {
+		t.Fatal(err)
+	}
+	why, err := leaderless(e.ctx, e.s, time.Now().Add(3*time.Second))
+	if err != nil || !strings.Contains(why, "no controller has renewed the lease for 3s") {
+		t.Fatalf("a lease renewed 3 s ago every 250 ms: %v, %q", err, why)
+	}
+}

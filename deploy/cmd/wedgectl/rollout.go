@@ -249,6 +249,9 @@ func rolloutStatus(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "%s REFUSES its desired state, serving the previous one: %s\n", f.POP, f.Error)
 		}
 	}
+	if o.Leaderless != "" {
+		fmt.Fprintf(stdout, "NO CONTROLLER: %s\n", o.Leaderless)
+	}
 	for _, r := range o.Rollouts {
 		if why, ok := o.Stuck[r.ID]; ok {
 			fmt.Fprintf(stdout, "rollout %s is STUCK: %s\n", r.ID, why)
