@@ -8,6 +8,7 @@
 // A backup directory:
 //
 //	backup.json                      the Manifest: streams, their configs, counts, files and digests
+//	backup.json.sha256               backup.json's SHA-256, as sha256sum writes it
 //	streams/<STREAM>.jsonl           a KV bucket's or stream's messages, one JSON object a line, oldest first
 //	objects/<BUCKET>.jsonl           an object store's objects (name, size, digest, metadata, file)
 //	objects/<BUCKET>/<NAME>          an object's bytes, as stored
@@ -99,6 +100,10 @@ const Format = "wedge-backup/1"
 
 // ManifestFile is the manifest's name in a backup directory.
 const ManifestFile = "backup.json"
+
+// ManifestSum is the SHA-256 of ManifestFile, as sha256sum writes it
+// (`sha256sum -c backup.json.sha256` checks it too).
+const ManifestSum = ManifestFile + ".sha256"
 
 // Kinds of stream in a backup.
 const (
@@ -250,6 +255,12 @@ func Backup(ctx context.Context, nc *nats.Conn, dir string) (*Manifest, error) {
 	// with.
 	if _, err := check(dir, b.Bytes()); err != nil {
 		return nil, fmt.Errorf("backup: what was read does not make a backup that restores, so %s has no %s: %w", dir, ManifestFile, err)
+	}
+	// Its digest beside it: the manifest holds the others' and the
+	// streams' configs, which nothing else checks.
+	sum := sha256.Sum256(b.Bytes())
+	if err := os.WriteFile(filepath.Join(dir, ManifestSum), []byte(hex.EncodeToString(sum[:])+"  "+ManifestFile+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
 	}
 	// Written under another name and renamed: a backup.json is whole.
 	tmp := filepath.Join(dir, ManifestFile+".tmp")

@@ -299,6 +299,20 @@ func TestBackupRestore(t *testing.T) {
 // TestRestoreRefusesCorrupt spoils a backup in each way a disk or a copy
 // can, and checks that Restore refuses it with an error that says what is
 // wrong, and writes nothing.
+// reseal writes the SHA-256 of dir's manifest, edited by a test, to its
+// ManifestSum.
+func reseal(t *testing.T, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if err := os.WriteFile(filepath.Join(dir, ManifestSum), []byte(hex.EncodeToString(sum[:])+"  "+ManifestFile+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRestoreRefusesCorrupt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
@@ -328,29 +342,44 @@ func TestRestoreRefusesCorrupt(t *testing.T) {
 			}
 		}
 	}
+	// resealed edits the manifest as fn does and writes its SHA-256 again,
+	// as someone who meant to change it would: the checks past the
+	// manifest's own digest must hold.
+	resealed := func(fn func([]byte) []byte) func(string) {
+		return func(d string) {
+			edit(ManifestFile, fn)(d)
+			reseal(t, d)
+		}
+	}
 	for _, c := range []struct {
 		name  string
 		spoil func(dir string)
 		want  string
 	}{
+		// A stream's config is in the manifest alone: one byte of it
+		// (the audit's max_msgs -1 made 1) kept 1 of 13 audit entries.
+		{"manifest byte changed", edit(ManifestFile, func(b []byte) []byte {
+			return []byte(strings.Replace(string(b), `"max_msgs": -1`, `"max_msgs":  1`, 1))
+		}), "not the one " + ManifestSum + " holds"},
+		{"no manifest digest", func(d string) { os.Remove(filepath.Join(d, ManifestSum)) }, ManifestSum},
 		{"module byte flipped", edit(module, func(b []byte) []byte { b[100] ^= 1; return b }), "sha256"},
 		{"module and its digest in the manifest changed", func(d string) {
 			b, _ := os.ReadFile(filepath.Join(d, module))
 			b[100] ^= 1
 			os.WriteFile(filepath.Join(d, module), b, 0o644)
 			sum := sha256.Sum256(b)
-			edit(ManifestFile, func(m []byte) []byte {
+			resealed(func(m []byte) []byte {
 				return []byte(strings.Replace(string(m), `"sha256": "`+path.Base(module), `"sha256": "`+hex.EncodeToString(sum[:]), 1))
 			})(d)
 		}, "digest"},
 		{"audit truncated", edit(audit, func(b []byte) []byte { return b[:len(b)/2] }), "bytes, the manifest says"},
 		{"module missing", func(d string) { os.Remove(filepath.Join(d, module)) }, "no such file"},
 		{"no manifest", func(d string) { os.Remove(filepath.Join(d, ManifestFile)) }, "not a backup, or one that did not finish"},
-		{"manifest truncated", edit(ManifestFile, func(b []byte) []byte { return b[:len(b)-20] }), "unexpected end of JSON"},
-		{"count changed", edit(ManifestFile, func(b []byte) []byte {
+		{"manifest truncated", resealed(func(b []byte) []byte { return b[:len(b)-20] }), "unexpected end of JSON"},
+		{"count changed", resealed(func(b []byte) []byte {
 			return []byte(strings.Replace(string(b), `"count": 3`, `"count": 4`, 1))
 		}), "lines, the manifest counts"},
-		{"path outside", edit(ManifestFile, func(b []byte) []byte {
+		{"path outside", resealed(func(b []byte) []byte {
 			return []byte(strings.Replace(string(b), `"path": "streams/`, `"path": "../streams/`, 1))
 		}), "want a relative path inside the backup"},
 	} {
@@ -371,6 +400,32 @@ func TestRestoreRefusesCorrupt(t *testing.T) {
 				t.Fatalf("a refused restore created %d streams", len(names))
 			}
 		})
+	}
+	// Limits that drop messages, the manifest's digest made to match: the
+	// restore stops at the first stream that lost some, and says so.
+	spoilt := filepath.Join(t.TempDir(), "backup")
+	if err := os.CopyFS(spoilt, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	resealed(func(b []byte) []byte {
+		var m Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for i := range m.Streams {
+			if m.Streams[i].Name == manifest.StreamAudit {
+				m.Streams[i].Config.MaxMsgs = 1
+			}
+		}
+		out, err := json.MarshalIndent(&m, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	})(spoilt)
+	_, nc := bare(t)
+	if _, err := Restore(ctx, nc, spoilt, Options{}); err == nil || !strings.Contains(err.Error(), "its config's limits dropped some") {
+		t.Fatalf("restore with limits that drop messages: %v", err)
 	}
 }
 

@@ -163,7 +163,7 @@ func restoreMessages(ctx context.Context, js jetstream.JetStream, dir string, s 
 		return err
 	}
 	defer f.Close()
-	return readMessages(f, func(m *Message) error {
+	err = readMessages(f, func(m *Message) error {
 		msg := &nats.Msg{Subject: m.Subject, Header: replayHeader(m.Header), Data: m.payload()}
 		ack, err := js.PublishMsg(ctx, msg)
 		if err != nil {
@@ -174,6 +174,24 @@ func restoreMessages(ctx context.Context, js jetstream.JetStream, dir string, s 
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	// Every message kept: a config whose limits (max_msgs, history,
+	// max_age, ...) drop some would lose them quietly, the audit's
+	// included.
+	st, err := js.Stream(ctx, s.Name)
+	if err != nil {
+		return err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if info.State.Msgs != uint64(s.Count) {
+		return fmt.Errorf("holds %d messages after the restore, of the backup's %d: its config's limits dropped some", info.State.Msgs, s.Count)
+	}
+	return nil
 }
 
 // replayHeader is a message's header without what JetStream acts on when

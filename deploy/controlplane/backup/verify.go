@@ -5,6 +5,7 @@ package backup
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -83,6 +84,14 @@ func readManifest(dir string) ([]byte, error) {
 	}
 	if len(b) > maxManifest {
 		return nil, fmt.Errorf("backup: %w: %s is over %d bytes", ErrCorrupt, ManifestFile, maxManifest)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, ManifestSum))
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w: %s: %w", ErrCorrupt, ManifestSum, err)
+	}
+	sum := sha256.Sum256(b)
+	if got := hex.EncodeToString(sum[:]); !bytes.HasPrefix(want, []byte(got+"  ")) {
+		return nil, fmt.Errorf("backup: %w: %s has SHA-256 %s, not the one %s holds", ErrCorrupt, ManifestFile, got, ManifestSum)
 	}
 	return b, nil
 }
