@@ -537,6 +537,13 @@ func (c *Call) Log(level int32, msg []byte, attrs []byte) int32 {
 	if !lg.Enabled(context.Background(), slog.Level(level)) {
 		return 0
 	}
+	ok, dropped := c.env.logs.allow(len(msg) + len(attrs))
+	if !ok {
+		return 0 // not the plugin's failure: the line is lost, and counted
+	}
+	if dropped > 0 {
+		lg.Warn("plugin log lines dropped: over the log budget", "dropped", dropped, "bytes_per_second", logBytesPerSecond)
+	}
 	var as []slog.Attr
 	for rest := attrs; ; {
 		k, r, ok := abi.NextItem(rest)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/wasm/abi"
 )
 
@@ -1065,6 +1066,40 @@ func TestCallVerify(t *testing.T) {
 	}
 	if h := g.call.KeyRegister(abi.AlgHS256, 9, fixtureSecret); h != abi.ErrInvalid {
 		t.Errorf("unknown format = %d", h)
+	}
+}
+
+// TestCallLogBudget: a plugin version's log lines are bounded in bytes a
+// second (a loop of 8 KB lines wrote 24 MB in one request); what is over
+// is dropped without failing the call, and the next line written says how
+// many were.
+func TestCallLogBudget(t *testing.T) {
+	f := newFixture(t, abi.PhaseRequest)
+	line := []byte(strings.Repeat("L", 8000))
+	const calls = 2 * logBurst / 8000
+	for range calls {
+		if got := f.call.Log(int32(slog.LevelWarn), line, nil); got != 0 {
+			t.Fatalf("Log over the budget: %d, want 0 (dropped, not failed)", got)
+		}
+	}
+	written := len(f.logs.records())
+	if written >= calls || written < logBurst/8000 {
+		t.Fatalf("%d of %d lines of 8000 bytes written, want the burst's %d or so", written, calls, logBurst/8000)
+	}
+	testutil.Eventually(t, time.Minute, "a line written once the budget refills", func() bool {
+		f.call.Log(int32(slog.LevelWarn), []byte("after"), nil)
+		return len(f.logs.records()) > written
+	})
+	// The polls dropped before count too.
+	rec := f.logs.records()[written]
+	var dropped int
+	for _, a := range attrsOf(rec) {
+		if a[0] == "dropped" {
+			dropped, _ = strconv.Atoi(a[1])
+		}
+	}
+	if !strings.Contains(rec.Message, "plugin log lines dropped") || dropped < calls-written {
+		t.Fatalf("after the drop: %q %v, want a count of at least the %d dropped", rec.Message, attrsOf(rec), calls-written)
 	}
 }
 
