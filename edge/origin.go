@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -25,6 +26,14 @@ type origin struct {
 	codec   *wire.Codec
 	timeout time.Duration
 	limit   *originLimit // originlimit.go; nil: none
+	// failures is when the last "origin failed" line was written and how
+	// many failures since went unwritten: one a second, with the count,
+	// as an origin that is down fails every request.
+	failures struct {
+		sync.Mutex
+		logged  time.Time
+		skipped int
+	}
 }
 
 func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slog.Logger) (*origin, error) {
@@ -45,6 +54,23 @@ func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slo
 func (b BreakerConfig) client() originclient.BreakerConfig {
 	return originclient.BreakerConfig{Failures: b.Failures, FailureRatio: b.FailureRatio, MinRequests: b.MinRequests,
 		Window: time.Duration(b.Window), OpenFor: time.Duration(b.OpenFor), Probes: b.Probes}
+}
+
+// logFailure writes the "origin failed" line of the request id, unless one
+// was written within the second: then it counts it for the next line.
+func (o *origin) logFailure(n *Node, id string, status int, err error) {
+	f := &o.failures
+	f.Lock()
+	now := time.Now()
+	if now.Sub(f.logged) < time.Second {
+		f.skipped++
+		f.Unlock()
+		return
+	}
+	skipped := f.skipped
+	f.logged, f.skipped = now, 0
+	f.Unlock()
+	n.log.Warn("origin failed", "origin", o.name, "status", status, "err", err, "request_id", id, "not_logged_since", skipped)
 }
 
 func (o *origin) close() {
@@ -84,18 +110,19 @@ func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *
 			return err
 		}
 	}
-	o.settle(n, err, wresp, resp)
+	o.settle(n, req.ID, err, wresp, resp)
 	return err
 }
 
 // settle puts what the origin answered in wresp, or the failure err to
-// get an answer, into resp, and takes the body out of wresp.
-func (o *origin) settle(n *Node, err error, wresp *wire.Response, resp *host.Response) {
+// get an answer to the request id, into resp, and takes the body out of
+// wresp.
+func (o *origin) settle(n *Node, id string, err error, wresp *wire.Response, resp *host.Response) {
 	if err != nil {
 		// The error names internal addresses: it goes to the log, and the
 		// client gets the status.
 		status := originclient.Status(err)
-		n.log.Warn("origin failed", "origin", o.name, "status", status, "err", err)
+		o.logFailure(n, id, status, err)
 		// Nothing of an answer that did not come is passed on (interim).
 		wresp.Interim = wresp.Interim[:0]
 		*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]},

@@ -362,7 +362,7 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool
 		*timeout = time.Until(deadline)
 		return false, nil
 	}
-	c.rt.origin.settle(c.n, nil, &c.wresp, &x.Resp)
+	c.rt.origin.settle(c.n, x.Req.ID, nil, &c.wresp, &x.Resp)
 	return true, nil
 }
 

@@ -420,7 +420,7 @@ func (c *tierChain) Origin(x *host.MemExchange) {
 		c.err = nil
 		return
 	}
-	c.rt.origin.settle(c.n, c.err, &c.wresp, &x.Resp)
+	c.rt.origin.settle(c.n, x.Req.ID, c.err, &c.wresp, &x.Resp)
 }
 
 func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
