@@ -124,10 +124,18 @@ func (n *Node) trace(x *exchange, rt *route, start time.Time) host.Chain {
 	if n.tracer == nil || !hop.Span.Sampled() {
 		return &x.chain
 	}
-	sp := n.tracer.Start(&hop, x.Req.Method+" "+rt.path, trace.SpanKindServer, start)
+	_, name := tracing.Method(x.Req.Method)
+	sp := n.tracer.Start(&hop, name+" "+rt.path, trace.SpanKindServer, start)
 	x.trace.span = sp
 	x.trace.chain = tracedChain{requestChain: &x.chain, t: n.tracer, parent: sp}
 	return &x.trace.chain
+}
+
+// methodAttr is http.request.method: the method, or _OTHER for one
+// outside the standard set (tracing.Method).
+func methodAttr(m string) attribute.KeyValue {
+	a, _ := tracing.Method(m)
+	return attribute.String("http.request.method", a)
 }
 
 // endTrace ends a sampled request's span, after the write: route, status,
@@ -147,7 +155,7 @@ func (n *Node) endTrace(x *exchange, rt *route, status int) {
 		versions[i] = l.m.Name() + "@" + l.m.Version()
 	}
 	sp.SetAttributes(
-		attribute.String("http.request.method", strings.Clone(x.Req.Method)),
+		methodAttr(x.Req.Method),
 		attribute.String("url.path", strings.Clone(x.Req.Path)),
 		attribute.String("http.route", rt.path),
 		attribute.String("wedge.route", rt.name),

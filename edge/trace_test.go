@@ -444,3 +444,20 @@ func TestTraceAccessLog(t *testing.T) {
 		})
 	}
 }
+
+// TestTraceMethodOther: a method outside the standard set (any client can
+// make one up) names no span and no attribute value of its own: spans by
+// method name grew a tracing backend's groups without bound.
+func TestTraceMethodOther(t *testing.T) {
+	s := startTraceStack(t, traceSetup{tracing: "sample: 1"})
+	const tp = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	if st, _, body := s.node.do(t, "XQZ1", "x", "/made-up", nil, "Authorization", s.token, "traceparent", tp); st != 200 {
+		t.Fatalf("XQZ1: %d %q", st, body)
+	}
+	edgeSpan, originSpan, _ := s.spans(t, tp[3:35])
+	if edgeSpan.Name != "HTTP /" || edgeSpan.Attrs["http.request.method"] != "_OTHER" ||
+		originSpan.Name != "HTTP upstream" || originSpan.Attrs["http.request.method"] != "_OTHER" {
+		t.Fatalf("edge span %q %v, origin span %q %v: want HTTP and _OTHER", edgeSpan.Name, edgeSpan.Attrs["http.request.method"],
+			originSpan.Name, originSpan.Attrs["http.request.method"])
+	}
+}

@@ -86,9 +86,10 @@ func (t *Tracer) start(freq *fasthttp.Request, req *wire.Request) upstreamSpan {
 	if !hop.Span.Sampled() {
 		return upstreamSpan{}
 	}
-	sp := t.t.Start(&hop, string(req.Method)+" upstream", trace.SpanKindClient, time.Now())
+	method, name := tracing.Method(string(req.Method))
+	sp := t.t.Start(&hop, name+" upstream", trace.SpanKindClient, time.Now())
 	sp.SetAttributes(
-		attribute.String("http.request.method", string(req.Method)),
+		attribute.String("http.request.method", method),
 		attribute.String("url.path", string(req.Path)),
 		attribute.String("wedge.request_id", string(req.ID)),
 	)

@@ -207,3 +207,20 @@ func (ids) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
 	}
 	return NewSpanID()
 }
+
+// Method is a request method as spans name it (OpenTelemetry's HTTP
+// conventions): one of RFC 9110's and PATCH as it is, any other "_OTHER",
+// and the span name's prefix for it, "HTTP" for another. A client chooses
+// the method, and a span name or attribute per method it makes up would
+// grow a tracing backend's groups without bound. The strings returned are
+// constants, never m, which a caller may reuse.
+func Method(m string) (attr, name string) {
+	for _, k := range methods {
+		if m == k {
+			return k, k
+		}
+	}
+	return "_OTHER", "HTTP"
+}
+
+var methods = [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
