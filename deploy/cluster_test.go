@@ -147,7 +147,7 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 			t.Fatalf("rollout %s with a server down: %s", r.State, r.Reason)
 		}
 		for _, p := range fleetPOPs {
-			e, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
+			e, err := stores.Status.Get(ctx, manifest.StatusKey(p.region, p.name))
 			if err != nil || e.Created().Before(down) {
 				return false
 			}

@@ -137,7 +137,7 @@ func TestDisasterDrill(t *testing.T) {
 	// Every POP reports to the restored control plane, in step with it.
 	for _, p := range fleetPOPs {
 		testutil.Eventually(t, hangGuard, p.name+" reporting to the restored control plane", func() bool {
-			st, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
+			st, err := stores.Status.Get(ctx, manifest.StatusKey(p.region, p.name))
 			if err != nil {
 				return false
 			}

@@ -446,7 +446,7 @@ func startFleet(t *testing.T, ctx context.Context, stores *controlplane.Stores, 
 	}
 	for _, p := range fleet {
 		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
-			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
+			_, err := stores.Status.Get(ctx, manifest.StatusKey(p.region, p.name))
 			return err == nil
 		})
 	}

@@ -49,9 +49,9 @@ func TestPurgeEverywhere(t *testing.T) {
 	for _, p := range pops {
 		fleetPOPs = append(fleetPOPs, startCachePOP(t, ctx, cp.URL(), trust, p.region, p.pop, org.addr, cacheWasm))
 	}
-	for _, p := range fleetPOPs {
+	for i, p := range fleetPOPs {
 		testutil.Eventually(t, hangGuard, "a status report from "+p.name, func() bool {
-			_, err := stores.Status.Get(ctx, manifest.POPKey(p.name))
+			_, err := stores.Status.Get(ctx, manifest.StatusKey(pops[i].region, p.name))
 			return err == nil
 		})
 	}

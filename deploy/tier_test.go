@@ -332,7 +332,7 @@ func (p *tierPOP) get(path string) (string, error) {
 // view is the POPs of its region p sees, by name, as its last status
 // report says, once that report has p's tier address in it too.
 func (f *tierFleet) view(p *tierPOP) []string {
-	e, err := f.stores.Status.Get(context.Background(), manifest.POPKey(p.name))
+	e, err := f.stores.Status.Get(context.Background(), manifest.StatusKey("eu-west", p.name))
 	if err != nil {
 		return nil
 	}

@@ -69,14 +69,14 @@ func (s *Stores) Purge(ctx context.Context, p manifest.Purge, alive, timeout tim
 		return nil, fmt.Errorf("controlplane: purge: the control plane has no stream %s: it predates purges (upgrade it: wedgectl up or wedgectl control create the stream)", manifest.StreamPurge)
 	}
 	res := &PurgeResult{Purge: p}
-	statuses, err := s.ReadAll(ctx, s.Status, "pop.*")
+	statuses, err := s.ReadAll(ctx, s.Status, manifest.StatusKey("*", "*"))
 	if err != nil {
 		return nil, err
 	}
 	waiting := map[string]bool{}
 	for _, e := range statuses {
-		var st manifest.Status
-		if json.Unmarshal(e.Value(), &st) != nil || time.Since(e.Created()) > alive {
+		st, ok := manifest.StatusOf(e.Key(), e.Value())
+		if !ok || time.Since(e.Created()) > alive {
 			continue
 		}
 		if p.Region == "" || st.Region == p.Region {

@@ -11,7 +11,7 @@
 //	KV            wedge_artifacts  <name>.<version>     Artifact (signed)
 //	KV            wedge_revoked    <sha256 hex>         Revocation
 //	KV            wedge_desired    region.<r> | pop.<p> Desired
-//	KV            wedge_status     pop.<p>              Status (also membership)
+//	KV            wedge_status     pop.<r>.<p>          Status (also membership)
 //	KV            wedge_rollouts   <id>                 the controller's own records
 //	stream        WEDGE_AUDIT      wedge.audit.<kind>   Audit (append-only)
 //	stream        WEDGE_PURGE      wedge.purge.region.<r> | wedge.purge.fleet   Purge (purge.go)
@@ -84,9 +84,36 @@ const MaxModuleSize = 64 << 20
 // RegionKey is the wedge_desired key of a region's desired state.
 func RegionKey(region string) string { return "region." + region }
 
-// POPKey is the wedge_desired key of one POP's overrides, and the
-// wedge_status key of its report.
+// POPKey is the wedge_desired key of one POP's overrides.
 func POPKey(pop string) string { return "pop." + pop }
+
+// StatusKey is the wedge_status key of a POP's report. It names the
+// region, which a POP's credential is minted for (it may write this key
+// alone): a report counts only under the key of the region and POP it
+// names, so a POP cannot report itself into another region's rollouts and
+// peers.
+func StatusKey(region, pop string) string { return "pop." + region + "." + pop }
+
+// ParseStatusKey is StatusKey's region and POP, ok false for a key of
+// another form.
+func ParseStatusKey(key string) (region, pop string, ok bool) {
+	rest, ok := strings.CutPrefix(key, "pop.")
+	if !ok {
+		return "", "", false
+	}
+	region, pop, ok = strings.Cut(rest, ".")
+	return region, pop, ok && region != "" && pop != "" && !strings.Contains(pop, ".")
+}
+
+// StatusOf decodes the report under a wedge_status key, ok only when the
+// report names the region and POP the key does.
+func StatusOf(key string, value []byte) (st Status, ok bool) {
+	region, pop, ok := ParseStatusKey(key)
+	if !ok || json.Unmarshal(value, &st) != nil {
+		return Status{}, false
+	}
+	return st, st.Region == region && st.POP == pop
+}
 
 // ArtifactKey is the wedge_artifacts key of a plugin version.
 func ArtifactKey(name, version string) string { return name + "." + version }
@@ -432,7 +459,7 @@ func Merge(region, pop *Desired) map[string]Release {
 	return out
 }
 
-// Status is what a POP reports every few seconds (key pop.<p>). The POPs
+// Status is what a POP reports every few seconds (key pop.<r>.<p>). The POPs
 // of a region also learn of each other from these reports: a POP whose
 // reports stop leaves its peers' views (edge/fleet's Peers).
 type Status struct {

@@ -2,7 +2,6 @@ package monitoring
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -71,16 +70,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (c *Collector) collectPOPs(ctx context.Context, ch chan<- prometheus.Metric) error {
-	entries, err := c.s.ReadAll(ctx, c.s.Status, manifest.POPKey(">"))
+	entries, err := c.s.ReadAll(ctx, c.s.Status, manifest.StatusKey("*", "*"))
 	if err != nil {
 		return fmt.Errorf("monitoring: read status: %w", err)
 	}
 	pops, refusing := map[string]int{}, map[string]int{}
 	now := time.Now()
 	for _, e := range entries {
-		var st manifest.Status
-		if json.Unmarshal(e.Value(), &st) != nil || st.Region == "" {
-			continue // one POP's garbage must not hide the others
+		st, ok := manifest.StatusOf(e.Key(), e.Value())
+		if !ok {
+			continue // one POP's garbage (or another region's claim) must not hide the others
 		}
 		// A region whose POPs all went silent stays, at 0: that is the
 		// figure to see. Freshness is the age of the report's write as

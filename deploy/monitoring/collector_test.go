@@ -39,9 +39,12 @@ func TestCollector(t *testing.T) {
 		{POP: "us-1", Region: "us-east", Applied: true, Error: "cache: cache@2 revoked (leaks tokens)"},
 		{POP: "us-2", Region: "us-east"}, // has not applied its first state yet: no NACK
 	} {
-		put(s.Status, manifest.POPKey(st.POP), st)
+		put(s.Status, manifest.StatusKey(st.Region, st.POP), st)
 	}
-	put(s.Status, manifest.POPKey("junk"), []byte("{not json"))
+	put(s.Status, manifest.StatusKey("eu-west", "junk"), []byte("{not json"))
+	// A report claiming another region than its key's (a POP's credential
+	// writes its own region's key alone) counts nowhere.
+	put(s.Status, manifest.StatusKey("eu-west", "eu-3"), manifest.Status{POP: "eu-3", Region: "us-east", Applied: false, Error: "spoofed NACK"})
 	now := time.Now()
 	for i, r := range []rollout.Rollout{
 		{ID: "auth-1", Plugin: "auth", Version: "2", State: rollout.StateRunning, Phase: rollout.PhaseApplying, Wave: 0,

@@ -220,7 +220,7 @@ func TestFreshnessUsesServerTime(t *testing.T) {
 	e := newEnv(t)
 	for pop, skew := range map[string]time.Duration{"behind": -time.Hour, "ahead": time.Hour} {
 		b, _ := json.Marshal(manifest.Status{POP: pop, Region: "eu-west", Time: time.Now().Add(skew), Applied: true})
-		if _, err := e.s.Status.Put(e.ctx, manifest.POPKey(pop), b); err != nil {
+		if _, err := e.s.Status.Put(e.ctx, manifest.StatusKey("eu-west", pop), b); err != nil {
 			t.Fatal(err)
 		}
 	}

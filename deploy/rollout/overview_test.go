@@ -24,7 +24,7 @@ func TestOverviewConfigCanary(t *testing.T) {
 			Canary: "v1-config", CanaryDigest: e.v1.Digest, Share: 5, Split: "header:X-User"}},
 		Health: []manifest.Health{health("v1", 95), health("v1-config", 5)}}
 	b, _ := json.Marshal(st)
-	if _, err := e.s.Status.Put(e.ctx, manifest.POPKey(st.POP), b); err != nil {
+	if _, err := e.s.Status.Put(e.ctx, manifest.StatusKey(st.Region, st.POP), b); err != nil {
 		t.Fatal(err)
 	}
 	o, err := Overview(e.ctx, e.s)
@@ -58,7 +58,7 @@ func TestOverviewRefusing(t *testing.T) {
 	} {
 		st.Time = time.Now()
 		b, _ := json.Marshal(st)
-		if _, err := e.s.Status.Put(e.ctx, manifest.POPKey(st.POP), b); err != nil {
+		if _, err := e.s.Status.Put(e.ctx, manifest.StatusKey(st.Region, st.POP), b); err != nil {
 			t.Fatal(err)
 		}
 	}

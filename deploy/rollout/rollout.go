@@ -587,17 +587,17 @@ type fleet struct {
 
 func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration) (*fleet, error) {
 	f := &fleet{known: map[string]bool{}, last: map[string]time.Time{}}
-	entries, err := s.ReadAll(ctx, s.Status, "pop.>")
+	entries, err := s.ReadAll(ctx, s.Status, manifest.StatusKey("*", "*"))
 	if err != nil {
 		return nil, fmt.Errorf("rollout: read status: %w", err)
 	}
 	now := time.Now()
 	for _, e := range entries {
-		var st manifest.Status
-		if err := json.Unmarshal(e.Value(), &st); err != nil {
-			continue // one POP's garbage must not stop every rollout
-		}
-		if st.Region == "" {
+		// One POP's garbage must not stop every rollout, and a report
+		// naming another region than its key (a POP's credential writes
+		// its own region's) must not count there.
+		st, ok := manifest.StatusOf(e.Key(), e.Value())
+		if !ok {
 			continue
 		}
 		f.known[st.Region] = true

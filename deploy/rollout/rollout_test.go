@@ -271,7 +271,7 @@ func (e *env) pop(name, region string) (stop func()) {
 				st.Health = append(st.Health, hc)
 			}
 			b, _ := json.Marshal(st)
-			e.s.Status.Put(ctx, manifest.POPKey(name), b)
+			e.s.Status.Put(ctx, manifest.StatusKey(region, name), b)
 			select {
 			case <-ctx.Done():
 				return

@@ -61,7 +61,7 @@ func (f *fleet) report(t *testing.T, pops ...manifest.Status) {
 		for _, st := range f.pops {
 			st.Time = time.Now().UTC()
 			b, _ := json.Marshal(st)
-			if _, err := f.s.Status.Put(ctx, manifest.POPKey(st.POP), b); err != nil {
+			if _, err := f.s.Status.Put(ctx, manifest.StatusKey(st.Region, st.POP), b); err != nil {
 				return err
 			}
 		}
@@ -450,20 +450,22 @@ func TestMethodsAndPaths(t *testing.T) {
 	wantIn(t, "empty page", page, "No POP has reported", "No rollouts.", "No audit entries.")
 }
 
-// TestEscapesHostileInput: a region name comes from whatever a POP
-// reports and an audit reason from whatever an operator typed; neither
-// may become markup.
+// TestEscapesHostileInput: a refusal's reason comes from whatever a POP
+// reports, a plugin version from whatever was pushed, and an audit reason
+// from whatever an operator typed; none may become markup. (A region name
+// is its status key's, a name the bucket keys allow.)
 func TestEscapesHostileInput(t *testing.T) {
 	f := newFleet(t)
-	f.report(t, manifest.Status{POP: "evil-1", Region: hostile, Time: time.Now(),
-		Health: []manifest.Health{health("auth", "1.3.0", 10, 0, buckets(10))}})
+	f.report(t, manifest.Status{POP: "evil-1", Region: "eu-west", Time: time.Now(), Error: hostile,
+		Health: []manifest.Health{health("auth", hostile, 10, 0, buckets(10))}})
 	f.audit(t, manifest.Audit{Time: time.Now(), Who: `"><b>mallory</b>`, Action: "rollout.abort", Why: hostile})
 	_, page := get(t, http.MethodGet, f.url+"/")
 	if strings.Contains(page, "<script") || strings.Contains(page, "<b>mallory") {
 		t.Fatalf("hostile input rendered as markup:\n%s", page)
 	}
 	escaped := "&lt;script&gt;alert(1)&lt;/script&gt;"
-	wantIn(t, "hostile region", row(t, page, `class="region"`), ">"+escaped+"<")
+	wantIn(t, "hostile refusal", row(t, page, `class="error refusing"`), escaped)
+	wantIn(t, "hostile version", page, ">"+escaped+"<")
 	wantIn(t, "hostile audit", row(t, page, `data-action="rollout.abort"`),
 		`<td class="why">`+escaped+`</td>`, "&#34;&gt;&lt;b&gt;mallory&lt;/b&gt;")
 }

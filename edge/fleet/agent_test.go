@@ -198,7 +198,7 @@ func (f *fixture) status(what string, ok func(manifest.Status) bool) manifest.St
 	var st manifest.Status
 	deadline := time.Now().Add(hangGuard)
 	for time.Now().Before(deadline) {
-		if e, err := f.stores.Status.Get(context.Background(), manifest.POPKey("pop1")); err == nil {
+		if e, err := f.stores.Status.Get(context.Background(), manifest.StatusKey("eu-test", "pop1")); err == nil {
 			st = manifest.Status{}
 			if json.Unmarshal(e.Value(), &st) == nil && ok(st) {
 				return st

@@ -6,7 +6,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -64,7 +63,7 @@ func (m *members) startWatch(ctx context.Context, kv jetstream.KeyValue) (jetstr
 	if m.watch != nil {
 		return m.watch(ctx, kv)
 	}
-	return kv.Watch(ctx, manifest.POPKey("*"))
+	return kv.Watch(ctx, manifest.StatusKey("*", "*"))
 }
 
 // Peers returns the POPs of the agent's region seen within the last
@@ -122,15 +121,15 @@ func (a *Agent) SetPeer(addr string) {
 // put, else deleted. The agent's own is not its business; a deleted
 // report is a POP that left.
 func (a *Agent) seePeer(key string, put bool, value []byte, seen time.Time) {
-	pop := strings.TrimPrefix(key, manifest.POPKey(""))
-	if pop == a.o.POP {
+	_, pop, ok := manifest.ParseStatusKey(key)
+	if !ok || pop == a.o.POP {
 		return
 	}
 	m := &a.members
-	var st manifest.Status
-	if !put || json.Unmarshal(value, &st) != nil || st.Region == "" || st.POP != pop {
-		// Gone, unreadable, of no region, or a report under another
-		// POP's key: not a member we could reach.
+	st, ok := manifest.StatusOf(key, value)
+	if !put || !ok {
+		// Gone, unreadable, or a report under another POP's or region's
+		// key: not a member we could reach.
 		m.mu.Lock()
 		delete(m.others, pop)
 		m.mu.Unlock()

@@ -16,13 +16,14 @@ import (
 func FuzzSeePeer(f *testing.F) {
 	good, _ := json.Marshal(manifest.Status{POP: "b", Region: "eu", Peer: "127.0.0.1:8081"})
 	other, _ := json.Marshal(manifest.Status{POP: "c", Region: "us"})
-	f.Add("pop.b", true, good)
-	f.Add("pop.c", true, other)
-	f.Add("pop.a", true, []byte(`{"pop":"a","region":"eu"}`))
-	f.Add("pop.b", false, []byte(nil))
-	f.Add("pop.x", true, []byte(`{"pop":"x","region":"eu","peer":7}`))
-	f.Add("pop.", true, []byte(`{"pop":"","region":"eu"}`))
-	f.Add("pop.b", true, []byte("{not json"))
+	f.Add("pop.eu.b", true, good)
+	f.Add("pop.us.c", true, other)
+	f.Add("pop.us.b", true, good)
+	f.Add("pop.eu.a", true, []byte(`{"pop":"a","region":"eu"}`))
+	f.Add("pop.eu.b", false, []byte(nil))
+	f.Add("pop.eu.x", true, []byte(`{"pop":"x","region":"eu","peer":7}`))
+	f.Add("pop.eu.", true, []byte(`{"pop":"","region":"eu"}`))
+	f.Add("pop.eu.b", true, []byte("{not json"))
 	f.Fuzz(func(t *testing.T, key string, put bool, value []byte) {
 		a := &Agent{o: Options{Region: "eu", POP: "a"}, members: members{ttl: time.Second, others: map[string]Peer{}}}
 		now := time.Now()
@@ -37,7 +38,7 @@ func FuzzSeePeer(f *testing.F) {
 				selfs++
 				continue
 			}
-			if p.POP == "a" || p.Region != "eu" || manifest.POPKey(p.POP) != key {
+			if p.POP == "a" || p.Region != "eu" || manifest.StatusKey(p.Region, p.POP) != key {
 				t.Fatalf("report %q under %q made %+v a member", value, key, p)
 			}
 		}

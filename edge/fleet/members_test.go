@@ -139,7 +139,7 @@ func TestPeers(t *testing.T) {
 		}
 	}
 	testutil.Eventually(t, hangGuard, "pop-a reports its view", func() bool {
-		e, err := stores.Status.Get(context.Background(), manifest.POPKey("pop-a"))
+		e, err := stores.Status.Get(context.Background(), manifest.StatusKey("eu-test", "pop-a"))
 		var st manifest.Status
 		return err == nil && json.Unmarshal(e.Value(), &st) == nil &&
 			slices.Equal(st.Members, []string{"pop-a", "pop-b"}) && st.Peer == a.addr
@@ -174,7 +174,9 @@ func TestPeers(t *testing.T) {
 }
 
 // TestPeersReports checks what the view makes of reports written into the
-// status bucket: one under another POP's key, from another region or not
+// status bucket: one under another POP's key or region's (a POP's
+// credential writes only its own region's key, so a report claiming
+// another region there is no member of it), from another region or not
 // JSON is no member, and a deleted one leaves at once, not only once 3
 // report intervals have passed.
 func TestPeersReports(t *testing.T) {
@@ -191,10 +193,11 @@ func TestPeersReports(t *testing.T) {
 		b, _ := json.Marshal(st)
 		return b
 	}
-	put(manifest.POPKey("pop-y"), status(manifest.Status{POP: "pop-z", Region: "eu-test"}))
-	put(manifest.POPKey("pop-w"), status(manifest.Status{POP: "pop-w", Region: "us-test"}))
-	put(manifest.POPKey("pop-v"), []byte("{not json"))
-	put(manifest.POPKey("pop-x"), status(manifest.Status{POP: "pop-x", Region: "eu-test", Peer: "127.0.0.1:1"}))
+	put(manifest.StatusKey("eu-test", "pop-y"), status(manifest.Status{POP: "pop-z", Region: "eu-test"}))
+	put(manifest.StatusKey("us-test", "pop-w"), status(manifest.Status{POP: "pop-w", Region: "us-test"}))
+	put(manifest.StatusKey("us-test", "pop-u"), status(manifest.Status{POP: "pop-u", Region: "eu-test"}))
+	put(manifest.StatusKey("eu-test", "pop-v"), []byte("{not json"))
+	put(manifest.StatusKey("eu-test", "pop-x"), status(manifest.Status{POP: "pop-x", Region: "eu-test", Peer: "127.0.0.1:1"}))
 	var x fleet.Peer
 	testutil.Eventually(t, hangGuard, "pop-x joins", func() bool {
 		for _, p := range a.agent.Peers() {
@@ -209,7 +212,7 @@ func TestPeersReports(t *testing.T) {
 	if got := names(a.agent.PeersAt(x.Seen)); got != "pop-a pop-x" || x.Addr != "127.0.0.1:1" {
 		t.Fatalf("view %q, pop-x at %q; want pop-a pop-x, at 127.0.0.1:1", got, x.Addr)
 	}
-	if err := stores.Status.Delete(ctx, manifest.POPKey("pop-x")); err != nil {
+	if err := stores.Status.Delete(ctx, manifest.StatusKey("eu-test", "pop-x")); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, hangGuard, "pop-x leaves once deleted", func() bool {
@@ -229,7 +232,7 @@ func TestPeersWatchAgain(t *testing.T) {
 			if calls.Add(1) == 2 {
 				return nil, errors.New("refused by the test")
 			}
-			w, err := kv.Watch(ctx, manifest.POPKey("*"))
+			w, err := kv.Watch(ctx, manifest.StatusKey("*", "*"))
 			if err == nil {
 				select {
 				case watchers <- w:
@@ -262,7 +265,7 @@ func TestPeersWatchAgain(t *testing.T) {
 func TestPeersReplayClockSkew(t *testing.T) {
 	cp, stores := controlplanetest.Start(t, embedded.Options{})
 	st, _ := json.Marshal(manifest.Status{POP: "pop-x", Region: "eu-test", Peer: "127.0.0.1:1"})
-	if _, err := stores.Status.Put(context.Background(), manifest.POPKey("pop-x"), st); err != nil {
+	if _, err := stores.Status.Put(context.Background(), manifest.StatusKey("eu-test", "pop-x"), st); err != nil {
 		t.Fatal(err)
 	}
 	a := startMember(t, cp, "eu-test", "pop-a", func(a *fleet.Agent) {

@@ -65,7 +65,7 @@ func (a *Agent) reportEvery(ctx context.Context, kv jetstream.KeyValue, applied 
 		if err != nil {
 			continue
 		}
-		if _, err := kv.Put(ctx, manifest.POPKey(a.o.POP), b); err != nil && ctx.Err() == nil {
+		if _, err := kv.Put(ctx, manifest.StatusKey(a.o.Region, a.o.POP), b); err != nil && ctx.Err() == nil {
 			a.o.Logger.Warn("status not reported", "err", err)
 		}
 	}

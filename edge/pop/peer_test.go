@@ -90,7 +90,7 @@ fleet: {nats: %q, trust: [%q], control_keys: [%q]}
 		}
 	}()
 	testutil.Eventually(t, 2*time.Minute, "pop-1 reports 127.0.0.1:9", func() bool {
-		e, err := stores.Status.Get(context.Background(), manifest.POPKey("pop-1"))
+		e, err := stores.Status.Get(context.Background(), manifest.StatusKey("eu-west", "pop-1"))
 		var st manifest.Status
 		return err == nil && json.Unmarshal(e.Value(), &st) == nil && st.Peer == "127.0.0.1:9"
 	})

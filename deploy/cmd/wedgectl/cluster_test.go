@@ -154,7 +154,7 @@ func TestUpHA(t *testing.T) {
 	}
 	// The edge joined the control plane by the list, and reports.
 	testutil.Eventually(t, hangGuard, "the edge's status report", func() bool {
-		_, err := s.Status.Get(ctx, manifest.POPKey("local-1"))
+		_, err := s.Status.Get(ctx, manifest.StatusKey("local", "local-1"))
 		return err == nil
 	})
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

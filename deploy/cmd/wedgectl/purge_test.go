@@ -27,7 +27,7 @@ func TestPurgeCommand(t *testing.T) {
 	srv, st := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	for _, s := range []manifest.Status{{POP: "eu-1", Region: "eu"}, {POP: "us-1", Region: "us"}} {
 		b, _ := json.Marshal(s)
-		if _, err := st.Status.Put(ctx, manifest.POPKey(s.POP), b); err != nil {
+		if _, err := st.Status.Put(ctx, manifest.StatusKey(s.Region, s.POP), b); err != nil {
 			t.Fatal(err)
 		}
 	}

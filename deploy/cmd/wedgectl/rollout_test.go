@@ -150,7 +150,7 @@ func rolloutPlane(t *testing.T, ctx context.Context, health ...manifest.Health) 
 		t.Fatal(err)
 	}
 	st, _ := json.Marshal(manifest.Status{POP: "eu-west-1", Region: "eu-west", Time: time.Now(), Applied: true, Health: health})
-	if _, err := s.Status.Put(ctx, manifest.POPKey("eu-west-1"), st); err != nil {
+	if _, err := s.Status.Put(ctx, manifest.StatusKey("eu-west", "eu-west-1"), st); err != nil {
 		t.Fatal(err)
 	}
 	return srv, s

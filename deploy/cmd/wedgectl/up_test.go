@@ -140,7 +140,7 @@ func TestUpRegions(t *testing.T) {
 	}
 	for _, e := range edges {
 		testutil.Eventually(t, hangGuard, e[2]+" sees its region", func() bool {
-			entry, err := s.Status.Get(ctx, manifest.POPKey(e[2]))
+			entry, err := s.Status.Get(ctx, manifest.StatusKey(e[2][:strings.LastIndexByte(e[2], '-')], e[2]))
 			var st manifest.Status
 			return err == nil && json.Unmarshal(entry.Value(), &st) == nil &&
 				strings.Join(st.Members, " ") == want[e[2]] && st.Peer != "" && st.Peer != e[1]

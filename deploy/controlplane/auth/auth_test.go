@@ -160,7 +160,7 @@ func TestPOPCredentials(t *testing.T) {
 		return nil
 	})
 	allowed(t, nc, "write its own status", func(ctx context.Context) error {
-		_, err := s.Status.Put(ctx, manifest.POPKey("pop-a"), []byte(`{}`))
+		_, err := s.Status.Put(ctx, manifest.StatusKey(popRegion, "pop-a"), []byte(`{}`))
 		return err
 	})
 	refused(t, "write desired state", errs, func(ctx context.Context) error {
@@ -168,7 +168,13 @@ func TestPOPCredentials(t *testing.T) {
 		return err
 	})
 	refused(t, "write another POP's status", errs, func(ctx context.Context) error {
-		_, err := s.Status.Put(ctx, manifest.POPKey("pop-b"), []byte(`{}`))
+		_, err := s.Status.Put(ctx, manifest.StatusKey(popRegion, "pop-b"), []byte(`{}`))
+		return err
+	})
+	// Its report counts in the region its key names: one in another
+	// region's would NACK that region's rollouts.
+	refused(t, "write its status into another region", errs, func(ctx context.Context) error {
+		_, err := s.Status.Put(ctx, manifest.StatusKey("us", "pop-a"), []byte(`{"pop":"pop-a","region":"us"}`))
 		return err
 	})
 	refused(t, "revoke a module", errs, func(ctx context.Context) error {
@@ -178,7 +184,7 @@ func TestPOPCredentials(t *testing.T) {
 	if e, err := cs.Desired.Get(ctx, manifest.RegionKey("eu")); err != nil || string(e.Value()) != `{"releases":[]}` {
 		t.Fatalf("desired state after the POP's attempt: %v, %v", e, err)
 	}
-	if _, err := cs.Status.Get(ctx, manifest.POPKey("pop-b")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := cs.Status.Get(ctx, manifest.StatusKey(popRegion, "pop-b")); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("pop-b's status after pop-a's attempt: %v", err)
 	}
 }
@@ -219,7 +225,7 @@ func TestRolePermissions(t *testing.T) {
 			return err
 		}},
 		{"write a status", func(ctx context.Context, s *controlplane.Stores) error {
-			_, err := s.Status.Put(ctx, manifest.POPKey("pop-a"), []byte(`{}`))
+			_, err := s.Status.Put(ctx, manifest.StatusKey(popRegion, "pop-a"), []byte(`{}`))
 			return err
 		}},
 	}

@@ -60,7 +60,7 @@ func writesStatus(t *testing.T, nc *nats.Conn, pop string) {
 		t.Fatalf("%s opens its buckets: %v", pop, err)
 	}
 	allowed(t, nc, pop+" writes its status", func(ctx context.Context) error {
-		_, err := s.Status.Put(ctx, manifest.POPKey(pop), []byte(`{}`))
+		_, err := s.Status.Put(ctx, manifest.StatusKey(popRegion, pop), []byte(`{}`))
 		return err
 	})
 }

@@ -152,7 +152,7 @@ func Permissions(role Role, name, region, user string) (pub, sub []string, err e
 			return nil, nil, fmt.Errorf("auth: %w", err)
 		}
 		pub = append(slices.Clone(reads),
-			kvPut(manifest.BucketStatus, manifest.POPKey(name)), // its own status, nothing else
+			kvPut(manifest.BucketStatus, manifest.StatusKey(region, name)), // its own status, in its region, nothing else
 			// Acknowledging a purge (edge/fleet purge.go), and usage
 			// batches and heartbeats (edge/limitsync): each on a subject
 			// that ends in its own name, which the readers take as the
@@ -212,7 +212,7 @@ func CheckPOPCreds(creds []byte, name, region string) error {
 		return fmt.Errorf("auth: credential: %w", err)
 	}
 	for _, subject := range []string{
-		kvPut(manifest.BucketStatus, manifest.POPKey(name)),
+		kvPut(manifest.BucketStatus, manifest.StatusKey(region, name)),
 		manifest.SubjectRateLimit + ".region." + region + "." + name,
 	} {
 		if !slices.ContainsFunc(uc.Pub.Allow, func(p string) bool { return subjectMatches(p, subject) }) {

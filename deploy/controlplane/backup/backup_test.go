@@ -98,7 +98,7 @@ func fill(t testing.TB, ctx context.Context, s *controlplane.Stores) {
 		func() error { _, err := s.Rollouts.Put(ctx, "r3", []byte("{\n  \"id\": \"r3\"\n}")); return err },
 		func() error { _, err := s.Rollouts.Put(ctx, "r4", []byte{0, 0xff, '\n', '"'}); return err },
 		func() error {
-			_, err := s.Status.Put(ctx, pop, []byte(`{"pop":"eu-west-1","region":"eu-west"}`))
+			_, err := s.Status.Put(ctx, manifest.StatusKey("eu-west", "eu-west-1"), []byte(`{"pop":"eu-west-1","region":"eu-west"}`))
 			return err
 		},
 	} {
@@ -573,7 +573,7 @@ func TestBackupUnderWrites(t *testing.T) {
 	_, s := controlplanetest.Start(t, embedded.Options{})
 	const pops = 20
 	write := func(i, n int) error {
-		_, err := s.Status.Put(ctx, manifest.POPKey(fmt.Sprint("pop-", i)), fmt.Appendf(nil, `{"n":%d}`, n))
+		_, err := s.Status.Put(ctx, manifest.StatusKey("eu", fmt.Sprint("pop-", i)), fmt.Appendf(nil, `{"n":%d}`, n))
 		return err
 	}
 	for i := range pops {

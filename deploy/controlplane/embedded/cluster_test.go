@@ -150,10 +150,10 @@ func TestLeafNode(t *testing.T) {
 		edge, err = controlplane.OpenEdge(tctx, lnc)
 		return err == nil
 	})
-	if _, err := edge.Status.Put(ctx, manifest.POPKey("eu-west-1"), []byte("up")); err != nil {
+	if _, err := edge.Status.Put(ctx, manifest.StatusKey("eu-west", "eu-west-1"), []byte("up")); err != nil {
 		t.Fatal(err)
 	}
-	if e, err := s.Status.Get(ctx, manifest.POPKey("eu-west-1")); err != nil || string(e.Value()) != "up" {
+	if e, err := s.Status.Get(ctx, manifest.StatusKey("eu-west", "eu-west-1")); err != nil || string(e.Value()) != "up" {
 		t.Fatalf("the cluster's copy of a write through the leaf: %v", err)
 	}
 	w, err := edge.Desired.Watch(ctx, manifest.RegionKey("eu-west"))
