@@ -130,6 +130,7 @@ type requestChain struct {
 	key            []byte
 	// al times the calls for the access log; nil when it is off.
 	al *accessRecord
+	id string // the request's ID, for the log; "" in the background
 }
 
 var _ host.Chain = (*requestChain)(nil)
@@ -159,7 +160,7 @@ func (c *requestChain) OnResponse(i int, ex host.Exchange) error {
 // Failed marks the version failed for its health and logs why.
 func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
 	c.failed |= 1 << min(i, 63)
-	c.n.pluginError(c.rt, c.held[i].m, phase, err)
+	c.n.pluginError(c.rt, c.held[i].m, phase, c.id, err)
 }
 
 // Origin sends the request as the chain left it to the route's origin; the
@@ -260,7 +261,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	c := &x.chain
-	c.n, c.rt, c.ctx, c.st = n, rt, ctx, &x.st
+	c.n, c.rt, c.ctx, c.st, c.id = n, rt, ctx, &x.st, x.Req.ID
 	c.upgrade = c.upgrade && wantsTunnel(ctx) // c.upgrade: fromHTTP saw an Upgrade field
 	c.al = n.alog.record(x, len(c.held))
 	x.flow.Run(n.trace(x, rt, start), x, &x.MemExchange) // trace.go: c, or c with a span per call

@@ -36,12 +36,15 @@ routes:
 	}
 
 	for _, phase := range []string{"request", "response"} {
-		n.do(t, "GET", "mis", "/", nil, "X-Misbehave", phase+":panic")
+		_, h, _ := n.do(t, "GET", "mis", "/", nil, "X-Misbehave", phase+":panic")
 		rec := failure(t, out.String(), phase)
 		if rec == nil {
 			t.Fatalf("no plugin failure logged in phase %s:\n%s", phase, out.String())
 		}
-		if rec["plugin"] != "misbehave@7" || rec["kind"] != "trap" && rec["kind"] != "exit" || rec["route"] != "mis" {
+		// The request's ID too, which the client got (X-Request-Id) and
+		// its access-log line and trace carry.
+		if rec["plugin"] != "misbehave@7" || rec["kind"] != "trap" && rec["kind"] != "exit" || rec["route"] != "mis" ||
+			rec["request_id"] == "" || rec["request_id"] != string(h.Peek("X-Request-Id")) && len(h.Peek("X-Request-Id")) > 0 {
 			t.Errorf("%s: record %v", phase, rec)
 		}
 		if !strings.HasPrefix(rec["stack"], "panic: misbehave: deliberate panic\n") || !strings.Contains(rec["stack"], "\ngoroutine ") {

@@ -393,7 +393,7 @@ func (c *tierChain) OnResponse(_ int, ex host.Exchange) error { return c.l.m.OnR
 
 func (c *tierChain) Failed(_ int, phase abi.Phase, err error) {
 	c.failed = 1
-	c.n.pluginError(c.rt, c.l.m, phase, err)
+	c.n.pluginError(c.rt, c.l.m, phase, "", err)
 }
 
 // Origin fetches the request through the collapse; a failure is answered
