@@ -146,6 +146,22 @@ routes:
 
 func (s *streamStack) url(path string) string { return "http://" + s.edge + path }
 
+// send writes req on a new connection to the edge, with a 30 s deadline
+// (a hang guard) on it, closed when the test ends.
+func (s *streamStack) send(t *testing.T, req string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp4", s.edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestStreamDownload: a response larger than an envelope holds (16 MiB)
 // reaches the client whole, streamed, whether the application gave its
 // length or not.
@@ -450,14 +466,8 @@ func TestStreamEvents(t *testing.T) {
 // body bytes.
 func TestStreamHTTP10(t *testing.T) {
 	s := startStreamStack(t, "")
-	c, err := net.Dial("tcp4", s.edge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
 	const n = 3 * streamed // past the threshold: streamed
-	io.WriteString(c, "GET /download?n="+strconv.Itoa(n)+"&chunked=1 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+	c := s.send(t, "GET /download?n="+strconv.Itoa(n)+"&chunked=1 HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
 	raw, err := io.ReadAll(c) // to the close: that is where the body ends
 	if err != nil {
 		t.Fatalf("reading to the close: %v", err)
@@ -477,14 +487,7 @@ func TestStreamHTTP10(t *testing.T) {
 	}
 
 	// Events go out as they come, not at the end.
-	c2, err := net.Dial("tcp4", s.edge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	c2.SetDeadline(time.Now().Add(30 * time.Second))
-	io.WriteString(c2, "GET /events?n=2 HTTP/1.0\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c2)
+	br := bufio.NewReader(s.send(t, "GET /events?n=2 HTTP/1.0\r\nHost: x\r\n\r\n"))
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -508,15 +511,9 @@ func TestStreamHTTP10(t *testing.T) {
 // cut by the process's exit, it would look complete to the client.
 func TestStreamHTTP10Shutdown(t *testing.T) {
 	s := startStreamStack(t, "")
-	c, err := net.Dial("tcp4", s.edge)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	io.WriteString(c, "GET /events?n=2 HTTP/1.0\r\nHost: x\r\n\r\n")
-	br := bufio.NewReader(c)
+	br := bufio.NewReader(s.send(t, "GET /events?n=2 HTTP/1.0\r\nHost: x\r\n\r\n"))
 	for line := ""; line != "data: event 0\n"; {
+		var err error
 		if line, err = br.ReadString('\n'); err != nil {
 			t.Fatalf("to the first event: %v", err)
 		}
