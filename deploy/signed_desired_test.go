@@ -135,7 +135,7 @@ fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
 		t.Helper()
 		var st manifest.Status
 		testutil.Eventually(t, hangGuard, what, func() bool {
-			e, err := stores.Status.Get(ctx, manifest.POPKey("eu-west-1"))
+			e, err := stores.Status.Get(ctx, manifest.StatusKey("eu-west", "eu-west-1"))
 			st = manifest.Status{}
 			return err == nil && json.Unmarshal(e.Value(), &st) == nil && ok(st)
 		})
