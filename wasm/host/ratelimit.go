@@ -91,7 +91,9 @@ func (g *GCRA) Take(key []byte, limit int32, period time.Duration, burst, cost i
 	if next-now > tolerance {
 		s.mu.Unlock()
 		return false, abi.RateResult{
-			Remaining:    (tolerance - (tat - now)) / interval,
+			// A peer's charge may run a key past its burst: none left,
+			// not a negative count (RateLimit's r is never negative).
+			Remaining:    max(tolerance-(tat-now), 0) / interval,
 			ResetMs:      ceilMs(tat - now),
 			RetryAfterMs: max(ceilMs(next-tolerance-now), 1),
 		}

@@ -106,7 +106,9 @@ func (s *Shared) Take(key []byte, limit int32, period time.Duration, burst, cost
 	}
 	p := period
 	if n := s.share[sc].Load(); n > 1 {
-		p, burst = period*time.Duration(n), max(burst/n, 1)
+		// Saturating: a year's period times thousands of POPs overflowed
+		// to a negative period, which enforced no limit at all.
+		p, burst = time.Duration(mulWindow(int64(period), int64(n))), max(burst/n, 1)
 	}
 	ok, r := s.g.Take(key, limit, p, burst, cost)
 	if ok && cost > 0 && s.syncing.Load() {
@@ -170,8 +172,11 @@ func (s *Shared) Dropped(what int) uint64 { return s.dropped[what].Load() }
 // burst if need be, so the next takes here wait for it. A charge moves the
 // key at most two periods ahead of now, the period capped at
 // MaxChargePeriod: more than that is a peer's bug or a forgery, not usage,
-// and must not lock a client out for longer. A charge never evicts a live
-// key: one to a new key whose shard is full is dropped (Dropped).
+// and must not lock a client out for longer. Nor does a charge ever move a
+// key back: one that this POP's own takes ran further ahead (a day's
+// quota spent here) keeps its place, and the client gets back nothing it
+// spent. A charge never evicts a live key: one to a new key whose shard is
+// full is dropped (Dropped).
 func (s *Shared) Charge(key []byte, limit int32, period time.Duration, units int64) {
 	if limit <= 0 || period <= 0 || units <= 0 {
 		return
@@ -196,5 +201,5 @@ func (s *Shared) Charge(key []byte, limit int32, period time.Duration, units int
 		sh.tat[string(key)] = p
 	}
 	tat := max(*p, now)
-	*p = min(tat+mulWindow(units, interval), ceiling)
+	*p = max(*p, min(tat+mulWindow(units, interval), ceiling))
 }

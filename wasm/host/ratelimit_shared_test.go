@@ -192,3 +192,55 @@ func TestSharedChargeFlood(t *testing.T) {
 		t.Fatalf("dropped %d charges, %d keys kept", s.Dropped(DroppedCharge), g.Len())
 	}
 }
+
+// TestSharedChargeNeverRefunds: a peer's charge never moves a key back.
+// A day's quota spent here ran the key a day ahead; a charge of one unit
+// capped two MaxChargePeriods ahead pulled it back, and the client got 18
+// of 20 again, batch after batch (92 of a region's 20 a day in 10 s).
+func TestSharedChargeNeverRefunds(t *testing.T) {
+	g, _ := newTestGCRA(1024)
+	s := NewShared(g)
+	key := []byte("@region:daily")
+	const limit, period = 20, 24 * time.Hour
+	for range limit {
+		if ok, _ := s.Take(key, limit, period, limit, 1); !ok {
+			t.Fatal("the quota refused before it was spent")
+		}
+	}
+	s.Charge(key, limit, period, 1)
+	if ok, r := s.Take(key, limit, period, limit, 1); ok || r.Remaining != 0 {
+		t.Fatalf("after a peer's charge of one: admitted %v, remaining %d; want the spent quota to stay spent", ok, r.Remaining)
+	}
+}
+
+// TestSharedShareLongPeriod: a long period's share on a large fleet (a
+// year across 300 POPs) saturates rather than overflowing to a negative
+// period, which admitted everything.
+func TestSharedShareLongPeriod(t *testing.T) {
+	g, clk := newTestGCRA(1024)
+	s := NewShared(g)
+	s.SetShare(ScopeGlobal, 300)
+	key := []byte("@global:yearly")
+	admitted := 0
+	for range 1000 {
+		if ok, _ := s.Take(key, 1000, 365*24*time.Hour, 10, 1); ok {
+			admitted++
+		}
+		clk.advance(time.Millisecond) // a request a millisecond
+	}
+	if admitted != 1 {
+		t.Fatalf("a cut-off POP's share of 1000 a year (burst 10, 300 POPs) admitted %d of 1000, want 1", admitted)
+	}
+}
+
+// TestRemainingNeverNegative: a key a peer ran past its burst has none
+// remaining, not a negative count.
+func TestRemainingNeverNegative(t *testing.T) {
+	g, _ := newTestGCRA(1024)
+	s := NewShared(g)
+	key := []byte("@region:reg")
+	s.Charge(key, 60, 10*time.Second, 30) // half a minute's worth: past the burst of 10
+	if ok, r := s.Take(key, 60, 10*time.Second, 10, 1); ok || r.Remaining != 0 {
+		t.Fatalf("admitted %v, remaining %d; want refused with 0", ok, r.Remaining)
+	}
+}
