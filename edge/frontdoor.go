@@ -184,6 +184,10 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.n.serve(ctx)
+	// The answer is the client's from here: a cancel while it is written
+	// (a player seeking away from a download) is no rapid reset, and
+	// counting it cut the connection's other streams.
+	stop()
 	date(&ctx.Response.Header)
 	f.write(w, r, ctx, &h.conn.rc)
 }
@@ -301,11 +305,19 @@ func (f *frontDoor) write(w http.ResponseWriter, r *http.Request, ctx *fasthttp.
 	resp := &ctx.Response
 	status := resp.StatusCode()
 	// Content-Length as fasthttp frames it: none on a response that has
-	// no body by its status (RFC 9110 §8.6), nor on one to HEAD, whose
-	// length is not the body sent.
-	framed := r.Method != http.MethodHead && status >= 200 && status != 204 && status != 304
+	// no body by its status (RFC 9110 §8.6); on one to HEAD the length a
+	// GET's body would have (§9.3.2), which serve left in the header: the
+	// HTTP/3 server wrote the 0 bytes it sent otherwise, and HTTP/2 none.
+	framed := status >= 200 && status != 204 && status != 304
 	stream := resp.BodyStream()
 	rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
+	if r.Method == http.MethodHead {
+		if cl := resp.Header.ContentLength(); cl >= 0 && framed {
+			hdr.Set("Content-Length", strconv.Itoa(cl))
+		}
+		w.WriteHeader(status)
+		return
+	}
 	if stream == nil {
 		if framed {
 			hdr.Set("Content-Length", strconv.Itoa(len(resp.Body())))

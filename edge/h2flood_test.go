@@ -3,6 +3,7 @@ package edge_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -369,4 +370,91 @@ func TestTLSHandshakesBounded(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+}
+
+// TestHTTP2CancelAfterAnswer: a client that cancels answers it has begun
+// to read (a player seeking away from a download), more of them than
+// max_resets, is no rapid reset: none counts, and its connection and the
+// other streams on it go on. Counting them cut the connection.
+func TestHTTP2CancelAfterAnswer(t *testing.T) {
+	s := startTLSStack(t, "", "  http2: {max_resets: 10}\n")
+	h2 := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: s.tlsConfig(), ForceAttemptHTTP2: true}}
+	defer h2.CloseIdleConnections()
+	for i := range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+s.addr+"/events", nil)
+		resp, err := h2.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		buf := make([]byte, len("data: 1\n\n"))
+		if _, err := io.ReadFull(resp.Body, buf); err != nil || resp.ProtoMajor != 2 {
+			t.Fatalf("request %d: %s %q %v", i, resp.Proto, buf, err)
+		}
+		cancel() // the answer begun, the rest held by the application
+		resp.Body.Close()
+	}
+	// The reset of the last one reached the node before this request's
+	// answer, on the same connection.
+	if resp, _ := fetch(t, h2, "GET", "https://"+s.addr+"/hello", nil); resp.StatusCode != 200 {
+		t.Fatalf("after the cancels: %d", resp.StatusCode)
+	}
+	if r := s.resets(t); r != 0 {
+		t.Fatalf("%v cancels of answers begun counted as early resets", r)
+	}
+}
+
+// TestHTTP2GoAwayAtShutdown: Shutdown sends HTTP/2 clients their GOAWAY
+// at once, while an HTTP/1.1 request is still being drained, so that they
+// move their new requests elsewhere; it came only after the HTTP/1.1
+// drain, and streams opened meanwhile were cut at the deadline.
+func TestHTTP2GoAwayAtShutdown(t *testing.T) {
+	s := startTLSStack(t, "", "")
+	h1 := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: s.tlsConfig()}}
+	defer h1.CloseIdleConnections()
+	// An event stream over HTTP/1.1, its second event held by the
+	// application: the drain waits for it.
+	resp, err := h1.Get("https://" + s.addr + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("data: 1\n\n"))
+	if _, err := io.ReadFull(resp.Body, first); err != nil || resp.ProtoMajor != 1 {
+		t.Fatalf("the first event: %s %q %v", resp.Proto, first, err)
+	}
+	rest := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(resp.Body)
+		rest <- string(b)
+	}()
+	a := newAttacker(t, s, true)
+	// A stream answered first: the connection is the HTTP/2 server's.
+	a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: a.headers("/hello"), EndStream: true, EndHeaders: true})
+	a.flush()
+	testutil.Eventually(t, time.Minute, "the HTTP/2 request served", func() bool {
+		return testutil.MetricSum(t, s.n.Registry(), "wedge_edge_protocol_requests_total", map[string]string{"protocol": "h2"}) >= 1
+	})
+	done := make(chan error, 1)
+	go func() { done <- s.n.Shutdown(context.Background()) }()
+	testutil.Eventually(t, time.Minute, "a GOAWAY with the HTTP/1.1 request still held", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.end != "" && !strings.HasPrefix(a.end, "GOAWAY") {
+			t.Fatalf("the HTTP/2 connection ended without a GOAWAY: %s", a.end)
+		}
+		return a.end != ""
+	})
+	select {
+	case b := <-rest:
+		t.Fatalf("the GOAWAY came only once the HTTP/1.1 stream had ended (%q)", b)
+	default:
+	}
+	s.release <- struct{}{}
+	if b := <-rest; b != "data: 2\n\n" {
+		t.Fatalf("the HTTP/1.1 stream drained: %q, want its second event", b)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
 }

@@ -122,3 +122,22 @@ func TestHTTP3ResetsInFlight(t *testing.T) {
 		t.Fatalf("the node served %d rounds of requests reset in flight", rounds)
 	}
 }
+
+// TestHeadLengthOverH2H3: an answer to HEAD carries the Content-Length
+// its GET would have over HTTP/2 and HTTP/3 as over HTTP/1.1 (RFC 9110
+// §9.3.2); HTTP/3 sent "content-length: 0", which §8.6 forbids, and
+// HTTP/2 none.
+func TestHeadLengthOverH2H3(t *testing.T) {
+	s := startTLSStack(t, "", "  http3: {enabled: true}\n")
+	tr := &http3.Transport{TLSClientConfig: s.tlsConfig()}
+	defer tr.Close()
+	h2 := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: s.tlsConfig(), ForceAttemptHTTP2: true}}
+	defer h2.CloseIdleConnections()
+	want := int64(len("app: HEAD /x body=0")) // what the application's answer to HEAD says
+	for _, c := range []*http.Client{h2, {Timeout: time.Minute, Transport: tr}} {
+		resp, body := fetch(t, c, "HEAD", "https://"+s.addr+"/x", nil)
+		if resp.StatusCode != 200 || resp.ContentLength != want || body != "" {
+			t.Errorf("%s: %d, Content-Length %d, body %q; want 200, %d, none", resp.Proto, resp.StatusCode, resp.ContentLength, body, want)
+		}
+	}
+}

@@ -346,6 +346,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// drained: after them, a long poll held their 1001 up to its end.
 	tunnels := make(chan struct{})
 	go func() { n.tun.shutdown(ctx); close(tunnels) }()
+	// HTTP/2 and HTTP/3 clients get their GOAWAY now too, and move their
+	// new requests elsewhere: after the HTTP/1.1 drain, they went on
+	// opening streams that the deadline then cut.
+	doors := make(chan error, 1)
+	go func() { doors <- n.doors.shutdown(ctx) }()
 	err := n.srv.ShutdownWithContext(ctx)
 	if errors.Is(err, net.ErrClosed) {
 		err = nil // the listeners, closed above: no error to hide the next
@@ -357,7 +362,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if werr := n.waitUntilClose(ctx); werr != nil {
 		err = errors.Join(err, werr) // an earlier step's ctx error would not say what was left
 	}
-	if derr := n.doors.shutdown(ctx); err == nil {
+	if derr := <-doors; err == nil {
 		err = derr
 	}
 	// Requests still running when ctx ran out keep the generation (and the
