@@ -20,9 +20,9 @@ func (n *Node) pluginError(rt *route, m *wasm.Module, phase abi.Phase, id string
 		slog.String("route", rt.name),
 		slog.String("phase", abi.PhaseName(phase)),
 	}
+	attrs = append(attrs, wasm.FailureAttrs(err)...)
 	if id != "" {
 		attrs = append(attrs, slog.String("request_id", strings.Clone(id)))
 	}
-	attrs = append(attrs, wasm.FailureAttrs(err)...)
 	n.log.LogAttrs(context.Background(), slog.LevelWarn, "plugin failed", attrs...)
 }
