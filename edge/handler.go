@@ -655,9 +655,10 @@ func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 	if n.alog != nil {
 		// Answered without serve: its line too (what parsed of the
-		// request, which may be nothing).
+		// request, which may be nothing), at the time of the answer:
+		// fasthttp sets ctx.Time only for a request it could read.
 		logged := false
-		n.alog.finish(ctx, ctx.Time(), &logged)
+		n.alog.finish(ctx, time.Now(), &logged)
 	}
 }
 
