@@ -16,6 +16,7 @@ type metrics struct {
 	reloads  *prometheus.CounterVec
 
 	writeRefused prometheus.Counter
+	storeDropped prometheus.Counter     // stream.go
 	shed         *prometheus.CounterVec // overload.go
 
 	originLimit, originLatency *prometheus.GaugeVec // originlimit.go
@@ -42,6 +43,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Config reloads by result."}, []string{"result"}),
 		writeRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "write_refused_total",
 			Help: "Responses refused (503) because the bodies held for slow clients were at max_write_bytes."}),
+		storeDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "stream_stores_dropped_total",
+			Help: "Streamed responses the cache took (Cache-Status said stored) but never got: the body passed 16 MiB with no length given beforehand, or max_write_bytes had no room for it."}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "shed_total",
 			Help: "Requests shed (503) by overload protection, by reason: in_flight (requests in the handler at the concurrency limit), cpu (the CPU behind: shed at random, wedge_edge_shed_ratio) or origin (an origin at its concurrency limit, wedge_edge_origin_concurrency_limit)."},
 			[]string{"reason"}),
@@ -52,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		accessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "access_log_dropped_total",
 			Help: "Access log lines dropped: the buffer waiting for the disk was full, or a write failed."}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.shed,
+	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.storeDropped, m.shed,
 		m.originLimit, m.originLatency, m.accessLogDropped)
 	return m
 }

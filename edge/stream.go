@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge/originclient"
@@ -291,6 +292,9 @@ type pendingStore struct {
 	w     *writes // what body counts against; set by send
 	body  []byte
 	over  bool // past maxStreamedStore or the writes' limit: dropped
+	// dropped counts a drop: Cache-Status went out saying stored, so the
+	// metric is where the truth shows. Set by send.
+	dropped prometheus.Counter
 }
 
 // add gathers a piece of the body, giving up past the bounds.
@@ -309,6 +313,9 @@ func (p *pendingStore) add(b []byte) {
 func (p *pendingStore) drop() {
 	p.w.bytes.Add(-int64(len(p.body)))
 	p.over, p.body = true, nil
+	if p.dropped != nil {
+		p.dropped.Inc()
+	}
 }
 
 // commit stores the entry with the whole body: the cache holds it now,
@@ -409,7 +416,7 @@ func (n *Node) send(ctx *fasthttp.RequestCtx, x *exchange, rt *route) {
 		return
 	}
 	if store != nil {
-		store.w = &n.writes
+		store.w, store.dropped = &n.writes, n.m.storeDropped
 	}
 	out := &sendBody{body: body, c: ctx.Conn(), idle: n.srv.WriteTimeout, w: &n.writes, max: rt.maxResponse, store: store}
 	length := int(streamedLength(&x.Resp))

@@ -593,6 +593,20 @@ func TestStreamCache(t *testing.T) {
 	if cs, _ := get(big); !strings.Contains(cs, "detail=too-large") {
 		t.Fatalf("past the bound: Cache-Status %q, want detail=too-large", cs)
 	}
+	// Past it without a length beforehand: Cache-Status went out saying
+	// stored, so the drop is counted where an operator can see it.
+	resp, err := http.Get(s.url("/download?chunked=1&n=" + strconv.Itoa(big)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || got != big || !strings.Contains(resp.Header.Get("Cache-Status"), "stored") {
+		t.Fatalf("%d bytes of unknown length: %d bytes, %v, Cache-Status %q", big, got, err, resp.Header.Get("Cache-Status"))
+	}
+	testutil.Eventually(t, 10*time.Second, "the dropped store counted", func() bool {
+		return testutil.MetricSum(t, s.node.Registry(), "wedge_edge_stream_stores_dropped_total", nil) == 1
+	})
 }
 
 // rawStatus sends req on a connection of its own, closes the connection's
