@@ -118,12 +118,20 @@ func startStreamStackAt(t *testing.T, threshold int, routeExtra string) *streamS
 // (YAML; the origin is app).
 func startStreamStackWith(t *testing.T, limits, routes string) *streamStack {
 	t.Helper()
+	return startStreamStackServer(t, limits, routes, func(*http.Server) {})
+}
+
+// startStreamStackServer is startStreamStackWith with the application's
+// server set up by setup first.
+func startStreamStackServer(t *testing.T, limits, routes string, setup func(*http.Server)) *streamStack {
+	t.Helper()
 	app := &streamApp{next: make(chan struct{})}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: app}
+	setup(srv)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	reg := prometheus.NewRegistry()
@@ -503,6 +511,36 @@ func TestStreamHTTP10(t *testing.T) {
 	s.app.next <- struct{}{}
 	if rest, err := io.ReadAll(br); err != nil || string(rest) != "\ndata: event 1\n\n" {
 		t.Fatalf("the rest to the close: %q %v", rest, err)
+	}
+}
+
+// TestStreamUploadStaleConnection: a chunked upload that finds its pooled
+// upstream connection closed by the application meanwhile (an idle
+// timeout, a restart) goes out on a new one. The stale connection was
+// found only by the write of the body's first piece, which was then lost:
+// 502, and the application never saw the request.
+func TestStreamUploadStaleConnection(t *testing.T) {
+	closed := make(chan struct{}, 16)
+	s := startStreamStackServer(t, fmt.Sprintf("stream_threshold: %d", streamed), "  - {path: /, origin: app}\n", func(srv *http.Server) {
+		srv.IdleTimeout = 50 * time.Millisecond
+		srv.ConnState = func(_ net.Conn, cs http.ConnState) {
+			if cs == http.StateClosed {
+				closed <- struct{}{}
+			}
+		}
+	})
+	if st, _ := s.put(t, 1000, false); st != 200 {
+		t.Fatalf("a small upload first, to pool a connection: %d", st)
+	}
+	select {
+	case <-closed: // the application closed it, idle
+	case <-time.After(time.Minute): // a hang guard
+		t.Fatal("the application never closed its idle connection")
+	}
+	const size = 3 * streamed
+	want := fmt.Sprintf("%d %s", size, sumOf(size))
+	if st, body := s.put(t, size, true); st != 200 || body != want {
+		t.Fatalf("a chunked upload on the stale connection: %d %q, want 200 %q", st, body, want)
 	}
 }
 

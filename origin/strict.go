@@ -90,6 +90,15 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			return false, err
 		}
 		conn := cc.Conn()
+		if st.sendsBody() {
+			// A streamed body cannot be written twice: a pooled
+			// connection the upstream closed meanwhile is found now, not
+			// by the write that would have taken the body's first piece.
+			if err := connwatch.Check(conn); err != nil {
+				hc.CloseConn(cc)
+				continue
+			}
+		}
 		st.sending(conn)
 		resp.ParseNetConn(conn)
 		if err := conn.SetDeadline(deadline); err != nil {

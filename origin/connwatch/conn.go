@@ -74,15 +74,38 @@ func WatchIdle(c, sock net.Conn, idle time.Duration) net.Conn {
 }
 
 func (c *conn) Write(b []byte) (int, error) {
+	if err := c.check(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+// check is the check of the first Write after a Read.
+func (c *conn) check() error {
 	if c.reading {
 		c.reading = false
 		if c.idle == 0 || time.Since(epoch)-c.lastRead >= c.idle {
 			if err := c.raw.Read(c.peek); err != nil || c.dead {
-				return 0, ErrStale
+				return ErrStale
 			}
 		}
 	}
-	return c.Conn.Write(b)
+	return nil
+}
+
+// Check makes now the check the next Write of c, a connection Watch
+// wrapped (any other passes), would make: ErrStale when it is not silent.
+// A caller about to write what it cannot write again checks first: a
+// streamed request body's first piece is read from its source before the
+// Write that would have found the connection stale, and is lost with it.
+func Check(c net.Conn) error {
+	switch w := c.(type) {
+	case *conn:
+		return w.check()
+	case *tlsConn:
+		return w.conn.check()
+	}
+	return nil
 }
 
 func (c *conn) Read(b []byte) (int, error) {
