@@ -62,6 +62,12 @@ type ProxyConfig struct {
 	// Timeout is the deadline of a request whose context has none.
 	// Default 30 s.
 	Timeout time.Duration
+	// ConnectTimeout bounds a connection's TCP connect and TLS handshake
+	// to an upstream, within the request's deadline. Default 1 s: an
+	// upstream whose connects hang (a host gone behind a firewall that
+	// drops packets) then costs a request that long, and it moves to the
+	// next upstream, rather than spending its whole budget on a 504.
+	ConnectTimeout time.Duration
 	// Metrics receives the proxy's counts; nil keeps them unregistered.
 	Metrics *Metrics
 	// Logger receives health changes; nil discards.
@@ -158,6 +164,9 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = time.Second
+	}
 	if cfg.StreamThreshold <= 0 || cfg.StreamThreshold > cfg.MaxResponseBody {
 		cfg.StreamThreshold = cfg.MaxResponseBody
 	}
@@ -194,7 +203,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		}
 		seen[name] = true
 		up := &upstream{idx: i, name: name, tls: tls, c: p.m.upstream(name)}
-		dial := dialer(name, tls)
+		dial := dialer(name, tls, cfg.ConnectTimeout)
 		up.client = &fasthttp.HostClient{
 			Addr: name, IsTLS: tls, DialTimeout: dial, MaxConns: cfg.MaxConnsPerUpstream,
 			Transport: strictTransport{},
@@ -274,15 +283,15 @@ func (e *dialError) Unwrap() error { return e.err }
 // in fasthttp, which takes a conn with a Handshake method as TLS already:
 // run under the watch, the handshake's own reads and writes would look like
 // a response and the next request.
-func dialer(addr string, useTLS bool) fasthttp.DialFuncWithTimeout {
+func dialer(addr string, useTLS bool, connect time.Duration) fasthttp.DialFuncWithTimeout {
 	var cfg *tls.Config
 	if useTLS {
 		host, _, _ := net.SplitHostPort(addr)
 		cfg = &tls.Config{ServerName: host}
 	}
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
-		if timeout <= 0 {
-			timeout = 3 * time.Second
+		if timeout <= 0 || timeout > connect {
+			timeout = connect
 		}
 		c, err := fasthttp.DialDualStackTimeout(addr, timeout)
 		if err != nil {
@@ -404,6 +413,15 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 			p.learnSession(req, resp, u)
 			return
 		}
+		var de *dialError
+		if errors.As(err, &de) && time.Now().Before(deadline) {
+			// Not sent, a connect that failed or timed out: the next
+			// upstream, whatever the method.
+			u.c.dial.Inc()
+			p.failed(u)
+			reason = dialReason(err)
+			continue
+		}
 		switch {
 		case isTimeout(err) || !time.Now().Before(deadline):
 			u.c.timeout.Inc()
@@ -420,13 +438,6 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 			u.c.busy.Inc()
 			reason = "upstream busy"
 			down = false
-			continue
-		}
-		var de *dialError
-		if errors.As(err, &de) {
-			u.c.dial.Inc()
-			p.failed(u)
-			reason = dialReason(err)
 			continue
 		}
 		u.c.err.Inc()

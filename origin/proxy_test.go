@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -346,6 +347,53 @@ func TestProxyFailover(t *testing.T) {
 	deadName := strings.TrimPrefix(dead, "http://")
 	if got := metric(t, reg, "wedge_origin_upstream_requests_total", "upstream", deadName, "outcome", "dial_error"); got != 5 {
 		t.Errorf("dial errors on the dead upstream: %v, want 5", got)
+	}
+}
+
+// TestProxyFailoverHungConnect: an upstream whose connections hang (here
+// an https one that accepts and never answers the TLS handshake, as a
+// host behind a firewall that drops packets never answers a SYN) costs a
+// request ConnectTimeout, counts as a dial error, and the request moves
+// on. It cost the whole budget: a 504, no failover, not counted.
+func TestProxyFailoverHungConnect(t *testing.T) {
+	good := startUpstream(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("good") })
+	hung, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hung.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	reg := newRegistry()
+	p := newProxy(t, ProxyConfig{Upstreams: []string{"https://" + hung.Addr().String(), good.url}, HealthInterval: -1,
+		ConnectTimeout: 100 * time.Millisecond, Metrics: NewMetrics(reg)})
+	for i := range 4 {
+		req := getReq("/")
+		req.Method = wire.Bytes("POST") // not idempotent: only a connect that failed may move it
+		if resp := serve(p, req, time.Minute); resp.Status != 200 || string(resp.Body) != "good" {
+			t.Fatalf("request %d: %d %q", i, resp.Status, resp.Error)
+		}
+	}
+	if got := metric(t, reg, "wedge_origin_upstream_requests_total", "upstream", hung.Addr().String(), "outcome", "dial_error"); got < 1 {
+		t.Errorf("dial errors on the hung upstream: %v, want its connects counted", got)
 	}
 }
 
