@@ -117,6 +117,11 @@ func TestProxyRequest(t *testing.T) {
 		{"X_Custom", "kept"},             // '_' in a name is fine otherwise
 		{"X-Forwarded-For", "198.51.100.1"},
 		{"Forwarded", "for=198.51.100.1"},
+		// The scheme, host and address the client claims: the edge's
+		// are the application's to trust.
+		{"X-Forwarded-Proto", "http"},
+		{"x-forwarded-host", "evil.example"},
+		{"X-Real-IP", "6.6.6.6"},
 		{"X-Dup", "2"},
 		{"Bad Name", "x"},
 		{"X-Bad-Value", "a\r\nInjected: 1"},
@@ -139,6 +144,9 @@ func TestProxyRequest(t *testing.T) {
 		"X_Custom: kept",
 		"X-Dup: 2",
 		"cOOkie: a=1",
+		"X-Real-Ip: 2001:db8::7",
+		"X-Forwarded-Proto: https",
+		"X-Forwarded-Host: app.example:8443",
 		"X-Forwarded-For: 198.51.100.1, 2001:db8::7",
 		`Forwarded: for=198.51.100.1, for="[2001:db8::7]";proto=https;host="app.example:8443"`,
 		"X-Request-Id: edge-42",

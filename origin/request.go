@@ -12,12 +12,16 @@ var (
 	nameXForwardedFor = []byte("X-Forwarded-For")
 	nameForwarded     = []byte("Forwarded")
 	nameXRequestID    = []byte("X-Request-Id")
+	nameXFwdProto     = []byte("X-Forwarded-Proto")
+	nameXFwdHost      = []byte("X-Forwarded-Host")
+	nameXRealIP       = []byte("X-Real-Ip")
 )
 
 // buildRequest writes req into freq as an upstream will see it: the fields
 // in the order the client sent them, minus hop-by-hop ones and any a client
-// may not set (wire.Reserved: Wedge-Value-* in any spelling); then
-// X-Forwarded-For and Forwarded with the client appended; then
+// may not set (wire.Reserved: Wedge-Value-* in any spelling); then, from an
+// edge, X-Real-Ip, X-Forwarded-Proto and X-Forwarded-Host in place of the
+// client's; then X-Forwarded-For and Forwarded with the client appended; then
 // X-Request-Id, the envelope's ID (the one the edge's and the origin's logs
 // name the request by), in place of any a client sent, so an application
 // can log it and a client cannot choose it; then the forwarded values. b
@@ -53,14 +57,31 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 			break
 		}
 	}
+	// An edge says who the client is and how it came: what a client sent
+	// in these fields is replaced, not passed on, since frameworks that
+	// trust one proxy hop (Express, Rails, Django) take the scheme, host
+	// and address from them (a faked https, or a faked host in the links
+	// of a password reset).
+	edge := len(req.Client) > 0 && abi.ValidHeaderValue(req.Client)
 	for i := range req.Header {
 		f := &req.Header[i]
 		if dropRequestField(f) || (conn && listedInConnection(req.Header, f.Name)) ||
 			asciiEqualFold(f.Name, "x-forwarded-for") || asciiEqualFold(f.Name, "forwarded") ||
-			(len(req.ID) > 0 && asciiEqualFold(f.Name, "x-request-id")) {
+			(len(req.ID) > 0 && asciiEqualFold(f.Name, "x-request-id")) ||
+			(edge && (asciiEqualFold(f.Name, "x-forwarded-proto") || asciiEqualFold(f.Name, "x-forwarded-host") ||
+				asciiEqualFold(f.Name, "x-real-ip"))) {
 			continue
 		}
 		h.AddBytesKV(f.Name, f.Value)
+	}
+	if edge {
+		h.AddBytesKV(nameXRealIP, req.Client)
+		if abi.ValidToken(req.Scheme) {
+			h.AddBytesKV(nameXFwdProto, req.Scheme)
+		}
+		if len(req.Host) > 0 && abi.ValidHeaderValue(req.Host) {
+			h.AddBytesKV(nameXFwdHost, req.Host)
+		}
 	}
 
 	b = joinFields(b[:0], req.Header, "x-forwarded-for")
