@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
 	"os"
 	"strings"
 	"sync"
@@ -266,7 +267,12 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 		if rt.timeout = time.Duration(rc.Timeout); rt.timeout == 0 {
 			rt.timeout, rt.limit = rt.origin.timeout, rt.origin.limit
 		}
-		rt.maxBody, rt.maxResponse = routeMax(rc, &cfg.Limits) // stream.go
+		// The running limits, not cfg's: the server reads bodies by them
+		// until a restart (Reload), and a reload's stream_threshold or
+		// max_body_bytes applied to the routes alone had bodies read
+		// whole to bounds meant for streaming (a 60 MB upload held in
+		// memory, then refused by the envelope's bound).
+		rt.maxBody, rt.maxResponse = routeMax(rc, &n.cfg.Limits) // stream.go
 		g.routeBodies = g.routeBodies || rc.MaxBodyBytes != 0
 		for _, pc := range rc.Chain {
 			s, err := n.loadStep(ctx, g, rc.Name, pc)
@@ -313,6 +319,9 @@ func (n *Node) Serve(ln net.Listener) error {
 func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
+	if !reflect.DeepEqual(cfg.Limits, n.cfg.Limits) {
+		n.log.Warn("reload: limits changed; they take effect at a restart, and the node keeps its running ones until then")
+	}
 	n.alog.reopen() // a rotated access log continues in a new file
 	return n.swap(ctx, cfg)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
@@ -92,6 +93,7 @@ func (a *streamApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type streamStack struct {
 	app  *streamApp
 	edge string
+	yaml string // the node's config
 	node *testNode
 	reg  *prometheus.Registry // the origin's metrics
 }
@@ -143,13 +145,14 @@ func startStreamStackServer(t *testing.T, limits, routes string, setup func(*htt
 	}
 	t.Cleanup(p.Close)
 	o := origintest.StartConfig(t, origin.ServerConfig{Handler: p, Metrics: m}, nil)
-	n := startNode(t, fmt.Sprintf(`
+	yaml := fmt.Sprintf(`
 limits: {%s}
 origins:
   app: {addr: %q, key: %q}
 routes:
-%s`, limits, o.Addr, origintest.Key.Text(), routes))
-	return &streamStack{app: app, edge: n.Addr, node: n, reg: reg}
+%s`, limits, o.Addr, origintest.Key.Text(), routes)
+	n := startNode(t, yaml)
+	return &streamStack{app: app, edge: n.Addr, yaml: yaml, node: n, reg: reg}
 }
 
 func (s *streamStack) url(path string) string { return "http://" + s.edge + path }
@@ -541,6 +544,27 @@ func TestStreamUploadStaleConnection(t *testing.T) {
 	want := fmt.Sprintf("%d %s", size, sumOf(size))
 	if st, body := s.put(t, size, true); st != 200 || body != want {
 		t.Fatalf("a chunked upload on the stale connection: %d %q, want 200 %q", st, body, want)
+	}
+}
+
+// TestStreamReloadKeepsLimits: limits take effect at a restart, so a
+// reload that sets stream_threshold and a route maximum meant for
+// streaming leaves bodies read whole within the running max_body_bytes.
+// The routes took the new bounds alone: a 20 MiB body was read whole into
+// memory, then refused by the envelope's bound with a 502.
+func TestStreamReloadKeepsLimits(t *testing.T) {
+	s := startStreamStackWith(t, "max_body_bytes: 1048576", "  - {path: /, origin: app}\n")
+	yaml := strings.Replace(s.yaml, "max_body_bytes: 1048576", fmt.Sprintf("max_body_bytes: 1048576, stream_threshold: %d", streamed), 1)
+	yaml = strings.Replace(yaml, "{path: /, origin: app}", "{path: /, origin: app, max_body_bytes: 268435456}", 1)
+	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.node.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := s.put(t, 20<<20, false); st != 413 {
+		t.Fatalf("20 MiB after the reload: %d %q, want 413 (the running max_body_bytes)", st, body)
 	}
 }
 
