@@ -346,6 +346,10 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
+// ReloadFailed counts a reload that failed before Reload (the new config
+// did not parse) in wedge_edge_reloads_total, as Reload counts its own.
+func (n *Node) ReloadFailed() { n.m.reloads.WithLabelValues("error").Inc() }
+
 // Shutdown stops accepting, waits for requests in flight (within ctx), and
 // closes the generations, origins and runtime.
 func (n *Node) Shutdown(ctx context.Context) error {

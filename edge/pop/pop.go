@@ -220,12 +220,22 @@ func (p *POP) Run(ctx context.Context) error {
 	}
 	var reload func() error
 	if p.opts.Reload != nil {
+		// Logged and counted however it came (SIGHUP or POST /reload):
+		// a deploy tool that ignores the answer leaves the log and
+		// wedge_edge_reloads_total{result="error"} to alert on.
 		reload = func() error {
 			cfg, err := p.opts.Reload()
 			if err != nil {
-				return err
+				p.node.ReloadFailed() // Reload counts its own
+			} else {
+				err = p.node.Reload(ctx, cfg)
 			}
-			return p.node.Reload(ctx, cfg)
+			if err != nil {
+				p.log.Error("edge: reload failed; still serving the previous config", "err", err)
+			} else {
+				p.log.Info("edge: reloaded")
+			}
+			return err
 		}
 	}
 	var admin *http.Server
@@ -259,11 +269,7 @@ func (p *POP) Run(ctx context.Context) error {
 	for failed == nil && ctx.Err() == nil {
 		select {
 		case <-hup:
-			if err := reload(); err != nil {
-				p.log.Error("edge: reload failed; still serving the previous config", "err", err)
-			} else {
-				p.log.Info("edge: reloaded")
-			}
+			reload() // logged
 		case err := <-errc:
 			serving--
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {

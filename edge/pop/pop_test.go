@@ -109,6 +109,20 @@ routes:
 	if got := greet(); got != "Hello, world!\n" {
 		t.Fatalf("after a failed reload: %q", got)
 	}
+	// Both said where an operator looks, not only in the HTTP answer: a
+	// deploy tool may ignore it.
+	if !strings.Contains(out.String(), `msg="edge: reloaded"`) || !strings.Contains(out.String(), `msg="edge: reload failed; still serving the previous config"`) {
+		t.Errorf("the log lacks the reloads:\n%s", out.String())
+	}
+	resp, err := http.Get("http://" + m[2] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), `wedge_edge_reloads_total{result="error"} 1`) {
+		t.Errorf("the failed reload is not counted:\n%s", b)
+	}
 }
 
 // hangGuard bounds each wait for an event: only a hang reaches it, however
