@@ -459,11 +459,21 @@ func (c *Config) setDefaults() {
 	}
 }
 
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
 // validate checks the config as given, with its defaults: no file is read.
 func (c *Config) validate() error {
 	for name, o := range c.Origins {
 		if o == nil || o.Addr == "" {
 			return fmt.Errorf("origin %q: no addr", name)
+		}
+		// One that can never be dialled took a running POP's route down
+		// on a reload, instead of being refused with the old config kept.
+		if host, port, err := net.SplitHostPort(o.Addr); err != nil || host == "" || !validPort(port) {
+			return fmt.Errorf("origin %q: addr %q: want HOST:PORT, a port from 1 to 65535", name, o.Addr)
 		}
 		if b := o.Breaker; b.FailureRatio < 0 || b.FailureRatio > 1 || b.Window < 0 || b.OpenFor < 0 {
 			return fmt.Errorf("origin %q: breaker: want failure_ratio within 0..1 and window and open_for not negative", name)
@@ -475,7 +485,7 @@ func (c *Config) validate() error {
 	if c.Advertise != "" {
 		host, port, err := net.SplitHostPort(c.Advertise)
 		ip := net.ParseIP(host)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || host == "" || ip != nil && ip.IsUnspecified() {
+		if err != nil || !validPort(port) || host == "" || ip != nil && ip.IsUnspecified() {
 			return fmt.Errorf("advertise %q: want HOST:PORT that peers can dial", c.Advertise)
 		}
 	}

@@ -34,3 +34,15 @@ routes:
 		t.Fatalf("ParseConfig of the corrected config: %v, want the missing key file", err)
 	}
 }
+
+// TestConfigOriginAddr: an origin address that can never be dialled is
+// refused, naming the origin: a reload took it, and the route's every
+// request failed until the breaker opened.
+func TestConfigOriginAddr(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "127.0.0.1:99999", ":9000", "127.0.0.1:0", "app.internal:http"} {
+		cfg := "origins:\n  app: {addr: \"" + addr + "\", key: k}\nroutes:\n  - {origin: app}\n"
+		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), `origin "app": addr "`+addr+`": want HOST:PORT`) {
+			t.Errorf("addr %q: %v, want it refused", addr, err)
+		}
+	}
+}
