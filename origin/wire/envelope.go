@@ -201,8 +201,10 @@ func Get(fs []Field, name string) ([]byte, bool) {
 
 // HopByHop reports whether a field belongs to one connection rather than
 // to the message (RFC 9110 §7.6.1): Connection, Keep-Alive, TE, Trailer,
-// Transfer-Encoding, Upgrade, and the Proxy-* fields, which are for the
-// proxy and not the application. Such fields never travel in an envelope.
+// Transfer-Encoding, Upgrade, and Proxy-Connection, Proxy-Authenticate and
+// Proxy-Authorization, which are for the proxy and not the application.
+// Such fields never travel in an envelope. Not every Proxy- field: RFC
+// 9209's Proxy-Status is for the client.
 func HopByHop[S ~string | ~[]byte](name S) bool {
 	switch len(name) {
 	case 2:
@@ -211,10 +213,16 @@ func HopByHop[S ~string | ~[]byte](name S) bool {
 		return asciiEqualFold(name, "trailer") || asciiEqualFold(name, "upgrade")
 	case 10:
 		return asciiEqualFold(name, "connection") || asciiEqualFold(name, "keep-alive")
+	case 16:
+		return asciiEqualFold(name, "proxy-connection")
 	case 17:
 		return asciiEqualFold(name, "transfer-encoding")
+	case 18:
+		return asciiEqualFold(name, "proxy-authenticate")
+	case 19:
+		return asciiEqualFold(name, "proxy-authorization")
 	}
-	return len(name) >= 6 && asciiEqualFold(name[:6], "proxy-")
+	return false
 }
 
 func asciiEqualFold[S ~string | ~[]byte](b S, s string) bool {
