@@ -63,6 +63,7 @@ var (
 	errFieldLine      = invalid("malformed header field")
 	errLength         = invalid("invalid or conflicting Content-Length")
 	errCoding         = invalid("transfer coding other than chunked")
+	errEncodings      = invalid("Content-Encoding repeated")
 	errLengthAndCode  = invalid("both Content-Length and Transfer-Encoding")
 	errHeaderTooLarge = invalid("header too large")
 	errSwitch         = invalid("101 Switching Protocols, not asked for")
@@ -316,7 +317,7 @@ func checkResponseHeader(block []byte) (headerInfo, error) {
 	if info.status < 100 {
 		return info, errStatusLine
 	}
-	te := false
+	te, encoded := false, false
 	for len(rest) > 2 {
 		line, rest = cutLine(rest)
 		if line[0] == ' ' || line[0] == '\t' {
@@ -339,6 +340,14 @@ func checkResponseHeader(block []byte) (headerInfo, error) {
 				return info, errLength
 			}
 			info.length = n
+		case asciiEqualFold(name, "content-encoding"):
+			// fasthttp keeps the last field alone: gzip then deflate
+			// reached the client as deflate over gzip bytes, which it
+			// cannot decode. One field with a list is kept whole.
+			if encoded {
+				return info, errEncodings
+			}
+			encoded = true
 		case asciiEqualFold(name, "transfer-encoding"):
 			te = true
 			for len(value) > 0 {

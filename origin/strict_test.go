@@ -128,6 +128,8 @@ func TestProxyStrictFraming(t *testing.T) {
 		{"gzip coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "transfer coding other than chunked"},
 		{"identity coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nhello", "transfer coding other than chunked"},
 		{"chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "transfer coding other than chunked"},
+		// fasthttp kept the last: deflate over gzip bytes, undecodable.
+		{"content-encoding twice", "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\ncontent-encoding: deflate\r\nContent-Length: 2\r\n\r\nok", "Content-Encoding repeated"},
 		{"chunked on HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "transfer coding other than chunked"},
 		{"bare LF", "HTTP/1.1 200 OK\r\nX-A: 1\nSet-Cookie: session=stolen\r\nContent-Length: 2\r\n\r\nok", "bare LF in the header"},
 		{"bare LF line ends", "HTTP/1.1 200 OK\nContent-Length: 2\n\nok", "bare LF in the header"},
