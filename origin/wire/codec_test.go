@@ -218,7 +218,7 @@ func TestHopByHop(t *testing.T) {
 		"Connection": true, "keep-alive": true, "TE": true, "Trailer": true, "Transfer-Encoding": true,
 		"UPGRADE": true, "Proxy-Authorization": true, "proxy-connection": true, "Proxy-Authenticate": true,
 		// RFC 9209's Proxy-Status is for the client: no prefix rule.
-		"Proxy-Status": false,
+		"Proxy-Status":   false,
 		"Content-Length": false, "Host": false, "Te-X": false, "Proxy": false, "X-Proxy-Id": false, "": false,
 	} {
 		if HopByHop(name) != want || HopByHop([]byte(name)) != want {
