@@ -526,7 +526,7 @@ func (c *Config) validate() error {
 	if len(c.Routes) == 0 {
 		return errors.New("no routes")
 	}
-	seen := map[string]bool{}
+	seen, names := map[string]bool{}, map[string]bool{}
 	for i, r := range c.Routes {
 		if r == nil {
 			return fmt.Errorf("route %d is empty", i)
@@ -534,10 +534,21 @@ func (c *Config) validate() error {
 		if !strings.HasPrefix(r.Path, "/") {
 			return fmt.Errorf("route %d: path %q must start with /", i, r.Path)
 		}
+		// Matched against the request's host without its port or the
+		// DNS root's dot (router.go): one with either never matches.
+		if strings.ContainsAny(r.Host, ":/") && !strings.HasPrefix(r.Host, "[") || strings.HasSuffix(r.Host, ".") {
+			return fmt.Errorf("route %q: host %q: want a host name alone, without port, path or trailing dot", r.Name, r.Host)
+		}
 		if seen[r.Host+" "+r.Path] {
 			return fmt.Errorf("route %q: host %q and path %q given twice", r.Name, r.Host, r.Path)
 		}
 		seen[r.Host+" "+r.Path] = true
+		// A name is the route's metrics, releases (route/plugin) and tier
+		// asks: two of one name mixed the first two and lost the third.
+		if names[r.Name] {
+			return fmt.Errorf("route %q: name given twice", r.Name)
+		}
+		names[r.Name] = true
 		if c.Origins[r.Origin] == nil {
 			return fmt.Errorf("route %q: origin %q is not among the origins", r.Name, r.Origin)
 		}

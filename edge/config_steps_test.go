@@ -46,3 +46,20 @@ func TestConfigOriginAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRouteMistakes: a host with a port (never matched: routing
+// drops the request's port) and two routes of one name (their metrics
+// mixed, a route/plugin release hit both, tier asks found neither) are
+// refused.
+func TestConfigRouteMistakes(t *testing.T) {
+	for routes, want := range map[string]string{
+		"  - {host: \"Example.com:8080\", origin: app}\n":                                    `host "example.com:8080": want a host name alone`,
+		"  - {host: example.com., origin: app}\n":                                            `host "example.com.": want a host name alone`,
+		"  - {name: api, path: /a/, origin: app}\n  - {name: api, path: /b/, origin: app}\n": `route "api": name given twice`,
+	} {
+		cfg := "origins:\n  app: {addr: \"127.0.0.1:1\", key: k}\nroutes:\n" + routes
+		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", routes, err, want)
+		}
+	}
+}
