@@ -346,6 +346,15 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
+// ReopenLogs opens the access log's file again, under its configured
+// path: log rotation (rename the file, then this) without a reload, whose
+// drain would close every WebSocket tunnel.
+func (n *Node) ReopenLogs() {
+	n.reloadMu.Lock()
+	defer n.reloadMu.Unlock()
+	n.alog.reopen()
+}
+
 // ReloadFailed counts a reload that failed before Reload (the new config
 // did not parse) in wedge_edge_reloads_total, as Reload counts its own.
 func (n *Node) ReloadFailed() { n.m.reloads.WithLabelValues("error").Inc() }

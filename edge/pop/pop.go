@@ -256,20 +256,28 @@ func (p *POP) Run(ctx context.Context) error {
 			p.log.Error("edge: fleet agent stopped; serving the current plugins", "err", err)
 		}
 	}()
-	p.log.Info("edge: serving", "listen", p.http.Addr().String(), "tls", addrText(p.tls), "admin", addrText(p.admin), "tier", addrText(p.tier),
-		"pop", p.cfg.POP, "region", p.cfg.Region)
-
 	var hup chan os.Signal // nil without reload: that select case never fires
 	if reload != nil {
 		hup = make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
+	// SIGUSR1 reopens the access log, as it does nginx's: rotation without
+	// a reload, whose drain closes every WebSocket tunnel.
+	// Both before "serving": a signal sent once it is logged is taken.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	p.log.Info("edge: serving", "listen", p.http.Addr().String(), "tls", addrText(p.tls), "admin", addrText(p.admin), "tier", addrText(p.tier),
+		"pop", p.cfg.POP, "region", p.cfg.Region)
 	var failed error
 	for failed == nil && ctx.Err() == nil {
 		select {
 		case <-hup:
 			reload() // logged
+		case <-usr1:
+			p.node.ReopenLogs()
+			p.log.Info("edge: access log reopened")
 		case err := <-errc:
 			serving--
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -340,5 +341,66 @@ routes:
 		if time.Now().After(deadline) {
 			t.Fatal("Run never returned")
 		}
+	}
+}
+
+// TestMainReopenLog: SIGUSR1 reopens the access log under its path, so
+// rotation (rename, then signal) needs no reload, whose drain would close
+// every WebSocket tunnel; the renamed file keeps what was written before.
+func TestMainReopenLog(t *testing.T) {
+	originAddr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, _ *wire.Request, resp *wire.Response) { resp.Status = 204 })).Addr
+	dir := t.TempDir()
+	logFile := filepath.Join(dir, "access.log")
+	cfgFile := filepath.Join(dir, "edge.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+access_log: {path: %q}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {origin: app}
+`, logFile, originAddr, origintest.Key.Text())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := new(testutil.SyncBuffer)
+	done := make(chan error, 1)
+	go func() { done <- pop.Main(ctx, []string{"-config", cfgFile}, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	re := regexp.MustCompile(`edge: serving" listen=(\S+)`)
+	var m []string
+	testutil.Eventually(t, hangGuard, "the serving line", func() bool {
+		m = re.FindStringSubmatch(out.String())
+		return m != nil
+	})
+	get := func(path string) {
+		resp, err := http.Get("http://" + m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	lines := func(f string) string {
+		b, _ := os.ReadFile(f)
+		return string(b)
+	}
+	get("/before")
+	testutil.Eventually(t, hangGuard, "the first line", func() bool { return strings.Contains(lines(logFile), `"path":"/before"`) })
+	rotated := logFile + ".1"
+	if err := os.Rename(logFile, rotated); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, hangGuard, "the reopen", func() bool { return strings.Contains(out.String(), "edge: access log reopened") })
+	get("/after")
+	testutil.Eventually(t, hangGuard, "the line in the new file", func() bool { return strings.Contains(lines(logFile), `"path":"/after"`) })
+	if old := lines(rotated); !strings.Contains(old, `"path":"/before"`) || strings.Contains(old, `"path":"/after"`) {
+		t.Fatalf("the rotated file holds %q", old)
 	}
 }
