@@ -371,11 +371,35 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 // Validation comes before any file is read, so a config with a mistake
 // fails on the mistake, not on a file it names.
 func (c *Config) check() error {
+	if err := c.Limits.given(); err != nil {
+		return err
+	}
 	c.setDefaults()
 	if err := c.validate(); err != nil {
 		return err
 	}
 	return c.load()
+}
+
+// given refuses limits a default would otherwise replace in silence: a
+// negative one (limits.max_body_bytes: -1 became 8 MiB, where a route's -1
+// means no bound) or a header bound too small for any request line.
+func (l *Limits) given() error {
+	for name, v := range map[string]int64{
+		"max_header_bytes": int64(l.MaxHeaderBytes), "max_body_bytes": int64(l.MaxBodyBytes),
+		"stream_threshold": int64(l.StreamThreshold), "max_conns": int64(l.MaxConns),
+		"idle_timeout": int64(l.IdleTimeout), "read_timeout": int64(l.ReadTimeout),
+		"write_timeout": int64(l.WriteTimeout), "max_write_bytes": int64(l.MaxWriteBytes),
+		"websocket.max_tunnels": int64(l.WebSocket.MaxTunnels),
+	} {
+		if v < 0 {
+			return fmt.Errorf("limits: %s is negative (%d): leave it out for the default", name, v)
+		}
+	}
+	if l.MaxHeaderBytes > 0 && l.MaxHeaderBytes < 1024 {
+		return fmt.Errorf("limits: max_header_bytes %d: want at least 1024, or every request gets 431", l.MaxHeaderBytes)
+	}
+	return nil
 }
 
 // setDefaults fills in what the config left out and resolves file names

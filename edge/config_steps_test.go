@@ -63,3 +63,19 @@ func TestConfigRouteMistakes(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigLimitsGiven: a negative limit, which a default replaced in
+// silence, and a header bound no request fits are refused.
+func TestConfigLimitsGiven(t *testing.T) {
+	for limits, want := range map[string]string{
+		"max_body_bytes: -1":           "limits: max_body_bytes is negative",
+		"max_conns: -5":                "limits: max_conns is negative",
+		"websocket: {max_tunnels: -1}": "limits: websocket.max_tunnels is negative",
+		"max_header_bytes: 10":         "limits: max_header_bytes 10: want at least 1024",
+	} {
+		cfg := "limits: {" + limits + "}\norigins:\n  app: {addr: \"127.0.0.1:1\", key: k}\nroutes:\n  - {origin: app}\n"
+		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", limits, err, want)
+		}
+	}
+}
