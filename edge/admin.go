@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -63,6 +62,9 @@ func (n *Node) AdminHandler(reload func() error) http.Handler {
 	// Profiles show memory contents, so they need the token too.
 	mux.HandleFunc("GET /debug/pprof/", n.authorized(pprof.Index))
 	mux.HandleFunc("GET /debug/pprof/profile", n.authorized(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", n.authorized(pprof.Trace))
+	mux.HandleFunc("GET /debug/pprof/cmdline", n.authorized(pprof.Cmdline))
+	mux.HandleFunc("GET /debug/pprof/symbol", n.authorized(pprof.Symbol))
 	mux.HandleFunc("POST /reload", n.authorized(func(w http.ResponseWriter, _ *http.Request) {
 		if reload == nil {
 			http.Error(w, "this node has no config file to reload", http.StatusNotImplemented)
@@ -83,8 +85,11 @@ func (n *Node) AdminHandler(reload func() error) http.Handler {
 func (n *Node) authorized(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token := n.gen.Load().cfg.Admin.Token
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if token == "" || !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+		// The scheme in any case, then one or more spaces (RFC 9110
+		// §11.1, RFC 6750 §2.1).
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		got = strings.TrimLeft(got, " ")
+		if token == "" || !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="wedge-admin"`)
 			http.Error(w, "admin token required", http.StatusUnauthorized)
 			return
@@ -113,12 +118,28 @@ func (n *Node) notReady() []string {
 }
 
 // urlKey is the cache plugin's primary key for an absolute URL
-// (httpcache.AppendURLKey, the format the plugin and the host build keys
+// (httpcache.AppendKey, the format the plugin and the host build keys
 // with). Purging it makes every Vary variant of the URL unreachable too.
+// The path and query are taken as written, as a request's are keyed:
+// url.Parse's escaping of what it would not send raw (/a|b made /a%7Cb)
+// kept such a URL from ever matching what was stored.
 func urlKey(raw string) ([]byte, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme = strings.ToLower(scheme)
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		rest = rest[:i]
+	}
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	host, target := rest[:end], rest[end:]
+	path, query, _ := strings.Cut(target, "?")
+	if !ok || (scheme != "http" && scheme != "https") || host == "" || strings.ContainsAny(host, "@ ") {
 		return nil, fmt.Errorf("url %q: want an absolute http(s) URL", raw)
 	}
-	return httpcache.AppendURLKey(nil, u), nil
+	if path == "" {
+		path = "/" // RFC 9110 §4.2.3: http://x and http://x/ are one
+	}
+	return httpcache.AppendKey(nil, scheme, host, path, query), nil
 }

@@ -62,6 +62,10 @@ func TestPurgeURLFindsWhatThePluginStored(t *testing.T) {
 		{"sub-delims as sent", "e", "/s!'()*;=,$", "http://e/s!'()*;=,$", ""},
 		{"an empty query is none", "f", "/e?", "http://f/e?", ""},
 		{"the fragment is no part of it", "g", "/f", "http://g/f#top", ""},
+		// As written, never re-escaped: url.Parse made /a|b /a%7Cb, and
+		// refused a bad escape outright.
+		{"characters sent raw", "h", "/a|b/x{1}/x\"y/caf\u00e9", "http://h/a|b/x{1}/x\"y/caf\u00e9", "http://h/a%7Cb/x%7B1%7D/x%22y/caf%C3%A9"},
+		{"a bad escape", "i", "/x%zz", "http://i/x%zz", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, _ := n.raw(t, "GET "+c.target+" HTTP/1.1\r\nHost: "+c.host+"\r\nConnection: close\r\n\r\n")

@@ -260,6 +260,31 @@ func TestNodeAdmin(t *testing.T) {
 	if resp := n.post(t, "/reload", "s3cret"); resp.StatusCode != 501 {
 		t.Errorf("reload without a file: %d", resp.StatusCode)
 	}
+	// The scheme in any case and more than one space (RFC 9110 §11.1, RFC
+	// 6750 §2.1); and every profile the pprof index links to.
+	call := func(method, path, authz string) int {
+		req, _ := http.NewRequest(method, n.Admin.URL+path, nil)
+		req.Header.Set("Authorization", authz)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, authz := range []string{"bearer s3cret", "BEARER  s3cret"} {
+		if st := call("POST", "/purge?tag=x", authz); st != 200 {
+			t.Errorf("purge with %q: %d", authz, st)
+		}
+	}
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/symbol", "/debug/pprof/trace?seconds=0", "/debug/pprof/heap"} {
+		if st := call("GET", p, "Bearer s3cret"); st != 200 {
+			t.Errorf("GET %s: %d", p, st)
+		}
+		if st := call("GET", p, ""); st != 401 {
+			t.Errorf("GET %s without the token: %d", p, st)
+		}
+	}
 }
 
 func (n *testNode) get(t *testing.T, path, token string) string {

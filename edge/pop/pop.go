@@ -41,6 +41,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/fleet"
+	"github.com/talowa/wedge/internal/listeners"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
@@ -241,8 +242,8 @@ func (p *POP) Run(ctx context.Context) error {
 	var admin *http.Server
 	var calls adminCalls
 	if p.admin != nil {
-		admin = &http.Server{Handler: calls.track(p.node.AdminHandler(reload)), ReadHeaderTimeout: 10 * time.Second}
-		serve(func() error { return admin.Serve(p.admin) })
+		admin = listeners.SideServer(calls.track(p.node.AdminHandler(reload)))
+		serve(func() error { return admin.Serve(listeners.SideListener(p.admin)) })
 	}
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	defer stopAgent()

@@ -10,9 +10,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // Set is the listeners a server serves. Its lock is a leaf: no other lock
@@ -95,3 +98,25 @@ func (r *retry) Accept() (net.Conn, error) {
 		time.Sleep(wait)
 	}
 }
+
+// The side servers' bounds: an admin, metrics or status listener, which
+// load balancers and Prometheus poll, and which a client holding idle
+// connections could otherwise fill with the process's file descriptors,
+// taking the data plane's listeners down with them.
+var (
+	sideIdle  = 2 * time.Minute // a keep-alive connection's silence
+	sideConns = 256             // connections served at once; more wait to be accepted
+)
+
+// SideServer is an http.Server for h on a side listener: the request
+// header within 10 s and the request within 30 s (a profile's answer may
+// take longer: no write timeout), and a connection idle for 2 minutes
+// closed. Go's server without IdleTimeout or ReadTimeout keeps an idle
+// keep-alive connection for good.
+func SideServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: sideIdle}
+}
+
+// SideListener is ln serving at most 256 connections at once; the next
+// waits in the kernel's queue until one ends.
+func SideListener(ln net.Listener) net.Listener { return netutil.LimitListener(ln, sideConns) }

@@ -24,6 +24,7 @@ import (
 	"github.com/talowa/wedge/deploy/monitoring"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/deploy/status"
+	"github.com/talowa/wedge/internal/listeners"
 )
 
 // control runs the rollout controller until interrupted.
@@ -106,8 +107,8 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("control: --http %s: %w", *httpAddr, err)
 		}
-		hs := &http.Server{Handler: statusPage(s, log), ReadHeaderTimeout: 5 * time.Second}
-		go hs.Serve(ln)
+		hs := listeners.SideServer(statusPage(s, log))
+		go hs.Serve(listeners.SideListener(ln))
 		defer hs.Close()
 		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
 	}

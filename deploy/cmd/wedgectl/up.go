@@ -25,6 +25,7 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/pop"
+	"github.com/talowa/wedge/internal/listeners"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/abi"
@@ -117,8 +118,8 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("up: status page: %w", err)
 		}
-		page := &http.Server{Handler: statusPage(fleet.stores, log), ReadHeaderTimeout: 10 * time.Second}
-		go page.Serve(ln)
+		page := listeners.SideServer(statusPage(fleet.stores, log))
+		go page.Serve(listeners.SideListener(ln))
 		defer page.Close()
 		statusURL = "http://" + ln.Addr().String() + "/"
 	}

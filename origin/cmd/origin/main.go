@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/talowa/wedge/internal/listeners"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 )
@@ -207,9 +208,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			io.WriteString(w, "ok\n")
 		})
-		msrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		msrv = listeners.SideServer(mux)
 		go func() {
-			if err := msrv.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := msrv.Serve(listeners.SideListener(mln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("metrics: %w", err)
 			}
 		}()
