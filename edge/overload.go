@@ -367,10 +367,13 @@ func (o *overload) shedding() (string, bool) {
 	}
 	now := sinceStart()
 	o.mu.Lock()
-	// Sheds no sample has seen yet: traffic that stopped runs none.
+	// Sheds no sample has seen yet: traffic that stopped runs none. They
+	// came before the next sample was due (a request after that samples),
+	// not at this call: a poll long after would hold /ready at 503 for a
+	// whole ready_hold from the poll.
 	if n := o.shedN.Load(); n != o.shedSeen {
 		o.shedSeen = n
-		o.lastShed.Store(now)
+		o.lastShed.Store(min(now, o.next.Load()))
 	}
 	o.mu.Unlock()
 	if last := o.lastShed.Load(); last == 0 || now-last >= int64(o.hold) {

@@ -224,3 +224,19 @@ func TestOverloadConfig(t *testing.T) {
 		t.Error("a misspelt field was accepted")
 	}
 }
+
+// TestReadyHoldFromTheShed: sheds no sample saw (the traffic stopped)
+// hold /ready for ready_hold from when they came, not from the first poll
+// after them, which held it a whole ready_hold longer.
+func TestReadyHoldFromTheShed(t *testing.T) {
+	var o overload
+	cfg := OverloadConfig{ReadyHold: Duration(time.Second)}
+	cfg.setDefaults()
+	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	o.sample(sinceStart())
+	o.shedN.Add(1) // shed, and no request after it
+	time.Sleep(2 * time.Second) // not a wait for an event: ready_hold's clock is what is under test
+	if why, shedding := o.shedding(); shedding {
+		t.Fatalf("/ready 2 s after the last shed (ready_hold 1 s): %q", why)
+	}
+}
