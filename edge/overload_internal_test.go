@@ -234,7 +234,7 @@ func TestReadyHoldFromTheShed(t *testing.T) {
 	cfg.setDefaults()
 	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
 	o.sample(sinceStart())
-	o.shedN.Add(1) // shed, and no request after it
+	o.shedN.Add(1)              // shed, and no request after it
 	time.Sleep(2 * time.Second) // not a wait for an event: ready_hold's clock is what is under test
 	if why, shedding := o.shedding(); shedding {
 		t.Fatalf("/ready 2 s after the last shed (ready_hold 1 s): %q", why)
