@@ -72,6 +72,12 @@ type ProxyConfig struct {
 	Metrics *Metrics
 	// Logger receives health changes; nil discards.
 	Logger *slog.Logger
+	// Observe, when set, is called with each exchange once it is answered
+	// (the origin command samples them for dictionary training with it).
+	// It must not keep req or resp. A hook rather than a wrapping Handler:
+	// a wrapper hides the Proxy from the server, which then neither
+	// streams bodies nor opens tunnels through it.
+	Observe func(req *wire.Request, resp *wire.Response)
 	// Tracer, when set, continues each request's trace with a span per
 	// upstream call (trace.go); nil passes the edge's traceparent on as
 	// it came.
@@ -92,6 +98,7 @@ type Proxy struct {
 	m          *Metrics
 	log        *slog.Logger
 	tracer     *Tracer
+	observe    func(*wire.Request, *wire.Response) // ProxyConfig.Observe
 
 	seed    maphash.Seed
 	mu      sync.Mutex // guards flights, passes and the fields of each flight
@@ -180,7 +187,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		tracking: cfg.HealthInterval > 0, rise: int32(cfg.Rise), fall: int32(cfg.Fall),
 		timeout: cfg.Timeout, streamMin: cfg.StreamThreshold, m: cfg.Metrics, log: cfg.Logger,
 		seed: maphash.MakeSeed(), flights: map[uint64]*flight{}, stop: make(chan struct{}),
-		passes: map[uint64]struct{}{}, maxPasses: defaultMaxPasses, tracer: cfg.Tracer,
+		passes: map[uint64]struct{}{}, maxPasses: defaultMaxPasses, tracer: cfg.Tracer, observe: cfg.Observe,
 	}
 	p.fpool.New = func() any { return new(flight) }
 	p.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
@@ -322,6 +329,9 @@ func (p *Proxy) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.R
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(p.timeout)
+	}
+	if p.observe != nil {
+		defer p.observe(req, resp)
 	}
 	if !collapsible(req) || streamOf(ctx).sendsBody() {
 		p.forward(ctx, deadline, req, resp)

@@ -26,14 +26,28 @@ func DictID(d []byte) (uint32, error) {
 // envelopes (CBOR, uncompressed). Samples should be real traffic: the
 // dictionary learns the header names and values that repeat across
 // requests, which is what small envelopes are mostly made of.
-func TrainDict(samples [][]byte, id uint32, size int) ([]byte, error) {
+//
+// Each sample counts for its first maxTrainSample bytes: what repeats is
+// in the headers and the first bytes of bodies, and the trainer
+// (klauspost/compress's dict) panicked on a sample of a few hundred KB,
+// as a sampled download is. A panic of the trainer's is an error here.
+func TrainDict(samples [][]byte, id uint32, size int) (d []byte, err error) {
 	if id == 0 {
 		return nil, errors.New("wire: dictionary ID must not be 0")
 	}
 	if size <= 0 {
 		size = 64 << 10
 	}
-	d, err := dict.BuildZstdDict(samples, dict.Options{
+	cut := make([][]byte, len(samples))
+	for i, s := range samples {
+		cut[i] = s[:min(len(s), maxTrainSample)]
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = nil, fmt.Errorf("wire: train dictionary from %d samples: the trainer failed: %v", len(samples), r)
+		}
+	}()
+	d, err = dict.BuildZstdDict(cut, dict.Options{
 		MaxDictSize: size, HashBytes: 6, ZstdDictID: id, ZstdDictCompat: true, ZstdLevel: zstd.SpeedDefault,
 	})
 	if err != nil {
@@ -41,3 +55,6 @@ func TrainDict(samples [][]byte, id uint32, size int) ([]byte, error) {
 	}
 	return d, nil
 }
+
+// maxTrainSample is how much of each sample TrainDict learns from.
+const maxTrainSample = 64 << 10

@@ -25,6 +25,24 @@ func TestTrainDict(t *testing.T) {
 	}
 }
 
+// TestTrainDictLargeSample: a sampled download of megabytes among the
+// samples trains a dictionary; the trainer panicked on one of a few
+// hundred KB.
+func TestTrainDictLargeSample(t *testing.T) {
+	big := make([]byte, 10<<20)
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range big {
+		big[i] = byte(rng.IntN(16)) + 'a'
+	}
+	d, err := TrainDict(append(samples(300, 1), big), testDictID, 16<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := DictID(d); err != nil || id != testDictID {
+		t.Fatalf("DictID = %d, %v", id, err)
+	}
+}
+
 // TestDictShrinksSmallEnvelopes is why dictionaries exist: a lone small
 // envelope has nothing to match against, a trained dictionary supplies the
 // header names and values it repeats from other requests. The samples here

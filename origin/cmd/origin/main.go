@@ -156,27 +156,27 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if *healthPath == "" {
 		interval = -1
 	}
+	var observe func(*wire.Request, *wire.Response)
+	if *samplesDir != "" {
+		s, err := newSampler(*samplesDir, *sampleEvery, log)
+		if err != nil {
+			return err
+		}
+		defer s.close() // after the proxy's: no exchange is observed once it is closed
+		observe = s.observe
+	}
 	proxy, err := origin.NewProxy(origin.ProxyConfig{
 		Upstreams: upstreams, HealthPath: *healthPath, HealthInterval: interval, Timeout: *timeout,
 		// Room for the header fields within the envelope.
 		MaxResponseBody: max(*maxEnvelope-*maxEnvelope/16, 1),
 		StreamThreshold: *streamMin,
-		Metrics:         metrics, Logger: log, Tracer: tracer,
+		Metrics:         metrics, Logger: log, Tracer: tracer, Observe: observe,
 	})
 	if err != nil {
 		return err
 	}
 	defer proxy.Close()
-
 	var handler origin.Handler = proxy
-	if *samplesDir != "" {
-		s, err := newSampler(proxy, *samplesDir, *sampleEvery, log)
-		if err != nil {
-			return err
-		}
-		defer s.close()
-		handler = s
-	}
 
 	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: handler, MaxInFlight: *maxInFlight, MaxTunnels: *maxTunnels,
 		MaxTimeout: *timeout, Metrics: metrics, Logger: log})

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"log/slog"
 	"os"
@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -24,7 +23,6 @@ const maxSampleFiles = 5000
 // the handler returns; the files are written by one goroutine, and samples
 // are dropped rather than queued when it falls behind.
 type sampler struct {
-	next  origin.Handler
 	dir   string
 	every uint64
 	log   *slog.Logger
@@ -41,21 +39,21 @@ type sample struct {
 	req, resp []byte
 }
 
-func newSampler(next origin.Handler, dir string, every uint64, log *slog.Logger) (*sampler, error) {
+func newSampler(dir string, every uint64, log *slog.Logger) (*sampler, error) {
 	if every == 0 {
 		return nil, errors.New("-sample-every must be at least 1")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &sampler{next: next, dir: dir, every: every, log: log, queue: make(chan sample, 64), stop: make(chan struct{})}
+	s := &sampler{dir: dir, every: every, log: log, queue: make(chan sample, 64), stop: make(chan struct{})}
 	s.wg.Add(1)
 	go s.write()
 	return s, nil
 }
 
-func (s *sampler) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.Response) {
-	s.next.ServeOrigin(ctx, req, resp)
+// observe takes an answered exchange (origin.ProxyConfig.Observe).
+func (s *sampler) observe(req *wire.Request, resp *wire.Response) {
 	n := s.seen.Add(1)
 	if n%s.every != 0 || s.files.Load() >= maxSampleFiles {
 		return
@@ -120,14 +118,37 @@ func (s *sampler) close() {
 
 var redacted = []byte("redacted")
 
-// secretField reports whether a field's value is a credential: the
+// secretField reports whether a field's value may be a credential: the
 // dictionary trained on samples goes to every edge, so none may be in it.
+// By the words such fields are named with (X-Api-Key, X-Auth-Token,
+// Set-Cookie, ...): one redacted too many costs the dictionary a value.
 func secretField(name []byte) bool {
-	switch strings.ToLower(string(name)) {
-	case "authorization", "proxy-authorization", "cookie", "set-cookie":
-		return true
+	n := strings.ToLower(string(name))
+	for _, w := range []string{"auth", "cookie", "token", "key", "secret", "session", "password", "signature", "csrf"} {
+		if strings.Contains(n, w) {
+			return true
+		}
 	}
 	return false
+}
+
+// redactQuery is q with every value replaced: a query may carry a token.
+func redactQuery(q []byte) []byte {
+	if len(q) == 0 {
+		return q
+	}
+	var out []byte
+	for i, pair := range bytes.Split(q, []byte{'&'}) {
+		if i > 0 {
+			out = append(out, '&')
+		}
+		name, _, ok := bytes.Cut(pair, []byte{'='})
+		out = append(out, name...)
+		if ok {
+			out = append(out, "=redacted"...)
+		}
+	}
+	return out
 }
 
 func redactFields(fs []wire.Field) []wire.Field {
@@ -146,6 +167,7 @@ func redactFields(fs []wire.Field) []wire.Field {
 func redactRequest(req *wire.Request) *wire.Request {
 	c := *req
 	c.Header = redactFields(req.Header)
+	c.Query = redactQuery(req.Query)
 	c.Values = make([]wire.Field, len(req.Values))
 	for i, v := range req.Values {
 		c.Values[i] = wire.Field{Name: v.Name, Value: redacted}
