@@ -1,12 +1,16 @@
 package edge_test
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestConfigMistakeBeforeFiles: a config is validated before any file it
@@ -77,5 +81,25 @@ func TestConfigLimitsGiven(t *testing.T) {
 		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", limits, err, want)
 		}
+	}
+}
+
+// TestReloadSaysWhatWaitsForRestart: a reload that changes what only a
+// restart applies (a listener, the limits) says which in the log; a
+// changed listen address was ignored in silence.
+func TestReloadSaysWhatWaitsForRestart(t *testing.T) {
+	base := "listen: 127.0.0.1:1\norigins:\n  app: {addr: \"127.0.0.1:1\", key: \"" + origintest.Key.Text() + "\"}\nroutes:\n  - {origin: app}\n"
+	var logs testutil.SyncBuffer
+	n := startNodeWith(t, base, edge.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
+	changed := strings.Replace(base, "listen: 127.0.0.1:1\n", "listen: 127.0.0.1:2\nlimits: {max_conns: 10}\n", 1)
+	cfg, err := edge.ParseConfig([]byte(changed), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `take effect at a restart`) || !strings.Contains(logs.String(), `fields="listen, limits"`) {
+		t.Fatalf("the log does not say what waits for a restart:\n%s", logs.String())
 	}
 }

@@ -319,8 +319,9 @@ func (n *Node) Serve(ln net.Listener) error {
 func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
-	if !reflect.DeepEqual(cfg.Limits, n.cfg.Limits) {
-		n.log.Warn("reload: limits changed; they take effect at a restart, and the node keeps its running ones until then")
+	if changed := restartOnly(n.cfg, cfg); len(changed) > 0 {
+		n.log.Warn("reload: these changed, and take effect at a restart; the node keeps its running ones until then",
+			"fields", strings.Join(changed, ", "))
 	}
 	n.alog.reopen() // a rotated access log continues in a new file
 	return n.swap(ctx, cfg)
@@ -344,6 +345,32 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 	n.prune(g)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// restartOnly names what differs between the running config and cfg
+// among what only a restart applies: the listeners, the limits, the
+// HTTP/2 and HTTP/3 settings, the access log's path and sample.
+func restartOnly(running, cfg *Config) []string {
+	var out []string
+	for _, f := range []struct {
+		name string
+		same bool
+	}{
+		{"listen", running.Listen == cfg.Listen},
+		{"admin.listen", running.Admin.Listen == cfg.Admin.Listen},
+		{"tls.listen", running.TLS.Listen == cfg.TLS.Listen},
+		{"tls.http2", reflect.DeepEqual(running.TLS.HTTP2, cfg.TLS.HTTP2)},
+		{"tls.http3", reflect.DeepEqual(running.TLS.HTTP3, cfg.TLS.HTTP3)},
+		{"tier.listen", running.Tier.Listen == cfg.Tier.Listen},
+		{"limits", reflect.DeepEqual(running.Limits, cfg.Limits)},
+		{"access_log.path", running.AccessLog.Path == cfg.AccessLog.Path},
+		{"access_log.sample", running.AccessLog.Sample == cfg.AccessLog.Sample},
+	} {
+		if !f.same {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // ReopenLogs opens the access log's file again, under its configured
