@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 // command is one subcommand: its usage line and what it runs.
@@ -53,8 +54,13 @@ var commands = map[string]command{
 // errUsage is a command line that names no command.
 var errUsage = errors.New("unknown command")
 
+// stopSignals end a command as Ctrl-C does: SIGTERM is what kill,
+// systemd and docker send, and `up` left its directory (keys and
+// credentials in it) behind on it.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	defer stop()
 	if code := report(run(ctx, os.Args[1:], os.Stdout), os.Stderr); code != 0 {
 		os.Exit(code)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,7 +41,7 @@ const hangGuard = 2 * time.Minute
 // edge processes: it runs them by executing itself.
 func TestMain(m *testing.M) {
 	if os.Getenv("WEDGECTL_SUBPROCESS") == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 		err := run(ctx, os.Args[1:], os.Stdout)
 		stop()
 		if err != nil {
@@ -49,6 +51,48 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// TestUpStopsOnSIGTERM: `up` stopped by SIGTERM (kill, systemd, docker)
+// removes its directory, keys and credentials in it, as on Ctrl-C; it
+// stayed behind.
+func TestUpStopsOnSIGTERM(t *testing.T) {
+	tmp := t.TempDir()
+	cmd := exec.Command(os.Args[0], "up", "--chain", "", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), subprocessEnv, "TMPDIR="+tmp)
+	out := new(testutil.SyncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	testutil.Eventually(t, hangGuard, "up running", func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("up ended: %v\n%s", err, out)
+		default:
+		}
+		return strings.Contains(out.String(), "control plane:")
+	})
+	if entries, _ := os.ReadDir(tmp); len(entries) == 0 {
+		t.Fatalf("up made no directory in TMPDIR %s", tmp)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("up after SIGTERM: %v\n%s", err, out)
+		}
+	case <-time.After(hangGuard):
+		cmd.Process.Kill()
+		t.Fatalf("up did not stop on SIGTERM\n%s", out)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Fatalf("up left %s behind in TMPDIR", entries[0].Name())
+	}
 }
 
 // TestUpRegions runs `wedgectl up --regions eu-west:3,us-east` and checks
