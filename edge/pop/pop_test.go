@@ -54,24 +54,7 @@ routes:
 		}
 	}
 	write("Hi")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := new(testutil.SyncBuffer)
-	done := make(chan error, 1)
-	go func() { done <- pop.Main(ctx, []string{"-config", cfgFile}, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	re := regexp.MustCompile(`edge: serving" listen=(\S+) tls=off admin=(\S+)`)
-	var m []string
-	for deadline := time.Now().Add(60 * time.Second); m == nil; m = re.FindStringSubmatch(out.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no serving line:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	out, m := runMain(t, cfgFile)
 	greet := func() string {
 		resp, err := http.Get("http://" + m[1] + "/hello")
 		if err != nil {
@@ -124,6 +107,29 @@ routes:
 	if !strings.Contains(string(b), `wedge_edge_reloads_total{result="error"} 1`) {
 		t.Errorf("the failed reload is not counted:\n%s", b)
 	}
+}
+
+// runMain runs pop.Main on cfgFile until the test ends, and returns its
+// output and, once it serves, the serving line's listen and admin
+// addresses (m[1], m[2]).
+func runMain(t *testing.T, cfgFile string) (out *testutil.SyncBuffer, m []string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out = new(testutil.SyncBuffer)
+	done := make(chan error, 1)
+	go func() { done <- pop.Main(ctx, []string{"-config", cfgFile}, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	re := regexp.MustCompile(`edge: serving" listen=(\S+) tls=\S+ admin=(\S+)`)
+	testutil.Eventually(t, hangGuard, "the serving line", func() bool {
+		m = re.FindStringSubmatch(out.String())
+		return m != nil
+	})
+	return out, m
 }
 
 // hangGuard bounds each wait for an event: only a hang reaches it, however
@@ -361,22 +367,7 @@ routes:
 `, logFile, originAddr, origintest.Key.Text())), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := new(testutil.SyncBuffer)
-	done := make(chan error, 1)
-	go func() { done <- pop.Main(ctx, []string{"-config", cfgFile}, out) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	re := regexp.MustCompile(`edge: serving" listen=(\S+)`)
-	var m []string
-	testutil.Eventually(t, hangGuard, "the serving line", func() bool {
-		m = re.FindStringSubmatch(out.String())
-		return m != nil
-	})
+	out, m := runMain(t, cfgFile)
 	get := func(path string) {
 		resp, err := http.Get("http://" + m[1] + path)
 		if err != nil {
