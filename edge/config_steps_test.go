@@ -39,15 +39,23 @@ routes:
 	}
 }
 
+// oneOrigin is a config's origins, for the configs these tests refuse.
+const oneOrigin = "origins:\n  app: {addr: \"127.0.0.1:1\", key: k}\n"
+
+// wantRefused parses cfg, which must be refused with an error saying want.
+func wantRefused(t *testing.T, cfg, want string) {
+	t.Helper()
+	if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ParseConfig of\n%s: %v, want an error saying %q", cfg, err, want)
+	}
+}
+
 // TestConfigOriginAddr: an origin address that can never be dialled is
 // refused, naming the origin: a reload took it, and the route's every
 // request failed until the breaker opened.
 func TestConfigOriginAddr(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1", "127.0.0.1:99999", ":9000", "127.0.0.1:0", "app.internal:http"} {
-		cfg := "origins:\n  app: {addr: \"" + addr + "\", key: k}\nroutes:\n  - {origin: app}\n"
-		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), `origin "app": addr "`+addr+`": want HOST:PORT`) {
-			t.Errorf("addr %q: %v, want it refused", addr, err)
-		}
+		wantRefused(t, "origins:\n  app: {addr: \""+addr+"\", key: k}\nroutes:\n  - {origin: app}\n", `origin "app": addr "`+addr+`": want HOST:PORT`)
 	}
 }
 
@@ -61,10 +69,7 @@ func TestConfigRouteMistakes(t *testing.T) {
 		"  - {host: example.com., origin: app}\n":                                            `host "example.com.": want a host name alone`,
 		"  - {name: api, path: /a/, origin: app}\n  - {name: api, path: /b/, origin: app}\n": `route "api": name given twice`,
 	} {
-		cfg := "origins:\n  app: {addr: \"127.0.0.1:1\", key: k}\nroutes:\n" + routes
-		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v, want %q", routes, err, want)
-		}
+		wantRefused(t, oneOrigin+"routes:\n"+routes, want)
 	}
 }
 
@@ -77,10 +82,7 @@ func TestConfigLimitsGiven(t *testing.T) {
 		"websocket: {max_tunnels: -1}": "limits: websocket.max_tunnels is negative",
 		"max_header_bytes: 10":         "limits: max_header_bytes 10: want at least 1024",
 	} {
-		cfg := "limits: {" + limits + "}\norigins:\n  app: {addr: \"127.0.0.1:1\", key: k}\nroutes:\n  - {origin: app}\n"
-		if _, err := edge.ParseConfig([]byte(cfg), t.TempDir()); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v, want %q", limits, err, want)
-		}
+		wantRefused(t, "limits: {"+limits+"}\n"+oneOrigin+"routes:\n  - {origin: app}\n", want)
 	}
 }
 

@@ -123,10 +123,7 @@ func TestCPUShed(t *testing.T) {
 // stand until traffic returns (a node quiet for ten seconds after 2x shed
 // 6% of a 1x point, all in its first second).
 func TestOverloadForgetsAfterQuiet(t *testing.T) {
-	var o overload
-	cfg := OverloadConfig{}
-	cfg.setDefaults()
-	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	o, cfg := newOverload(OverloadConfig{})
 	now := sinceStart()
 	o.sample(now)
 	o.c.p = 0.9
@@ -157,10 +154,7 @@ func TestOverloadForgetsAfterQuiet(t *testing.T) {
 // they skipped count down the share, not the samples in a row behind (a
 // busy machine kept a node that sampled every 20 ms from ever shedding).
 func TestOverloadStarved(t *testing.T) {
-	var o overload
-	cfg := OverloadConfig{}
-	cfg.setDefaults()
-	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	o, _ := newOverload(OverloadConfig{})
 	for i := range 2 * onset {
 		// 50 ms apart: more than the first step (0.02) comes down in
 		// the samples skipped, and the climb must still win.
@@ -176,10 +170,7 @@ func TestOverloadStarved(t *testing.T) {
 // make the node shed for the CPU after the onset window; once they stop,
 // it stops.
 func TestOverloadSeesCPU(t *testing.T) {
-	var o overload
-	cfg := OverloadConfig{TargetDelay: Duration(time.Millisecond)}
-	cfg.setDefaults()
-	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	o, _ := newOverload(OverloadConfig{TargetDelay: Duration(time.Millisecond)})
 	o.sample(sinceStart())
 	if o.shedP.Load() != 0 {
 		t.Fatal("shedding at start")
@@ -229,14 +220,21 @@ func TestOverloadConfig(t *testing.T) {
 // hold /ready for ready_hold from when they came, not from the first poll
 // after them, which held it a whole ready_hold longer.
 func TestReadyHoldFromTheShed(t *testing.T) {
-	var o overload
-	cfg := OverloadConfig{ReadyHold: Duration(time.Second)}
-	cfg.setDefaults()
-	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	o, _ := newOverload(OverloadConfig{ReadyHold: Duration(time.Second)})
 	o.sample(sinceStart())
-	o.shedN.Add(1)              // shed, and no request after it
-	time.Sleep(2 * time.Second) // not a wait for an event: ready_hold's clock is what is under test
+	// The last sample 2 s ago, a shed just after it, no request since.
+	o.next.Add(-int64(2 * time.Second))
+	o.shedN.Add(1)
 	if why, shedding := o.shedding(); shedding {
 		t.Fatalf("/ready 2 s after the last shed (ready_hold 1 s): %q", why)
 	}
+}
+
+// newOverload is an overload state set up from cfg, with its defaults,
+// which it returns too.
+func newOverload(cfg OverloadConfig) (*overload, OverloadConfig) {
+	var o overload
+	cfg.setDefaults()
+	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
+	return &o, cfg
 }
