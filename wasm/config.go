@@ -64,7 +64,8 @@ func NewConfig() Config {
 // WithCompilationCache keeps compiled code in dir, so the next process that
 // loads the same plugin skips most of the compile. Runtimes of one process
 // with the same dir also share the compiled code in memory, and compile a
-// module once between them.
+// module once between them. A cache that fails (a damaged entry, a full or
+// read-only disk, a path that is not a directory) is logged and bypassed.
 func (c Config) WithCompilationCache(dir string) Config { c.cacheDir = dir; return c }
 
 // WithMemoryLimit caps each instance's linear memory at bytes (rounded down

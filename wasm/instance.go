@@ -216,7 +216,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		WithRandSource(rand.Reader).
 		WithStdout(&inst.out).
 		WithStderr(&inst.out)
-	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.compiled, cfg)
+	mod, err := m.engine.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: plugin %s: instantiate: %v", ErrInvalidModule, m.id(), err)
 	}

@@ -84,6 +84,7 @@ func (p Policy) status() int {
 // finished and the Module closes its instances.
 type Module struct {
 	rt       *Runtime
+	engine   wazero.Runtime // r.rt, or r.plain if the compilation cache failed
 	spec     Spec
 	digest   string
 	compiled wazero.CompiledModule
@@ -114,7 +115,7 @@ func (r *Runtime) Validate(ctx context.Context, bin []byte) error {
 		return err
 	}
 	defer r.loads.Done()
-	cm, err := r.prepare(ctx, "module", bin)
+	_, cm, err := r.prepare(ctx, "module", bin)
 	if err != nil {
 		return err
 	}
@@ -136,11 +137,11 @@ func (r *Runtime) begin(id string) error {
 
 // prepare checks, instruments and compiles bin, and validates it against
 // the ABI. id names the plugin in errors.
-func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.CompiledModule, error) {
+func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.Runtime, wazero.CompiledModule, error) {
 	// The limit the registry and the fleet agent hold modules to, so that
 	// a module they accept is one the runtime compiles.
 	if len(bin) > manifest.MaxModuleSize {
-		return nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(bin), manifest.MaxModuleSize)
+		return nil, nil, fmt.Errorf("%w: plugin %s: %d bytes, more than %d", ErrInvalidModule, id, len(bin), manifest.MaxModuleSize)
 	}
 	// The structural checks run in both modes: they are what keeps hostile
 	// bytes from reaching wazero's decoder (see wasmbin.Check).
@@ -151,17 +152,17 @@ func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.Co
 		bin, err = wasmbin.Instrument(bin, abi.HostModule, abi.HostYield, fuelPerYield)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: plugin %s: %w", ErrInvalidModule, id, err)
+		return nil, nil, fmt.Errorf("%w: plugin %s: %w", ErrInvalidModule, id, err)
 	}
-	compiled, err := r.compile(ctx, bin)
+	engine, compiled, err := r.compile(ctx, bin)
 	if err != nil {
-		return nil, fmt.Errorf("%w: plugin %s: compile: %w", ErrInvalidModule, id, err)
+		return nil, nil, fmt.Errorf("%w: plugin %s: compile: %w", ErrInvalidModule, id, err)
 	}
 	if err := r.validate(compiled); err != nil {
 		compiled.Close(ctx)
-		return nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
+		return nil, nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
 	}
-	return compiled, nil
+	return engine, compiled, nil
 }
 
 // Load validates, compiles and configures a plugin, and warms its pool.
@@ -201,7 +202,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 		recycle = min(recycle, memLimit*wasmPage/4*3)
 	}
 	sum := sha256.Sum256(spec.Binary)
-	compiled, err := r.prepare(ctx, id, spec.Binary)
+	engine, compiled, err := r.prepare(ctx, id, spec.Binary)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +217,7 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	}
 	m := &Module{
 		rt:           r,
+		engine:       engine,
 		spec:         spec,
 		digest:       hex.EncodeToString(sum[:]),
 		compiled:     compiled,
@@ -280,18 +282,47 @@ func (r *Runtime) load(ctx context.Context, spec Spec) (*Module, error) {
 	return m, nil
 }
 
-// compile compiles bin, turning a panic in the engine into an error. The
-// checks before it exist so that this never fires; it is the second line.
-func (r *Runtime) compile(ctx context.Context, bin []byte) (cm wazero.CompiledModule, err error) {
-	if r.ccache != nil {
-		defer r.ccache.claim(bin)() // waits now, ends the claim on return
+// compile compiles bin and returns the engine that holds the code.
+func (r *Runtime) compile(ctx context.Context, bin []byte) (wazero.Runtime, wazero.CompiledModule, error) {
+	if r.ccache == nil {
+		cm, err := compileIn(ctx, r.rt, bin)
+		return r.rt, cm, err
 	}
+	cm, err := r.compileCached(ctx, bin)
+	if err == nil {
+		return r.rt, cm, nil
+	}
+	// wazero fails a compile when its cache does (a damaged entry, a full
+	// or read-only directory), and says so only in its message. A module
+	// that compiles without the cache is compiled there, in an engine of
+	// its own: a cache must not be why a plugin does not run.
+	plain, perr := r.plainEngine(ctx)
+	if perr != nil {
+		return nil, nil, errors.Join(err, perr)
+	}
+	cm, perr = compileIn(ctx, plain, bin)
+	if perr != nil {
+		return nil, nil, perr // the module's own fault
+	}
+	r.log.Warn("wasm: compilation cache failed, compiled without it", "dir", r.ccache.dir, "err", err)
+	return plain, cm, nil
+}
+
+func (r *Runtime) compileCached(ctx context.Context, bin []byte) (wazero.CompiledModule, error) {
+	defer r.ccache.claim(bin)() // waits now, ends the claim on return
+	return compileIn(ctx, r.rt, bin)
+}
+
+// compileIn compiles bin in rt, turning a panic in the engine into an
+// error. The checks before it exist so that this never fires; it is the
+// second line.
+func compileIn(ctx context.Context, rt wazero.Runtime, bin []byte) (cm wazero.CompiledModule, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("engine panicked: %v", p)
 		}
 	}()
-	return r.rt.CompileModule(ctx, bin)
+	return rt.CompileModule(ctx, bin)
 }
 
 func cmpOr[T comparable](v, def T) T {

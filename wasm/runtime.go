@@ -31,38 +31,27 @@ type Runtime struct {
 	log       *slog.Logger
 
 	// mu, sharedCaches.mu and each sharedCache's mu are leaves: none is
-	// held while taking another, or across a compile or a wait.
+	// held while taking another, or across a compile or a wait. plainMu
+	// is held while the plain engine starts.
 	mu           sync.Mutex
 	closed       bool // no more loads or validations
 	engineClosed bool
 	loads        sync.WaitGroup // loads and validations in progress: compiles
 	modules      map[*Module]struct{}
+
+	// plain is an engine without the compilation cache, started at the
+	// cache's first failure (see compile).
+	plainMu sync.Mutex
+	plain   wazero.Runtime
 }
 
 // NewRuntime starts a runtime. Runtimes of one process given the same
-// compilation cache directory share the compiled code (see sharedCache).
+// compilation cache directory share the compiled code (see sharedCache). A
+// cache directory that cannot be used is logged and the runtime runs
+// without it: a cache is never why a node does not start.
 func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
-	rcfg := wazero.NewRuntimeConfigCompiler().WithMemoryLimitPages(cfg.memoryLimit)
-	var ccache *sharedCache
-	if cfg.cacheDir != "" {
-		var err error
-		if ccache, err = openSharedCache(cfg.cacheDir); err != nil {
-			return nil, fmt.Errorf("wasm: compilation cache %s: %w", cfg.cacheDir, err)
-		}
-		rcfg = rcfg.WithCompilationCache(ccache.cache)
-	}
-	rt := wazero.NewRuntimeWithConfig(ctx, rcfg)
-	// Every failure below closes rt and gives the cache back.
-	closeRT := func() {
-		rt.Close(ctx)
-		if ccache != nil {
-			ccache.release(ctx)
-		}
-	}
 	r := &Runtime{
 		cfg:     cfg,
-		rt:      rt,
-		ccache:  ccache,
 		fams:    host.NewMetricFamilies(cfg.registerer),
 		verify:  host.NewVerifyCache(verifyCacheEntries),
 		log:     cfg.logger,
@@ -73,27 +62,62 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	var err error
 	if r.metrics, err = newMetrics(cfg.registerer); err != nil {
-		closeRT()
 		return nil, err
 	}
+	rcfg := wazero.NewRuntimeConfigCompiler().WithMemoryLimitPages(cfg.memoryLimit)
+	if cfg.cacheDir != "" {
+		if r.ccache, err = openSharedCache(cfg.cacheDir); err != nil {
+			r.log.Warn("wasm: compilation cache unusable, compiling without it", "dir", cfg.cacheDir, "err", err)
+		} else {
+			rcfg = rcfg.WithCompilationCache(r.ccache.cache)
+		}
+	}
+	if r.rt, r.wasiFuncs, err = newEngine(ctx, rcfg); err != nil {
+		if r.ccache != nil {
+			r.ccache.release(ctx)
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// newEngine starts a wazero runtime with WASI and the wedge host module,
+// and names WASI's functions.
+func newEngine(ctx context.Context, rcfg wazero.RuntimeConfig) (wazero.Runtime, map[string]bool, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, rcfg)
 	wasi := wasi_snapshot_preview1.NewBuilder(rt)
 	wasiCompiled, err := wasi.Compile(ctx)
 	if err == nil {
 		_, err = rt.InstantiateModule(ctx, wasiCompiled, wazero.NewModuleConfig())
 	}
 	if err != nil {
-		closeRT()
-		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
+		rt.Close(ctx)
+		return nil, nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
 	}
-	r.wasiFuncs = map[string]bool{}
+	wasiFuncs := map[string]bool{}
 	for name := range wasiCompiled.ExportedFunctions() {
-		r.wasiFuncs[name] = true
+		wasiFuncs[name] = true
 	}
-	if err := r.instantiateHost(ctx); err != nil {
-		closeRT()
-		return nil, err
+	if err := instantiateHost(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, nil, err
 	}
-	return r, nil
+	return rt, wasiFuncs, nil
+}
+
+// plainEngine returns the engine without a compilation cache, starting it
+// on first use.
+func (r *Runtime) plainEngine(ctx context.Context) (wazero.Runtime, error) {
+	r.plainMu.Lock()
+	defer r.plainMu.Unlock()
+	if r.plain == nil {
+		rt, _, err := newEngine(ctx, wazero.NewRuntimeConfigCompiler().WithMemoryLimitPages(r.cfg.memoryLimit))
+		if err != nil {
+			return nil, err
+		}
+		r.plain = rt
+	}
+	return r.plain, nil
 }
 
 func valueType(t abi.Type) api.ValueType {
@@ -108,8 +132,8 @@ func valueType(t abi.Type) api.ValueType {
 
 // instantiateHost builds the wedge host module from abi.Funcs, so its names
 // and signatures cannot drift from the spec.
-func (r *Runtime) instantiateHost(ctx context.Context) error {
-	b := r.rt.NewHostModuleBuilder(abi.HostModule)
+func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(abi.HostModule)
 	for _, f := range abi.Funcs {
 		fn, ok := hostFuncs[f.Name]
 		if !ok {
@@ -177,6 +201,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 		return nil
 	}
 	err := r.rt.Close(ctx)
+	r.plainMu.Lock()
+	if r.plain != nil {
+		err = errors.Join(err, r.plain.Close(ctx))
+	}
+	r.plainMu.Unlock()
 	if r.ccache != nil {
 		err = errors.Join(err, r.ccache.release(ctx))
 	}

@@ -3,7 +3,10 @@ package wasm_test
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -296,6 +299,72 @@ func TestCompilationCacheOnDisk(t *testing.T) {
 			t.Fatal("nothing written to the compilation cache")
 		}
 	}
+}
+
+// TestCompilationCacheFails runs plugins with a compilation cache that
+// fails: entries damaged on disk (a crash mid-write, a bad sector) and a
+// directory that cannot be one. wazero fails the compile when its cache
+// does, and a node refused every plugin, and then to start, for a cache.
+// The plugin now runs, compiled without the cache, and the log says why.
+func TestCompilationCacheFails(t *testing.T) {
+	bin := guest(t, "noop")
+	run := func(t *testing.T, dir string) {
+		t.Helper()
+		var logs testutil.SyncBuffer
+		cfg := wasm.NewConfig().WithPoolSize(1).WithCompilationCache(dir).WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))
+		rt, err := wasm.NewRuntime(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rt.Close(context.Background())
+		if err := rt.Validate(context.Background(), bin); err != nil {
+			t.Fatalf("validate: %v", err)
+		}
+		m, err := rt.Load(context.Background(), wasm.Spec{Name: "noop", Version: "1", Binary: bin})
+		if err != nil {
+			t.Fatalf("load: %v", err)
+		}
+		if act, err := m.OnRequest(&host.MemExchange{}); err != nil || act != abi.ActionContinue {
+			t.Fatal(act, err)
+		}
+		if !strings.Contains(logs.String(), "without it") {
+			t.Fatalf("the cache's failure is not logged:\n%s", logs.String())
+		}
+	}
+	t.Run("damaged entries", func(t *testing.T) {
+		dir := t.TempDir()
+		rt, err := wasm.NewRuntime(context.Background(), wasm.NewConfig().WithPoolSize(1).WithCompilationCache(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Validate(context.Background(), bin); err != nil {
+			t.Fatal(err)
+		}
+		rt.Close(context.Background())
+		damaged := 0
+		err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			damaged++
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return os.Truncate(path, info.Size()/2)
+		})
+		if err != nil || damaged == 0 {
+			t.Fatalf("damage the cache: %d entries, %v", damaged, err)
+		}
+		run(t, dir)
+	})
+	t.Run("not a directory", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "cache")
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run(t, file)
+	})
 }
 
 func TestRecycleBloatedInstance(t *testing.T) {
