@@ -10,7 +10,7 @@ const haveThreadClock = true
 
 // threadCPU is the CPU time the calling thread has used, in nanoseconds. It
 // is a system call (some 0.2 us here, more than a whole plugin call), so the
-// call path reads it only once a call has outlasted half its deadline.
+// call path reads it only once a call has outlasted a quarter of its deadline.
 func threadCPU() (int64, bool) {
 	var ts unix.Timespec
 	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {

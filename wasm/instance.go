@@ -45,13 +45,13 @@ type instance struct {
 	// start is the nanotime the call began and budget its deadline, in ns of
 	// CPU time. deadline is the nanotime of the next check: until then the
 	// call cannot have used its budget, so no clock but the cheap monotonic
-	// one is read. cpuBase is the thread's CPU clock at the first check and
-	// cpuLeft the budget left then; locked says the goroutine is locked to
+	// one is read. cpuBase is the thread's CPU clock at the first check,
+	// from which the call has its budget; locked says the goroutine is locked to
 	// its thread since that check. wall says deadline is the end of the
 	// budget on the wall clock: there is no thread clock to read. work
 	// counts host work towards the next check.
 	start, budget, deadline int64
-	cpuBase, cpuLeft        int64
+	cpuBase                 int64
 	locked, wall            bool
 	work                    int
 	// live is set once the instance counts in the instances gauge; memSize
@@ -104,6 +104,11 @@ func view(mem api.Memory, ptr, n uint64, fn string) []byte {
 	panic(&outOfBounds{fn: fn, ptr: p, len: l, memSize: size})
 }
 
+// firstLook is the share of the budget, on the wall clock, at which a call
+// first reads its thread's CPU clock (see overtime): calls shorter than
+// that never do.
+const firstLook = 4
+
 // errDeadline is the panic value that ends a call past its deadline; wazero
 // turns it into the call's error.
 var errDeadline = errors.New("call deadline exceeded")
@@ -119,11 +124,10 @@ func yield(ctx context.Context, _ api.Module, _ []uint64) {
 }
 
 // arm starts the deadline of a call beginning at now. With a thread clock
-// the first check comes at half the budget: that far into a call no thread
-// can have spent more than half of it.
+// the first check comes at a quarter of the budget (firstLook).
 func (i *instance) arm(now int64, budget time.Duration) {
 	i.start, i.budget, i.wall = now, int64(budget), !haveThreadClock
-	i.deadline = now + i.budget/2
+	i.deadline = now + i.budget/firstLook
 	if i.wall {
 		i.deadline = now + i.budget
 	}
@@ -131,7 +135,8 @@ func (i *instance) arm(now int64, budget time.Duration) {
 
 // overtime is the deadline check of a call past its next check time on the
 // wall clock. It ends the call (panics with errDeadline) once the call has
-// used its budget of CPU time, and otherwise sets the next check time.
+// used its budget of CPU time since its first look, and otherwise sets the
+// next check time.
 //
 // # Why CPU time, and why this way
 //
@@ -142,16 +147,14 @@ func (i *instance) arm(now int64, budget time.Duration) {
 //
 // Reading a thread's CPU clock is a system call, dearer than a whole plugin
 // call, so the cheap monotonic clock decides when to look: a call cannot use
-// more CPU than wall time has passed. The first look comes at half the
-// budget on the wall clock. A guest that runs reaches a check within
-// microseconds of it being due (every few thousand loop iterations, or
-// hostWorkCheck units of host work), so what passed between the due time
-// and the check is time the call did not run: it has used at most half its
-// budget, and is charged exactly that half, however little it ran, since
-// the CPU it used before the first look is not known. It may use the other
-// half from here on. So a runaway stops having used between half and all
-// of its budget of CPU, and a call that waited for a core is never ended by
-// the waiting: it gets half its budget of CPU after the first look.
+// more CPU than wall time has passed. The first look comes at a quarter of
+// the budget on the wall clock, and from there the call may use its whole
+// budget. What it used before is not known (its goroutine may have run on
+// several threads), only that it was at most that quarter: so a call is
+// never stopped before it has used its budget, whatever it waited for, and
+// a runaway stops having used between one and one and a quarter budgets.
+// (Charging the quarter, or half at a look at half, as this did, stopped
+// calls that waited for a core and then computed most of their budget.)
 //
 // From the first look on, the goroutine stays locked to its thread until
 // the call ends: a goroutine can move to another thread at any host call,
@@ -162,8 +165,8 @@ func (i *instance) arm(now int64, budget time.Duration) {
 // Time a call spends blocked in a host function does not count either, so
 // host functions must bound their own waits. A guest's own sleeps count on
 // the wall clock in sleep only: a guest that sleeps almost its whole budget
-// may still compute half a budget after the first look, so a call can take
-// up to one and a half budgets of wall time.
+// may still compute a budget after the first look, so a call can take up
+// to two budgets of wall time.
 func (i *instance) overtime(now int64) {
 	if i.wall {
 		panic(errDeadline)
@@ -176,15 +179,14 @@ func (i *instance) overtime(now int64) {
 			i.wall, i.deadline = true, i.start+i.budget
 			return
 		}
-		i.cpuBase, i.cpuLeft = cpu, i.budget-i.budget/2
-		i.deadline = now + i.cpuLeft
+		i.cpuBase, i.deadline = cpu, now+i.budget
 		return
 	}
 	cpu, ok := threadCPU()
 	if !ok {
 		panic(errDeadline)
 	}
-	left := i.cpuLeft - (cpu - i.cpuBase)
+	left := i.budget - (cpu - i.cpuBase)
 	if left <= 0 {
 		panic(errDeadline)
 	}

@@ -2,6 +2,7 @@ package wasm_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,38 @@ func TestDeadlineCountsCPU(t *testing.T) {
 				t.Fatalf("error %v, want a timeout", res.RequestErr)
 			}
 		})
+	}
+}
+
+// TestDeadlineAfterWaiting: a call that waited past the first look at its
+// CPU clock (here in a host call, as a call does whose thread waits for a
+// core on a busy machine) and then computes most of its budget finishes.
+// The first look charged half the budget, since the CPU used before it is
+// not known, so such a call was stopped having used two thirds of its
+// budget.
+func TestDeadlineAfterWaiting(t *testing.T) {
+	bin := guest(t, "misbehave")
+	// Calibrate: the CPU of a computation of n rounds on this machine.
+	calib := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithTimeout(10*time.Second).WithStores(nil, waitLimiter{}))
+	p := wasmtest.LoadSpec(t, calib, wasm.Spec{Name: "misbehave", Version: "1", Binary: bin})
+	const n = 1 << 24
+	mode := "request:waitspin:" + strconv.Itoa(n)
+	spin := time.Duration(1<<63 - 1)
+	for range 3 { // the least of three: the others met a GC or a neighbour
+		cpu0 := processCPU(t)
+		if res := p.Do(misbehaveReq(mode)); res.RequestErr != nil {
+			t.Fatal(res.RequestErr)
+		}
+		spin = min(spin, processCPU(t)-cpu0)
+	}
+	// The computation takes 5/8 of the budget: more than the half that
+	// was left, with room for its CPU to vary by 60%.
+	budget := max(spin*8/5, time.Millisecond)
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithTimeout(budget).WithStores(nil, waitLimiter{budget}))
+	p = wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1", Binary: bin})
+	if res := p.Do(misbehaveReq(mode)); res.RequestErr != nil || res.Resp.Status != 204 {
+		t.Fatalf("a call that waited a whole budget, then computed for %v of its %v, was stopped: %d %v",
+			spin, budget, res.Resp.Status, res.RequestErr)
 	}
 }
 

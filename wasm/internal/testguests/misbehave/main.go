@@ -31,6 +31,14 @@ var (
 // misbehave does what mode says and returns the action to return, if the
 // mode returns at all.
 func misbehave(mode string) (sdk.Action, bool) {
+	if n, ok := strings.CutPrefix(mode, "waitspin:"); ok { // waits, then computes n rounds, and behaves
+		hostWait()
+		rounds, _ := strconv.Atoi(n)
+		for i := range rounds {
+			counter = counter*31 + i
+		}
+		return 0, false
+	}
 	switch mode {
 	case "trap": // a real Wasm trap: a load far outside linear memory
 		p := (*byte)(unsafe.Add(unsafe.Pointer(&anchor), 1<<31))
