@@ -61,15 +61,16 @@ var scopePrefix = map[string]string{"region": "@region:", "global": "@global:"}
 
 // config is the parsed plugin configuration.
 type config struct {
-	policies []policy
-	headers  bool // RateLimit fields on allowed responses
+	policies   []policy
+	headers    bool // RateLimit fields on allowed responses
+	ipv6Prefix int  // the bits of an IPv6 client's address ip keys count by
 }
 
 // parseConfig reads the JSON configuration described in README.md. It runs
 // once per instance, so clarity beats speed here; it still uses jsonscan
 // rather than encoding/json to keep the module small.
 func parseConfig(data []byte) (*config, error) {
-	c := &config{headers: true}
+	c := &config{headers: true, ipv6Prefix: 64}
 	if len(data) == 0 {
 		return nil, errors.New("ratelimit: config required: {\"policies\":[...]}")
 	}
@@ -85,6 +86,12 @@ func parseConfig(data []byte) (*config, error) {
 			if c.headers, err = jsonscan.Bool(it.Value()); err != nil {
 				return nil, errors.New("ratelimit: headers must be true or false")
 			}
+		case "ipv6_prefix":
+			n, err := jsonscan.Int(it.Value())
+			if err != nil || n < 1 || n > 128 {
+				return nil, errors.New("ratelimit: ipv6_prefix must be a whole number of bits from 1 to 128")
+			}
+			c.ipv6Prefix = int(n)
 		default:
 			return nil, fmt.Errorf("ratelimit: unknown config field %q", name)
 		}

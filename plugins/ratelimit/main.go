@@ -32,8 +32,10 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"strconv"
 	"unsafe"
 
@@ -55,7 +57,8 @@ type ratelimit struct {
 	keys   [maxPolicies][]byte
 	raw    []byte // the path as received
 	path   []byte // normalized
-	addr   []byte // the client's address; ip is a part of it
+	addr   []byte // the client's address
+	ip     []byte // what ip keys count the client by (appendIPKey)
 	hash   []byte
 	out    []byte
 	wait   []byte // Retry-After, also RateLimit's t
@@ -131,7 +134,8 @@ func (rl *ratelimit) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		if p.kind == keyIP || !found {
 			if !haveIP {
 				rl.addr = req.AppendClientAddr(rl.addr[:0])
-				ip, haveIP = clientIP(rl.addr), true
+				rl.ip = rl.cfg.appendIPKey(rl.ip[:0], clientIP(rl.addr))
+				ip, haveIP = rl.ip, true
 			}
 			key = append(append(key[:start], 'i'), ip...)
 		}
@@ -381,6 +385,27 @@ func clientIP[T string | []byte](addr T) T {
 		return addr[:colon]
 	}
 	return addr
+}
+
+// appendIPKey appends what ip policies count ip by: an IPv4 address as it
+// is, an IPv6 one by its network of c.ipv6Prefix bits ("2001:db8:1:2::/64").
+// An ISP gives a household or a host at least a /64, from which it takes
+// whatever addresses it likes: counted by address, an IPv6 client would
+// get a fresh allowance with each.
+func (c *config) appendIPKey(dst, ip []byte) []byte {
+	if bytes.IndexByte(ip, ':') < 0 {
+		return append(dst, ip...)
+	}
+	a, err := netip.ParseAddr(unsafe.String(unsafe.SliceData(ip), len(ip))) // not kept
+	if err != nil {
+		return append(dst, ip...)
+	}
+	if a = a.Unmap(); a.Is6() && c.ipv6Prefix < 128 {
+		if p, err := a.Prefix(c.ipv6Prefix); err == nil {
+			return p.AppendTo(dst)
+		}
+	}
+	return a.WithZone("").AppendTo(dst)
 }
 
 // normalizePath appends path to dst with percent-escaped unreserved

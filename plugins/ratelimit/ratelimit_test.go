@@ -443,6 +443,34 @@ func TestProblemBodyOnePolicy(t *testing.T) {
 	}
 }
 
+// TestIPKey: what ip policies count a client by.
+func TestIPKey(t *testing.T) {
+	for _, c := range []struct {
+		prefix   int
+		ip, want string
+	}{
+		{64, "203.0.113.7", "203.0.113.7"},
+		{64, "2001:db8:1:2:dead:beef:0:1", "2001:db8:1:2::/64"},
+		{64, "2001:DB8:1:2::7", "2001:db8:1:2::/64"},
+		{48, "2001:db8:1:2::7", "2001:db8:1::/48"},
+		{128, "2001:db8:1:2::7", "2001:db8:1:2::7"},
+		{64, "::ffff:203.0.113.7", "203.0.113.7"}, // IPv4 in IPv6 is IPv4
+		{64, "fe80::1%eth0", "fe80::/64"},
+		{128, "fe80::1%eth0", "fe80::1"},
+		{64, "not:an:address", "not:an:address"}, // as it came: nothing is lost
+	} {
+		cfg := &config{ipv6Prefix: c.prefix}
+		if got := string(cfg.appendIPKey(nil, []byte(c.ip))); got != c.want {
+			t.Errorf("/%d %s: %q, want %q", c.prefix, c.ip, got, c.want)
+		}
+	}
+	cfg, buf := &config{ipv6Prefix: 64}, make([]byte, 0, 64)
+	ip := []byte("2001:db8:1:2:dead:beef:0:1")
+	if n := testing.AllocsPerRun(100, func() { buf = cfg.appendIPKey(buf[:0], ip) }); n != 0 {
+		t.Errorf("%v allocations, want 0", n)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	ok := `"name":"p","key":"ip","limit":1,"period":"1s"`
 	for _, c := range []struct{ config, want string }{
@@ -454,6 +482,9 @@ func TestConfigErrors(t *testing.T) {
 		{`{"policies":[` + manyPolicies(33) + `]}`, "at most 32 policies"},
 		{`{"policies":[{` + ok + `}],"header":true}`, `unknown config field "header"`},
 		{`{"policies":[{` + ok + `}],"headers":"yes"}`, "headers must be true or false"},
+		{`{"policies":[{` + ok + `}],"ipv6_prefix":0}`, "ipv6_prefix must be a whole number of bits from 1 to 128"},
+		{`{"policies":[{` + ok + `}],"ipv6_prefix":129}`, "ipv6_prefix must be"},
+		{`{"policies":[{` + ok + `}],"ipv6_prefix":"64"}`, "ipv6_prefix must be"},
 		{`{"policies":[{` + ok + `},{` + ok + `}]}`, `"p" used twice`},
 		{`{"policies":[{` + ok + `,"brust":3}]}`, `unknown field "brust"`},
 		{`{"policies":[{` + ok + `,"scope":"continent"}]}`, `scope must be "pop", "region" or "global"`},
