@@ -156,6 +156,45 @@ func OpenEdge(ctx context.Context, nc *nats.Conn) (*Stores, error) {
 	return open(ctx, nc, false, true)
 }
 
+// openTimeout bounds opening the stores when the caller's context does
+// not: a cluster without a majority of its servers answers nothing.
+const openTimeout = time.Minute
+
+// attemptTimeout bounds one attempt of a step of opening (jetstream's own
+// default for a request without a deadline).
+const attemptTimeout = 5 * time.Second
+
+// retryUnanswered runs op until it succeeds, fails otherwise than for want
+// of an answer, or ctx ends, each attempt bounded by attemptTimeout. A
+// request about a stream whose leader was on a server just lost goes
+// unanswered until the survivors elect another (seconds), and one sent
+// while the connection moves to another server is lost: the first command
+// an operator ran after losing a server failed with "context deadline
+// exceeded" where the next one worked.
+func retryUnanswered(ctx context.Context, op func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := op(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || !unanswered(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// unanswered says whether err is a request's going without an answer, or
+// JetStream's saying it cannot answer now (503), rather than an answer.
+func unanswered(err error) bool {
+	var api *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		(errors.As(err, &api) && api.Code == 503)
+}
+
 func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -172,12 +211,20 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 		Bucket: manifest.BucketModules, Description: "plugin modules by sha256", Storage: jetstream.FileStorage,
 	}
 	replicas := Replicas(nc)
-	if create {
-		osCfg.Replicas = replicas
-		s.Modules, err = js.CreateOrUpdateObjectStore(ctx, osCfg)
-	} else {
-		s.Modules, err = js.ObjectStore(ctx, osCfg.Bucket)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, openTimeout)
+		defer cancel()
 	}
+	err = retryUnanswered(ctx, func(ctx context.Context) (err error) {
+		if create {
+			osCfg.Replicas = replicas
+			s.Modules, err = js.CreateOrUpdateObjectStore(ctx, osCfg)
+		} else {
+			s.Modules, err = js.ObjectStore(ctx, osCfg.Bucket)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, missing("bucket", osCfg.Bucket, err)
 	}
@@ -209,14 +256,17 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 			Bucket: k.name, Description: k.what, History: k.history, Storage: jetstream.FileStorage,
 			Replicas: replicas, MaxValueSize: map[string]int32{manifest.BucketDesired: manifest.MaxDesiredSize}[k.name],
 		}
-		switch {
-		case create && k.leader:
-			*k.kv, err = ensureLeaderReadKV(ctx, js, cfg)
-		case create:
-			*k.kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-		default:
-			*k.kv, err = js.KeyValue(ctx, k.name)
-		}
+		err := retryUnanswered(ctx, func(ctx context.Context) (err error) {
+			switch {
+			case create && k.leader:
+				*k.kv, err = ensureLeaderReadKV(ctx, js, cfg)
+			case create:
+				*k.kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+			default:
+				*k.kv, err = js.KeyValue(ctx, k.name)
+			}
+			return err
+		})
 		if err != nil {
 			return nil, missing("bucket", k.name, err)
 		}
@@ -224,23 +274,32 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 	if edge {
 		return s, nil
 	}
-	if create {
-		s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name: manifest.StreamAudit, Subjects: []string{manifest.SubjectAudit + ".>"},
-			Description: "who did what to which rollout, and why", Storage: jetstream.FileStorage,
-			DenyDelete: true, DenyPurge: true, Replicas: replicas,
-		})
-	} else {
-		s.Audit, err = js.Stream(ctx, manifest.StreamAudit)
-	}
+	err = retryUnanswered(ctx, func(ctx context.Context) (err error) {
+		if create {
+			s.Audit, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+				Name: manifest.StreamAudit, Subjects: []string{manifest.SubjectAudit + ".>"},
+				Description: "who did what to which rollout, and why", Storage: jetstream.FileStorage,
+				DenyDelete: true, DenyPurge: true, Replicas: replicas,
+			})
+		} else {
+			s.Audit, err = js.Stream(ctx, manifest.StreamAudit)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, missing("stream", manifest.StreamAudit, err)
 	}
-	if create {
-		purgeCfg := PurgeStreamConfig
-		purgeCfg.Replicas = replicas
-		s.Purges, err = js.CreateOrUpdateStream(ctx, purgeCfg)
-	} else if s.Purges, err = js.Stream(ctx, manifest.StreamPurge); errors.Is(err, jetstream.ErrStreamNotFound) {
+	err = retryUnanswered(ctx, func(ctx context.Context) (err error) {
+		if create {
+			purgeCfg := PurgeStreamConfig
+			purgeCfg.Replicas = replicas
+			s.Purges, err = js.CreateOrUpdateStream(ctx, purgeCfg)
+		} else {
+			s.Purges, err = js.Stream(ctx, manifest.StreamPurge)
+		}
+		return err
+	})
+	if !create && errors.Is(err, jetstream.ErrStreamNotFound) {
 		return s, nil // Purge says so
 	}
 	if err != nil {

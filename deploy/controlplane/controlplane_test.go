@@ -304,3 +304,35 @@ func ensured(t *testing.T, ctx context.Context) (*nats.Conn, jetstream.JetStream
 	}
 	return nc, js
 }
+
+// TestOpenAfterServerLost: a command run just after the control plane lost
+// a server opens the stores, as a command run a few seconds later does.
+// The server led the stream Open asks about first; until the survivors
+// elect another leader (seconds) nothing answers for it, and the first
+// command an operator ran after losing a server failed with "context
+// deadline exceeded" (jetstream's 5 s for a request without a deadline).
+func TestOpenAfterServerLost(t *testing.T) {
+	cluster, nc := controlplanetest.StartCluster(t)
+	ctx := context.Background() // a command's: no deadline
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.JS.Stream(ctx, "OBJ_"+manifest.BucketModules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st.CachedInfo()
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		t.Fatalf("no leader for %s: %+v", info.Config.Name, info.Cluster)
+	}
+	cluster.Stop(cluster.Index(info.Cluster.Leader))
+	cmd, err := nats.Connect(cluster.URL()) // a new command's connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Close()
+	if _, err := controlplane.Open(ctx, cmd); err != nil {
+		t.Fatalf("open right after a server was lost: %v", err)
+	}
+}
