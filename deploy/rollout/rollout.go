@@ -384,6 +384,53 @@ func isRecord(kvKey string) bool {
 	return !strings.HasPrefix(kvKey, "active.") && !strings.HasPrefix(kvKey, "controller.")
 }
 
+// startingFor is how long a lock whose rollout has no record yet counts
+// as a Start under way: a Start writes the record well within it, and one
+// killed in between left the lock. A variable for the tests.
+var startingFor = time.Minute
+
+// takeLock takes key's active lock for id. A lock left by a rollout that
+// has ended is taken over: the controller saves a rollout's end, then
+// releases its lock, so an operator who saw a rollout end and started the
+// next at once was refused, and a controller stopped in between left the
+// lock for good. So is one left by a Start killed before it wrote its
+// record, startingFor on.
+func takeLock(ctx context.Context, s *controlplane.Stores, key, id string) error {
+	for {
+		_, err := s.Rollouts.Create(ctx, lockKey(key), []byte(id))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("rollout: lock %s: %w", key, err)
+		}
+		e, err := s.Rollouts.Get(ctx, lockKey(key))
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // released meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("rollout: lock %s: %w", key, err)
+		}
+		holder := string(e.Value())
+		rec, err := s.Rollouts.Get(ctx, holder)
+		switch {
+		case err == nil:
+			if r, err := decode(rec); err != nil || r.Active() {
+				return fmt.Errorf("rollout: %s already has an active rollout, %s: abort it or wait for it to end", key, holder)
+			}
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey):
+			if time.Since(e.Created()) < startingFor {
+				return fmt.Errorf("rollout: %s already has a rollout starting, %s", key, holder)
+			}
+		default:
+			return fmt.Errorf("rollout: lock %s: %w", key, err)
+		}
+		if err := s.Rollouts.Delete(ctx, lockKey(key), jetstream.LastRevision(e.Revision())); err != nil && ignoreConflict(err) != nil {
+			return fmt.Errorf("rollout: lock %s: %w", key, err)
+		}
+	}
+}
+
 // Start validates spec, resolves it against the fleet and stores the
 // rollout for the controller to run. It refuses a second active rollout
 // of the same plugin key.
@@ -398,11 +445,8 @@ func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, erro
 	if _, err := plan(ctx, s, r); err != nil {
 		return "", err
 	}
-	if _, err := s.Rollouts.Create(ctx, lockKey(r.Key), []byte(r.ID)); err != nil {
-		if e, gerr := s.Rollouts.Get(ctx, lockKey(r.Key)); gerr == nil {
-			return "", fmt.Errorf("rollout: %s already has an active rollout, %s: abort it or wait for it to end", r.Key, e.Value())
-		}
-		return "", fmt.Errorf("rollout: lock %s: %w", r.Key, err)
+	if err := takeLock(ctx, s, r.Key, r.ID); err != nil {
+		return "", err
 	}
 	// Released even when ctx is what failed: a lock left behind would
 	// refuse the next start.

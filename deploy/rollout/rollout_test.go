@@ -19,6 +19,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/controlplanetest"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 func TestParseWaves(t *testing.T) {
@@ -428,9 +429,11 @@ func TestGoodRolloutReachesEveryRegion(t *testing.T) {
 	if got := e.actions(id); !slices.Equal(got, want) {
 		t.Errorf("audit = %v\nwant    %v", got, want)
 	}
-	if _, err := e.s.Rollouts.Get(e.ctx, lockKey("auth")); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Errorf("lock of a finished rollout: %v", err)
-	}
+	// The lock goes just after the end is saved (TestStartTakesEndedLock).
+	testutil.Eventually(t, time.Minute, "the finished rollout's lock released", func() bool {
+		_, err := e.s.Rollouts.Get(e.ctx, lockKey("auth"))
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	})
 	o, err := Overview(e.ctx, e.s)
 	if err != nil {
 		t.Fatal(err)
@@ -726,6 +729,52 @@ func TestStartValidates(t *testing.T) {
 	r := e.wait(id, "failed", func(r *Rollout) bool { return !r.Active() })
 	if r.State != StateRolledBack || !strings.Contains(r.Reason, "cannot gate without traffic") {
 		t.Errorf("state %s, reason %q", r.State, r.Reason)
+	}
+}
+
+// TestStartTakesEndedLock: a rollout's lock outlives its end for a moment
+// (the controller saves the end, then releases the lock) or for good (a
+// controller stopped in between), and a lock outlives a Start killed
+// before it wrote its record. A Start took neither, so an operator who saw
+// a rollout end and started the next at once was refused, and one left
+// for good needed the bucket edited. A running rollout's lock, or a
+// starting one's, still refuses.
+func TestStartTakesEndedLock(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	first := e.start("eu-west", time.Second) // no controller: it stays running
+	spec := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second, Who: "bob"}
+	if _, err := Start(e.ctx, e.s, spec); err == nil || !strings.Contains(err.Error(), "already has an active rollout, "+first) {
+		t.Fatalf("start beside a running rollout: %v", err)
+	}
+	// It ends, its lock still held.
+	r, err := Get(e.ctx, e.s, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State = StateDone
+	b, _ := json.Marshal(r)
+	if _, err := e.s.Rollouts.Update(e.ctx, first, b, r.rev); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Start(e.ctx, e.s, spec)
+	if err != nil {
+		t.Fatalf("start after the rollout ended: %v", err)
+	}
+	if l, err := e.s.Rollouts.Get(e.ctx, lockKey("auth")); err != nil || string(l.Value()) != second {
+		t.Fatalf("lock after the start: %v", err)
+	}
+	// A lock without a record: a Start under way, then one killed.
+	if err := e.s.Rollouts.Delete(e.ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(e.ctx, e.s, spec); err == nil || !strings.Contains(err.Error(), "already has a rollout starting, "+second) {
+		t.Fatalf("start beside a starting rollout: %v", err)
+	}
+	startingFor = 0
+	defer func() { startingFor = time.Minute }()
+	if _, err := Start(e.ctx, e.s, spec); err != nil {
+		t.Fatalf("start after a killed start: %v", err)
 	}
 }
 
