@@ -105,6 +105,30 @@ func TestExchangeResetKeepsStored(t *testing.T) {
 	}
 }
 
+// TestPendingSingleFields: a field a response has one of, left by a plugin
+// that continued, replaces the response's own, as the edge's writer does;
+// other fields are added beside the response's.
+func TestPendingSingleFields(t *testing.T) {
+	var x MemExchange
+	var p pending
+	x.HeaderAdd(abi.MsgResponse, []byte("content-type"), []byte("application/x-plugin"))
+	x.HeaderAdd(abi.MsgResponse, []byte("Server"), []byte("plugin"))
+	x.HeaderAdd(abi.MsgResponse, []byte("Vary"), []byte("X-Plugin"))
+	p.Continued(0, &x.Resp)
+	x.Resp = Response{Status: 200}
+	x.Resp.Header.Add("Content-Type", "text/plain")
+	x.Resp.Header.Add("Vary", "Accept")
+	x.Resp.Header.Add("Server", "app")
+	p.Apply(0, &x.Resp)
+	for name, want := range map[string][]string{
+		"Content-Type": {"application/x-plugin"}, "Server": {"plugin"}, "Vary": {"Accept", "X-Plugin"},
+	} {
+		if got := x.Resp.Header.Values(name); !slices.Equal(got, want) {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+}
+
 // TestPendingAllocs: carrying fields aside allocates nothing once warm,
 // and neither does setting them on a reset exchange.
 func TestPendingAllocs(t *testing.T) {
