@@ -53,7 +53,8 @@ func TestRequestPathCost(t *testing.T) {
 	}{
 		{"HS256", bearerReq(hs), sdk.Continue, 3 + 3},
 		{"ES256", bearerReq(es), sdk.Continue, 3 + 3},
-		{"no credentials", get("/orders"), sdk.Answer, 3 + 5},
+		{"no credentials", get("/orders"), sdk.Answer, 3 + 1 + 5}, // the method: a preflight?
+		{"preflight", preflight("/orders"), sdk.Continue, 3 + 3 + 1},
 		{"bad signature", bearerReq(hs[:len(hs)-2] + "AA"), sdk.Answer, 3 + 6},
 		{"expired", bearerReq(sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"exp": now.Unix() - 1}))), sdk.Answer, 3 + 6},
 	} {

@@ -91,6 +91,14 @@ func get(path string, hdr ...string) host.Request {
 	return r
 }
 
+// preflight is a browser's CORS preflight for a POST with Authorization.
+func preflight(path string) host.Request {
+	r := get(path, "Origin", "https://app.example", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization")
+	r.Method = "OPTIONS"
+	return r
+}
+
 func bearerReq(tok string) host.Request { return get("/orders", "Authorization", "Bearer "+tok) }
 
 // forwarded returns the values the origin receives with the request.

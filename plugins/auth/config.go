@@ -43,6 +43,7 @@ type config struct {
 	apiKeys      []apiKey
 	apiKeyHeader string
 	strip        bool
+	preflight    bool // CORS preflights pass without credentials
 	// tokenCookie names the cookie a browser's JWT may come in (a
 	// WebSocket handshake from a browser can carry no Authorization);
 	// cookieOrigins are the origins whose pages may use it.
@@ -54,7 +55,7 @@ type config struct {
 // the host. Every error names the field at fault, since it is what an
 // operator sees when a rollout refuses the plugin.
 func parseConfig(data []byte) (*config, error) {
-	c := &config{requireExp: true, strip: true, apiKeyHeader: "X-Api-Key"}
+	c := &config{requireExp: true, strip: true, preflight: true, apiKeyHeader: "X-Api-Key"}
 	realm := "api"
 	if len(data) == 0 {
 		return nil, errors.New("auth: config is required: give jwks keys or api_keys")
@@ -91,6 +92,8 @@ func parseConfig(data []byte) (*config, error) {
 			}
 		case "strip_credentials":
 			c.strip, err = boolean(v, name)
+		case "preflight":
+			c.preflight, err = boolean(v, name)
 		case "token_cookie":
 			c.tokenCookie, err = str(v, name)
 			if err == nil && !abi.ValidHeaderName(c.tokenCookie) {

@@ -49,10 +49,11 @@ type auth struct {
 
 	// Reused per request: an instance runs one call at a time. authz and
 	// keyHdr receive header value lists from the host, path the request
-	// path, sum an API key's digest.
+	// path, method its method, sum an API key's digest.
 	authz  []byte
 	keyHdr []byte
 	path   []byte
+	method []byte
 	sum    []byte
 	// cookies holds the request's Cookie fields once read (cookiesRead),
 	// origin its Origin, rest the Cookie rebuilt without the token's.
@@ -136,7 +137,29 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 			return a.checkCookie(req, resp, h, token)
 		}
 	}
+	if present == 0 && a.cfg.preflight && a.isPreflight(req, h) {
+		a.public.Record(1)
+		return a.pass(req, 0)
+	}
 	return a.reject(resp, reasonNoCredentials)
+}
+
+// isPreflight says whether the request is a CORS preflight: OPTIONS with
+// Origin and Access-Control-Request-Method. A browser asks it before a
+// cross-origin request that carries Authorization or an API key, and never
+// sends credentials with it (Fetch standard, CORS-preflight fetch), so
+// refusing it for want of them would refuse every such page; the
+// application's CORS handler answers it. Checked only on the way to a 401,
+// so a request with credentials pays nothing for it.
+func (a *auth) isPreflight(req sdk.Request, h sdk.Header) bool {
+	a.method = req.AppendMethod(a.method[:0])
+	if string(a.method) != "OPTIONS" {
+		return false
+	}
+	var origin, method bool
+	a.origin, origin = h.AppendValue(a.origin[:0], "Origin")
+	a.origin, method = h.AppendValue(a.origin[:0], "Access-Control-Request-Method")
+	return origin && method
 }
 
 // cookieToken reads the request's Cookie fields and returns the value of
