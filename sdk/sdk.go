@@ -43,6 +43,7 @@ func Fail(err error) Action {
 
 // Configurer is implemented by plugins that take configuration. Configure
 // runs once per instance, before any request; an error refuses the load.
+// A plugin without it refuses a config other than empty, {} or null.
 type Configurer interface {
 	Configure(config []byte) error
 }
@@ -100,7 +101,7 @@ func (e Errno) text() string {
 	case ErrInvalid:
 		return "ErrInvalid (a malformed argument)"
 	case ErrPhase:
-		return "ErrPhase (not available in this phase: requests are written in the request phase)"
+		return "ErrPhase (not available in this phase)"
 	case ErrTooLarge:
 		return "ErrTooLarge (past a host limit)"
 	case ErrUnavailable:
@@ -127,8 +128,11 @@ type callError struct {
 }
 
 func (e *callError) Error() string {
-	if e.code == ErrInvalid && e.want != "" {
+	switch {
+	case e.code == ErrInvalid && e.want != "":
 		return "wedge: " + e.op + ": ErrInvalid: want " + e.want
+	case e.code == ErrPhase && phase != "":
+		return "wedge: " + e.op + ": ErrPhase (not available in the " + phase + " phase)"
 	}
 	return "wedge: " + e.op + ": " + e.code.text()
 }
@@ -150,17 +154,28 @@ func Exports() (configure, onRequest, onResponse func() int32) {
 	return configureExport, onRequestExport, onResponseExport
 }
 
+// phase names the phase the guest runs, for ErrPhase's message: a call
+// refused there is most often one written for another phase.
+var phase string
+
 func configureExport() int32 {
+	phase = "configure"
 	if plugin == nil {
 		hostcall.ErrorSet(bytesOf("sdk: no plugin registered: call sdk.Register in init"))
 		return -1
 	}
+	cfg := fetch(func(b []byte) int32 { return hostcall.ConfigRead(b) })
 	if c, ok := plugin.(Configurer); ok {
-		cfg := fetch(func(b []byte) int32 { return hostcall.ConfigRead(b) })
 		if err := c.Configure(append([]byte(nil), cfg...)); err != nil {
 			hostcall.ErrorSet(bytesOf(err.Error()))
 			return -1
 		}
+	} else if given(cfg) {
+		// Dropped in silence, a config the operator set would change
+		// nothing, most often for a Configure the SDK cannot see.
+		hostcall.ErrorSet(bytesOf("sdk: the plugin was given a config but has no Configure([]byte) error method " +
+			"(a Configure of another signature, or with a pointer receiver on a plugin registered by value, is not one)"))
+		return -1
 	}
 	var f abi.Feature
 	if requestHandler != nil {
@@ -172,7 +187,20 @@ func configureExport() int32 {
 	return f
 }
 
+// given says whether a config says anything: not empty, {} or null.
+func given(cfg []byte) bool {
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+	for len(cfg) > 0 && space(cfg[0]) {
+		cfg = cfg[1:]
+	}
+	for len(cfg) > 0 && space(cfg[len(cfg)-1]) {
+		cfg = cfg[:len(cfg)-1]
+	}
+	return len(cfg) > 0 && string(cfg) != "{}" && string(cfg) != "null"
+}
+
 func onRequestExport() int32 {
+	phase = "request"
 	if requestHandler == nil {
 		return Continue
 	}
@@ -180,6 +208,7 @@ func onRequestExport() int32 {
 }
 
 func onResponseExport() int32 {
+	phase = "response"
 	if responseHandler == nil {
 		return Continue
 	}

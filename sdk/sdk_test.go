@@ -297,6 +297,27 @@ func TestRegisterNeedsAHandler(t *testing.T) {
 	sdk.Register(struct{}{})
 }
 
+// requestOnly is a plugin without Configure.
+type requestOnly struct{}
+
+func (requestOnly) OnRequest(sdk.Request, sdk.Response) sdk.Action { return sdk.Continue }
+
+// TestConfigWithoutConfigure: a config given to a plugin that has no
+// Configure([]byte) error (most often one of another signature, or on a
+// pointer receiver of a plugin registered by value) fails the load: it
+// was dropped in silence. An empty config, {} or null is no config.
+func TestConfigWithoutConfigure(t *testing.T) {
+	if _, err := sdktest.Configure(requestOnly{}, []byte(`{"greeting":"Hej"}`), nil); err == nil ||
+		!strings.Contains(err.Error(), "given a config but has no Configure([]byte) error method") {
+		t.Errorf("a config for a plugin without Configure: %v", err)
+	}
+	for _, cfg := range []string{"", " {} ", "null"} {
+		if _, err := sdktest.Configure(requestOnly{}, []byte(cfg), nil); err != nil {
+			t.Errorf("config %q: %v", cfg, err)
+		}
+	}
+}
+
 // TestErrorsSayWhat: a refused call names itself and what it takes (every
 // refusal read "wedge: ErrInvalid"), still errors.Is its code; an Answer
 // from the response phase says only the request phase answers; a panic
@@ -336,7 +357,7 @@ func TestErrorsSayWhat(t *testing.T) {
 		"wedge: Header.Set: ErrInvalid: want a field name that is an RFC 9110 token and none the host owns (Content-Length",
 		"wedge: Request.Forward: ErrInvalid: want a key that is an RFC 9110 token",
 		"wedge: Response.SetStatus: ErrInvalid: want a status from 200 to 599",
-		"wedge: Request.SetPath: ErrPhase (not available in this phase",
+		"wedge: Request.SetPath: ErrPhase (not available in the response phase)",
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d errors, want %d: %v", len(got), len(want), got)

@@ -178,6 +178,9 @@ func TestPluginNewTests(t *testing.T) {
 	for _, lang := range []string{"go", "rust"} {
 		t.Run(lang, func(t *testing.T) {
 			name := "tested-" + lang
+			if lang == "go" {
+				name = "main" // a name that cannot be a Go module path alone
+			}
 			dir := filepath.Join(t.TempDir(), name)
 			ctx := context.Background()
 			if err := run(ctx, []string{"plugin", "new", "--lang", lang, name, dir}, io.Discard); err != nil {
