@@ -23,7 +23,7 @@ type command struct {
 var commands = map[string]command{
 	"plugin new":        {"plugin new NAME [--lang go|rust] [--sdk DIR] [PARENT/NAME]", pluginNew},
 	"plugin build":      {"plugin build DIR [-o FILE.wasm]", pluginBuild},
-	"plugin run":        {"plugin run DIR [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
+	"plugin run":        {"plugin run DIR|FILE.wasm [-config JSON|@FILE] [-H 'Name: value'] [-d BODY] [-n N] [METHOD] PATH", pluginRun},
 	"up":                {"up [--plugin DIR]... [--plugin-config NAME=JSON]... [--chain auth,ratelimit,cache] [--listen ADDR] [--upstream URL] [--regions eu-west:3,us-east,ap-south] [--nats ADDR [--ha]] [--status ADDR] [--log-level info]", up},
 	"edge":              {"edge -config FILE [-compilation-cache DIR]", edgeCmd},
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},

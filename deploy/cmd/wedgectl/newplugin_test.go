@@ -321,3 +321,26 @@ func TestPluginRunShowsTheOrigin(t *testing.T) {
 	}
 	inOrder(t, out.String(), "# error (trap): ", "panic: configure on purpose", "wasm stack trace:")
 }
+
+// TestPluginRunArgs: `plugin run` runs a module built before, given its
+// .wasm file (it ran `go build` in it, and said "not a directory"), and
+// refuses a method that is not one and a path without its /.
+func TestPluginRunArgs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin")
+	}
+	ctx := context.Background()
+	bin, err := wasmbuild.Cached(ctx, "../../../plugins/cache", wasmbuild.DefaultCacheDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := new(testutil.SyncBuffer)
+	if err := run(ctx, []string{"plugin", "run", bin, "/a"}, out); err != nil || !strings.Contains(out.String(), "-> 200 in ") {
+		t.Fatalf("plugin run of a .wasm file: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{bin, "GET /a", "/a"}, {bin, "a"}} {
+		if err := run(ctx, append([]string{"plugin", "run"}, args...), io.Discard); err == nil || !strings.Contains(err.Error(), "want DIR [METHOD] PATH") {
+			t.Errorf("plugin run %q: %v", args, err)
+		}
+	}
+}

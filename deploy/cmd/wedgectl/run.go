@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
@@ -40,6 +42,9 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 	if fs.NArg() == 3 {
 		method = fs.Arg(1)
 	}
+	if !abi.ValidToken(method) || !strings.HasPrefix(target, "/") {
+		return fmt.Errorf("plugin run: want DIR [METHOD] PATH, a method such as GET and a path starting with /, got %q", fs.Args())
+	}
 	cfg := []byte(*config)
 	if strings.HasPrefix(*config, "@") {
 		var err error
@@ -59,9 +64,13 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	start := time.Now()
-	path, err := wasmbuild.Cached(ctx, dir, wasmbuild.DefaultCacheDir())
-	if err != nil {
-		return err
+	path := dir // a module built before (a .wasm file), or the source to build
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("plugin run: %w", err)
+	} else if fi.IsDir() {
+		if path, err = wasmbuild.Cached(ctx, dir, wasmbuild.DefaultCacheDir()); err != nil {
+			return err
+		}
 	}
 	bin, err := os.ReadFile(path)
 	if err != nil {
@@ -75,8 +84,15 @@ func pluginRun(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer rt.Close(ctx)
+	// Named after its folder or file, as far as a plugin name allows.
 	abs, _ := filepath.Abs(dir)
-	m, err := rt.Load(ctx, wasm.Spec{Name: filepath.Base(abs), Version: "dev", Binary: bin, Config: cfg})
+	name := strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '_'
+	}, strings.TrimSuffix(filepath.Base(abs), ".wasm"))
+	m, err := rt.Load(ctx, wasm.Spec{Name: name, Version: "dev", Binary: bin, Config: cfg})
 	var ce *wasm.CallError
 	if errors.As(err, &ce) {
 		printFailure(stdout, err) // a trap in init or Configure: the panic before the wasm trace
