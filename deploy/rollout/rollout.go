@@ -509,6 +509,13 @@ func Command(ctx context.Context, s *controlplane.Stores, id, action, who, why s
 		if err != nil {
 			return err
 		}
+		// Paused as the controller will have it, queued commands applied.
+		paused := r.Paused
+		for _, c := range r.Commands {
+			if c.Seq > r.Handled && (c.Action == ActionPause || c.Action == ActionResume) {
+				paused = c.Action == ActionPause
+			}
+		}
 		switch {
 		case r.State == StateDone && action == ActionRollback:
 			if e, err := s.Rollouts.Get(ctx, lockKey(r.Key)); err == nil && string(e.Value()) != r.ID {
@@ -518,11 +525,13 @@ func Command(ctx context.Context, s *controlplane.Stores, id, action, who, why s
 			return fmt.Errorf("rollout: %s is %s: nothing to %s", id, r.State, action)
 		case r.State == StateRollingBack:
 			return fmt.Errorf("rollout: %s is already rolling back", id)
-		case r.Paused && action == ActionPromote:
+		case paused && action == ActionPromote:
 			// It would wait, unseen, and promote at the resume.
 			return fmt.Errorf("rollout: %s is paused: resume it, then promote", id)
-		case r.Paused && action == ActionPause:
+		case paused && action == ActionPause:
 			return fmt.Errorf("rollout: %s is paused already", id)
+		case !paused && action == ActionResume:
+			return fmt.Errorf("rollout: %s is not paused: nothing to resume", id)
 		}
 		seq := r.Handled
 		for _, c := range r.Commands {

@@ -559,8 +559,16 @@ func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
 	bake := 200 * time.Millisecond
 	id := e.start("eu-west:10%,eu-west", bake)
 	e.wait(id, "first wave baking", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	// A resume of a rollout not paused would do nothing: refused, as is a
+	// second pause while the first is still queued.
+	if err := Command(e.ctx, e.s, id, ActionResume, "bob", ""); err == nil || !strings.Contains(err.Error(), "is not paused: nothing to resume") {
+		t.Errorf("resume while running: %v", err)
+	}
 	if err := Command(e.ctx, e.s, id, ActionPause, "bob", "looking at dashboards"); err != nil {
 		t.Fatal(err)
+	}
+	if err := Command(e.ctx, e.s, id, ActionPause, "bob", ""); err == nil || !strings.Contains(err.Error(), "paused already") {
+		t.Errorf("pause with a pause queued: %v", err)
 	}
 	e.wait(id, "paused", func(r *Rollout) bool { return r.Paused })
 	// A promote would wait unseen and promote at the resume; a second
