@@ -180,8 +180,9 @@ type Limits struct {
 	// body too unless stream_threshold is set (then each stall of the
 	// body). Default 10 s.
 	ReadTimeout Duration `yaml:"read_timeout"`
-	// WriteTimeout bounds writing one response: a client that has not
-	// taken all of it by then is cut off. Default 30 s.
+	// WriteTimeout bounds each write of a response: a client that takes
+	// nothing of it for this long is cut off, a slow one that keeps
+	// taking gets it whole however long that lasts. Default 30 s.
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// MaxWriteBytes bounds, node-wide, the response bodies held for
 	// clients still receiving them: a slow reader keeps its body until it
