@@ -229,6 +229,12 @@ func (p *Plan) String() string {
 			if j > 0 {
 				b.WriteString(",")
 			}
+			if len(w.POPs[r]) == 0 {
+				// What Start would do with it: a wave nothing reports on
+				// cannot be gated, and rolls back.
+				fmt.Fprintf(&b, " %s (no POP reports: the wave would roll back)", r)
+				continue
+			}
 			fmt.Fprintf(&b, " %s (%d POPs: %s)", r, len(w.POPs[r]), strings.Join(w.POPs[r], " "))
 		}
 		b.WriteString("\n")
