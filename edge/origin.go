@@ -96,7 +96,7 @@ func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *
 	}
 	toWire(n, req, vals, wreq)
 	start := time.Now()
-	err := o.do(start.Add(timeout), timeout, wreq, wresp, req.Body, st) // stream.go
+	err := o.do(start.Add(timeout), timeout, wreq, wresp, st) // stream.go
 	lim.release(time.Since(start))
 	if err != nil && st != nil {
 		if in := st.inErr.Load(); in != nil {

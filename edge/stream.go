@@ -15,12 +15,14 @@ import (
 
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 )
 
 // Streamed bodies. With limits.stream_threshold set, a request body larger
 // than it, or of unknown length (chunked), is not read whole: the plugins see its first
-// streamPrefix bytes (what a bounded body read asks for), and the origin
+// streamPrefix bytes (what a bounded body read asks for) and its full
+// length, cannot replace it (wasm/abi/README.md, "Streamed bodies"), and the origin
 // gets it as it comes, in chunks after the request's head
 // (origin/wire/README.md, "Streamed bodies"). An answer the origin streams
 // (a large body, one of unknown length, an event stream) goes to the client
@@ -31,7 +33,7 @@ import (
 // max_response_bytes a response (a streamed one is cut off mid-stream).
 
 // streamPrefix is how much of a streamed request body plugins see.
-const streamPrefix = 64 << 10
+const streamPrefix = abi.StreamedPrefix
 
 // errTooLarge ends a streamed body past its route's maximum.
 var errTooLarge = errors.New("edge: body larger than the route's maximum")
@@ -110,7 +112,7 @@ func (n *Node) route(h *fasthttp.RequestHeader) *route {
 
 // stream is what one request streams: its pooled exchange holds it.
 type stream struct {
-	buf   []byte             // the body read whole, or the prefix plugins see
+	buf   []byte             // the body read whole, or what was read of a streamed one
 	in    io.Reader          // the rest of a streamed request body; nil when whole
 	size  int64              // a streamed body's Content-Length; -1 for chunked
 	idle  idleReader         // the client's body as read, kept here so a request allocates none
@@ -174,8 +176,8 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 	}
 	// A body with a length within the threshold, or within the prefix
 	// plugins see, is read whole; one past both up to that prefix. A
-	// chunked one is read up to the threshold: one that ends within it goes
-	// whole as well. read_timeout bounds each stall of a body, whole or
+	// chunked one is read up to the larger of the two: one that ends within
+	// it goes whole as well. read_timeout bounds each stall of a body, whole or
 	// not, as nginx's client_body_timeout does: bounding a whole one's
 	// read refused a 900 KB upload from a phone at 60 KB/s (408 at 10 s)
 	// that 1.5 MB, streamed, passed. max_conns bounds what slow senders
@@ -195,7 +197,7 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 	case whole:
 		want = int64(size)
 	case size == -1:
-		want = int64(thr) + 1
+		want = int64(max(thr, streamPrefix)) + 1
 	}
 	// The buffer grows as bytes arrive, not to what the length claims, and
 	// only a clean end of the body (io.EOF) ends it without an error: a
@@ -212,8 +214,10 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 		return false
 	case !whole && int64(len(s.buf)) == want:
 		// Past the threshold, or the prefix of a longer body: the rest
-		// streams.
+		// streams, and plugins see its first streamPrefix bytes.
 		s.in, s.size = in, int64(size)
+		x.Req.Body = s.buf[:streamPrefix]
+		return true
 	}
 	x.Req.Body = s.buf
 	return true
@@ -261,8 +265,17 @@ func (n *Node) bodyRefused(err error) (status int, text string) {
 	return status, fmt.Sprintf("%d %s: %s\n", status, fasthttp.StatusMessage(status), msg)
 }
 
-// BodyStreams implements host.BodyStreamer: the response's body streams.
-func (x *exchange) BodyStreams() bool { return x.st.body != nil }
+// StreamedLength implements host.BodyStreamer: a streamed request body's
+// Content-Length, or a streamed response's.
+func (x *exchange) StreamedLength(m abi.Msg) (int64, bool) {
+	if m == abi.MsgRequest {
+		return x.st.size, x.st.in != nil
+	}
+	if x.st.body == nil {
+		return 0, false
+	}
+	return streamedLength(&x.Resp), true
+}
 
 // StoreAfter implements host.BodyStreamer: the cache gets a streamed
 // response once its body has gone by to the client whole, if it is at most
@@ -344,11 +357,11 @@ func streamedLength(r *host.Response) int64 {
 
 // do sends the exchange to the origin, streaming what st streams; st is nil
 // for a background revalidation, which takes its answer whole.
-func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, wresp *wire.Response, body []byte, st *stream) error {
+func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, wresp *wire.Response, st *stream) error {
 	if st == nil {
 		return o.client.Do(deadline, wreq, wresp)
 	}
-	up := st.upload(body)
+	up := st.upload()
 	if up != nil {
 		wreq.Body = wreq.Body[:0]
 		if st.size >= 0 {
@@ -365,22 +378,14 @@ func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, 
 
 var contentLength = []byte("Content-Length")
 
-// upload is the request body the origin gets as a stream: what plugins saw
-// of it, then the rest; nil when the body is whole. A plugin that set a
-// body of its own replaced the prefix, and its body goes instead.
-func (s *stream) upload(body []byte) io.Reader {
+// upload is the request body the origin gets as a stream: what was read
+// of it, then the rest; nil when the body is whole. Plugins cannot replace
+// a streamed body (host.Call.BodySet), so it goes as the client sent it.
+func (s *stream) upload() io.Reader {
 	if s.in == nil {
 		return nil
 	}
-	if !sameBytes(body, s.buf) {
-		return nil
-	}
-	return io.MultiReader(bytes.NewReader(body), clientBody{s})
-}
-
-// sameBytes reports whether a and b are the same slice of memory.
-func sameBytes(a, b []byte) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+	return io.MultiReader(bytes.NewReader(s.buf), clientBody{s})
 }
 
 // send hands the origin's streamed answer to fasthttp, which writes it as

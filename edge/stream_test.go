@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
@@ -257,6 +258,50 @@ func TestStreamUpload(t *testing.T) {
 	for _, chunked := range []bool{false, true} {
 		if st, b := s.put(t, size, chunked); st != 200 || b != fmt.Sprintf("%d %s", size, sumOf(size)) {
 			t.Fatalf("chunked %v: %d %q, want 200 and the body's sum", chunked, st, b)
+		}
+	}
+}
+
+// TestStreamBodiesPlugin: a plugin that reads a streamed body and sets it
+// back (a redaction, an injection) learns the body's real length, or that
+// it has none, and is refused the replacement: the application and the
+// client get the whole body unchanged. Before, the plugin saw the prefix's
+// length as the body's, and the application got the 64 KiB prefix of a
+// 5 MB upload (the threshold of a chunked one), the client only the
+// injected text of a 20 MiB download.
+func TestStreamBodiesPlugin(t *testing.T) {
+	s := startStreamStack(t, fmt.Sprintf(", max_body_bytes: -1, chain: [{file: %q}]", edgetest.ModuleFile(t, "../wasm/internal/testguests/bodies")))
+	const refused = ": wedge: Request.SetBody: ErrTooLarge (past a host limit)"
+	for _, tc := range []struct {
+		size    int64
+		chunked bool
+		seen    string
+	}{
+		{5_000_000, false, "65536 of 5000000" + refused},
+		{5_000_000, true, "65536 of 2147483647" + refused},
+		{1000, false, "1000 of 1000"}, // whole: read and set back as before
+	} {
+		resp, b := s.upload(t, tc.size, tc.chunked)
+		seen := resp.Header.Get("X-Request-Body")
+		if resp.StatusCode != 200 || b != fmt.Sprintf("%d %s", tc.size, sumOf(tc.size)) || seen != tc.seen {
+			t.Errorf("upload of %d, chunked %v: %d %q, the plugin saw %q: want 200, the body's sum and %q", tc.size, tc.chunked, resp.StatusCode, b, seen, tc.seen)
+		}
+	}
+	const size = 20 << 20
+	for _, tc := range []struct{ q, seen string }{
+		{"", "0 of 20971520: wedge: Response.SetBody: ErrTooLarge (past a host limit)"},
+		{"&chunked=1", "0 of 2147483647: wedge: Response.SetBody: ErrTooLarge (past a host limit)"},
+	} {
+		resp, err := http.Get(s.url("/download?n=" + strconv.Itoa(size) + tc.q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, resp.Body)
+		resp.Body.Close()
+		seen := resp.Header.Get("X-Response-Body")
+		if err != nil || resp.StatusCode != 200 || n != size || hex.EncodeToString(h.Sum(nil)) != sumOf(size) || seen != tc.seen {
+			t.Errorf("download%s: %d, %d bytes (%v), the plugin saw %q: want 200, the %d bytes sent and %q", tc.q, resp.StatusCode, n, err, seen, size, tc.seen)
 		}
 	}
 }

@@ -109,10 +109,15 @@ func (r Request) Cookie(name string) (string, bool) {
 }
 
 // Body returns up to limit bytes of the request body and the body's full
-// length, so a caller can tell a truncated read.
+// length, so a caller can tell a truncated read. Of a body the edge
+// streams to the origin (past its limits.stream_threshold) it returns at
+// most the first abi.StreamedPrefix bytes, and abi.BodyLengthUnknown as
+// the length when the client did not send one (chunked).
 func (Request) Body(limit int) ([]byte, int) { return readBody(abi.MsgRequest, limit) }
 
-// SetBody replaces the request body sent to the origin.
+// SetBody replaces the request body sent to the origin. A streamed body
+// (see Body) cannot be replaced: that is an error wrapping ErrTooLarge, and
+// the body goes to the origin as the client sent it.
 func (Request) SetBody(b []byte) error {
 	return errAt("Request.SetBody", "", hostcall.BodySet(abi.MsgRequest, b))
 }
@@ -156,9 +161,14 @@ func (Response) SetStatus(code int) error {
 func (Response) Header() Header { return Header{abi.MsgResponse} }
 
 // Body returns up to limit bytes of the response body and its full length.
+// Of a body the origin streams (a large or open-ended one) it returns no
+// bytes, and its length, or abi.BodyLengthUnknown when the origin gave
+// none.
 func (Response) Body(limit int) ([]byte, int) { return readBody(abi.MsgResponse, limit) }
 
-// SetBody replaces the response body.
+// SetBody replaces the response body. A streamed body (see Body) cannot be
+// replaced: that is an error wrapping ErrTooLarge, and the client gets the
+// origin's body.
 func (Response) SetBody(b []byte) error {
 	return errAt("Response.SetBody", "", hostcall.BodySet(abi.MsgResponse, b))
 }
@@ -200,8 +210,18 @@ func readBody(m abi.Msg, limit int) ([]byte, int) {
 		return nil, max(int(hostcall.BodyRead(m, 0, nil)), 0)
 	}
 	buf := make([]byte, limit)
-	n := max(int(hostcall.BodyRead(m, 0, buf)), 0)
-	return buf[:min(n, limit)], n
+	n := hostcall.BodyRead(m, 0, buf)
+	if n == abi.ErrTooLarge {
+		// A streamed body: the host refuses a read past the prefix it
+		// holds, so read just that.
+		held := 0
+		if m == abi.MsgRequest {
+			held = abi.StreamedPrefix
+		}
+		buf = buf[:min(limit, held)]
+		return buf, max(int(hostcall.BodyRead(m, 0, buf)), 0)
+	}
+	return buf[:min(int(max(n, 0)), limit)], int(max(n, 0))
 }
 
 // What header writes and forwarded values take (wasm/abi/README.md).

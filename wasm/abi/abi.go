@@ -327,3 +327,16 @@ const (
 	MaxErrorLen      = 1 << 10
 	MaxLogLen        = 8 << 10 // bytes of message plus attributes in one log call
 )
+
+// Streamed bodies (README.md, "Streamed bodies"): a body too large for the
+// host to hold passes through it as it comes, and plugins see only what
+// the host holds of it.
+const (
+	// StreamedPrefix is how much of a streamed request body the host
+	// holds: its first bytes. It holds none of a streamed response body.
+	StreamedPrefix = 64 << 10
+	// BodyLengthUnknown is what body_read returns as the length of a
+	// streamed body whose length is unknown (chunked) or too large for an
+	// i32.
+	BodyLengthUnknown = 1<<31 - 1
+)

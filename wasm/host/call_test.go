@@ -686,6 +686,65 @@ func TestCallBody(t *testing.T) {
 	}
 }
 
+// streamingExchange is an exchange whose request and response bodies
+// stream, as the edge's large ones do: Body is the prefix it holds, size
+// the full length (-1: unknown).
+type streamingExchange struct {
+	*MemExchange
+	size [2]int64
+}
+
+func (x streamingExchange) StreamedLength(m abi.Msg) (int64, bool) { return x.size[m], true }
+
+func (x streamingExchange) StoreAfter(Cache, []byte, *CacheEntry) bool { return false }
+
+// TestCallStreamedBody: of a body that streams, body_read gives the prefix
+// the host holds with the whole body's length (BodyLengthUnknown when there
+// is none, or it does not fit), refuses a read past the prefix, and
+// body_set refuses to replace it, request or response.
+func TestCallStreamedBody(t *testing.T) {
+	f := newFixture(t, abi.PhaseResponse)
+	for _, tc := range []struct {
+		size int64
+		want int32
+	}{{5_000_000, 5_000_000}, {-1, abi.BodyLengthUnknown}, {5 << 30, abi.BodyLengthUnknown}} {
+		ex := streamingExchange{f.ex, [2]int64{tc.size, tc.size}}
+		f.call.Reset(f.env, abi.PhaseRequest, ex)
+		buf := make([]byte, 8)
+		if got := f.call.BodyRead(abi.MsgRequest, 0, buf); got != tc.want || string(buf) != "req body" {
+			t.Errorf("size %d: BodyRead of the prefix = %d %q, want %d \"req body\"", tc.size, got, buf, tc.want)
+		}
+		if got := f.call.BodyRead(abi.MsgRequest, 4, buf[:4]); got != tc.want || string(buf[:4]) != "body" {
+			t.Errorf("size %d: BodyRead(offset 4) = %d %q, want %d \"body\"", tc.size, got, buf[:4], tc.want)
+		}
+		if got := f.call.BodyRead(abi.MsgRequest, 0, nil); got != tc.want {
+			t.Errorf("size %d: BodyRead probe = %d, want %d", tc.size, got, tc.want)
+		}
+		for _, r := range [][2]int{{0, 9}, {9, 0}, {7, 2}, {100, 0}} {
+			if got := f.call.BodyRead(abi.MsgRequest, int32(r[0]), make([]byte, r[1])); got != abi.ErrTooLarge {
+				t.Errorf("size %d: BodyRead(offset %d, buf %d) past the prefix = %d, want ErrTooLarge", tc.size, r[0], r[1], got)
+			}
+		}
+		if got := f.call.BodySet(abi.MsgRequest, []byte("redacted")); got != abi.ErrTooLarge || string(f.ex.Req.Body) != "req body" {
+			t.Errorf("size %d: BodySet on a streamed request = %d, body %q: want ErrTooLarge and the body kept", tc.size, got, f.ex.Req.Body)
+		}
+		f.call.Release()
+	}
+	f.ex.Resp.Body = nil // the host holds none of a streamed response
+	f.call.Reset(f.env, abi.PhaseResponse, streamingExchange{f.ex, [2]int64{8, 20 << 20}})
+	if got := f.call.BodyRead(abi.MsgResponse, 0, nil); got != 20<<20 {
+		t.Errorf("BodyRead probe of a streamed response = %d, want its length", got)
+	}
+	if got := f.call.BodyRead(abi.MsgResponse, 0, make([]byte, 1)); got != abi.ErrTooLarge {
+		t.Errorf("BodyRead of a streamed response = %d, want ErrTooLarge", got)
+	}
+	for _, b := range []string{"<!-- injected -->", ""} {
+		if got := f.call.BodySet(abi.MsgResponse, []byte(b)); got != abi.ErrTooLarge || f.ex.Resp.Body != nil {
+			t.Errorf("BodySet(%q) on a streamed response = %d, body %q: want ErrTooLarge and no body set", b, got, f.ex.Resp.Body)
+		}
+	}
+}
+
 func TestCallValues(t *testing.T) {
 	key := func(n int) []byte { return bytes.Repeat([]byte("k"), n) }
 	for _, tc := range []struct {

@@ -117,14 +117,19 @@ impl Request {
 
     /// Reads the body from byte `offset` into buf; returns the body's full
     /// length (a caller reads a large body in chunks by advancing offset).
+    /// Of a body the edge streams, the host holds only the first
+    /// `abi::STREAMED_PREFIX` bytes: a read past them is
+    /// `Error::TooLarge`, and the length is `abi::BODY_LENGTH_UNKNOWN` when
+    /// the client sent none.
     pub fn read_body(&self, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
         read_body(abi::MSG_REQUEST, offset, buf)
     }
 
-    /// The whole body.
+    /// The whole body; `Error::TooLarge` for a streamed one, which the
+    /// host does not hold whole.
     #[cfg(feature = "alloc")]
     pub fn body_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
-        crate::error::fetch_vec(|b| hostcall::body_read(abi::MSG_REQUEST, 0, b))
+        body_vec(abi::MSG_REQUEST)
     }
 
     /// Replaces the body sent to the origin.
@@ -179,14 +184,18 @@ impl Response {
     }
 
     /// Reads the body from byte `offset` into buf; returns its full length.
+    /// Of a body the origin streams the host holds none: a read of any of
+    /// it is `Error::TooLarge`, and the length is
+    /// `abi::BODY_LENGTH_UNKNOWN` when the origin gave none.
     pub fn read_body(&self, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
         read_body(abi::MSG_RESPONSE, offset, buf)
     }
 
-    /// The whole body.
+    /// The whole body; `Error::TooLarge` for a streamed one, which the
+    /// host does not hold whole.
     #[cfg(feature = "alloc")]
     pub fn body_vec(&self) -> Result<alloc::vec::Vec<u8>, Error> {
-        crate::error::fetch_vec(|b| hostcall::body_read(abi::MSG_RESPONSE, 0, b))
+        body_vec(abi::MSG_RESPONSE)
     }
 
     /// Replaces the body.
@@ -261,6 +270,16 @@ impl Response {
 
 /// The longest text answer_text answers without an allocation.
 const ANSWER_BUF: usize = 1024;
+
+/// The whole body of msg. A read at its end is `TooLarge` when the host
+/// holds only a prefix of it (a streamed body): refused before a buffer of
+/// its full length, which may be unknown, is made.
+#[cfg(feature = "alloc")]
+fn body_vec(msg: i32) -> Result<alloc::vec::Vec<u8>, Error> {
+    let n = check(hostcall::body_read(msg, 0, &mut []))?;
+    check(hostcall::body_read(msg, n, &mut []))?;
+    crate::error::fetch_vec(|b| hostcall::body_read(msg, 0, b))
+}
 
 fn read_body(msg: i32, offset: usize, buf: &mut [u8]) -> Result<usize, Error> {
     if offset > i32::MAX as usize {
