@@ -52,7 +52,10 @@
 // comes, flushed piece by piece, and the cache stores it once it has gone
 // by whole, up to 16 MiB, gathering it within limits.max_write_bytes. With Limits.StreamThreshold set, request bodies
 // past it, and chunked ones, stream to the origin too, bounded by the
-// route's RouteConfig.MaxBodyBytes rather than by memory. See stream.go.
+// route's RouteConfig.MaxBodyBytes rather than by memory. Plugins see
+// the first 64 KiB of a streamed request body and none of a streamed
+// response's, with the body's full length, and cannot replace either
+// (wasm/abi/README.md, "Streamed bodies"). See stream.go.
 //
 // # HTTP/2 and HTTP/3
 //

@@ -111,6 +111,9 @@ func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *
 		}
 	}
 	o.settle(n, req.ID, err, wresp, resp)
+	if st != nil && st.body != nil {
+		resp.Streamed = streamedLength(resp) // stream.go
+	}
 	return err
 }
 

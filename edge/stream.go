@@ -216,7 +216,7 @@ func (n *Node) readBody(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
 		// Past the threshold, or the prefix of a longer body: the rest
 		// streams, and plugins see its first streamPrefix bytes.
 		s.in, s.size = in, int64(size)
-		x.Req.Body = s.buf[:streamPrefix]
+		x.Req.Body, x.Req.Streamed = s.buf[:streamPrefix], s.size
 		return true
 	}
 	x.Req.Body = s.buf
@@ -263,18 +263,6 @@ func (n *Node) bodyRefused(err error) (status int, text string) {
 	}
 	n.m.refused.WithLabelValues(fmt.Sprint(status)).Inc()
 	return status, fmt.Sprintf("%d %s: %s\n", status, fasthttp.StatusMessage(status), msg)
-}
-
-// StreamedLength implements host.BodyStreamer: a streamed request body's
-// Content-Length, or a streamed response's.
-func (x *exchange) StreamedLength(m abi.Msg) (int64, bool) {
-	if m == abi.MsgRequest {
-		return x.st.size, x.st.in != nil
-	}
-	if x.st.body == nil {
-		return 0, false
-	}
-	return streamedLength(&x.Resp), true
 }
 
 // StoreAfter implements host.BodyStreamer: the cache gets a streamed

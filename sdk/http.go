@@ -219,9 +219,13 @@ func readBody(m abi.Msg, limit int) ([]byte, int) {
 			held = abi.StreamedPrefix
 		}
 		buf = buf[:min(limit, held)]
-		return buf, max(int(hostcall.BodyRead(m, 0, buf)), 0)
+		if n = hostcall.BodyRead(m, 0, buf); n < 0 {
+			buf = buf[:0] // a host holding less than the ABI says
+		}
+		return buf, max(int(n), 0)
 	}
-	return buf[:min(int(max(n, 0)), limit)], int(max(n, 0))
+	length := max(int(n), 0)
+	return buf[:min(length, limit)], length
 }
 
 // What header writes and forwarded values take (wasm/abi/README.md).

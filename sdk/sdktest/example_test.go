@@ -1,11 +1,13 @@
 package sdktest_test
 
 import (
+	"bytes"
 	"fmt"
 	"log"
 
 	"github.com/talowa/wedge/sdk"
 	"github.com/talowa/wedge/sdk/sdktest"
+	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
 )
 
@@ -35,4 +37,31 @@ func ExampleHost_Do() {
 	fmt.Printf("answered=%t %d %q X-Path=%s\n", res.Answered, res.Resp.Status, res.Resp.Body, path)
 	// Output:
 	// answered=false 201 "created /things" X-Path=/things
+}
+
+// redact reads the request body and sets it back, changed.
+type redact struct{}
+
+func (redact) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
+	b, n := req.Body(16 << 20)
+	err := req.SetBody(bytes.ReplaceAll(b, []byte("secret"), []byte("******")))
+	fmt.Printf("read %d of %d, SetBody: %v\n", len(b), n, err)
+	return sdk.Continue
+}
+
+// A request whose body streams through the edge, as one past its
+// limits.stream_threshold does: the plugin gets the first
+// abi.StreamedPrefix bytes and the body's length, and cannot replace it.
+func ExampleHost_Do_streamedBody() {
+	h, err := sdktest.Configure(redact{}, nil, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	h.Do(host.Request{Method: "PUT", Path: "/upload", Body: make([]byte, 1000)})
+	h.Do(host.Request{Method: "PUT", Path: "/upload", Body: make([]byte, abi.StreamedPrefix), Streamed: 5_000_000})
+	h.Do(host.Request{Method: "PUT", Path: "/upload", Body: make([]byte, abi.StreamedPrefix), Streamed: -1}) // chunked
+	// Output:
+	// read 1000 of 1000, SetBody: <nil>
+	// read 65536 of 5000000, SetBody: wedge: Request.SetBody: ErrTooLarge (past a host limit)
+	// read 65536 of 2147483647, SetBody: wedge: Request.SetBody: ErrTooLarge (past a host limit)
 }

@@ -125,7 +125,9 @@ func (h *Host) run(phase abi.Phase, ex host.Exchange) (act int32) {
 // plugin answered, response phase; then the background revalidation the
 // request phase asked for (sdk.CacheRevalidate), if it answered: Origin
 // again with the copied request, and the response phase on that
-// (Result.Background).
+// (Result.Background). A request, or an Origin's response, with Streamed
+// set stands for one whose body streams through the edge (see
+// ExampleHost_Do_streamedBody).
 func (h *Host) Do(req host.Request) *host.Result {
 	return host.Run(req, h.OnRequest, h.Origin, h.OnResponse)
 }

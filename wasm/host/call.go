@@ -226,7 +226,7 @@ func (c *Call) BodyRead(msg int32, offset int32, buf []byte) int32 {
 	}
 	body := c.ex.Body(msg)
 	n := int32(len(body))
-	if size, ok := c.streamed(msg); ok {
+	if size, ok := c.ex.StreamedLength(msg); ok {
 		// The host holds only a prefix of the body (abi.StreamedPrefix
 		// of a request, none of a response): a read past it is refused
 		// rather than given as the end of the body, and the length is
@@ -245,15 +245,6 @@ func (c *Call) BodyRead(msg int32, offset int32, buf []byte) int32 {
 	return n
 }
 
-// streamed is the full length of msg's body (-1: unknown) when it streams
-// past the host, which holds only a prefix of it.
-func (c *Call) streamed(msg int32) (int64, bool) {
-	if s, ok := c.ex.(BodyStreamer); ok {
-		return s.StreamedLength(msg)
-	}
-	return 0, false
-}
-
 // BodySet implements abi.Host.
 func (c *Call) BodySet(msg int32, body []byte) int32 {
 	if !c.inExchange() {
@@ -268,7 +259,7 @@ func (c *Call) BodySet(msg int32, body []byte) int32 {
 	if !c.writable(msg) {
 		return abi.ErrPhase
 	}
-	if _, ok := c.streamed(msg); ok {
+	if _, ok := c.ex.StreamedLength(msg); ok {
 		// Replacing a body the plugin has not seen whole would drop or
 		// cut the rest of it.
 		return abi.ErrTooLarge
@@ -375,8 +366,8 @@ func (c *Call) CacheStore(key []byte, meta []byte, ttlMs int64, staleMs int64, t
 		TTL:      time.Duration(ttlMs) * time.Millisecond,
 		Stale:    time.Duration(staleMs) * time.Millisecond,
 	}
-	if _, ok := c.streamed(abi.MsgResponse); ok {
-		if !c.ex.(BodyStreamer).StoreAfter(c.env.Cache, key, e) {
+	if _, ok := c.ex.StreamedLength(abi.MsgResponse); ok {
+		if s, ok := c.ex.(BodyStreamer); !ok || !s.StoreAfter(c.env.Cache, key, e) {
 			return abi.ErrTooLarge
 		}
 		return 0
@@ -385,14 +376,11 @@ func (c *Call) CacheStore(key []byte, meta []byte, ttlMs int64, staleMs int64, t
 	return 0
 }
 
-// BodyStreamer is an Exchange whose bodies may stream past the host rather
-// than lie in the request or response (the edge's, for a large body):
-// plugins see a prefix of such a body and cannot replace it, and the cache
-// stores such a response once its body has gone by whole.
+// BodyStreamer is an Exchange whose response body streams past the host
+// rather than lie in the response (the edge's, for a large body): the
+// cache stores such a response once its body has gone by whole. Without
+// it a streamed response is not stored.
 type BodyStreamer interface {
-	// StreamedLength reports whether msg's body streams, and then its
-	// full length (-1: unknown); Body(msg) is the prefix the host holds.
-	StreamedLength(msg abi.Msg) (int64, bool)
 	// StoreAfter takes e, whose Response has no body yet, to set under
 	// key in cache once the body has streamed whole and fitted the
 	// exchange's bound; false if it cannot (a length known to be past it).

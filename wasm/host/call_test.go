@@ -686,18 +686,6 @@ func TestCallBody(t *testing.T) {
 	}
 }
 
-// streamingExchange is an exchange whose request and response bodies
-// stream, as the edge's large ones do: Body is the prefix it holds, size
-// the full length (-1: unknown).
-type streamingExchange struct {
-	*MemExchange
-	size [2]int64
-}
-
-func (x streamingExchange) StreamedLength(m abi.Msg) (int64, bool) { return x.size[m], true }
-
-func (x streamingExchange) StoreAfter(Cache, []byte, *CacheEntry) bool { return false }
-
 // TestCallStreamedBody: of a body that streams, body_read gives the prefix
 // the host holds with the whole body's length (BodyLengthUnknown when there
 // is none, or it does not fit), refuses a read past the prefix, and
@@ -708,8 +696,8 @@ func TestCallStreamedBody(t *testing.T) {
 		size int64
 		want int32
 	}{{5_000_000, 5_000_000}, {-1, abi.BodyLengthUnknown}, {5 << 30, abi.BodyLengthUnknown}} {
-		ex := streamingExchange{f.ex, [2]int64{tc.size, tc.size}}
-		f.call.Reset(f.env, abi.PhaseRequest, ex)
+		f.ex.Req.Streamed = tc.size
+		f.call.Reset(f.env, abi.PhaseRequest, f.ex)
 		buf := make([]byte, 8)
 		if got := f.call.BodyRead(abi.MsgRequest, 0, buf); got != tc.want || string(buf) != "req body" {
 			t.Errorf("size %d: BodyRead of the prefix = %d %q, want %d \"req body\"", tc.size, got, buf, tc.want)
@@ -730,8 +718,8 @@ func TestCallStreamedBody(t *testing.T) {
 		}
 		f.call.Release()
 	}
-	f.ex.Resp.Body = nil // the host holds none of a streamed response
-	f.call.Reset(f.env, abi.PhaseResponse, streamingExchange{f.ex, [2]int64{8, 20 << 20}})
+	f.ex.Resp.Body, f.ex.Resp.Streamed = nil, 20<<20 // the host holds none of a streamed response
+	f.call.Reset(f.env, abi.PhaseResponse, f.ex)
 	if got := f.call.BodyRead(abi.MsgResponse, 0, nil); got != 20<<20 {
 		t.Errorf("BodyRead probe of a streamed response = %d, want its length", got)
 	}
@@ -742,6 +730,17 @@ func TestCallStreamedBody(t *testing.T) {
 		if got := f.call.BodySet(abi.MsgResponse, []byte(b)); got != abi.ErrTooLarge || f.ex.Resp.Body != nil {
 			t.Errorf("BodySet(%q) on a streamed response = %d, body %q: want ErrTooLarge and no body set", b, got, f.ex.Resp.Body)
 		}
+	}
+	// Only an exchange that can store a response once it has streamed
+	// by (host.BodyStreamer, the edge's) stores one: not this one.
+	f.ex.Resp.Status = 200
+	if got := f.call.CacheStore([]byte("k"), nil, 1000, 0, nil); got != abi.ErrTooLarge {
+		t.Errorf("CacheStore of a streamed response = %d, want ErrTooLarge", got)
+	}
+	// A stored response served in its place is held whole.
+	f.ex.LoadResponse(&StoredResponse{Status: 200, Body: []byte("stored")})
+	if got := f.call.BodySet(abi.MsgResponse, []byte("mine")); got != 0 || string(f.ex.Resp.Body) != "mine" {
+		t.Errorf("BodySet on a loaded response = %d, body %q: want it set", got, f.ex.Resp.Body)
 	}
 }
 

@@ -40,6 +40,9 @@ type Exchange interface {
 	HeaderDel(m abi.Msg, name []byte)
 	Body(m abi.Msg) []byte
 	SetBody(m abi.Msg, body []byte)
+	// StreamedLength reports whether m's body streams past the host, and
+	// then its full length (-1: unknown); Body(m) is the prefix held of it.
+	StreamedLength(m abi.Msg) (int64, bool)
 	// Values are the request-scoped values; they live until the response is
 	// written.
 	Values() *Values
@@ -144,6 +147,11 @@ type Request struct {
 	Method, Scheme, Host, Path, RawQuery, Proto, ClientAddr, ID string
 	Header                                                      Header
 	Body                                                        []byte
+	// Streamed, when not 0, is the full length (-1: unknown) of a body
+	// that streams past the host, as the edge's past
+	// limits.stream_threshold: Body is then the first abi.StreamedPrefix
+	// bytes of it, and plugins cannot replace it.
+	Streamed int64
 }
 
 // Response is an HTTP response held in memory.
@@ -151,6 +159,10 @@ type Response struct {
 	Status int
 	Header Header
 	Body   []byte
+	// Streamed, when not 0, is the full length (-1: unknown) of a body
+	// that streams past the host, as a large one from the edge's origin:
+	// Body is then empty, and plugins cannot replace it.
+	Streamed int64
 }
 
 // MemExchange is an [Exchange] held in memory: what the edge (embedded in its
@@ -335,6 +347,15 @@ func (x *MemExchange) Body(m abi.Msg) []byte {
 	return x.Resp.Body
 }
 
+// StreamedLength implements Exchange.
+func (x *MemExchange) StreamedLength(m abi.Msg) (int64, bool) {
+	n := x.Resp.Streamed
+	if m == abi.MsgRequest {
+		n = x.Req.Streamed
+	}
+	return n, n != 0
+}
+
 // SetBody implements Exchange.
 func (x *MemExchange) SetBody(m abi.Msg, body []byte) {
 	b := bytes.Clone(body)
@@ -364,6 +385,7 @@ func (x *MemExchange) LoadResponse(r *StoredResponse) {
 	x.Resp.Status = r.Status
 	x.Resp.Header.Fields = append(x.Resp.Header.Fields[:0], r.Header...)
 	x.Resp.Body = r.Body
+	x.Resp.Streamed = 0 // a stored response is held whole
 }
 
 // SliceResponseBody implements Exchange. The slice's capacity ends with it,

@@ -88,6 +88,8 @@ func LoadSpec(t testing.TB, rt *wasm.Runtime, spec wasm.Spec) *Plugin {
 
 // Do runs one request: request phase, Origin unless answered, response
 // phase, then any background revalidation (host.Run, Result.Background).
+// A request, or an Origin's response, with Streamed set stands for one
+// whose body streams through the edge (host.Request.Streamed).
 func (p *Plugin) Do(req host.Request) *host.Result {
 	return host.Run(req, p.OnRequest, p.Origin, p.OnResponse)
 }
