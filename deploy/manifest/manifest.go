@@ -292,6 +292,24 @@ func (t TrustStore) VerifyRevocation(r *Revocation) error {
 	return nil
 }
 
+// CheckRevocation reads rec, the revocations bucket's record under digest,
+// and checks it as an edge does (VerifyRevocation): the revocation if a
+// key of t signed it, else why an edge refuses it. The bucket key is what
+// the signature must cover; the record's own digest field is not trusted.
+// Edges, the rollout controller and the registry's revoke read them with
+// it, so all three count the same revocations.
+func (t TrustStore) CheckRevocation(digest string, rec []byte) (*Revocation, error) {
+	var r Revocation
+	if err := json.Unmarshal(rec, &r); err != nil {
+		return nil, fmt.Errorf("manifest: revocation of %s: not a revocation record: %w", short(digest), err)
+	}
+	r.Digest = digest
+	if err := t.VerifyRevocation(&r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 // Desired is the desired state of a region (key region.<r>) or the
 // overrides of one POP (key pop.<p>, which win plugin by plugin).
 type Desired struct {

@@ -181,36 +181,46 @@ func (r *Registry) eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func
 // Revoke withdraws a digest: edges refuse to load it from then on. The
 // digest must be one the registry holds, as a module or in an artifact, so
 // a typo cannot pass for a revocation. key signs it (a key of the edges'
-// trust store, as for Push): edges ignore an unsigned one. Revoking a
-// revoked digest keeps the first record.
-func (r *Registry) Revoke(ctx context.Context, key ed25519.PrivateKey, digest, reason, by string) error {
+// trust store, as for Push): edges ignore an unsigned one. trust is that
+// trust store, or nil for key's public key alone; key must be in it. A
+// digest already revoked by a key of trust keeps its record (already is
+// true). Any other record there (unsigned, a bad signature, a key edges
+// do not trust) revokes nothing on the edges, so it is replaced, by a
+// write conditional on its revision: otherwise writing a revocation again
+// with --key, the remedy for an unsigned one, would change nothing.
+func (r *Registry) Revoke(ctx context.Context, key ed25519.PrivateKey, trust manifest.TrustStore, digest, reason, by string) (already bool, err error) {
 	if err := manifest.CheckDigest(digest); err != nil {
-		return fmt.Errorf("registry: revoke: %w", err)
+		return false, fmt.Errorf("registry: revoke: %w", err)
 	}
 	if strings.TrimSpace(reason) == "" {
-		return errors.New("registry: revoke: a reason is required")
+		return false, errors.New("registry: revoke: a reason is required")
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	if trust == nil {
+		trust = manifest.NewTrustStore(pub)
+	}
+	if _, ok := trust[manifest.KeyID(pub)]; !ok {
+		return false, fmt.Errorf("registry: revoke %s: key %s is not in the trust store: edges would refuse the revocation", digest, manifest.KeyID(pub))
 	}
 	known, versions, err := r.knows(ctx, digest)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !known {
-		return fmt.Errorf("%w: revoke %s: no module in %s and no artifact in %s has that digest",
+		return false, fmt.Errorf("%w: revoke %s: no module in %s and no artifact in %s has that digest",
 			ErrNotFound, digest, manifest.BucketModules, manifest.BucketArtifacts)
 	}
 	rv, err := manifest.SignRevocation(key, digest, reason, by)
 	if err != nil {
-		return fmt.Errorf("registry: revoke: %w", err)
+		return false, fmt.Errorf("registry: revoke: %w", err)
 	}
 	rec, err := json.Marshal(rv)
 	if err != nil {
-		return fmt.Errorf("registry: revoke %s: %w", digest, err)
+		return false, fmt.Errorf("registry: revoke %s: %w", digest, err)
 	}
-	if _, err := r.s.Revoked.Create(ctx, digest, rec); err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) {
-			return nil
-		}
-		return fmt.Errorf("registry: revoke %s: %w", digest, err)
+	kept, replaced, err := r.writeRevocation(ctx, trust, digest, rec)
+	if err != nil || kept {
+		return kept, err
 	}
 	e := manifest.Audit{Who: by, Action: "plugin.revoke", Why: "digest " + digest + ": " + reason}
 	if len(versions) == 1 { // the audit table's RELEASE column; several are in Why
@@ -223,8 +233,43 @@ func (r *Registry) Revoke(ctx context.Context, key ed25519.PrivateKey, digest, r
 		}
 		e.Why = "digest " + digest + " (" + strings.Join(names, ", ") + "): " + reason
 	}
+	if replaced != "" {
+		e.Why += " (replacing a record edges refuse: " + replaced + ")"
+	}
 	r.audit(ctx, e)
-	return nil
+	return false, nil
+}
+
+// writeRevocation writes rec as digest's revocation unless a key of trust
+// signed the record there (kept). replaced is why the record it replaced,
+// if any, revoked nothing.
+func (r *Registry) writeRevocation(ctx context.Context, trust manifest.TrustStore, digest string, rec []byte) (kept bool, replaced string, err error) {
+	// Bounded: each retry means another writer changed the record since
+	// it was read.
+	for range 5 {
+		e, err := r.s.Revoked.Get(ctx, digest)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = r.s.Revoked.Create(ctx, digest, rec)
+		case err != nil:
+			return false, "", fmt.Errorf("registry: revoke %s: %w", digest, err)
+		default:
+			_, why := trust.CheckRevocation(digest, e.Value())
+			if why == nil {
+				return true, "", nil
+			}
+			replaced = why.Error()
+			_, err = r.s.Revoked.Update(ctx, digest, rec, e.Revision())
+		}
+		switch {
+		case err == nil:
+			return false, replaced, nil
+		case !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			return false, "", fmt.Errorf("registry: revoke %s: %w", digest, err)
+		}
+		replaced = "" // written meanwhile: look at it again
+	}
+	return false, "", fmt.Errorf("registry: revoke %s: the record kept changing under concurrent writes; try again", digest)
 }
 
 // knows reports whether digest is in the object store or named by an

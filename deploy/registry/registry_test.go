@@ -241,7 +241,7 @@ func TestFetchRefuses(t *testing.T) {
 			return "b", "1"
 		}, trustOf(key), manifest.ErrMismatch},
 		{"revoked", func(ctx context.Context, t *testing.T, r *Registry, st *controlplane.Stores, a *manifest.Artifact) (string, string) {
-			if err := r.Revoke(ctx, key, a.Digest, "CVE-2099-1", "sec"); err != nil {
+			if _, err := r.Revoke(ctx, key, nil, a.Digest, "CVE-2099-1", "sec"); err != nil {
 				t.Fatal(err)
 			}
 			return "a", "1"
@@ -318,25 +318,25 @@ func TestRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, key, "abc", "typo", "sec"); err == nil || !strings.Contains(err.Error(), "64 hex") {
+	if _, err := r.Revoke(ctx, key, nil, "abc", "typo", "sec"); err == nil || !strings.Contains(err.Error(), "64 hex") {
 		t.Errorf("short digest: err = %v", err)
 	}
 	unknown := manifest.Digest([]byte("never pushed"))
-	if err := r.Revoke(ctx, key, unknown, "x", "sec"); !errors.Is(err, ErrNotFound) ||
+	if _, err := r.Revoke(ctx, key, nil, unknown, "x", "sec"); !errors.Is(err, ErrNotFound) ||
 		!strings.Contains(err.Error(), manifest.BucketModules) || !strings.Contains(err.Error(), manifest.BucketArtifacts) {
 		t.Errorf("unknown digest: err = %v", err)
 	}
-	if err := r.Revoke(ctx, key, a.Digest, "", "sec"); err == nil {
+	if _, err := r.Revoke(ctx, key, nil, a.Digest, "", "sec"); err == nil {
 		t.Error("a revocation without a reason was accepted")
 	}
 	// A digest named only by an artifact (its module gone) can be revoked.
 	if err := st.Modules.Delete(ctx, a.Digest); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, key, a.Digest, "leaked build", "sec"); err != nil {
+	if _, err := r.Revoke(ctx, key, nil, a.Digest, "leaked build", "sec"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Revoke(ctx, key, a.Digest, "second reason", "other"); err != nil {
+	if _, err := r.Revoke(ctx, key, nil, a.Digest, "second reason", "other"); err != nil {
 		t.Fatalf("revoking twice: %v", err)
 	}
 	// The revoked module is refused under another name and version too.
@@ -473,4 +473,70 @@ func fetch(ctx context.Context, r *Registry, trust manifest.TrustStore, name, ve
 		return nil, nil, err
 	}
 	return a, bin, nil
+}
+
+// TestRevokeReplacesRefusedRecord: a revocation written over a record the
+// edges refuse (unsigned, or signed by a key they do not trust) replaces
+// it and is audited; it reported success and wrote nothing, so writing an
+// unsigned revocation again with --key, the README's remedy, left the
+// version running. One over a trusted revocation keeps it.
+func TestRevokeReplacesRefusedRecord(t *testing.T) {
+	ctx, r, st := newRegistry(t)
+	key, mallory := newKey(t), newKey(t)
+	trust := trustOf(key)
+	a, err := r.Push(ctx, key, "auth", "1", module("auth"), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Push(ctx, key, "auth", "2", module("auth2"), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned, _ := json.Marshal(manifest.Revocation{Digest: a.Digest, Reason: "old", Time: time.Now()})
+	untrusted, _ := manifest.SignRevocation(mallory, b.Digest, "x", "mallory")
+	forged, _ := json.Marshal(untrusted)
+	for digest, rec := range map[string][]byte{a.Digest: unsigned, b.Digest: forged} {
+		if _, err := st.Revoked.Put(ctx, digest, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{a.Digest, b.Digest} {
+		already, err := r.Revoke(ctx, key, trust, d, "leaked build", "sec")
+		if err != nil || already {
+			t.Fatalf("revoking %.12s over a refused record: already %v, %v", d, already, err)
+		}
+		e, err := st.Revoked.Get(ctx, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rv, err := trust.CheckRevocation(d, e.Value()); err != nil || rv.Reason != "leaked build" {
+			t.Errorf("record of %.12s after the revocation: %+v, %v; want the trusted one", d, rv, err)
+		}
+	}
+	info, err := st.Audit.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 4 { // two pushes, two revocations
+		t.Errorf("audit stream holds %d entries, want 4", info.State.Msgs)
+	}
+	m, err := st.Audit.GetLastMsgForSubject(ctx, manifest.SubjectAudit+".registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m.Data), "replacing a record edges refuse") {
+		t.Errorf("the revocation's audit entry does not say what it replaced: %s", m.Data)
+	}
+	// Revoking again keeps the trusted record, and says so.
+	before, _ := st.Revoked.Get(ctx, a.Digest)
+	if already, err := r.Revoke(ctx, key, trust, a.Digest, "again", "sec"); err != nil || !already {
+		t.Errorf("revoking a revoked digest: already %v, %v; want already", already, err)
+	}
+	if after, _ := st.Revoked.Get(ctx, a.Digest); after.Revision() != before.Revision() {
+		t.Error("a trusted revocation was rewritten")
+	}
+	// A key outside the trust store given would write a record edges refuse.
+	if _, err := r.Revoke(ctx, mallory, trust, a.Digest, "x", "mallory"); err == nil || !strings.Contains(err.Error(), "not in the trust store") {
+		t.Errorf("revoking with an untrusted key: %v", err)
+	}
 }

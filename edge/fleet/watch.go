@@ -222,20 +222,15 @@ func (a *Agent) revoke(e jetstream.KeyValueEntry) bool {
 		}
 		return false
 	}
-	var r manifest.Revocation
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		a.o.Logger.Warn("revocation refused: not a revocation record", "digest", e.Key(), "err", err)
-		return false
-	}
-	r.Digest = e.Key() // what the signature must cover
-	if err := a.o.Trust.VerifyRevocation(&r); err != nil {
+	r, err := a.o.Trust.CheckRevocation(e.Key(), e.Value())
+	if err != nil {
 		a.o.Logger.Warn("revocation refused", "digest", e.Key(), "err", err)
 		return false
 	}
 	// Copy on write: module() reads the map outside the lock.
 	a.mu.Lock()
 	m := maps.Clone(a.revoked)
-	m[e.Key()] = r
+	m[e.Key()] = *r
 	a.revoked = m
 	a.mu.Unlock()
 	if !a.running()[e.Key()] {

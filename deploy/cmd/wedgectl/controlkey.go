@@ -52,6 +52,25 @@ func loadControllerTrust(files string) ([]ed25519.PublicKey, error) {
 	return slices.Collect(maps.Values(ts)), nil
 }
 
+// trustFlag is --trust: the POPs' trust store (their fleet.trust), which
+// tells a revocation POPs take from a record in the bucket they refuse.
+func trustFlag(fs *flag.FlagSet) *string {
+	return fs.String("trust", os.Getenv("WEDGE_TRUST"), "comma-separated public key `FILES` the POPs trust, their fleet.trust "+
+		"(default $WEDGE_TRUST): only a revocation one of these keys signed counts, as only such a one stops a POP")
+}
+
+// loadTrust reads --trust's files; none gives an empty store.
+func loadTrust(files string) (manifest.TrustStore, error) {
+	if files == "" {
+		return nil, nil
+	}
+	ts, err := manifest.LoadTrustFiles(strings.Split(files, ",")...)
+	if err != nil {
+		return nil, fmt.Errorf("--trust: %w", err)
+	}
+	return ts, nil
+}
+
 // loadControllerKey reads the controller's key from path or, with none
 // given, from dir (an embedded control plane's auth directory), making
 // the pair there on first start and saying where the POPs' public key is.

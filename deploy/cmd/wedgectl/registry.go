@@ -117,6 +117,7 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	keyPath := fs.String("key", "", "signing key `KEY.pem` (from keys gen; one the edges trust, as for push): edges ignore an unsigned revocation")
 	url := natsFlag(fs)
 	whoName := whoFlag(fs)
+	trustFiles := trustFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -134,9 +135,20 @@ func pluginRevoke(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("plugin revoke: %w", err)
 	}
+	// Without --trust, the signing key is all this command knows to be
+	// trusted: a record by any other key is replaced by one it signs.
+	trust, err := loadTrust(*trustFiles)
+	if err != nil {
+		return fmt.Errorf("plugin revoke: %w", err)
+	}
 	return withRegistry(ctx, url, func(r *registry.Registry) error {
-		if err := r.Revoke(ctx, key, fs.Arg(0), *reason, who); err != nil {
+		already, err := r.Revoke(ctx, key, trust, fs.Arg(0), *reason, who)
+		if err != nil {
 			return err
+		}
+		if already {
+			fmt.Fprintf(stdout, "already revoked %s by a trusted key; the record is kept\n", fs.Arg(0))
+			return nil
 		}
 		fmt.Fprintf(stdout, "revoked %s: %s\n", fs.Arg(0), *reason)
 		return nil

@@ -92,6 +92,15 @@ func TestRegistryCommands(t *testing.T) {
 	if want := "revoked " + digest + ": leaked\n"; out.String() != want {
 		t.Errorf("plugin revoke printed %q, want %q", out.String(), want)
 	}
+	// Again, checked against the trust store given: the record is kept,
+	// and the command says so rather than "revoked".
+	out.Reset()
+	if err := run(ctx, []string{"plugin", "revoke", digest, "--reason", "again", "--key", privPath, "--trust", m[2], "--nats", url}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := "already revoked " + digest + " by a trusted key; the record is kept\n"; out.String() != want {
+		t.Errorf("plugin revoke of a revoked digest printed %q, want %q", out.String(), want)
+	}
 	if err := run(ctx, []string{"plugin", "revoke", digest, "--key", privPath, "--nats", url}, &out); err == nil || !strings.Contains(err.Error(), "--reason") {
 		t.Errorf("revoke without a reason: err = %v", err)
 	}

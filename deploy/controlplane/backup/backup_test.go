@@ -68,7 +68,7 @@ func fill(t testing.TB, ctx context.Context, s *controlplane.Stores) {
 		}
 		arts = append(arts, a)
 	}
-	if err := reg.Revoke(ctx, key, arts[0].Digest, "test", "test"); err != nil {
+	if _, err := reg.Revoke(ctx, key, nil, arts[0].Digest, "test", "test"); err != nil {
 		t.Fatal(err)
 	}
 	for i, a := range arts {
