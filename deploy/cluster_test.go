@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -105,7 +106,7 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 	})
 
 	ctlLog := &testutil.SyncBuffer{}
-	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey,
+	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey)),
 		Log: slog.New(slog.NewTextHandler(ctlLog, nil))})
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -66,7 +67,7 @@ func TestDisasterDrill(t *testing.T) {
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})
 	go func() {
-		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey}).Run(ctlCtx)
+		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))}).Run(ctlCtx)
 		close(ctlDone)
 	}()
 	if _, err := registry.New(stores).Push(ctx, key, "stamp", "v2", wasmtest.Build(t, guests+"v2"), "test"); err != nil {
@@ -174,7 +175,7 @@ func TestDisasterDrill(t *testing.T) {
 	ctlCtx, stopCtl = context.WithCancel(ctx)
 	ctlDone = make(chan struct{})
 	go func() {
-		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey}).Run(ctlCtx)
+		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))}).Run(ctlCtx)
 		close(ctlDone)
 	}()
 	defer func() { stopCtl(); <-ctlDone }()

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -88,7 +89,7 @@ func TestControlPlaneLostMidRollout(t *testing.T) {
 	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return url })
 
 	ctlLog := &testutil.SyncBuffer{}
-	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey,
+	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey)),
 		Log: slog.New(slog.NewTextHandler(ctlLog, nil))})
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	ctlDone := make(chan struct{})

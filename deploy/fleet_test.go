@@ -178,7 +178,7 @@ func TestFleetRollouts(t *testing.T) {
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	reg := registry.New(stores)
 	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return cp.URL() })
-	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey})
+	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))})
 	ctlDone := make(chan struct{})
 	go func() { ctl.Run(ctx); close(ctlDone) }()
 	defer func() { cancel(); <-ctlDone }()

@@ -40,7 +40,14 @@ type Options struct {
 	// old public key here, and drop the old one from both once every
 	// region's record was written again.
 	Trust []ed25519.PublicKey
-	Log   *slog.Logger
+	// ArtifactKeys are the POPs' trust store (their fleet.trust): only a
+	// revocation one of these signed counts, as only such a one stops a
+	// POP. A record signed otherwise is logged as refused and changes
+	// nothing: a writer of the revocations bucket alone cannot make the
+	// controller refuse a version or drop the one a region runs.
+	// Required: Run fails without it.
+	ArtifactKeys manifest.TrustStore
+	Log          *slog.Logger
 }
 
 // DefaultLease is the default of Options.Lease.
@@ -53,6 +60,10 @@ type Controller struct {
 	id    string
 	trust manifest.TrustStore  // Key's public key and Trust: the records readDesired takes
 	stuck map[string]stuckStep // by rollout ID: steps failing since (reportStuck)
+	// artifacts is ArtifactKeys; refused the digests whose revocation
+	// record it refused and logged, so each is logged once, not each tick.
+	artifacts manifest.TrustStore
+	refused   map[string]bool
 
 	beforeStep func(*Rollout) // tests only: runs before each step's lease check
 }
@@ -81,7 +92,8 @@ func NewController(s *controlplane.Stores, opts Options) *Controller {
 		pub := opts.Key.Public().(ed25519.PublicKey)
 		trust[manifest.KeyID(pub)] = pub
 	}
-	return &Controller{s: s, opts: opts, id: hex.EncodeToString(b[:]), trust: trust, stuck: map[string]stuckStep{}}
+	return &Controller{s: s, opts: opts, id: hex.EncodeToString(b[:]), trust: trust, stuck: map[string]stuckStep{},
+		artifacts: opts.ArtifactKeys, refused: map[string]bool{}}
 }
 
 // Run advances rollouts until ctx ends, then returns nil. Errors of one
@@ -90,6 +102,9 @@ func NewController(s *controlplane.Stores, opts Options) *Controller {
 func (c *Controller) Run(ctx context.Context) error {
 	if c.opts.Key == nil {
 		return errors.New("rollout: no controller key (Options.Key): the desired state the controller writes could not be signed")
+	}
+	if len(c.artifacts) == 0 {
+		return errors.New("rollout: no artifact keys (Options.ArtifactKeys, the POPs' fleet.trust): revocations could not be told from records the POPs refuse")
 	}
 	defer c.release()
 	t := time.NewTicker(c.opts.Tick)
@@ -193,7 +208,7 @@ func (c *Controller) step(ctx context.Context, f *fleet, r *Rollout) error {
 	case StateRunning:
 		// A version revoked while it rolls out stops on every POP: its
 		// waves would wait for traffic that never comes.
-		switch rv, err := revocation(ctx, c.s, r.Artifact.Digest); {
+		switch rv, err := c.revocation(ctx, r.Artifact.Digest); {
 		case err != nil:
 			return err
 		case rv != nil:

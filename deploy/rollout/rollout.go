@@ -109,6 +109,11 @@ type Spec struct {
 	// "" or "addr" by address, "header:NAME" or "cookie:NAME" by value.
 	Split    string
 	Who, Why string // for the audit stream; Who is required
+	// Trust is the POPs' trust store (their fleet.trust): a version a key
+	// of it revoked is refused here rather than rolled back by the
+	// controller. A revocation record none of its keys signed is not one,
+	// as for the POPs. Empty: revocations are left to the controller.
+	Trust manifest.TrustStore
 }
 
 // Rollout is the record of one rollout in the wedge_rollouts KV.
@@ -207,6 +212,10 @@ type Plan struct {
 	Gates                []Gate
 	Bake                 time.Duration
 	MinRequests          uint64
+	// Refused is why a revocation record of the version does not count:
+	// POPs refuse it (signed by no key they trust), so they run the
+	// version, and so does the rollout.
+	Refused error
 }
 
 // PlannedWave is a wave with the regions and POPs it would reach now.
@@ -244,17 +253,25 @@ func (p *Plan) String() string {
 		gates[i] = g.String()
 	}
 	fmt.Fprintf(&b, "  gates %s, bake %s each wave, judged after %d requests\n", strings.Join(gates, ", "), p.Bake, p.MinRequests)
+	if p.Refused != nil {
+		fmt.Fprintf(&b, "  not revoked: %v\n", p.Refused)
+	}
 	return b.String()
 }
 
 // Resolve validates spec against the registry and the fleet and returns
 // the plan, changing nothing: the dry run, and the first half of Start.
 func Resolve(ctx context.Context, s *controlplane.Stores, spec Spec) (*Plan, error) {
-	r, err := prepare(ctx, s, spec)
+	r, refused, err := prepare(ctx, s, spec)
 	if err != nil {
 		return nil, err
 	}
-	return plan(ctx, s, r)
+	p, err := plan(ctx, s, r)
+	if err != nil {
+		return nil, err
+	}
+	p.Refused = refused
+	return p, nil
 }
 
 func plan(ctx context.Context, s *controlplane.Stores, r *Rollout) (*Plan, error) {
@@ -287,13 +304,14 @@ func plan(ctx context.Context, s *controlplane.Stores, r *Rollout) (*Plan, error
 	return p, nil
 }
 
-// prepare validates spec and builds the record Start would store.
-func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, error) {
+// prepare validates spec and builds the record Start would store;
+// refused is a revocation record of the version that POPs ignore.
+func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (r *Rollout, refused, err error) {
 	if err := manifest.CheckName("plugin", spec.Plugin); err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
+		return nil, nil, fmt.Errorf("rollout: %w", err)
 	}
 	if err := manifest.CheckVersion(spec.Version); err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
+		return nil, nil, fmt.Errorf("rollout: %w", err)
 	}
 	key := spec.Key
 	if key == "" {
@@ -302,25 +320,25 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 	if key != spec.Plugin {
 		route, plugin, ok := strings.Cut(key, "/")
 		if !ok || plugin != spec.Plugin || route == "" || strings.ContainsAny(route, "/ .*>") {
-			return nil, fmt.Errorf("rollout: key %q: want %q or ROUTE/%s", key, spec.Plugin, spec.Plugin)
+			return nil, nil, fmt.Errorf("rollout: key %q: want %q or ROUTE/%s", key, spec.Plugin, spec.Plugin)
 		}
 	}
 	if spec.Config != nil && !json.Valid(spec.Config) {
-		return nil, fmt.Errorf("rollout: config of %s@%s is not valid JSON", spec.Plugin, spec.Version)
+		return nil, nil, fmt.Errorf("rollout: config of %s@%s is not valid JSON", spec.Plugin, spec.Version)
 	}
 	if spec.Bake < 0 {
-		return nil, fmt.Errorf("rollout: bake %s is negative", spec.Bake)
+		return nil, nil, fmt.Errorf("rollout: bake %s is negative", spec.Bake)
 	}
 	waves, err := ParseWaves(spec.Waves)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	gates, err := ParseGates(spec.Gates)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, _, err := manifest.ParseSplit(spec.Split); err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
+		return nil, nil, fmt.Errorf("rollout: %w", err)
 	}
 	split := spec.Split
 	if split == manifest.SplitAddr {
@@ -328,23 +346,30 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 	}
 	a, err := s.Artifact(ctx, spec.Plugin, spec.Version)
 	if errors.Is(err, controlplane.ErrNotFound) {
-		return nil, fmt.Errorf("rollout: %s@%s is not in the registry: push it first", spec.Plugin, spec.Version)
+		return nil, nil, fmt.Errorf("rollout: %s@%s is not in the registry: push it first", spec.Plugin, spec.Version)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rollout: %w", err)
+		return nil, nil, fmt.Errorf("rollout: %w", err)
 	}
 	// Edges would refuse it anyway; refusing it here fails the start, not
 	// every wave.
 	if a.Digest == "" || len(a.Sig) == 0 {
-		return nil, fmt.Errorf("rollout: artifact record %s@%s (digest %q, %d signature bytes) is not signed: refusing it",
+		return nil, nil, fmt.Errorf("rollout: artifact record %s@%s (digest %q, %d signature bytes) is not signed: refusing it",
 			spec.Plugin, spec.Version, a.Digest, len(a.Sig))
 	}
-	switch rv, err := revocation(ctx, s, a.Digest); {
-	case err != nil:
-		return nil, err
-	case rv != nil:
-		return nil, fmt.Errorf("rollout: %s@%s (digest %.12s) is revoked (%q): edges refuse it",
-			spec.Plugin, spec.Version, a.Digest, rv.Reason)
+	// Without the POPs' trust store a revocation cannot be told from a
+	// record they ignore; the controller, which has it, rolls a revoked
+	// version back at its first step.
+	if len(spec.Trust) > 0 {
+		switch rv, why, err := revocation(ctx, s, spec.Trust, a.Digest); {
+		case err != nil:
+			return nil, nil, err
+		case rv != nil:
+			return nil, nil, fmt.Errorf("rollout: %s@%s (digest %.12s) is revoked (%q): edges refuse it",
+				spec.Plugin, spec.Version, a.Digest, rv.Reason)
+		case why != nil:
+			refused = fmt.Errorf("the revocations bucket holds a record for digest %.12s that POPs refuse, so it revokes nothing: %w", a.Digest, why)
+		}
 	}
 	minReq := spec.MinRequests
 	if minReq == 0 {
@@ -356,21 +381,24 @@ func prepare(ctx context.Context, s *controlplane.Stores, spec Spec) (*Rollout, 
 		Config: spec.Config, Waves: waves, Gates: gates, Bake: spec.Bake, MinRequests: minReq, Split: split,
 		By: spec.Who, Why: spec.Why, Created: now, Updated: now,
 		State: StateRunning, Phase: PhasePending,
-	}, nil
+	}, refused, nil
 }
 
-// revocation is the revocations bucket's record of digest, nil for none.
-func revocation(ctx context.Context, s *controlplane.Stores, digest string) (*manifest.Revocation, error) {
+// revocation is digest's revocation if a key of trust signed it, as POPs
+// take it, nil for none. A record no key of trust signed stops no POP, so
+// it is no revocation here either: refused says why POPs ignore it.
+// Counting it would refuse a version the POPs run, and replace it with
+// the POPs' own version as the stable side of a canary and in a rollback.
+func revocation(ctx context.Context, s *controlplane.Stores, trust manifest.TrustStore, digest string) (rv *manifest.Revocation, refused, err error) {
 	e, err := s.Revoked.Get(ctx, digest)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return nil, nil
+		return nil, nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("rollout: revocations: %w", err)
+		return nil, nil, fmt.Errorf("rollout: revocations: %w", err)
 	}
-	var rv manifest.Revocation
-	_ = json.Unmarshal(e.Value(), &rv) // a reason is all it adds
-	return &rv, nil
+	rv, refused = trust.CheckRevocation(digest, e.Value())
+	return rv, refused, nil
 }
 
 // errNoWho refuses an audit entry without an actor: "unknown" in an
@@ -444,7 +472,7 @@ func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, erro
 	if spec.Who == "" {
 		return "", errNoWho
 	}
-	r, err := prepare(ctx, s, spec)
+	r, _, err := prepare(ctx, s, spec) // a refused revocation is the controller's to log
 	if err != nil {
 		return "", err
 	}

@@ -121,6 +121,7 @@ type env struct {
 	bad    map[string]bool    // digests that answer 50% errors
 	nack   map[string]bool    // digests the POPs refuse
 	key    ed25519.PrivateKey // the controller's: signs desired state
+	art    ed25519.PrivateKey // the artifact key, which the POPs trust
 }
 
 func newEnv(t *testing.T) *env {
@@ -130,6 +131,7 @@ func newEnv(t *testing.T) *env {
 	_, ctlKey, _ := ed25519.GenerateKey(nil)
 	e := &env{t: t, ctx: ctx, s: s, bad: map[string]bool{}, nack: map[string]bool{}, key: ctlKey}
 	_, key, _ := ed25519.GenerateKey(nil)
+	e.art = key
 	for _, v := range []struct {
 		a    *manifest.Artifact
 		ver  string
@@ -148,14 +150,26 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// revoke writes a revocation of digest, "leaks tokens", as the controller
-// reads it (it does not check signatures; POPs do).
-func (e *env) revoke(digest string) {
+// revoke writes a revocation of digest, "leaks tokens", signed by the
+// artifact key, as the POPs (and the controller) take it.
+func (e *env) revoke(digest string) { e.revokeWith(e.art, digest) }
+
+// revokeWith writes a revocation of digest signed by key.
+func (e *env) revokeWith(key ed25519.PrivateKey, digest string) {
 	e.t.Helper()
-	rv, _ := json.Marshal(manifest.Revocation{Digest: digest, Reason: "leaks tokens", Time: time.Now()})
-	if _, err := e.s.Revoked.Put(e.ctx, digest, rv); err != nil {
+	rv, err := manifest.SignRevocation(key, digest, "leaks tokens", "test")
+	if err != nil {
 		e.t.Fatal(err)
 	}
+	b, _ := json.Marshal(rv)
+	if _, err := e.s.Revoked.Put(e.ctx, digest, b); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// trust is the POPs' trust store: the artifact key.
+func (e *env) trust() manifest.TrustStore {
+	return manifest.NewTrustStore(e.art.Public().(ed25519.PublicKey))
 }
 
 func (e *env) mark(set map[string]bool, digest string) {
@@ -322,7 +336,7 @@ func (e *env) controller() (stop func()) {
 
 func (e *env) controllerWith(opts Options) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
-	opts.Log, opts.Key = slog.New(slog.NewTextHandler(io.Discard, nil)), e.key
+	opts.Log, opts.Key, opts.ArtifactKeys = slog.New(slog.NewTextHandler(io.Discard, nil)), e.key, e.trust()
 	c := NewController(e.s, opts)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -531,6 +545,47 @@ func TestRevokedStableSide(t *testing.T) {
 	}
 }
 
+// TestUntrustedRevocation: a revocation record signed by a key the POPs
+// do not trust revokes nothing, for the controller as for the POPs: the
+// start and the dry run took it for one and refused a version the POPs
+// run, and the controller dropped the version a region ran from the
+// canary's stable side and from what a rollback restored (review D2).
+func TestUntrustedRevocation(t *testing.T) {
+	e := newEnv(t)
+	e.fleet() // eu-west runs auth v1
+	cfg := json.RawMessage(`{"name":"r2"}`)
+	e.putDesired("eu-west", manifest.Desired{Plugins: map[string]manifest.Release{"auth": {Artifact: e.v1, Config: cfg}}})
+	before, _ := e.desired("eu-west")
+	_, mallory, _ := ed25519.GenerateKey(nil)
+	e.revokeWith(mallory, e.v1.Digest)
+	e.revokeWith(mallory, e.v2.Digest)
+	spec := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west:50%,eu-west", Gates: "error_rate<1%,p99<50ms",
+		Bake: time.Hour, Who: "alice", Trust: e.trust()}
+	p, err := Resolve(e.ctx, e.s, spec)
+	if err != nil || p.Refused == nil || !strings.Contains(p.String(), "not revoked") {
+		t.Fatalf("dry run: %v, %v; want a plan saying the record is refused", p, err)
+	}
+	id, err := Start(e.ctx, e.s, spec)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	e.controller()
+	e.wait(id, "the canary baking", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })
+	d, _ := e.desired("eu-west")
+	if rel := d.Plugins["auth"]; rel.Artifact.Digest != e.v1.Digest || string(rel.Config) != string(cfg) ||
+		rel.Canary == nil || rel.Canary.Artifact.Digest != e.v2.Digest {
+		t.Fatalf("the canary's release: %s, want v2 beside v1 with its config", mustJSON(rel))
+	}
+	if err := Command(e.ctx, e.s, id, "abort", "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	after, _ := e.desired("eu-west")
+	if a, b := mustJSON(before.Plugins), mustJSON(after.Plugins); a != b || r.State != StateRolledBack {
+		t.Errorf("after the rollback (%s): eu-west %s, want %s restored", r.State, b, a)
+	}
+}
+
 // TestRevokedMidRollout: a version revoked while its canary bakes rolls
 // back, saying so; it baked on, waiting for traffic that the POPs, which
 // stop a revoked version, no longer sent it (ops review).
@@ -676,7 +731,7 @@ func TestStartValidates(t *testing.T) {
 	e := newEnv(t)
 	e.fleet()
 	e.putDesired("empty", manifest.Desired{Plugins: map[string]manifest.Release{}})
-	good := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second, Who: "alice"}
+	good := Spec{Plugin: "auth", Version: "v2", Waves: "eu-west", Gates: "error_rate<1%", Bake: time.Second, Who: "alice", Trust: e.trust()}
 	for _, tc := range []struct {
 		change func(*Spec)
 		err    string

@@ -60,6 +60,10 @@ func TestWriteDesiredSigns(t *testing.T) {
 	if err := NewController(e.s, Options{Log: discard}).Run(e.ctx); err == nil || !strings.Contains(err.Error(), "no controller key") {
 		t.Fatalf("Run without a key: %v", err)
 	}
+	// Nor without the POPs' trust store, which tells it a revocation.
+	if err := NewController(e.s, Options{Log: discard, Key: e.key}).Run(e.ctx); err == nil || !strings.Contains(err.Error(), "no artifact keys") {
+		t.Fatalf("Run without artifact keys: %v", err)
+	}
 }
 
 // signed reads region's record, which must verify with the env's key.

@@ -136,13 +136,24 @@ func (c *Controller) unrevoked(ctx context.Context, prev *manifest.Release) (*ma
 	if prev == nil || prev.Artifact.Digest == "" {
 		return prev, nil
 	}
-	switch rv, err := revocation(ctx, c.s, prev.Artifact.Digest); {
+	switch rv, err := c.revocation(ctx, prev.Artifact.Digest); {
 	case err != nil:
 		return nil, err
 	case rv != nil:
 		return nil, nil
 	}
 	return prev, nil
+}
+
+// revocation is digest's revocation as POPs take it (signed by a key of
+// ArtifactKeys), nil for none. A record they refuse is logged, once.
+func (c *Controller) revocation(ctx context.Context, digest string) (*manifest.Revocation, error) {
+	rv, refused, err := revocation(ctx, c.s, c.artifacts, digest)
+	if refused != nil && !c.refused[digest] {
+		c.refused[digest] = true
+		c.opts.Log.Warn("revocation refused: POPs ignore it, so it revokes nothing", "digest", digest, "err", refused)
+	}
+	return rv, err
 }
 
 // release is what region runs for the key in a wave of share percent:

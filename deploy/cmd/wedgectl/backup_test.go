@@ -92,7 +92,7 @@ func TestControlBackupRestore(t *testing.T) {
 		t.Fatalf("restore into a control plane run with --server-only: %v", err)
 	}
 	stop()
-	defer serve("rollout controller running")()
+	defer serve("rollout controller running", "--trust", trustFile(t))()
 	nc2, err := nats.Connect("tls://"+addr, sec.Options()...)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/internal/testutil"
 )
 
@@ -59,11 +60,12 @@ func TestControlCluster(t *testing.T) {
 		return out
 	}
 	// The lists as a person types them, with spaces after the commas.
+	trust := trustFile(t)
 	var members []*testutil.SyncBuffer
 	for i := range 3 {
 		name := fmt.Sprintf("cp-%d", i+1)
 		members = append(members, runCmd(name, "control", "--embedded", filepath.Join(t.TempDir(), name), "--name", name,
-			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i], "--auth", authDir))
+			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i], "--auth", authDir, "--trust", trust))
 	}
 	for i, out := range members {
 		testutil.Eventually(t, hangGuard, fmt.Sprintf("cp-%d running its controller", i+1), func() bool {
@@ -190,21 +192,41 @@ func TestClusterListenLoopback(t *testing.T) {
 
 func TestControlClusterFlagsRefused(t *testing.T) {
 	ctx := context.Background()
+	trust := trustFile(t)
 	for _, args := range [][]string{
 		{"control", "leaf"},
 		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422", "extra"},
 		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:bad", "--auth", t.TempDir()},
 		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422", "--auth", t.TempDir()}, // not an auth directory
 		{"control", "leaf", "--hub", "nats-leaf://127.0.0.1:7422"},                        // no --auth
-		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "nats-route://127.0.0.1:bad,127.0.0.1:2,127.0.0.1:3", "--cluster-listen", "127.0.0.1:0"},
-		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "127.0.0.1:1,127.0.0.1:2", "--cluster-listen", "127.0.0.1:0"},
+		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "nats-route://127.0.0.1:bad,127.0.0.1:2,127.0.0.1:3", "--cluster-listen", "127.0.0.1:0", "--trust", trust},
+		{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0", "--cluster", "127.0.0.1:1,127.0.0.1:2", "--cluster-listen", "127.0.0.1:0", "--trust", trust},
 		{"up", "--ha", "--nats", "127.0.0.1:65535"},
-		{"control", "--cluster", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"},
+		{"control", "--cluster", "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", "--trust", trust},
 	} {
 		if err := run(ctx, args, &testutil.SyncBuffer{}); err == nil {
 			t.Errorf("wedgectl %s: no error", strings.Join(args, " "))
 		}
 	}
+}
+
+// TestControlWantsTrust: the controller counts only the revocations a key
+// the POPs trust signed, so it does not run without those keys.
+func TestControlWantsTrust(t *testing.T) {
+	err := run(context.Background(), []string{"control", "--embedded", t.TempDir(), "--listen", "127.0.0.1:0"}, &testutil.SyncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "--trust FILES") {
+		t.Errorf("control without --trust: %v", err)
+	}
+}
+
+// trustFile is the public key file of a new artifact key, for --trust.
+func trustFile(t *testing.T) string {
+	t.Helper()
+	_, pub, err := registry.GenerateKey(t.TempDir(), "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }
 
 // freeAddrs returns n loopback addresses no one listens on just now.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/auth"
+	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/registry"
 	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge/pop"
@@ -101,6 +102,12 @@ func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
+	// The controller trusts the artifact key the POPs trust (up.pub), so
+	// it counts the revocations they take, and only those.
+	artifacts, err := manifest.LoadTrustFiles(f.pub)
+	if err != nil {
+		return nil, err
+	}
 	f.control = ctlPub
 	if f.auth, err = auth.Init(filepath.Join(dir, "auth"), nil); err != nil {
 		return nil, err
@@ -121,7 +128,7 @@ func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logg
 	go func() {
 		defer close(f.done)
 		defer nc.Close()
-		rollout.NewController(f.stores, rollout.Options{Log: log, Key: ctlKey}).Run(ctx)
+		rollout.NewController(f.stores, rollout.Options{Log: log, Key: ctlKey, ArtifactKeys: artifacts}).Run(ctx)
 	}()
 	return f, nil
 }

@@ -37,6 +37,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	serverOnly := fs.Bool("server-only", false, "with --embedded: run the server alone, with no buckets and no controller: the empty control plane `control restore` wants")
 	ctlKey := controllerKeyFlag(fs)
 	ctlTrust := controllerTrustFlag(fs)
+	artTrust := trustFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +47,13 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	trust, err := loadControllerTrust(*ctlTrust)
 	if err != nil {
 		return err
+	}
+	artifacts, err := loadTrust(*artTrust)
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if len(artifacts) == 0 && !*serverOnly {
+		return errors.New("control: --trust FILES (or $WEDGE_TRUST) is required: the POPs' fleet.trust, without which a revocation could not be told from a record POPs refuse")
 	}
 	if err := member.check(fs, *embeddedDir); err != nil {
 		return err
@@ -113,7 +121,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
 	}
 	fmt.Fprintln(stdout, "rollout controller running; interrupt to stop")
-	c := rollout.NewController(s, rollout.Options{Log: log, Key: key, Trust: trust})
+	c := rollout.NewController(s, rollout.Options{Log: log, Key: key, Trust: trust, ArtifactKeys: artifacts})
 	return c.Run(ctx)
 }
 
@@ -140,6 +148,7 @@ func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
 	why := fs.String("why", "", "reason, for the audit stream")
 	split := fs.String("split", "addr", "what places a client on the canary's side: `addr|header:NAME|cookie:NAME` (a request without the value goes by its address)")
 	whoName := whoFlag(fs)
+	trust := trustFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -159,6 +168,9 @@ func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	spec := rollout.Spec{Plugin: plugin, Version: version, Key: *key, Waves: *waves, Gates: *gates,
 		Bake: *bake, MinRequests: *minReq, Split: *split, Who: who, Why: *why}
+	if spec.Trust, err = loadTrust(*trust); err != nil {
+		return fmt.Errorf("rollout start: %w", err)
+	}
 	if *config != "" {
 		spec.Config = json.RawMessage(*config)
 	}

@@ -61,7 +61,7 @@ func TestRolloutCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		done <- run(cctx, append([]string{"control", "--http", "127.0.0.1:0", "--controller-key", ctlKey}, nats...), controlOut)
+		done <- run(cctx, append([]string{"control", "--http", "127.0.0.1:0", "--controller-key", ctlKey, "--trust", trustFile(t)}, nats...), controlOut)
 	}()
 	defer func() { stop(); <-done }()
 

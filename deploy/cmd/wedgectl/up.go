@@ -266,14 +266,14 @@ chain: %[4]s
 edges: %[8]s
 control plane: %[6]s   status page: %[7]s
 control plane credentials (every role's) and CA: WEDGE_CREDS=%[10]s WEDGE_CA=%[11]s
-plugin signing key: %[9]s
+plugin signing key: %[9]s, its public key (the POPs' trust store): WEDGE_TRUST=%[12]s
 
 WEDGE_TOKEN=%[5]s
-`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, creds, ca)
+`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, creds, ca, fleet.pub)
 	if len(dev) > 0 {
 		fmt.Fprintf(stdout, "\n%s\n", watching.String())
 	}
-	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, waves: waves, nats: fleet.cp.URL(), creds: creds, ca: ca}
+	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, trust: fleet.pub, waves: waves, nats: fleet.cp.URL(), creds: creds, ca: ca}
 	if len(dev) > 0 {
 		try.dev = dev[0].name
 	}
@@ -528,9 +528,9 @@ type tryHints struct {
 	chain []string // the plugins, in order
 	dev   string   // the first --plugin folder's name, if any
 	own   bool     // --upstream: the application is the user's
-	// The rollout example's: the signing key, the waves, the control
-	// plane and its credentials.
-	key, waves, nats, creds, ca string
+	// The rollout example's: the signing key and its public key, the
+	// waves, the control plane and its credentials.
+	key, trust, waves, nats, creds, ca string
 }
 
 func (h tryHints) print(w io.Writer) {
@@ -568,10 +568,10 @@ func (h tryHints) print(w io.Writer) {
 	fmt.Fprintf(w, `
 Roll a plugin version out (in another terminal, in this checkout):
   alias wedgectl='go run ./deploy/cmd/wedgectl'
-  export WEDGE_NATS=%[6]s WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s
+  export WEDGE_NATS=%[6]s WEDGE_CREDS=%[4]s WEDGE_CA=%[5]s WEDGE_TRUST=%[7]s
   wedgectl plugin build plugins/%[1]s -o /tmp/%[1]s.wasm
   wedgectl plugin push /tmp/%[1]s.wasm --name %[1]s --version 2 --key %[2]s
   wedgectl rollout start %[1]s@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
   wedgectl rollout status
-`, plugin, h.key, h.waves, h.creds, h.ca, h.nats)
+`, plugin, h.key, h.waves, h.creds, h.ca, h.nats, h.trust)
 }
