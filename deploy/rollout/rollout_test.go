@@ -796,6 +796,38 @@ func TestStartValidates(t *testing.T) {
 	}
 }
 
+// TestRevokedKeyDropped: a region runs another key's version that was
+// revoked since. The POPs refuse a desired state that holds it, so every
+// rollout there of any other key was NACKed and rolled back, until that
+// key got a new version. The controller now drops the revoked release
+// from the region's record (the POPs run their config file's plugin for
+// it already) and says so in the audit.
+func TestRevokedKeyDropped(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	cache, err := manifest.Sign(e.art, "cache", "v4", []byte("four"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.putDesired("eu-west", manifest.Desired{Plugins: map[string]manifest.Release{
+		"auth": {Artifact: e.v1}, "cache": {Artifact: *cache}}})
+	e.revoke(cache.Digest)
+	e.mark(e.nack, cache.Digest) // as the POPs would
+	e.controller()
+	id := e.start("eu-west", 100*time.Millisecond)
+	r := e.wait(id, "ended", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateDone {
+		t.Fatalf("state %s: %s", r.State, r.Reason)
+	}
+	d, _ := e.desired("eu-west")
+	if _, ok := d.Plugins["cache"]; ok || d.Plugins["auth"].Artifact.Digest != e.v2.Digest {
+		t.Errorf("eu-west's desired state: %+v", d.Plugins)
+	}
+	if got := e.actions(id); !slices.Contains(got, "desired.drop_revoked") {
+		t.Errorf("audit %v: no desired.drop_revoked", got)
+	}
+}
+
 // TestStartTakesEndedLock: a rollout's lock outlives its end for a moment
 // (the controller saves the end, then releases the lock) or for good (a
 // controller stopped in between), and a lock outlives a Start killed

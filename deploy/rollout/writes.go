@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -127,6 +129,47 @@ func (c *Controller) signDesired(key string, d *manifest.Desired) ([]byte, error
 	return b, nil
 }
 
+// dropRevoked takes out of d what other keys than own hold of a revoked
+// version (a release, or its canary) and names what it took. A POP refuses
+// a whole desired state that holds a revoked version, so a region that
+// ran a version revoked since refused every rollout of any other key
+// until that key got a new version; it already runs its config file's
+// plugin for the key, as a POP does while it refuses the record.
+func (c *Controller) dropRevoked(ctx context.Context, d *manifest.Desired, own string) ([]string, error) {
+	revoked := func(a manifest.Artifact) (bool, error) {
+		if a.Digest == "" {
+			return false, nil
+		}
+		rv, err := c.revocation(ctx, a.Digest)
+		return rv != nil, err
+	}
+	var dropped []string
+	for _, k := range slices.Sorted(maps.Keys(d.Plugins)) {
+		if k == own {
+			continue
+		}
+		rel := d.Plugins[k]
+		if gone, err := revoked(rel.Artifact); err != nil {
+			return nil, err
+		} else if gone {
+			delete(d.Plugins, k)
+			dropped = append(dropped, fmt.Sprintf("%s (%s@%s)", k, rel.Artifact.Name, rel.Artifact.Version))
+			continue
+		}
+		if rel.Canary == nil {
+			continue
+		}
+		if gone, err := revoked(rel.Canary.Artifact); err != nil {
+			return nil, err
+		} else if gone {
+			dropped = append(dropped, fmt.Sprintf("%s's canary (%s@%s)", k, rel.Canary.Artifact.Name, rel.Canary.Artifact.Version))
+			rel.Canary = nil
+			d.Plugins[k] = rel
+		}
+	}
+	return dropped, nil
+}
+
 // writeDesired changes a region's desired state with compare-and-set and
 // returns its revision. A change that is already there is not written
 // again, so a step repeated after a crash does not bump the revision,
@@ -142,6 +185,10 @@ func (c *Controller) writeDesired(ctx context.Context, r *Rollout, region, why s
 		}
 		before, _ := json.Marshal(d.Plugins)
 		change(d)
+		dropped, err := c.dropRevoked(ctx, d, r.Key)
+		if err != nil {
+			return 0, err
+		}
 		after, _ := json.Marshal(d.Plugins)
 		if bytes.Equal(before, after) && over == "" {
 			return rev, nil
@@ -150,6 +197,13 @@ func (c *Controller) writeDesired(ctx context.Context, r *Rollout, region, why s
 		b, err := c.signDesired(key, d)
 		if err != nil {
 			return 0, err
+		}
+		if len(dropped) > 0 {
+			if err := publish(ctx, c.s, r, "desired.drop_revoked", "controller", region, fmt.Sprintf(
+				"%s: dropped %s, revoked: the POPs refuse a desired state that holds a revoked version, and run their config file's instead",
+				key, strings.Join(dropped, ", "))); err != nil {
+				return 0, err
+			}
 		}
 		if over != "" {
 			if err := publish(ctx, c.s, r, "desired.overwrite", "controller", region, fmt.Sprintf(
