@@ -52,6 +52,11 @@ func sumOf(n int64) string {
 //
 //	GET /download?n=N[&chunked=1]  N bytes of the pattern
 //	PUT /upload                    the sha256 and length of the body
+//	PUT /deny                      401, the body not read
+//	PUT /limit                     413 after 100 KiB of the body, as
+//	                               multer and busboy answer past a limit
+//	PUT /duplex                    /upload's answer, its header sent
+//	                               before the body is read (full duplex)
 //	GET /events?n=K                K server-sent events, each sent once the
 //	                               test took the one before (next)
 type streamApp struct {
@@ -69,6 +74,20 @@ func (a *streamApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.Copy(w, &pattern{n: n})
 	case "/upload":
 		hashUpload(w, r)
+	case "/duplex":
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		hashUpload(w, r)
+	case "/deny":
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, "no token", http.StatusUnauthorized)
+	case "/limit":
+		io.CopyN(io.Discard, r.Body, 100<<10)
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge)
 	case "/events":
 		k, _ := strconv.Atoi(r.URL.Query().Get("n"))
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -303,6 +322,58 @@ func TestStreamBodiesPlugin(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 || n != size || hex.EncodeToString(h.Sum(nil)) != sumOf(size) || seen != tc.seen {
 			t.Errorf("download%s: %d, %d bytes (%v), the plugin saw %q: want 200, the %d bytes sent and %q", tc.q, resp.StatusCode, n, err, seen, size, tc.seen)
 		}
+	}
+}
+
+// TestStreamUploadAnsweredEarly: the application's answer to a streamed
+// upload it refused before reading it all (401 unread, 413 after 100 KiB)
+// and closed the connection on reaches the client, for a body with a
+// length and a chunked one, and the origin counts no upstream error.
+// Before, the client sent the whole body and got 502 "upstream reset the
+// connection".
+func TestStreamUploadAnsweredEarly(t *testing.T) {
+	s := startStreamStack(t, ", max_body_bytes: -1")
+	const size = 24 << 20 // more than the sockets' buffers hold
+	for _, tc := range []struct {
+		path   string
+		status int
+		body   string
+	}{{"/deny", 401, "no token\n"}, {"/limit", 413, "too large\n"}} {
+		for _, chunked := range []bool{false, true} {
+			var body io.Reader = &pattern{n: size}
+			if chunked {
+				body = struct{ io.Reader }{body}
+			}
+			req, _ := http.NewRequest("PUT", s.url(tc.path), body)
+			if !chunked {
+				req.ContentLength = size
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s (chunked %v): %v", tc.path, chunked, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || string(b) != tc.body {
+				t.Errorf("%s (chunked %v): %d %q, want the application's %d %q", tc.path, chunked, resp.StatusCode, b, tc.status, tc.body)
+			}
+		}
+	}
+	if got := testutil.MetricSum(t, s.reg, "wedge_origin_upstream_requests_total", map[string]string{"outcome": "error"}); got != 0 {
+		t.Errorf("the origin counted %v upstream errors for the application's answers", got)
+	}
+	// A success that comes before the body's end, from an application
+	// answering as it reads, still gets all of the body.
+	req, _ := http.NewRequest("PUT", s.url("/duplex"), &pattern{n: size})
+	req.ContentLength = size
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%d %s", size, sumOf(size)); resp.StatusCode != 200 || string(b) != want {
+		t.Fatalf("full duplex: %d %q, want 200 %q", resp.StatusCode, b, want)
 	}
 }
 

@@ -97,10 +97,14 @@
 // # Streamed bodies
 //
 // A request body an edge streams arrives as a head and chunks, and the
-// Proxy sends it on to the upstream as it comes; an edge that takes
-// streamed answers gets an upstream body larger than
-// ProxyConfig.StreamThreshold, of unknown length past it, or an event
-// stream the same way. The server reads a streamed request body to its end,
+// Proxy sends it on to the upstream as it comes, reading the upstream's
+// answer meanwhile: an application that answers before it read the body
+// (401 unread, 413 past its limit) has its answer passed on, the rest of
+// the body is not sent to it (unless the answer is a 2xx whose body is
+// still coming: it may be answering as it reads), and that connection is
+// not reused. An edge that takes streamed answers gets an upstream body
+// larger than ProxyConfig.StreamThreshold, of unknown length past it, or an
+// event stream the same way. The server reads a streamed request body to its end,
 // and so checks every chunk of it, before it answers: the answer covers the
 // whole body. An in-process Handler gets a streamed body whole, within the
 // codec's MaxEnvelope. See stream.go and origin/wire/README.md.

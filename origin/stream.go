@@ -10,10 +10,13 @@ import (
 	"net"
 	"net/http/httputil"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -54,6 +57,9 @@ type exchangeStream struct {
 	// hand over (pending).
 	head    headerInfo
 	pending bool
+	// stop is set once the upstream's answer was read (or failed) while
+	// the request body still went out: the rest of it is not sent.
+	stop atomic.Bool
 }
 
 // release closes what the exchange still holds of its streams.
@@ -122,11 +128,76 @@ func (st *exchangeStream) streamed() bool { return st != nil && st.up != nil }
 type upstreamWriteReader struct{ st *exchangeStream }
 
 func (r *upstreamWriteReader) Read(p []byte) (int, error) {
+	if r.st.stop.Load() {
+		return 0, errAnswered
+	}
 	n, err := r.st.body.Read(p)
 	if c := r.st.upConn; c != nil && n > 0 {
 		_ = c.SetDeadline(time.Now().Add(r.st.idle))
 	}
+	// Checked again after the deadline moved: roundTrip stops the writes
+	// by setting stop, then the write deadline to now, so either this sees
+	// stop or that deadline is the last one set.
+	if r.st.stop.Load() {
+		return 0, errAnswered
+	}
 	return n, err
+}
+
+// errAnswered ends the writing of a streamed request body that the
+// upstream answered before its end.
+var errAnswered = errors.New("origin: upstream answered before the request body's end")
+
+// roundTrip writes req, whose body streams, on conn while it reads the
+// answer from br, as net/http's Transport does. An application may answer
+// before it read the whole body (401 without reading it, 413 past a size
+// limit, as multer does) and close the connection: its answer is the one
+// to pass on, not the failure of the writes that follow. Once the answer
+// came the rest of the body is not sent upstream (endBody still reads it
+// from the edge: the response is sealed against its end), and early
+// reports that the connection, with part of a body on it, is not to be
+// reused.
+func (st *exchangeStream) roundTrip(hc *fasthttp.HostClient, conn net.Conn, br *bufio.Reader, req *fasthttp.Request,
+	resp *fasthttp.Response, maxBody int, sink *wire.Response) (keep, early bool, err error) {
+	type answer struct {
+		keep bool
+		err  error
+	}
+	read := make(chan answer, 1)
+	head := req.Header.IsHead()
+	go func() {
+		keep, err := readResponse(br, head, resp, maxBody, sink, st)
+		// A success whose body is still to come (handed over) may be an
+		// application answering as it reads, full duplex: it gets the
+		// rest of the body. Any other answer ends the request.
+		if err != nil || !st.handing() || resp.StatusCode() >= 300 {
+			st.stop.Store(true)
+			_ = conn.SetWriteDeadline(time.Now())
+		}
+		read <- answer{keep, err}
+	}()
+	// The reads go through conn, whose watch (connwatch) is used from one
+	// goroutine at a time; the writes bypass it, checked before.
+	bw := hc.AcquireWriter(connwatch.Unwrap(conn))
+	werr := req.Write(bw)
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	hc.ReleaseWriter(bw)
+	if werr != nil && !st.stop.Load() && !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
+		// The body failed, or the upstream stopped reading it for longer
+		// than the budget: no answer is coming. One that closed the
+		// connection may have answered first, and is waited for.
+		_ = conn.SetReadDeadline(time.Now())
+	}
+	a := <-read
+	switch {
+	case a.err == nil:
+		return a.keep && werr == nil, werr != nil, nil
+	case werr != nil && !errors.Is(werr, errAnswered) && !isTimeout(werr):
+		return false, false, werr
+	}
+	return false, false, a.err
 }
 
 // wants reports, for a response header block strictTransport checked,

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,13 @@ import (
 // as an edge sends it: the HTTP body and the edge's exchange after it.
 func streamBody(t *testing.T, c *wire.Codec, body []byte, step int) ([]byte, wire.Exchange) {
 	t.Helper()
-	head, x, err := c.AppendRequestHead(nil, &wire.Request{Method: wire.Bytes("PUT"), Path: wire.Bytes("/up")})
+	return streamRequest(t, c, &wire.Request{Method: wire.Bytes("PUT"), Path: wire.Bytes("/up")}, body, step)
+}
+
+// streamRequest is streamBody with the request's head.
+func streamRequest(t *testing.T, c *wire.Codec, req *wire.Request, body []byte, step int) ([]byte, wire.Exchange) {
+	t.Helper()
+	head, x, err := c.AppendRequestHead(nil, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +244,131 @@ func TestPreAuthMemory(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
 		t.Fatalf("four cut-off frames of 10 KiB allocated %d MiB", grew>>20)
+	}
+}
+
+// TestProxyAnsweredEarly: an application that answers a large streamed
+// upload before it read the body (401 without reading it; 413 after
+// 100 KiB of it, as multer does past its limit) and closes the connection
+// has its answer passed on, with its header fields and body, for a body
+// with a length and a chunked one, and it counts as an answer, not an
+// upstream error. Before, the proxy wrote the whole body first and, the
+// connection being closed, answered 502 "upstream reset the connection".
+func TestProxyAnsweredEarly(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/limit" {
+			io.CopyN(io.Discard, r.Body, 100<<10)
+			w.Header().Set("X-Read", "100KiB")
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(w, "no token", http.StatusUnauthorized)
+	})}
+	go app.Serve(ln)
+	t.Cleanup(func() { app.Close() })
+	reg := newRegistry()
+	m := NewMetrics(reg)
+	p := newProxy(t, ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1, Metrics: m})
+	o := startOrigin(t, p, func(c *ServerConfig) { c.Metrics = m })
+
+	body := bytes.Repeat([]byte("upload "), 24<<20/7) // 24 MiB: more than the sockets' buffers hold
+	cases := []struct {
+		path, field, value string
+		status             int
+		text               string
+	}{
+		{"/deny", "WWW-Authenticate", "Bearer", 401, "no token\n"},
+		{"/limit", "X-Read", "100KiB", 413, "too large\n"},
+	}
+	for _, tc := range cases {
+		for _, length := range []bool{true, false} {
+			req := &wire.Request{Method: wire.Bytes("POST"), Path: wire.Bytes(tc.path)}
+			if length {
+				req.AddHeader([]byte("Content-Length"), []byte(strconv.Itoa(len(body))))
+			}
+			in, x := streamRequest(t, o.codec, req, body, wire.MaxChunk)
+			st, out := postStream(t, o.addr, in)
+			if st != 200 {
+				t.Fatalf("%s (length %v): transport status %d %q", tc.path, length, st, out)
+			}
+			var resp wire.Response
+			if _, err := o.codec.DecodeResponse(out, x, &resp); err != nil {
+				t.Fatalf("%s (length %v): %v", tc.path, length, err)
+			}
+			v, _ := wire.Get(resp.Header, tc.field)
+			if resp.Status != uint64(tc.status) || string(resp.Body) != tc.text || string(v) != tc.value {
+				t.Errorf("%s (length %v): %d %q (%s: %q, error %q), want the application's %d %q",
+					tc.path, length, resp.Status, resp.Body, tc.field, v, resp.Error, tc.status, tc.text)
+			}
+		}
+	}
+	if got := metric(t, reg, "wedge_origin_upstream_requests_total", "outcome", "error"); got != 0 {
+		t.Errorf("%v upstream errors counted for answers", got)
+	}
+	if got := metric(t, reg, "wedge_origin_upstream_requests_total", "outcome", "ok"); got != 4 {
+		t.Errorf("%v answers counted, want 4", got)
+	}
+}
+
+// TestProxyAnsweredEarlyNotReused: the connection an application answered
+// on before it read the streamed body (and that it keeps open) is not used
+// again, since the rest of that body would be read as the next request:
+// the answer comes without the rest of the body being sent, and the next
+// request goes on a new connection. Before, the proxy went on writing the
+// body the application did not read until the origin's timeout.
+func TestProxyAnsweredEarlyNotReused(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	conns := make(chan net.Conn, 8)
+	go func() {
+		for range cap(conns) {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+			// Each connection is answered once, from its request line: 401
+			// to the upload, whose body is never read, 200 to anything else.
+			go func() {
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				answer := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+				if strings.HasPrefix(line, "PUT") {
+					answer = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 8\r\n\r\nno token"
+				}
+				io.WriteString(c, answer)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		for range len(conns) {
+			(<-conns).Close()
+		}
+	})
+	p := newProxy(t, ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
+	o := startOrigin(t, p, func(c *ServerConfig) { c.MaxTimeout = 5 * time.Second })
+
+	body := bytes.Repeat([]byte("upload "), 24<<20/7) // more than the sockets' buffers hold
+	in, x := streamBody(t, o.codec, body, wire.MaxChunk)
+	st, out := postStream(t, o.addr, in)
+	var resp wire.Response
+	if st == 200 {
+		_, err = o.codec.DecodeResponse(out, x, &resp)
+	}
+	if st != 200 || err != nil || resp.Status != 401 || string(resp.Body) != "no token" {
+		t.Fatalf("upload: %d %v, %d %q (%q), want the application's 401", st, err, resp.Status, resp.Body, resp.Error)
+	}
+	if got := exchange(t, o.addr, o.codec, getReq("/next")); got.Status != 200 || string(got.Body) != "ok" {
+		t.Fatalf("next request: %d %q (%q), want 200 on a new connection", got.Status, got.Body, got.Error)
+	}
+	if n := len(conns); n != 2 {
+		t.Fatalf("%d connections to the application, want 2", n)
 	}
 }

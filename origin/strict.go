@@ -72,8 +72,9 @@ var (
 )
 
 // RoundTrip is fasthttp's transport.RoundTrip without body streaming, with
-// the checks above. retry tells HostClient.Do whether the request may be
-// sent again; RetryIfErr has the last word.
+// the checks above; a streamed request body is written while the answer is
+// read (exchangeStream.roundTrip). retry tells HostClient.Do whether the
+// request may be sent again; RetryIfErr has the last word.
 func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	timeout := req.GetTimeOut()
 	var deadline time.Time
@@ -106,34 +107,41 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			hc.CloseConn(cc)
 			return true, err
 		}
-		bw := hc.AcquireWriter(conn)
-		err = req.Write(bw)
-		if err == nil {
-			err = bw.Flush()
-		}
-		hc.ReleaseWriter(bw)
-		if err != nil {
-			hc.CloseConn(cc)
-			if errors.Is(err, connwatch.ErrStale) {
-				// Nothing went out. Each stale connection found is
-				// closed, and a fresh one is never stale (connwatch checks
-				// only after a read), so this ends by the pool's size.
-				continue
-			}
-			if isTimeout(err) {
-				err = fasthttp.ErrTimeout
-			}
-			return true, err
-		}
-
 		if hc.DisableHeaderNamesNormalizing {
 			resp.Header.DisableNormalizing()
 		}
-		br := hc.AcquireReader(conn)
-		keep, err := readResponse(br, req.Header.IsHead(), resp, hc.MaxResponseBodySize, sink, st)
+		var keep, early bool
+		var br *bufio.Reader
+		if st.sendsBody() {
+			br = hc.AcquireReader(conn)
+			keep, early, err = st.roundTrip(hc, conn, br, req, resp, hc.MaxResponseBodySize, sink) // stream.go
+		} else {
+			bw := hc.AcquireWriter(conn)
+			err = req.Write(bw)
+			if err == nil {
+				err = bw.Flush()
+			}
+			hc.ReleaseWriter(bw)
+			if err != nil {
+				hc.CloseConn(cc)
+				if errors.Is(err, connwatch.ErrStale) {
+					// Nothing went out. Each stale connection found is
+					// closed, and a fresh one is never stale (connwatch
+					// checks only after a read), so this ends by the pool's
+					// size.
+					continue
+				}
+				if isTimeout(err) {
+					err = fasthttp.ErrTimeout
+				}
+				return true, err
+			}
+			br = hc.AcquireReader(conn)
+			keep, err = readResponse(br, req.Header.IsHead(), resp, hc.MaxResponseBodySize, sink, st)
+		}
 		if err == nil && st.handing() {
 			// The body is read as the edge takes it, from the connection.
-			reuse := !req.ConnectionClose() && !resp.ConnectionClose()
+			reuse := !early && !req.ConnectionClose() && !resp.ConnectionClose()
 			st.take(conn, br, func(keep bool) {
 				hc.ReleaseReader(br)
 				if keep && reuse {

@@ -108,6 +108,20 @@ func Check(c net.Conn) error {
 	return nil
 }
 
+// Unwrap returns the connection c watches (c itself when Watch left it
+// as it was). A watched connection is used from one goroutine at a time: a
+// caller that writes while another goroutine reads writes on this one, after
+// Check, so that the reads alone keep the watch's state.
+func Unwrap(c net.Conn) net.Conn {
+	switch w := c.(type) {
+	case *conn:
+		return w.Conn
+	case *tlsConn:
+		return w.tls
+	}
+	return c
+}
+
 func (c *conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {

@@ -135,6 +135,25 @@ func TestWatchFirstWrite(t *testing.T) {
 	}
 }
 
+// TestUnwrap: a write on the unwrapped connection, while the watched one
+// reads, goes out unchecked and leaves the watch's check to the next write
+// on the watched one: stray bytes are still found then.
+func TestUnwrap(t *testing.T) {
+	if !canPeek {
+		t.Skip("no MSG_PEEK here")
+	}
+	c, s := pair(t)
+	exchange(t, c, s, "answer")
+	s.Write([]byte("leftover"))
+	waitReadable(t, c)
+	if _, err := Unwrap(c).Write([]byte("body")); err != nil {
+		t.Fatalf("write on the unwrapped connection: %v", err)
+	}
+	if _, err := c.Write([]byte("next")); !errors.Is(err, ErrStale) {
+		t.Fatalf("write on the watched connection: %v, want ErrStale", err)
+	}
+}
+
 func TestWatchTLSHandshake(t *testing.T) {
 	c, _ := pair(t)
 	if _, ok := c.(interface{ Handshake() error }); ok {
