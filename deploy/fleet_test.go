@@ -3,6 +3,7 @@ package deploy_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -332,6 +333,71 @@ func TestFleetRollouts(t *testing.T) {
 		t.Fatalf("audit steps:\n%s\nwant, in order, among them:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
 	t.Logf("%d requests in all", sent.Load())
+}
+
+// TestFleetConfigOnlyCanary: a canary that changes only the config of the
+// version a region runs shares its module, digest and all, with the
+// stable side. The POP reports each side's health apart and the gate
+// judges the canary on its own requests: a config that makes every one a
+// 500 is stopped in its 20% canary wave, though its share of the region's
+// requests (a fifth) would hold a 50% gate, and rolled back to the config
+// before it.
+func TestFleetConfigOnlyCanary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a POP under load")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
+	fleetPOPs, key := startFleet(t, ctx, stores, []popSpec{{"eu-west", "eu-west-1"}}, func(string) string { return cp.URL() })
+	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey})
+	ctlDone := make(chan struct{})
+	go func() { ctl.Run(ctx); close(ctlDone) }()
+	defer func() { cancel(); <-ctlDone }()
+	_, _, stopLoad := startLoad(ctx, fleetPOPs)
+	defer stopLoad()
+
+	if _, err := registry.New(stores).Push(ctx, key, "stamp", "v2", wasmtest.Build(t, guests+"v2"), "test"); err != nil {
+		t.Fatal(err)
+	}
+	ok, fail := json.RawMessage(`{"do":"ok"}`), json.RawMessage(`{"do":"fail500"}`)
+	run := func(config json.RawMessage, waves string) *rollout.Rollout {
+		t.Helper()
+		id, err := rollout.Start(ctx, stores, rollout.Spec{Plugin: "stamp", Version: "v2", Config: config, Waves: waves,
+			Gates: "error_rate<50%", Bake: 1500 * time.Millisecond, MinRequests: 20, Who: "test", Why: "config " + string(config)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r *rollout.Rollout
+		testutil.Eventually(t, hangGuard, "rollout "+id+" over", func() bool {
+			if r, err = rollout.Get(ctx, stores, id); err != nil {
+				t.Fatal(err)
+			}
+			return !r.Active()
+		})
+		return r
+	}
+	if r := run(ok, "eu-west"); r.State != rollout.StateDone {
+		t.Fatalf("good config: %s: %s", r.State, r.Reason)
+	}
+	r := run(fail, "eu-west:20%,eu-west")
+	if r.State != rollout.StateRolledBack || r.Wave != 0 || !strings.Contains(r.Reason, "error_rate 100% is not < 50%") {
+		t.Fatalf("failing config: %s in wave %d (%s), want rolled back in its canary wave, every canary request an error", r.State, r.Wave, r.Reason)
+	}
+	testutil.Eventually(t, hangGuard, "the POP back on the good config", func() bool {
+		got := fleetPOPs[0].node.Running()["stamp"]
+		return got.Version == "v2" && got.Canary == "" && got.Config == manifest.ConfigHash(ok)
+	})
+	// The audit tells the canary wave's sides apart by config.
+	audit, err := rollout.RecentAudit(ctx, stores, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "stamp@v2 with config " + manifest.ConfigHash(fail)[:8] + " on 20% of clients, with config " + manifest.ConfigHash(ok)[:8] + " on the rest"
+	i := slices.IndexFunc(audit, func(a manifest.Audit) bool { return a.Rollout == r.ID && a.Action == "wave.apply" })
+	if i < 0 || !strings.Contains(audit[i].Why, want) {
+		t.Errorf("audit of the canary wave does not say %q", want)
+	}
 }
 
 // auditTime returns when the controller wrote the first audit entry of

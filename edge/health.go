@@ -75,18 +75,20 @@ func observeChain(chain []*step, held []*loaded, failed uint64, answered bool, s
 }
 
 // Health reports the counters of every plugin version the node runs now,
-// one entry per plugin, version and digest (summed over the configs it
-// runs with), sorted. Counters start when a version is loaded: a version
-// the node stops running and loads again starts from zero.
+// one entry per plugin, version, digest and config (summed over the routes
+// that run it so), sorted. By config too: a config-only canary runs the
+// stable side's module, and its gates must see its own requests alone.
+// Counters start when a version is loaded: a version the node stops
+// running and loads again starts from zero.
 func (n *Node) Health() []manifest.Health {
 	g := n.gen.Load()
-	type id struct{ plugin, version, digest string }
+	type id struct{ plugin, version, digest, config string }
 	sum := map[id]*manifest.Health{}
 	for _, l := range g.loaded {
-		k := id{l.m.Name(), l.m.Version(), l.m.Digest()}
+		k := id{l.m.Name(), l.m.Version(), l.m.Digest(), l.key.config}
 		mh := sum[k]
 		if mh == nil {
-			mh = &manifest.Health{Plugin: k.plugin, Version: k.version, Digest: k.digest, Buckets: make([]uint64, len(l.h.buckets))}
+			mh = &manifest.Health{Plugin: k.plugin, Version: k.version, Digest: k.digest, Config: k.config, Buckets: make([]uint64, len(l.h.buckets))}
 			sum[k] = mh
 		}
 		mh.Requests += l.h.requests.Load()
@@ -100,7 +102,8 @@ func (n *Node) Health() []manifest.Health {
 		out = append(out, *mh)
 	}
 	slices.SortFunc(out, func(a, b manifest.Health) int {
-		return cmp.Or(strings.Compare(a.Plugin, b.Plugin), strings.Compare(a.Version, b.Version), strings.Compare(a.Digest, b.Digest))
+		return cmp.Or(strings.Compare(a.Plugin, b.Plugin), strings.Compare(a.Version, b.Version),
+			strings.Compare(a.Digest, b.Digest), strings.Compare(a.Config, b.Config))
 	})
 	return out
 }
@@ -112,9 +115,9 @@ func (n *Node) Running() map[string]manifest.Running {
 	out := map[string]manifest.Running{}
 	for _, rt := range g.routes {
 		for _, s := range rt.chain {
-			r := manifest.Running{Version: s.stable.m.Version(), Digest: s.stable.m.Digest()}
+			r := manifest.Running{Version: s.stable.m.Version(), Digest: s.stable.m.Digest(), Config: s.stable.key.config}
 			if s.canary != nil {
-				r.Canary, r.CanaryDigest = s.canary.m.Version(), s.canary.m.Digest()
+				r.Canary, r.CanaryDigest, r.CanaryConfig = s.canary.m.Version(), s.canary.m.Digest(), s.canary.key.config
 				r.Share, r.Split = float64(s.share)/100, s.split.String()
 			}
 			out[s.key] = r

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -102,7 +101,7 @@ type loaded struct {
 // configs agree reuse it rather than compile and warm it again.
 type modKey struct {
 	name, version, digest, policy string
-	config                        [32]byte
+	config                        string // manifest.ConfigHash
 	deadline                      Duration
 	memory                        int
 }
@@ -162,7 +161,7 @@ func (n *Node) loadVersion(ctx context.Context, g *generation, pc *PluginConfig,
 	if pc.Failure == "open" {
 		policy = wasm.FailOpen()
 	}
-	key := modKey{name: pc.Name, version: version, digest: digest, policy: policy.String(), config: sha256.Sum256(config),
+	key := modKey{name: pc.Name, version: version, digest: digest, policy: policy.String(), config: manifest.ConfigHash(config),
 		deadline: pc.Deadline, memory: pc.MemoryBytes}
 	if l, ok := g.loaded[key]; ok {
 		return l, nil

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -138,5 +139,46 @@ func TestShutdownDuringReleases(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("SetReleases still succeeding 10 s after Shutdown")
+	}
+}
+
+// TestConfigOnlyCanaryHealth: a canary that changes only the config runs
+// the stable side's module, version and digest alike; the node reports
+// each side's health apart, by config, and which config each side runs,
+// so the fleet's gates judge the canary on its own requests.
+func TestConfigOnlyCanaryHealth(t *testing.T) {
+	n := startNode(t, config(startOrigin(t, "o"), hello(t), ""))
+	stable, canary := []byte(`{"greeting":"Yo"}`), []byte(`{"greeting":"Hey"}`)
+	rel := map[string]*edge.Release{"hello": {Version: "1", Config: stable,
+		Canary: &edge.Release{Version: "1", Config: canary}, Share: 50, Split: "header:X-C"}}
+	if err := n.SetReleases(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]uint64{} // by config hash, from the greetings
+	for i := range 40 {
+		_, h, _ := n.do(t, "GET", "www.example.com", "/x", nil, "X-C", "client-"+strconv.Itoa(i))
+		switch g := string(h.Peek("X-Hello")); g {
+		case "Yo":
+			served[manifest.ConfigHash(stable)]++
+		case "Hey":
+			served[manifest.ConfigHash(canary)]++
+		default:
+			t.Fatalf("greeting %q", g)
+		}
+	}
+	if len(served) != 2 {
+		t.Fatalf("40 clients all on one side: %v", served)
+	}
+	got := map[string]uint64{}
+	for _, h := range n.Health() {
+		if h.Plugin == "hello" {
+			got[h.Config] = h.Requests
+		}
+	}
+	if !maps.Equal(got, served) {
+		t.Errorf("health requests by config %v, want %v", got, served)
+	}
+	if r := n.Running()["hello"]; r.Config != manifest.ConfigHash(stable) || r.CanaryConfig != manifest.ConfigHash(canary) || r.Digest != r.CanaryDigest {
+		t.Errorf("running %+v, want configs %s and %s of one module", r, manifest.ConfigHash(stable), manifest.ConfigHash(canary))
 	}
 }

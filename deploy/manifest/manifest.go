@@ -145,6 +145,14 @@ func Digest(bin []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// ConfigHash names a plugin config by its bytes, as Health and Running
+// report it: the hex sha256, as Digest names a module. A config-only
+// canary runs the stable side's module, digest and all, so only its
+// config tells the two sides apart.
+func ConfigHash(config []byte) string {
+	return Digest(config)
+}
+
 // CheckDigest reports whether s has the form Digest gives: 64 lowercase
 // hex digits. A digest names an object in the store, so nothing else may
 // pass for one (a path, an upper-case twin of another name).
@@ -548,6 +556,10 @@ type Running struct {
 	CanaryDigest string  `json:"canary_digest,omitempty"`
 	Share        float64 `json:"share,omitempty"`
 	Split        string  `json:"split,omitempty"` // the canary's split key, "" for the address
+	// Config and CanaryConfig are the ConfigHash of the config each side
+	// runs with (the POP's own where the release sets none).
+	Config       string `json:"config,omitempty"`
+	CanaryConfig string `json:"canary_config,omitempty"`
 }
 
 // Health counts the requests that ran through one plugin version (a plugin
@@ -561,11 +573,15 @@ type Running struct {
 // version that breaks the origin is bad too). So a failing canary's errors
 // are not the stable versions' beside it (edge/health.go). All are
 // counters from when the POP loaded the version, so rates over a window
-// are differences of two reports.
+// are differences of two reports. A POP reports one Health per plugin,
+// version, digest and Config (the ConfigHash of the config the version
+// runs with), so a config-only canary's counters are apart from the
+// stable side's though both run the same module.
 type Health struct {
 	Plugin   string   `json:"plugin"`
 	Version  string   `json:"version"`
 	Digest   string   `json:"digest"`
+	Config   string   `json:"config,omitempty"`
 	Requests uint64   `json:"requests"`
 	Errors   uint64   `json:"errors"`
 	Buckets  []uint64 `json:"buckets"`

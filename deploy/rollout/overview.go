@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,7 +66,8 @@ type VersionHealth struct {
 	Plugin    string        `json:"plugin"`
 	Version   string        `json:"version"`
 	Digest    string        `json:"digest"`
-	POPs      int           `json:"pops"` // POPs that report traffic for it
+	Config    string        `json:"config,omitempty"` // manifest.ConfigHash: a config-only canary's row is apart from the stable side's
+	POPs      int           `json:"pops"`             // POPs that report traffic for it
 	Requests  uint64        `json:"requests"`
 	Errors    uint64        `json:"errors"`
 	ErrorRate float64       `json:"error_rate"` // percent
@@ -90,9 +92,9 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 		rh := RegionHealth{Region: region}
 		byVersion := map[string]*VersionHealth{}
 		buckets := map[string]*Window{}
-		// By version as well as digest: a config-only canary runs the
+		// By version, digest and config: a config-only canary runs the
 		// stable version's artifact, and the stable row is no canary.
-		type canary struct{ plugin, version, digest string }
+		type canary struct{ plugin, version, digest, config string }
 		canaries := map[canary]manifest.Running{}
 		for _, st := range f.pops(region) {
 			rh.POPs = append(rh.POPs, st.POP)
@@ -103,16 +105,16 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 				rh.Refusing = append(rh.Refusing, Refusal{st.POP, manifest.Clip(st.Error, manifest.MaxStatusError)})
 			}
 			for key, run := range st.Running {
-				c := canary{key[strings.LastIndexByte(key, '/')+1:], run.Canary, run.CanaryDigest}
+				c := canary{key[strings.LastIndexByte(key, '/')+1:], run.Canary, run.CanaryDigest, run.CanaryConfig}
 				if run.Canary != "" && run.Share > canaries[c].Share {
 					canaries[c] = run
 				}
 			}
 			for _, h := range st.Health {
-				k := h.Plugin + "@" + h.Version + "#" + h.Digest
+				k := h.Plugin + "@" + h.Version + "#" + h.Digest + "#" + h.Config
 				v := byVersion[k]
 				if v == nil {
-					v = &VersionHealth{Plugin: h.Plugin, Version: h.Version, Digest: h.Digest}
+					v = &VersionHealth{Plugin: h.Plugin, Version: h.Version, Digest: h.Digest, Config: h.Config}
 					byVersion[k], buckets[k] = v, &Window{}
 				}
 				v.POPs++
@@ -124,13 +126,14 @@ func Overview(ctx context.Context, s *controlplane.Stores) (*Summary, error) {
 			v.Requests, v.Errors = w.Requests, w.Errors
 			v.ErrorRate = w.Value(MetricErrorRate)
 			v.P99 = time.Duration(w.Value(MetricP99))
-			if run, ok := canaries[canary{v.Plugin, v.Version, v.Digest}]; ok {
+			if run, ok := canaries[canary{v.Plugin, v.Version, v.Digest, v.Config}]; ok {
 				v.CanaryShare, v.Split = run.Share, run.Split
 			}
 			rh.Versions = append(rh.Versions, *v)
 		}
 		slices.SortFunc(rh.Versions, func(a, b VersionHealth) int {
-			return strings.Compare(a.Plugin+"@"+a.Version, b.Plugin+"@"+b.Version)
+			return cmp.Or(strings.Compare(a.Plugin+"@"+a.Version, b.Plugin+"@"+b.Version), cmp.Compare(a.CanaryShare, b.CanaryShare),
+				strings.Compare(a.Config, b.Config))
 		})
 		o.Regions = append(o.Regions, rh)
 	}

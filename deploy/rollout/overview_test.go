@@ -45,6 +45,42 @@ func TestOverviewConfigCanary(t *testing.T) {
 	}
 }
 
+// TestOverviewConfigOnlyCanary: a canary of the same version with another
+// config shares version and digest with the stable side; the overview
+// keeps its own row, by config, with its own counts, marked the canary.
+func TestOverviewConfigOnlyCanary(t *testing.T) {
+	e := newEnv(t)
+	stable, canary := manifest.ConfigHash([]byte(`{"greeting":"ok"}`)), manifest.ConfigHash([]byte(`{"greeting":"fail"}`))
+	health := func(config string, requests, errs uint64) manifest.Health {
+		b := make([]uint64, len(manifest.LatencyBounds)+1)
+		b[0] = requests
+		return manifest.Health{Plugin: "auth", Version: "v1", Digest: e.v1.Digest, Config: config, Requests: requests, Errors: errs, Buckets: b}
+	}
+	st := manifest.Status{POP: "eu-west-1", Region: "eu-west", Applied: true,
+		Running: map[string]manifest.Running{"auth": {Version: "v1", Digest: e.v1.Digest, Config: stable,
+			Canary: "v1", CanaryDigest: e.v1.Digest, CanaryConfig: canary, Share: 20, Split: "header:X-C"}},
+		Health: []manifest.Health{health(stable, 80, 0), health(canary, 20, 20)}}
+	b, _ := json.Marshal(st)
+	if _, err := e.s.Status.Put(e.ctx, manifest.StatusKey(st.Region, st.POP), b); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Overview(e.ctx, e.s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Regions) != 1 || len(o.Regions[0].Versions) != 2 {
+		t.Fatalf("regions: %+v", o.Regions)
+	}
+	// The stable side first, then its canary.
+	s, c := o.Regions[0].Versions[0], o.Regions[0].Versions[1]
+	if s.Config != stable || s.CanaryShare != 0 || s.Requests != 80 || s.ErrorRate != 0 {
+		t.Errorf("stable row %+v, want config %s, no canary, 80 requests, no errors", s, stable)
+	}
+	if c.Config != canary || c.CanaryShare != 20 || c.Split != "header:X-C" || c.Requests != 20 || c.ErrorRate != 100 {
+		t.Errorf("canary row %+v, want config %s, canary 20%% by header:X-C, 20 requests, all errors", c, canary)
+	}
+}
+
 // Refusing lists what a POP refused, with the reason: a record refused
 // (Status.Refused) or a state it could not apply; not a POP that has only
 // just started (not Applied yet, no error), and never an unbounded reason.

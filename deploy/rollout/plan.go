@@ -147,11 +147,22 @@ func ParseGates(s string) ([]Gate, error) {
 	return gates, nil
 }
 
+// formatMetric writes a gate's limit as given.
 func formatMetric(metric string, v float64) string {
 	if metric == MetricErrorRate {
 		return strconv.FormatFloat(v, 'f', -1, 64) + "%"
 	}
 	return time.Duration(v).String()
+}
+
+// formatValue writes a measured gate value: an error rate to four
+// significant digits (10.67%, not 10.666666666666666%), which still tells
+// a small rate from 0 and from a limit like 0.05%.
+func formatValue(metric string, v float64) string {
+	if metric == MetricErrorRate {
+		return strconv.FormatFloat(v, 'g', 4, 64) + "%"
+	}
+	return formatMetric(metric, v)
 }
 
 // Window is the traffic a wave's target version served since it was

@@ -93,6 +93,23 @@ func TestParseGates(t *testing.T) {
 	}
 }
 
+// TestGateValueRounded: a measured error rate is written to four
+// significant digits (audit entries, the status page's gate values), not
+// as the float it was computed as; a limit is written as given.
+func TestGateValueRounded(t *testing.T) {
+	for v, want := range map[float64]string{8.0 / 75 * 100: "10.67%", 50: "50%", 100: "100%", 0: "0%", 1.0 / 3000: "0.0003333%"} {
+		if got := formatValue(MetricErrorRate, v); got != want {
+			t.Errorf("formatValue(%v) = %q, want %q", v, got, want)
+		}
+	}
+	if got := (Gate{MetricErrorRate, "<", 0.12345}).String(); got != "error_rate<0.12345%" {
+		t.Errorf("gate %q: its limit was not written as given", got)
+	}
+	if got := formatValue(MetricP99, float64(1988*time.Microsecond)); got != "1.988ms" {
+		t.Errorf("p99 %q", got)
+	}
+}
+
 func TestWindow(t *testing.T) {
 	base := manifest.Health{Requests: 100, Errors: 1, Buckets: []uint64{50, 50}}
 	var w Window
@@ -118,7 +135,7 @@ type env struct {
 	s      *controlplane.Stores
 	v1, v2 manifest.Artifact
 	mu     sync.Mutex
-	bad    map[string]bool    // digests that answer 50% errors
+	bad    map[string]bool    // digests, and config hashes, that answer 50% errors
 	nack   map[string]bool    // digests the POPs refuse
 	key    ed25519.PrivateKey // the controller's: signs desired state
 	art    ed25519.PrivateKey // the artifact key, which the POPs trust
@@ -213,8 +230,10 @@ func (e *env) desired(region string) (manifest.Desired, uint64) {
 
 // pop runs a fake POP until stop is called or the test ends: it echoes
 // its region's desired state into its status (NACKing digests in e.nack)
-// and serves 10 requests per version per report, half of them failing on
-// digests in e.bad.
+// and serves 10 requests per release (digest and config) per report, half
+// of them failing on digests and config hashes in e.bad. Like a real POP
+// it reports each side's config hash and a Health per release, the stable
+// side's first.
 func (e *env) pop(name, region string) (stop func()) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
@@ -222,7 +241,9 @@ func (e *env) pop(name, region string) (stop func()) {
 	e.t.Cleanup(stop)
 	go func() {
 		defer close(done)
-		health := map[string]*manifest.Health{}
+		type release struct{ digest, config string }
+		health := map[release]*manifest.Health{}
+		var order []release // as first reported
 		running := map[string]manifest.Running{}
 		var applied uint64
 		t := time.NewTicker(20 * time.Millisecond)
@@ -245,42 +266,40 @@ func (e *env) pop(name, region string) (stop func()) {
 					applied = st.Revision
 					running = map[string]manifest.Running{}
 					for k, rel := range d.Plugins {
-						r := manifest.Running{Version: rel.Artifact.Version, Digest: rel.Artifact.Digest}
-						if rel.Canary != nil {
-							r.Canary, r.Share = rel.Canary.Artifact.Version, rel.Canary.Share
+						r := manifest.Running{Version: rel.Artifact.Version, Digest: rel.Artifact.Digest, Config: manifest.ConfigHash(rel.Config)}
+						if c := rel.Canary; c != nil {
+							r.Canary, r.CanaryDigest, r.CanaryConfig, r.Share = c.Artifact.Version, c.Artifact.Digest, manifest.ConfigHash(c.Config), c.Share
 						}
 						running[k] = r
 					}
 				}
 			}
 			st.Running = running
-			versions := map[string]string{}
-			for _, r := range running {
-				versions[r.Digest] = r.Version
-				if r.Canary != "" {
-					if r.Canary == e.v1.Version {
-						versions[e.v1.Digest] = r.Canary
-					} else {
-						versions[e.v2.Digest] = r.Canary
-					}
-				}
-			}
-			e.mu.Lock()
-			for digest, version := range versions {
-				h := health[digest]
+			serve := func(rel release, version string) {
+				h := health[rel]
 				if h == nil {
-					h = &manifest.Health{Plugin: "auth", Version: version, Digest: digest, Buckets: make([]uint64, len(manifest.LatencyBounds)+1)}
-					health[digest] = h
+					h = &manifest.Health{Plugin: "auth", Version: version, Digest: rel.digest, Config: rel.config,
+						Buckets: make([]uint64, len(manifest.LatencyBounds)+1)}
+					health[rel] = h
+					order = append(order, rel)
 				}
 				h.Requests += 10
 				h.Buckets[2] += 10 // 5ms
-				if e.bad[digest] {
+				if e.bad[rel.digest] || e.bad[rel.config] {
 					h.Errors += 5
+				}
+			}
+			e.mu.Lock()
+			for _, r := range running {
+				serve(release{r.Digest, r.Config}, r.Version)
+				if r.Canary != "" {
+					serve(release{r.CanaryDigest, r.CanaryConfig}, r.Canary)
 				}
 			}
 			e.mu.Unlock()
 			st.Health = nil
-			for _, h := range health {
+			for _, rel := range order {
+				h := health[rel]
 				hc := *h
 				hc.Buckets = slices.Clone(h.Buckets)
 				st.Health = append(st.Health, hc)
@@ -495,6 +514,77 @@ func TestBadVersionRolledBackInCanary(t *testing.T) {
 	want := []string{"rollout.start", "wave.apply", "wave.applied", "gate.fail", "rollout.rollback", "rollout.rolled_back"}
 	if got := e.actions(id); !slices.Equal(got, want) {
 		t.Errorf("audit = %v\nwant    %v", got, want)
+	}
+}
+
+// TestTargetHealth: a wave's target is judged on its version's requests
+// under every config a POP runs it with (routes of the POP's config file
+// may give it their own), but a canary of the stable side's own module,
+// one that changes only the config, on its config's requests alone.
+func TestTargetHealth(t *testing.T) {
+	a, b := manifest.ConfigHash([]byte(`{"a":1}`)), manifest.ConfigHash([]byte(`{"b":1}`))
+	row := func(digest, config string, requests, errs uint64) manifest.Health {
+		return manifest.Health{Plugin: "auth", Digest: digest, Config: config, Requests: requests, Errors: errs, Buckets: []uint64{requests, 0}}
+	}
+	for _, tc := range []struct {
+		name   string
+		target manifest.Artifact
+		run    manifest.Running
+		want   manifest.Health
+	}{
+		{"a new version, under two configs", manifest.Artifact{Digest: "d2"},
+			manifest.Running{Digest: "d1", Config: a, Canary: "v2", CanaryDigest: "d2", CanaryConfig: a},
+			manifest.Health{Requests: 30, Errors: 3, Buckets: []uint64{30, 0}}},
+		{"the same version, another config", manifest.Artifact{Digest: "d1"},
+			manifest.Running{Digest: "d1", Config: a, Canary: "v1", CanaryDigest: "d1", CanaryConfig: b},
+			manifest.Health{Requests: 40, Errors: 40, Buckets: []uint64{40, 0}}},
+	} {
+		r := &Rollout{Key: "auth", Plugin: "auth", Artifact: tc.target, Waves: []Wave{{Region: "eu-west", Share: 20}}}
+		st := manifest.Status{Running: map[string]manifest.Running{"auth": tc.run},
+			Health: []manifest.Health{row("d1", a, 100, 0), row("d1", b, 40, 40), row("d2", a, 10, 1), row("d2", b, 20, 2)}}
+		h, ok := r.health(st)
+		if !ok || h.Requests != tc.want.Requests || h.Errors != tc.want.Errors || !slices.Equal(h.Buckets, tc.want.Buckets) {
+			t.Errorf("%s: health %+v, %v; want %d requests, %d errors, buckets %v", tc.name, h, ok, tc.want.Requests, tc.want.Errors, tc.want.Buckets)
+		}
+	}
+}
+
+// TestConfigOnlyCanaryJudgedOnItsOwnRequests: a canary of the version the
+// region runs, with another config, shares the stable side's digest; its
+// gates see its own requests, not the stable side's too, so a config that
+// fails is rolled back in its canary wave, and the audit tells the two
+// sides apart by config.
+func TestConfigOnlyCanaryJudgedOnItsOwnRequests(t *testing.T) {
+	e := newEnv(t)
+	config := json.RawMessage(`{"greeting":"fail"}`)
+	e.mark(e.bad, manifest.ConfigHash(config))
+	e.fleet()
+	before, _ := e.desired("eu-west")
+	e.controller()
+	id, err := Start(e.ctx, e.s, Spec{Plugin: "auth", Version: "v1", Config: config, Waves: "eu-west:20%,eu-west",
+		Gates: "error_rate<1%", Bake: 300 * time.Millisecond, Who: "alice", Why: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past its canary wave it has failed already: every client is on it.
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() || r.Wave > 0 })
+	if r.State != StateRolledBack || r.Wave != 0 || !strings.Contains(r.Reason, "error_rate 50% is not < 1%") {
+		t.Fatalf("state %s at wave %d, reason %q", r.State, r.Wave, r.Reason)
+	}
+	after, _ := e.desired("eu-west")
+	a, _ := json.Marshal(before.Plugins)
+	b, _ := json.Marshal(after.Plugins)
+	if string(a) != string(b) {
+		t.Errorf("eu-west not restored:\n%s\nwant\n%s", b, a)
+	}
+	all, err := RecentAudit(e.ctx, e.s, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "auth@v1 with config " + manifest.ConfigHash(config)[:8] + " on 20% of clients, with config (the POPs' own) on the rest"
+	i := slices.IndexFunc(all, func(a manifest.Audit) bool { return a.Rollout == id && a.Action == "wave.apply" })
+	if i < 0 || !strings.Contains(all[i].Why, want) {
+		t.Errorf("audit of the canary wave does not say %q: %+v", want, all)
 	}
 }
 

@@ -7,6 +7,7 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -102,15 +103,35 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 	r.Revisions, r.Phase, r.WaveStart, r.Promote = revs, PhaseApplying, time.Now().UTC(), false
 	r.Baseline, r.Window, r.GateValues = nil, Window{}, nil
 	stable := "the POPs' own version"
-	if p := r.Previous[regions[0]]; p != nil && p.Artifact.Digest != "" {
-		stable = p.Artifact.Version
+	prev := r.Previous[regions[0]]
+	if prev != nil && prev.Artifact.Digest != "" {
+		stable = prev.Artifact.Version
 	}
 	what := fmt.Sprintf("%s@%s on every client", r.Plugin, r.Version)
-	if w.Share < 100 {
+	// Where both sides run one module only their configs tell them apart,
+	// by the hash the status page and `rollout status` show.
+	configOnly := prev != nil && prev.Artifact.Digest == r.Artifact.Digest
+	switch {
+	case w.Share < 100 && configOnly:
+		what = fmt.Sprintf("%s@%s with config %s on %g%% of clients, with config %s on the rest",
+			r.Plugin, r.Version, auditConfig(r.Config), w.Share, auditConfig(prev.Config))
+	case w.Share < 100:
 		what = fmt.Sprintf("%s@%s on %g%% of clients, %s on the rest", r.Plugin, r.Version, w.Share, stable)
+	case configOnly:
+		what = fmt.Sprintf("%s@%s with config %s on every client", r.Plugin, r.Version, auditConfig(r.Config))
 	}
 	return c.saveAudit(ctx, r, "wave.apply", "controller", strings.Join(regions, ","), fmt.Sprintf(
 		"wave %d/%d: %s in %s (desired state revision %s)", r.Wave+1, len(r.Waves), what, strings.Join(regions, ", "), fmtRevs(regions, revs)))
+}
+
+// auditConfig names a release's config in the audit by the start of its
+// manifest.ConfigHash (a config can hold secrets the audit must not), or
+// as the POPs' own where the release sets none.
+func auditConfig(config json.RawMessage) string {
+	if config == nil {
+		return "(the POPs' own)"
+	}
+	return manifest.ConfigHash(config)[:8]
 }
 
 func fmtRevs(regions []string, revs map[string]uint64) string {
@@ -268,14 +289,33 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 		"wave %d/%d %s applied on all %d POPs in %s; baking for %s", r.Wave+1, len(r.Waves), w, n, took.Round(time.Millisecond), r.Bake))
 }
 
-// health is the POP's counters of the target version.
+// health is the POP's counters of the target version, summed over the
+// configs it runs with (a route of the POP's config file may give it its
+// own). But where the canary runs the stable side's module, as a canary
+// that changes only the config does, only the canary's config is its: by
+// digest alone the canary would be judged on the stable side's requests
+// too. A POP that reports no configs reports "" for each, and is judged
+// by digest.
 func (r *Rollout) health(st manifest.Status) (manifest.Health, bool) {
+	run := st.Running[r.Key]
+	configOnly := r.Waves[r.Wave].Share < 100 && run.Canary != "" && run.CanaryDigest == run.Digest
+	var sum manifest.Health
+	found := false
 	for _, h := range st.Health {
-		if h.Plugin == r.Plugin && h.Digest == r.Artifact.Digest {
-			return h, true
+		switch {
+		case h.Plugin != r.Plugin || h.Digest != r.Artifact.Digest || (configOnly && h.Config != run.CanaryConfig):
+		case !found:
+			sum, found = h, true
+			sum.Buckets = slices.Clone(h.Buckets)
+		default:
+			sum.Requests += h.Requests
+			sum.Errors += h.Errors
+			for i := range min(len(sum.Buckets), len(h.Buckets)) {
+				sum.Buckets[i] += h.Buckets[i]
+			}
 		}
 	}
-	return manifest.Health{}, false
+	return sum, found
 }
 
 func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
@@ -303,7 +343,7 @@ func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 	var failed []string
 	for _, g := range r.Gates {
 		v := win.Value(g.Metric)
-		gv := GateValue{Gate: g.String(), Value: formatMetric(g.Metric, v), Raw: v, OK: g.Holds(v)}
+		gv := GateValue{Gate: g.String(), Value: formatValue(g.Metric, v), Raw: v, OK: g.Holds(v)}
 		r.GateValues = append(r.GateValues, gv)
 		if !gv.OK {
 			failed = append(failed, fmt.Sprintf("%s %s is not %s %s", g.Metric, gv.Value, g.Op, formatMetric(g.Metric, g.Limit)))

@@ -110,6 +110,14 @@ func health(plugin, version string, requests, errs uint64, b []uint64) manifest.
 		Requests: requests, Errors: errs, Buckets: b}
 }
 
+// cacheConfig is the config the seeded cache versions run with.
+var cacheConfig = manifest.ConfigHash([]byte(`{"ttl":"1m"}`))
+
+func withConfig(h manifest.Health, config string) manifest.Health {
+	h.Config = config
+	return h
+}
+
 // push stores a signed artifact of plugin@version, as `wedgectl plugin
 // push` does, so rollout.Start accepts it.
 func (f *fleet) push(t *testing.T, plugin, version string) {
@@ -155,13 +163,13 @@ func (f *fleet) seed(t *testing.T) (ratelimitID string) {
 			Health:  []manifest.Health{health("auth", "1.3.0", 1000, 2, buckets(0, 0, 900, 80, 20)), rl21}},
 		manifest.Status{POP: "us-east-1", Region: "us-east", Applied: true, Source: "control", Revision: 3,
 			Running: map[string]manifest.Running{"auth": {Version: "1.3.0"}, "ratelimit": {Version: "2.0.0"},
-				"api/cache": {Version: "2.9.0", Digest: health("cache", "2.9.0", 0, 0, nil).Digest,
-					Canary: "3.0.0", CanaryDigest: health("cache", "3.0.0", 0, 0, nil).Digest, Share: 10, Split: "cookie:uid"}},
+				"api/cache": {Version: "2.9.0", Digest: health("cache", "2.9.0", 0, 0, nil).Digest, Config: cacheConfig,
+					Canary: "3.0.0", CanaryDigest: health("cache", "3.0.0", 0, 0, nil).Digest, CanaryConfig: cacheConfig, Share: 10, Split: "cookie:uid"}},
 			Health: []manifest.Health{
 				health("auth", "1.3.0", 500, 0, buckets(500)),
 				health("ratelimit", "2.0.0", 600, 1, buckets(600)),
-				health("cache", "2.9.0", 450, 0, buckets(450)),
-				health("cache", "3.0.0", 50, 0, buckets(50)),
+				withConfig(health("cache", "2.9.0", 450, 0, buckets(450)), cacheConfig),
+				withConfig(health("cache", "3.0.0", 50, 0, buckets(50)), cacheConfig),
 			}},
 	)
 
@@ -278,7 +286,8 @@ func checkPage(t *testing.T, page, ratelimitID string) {
 	}
 	// The canary is marked with its share and split; its stable side and
 	// the versions that run alone are not.
-	wantIn(t, "us-east cache@3.0.0", row(t, us, `data-version="cache@3.0.0"`), `class="canary"`, "canary 10% by cookie:uid")
+	wantIn(t, "us-east cache@3.0.0", row(t, us, `data-version="cache@3.0.0"`), `class="canary"`, "canary 10% by cookie:uid",
+		`data-config="`+cacheConfig+`"`, "config "+cacheConfig[:8])
 	for _, v := range []string{"cache@2.9.0", "ratelimit@2.0.0", "auth@1.3.0"} {
 		if strings.Contains(row(t, us, `data-version="`+v+`"`), `class="canary"`) {
 			t.Errorf("us-east %s is marked a canary", v)

@@ -289,7 +289,7 @@ func TestCanaryAndHealth(t *testing.T) {
 
 	rev = f.setDesired(manifest.Release{Artifact: v2})
 	f.status("v2 promoted", func(s manifest.Status) bool {
-		return s.Revision >= rev && s.Applied && s.Running["stamp"] == manifest.Running{Version: "v2", Digest: v2.Digest}
+		return s.Revision >= rev && s.Applied && s.Running["stamp"] == manifest.Running{Version: "v2", Digest: v2.Digest, Config: manifest.ConfigHash(nil)} // the config file's: none
 	})
 	f.waitStamp("v2")
 	for range 10 {

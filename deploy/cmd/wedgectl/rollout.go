@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -241,18 +242,25 @@ func rolloutStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REGION\tPOPS\tPLUGIN\tVERSION\tDIGEST\tON POPS\tREQUESTS\tERRORS\tP99")
+	fmt.Fprintln(tw, "REGION\tPOPS\tPLUGIN\tVERSION\tDIGEST\tCONFIG\tON POPS\tREQUESTS\tERRORS\tP99\tCANARY")
 	for _, r := range o.Regions {
 		if len(r.Versions) == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t-\t\t\t\t\t\t\n", r.Region, len(r.POPs))
+			fmt.Fprintf(tw, "%s\t%d\t-\t\t\t\t\t\t\t\t\n", r.Region, len(r.POPs))
 		}
 		for _, v := range r.Versions {
 			version := v.Version
 			if version == "" {
 				version = "(own)"
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.12s\t%d\t%d\t%.2f%%\t%s\n",
-				r.Region, len(r.POPs), v.Plugin, version, v.Digest, v.POPs, v.Requests, v.ErrorRate, v.P99)
+			canary := "-"
+			if v.CanaryShare > 0 {
+				canary = strconv.FormatFloat(v.CanaryShare, 'f', -1, 64) + "%"
+				if v.Split != "" {
+					canary += " by " + v.Split
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.12s\t%.8s\t%d\t%d\t%.2f%%\t%s\t%s\n",
+				r.Region, len(r.POPs), v.Plugin, version, v.Digest, cmp.Or(v.Config, "-"), v.POPs, v.Requests, v.ErrorRate, v.P99, canary)
 		}
 	}
 	tw.Flush()

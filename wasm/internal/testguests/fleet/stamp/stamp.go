@@ -4,6 +4,7 @@
 package stamp
 
 import (
+	"encoding/json"
 	"unsafe"
 
 	"github.com/talowa/wedge/sdk"
@@ -29,8 +30,18 @@ type Stamp struct {
 
 var anchor byte
 
-// Configure accepts any config.
-func (s *Stamp) Configure([]byte) error { return nil }
+// Configure takes {"do":"fail500"} to answer every request with a 500
+// whatever the version, as a config-only release that breaks it would;
+// any other config keeps the version's behaviour.
+func (s *Stamp) Configure(config []byte) error {
+	var c struct {
+		Do string `json:"do"`
+	}
+	if json.Unmarshal(config, &c) == nil && c.Do == "fail500" {
+		s.Do = Fail500
+	}
+	return nil
+}
 
 // OnRequest fails as the version's behaviour says, or lets the request
 // through.
