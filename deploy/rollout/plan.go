@@ -208,6 +208,11 @@ func (w *Window) add(h manifest.Health, base *manifest.Health) {
 	}
 }
 
+// merge adds o's counts to w.
+func (w *Window) merge(o Window) {
+	w.add(manifest.Health{Requests: o.Requests, Errors: o.Errors, Buckets: o.Buckets}, nil)
+}
+
 // GateValue is a gate and its value over the current bake window.
 type GateValue struct {
 	Gate  string  `json:"gate"`

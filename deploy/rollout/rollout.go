@@ -139,13 +139,20 @@ type Rollout struct {
 	Reason string `json:"reason,omitempty"` // why it ended or was rolled back
 
 	// The current wave.
-	Wave       int                        `json:"wave"`
-	Phase      string                     `json:"phase"`
-	Revisions  map[string]uint64          `json:"revisions,omitempty"` // region -> desired revision written
-	AppliedAt  time.Time                  `json:"applied_at,omitzero"`
-	WaveStart  time.Time                  `json:"wave_start,omitzero"`
-	Baseline   map[string]manifest.Health `json:"baseline,omitempty"` // POP -> target health when applied
-	Promote    bool                       `json:"promote,omitempty"`  // bake cut short by an operator
+	Wave      int                        `json:"wave"`
+	Phase     string                     `json:"phase"`
+	Revisions map[string]uint64          `json:"revisions,omitempty"` // region -> desired revision written
+	AppliedAt time.Time                  `json:"applied_at,omitzero"`
+	WaveStart time.Time                  `json:"wave_start,omitzero"`
+	Baseline  map[string]manifest.Health `json:"baseline,omitempty"` // POP -> target health when applied
+	// Seen is each POP's target health at the last tick, and Carried
+	// what POPs that restarted since the wave was applied had served
+	// before (from their baseline to their last report): a restart starts
+	// a POP's counters again, and a version that crashed its POP would
+	// otherwise take its errors with it.
+	Seen       map[string]manifest.Health `json:"seen,omitempty"`
+	Carried    Window                     `json:"carried,omitzero"`
+	Promote    bool                       `json:"promote,omitempty"` // bake cut short by an operator
 	Window     Window                     `json:"window"`
 	GateValues []GateValue                `json:"gate_values,omitempty"`
 

@@ -886,6 +886,35 @@ func TestStartValidates(t *testing.T) {
 	}
 }
 
+// TestRestartKeepsBakeWindow: a POP that restarts while its wave bakes
+// starts its counters again; what it served before stays in the window.
+// Before, the window was the difference of the counters since the wave
+// was applied, and a restart dropped that POP's share of it: a version
+// that failed requests (or crashed its POP) until a restart had its
+// errors forgotten, and passed its gate.
+func TestRestartKeepsBakeWindow(t *testing.T) {
+	e := newEnv(t)
+	stops := e.fleet()
+	e.controller()
+	e.mark(e.bad, e.v2.Digest) // half its requests fail
+	id, err := Start(e.ctx, e.s, Spec{Plugin: "auth", Version: "v2", Waves: "us-east", Gates: "error_rate<1%",
+		Bake: time.Second, MinRequests: 2000, Who: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.wait(id, "errors in the window", func(r *Rollout) bool { return r.Phase == PhaseBaking && r.Window.Errors >= 50 })
+	// us-east-1 restarts, healthy from now on.
+	stops["us-east-1"]()
+	e.mu.Lock()
+	delete(e.bad, e.v2.Digest)
+	e.mu.Unlock()
+	e.pop("us-east-1", "us-east")
+	r := e.wait(id, "ended", func(r *Rollout) bool { return !r.Active() })
+	if r.State != StateRolledBack || !strings.Contains(r.Reason, "error_rate") {
+		t.Fatalf("state %s, window %+v, reason %q: want the errors served before the restart to fail the gate", r.State, r.Window, r.Reason)
+	}
+}
+
 // TestRevokedKeyDropped: a region runs another key's version that was
 // revoked since. The POPs refuse a desired state that holds it, so every
 // rollout there of any other key was NACKed and rolled back, until that

@@ -101,7 +101,7 @@ func (c *Controller) apply(ctx context.Context, f *fleet, r *Rollout) error {
 		revs[region] = rev
 	}
 	r.Revisions, r.Phase, r.WaveStart, r.Promote = revs, PhaseApplying, time.Now().UTC(), false
-	r.Baseline, r.Window, r.GateValues = nil, Window{}, nil
+	r.Baseline, r.Seen, r.Carried, r.Window, r.GateValues = nil, nil, Window{}, Window{}, nil
 	stable := "the POPs' own version"
 	prev := r.Previous[regions[0]]
 	if prev != nil && prev.Artifact.Digest != "" {
@@ -323,7 +323,10 @@ func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
 		return err
 	}
-	var win Window
+	if r.Seen == nil {
+		r.Seen = map[string]manifest.Health{}
+	}
+	var now Window
 	for _, region := range waveRegions(w) {
 		for _, st := range f.pops(region) {
 			h, ok := r.health(st)
@@ -334,9 +337,20 @@ func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 			if b, ok := r.Baseline[st.POP]; ok {
 				base = &b
 			}
-			win.add(h, base)
+			if last, ok := r.Seen[st.POP]; ok && h.Requests < last.Requests {
+				// Restarted since the last tick: what it served before
+				// stays in the window, and it counts from zero now.
+				r.Carried.add(last, base)
+				delete(r.Baseline, st.POP)
+				base = nil
+			}
+			r.Seen[st.POP] = h
+			now.add(h, base)
 		}
 	}
+	var win Window
+	win.merge(r.Carried)
+	win.merge(now)
 	changed := win.Requests != r.Window.Requests || win.Errors != r.Window.Errors
 	r.Window = win
 	r.GateValues = r.GateValues[:0]
