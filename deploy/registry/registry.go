@@ -44,11 +44,19 @@ var wasmHeader = []byte{0x00, 'a', 's', 'm', 0x01, 0x00, 0x00, 0x00}
 
 // Registry reads and writes plugin versions in a control plane.
 type Registry struct {
-	s *controlplane.Stores
+	s     *controlplane.Stores
+	trust manifest.TrustStore // the POPs' keys, for revocations; nil: see Trusting
 }
 
 // New returns a registry on the control plane's stores.
 func New(s *controlplane.Stores) *Registry { return &Registry{s: s} }
+
+// Trusting returns r taking revocations as POPs with trust take them:
+// a record none of its keys signed revokes nothing, so Push does not
+// refuse a module for it. Without it, Push trusts its own signing key.
+func (r *Registry) Trusting(trust manifest.TrustStore) *Registry {
+	return &Registry{s: r.s, trust: trust}
+}
 
 // Push signs bin as name@version and stores it. Pushing the same bytes
 // again under the same name@version returns the existing record; other
@@ -70,12 +78,18 @@ func (r *Registry) Push(ctx context.Context, key ed25519.PrivateKey, name, versi
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	// Every edge refuses a revoked module, under any name or version.
+	// Every edge refuses a revoked module, under any name or version; a
+	// record they refuse (unsigned, an untrusted key) stops nothing, and
+	// would let a writer of the bucket alone block a push.
 	switch e, err := r.s.Revoked.Get(ctx, a.Digest); {
 	case err == nil:
-		var rv manifest.Revocation
-		_ = json.Unmarshal(e.Value(), &rv)
-		return nil, fmt.Errorf("registry: push %s@%s: module %.12s is revoked (%q): edges would refuse it", name, version, a.Digest, rv.Reason)
+		trust := r.trust
+		if trust == nil {
+			trust = manifest.NewTrustStore(key.Public().(ed25519.PublicKey))
+		}
+		if rv, err := trust.CheckRevocation(a.Digest, e.Value()); err == nil {
+			return nil, fmt.Errorf("registry: push %s@%s: module %.12s is revoked (%q): edges would refuse it", name, version, a.Digest, rv.Reason)
+		}
 	case !errors.Is(err, jetstream.ErrKeyNotFound):
 		return nil, fmt.Errorf("registry: push %s@%s: %w", name, version, err)
 	}

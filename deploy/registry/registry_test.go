@@ -540,3 +540,28 @@ func TestRevokeReplacesRefusedRecord(t *testing.T) {
 		t.Errorf("revoking with an untrusted key: %v", err)
 	}
 }
+
+// TestPushOverRefusedRevocation: a revocation record the POPs refuse
+// (unsigned, or by a key they do not trust) revokes nothing, so a push of
+// that module goes on; before, any record in the bucket refused it, which
+// let a writer of the revocations bucket alone block a version. One a
+// trusted key signed still refuses it.
+func TestPushOverRefusedRevocation(t *testing.T) {
+	ctx, r, st := newRegistry(t)
+	key, mallory := newKey(t), newKey(t)
+	bin := module("blocked")
+	digest := manifest.Digest(bin)
+	forged, _ := manifest.SignRevocation(mallory, digest, "x", "mallory")
+	rec, _ := json.Marshal(forged)
+	if _, err := st.Revoked.Put(ctx, digest, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Push(ctx, key, "blocked", "1", bin, "alice"); err != nil {
+		t.Fatalf("push over a revocation the POPs refuse: %v", err)
+	}
+	// mallory trusted: the same record now counts.
+	if _, err := r.Trusting(trustOf(key, mallory)).Push(ctx, key, "blocked", "2", bin, "alice"); err == nil ||
+		!strings.Contains(err.Error(), "is revoked") {
+		t.Fatalf("push over a trusted revocation: %v", err)
+	}
+}

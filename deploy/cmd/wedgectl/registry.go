@@ -46,6 +46,7 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 	keyPath := fs.String("key", "", "signing key `KEY.pem` (from keys gen)")
 	url := natsFlag(fs)
 	whoName := whoFlag(fs)
+	trustFiles := trustFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
@@ -67,8 +68,12 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("plugin push: %w", err)
 	}
+	trust, err := loadTrust(*trustFiles)
+	if err != nil {
+		return fmt.Errorf("plugin push: %w", err)
+	}
 	return withRegistry(ctx, url, func(r *registry.Registry) error {
-		a, err := r.Push(ctx, key, *name, *version, bin, who)
+		a, err := r.Trusting(trust).Push(ctx, key, *name, *version, bin, who)
 		if err != nil {
 			return err
 		}
@@ -81,11 +86,16 @@ func pluginPush(ctx context.Context, args []string, stdout io.Writer) error {
 func pluginList(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("plugin list", flag.ContinueOnError)
 	url := natsFlag(fs)
+	trustFiles := trustFlag(fs)
 	if err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return fmt.Errorf("plugin list: unexpected arguments %q", fs.Args())
+	}
+	trust, err := loadTrust(*trustFiles)
+	if err != nil {
+		return fmt.Errorf("plugin list: %w", err)
 	}
 	return withRegistry(ctx, url, func(r *registry.Registry) error {
 		list, err := r.List(ctx)
@@ -100,8 +110,13 @@ func pluginList(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(tw, "NAME\tVERSION\tDIGEST\tKEY ID\tCREATED\tBY\t")
 		for _, a := range list {
 			digest := a.Digest[:min(12, len(a.Digest))]
-			if _, ok := revoked[a.Digest]; ok {
-				digest += " (revoked)"
+			if rv, ok := revoked[a.Digest]; ok {
+				// With the POPs' keys, one they refuse is told apart.
+				if trust != nil && trust.VerifyRevocation(&rv) != nil {
+					digest += " (revocation refused)"
+				} else {
+					digest += " (revoked)"
+				}
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", a.Name, a.Version, digest, a.KeyID,
 				a.Created.UTC().Format(time.RFC3339), a.By)

@@ -111,6 +111,19 @@ func TestRegistryCommands(t *testing.T) {
 	if !strings.Contains(out.String(), digest[:12]+" (revoked)") {
 		t.Errorf("plugin list after revoke printed %q", out.String())
 	}
+	// With the POPs' keys given, a revocation none of them signed is told
+	// apart: it revokes nothing.
+	_, otherPub, err := registry.GenerateKey(t.TempDir(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"plugin", "list", "--trust", otherPub, "--nats", url}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), digest[:12]+" (revocation refused)") {
+		t.Errorf("plugin list with a trust store that refuses the revocation printed %q", out.String())
+	}
 
 	// What the commands wrote is what an edge with the public key refuses.
 	trust, err := manifest.LoadTrustFiles(pubPath)
