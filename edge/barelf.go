@@ -214,6 +214,10 @@ func (c *lineEndConn) bareLF(b []byte) bool {
 	return false
 }
 
+// NetConn is the connection c wraps, for connwatch.Hangup to reach the
+// socket.
+func (c *lineEndConn) NetConn() net.Conn { return c.Conn }
+
 // lineEndTLSConn is a lineEndConn over TLS.
 type lineEndTLSConn struct {
 	*lineEndConn

@@ -216,6 +216,12 @@ type OriginConfig struct {
 	// are answered 503 at once. Set it a few times above the origin's
 	// latency under normal load. Default 0: no limit.
 	LatencyTarget Duration `yaml:"latency_target"`
+	// MaxConns bounds the connections this node opens to the origin, so
+	// the requests it has in flight there at once. A request that finds
+	// every one busy for 100 ms (long polls parked on them) is answered
+	// 503 with Retry-After: 1, without being sent, and counted in
+	// wedge_edge_shed_total{reason="origin_pool"}. Default 1024.
+	MaxConns int `yaml:"max_conns"`
 	// Breaker tunes the origin's circuit breaker (edge/originclient):
 	// e.g. breaker: {failures: 5, failure_ratio: 0.5, min_requests: 20,
 	// window: 20s, open_for: 5s, probes: 1}, those being the defaults
@@ -502,6 +508,9 @@ func (c *Config) validate() error {
 		}
 		if b := o.Breaker; b.FailureRatio < 0 || b.FailureRatio > 1 || b.Window < 0 || b.OpenFor < 0 {
 			return fmt.Errorf("origin %q: breaker: want failure_ratio within 0..1 and window and open_for not negative", name)
+		}
+		if o.MaxConns < 0 {
+			return fmt.Errorf("origin %q: max_conns is negative (%d): leave it out for the default", name, o.MaxConns)
 		}
 	}
 	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {

@@ -59,6 +59,13 @@ func TestConfigOriginAddr(t *testing.T) {
 	}
 }
 
+// TestConfigOriginMaxConns: a negative max_conns is refused, naming the
+// origin, rather than taken for the default.
+func TestConfigOriginMaxConns(t *testing.T) {
+	wantRefused(t, "origins:\n  app: {addr: \"127.0.0.1:1\", key: k, max_conns: -1}\nroutes:\n  - {origin: app}\n",
+		`origin "app": max_conns is negative`)
+}
+
 // TestConfigRouteMistakes: a host with a port (never matched: routing
 // drops the request's port) and two routes of one name (their metrics
 // mixed, a route/plugin release hit both, tier asks found neither) are

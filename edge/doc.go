@@ -187,8 +187,18 @@
 // queueing; an adaptive concurrency limit bounds the requests in flight
 // (waiting on origins). An origin with a latency_target has a limit of
 // its own on its latency (originlimit.go): past it, a request the chain
-// sends there gets the 503 instead. /ready reports the shedding; the
-// admin and tier listeners are never limited.
+// sends there gets the 503 instead, as does one that finds all of the
+// origin's max_conns connections busy (long polls) for 100 ms. /ready
+// reports the shedding; the admin and tier listeners are never limited.
+//
+// A client that hangs up while its request waits on an origin (a long
+// poll given up) is noticed once the request has waited 50 ms: the edge
+// watches the client's connection on the netpoller (connwatch.Hangup),
+// and on its EOF or reset closes the request's connection to the origin,
+// whose service cancels the handler's context and closes its own
+// connection to the application. The request counts as the origin
+// client's exchanges_total{outcome="cancelled"} and is logged 499, not as
+// an origin failure. A request whose body streams is not watched.
 //
 // # Why
 //

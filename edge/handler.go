@@ -182,7 +182,11 @@ func (c *requestChain) forward(x *host.MemExchange) error {
 	if ok, err := c.tiered(x, &timeout); ok { // tier.go
 		return err
 	}
-	err := c.rt.origin.exchange(c.n, c.rt.limit, timeout, c.st, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	var client net.Conn
+	if c.ctx != nil {
+		client = c.ctx.Conn()
+	}
+	err := c.rt.origin.exchange(c.n, c.rt.limit, timeout, c.st, client, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
 	}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -43,7 +44,7 @@ func newOrigin(name string, cfg *OriginConfig, m *originclient.Metrics, log *slo
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
 	}
 	c, err := originclient.New(originclient.Config{Addr: cfg.Addr, Codec: codec, Name: name, Metrics: m,
-		Logger: log, Timeout: time.Duration(cfg.Timeout), Breaker: cfg.Breaker.client()})
+		Logger: log, Timeout: time.Duration(cfg.Timeout), MaxConns: cfg.MaxConns, Breaker: cfg.Breaker.client()})
 	if err != nil {
 		codec.Close()
 		return nil, fmt.Errorf("edge: origin %s: %w", name, err)
@@ -56,9 +57,10 @@ func (b BreakerConfig) client() originclient.BreakerConfig {
 		Window: time.Duration(b.Window), OpenFor: time.Duration(b.OpenFor), Probes: b.Probes}
 }
 
-// logFailure writes the "origin failed" line of the request id, unless one
-// was written within the second: then it counts it for the next line.
-func (o *origin) logFailure(n *Node, id string, status int, err error) {
+// logFailure writes the line msg ("origin failed") of the request id,
+// unless one was written within the second: then it counts it for the next
+// line.
+func (o *origin) logFailure(n *Node, msg, id string, status int, err error) {
 	f := &o.failures
 	f.Lock()
 	now := time.Now()
@@ -70,7 +72,7 @@ func (o *origin) logFailure(n *Node, id string, status int, err error) {
 	skipped := f.skipped
 	f.logged, f.skipped = now, 0
 	f.Unlock()
-	n.log.Warn("origin failed", "origin", o.name, "status", status, "err", err, "request_id", id, "not_logged_since", skipped)
+	n.log.Warn(msg, "origin", o.name, "status", status, "err", err, "request_id", id, "not_logged_since", skipped)
 }
 
 func (o *origin) close() {
@@ -81,9 +83,10 @@ func (o *origin) close() {
 // exchange sends the request as the chain left it, with timeout as its
 // budget, under lim (the route's: nil for none), and puts the answer, or
 // the failure, into resp; what st streams (a request body, an answer's
-// body) goes through it (stream.go). It returns the failure, if any, for
-// the origin call's span.
-func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *stream, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
+// body) goes through it (stream.go). A client that hangs up on client (nil
+// for none) meanwhile abandons the exchange. It returns the failure, if
+// any, for the origin call's span.
+func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *stream, client net.Conn, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
 	// A streamed body: the exchange takes the time the client chooses,
 	// not a measure of the origin's load (originlimit.go).
 	if st != nil && st.in != nil {
@@ -96,7 +99,7 @@ func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *
 	}
 	toWire(n, req, vals, wreq)
 	start := time.Now()
-	err := o.do(start.Add(timeout), timeout, wreq, wresp, st) // stream.go
+	err := o.do(start.Add(timeout), timeout, wreq, wresp, st, client) // stream.go
 	lim.release(time.Since(start))
 	if err != nil && st != nil {
 		if in := st.inErr.Load(); in != nil {
@@ -125,12 +128,27 @@ func (o *origin) settle(n *Node, id string, err error, wresp *wire.Response, res
 		// The error names internal addresses: it goes to the log, and the
 		// client gets the status.
 		status := originclient.Status(err)
-		o.logFailure(n, id, status, err)
 		// Nothing of an answer that did not come is passed on (interim).
 		wresp.Interim = wresp.Interim[:0]
 		*resp = host.Response{Status: status, Header: host.Header{Fields: resp.Header.Fields[:0]},
 			Body: fmt.Appendf(nil, "%d %s: origin %s\n", status, http.StatusText(status), o.name)}
 		resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
+		switch {
+		case status == originclient.StatusClientClosed:
+			// Nobody hears this answer, and the origin did not fail: the
+			// access log (499) and exchanges_total{outcome="cancelled"}
+			// count it.
+			n.log.Debug("client hung up while its request waited on the origin", "origin", o.name, "request_id", id)
+		case errors.Is(err, originclient.ErrPoolFull):
+			// This node's own connections to the origin are all in use
+			// (max_conns): shed, the origin never asked, as the origin's
+			// concurrency limit sheds (originlimit.go).
+			n.m.shed.WithLabelValues("origin_pool").Inc()
+			resp.Header.Add("Retry-After", "1")
+			o.logFailure(n, "origin connections all busy (max_conns), request shed", id, status, err)
+		default:
+			o.logFailure(n, "origin failed", id, status, err)
+		}
 		return
 	}
 	fromWire(wresp, resp)

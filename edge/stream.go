@@ -344,8 +344,9 @@ func streamedLength(r *host.Response) int64 {
 }
 
 // do sends the exchange to the origin, streaming what st streams; st is nil
-// for a background revalidation, which takes its answer whole.
-func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, wresp *wire.Response, st *stream) error {
+// for a background revalidation, which takes its answer whole. client is
+// the client's connection, watched while the answer is awaited (nil: not).
+func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, wresp *wire.Response, st *stream, client net.Conn) error {
 	if st == nil {
 		return o.client.Do(deadline, wreq, wresp)
 	}
@@ -359,7 +360,7 @@ func (o *origin) do(deadline time.Time, idle time.Duration, wreq *wire.Request, 
 			wreq.AddHeader(contentLength, strconv.AppendInt(nil, st.size, 10))
 		}
 	}
-	b, err := o.client.DoStream(deadline, wreq, up, idle, wresp)
+	b, err := o.client.DoStream(deadline, wreq, up, idle, wresp, client)
 	st.body = b
 	return err
 }

@@ -87,6 +87,10 @@ func errorType(err error) string {
 		return "transport"
 	case errors.Is(err, errOriginBusy):
 		return "origin_busy" // originlimit.go: not sent
+	case errors.Is(err, originclient.ErrPoolFull):
+		return "pool_full"
+	case errors.Is(err, originclient.ErrCancelled):
+		return "cancelled"
 	}
 	return wire.Kind(err)
 }

@@ -37,6 +37,13 @@
 // returns by its deadline by itself and runs on the connection's goroutine
 // instead, with no goroutine or timer per exchange.
 //
+// The handler's context also ends (context.Canceled) when the edge closes
+// the connection while the handler runs, as it does when its client hangs
+// up on a request waiting for its answer (a long poll given up): the
+// connection is watched once the handler has run 50 ms
+// (connwatch.Hangup). Proxy then closes its connection to the upstream,
+// so the application sees its own client hang up.
+//
 // A frame can wait before the server reads it (a stalled origin, a full
 // accept queue), and by then its edge may have answered its client 504.
 // So the budget is also reckoned from the frame's timestamp: a frame read

@@ -59,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "inflight",
 			Help: "Exchanges in progress, counting application handlers that outlived their deadline."}),
 		upstreamReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "upstream_requests_total",
-			Help: "Proxied attempts by upstream and outcome (ok, dial_error, error, timeout, too_large, busy)."},
+			Help: "Proxied attempts by upstream and outcome (ok, dial_error, error, timeout, too_large, busy, cancelled: the edge hung up while it waited)."},
 			[]string{"upstream", "outcome"}),
 		healthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "upstream_healthy",
 			Help: "1 while an upstream is in rotation, 0 while health checks hold it out."}, []string{"upstream"}),
@@ -109,18 +109,19 @@ func (m *Metrics) codecError(err error) {
 
 // upstreamCounters are one upstream's outcome series.
 type upstreamCounters struct {
-	ok, dial, err, timeout, tooLarge, busy prometheus.Counter
-	healthy                                prometheus.Gauge
+	ok, dial, err, timeout, tooLarge, busy, cancelled prometheus.Counter
+	healthy                                           prometheus.Gauge
 }
 
 func (m *Metrics) upstream(name string) upstreamCounters {
 	return upstreamCounters{
-		ok:       m.upstreamReqs.WithLabelValues(name, "ok"),
-		dial:     m.upstreamReqs.WithLabelValues(name, "dial_error"),
-		err:      m.upstreamReqs.WithLabelValues(name, "error"),
-		timeout:  m.upstreamReqs.WithLabelValues(name, "timeout"),
-		tooLarge: m.upstreamReqs.WithLabelValues(name, "too_large"),
-		busy:     m.upstreamReqs.WithLabelValues(name, "busy"),
-		healthy:  m.healthy.WithLabelValues(name),
+		ok:        m.upstreamReqs.WithLabelValues(name, "ok"),
+		dial:      m.upstreamReqs.WithLabelValues(name, "dial_error"),
+		err:       m.upstreamReqs.WithLabelValues(name, "error"),
+		timeout:   m.upstreamReqs.WithLabelValues(name, "timeout"),
+		tooLarge:  m.upstreamReqs.WithLabelValues(name, "too_large"),
+		busy:      m.upstreamReqs.WithLabelValues(name, "busy"),
+		cancelled: m.upstreamReqs.WithLabelValues(name, "cancelled"),
+		healthy:   m.healthy.WithLabelValues(name),
 	}
 }

@@ -359,6 +359,10 @@ func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 	return best
 }
 
+// statusClientClosed answers an exchange whose edge hung up: nginx's 499.
+// Nobody reads it; the edge logs its own.
+const statusClientClosed = 499
+
 // forward sends req upstream, failing over while the request allows, and
 // fills resp with the answer or with the origin's own 502, 503 or 504.
 func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Request, resp *wire.Response) {
@@ -378,6 +382,9 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 	span := p.tracer.start(freq, req) // trace.go
 	defer span.end(resp)
 	freq.SetUserValue(interimKey{}, resp)
+	if xc, ok := ctx.(*exchangeCtx); ok && xc.abort != nil {
+		freq.SetUserValue(abortKey{}, xc.abort)
+	}
 	st := streamOf(ctx)
 	st.prepare(freq, p.streamMin, req) // streamed bodies (stream.go)
 
@@ -416,6 +423,14 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 		u.inflight.Add(1)
 		err := u.client.DoDeadline(freq, fresp, deadline)
 		u.inflight.Add(-1)
+		if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+			// The edge hung up, its client having done so: the upstream
+			// connection was closed, which told the application, and
+			// nobody waits for this answer. Not the upstream's failure.
+			u.c.cancelled.Inc()
+			failure(resp, statusClientClosed, "edge closed the connection")
+			return
+		}
 		if err == nil {
 			u.c.ok.Inc()
 			u.succeeded()

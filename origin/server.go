@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/internal/listeners"
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -113,7 +114,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.jobs.New = func() any {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
-		return &job{s: s, done: make(chan struct{}, 1), timer: t}
+		j := &job{s: s, done: make(chan struct{}, 1), timer: t}
+		j.hang = connwatch.NewHangup(hangupAfter, j.hungUp)
+		return j
 	}
 	s.spares.New = func() any { return new(wire.Response) }
 	s.frames.New = func() any { b := make([]byte, 0, 4096); return &b }
@@ -196,6 +199,35 @@ type job struct {
 	timer *time.Timer
 	// stream is what the exchange streams (stream.go).
 	stream exchangeStream
+	// hang watches the edge's connection while the handler runs, and
+	// abort abandons the upstream exchange when the edge closes it.
+	hang  *connwatch.Hangup
+	abort connwatch.Abort
+}
+
+// hangupAfter is how long a handler runs before the edge's connection is
+// watched (connwatch.Hangup): most exchanges end sooner, at no cost.
+const hangupAfter = 50 * time.Millisecond
+
+// watch arms the watch of the edge's connection for the handler about to
+// run. The edge closes its connection when its client hangs up on a
+// request waiting for its answer (a long poll given up): the handler's
+// context is then cancelled, and the proxy closes its upstream connection,
+// which the application sees as its own client hanging up. A streamed
+// request body is read from that connection by the handler itself, so
+// such an exchange is not watched.
+func (j *job) watch(rc *fasthttp.RequestCtx) {
+	j.abort.Reset()
+	j.ctx.abort = &j.abort
+	if j.stream.body == nil {
+		j.hang.Start(rc.Conn())
+	}
+}
+
+// hungUp is the watch's verdict that the edge closed the connection.
+func (j *job) hungUp() {
+	j.ctx.cancel(context.Canceled)
+	j.abort.Abort()
 }
 
 func (s *Server) handle(rc *fasthttp.RequestCtx) {
@@ -285,6 +317,7 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 	j.ctx = &exchangeCtx{deadline: appDeadline}
 	j.resp.Reset()
 	j.state.Store(running)
+	j.watch(rc)
 	go j.run()
 
 	resp := &j.resp
@@ -292,7 +325,10 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 	select {
 	case <-j.done:
 		j.timer.Stop()
+		j.hang.Stop()
 	case <-j.timer.C:
+		// Before the job may become the handler goroutine's.
+		j.hang.Stop()
 		// Tell the handler, then give it the grace to answer for itself
 		// (a proxy's own 504 says more than ours).
 		j.ctx.cancel(context.DeadlineExceeded)
@@ -333,7 +369,9 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 func (s *Server) serveInline(rc *fasthttp.RequestCtx, j *job, start, deadline time.Time) {
 	j.ctx = &exchangeCtx{deadline: deadline, timed: true, stream: j.stream.ctx()}
 	j.resp.Reset()
+	j.watch(rc)
 	j.serve()
+	j.hang.Stop()
 	s.finish()
 	j.ctx.cancel(context.Canceled)
 	checkStatus(&j.resp)
@@ -555,6 +593,9 @@ type exchangeCtx struct {
 	timer    *time.Timer
 	err      error
 	stream   *exchangeStream // what the exchange streams; nil if nothing
+	// abort closes the upstream connection (strict.go) when the edge
+	// hangs up; cancel with context.Canceled says it did.
+	abort *connwatch.Abort
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -3,6 +3,7 @@ package origin
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"time"
@@ -35,6 +36,11 @@ type strictTransport struct{}
 // interimKey is the fasthttp.Request user value under which forward passes
 // the wire.Response that interim responses go into.
 type interimKey struct{}
+
+// abortKey is the fasthttp.Request user value under which forward passes
+// the exchange's *connwatch.Abort (server.go), which closes the upstream
+// connection when the edge hangs up.
+type abortKey struct{}
 
 // Bounds on the interim responses of one exchange: how many are read
 // before the response is refused, and how many header bytes of them are
@@ -86,12 +92,17 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 		sink.Interim = sink.Interim[:0]
 	}
 	st, _ := req.UserValue(streamKey{}).(*exchangeStream) // stream.go
+	ab, _ := req.UserValue(abortKey{}).(*connwatch.Abort)
 	for {
 		cc, err := hc.AcquireConn(timeout, req.ConnectionClose())
 		if err != nil {
 			return false, err
 		}
 		conn := cc.Conn()
+		if !ab.Attach(conn) {
+			hc.CloseConn(cc)
+			return false, context.Canceled
+		}
 		if st.sendsBody() {
 			// A streamed body cannot be written twice: a pooled
 			// connection the upstream closed meanwhile is found now, not
@@ -144,7 +155,7 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			reuse := !early && !req.ConnectionClose() && !resp.ConnectionClose()
 			st.take(conn, br, func(keep bool) {
 				hc.ReleaseReader(br)
-				if keep && reuse {
+				if keep && reuse && ab.Detach() {
 					hc.ReleaseConn(cc)
 				} else {
 					hc.CloseConn(cc)
@@ -160,7 +171,8 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 			// another upstream gets the request.
 			return !errors.As(err, &ue) && !errors.Is(err, fasthttp.ErrBodyTooLarge), err
 		}
-		if !keep || req.ConnectionClose() || resp.ConnectionClose() {
+		// Once back in the pool the connection is another exchange's.
+		if !keep || req.ConnectionClose() || resp.ConnectionClose() || !ab.Detach() {
 			hc.CloseConn(cc)
 		} else {
 			hc.ReleaseConn(cc)

@@ -160,8 +160,10 @@ func (b *breaker) verdict(cls class) error {
 			b.run.Store(0)
 		}
 		return nil
-	case clsBadRequest, clsStale, clsTooLarge:
-		// Nothing was asked of the origin, a pooled connection it closed
+	case clsBadRequest, clsStale, clsTooLarge, clsPoolFull, clsCancelled:
+		// Nothing was asked of the origin (or its pool was full with
+		// requests it is working on), the client gave up on an exchange
+		// in progress, a pooled connection it closed
 		// while idle was found (routine: its idle timeout, a restart), or
 		// one response was larger than this edge takes.
 		return errExcluded

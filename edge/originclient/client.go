@@ -32,7 +32,17 @@ var (
 	// ErrTransport means the connection could not be established or broke,
 	// or what came back was not HTTP.
 	ErrTransport = errors.New("originclient: transport failure")
+	// ErrPoolFull means every connection to the origin (Config.MaxConns)
+	// stayed busy for connWait: nothing was sent.
+	ErrPoolFull = errors.New("originclient: no free connection to the origin")
+	// ErrCancelled means the client the answer was for hung up while the
+	// exchange waited on the origin (DoStream), which was abandoned.
+	ErrCancelled = errors.New("originclient: client hung up")
 )
+
+// StatusClientClosed is what Status maps ErrCancelled to: nginx's 499, for
+// logs and metrics, since the client hears nothing.
+const StatusClientClosed = 499
 
 // RefusedError is an origin's transport-level refusal: 401 for a frame that
 // failed authentication, 400 for a malformed one, 413 for one too large,
@@ -51,13 +61,16 @@ func (e *RefusedError) Error() string {
 func (e *RefusedError) Unwrap() error { return ErrRefused }
 
 // Status maps an error from Do to the status the edge should answer its
-// client with: 503 when the breaker is open, 504 on timeout, 502 for
-// everything else. Status(nil) is 0: the response's own status applies.
+// client with: 503 when the breaker is open or the pool is full, 504 on
+// timeout, StatusClientClosed when the client hung up, 502 for everything
+// else. Status(nil) is 0: the response's own status applies.
 func Status(err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, ErrBreakerOpen):
+	case errors.Is(err, ErrCancelled):
+		return StatusClientClosed
+	case errors.Is(err, ErrBreakerOpen), errors.Is(err, ErrPoolFull):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ErrTimeout):
 		return fasthttp.StatusGatewayTimeout
@@ -76,8 +89,9 @@ type Config struct {
 	Codec *wire.Codec
 	// Name labels the origin in metrics. Default Addr.
 	Name string
-	// MaxConns bounds the connections to the origin; requests beyond it
-	// wait for a free one until their deadline. Default 1024.
+	// MaxConns bounds the connections to the origin; a request beyond it
+	// waits up to connWait for a free one, then fails with ErrPoolFull.
+	// Default 1024.
 	MaxConns int
 	// Timeout is the budget of a Do called with a zero deadline. Default 10 s.
 	Timeout time.Duration
@@ -118,6 +132,10 @@ type call struct {
 	frame []byte
 	link  link  // what the exchange streams (stream.go)
 	body  *Body // a streamed answer's body, which holds the call until closed
+	// hang watches the client's connection while the exchange waits, and
+	// abandons the exchange through ab when the client hangs up.
+	hang *connwatch.Hangup
+	ab   connwatch.Abort
 }
 
 const (
@@ -131,6 +149,17 @@ const (
 	maxStale = 64
 	// reasonLen bounds the refusal text kept in a RefusedError.
 	reasonLen = 256
+	// connWait bounds the wait for a pooled connection when all MaxConns
+	// are busy. Long polls can hold every one of them for their whole
+	// budget, so waiting until the deadline would turn a full pool into
+	// 504s after seconds; a short wait rides out a burst, and past it the
+	// request is shed at once, the origin never having been asked.
+	connWait = 100 * time.Millisecond
+	// hangupAfter is how long an exchange waits before its client's
+	// connection is watched (connwatch.Hangup): most are answered sooner,
+	// at no cost; long polls, the exchanges whose clients give up, wait
+	// seconds.
+	hangupAfter = 50 * time.Millisecond
 )
 
 // New checks cfg and builds a Client. No connection is opened until the
@@ -177,8 +206,8 @@ func New(cfg Config) (*Client, error) {
 		// The connection used last is the one least likely to have been
 		// closed while idle, and the rest can expire.
 		ConnPoolStrategy: fasthttp.LIFO,
-		// The request's deadline is what bounds the wait for a connection.
-		MaxConnWaitTimeout: 24 * time.Hour,
+		// The request's deadline, if shorter, bounds it too.
+		MaxConnWaitTimeout: connWait,
 		// Do decides about retries itself, knowing the wire method.
 		MaxIdemponentCallAttempts:     1,
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
@@ -195,6 +224,7 @@ func New(cfg Config) (*Client, error) {
 		k.req.Header.SetMethod(fasthttp.MethodPost)
 		k.req.SetRequestURI(c.uri)
 		k.req.SetUserValue(linkKey{}, &k.link)
+		k.hang = connwatch.NewHangup(hangupAfter, k.ab.Abort)
 		return k
 	}
 
@@ -235,16 +265,25 @@ func (c *Client) TripReason() string { return c.br.tripReason() }
 // error, and Status maps it to the status to answer with.
 func (c *Client) Do(deadline time.Time, req *wire.Request, resp *wire.Response) error {
 	k := c.calls.Get().(*call)
-	_, err := c.run(k, deadline, req, resp)
+	_, err := c.run(k, deadline, req, resp, nil)
 	return err
 }
 
 // run is Do and DoStream on the call k: it returns the answer's Body when
-// the origin streamed it, which then holds k.
-func (c *Client) run(k *call, deadline time.Time, req *wire.Request, resp *wire.Response) (*Body, error) {
+// the origin streamed it, which then holds k. While it waits, a client
+// that hangs up on client abandons the exchange: its connection to the
+// origin is closed, which the origin service takes for its own client
+// hanging up. A client whose body streams is read by the exchange itself,
+// and is not watched.
+func (c *Client) run(k *call, deadline time.Time, req *wire.Request, resp *wire.Response, client net.Conn) (*Body, error) {
 	start := time.Now()
 	if deadline.IsZero() {
 		deadline = start.Add(c.timeout)
+	}
+	if client != nil && k.link.in == nil {
+		k.ab.Reset()
+		k.link.ab = &k.ab
+		k.hang.Start(client)
 	}
 	idempotent := isIdempotent(req.Method)
 	var (
@@ -282,9 +321,10 @@ func (c *Client) run(k *call, deadline time.Time, req *wire.Request, resp *wire.
 		time.Sleep(wait)
 		c.m.retries.Inc()
 	}
+	k.hang.Stop()
 	o := cls.outcome()
 	c.m.outcomes[o].Inc()
-	if o != outBreakerOpen && o != outBadRequest {
+	if o != outBreakerOpen && o != outBadRequest && o != outPoolFull {
 		c.m.duration.Observe(time.Since(start).Seconds())
 	}
 	if b := k.body; b != nil {
@@ -341,6 +381,9 @@ func (c *Client) exchange(k *call, deadline time.Time, req *wire.Request, resp *
 	k.link.x = x
 	k.link.prepare(c, k, frame) // the body, whole or streamed (stream.go)
 	if err := c.hc.DoDeadline(&k.req, &k.resp, deadline); err != nil {
+		if k.link.ab.Aborted() {
+			return clsCancelled, ErrCancelled
+		}
 		cls, err := c.transportError(err, deadline)
 		if cls != clsDial && cls != clsStale {
 			c.m.sentWire.Add(float64(len(frame)))
@@ -394,6 +437,9 @@ func (c *Client) transportError(err error, deadline time.Time) (class, error) {
 	// but returns read timeouts as they come; the clock settles both.
 	if errors.Is(err, fasthttp.ErrTimeout) || !time.Now().Before(deadline) {
 		return clsTimeout, ErrTimeout
+	}
+	if errors.Is(err, fasthttp.ErrNoFreeConns) {
+		return clsPoolFull, ErrPoolFull
 	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		return clsTooLarge, fmt.Errorf("originclient: response from %s: %w: %w", c.name, wire.ErrTooLarge, err)
@@ -512,6 +558,8 @@ const (
 	clsDial  // the connection could not be established: nothing was sent
 	clsStale // a pooled connection was found dead before the request went out
 	clsBreakerOpen
+	clsPoolFull  // no pooled connection came free in time: nothing was sent
+	clsCancelled // the client hung up, and the exchange was abandoned
 )
 
 func (cls class) retryable(idempotent bool) bool {
@@ -540,6 +588,10 @@ func (cls class) outcome() outcome {
 		return outTimeout
 	case clsBreakerOpen:
 		return outBreakerOpen
+	case clsPoolFull:
+		return outPoolFull
+	case clsCancelled:
+		return outCancelled
 	}
 	return outTransport
 }
@@ -554,6 +606,10 @@ func (cls class) kind(err error) int {
 		return kindRefused
 	case clsBreakerOpen:
 		return kindBreakerOpen
+	case clsPoolFull:
+		return kindPoolFull
+	case clsCancelled:
+		return kindCancelled
 	}
 	return kindIndex(wire.Kind(err))
 }

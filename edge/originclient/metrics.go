@@ -25,9 +25,12 @@ const namespace = "wedge_edge_origin"
 //
 // exchanges_total{origin,outcome} counts calls to Do by how they ended:
 // ok, origin_error (a failure envelope the origin made), refused, timeout,
-// transport, bad_response, bad_request (the request could not be sealed) or
-// breaker_open. errors_total{origin,kind} counts failed attempts, retried or
-// not, by kind: timeout, transport, refused, breaker_open, or the wire.Kind of
+// transport, bad_response, bad_request (the request could not be sealed),
+// breaker_open, pool_full (every connection of Config.MaxConns busy: not
+// sent) or cancelled (the client hung up while it waited: abandoned).
+// errors_total{origin,kind} counts failed attempts, retried or not, by
+// kind: timeout, transport, refused, breaker_open, pool_full, cancelled,
+// or the wire.Kind of
 // a codec error. bytes_total counts frame bytes (stage="wire") and envelope
 // bytes before compression (stage="cbor") per attempt; dict_total counts
 // answered exchanges by whether their frames used a zstd dictionary.
@@ -83,14 +86,16 @@ const (
 	outBadResponse
 	outBadRequest
 	outBreakerOpen
+	outPoolFull
+	outCancelled
 	numOutcomes
 )
 
 var outcomeNames = [numOutcomes]string{"ok", "origin_error", "refused", "timeout", "transport",
-	"bad_response", "bad_request", "breaker_open"}
+	"bad_response", "bad_request", "breaker_open", "pool_full", "cancelled"}
 
 // errKinds are the errors_total kinds: the client's own, then wire.Kind's.
-var errKinds = [...]string{"timeout", "transport", "refused", "breaker_open",
+var errKinds = [...]string{"timeout", "transport", "refused", "breaker_open", "pool_full", "cancelled",
 	"frame", "auth", "too_large", "compression", "envelope", "version", "other"}
 
 const (
@@ -98,6 +103,8 @@ const (
 	kindTransport
 	kindRefused
 	kindBreakerOpen
+	kindPoolFull
+	kindCancelled
 )
 
 func kindIndex(name string) int {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -40,6 +41,8 @@ type link struct {
 	accept bool          // the caller takes a streamed response
 	idle   time.Duration
 	conn   net.Conn // the connection the request goes out on
+	// ab abandons the exchange when its client hangs up; nil: not watched.
+	ab *connwatch.Abort
 	// consumed is set once in was read from: the request cannot be sent
 	// again.
 	consumed bool
@@ -92,11 +95,15 @@ func (k *call) unlink() {
 // as it is read, and such a request is never sent twice once a byte of it
 // was read. The answer's body comes back in resp.Body, or, when the origin
 // streams it, as a Body to read and close; idle bounds each wait for a
-// piece of either body.
-func (c *Client) DoStream(deadline time.Time, req *wire.Request, body io.Reader, idle time.Duration, resp *wire.Response) (*Body, error) {
+// piece of either body. client, when not nil, is the server's side of the
+// connection of the client the answer is for: if that client hangs up
+// while the exchange waits for the answer's head (a long poll whose client
+// gave up), the exchange is abandoned with ErrCancelled, its connection to
+// the origin closed rather than held until the origin answers.
+func (c *Client) DoStream(deadline time.Time, req *wire.Request, body io.Reader, idle time.Duration, resp *wire.Response, client net.Conn) (*Body, error) {
 	k := c.calls.Get().(*call)
 	k.link = link{in: body, accept: true, idle: idle}
-	return c.run(k, deadline, req, resp)
+	return c.run(k, deadline, req, resp, client)
 }
 
 // prepare sets the request up for what it streams: the Accept field, and
@@ -257,11 +264,19 @@ func (linkTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, r
 		deadline = time.Now().Add(t)
 	}
 	l, _ := req.UserValue(linkKey{}).(*link)
+	var ab *connwatch.Abort
+	if l != nil {
+		ab = l.ab
+	}
 	cc, err := hc.AcquireConn(req.GetTimeOut(), req.ConnectionClose())
 	if err != nil {
 		return false, err
 	}
 	conn := cc.Conn()
+	if !ab.Attach(conn) {
+		hc.CloseConn(cc)
+		return false, ErrCancelled
+	}
 	resp.ParseNetConn(conn)
 	if err := conn.SetDeadline(deadline); err != nil {
 		hc.CloseConn(cc)
@@ -310,7 +325,7 @@ func (linkTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, r
 		reuse := length >= -1 && !req.ConnectionClose() && !resp.ConnectionClose()
 		done := func(keep bool) {
 			hc.ReleaseReader(br)
-			if keep && reuse {
+			if keep && reuse && ab.Detach() {
 				hc.ReleaseConn(cc)
 			} else {
 				hc.CloseConn(cc)
@@ -323,6 +338,9 @@ func (linkTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, r
 		err = resp.ReadBody(br, hc.MaxResponseBodySize)
 	}
 	keep := err == nil && !req.ConnectionClose() && !resp.ConnectionClose() && br.Buffered() == 0 && resp.Header.ContentLength() >= 0
+	// The connection is no longer the exchange's to abandon once it is
+	// back in the pool, where another takes it.
+	keep = keep && ab.Detach()
 	hc.ReleaseReader(br)
 	if keep {
 		hc.ReleaseConn(cc)

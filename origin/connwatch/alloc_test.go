@@ -5,6 +5,7 @@ package connwatch
 import (
 	"io"
 	"testing"
+	"time"
 )
 
 // TestAllocs: the check on every reused connection allocates nothing.
@@ -16,6 +17,20 @@ func TestAllocs(t *testing.T) {
 		io.ReadFull(s, buf)
 		s.Write(ans)
 		io.ReadFull(c, buf)
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+}
+
+// TestHangupAllocs: a request answered before the watch starts costs a
+// timer's reset and stop, and allocates nothing.
+func TestHangupAllocs(t *testing.T) {
+	_, s := pair(t)
+	h := NewHangup(time.Hour, func() {})
+	n := testing.AllocsPerRun(100, func() {
+		h.Start(s)
+		h.Stop()
 	})
 	if n != 0 {
 		t.Errorf("%v allocations per request", n)

@@ -64,7 +64,8 @@ func WatchIdle(c, sock net.Conn, idle time.Duration) net.Conn {
 	}
 	w := &conn{Conn: c, raw: raw, idle: idle}
 	w.peek = func(fd uintptr) bool {
-		w.dead = readable(fd, w.buf[:])
+		// EOF, stray bytes or a broken socket: all of them mean unusable.
+		w.dead = peek(fd, w.buf[:]) != silent
 		return true
 	}
 	if tc, ok := c.(*tls.Conn); ok {

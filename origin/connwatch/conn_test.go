@@ -71,7 +71,7 @@ func waitReadable(t *testing.T, c net.Conn) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var ready bool
-		raw.Read(func(fd uintptr) bool { ready = readable(fd, buf[:]); return true })
+		raw.Read(func(fd uintptr) bool { ready = peek(fd, buf[:]) != silent; return true })
 		if ready {
 			return
 		}

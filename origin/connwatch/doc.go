@@ -31,6 +31,12 @@
 // told from the answer: that race is HTTP/1.1's own, and only closing the
 // connection after every response would remove it.
 //
+// Hangup uses the same peek on the server's side of a connection, while a
+// request on it waits for an answer from elsewhere: EOF or a reset there
+// means the client hung up, and Abort closes the connection the request
+// went on upstream, so the wait ends and the hang-up travels on (the edge
+// to the origin service, the origin service to the application).
+//
 // On platforms without MSG_PEEK (see peek_other.go) Watch returns the
 // connection unwrapped and nothing is checked.
 package connwatch

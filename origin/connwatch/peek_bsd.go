@@ -6,9 +6,15 @@ import "golang.org/x/sys/unix"
 
 const canPeek = true
 
-// readable reports whether the socket has anything to read (EOF, an error,
-// or bytes), without consuming it or blocking.
-func readable(fd uintptr, buf []byte) bool {
-	_, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return err != unix.EAGAIN && err != unix.EINTR
+// peek reports what the socket holds (nothing yet, bytes, or EOF or an
+// error), without consuming it or blocking.
+func peek(fd uintptr, buf []byte) state {
+	n, _, err := unix.Recvfrom(int(fd), buf, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	switch {
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return silent
+	case err == nil && n > 0:
+		return pending
+	}
+	return closed
 }

@@ -1,0 +1,212 @@
+package connwatch
+
+import (
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// state is what a peek found on a socket.
+type state uint8
+
+const (
+	silent  state = iota // nothing to read yet
+	pending              // bytes to read
+	closed               // EOF, or the socket broke (a reset)
+)
+
+// Hangup notices a client hanging up while its request waits on something
+// else (an origin, an upstream), which nothing reads the client's
+// connection for meanwhile. An HTTP/1.1 server only learns of it when it
+// writes the answer, so a long poll whose client gave up stays open
+// upstream, takes the message the client's next poll was for, and holds
+// a pooled connection until it ends.
+//
+// Start arms it for one request and Stop disarms it. A request answered
+// within the delay given to NewHangup costs a timer's reset and stop and
+// allocates nothing; past it, a goroutine waits on the netpoller for the
+// socket to turn readable and peeks at it: EOF or a reset means the
+// client hung up, and gone is called. Bytes mean the client sent more
+// (a pipelined request): not a hang-up, and the watch ends there. A client
+// that half-closes its side once its requests are sent is taken for one
+// that hung up, as nginx takes it. It sees the socket under a TLS layer,
+// so a TLS close_notify counts as bytes; a client that just closes the
+// connection is seen.
+//
+// A Hangup serves one request at a time; gone runs on the watching
+// goroutine, before Stop returns, and must not call Stop.
+type Hangup struct {
+	after time.Duration
+	gone  func()
+	timer *time.Timer
+	done  chan struct{} // the watch ended
+	buf   [1]byte
+
+	mu       sync.Mutex
+	conn     net.Conn // watched, from Start to Stop
+	watching bool     // waiting on conn's socket
+	stopping bool
+}
+
+// NewHangup returns a Hangup that watches a connection once its request
+// has waited after, and calls gone if the client hangs up.
+func NewHangup(after time.Duration, gone func()) *Hangup {
+	h := &Hangup{after: after, gone: gone, done: make(chan struct{}, 1)}
+	h.timer = time.AfterFunc(time.Hour, h.watch)
+	h.timer.Stop()
+	return h
+}
+
+// Start watches c, the server's side of the client's connection, from
+// after on. Nothing may read c until Stop. A nil c, or one whose socket
+// cannot be peeked at, is not watched.
+func (h *Hangup) Start(c net.Conn) {
+	if !canPeek || c == nil || socket(c) == nil {
+		return
+	}
+	h.mu.Lock()
+	h.conn, h.stopping = c, false
+	h.mu.Unlock()
+	h.timer.Reset(h.after)
+}
+
+// Stop ends the watch, waiting for a watching goroutine to give the
+// connection back (with no read deadline: the server sets its own before
+// its next read).
+func (h *Hangup) Stop() {
+	if h.conn == nil {
+		return
+	}
+	if !h.timer.Stop() {
+		h.mu.Lock()
+		h.stopping = true
+		if h.watching {
+			// Wakes the goroutine from its wait on the socket.
+			_ = h.conn.SetReadDeadline(aLongTimeAgo)
+		}
+		h.mu.Unlock()
+		<-h.done
+		_ = h.conn.SetReadDeadline(time.Time{})
+	}
+	h.mu.Lock()
+	h.conn = nil
+	h.mu.Unlock()
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (h *Hangup) watch() {
+	h.mu.Lock()
+	c := h.conn
+	h.watching = !h.stopping
+	h.mu.Unlock()
+	gone := h.watching && hungUp(c, h.buf[:])
+	h.mu.Lock()
+	h.watching = false
+	gone = gone && !h.stopping
+	h.mu.Unlock()
+	if gone {
+		h.gone()
+	}
+	h.done <- struct{}{}
+}
+
+// hungUp waits until c's socket is readable, or c's read deadline, and
+// reports whether it was readable because the peer closed or reset it.
+func hungUp(c net.Conn, buf []byte) bool {
+	sc := socket(c)
+	if sc == nil {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	st := silent
+	err = raw.Read(func(fd uintptr) bool {
+		st = peek(fd, buf)
+		return st != silent
+	})
+	return err == nil && st == closed
+}
+
+// socket is the socket under c, unwrapping what wraps it (*tls.Conn and
+// others with a NetConn method); nil if there is none.
+func socket(c net.Conn) syscall.Conn {
+	for range 4 {
+		if sc, ok := c.(syscall.Conn); ok {
+			return sc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
+// Abort lets another goroutine abandon an exchange with an upstream (a
+// client that hung up: Hangup): it closes the connection the exchange is
+// on, so that the wait for its answer ends, and that connection never
+// goes back to a pool. A nil *Abort abandons nothing.
+type Abort struct {
+	mu      sync.Mutex
+	aborted bool
+	conn    net.Conn
+}
+
+// Reset readies a for the next exchange.
+func (a *Abort) Reset() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	a.aborted, a.conn = false, nil
+	a.mu.Unlock()
+}
+
+// Attach notes c as the connection the exchange goes out on; false when it
+// was abandoned already, and c is the caller's to close.
+func (a *Abort) Attach(c net.Conn) bool {
+	if a == nil {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.conn = c
+	return !a.aborted
+}
+
+// Detach forgets the connection before it goes back to its pool; false
+// when the exchange was abandoned, and the connection must be closed.
+func (a *Abort) Detach() bool {
+	if a == nil {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.conn = nil
+	return !a.aborted
+}
+
+// Abort abandons the exchange, closing its connection if it has one.
+func (a *Abort) Abort() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.aborted = true
+	if a.conn != nil {
+		_ = a.conn.Close()
+	}
+}
+
+// Aborted reports whether the exchange was abandoned.
+func (a *Abort) Aborted() bool {
+	if a == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.aborted
+}

@@ -1,0 +1,69 @@
+package connwatch
+
+import (
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/internal/testutil"
+)
+
+// TestHangup: a peer that closes its connection while a request waits is
+// seen (gone runs before Stop returns); one that sends bytes (a pipelined
+// request) is not, and the bytes are left for the server to read.
+func TestHangup(t *testing.T) {
+	t.Run("closed", func(t *testing.T) {
+		c, s := pair(t)
+		var gone atomic.Bool
+		h := NewHangup(time.Millisecond, func() { gone.Store(true) })
+		h.Start(s)
+		c.Close()
+		testutil.Eventually(t, 10*time.Second, "hang-up seen", gone.Load)
+		h.Stop()
+	})
+	t.Run("bytes", func(t *testing.T) {
+		c, s := pair(t)
+		var gone atomic.Bool
+		h := NewHangup(time.Millisecond, func() { gone.Store(true) })
+		h.Start(s)
+		testutil.Eventually(t, 10*time.Second, "watch started", h.isWatching)
+		if _, err := c.Write([]byte("GET")); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 10*time.Second, "watch ended on the bytes", func() bool { return !h.isWatching() })
+		h.Stop()
+		if gone.Load() {
+			t.Fatal("bytes from the peer taken for a hang-up")
+		}
+		buf := make([]byte, 3)
+		if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "GET" {
+			t.Fatalf("read after the watch: %q, %v", buf, err)
+		}
+	})
+	t.Run("stopped", func(t *testing.T) {
+		// Stop wakes a watch in progress, and the connection reads on.
+		c, s := pair(t)
+		h := NewHangup(time.Millisecond, func() { t.Error("gone without a hang-up") })
+		for range 20 {
+			h.Start(s)
+			h.Stop()
+		}
+		h.Start(s)
+		testutil.Eventually(t, 10*time.Second, "watch started", h.isWatching)
+		h.Stop()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(s, buf); err != nil {
+			t.Fatalf("read after Stop: %v", err)
+		}
+	})
+}
+
+func (h *Hangup) isWatching() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.watching
+}
