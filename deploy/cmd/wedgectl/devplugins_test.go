@@ -142,7 +142,7 @@ func TestWatchNewFolder(t *testing.T) {
 	// main.go uses a package in a new folder: dev-2.
 	write(filepath.Join(dir, "greet", "greet.go"), "package greet\n\nconst Word = \"Hello\"\n")
 	edit(t, filepath.Join(dir, "main.go"), func(s string) string {
-		s = strings.Replace(s, "import (\n", "import (\n\t\"watched/greet\"\n", 1)
+		s = strings.Replace(s, "import (\n", "import (\n\t\"plugins/watched/greet\"\n", 1)
 		return strings.Replace(s, `p.greeting = "Hello from `, `p.greeting = greet.Word + " from `, 1)
 	})
 	testutil.Eventually(t, hangGuard, "dev-2", func() bool { return strings.Contains(out.String(), "rebuilt watched (dev-2)") })
