@@ -34,13 +34,18 @@ type ask struct {
 }
 
 // tierServer is the tier listener's server: bounded as the node's own
-// listener is, bodies by the largest envelope.
+// listener is, bodies by the largest ask (maxAsk).
 func (n *Node) tierServer() *fasthttp.Server {
 	lim := &n.cfg.Limits
 	return &fasthttp.Server{
 		Handler:                       n.serveTier,
 		Name:                          "wedge",
-		MaxRequestBodySize:            n.tier.codec.MaxEnvelope(),
+		MaxRequestBodySize:            maxAsk(lim),
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			status, msg := transportClass(err)
+			ctx.Error(strconv.Itoa(status)+" "+fasthttp.StatusMessage(status)+": "+msg+"\n", status)
+			ctx.SetConnectionClose()
+		},
 		Concurrency:                   lim.MaxConns,
 		IdleTimeout:                   time.Duration(lim.IdleTimeout),
 		ReadTimeout:                   time.Duration(lim.ReadTimeout),
@@ -52,6 +57,14 @@ func (n *Node) tierServer() *fasthttp.Server {
 		SecureErrorLogMessage:         true,
 	}
 }
+
+// maxAsk bounds an ask's frame: a GET's head, compressed, and the values
+// plugins set, which a header section the node takes from a client
+// bounds several times over. fasthttp allocates a body whole from the
+// length a request announces, before reading it or the frame's MAC is
+// checked: bounded by the largest envelope (16 MiB), 100 connections that
+// announced one and sent a byte held 1.5 GB.
+func maxAsk(lim *Limits) int { return max(64<<10, 4*lim.MaxHeaderBytes) }
 
 // ServeTier answers peers' asks on ln, the tier listener, until
 // Shutdown. A node without a tier (no tier.listen) refuses to.

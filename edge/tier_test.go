@@ -1,6 +1,7 @@
 package edge_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -406,6 +407,21 @@ func TestTierRefusesFrames(t *testing.T) {
 		if got := post(c.path, c.method, c.body); got != c.want {
 			t.Errorf("%s: %d, want %d", c.what, got, c.want)
 		}
+	}
+	// A body an ask never has: refused from its length, before any of it
+	// is read. The listener took bodies up to the largest envelope, which
+	// fasthttp allocates whole from the length announced: 100 connections
+	// each announcing 16 MB and sending a byte held 1.5 GB.
+	c, err := net.Dial("tcp4", b.tier.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute)) // a hang guard
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 16000000\r\n\r\nx", wire.Path)
+	var big fasthttp.Response
+	if err := big.Read(bufio.NewReader(c)); err != nil || big.StatusCode() != 413 {
+		t.Errorf("an ask announcing 16 MB: %d %v, want 413 at once", big.StatusCode(), err)
 	}
 	if got := org.n.Load(); got != 0 {
 		t.Errorf("origin saw %d requests, want none", got)
