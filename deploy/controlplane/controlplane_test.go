@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -334,5 +335,29 @@ func TestOpenAfterServerLost(t *testing.T) {
 	defer cmd.Close()
 	if _, err := controlplane.Open(ctx, cmd); err != nil {
 		t.Fatalf("open right after a server was lost: %v", err)
+	}
+}
+
+// TestPurgeAudited: a purge is recorded in the audit stream, with who
+// issued it, what it named and who confirmed it; the purge stream keeps a
+// day at most, and the README lists purge among the audited commands.
+func TestPurgeAudited(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hang guard
+	defer cancel()
+	_, s := controlplanetest.Start(t, embedded.Options{})
+	res, err := s.Purge(ctx, manifest.Purge{Tag: "products", Who: "carol"}, time.Minute, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Audit.GetLastMsgForSubject(ctx, manifest.SubjectAudit+".purge")
+	if err != nil {
+		t.Fatalf("no audit entry for the purge: %v", err)
+	}
+	var a manifest.Audit
+	if err := json.Unmarshal(m.Data, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Who != "carol" || a.Action != "purge" || !strings.Contains(a.Why, "purge "+res.Purge.ID+" of tag products: 0 of 0 POPs confirmed") {
+		t.Errorf("audit entry %+v", a)
 	}
 }

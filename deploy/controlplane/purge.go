@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -124,5 +125,26 @@ func (s *Stores) Purge(ctx context.Context, p manifest.Purge, alive, timeout tim
 		res.Missing = append(res.Missing, pop)
 	}
 	slices.Sort(res.Missing)
+	s.auditPurge(ctx, res)
 	return res, nil
+}
+
+// auditPurge records a purge and who confirmed it in the audit stream,
+// which keeps what the purge stream (a day) does not. The purge has
+// happened by then: a failed write does not make it an error.
+func (s *Stores) auditPurge(ctx context.Context, res *PurgeResult) {
+	p := res.Purge
+	what := "tag " + p.Tag
+	if p.URL != "" {
+		what = "URL " + p.URL
+	}
+	why := fmt.Sprintf("purge %s of %s: %d of %d POPs confirmed", p.ID, what, len(res.Confirmed), len(res.Expected))
+	if len(res.Missing) > 0 {
+		why += "; not confirmed by " + strings.Join(res.Missing, ", ")
+	}
+	b, err := json.Marshal(manifest.Audit{Time: time.Now().UTC(), Who: p.Who, Action: "purge", Region: p.Region, Why: why})
+	if err != nil {
+		return
+	}
+	_, _ = s.JS.Publish(ctx, manifest.SubjectAudit+".purge", b, jetstream.WithMsgID("audit-"+p.ID))
 }
