@@ -52,24 +52,49 @@ func AppendKey(dst []byte, scheme, host, path, query string) []byte {
 	return dst
 }
 
-// appendEscapes appends s with the hex digits of its percent-escapes in
-// upper case (RFC 3986 §6.2.2.1).
+// appendEscapes appends s in the normal form of RFC 3986 §6.2.2: the hex
+// digits of a percent-escape in upper case, an escaped unreserved
+// character decoded ("%7E" is "~"), and the bytes a request target never
+// holds raw (controls, space, non-ASCII) escaped, so that a URL as a
+// person types it ("/café") keys as a client sends it ("/caf%C3%A9").
+// Other escapes stay: decoding "%2F" would change the path.
 func appendEscapes(dst []byte, s string) []byte {
-	hex := 0 // digits of an escape still to come
+	const upper = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '%':
-			hex = 2
-		case hex > 0:
-			hex--
-			if 'a' <= c && c <= 'f' {
-				c -= 'a' - 'A'
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b := unhex(s[i+1])<<4 | unhex(s[i+2])
+			if unreserved(b) {
+				dst = append(dst, b)
+			} else {
+				dst = append(dst, '%', upper[b>>4], upper[b&15])
 			}
+			i += 2
+		case c <= ' ' || c >= 0x7f:
+			dst = append(dst, '%', upper[c>>4], upper[c&15])
+		default:
+			dst = append(dst, c)
 		}
-		dst = append(dst, c)
 	}
 	return dst
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+// unreserved says whether c is an unreserved character (RFC 3986 §2.3).
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // AppendURLKey appends the primary key of the requests for the absolute URL

@@ -12,6 +12,8 @@ func TestKeyEquivalentForms(t *testing.T) {
 		{[4]string{"https", "shop.example", "/p", ""}, [4]string{"https", "shop.example.", "/p", ""}},
 		{[4]string{"https", "[::1]", "/p", ""}, [4]string{"https", "[::1]:443", "/p", ""}},
 		{[4]string{"https", "shop.example", "/pc%C3%A9", "q=%2f"}, [4]string{"https", "shop.example", "/pc%c3%a9", "q=%2F"}},
+		{[4]string{"https", "shop.example", "/u/café", "q=a b"}, [4]string{"https", "shop.example", "/u/caf%c3%a9", "q=a%20b"}},
+		{[4]string{"https", "shop.example", "/x~y", "k=v-1"}, [4]string{"https", "shop.example", "/x%7ey", "k=v%2D1"}},
 	} {
 		if ka, kb := Key(c.a[0], c.a[1], c.a[2], c.a[3]), Key(c.b[0], c.b[1], c.b[2], c.b[3]); ka != kb {
 			t.Errorf("%q and %q: keys %q and %q, want one", c.a, c.b, ka, kb)
@@ -23,6 +25,8 @@ func TestKeyEquivalentForms(t *testing.T) {
 		{[4]string{"https", "shop.example", "/p", ""}, [4]string{"https", "shop.example:8443", "/p", ""}},
 		{[4]string{"https", "shop.example", "/a%2Fb", ""}, [4]string{"https", "shop.example", "/a/b", ""}},
 		{[4]string{"https", "shop.example", "/caf", ""}, [4]string{"https", "shop.example", "/CAF", ""}},
+		{[4]string{"https", "shop.example", "/a%3Fb", ""}, [4]string{"https", "shop.example", "/a?b", ""}},
+		{[4]string{"https", "shop.example", "/a%", ""}, [4]string{"https", "shop.example", "/a%25", ""}},
 	} {
 		if ka, kb := Key(c.a[0], c.a[1], c.a[2], c.a[3]), Key(c.b[0], c.b[1], c.b[2], c.b[3]); ka == kb {
 			t.Errorf("%q and %q: one key %q, want two", c.a, c.b, ka)
