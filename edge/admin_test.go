@@ -8,7 +8,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/valyala/fasthttp"
+
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
@@ -85,5 +89,55 @@ func TestPurgeURLFindsWhatThePluginStored(t *testing.T) {
 				t.Errorf("GET %s after the purge: Cache-Status %q, want a miss", c.target, cs)
 			}
 		})
+	}
+}
+
+// purgeTag purges the cached responses tagged tag through the admin API.
+func (n *testNode) purgeTag(t *testing.T, tag string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", n.Admin.URL+"/purge?tag="+url.QueryEscape(tag), nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("purge tag %q: %d", tag, resp.StatusCode)
+	}
+}
+
+// TestPurgeDuringFill: an admin purge while the cache fills an entry
+// keeps what the fill fetched out of the cache: its client gets it, the
+// next one the version after the purge. The fill stored v1 after the
+// purge, and every later request hit it.
+func TestPurgeDuringFill(t *testing.T) {
+	org := &purgeRaceOrigin{hold: make(chan struct{})}
+	org.version.Store(1)
+	n := cacheNode(t, origintest.Start(t, org).Addr)
+	got := make(chan string, 1)
+	go func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + n.Addr + "/fill")
+		req.UseHostHeader = true
+		req.Header.SetHost("x")
+		if err := fasthttp.DoTimeout(req, resp, 20*time.Second); err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(resp.Body())
+	}()
+	testutil.Eventually(t, 20*time.Second, "the fill reaches the origin", func() bool { return org.n.Load() == 1 })
+	org.version.Store(2)
+	n.purgeTag(t, "t")
+	close(org.hold)
+	if body := <-got; body != "v1" {
+		t.Errorf("GET during the purge: %q, want v1 (fetched before it)", body)
+	}
+	if _, _, body := n.do(t, "GET", "x", "/fill", nil); body != "v2" {
+		t.Errorf("GET after the purge: %q, want v2", body)
+	}
+	if got := org.n.Load(); got != 2 {
+		t.Errorf("origin saw %d requests, want 2 (nothing stored by the fill)", got)
 	}
 }

@@ -122,7 +122,12 @@
 // yet applied a purge its asker has waits up to a second for it, else
 // refuses; an asker that applies a purge while its ask is out drops the
 // answer and asks the origin, so that neither hands back a purged
-// object. tier.listen and tier.key are read at start: a reload does not
+// object. Nor does a fetch a purge lands during store its answer (the
+// owner's, or any POP's own fill): each takes the cache's purge position
+// as it goes to the origin (host.MemCache.Purges, which the fleet's
+// purges and the admin API's move), and the cache does not store an
+// answer fetched before the position moved; the requests waiting for the
+// fetch get it, and a request after the purge does not join it. tier.listen and tier.key are read at start: a reload does not
 // change them. Peers are no origins: they have no origin metrics.
 // Metrics:
 // wedge_tier_requests_total{result} at the asker,

@@ -179,9 +179,13 @@ func (c *requestChain) forward(x *host.MemExchange) error {
 		return nil
 	}
 	timeout := c.rt.timeout
+	// The purge position as the fetch begins: the cache does not store
+	// its answer if a purge began meanwhile (host.MemCache.Set).
+	x.Fetched = c.n.cache.Purges()
 	if ok, err := c.tiered(x, &timeout); ok { // tier.go
 		return err
 	}
+	x.Fetched = c.n.cache.Purges() // the fallback's own fetch
 	var client net.Conn
 	if c.ctx != nil {
 		client = c.ctx.Conn()

@@ -322,9 +322,6 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool
 	s := tierStep{route: c.rt.name, index: c.cacheStep - 1, name: c.held[c.cacheStep-1].m.Name(), cond: ownValidators(&st)}
 	start := time.Now()
 	deadline := start.Add(c.rt.timeout)
-	// A purge applied while the answer was on its way may be older than
-	// the answer's object: the answer is dropped.
-	purged := t.purged.Load()
 	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
 	var err error
 	if cl := region.clients[owner]; cl != nil && cl.hold() {
@@ -344,7 +341,10 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool
 	} else {
 		err = errNoClient
 	}
-	if err == nil && t.purged.Load() != purged {
+	// A purge begun while the answer was on its way (since forward took
+	// the position) may be older than the answer's object: the answer is
+	// dropped.
+	if err == nil && c.n.cache.Purges() != x.Fetched {
 		err = errPurged
 	}
 	if errors.Is(err, errOriginBusy) {

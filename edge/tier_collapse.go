@@ -31,8 +31,9 @@ type flights struct {
 // bodies are never written into once received).
 type flight struct {
 	done chan struct{}
-	// purge is the owner's purge position when the fetch began: a request
-	// after a later purge must not take what it fetched.
+	// purge is the cache's purge position (host.MemCache.Purges) when
+	// the fetch began: a request after a later purge must not take what
+	// it fetched.
 	purge uint64
 	// header is the leader's request fields, for the fields the answer's
 	// Vary names.
@@ -210,7 +211,7 @@ func copyResponse(dst, src *wire.Response) {
 // The answer is copied into wresp, its body shared.
 func (n *Node) tierFetch(rt *route, s tierStep, hop string, key []byte, deadline time.Time, wreq *wire.Request, wresp *wire.Response) error {
 	t := &n.tier
-	return t.flights.do(collapseKey(key, wreq), t.purged.Load(), wreq, deadline, wresp, func(resp *wire.Response) error {
+	return t.flights.do(collapseKey(key, wreq), n.cache.Purges(), wreq, deadline, wresp, func(resp *wire.Response) error {
 		if hop != hopShield {
 			if cl := n.shieldClient(rt, key); cl != nil {
 				err := n.ask(cl, s, hopShield, askDeadline(time.Now(), deadline), deadline, wreq, resp)

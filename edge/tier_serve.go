@@ -414,6 +414,11 @@ func (c *tierChain) Failed(_ int, phase abi.Phase, err error) {
 // so that the asker is told to fall back, except a refusal by the
 // origin's limit: an answer, 503, for the asker to pass on.
 func (c *tierChain) Origin(x *host.MemExchange) {
+	// As requestChain.forward does: the step does not store an answer a
+	// purge began after, nor does a later request join the fetch
+	// (tierFetch). The asker is handed it, as any request waiting for the
+	// fetch: its own purge position decides whether it takes it.
+	x.Fetched = c.n.cache.Purges()
 	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
 	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
 	s := c.step

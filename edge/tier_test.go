@@ -604,7 +604,10 @@ func TestTierPurgeDuringAsk(t *testing.T) {
 	path := ownedBy("pop-b", "/purged/", 1, "pop-a", "pop-b")[0]
 	got := a.getLater(path)
 	testutil.Eventually(t, 20*time.Second, "B's fetch reaches the origin", func() bool { return org.n.Load() == 1 })
-	a.SetPurged(1) // A applies a purge while B fetches
+	// A applies a purge while B fetches, as the fleet agent does: to its
+	// cache, then its position.
+	a.PurgeTag("other")
+	a.SetPurged(1)
 	close(org.hold)
 	if err := <-got; err != nil {
 		t.Fatalf("GET at A: %v", err)
@@ -799,5 +802,71 @@ overload: {min_limit: 1, queue_delay: 1h, target_delay: 1h}`, names...)
 		if err := <-got; err != nil {
 			t.Errorf("a held request: %v", err)
 		}
+	}
+}
+
+// purgeRaceOrigin answers every GET with its version now in the body, "v1",
+// cacheable for a minute and tagged t. A request takes the version as
+// it arrives, then waits until hold is closed: a fetch in progress.
+type purgeRaceOrigin struct {
+	version atomic.Int64
+	n       atomic.Int64
+	hold    chan struct{}
+}
+
+func (o *purgeRaceOrigin) ServeOrigin(_ context.Context, _ *wire.Request, resp *wire.Response) {
+	v := o.version.Load()
+	o.n.Add(1)
+	<-o.hold
+	resp.Status = 200
+	resp.AddHeader([]byte("Cache-Control"), []byte("public, max-age=60"))
+	resp.AddHeader([]byte("Surrogate-Key"), []byte("t"))
+	resp.Body = fmt.Appendf(resp.Body, "v%d", v)
+}
+
+// getBody sends GET path to p and returns the body of its 200.
+func (p *tierPOP) getBody(t *testing.T, path string) string {
+	t.Helper()
+	code, cs, body, err := p.tierGet("GET", path)
+	if err != nil || code != 200 {
+		t.Fatalf("GET %s at %s: %d %q %v", path, p.name, code, body, err)
+	}
+	return body + " (" + cs + ")"
+}
+
+// TestTierPurgeDuringOwnersFetch: a purge that every POP applies while
+// the key's owner fetches it does not let the owner store what it
+// fetched: the region gets the version after the purge, through the
+// owner as from it. The owner stored v1 after the purge and handed it to
+// the region as a hit until its fetch took the purge position as it
+// began.
+func TestTierPurgeDuringOwnersFetch(t *testing.T) {
+	org := &purgeRaceOrigin{hold: make(chan struct{})}
+	org.version.Store(1)
+	names := []string{"pop-a", "pop-b", "pop-c"}
+	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", "", names...)
+	connect(pops...)
+	a, b, c := pops[0], pops[1], pops[2]
+	path := ownedBy("pop-b", "/race/", 1, names...)[0]
+	got := make(chan string, 1)
+	go func() {
+		_, _, body, _ := a.tierGet("GET", path)
+		got <- body
+	}()
+	testutil.Eventually(t, 20*time.Second, "B's fetch reaches the origin", func() bool { return org.n.Load() == 1 })
+	org.version.Store(2)
+	for _, p := range pops { // as the fleet agent applies one
+		p.PurgeTag("t")
+		p.SetPurged(1)
+	}
+	close(org.hold)
+	if body := <-got; body != "v2" {
+		t.Errorf("GET at A: %q, want v2 (A applied the purge during its ask: the answer is dropped)", body)
+	}
+	if body := c.getBody(t, path); !strings.HasPrefix(body, "v2 ") {
+		t.Errorf("GET at C after the purge: %s, want v2", body)
+	}
+	if body := b.getBody(t, path); !strings.HasPrefix(body, "v2 ") {
+		t.Errorf("GET at B after the purge: %s, want v2", body)
 	}
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -48,6 +49,10 @@ type MemCache struct {
 	mu   sync.Mutex
 	tags map[string]map[string]*CacheEntry // tag -> key -> entry that carries it
 
+	// purges is the purge position (Purges): moved by an operator's purge
+	// before it removes anything, by PurgeTagFenced under mu.
+	purges atomic.Uint64
+
 	reval revalidations // background revalidations in flight (revalidate.go)
 }
 
@@ -55,6 +60,7 @@ type MemCache struct {
 func NewMemCache(maxBytes uint64) *MemCache {
 	m := &MemCache{tags: map[string]map[string]*CacheEntry{},
 		reval: revalidations{max: DefaultMaxRevalidations, inFlight: map[string]time.Time{}}}
+	m.purges.Store(1) // 0 is a StoredResponse's "fetched at no known position"
 	m.c = otter.Must(&otter.Options[string, *CacheEntry]{
 		MaximumWeight: maxBytes,
 		Weigher:       func(k string, e *CacheEntry) uint32 { return e.weight(k) },
@@ -76,26 +82,42 @@ func (m *MemCache) Get(key []byte) (*CacheEntry, bool) {
 	return m.c.GetIfPresent(unsafe.String(unsafe.SliceData(key), len(key)))
 }
 
-// Set implements Cache.
+// Set implements Cache. A response fetched at a known purge position
+// (StoredResponse.Fetched) is not stored once an operator's purge has
+// begun since: the fetch may have been answered before the purge, and
+// storing it after would bring back what the purge removed.
 func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	k := string(key)
-	if len(e.Tags) == 0 {
+	if len(e.Tags) == 0 && e.Response.Fetched == 0 {
 		m.c.Set(k, e)
 		return
 	}
-	// Index under the key's bucket lock, which the replaced entry's deletion
-	// event also runs under: two stores of one key racing cannot leave the
-	// index naming the loser while the cache holds the winner. Index before
-	// the write: if the entry is evicted at once, unindex finds it.
-	m.c.Compute(k, func(*CacheEntry, bool) (*CacheEntry, otter.ComputeOp) {
-		m.index(k, e)
+	// Under the key's bucket lock, which the replaced entry's deletion
+	// event and a purge's removal of the key also run under, and under mu,
+	// which PurgeTagFenced moves the position and reads the index under:
+	// an operator's purge either finds the entry (indexed before the
+	// write: if it is evicted at once, unindex finds it too) and removes
+	// it, or has moved the position, and the entry is not stored. Two
+	// stores of one key racing cannot leave the index naming the loser
+	// while the cache holds the winner.
+	m.c.Compute(k, func(old *CacheEntry, _ bool) (*CacheEntry, otter.ComputeOp) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if f := e.Response.Fetched; f != 0 && f != m.purges.Load() {
+			return old, otter.CancelOp
+		}
+		m.indexLocked(k, e)
 		return e, otter.WriteOp
 	})
 }
 
-func (m *MemCache) index(key string, e *CacheEntry) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+// Purges is the cache's purge position: it moves with every operator's
+// purge (PurgeFenced, PurgeTagFenced, PurgeAll), so a fetch that took it
+// as it began can tell whether one began while it was out
+// (StoredResponse.Fetched). Never 0.
+func (m *MemCache) Purges() uint64 { return m.purges.Load() }
+
+func (m *MemCache) indexLocked(key string, e *CacheEntry) {
 	for _, t := range e.Tags {
 		keys := m.tags[t]
 		if keys == nil {
@@ -122,17 +144,37 @@ func (m *MemCache) unindex(key string, e *CacheEntry) {
 	}
 }
 
-// Purge implements Cache.
-func (m *MemCache) Purge(key []byte) int {
+// Purge implements Cache: a plugin's purge (cache_purge), which leaves
+// the purge position alone, so that the plugin may store what its
+// exchange fetched after purging.
+func (m *MemCache) Purge(key []byte) int { return m.purge(key, false) }
+
+// PurgeTag implements Cache, as Purge does.
+func (m *MemCache) PurgeTag(tag []byte) int { return m.purgeTag(tag, false) }
+
+// PurgeFenced is Purge for an operator's purge (the edge's admin API, the
+// control plane's): it moves the purge position first, so that a fetch in
+// progress as it lands does not store its answer (Set).
+func (m *MemCache) PurgeFenced(key []byte) int { return m.purge(key, true) }
+
+// PurgeTagFenced is PurgeTag moving the position, as PurgeFenced does.
+func (m *MemCache) PurgeTagFenced(tag []byte) int { return m.purgeTag(tag, true) }
+
+func (m *MemCache) purge(key []byte, fence bool) int {
+	if fence {
+		m.purges.Add(1)
+	}
 	if _, ok := m.c.Invalidate(string(key)); ok {
 		return 1
 	}
 	return 0
 }
 
-// PurgeTag implements Cache.
-func (m *MemCache) PurgeTag(tag []byte) int {
+func (m *MemCache) purgeTag(tag []byte, fence bool) int {
 	m.mu.Lock()
+	if fence {
+		m.purges.Add(1)
+	}
 	var keys []string
 	for k := range m.tags[string(tag)] {
 		keys = append(keys, k)
@@ -148,8 +190,10 @@ func (m *MemCache) PurgeTag(tag []byte) int {
 }
 
 // PurgeAll empties the cache: what a POP does when it cannot know which
-// purges it missed (edge/fleet's purge.go).
+// purges it missed (edge/fleet's purge.go). It moves the purge position,
+// as PurgeFenced does.
 func (m *MemCache) PurgeAll() int {
+	m.purges.Add(1)
 	n := m.c.EstimatedSize()
 	m.c.InvalidateAll()
 	return n

@@ -382,3 +382,40 @@ func TestMemCacheHammer(t *testing.T) {
 	}
 	checkTagIndex(t, m)
 }
+
+// TestMemCacheFetchedBeforePurge: a response whose fetch began before an
+// operator's purge (by key, by tag or all) is not stored; one fetched
+// after it is, and so is one after a plugin's own purge, which leaves the
+// position alone.
+func TestMemCacheFetchedBeforePurge(t *testing.T) {
+	for name, purge := range map[string]func(*MemCache){
+		"key": func(m *MemCache) { m.PurgeFenced([]byte("k")) },
+		"tag": func(m *MemCache) { m.PurgeTagFenced([]byte("t")) },
+		"all": func(m *MemCache) { m.PurgeAll() },
+	} {
+		m := NewMemCache(1 << 20)
+		before := m.Purges()
+		purge(m)
+		e := testEntry(time.Minute, 0, "old", "t")
+		e.Response.Fetched = before
+		m.Set([]byte("k"), e)
+		if _, ok := m.Get([]byte("k")); ok {
+			t.Errorf("%s: a response fetched before the purge was stored", name)
+		}
+		e = testEntry(time.Minute, 0, "new", "t")
+		e.Response.Fetched = m.Purges()
+		m.Set([]byte("k"), e)
+		if _, ok := m.Get([]byte("k")); !ok {
+			t.Errorf("%s: a response fetched after the purge was not stored", name)
+		}
+	}
+	m := NewMemCache(1 << 20)
+	e := testEntry(time.Minute, 0, "v", "t")
+	e.Response.Fetched = m.Purges()
+	m.PurgeTag([]byte("t"))
+	m.Purge([]byte("k"))
+	m.Set([]byte("k"), e)
+	if _, ok := m.Get([]byte("k")); !ok {
+		t.Error("a plugin's own purges kept its response out of the cache")
+	}
+}

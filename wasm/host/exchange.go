@@ -74,6 +74,10 @@ type StoredResponse struct {
 	Status int
 	Header []HeaderField
 	Body   []byte
+	// Fetched is the cache's purge position (MemCache.Purges) when the
+	// fetch of this response began, 0 if none was taken: the cache does
+	// not store it if a purge began since (MemCache.Set).
+	Fetched uint64
 }
 
 // Size is the memory a stored response accounts for in the cache.
@@ -172,6 +176,11 @@ type MemExchange struct {
 	Req  Request
 	Resp Response
 	Vals Values
+	// Fetched is the cache's purge position when the fetch of Resp began
+	// (MemCache.Purges), set by the chain's Origin, 0 if it set none:
+	// StoreResponse carries it to the cache, which does not store a
+	// response a purge began after.
+	Fetched uint64
 
 	reval *Revalidation // what cache_revalidate asked for, until taken
 
@@ -192,6 +201,7 @@ func (x *MemExchange) Reset() {
 	x.Req = Request{Header: Header{Fields: x.Req.Header.Fields[:0]}}
 	x.Resp = Response{Header: Header{Fields: x.Resp.Header.Fields[:0]}}
 	x.Vals.Reset()
+	x.Fetched = 0
 	x.strs = x.strs[:0]
 }
 
@@ -372,9 +382,10 @@ func (x *MemExchange) Values() *Values { return &x.Vals }
 // StoreResponse implements Exchange.
 func (x *MemExchange) StoreResponse() *StoredResponse {
 	r := &StoredResponse{
-		Status: x.Resp.Status,
-		Header: append([]HeaderField(nil), x.Resp.Header.Fields...),
-		Body:   bytes.Clone(x.Resp.Body),
+		Status:  x.Resp.Status,
+		Header:  append([]HeaderField(nil), x.Resp.Header.Fields...),
+		Body:    bytes.Clone(x.Resp.Body),
+		Fetched: x.Fetched,
 	}
 	x.ownFields(r.Header)
 	return r
