@@ -142,7 +142,8 @@
 // a hit too. An asking cache's validation of its stale entry is marked as
 // its own (the value wedge-tier-cond): the owner looks the request up
 // unconditionally (serving its fresh entry, or validating or fetching and
-// storing its own) and answers 304 when the asker's validators match, so
+// storing its own; a stale entry is validated then, never served while it
+// is revalidated in the background: host.Foreground) and answers 304 when the asker's validators match, so
 // the asker freshens its entry (taking the owner's Cache-Status member,
 // which says what the owner did) and the owner keeps its own current; a
 // client's own conditionals pass through as

@@ -35,6 +35,9 @@ type exchange struct {
 	// not on one (tier.go); status is HeaderAdd's scratch for them.
 	hop    string
 	status []byte
+	// foreground: the tier ask is the asking cache's validation of its
+	// stale entry (tier_http.go).
+	foreground bool
 	// al is the access log's: call times and the line (accesslog.go).
 	al accessRecord
 	// trace is the request's part in its trace (trace.go).

@@ -51,6 +51,14 @@ const tierCondValue = "wedge-tier-cond"
 // one (the state names the entry) and the client sent none of its own.
 func ownValidators(st *httpcache.State) bool { return st.EntryKey != "" && !st.ClientCond }
 
+// Foreground implements host.Foreground: on an ask that validates the
+// asker's stale entry, a stale entry of the owner's is validated before it
+// answers (cache_request then forwards with the owner's validators),
+// never served while it is revalidated in the background: the asker would
+// freshen its entry with a copy as old as its own and stay a version
+// behind.
+func (x *exchange) Foreground() bool { return x.foreground }
+
 // takeCond takes tierCondValue off an ask and reports whether it was there.
 func takeCond(r *wire.Request) bool {
 	for i, f := range r.Values {

@@ -3,6 +3,7 @@ package edge_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -323,5 +324,67 @@ func TestTierTooLarge(t *testing.T) {
 		if got := app.n.Load() - from; got != 3 {
 			t.Errorf("the application sent the object %d times for two misses at %s, want 3", got, p.name)
 		}
+	}
+}
+
+// swrOrigin answers every GET with its version now: ETag "vN" and body
+// "vN", version 1 stale at once and served stale while revalidated for a
+// minute, version 2 fresh for an hour. A request whose If-None-Match
+// names the version now gets a 304.
+type swrOrigin struct{ version atomic.Int64 }
+
+func (o *swrOrigin) ServeOrigin(_ context.Context, req *wire.Request, resp *wire.Response) {
+	v := o.version.Load()
+	etag := fmt.Sprintf(`"v%d"`, v)
+	resp.Status = 200
+	for _, f := range req.Header {
+		if strings.EqualFold(string(f.Name), "If-None-Match") && string(f.Value) == etag {
+			resp.Status = 304
+		}
+	}
+	cc := "public, max-age=0, stale-while-revalidate=60"
+	if v > 1 {
+		cc = "public, max-age=3600"
+	}
+	resp.AddHeader([]byte("Cache-Control"), []byte(cc))
+	resp.AddHeader([]byte("ETag"), []byte(etag))
+	if resp.Status == 200 {
+		resp.Body = fmt.Appendf(resp.Body, "v%d", v)
+	}
+}
+
+// TestTierStaleOwnerValidates: the asker's background revalidation of
+// its stale entry reaches the owner, whose entry is as stale: the owner
+// validates its own before it answers, so the asker's one revalidation
+// gets the version the origin has now. The owner answered 304 from its
+// stale copy and revalidated only behind it, leaving the asker a version
+// behind until a later revalidation of its own.
+func TestTierStaleOwnerValidates(t *testing.T) {
+	names := []string{"pop-a", "pop-b"}
+	org := &swrOrigin{}
+	org.version.Store(1)
+	pops := startPOPs(t, origintest.Start(t, org).Addr, "eu", "", names...)
+	connect(pops...)
+	a, b := pops[0], pops[1]
+	path := ownedBy("pop-b", "/swr-owner/", 1, names...)[0]
+	if body := a.getBody(t, path); !strings.HasPrefix(body, "v1 ") {
+		t.Fatalf("GET at A: %s, want v1", body)
+	}
+	org.version.Store(2)
+	if body := a.getBody(t, path); !strings.HasPrefix(body, "v1 ") || !strings.Contains(body, "detail=stale-while-revalidate") {
+		t.Fatalf("GET at A: %s, want a stale-while-revalidate hit on v1", body)
+	}
+	// A serves its stale entry until its revalidation lands; one runs at
+	// a time.
+	var body string
+	testutil.Eventually(t, 20*time.Second, "A's revalidation freshens its entry", func() bool {
+		body = a.getBody(t, path)
+		return !strings.Contains(body, "detail=")
+	})
+	if !strings.HasPrefix(body, "v2 (wedge-tier; fwd=stale; fwd-status=200; stored") {
+		t.Errorf("GET at A after its revalidation: %s, want v2, which B validated for it", body)
+	}
+	if got := metric(t, b.testNode, "wedge_tier_asks_total", "result", "ok"); got != 2 {
+		t.Errorf("asks B answered: %v, want 2 (A's miss and its one revalidation)", got)
 	}
 }

@@ -201,6 +201,10 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 	var av askerValidators
 	if cond {
 		av.take(x)
+		// The asker's entry is stale: the owner's answer must not be a
+		// stale copy of its own, which would leave the asker as far
+		// behind (tier_http.go, Foreground).
+		x.foreground = true
 	}
 	// The fetch may outlast the ask, to the end of the asker's request's
 	// budget: an origin slower than the ask then still fills this cache.
@@ -234,7 +238,7 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 			}()
 		}
 	}
-	x.hop = ""
+	x.hop, x.foreground = "", false
 	if c.err != nil {
 		t.m.failed.Inc()
 		if isTooLarge(c.err) {

@@ -98,6 +98,14 @@ type Upgrading interface{ Upgrading() bool }
 // httpcache.StateKey, says whether it may be stored).
 type CacheForwarding interface{ CacheForwarded() }
 
+// Foreground is implemented by an Exchange whose answer must not be a
+// stale entry served while it is revalidated in the background: the
+// edge's regional cache tier, for an ask in which the asking cache
+// validates its own stale entry (edge/tier_http.go), which a stale copy
+// could not freshen. cache_revalidate answers ErrUnavailable when
+// Foreground is true, so that cache_request validates in the foreground.
+type Foreground interface{ Foreground() bool }
+
 // CacheRequest implements abi.Host.
 func (c *Call) CacheRequest(name []byte) int32 {
 	if c.phase != abi.PhaseRequest {

@@ -423,6 +423,9 @@ func (c *Call) CacheRevalidate(key []byte) int32 {
 	if !ok {
 		return abi.ErrUnavailable // no cache, or one that cannot admit them
 	}
+	if f, ok := c.ex.(Foreground); ok && f.Foreground() {
+		return abi.ErrUnavailable
+	}
 	if len(key) == 0 {
 		return abi.ErrInvalid
 	}
