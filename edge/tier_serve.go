@@ -41,11 +41,7 @@ func (n *Node) tierServer() *fasthttp.Server {
 		Handler:                       n.serveTier,
 		Name:                          "wedge",
 		MaxRequestBodySize:            maxAsk(lim),
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			status, msg := transportClass(err)
-			ctx.Error(strconv.Itoa(status)+" "+fasthttp.StatusMessage(status)+": "+msg+"\n", status)
-			ctx.SetConnectionClose()
-		},
+		ErrorHandler:                  tierTransportError,
 		Concurrency:                   lim.MaxConns,
 		IdleTimeout:                   time.Duration(lim.IdleTimeout),
 		ReadTimeout:                   time.Duration(lim.ReadTimeout),
@@ -56,6 +52,14 @@ func (n *Node) tierServer() *fasthttp.Server {
 		Logger:                        slogPrintf{n.log},
 		SecureErrorLogMessage:         true,
 	}
+}
+
+// tierTransportError answers what fasthttp could not take as an ask, as
+// the node's listener does (transportClass), and closes the connection.
+func tierTransportError(ctx *fasthttp.RequestCtx, err error) {
+	status, msg := transportClass(err)
+	ctx.Error(strconv.Itoa(status)+" "+fasthttp.StatusMessage(status)+": "+msg+"\n", status)
+	ctx.SetConnectionClose()
 }
 
 // maxAsk bounds an ask's frame: a GET's head, compressed, and the values
