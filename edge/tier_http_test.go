@@ -292,21 +292,7 @@ func (a *largeApp) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 // miss, not twice.
 func TestTierTooLarge(t *testing.T) {
 	names := []string{"pop-a", "pop-b"}
-	app := &largeApp{size: wire.DefaultMaxEnvelope + 1<<20}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: app}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
-	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1, StreamThreshold: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	pops := startPOPs(t, origintest.Start(t, proxy).Addr, "eu", "", names...)
-	connect(pops...)
+	app, pops := startLargeRegion(t, names...)
 	// At A for a key B owns, and at B for one of its own (its fetch for
 	// the tier, then its streamed one).
 	for _, p := range pops {
@@ -323,6 +309,50 @@ func TestTierTooLarge(t *testing.T) {
 		// cache to hold whole, so it is a miss again).
 		if got := app.n.Load() - from; got != 3 {
 			t.Errorf("the application sent the object %d times for two misses at %s, want 3", got, p.name)
+		}
+	}
+}
+
+// startLargeRegion starts a region of POPs named names in front of a
+// largeApp whose object does not fit an envelope.
+func startLargeRegion(t *testing.T, names ...string) (*largeApp, []*tierPOP) {
+	t.Helper()
+	app := &largeApp{size: wire.DefaultMaxEnvelope + 1<<20}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: app}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1, StreamThreshold: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	pops := startPOPs(t, origintest.Start(t, proxy).Addr, "eu", "", names...)
+	connect(pops...)
+	return app, pops
+}
+
+// TestTierTooLargeOwnerRemembers: the owner of a key too large for an
+// envelope remembers it, and answers the next POP's ask so at once: it
+// fetched the object from the origin for each asking POP, which then
+// fetched it again itself.
+func TestTierTooLargeOwnerRemembers(t *testing.T) {
+	names := []string{"pop-a", "pop-b", "pop-c"}
+	app, pops := startLargeRegion(t, names...)
+	path := ownedBy("pop-b", "/big/", 1, names...)[0]
+	for i, p := range []*tierPOP{pops[0], pops[2]} {
+		from := app.n.Load()
+		code, _, body, err := p.tierGet("GET", path)
+		if err != nil || code != 200 || len(body) != app.size {
+			t.Fatalf("GET at %s: %d, %d bytes, %v", p.name, code, len(body), err)
+		}
+		// The first POP: the owner's fetch and its own; the second: its
+		// own only.
+		if got, want := app.n.Load()-from, int64(2-i); got != want {
+			t.Errorf("a miss at %s: the application sent the object %d times, want %d", p.name, got, want)
 		}
 	}
 }

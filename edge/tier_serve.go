@@ -434,10 +434,17 @@ func (c *tierChain) Origin(x *host.MemExchange) {
 		st, ok := httpcache.DecodeState(b2s(v))
 		s.cond = ok && ownValidators(&st) // a shield absorbs this step's validations
 	}
-	c.err = c.n.tierFetch(c.rt, s, c.hop, c.key, c.deadline, &c.wreq, &c.wresp)
+	// A key this owner found too large lately is answered so at once:
+	// each asking POP fetched it here, then again from the origin itself.
+	if c.n.tier.big.has(c.key) {
+		c.err = errTierTooLarge
+	} else {
+		c.err = c.n.tierFetch(c.rt, s, c.hop, c.key, c.deadline, &c.wreq, &c.wresp)
+	}
 	switch {
 	case c.err == nil && upstreamTooLarge(&c.wresp):
 		c.err = errTierTooLarge // tier_http.go
+		c.n.tier.big.add(c.key)
 	case errors.Is(c.err, errOriginBusy):
 		// The limit at work (originlimit.go), not a failure: the asker
 		// answers this 503 rather than falling back to the origin the
