@@ -100,6 +100,13 @@ func (h *Hangup) watch() {
 	h.mu.Lock()
 	c := h.conn
 	h.watching = !h.stopping
+	if h.watching {
+		// The server's read deadline (its read timeout, armed when it read
+		// the request) would end the wait in silence, and a client that
+		// gave up a long poll after it would never be seen. Cleared under
+		// mu, so a Stop's wake-up deadline comes after it; Stop leaves none.
+		_ = c.SetReadDeadline(time.Time{})
+	}
 	h.mu.Unlock()
 	gone := h.watching && hungUp(c, h.buf[:])
 	h.mu.Lock()

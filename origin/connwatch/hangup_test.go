@@ -22,6 +22,20 @@ func TestHangup(t *testing.T) {
 		testutil.Eventually(t, 10*time.Second, "hang-up seen", gone.Load)
 		h.Stop()
 	})
+	t.Run("after the read deadline", func(t *testing.T) {
+		// The server's read timeout, armed when it read the request, has
+		// passed while the request waits (a long poll): it ended the
+		// watch, and the hang-up was never seen.
+		c, s := pair(t)
+		_ = s.SetReadDeadline(time.Now().Add(-time.Second))
+		var gone atomic.Bool
+		h := NewHangup(time.Millisecond, func() { gone.Store(true) })
+		h.Start(s)
+		testutil.Eventually(t, 10*time.Second, "watch started", h.isWatching)
+		c.Close()
+		testutil.Eventually(t, 10*time.Second, "hang-up seen", gone.Load)
+		h.Stop()
+	})
 	t.Run("bytes", func(t *testing.T) {
 		c, s := pair(t)
 		var gone atomic.Bool
