@@ -152,10 +152,12 @@ func (strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request,
 		}
 		if err == nil && st.handing() {
 			// The body is read as the edge takes it, from the connection.
-			reuse := !early && !req.ConnectionClose() && !resp.ConnectionClose()
+			// Detached now: ab is the pooled job's, another exchange's
+			// once the stream is handed over, before the body has gone.
+			reuse := !early && !req.ConnectionClose() && !resp.ConnectionClose() && ab.Detach()
 			st.take(conn, br, func(keep bool) {
 				hc.ReleaseReader(br)
-				if keep && reuse && ab.Detach() {
+				if keep && reuse {
 					hc.ReleaseConn(cc)
 				} else {
 					hc.CloseConn(cc)

@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -428,4 +430,45 @@ func FuzzCheckResponseHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestStreamedAnswerLeavesAbort: once a response body is handed over, the
+// exchange's Abort (its job's, and so the next exchange's once the job is
+// back in its pool) is no longer the stream's. The stream's end detached
+// whatever connection it then held: the next exchange's, whose client's
+// hang-up then closed nothing, and its application's request ran on.
+func TestStreamedAnswerLeavesAbort(t *testing.T) {
+	const size = 1 << 20
+	u := startUpstream(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(bytes.Repeat([]byte("x"), size)) })
+	p := newProxy(t, ProxyConfig{Upstreams: []string{u.url}, HealthInterval: -1, StreamThreshold: 64 << 10})
+	var ab connwatch.Abort
+	st := &exchangeStream{accept: true, idle: time.Minute}
+	ctx := &exchangeCtx{deadline: time.Now().Add(time.Minute), stream: st, abort: &ab}
+	var resp wire.Response
+	p.ServeOrigin(ctx, getReq("/big"), &resp)
+	if resp.Status != 200 || st.up == nil {
+		t.Fatalf("status %d, handed over %v: want the body streamed", resp.Status, st.up != nil)
+	}
+	// The job goes back to its pool and the next exchange attaches its
+	// upstream connection.
+	ab.Reset()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	next, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	ab.Attach(next)
+	if n, err := io.Copy(io.Discard, st.up); n != size || err != nil {
+		t.Fatalf("streamed body: %d bytes, %v", n, err)
+	}
+	st.up.Close()
+	ab.Abort() // the next exchange's client hangs up
+	if _, err := next.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the next exchange's connection after its abort: write %v, want it closed", err)
+	}
 }
