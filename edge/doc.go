@@ -120,15 +120,18 @@
 // asks' waits, and neither a failed request. A peer's client is closed
 // when its peer leaves and its last ask is done. An owner that has not
 // yet applied a purge its asker has waits up to a second for it, else
-// refuses; an asker that applies a purge while its ask is out drops the
-// answer and asks the origin, so that neither hands back a purged
-// object. Nor does a fetch a purge lands during store its answer (the
-// owner's, or any POP's own fill): each takes the cache's purge position
-// as it goes to the origin (host.MemCache.Purges, which the fleet's
-// purges and the admin API's move), and the cache does not store an
-// answer fetched before the position moved; the requests waiting for the
-// fetch get it, and a request after the purge does not join it. tier.listen and tier.key are read at start: a reload does not
-// change them. Peers are no origins: they have no origin metrics.
+// refuses; an asker that applies a purge of the key, or of a tag the
+// answer carries, while its ask is out drops the answer and asks the
+// origin, so that neither hands back a purged object. Nor does a fetch a
+// purge lands during store its answer (the owner's, or any POP's own
+// fill): each takes the cache's purge position as it goes to the origin
+// (host.MemCache.Purges, which the fleet's purges and the admin API's
+// move), and the cache does not store an answer fetched before a purge
+// of its key or of one of its tags (MemCache.PurgedSince, which
+// remembers the last 1,024 purges; an older fetch is not stored); the
+// requests waiting for the fetch get it, and a request after any purge
+// does not join it. tier.listen and tier.key are read at start: a reload
+// does not change them. Peers are no origins: they have no origin metrics.
 // Metrics:
 // wedge_tier_requests_total{result} at the asker,
 // wedge_tier_asks_total{result} and wedge_tier_collapsed_total at the

@@ -341,10 +341,10 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool
 	} else {
 		err = errNoClient
 	}
-	// A purge begun while the answer was on its way (since forward took
-	// the position) may be older than the answer's object: the answer is
-	// dropped.
-	if err == nil && c.n.cache.Purges() != x.Fetched {
+	// A purge of the key, or of a tag the answer carries, begun while the
+	// answer was on its way (since forward took the position) may be
+	// newer than the answer's object: the answer is dropped.
+	if err == nil && x.Fetched != c.n.cache.Purges() && c.n.cache.PurgedSince(x.Fetched, b2s(c.key), answerTags(&c.wresp)) {
 		err = errPurged
 	}
 	if errors.Is(err, errOriginBusy) {
@@ -364,6 +364,21 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool
 	}
 	c.rt.origin.settle(c.n, x.Req.ID, nil, &c.wresp, &x.Resp)
 	return true, nil
+}
+
+// answerTags are the cache tags an owner's answer carries, as the cache
+// plugin reads them (Surrogate-Key, Cache-Tag).
+func answerTags(w *wire.Response) []string {
+	var sk, ct []string
+	for _, f := range w.Header {
+		switch {
+		case strings.EqualFold(string(f.Name), "Surrogate-Key"):
+			sk = append(sk, string(f.Value))
+		case strings.EqualFold(string(f.Name), "Cache-Tag"):
+			ct = append(ct, string(f.Value))
+		}
+	}
+	return httpcache.Tags(sk, ct, abi.MaxTags)
 }
 
 var (

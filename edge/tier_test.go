@@ -594,29 +594,43 @@ func TestTierShieldNoLoop(t *testing.T) {
 	}
 }
 
-// TestTierPurgeDuringAsk: a purge the asker applies while its ask is on
-// the way may be newer than the answer: the asker drops the answer and
-// fetches from the origin.
+// TestTierPurgeDuringAsk: a purge of the key the asker applies while its
+// ask is on the way may be newer than the answer: the asker drops the
+// answer and fetches from the origin. A purge of something else does not
+// cost the answer.
 func TestTierPurgeDuringAsk(t *testing.T) {
-	org := &countingOrigin{hold: make(chan struct{})}
-	pops := startRegion(t, org, "", "pop-a", "pop-b")
-	a := pops[0]
-	path := ownedBy("pop-b", "/purged/", 1, "pop-a", "pop-b")[0]
-	got := a.getLater(path)
-	testutil.Eventually(t, 20*time.Second, "B's fetch reaches the origin", func() bool { return org.n.Load() == 1 })
-	// A applies a purge while B fetches, as the fleet agent does: to its
-	// cache, then its position.
-	a.PurgeTag("other")
-	a.SetPurged(1)
-	close(org.hold)
-	if err := <-got; err != nil {
-		t.Fatalf("GET at A: %v", err)
-	}
-	if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != 1 {
-		t.Errorf("fallbacks at A: %v, want 1 (the answer dropped)", got)
-	}
-	if got := org.n.Load(); got != 2 {
-		t.Errorf("origin saw %d requests, want 2 (B's, then A's own)", got)
+	for _, c := range []struct {
+		what            string
+		purgeKey        bool
+		fallbacks, sent float64
+	}{{"another tag purged", false, 0, 1}, {"the key purged", true, 1, 2}} {
+		t.Run(c.what, func(t *testing.T) {
+			org := &countingOrigin{hold: make(chan struct{})}
+			pops := startRegion(t, org, "", "pop-a", "pop-b")
+			a := pops[0]
+			path := ownedBy("pop-b", "/purged/", 1, "pop-a", "pop-b")[0]
+			got := a.getLater(path)
+			testutil.Eventually(t, 20*time.Second, "B's fetch reaches the origin", func() bool { return org.n.Load() == 1 })
+			// A applies purges while B fetches, as the fleet agent does: to
+			// its cache, then its position.
+			a.PurgeTag("other")
+			if c.purgeKey {
+				if _, err := a.PurgeURL("http://" + tierHost + path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.SetPurged(1)
+			close(org.hold)
+			if err := <-got; err != nil {
+				t.Fatalf("GET at A: %v", err)
+			}
+			if got := metric(t, a.testNode, "wedge_tier_requests_total", "result", "fallback"); got != c.fallbacks {
+				t.Errorf("fallbacks at A: %v, want %v", got, c.fallbacks)
+			}
+			if got := float64(org.n.Load()); got != c.sent {
+				t.Errorf("origin saw %v requests, want %v", got, c.sent)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,9 +50,15 @@ type MemCache struct {
 	mu   sync.Mutex
 	tags map[string]map[string]*CacheEntry // tag -> key -> entry that carries it
 
-	// purges is the purge position (Purges): moved by an operator's purge
-	// before it removes anything, by PurgeTagFenced under mu.
+	// purges is the purge position (Purges): moved by an operator's purge,
+	// under mu, before it removes anything. recent holds the last
+	// purgeLog of them, by position, so a fetch that began before some
+	// can tell whether one named its key or a tag of its answer (Set):
+	// a purge of one page must not keep every fetch in flight from
+	// being stored.
 	purges atomic.Uint64
+	recent [purgeLog]purgeRecord // guarded by mu
+	seed   maphash.Seed
 
 	reval revalidations // background revalidations in flight (revalidate.go)
 }
@@ -61,6 +68,7 @@ func NewMemCache(maxBytes uint64) *MemCache {
 	m := &MemCache{tags: map[string]map[string]*CacheEntry{},
 		reval: revalidations{max: DefaultMaxRevalidations, inFlight: map[string]time.Time{}}}
 	m.purges.Store(1) // 0 is a StoredResponse's "fetched at no known position"
+	m.seed = maphash.MakeSeed()
 	m.c = otter.Must(&otter.Options[string, *CacheEntry]{
 		MaximumWeight: maxBytes,
 		Weigher:       func(k string, e *CacheEntry) uint32 { return e.weight(k) },
@@ -101,14 +109,75 @@ func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	// stores of one key racing cannot leave the index naming the loser
 	// while the cache holds the winner.
 	m.c.Compute(k, func(old *CacheEntry, _ bool) (*CacheEntry, otter.ComputeOp) {
+		f := e.Response.Fetched
+		if len(e.Tags) == 0 && f == m.purges.Load() {
+			// Nothing to index and no purge since the fetch: a purge of
+			// the key that moves the position now removes it after this,
+			// under the same bucket lock.
+			return e, otter.WriteOp
+		}
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if f := e.Response.Fetched; f != 0 && f != m.purges.Load() {
+		if f != 0 && m.purgedSince(f, k, e.Tags) {
 			return old, otter.CancelOp
 		}
 		m.indexLocked(k, e)
 		return e, otter.WriteOp
 	})
+}
+
+// purgeLog is how many operator purges a fetch can be checked against;
+// one that began before more is not stored.
+const purgeLog = 1024
+
+// purgeRecord is one operator purge: of everything, or of the key or tag
+// whose hash it holds.
+type purgeRecord struct {
+	pos  uint64
+	all  bool
+	hash uint64
+}
+
+func (m *MemCache) keyHash(key string) uint64 { return maphash.String(m.seed, key) }
+func (m *MemCache) tagHash(tag string) uint64 { return maphash.String(m.seed, "\x00"+tag) }
+
+// fence moves the purge position for r, under mu.
+func (m *MemCache) fence(r purgeRecord) {
+	r.pos = m.purges.Add(1)
+	m.recent[r.pos%purgeLog] = r
+}
+
+// PurgedSince reports whether an operator's purge since position fetched
+// named key or one of tags, or everything, or is too far back to tell (a
+// hash collision also counts): then what was fetched at fetched must not
+// be stored or handed on.
+func (m *MemCache) PurgedSince(fetched uint64, key string, tags []string) bool {
+	if fetched == m.purges.Load() {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.purgedSince(fetched, key, tags)
+}
+
+func (m *MemCache) purgedSince(fetched uint64, key string, tags []string) bool {
+	now := m.purges.Load()
+	if now-fetched >= purgeLog {
+		return now != fetched
+	}
+	kh := m.keyHash(key)
+	for p := fetched + 1; p <= now; p++ {
+		r := &m.recent[p%purgeLog]
+		if r.all || r.hash == kh {
+			return true
+		}
+		for _, t := range tags {
+			if r.hash == m.tagHash(t) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Purges is the cache's purge position: it moves with every operator's
@@ -162,7 +231,9 @@ func (m *MemCache) PurgeTagFenced(tag []byte) int { return m.purgeTag(tag, true)
 
 func (m *MemCache) purge(key []byte, fence bool) int {
 	if fence {
-		m.purges.Add(1)
+		m.mu.Lock()
+		m.fence(purgeRecord{hash: m.keyHash(string(key))})
+		m.mu.Unlock()
 	}
 	if _, ok := m.c.Invalidate(string(key)); ok {
 		return 1
@@ -173,7 +244,7 @@ func (m *MemCache) purge(key []byte, fence bool) int {
 func (m *MemCache) purgeTag(tag []byte, fence bool) int {
 	m.mu.Lock()
 	if fence {
-		m.purges.Add(1)
+		m.fence(purgeRecord{hash: m.tagHash(string(tag))})
 	}
 	var keys []string
 	for k := range m.tags[string(tag)] {
@@ -193,7 +264,9 @@ func (m *MemCache) purgeTag(tag []byte, fence bool) int {
 // purges it missed (edge/fleet's purge.go). It moves the purge position,
 // as PurgeFenced does.
 func (m *MemCache) PurgeAll() int {
-	m.purges.Add(1)
+	m.mu.Lock()
+	m.fence(purgeRecord{all: true})
+	m.mu.Unlock()
 	n := m.c.EstimatedSize()
 	m.c.InvalidateAll()
 	return n

@@ -419,3 +419,43 @@ func TestMemCacheFetchedBeforePurge(t *testing.T) {
 		t.Error("a plugin's own purges kept its response out of the cache")
 	}
 }
+
+// TestMemCacheFenceIsNarrow: an operator's purge keeps out of the cache
+// only what it named: a fetch of another key, or an answer without the
+// purged tag, begun before it is stored. The fence was cache-wide, and a
+// site that purged a page more often than an origin fetch lasts cached
+// almost nothing. A fetch older than the purges the cache remembers is
+// not stored.
+func TestMemCacheFenceIsNarrow(t *testing.T) {
+	m := NewMemCache(1 << 20)
+	before := m.Purges()
+	m.PurgeFenced([]byte("k"))
+	m.PurgeTagFenced([]byte("t"))
+	for _, c := range []struct {
+		key, tag string
+		stored   bool
+	}{{"k", "", false}, {"other", "t", false}, {"other", "u", true}, {"another", "", true}} {
+		var tags []string
+		if c.tag != "" {
+			tags = []string{c.tag}
+		}
+		e := testEntry(time.Minute, 0, "v", tags...)
+		e.Response.Fetched = before
+		m.Set([]byte(c.key), e)
+		if _, ok := m.Get([]byte(c.key)); ok != c.stored {
+			t.Errorf("key %q, tags %q, fetched before purges of k and tag t: stored %v, want %v", c.key, tags, ok, c.stored)
+		}
+	}
+	if !m.PurgedSince(before, "k", nil) || m.PurgedSince(before, "other", []string{"u"}) {
+		t.Error("PurgedSince does not say what was purged")
+	}
+	for range purgeLog {
+		m.PurgeFenced([]byte("busy"))
+	}
+	e := testEntry(time.Minute, 0, "v")
+	e.Response.Fetched = before
+	m.Set([]byte("quiet"), e)
+	if _, ok := m.Get([]byte("quiet")); ok {
+		t.Error("a fetch older than the purges remembered was stored")
+	}
+}
