@@ -139,7 +139,16 @@ type purgeRecord struct {
 }
 
 func (m *MemCache) keyHash(key string) uint64 { return maphash.String(m.seed, key) }
-func (m *MemCache) tagHash(tag string) uint64 { return maphash.String(m.seed, "\x00"+tag) }
+
+// tagHash is a tag's, told from a key's by a leading NUL (keys start with
+// their format's name).
+func (m *MemCache) tagHash(tag string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	h.WriteByte(0)
+	h.WriteString(tag)
+	return h.Sum64()
+}
 
 // fence moves the purge position for r, under mu.
 func (m *MemCache) fence(r purgeRecord) {
