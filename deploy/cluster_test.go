@@ -106,12 +106,7 @@ func TestClusterServerLostMidRollout(t *testing.T) {
 	})
 
 	ctlLog := &testutil.SyncBuffer{}
-	ctl := rollout.NewController(ctlStores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey)),
-		Log: slog.New(slog.NewTextHandler(ctlLog, nil))})
-	ctlCtx, stopCtl := context.WithCancel(ctx)
-	ctlDone := make(chan struct{})
-	go func() { ctl.Run(ctlCtx); close(ctlDone) }()
-	defer func() { stopCtl(); <-ctlDone }()
+	defer startController(t, ctx, ctlStores, key.Public().(ed25519.PublicKey), slog.New(slog.NewTextHandler(ctlLog, nil)))()
 
 	tl, sent, stopLoad := startLoad(ctx, fleetPOPs)
 	defer stopLoad()

@@ -64,12 +64,7 @@ func TestDisasterDrill(t *testing.T) {
 	defer stopLoad()
 
 	// A rollout, stopped with its first wave baking.
-	ctlCtx, stopCtl := context.WithCancel(ctx)
-	ctlDone := make(chan struct{})
-	go func() {
-		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))}).Run(ctlCtx)
-		close(ctlDone)
-	}()
+	stopCtl := startController(t, ctx, stores, key.Public().(ed25519.PublicKey), nil)
 	if _, err := registry.New(stores).Push(ctx, key, "stamp", "v2", wasmtest.Build(t, guests+"v2"), "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +84,6 @@ func TestDisasterDrill(t *testing.T) {
 		return r.Phase == rollout.PhaseBaking
 	})
 	stopCtl()
-	<-ctlDone
 	running, applies, oldRevision := map[string]manifest.Running{}, map[string]float64{}, uint64(0)
 	for _, p := range fleetPOPs {
 		running[p.name] = p.node.Running()["stamp"]
@@ -172,13 +166,7 @@ func TestDisasterDrill(t *testing.T) {
 	}
 
 	// A new controller carries the restored rollout on.
-	ctlCtx, stopCtl = context.WithCancel(ctx)
-	ctlDone = make(chan struct{})
-	go func() {
-		rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))}).Run(ctlCtx)
-		close(ctlDone)
-	}()
-	defer func() { stopCtl(); <-ctlDone }()
+	defer startController(t, ctx, stores, key.Public().(ed25519.PublicKey), nil)()
 	testutil.Eventually(t, hangGuard, "the restored rollout done", func() bool {
 		r, err := rollout.Get(ctx, stores, id)
 		if err != nil {

@@ -179,10 +179,7 @@ func TestFleetRollouts(t *testing.T) {
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	reg := registry.New(stores)
 	fleetPOPs, key := startFleet(t, ctx, stores, pops, func(string) string { return cp.URL() })
-	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))})
-	ctlDone := make(chan struct{})
-	go func() { ctl.Run(ctx); close(ctlDone) }()
-	defer func() { cancel(); <-ctlDone }()
+	defer startController(t, ctx, stores, key.Public().(ed25519.PublicKey), nil)()
 
 	tl, sent, stopLoad := startLoad(ctx, fleetPOPs)
 	defer stopLoad()
@@ -350,16 +347,7 @@ func TestFleetConfigOnlyCanary(t *testing.T) {
 	defer cancel()
 	cp, stores := controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0"})
 	fleetPOPs, key := startFleet(t, ctx, stores, []popSpec{{"eu-west", "eu-west-1"}}, func(string) string { return cp.URL() })
-	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey,
-		ArtifactKeys: manifest.NewTrustStore(key.Public().(ed25519.PublicKey))})
-	ctlDone := make(chan struct{})
-	go func() {
-		if err := ctl.Run(ctx); err != nil {
-			t.Errorf("controller: %v", err) // the rollout would wait for one in vain
-		}
-		close(ctlDone)
-	}()
-	defer func() { cancel(); <-ctlDone }()
+	defer startController(t, ctx, stores, key.Public().(ed25519.PublicKey), nil)()
 	_, _, stopLoad := startLoad(ctx, fleetPOPs)
 	defer stopLoad()
 

@@ -32,10 +32,7 @@ func TestUntrustedRevocationFleet(t *testing.T) {
 	fleetPOPs, key := startFleet(t, ctx, stores, pops[:1], func(string) string { return cp.URL() })
 	pop := fleetPOPs[0]
 	trust := manifest.NewTrustStore(key.Public().(ed25519.PublicKey))
-	ctl := rollout.NewController(stores, rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey, ArtifactKeys: trust})
-	ctlDone := make(chan struct{})
-	go func() { ctl.Run(ctx); close(ctlDone) }()
-	defer func() { cancel(); <-ctlDone }()
+	defer startController(t, ctx, stores, key.Public().(ed25519.PublicKey), nil)()
 
 	push := func(version, guest string) *manifest.Artifact {
 		t.Helper()

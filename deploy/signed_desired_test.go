@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/registry"
+	"github.com/talowa/wedge/deploy/rollout"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/edgetest"
 	edgepop "github.com/talowa/wedge/edge/pop"
@@ -31,6 +33,26 @@ import (
 // controllers sign desired state with it, and the POPs trust its public
 // key (controlPub) as their control key.
 var controlKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+
+// startController runs a rollout controller as the tests here run one:
+// controlKey signs what it writes, the POPs' artifact key (pub) tells
+// their revocations, ticks are fast and log goes nowhere if nil. stop
+// ends it and waits. One that refuses to run fails the test: a rollout
+// would wait for it in vain.
+func startController(t *testing.T, ctx context.Context, stores *controlplane.Stores, pub ed25519.PublicKey, log *slog.Logger) (stop func()) {
+	t.Helper()
+	opts := rollout.Options{Tick: 50 * time.Millisecond, ApplyTimeout: hangGuard, Key: controlKey,
+		ArtifactKeys: manifest.NewTrustStore(pub), Log: log}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := rollout.NewController(stores, opts).Run(ctx); err != nil {
+			t.Errorf("controller: %v", err)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
 
 // controlPub writes controlKey's public key to a PEM file for a POP's
 // fleet.control_keys and returns its path.
