@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/edge/originclient"
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -134,7 +135,7 @@ func (o *origin) settle(n *Node, id string, err error, wresp *wire.Response, res
 			Body: fmt.Appendf(nil, "%d %s: origin %s\n", status, http.StatusText(status), o.name)}
 		resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
 		switch {
-		case status == originclient.StatusClientClosed:
+		case status == connwatch.StatusClientClosed:
 			// Nobody hears this answer, and the origin did not fail: the
 			// access log (499) and exchanges_total{outcome="cancelled"}
 			// count it.

@@ -359,10 +359,6 @@ func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 	return best
 }
 
-// statusClientClosed answers an exchange whose edge hung up: nginx's 499.
-// Nobody reads it; the edge logs its own.
-const statusClientClosed = 499
-
 // forward sends req upstream, failing over while the request allows, and
 // fills resp with the answer or with the origin's own 502, 503 or 504.
 func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Request, resp *wire.Response) {
@@ -428,7 +424,7 @@ func (p *Proxy) forward(ctx context.Context, deadline time.Time, req *wire.Reque
 			// connection was closed, which told the application, and
 			// nobody waits for this answer. Not the upstream's failure.
 			u.c.cancelled.Inc()
-			failure(resp, statusClientClosed, "edge closed the connection")
+			failure(resp, connwatch.StatusClientClosed, "edge closed the connection") // nobody reads it; the edge logs its own
 			return
 		}
 		if err == nil {

@@ -115,7 +115,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
 		j := &job{s: s, done: make(chan struct{}, 1), timer: t}
-		j.hang = connwatch.NewHangup(hangupAfter, j.hungUp)
+		j.hang = connwatch.NewHangup(connwatch.After, j.hungUp)
 		return j
 	}
 	s.spares.New = func() any { return new(wire.Response) }
@@ -204,10 +204,6 @@ type job struct {
 	hang  *connwatch.Hangup
 	abort connwatch.Abort
 }
-
-// hangupAfter is how long a handler runs before the edge's connection is
-// watched (connwatch.Hangup): most exchanges end sooner, at no cost.
-const hangupAfter = 50 * time.Millisecond
 
 // watch arms the watch of the edge's connection for the handler about to
 // run. The edge closes its connection when its client hangs up on a

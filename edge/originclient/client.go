@@ -40,10 +40,6 @@ var (
 	ErrCancelled = errors.New("originclient: client hung up")
 )
 
-// StatusClientClosed is what Status maps ErrCancelled to: nginx's 499, for
-// logs and metrics, since the client hears nothing.
-const StatusClientClosed = 499
-
 // RefusedError is an origin's transport-level refusal: 401 for a frame that
 // failed authentication, 400 for a malformed one, 413 for one too large,
 // 503 when the origin is over its in-flight limit. It matches ErrRefused.
@@ -62,14 +58,14 @@ func (e *RefusedError) Unwrap() error { return ErrRefused }
 
 // Status maps an error from Do to the status the edge should answer its
 // client with: 503 when the breaker is open or the pool is full, 504 on
-// timeout, StatusClientClosed when the client hung up, 502 for everything
+// timeout, connwatch.StatusClientClosed when the client hung up, 502 for everything
 // else. Status(nil) is 0: the response's own status applies.
 func Status(err error) int {
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, ErrCancelled):
-		return StatusClientClosed
+		return connwatch.StatusClientClosed
 	case errors.Is(err, ErrBreakerOpen), errors.Is(err, ErrPoolFull):
 		return fasthttp.StatusServiceUnavailable
 	case errors.Is(err, ErrTimeout):
@@ -155,11 +151,6 @@ const (
 	// 504s after seconds; a short wait rides out a burst, and past it the
 	// request is shed at once, the origin never having been asked.
 	connWait = 100 * time.Millisecond
-	// hangupAfter is how long an exchange waits before its client's
-	// connection is watched (connwatch.Hangup): most are answered sooner,
-	// at no cost; long polls, the exchanges whose clients give up, wait
-	// seconds.
-	hangupAfter = 50 * time.Millisecond
 )
 
 // New checks cfg and builds a Client. No connection is opened until the
@@ -224,7 +215,7 @@ func New(cfg Config) (*Client, error) {
 		k.req.Header.SetMethod(fasthttp.MethodPost)
 		k.req.SetRequestURI(c.uri)
 		k.req.SetUserValue(linkKey{}, &k.link)
-		k.hang = connwatch.NewHangup(hangupAfter, k.ab.Abort)
+		k.hang = connwatch.NewHangup(connwatch.After, k.ab.Abort)
 		return k
 	}
 

@@ -7,6 +7,15 @@ import (
 	"time"
 )
 
+// After is how long both ends let an exchange wait before they watch its
+// client's connection (NewHangup): most are answered sooner, at no cost;
+// long polls, the exchanges whose clients give up, wait seconds.
+const After = 50 * time.Millisecond
+
+// StatusClientClosed is the status an exchange whose client hung up is
+// logged and counted with: nginx's 499, since the client hears nothing.
+const StatusClientClosed = 499
+
 // state is what a peek found on a socket.
 type state uint8
 
