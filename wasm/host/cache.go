@@ -91,9 +91,10 @@ func (m *MemCache) Get(key []byte) (*CacheEntry, bool) {
 }
 
 // Set implements Cache. A response fetched at a known purge position
-// (StoredResponse.Fetched) is not stored once an operator's purge has
-// begun since: the fetch may have been answered before the purge, and
-// storing it after would bring back what the purge removed.
+// (StoredResponse.Fetched) is not stored once an operator's purge of its
+// key or of one of its tags has begun since (PurgedSince): the fetch may
+// have been answered before the purge, and storing it after would bring
+// back what the purge removed.
 func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	k := string(key)
 	if len(e.Tags) == 0 && e.Response.Fetched == 0 {
@@ -105,7 +106,7 @@ func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	// which PurgeTagFenced moves the position and reads the index under:
 	// an operator's purge either finds the entry (indexed before the
 	// write: if it is evicted at once, unindex finds it too) and removes
-	// it, or has moved the position, and the entry is not stored. Two
+	// it, or has recorded itself, and the entry is not stored. Two
 	// stores of one key racing cannot leave the index naming the loser
 	// while the cache holds the winner.
 	m.c.Compute(k, func(old *CacheEntry, _ bool) (*CacheEntry, otter.ComputeOp) {
