@@ -172,6 +172,12 @@ type Limits struct {
 	// (max_conns bounds what slow senders hold). Responses stream
 	// whatever this says.
 	StreamThreshold int `yaml:"stream_threshold"`
+	// MaxReadBytes bounds, node-wide, the request bodies being read whole
+	// over HTTP/1.1 (stream_threshold unset): a body longer than
+	// max_header_bytes takes its Content-Length from it before it is read,
+	// as that much is allocated at once, and one that finds no room gets
+	// 503 with Retry-After (edge/read.go). Default 256 MiB.
+	MaxReadBytes int `yaml:"max_read_bytes"`
 	// MaxConns bounds concurrent client connections. Default 100,000.
 	MaxConns int `yaml:"max_conns"`
 	// IdleTimeout closes keep-alive connections idle that long. Default 60 s.
@@ -397,6 +403,7 @@ func (l *Limits) given() error {
 		"stream_threshold": int64(l.StreamThreshold), "max_conns": int64(l.MaxConns),
 		"idle_timeout": int64(l.IdleTimeout), "read_timeout": int64(l.ReadTimeout),
 		"write_timeout": int64(l.WriteTimeout), "max_write_bytes": int64(l.MaxWriteBytes),
+		"max_read_bytes":        int64(l.MaxReadBytes),
 		"websocket.max_tunnels": int64(l.WebSocket.MaxTunnels),
 	} {
 		if v < 0 {
@@ -433,6 +440,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.Limits.ReadTimeout, 10*time.Second)
 	defDur(&c.Limits.WriteTimeout, 30*time.Second)
 	def(&c.Limits.MaxWriteBytes, 256<<20)
+	def(&c.Limits.MaxReadBytes, 256<<20)
 	c.Limits.WebSocket.setDefaults()
 	c.Overload.setDefaults()
 	c.AccessLog.resolve(c)
@@ -512,6 +520,9 @@ func (c *Config) validate() error {
 		if o.MaxConns < 0 {
 			return fmt.Errorf("origin %q: max_conns is negative (%d): leave it out for the default", name, o.MaxConns)
 		}
+	}
+	if l := c.Limits; l.StreamThreshold == 0 && l.MaxReadBytes < l.MaxBodyBytes {
+		return fmt.Errorf("limits: max_read_bytes %d is less than max_body_bytes %d: a body that long could never be read", l.MaxReadBytes, l.MaxBodyBytes)
 	}
 	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
 		return errors.New("tls: a listener needs at least one certificate")

@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		storeDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "stream_stores_dropped_total",
 			Help: "Streamed responses the cache took (Cache-Status said stored) but never got: the body passed 16 MiB with no length given beforehand, or max_write_bytes had no room for it."}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "shed_total",
-			Help: "Requests shed (503) by overload protection, by reason: in_flight (requests in the handler at the concurrency limit), cpu (the CPU behind: shed at random, wedge_edge_shed_ratio) origin (an origin at its concurrency limit, wedge_edge_origin_concurrency_limit) or origin_pool (every connection of an origin's max_conns busy)."},
+			Help: "Requests shed (503) by overload protection, by reason: in_flight (requests in the handler at the concurrency limit), cpu (the CPU behind: shed at random, wedge_edge_shed_ratio) origin (an origin at its concurrency limit, wedge_edge_origin_concurrency_limit) origin_pool (every connection of an origin's max_conns busy) or read_bytes (request bodies being read whole at max_read_bytes)."},
 			[]string{"reason"}),
 		originLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "origin_concurrency_limit",
 			Help: "An origin's adaptive concurrency limit (origins with a latency_target only)."}, []string{"origin"}),

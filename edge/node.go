@@ -38,6 +38,7 @@ type Node struct {
 	om      *originclient.Metrics
 	srv     *fasthttp.Server
 	writes  writes
+	reads   reads
 	load    overload
 	tun     tunnels // WebSocket tunnels: tunnel.go
 	gen     atomic.Pointer[generation]
@@ -153,10 +154,14 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "write_bytes",
 			Help: "Bytes of response bodies held for clients still receiving them, cached bodies not counted (bounded by max_write_bytes)."},
 			func() float64 { return float64(n.writes.bytes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "read_bytes",
+			Help: "Announced lengths of the request bodies being read whole (bounded by max_read_bytes)."},
+			func() float64 { return float64(n.reads.bytes.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "wedge_edge", Name: "writes",
 			Help: "Response bodies handed to the server and not yet written (slow clients hold theirs up to the write timeout)."},
 			func() float64 { return float64(n.writes.n.Load()) }))
 	n.writes.limit = int64(cfg.Limits.MaxWriteBytes)
+	n.reads.init(&cfg.Limits)
 	n.om = originclient.NewMetrics(n.reg)
 	n.tun.init(cfg.Limits.WebSocket, n.reg)
 	hostname, _ := os.Hostname()
@@ -202,13 +207,18 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.srv = &fasthttp.Server{
-		Handler:                       func(ctx *fasthttp.RequestCtx) { n.serve(ctx); date(&ctx.Response.Header); n.servedH1(ctx) },
-		ErrorHandler:                  func(ctx *fasthttp.RequestCtx, err error) { n.transportError(ctx, err); date(&ctx.Response.Header) },
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			n.reads.claim(&ctx.Request.Header)
+			n.serve(ctx)
+			date(&ctx.Response.Header)
+			n.servedH1(ctx)
+		},
+		ErrorHandler:                  n.readError,
 		Name:                          "wedge",
 		ReadBufferSize:                cfg.Limits.MaxHeaderBytes,
 		MaxRequestBodySize:            cfg.Limits.MaxBodyBytes,
 		StreamRequestBody:             cfg.Limits.StreamThreshold > 0, // stream.go
-		HeaderReceived:                n.headerReceived,
+		HeaderReceived:                n.headerReceivedH1,
 		ExpectHandler:                 n.expect,
 		DisablePreParseMultipartForm:  true, // a multipart body goes on as sent, never spooled (stream.go)
 		Concurrency:                   cfg.Limits.MaxConns,

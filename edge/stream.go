@@ -90,12 +90,20 @@ func (n *Node) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig 
 func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
 	rt := n.route(&ctx.Request.Header)
 	if rt != nil && rt.maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > rt.maxBody {
+		n.reads.claim(&ctx.Request.Header) // no handler runs to claim it
 		n.m.refused.WithLabelValues("413").Inc()
 		// fasthttp writes this answer without running the handler, which
 		// explains and dates the others (RFC 9110 §6.6.1).
 		ctx.Error("413 Request Entity Too Large: request body larger than the limit\n", fasthttp.StatusRequestEntityTooLarge)
 		date(&ctx.Response.Header)
 		return fasthttp.StatusRequestEntityTooLarge
+	}
+	if n.reads.refused(&ctx.Request.Header) {
+		// Refused before the client sends its body, not after.
+		n.reads.claim(&ctx.Request.Header)
+		n.readsFull(ctx)
+		date(&ctx.Response.Header)
+		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusContinue
 }
