@@ -27,10 +27,9 @@ import (
 // request lasts; the handler, once the body is in, or the error handler
 // claims it and gives it back. A read body is then the request's, which
 // the concurrency limit bounds (overload.go). A request that reaches
-// neither (its
-// connection failed as the server wrote 100 Continue) leaves an entry
-// behind: one older than read_timeout, which bounds the body's read, is
-// given back by the next sweep.
+// neither (its connection failed as the server wrote 100 Continue) leaves
+// an entry behind: one older than read_timeout, which bounds the body's
+// read, is given back by the next sweep.
 type reads struct {
 	limit   int64 // bytes that may be held; 0: none are counted (bodies stream)
 	gate    int64 // bodies up to this long are not counted
