@@ -11,6 +11,7 @@ import (
 
 	"github.com/talowa/wedge/wasm"
 	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
 	"github.com/talowa/wedge/wasm/internal/wasmbin"
 	"github.com/talowa/wedge/wasm/wasmtest"
 )
@@ -160,4 +161,60 @@ func TestModuleMemoryLimitRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHeaderWriteBudgetEmptyValues: a Wasm plugin adding empty-valued
+// fields is held to the call's header write budget like any other, and
+// header_names over a header of tens of thousands of fields returns well
+// within a call's deadline. An empty value reached the host as nil, which
+// passed for a removal, so a plugin added 20,000 fields (a 5 MB header
+// section) and header_names, which compared each name with every one
+// before it, ran 8.7 s past a 100 ms deadline: a host function cannot be
+// stopped.
+func TestHeaderWriteBudgetEmptyValues(t *testing.T) {
+	// The guest waits half a budget in the limiter before header_names,
+	// so that the host has looked at the call's CPU clock by then: what
+	// header_names takes then counts against the deadline.
+	const timeout = time.Second
+	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithTimeout(timeout).
+		WithStores(nil, waitLimiter{timeout / 2}))
+	p := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1", Binary: guest(t, "misbehave")})
+
+	t.Run("refused", func(t *testing.T) {
+		const accepted = 256 // the spec's writes per call
+		names := 0
+		for i := range accepted {
+			names += len("X-F"+strconv.Itoa(i)) + 1
+		}
+		res := p.Do(misbehaveReq("request:headerflood"))
+		if res.RequestErr != nil {
+			t.Fatal(res.RequestErr)
+		}
+		want := "accepted " + strconv.Itoa(accepted) + " refused " + strconv.Itoa(int(abi.ErrTooLarge)) +
+			" names " + strconv.Itoa(names)
+		if string(res.Resp.Body) != want {
+			t.Fatalf("%q, want %q", res.Resp.Body, want)
+		}
+	})
+
+	t.Run("names", func(t *testing.T) {
+		const n = 20000
+		var fields []host.HeaderField
+		names := 0
+		for i := range n {
+			name := "X-Origin-Field-" + strconv.Itoa(i)
+			fields = append(fields, host.HeaderField{Name: name}, host.HeaderField{Name: strings.ToLower(name)})
+			names += len(name) + 1
+		}
+		p.Origin = func(*host.Request) host.Response {
+			return host.Response{Status: 200, Header: host.Header{Fields: fields}}
+		}
+		res := p.Do(misbehaveReq("response:headernames"))
+		if res.ResponseErr != nil {
+			t.Fatal(res.ResponseErr)
+		}
+		if got, _ := res.Resp.Header.Get("X-Names-Len"); got != strconv.Itoa(names) {
+			t.Fatalf("header_names length %s, want %d", got, names)
+		}
+	})
 }

@@ -161,8 +161,11 @@ func (c *Call) HeaderNames(msg int32, buf []byte) int32 {
 	return copyOut(buf, c.scratch)
 }
 
-// checkHeaderWrite validates a header mutation; value is nil for removal.
-func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
+// checkHeaderWrite validates a header mutation, a removal when remove is
+// set. Removal is a flag, not a nil value: the engine hands an empty value
+// over as nil, and an empty value is a write all the same, its name's bytes
+// and its field counting against the call's budget like any other.
+func (c *Call) checkHeaderWrite(msg int32, name, value []byte, remove bool) int32 {
 	if !c.inExchange() {
 		return abi.ErrPhase
 	}
@@ -178,7 +181,7 @@ func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
 	if !c.writable(msg) {
 		return abi.ErrPhase
 	}
-	if value != nil {
+	if !remove {
 		if c.hdrWrites++; c.hdrWrites > maxHeaderWrites {
 			return abi.ErrTooLarge
 		}
@@ -191,7 +194,7 @@ func (c *Call) checkHeaderWrite(msg int32, name, value []byte) int32 {
 
 // HeaderSet implements abi.Host.
 func (c *Call) HeaderSet(msg int32, name []byte, value []byte) int32 {
-	if e := c.checkHeaderWrite(msg, name, value); e != 0 {
+	if e := c.checkHeaderWrite(msg, name, value, false); e != 0 {
 		return e
 	}
 	c.ex.HeaderSet(msg, name, value)
@@ -200,7 +203,7 @@ func (c *Call) HeaderSet(msg int32, name []byte, value []byte) int32 {
 
 // HeaderAdd implements abi.Host.
 func (c *Call) HeaderAdd(msg int32, name []byte, value []byte) int32 {
-	if e := c.checkHeaderWrite(msg, name, value); e != 0 {
+	if e := c.checkHeaderWrite(msg, name, value, false); e != 0 {
 		return e
 	}
 	c.ex.HeaderAdd(msg, name, value)
@@ -209,7 +212,7 @@ func (c *Call) HeaderAdd(msg int32, name []byte, value []byte) int32 {
 
 // HeaderRemove implements abi.Host.
 func (c *Call) HeaderRemove(msg int32, name []byte) int32 {
-	if e := c.checkHeaderWrite(msg, name, nil); e != 0 {
+	if e := c.checkHeaderWrite(msg, name, nil, true); e != 0 {
 		return e
 	}
 	c.ex.HeaderDel(msg, name)

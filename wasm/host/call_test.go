@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"fmt"
 	"log/slog"
 	"math"
 	"slices"
@@ -448,6 +449,71 @@ func TestCallHeaderWriteBudget(t *testing.T) {
 	}
 	if got := f.call.HeaderAdd(abi.MsgResponse, []byte("X-B"), big); got != abi.ErrTooLarge {
 		t.Fatalf("past %d bytes: %d, want ErrTooLarge", maxHeaderWriteBytes, got)
+	}
+}
+
+// TestCallHeaderWriteBudgetEmptyValues: an empty value, which the engine
+// hands over as nil, is a write like any other, counted in number and by
+// its name's bytes; only header_remove is not. An empty value passed for a
+// removal, so a plugin added 20,000 empty-valued fields in one call.
+func TestCallHeaderWriteBudgetEmptyValues(t *testing.T) {
+	f := newFixture(t, abi.PhaseResponse)
+	for i := range maxHeaderWrites {
+		if got := f.call.HeaderAdd(abi.MsgResponse, []byte("X-E"+strconv.Itoa(i)), nil); got != 0 {
+			t.Fatalf("write %d: %d", i+1, got)
+		}
+	}
+	if got := f.call.HeaderSet(abi.MsgResponse, []byte("X-E"), nil); got != abi.ErrTooLarge {
+		t.Fatalf("write %d: %d, want ErrTooLarge", maxHeaderWrites+1, got)
+	}
+	if got := f.call.HeaderRemove(abi.MsgResponse, []byte("X-E0")); got != 0 {
+		t.Fatalf("removal past the budget: %d", got)
+	}
+
+	// Names count: 16 KiB of value, then 192 names of 256 bytes pass 64 KiB.
+	f.call.Reset(f.env, abi.PhaseResponse, f.ex)
+	if got := f.call.HeaderSet(abi.MsgResponse, []byte("X-B"), []byte(strings.Repeat("v", maxHeaderValueLen))); got != 0 {
+		t.Fatalf("16 KiB value: %d", got)
+	}
+	written := 3 + maxHeaderValueLen
+	for i := 0; ; i++ {
+		name := fmt.Sprintf("X-%0254d", i)
+		got := f.call.HeaderAdd(abi.MsgResponse, []byte(name), nil)
+		if written += len(name); written <= maxHeaderWriteBytes {
+			if got != 0 {
+				t.Fatalf("%d bytes written: %d", written, got)
+			}
+			continue
+		}
+		if got != abi.ErrTooLarge {
+			t.Fatalf("past %d bytes of names: %d, want ErrTooLarge", maxHeaderWriteBytes, got)
+		}
+		break
+	}
+}
+
+// TestHeaderNamesMany: header_names over many fields, names repeated in
+// other cases and out of order, gives each name once in order of first
+// appearance (MemExchange.AppendHeaderNames sorts them to find the first).
+func TestHeaderNamesMany(t *testing.T) {
+	var h Header
+	var want []byte
+	const n = 1000
+	for i := range n {
+		name := "X-N" + strconv.Itoa(i)
+		h.Add(name, "1")
+		want = abi.AppendList(want, []byte(name))
+		h.Add(strings.ToLower(name), "2")
+		h.Add("x-n"+strconv.Itoa(i/2), "3") // seen before
+	}
+	x := &MemExchange{Resp: Response{Header: h}}
+	if got := x.AppendHeaderNames(nil, abi.MsgResponse); !bytes.Equal(got, want) {
+		t.Fatalf("%d bytes of names, want %d: %.200q...", len(got), len(want), got)
+	}
+	// The first of a name is kept with its case.
+	x.Resp.Header.Fields = []HeaderField{{"x-b", ""}, {"X-A", ""}, {"X-B", ""}, {"x-a", ""}, {"X-C", ""}}
+	if got := x.AppendHeaderNames(nil, abi.MsgResponse); string(got) != "x-b\x00X-A\x00X-C\x00" {
+		t.Fatalf("%q", got)
 	}
 }
 

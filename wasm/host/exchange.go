@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -190,6 +191,8 @@ type MemExchange struct {
 	// outlives the request copies them (StoreResponse, Revalidate); a full
 	// chunk is replaced, never reused, so the strings in it stay valid.
 	strs []byte
+
+	names []fieldName // AppendHeaderNames's scratch, kept for the next call
 }
 
 // Reset empties x for the next request, keeping its storage: header
@@ -318,22 +321,63 @@ func (x *MemExchange) AppendHeaderValues(dst []byte, m abi.Msg, name []byte) []b
 	return dst
 }
 
-// AppendHeaderNames implements Exchange.
+// AppendHeaderNames implements Exchange. It sorts the names rather than
+// comparing each with those before it: header_names is charged by the
+// bytes it copies out, and nothing stops a host function at its deadline,
+// so its time must not grow with the square of the fields (a plugin may
+// add 256 in each call, and the response collects them all).
 func (x *MemExchange) AppendHeaderNames(dst []byte, m abi.Msg) []byte {
 	fields := x.header(m).Fields
+	ns := x.names[:0]
 	for i, f := range fields {
-		seen := false
-		for _, g := range fields[:i] {
-			if strings.EqualFold(f.Name, g.Name) {
-				seen = true
-				break
-			}
+		ns = append(ns, fieldName{f.Name, i})
+	}
+	// By name, then position: the first of each name heads its run.
+	slices.SortFunc(ns, func(a, b fieldName) int {
+		if c := compareFold(a.name, b.name); c != 0 {
+			return c
 		}
-		if !seen {
-			dst = abi.AppendList(dst, []byte(f.Name))
+		return a.at - b.at
+	})
+	first := ns[:0]
+	for _, n := range ns {
+		if len(first) == 0 || compareFold(first[len(first)-1].name, n.name) != 0 {
+			first = append(first, n)
 		}
 	}
+	slices.SortFunc(first, func(a, b fieldName) int { return a.at - b.at })
+	for _, n := range first {
+		dst = abi.AppendList(dst, []byte(n.name))
+	}
+	clear(ns) // the names are the exchange's strings, which Reset reuses
+	x.names = ns[:0]
 	return dst
+}
+
+// fieldName is a header field's name and its position, for
+// AppendHeaderNames.
+type fieldName struct {
+	name string
+	at   int
+}
+
+// compareFold compares header names as ASCII without case: names are
+// tokens, which are ASCII.
+func compareFold(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		ca, cb := lowerASCII(a[i]), lowerASCII(b[i])
+		if ca != cb {
+			return int(ca) - int(cb)
+		}
+	}
+	return len(a) - len(b)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // HeaderSet implements Exchange.

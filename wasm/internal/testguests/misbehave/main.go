@@ -1,6 +1,8 @@
 // Command misbehave fails on purpose. Its config names a failure for the
 // configure phase ("configure:loop"); a request names one with its
-// X-Misbehave header ("request:trap", "response:grow"). Without either, or
+// X-Misbehave header ("request:trap", "response:grow"), or a test of the
+// host's header limits ("request:headerflood", "response:headernames"; see
+// headerFlood and OnResponse). Without either, or
 // with a mode that ends well ("request:hostwait"), it behaves, answering 204
 // with X-Instance naming its instance and X-Config echoing its config, so
 // tests see the host still serving, instances being replaced and which
@@ -65,9 +67,7 @@ func misbehave(mode string) (sdk.Action, bool) {
 	case "hostwait": // slow only for waiting in host calls: a busy machine
 		for range 4 {
 			hostWait()
-			for range 1 << 14 { // loop headers: deadline checks
-				counter++
-			}
+			spin()
 		}
 		return 0, false
 	case "hostwaitloop": // waits in a host call, then runs away
@@ -94,6 +94,31 @@ func misbehave(mode string) (sdk.Action, bool) {
 	return 0, false
 }
 
+// headerFlood adds empty-valued response fields of distinct names until
+// the host refuses one, or 20,000, then asks for the names; it answers
+// "accepted N refused E names L".
+func headerFlood(resp sdk.Response) sdk.Action {
+	accepted, refused := 0, int32(0)
+	for i := range 20000 {
+		if r := hostcall.HeaderAdd(abi.MsgResponse, []byte("X-F"+strconv.Itoa(i)), nil); r != 0 {
+			refused = r
+			break
+		}
+		accepted++
+	}
+	names := hostcall.HeaderNames(abi.MsgResponse, nil)
+	return resp.Answer(200, []byte("accepted "+strconv.Itoa(accepted)+" refused "+strconv.Itoa(int(refused))+
+		" names "+strconv.Itoa(int(names))))
+}
+
+// spin runs through enough loop headers for the host to check the call's
+// deadline: a host call past it fails the call here.
+func spin() {
+	for range 1 << 14 {
+		counter++
+	}
+}
+
 // hostWait makes a host call that the test's rate limiter answers slowly,
 // without using CPU: what a guest sees when its thread waits for a core.
 func hostWait() {
@@ -115,7 +140,14 @@ func (p *plugin) Configure(cfg []byte) error {
 }
 
 func (p *plugin) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
-	if phase, mode, _ := strings.Cut(req.Header().Get("X-Misbehave"), ":"); phase == "request" {
+	phase, mode, _ := strings.Cut(req.Header().Get("X-Misbehave"), ":")
+	if phase == "response" && mode == "headernames" {
+		return sdk.Continue // for the origin's answer
+	}
+	if phase == "request" {
+		if mode == "headerflood" {
+			return headerFlood(resp)
+		}
 		if act, ok := misbehave(mode); ok && act != sdk.Continue {
 			return act
 		}
@@ -127,6 +159,16 @@ func (p *plugin) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 
 func (p *plugin) OnResponse(req sdk.Request, resp sdk.Response) sdk.Action {
 	if phase, mode, _ := strings.Cut(req.Header().Get("X-Misbehave"), ":"); phase == "response" {
+		if mode == "headernames" { // the names of the response as it came
+			// Past the host's first look at the call's CPU clock (a
+			// wait, then loop headers), so the CPU time header_names
+			// takes counts against the deadline.
+			hostWait()
+			spin()
+			resp.Header().Set("X-Names-Len", strconv.Itoa(int(hostcall.HeaderNames(abi.MsgResponse, nil))))
+			spin()
+			return sdk.Continue
+		}
 		if act, ok := misbehave(mode); ok {
 			return act
 		}
