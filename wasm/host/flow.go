@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/talowa/wedge/wasm/abi"
@@ -152,8 +153,14 @@ func Run(req Request, request func(Exchange) (abi.Action, error), origin func(*R
 // goes to origin and the response phases of the plugins that ran run on
 // the answer. RunChain does it before returning, so a test sees its
 // effect on the next request.
+//
+// The plugins change copies of req's and the origin's header fields, never
+// the caller's: a test or `wedgectl plugin run -n` sending one request
+// again sent it with the last run's edits (a tag appended once more, a
+// field added again).
 func RunChain(req Request, chain []Stage, origin func(*Request) Response) *Result {
 	r := &Result{MemExchange: MemExchange{Req: req}}
+	r.Req.Header.Fields = slices.Clone(req.Header.Fields)
 	c := &stages{list: chain, origin: origin}
 	var f Flow
 	f.Run(c, &r.MemExchange, &r.MemExchange)
@@ -200,7 +207,13 @@ func (s *stages) Failed(_ int, phase abi.Phase, err error) {
 	}
 }
 
-func (s *stages) Origin(x *MemExchange) { x.Resp = s.origin(&x.Req) }
+// Origin gives x a copy of the origin's header fields, as RunChain does of
+// the request's: an origin function may well answer with the same fields
+// every time.
+func (s *stages) Origin(x *MemExchange) {
+	x.Resp = s.origin(&x.Req)
+	x.Resp.Header.Fields = slices.Clone(x.Resp.Header.Fields)
+}
 
 // join is errors.Join, but one error stays itself: a chain of one plugin
 // reports its phase's error as it was returned.

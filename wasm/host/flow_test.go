@@ -172,3 +172,49 @@ func TestPendingAllocs(t *testing.T) {
 		t.Errorf("%v allocations per request, want 0", n)
 	}
 }
+
+// TestRunChainLeavesCallersFields: what plugins change of the request's
+// and the origin's header fields, and a cached answer loaded over the
+// origin's, stays in the exchange: the caller's request and the origin's
+// fields are as they were, so a request run twice (sdktest's Host.Do,
+// wasmtest's Plugin.Do, `wedgectl plugin run -n 2`) runs as the same
+// request twice. The request's fields were shared, and the second run saw
+// the first one's edits: X-Tag "client+seen+seen", Accept twice.
+func TestRunChainLeavesCallersFields(t *testing.T) {
+	req := Request{Method: "GET", Path: "/", Header: Header{Fields: []HeaderField{
+		{"X-Tag", "client"}, {"Accept", "*/*"}, {"X-Drop", "1"}, {"X-Keep", "1"}}}}
+	fromOrigin := []HeaderField{{"Server", "origin"}, {"X-Origin", "1"}}
+	stage := Stage{
+		OnRequest: func(ex Exchange) (abi.Action, error) {
+			tag, _ := ex.HeaderGet(abi.MsgRequest, []byte("X-Tag"))
+			ex.HeaderSet(abi.MsgRequest, []byte("X-Tag"), append(slices.Clone(tag), "+seen"...))
+			ex.HeaderAdd(abi.MsgRequest, []byte("Accept"), []byte("text/html"))
+			ex.HeaderDel(abi.MsgRequest, []byte("X-Drop"))
+			return abi.ActionContinue, nil
+		},
+		OnResponse: func(ex Exchange) error {
+			ex.HeaderSet(abi.MsgResponse, []byte("Server"), []byte("edge"))
+			ex.HeaderDel(abi.MsgResponse, []byte("X-Origin"))
+			ex.LoadResponse(&StoredResponse{Status: 200, Header: []HeaderField{{"X-Cached", "1"}, {"Age", "3"}}})
+			return nil
+		},
+	}
+	origin := func(*Request) Response { return Response{Status: 200, Header: Header{Fields: fromOrigin}} }
+	want := slices.Clone(req.Header.Fields)
+	wantOrigin := slices.Clone(fromOrigin)
+	for i := range 2 {
+		res := RunChain(req, []Stage{stage}, origin)
+		if got, _ := res.Req.Header.Get("X-Tag"); got != "client+seen" {
+			t.Fatalf("run %d: X-Tag %q reached the origin, want client+seen", i+1, got)
+		}
+		if got := res.Req.Header.Values("Accept"); !slices.Equal(got, []string{"*/*", "text/html"}) {
+			t.Fatalf("run %d: Accept %q", i+1, got)
+		}
+		if !slices.Equal(req.Header.Fields, want) {
+			t.Fatalf("run %d: the caller's request became %q, want %q", i+1, req.Header.Fields, want)
+		}
+		if !slices.Equal(fromOrigin, wantOrigin) {
+			t.Fatalf("run %d: the origin's fields became %q, want %q", i+1, fromOrigin, wantOrigin)
+		}
+	}
+}
