@@ -158,7 +158,7 @@ func (r *Runtime) prepare(ctx context.Context, id string, bin []byte) (wazero.Ru
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: plugin %s: compile: %w", ErrInvalidModule, id, err)
 	}
-	if err := r.validate(compiled); err != nil {
+	if err := r.validate(bin, compiled); err != nil {
 		compiled.Close(ctx)
 		return nil, nil, fmt.Errorf("%w: plugin %s: %v", ErrInvalidModule, id, err)
 	}
@@ -338,9 +338,10 @@ type abiExport struct {
 	results []api.ValueType
 }
 
-// validate checks the module against ABI v1 before anything runs: exports,
-// their signatures, and that every import is a host function that exists.
-func (r *Runtime) validate(cm wazero.CompiledModule) error {
+// validate checks the module, bin compiled as cm, against ABI v1 before
+// anything runs: exports, their signatures, and that every import is a host
+// function that exists.
+func (r *Runtime) validate(bin []byte, cm wazero.CompiledModule) error {
 	exports := cm.ExportedFunctions()
 	if _, ok := exports[abi.ExportVersionMarker]; !ok {
 		for name := range exports {
@@ -412,8 +413,15 @@ func (r *Runtime) validate(cm wazero.CompiledModule) error {
 		return fmt.Errorf("unknown imports %s (the host offers %s.* from ABI v1 and wasi_snapshot_preview1)",
 			strings.Join(unknown, ", "), abi.HostModule)
 	}
-	if len(cm.ImportedMemories()) > 0 {
-		return errors.New("imports a memory: a plugin defines its own")
+	// A table, memory or global the host has none of: Load would fail to
+	// instantiate the module, naming no import, after Validate (the
+	// registry's and the fleet's check) accepted it.
+	object, err := wasmbin.ObjectImport(bin)
+	if err != nil {
+		return err
+	}
+	if object != "" {
+		return fmt.Errorf("imports %s: a plugin defines its own", object)
 	}
 	return nil
 }

@@ -3,10 +3,12 @@ package wasm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +69,48 @@ func abiExports(skip string) (funcs []wasmbin.Func, exports []wasmbin.Export) {
 		exports = append(exports, wasmbin.Export{Name: e.name})
 	}
 	return funcs, exports
+}
+
+// TestValidateRejectsObjectImports: a module importing a table, a memory
+// or a global is refused by Validate, as by Load, with an error naming the
+// import, protected or not. Validate (wedgectl plugin build, the fleet's
+// precompile) accepted a table or a global, and Load then failed with
+// "instantiate: module[env] not instantiated".
+func TestValidateRejectsObjectImports(t *testing.T) {
+	funcs, exports := abiExports("")
+	for _, c := range []struct {
+		name, want string
+		object     []byte
+	}{
+		{"global", "imports global env.g: a plugin defines its own", []byte{0x03, wasmbin.I32, 0x00}},
+		{"table", "imports table env.t: a plugin defines its own", []byte{0x01, 0x70, 0x00, 0x01}},
+		{"memory", "imports memory env.m: a plugin defines its own", []byte{0x02, 0x00, 0x01}},
+	} {
+		// Object imports take no function index: the exports keep theirs.
+		m := wasmbin.Module{Funcs: funcs, Memory: &wasmbin.Limits{Min: 1},
+			Imports: []wasmbin.Import{{Module: "env", Name: c.name[:1], Object: c.object}},
+			Exports: append(slices.Clone(exports), wasmbin.Export{Name: "memory", Memory: true})}
+		for i := range exports {
+			m.Exports[i].Index = uint32(i)
+		}
+		if c.name == "memory" {
+			m.Memory = nil // the import is the one memory, exported
+		}
+		bin := m.Encode()
+		for _, protect := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s protected=%v", c.name, protect), func(t *testing.T) {
+				rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithProtection(protect))
+				err := rt.Validate(context.Background(), bin)
+				if !errors.Is(err, wasm.ErrInvalidModule) || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("Validate: %v, want ErrInvalidModule saying %q", err, c.want)
+				}
+				_, err = rt.Load(context.Background(), wasm.Spec{Name: "bad", Version: "1.0", Binary: bin})
+				if !errors.Is(err, wasm.ErrInvalidModule) || !strings.Contains(err.Error(), "plugin bad@1.0: "+c.want) {
+					t.Fatalf("Load: %v, want ErrInvalidModule naming bad@1.0 and saying %q", err, c.want)
+				}
+			})
+		}
+	}
 }
 
 func TestLoadRejectsBadModules(t *testing.T) {

@@ -183,6 +183,7 @@ type rewriter struct {
 	funcTypes                        []uint32 // type of each defined function
 	numTables                        int
 	tableElems                       uint64
+	object                           string // the first import not a function, for ObjectImport
 }
 
 // scan reads the type, import, global and function sections ahead of the
@@ -305,6 +306,9 @@ func (w *rewriter) scanImports(payload []byte) error {
 		kind, err3 := r.byte()
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return err
+		}
+		if kind != 0x00 && kind < byte(len(importKinds)) && w.object == "" {
+			w.object = importKinds[kind] + " " + string(mod) + "." + string(name)
 		}
 		switch kind {
 		case 0x00: // func: type index
@@ -928,6 +932,21 @@ func skipFE(r *reader) error {
 		return r.memarg()
 	}
 	return fmt.Errorf("unsupported 0xfe sub-opcode %d", sub)
+}
+
+// importKinds names the kinds of import by their byte.
+var importKinds = []string{"function", "table", "memory", "global", "tag"}
+
+// ObjectImport names the first import of bin that is not a function ("global
+// env.g", "table env.t", a memory or a tag), or returns "" if bin imports
+// only functions: a host that gives its guests functions only refuses the
+// others before instantiating. (wazero's compiled module lists only
+// imported functions and memories, and its instantiation fails on another
+// with "module[env] not instantiated", which names no import.)
+func ObjectImport(bin []byte) (string, error) {
+	w := &rewriter{hostModule: "\x00", yield: "\x00"}
+	err := w.scan(bin)
+	return w.object, err
 }
 
 // Check runs the structural checks of Instrument without keeping the

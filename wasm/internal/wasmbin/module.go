@@ -14,10 +14,14 @@ type FuncType struct {
 	Params, Results []byte
 }
 
-// Import is an imported function.
+// Import is an imported function or, with Object set, another import.
 type Import struct {
 	Module, Name string
 	Type         FuncType
+	// Object, when set, is the kind byte and descriptor of an import that
+	// is not a function: {0x03, 0x7f, 0x00} an immutable i32 global,
+	// {0x01, 0x70, 0x00, 0x01} a funcref table of at least 1.
+	Object []byte
 }
 
 // Func is a defined function: its signature, locals and body (instructions
@@ -79,6 +83,10 @@ func (m *Module) Encode() []byte {
 	for _, im := range m.Imports {
 		imports = appendName(imports, im.Module)
 		imports = appendName(imports, im.Name)
+		if im.Object != nil {
+			imports = append(imports, im.Object...)
+			continue
+		}
 		imports = append(imports, 0x00)
 		imports = appendU32(imports, typeIdx(im.Type))
 	}
