@@ -27,7 +27,9 @@ const (
 	KindTimeout
 	// KindExit: the guest exited (a Go panic ends in proc_exit(2)).
 	KindExit
-	// KindMemory: the guest failed at its linear-memory limit.
+	// KindMemory: the guest failed at its linear-memory limit: its memory
+	// had grown to within an eighth of it, or its output has the Go
+	// runtime's fatal error ("fatal error: out of memory") on a line.
 	KindMemory
 	// KindGuest: the guest reported a failure in an orderly way (ActionFail,
 	// or a negative result from configure).

@@ -284,12 +284,23 @@ func (i *instance) invoke(fn api.Function, phase abi.Phase, ex host.Exchange, ti
 }
 
 // nearMemoryLimit guesses whether a failure came from the memory limit: a
-// failed memory.grow is not a trap, so the guest's allocator reports it (a Go
-// guest prints "out of memory" and exits).
+// failed memory.grow is not a trap, so the guest's allocator reports it (the
+// Go runtime ends with a line "fatal error: out of memory", after
+// "runtime: out of memory: cannot allocate ..." when the heap could not
+// grow). Only such a line counts: a guest that printed the words anywhere
+// and then failed otherwise was reported as out of memory.
 func (i *instance) nearMemoryLimit() bool {
 	limit := uint64(i.m.memLimit) * wasmPage
-	return i.mem != nil && uint64(i.mem.Size()) >= limit/8*7 ||
-		bytes.Contains(i.out.buf, []byte("out of memory"))
+	if i.mem != nil && uint64(i.mem.Size()) >= limit/8*7 {
+		return true
+	}
+	for line := range bytes.Lines(i.out.buf) {
+		if msg, ok := bytes.CutPrefix(line, []byte("fatal error: ")); ok && bytes.Contains(msg, []byte("out of memory")) ||
+			bytes.HasPrefix(line, []byte("runtime: out of memory:")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (i *instance) close() {

@@ -224,6 +224,8 @@ func TestMisbehavingGuests(t *testing.T) {
 		{"request:sleep", wasm.KindTimeout, "deadline", true},
 		{"request:digestloop", wasm.KindTimeout, "deadline", true},
 		{"request:grow", wasm.KindMemory, "out of memory", true},
+		{"request:bigalloc", wasm.KindMemory, "fatal error: out of memory", true},
+		{"request:oomtalk", wasm.KindTrap, "index out of range", true},
 		{"request:oob", wasm.KindTrap, "wedge.header_get: range", true},
 		{"request:fail", wasm.KindGuest, "deliberate failure", false},
 		{"request:badaction", wasm.KindGuest, "action 7 is none of Continue, Answer and Fail", false},

@@ -90,6 +90,12 @@ func misbehave(mode string) (sdk.Action, bool) {
 	case "bloat": // grow by 8 MiB and keep it: for the recycling test
 		sink = append(sink, make([]byte, 8<<20))
 		return sdk.Continue, true
+	case "bigalloc": // one allocation past the limit, from well below it
+		sink = append(sink, make([]byte, 100<<20))
+	case "oomtalk": // says "out of memory" without running out, then panics
+		println("out of memory? no")
+		var s []int
+		_ = s[counter+1]
 	}
 	return 0, false
 }
