@@ -49,9 +49,12 @@ func (f HandlerFunc) ServeOrigin(ctx context.Context, req *wire.Request, resp *w
 }
 
 // HTTP runs a net/http application in the origin's process. The application
-// sees what it would behind a proxy: the forwarded values as Wedge-Value-*
-// header fields (any the client sent are dropped), the client's address as
-// RemoteAddr, and ctx as the request's context. Its response is recorded
+// sees what it would behind a proxy: the header fields as Proxy passes them
+// on (X-Real-Ip, X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id the
+// edge's, X-Forwarded-For and Forwarded with the client appended), the
+// forwarded values as Wedge-Value-* header fields (any the client sent are
+// dropped), the client's address as RemoteAddr, and ctx as the request's
+// context. Its response is recorded
 // whole; Flush is accepted and does nothing. Informational responses it
 // writes (WriteHeader with 102-199) are recorded as interim responses.
 func HTTP(h http.Handler) Handler { return httpHandler{h} }
@@ -89,26 +92,13 @@ func (a httpHandler) ServeOrigin(ctx context.Context, req *wire.Request, resp *w
 		// Applications tell HTTPS by r.TLS; the edge terminated it.
 		hr.TLS = &tls.ConnectionState{}
 	}
-	conn := false
-	for i := range req.Header {
-		conn = conn || asciiEqualFold(req.Header[i].Name, "connection")
-	}
-	for i := range req.Header {
-		f := &req.Header[i]
-		// What a proxy would not pass on, the application does not see.
-		if dropRequestField(f) || (conn && listedInConnection(req.Header, f.Name)) {
-			continue
-		}
-		k := http.CanonicalHeaderKey(string(f.Name))
-		hr.Header[k] = append(hr.Header[k], string(f.Value))
-	}
-	for _, f := range req.Values {
-		if !abi.ValidToken(f.Name) || !abi.ValidHeaderValue(f.Value) {
-			continue
-		}
-		k := http.CanonicalHeaderKey(valuePrefix + string(f.Name))
-		hr.Header[k] = append(hr.Header[k], string(f.Value))
-	}
+	// The fields as Proxy passes them on: the edge's X-Forwarded-* and
+	// X-Real-Ip in place of the client's, which a framework trusting one
+	// proxy hop would take for the scheme, host and address.
+	forwardFields(req, nil, func(name, value []byte) {
+		k := http.CanonicalHeaderKey(string(name))
+		hr.Header[k] = append(hr.Header[k], string(value))
+	})
 	hr.ContentLength = int64(len(req.Body))
 	if len(req.Body) > 0 {
 		hr.Body = io.NopCloser(bytes.NewReader(req.Body))

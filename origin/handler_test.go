@@ -114,6 +114,44 @@ func TestHTTPAdapter(t *testing.T) {
 	}
 }
 
+// TestHTTPAdapterForwarded: an application in the origin's process sees the
+// forwarding fields as one behind Proxy does, the edge's scheme, host and
+// client in place of what the client claimed; it saw the client's own
+// X-Forwarded-Proto, X-Forwarded-Host and X-Real-Ip, which frameworks
+// trusting one proxy hop take for the scheme, host and address.
+func TestHTTPAdapterForwarded(t *testing.T) {
+	var seen http.Header
+	o := startOrigin(t, HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+	})), nil)
+	req := getReq("/who")
+	req.ID = wire.Bytes("edge-42")
+	for _, f := range [][2]string{
+		{"X-Real-IP", "6.6.6.6"},
+		{"X-Forwarded-Proto", "http"},
+		{"x-forwarded-host", "evil.example"},
+		{"X-Forwarded-For", "198.51.100.1"},
+		{"Forwarded", "for=198.51.100.1"},
+		{"X-Request-ID", "chosen-by-the-client"},
+	} {
+		req.AddHeader([]byte(f[0]), []byte(f[1]))
+	}
+	if resp := exchange(t, o.addr, o.codec, req); resp.Status != 200 {
+		t.Fatalf("got %d %q", resp.Status, resp.Body)
+	}
+	want := http.Header{
+		"X-Real-Ip":         {"192.0.2.7"},
+		"X-Forwarded-Proto": {"https"},
+		"X-Forwarded-Host":  {"app.example"},
+		"X-Forwarded-For":   {"198.51.100.1, 192.0.2.7"},
+		"Forwarded":         {"for=198.51.100.1, for=192.0.2.7;proto=https;host=app.example"},
+		"X-Request-Id":      {"edge-42"},
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("application saw\n%v\nwant (as behind Proxy)\n%v", seen, want)
+	}
+}
+
 func TestHTTPAdapterContext(t *testing.T) {
 	h := HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

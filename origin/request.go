@@ -18,14 +18,7 @@ var (
 )
 
 // buildRequest writes req into freq as an upstream will see it: the fields
-// in the order the client sent them, minus hop-by-hop ones and any a client
-// may not set (wire.Reserved: Wedge-Value-* in any spelling); then, from an
-// edge, X-Real-Ip, X-Forwarded-Proto and X-Forwarded-Host in place of the
-// client's; then X-Forwarded-For and Forwarded with the client appended; then
-// X-Request-Id, the envelope's ID (the one the edge's and the origin's logs
-// name the request by), in place of any a client sent, so an application
-// can log it and a client cannot choose it; then the forwarded values. b
-// is scratch space, returned for reuse.
+// forwardFields gives, after Host. b is scratch space, returned for reuse.
 //
 // Special-header handling is off so fasthttp writes every field as given,
 // in order and with its case, Host included, and adds only the body's
@@ -49,7 +42,24 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 	} else {
 		h.AddBytesKV(nameHost, append(b[:0], defaultHost...))
 	}
+	b = forwardFields(req, b, h.AddBytesKV)
+	// The envelope's body outlives freq, which only reads it.
+	freq.SetBodyRaw(req.Body)
+	return b
+}
 
+// forwardFields gives add the header fields an application behind the
+// origin sees, as a proxy passes them on (Proxy, and HTTP in the origin's
+// process): the fields in the order the client sent them, minus hop-by-hop
+// ones and any a client may not set (wire.Reserved: Wedge-Value-* in any
+// spelling); then, from an edge, X-Real-Ip, X-Forwarded-Proto and
+// X-Forwarded-Host in place of the client's; then X-Forwarded-For and
+// Forwarded with the client appended; then X-Request-Id, the envelope's ID
+// (the one the edge's and the origin's logs name the request by), in place
+// of any a client sent, so an application can log it and a client cannot
+// choose it; then the forwarded values. add keeps no reference to what it
+// is given. b is scratch space, returned for reuse.
+func forwardFields(req *wire.Request, b []byte, add func(name, value []byte)) []byte {
 	conn := false
 	for i := range req.Header {
 		if asciiEqualFold(req.Header[i].Name, "connection") {
@@ -72,15 +82,15 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 				asciiEqualFold(f.Name, "x-real-ip"))) {
 			continue
 		}
-		h.AddBytesKV(f.Name, f.Value)
+		add(f.Name, f.Value)
 	}
 	if edge {
-		h.AddBytesKV(nameXRealIP, req.Client)
+		add(nameXRealIP, req.Client)
 		if abi.ValidToken(req.Scheme) {
-			h.AddBytesKV(nameXFwdProto, req.Scheme)
+			add(nameXFwdProto, req.Scheme)
 		}
 		if len(req.Host) > 0 && abi.ValidHeaderValue(req.Host) {
-			h.AddBytesKV(nameXFwdHost, req.Host)
+			add(nameXFwdHost, req.Host)
 		}
 	}
 
@@ -92,7 +102,7 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 		b = append(b, req.Client...)
 	}
 	if len(b) > 0 {
-		h.AddBytesKV(nameXForwardedFor, b)
+		add(nameXForwardedFor, b)
 	}
 	b = joinFields(b[:0], req.Header, "forwarded")
 	if len(req.Client) > 0 {
@@ -102,10 +112,10 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 		b = appendForwarded(b, req)
 	}
 	if len(b) > 0 {
-		h.AddBytesKV(nameForwarded, b)
+		add(nameForwarded, b)
 	}
 	if len(req.ID) > 0 && abi.ValidHeaderValue(req.ID) {
-		h.AddBytesKV(nameXRequestID, req.ID)
+		add(nameXRequestID, req.ID)
 	}
 
 	for i := range req.Values {
@@ -114,10 +124,8 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 			continue
 		}
 		b = append(append(b[:0], valuePrefix...), v.Name...)
-		h.AddBytesKV(b, v.Value)
+		add(b, v.Value)
 	}
-	// The envelope's body outlives freq, which only reads it.
-	freq.SetBodyRaw(req.Body)
 	return b
 }
 
