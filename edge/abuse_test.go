@@ -522,6 +522,43 @@ func TestAbuseSmuggling(t *testing.T) {
 	served(t, n.Addr, "after the smuggling attempts")
 }
 
+// TestAbuseOriginFields: a field an application in the origin's process
+// sets with a name that is not a token, or a value with CR or LF, does not
+// reach the client: the edge wrote "Content-Length: 0, X" as a second
+// Content-Length line.
+func TestAbuseOriginFields(t *testing.T) {
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+		resp.Status = 200
+		resp.AddHeader([]byte("Content-Length: 0, X"), []byte("v"))
+		resp.AddHeader([]byte("X A"), []byte("b"))
+		resp.AddHeader([]byte("X-Split"), []byte("a\r\nSet-Cookie: evil=1"))
+		resp.AddHeader([]byte("X-Kept"), []byte("yes"))
+		resp.Body = append(resp.Body, "hello"...)
+	})).Addr
+	n := startNode(t, fmt.Sprintf("origins:\n  app: {addr: %q, key: %q}\nroutes:\n  - {path: /, origin: app}\n", addr, origintest.Key.Text()))
+	c, err := net.Dial("tcp4", n.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(raw))), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "hello" || resp.Header.Get("X-Kept") != "yes" ||
+		strings.Count(string(raw), "Content-Length") != 1 || strings.Contains(string(raw), "X A") ||
+		strings.Contains(string(raw), "X-Split") || strings.Contains(string(raw), "evil") {
+		t.Errorf("the client got\n%s", raw)
+	}
+}
+
 // TestAbuseHeaderInjection: a plugin that sets a response field with CR LF
 // in its value, or a name with ':' in it, gets an error from the host and
 // nothing of it reaches the client. The host's refusals are unit-tested in

@@ -184,6 +184,14 @@ func fromWire(wresp *wire.Response, resp *host.Response) {
 	}
 	all := sb.String()
 	for _, f := range wresp.Header {
+		// The origin's Proxy drops a malformed field, but a Handler of its
+		// own sets what it likes, and the write passes names and values to
+		// the client as given: "Content-Length: 0, X" would be a second
+		// Content-Length line. Such a field is dropped, as Proxy would.
+		if !abi.ValidToken(f.Name) || !abi.ValidHeaderValue(f.Value) {
+			all = all[len(f.Name)+len(f.Value):]
+			continue
+		}
 		name, rest := all[:len(f.Name)], all[len(f.Name):]
 		resp.Header.Add(name, rest[:len(f.Value)])
 		all = rest[len(f.Value):]
