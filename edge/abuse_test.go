@@ -607,6 +607,22 @@ routes:
 	}
 }
 
+// TestAbuseAbsoluteFormNoPath: an absolute-form target without a path is
+// for "/" (RFC 9112 §3.2.2), with a query or without; it was refused as a
+// path not in normal form, the path as received ("") differing from the
+// normalized one ("/").
+func TestAbuseAbsoluteFormNoPath(t *testing.T) {
+	log := &originLog{}
+	n := startNode(t, fmt.Sprintf("origins:\n  app: {addr: %q, key: %q}\nroutes:\n  - {path: /, origin: app}\n",
+		origintest.Start(t, log.handler()).Addr, origintest.Key.Text()))
+	for _, target := range []string{"http://api.example.com?x=1", "http://api.example.com"} {
+		resp, body, _, _ := exchange(t, n.Addr, "GET "+target+" HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n", 2*time.Second)
+		if resp.StatusCode != 200 || body != "GET / body=0" {
+			t.Errorf("GET %s: %d %q, want 200 from the origin as GET /", target, resp.StatusCode, body)
+		}
+	}
+}
+
 // TestAbusePathTricks: /public/ has no plugin, everything else is behind
 // auth. A path that routes to /public/ but that the origin could read as
 // another resource is refused; TestNodePathTricks covers "..", "%2e%2e",

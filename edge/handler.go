@@ -246,7 +246,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Error("400 Bad Request: backslash in the path\n", fasthttp.StatusBadRequest)
 		return
 	}
-	if !samePath(ctx.URI().PathOriginal(), ctx.Path()) {
+	if !samePath(rawPath(ctx), ctx.Path()) {
 		// Routing uses the normalized path, plugins and the origin the path
 		// as sent: with dot segments or "//" they name different resources
 		// (/public/../admin routes as /admin, an auth plugin sees /public/).
@@ -479,6 +479,22 @@ func headerLine(raw []byte) (line, rest []byte, crlf, ok bool) {
 	return line, rest, false, true
 }
 
+// rawPath is the request's path as received. An absolute-form target may
+// have none ("http://a.example?x=1"), which is "/" (RFC 9112 §3.2.2, as in
+// an origin-form target), as fasthttp normalizes it.
+func rawPath(ctx *fasthttp.RequestCtx) []byte {
+	path := ctx.URI().PathOriginal()
+	if i := bytes.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	if len(path) == 0 {
+		return slash
+	}
+	return path
+}
+
+var slash = []byte("/")
+
 // samePath reports whether raw, the path as received, percent-decodes to
 // norm, the path fasthttp normalized from it (decoded, with "//", "." and
 // ".." resolved). Decoding is fasthttp's: an invalid escape stays as is.
@@ -528,11 +544,7 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 		r.Scheme = "https"
 	}
 	r.Host = x.CopyString(ctx.Host())
-	path := ctx.URI().PathOriginal()
-	if i := bytes.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	r.Path = x.CopyString(path)
+	r.Path = x.CopyString(rawPath(ctx))
 	r.RawQuery = x.CopyString(ctx.URI().QueryString())
 	r.Proto = x.CopyString(ctx.Request.Header.Protocol())
 	x.scratch = appendAddr(x.scratch[:0], ctx.RemoteAddr())
