@@ -387,7 +387,8 @@ func TestAbuseOversized(t *testing.T) {
 }
 
 // TestAbuseMalformed: requests that are not HTTP/1.1 as RFC 9112 has it get
-// a 400 (505 for another major version) and the connection is closed.
+// a 400 (505 for a version other than 1.0 and 1.1) and the connection is
+// closed.
 func TestAbuseMalformed(t *testing.T) {
 	n, log := startAbused(t, "")
 	const host = "Host: api.example.com\r\n"
@@ -404,6 +405,10 @@ func TestAbuseMalformed(t *testing.T) {
 		{"HTTP/2.0", "GET /api/x HTTP/2.0\r\n" + host + "\r\n", 505},
 		{"HTTP/9.9", "GET /api/x HTTP/9.9\r\n" + host + "\r\n", 505},
 		{"HTTP/0.9", "GET /api/x HTTP/0.9\r\n" + host + "\r\n", 505},
+		// RFC 9110 §2.5 would have 1.2 processed as 1.1; fasthttp takes it
+		// for 1.0 (no chunked, no keep-alive, no upgrade), so it is refused.
+		{"HTTP/1.2", "GET /api/x HTTP/1.2\r\n" + host + "\r\n", 505},
+		{"HTTP/1.9", "GET /api/x HTTP/1.9\r\n" + host + "\r\n", 505},
 		// RFC 9112 §3.2: a 1.1 request without Host, or with two, is a 400.
 		{"no Host", "GET /api/x HTTP/1.1\r\n\r\n", 400},
 		{"two Hosts", "GET /api/x HTTP/1.1\r\n" + host + "Host: other.example.com\r\n\r\n", 400},

@@ -338,7 +338,10 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 // lenient reports what fasthttp accepts but RFC 9110/9112 do not, or allow
 // only as a choice that is safer refused at an edge:
 //   - a major version other than 1: fasthttp answers HTTP/2.0 or HTTP/9.9
-//     as 1.0; RFC 9112 §2.3 lets a server refuse it with 505;
+//     as 1.0; RFC 9112 §2.3 lets a server refuse it with 505; and a minor
+//     version past 1, which RFC 9110 §2.5 would have processed as 1.1 but
+//     fasthttp takes for 1.0 (chunked refused, no keep-alive, no upgrade):
+//     505 too, rather than 1.1 framing read as 1.0's;
 //   - a field name that is not a token (RFC 9110 §5.1): fasthttp takes
 //     "X A: b" and would pass the name on;
 //   - a bare LF ending a field line: RFC 9112 §2.2 allows reading it as a
@@ -360,8 +363,8 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 // never runs the chain, so it cannot fail later as a 502 that counts
 // against plugin health.
 func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
-	if p := ctx.Request.Header.Protocol(); (len(p) < 6 || p[5] != '1') && !viaFrontDoor(ctx) {
-		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.x"
+	if p := ctx.Request.Header.Protocol(); (len(p) != len("HTTP/1.1") || p[5] != '1' || p[7] != '0' && p[7] != '1') && !viaFrontDoor(ctx) {
+		return fasthttp.StatusHTTPVersionNotSupported, "only HTTP/1.0 and HTTP/1.1"
 	}
 	if bytes.IndexByte(ctx.Request.Header.Host(), '@') >= 0 || bytes.IndexByte(authority(ctx.Request.Header.RequestURI()), '@') >= 0 {
 		return fasthttp.StatusBadRequest, "userinfo in the host"
