@@ -527,6 +527,55 @@ func TestAbuseSmuggling(t *testing.T) {
 	served(t, n.Addr, "after the smuggling attempts")
 }
 
+// TestAbuseTrailers: fasthttp parses a chunked body's trailer section
+// leniently (a bare LF, obs-fold, whitespace in or before a name) and took
+// what followed for the next request, which a parser before the edge may
+// read as part of this one: it was served. The connection now closes after
+// the answer to any chunked request, whether its body is read whole or
+// streamed, well-formed trailer or not, so nothing after one is served.
+func TestAbuseTrailers(t *testing.T) {
+	const smuggled = "GET /api/smuggled HTTP/1.1\r\nHost: api.example.com\r\n\r\n"
+	head := "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+	big := strings.Repeat("b", 5000) // past stream_threshold: streamed
+	for _, limits := range []string{"", "stream_threshold: 1024"} {
+		n, log := startAbused(t, limits)
+		for _, body := range []string{"5\r\nhello\r\n", fmt.Sprintf("%x\r\n%s\r\n", len(big), big)} {
+			for _, tc := range []struct{ name, tail string }{
+				{"well-formed trailer", "0\r\nX-T: a\r\nX-U:b \r\n\r\n"},
+				{"bare LF ending the section", "0\r\n\n"},
+				{"bare LF ending a field", "0\r\nX-T: a\nX-U: b\r\n\r\n"},
+				{"obs-fold", "0\r\nX-T: a\r\n b\r\n\r\n"},
+				{"space in a name", "0\r\nX T: a\r\n\r\n"},
+				{"space before the colon", "0\r\nX-T : a\r\n\r\n"},
+				{"tab before a name", "0\r\n\tX-T: a\r\n\r\n"},
+				{"bare LF after the last chunk", "0\n\r\n"},
+			} {
+				name := fmt.Sprintf("%q, %d-byte body, %s", limits, len(body), tc.name)
+				_, _, rest, closed := exchange(t, n.Addr, head+body+tc.tail+smuggled, 2*time.Second)
+				if !closed || rest != "" {
+					t.Errorf("%s: closed %t, then %.40q; want the connection closed after the answer", name, closed, rest)
+				}
+			}
+		}
+		// Pipelined behind another request: two answers, then closed.
+		c, err := net.Dial("tcp4", n.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /api/first HTTP/1.1\r\nHost: api.example.com\r\n\r\n"+head+"5\r\nhello\r\n0\r\n\n"+smuggled)
+		raw, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || strings.Count(string(raw), "HTTP/1.1 ") != 2 {
+			t.Errorf("%q, pipelined: %v, %q; want two answers, then the connection closed", limits, err, raw)
+		}
+		if c := log.seen("/api/smuggled"); c != 0 {
+			t.Errorf("%q: a smuggled request reached the origin %d times", limits, c)
+		}
+		served(t, n.Addr, "after the trailers")
+	}
+}
+
 // TestAbuseOriginFields: a field an application in the origin's process
 // sets with a name that is not a token, or a value with CR or LF, does not
 // reach the client: the edge wrote "Content-Length: 0, X" as a second
