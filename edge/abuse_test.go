@@ -415,6 +415,14 @@ func TestAbuseMalformed(t *testing.T) {
 		// RFC 9110 §4.2.4: no userinfo; fasthttp routed "u@a" as a.
 		{"userinfo in Host", "GET /api/x HTTP/1.1\r\nHost: u:p@api.example.com\r\n\r\n", 400},
 		{"userinfo in an absolute target", "GET http://u@api.example.com/api/x HTTP/1.1\r\n" + host + "\r\n", 400},
+		// RFC 9112 §3.2: a Host that is not a uri-host and port is a 400.
+		{"non-ASCII Host", "GET /api/x HTTP/1.1\r\nHost: api.\u212Axample.com\r\n\r\n", 400},
+		{"invalid UTF-8 in Host", "GET /api/x HTTP/1.1\r\nHost: api\xff.example.com\r\n\r\n", 400},
+		{"path in Host", "GET /x HTTP/1.1\r\nHost: api.example.com/api\r\n\r\n", 400},
+		{"query in Host", "GET /api/x HTTP/1.1\r\nHost: api.example.com?a=1\r\n\r\n", 400},
+		{"letter in the port", "GET /api/x HTTP/1.1\r\nHost: api.example.com:8o\r\n\r\n", 400},
+		{"bad escape in Host", "GET /api/x HTTP/1.1\r\nHost: api.example.com%zz\r\n\r\n", 400},
+		{"non-ASCII absolute target", "GET http://api.\u212Axample.com/api/x HTTP/1.1\r\n" + host + "\r\n", 400},
 		{"NUL in a value", "GET /api/x HTTP/1.1\r\n" + host + "X-A: a\x00b\r\n\r\n", 400},
 		{"NUL in a name", "GET /api/x HTTP/1.1\r\n" + host + "X-\x00A: a\r\n\r\n", 400},
 		{"control in a value", "GET /api/x HTTP/1.1\r\n" + host + "X-A: a\x01b\r\n\r\n", 400},
@@ -748,6 +756,67 @@ routes:
 	st, _, body := n.do(t, "GET", "api.example.com", "/admin/x", nil, "Authorization", "Bearer "+jwstest.UserToken(jwtSecret, "ops"))
 	if st != 200 || !strings.HasPrefix(body, "GET /admin/x") {
 		t.Errorf("with a token: %d %q", st, body)
+	}
+}
+
+// TestAbuseCacheHostKeys: a Host the router does not route as a named
+// route's host never keys as that host. The cache key lowered hosts with
+// Unicode case folding, where the Kelvin sign (U+212A) is "k": a request
+// for "\u212Aite.test", routed to the catch-all's origin, stored its answer
+// under kite.test's key, which kite.test's route then served. Such a Host
+// is refused now, and its escaped form, which is a valid reg-name the
+// catch-all serves, keys apart; so do a path or query in the Host.
+func TestAbuseCacheHostKeys(t *testing.T) {
+	start := func(name string) string {
+		return origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+			resp.Status = 200
+			resp.AddHeader([]byte("Cache-Control"), []byte("max-age=60"))
+			resp.Body = fmt.Appendf(resp.Body, "%s %s%s", name, req.Host, req.Path)
+		})).Addr
+	}
+	cache := plugins(t)["cache"]
+	n := startNode(t, fmt.Sprintf(`
+origins:
+  kite: {addr: %q, key: %q}
+  other: {addr: %q, key: %q}
+routes:
+  - host: kite.test
+    path: /
+    origin: kite
+    chain: [{file: %q}]
+  - path: /
+    origin: other
+    chain: [{file: %q}]
+`, start("kite"), origintest.Key.Text(), start("other"), origintest.Key.Text(), cache, cache))
+	for _, tc := range []struct {
+		host, target string
+		status       int
+		victim       string // the target kite.test's route must still serve itself
+	}{
+		{"\u212Aite.test", "/page", 400, "/page"},
+		{"\xffkite.test", "/page", 400, "/page"},
+		{"%E2%84%AAite.test", "/page", 200, "/page"},
+		{"kite.test/admin", "/index.html", 400, "/admin/index.html"},
+		{"kite.test?a=1", "/", 400, "/"},
+	} {
+		resp, body := n.raw(t, "GET "+tc.target+" HTTP/1.1\r\nHost: "+tc.host+"\r\n\r\n")
+		if resp.StatusCode != tc.status || tc.status == 200 && !strings.HasPrefix(body, "other ") {
+			t.Errorf("Host %q: %d %q, want %d (from the catch-all for 200)", tc.host, resp.StatusCode, body, tc.status)
+		}
+		resp, body = n.raw(t, "GET "+tc.victim+" HTTP/1.1\r\nHost: kite.test\r\n\r\n")
+		if want := "kite kite.test" + tc.victim; resp.StatusCode != 200 || body != want {
+			t.Errorf("after Host %q, kite.test%s: %d %q, want %q", tc.host, tc.victim, resp.StatusCode, body, want)
+		}
+	}
+	// Valid hosts in other forms are served as they were.
+	for _, host := range []string{"KITE.test:80", "kite.test.", "[::1]:8080", "127.0.0.1", "a-b_c~d!$&'()*+,;=.test"} {
+		want := "other"
+		if strings.HasPrefix(strings.ToLower(host), "kite") {
+			want = "kite"
+		}
+		if resp, body := n.raw(t, "GET /p HTTP/1.1\r\nHost: "+host+"\r\n\r\n"); resp.StatusCode != 200 || !strings.HasPrefix(body, want+" ") {
+			t.Errorf("Host %q: %d %q, want %s's answer", host, resp.StatusCode, body, want)
+		}
 	}
 }
 

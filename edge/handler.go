@@ -354,7 +354,12 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 //   - userinfo in the Host or an absolute-form target: fasthttp drops it
 //     and routes "u@a" as a, where RFC 9112 §3.2 wants a 400 for an
 //     invalid Host, and RFC 9110 §4.2.4 an error for userinfo in an
-//     http(s) URI (a parser before the edge may read the host as u).
+//     http(s) URI (a parser before the edge may read the host as u);
+//   - any other Host or absolute-form authority that is not a uri-host
+//     and optional port (RFC 3986 §3.2.2; RFC 9112 §3.2 wants a 400):
+//     fasthttp takes "kite.test/admin" or a raw non-ASCII name, which a
+//     cache key, a log or the origin may read as a host the router did
+//     not route (validHost).
 //
 // It reads the header section as received, the lines fromHTTP passes on as
 // one field each, and also answers 431 for more header fields than an
@@ -368,6 +373,9 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 	}
 	if bytes.IndexByte(ctx.Request.Header.Host(), '@') >= 0 || bytes.IndexByte(authority(ctx.Request.Header.RequestURI()), '@') >= 0 {
 		return fasthttp.StatusBadRequest, "userinfo in the host"
+	}
+	if !validHost(ctx.Request.Header.Host()) || !validHost(authority(ctx.Request.Header.RequestURI())) {
+		return fasthttp.StatusBadRequest, "invalid host"
 	}
 	// The header section as received, after the request line, one field
 	// per line as fromHTTP passes them on.
@@ -404,6 +412,59 @@ func lenient(ctx *fasthttp.RequestCtx) (status int, msg string) {
 		raw = rest
 	}
 	return 0, ""
+}
+
+// validHost reports whether h is a uri-host with an optional port, as
+// RFC 3986 §3.2.2 has them: an IP-literal in brackets (its characters:
+// unreserved, sub-delims and ':'; a zone is not for HTTP, RFC 9110 §4.2),
+// or a reg-name, IPv4address included: unreserved, sub-delims and
+// percent-escapes; then ':' and digits. Empty is valid: RFC 9112 §3.2 has
+// a request whose target has no authority send an empty Host.
+func validHost(h []byte) bool {
+	if len(h) > 0 && h[0] == '[' {
+		i := bytes.IndexByte(h, ']')
+		if i < 0 {
+			return false
+		}
+		for _, c := range h[1:i] {
+			if !unreservedByte(c) && !subDelim(c) && c != ':' {
+				return false
+			}
+		}
+		h = h[i+1:]
+		if len(h) > 0 && h[0] != ':' {
+			return false
+		}
+	}
+	for i := 0; i < len(h); i++ {
+		switch c := h[i]; {
+		case c == ':':
+			for _, d := range h[i+1:] {
+				if d < '0' || d > '9' {
+					return false
+				}
+			}
+			return true
+		case c == '%':
+			if i+2 >= len(h) || !isHexByte(h[i+1]) || !isHexByte(h[i+2]) {
+				return false
+			}
+			i += 2
+		case !unreservedByte(c) && !subDelim(c):
+			return false
+		}
+	}
+	return true
+}
+
+func unreservedByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func subDelim(c byte) bool { return strings.IndexByte("!$&'()*+,;=", c) >= 0 }
+
+func isHexByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // answeredHere answers the requests the edge does not forward:

@@ -18,9 +18,11 @@ import (
 // Key is the primary key: scheme, host and target, the path and query as
 // the client sent them (percent-encoded, query members in their order),
 // in the form RFC 3986 §6.2.2 and RFC 9110 §4.2.3 make equivalent URIs
-// share: the scheme and host in lower case, the host without a trailing
-// dot or the scheme's default port, and percent-escapes in upper case. A
-// purge of one form then reaches what a request in another stored. GET
+// share: the scheme and host in lower case (ASCII letters only, as hosts
+// are routed; a non-ASCII byte is percent-encoded), the host without a
+// trailing dot or the scheme's default port, and percent-escapes in upper
+// case. A purge of one form then reaches what a request in another
+// stored. GET
 // and HEAD share it: a HEAD is answered from a stored GET. A change of
 // format takes a new prefix.
 //
@@ -110,20 +112,22 @@ func AppendURLKey(dst []byte, u *url.URL) []byte {
 	return AppendKey(dst, u.Scheme, u.Host, path, u.RawQuery)
 }
 
-// appendLower appends s lowercased as strings.ToLower does for ASCII;
-// anything else goes through strings.ToLower.
+// appendLower appends s with its ASCII letters in lower case, as the
+// edge's router matches hosts, and percent-encodes controls, space, DEL,
+// '%' and non-ASCII bytes. Unicode case folding would make another host of
+// this one: the Kelvin sign (U+212A) lowers to "k" and every invalid UTF-8
+// byte to U+FFFD, so a Host routed to one origin would key as a host
+// routed to another. fasthttp and net/url hand over a host decoded
+// ("%E2%84%AA" as the sign's bytes, "%25" as '%'), so '%' is escaped too,
+// or "a%25E2" would key as "a\xE2".
 func appendLower(dst []byte, s string) []byte {
+	const upper = "0123456789ABCDEF"
 	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return append(dst, strings.ToLower(s)...)
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '%' {
+			dst = append(dst, '%', upper[c>>4], upper[c&15])
+		} else {
+			dst = append(dst, lowerASCII(c))
 		}
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
 	}
 	return dst
 }
@@ -142,10 +146,31 @@ func SameOriginKey(scheme, host, path, query, ref string) (string, bool) {
 		return "", false
 	}
 	u := base.ResolveReference(r)
-	if !strings.EqualFold(u.Scheme, base.Scheme) || !strings.EqualFold(u.Host, base.Host) {
+	if !equalASCIIFold(u.Scheme, base.Scheme) || !equalASCIIFold(u.Host, base.Host) {
 		return "", false
 	}
 	return string(AppendURLKey(nil, u)), true
+}
+
+// equalASCIIFold is strings.EqualFold for ASCII letters only, as keys and
+// the router compare hosts: EqualFold takes the Kelvin sign for "k".
+func equalASCIIFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // VariantKey is the secondary key of one variant of the primary key.

@@ -27,6 +27,12 @@ func TestKeyEquivalentForms(t *testing.T) {
 		{[4]string{"https", "shop.example", "/caf", ""}, [4]string{"https", "shop.example", "/CAF", ""}},
 		{[4]string{"https", "shop.example", "/a%3Fb", ""}, [4]string{"https", "shop.example", "/a?b", ""}},
 		{[4]string{"https", "shop.example", "/a%", ""}, [4]string{"https", "shop.example", "/a%25", ""}},
+		// Hosts are lowered as the router lowers them, ASCII only: Unicode
+		// folds the Kelvin sign (U+212A) to "k", and invalid UTF-8 bytes all
+		// to U+FFFD, so another route's host would key as this one's.
+		{[4]string{"https", "kite.test", "/p", ""}, [4]string{"https", "\u212Aite.test", "/p", ""}},
+		{[4]string{"https", "\xffkite.test", "/p", ""}, [4]string{"https", "\xfekite.test", "/p", ""}},
+		{[4]string{"https", "a\xe2", "/p", ""}, [4]string{"https", "a%E2", "/p", ""}},
 	} {
 		if ka, kb := Key(c.a[0], c.a[1], c.a[2], c.a[3]), Key(c.b[0], c.b[1], c.b[2], c.b[3]); ka == kb {
 			t.Errorf("%q and %q: one key %q, want two", c.a, c.b, ka)
@@ -34,5 +40,19 @@ func TestKeyEquivalentForms(t *testing.T) {
 	}
 	if got, want := Key("https", "Example.com.:443", "/a%2fb", "y=2&x=1"), "wc1\x00https://example.com/a%2Fb?y=2&x=1"; got != want {
 		t.Errorf("Key = %q, want %q", got, want)
+	}
+	if got, want := Key("https", "\u212Aite.Test", "/", ""), "wc1\x00https://%E2%84%AAite.test/"; got != want {
+		t.Errorf("Key = %q, want %q", got, want)
+	}
+}
+
+// TestSameOriginKeyASCIIHost: a Location on another host is not the
+// request's origin however Unicode folds it; the Kelvin sign is not "k".
+func TestSameOriginKeyASCIIHost(t *testing.T) {
+	if k, ok := SameOriginKey("https", "\u212Aite.test", "/a", "", "https://kite.test/b"); ok {
+		t.Errorf("Location on kite.test from \u212Aite.test: same origin, key %q", k)
+	}
+	if k, ok := SameOriginKey("https", "Kite.test", "/a", "", "https://kite.TEST/b"); !ok || k != "wc1\x00https://kite.test/b" {
+		t.Errorf("Location on kite.TEST from Kite.test: %q, %t; want its key", k, ok)
 	}
 }
