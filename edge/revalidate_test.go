@@ -220,6 +220,54 @@ func TestEdgeRange(t *testing.T) {
 	}
 }
 
+// TestEdgePreconditionAnswersNotStored: a 416 for one client's Range past
+// the end and a 412 for its failed If-Match answer that request, not the
+// URL: with the freshness an origin gives every response (nginx's
+// add_header ... always), they were stored and served to every plain GET.
+func TestEdgePreconditionAnswersNotStored(t *testing.T) {
+	const body = "console.log('app');"
+	var hits atomic.Int64
+	n := startCacheStack(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "public, max-age=31536000")
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("Range") != "" {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", len(body)))
+			w.WriteHeader(416)
+			return
+		}
+		if im := r.Header.Get("If-Match"); im != "" && im != `"v1"` {
+			w.WriteHeader(412)
+			return
+		}
+		fmt.Fprint(w, body)
+	}))
+	for _, tc := range []struct {
+		path, fields string
+		status       int
+	}{
+		{"/range.js", "Range: bytes=999999-\r\n", 416},
+		{"/match.js", "If-Match: \"nope\"\r\n", 412},
+	} {
+		resp, _ := n.raw(t, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n"+tc.fields+"\r\n")
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s with %q: %d, want the origin's %d", tc.path, tc.fields, resp.StatusCode, tc.status)
+		}
+		if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "detail=status") {
+			t.Errorf("%s with %q: Cache-Status %q, want it not stored for its status", tc.path, tc.fields, cs)
+		}
+		for i := range 2 { // the first from the origin, stored; the second from the cache
+			resp, got := n.raw(t, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			if resp.StatusCode != 200 || got != body {
+				t.Errorf("%s after a %d, plain GET %d: %d %q, want the 200", tc.path, tc.status, i, resp.StatusCode, got)
+			}
+		}
+	}
+	if h := hits.Load(); h != 4 {
+		t.Errorf("the application got %d requests, want 4: two refused, two 200s stored", h)
+	}
+}
+
 // TestEdgeRevalidationKeepsContentType: a 304 without Content-Type (as
 // applications send it) leaves a stored image an image; when the origin
 // service listed fasthttp's default text/plain on the 304, the cache

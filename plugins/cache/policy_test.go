@@ -223,6 +223,11 @@ var storeCases = []struct {
 	{"9111 §3", "GET", 299, "", h("Cache-Control", "max-age=60"), false, whyStatus},
 	{"9111 §3", "GET", 304, "", h("Cache-Control", "max-age=60"), false, whyStatus},
 	{"9111 §3.3", "GET", 206, "", h("Cache-Control", "max-age=60"), false, whyPartialCache},
+	// A 412 or 416 answers the request's preconditions or range, which the
+	// key does not hold, whatever freshness the origin gives it.
+	{"9110 §15.5.13", "GET", 412, "", h("Cache-Control", "public, max-age=60"), false, whyStatus},
+	{"9110 §15.5.17", "GET", 416, "", h("Cache-Control", "public, max-age=31536000"), false, whyStatus},
+	{"9110 §15.5.17", "GET", 416, "", h("Expires", httpDate(t0.Add(time.Hour))), false, whyStatus},
 	{"9111 §5.2.2.5", "GET", 200, "", h("Cache-Control", "no-store, max-age=60"), false, whyNoStore},
 	{"9111 §5.2.2.3", "GET", 200, "", h("Cache-Control", "must-understand, no-store, max-age=60"), false, okStore},
 	{"9111 §5.2.2.3", "GET", 299, "", h("Cache-Control", "must-understand, no-store, max-age=60"), false, whyStatus},

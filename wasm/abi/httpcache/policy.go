@@ -547,7 +547,8 @@ const (
 	WhySetCookie    = "set-cookie"
 )
 
-// Storable decides RFC 9111 §3 for a shared cache: method, status,
+// Storable decides RFC 9111 §3 for a shared cache: method, status (not
+// 206, 304, 412 or 416, which answer the request's fields, not the URL),
 // no-store (with must-understand, §5.2.2.3), private, Authorization (§3.5),
 // and that the response has explicit freshness or a heuristically cacheable
 // status. Vary: * is refused too: it can never be reused (§4.1). So is
@@ -561,7 +562,18 @@ func Storable(method string, status int, req Directives, p ResponsePolicy, hasAu
 		return WhyMethod
 	case status == 206:
 		return WhyPartialCache // no range support: §3.3 would have to combine parts
-	case !UnderstoodStatus(status) || status == 304:
+	case !UnderstoodStatus(status) || status == 304 || status == 412 || status == 416:
+		// 304, 412 and 416 answer the request's own fields (a validator, a
+		// failed If-Match or If-Unmodified-Since, a Range past the end),
+		// not the resource, and the key holds none of those fields: stored
+		// under the URL, one client's precondition or range would answer
+		// every client's plain GET. Any other status a request with such
+		// fields gets is the resource's, as to a GET without them: a 200
+		// is the whole representation (an origin may ignore Range, and a
+		// failed If-Range asks for it), and a 404 or a redirect does not
+		// depend on them (RFC 9110 §13.2.1 evaluates preconditions only
+		// for an answer that would otherwise be 2xx or 412), so those are
+		// stored as usual.
 		return WhyStatus
 	case req.NoStore:
 		return WhyReqNoStore
