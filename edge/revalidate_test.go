@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,6 +266,94 @@ func TestEdgePreconditionAnswersNotStored(t *testing.T) {
 	}
 	if h := hits.Load(); h != 4 {
 		t.Errorf("the application got %d requests, want 4: two refused, two 200s stored", h)
+	}
+}
+
+// TestEdgePurgeDuringRevalidation: an unconditional GET whose stale entry
+// is purged while the cache's own revalidation of it (If-None-Match it
+// added) is at the origin gets the entry freshened by the 304, not the
+// origin's bare 304 to a conditional the client never sent; and the purge
+// keeps it out of the cache: the next GET fetches it afresh.
+func TestEdgePurgeDuringRevalidation(t *testing.T) {
+	var hits atomic.Int64
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // never leave the application waiting
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=0") // stored, stale at once
+		w.Header().Set("ETag", `"v1"`)
+		if r.Header.Get("If-None-Match") == `"v1"` {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			w.WriteHeader(304)
+			return
+		}
+		fmt.Fprint(w, "v1 body")
+	})
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: app}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	n := startNode(t, fmt.Sprintf(`
+admin: {token: s3cret}
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - path: /
+    origin: app
+    chain: [{file: %q}]
+`, origintest.Start(t, proxy).Addr, origintest.Key.Text(), plugins(t)["cache"]))
+	const get = "GET /doc HTTP/1.1\r\nHost: x\r\n\r\n"
+	if resp, body := n.raw(t, get); resp.StatusCode != 200 || body != "v1 body" {
+		t.Fatalf("miss: %d %q", resp.StatusCode, body)
+	}
+
+	type answer struct {
+		status   int
+		body, cs string
+		err      error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://x/doc")
+		hc := &fasthttp.HostClient{Addr: n.Addr}
+		err := hc.DoTimeout(req, resp, 10*time.Second)
+		done <- answer{resp.StatusCode(), string(resp.Body()), string(resp.Header.Peek("Cache-Status")), err}
+	}()
+	select {
+	case <-started: // the cache's revalidation is at the application
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stale entry was not revalidated")
+	}
+	if resp := n.post(t, "/purge?url="+url.QueryEscape("http://x/doc"), "s3cret"); resp.StatusCode != 200 {
+		t.Fatalf("purge: %d", resp.StatusCode)
+	}
+	once.Do(func() { close(release) })
+	a := <-done
+	if a.err != nil || a.status != 200 || a.body != "v1 body" {
+		t.Errorf("unconditional GET revalidated across a purge: %d %q, Cache-Status %q, %v; want the freshened 200", a.status, a.body, a.cs, a.err)
+	}
+	if resp, body := n.raw(t, get); resp.StatusCode != 200 || body != "v1 body" || !strings.Contains(resp.Header.Get("Cache-Status"), "fwd=uri-miss") {
+		t.Errorf("after the purge: %d %q, Cache-Status %q; want a miss", resp.StatusCode, body, resp.Header.Get("Cache-Status"))
+	}
+	if h := hits.Load(); h != 3 {
+		t.Errorf("the application got %d requests, want 3", h)
 	}
 }
 

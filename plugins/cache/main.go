@@ -321,19 +321,19 @@ func (c *cache) freshen(req sdk.Request, resp sdk.Response, st *httpcache.State)
 		fields = append(fields, headerField{n, h.Values(n)})
 	}
 	etag := h.Get("ETag")
-	var stored string
-	if _, mb, ok := sdk.CacheLookup([]byte(st.EntryKey)); ok {
-		if m, ok := httpcache.DecodeMeta(mb); ok {
-			stored = m.ETag
-		}
-	}
 	status, err := sdk.CacheServe([]byte(st.EntryKey))
 	if err != nil {
-		// Evicted since the request phase: the 304 answers conditionals the
-		// client never sent, so say so rather than pretend.
+		// The host keeps the entry cache_request validated for the
+		// exchange's cache_serve however the store lost it
+		// (wasm/abi/README.md, cache_request); a host whose exchange
+		// cannot (host.EntryHolder) leaves nothing to serve, and the 304
+		// answers conditionals the client never sent, so say so rather
+		// than pretend.
 		return c.report(h, httpcache.CacheStatus{Fwd: "stale", FwdStatus: 304, Detail: "entry-lost"})
 	}
-	if etag != "" && stored != "" && etag != stored {
+	// The stored ETag is the served response's own: the entry may be one
+	// only the exchange still holds, which cache_lookup does not see.
+	if stored := h.Get("ETag"); etag != "" && stored != "" && etag != stored {
 		// §4.3.4: a 304 naming another representation updates nothing. The
 		// client asked unconditionally, so it gets the stored response this
 		// once, and the entry goes so the next request fetches afresh.

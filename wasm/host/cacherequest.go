@@ -106,6 +106,20 @@ type CacheForwarding interface{ CacheForwarded() }
 // Foreground is true, so that cache_request validates in the foreground.
 type Foreground interface{ Foreground() bool }
 
+// EntryHolder is implemented by an Exchange that keeps the entry
+// cache_request forwarded a validation of (MemExchange does, and so the
+// edge's): cache_serve of its key serves it for the rest of the exchange
+// when the store no longer has it, so that the response phase freshens it
+// with the origin's 304; a purge, an eviction or the end of its keep
+// window while the origin answered left an unconditional request with the
+// origin's bare 304 to validators the client never sent. Storing it again
+// is still up to the store: a purge since the fetch began keeps it out
+// (MemCache.Set).
+type EntryHolder interface {
+	HoldEntry(key []byte, e *CacheEntry)
+	HeldEntry(key []byte) (*CacheEntry, bool)
+}
+
 // CacheRequest implements abi.Host.
 func (c *Call) CacheRequest(name []byte) int32 {
 	if c.phase != abi.PhaseRequest {
@@ -204,6 +218,9 @@ func (c *Call) CacheRequest(name []byte) int32 {
 		return c.cacheForward(&st, rq, name)
 	}
 	st.EntryKey = bytesView(entry)
+	if h, ok := c.ex.(EntryHolder); ok {
+		h.HoldEntry(entry, e)
+	}
 	if !st.ClientCond {
 		// §4.3.1: validate with the stored validators. A client's own
 		// conditionals are left alone: its 304 is then passed through.

@@ -91,6 +91,52 @@ func TestCacheRequest(t *testing.T) {
 	}
 }
 
+// TestCacheRequestHoldsValidatedEntry: the entry cache_request forwards a
+// validation of stays the exchange's to freshen with the origin's 304
+// though the store lost it meanwhile (a purge here; an eviction or the end
+// of its keep window alike): without it, the response phase had nothing
+// to serve, and an unconditional GET got the origin's bare 304 to the
+// validators the host had added. cache_serve serves it; cache_lookup and
+// other keys do not find it.
+func TestCacheRequestHoldsValidatedEntry(t *testing.T) {
+	f, req := cacheRequestFixture(t)
+	f.now = f.now.Add(2 * time.Minute) // stale: validated with If-None-Match
+	f.ex.Req = req
+	if got := f.call.CacheRequest([]byte("edge")); got != httpcache.Forward {
+		t.Fatalf("CacheRequest = %d, want Forward", got)
+	}
+	v, _ := f.ex.Vals.Get([]byte(httpcache.StateKey))
+	st, ok := httpcache.DecodeState(string(v))
+	if !ok || st.EntryKey == "" || st.ClientCond {
+		t.Fatalf("state %q: want a validation of its own", v)
+	}
+	key := []byte(st.EntryKey)
+	if n := f.env.Cache.Purge(key); n != 1 {
+		t.Fatalf("purge removed %d entries", n)
+	}
+	f.call.Reset(f.env, abi.PhaseResponse, f.ex)
+	f.ex.Resp = Response{Status: 304}
+	// What the plugin decides from the store (its Vary generation) sees
+	// the purge.
+	if n := f.call.CacheLookup(key, nil); n != abi.ErrNotFound {
+		t.Errorf("cache_lookup of the purged key = %d, want ErrNotFound", n)
+	}
+	if got := f.call.CacheServe(key); got != 200 || string(f.ex.Resp.Body) != "0123456789" {
+		t.Errorf("cache_serve of the validated key = %d %q, want the held 200", got, f.ex.Resp.Body)
+	}
+	other := httpcache.AppendKey(nil, req.Scheme, req.Host, "/other", "")
+	if got := f.call.CacheServe(other); got != abi.ErrNotFound {
+		t.Errorf("cache_serve of another key = %d, want ErrNotFound", got)
+	}
+	if _, ok := f.env.Cache.Get(key); ok {
+		t.Errorf("serving the held entry put it back in the store")
+	}
+	f.ex.Reset()
+	if got := f.call.CacheServe(key); got != abi.ErrNotFound {
+		t.Errorf("cache_serve after the exchange's reset = %d, want ErrNotFound", got)
+	}
+}
+
 func TestCacheRequestRefuses(t *testing.T) {
 	f, req := cacheRequestFixture(t)
 	f.ex.Req = req

@@ -390,9 +390,19 @@ type BodyStreamer interface {
 	StoreAfter(cache Cache, key []byte, e *CacheEntry) bool
 }
 
-// CacheServe implements abi.Host.
+// CacheServe implements abi.Host. A key the store no longer has serves
+// the entry the exchange holds under it (EntryHolder). cache_lookup does
+// not see that entry: what a plugin decides from the store (a Vary
+// generation, a stale-if-error) must see the purge.
 func (c *Call) CacheServe(key []byte) int32 {
 	e, errno := c.cached(key)
+	if errno == abi.ErrNotFound {
+		if h, ok := c.ex.(EntryHolder); ok {
+			if held, ok := h.HeldEntry(key); ok {
+				e, errno = held, 0
+			}
+		}
+	}
 	if e == nil {
 		return errno
 	}

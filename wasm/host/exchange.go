@@ -185,6 +185,11 @@ type MemExchange struct {
 
 	reval *Revalidation // what cache_revalidate asked for, until taken
 
+	// held is the entry cache_request forwarded a validation of, under
+	// heldKey (in strs), for the rest of the exchange (EntryHolder).
+	held    *CacheEntry
+	heldKey string
+
 	// strs holds the names and values of the header fields plugins set
 	// (HeaderSet, HeaderAdd), so that setting one allocates nothing once
 	// the exchange is warm: Reset reuses it for the next request. What
@@ -205,7 +210,21 @@ func (x *MemExchange) Reset() {
 	x.Resp = Response{Header: Header{Fields: x.Resp.Header.Fields[:0]}}
 	x.Vals.Reset()
 	x.Fetched = 0
+	x.held, x.heldKey = nil, ""
 	x.strs = x.strs[:0]
+}
+
+// HoldEntry implements EntryHolder.
+func (x *MemExchange) HoldEntry(key []byte, e *CacheEntry) {
+	x.held, x.heldKey = e, x.str(key)
+}
+
+// HeldEntry implements EntryHolder.
+func (x *MemExchange) HeldEntry(key []byte) (*CacheEntry, bool) {
+	if x.held == nil || x.heldKey != string(key) {
+		return nil, false
+	}
+	return x.held, true
 }
 
 // str returns a copy of b as a string held in x.strs.
@@ -247,7 +266,10 @@ func (x *MemExchange) ownFields(fs []HeaderField) {
 	}
 }
 
-var _ Exchange = (*MemExchange)(nil)
+var (
+	_ Exchange    = (*MemExchange)(nil)
+	_ EntryHolder = (*MemExchange)(nil)
+)
 
 func (x *MemExchange) header(m abi.Msg) *Header {
 	if m == abi.MsgRequest {
