@@ -158,10 +158,28 @@ var freshCases = []struct {
 	{"9111 §4.2.2", 302, h("Last-Modified", httpDate(t0.Add(-10*time.Hour)), "Date", httpDate(t0)), 0, false},
 	{"9111 §4.2.2", 302, h("Cache-Control", "public", "Last-Modified", httpDate(t0.Add(-10*time.Hour)), "Date", httpDate(t0)), time.Hour, true},
 	{"9111 §4.2.2", 200, h("Last-Modified", httpDate(t0.Add(-1000*24*time.Hour)), "Date", httpDate(t0)), 24 * time.Hour, true},
+	// 10% of more than 29 years overflowed into a negative lifetime: what
+	// a reproducible build's files (mtime 1970) were served with.
+	{"9111 §4.2.2", 200, h("Last-Modified", "Thu, 01 Jan 1970 00:00:01 GMT", "Date", httpDate(t0)), 24 * time.Hour, true},
+	{"9111 §4.2.2", 200, h("Last-Modified", "Sun, 01 Jan 1995 00:00:00 GMT", "Date", httpDate(t0)), 24 * time.Hour, true},
 	{"9111 §4.2.2", 200, h(), 0, false},
 	{"9111 §4.2.2", 200, h("Last-Modified", httpDate(t0.Add(time.Hour)), "Date", httpDate(t0)), 0, false},
 	{"9213 §2.1", 200, h("Expires", httpDate(t0.Add(time.Hour)), "Date", httpDate(t0), "CDN-Cache-Control", "no-cache"), 0, false},
 	{"9213 §2.1", 200, h("Cache-Control", "max-age=5", "CDN-Cache-Control", "max-age=600"), 600 * time.Second, false},
+}
+
+// TestFreshnessHeuristicAllTime: at the largest heuristic_percent and
+// heuristic_max a config allows, any age of Last-Modified gives a lifetime
+// up to the cap, never a negative one (100% of 2.9 years overflowed).
+func TestFreshnessHeuristicAllTime(t *testing.T) {
+	const maxHeur = 400 * 24 * time.Hour
+	for _, lm := range []time.Time{t0.Add(-100 * time.Hour), t0.AddDate(-3, 0, 0), t0.AddDate(-30, 0, 0), time.Unix(1, 0), time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		want := min(t0.Sub(lm), maxHeur)
+		got, heur := freshness(readResponse(h("Last-Modified", httpDate(lm), "Date", httpDate(t0))), 200, t0, 100, maxHeur)
+		if got != want || !heur {
+			t.Errorf("Last-Modified %s at 100%%: %v (heuristic %v), want %v", httpDate(lm), got, heur, want)
+		}
+	}
 }
 
 func TestFreshness(t *testing.T) {

@@ -649,9 +649,10 @@ const MaxLifetime = 400 * 24 * time.Hour
 
 // Freshness computes the freshness lifetime for a shared cache (RFC 9111
 // §4.2.1): s-maxage, then max-age, then Expires minus Date (or the receipt
-// time without a Date), then a heuristic (§4.2.2) of pct percent of the time
-// since Last-Modified, capped at heurMax, for heuristically cacheable
-// statuses or public responses only. No explicit freshness and no
+// time without a Date), then a heuristic (§4.2.2) of pct percent (0 to
+// 100) of the time since Last-Modified, capped at heurMax, for
+// heuristically cacheable statuses or public responses only. No explicit
+// freshness and no
 // Last-Modified means zero: there is no default TTL. Lifetimes are capped
 // at maxLifetime.
 func Freshness(p ResponsePolicy, status int, responseTime time.Time, pct int, heurMax time.Duration) (lifetime time.Duration, heuristic bool) {
@@ -683,7 +684,10 @@ func uncappedFreshness(p ResponsePolicy, status int, responseTime time.Time, pct
 		date = responseTime
 	}
 	if since := date.Sub(p.LastMod); since > 0 {
-		return min(since*time.Duration(pct)/100, heurMax), true
+		// Divided first: since*pct overflows past 292 years/pct (29 years
+		// at 10%), and a file last modified in 1970 got a negative
+		// lifetime, never fresh.
+		return min(since/100*time.Duration(pct), heurMax), true
 	}
 	return 0, false
 }
