@@ -58,7 +58,8 @@ func TestSocketIO(t *testing.T) {
 }
 
 func testSocketIO(t *testing.T, modules, transports string) {
-	// Tunnels end on a reload (close 1001); long polls do not.
+	// Tunnels end on a reload that changes their route's chain (close
+	// 1001); long polls do not.
 	tunnel := strings.Contains(transports, "websocket")
 
 	// The heartbeat (pingInterval) is the longest a long poll waits for
@@ -144,15 +145,27 @@ routes:
 	bob.send(t, map[string]any{"cmd": "say", "room": "lobby", "msg": "hi from bob"})
 	alice.expect(t, "bob's words", func(l []byte) bool { return strings.Contains(string(l), "hi from bob") })
 
-	// The node reloads its config: the sessions go on (reconnecting if
-	// they must) and messages still flow.
-	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	// The node reloads its config as it was: the sessions go on, tunnels
+	// included. Then a reload that changes the route's chain (the auth
+	// plugin's deadline): the sessions go on, reconnecting if they must,
+	// and messages still flow.
+	reload := func(yaml string) {
+		t.Helper()
+		cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Reload(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := n.Reload(context.Background(), cfg); err != nil {
-		t.Fatal(err)
+	reload(yaml)
+	for _, c := range []*nodeProc{alice, bob} {
+		c.send(t, map[string]any{"cmd": "echo", "n": 100})
+		c.expect(t, "echoed after the reload", c.event("echoed"))
+		c.noDisconnect(t)
 	}
+	reload(strings.Replace(yaml, "- {file:", "- {deadline: 200ms, file:", 1))
 	for _, c := range []*nodeProc{alice, bob} {
 		if tunnel {
 			c.expect(t, "disconnect on the reload", c.event("disconnect"))

@@ -74,8 +74,10 @@
 // then, unless a plugin answered, becomes a tunnel to the application
 // through the origin service, on connections of its own (tunnel.go has
 // the whole story). Its limits are limits.websocket (WebSocketLimits); a
-// reload drains the tunnels opened under the config before, with close
-// frames 1001, and Shutdown drains them all within drain_timeout.
+// reload or a release (SetReleases) drains, with close frames 1001, the
+// tunnels whose handshake would now take another route, origin address or
+// plugin version or config, and keeps the others open; Shutdown drains
+// them all within drain_timeout.
 //
 // # Regional cache tier
 //

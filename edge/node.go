@@ -351,7 +351,7 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	n.gen.Swap(g).retire()
-	n.tun.drain(g) // tunnels opened under the config before
+	n.tun.drain(g) // tunnels whose route g changed
 	n.prune(g)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
@@ -384,8 +384,8 @@ func restartOnly(running, cfg *Config) []string {
 }
 
 // ReopenLogs opens the access log's file again, under its configured
-// path: log rotation (rename the file, then this) without a reload, whose
-// drain would close every WebSocket tunnel.
+// path: log rotation (rename the file, then this) without a reload, which
+// builds every route again.
 func (n *Node) ReopenLogs() {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()

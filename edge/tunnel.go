@@ -43,8 +43,8 @@ import (
 // headers: it bounds messages (limits.websocket.max_message_bytes) and
 // knows where frames end, so that the close frames the node sends of its
 // own go between two frames: 1001 (going away) on a drain (Shutdown, or a
-// reload for tunnels opened under the config before), and when the
-// tunnel was idle for limits.websocket.idle_timeout; 1009 to the client
+// reload or release that changed what the tunnel's handshake ran on: see
+// ran), and when the tunnel was idle for limits.websocket.idle_timeout; 1009 to the client
 // for a message over the limit, the application's side then closed; 1002
 // for a frame RFC 6455 does not allow. After its close frames a tunnel has
 // limits.websocket.drain_timeout to finish the close handshake, then its
@@ -91,7 +91,7 @@ const (
 	closeUpstream        // the application closed it, or went away
 	closeIdle            // nothing crossed for idle_timeout
 	closeTooBig          // a message past max_message_bytes
-	closeDrain           // the node shut down, or reloaded
+	closeDrain           // the node shut down, or a reload or release changed its route
 	closeError           // a frame RFC 6455 does not allow
 	closeLimit           // refused: max_tunnels were open
 	numCloseReasons
@@ -128,7 +128,7 @@ func (ts *tunnels) init(lim WebSocketLimits, reg prometheus.Registerer) {
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tunnel_bytes_total",
 		Help: "Bytes tunnels carried, by direction: to_origin (from clients) or to_client."}, []string{"direction"})
 	closes := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tunnel_closes_total",
-		Help: "Tunnels ended, by reason: client, upstream (the application), idle, too_big (a message past max_message_bytes), drain (shutdown or reload), error (a frame RFC 6455 does not allow), limit (a handshake refused at max_tunnels)."},
+		Help: "Tunnels ended, by reason: client, upstream (the application), idle, too_big (a message past max_message_bytes), drain (shutdown, or a reload or release that changed the tunnel's route), error (a frame RFC 6455 does not allow), limit (a handshake refused at max_tunnels)."},
 		[]string{"reason"})
 	reg.MustRegister(ts.gauge, bytes, closes)
 	ts.bytes = [2]prometheus.Counter{bytes.WithLabelValues("to_origin"), bytes.WithLabelValues("to_client")}
@@ -177,19 +177,22 @@ func (ts *tunnels) remove(t *tunnel) {
 	ts.wg.Done()
 }
 
-// drain closes, with 1001 both ways, the tunnels opened under another
-// generation than keep (a reload's), or every tunnel when keep is nil.
+// drain closes, with 1001 both ways, the tunnels that keep (a reload's
+// or a release's generation) does not carry over (ran.in), or every
+// tunnel when keep is nil. A fleet release or canary step swaps in a
+// generation as a reload does: closing every tunnel of the POP at each
+// wave had every client reconnect at once, on routes it did not touch.
 func (ts *tunnels) drain(keep *generation) {
 	ts.mu.Lock()
-	var old []*tunnel
+	old := make([]*tunnel, 0, len(ts.open))
 	for t := range ts.open {
-		if keep == nil || t.gen != keep {
-			old = append(old, t)
-		}
+		old = append(old, t)
 	}
 	ts.mu.Unlock()
 	for _, t := range old {
-		t.stop(closeDrain, codeGoingAway, codeGoingAway)
+		if keep == nil || t.gen != keep && !t.ran.in(keep) {
+			t.stop(closeDrain, codeGoingAway, codeGoingAway)
+		}
 	}
 }
 
@@ -303,7 +306,8 @@ func textResponse(resp *host.Response, status int, what string) {
 
 // startTunnel writes the 101 that opened c.tun to the client and hands the
 // connection to the tunnel, which runs once the request is done. g is the
-// generation the handshake ran on, which a reload drains.
+// generation the handshake ran on; what of it the handshake ran (ran)
+// decides whether a reload or release drains the tunnel.
 //
 // fasthttp skips the hijack handler when it cannot first write what it
 // holds for the connection (pipelined responses, within write_timeout):
@@ -313,6 +317,7 @@ func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, g *generation, c *requestCh
 	origin := c.tun
 	c.tun = nil
 	head := appendSwitch(nil, r)
+	on := newRan(ctx, c)
 	var taken atomic.Bool
 	lost := time.AfterFunc(n.srv.WriteTimeout+time.Duration(n.tun.lim.DrainTimeout), func() {
 		if taken.CompareAndSwap(false, true) {
@@ -324,10 +329,50 @@ func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, g *generation, c *requestCh
 	ctx.Hijack(func(client net.Conn) {
 		if taken.CompareAndSwap(false, true) {
 			lost.Stop()
-			n.tun.run(g, client, origin, head)
+			n.tun.run(g, on, client, origin, head)
 		}
 	})
 	return fasthttp.StatusSwitchingProtocols
+}
+
+// ran is what a tunnel's handshake ran on, against which a reload or a
+// release's generation is compared: the tunnel carries over when the
+// request would now take the same route, to the same origin address,
+// through the same plugin versions with the same configs (what the
+// handshake was judged by); else the drain closes it.
+type ran struct {
+	host, path []byte   // as the handshake was routed
+	route      string   // the route's name
+	origin     string   // its origin's address
+	mods       []modKey // the version each step of the chain ran
+}
+
+func newRan(ctx *fasthttp.RequestCtx, c *requestChain) *ran {
+	host, path := ctx.Host(), ctx.Path()
+	b := append(append(make([]byte, 0, len(host)+len(path)), host...), path...)
+	r := &ran{host: b[:len(host)], path: b[len(host):], route: c.rt.name, origin: c.rt.origin.addr,
+		mods: make([]modKey, len(c.held))}
+	for i, l := range c.held {
+		r.mods[i] = l.key
+	}
+	return r
+}
+
+// in reports whether g carries over a tunnel whose handshake ran on r. A
+// step of the route may run either of its versions, stable or canary: a
+// canary's share changing keeps the tunnels that ran either, and one
+// rolled back or promoted drains those that ran the version gone.
+func (r *ran) in(g *generation) bool {
+	rt := g.router.match(r.host, r.path)
+	if rt == nil || rt.name != r.route || rt.origin.addr != r.origin || len(rt.chain) != len(r.mods) {
+		return false
+	}
+	for i, s := range rt.chain {
+		if s.stable.key != r.mods[i] && (s.canary == nil || s.canary.key != r.mods[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // appendSwitch appends the 101 the client gets: the upgrade's own fields,
@@ -353,8 +398,8 @@ func appendSwitch(b []byte, r *host.Response) []byte {
 
 // run writes the 101 to the client and carries the tunnel until it ends.
 // It runs as fasthttp's hijack handler, which closes client after it.
-func (ts *tunnels) run(g *generation, client, origin net.Conn, head []byte) {
-	t := &tunnel{ts: ts, gen: g, client: client, origin: origin, stopped: make(chan struct{})}
+func (ts *tunnels) run(g *generation, on *ran, client, origin net.Conn, head []byte) {
+	t := &tunnel{ts: ts, gen: g, ran: on, client: client, origin: origin, stopped: make(chan struct{})}
 	t.why.Store(-1)
 	t.last.Store(time.Now().UnixNano())
 	raw := connx.Unwrap(client)
@@ -385,7 +430,8 @@ func (ts *tunnels) run(g *generation, client, origin net.Conn, head []byte) {
 // half for each direction.
 type tunnel struct {
 	ts             *tunnels
-	gen            *generation
+	gen            *generation // the generation its handshake ran on
+	ran            *ran        // what of it the handshake ran
 	client, origin net.Conn
 	up, down       half
 	last           atomic.Int64 // when bytes last came either way, Unix ns

@@ -503,10 +503,29 @@ func TestTunnelShutdownBound(t *testing.T) {
 	}
 }
 
+// TestTunnelDrainOnReload: a reload drains the tunnels whose handshake
+// would now take another route, and keeps the others: one that changes
+// nothing for a tunnel's route does not close it.
 func TestTunnelDrainOnReload(t *testing.T) {
 	n, a, yaml := startWSConfig(t, "", "", "")
 	c := dial(t, n)
 	echo(t, c, websocket.MessageText, []byte("old config"))
+	reload(t, n, yaml)
+	echo(t, c, websocket.MessageText, []byte("the same config again"))
+	reload(t, n, rerouted(yaml))
+	if code := closedWith(t, c); code != websocket.StatusGoingAway {
+		t.Fatalf("a tunnel whose route the reload changed saw close %d, want 1001", code)
+	}
+	appClosed(t, a)
+	echo(t, dial(t, n), websocket.MessageText, []byte("new config"))
+	testutil.Eventually(t, time.Minute, "one close for drain", func() bool {
+		return tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "drain"}) == 1
+	})
+}
+
+// reload reloads n with the config yaml.
+func reload(t testing.TB, n *testNode, yaml string) {
+	t.Helper()
 	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -514,11 +533,47 @@ func TestTunnelDrainOnReload(t *testing.T) {
 	if err := n.Reload(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// rerouted is a config of startWSConfig's with a route of its own for
+// /ws, which its tunnels' handshakes would now take.
+func rerouted(yaml string) string {
+	return yaml + "  - {name: ws, path: /ws, origin: app}\n"
+}
+
+// TestTunnelReleaseDrainsItsRoutesOnly: a fleet release (a rollout wave,
+// a canary step) drains the tunnels whose route's chain it changes, not
+// those of the POP's other routes, nor those that ran a version a canary
+// step keeps.
+func TestTunnelReleaseDrainsItsRoutesOnly(t *testing.T) {
+	chain := fmt.Sprintf("[{name: cache, file: %q}]", plugins(t)["cache"])
+	other := fmt.Sprintf("  - {name: hello, path: /hello/, origin: app, chain: [{file: %q, config: {greeting: Hi}}]}\n", hello(t))
+	n, a, _ := startWSConfig(t, "", chain, other)
+	c := dial(t, n)
+	echo(t, c, websocket.MessageText, []byte("before"))
+	ctx := context.Background()
+	hi := &edge.Release{Config: []byte(`{"greeting":"Yo"}`)}
+	if err := n.SetReleases(ctx, map[string]*edge.Release{"hello": hi}); err != nil {
+		t.Fatal(err)
+	}
+	echo(t, c, websocket.MessageText, []byte("after a release on another route"))
+	// A canary step of the tunnel's own plugin: its stable side, the
+	// version the handshake ran, stays.
+	if err := n.SetReleases(ctx, map[string]*edge.Release{"hello": hi,
+		"cache": {Canary: &edge.Release{Version: "canary"}, Share: 50}}); err != nil {
+		t.Fatal(err)
+	}
+	echo(t, c, websocket.MessageText, []byte("after a canary step"))
+	if err := n.SetReleases(ctx, map[string]*edge.Release{"hello": hi, "cache": {Version: "v2"}}); err != nil {
+		t.Fatal(err)
+	}
 	if code := closedWith(t, c); code != websocket.StatusGoingAway {
-		t.Fatalf("a tunnel of the old config saw close %d, want 1001", code)
+		t.Fatalf("a tunnel whose plugin version the release changed saw close %d, want 1001", code)
 	}
 	appClosed(t, a)
-	echo(t, dial(t, n), websocket.MessageText, []byte("new config"))
+	testutil.Eventually(t, time.Minute, "one close for drain", func() bool {
+		return tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "drain"}) == 1
+	})
 }
 
 // TestTunnelRefused: an origin whose application runs in process
@@ -604,13 +659,7 @@ func TestTunnelDrainAtFrameBoundary(t *testing.T) {
 	testutil.Eventually(t, time.Minute, "the message on its way", func() bool {
 		return tunnelMetric(t, n, "wedge_edge_tunnel_bytes_total", map[string]string{"direction": "to_client"}) > 1<<20
 	})
-	cfg, err := edge.ParseConfig([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Reload(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	reload(t, n, rerouted(yaml))
 	typ, msg, err := c.Read(ctx)
 	if err != nil || typ != websocket.MessageBinary || len(msg) != size {
 		t.Fatalf("the message in flight: type %v, %d bytes, %v", typ, len(msg), err)
