@@ -56,8 +56,9 @@
 //
 // # Proxy
 //
-// Requests go to the healthy upstream with the fewest in flight, ties round
-// robin. A request that was not sent (the dial failed) moves to the next
+// Requests go to the healthy upstream with the fewest in flight plus
+// tunnels open (a WebSocket holds an instance as a long poll does), ties
+// round robin. A request that was not sent (the dial failed) moves to the next
 // upstream whatever its method; one that failed after sending moves only if
 // its method is idempotent. Consecutive failures, of checks or of dials for
 // requests, take an upstream out of rotation; only passing checks bring it

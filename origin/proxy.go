@@ -125,6 +125,7 @@ type upstream struct {
 	client   *fasthttp.HostClient
 	health   *fasthttp.HostClient
 	inflight atomic.Int32
+	tunnels  atomic.Int32 // open tunnels to it (upstreamTunnel)
 	up       atomic.Bool
 	fails    atomic.Int32 // consecutive failures, checks or requests
 	oks      atomic.Int32 // consecutive passed checks while out of rotation
@@ -341,8 +342,11 @@ func (p *Proxy) ServeOrigin(ctx context.Context, req *wire.Request, resp *wire.R
 }
 
 // pick returns the healthy upstream, not yet tried, with the fewest
-// requests in flight. Each request starts its scan one further than the
-// last, so ties go round robin.
+// requests in flight and tunnels open: a tunnel holds a connection and
+// the application's attention as long as a long poll does, or longer, and
+// counted only while its handshake ran, one long poll held on an instance
+// sent every new WebSocket to the others. Each request starts its scan
+// one further than the last, so ties go round robin.
 func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 	n := uint32(len(p.ups))
 	var best *upstream
@@ -352,7 +356,7 @@ func (p *Proxy) pick(start uint32, tried uint64) *upstream {
 		if tried&(1<<u.idx) != 0 || !u.up.Load() {
 			continue
 		}
-		if l := u.inflight.Load(); best == nil || l < load {
+		if l := u.inflight.Load() + u.tunnels.Load(); best == nil || l < load {
 			best, load = u, l
 		}
 	}

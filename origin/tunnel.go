@@ -348,6 +348,19 @@ func dialTunnel(u *upstream, deadline time.Time) (net.Conn, error) {
 	return tc, nil
 }
 
+// upstreamTunnel is a tunnel's connection to an upstream, counted in its
+// load (pick) until closed.
+type upstreamTunnel struct {
+	connx.Buffered
+	u    *upstream
+	once sync.Once
+}
+
+func (c *upstreamTunnel) Close() error {
+	c.once.Do(func() { c.u.tunnels.Add(-1) })
+	return c.Buffered.Close()
+}
+
 var (
 	nameConnection = []byte("Connection")
 	nameUpgrade    = []byte("Upgrade")
@@ -400,7 +413,8 @@ func (p *Proxy) handshake(conn net.Conn, u *upstream, deadline time.Time, req *w
 			if err := conn.SetDeadline(time.Time{}); err != nil {
 				return nil, err
 			}
-			return &connx.Buffered{Conn: conn, R: br}, nil
+			u.tunnels.Add(1)
+			return &upstreamTunnel{Buffered: connx.Buffered{Conn: conn, R: br}, u: u}, nil
 		case info.status >= 200:
 			if err := fresp.ReadLimitBody(br, maxTunnelAnswer); err != nil {
 				return nil, err

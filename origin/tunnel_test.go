@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -379,5 +380,99 @@ func TestCopyBytes(t *testing.T) {
 	}
 	if want <= 2*largeTunnelRead {
 		t.Fatalf("only %d bytes read: the large buffer was not used", want)
+	}
+}
+
+// pollApp is an application instance that holds GET /poll until release
+// closes (a long poll), saying so on polled, and switches any other
+// request to a tunnel that echoes, counting them.
+type pollApp struct {
+	url     string
+	polled  chan struct{}
+	tunnels atomic.Int64
+}
+
+func startPollApp(t *testing.T, release chan struct{}) *pollApp {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &pollApp{url: "http://" + ln.Addr().String(), polled: make(chan struct{}, 1)}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/poll" {
+			a.polled <- struct{}{}
+			<-release
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		a.tunnels.Add(1)
+		brw.WriteString(switched)
+		brw.Flush()
+		go func() {
+			defer c.Close()
+			io.Copy(c, brw)
+		}()
+	})}
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	return a
+}
+
+// TestTunnelsCountAsLoad: the balancer counts an upstream's open tunnels
+// with its requests in flight. One long poll held on an instance sent
+// every WebSocket to the other, however many it carried; a tunnel closed
+// no longer counts.
+func TestTunnelsCountAsLoad(t *testing.T) {
+	release := make(chan struct{})
+	a, b := startPollApp(t, release), startPollApp(t, release)
+	p := newProxy(t, ProxyConfig{Upstreams: []string{a.url, b.url}, HealthInterval: -1})
+	polled := make(chan struct{})
+	go func() {
+		serve(p, getReq("/poll"), time.Minute)
+		close(polled)
+	}()
+	defer func() {
+		close(release)
+		<-polled
+	}()
+	busy, idle := a, b
+	select {
+	case <-a.polled:
+	case <-b.polled:
+		busy, idle = b, a
+	case <-time.After(time.Minute):
+		t.Fatal("the long poll never reached an instance")
+	}
+	open := func() net.Conn {
+		t.Helper()
+		var resp wire.Response
+		c := p.OpenTunnel(time.Now().Add(time.Minute), wsReq("/ws"), &resp)
+		if c == nil {
+			t.Fatalf("tunnel: %d %s", resp.Status, resp.Body)
+		}
+		return c
+	}
+	// The poll and four tunnels: loads 3 and 2, whichever way the tie
+	// went.
+	var conns []net.Conn
+	for range 4 {
+		conns = append(conns, open())
+	}
+	if n := busy.tunnels.Load(); n < 1 || n > 2 {
+		t.Fatalf("the instance holding the long poll got %d of 4 tunnels, want 1 or 2; the other %d", n, idle.tunnels.Load())
+	}
+	// A tunnel counts until its connection is closed, once.
+	for _, c := range conns {
+		c.Close()
+		c.Close()
+	}
+	for _, u := range p.ups {
+		if n := u.tunnels.Load(); n != 0 {
+			t.Fatalf("%s: %d tunnels counted once all were closed", u.name, n)
+		}
 	}
 }
