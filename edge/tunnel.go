@@ -44,7 +44,8 @@ import (
 // knows where frames end, so that the close frames the node sends of its
 // own go between two frames: 1001 (going away) on a drain (Shutdown, or a
 // reload or release that changed what the tunnel's handshake ran on: see
-// ran), and when the tunnel was idle for limits.websocket.idle_timeout; 1009 to the client
+// ran), and when the tunnel was idle for limits.websocket.idle_timeout
+// (or a write to one side waited that long: forward); 1009 to the client
 // for a message over the limit, the application's side then closed; 1002
 // for a frame RFC 6455 does not allow. After its close frames a tunnel has
 // limits.websocket.drain_timeout to finish the close handshake, then its
@@ -57,7 +58,10 @@ type WebSocketLimits struct {
 	// Default 10,000.
 	MaxTunnels int `yaml:"max_tunnels"`
 	// IdleTimeout closes a tunnel no byte crossed, either way, for that
-	// long, with close 1001 both ways. Default 2m.
+	// long, with close 1001 both ways. Default 2m. It also bounds each
+	// write to either side: one that stops reading while the other keeps
+	// sending ends the tunnel once a write to it waited that long (close
+	// 1001 to the side still reading).
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// MaxMessageBytes bounds a message's payload, summed over its
 	// fragments, either way, as it crosses (compressed, where the two ends
@@ -613,6 +617,11 @@ func (h *half) run() {
 // many bytes of an incomplete frame header it moved to data's start, for
 // the next read to complete. A frame it refuses stops the tunnel; once a
 // close frame of ours went, or a write failed, bytes are dropped.
+//
+// A write waits idle_timeout at most: idleness is judged from reads, and
+// a client that stopped reading but kept sending held its tunnel, and the
+// application's messages to it, forever. A write that failed stops the
+// tunnel.
 func (h *half) forward(data []byte) (held int) {
 	h.mu.Lock()
 	if h.shut {
@@ -624,9 +633,14 @@ func (h *half) forward(data []byte) (held int) {
 		// Whoever sent the first close frame closed the tunnel.
 		h.t.because(h.side)
 	}
+	var werr error
 	if n > 0 {
-		if _, werr := h.dst.Write(data[:n]); werr != nil {
+		h.dst.SetWriteDeadline(time.Now().Add(time.Duration(h.t.ts.lim.IdleTimeout)))
+		if _, werr = h.dst.Write(data[:n]); werr != nil {
 			h.shut = true
+			if errors.Is(werr, os.ErrDeadlineExceeded) {
+				h.t.because(closeIdle)
+			}
 			h.t.because(h.other())
 		}
 	}
@@ -647,8 +661,11 @@ func (h *half) forward(data []byte) (held int) {
 		held = copy(data, data[n:])
 	}
 	h.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil:
 		h.t.stop(why, code, 0)
+	case werr != nil:
+		h.t.stop(h.other(), codeGoingAway, codeGoingAway)
 	}
 	return held
 }

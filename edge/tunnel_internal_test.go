@@ -164,3 +164,36 @@ func TestTunnelHijackSkipped(t *testing.T) {
 	}
 	testutil.Eventually(t, time.Minute, "the slot released", n.tun.reserve)
 }
+
+// TestTunnelDeafClient: a client that stops reading but keeps sending
+// does not hold its tunnel forever: the write to it waits idle_timeout at
+// most, then the tunnel stops. Its sending kept the tunnel from ever
+// looking idle, and the write waited until the drain bound, an hour here.
+func TestTunnelDeafClient(t *testing.T) {
+	ts := newTestTunnels(t, WebSocketLimits{IdleTimeout: Duration(100 * time.Millisecond), DrainTimeout: Duration(time.Hour)})
+	client, origin := openPipeTunnel(t, ts)
+	tun := only(t, ts)
+	go io.Copy(io.Discard, origin)
+	// A message from the application the client never reads.
+	go origin.Write([]byte{0x82, 4, 1, 2, 3, 4})
+	ping := []byte{0x89, 0x80, 1, 2, 3, 4} // a masked, empty ping
+	gaveUp := func() bool {
+		if !tun.down.mu.TryLock() {
+			return false // writing
+		}
+		defer tun.down.mu.Unlock()
+		return tun.down.shut
+	}
+	for deadline := time.Now().Add(time.Minute); !gaveUp(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the write to a client that reads nothing but sends still waits")
+		}
+		if _, err := client.Write(ping); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, time.Minute, "the tunnel stopped", tun.isStopped)
+	if why := tun.why.Load(); why != closeIdle {
+		t.Fatalf("closed for %s, want idle", closeReasons[why])
+	}
+}
