@@ -116,6 +116,7 @@ type tunnels struct {
 	mu     sync.Mutex
 	slots  int // handshakes in progress and open tunnels
 	open   map[*tunnel]struct{}
+	cur    *generation    // the one the last drain kept tunnels for; nil before any
 	closed bool           // Shutdown began: no more tunnels
 	wg     sync.WaitGroup // the open tunnels' goroutines
 
@@ -158,16 +159,23 @@ func (ts *tunnels) release() {
 	ts.mu.Unlock()
 }
 
-// add registers an open tunnel; false once Shutdown began.
+// add registers an open tunnel; false once Shutdown began. A handshake
+// that was in progress during a drain joins after it: one the drain would
+// have closed is stopped at once.
 func (ts *tunnels) add(t *tunnel) bool {
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
 	if ts.closed {
+		ts.mu.Unlock()
 		return false
 	}
 	ts.open[t] = struct{}{}
 	ts.wg.Add(1)
+	drained := ts.cur != nil && t.gen != ts.cur && !t.ran.in(ts.cur)
+	ts.mu.Unlock()
 	ts.gauge.Inc()
+	if drained {
+		t.stop(closeDrain, codeGoingAway, codeGoingAway)
+	}
 	return true
 }
 
@@ -188,6 +196,7 @@ func (ts *tunnels) remove(t *tunnel) {
 // wave had every client reconnect at once, on routes it did not touch.
 func (ts *tunnels) drain(keep *generation) {
 	ts.mu.Lock()
+	ts.cur = keep // for the tunnels add registers from now on
 	old := make([]*tunnel, 0, len(ts.open))
 	for t := range ts.open {
 		old = append(old, t)

@@ -35,17 +35,19 @@ type wsApp struct {
 	cookie            atomic.Value              // the last handshake's Cookie, a string
 	closed            chan websocket.StatusCode // what each connection ended with
 	// GET /hold says it arrived on held, then waits for hold to close: a
-	// long poll.
+	// long poll; a handshake on /hold/ws does the same before it switches.
 	held, hold chan struct{}
 }
 
 func (a *wsApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=60")
-	if r.URL.Path == "/hold" {
+	if r.URL.Path == "/hold" || r.URL.Path == "/hold/ws" {
 		a.held <- struct{}{}
 		<-a.hold
-		fmt.Fprintln(w, "released")
-		return
+		if r.URL.Path == "/hold" {
+			fmt.Fprintln(w, "released")
+			return
+		}
 	}
 	if r.Header.Get("Upgrade") == "" {
 		a.plain.Add(1)
@@ -521,6 +523,34 @@ func TestTunnelDrainOnReload(t *testing.T) {
 	testutil.Eventually(t, time.Minute, "one close for drain", func() bool {
 		return tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "drain"}) == 1
 	})
+}
+
+// TestTunnelHandshakeDuringReload: a handshake in progress while a
+// reload changes its route opens its tunnel after the drain ran; it is
+// closed at once, as the drain would have.
+func TestTunnelHandshakeDuringReload(t *testing.T) {
+	n, a, yaml := startWSConfig(t, "", "", "")
+	type dialed struct {
+		c   *websocket.Conn
+		err error
+	}
+	got := make(chan dialed, 1)
+	go func() {
+		c, _, err := dialURL("ws://" + n.Addr + "/hold/ws")
+		got <- dialed{c, err}
+	}()
+	<-a.held
+	reload(t, n, yaml+"  - {name: held, path: /hold/, origin: app}\n")
+	close(a.hold)
+	d := <-got
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	defer d.c.CloseNow()
+	if code := closedWith(t, d.c); code != websocket.StatusGoingAway {
+		t.Fatalf("a tunnel opened under the config before the reload saw close %d, want 1001", code)
+	}
+	appClosed(t, a)
 }
 
 // reload reloads n with the config yaml.
