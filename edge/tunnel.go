@@ -717,8 +717,19 @@ func (h *half) injectLocked() {
 }
 
 // ended passes on the end of src: a half close of dst when src ended
-// cleanly (EOF), the tunnel stopped when it failed.
+// cleanly (EOF), the tunnel stopped when it failed. An origin that went
+// away (an application restarting) without a close frame, between two
+// frames, leaves the client a close 1001 first: it saw its connection
+// drop (1006), as if the edge had failed.
 func (h *half) ended() {
+	if h == &h.t.down {
+		h.mu.Lock()
+		if !h.shut && !h.tr.Closed() && h.tr.Boundary() {
+			h.want.Store(codeGoingAway)
+			h.injectLocked()
+		}
+		h.mu.Unlock()
+	}
 	if errors.Is(h.err, io.EOF) {
 		h.t.because(h.side)
 		if closeWrite(h.dst) == nil {

@@ -197,3 +197,26 @@ func TestTunnelDeafClient(t *testing.T) {
 		t.Fatalf("closed for %s, want idle", closeReasons[why])
 	}
 }
+
+// TestTunnelOriginGone: an origin that goes away without a close frame
+// (an application restarting) leaves the client a close 1001, between two
+// frames; the client saw its connection drop (1006). Gone in the middle of
+// a frame, it leaves the client the frame's bytes it sent and no close
+// frame inside it.
+func TestTunnelOriginGone(t *testing.T) {
+	ts := newTestTunnels(t, WebSocketLimits{DrainTimeout: Duration(time.Millisecond)})
+	for _, c := range []struct{ sent, want []byte }{
+		{[]byte{0x82, 2, 7, 7}, []byte{0x82, 2, 7, 7, 0x88, 2, 0x03, 0xe9}},
+		{[]byte{0x82, 4, 7, 7}, []byte{0x82, 4, 7, 7}},
+	} {
+		client, origin := openPipeTunnel(t, ts)
+		go func() {
+			origin.Write(c.sent)
+			origin.Close()
+		}()
+		// The client's end is closed after drain_timeout.
+		if b, _ := io.ReadAll(client); !bytes.Equal(b, c.want) {
+			t.Fatalf("the origin sent % x and went away; the client got % x, want % x", c.sent, b, c.want)
+		}
+	}
+}
