@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
@@ -26,6 +25,7 @@ func TestHealthAttribution(t *testing.T) {
 		}
 	}))
 	n := startNode(t, fmt.Sprintf(`
+admin: {token: s3cret}
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -82,8 +82,8 @@ routes:
 	// what differs from the requests that work, so they are its errors
 	// and its latencies alone; outer and the stable inner count them as
 	// requests only.
-	send(5, "/boom", 500, manifest.PinHeader, "inner@c2")
-	send(3, "/ok", 200, manifest.PinHeader, "inner@c2")
+	send(5, "/boom", 500, pin("inner@c2")...)
+	send(3, "/ok", 200, pin("inner@c2")...)
 	h := health()
 	if got, want := h["outer"], (counts{8, 0, 0}); got != want {
 		t.Errorf("outer beside a failing canary: %+v, want %+v", got, want)
@@ -93,7 +93,7 @@ routes:
 	}
 	// The same failure with no canary on the request: nothing tells the
 	// versions apart, so every one that ran counts it.
-	send(2, "/boom", 500, manifest.PinHeader, "inner@"+stable["inner"])
+	send(2, "/boom", 500, pin("inner@"+stable["inner"])...)
 	h = health()
 	if got, want := h["outer"], (counts{10, 2, 2}); got != want {
 		t.Errorf("outer, no canary: %+v, want %+v", got, want)
@@ -105,9 +105,9 @@ routes:
 	// A version that fails (closed: a 5xx) has the error to itself, stable
 	// or canary; the hello before it, which only passed the request on,
 	// none.
-	send(4, "/fail/x", 503, manifest.PinHeader, "misbehave@c2", "X-Misbehave", "request:fail")
-	send(1, "/fail/x", 503, manifest.PinHeader, "misbehave@"+stable["misbehave"], "X-Misbehave", "request:fail")
-	send(2, "/fail/x", 204, manifest.PinHeader, "misbehave@c2")
+	send(4, "/fail/x", 503, append(pin("misbehave@c2"), "X-Misbehave", "request:fail")...)
+	send(1, "/fail/x", 503, append(pin("misbehave@"+stable["misbehave"]), "X-Misbehave", "request:fail")...)
+	send(2, "/fail/x", 204, pin("misbehave@c2")...)
 	h = health()
 	if got, want := h["outer"], (counts{17, 2, 2}); got != want {
 		t.Errorf("outer before failing misbehave: %+v, want %+v", got, want)
@@ -129,6 +129,7 @@ func TestHealthAttributionCanaryUpstream(t *testing.T) {
 		resp.Status = 200
 	}))
 	n := startNode(t, fmt.Sprintf(`
+admin: {token: s3cret}
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -154,12 +155,12 @@ routes:
 	}
 	stable := n.Running()["relay"].Version
 	// Through the stable relay misbehave behaves: no errors anywhere.
-	if st, _, body := n.do(t, "GET", "x", "/", nil, manifest.PinHeader, "relay@"+stable); st != 204 {
+	if st, _, body := n.do(t, "GET", "x", "/", nil, pin("relay@"+stable)...); st != 204 {
 		t.Fatalf("stable relay: %d %q, want 204", st, body)
 	}
 	// The trapping canary makes the stable misbehave trap (a 5xx).
 	for range 3 {
-		if st, _, body := n.do(t, "GET", "x", "/", nil, manifest.PinHeader, "relay@c-trap"); st < 500 {
+		if st, _, body := n.do(t, "GET", "x", "/", nil, pin("relay@c-trap")...); st < 500 {
 			t.Fatalf("relay canary c-trap: %d %q, want a 5xx", st, body)
 		}
 	}
@@ -173,7 +174,7 @@ routes:
 		t.Fatal(err)
 	}
 	for range 2 {
-		if st, _, body := n.do(t, "GET", "x", "/", nil, manifest.PinHeader, "relay@c-fail"); st != 503 {
+		if st, _, body := n.do(t, "GET", "x", "/", nil, pin("relay@c-fail")...); st != 503 {
 			t.Fatalf("relay canary c-fail: %d %q, want 503", st, body)
 		}
 	}

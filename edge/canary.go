@@ -7,6 +7,7 @@ package edge
 
 import (
 	"bytes"
+	"crypto/subtle"
 
 	"github.com/valyala/fasthttp"
 
@@ -38,13 +39,13 @@ func (sp split) String() string {
 	return sp.kind + ":" + string(sp.name)
 }
 
-// choose picks the version a request runs: the pinned one if the request
-// names one of the two, else the client's side of the split.
-func (s *step) choose(ctx *fasthttp.RequestCtx) *loaded {
+// choose picks the version a request runs: the one pin (pinOf) names if
+// it is one of the two, else the client's side of the split.
+func (s *step) choose(ctx *fasthttp.RequestCtx, pin []byte) *loaded {
 	if s.canary == nil {
 		return s.stable
 	}
-	if pin := ctx.Request.Header.Peek(manifest.PinHeader); len(pin) > 0 {
+	if len(pin) > 0 {
 		switch {
 		case pinned(pin, s.stable.m.Name(), s.canary.m.Version()):
 			return s.canary
@@ -57,6 +58,21 @@ func (s *step) choose(ctx *fasthttp.RequestCtx) *loaded {
 		ip = v4 // as an ask's owner hashes it (clientIP)
 	}
 	return s.forClient(ctx.Request.Header.RawHeaders(), ip)
+}
+
+// pinOf is the request's Wedge-Pin, nil unless the request also carries
+// the node's admin token (Wedge-Pin-Token): a pin is for an operator's
+// smoke test. Honoured from any client, it let one keep the stable side of
+// a canary that revokes a key (a token signed with it admitted again) or
+// pick a looser one. fromHTTP drops the token, so neither the plugins nor
+// the application see it.
+func pinOf(ctx *fasthttp.RequestCtx, token string) []byte {
+	pin := ctx.Request.Header.Peek(manifest.PinHeader)
+	if len(pin) == 0 || token == "" ||
+		subtle.ConstantTimeCompare(ctx.Request.Header.Peek(manifest.PinTokenHeader), []byte(token)) != 1 {
+		return nil
+	}
+	return pin
 }
 
 // value finds the split's key in a request's header section as received

@@ -14,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/abi"
 	"github.com/talowa/wedge/wasm/host"
@@ -328,8 +329,12 @@ func (n *Node) acquire(ctx *fasthttp.RequestCtx, x *exchange) (_ *generation, _ 
 			g.unref()
 			return nil, nil, true
 		}
+		var pin []byte
 		for _, s := range rt.chain {
-			x.chain.held = append(x.chain.held, s.choose(ctx))
+			if s.canary != nil && pin == nil {
+				pin = pinOf(ctx, g.cfg.Admin.Token) // only a canary's step reads it
+			}
+			x.chain.held = append(x.chain.held, s.choose(ctx, pin))
 		}
 		return g, rt, true
 	}
@@ -637,7 +642,8 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 		if strings.EqualFold(name, "Connection") {
 			conn = append(conn, x.CopyString(v))
 		}
-		if hopByHop(name) || strings.EqualFold(name, "Host") || wire.Reserved(k) {
+		if hopByHop(name) || strings.EqualFold(name, "Host") || wire.Reserved(k) ||
+			strings.EqualFold(name, manifest.PinTokenHeader) { // the admin token: canary.go's pinOf
 			// wantsTunnel reads the section again only where this is set.
 			x.chain.upgrade = x.chain.upgrade || strings.EqualFold(name, "Upgrade")
 			continue

@@ -6,11 +6,15 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/origin"
+	"github.com/talowa/wedge/origin/origintest"
+	"github.com/talowa/wedge/origin/wire"
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
@@ -95,9 +99,17 @@ func TestSetReleases(t *testing.T) {
 		t.Fatalf("greeting %q with a 100%% canary", got)
 	}
 	stable := n.Running()["hello"].Version
-	_, h, _ := n.do(t, "GET", "www.example.com", "/x", nil, manifest.PinHeader, "hello@"+stable)
+	_, h, _ := n.do(t, "GET", "www.example.com", "/x", nil, pin("hello@"+stable)...)
 	if got := string(h.Peek("X-Hello")); got != "Hi" {
 		t.Fatalf("pinned to the stable %s: greeting %q", stable, got)
+	}
+	// Without the admin token, or with another, a pin is not honoured: a
+	// client could otherwise keep a stable side that a canary tightens.
+	for _, hdr := range [][]string{{manifest.PinHeader, "hello@" + stable},
+		{manifest.PinHeader, "hello@" + stable, manifest.PinTokenHeader, "guess"}} {
+		if _, h, _ := n.do(t, "GET", "www.example.com", "/x", nil, hdr...); string(h.Peek("X-Hello")) != "Canary" {
+			t.Fatalf("pinned with %q: greeting %q, want the canary's", hdr, h.Peek("X-Hello"))
+		}
 	}
 	if r := n.Running()["hello"]; r.Canary != "c1" || r.Share != 100 {
 		t.Fatalf("running %+v", r)
@@ -180,5 +192,29 @@ func TestConfigOnlyCanaryHealth(t *testing.T) {
 	}
 	if r := n.Running()["hello"]; r.Config != manifest.ConfigHash(stable) || r.CanaryConfig != manifest.ConfigHash(canary) || r.Digest != r.CanaryDigest {
 		t.Errorf("running %+v, want configs %s and %s of one module", r, manifest.ConfigHash(stable), manifest.ConfigHash(canary))
+	}
+}
+
+// pin is the fields that pin a request to versions (Wedge-Pin), with the
+// admin token (s3cret, as config has it) that a pin needs.
+func pin(versions string) []string {
+	return []string{manifest.PinHeader, versions, manifest.PinTokenHeader, "s3cret"}
+}
+
+// TestPinTokenNotForwarded: the admin token a pin carries reaches neither
+// the plugins nor the application.
+func TestPinTokenNotForwarded(t *testing.T) {
+	var got atomic.Value
+	addr := origintest.Start(t, origin.HandlerFunc(func(_ context.Context, req *wire.Request, resp *wire.Response) {
+		v, _ := wire.Get(req.Header, manifest.PinTokenHeader)
+		got.Store(string(v))
+		resp.Status = 200
+	})).Addr
+	n := startNode(t, config(addr, hello(t), ""))
+	if st, _, _ := n.do(t, "GET", "www.example.com", "/x", nil, pin("hello@1")...); st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	if v := got.Load(); v != "" {
+		t.Fatalf("the application got %s: %q (nil: no request)", manifest.PinTokenHeader, v)
 	}
 }

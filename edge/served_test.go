@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
@@ -26,6 +25,7 @@ func servedNode(t *testing.T, served bool) *testNode {
 	})).Addr
 	return startNode(t, fmt.Sprintf(`
 served_header: %t
+admin: {token: s3cret}
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -80,7 +80,7 @@ func TestServedHeader(t *testing.T) {
 		t.Errorf("canary: %s %q, want the canary's version", edge.ServedHeader, got)
 	}
 	stable := n.Running()["hello"].Version
-	if got, _ := served("chain", "/page", manifest.PinHeader, "hello@"+stable); got != "hello@"+stable+", cache@2" {
+	if got, _ := served("chain", "/page", pin("hello@"+stable)...); got != "hello@"+stable+", cache@2" {
 		t.Errorf("pinned to %s: %s %q", stable, edge.ServedHeader, got)
 	}
 }

@@ -349,7 +349,8 @@ type Release struct {
 
 // Canary is a second version on a share of the clients. A client stays on
 // one side (the split hashes its key), and a request with the header
-// PinHeader: <plugin>@<version> runs that version if it is one of the two.
+// PinHeader: <plugin>@<version> runs that version if it is one of the two
+// (and carries the admin token: PinTokenHeader).
 type Canary struct {
 	Artifact Artifact        `json:"artifact"`
 	Config   json.RawMessage `json:"config,omitempty"`
@@ -409,8 +410,13 @@ func isTokenChar(c rune) bool {
 		strings.ContainsRune("!#$%&'*+-.^_`|~", c))
 }
 
-// PinHeader lets a smoke test choose the version it runs.
-const PinHeader = "Wedge-Pin"
+// PinHeader lets a smoke test choose the version it runs, with the edge's
+// admin token in PinTokenHeader: a pin any client could send would let it
+// keep the stable side of a canary that revokes a key or tightens a config.
+const (
+	PinHeader      = "Wedge-Pin"
+	PinTokenHeader = "Wedge-Pin-Token"
+)
 
 // ParseDesired decodes and checks a desired state: what an edge does with
 // bytes from the control plane before it believes any of them. Unknown

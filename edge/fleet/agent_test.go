@@ -88,6 +88,7 @@ func newFixture(t *testing.T, cpOpts embedded.Options) *fixture {
 	f.yaml = fmt.Sprintf(`
 pop: pop1
 region: eu-test
+admin: {token: s3cret}
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -219,6 +220,7 @@ func (f *fixture) stamp(pin string) string {
 	req.SetRequestURI("http://" + f.addr + "/x")
 	if pin != "" {
 		req.Header.Set(manifest.PinHeader, pin)
+		req.Header.Set(manifest.PinTokenHeader, "s3cret")
 	}
 	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
 		f.t.Fatal(err)
