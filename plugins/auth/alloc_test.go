@@ -37,12 +37,14 @@ func (x *bodyExchange) SetBody(m abi.Msg, b []byte) {
 // where an allocation is guest GC time) and to the host calls they need:
 // a valid token is read, verified with its identity forwarded by the host,
 // counted, and its header stripped; a refusal reads the credential
-// headers, counts, and sends an answer built at configure time.
+// headers, counts, and sends an answer built at configure time. A token in
+// a cookie is read, checked and cut out of Cookie, which is written back.
 func TestRequestPathCost(t *testing.T) {
 	k := mustKeys(t)
-	a := &auth{}
+	a, withCookie := &auth{}, &auth{}
 	h := sdktest.New(t, a, baseConfig(t, nil))
 	h.Env.Now = func() time.Time { return now }
+	sdktest.New(t, withCookie, baseConfig(t, cookieConfig)).Env.Now = h.Env.Now
 	hs := sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"scope": "orders:read"}))
 	es := sign(t, "ES256", k.p256, "es256", claims(nil))
 	for _, c := range []struct {
@@ -50,13 +52,17 @@ func TestRequestPathCost(t *testing.T) {
 		req   host.Request
 		act   sdk.Action
 		calls int // path, two credential headers, then the decision's
+		// cookie: the plugin takes tokens in the cookie "session".
+		cookie bool
 	}{
-		{"HS256", bearerReq(hs), sdk.Continue, 3 + 3},
-		{"ES256", bearerReq(es), sdk.Continue, 3 + 3},
-		{"no credentials", get("/orders"), sdk.Answer, 3 + 1 + 5}, // the method: a preflight?
-		{"preflight", preflight("/orders"), sdk.Continue, 3 + 3 + 1},
-		{"bad signature", bearerReq(hs[:len(hs)-2] + "AA"), sdk.Answer, 3 + 6},
-		{"expired", bearerReq(sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"exp": now.Unix() - 1}))), sdk.Answer, 3 + 6},
+		{"HS256", bearerReq(hs), sdk.Continue, 3 + 3, false},
+		{"ES256", bearerReq(es), sdk.Continue, 3 + 3, false},
+		{"no credentials", get("/orders"), sdk.Answer, 3 + 1 + 5, false}, // the method: a preflight?
+		{"preflight", preflight("/orders"), sdk.Continue, 3 + 3 + 1, false},
+		{"bad signature", bearerReq(hs[:len(hs)-2] + "AA"), sdk.Answer, 3 + 6, false},
+		{"expired", bearerReq(sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"exp": now.Unix() - 1}))), sdk.Answer, 3 + 6, false},
+		{"cookie", get("/orders", "Cookie", "theme=dark; session="+hs+", lang=en; flag", "Origin", "https://app.example"), sdk.Continue, 3 + 2 + 4, true}, // Cookie and Origin; Cookie deleted and added
+		{"two cookies", get("/orders", "Cookie", "session="+hs+"; session ="+es), sdk.Answer, 3 + 1 + 5, true},                                            // Cookie
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			call := new(host.Call)
@@ -72,7 +78,11 @@ func TestRequestPathCost(t *testing.T) {
 				x.Req.Header.Fields = append(fields, c.req.Header.Fields...)
 				ch.Calls = [len(ch.Calls)]int{}
 				call.Reset(h.Env, abi.PhaseRequest, x)
-				if act := a.OnRequest(sdk.Request{}, sdk.Response{}); act != c.act {
+				p := a
+				if c.cookie {
+					p = withCookie
+				}
+				if act := p.OnRequest(sdk.Request{}, sdk.Response{}); act != c.act {
 					t.Fatalf("action %d, want %d: %s (status %d, body %q)", act, c.act, call.ErrorMessage(), x.Resp.Status, x.Resp.Body)
 				}
 				call.Release()

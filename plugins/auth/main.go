@@ -133,7 +133,10 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	case nKeys == 1:
 		return a.checkAPIKey(req, resp, key, present)
 	case nAuthz == 0 && a.cfg.tokenCookie != "":
-		if token, ok := a.cookieToken(h); ok {
+		switch token, n := a.cookieToken(h); {
+		case n > 1:
+			return a.reject(resp, reasonTwoCookies)
+		case n == 1:
 			return a.checkCookie(req, resp, h, token)
 		}
 	}
@@ -163,21 +166,27 @@ func (a *auth) isPreflight(req sdk.Request, h sdk.Header) bool {
 }
 
 // cookieToken reads the request's Cookie fields and returns the value of
-// the token cookie in them, the first if there are several (RFC 6265
-// 5.4: the one with the longest path comes first).
-func (a *auth) cookieToken(h sdk.Header) ([]byte, bool) {
+// the token cookie in them and how many times it is there.
+//
+// # Why
+//
+// Count, not first wins: origins' parsers disagree on which of two cookies
+// of one name they keep (Go's net/http and PHP the first, Python's
+// SimpleCookie and Django the last), so the origin could trust one that
+// was never checked, as with two Authorization fields. Names are matched
+// as eachCookie reads them, as lenient as any origin's parser.
+func (a *auth) cookieToken(h sdk.Header) (tok []byte, n int) {
 	a.cookies, _ = h.AppendValues(a.cookies[:0], "Cookie")
-	var tok []byte
-	found := false
-	eachCookie(a.cookies, func(name, value []byte) {
-		if !found && string(name) == a.cfg.tokenCookie {
-			tok, found = value, true
+	eachCookie(a.cookies, func(_ byte, _, name, value []byte) {
+		if string(name) == a.cfg.tokenCookie {
+			tok = value
+			n++
 		}
 	})
 	if len(tok) >= 2 && tok[0] == '"' && tok[len(tok)-1] == '"' {
 		tok = tok[1 : len(tok)-1]
 	}
-	return tok, found
+	return tok, n
 }
 
 // checkCookie checks a token that came in the token cookie, once the
@@ -194,23 +203,68 @@ func (a *auth) checkCookie(req sdk.Request, resp sdk.Response, h sdk.Header, tok
 	return a.checkJWT(req, resp, token, hasCookie)
 }
 
-// eachCookie calls f with each name=value pair of a list of Cookie fields
-// (the ABI's NUL-separated list form), spaces around them trimmed.
-func eachCookie(list []byte, f func(name, value []byte)) {
+// eachCookie calls f with each cookie of a list of Cookie fields (the
+// ABI's NUL-separated list form): sep is what came before it in its field
+// (0 at the start, ';' or ','), raw its text up to the next separator as
+// sent, name and value its parts with blanks (cookieBlank) around them
+// trimmed; name is nil when it has no '='. Blank cookies are skipped.
+//
+// # Why
+//
+// The token cookie must be found under every spelling an origin could
+// read as its name, or an unchecked one reaches it: Python's SimpleCookie
+// and Django take "session =x" as session, and RFC 2965 parsers (and
+// SimpleCookie) split "a=1, session=x" at the comma. A cookie without '='
+// is no token cookie to any of them (Django names it "", net/http drops it).
+func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 	for len(list) > 0 {
 		var line []byte
 		var ok bool
 		if line, list, ok = abi.NextItem(list); !ok {
 			return
 		}
-		for len(line) > 0 {
-			var pair []byte
-			pair, line, _ = bytes.Cut(line, []byte{';'})
-			if name, value, ok := bytes.Cut(bytes.TrimSpace(pair), []byte{'='}); ok {
-				f(name, value)
+		sep := byte(0)
+		for {
+			i := 0
+			for i < len(line) && line[i] != ';' && line[i] != ',' {
+				i++
 			}
+			raw := line[:i]
+			if pair := trimCookie(raw); len(pair) > 0 {
+				name, value, eq := bytes.Cut(pair, []byte{'='})
+				if eq {
+					f(sep, raw, trimCookie(name), trimCookie(value))
+				} else {
+					f(sep, raw, nil, nil)
+				}
+			}
+			if i == len(line) {
+				break
+			}
+			sep, line = line[i], line[i+1:]
 		}
 	}
+}
+
+// cookieBlank says whether an origin's parser may trim c from around a
+// cookie's name or value: Django strips with Python's str.strip, on a
+// field WSGI decodes as Latin-1 (PEP 3333), so besides spaces and tabs the
+// ASCII controls it counts as white space and the bytes 0x85 and 0xA0
+// (NEL, NBSP) go too. Used for matching only: a UTF-8 character can end in
+// 0x85 or 0xA0, so a cookie passed on keeps its bytes.
+func cookieBlank(c byte) bool {
+	return c == ' ' || c >= '\t' && c <= '\r' || c >= 0x1c && c <= 0x1f || c == 0x85 || c == 0xa0
+}
+
+// trimCookie returns b without the cookieBlank bytes around it.
+func trimCookie(b []byte) []byte {
+	for len(b) > 0 && cookieBlank(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && cookieBlank(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // presence records which credential headers a request carried, so pass
@@ -344,24 +398,30 @@ func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
 }
 
 // dropTokenCookie rewrites the request's Cookie fields (in a.cookies)
-// without the token cookie, as one field (RFC 6265 5.4), and leaves them
-// alone when it is not there.
+// without the token cookie, every spelling of its name eachCookie matches,
+// as one field (RFC 6265 5.4), and leaves them alone when it is not there.
+// The other cookies keep their text, those without '=' too, and a comma
+// that separated two of them: it may be part of a value to the origin.
 func (a *auth) dropTokenCookie(h sdk.Header) error {
 	a.rest = a.rest[:0]
 	found := false
-	eachCookie(a.cookies, func(name, value []byte) {
-		if string(name) == a.cfg.tokenCookie {
+	eachCookie(a.cookies, func(sep byte, raw, name, _ []byte) {
+		switch {
+		case string(name) == a.cfg.tokenCookie:
 			found = true
-			return
+		case sep == ',' && len(a.rest) > 0:
+			a.rest = append(append(a.rest, ','), raw...)
+		default:
+			if len(a.rest) > 0 {
+				a.rest = append(a.rest, "; "...)
+			}
+			a.rest = append(a.rest, bytes.Trim(raw, " \t")...)
 		}
-		if len(a.rest) > 0 {
-			a.rest = append(a.rest, "; "...)
-		}
-		a.rest = append(append(append(a.rest, name...), '='), value...)
 	})
 	if !found {
 		return nil
 	}
+	a.rest = bytes.TrimRight(a.rest, " \t")
 	if err := h.Del("Cookie"); err != nil || len(a.rest) == 0 {
 		return err
 	}
@@ -394,6 +454,7 @@ const (
 	reasonTwoCredentials
 	reasonBadAPIKey
 	reasonCookieOrigin
+	reasonTwoCookies
 	// reasonVerdict + v is the refusal of a token with verdict v.
 	reasonVerdict
 	reasonCount = reasonVerdict + abi.TokenClaimNotValue + 1
@@ -415,6 +476,7 @@ var refusalText = [reasonCount]struct {
 	// Not a problem with the token: no error code (RFC 6750 3.1 names
 	// none for it), and 403, since credentials would not help.
 	reasonCookieOrigin: {403, "", "cookie credentials from another origin"},
+	reasonTwoCookies:   {400, "invalid_request", "more than one token cookie"},
 
 	reasonVerdict + abi.TokenValid:           {401, "invalid_token", "malformed claims"}, // unused
 	reasonVerdict + abi.TokenMalformed:       {401, "invalid_token", "malformed token"},
