@@ -134,9 +134,14 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		return a.checkAPIKey(req, resp, key, present)
 	case nAuthz == 0 && a.cfg.tokenCookie != "":
 		switch token, n := a.cookieToken(h); {
-		case n > 1:
+		case n > 1 && !a.cfg.strip:
+			// The origin gets them all, and may trust one never checked.
 			return a.reject(resp, reasonTwoCookies)
-		case n == 1:
+		case n > 0:
+			// The first, as a browser sends the cookie of the longest
+			// path first; stripped, the origin sees none of them. A 400
+			// here would lock out a browser that holds an old copy under
+			// another path or domain until that one expires.
 			return a.checkCookie(req, resp, h, token)
 		}
 	}
@@ -179,7 +184,9 @@ func (a *auth) cookieToken(h sdk.Header) (tok []byte, n int) {
 	a.cookies, _ = h.AppendValues(a.cookies[:0], "Cookie")
 	eachCookie(a.cookies, func(_ byte, _, name, value []byte) {
 		if string(name) == a.cfg.tokenCookie {
-			tok = value
+			if n == 0 {
+				tok = value
+			}
 			n++
 		}
 	})
