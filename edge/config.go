@@ -176,7 +176,8 @@ type Limits struct {
 	// over HTTP/1.1 (stream_threshold unset): a body longer than
 	// max_header_bytes takes its Content-Length from it before it is read,
 	// as that much is allocated at once, and one that finds no room gets
-	// 503 with Retry-After (edge/read.go). Default 256 MiB.
+	// 503 with Retry-After (edge/read.go). Default 256 MiB, or
+	// max_body_bytes if larger; less than max_body_bytes is refused.
 	MaxReadBytes int `yaml:"max_read_bytes"`
 	// MaxConns bounds concurrent client connections. Default 100,000.
 	MaxConns int `yaml:"max_conns"`
@@ -440,7 +441,7 @@ func (c *Config) setDefaults() {
 	defDur(&c.Limits.ReadTimeout, 10*time.Second)
 	defDur(&c.Limits.WriteTimeout, 30*time.Second)
 	def(&c.Limits.MaxWriteBytes, 256<<20)
-	def(&c.Limits.MaxReadBytes, 256<<20)
+	def(&c.Limits.MaxReadBytes, max(256<<20, c.Limits.MaxBodyBytes))
 	c.Limits.WebSocket.setDefaults()
 	c.Overload.setDefaults()
 	c.AccessLog.resolve(c)

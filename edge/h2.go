@@ -83,24 +83,9 @@ func (d *doors) register(reg prometheus.Registerer) {
 }
 
 // servedH1 is the HTTP/1.1 front door's part once the core answered: the
-// count by protocol, the connection closed after a chunked request, and,
-// on TLS, the HTTP/3 advertisement.
-//
-// fasthttp parses a chunked body's trailer section as leniently as it would
-// a header section (a bare LF, obs-fold, a space in or after a name) and
-// keeps no raw copy of it for lenient to check: "0\r\n\n" and then a
-// request is one request to fasthttp and the start of the next, where a
-// parser before the edge may read one longer request. Closing after the
-// answer leaves nothing after a chunked body to be served: what a parser
-// before the edge sent as part of this request cannot become another. The
-// cost is a new connection after each chunked request, which browsers
-// never send (their bodies have a length) and uploads of unknown length
-// make once per body.
+// count by protocol and, on TLS, the HTTP/3 advertisement.
 func (n *Node) servedH1(ctx *fasthttp.RequestCtx) {
 	n.doors.h1.Inc()
-	if ctx.Request.Header.ContentLength() == -1 {
-		ctx.SetConnectionClose()
-	}
 	if !ctx.IsTLS() {
 		return
 	}

@@ -279,7 +279,7 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	x.flow.Run(n.trace(x, rt, start), x, &x.MemExchange) // trace.go: c, or c with a span per call
 	var sent int
 	if c.tun != nil {
-		sent = n.startTunnel(ctx, g, c, &x.Resp)
+		sent = n.startTunnel(ctx, c, &x.Resp)
 	} else {
 		sent = n.write(ctx, &x.Resp, x.sharedBody(), x.takeAnswer())
 		if g.cfg.ServedHeader {

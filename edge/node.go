@@ -350,8 +350,10 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 		n.m.reloads.WithLabelValues("error").Inc()
 		return err
 	}
+	// Before the swap: a tunnel whose handshake ends from now on is
+	// checked against g, wherever it ran (tunnels.add).
+	n.tun.drain(g) // tunnels whose route g changes
 	n.gen.Swap(g).retire()
-	n.tun.drain(g) // tunnels whose route g changed
 	n.prune(g)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil

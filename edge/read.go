@@ -121,9 +121,24 @@ func (r *reads) claim(h *fasthttp.RequestHeader) (refused bool) {
 }
 
 // headerReceivedH1 is the HTTP/1.1 server's HeaderReceived hook:
-// headerReceived's bound, and a body within it takes its length from the
-// limit first.
+// headerReceived's bound, a body within it taking its length from the
+// limit first, and the connection closed after a chunked request.
+//
+// fasthttp parses a chunked body's trailer section as leniently as it would
+// a header section (a bare LF, obs-fold, a space in or after a name) and
+// keeps no raw copy of it for lenient to check: "0\r\n\n" and then a
+// request is one request to fasthttp and the start of the next, where a
+// parser before the edge may read one longer request. Closing after the
+// answer leaves nothing after a chunked body to be served: what a parser
+// before the edge sent as part of this request cannot become another. It
+// is decided here, before the body is read: fasthttp sets the length of an
+// empty chunked body to 0 once read. The cost is a new connection after
+// each chunked request, which browsers never send (their bodies have a
+// length) and uploads of unknown length make once per body.
 func (n *Node) headerReceivedH1(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == -1 {
+		h.SetConnectionClose()
+	}
 	rc := n.headerReceived(h)
 	bound := rc.MaxRequestBodySize
 	if bound == 0 {

@@ -1,11 +1,15 @@
 package edge_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/origin/origintest"
 )
 
 // TestReadBytesBound: a body read whole takes its announced length from
@@ -58,5 +62,23 @@ func TestReadBytesBound(t *testing.T) {
 	}
 	if b := metric(t, n, "wedge_edge_read_bytes"); b != 65536 {
 		t.Errorf("read_bytes %v after a served body, want 65536 (the one still held)", b)
+	}
+}
+
+// TestMaxReadBytesConfig: max_read_bytes defaults to max_body_bytes where
+// that is larger than 256 MiB (a config with larger bodies was refused
+// once the bound came in), and one set below max_body_bytes is refused.
+func TestMaxReadBytesConfig(t *testing.T) {
+	doc := func(limits string) []byte {
+		return []byte(fmt.Sprintf("limits: {%s}\norigins:\n  app: {addr: 127.0.0.1:9, key: %q}\nroutes:\n  - {path: /, origin: app}\n",
+			limits, origintest.Key.Text()))
+	}
+	cfg, err := edge.ParseConfig(doc("max_body_bytes: 536870912"), t.TempDir())
+	if err != nil || cfg.Limits.MaxReadBytes != 536870912 {
+		t.Fatalf("max_body_bytes 512 MiB: %v, max_read_bytes %d, want it too", err, cfg.Limits.MaxReadBytes)
+	}
+	if _, err := edge.ParseConfig(doc("max_body_bytes: 1048576, max_read_bytes: 65536"), t.TempDir()); err == nil ||
+		!strings.Contains(err.Error(), "max_read_bytes 65536 is less than max_body_bytes 1048576") {
+		t.Fatalf("max_read_bytes below max_body_bytes: %v", err)
 	}
 }

@@ -170,7 +170,7 @@ func (ts *tunnels) add(t *tunnel) bool {
 	}
 	ts.open[t] = struct{}{}
 	ts.wg.Add(1)
-	drained := ts.cur != nil && t.gen != ts.cur && !t.ran.in(ts.cur)
+	drained := ts.cur != nil && !t.ran.in(ts.cur)
 	ts.mu.Unlock()
 	ts.gauge.Inc()
 	if drained {
@@ -203,7 +203,7 @@ func (ts *tunnels) drain(keep *generation) {
 	}
 	ts.mu.Unlock()
 	for _, t := range old {
-		if keep == nil || t.gen != keep && !t.ran.in(keep) {
+		if keep == nil || !t.ran.in(keep) {
 			t.stop(closeDrain, codeGoingAway, codeGoingAway)
 		}
 	}
@@ -318,15 +318,14 @@ func textResponse(resp *host.Response, status int, what string) {
 }
 
 // startTunnel writes the 101 that opened c.tun to the client and hands the
-// connection to the tunnel, which runs once the request is done. g is the
-// generation the handshake ran on; what of it the handshake ran (ran)
-// decides whether a reload or release drains the tunnel.
+// connection to the tunnel, which runs once the request is done. What the
+// handshake ran (ran) decides whether a reload or release drains it.
 //
 // fasthttp skips the hijack handler when it cannot first write what it
 // holds for the connection (pipelined responses, within write_timeout):
 // then, drain_timeout past that, the origin's connection is closed and the
 // slot released. Whichever of the two comes first takes them.
-func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, g *generation, c *requestChain, r *host.Response) int {
+func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, c *requestChain, r *host.Response) int {
 	origin := c.tun
 	c.tun = nil
 	head := appendSwitch(nil, r)
@@ -342,7 +341,7 @@ func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, g *generation, c *requestCh
 	ctx.Hijack(func(client net.Conn) {
 		if taken.CompareAndSwap(false, true) {
 			lost.Stop()
-			n.tun.run(g, on, client, origin, head)
+			n.tun.run(on, client, origin, head)
 		}
 	})
 	return fasthttp.StatusSwitchingProtocols
@@ -376,6 +375,9 @@ func newRan(ctx *fasthttp.RequestCtx, c *requestChain) *ran {
 // canary's share changing keeps the tunnels that ran either, and one
 // rolled back or promoted drains those that ran the version gone.
 func (r *ran) in(g *generation) bool {
+	if r == nil {
+		return false
+	}
 	rt := g.router.match(r.host, r.path)
 	if rt == nil || rt.name != r.route || rt.origin.addr != r.origin || len(rt.chain) != len(r.mods) {
 		return false
@@ -411,8 +413,8 @@ func appendSwitch(b []byte, r *host.Response) []byte {
 
 // run writes the 101 to the client and carries the tunnel until it ends.
 // It runs as fasthttp's hijack handler, which closes client after it.
-func (ts *tunnels) run(g *generation, on *ran, client, origin net.Conn, head []byte) {
-	t := &tunnel{ts: ts, gen: g, ran: on, client: client, origin: origin, stopped: make(chan struct{})}
+func (ts *tunnels) run(on *ran, client, origin net.Conn, head []byte) {
+	t := &tunnel{ts: ts, ran: on, client: client, origin: origin, stopped: make(chan struct{})}
 	t.why.Store(-1)
 	t.last.Store(time.Now().UnixNano())
 	raw := connx.Unwrap(client)
@@ -443,8 +445,7 @@ func (ts *tunnels) run(g *generation, on *ran, client, origin net.Conn, head []b
 // half for each direction.
 type tunnel struct {
 	ts             *tunnels
-	gen            *generation // the generation its handshake ran on
-	ran            *ran        // what of it the handshake ran
+	ran            *ran // what its handshake ran, not the generation: one kept would outlive its reload
 	client, origin net.Conn
 	up, down       half
 	last           atomic.Int64 // when bytes last came either way, Unix ns

@@ -37,7 +37,7 @@ func openPipeTunnel(t *testing.T, ts *tunnels) (client, origin net.Conn) {
 	if !ts.reserve() {
 		t.Fatal("no slot")
 	}
-	go ts.run(nil, nil, c, o, switchHead)
+	go ts.run(nil, c, o, switchHead)
 	if _, err := io.ReadFull(client, make([]byte, len(switchHead))); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestTunnelHijackSkipped(t *testing.T) {
 	o, origin := net.Pipe()
 	defer origin.Close()
 	var ctx fasthttp.RequestCtx
-	n.startTunnel(&ctx, nil, &requestChain{rt: rt, tun: o}, &host.Response{Status: fasthttp.StatusSwitchingProtocols})
+	n.startTunnel(&ctx, &requestChain{rt: rt, tun: o}, &host.Response{Status: fasthttp.StatusSwitchingProtocols})
 	// ctx is never served: its hijack handler never runs.
 	origin.SetReadDeadline(time.Now().Add(time.Minute))
 	if _, err := origin.Read(make([]byte, 1)); err != io.EOF {
