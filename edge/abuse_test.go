@@ -599,13 +599,25 @@ func TestAbuseOriginFields(t *testing.T) {
 		resp.Body = append(resp.Body, "hello"...)
 	})).Addr
 	n := startNode(t, fmt.Sprintf("origins:\n  app: {addr: %q, key: %q}\nroutes:\n  - {path: /, origin: app}\n", addr, origintest.Key.Text()))
-	c, err := net.Dial("tcp4", n.Addr)
+	raw, resp, body := closing(t, n.Addr, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	if resp.StatusCode != 200 || string(body) != "hello" || resp.Header.Get("X-Kept") != "yes" ||
+		strings.Count(raw, "Content-Length") != 1 || strings.Contains(raw, "X A") ||
+		strings.Contains(raw, "X-Split") || strings.Contains(raw, "evil") {
+		t.Errorf("the client got\n%s", raw)
+	}
+}
+
+// closing sends req, which closes its connection, and returns all the
+// node sent, parsed as a response, and its body.
+func closing(t *testing.T, addr, req string) (string, *http.Response, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+	io.WriteString(c, req)
 	raw, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
@@ -615,11 +627,7 @@ func TestAbuseOriginFields(t *testing.T) {
 		t.Fatalf("%q: %v", raw, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || string(body) != "hello" || resp.Header.Get("X-Kept") != "yes" ||
-		strings.Count(string(raw), "Content-Length") != 1 || strings.Contains(string(raw), "X A") ||
-		strings.Contains(string(raw), "X-Split") || strings.Contains(string(raw), "evil") {
-		t.Errorf("the client got\n%s", raw)
-	}
+	return string(raw), resp, body
 }
 
 // TestAbuseHeaderInjection: a plugin that sets a response field with CR LF
@@ -637,29 +645,14 @@ routes:
     chain: [{file: %q}]
 `, startOrigin(t, "o"), origintest.Key.Text(), injectWasm)
 	n := startNode(t, cfg)
-	c, err := net.Dial("tcp4", n.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	io.WriteString(c, "GET /inject HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	raw, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(string(raw))), nil)
-	if err != nil {
-		t.Fatalf("%q: %v", raw, err)
-	}
-	body, _ := io.ReadAll(resp.Body)
+	raw, resp, body := closing(t, n.Addr, "GET /inject HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if resp.StatusCode != 200 || string(body) != "inject done\n" {
 		t.Fatalf("%d %q", resp.StatusCode, body)
 	}
 	if got := resp.Header.Get("X-Inject-Errors"); got != "set-crlf,add-lf,name-colon,set-nul" {
 		t.Errorf("the host did not refuse every injection: refused %q", got)
 	}
-	if strings.Contains(strings.ToLower(string(raw)), "evil") || strings.Contains(string(raw), "X-Inject:") {
+	if strings.Contains(strings.ToLower(raw), "evil") || strings.Contains(raw, "X-Inject:") {
 		t.Errorf("an injected field reached the client:\n%s", raw)
 	}
 	if resp.Header.Values("Set-Cookie") != nil {
