@@ -658,6 +658,11 @@ func (h *half) forward(data []byte) (held int) {
 	if errors.Is(err, wsframe.ErrTooBig) {
 		why, code = closeTooBig, codeMessageSize
 	}
+	if err != nil {
+		// Before any close frame goes: the client's answer to it, read by
+		// the other half before stop ran, was counted as its own close.
+		h.t.because(why)
+	}
 	if err != nil && h == &h.t.down {
 		// Scan stopped before the frame: the client's close goes now,
 		// before the half reads on.
