@@ -2,6 +2,7 @@ package wasm_test
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,23 +77,31 @@ func TestDeadlineAfterWaiting(t *testing.T) {
 	p := wasmtest.LoadSpec(t, calib, wasm.Spec{Name: "misbehave", Version: "1", Binary: bin})
 	const n = 1 << 24
 	mode := "request:waitspin:" + strconv.Itoa(n)
-	spin := time.Duration(1<<63 - 1)
-	for range 3 { // the least of three: the others met a GC or a neighbour
-		cpu0 := processCPU(t)
-		if res := p.Do(misbehaveReq(mode)); res.RequestErr != nil {
-			t.Fatal(res.RequestErr)
+	// Three tries, each calibrated afresh: a neighbour on the other
+	// hyperthread of the core slowed the same computation by 60% between
+	// calibration and call. Without the fix every try is stopped.
+	var fails []string
+	for range 3 {
+		spin := time.Duration(1<<63 - 1)
+		for range 3 { // the least of three: the others met a GC or a neighbour
+			cpu0 := processCPU(t)
+			if res := p.Do(misbehaveReq(mode)); res.RequestErr != nil {
+				t.Fatal(res.RequestErr)
+			}
+			spin = min(spin, processCPU(t)-cpu0)
 		}
-		spin = min(spin, processCPU(t)-cpu0)
+		// The computation takes 5/8 of the budget: more than the half that
+		// was left, with room for its CPU to vary by 60%.
+		budget := max(spin*8/5, time.Millisecond)
+		rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithTimeout(budget).WithStores(nil, waitLimiter{budget}))
+		q := wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1", Binary: bin})
+		res := q.Do(misbehaveReq(mode))
+		if res.RequestErr == nil && res.Resp.Status == 204 {
+			return
+		}
+		fails = append(fails, fmt.Sprintf("computed for %v of its %v: %d %v", spin, budget, res.Resp.Status, res.RequestErr))
 	}
-	// The computation takes 5/8 of the budget: more than the half that
-	// was left, with room for its CPU to vary by 60%.
-	budget := max(spin*8/5, time.Millisecond)
-	rt := wasmtest.NewRuntime(t, wasm.NewConfig().WithPoolSize(1).WithTimeout(budget).WithStores(nil, waitLimiter{budget}))
-	p = wasmtest.LoadSpec(t, rt, wasm.Spec{Name: "misbehave", Version: "1", Binary: bin})
-	if res := p.Do(misbehaveReq(mode)); res.RequestErr != nil || res.Resp.Status != 204 {
-		t.Fatalf("a call that waited a whole budget, then computed for %v of its %v, was stopped: %d %v",
-			spin, budget, res.Resp.Status, res.RequestErr)
-	}
+	t.Fatalf("a call that waited a whole budget, then computed for 5/8 of it, was stopped in every try: %q", fails)
 }
 
 // TestModuleMemoryLimit: a version's own memory limit, below the
