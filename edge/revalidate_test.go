@@ -19,7 +19,8 @@ import (
 )
 
 // startCacheStack runs app behind an origin service and a node whose only
-// plugin is the cache (built from plugins/cache).
+// plugin is the cache (built from plugins/cache), with the admin API's
+// token s3cret (purges).
 func startCacheStack(t *testing.T, app http.Handler) *testNode {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -35,6 +36,7 @@ func startCacheStack(t *testing.T, app http.Handler) *testNode {
 	}
 	t.Cleanup(proxy.Close)
 	return startNode(t, fmt.Sprintf(`
+admin: {token: s3cret}
 origins:
   app: {addr: %q, key: %q}
 routes:
@@ -295,27 +297,7 @@ func TestEdgePurgeDuringRevalidation(t *testing.T) {
 		}
 		fmt.Fprint(w, "v1 body")
 	})
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: app}
-	go hs.Serve(ln)
-	t.Cleanup(func() { hs.Close() })
-	proxy, err := origin.NewProxy(origin.ProxyConfig{Upstreams: []string{"http://" + ln.Addr().String()}, HealthInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxy.Close)
-	n := startNode(t, fmt.Sprintf(`
-admin: {token: s3cret}
-origins:
-  app: {addr: %q, key: %q}
-routes:
-  - path: /
-    origin: app
-    chain: [{file: %q}]
-`, origintest.Start(t, proxy).Addr, origintest.Key.Text(), plugins(t)["cache"]))
+	n := startCacheStack(t, app)
 	const get = "GET /doc HTTP/1.1\r\nHost: x\r\n\r\n"
 	if resp, body := n.raw(t, get); resp.StatusCode != 200 || body != "v1 body" {
 		t.Fatalf("miss: %d %q", resp.StatusCode, body)
