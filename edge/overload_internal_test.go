@@ -66,52 +66,52 @@ func TestGradient(t *testing.T) {
 func TestCPUShed(t *testing.T) {
 	var c cpuShed
 	for range 1000 {
-		if p := c.update(true, false); p != 0 {
+		if p := c.update(true, false, false); p != 0 {
 			t.Fatalf("busy, no queue: p %v, want 0", p)
 		}
 	}
 	for range 3 {
 		for i := range onset - 1 {
-			if p := c.update(true, true); p != 0 {
+			if p := c.update(true, true, false); p != 0 {
 				t.Fatalf("behind %d samples, under the onset %d: p %v, want 0", i+1, onset, p)
 			}
 		}
-		c.update(true, false) // a burst's end: the run starts over
+		c.update(true, false, false) // a burst's end: the run starts over
 	}
 	for range onset - 1 {
-		c.update(true, true)
+		c.update(true, true, false)
 	}
-	p0 := c.update(true, true)
-	p1 := c.update(true, true)
-	p2 := c.update(true, true)
+	p0 := c.update(true, true, false)
+	p1 := c.update(true, true, false)
+	p2 := c.update(true, true, false)
 	if !(p0 > 0 && p1-p0 > p0 && p2-p1 > p1-p0) {
 		t.Fatalf("behind a whole onset and on: p %v, %v, %v: want it shedding, climbing faster", p0, p1, p2)
 	}
 	for range 100 {
-		c.update(true, true)
+		c.update(true, true, false)
 	}
 	if c.p != maxShed {
 		t.Fatalf("behind long: p %v, want %v", c.p, maxShed)
 	}
 	for range 20 {
-		c.update(true, false)
+		c.update(true, false, false)
 	}
 	a := c.p
-	if b := c.update(true, true); !(math.Abs(a-(maxShed-20*shedDown)) < 1e-9 && math.Abs(b-(a+shedStep)) < 1e-9) {
+	if b := c.update(true, true, false); !(math.Abs(a-(maxShed-20*shedDown)) < 1e-9 && math.Abs(b-(a+shedStep)) < 1e-9) {
 		t.Fatalf("queue gone 20 samples, CPU busy, then a queue again: p %v then %v, want %v then %v",
 			a, b, maxShed-20*shedDown, a+shedStep)
 	}
 	for range 1000 {
-		c.update(true, false)
+		c.update(true, false, false)
 	}
 	if c.p != 0 {
 		t.Fatalf("p %v after long without a queue, the CPU busy all along: want 0", c.p)
 	}
 	for range onset {
-		c.update(true, true)
+		c.update(true, true, false)
 	}
 	for range 1000 {
-		c.update(false, true)
+		c.update(false, true, false)
 	}
 	if c.p != 0 {
 		t.Fatalf("p %v after long slack: want 0", c.p)
@@ -237,4 +237,46 @@ func newOverload(cfg OverloadConfig) (*overload, OverloadConfig) {
 	cfg.setDefaults()
 	o.init(&cfg, newMetrics(prometheus.NewRegistry()), prometheus.NewRegistry())
 	return &o, cfg
+}
+
+// TestOverloadStallAtCapacity replays the samples of a node at 1x that
+// another process starved for 70 ms (its CPU use a fifth to a half, work
+// waiting 21 ms), then caught up at full CPU, its wait falling from 15 ms
+// to 2 (deploy/bench/overload.sh, 64 KiB hits, traced). Counted as
+// behind, the catching up took p to 0.98 just as the backlog was gone,
+// and the node shed 42% of that point; a backlog draining must not make
+// it climb.
+func TestOverloadStallAtCapacity(t *testing.T) {
+	o, _ := newOverload(OverloadConfig{})
+	samples := []struct {
+		util  float64
+		delay time.Duration // microseconds
+		gap   time.Duration // milliseconds
+	}{
+		{0.968, 917, 5}, {0.942, 458, 5}, {0.490, 3145, 5}, {0.799, 1310, 5}, {0.711, 786, 5},
+		{0.431, 2621, 7}, {0.574, 5242, 5}, {0.280, 6291, 7}, {0.760, 20971, 5}, {0.437, 7340, 8},
+		{0.565, 20971, 5}, {0.608, 20971, 5}, {0.538, 16777, 5}, {0.350, 20971, 7}, {0.196, 20971, 6},
+		{0.901, 20971, 5}, {0.637, 20971, 5}, {0.354, 20971, 6}, {0.947, 20971, 5}, {1.000, 14680, 5},
+		{1.000, 7340, 5}, {0.926, 5242, 5}, {0.954, 3670, 5}, {1.000, 3145, 5}, {0.941, 1835, 5},
+		{0.728, 57, 5}, {0.298, 114, 7}, {0.492, 1310, 5},
+	}
+	most := 0.0
+	for _, s := range samples {
+		most = max(most, o.shedFor(s.util, s.delay*time.Microsecond, s.gap*time.Millisecond))
+	}
+	// The starved samples themselves (a steady 21 ms) still make it
+	// climb a little: a node starved for good must shed (TestOverloadStarved).
+	if most > 0.25 {
+		t.Fatalf("shed share up to %.2f over a stall and its catching up, want at most 0.25", most)
+	}
+	// A backlog that holds, its wait swinging from sample to sample as
+	// batches do (10 ms, 5, 10, ...), is no drain: it climbs as before.
+	o, _ = newOverload(OverloadConfig{})
+	var p float64
+	for i := range 4 * onset {
+		p = o.shedFor(1, time.Duration(5+5*(i%2))*time.Millisecond, sampleEvery)
+	}
+	if p < 0.5 {
+		t.Fatalf("shed share %.2f after %d samples behind, the wait swinging 5-10 ms: want it climbing", p, 4*onset)
+	}
 }
