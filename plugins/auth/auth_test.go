@@ -560,6 +560,56 @@ func TestTokenCookieLookAlikes(t *testing.T) {
 	}
 }
 
+// TestTokenCookieQuotedComma: a comma inside a quoted value separates no
+// cookie to the origin's parsers (net/http, Node's cookie package,
+// SimpleCookie read other="x, session=y" as other alone), so the plugin
+// neither checks, strips nor refuses what follows it; a quote that opens
+// no value, closes after a ';' or has closed still leaves the comma a
+// separator, and a ';' separates inside quotes too.
+func TestTokenCookieQuotedComma(t *testing.T) {
+	k := mustKeys(t)
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	forged := tok[:len(tok)-2] + "AA"
+	twoCookies := want{400, realm + `, error="invalid_request", error_description="more than one token cookie"`, nil}
+	strip := newHost(t, baseConfig(t, cookieConfig))
+	keep := newHost(t, baseConfig(t, map[string]any{"token_cookie": "session", "cookie_origins": []string{"https://app.example"}, "strip_credentials": false}))
+	for _, c := range []struct {
+		name, cookie string
+		w            want // with strip_credentials
+		// origin is what the origin gets in Cookie with strip_credentials.
+		origin string
+		// lookAlike: the token cookie is there twice, refused without
+		// strip_credentials; otherwise the request passes as it came.
+		lookAlike bool
+	}{
+		{"quoted alone", `other="x, session=` + forged + `"`, noCreds, "", false},
+		{"quoted beside the token", "session=" + tok + `; other="x, session=` + forged + `"; b=2`, ok(jwtID("user-42")), `other="x, session=` + forged + `"; b=2`, false},
+		{"quoted after blanks", "session=" + tok + `, other = "x,session=` + forged + `"`, ok(jwtID("user-42")), `other = "x,session=` + forged + `"`, false},
+		{"quote not opening the value", "session=" + tok + `; other=a"x, session=` + forged + `"`, ok(jwtID("user-42")), `other=a"x`, true},
+		{"comma after the closing quote", "session=" + tok + `; other="x", session=` + forged, ok(jwtID("user-42")), `other="x"`, true},
+		{"quote closed past a semicolon", "session=" + tok + `; other="x, session=` + forged + `; b="2"`, ok(jwtID("user-42")), `other="x; b="2"`, true},
+		{"semicolon in quotes", "session=" + tok + `; other="x; session=` + forged + `"`, ok(jwtID("user-42")), `other="x`, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := get("/orders", "Cookie", c.cookie)
+			res := strip.Do(req)
+			check(t, res, c.w)
+			if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); c.w.status == 200 && got != c.origin {
+				t.Fatalf("origin got Cookie %q, want %q", got, c.origin)
+			}
+			if c.lookAlike {
+				check(t, keep.Do(req), twoCookies)
+				return
+			}
+			res = keep.Do(req)
+			check(t, res, c.w)
+			if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); c.w.status == 200 && got != c.cookie {
+				t.Fatalf("strip_credentials false: origin got Cookie %q, want %q", got, c.cookie)
+			}
+		})
+	}
+}
+
 func TestMetrics(t *testing.T) {
 	k := mustKeys(t)
 	h := newHost(t, baseConfig(t, nil))
@@ -687,6 +737,7 @@ func TestWasm(t *testing.T) {
 			ok(jwtID("user-42"))},
 		{"two token cookies, a bad one first", get("/orders", "Cookie", "session =x; session="+sign(t, "ES256", k.p256, "es256", fresh)),
 			invalid("malformed token")},
+		{"a comma in a quoted value", get("/orders", "Cookie", `other="x, session=`+sign(t, "EdDSA", k.ed2, "ed", fresh)+`"`), noCreds},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			seen = nil

@@ -223,6 +223,7 @@ func (a *auth) checkCookie(req sdk.Request, resp sdk.Response, h sdk.Header, tok
 // and Django take "session =x" as session, and RFC 2965 parsers (and
 // SimpleCookie) split "a=1, session=x" at the comma. A cookie without '='
 // is no token cookie to any of them (Django names it "", net/http drops it).
+// A comma inside a double-quoted value separates nothing (cookieEnd).
 func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 	for len(list) > 0 {
 		var line []byte
@@ -232,10 +233,7 @@ func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 		}
 		sep := byte(0)
 		for {
-			i := 0
-			for i < len(line) && line[i] != ';' && line[i] != ',' {
-				i++
-			}
+			i := cookieEnd(line)
 			raw := line[:i]
 			if pair := trimCookie(raw); len(pair) > 0 {
 				name, value, eq := bytes.Cut(pair, []byte{'='})
@@ -251,6 +249,44 @@ func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 			sep, line = line[i], line[i+1:]
 		}
 	}
+}
+
+// cookieEnd returns the length of the first cookie of line: up to its
+// first ';', or its first ',' outside a value in double quotes.
+//
+// # Why
+//
+// other="x, session=y" holds no session cookie to any parser the origin
+// may run: net/http and Node's cookie package (express, socket.io) split
+// at ';' only, and SimpleCookie, which splits at the blank after a comma,
+// reads a quoted value whole. Split there, it was taken for a token cookie
+// sent twice: refused with 400, or, stripped, the other cookie cut short.
+// The quote must open the value (blanks after '=' aside) and close before
+// the next ';', and a backslash escapes nothing: otherwise the commas
+// separate as before, for a parser might not see a quoted value there.
+// Never ';': a quote hides none from net/http or Node.
+func cookieEnd(line []byte) int {
+	value := false // past the cookie's first '='
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == ';' || c == ',':
+			return i
+		case c == '=' && !value:
+			value = true
+			j := i + 1
+			for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+				j++
+			}
+			if j == len(line) || line[j] != '"' {
+				continue
+			}
+			rest := line[j+1:]
+			if k := bytes.IndexByte(rest, '"'); k >= 0 && bytes.IndexByte(rest[:k], ';') < 0 {
+				i = j + 1 + k // the closing quote
+			}
+		}
+	}
+	return len(line)
 }
 
 // cookieBlank says whether an origin's parser may trim c from around a
