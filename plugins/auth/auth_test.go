@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -605,6 +606,70 @@ func TestTokenCookieQuotedComma(t *testing.T) {
 			check(t, res, c.w)
 			if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); c.w.status == 200 && got != c.cookie {
 				t.Fatalf("strip_credentials false: origin got Cookie %q, want %q", got, c.cookie)
+			}
+		})
+	}
+}
+
+// TestTokenCookiePHPNames: PHP turns ' ', '.' and '[' in a cookie's name
+// into '_' (white space at its start skipped), so with a token cookie
+// named se_ssion, se.ssion=<forged> reaches a PHP origin as se_ssion: it
+// is a look-alike, checked, stripped and refused twice as the others are.
+// A token cookie named a.b is a_b to PHP, and so is a cookie a_b.
+func TestTokenCookiePHPNames(t *testing.T) {
+	k := mustKeys(t)
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	forged := tok[:len(tok)-2] + "AA"
+	twoCookies := want{400, realm + `, error="invalid_request", error_description="more than one token cookie"`, nil}
+	hosts := map[[2]string]*sdktest.Host{}
+	for _, c := range []struct {
+		token, name string
+		lookAlike   bool
+	}{
+		{"se_ssion", "se.ssion", true},
+		{"se_ssion", "se ssion", true},
+		{"se_ssion", "se[ssion", true},
+		{"se_ssion", " \tse.ssion", true},
+		{"my_se_ssion", "my.se[ssion", true},
+		{"sid_", "sid ", true},
+		{"a.b", "a_b", true},
+		{"a.b", "a b", true},
+		{"se_ssion", "se-ssion", false},
+		{"se_ssion", "sexssion", false},
+		{"se_ssion", "se__ssion", false},
+		{"se_ssion", "se[ss]ion", false},
+		{"session", "se.ssion", false},
+	} {
+		t.Run(c.token+" vs "+strconv.Quote(c.name), func(t *testing.T) {
+			h := func(strip bool) *sdktest.Host {
+				key := [2]string{c.token, strconv.FormatBool(strip)}
+				if hosts[key] == nil {
+					hosts[key] = newHost(t, baseConfig(t, map[string]any{"token_cookie": c.token, "cookie_origins": []string{"https://app.example"}, "strip_credentials": strip}))
+				}
+				return hosts[key]
+			}
+			other := c.name + "=" + forged
+			// Alone, it is checked.
+			w := noCreds
+			if c.lookAlike {
+				w = invalid("bad signature")
+			}
+			check(t, h(true).Do(get("/orders", "Cookie", other)), w)
+			// Beside the token cookie, it is cut out or refused.
+			req := get("/orders", "Cookie", c.token+"="+tok+"; "+other+"; b=2")
+			res := h(true).Do(req)
+			check(t, res, ok(jwtID("user-42")))
+			wantCookie := strings.TrimLeft(other, " \t") + "; b=2"
+			if c.lookAlike {
+				wantCookie = "b=2"
+			}
+			if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); got != wantCookie {
+				t.Fatalf("origin got Cookie %q, want %q", got, wantCookie)
+			}
+			if c.lookAlike {
+				check(t, h(false).Do(req), twoCookies)
+			} else {
+				check(t, h(false).Do(req), ok(jwtID("user-42")))
 			}
 		})
 	}

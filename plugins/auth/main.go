@@ -182,8 +182,8 @@ func (a *auth) isPreflight(req sdk.Request, h sdk.Header) bool {
 // as eachCookie reads them, as lenient as any origin's parser.
 func (a *auth) cookieToken(h sdk.Header) (tok []byte, n int) {
 	a.cookies, _ = h.AppendValues(a.cookies[:0], "Cookie")
-	eachCookie(a.cookies, func(_ byte, _, name, value []byte) {
-		if string(name) == a.cfg.tokenCookie {
+	eachCookie(a.cookies, func(_ byte, raw, name, value []byte) {
+		if a.isTokenCookie(raw, name) {
 			if n == 0 {
 				tok = value
 			}
@@ -195,6 +195,48 @@ func (a *auth) cookieToken(h sdk.Header) (tok []byte, n int) {
 	}
 	return tok, n
 }
+
+// isTokenCookie says whether an origin may read a cookie of eachCookie's
+// (raw its text, name its trimmed name) as the token cookie: by its name,
+// or by the name PHP gives it.
+//
+// # Why
+//
+// PHP registers a cookie under the text before its '=', white space at
+// its start skipped and each ' ', '.' and '[' (one no ']' follows) turned
+// into '_' (php_register_variable_ex): "se.ssion=x", "se ssion=x" and
+// "se[ssion=x" all set $_COOKIE['se_ssion'], and "sid =x" sets sid_.
+// Unchecked, such a cookie reached a PHP origin as the token cookie, and
+// PHP keeps the first of two. Names are compared with those four bytes as
+// one, both ways, which takes in every name PHP reads as the token
+// cookie's (and a few more, after a '[', which cost nothing but a cookie
+// no origin would set).
+func (a *auth) isTokenCookie(raw, name []byte) bool {
+	tok := a.cfg.tokenCookie
+	if string(name) == tok {
+		return true
+	}
+	if name == nil {
+		// No '=': PHP sets it to "", no token to forge.
+		return false
+	}
+	php, _, _ := bytes.Cut(raw, []byte{'='})
+	for len(php) > 0 && (php[0] == ' ' || php[0] >= '\t' && php[0] <= '\r') {
+		php = php[1:]
+	}
+	if len(php) != len(tok) {
+		return false
+	}
+	for i := range len(php) {
+		if php[i] != tok[i] && (!phpUnderscore(php[i]) || !phpUnderscore(tok[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+// phpUnderscore says whether PHP may turn c in a cookie's name into '_'.
+func phpUnderscore(c byte) bool { return c == '_' || c == '.' || c == ' ' || c == '[' }
 
 // checkCookie checks a token that came in the token cookie, once the
 // page that made the request is one of cookie_origins: a browser sends
@@ -450,7 +492,7 @@ func (a *auth) dropTokenCookie(h sdk.Header) error {
 	found := false
 	eachCookie(a.cookies, func(sep byte, raw, name, _ []byte) {
 		switch {
-		case string(name) == a.cfg.tokenCookie:
+		case a.isTokenCookie(raw, name):
 			found = true
 		case sep == ',' && len(a.rest) > 0:
 			a.rest = append(append(a.rest, ','), raw...)
