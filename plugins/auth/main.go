@@ -240,10 +240,12 @@ func phpUnderscore(c byte) bool { return c == '_' || c == '.' || c == ' ' || c =
 
 // checkCookie checks a token that came in the token cookie, once the
 // page that made the request is one of cookie_origins: a browser sends
-// Origin with every WebSocket handshake and every cross-origin request
-// that could change something, so a page of another site cannot use the
-// cookie. A request without Origin comes from no browser page of
-// another site.
+// Origin with every WebSocket handshake, every CORS request and every
+// request but GET and HEAD, so a page of another site cannot use
+// the cookie for those. A request without Origin is admitted all the same:
+// it may be a GET navigation another site's page caused (a link or a GET
+// form, which send no Origin and a SameSite=Lax cookie), which that page
+// cannot read the answer of, so GET and HEAD must be safe at the origin.
 func (a *auth) checkCookie(req sdk.Request, resp sdk.Response, h sdk.Header, token []byte) sdk.Action {
 	var has bool
 	if a.origin, has = h.AppendValue(a.origin[:0], "Origin"); has && !slices.Contains(a.cfg.cookieOrigins, string(a.origin)) {
