@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -184,11 +185,19 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("up: %w", err)
 		}
 	}
+	// The edges' admin token, for a Wedge-Pin's smoke test of a canary:
+	// without one an edge ignores every pin (edge/canary.go's pinOf). A
+	// fresh one each run, in a file of up's beside the credentials.
+	adminToken, adminTokenFile, err := writeAdminToken(dir)
+	if err != nil {
+		return fmt.Errorf("up: %w", err)
+	}
 	_, ca := fleet.creds()
 	edgeYAML := func(listen, region, pop string, chain []*chainPlugin) string {
 		limits, sio, appExtra := ownApp(own, chain)
 		return fmt.Sprintf(`listen: %q
 served_header: true
+admin: {token: %q}
 pop: %s
 region: %s
 origins:
@@ -198,7 +207,7 @@ fleet: {nats: %q, creds: %q, ca: %q, trust: [%q], control_keys: [%q], state_dir:
 %s  - name: app
     path: /
     origin: app
-%s%s%s`, listen, pop, region, originAddr, key.Text(), fleet.cp.URL(), popCredsFile(dir, pop), ca, fleet.pub, fleet.control, filepath.Join(dir, pop+"-state"),
+%s%s%s`, listen, adminToken, pop, region, originAddr, key.Text(), fleet.cp.URL(), popCredsFile(dir, pop), ca, fleet.pub, fleet.control, filepath.Join(dir, pop+"-state"),
 			tier, limits, sio, appExtra, routeTier, chainYAML(chain))
 	}
 
@@ -267,13 +276,14 @@ edges: %[8]s
 control plane: %[6]s   status page: %[7]s
 control plane credentials (every role's) and CA: WEDGE_CREDS=%[10]s WEDGE_CA=%[11]s
 plugin signing key: %[9]s, its public key (the POPs' trust store): WEDGE_TRUST=%[12]s
+edges' admin token (Wedge-Pin-Token, with a Wedge-Pin): in %[13]s
 
 WEDGE_TOKEN=%[5]s
-`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, creds, ca, fleet.pub)
+`, addr, originAddr, *upstream, strings.Join(names, " -> "), token, fleet.cp.URL(), statusURL, strings.Join(edges, ", "), fleet.key, creds, ca, fleet.pub, adminTokenFile)
 	if len(dev) > 0 {
 		fmt.Fprintf(stdout, "\n%s\n", watching.String())
 	}
-	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, trust: fleet.pub, waves: waves, nats: fleet.cp.URL(), creds: creds, ca: ca}
+	try := tryHints{addr: addr, chain: names, own: own, key: fleet.key, trust: fleet.pub, waves: waves, nats: fleet.cp.URL(), creds: creds, ca: ca, adminToken: adminTokenFile}
 	if len(dev) > 0 {
 		try.dev = dev[0].name
 	}
@@ -286,6 +296,19 @@ WEDGE_TOKEN=%[5]s
 	case err := <-errc:
 		return err
 	}
+}
+
+// writeAdminToken makes a random admin token for the edges and writes it
+// to dir/admin-token, readable by its owner only as the credentials are,
+// for the operator to send with a Wedge-Pin.
+func writeAdminToken(dir string) (token, file string, err error) {
+	b := make([]byte, 32)
+	rand.Read(b)
+	token, file = hex.EncodeToString(b), filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("admin token: %w", err)
+	}
+	return token, file, nil
 }
 
 // serveLocal runs the edge in this process: the POP `wedgectl edge` runs
@@ -531,6 +554,7 @@ type tryHints struct {
 	// The rollout example's: the signing key and its public key, the
 	// waves, the control plane and its credentials.
 	key, trust, waves, nats, creds, ca string
+	adminToken                         string // the file holding the edges' admin token
 }
 
 func (h tryHints) print(w io.Writer) {
@@ -573,5 +597,6 @@ Roll a plugin version out (in another terminal, in this checkout):
   wedgectl plugin push /tmp/%[1]s.wasm --name %[1]s --version 2 --key %[2]s
   wedgectl rollout start %[1]s@2 --waves "%[3]s" --gate "error_rate<1%%,p99<50ms" --bake 30s
   wedgectl rollout status
-`, plugin, h.key, h.waves, h.creds, h.ca, h.nats, h.trust)
+  curl -i -H "Wedge-Pin: %[1]s@2" -H "Wedge-Pin-Token: $(cat %[8]s)" %[9]s%[10]s%[11]s  # %[1]s@2 whichever side of the canary you are on (Wedge-Served)
+`, plugin, h.key, h.waves, h.creds, h.ca, h.nats, h.trust, h.adminToken, bearer, h.addr, path)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,6 +113,20 @@ func TestUpRegions(t *testing.T) {
 	lf := u.await(t, "up naming an edge's log", regexp.MustCompile(`starting edge us-east-1 \(its log: (\S+)\)`))
 	if b, err := os.ReadFile(lf[1]); err != nil || len(b) == 0 {
 		t.Errorf("us-east-1's log %s: %v, %d bytes", lf[1], err, len(b))
+	}
+	// Its config, beside the log, carries the admin token up names (in
+	// the lines m matched).
+	tf := regexp.MustCompile(`edges' admin token \(Wedge-Pin-Token, with a Wedge-Pin\): in (\S+)`).FindStringSubmatch(u.out.String())
+	if tf == nil {
+		t.Fatalf("up names no admin token file:\n%s", u.out)
+	}
+	conf := strings.TrimSuffix(lf[1], ".log") + ".yaml"
+	cfg, err := edge.ParseConfig([]byte(readFile(t, conf)), filepath.Dir(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token := strings.TrimSpace(readFile(t, tf[1])); token == "" || cfg.Admin.Token != token {
+		t.Errorf("us-east-1's admin token %q, want %q of %s", cfg.Admin.Token, token, tf[1])
 	}
 	edges := regexp.MustCompile(`http://(\S+) \(([a-z0-9-]+)\)`).FindAllStringSubmatch(m[1], -1)
 	var pops []string
@@ -380,6 +395,109 @@ func TestUp(t *testing.T) {
 	}
 }
 
+// TestUpPin: `wedgectl up` gives its edges an admin token, in a file of
+// its own it names, so the README's canary smoke test runs locally: with a
+// canary of cache@2 rolled out as the README has it, a Wedge-Pin of the
+// side the client is not on, sent with that token, runs that side, and
+// with another token (or none) is ignored. The edges had no token, and so
+// ignored every pin.
+func TestUpPin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin twice and rolls it out")
+	}
+	u := startUp(t, "--chain", "cache", "--listen", "127.0.0.1:0", "--nats", "127.0.0.1:0", "--status", "")
+	m := u.await(t, "up printing its edge, control plane and keys", regexp.MustCompile(
+		`edge http://(\S+) (?s:.*)control plane: (\S+)(?s:.*)WEDGE_CREDS=(\S+) WEDGE_CA=(\S+)\n`+
+			`plugin signing key: (\S+), its public key \(the POPs' trust store\): WEDGE_TRUST=(\S+)\n(?s:.*)WEDGE_TOKEN=`))
+	addr, key := m[1], m[5]
+	tm := regexp.MustCompile(`edges' admin token \(Wedge-Pin-Token, with a Wedge-Pin\): in (\S+)`).FindStringSubmatch(u.out.String())
+	if tm == nil {
+		t.Fatalf("up names no admin token file:\n%s", u.out)
+	}
+	if fi, err := os.Stat(tm[1]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token file %s: %v, want mode 0600", tm[1], fi)
+	}
+	token := strings.TrimSpace(readFile(t, tm[1]))
+	if len(token) < 32 {
+		t.Fatalf("admin token %q: want 32 random bytes", token)
+	}
+
+	// The README's rollout, with the environment up prints.
+	t.Setenv("WEDGE_NATS", m[2])
+	t.Setenv("WEDGE_CREDS", m[3])
+	t.Setenv("WEDGE_CA", m[4])
+	t.Setenv("WEDGE_TRUST", m[6])
+	repo, err := findCheckout("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	wasm := filepath.Join(t.TempDir(), "cache.wasm")
+	for _, args := range [][]string{
+		{"plugin", "build", filepath.Join(repo, "plugins", "cache"), "-o", wasm},
+		{"plugin", "push", wasm, "--name", "cache", "--version", "2", "--key", key},
+		// A bake of an hour: the canary stays at 10% for the test.
+		{"rollout", "start", "cache@2", "--waves", "local:10%,local", "--gate", "error_rate<50%", "--bake", "1h"},
+	} {
+		var out bytes.Buffer
+		if err := run(ctx, args, &out); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out.String())
+		}
+	}
+	nc, err := controlplane.Dial(m[2], "test", nil, controlplane.Security{Creds: m[3], CA: m[4]}.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	s, err := controlplane.Ensure(ctx, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running manifest.Running
+	testutil.Eventually(t, hangGuard, "the edge running the canary", func() bool {
+		e, err := s.Status.Get(ctx, manifest.StatusKey("local", "local-1"))
+		var st manifest.Status
+		if err != nil || json.Unmarshal(e.Value(), &st) != nil {
+			return false
+		}
+		running = st.Running["cache"]
+		return running.Canary == "2"
+	})
+
+	// served is the cache version that ran for a request with hdr.
+	served := func(hdr ...string) string {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://" + addr + "/api/hello")
+		for i := 0; i < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("GET /api/hello %q: %v %d %s", hdr, err, resp.StatusCode(), resp.Body())
+		}
+		return string(resp.Header.Peek("Wedge-Served"))
+	}
+	// The split places this client on one side; the pin asks for the
+	// other, so only an honoured pin changes what runs.
+	mine, other := served(), "cache@2"
+	if mine == other {
+		other = "cache@" + running.Version
+	}
+	if mine != "cache@"+running.Version && mine != "cache@2" {
+		t.Fatalf("served by %q, want cache@%s or cache@2", mine, running.Version)
+	}
+	if got := served(manifest.PinHeader, other, manifest.PinTokenHeader, token); got != other {
+		t.Errorf("pinned to %s with up's admin token: served by %q", other, got)
+	}
+	for _, wrong := range []string{"", "not-" + token} {
+		if got := served(manifest.PinHeader, other, manifest.PinTokenHeader, wrong); got != mine {
+			t.Errorf("pinned to %s with token %q: served by %q, want the pin ignored (%s)", other, wrong, got, mine)
+		}
+	}
+}
+
 // TestUpNeedsNATSAddress: the local edges join the control plane over
 // --nats, as deployed ones do, so an empty address is refused up front;
 // before, up started an edge with no fleet agent and said nothing.
@@ -455,9 +573,10 @@ func TestTryHints(t *testing.T) {
 		h         tryHints
 		want, not []string
 	}{
-		{"default", tryHints{chain: []string{"auth", "ratelimit", "cache"}, nats: "tls://127.0.0.1:18801"},
+		{"default", tryHints{chain: []string{"auth", "ratelimit", "cache"}, nats: "tls://127.0.0.1:18801", adminToken: "/tmp/up/admin-token"},
 			[]string{"/api/hello  # 401 without a token", "# 200, then a cache HIT with Age", "# 429 past 10/s", "rollout start cache@2",
-				"export WEDGE_NATS=tls://127.0.0.1:18801 "}, nil},
+				"export WEDGE_NATS=tls://127.0.0.1:18801 ",
+				`curl -i -H "Wedge-Pin: cache@2" -H "Wedge-Pin-Token: $(cat /tmp/up/admin-token)" -H "Authorization: Bearer $WEDGE_TOKEN" /api/hello`}, nil},
 		{"cache alone", tryHints{chain: []string{"cache"}},
 			[]string{"curl -i /api/hello  # 200, then a cache HIT", "plugins/cache"}, []string{"401", "429", "Bearer"}},
 		{"no plugins", tryHints{},
