@@ -45,16 +45,16 @@ func (n *Node) AdminHandler(reload func() error) http.Handler {
 		q := r.URL.Query()
 		switch {
 		case q.Has("tag"):
-			fmt.Fprintf(w, "purged %d\n", n.cache.PurgeTagFenced([]byte(q.Get("tag"))))
+			fmt.Fprintf(w, "purged %d\n", n.cache.PurgeTag([]byte(q.Get("tag"))))
 		case q.Has("url"):
 			key, err := urlKey(q.Get("url"))
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
-			fmt.Fprintf(w, "purged %d\n", n.cache.PurgeFenced(key))
+			fmt.Fprintf(w, "purged %d\n", n.cache.Purge(key))
 		case q.Has("key"):
-			fmt.Fprintf(w, "purged %d\n", n.cache.PurgeFenced([]byte(q.Get("key"))))
+			fmt.Fprintf(w, "purged %d\n", n.cache.Purge([]byte(q.Get("key"))))
 		default:
 			http.Error(w, "want ?tag=T, ?url=U or ?key=K", http.StatusBadRequest)
 		}

@@ -127,10 +127,10 @@
 // origin, so that neither hands back a purged object. Nor does a fetch a
 // purge lands during store its answer (the owner's, or any POP's own
 // fill): each takes the cache's purge position as it goes to the origin
-// (host.MemCache.Purges, which the fleet's purges and the admin API's
-// move), and the cache does not store an answer fetched before a purge
-// of its key or of one of its tags (MemCache.PurgedSince, which
-// remembers the last 1,024 purges; an older fetch is not stored); the
+// (host.MemCache.Purges, which every purge moves: the fleet's, the admin
+// API's, a plugin's), and the cache does not store an answer fetched
+// before a purge of its key or of one of its tags (MemCache.PurgedSince,
+// which remembers the last 1,024 purges; an older fetch is not stored); the
 // requests waiting for the fetch get it, and a request after any purge
 // does not join it. tier.listen and tier.key are read at start: a reload
 // does not change them. Peers are no origins: they have no origin metrics.

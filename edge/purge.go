@@ -3,7 +3,7 @@ package edge
 // PurgeTag purges the cached responses tagged tag, as the admin API's
 // POST /purge?tag= does, and returns how many went. The fleet agent
 // applies the control plane's purges with it (edge/fleet's purge.go).
-func (n *Node) PurgeTag(tag string) int { return n.cache.PurgeTagFenced([]byte(tag)) }
+func (n *Node) PurgeTag(tag string) int { return n.cache.PurgeTag([]byte(tag)) }
 
 // PurgeURL purges every variant of the cached responses for the absolute
 // URL raw, keyed as the admin API's POST /purge?url= keys it.
@@ -12,7 +12,7 @@ func (n *Node) PurgeURL(raw string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return n.cache.PurgeFenced(key), nil
+	return n.cache.Purge(key), nil
 }
 
 // PurgeAll empties the response cache, for a POP that missed purges it

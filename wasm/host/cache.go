@@ -50,12 +50,11 @@ type MemCache struct {
 	mu   sync.Mutex
 	tags map[string]map[string]*CacheEntry // tag -> key -> entry that carries it
 
-	// purges is the purge position (Purges): moved by an operator's purge,
-	// under mu, before it removes anything. recent holds the last
-	// purgeLog of them, by position, so a fetch that began before some
-	// can tell whether one named its key or a tag of its answer (Set):
-	// a purge of one page must not keep every fetch in flight from
-	// being stored.
+	// purges is the purge position (Purges): moved by every purge, under
+	// mu, before it removes anything. recent holds the last purgeLog of
+	// them, by position, so a fetch that began before some can tell
+	// whether one named its key or a tag of its answer (Set): a purge of
+	// one page must not keep every fetch in flight from being stored.
 	purges atomic.Uint64
 	recent [purgeLog]purgeRecord // guarded by mu
 	seed   maphash.Seed
@@ -91,10 +90,10 @@ func (m *MemCache) Get(key []byte) (*CacheEntry, bool) {
 }
 
 // Set implements Cache. A response fetched at a known purge position
-// (StoredResponse.Fetched) is not stored once an operator's purge of its
-// key or of one of its tags has begun since (PurgedSince): the fetch may
-// have been answered before the purge, and storing it after would bring
-// back what the purge removed.
+// (StoredResponse.Fetched) is not stored once a purge of its key or of
+// one of its tags has begun since (PurgedSince): the fetch may have been
+// answered before the purge, and storing it after would bring back what
+// the purge removed.
 func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	k := string(key)
 	if len(e.Tags) == 0 && e.Response.Fetched == 0 {
@@ -103,12 +102,12 @@ func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	}
 	// Under the key's bucket lock, which the replaced entry's deletion
 	// event and a purge's removal of the key also run under, and under mu,
-	// which PurgeTagFenced moves the position and reads the index under:
-	// an operator's purge either finds the entry (indexed before the
-	// write: if it is evicted at once, unindex finds it too) and removes
-	// it, or has recorded itself, and the entry is not stored. Two
-	// stores of one key racing cannot leave the index naming the loser
-	// while the cache holds the winner.
+	// which PurgeTag moves the position and reads the index under: a
+	// purge either finds the entry (indexed before the write: if it is
+	// evicted at once, unindex finds it too) and removes it, or has
+	// recorded itself, and the entry is not stored. Two stores of one key
+	// racing cannot leave the index naming the loser while the cache
+	// holds the winner.
 	m.c.Compute(k, func(old *CacheEntry, _ bool) (*CacheEntry, otter.ComputeOp) {
 		f := e.Response.Fetched
 		if len(e.Tags) == 0 && f == m.purges.Load() {
@@ -127,12 +126,12 @@ func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	})
 }
 
-// purgeLog is how many operator purges a fetch can be checked against;
-// one that began before more is not stored.
+// purgeLog is how many purges a fetch can be checked against; one that
+// began before more is not stored.
 const purgeLog = 1024
 
-// purgeRecord is one operator purge: of everything, or of the key or tag
-// whose hash it holds.
+// purgeRecord is one purge: of everything, or of the key or tag whose
+// hash it holds.
 type purgeRecord struct {
 	pos  uint64
 	all  bool
@@ -151,16 +150,22 @@ func (m *MemCache) tagHash(tag string) uint64 {
 	return h.Sum64()
 }
 
-// fence moves the purge position for r, under mu.
-func (m *MemCache) fence(r purgeRecord) {
+// fence moves the purge position for r, under mu, and returns where the
+// fetch of the exchange that purged, begun at fetched, stands after it
+// (OwnPurger.PurgeOwn): past r when r is the only purge since.
+func (m *MemCache) fence(r purgeRecord, fetched uint64) uint64 {
 	r.pos = m.purges.Add(1)
 	m.recent[r.pos%purgeLog] = r
+	if fetched != 0 && fetched+1 == r.pos {
+		return r.pos
+	}
+	return fetched
 }
 
-// PurgedSince reports whether an operator's purge since position fetched
-// named key or one of tags, or everything, or is too far back to tell (a
-// hash collision also counts): then what was fetched at fetched must not
-// be stored or handed on.
+// PurgedSince reports whether a purge since position fetched named key or
+// one of tags, or everything, or is too far back to tell (a hash
+// collision also counts): then what was fetched at fetched must not be
+// stored or handed on.
 func (m *MemCache) PurgedSince(fetched uint64, key string, tags []string) bool {
 	if fetched == m.purges.Load() {
 		return false
@@ -190,8 +195,8 @@ func (m *MemCache) purgedSince(fetched uint64, key string, tags []string) bool {
 	return false
 }
 
-// Purges is the cache's purge position: it moves with every operator's
-// purge (PurgeFenced, PurgeTagFenced, PurgeAll), so a fetch that took it
+// Purges is the cache's purge position: it moves with every purge
+// (Purge, PurgeTag, their Own forms, PurgeAll), so a fetch that took it
 // as it began can tell whether one began while it was out
 // (StoredResponse.Fetched). Never 0.
 func (m *MemCache) Purges() uint64 { return m.purges.Load() }
@@ -223,39 +228,54 @@ func (m *MemCache) unindex(key string, e *CacheEntry) {
 	}
 }
 
-// Purge implements Cache: a plugin's purge (cache_purge), which leaves
-// the purge position alone, so that the plugin may store what its
-// exchange fetched after purging.
-func (m *MemCache) Purge(key []byte) int { return m.purge(key, false) }
-
-// PurgeTag implements Cache, as Purge does.
-func (m *MemCache) PurgeTag(tag []byte) int { return m.purgeTag(tag, false) }
-
-// PurgeFenced is Purge for an operator's purge (the edge's admin API, the
-// control plane's): it moves the purge position first, so that a fetch in
-// progress as it lands does not store its answer (Set).
-func (m *MemCache) PurgeFenced(key []byte) int { return m.purge(key, true) }
-
-// PurgeTagFenced is PurgeTag moving the position, as PurgeFenced does.
-func (m *MemCache) PurgeTagFenced(tag []byte) int { return m.purgeTag(tag, true) }
-
-func (m *MemCache) purge(key []byte, fence bool) int {
-	if fence {
-		m.mu.Lock()
-		m.fence(purgeRecord{hash: m.keyHash(string(key))})
-		m.mu.Unlock()
-	}
-	if _, ok := m.c.Invalidate(string(key)); ok {
-		return 1
-	}
-	return 0
+// Purge implements Cache. Every purge moves the purge position first,
+// so that a fetch in progress as it lands does not store its answer
+// (Set): a plugin's too, or a GET at the origin while a POST's answer
+// invalidated its URL (RFC 9111 section 4.4) stored what it fetched
+// before the POST, for as long as that was fresh.
+func (m *MemCache) Purge(key []byte) int {
+	n, _ := m.PurgeOwn(key, 0)
+	return n
 }
 
-func (m *MemCache) purgeTag(tag []byte, fence bool) int {
+// PurgeTag implements Cache, as Purge does.
+func (m *MemCache) PurgeTag(tag []byte) int {
+	n, _ := m.PurgeTagOwn(tag, 0)
+	return n
+}
+
+// OwnPurger is a [Cache] whose purges keep fetches in progress from
+// storing (MemCache): a plugin's purge (cache_purge) says where its own
+// exchange's fetch began, so that the exchange may store what it fetched
+// after purging.
+type OwnPurger interface {
+	// PurgeOwn is Purge for the exchange whose fetch began at purge
+	// position fetched (0: none). It returns how many entries it
+	// removed and the position that fetch stands at now: this purge's,
+	// if no other began since the fetch did; fetched otherwise, which
+	// this purge then keeps out as it does every other fetch.
+	PurgeOwn(key []byte, fetched uint64) (int, uint64)
+	// PurgeTagOwn is PurgeTag as PurgeOwn is Purge.
+	PurgeTagOwn(tag []byte, fetched uint64) (int, uint64)
+}
+
+var _ OwnPurger = (*MemCache)(nil)
+
+// PurgeOwn implements OwnPurger.
+func (m *MemCache) PurgeOwn(key []byte, fetched uint64) (int, uint64) {
 	m.mu.Lock()
-	if fence {
-		m.fence(purgeRecord{hash: m.tagHash(string(tag))})
+	fetched = m.fence(purgeRecord{hash: m.keyHash(string(key))}, fetched)
+	m.mu.Unlock()
+	if _, ok := m.c.Invalidate(string(key)); ok {
+		return 1, fetched
 	}
+	return 0, fetched
+}
+
+// PurgeTagOwn implements OwnPurger.
+func (m *MemCache) PurgeTagOwn(tag []byte, fetched uint64) (int, uint64) {
+	m.mu.Lock()
+	fetched = m.fence(purgeRecord{hash: m.tagHash(string(tag))}, fetched)
 	var keys []string
 	for k := range m.tags[string(tag)] {
 		keys = append(keys, k)
@@ -267,15 +287,15 @@ func (m *MemCache) purgeTag(tag []byte, fence bool) int {
 			n++
 		}
 	}
-	return n
+	return n, fetched
 }
 
 // PurgeAll empties the cache: what a POP does when it cannot know which
 // purges it missed (edge/fleet's purge.go). It moves the purge position,
-// as PurgeFenced does.
+// as Purge does.
 func (m *MemCache) PurgeAll() int {
 	m.mu.Lock()
-	m.fence(purgeRecord{all: true})
+	m.fence(purgeRecord{all: true}, 0)
 	m.mu.Unlock()
 	n := m.c.EstimatedSize()
 	m.c.InvalidateAll()

@@ -383,15 +383,16 @@ func TestMemCacheHammer(t *testing.T) {
 	checkTagIndex(t, m)
 }
 
-// TestMemCacheFetchedBeforePurge: a response whose fetch began before an
-// operator's purge (by key, by tag or all) is not stored; one fetched
-// after it is, and so is one after a plugin's own purge, which leaves the
-// position alone.
+// TestMemCacheFetchedBeforePurge: a response whose fetch began before a
+// purge (by key, by tag or all; an operator's or a plugin's) is not
+// stored; one fetched after it is.
 func TestMemCacheFetchedBeforePurge(t *testing.T) {
 	for name, purge := range map[string]func(*MemCache){
-		"key": func(m *MemCache) { m.PurgeFenced([]byte("k")) },
-		"tag": func(m *MemCache) { m.PurgeTagFenced([]byte("t")) },
-		"all": func(m *MemCache) { m.PurgeAll() },
+		"key":     func(m *MemCache) { m.Purge([]byte("k")) },
+		"tag":     func(m *MemCache) { m.PurgeTag([]byte("t")) },
+		"all":     func(m *MemCache) { m.PurgeAll() },
+		"own key": func(m *MemCache) { m.PurgeOwn([]byte("k"), m.Purges()) },
+		"own tag": func(m *MemCache) { m.PurgeTagOwn([]byte("t"), m.Purges()) },
 	} {
 		m := NewMemCache(1 << 20)
 		before := m.Purges()
@@ -409,18 +410,54 @@ func TestMemCacheFetchedBeforePurge(t *testing.T) {
 			t.Errorf("%s: a response fetched after the purge was not stored", name)
 		}
 	}
+}
+
+// TestMemCacheOwnPurge: the exchange that purged may store what it
+// fetched, when no other purge began since its fetch did; every other
+// fetch in progress may not. A plugin's purge left the position alone,
+// and a GET at the origin while a POST invalidated its URL stored the
+// answer from before the POST.
+func TestMemCacheOwnPurge(t *testing.T) {
 	m := NewMemCache(1 << 20)
-	e := testEntry(time.Minute, 0, "v", "t")
-	e.Response.Fetched = m.Purges()
-	m.PurgeTag([]byte("t"))
-	m.Purge([]byte("k"))
+	f := m.Purges()
+	other := f // another exchange's fetch, begun as this one's did
+	_, f = m.PurgeTagOwn([]byte("t"), f)
+	_, f = m.PurgeOwn([]byte("k"), f)
+	if f != m.Purges() {
+		t.Fatalf("own purges left the fetch at %d, want %d", f, m.Purges())
+	}
+	e := testEntry(time.Minute, 0, "other", "t")
+	e.Response.Fetched = other
+	m.Set([]byte("k"), e)
+	if _, ok := m.Get([]byte("k")); ok {
+		t.Error("a fetch in progress as a plugin purged its key was stored")
+	}
+	e = testEntry(time.Minute, 0, "own", "t")
+	e.Response.Fetched = f
 	m.Set([]byte("k"), e)
 	if _, ok := m.Get([]byte("k")); !ok {
 		t.Error("a plugin's own purges kept its response out of the cache")
 	}
+
+	// Another purge between the fetch and its own: the own purge keeps
+	// it out too, as it cannot tell the two apart.
+	f = m.Purges()
+	m.Purge([]byte("elsewhere"))
+	if _, g := m.PurgeOwn([]byte("k"), f); g != f {
+		t.Fatalf("own purge after another moved the fetch to %d, want %d", g, f)
+	}
+	e = testEntry(time.Minute, 0, "late", "t")
+	e.Response.Fetched = f
+	m.Set([]byte("k"), e)
+	if _, ok := m.Get([]byte("k")); ok {
+		t.Error("a fetch with another purge before its own was stored")
+	}
+	if _, g := m.PurgeOwn([]byte("k"), 0); g != 0 {
+		t.Errorf("own purge of no known fetch gave position %d, want 0", g)
+	}
 }
 
-// TestMemCacheFenceIsNarrow: an operator's purge keeps out of the cache
+// TestMemCacheFenceIsNarrow: a purge keeps out of the cache
 // only what it named: a fetch of another key, or an answer without the
 // purged tag, begun before it is stored. The fence was cache-wide, and a
 // site that purged a page more often than an origin fetch lasts cached
@@ -429,8 +466,8 @@ func TestMemCacheFetchedBeforePurge(t *testing.T) {
 func TestMemCacheFenceIsNarrow(t *testing.T) {
 	m := NewMemCache(1 << 20)
 	before := m.Purges()
-	m.PurgeFenced([]byte("k"))
-	m.PurgeTagFenced([]byte("t"))
+	m.Purge([]byte("k"))
+	m.PurgeTag([]byte("t"))
 	for _, c := range []struct {
 		key, tag string
 		stored   bool
@@ -450,7 +487,7 @@ func TestMemCacheFenceIsNarrow(t *testing.T) {
 		t.Error("PurgedSince does not say what was purged")
 	}
 	for range purgeLog {
-		m.PurgeFenced([]byte("busy"))
+		m.Purge([]byte("busy"))
 	}
 	e := testEntry(time.Minute, 0, "v")
 	e.Response.Fetched = before

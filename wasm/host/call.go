@@ -418,14 +418,36 @@ func (c *Call) CachePurge(kind int32, match []byte) int32 {
 	if c.env.Cache == nil {
 		return abi.ErrUnavailable
 	}
-	switch kind {
-	case abi.PurgeKey:
-		return int32(c.env.Cache.Purge(match))
-	case abi.PurgeTag:
-		return int32(c.env.Cache.PurgeTag(match))
+	// The purge keeps every fetch in progress from storing its answer,
+	// the exchange's own excepted: a plugin may store what its exchange
+	// fetched after purging (OwnPurger).
+	var none uint64
+	at := &none
+	if f, ok := c.ex.(FetchPositioner); ok {
+		at = f.FetchPosition()
 	}
-	return abi.ErrInvalid
+	op, own := c.env.Cache.(OwnPurger)
+	var n int
+	switch {
+	case kind == abi.PurgeKey && own:
+		n, *at = op.PurgeOwn(match, *at)
+	case kind == abi.PurgeKey:
+		n = c.env.Cache.Purge(match)
+	case kind == abi.PurgeTag && own:
+		n, *at = op.PurgeTagOwn(match, *at)
+	case kind == abi.PurgeTag:
+		n = c.env.Cache.PurgeTag(match)
+	default:
+		return abi.ErrInvalid
+	}
+	return int32(n)
 }
+
+// FetchPositioner is an Exchange that carries the purge position its
+// response's fetch began at (MemExchange.Fetched, which StoreResponse
+// hands the cache), for cache_purge to move past the exchange's own
+// purges.
+type FetchPositioner interface{ FetchPosition() *uint64 }
 
 // CacheRevalidate implements abi.Host.
 func (c *Call) CacheRevalidate(key []byte) int32 {

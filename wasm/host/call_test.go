@@ -1046,6 +1046,36 @@ func TestCallCacheRoundTrip(t *testing.T) {
 	}
 }
 
+// TestCallCachePurgeDuringFetch: cache_purge keeps out of the cache what
+// another exchange's fetch, in progress as it landed, brings back (a GET
+// at the origin while a POST invalidated its URL), and lets the exchange
+// that purged store its own. It left the purge position alone, and the
+// other exchange stored its answer from before the purge.
+func TestCallCachePurgeDuringFetch(t *testing.T) {
+	own, other := newFixture(t, abi.PhaseResponse), newFixture(t, abi.PhaseResponse)
+	other.env.Cache = own.env.Cache
+	cache := own.env.Cache.(*MemCache)
+	own.ex.Fetched, other.ex.Fetched = cache.Purges(), cache.Purges()
+	if got := own.call.CachePurge(abi.PurgeTag, []byte("t")); got != 0 {
+		t.Fatalf("CachePurge(tag) = %d", got)
+	}
+	if got := own.call.CachePurge(abi.PurgeKey, []byte("/k")); got != 0 {
+		t.Fatalf("CachePurge(key) = %d", got)
+	}
+	if got := other.call.CacheStore([]byte("/k"), nil, 60_000, 0, nil); got != 0 {
+		t.Fatalf("other CacheStore = %d", got)
+	}
+	if _, ok := cache.Get([]byte("/k")); ok {
+		t.Fatal("a fetch in progress as cache_purge named its key was stored")
+	}
+	if got := own.call.CacheStore([]byte("/k"), nil, 60_000, 0, []byte("t\x00")); got != 0 {
+		t.Fatalf("own CacheStore = %d", got)
+	}
+	if _, ok := cache.Get([]byte("/k")); !ok {
+		t.Fatal("the exchange that purged could not store its own fetch")
+	}
+}
+
 func TestCallStoresUnavailable(t *testing.T) {
 	f := newFixture(t, abi.PhaseRequest)
 	f.env.Cache, f.env.Limiter, f.env.Keys, f.env.Metrics = nil, nil, nil, nil

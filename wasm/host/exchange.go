@@ -214,6 +214,9 @@ func (x *MemExchange) Reset() {
 	x.strs = x.strs[:0]
 }
 
+// FetchPosition implements FetchPositioner.
+func (x *MemExchange) FetchPosition() *uint64 { return &x.Fetched }
+
 // HoldEntry implements EntryHolder.
 func (x *MemExchange) HoldEntry(key []byte, e *CacheEntry) {
 	x.held, x.heldKey = e, x.str(key)
@@ -267,8 +270,9 @@ func (x *MemExchange) ownFields(fs []HeaderField) {
 }
 
 var (
-	_ Exchange    = (*MemExchange)(nil)
-	_ EntryHolder = (*MemExchange)(nil)
+	_ Exchange        = (*MemExchange)(nil)
+	_ EntryHolder     = (*MemExchange)(nil)
+	_ FetchPositioner = (*MemExchange)(nil)
 )
 
 func (x *MemExchange) header(m abi.Msg) *Header {
