@@ -164,6 +164,7 @@ func (t *tier) init(n *Node, cfg *Config) error {
 		behind: asks.WithLabelValues("behind")}
 	t.caught = make(chan struct{})
 	t.flights.m = map[string]*flight{}
+	t.flights.purged = n.cache.KeyPurgedSince
 	if cfg.Tier.Listen == "" {
 		return nil
 	}

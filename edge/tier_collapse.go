@@ -24,6 +24,10 @@ type flights struct {
 	mu        sync.Mutex
 	m         map[string]*flight
 	collapsed prometheus.Counter // followers
+	// purged reports whether a purge since a position could cover what a
+	// fetch of a cache key brings (host.MemCache.KeyPurgedSince); nil:
+	// any purge since does.
+	purged func(since uint64, cacheKey []byte) bool
 }
 
 // flight is one fetch; resp and err are set before done closes, and
@@ -81,15 +85,17 @@ func collapseKey(key []byte, wreq *wire.Request) string {
 	return b.String()
 }
 
-// do runs fetch for wreq, whose collapse key is key, unless a fetch for
-// key begun at purge position purge or later is in progress, in which
-// case it waits for that one, until deadline. Either way the answer is
+// do runs fetch for wreq, whose collapse key is key and cache key
+// cacheKey, unless a fetch for key is in progress that began at purge
+// position purge or later, or before it with no purge since that could
+// cover its answer (purged), in which case it waits for that one, until
+// deadline. Either way the answer is
 // copied into into, which then shares the body. A leader's failure is
 // its followers' failure; a leader's answer that is not for the follower
 // too (shareable) sends the follower to fetch on its own.
-func (f *flights) do(key string, purge uint64, wreq *wire.Request, deadline time.Time, into *wire.Response, fetch func(*wire.Response) error) error {
+func (f *flights) do(key string, cacheKey []byte, purge uint64, wreq *wire.Request, deadline time.Time, into *wire.Response, fetch func(*wire.Response) error) error {
 	f.mu.Lock()
-	if fl := f.m[key]; fl != nil && fl.purge >= purge {
+	if fl := f.m[key]; fl != nil && (fl.purge >= purge || f.purged != nil && !f.purged(fl.purge, cacheKey)) {
 		f.mu.Unlock()
 		f.collapsed.Inc()
 		timer := time.NewTimer(time.Until(deadline))
@@ -211,7 +217,7 @@ func copyResponse(dst, src *wire.Response) {
 // The answer is copied into wresp, its body shared.
 func (n *Node) tierFetch(rt *route, s tierStep, hop string, key []byte, deadline time.Time, wreq *wire.Request, wresp *wire.Response) error {
 	t := &n.tier
-	return t.flights.do(collapseKey(key, wreq), n.cache.Purges(), wreq, deadline, wresp, func(resp *wire.Response) error {
+	return t.flights.do(collapseKey(key, wreq), key, n.cache.Purges(), wreq, deadline, wresp, func(resp *wire.Response) error {
 		if hop != hopShield {
 			if cl := n.shieldClient(rt, key); cl != nil {
 				err := n.ask(cl, s, hopShield, askDeadline(time.Now(), deadline), deadline, wreq, resp)

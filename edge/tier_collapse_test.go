@@ -11,6 +11,7 @@ import (
 	"github.com/talowa/wedge/edge/originclient"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/wire"
+	"github.com/talowa/wedge/wasm/host"
 )
 
 // testFlights are flights with a collapsed counter of their own.
@@ -26,7 +27,7 @@ func lead(t *testing.T, f *flights, key string, purge uint64, req *wire.Request,
 	done := make(chan error, 1)
 	go func() {
 		var resp wire.Response
-		done <- f.do(key, purge, req, time.Now().Add(time.Minute), &resp, func(r *wire.Response) error {
+		done <- f.do(key, nil, purge, req, time.Now().Add(time.Minute), &resp, func(r *wire.Response) error {
 			fetches.Add(1)
 			<-release
 			r.Status = 200
@@ -52,7 +53,7 @@ func follow(f *flights, key string, purge uint64, req *wire.Request, fetches *at
 	got := make(chan string, 1)
 	go func() {
 		var resp wire.Response
-		err := f.do(key, purge, req, time.Now().Add(time.Minute), &resp, func(r *wire.Response) error {
+		err := f.do(key, []byte(key), purge, req, time.Now().Add(time.Minute), &resp, func(r *wire.Response) error {
 			fetches.Add(1)
 			r.Body = []byte("own")
 			return nil
@@ -161,6 +162,52 @@ func TestCollapseAfterPurge(t *testing.T) {
 	}
 }
 
+// TestCollapseAfterOtherPurge: a purge of another key (a POST's
+// invalidation of its own URL, which moves the purge position as any
+// purge does) leaves a fetch in progress to the requests after it; a
+// purge of its key, of any tag (what the fetch will carry is not known
+// yet) or of everything does not.
+func TestCollapseAfterOtherPurge(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		purge func(*host.MemCache)
+		join  bool
+	}{
+		{"another key", func(c *host.MemCache) { c.Purge([]byte("other")) }, true},
+		{"its key", func(c *host.MemCache) { c.Purge([]byte("k")) }, false},
+		{"a tag", func(c *host.MemCache) { c.PurgeTag([]byte("t")) }, false},
+		{"everything", func(c *host.MemCache) { c.PurgeAll() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := host.NewMemCache(1 << 20)
+			f := testFlights()
+			f.purged = c.KeyPurgedSince
+			var fetches atomic.Int64
+			release := make(chan struct{})
+			done := lead(t, f, "k", c.Purges(), request(), release, &fetches, "Cache-Control", "max-age=60")
+			tc.purge(c)
+			got := follow(f, "k", c.Purges(), request(), &fetches)
+			want := "own"
+			if tc.join {
+				want = "leader's"
+				testutil.Eventually(t, 10*time.Second, "the request after the purge joining the fetch", func() bool {
+					return collapsed(f) == 1
+				})
+				close(release)
+			}
+			if body := <-got; body != want {
+				t.Errorf("a request after the purge got %q, want %q", body, want)
+			}
+			if !tc.join {
+				close(release)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 // TestCollapsePanic: a fetch that panics leaves its key free and its
 // followers a failure, not a wait.
 func TestCollapsePanic(t *testing.T) {
@@ -169,7 +216,7 @@ func TestCollapsePanic(t *testing.T) {
 	go func() {
 		defer func() { recover() }()
 		var resp wire.Response
-		f.do("k", 0, request(), time.Now().Add(time.Minute), &resp, func(*wire.Response) error {
+		f.do("k", nil, 0, request(), time.Now().Add(time.Minute), &resp, func(*wire.Response) error {
 			close(entered)
 			<-release
 			panic("boom")
@@ -190,7 +237,7 @@ func TestCollapsePanic(t *testing.T) {
 		t.Error("the panicked flight is still in the map")
 	}
 	var resp wire.Response
-	if err := f.do("k", 0, request(), time.Now().Add(time.Minute), &resp, func(*wire.Response) error { return nil }); err != nil {
+	if err := f.do("k", nil, 0, request(), time.Now().Add(time.Minute), &resp, func(*wire.Response) error { return nil }); err != nil {
 		t.Errorf("a fetch after the panic: %v", err)
 	}
 }

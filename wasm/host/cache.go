@@ -130,12 +130,12 @@ func (m *MemCache) Set(key []byte, e *CacheEntry) {
 // began before more is not stored.
 const purgeLog = 1024
 
-// purgeRecord is one purge: of everything, or of the key or tag whose
-// hash it holds.
+// purgeRecord is one purge: of everything, or of the key or tag (tag set)
+// whose hash it holds.
 type purgeRecord struct {
-	pos  uint64
-	all  bool
-	hash uint64
+	pos      uint64
+	all, tag bool
+	hash     uint64
 }
 
 func (m *MemCache) keyHash(key string) uint64 { return maphash.String(m.seed, key) }
@@ -173,6 +173,31 @@ func (m *MemCache) PurgedSince(fetched uint64, key string, tags []string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.purgedSince(fetched, key, tags)
+}
+
+// KeyPurgedSince is PurgedSince for a fetch whose tags are not known yet
+// (one still at the origin): any tag's purge counts. A request that would
+// share such a fetch (edge/tier_collapse.go) waits for it unless a purge
+// since could cover its answer; with every plugin purge moving the
+// position (a POST's invalidation of its URL), checking the position
+// alone sent a request to the origin after any write to any page.
+func (m *MemCache) KeyPurgedSince(fetched uint64, key []byte) bool {
+	if fetched == m.purges.Load() {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.purges.Load()
+	if now-fetched >= purgeLog {
+		return true
+	}
+	kh := m.keyHash(string(key))
+	for p := fetched + 1; p <= now; p++ {
+		if r := &m.recent[p%purgeLog]; r.all || r.tag || r.hash == kh {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *MemCache) purgedSince(fetched uint64, key string, tags []string) bool {
@@ -275,7 +300,7 @@ func (m *MemCache) PurgeOwn(key []byte, fetched uint64) (int, uint64) {
 // PurgeTagOwn implements OwnPurger.
 func (m *MemCache) PurgeTagOwn(tag []byte, fetched uint64) (int, uint64) {
 	m.mu.Lock()
-	fetched = m.fence(purgeRecord{hash: m.tagHash(string(tag))}, fetched)
+	fetched = m.fence(purgeRecord{hash: m.tagHash(string(tag)), tag: true}, fetched)
 	var keys []string
 	for k := range m.tags[string(tag)] {
 		keys = append(keys, k)
