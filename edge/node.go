@@ -208,8 +208,11 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	}
 	n.srv = &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
-			n.reads.claim(&ctx.Request.Header)
-			n.serve(ctx)
+			if n.reads.claim(&ctx.Request.Header) == fasthttp.StatusRequestEntityTooLarge {
+				n.tooLarge(ctx) // headerReceived refused it: its body is not to be read
+			} else {
+				n.serve(ctx)
+			}
 			date(&ctx.Response.Header)
 			n.servedH1(ctx)
 		},

@@ -30,6 +30,10 @@ import (
 // neither (its connection failed as the server wrote 100 Continue) leaves
 // an entry behind: one older than read_timeout, which bounds the body's
 // read, is given back by the next sweep.
+//
+// With bodies streamed (limits.stream_threshold set) nothing is counted,
+// and the entries are the HTTP/1.0 requests headerReceived refuses with
+// 413 before their body is read (refuse).
 type reads struct {
 	limit   int64 // bytes that may be held; 0: none are counted (bodies stream)
 	gate    int64 // bodies up to this long are not counted
@@ -42,19 +46,21 @@ type reads struct {
 	swept int64 // sinceStart of the last sweep
 }
 
-// heldBody is what a request's body took: cost 0 when it found no room.
+// heldBody is what a request's body took: cost 0 when it found no room,
+// or when it is too large to be read at all.
 type heldBody struct {
-	cost int64
-	at   int64 // sinceStart
+	cost  int64
+	at    int64 // sinceStart
+	large bool  // past its route's bound (refuse)
 }
 
 func (r *reads) init(l *Limits) {
+	r.held = map[*fasthttp.RequestHeader]heldBody{}
 	if l.StreamThreshold > 0 {
 		return // bodies stream, and a buffer grows only as bytes arrive (stream.go)
 	}
 	r.limit, r.gate = int64(l.MaxReadBytes), int64(l.MaxHeaderBytes)
 	r.stale = int64(time.Duration(l.ReadTimeout) + time.Second)
-	r.held = map[*fasthttp.RequestHeader]heldBody{}
 }
 
 // take takes h's announced body length from the limit; false if it has no
@@ -88,6 +94,19 @@ func (r *reads) take(h *fasthttp.RequestHeader) bool {
 	return e.cost > 0
 }
 
+// refuse keeps that h's request is refused with 413, its body unread
+// (headerReceived). The handler, or the error handler if its target does
+// not parse, claims it: no read happens between, so none is left behind.
+func (r *reads) refuse(h *fasthttp.RequestHeader) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.held[h]; ok {
+		r.dropLocked(h, e)
+	}
+	r.held[h] = heldBody{at: sinceStart(), large: true}
+	r.pending.Add(1)
+}
+
 func (r *reads) dropLocked(h *fasthttp.RequestHeader, e heldBody) {
 	delete(r.held, h)
 	r.pending.Add(-1)
@@ -102,22 +121,29 @@ func (r *reads) refused(h *fasthttp.RequestHeader) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.held[h]
-	return ok && e.cost == 0
+	return ok && e.cost == 0 && !e.large
 }
 
-// claim ends what h's request took: the bytes go back, and refused
-// reports that take found no room for it.
-func (r *reads) claim(h *fasthttp.RequestHeader) (refused bool) {
+// claim ends what h's request took: the bytes go back, and it returns the
+// status the request is refused with: 503 when take found no room for its
+// body, 413 when refuse refused it, 0 when it is served.
+func (r *reads) claim(h *fasthttp.RequestHeader) (status int) {
 	if r.pending.Load() == 0 {
-		return false
+		return 0
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.held[h]
-	if ok {
-		r.dropLocked(h, e)
+	switch {
+	case !ok:
+		return 0
+	case e.large:
+		status = fasthttp.StatusRequestEntityTooLarge
+	case e.cost == 0:
+		status = fasthttp.StatusServiceUnavailable
 	}
-	return ok && e.cost == 0
+	r.dropLocked(h, e)
+	return status
 }
 
 // headerReceivedH1 is the HTTP/1.1 server's HeaderReceived hook:
@@ -154,7 +180,7 @@ func (n *Node) headerReceivedH1(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 // found no room in max_read_bytes gets 503, any other what
 // transportError says.
 func (n *Node) readError(ctx *fasthttp.RequestCtx, err error) {
-	if n.reads.claim(&ctx.Request.Header) {
+	if n.reads.claim(&ctx.Request.Header) == fasthttp.StatusServiceUnavailable {
 		n.readsFull(ctx)
 	} else {
 		n.transportError(ctx, err)

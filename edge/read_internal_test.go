@@ -22,7 +22,7 @@ func TestReadsLeftBehind(t *testing.T) {
 	if !r.take(a) || r.take(b) {
 		t.Fatal("60 then 60 of 100: want the first taken, the second refused")
 	}
-	if !r.claim(b) || r.claim(b) {
+	if r.claim(b) != fasthttp.StatusServiceUnavailable || r.claim(b) != 0 {
 		t.Fatal("claim of the refused one: want refused once")
 	}
 	if !r.take(a) || r.bytes.Load() != 60 {

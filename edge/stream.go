@@ -62,9 +62,13 @@ func routeMax(rc *RouteConfig, l *Limits) (body, resp int64) {
 // whole gets the route's maximum as its bound, so fasthttp refuses it
 // (413) on its Content-Length, or once a chunked one passes it. A
 // streaming server would take a first piece of the body before the
-// handler runs, which a client that sent only the header waits forever
-// for: the request gets an Expect of 100-continue instead (parsed, not in
-// the header section passed on), and expect refuses it.
+// handler runs, which a client that sent only the header waits for until
+// read_timeout: an HTTP/1.1 request gets an Expect of 100-continue
+// instead (parsed, not in the header section passed on), and expect
+// refuses it. fasthttp ignores an Expect in HTTP/1.0, which has none, so
+// such a request is kept for refusal (reads.refuse) and its length set to
+// 0, leaving fasthttp no body to read; the handler answers it as expect
+// does, and the connection closes, its body unread.
 func (n *Node) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	if n.cfg.Limits.StreamThreshold <= 0 && !n.gen.Load().routeBodies {
 		return fasthttp.RequestConfig{} // the server's bound is every route's: no lookup
@@ -79,8 +83,14 @@ func (n *Node) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig 
 	if n.cfg.Limits.StreamThreshold <= 0 {
 		return fasthttp.RequestConfig{MaxRequestBodySize: int(rt.maxBody)}
 	}
-	if int64(h.ContentLength()) > rt.maxBody && h.IsHTTP11() {
+	switch {
+	case int64(h.ContentLength()) <= rt.maxBody:
+	case h.IsHTTP11():
 		h.Set(fasthttp.HeaderExpect, "100-continue")
+	default:
+		n.reads.refuse(h)
+		h.SetContentLength(0)
+		h.SetConnectionClose()
 	}
 	return fasthttp.RequestConfig{}
 }
@@ -91,10 +101,9 @@ func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
 	rt := n.route(&ctx.Request.Header)
 	if rt != nil && rt.maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > rt.maxBody {
 		n.reads.claim(&ctx.Request.Header) // no handler runs to claim it
-		n.m.refused.WithLabelValues("413").Inc()
+		n.tooLarge(ctx)
 		// fasthttp writes this answer without running the handler, which
-		// explains and dates the others (RFC 9110 §6.6.1).
-		ctx.Error("413 Request Entity Too Large: request body larger than the limit\n", fasthttp.StatusRequestEntityTooLarge)
+		// dates the others (RFC 9110 §6.6.1).
 		date(&ctx.Response.Header)
 		return fasthttp.StatusRequestEntityTooLarge
 	}
@@ -106,6 +115,15 @@ func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
 		return fasthttp.StatusServiceUnavailable
 	}
 	return fasthttp.StatusContinue
+}
+
+// tooLarge answers a request whose announced body is past its route's
+// maximum before a byte of the body is read (expect, headerReceived); the
+// connection closes after it, the body unread.
+func (n *Node) tooLarge(ctx *fasthttp.RequestCtx) {
+	n.m.refused.WithLabelValues("413").Inc()
+	ctx.Error("413 Request Entity Too Large: request body larger than the limit\n", fasthttp.StatusRequestEntityTooLarge)
+	ctx.SetConnectionClose()
 }
 
 // route is the route a request header names, matched as serve matches
