@@ -200,8 +200,8 @@ type Limits struct {
 	// the connection closed (so one larger than it always is).
 	MaxWriteBytes int `yaml:"max_write_bytes"`
 	// WebSocket bounds the WebSocket tunnels (edge/tunnel.go), e.g.
-	// websocket: {max_tunnels: 10000, idle_timeout: 2m,
-	// max_message_bytes: 16777216, drain_timeout: 5s}.
+	// websocket: {max_tunnels: 10000, max_tunnels_per_client: 1000,
+	// idle_timeout: 2m, max_message_bytes: 16777216, drain_timeout: 5s}.
 	WebSocket WebSocketLimits `yaml:"websocket"`
 }
 
@@ -404,8 +404,9 @@ func (l *Limits) given() error {
 		"stream_threshold": int64(l.StreamThreshold), "max_conns": int64(l.MaxConns),
 		"idle_timeout": int64(l.IdleTimeout), "read_timeout": int64(l.ReadTimeout),
 		"write_timeout": int64(l.WriteTimeout), "max_write_bytes": int64(l.MaxWriteBytes),
-		"max_read_bytes":        int64(l.MaxReadBytes),
-		"websocket.max_tunnels": int64(l.WebSocket.MaxTunnels),
+		"max_read_bytes":                   int64(l.MaxReadBytes),
+		"websocket.max_tunnels":            int64(l.WebSocket.MaxTunnels),
+		"websocket.max_tunnels_per_client": int64(l.WebSocket.MaxTunnelsPerClient),
 	} {
 		if v < 0 {
 			return fmt.Errorf("limits: %s is negative (%d): leave it out for the default", name, v)

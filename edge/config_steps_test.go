@@ -84,10 +84,11 @@ func TestConfigRouteMistakes(t *testing.T) {
 // silence, and a header bound no request fits are refused.
 func TestConfigLimitsGiven(t *testing.T) {
 	for limits, want := range map[string]string{
-		"max_body_bytes: -1":           "limits: max_body_bytes is negative",
-		"max_conns: -5":                "limits: max_conns is negative",
-		"websocket: {max_tunnels: -1}": "limits: websocket.max_tunnels is negative",
-		"max_header_bytes: 10":         "limits: max_header_bytes 10: want at least 1024",
+		"max_body_bytes: -1":                      "limits: max_body_bytes is negative",
+		"max_conns: -5":                           "limits: max_conns is negative",
+		"websocket: {max_tunnels: -1}":            "limits: websocket.max_tunnels is negative",
+		"websocket: {max_tunnels_per_client: -1}": "limits: websocket.max_tunnels_per_client is negative",
+		"max_header_bytes: 10":                    "limits: max_header_bytes 10: want at least 1024",
 	} {
 		wantRefused(t, "limits: {"+limits+"}\n"+oneOrigin+"routes:\n  - {origin: app}\n", want)
 	}

@@ -124,9 +124,11 @@ type requestChain struct {
 	wresp  wire.Response
 	st     *stream // the request's streamed bodies; nil in the background
 	// A WebSocket handshake (tunnel.go): upgrade is set for the request
-	// phase, tun holds the origin's connection once it answered 101.
+	// phase, tun holds the origin's connection once it answered 101, from
+	// the client its slot was reserved for (tunnelClient).
 	upgrade bool
 	tun     net.Conn
+	from    netip.Addr
 	// The regional cache tier (tier.go): cur is the step whose request
 	// phase runs, cacheStep 1 + the one that forwarded a cache lookup (0:
 	// none), key the cache key's scratch.

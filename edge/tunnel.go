@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -57,6 +58,19 @@ type WebSocketLimits struct {
 	// included; a handshake past it is answered 503 with Retry-After.
 	// Default 10,000.
 	MaxTunnels int `yaml:"max_tunnels"`
+	// MaxTunnelsPerClient bounds, within MaxTunnels, those of one client:
+	// its address as the canary split and the access log know it (the
+	// connection's peer), an IPv6 one by its /64 (tunnelClient). A
+	// handshake past it is answered 503 with Retry-After as past
+	// MaxTunnels. Without it one client could open tunnels until
+	// MaxTunnels, and every other client's handshake was refused.
+	// Default a tenth of MaxTunnels (1,000 of the default 10,000), at
+	// least 1: ten addresses are needed to fill the node, and the
+	// subscribers a carrier-grade NAT puts behind one address (tens to a
+	// few hundred, each given a block of its ports) each keep a tunnel or
+	// several. Set it to MaxTunnels to bound the node only (behind a
+	// load balancer that hides clients' addresses, every client is one).
+	MaxTunnelsPerClient int `yaml:"max_tunnels_per_client"`
 	// IdleTimeout closes a tunnel no byte crossed, either way, for that
 	// long, with close 1001 both ways. Default 2m. It also bounds each
 	// write to either side: one that stops reading while the other keeps
@@ -78,6 +92,9 @@ func (l *WebSocketLimits) setDefaults() {
 	if l.MaxTunnels <= 0 {
 		l.MaxTunnels = 10_000
 	}
+	if l.MaxTunnelsPerClient <= 0 {
+		l.MaxTunnelsPerClient = max(1, l.MaxTunnels/10)
+	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = Duration(2 * time.Minute)
 	}
@@ -91,17 +108,18 @@ func (l *WebSocketLimits) setDefaults() {
 
 // Why a tunnel closed: the reason label of tunnel_closes_total.
 const (
-	closeClient   = iota // the client closed it, or went away
-	closeUpstream        // the application closed it, or went away
-	closeIdle            // nothing crossed for idle_timeout
-	closeTooBig          // a message past max_message_bytes
-	closeDrain           // the node shut down, or a reload or release changed its route
-	closeError           // a frame RFC 6455 does not allow
-	closeLimit           // refused: max_tunnels were open
+	closeClient      = iota // the client closed it, or went away
+	closeUpstream           // the application closed it, or went away
+	closeIdle               // nothing crossed for idle_timeout
+	closeTooBig             // a message past max_message_bytes
+	closeDrain              // the node shut down, or a reload or release changed its route
+	closeError              // a frame RFC 6455 does not allow
+	closeLimit              // refused: max_tunnels were open
+	closeClientLimit        // refused: max_tunnels_per_client were open from its client
 	numCloseReasons
 )
 
-var closeReasons = [numCloseReasons]string{"client", "upstream", "idle", "too_big", "drain", "error", "limit"}
+var closeReasons = [numCloseReasons]string{"client", "upstream", "idle", "too_big", "drain", "error", "limit", "client_limit"}
 
 // WebSocket close codes (RFC 6455 §7.4.1) the node sends.
 const (
@@ -114,7 +132,8 @@ const (
 type tunnels struct {
 	lim    WebSocketLimits
 	mu     sync.Mutex
-	slots  int // handshakes in progress and open tunnels
+	slots  int                // handshakes in progress and open tunnels
+	per    map[netip.Addr]int // slots by client (tunnelClient), none at 0
 	open   map[*tunnel]struct{}
 	cur    *generation    // the one the last drain kept tunnels for; nil before any
 	closed bool           // Shutdown began: no more tunnels
@@ -127,13 +146,13 @@ type tunnels struct {
 
 func (ts *tunnels) init(lim WebSocketLimits, reg prometheus.Registerer) {
 	const ns = "wedge_edge"
-	ts.lim, ts.open = lim, map[*tunnel]struct{}{}
+	ts.lim, ts.open, ts.per = lim, map[*tunnel]struct{}{}, map[netip.Addr]int{}
 	ts.gauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "tunnels_open",
 		Help: "WebSocket tunnels open (bounded by limits.websocket.max_tunnels)."})
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tunnel_bytes_total",
 		Help: "Bytes tunnels carried, by direction: to_origin (from clients) or to_client."}, []string{"direction"})
 	closes := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "tunnel_closes_total",
-		Help: "Tunnels ended, by reason: client, upstream (the application), idle, too_big (a message past max_message_bytes), drain (shutdown, or a reload or release that changed the tunnel's route), error (a frame RFC 6455 does not allow), limit (a handshake refused at max_tunnels)."},
+		Help: "Tunnels ended, by reason: client, upstream (the application), idle, too_big (a message past max_message_bytes), drain (shutdown, or a reload or release that changed the tunnel's route), error (a frame RFC 6455 does not allow), limit (a handshake refused at max_tunnels), client_limit (refused at max_tunnels_per_client)."},
 		[]string{"reason"})
 	reg.MustRegister(ts.gauge, bytes, closes)
 	ts.bytes = [2]prometheus.Counter{bytes.WithLabelValues("to_origin"), bytes.WithLabelValues("to_client")}
@@ -142,21 +161,59 @@ func (ts *tunnels) init(lim WebSocketLimits, reg prometheus.Registerer) {
 	}
 }
 
-// reserve takes a slot for a handshake; false at max_tunnels.
-func (ts *tunnels) reserve() bool {
+// reserve takes a slot for a handshake from client (tunnelClient). It
+// returns -1, or why it refused: closeLimit at max_tunnels (or once
+// Shutdown began), closeClientLimit at max_tunnels_per_client.
+func (ts *tunnels) reserve(client netip.Addr) int {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	if ts.closed || ts.slots >= ts.lim.MaxTunnels {
-		return false
+	switch {
+	case ts.closed || ts.slots >= ts.lim.MaxTunnels:
+		return closeLimit
+	case ts.per[client] >= ts.lim.MaxTunnelsPerClient:
+		return closeClientLimit
 	}
 	ts.slots++
-	return true
+	ts.per[client]++
+	return -1
 }
 
-func (ts *tunnels) release() {
+// release gives back client's slot: of a handshake that opened no
+// tunnel, or of a tunnel that ended (remove).
+func (ts *tunnels) release(client netip.Addr) {
 	ts.mu.Lock()
-	ts.slots--
+	ts.releaseLocked(client)
 	ts.mu.Unlock()
+}
+
+func (ts *tunnels) releaseLocked(client netip.Addr) {
+	ts.slots--
+	// Dropped at 0: a map of every address that ever opened a tunnel
+	// would grow without bound.
+	if ts.per[client]--; ts.per[client] <= 0 {
+		delete(ts.per, client)
+	}
+}
+
+// tunnelClient is who a handshake from addr counts against for
+// max_tunnels_per_client: the client's address, as the canary split and
+// the access log have it (the connection's peer: the edge takes no
+// client address from a forwarding field), an IPv4 one in IPv6 form as
+// IPv4, an IPv6 one by its /64 as the ratelimit plugin counts by
+// default. An ISP gives a household or a host at least a /64, from which
+// it takes whatever addresses it likes: counted by address, one IPv6
+// client could fill the node.
+func tunnelClient(addr net.Addr) netip.Addr {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip, _ := netip.AddrFromSlice(ta.IP)
+	if ip = ip.Unmap(); ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
 }
 
 // add registers an open tunnel; false once Shutdown began. A handshake
@@ -182,7 +239,7 @@ func (ts *tunnels) add(t *tunnel) bool {
 func (ts *tunnels) remove(t *tunnel) {
 	ts.mu.Lock()
 	delete(ts.open, t)
-	ts.slots--
+	ts.releaseLocked(t.from)
 	ts.mu.Unlock()
 	ts.gauge.Dec()
 	ts.closes[t.why.Load()].Inc()
@@ -286,9 +343,14 @@ func hasToken(v []byte, tok string) bool {
 // anything else is the response, served as any other.
 func (n *Node) openTunnel(c *requestChain, x *host.MemExchange) {
 	resp := &x.Resp
-	if !n.tun.reserve() {
-		n.tun.closes[closeLimit].Inc()
-		textResponse(resp, fasthttp.StatusServiceUnavailable, "too many WebSocket tunnels open at this node")
+	c.from = tunnelClient(c.ctx.RemoteAddr())
+	if why := n.tun.reserve(c.from); why >= 0 {
+		n.tun.closes[why].Inc()
+		what := "too many WebSocket tunnels open at this node"
+		if why == closeClientLimit {
+			what = "too many WebSocket tunnels open from this client"
+		}
+		textResponse(resp, fasthttp.StatusServiceUnavailable, what)
 		resp.Header.Add("Retry-After", "5")
 		return
 	}
@@ -296,7 +358,7 @@ func (n *Node) openTunnel(c *requestChain, x *host.MemExchange) {
 	toWire(n, &x.Req, &x.Vals, &c.wreq)
 	conn, err := o.client.Tunnel(time.Now().Add(c.rt.timeout), &c.wreq, &c.wresp)
 	if conn == nil {
-		n.tun.release()
+		n.tun.release(c.from)
 	}
 	if err != nil {
 		status := originclient.Status(err)
@@ -326,7 +388,7 @@ func textResponse(resp *host.Response, status int, what string) {
 // then, drain_timeout past that, the origin's connection is closed and the
 // slot released. Whichever of the two comes first takes them.
 func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, c *requestChain, r *host.Response) int {
-	origin := c.tun
+	origin, from := c.tun, c.from
 	c.tun = nil
 	head := appendSwitch(nil, r)
 	on := newRan(ctx, c)
@@ -334,14 +396,14 @@ func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, c *requestChain, r *host.Re
 	lost := time.AfterFunc(n.srv.WriteTimeout+time.Duration(n.tun.lim.DrainTimeout), func() {
 		if taken.CompareAndSwap(false, true) {
 			origin.Close()
-			n.tun.release()
+			n.tun.release(from)
 		}
 	})
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
 		if taken.CompareAndSwap(false, true) {
 			lost.Stop()
-			n.tun.run(on, client, origin, head)
+			n.tun.run(on, from, client, origin, head)
 		}
 	})
 	return fasthttp.StatusSwitchingProtocols
@@ -413,8 +475,9 @@ func appendSwitch(b []byte, r *host.Response) []byte {
 
 // run writes the 101 to the client and carries the tunnel until it ends.
 // It runs as fasthttp's hijack handler, which closes client after it.
-func (ts *tunnels) run(on *ran, client, origin net.Conn, head []byte) {
-	t := &tunnel{ts: ts, ran: on, client: client, origin: origin, stopped: make(chan struct{})}
+// from is the client its slot was reserved for.
+func (ts *tunnels) run(on *ran, from netip.Addr, client, origin net.Conn, head []byte) {
+	t := &tunnel{ts: ts, ran: on, from: from, client: client, origin: origin, stopped: make(chan struct{})}
 	t.why.Store(-1)
 	t.last.Store(time.Now().UnixNano())
 	raw := connx.Unwrap(client)
@@ -434,7 +497,7 @@ func (ts *tunnels) run(on *ran, client, origin net.Conn, head []byte) {
 	client.SetDeadline(time.Time{})
 	if err != nil || !ts.add(t) {
 		origin.Close()
-		ts.release()
+		ts.release(from)
 		return
 	}
 	defer ts.remove(t)
@@ -445,7 +508,8 @@ func (ts *tunnels) run(on *ran, client, origin net.Conn, head []byte) {
 // half for each direction.
 type tunnel struct {
 	ts             *tunnels
-	ran            *ran // what its handshake ran, not the generation: one kept would outlive its reload
+	ran            *ran       // what its handshake ran, not the generation: one kept would outlive its reload
+	from           netip.Addr // its client, whose slot remove releases
 	client, origin net.Conn
 	up, down       half
 	last           atomic.Int64 // when bytes last came either way, Unix ns

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -34,10 +35,10 @@ func openPipeTunnel(t *testing.T, ts *tunnels) (client, origin net.Conn) {
 	t.Helper()
 	c, client := net.Pipe()
 	o, origin := net.Pipe()
-	if !ts.reserve() {
+	if ts.reserve(netip.Addr{}) >= 0 {
 		t.Fatal("no slot")
 	}
-	go ts.run(nil, c, o, switchHead)
+	go ts.run(nil, netip.Addr{}, c, o, switchHead)
 	if _, err := io.ReadFull(client, make([]byte, len(switchHead))); err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +149,8 @@ func TestTunnelTooBigWhileMidFrame(t *testing.T) {
 // connection is closed and the slot released all the same.
 func TestTunnelHijackSkipped(t *testing.T) {
 	n := &Node{srv: &fasthttp.Server{WriteTimeout: time.Millisecond}}
-	n.tun.init(WebSocketLimits{MaxTunnels: 1, DrainTimeout: Duration(time.Millisecond)}, prometheus.NewRegistry())
-	if !n.tun.reserve() {
+	n.tun.init(WebSocketLimits{MaxTunnels: 1, MaxTunnelsPerClient: 1, DrainTimeout: Duration(time.Millisecond)}, prometheus.NewRegistry())
+	if n.tun.reserve(netip.Addr{}) >= 0 {
 		t.Fatal("no slot")
 	}
 	rt := &route{origin: &origin{}}
@@ -162,7 +163,7 @@ func TestTunnelHijackSkipped(t *testing.T) {
 	if _, err := origin.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the origin's end reads %v, want EOF", err)
 	}
-	testutil.Eventually(t, time.Minute, "the slot released", n.tun.reserve)
+	testutil.Eventually(t, time.Minute, "the slot released", func() bool { return n.tun.reserve(netip.Addr{}) < 0 })
 }
 
 // TestTunnelDeafClient: a client that stops reading but keeps sending
@@ -217,6 +218,50 @@ func TestTunnelOriginGone(t *testing.T) {
 		// The client's end is closed after drain_timeout.
 		if b, _ := io.ReadAll(client); !bytes.Equal(b, c.want) {
 			t.Fatalf("the origin sent % x and went away; the client got % x, want % x", c.sent, b, c.want)
+		}
+	}
+}
+
+// TestTunnelClientReleased: a drained tunnel gives its client's slot
+// back, and a client with none left is no longer in the count, which
+// would otherwise hold every address that ever opened a tunnel.
+func TestTunnelClientReleased(t *testing.T) {
+	ts := newTestTunnels(t, WebSocketLimits{MaxTunnelsPerClient: 1, DrainTimeout: Duration(time.Millisecond)})
+	client, origin := openPipeTunnel(t, ts)
+	go io.Copy(io.Discard, client)
+	go io.Copy(io.Discard, origin)
+	only(t, ts)
+	if why := ts.reserve(netip.Addr{}); why != closeClientLimit {
+		t.Fatalf("a second tunnel from the client: reserve %d, want closeClientLimit", why)
+	}
+	ts.drain(nil)
+	testutil.Eventually(t, time.Minute, "the client out of the count", func() bool {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		return len(ts.open) == 0 && len(ts.per) == 0 && ts.slots == 0
+	})
+}
+
+// TestTunnelClientKey: a client is its IPv4 address, in IPv6 form or
+// not, and an IPv6 one's /64: each address of one host's network counted
+// apart would let the host fill the node.
+func TestTunnelClientKey(t *testing.T) {
+	key := func(s string) netip.Addr { return tunnelClient(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s))) }
+	for _, c := range []struct{ a, b string }{
+		{"127.0.0.1:1", "127.0.0.1:2"},
+		{"[::ffff:192.0.2.1]:1", "192.0.2.1:2"},
+		{"[2001:db8:1:2:3:4:5:6]:1", "[2001:db8:1:2::9]:2"},
+	} {
+		if key(c.a) != key(c.b) {
+			t.Errorf("%s and %s: %v and %v, want one client", c.a, c.b, key(c.a), key(c.b))
+		}
+	}
+	for _, c := range []struct{ a, b string }{
+		{"127.0.0.1:1", "127.0.0.2:1"},
+		{"[2001:db8:1:2::1]:1", "[2001:db8:1:3::1]:1"},
+	} {
+		if key(c.a) == key(c.b) {
+			t.Errorf("%s and %s: both %v, want two clients", c.a, c.b, key(c.a))
 		}
 	}
 }

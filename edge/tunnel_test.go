@@ -345,6 +345,67 @@ func TestTunnelMaxTunnels(t *testing.T) {
 	})
 }
 
+// TestTunnelMaxTunnelsPerClient: one client's tunnels stop at
+// max_tunnels_per_client, short of max_tunnels, and another client still
+// gets one; a tunnel that ends, whichever side ends it, gives its client's
+// slot back. One address could hold every slot of the node, and every
+// other client's handshake was refused.
+func TestTunnelMaxTunnelsPerClient(t *testing.T) {
+	n, _ := startWS(t, "max_tunnels: 10, max_tunnels_per_client: 2", "")
+	first := []*websocket.Conn{dial(t, n), dial(t, n)}
+	for _, c := range first {
+		echo(t, c, websocket.MessageText, []byte("open"))
+	}
+	refused := func(what string) {
+		t.Helper()
+		c, resp, err := dialWS(n)
+		if err == nil {
+			c.CloseNow()
+		}
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s: %v %+v, want 503 with Retry-After", what, err, resp)
+		}
+	}
+	refused("a third tunnel from one client")
+	if m := tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "client_limit"}); m != 1 {
+		t.Fatalf("closes for client_limit: %v, want 1", m)
+	}
+	if m := tunnelMetric(t, n, "wedge_edge_tunnel_closes_total", map[string]string{"reason": "limit"}); m != 0 {
+		t.Fatalf("closes for limit: %v, want 0 (the node had room)", m)
+	}
+
+	// Another address is another client.
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+	other, _, err := dialWith(&http.Client{Transport: &http.Transport{DialContext: d.DialContext}}, "ws://"+n.Addr+"/ws")
+	if err != nil {
+		t.Fatalf("another client's tunnel: %v", err)
+	}
+	t.Cleanup(func() { other.CloseNow() })
+	echo(t, other, websocket.MessageText, []byte("other"))
+
+	// A slot comes back as the count goes down, not before.
+	again := func(what string) {
+		t.Helper()
+		testutil.Eventually(t, time.Minute, what, func() bool {
+			c, _, err := dialWS(n)
+			if err == nil {
+				t.Cleanup(func() { c.CloseNow() })
+			}
+			return err == nil
+		})
+		refused("past the bound again after " + what)
+	}
+	first[0].Close(websocket.StatusNormalClosure, "")
+	again("a slot back once the client closed")
+	if err := first[1].Write(context.Background(), websocket.MessageText, []byte("close 1000")); err != nil {
+		t.Fatal(err)
+	}
+	if code := closedWith(t, first[1]); code != websocket.StatusNormalClosure {
+		t.Fatalf("the client saw close %d, want the app's 1000", code)
+	}
+	again("a slot back once the app closed")
+}
+
 func TestTunnelIdle(t *testing.T) {
 	n, a := startWS(t, "idle_timeout: 200ms", "")
 	c := dial(t, n)
