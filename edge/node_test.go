@@ -16,6 +16,7 @@ import (
 
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/edgetest"
+	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin"
 	"github.com/talowa/wedge/origin/origintest"
 	"github.com/talowa/wedge/origin/wire"
@@ -166,10 +167,7 @@ func TestNodeLimits(t *testing.T) {
 }
 
 func TestNodeOriginDown(t *testing.T) {
-	ln, _ := net.Listen("tcp4", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	n := startNode(t, config(addr, hello(t), ""))
+	n := startNode(t, config(testutil.RefusedAddr(t), hello(t), ""))
 	st, _, body := n.do(t, "GET", "x", "/nothing-answers-this", nil)
 	if st != 502 || !strings.Contains(body, "origin app") {
 		t.Fatalf("origin down: %d %q", st, body)

@@ -3,7 +3,6 @@ package edge_test
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -18,12 +17,7 @@ import (
 // ID to find it by and how many failures it stands for: a line per request
 // flooded the log on the request path during an outage.
 func TestOriginFailedLogged(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close() // connections refused
+	down := testutil.RefusedAddr(t)
 	var logs testutil.SyncBuffer
 	n := startNodeWith(t, fmt.Sprintf(`
 origins:

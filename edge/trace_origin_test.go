@@ -22,12 +22,7 @@ import (
 func TestTraceOriginFailed(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50") // see startTraceStack
 	collector := tracingtest.Start(t)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := ln.Addr().String()
-	ln.Close()
+	down := testutil.RefusedAddr(t)
 	// The silent origin takes connections and reads what comes, but never
 	// answers (an origin service would answer 504 at the budget's end).
 	silent, err := net.Listen("tcp4", "127.0.0.1:0")

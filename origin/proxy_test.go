@@ -31,13 +31,7 @@ func serve(p *Proxy, req *wire.Request, d time.Duration) *wire.Response {
 // deadPort returns an address on 127.0.0.1 that refuses connections.
 func deadPort(t *testing.T) string {
 	t.Helper()
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "http://" + addr
+	return "http://" + testutil.RefusedAddr(t)
 }
 
 // rawUpstream reads one request head per connection, counts it and answers
