@@ -24,6 +24,11 @@ import (
 type Config struct {
 	// Listen is the HTTP listener's address. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// ProxyProtocol, when given, makes the HTTP and TLS listeners read
+	// the PROXY protocol header a trusted L4 load balancer sends, e.g.
+	// proxy_protocol: {trusted: ["10.0.0.0/8"]} (ProxyProtocolConfig,
+	// edge/proxyproto.go). Off by default.
+	ProxyProtocol *ProxyProtocolConfig `yaml:"proxy_protocol"`
 	// Advertise is the host:port the other POPs reach this one's cache
 	// tier listener (Tier.Listen) at, which it reports to the control
 	// plane (manifest.Status.Peer): set it when Tier.Listen is a wildcard
@@ -525,6 +530,11 @@ func (c *Config) validate() error {
 	}
 	if l := c.Limits; l.StreamThreshold == 0 && l.MaxReadBytes < l.MaxBodyBytes {
 		return fmt.Errorf("limits: max_read_bytes %d is less than max_body_bytes %d: a body that long could never be read", l.MaxReadBytes, l.MaxBodyBytes)
+	}
+	if c.ProxyProtocol != nil {
+		if err := c.ProxyProtocol.validate(); err != nil {
+			return err
+		}
 	}
 	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
 		return errors.New("tls: a listener needs at least one certificate")

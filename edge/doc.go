@@ -68,6 +68,18 @@
 // requests run, and writes its response out. Limits are HTTP/1.1's, plus
 // HTTP2Config and HTTP3Config.
 //
+// # Behind an L4 load balancer
+//
+// With proxy_protocol (ProxyProtocolConfig, proxyproto.go) the HTTP and
+// TLS listeners read the PROXY protocol header (v1 or v2, with
+// github.com/pires/go-proxyproto) that a trusted load balancer opens each
+// connection with, before TLS, and the client it names is the client
+// everywhere: ratelimit's ip key, a canary split by address, the access
+// log, the X-Forwarded-For, Forwarded and X-Real-Ip the application gets,
+// over HTTP/1.1 and HTTP/2 alike. A trusted peer must send one within
+// read_timeout; anyone else must not; a connection that breaks its rule
+// is closed unanswered and counted in wedge_edge_proxy_protocol_refused_total.
+//
 // # WebSocket
 //
 // A GET asking to upgrade to websocket runs its route's request phase,

@@ -169,7 +169,7 @@ func (n *Node) serveTLS(ln net.Listener) error {
 	h1 := newConnQueue(ln.Addr())
 	errc := make(chan error, 2)
 	serving := 1
-	go func() { errc <- n.Serve(h1) }()
+	go func() { errc <- n.serveHTTP(h1, h1) }()
 	var h2 *connQueue
 	if !n.cfg.TLS.HTTP2.Disabled {
 		cfg.NextProtos = []string{"h2", "http/1.1"}
@@ -200,7 +200,7 @@ func (n *Node) serveTLS(ln net.Listener) error {
 }
 
 func (n *Node) acceptTLS(ln net.Listener, cfg *tls.Config, h1, h2 *connQueue) error {
-	ln = listeners.Retry(ln, n.log)
+	ln = n.proxied(listeners.Retry(ln, n.log))
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -22,6 +22,8 @@ type metrics struct {
 	originLimit, originLatency *prometheus.GaugeVec // originlimit.go
 
 	accessLogDropped prometheus.Counter // accesslog.go
+
+	proxyRefused *prometheus.CounterVec // proxyproto.go
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -54,9 +56,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "An origin's mean latency over the last window its limit moved on (origins with a latency_target only)."}, []string{"origin"}),
 		accessLogDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "access_log_dropped_total",
 			Help: "Access log lines dropped: the buffer waiting for the disk was full, or a write failed."}),
+		proxyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "proxy_protocol_refused_total",
+			Help: "Connections closed for their PROXY protocol header (proxy_protocol), by reason: missing (a trusted peer sent none), malformed, unsupported (not TCP), timeout (not finished within read_timeout) or untrusted (sent by an address not trusted)."},
+			[]string{"reason"}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.storeDropped, m.shed,
-		m.originLimit, m.originLatency, m.accessLogDropped)
+		m.originLimit, m.originLatency, m.accessLogDropped, m.proxyRefused)
 	return m
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,10 +317,17 @@ func (g *generation) close() {
 
 // Serve answers HTTP on ln until Shutdown.
 func (n *Node) Serve(ln net.Listener) error {
+	return n.serveHTTP(ln, n.proxied(listeners.Retry(ln, n.log)))
+}
+
+// serveHTTP answers HTTP/1.1 on the connections of accept, which takes
+// them from ln (the TLS listener's handshakes hand theirs over, their
+// PROXY headers read already), until Shutdown.
+func (n *Node) serveHTTP(ln, accept net.Listener) error {
 	if !n.lns.Add(ln) {
 		return nil // after Shutdown
 	}
-	if err := n.srv.Serve(lineEndListener{listeners.Retry(ln, n.log)}); err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := n.srv.Serve(lineEndListener{accept}); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("edge: %w", err)
 	}
 	return nil
@@ -372,6 +380,7 @@ func restartOnly(running, cfg *Config) []string {
 		same bool
 	}{
 		{"listen", running.Listen == cfg.Listen},
+		{"proxy_protocol", slices.Equal(running.ProxyProtocol.trusted(), cfg.ProxyProtocol.trusted())},
 		{"admin.listen", running.Admin.Listen == cfg.Admin.Listen},
 		{"tls.listen", running.TLS.Listen == cfg.TLS.Listen},
 		{"tls.http2", reflect.DeepEqual(running.TLS.HTTP2, cfg.TLS.HTTP2)},

@@ -78,3 +78,23 @@ func leastAllocs(f func()) float64 {
 	}
 	return least
 }
+
+// TestServeProxiedHitAllocs holds a cache hit on a kept-alive connection
+// that opened with a PROXY protocol header to TestServeConnHitAllocs's
+// budget: once the header is read, the library's connection and the
+// node's around it add nothing per request.
+func TestServeProxiedHitAllocs(t *testing.T) {
+	const budget = 1 // fasthttp's idle 1-byte read (TestServeConnHitAllocs)
+	n, req := startHitNodeWith(t, `proxy_protocol: {trusted: ["127.0.0.1/32"]}`)
+	c := dialTCP(t, n)
+	if _, err := c.Write(v1("203.0.113.7")); err != nil {
+		t.Fatal(err)
+	}
+	get := hitOver(t, c, req)
+	for range 10 {
+		get()
+	}
+	if a := leastAllocs(get); a > budget {
+		t.Fatalf("%v allocations per hit, want at most %d", a, budget)
+	}
+}
