@@ -121,7 +121,8 @@
 // the leader's answer only if it is for any client (not private or
 // no-store, no Set-Cookie, no Vary: *) and the fields its Vary names are
 // the same in both requests; else it fetches on its own. A request never
-// joins a fetch that began before a purge the owner applied since. Every
+// joins a fetch that began before a purge the owner applied since of its
+// key, of any tag or of everything (MemCache.KeyPurgedSince). Every
 // failure of an ask (a dead or hung owner, its breaker open, a failure
 // envelope, a response too large for an envelope) falls back to the
 // origin at once, within what is left of the request's budget: an ask
@@ -142,9 +143,9 @@
 // (host.MemCache.Purges, which every purge moves: the fleet's, the admin
 // API's, a plugin's), and the cache does not store an answer fetched
 // before a purge of its key or of one of its tags (MemCache.PurgedSince,
-// which remembers the last 1,024 purges; an older fetch is not stored); the
-// requests waiting for the fetch get it, and a request after any purge
-// does not join it. tier.listen and tier.key are read at start: a reload
+// which keeps the last purge's position for each of 65,536 buckets of
+// hashes); the requests waiting for the fetch get it, and a request after
+// a purge of its key, of any tag or of everything does not join it. tier.listen and tier.key are read at start: a reload
 // does not change them. Peers are no origins: they have no origin metrics.
 // Metrics:
 // wedge_tier_requests_total{result} at the asker,

@@ -51,13 +51,21 @@ type MemCache struct {
 	tags map[string]map[string]*CacheEntry // tag -> key -> entry that carries it
 
 	// purges is the purge position (Purges): moved by every purge, under
-	// mu, before it removes anything. recent holds the last purgeLog of
-	// them, by position, so a fetch that began before some can tell
-	// whether one named its key or a tag of its answer (Set): a purge of
-	// one page must not keep every fetch in flight from being stored.
-	purges atomic.Uint64
-	recent [purgeLog]purgeRecord // guarded by mu
-	seed   maphash.Seed
+	// mu, before it removes anything. purged holds, for each of
+	// purgeSlots buckets of key and tag hashes, the position of the last
+	// purge of one that falls in it, and purgedAll and purgedTag those of
+	// the last purge of everything and of any tag: so a fetch that began
+	// before some can tell whether one named its key or a tag of its
+	// answer (Set), at the cost of one look each. A purge of one page
+	// must not keep every fetch in flight from being stored, and a
+	// bucket another purge shares costs a store, never a stale one. (A
+	// ring of the last 1,024 purges did this before: plugin purges, a
+	// busy site's writes invalidating their URLs, filled it while one
+	// fetch was out, and then no fetch of any key was stored or shared.)
+	purges               atomic.Uint64
+	purged               [purgeSlots]uint64 // guarded by mu
+	purgedAll, purgedTag uint64             // guarded by mu
+	seed                 maphash.Seed
 
 	reval revalidations // background revalidations in flight (revalidate.go)
 }
@@ -126,17 +134,16 @@ func (m *MemCache) Set(key []byte, e *CacheEntry) {
 	})
 }
 
-// purgeLog is how many purges a fetch can be checked against; one that
-// began before more is not stored.
-const purgeLog = 1024
+// purgeSlots is the buckets of MemCache.purged: 512 KiB, in which an
+// unrelated purge falls in a fetch's key's bucket once in 65,536.
+const purgeSlots = 1 << 16
 
-// purgeRecord is one purge: of everything, or of the key or tag (tag set)
-// whose hash it holds.
-type purgeRecord struct {
-	pos      uint64
-	all, tag bool
-	hash     uint64
-}
+// What a purge names (fence).
+const (
+	purgeKey = iota
+	purgeTag
+	purgeAll
+)
 
 func (m *MemCache) keyHash(key string) uint64 { return maphash.String(m.seed, key) }
 
@@ -150,22 +157,32 @@ func (m *MemCache) tagHash(tag string) uint64 {
 	return h.Sum64()
 }
 
-// fence moves the purge position for r, under mu, and returns where the
-// fetch of the exchange that purged, begun at fetched, stands after it
-// (OwnPurger.PurgeOwn): past r when r is the only purge since.
-func (m *MemCache) fence(r purgeRecord, fetched uint64) uint64 {
-	r.pos = m.purges.Add(1)
-	m.recent[r.pos%purgeLog] = r
-	if fetched != 0 && fetched+1 == r.pos {
-		return r.pos
+// fence moves the purge position for a purge of what (purgeKey,
+// purgeTag: of the key or tag whose hash is h; purgeAll), under mu, and
+// returns where the fetch of the exchange that purged, begun at fetched,
+// stands after it (OwnPurger.PurgeOwn): past this purge when it is the
+// only one since.
+func (m *MemCache) fence(what int, h, fetched uint64) uint64 {
+	pos := m.purges.Add(1)
+	switch what {
+	case purgeAll:
+		m.purgedAll = pos
+	case purgeTag:
+		m.purgedTag = pos
+		fallthrough
+	default:
+		m.purged[h%purgeSlots] = pos
+	}
+	if fetched != 0 && fetched+1 == pos {
+		return pos
 	}
 	return fetched
 }
 
 // PurgedSince reports whether a purge since position fetched named key or
-// one of tags, or everything, or is too far back to tell (a hash
-// collision also counts): then what was fetched at fetched must not be
-// stored or handed on.
+// one of tags, or everything (a hash's bucket another purge shares also
+// counts): then what was fetched at fetched must not be stored or handed
+// on.
 func (m *MemCache) PurgedSince(fetched uint64, key string, tags []string) bool {
 	if fetched == m.purges.Load() {
 		return false
@@ -187,34 +204,16 @@ func (m *MemCache) KeyPurgedSince(fetched uint64, key []byte) bool {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.purges.Load()
-	if now-fetched >= purgeLog {
-		return true
-	}
-	kh := m.keyHash(string(key))
-	for p := fetched + 1; p <= now; p++ {
-		if r := &m.recent[p%purgeLog]; r.all || r.tag || r.hash == kh {
-			return true
-		}
-	}
-	return false
+	return m.purgedAll > fetched || m.purgedTag > fetched || m.purged[m.keyHash(string(key))%purgeSlots] > fetched
 }
 
 func (m *MemCache) purgedSince(fetched uint64, key string, tags []string) bool {
-	now := m.purges.Load()
-	if now-fetched >= purgeLog {
-		return now != fetched
+	if m.purgedAll > fetched || m.purged[m.keyHash(key)%purgeSlots] > fetched {
+		return true
 	}
-	kh := m.keyHash(key)
-	for p := fetched + 1; p <= now; p++ {
-		r := &m.recent[p%purgeLog]
-		if r.all || r.hash == kh {
+	for _, t := range tags {
+		if m.purged[m.tagHash(t)%purgeSlots] > fetched {
 			return true
-		}
-		for _, t := range tags {
-			if r.hash == m.tagHash(t) {
-				return true
-			}
 		}
 	}
 	return false
@@ -289,7 +288,7 @@ var _ OwnPurger = (*MemCache)(nil)
 // PurgeOwn implements OwnPurger.
 func (m *MemCache) PurgeOwn(key []byte, fetched uint64) (int, uint64) {
 	m.mu.Lock()
-	fetched = m.fence(purgeRecord{hash: m.keyHash(string(key))}, fetched)
+	fetched = m.fence(purgeKey, m.keyHash(string(key)), fetched)
 	m.mu.Unlock()
 	if _, ok := m.c.Invalidate(string(key)); ok {
 		return 1, fetched
@@ -300,7 +299,7 @@ func (m *MemCache) PurgeOwn(key []byte, fetched uint64) (int, uint64) {
 // PurgeTagOwn implements OwnPurger.
 func (m *MemCache) PurgeTagOwn(tag []byte, fetched uint64) (int, uint64) {
 	m.mu.Lock()
-	fetched = m.fence(purgeRecord{hash: m.tagHash(string(tag)), tag: true}, fetched)
+	fetched = m.fence(purgeTag, m.tagHash(string(tag)), fetched)
 	var keys []string
 	for k := range m.tags[string(tag)] {
 		keys = append(keys, k)
@@ -320,7 +319,7 @@ func (m *MemCache) PurgeTagOwn(tag []byte, fetched uint64) (int, uint64) {
 // as Purge does.
 func (m *MemCache) PurgeAll() int {
 	m.mu.Lock()
-	m.fence(purgeRecord{all: true}, 0)
+	m.fence(purgeAll, 0, 0)
 	m.mu.Unlock()
 	n := m.c.EstimatedSize()
 	m.c.InvalidateAll()

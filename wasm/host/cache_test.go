@@ -461,8 +461,7 @@ func TestMemCacheOwnPurge(t *testing.T) {
 // only what it named: a fetch of another key, or an answer without the
 // purged tag, begun before it is stored. The fence was cache-wide, and a
 // site that purged a page more often than an origin fetch lasts cached
-// almost nothing. A fetch older than the purges the cache remembers is
-// not stored.
+// almost nothing; nor do purges of other keys, however many.
 func TestMemCacheFenceIsNarrow(t *testing.T) {
 	m := NewMemCache(1 << 20)
 	before := m.Purges()
@@ -486,13 +485,34 @@ func TestMemCacheFenceIsNarrow(t *testing.T) {
 	if !m.PurgedSince(before, "k", nil) || m.PurgedSince(before, "other", []string{"u"}) {
 		t.Error("PurgedSince does not say what was purged")
 	}
-	for range purgeLog {
-		m.Purge([]byte("busy"))
+	// However many purges of other keys come while a fetch is out (a
+	// busy site's writes invalidating their URLs), it is stored, and a
+	// request may share it (KeyPurgedSince); a ring of the last 1,024
+	// purges said "too far back to tell" past that, for every key.
+	for i := range 4096 {
+		m.Purge([]byte("busy/" + strconv.Itoa(i)))
 	}
 	e := testEntry(time.Minute, 0, "v")
 	e.Response.Fetched = before
 	m.Set([]byte("quiet"), e)
-	if _, ok := m.Get([]byte("quiet")); ok {
-		t.Error("a fetch older than the purges remembered was stored")
+	m.c.CleanUp()
+	if _, ok := m.Get([]byte("quiet")); !ok {
+		t.Error("a fetch out while 4,096 other keys were purged was not stored")
+	}
+	if m.KeyPurgedSince(before, []byte("quiet")) != true {
+		// A tag was purged above: any tag's purge counts before the
+		// fetch's tags are known.
+		t.Error("KeyPurgedSince after a purge of a tag: false, want true")
+	}
+	after := m.Purges()
+	for i := range 4096 {
+		m.Purge([]byte("busy/" + strconv.Itoa(i)))
+	}
+	if m.KeyPurgedSince(after, []byte("quiet")) || !m.KeyPurgedSince(after, []byte("busy/7")) {
+		t.Error("KeyPurgedSince after purges of other keys: want false for quiet, true for a purged one")
+	}
+	m.PurgeAll()
+	if !m.KeyPurgedSince(after, []byte("quiet")) || !m.PurgedSince(after, "quiet", nil) {
+		t.Error("after PurgeAll: want every key purged since")
 	}
 }
