@@ -62,7 +62,8 @@ func TestRequestPathCost(t *testing.T) {
 		{"bad signature", bearerReq(hs[:len(hs)-2] + "AA"), sdk.Answer, 3 + 6, false},
 		{"expired", bearerReq(sign(t, "HS256", k.hmac, "hs256", claims(map[string]any{"exp": now.Unix() - 1}))), sdk.Answer, 3 + 6, false},
 		{"cookie", get("/orders", "Cookie", "theme=dark; session="+hs+", lang=en; flag", "Origin", "https://app.example"), sdk.Continue, 3 + 2 + 4, true}, // Cookie and Origin; Cookie deleted and added
-		{"two cookies", get("/orders", "Cookie", "session="+hs+"; session ="+es), sdk.Continue, 3 + 2 + 3, true},                                          // the first checked, both cut: nothing added
+		{"two cookies", get("/orders", "Cookie", "session="+hs+"; session ="+es), sdk.Continue, 3 + 2 + 3, true},
+		{"cookie in a value", get("/orders", "Cookie", "a=John Smith; session="+hs+"; b=1 session="+es), sdk.Continue, 3 + 2 + 4, true}, // the first checked, both cut: nothing added
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			call := new(host.Call)

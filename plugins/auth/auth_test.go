@@ -515,11 +515,13 @@ func TestTokenCookie(t *testing.T) {
 
 // TestTokenCookieLookAlikes: the token cookie is found under every
 // spelling of its name an origin's parser reads as it (blanks around the
-// name, after a comma). With more than one, the first is checked and,
+// name, after a comma, after white space in another cookie's value, as
+// SimpleCookie splits). With more than one, the first is checked and,
 // stripped, none reaches the origin; kept, the request is refused as one
 // with two Authorization fields is: an origin that keeps the other
 // (Django keeps the last) would trust a token never checked. Stripped,
-// every spelling goes, and the other cookies pass as they came.
+// every spelling goes, with the cookie whose value hid it, and the other
+// cookies pass as they came, white space in their values too.
 func TestTokenCookieLookAlikes(t *testing.T) {
 	k := mustKeys(t)
 	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
@@ -542,6 +544,12 @@ func TestTokenCookieLookAlikes(t *testing.T) {
 		{"after a comma", get("/orders", "Cookie", "session="+tok+", session="+forged), ok(jwtID("user-42")), "", true},
 		{"in two fields", get("/orders", "Cookie", "session="+tok, "Cookie", "a=1; session="+forged), ok(jwtID("user-42")), "a=1", true},
 		{"the same twice", get("/orders", "Cookie", "session="+tok+"; session="+tok), ok(jwtID("user-42")), "", true},
+		{"after a space in a value", get("/orders", "Cookie", "session="+tok+"; x=1 session="+forged), ok(jwtID("user-42")), "", true},
+		{"after a space, first", get("/orders", "Cookie", "x=1 session="+forged+"; session="+tok), invalid("bad signature"), "", true},
+		{"after a tab in a value", get("/orders", "Cookie", "a=1; session="+tok+"; x=1\tsession="+forged+"; b=2"), ok(jwtID("user-42")), "a=1; b=2", true},
+		{"after white space past a comma", get("/orders", "Cookie", "session="+tok+"; a=1,x session="+forged), ok(jwtID("user-42")), "a=1", true},
+		{"after a blank past the token", get("/orders", "Cookie", "session="+tok+" x=1 \vsession="+forged+"; b=2"), ok(jwtID("user-42")), "b=2", true},
+		{"white space in values", get("/orders", "Cookie", "name=John Smith; session="+tok+"; a=1  b=2 c ;d= x"), ok(jwtID("user-42")), "name=John Smith; a=1  b=2 c; d= x", false},
 		{"alone after a comma", get("/orders", "Cookie", "a=1, session = "+tok+" ; b=2"), ok(jwtID("user-42")), "a=1; b=2", false},
 		{"no value", get("/orders", "Cookie", "session"), noCreds, "", false},
 		{"cookies without =", get("/orders", "Cookie", "flag; session="+tok+"; other;b=2"), ok(jwtID("user-42")), "flag; other; b=2", false},
@@ -566,7 +574,8 @@ func TestTokenCookieLookAlikes(t *testing.T) {
 // SimpleCookie read other="x, session=y" as other alone), so the plugin
 // neither checks, strips nor refuses what follows it; a quote that opens
 // no value, closes after a ';' or has closed still leaves the comma a
-// separator, and a ';' separates inside quotes too.
+// separator, and a ';' separates inside quotes too. White space inside
+// quotes hides no cookie from SimpleCookie either; after them it does.
 func TestTokenCookieQuotedComma(t *testing.T) {
 	k := mustKeys(t)
 	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
@@ -590,6 +599,8 @@ func TestTokenCookieQuotedComma(t *testing.T) {
 		{"comma after the closing quote", "session=" + tok + `; other="x", session=` + forged, ok(jwtID("user-42")), `other="x"`, true},
 		{"quote closed past a semicolon", "session=" + tok + `; other="x, session=` + forged + `; b="2"`, ok(jwtID("user-42")), `other="x; b="2"`, true},
 		{"semicolon in quotes", "session=" + tok + `; other="x; session=` + forged + `"`, ok(jwtID("user-42")), `other="x`, true},
+		{"blank in quotes", `q="a session=` + forged + `"; session=` + tok, ok(jwtID("user-42")), `q="a session=` + forged + `"`, false},
+		{"blank after the closing quote", "session=" + tok + `; q="a b" session=` + forged + `; b=2`, ok(jwtID("user-42")), `b=2`, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			req := get("/orders", "Cookie", c.cookie)

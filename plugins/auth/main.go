@@ -256,18 +256,22 @@ func (a *auth) checkCookie(req sdk.Request, resp sdk.Response, h sdk.Header, tok
 
 // eachCookie calls f with each cookie of a list of Cookie fields (the
 // ABI's NUL-separated list form): sep is what came before it in its field
-// (0 at the start, ';' or ','), raw its text up to the next separator as
-// sent, name and value its parts with blanks (cookieBlank) around them
-// trimmed; name is nil when it has no '='. Blank cookies are skipped.
+// (0 at the start, ';', ',' or, for a cookie SimpleCookie finds in
+// another's value, the pyBlank before it), raw its text up to the next
+// separator as sent, name and value its parts with blanks (cookieBlank)
+// around them trimmed; name is nil when it has no '='. Blank cookies are
+// skipped.
 //
 // # Why
 //
 // The token cookie must be found under every spelling an origin could
 // read as its name, or an unchecked one reaches it: Python's SimpleCookie
-// and Django take "session =x" as session, and RFC 2965 parsers (and
-// SimpleCookie) split "a=1, session=x" at the comma. A cookie without '='
-// is no token cookie to any of them (Django names it "", net/http drops it).
-// A comma inside a double-quoted value separates nothing (cookieEnd).
+// and Django take "session =x" as session, RFC 2965 parsers split
+// "a=1, session=x" at the comma, and SimpleCookie splits at any white
+// space outside a quoted value, so "a=1 session=x" is two cookies to it
+// (cookieEnd). A cookie without '=' is no token cookie to any of them
+// (Django names it "", net/http drops it). A comma inside a double-quoted
+// value separates nothing (cookieEnd).
 func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 	for len(list) > 0 {
 		var line []byte
@@ -277,7 +281,9 @@ func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 		}
 		sep := byte(0)
 		for {
-			i := cookieEnd(line)
+			// SimpleCookie takes a ',' into a value: what follows one
+			// with no blank between is still the value before it.
+			i := cookieEnd(line, sep == ',' && len(line) > 0 && !pyBlank(line[0]))
 			raw := line[:i]
 			if pair := trimCookie(raw); len(pair) > 0 {
 				name, value, eq := bytes.Cut(pair, []byte{'='})
@@ -296,31 +302,43 @@ func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 }
 
 // cookieEnd returns the length of the first cookie of line: up to its
-// first ';', or its first ',' outside a value in double quotes.
+// first ';', its first ',' outside a value in double quotes, or a pyBlank
+// in its value (outside those quotes) that a cookie with '=' follows
+// before the next ';' or ','. inValue says line is in a value already.
 //
 // # Why
 //
 // other="x, session=y" holds no session cookie to any parser the origin
 // may run: net/http and Node's cookie package (express, socket.io) split
-// at ';' only, and SimpleCookie, which splits at the blank after a comma,
-// reads a quoted value whole. Split there, it was taken for a token cookie
-// sent twice: refused with 400, or, stripped, the other cookie cut short.
+// at ';' only, and SimpleCookie, which splits at white space, reads a
+// quoted value whole. Split there, it was taken for a token cookie sent
+// twice: refused with 400, or, stripped, the other cookie cut short.
 // The quote must open the value (blanks after '=' aside) and close before
 // the next ';', and a backslash escapes nothing: otherwise the commas
 // separate as before, for a parser might not see a quoted value there.
 // Never ';': a quote hides none from net/http or Node.
-func cookieEnd(line []byte) int {
-	value := false // past the cookie's first '='
+//
+// SimpleCookie ends a value at white space and reads what follows as the
+// next cookie, and keeps the last of two: "x=1 session=y" after a checked
+// token cookie reached it as the only session, and stripping took the
+// checked one alone. White space with no '=' after it before the next
+// separator hides no cookie ("name=John Smith" is one cookie to every
+// parser but SimpleCookie, which refuses the whole field), and white
+// space in a name stays in it, as PHP reads it (isTokenCookie), but after
+// a ',' that continues a value.
+func cookieEnd(line []byte, inValue bool) int {
+	value := inValue // past the cookie's first '=', or its text a value
 	for i := 0; i < len(line); i++ {
 		switch c := line[i]; {
 		case c == ';' || c == ',':
 			return i
 		case c == '=' && !value:
 			value = true
-			j := i + 1
-			for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-				j++
+			// Blanks before a value start none: "session = x" is one cookie.
+			for i+1 < len(line) && (line[i+1] == ' ' || line[i+1] == '\t') {
+				i++
 			}
+			j := i + 1
 			if j == len(line) || line[j] != '"' {
 				continue
 			}
@@ -328,10 +346,25 @@ func cookieEnd(line []byte) int {
 			if k := bytes.IndexByte(rest, '"'); k >= 0 && bytes.IndexByte(rest[:k], ';') < 0 {
 				i = j + 1 + k // the closing quote
 			}
+		case value && pyBlank(c):
+			rest := line[i+1:]
+			end := bytes.IndexAny(rest, ";,")
+			if end < 0 {
+				end = len(rest)
+			}
+			if bytes.IndexByte(rest[:end], '=') >= 0 {
+				return i
+			}
+			// No later blank before the separator hides one either.
+			return i + 1 + end
 		}
 	}
 	return len(line)
 }
+
+// pyBlank says whether c is white space to SimpleCookie (Python's \s
+// under re.ASCII), which ends a cookie's value.
+func pyBlank(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // cookieBlank says whether an origin's parser may trim c from around a
 // cookie's name or value: Django strips with Python's str.strip, on a
@@ -488,14 +521,30 @@ func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
 // without the token cookie, every spelling of its name eachCookie matches,
 // as one field (RFC 6265 5.4), and leaves them alone when it is not there.
 // The other cookies keep their text, those without '=' too, and a comma
-// that separated two of them: it may be part of a value to the origin.
+// that separated two of them: it may be part of a value to the origin. A
+// cookie eachCookie found after a blank in another's value goes with that
+// one: both are taken out when either is the token cookie, and otherwise
+// kept as one, blanks and all ("name=John Smith", "a=1 b=2").
 func (a *auth) dropTokenCookie(h sdk.Header) error {
 	a.rest = a.rest[:0]
 	found := false
+	start, drop := 0, false // where the cookie being copied starts in a.rest; whether it goes
 	eachCookie(a.cookies, func(sep byte, raw, name, _ []byte) {
+		token := a.isTokenCookie(raw, name)
+		found = found || token
+		if pyBlank(sep) {
+			switch {
+			case drop:
+			case token:
+				a.rest, drop = a.rest[:start], true
+			default:
+				a.rest = append(append(a.rest, sep), bytes.TrimRight(raw, " \t")...)
+			}
+			return
+		}
+		start, drop = len(a.rest), token
 		switch {
-		case a.isTokenCookie(raw, name):
-			found = true
+		case token:
 		case sep == ',' && len(a.rest) > 0:
 			a.rest = append(append(a.rest, ','), raw...)
 		default:
