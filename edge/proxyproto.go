@@ -146,6 +146,18 @@ func (c *proxyConn) SetReadDeadline(t time.Time) error {
 	return c.pc.SetReadDeadline(t)
 }
 
+// Write before the first read goes to the socket: fasthttp's accept loop
+// writes its 503 to a connection past max_conns before anything reads
+// it, and the library would read the PROXY header first, holding the
+// loop, and every connection behind it, for up to read_timeout on a peer
+// that sends nothing.
+func (c *proxyConn) Write(p []byte) (int, error) {
+	if !c.read.Load() {
+		return c.pc.Raw().Write(p)
+	}
+	return c.Conn.Write(p)
+}
+
 // SetDeadline is SetReadDeadline's and SetWriteDeadline's.
 func (c *proxyConn) SetDeadline(t time.Time) error {
 	if c.read.Load() {

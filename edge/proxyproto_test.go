@@ -379,3 +379,43 @@ func TestProxyProtocolTunnel(t *testing.T) {
 		t.Fatalf("the application saw the tunnel end with %d", code)
 	}
 }
+
+// TestProxyProtocolRefusedAtMaxConns: a connection past max_conns gets
+// fasthttp's 503 from the accept loop at once, though it sent no PROXY
+// header: writing it read the header first, and one silent client held
+// the listener's accept loop for read_timeout (10 minutes here).
+func TestProxyProtocolRefusedAtMaxConns(t *testing.T) {
+	for _, trusted := range []string{`"10.9.9.9/32"`, `"127.0.0.1/32"`} {
+		t.Run(trusted, func(t *testing.T) {
+			s := startProxyStack(t, trusted, "limits: {max_conns: 1, read_timeout: 10m}\n")
+			hold, err := net.Dial("tcp4", s.n.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer hold.Close()
+			if trusted != `"10.9.9.9/32"` {
+				hdr := proxyproto.HeaderProxyFromAddrs(1, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 7), Port: 5555}, hold.LocalAddr())
+				if _, err := hdr.WriteTo(hold); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := io.WriteString(hold, getWho); err != nil {
+				t.Fatal(err)
+			}
+			hold.SetReadDeadline(time.Now().Add(time.Minute))
+			if resp, err := http.ReadResponse(bufio.NewReader(hold), nil); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("the connection holding the only slot: %v %v", resp, err)
+			}
+			silent, err := net.Dial("tcp4", s.n.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer silent.Close()
+			silent.SetReadDeadline(time.Now().Add(time.Minute)) // the failure signal, far under read_timeout
+			resp, err := http.ReadResponse(bufio.NewReader(silent), nil)
+			if err != nil || resp.StatusCode != 503 {
+				t.Fatalf("a silent connection past max_conns: %v %v, want fasthttp's 503 at once", resp, err)
+			}
+		})
+	}
+}
