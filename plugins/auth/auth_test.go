@@ -573,14 +573,16 @@ func TestTokenCookieLookAlikes(t *testing.T) {
 // cookie to the origin's parsers (net/http, Node's cookie package,
 // SimpleCookie read other="x, session=y" as other alone), so the plugin
 // neither checks, strips nor refuses what follows it; a quote that opens
-// no value, closes after a ';' or has closed still leaves the comma a
-// separator, and a ';' separates inside quotes too. White space inside
-// quotes hides no cookie from SimpleCookie either; after them it does.
+// no value or has closed still leaves the comma a separator. A quote that
+// closes past a ';' is refused (TestTokenCookieQuoteSpansSemicolon). White
+// space inside quotes hides no cookie from SimpleCookie either; after them
+// it does.
 func TestTokenCookieQuotedComma(t *testing.T) {
 	k := mustKeys(t)
 	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
 	forged := tok[:len(tok)-2] + "AA"
 	twoCookies := want{400, realm + `, error="invalid_request", error_description="more than one token cookie"`, nil}
+	malformedCookie := want{400, realm + `, error="invalid_request", error_description="malformed token cookie"`, nil}
 	strip := newHost(t, baseConfig(t, cookieConfig))
 	keep := newHost(t, baseConfig(t, map[string]any{"token_cookie": "session", "cookie_origins": []string{"https://app.example"}, "strip_credentials": false}))
 	for _, c := range []struct {
@@ -597,8 +599,8 @@ func TestTokenCookieQuotedComma(t *testing.T) {
 		{"quoted after blanks", "session=" + tok + `, other = "x,session=` + forged + `"`, ok(jwtID("user-42")), `other = "x,session=` + forged + `"`, false},
 		{"quote not opening the value", "session=" + tok + `; other=a"x, session=` + forged + `"`, ok(jwtID("user-42")), `other=a"x`, true},
 		{"comma after the closing quote", "session=" + tok + `; other="x", session=` + forged, ok(jwtID("user-42")), `other="x"`, true},
-		{"quote closed past a semicolon", "session=" + tok + `; other="x, session=` + forged + `; b="2"`, ok(jwtID("user-42")), `other="x; b="2"`, true},
-		{"semicolon in quotes", "session=" + tok + `; other="x; session=` + forged + `"`, ok(jwtID("user-42")), `other="x`, true},
+		{"quote closed past a semicolon", "session=" + tok + `; other="x, session=` + forged + `; b="2"`, malformedCookie, "", false},
+		{"semicolon in quotes", "session=" + tok + `; other="x; session=` + forged + `"`, malformedCookie, "", false},
 		{"blank in quotes", `q="a session=` + forged + `"; session=` + tok, ok(jwtID("user-42")), `q="a session=` + forged + `"`, false},
 		{"blank after the closing quote", "session=" + tok + `; q="a b" session=` + forged + `; b=2`, ok(jwtID("user-42")), `b=2`, true},
 	} {
@@ -619,6 +621,70 @@ func TestTokenCookieQuotedComma(t *testing.T) {
 				t.Fatalf("strip_credentials false: origin got Cookie %q, want %q", got, c.cookie)
 			}
 		})
+	}
+}
+
+// TestTokenCookieQuoteSpansSemicolon: SimpleCookie (Bottle, older
+// aiohttp) reads a double-quoted value past a ';' and splits at the white
+// space after it, so other="a;b" session=<forged> is a second session to
+// it (the last, which it keeps) where the plugin, splitting at every ';',
+// sees the cookie `b" session`. A field with such a quote and the token
+// cookie's name and '=' after it is refused in both strip modes, whichever
+// credential came, as is one whose quote closes in a later Cookie field
+// (an origin joins them). A quoted value after a blank other than space
+// or tab opens as it does to SimpleCookie, and what follows it is a
+// look-alike. Quotes that close before a ';', or span one with no token
+// cookie after them, change nothing.
+func TestTokenCookieQuoteSpansSemicolon(t *testing.T) {
+	k := mustKeys(t)
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	forged := tok[:len(tok)-2] + "AA"
+	twoCookies := want{400, realm + `, error="invalid_request", error_description="more than one token cookie"`, nil}
+	malformed := want{400, realm + `, error="invalid_request", error_description="malformed token cookie"`, nil}
+	strip := newHost(t, baseConfig(t, cookieConfig))
+	keep := newHost(t, baseConfig(t, map[string]any{"token_cookie": "session", "cookie_origins": []string{"https://app.example"}, "strip_credentials": false}))
+	passed := ok(jwtID("user-42"))
+	bearerCookie := get("/orders", "Authorization", "Bearer "+tok, "Cookie", `other="a;b" session=`+forged)
+	for _, c := range []struct {
+		name     string
+		req      host.Request
+		w, wKeep want // wKeep.status 0: not checked in the loop
+		// cookie is what the origin gets in Cookie with strip_credentials.
+		cookie string
+	}{
+		{"quoted semicolon hides a session", get("/orders", "Cookie", "session="+tok+`; other="a;b" session=`+forged), malformed, malformed, ""},
+		{"before the checked one", get("/orders", "Cookie", `other="a;b" session=`+forged+"; session="+tok), malformed, malformed, ""},
+		{"white space before =", get("/orders", "Cookie", "session="+tok+`; other = "a;b"  session`+"\t= "+forged), malformed, malformed, ""},
+		{"vertical tab before the quote", get("/orders", "Cookie", "session="+tok+"; other=\v\"a;b\" session="+forged), malformed, malformed, ""},
+		{"escaped quote", get("/orders", "Cookie", "session="+tok+`; other="a\";b" session=`+forged), malformed, malformed, ""},
+		{"after a second quote", get("/orders", "Cookie", "session="+tok+`; other="a;b" x="c" session=`+forged), malformed, malformed, ""},
+		{"closed in a later field", get("/orders", "Cookie", "session="+tok+`; other="a`, "Cookie", `b" session=`+forged), malformed, malformed, ""},
+		{"escape at a field's end", get("/orders", "Cookie", "session="+tok+`; other="a\`, "Cookie", `b" session=`+forged), malformed, malformed, ""},
+		// Stripping reads Cookie once the token has passed: its values
+		// are set, and go nowhere with the answer. Kept: below.
+		{"bearer", bearerCookie, want{400, malformed.challenge, jwtID("user-42")}, want{}, ""},
+		{"public path", get("/health", "Cookie", `other="a;b" session=`+forged), malformed, want{200, "", nil}, ""},
+		{"vertical tab, no semicolon", get("/orders", "Cookie", "session="+tok+"; q=\v\"a b\" session="+forged+"; b=2"), passed, twoCookies, "b=2"},
+		{"no token cookie after it", get("/orders", "Cookie", "session="+tok+`; other="a;b" x=1`), passed, passed, `other="a; b" x=1`},
+		{"unclosed", get("/orders", "Cookie", "session="+tok+`; other="a; b=1 session`), passed, passed, `other="a; b=1 session`},
+		{"quote opening no value", get("/orders", "Cookie", "session="+tok+`; other=a"b;c" x=1`), passed, passed, `other=a"b; c" x=1`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := strip.Do(c.req)
+			check(t, res, c.w)
+			if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); c.w.status == 200 && got != c.cookie {
+				t.Fatalf("origin got Cookie %q, want %q", got, c.cookie)
+			}
+			if c.wKeep.status != 0 {
+				check(t, keep.Do(c.req), c.wKeep)
+			}
+		})
+	}
+	// Kept, the cookies pass beside a bearer token as they came, as
+	// session=<unchecked> does: the plugin does not read them.
+	res := keep.Do(bearerCookie)
+	if v, _ := res.Req.Header.Get("Cookie"); res.Resp.Status != 200 || v != `other="a;b" session=`+forged {
+		t.Fatalf("strip_credentials false, bearer: %d, Cookie %q", res.Resp.Status, v)
 	}
 }
 

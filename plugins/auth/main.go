@@ -94,8 +94,7 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 	if len(a.cfg.public) > 0 {
 		a.path = req.AppendPath(a.path[:0])
 		if a.isPublic(bytesString(a.path)) {
-			a.public.Record(1)
-			return a.pass(req, hasAuthz|hasKey)
+			return a.pass(req, resp, hasAuthz|hasKey, a.public)
 		}
 	}
 	h := req.Header()
@@ -134,6 +133,8 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		return a.checkAPIKey(req, resp, key, present)
 	case nAuthz == 0 && a.cfg.tokenCookie != "":
 		switch token, n := a.cookieToken(h); {
+		case a.quoteHidesToken():
+			return a.reject(resp, reasonQuotedCookie)
 		case n > 1 && !a.cfg.strip:
 			// The origin gets them all, and may trust one never checked.
 			return a.reject(resp, reasonTwoCookies)
@@ -146,8 +147,7 @@ func (a *auth) OnRequest(req sdk.Request, resp sdk.Response) sdk.Action {
 		}
 	}
 	if present == 0 && a.cfg.preflight && a.isPreflight(req, h) {
-		a.public.Record(1)
-		return a.pass(req, 0)
+		return a.pass(req, resp, 0, a.public)
 	}
 	return a.reject(resp, reasonNoCredentials)
 }
@@ -316,7 +316,8 @@ func eachCookie(list []byte, f func(sep byte, raw, name, value []byte)) {
 // The quote must open the value (blanks after '=' aside) and close before
 // the next ';', and a backslash escapes nothing: otherwise the commas
 // separate as before, for a parser might not see a quoted value there.
-// Never ';': a quote hides none from net/http or Node.
+// Never ';': a quote hides none from net/http or Node (a field in which
+// one spans a ';' before a token cookie is refused: quoteHidesToken).
 //
 // SimpleCookie ends a value at white space and reads what follows as the
 // next cookie, and keeps the last of two: "x=1 session=y" after a checked
@@ -334,8 +335,10 @@ func cookieEnd(line []byte, inValue bool) int {
 			return i
 		case c == '=' && !value:
 			value = true
-			// Blanks before a value start none: "session = x" is one cookie.
-			for i+1 < len(line) && (line[i+1] == ' ' || line[i+1] == '\t') {
+			// Blanks before a value start none: "session = x" is one
+			// cookie. Every pyBlank: SimpleCookie's \s* takes in \v too,
+			// and reads q=\v"a b" as the quoted value "a b".
+			for i+1 < len(line) && pyBlank(line[i+1]) {
 				i++
 			}
 			j := i + 1
@@ -360,6 +363,78 @@ func cookieEnd(line []byte, inValue bool) int {
 		}
 	}
 	return len(line)
+}
+
+// quoteHidesToken says whether the Cookie fields (a.cookies) hold a
+// double-quoted value that SimpleCookie may read past a ';' or the end of
+// its field, with the token cookie's name and '=' (white space between)
+// after its opening quote: a quote that '=' and white space come before,
+// closed by the next '"' a backslash does not escape.
+//
+// # Why
+//
+// SimpleCookie (Bottle, older aiohttp) reads such a value whole and splits
+// at the white space after it: other="a;b" session=<forged> is other and
+// session to it, and it keeps the last session, where eachCookie splits at
+// every ';' as net/http, Node and Django do and sees the cookie `b" session`.
+// A browser sends no such field (a ';' ends a Set-Cookie value), and an
+// origin joins Cookie fields with "; " or ", ", as dropTokenCookie does, so
+// a quote closed in a later field spans one too. Refused, not stripped: no
+// cut of the field leaves it one thing to every parser.
+func (a *auth) quoteHidesToken() bool {
+	list := a.cookies
+	for i := 0; ; {
+		q := bytes.IndexByte(list[i:], '"')
+		if q < 0 {
+			return false
+		}
+		q += i
+		j := q
+		for j > 0 && pyBlank(list[j-1]) {
+			j--
+		}
+		if j == 0 || list[j-1] != '=' {
+			i = q + 1
+			continue
+		}
+		spans := false
+		for i = q + 1; i < len(list) && list[i] != '"'; i++ {
+			if list[i] == '\\' && i+1 < len(list) {
+				// Escaped, a ';' is still inside; a NUL stands for the
+				// "; " or ", " an origin joins fields with, whose first
+				// byte the backslash escapes.
+				i++
+			}
+			spans = spans || list[i] == ';' || list[i] == 0
+		}
+		if i == len(list) {
+			// Unclosed: a backslash comes before every quote after it,
+			// so none opens a value.
+			return false
+		}
+		if spans {
+			return tokenAssigned(list[q:], a.cfg.tokenCookie)
+		}
+		// The quotes before i are escaped: i may open the next value.
+	}
+}
+
+// tokenAssigned says whether b holds name, white space and '='. Later
+// quotes open inside b, so if it does not, no later one hides the token.
+func tokenAssigned(b []byte, name string) bool {
+	for {
+		k := strings.Index(bytesString(b), name)
+		if k < 0 {
+			return false
+		}
+		b = b[k+len(name):]
+		for len(b) > 0 && pyBlank(b[0]) {
+			b = b[1:]
+		}
+		if len(b) > 0 && b[0] == '=' {
+			return true
+		}
+	}
 }
 
 // pyBlank says whether c is white space to SimpleCookie (Python's \s
@@ -457,8 +532,7 @@ func (a *auth) checkJWT(req sdk.Request, resp sdk.Response, token []byte, presen
 	if verdict != abi.TokenValid {
 		return a.reject(resp, verdictReason(verdict))
 	}
-	a.accepted.Record(1)
-	return a.pass(req, present)
+	return a.pass(req, resp, present, a.accepted)
 }
 
 func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key []byte, present presence) sdk.Action {
@@ -480,16 +554,18 @@ func (a *auth) checkAPIKey(req sdk.Request, resp sdk.Response, key []byte, prese
 	if err := req.Forward(abi.IdentityMethod, "api-key"); err != nil {
 		return sdk.Fail(err)
 	}
-	a.accepted.Record(1)
-	return a.pass(req, present)
+	return a.pass(req, resp, present, a.accepted)
 }
 
 // pass lets the request through, without its credentials when configured:
 // a token that reaches the origin can be replayed by anything that logs it.
 // present says which credential headers may be there; deleting one the
-// request was just seen not to carry would be a wasted host call.
-func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
+// request was just seen not to carry would be a wasted host call. m counts
+// the request once it passes: with the token cookie stripped, Cookie
+// fields quoteHidesToken finds are refused instead, and counted as that.
+func (a *auth) pass(req sdk.Request, resp sdk.Response, present presence, m sdk.Metric) sdk.Action {
 	if !a.cfg.strip {
+		m.Record(1)
 		return sdk.Continue
 	}
 	h := req.Header()
@@ -509,11 +585,16 @@ func (a *auth) pass(req sdk.Request, present presence) sdk.Action {
 		// origin either.
 		if present&hasCookie == 0 {
 			a.cookies, _ = h.AppendValues(a.cookies[:0], "Cookie")
+			// With hasCookie, OnRequest has looked already.
+			if a.quoteHidesToken() {
+				return a.reject(resp, reasonQuotedCookie)
+			}
 		}
 		if err := a.dropTokenCookie(h); err != nil {
 			return sdk.Fail(err)
 		}
 	}
+	m.Record(1)
 	return sdk.Continue
 }
 
@@ -591,6 +672,7 @@ const (
 	reasonBadAPIKey
 	reasonCookieOrigin
 	reasonTwoCookies
+	reasonQuotedCookie
 	// reasonVerdict + v is the refusal of a token with verdict v.
 	reasonVerdict
 	reasonCount = reasonVerdict + abi.TokenClaimNotValue + 1
@@ -613,6 +695,7 @@ var refusalText = [reasonCount]struct {
 	// none for it), and 403, since credentials would not help.
 	reasonCookieOrigin: {403, "", "cookie credentials from another origin"},
 	reasonTwoCookies:   {400, "invalid_request", "more than one token cookie"},
+	reasonQuotedCookie: {400, "invalid_request", "malformed token cookie"},
 
 	reasonVerdict + abi.TokenValid:           {401, "invalid_token", "malformed claims"}, // unused
 	reasonVerdict + abi.TokenMalformed:       {401, "invalid_token", "malformed token"},
