@@ -891,3 +891,82 @@ func TestWasm(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenCookieRealWorld: Cookie fields as browsers send them for real
+// sites (analytics, CDN and load-balancer cookies, prefixed names, base64
+// padding, URL-encoded and raw JSON from consent banners, white space,
+// quotes, empty values, cookies without '=', names and values holding
+// "session", UTF-8, many cookies), each with a valid token cookie at the
+// start, in the middle and at the end. Stripped, the request passes and
+// the origin gets every other cookie byte for byte, in order, joined with
+// "; "; kept, it passes and the origin gets the field as it came. None of
+// these is a look-alike: a refusal or a changed cookie here is an outage
+// for every user of a site that sets it.
+func TestTokenCookieRealWorld(t *testing.T) {
+	k := mustKeys(t)
+	tok := sign(t, "HS256", k.hmac, "hs256", claims(nil))
+	strip := newHost(t, baseConfig(t, cookieConfig))
+	keep := newHost(t, baseConfig(t, map[string]any{"token_cookie": "session", "cookie_origins": []string{"https://app.example"}, "strip_credentials": false}))
+	var many []string
+	for i := range 50 {
+		many = append(many, "c"+strconv.Itoa(i)+"=v"+strconv.Itoa(i)+"_"+strings.Repeat("x", i))
+	}
+	for _, c := range []struct {
+		name    string
+		cookies []string
+	}{
+		{"google analytics", []string{"_ga=GA1.2.1234567890.1600000000", "_gid=GA1.2.987.1600000000", "_gat_UA-1234-1=1", "_ga_ABC123XYZ=GS1.1.1600000000.1.1.1600000100.0.0.0"}},
+		{"prefixed names", []string{"__Host-csrf=4f3c2b1a0e9d8c7b", "__Secure-next-auth.session-token=eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..abc.def.ghi", "__Host-next-auth.csrf-token=abc%7Cdef"}},
+		{"base64 padding", []string{"b1=YWJjZA==", "b2=YWJjZGU=", "b3=YWJj", "tok=dGVzdA==", "e=YQ=="}},
+		{"url-encoded JSON", []string{"prefs=%7B%22a%22%3A1%7D", "cart=%5B%7B%22id%22%3A12%2C%22qty%22%3A2%7D%5D"}},
+		{"raw JSON consent", []string{`consent={"necessary":true,"analytics":false}`, "a=1"}},
+		{"raw JSON with spaces", []string{`consent={"necessary": true, "analytics": false, "marketing": false}`}},
+		{"raw JSON cookieconsent", []string{`cc_cookie={"categories":["necessary","analytics"],"revision":0,"data":null,"rfc_cookie":false,"consent_date":"2026-12-07T06:00:00.000Z","consent_uuid":"4e1e5b8a-8f9b-4c4c-9a0e-1f2b3c4d5e6f","last_consent_update":"2026-12-07T06:00:00.000Z"}`}},
+		{"raw JSON base64 member", []string{`st={"id":"YWJjZA==","v":1}`, `q="abc"`}},
+		{"onetrust", []string{"OptanonAlertBoxClosed=2026-12-07T06:00:00.000Z", "OptanonConsent=isGpcEnabled=0&datestamp=Mon+Dec+07+2026+07%3A00%3A00+GMT%2B0100&version=6.30.0&isIABGlobal=false&hosts=&landingPath=NotLandingPage&groups=C0001%3A1%2CC0002%3A0"}},
+		{"space in value", []string{"name=John Smith", "city=New York"}},
+		{"quoted", []string{`q="abc"`, `qs="a b"`, `qc="a,b"`, `empty_q=""`}},
+		{"empty values", []string{"empty=", "e2=", "x=1"}},
+		{"no =", []string{"flag", "a=1", "other"}},
+		{"many cookies", many},
+		{"cloudflare", []string{"__cf_bm=Ab3dEfGhIjKlMnOpQrStUvWxYz0123456789.-1600000000-0-AQ+BcDeFgH/IjKlMnOpQ==", "cf_clearance=AbCdEf.GhIjKl-1600000000-0-1-a1b2c3d4.e5f6a7b8.c9d0e1f2-150.2.1600000000", "__cflb=02DiuFA7zZL3enAQJD3AQdFBxyJpVfuSz"}},
+		{"aws alb", []string{"AWSALB=XyZ1aBcDeF/gHiJkLmNoPqRsTuVwXyZ+AbCdEfGhIjKlMnOp==", "AWSALBCORS=XyZ1aBcDeF/gHiJkLmNoPqRsTuVwXyZ+AbCdEfGhIjKlMnOp==", "AWSALBTG=abc", "AWSALBTGCORS=abc"}},
+		{"optimizely hotjar", []string{"optimizelyEndUserId=oeu1600000000000r0.123456789", "_hjSessionUser_123=eyJpZCI6IjEyMzQ1Njc4LWFiY2QtNTY3OC1lZmdoLTEyMzQ1Njc4OTAxMiIsImNyZWF0ZWQiOjE2MDAwMDAwMDAwMDAsImV4aXN0aW5nIjp0cnVlfQ==", "_hjSession_123=eyJpZCI6ImFiYyIsImMiOjE2MDAwMDAwMDAwMDAsInMiOjAsInIiOjAsInNiIjowfQ==", "_hjAbsoluteSessionInProgress=0"}},
+		{"facebook hubspot", []string{"_fbp=fb.1.1600000000000.1234567890", "_gcl_au=1.1.123.1600000000", "hubspotutk=0123456789abcdef0123456789abcdef", "__hssc=12345.1.1600000000000", "__hstc=12345.abc.1600000000000.1600000000000.1600000000000.1"}},
+		{"session in names and values", []string{"last_page=/session/new", "x=session", "sessionid2=abc", "mysession=1", "session_id=abc", "sessionid=xyz", "PHPSESSID=abc123", "JSESSIONID=ABC.node1", "connect.sid=s%3Aabc.def", "redirect=/login?next=/session"}},
+		{"session in a value after a space", []string{"msg=new session started", "title=my session"}},
+		{"utf-8", []string{"city=São Paulo", "greet=à", "emoji=☕"}},
+		{"asp.net and rails", []string{".AspNetCore.Antiforgery.abc=CfDJ8Abc-Def_Ghi", "ASP.NET_SessionId=abcdefghijklmnopqrstuvwx", "_myapp_session=abc--def%3D%3D"}},
+	} {
+		for _, pos := range []string{"start", "middle", "end"} {
+			at := map[string]int{"start": 0, "middle": len(c.cookies) / 2, "end": len(c.cookies)}[pos]
+			fields := append(append(append([]string{}, c.cookies[:at]...), "session="+tok), c.cookies[at:]...)
+			header := strings.Join(fields, "; ")
+			t.Run(c.name+"/"+pos, func(t *testing.T) {
+				res := strip.Do(get("/orders", "Cookie", header))
+				check(t, res, ok(jwtID("user-42")))
+				if got, want := strings.Join(res.Req.Header.Values("Cookie"), "|"), strings.Join(c.cookies, "; "); got != want {
+					t.Fatalf("origin got Cookie\n%q, want\n%q", got, want)
+				}
+				res = keep.Do(get("/orders", "Cookie", header))
+				check(t, res, ok(jwtID("user-42")))
+				if got := strings.Join(res.Req.Header.Values("Cookie"), "|"); got != header {
+					t.Fatalf("strip_credentials false: origin got Cookie\n%q, want\n%q", got, header)
+				}
+			})
+		}
+	}
+	// Over HTTP/2 a browser may send each cookie as a field of its own
+	// (RFC 9113 8.2.3); stripped, the others reach the origin as one.
+	crumbs := get("/orders", "Cookie", "_ga=GA1.2.1234567890.1600000000", "Cookie", "session="+tok, "Cookie", `consent={"necessary":true,"analytics":false}`, "Cookie", `q="abc"`, "Cookie", "name=John Smith")
+	res := strip.Do(crumbs)
+	check(t, res, ok(jwtID("user-42")))
+	if got, want := strings.Join(res.Req.Header.Values("Cookie"), "|"), `_ga=GA1.2.1234567890.1600000000; consent={"necessary":true,"analytics":false}; q="abc"; name=John Smith`; got != want {
+		t.Fatalf("HTTP/2 crumbs: origin got Cookie\n%q, want\n%q", got, want)
+	}
+	res = keep.Do(crumbs)
+	check(t, res, ok(jwtID("user-42")))
+	if got, want := strings.Join(res.Req.Header.Values("Cookie"), "|"), `_ga=GA1.2.1234567890.1600000000|session=`+tok+`|consent={"necessary":true,"analytics":false}|q="abc"|name=John Smith`; got != want {
+		t.Fatalf("HTTP/2 crumbs, strip_credentials false: origin got Cookie\n%q, want\n%q", got, want)
+	}
+}
