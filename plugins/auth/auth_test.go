@@ -665,7 +665,12 @@ func TestTokenCookieQuoteSpansSemicolon(t *testing.T) {
 		{"bearer", bearerCookie, want{400, malformed.challenge, jwtID("user-42")}, want{}, ""},
 		{"public path", get("/health", "Cookie", `other="a;b" session=`+forged), malformed, want{200, "", nil}, ""},
 		{"vertical tab, no semicolon", get("/orders", "Cookie", "session="+tok+"; q=\v\"a b\" session="+forged+"; b=2"), passed, twoCookies, "b=2"},
+		{"after a quoted value ending in =", get("/orders", "Cookie", "session="+tok+`; t="YWJjZA=="; u="a;b" session=`+forged), malformed, malformed, ""},
+		{"after raw JSON ending in =", get("/orders", "Cookie", "session="+tok+`; st={"id":"YWJjZA=="}; q="a;b" session=`+forged), malformed, malformed, ""},
 		{"no token cookie after it", get("/orders", "Cookie", "session="+tok+`; other="a;b" x=1`), passed, passed, `other="a; b" x=1`},
+		// A quote no name can end before opens no value to SimpleCookie.
+		{"quote in the name", get("/orders", "Cookie", "session="+tok+`; t"x="a;b" session=`+forged), passed, passed, `t"x="a; b" session=` + forged},
+		{"raw JSON ending in =", get("/orders", "Cookie", `st={"id":"YWJjZA=="}; session=`+tok+`; q="a"`), passed, passed, `st={"id":"YWJjZA=="}; q="a"`},
 		{"unclosed", get("/orders", "Cookie", "session="+tok+`; other="a; b=1 session`), passed, passed, `other="a; b=1 session`},
 		{"quote opening no value", get("/orders", "Cookie", "session="+tok+`; other=a"b;c" x=1`), passed, passed, `other=a"b; c" x=1`},
 	} {
@@ -923,6 +928,9 @@ func TestTokenCookieRealWorld(t *testing.T) {
 		{"raw JSON with spaces", []string{`consent={"necessary": true, "analytics": false, "marketing": false}`}},
 		{"raw JSON cookieconsent", []string{`cc_cookie={"categories":["necessary","analytics"],"revision":0,"data":null,"rfc_cookie":false,"consent_date":"2026-12-07T06:00:00.000Z","consent_uuid":"4e1e5b8a-8f9b-4c4c-9a0e-1f2b3c4d5e6f","last_consent_update":"2026-12-07T06:00:00.000Z"}`}},
 		{"raw JSON base64 member", []string{`st={"id":"YWJjZA==","v":1}`, `q="abc"`}},
+		{"raw JSON ending in =", []string{`st={"id":"YWJjZA=="}`, `q="abc"`}},
+		{"raw JSON with a query", []string{`r={"path":"/search?page="}`, `ajs_user_id="4e1e5b8a"`, `ajs_user_traits={"plan":"pro"}`}},
+		{"quoted base64", []string{`t="YWJjZA=="`, `u="YWJjZGU="`}},
 		{"onetrust", []string{"OptanonAlertBoxClosed=2026-12-07T06:00:00.000Z", "OptanonConsent=isGpcEnabled=0&datestamp=Mon+Dec+07+2026+07%3A00%3A00+GMT%2B0100&version=6.30.0&isIABGlobal=false&hosts=&landingPath=NotLandingPage&groups=C0001%3A1%2CC0002%3A0"}},
 		{"space in value", []string{"name=John Smith", "city=New York"}},
 		{"quoted", []string{`q="abc"`, `qs="a b"`, `qc="a,b"`, `empty_q=""`}},

@@ -368,8 +368,9 @@ func cookieEnd(line []byte, inValue bool) int {
 // quoteHidesToken says whether the Cookie fields (a.cookies) hold a
 // double-quoted value that SimpleCookie may read past a ';' or the end of
 // its field, with the token cookie's name and '=' (white space between)
-// after its opening quote: a quote that '=' and white space come before,
-// closed by the next '"' a backslash does not escape.
+// after its opening quote: a quote that '=' and white space come before
+// (and a name could end before: nameBefore), closed by the next '"' a
+// backslash does not escape.
 //
 // # Why
 //
@@ -393,7 +394,7 @@ func (a *auth) quoteHidesToken() bool {
 		for j > 0 && pyBlank(list[j-1]) {
 			j--
 		}
-		if j == 0 || list[j-1] != '=' {
+		if j == 0 || list[j-1] != '=' || !nameBefore(list[:j-1]) {
 			i = q + 1
 			continue
 		}
@@ -417,6 +418,35 @@ func (a *auth) quoteHidesToken() bool {
 		}
 		// The quotes before i are escaped: i may open the next value.
 	}
+}
+
+// nameBefore says whether the text before a '=' (b) may end a cookie's
+// name to SimpleCookie: no '"' between the '=' (white space before it
+// aside) and the white space, ';' or field before it.
+//
+// # Why
+//
+// SimpleCookie, and aiohttp's parser after it, start a name only after
+// white space or a ';', and a name holds no '"', so a quote after a '='
+// that such a name cannot end before opens no value to them (SimpleCookie
+// stops reading there). Raw JSON with a string ending in '=', as in
+// st={"id":"YWJjZA=="} or t="YWJjZA==", is such a quote: taken for one
+// that opens a value, it closed at the next cookie's quote, past a ';',
+// and a browser's request with the token cookie between was refused.
+func nameBefore(b []byte) bool {
+	i := len(b)
+	for i > 0 && pyBlank(b[i-1]) {
+		i--
+	}
+	for ; i > 0; i-- {
+		switch c := b[i-1]; {
+		case c == '"':
+			return false
+		case c == ';' || c == 0 || pyBlank(c):
+			return true
+		}
+	}
+	return true
 }
 
 // tokenAssigned says whether b holds name, white space and '='. Later
