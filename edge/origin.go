@@ -101,7 +101,7 @@ func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *
 	toWire(n, req, vals, wreq)
 	start := time.Now()
 	err := o.do(start.Add(timeout), timeout, wreq, wresp, st, client) // stream.go
-	lim.release(time.Since(start))
+	lim.release(time.Since(start), err)
 	if err != nil && st != nil {
 		if in := st.inErr.Load(); in != nil {
 			// The client's body failed as it streamed: its answer, not

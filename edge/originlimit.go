@@ -19,7 +19,8 @@ import (
 // longer than the last, until the origin's timeout. An origin with a
 // latency_target gets a concurrency limit of its own, moved as Envoy's
 // adaptive concurrency filter moves one: every originWindow, the mean
-// latency of the exchanges that finished in it against the target. Over
+// latency of the exchanges that finished in it (answered, or failed
+// after the target or longer: see release) against the target. Over
 // it, the limit shrinks to target/latency of what was in flight (at most
 // by half, smoothed); under it, it grows by its square root while in use.
 // An exchange past the limit is not sent: the client gets 503 with
@@ -116,15 +117,22 @@ func originBusyResponse(resp *host.Response) {
 	resp.Header.Add("Content-Type", "text/plain; charset=utf-8")
 }
 
-// release gives the place back with the exchange's latency, and moves the
-// limit when a window is over.
-func (l *originLimit) release(d time.Duration) {
+// release gives the place back with the exchange's latency d and its
+// failure err, and moves the limit when a window is over. A failure is a
+// measure of the origin's latency only when it took the target or longer
+// (a timeout, a connection reset after a long wait): one that came at
+// once (a refused connection, an open breaker, a malformed answer) took
+// none of the origin's time, and counted, an origin failing fast under
+// its load looked fast, and its limit grew.
+func (l *originLimit) release(d time.Duration, err error) {
 	if l == nil {
 		return
 	}
 	l.inflight.Add(-1)
-	l.sum.Add(int64(d))
-	l.n.Add(1)
+	if err == nil || d >= l.g.target {
+		l.sum.Add(int64(d))
+		l.n.Add(1)
+	}
 	if now := sinceStart(); now >= l.next.Load() && l.mu.TryLock() {
 		l.update(now)
 		l.mu.Unlock()

@@ -65,7 +65,7 @@ func TestOriginLimitAllocs(t *testing.T) {
 			t.Fatal("refused at no load")
 		}
 		l.next.Store(0) // every release ends a window
-		l.release(2 * time.Millisecond)
+		l.release(2*time.Millisecond, nil)
 	}
 	f()
 	if a := testing.AllocsPerRun(1000, f); a != 0 {

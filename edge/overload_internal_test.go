@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -278,5 +279,55 @@ func TestOverloadStallAtCapacity(t *testing.T) {
 	}
 	if p < 0.5 {
 		t.Fatalf("shed share %.2f after %d samples behind, the wait swinging 5-10 ms: want it climbing", p, 4*onset)
+	}
+}
+
+// TestOriginLimitFastFailures: an origin past its latency target whose
+// other exchanges fail at once (refused, reset) is still past it. Counted
+// as latencies, the failures brought the window's mean under the target
+// and the limit grew; failures that took the target or longer (a
+// timeout) still count.
+func TestOriginLimitFastFailures(t *testing.T) {
+	const target = 10 * time.Millisecond
+	cfg := &OverloadConfig{MinLimit: 2, MaxLimit: 1000, InitialLimit: 100}
+	l := newOriginLimit("app", target, cfg, newMetrics(prometheus.NewRegistry()))
+	window := func(answered, failed time.Duration, failures int) {
+		l.next.Store(math.MaxInt64) // no update until the window is over
+		for range 50 {
+			l.inflight.Add(1)
+		}
+		for range 50 - failures {
+			l.release(answered, nil)
+		}
+		for range failures {
+			l.release(failed, errors.New("connection refused"))
+		}
+		l.mu.Lock()
+		for range 50 {
+			l.inflight.Add(1) // in use, as the next window's exchanges
+		}
+		l.update(sinceStart())
+		l.inflight.Add(-50)
+		l.mu.Unlock()
+	}
+	for i := range 10 {
+		was := l.limit.Load()
+		window(4*target, 100*time.Microsecond, 40) // 10 answers at 40 ms, 40 refusals in 0.1 ms
+		if got := l.limit.Load(); got >= was {
+			t.Fatalf("window %d: answers at 4x the target, the rest refused at once: limit %d after %d, want it lower", i, got, was)
+		}
+	}
+	low := l.limit.Load()
+	for range 10 {
+		window(target/2, 2*target, 25) // answers under target, timeouts past it
+	}
+	if got := l.limit.Load(); got >= low {
+		t.Fatalf("timeouts at twice the target: limit %d, want under %d", got, low)
+	}
+	for range 30 {
+		window(target/2, 0, 0)
+	}
+	if got := l.limit.Load(); got <= low {
+		t.Fatalf("answers under target, in use: limit %d, want it grown from %d", got, low)
 	}
 }

@@ -237,7 +237,7 @@ func (n *Node) tierFetch(rt *route, s tierStep, hop string, key []byte, deadline
 		}
 		start := time.Now()
 		err := rt.origin.client.Do(deadline, wreq, resp)
-		rt.limit.release(time.Since(start))
+		rt.limit.release(time.Since(start), err)
 		return err
 	})
 }
