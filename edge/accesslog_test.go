@@ -589,3 +589,60 @@ routes:
 		t.Errorf("rotated file: %+v", l)
 	}
 }
+
+// TestAccessLogRefusedAtHeader: requests answered from their header
+// alone, their body never read, get their line as others do: 413 past
+// the route's max_body_bytes with Expect: 100-continue and, with
+// stream_threshold, over HTTP/1.0 (which has no Expect); 503 marked shed
+// when max_read_bytes is full, with and without Expect. They were
+// answered outside serve and wrote none.
+func TestAccessLogRefusedAtHeader(t *testing.T) {
+	const announce = "POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 65536\r\n"
+	for _, tc := range []struct {
+		name, limits string
+		hold         bool // a client holding max_read_bytes first
+		reqs         []string
+		status       int
+	}{
+		{"past max_body_bytes", "max_body_bytes: 65536, stream_threshold: 1024}", false, []string{
+			"POST /api/x HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+			"POST /api/x HTTP/1.0\r\nHost: api.example.com\r\nContent-Length: 100000\r\n\r\n",
+		}, 413},
+		{"max_read_bytes full", "max_body_bytes: 65536, max_read_bytes: 65536}", true, []string{
+			announce + "Expect: 100-continue\r\n\r\n",
+			announce + "\r\n",
+		}, 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logFile := filepath.Join(t.TempDir(), "access.log")
+			cfg := strings.Replace(config(startOrigin(t, "origin-1"), hello(t), fmt.Sprintf("access_log: {path: %q, sample: 1}\n", logFile)),
+				"max_body_bytes: 65536}", tc.limits, 1)
+			n := startNode(t, cfg)
+			if tc.hold {
+				c, err := net.Dial("tcp4", n.Addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if _, err := io.WriteString(c, announce+"\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				waitMetric(t, n, atLeast(65536), "wedge_edge_read_bytes")
+			}
+			for _, req := range tc.reqs {
+				if resp, body, _, _ := exchange(t, n.Addr, req, 5*time.Second); resp.StatusCode != tc.status {
+					t.Fatalf("%q: %d %q, want %d", req, resp.StatusCode, body, tc.status)
+				}
+			}
+			lines := waitAccessLog(t, logFile, len(tc.reqs))
+			if len(lines) != len(tc.reqs) {
+				t.Fatalf("%d lines, want %d: %+v", len(lines), len(tc.reqs), lines)
+			}
+			for _, l := range lines {
+				if l.Status != tc.status || l.Path != "/api/x" || l.Method != "POST" || l.Shed != (tc.status == 503) {
+					t.Errorf("line %+v: want POST /api/x %d, shed %t", l, tc.status, tc.status == 503)
+				}
+			}
+		})
+	}
+}

@@ -748,10 +748,15 @@ func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
 	n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
 	ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
 	ctx.SetConnectionClose()
+	n.logUnserved(ctx)
+}
+
+// logUnserved writes the access-log line of a request answered without
+// serve (what parsed of it, which may be nothing: fasthttp could not read
+// it, or its header alone refused it), at the time of the answer: fasthttp
+// sets ctx.Time only for a request it could read.
+func (n *Node) logUnserved(ctx *fasthttp.RequestCtx) {
 	if n.alog != nil {
-		// Answered without serve: its line too (what parsed of the
-		// request, which may be nothing), at the time of the answer:
-		// fasthttp sets ctx.Time only for a request it could read.
 		logged := false
 		n.alog.finish(ctx, time.Now(), &logged)
 	}

@@ -194,4 +194,5 @@ func (n *Node) readsFull(ctx *fasthttp.RequestCtx) {
 	ctx.Error("503 Service Unavailable: too many request bodies being received, retry shortly\n", fasthttp.StatusServiceUnavailable)
 	ctx.Response.Header.SetCanonical(retryAfterKey, retryAfter)
 	ctx.SetConnectionClose() // its body may be on the way, unread
+	n.logUnserved(ctx)
 }

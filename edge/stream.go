@@ -124,6 +124,7 @@ func (n *Node) tooLarge(ctx *fasthttp.RequestCtx) {
 	n.m.refused.WithLabelValues("413").Inc()
 	ctx.Error("413 Request Entity Too Large: request body larger than the limit\n", fasthttp.StatusRequestEntityTooLarge)
 	ctx.SetConnectionClose()
+	n.logUnserved(ctx)
 }
 
 // route is the route a request header names, matched as serve matches
