@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"hash/maphash"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -102,7 +104,8 @@ func appendPart(b, part []byte) []byte {
 //
 // Followers get a copy of the leader's answer only if it is shareable;
 // otherwise each makes its own upstream request, as it would have without
-// collapsing. A follower whose deadline passes leaves with a 504.
+// collapsing. A follower whose deadline passes leaves with a 504; one whose edge hangs
+// up, with the 499 nobody reads.
 func (p *Proxy) collapse(ctx context.Context, deadline time.Time, req *wire.Request, resp *wire.Response) {
 	bp := p.bufs.Get().(*[]byte)
 	key := appendKey((*bp)[:0], req)
@@ -221,6 +224,13 @@ func (p *Proxy) follow(ctx context.Context, f *flight, done chan struct{}, deadl
 		if !f.finished {
 			f.waiting--
 			p.mu.Unlock()
+			if errors.Is(ctx.Err(), context.Canceled) {
+				// The edge hung up, its client having done so: nobody
+				// waits for this answer, and the upstream did not fail
+				// (as forward answers one it sent).
+				failure(resp, connwatch.StatusClientClosed, "edge closed the connection")
+				return
+			}
 			p.m.timeout.Inc()
 			failure(resp, fasthttp.StatusGatewayTimeout, "upstream timeout")
 			return

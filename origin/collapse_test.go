@@ -2,6 +2,7 @@ package origin
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/connwatch"
 	"github.com/talowa/wedge/origin/wire"
 )
 
@@ -278,5 +280,39 @@ func TestShareable(t *testing.T) {
 		if got := shareable(r); got != c.want {
 			t.Errorf("%d %q %q: shareable %v, want %v", c.status, c.hdr, c.errMsg, got, c.want)
 		}
+	}
+}
+
+// TestCollapseFollowerHangup: a follower whose edge hangs up (its context
+// cancelled before its deadline) leaves with the 499 nobody reads, not a
+// 504 counted as an upstream timeout; the leader goes on.
+func TestCollapseFollowerHangup(t *testing.T) {
+	u, open, _ := gatedUpstream(t, nil)
+	reg := newRegistry()
+	p := newProxy(t, ProxyConfig{Upstreams: []string{u.url}, HealthInterval: -1, Metrics: NewMetrics(reg)})
+	leader := make(chan *wire.Response)
+	go func() { leader <- serve(p, getReq("/x"), 10*time.Second) }()
+	testutil.Eventually(t, 10*time.Second, "the leader to reach the upstream", func() bool { return u.count() == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	follower := make(chan *wire.Response)
+	go func() {
+		r := new(wire.Response)
+		p.ServeOrigin(ctx, getReq("/x"), r)
+		follower <- r
+	}()
+	testutil.Eventually(t, 10*time.Second, "the follower to wait", func() bool { return waiting(p, getReq("/x")) == 1 })
+	cancel()
+	r := <-follower
+	if r.Status != connwatch.StatusClientClosed {
+		t.Errorf("follower after its edge hung up: %d %q, want %d", r.Status, r.Error, connwatch.StatusClientClosed)
+	}
+	if got := metric(t, reg, "wedge_origin_errors_total", "kind", "timeout"); got != 0 {
+		t.Errorf("errors_total{kind=timeout} %v, want 0: nothing timed out", got)
+	}
+	open()
+	if lr := <-leader; lr.Status != 200 {
+		t.Errorf("leader: %d %q", lr.Status, lr.Error)
 	}
 }
