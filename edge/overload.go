@@ -67,9 +67,12 @@ import (
 // and a share that falls faster the longer no queue lasts (it swung:
 // 3.2 ms).
 //
-// A delay over target_delay counts as pinned and queued both: work waits
-// for a CPU that this process's own use does not explain (a noisy
-// neighbour, the origin service on the same core).
+// A delay over target_delay counts as pinned and queued both, once it has
+// lasted stolenFor: work waits for a CPU that this process's own use does
+// not explain (a noisy neighbour, the origin service on the same core).
+// Only once it has lasted: a stall of tens of ms (another process, the
+// hypervisor) met the onset by itself, and a node at its capacity shed
+// after each one, though it catches up in a few ms once it runs again.
 //
 // Requests in flight. A request that waits on an origin holds memory and
 // a connection but no CPU; the concurrency limit bounds them. It moves
@@ -106,6 +109,12 @@ import (
 // sampleEvery is how often the limit and p move. Shorter reacts faster;
 // each sample costs a few microseconds.
 const sampleEvery = 5 * time.Millisecond
+
+// stolenFor is how long work must wait past target_delay, the CPU not
+// pinned by the node itself, before that counts as behind: longer than
+// the stalls a busy shared machine has (a trace showed 70 ms), short
+// enough that a node starved for good sheds within a quarter second.
+const stolenFor = 150 * time.Millisecond
 
 // quietFor is the spell without a sample (without a request) after which
 // the node is no longer behind, whatever it was (cpuShed.idle): far
@@ -304,8 +313,14 @@ func (o *overload) shedFor(util float64, delay, gap time.Duration) float64 {
 		o.c.idle(int(gap/sampleEvery) - 1)
 	}
 	// A delay past target_delay is work waiting for a CPU that this
-	// process's own use does not explain: another process has it.
-	stolen := delay > o.g.target
+	// process's own use does not explain: another process has it, for
+	// good once it has for stolenFor (a stall is shorter).
+	if delay > o.g.target {
+		o.c.stolen += gap
+	} else {
+		o.c.stolen = 0
+	}
+	stolen := o.c.stolen >= stolenFor
 	// A delay a quarter or more under the last sample's is a backlog
 	// draining: the CPU is busy and work still waits, but less each
 	// sample, as after a stall (see cpuShed.update).
@@ -398,6 +413,8 @@ type cpuShed struct {
 	run   int           // samples in a row behind, before shedding
 	climb int           // samples in a row pinned, while shedding
 	delay time.Duration // the last sample's scheduling delay (shedFor's)
+	// stolen is how long the delay has been past target_delay (shedFor's)
+	stolen time.Duration
 }
 
 // update moves p for one sample and returns it: pinned whether the CPU
