@@ -120,7 +120,10 @@
 // # Tunnels
 //
 // Handshakes POSTed to wire.TunnelPath (WebSocket upgrades, one connection
-// each) are authenticated and decoded like any frame and handed to the
+// each) are authenticated and decoded like any frame, but must be sealed as
+// handshakes (the tunnel flag, inside the MAC), so a request frame captured
+// on the link is refused there (401; ServerConfig.LegacyTunnelHandshakes
+// takes older edges' during a rolling upgrade), and are handed to the
 // Handler if it is a Tunneler, as Proxy is: it sends the handshake to the
 // upstream the balancer picks on a new connection and reads the answer as
 // strictly as any response (a 101 must switch to websocket). On 101 the

@@ -20,6 +20,7 @@ type Metrics struct {
 	expired      prometheus.Counter
 	upstreamErr  prometheus.Counter
 	authFailures prometheus.Counter
+	legacyTunnel prometheus.Counter // handshakes without the tunnel flag, taken by LegacyTunnelHandshakes
 	duration     prometheus.Histogram
 	inflight     prometheus.Gauge
 	upstreamReqs *prometheus.CounterVec
@@ -52,7 +53,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Failures by kind: frame codec errors (frame, auth, too_large, compression, envelope, version, other), overload, timeout, expired (the edge's deadline passed before the origin read the frame), upstream."},
 			[]string{"kind"}),
 		authFailures: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "auth_failures_total",
-			Help: "Frames refused with 401 because their signature, key or timestamp did not check out."}),
+			Help: "Frames refused with 401 because their signature, key, timestamp or kind (a request where a tunnel handshake was expected, or the reverse) did not check out."}),
+		legacyTunnel: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "tunnel_legacy_handshakes_total",
+			Help: "Tunnel handshakes taken without the tunnel flag, from edges that predate it, under -legacy-tunnel-handshakes; once it stays flat, every edge seals handshakes as such and the option can go."}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "exchange_duration_seconds",
 			Help:    "Time from a frame's arrival to its answer.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
@@ -84,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.expired = m.errors.WithLabelValues("expired")
 	m.upstreamErr = m.errors.WithLabelValues("upstream")
 	if reg != nil {
-		reg.MustRegister(exchanges, bytes, dict, m.errors, m.authFailures, m.duration, m.inflight,
+		reg.MustRegister(exchanges, bytes, dict, m.errors, m.authFailures, m.legacyTunnel, m.duration, m.inflight,
 			m.upstreamReqs, m.healthy, m.collapsed, m.streams)
 	}
 	return m

@@ -42,6 +42,14 @@ type ServerConfig struct {
 	// once one has ended (the edge or the application half-closed) before
 	// the origin closes both connections. Default 5 s.
 	TunnelCloseGrace time.Duration
+	// LegacyTunnelHandshakes also takes, on wire.TunnelPath, handshakes
+	// sealed as plain requests, as edges before the tunnel flag seal them.
+	// It is for a rolling upgrade only (origins first, with it set; then
+	// the edges; then the origins without it): while it is set, a request
+	// frame captured on the link can be replayed within the codec's Skew
+	// as a handshake, opening a tunnel with its client's identity. Off, such
+	// a handshake is refused with 401 and logged.
+	LegacyTunnelHandshakes bool
 	// MaxTimeout bounds the time a handler gets: the deadline when a
 	// request carries no budget, and the cap when its budget is larger.
 	// Default 30 s.
@@ -69,6 +77,9 @@ type Server struct {
 	// a backlog after a stall expires frames by the thousand, and the
 	// metric counts each, so the log says it once a second.
 	expiredLog atomic.Int64
+	// kindLog is the same for handshakes refused as not sealed as one, so
+	// edges that predate the tunnel flag are seen at the default level.
+	kindLog atomic.Int64
 
 	jobs   sync.Pool // *job
 	spares sync.Pool // *wire.Response for answers made without the handler
@@ -108,6 +119,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		m: cfg.Metrics, log: cfg.Logger}
 	s.tunnels.max = cfg.MaxTunnels
 	s.tunnels.grace = cfg.TunnelCloseGrace
+	s.tunnels.legacy = cfg.LegacyTunnelHandshakes
 	if dk, ok := cfg.Handler.(DeadlineKeeper); ok && dk.KeepsDeadline() {
 		s.inline = true
 	}

@@ -43,6 +43,7 @@ type tunnelSet struct {
 	closed bool
 	grace  time.Duration // ServerConfig.TunnelCloseGrace
 	seen   handshakes    // origin/tunnel_replay.go
+	legacy bool          // ServerConfig.LegacyTunnelHandshakes
 }
 
 // pipe is one open tunnel: the edge's connection and the application's.
@@ -97,7 +98,9 @@ func (ts *tunnelSet) close() {
 }
 
 // tunnel answers a tunnel handshake an edge POSTed to wire.TunnelPath: the
-// frame is authenticated and decoded as on wire.Path, the handshake goes
+// frame is authenticated and decoded as on wire.Path, but it must have been
+// sealed as a handshake (wire.Codec.DecodeTunnelRequest), so no request
+// frame captured on the link opens a tunnel; the handshake goes
 // to the application through the Handler (a Tunneler), and its answer goes
 // back sealed. On 101 the connection becomes the tunnel: bytes are copied
 // both ways, raw, until either side ends.
@@ -113,9 +116,18 @@ func (s *Server) tunnel(rc *fasthttp.RequestCtx) {
 	frame, err := s.readBody(rc, nil) // bounded by MaxEnvelope, as any frame
 	var x wire.Exchange
 	if err == nil {
-		x, err = s.codec.DecodeRequest(frame, &req)
+		if s.tunnels.legacy && !wire.IsTunnelHandshake(frame) {
+			if x, err = s.codec.DecodeRequest(frame, &req); err == nil {
+				s.m.legacyTunnel.Inc()
+			}
+		} else {
+			x, err = s.codec.DecodeTunnelRequest(frame, &req)
+		}
 	}
 	if err != nil {
+		if errors.Is(err, wire.ErrAuth) && !wire.IsTunnelHandshake(frame) {
+			s.logUnflagged(rc, err, start)
+		}
 		rc.SetConnectionClose()
 		s.refuseFrame(rc, err)
 		return
@@ -183,6 +195,19 @@ func (s *Server) tunnel(rc *fasthttp.RequestCtx) {
 		defer s.tunnels.remove(p)
 		splice(edge, app, s.tunnels.grace)
 	})
+}
+
+// logUnflagged says, once a second, that a handshake without the tunnel
+// flag was refused: what an edge older than the flag sends, and what a
+// request frame replayed as a handshake looks like. err says which check
+// it failed (its MAC, or its kind); errors_total{kind="auth"} counts each.
+func (s *Server) logUnflagged(rc *fasthttp.RequestCtx, err error, now time.Time) {
+	if sec, last := now.Unix(), s.kindLog.Load(); sec == last || !s.kindLog.CompareAndSwap(last, sec) {
+		return
+	}
+	s.log.Warn("origin: tunnel handshake refused: not sealed as one (an edge that predates the tunnel flag, or a request frame replayed; "+
+		"-legacy-tunnel-handshakes takes old edges' while they are upgraded; logged once a second)",
+		"remote", rc.RemoteAddr().String(), "err", err)
 }
 
 // splice copies bytes both ways between edge, fasthttp's hijacked

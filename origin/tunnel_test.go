@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -97,7 +98,7 @@ func wsReq(path string) *wire.Request {
 // envelope when there is one, and the connection, open, for the tunnel.
 func openTunnel(t *testing.T, addr string, codec *wire.Codec, req *wire.Request) (int, *wire.Response, net.Conn, *bufio.Reader) {
 	t.Helper()
-	frame, x, err := codec.AppendRequest(nil, req)
+	frame, x, err := codec.AppendTunnelRequest(nil, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestTunnelFrameRefused(t *testing.T) {
 	app := startRawApp(t, switched)
 	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}), nil)
 	other := newCodec(t, wire.Config{Keys: []wire.Key{{ID: 7, Secret: bytes.Repeat([]byte{1}, 32)}}})
-	frame, _, err := other.AppendRequest(nil, wsReq("/chat"))
+	frame, _, err := other.AppendTunnelRequest(nil, wsReq("/chat"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +246,7 @@ func TestTunnelInProcess(t *testing.T) {
 func TestTunnelReplayRefused(t *testing.T) {
 	app := startRawApp(t, switched)
 	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}), nil)
-	frame, x, err := o.codec.AppendRequest(nil, wsReq("/chat"))
+	frame, x, err := o.codec.AppendTunnelRequest(nil, wsReq("/chat"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +267,70 @@ func TestTunnelReplayRefused(t *testing.T) {
 	defer app.mu.Unlock()
 	if len(app.heads) != 1 {
 		t.Fatalf("the app saw %d handshakes, want 1", len(app.heads))
+	}
+}
+
+// TestTunnelKindRefused: a request frame captured on the link, one that
+// carries a WebSocket handshake's fields and is within the skew window,
+// is refused on the tunnel path (401, counted, logged) and opens nothing;
+// a handshake is refused on the request path. With
+// LegacyTunnelHandshakes, as during a rolling upgrade, a handshake sealed
+// as a request (an old edge's) opens its tunnel, and a new edge's too.
+func TestTunnelKindRefused(t *testing.T) {
+	app := startRawApp(t, switched)
+	var logs testutil.SyncBuffer
+	o := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}),
+		func(c *ServerConfig) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	reqFrame, _, err := o.codec.AppendRequest(nil, wsReq("/chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body, _ := post(t, o.addr, "POST", wire.TunnelPath, reqFrame)
+	if status != 401 || !strings.Contains(string(body), "a request frame where a tunnel's handshake was expected") {
+		t.Fatalf("request frame as a handshake: transport %d %q, want 401 naming the kind", status, body)
+	}
+	if n := metric(t, o.reg, "wedge_origin_errors_total", "kind", "auth"); n != 1 {
+		t.Fatalf("errors_total{kind=auth} = %v, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "tunnel handshake refused: not sealed as one") {
+		t.Fatalf("no warning logged:\n%s", logs.String())
+	}
+	hsFrame, _, err := o.codec.AppendTunnelRequest(nil, wsReq("/chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body, _ = post(t, o.addr, "POST", wire.Path, hsFrame)
+	if status != 401 || !strings.Contains(string(body), "a tunnel's handshake where a request was expected") {
+		t.Fatalf("handshake as a request: transport %d %q, want 401 naming the kind", status, body)
+	}
+	if h := app.lastHead(); h != "" {
+		t.Fatalf("a frame of the wrong kind reached the app:\n%s", h)
+	}
+
+	if n := metric(t, o.reg, "wedge_origin_tunnel_legacy_handshakes_total"); n != 0 {
+		t.Fatalf("tunnel_legacy_handshakes_total = %v without the option", n)
+	}
+	legacy := startOrigin(t, newProxy(t, ProxyConfig{Upstreams: []string{"http://" + app.addr}, HealthInterval: -1}),
+		func(c *ServerConfig) { c.LegacyTunnelHandshakes = true })
+	old, x, err := legacy.codec.AppendRequest(nil, wsReq("/old"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, resp, _, _ := postTunnel(t, legacy.addr, old, func(body []byte) *wire.Response {
+		resp := new(wire.Response)
+		if _, err := legacy.codec.DecodeResponse(body, x, resp); err != nil {
+			t.Fatalf("decode response: %v", err)
+		}
+		return resp
+	})
+	if status != 200 || resp.Status != 101 {
+		t.Fatalf("legacy handshake: transport %d, envelope %+v", status, resp)
+	}
+	if status, resp, _, _ := openTunnel(t, legacy.addr, legacy.codec, wsReq("/new")); status != 200 || resp.Status != 101 {
+		t.Fatalf("flagged handshake at a legacy origin: transport %d, envelope %+v", status, resp)
+	}
+	if n := metric(t, legacy.reg, "wedge_origin_tunnel_legacy_handshakes_total"); n != 1 {
+		t.Fatalf("tunnel_legacy_handshakes_total = %v, want 1 (the old edge's handshake only)", n)
 	}
 }
 

@@ -18,7 +18,9 @@ import (
 )
 
 // Tunnel opens a connection of its own to the origin and sends req on it
-// as a tunnel's handshake (wire.TunnelPath), sealed like any request, then
+// as a tunnel's handshake (wire.TunnelPath), sealed like any request but
+// with the tunnel flag, so it opens as nothing else (an origin that
+// predates the flag refuses it with 400, unknown flags 0x4), then
 // opens the origin's answer into resp, all by deadline. When resp.Status
 // is 101 the tunnel is open: the returned connection carries its bytes
 // from then on, raw, and the caller closes it. Any other answer, or an
@@ -51,7 +53,7 @@ func (c *Client) handshake(deadline time.Time, req *wire.Request, resp *wire.Res
 		return nil, clsTimeout, ErrTimeout
 	}
 	req.Timeout = uint64(budget / time.Microsecond)
-	frame, x, err := c.codec.AppendRequest(nil, req)
+	frame, x, err := c.codec.AppendTunnelRequest(nil, req)
 	if err != nil {
 		return nil, clsBadRequest, fmt.Errorf("originclient: seal tunnel request: %w", err)
 	}

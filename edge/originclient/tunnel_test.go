@@ -115,3 +115,52 @@ func TestTunnelRefusedFrame(t *testing.T) {
 		t.Fatalf("tunnel to an origin without the key: %v %v, want a 401 refusal", conn, err)
 	}
 }
+
+// TestTunnelSealedAsHandshake: the frame Tunnel sends is sealed as a
+// tunnel's handshake, which opens only as one: a request frame the client
+// sends is no handshake, and a handshake is no request, so neither can be
+// replayed as the other.
+func TestTunnelSealedAsHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	frames := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			frames <- nil
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		frames <- body
+		io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 4\r\nConnection: close\r\n\r\nseen")
+	}()
+	codec := origintest.NewCodec(t, wire.Config{})
+	c, err := originclient.New(originclient.Config{Addr: ln.Addr().String(), Codec: codec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	req := &wire.Request{Method: []byte("GET"), Path: []byte("/ws")}
+	req.AddHeader([]byte("Sec-WebSocket-Key"), []byte("dGhlIHNhbXBsZSBub25jZQ=="))
+	var resp wire.Response
+	if conn, err := c.Tunnel(time.Now().Add(time.Minute), req, &resp); conn != nil || err == nil {
+		t.Fatalf("tunnel answered 400: %v %v", conn, err)
+	}
+	frame := <-frames
+	var got wire.Request
+	if _, err := codec.DecodeTunnelRequest(frame, &got); err != nil || string(got.Path) != "/ws" {
+		t.Fatalf("the handshake's frame does not open as a handshake: %v", err)
+	}
+	if _, err := codec.DecodeRequest(frame, &got); !errors.Is(err, wire.ErrAuth) {
+		t.Fatalf("the handshake's frame opened as a request: %v, want ErrAuth", err)
+	}
+}

@@ -54,7 +54,9 @@ const (
 	macLen      = 16
 	flagZstd    = 1 << 0
 	flagStream  = 1 << 1 // a streamed exchange's head: the body follows in chunks (stream.go)
-	knownFlags  = flagZstd | flagStream
+	flagTunnel  = 1 << 2 // a tunnel's handshake (tunnel.go): inside the MAC, so no request passes for one
+	flagsKind   = flagStream | flagTunnel
+	knownFlags  = flagZstd | flagsKind
 	offFlags    = 0
 	offKey      = 1
 	offTime     = 2
@@ -310,6 +312,12 @@ func (c *Codec) Close() {
 
 // AppendRequest appends r, sealed into a frame, to dst. It sets r.Version.
 func (c *Codec) AppendRequest(dst []byte, r *Request) ([]byte, Exchange, error) {
+	return c.appendRequest(dst, r, 0)
+}
+
+// appendRequest is AppendRequest for a frame of the kind the flags in kind
+// name (none, or flagTunnel): they are sealed into the MAC with the rest.
+func (c *Codec) appendRequest(dst []byte, r *Request, kind byte) ([]byte, Exchange, error) {
 	r.Version = Version
 	if len(r.Method) == 0 {
 		return dst, Exchange{}, fmt.Errorf("%w: request without a method", ErrEnvelope)
@@ -318,7 +326,7 @@ func (c *Codec) AppendRequest(dst []byte, r *Request) ([]byte, Exchange, error) 
 		return dst, Exchange{}, err
 	}
 	start := len(dst)
-	dst, n, err := c.seal(dst, r, c.sign, c.dict, nil)
+	dst, n, err := c.seal(dst, r, c.sign, c.dict, nil, kind)
 	if err != nil {
 		return dst[:start], Exchange{}, err
 	}
@@ -330,14 +338,16 @@ func (c *Codec) AppendRequest(dst []byte, r *Request) ([]byte, Exchange, error) 
 // DecodeRequest opens a request frame into r, which it resets first. The
 // frame is authenticated before a byte of it is decompressed or parsed.
 func (c *Codec) DecodeRequest(frame []byte, r *Request) (Exchange, error) {
-	return c.decodeRequest(frame, r, false)
+	return c.decodeRequest(frame, r, 0)
 }
 
-// decodeRequest is DecodeRequest for a whole envelope or, with head, for a
-// streamed request's head (DecodeRequestHead).
-func (c *Codec) decodeRequest(frame []byte, r *Request, head bool) (Exchange, error) {
+// decodeRequest is DecodeRequest for a frame of the kind the flags in kind
+// name: none for a whole envelope, flagStream for a streamed request's
+// head (DecodeRequestHead), flagTunnel for a tunnel's handshake
+// (DecodeTunnelRequest).
+func (c *Codec) decodeRequest(frame []byte, r *Request, kind byte) (Exchange, error) {
 	var x Exchange
-	ks, payload, err := c.open(frame, nil, head)
+	ks, payload, err := c.open(frame, nil, kind)
 	if err != nil {
 		return x, err
 	}
@@ -378,7 +388,7 @@ func (c *Codec) AppendResponse(dst []byte, x Exchange, r *Response) ([]byte, int
 		return dst, 0, err
 	}
 	start := len(dst)
-	dst, n, err := c.seal(dst, r, ks, x.Dict, x.mac[:])
+	dst, n, err := c.seal(dst, r, ks, x.Dict, x.mac[:], 0)
 	if err != nil {
 		return dst[:start], n, err
 	}
@@ -388,13 +398,13 @@ func (c *Codec) AppendResponse(dst []byte, x Exchange, r *Response) ([]byte, int
 // DecodeResponse opens a response frame that answers x into r, which it
 // resets first, and returns the envelope's size before compression.
 func (c *Codec) DecodeResponse(frame []byte, x Exchange, r *Response) (int, error) {
-	return c.decodeResponse(frame, x, r, false)
+	return c.decodeResponse(frame, x, r, 0)
 }
 
-// decodeResponse is DecodeResponse for a whole envelope or, with head, for
-// a streamed response's head (DecodeResponseHead).
-func (c *Codec) decodeResponse(frame []byte, x Exchange, r *Response, head bool) (int, error) {
-	ks, payload, err := c.open(frame, x.mac[:], head)
+// decodeResponse is DecodeResponse for a whole envelope or, with kind
+// flagStream, for a streamed response's head (DecodeResponseHead).
+func (c *Codec) decodeResponse(frame []byte, x Exchange, r *Response, kind byte) (int, error) {
+	ks, payload, err := c.open(frame, x.mac[:], kind)
 	if err != nil {
 		return 0, err
 	}
@@ -444,7 +454,9 @@ func checkCounts(header, values, tags int) error {
 }
 
 // seal appends header, then the compressed CBOR of v, then fills in the MAC.
-func (c *Codec) seal(dst []byte, v any, ks *keyState, dict uint32, bind []byte) ([]byte, int, error) {
+// kind holds the flags that say what kind of frame it is, if not a whole
+// request or response.
+func (c *Codec) seal(dst []byte, v any, ks *keyState, dict uint32, bind []byte, kind byte) ([]byte, int, error) {
 	enc := c.enc[dict]
 	if enc == nil {
 		return dst, 0, fmt.Errorf("%w: dictionary %d unknown here", ErrCompression, dict)
@@ -466,10 +478,10 @@ func (c *Codec) seal(dst []byte, v any, ks *keyState, dict uint32, bind []byte) 
 	h[offKey] = ks.id
 	binary.BigEndian.PutUint64(h[offTime:], uint64(c.now().UnixMilli()))
 	if dict == 0 && len(raw) < c.minZstd {
-		h[offFlags] = 0
+		h[offFlags] = kind
 		dst = append(dst, raw...)
 	} else {
-		h[offFlags] = flagZstd
+		h[offFlags] = kind | flagZstd
 		dst = enc.EncodeAll(raw, dst)
 	}
 	// Incompressible envelopes grow a little in zstd; the peer would refuse
@@ -483,9 +495,11 @@ func (c *Codec) seal(dst []byte, v any, ks *keyState, dict uint32, bind []byte) 
 }
 
 // open checks a frame's header and MAC and returns the key and the payload.
-// head says whether the frame must be a streamed exchange's head or must
-// not be one: a head taken for a whole envelope would be a body cut off.
-func (c *Codec) open(frame, bind []byte, head bool) (*keyState, []byte, error) {
+// kind holds the flags the frame's kind flags (flagsKind) must equal: a
+// streamed exchange's head taken for a whole envelope would be a body cut
+// off, and a request taken for a tunnel's handshake (or the reverse) would
+// be a frame captured on the link put to a use its sender never signed.
+func (c *Codec) open(frame, bind []byte, kind byte) (*keyState, []byte, error) {
 	if len(frame) < headerLen {
 		return nil, nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrFrame, len(frame), headerLen)
 	}
@@ -503,13 +517,28 @@ func (c *Codec) open(frame, bind []byte, head bool) (*keyState, []byte, error) {
 	if !hmac.Equal(want[:], frame[offMAC:offMAC+macLen]) {
 		return nil, nil, fmt.Errorf("%w: bad MAC for key %d", ErrAuth, ks.id)
 	}
-	if isHead := frame[offFlags]&flagStream != 0; isHead != head {
-		if isHead {
-			return nil, nil, fmt.Errorf("%w: a streamed exchange's head where a whole envelope was expected", ErrFrame)
-		}
-		return nil, nil, fmt.Errorf("%w: a whole envelope where a streamed exchange's head was expected", ErrFrame)
+	if got := frame[offFlags] & flagsKind; got != kind {
+		return nil, nil, kindError(got, kind, bind != nil)
 	}
 	return ks, frame[headerLen:], nil
+}
+
+// kindError says why a frame of kind got, which authenticated, is refused
+// where one of kind want was expected. Signed as one kind, a frame is
+// another kind's forgery (ErrAuth); the stream flag is the exception, its
+// mismatch a malformed exchange (ErrFrame), as it has always been.
+func kindError(got, want byte, response bool) error {
+	switch {
+	case got&flagTunnel != 0 && response:
+		return fmt.Errorf("%w: a response with the tunnel flag: only a tunnel's handshake carries it", ErrAuth)
+	case got&flagTunnel != 0 && want&flagTunnel == 0:
+		return fmt.Errorf("%w: a tunnel's handshake where a request was expected: it was sealed for %s only", ErrAuth, TunnelPath)
+	case want&flagTunnel != 0 && got&flagTunnel == 0:
+		return fmt.Errorf("%w: a request frame where a tunnel's handshake was expected: a handshake is sealed with the tunnel flag (0x04), which edges before it leave out", ErrAuth)
+	case got&flagStream != 0:
+		return fmt.Errorf("%w: a streamed exchange's head where a whole envelope was expected", ErrFrame)
+	}
+	return fmt.Errorf("%w: a whole envelope where a streamed exchange's head was expected", ErrFrame)
 }
 
 // frameTime reads a frame's timestamp.
@@ -641,7 +670,8 @@ var (
 
 // sum is the truncated HMAC-SHA256 of a frame: a label naming the
 // direction, the MAC of the request it answers (responses only), the header
-// up to the MAC, and the payload.
+// up to the MAC (the flags, which name the frame's kind, among it), and the
+// payload.
 func (ks *keyState) sum(frame, bind []byte) (out [macLen]byte) {
 	m := ks.pool.Get().(*macState)
 	m.h.Reset()

@@ -81,6 +81,8 @@ func fuzzUnmarshal[T Request | Response](f *testing.F, prefix string, same func(
 // FuzzDecodeRequest feeds whole frames through a Codec. The fuzzer picks the
 // flags byte and the payload; the harness signs them with the test key, so
 // mutations reach the zstd and CBOR decoders instead of dying at the MAC.
+// A frame opens as a request or as a tunnel's handshake as its tunnel flag
+// says, never as both: the other decoder refuses it as not signed for it.
 func FuzzDecodeRequest(f *testing.F) {
 	d := testDict(f)
 	c := newCodec(f, Config{Dicts: [][]byte{d}, MaxEnvelope: 1 << 20})
@@ -89,6 +91,9 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add(byte(flagZstd), zstdFrame(f, b))
 		f.Add(byte(flagZstd), zstdFrame(f, b, zstd.WithEncoderDict(d)))
 		f.Add(byte(flagZstd), zstdFrame(f, b, zstd.WithEncoderCRC(true), zstd.WithEncoderLevel(zstd.SpeedFastest)))
+		f.Add(byte(flagTunnel), b)
+		f.Add(byte(flagTunnel|flagZstd), zstdFrame(f, b))
+		f.Add(byte(flagTunnel|flagStream), b)
 	}
 	for _, h := range hostileCBOR {
 		f.Add(byte(0), unhex(h))
@@ -100,8 +105,15 @@ func FuzzDecodeRequest(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, flags byte, payload []byte) {
 		frame := signFrame(testKey(), flags, testNow, payload, nil)
+		decode, other, appendReq := c.DecodeRequest, c.DecodeTunnelRequest, c.AppendRequest
+		if flags&flagTunnel != 0 {
+			decode, other, appendReq = c.DecodeTunnelRequest, c.DecodeRequest, c.AppendTunnelRequest
+		}
 		var r Request
-		x, err := c.DecodeRequest(frame, &r)
+		if _, err := other(frame, &r); err == nil || (flags&^knownFlags == 0 && Kind(err) != "auth") {
+			t.Fatalf("flags %#x opened by the other kind's decoder: %v", flags, err)
+		}
+		x, err := decode(frame, &r)
 		if err != nil {
 			if k := Kind(err); k == "other" || k == "auth" {
 				t.Fatalf("signed frame refused with %q (kind %s)", err, k)
@@ -116,12 +128,12 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		// What was accepted goes out again and comes back the same, and the
 		// exchange can be answered.
-		again, _, err := c.AppendRequest(nil, &r)
+		again, _, err := appendReq(nil, &r)
 		if err != nil {
 			t.Fatalf("accepted %+v, cannot send it: %v", r, err)
 		}
 		var r2 Request
-		if _, err := c.DecodeRequest(again, &r2); err != nil || !sameRequest(&r, &r2) {
+		if _, err := decode(again, &r2); err != nil || !sameRequest(&r, &r2) {
 			t.Fatalf("re-sent %+v, got %+v (%v)", r, r2, err)
 		}
 		if _, _, err := c.AppendResponse(nil, x, &Response{Status: 200}); err != nil {

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -240,6 +241,12 @@ func TestGoldenFrames(t *testing.T) {
 		t.Fatalf("response frame\n%x\nbuilt from the spec\n%x", respFrame, want)
 	}
 	rawFrame := signFrame(testKey(), 0, testNow, mustMarshal(t, goldenEnvelope("request-minimal-get")), nil)
+	// A tunnel's handshake: a request frame with the tunnel flag.
+	tunnelFrame := signFrame(testKey(), flagTunnel, testNow, mustMarshal(t, goldenEnvelope("request-minimal-get")), nil)
+	if got, _, err := newCodec(t, Config{MinCompress: 1 << 20}).AppendTunnelRequest(nil, goldenEnvelope("request-minimal-get").(*Request)); err != nil ||
+		!bytes.Equal(got, tunnelFrame) {
+		t.Fatalf("handshake frame\n%x\nbuilt from the spec\n%x (%v)", got, tunnelFrame, err)
+	}
 
 	frames := []struct {
 		name  string
@@ -249,6 +256,7 @@ func TestGoldenFrames(t *testing.T) {
 		{"frame-request-zstd", reqFrame, "request-header-heavy-get sealed by a Codec"},
 		{"frame-response-zstd", respFrame, "response-hints answering frame-request-zstd"},
 		{"frame-request-raw", rawFrame, "request-minimal-get, uncompressed (flags 0)"},
+		{"frame-tunnel-raw", tunnelFrame, "request-minimal-get as a tunnel's handshake, uncompressed (flags 04)"},
 	}
 	files := map[string][]byte{}
 	for _, f := range frames {
@@ -281,5 +289,17 @@ func TestGoldenFrames(t *testing.T) {
 	}
 	if !sameRequest(&gotReq, goldenEnvelope("request-minimal-get").(*Request)) {
 		t.Fatalf("decoded %+v", gotReq)
+	}
+	if _, err := c.DecodeTunnelRequest(files["frame-tunnel-raw"], &gotReq); err != nil {
+		t.Fatal(err)
+	}
+	if !sameRequest(&gotReq, goldenEnvelope("request-minimal-get").(*Request)) {
+		t.Fatalf("decoded %+v", gotReq)
+	}
+	if _, err := c.DecodeRequest(files["frame-tunnel-raw"], &gotReq); !errors.Is(err, ErrAuth) {
+		t.Fatalf("handshake frame opened as a request: %v", err)
+	}
+	if _, err := c.DecodeTunnelRequest(files["frame-request-raw"], &gotReq); !errors.Is(err, ErrAuth) {
+		t.Fatalf("request frame opened as a handshake: %v", err)
 	}
 }

@@ -96,7 +96,8 @@ func TestHostileRequests(t *testing.T) {
 	}{
 		{"empty", nil, ErrFrame, "0 bytes, shorter than the 26-byte header"},
 		{"header only, no MAC match", header, ErrAuth, "bad MAC"},
-		{"unknown flag bit 2", reqFrame(0x04, minimal), ErrFrame, "unknown flags 0x4"},
+		{"unknown flag bit 3", reqFrame(0x08, minimal), ErrFrame, "unknown flags 0x8"},
+		{"tunnel handshake as a request", reqFrame(0x04, minimal), ErrAuth, "a tunnel's handshake where a request was expected"},
 		{"stream head as a whole request", reqFrame(0x02, minimal), ErrFrame, "a streamed exchange's head where a whole envelope was expected"},
 		{"unknown flag bit 7", reqFrame(0x81, minimal), ErrFrame, "unknown flags 0x81"},
 		{"unknown key id", signFrame(otherKey(), 0, testNow, minimal, nil), ErrAuth, "unknown key 9"},

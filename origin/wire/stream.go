@@ -56,7 +56,7 @@ func (c *Codec) AppendRequestHead(dst []byte, r *Request) ([]byte, Exchange, err
 // DecodeRequestHead opens the head of a streamed request into r; its body
 // is read with NewBodyReader and the returned Exchange.
 func (c *Codec) DecodeRequestHead(frame []byte, r *Request) (Exchange, error) {
-	return c.decodeRequest(frame, r, true)
+	return c.decodeRequest(frame, r, flagStream)
 }
 
 // AppendResponseHead appends r, sealed as the head of a streamed response
@@ -78,7 +78,7 @@ func (c *Codec) AppendResponseHead(dst []byte, x *Exchange, r *Response) ([]byte
 // DecodeResponseHead opens the head of a streamed response that answers x
 // into r and moves x on to the head, for the body reader that follows.
 func (c *Codec) DecodeResponseHead(frame []byte, x *Exchange, r *Response) (int, error) {
-	n, err := c.decodeResponse(frame, *x, r, true)
+	n, err := c.decodeResponse(frame, *x, r, flagStream)
 	if err != nil {
 		return n, err
 	}

@@ -84,6 +84,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		healthEvery = fs.Duration("health-interval", 2*time.Second, "time between health checks of an upstream")
 		maxInFlight = fs.Int("max-inflight", 4096, "exchanges in progress past which the origin answers 503")
 		maxTunnels  = fs.Int("max-tunnels", origin.DefaultMaxTunnels, "WebSocket tunnels (and handshakes) past which a handshake gets 503")
+		legacyTun   = fs.Bool("legacy-tunnel-handshakes", false, "also take tunnel handshakes without the tunnel flag, from edges that predate it; for a rolling upgrade only: it lets a captured request frame be replayed as a handshake")
 		timeout     = fs.Duration("timeout", 30*time.Second, "longest time an exchange may take, whatever the edge's budget")
 		maxEnvelope = fs.Int("max-envelope", wire.DefaultMaxEnvelope, "largest frame and envelope, in bytes")
 		streamMin   = fs.Int("stream-threshold", 0, "response body size past which a body streams to edges that take it; 0: what an envelope holds")
@@ -179,7 +180,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	var handler origin.Handler = proxy
 
 	srv, err := origin.NewServer(origin.ServerConfig{Codec: codec, Handler: handler, MaxInFlight: *maxInFlight, MaxTunnels: *maxTunnels,
-		MaxTimeout: *timeout, Metrics: metrics, Logger: log})
+		LegacyTunnelHandshakes: *legacyTun, MaxTimeout: *timeout, Metrics: metrics, Logger: log})
 	if err != nil {
 		return err
 	}
