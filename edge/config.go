@@ -665,6 +665,15 @@ func (c *Config) load() error {
 			return fmt.Errorf("tier: %w", err)
 		}
 		c.Tier.key = k
+		// Asks and origin requests are request frames alike: under one
+		// secret, a frame captured on either link could be replayed on
+		// the other, an ask run by the origin or a request served to a
+		// peer as an ask.
+		for name, o := range c.Origins {
+			if bytes.Equal(o.key.Secret, k.Secret) {
+				return fmt.Errorf("tier: key is origin %q's key: a frame for one could be replayed to the other; give the tier a key of its own", name)
+			}
+		}
 	}
 	if c.Fleet.NATS != "" {
 		var err error

@@ -531,7 +531,8 @@ func TestTierShield(t *testing.T) {
 
 var _ origin.Handler = (*countingOrigin)(nil)
 
-// TestTierConfig: the config refuses a tier listener without a key, a
+// TestTierConfig: the config refuses a tier listener without a key or
+// with an origin's (asks and requests must not verify as each other), a
 // route tier other than region or off, and a shield without a tier.
 func TestTierConfig(t *testing.T) {
 	base := `
@@ -544,6 +545,8 @@ origins:
 		{"routes: [{origin: app, tier: global}]", `tier "global"`},
 		{"routes: [{origin: app, shield: us}]", "needs tier: region"},
 		{"routes: [{origin: app, tier: off, shield: us}]", "needs tier: region"},
+		{"tier: {listen: 127.0.0.1:0, key: \"" + wire.Key{ID: 3, Secret: origintest.Key.Secret}.Text() + "\"}\nroutes: [{origin: app}]",
+			`tier: key is origin "app"'s key`},
 	} {
 		if _, err := edge.ParseConfig([]byte(base+c.yaml), t.TempDir()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.yaml, err, c.want)
