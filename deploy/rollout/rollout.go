@@ -286,6 +286,9 @@ func plan(ctx context.Context, s *controlplane.Stores, r *Rollout) (*Plan, error
 	if err != nil {
 		return nil, err
 	}
+	if err := fleet.runs(r.Plugin, r.Key); err != nil {
+		return nil, err
+	}
 	p := &Plan{Plugin: r.Plugin, Version: r.Version, Key: r.Key, Digest: r.Artifact.Digest,
 		Gates: r.Gates, Bake: r.Bake, MinRequests: r.MinRequests}
 	named := map[string]bool{}
@@ -714,6 +717,41 @@ func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration)
 		f.known[strings.TrimPrefix(e.Key(), "region.")] = true
 	}
 	return f, nil
+}
+
+// runs refuses a rollout of key that no reporting POP could take: a POP
+// refuses a release of a plugin no route of its config file runs (edge:
+// "no route has that plugin"), so every wave would be NACKed and rolled
+// back. It goes by the fresh reports' Running keys, which name every
+// plugin of every route: the plugin, or ROUTE/PLUGIN where that route
+// has its own release. A key ROUTE/PLUGIN is taken where a POP reports
+// it, or the plugin alone (which may be on that route). POPs that have
+// not reported lately are not counted, and with none reporting nothing
+// is refused here: a fleet still starting up is no evidence, and a wave
+// with no POP reporting rolls back by itself.
+func (f *fleet) runs(plugin, key string) error {
+	if len(f.status) == 0 {
+		return nil
+	}
+	var has []string
+	for _, st := range f.status {
+		for k := range st.Running {
+			if k == plugin || k == key || (key == plugin && strings.HasSuffix(k, "/"+plugin)) {
+				return nil
+			}
+		}
+		keys := slices.Sorted(maps.Keys(st.Running))
+		if len(keys) == 0 {
+			keys = []string{"no plugins"}
+		}
+		has = append(has, fmt.Sprintf("%s (%s): %s", st.POP, st.Region, strings.Join(keys, " ")))
+	}
+	what := "plugin " + plugin
+	if key != plugin {
+		what = fmt.Sprintf("plugin %s on route %s", plugin, strings.TrimSuffix(key, "/"+plugin))
+	}
+	return fmt.Errorf("rollout: %s: none of the %d POPs reporting runs %s, and a POP refuses a release for a plugin none of its routes has; they run: %s",
+		key, len(f.status), what, strings.Join(has, "; "))
 }
 
 func (f *fleet) pops(region string) []manifest.Status {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -274,7 +275,13 @@ func (e *env) pop(name, region string) (stop func()) {
 					}
 				}
 			}
-			st.Running = running
+			// A POP reports every plugin of its routes, those the
+			// desired state leaves to its config file too: each route
+			// here runs auth.
+			st.Running = maps.Clone(running)
+			if _, ok := st.Running["auth"]; !ok {
+				st.Running["auth"] = manifest.Running{Version: "v0", Digest: "config-file"}
+			}
 			serve := func(rel release, version string) {
 				h := health[rel]
 				if h == nil {

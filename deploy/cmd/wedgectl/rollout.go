@@ -145,7 +145,7 @@ func rolloutStart(ctx context.Context, args []string, stdout io.Writer) error {
 	key := fs.String("key", "", "desired-state key, `ROUTE/PLUGIN` to roll out on one route (default: the plugin on every route)")
 	config := fs.String("config", "", "the version's plugin config as `JSON` (default: keep the POPs')")
 	minReq := fs.Uint64("min-requests", rollout.DefaultMinRequests, "requests a wave must see before its gates are judged")
-	dry := fs.Bool("dry-run", false, "print the plan and change nothing")
+	dry := fs.Bool("dry-run", false, "print the plan and change nothing (both refuse a plugin no reporting POP runs)")
 	why := fs.String("why", "", "reason, for the audit stream")
 	split := fs.String("split", "addr", "what places a client on the canary's side: `addr|header:NAME|cookie:NAME` (a request without the value goes by its address)")
 	whoName := whoFlag(fs)

@@ -149,7 +149,8 @@ func rolloutPlane(t *testing.T, ctx context.Context, health ...manifest.Health) 
 	if _, err := s.Artifacts.Put(ctx, manifest.ArtifactKey("auth", "v2"), b); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := json.Marshal(manifest.Status{POP: "eu-west-1", Region: "eu-west", Time: time.Now(), Applied: true, Health: health})
+	st, _ := json.Marshal(manifest.Status{POP: "eu-west-1", Region: "eu-west", Time: time.Now(), Applied: true, Health: health,
+		Running: map[string]manifest.Running{"auth": {Version: "v1", Digest: "d1"}}})
 	if _, err := s.Status.Put(ctx, manifest.StatusKey("eu-west", "eu-west-1"), st); err != nil {
 		t.Fatal(err)
 	}
