@@ -21,6 +21,7 @@ import (
 func (c *Controller) rollback(ctx context.Context, f *fleet, r *Rollout, action, who, why string) error {
 	r.State, r.Phase, r.Reason = StateRollingBack, "", why
 	r.RollbackStart, r.RollbackRevs, r.RollbackDuration = time.Now().UTC(), nil, 0
+	r.RollbackRefused, r.RollbackUnconfirmed = nil, nil
 	touched := "nothing to restore"
 	if len(r.Touched) > 0 {
 		touched = "restoring " + strings.Join(r.Touched, ", ")
@@ -77,34 +78,50 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 			return err
 		}
 	}
-	var waiting, silent []string
+	// Each POP's answer, from its own report: the audit claims a restore
+	// only where a POP runs the revision that restores it.
+	var ran, waiting, refused, quiet, silent []string
 	for _, region := range r.Touched {
-		ok, wait, nack := confirmed(f, region, r.RollbackRevs[region])
-		switch {
-		case len(f.pops(region)) == 0:
+		if slices.Contains(r.RollbackKept, region) {
+			continue // not restored, so nothing to confirm
+		}
+		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region])
+		for _, p := range done {
+			ran = append(ran, p+" ("+region+")")
+		}
+		for _, p := range wait {
+			waiting = append(waiting, p+" ("+region+")")
+		}
+		refused = append(refused, nacks...)
+		quiet = append(quiet, r.quiet(f, region)...)
+		if len(f.pops(region)) == 0 {
 			// Nothing to wait for, and nothing to claim either.
 			silent = append(silent, region)
-		case nack != "":
-			waiting = append(waiting, append(wait, "NACK: "+nack)...)
-		case !ok:
-			waiting = append(waiting, wait...)
 		}
 	}
+	// A NACK is a POP's last word on a revision, so only POPs that have
+	// not answered yet are waited for.
 	took := time.Since(r.RollbackStart)
 	if len(waiting) > 0 && took <= c.opts.ApplyTimeout {
 		return nil
 	}
 	r.State, r.RollbackDuration = StateRolledBack, took
-	restored := slices.DeleteFunc(slices.Clone(r.Touched), func(region string) bool {
-		return slices.Contains(r.RollbackKept, region) || slices.Contains(silent, region)
-	})
+	r.RollbackRefused = refused
+	r.RollbackUnconfirmed = append(waiting, quiet...)
 	var says []string
-	switch {
-	case len(waiting) > 0:
+	if len(ran) > 0 {
+		says = append(says, fmt.Sprintf("%s restored in %s on %s", r.Key, took.Round(time.Millisecond), strings.Join(ran, ", ")))
+	}
+	if len(refused) > 0 {
+		says = append(says, fmt.Sprintf("%s not restored where the POPs refused it, which serve what they ran before it: %s",
+			r.Key, strings.Join(refused, "; ")))
+	}
+	if len(waiting) > 0 {
 		says = append(says, fmt.Sprintf("%s restored in the desired state, but after %s these POPs have not confirmed it: %s",
 			r.Key, c.opts.ApplyTimeout, strings.Join(waiting, ", ")))
-	case len(restored) > 0:
-		says = append(says, fmt.Sprintf("%s restored in %s on every POP of %s", r.Key, took.Round(time.Millisecond), strings.Join(restored, ", ")))
+	}
+	if len(quiet) > 0 {
+		says = append(says, fmt.Sprintf("%s not confirmed by POPs that stopped reporting: %s", r.Key, strings.Join(quiet, ", ")))
 	}
 	if len(silent) > 0 {
 		says = append(says, fmt.Sprintf("%s restored in the desired state of %s, where no POP reports, so none has confirmed it",

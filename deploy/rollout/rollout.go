@@ -20,7 +20,8 @@
 // touched restored to what it ran before, unless newer work has replaced
 // the rollout's release there (that region is left alone and the audit
 // says so). A wave whose region stops reporting, and a wave a POP's own
-// override of the key would hide from that POP, are rolled back too.
+// override of the key would hide from that POP, are rolled back too. What
+// the audit says a POP runs, it takes from that POP's report.
 //
 // # Why
 //
@@ -167,6 +168,12 @@ type Rollout struct {
 	// RollbackKept are the touched regions left alone by the rollback:
 	// newer work had replaced the rollout's release there.
 	RollbackKept []string `json:"rollback_kept,omitempty"`
+	// RollbackRefused says why each POP that refused the restore did, and
+	// RollbackUnconfirmed names the POPs that had not confirmed it when
+	// the rollback ended (behind, or no longer reporting): none of them
+	// is known to run what was restored.
+	RollbackRefused     []string `json:"rollback_refused,omitempty"`
+	RollbackUnconfirmed []string `json:"rollback_unconfirmed,omitempty"`
 
 	Commands []Instruction `json:"commands,omitempty"` // waiting for the controller
 	Handled  uint64        `json:"handled"`            // highest Instruction.Seq handled
@@ -204,7 +211,12 @@ func (r *Rollout) Progress() string {
 			return s
 		}
 	case StateRolledBack:
-		if r.RollbackDuration > 0 {
+		// "restored" only where every POP that answered says so.
+		switch {
+		case len(r.RollbackRefused) > 0 || len(r.RollbackUnconfirmed) > 0:
+			return fmt.Sprintf("rolled back in the desired state; %d POPs refused it, %d did not confirm it",
+				len(r.RollbackRefused), len(r.RollbackUnconfirmed))
+		case r.RollbackDuration > 0:
 			return fmt.Sprintf("restored in %s", r.RollbackDuration.Round(time.Millisecond))
 		}
 	}
@@ -673,6 +685,9 @@ func publish(ctx context.Context, s *controlplane.Stores, r *Rollout, action, wh
 // fleet is the POP status reports and desired-state regions read at once.
 type fleet struct {
 	status []manifest.Status // fresh reports only, sorted by POP
+	// stale are the reports that are not fresh, sorted by POP: POPs that
+	// stopped reporting, which confirm nothing.
+	stale []staleStatus
 	// known are the regions with a region.<r> key or any POP report,
 	// fresh or not: a region whose POPs went quiet is still a region, and
 	// a "*" wave must fail on it rather than skip it.
@@ -706,9 +721,12 @@ func readFleet(ctx context.Context, s *controlplane.Stores, fresh time.Duration)
 		}
 		if now.Sub(at) <= fresh {
 			f.status = append(f.status, st)
+		} else {
+			f.stale = append(f.stale, staleStatus{st, at})
 		}
 	}
 	slices.SortFunc(f.status, func(a, b manifest.Status) int { return strings.Compare(a.POP, b.POP) })
+	slices.SortFunc(f.stale, func(a, b staleStatus) int { return strings.Compare(a.POP, b.POP) })
 	entries, err = s.ReadAll(ctx, s.Desired, "region.>")
 	if err != nil {
 		return nil, fmt.Errorf("rollout: read desired state: %w", err)
@@ -757,6 +775,23 @@ func (f *fleet) runs(plugin, key string) error {
 func (f *fleet) pops(region string) []manifest.Status {
 	var out []manifest.Status
 	for _, st := range f.status {
+		if st.Region == region {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// staleStatus is a report that is not fresh, and when the server took it.
+type staleStatus struct {
+	manifest.Status
+	at time.Time
+}
+
+// quiet are the POPs of region that reported once but not lately.
+func (f *fleet) quiet(region string) []staleStatus {
+	var out []staleStatus
+	for _, st := range f.stale {
 		if st.Region == region {
 			out = append(out, st)
 		}

@@ -137,7 +137,7 @@ type env struct {
 	v1, v2 manifest.Artifact
 	mu     sync.Mutex
 	bad    map[string]bool    // digests, and config hashes, that answer 50% errors
-	nack   map[string]bool    // digests the POPs refuse
+	nack   map[string]bool    // digests the POPs refuse, or "POP digest" that POP alone
 	key    ed25519.PrivateKey // the controller's: signs desired state
 	art    ed25519.PrivateKey // the artifact key, which the POPs trust
 }
@@ -258,7 +258,8 @@ func (e *env) pop(name, region string) (stop func()) {
 				json.Unmarshal(ent.Value(), &d)
 				e.mu.Lock()
 				for _, rel := range d.Plugins {
-					if e.nack[rel.Artifact.Digest] || (rel.Canary != nil && e.nack[rel.Canary.Artifact.Digest]) {
+					refuses := func(digest string) bool { return e.nack[digest] || e.nack[name+" "+digest] }
+					if refuses(rel.Artifact.Digest) || (rel.Canary != nil && refuses(rel.Canary.Artifact.Digest)) {
 						st.Applied, st.Error = false, "compile auth: wasm: trap in _initialize"
 					}
 				}

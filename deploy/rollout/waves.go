@@ -191,14 +191,14 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 	return rel
 }
 
-// confirmed reports whether every fresh POP of region runs revision rev
-// or later; nack says why each POP that refused it did. A POP refuses
-// rev by failing to apply it, or by refusing the record itself
-// (Status.Refused: it does not trust this controller's key, say). A
-// refused record at another revision is not this wave's NACK: anyone
-// with bucket access could write one, and the POP runs on what it had.
-func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, nack string) {
-	var nacks []string
+// confirmed sorts the fresh POPs of region by their answer to revision
+// rev: ran, those that run it or a later one; waiting, those not there
+// yet; nacks, why each that refused it did. A POP refuses rev by failing
+// to apply it, or by refusing the record itself (Status.Refused: it does
+// not trust this controller's key, say). A refused record at another
+// revision is not this wave's NACK: anyone with bucket access could write
+// one, and the POP runs on what it had.
+func confirmed(f *fleet, region string, rev uint64) (ran, waiting, nacks []string) {
 	for _, st := range f.pops(region) {
 		i := slices.IndexFunc(st.Refused, func(rf manifest.Refused) bool {
 			return rf.Key == manifest.RegionKey(region) && rf.Revision == rev
@@ -210,10 +210,11 @@ func confirmed(f *fleet, region string, rev uint64) (ok bool, waiting []string, 
 			waiting = append(waiting, st.POP)
 		case !st.Applied:
 			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, st.Revision, st.Error))
+		default:
+			ran = append(ran, st.POP)
 		}
 	}
-	ok = len(waiting) == 0 && len(nacks) == 0 && len(f.pops(region)) > 0
-	return ok, waiting, strings.Join(nacks, "; ")
+	return ran, waiting, nacks
 }
 
 // silent returns a region of the current wave none of whose POPs has
@@ -250,24 +251,32 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
 		return err
 	}
-	all := true
-	var waiting []string
+	var waiting, nacks []string
+	behind := false // a fresh POP has not answered yet
 	for _, region := range regions {
-		ok, wait, nack := confirmed(f, region, r.Revisions[region])
-		if nack != "" {
-			return c.rollback(ctx, f, r, "wave.nack", "controller", fmt.Sprintf(
-				"wave %d/%d %s: in %s, %s", r.Wave+1, len(r.Waves), w, region, nack))
+		_, wait, nack := confirmed(f, region, r.Revisions[region])
+		for _, n := range nack {
+			nacks = append(nacks, "in "+region+", "+n)
 		}
-		if !ok {
-			all = false
-			if len(f.pops(region)) == 0 {
-				wait = append(wait, "(no POP of "+region+" reporting)")
-			}
-			waiting = append(waiting, wait...)
+		behind = behind || len(wait) > 0
+		if len(f.pops(region)) == 0 {
+			wait = append(wait, "(no POP of "+region+" reporting)")
 		}
+		waiting = append(waiting, wait...)
 	}
 	took := time.Since(r.WaveStart)
-	if !all {
+	// A NACK fails the wave, but the rollback waits for the POPs still
+	// applying it (as the wave would have, within ApplyTimeout): their
+	// answers complete the reason's list of POPs that refused it, which
+	// the first NACK alone, or the first region's, left short.
+	if len(nacks) > 0 && (!behind || took > c.opts.ApplyTimeout) {
+		why := fmt.Sprintf("wave %d/%d %s: %s", r.Wave+1, len(r.Waves), w, strings.Join(nacks, "; "))
+		if behind {
+			why += fmt.Sprintf("; no answer within %s from %s", c.opts.ApplyTimeout, strings.Join(waiting, ", "))
+		}
+		return c.rollback(ctx, f, r, "wave.nack", "controller", why)
+	}
+	if len(waiting) > 0 {
 		if took > c.opts.ApplyTimeout {
 			return c.rollback(ctx, f, r, "wave.timeout", "controller", fmt.Sprintf(
 				"wave %d/%d %s not applied within %s: waiting for %s", r.Wave+1, len(r.Waves), w, c.opts.ApplyTimeout, strings.Join(waiting, ", ")))
@@ -287,6 +296,19 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	r.Phase, r.AppliedAt = PhaseBaking, time.Now().UTC()
 	return c.saveAudit(ctx, r, "wave.applied", "controller", strings.Join(regions, ","), fmt.Sprintf(
 		"wave %d/%d %s applied on all %d POPs in %s; baking for %s", r.Wave+1, len(r.Waves), w, n, took.Round(time.Millisecond), r.Bake))
+}
+
+// quiet names the POPs of region that reported since the rollout began
+// but not lately, and when they last did: they confirm nothing. One gone
+// before the rollout runs nothing of it.
+func (r *Rollout) quiet(f *fleet, region string) []string {
+	var out []string
+	for _, st := range f.quiet(region) {
+		if !st.at.Before(r.Created) {
+			out = append(out, fmt.Sprintf("%s (%s, last report %s ago)", st.POP, region, time.Since(st.at).Round(time.Second)))
+		}
+	}
+	return out
 }
 
 // health is the POP's counters of the target version, summed over the

@@ -1,0 +1,96 @@
+package rollout
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/internal/testutil"
+)
+
+// TestRollbackAuditSaysWhichPOPsRestored: the end of a rollback names
+// the POPs that run what it restored, those that refused it with their
+// reason, and those that stopped reporting, from their reports. It said
+// "restored in the desired state, but ... have not confirmed it: NACK:
+// ..." after waiting out ApplyTimeout for a POP that had answered, named
+// neither the POP that did restore nor one that had stopped reporting,
+// and with no NACK it said "restored on every POP of eu-west" past a
+// POP that never answered (ops review).
+func TestRollbackAuditSaysWhichPOPsRestored(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	stop3 := e.pop("eu-west-3", "eu-west")
+	e.controller() // Fresh: 5s
+	testutil.Eventually(t, 10*time.Second, "eu-west-3 reporting", func() bool {
+		_, err := e.s.Status.Get(e.ctx, manifest.StatusKey("eu-west", "eu-west-3"))
+		return err == nil
+	})
+	id := e.start("eu-west", time.Hour)
+	e.wait(id, "its wave applied", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	// eu-west-3 goes quiet for good, and eu-west-2 refuses what the
+	// rollback restores (v1).
+	stop3()
+	testutil.Eventually(t, 30*time.Second, "eu-west-3's report stale", func() bool {
+		f, err := readFleet(e.ctx, e.s, 5*time.Second)
+		return err == nil && len(f.quiet("eu-west")) == 1
+	})
+	e.mark(e.nack, "eu-west-2 "+e.v1.Digest)
+	if err := Command(e.ctx, e.s, id, ActionRollback, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	a := e.audit(id, "rollout.rolled_back")
+	if len(a) != 1 {
+		t.Fatalf("rolled_back entries %+v, want one", a)
+	}
+	why := a[0].Why
+	for _, want := range []string{
+		"auth restored in", "on eu-west-1 (eu-west)",
+		"not restored where the POPs refused it", "POP eu-west-2 refused revision", "trap in _initialize",
+		"not confirmed by POPs that stopped reporting: eu-west-3 (eu-west, last report",
+	} {
+		if !strings.Contains(why, want) {
+			t.Errorf("rolled_back entry %q does not say %q", why, want)
+		}
+	}
+	if strings.Contains(why, "every POP") || strings.Contains(why, "eu-west-2 (eu-west)") {
+		t.Errorf("rolled_back entry %q claims a restore where a POP refused it or did not answer", why)
+	}
+	if len(r.RollbackRefused) != 1 || !strings.Contains(r.RollbackRefused[0], "eu-west-2") ||
+		len(r.RollbackUnconfirmed) != 1 || !strings.HasPrefix(r.RollbackUnconfirmed[0], "eu-west-3 ") {
+		t.Errorf("record: refused %q, unconfirmed %q", r.RollbackRefused, r.RollbackUnconfirmed)
+	}
+	if got, want := r.Progress(), "rolled back in the desired state; 1 POPs refused it, 1 did not confirm it"; got != want {
+		t.Errorf("Progress() = %q, want %q", got, want)
+	}
+}
+
+// TestWaveNACKNamesEveryPOP: a wave of several regions that POPs of two
+// of them refuse is rolled back naming both. The rollback named the
+// NACKs of the first region it looked at, and only those (ops review).
+func TestWaveNACKNamesEveryPOP(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	e.mark(e.nack, "us-east-1 "+e.v2.Digest)
+	e.mark(e.nack, "ap-south-1 "+e.v2.Digest)
+	e.controller()
+	id := e.start("*", time.Hour)
+	r := e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	for _, pop := range []string{"us-east-1", "ap-south-1"} {
+		if !strings.Contains(r.Reason, "POP "+pop+" refused revision") {
+			t.Errorf("reason %q does not name %s's NACK", r.Reason, pop)
+		}
+	}
+	if strings.Contains(r.Reason, "eu-west-") {
+		t.Errorf("reason %q names a POP that applied the wave", r.Reason)
+	}
+	nack := e.audit(id, "wave.nack")
+	if len(nack) != 1 || !strings.HasPrefix(nack[0].Why, r.Reason) {
+		t.Errorf("wave.nack entries %+v, want one with the reason", nack)
+	}
+	if got := e.actions(id); !slices.Contains(got, "wave.nack") || got[len(got)-1] != "rollout.rolled_back" {
+		t.Errorf("audit = %v", got)
+	}
+}
