@@ -94,3 +94,74 @@ func TestWaveNACKNamesEveryPOP(t *testing.T) {
 		t.Errorf("audit = %v", got)
 	}
 }
+
+// TestBakeNACKRollsBackNotPromotes: a POP of a baking wave that refuses
+// its release (here one that joins the region meanwhile and cannot load
+// it) fails the wave. It was promoted on an operator's word, and the
+// rollout went on as if the region ran the version (ops review).
+func TestBakeNACKRollsBackNotPromotes(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	e.controller()
+	id := e.start("eu-west,us-east", time.Hour)
+	r := e.wait(id, "its first wave applied", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	rev := r.Revisions["eu-west"]
+	e.mark(e.nack, "eu-west-3 "+e.v2.Digest)
+	e.pop("eu-west-3", "eu-west")
+	testutil.Eventually(t, 10*time.Second, "eu-west-3 refusing the wave", func() bool {
+		ent, err := e.s.Status.Get(e.ctx, manifest.StatusKey("eu-west", "eu-west-3"))
+		if err != nil {
+			return false
+		}
+		st, ok := manifest.StatusOf(ent.Key(), ent.Value())
+		return ok && st.Revision >= rev && !st.Applied
+	})
+	// The controller reads the fleet after the rollout, and so after the
+	// command: whichever tick takes it sees the refusal. Once it has
+	// rolled back the rollout takes no promote.
+	if err := Command(e.ctx, e.s, id, ActionPromote, "alice", "looks good"); err != nil && !strings.Contains(err.Error(), "rolling back") &&
+		!strings.Contains(err.Error(), "nothing to promote") {
+		t.Fatal(err)
+	}
+	r = e.wait(id, "past its first wave", func(r *Rollout) bool { return !r.Active() || r.Wave > 0 })
+	if r.State != StateRolledBack || r.Wave != 0 || !strings.Contains(r.Reason, "POP eu-west-3 refused revision") {
+		t.Fatalf("state %s in wave %d, reason %q: want rolled back in the first wave, for eu-west-3's NACK", r.State, r.Wave, r.Reason)
+	}
+	if got := e.actions(id); slices.Contains(got, "wave.promote") || !slices.Contains(got, "wave.nack") {
+		t.Errorf("audit = %v: want a NACK and no promotion", got)
+	}
+}
+
+// TestWaveAppliedNamesQuietPOPs: a wave applied while a POP of its
+// region that reported during the rollout has stopped reporting says so.
+// It said "applied on all 1 POPs", counting only those that report
+// (ops review).
+func TestWaveAppliedNamesQuietPOPs(t *testing.T) {
+	e := newEnv(t)
+	e.fleet()
+	stop := e.pop("us-east-2", "us-east")
+	e.controller() // Fresh: 5s
+	testutil.Eventually(t, 10*time.Second, "us-east-2 reporting", func() bool {
+		_, err := e.s.Status.Get(e.ctx, manifest.StatusKey("us-east", "us-east-2"))
+		return err == nil
+	})
+	id := e.start("eu-west,us-east", time.Hour)
+	e.wait(id, "its first wave applied", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	stop()
+	testutil.Eventually(t, 30*time.Second, "us-east-2's report stale", func() bool {
+		f, err := readFleet(e.ctx, e.s, 5*time.Second)
+		return err == nil && len(f.quiet("us-east")) == 1
+	})
+	if err := Command(e.ctx, e.s, id, ActionPromote, "alice", "on to us-east"); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(id, "its second wave applied", func(r *Rollout) bool { return r.Wave == 1 && r.Phase == PhaseBaking })
+	a := e.audit(id, "wave.applied")
+	if len(a) != 2 {
+		t.Fatalf("wave.applied entries %+v, want two", a)
+	}
+	if why := a[1].Why; !strings.Contains(why, "applied on all 1 POPs reporting") ||
+		!strings.Contains(why, "not confirmed by POPs that stopped reporting: us-east-2 (us-east, last report") {
+		t.Errorf("us-east's wave.applied entry %q does not say us-east-2 did not confirm it", why)
+	}
+}

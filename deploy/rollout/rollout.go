@@ -15,13 +15,14 @@
 //
 // A rollout goes: running (wave by wave: apply, wait for every POP of the
 // wave's regions to ACK, bake while the gates hold, promote) -> done; or,
-// when a gate fails, a POP NACKs, an apply times out or an operator says
-// abort or rollback -> rolling_back -> rolled_back, with every region it
-// touched restored to what it ran before, unless newer work has replaced
-// the rollout's release there (that region is left alone and the audit
-// says so). A wave whose region stops reporting, and a wave a POP's own
-// override of the key would hide from that POP, are rolled back too. What
-// the audit says a POP runs, it takes from that POP's report.
+// when a gate fails, a POP NACKs (while the wave applies or bakes), an
+// apply times out or an operator says abort or rollback -> rolling_back
+// -> rolled_back, with every region it touched restored to what it ran
+// before, unless newer work has replaced the rollout's release there
+// (that region is left alone and the audit says so). A wave whose region
+// stops reporting, and a wave a POP's own override of the key would hide
+// from that POP, are rolled back too. What the audit says a POP runs, it
+// takes from that POP's report.
 //
 // # Why
 //

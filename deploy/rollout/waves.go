@@ -285,6 +285,7 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	}
 	r.Baseline = map[string]manifest.Health{}
 	n := 0
+	var quiet []string
 	for _, region := range regions {
 		for _, st := range f.pops(region) {
 			n++
@@ -292,10 +293,15 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 				r.Baseline[st.POP] = h
 			}
 		}
+		quiet = append(quiet, r.quiet(f, region)...)
 	}
 	r.Phase, r.AppliedAt = PhaseBaking, time.Now().UTC()
-	return c.saveAudit(ctx, r, "wave.applied", "controller", strings.Join(regions, ","), fmt.Sprintf(
-		"wave %d/%d %s applied on all %d POPs in %s; baking for %s", r.Wave+1, len(r.Waves), w, n, took.Round(time.Millisecond), r.Bake))
+	why := fmt.Sprintf("wave %d/%d %s applied on all %d POPs reporting in %s; baking for %s", r.Wave+1, len(r.Waves), w, n, took.Round(time.Millisecond), r.Bake)
+	if len(quiet) > 0 {
+		// "All" is all that report: these may not run it.
+		why += fmt.Sprintf("; not confirmed by POPs that stopped reporting: %s", strings.Join(quiet, ", "))
+	}
+	return c.saveAudit(ctx, r, "wave.applied", "controller", strings.Join(regions, ","), why)
 }
 
 // quiet names the POPs of region that reported since the rollout began
@@ -309,6 +315,16 @@ func (r *Rollout) quiet(f *fleet, region string) []string {
 		}
 	}
 	return out
+}
+
+// runsTarget reports whether st serves the target of a wave of share
+// percent for the key: as the stable side at 100%, as the canary below.
+func (r *Rollout) runsTarget(st manifest.Status, share float64) bool {
+	run := st.Running[r.Key]
+	if share >= 100 {
+		return run.Digest == r.Artifact.Digest
+	}
+	return run.CanaryDigest == r.Artifact.Digest
 }
 
 // health is the POP's counters of the target version, summed over the
@@ -344,6 +360,23 @@ func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 	w := r.Waves[r.Wave]
 	if done, err := c.rollbackSilent(ctx, f, r); done || err != nil {
 		return err
+	}
+	// A POP of the wave that refuses its release after the wave applied
+	// (one that joined the region since, or restarted and failed to load
+	// it) serves without the target: promoting would claim the wave, and
+	// in the end the rollout, where it does not run.
+	var refusing []string
+	for _, region := range waveRegions(w) {
+		for _, st := range f.pops(region) {
+			if !st.Applied && !r.runsTarget(st, w.Share) {
+				refusing = append(refusing, fmt.Sprintf("in %s, POP %s refused revision %d and does not run %s@%s: %s",
+					region, st.POP, st.Revision, r.Plugin, r.Version, st.Error))
+			}
+		}
+	}
+	if len(refusing) > 0 {
+		return c.rollback(ctx, f, r, "wave.nack", "controller", fmt.Sprintf(
+			"wave %d/%d %s, while baking: %s", r.Wave+1, len(r.Waves), w, strings.Join(refusing, "; ")))
 	}
 	if r.Seen == nil {
 		r.Seen = map[string]manifest.Health{}
