@@ -112,8 +112,8 @@ type Agent struct {
 	// Content, not revision, decides whether to apply, so a control plane
 	// rebuilt from scratch (revisions from 1 again) is followed too.
 	applied string
-	stopped string // what of the applied state the node does not run
-	refused map[string]bool
+	stopped string           // what of the applied state the node does not run
+	refused map[string]error // why each was refused
 	tries   map[string]int
 	force   bool // apply even if in step: a running version was revoked
 
@@ -177,7 +177,7 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 	}
 	a := &Agent{node: node, o: o, revoked: map[string]manifest.Revocation{},
 		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}},
-		applied: "{}", refused: map[string]bool{}, tries: map[string]int{}}
+		applied: "{}", refused: map[string]error{}, tries: map[string]int{}}
 	a.status = manifest.Status{POP: o.POP, Region: o.Region, Applied: true, Source: "config"}
 	a.members = members{ttl: peerTTL * o.Report, others: map[string]Peer{}}
 	a.applies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_applies_total",

@@ -64,7 +64,17 @@ func (a *Agent) reconcile(ctx context.Context, stores *controlplane.Stores) (aga
 	case key == a.applied && !a.force:
 		a.ack(rev, a.stopped)
 		return false
-	case a.refused[key]:
+	case a.refused[key] != nil:
+		// Refused before, at another revision: this one is refused for
+		// the same reason, and the report says so, or a rollback that
+		// restores what this POP refused before the rollout would wait
+		// for an answer that never comes.
+		a.mu.Lock()
+		answered := a.status.Revision == rev && !a.status.Applied
+		a.mu.Unlock()
+		if !answered {
+			a.nack(rev, a.refused[key])
+		}
 		return false
 	}
 	start := time.Now()
@@ -76,7 +86,7 @@ func (a *Agent) reconcile(ctx context.Context, stores *controlplane.Stores) (aga
 			return true
 		}
 		if !errors.Is(err, controlplane.ErrUnavailable) {
-			a.refused[key] = true
+			a.refused[key] = err
 		}
 		a.nack(rev, err)
 		return false
