@@ -138,6 +138,7 @@ type env struct {
 	mu     sync.Mutex
 	bad    map[string]bool    // digests, and config hashes, that answer 50% errors
 	nack   map[string]bool    // digests the POPs refuse, or "POP digest" that POP alone
+	quiet  bool               // the POPs serve no requests: no window fills
 	key    ed25519.PrivateKey // the controller's: signs desired state
 	art    ed25519.PrivateKey // the artifact key, which the POPs trust
 }
@@ -290,6 +291,9 @@ func (e *env) pop(name, region string) (stop func()) {
 						Buckets: make([]uint64, len(manifest.LatencyBounds)+1)}
 					health[rel] = h
 					order = append(order, rel)
+				}
+				if e.quiet {
+					return
 				}
 				h.Requests += 10
 				h.Buckets[2] += 10 // 5ms
@@ -709,6 +713,12 @@ func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
 	e := newEnv(t)
 	e.fleet()
 	e.controller()
+	// No traffic until the pause has landed: a wave is promoted once its
+	// bake is over and its window holds min_requests, and with traffic a
+	// slow machine let the 200 ms bake end before the pause came.
+	e.mu.Lock()
+	e.quiet = true
+	e.mu.Unlock()
 	bake := 200 * time.Millisecond
 	id := e.start("eu-west:10%,eu-west", bake)
 	e.wait(id, "first wave baking", func(r *Rollout) bool { return r.Phase == PhaseBaking })
@@ -724,6 +734,9 @@ func TestPauseBlocksPromotionAndResumeContinues(t *testing.T) {
 		t.Errorf("pause with a pause queued: %v", err)
 	}
 	e.wait(id, "paused", func(r *Rollout) bool { return r.Paused })
+	e.mu.Lock()
+	e.quiet = false
+	e.mu.Unlock()
 	// A promote would wait unseen and promote at the resume; a second
 	// pause would do nothing: both are refused, saying why.
 	if err := Command(e.ctx, e.s, id, ActionPromote, "bob", ""); err == nil || !strings.Contains(err.Error(), "is paused: resume it, then promote") {
