@@ -152,6 +152,33 @@ func TestHTTPAdapterForwarded(t *testing.T) {
 	}
 }
 
+// TestHTTPAdapterForwardedPeer: an envelope whose client the edge took
+// from a trusted proxy's X-Forwarded-For (wire.Request.Peer set) reaches
+// the application with that proxy, not the client again, appended to the
+// chain, and the client in X-Real-Ip and Forwarded.
+func TestHTTPAdapterForwardedPeer(t *testing.T) {
+	var seen http.Header
+	o := startOrigin(t, HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+	})), nil)
+	req := getReq("/who")
+	req.Client = wire.Bytes("198.51.100.1")
+	req.Peer = wire.Bytes("10.0.0.9")
+	req.AddHeader([]byte("X-Forwarded-For"), []byte("198.51.100.1, 10.0.0.5"))
+	if resp := exchange(t, o.addr, o.codec, req); resp.Status != 200 {
+		t.Fatalf("got %d %q", resp.Status, resp.Body)
+	}
+	for name, want := range map[string]string{
+		"X-Forwarded-For": "198.51.100.1, 10.0.0.5, 10.0.0.9",
+		"X-Real-Ip":       "198.51.100.1",
+		"Forwarded":       "for=198.51.100.1;proto=https;host=app.example",
+	} {
+		if got := seen.Get(name); got != want {
+			t.Errorf("%s: application saw %q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestHTTPAdapterContext(t *testing.T) {
 	h := HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

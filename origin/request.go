@@ -53,7 +53,8 @@ func buildRequest(freq *fasthttp.Request, req *wire.Request, defaultHost string,
 // process): the fields in the order the client sent them, minus hop-by-hop
 // ones and any a client may not set (wire.Reserved: Wedge-Value-* in any
 // spelling); then, from an edge, X-Real-Ip, X-Forwarded-Proto and
-// X-Forwarded-Host in place of the client's; then X-Forwarded-For and
+// X-Forwarded-Host in place of the client's; then X-Forwarded-For with
+// the hop the edge saw appended (wire.Request.Peer, else the client) and
 // Forwarded with the client appended; then X-Request-Id, the envelope's ID
 // (the one the edge's and the origin's logs name the request by), in place
 // of any a client sent, so an application can log it and a client cannot
@@ -95,11 +96,19 @@ func forwardFields(req *wire.Request, b []byte, add func(name, value []byte)) []
 	}
 
 	b = joinFields(b[:0], req.Header, "x-forwarded-for")
-	if len(req.Client) > 0 && abi.ValidHeaderValue(req.Client) {
+	// Each hop appends the address it got the request from: the client's,
+	// or, when the edge took the client from a trusted proxy's
+	// X-Forwarded-For (wire.Request.Peer), that proxy's, already in the
+	// chain to its left.
+	hop := req.Client
+	if len(req.Peer) > 0 && len(hop) > 0 {
+		hop = req.Peer
+	}
+	if len(hop) > 0 && abi.ValidHeaderValue(hop) {
 		if len(b) > 0 {
 			b = append(b, ", "...)
 		}
-		b = append(b, req.Client...)
+		b = append(b, hop...)
 	}
 	if len(b) > 0 {
 		add(nameXForwardedFor, b)

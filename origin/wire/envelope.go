@@ -55,6 +55,12 @@ type Request struct {
 	// request; 0 means the edge set none. A relative budget rather than a
 	// deadline, so the two clocks need not agree.
 	Timeout uint64 `cbor:"14,keyasint,omitempty"`
+	// Peer is the address of the proxy the edge's connection came from,
+	// set only when Client is not it: the edge took Client from the
+	// X-Forwarded-For of a proxy it trusts (trusted_proxies). The origin
+	// appends Peer, not Client, to the X-Forwarded-For it passes on, so
+	// the chain stays one address per hop.
+	Peer Bytes `cbor:"15,keyasint,omitempty"`
 }
 
 // Response is the origin's answer.
@@ -156,6 +162,7 @@ func (r *Request) Reset() {
 		ID: r.ID[:0], Method: r.Method[:0], Scheme: r.Scheme[:0], Host: r.Host[:0],
 		Path: r.Path[:0], Query: r.Query[:0], Header: r.Header[:0], Body: r.Body[:0],
 		Client: r.Client[:0], POP: r.POP[:0], Region: r.Region[:0], Values: r.Values[:0],
+		Peer: r.Peer[:0],
 	}
 }
 

@@ -91,7 +91,7 @@ func count(n *uint64, nonEmpty bool) {
 // appendRequest appends r's deterministic CBOR.
 func appendRequest(b []byte, r *Request) []byte {
 	n := uint64(1) // version is always present
-	for _, s := range [...][]byte{r.ID, r.Method, r.Scheme, r.Host, r.Path, r.Query, r.Body, r.Client, r.POP, r.Region} {
+	for _, s := range [...][]byte{r.ID, r.Method, r.Scheme, r.Host, r.Path, r.Query, r.Body, r.Client, r.POP, r.Region, r.Peer} {
 		count(&n, len(s) > 0)
 	}
 	count(&n, len(r.Header) > 0)
@@ -111,7 +111,8 @@ func appendRequest(b []byte, r *Request) []byte {
 	b = appendEntry(b, 11, r.POP)
 	b = appendEntry(b, 12, r.Region)
 	b = appendFieldsEntry(b, 13, r.Values)
-	return appendUintEntry(b, 14, r.Timeout)
+	b = appendUintEntry(b, 14, r.Timeout)
+	return appendEntry(b, 15, r.Peer)
 }
 
 func (h *Hints) empty() bool {
@@ -269,13 +270,13 @@ func (d *reader) key(last byte, seen *uint32) (byte, bool) {
 // it could; on false r holds a partial decode.
 func decodeRequest(b []byte, r *Request) bool {
 	d := reader{b: b}
-	n, ok := d.count(majMap, 14, 2)
+	n, ok := d.count(majMap, 15, 2)
 	if !ok {
 		return false
 	}
 	var seen uint32
 	for range n {
-		k, ok := d.key(14, &seen)
+		k, ok := d.key(15, &seen)
 		if !ok {
 			return false
 		}
@@ -308,6 +309,8 @@ func decodeRequest(b []byte, r *Request) bool {
 			ok = d.fields(&r.Values)
 		case 14:
 			r.Timeout, ok = d.head(majUint)
+		case 15:
+			ok = d.bytes(&r.Peer)
 		}
 		if !ok {
 			return false

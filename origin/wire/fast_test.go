@@ -45,7 +45,10 @@ func fastCases() []any {
 		many.AddHeader([]byte("x"), bytes.Repeat([]byte("y"), 300))
 		many.AddValue([]byte("v"), nil)
 	}
-	return append(out, many, &Request{}, &Response{})
+	// peer, the last key: an edge that took its client from a trusted
+	// proxy's X-Forwarded-For.
+	peer := &Request{Version: 1, Method: Bytes("GET"), Client: Bytes("198.51.100.1"), Timeout: 1, Peer: Bytes("10.0.0.5")}
+	return append(out, many, peer, &Request{}, &Response{})
 }
 
 // TestFastEncode: the encoder without reflection writes the reflective

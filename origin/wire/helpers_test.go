@@ -89,7 +89,7 @@ func normRequest(r *Request) Request {
 	n := *r
 	n.ID, n.Method, n.Scheme, n.Host = nb(n.ID), nb(n.Method), nb(n.Scheme), nb(n.Host)
 	n.Path, n.Query, n.Body, n.Client = nb(n.Path), nb(n.Query), nb(n.Body), nb(n.Client)
-	n.POP, n.Region = nb(n.POP), nb(n.Region)
+	n.POP, n.Region, n.Peer = nb(n.POP), nb(n.Region), nb(n.Peer)
 	n.Header, n.Values = nf(n.Header), nf(n.Values)
 	return n
 }
