@@ -29,6 +29,16 @@ type Config struct {
 	// proxy_protocol: {trusted: ["10.0.0.0/8"]} (ProxyProtocolConfig,
 	// edge/proxyproto.go). Off by default.
 	ProxyProtocol *ProxyProtocolConfig `yaml:"proxy_protocol"`
+	// TrustedProxies lists the addresses and CIDR ranges of the L7
+	// proxies in front of the node (an HTTP load balancer, a CDN) whose
+	// X-Forwarded-For names the client, e.g. trusted_proxies:
+	// ["10.0.0.0/8", "192.0.2.10"] (edge/realip.go). A request whose peer
+	// (the connection's address, or the PROXY header's with
+	// proxy_protocol) is one of them stands for the client its
+	// X-Forwarded-For names; any other's X-Forwarded-For names nobody.
+	// Off by default; a restart applies a change.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	trustedProxies proxySet // TrustedProxies parsed
 	// Advertise is the host:port the other POPs reach this one's cache
 	// tier listener (Tier.Listen) at, which it reports to the control
 	// plane (manifest.Status.Peer): set it when Tier.Listen is a wildcard
@@ -535,6 +545,10 @@ func (c *Config) validate() error {
 		if err := c.ProxyProtocol.validate(); err != nil {
 			return err
 		}
+	}
+	var err error
+	if c.trustedProxies, err = parseProxySet(c.TrustedProxies); err != nil {
+		return err
 	}
 	if c.TLS.Listen != "" && len(c.TLS.Certs) == 0 {
 		return errors.New("tls: a listener needs at least one certificate")

@@ -80,6 +80,18 @@
 // read_timeout; anyone else must not; a connection that breaks its rule
 // is closed unanswered and counted in wedge_edge_proxy_protocol_refused_total.
 //
+// # Behind an L7 load balancer or CDN
+//
+// With trusted_proxies (Config.TrustedProxies, realip.go) a request whose
+// peer (the connection's address, or the PROXY header's) is a trusted
+// proxy stands for the client its X-Forwarded-For names: the fields'
+// addresses walked right to left past the trusted ones, as nginx's
+// real_ip_recursive and Envoy's trusted hops do, a malformed element
+// ending the walk at the nearest hop. That client is the client
+// everywhere the PROXY header's is; the application's X-Forwarded-For is
+// the chain as received plus the peer (wire.Request.Peer). From any other
+// peer the field names nobody.
+//
 // # WebSocket
 //
 // A GET asking to upgrade to websocket runs its route's request phase,

@@ -129,6 +129,9 @@ type requestChain struct {
 	upgrade bool
 	tun     net.Conn
 	from    netip.Addr
+	// peer is the trusted proxy the client's address came through
+	// (realip.go), for the envelope's Peer; invalid when none did.
+	peer netip.Addr
 	// The regional cache tier (tier.go): cur is the step whose request
 	// phase runs, cacheStep 1 + the one that forwarded a cache lookup (0:
 	// none), key the cache key's scratch.
@@ -196,7 +199,7 @@ func (c *requestChain) forward(x *host.MemExchange) error {
 	if c.ctx != nil {
 		client = c.ctx.Conn()
 	}
-	err := c.rt.origin.exchange(c.n, c.rt.limit, timeout, c.st, client, &x.Req, &x.Vals, &c.wreq, &c.wresp, &x.Resp)
+	err := c.rt.origin.exchange(c.n, c.rt.limit, timeout, c.st, client, &x.Req, &x.Vals, c.peer, &c.wreq, &c.wresp, &x.Resp)
 	if c.ctx != nil {
 		c.n.interim(c.ctx, &c.wresp)
 	}
@@ -209,6 +212,7 @@ func (c *requestChain) done() {
 	c.n, c.rt, c.ctx = nil, nil, nil
 	c.held, c.failed = c.held[:0], 0
 	c.upgrade = false
+	c.peer = netip.Addr{}
 	c.cacheStep = 0
 	c.al = nil
 }
@@ -217,6 +221,14 @@ func (c *requestChain) done() {
 // origin unless a plugin answered, response phase in reverse, write; the
 // chain's phases are host.Flow's, the same runner the tests use.
 func (n *Node) serve(ctx *fasthttp.RequestCtx) {
+	// The client a trusted proxy names (realip.go), for every step below
+	// and the access log: released after the log's line, deferred first.
+	var named *realAddr
+	if n.cfg.trustedProxies != nil {
+		if named = n.realClient(ctx); named != nil {
+			defer releaseClient(ctx, named)
+		}
+	}
 	logged := false // the access log's line for this request (accesslog.go)
 	if n.alog != nil {
 		defer n.alog.finish(ctx, time.Now(), &logged)
@@ -276,6 +288,9 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	}
 	c := &x.chain
 	c.n, c.rt, c.ctx, c.st, c.id = n, rt, ctx, &x.st, x.Req.ID
+	if named != nil {
+		c.peer = named.peer
+	}
 	c.upgrade = c.upgrade && wantsTunnel(ctx) // c.upgrade: fromHTTP saw an Upgrade field
 	c.al = n.alog.record(x, len(c.held))
 	x.flow.Run(n.trace(x, rt, start), x, &x.MemExchange) // trace.go: c, or c with a span per call

@@ -371,8 +371,9 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 }
 
 // restartOnly names what differs between the running config and cfg
-// among what only a restart applies: the listeners, the limits, the
-// HTTP/2 and HTTP/3 settings, the access log's path and sample.
+// among what only a restart applies: the listeners, the trusted proxies,
+// the limits, the HTTP/2 and HTTP/3 settings, the access log's path and
+// sample.
 func restartOnly(running, cfg *Config) []string {
 	var out []string
 	for _, f := range []struct {
@@ -381,6 +382,7 @@ func restartOnly(running, cfg *Config) []string {
 	}{
 		{"listen", running.Listen == cfg.Listen},
 		{"proxy_protocol", slices.Equal(running.ProxyProtocol.trusted(), cfg.ProxyProtocol.trusted())},
+		{"trusted_proxies", slices.Equal(running.TrustedProxies, cfg.TrustedProxies)},
 		{"admin.listen", running.Admin.Listen == cfg.Admin.Listen},
 		{"tls.listen", running.TLS.Listen == cfg.TLS.Listen},
 		{"tls.http2", reflect.DeepEqual(running.TLS.HTTP2, cfg.TLS.HTTP2)},

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,7 @@ func (o *origin) close() {
 // body) goes through it (stream.go). A client that hangs up on client (nil
 // for none) meanwhile abandons the exchange. It returns the failure, if
 // any, for the origin call's span.
-func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *stream, client net.Conn, req *host.Request, vals *host.Values, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
+func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *stream, client net.Conn, req *host.Request, vals *host.Values, peer netip.Addr, wreq *wire.Request, wresp *wire.Response, resp *host.Response) error {
 	// A streamed body: the exchange takes the time the client chooses,
 	// not a measure of the origin's load (originlimit.go).
 	if st != nil && st.in != nil {
@@ -98,7 +99,7 @@ func (o *origin) exchange(n *Node, lim *originLimit, timeout time.Duration, st *
 		wresp.Interim = wresp.Interim[:0]
 		return errOriginBusy
 	}
-	toWire(n, req, vals, wreq)
+	toWire(n, req, vals, peer, wreq)
 	start := time.Now()
 	err := o.do(start.Add(timeout), timeout, wreq, wresp, st, client) // stream.go
 	lim.release(time.Since(start), err)
@@ -251,8 +252,9 @@ func (n *Node) interim(ctx *fasthttp.RequestCtx, wresp *wire.Response) {
 }
 
 // toWire fills an envelope from the request as the chain left it, with
-// the values plugins marked for forwarding.
-func toWire(n *Node, req *host.Request, vals *host.Values, w *wire.Request) {
+// the values plugins marked for forwarding, and peer, the trusted proxy
+// the client's address came through (invalid: none).
+func toWire(n *Node, req *host.Request, vals *host.Values, peer netip.Addr, w *wire.Request) {
 	w.Reset()
 	w.ID = append(w.ID, req.ID...)
 	w.Method = append(w.Method, req.Method...)
@@ -269,6 +271,9 @@ func toWire(n *Node, req *host.Request, vals *host.Values, w *wire.Request) {
 	w.Body = append(w.Body, req.Body...)
 	if ip, _, err := net.SplitHostPort(req.ClientAddr); err == nil {
 		w.Client = append(w.Client, ip...)
+	}
+	if peer.IsValid() {
+		w.Peer = peer.AppendTo(w.Peer)
 	}
 	w.POP = append(w.POP, n.cfg.POP...)
 	w.Region = append(w.Region, n.cfg.Region...)

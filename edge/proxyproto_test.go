@@ -49,7 +49,8 @@ func (a *seenApp) all() string {
 // proxyStack is a node with proxy_protocol trusting trusted, in front of
 // the origin service and a seenApp: route "rl" (host rl) limits each
 // client address to one request an hour with the ratelimit plugin, the
-// others pass as they are.
+// others pass as they are. frontStack is one with front, the config
+// lines of whatever stands in front of it, in place of proxy_protocol.
 type proxyStack struct {
 	n      *testNode
 	app    *seenApp
@@ -58,6 +59,11 @@ type proxyStack struct {
 }
 
 func startProxyStack(t *testing.T, trusted, extra string) *proxyStack {
+	t.Helper()
+	return startFrontStack(t, "proxy_protocol: {trusted: ["+trusted+"]}", extra)
+}
+
+func startFrontStack(t *testing.T, front, extra string) *proxyStack {
 	t.Helper()
 	s := &proxyStack{app: &seenApp{}, log: filepath.Join(t.TempDir(), "access.log")}
 	appLn, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -74,7 +80,7 @@ func startProxyStack(t *testing.T, trusted, extra string) *proxyStack {
 	t.Cleanup(proxy.Close)
 	s.origin = origintest.Start(t, proxy).Addr
 	s.n = startNode(t, fmt.Sprintf(`
-proxy_protocol: {trusted: [%s]}
+%s
 access_log: {path: %q}
 origins:
   app: {addr: %q, key: %q}
@@ -87,7 +93,7 @@ routes:
   - name: app
     path: /
     origin: app
-%s`, trusted, s.log, s.origin, origintest.Key.Text(), plugins(t)["ratelimit"], extra))
+%s`, front, s.log, s.origin, origintest.Key.Text(), plugins(t)["ratelimit"], extra))
 	return s
 }
 
@@ -110,10 +116,19 @@ func v2(t *testing.T, src string) []byte {
 
 // proxyExchange writes header on a new connection to addr, then each request
 // in turn on it, reading each one's response; it returns their statuses
-// and bodies.
+// and bodies. exchangeFrom does from the local address local (nil: any).
 func proxyExchange(t *testing.T, addr string, header []byte, reqs ...string) (status []int, body []string) {
 	t.Helper()
-	c, err := net.Dial("tcp4", addr)
+	return exchangeFrom(t, nil, addr, header, reqs...)
+}
+
+func exchangeFrom(t *testing.T, local *net.TCPAddr, addr string, header []byte, reqs ...string) (status []int, body []string) {
+	t.Helper()
+	d := net.Dialer{}
+	if local != nil {
+		d.LocalAddr = local
+	}
+	c, err := d.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func (n *Node) revalidate(x *exchange, g *generation) {
 	// The step that asked for it is the cache that answered, the last that
 	// ran: on a tiered route the copy asks the key's owner in its place,
 	// as a miss would (tier.go).
-	c := &requestChain{n: n, rt: x.chain.rt, held: make([]*loaded, x.flow.Ran()), cacheStep: x.flow.Ran()}
+	c := &requestChain{n: n, rt: x.chain.rt, held: make([]*loaded, x.flow.Ran()), cacheStep: x.flow.Ran(), peer: x.chain.peer}
 	copy(c.held, x.chain.held)
 	go func() {
 		defer g.unref()

@@ -2,7 +2,10 @@
 
 package edge_test
 
-import "testing"
+import (
+	"bytes"
+	"testing"
+)
 
 // TestServeHitAllocs holds the edge's own share of a full-chain cache hit
 // (request copy, checks, routing, three plugin calls, the write, metrics)
@@ -96,5 +99,29 @@ func TestServeProxiedHitAllocs(t *testing.T) {
 	}
 	if a := leastAllocs(get); a > budget {
 		t.Fatalf("%v allocations per hit, want at most %d", a, budget)
+	}
+}
+
+// TestServeTrustedProxyHitAllocs holds a cache hit from a trusted L7
+// proxy (trusted_proxies) to zero host allocations once warm, with an
+// X-Forwarded-For that names a client (set on the request from a pool:
+// realip.go) and without one.
+func TestServeTrustedProxyHitAllocs(t *testing.T) {
+	n, req := startHitNodeWith(t, `trusted_proxies: ["127.0.0.1/32", "10.0.0.0/8"]`)
+	h := n.Handler()
+	for _, tc := range []struct{ name, xff string }{
+		{"with", "X-Forwarded-For: 198.51.100.1, 2001:db8::7\r\nX-Forwarded-For: 10.0.0.1\r\n"},
+		{"without", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, r := handlerCtx(t, bytes.Replace(req, []byte("\r\n\r\n"), []byte("\r\n"+tc.xff+"\r\n"), 1))
+			fill(h, ctx, r)
+			for range 10 {
+				serveHit(t, h, ctx, r)
+			}
+			if a := leastAllocs(func() { serveHit(t, h, ctx, r) }); a != 0 {
+				t.Fatalf("%v allocations per hit, want 0", a)
+			}
+		})
 	}
 }

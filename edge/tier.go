@@ -323,7 +323,7 @@ func (c *requestChain) tiered(x *host.MemExchange, timeout *time.Duration) (bool
 	s := tierStep{route: c.rt.name, index: c.cacheStep - 1, name: c.held[c.cacheStep-1].m.Name(), cond: ownValidators(&st)}
 	start := time.Now()
 	deadline := start.Add(c.rt.timeout)
-	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
+	toWire(c.n, &x.Req, &x.Vals, c.peer, &c.wreq)
 	var err error
 	if cl := region.clients[owner]; cl != nil && cl.hold() {
 		err = c.n.ask(cl, s, hopRegion, askDeadline(start, deadline), deadline, &c.wreq, &c.wresp)

@@ -220,8 +220,9 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 		deadline = d
 	}
 	c := &a.chain
+	peer, _ := netip.ParseAddr(b2s(a.wreq.Peer))
 	*c = tierChain{n: n, rt: rt, l: s.forClient(a.raw, ip), step: v.step, hop: v.hop, deadline: deadline,
-		key: c.key[:0], wreq: c.wreq, wresp: c.wresp}
+		key: c.key[:0], wreq: c.wreq, wresp: c.wresp, peer: peer}
 	defer func() { c.n, c.rt, c.l = nil, nil, nil }()
 	start := time.Now()
 	x.flow.Run(c, x, &x.MemExchange)
@@ -233,7 +234,7 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 			rv.Done()
 		} else {
 			t.bg.Add(1)
-			bc := &tierChain{n: n, rt: rt, l: c.l, step: v.step, hop: v.hop, deadline: time.Now().Add(rt.timeout)}
+			bc := &tierChain{n: n, rt: rt, l: c.l, step: v.step, hop: v.hop, deadline: time.Now().Add(rt.timeout), peer: peer}
 			go func() {
 				defer t.bg.Done()
 				defer g.unref()
@@ -398,8 +399,9 @@ type tierChain struct {
 	key      []byte
 	wreq     wire.Request
 	wresp    wire.Response
-	err      error  // the fetch's failure
-	failed   uint64 // bit 0: the step failed
+	err      error      // the fetch's failure
+	failed   uint64     // bit 0: the step failed
+	peer     netip.Addr // the asker's trusted proxy (wire.Request.Peer)
 }
 
 var _ host.Chain = (*tierChain)(nil)
@@ -427,7 +429,7 @@ func (c *tierChain) Origin(x *host.MemExchange) {
 	// (tierFetch). The asker is handed it, as any request waiting for the
 	// fetch: its own purge position decides whether it takes it.
 	x.Fetched = c.n.cache.Purges()
-	toWire(c.n, &x.Req, &x.Vals, &c.wreq)
+	toWire(c.n, &x.Req, &x.Vals, c.peer, &c.wreq)
 	c.key = httpcache.AppendKey(c.key[:0], x.Req.Scheme, x.Req.Host, x.Req.Path, x.Req.RawQuery)
 	s := c.step
 	if v, ok := x.Vals.Get(stateKey); ok {

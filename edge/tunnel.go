@@ -355,7 +355,7 @@ func (n *Node) openTunnel(c *requestChain, x *host.MemExchange) {
 		return
 	}
 	o := c.rt.origin
-	toWire(n, &x.Req, &x.Vals, &c.wreq)
+	toWire(n, &x.Req, &x.Vals, c.peer, &c.wreq)
 	conn, err := o.client.Tunnel(time.Now().Add(c.rt.timeout), &c.wreq, &c.wresp)
 	if conn == nil {
 		n.tun.release(c.from)
