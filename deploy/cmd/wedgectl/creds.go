@@ -1,19 +1,24 @@
 // The control plane's credentials: `control --embedded` and `up` run with
 // an auth directory (deploy/controlplane/auth), created on first start;
-// `control creds` mints a credential from it and `control leaf-bundle`
-// makes what a region's leaf node (`control leaf`) runs with.
+// `control creds` mints a credential from it, `control leaf-bundle`
+// makes what a region's leaf node (`control leaf`) runs with and `control
+// renew-certs` issues the servers' or a leaf's certificate again.
 
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/talowa/wedge/deploy/controlplane/auth"
 )
@@ -32,7 +37,7 @@ func initAuth(dir, hosts string, stdout io.Writer) (*auth.Material, error) {
 	}
 	if missing := m.TLS.Unnamed(list); len(missing) > 0 {
 		fmt.Fprintf(stdout, "warning: the servers' certificate in %s does not name %s: --tls-hosts counts only when the certificate is made "+
-			"(remove server.pem and server-key.pem from every member to make it again)\n", dir, strings.Join(missing, ", "))
+			"(wedgectl control renew-certs --auth %[1]s --tls-hosts HOSTS makes it again; copy it to every member)\n", dir, strings.Join(missing, ", "))
 	}
 	fmt.Fprintf(stdout, "credentials in %s (one per role; a POP's: wedgectl control creds pop NAME --region REGION --auth %[2]s), CA %s\n",
 		filepath.Join(dir, "creds"), dir, filepath.Join(dir, auth.CAFile))
@@ -130,5 +135,50 @@ func controlLeafBundle(_ context.Context, args []string, stdout io.Writer) error
 		return fmt.Errorf("control leaf-bundle: %w", err)
 	}
 	fmt.Fprintf(stdout, "leaf bundle in %s: copy it to the leaf's machine (control leaf --auth DIR)\n", fs.Arg(0))
+	return nil
+}
+
+// controlRenewCerts is `control renew-certs`: the servers' certificate of
+// the auth directory, or with --leaf-bundle a leaf's, issued again by the
+// CA for 90 days, with a new key. The servers running with the files take
+// the new ones at their next handshake: nothing restarts and no link
+// drops, so it can run from cron well before the old one expires.
+func controlRenewCerts(_ context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("control renew-certs", flag.ContinueOnError)
+	dir := fs.String("auth", "", "the control plane's auth `DIR` (by default control --embedded DIR keeps it in DIR/auth)")
+	bundle := fs.String("leaf-bundle", "", "renew the certificate of the leaf bundle `DIR` (control leaf-bundle), not the servers'")
+	hosts := fs.String("tls-hosts", "", "`HOSTS` (comma-separated) the new certificate names besides localhost and 127.0.0.1 (default: the names of the one it replaces)")
+	if err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *dir == "" {
+		return errors.New("control renew-certs: want --auth DIR and no arguments")
+	}
+	m, err := auth.Load(*dir)
+	if err != nil {
+		return fmt.Errorf("control renew-certs: %w", err)
+	}
+	var list []string
+	if *hosts != "" {
+		list = splitList(*hosts)
+	}
+	var c *x509.Certificate
+	files, where := "server.pem and server-key.pem", "every other member's auth directory"
+	if *bundle == "" {
+		c, err = m.RenewServer(list)
+	} else {
+		c, err = m.RenewLeaf(*bundle, list)
+		files, where = "leaf.pem and leaf-key.pem", "the leaf's bundle on its machine"
+	}
+	if err != nil {
+		return fmt.Errorf("control renew-certs: %w", err)
+	}
+	names := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	fmt.Fprintf(stdout, "renewed %s in %s: serial %x, for %s, valid until %s\n", files, cmp.Or(*bundle, *dir), c.SerialNumber,
+		strings.Join(names, ", "), c.NotAfter.UTC().Format(time.RFC3339))
+	fmt.Fprintf(stdout, "copy them to %s: a running server takes them at its next handshake, without a restart\n", where)
 	return nil
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -119,4 +122,76 @@ func authPlane(t *testing.T, dir string) (*embedded.Server, *controlplane.Stores
 		t.Fatal(err)
 	}
 	return controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0", Auth: m})
+}
+
+// TestControlRenewCerts: `control renew-certs` issues the servers'
+// certificate again, for the names it had, and the server that was
+// running presents it to the next connection; with --leaf-bundle it
+// renews a leaf's, for the names asked for, and only its own control
+// plane's.
+func TestControlRenewCerts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	srv, _ := authPlane(t, dir)
+	var out testutil.SyncBuffer
+	creds := filepath.Join(t.TempDir(), "eu-1.creds")
+	if err := run(ctx, []string{"control", "creds", "pop", "eu-1", "--region", "eu", "--auth", dir, "-o", creds}, &out); err != nil {
+		t.Fatal(err)
+	}
+	sec := controlplane.Security{Creds: creds, CA: filepath.Join(dir, auth.CAFile)}
+	serial := func() string {
+		nc, err := nats.Connect(srv.URL(), sec.Options()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		st, err := nc.TLSConnectionState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%x", st.PeerCertificates[0].SerialNumber)
+	}
+	old := serial()
+	out = testutil.SyncBuffer{}
+	if err := run(ctx, []string{"control", "renew-certs", "--auth", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`serial ([0-9a-f]+), for localhost, 127.0.0.1, valid until (\S+)`).FindStringSubmatch(out.String())
+	if m == nil || m[1] == old {
+		t.Fatalf("control renew-certs said %q, want a new serial and the old names", out.String())
+	}
+	if until, err := time.Parse(time.RFC3339, m[2]); err != nil || until.After(time.Now().Add(91*24*time.Hour)) {
+		t.Fatalf("renewed until %s (%v), want 90 days", m[2], err)
+	}
+	testutil.Eventually(t, time.Minute, "the running server presents the renewed certificate", func() bool { return serial() == m[1] })
+
+	bundle := filepath.Join(t.TempDir(), "leaf")
+	if err := run(ctx, []string{"control", "leaf-bundle", bundle, "--auth", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"control", "renew-certs", "--auth", dir, "--leaf-bundle", bundle, "--tls-hosts", "leaf-eu"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := auth.LoadLeaf(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing := leaf.TLS.Unnamed([]string{"leaf-eu", "localhost"}); len(missing) != 0 {
+		t.Fatalf("the leaf's renewed certificate does not name %v", missing)
+	}
+	other := t.TempDir()
+	if _, err := auth.Init(other, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"control", "renew-certs"},
+		{"control", "renew-certs", "--auth", dir, "extra"},
+		{"control", "renew-certs", "--auth", t.TempDir()},                    // not an auth directory
+		{"control", "renew-certs", "--auth", other, "--leaf-bundle", bundle}, // another control plane's leaf
+		{"control", "renew-certs", "--auth", bundle},                         // a leaf bundle holds no CA key
+	} {
+		if err := run(ctx, args, &out); err == nil {
+			t.Errorf("%s: no error", strings.Join(args, " "))
+		}
+	}
 }

@@ -10,6 +10,7 @@
 //	wedgectl control creds   a credential for a role, or for one POP (README.md, "Control-plane credentials and TLS")
 //	wedgectl control revoke  withdraw one credential, on the running servers and for every start (same section)
 //	wedgectl control leaf-bundle  what a leaf node's machine gets, without the control plane's keys (same section)
+//	wedgectl control renew-certs  the servers' or a leaf's TLS certificate again, taken without a restart (same section)
 //	wedgectl control backup  the whole control plane to a directory of plain files, checked
 //	wedgectl control restore a backup into an empty control plane (README.md, "Backup and restore")
 //

@@ -49,6 +49,7 @@ var commands = map[string]command{
 	"purge":             {"purge --tag T | --url URL [--region R] [--timeout 5s] [--alive 5s] [--nats URL]", purge},
 
 	"control leaf-bundle": {"control leaf-bundle DIR --auth DIR [--tls-hosts HOSTS]", controlLeafBundle},
+	"control renew-certs": {"control renew-certs --auth DIR [--leaf-bundle DIR] [--tls-hosts HOSTS]", controlRenewCerts},
 }
 
 // errUsage is a command line that names no command.

@@ -160,7 +160,7 @@ func TestLeafBundle(t *testing.T) {
 	if err := leaf.LeafBundle(t.TempDir(), nil); err == nil {
 		t.Fatal("a leaf bundle made another")
 	}
-	cert := leaf.TLS.Cert.Leaf
+	cert := leaf.TLS.Leaf()
 	for usage, ok := range map[x509.ExtKeyUsage]bool{x509.ExtKeyUsageServerAuth: true, x509.ExtKeyUsageClientAuth: false} {
 		_, err := cert.Verify(x509.VerifyOptions{DNSName: "leaf-eu.example", Roots: m.TLS.CA, KeyUsages: []x509.ExtKeyUsage{usage}})
 		if (err == nil) != ok {

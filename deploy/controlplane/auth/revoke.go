@@ -160,7 +160,7 @@ func (m *Material) Revoke(key, name string, at time.Time) error {
 
 // replaceFile replaces path with b, readable by its owner only: written to
 // a new file first, then renamed over it, so that a crash leaves the old
-// list or the new one, never half of one.
+// file or the new one, never half of one, and a reader finds either whole.
 func replaceFile(path string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // mode 0600
 	if err != nil {

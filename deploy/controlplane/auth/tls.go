@@ -4,6 +4,14 @@
 // member knows another). A leaf node has a certificate of its own
 // (LeafBundle), good for serving only, so that a leaf's machine cannot
 // pass for a member.
+//
+// The CA is good for ten years; the servers' and leaves' certificates for
+// 90 days, issued again by RenewServer and RenewLeaf (`wedgectl control
+// renew-certs`) with the CA's key, which only the members hold. A running
+// server takes renewed files at its next handshake (TLS.current), so a
+// renewal restarts nothing and drops no link. Clients hold no
+// certificate: they check the server's against ca.pem, which nats.go
+// reads at each connection.
 
 package auth
 
@@ -21,6 +29,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -28,31 +37,124 @@ const (
 	caKeyFile     = "ca-key.pem"
 	serverFile    = "server.pem"
 	serverKeyFile = "server-key.pem"
-	// certLife is long: nothing renews the certificates yet.
-	certLife = 10 * 365 * 24 * time.Hour
+	// caLife is long: a new CA is a new ca.pem on every POP and every
+	// machine wedgectl runs on, and nothing rotates it.
+	caLife = 10 * 365 * 24 * time.Hour
+	// certLife is the servers' and leaves' certificates': `wedgectl
+	// control renew-certs` issues them again, and running servers take
+	// the new files (TLS), so a lost key is good for weeks, not years.
+	certLife = 90 * 24 * time.Hour
+	// recheck is how often, at most, a handshake looks for a renewed
+	// certificate: a stat of its two files, not a read, and none for the
+	// handshakes in between.
+	recheck = time.Second
 )
 
-// TLS is the loaded CA and server certificate.
+// TLS is the loaded CA and a server's certificate (the members' or a
+// leaf's). The certificate is taken again from its files when they
+// change (RenewServer, RenewLeaf, or a copy of their files from another
+// machine), so that a running server presents the renewed one on its
+// next handshake, without a restart: links already up stay up, since TLS
+// checks a certificate at the handshake only.
 type TLS struct {
-	CA   *x509.CertPool
-	Cert tls.Certificate
+	CA *x509.CertPool
+
+	ca                *x509.Certificate
+	certPath, keyPath string
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	stamp   [2]os.FileInfo // the files' when cert was read from them
+	checked time.Time      // the last look at the files
 }
 
 // Server is the TLS config a server accepts clients and leaf nodes with.
 func (t *TLS) Server() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{t.Cert}, MinVersion: tls.VersionTLS12}
+	return &tls.Config{GetCertificate: t.serverCert, MinVersion: tls.VersionTLS12}
 }
 
 // Route is the TLS config of cluster routes, both ways: each side
 // presents the server certificate and requires the other's, from the CA.
 func (t *TLS) Route() *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{t.Cert}, RootCAs: t.CA, ClientCAs: t.CA,
+	return &tls.Config{GetCertificate: t.serverCert, GetClientCertificate: t.clientCert, RootCAs: t.CA, ClientCAs: t.CA,
 		ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 }
 
 // Client is the TLS config of a leaf node's link to the cluster.
 func (t *TLS) Client() *tls.Config {
 	return &tls.Config{RootCAs: t.CA, MinVersion: tls.VersionTLS12}
+}
+
+func (t *TLS) serverCert(*tls.ClientHelloInfo) (*tls.Certificate, error) { return t.current(), nil }
+
+func (t *TLS) clientCert(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	return t.current(), nil
+}
+
+// Leaf is the certificate t presents now.
+func (t *TLS) Leaf() *x509.Certificate { return t.current().Leaf }
+
+// Check says why the certificate t presents now is one no client takes:
+// expired, or not valid yet. A server that starts with it could serve no
+// one.
+func (t *TLS) Check() error { return validAt(t.certPath, t.Leaf(), time.Now()) }
+
+// validAt says why cert, read from path, is not valid at now.
+func validAt(path string, cert *x509.Certificate, now time.Time) error {
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("auth: %s expired at %s: renew it (wedgectl control renew-certs)", path, cert.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("auth: %s is not valid before %s: is this machine's clock right?", path, cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// current is the certificate to present, taken again from its files if
+// they changed since it was read, looked at once per recheck at most.
+func (t *TLS) current() *tls.Certificate {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now := time.Now(); now.Sub(t.checked) >= recheck {
+		t.checked = now
+		t.refresh(now)
+	}
+	return t.cert
+}
+
+// refresh takes the certificate of t's files if they changed since it was
+// read and hold a pair t could serve now. Any other pair is left for a
+// later look and the certificate t has is kept: one caught half copied
+// (a new key beside the old certificate: they do not pair), one of
+// another CA, one expired or not valid yet.
+func (t *TLS) refresh(now time.Time) {
+	st, err := stamps(t.certPath, t.keyPath)
+	if err != nil || (os.SameFile(st[0], t.stamp[0]) && os.SameFile(st[1], t.stamp[1]) &&
+		sameStamp(st[0], t.stamp[0]) && sameStamp(st[1], t.stamp[1])) {
+		return
+	}
+	cert, err := loadPairTLS(t.certPath, t.keyPath, t.ca)
+	if err != nil || validAt(t.certPath, cert.Leaf, now) != nil {
+		return
+	}
+	t.cert, t.stamp = cert, st
+}
+
+// sameStamp reports whether a and b are one file's state: a file written
+// in place changes its time or size.
+func sameStamp(a, b os.FileInfo) bool { return a.ModTime().Equal(b.ModTime()) && a.Size() == b.Size() }
+
+// stamps are the files' states, to tell a change by.
+func stamps(paths ...string) ([2]os.FileInfo, error) {
+	var st [2]os.FileInfo
+	for i, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return st, err
+		}
+		st[i] = fi
+	}
+	return st, nil
 }
 
 // initTLS creates the CA and the servers' certificate in dir, each
@@ -82,11 +184,13 @@ func hostNames(hosts []string) []string {
 }
 
 // Unnamed returns those of hosts that t's certificate does not name: the
-// certificate is made once, with the names asked for then.
+// certificate is made with the names asked for then, and renewed with
+// them unless told others (RenewServer).
 func (t *TLS) Unnamed(hosts []string) []string {
 	var out []string
+	leaf := t.Leaf()
 	for _, h := range hosts {
-		if t.Cert.Leaf.VerifyHostname(h) != nil {
+		if leaf.VerifyHostname(h) != nil {
 			out = append(out, h)
 		}
 	}
@@ -102,16 +206,30 @@ func loadTLS(dir string, caCert *x509.Certificate, certName, keyName string) (*T
 	if _, err := readFile(dir, keyName); err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, certName), filepath.Join(dir, keyName))
+	t := &TLS{CA: x509.NewCertPool(), ca: caCert, certPath: filepath.Join(dir, certName), keyPath: filepath.Join(dir, keyName)}
+	t.CA.AddCert(caCert)
+	st, err := stamps(t.certPath, t.keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if t.cert, err = loadPairTLS(t.certPath, t.keyPath, caCert); err != nil {
+		return nil, err
+	}
+	t.stamp, t.checked = st, time.Now()
+	return t, nil
+}
+
+// loadPairTLS loads the certificate certPath and its key keyPath, which
+// caCert must have issued.
+func loadPairTLS(certPath, keyPath string, caCert *x509.Certificate) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	if err := cert.Leaf.CheckSignatureFrom(caCert); err != nil {
-		return nil, fmt.Errorf("auth: %s: not issued by %s: %w", certName, CAFile, err)
+		return nil, fmt.Errorf("auth: %s: not issued by %s: %w", certPath, CAFile, err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return &TLS{CA: pool, Cert: cert}, nil
+	return &cert, nil
 }
 
 // loadCert reads the PEM certificate dir/name.
@@ -154,20 +272,49 @@ func loadPair(dir, certName, keyName string) (*x509.Certificate, *ecdsa.PrivateK
 }
 
 // newCert writes a new ECDSA P-256 key and its certificate to dir: a CA's,
-// self-signed, when parent is nil, otherwise one for hosts signed by
-// parent, good for usage.
+// self-signed, for caLife, when parent is nil, otherwise one for hosts
+// signed by parent, good for usage, for certLife.
 func newCert(dir, certName, keyName string, hosts []string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey,
 	usage ...x509.ExtKeyUsage) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	life := certLife
+	if parent == nil {
+		life = caLife
+	}
+	c, err := issue(hosts, parent, parentKey, time.Now(), life, usage...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeNew(filepath.Join(dir, keyName), c.keyPEM); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, certName), c.certPEM, 0o644); err != nil {
+		return nil, nil, fmt.Errorf("auth: %w", err)
+	}
+	return c.cert, c.key, nil
+}
+
+// issued is a new certificate and its key, parsed and as PEM.
+type issued struct {
+	cert            *x509.Certificate
+	key             *ecdsa.PrivateKey
+	certPEM, keyPEM []byte
+}
+
+// issue makes a new ECDSA P-256 key and its certificate, valid from an
+// hour before now (clocks differ) until life after it: a CA's,
+// self-signed, when parent is nil, otherwise one for hosts signed by
+// parent, good for usage.
+func issue(hosts []string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey, now time.Time, life time.Duration,
+	usage ...x509.ExtKeyUsage) (*issued, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{SerialNumber: serial, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(certLife)}
+	tmpl := &x509.Certificate{SerialNumber: serial, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(life)}
 	if parent == nil {
 		tmpl.Subject = pkix.Name{Organization: []string{"wedge"}, CommonName: "wedge control plane CA"}
 		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
@@ -187,21 +334,81 @@ func newCert(dir, certName, keyName string, hosts []string, parent *x509.Certifi
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth: %w", err)
-	}
-	if err := writeNew(filepath.Join(dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})); err != nil {
-		return nil, nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, certName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return nil, nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, nil, fmt.Errorf("auth: %w", err)
+		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return cert, key, nil
+	return &issued{cert: cert, key: key,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})}, nil
+}
+
+// RenewServer issues the servers' certificate of m's auth directory
+// again, with a new key, for certLife from now: for the names of the one
+// it replaces or, given hosts, for them (and localhost, 127.0.0.1). Its
+// files are replaced whole; running servers of this directory present
+// the new certificate from their next handshake on (TLS), and a copy of
+// the two files to every other member's directory does the same there.
+func (m *Material) RenewServer(hosts []string) (*x509.Certificate, error) {
+	if m.caKey == nil {
+		return nil, fmt.Errorf("auth: %s is a leaf bundle: renew its certificate from the control plane's auth directory", m.Dir)
+	}
+	return renew(m.Dir, serverFile, serverKeyFile, hosts, m.caCert, m.caKey, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+// RenewLeaf issues the certificate of the leaf bundle dir (LeafBundle)
+// again, as RenewServer does the servers': the leaf node running with
+// the bundle, or with a copy of its two new files, presents it from its
+// next handshake on.
+func (m *Material) RenewLeaf(dir string, hosts []string) (*x509.Certificate, error) {
+	if m.caKey == nil {
+		return nil, fmt.Errorf("auth: %s is a leaf bundle: renew a leaf's certificate from the control plane's auth directory", m.Dir)
+	}
+	ca, err := loadCert(dir, CAFile)
+	if err != nil {
+		return nil, err
+	}
+	if !ca.Equal(m.caCert) {
+		return nil, fmt.Errorf("auth: %s is another control plane's leaf bundle: its %s is not the CA of %s", dir, CAFile, m.Dir)
+	}
+	return renew(dir, leafFile, leafKeyFile, hosts, m.caCert, m.caKey, x509.ExtKeyUsageServerAuth)
+}
+
+// renew replaces the certificate dir/certName and its key dir/keyName
+// with new ones from ca, for hosts or, with none, for the names of the
+// certificate replaced.
+func renew(dir, certName, keyName string, hosts []string, ca *x509.Certificate, caKey *ecdsa.PrivateKey,
+	usage ...x509.ExtKeyUsage) (*x509.Certificate, error) {
+	if len(hosts) == 0 {
+		old, err := loadCert(dir, certName)
+		if err != nil {
+			return nil, err
+		}
+		hosts = old.DNSNames
+		for _, ip := range old.IPAddresses {
+			hosts = append(hosts, ip.String())
+		}
+	} else {
+		hosts = hostNames(hosts)
+	}
+	c, err := issue(hosts, ca, caKey, time.Now(), certLife, usage...)
+	if err != nil {
+		return nil, err
+	}
+	// The key first: a server looking between the two renames finds the
+	// new key beside the old certificate, which do not pair, and keeps
+	// what it serves until its next look.
+	if err := replaceFile(filepath.Join(dir, keyName), c.keyPEM); err != nil {
+		return nil, err
+	}
+	if err := replaceFile(filepath.Join(dir, certName), c.certPEM); err != nil {
+		return nil, err
+	}
+	return c.cert, nil
 }

@@ -18,6 +18,9 @@
 // TLS; members route to each other over TLS with the CA's certificate; a
 // leaf links with the leaf credential (deploy/controlplane/auth). wedgectl
 // runs every server it starts so; tests of other things may run without.
+// The server's certificate is read again when its files are renewed
+// (auth.TLS): each handshake from then on presents the new one, and no
+// link is dropped for it.
 //
 // # Why
 //
@@ -111,6 +114,13 @@ type Server struct {
 // member returns before the cluster has formed: JetStream answers once a
 // majority of the members are up (Cluster.WaitReady waits for it).
 func Start(opts Options) (*Server, error) {
+	if opts.Auth != nil {
+		// Every client would refuse it, each with an x509 error of its
+		// own, far from the cause.
+		if err := opts.Auth.TLS.Check(); err != nil {
+			return nil, fmt.Errorf("controlplane: %w", err)
+		}
+	}
 	s := &Server{}
 	if opts.Dir == "" {
 		var err error
