@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/rollout"
 )
@@ -128,9 +129,37 @@ func (c *Collector) collectRollouts(ctx context.Context, ch chan<- prometheus.Me
 
 // Handler serves the collector's series (and no process metrics: those
 // of the controller process are not the fleet's) in Prometheus' text
-// format, for `wedgectl control --http`'s /metrics.
-func Handler(s *controlplane.Stores) http.Handler {
+// format, for `wedgectl control --http`'s /metrics, and when each of
+// certs, the certificates of the servers this process runs, expires. A
+// nil s exports the certificates only, for a leaf node's `control leaf
+// --http`, which holds no buckets.
+func Handler(s *controlplane.Stores, certs ...*auth.TLS) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(s))
+	if s != nil {
+		reg.MustRegister(NewCollector(s))
+	}
+	if len(certs) > 0 {
+		reg.MustRegister(certCollector(certs))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+var certDesc = prometheus.NewDesc("wedge_control_cert_expiry_timestamp_seconds",
+	"When the TLS certificate a control-plane server presents expires (Unix time), by its file and serial (hex, as wedgectl control renew-certs prints it): a renewed one is a new series from the scrape after it is written.",
+	[]string{"file", "serial"}, nil)
+
+// certCollector exports when certificates expire. Each scrape asks the
+// certificate as its server would present it, so a renewal shows without
+// waiting for a client to connect.
+type certCollector []*auth.TLS
+
+// Describe implements prometheus.Collector.
+func (c certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certDesc }
+
+// Collect implements prometheus.Collector.
+func (c certCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, t := range c {
+		c := t.Leaf()
+		ch <- prometheus.MustNewConstMetric(certDesc, prometheus.GaugeValue, float64(c.NotAfter.Unix()), t.File(), fmt.Sprintf("%x", c.SerialNumber))
+	}
 }

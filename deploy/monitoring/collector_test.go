@@ -2,9 +2,12 @@ package monitoring_test
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 	"github.com/talowa/wedge/deploy/monitoring"
 	"github.com/talowa/wedge/deploy/rollout"
+	"github.com/talowa/wedge/internal/testutil"
 )
 
 // TestCollector writes POP reports and rollout records, garbage among
@@ -106,5 +110,31 @@ func TestCollectorFailsScrape(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Errorf("scrape of an unreachable control plane: %s, want 500", resp.Status)
+	}
+}
+
+// TestCertExpiry: the certificate of a server the process runs is
+// exported with its expiry and serial, a renewed one from a scrape after
+// the renewal on (no client need connect first), and a leaf's handler,
+// without buckets, exports it alone.
+func TestCertExpiry(t *testing.T) {
+	m := controlplanetest.Auth(t)
+	srv := httptest.NewServer(monitoring.Handler(nil, m.TLS))
+	defer srv.Close()
+	const name = "wedge_control_cert_expiry_timestamp_seconds"
+	exported := func(c *x509.Certificate) bool {
+		return value(scrape(t, srv.URL), name, map[string]string{"file": filepath.Join(m.Dir, "server.pem"),
+			"serial": fmt.Sprintf("%x", c.SerialNumber)}) == float64(c.NotAfter.Unix())
+	}
+	if fams := scrape(t, srv.URL); len(fams) != 1 || !exported(m.TLS.Leaf()) {
+		t.Fatalf("scraped %d families, want %s alone, with the certificate's expiry and serial", len(fams), name)
+	}
+	c, err := m.RenewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, "the renewed certificate exported", func() bool { return exported(c) })
+	if n := len(scrape(t, srv.URL)[name].GetMetric()); n != 1 {
+		t.Fatalf("%d series after the renewal, want the renewed certificate's alone", n)
 	}
 }

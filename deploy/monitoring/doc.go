@@ -5,8 +5,11 @@
 // control plane's state: POPs reporting and refusing their desired state
 // per region (wedge_control_pops, wedge_control_pops_refusing), rollouts
 // by state (wedge_control_rollouts) and the wave each active one is at
-// (wedge_control_rollout_wave). Everything else the rules and the
-// dashboard read, an edge node exports on its admin listener's /metrics.
+// (wedge_control_rollout_wave), and when the certificate of each server
+// the process runs expires (wedge_control_cert_expiry_timestamp_seconds,
+// which `wedgectl control leaf --http` exports for a leaf node too).
+// Everything else the rules and the dashboard read, an edge node exports
+// on its admin listener's /metrics.
 //
 // The SLOs are the fleet's: 99.9 % of requests answered without a 5xx, and
 // 95 % of routed requests answered within 200 ms (the edge's request

@@ -379,7 +379,9 @@ fleet: {nats: %q, trust: [%q], control_keys: [%q], state_dir: state}
 		}
 	})
 	popMetrics := "http://" + p.AdminAddr().String() + "/metrics"
-	control := httptest.NewServer(monitoring.Handler(stores))
+	// The certificate of a server with auth, as `control --embedded`
+	// exports its own.
+	control := httptest.NewServer(monitoring.Handler(stores, controlplanetest.Auth(t).TLS))
 	t.Cleanup(control.Close)
 
 	testutil.Eventually(t, 10*time.Second, "the POP links to the control plane", func() bool {

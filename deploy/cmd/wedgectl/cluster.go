@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,6 +23,8 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane"
 	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
+	"github.com/talowa/wedge/deploy/monitoring"
+	"github.com/talowa/wedge/internal/listeners"
 )
 
 // controlPlane is the embedded server or cluster that `up` and `control
@@ -127,6 +130,7 @@ func controlLeaf(ctx context.Context, args []string, stdout io.Writer) error {
 	host, _ := os.Hostname()
 	name := fs.String("name", host+"-leaf", "the leaf server's `NAME`")
 	authDir := fs.String("auth", "", "the leaf bundle `DIR` (control leaf-bundle): the leaf checks its clients' credentials and links with its leaf credential")
+	httpAddr := fs.String("http", "", "serve /metrics on `ADDR`, e.g. 127.0.0.1:9090: when the leaf's certificate expires (the leaf holds no buckets)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -142,6 +146,19 @@ func controlLeaf(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer srv.Shutdown()
+	if *httpAddr != "" {
+		// Bind first: a busy port is an error now, not a log line later.
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return fmt.Errorf("control leaf: --http %s: %w", *httpAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", monitoring.Handler(nil, m.TLS))
+		hs := listeners.SideServer(mux)
+		go hs.Serve(listeners.SideListener(ln))
+		defer hs.Close()
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ln.Addr())
+	}
 	fmt.Fprintf(stdout, "leaf node on %s, linked to %s; interrupt to stop\n", srv.URL(), *hub)
 	<-ctx.Done()
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -65,7 +66,8 @@ func TestControlCluster(t *testing.T) {
 	for i := range 3 {
 		name := fmt.Sprintf("cp-%d", i+1)
 		members = append(members, runCmd(name, "control", "--embedded", filepath.Join(t.TempDir(), name), "--name", name,
-			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i], "--auth", authDir, "--trust", trust))
+			"--listen", client[i], "--cluster", strings.Join(routes, ", "), "--cluster-listen", route[i], "--leaf-listen", leafIn[i], "--auth", authDir, "--trust", trust,
+			"--http", "127.0.0.1:0"))
 	}
 	for i, out := range members {
 		testutil.Eventually(t, hangGuard, fmt.Sprintf("cp-%d running its controller", i+1), func() bool {
@@ -80,10 +82,34 @@ func TestControlCluster(t *testing.T) {
 	if err := run(ctx, []string{"control", "leaf", "--hub", hub[0], "--auth", authDir}, &testutil.SyncBuffer{}); err == nil {
 		t.Fatal("control leaf ran with the control plane's auth directory")
 	}
-	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", addrs[9], "--name", "leaf-eu", "--auth", bundle)
+	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", addrs[9], "--name", "leaf-eu", "--auth", bundle,
+		"--http", "127.0.0.1:0")
 	testutil.Eventually(t, hangGuard, "the leaf node running", func() bool {
 		return strings.Contains(leaf.String(), "leaf node on tls://"+addrs[9])
 	})
+	// Each server's /metrics says when the certificate it presents
+	// expires: a member's and the leaf's own.
+	for _, c := range []struct {
+		out       *testutil.SyncBuffer
+		page, pem string
+	}{{members[0], `status page on (http://\S+)/`, filepath.Join(authDir, "server.pem")}, {leaf, `metrics on (http://\S+)/metrics`, filepath.Join(bundle, "leaf.pem")}} {
+		m := regexp.MustCompile(c.page).FindStringSubmatch(c.out.String())
+		if m == nil {
+			t.Fatalf("no %q in %q", c.page, c.out.String())
+		}
+		resp, err := http.Get(m[1] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("wedge_control_cert_expiry_timestamp_seconds{file=%q,serial=", c.pem); !strings.Contains(string(b), want) {
+			t.Errorf("%s/metrics: no %s\n%s", m[1], want, b)
+		}
+	}
 
 	list := strings.Join(urls, ",")
 	if _, err := nats.Connect(list); err == nil {

@@ -29,7 +29,7 @@ var commands = map[string]command{
 	"origin keygen":     {"origin keygen [-id N]", originKeygen},
 	"origin train-dict": {"origin train-dict [-id N] [-size BYTES] [-o FILE] SAMPLES...", originTrainDict},
 	"control":           {"control [--nats URL --creds FILE --ca FILE] [--embedded DIR [--listen ADDR] [--auth DIR] [--tls-hosts HOSTS] [--cluster ROUTES --name NAME --cluster-listen ADDR] [--leaf-listen ADDR] [--server-only]] [--http ADDR] --trust FILES [--controller-key FILE] [--controller-trust FILES]", control},
-	"control leaf":      {"control leaf --hub URLS --auth DIR [--listen ADDR] [--name NAME]", controlLeaf},
+	"control leaf":      {"control leaf --hub URLS --auth DIR [--listen ADDR] [--name NAME] [--http ADDR]", controlLeaf},
 	"control creds":     {"control creds controller|push|rollout|revoke|leaf|pop [NAME --region REGION] --auth DIR [-o FILE]", controlCreds},
 	"control revoke":    {"control revoke KEY|FILE --auth DIR --reason TEXT [--nats URLS] [--who NAME]", controlRevoke},
 	"control backup":    {"control backup [--nats URL] DIR", controlBackup},

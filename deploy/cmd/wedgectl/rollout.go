@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/controlplane/auth"
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 	"github.com/talowa/wedge/deploy/monitoring"
 	"github.com/talowa/wedge/deploy/rollout"
@@ -64,11 +65,13 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	var nc *nats.Conn
 	var clusterMember *embedded.Server // with --cluster
+	var certs []*auth.TLS              // the embedded server's, for /metrics
 	if *embeddedDir != "" {
 		opts, err := member.options(*embeddedDir, stdout)
 		if err != nil {
 			return err
 		}
+		certs = append(certs, opts.Auth.TLS)
 		srv, err := embedded.Start(opts)
 		if err != nil {
 			return err
@@ -116,7 +119,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("control: --http %s: %w", *httpAddr, err)
 		}
-		hs := listeners.SideServer(statusPage(s, log))
+		hs := listeners.SideServer(statusPage(s, log, certs...))
 		go hs.Serve(listeners.SideListener(ln))
 		defer hs.Close()
 		fmt.Fprintf(stdout, "status page on http://%s/\n", ln.Addr())
@@ -128,11 +131,12 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 
 // statusPage is what --http (control) and --status (up) serve: the
 // status page, and the control plane's /metrics that deploy/monitoring's
-// alerts read.
-func statusPage(s *controlplane.Stores, log *slog.Logger) http.Handler {
+// alerts read, with when certs (the embedded server's certificate, if
+// this process runs one) expire.
+func statusPage(s *controlplane.Stores, log *slog.Logger, certs ...*auth.TLS) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", status.Handler(s, log))
-	mux.Handle("GET /metrics", monitoring.Handler(s))
+	mux.Handle("GET /metrics", monitoring.Handler(s, certs...))
 	return mux
 }
 

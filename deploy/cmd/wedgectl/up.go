@@ -119,7 +119,7 @@ func up(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("up: status page: %w", err)
 		}
-		page := listeners.SideServer(statusPage(fleet.stores, log))
+		page := listeners.SideServer(statusPage(fleet.stores, log, fleet.auth.TLS))
 		go page.Serve(listeners.SideListener(ln))
 		defer page.Close()
 		statusURL = "http://" + ln.Addr().String() + "/"

@@ -91,6 +91,9 @@ func (t *TLS) clientCert(*tls.CertificateRequestInfo) (*tls.Certificate, error) 
 	return t.current(), nil
 }
 
+// File is the path of t's certificate.
+func (t *TLS) File() string { return t.certPath }
+
 // Leaf is the certificate t presents now.
 func (t *TLS) Leaf() *x509.Certificate { return t.current().Leaf }
 
