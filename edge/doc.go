@@ -232,9 +232,13 @@
 // watches the client's connection on the netpoller (connwatch.Hangup),
 // and on its EOF or reset closes the request's connection to the origin,
 // whose service cancels the handler's context and closes its own
-// connection to the application. The request counts as the origin
-// client's exchanges_total{outcome="cancelled"} and is logged 499, not as
-// an origin failure. A request whose body streams is not watched.
+// connection to the application. Over HTTP/2 and HTTP/3 it watches the
+// request's stream instead (its context, which the server ends when the
+// client resets the stream or the connection closes), so a client that
+// cancels one request gives it up alike and its other streams go on. The
+// request counts as the origin client's exchanges_total{outcome="cancelled"}
+// and is logged 499, not as an origin failure. A request whose body
+// streams is not watched.
 //
 // # Why
 //

@@ -124,10 +124,19 @@ func (p *peer) ConnectionState() tls.ConnectionState { return p.state }
 // connection's, resets the stream when it passes even with no write
 // pending. The front door arms the stream's write deadline around each
 // write itself (write).
+//
+// Context is the request's, which the HTTP/2 and HTTP/3 servers end when
+// the client resets the stream or the connection closes: a
+// connwatch.Stream, so the origin client's hang-up watch waits on it
+// where an HTTP/1.1 request's watches the socket, which here carries the
+// connection's other streams (or is UDP).
 type frontStream struct {
 	*peer
-	rc http.ResponseController
+	rc  http.ResponseController
+	ctx context.Context
 }
+
+func (s *frontStream) Context() context.Context { return s.ctx }
 
 func (s *frontStream) SetDeadline(t time.Time) error     { return s.rc.SetReadDeadline(t) }
 func (s *frontStream) SetReadDeadline(t time.Time) error { return s.rc.SetReadDeadline(t) }
@@ -165,7 +174,7 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.heads.Put(h)
 	}()
 	// The controller is copied into h, pooled: no allocation per request.
-	h.conn = frontStream{peer: p, rc: *http.NewResponseController(w)}
+	h.conn = frontStream{peer: p, rc: *http.NewResponseController(w), ctx: r.Context()}
 	// read_timeout bounds the request from here, as from its first byte
 	// over HTTP/1.1 (the HTTP/3 server arms no deadline of its own);
 	// write_timeout each write of its answer, not the time the core works

@@ -3,7 +3,9 @@
 package connwatch
 
 import (
+	"context"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -27,6 +29,24 @@ func TestAllocs(t *testing.T) {
 // timer's reset and stop, and allocates nothing.
 func TestHangupAllocs(t *testing.T) {
 	_, s := pair(t)
+	h := NewHangup(time.Hour, func() {})
+	n := testing.AllocsPerRun(100, func() {
+		h.Start(s)
+		h.Stop()
+	})
+	if n != 0 {
+		t.Errorf("%v allocations per request", n)
+	}
+}
+
+// TestHangupStreamAllocs: so does a request on a Stream (HTTP/2, HTTP/3):
+// its context is taken, not its Done channel.
+func TestHangupStreamAllocs(t *testing.T) {
+	c, _ := net.Pipe()
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var s net.Conn = stream{c, ctx}
 	h := NewHangup(time.Hour, func() {})
 	n := testing.AllocsPerRun(100, func() {
 		h.Start(s)

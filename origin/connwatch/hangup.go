@@ -1,6 +1,7 @@
 package connwatch
 
 import (
+	"context"
 	"net"
 	"sync"
 	"syscall"
@@ -43,6 +44,11 @@ const (
 // so a TLS close_notify counts as bytes; a client that just closes the
 // connection is seen.
 //
+// A request that shares its connection with others (an HTTP/2 or HTTP/3
+// stream) has no socket of its own to watch: its connection is a Stream,
+// and the watch waits on the stream's context instead, which the server
+// ends when the client resets the stream or the connection goes.
+//
 // A Hangup serves one request at a time; gone runs on the watching
 // goroutine, before Stop returns, and must not call Stop.
 type Hangup struct {
@@ -50,32 +56,51 @@ type Hangup struct {
 	gone  func()
 	timer *time.Timer
 	done  chan struct{} // the watch ended
+	wake  chan struct{} // Stop ends a wait on a stream's context
 	buf   [1]byte
 
 	mu       sync.Mutex
-	conn     net.Conn // watched, from Start to Stop
-	watching bool     // waiting on conn's socket
+	conn     net.Conn        // watched, from Start to Stop
+	ctx      context.Context // conn's, when it is a Stream
+	watching bool            // waiting on conn's socket or ctx
 	stopping bool
+}
+
+// Stream is a client connection that is one request's stream of a
+// connection carrying others (HTTP/2, HTTP/3), whose socket says nothing
+// of this request. Context is the stream's: the server ends it when the
+// client resets the stream or the connection closes. It is called at
+// Start, so it must not allocate; its Done is called only once the
+// request has waited.
+type Stream interface {
+	net.Conn
+	Context() context.Context
 }
 
 // NewHangup returns a Hangup that watches a connection once its request
 // has waited after, and calls gone if the client hangs up.
 func NewHangup(after time.Duration, gone func()) *Hangup {
-	h := &Hangup{after: after, gone: gone, done: make(chan struct{}, 1)}
+	h := &Hangup{after: after, gone: gone, done: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 	h.timer = time.AfterFunc(time.Hour, h.watch)
 	h.timer.Stop()
 	return h
 }
 
 // Start watches c, the server's side of the client's connection, from
-// after on. Nothing may read c until Stop. A nil c, or one whose socket
-// cannot be peeked at, is not watched.
+// after on. Nothing may read c until Stop. A nil c, or one that is no
+// Stream and whose socket cannot be peeked at, is not watched.
 func (h *Hangup) Start(c net.Conn) {
-	if !canPeek || c == nil || socket(c) == nil {
+	if c == nil {
+		return
+	}
+	var ctx context.Context
+	if s, ok := c.(Stream); ok {
+		ctx = s.Context()
+	} else if !canPeek || socket(c) == nil {
 		return
 	}
 	h.mu.Lock()
-	h.conn, h.stopping = c, false
+	h.conn, h.ctx, h.stopping = c, ctx, false
 	h.mu.Unlock()
 	h.timer.Reset(h.after)
 }
@@ -90,16 +115,27 @@ func (h *Hangup) Stop() {
 	if !h.timer.Stop() {
 		h.mu.Lock()
 		h.stopping = true
-		if h.watching {
+		switch {
+		case h.watching && h.ctx != nil:
+			h.wake <- struct{}{}
+		case h.watching:
 			// Wakes the goroutine from its wait on the socket.
 			_ = h.conn.SetReadDeadline(aLongTimeAgo)
 		}
 		h.mu.Unlock()
 		<-h.done
-		_ = h.conn.SetReadDeadline(time.Time{})
+		if h.ctx == nil {
+			_ = h.conn.SetReadDeadline(time.Time{})
+		}
+		// A wake the watch ended too soon to take would end the next
+		// one at once.
+		select {
+		case <-h.wake:
+		default:
+		}
 	}
 	h.mu.Lock()
-	h.conn = nil
+	h.conn, h.ctx = nil, nil
 	h.mu.Unlock()
 }
 
@@ -107,17 +143,29 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func (h *Hangup) watch() {
 	h.mu.Lock()
-	c := h.conn
+	c, ctx := h.conn, h.ctx
 	h.watching = !h.stopping
-	if h.watching {
+	if h.watching && ctx == nil {
 		// The server's read deadline (its read timeout, armed when it read
 		// the request) would end the wait in silence, and a client that
 		// gave up a long poll after it would never be seen. Cleared under
 		// mu, so a Stop's wake-up deadline comes after it; Stop leaves none.
+		// A stream's deadline is its own and bounds no wait on ctx.
 		_ = c.SetReadDeadline(time.Time{})
 	}
 	h.mu.Unlock()
-	gone := h.watching && hungUp(c, h.buf[:])
+	var gone bool
+	switch {
+	case !h.watching:
+	case ctx != nil:
+		select {
+		case <-ctx.Done():
+			gone = true
+		case <-h.wake:
+		}
+	default:
+		gone = hungUp(c, h.buf[:])
+	}
 	h.mu.Lock()
 	h.watching = false
 	gone = gone && !h.stopping

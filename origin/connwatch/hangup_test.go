@@ -1,7 +1,9 @@
 package connwatch
 
 import (
+	"context"
 	"io"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,4 +82,53 @@ func (h *Hangup) isWatching() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.watching
+}
+
+// stream is a Stream over a connection with no socket to watch.
+type stream struct {
+	net.Conn
+	ctx context.Context
+}
+
+func (s stream) Context() context.Context { return s.ctx }
+
+// TestHangupStream: a Stream's watch waits on its context, the socket
+// under it having nothing to say (an HTTP/2 or HTTP/3 stream): a cancel
+// while the request waits is seen (gone runs before Stop returns), and
+// Stop ends a wait on a context not cancelled, leaving the next watch to
+// see its own.
+func TestHangupStream(t *testing.T) {
+	c, _ := net.Pipe()
+	t.Cleanup(func() { c.Close() })
+	t.Run("cancelled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var gone atomic.Bool
+		h := NewHangup(time.Millisecond, func() { gone.Store(true) })
+		h.Start(stream{c, ctx})
+		testutil.Eventually(t, 10*time.Second, "watch started", h.isWatching)
+		cancel()
+		testutil.Eventually(t, 10*time.Second, "hang-up seen", gone.Load)
+		h.Stop()
+	})
+	t.Run("stopped", func(t *testing.T) {
+		var gone atomic.Int32
+		h := NewHangup(time.Millisecond, func() { gone.Add(1) })
+		s := stream{c, context.Background()}
+		for range 20 {
+			h.Start(s)
+			h.Stop()
+		}
+		h.Start(s)
+		testutil.Eventually(t, 10*time.Second, "watch started", h.isWatching)
+		h.Stop()
+		if gone.Load() != 0 {
+			t.Fatal("gone without a cancel")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		h.Start(stream{c, ctx})
+		testutil.Eventually(t, 10*time.Second, "the next request's cancel seen", func() bool { return gone.Load() == 1 })
+		h.Stop()
+	})
 }
