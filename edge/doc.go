@@ -227,18 +227,19 @@
 // origin's max_conns connections busy (long polls) for 100 ms. /ready
 // reports the shedding; the admin and tier listeners are never limited.
 //
-// A client that hangs up while its request waits on an origin (a long
-// poll given up) is noticed once the request has waited 50 ms: the edge
-// watches the client's connection on the netpoller (connwatch.Hangup),
-// and on its EOF or reset closes the request's connection to the origin,
-// whose service cancels the handler's context and closes its own
-// connection to the application. Over HTTP/2 and HTTP/3 it watches the
-// request's stream instead (its context, which the server ends when the
-// client resets the stream or the connection closes), so a client that
-// cancels one request gives it up alike and its other streams go on. The
-// request counts as the origin client's exchanges_total{outcome="cancelled"}
-// and is logged 499, not as an origin failure. A request whose body
-// streams is not watched.
+// A client that hangs up while its request waits on an origin (a long poll
+// given up) is noticed once the request has waited 50 ms: the edge watches
+// the client's connection on the netpoller (connwatch.Hangup), and on its
+// EOF or reset closes the request's connection to the origin, whose
+// service cancels the handler's context and closes its own connection to
+// the application. Over TLS a client's close_notify alert comes before the
+// close; on Linux the close behind it is seen too. Over HTTP/2 and HTTP/3
+// it watches the request's stream instead (its context, which the server
+// ends when the client resets the stream or the connection closes), so a
+// client that cancels one request gives it up alike and its other streams
+// go on. The request counts as the origin client's
+// exchanges_total{outcome="cancelled"} and is logged 499, not as an origin
+// failure. A request whose body streams is not watched.
 //
 // # Why
 //

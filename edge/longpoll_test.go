@@ -290,3 +290,29 @@ func TestOriginPoolFull(t *testing.T) {
 		t.Errorf("exchanges_total{outcome=pool_full} %v, want 1", got)
 	}
 }
+
+// TestLongPollClientGoneTLS: a client that hangs up on a long poll over
+// HTTP/1.1 and TLS sends a close_notify alert before it closes (Go's
+// tls.Conn.Close, OpenSSL's SSL_shutdown): bytes on the socket, which
+// ended the watch, and the close behind them was not seen. It is now: the
+// application's request is cancelled, counted as cancelled and logged 499.
+func TestLongPollClientGoneTLS(t *testing.T) {
+	s := startPollTLS(t)
+	c, err := tls.Dial("tcp4", s.addr, s.tlsConfig("http/1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /poll?sid=a HTTP/1.1\r\nHost: app\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, "poll parked at the application", func() bool { return s.app.parked.Load() == 1 })
+	c.Close()
+	testutil.Eventually(t, 20*time.Second, "application's request cancelled", func() bool { return s.app.cancelled.Load() == 1 })
+	testutil.Eventually(t, 10*time.Second, "client hang-up counted", func() bool {
+		return testutil.MetricSum(t, s.n.Registry(), "wedge_edge_origin_exchanges_total", map[string]string{"outcome": "cancelled"}) == 1
+	})
+	if l := waitAccessLog(t, s.logFile, 1); l[0].Path != "/poll" || l[0].Status != 499 {
+		t.Fatalf("logged %s %d, want /poll 499", l[0].Path, l[0].Status)
+	}
+}

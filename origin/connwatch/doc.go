@@ -35,7 +35,9 @@
 // request on it waits for an answer from elsewhere: EOF or a reset there
 // means the client hung up, and Abort closes the connection the request
 // went on upstream, so the wait ends and the hang-up travels on (the edge
-// to the origin service, the origin service to the application). A
+// to the origin service, the origin service to the application). Under
+// TLS, a client's close_notify alert comes before its close; on Linux the
+// close behind it is seen (POLLRDHUP), the alert never read. A
 // request on an HTTP/2 or HTTP/3 stream (a Stream) has no socket of its
 // own, and Hangup waits on the stream's context instead.
 //

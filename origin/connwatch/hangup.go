@@ -2,6 +2,7 @@ package connwatch
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"sync"
 	"syscall"
@@ -41,8 +42,11 @@ const (
 // (a pipelined request): not a hang-up, and the watch ends there. A client
 // that half-closes its side once its requests are sent is taken for one
 // that hung up, as nginx takes it. It sees the socket under a TLS layer,
-// so a TLS close_notify counts as bytes; a client that just closes the
-// connection is seen.
+// where a TLS client that hangs up sends a close_notify alert before it
+// closes: bytes. Where the socket can tell the peer's close behind unread
+// bytes (Linux: POLLRDHUP, as nginx checks it), bytes that are one TLS
+// record as long as an encrypted alert are waited past, and the close
+// after them is a hang-up; any other bytes end the watch.
 //
 // A request that shares its connection with others (an HTTP/2 or HTTP/3
 // stream) has no socket of its own to watch: its connection is a Stream,
@@ -55,9 +59,9 @@ type Hangup struct {
 	after time.Duration
 	gone  func()
 	timer *time.Timer
-	done  chan struct{} // the watch ended
-	wake  chan struct{} // Stop ends a wait on a stream's context
-	buf   [1]byte
+	done  chan struct{}      // the watch ended
+	wake  chan struct{}      // Stop ends a wait on a stream's context
+	buf   [maxAlert + 1]byte // a peek: one byte, or what can be an alert
 
 	mu       sync.Mutex
 	conn     net.Conn        // watched, from Start to Stop
@@ -96,7 +100,7 @@ func (h *Hangup) Start(c net.Conn) {
 	var ctx context.Context
 	if s, ok := c.(Stream); ok {
 		ctx = s.Context()
-	} else if !canPeek || socket(c) == nil {
+	} else if sc, _ := socket(c); !canPeek || sc == nil {
 		return
 	}
 	h.mu.Lock()
@@ -179,7 +183,7 @@ func (h *Hangup) watch() {
 // hungUp waits until c's socket is readable, or c's read deadline, and
 // reports whether it was readable because the peer closed or reset it.
 func hungUp(c net.Conn, buf []byte) bool {
-	sc := socket(c)
+	sc, overTLS := socket(c)
 	if sc == nil {
 		return false
 	}
@@ -189,26 +193,65 @@ func hungUp(c net.Conn, buf []byte) bool {
 	}
 	st := silent
 	err = raw.Read(func(fd uintptr) bool {
-		st = peek(fd, buf)
+		st = peek(fd, buf[:1])
+		if st == pending && overTLS && seesClose && alertLike(buf[:peekN(fd, buf)]) {
+			if peerClosed(fd) {
+				st = closed
+				return true
+			}
+			// The close may come in a segment of its own: the netpoller
+			// wakes the wait again for it, or for more bytes.
+			return false
+		}
 		return st != silent
 	})
 	return err == nil && st == closed
 }
 
+// maxAlert is the longest record alertLike takes, a block more than the
+// longest alert crypto/tls reads: TLS 1.2's under CBC and HMAC-SHA256 (a
+// 5-byte header, a 16-byte IV, then 2 bytes and the 32-byte MAC padded to
+// 48).
+const maxAlert = 5 + 16 + 64
+
+// alertLike reports whether b, all the socket holds, is one TLS record
+// that can be an alert (a close_notify), whole or begun: one of type alert
+// (21), which TLS 1.2 sends in the clear, or of type application_data
+// (23) as long as a TLS 1.3 alert is (its 2 bytes, the inner type and a
+// 16-byte AEAD tag: 19; every TLS 1.3 suite crypto/tls serves has such a
+// tag). Application data that short and followed by the close is a
+// client's half-close after at most 2 bytes, which is a hang-up too.
+func alertLike(b []byte) bool {
+	if len(b) == 0 || (b[0] != 21 && b[0] != 23) {
+		return false
+	}
+	if len(b) < 5 {
+		return len(b) < 2 || b[1] == 3
+	}
+	n := int(b[3])<<8 | int(b[4])
+	if b[1] != 3 || (b[0] == 23 && n != 19) || 5+n > maxAlert {
+		return false
+	}
+	return len(b) <= 5+n
+}
+
 // socket is the socket under c, unwrapping what wraps it (*tls.Conn and
-// others with a NetConn method); nil if there is none.
-func socket(c net.Conn) syscall.Conn {
+// others with a NetConn method); nil if there is none. overTLS is whether
+// a *tls.Conn was among them.
+func socket(c net.Conn) (_ syscall.Conn, overTLS bool) {
 	for range 4 {
 		if sc, ok := c.(syscall.Conn); ok {
-			return sc
+			return sc, overTLS
 		}
+		_, isTLS := c.(*tls.Conn)
+		overTLS = overTLS || isTLS
 		u, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
-			return nil
+			return nil, false
 		}
 		c = u.NetConn()
 	}
-	return nil
+	return nil, false
 }
 
 // Abort lets another goroutine abandon an exchange with an upstream (a
