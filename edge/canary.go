@@ -22,6 +22,9 @@ type step struct {
 	canary *loaded
 	share  uint32 // canary share, in 1/10000 of clients
 	split  split  // what places a client on a side
+	// stableBrk and canaryBrk are the versions' breakers on the step's
+	// route (pluginbreaker.go).
+	stableBrk, canaryBrk *pluginBreaker
 }
 
 // split is a canary's split key (manifest.ParseSplit): the client address

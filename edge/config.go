@@ -342,8 +342,46 @@ type PluginConfig struct {
 	// the node's 64 MiB, the default. An instance growing past 3/4 of it is
 	// replaced between calls; a call that needs more than all of it fails.
 	MemoryBytes int `yaml:"memory_bytes"`
+	// Breaker stops calling the plugin on this route while it keeps
+	// running out of its deadline: e.g. breaker: {failures: 5, window:
+	// 10s, open_for: 5s}, those being the defaults. See
+	// PluginBreakerConfig.
+	Breaker PluginBreakerConfig `yaml:"breaker"`
 
 	config []byte // Config as JSON
+}
+
+// PluginBreakerConfig is a plugin's breaker on a route (pluginbreaker.go);
+// a field left out takes its default. Failures calls of one version
+// stopped at their deadline within Window open it: for OpenFor the
+// route's requests get what the plugin's failure gives (Failure,
+// FailureStatus) without the plugin being called, and count as its
+// failures for the rollout gates. Then one call goes through: ending
+// within the deadline, it closes the breaker, else it opens it again.
+// Other failures (traps, panics, memory) do not count: they cost no
+// budget of CPU.
+type PluginBreakerConfig struct {
+	// Failures is how many calls stopped at their deadline within Window
+	// open it, 1 to 1000. Default 5.
+	Failures int `yaml:"failures"`
+	// Window is how recent those calls must be. Default 10 s.
+	Window Duration `yaml:"window"`
+	// OpenFor is how long it skips the plugin before a probe. Default 5 s.
+	OpenFor Duration `yaml:"open_for"`
+}
+
+// withDefaults fills the fields left out.
+func (c PluginBreakerConfig) withDefaults() PluginBreakerConfig {
+	if c.Failures == 0 {
+		c.Failures = defaultBreakerFailures
+	}
+	if c.Window == 0 {
+		c.Window = Duration(defaultBreakerWindow)
+	}
+	if c.OpenFor == 0 {
+		c.OpenFor = Duration(defaultBreakerOpenFor)
+	}
+	return c
 }
 
 // Bounds of a plugin's deadline.
@@ -649,6 +687,9 @@ func (c *Config) validate() error {
 			if p.MemoryBytes != 0 && (p.MemoryBytes < 64<<10 || p.MemoryBytes > wasm.DefaultMemoryLimit) {
 				return fmt.Errorf("route %q: plugin %s: memory_bytes %d: want 65536 (64 KiB) to %d (64 MiB)",
 					r.Name, p.Name, p.MemoryBytes, wasm.DefaultMemoryLimit)
+			}
+			if f := p.Breaker.Failures; f < 0 || f > maxBreakerFailures {
+				return fmt.Errorf("route %q: plugin %s: breaker: failures %d: want 1 to %d", r.Name, p.Name, f, maxBreakerFailures)
 			}
 		}
 	}

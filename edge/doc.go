@@ -25,10 +25,12 @@
 //
 // A chain step may set the plugin's deadline (CPU time per call, default
 // 100ms) and memory_bytes (linear memory per instance, default and at most
-// 64 MiB) for that route; see PluginConfig. A route's timeout replaces its
-// origin's as the budget of its requests, for applications that hold
-// requests on purpose, such as socket.io's long polls; see
-// RouteConfig.Timeout.
+// 64 MiB) for that route, and its breaker (a version whose calls keep
+// running out of the deadline is not called on the route for a while, its
+// requests getting the failure's answer); see PluginConfig and
+// PluginBreakerConfig. A route's timeout replaces its origin's as the
+// budget of its requests, for applications that hold requests on purpose,
+// such as socket.io's long polls; see RouteConfig.Timeout.
 //
 // Routing matches the path as fasthttp normalizes it (percent-decoded, "//",
 // "." and ".." resolved), while plugins and the origin get the path as sent.

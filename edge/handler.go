@@ -151,7 +151,7 @@ func (c *requestChain) OnRequest(i int, ex host.Exchange) (abi.Action, error) {
 	if c.al != nil {
 		defer c.al.called(i, false, c.al.begin())
 	}
-	return c.held[i].m.OnRequest(ex)
+	return c.rt.chain[i].breakerOf(c.held[i]).onRequest(c.held[i], ex) // pluginbreaker.go
 }
 
 // OnResponse runs plugin i's response phase, which a 101 opening a tunnel
@@ -163,13 +163,16 @@ func (c *requestChain) OnResponse(i int, ex host.Exchange) error {
 	if c.al != nil {
 		defer c.al.called(i, true, c.al.begin())
 	}
-	return c.held[i].m.OnResponse(ex)
+	return c.rt.chain[i].breakerOf(c.held[i]).onResponse(c.held[i], ex)
 }
 
-// Failed marks the version failed for its health and logs why.
+// Failed marks the version failed for its health and logs why, unless
+// its breaker skipped the call: that was logged once, when it opened.
 func (c *requestChain) Failed(i int, phase abi.Phase, err error) {
 	c.failed |= 1 << min(i, 63)
-	c.n.pluginError(c.rt, c.held[i].m, phase, c.id, err)
+	if err != errBreakerOpen {
+		c.n.pluginError(c.rt, c.held[i].m, phase, c.id, err)
+	}
 }
 
 // Origin sends the request as the chain left it to the route's origin; the

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,14 @@ type metrics struct {
 	accessLogDropped prometheus.Counter // accesslog.go
 
 	proxyRefused *prometheus.CounterVec // proxyproto.go
+
+	// pluginbreaker.go: by route, plugin and version. A config-only
+	// canary runs a version twice on a route, so a series may have two
+	// breakers: brkUsers counts them, and the last to go deletes it.
+	brkState             *prometheus.GaugeVec
+	brkSkipped, brkOpens *prometheus.CounterVec
+	brkMu                sync.Mutex
+	brkUsers             map[[3]string]int
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,9 +68,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		proxyRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "proxy_protocol_refused_total",
 			Help: "Connections closed for their PROXY protocol header (proxy_protocol), by reason: missing (a trusted peer sent none), malformed, unsupported (not TCP), timeout (not finished within read_timeout) or untrusted (sent by an address not trusted)."},
 			[]string{"reason"}),
+		brkState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "plugin_breaker_state",
+			Help: "A plugin version's breaker on a route (0 closed, 1 half-open, 2 open): open, the route's requests get the plugin's failure answer without calling it, after it kept running out of its deadline."},
+			[]string{"route", "plugin", "version"}),
+		brkSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "plugin_breaker_skipped_total",
+			Help: "Plugin calls not made because the version's breaker on the route was open (each got the plugin's failure answer)."},
+			[]string{"route", "plugin", "version"}),
+		brkOpens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "plugin_breaker_opens_total",
+			Help: "Times a plugin version's breaker on a route opened: its calls ran out of their deadline breaker.failures times within breaker.window, or a half-open probe did."},
+			[]string{"route", "plugin", "version"}),
+		brkUsers: map[[3]string]int{},
 	}
 	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.storeDropped, m.shed,
-		m.originLimit, m.originLatency, m.accessLogDropped, m.proxyRefused)
+		m.originLimit, m.originLatency, m.accessLogDropped, m.proxyRefused,
+		m.brkState, m.brkSkipped, m.brkOpens)
 	return m
 }
 
@@ -87,4 +107,29 @@ func (r routeMetrics) observe(status int, d time.Duration) {
 	}
 	r.codes[c].Inc()
 	r.duration.Observe(d.Seconds())
+}
+
+// pluginBreaker resolves a plugin breaker's series (pluginbreaker.go).
+func (m *metrics) pluginBreaker(route, plugin, version string) breakerSeries {
+	m.brkMu.Lock()
+	m.brkUsers[[3]string{route, plugin, version}]++
+	m.brkMu.Unlock()
+	return breakerSeries{state: m.brkState.WithLabelValues(route, plugin, version),
+		skipped: m.brkSkipped.WithLabelValues(route, plugin, version),
+		opens:   m.brkOpens.WithLabelValues(route, plugin, version)}
+}
+
+// dropPluginBreaker deletes a breaker's series once no breaker uses them:
+// versions come and go with rollouts, and their series should not stay.
+func (m *metrics) dropPluginBreaker(route, plugin, version string) {
+	k := [3]string{route, plugin, version}
+	m.brkMu.Lock()
+	defer m.brkMu.Unlock()
+	if m.brkUsers[k]--; m.brkUsers[k] > 0 {
+		return
+	}
+	delete(m.brkUsers, k)
+	m.brkState.DeleteLabelValues(route, plugin, version)
+	m.brkSkipped.DeleteLabelValues(route, plugin, version)
+	m.brkOpens.DeleteLabelValues(route, plugin, version)
 }

@@ -95,6 +95,9 @@ type loaded struct {
 	key modKey
 	m   *wasm.Module
 	h   health
+	// brk are its breakers, per route (pluginbreaker.go); only the reload
+	// path touches the map, requests reach them through their steps.
+	brk map[breakerKey]*pluginBreaker
 }
 
 // modKey identifies what a module was loaded from: generations whose
@@ -118,10 +121,12 @@ func (n *Node) loadStep(ctx context.Context, g *generation, route string, pc *Pl
 	if s.stable, err = n.loadVersion(ctx, g, pc, rel); err != nil {
 		return nil, err
 	}
+	s.stableBrk = n.breaker(s.stable, route, pc.Breaker)
 	if rel != nil && rel.Canary != nil {
 		if s.canary, err = n.loadVersion(ctx, g, pc, rel.Canary); err != nil {
 			return nil, err
 		}
+		s.canaryBrk = n.breaker(s.canary, route, pc.Breaker)
 		s.share = uint32(min(max(rel.Share, 0), 100) * 100)
 		kind, name, err := manifest.ParseSplit(rel.Split)
 		if err != nil {
@@ -188,6 +193,7 @@ func (n *Node) prune(cur *generation) {
 	for k, l := range maps.Clone(n.mods) {
 		if _, ok := cur.loaded[k]; !ok {
 			delete(n.mods, k)
+			n.dropBreakers(l)
 			l.m.Close()
 		}
 	}

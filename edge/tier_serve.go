@@ -221,9 +221,10 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 	}
 	c := &a.chain
 	peer, _ := netip.ParseAddr(b2s(a.wreq.Peer))
-	*c = tierChain{n: n, rt: rt, l: s.forClient(a.raw, ip), step: v.step, hop: v.hop, deadline: deadline,
+	l := s.forClient(a.raw, ip)
+	*c = tierChain{n: n, rt: rt, l: l, b: s.breakerOf(l), step: v.step, hop: v.hop, deadline: deadline,
 		key: c.key[:0], wreq: c.wreq, wresp: c.wresp, peer: peer}
-	defer func() { c.n, c.rt, c.l = nil, nil, nil }()
+	defer func() { c.n, c.rt, c.l, c.b = nil, nil, nil, nil }()
 	start := time.Now()
 	x.flow.Run(c, x, &x.MemExchange)
 	// The version that ran the ask records it for the rollout gates, as
@@ -234,7 +235,7 @@ func (n *Node) answerAsk(a *ask, x *exchange) (why string) {
 			rv.Done()
 		} else {
 			t.bg.Add(1)
-			bc := &tierChain{n: n, rt: rt, l: c.l, step: v.step, hop: v.hop, deadline: time.Now().Add(rt.timeout), peer: peer}
+			bc := &tierChain{n: n, rt: rt, l: c.l, b: c.b, step: v.step, hop: v.hop, deadline: time.Now().Add(rt.timeout), peer: peer}
 			go func() {
 				defer t.bg.Done()
 				defer g.unref()
@@ -393,6 +394,7 @@ type tierChain struct {
 	n        *Node
 	rt       *route
 	l        *loaded
+	b        *pluginBreaker // l's on rt
 	step     tierStep
 	hop      string
 	deadline time.Time
@@ -409,14 +411,16 @@ var _ host.Chain = (*tierChain)(nil)
 func (c *tierChain) Len() int { return 1 }
 
 func (c *tierChain) OnRequest(_ int, ex host.Exchange) (abi.Action, error) {
-	return c.l.m.OnRequest(ex)
+	return c.b.onRequest(c.l, ex) // pluginbreaker.go: the route's breaker of the version
 }
 
-func (c *tierChain) OnResponse(_ int, ex host.Exchange) error { return c.l.m.OnResponse(ex) }
+func (c *tierChain) OnResponse(_ int, ex host.Exchange) error { return c.b.onResponse(c.l, ex) }
 
 func (c *tierChain) Failed(_ int, phase abi.Phase, err error) {
 	c.failed = 1
-	c.n.pluginError(c.rt, c.l.m, phase, "", err)
+	if err != errBreakerOpen {
+		c.n.pluginError(c.rt, c.l.m, phase, "", err)
+	}
 }
 
 // Origin fetches the request through the collapse; a failure is answered

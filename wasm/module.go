@@ -450,6 +450,11 @@ func (m *Module) Version() string { return m.spec.Version }
 // Digest is the hex sha256 of the module binary as given to Load.
 func (m *Module) Digest() string { return m.digest }
 
+// Features is what the plugin declared at configure: which of its phases
+// run (abi.FeatureRequest, abi.FeatureResponse); a phase it lacks is not
+// called.
+func (m *Module) Features() abi.Feature { return m.features }
+
 // Done is closed once the module has closed all its instances.
 func (m *Module) Done() <-chan struct{} { return m.done }
 
@@ -463,7 +468,7 @@ func (m *Module) OnRequest(ex host.Exchange) (abi.Action, error) {
 	}
 	act, err := m.call(abi.PhaseRequest, ex)
 	if err != nil {
-		return m.fail(ex), err
+		return m.Fail(ex), err
 	}
 	return act, nil
 }
@@ -475,13 +480,19 @@ func (m *Module) OnResponse(ex host.Exchange) error {
 		return nil
 	}
 	if _, err := m.call(abi.PhaseResponse, ex); err != nil {
-		m.fail(ex)
+		m.Fail(ex)
 		return err
 	}
 	return nil
 }
 
-func (m *Module) fail(ex host.Exchange) abi.Action {
+// Fail gives ex what the failure policy gives a failed call, without
+// calling the plugin: fail-open yields ActionContinue and leaves ex alone,
+// fail-closed replaces ex's response with the policy's status and yields
+// ActionAnswer. It is for a caller that chose not to call a plugin that
+// keeps failing (the edge's breaker), so that its requests are answered as
+// the failure would have answered them.
+func (m *Module) Fail(ex host.Exchange) abi.Action {
 	if m.spec.Policy.Open {
 		return abi.ActionContinue
 	}

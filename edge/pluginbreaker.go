@@ -1,0 +1,257 @@
+// The plugin breaker: a route stops calling a plugin version that keeps
+// running out of its CPU budget, for a while, and answers its requests as
+// the failure would have.
+//
+// # Why
+//
+// A call that runs away is stopped only once it has used its whole budget
+// (between one and one and a quarter of it: wasm/instance.go), and its
+// instance, milliseconds of CPU to replace, goes with it. A version that
+// loops on every request of one route turned each of them into a budget of
+// CPU burnt for a 503 (or a skipped step): the node fell behind, and its
+// overload controller (overload.go) shed requests at random on every
+// route, those that never run the plugin included, while the version went
+// on being called. Answering those requests without the call costs
+// nothing, and the answer is the one the failure gave.
+
+package edge
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/talowa/wedge/wasm"
+	"github.com/talowa/wedge/wasm/abi"
+	"github.com/talowa/wedge/wasm/host"
+)
+
+// Breaker states, as wedge_edge_plugin_breaker_state has them (the origin
+// breaker's encoding).
+const (
+	breakerClosed uint32 = iota
+	breakerHalfOpen
+	breakerOpen
+)
+
+// Defaults of PluginBreakerConfig.
+const (
+	defaultBreakerFailures = 5
+	defaultBreakerWindow   = 10 * time.Second
+	defaultBreakerOpenFor  = 5 * time.Second
+	// maxBreakerFailures bounds failures: the breaker keeps that many
+	// trap times.
+	maxBreakerFailures = 1000
+)
+
+// errBreakerOpen is the failure of a call the breaker skipped: the chain
+// marks the step failed for the version's health, so the rollout gates
+// and the status page see every request it answered so, and logs nothing,
+// the opening having been logged once.
+var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (it kept running out of its deadline)")
+
+// pluginBreaker is the breaker of one plugin version on one route. Closed,
+// it costs a call one atomic load, and a call that ends within its budget
+// nothing more. Failures calls stopped at their deadline (wasm.KindTimeout;
+// other failures do not burn a budget) within Window open it: for OpenFor
+// the route's calls of the version are not made (skip). Then it is
+// half-open: one call goes through, a probe; the probe ending within its
+// budget closes it, and a probe stopped at its deadline opens it again.
+// A probe that never reports (it cannot, but a breaker that waited for
+// one forever would never call the plugin again) is replaced after
+// OpenFor.
+type pluginBreaker struct {
+	state     atomic.Uint32
+	openUntil atomic.Int64 // while open, the clock reading at which it turns half-open
+
+	failures        int
+	window, openFor int64
+	now             func() int64 // a monotonic clock in ns; a fake one in tests
+
+	mu      sync.Mutex
+	traps   []int64 // ring of the last failures trap times; 0: none yet
+	next    int     // the ring's oldest entry, where the next goes
+	probeAt int64   // half-open: when the probe went through; 0: none out
+
+	route, plugin string
+	m             breakerSeries
+	log           *slog.Logger
+}
+
+// breakerSeries are a breaker's metric series, resolved at load.
+type breakerSeries struct {
+	state   prometheus.Gauge
+	skipped prometheus.Counter
+	opens   prometheus.Counter
+}
+
+// monoEpoch anchors monoNow, the breakers' clock.
+var monoEpoch = time.Now()
+
+// monoNow is the monotonic clock in ns since monoEpoch, never 0 (0 marks
+// an empty trap slot).
+func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
+
+func newPluginBreaker(cfg PluginBreakerConfig, route, plugin string, m breakerSeries, log *slog.Logger, now func() int64) *pluginBreaker {
+	cfg = cfg.withDefaults()
+	b := &pluginBreaker{failures: cfg.Failures, window: int64(cfg.Window), openFor: int64(cfg.OpenFor), now: now,
+		traps: make([]int64, cfg.Failures), route: route, plugin: plugin, m: m, log: log}
+	m.state.Set(float64(breakerClosed))
+	return b
+}
+
+// allow says whether a call of the plugin may go through now, and whether
+// it is the half-open probe; a call that goes through is reported to done.
+// A call it refuses is counted as skipped.
+func (b *pluginBreaker) allow() (call, probe bool) {
+	if b.state.Load() == breakerClosed {
+		return true, false
+	}
+	now := b.now()
+	if b.state.Load() == breakerOpen && now < b.openUntil.Load() {
+		b.m.skipped.Inc()
+		return false, false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state.Load() {
+	case breakerClosed: // closed by a probe meanwhile
+		return true, false
+	case breakerOpen:
+		if now < b.openUntil.Load() { // opened again meanwhile
+			b.m.skipped.Inc()
+			return false, false
+		}
+		b.setState(breakerHalfOpen)
+		b.log.Info("plugin breaker half-open, probing", "plugin", b.plugin, "route", b.route)
+	}
+	if b.probeAt == 0 || now-b.probeAt >= b.openFor {
+		b.probeAt = now
+		return true, true
+	}
+	b.m.skipped.Inc()
+	return false, false
+}
+
+// done reports how a call allow let through ended.
+func (b *pluginBreaker) done(probe bool, err error) {
+	ce, ok := err.(*wasm.CallError) // what Module returns, unwrapped: no allocation
+	overtime := ok && ce.Kind == wasm.KindTimeout
+	if !overtime && !probe {
+		return // the hot path: nothing to count
+	}
+	now := b.now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case probe && !overtime:
+		if b.state.Load() == breakerHalfOpen {
+			b.probeAt = 0
+			clear(b.traps)
+			b.setState(breakerClosed)
+			b.log.Info("plugin breaker closed: the probe ended within its deadline", "plugin", b.plugin, "route", b.route)
+		}
+	case probe:
+		b.open(now, "probe", 1)
+	case b.state.Load() == breakerClosed:
+		// A call let through while closed, ending after the breaker
+		// opened, adds nothing: the opening counted what it needed.
+		b.traps[b.next] = now
+		b.next = (b.next + 1) % len(b.traps)
+		if oldest := b.traps[b.next]; oldest != 0 && now-oldest <= b.window {
+			b.open(now, "failures", b.failures)
+		}
+	}
+}
+
+// open opens the breaker at now; b.mu is held.
+func (b *pluginBreaker) open(now int64, rule string, traps int) {
+	b.probeAt = 0
+	clear(b.traps)
+	b.openUntil.Store(now + b.openFor)
+	b.setState(breakerOpen)
+	b.m.opens.Inc()
+	b.log.Warn("plugin breaker opened: its calls keep running out of their deadline; the route's requests get its failure answer without calling it",
+		"plugin", b.plugin, "route", b.route, "rule", rule, "timeouts", traps,
+		"window", time.Duration(b.window), "open_for", time.Duration(b.openFor))
+}
+
+func (b *pluginBreaker) setState(s uint32) {
+	b.state.Store(s)
+	b.m.state.Set(float64(s))
+}
+
+// onRequest runs l's request phase through b: skipped, the request gets
+// what the failure policy gives a failed call, and errBreakerOpen.
+func (b *pluginBreaker) onRequest(l *loaded, ex host.Exchange) (abi.Action, error) {
+	if l.m.Features()&abi.FeatureRequest == 0 {
+		// Nothing is called: a probe spent here would close the breaker
+		// of a version that runs away in its response phase untried.
+		return l.m.OnRequest(ex)
+	}
+	call, probe := b.allow()
+	if !call {
+		return l.m.Fail(ex), errBreakerOpen
+	}
+	act, err := l.m.OnRequest(ex)
+	b.done(probe, err)
+	return act, err
+}
+
+// onResponse runs l's response phase through b, as onRequest does the
+// request's.
+func (b *pluginBreaker) onResponse(l *loaded, ex host.Exchange) error {
+	if l.m.Features()&abi.FeatureResponse == 0 {
+		return nil
+	}
+	call, probe := b.allow()
+	if !call {
+		l.m.Fail(ex)
+		return errBreakerOpen
+	}
+	err := l.m.OnResponse(ex)
+	b.done(probe, err)
+	return err
+}
+
+// breakerOf is the breaker of the version l of step s, one of its two.
+func (s *step) breakerOf(l *loaded) *pluginBreaker {
+	if l == s.canary && l != s.stable {
+		return s.canaryBrk
+	}
+	return s.stableBrk
+}
+
+// breakerKey names a breaker of a loaded version: one per route, and per
+// configuration of it, which a reload may change while the version stays.
+type breakerKey struct {
+	route string
+	cfg   PluginBreakerConfig
+}
+
+// breaker returns l's breaker for route with cfg, made on first use. Only
+// the reload path (under reloadMu, or New's) calls it.
+func (n *Node) breaker(l *loaded, route string, cfg PluginBreakerConfig) *pluginBreaker {
+	k := breakerKey{route, cfg}
+	if b := l.brk[k]; b != nil {
+		return b
+	}
+	if l.brk == nil {
+		l.brk = map[breakerKey]*pluginBreaker{}
+	}
+	id := wasm.PluginID(l.m.Name(), l.m.Version())
+	b := newPluginBreaker(cfg, route, id, n.m.pluginBreaker(route, l.m.Name(), l.m.Version()), n.log, monoNow)
+	l.brk[k] = b
+	return b
+}
+
+// dropBreakers lets go of l's breakers' series, l being closed.
+func (n *Node) dropBreakers(l *loaded) {
+	for k := range l.brk {
+		n.m.dropPluginBreaker(k.route, l.m.Name(), l.m.Version())
+	}
+}

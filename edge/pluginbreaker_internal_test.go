@@ -1,0 +1,188 @@
+package edge
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/talowa/wedge/internal/testutil"
+
+	"github.com/talowa/wedge/wasm"
+)
+
+// fakeBreaker is a breaker on a clock the test moves, with its series.
+type fakeBreaker struct {
+	*pluginBreaker
+	clock int64
+	s     breakerSeries
+}
+
+func newFakeBreaker(cfg PluginBreakerConfig) *fakeBreaker {
+	f := &fakeBreaker{clock: 1, s: breakerSeries{state: prometheus.NewGauge(prometheus.GaugeOpts{Name: "s"}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "k"}),
+		opens:   prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})}}
+	f.pluginBreaker = newPluginBreaker(cfg, "r", "p@1", f.s, slog.New(slog.DiscardHandler), func() int64 { return f.clock })
+	return f
+}
+
+func (f *fakeBreaker) advance(d time.Duration) { f.clock += int64(d) }
+
+var (
+	errOvertime = &wasm.CallError{Plugin: "p", Version: "1", Phase: "request", Kind: wasm.KindTimeout}
+	errTrapped  = &wasm.CallError{Plugin: "p", Version: "1", Phase: "request", Kind: wasm.KindTrap}
+)
+
+// call runs one call through the breaker, ending with err; it reports
+// whether the call was made and whether it was the probe.
+func (f *fakeBreaker) call(err error) (called, probe bool) {
+	called, probe = f.allow()
+	if called {
+		f.done(probe, err)
+	}
+	return called, probe
+}
+
+func (f *fakeBreaker) want(t *testing.T, state uint32, opens, skipped float64) {
+	t.Helper()
+	if got := f.state.Load(); got != state {
+		t.Fatalf("state %d, want %d", got, state)
+	}
+	if got := value(f.s.state); got != float64(state) {
+		t.Fatalf("state gauge %v, want %d", got, state)
+	}
+	if got := value(f.s.opens); got != opens {
+		t.Fatalf("opens %v, want %v", got, opens)
+	}
+	if got := value(f.s.skipped); got != skipped {
+		t.Fatalf("skipped %v, want %v", got, skipped)
+	}
+}
+
+// TestPluginBreakerStates walks the breaker through its states on a fake
+// clock: Failures timeouts within Window open it, it skips calls for
+// OpenFor, lets one probe through (skipping the others while it is out),
+// opens again on a probe that times out and closes on one that ends in
+// time.
+func TestPluginBreakerStates(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 3, Window: Duration(10 * time.Second), OpenFor: Duration(5 * time.Second)})
+	for range 2 {
+		if called, _ := f.call(errOvertime); !called {
+			t.Fatal("a call refused while closed")
+		}
+		f.advance(time.Second)
+	}
+	f.call(nil) // a success between counts for nothing: timeouts open it
+	f.want(t, breakerClosed, 0, 0)
+	f.call(errOvertime) // the third within 10 s
+	f.want(t, breakerOpen, 1, 0)
+
+	for range 4 {
+		if called, _ := f.call(nil); called {
+			t.Fatal("a call made while open")
+		}
+		f.advance(time.Second)
+	}
+	f.want(t, breakerOpen, 1, 4)
+	f.advance(time.Second) // 5 s open
+	called, probe := f.allow()
+	if !called || !probe {
+		t.Fatalf("after open_for: called %v probe %v, want the probe", called, probe)
+	}
+	f.want(t, breakerHalfOpen, 1, 4)
+	if called, _ := f.call(nil); called {
+		t.Fatal("a second call let through while the probe is out")
+	}
+	f.done(true, errOvertime) // the probe ran out of its deadline
+	f.want(t, breakerOpen, 2, 5)
+	if called, _ := f.call(nil); called {
+		t.Fatal("a call made after the probe failed")
+	}
+	f.advance(5 * time.Second)
+	if called, probe := f.call(errTrapped); !called || !probe { // a trap ended within its budget
+		t.Fatalf("second probe: called %v probe %v", called, probe)
+	}
+	f.want(t, breakerClosed, 2, 6)
+
+	// Closed again, it counts afresh: two timeouts do not open it.
+	f.call(errOvertime)
+	f.call(errOvertime)
+	f.want(t, breakerClosed, 2, 6)
+}
+
+// TestPluginBreakerBelowThreshold: timeouts fewer than Failures in any
+// Window, and failures of other kinds however many, never open it.
+func TestPluginBreakerBelowThreshold(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 3, Window: Duration(10 * time.Second)})
+	for range 100 {
+		f.call(errOvertime)
+		f.advance(5*time.Second + 1) // two at most in any 10 s
+		for range 10 {
+			f.call(errTrapped)
+			f.call(errors.New("some other failure"))
+			f.call(nil)
+		}
+	}
+	f.want(t, breakerClosed, 0, 0)
+	// The defaults: 5 within 10 s.
+	f = newFakeBreaker(PluginBreakerConfig{})
+	f.call(errOvertime)
+	f.advance(9 * time.Second)
+	for range 3 {
+		f.call(errOvertime)
+	}
+	f.want(t, breakerClosed, 0, 0)
+	f.advance(time.Second + 1) // the first has left the window: four in it
+	f.call(errOvertime)
+	f.want(t, breakerClosed, 0, 0)
+	f.call(errOvertime)
+	f.want(t, breakerOpen, 1, 0)
+	f.advance(5*time.Second - 1)
+	f.call(nil)
+	f.want(t, breakerOpen, 1, 1)
+}
+
+// TestPluginBreakerLostProbe: a probe that never reports is replaced by
+// another once OpenFor has passed since it went, not waited for forever.
+func TestPluginBreakerLostProbe(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Second)})
+	f.call(errOvertime)
+	f.advance(time.Second)
+	if called, probe := f.allow(); !called || !probe {
+		t.Fatal("no probe")
+	}
+	f.advance(time.Second - 1)
+	if called, _ := f.allow(); called {
+		t.Fatal("a second probe while the first may still report")
+	}
+	f.advance(1)
+	if called, probe := f.call(nil); !called || !probe {
+		t.Fatal("the lost probe was never replaced")
+	}
+	f.want(t, breakerClosed, 1, 1)
+}
+
+// TestPluginBreakerAllocs: the breaker's checks allocate nothing, closed
+// (every call's) or open (every skipped call's).
+func TestPluginBreakerAllocs(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Hour)})
+	if a := testing.AllocsPerRun(1000, func() { f.call(nil) }); a != 0 {
+		t.Errorf("closed: %v allocations a call, want 0", a)
+	}
+	f.call(errOvertime)
+	if a := testing.AllocsPerRun(1000, func() { f.call(nil) }); a != 0 {
+		t.Errorf("open: %v allocations a call, want 0", a)
+	}
+}
+
+// value is a gauge's or a counter's value.
+func value(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return testutil.Value(&m)
+}

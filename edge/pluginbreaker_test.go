@@ -1,0 +1,212 @@
+package edge_test
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/talowa/wedge/deploy/manifest"
+	"github.com/talowa/wedge/edge"
+	"github.com/talowa/wedge/internal/testutil"
+	"github.com/talowa/wedge/origin/origintest"
+)
+
+// TestPluginBreakerStopsRunaway: a plugin version whose calls run until
+// their deadline stops them opens its breaker on its route after
+// breaker.failures of them, and the route's requests then get what its
+// failure gives without the plugin being called: a 503 where it fails
+// closed, the origin's answer where it fails open. A route without it
+// is served throughout. The version's health (what the rollout gates and
+// the status page read) counts every skipped request as a failure. Past
+// open_for one call probes: stopped at its deadline it opens the breaker
+// again, ending in time it closes it. A version that runs out of its
+// deadline fewer times than failures keeps being called. A runaway
+// response phase opens it too.
+//
+// Calls are counted by the runtime's call histogram and errors, not by
+// time; each route runs its own version label so that their counts are
+// apart.
+func TestPluginBreakerStopsRunaway(t *testing.T) {
+	file := misbehave(t)
+	yaml := fmt.Sprintf(`
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {name: closed, path: /closed/, origin: app, chain: [{file: %[3]q, version: closed, deadline: 5ms,
+      breaker: {failures: 3, window: 1h, open_for: 1h}}]}
+  - {name: open, path: /open/, origin: app, chain: [{file: %[3]q, version: open, deadline: 5ms, failure: open,
+      breaker: {failures: 3, window: 1h, open_for: 50ms}}]}
+  - {name: rare, path: /rare/, origin: app, chain: [{file: %[3]q, version: rare, deadline: 5ms,
+      breaker: {failures: 3, window: 1h}}]}
+  - {name: resp, path: /resp/, origin: app, chain: [{file: %[3]q, version: resp, deadline: 5ms,
+      breaker: {failures: 2, window: 1h, open_for: 1h}}]}
+  - {name: plain, path: /plain/, origin: app}
+`, startOrigin(t, "o"), origintest.Key.Text(), file)
+	logs := &testutil.SyncBuffer{}
+	tn := startNodeWith(t, yaml, edge.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
+	loop := []string{"X-Misbehave", "request:loop"}
+	calls := func(version string) float64 {
+		return metric(t, tn, "wedge_plugin_call_duration_seconds", "version", version)
+	}
+	timeouts := func(version string) float64 {
+		return metric(t, tn, "wedge_plugin_errors_total", "version", version, "kind", "timeout")
+	}
+	state := func(route string) float64 { return metric(t, tn, "wedge_edge_plugin_breaker_state", "route", route) }
+	health := func(version string) manifest.Health {
+		for _, h := range tn.Health() {
+			if h.Version == version {
+				return h
+			}
+		}
+		t.Fatalf("no health of version %s: %+v", version, tn.Health())
+		return manifest.Health{}
+	}
+
+	// Fail closed: three runaways open it.
+	for i := range 3 {
+		if st, _, _ := tn.do(t, "GET", "x", "/closed/", nil, loop...); st != 503 {
+			t.Fatalf("runaway %d: %d, want the fail-closed 503", i, st)
+		}
+	}
+	if s, o := state("closed"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "closed"); s != 2 || o != 1 {
+		t.Fatalf("after 3 runaways: breaker state %v, opens %v; want open (2), once", s, o)
+	}
+	if !strings.Contains(logs.String(), `msg="plugin breaker opened`) || !strings.Contains(logs.String(), "@closed route=closed rule=failures timeouts=3") {
+		t.Fatalf("the opening was not logged:\n%s", logs)
+	}
+	before, hBefore := calls("closed"), health("closed")
+	for i := range 20 {
+		hdr := loop
+		if i%2 == 0 {
+			hdr = nil // a request the plugin would answer 204: not called, it cannot
+		}
+		if st, _, _ := tn.do(t, "GET", "x", "/closed/", nil, hdr...); st != 503 {
+			t.Fatalf("request %d while open: %d, want the fail-closed 503", i, st)
+		}
+		if st, _, body := tn.do(t, "GET", "x", "/plain/", nil); st != 200 || !strings.HasPrefix(body, "o: GET /plain/") {
+			t.Fatalf("the route without the plugin while open: %d %q", st, body)
+		}
+	}
+	if got := calls("closed"); got != before {
+		t.Fatalf("the plugin was called %v times while its breaker was open", got-before)
+	}
+	if got := metric(t, tn, "wedge_edge_plugin_breaker_skipped_total", "route", "closed"); got < 20 {
+		t.Fatalf("skipped_total %v, want the 20 requests' request phases at least", got)
+	}
+	if h := health("closed"); h.Requests-hBefore.Requests != 20 || h.Errors-hBefore.Errors != 20 {
+		t.Fatalf("health while open: %d requests, %d errors more; want 20 and 20", h.Requests-hBefore.Requests, h.Errors-hBefore.Errors)
+	}
+	if n := strings.Count(logs.String(), "@closed route=closed phase="); n > 6 {
+		t.Errorf("%d plugin failures logged for 3 runaways: a skipped call logs none", n)
+	}
+
+	// Fail open: the requests go on to the origin, and a version that
+	// fails open is failing all the same for its gates.
+	for i := range 3 {
+		if st, _, body := tn.do(t, "GET", "x", "/open/", nil, loop...); st != 200 || !strings.HasPrefix(body, "o: ") {
+			t.Fatalf("runaway %d: %d %q, want the origin's answer (fail open)", i, st, body)
+		}
+	}
+	if s := state("open"); s != 2 {
+		t.Fatalf("fail-open route: breaker state %v, want open (2)", s)
+	}
+	if h := health("open"); h.Errors != h.Requests || h.Requests < 3 {
+		t.Fatalf("fail-open health: %d errors of %d requests, want all", h.Errors, h.Requests)
+	}
+	// Past open_for a runaway probe runs, is stopped and opens it again.
+	deadline := time.Now().Add(20 * time.Second)
+	for timeouts("open") == 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe ran within 20 s of a 50 ms open_for")
+		}
+		if st, _, body := tn.do(t, "GET", "x", "/open/", nil, loop...); st != 200 || !strings.HasPrefix(body, "o: ") {
+			t.Fatalf("runaway while open or probing: %d %q", st, body)
+		}
+	}
+	if got, s := timeouts("open"), state("open"); got != 4 || s != 2 {
+		t.Fatalf("after a failed probe: %v timeouts, state %v; want 4 and open (2)", got, s)
+	}
+	if o := metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "open"); o != 2 {
+		t.Fatalf("opens %v, want 2: the failed probe opens it again", o)
+	}
+	if h := health("open"); h.Errors != h.Requests {
+		t.Fatalf("fail-open health: %d errors of %d requests, want all", h.Errors, h.Requests)
+	}
+	// A probe that behaves closes it: the plugin answers 204 itself.
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("no probe closed the breaker within 20 s of a 50 ms open_for")
+		}
+		st, _, body := tn.do(t, "GET", "x", "/open/", nil)
+		if st == 204 {
+			break
+		}
+		if st != 200 || !strings.HasPrefix(body, "o: ") {
+			t.Fatalf("while open: %d %q, want the origin's answer (fail open)", st, body)
+		}
+	}
+	if s := state("open"); s != 0 {
+		t.Fatalf("after a probe that ended in time: state %v, want closed (0)", s)
+	}
+	before = calls("open")
+	for i := range 5 {
+		if st, _, _ := tn.do(t, "GET", "x", "/open/", nil); st != 204 {
+			t.Fatalf("request %d after closing: %d, want the plugin's 204", i, st)
+		}
+	}
+	if got := calls("open") - before; got < 5 {
+		t.Fatalf("%v calls for 5 requests after closing", got)
+	}
+
+	// Runaways in the response phase count as well, and open it for both
+	// phases.
+	for i := range 2 {
+		if st, _, _ := tn.do(t, "GET", "x", "/resp/", nil, "X-Misbehave", "response:loop"); st != 503 {
+			t.Fatalf("response-phase runaway %d: %d, want the fail-closed 503", i, st)
+		}
+	}
+	if s := state("resp"); s != 2 {
+		t.Fatalf("after 2 response-phase runaways: state %v, want open (2)", s)
+	}
+	before = calls("resp")
+	if st, _, _ := tn.do(t, "GET", "x", "/resp/", nil); st != 503 {
+		t.Fatalf("while open: %d, want the fail-closed 503", st)
+	}
+	if got := calls("resp"); got != before {
+		t.Fatalf("the plugin was called %v times while its breaker was open", got-before)
+	}
+
+	// Runaways fewer than failures leave it closed: the plugin keeps
+	// being called.
+	for i := range 20 {
+		hdr := []string(nil)
+		if i == 5 || i == 15 {
+			hdr = loop
+		}
+		st, _, _ := tn.do(t, "GET", "x", "/rare/", nil, hdr...)
+		if hdr == nil && st != 204 || hdr != nil && st != 503 {
+			t.Fatalf("rare route, request %d (%q): %d", i, hdr, st)
+		}
+	}
+	if s, o := state("rare"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "rare"); s != 0 || o != 0 {
+		t.Fatalf("two runaways of three: state %v, opens %v; want it never opened", s, o)
+	}
+	if got := timeouts("rare"); got != 2 {
+		t.Fatalf("rare route: %v timeouts, want 2", got)
+	}
+}
+
+func TestPluginBreakerConfig(t *testing.T) {
+	for _, c := range []struct{ breaker, want string }{
+		{"breaker: {failures: -1}", "route \"hello\": plugin hello: breaker: failures -1: want 1 to 1000"},
+		{"breaker: {failures: 1001}", "breaker: failures 1001: want 1 to 1000"},
+		{"breaker: {open_for: soon}", "is not a duration like 10s"},
+	} {
+		yaml := strings.Replace(config("127.0.0.1:1", "hello.wasm", ""), "config: {greeting: Hi}", c.breaker, 1)
+		if _, err := edge.ParseConfig([]byte(yaml), t.TempDir()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.breaker, err, c.want)
+		}
+	}
+}
