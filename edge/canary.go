@@ -24,7 +24,7 @@ type step struct {
 	split  split  // what places a client on a side
 	// stableBrk and canaryBrk are the versions' breakers on the step's
 	// route (pluginbreaker.go).
-	stableBrk, canaryBrk *pluginBreaker
+	stableBrk, canaryBrk *breakers
 }
 
 // split is a canary's split key (manifest.ParseSplit): the client address

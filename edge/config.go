@@ -351,13 +351,14 @@ type PluginConfig struct {
 	config []byte // Config as JSON
 }
 
-// PluginBreakerConfig is a plugin's breaker on a route (pluginbreaker.go);
-// a field left out takes its default. Failures calls of one version
-// stopped at their deadline within Window open it: for OpenFor the
-// route's requests get what the plugin's failure gives (Failure,
-// FailureStatus) without the plugin being called, and count as its
-// failures for the rollout gates. Then one call goes through: ending
-// within the deadline, it closes the breaker, else it opens it again.
+// PluginBreakerConfig is a plugin's breaker on a route (pluginbreaker.go),
+// one per version and phase; a field left out takes its default. Failures
+// calls of a phase stopped at their deadline within Window open it: for
+// OpenFor the route's requests get what the plugin's failure gives
+// (Failure, FailureStatus) without that phase being called, and count as
+// the version's failures for the rollout gates. Then one call goes
+// through: ending within the deadline, it closes the breaker, else it
+// opens it again.
 // Other failures (traps, panics, memory) do not count: they cost no
 // budget of CPU.
 type PluginBreakerConfig struct {

@@ -26,13 +26,13 @@ type metrics struct {
 
 	proxyRefused *prometheus.CounterVec // proxyproto.go
 
-	// pluginbreaker.go: by route, plugin and version. A config-only
+	// pluginbreaker.go: by route, plugin, version and phase. A config-only
 	// canary runs a version twice on a route, so a series may have two
 	// breakers: brkUsers counts them, and the last to go deletes it.
 	brkState             *prometheus.GaugeVec
 	brkSkipped, brkOpens *prometheus.CounterVec
 	brkMu                sync.Mutex
-	brkUsers             map[[3]string]int
+	brkUsers             map[[4]string]int
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,15 +69,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed for their PROXY protocol header (proxy_protocol), by reason: missing (a trusted peer sent none), malformed, unsupported (not TCP), timeout (not finished within read_timeout) or untrusted (sent by an address not trusted)."},
 			[]string{"reason"}),
 		brkState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "plugin_breaker_state",
-			Help: "A plugin version's breaker on a route (0 closed, 1 half-open, 2 open): open, the route's requests get the plugin's failure answer without calling it, after it kept running out of its deadline."},
-			[]string{"route", "plugin", "version"}),
+			Help: "A plugin version's breaker on a route, per phase (0 closed, 1 half-open, 2 open): open, the route's requests get the plugin's failure answer without that phase being called, after it kept running out of its deadline."},
+			[]string{"route", "plugin", "version", "phase"}),
 		brkSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "plugin_breaker_skipped_total",
 			Help: "Plugin calls not made because the version's breaker on the route was open (each got the plugin's failure answer)."},
-			[]string{"route", "plugin", "version"}),
+			[]string{"route", "plugin", "version", "phase"}),
 		brkOpens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "plugin_breaker_opens_total",
 			Help: "Times a plugin version's breaker on a route opened: its calls ran out of their deadline breaker.failures times within breaker.window, or a half-open probe did."},
-			[]string{"route", "plugin", "version"}),
-		brkUsers: map[[3]string]int{},
+			[]string{"route", "plugin", "version", "phase"}),
+		brkUsers: map[[4]string]int{},
 	}
 	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.storeDropped, m.shed,
 		m.originLimit, m.originLatency, m.accessLogDropped, m.proxyRefused,
@@ -110,26 +110,26 @@ func (r routeMetrics) observe(status int, d time.Duration) {
 }
 
 // pluginBreaker resolves a plugin breaker's series (pluginbreaker.go).
-func (m *metrics) pluginBreaker(route, plugin, version string) breakerSeries {
+func (m *metrics) pluginBreaker(route, plugin, version, phase string) breakerSeries {
 	m.brkMu.Lock()
-	m.brkUsers[[3]string{route, plugin, version}]++
+	m.brkUsers[[4]string{route, plugin, version, phase}]++
 	m.brkMu.Unlock()
-	return breakerSeries{state: m.brkState.WithLabelValues(route, plugin, version),
-		skipped: m.brkSkipped.WithLabelValues(route, plugin, version),
-		opens:   m.brkOpens.WithLabelValues(route, plugin, version)}
+	return breakerSeries{state: m.brkState.WithLabelValues(route, plugin, version, phase),
+		skipped: m.brkSkipped.WithLabelValues(route, plugin, version, phase),
+		opens:   m.brkOpens.WithLabelValues(route, plugin, version, phase)}
 }
 
 // dropPluginBreaker deletes a breaker's series once no breaker uses them:
 // versions come and go with rollouts, and their series should not stay.
-func (m *metrics) dropPluginBreaker(route, plugin, version string) {
-	k := [3]string{route, plugin, version}
+func (m *metrics) dropPluginBreaker(route, plugin, version, phase string) {
+	k := [4]string{route, plugin, version, phase}
 	m.brkMu.Lock()
 	defer m.brkMu.Unlock()
 	if m.brkUsers[k]--; m.brkUsers[k] > 0 {
 		return
 	}
 	delete(m.brkUsers, k)
-	m.brkState.DeleteLabelValues(route, plugin, version)
-	m.brkSkipped.DeleteLabelValues(route, plugin, version)
-	m.brkOpens.DeleteLabelValues(route, plugin, version)
+	m.brkState.DeleteLabelValues(route, plugin, version, phase)
+	m.brkSkipped.DeleteLabelValues(route, plugin, version, phase)
+	m.brkOpens.DeleteLabelValues(route, plugin, version, phase)
 }

@@ -54,7 +54,8 @@ const (
 // the opening having been logged once.
 var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (it kept running out of its deadline)")
 
-// pluginBreaker is the breaker of one plugin version on one route. Closed,
+// pluginBreaker is the breaker of one phase of a plugin version on one
+// route. Closed,
 // it costs a call one atomic load, and a call that ends within its budget
 // nothing more. Failures calls stopped at their deadline (wasm.KindTimeout;
 // other failures do not burn a budget) within Window open it: for OpenFor
@@ -77,9 +78,9 @@ type pluginBreaker struct {
 	next    int     // the ring's oldest entry, where the next goes
 	probeAt int64   // half-open: when the probe went through; 0: none out
 
-	route, plugin string
-	m             breakerSeries
-	log           *slog.Logger
+	route, plugin, phase string
+	m                    breakerSeries
+	log                  *slog.Logger
 }
 
 // breakerSeries are a breaker's metric series, resolved at load.
@@ -96,10 +97,10 @@ var monoEpoch = time.Now()
 // an empty trap slot).
 func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
 
-func newPluginBreaker(cfg PluginBreakerConfig, route, plugin string, m breakerSeries, log *slog.Logger, now func() int64) *pluginBreaker {
+func newPluginBreaker(cfg PluginBreakerConfig, route, plugin, phase string, m breakerSeries, log *slog.Logger, now func() int64) *pluginBreaker {
 	cfg = cfg.withDefaults()
 	b := &pluginBreaker{failures: cfg.Failures, window: int64(cfg.Window), openFor: int64(cfg.OpenFor), now: now,
-		traps: make([]int64, cfg.Failures), route: route, plugin: plugin, m: m, log: log}
+		traps: make([]int64, cfg.Failures), route: route, plugin: plugin, phase: phase, m: m, log: log}
 	m.state.Set(float64(breakerClosed))
 	return b
 }
@@ -127,7 +128,7 @@ func (b *pluginBreaker) allow() (call, probe bool) {
 			return false, false
 		}
 		b.setState(breakerHalfOpen)
-		b.log.Info("plugin breaker half-open, probing", "plugin", b.plugin, "route", b.route)
+		b.log.Info("plugin breaker half-open, probing", "plugin", b.plugin, "route", b.route, "phase", b.phase)
 	}
 	if b.probeAt == 0 || now-b.probeAt >= b.openFor {
 		b.probeAt = now
@@ -153,7 +154,7 @@ func (b *pluginBreaker) done(probe bool, err error) {
 			b.probeAt = 0
 			clear(b.traps)
 			b.setState(breakerClosed)
-			b.log.Info("plugin breaker closed: the probe ended within its deadline", "plugin", b.plugin, "route", b.route)
+			b.log.Info("plugin breaker closed: the probe ended within its deadline", "plugin", b.plugin, "route", b.route, "phase", b.phase)
 		}
 	case probe:
 		b.open(now, "probe", 1)
@@ -176,7 +177,7 @@ func (b *pluginBreaker) open(now int64, rule string, traps int) {
 	b.setState(breakerOpen)
 	b.m.opens.Inc()
 	b.log.Warn("plugin breaker opened: its calls keep running out of their deadline; the route's requests get its failure answer without calling it",
-		"plugin", b.plugin, "route", b.route, "rule", rule, "timeouts", traps,
+		"plugin", b.plugin, "route", b.route, "phase", b.phase, "rule", rule, "timeouts", traps,
 		"window", time.Duration(b.window), "open_for", time.Duration(b.openFor))
 }
 
@@ -185,14 +186,21 @@ func (b *pluginBreaker) setState(s uint32) {
 	b.m.state.Set(float64(s))
 }
 
-// onRequest runs l's request phase through b: skipped, the request gets
-// what the failure policy gives a failed call, and errBreakerOpen.
-func (b *pluginBreaker) onRequest(l *loaded, ex host.Exchange) (abi.Action, error) {
+// breakers are a version's breakers on a route, one per phase (request,
+// response): a version that runs away in one phase is probed in that one,
+// and the other phase ending in time closes nothing. (With one breaker,
+// the response phase of the very request whose request phase failed as
+// the probe closed it again.)
+type breakers [2]*pluginBreaker
+
+// onRequest runs l's request phase through its breaker: skipped, the
+// request gets what the failure policy gives a failed call, and
+// errBreakerOpen.
+func (bs *breakers) onRequest(l *loaded, ex host.Exchange) (abi.Action, error) {
 	if l.m.Features()&abi.FeatureRequest == 0 {
-		// Nothing is called: a probe spent here would close the breaker
-		// of a version that runs away in its response phase untried.
-		return l.m.OnRequest(ex)
+		return l.m.OnRequest(ex) // nothing to call, nor to count
 	}
+	b := bs[0]
 	call, probe := b.allow()
 	if !call {
 		return l.m.Fail(ex), errBreakerOpen
@@ -202,12 +210,13 @@ func (b *pluginBreaker) onRequest(l *loaded, ex host.Exchange) (abi.Action, erro
 	return act, err
 }
 
-// onResponse runs l's response phase through b, as onRequest does the
-// request's.
-func (b *pluginBreaker) onResponse(l *loaded, ex host.Exchange) error {
+// onResponse runs l's response phase through its breaker, as onRequest
+// does the request's.
+func (bs *breakers) onResponse(l *loaded, ex host.Exchange) error {
 	if l.m.Features()&abi.FeatureResponse == 0 {
 		return nil
 	}
+	b := bs[1]
 	call, probe := b.allow()
 	if !call {
 		l.m.Fail(ex)
@@ -218,8 +227,8 @@ func (b *pluginBreaker) onResponse(l *loaded, ex host.Exchange) error {
 	return err
 }
 
-// breakerOf is the breaker of the version l of step s, one of its two.
-func (s *step) breakerOf(l *loaded) *pluginBreaker {
+// breakerOf is the breakers of the version l of step s, one of its two.
+func (s *step) breakerOf(l *loaded) *breakers {
 	if l == s.canary && l != s.stable {
 		return s.canaryBrk
 	}
@@ -233,25 +242,33 @@ type breakerKey struct {
 	cfg   PluginBreakerConfig
 }
 
-// breaker returns l's breaker for route with cfg, made on first use. Only
+// breaker returns l's breakers for route with cfg, made on first use. Only
 // the reload path (under reloadMu, or New's) calls it.
-func (n *Node) breaker(l *loaded, route string, cfg PluginBreakerConfig) *pluginBreaker {
+func (n *Node) breaker(l *loaded, route string, cfg PluginBreakerConfig) *breakers {
 	k := breakerKey{route, cfg}
-	if b := l.brk[k]; b != nil {
-		return b
+	if bs := l.brk[k]; bs != nil {
+		return bs
 	}
 	if l.brk == nil {
-		l.brk = map[breakerKey]*pluginBreaker{}
+		l.brk = map[breakerKey]*breakers{}
 	}
 	id := wasm.PluginID(l.m.Name(), l.m.Version())
-	b := newPluginBreaker(cfg, route, id, n.m.pluginBreaker(route, l.m.Name(), l.m.Version()), n.log, monoNow)
-	l.brk[k] = b
-	return b
+	bs := new(breakers)
+	for i, phase := range breakerPhases {
+		bs[i] = newPluginBreaker(cfg, route, id, phase, n.m.pluginBreaker(route, l.m.Name(), l.m.Version(), phase), n.log, monoNow)
+	}
+	l.brk[k] = bs
+	return bs
 }
+
+// breakerPhases name the phases of breakers, as the metrics and logs do.
+var breakerPhases = [2]string{"request", "response"}
 
 // dropBreakers lets go of l's breakers' series, l being closed.
 func (n *Node) dropBreakers(l *loaded) {
 	for k := range l.brk {
-		n.m.dropPluginBreaker(k.route, l.m.Name(), l.m.Version())
+		for _, phase := range breakerPhases {
+			n.m.dropPluginBreaker(k.route, l.m.Name(), l.m.Version(), phase)
+		}
 	}
 }

@@ -25,7 +25,7 @@ func newFakeBreaker(cfg PluginBreakerConfig) *fakeBreaker {
 	f := &fakeBreaker{clock: 1, s: breakerSeries{state: prometheus.NewGauge(prometheus.GaugeOpts{Name: "s"}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "k"}),
 		opens:   prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})}}
-	f.pluginBreaker = newPluginBreaker(cfg, "r", "p@1", f.s, slog.New(slog.DiscardHandler), func() int64 { return f.clock })
+	f.pluginBreaker = newPluginBreaker(cfg, "r", "p@1", "request", f.s, slog.New(slog.DiscardHandler), func() int64 { return f.clock })
 	return f
 }
 

@@ -22,8 +22,8 @@ import (
 // the status page read) counts every skipped request as a failure. Past
 // open_for one call probes: stopped at its deadline it opens the breaker
 // again, ending in time it closes it. A version that runs out of its
-// deadline fewer times than failures keeps being called. A runaway
-// response phase opens it too.
+// deadline fewer times than failures keeps being called. Each phase has
+// its breaker: a runaway response phase opens the response phase's.
 //
 // Calls are counted by the runtime's call histogram and errors, not by
 // time; each route runs its own version label so that their counts are
@@ -47,13 +47,15 @@ routes:
 	logs := &testutil.SyncBuffer{}
 	tn := startNodeWith(t, yaml, edge.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
 	loop := []string{"X-Misbehave", "request:loop"}
-	calls := func(version string) float64 {
-		return metric(t, tn, "wedge_plugin_call_duration_seconds", "version", version)
+	calls := func(version, phase string) float64 {
+		return metric(t, tn, "wedge_plugin_call_duration_seconds", "version", version, "phase", phase)
 	}
 	timeouts := func(version string) float64 {
 		return metric(t, tn, "wedge_plugin_errors_total", "version", version, "kind", "timeout")
 	}
-	state := func(route string) float64 { return metric(t, tn, "wedge_edge_plugin_breaker_state", "route", route) }
+	state := func(route, phase string) float64 {
+		return metric(t, tn, "wedge_edge_plugin_breaker_state", "route", route, "phase", phase)
+	}
 	health := func(version string) manifest.Health {
 		for _, h := range tn.Health() {
 			if h.Version == version {
@@ -70,13 +72,13 @@ routes:
 			t.Fatalf("runaway %d: %d, want the fail-closed 503", i, st)
 		}
 	}
-	if s, o := state("closed"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "closed"); s != 2 || o != 1 {
+	if s, o := state("closed", "request"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "closed"); s != 2 || o != 1 {
 		t.Fatalf("after 3 runaways: breaker state %v, opens %v; want open (2), once", s, o)
 	}
-	if !strings.Contains(logs.String(), `msg="plugin breaker opened`) || !strings.Contains(logs.String(), "@closed route=closed rule=failures timeouts=3") {
+	if !strings.Contains(logs.String(), `msg="plugin breaker opened`) || !strings.Contains(logs.String(), "@closed route=closed phase=request rule=failures timeouts=3") {
 		t.Fatalf("the opening was not logged:\n%s", logs)
 	}
-	before, hBefore := calls("closed"), health("closed")
+	before, hBefore := calls("closed", "request"), health("closed")
 	for i := range 20 {
 		hdr := loop
 		if i%2 == 0 {
@@ -89,16 +91,16 @@ routes:
 			t.Fatalf("the route without the plugin while open: %d %q", st, body)
 		}
 	}
-	if got := calls("closed"); got != before {
+	if got := calls("closed", "request"); got != before {
 		t.Fatalf("the plugin was called %v times while its breaker was open", got-before)
 	}
-	if got := metric(t, tn, "wedge_edge_plugin_breaker_skipped_total", "route", "closed"); got < 20 {
-		t.Fatalf("skipped_total %v, want the 20 requests' request phases at least", got)
+	if got := metric(t, tn, "wedge_edge_plugin_breaker_skipped_total", "route", "closed", "phase", "request"); got != 20 {
+		t.Fatalf("skipped_total %v, want the 20 requests' request phases", got)
 	}
 	if h := health("closed"); h.Requests-hBefore.Requests != 20 || h.Errors-hBefore.Errors != 20 {
 		t.Fatalf("health while open: %d requests, %d errors more; want 20 and 20", h.Requests-hBefore.Requests, h.Errors-hBefore.Errors)
 	}
-	if n := strings.Count(logs.String(), "@closed route=closed phase="); n > 6 {
+	if n := strings.Count(logs.String(), "@closed route=closed phase=request kind="); n != 3 {
 		t.Errorf("%d plugin failures logged for 3 runaways: a skipped call logs none", n)
 	}
 
@@ -109,8 +111,8 @@ routes:
 			t.Fatalf("runaway %d: %d %q, want the origin's answer (fail open)", i, st, body)
 		}
 	}
-	if s := state("open"); s != 2 {
-		t.Fatalf("fail-open route: breaker state %v, want open (2)", s)
+	if s := state("open", "request"); s != 2 {
+		t.Fatalf("fail-open route: breaker state %v, want open (2)\n%s", s, logs)
 	}
 	if h := health("open"); h.Errors != h.Requests || h.Requests < 3 {
 		t.Fatalf("fail-open health: %d errors of %d requests, want all", h.Errors, h.Requests)
@@ -125,7 +127,7 @@ routes:
 			t.Fatalf("runaway while open or probing: %d %q", st, body)
 		}
 	}
-	if got, s := timeouts("open"), state("open"); got != 4 || s != 2 {
+	if got, s := timeouts("open"), state("open", "request"); got != 4 || s != 2 {
 		t.Fatalf("after a failed probe: %v timeouts, state %v; want 4 and open (2)", got, s)
 	}
 	if o := metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "open"); o != 2 {
@@ -147,35 +149,39 @@ routes:
 			t.Fatalf("while open: %d %q, want the origin's answer (fail open)", st, body)
 		}
 	}
-	if s := state("open"); s != 0 {
+	if s := state("open", "request"); s != 0 {
 		t.Fatalf("after a probe that ended in time: state %v, want closed (0)", s)
 	}
-	before = calls("open")
+	before = calls("open", "request")
 	for i := range 5 {
 		if st, _, _ := tn.do(t, "GET", "x", "/open/", nil); st != 204 {
 			t.Fatalf("request %d after closing: %d, want the plugin's 204", i, st)
 		}
 	}
-	if got := calls("open") - before; got < 5 {
+	if got := calls("open", "request") - before; got < 5 {
 		t.Fatalf("%v calls for 5 requests after closing", got)
 	}
 
-	// Runaways in the response phase count as well, and open it for both
-	// phases.
+	// Runaways in the response phase open its breaker, which skips that
+	// phase only: the request phase, which ends in time, is still called
+	// (it answers 204, which the skipped response phase fails closed).
 	for i := range 2 {
 		if st, _, _ := tn.do(t, "GET", "x", "/resp/", nil, "X-Misbehave", "response:loop"); st != 503 {
 			t.Fatalf("response-phase runaway %d: %d, want the fail-closed 503", i, st)
 		}
 	}
-	if s := state("resp"); s != 2 {
+	if s := state("resp", "response"); s != 2 {
 		t.Fatalf("after 2 response-phase runaways: state %v, want open (2)", s)
 	}
-	before = calls("resp")
+	before, reqBefore := calls("resp", "response"), calls("resp", "request")
 	if st, _, _ := tn.do(t, "GET", "x", "/resp/", nil); st != 503 {
 		t.Fatalf("while open: %d, want the fail-closed 503", st)
 	}
-	if got := calls("resp"); got != before {
-		t.Fatalf("the plugin was called %v times while its breaker was open", got-before)
+	if got := calls("resp", "response"); got != before {
+		t.Fatalf("the response phase was called %v times while its breaker was open", got-before)
+	}
+	if got := calls("resp", "request"); got != reqBefore+1 {
+		t.Fatalf("the request phase was called %v times for one request, want once: its breaker is closed", got-reqBefore)
 	}
 
 	// Runaways fewer than failures leave it closed: the plugin keeps
@@ -190,7 +196,7 @@ routes:
 			t.Fatalf("rare route, request %d (%q): %d", i, hdr, st)
 		}
 	}
-	if s, o := state("rare"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "rare"); s != 0 || o != 0 {
+	if s, o := state("rare", "request"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "rare"); s != 0 || o != 0 {
 		t.Fatalf("two runaways of three: state %v, opens %v; want it never opened", s, o)
 	}
 	if got := timeouts("rare"); got != 2 {

@@ -97,7 +97,7 @@ type loaded struct {
 	h   health
 	// brk are its breakers, per route (pluginbreaker.go); only the reload
 	// path touches the map, requests reach them through their steps.
-	brk map[breakerKey]*pluginBreaker
+	brk map[breakerKey]*breakers
 }
 
 // modKey identifies what a module was loaded from: generations whose

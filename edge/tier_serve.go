@@ -394,7 +394,7 @@ type tierChain struct {
 	n        *Node
 	rt       *route
 	l        *loaded
-	b        *pluginBreaker // l's on rt
+	b        *breakers // l's on rt
 	step     tierStep
 	hop      string
 	deadline time.Time
