@@ -55,11 +55,11 @@ const (
 var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (it kept running out of its deadline)")
 
 // pluginBreaker is the breaker of one phase of a plugin version on one
-// route. Closed,
-// it costs a call one atomic load, and a call that ends within its budget
-// nothing more. Failures calls stopped at their deadline (wasm.KindTimeout;
-// other failures do not burn a budget) within Window open it: for OpenFor
-// the route's calls of the version are not made (skip). Then it is
+// route. Closed, it costs a call one atomic load, and a call that ends
+// within its budget nothing more. Failures calls stopped at their deadline
+// (wasm.KindTimeout; other failures do not burn a budget) within Window
+// open it: for OpenFor the route's calls of that phase of the version are
+// not made (skip). Then it is
 // half-open: one call goes through, a probe; the probe ending within its
 // budget closes it, and a probe stopped at its deadline opens it again.
 // A probe that never reports (it cannot, but a breaker that waited for
