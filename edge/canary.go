@@ -88,17 +88,11 @@ func (sp *split) value(raw []byte) []byte {
 	if sp.kind == "" {
 		return nil
 	}
-	for len(raw) > 0 {
-		line, rest, _, ok := headerLine(raw)
-		if !ok || len(line) == 0 {
+	for f := (fields{raw}); ; {
+		name, v, ok := f.next()
+		if !ok {
 			return nil
 		}
-		raw = rest
-		name, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			continue
-		}
-		v = bytes.Trim(v, " \t")
 		switch {
 		case sp.kind == manifest.SplitHeader && bytes.EqualFold(name, sp.name):
 			if len(v) == 0 {
@@ -111,7 +105,6 @@ func (sp *split) value(raw []byte) []byte {
 			}
 		}
 	}
-	return nil
 }
 
 // cookie returns the value of the cookie named name in a Cookie field's

@@ -523,18 +523,16 @@ func answeredHere(ctx *fasthttp.RequestCtx) bool {
 // section as received; ok is false without one, or with one that is not
 // a number (RFC 9110 §7.6.2: 1*DIGIT), which is passed on as it came.
 func maxForwards(raw []byte) (n uint64, ok bool) {
-	for len(raw) > 0 {
-		line, rest, _, more := headerLine(raw)
-		if !more {
-			break
+	for f := (fields{raw}); ; {
+		k, v, ok := f.next()
+		if !ok {
+			return 0, false
 		}
-		raw = rest
-		if k, v, found := bytes.Cut(line, []byte(":")); found && strings.EqualFold(b2s(k), "Max-Forwards") {
-			n, err := strconv.ParseUint(b2s(bytes.Trim(v, " \t")), 10, 64)
+		if strings.EqualFold(b2s(k), "Max-Forwards") {
+			n, err := strconv.ParseUint(b2s(v), 10, 64)
 			return n, err == nil
 		}
 	}
-	return 0, false
 }
 
 // authority is the authority of an absolute-form request target, nil for
@@ -566,6 +564,27 @@ func headerLine(raw []byte) (line, rest []byte, crlf, ok bool) {
 		return line[:len(line)-1], rest, true, true
 	}
 	return line, rest, false, true
+}
+
+// fields walks the fields of a header section as received (RawHeaders),
+// in order: next gives each one's name and its value, the blanks around
+// it trimmed, and false at the section's end. A line without a name (the
+// empty line that ends the section) is skipped: lenient has refused the
+// other kinds before anything reads a request's fields through this.
+type fields struct{ raw []byte }
+
+func (f *fields) next() (name, value []byte, ok bool) {
+	for {
+		line, rest, _, more := headerLine(f.raw)
+		if !more {
+			f.raw = nil
+			return nil, nil, false
+		}
+		f.raw = rest
+		if colon := bytes.IndexByte(line, ':'); colon > 0 {
+			return line[:colon], bytes.Trim(line[colon+1:], " \t"), true
+		}
+	}
 }
 
 // rawPath is the request's path as received. An absolute-form target may
@@ -647,17 +666,11 @@ func (n *Node) fromHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
 	// Header.All puts Host, Content-Type, User-Agent and Cookie first,
 	// spells them its way and merges Cookie lines into one. lenient has
 	// refused what does not split into lines of name and value.
-	for raw := ctx.Request.Header.RawHeaders(); len(raw) > 0; {
-		line, rest, _, ok := headerLine(raw)
+	for f := (fields{ctx.Request.Header.RawHeaders()}); ; {
+		k, v, ok := f.next()
 		if !ok {
 			break
 		}
-		raw = rest
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue // the empty line that ends the section
-		}
-		k, v := line[:colon], bytes.Trim(line[colon+1:], " \t")
 		name := b2s(k)
 		if strings.EqualFold(name, "Connection") {
 			conn = append(conn, x.CopyString(v))

@@ -207,15 +207,13 @@ func (n *Node) realClient(ctx *fasthttp.RequestCtx) *realAddr {
 		return nil
 	}
 	w := xffWalk{trusted: n.cfg.trustedProxies}
-	for raw := ctx.Request.Header.RawHeaders(); len(raw) > 0; {
-		line, rest, _, ok := headerLine(raw)
+	for f := (fields{ctx.Request.Header.RawHeaders()}); ; {
+		k, v, ok := f.next()
 		if !ok {
 			break
 		}
-		raw = rest
-		colon := bytes.IndexByte(line, ':')
-		if colon > 0 && strings.EqualFold(b2s(line[:colon]), "X-Forwarded-For") {
-			w.field(line[colon+1:])
+		if strings.EqualFold(b2s(k), "X-Forwarded-For") {
+			w.field(v)
 		}
 	}
 	client, ok := w.result()

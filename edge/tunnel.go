@@ -302,17 +302,12 @@ func wantsTunnel(ctx *fasthttp.RequestCtx) bool {
 		return false
 	}
 	conn, upgrade := false, false
-	for raw := ctx.Request.Header.RawHeaders(); len(raw) > 0; {
-		line, rest, _, ok := headerLine(raw)
+	for f := (fields{ctx.Request.Header.RawHeaders()}); ; {
+		k, v, ok := f.next()
 		if !ok {
 			break
 		}
-		raw = rest
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue
-		}
-		switch name, v := b2s(line[:colon]), line[colon+1:]; {
+		switch name := b2s(k); {
 		case strings.EqualFold(name, "Connection"):
 			conn = conn || hasToken(v, "upgrade")
 		case strings.EqualFold(name, "Upgrade"):
