@@ -786,8 +786,16 @@ func (n *Node) transportError(ctx *fasthttp.RequestCtx, err error) {
 // serve (what parsed of it, which may be nothing: fasthttp could not read
 // it, or its header alone refused it), at the time of the answer: fasthttp
 // sets ctx.Time only for a request it could read.
+//
+// Behind a trusted proxy the line names the client its X-Forwarded-For
+// names, as serve's lines do (realip.go), not the proxy.
 func (n *Node) logUnserved(ctx *fasthttp.RequestCtx) {
 	if n.alog != nil {
+		if n.cfg.trustedProxies != nil {
+			if named := n.realClient(ctx); named != nil {
+				defer releaseClient(ctx, named)
+			}
+		}
 		logged := false
 		n.alog.finish(ctx, time.Now(), &logged)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -166,4 +167,28 @@ func TestTrustedProxiesTunnelPerClient(t *testing.T) {
 	}
 	defer other.CloseNow()
 	echo(t, other, websocket.MessageText, []byte("other"))
+}
+
+// TestTrustedProxiesRefusedAtHeaderLogged: a request refused from its
+// header alone (413 past max_body_bytes, with Expect: 100-continue or over
+// HTTP/1.0 with stream_threshold) is answered outside serve; behind a
+// trusted proxy its access-log line names the client the proxy's
+// X-Forwarded-For names, as every other request's does, not the proxy.
+func TestTrustedProxiesRefusedAtHeaderLogged(t *testing.T) {
+	s := startFrontStack(t, "trusted_proxies: [\"127.0.0.1/32\"]\nlimits: {max_body_bytes: 1024, stream_threshold: 512}", "")
+	reqs := []string{
+		"POST /x HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.7\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+		"POST /x HTTP/1.0\r\nHost: x\r\nX-Forwarded-For: 203.0.113.8\r\nContent-Length: 100000\r\n\r\n",
+	}
+	for _, req := range reqs {
+		if resp, body, _, _ := exchange(t, s.n.Addr, req, 5*time.Second); resp.StatusCode != 413 {
+			t.Fatalf("%q: %d %q, want 413", req, resp.StatusCode, body)
+		}
+	}
+	lines := waitAccessLog(t, s.log, len(reqs))
+	for i, want := range []string{"203.0.113.7:0", "203.0.113.8:0"} {
+		if lines[i].Status != 413 || lines[i].Client != want {
+			t.Errorf("access log line %d: %d from %q, want 413 from %q (the client the proxy names)", i+1, lines[i].Status, lines[i].Client, want)
+		}
+	}
 }
