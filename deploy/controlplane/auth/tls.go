@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -129,7 +130,9 @@ func (t *TLS) current() *tls.Certificate {
 // read and hold a pair t could serve now. Any other pair is left for a
 // later look and the certificate t has is kept: one caught half copied
 // (a new key beside the old certificate: they do not pair), one of
-// another CA, one expired or not valid yet.
+// another CA, one expired or not valid yet, one not good for what the
+// certificate it would replace was (a leaf's in a member's directory,
+// which cannot dial a route).
 func (t *TLS) refresh(now time.Time) {
 	st, err := stamps(t.certPath, t.keyPath)
 	if err != nil || (os.SameFile(st[0], t.stamp[0]) && os.SameFile(st[1], t.stamp[1]) &&
@@ -137,10 +140,23 @@ func (t *TLS) refresh(now time.Time) {
 		return
 	}
 	cert, err := loadPairTLS(t.certPath, t.keyPath, t.ca)
-	if err != nil || validAt(t.certPath, cert.Leaf, now) != nil {
+	if err != nil || validAt(t.certPath, cert.Leaf, now) != nil || !coversUsage(cert.Leaf, t.cert.Leaf) {
 		return
 	}
 	t.cert, t.stamp = cert, st
+}
+
+// coversUsage reports whether cert is good for every extended key usage
+// old was: a member's certificate also dials routes (client auth), and a
+// pair that could only serve (a leaf bundle's) would have its routes
+// refused by every other member.
+func coversUsage(cert, old *x509.Certificate) bool {
+	for _, u := range old.ExtKeyUsage {
+		if !slices.Contains(cert.ExtKeyUsage, u) && !slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageAny) {
+			return false
+		}
+	}
+	return true
 }
 
 // sameStamp reports whether a and b are one file's state: a file written

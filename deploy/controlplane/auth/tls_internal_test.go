@@ -150,7 +150,7 @@ func TestRefresh(t *testing.T) {
 	if got := look(tl).SerialNumber; got.Cmp(old) != 0 {
 		t.Errorf("another CA's: took serial %v", got)
 	}
-	good, err := issue([]string{"localhost"}, m.caCert, m.caKey, now, certLife, x509.ExtKeyUsageServerAuth)
+	good, err := issue([]string{"localhost"}, m.caCert, m.caKey, now, certLife, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
