@@ -62,9 +62,10 @@ var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (i
 // not made (skip). Then it is
 // half-open: one call goes through, a probe; the probe ending within its
 // budget closes it, and a probe stopped at its deadline opens it again.
-// A probe that never reports (it cannot, but a breaker that waited for
-// one forever would never call the plugin again) is replaced after
-// OpenFor.
+// A probe still out after OpenFor (its deadline is longer, or it waited
+// for an instance) is replaced; each probe holds a ticket, and a stale
+// one's end (its replacement went out, or the breaker moved on) counts
+// for nothing.
 type pluginBreaker struct {
 	state     atomic.Uint32
 	openUntil atomic.Int64 // while open, the clock reading at which it turns half-open
@@ -105,49 +106,62 @@ func newPluginBreaker(cfg PluginBreakerConfig, route, plugin, phase string, m br
 	return b
 }
 
-// allow says whether a call of the plugin may go through now, and whether
-// it is the half-open probe; a call that goes through is reported to done.
-// A call it refuses is counted as skipped.
-func (b *pluginBreaker) allow() (call, probe bool) {
+// allow says whether a call of the plugin may go through now, and, for
+// the half-open probe, its ticket (its probeAt; 0: not a probe); a call
+// that goes through is reported to done with it. A call it refuses is
+// counted as skipped.
+func (b *pluginBreaker) allow() (call bool, probe int64) {
 	if b.state.Load() == breakerClosed {
-		return true, false
+		return true, 0
 	}
 	now := b.now()
 	if b.state.Load() == breakerOpen && now < b.openUntil.Load() {
 		b.m.skipped.Inc()
-		return false, false
+		return false, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state.Load() {
 	case breakerClosed: // closed by a probe meanwhile
-		return true, false
+		return true, 0
 	case breakerOpen:
 		if now < b.openUntil.Load() { // opened again meanwhile
 			b.m.skipped.Inc()
-			return false, false
+			return false, 0
 		}
 		b.setState(breakerHalfOpen)
 		b.log.Info("plugin breaker half-open, probing", "plugin", b.plugin, "route", b.route, "phase", b.phase)
 	}
 	if b.probeAt == 0 || now-b.probeAt >= b.openFor {
+		if now == b.probeAt {
+			now++ // a ticket of its own
+		}
 		b.probeAt = now
-		return true, true
+		return true, now
 	}
 	b.m.skipped.Inc()
-	return false, false
+	return false, 0
 }
 
-// done reports how a call allow let through ended.
-func (b *pluginBreaker) done(probe bool, err error) {
+// done reports how a call allow let through ended, with the probe's
+// ticket allow gave it (0 for a call that was no probe).
+func (b *pluginBreaker) done(ticket int64, err error) {
 	ce, ok := err.(*wasm.CallError) // what Module returns, unwrapped: no allocation
 	overtime := ok && ce.Kind == wasm.KindTimeout
-	if !overtime && !probe {
+	if !overtime && ticket == 0 {
 		return // the hot path: nothing to count
 	}
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	probe := ticket != 0
+	if probe && (b.state.Load() != breakerHalfOpen || ticket != b.probeAt) {
+		// A stale probe: replaced after OpenFor, or the breaker closed or
+		// opened since by its replacement. Its end says nothing the
+		// breaker still waits for, and it never counts as a closed
+		// breaker's timeout (one would open what needs Failures).
+		return
+	}
 	switch {
 	case probe && !overtime:
 		if b.state.Load() == breakerHalfOpen {

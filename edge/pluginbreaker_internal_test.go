@@ -39,11 +39,11 @@ var (
 // call runs one call through the breaker, ending with err; it reports
 // whether the call was made and whether it was the probe.
 func (f *fakeBreaker) call(err error) (called, probe bool) {
-	called, probe = f.allow()
+	called, ticket := f.allow()
 	if called {
-		f.done(probe, err)
+		f.done(ticket, err)
 	}
-	return called, probe
+	return called, ticket != 0
 }
 
 func (f *fakeBreaker) want(t *testing.T, state uint32, opens, skipped float64) {
@@ -89,14 +89,14 @@ func TestPluginBreakerStates(t *testing.T) {
 	f.want(t, breakerOpen, 1, 4)
 	f.advance(time.Second) // 5 s open
 	called, probe := f.allow()
-	if !called || !probe {
+	if !called || probe == 0 {
 		t.Fatalf("after open_for: called %v probe %v, want the probe", called, probe)
 	}
 	f.want(t, breakerHalfOpen, 1, 4)
 	if called, _ := f.call(nil); called {
 		t.Fatal("a second call let through while the probe is out")
 	}
-	f.done(true, errOvertime) // the probe ran out of its deadline
+	f.done(probe, errOvertime) // the probe ran out of its deadline
 	f.want(t, breakerOpen, 2, 5)
 	if called, _ := f.call(nil); called {
 		t.Fatal("a call made after the probe failed")
@@ -151,7 +151,7 @@ func TestPluginBreakerLostProbe(t *testing.T) {
 	f := newFakeBreaker(PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Second)})
 	f.call(errOvertime)
 	f.advance(time.Second)
-	if called, probe := f.allow(); !called || !probe {
+	if called, probe := f.allow(); !called || probe == 0 {
 		t.Fatal("no probe")
 	}
 	f.advance(time.Second - 1)
