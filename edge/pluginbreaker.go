@@ -162,6 +162,13 @@ func (b *pluginBreaker) done(ticket int64, err error) {
 		// breaker's timeout (one would open what needs Failures).
 		return
 	}
+	if probe && ok && ce.Kind == wasm.KindBusy {
+		// The probe got no instance (the version's pool is held by its
+		// calls elsewhere, another route's runaways): it never ran, and
+		// says nothing of the version. The next call probes.
+		b.probeAt = 0
+		return
+	}
 	switch {
 	case probe && !overtime:
 		if b.state.Load() == breakerHalfOpen {
