@@ -353,7 +353,8 @@ type PluginConfig struct {
 
 // PluginBreakerConfig is a plugin's breaker on a route (pluginbreaker.go),
 // one per version and phase; a field left out takes its default. Failures
-// calls of a phase stopped at their deadline within Window open it: for
+// calls of a phase stopped at their deadline within Window, at least half
+// the calls of that phase that ended since the first of them, open it: for
 // OpenFor the route's requests get what the plugin's failure gives
 // (Failure, FailureStatus) without that phase being called, and count as
 // the version's failures for the rollout gates. Then one call goes

@@ -56,8 +56,9 @@ var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (i
 
 // pluginBreaker is the breaker of one phase of a plugin version on one
 // route. Closed, it costs a call one atomic load, and a call that ends
-// within its budget nothing more. Failures calls stopped at their deadline
-// (wasm.KindTimeout; other failures do not burn a budget) within Window
+// within its budget one atomic add. Failures calls stopped at their
+// deadline (wasm.KindTimeout; other failures do not burn a budget) within
+// Window, at least half the calls that ended since the oldest of them,
 // open it: for OpenFor the route's calls of that phase of the version are
 // not made (skip). Then it is
 // half-open: one call goes through, a probe; the probe ending within its
@@ -74,10 +75,20 @@ type pluginBreaker struct {
 	window, openFor int64
 	now             func() int64 // a monotonic clock in ns; a fake one in tests
 
+	// oks counts the calls that ended within their budget: the timeouts
+	// open it only where they are at least half the calls (one atomic add
+	// a call). A version at a thousand requests a second whose calls run
+	// out of their deadline once in thousands (a pause, a neighbour's
+	// stall) would otherwise meet Failures within Window, and every
+	// request of OpenFor would get the failure answer, counted as the
+	// version's failures: a few timeouts turned into thousands.
+	oks atomic.Uint64
+
 	mu      sync.Mutex
-	traps   []int64 // ring of the last failures trap times; 0: none yet
-	next    int     // the ring's oldest entry, where the next goes
-	probeAt int64   // half-open: when the probe went through; 0: none out
+	traps   []int64  // ring of the last failures trap times; 0: none yet
+	okAt    []uint64 // oks at each trap of the ring
+	next    int      // the ring's oldest entry, where the next goes
+	probeAt int64    // half-open: when the probe went through; 0: none out
 
 	route, plugin, phase string
 	m                    breakerSeries
@@ -101,7 +112,7 @@ func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
 func newPluginBreaker(cfg PluginBreakerConfig, route, plugin, phase string, m breakerSeries, log *slog.Logger, now func() int64) *pluginBreaker {
 	cfg = cfg.withDefaults()
 	b := &pluginBreaker{failures: cfg.Failures, window: int64(cfg.Window), openFor: int64(cfg.OpenFor), now: now,
-		traps: make([]int64, cfg.Failures), route: route, plugin: plugin, phase: phase, m: m, log: log}
+		traps: make([]int64, cfg.Failures), okAt: make([]uint64, cfg.Failures), route: route, plugin: plugin, phase: phase, m: m, log: log}
 	m.state.Set(float64(breakerClosed))
 	return b
 }
@@ -149,7 +160,8 @@ func (b *pluginBreaker) done(ticket int64, err error) {
 	ce, ok := err.(*wasm.CallError) // what Module returns, unwrapped: no allocation
 	overtime := ok && ce.Kind == wasm.KindTimeout
 	if !overtime && ticket == 0 {
-		return // the hot path: nothing to count
+		b.oks.Add(1)
+		return // the hot path: one count
 	}
 	now := b.now()
 	b.mu.Lock()
@@ -182,9 +194,12 @@ func (b *pluginBreaker) done(ticket int64, err error) {
 	case b.state.Load() == breakerClosed:
 		// A call let through while closed, ending after the breaker
 		// opened, adds nothing: the opening counted what it needed.
-		b.traps[b.next] = now
+		oks := b.oks.Load()
+		b.traps[b.next], b.okAt[b.next] = now, oks
 		b.next = (b.next + 1) % len(b.traps)
-		if oldest := b.traps[b.next]; oldest != 0 && now-oldest <= b.window {
+		// Failures timeouts within Window, and no more calls that ended
+		// in time since the oldest of them than there were timeouts.
+		if oldest := b.traps[b.next]; oldest != 0 && now-oldest <= b.window && oks-b.okAt[b.next] <= uint64(b.failures) {
 			b.open(now, "failures", b.failures)
 		}
 	}
