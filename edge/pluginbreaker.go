@@ -308,3 +308,29 @@ func (n *Node) dropBreakers(l *loaded) {
 		}
 	}
 }
+
+// pruneBreakers lets go of the breakers of the versions cur runs that no
+// step of cur uses (a route removed or renamed, or its breaker's config
+// changed, while the version stays loaded for another), and of their
+// series: an open one's state would stay at 2 for a route that is gone.
+// Requests of a retiring generation may still reach them, their counts
+// lost with the series.
+func (n *Node) pruneBreakers(cur *generation) {
+	used := map[*breakers]bool{}
+	for _, rt := range cur.routes {
+		for _, s := range rt.chain {
+			used[s.stableBrk], used[s.canaryBrk] = true, true
+		}
+	}
+	for _, l := range cur.loaded {
+		for k, bs := range l.brk {
+			if used[bs] {
+				continue
+			}
+			delete(l.brk, k)
+			for _, phase := range breakerPhases {
+				n.m.dropPluginBreaker(k.route, l.m.Name(), l.m.Version(), phase)
+			}
+		}
+	}
+}

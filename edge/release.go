@@ -197,4 +197,5 @@ func (n *Node) prune(cur *generation) {
 			l.m.Close()
 		}
 	}
+	n.pruneBreakers(cur)
 }
