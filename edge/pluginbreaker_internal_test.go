@@ -186,3 +186,80 @@ func value(c prometheus.Metric) float64 {
 	}
 	return testutil.Value(&m)
 }
+
+// TestPluginBreakerStaleProbeKeepsClosed: a probe replaced after OpenFor
+// (its deadline is longer than open_for, or it waited for an instance)
+// that ends after its replacement closed the breaker is stale: one
+// timeout of it must not open a closed breaker that needs Failures.
+func TestPluginBreakerStaleProbeKeepsClosed(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 5, OpenFor: Duration(time.Second)})
+	for range 5 {
+		f.call(errOvertime)
+	}
+	f.want(t, breakerOpen, 1, 0)
+	f.advance(time.Second)
+	c1, p1 := f.allow() // the first probe, slow
+	if !c1 || p1 == 0 {
+		t.Fatal("no first probe")
+	}
+	f.advance(time.Second)
+	c2, p2 := f.allow() // its replacement
+	if !c2 || p2 == 0 {
+		t.Fatal("no replacement probe")
+	}
+	f.done(p2, nil) // the replacement ends in time: closed
+	f.want(t, breakerClosed, 1, 0)
+	f.done(p1, errOvertime) // the stale first probe runs out of its deadline
+	if s := f.state.Load(); s != breakerClosed {
+		t.Fatalf("a stale probe's single timeout moved a closed breaker to state %d (opens %v): closed needs %d timeouts in the window",
+			s, value(f.s.opens), 5)
+	}
+}
+
+var errBusy = &wasm.CallError{Plugin: "p", Version: "1", Phase: "request", Kind: wasm.KindBusy}
+
+// TestPluginBreakerBusyProbeDoesNotClose: a probe that got no instance
+// (KindBusy: the version's pool is held by its runaway calls on another
+// route, whose breaker is still closed) never ran the plugin: it says
+// nothing of whether it still runs away, and must not close the breaker.
+func TestPluginBreakerBusyProbeDoesNotClose(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Second)})
+	f.call(errOvertime)
+	f.advance(time.Second)
+	if called, probe := f.call(errBusy); !called || !probe {
+		t.Fatal("no probe")
+	}
+	if s := f.state.Load(); s == breakerClosed {
+		t.Fatal("a probe that never got an instance (KindBusy) closed the breaker")
+	}
+	if called, probe := f.call(nil); !called || !probe {
+		t.Fatal("after a busy probe the next call should probe")
+	}
+	f.want(t, breakerClosed, 1, 0)
+}
+
+// TestPluginBreakerSporadicTimeouts: a version at 1000 requests a second
+// whose calls run out of their deadline once in 2000 (0.05%, a GC pause or
+// a neighbour's stall: well within any rollout gate) opens its breaker,
+// which then fails every request for open_for, counted as the version's
+// failures: 5 timeouts turn into thousands of failure answers (503s where
+// it fails closed) and an error rate that rolls a healthy canary back.
+func TestPluginBreakerSporadicTimeouts(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{}) // the defaults: 5 in 10 s, open 5 s
+	timeouts, failed := 0, 0
+	for i := range 20000 { // 20 s at 1000/s
+		var err error
+		if i%2000 == 1999 {
+			err = errOvertime
+			timeouts++
+		}
+		if called, _ := f.call(err); !called {
+			failed++
+		}
+		f.advance(time.Millisecond)
+	}
+	if failed > 0 {
+		t.Fatalf("%d timeouts in 20000 calls (%.2f%%) made the breaker skip %d calls (each a failure for the gates, a 503 where fail-closed); opens %v",
+			timeouts, 100*float64(timeouts)/20000, failed, value(f.s.opens))
+	}
+}
