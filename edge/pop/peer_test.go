@@ -1,6 +1,7 @@
 package pop
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/internal/testutil"
 	"github.com/talowa/wedge/origin/origintest"
+	"github.com/talowa/wedge/origin/wire"
 )
 
 // TestPeerAddr: a POP reports advertise if set, else its listener as
@@ -38,6 +40,10 @@ func TestPeerAddr(t *testing.T) {
 		}
 	}
 }
+
+// tierKey signs the tier's envelopes: a key of its own, as the config
+// requires of it.
+var tierKey = wire.Key{ID: 9, Secret: bytes.Repeat([]byte{9}, 32)}
 
 // TestAdvertise: the config refuses an advertise address peers cannot
 // dial, and a POP on the control plane with a tier listener reports the
@@ -65,7 +71,7 @@ origins:
 routes:
   - {origin: app}
 fleet: {nats: %q, trust: [%q], control_keys: [%q]}
-`, advertise, origintest.Key.Text(), org.Addr, origintest.Key.Text(), cp.URL(), trust, control), dir)
+`, advertise, tierKey.Text(), org.Addr, origintest.Key.Text(), cp.URL(), trust, control), dir)
 	}
 	for _, bad := range []string{":8080", "0.0.0.0:8080", "[::]:8080", "edge-1", "edge-1:0", "edge-1:http"} {
 		if _, err := config(bad); err == nil || !strings.Contains(err.Error(), "advertise") {
