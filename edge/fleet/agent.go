@@ -108,14 +108,18 @@ type Agent struct {
 	// refusals counts desired-state records refused by reason (verify.go).
 	refusals *prometheus.CounterVec
 	// Desired states by content (their releases as JSON): the one the
-	// node runs, those refused for good, and failed fetches of others.
-	// Content, not revision, decides whether to apply, so a control plane
-	// rebuilt from scratch (revisions from 1 again) is followed too.
+	// node runs, those refused until the node's config is reloaded, and
+	// failed fetches of others. Content, not revision, decides whether to
+	// apply, so a control plane rebuilt from scratch (revisions from 1
+	// again) is followed too. The watch loop alone touches these.
 	applied string
 	stopped string           // what of the applied state the node does not run
 	refused map[string]error // why each was refused
 	tries   map[string]int
 	force   bool // apply even if in step: a running version was revoked
+	// reloaded asks the watch loop to forget refused and reconcile
+	// (Reloaded); one pending request stands for any number.
+	reloaded chan struct{}
 
 	purge     *purger // the place in the purge stream (purge.go)
 	applies   *prometheus.CounterVec
@@ -177,7 +181,7 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 	}
 	a := &Agent{node: node, o: o, revoked: map[string]manifest.Revocation{},
 		desired: map[string]*keyState{manifest.RegionKey(o.Region): {}, manifest.POPKey(o.POP): {}},
-		applied: "{}", refused: map[string]error{}, tries: map[string]int{}}
+		applied: "{}", refused: map[string]error{}, tries: map[string]int{}, reloaded: make(chan struct{}, 1)}
 	a.status = manifest.Status{POP: o.POP, Region: o.Region, Applied: true, Source: "config"}
 	a.members = members{ttl: peerTTL * o.Report, others: map[string]Peer{}}
 	a.applies = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wedge_fleet_applies_total",
@@ -203,4 +207,20 @@ func New(node *edge.Node, o Options) (*Agent, error) {
 		return nil, fmt.Errorf("fleet: metrics: %w", err)
 	}
 	return a, nil
+}
+
+// Reloaded tells the agent that the node took its config file again. A
+// desired state refused before may fit the new config (a route running
+// the plugin it sets: "no route has that plugin"), and an operator who
+// fixed the file expects it taken now, not at a restart or the next
+// write of another state; so the agent forgets its refusals and
+// reconciles the current state at once. Everything refused is tried
+// again, not only what the node refused: a reload is rare, and a module
+// refused again costs a fetch and a check. Safe from any goroutine: the
+// watch loop does the work.
+func (a *Agent) Reloaded() {
+	select {
+	case a.reloaded <- struct{}{}:
+	default: // one pending already: it sees this config too
+	}
 }

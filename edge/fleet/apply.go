@@ -1,6 +1,7 @@
 // Applying a desired state: merge the region's and the POP's, skip it if the
-// node runs it already or it was refused for good, else fetch and verify
-// every module it names and swap them into the node at once.
+// node runs it already or it was refused (until the node's config is
+// reloaded: Reloaded), else fetch and verify every module it names and swap
+// them into the node at once.
 
 package fleet
 
@@ -50,9 +51,9 @@ func (a *Agent) reconcileOrRetry(ctx context.Context, stores *controlplane.Store
 const maxTries = 10
 
 // reconcile applies the merged desired state unless the node runs it
-// already or it was refused for good. It reports true when a fetch failed
-// in a way that may pass: the state is then neither applied nor refused
-// yet, and the caller tries again.
+// already or it was refused since the node's config was last reloaded. It
+// reports true when a fetch failed in a way that may pass: the state is
+// then neither applied nor refused yet, and the caller tries again.
 func (a *Agent) reconcile(ctx context.Context, stores *controlplane.Stores) (again bool) {
 	region := a.desired[manifest.RegionKey(a.o.Region)]
 	pop := a.desired[manifest.POPKey(a.o.POP)]

@@ -180,6 +180,12 @@ func (a *Agent) follow(ctx context.Context, nc *nats.Conn) error {
 			if synced {
 				retry = a.reconcileOrRetry(ctx, stores, applied)
 			}
+		case <-a.reloaded:
+			clear(a.refused)
+			// Before the first values, they reconcile as they come.
+			if synced {
+				retry = a.reconcileOrRetry(ctx, stores, applied)
+			}
 		case <-retry:
 			retry = a.reconcileOrRetry(ctx, stores, applied)
 		}

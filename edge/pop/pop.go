@@ -228,8 +228,10 @@ func (p *POP) Run(ctx context.Context) error {
 			cfg, err := p.opts.Reload()
 			if err != nil {
 				p.node.ReloadFailed() // Reload counts its own
-			} else {
-				err = p.node.Reload(ctx, cfg)
+			} else if err = p.node.Reload(ctx, cfg); err == nil && p.agent != nil {
+				// A desired state refused for what the old config
+				// lacked may fit this one.
+				p.agent.Reloaded()
 			}
 			if err != nil {
 				p.log.Error("edge: reload failed; still serving the previous config", "err", err)
