@@ -41,9 +41,7 @@ import (
 // for a whole onset window: a burst (256 new connections at once) lasts
 // a few samples, a backlog for good. Once shedding, p climbs while the
 // node is still behind, by shedStep times the samples it has been behind
-// in a row (fast from 0, a step at a time near the level), holds while
-// the delay falls by a quarter or more from one sample to the next (a
-// backlog draining, cpuShed.update), and comes down
+// in a row (fast from 0, a step at a time near the level), and comes down
 // by shedDown at each sample without a queue, the CPU busy or not. So p
 // settles just above the least share that keeps the queue from building,
 // and goes back to 0 once the offered load does (samples that a quiet
@@ -321,12 +319,7 @@ func (o *overload) shedFor(util float64, delay, gap time.Duration) float64 {
 		o.c.stolen = 0
 	}
 	stolen := o.c.stolen >= stolenFor
-	// A delay a quarter or more under the last sample's is a backlog
-	// draining: the CPU is busy and work still waits, but less each
-	// sample, as after a stall (see cpuShed.update).
-	draining := 4*delay <= 3*o.c.delay
-	o.c.delay = delay
-	return o.c.update(util >= saturated || stolen, delay >= o.queueDelay || stolen, draining)
+	return o.c.update(util >= saturated || stolen, delay >= o.queueDelay || stolen)
 }
 
 // windowDelay is the delayQuantile of the scheduling delays recorded
@@ -409,30 +402,19 @@ func (o *overload) shedding() (string, bool) {
 // cpuShed is the shed share's arithmetic (see above), apart from the
 // clock and getrusage so that a test can drive it.
 type cpuShed struct {
-	p     float64
-	run   int           // samples in a row behind, before shedding
-	climb int           // samples in a row pinned, while shedding
-	delay time.Duration // the last sample's scheduling delay (shedFor's)
-	// stolen is how long the delay has been past target_delay (shedFor's)
-	stolen time.Duration
+	p      float64
+	run    int           // samples in a row behind, before shedding
+	climb  int           // samples in a row pinned, while shedding
+	stolen time.Duration // how long the delay has been past target_delay (shedFor's)
 }
 
 // update moves p for one sample and returns it: pinned whether the CPU
-// was busy all of it, queued whether work waited for it as well,
-// draining whether that wait fell well under the last sample's. A
-// backlog that drains neither climbs nor counts towards the onset, nor
-// lets p come down: it is the load of a moment ago, which the node is
-// catching up with. A node at 1x starved for 70 ms by another process
-// (its CPU use a fifth to a half, work waiting 21 ms) then caught up in
-// 30 ms at full CPU, its wait falling from 15 ms to 2; counted as
-// behind, those samples took p from 0 to 0.98 just as the backlog was
-// gone, and it shed 42% of that point.
-func (c *cpuShed) update(pinned, queued, draining bool) float64 {
+// was busy all of it, queued whether work waited for it as well.
+func (c *cpuShed) update(pinned, queued bool) float64 {
 	switch {
 	case !pinned || !queued:
 		c.run, c.climb = 0, 0
 		c.p = max(0, c.p-shedDown)
-	case draining:
 	case c.p == 0 && c.run+1 < onset:
 		c.run++
 	default:
