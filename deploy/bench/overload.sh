@@ -28,10 +28,14 @@
 # First of all, a bare fasthttp server (benchserve, a body as long as the
 # shed answer's) on core 0 takes the same saturating run: its responses/s
 # are the floor of what a 503 costs, to set against the shedding edge's
-# answers/s at 3x. It also takes each point's rate (peer_p99_ms, and
-# peer_set settled): the p99 of an answer as cheap as a 503 at that rate
-# on this machine, the floor of the shed answers' (past ~100k/s, loadgen's
-# own core is nearly full and its tail is part of every figure).
+# answers/s at 3x. And at each point, just after the shedding edge, a
+# bare fasthttp server gives the answers that edge gave (benchserve -shed:
+# the same share of 503s at random, the rest with the hit's body) at the
+# same rate (peer_p99_ms; peer_set settled and peer_probe, of its 503s
+# where it sheds, else of its 2xx): this machine's floor for the point's
+# latencies, loadgen's own core included, which receiving hit bodies keeps
+# far busier than receiving 503s (past ~100k/s it is nearly full and its
+# tail is part of every figure).
 #
 #   deploy/bench/overload.sh          # MULTS="0.5 1 1.5 2 3" DURATION=5s ROUNDS=1
 #   CAPACITY=40000 deploy/bench/overload.sh   # skip the capacity search
@@ -60,7 +64,7 @@
 # bare peer at 29k/s on a slow, noisy 2-core machine, the probe's p99 was
 # 3.3 ms where the load's was 8 ms (0.8 ms with no load beside it).
 #
-# Ports 18151-18158. Share the machine with no other benchmark: run it
+# Ports 18151-18159. Share the machine with no other benchmark: run it
 # under flock /tmp/wedge-bench.lock. RT=1 runs the servers and loadgen at
 # SCHED_FIFO priority 1 (root), as paced.sh does.
 set -euo pipefail
@@ -173,17 +177,35 @@ fi
 echo "# capacity: $capacity req/s (kept up with, p99 <= $cap_p99_ms ms, without shedding); $duration per point"
 printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11s %11s %11s %11s %11s %10s %8s %11s %9s %10s %10s %10s\n' \
 	shedding x round offered achieved n_2xx n_503 errors p99_2xx_ms p99_503_ms p50_503_ms p99_2xx_set p99_503_set edge_shed late peer_p99_ms peer_set probe_2xx probe_503 peer_probe
+# peer SHARE RATE: the per-point peer's figures, "p99 settled probe" in ms:
+# a bare fasthttp server on core 0 that answers SHARE of the requests at
+# random with a 503 as short as the edge's shed answer and the rest with
+# the hit's body (SIZE), taking RATE/s: the answers the shedding edge gave
+# at that point, from a server that spends nothing on deciding them, so
+# its p99s are this machine's floor for the point (the 503s' where there
+# are any). It runs just after the shedding edge, with that edge's share.
+peer() {
+	taskset -c 0 "$tmp/benchserve" -listen 127.0.0.1:18159 -size "$size" -shed "$1" -cache-control "" &
+	local pid=$! line probe key=p99_2xx_settled_us
+	wait_up http://127.0.0.1:18159/ -o /dev/null -w '' || true
+	{ read -r line; read -r probe; } < <(both 18159 "$2" "$secs")
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	[ "$(kv "$line" n_503)" = 0 ] || key=p99_503_settled_us
+	echo "$(ms "$line" p99_us) $(ms "$line" "$key") $(ms "$probe" "$key")"
+}
 for r in $(seq "$rounds"); do
 	for m in $mults; do
 		rate=$(awk -v c="$capacity" -v m="$m" 'BEGIN {printf "%.0f", c * m}')
-		{ read -r line; read -r probe; } < <(both 18158 "$rate" "$secs")
-		peer=$(ms "$line" p99_us) peer_set=$(ms "$line" p99_2xx_settled_us) peer_probe=$(ms "$probe" p99_2xx_settled_us)
 		for mode in on $off; do
 			port=18154 admin=18155
 			[ "$mode" = on ] || port=18156 admin=18157
 			before=$(shed "$admin")
 			{ read -r line; read -r probe; } < <(both "$port" "$rate" "$secs")
 			after=$(shed "$admin")
+			if [ "$mode" = on ]; then
+				read -r peer peer_set peer_probe < <(peer "$(awk -v s="$(kv "$line" n_503)" -v a="$(kv "$line" n_2xx)" 'BEGIN {printf "%.4f", s / (s + a)}')" "$rate")
+			fi
 			printf '%-7s %-5s %-5s %8s %8s %8s %8s %7s %11.2f %11.3f %11.3f %11.2f %11.3f %10s %8s %11.3f %9.3f %10.3f %10.3f %10.3f\n' "$mode" "$m" "$r" "$rate" \
 				"$(kv "$line" achieved)" "$(kv "$line" n_2xx)" "$(kv "$line" n_503)" "$(kv "$line" errors)" \
 				"$(ms "$line" p99_2xx_us)" "$(ms "$line" p99_503_us)" "$(ms "$line" p50_503_us)" \
