@@ -56,9 +56,13 @@ func (s *step) choose(ctx *fasthttp.RequestCtx, pin []byte) *loaded {
 			return s.stable
 		}
 	}
-	ip := ctx.RemoteIP()
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4 // as an ask's owner hashes it (clientIP)
+	// The address's bytes as an ask's owner hashes them (clientIP), of a
+	// UDP address (HTTP/3) too: fasthttp's RemoteIP is 0.0.0.0 for one,
+	// and every HTTP/3 client fell on the side of 0.0.0.0.
+	var buf [16]byte
+	ip := buf[:0]
+	if addr := peerAddr(ctx.RemoteAddr()); addr.IsValid() {
+		ip = clientIP(addr, &buf)
 	}
 	return s.forClient(ctx.Request.Header.RawHeaders(), ip)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
+	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/internal/testutil"
 )
 
@@ -138,6 +139,33 @@ func TestHeadLengthOverH2H3(t *testing.T) {
 		resp, body := fetch(t, c, "HEAD", "https://"+s.addr+"/x", nil)
 		if resp.StatusCode != 200 || resp.ContentLength != want || body != "" {
 			t.Errorf("%s: %d, Content-Length %d, body %q; want 200, %d, none", resp.Proto, resp.StatusCode, resp.ContentLength, body, want)
+		}
+	}
+}
+
+// TestHTTP3CanarySplitByAddress: an HTTP/3 client falls on the side of a
+// canary's address split that an HTTP/1.1 client from its address does.
+// fasthttp's RemoteIP is 0.0.0.0 for a UDP address, and every HTTP/3
+// client fell on the side of 0.0.0.0: at a 75% share, 127.0.0.1's bucket
+// (7623 of 10,000 for hello) is on the stable side and 0.0.0.0's (7483)
+// on the canary's.
+func TestHTTP3CanarySplitByAddress(t *testing.T) {
+	s := startTLSStack(t, "", "  http3: {enabled: true}\n")
+	rel := map[string]*edge.Release{"hello": {Canary: &edge.Release{Config: []byte(`{"greeting":"Canary"}`), Version: "c1"}, Share: 75}}
+	if err := s.n.SetReleases(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	tr := &http3.Transport{TLSClientConfig: s.tlsConfig()}
+	defer tr.Close()
+	h1 := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: s.tlsConfig()}}
+	defer h1.CloseIdleConnections()
+	url := "https://" + s.addr + "/hello?name=x"
+	if resp, body := fetch(t, h1, "GET", url, nil); resp.ProtoMajor != 1 || body != "Hi, x!\n" {
+		t.Fatalf("HTTP/1.1 from 127.0.0.1: %s %q, want the stable side", resp.Proto, body)
+	}
+	for range 3 {
+		if resp, body := fetch(t, &http.Client{Timeout: time.Minute, Transport: tr}, "GET", url, nil); resp.ProtoMajor != 3 || body != "Hi, x!\n" {
+			t.Fatalf("HTTP/3 from 127.0.0.1: %s %q, want the stable side, as HTTP/1.1's", resp.Proto, body)
 		}
 	}
 }
