@@ -143,14 +143,23 @@ func TestOverloadShedsPastTheLimit(t *testing.T) {
 	if got := reached.Load(); got != admitted {
 		t.Fatalf("the origin saw %d requests, want only the %d admitted", got, admitted)
 	}
-	if st, body := admin(t, n, "/ready"); st != 503 || !strings.Contains(body, "overloaded") {
-		t.Fatalf("/ready while shedding: %d %q, want 503 saying overloaded", st, body)
-	}
+	// ready_hold is 1 ms, so that /ready recovers at once below, and a
+	// busy machine can take longer than that between a shed and the poll:
+	// each try sheds one more request just before it.
+	extra := 0
+	testutil.Eventually(t, 10*time.Second, "/ready answering 503, overloaded, just after a shed", func() bool {
+		if resp, _ := get(t, c, r); resp.StatusCode != 503 {
+			t.Fatalf("a request past the limit: %d, want 503", resp.StatusCode)
+		}
+		extra++
+		st, body := admin(t, n, "/ready")
+		return st == 503 && strings.Contains(body, "overloaded")
+	})
 	if st, _ := admin(t, n, "/health"); st != 200 {
 		t.Fatalf("/health while shedding: %d, want 200", st)
 	}
 	for name, want := range map[string]float64{
-		"wedge_edge_shed_total":          shed,
+		"wedge_edge_shed_total":          float64(shed + extra),
 		"wedge_edge_in_flight":           admitted,
 		"wedge_edge_concurrency_limit":   admitted,
 		"wedge_edge_utilization":         1,
@@ -162,8 +171,8 @@ func TestOverloadShedsPastTheLimit(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	if got := metric("wedge_edge_shed_total", map[string]string{"reason": "in_flight"}); got != shed {
-		t.Errorf("shed for in_flight: %v, want %d", got, shed)
+	if got := metric("wedge_edge_shed_total", map[string]string{"reason": "in_flight"}); got != float64(shed+extra) {
+		t.Errorf("shed for in_flight: %v, want %d", got, shed+extra)
 	}
 
 	release()
