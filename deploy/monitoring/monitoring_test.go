@@ -289,7 +289,7 @@ func TestDashboard(t *testing.T) {
 	exprs := dashboardExprs(t)
 	for _, want := range []string{"Requests/s", "Error ratio", "p50 / p95 / p99", "Cache hit ratio", "Origin exchange latency",
 		"Circuit breaker", "Plugin call time", "Plugin failures", "rollouts", "POPs linked", "POPs reporting", "Rate-limit share", "Concurrency",
-		"CPU: utilization", "Origin concurrency limit", "Origin latency the limit follows"} {
+		"CPU: utilization", "Origin concurrency limit", "Origin latency the limit follows", "Plugin breaker state", "Control-plane certificates"} {
 		if !slices.ContainsFunc(slices.Collect(maps.Keys(exprs)), func(title string) bool { return strings.Contains(title, want) }) {
 			t.Errorf("dashboard.json: no panel titled with %q", want)
 		}
