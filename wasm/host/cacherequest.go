@@ -196,7 +196,7 @@ func (c *Call) CacheRequest(name []byte) int32 {
 		case d == httpcache.UseStaleSWR && get:
 			detail = "stale-while-revalidate"
 			var bg bool
-			if flags, bg = c.cacheBackground(&st, entry, &m); !bg {
+			if flags, bg = c.cacheBackground(&st, entry, e, &m); !bg {
 				d = httpcache.Validate // the host cannot: this request revalidates
 			}
 		case d == httpcache.UseStaleSWR:
@@ -354,8 +354,9 @@ func (c *Call) setValidators(m *httpcache.Meta) {
 // and the forwarding state saved for it; then it marks the request's own
 // state as a hit, so its response phase passes the stale answer through.
 // ok is false when the host cannot revalidate in the background: st and
-// the request are then set up to revalidate in the foreground.
-func (c *Call) cacheBackground(st *httpcache.State, entry []byte, m *httpcache.Meta) (flags int32, ok bool) {
+// the request are then set up to revalidate in the foreground. e is the
+// stale entry found under entry.
+func (c *Call) cacheBackground(st *httpcache.State, entry []byte, e *CacheEntry, m *httpcache.Meta) (flags int32, ok bool) {
 	for _, n := range clientConditionals {
 		c.ex.HeaderDel(abi.MsgRequest, view(n))
 	}
@@ -366,7 +367,7 @@ func (c *Call) cacheBackground(st *httpcache.State, entry []byte, m *httpcache.M
 		*st = bg
 		return 0, false
 	}
-	switch c.CacheRevalidate(entry) {
+	switch c.cacheRevalidate(entry, e) {
 	case abi.ErrUnavailable:
 		*st = bg
 		return 0, false

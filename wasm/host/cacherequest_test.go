@@ -204,3 +204,54 @@ func cacheHitCall(t testing.TB, vary bool) (*fixture, Request, func() int32) {
 		return f.call.CacheRequest(name)
 	}
 }
+
+// freshenedCache is a MemCache on which a revalidation of the key ends
+// just after the first lookup: it stores a fresh entry, and its key is
+// released.
+type freshenedCache struct {
+	*MemCache
+	fresh *CacheEntry
+	done  bool
+}
+
+func (c *freshenedCache) Get(key []byte) (*CacheEntry, bool) {
+	e, ok := c.MemCache.Get(key)
+	if !c.done {
+		c.done = true
+		c.MemCache.Set(key, c.fresh)
+	}
+	return e, ok
+}
+
+// TestCacheRequestStaleRevalidatedMeanwhile: a stale-while-revalidate hit
+// whose lookup came just before another request's revalidation of the
+// entry stored a fresh one and ended is served stale, and starts no
+// revalidation of its own: the origin was asked a second time for one
+// stale entry (and the tier's owner answered that one from its fresh copy).
+func TestCacheRequestStaleRevalidatedMeanwhile(t *testing.T) {
+	for _, meanwhile := range []bool{false, true} {
+		f, req := cacheRequestFixture(t)
+		m := httpcache.Meta{Lifetime: 60_000, ETag: `"e1"`, SWR: 60}
+		storeForCache(t, f, req, m, time.Minute, "stale")
+		fresh := &CacheEntry{Response: &StoredResponse{Status: 200, Body: []byte("fresh")}, Meta: m.Encode(), Stored: f.now.Add(2 * time.Minute), TTL: time.Minute}
+		mem := f.env.Cache.(*MemCache)
+		if meanwhile {
+			f.env.Cache = &freshenedCache{MemCache: mem, fresh: fresh}
+		}
+		f.now = f.now.Add(2 * time.Minute)
+		f.ex.Req = req
+		if got := f.call.CacheRequest([]byte("edge")); got&httpcache.Hit == 0 || string(f.ex.Resp.Body) != "stale" {
+			t.Fatalf("revalidated meanwhile %v: CacheRequest = %d, body %q: want a stale hit", meanwhile, got, f.ex.Resp.Body)
+		}
+		rv := f.ex.TakeRevalidation()
+		if started := rv != nil; started == meanwhile {
+			t.Errorf("revalidated meanwhile %v: a revalidation started %v", meanwhile, started)
+		}
+		if rv != nil {
+			rv.Done()
+		}
+		if n := mem.Revalidating(); n != 0 {
+			t.Errorf("revalidated meanwhile %v: %d keys left in flight", meanwhile, n)
+		}
+	}
+}

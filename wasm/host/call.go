@@ -450,7 +450,14 @@ func (c *Call) CachePurge(kind int32, match []byte) int32 {
 type FetchPositioner interface{ FetchPosition() *uint64 }
 
 // CacheRevalidate implements abi.Host.
-func (c *Call) CacheRevalidate(key []byte) int32 {
+func (c *Call) CacheRevalidate(key []byte) int32 { return c.cacheRevalidate(key, nil) }
+
+// cacheRevalidate is CacheRevalidate; stale, when not nil, is the entry
+// the caller found stale under key. A revalidation of key that ended
+// between that lookup and this one's admission stored what this one would
+// fetch: the entry stored under key is then another, and none starts (the
+// origin was asked twice for one stale entry).
+func (c *Call) cacheRevalidate(key []byte, stale *CacheEntry) int32 {
 	if c.phase != abi.PhaseRequest {
 		return abi.ErrPhase
 	}
@@ -470,6 +477,12 @@ func (c *Call) CacheRevalidate(key []byte) int32 {
 	release, ok := rv.BeginRevalidation(key)
 	if !ok {
 		return 0
+	}
+	if stale != nil {
+		if e, _ := c.env.Cache.Get(key); e != stale {
+			release()
+			return 0
+		}
 	}
 	if !c.ex.Revalidate(key, release) {
 		release()
