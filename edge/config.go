@@ -698,6 +698,19 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// tierKeyClash refuses an origin whose key is the tier's. Asks and origin
+// requests are request frames alike: under one secret, a frame captured on
+// either link could be replayed on the other, an ask run by the origin or
+// a request served to a peer as an ask.
+func tierKeyClash(tier wire.Key, origins map[string]*OriginConfig) error {
+	for name, o := range origins {
+		if o.key.SameSecret(tier) {
+			return fmt.Errorf("tier: key is origin %q's key: a frame for one could be replayed to the other; give the tier a key of its own", name)
+		}
+	}
+	return nil
+}
+
 // load reads and parses what the config names or holds in another form:
 // the origins' keys and dictionaries, the fleet's trust keys, and each
 // plugin's config as the JSON its configure export reads.
@@ -722,14 +735,8 @@ func (c *Config) load() error {
 			return fmt.Errorf("tier: %w", err)
 		}
 		c.Tier.key = k
-		// Asks and origin requests are request frames alike: under one
-		// secret, a frame captured on either link could be replayed on
-		// the other, an ask run by the origin or a request served to a
-		// peer as an ask.
-		for name, o := range c.Origins {
-			if bytes.Equal(o.key.Secret, k.Secret) {
-				return fmt.Errorf("tier: key is origin %q's key: a frame for one could be replayed to the other; give the tier a key of its own", name)
-			}
+		if err := tierKeyClash(k, c.Origins); err != nil {
+			return err
 		}
 	}
 	if c.Fleet.NATS != "" {

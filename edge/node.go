@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -340,6 +341,13 @@ func (n *Node) serveHTTP(ln, accept net.Listener) error {
 func (n *Node) Reload(ctx context.Context, cfg *Config) error {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
+	// The tier signs with the key it started with: an origin given that
+	// key would take its asks as requests (and the reverse).
+	if n.cfg.Tier.Listen != "" {
+		if err := tierKeyClash(n.cfg.Tier.key, cfg.Origins); err != nil {
+			return fmt.Errorf("edge: reload: %w (tier.key takes effect at a restart)", err)
+		}
+	}
 	if changed := restartOnly(n.cfg, cfg); len(changed) > 0 {
 		n.log.Warn("reload: these changed, and take effect at a restart; the node keeps its running ones until then",
 			"fields", strings.Join(changed, ", "))
@@ -371,7 +379,7 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 }
 
 // restartOnly names what differs between the running config and cfg
-// among what only a restart applies: the listeners, the trusted proxies,
+// among what only a restart applies: the listeners, the tier's key, the trusted proxies,
 // the limits, the HTTP/2 and HTTP/3 settings, the access log's path and
 // sample.
 func restartOnly(running, cfg *Config) []string {
@@ -388,6 +396,7 @@ func restartOnly(running, cfg *Config) []string {
 		{"tls.http2", reflect.DeepEqual(running.TLS.HTTP2, cfg.TLS.HTTP2)},
 		{"tls.http3", reflect.DeepEqual(running.TLS.HTTP3, cfg.TLS.HTTP3)},
 		{"tier.listen", running.Tier.Listen == cfg.Tier.Listen},
+		{"tier.key", running.Tier.key.ID == cfg.Tier.key.ID && bytes.Equal(running.Tier.key.Secret, cfg.Tier.key.Secret)},
 		{"limits", reflect.DeepEqual(running.Limits, cfg.Limits)},
 		{"access_log.path", running.AccessLog.Path == cfg.AccessLog.Path},
 		{"access_log.sample", running.AccessLog.Sample == cfg.AccessLog.Sample},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -531,6 +532,34 @@ func TestTierShield(t *testing.T) {
 
 var _ origin.Handler = (*countingOrigin)(nil)
 
+// TestTierKeyReload: tier.key takes effect at a restart, so a reload
+// that gives an origin the tier's running key (and the tier a new one, or
+// not) is refused: the node would sign origin requests with the key its
+// tier listener opens asks under. The node keeps its running config.
+func TestTierKeyReload(t *testing.T) {
+	org := &countingOrigin{}
+	p := startPOPs(t, origintest.Start(t, org).Addr, "eu", "", "pop-b")[0]
+	doc := fmt.Sprintf(`
+pop: pop-b
+region: eu
+tier: {listen: %q, key: %q}
+origins:
+  app: {addr: %q, key: %q}
+routes: [{path: /, origin: app}]
+`, p.tier.Addr(), wire.Key{ID: 11, Secret: bytes.Repeat([]byte{11}, 32)}.Text(), "127.0.0.1:1", tierKey.Text())
+	cfg, err := edge.ParseConfig([]byte(doc), t.TempDir())
+	if err != nil {
+		t.Fatalf("the config alone is fine: %v", err)
+	}
+	if err := p.Reload(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `origin "app"'s key`) {
+		t.Fatalf("reload giving an origin the running tier key: %v, want refused", err)
+	}
+	p.mustGet(t, "/still-the-old-origin")
+	if org.n.Load() != 1 {
+		t.Fatalf("the running origin saw %d requests, want 1", org.n.Load())
+	}
+}
+
 // TestTierConfig: the config refuses a tier listener without a key or
 // with an origin's (asks and requests must not verify as each other), a
 // route tier other than region or off, and a shield without a tier.
@@ -546,6 +575,9 @@ origins:
 		{"routes: [{origin: app, shield: us}]", "needs tier: region"},
 		{"routes: [{origin: app, tier: off, shield: us}]", "needs tier: region"},
 		{"tier: {listen: 127.0.0.1:0, key: \"" + wire.Key{ID: 3, Secret: origintest.Key.Secret}.Text() + "\"}\nroutes: [{origin: app}]",
+			`tier: key is origin "app"'s key`},
+		// HMAC pads a short secret with zeros: one more 00 is the same key.
+		{"tier: {listen: 127.0.0.1:0, key: \"" + wire.Key{ID: 3, Secret: append(slices.Clone(origintest.Key.Secret), 0)}.Text() + "\"}\nroutes: [{origin: app}]",
 			`tier: key is origin "app"'s key`},
 	} {
 		if _, err := edge.ParseConfig([]byte(base+c.yaml), t.TempDir()); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -103,6 +103,13 @@ func ParseKey(s string) (Key, error) {
 // Text formats k the way ParseKey reads it, secret included.
 func (k Key) Text() string { return strconv.Itoa(int(k.ID)) + ":" + hex.EncodeToString(k.Secret) }
 
+// SameSecret reports whether k and o sign alike: HMAC pads a secret
+// shorter than its block (64 bytes, the most ParseKey takes) with zeros,
+// so secrets that differ only in trailing zero bytes are one key.
+func (k Key) SameSecret(o Key) bool {
+	return bytes.Equal(bytes.TrimRight(k.Secret, "\x00"), bytes.TrimRight(o.Secret, "\x00"))
+}
+
 // String names the key without its secret, so a Key or Config that ends up
 // in a log line does not leak it.
 func (k Key) String() string { return "wire key " + strconv.Itoa(int(k.ID)) }
