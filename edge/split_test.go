@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -95,5 +96,38 @@ func TestCanarySplitRefused(t *testing.T) {
 	}
 	if r := n.Running()["hello"]; r.Canary != "" {
 		t.Fatalf("running %+v after refused releases", r)
+	}
+}
+
+// TestCanarySplitIPv6ByPrefix: a 10% address split places an IPv6 client
+// by its /64, one host's: the 64 addresses of one /64 fall on one side
+// (by its whole address, one host fell on both and could pick its side),
+// and of 200 /64s some get the canary and most not.
+func TestCanarySplitIPv6ByPrefix(t *testing.T) {
+	n := startNode(t, config(startOrigin(t, "o"), hello(t), `trusted_proxies: ["127.0.0.1"]`))
+	rel := map[string]*edge.Release{"hello": {Canary: &edge.Release{Config: []byte(`{"greeting":"Canary"}`), Version: "c1"}, Share: 10}}
+	if err := n.SetReleases(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	side := func(addr string) string {
+		t.Helper()
+		_, h, _ := n.do(t, "GET", "www.example.com", "/x", nil, "X-Forwarded-For", addr)
+		return string(h.Peek("X-Hello"))
+	}
+	sides := map[string]int{}
+	for i := 1; i <= 64; i++ {
+		sides[side(fmt.Sprintf("2001:db8:1:2:%x::%x", i*7919%0x10000, i))]++
+	}
+	if len(sides) != 1 {
+		t.Errorf("64 addresses of 2001:db8:1:2::/64 fell on %d sides: %v", len(sides), sides)
+	}
+	canary := 0
+	for i := range 200 {
+		if side(fmt.Sprintf("2001:db8:%x:%x::1", i/16, i)) == "Canary" {
+			canary++
+		}
+	}
+	if canary == 0 || canary > 60 {
+		t.Errorf("of 200 /64s, %d got the 10%% canary", canary)
 	}
 }

@@ -287,13 +287,16 @@ func namedRoute(r *router, name string) *route {
 
 // clientIP is the bytes of addr that a canary's address split hashes,
 // as step.choose does at the POP the client reached: four for IPv4
-// (mapped or not), sixteen for IPv6.
+// (mapped or not), the /64 of IPv6, one host's as the tunnel bound and
+// the ratelimit plugin count it (tunnelClient): a host picks any address
+// in its /64, and its privacy addresses rotate, so by its whole address
+// one host fell on both sides of a canary, and could choose its side.
 func clientIP(addr netip.Addr, buf *[16]byte) []byte {
 	*buf = addr.As16()
 	if addr.Unmap().Is4() {
 		return buf[12:]
 	}
-	return buf[:]
+	return buf[:8]
 }
 
 // tierValues are what an ask carries in its tier values.
