@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/talowa/wedge/edge"
 	"github.com/talowa/wedge/edge/edgetest"
 	"github.com/talowa/wedge/internal/jwstest"
@@ -644,5 +646,18 @@ func TestAccessLogRefusedAtHeader(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAccessLogWebSocket: a WebSocket handshake the origin accepted is
+// logged with the 101 the client got (the metrics' 1xx), not the 200 of
+// a response fasthttp never wrote (the tunnel writes its own).
+func TestAccessLogWebSocket(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	n, _, _ := startWSConfig(t, "", "", fmt.Sprintf("access_log: {path: %q, sample: 1}\n", logFile))
+	c := dial(t, n)
+	c.Close(websocket.StatusNormalClosure, "")
+	if l := waitAccessLog(t, logFile, 1); l[0].Path != "/ws" || l[0].Status != 101 {
+		t.Errorf("handshake logged as %+v, want /ws with status 101", l[0])
 	}
 }

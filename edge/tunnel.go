@@ -357,7 +357,14 @@ func (n *Node) openTunnel(c *requestChain, x *host.MemExchange) {
 	}
 	if err != nil {
 		status := originclient.Status(err)
-		n.log.Warn("origin failed a tunnel handshake", "origin", o.name, "status", status, "err", err)
+		if strings.Contains(err.Error(), "unknown flags") {
+			// The text of an origin built before the handshake's own flag
+			// (0x04), which refuses every handshake until it is upgraded.
+			n.log.Error("origin refused a tunnel handshake: it predates this edge's handshake frames; upgrade the origins first (the new ones take old edges' handshakes with -legacy-tunnel-handshakes)",
+				"origin", o.name, "err", err)
+		} else {
+			n.log.Warn("origin failed a tunnel handshake", "origin", o.name, "status", status, "err", err)
+		}
 		textResponse(resp, status, "origin "+o.name)
 		return
 	}
@@ -395,6 +402,9 @@ func (n *Node) startTunnel(ctx *fasthttp.RequestCtx, c *requestChain, r *host.Re
 		}
 	})
 	ctx.HijackSetNoResponse(true)
+	// Never written (the tunnel writes its own), but read by the access
+	// log, which logged the 200 fasthttp starts a response with.
+	ctx.Response.SetStatusCode(fasthttp.StatusSwitchingProtocols)
 	ctx.Hijack(func(client net.Conn) {
 		if taken.CompareAndSwap(false, true) {
 			lost.Stop()

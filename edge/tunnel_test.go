@@ -8,8 +8,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -788,4 +790,24 @@ func TestTunnelDrainAtFrameBoundary(t *testing.T) {
 		t.Fatalf("then close %d, want 1001", code)
 	}
 	appClosed(t, a)
+}
+
+// TestTunnelOldOriginSaysUpgrade: an origin built before the tunnel
+// handshake's own flag refuses every handshake frame with "unknown flags";
+// the client gets 502 and the edge's log says what to do (upgrade the
+// origins first), not only the origin's words.
+func TestTunnelOldOriginSaysUpgrade(t *testing.T) {
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "wire: malformed frame: unknown flags 0x4", http.StatusBadRequest)
+	}))
+	t.Cleanup(old.Close)
+	logs := &testutil.SyncBuffer{}
+	n := startNodeWith(t, wsConfig(strings.TrimPrefix(old.URL, "http://"), "", ""),
+		edge.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
+	if _, resp, err := dialWS(n); err == nil || resp == nil || resp.StatusCode != 502 {
+		t.Fatalf("handshake through an old origin: %v, %v: want 502", err, resp)
+	}
+	if !strings.Contains(logs.String(), "upgrade the origins first") {
+		t.Errorf("the edge's log does not say to upgrade the origins:\n%s", logs)
+	}
 }
