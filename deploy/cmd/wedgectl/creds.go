@@ -142,7 +142,9 @@ func controlLeafBundle(_ context.Context, args []string, stdout io.Writer) error
 // the auth directory, or with --leaf-bundle a leaf's, issued again by the
 // CA for 90 days, with a new key. The servers running with the files take
 // the new ones at their next handshake: nothing restarts and no link
-// drops, so it can run from cron well before the old one expires.
+// drops, so it can run from cron well before the old one expires, as
+// root too: the new files keep the owner and mode of the old ones, which
+// a server running as its own user must still read.
 func controlRenewCerts(_ context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("control renew-certs", flag.ContinueOnError)
 	dir := fs.String("auth", "", "the control plane's auth `DIR` (by default control --embedded DIR keeps it in DIR/auth)")

@@ -112,6 +112,7 @@ func startFleet(ctx context.Context, dir, listen string, ha bool, log *slog.Logg
 	if f.auth, err = auth.Init(filepath.Join(dir, "auth"), nil); err != nil {
 		return nil, err
 	}
+	f.auth.TLS.Log = log
 	if f.cp, err = startControlPlane(filepath.Join(dir, "nats"), listen, ha, f.auth); err != nil {
 		return nil, err
 	}

@@ -63,6 +63,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	if *serverOnly && *embeddedDir == "" {
 		return errors.New("control: --server-only needs --embedded DIR")
 	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	var nc *nats.Conn
 	var clusterMember *embedded.Server // with --cluster
 	var certs []*auth.TLS              // the embedded server's, for /metrics
@@ -71,6 +72,7 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		opts.Auth.TLS.Log = log // why renewed certificate files are not taken
 		certs = append(certs, opts.Auth.TLS)
 		srv, err := embedded.Start(opts)
 		if err != nil {
@@ -112,7 +114,6 @@ func control(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if *httpAddr != "" {
 		// Bind first: a busy port is an error now, not a log line later.
 		ln, err := net.Listen("tcp", *httpAddr)

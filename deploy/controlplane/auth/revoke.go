@@ -158,15 +158,32 @@ func (m *Material) Revoke(key, name string, at time.Time) error {
 	return nil
 }
 
-// replaceFile replaces path with b, readable by its owner only: written to
-// a new file first, then renamed over it, so that a crash leaves the old
-// file or the new one, never half of one, and a reader finds either whole.
+// replaceFile replaces path with b: written to a new file first, then
+// renamed over it, so that a crash leaves the old file or the new one,
+// never half of one, and a reader finds either whole. The new file takes
+// the mode and owner of the one it replaces: whoever runs a renewal (root,
+// from cron) is not the user the servers run as, which must still read
+// their files (a server.pem readable by all stays so). Only root may give
+// a file away, so a renewal run as another user leaves the file its own.
+// A file that did not exist is readable by its owner only.
 func replaceFile(path string, b []byte) error {
+	old, err := os.Stat(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("auth: %w", err)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // mode 0600
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	_, err = f.Write(b)
+	if old != nil {
+		// Set before the rename: the file appears with them.
+		if err = keepOwner(f, old); err == nil {
+			err = f.Chmod(old.Mode().Perm())
+		}
+	}
+	if err == nil {
+		_, err = f.Write(b)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

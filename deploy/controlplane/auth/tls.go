@@ -25,6 +25,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -59,6 +60,10 @@ const (
 // checks a certificate at the handshake only.
 type TLS struct {
 	CA *x509.CertPool
+	// Log is told why renewed files are not taken (slog.Default() if
+	// nil): the old certificate is presented until it expires, and
+	// nothing else would say so. Set it before the server starts.
+	Log *slog.Logger
 
 	ca                *x509.Certificate
 	certPath, keyPath string
@@ -67,6 +72,7 @@ type TLS struct {
 	cert    *tls.Certificate
 	stamp   [2]os.FileInfo // the files' when cert was read from them
 	checked time.Time      // the last look at the files
+	failed  string         // why the files were last not taken, as logged
 }
 
 // Server is the TLS config a server accepts clients and leaf nodes with.
@@ -132,18 +138,52 @@ func (t *TLS) current() *tls.Certificate {
 // (a new key beside the old certificate: they do not pair), one of
 // another CA, one expired or not valid yet, one not good for what the
 // certificate it would replace was (a leaf's in a member's directory,
-// which cannot dial a route).
+// which cannot dial a route); so are files t cannot read (renewed by
+// root for a server of its own user, with a mode or owner that shuts it
+// out). Each reason is logged once, when it first differs from the last.
 func (t *TLS) refresh(now time.Time) {
 	st, err := stamps(t.certPath, t.keyPath)
-	if err != nil || (os.SameFile(st[0], t.stamp[0]) && os.SameFile(st[1], t.stamp[1]) &&
-		sameStamp(st[0], t.stamp[0]) && sameStamp(st[1], t.stamp[1])) {
+	if err == nil && os.SameFile(st[0], t.stamp[0]) && os.SameFile(st[1], t.stamp[1]) &&
+		sameStamp(st[0], t.stamp[0]) && sameStamp(st[1], t.stamp[1]) {
 		return
 	}
-	cert, err := loadPairTLS(t.certPath, t.keyPath, t.ca)
-	if err != nil || validAt(t.certPath, cert.Leaf, now) != nil || !coversUsage(cert.Leaf, t.cert.Leaf) {
+	var cert *tls.Certificate
+	if err == nil {
+		cert, err = loadPairTLS(t.certPath, t.keyPath, t.ca)
+	}
+	if err == nil {
+		err = validAt(t.certPath, cert.Leaf, now)
+	}
+	if err == nil && !coversUsage(cert.Leaf, t.cert.Leaf) {
+		err = fmt.Errorf("auth: %s is not good for every usage of the certificate it would replace (a leaf's in a member's directory?)", t.certPath)
+	}
+	if err != nil {
+		t.notTaken(err)
 		return
 	}
-	t.cert, t.stamp = cert, st
+	if t.failed != "" {
+		t.log().Info("auth: took the renewed certificate", "file", t.certPath, "serial", cert.Leaf.SerialNumber.Text(16))
+	}
+	t.cert, t.stamp, t.failed = cert, st, ""
+}
+
+// notTaken logs why t's files were not taken, unless that was the last
+// reason logged: a file that stays unreadable is looked at again every
+// second there is a handshake, and said once.
+func (t *TLS) notTaken(err error) {
+	if msg := err.Error(); msg != t.failed {
+		t.failed = msg
+		t.log().Warn("auth: certificate files changed but not taken: still presenting the old certificate",
+			"file", t.certPath, "serial", t.cert.Leaf.SerialNumber.Text(16), "expires", t.cert.Leaf.NotAfter.UTC().Format(time.RFC3339), "err", err)
+	}
+}
+
+// log is where t logs: Log, or the process's default.
+func (t *TLS) log() *slog.Logger {
+	if t.Log != nil {
+		return t.Log
+	}
+	return slog.Default()
 }
 
 // coversUsage reports whether cert is good for every extended key usage

@@ -3,8 +3,10 @@ package auth
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -172,5 +174,62 @@ func TestRefresh(t *testing.T) {
 		if got.Leaf.SerialNumber.Cmp(good.cert.SerialNumber) != 0 {
 			t.Errorf("%s: serial %v, want the renewed %v", name, got.Leaf.SerialNumber, good.cert.SerialNumber)
 		}
+	}
+}
+
+// TestRefreshLogsWhyNotTaken: files a server's TLS cannot take are
+// logged, once for as long as the reason stays the same, and taking
+// renewed ones after that is logged too. A server silently kept
+// presenting its old certificate when a renewal left files it could not
+// read.
+func TestRefreshLogsWhyNotTaken(t *testing.T) {
+	m, err := Init(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	tl := m.TLS
+	tl.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	old := tl.Leaf().SerialNumber
+	lines := func() []string { return strings.Split(strings.TrimSpace(logs.String()), "\n") }
+
+	// A file that is no certificate stands for one the server cannot
+	// read, which a test run as root (as CI runs) could not make.
+	if err := replaceFile(tl.certPath, []byte("not a certificate\n")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if got := look(tl).SerialNumber; got.Cmp(old) != 0 {
+			t.Fatalf("took serial %v from a file that is no certificate", got)
+		}
+	}
+	if got := lines(); len(got) != 1 || !strings.Contains(got[0], "level=WARN") || !strings.Contains(got[0], "still presenting the old certificate") ||
+		!strings.Contains(got[0], "serial="+old.Text(16)) || !strings.Contains(got[0], "file="+tl.certPath) {
+		t.Fatalf("three looks at a bad certificate file logged %q, want one warning naming the file and the serial presented", got)
+	}
+
+	c, err := issue([]string{"localhost"}, m.caCert, m.caKey, time.Now(), certLife, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replaceFile(tl.certPath, c.certPEM); err != nil { // the old key still
+		t.Fatal(err)
+	}
+	look(tl)
+	if got := lines(); len(got) != 2 || !strings.Contains(got[1], "private key does not match public key") {
+		t.Fatalf("a certificate beside another's key logged %q, want a second warning saying so", got)
+	}
+	if err := replaceFile(tl.keyPath, c.keyPEM); err != nil {
+		t.Fatal(err)
+	}
+	if got := look(tl).SerialNumber; got.Cmp(c.cert.SerialNumber) != 0 {
+		t.Fatalf("serial %v, want the renewed %v", got, c.cert.SerialNumber)
+	}
+	if got := lines(); len(got) != 3 || !strings.Contains(got[2], "level=INFO") || !strings.Contains(got[2], "serial="+c.cert.SerialNumber.Text(16)) {
+		t.Fatalf("taking the renewed pair logged %q, want it said after the warnings", got)
+	}
+	look(tl)
+	if got := lines(); len(got) != 3 {
+		t.Errorf("a look at files already taken logged %q", got[3:])
 	}
 }
