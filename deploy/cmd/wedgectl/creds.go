@@ -158,6 +158,15 @@ func controlRenewCerts(_ context.Context, args []string, stdout io.Writer) error
 	}
 	m, err := auth.Load(*dir)
 	if err != nil {
+		// The two likely slips, named: the leaf's own bundle (renewed from
+		// the control plane) and control --embedded's DIR (its auth is in
+		// DIR/auth).
+		if _, lerr := auth.LoadLeaf(*dir); lerr == nil {
+			return fmt.Errorf("control renew-certs: %s is a leaf bundle: renew it on the control plane with --auth AUTH_DIR --leaf-bundle BUNDLE_DIR, and copy its new leaf.pem and leaf-key.pem here", *dir)
+		}
+		if _, aerr := auth.Load(filepath.Join(*dir, "auth")); aerr == nil {
+			return fmt.Errorf("control renew-certs: %s is not an auth directory, %s is: --auth %[2]s", *dir, filepath.Join(*dir, "auth"))
+		}
 		return fmt.Errorf("control renew-certs: %w", err)
 	}
 	var list []string

@@ -124,6 +124,33 @@ func authPlane(t *testing.T, dir string) (*embedded.Server, *controlplane.Stores
 	return controlplanetest.Start(t, embedded.Options{Listen: "127.0.0.1:0", Auth: m})
 }
 
+// TestControlRenewCertsWrongDir: renew-certs given a leaf's bundle, or
+// control --embedded's DIR, as --auth says what it was given and what to
+// give it, where it said the directory was neither an auth directory nor
+// a leaf bundle.
+func TestControlRenewCertsWrongDir(t *testing.T) {
+	ctx := context.Background()
+	embeddedDir := t.TempDir()
+	dir := filepath.Join(embeddedDir, "auth")
+	if _, err := auth.Init(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out testutil.SyncBuffer
+	bundle := filepath.Join(t.TempDir(), "leaf")
+	if err := run(ctx, []string{"control", "leaf-bundle", bundle, "--auth", dir}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for given, want := range map[string]string{
+		bundle:      "is a leaf bundle: renew it on the control plane with --auth AUTH_DIR --leaf-bundle BUNDLE_DIR",
+		embeddedDir: "--auth " + dir,
+	} {
+		err := run(ctx, []string{"control", "renew-certs", "--auth", given}, &out)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("renew-certs --auth %s: %v, want %q", given, err, want)
+		}
+	}
+}
+
 // TestControlRenewCerts: `control renew-certs` issues the servers'
 // certificate again, for the names it had, and the server that was
 // running presents it to the next connection; with --leaf-bundle it
