@@ -661,3 +661,19 @@ func TestAccessLogWebSocket(t *testing.T) {
 		t.Errorf("handshake logged as %+v, want /ws with status 101", l[0])
 	}
 }
+
+// TestAccessLogHTTP2Refused: a request the HTTP/2 front door refuses
+// before serve (a body over max_body_bytes) gets its access-log line, as
+// one over HTTP/1.1 does.
+func TestAccessLogHTTP2Refused(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "access.log")
+	s := startTLSStack(t, "", fmt.Sprintf("access_log: {path: %q, sample: 1}\n", logFile))
+	h2 := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: s.tlsConfig(), ForceAttemptHTTP2: true}}
+	defer h2.CloseIdleConnections()
+	if resp, _ := fetch(t, h2, "POST", "https://"+s.addr+"/up", bytes.Repeat([]byte("x"), 65537)); resp.StatusCode != 413 || resp.ProtoMajor != 2 {
+		t.Fatalf("a body over max_body_bytes: %s %d, want HTTP/2 413", resp.Proto, resp.StatusCode)
+	}
+	if l := waitAccessLog(t, logFile, 1); l[0].Path != "/up" || l[0].Status != 413 || l[0].Method != "POST" {
+		t.Errorf("logged %+v, want POST /up 413", l[0])
+	}
+}

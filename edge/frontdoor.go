@@ -189,7 +189,12 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx.Response.Header.SetNoDefaultContentType(true)
 	if status, msg := f.read(ctx, h, r); status != 0 {
 		f.n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
-		http.Error(w, strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg, status)
+		text := strconv.Itoa(status) + " " + http.StatusText(status) + ": " + msg
+		http.Error(w, text, status)
+		// Logged as an HTTP/1.1 refusal is (transportError): from what
+		// the access log reads, ctx's answer.
+		ctx.Error(text+"\n", status)
+		f.n.logUnserved(ctx)
 		return
 	}
 	f.n.serve(ctx)
