@@ -85,11 +85,7 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 		if slices.Contains(r.RollbackKept, region) {
 			continue // not restored, so nothing to confirm
 		}
-		prev, err := c.unrevoked(ctx, r.Previous[region]) // what the restore wrote there
-		if err != nil {
-			return err
-		}
-		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region], r.Key, prev)
+		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region])
 		for _, p := range done {
 			ran = append(ran, p+" ("+region+")")
 		}

@@ -22,10 +22,7 @@
 // (that region is left alone and the audit says so). A wave whose region
 // stops reporting, and a wave a POP's own override of the key would hide
 // from that POP, are rolled back too. What the audit says a POP runs, it
-// takes from that POP's report; and a POP's NACK counts against a wave,
-// or a rollback, only when that report shows it not running what the
-// wave (the rollback) wrote: rollouts of other keys may write the region
-// meanwhile, and a POP that refuses their release keeps running this one.
+// takes from that POP's report.
 //
 // # Why
 //

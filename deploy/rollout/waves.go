@@ -192,29 +192,18 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 }
 
 // confirmed sorts the fresh POPs of region by their answer to revision
-// rev, which put want there for key: ran, those that run it or a later
-// one; waiting, those not there yet; nacks, why each that refused it did.
-// A POP refuses rev by failing to apply it (or a later revision, which
-// it may have taken in one step with rev), or by refusing the record
-// itself (Status.Refused: it does not trust this controller's key, say).
-// A refused record at another revision is not rev's NACK: anyone with
-// bucket access could write one, and the POP runs on what it had.
-//
-// Nor is any refusal from a POP whose report shows it running want: it
-// refused something else. Rollout locks are per key, so a rollout of
-// another plugin may write the region after rev, and a POP that refuses
-// that write keeps what it ran, want included; counting its NACK against
-// rev rolled back a wave, or called a restore refused, that every POP
-// served. Waves, their bake and rollbacks all judge a POP here.
-func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.Release) (ran, waiting, nacks []string) {
+// rev: ran, those that run it or a later one; waiting, those not there
+// yet; nacks, why each that refused it did. A POP refuses rev by failing
+// to apply it, or by refusing the record itself (Status.Refused: it does
+// not trust this controller's key, say). A refused record at another
+// revision is not this wave's NACK: anyone with bucket access could write
+// one, and the POP runs on what it had.
+func confirmed(f *fleet, region string, rev uint64) (ran, waiting, nacks []string) {
 	for _, st := range f.pops(region) {
 		i := slices.IndexFunc(st.Refused, func(rf manifest.Refused) bool {
 			return rf.Key == manifest.RegionKey(region) && rf.Revision == rev
 		})
-		refused := i >= 0 || (st.Revision >= rev && !st.Applied)
 		switch {
-		case refused && runs(st, key, want):
-			ran = append(ran, st.POP)
 		case i >= 0:
 			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, rev, st.Refused[i].Error))
 		case st.Revision < rev:
@@ -226,31 +215,6 @@ func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.R
 		}
 	}
 	return ran, waiting, nacks
-}
-
-// runs reports whether st serves rel for key, by its own report: each
-// side by the digest rel names, with the config where rel sets one (one
-// left to the POP's config file has a hash only the POP knows), and a
-// canary only where rel has one. A config-only change runs the module
-// it replaces, so the digest alone would take a POP that refused it for
-// one that runs it. A rel that is nil or names no artifact is the POP's
-// own version, which no report tells apart from what it ran before: it
-// is never taken as run, so a refusal of it counts.
-func runs(st manifest.Status, key string, rel *manifest.Release) bool {
-	run, ok := st.Running[key]
-	if !ok || rel == nil || (rel.Artifact.Digest == "" && rel.Canary == nil) {
-		return false
-	}
-	side := func(digest, config string, a manifest.Artifact, c json.RawMessage) bool {
-		return (a.Digest == "" || digest == a.Digest) && (c == nil || config == manifest.ConfigHash(c))
-	}
-	if !side(run.Digest, run.Config, rel.Artifact, rel.Config) {
-		return false
-	}
-	if rel.Canary == nil {
-		return run.CanaryDigest == ""
-	}
-	return run.CanaryDigest != "" && side(run.CanaryDigest, run.CanaryConfig, rel.Canary.Artifact, rel.Canary.Config)
 }
 
 // silent returns a region of the current wave none of whose POPs has
@@ -290,8 +254,7 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	var waiting, nacks []string
 	behind := false // a fresh POP has not answered yet
 	for _, region := range regions {
-		want := r.release(region, w.Share)
-		_, wait, nack := confirmed(f, region, r.Revisions[region], r.Key, &want)
+		_, wait, nack := confirmed(f, region, r.Revisions[region])
 		for _, n := range nack {
 			nacks = append(nacks, "in "+region+", "+n)
 		}
@@ -354,6 +317,16 @@ func (r *Rollout) quiet(f *fleet, region string) []string {
 	return out
 }
 
+// runsTarget reports whether st serves the target of a wave of share
+// percent for the key: as the stable side at 100%, as the canary below.
+func (r *Rollout) runsTarget(st manifest.Status, share float64) bool {
+	run := st.Running[r.Key]
+	if share >= 100 {
+		return run.Digest == r.Artifact.Digest
+	}
+	return run.CanaryDigest == r.Artifact.Digest
+}
+
 // health is the POP's counters of the target version, summed over the
 // configs it runs with (a route of the POP's config file may give it its
 // own). But where the canary runs the stable side's module, as a canary
@@ -391,14 +364,14 @@ func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 	// A POP of the wave that refuses its release after the wave applied
 	// (one that joined the region since, or restarted and failed to load
 	// it) serves without the target: promoting would claim the wave, and
-	// in the end the rollout, where it does not run. Those not at the
-	// wave's revision yet have refused nothing of it.
+	// in the end the rollout, where it does not run.
 	var refusing []string
 	for _, region := range waveRegions(w) {
-		want := r.release(region, w.Share)
-		_, _, nacks := confirmed(f, region, r.Revisions[region], r.Key, &want)
-		for _, n := range nacks {
-			refusing = append(refusing, "in "+region+", "+n)
+		for _, st := range f.pops(region) {
+			if !st.Applied && !r.runsTarget(st, w.Share) {
+				refusing = append(refusing, fmt.Sprintf("in %s, POP %s refused revision %d and does not run %s@%s: %s",
+					region, st.POP, st.Revision, r.Plugin, r.Version, st.Error))
+			}
 		}
 	}
 	if len(refusing) > 0 {
