@@ -58,15 +58,15 @@ var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (i
 // route. Closed, it costs a call one atomic load, and a call that ends
 // within its budget one atomic add. Failures calls stopped at their
 // deadline (wasm.KindTimeout; other failures do not burn a budget) within
-// Window, at least half the calls that ended since the oldest of them,
-// open it: for OpenFor the route's calls of that phase of the version are
-// not made (skip). Then it is
-// half-open: one call goes through, a probe; the probe ending within its
-// budget closes it, and a probe stopped at its deadline opens it again.
-// A probe still out after OpenFor (its deadline is longer, or it waited
-// for an instance) is replaced; each probe holds a ticket, and a stale
-// one's end (its replacement went out, or the breaker moved on) counts
-// for nothing.
+// Window, at least half the calls that ran and ended since the oldest of
+// them (a call that got no instance, wasm.KindBusy, never ran: it counts
+// for neither), open it: for OpenFor the route's calls of that phase of
+// the version are not made (skip). Then it is half-open: one call goes
+// through, a probe; the probe ending within its budget closes it, and a
+// probe stopped at its deadline opens it again. A probe still out after
+// OpenFor (its deadline is longer, or it waited for an instance) is
+// replaced; each probe holds a ticket, and a stale one's end (its
+// replacement went out, or the breaker moved on) counts for nothing.
 type pluginBreaker struct {
 	state     atomic.Uint32
 	openUntil atomic.Int64 // while open, the clock reading at which it turns half-open
@@ -75,13 +75,13 @@ type pluginBreaker struct {
 	window, openFor int64
 	now             func() int64 // a monotonic clock in ns; a fake one in tests
 
-	// oks counts the calls that ended within their budget: the timeouts
-	// open it only where they are at least half the calls (one atomic add
-	// a call). A version at a thousand requests a second whose calls run
-	// out of their deadline once in thousands (a pause, a neighbour's
-	// stall) would otherwise meet Failures within Window, and every
-	// request of OpenFor would get the failure answer, counted as the
-	// version's failures: a few timeouts turned into thousands.
+	// oks counts the calls that ran and ended within their budget: the
+	// timeouts open it only where they are at least half the calls (one
+	// atomic add a call). A version at a thousand requests a second
+	// whose calls run out of their deadline once in thousands (a pause, a
+	// neighbour's stall) would otherwise meet Failures within Window, and
+	// every request of OpenFor would get the failure answer, counted as
+	// the version's failures: a few timeouts turned into thousands.
 	oks atomic.Uint64
 
 	mu      sync.Mutex
@@ -159,8 +159,16 @@ func (b *pluginBreaker) allow() (call bool, probe int64) {
 func (b *pluginBreaker) done(ticket int64, err error) {
 	ce, ok := err.(*wasm.CallError) // what Module returns, unwrapped: no allocation
 	overtime := ok && ce.Kind == wasm.KindTimeout
+	busy := ok && ce.Kind == wasm.KindBusy
 	if !overtime && ticket == 0 {
-		b.oks.Add(1)
+		// A call that got no instance (the version's pool held by its
+		// runaway calls) never ran, and says nothing of the version:
+		// counted as ending in time, the many such calls of a runaway
+		// version under more requests than instances kept its timeouts
+		// below half of the calls, and the breaker closed for good.
+		if !busy {
+			b.oks.Add(1)
+		}
 		return // the hot path: one count
 	}
 	now := b.now()
@@ -174,7 +182,7 @@ func (b *pluginBreaker) done(ticket int64, err error) {
 		// breaker's timeout (one would open what needs Failures).
 		return
 	}
-	if probe && ok && ce.Kind == wasm.KindBusy {
+	if probe && busy {
 		// The probe got no instance (the version's pool is held by its
 		// calls elsewhere, another route's runaways): it never ran, and
 		// says nothing of the version. The next call probes.

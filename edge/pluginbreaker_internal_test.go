@@ -263,3 +263,29 @@ func TestPluginBreakerSporadicTimeouts(t *testing.T) {
 			timeouts, 100*float64(timeouts)/20000, failed, value(f.s.opens))
 	}
 }
+
+// TestPluginBreakerBusyIsNoCall: a call that got no instance (KindBusy:
+// the version's pool held by its own runaways, with more requests than
+// instances) never ran, and counts neither as a timeout nor as a call
+// that ended in time. Counted as ending in time, the busy calls beside
+// the timeouts of a version whose every call fails kept the timeouts
+// below half of the calls, and the breaker never opened.
+func TestPluginBreakerBusyIsNoCall(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 5, Window: Duration(time.Hour), OpenFor: Duration(time.Hour)})
+	for range 5 {
+		f.call(errBusy)
+		f.call(errBusy)
+		f.call(errOvertime)
+		f.advance(time.Millisecond)
+	}
+	if got := f.state.Load(); got != breakerOpen {
+		t.Fatalf("15 calls, 5 timeouts and 10 that never got an instance: state %d, want open (%d)", got, breakerOpen)
+	}
+	// Nor do busy calls count as timeouts: however many, alone they
+	// leave a closed breaker closed.
+	f = newFakeBreaker(PluginBreakerConfig{Failures: 5, Window: Duration(time.Hour)})
+	for range 100 {
+		f.call(errBusy)
+	}
+	f.want(t, breakerClosed, 0, 0)
+}
