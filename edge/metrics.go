@@ -27,12 +27,14 @@ type metrics struct {
 	proxyRefused *prometheus.CounterVec // proxyproto.go
 
 	// pluginbreaker.go: by route, plugin, version and phase. A config-only
-	// canary runs a version twice on a route, so a series may have two
-	// breakers: brkUsers counts them, and the last to go deletes it.
+	// canary runs a version twice on a route, and a reload makes a
+	// route's breaker of a new config beside the running one, so a series
+	// may have two breakers: brkUsers has their state series, which counts
+	// them, and the last to go deletes the series.
 	brkState             *prometheus.GaugeVec
 	brkSkipped, brkOpens *prometheus.CounterVec
 	brkMu                sync.Mutex
-	brkUsers             map[[4]string]int
+	brkUsers             map[[4]string]*stateSeries
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed for their PROXY protocol header (proxy_protocol), by reason: missing (a trusted peer sent none), malformed, unsupported (not TCP), timeout (not finished within read_timeout) or untrusted (sent by an address not trusted)."},
 			[]string{"reason"}),
 		brkState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "plugin_breaker_state",
-			Help: "A plugin version's breaker on a route, per phase (0 closed, 1 half-open, 2 open): open, the route's requests get the plugin's failure answer without that phase being called, after it kept running out of its deadline."},
+			Help: "A plugin version's breaker on a route, per phase (0 closed, 1 half-open, 2 open): open, the route's requests get the plugin's failure answer without that phase being called, after it kept running out of its deadline. Where two breakers share the labels (a config-only canary's beside the stable one's), the worse state."},
 			[]string{"route", "plugin", "version", "phase"}),
 		brkSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "plugin_breaker_skipped_total",
 			Help: "Plugin calls not made because the version's breaker on the route was open (each got the plugin's failure answer)."},
@@ -77,7 +79,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		brkOpens: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "plugin_breaker_opens_total",
 			Help: "Times a plugin version's breaker on a route opened: its calls ran out of their deadline breaker.failures times within breaker.window, or a half-open probe did."},
 			[]string{"route", "plugin", "version", "phase"}),
-		brkUsers: map[[4]string]int{},
+		brkUsers: map[[4]string]*stateSeries{},
 	}
 	reg.MustRegister(m.requests, m.duration, m.unrouted, m.refused, m.reloads, m.writeRefused, m.storeDropped, m.shed,
 		m.originLimit, m.originLatency, m.accessLogDropped, m.proxyRefused,
@@ -111,10 +113,16 @@ func (r routeMetrics) observe(status int, d time.Duration) {
 
 // pluginBreaker resolves a plugin breaker's series (pluginbreaker.go).
 func (m *metrics) pluginBreaker(route, plugin, version, phase string) breakerSeries {
+	k := [4]string{route, plugin, version, phase}
 	m.brkMu.Lock()
-	m.brkUsers[[4]string{route, plugin, version, phase}]++
+	st := m.brkUsers[k]
+	if st == nil {
+		st = newStateSeries(m.brkState.WithLabelValues(route, plugin, version, phase))
+		m.brkUsers[k] = st
+	}
+	st.users++
 	m.brkMu.Unlock()
-	return breakerSeries{state: m.brkState.WithLabelValues(route, plugin, version, phase),
+	return breakerSeries{state: st,
 		skipped: m.brkSkipped.WithLabelValues(route, plugin, version, phase),
 		opens:   m.brkOpens.WithLabelValues(route, plugin, version, phase)}
 }
@@ -125,7 +133,11 @@ func (m *metrics) dropPluginBreaker(route, plugin, version, phase string) {
 	k := [4]string{route, plugin, version, phase}
 	m.brkMu.Lock()
 	defer m.brkMu.Unlock()
-	if m.brkUsers[k]--; m.brkUsers[k] > 0 {
+	st := m.brkUsers[k]
+	if st == nil {
+		return
+	}
+	if st.users--; st.users > 0 {
 		return
 	}
 	delete(m.brkUsers, k)

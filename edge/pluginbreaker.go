@@ -89,6 +89,7 @@ type pluginBreaker struct {
 	okAt    []uint64 // oks at each trap of the ring
 	next    int      // the ring's oldest entry, where the next goes
 	probeAt int64    // half-open: when the probe went through; 0: none out
+	gone    bool     // let go (letGo): its state no longer shows in its series
 
 	route, plugin, phase string
 	m                    breakerSeries
@@ -97,9 +98,52 @@ type pluginBreaker struct {
 
 // breakerSeries are a breaker's metric series, resolved at load.
 type breakerSeries struct {
-	state   prometheus.Gauge
+	state   *stateSeries
 	skipped prometheus.Counter
 	opens   prometheus.Counter
+}
+
+// noState is no breaker state: what a breaker joining a stateSeries comes
+// from, and one let go goes to.
+const noState = ^uint32(0)
+
+// stateSeries is a wedge_edge_plugin_breaker_state series, with the
+// states of the live breakers that share it, and shows the worst of them.
+// Its labels (route, plugin, version, phase) name neither the breaker's
+// config nor the plugin's: a config-only canary's breaker shares the
+// stable one's series, and so does one made by a reload that changes the
+// route's breaker config, or fails, beside the running one. Set by each
+// breaker as it moved, the series was cleared by a new closed breaker
+// while the running one was open and skipped every call, and
+// WedgePluginBreakerOpen resolved.
+type stateSeries struct {
+	g     prometheus.Gauge
+	users int // the breakers that resolved it; metrics.brkMu guards it
+
+	mu sync.Mutex
+	in [3]int // live breakers in each state
+}
+
+func newStateSeries(g prometheus.Gauge) *stateSeries { return &stateSeries{g: g} }
+
+// move moves one of its breakers from state from to state to (noState:
+// joining, or let go) and shows the worst state of its live breakers.
+func (s *stateSeries) move(from, to uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if from != noState {
+		s.in[from]--
+	}
+	if to != noState {
+		s.in[to]++
+	}
+	worst := breakerClosed
+	for st, n := range s.in {
+		if n > 0 {
+			worst = uint32(st)
+		}
+	}
+	s.g.Set(float64(worst))
 }
 
 // monoEpoch anchors monoNow, the breakers' clock.
@@ -113,7 +157,7 @@ func newPluginBreaker(cfg PluginBreakerConfig, route, plugin, phase string, m br
 	cfg = cfg.withDefaults()
 	b := &pluginBreaker{failures: cfg.Failures, window: int64(cfg.Window), openFor: int64(cfg.OpenFor), now: now,
 		traps: make([]int64, cfg.Failures), okAt: make([]uint64, cfg.Failures), route: route, plugin: plugin, phase: phase, m: m, log: log}
-	m.state.Set(float64(breakerClosed))
+	m.state.move(noState, breakerClosed)
 	return b
 }
 
@@ -225,9 +269,27 @@ func (b *pluginBreaker) open(now int64, rule string, traps int) {
 		"window", time.Duration(b.window), "open_for", time.Duration(b.openFor))
 }
 
+// setState moves the breaker to state s; b.mu is held.
 func (b *pluginBreaker) setState(s uint32) {
-	b.state.Store(s)
-	b.m.state.Set(float64(s))
+	if was := b.state.Swap(s); !b.gone {
+		b.m.state.move(was, s)
+	}
+}
+
+// letGo takes the breaker's state out of its series, no step of the
+// current generation using it: requests of a retiring generation may
+// still reach it, but a breaker of a route that is gone, or of a config
+// that is replaced, has no say in the state shown. It reports whether the
+// breaker was live.
+func (b *pluginBreaker) letGo() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gone {
+		return false
+	}
+	b.gone = true
+	b.m.state.move(b.state.Load(), noState)
+	return true
 }
 
 // breakers are a version's breakers on a route, one per phase (request,
@@ -308,11 +370,19 @@ func (n *Node) breaker(l *loaded, route string, cfg PluginBreakerConfig) *breake
 // breakerPhases name the phases of breakers, as the metrics and logs do.
 var breakerPhases = [2]string{"request", "response"}
 
-// dropBreakers lets go of l's breakers' series, l being closed.
+// dropBreakers lets go of l's breakers and their series, l being closed.
 func (n *Node) dropBreakers(l *loaded) {
-	for k := range l.brk {
-		for _, phase := range breakerPhases {
-			n.m.dropPluginBreaker(k.route, l.m.Name(), l.m.Version(), phase)
+	for k, bs := range l.brk {
+		n.letGo(l, k.route, bs)
+	}
+}
+
+// letGo lets go of bs, l's breakers on route, and of their series where
+// no other breaker shares them.
+func (n *Node) letGo(l *loaded, route string, bs *breakers) {
+	for i, b := range bs {
+		if b.letGo() {
+			n.m.dropPluginBreaker(route, l.m.Name(), l.m.Version(), breakerPhases[i])
 		}
 	}
 }
@@ -336,9 +406,7 @@ func (n *Node) pruneBreakers(cur *generation) {
 				continue
 			}
 			delete(l.brk, k)
-			for _, phase := range breakerPhases {
-				n.m.dropPluginBreaker(k.route, l.m.Name(), l.m.Version(), phase)
-			}
+			n.letGo(l, k.route, bs)
 		}
 	}
 }

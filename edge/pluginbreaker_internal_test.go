@@ -22,9 +22,14 @@ type fakeBreaker struct {
 }
 
 func newFakeBreaker(cfg PluginBreakerConfig) *fakeBreaker {
-	f := &fakeBreaker{clock: 1, s: breakerSeries{state: prometheus.NewGauge(prometheus.GaugeOpts{Name: "s"}),
+	return newFakeBreakerOn(cfg, breakerSeries{state: newStateSeries(prometheus.NewGauge(prometheus.GaugeOpts{Name: "s"})),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "k"}),
-		opens:   prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})}}
+		opens:   prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})})
+}
+
+// newFakeBreakerOn is a fake breaker on series s, which another may share.
+func newFakeBreakerOn(cfg PluginBreakerConfig, s breakerSeries) *fakeBreaker {
+	f := &fakeBreaker{clock: 1, s: s}
 	f.pluginBreaker = newPluginBreaker(cfg, "r", "p@1", "request", f.s, slog.New(slog.DiscardHandler), func() int64 { return f.clock })
 	return f
 }
@@ -51,7 +56,7 @@ func (f *fakeBreaker) want(t *testing.T, state uint32, opens, skipped float64) {
 	if got := f.state.Load(); got != state {
 		t.Fatalf("state %d, want %d", got, state)
 	}
-	if got := value(f.s.state); got != float64(state) {
+	if got := value(f.s.state.g); got != float64(state) {
 		t.Fatalf("state gauge %v, want %d", got, state)
 	}
 	if got := value(f.s.opens); got != opens {
@@ -288,4 +293,48 @@ func TestPluginBreakerBusyIsNoCall(t *testing.T) {
 		f.call(errBusy)
 	}
 	f.want(t, breakerClosed, 0, 0)
+}
+
+// TestPluginBreakerSharedStateSeries: breakers that share a state series
+// (its labels name neither config: a config-only canary's beside the
+// stable one's, or one a reload made, with a new breaker config or
+// failing, beside the running one) show the worst of their live states.
+// A new breaker set the series to closed while the running one was open
+// and skipped every call, and WedgePluginBreakerOpen resolved. A breaker
+// let go has no say, whatever the requests still reaching it do.
+func TestPluginBreakerSharedStateSeries(t *testing.T) {
+	cfg := PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Hour)}
+	running := newFakeBreaker(cfg)
+	running.call(errOvertime)
+	running.want(t, breakerOpen, 1, 0)
+	shown := func(what string, want uint32) {
+		t.Helper()
+		if got := value(running.s.state.g); got != float64(want) {
+			t.Fatalf("%s: the shared state series reads %v, want %d", what, got, want)
+		}
+	}
+	failed := newFakeBreakerOn(PluginBreakerConfig{Failures: 2, OpenFor: Duration(time.Hour)}, running.s)
+	shown("a new closed breaker beside the open one", breakerOpen)
+	if called, _ := running.call(nil); called {
+		t.Fatal("the running breaker let a call through")
+	}
+	failed.letGo() // the failed reload's, pruned
+	shown("the new breaker let go", breakerOpen)
+
+	canary := newFakeBreakerOn(cfg, running.s)
+	shown("a canary's breaker beside the open one", breakerOpen)
+	running.letGo() // its route's config changed
+	shown("the open breaker let go, the canary's closed", breakerClosed)
+	running.advance(time.Hour)
+	if called, probe := running.call(errOvertime); !called || !probe {
+		t.Fatal("no probe through the breaker let go")
+	}
+	shown("a breaker let go moved", breakerClosed)
+	canary.call(errOvertime)
+	shown("the canary's opened", breakerOpen)
+	canary.advance(time.Hour)
+	if called, probe := canary.allow(); !called || probe == 0 {
+		t.Fatal("no canary probe")
+	}
+	shown("the canary's half-open", breakerHalfOpen)
 }

@@ -1,8 +1,10 @@
 package edge_test
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +256,98 @@ routes:
 	}
 	if s := metric(t, tn, "wedge_edge_plugin_breaker_state", "route", "gone"); s != 0 {
 		t.Fatalf("route gone removed by the reload still has wedge_edge_plugin_breaker_state %v (open), as long as the version runs on route kept", s)
+	}
+}
+
+// TestPluginBreakerFailedReloadKeepsOpenState: a reload that fails (a
+// later route's module does not compile) after making a breaker of a
+// changed config for a route whose running breaker is open shares that
+// breaker's series (its labels name no config): it set
+// wedge_edge_plugin_breaker_state to 0 while the running breaker stayed
+// open and skipped every call, and WedgePluginBreakerOpen resolved. A
+// reload that succeeds with the new config lets the open one go, and the
+// series shows the new breaker's state.
+func TestPluginBreakerFailedReloadKeepsOpenState(t *testing.T) {
+	file := misbehave(t)
+	origin := startOrigin(t, "o")
+	bad := t.TempDir() + "/bad.wasm"
+	if err := os.WriteFile(bad, []byte("not wasm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(openFor, extra string) string {
+		return fmt.Sprintf(`
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {name: r, path: /r/, origin: app, chain: [{file: %[3]q, version: v, deadline: 5ms,
+      breaker: {failures: 1, window: 1h, open_for: %[4]s}}]}
+%[5]s`, origin, origintest.Key.Text(), file, openFor, extra)
+	}
+	tn := startNodeWith(t, cfg("1h", ""), edge.Options{}, nil)
+	state := func() float64 {
+		return metric(t, tn, "wedge_edge_plugin_breaker_state", "route", "r", "phase", "request")
+	}
+	skipped := func() float64 {
+		return metric(t, tn, "wedge_edge_plugin_breaker_skipped_total", "route", "r", "phase", "request")
+	}
+	if st, _, _ := tn.do(t, "GET", "x", "/r/", nil, "X-Misbehave", "request:loop"); st != 503 {
+		t.Fatalf("runaway: %d, want 503", st)
+	}
+	if s := state(); s != 2 {
+		t.Fatalf("state %v, want open (2)", s)
+	}
+	next, err := edge.ParseConfig([]byte(cfg("2h", fmt.Sprintf("  - {name: b, path: /b/, origin: app, chain: [{file: %q}]}\n", bad))), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.Reload(context.Background(), next); err == nil {
+		t.Fatal("a reload with a module that does not compile succeeded")
+	}
+	before := skipped()
+	if st, _, _ := tn.do(t, "GET", "x", "/r/", nil); st != 503 {
+		t.Fatalf("after the failed reload: %d, want the open breaker's 503", st)
+	}
+	if s, after := state(), skipped(); s != 2 || after != before+1 {
+		t.Fatalf("after a failed reload: wedge_edge_plugin_breaker_state %v, skipped %v -> %v; want open (2), the running breaker skipping", s, before, after)
+	}
+	reload(t, tn, cfg("2h", ""))
+	if s := state(); s != 0 {
+		t.Fatalf("after a reload with a new breaker config: state %v, want the new breaker's closed (0)", s)
+	}
+	if st, _, _ := tn.do(t, "GET", "x", "/r/", nil); st != 204 {
+		t.Fatalf("after a reload with a new breaker config: %d, want the plugin's 204", st)
+	}
+}
+
+// TestPluginBreakerConfigCanaryKeepsOpenState: a canary that changes only
+// the plugin's config runs the stable version's name and version, so its
+// breaker on the route shares the stable breaker's series: made while
+// the stable one was open, it set wedge_edge_plugin_breaker_state to 0,
+// while the stable breaker went on skipping every stable-side request.
+func TestPluginBreakerConfigCanaryKeepsOpenState(t *testing.T) {
+	file := misbehave(t)
+	yaml := fmt.Sprintf(`
+origins:
+  app: {addr: %q, key: %q}
+routes:
+  - {name: r, path: /r/, origin: app, chain: [{name: mb, file: %[3]q, version: v, deadline: 5ms,
+      breaker: {failures: 1, window: 1h, open_for: 1h}}]}
+`, startOrigin(t, "o"), origintest.Key.Text(), file)
+	tn := startNodeWith(t, yaml, edge.Options{}, nil)
+	state := func() float64 {
+		return metric(t, tn, "wedge_edge_plugin_breaker_state", "route", "r", "phase", "request")
+	}
+	if st, _, _ := tn.do(t, "GET", "x", "/r/", nil, "X-Misbehave", "request:loop"); st != 503 {
+		t.Fatalf("runaway: %d, want 503", st)
+	}
+	if s := state(); s != 2 {
+		t.Fatalf("state %v, want open (2)", s)
+	}
+	rel := map[string]*edge.Release{"mb": {Canary: &edge.Release{Config: []byte(`{"x":1}`)}, Share: 1}}
+	if err := tn.SetReleases(context.Background(), rel); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != 2 {
+		t.Fatalf("with a config-only canary beside the open stable breaker: state %v, want open (2)", s)
 	}
 }
