@@ -61,12 +61,13 @@ var errBreakerOpen = errors.New("edge: plugin not called: its breaker is open (i
 // Window, at least half the calls that ran and ended since the oldest of
 // them (a call that got no instance, wasm.KindBusy, never ran: it counts
 // for neither), open it: for OpenFor the route's calls of that phase of
-// the version are not made (skip). Then it is half-open: one call goes
-// through, a probe; the probe ending within its budget closes it, and a
-// probe stopped at its deadline opens it again. A probe still out after
-// OpenFor (its deadline is longer, or it waited for an instance) is
-// replaced; each probe holds a ticket, and a stale one's end (its
-// replacement went out, or the breaker moved on) counts for nothing.
+// the version are not made (skip). Then it is half-open, a call coming or
+// not (wake): one call goes through, a probe; the probe ending within its
+// budget closes it, and a probe stopped at its deadline opens it again. A
+// probe still out after OpenFor (its deadline is longer, or it waited for
+// an instance) is replaced; each probe holds a ticket, and a stale one's
+// end (its replacement went out, or the breaker moved on) counts for
+// nothing.
 type pluginBreaker struct {
 	state     atomic.Uint32
 	openUntil atomic.Int64 // while open, the clock reading at which it turns half-open
@@ -90,6 +91,9 @@ type pluginBreaker struct {
 	next    int      // the ring's oldest entry, where the next goes
 	probeAt int64    // half-open: when the probe went through; 0: none out
 	gone    bool     // let go (letGo): its state no longer shows in its series
+	// wakeAt turns it half-open once OpenFor is over (wake), a request
+	// coming or not; nil until it first opens.
+	wakeAt *time.Timer
 
 	route, plugin, phase string
 	m                    breakerSeries
@@ -184,8 +188,7 @@ func (b *pluginBreaker) allow() (call bool, probe int64) {
 			b.m.skipped.Inc()
 			return false, 0
 		}
-		b.setState(breakerHalfOpen)
-		b.log.Info("plugin breaker half-open, probing", "plugin", b.plugin, "route", b.route, "phase", b.phase)
+		b.halfOpen()
 	}
 	if b.probeAt == 0 || now-b.probeAt >= b.openFor {
 		if now == b.probeAt {
@@ -263,10 +266,43 @@ func (b *pluginBreaker) open(now int64, rule string, traps int) {
 	clear(b.traps)
 	b.openUntil.Store(now + b.openFor)
 	b.setState(breakerOpen)
+	// A timer turns it half-open once OpenFor is over: moved by a call
+	// alone, on a quiet route wedge_edge_plugin_breaker_state stayed 2
+	// long after OpenFor, and WedgePluginBreakerOpen fired for a breaker
+	// that would let the next call probe. One let go shows nowhere, and
+	// needs none.
+	switch {
+	case b.gone:
+	case b.wakeAt == nil:
+		b.wakeAt = time.AfterFunc(time.Duration(b.openFor), b.wake)
+	default:
+		b.wakeAt.Reset(time.Duration(b.openFor))
+	}
 	b.m.opens.Inc()
 	b.log.Warn("plugin breaker opened: its calls keep running out of their deadline; the route's requests get its failure answer without calling it",
 		"plugin", b.plugin, "route", b.route, "phase", b.phase, "rule", rule, "timeouts", traps,
 		"window", time.Duration(b.window), "open_for", time.Duration(b.openFor))
+}
+
+// wake, the func of its timer, turns the open breaker half-open once
+// OpenFor is over, as the next call would. One that opened again since
+// waits for its new OpenFor (the timer was reset). On monoNow's clock the
+// timer never fires before openUntil; on a fake one (tests) that has not
+// reached it, wake leaves it to the next call, as allow would.
+func (b *pluginBreaker) wake() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.gone || b.state.Load() != breakerOpen || b.now() < b.openUntil.Load() {
+		return
+	}
+	b.halfOpen()
+}
+
+// halfOpen turns the open breaker half-open: the next call probes; b.mu
+// is held.
+func (b *pluginBreaker) halfOpen() {
+	b.setState(breakerHalfOpen)
+	b.log.Info("plugin breaker half-open: the next call probes", "plugin", b.plugin, "route", b.route, "phase", b.phase)
 }
 
 // setState moves the breaker to state s; b.mu is held.
@@ -288,6 +324,9 @@ func (b *pluginBreaker) letGo() bool {
 		return false
 	}
 	b.gone = true
+	if b.wakeAt != nil {
+		b.wakeAt.Stop()
+	}
 	b.m.state.move(b.state.Load(), noState)
 	return true
 }

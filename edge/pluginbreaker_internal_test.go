@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,9 +16,10 @@ import (
 )
 
 // fakeBreaker is a breaker on a clock the test moves, with its series.
+// The clock is atomic: the breaker's timer (wake) reads it too.
 type fakeBreaker struct {
 	*pluginBreaker
-	clock int64
+	clock atomic.Int64
 	s     breakerSeries
 }
 
@@ -29,12 +31,13 @@ func newFakeBreaker(cfg PluginBreakerConfig) *fakeBreaker {
 
 // newFakeBreakerOn is a fake breaker on series s, which another may share.
 func newFakeBreakerOn(cfg PluginBreakerConfig, s breakerSeries) *fakeBreaker {
-	f := &fakeBreaker{clock: 1, s: s}
-	f.pluginBreaker = newPluginBreaker(cfg, "r", "p@1", "request", f.s, slog.New(slog.DiscardHandler), func() int64 { return f.clock })
+	f := &fakeBreaker{s: s}
+	f.clock.Store(1)
+	f.pluginBreaker = newPluginBreaker(cfg, "r", "p@1", "request", f.s, slog.New(slog.DiscardHandler), f.clock.Load)
 	return f
 }
 
-func (f *fakeBreaker) advance(d time.Duration) { f.clock += int64(d) }
+func (f *fakeBreaker) advance(d time.Duration) { f.clock.Add(int64(d)) }
 
 var (
 	errOvertime = &wasm.CallError{Plugin: "p", Version: "1", Phase: "request", Kind: wasm.KindTimeout}
@@ -337,4 +340,42 @@ func TestPluginBreakerSharedStateSeries(t *testing.T) {
 		t.Fatal("no canary probe")
 	}
 	shown("the canary's half-open", breakerHalfOpen)
+}
+
+// TestPluginBreakerHalfOpenOnItsOwn: once OpenFor is over the breaker is
+// half-open, and its state series says so, with no call coming. Only a
+// call moved it: on a quiet route wedge_edge_plugin_breaker_state stayed
+// 2 (open) for good, and WedgePluginBreakerOpen
+// (max_over_time(...[2m]) == 2) fired long after the breaker would have
+// let the next call probe. It runs on the breakers' clock, whose timer it
+// waits for.
+func TestPluginBreakerHalfOpenOnItsOwn(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Millisecond)})
+	f.now = monoNow
+	f.call(errOvertime)
+	if o := value(f.s.opens); o != 1 {
+		t.Fatalf("opens %v after a timeout with failures 1, want 1", o)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for value(f.s.state.g) != float64(breakerHalfOpen) {
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after its 1 ms open_for with no call: state %d, its series %v; want half-open (1)", f.state.Load(), value(f.s.state.g))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if called, probe := f.call(nil); !called || !probe {
+		t.Fatalf("the next call: called %v probe %v, want the probe", called, probe)
+	}
+	f.want(t, breakerClosed, 1, 0)
+}
+
+// TestPluginBreakerLetGoStopsItsTimer: an open breaker let go (its route
+// gone, its config replaced) has no timer left to turn it half-open.
+func TestPluginBreakerLetGoStopsItsTimer(t *testing.T) {
+	f := newFakeBreaker(PluginBreakerConfig{Failures: 1, OpenFor: Duration(time.Hour)})
+	f.call(errOvertime)
+	f.letGo()
+	if f.wakeAt.Stop() {
+		t.Fatal("the timer of an open breaker let go was still running")
+	}
 }

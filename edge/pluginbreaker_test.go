@@ -113,8 +113,10 @@ routes:
 			t.Fatalf("runaway %d: %d %q, want the origin's answer (fail open)", i, st, body)
 		}
 	}
-	if s := state("open", "request"); s != 2 {
-		t.Fatalf("fail-open route: breaker state %v, want open (2)\n%s", s, logs)
+	// Open, or half-open already: its 50 ms may be over by the time the
+	// series is read, and the breaker turns half-open on its own.
+	if s, o := state("open", "request"), metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "open"); s < 1 || o != 1 {
+		t.Fatalf("fail-open route: breaker state %v, opens %v; want open (2, or 1 past open_for), once\n%s", s, o, logs)
 	}
 	if h := health("open"); h.Errors != h.Requests || h.Requests < 3 {
 		t.Fatalf("fail-open health: %d errors of %d requests, want all", h.Errors, h.Requests)
@@ -129,8 +131,8 @@ routes:
 			t.Fatalf("runaway while open or probing: %d %q", st, body)
 		}
 	}
-	if got, s := timeouts("open"), state("open", "request"); got != 4 || s != 2 {
-		t.Fatalf("after a failed probe: %v timeouts, state %v; want 4 and open (2)", got, s)
+	if got, s := timeouts("open"), state("open", "request"); got != 4 || s < 1 {
+		t.Fatalf("after a failed probe: %v timeouts, state %v; want 4 and open (2, or 1 past open_for)", got, s)
 	}
 	if o := metric(t, tn, "wedge_edge_plugin_breaker_opens_total", "route", "open"); o != 2 {
 		t.Fatalf("opens %v, want 2: the failed probe opens it again", o)
