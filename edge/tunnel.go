@@ -357,9 +357,11 @@ func (n *Node) openTunnel(c *requestChain, x *host.MemExchange) {
 	}
 	if err != nil {
 		status := originclient.Status(err)
-		if strings.Contains(err.Error(), "unknown flags") {
-			// The text of an origin built before the handshake's own flag
-			// (0x04), which refuses every handshake until it is upgraded.
+		if re := (*originclient.RefusedError)(nil); errors.As(err, &re) && re.Status == 400 && strings.Contains(re.Reason, "unknown flags") {
+			// The refusal of an origin built before the handshake's own
+			// flag (0x04), which refuses every handshake until it is
+			// upgraded (an edge older than its origin fails to read the
+			// answer instead: no refusal).
 			n.log.Error("origin refused a tunnel handshake: it predates this edge's handshake frames; upgrade the origins first (the new ones take old edges' handshakes with -legacy-tunnel-handshakes)",
 				"origin", o.name, "err", err)
 		} else {
