@@ -379,9 +379,9 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 }
 
 // restartOnly names what differs between the running config and cfg
-// among what only a restart applies: the listeners, the tier's key, the trusted proxies,
-// the limits, the HTTP/2 and HTTP/3 settings, the access log's path and
-// sample.
+// among what only a restart applies: the listeners, the tier's key, the
+// trusted proxies, the limits, the HTTP/2 and HTTP/3 settings, the access
+// log's path and sample.
 func restartOnly(running, cfg *Config) []string {
 	var out []string
 	for _, f := range []struct {

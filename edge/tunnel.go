@@ -200,9 +200,9 @@ func (ts *tunnels) releaseLocked(client netip.Addr) {
 // the access log have it (the connection's peer, or behind a trusted
 // proxy the client its X-Forwarded-For names), an IPv4 one in IPv6 form
 // as IPv4, an IPv6 one by its /64 as the ratelimit plugin counts by
-// default and the canary split places it. An ISP gives a household or a host at least a /64, from which
-// it takes whatever addresses it likes: counted by address, one IPv6
-// client could fill the node.
+// default and the canary split places it. An ISP gives a household or a
+// host at least a /64, from which it takes whatever addresses it likes:
+// counted by address, one IPv6 client could fill the node.
 func tunnelClient(addr net.Addr) netip.Addr {
 	ta, ok := addr.(*net.TCPAddr)
 	if !ok {
