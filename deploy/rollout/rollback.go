@@ -85,7 +85,11 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 		if slices.Contains(r.RollbackKept, region) {
 			continue // not restored, so nothing to confirm
 		}
-		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region])
+		prev, err := c.unrevoked(ctx, r.Previous[region]) // what the restore wrote
+		if err != nil {
+			return err
+		}
+		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region], r.Key, prev)
 		for _, p := range done {
 			ran = append(ran, p+" ("+region+")")
 		}

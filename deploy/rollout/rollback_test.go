@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -163,5 +164,173 @@ func TestWaveAppliedNamesQuietPOPs(t *testing.T) {
 	if why := a[1].Why; !strings.Contains(why, "applied on all 1 POPs reporting") ||
 		!strings.Contains(why, "not confirmed by POPs that stopped reporting: us-east-2 (us-east, last report") {
 		t.Errorf("us-east's wave.applied entry %q does not say us-east-2 did not confirm it", why)
+	}
+}
+
+// reports waits until every POP of eu-west reports what cond wants.
+func (e *env) reports(what string, cond func(manifest.Status) bool) {
+	e.t.Helper()
+	testutil.Eventually(e.t, 20*time.Second, what, func() bool {
+		for _, p := range []string{"eu-west-1", "eu-west-2"} {
+			ent, err := e.s.Status.Get(e.ctx, manifest.StatusKey("eu-west", p))
+			if err != nil {
+				return false
+			}
+			st, ok := manifest.StatusOf(ent.Key(), ent.Value())
+			if !ok || !cond(st) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// refuseLaterWrite writes another plugin's release into eu-west, as a
+// rollout of that plugin would (locks are per key), which its POPs
+// refuse, and waits for them to say so; they keep running auth at want.
+func (e *env) refuseLaterWrite(want string) {
+	e.t.Helper()
+	d, _ := e.desired("eu-west")
+	d.Plugins["other"] = manifest.Release{Artifact: manifest.Artifact{Name: "other", Version: "v9", Digest: "other-bad"}}
+	e.mark(e.nack, "other-bad")
+	later := e.putDesired("eu-west", d)
+	e.reports("the later write refused", func(st manifest.Status) bool {
+		return st.Revision == later && !st.Applied && st.Running["auth"].Digest == want
+	})
+}
+
+// TestLaterWriteRefusedKeepsWave: the POPs of a wave apply it, then
+// refuse a later write of their region (another plugin's release) before
+// the controller reads their ACKs. They run the target, so the wave is
+// applied, bakes and finishes. It was rolled back as NACKed with the
+// other write's error (review).
+func TestLaterWriteRefusedKeepsWave(t *testing.T) {
+	e := newEnv(t)
+	stops := e.fleet()
+	stops["eu-west-1"]()
+	stops["eu-west-2"]()
+	stopC := e.controller()
+	id := e.start("eu-west", time.Hour)
+	r := e.wait(id, "its wave written", func(r *Rollout) bool { return r.Revisions["eu-west"] > 0 })
+	stopC()
+	rev := r.Revisions["eu-west"]
+	e.pop("eu-west-1", "eu-west")
+	e.pop("eu-west-2", "eu-west")
+	e.reports("the wave applied", func(st manifest.Status) bool {
+		return st.Revision == rev && st.Applied && st.Running["auth"].Digest == e.v2.Digest
+	})
+	e.refuseLaterWrite(e.v2.Digest)
+	e.controller()
+	r = e.wait(id, "baking or ended", func(r *Rollout) bool { return r.Phase == PhaseBaking || !r.Active() })
+	if !r.Active() {
+		t.Fatalf("every POP runs auth v2 (revision %d), yet the rollout ended %s: %s", rev, r.State, r.Reason)
+	}
+	// Baking judges the POPs as applying did: promoted, it finishes.
+	if err := Command(e.ctx, e.s, id, ActionPromote, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if r = e.wait(id, "ended", func(r *Rollout) bool { return !r.Active() }); r.State != StateDone {
+		t.Fatalf("promoted, the rollout ended %s: %s", r.State, r.Reason)
+	}
+}
+
+// TestLaterWriteRefusedKeepsRestore: the POPs apply a rollback's restore,
+// then refuse a later write of their region (another plugin's release)
+// before the controller reads their ACKs. They run what it restored, and
+// the audit says so. It said they refused the restore, "which serve what
+// they ran before it", with the other write's error (review).
+func TestLaterWriteRefusedKeepsRestore(t *testing.T) {
+	e := newEnv(t)
+	stops := e.fleet()
+	stopC := e.controller()
+	id := e.start("eu-west", time.Hour)
+	e.wait(id, "its wave applied", func(r *Rollout) bool { return r.Phase == PhaseBaking })
+	stops["eu-west-1"]()
+	stops["eu-west-2"]()
+	if err := Command(e.ctx, e.s, id, ActionRollback, "alice", "test"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.wait(id, "the restore written", func(r *Rollout) bool { return r.State == StateRollingBack && len(r.RollbackRevs) > 0 })
+	stopC()
+	rev := r.RollbackRevs["eu-west"]
+	e.pop("eu-west-1", "eu-west")
+	e.pop("eu-west-2", "eu-west")
+	e.reports("the restore applied", func(st manifest.Status) bool {
+		return st.Revision == rev && st.Applied && st.Running["auth"].Digest == e.v1.Digest
+	})
+	e.refuseLaterWrite(e.v1.Digest)
+	e.controller()
+	r = e.wait(id, "rolled back", func(r *Rollout) bool { return !r.Active() })
+	a := e.audit(id, "rollout.rolled_back")
+	if len(a) != 1 {
+		t.Fatalf("rolled_back entries %+v, want one", a)
+	}
+	if why := a[0].Why; strings.Contains(why, "refused") || !strings.Contains(why, "eu-west-1 (eu-west)") ||
+		!strings.Contains(why, "eu-west-2 (eu-west)") || len(r.RollbackRefused) > 0 {
+		t.Fatalf("both POPs run auth v1 (the restore, revision %d), yet the audit says %q, refused %q", rev, why, r.RollbackRefused)
+	}
+}
+
+// confirmed counts a POP's failure to apply a later revision against
+// rev only where its report shows it running, whole, what rev put there
+// (runsRelease); a POP that refused rev itself is refused whatever it
+// runs, and where no report can show the release (the POPs' own version)
+// the failure counts.
+func TestConfirmedNACKOnlyWithoutWant(t *testing.T) {
+	want := &manifest.Release{Artifact: manifest.Artifact{Digest: "d2"}, Config: json.RawMessage(`{"realm":"new"}`)}
+	target := manifest.Running{Digest: "d2", Config: manifest.ConfigHash(want.Config)}
+	old := manifest.Running{Digest: "d2", Config: manifest.ConfigHash([]byte(`{"realm":"old"}`))}
+	refused := []manifest.Refused{{Key: manifest.RegionKey("eu"), Revision: 5, Error: "refused (unsigned)"}}
+	f := &fleet{status: []manifest.Status{
+		// A later write refused, the revision's release running.
+		{POP: "p1", Region: "eu", Revision: 6, Error: "trap", Running: map[string]manifest.Running{"auth": target}},
+		// The revision itself refused, the module running with the old config.
+		{POP: "p2", Region: "eu", Revision: 5, Error: "bad config", Running: map[string]manifest.Running{"auth": old}},
+		// The revision's record refused, the release running as a canary.
+		{POP: "p3", Region: "eu", Revision: 4, Applied: true, Refused: refused,
+			Running: map[string]manifest.Running{"auth": {Digest: "d1", CanaryDigest: "d2", CanaryConfig: target.Config}}},
+		// The revision's record refused, the release running (the revision
+		// before wrote it too): refused all the same.
+		{POP: "p4", Region: "eu", Revision: 4, Applied: true, Refused: refused, Running: map[string]manifest.Running{"auth": target}},
+	}}
+	ran, waiting, nacks := confirmed(f, "eu", 5, "auth", want)
+	nack := strings.Join(nacks, "; ")
+	if !slices.Equal(ran, []string{"p1"}) || len(waiting) != 0 || len(nacks) != 3 ||
+		!strings.Contains(nack, "POP p2 refused revision 5: bad config") || !strings.Contains(nack, "POP p3 refused revision 5: refused (unsigned)") ||
+		!strings.Contains(nack, "POP p4 refused revision 5: refused (unsigned)") {
+		t.Errorf("confirmed: ran %v, waiting %v, nacks %q", ran, waiting, nack)
+	}
+	// What no report tells apart (the POPs' own version) is never run.
+	if ran, _, nacks := confirmed(f, "eu", 5, "auth", nil); len(ran) != 0 || len(nacks) != 4 {
+		t.Errorf("confirmed with nothing to run: ran %v, nacks %q", ran, nacks)
+	}
+}
+
+// A POP that refused a wave's revision runs much of it all the same: a
+// share step (10% -> 50%) leaves the canary at 10%, a config dropped back
+// to the POPs' own leaves the old one. Both are NACKs, and so is a later
+// revision's failure where the canary runs at another share.
+func TestConfirmedRefusedWaveIsNACK(t *testing.T) {
+	share := &manifest.Release{Artifact: manifest.Artifact{Digest: "d1"},
+		Canary: &manifest.Canary{Artifact: manifest.Artifact{Digest: "d2"}, Share: 50}}
+	at10 := map[string]manifest.Running{"auth": {Digest: "d1", CanaryDigest: "d2", Share: 10}}
+	drop := &manifest.Release{Artifact: manifest.Artifact{Digest: "d1"}} // the POPs' own config
+	oldConfig := map[string]manifest.Running{"auth": {Digest: "d1", Config: manifest.ConfigHash([]byte(`{"realm":"old"}`))}}
+	refused := []manifest.Refused{{Key: manifest.RegionKey("eu"), Revision: 5, Error: "refused (unsigned)"}}
+	for name, c := range map[string]struct {
+		want    *manifest.Release
+		running map[string]manifest.Running
+	}{"share step": {share, at10}, "config dropped": {drop, oldConfig}} {
+		f := &fleet{status: []manifest.Status{
+			{POP: "p1", Region: "eu", Revision: 5, Error: "apply failed", Running: c.running},
+			{POP: "p2", Region: "eu", Revision: 4, Applied: true, Refused: refused, Running: c.running},
+		}}
+		if ran, _, nacks := confirmed(f, "eu", 5, "auth", c.want); len(nacks) != 2 {
+			t.Errorf("%s: both POPs refused revision 5: ran %v, nacks %q", name, ran, nacks)
+		}
+	}
+	later := &fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 6, Error: "trap", Running: at10}}}
+	if ran, _, nacks := confirmed(later, "eu", 5, "auth", share); len(nacks) != 1 {
+		t.Errorf("a later revision failed, the canary at 10%% where revision 5 put 50%%: ran %v, nacks %q", ran, nacks)
 	}
 }

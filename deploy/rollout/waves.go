@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -198,7 +199,15 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 // not trust this controller's key, say). A refused record at another
 // revision is not this wave's NACK: anyone with bucket access could write
 // one, and the POP runs on what it had.
-func confirmed(f *fleet, region string, rev uint64) (ran, waiting, nacks []string) {
+//
+// Nor is a failure to apply a later revision, from a POP whose report
+// shows it running want, what rev wrote for key: rollout locks are per
+// key, so another plugin's rollout may write the region after rev, and a
+// POP that fails that write keeps what it ran, rev's release included.
+// Only that: a POP that refused rev itself is refused whatever it runs
+// (a share step or a config change leaves it running much of the same),
+// and where its report cannot show want whole (runsRelease) it is too.
+func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.Release) (ran, waiting, nacks []string) {
 	for _, st := range f.pops(region) {
 		i := slices.IndexFunc(st.Refused, func(rf manifest.Refused) bool {
 			return rf.Key == manifest.RegionKey(region) && rf.Revision == rev
@@ -208,6 +217,8 @@ func confirmed(f *fleet, region string, rev uint64) (ran, waiting, nacks []strin
 			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, rev, st.Refused[i].Error))
 		case st.Revision < rev:
 			waiting = append(waiting, st.POP)
+		case !st.Applied && st.Revision > rev && runsRelease(st.Running[key], want):
+			ran = append(ran, st.POP)
 		case !st.Applied:
 			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, st.Revision, st.Error))
 		default:
@@ -215,6 +226,26 @@ func confirmed(f *fleet, region string, rev uint64) (ran, waiting, nacks []strin
 		}
 	}
 	return ran, waiting, nacks
+}
+
+// runsRelease reports whether run, what a POP reports it serves for a
+// key, is rel whole: each side's module by digest, with its config where
+// rel sets one, and the canary's share and split. A rel that is nil or
+// names no module is the POP's own version, which no report tells apart
+// from what it ran before: never run by this reckoning. A side without a
+// config runs the POP's own, whose hash only the POP knows: its digest
+// alone is taken for it.
+func runsRelease(run manifest.Running, rel *manifest.Release) bool {
+	if rel == nil || rel.Artifact.Digest == "" || run.Digest != rel.Artifact.Digest ||
+		rel.Config != nil && run.Config != manifest.ConfigHash(rel.Config) {
+		return false
+	}
+	c := rel.Canary
+	if c == nil {
+		return run.CanaryDigest == ""
+	}
+	return run.CanaryDigest == c.Artifact.Digest && (c.Config == nil || run.CanaryConfig == manifest.ConfigHash(c.Config)) &&
+		math.Abs(run.Share-c.Share) < 0.005 && run.Split == c.Split
 }
 
 // silent returns a region of the current wave none of whose POPs has
@@ -254,7 +285,8 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	var waiting, nacks []string
 	behind := false // a fresh POP has not answered yet
 	for _, region := range regions {
-		_, wait, nack := confirmed(f, region, r.Revisions[region])
+		want := r.release(region, w.Share)
+		_, wait, nack := confirmed(f, region, r.Revisions[region], r.Key, &want)
 		for _, n := range nack {
 			nacks = append(nacks, "in "+region+", "+n)
 		}
