@@ -199,7 +199,7 @@ func TestConfirmedNamesEveryNACK(t *testing.T) {
 		{POP: "p3", Region: "eu", Revision: 5, Applied: true,
 			Refused: []manifest.Refused{{Key: manifest.RegionKey("eu"), Revision: 5, Error: "refused (unsigned)"}}},
 	}}
-	ran, waiting, nacks := confirmed(f, "eu", 5, "auth", nil)
+	ran, waiting, nacks := confirmed(f, "eu", 5, "auth", nil, nil)
 	nack := strings.Join(nacks, "; ")
 	if len(ran) != 0 || !slices.Equal(waiting, []string{"p2"}) || !strings.Contains(nack, "POP p1 refused revision 5: trap") ||
 		!strings.Contains(nack, "POP p3 refused revision 5: refused (unsigned)") {

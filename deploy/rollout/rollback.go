@@ -89,7 +89,7 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 		if err != nil {
 			return err
 		}
-		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region], r.Key, prev)
+		done, wait, nacks := confirmed(f, region, r.RollbackRevs[region], r.Key, prev, r.written(region))
 		for _, p := range done {
 			ran = append(ran, p+" ("+region+")")
 		}

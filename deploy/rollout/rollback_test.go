@@ -293,7 +293,7 @@ func TestConfirmedNACKOnlyWithoutWant(t *testing.T) {
 		// before wrote it too): refused all the same.
 		{POP: "p4", Region: "eu", Revision: 4, Applied: true, Refused: refused, Running: map[string]manifest.Running{"auth": target}},
 	}}
-	ran, waiting, nacks := confirmed(f, "eu", 5, "auth", want)
+	ran, waiting, nacks := confirmed(f, "eu", 5, "auth", want, nil)
 	nack := strings.Join(nacks, "; ")
 	if !slices.Equal(ran, []string{"p1"}) || len(waiting) != 0 || len(nacks) != 3 ||
 		!strings.Contains(nack, "POP p2 refused revision 5: bad config") || !strings.Contains(nack, "POP p3 refused revision 5: refused (unsigned)") ||
@@ -301,7 +301,7 @@ func TestConfirmedNACKOnlyWithoutWant(t *testing.T) {
 		t.Errorf("confirmed: ran %v, waiting %v, nacks %q", ran, waiting, nack)
 	}
 	// What no report tells apart (the POPs' own version) is never run.
-	if ran, _, nacks := confirmed(f, "eu", 5, "auth", nil); len(ran) != 0 || len(nacks) != 4 {
+	if ran, _, nacks := confirmed(f, "eu", 5, "auth", nil, nil); len(ran) != 0 || len(nacks) != 4 {
 		t.Errorf("confirmed with nothing to run: ran %v, nacks %q", ran, nacks)
 	}
 }
@@ -325,12 +325,39 @@ func TestConfirmedRefusedWaveIsNACK(t *testing.T) {
 			{POP: "p1", Region: "eu", Revision: 5, Error: "apply failed", Running: c.running},
 			{POP: "p2", Region: "eu", Revision: 4, Applied: true, Refused: refused, Running: c.running},
 		}}
-		if ran, _, nacks := confirmed(f, "eu", 5, "auth", c.want); len(nacks) != 2 {
+		if ran, _, nacks := confirmed(f, "eu", 5, "auth", c.want, nil); len(nacks) != 2 {
 			t.Errorf("%s: both POPs refused revision 5: ran %v, nacks %q", name, ran, nacks)
 		}
 	}
 	later := &fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 6, Error: "trap", Running: at10}}}
-	if ran, _, nacks := confirmed(later, "eu", 5, "auth", share); len(nacks) != 1 {
+	if ran, _, nacks := confirmed(later, "eu", 5, "auth", share, nil); len(nacks) != 1 {
 		t.Errorf("a later revision failed, the canary at 10%% where revision 5 put 50%%: ran %v, nacks %q", ran, nacks)
+	}
+}
+
+// A later revision's failure does not pass for the release where the POP
+// runs a config another release of the rollout set, the release leaving
+// it to the POP (a wave dropping the config back to the POPs' own; the
+// restore of a region whose release set none, the rollout's config still
+// running), and does where a canary's share is the one the edge keeps
+// (hundredths of a percent, truncated: 0.29% runs as 0.28%).
+func TestConfirmedLaterFailureOthersConfig(t *testing.T) {
+	later := func(run manifest.Running) *fleet {
+		return &fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 9, Error: "trap", Running: map[string]manifest.Running{"auth": run}}}}
+	}
+	x := json.RawMessage(`{"realm":"x"}`)
+	d2 := manifest.Artifact{Name: "auth", Version: "v2", Digest: "d2"}
+	dropped := &manifest.Release{Artifact: d2}
+	withX := manifest.Release{Artifact: d2, Config: x}
+	if ran, _, nacks := confirmed(later(manifest.Running{Digest: "d2", Config: manifest.ConfigHash(x)}), "eu", 5, "auth", dropped, []manifest.Release{withX}); len(nacks) != 1 {
+		t.Errorf("a wave dropping config x, the POP running x: ran %v, nacks %q", ran, nacks)
+	}
+	if ran, _, _ := confirmed(later(manifest.Running{Digest: "d2", Config: "own"}), "eu", 5, "auth", dropped, []manifest.Release{withX}); len(ran) != 1 {
+		t.Errorf("a wave dropping config x, the POP running its own: ran %v", ran)
+	}
+	r := &Rollout{Key: "auth", Artifact: d2, Previous: map[string]*manifest.Release{"eu": {Artifact: manifest.Artifact{Name: "auth", Version: "v1", Digest: "d1"}}}}
+	want := r.release("eu", 0.29)
+	if ran, _, nacks := confirmed(later(manifest.Running{Digest: "d1", CanaryDigest: "d2", Share: 0.28}), "eu", 5, "auth", &want, nil); len(ran) != 1 {
+		t.Errorf("a 0.29%% canary the edge runs as 0.28%%: ran %v, nacks %q", ran, nacks)
 	}
 }

@@ -155,13 +155,13 @@ func TestConfirmedCountsOwnRevisionOnly(t *testing.T) {
 		return &fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 5, Applied: true,
 			Refused: []manifest.Refused{{Key: manifest.RegionKey("eu"), Revision: refused, Reason: "unsigned", Error: "refused (unsigned)"}}}}}
 	}
-	if ran, _, nack := confirmed(st(6), "eu", 5, "auth", nil); len(ran) != 1 || len(nack) != 0 {
+	if ran, _, nack := confirmed(st(6), "eu", 5, "auth", nil, nil); len(ran) != 1 || len(nack) != 0 {
 		t.Fatalf("a bucket writer's record at 6: ran %v nack %q, want the wave confirmed", ran, nack)
 	}
-	if _, _, nack := confirmed(st(7), "eu", 7, "auth", nil); len(nack) != 1 || !strings.Contains(nack[0], "refused (unsigned)") {
+	if _, _, nack := confirmed(st(7), "eu", 7, "auth", nil, nil); len(nack) != 1 || !strings.Contains(nack[0], "refused (unsigned)") {
 		t.Fatalf("the controller's own revision refused: nack %q", nack)
 	}
-	if ran, _, nack := confirmed(&fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 5}}}, "eu", 5, "auth", nil); len(ran) != 0 || len(nack) != 1 {
+	if ran, _, nack := confirmed(&fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 5}}}, "eu", 5, "auth", nil, nil); len(ran) != 0 || len(nack) != 1 {
 		t.Fatalf("a failed apply: ran %v nack %q, want a NACK", ran, nack)
 	}
 }

@@ -206,8 +206,9 @@ func (r *Rollout) release(region string, share float64) manifest.Release {
 // POP that fails that write keeps what it ran, rev's release included.
 // Only that: a POP that refused rev itself is refused whatever it runs
 // (a share step or a config change leaves it running much of the same),
-// and where its report cannot show want whole (runsRelease) it is too.
-func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.Release) (ran, waiting, nacks []string) {
+// and where its report cannot show want whole (runsRelease: others are
+// the releases it may run instead) it is too.
+func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.Release, others []manifest.Release) (ran, waiting, nacks []string) {
 	for _, st := range f.pops(region) {
 		i := slices.IndexFunc(st.Refused, func(rf manifest.Refused) bool {
 			return rf.Key == manifest.RegionKey(region) && rf.Revision == rev
@@ -217,7 +218,7 @@ func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.R
 			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, rev, st.Refused[i].Error))
 		case st.Revision < rev:
 			waiting = append(waiting, st.POP)
-		case !st.Applied && st.Revision > rev && runsRelease(st.Running[key], want):
+		case !st.Applied && st.Revision > rev && runsRelease(st.Running[key], want, others):
 			ran = append(ran, st.POP)
 		case !st.Applied:
 			nacks = append(nacks, fmt.Sprintf("POP %s refused revision %d: %s", st.POP, st.Revision, st.Error))
@@ -229,23 +230,55 @@ func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.R
 }
 
 // runsRelease reports whether run, what a POP reports it serves for a
-// key, is rel whole: each side's module by digest, with its config where
-// rel sets one, and the canary's share and split. A rel that is nil or
-// names no module is the POP's own version, which no report tells apart
-// from what it ran before: never run by this reckoning. A side without a
-// config runs the POP's own, whose hash only the POP knows: its digest
-// alone is taken for it.
-func runsRelease(run manifest.Running, rel *manifest.Release) bool {
-	if rel == nil || rel.Artifact.Digest == "" || run.Digest != rel.Artifact.Digest ||
-		rel.Config != nil && run.Config != manifest.ConfigHash(rel.Config) {
+// key, is rel whole: each side's module by digest, with its config, and
+// the canary's share and split. A rel that is nil or names no module is
+// the POP's own version, which no report tells apart from what it ran
+// before: never run by this reckoning. A side whose config rel leaves to
+// the POP runs the POP's own, whose hash only the POP knows: it is taken
+// for it unless it is the config one of others (the releases the rollout
+// replaces or wrote) set for that module, which the POP would run had it
+// not applied rel. The edge keeps a share in hundredths of a percent,
+// truncated: a share within one of them is the same.
+func runsRelease(run manifest.Running, rel *manifest.Release, others []manifest.Release) bool {
+	config := func(digest, hash string, set json.RawMessage) bool {
+		if set != nil {
+			return hash == manifest.ConfigHash(set)
+		}
+		for _, o := range others {
+			for _, side := range []struct {
+				digest string
+				config json.RawMessage
+			}{{o.Artifact.Digest, o.Config}, {canaryDigest(o), canaryConfig(o)}} {
+				if side.digest == digest && side.config != nil && hash == manifest.ConfigHash(side.config) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	if rel == nil || rel.Artifact.Digest == "" || run.Digest != rel.Artifact.Digest || !config(run.Digest, run.Config, rel.Config) {
 		return false
 	}
 	c := rel.Canary
 	if c == nil {
 		return run.CanaryDigest == ""
 	}
-	return run.CanaryDigest == c.Artifact.Digest && (c.Config == nil || run.CanaryConfig == manifest.ConfigHash(c.Config)) &&
-		math.Abs(run.Share-c.Share) < 0.005 && run.Split == c.Split
+	return run.CanaryDigest == c.Artifact.Digest && config(run.CanaryDigest, run.CanaryConfig, c.Config) &&
+		math.Abs(run.Share-c.Share) <= 0.01 && run.Split == c.Split
+}
+
+func canaryDigest(r manifest.Release) string {
+	if r.Canary == nil {
+		return ""
+	}
+	return r.Canary.Artifact.Digest
+}
+
+func canaryConfig(r manifest.Release) json.RawMessage {
+	if r.Canary == nil {
+		return nil
+	}
+	return r.Canary.Config
 }
 
 // silent returns a region of the current wave none of whose POPs has
@@ -286,7 +319,11 @@ func (c *Controller) applying(ctx context.Context, f *fleet, r *Rollout) error {
 	behind := false // a fresh POP has not answered yet
 	for _, region := range regions {
 		want := r.release(region, w.Share)
-		_, wait, nack := confirmed(f, region, r.Revisions[region], r.Key, &want)
+		others := r.written(region)
+		if prev := r.Previous[region]; prev != nil {
+			others = append(others, *prev)
+		}
+		_, wait, nack := confirmed(f, region, r.Revisions[region], r.Key, &want, others)
 		for _, n := range nack {
 			nacks = append(nacks, "in "+region+", "+n)
 		}
