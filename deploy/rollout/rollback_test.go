@@ -340,7 +340,8 @@ func TestConfirmedRefusedWaveIsNACK(t *testing.T) {
 // it to the POP (a wave dropping the config back to the POPs' own; the
 // restore of a region whose release set none, the rollout's config still
 // running), and does where a canary's share is the one the edge keeps
-// (hundredths of a percent, truncated: 0.29% runs as 0.28%).
+// (hundredths of a percent, truncated: 0.29% runs as 0.28%, as a 0.68%
+// wave does not).
 func TestConfirmedLaterFailureOthersConfig(t *testing.T) {
 	later := func(run manifest.Running) *fleet {
 		return &fleet{status: []manifest.Status{{POP: "p1", Region: "eu", Revision: 9, Error: "trap", Running: map[string]manifest.Running{"auth": run}}}}
@@ -356,8 +357,13 @@ func TestConfirmedLaterFailureOthersConfig(t *testing.T) {
 		t.Errorf("a wave dropping config x, the POP running its own: ran %v", ran)
 	}
 	r := &Rollout{Key: "auth", Artifact: d2, Previous: map[string]*manifest.Release{"eu": {Artifact: manifest.Artifact{Name: "auth", Version: "v1", Digest: "d1"}}}}
-	want := r.release("eu", 0.29)
-	if ran, _, nacks := confirmed(later(manifest.Running{Digest: "d1", CanaryDigest: "d2", Share: 0.28}), "eu", 5, "auth", &want, nil); len(ran) != 1 {
-		t.Errorf("a 0.29%% canary the edge runs as 0.28%%: ran %v, nacks %q", ran, nacks)
+	for _, c := range []struct {
+		wave, reported float64
+		ran            bool
+	}{{0.29, 0.28, true}, {0.58, 0.57, true}, {10, 10, true}, {0.69, 0.68, false}, {0.01, 0, false}, {50, 10, false}} {
+		want := r.release("eu", c.wave)
+		if ran, _, nacks := confirmed(later(manifest.Running{Digest: "d1", CanaryDigest: "d2", Share: c.reported}), "eu", 5, "auth", &want, nil); (len(ran) == 1) != c.ran {
+			t.Errorf("a %v%% canary, the POP reporting %v%%: ran %v, nacks %q; want run %v", c.wave, c.reported, ran, nacks, c.ran)
+		}
 	}
 }

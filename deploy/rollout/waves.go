@@ -238,20 +238,16 @@ func confirmed(f *fleet, region string, rev uint64, key string, want *manifest.R
 // for it unless it is the config one of others (the releases the rollout
 // replaces or wrote) set for that module, which the POP would run had it
 // not applied rel. The edge keeps a share in hundredths of a percent,
-// truncated: a share within one of them is the same.
+// truncated: the share is compared in those.
 func runsRelease(run manifest.Running, rel *manifest.Release, others []manifest.Release) bool {
 	config := func(digest, hash string, set json.RawMessage) bool {
 		if set != nil {
 			return hash == manifest.ConfigHash(set)
 		}
 		for _, o := range others {
-			for _, side := range []struct {
-				digest string
-				config json.RawMessage
-			}{{o.Artifact.Digest, o.Config}, {canaryDigest(o), canaryConfig(o)}} {
-				if side.digest == digest && side.config != nil && hash == manifest.ConfigHash(side.config) {
-					return false
-				}
+			if o.Artifact.Digest == digest && o.Config != nil && hash == manifest.ConfigHash(o.Config) ||
+				o.Canary != nil && o.Canary.Artifact.Digest == digest && o.Canary.Config != nil && hash == manifest.ConfigHash(o.Canary.Config) {
+				return false
 			}
 		}
 		return true
@@ -263,22 +259,9 @@ func runsRelease(run manifest.Running, rel *manifest.Release, others []manifest.
 	if c == nil {
 		return run.CanaryDigest == ""
 	}
+	// The edge keeps uint32(share*100) and reports it over 100.
 	return run.CanaryDigest == c.Artifact.Digest && config(run.CanaryDigest, run.CanaryConfig, c.Config) &&
-		math.Abs(run.Share-c.Share) <= 0.01 && run.Split == c.Split
-}
-
-func canaryDigest(r manifest.Release) string {
-	if r.Canary == nil {
-		return ""
-	}
-	return r.Canary.Artifact.Digest
-}
-
-func canaryConfig(r manifest.Release) json.RawMessage {
-	if r.Canary == nil {
-		return nil
-	}
-	return r.Canary.Config
+		uint32(min(max(c.Share, 0), 100)*100) == uint32(math.Round(run.Share*100)) && run.Split == c.Split
 }
 
 // silent returns a region of the current wave none of whose POPs has
