@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestRenewKeepsModeAndOwner: renewed files keep the mode and owner of
@@ -61,5 +62,42 @@ func TestRenewKeepsModeAndOwner(t *testing.T) {
 		if st.Uid != nobody || st.Gid != nobody {
 			t.Errorf("%s renewed as uid %d gid %d, want %d and %d as before", filepath.Base(path), st.Uid, st.Gid, nobody, nobody)
 		}
+	}
+}
+
+// TestFirstRevocationOwnedByDirOwner: the first revocation, run as root,
+// creates revoked.json for the owner of the auth directory, the servers'
+// user, readable by it alone; root's, the servers could not read it and
+// would not start.
+func TestFirstRevocationOwnedByDirOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: only root can give a file to uid 65534, so the owner of a new revoked.json is not tested")
+	}
+	dir := t.TempDir()
+	m, err := Init(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	if err := os.Chown(dir, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Creds(POP, "pop-a", "eu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, name, err := m.CredsUser(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Revoke(key, name, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, revokedFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); st.Uid != nobody || st.Gid != nobody || fi.Mode().Perm() != 0o600 {
+		t.Errorf("a new revoked.json: uid %d gid %d mode %v, want the directory's owner %d, %d, 0600", st.Uid, st.Gid, fi.Mode().Perm(), nobody, nobody)
 	}
 }

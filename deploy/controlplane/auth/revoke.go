@@ -165,21 +165,25 @@ func (m *Material) Revoke(key, name string, at time.Time) error {
 // from cron) is not the user the servers run as, which must still read
 // their files (a server.pem readable by all stays so). Only root may give
 // a file away, so a renewal run as another user leaves the file its own.
-// A file that did not exist is readable by its owner only.
+// A file that did not exist is readable by its owner only, the owner of
+// its directory (the first revocation, run as root, made a revoked.json
+// the servers could not read, and they would not start).
 func replaceFile(path string, b []byte) error {
 	old, err := os.Stat(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	var owner os.FileInfo = old
+	if errors.Is(err, os.ErrNotExist) {
+		owner, err = os.Stat(filepath.Dir(path))
+	}
+	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*") // mode 0600
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	if old != nil {
-		// Set before the rename: the file appears with them.
-		if err = keepOwner(f, old); err == nil {
-			err = f.Chmod(old.Mode().Perm())
-		}
+	// Set before the rename: the file appears with them.
+	if err = keepOwner(f, owner); err == nil && old != nil {
+		err = f.Chmod(old.Mode().Perm())
 	}
 	if err == nil {
 		_, err = f.Write(b)
