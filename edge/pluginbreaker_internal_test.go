@@ -356,13 +356,9 @@ func TestPluginBreakerHalfOpenOnItsOwn(t *testing.T) {
 	if o := value(f.s.opens); o != 1 {
 		t.Fatalf("opens %v after a timeout with failures 1, want 1", o)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for value(f.s.state.g) != float64(breakerHalfOpen) {
-		if time.Now().After(deadline) {
-			t.Fatalf("20 s after its 1 ms open_for with no call: state %d, its series %v; want half-open (1)", f.state.Load(), value(f.s.state.g))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 20*time.Second, "the state series half-open (1) after its 1 ms open_for, with no call", func() bool {
+		return value(f.s.state.g) == float64(breakerHalfOpen)
+	})
 	if called, probe := f.call(nil); !called || !probe {
 		t.Fatalf("the next call: called %v probe %v, want the probe", called, probe)
 	}
