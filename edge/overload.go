@@ -65,6 +65,21 @@ import (
 // and a share that falls faster the longer no queue lasts (it swung:
 // 3.2 ms).
 //
+// Why a 503 waits at all: while the CPU is pinned the runtime reads the
+// network only when a P runs out of goroutines to run (or from sysmon,
+// every 10 ms), so connections are read in batches, and a request to shed
+// waits for the admitted work of the batch before it. Parking what is
+// admitted at a gate that let a round of about 300 us in per read (its
+// goroutine made ready only by a netpoll, through a pipe) was tried, A/B
+// against this controller in the same minutes at 2x with 64 KiB hits:
+// gated from the onset, the 503s' settled p99 was 1.35-1.9 ms against
+// 2.5-28, but the admitted p99 over a whole point 20-58 ms against 14-24
+// (the onset's backlog queued at the gate); gated once shedding had
+// lasted 500 ms, 2.3-3.3 against 3.3-3.8, the admitted p99 24-32 ms
+// against 25-56 over a point and 6.8-14 against 3.3-4.4 settled. Not
+// kept: not under 1 ms either, for a few hundred lines of scheduling
+// machinery.
+//
 // A delay over target_delay counts as pinned and queued both, once it has
 // lasted stolenFor: work waits for a CPU that this process's own use does
 // not explain (a noisy neighbour, the origin service on the same core).
