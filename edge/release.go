@@ -127,7 +127,7 @@ func (n *Node) loadStep(ctx context.Context, g *generation, route string, pc *Pl
 			return nil, err
 		}
 		s.canaryBrk = n.breaker(s.canary, route, pc.Breaker)
-		s.share = uint32(min(max(rel.Share, 0), 100) * 100)
+		s.share = manifest.ShareUnits(rel.Share)
 		kind, name, err := manifest.ParseSplit(rel.Split)
 		if err != nil {
 			return nil, fmt.Errorf("plugin %s: %w", pc.Name, err)

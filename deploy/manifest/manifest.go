@@ -554,6 +554,12 @@ func Clip(s string, n int) string {
 	return s[:cut] + "…"
 }
 
+// ShareUnits is a canary share as a POP keeps it: hundredths of a
+// percent, truncated, within [0, 10000]. It reports the share back as
+// ShareUnits/100 (Running.Share), so a controller compares the two in
+// these units.
+func ShareUnits(share float64) uint32 { return uint32(min(max(share, 0), 100) * 100) }
+
 // Running is one plugin as a POP serves it.
 type Running struct {
 	Version      string  `json:"version"`

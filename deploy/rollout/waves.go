@@ -259,9 +259,8 @@ func runsRelease(run manifest.Running, rel *manifest.Release, others []manifest.
 	if c == nil {
 		return run.CanaryDigest == ""
 	}
-	// The edge keeps uint32(share*100) and reports it over 100.
 	return run.CanaryDigest == c.Artifact.Digest && config(run.CanaryDigest, run.CanaryConfig, c.Config) &&
-		uint32(min(max(c.Share, 0), 100)*100) == uint32(math.Round(run.Share*100)) && run.Split == c.Split
+		manifest.ShareUnits(c.Share) == uint32(math.Round(run.Share*100)) && run.Split == c.Split
 }
 
 // silent returns a region of the current wave none of whose POPs has
