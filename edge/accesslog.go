@@ -2,8 +2,10 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -101,16 +103,20 @@ type accessLog struct {
 	log       *slog.Logger
 
 	mu     sync.Mutex
-	buf    []byte // whole lines, waiting for run
+	buf    []byte   // whole lines, waiting for run
+	next   *os.File // opened by reopen, for run to take at its next batch
 	closed bool
 	wake   chan struct{} // buf holds a batch; closed by close
 	done   chan struct{} // run has written the last batch
 
 	bufs sync.Pool // *[]byte: finish's lines, which have no exchange
 
-	fmu     sync.Mutex // f: run writes to it, reopen replaces it
-	f       *os.File   // nil once closed
-	failing bool       // the last write failed: logged once, not per batch
+	// run's alone, so that nothing else ever waits for a write: a stuck
+	// one (a full pipe, a hung network file system) held reloads,
+	// releases and Shutdown as long as it lasted.
+	f       *os.File
+	failing bool // the last write failed: logged once, not per batch
+	torn    bool // a failed write left part of a line that could not be cut
 }
 
 // openAccessLog opens the log cfg describes and starts its writer; nil,
@@ -167,9 +173,15 @@ func (l *accessLog) add(line []byte) {
 	l.mu.Unlock()
 }
 
-// run writes the lines add queues, a batch at a time, until close.
+// run writes the lines add queues, a batch at a time, until close, and
+// then closes the file.
 func (l *accessLog) run() {
 	defer close(l.done)
+	defer func() {
+		if l.path != "" {
+			l.f.Close()
+		}
+	}()
 	tick := time.NewTicker(accessLogEvery)
 	defer tick.Stop()
 	batch := make([]byte, 0, accessLogBuffer)
@@ -181,7 +193,13 @@ func (l *accessLog) run() {
 		}
 		l.mu.Lock()
 		batch, l.buf = l.buf, batch[:0]
+		next := l.next
+		l.next = nil
 		l.mu.Unlock()
+		if next != nil {
+			l.f.Close()
+			l.f, l.torn = next, false
+		}
 		if len(batch) > 0 {
 			l.write(batch)
 		}
@@ -194,8 +212,11 @@ func (l *accessLog) run() {
 // write writes a batch of lines; those a failed write lost count as
 // dropped, and the failure is logged when it begins, not per batch.
 func (l *accessLog) write(batch []byte) {
-	l.fmu.Lock()
-	defer l.fmu.Unlock()
+	if l.torn {
+		if _, err := l.f.Write([]byte{'\n'}); err == nil {
+			l.torn = false
+		}
+	}
 	n, err := l.f.Write(batch)
 	if err == nil {
 		l.failing = false
@@ -206,10 +227,19 @@ func (l *accessLog) write(batch []byte) {
 		l.failing = true
 		l.log.Warn("access log: write failed; lines are dropped until a write succeeds", "err", err)
 	}
+	// Part of a line went in (a full disk, a file size limit): cut it
+	// off, or the next line written would be glued to it, and both lost
+	// to whatever reads the file as JSON lines. Where the file cannot be
+	// cut (a pipe), the next write ends it first.
+	if cut := n - (bytes.LastIndexByte(batch[:n], '\n') + 1); cut > 0 {
+		end, err := l.f.Seek(0, io.SeekCurrent)
+		l.torn = err != nil || l.f.Truncate(end-int64(cut)) != nil
+	}
 }
 
-// reopen opens the log's file again, for a reload after a rotation. The
-// old file stays in use if the new one cannot be opened.
+// reopen opens the log's file again, for a reload after a rotation, and
+// hands it to run for its next batch, so it waits for no write. The old
+// file stays in use if the new one cannot be opened.
 func (l *accessLog) reopen() {
 	if l == nil || l.path == "" {
 		return
@@ -219,23 +249,22 @@ func (l *accessLog) reopen() {
 		l.log.Warn("access log: reopen failed; still writing to the file opened before", "err", err)
 		return
 	}
-	l.fmu.Lock()
-	old := l.f
-	if old != nil { // else closed meanwhile
-		l.f = f
+	l.mu.Lock()
+	if !l.closed { // else run takes no more: close this one
+		f, l.next = l.next, f // and one run has not taken yet
 	}
-	l.fmu.Unlock()
-	if old == nil {
-		old = f
+	l.mu.Unlock()
+	if f != nil {
+		f.Close()
 	}
-	old.Close()
 }
 
-// close writes what is queued and closes the file; lines added later are
-// dropped.
-func (l *accessLog) close() {
+// close has run write what is queued and close the file, waiting as long
+// as ctx lets it; lines added later are dropped. When ctx ends first
+// (the file stuck), run closes the file once its write returns.
+func (l *accessLog) close(ctx context.Context) error {
 	if l == nil {
-		return
+		return nil
 	}
 	l.mu.Lock()
 	if !l.closed {
@@ -243,13 +272,12 @@ func (l *accessLog) close() {
 		close(l.wake)
 	}
 	l.mu.Unlock()
-	<-l.done
-	l.fmu.Lock()
-	if l.path != "" && l.f != nil {
-		l.f.Close()
+	select {
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("access log: a write still waits on the file; the lines queued behind it are lost: %w", ctx.Err())
 	}
-	l.f = nil
-	l.fmu.Unlock()
 }
 
 // accessRecord is the times of a request's chain calls, for its line,
@@ -342,7 +370,7 @@ func (l *accessLog) finish(ctx *fasthttp.RequestCtx, start time.Time, done *bool
 	}
 	// The client's trace, if it sent a valid one: no chain ran, so the
 	// edge continued none.
-	tp, _ := tracing.Parse(ctx.Request.Header.Peek(tracing.Header))
+	tp, _ := clientParent(&ctx.Request.Header)
 	p := l.bufs.Get().(*[]byte)
 	b := appendHead((*p)[:0], ctx, start, time.Since(start), "", tp.TraceID)
 	if shed {
@@ -352,6 +380,27 @@ func (l *accessLog) finish(ctx *fasthttp.RequestCtx, start time.Time, done *bool
 	*p = b
 	l.add(b)
 	l.bufs.Put(p)
+}
+
+// clientParent is the request's traceparent as tracing.Find reads a
+// chain's fields: named in any case (Go clients and the HTTP/2 and HTTP/3
+// front door do not spell it as the spec does), and none when there are
+// two (the spec's invalid).
+func clientParent(h *fasthttp.RequestHeader) (tracing.Parent, error) {
+	var v []byte
+	n := 0
+	for k, val := range h.All() {
+		if strings.EqualFold(b2s(k), tracing.Header) {
+			v, n = val, n+1
+		}
+	}
+	switch n {
+	case 0:
+		return tracing.Parent{}, tracing.ErrAbsent
+	case 1:
+		return tracing.Parse(v)
+	}
+	return tracing.Parent{}, tracing.ErrFormat
 }
 
 // sampled reports whether a request's line is written: always when
@@ -407,13 +456,11 @@ func appendHead(b []byte, ctx *fasthttp.RequestCtx, start time.Time, d time.Dura
 // appendTail closes a line with the Cache-Status the client got and the
 // request's User-Agent and Referer.
 func appendTail(b []byte, ctx *fasthttp.RequestCtx) []byte {
-	if cs := cacheStatus(&ctx.Response.Header); len(cs) > 0 {
-		b = appendJSONField(b, "cache_status", b2s(cs))
-	}
+	b = appendCacheStatus(b, &ctx.Response.Header)
 	if ua := ctx.Request.Header.UserAgent(); len(ua) > 0 {
 		b = appendJSONField(b, "user_agent", b2s(ua))
 	}
-	if ref := ctx.Request.Header.Referer(); len(ref) > 0 {
+	if ref := referer(&ctx.Request.Header); len(ref) > 0 {
 		b = append(b, `,"referer":"`...)
 		b = appendReferer(b, b2s(ref))
 		b = append(b, '"')
@@ -513,11 +560,37 @@ func sentBytes(r *fasthttp.Response) int {
 	return len(r.Body())
 }
 
-// cacheStatus is the response's first Cache-Status field as the client
-// gets it (the edge's cache adds one field, its members comma-separated).
-func cacheStatus(h *fasthttp.ResponseHeader) []byte {
+// appendCacheStatus appends the response's Cache-Status as the client
+// gets it, every field's members in order (RFC 9211: the caches nearer the
+// origin first, the edge's own last), as the request's span has it: the
+// first field alone named the application's or the regional tier's cache,
+// never what the edge's did.
+func appendCacheStatus(b []byte, h *fasthttp.ResponseHeader) []byte {
+	n := 0
 	for k, v := range h.All() {
-		if strings.EqualFold(b2s(k), "Cache-Status") {
+		if !strings.EqualFold(b2s(k), "Cache-Status") {
+			continue
+		}
+		if n == 0 {
+			b = append(b, `,"cache_status":"`...)
+		} else {
+			b = append(b, ", "...)
+		}
+		b = appendJSONChars(b, b2s(v))
+		n++
+	}
+	if n > 0 {
+		b = append(b, '"')
+	}
+	return b
+}
+
+// referer is the request's Referer field in any case of its name: the
+// server keeps names as sent (a proxy in front may lowercase them), where
+// fasthttp's Referer() looks for the one spelling.
+func referer(h *fasthttp.RequestHeader) []byte {
+	for k, v := range h.All() {
+		if strings.EqualFold(b2s(k), "Referer") {
 			return v
 		}
 	}

@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Node, error) {
 	}
 	defer func() {
 		if n.srv == nil { // New failed
-			n.alog.close()
+			n.alog.close(context.Background()) //nolint:errcheck // nothing was logged
 		}
 	}()
 	if n.tracer, err = newTracer(cfg); err != nil { // trace.go
@@ -459,7 +459,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.prune(&generation{})
 	n.reloadMu.Unlock()
 	n.runtime.Close(ctx)
-	n.alog.close() // writes the lines queued
+	if aerr := n.alog.close(ctx); err == nil { // writes the lines queued
+		err = aerr
+	}
 	// The spans still batched go to the collector.
 	if terr := n.tracer.Shutdown(ctx); err == nil {
 		err = terr

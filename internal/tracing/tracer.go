@@ -46,7 +46,7 @@ func (c Config) Check() error {
 	if _, err := c.options(); err != nil {
 		return err
 	}
-	if c.Sample < 0 || c.Sample > 1 {
+	if !(c.Sample >= 0 && c.Sample <= 1) { // NaN too, which sampled every trace on amd64
 		return fmt.Errorf("tracing: sample %g: want 0 to 1", c.Sample)
 	}
 	if c.Service == "" {
