@@ -21,7 +21,8 @@
 // is a backup that did not finish.
 //
 // A backup is consistent in the order the records refer to each other:
-// desired state, rollouts and status are read first, then the audit,
+// rollouts and status are read first, then desired state (a rollout's
+// step writes it just before the record that names it), then the audit,
 // purge and revocation streams (and any other), then the signed artifacts,
 // then the modules. Each stream is read up to its last sequence when its
 // reading began (a KV key rewritten meanwhile at the value that replaced
@@ -186,11 +187,15 @@ func kindOf(stream string) string {
 }
 
 // readOrder ranks a stream for backup: referrers before what they refer
-// to (see the package doc). Restore writes in the reverse order.
+// to (see the package doc): a rollout's record names the desired state
+// its step wrote just before, which names artifacts, which name modules.
+// Restore writes in the reverse order.
 func readOrder(stream string) int {
 	switch stream {
-	case "KV_" + manifest.BucketDesired, "KV_" + manifest.BucketRollouts, "KV_" + manifest.BucketStatus:
+	case "KV_" + manifest.BucketRollouts, "KV_" + manifest.BucketStatus:
 		return 0
+	case "KV_" + manifest.BucketDesired:
+		return 1
 	case "KV_" + manifest.BucketArtifacts:
 		return 2
 	}
@@ -455,9 +460,12 @@ func readStream(ctx context.Context, nc *nats.Conn, st jetstream.Stream, kv bool
 	if info.State.Msgs == 0 {
 		return cutoff, nil
 	}
-	missing := map[string]bool{} // live keys not read yet
-	for subj := range info.State.Subjects {
-		missing[subj] = true
+	// A live key's messages at the cutoff not read yet. A key is read at
+	// its live value once all of them are: one read at an older one only
+	// (history kept) may have lost its live one to a write since.
+	missing := map[string]uint64{}
+	for subj, n := range info.State.Subjects {
+		missing[subj] = n
 	}
 	var seen uint64
 	it, err := readFrom(ctx, st, seen)
@@ -493,12 +501,17 @@ func readStream(ctx context.Context, nc *nats.Conn, st jetstream.Stream, kv bool
 			return 0, fmt.Errorf("read: %w", err)
 		}
 		seen = meta.Sequence.Stream
-		if seen <= cutoff || missing[m.Subject()] {
+		left, live := missing[m.Subject()]
+		if seen <= cutoff || live {
 			if err := fn(m, meta); err != nil {
 				return 0, err
 			}
 		}
-		delete(missing, m.Subject())
+		if left > 1 && seen <= cutoff {
+			missing[m.Subject()] = left - 1
+		} else {
+			delete(missing, m.Subject())
+		}
 		if seen >= cutoff && len(missing) == 0 {
 			return max(cutoff, seen), nil
 		}

@@ -5,12 +5,11 @@
 package backup
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -55,12 +54,19 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 	replicas := cmp.Or(o.Replicas, controlplane.Replicas(nc))
 	// Refused here and not by the server, which would refuse it only
 	// after the streams to replace are deleted.
+	if replicas < 1 {
+		return nil, fmt.Errorf("backup: restore: %d replicas: want 1 or more", replicas)
+	}
 	if replicas > 1 && nc.ConnectedClusterName() == "" {
 		return nil, fmt.Errorf("backup: restore: %d replicas on a server alone, which keeps one copy", replicas)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
+	}
+	files := map[string]File{}
+	for _, f := range m.Files {
+		files[f.Path] = f
 	}
 	order := slices.Clone(m.Streams)
 	rank := func(s Stream) int {
@@ -118,6 +124,14 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 			}
 		}
 	}
+	// A stream to replace is deleted before it is created again: the
+	// server must first show it places that many replicas (more than the
+	// cluster has servers, or with one of three down, it does not).
+	if len(present) > 0 {
+		if err := placeable(ctx, js, replicas); err != nil {
+			return nil, fmt.Errorf("backup: restore: %w", err)
+		}
+	}
 	// From here on a failure leaves a part of the backup restored.
 	failed := func(err error) error {
 		return fmt.Errorf("backup: restore: %w; the control plane is part restored: restore again with --force", err)
@@ -145,9 +159,9 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 			// Live POPs write theirs again within a second.
 			err = create(s)
 		case s.Kind == KindObjects:
-			err = restoreObjects(ctx, js, dir, s)
+			err = restoreObjects(ctx, js, dir, files, s)
 		default:
-			err = restoreMessages(ctx, js, dir, s)
+			err = restoreMessages(ctx, js, dir, files[s.File], s)
 		}
 		if err != nil {
 			return nil, failed(fmt.Errorf("stream %s: %w", s.Name, err))
@@ -156,14 +170,30 @@ func Restore(ctx context.Context, nc *nats.Conn, dir string, o Options) (*Manife
 	return m, nil
 }
 
+// placeable creates and deletes a stream of replicas replicas, which the
+// server refuses if it cannot place them.
+func placeable(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	const name = "WEDGE_RESTORE_CHECK"
+	if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"wedge.restore.check"},
+		Replicas: replicas, MaxMsgs: 1}); err != nil {
+		return fmt.Errorf("%d replicas: %w (nothing was deleted)", replicas, err)
+	}
+	if err := js.DeleteStream(ctx, name); err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	return nil
+}
+
 // restoreMessages publishes a stream's messages again, in order.
-func restoreMessages(ctx context.Context, js jetstream.JetStream, dir string, s Stream) error {
-	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(s.File)))
+func restoreMessages(ctx context.Context, js jetstream.JetStream, dir string, file File, s Stream) error {
+	b, err := readFile(dir, file)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	err = readMessages(f, func(m *Message) error {
+	err = readMessages(bytes.NewReader(b), func(m *Message) error {
 		msg := &nats.Msg{Subject: m.Subject, Header: replayHeader(m.Header), Data: m.payload()}
 		ack, err := js.PublishMsg(ctx, msg)
 		if err != nil {
@@ -216,23 +246,21 @@ func replayHeader(h nats.Header) nats.Header {
 
 // restoreObjects puts an object store's objects back and checks that the
 // store computed the digest each had.
-func restoreObjects(ctx context.Context, js jetstream.JetStream, dir string, s Stream) error {
+func restoreObjects(ctx context.Context, js jetstream.JetStream, dir string, files map[string]File, s Stream) error {
 	store, err := js.ObjectStore(ctx, strings.TrimPrefix(s.Name, "OBJ_"))
 	if err != nil {
 		return err
 	}
-	index, err := os.Open(filepath.Join(dir, filepath.FromSlash(s.File)))
+	index, err := readFile(dir, files[s.File])
 	if err != nil {
 		return err
 	}
-	defer index.Close()
-	return readObjects(index, func(o *Object) error {
-		f, err := os.Open(filepath.Join(dir, filepath.FromSlash(o.File)))
+	return readObjects(bytes.NewReader(index), func(o *Object) error {
+		b, err := readFile(dir, files[o.File])
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		info, err := store.Put(ctx, o.ObjectMeta, f)
+		info, err := store.Put(ctx, o.ObjectMeta, bytes.NewReader(b))
 		if err != nil {
 			return fmt.Errorf("object %s: %w", o.Name, err)
 		}

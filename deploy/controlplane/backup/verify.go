@@ -56,7 +56,7 @@ func check(dir string, b []byte) (*Manifest, error) {
 	}
 	files := map[string]File{}
 	for _, f := range m.Files {
-		if err := checkFile(dir, f); err != nil {
+		if _, err := readFile(dir, f); err != nil {
 			return nil, err
 		}
 		files[f.Path] = f
@@ -151,25 +151,22 @@ func checkPath(p string) error {
 	return nil
 }
 
-// checkFile compares a file's size and SHA-256 with the manifest's.
-func checkFile(dir string, f File) error {
-	fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(f.Path)))
+// readFile reads a file of the backup, and checks its size and SHA-256
+// against the manifest's. Restore publishes the bytes it returns, not the
+// file read again: one changed since Verify (a copy still running, a
+// network file system) is refused, not restored unchecked.
+func readFile(dir string, f File) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer fh.Close()
-	sum := sha256.New()
-	n, err := io.Copy(sum, fh)
-	if err != nil {
-		return fmt.Errorf("%s: %w", f.Path, err)
+	if int64(len(b)) != f.Size {
+		return nil, fmt.Errorf("%s: %d bytes, the manifest says %d", f.Path, len(b), f.Size)
 	}
-	if n != f.Size {
-		return fmt.Errorf("%s: %d bytes, the manifest says %d", f.Path, n, f.Size)
+	if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != f.SHA256 {
+		return nil, fmt.Errorf("%s: sha256 %x, the manifest says %s", f.Path, got, f.SHA256)
 	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != f.SHA256 {
-		return fmt.Errorf("%s: sha256 %s, the manifest says %s", f.Path, got, f.SHA256)
-	}
-	return nil
+	return b, nil
 }
 
 // checkStream reads a stream's file through: as many lines as the
