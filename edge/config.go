@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -440,7 +441,14 @@ func ParseConfig(b []byte, dir string) (*Config, error) {
 // Validation comes before any file is read, so a config with a mistake
 // fails on the mistake, not on a file it names.
 func (c *Config) check() error {
-	if err := c.Limits.given(); err != nil {
+	o, h2, h3 := &c.Overload, &c.TLS.HTTP2, &c.TLS.HTTP3
+	if err := cmp.Or(c.Limits.given(),
+		negative("overload", map[string]int64{"min_limit": int64(o.MinLimit), "max_limit": int64(o.MaxLimit),
+			"initial_limit": int64(o.InitialLimit)}),
+		negative("tls.http2", map[string]int64{"max_concurrent_streams": int64(h2.MaxConcurrentStreams),
+			"max_resets": int64(h2.MaxResets)}),
+		negative("tls.http3", map[string]int64{"max_concurrent_streams": int64(h3.MaxConcurrentStreams),
+			"max_resets": int64(h3.MaxResets)})); err != nil {
 		return err
 	}
 	c.setDefaults()
@@ -454,7 +462,7 @@ func (c *Config) check() error {
 // negative one (limits.max_body_bytes: -1 became 8 MiB, where a route's -1
 // means no bound) or a header bound too small for any request line.
 func (l *Limits) given() error {
-	for name, v := range map[string]int64{
+	if err := negative("limits", map[string]int64{
 		"max_header_bytes": int64(l.MaxHeaderBytes), "max_body_bytes": int64(l.MaxBodyBytes),
 		"stream_threshold": int64(l.StreamThreshold), "max_conns": int64(l.MaxConns),
 		"idle_timeout": int64(l.IdleTimeout), "read_timeout": int64(l.ReadTimeout),
@@ -462,13 +470,23 @@ func (l *Limits) given() error {
 		"max_read_bytes":                   int64(l.MaxReadBytes),
 		"websocket.max_tunnels":            int64(l.WebSocket.MaxTunnels),
 		"websocket.max_tunnels_per_client": int64(l.WebSocket.MaxTunnelsPerClient),
-	} {
-		if v < 0 {
-			return fmt.Errorf("limits: %s is negative (%d): leave it out for the default", name, v)
-		}
+	}); err != nil {
+		return err
 	}
 	if l.MaxHeaderBytes > 0 && l.MaxHeaderBytes < 1024 {
 		return fmt.Errorf("limits: max_header_bytes %d: want at least 1024, or every request gets 431", l.MaxHeaderBytes)
+	}
+	return nil
+}
+
+// negative refuses a negative bound of block, which its default would
+// otherwise replace in silence (overload's max_limit: -1, meant as no
+// bound, ran at 10,000).
+func negative(block string, fields map[string]int64) error {
+	for name, v := range fields {
+		if v < 0 {
+			return fmt.Errorf("%s: %s is negative (%d): leave it out for the default", block, name, v)
+		}
 	}
 	return nil
 }

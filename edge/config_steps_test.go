@@ -98,7 +98,7 @@ func TestConfigLimitsGiven(t *testing.T) {
 // restart applies (a listener, the limits) says which in the log; a
 // changed listen address was ignored in silence.
 func TestReloadSaysWhatWaitsForRestart(t *testing.T) {
-	base := "listen: 127.0.0.1:1\norigins:\n  app: {addr: \"127.0.0.1:1\", key: \"" + origintest.Key.Text() + "\"}\nroutes:\n  - {origin: app}\n"
+	base := "listen: 127.0.0.1:1\noverload: {off: true}\norigins:\n  app: {addr: \"127.0.0.1:1\", key: \"" + origintest.Key.Text() + "\"}\nroutes:\n  - {origin: app}\n"
 	var logs testutil.SyncBuffer
 	n := startNodeWith(t, base, edge.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
 	changed := strings.Replace(base, "listen: 127.0.0.1:1\n", "listen: 127.0.0.1:2\nlimits: {max_conns: 10}\n", 1)

@@ -236,6 +236,16 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	if n.alog != nil {
 		defer n.alog.finish(ctx, time.Now(), &logged)
 	}
+	// Before admission: a shed answer keeps the connection open, which
+	// for these must close whatever the load.
+	if status, msg := lenient(ctx); status != 0 {
+		// fasthttp parses these leniently; the framing of what follows on
+		// the connection is not to be trusted either.
+		n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
+		ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
+		ctx.SetConnectionClose()
+		return
+	}
 	if !n.load.admit(ctx) { // overload.go: shed, answered 503
 		return
 	}
@@ -245,14 +255,6 @@ func (n *Node) serve(ctx *fasthttp.RequestCtx) {
 	defer n.pool.Put(x)
 	x.reset()
 
-	if status, msg := lenient(ctx); status != 0 {
-		// fasthttp parses these leniently; the framing of what follows on
-		// the connection is not to be trusted either.
-		n.m.refused.WithLabelValues(strconv.Itoa(status)).Inc()
-		ctx.Error(strconv.Itoa(status)+" "+http.StatusText(status)+": "+msg+"\n", status)
-		ctx.SetConnectionClose()
-		return
-	}
 	if answeredHere(ctx) {
 		return
 	}

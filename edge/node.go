@@ -273,7 +273,7 @@ func (n *Node) build(ctx context.Context, cfg *Config) (_ *generation, err error
 				was = po.limit
 			}
 		}
-		o.limit = keepOriginLimit(was, name, time.Duration(oc.LatencyTarget), &cfg.Overload, n.m) // originlimit.go
+		o.limit = keepOriginLimit(was, name, time.Duration(oc.LatencyTarget), &n.cfg.Overload, n.m) // originlimit.go
 		g.origins[name] = o
 	}
 	for _, rc := range cfg.Routes {
@@ -400,6 +400,10 @@ func restartOnly(running, cfg *Config) []string {
 		{"limits", reflect.DeepEqual(running.Limits, cfg.Limits)},
 		{"access_log.path", running.AccessLog.Path == cfg.AccessLog.Path},
 		{"access_log.sample", running.AccessLog.Sample == cfg.AccessLog.Sample},
+		// The node's admission state counts requests in flight under the
+		// block it started with: changed under them, done would not match
+		// admit. Origins' limits follow the same block (keepOriginLimit).
+		{"overload", running.Overload == cfg.Overload},
 	} {
 		if !f.same {
 			out = append(out, f.name)

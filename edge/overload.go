@@ -259,6 +259,31 @@ func (o *overload) admit(ctx *fasthttp.RequestCtx) bool {
 		o.inflight.Add(-1)
 		reason = reasonInFlight
 	}
+	o.refuse(ctx, reason)
+	return false
+}
+
+// early answers 503 and reports true if admit would shed the request
+// now, without counting it in: for an upload that asked 100-continue,
+// so that a node that sheds it says so before the client sends its body,
+// not after taking it whole. One that passes is judged again by admit.
+func (o *overload) early(ctx *fasthttp.RequestCtx) bool {
+	if o.off {
+		return false
+	}
+	reason := reasonCPU
+	if p := o.shedP.Load(); p == 0 || rand.Uint32() >= p {
+		if o.inflight.Load() < o.limit.Load() {
+			return false
+		}
+		reason = reasonInFlight
+	}
+	o.refuse(ctx, reason)
+	return true
+}
+
+// refuse counts a shed request and answers it.
+func (o *overload) refuse(ctx *fasthttp.RequestCtx, reason int) {
 	o.shed[reason].Inc()
 	o.shedN.Add(1)
 	// Written before anything else runs: no plugin, no origin, and from
@@ -270,7 +295,6 @@ func (o *overload) admit(ctx *fasthttp.RequestCtx) bool {
 	ctx.Response.Header.SetCanonical(retryAfterKey, retryAfter)
 	ctx.Response.Header.SetContentTypeBytes(shedType)
 	ctx.Response.SetBodyRaw(shedBody)
-	return false
 }
 
 // done counts an admitted request out.

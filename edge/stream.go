@@ -96,7 +96,8 @@ func (n *Node) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig 
 }
 
 // expect is the server's ExpectHandler: 413 for a declared body past the
-// route's maximum, else fasthttp answers 100 Continue and reads on.
+// route's maximum, 503 for one the node sheds now or has no room to read,
+// else fasthttp answers 100 Continue and reads on.
 func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
 	rt := n.route(&ctx.Request.Header)
 	if rt != nil && rt.maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > rt.maxBody {
@@ -106,6 +107,13 @@ func (n *Node) expect(ctx *fasthttp.RequestCtx) int {
 		// dates the others (RFC 9110 §6.6.1).
 		date(&ctx.Response.Header)
 		return fasthttp.StatusRequestEntityTooLarge
+	}
+	if n.load.early(ctx) { // overload.go
+		// Its body may be on the way regardless: not read, so not kept.
+		ctx.SetConnectionClose()
+		n.logUnserved(ctx)
+		date(&ctx.Response.Header)
+		return fasthttp.StatusServiceUnavailable
 	}
 	if n.reads.refused(&ctx.Request.Header) {
 		// Refused before the client sends its body, not after.

@@ -229,7 +229,7 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 		return nil, missing("bucket", osCfg.Bucket, err)
 	}
 	// A bucket with leader set is read through its stream's leader, since
-	// its readers must see the last write (ensureLeaderReadKV): the
+	// its readers must see the last write (ensureKV): the
 	// rollout and desired records are read, then compared-and-set; an
 	// artifact is pushed, then a rollout of it starts; a revocation is
 	// written, then checked. Status is rewritten by each POP every second
@@ -258,10 +258,8 @@ func open(ctx context.Context, nc *nats.Conn, create, edge bool) (*Stores, error
 		}
 		err := retryUnanswered(ctx, func(ctx context.Context) (err error) {
 			switch {
-			case create && k.leader:
-				*k.kv, err = ensureLeaderReadKV(ctx, js, cfg)
 			case create:
-				*k.kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+				*k.kv, err = ensureKV(ctx, js, cfg, k.leader)
 			default:
 				*k.kv, err = js.KeyValue(ctx, k.name)
 			}

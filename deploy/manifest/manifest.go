@@ -69,8 +69,11 @@ const (
 	BucketDesired   = "wedge_desired"
 	BucketStatus    = "wedge_status"
 	BucketRollouts  = "wedge_rollouts"
-	StreamAudit     = "WEDGE_AUDIT"
-	SubjectAudit    = "wedge.audit" // entries go to wedge.audit.<kind>
+	// ControllerKeys begins the keys of the rollouts bucket that the
+	// controllers alone write (their lease); the rollout role may not.
+	ControllerKeys = "controller."
+	StreamAudit    = "WEDGE_AUDIT"
+	SubjectAudit   = "wedge.audit" // entries go to wedge.audit.<kind>
 	// Rate-limit usage batches (edge/limitsync), core NATS, not stored:
 	// wedge.ratelimit.global and wedge.ratelimit.region.<region>.
 	SubjectRateLimit = "wedge.ratelimit"

@@ -184,7 +184,7 @@ func (c *Controller) reportStuck(ctx context.Context, r *Rollout, err error) {
 	}
 	msg := manifest.Clip(err.Error(), manifest.MaxStatusError)
 	if time.Since(st.since) > c.opts.ApplyTimeout && st.reported != msg && ctx.Err() == nil {
-		if err := publish(ctx, c.s, r, "rollout.stuck", "controller", "", "step failing on every tick: "+msg); err != nil {
+		if err := publish(ctx, c.s, c.opts.Key, r, "rollout.stuck", "controller", "", "step failing on every tick: "+msg); err != nil {
 			c.opts.Log.Warn("rollout stuck not audited", "rollout", r.ID, "err", err)
 		} else {
 			st.reported = msg

@@ -14,9 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/talowa/wedge/deploy/controlplane"
+	"github.com/talowa/wedge/deploy/manifest"
 )
 
-const leaseKey = "controller.lease"
+const leaseKey = manifest.ControllerKeys + "lease"
 
 type lease struct {
 	Holder  string    `json:"holder"`

@@ -67,7 +67,7 @@ func (c *Controller) rollingBack(ctx context.Context, f *fleet, r *Rollout) erro
 			revs[region] = rev
 			if now != "" {
 				kept = append(kept, region)
-				if err := publish(ctx, c.s, r, "region.skip", "controller", region, fmt.Sprintf(
+				if err := publish(ctx, c.s, c.opts.Key, r, "region.skip", "controller", region, fmt.Sprintf(
 					"%s left as it is: its %s is now %s, not what rollout %s wrote there, so newer work replaced it", region, r.Key, now, r.ID)); err != nil {
 					return err
 				}

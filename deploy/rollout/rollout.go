@@ -46,7 +46,10 @@ package rollout
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -438,7 +441,7 @@ func newID(plugin string, now time.Time) string {
 func lockKey(key string) string { return "active." + key }
 
 func isRecord(kvKey string) bool {
-	return !strings.HasPrefix(kvKey, "active.") && !strings.HasPrefix(kvKey, "controller.")
+	return !strings.HasPrefix(kvKey, "active.") && !strings.HasPrefix(kvKey, manifest.ControllerKeys)
 }
 
 // startingFor is how long a lock whose rollout has no record yet counts
@@ -516,7 +519,7 @@ func Start(ctx context.Context, s *controlplane.Stores, spec Spec) (string, erro
 	// (saveAudit): a rollout that runs has its start audited, and one
 	// whose entry could not be written never ran, so starting it again
 	// is not refused.
-	if err := publish(ctx, s, r, "rollout.start", r.By, "", startWhy(r, spec.Why)); err != nil {
+	if err := publish(ctx, s, nil, r, "rollout.start", r.By, "", startWhy(r, spec.Why)); err != nil {
 		unlock()
 		return "", err
 	}
@@ -669,18 +672,35 @@ func list(ctx context.Context, s *controlplane.Stores, log *slog.Logger) ([]*Rol
 	return out, nil
 }
 
-// publish appends an audit entry and waits for the stream's ack.
-func publish(ctx context.Context, s *controlplane.Stores, r *Rollout, action, who, region, why string) error {
+// publish appends an audit entry and waits for the stream's ack. key is
+// the controller's, nil for a command's own entry (see auditID).
+func publish(ctx context.Context, s *controlplane.Stores, key ed25519.PrivateKey, r *Rollout, action, who, region, why string) error {
 	a := manifest.Audit{Time: time.Now().UTC(), Who: who, Action: action, Rollout: r.ID,
 		Plugin: r.Plugin, Version: r.Version, Region: region, Why: why}
 	b, _ := json.Marshal(a)
-	// The ID makes a retried step's entry (a publish the server took but
-	// whose ack was lost) a duplicate the stream drops.
-	id := fmt.Sprintf("%s.%d.%s.%s", r.ID, r.rev, action, region)
-	if _, err := s.JS.Publish(ctx, manifest.SubjectAudit+"."+action, b, jetstream.WithMsgID(id)); err != nil {
+	if _, err := s.JS.Publish(ctx, manifest.SubjectAudit+"."+action, b, jetstream.WithMsgID(auditID(key, r, action, region))); err != nil {
 		return fmt.Errorf("rollout: audit %s: %w", action, err)
 	}
 	return nil
+}
+
+// auditID is an entry's Nats-Msg-Id, which makes a retried step's entry
+// (a publish the server took but whose ack was lost, or the step run again
+// by the next controller) a duplicate the stream drops. The stream drops
+// any entry whose ID it has seen, on any subject: from what every role
+// reads alone (the rollout, its record's revision, the action, the
+// region), a push or revoke credential could publish a controller's next
+// entry's ID first and have its rollback dropped. So a controller's ID
+// ends in a MAC under its key, which every controller holds and no other
+// role does.
+func auditID(key ed25519.PrivateKey, r *Rollout, action, region string) string {
+	id := fmt.Sprintf("%s.%d.%s.%s", r.ID, r.rev, action, region)
+	if key == nil {
+		return id
+	}
+	m := hmac.New(sha256.New, key.Seed())
+	m.Write([]byte("wedge audit id\x00" + id))
+	return id + "." + hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // fleet is the POP status reports and desired-state regions read at once.

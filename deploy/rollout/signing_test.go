@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
@@ -117,12 +119,14 @@ func TestWriteDesiredBaseFromHistory(t *testing.T) {
 			t.Fatalf("after a %s the controller based its write on the old record: %+v", attack.name, d.Plugins)
 		}
 	}
-	if err := e.s.Desired.Purge(e.ctx, key); err != nil {
+	// The history purged, then a record the controller did not sign.
+	e.purgeDesired(key)
+	if _, err := e.s.Desired.Put(e.ctx, key, []byte(`{"plugins":{}}`)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.writeDesired(e.ctx, r, "eu-west", "test", func(d *manifest.Desired) { d.Plugins["x"] = manifest.Release{} }); err == nil ||
 		!strings.Contains(err.Error(), "not starting it from empty") {
-		t.Fatalf("after a purge: %v, want a refusal", err)
+		t.Fatalf("after a purge and an unsigned record: %v, want a refusal", err)
 	}
 }
 
@@ -175,9 +179,7 @@ func TestStuckStepAudited(t *testing.T) {
 	if _, err := e.s.Desired.Put(e.ctx, manifest.RegionKey("eu-west"), []byte(`{"plugins":{}}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.s.Desired.Purge(e.ctx, manifest.RegionKey("eu-west")); err != nil {
-		t.Fatal(err)
-	}
+	e.purgeDesired(manifest.RegionKey("eu-west"))
 	if _, err := e.s.Desired.Put(e.ctx, manifest.RegionKey("eu-west"), []byte(`{"plugins":{}}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -195,5 +197,19 @@ func TestStuckStepAudited(t *testing.T) {
 	}
 	if o, err := Overview(e.ctx, e.s); err != nil || !strings.Contains(o.Stuck[id], "not starting it from empty") {
 		t.Fatalf("overview: %v, stuck %+v", err, o.Stuck)
+	}
+}
+
+// purgeDesired drops key's history from the desired-state bucket, as the
+// controller's credential can through the stream (the bucket refuses the
+// rollup a KV purge is: controlplane.ensureKV).
+func (e *env) purgeDesired(key string) {
+	e.t.Helper()
+	st, err := e.s.JS.Stream(e.ctx, "KV_"+manifest.BucketDesired)
+	if err == nil {
+		err = st.Purge(e.ctx, jetstream.WithPurgeSubject("$KV."+manifest.BucketDesired+"."+key))
+	}
+	if err != nil {
+		e.t.Fatal(err)
 	}
 }

@@ -473,7 +473,7 @@ func (c *Controller) baking(ctx context.Context, f *fleet, r *Rollout) error {
 	if enough && len(failed) > 0 {
 		why := fmt.Sprintf("wave %d/%d %s: %s over %d requests (%d errors) after %s",
 			r.Wave+1, len(r.Waves), w, strings.Join(failed, ", "), win.Requests, win.Errors, time.Since(r.AppliedAt).Round(time.Millisecond))
-		if err := publish(ctx, c.s, r, "gate.fail", "controller", strings.Join(waveRegions(w), ","), why); err != nil {
+		if err := publish(ctx, c.s, c.opts.Key, r, "gate.fail", "controller", strings.Join(waveRegions(w), ","), why); err != nil {
 			return err
 		}
 		return c.rollback(ctx, f, r, "rollout.rollback", "controller", "automatic rollback: "+why)

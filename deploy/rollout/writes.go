@@ -24,7 +24,7 @@ import (
 // saved: a controller that dies between the two repeats the step and the
 // entry (at least once), rather than leaving a step the audit never saw.
 func (c *Controller) saveAudit(ctx context.Context, r *Rollout, action, who, region, why string) error {
-	if err := publish(ctx, c.s, r, action, who, region, why); err != nil {
+	if err := publish(ctx, c.s, c.opts.Key, r, action, who, region, why); err != nil {
 		return err
 	}
 	return c.save(ctx, r)
@@ -199,14 +199,14 @@ func (c *Controller) writeDesired(ctx context.Context, r *Rollout, region, why s
 			return 0, err
 		}
 		if len(dropped) > 0 {
-			if err := publish(ctx, c.s, r, "desired.drop_revoked", "controller", region, fmt.Sprintf(
+			if err := publish(ctx, c.s, c.opts.Key, r, "desired.drop_revoked", "controller", region, fmt.Sprintf(
 				"%s: dropped %s, revoked: the POPs refuse a desired state that holds a revoked version, and run their config file's instead",
 				key, strings.Join(dropped, ", "))); err != nil {
 				return 0, err
 			}
 		}
 		if over != "" {
-			if err := publish(ctx, c.s, r, "desired.overwrite", "controller", region, fmt.Sprintf(
+			if err := publish(ctx, c.s, c.opts.Key, r, "desired.overwrite", "controller", region, fmt.Sprintf(
 				"%s: %s, which the POPs refuse; written over with the controller's last record of %s issued %s and this change: %s",
 				key, over, key, d.Issued.Format(time.RFC3339Nano), why)); err != nil {
 				return 0, err

@@ -28,6 +28,19 @@ type state struct {
 	Desired  map[string]*manifest.Desired   `json:"desired,omitempty"`
 }
 
+// stillSigned reports whether the record d of key on disk verifies under
+// the keys the POP trusts now. Only then does its Issued hold as the
+// key's replay floor: after a rotation away from a controller key (one
+// that leaked, say), a record that key dated far ahead refused every
+// record of the new key as stale, for good.
+func (a *Agent) stillSigned(key string, d *manifest.Desired) bool {
+	b, err := json.Marshal(d)
+	if err == nil {
+		_, err = manifest.ParseSignedDesired(b, key, a.o.Control)
+	}
+	return err == nil
+}
+
 // Restore applies the last-known-good state from disk, verifying every
 // module again (the trust store may have changed since). Call it before the
 // node serves, so a restarted POP never serves older plugins than it did.
@@ -55,7 +68,7 @@ func (a *Agent) Restore(ctx context.Context) error {
 	}
 	a.mu.Unlock()
 	for key, d := range st.Desired {
-		if ks := a.desired[key]; ks != nil && d != nil {
+		if ks := a.desired[key]; ks != nil && d != nil && a.stillSigned(key, d) {
 			ks.issued = d.Issued // a replay stays refused even if the rest is
 		}
 	}

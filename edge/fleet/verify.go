@@ -80,19 +80,19 @@ func (a *Agent) reportRefused() {
 	a.mu.Unlock()
 }
 
-// floor sets the replay floor of each key that has none (a new POP, or
-// one whose disk state was lost or unreadable): the newest Issued among
-// the records in the key's history that verify. Without it, the first
-// record such a POP sees would be accepted however old, so a replayed one
-// would be. A history that cannot be read leaves the floor as it was.
+// floor raises the replay floor of each key to the newest Issued among the
+// records in the key's history that verify, as the POP (re)connects.
+// Without it, the first record a POP without a floor (a new one, or one
+// whose disk state was lost) sees would be accepted however old, so a
+// replayed one would be; and a POP with one, back from a spell away in
+// which the controller wrote B and then C (a rollback), would take B
+// written again over C. A history that cannot be read leaves the floor as
+// it was.
 func (a *Agent) floor(ctx context.Context, kv jetstream.KeyValue) {
 	if a.o.Unsigned {
 		return
 	}
 	for key, ks := range a.desired {
-		if !ks.issued.IsZero() {
-			continue
-		}
 		hist, err := kv.History(ctx, key)
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -267,6 +267,7 @@ func (m *Material) Creds(role Role, name, region string) ([]byte, error) {
 		uc.Name += "/" + name
 	}
 	uc.Pub.Allow.Add(pub...)
+	uc.Pub.Deny.Add(PubDenied(role)...)
 	uc.Sub.Allow.Add(sub...)
 	switch role {
 	case Leaf:

@@ -196,6 +196,17 @@ func Permissions(role Role, name, region, user string) (pub, sub []string, err e
 	return nil, nil, fmt.Errorf("auth: unknown role %q", role)
 }
 
+// PubDenied are the subjects role may not publish to though Permissions
+// allows them: the rollout role writes the rollouts bucket but not the
+// controllers' lease, whose holder steers every rollout (a lease written
+// far ahead held off every controller, while status said one led).
+func PubDenied(role Role) []string {
+	if role == Rollout {
+		return leafForms([]string{kvPut(manifest.BucketRollouts, manifest.ControllerKeys+">")})
+	}
+	return nil
+}
+
 // CheckPOPCreds reports whether creds, the contents of a credentials
 // file, are POP name's of region: a credential minted for another POP or
 // region connects, but the server refuses its status or its rate-limit

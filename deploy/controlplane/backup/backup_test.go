@@ -86,7 +86,13 @@ func fill(t testing.TB, ctx context.Context, s *controlplane.Stores) {
 			_, err := s.Desired.Put(ctx, manifest.RegionKey("gone"), []byte(`{"plugins":{}}`))
 			return err
 		},
-		func() error { return s.Desired.Purge(ctx, manifest.RegionKey("gone")) },
+		func() error { // the stream purge the controller may run (the bucket refuses a KV purge: no rollups)
+			st, err := s.JS.Stream(ctx, "KV_"+manifest.BucketDesired)
+			if err == nil {
+				err = st.Purge(ctx, jetstream.WithPurgeSubject("$KV."+manifest.BucketDesired+"."+manifest.RegionKey("gone")))
+			}
+			return err
+		},
 		func() error { _, err := s.Rollouts.Put(ctx, "r1", []byte(`{"id":"r1","state":"done"}`)); return err },
 		// Values a restore must give back byte for byte, written as JSON
 		// or base64 in the file: literal <, > and &, JSON that is not
