@@ -1,14 +1,10 @@
 package backup
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,60 +16,17 @@ import (
 	"github.com/talowa/wedge/deploy/manifest"
 )
 
-// holdAt is a proxy on 127.0.0.1 to a NATS server that runs hook, once,
-// before it passes on the first PUB or HPUB a client sends on subject:
-// what the client does next waits for it.
+// holdAt is a natsProxy that runs hook, once, before it passes on the
+// first PUB or HPUB a client sends on subject: what the client does next
+// waits for it.
 func holdAt(t *testing.T, server, subject string, hook func()) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	var once sync.Once
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			upstream, err := net.Dial("tcp", strings.TrimPrefix(server, "nats://"))
-			if err != nil {
-				client.Close()
-				continue
-			}
-			t.Cleanup(func() { client.Close(); upstream.Close() })
-			go io.Copy(client, upstream)
-			go func() {
-				br := bufio.NewReader(client)
-				for {
-					line, err := br.ReadBytes('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(string(line))
-					var payload []byte
-					if len(f) >= 3 && (f[0] == "PUB" || f[0] == "HPUB") {
-						n, err := strconv.Atoi(f[len(f)-1])
-						if err != nil {
-							return
-						}
-						payload = make([]byte, n+2)
-						if _, err := io.ReadFull(br, payload); err != nil {
-							return
-						}
-						if f[1] == subject {
-							once.Do(hook)
-						}
-					}
-					if _, err := upstream.Write(append(line, payload...)); err != nil {
-						return
-					}
-				}
-			}()
+	return natsProxy(t, server, func(s string) bool {
+		if s == subject {
+			once.Do(hook)
 		}
-	}()
-	return "nats://" + ln.Addr().String()
+		return true
+	})
 }
 
 // TestBackupRolloutBeforeDesired: a controller's step writes a region's

@@ -18,11 +18,11 @@ import (
 	"github.com/talowa/wedge/deploy/controlplane/embedded"
 )
 
-// pullDropper is a proxy on 127.0.0.1 to a NATS server that passes
-// everything but the pull requests a client publishes: a consumer it
-// reads through is created and answers, and yet delivers nothing, as a
-// cluster's consumer did whose pull request was lost.
-func pullDropper(t *testing.T, server string) string {
+// natsProxy is a proxy on 127.0.0.1 to a NATS server that passes on what
+// clients send but the PUB and HPUB (with their payloads) whose subject
+// pass refuses; pass runs before each is passed on, so what the client
+// sends next waits for it.
+func natsProxy(t *testing.T, server string, pass func(subject string) bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -42,15 +42,15 @@ func pullDropper(t *testing.T, server string) string {
 			}
 			t.Cleanup(func() { client.Close(); upstream.Close() })
 			go io.Copy(client, upstream)
-			go dropPulls(upstream, client)
+			go filterPubs(upstream, client, pass)
 		}
 	}()
 	return "nats://" + ln.Addr().String()
 }
 
-// dropPulls copies the client protocol from r to w but for the PUB and
-// HPUB of a pull request ($JS.API.CONSUMER.MSG.NEXT.*) and its payload.
-func dropPulls(w io.Writer, r io.Reader) {
+// filterPubs copies the client protocol from r to w but for the PUB and
+// HPUB, and their payloads, whose subject pass refuses.
+func filterPubs(w io.Writer, r io.Reader, pass func(subject string) bool) {
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -68,7 +68,7 @@ func dropPulls(w io.Writer, r io.Reader) {
 			if _, err := io.ReadFull(br, payload); err != nil {
 				return
 			}
-			if strings.HasPrefix(f[1], "$JS.API.CONSUMER.MSG.NEXT.") {
+			if !pass(f[1]) {
 				continue
 			}
 		}
@@ -76,6 +76,16 @@ func dropPulls(w io.Writer, r io.Reader) {
 			return
 		}
 	}
+}
+
+// pullDropper is a natsProxy that passes everything but the pull requests
+// a client publishes: a consumer it reads through is created and answers,
+// and yet delivers nothing, as a cluster's consumer did whose pull request
+// was lost.
+func pullDropper(t *testing.T, server string) string {
+	return natsProxy(t, server, func(subject string) bool {
+		return !strings.HasPrefix(subject, "$JS.API.CONSUMER.MSG.NEXT.")
+	})
 }
 
 // TestBackupStallEnds: a stream whose consumer delivers nothing though
