@@ -310,7 +310,8 @@ func (o *overload) sample(now int64) {
 	// A quiet spell (no request, so no sample) ends what an overload left:
 	// a limit cut to its minimum grows only while in use, and the next
 	// burst on an idle node was shed while it grew back.
-	if last := o.next.Load() - int64(sampleEvery); last > 0 && now-last >= int64(quietFor) {
+	due := o.next.Load()
+	if last := due - int64(sampleEvery); last > 0 && now-last >= int64(quietFor) {
 		o.g.limit = max(o.g.limit, o.g.initial)
 	}
 	o.next.Store(now + int64(sampleEvery))
@@ -320,7 +321,11 @@ func (o *overload) sample(now int64) {
 	shed := shedN != o.shedSeen
 	o.shedSeen = shedN
 	if shed {
-		o.lastShed.Store(now)
+		// Dated as shedding dates them: before this sample was due (a
+		// request after that samples before it is shed), not at this
+		// sample, which after a quiet spell held /ready at 503 for a whole
+		// ready_hold from a request long after the last shed.
+		o.lastShed.Store(min(now, due))
 	}
 	o.limit.Store(int64(o.g.update(delay, o.inflight.Load(), shed)))
 	o.delay.Store(int64(delay))
