@@ -39,7 +39,7 @@ func TestControlCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	sec := controlplane.Security{Creds: auth.CredsFile(authDir, auth.Controller), CA: filepath.Join(authDir, auth.CAFile)}
-	addrs := freeAddrs(t, 10)
+	addrs := freeAddrs(t, 9)
 	client, route, leafIn := addrs[0:3], addrs[3:6], addrs[6:9]
 	routes := make([]string, 3)
 	hub := make([]string, 3)
@@ -82,10 +82,18 @@ func TestControlCluster(t *testing.T) {
 	if err := run(ctx, []string{"control", "leaf", "--hub", hub[0], "--auth", authDir}, &testutil.SyncBuffer{}); err == nil {
 		t.Fatal("control leaf ran with the control plane's auth directory")
 	}
-	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", addrs[9], "--name", "leaf-eu", "--auth", bundle,
+	// The leaf's port is its own pick: one picked free here was taken by
+	// another test's server in the half minute the members took to start.
+	leaf := runCmd("leaf", "control", "leaf", "--hub", strings.Join(hub, ", "), "--listen", "127.0.0.1:0", "--name", "leaf-eu", "--auth", bundle,
 		"--http", "127.0.0.1:0")
+	leafURL := regexp.MustCompile(`leaf node on (tls://127\.0\.0\.1:\d+),`)
+	var leafAt string
 	testutil.Eventually(t, hangGuard, "the leaf node running", func() bool {
-		return strings.Contains(leaf.String(), "leaf node on tls://"+addrs[9])
+		m := leafURL.FindStringSubmatch(leaf.String())
+		if m != nil {
+			leafAt = m[1]
+		}
+		return m != nil
 	})
 	// Each server's /metrics says when the certificate it presents
 	// expires: a member's and the leaf's own.
@@ -140,7 +148,7 @@ func TestControlCluster(t *testing.T) {
 	}
 
 	// The CLI, by the list of URLs and through the leaf.
-	for _, url := range []string{list, "tls://" + addrs[9]} {
+	for _, url := range []string{list, leafAt} {
 		testutil.Eventually(t, hangGuard, "plugin list --nats "+url, func() bool {
 			// Each try bounded: a request the leaf has no route for yet
 			// may go unanswered.
