@@ -372,10 +372,25 @@ func (n *Node) swap(ctx context.Context, cfg *Config) error {
 	// Before the swap: a tunnel whose handshake ends from now on is
 	// checked against g, wherever it ran (tunnels.add).
 	n.tun.drain(g) // tunnels whose route g changes
-	n.gen.Swap(g).retire()
+	old := n.gen.Swap(g)
+	old.retire()
+	n.dropOriginSeries(old, g)
 	n.prune(g)
 	n.m.reloads.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// dropOriginSeries deletes the limit series of the origins old limited
+// and g does not (latency_target taken away, or the origin gone): kept,
+// they showed for ever a bound that no longer held. A limit old's
+// requests still update writes to series no longer exported.
+func (n *Node) dropOriginSeries(old, g *generation) {
+	for name, o := range old.origins {
+		if o.limit != nil && (g.origins[name] == nil || g.origins[name].limit == nil) {
+			n.m.originLimit.DeleteLabelValues(name)
+			n.m.originLatency.DeleteLabelValues(name)
+		}
+	}
 }
 
 // restartOnly names what differs between the running config and cfg
