@@ -37,14 +37,14 @@ overload: {min_limit: 1, initial_limit: 1, max_limit: 1, target_delay: 1h, queue
 			}
 			defer hold.Close()
 			io.WriteString(hold, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-			testutil.Eventually(t, 10*time.Second, "the limit's one request at the origin", func() bool { return reached.Load() == 1 })
+			testutil.Eventually(t, time.Minute, "the limit's one request at the origin", func() bool { return reached.Load() == 1 })
 
 			c, err := net.Dial("tcp4", n.Addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.SetDeadline(time.Now().Add(time.Minute)) // the failure signal, not a margin
 			io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n")
 			line, err := bufio.NewReader(c).ReadString('\n')
 			if err != nil {

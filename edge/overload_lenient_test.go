@@ -49,7 +49,7 @@ overload: {min_limit: 1, initial_limit: 1, max_limit: 1, target_delay: 1h, queue
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.SetDeadline(time.Now().Add(time.Minute)) // the failure signal, not a margin
 		io.WriteString(c, req)
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
@@ -71,7 +71,7 @@ overload: {min_limit: 1, initial_limit: 1, max_limit: 1, target_delay: 1h, queue
 	}
 	defer hold.Close()
 	io.WriteString(hold, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
-	testutil.Eventually(t, 10*time.Second, "the limit's one request at the origin", func() bool { return reached.Load() == 1 })
+	testutil.Eventually(t, time.Minute, "the limit's one request at the origin", func() bool { return reached.Load() == 1 })
 	for name, req := range cases {
 		resp := answer(req)
 		t.Logf("%s while shedding: %d close %v", name, resp.StatusCode, resp.Close)

@@ -40,18 +40,42 @@ import (
 	"github.com/talowa/wedge/wasm/wasmbuild"
 )
 
-// promtool runs promtool with args in this folder; a machine without it
-// skips (Debian's prometheus package ships it; .ci/run installs it).
-func promtool(t *testing.T, args ...string) {
+// promtoolPath is promtool's path; a machine without it skips (Debian's
+// prometheus package ships it; .ci/run installs it).
+func promtoolPath(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool is not on PATH: install Debian's prometheus package (.ci/run does) to check the rules")
 	}
-	out, err := exec.Command(path, args...).CombinedOutput()
+	return path
+}
+
+// promtool runs promtool with args in this folder.
+func promtool(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(promtoolPath(t), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// ruleTest runs `promtool test rules` on alerts.yml with tests, the YAML
+// list under a rule test file's "tests:" (evaluated every minute), and
+// returns its output and error for the caller to judge.
+func ruleTest(t *testing.T, tests string) ([]byte, error) {
+	t.Helper()
+	path := promtoolPath(t)
+	rules, err := filepath.Abs("alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "rules_test.yml")
+	doc := fmt.Sprintf("rule_files: [%q]\nevaluation_interval: 1m\ntests:\n%s", rules, tests)
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command(path, "test", "rules", file).CombinedOutput()
 }
 
 func TestPromtoolCheckRules(t *testing.T) { promtool(t, "check", "rules", "alerts.yml") }

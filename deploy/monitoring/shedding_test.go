@@ -1,12 +1,6 @@
 package monitoring_test
 
-import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"testing"
-)
+import "testing"
 
 // TestSheddingNotForStraySheds: WedgeShedding is to fire after
 // "five minutes of shedding" (README, Overload; "A POP has shed requests ...
@@ -16,18 +10,7 @@ import (
 // second) fired it: at 6m-8m on two shed requests, at minutes 1 and 4, and
 // nothing else. It must not.
 func TestSheddingNotForStraySheds(t *testing.T) {
-	if _, err := exec.LookPath("promtool"); err != nil {
-		t.Skip("promtool is not on PATH")
-	}
-	rules, err := filepath.Abs("alerts.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "stray_test.yml")
-	doc := fmt.Sprintf(`rule_files: [%q]
-evaluation_interval: 1m
-tests:
-  - interval: 1m
+	out, err := ruleTest(t, `  - interval: 1m
     input_series:
       - series: 'wedge_edge_shed_total{instance="pop-1",reason="cpu"}'
         values: '0 1 1 1 2 2 2 2 2 2 2 2 2 2 2'
@@ -40,11 +23,8 @@ tests:
         alertname: WedgeShedding
       - eval_time: 8m
         alertname: WedgeShedding
-`, rules)
-	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("promtool", "test", "rules", file).CombinedOutput(); err != nil {
+`)
+	if err != nil {
 		t.Fatalf("two shed requests three minutes apart fire WedgeShedding:\n%s", out)
 	}
 }
